@@ -1,0 +1,50 @@
+// The life cycle shared by every streaming object of the facade: a context in
+// WASM memory, fed through the I/O window, released exactly once (explicitly
+// or, failing that, when the JS object is garbage-collected).
+import { core, contextRegistry, type Core } from './loader.ts';
+import { assertBytes, StateError, statusError } from './errors.ts';
+
+/** Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized chunks. */
+export function feed(c: Core, data: Uint8Array, step: (ptr: number, len: number) => number, what: string): void {
+  let off = 0;
+  do {
+    const n = Math.min(c.ioSize, data.length - off);
+    c.mem().set(data.subarray(off, off + n), c.io);
+    const status = step(c.io, n);
+    if (status < 0) throw statusError(status, what);
+    off += n;
+  } while (off < data.length);
+}
+
+export abstract class CoreContext {
+  protected readonly core: Core;
+  protected ctx: number;
+  readonly #what: string;
+
+  protected constructor(ctx: number, what: string, c: Core = core()) {
+    this.core = c;
+    this.ctx = ctx;
+    this.#what = what;
+    contextRegistry.register(this, { core: c, ctx }, this);
+  }
+
+  /** The live context handle, or a StateError naming what was already finished. */
+  protected live(): number {
+    if (this.ctx === 0) throw new StateError(`${this.#what} already finished or destroyed`);
+    return this.ctx;
+  }
+
+  protected feed(data: Uint8Array, step: (ptr: number, len: number) => number): void {
+    assertBytes(data, 'data');
+    this.live();
+    feed(this.core, data, step, this.#what);
+  }
+
+  /** Zeroizes and frees the context; further use throws StateError. Idempotent. */
+  destroy(): void {
+    if (this.ctx === 0) return;
+    contextRegistry.unregister(this);
+    this.core.x.ctx_free(this.ctx);
+    this.ctx = 0;
+  }
+}

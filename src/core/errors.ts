@@ -1,0 +1,104 @@
+// Typed errors of the core. Messages name the problem and the parameter, and
+// never include key, nonce or data bytes.
+
+export type SenvErrorCode =
+  | 'ERR_INVALID_INPUT'
+  | 'ERR_UNKNOWN_ALGORITHM'
+  | 'ERR_BAD_LENGTH'
+  | 'ERR_STATE'
+  | 'ERR_AUTH'
+  | 'ERR_PADDING'
+  | 'ERR_INVALID_VALUE'
+  | 'ERR_CORE';
+
+export class SenvError extends Error {
+  readonly code: SenvErrorCode;
+  constructor(code: SenvErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An argument has the wrong type (e.g. a string where a Uint8Array is required). */
+export class InvalidInputError extends SenvError {
+  constructor(message: string) {
+    super('ERR_INVALID_INPUT', message);
+  }
+}
+
+/** An algorithm, curve or mode name that the core does not implement. */
+export class UnknownAlgorithmError extends SenvError {
+  constructor(message: string) {
+    super('ERR_UNKNOWN_ALGORITHM', message);
+  }
+}
+
+/** A key, nonce, IV, tag or data length that the algorithm does not allow. */
+export class LengthError extends SenvError {
+  constructor(message: string) {
+    super('ERR_BAD_LENGTH', message);
+  }
+}
+
+/** An object used after digest(), final() or destroy(). */
+export class StateError extends SenvError {
+  constructor(message: string) {
+    super('ERR_STATE', message);
+  }
+}
+
+/** A tag or MAC did not verify; no plaintext is released. */
+export class AuthenticationError extends SenvError {
+  constructor(message: string) {
+    super('ERR_AUTH', message);
+  }
+}
+
+/** Padding that does not match the chosen padding method on decryption. */
+export class PaddingError extends SenvError {
+  constructor(message: string) {
+    super('ERR_PADDING', message);
+  }
+}
+
+/** A value of the right length but outside its range (scalar 0, point off the curve …). */
+export class InvalidValueError extends SenvError {
+  constructor(message: string) {
+    super('ERR_INVALID_VALUE', message);
+  }
+}
+
+/** The WASM core could not be loaded, or failed in a way no input explains. */
+export class CoreError extends SenvError {
+  constructor(message: string) {
+    super('ERR_CORE', message);
+  }
+}
+
+function isBytes(x: unknown): x is Uint8Array {
+  return x instanceof Uint8Array || (ArrayBuffer.isView(x) && x.constructor?.name === 'Uint8Array');
+}
+
+/** Throws InvalidInputError unless `value` is a Uint8Array. */
+export function assertBytes(value: unknown, name: string): asserts value is Uint8Array {
+  if (!isBytes(value)) {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
+    throw new InvalidInputError(`${name} must be a Uint8Array, got ${got}`);
+  }
+}
+
+// Status codes of docs/wasm-abi.md, mapped to the error a caller can act on.
+export function statusError(status: number, what: string): SenvError {
+  switch (status) {
+    case -1: return new UnknownAlgorithmError(`${what}: unknown algorithm`);
+    case -2: return new LengthError(`${what}: length not allowed`);
+    case -3: return new StateError(`${what}: invalid or released context`);
+    case -4: return new CoreError(`${what}: out of WASM memory`);
+    case -5: return new AuthenticationError(`${what}: authentication failed`);
+    case -6: return new PaddingError(`${what}: invalid padding`);
+    case -7: return new StateError(`${what}: not allowed in the current state`);
+    case -8: return new InvalidValueError(`${what}: value out of range`);
+    default: return new CoreError(`${what}: core returned status ${status}`);
+  }
+}

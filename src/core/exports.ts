@@ -1,0 +1,30 @@
+// The typed view of the WASM core's exports (docs/wasm-abi.md). Pointers and
+// lengths are byte offsets into `memory`; negative i32 results are status codes.
+
+export interface CoreExports {
+  readonly memory: WebAssembly.Memory;
+  abi_version(): number;
+  features(): number;
+  io_ptr(): number;
+  io_size(): number;
+  mem_alloc(size: number): number;
+  mem_free(ptr: number, size: number): void;
+  zeroize(ptr: number, size: number): void;
+  ctx_free(ctx: number): void;
+  ct_equal(a: number, b: number, n: number): number;
+
+  hash_digest_length(alg: number): number;
+  hash_block_length(alg: number): number;
+  hash_create(alg: number): number;
+  hash_update(ctx: number, src: number, len: number): number;
+  hash_final(ctx: number, out: number): number;
+  hash_reset(ctx: number): number;
+  hash_oneshot(alg: number, src: number, len: number, out: number): number;
+  hash_many(alg: number, src: number, offsets: number, count: number, out: number): number;
+
+  hmac_create(alg: number, key: number, keyLen: number): number;
+  hmac_update(ctx: number, src: number, len: number): number;
+  hmac_final(ctx: number, out: number): number;
+  hmac_reset(ctx: number): number;
+  hmac_oneshot(alg: number, key: number, keyLen: number, src: number, len: number, out: number): number;
+}

@@ -1,0 +1,154 @@
+// SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
+import { core } from './loader.ts';
+import { CoreContext } from './context.ts';
+import { assertBytes, InvalidInputError, statusError, UnknownAlgorithmError } from './errors.ts';
+
+export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
+
+/** Core algorithm ids: TS-0016 table 9.8-1 (Java Card) values. */
+export const HASH_IDS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 4, 'SHA-384': 5, 'SHA-512': 6 });
+export const DIGEST_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 });
+export const BLOCK_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 64, 'SHA-384': 128, 'SHA-512': 128 });
+
+/** Validates a hash name and returns its core id. */
+export function hashId(hash: unknown): number {
+  const id = typeof hash === 'string' ? HASH_IDS[hash as HashName] : undefined;
+  if (id === undefined || !Object.hasOwn(HASH_IDS, hash as string)) {
+    throw new UnknownAlgorithmError(`unknown hash '${String(hash)}': expected one of ${Object.keys(HASH_IDS).join(', ')}`);
+  }
+  return id;
+}
+
+function oneshot(id: number, dl: number, data: Uint8Array): Uint8Array {
+  assertBytes(data, 'data');
+  const c = core();
+  if (data.length <= c.ioSize) {
+    c.mem().set(data, c.io);
+    c.x.hash_oneshot(id, c.io, data.length, c.io);
+    return c.read(c.io, dl);
+  }
+  const h = new HashContext(id, dl);
+  return h.update(data).digest();
+}
+
+export function sha256(data: Uint8Array): Uint8Array {
+  return oneshot(4, 32, data);
+}
+
+export function sha384(data: Uint8Array): Uint8Array {
+  return oneshot(5, 48, data);
+}
+
+export function sha512(data: Uint8Array): Uint8Array {
+  return oneshot(6, 64, data);
+}
+
+/** One-shot digest with the hash named at run time. */
+export function hash(name: HashName, data: Uint8Array): Uint8Array {
+  return oneshot(hashId(name), DIGEST_LENGTHS[name], data);
+}
+
+/** A streaming hash: update() as often as needed, then digest() once. */
+export interface Hash {
+  readonly outputLen: number;
+  readonly blockLen: number;
+  update(data: Uint8Array): this;
+  digest(): Uint8Array;
+  /** Zeroizes the state without producing a digest. */
+  destroy(): void;
+}
+
+class HashContext extends CoreContext implements Hash {
+  readonly outputLen: number;
+  readonly blockLen: number;
+  readonly #id: number;
+
+  constructor(id: number, outputLen: number) {
+    const c = core();
+    super(c.x.hash_create(id), 'hash', c);
+    this.#id = id;
+    this.outputLen = outputLen;
+    this.blockLen = id === 4 ? 64 : 128;
+  }
+
+  update(data: Uint8Array): this {
+    const ctx = this.live();
+    this.feed(data, (p, n) => this.core.x.hash_update(ctx, p, n));
+    return this;
+  }
+
+  digest(): Uint8Array {
+    const ctx = this.live();
+    const c = this.core;
+    const status = c.x.hash_final(ctx, c.io);
+    if (status < 0) throw statusError(status, 'hash');
+    const out = c.read(c.io, this.outputLen);
+    this.destroy();
+    return out;
+  }
+}
+
+export function createHash(name: HashName): Hash {
+  const id = hashId(name);
+  return new HashContext(id, DIGEST_LENGTHS[name]);
+}
+
+/**
+ * Hashes many independent messages in one call into the core. The SIMD build
+ * runs four equal-length SHA-256 messages per step; other hashes and mixed
+ * lengths are still one crossing per window-full of messages.
+ */
+export function hashMany(name: HashName, messages: readonly Uint8Array[]): Uint8Array[] {
+  const id = hashId(name);
+  const dl = DIGEST_LENGTHS[name];
+  if (!Array.isArray(messages)) throw new InvalidInputError('messages must be an array of Uint8Array');
+  messages.forEach((m, i) => assertBytes(m, `messages[${i}]`));
+  const c = core();
+  const out = new Uint8Array(messages.length * dl);
+  let i = 0;
+  while (i < messages.length) {
+    // Pack as many messages as fit: [offsets (count + 1) u32][data], digests written over the start.
+    let count = 0, bytes = 0;
+    while (i + count < messages.length) {
+      const next = messages[i + count]!.length;
+      const need = 4 * (count + 2) + bytes + next;
+      if (need > c.ioSize || (count + 1) * dl > c.ioSize) break;
+      bytes += next;
+      count++;
+    }
+    if (count === 0) {
+      out.set(oneshot(id, dl, messages[i]!), i * dl);
+      i++;
+      continue;
+    }
+    const offTable = c.io;
+    const dataStart = c.io + 4 * (count + 1);
+    const mem = c.mem();
+    const offsets = new Uint32Array(mem.buffer, offTable, count + 1);
+    let pos = 0;
+    for (let k = 0; k < count; k++) {
+      const m = messages[i + k]!;
+      offsets[k] = pos;
+      mem.set(m, dataStart + pos);
+      pos += m.length;
+    }
+    offsets[count] = pos;
+    // Digests go to a fresh allocation: they would overlap the packed input.
+    const dst = c.alloc(count * dl);
+    try {
+      const status = c.x.hash_many(id, dataStart, offTable, count, dst);
+      if (status < 0) throw statusError(status, 'hashMany');
+      out.set(c.mem().subarray(dst, dst + count * dl), i * dl);
+    } finally {
+      c.free(dst, count * dl);
+    }
+    i += count;
+  }
+  const result: Uint8Array[] = new Array(messages.length);
+  for (let k = 0; k < messages.length; k++) result[k] = out.subarray(k * dl, (k + 1) * dl);
+  return result;
+}
+
+export function sha256Many(messages: readonly Uint8Array[]): Uint8Array[] {
+  return hashMany('SHA-256', messages);
+}

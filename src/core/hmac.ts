@@ -1,0 +1,84 @@
+// HMAC over SHA-256/384/512: one-shot and streaming (a keyed context that can
+// be reused for many messages without redoing the key schedule).
+import { core } from './loader.ts';
+import { CoreContext } from './context.ts';
+import { assertBytes, statusError } from './errors.ts';
+import { hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
+
+/** Writes `key` to the I/O window (or a temporary block) and runs `fn(ptr)`. */
+function withKey<T>(key: Uint8Array, reserved: number, fn: (ptr: number) => T): T {
+  const c = core();
+  if (key.length + reserved <= c.ioSize) {
+    const ptr = c.io + c.ioSize - key.length;
+    c.mem().set(key, ptr);
+    try {
+      return fn(ptr);
+    } finally {
+      c.x.zeroize(ptr, key.length);
+    }
+  }
+  const ptr = c.alloc(key.length, key);
+  try {
+    return fn(ptr);
+  } finally {
+    c.free(ptr, key.length);
+  }
+}
+
+export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
+  const id = hashId(hash);
+  assertBytes(key, 'key');
+  assertBytes(data, 'data');
+  const c = core();
+  const dl = DIGEST_LENGTHS[hash];
+  if (data.length + key.length <= c.ioSize) {
+    return withKey(key, data.length, (k) => {
+      c.mem().set(data, c.io);
+      c.x.hmac_oneshot(id, k, key.length, c.io, data.length, c.io);
+      return c.read(c.io, dl);
+    });
+  }
+  return createHmac(hash, key).update(data).digest();
+}
+
+export interface Hmac {
+  readonly outputLen: number;
+  readonly blockLen: number;
+  update(data: Uint8Array): this;
+  digest(): Uint8Array;
+  destroy(): void;
+}
+
+class HmacContext extends CoreContext implements Hmac {
+  readonly outputLen: number;
+  readonly blockLen: number;
+
+  constructor(hash: HashName, key: Uint8Array) {
+    const id = hashId(hash);
+    assertBytes(key, 'key');
+    const c = core();
+    super(withKey(key, 0, (k) => c.x.hmac_create(id, k, key.length)), 'hmac', c);
+    this.outputLen = DIGEST_LENGTHS[hash];
+    this.blockLen = BLOCK_LENGTHS[hash];
+  }
+
+  update(data: Uint8Array): this {
+    const ctx = this.live();
+    this.feed(data, (p, n) => this.core.x.hmac_update(ctx, p, n));
+    return this;
+  }
+
+  digest(): Uint8Array {
+    const ctx = this.live();
+    const c = this.core;
+    const status = c.x.hmac_final(ctx, c.io);
+    if (status < 0) throw statusError(status, 'hmac');
+    const out = c.read(c.io, this.outputLen);
+    this.destroy();
+    return out;
+  }
+}
+
+export function createHmac(hash: HashName, key: Uint8Array): Hmac {
+  return new HmacContext(hash, key);
+}

@@ -1,0 +1,140 @@
+// Loads the WASM core on any runtime: both builds are embedded as base64, so
+// there is no fetch, file access or bundler plugin involved. The SIMD build
+// is chosen when the runtime validates it, unless the caller forces a build.
+import { SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
+import type { CoreExports } from './exports.ts';
+import { CoreError } from './errors.ts';
+
+export type CoreBuild = 'simd' | 'scalar';
+
+export interface InitOptions {
+  /** 'auto' (default) picks SIMD when WebAssembly.validate accepts it. */
+  build?: CoreBuild | 'auto';
+}
+
+export interface CoreInfo {
+  build: CoreBuild;
+  abiVersion: number;
+  moduleBytes: number;
+  /** Milliseconds spent compiling and instantiating. */
+  instantiateMs: number;
+}
+
+export const ABI_VERSION = 1;
+
+/** One instantiated core: its exports, its I/O window and views on its memory. */
+export class Core {
+  readonly x: CoreExports;
+  readonly info: CoreInfo;
+  readonly io: number;
+  readonly ioSize: number;
+  #u8: Uint8Array;
+
+  constructor(x: CoreExports, info: CoreInfo) {
+    this.x = x;
+    this.info = info;
+    this.io = x.io_ptr();
+    this.ioSize = x.io_size();
+    this.#u8 = new Uint8Array(x.memory.buffer);
+  }
+
+  /** A byte view of linear memory, renewed after the memory grew. */
+  mem(): Uint8Array {
+    if (this.#u8.byteLength === 0) this.#u8 = new Uint8Array(this.x.memory.buffer);
+    return this.#u8;
+  }
+
+  /** Copies `len` bytes out of linear memory. */
+  read(ptr: number, len: number): Uint8Array {
+    return this.mem().slice(ptr, ptr + len);
+  }
+
+  /** Allocates `len` bytes in the core, copies `data` there (when given) and returns the pointer. */
+  alloc(len: number, data?: Uint8Array): number {
+    const ptr = this.x.mem_alloc(len);
+    if (ptr === 0) throw new CoreError('out of WASM memory');
+    if (data) this.mem().set(data, ptr);
+    return ptr;
+  }
+
+  /** Zeroizes and frees a block from alloc(). */
+  free(ptr: number, len: number): void {
+    this.x.mem_free(ptr, len);
+  }
+}
+
+const decoded: Partial<Record<CoreBuild, Uint8Array<ArrayBuffer>>> = {};
+let current: Core | undefined;
+let simdSupported: boolean | undefined;
+
+function bytesOf(build: CoreBuild): Uint8Array<ArrayBuffer> {
+  let bytes = decoded[build];
+  if (!bytes) {
+    const b64 = build === 'simd' ? SIMD_WASM_BASE64 : SCALAR_WASM_BASE64;
+    const bin = atob(b64);
+    bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    decoded[build] = bytes;
+  }
+  return bytes;
+}
+
+function pick(options: InitOptions | undefined): CoreBuild {
+  const want = options?.build ?? 'auto';
+  if (want !== 'auto' && want !== 'simd' && want !== 'scalar') {
+    throw new CoreError(`unknown core build '${String(want)}': use 'auto', 'simd' or 'scalar'`);
+  }
+  simdSupported ??= WebAssembly.validate(bytesOf('simd'));
+  if (want === 'simd' && !simdSupported) throw new CoreError('this runtime does not support WebAssembly SIMD');
+  return want === 'auto' ? (simdSupported ? 'simd' : 'scalar') : want;
+}
+
+function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Core {
+  const x = instance.exports as unknown as CoreExports;
+  const abiVersion = x.abi_version();
+  if (abiVersion !== ABI_VERSION) throw new CoreError(`core ABI version ${abiVersion}, facade expects ${ABI_VERSION}`);
+  return new Core(x, { build, abiVersion, moduleBytes: bytesOf(build).length, instantiateMs: performance.now() - t0 });
+}
+
+/**
+ * Loads the core synchronously. Node, Deno and workers allow this for any
+ * module size; a browser main thread may refuse to compile synchronously, in
+ * which case call `await init()` first.
+ */
+export function initSync(options?: InitOptions): CoreInfo {
+  const build = pick(options);
+  if (current?.info.build === build) return current.info;
+  const t0 = performance.now();
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(new WebAssembly.Module(bytesOf(build)), {});
+  } catch (e) {
+    throw new CoreError(`synchronous WASM compilation failed (${(e as Error).message}); call 'await init()' before using senv on this runtime`);
+  }
+  current = wrap(instance, build, t0);
+  return current.info;
+}
+
+/** Loads the core asynchronously; works everywhere. Calling it again is cheap. */
+export async function init(options?: InitOptions): Promise<CoreInfo> {
+  const build = pick(options);
+  if (current?.info.build === build) return current.info;
+  const t0 = performance.now();
+  const { instance } = await WebAssembly.instantiate(bytesOf(build), {});
+  current = wrap(instance, build, t0);
+  return current.info;
+}
+
+/** The loaded core, loading it synchronously (auto build) on first use. */
+export function core(): Core {
+  if (!current) initSync();
+  return current!;
+}
+
+/**
+ * Releases WASM contexts whose JS owner was garbage-collected without an
+ * explicit digest()/destroy(): the context is zeroized and freed.
+ */
+export const contextRegistry = new FinalizationRegistry<{ core: Core; ctx: number }>(({ core, ctx }) => {
+  core.x.ctx_free(ctx);
+});

@@ -1,0 +1,2 @@
+// onem2m-senv: the public API.
+export * from './core/index.ts';

@@ -1,0 +1,40 @@
+// Bad input to the hash and HMAC API: typed errors that name the problem.
+import { sha256, createHash, createHmac, hmac, hashMany, InvalidInputError, UnknownAlgorithmError, StateError, type HashName } from '../../src/index.ts';
+import { type PortableCase, throws } from './harness.ts';
+
+export const errorCases: PortableCase[] = [
+  {
+    name: 'non-Uint8Array data is an InvalidInputError',
+    run() {
+      for (const bad of ['abc', 42, null, undefined, [1, 2], new Uint16Array(2), {}]) {
+        throws(() => sha256(bad as unknown as Uint8Array), InvalidInputError, `sha256(${String(bad)})`, /data must be a Uint8Array/);
+        throws(() => createHash('SHA-256').update(bad as unknown as Uint8Array), InvalidInputError, 'update');
+        throws(() => hmac('SHA-256', bad as unknown as Uint8Array, new Uint8Array(1)), InvalidInputError, 'hmac key', /key must be a Uint8Array/);
+        throws(() => hashMany('SHA-256', [new Uint8Array(1), bad as unknown as Uint8Array]), InvalidInputError, 'hashMany', /messages\[1\]/);
+      }
+    },
+  },
+  {
+    name: 'unknown hash names are an UnknownAlgorithmError',
+    run() {
+      for (const bad of ['SHA-1', 'sha256', 'SHA-224', '', 'constructor', 'toString', 4]) {
+        throws(() => createHash(bad as HashName), UnknownAlgorithmError, `createHash(${String(bad)})`, /unknown hash/);
+        throws(() => createHmac(bad as HashName, new Uint8Array(4)), UnknownAlgorithmError, `createHmac(${String(bad)})`);
+        throws(() => hmac(bad as HashName, new Uint8Array(4), new Uint8Array(0)), UnknownAlgorithmError, `hmac(${String(bad)})`);
+      }
+    },
+  },
+  {
+    name: 'use after digest() or destroy() is a StateError',
+    run() {
+      const h = createHash('SHA-512');
+      h.update(new Uint8Array(3)).digest();
+      throws(() => h.update(new Uint8Array(1)), StateError, 'update after digest', /already finished/);
+      throws(() => h.digest(), StateError, 'digest twice');
+      const m = createHmac('SHA-384', new Uint8Array(10));
+      m.destroy();
+      m.destroy();
+      throws(() => m.update(new Uint8Array(1)), StateError, 'hmac update after destroy');
+    },
+  },
+];
