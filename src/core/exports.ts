@@ -1,7 +1,11 @@
 // The typed view of the WASM core's exports (docs/wasm-abi.md). Pointers and
 // lengths are byte offsets into `memory`; negative i32 results are status codes.
 
-export interface CoreExports {
+// Each algorithm family declares its own exports interface beside its facade
+// and adds it to the `extends` list of CoreExports.
+export interface CoreExports extends BaseExports, HashExports {}
+
+export interface BaseExports {
   readonly memory: WebAssembly.Memory;
   abi_version(): number;
   features(): number;
@@ -12,7 +16,9 @@ export interface CoreExports {
   zeroize(ptr: number, size: number): void;
   ctx_free(ctx: number): void;
   ct_equal(a: number, b: number, n: number): number;
+}
 
+export interface HashExports {
   hash_digest_length(alg: number): number;
   hash_block_length(alg: number): number;
   hash_create(alg: number): number;

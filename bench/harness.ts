@@ -1,0 +1,92 @@
+// The benchmark harness: every group runs senv and its peers side by side in
+// this process with benchmark.js, prints a table with the ratios and returns
+// machine-readable records (bench/run.ts writes them as JSON).
+import Benchmark from 'benchmark';
+
+export interface BenchCase {
+  /** 'senv' (or 'senv simd' / 'senv scalar') for ours; the peer's name otherwise. */
+  impl: string;
+  fn: () => unknown;
+  /** Runs before this case is measured (e.g. initSync({ build: 'scalar' })). */
+  setup?: () => void;
+}
+
+export interface BenchGroup {
+  algorithm: string;
+  /** Input bytes per operation (0 when throughput in bytes means nothing, e.g. ECDSA sign). */
+  size: number;
+  /** Messages per operation for batch APIs (ops/s are multiplied by it in the msgs/s column). */
+  batch?: number;
+  cases: BenchCase[];
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  filter?: RegExp;
+}
+
+export interface BenchRecord {
+  implementation: string;
+  algorithm: string;
+  size: number;
+  batch: number;
+  opsPerSec: number;
+  msgsPerSec: number;
+  mbPerSec: number;
+  rme: number;
+  samples: number;
+  /** senv records only: senv ops/s divided by each peer's ops/s in this run. */
+  ratios: Record<string, number>;
+}
+
+/** One module of bench/: returns its groups (setup may be async). */
+export type BenchModule = (opts: BenchOptions) => Promise<BenchGroup[]> | BenchGroup[];
+
+export function sizeLabel(n: number): string {
+  if (n === 0) return '-';
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n >> 20} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n >> 10} KiB`;
+  return `${n} B`;
+}
+
+function measure(c: BenchCase, quick: boolean): { hz: number; rme: number; samples: number } {
+  c.setup?.();
+  const bench = new Benchmark(c.impl, c.fn, {
+    maxTime: quick ? 0.25 : 1.5,
+    minSamples: quick ? 5 : 20,
+    initCount: 1,
+  });
+  bench.run({ async: false });
+  if (bench.error) throw bench.error;
+  return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
+}
+
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+export function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): BenchRecord[] {
+  const records: BenchRecord[] = [];
+  for (const g of groups) {
+    const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
+    if (opts.filter && !opts.filter.test(title)) continue;
+    const batch = g.batch ?? 1;
+    const rows = g.cases.map((c) => ({ c, ...measure(c, opts.quick) }));
+    const peers = rows.filter((r) => !r.c.impl.startsWith('senv'));
+    log(`\n${title}`);
+    for (const r of rows) {
+      const ours = r.c.impl.startsWith('senv');
+      const ratios: Record<string, number> = {};
+      if (ours) for (const p of peers) ratios[p.c.impl] = r.hz / p.hz;
+      const mb = (r.hz * batch * g.size) / 1e6;
+      records.push({
+        implementation: r.c.impl, algorithm: g.algorithm, size: g.size, batch,
+        opsPerSec: r.hz, msgsPerSec: r.hz * batch, mbPerSec: mb, rme: r.rme, samples: r.samples, ratios,
+      });
+      const ratioText = Object.entries(ratios).map(([p, x]) => `${x.toFixed(2)}x ${p}`).join(', ');
+      log(
+        `  ${r.c.impl.padEnd(22)} ${fmt(r.hz * batch).padStart(12)} ${batch > 1 ? 'msg/s' : 'op/s '} ` +
+          `${g.size ? `${fmt(mb).padStart(9)} MB/s` : ''.padStart(14)}  ±${r.rme.toFixed(1)}%  ${ratioText}`,
+      );
+    }
+  }
+  return records;
+}

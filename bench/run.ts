@@ -1,0 +1,63 @@
+// Entry point of `senv bench` (and `node dist/bench/run.js`): runs the bench
+// modules, prints the tables, writes bench/results/<timestamp>.json and latest.json.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { benchModules } from './index.ts';
+import { runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
+import { init, initSync } from '../src/index.ts';
+
+export interface BenchArgs {
+  quick: boolean;
+  only?: string[];
+  filter?: string;
+  out?: string;
+}
+
+export function parseBenchArgs(argv: string[]): BenchArgs {
+  const args: BenchArgs = { quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') args.quick = true;
+    else if (a === '--only') args.only = (argv[++i] ?? '').split(',');
+    else if (a === '--filter') args.filter = argv[++i];
+    else if (a === '--out') args.out = argv[++i];
+    else throw new Error(`unknown bench option '${a}' (use --quick, --only <modules>, --filter <regex>, --out <file>)`);
+  }
+  return args;
+}
+
+export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
+  const opts: BenchOptions = { quick: args.quick, ...(args.filter ? { filter: new RegExp(args.filter) } : {}) };
+  const startup = await Promise.all(
+    (['simd', 'scalar'] as const).map(async (build) => {
+      const info = await init({ build });
+      return info;
+    }),
+  );
+  console.log('senv core:');
+  for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
+  initSync({ build: 'simd' });
+  const names = args.only ?? Object.keys(benchModules);
+  const records: BenchRecord[] = [];
+  for (const name of names) {
+    const mod = benchModules[name];
+    if (!mod) throw new Error(`unknown bench module '${name}': ${Object.keys(benchModules).join(', ')}`);
+    records.push(...runGroups(await mod(opts), opts));
+  }
+  const result = {
+    date: new Date().toISOString(),
+    runtime: `node ${process.versions.node} (V8 ${process.versions.v8})`,
+    quick: args.quick,
+    core: startup,
+    records,
+  };
+  // bench/results/ of the checkout, whether this runs from bench/ or dist/bench/.
+  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
+  const dir = new URL('bench/results/', root);
+  await mkdir(dir, { recursive: true });
+  const outFile = args.out ?? new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir).pathname;
+  const json = JSON.stringify(result, null, 1);
+  await writeFile(outFile, json);
+  await writeFile(new URL('latest.json', dir), json);
+  console.log(`\nwrote ${outFile}`);
+  return records;
+}
