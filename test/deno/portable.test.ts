@@ -1,4 +1,6 @@
-// Runs the runtime-neutral vector suites under Deno: deno test --allow-read test/deno
+// Runs the runtime-neutral vector suites under Deno, once per core build:
+//   deno test --allow-read test/deno
+import { initSync, type CoreBuild } from '../../src/index.ts';
 import { suites } from '../portable/index.ts';
 
 declare const Deno: {
@@ -8,6 +10,13 @@ declare const Deno: {
 
 const read = (path: string) => Deno.readTextFile(new URL(`../vectors/${path}`, import.meta.url));
 
-for (const [suite, cases] of Object.entries(suites)) {
-  for (const c of cases) Deno.test(`${suite}: ${c.name}`, () => c.run(read));
+for (const build of ['simd', 'scalar'] as CoreBuild[]) {
+  for (const [suite, cases] of Object.entries(suites)) {
+    for (const c of cases) {
+      Deno.test(`${build}: ${suite}: ${c.name}`, () => {
+        initSync({ build });
+        return c.run(read);
+      });
+    }
+  }
 }

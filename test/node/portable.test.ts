@@ -1,12 +1,18 @@
-// Runs the runtime-neutral vector suites under vitest on Node.
-import { describe, it } from 'vitest';
+// Runs the runtime-neutral vector suites under vitest on Node, once per core build.
+import { describe, it, beforeEach } from 'vitest';
 import { readFile } from 'node:fs/promises';
+import { initSync, type CoreBuild } from '../../src/index.ts';
 import { suites } from '../portable/index.ts';
 
 const read = (path: string) => readFile(new URL(`../vectors/${path}`, import.meta.url), 'utf8');
 
-for (const [suite, cases] of Object.entries(suites)) {
-  describe(suite, () => {
-    for (const c of cases) it(c.name, () => c.run(read), 120_000);
+for (const build of ['simd', 'scalar'] as CoreBuild[]) {
+  describe(`${build} build`, () => {
+    beforeEach(() => void initSync({ build }));
+    for (const [suite, cases] of Object.entries(suites)) {
+      describe(suite, () => {
+        for (const c of cases) it(c.name, () => c.run(read), 300_000);
+      });
+    }
   });
 }

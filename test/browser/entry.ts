@@ -1,0 +1,17 @@
+// The Chromium test page's bundle (built by Vite in scripts/test-browser.mjs):
+// runs every portable suite on both builds with vectors fetched from the
+// local test server, and hands the results to the runner.
+import { runSuites, type CaseResult } from '../portable/run.ts';
+
+declare global {
+  interface Window {
+    senvRun(): Promise<CaseResult[]>;
+  }
+}
+
+window.senvRun = () =>
+  runSuites(async (path) => {
+    const res = await fetch(`/vectors/${path}`);
+    if (!res.ok) throw new Error(`vector ${path}: HTTP ${res.status}`);
+    return res.text();
+  }, ['simd', 'scalar']);
