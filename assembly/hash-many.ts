@@ -3,7 +3,8 @@
 // four SHA-256 messages of equal length side by side, one per i32x4 lane.
 import { ERR_ALGORITHM, ERR_LENGTH } from './abi';
 import { isHash, digestLength, hashOneshot, SHA256 } from './hash';
-import { K256, IV256 } from './sha256';
+import { IV256 } from './sha2-iv';
+import { K256 } from './sha2-rounds.generated';
 
 const W4: usize = memory.data(64 * 16, 16);
 const STATE4: usize = memory.data(8 * 16, 16);

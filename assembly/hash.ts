@@ -1,8 +1,8 @@
 // Streaming SHA-2 over one context layout for all three sizes; the algorithm
 // ids are TS-0016 table 9.8-1 (Java Card) values.
 import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER } from './abi';
-import { sha256Blocks, IV256 } from './sha256';
-import { sha512Blocks, IV512, IV384 } from './sha512';
+import { IV256, IV384, IV512 } from './sha2-iv';
+import { sha256Blocks, sha512Blocks } from './sha2-rounds.generated';
 
 export const SHA256: u32 = 4;
 export const SHA384: u32 = 5;

@@ -3,9 +3,11 @@
 // needs no fetch, no file system and no bundler plugin on any runtime.
 import asc from 'assemblyscript/asc';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { generateSha2Rounds } from './gen-sha2-rounds.mjs';
 
 const root = new URL('..', import.meta.url);
 await mkdir(new URL('build/', root), { recursive: true });
+await writeFile(new URL('assembly/sha2-rounds.generated.ts', root), generateSha2Rounds());
 
 const embedded = {};
 for (const target of ['simd', 'scalar']) {
