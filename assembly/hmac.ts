@@ -26,10 +26,10 @@ export function hmacInit(ctx: usize, alg: u32, key: usize, keyLen: usize): void 
   memory.fill(PAD, 0, bl);
   if (keyLen > bl) hashOneshot(alg, key, keyLen, PAD);
   else memory.copy(PAD, key, keyLen);
-  for (let i: usize = 0; i < bl; i++) store<u8>(PAD + i, load<u8>(PAD + i) ^ 0x36);
+  for (let i: usize = 0; i < bl; i += 8) store<u64>(PAD + i, load<u64>(PAD + i) ^ 0x3636363636363636);
   hashInit(ctx + IPAD, alg);
   hashUpdate(ctx + IPAD, PAD, bl);
-  for (let i: usize = 0; i < bl; i++) store<u8>(PAD + i, load<u8>(PAD + i) ^ (0x36 ^ 0x5c));
+  for (let i: usize = 0; i < bl; i += 8) store<u64>(PAD + i, load<u64>(PAD + i) ^ 0x6a6a6a6a6a6a6a6a); // ipad ^ opad
   hashInit(ctx + OPAD, alg);
   hashUpdate(ctx + OPAD, PAD, bl);
   memory.fill(PAD, 0, bl);
