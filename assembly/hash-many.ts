@@ -24,7 +24,8 @@ const TAIL: usize = memory.data(4 * 128, 16); // padded final blocks, one 128-by
 
 @inline function round4(e: v128, f: v128, g: v128, h: v128, i: usize): v128 {
   const s1 = v128.xor(v128.xor(rotr4(e, 6), rotr4(e, 11)), rotr4(e, 25));
-  return i32x4.add(i32x4.add(h, s1), i32x4.add(ch4(e, f, g), v128.load(W4 + i)));
+  const kw = i32x4.add(v128.load(W4 + i), i32x4.splat(load<u32>(K256 + (i >> 2))));
+  return i32x4.add(i32x4.add(h, s1), i32x4.add(ch4(e, f, g), kw));
 }
 
 @inline function sigma4(a: v128, b: v128, c: v128): v128 {
@@ -55,9 +56,6 @@ function compress4(): void {
     const s0 = v128.xor(v128.xor(rotr4(w15, 7), rotr4(w15, 18)), i32x4.shr_u(w15, 3));
     const s1 = v128.xor(v128.xor(rotr4(w2, 17), rotr4(w2, 19)), i32x4.shr_u(w2, 10));
     v128.store(W4 + i, i32x4.add(i32x4.add(v128.load(W4 + i - 256), s0), i32x4.add(v128.load(W4 + i - 112), s1)));
-  }
-  for (let i: usize = 0; i < 1024; i += 16) {
-    v128.store(W4 + i, i32x4.add(v128.load(W4 + i), i32x4.splat(load<u32>(K256 + (i >> 2)))));
   }
   let a = v128.load(STATE4, 0), b = v128.load(STATE4, 16), c = v128.load(STATE4, 32), d = v128.load(STATE4, 48);
   let e = v128.load(STATE4, 64), f = v128.load(STATE4, 80), g = v128.load(STATE4, 96), h = v128.load(STATE4, 112);
@@ -118,8 +116,6 @@ function sha256x4(p0: usize, p1: usize, p2: usize, p3: usize, len: usize, out: u
     store<u32>(o + 64, bswap<u32>(i32x4.extract_lane(v, 2)));
     store<u32>(o + 96, bswap<u32>(i32x4.extract_lane(v, 3)));
   }
-  memory.fill(W4, 0, 1024);
-  memory.fill(TAIL, 0, 512);
 }
 
 // Hashes `count` messages stored back to back at `src`; `offsets` holds
@@ -152,6 +148,12 @@ export function hash_many(alg: u32, src: usize, offsets: usize, count: u32, out:
     const o = offsets + (<usize>i << 2);
     const s = load<u32>(o);
     hashOneshot(alg, src + s, load<u32>(o, 4) - s, out + <usize>i * dl);
+  }
+  // Once per call rather than per group: the scratch held message words.
+  if (ASC_FEATURE_SIMD) {
+    memory.fill(W4, 0, 1024);
+    memory.fill(TAIL, 0, 512);
+    memory.fill(STATE4, 0, 128);
   }
   return <i32>count;
 }

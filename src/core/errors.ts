@@ -9,7 +9,12 @@ export type SenvErrorCode =
   | 'ERR_AUTH'
   | 'ERR_PADDING'
   | 'ERR_INVALID_VALUE'
-  | 'ERR_CORE';
+  | 'ERR_CORE'
+  // PC/SC bridge and APDU transport (src/pcsc/errors.ts, src/apdu/errors.ts)
+  | 'ERR_PCSC'
+  | 'ERR_PCSC_UNAVAILABLE'
+  | 'ERR_APDU'
+  | 'ERR_CARD_STATUS';
 
 export class SenvError extends Error {
   readonly code: SenvErrorCode;
@@ -76,7 +81,7 @@ export class CoreError extends SenvError {
   }
 }
 
-function isBytes(x: unknown): x is Uint8Array {
+export function isBytes(x: unknown): x is Uint8Array {
   return x instanceof Uint8Array || (ArrayBuffer.isView(x) && x.constructor?.name === 'Uint8Array');
 }
 

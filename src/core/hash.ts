@@ -1,7 +1,7 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, InvalidInputError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, isBytes, InvalidInputError, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
@@ -102,18 +102,17 @@ export function hashMany(name: HashName, messages: readonly Uint8Array[]): Uint8
   const id = hashId(name);
   const dl = DIGEST_LENGTHS[name];
   if (!Array.isArray(messages)) throw new InvalidInputError('messages must be an array of Uint8Array');
-  messages.forEach((m, i) => assertBytes(m, `messages[${i}]`));
+  for (let k = 0; k < messages.length; k++) if (!isBytes(messages[k])) assertBytes(messages[k], `messages[${k}]`);
   const c = core();
   const out = new Uint8Array(messages.length * dl);
   let i = 0;
   while (i < messages.length) {
-    // Pack as many messages as fit: [offsets (count + 1) u32][data], digests written over the start.
+    // Pack as many messages as fit in the window: [offsets (count + 1) u32][data] ... [digests] at its end.
     let count = 0, bytes = 0;
     while (i + count < messages.length) {
-      const next = messages[i + count]!.length;
-      const need = 4 * (count + 2) + bytes + next;
-      if (need > c.ioSize || (count + 1) * dl > c.ioSize) break;
-      bytes += next;
+      const need = 4 * (count + 2) + bytes + messages[i + count]!.length + (count + 1) * dl;
+      if (need > c.ioSize) break;
+      bytes += messages[i + count]!.length;
       count++;
     }
     if (count === 0) {
@@ -121,27 +120,21 @@ export function hashMany(name: HashName, messages: readonly Uint8Array[]): Uint8
       i++;
       continue;
     }
-    const offTable = c.io;
-    const dataStart = c.io + 4 * (count + 1);
     const mem = c.mem();
-    const offsets = new Uint32Array(mem.buffer, offTable, count + 1);
+    const offsets = new Uint32Array(mem.buffer, c.io, count + 1);
+    const data = c.io + 4 * (count + 1);
+    const dst = c.io + c.ioSize - count * dl;
     let pos = 0;
     for (let k = 0; k < count; k++) {
       const m = messages[i + k]!;
       offsets[k] = pos;
-      mem.set(m, dataStart + pos);
+      mem.set(m, data + pos);
       pos += m.length;
     }
     offsets[count] = pos;
-    // Digests go to a fresh allocation: they would overlap the packed input.
-    const dst = c.alloc(count * dl);
-    try {
-      const status = c.x.hash_many(id, dataStart, offTable, count, dst);
-      if (status < 0) throw statusError(status, 'hashMany');
-      out.set(c.mem().subarray(dst, dst + count * dl), i * dl);
-    } finally {
-      c.free(dst, count * dl);
-    }
+    const status = c.x.hash_many(id, data, c.io, count, dst);
+    if (status < 0) throw statusError(status, 'hashMany');
+    out.set(c.mem().subarray(dst, dst + count * dl), i * dl);
     i += count;
   }
   const result: Uint8Array[] = new Array(messages.length);
