@@ -2,7 +2,7 @@
 // ids are TS-0016 table 9.8-1 (Java Card) values.
 import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER } from './abi';
 import { IV256, IV384, IV512 } from './sha2-iv';
-import { sha256Blocks, sha512Blocks } from './sha2-rounds.generated';
+import { sha256Blocks, sha256BlocksWk, sha512Blocks } from './sha2-rounds.generated';
 
 export const SHA256: u32 = 4;
 export const SHA384: u32 = 5;
@@ -29,8 +29,9 @@ export function blockLength(alg: u32): u32 {
 }
 
 @inline function compress(alg: u32, state: usize, src: usize, blocks: usize): void {
-  if (alg == SHA256) sha256Blocks(state, src, blocks);
-  else sha512Blocks(state, src, blocks);
+  if (alg != SHA256) sha512Blocks(state, src, blocks);
+  else if (ASC_FEATURE_SIMD) sha256BlocksWk(state, src, blocks);
+  else sha256Blocks(state, src, blocks);
 }
 
 export function hashInit(ctx: usize, alg: u32): void {
