@@ -1,0 +1,76 @@
+// The raw ABI (docs/wasm-abi.md) as a non-JS host would use it: no imports,
+// status codes, zeroization of released contexts and blocks, build selection.
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import nodeCrypto from 'node:crypto';
+import { init, initSync, CoreError, StateError, createHmac } from '../../src/index.ts';
+import { core } from '../../src/core/loader.ts';
+
+const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
+
+describe('core ABI', () => {
+  for (const build of ['simd', 'scalar']) {
+    it(`${build}: instantiates with no imports and reports its version and features`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      expect(WebAssembly.Module.imports(mod)).toEqual([]);
+      const x = new WebAssembly.Instance(mod, {}).exports as Record<string, (...a: number[]) => number>;
+      expect(x.abi_version!()).toBe(1);
+      expect(x.features!() & 1).toBe(build === 'simd' ? 1 : 0);
+      expect(x.io_size!()).toBe(65536);
+      expect(x.io_ptr!() % 16).toBe(0);
+    });
+  }
+
+  it('returns status codes instead of trapping on bad ids and handles', () => {
+    const { x, io } = core();
+    expect(x.hash_oneshot(7, io, 0, io)).toBe(-1);
+    expect(x.hash_create(3)).toBe(0);
+    expect(x.hmac_create(99, io, 0)).toBe(0);
+    expect(x.hash_update(0, io, 1)).toBe(-3);
+    expect(x.hash_digest_length(1)).toBe(-1);
+    const ctx = x.hash_create(4);
+    expect(x.hmac_update(ctx, io, 1)).toBe(-3); // wrong kind
+    expect(x.hash_final(ctx, io)).toBe(32);
+    expect(x.hash_update(ctx, io, 1)).toBe(-7); // after final
+    expect(x.hash_reset(ctx)).toBe(0);
+    expect(x.hash_update(ctx, io, 1)).toBe(0);
+    x.ctx_free(ctx);
+  });
+
+  it('zeroizes a released HMAC context (keyed states) and freed blocks', () => {
+    const c = core();
+    const key = nodeCrypto.randomBytes(32);
+    c.mem().set(key, c.io);
+    const ctx = c.x.hmac_create(4, c.io, 32);
+    c.x.zeroize(c.io, 32);
+    const size = new DataView(c.mem().buffer).getUint32(ctx + 4, true);
+    expect(size).toBeGreaterThan(600);
+    const before = c.read(ctx + 16, size - 16);
+    expect(before.some((b) => b !== 0)).toBe(true);
+    c.x.ctx_free(ctx);
+    // The allocator may reuse the first words of a free block for its lists; the rest must be clear.
+    expect(c.read(ctx + 16, size - 16).every((b) => b === 0)).toBe(true);
+
+    const p = c.alloc(100, new Uint8Array(100).fill(0xaa));
+    c.free(p, 100);
+    expect(c.read(p + 16, 84).every((b) => b === 0)).toBe(true);
+  });
+
+  it('destroy() zeroizes and later use is a StateError', () => {
+    const h = createHmac('SHA-256', new Uint8Array(20).fill(7));
+    h.update(new Uint8Array(10));
+    h.destroy();
+    expect(() => h.digest()).toThrow(StateError);
+  });
+
+  it('loads the build asked for, sync and async, and rejects unknown builds', async () => {
+    expect(initSync({ build: 'scalar' }).build).toBe('scalar');
+    expect(core().x.features() & 1).toBe(0);
+    const info = await init({ build: 'simd' });
+    expect(info).toMatchObject({ build: 'simd', abiVersion: 1 });
+    expect(info.moduleBytes).toBeGreaterThan(1000);
+    expect(core().x.features() & 1).toBe(1);
+    expect(initSync().build).toBe('simd'); // auto on Node 20 = SIMD
+    expect(() => initSync({ build: 'wasm64' as never })).toThrow(CoreError);
+  });
+});
