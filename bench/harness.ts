@@ -7,6 +7,8 @@ export interface BenchCase {
   /** 'senv' (or 'senv simd' / 'senv scalar') for ours; the peer's name otherwise. */
   impl: string;
   fn: () => unknown;
+  /** fn returns a promise: measured per resolved call (benchmark.js `defer`). */
+  async?: boolean;
   /** Runs before this case is measured (e.g. initSync({ build: 'scalar' })). */
   setup?: () => void;
 }
@@ -49,27 +51,42 @@ export function sizeLabel(n: number): string {
   return `${n} B`;
 }
 
-function measure(c: BenchCase, quick: boolean): { hz: number; rme: number; samples: number } {
+async function measure(c: BenchCase, quick: boolean): Promise<{ hz: number; rme: number; samples: number }> {
   c.setup?.();
-  const bench = new Benchmark(c.impl, c.fn, {
-    maxTime: quick ? 0.25 : 1.5,
-    minSamples: quick ? 5 : 20,
-    initCount: 1,
-  });
-  bench.run({ async: false });
+  const timing = { maxTime: quick ? 0.25 : 1.5, minSamples: quick ? 5 : 20, initCount: 1 };
+  let bench: Benchmark;
+  if (c.async) {
+    let failure: unknown;
+    bench = new Benchmark(c.impl, {
+      ...timing,
+      defer: true,
+      fn: (d: { resolve(): void; benchmark: Benchmark }) => {
+        (c.fn() as Promise<unknown>).then(() => d.resolve(), (e: unknown) => {
+          failure = e;
+          d.benchmark.abort();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => bench.on('complete', () => resolve()).on('abort', () => resolve()).run({ async: true }));
+    if (failure) throw failure;
+  } else {
+    bench = new Benchmark(c.impl, c.fn, timing);
+    bench.run({ async: false });
+  }
   if (bench.error) throw bench.error;
   return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-export function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): BenchRecord[] {
+export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   for (const g of groups) {
     const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
     if (opts.filter && !opts.filter.test(title)) continue;
     const batch = g.batch ?? 1;
-    const rows = g.cases.map((c) => ({ c, ...measure(c, opts.quick) }));
+    const rows = [];
+    for (const c of g.cases) rows.push({ c, ...(await measure(c, opts.quick)) });
     const peers = rows.filter((r) => !r.c.impl.startsWith('senv'));
     log(`\n${title}`);
     for (const r of rows) {

@@ -41,7 +41,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   for (const name of names) {
     const mod = benchModules[name];
     if (!mod) throw new Error(`unknown bench module '${name}': ${Object.keys(benchModules).join(', ')}`);
-    records.push(...runGroups(await mod(opts), opts));
+    records.push(...(await runGroups(await mod(opts), opts)));
   }
   const result = {
     date: new Date().toISOString(),

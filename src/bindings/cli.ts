@@ -8,6 +8,8 @@ commands:
   selftest [--build simd|scalar|all]   known-answer test of every core algorithm on this runtime
   bench [--quick] [--only m1,m2] [--filter regex] [--out file]
                                        senv against its peers (needs a source checkout with devDependencies)
+  virtual-card [--slot 0|1] [--store FILE] [--no-extended] [--verbose]
+                                       a senv card in pcscd's vpcd reader (docs/pcsc.md)
 `;
 
 function runSelftest(argv: string[]): number {
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
       return runSelftest(rest);
     case 'bench':
       return runBenchCommand(rest);
+    case 'virtual-card':
+      return (await import('../virtual-card/cli.ts')).runVirtualCard(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -3,7 +3,11 @@
 
 // Each algorithm family declares its own exports interface beside its facade
 // and adds it to the `extends` list of CoreExports.
-export interface CoreExports extends BaseExports, HashExports {}
+import type { DrbgExports } from './drbg.ts';
+import type { EcExports } from './ecdsa.ts';
+import type { AesExports } from './aes.ts';
+
+export interface CoreExports extends BaseExports, HashExports, DrbgExports, EcExports, AesExports {}
 
 export interface BaseExports {
   readonly memory: WebAssembly.Memory;

@@ -2,8 +2,20 @@
 import type { PortableCase } from './harness.ts';
 import { sha2Cases } from './sha2.ts';
 import { errorCases } from './errors.ts';
+import { aesCases } from './aes.ts';
+import { drbgCases } from './drbg.ts';
+import { ecdsaCases } from './ecdsa.ts';
+import { mcsSuite } from './mcs.ts';
+import { mcsCipherSuite } from './mcs-cipher.ts';
+import { mcsRuleSuite } from './mcs-rules.ts';
 
 export const suites: Record<string, PortableCase[]> = {
   sha2: sha2Cases,
   'hash errors': errorCases,
+  aes: aesCases,
+  drbg: drbgCases,
+  ecdsa: ecdsaCases,
+  mcs: mcsSuite,
+  'mcs cipher': mcsCipherSuite,
+  'mcs rules': mcsRuleSuite,
 };

@@ -7,6 +7,8 @@ export interface RspRecord {
   /** Header values of the enclosing section, e.g. { L: '32' }. */
   section: Record<string, string>;
   fields: Record<string, string>;
+  /** Every line in file order, for records that repeat a name (DRBG AdditionalInput). */
+  entries: [string, string][];
 }
 
 export function parseRsp(text: string): RspRecord[] {
@@ -14,9 +16,11 @@ export function parseRsp(text: string): RspRecord[] {
   let section: Record<string, string> = {};
   let headerRun = false; // the previous non-blank line was a header
   let fields: Record<string, string> | undefined;
+  let entries: [string, string][] = [];
   const flush = () => {
-    if (fields) records.push({ section, fields });
+    if (fields) records.push({ section, fields, entries });
     fields = undefined;
+    entries = [];
   };
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -42,6 +46,7 @@ export function parseRsp(text: string): RspRecord[] {
     fields ??= {};
     if (m) fields[m[1]!] = m[2]!;
     else fields[line] = '';
+    entries.push(m ? [m[1]!, m[2]!] : [line, '']);
   }
   flush();
   return records;

@@ -1,0 +1,191 @@
+// AES-128/256 keys (FIPS 197): the key schedule, the key context every mode
+// works from, and the block and counter-mode primitives the modes are built
+// on. The rounds are in aes-bitslice.ts (batches) and aes-vperm.ts (one
+// block at a time, SIMD build).
+import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH } from './abi';
+import { sboxPlanes } from './aes-sbox';
+import { cryptBlocks, roundKeyPlanes, PLANES_BYTES, LANES } from './aes-bitslice';
+import { encryptBlockVperm, encryptPairVperm, subWordVperm } from './aes-vperm';
+import { GHASH_KEY_SIZE } from './ghash';
+
+export const AES_KEY_KIND: u32 = 0x200;
+
+// Key context: [header][nr u32][flags u32][round-key planes][byte round
+// keys (SIMD build: one-block path)][mode cache].
+const NR: usize = CTX_HEADER;
+export const KEY_FLAGS: usize = CTX_HEADER + 4;
+const RK: usize = CTX_HEADER + 8;
+const RKB: usize = RK + 15 * 128;
+// GCM caches its hash subkey (which depends on the key only) here;
+// KEY_FLAGS bit 0 says it is filled.
+export const KEY_CACHE: usize = RKB + 240;
+export const AES_KEY_SIZE: u32 = <u32>(KEY_CACHE + GHASH_KEY_SIZE);
+
+const EXPANDED: usize = memory.data(240, 16); // byte round keys during key setup
+const SUBW: usize = memory.data(32, 16); // u32 planes of one SubWord
+const KEY_SCRATCH: usize = memory.data(<i32>AES_KEY_SIZE, 16);
+const CTR_BLOCKS: usize = memory.data(128, 16);
+// One static operation context for the one-shot calls of every mode, so a
+// one-shot needs no allocation; aes_scratch_clear() zeroizes it with the key.
+export const OP_SCRATCH_SIZE: u32 = 512;
+const OP_SCRATCH: usize = memory.data(<i32>OP_SCRATCH_SIZE, 16);
+
+export function isAesKey(k: usize): bool {
+  return k != 0 && ctxKind(k) == AES_KEY_KIND;
+}
+
+@inline export function rounds(k: usize): usize {
+  return <usize>load<u32>(k, NR);
+}
+
+// SubWord on a little-endian word: each byte is one lane of u32 planes
+// (the SIMD build uses its one-block S-box instead).
+function subWord(w: u32): u32 {
+  if (ASC_FEATURE_SIMD) return subWordVperm(w);
+  for (let b: usize = 0; b < 8; b++) store<u32>(SUBW + (b << 2), (w >> <u32>b) & 0x01010101);
+  sboxPlanes<u32>(SUBW);
+  let r: u32 = 0;
+  for (let b: usize = 0; b < 8; b++) r |= (load<u32>(SUBW + (b << 2)) & 0x01010101) << <u32>b;
+  return r;
+}
+
+// FIPS 197 5.2 KeyExpansion, then one set of round-key planes per round.
+function expandKey(k: usize, key: usize, keyLen: usize): void {
+  const nk = keyLen >> 2;
+  const nr = nk + 6;
+  const total = (nr + 1) << 2;
+  memory.copy(EXPANDED, key, keyLen);
+  let rcon: u32 = 1;
+  for (let i = nk; i < total; i++) {
+    let t = load<u32>(EXPANDED + ((i - 1) << 2));
+    if (i % nk == 0) {
+      t = subWord(rotr<u32>(t, 8)) ^ rcon;
+      rcon = (rcon << 1) ^ ((rcon >> 7) * 0x11b);
+    } else if (nk > 6 && i % nk == 4) {
+      t = subWord(t);
+    }
+    store<u32>(EXPANDED + (i << 2), load<u32>(EXPANDED + ((i - nk) << 2)) ^ t);
+  }
+  store<u32>(k, <u32>nr, NR);
+  store<u32>(k, 0, KEY_FLAGS);
+  for (let r: usize = 0; r <= nr; r++) roundKeyPlanes(EXPANDED + (r << 4), k + RK + r * PLANES_BYTES);
+  if (ASC_FEATURE_SIMD) memory.copy(k + RKB, EXPANDED, (nr + 1) << 4);
+  memory.fill(EXPANDED, 0, 240);
+  memory.fill(SUBW, 0, 32);
+}
+
+// Encrypts n blocks (src and dst may be equal). The SIMD build runs up to
+// ONE_BLOCK_MAX blocks one at a time, which is faster than a batch of 8.
+const ONE_BLOCK_MAX: usize = 3;
+
+export function encryptBlocks(k: usize, src: usize, dst: usize, n: usize): void {
+  if (ASC_FEATURE_SIMD && n <= ONE_BLOCK_MAX) {
+    const nr = rounds(k);
+    for (let i: usize = 0; i < n; i++) encryptBlockVperm(k + RKB, nr, src + (i << 4), dst + (i << 4));
+    return;
+  }
+  cryptBlocks(k + RK, rounds(k), src, dst, n, false);
+}
+
+// Encrypts the blocks at a and b in place, side by side (SIMD build), so a
+// serial chain at a runs at nearly no extra cost for b.
+export function encryptPair(k: usize, a: usize, b: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    encryptPairVperm(k + RKB, rounds(k), a, b);
+  } else {
+    cryptBlocks(k + RK, rounds(k), a, a, 1, false);
+    cryptBlocks(k + RK, rounds(k), b, b, 1, false);
+  }
+}
+
+@inline export function decryptBlocks(k: usize, src: usize, dst: usize, n: usize): void {
+  cryptBlocks(k + RK, rounds(k), src, dst, n, true);
+}
+
+// Increments the last 32 bits of a counter block as a big-endian integer
+// (SP 800-38D inc32; CCM counters never carry out of them either).
+@inline export function inc32(ctr: usize): void {
+  store<u32>(ctr, bswap<u32>(bswap<u32>(load<u32>(ctr, 12)) + 1), 12);
+}
+
+// Counter mode over `len` bytes: dst = src ^ E(ctr), E(ctr + 1), ... The
+// counter block at ctr is advanced past every block used (a partial final
+// block uses one). Keystream is built LANES blocks at a time.
+export function ctr32(k: usize, ctr: usize, src: usize, dst: usize, len: usize): void {
+  const nr = rounds(k);
+  while (len > 0) {
+    let n = (len + 15) >> 4;
+    if (n > LANES) n = LANES;
+    for (let j: usize = 0; j < n; j++) {
+      memory.copy(CTR_BLOCKS + (j << 4), ctr, 16);
+      inc32(ctr);
+    }
+    encryptBlocks(k, CTR_BLOCKS, CTR_BLOCKS, n);
+    const m = len < (n << 4) ? len : n << 4;
+    let i: usize = 0;
+    for (; i + 8 <= m; i += 8) store<u64>(dst + i, load<u64>(src + i) ^ load<u64>(CTR_BLOCKS + i));
+    for (; i < m; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(CTR_BLOCKS + i));
+    src += m;
+    dst += m;
+    len -= m;
+  }
+  memory.fill(CTR_BLOCKS, 0, 128);
+}
+
+// The static operation context for one-shot calls, tagged like a heap one.
+export function opContext(kind: u32, size: u32, scratch: bool): usize {
+  if (!scratch) return ctxNew(kind, size);
+  memory.fill(OP_SCRATCH, 0, OP_SCRATCH_SIZE);
+  store<u32>(OP_SCRATCH, kind);
+  store<u32>(OP_SCRATCH, size, 4);
+  return OP_SCRATCH;
+}
+
+// ---- exports ----
+
+// Expands a 16- or 32-byte key into a key context; with scratch != 0 into
+// the static one-shot slot (valid until the next such call), else on the
+// heap (release with ctx_free). Returns 0 for any other key length.
+export function aes_key_create(key: usize, keyLen: usize, scratch: u32): usize {
+  if (keyLen != 16 && keyLen != 32) return 0;
+  let k = KEY_SCRATCH;
+  if (scratch) {
+    memory.fill(k, 0, AES_KEY_SIZE);
+    store<u32>(k, AES_KEY_KIND);
+    store<u32>(k, AES_KEY_SIZE, 4);
+  } else {
+    k = ctxNew(AES_KEY_KIND, AES_KEY_SIZE);
+  }
+  expandKey(k, key, keyLen);
+  return k;
+}
+
+// Zeroizes the static key and operation slots used by one-shot calls.
+export function aes_scratch_clear(): void {
+  memory.fill(KEY_SCRATCH, 0, AES_KEY_SIZE);
+  memory.fill(OP_SCRATCH, 0, OP_SCRATCH_SIZE);
+}
+
+// Raw block function (ECB) over len bytes, a multiple of 16.
+export function aes_encrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!isAesKey(k)) return ERR_CONTEXT;
+  if (len & 15) return ERR_LENGTH;
+  encryptBlocks(k, src, dst, len >> 4);
+  return 0;
+}
+
+export function aes_decrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!isAesKey(k)) return ERR_CONTEXT;
+  if (len & 15) return ERR_LENGTH;
+  decryptBlocks(k, src, dst, len >> 4);
+  return 0;
+}
+
+// A heap copy of a key context (schedule and mode cache), for an operation
+// that must outlive the caller's key object.
+export function aes_key_copy(k: usize): usize {
+  if (!isAesKey(k)) return 0;
+  const c = ctxNew(AES_KEY_KIND, AES_KEY_SIZE);
+  memory.copy(c, k, AES_KEY_SIZE);
+  return c;
+}

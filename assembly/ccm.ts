@@ -1,0 +1,257 @@
+// AES-CCM (SP 800-38C, RFC 3610): nonces of 7 to 13 bytes, tags of 4 to 16
+// even bytes. CCM authenticates the lengths of the associated data and of
+// the payload before any of them (in B0 and the AAD prefix), so a streaming
+// operation declares both when it is created.
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
+import { ctDiff } from './ct';
+import { isAesKey, encryptBlocks, encryptPair, ctr32, inc32, opContext } from './aes';
+
+export const CCM_KIND: u32 = 0x202;
+
+const KEY: usize = CTX_HEADER;
+const FLAGS: usize = KEY + 4; // bit 0 decrypt; bit 1 data started; bit 2 finished
+const TAGLEN: usize = FLAGS + 4;
+const KSOFF: usize = TAGLEN + 4;
+const PARTLEN: usize = KSOFF + 4;
+const AADLEN: usize = 32; // u64, declared
+const MSGLEN: usize = AADLEN + 8; // u64, declared
+const AADSEEN: usize = MSGLEN + 8;
+const MSGSEEN: usize = AADSEEN + 8;
+const MAC: usize = 64; // CBC-MAC chaining value
+const S0: usize = MAC + 16; // E(K, Ctr0), masks the tag
+const CTR: usize = S0 + 16;
+const KS: usize = CTR + 16;
+const PART: usize = KS + 16;
+const CCM_SIZE: u32 = <u32>(PART + 16);
+
+const F_DECRYPT: u32 = 1;
+const F_DATA: u32 = 2;
+const F_DONE: u32 = 4;
+
+@inline function key(op: usize): usize {
+  return <usize>load<u32>(op, KEY);
+}
+
+// CBC-MAC over len more bytes of the formatted input, one block at a time.
+function absorb(op: usize, src: usize, len: usize): void {
+  const k = key(op);
+  let part = <usize>load<u32>(op, PARTLEN);
+  while (len > 0) {
+    const take = len < 16 - part ? len : 16 - part;
+    for (let i: usize = 0; i < take; i++) store<u8>(op + MAC + part + i, load<u8>(op + MAC + part + i) ^ load<u8>(src + i));
+    part += take;
+    src += take;
+    len -= take;
+    if (part == 16) {
+      encryptBlocks(k, op + MAC, op + MAC, 1);
+      part = 0;
+    }
+  }
+  store<u32>(op, <u32>part, PARTLEN);
+}
+
+// Ends a zero-padded section (associated data or payload).
+function flush(op: usize): void {
+  if (load<u32>(op, PARTLEN) == 0) return;
+  encryptBlocks(key(op), op + MAC, op + MAC, 1);
+  store<u32>(op, 0, PARTLEN);
+}
+
+function crypt(op: usize, src: usize, dst: usize, len: usize): void {
+  const k = key(op);
+  let off = <usize>load<u32>(op, KSOFF);
+  while (off < 16 && len > 0) {
+    store<u8>(dst, load<u8>(src) ^ load<u8>(op + KS + off));
+    off++; src++; dst++; len--;
+  }
+  const whole = len & ~15;
+  if (whole) ctr32(k, op + CTR, src, dst, whole);
+  if (len & 15) {
+    memory.fill(op + KS, 0, 16);
+    ctr32(k, op + CTR, op + KS, op + KS, 16);
+    off = 0;
+    for (let i = whole; i < len; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(op + KS + off++));
+  }
+  store<u32>(op, <u32>off, KSOFF);
+}
+
+@inline function xor16(dst: usize, a: usize, b: usize): void {
+  store<u64>(dst, load<u64>(a) ^ load<u64>(b));
+  store<u64>(dst, load<u64>(a, 8) ^ load<u64>(b, 8), 8);
+}
+
+function serial(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
+  if (decrypt) {
+    crypt(op, src, dst, len);
+    absorb(op, dst, len);
+  } else {
+    absorb(op, src, len);
+    crypt(op, src, dst, len);
+  }
+}
+
+// Whole blocks, at a block boundary, with the CBC-MAC block and the counter
+// block encrypted side by side; returns the bytes done. Decryption MACs the
+// plaintext, so its counter block runs one block ahead and the last one is
+// left in KS (KSOFF = 0) for the next call.
+function fused(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): usize {
+  const n = len >> 4;
+  const off = load<u32>(op, KSOFF);
+  if (n < 2 || load<u32>(op, PARTLEN) != 0 || (off != 16 && !(decrypt && off == 0))) return 0;
+  const k = key(op), mac = op + MAC, ks = op + KS, ctr = op + CTR;
+  if (decrypt) {
+    if (off == 16) {
+      memory.copy(ks, ctr, 16);
+      encryptBlocks(k, ks, ks, 1);
+      inc32(ctr);
+    }
+    for (let i: usize = 0; i < n; i++) {
+      const o = i << 4;
+      xor16(dst + o, src + o, ks);
+      xor16(mac, mac, dst + o);
+      memory.copy(ks, ctr, 16);
+      inc32(ctr);
+      encryptPair(k, mac, ks);
+    }
+    store<u32>(op, 0, KSOFF); // KS holds the keystream of the next block
+  } else {
+    for (let i: usize = 0; i < n; i++) {
+      const o = i << 4;
+      xor16(mac, mac, src + o);
+      memory.copy(ks, ctr, 16);
+      inc32(ctr);
+      encryptPair(k, mac, ks);
+      xor16(dst + o, src + o, ks);
+    }
+    memory.fill(ks, 0, 16);
+  }
+  return n << 4;
+}
+
+@inline function live(op: usize): i32 {
+  if (op == 0 || ctxKind(op) != CCM_KIND) return ERR_CONTEXT;
+  return load<u32>(op, FLAGS) & F_DONE ? ERR_STATE : 0;
+}
+
+// Moves from associated data to payload once all declared AAD arrived.
+function startData(op: usize): i32 {
+  const f = load<u32>(op, FLAGS);
+  if (f & F_DATA) return 0;
+  if (load<u64>(op, AADSEEN) != load<u64>(op, AADLEN)) return ERR_STATE;
+  flush(op);
+  store<u32>(op, f | F_DATA, FLAGS);
+  return 0;
+}
+
+function finish(op: usize): i32 {
+  const err = startData(op);
+  if (err) return err;
+  if (load<u64>(op, MSGSEEN) != load<u64>(op, MSGLEN)) return ERR_LENGTH;
+  flush(op);
+  for (let i: usize = 0; i < 16; i++) store<u8>(op + MAC + i, load<u8>(op + MAC + i) ^ load<u8>(op + S0 + i));
+  store<u32>(op, load<u32>(op, FLAGS) | F_DONE, FLAGS);
+  return 0;
+}
+
+// ---- exports ----
+
+// Starts a CCM operation that will see exactly aadLen bytes of associated
+// data and msgLen bytes of payload. Returns 0 for a bad key context, nonce
+// length, tag length, or a payload too long for the length field.
+export function ccm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usize, aadLen: u64, msgLen: u64, decrypt: u32, scratch: u32): usize {
+  if (!isAesKey(k) || nonceLen < 7 || nonceLen > 13) return 0;
+  if (tagLen < 4 || tagLen > 16 || (tagLen & 1)) return 0;
+  const q: usize = 15 - nonceLen;
+  if (q < 8 && (msgLen >> (<u64>q << 3)) != 0) return 0;
+  const op = opContext(CCM_KIND, CCM_SIZE, scratch != 0);
+  store<u32>(op, <u32>k, KEY);
+  store<u32>(op, decrypt ? F_DECRYPT : 0, FLAGS);
+  store<u32>(op, <u32>tagLen, TAGLEN);
+  store<u32>(op, 16, KSOFF);
+  store<u64>(op, aadLen, AADLEN);
+  store<u64>(op, msgLen, MSGLEN);
+  // B0 = flags || N || Q, then its encryption starts the CBC-MAC.
+  const b0 = op + MAC;
+  store<u8>(b0, <u8>((aadLen ? 64 : 0) | (((tagLen - 2) >> 1) << 3) | (q - 1)));
+  memory.copy(b0 + 1, nonce, nonceLen);
+  for (let i: usize = 0; i < q; i++) store<u8>(b0 + 15 - i, <u8>(i < 8 ? msgLen >> (<u64>i << 3) : 0));
+  encryptBlocks(k, b0, b0, 1);
+  if (aadLen) {
+    const enc = op + KS; // scratch for the AAD length prefix
+    let n: usize;
+    if (aadLen < 0xFF00) {
+      store<u16>(enc, bswap<u16>(<u16>aadLen));
+      n = 2;
+    } else if (aadLen <= 0xFFFFFFFF) {
+      store<u16>(enc, 0xFEFF);
+      store<u32>(enc + 2, bswap<u32>(<u32>aadLen));
+      n = 6;
+    } else {
+      store<u16>(enc, 0xFFFF);
+      store<u64>(enc + 2, bswap<u64>(aadLen));
+      n = 10;
+    }
+    absorb(op, enc, n);
+  }
+  // Ctr0 = flags' || N || 0: E(Ctr0) masks the tag, the payload starts at Ctr1.
+  const ctr = op + CTR;
+  memory.fill(ctr, 0, 16);
+  store<u8>(ctr, <u8>(q - 1));
+  memory.copy(ctr + 1, nonce, nonceLen);
+  encryptBlocks(k, ctr, op + S0, 1);
+  inc32(ctr);
+  memory.fill(op + KS, 0, 16);
+  return op;
+}
+
+export function ccm_aad(op: usize, src: usize, len: usize): i32 {
+  const err = live(op);
+  if (err) return err;
+  if (load<u32>(op, FLAGS) & F_DATA) return ERR_STATE;
+  const seen = load<u64>(op, AADSEEN) + len;
+  if (seen > load<u64>(op, AADLEN)) return ERR_LENGTH;
+  absorb(op, src, len);
+  store<u64>(op, seen, AADSEEN);
+  return 0;
+}
+
+// Encrypts or decrypts (as created) len bytes; dst may equal src. Returns len.
+export function ccm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
+  let err = live(op);
+  if (err) return err;
+  err = startData(op);
+  if (err) return err;
+  const seen = load<u64>(op, MSGSEEN) + len;
+  if (seen > load<u64>(op, MSGLEN)) return ERR_LENGTH;
+  const decrypt = (load<u32>(op, FLAGS) & F_DECRYPT) != 0;
+  // Up to the next block boundary one byte at a time, then whole blocks side by side.
+  let head: usize = (16 - <usize>(load<u64>(op, MSGSEEN) & 15)) & 15;
+  if (head > len) head = len;
+  store<u64>(op, seen, MSGSEEN);
+  serial(op, src, dst, head, decrypt);
+  const done = head + fused(op, src + head, dst + head, len - head, decrypt);
+  serial(op, src + done, dst + done, len - done, decrypt);
+  return <i32>len;
+}
+
+// Encryption: writes the tag to out and returns its length.
+export function ccm_final(op: usize, out: usize): i32 {
+  let err = live(op);
+  if (err) return err;
+  if (load<u32>(op, FLAGS) & F_DECRYPT) return ERR_STATE;
+  err = finish(op);
+  if (err) return err;
+  const t = <usize>load<u32>(op, TAGLEN);
+  memory.copy(out, op + MAC, t);
+  return <i32>t;
+}
+
+// Decryption: compares the tag at `expected` in constant time; 0 or ERR_AUTH.
+export function ccm_verify(op: usize, expected: usize): i32 {
+  let err = live(op);
+  if (err) return err;
+  if (!(load<u32>(op, FLAGS) & F_DECRYPT)) return ERR_STATE;
+  err = finish(op);
+  if (err) return err;
+  return ctDiff(op + MAC, expected, <usize>load<u32>(op, TAGLEN)) ? ERR_AUTH : 0;
+}

@@ -1,0 +1,105 @@
+// AES-GCM, AES-CCM, AES-CBC and AES-CMAC against node:crypto (OpenSSL with
+// AES-NI), @noble/ciphers and WebCrypto. Every implementation gets the key
+// as bytes on each operation (key setup included), as in notes/peers.md;
+// "senv … AesKey" rows show the same call with a pre-expanded key.
+import nodeCrypto from 'node:crypto';
+import { gcm as nobleGcm, cbc as nobleCbc, cmac as nobleCmac } from '@noble/ciphers/aes.js';
+import { gcm, ccm, cbc, cmac, aesKey, initSync, type AesKey } from '../src/index.ts';
+import type { BenchCase, BenchGroup, BenchModule } from './harness.ts';
+import { BUILDS, senvCases } from './builds.ts';
+
+const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
+
+// The same operation with a key expanded once per build, outside the loop.
+function senvKeyCases(key: Uint8Array, fn: (k: AesKey) => unknown): BenchCase[] {
+  return BUILDS.map((build) => {
+    let k: AesKey | undefined;
+    return {
+      impl: `senv ${build} AesKey`,
+      setup: () => {
+        initSync({ build });
+        k = aesKey(key);
+      },
+      fn: () => fn(k!),
+    };
+  });
+}
+
+// WebCrypto is asynchronous and the harness measures synchronous functions,
+// so its sequential rate (one await at a time, importKey included) is
+// measured here and printed beside the tables.
+async function webCryptoRate(fn: () => Promise<unknown>, ms: number): Promise<number> {
+  for (let i = 0; i < 20; i++) await fn();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    await fn();
+    n++;
+  }
+  return (n * 1000) / (performance.now() - t0);
+}
+
+export const aesBench: BenchModule = async (opts) => {
+  const groups: BenchGroup[] = [];
+  const web: string[] = [];
+  const subtle = globalThis.crypto.subtle;
+  const nonce = new Uint8Array(nodeCrypto.randomBytes(12));
+  const iv = new Uint8Array(nodeCrypto.randomBytes(16));
+  for (const size of SIZES) {
+    const data = new Uint8Array(nodeCrypto.randomBytes(size));
+    for (const bitsize of [128, 256]) {
+      const key = new Uint8Array(nodeCrypto.randomBytes(bitsize / 8));
+      const name: nodeCrypto.CipherGCMTypes = bitsize === 128 ? 'aes-128-gcm' : 'aes-256-gcm';
+      groups.push({
+        algorithm: `AES-${bitsize}-GCM encrypt`, size, cases: [
+          ...senvCases(() => gcm(key, nonce).encrypt(data)),
+          ...(size <= 1024 ? senvKeyCases(key, (k) => gcm(k, nonce).encrypt(data)) : []),
+          { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv(name, key, nonce); c.update(data); c.final(); return c.getAuthTag(); } },
+          { impl: '@noble/ciphers', fn: () => nobleGcm(key, nonce).encrypt(data) },
+        ],
+      });
+      if (!opts.filter || opts.filter.test(`AES-${bitsize}-GCM encrypt`)) {
+        const rate = await webCryptoRate(async () => {
+          const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
+          return subtle.encrypt({ name: 'AES-GCM', iv: nonce }, k, data);
+        }, opts.quick ? 250 : 1000);
+        web.push(`  AES-${bitsize}-GCM encrypt ${String(size).padStart(7)} B: ${rate.toFixed(0)} op/s, ${((rate * size) / 1e6).toFixed(1)} MB/s`);
+      }
+    }
+    const key = new Uint8Array(nodeCrypto.randomBytes(16));
+    groups.push({
+      algorithm: 'AES-128-CCM encrypt', size, cases: [
+        ...senvCases(() => ccm(key, nonce).encrypt(data)),
+        { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 16 }); c.setAAD(new Uint8Array(0), { plaintextLength: data.length }); c.update(data); c.final(); return c.getAuthTag(); } },
+      ],
+    });
+    groups.push({
+      algorithm: 'AES-128-CBC encrypt (PKCS#7)', size, cases: [
+        ...senvCases(() => cbc(key, iv).encrypt(data)),
+        { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-cbc', key, iv); c.update(data); return c.final(); } },
+        { impl: '@noble/ciphers', fn: () => nobleCbc(key, iv).encrypt(data) },
+      ],
+    });
+    const ct = cbc(key, iv).encrypt(data);
+    groups.push({
+      algorithm: 'AES-128-CBC decrypt (PKCS#7)', size, cases: [
+        ...senvCases(() => cbc(key, iv).decrypt(ct)),
+        { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createDecipheriv('aes-128-cbc', key, iv); c.update(ct); return c.final(); } },
+        { impl: '@noble/ciphers', fn: () => nobleCbc(key, iv).decrypt(ct) },
+      ],
+    });
+    groups.push({
+      algorithm: 'AES-128-CMAC', size, cases: [
+        ...senvCases(() => cmac(key, data)),
+        { impl: '@noble/ciphers', fn: () => nobleCmac(data, key) },
+        // node:crypto has no CMAC; its CBC over the same bytes costs about the same.
+        { impl: 'node:crypto (CBC as CMAC)', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-cbc', key, iv); c.update(data); return c.final(); } },
+      ],
+    });
+  }
+  if (web.length) {
+    console.log('\nWebCrypto AES-GCM, sequential (one await at a time, importKey included):');
+    for (const line of web) console.log(line);
+  }
+  return groups;
+};

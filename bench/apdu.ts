@@ -1,0 +1,158 @@
+// The APDU path: round-trip latency through pcscd, vpcd and the senv virtual
+// card (median and p99 of a plain loop), then Mcs operations per second on
+// the PC/SC SE next to the software SE in the same engine, with the number of
+// APDUs each operation costs. Skips (and says why) without a PC/SC stack.
+import { PcscBackend } from '../src/backends/pcsc/index.ts';
+import { SoftwareBackend } from '../src/backends/software/index.ts';
+import { McsEngine } from '../src/mcs/index.ts';
+import { fromHex } from '../src/apdu/apdu.ts';
+import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
+import { createVirtualCard } from '../src/virtual-card/index.ts';
+import type { BenchGroup, BenchModule } from './harness.ts';
+
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
+
+async function waitPresent(ctx: PcscContext, reader: string): Promise<void> {
+  let s: ReaderState | undefined;
+  do [s] = await ctx.getStatusChange([{ reader, state: s?.state ?? 0 }], 10_000);
+  while (s && !s.present);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function latency(card: PcscCard, apdu: Uint8Array, n: number): Promise<{ median: number; p99: number }> {
+  for (let i = 0; i < 50; i++) await card.transmit(apdu);
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    await card.transmit(apdu);
+    t.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  t.sort((a, b) => a - b);
+  return { median: percentile(t, 50), p99: percentile(t, 99) };
+}
+
+interface McsOp {
+  name: string;
+  size: number;
+  /** Creates the resource on an SE; returns the virtual resource to RETRIEVE per operation. */
+  prepare(send: Send, se: string): Promise<string>;
+}
+type Send = (op: number, to: string, pc?: object, ty?: number) => Promise<{ rsc: number; pc?: unknown }>;
+
+const OPS: McsOp[] = [
+  {
+    name: 'Mcs SHA-256', size: 1024,
+    async prepare(send, se) {
+      await send(1, se, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(bytes(1024)) } }, 20004);
+      return `${se}/reg/h/cHsh`;
+    },
+  },
+  {
+    name: 'Mcs HMAC-SHA-256', size: 1024,
+    async prepare(send, se) {
+      await send(1, se, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(bytes(32)), msg: b64(bytes(1024)) } }, 20012);
+      return `${se}/reg/m/cSgn`;
+    },
+  },
+  {
+    name: 'Mcs AES-128-GCM encrypt', size: 1024,
+    async prepare(send, se) {
+      await send(1, se, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: b64(bytes(16)) } }, 20002);
+      await send(1, `${se}/reg/c`, { 'senv:algP': { rn: 'p', nc: b64(bytes(12)), aD: b64(bytes(16)) } }, 20001);
+      await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: b64(bytes(1024)) } });
+      return `${se}/reg/c/encrypt`;
+    },
+  },
+  {
+    name: 'Mcs ECDSA P-256 sign', size: 0,
+    async prepare(send, se) {
+      await send(1, se, { 'senv:Sgn': { rn: 'e', Salg: 33 } }, 20012);
+      await send(2, `${se}/reg/e/gnK`);
+      await send(3, `${se}/reg/e`, { 'senv:Sgn': { msg: b64(bytes(64)) } });
+      return `${se}/reg/e/cSgn`;
+    },
+  },
+];
+
+// scripts/ of the checkout, whether this runs from bench/ or dist/bench/ (tsc does not copy .mjs files).
+async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')> {
+  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
+  return (await import(new URL('scripts/pcsc-stack.mjs', root).href)) as typeof import('../scripts/pcsc-stack.mjs');
+}
+
+export const apduBench: BenchModule = async (opts) => {
+  const { acquireSlot, acquireStack } = await stackScript();
+  const stack = await acquireStack();
+  if (!stack.ok) {
+    console.log(`\napdu: skipped, no PC/SC stack (${stack.reason})`);
+    return [];
+  }
+  const slot = await acquireSlot();
+  const card = createVirtualCard({ port: slot.port, keepAlive: false });
+  const ctx = await PcscContext.establish();
+  let engine: McsEngine | undefined;
+  // The groups run after this function returned: the stack comes down at exit.
+  process.once('beforeExit', () => {
+    void (async () => {
+      await engine?.close();
+      await card.vpcd.remove();
+      await ctx.release();
+      await slot.release();
+      await stack.release();
+    })();
+  });
+
+  await card.vpcd.insert();
+  await waitPresent(ctx, slot.reader);
+  const raw = await ctx.connect(slot.reader);
+  const n = opts.quick ? 500 : 5000;
+  const select = fromHex('00A4040006F053454E560100');
+  await raw.transmit(select);
+  console.log(`\nAPDU round trip through pcscd + vpcd + senv virtual card (${n} samples, ${slot.reader})`);
+  console.log('  APDU                                  median ms      p99 ms');
+  const cases: [string, Uint8Array][] = [
+    ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
+    ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
+  ];
+  for (const [label, apdu] of cases) {
+    const l = await latency(raw, apdu, n);
+    console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+  }
+  await raw.disconnect();
+
+  const pc = new PcscBackend({ reader: slot.reader, context: ctx });
+  engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });
+  const e = engine;
+  let rq = 0;
+  const send: Send = (op, to, pcontent, ty) =>
+    e.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pcontent ? { pc: pcontent } : {}) });
+  const [pcId, swId] = e.seIds as [string, string];
+  const groups: BenchGroup[] = [{
+    algorithm: 'PcscBackend.random(8): one GET CHALLENGE', size: 0,
+    cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
+  }];
+  for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: e.describe(id)!.description.securityLevel } }, 20011);
+  console.log('\nAPDUs per Mcs operation on the PC/SC SE (RETRIEVE of the virtual resource)');
+  for (const op of OPS) {
+    const onCard = await op.prepare(send, pcId);
+    const inSoftware = await op.prepare(send, swId);
+    const check = await send(2, onCard);
+    if (check.rsc !== 2000) throw new Error(`${op.name} on the PC/SC SE failed: rsc ${check.rsc} ${JSON.stringify(check.pc)}`);
+    const before = pc.apdus;
+    for (let i = 0; i < 20; i++) await send(2, onCard);
+    console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
+    // Both are senv; the software SE is listed as the peer so the ratio column reads "PC/SC vs software".
+    groups.push({
+      algorithm: op.name, size: op.size,
+      cases: [
+        { impl: 'senv PC/SC SE', async: true, fn: () => send(2, onCard) },
+        { impl: 'software SE', async: true, fn: () => send(2, inSoftware) },
+      ],
+    });
+  }
+  return groups;
+};

@@ -1,0 +1,95 @@
+// ECDSA keygen, sign and verify on P-256/384/521 against node:crypto
+// (OpenSSL, KeyObjects prepared outside the loop), WebCrypto (sequential) and
+// @noble/curves; plus the first-signature latency of a cold process.
+import nodeCrypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { p256, p384, p521 } from '@noble/curves/nist.js';
+import { ecdsa, type CurveName, type HashName } from '../src/index.ts';
+import type { BenchGroup, BenchModule } from './harness.ts';
+import { senvCases } from './builds.ts';
+
+const CURVES: { name: CurveName; hash: HashName; node: string; noble: typeof p256 }[] = [
+  { name: 'P-256', hash: 'SHA-256', node: 'sha256', noble: p256 },
+  { name: 'P-384', hash: 'SHA-384', node: 'sha384', noble: p384 },
+  { name: 'P-521', hash: 'SHA-512', node: 'sha512', noble: p521 },
+];
+
+// Milliseconds from process start to the first result, in a fresh process
+// each time (module load, WASM instantiation and the generator table included).
+function coldStart(script: string): number | undefined {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  const m = /cold=([\d.]+)/.exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+function reportColdStarts(): void {
+  const senvUrl = new URL('../src/index.js', import.meta.url).href;
+  console.log('\nECDSA first signature in a cold process (ms from the start of the import to the signature)');
+  for (const { name, node } of CURVES) {
+    const nobleName = name.replace('-', '').toLowerCase();
+    const scripts: Record<string, string> = {
+      senv: `const t0 = performance.now(); const { ecdsa } = await import('${senvUrl}'); const e = ecdsa('${name}'); const k = e.keygen(); e.sign(new Uint8Array(32), k.secretKey); console.log('cold=' + (performance.now() - t0));`,
+      '@noble/curves': `const t0 = performance.now(); const { ${nobleName} } = await import('@noble/curves/nist.js'); const sk = ${nobleName}.utils.randomSecretKey(); ${nobleName}.sign(new Uint8Array(32), sk); console.log('cold=' + (performance.now() - t0));`,
+      'node:crypto': `const t0 = performance.now(); const c = await import('node:crypto'); const { privateKey } = c.generateKeyPairSync('ec', { namedCurve: '${name}' }); c.sign('${node}', new Uint8Array(32), privateKey); console.log('cold=' + (performance.now() - t0));`,
+    };
+    const row = Object.entries(scripts).map(([impl, s]) => {
+      const runs = [0, 1, 2].map(() => coldStart(s)).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+      return `${impl} ${runs.length ? runs[Math.floor(runs.length / 2)]!.toFixed(1) : 'n/a'}`;
+    });
+    console.log(`  ${name}: ${row.join(' | ')}`);
+  }
+}
+
+export const ecdsaBench: BenchModule = async () => {
+  const groups: BenchGroup[] = [];
+  const msg = new Uint8Array(nodeCrypto.randomBytes(100));
+  const subtle = globalThis.crypto.subtle;
+  for (const { name, hash, node, noble } of CURVES) {
+    const e = ecdsa(name);
+    const { secretKey, publicKey } = e.keygen();
+    const sig = e.sign(msg, secretKey);
+    const rawSig = e.sign(msg, secretKey, { format: 'raw' });
+    const nodeKeys = nodeCrypto.generateKeyPairSync('ec', { namedCurve: name });
+    const nodeSig = nodeCrypto.sign(node, msg, nodeKeys.privateKey);
+    const nobleSk = noble.utils.randomSecretKey();
+    const noblePk = noble.getPublicKey(nobleSk);
+    const nobleSig = noble.sign(msg, nobleSk);
+    // WebCrypto: one operation awaited at a time (sequential), as a caller without batching sees it.
+    const webAlgo = { name: 'ECDSA', namedCurve: name };
+    const webPair = (await subtle.generateKey(webAlgo, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const webParams = { name: 'ECDSA', hash };
+    const webSig = await subtle.sign(webParams, webPair.privateKey, msg);
+    groups.push({
+      algorithm: `ECDSA ${name} keygen`, size: 0, cases: [
+        ...senvCases(() => e.keygen()),
+        { impl: 'node:crypto', fn: () => nodeCrypto.generateKeyPairSync('ec', { namedCurve: name }) },
+        { impl: 'WebCrypto', async: true, fn: () => subtle.generateKey(webAlgo, true, ['sign']) },
+        { impl: '@noble/curves', fn: () => noble.getPublicKey(noble.utils.randomSecretKey()) },
+      ],
+    });
+    groups.push({
+      algorithm: `ECDSA ${name} sign`, size: 0, cases: [
+        ...senvCases(() => e.sign(msg, secretKey)),
+        { impl: 'node:crypto', fn: () => nodeCrypto.sign(node, msg, nodeKeys.privateKey) },
+        { impl: 'WebCrypto', async: true, fn: () => subtle.sign(webParams, webPair.privateKey, msg) },
+        { impl: '@noble/curves', fn: () => noble.sign(msg, nobleSk, { extraEntropy: true }) },
+      ],
+    });
+    groups.push({
+      algorithm: `ECDSA ${name} verify`, size: 0, cases: [
+        ...senvCases(() => e.verify(sig, msg, publicKey)),
+        { impl: 'node:crypto', fn: () => nodeCrypto.verify(node, msg, nodeKeys.publicKey, nodeSig) },
+        { impl: 'WebCrypto', async: true, fn: () => subtle.verify(webParams, webPair.publicKey, webSig, msg) },
+        { impl: '@noble/curves', fn: () => noble.verify(nobleSig, msg, noblePk) },
+      ],
+    });
+    groups.push({
+      algorithm: `ECDSA ${name} verify raw`, size: 0, cases: [
+        ...senvCases(() => e.verify(rawSig, msg, publicKey, { format: 'raw' })),
+        { impl: '@noble/curves', fn: () => noble.verify(nobleSig, msg, noblePk) },
+      ],
+    });
+  }
+  reportColdStarts();
+  return groups;
+};

@@ -1,0 +1,157 @@
+// The Mcs layer against the core it runs on and against node:crypto:
+// - 1 MiB AES-128-GCM sent to a <cipher> in 4 KiB UPDATEs, then RETRIEVE
+//   <encrypt>, against the core's one-shot over the same MiB;
+// - one small operation (UPDATE 1 KiB, then RETRIEVE <encrypt>,
+//   <calculateHash> or HMAC <calculateSignature>) against one core call and
+//   one node:crypto call, in-process (binary) and with base64 bytes;
+// - memory with 10,000 live resources and 1,000,000 operations, printed.
+// The engine is asynchronous: its cases are measured per resolved request.
+import nodeCrypto from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { gcm, hmac, sha256, initSync, McsEngine, type McsRequest } from '../src/index.ts';
+import { core } from '../src/core/loader.ts';
+import type { BenchCase, BenchGroup, BenchModule } from './harness.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+interface Rig {
+  engine: McsEngine;
+  seId: string;
+  send(op: McsRequest['op'], to: string, pc?: Record<string, unknown>, ty?: number, binary?: boolean): Promise<{ rsc: number }>;
+}
+
+async function rig(): Promise<Rig> {
+  const engine = await McsEngine.create();
+  const seId = engine.seIds[0]!;
+  let rqi = 0;
+  const send: Rig['send'] = async (op, to, pc, ty, binary = true) => {
+    const r = await engine.send({ op, to, fr: 'CBENCH', rqi: String(++rqi), ty, pc } as McsRequest, { binary });
+    if (r.rsc >= 4000) throw new Error(`Mcs ${op} ${to}: ${r.rsc} ${JSON.stringify(r)}`);
+    return r;
+  };
+  await send(1, seId, { 'senv:Senv': { rn: 'reg', sID: seId, seL: 1 } }, 20011);
+  return { engine, seId, send };
+}
+
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+
+async function gcmCipher(r: Rig, rn: string, key: Uint8Array, nonce: Uint8Array, mbs: number): Promise<string> {
+  await r.send(1, r.seId, { 'senv:Cph': { rn, Calg: 1001, mbs, kDt: key } }, 20002);
+  await r.send(1, `${r.seId}/reg/${rn}`, { 'senv:algP': { nc: nonce } }, 20001);
+  return `${r.seId}/reg/${rn}`;
+}
+
+function nodeGcm(key: Uint8Array, nonce: Uint8Array, data: Uint8Array): Buffer {
+  const c = nodeCrypto.createCipheriv('aes-128-gcm', key, nonce);
+  const out = Buffer.concat([c.update(data), c.final(), c.getAuthTag()]);
+  return out;
+}
+
+/** Heap and WASM figures with 10,000 live resources, before and after `ops` operations. */
+async function memoryReport(ops: number): Promise<void> {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const figures = () => {
+    gc();
+    return { heap: process.memoryUsage().heapUsed, wasm: core().x.memory.buffer.byteLength };
+  };
+  const r = await rig();
+  const before = figures();
+  const key = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(12);
+  const kinds = 4;
+  const live = 10_000;
+  for (let i = 0; i < live; i++) {
+    switch (i % kinds) {
+      case 0: await gcmCipher(r, `c${i}`, key, nonce, 4 * KiB); break;
+      case 1: await r.send(1, r.seId, { 'senv:Hsh': { rn: `h${i}`, Halg: 4 } }, 20004); break;
+      case 2: await r.send(1, r.seId, { 'senv:Sgn': { rn: `s${i}`, Salg: 25, kDt: key } }, 20012); break;
+      default: await r.send(1, r.seId, { 'senv:Sdo': { rn: `d${i}`, msg: key } }, 20009);
+    }
+  }
+  const loaded = figures();
+  const msg = nodeCrypto.randomBytes(256);
+  const step = async (i: number) => {
+    const n = (i * 4) % live;
+    const k = n % kinds;
+    const target = k === 0 ? `c${n}` : k === 1 ? `h${n}` : k === 2 ? `s${n}` : `d${n}`;
+    const root = ['senv:Cph', 'senv:Hsh', 'senv:Sgn', 'senv:Sdo'][k]!;
+    await r.send(3, `${r.seId}/reg/${target}`, { [root]: { msg } });
+    await r.send(2, k === 3 ? `${r.seId}/reg/${target}` : `${r.seId}/reg/${target}/${['encrypt', 'calculateHash', 'calculateSignature'][k]}`);
+  };
+  // Each operation is an UPDATE plus a RETRIEVE: ops / 2 rounds.
+  for (let i = 0; i < ops / 2; i++) await step(i);
+  const after = figures();
+  const mb = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+  console.log(`\nMcs memory: ${live} live resources, ${ops} operations (UPDATE and RETRIEVE requests, in pairs)`);
+  console.log(`  JS heap   empty ${mb(before.heap)}, with resources ${mb(loaded.heap)} (${((loaded.heap - before.heap) / live).toFixed(0)} B each), after operations ${mb(after.heap)} (${after.heap >= loaded.heap ? '+' : ''}${mb(after.heap - loaded.heap)})`);
+  console.log(`  WASM      empty ${mb(before.wasm)}, with resources ${mb(loaded.wasm)}, after operations ${mb(after.wasm)} (${after.wasm >= loaded.wasm ? '+' : ''}${mb(after.wasm - loaded.wasm)}; expanded keys are cached on first use)`);
+  await r.engine.close();
+}
+
+export const mcsBench: BenchModule = async (opts) => {
+  initSync({ build: 'simd' });
+  await memoryReport(opts.quick ? 100_000 : 1_000_000);
+  const r = await rig();
+  const key = new Uint8Array(nodeCrypto.randomBytes(16)), nonce = new Uint8Array(nodeCrypto.randomBytes(12));
+  const groups: BenchGroup[] = [];
+
+  const big = new Uint8Array(nodeCrypto.randomBytes(MiB));
+  const bulk = await gcmCipher(r, 'bulk', key, nonce, MiB);
+  const chunks = Array.from({ length: MiB / (4 * KiB) }, (_, i) => big.subarray(i * 4 * KiB, (i + 1) * 4 * KiB));
+  groups.push({
+    algorithm: 'Mcs <cipher> AES-128-GCM, 4 KiB UPDATEs + encrypt', size: MiB, cases: [
+      {
+        impl: 'senv Mcs', async: true, fn: async () => {
+          for (const c of chunks) await r.send(3, bulk, { 'senv:Cph': { msg: c } });
+          await r.send(2, `${bulk}/encrypt`);
+        },
+      },
+      { impl: 'core one-shot', fn: () => gcm(key, nonce).encrypt(big) },
+      { impl: 'node:crypto', fn: () => nodeGcm(key, nonce, big) },
+    ],
+  });
+
+  const small = new Uint8Array(nodeCrypto.randomBytes(KiB));
+  const smallB64 = b64(small);
+  const one = await gcmCipher(r, 'one', key, nonce, 4 * KiB);
+  await r.send(1, r.seId, { 'senv:Hsh': { rn: 'h', Halg: 4 } }, 20004);
+  await r.send(1, r.seId, { 'senv:Sgn': { rn: 's', Salg: 25, kDt: key } }, 20012);
+  const mcsCases = (to: string, root: string, virtual: string): BenchCase[] => [
+    {
+      impl: 'senv Mcs', async: true, fn: async () => {
+        await r.send(3, to, { [root]: { msg: small } });
+        await r.send(2, `${to}/${virtual}`);
+      },
+    },
+    {
+      impl: 'senv Mcs base64', async: true, fn: async () => {
+        await r.send(3, to, { [root]: { msg: smallB64 } }, undefined, false);
+        await r.send(2, `${to}/${virtual}`, undefined, undefined, false);
+      },
+    },
+  ];
+  groups.push({
+    algorithm: 'Mcs <cipher> AES-128-GCM, UPDATE + encrypt', size: KiB, cases: [
+      ...mcsCases(one, 'senv:Cph', 'encrypt'),
+      { impl: 'core one-shot', fn: () => gcm(key, nonce).encrypt(small) },
+      { impl: 'node:crypto', fn: () => nodeGcm(key, nonce, small) },
+    ],
+  });
+  groups.push({
+    algorithm: 'Mcs <hash> SHA-256, UPDATE + calculateHash', size: KiB, cases: [
+      ...mcsCases(`${r.seId}/reg/h`, 'senv:Hsh', 'calculateHash'),
+      { impl: 'core one-shot', fn: () => sha256(small) },
+      { impl: 'node:crypto', fn: () => nodeCrypto.createHash('sha256').update(small).digest() },
+    ],
+  });
+  groups.push({
+    algorithm: 'Mcs <signature> HMAC-SHA-256, UPDATE + calculateSignature', size: KiB, cases: [
+      ...mcsCases(`${r.seId}/reg/s`, 'senv:Sgn', 'calculateSignature'),
+      { impl: 'core one-shot', fn: () => hmac('SHA-256', key, small) },
+      { impl: 'node:crypto', fn: () => nodeCrypto.createHmac('sha256', key).update(small).digest() },
+    ],
+  });
+  return groups;
+};

@@ -1,0 +1,534 @@
+// node-addon-api bridge to PC/SC (libpcsclite). Bytes in, bytes out: APDU
+// semantics live in src/apdu/, friendly types and errors in src/pcsc/.
+//
+// Every call that can block (IPC to pcscd, the card, a transaction held by
+// another process, a status-change wait) runs on the libuv pool as an
+// AsyncWorker and settles a Promise. Failures reject with an Error carrying
+// `scode` (the SCARD_* code) and `operation`; src/pcsc/ turns it into PcscError.
+//
+// pcsc-lite serialises the calls of one SCARDCONTEXT behind one mutex, and
+// SCardGetStatusChange holds it for the whole wait. So a Monitor (its own
+// context) does the waiting and each Card owns a private context: a pending
+// wait never stalls a transmit, and SCardCancel only ever aborts the wait.
+#include <napi.h>
+#include <winscard.h>
+#include <reader.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference cardCtor;
+  Napi::FunctionReference monitorCtor;
+};
+
+Napi::Error ScardError(Napi::Env env, const char* operation, LONG rv) {
+  Napi::Error err = Napi::Error::New(env, std::string(operation) + ": " + pcsc_stringify_error(rv));
+  err.Set("scode", Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(rv))));
+  err.Set("operation", Napi::String::New(env, operation));
+  return err;
+}
+
+// Runs `exec` off the JS thread; `done` settles the promise on the JS thread
+// when exec returned SCARD_S_SUCCESS. `keep` pins the JS object whose handle
+// the job uses, so the handle cannot be finalised while the job runs.
+class Job : public Napi::AsyncWorker {
+ public:
+  using Exec = std::function<LONG()>;
+  using Done = std::function<void(Napi::Env, Napi::Promise::Deferred&)>;
+
+  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done) {
+    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done));
+    Napi::Promise promise = job->deferred_.Promise();
+    job->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override { rv_ = exec_(); }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    if (rv_ != SCARD_S_SUCCESS)
+      deferred_.Reject(ScardError(Env(), operation_, rv_).Value());
+    else
+      done_(Env(), deferred_);
+  }
+
+ private:
+  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done)
+      : Napi::AsyncWorker(env, operation),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        operation_(operation),
+        exec_(std::move(exec)),
+        done_(std::move(done)) {
+    if (!keep.IsEmpty()) keep_ = Napi::Persistent(keep);
+  }
+
+  Napi::Promise::Deferred deferred_;
+  const char* operation_;
+  Exec exec_;
+  Done done_;
+  Napi::ObjectReference keep_;
+  LONG rv_ = SCARD_S_SUCCESS;
+};
+
+// Argument checks: a wrong type rejects with a TypeError instead of reading
+// through a bad cast (src/pcsc/ validates first; this guards direct callers).
+Napi::Promise TypeRejected(Napi::Env env, const std::string& message) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(Napi::TypeError::New(env, message).Value());
+  return d.Promise();
+}
+
+bool IsBytes(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+Napi::Promise Rejected(Napi::Env env, const char* operation, LONG rv) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(ScardError(env, operation, rv).Value());
+  return d.Promise();
+}
+
+// A plain Uint8Array, not a Buffer: Buffer#slice() aliases instead of
+// copying, and callers of a crypto API rightly expect slice() to copy.
+Napi::Uint8Array Bytes(Napi::Env env, const uint8_t* data, size_t len) {
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, len);
+  if (len) std::memcpy(ab.Data(), data, len);
+  return Napi::Uint8Array::New(env, len, ab, 0);
+}
+
+std::vector<uint8_t> BytesArg(const Napi::Value& v) {
+  auto a = v.As<Napi::Uint8Array>();
+  return std::vector<uint8_t>(a.Data(), a.Data() + a.ByteLength());
+}
+
+DWORD DwordArg(const Napi::CallbackInfo& info, size_t i, DWORD fallback) {
+  return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Uint32Value() : fallback;
+}
+
+// "a\0b\0\0" -> ["a", "b"]
+Napi::Array MultiString(Napi::Env env, const std::vector<char>& buf) {
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (size_t i = 0; i < buf.size() && buf[i] != '\0';) {
+    std::string s(&buf[i]);
+    out.Set(n++, s);
+    i += s.size() + 1;
+  }
+  return out;
+}
+
+const SCARD_IO_REQUEST* SendPci(DWORD protocol) {
+  switch (protocol) {
+    case SCARD_PROTOCOL_T0: return SCARD_PCI_T0;
+    case SCARD_PROTOCOL_T1: return SCARD_PCI_T1;
+    default: return SCARD_PCI_RAW;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Card: one connection (private context + card handle).
+
+class Card : public Napi::ObjectWrap<Card> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Card", {
+      InstanceMethod<&Card::Transmit>("transmit"),
+      InstanceMethod<&Card::Reconnect>("reconnect"),
+      InstanceMethod<&Card::BeginTransaction>("beginTransaction"),
+      InstanceMethod<&Card::EndTransaction>("endTransaction"),
+      InstanceMethod<&Card::Status>("status"),
+      InstanceMethod<&Card::Control>("control"),
+      InstanceMethod<&Card::Disconnect>("disconnect"),
+      InstanceAccessor<&Card::Protocol>("protocol"),
+      InstanceAccessor<&Card::Connected>("connected"),
+    });
+  }
+
+  explicit Card(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Card>(info) {}
+
+  ~Card() override {
+    // The object was collected without disconnect(): give the card back to
+    // other applications as it is. Local IPC only, so acceptable in a finaliser.
+    if (state_->open) Close(*state_, SCARD_LEAVE_CARD);
+  }
+
+  // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
+  struct Handle {
+    SCARDCONTEXT ctx = 0;
+    SCARDHANDLE card = 0;
+    DWORD protocol = 0;
+    bool open = false;
+  };
+  void Adopt(const Handle& h) { *state_ = h; }
+
+  static LONG Close(Handle& h, DWORD disposition) {
+    h.open = false;
+    LONG rv = SCardDisconnect(h.card, disposition);
+    SCardReleaseContext(h.ctx);
+    return rv;
+  }
+
+ private:
+  bool Usable(Napi::Env env, const char* op, Napi::Promise* rejected) {
+    if (state_->open) return true;
+    *rejected = Rejected(env, op, SCARD_E_INVALID_HANDLE);
+    return false;
+  }
+
+  Napi::Value Transmit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardTransmit", &p)) return p;
+    if (!IsBytes(info[0])) return TypeRejected(env, "transmit: the APDU must be a Uint8Array");
+    auto st = state_;
+    auto cmd = std::make_shared<std::vector<uint8_t>>(BytesArg(info[0]));
+    auto rsp = std::make_shared<std::vector<uint8_t>>(DwordArg(info, 1, MAX_BUFFER_SIZE_EXTENDED));
+    auto len = std::make_shared<DWORD>(0);
+    return Job::Start(env, "SCardTransmit", Value(),
+      [st, cmd, rsp, len] {
+        *len = static_cast<DWORD>(rsp->size());
+        SCARD_IO_REQUEST recvPci;
+        return SCardTransmit(st->card, SendPci(st->protocol), cmd->data(), static_cast<DWORD>(cmd->size()),
+                             &recvPci, rsp->data(), len.get());
+      },
+      [rsp, len](Napi::Env env, Napi::Promise::Deferred& d) {
+        // pcscd reports success with 0 bytes when the card vanishes mid-command;
+        // without SW1 SW2 there is no answer, only a broken exchange.
+        if (*len < 2) {
+          Napi::Error err = Napi::Error::New(env, "SCardTransmit: the card returned " + std::to_string(*len) +
+                                                      " bytes, fewer than the two status bytes");
+          err.Set("shortResponse", Napi::Number::New(env, *len));
+          err.Set("operation", Napi::String::New(env, "SCardTransmit"));
+          d.Reject(err.Value());
+          return;
+        }
+        d.Resolve(Bytes(env, rsp->data(), *len));
+      });
+  }
+
+  // reconnect(share, protocols, initialization): SCARD_RESET_CARD is a warm
+  // reset, SCARD_UNPOWER_CARD a cold one, SCARD_LEAVE_CARD just re-syncs a
+  // handle invalidated by another application's reset.
+  Napi::Value Reconnect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardReconnect", &p)) return p;
+    auto st = state_;
+    DWORD share = DwordArg(info, 0, SCARD_SHARE_SHARED);
+    DWORD protocols = DwordArg(info, 1, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+    DWORD init = DwordArg(info, 2, SCARD_LEAVE_CARD);
+    auto active = std::make_shared<DWORD>(0);
+    return Job::Start(env, "SCardReconnect", Value(),
+      [st, share, protocols, init, active] { return SCardReconnect(st->card, share, protocols, init, active.get()); },
+      [st, active](Napi::Env env, Napi::Promise::Deferred& d) {
+        st->protocol = *active;
+        d.Resolve(Napi::Number::New(env, *active));
+      });
+  }
+
+  Napi::Value BeginTransaction(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardBeginTransaction", &p)) return p;
+    auto st = state_;
+    return Job::Start(env, "SCardBeginTransaction", Value(),
+      [st] { return SCardBeginTransaction(st->card); },
+      [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
+  }
+
+  Napi::Value EndTransaction(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardEndTransaction", &p)) return p;
+    auto st = state_;
+    DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
+    return Job::Start(env, "SCardEndTransaction", Value(),
+      [st, disposition] { return SCardEndTransaction(st->card, disposition); },
+      [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
+  }
+
+  Napi::Value Status(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardStatus", &p)) return p;
+    auto st = state_;
+    struct Out {
+      char reader[MAX_READERNAME] = {0};
+      DWORD readerLen = MAX_READERNAME;
+      DWORD state = 0, protocol = 0;
+      BYTE atr[MAX_ATR_SIZE] = {0};
+      DWORD atrLen = MAX_ATR_SIZE;
+    };
+    auto out = std::make_shared<Out>();
+    return Job::Start(env, "SCardStatus", Value(),
+      [st, out] {
+        return SCardStatus(st->card, out->reader, &out->readerLen, &out->state, &out->protocol, out->atr, &out->atrLen);
+      },
+      [out](Napi::Env env, Napi::Promise::Deferred& d) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("reader", Napi::String::New(env, out->reader));
+        o.Set("state", Napi::Number::New(env, out->state));
+        o.Set("protocol", Napi::Number::New(env, out->protocol));
+        o.Set("atr", Bytes(env, out->atr, out->atrLen));
+        d.Resolve(o);
+      });
+  }
+
+  Napi::Value Control(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardControl", &p)) return p;
+    if (!IsBytes(info[1])) return TypeRejected(env, "control: the data must be a Uint8Array");
+    auto st = state_;
+    DWORD code = DwordArg(info, 0, 0);
+    auto in = std::make_shared<std::vector<uint8_t>>(BytesArg(info[1]));
+    auto out = std::make_shared<std::vector<uint8_t>>(DwordArg(info, 2, MAX_BUFFER_SIZE_EXTENDED));
+    auto len = std::make_shared<DWORD>(0);
+    return Job::Start(env, "SCardControl", Value(),
+      [st, code, in, out, len] {
+        return SCardControl(st->card, code, in->data(), static_cast<DWORD>(in->size()), out->data(),
+                            static_cast<DWORD>(out->size()), len.get());
+      },
+      [out, len](Napi::Env env, Napi::Promise::Deferred& d) {
+        d.Resolve(Bytes(env, out->data(), *len));
+      });
+  }
+
+  Napi::Value Disconnect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardDisconnect", &p)) return p;
+    // Closed now on the JS thread so that later calls fail fast instead of
+    // racing the release on the pool.
+    auto h = std::make_shared<Handle>(*state_);
+    state_->open = false;
+    DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
+    return Job::Start(env, "SCardDisconnect", Value(),
+      [h, disposition] { return Close(*h, disposition); },
+      [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
+  }
+
+  Napi::Value Protocol(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), state_->protocol); }
+  Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_->open); }
+
+  // Shared with in-flight jobs so that a job never reads a freed Card.
+  std::shared_ptr<Handle> state_ = std::make_shared<Handle>();
+};
+
+// ---------------------------------------------------------------------------
+// Monitor: the context that lists readers, waits for changes and connects.
+
+class Monitor : public Napi::ObjectWrap<Monitor> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Monitor", {
+      StaticMethod<&Monitor::Establish>("establish"),
+      InstanceMethod<&Monitor::ListReaders>("listReaders"),
+      InstanceMethod<&Monitor::GetStatusChange>("getStatusChange"),
+      InstanceMethod<&Monitor::Cancel>("cancel"),
+      InstanceMethod<&Monitor::Connect>("connect"),
+      InstanceMethod<&Monitor::Release>("release"),
+    });
+  }
+
+  explicit Monitor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Monitor>(info) {}
+
+  ~Monitor() override {
+    if (state_->open) {
+      state_->open = false;
+      SCardReleaseContext(state_->ctx);
+    }
+  }
+
+ private:
+  struct Ctx {
+    SCARDCONTEXT ctx = 0;
+    bool open = false;
+  };
+
+  static Napi::Value Establish(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ctx = std::make_shared<SCARDCONTEXT>(0);
+    return Job::Start(env, "SCardEstablishContext", Napi::Object(),
+      [ctx] { return SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, ctx.get()); },
+      [ctx](Napi::Env env, Napi::Promise::Deferred& d) {
+        Napi::Object obj = env.GetInstanceData<AddonData>()->monitorCtor.New({});
+        auto* m = Monitor::Unwrap(obj);
+        m->state_->ctx = *ctx;
+        m->state_->open = true;
+        d.Resolve(obj);
+      });
+  }
+
+  bool Usable(Napi::Env env, const char* op, Napi::Promise* rejected) {
+    if (state_->open) return true;
+    *rejected = Rejected(env, op, SCARD_E_INVALID_HANDLE);
+    return false;
+  }
+
+  Napi::Value ListReaders(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardListReaders", &p)) return p;
+    auto st = state_;
+    auto buf = std::make_shared<std::vector<char>>();
+    return Job::Start(env, "SCardListReaders", Value(),
+      [st, buf] {
+        // The list can grow between the sizing call and the read; retry then.
+        for (;;) {
+          DWORD len = 0;
+          LONG rv = SCardListReaders(st->ctx, nullptr, nullptr, &len);
+          if (rv == SCARD_E_NO_READERS_AVAILABLE) return static_cast<LONG>(SCARD_S_SUCCESS);
+          if (rv != SCARD_S_SUCCESS) return rv;
+          buf->assign(len + 1, '\0');
+          rv = SCardListReaders(st->ctx, nullptr, buf->data(), &len);
+          if (rv == SCARD_E_INSUFFICIENT_BUFFER) continue;
+          if (rv == SCARD_E_NO_READERS_AVAILABLE) { buf->clear(); return static_cast<LONG>(SCARD_S_SUCCESS); }
+          return rv;
+        }
+      },
+      [buf](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(MultiString(env, *buf)); });
+  }
+
+  // getStatusChange([{ reader, currentState }], timeoutMs) -> [{ reader, eventState, atr }]
+  // "\\?PnP?\Notification" as reader name wakes on reader attach/detach.
+  Napi::Value GetStatusChange(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardGetStatusChange", &p)) return p;
+    auto st = state_;
+    if (!info[0].IsArray()) return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
+    Napi::Array in = info[0].As<Napi::Array>();
+    DWORD timeout = DwordArg(info, 1, INFINITE);
+    struct Wait {
+      std::vector<std::string> names;
+      std::vector<SCARD_READERSTATE> states;
+    };
+    auto w = std::make_shared<Wait>();
+    for (uint32_t i = 0; i < in.Length(); i++) {
+      Napi::Value item = in.Get(i);
+      if (!item.IsObject() || !item.As<Napi::Object>().Get("reader").IsString() ||
+          !item.As<Napi::Object>().Get("currentState").IsNumber())
+        return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
+      Napi::Object o = item.As<Napi::Object>();
+      w->names.push_back(o.Get("reader").As<Napi::String>().Utf8Value());
+      SCARD_READERSTATE rs;
+      std::memset(&rs, 0, sizeof rs);
+      rs.dwCurrentState = o.Get("currentState").As<Napi::Number>().Uint32Value();
+      w->states.push_back(rs);
+    }
+    // Names are wired in only now: the vector of strings no longer moves.
+    for (size_t i = 0; i < w->states.size(); i++) w->states[i].szReader = w->names[i].c_str();
+    return Job::Start(env, "SCardGetStatusChange", Value(),
+      [st, w, timeout] { return SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size())); },
+      [w](Napi::Env env, Napi::Promise::Deferred& d) {
+        Napi::Array out = Napi::Array::New(env, w->states.size());
+        for (size_t i = 0; i < w->states.size(); i++) {
+          const SCARD_READERSTATE& rs = w->states[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("reader", Napi::String::New(env, w->names[i]));
+          o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
+          o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
+          out.Set(static_cast<uint32_t>(i), o);
+        }
+        d.Resolve(out);
+      });
+  }
+
+  // SCardCancel is the one call meant to be made while another thread waits.
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!state_->open) return env.Undefined();
+    LONG rv = SCardCancel(state_->ctx);
+    if (rv != SCARD_S_SUCCESS) ScardError(env, "SCardCancel", rv).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // connect(reader, share, protocols) -> Card, on a context of its own.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise p;
+    if (!Usable(env, "SCardConnect", &p)) return p;
+    if (!info[0].IsString()) return TypeRejected(env, "connect: the reader name must be a string");
+    auto reader = std::make_shared<std::string>(info[0].As<Napi::String>().Utf8Value());
+    DWORD share = DwordArg(info, 1, SCARD_SHARE_SHARED);
+    DWORD protocols = DwordArg(info, 2, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+    auto h = std::make_shared<Card::Handle>();
+    return Job::Start(env, "SCardConnect", Value(),
+      [reader, share, protocols, h] {
+        LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &h->ctx);
+        if (rv != SCARD_S_SUCCESS) return rv;
+        rv = SCardConnect(h->ctx, reader->c_str(), share, protocols, &h->card, &h->protocol);
+        if (rv != SCARD_S_SUCCESS) {
+          SCardReleaseContext(h->ctx);
+          return rv;
+        }
+        h->open = true;
+        return rv;
+      },
+      [h](Napi::Env env, Napi::Promise::Deferred& d) {
+        auto* data = env.GetInstanceData<AddonData>();
+        Napi::Object obj = data->cardCtor.New({});
+        Card::Unwrap(obj)->Adopt(*h);
+        d.Resolve(obj);
+      });
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!state_->open) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Resolve(env.Undefined());
+      return d.Promise();
+    }
+    state_->open = false;
+    SCARDCONTEXT ctx = state_->ctx;
+    // A wait in progress would hold the context; wake it first.
+    SCardCancel(ctx);
+    return Job::Start(env, "SCardReleaseContext", Value(),
+      [ctx] { return SCardReleaseContext(ctx); },
+      [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
+  }
+
+  std::shared_ptr<Ctx> state_ = std::make_shared<Ctx>();
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function card = Card::Define(env);
+  data->cardCtor = Napi::Persistent(card);
+  env.SetInstanceData(data);
+  exports.Set("Card", card);
+  Napi::Function monitor = Monitor::Define(env);
+  data->monitorCtor = Napi::Persistent(monitor);
+  exports.Set("Monitor", monitor);
+
+  Napi::Object c = Napi::Object::New(env);
+  auto def = [&](const char* name, uint32_t v) { c.Set(name, Napi::Number::New(env, v)); };
+  def("SCARD_SHARE_EXCLUSIVE", SCARD_SHARE_EXCLUSIVE);
+  def("SCARD_SHARE_SHARED", SCARD_SHARE_SHARED);
+  def("SCARD_SHARE_DIRECT", SCARD_SHARE_DIRECT);
+  def("SCARD_PROTOCOL_T0", SCARD_PROTOCOL_T0);
+  def("SCARD_PROTOCOL_T1", SCARD_PROTOCOL_T1);
+  def("SCARD_PROTOCOL_RAW", SCARD_PROTOCOL_RAW);
+  def("SCARD_LEAVE_CARD", SCARD_LEAVE_CARD);
+  def("SCARD_RESET_CARD", SCARD_RESET_CARD);
+  def("SCARD_UNPOWER_CARD", SCARD_UNPOWER_CARD);
+  def("SCARD_EJECT_CARD", SCARD_EJECT_CARD);
+  def("SCARD_CTL_CODE_BASE", SCARD_CTL_CODE(0));
+  def("INFINITE", INFINITE);
+  exports.Set("constants", c);
+  exports.Set("pnpReader", Napi::String::New(env, "\\\\?PnP?\\Notification"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(senv_pcsc, Init)

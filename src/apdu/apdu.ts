@@ -1,0 +1,153 @@
+// ISO/IEC 7816-4 clause 5.1 command and response APDUs: the four cases, in
+// short and extended length. Used by the host transport and, in reverse, by
+// the virtual card.
+import { InvalidInputError, LengthError } from '../core/errors.ts';
+import { ApduError } from './errors.ts';
+
+export interface CommandApdu {
+  cla: number;
+  ins: number;
+  p1: number;
+  p2: number;
+  /** Command data (Nc = data.length); absent or empty for cases 1 and 2. */
+  data?: Uint8Array;
+  /** Expected response length Ne (0 or absent: none expected, cases 1 and 3). 256 / 65536 mean "as much as available". */
+  ne?: number;
+  /**
+   * The data fields of this exchange are secret (PINs, keys, plaintext):
+   * logging layers print their length only.
+   */
+  secret?: boolean;
+}
+
+export interface ResponseApdu {
+  data: Uint8Array;
+  /** SW1 << 8 | SW2 */
+  sw: number;
+}
+
+export const SHORT_MAX_NC = 255;
+export const SHORT_MAX_NE = 256;
+export const EXTENDED_MAX_NC = 65535;
+export const EXTENDED_MAX_NE = 65536;
+
+const byte = (x: number, name: string) => {
+  if (!Number.isInteger(x) || x < 0 || x > 255) throw new InvalidInputError(`${name} must be a byte (0..255), got ${x}`);
+  return x;
+};
+
+/** True when the command needs the extended form (Nc > 255 or Ne > 256). */
+export function needsExtended(cmd: CommandApdu): boolean {
+  return (cmd.data?.length ?? 0) > SHORT_MAX_NC || (cmd.ne ?? 0) > SHORT_MAX_NE;
+}
+
+/**
+ * Encodes a command APDU. Short form unless a field needs the extended form
+ * or `extended` forces it; a command that needs it throws LengthError when
+ * `allowExtended` is false (the transport must chain it instead).
+ */
+export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allowExtended?: boolean } = {}): Uint8Array {
+  const nc = cmd.data?.length ?? 0;
+  const ne = cmd.ne ?? 0;
+  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${ne}`);
+  if (nc > EXTENDED_MAX_NC) throw new LengthError(`command data must be at most 65535 bytes, got ${nc}`);
+  const ext = opts.extended ?? needsExtended(cmd);
+  if (ext && opts.allowExtended === false) {
+    throw new LengthError(`command needs extended length (Nc ${nc}, Ne ${ne}) but the card or reader does not accept it`);
+  }
+  const head = [byte(cmd.cla, 'CLA'), byte(cmd.ins, 'INS'), byte(cmd.p1, 'P1'), byte(cmd.p2, 'P2')];
+  if (!ext) {
+    if (ne > SHORT_MAX_NE || nc > SHORT_MAX_NC) throw new LengthError(`Nc ${nc} / Ne ${ne} do not fit the short form`);
+    const r = new Uint8Array(4 + (nc > 0 ? 1 + nc : 0) + (ne > 0 ? 1 : 0));
+    r.set(head);
+    if (nc > 0) {
+      r[4] = nc;
+      r.set(cmd.data!, 5);
+    }
+    if (ne > 0) r[r.length - 1] = ne & 0xff; // 256 encodes as 00
+    return r;
+  }
+  // Extended: Lc = 00 hi lo; Le = hi lo after Lc, or 00 hi lo without it. 65536 encodes as 00 00.
+  const le = ne === EXTENDED_MAX_NE ? 0 : ne;
+  const len = 4 + (nc > 0 ? 3 + nc : 0) + (ne > 0 ? (nc > 0 ? 2 : 3) : 0);
+  const r = new Uint8Array(len);
+  r.set(head);
+  let o = 4;
+  if (nc > 0) {
+    r[o++] = 0;
+    r[o++] = nc >> 8;
+    r[o++] = nc & 0xff;
+    r.set(cmd.data!, o);
+    o += nc;
+  } else if (ne > 0) {
+    r[o++] = 0;
+  }
+  if (ne > 0) {
+    r[o++] = le >> 8;
+    r[o++] = le & 0xff;
+  }
+  return r;
+}
+
+export interface DecodedCommand extends CommandApdu {
+  data: Uint8Array;
+  ne: number;
+  /** 1..4 as in ISO/IEC 7816-3 clause 12.1.3 */
+  case: 1 | 2 | 3 | 4;
+  extended: boolean;
+}
+
+/** Parses a command APDU (the card side); ApduError for anything malformed. */
+export function decodeCommand(b: Uint8Array): DecodedCommand {
+  if (b.length < 4) throw new ApduError(`command APDU of ${b.length} bytes is shorter than its 4-byte header`);
+  const base = { cla: b[0]!, ins: b[1]!, p1: b[2]!, p2: b[3]! };
+  const n = b.length - 4;
+  const empty = new Uint8Array(0);
+  if (n === 0) return { ...base, data: empty, ne: 0, case: 1, extended: false };
+  const b4 = b[4]!;
+  if (n === 1) return { ...base, data: empty, ne: b4 === 0 ? 256 : b4, case: 2, extended: false };
+  if (b4 !== 0) {
+    // short Lc
+    if (n === 1 + b4) return { ...base, data: b.slice(5), ne: 0, case: 3, extended: false };
+    if (n === 2 + b4) {
+      const le = b[b.length - 1]!;
+      return { ...base, data: b.slice(5, 5 + b4), ne: le === 0 ? 256 : le, case: 4, extended: false };
+    }
+    throw new ApduError(`command APDU length ${b.length} does not match Lc ${b4}`);
+  }
+  // b4 == 0 and more bytes follow: extended
+  if (n === 3) {
+    const le = (b[5]! << 8) | b[6]!;
+    return { ...base, data: empty, ne: le === 0 ? 65536 : le, case: 2, extended: true };
+  }
+  const nc = (b[5]! << 8) | b[6]!;
+  if (nc === 0 || n < 3 + nc) throw new ApduError(`extended command APDU length ${b.length} does not match Lc ${nc}`);
+  if (n === 3 + nc) return { ...base, data: b.slice(7), ne: 0, case: 3, extended: true };
+  if (n === 5 + nc) {
+    const le = (b[b.length - 2]! << 8) | b[b.length - 1]!;
+    return { ...base, data: b.slice(7, 7 + nc), ne: le === 0 ? 65536 : le, case: 4, extended: true };
+  }
+  throw new ApduError(`extended command APDU length ${b.length} does not match Lc ${nc}`);
+}
+
+/** Splits a response into data and SW1 SW2; ApduError when it has no status word. */
+export function decodeResponse(b: Uint8Array): ResponseApdu {
+  if (b.length < 2) throw new ApduError(`response APDU of ${b.length} bytes has no status word`);
+  return { data: b.subarray(0, b.length - 2), sw: (b[b.length - 2]! << 8) | b[b.length - 1]! };
+}
+
+export function encodeResponse(r: ResponseApdu): Uint8Array {
+  const out = new Uint8Array(r.data.length + 2);
+  out.set(r.data);
+  out[r.data.length] = r.sw >> 8;
+  out[r.data.length + 1] = r.sw & 0xff;
+  return out;
+}
+
+export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
+
+export function fromHex(s: string): Uint8Array {
+  const clean = s.replace(/\s+/g, '');
+  if (clean.length % 2 || /[^0-9a-fA-F]/.test(clean)) throw new InvalidInputError(`not a hex string: ${s}`);
+  return Uint8Array.from({ length: clean.length / 2 }, (_, i) => parseInt(clean.slice(2 * i, 2 * i + 2), 16));
+}

@@ -1,0 +1,55 @@
+// BER-TLV (ISO/IEC 7816-4 clause 5.2) for the data fields of the senv card
+// profile: tags of one or two bytes, definite lengths up to 65535.
+import { ApduError } from './errors.ts';
+import { concat } from './transport.ts';
+
+export interface Tlv {
+  tag: number;
+  value: Uint8Array;
+}
+
+export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
+  const t = tag > 0xff ? [tag >> 8, tag & 0xff] : [tag];
+  const n = value.length;
+  const l = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return concat([Uint8Array.from([...t, ...l]), value]);
+}
+
+export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
+  return concat(items.map(([t, v]) => encodeTlv(t, v instanceof Uint8Array ? v : Uint8Array.from(v))));
+}
+
+/** Parses a sequence of TLVs; ApduError when a length runs past the end. */
+export function decodeTlvs(b: Uint8Array): Tlv[] {
+  const out: Tlv[] = [];
+  let o = 0;
+  while (o < b.length) {
+    let tag = b[o++]!;
+    if ((tag & 0x1f) === 0x1f) {
+      if (o >= b.length) throw new ApduError('truncated TLV tag');
+      tag = (tag << 8) | b[o++]!;
+    }
+    if (o >= b.length) throw new ApduError('truncated TLV length');
+    let len = b[o++]!;
+    if (len === 0x81 || len === 0x82) {
+      const k = len - 0x80;
+      if (o + k > b.length) throw new ApduError('truncated TLV length');
+      len = k === 1 ? b[o]! : (b[o]! << 8) | b[o + 1]!;
+      o += k;
+    } else if (len > 0x80) {
+      throw new ApduError(`unsupported TLV length form 0x${len.toString(16)}`);
+    }
+    if (o + len > b.length) throw new ApduError(`TLV ${tag.toString(16)} of length ${len} runs past the data`);
+    out.push({ tag, value: b.subarray(o, o + len) });
+    o += len;
+  }
+  return out;
+}
+
+/** The value of the first TLV with `tag`, or undefined. */
+export function findTlv(list: readonly Tlv[], tag: number): Uint8Array | undefined {
+  return list.find((t) => t.tag === tag)?.value;
+}
+
+export const u16 = (x: number): number[] => [(x >> 8) & 0xff, x & 0xff];
+export const u32 = (x: number): number[] => [(x >>> 24) & 0xff, (x >> 16) & 0xff, (x >> 8) & 0xff, x & 0xff];

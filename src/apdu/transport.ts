@@ -1,0 +1,268 @@
+// The APDU transport: stackable layers over a bytes-in/bytes-out channel (a
+// PC/SC card, a scripted test double, a socket). Each layer does one job of
+// ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
+// configured (the apdu4j / GlobalPlatformPro idea).
+import { LengthError } from '../core/errors.ts';
+import {
+  decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
+  type CommandApdu, type ResponseApdu,
+} from './apdu.ts';
+import { ApduError, StatusWordError, statusWordMeaning } from './errors.ts';
+
+/** What carries the bytes: PcscCard satisfies it. */
+export interface ByteChannel {
+  transmit(apdu: Uint8Array): Promise<Uint8Array>;
+}
+
+export interface ApduTransport {
+  transmit(cmd: CommandApdu): Promise<ResponseApdu>;
+  /** Largest command data field one APDU can carry on the wire below this layer. */
+  readonly maxCommandData: number;
+  /** Largest Ne one APDU can ask for. */
+  readonly maxResponseData: number;
+}
+
+/**
+ * CLA for logical channel `ch` (7816-4 clause 5.4.1), from a CLA written for
+ * channel 0: channels 0-3 use the first interindustry form (b2-b1), 4-19 the
+ * further form ('4X'-'7X'); proprietary (b8), chaining (b5) and secure
+ * messaging indications are kept.
+ */
+export function claForChannel(cla: number, ch: number): number {
+  if (!Number.isInteger(ch) || ch < 0 || ch > 19) throw new LengthError(`logical channel must be 0..19, got ${ch}`);
+  const keep = cla & 0x90;
+  if (ch <= 3) return keep | (cla & 0x0c) | ch;
+  return keep | 0x40 | (cla & 0x0c ? 0x20 : 0) | (ch - 4);
+}
+
+/** The logical channel a CLA byte addresses. */
+export function channelOfCla(cla: number): number {
+  return cla & 0x40 ? (cla & 0x0f) + 4 : cla & 0x03;
+}
+
+const INS_NAMES: Readonly<Record<number, string>> = {
+  0xa4: 'SELECT', 0x70: 'MANAGE CHANNEL', 0xc0: 'GET RESPONSE', 0x84: 'GET CHALLENGE', 0x22: 'MANAGE SECURITY ENVIRONMENT',
+  0x2a: 'PERFORM SECURITY OPERATION', 0x47: 'GENERATE ASYMMETRIC KEY PAIR', 0xca: 'GET DATA', 0xcb: 'GET DATA',
+  0xda: 'PUT DATA', 0xdb: 'PUT DATA', 0x88: 'INTERNAL AUTHENTICATE', 0x20: 'VERIFY', 0x24: 'CHANGE REFERENCE DATA',
+  0x2c: 'RESET RETRY COUNTER', 0xb0: 'READ BINARY', 0xd6: 'UPDATE BINARY', 0xe4: 'DELETE',
+};
+
+export function commandName(cmd: Pick<CommandApdu, 'ins'>): string {
+  return INS_NAMES[cmd.ins] ?? `INS ${cmd.ins.toString(16).toUpperCase().padStart(2, '0')}`;
+}
+
+/** The wire: encodes, transmits, decodes. Counts the APDUs it sends. */
+export class RawTransport implements ApduTransport {
+  readonly maxCommandData: number;
+  readonly maxResponseData: number;
+  /** APDUs sent so far (for batching checks and benchmarks). */
+  sent = 0;
+
+  constructor(private readonly channel: ByteChannel, readonly opts: { extended: boolean }) {
+    this.maxCommandData = opts.extended ? EXTENDED_MAX_NC : SHORT_MAX_NC;
+    this.maxResponseData = opts.extended ? EXTENDED_MAX_NE : SHORT_MAX_NE;
+  }
+
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    // Without extended length a large Ne is asked for as 256 and the rest comes by 61xx.
+    const c = !this.opts.extended && (cmd.ne ?? 0) > SHORT_MAX_NE ? { ...cmd, ne: SHORT_MAX_NE } : cmd;
+    const bytes = encodeCommand(c, { allowExtended: this.opts.extended, extended: this.opts.extended && needsExtended(c) });
+    this.sent++;
+    return decodeResponse(await this.channel.transmit(bytes));
+  }
+}
+
+/** Passes everything through; layers override transmit. */
+abstract class Layer implements ApduTransport {
+  constructor(protected readonly inner: ApduTransport) {}
+  get maxCommandData(): number {
+    return this.inner.maxCommandData;
+  }
+  get maxResponseData(): number {
+    return this.inner.maxResponseData;
+  }
+  abstract transmit(cmd: CommandApdu): Promise<ResponseApdu>;
+}
+
+/** Commands whose data is a secret whatever the caller says (PINs, reference data). */
+const SECRET_INS = new Set([0x20, 0x24, 0x2c]);
+
+/**
+ * Writes one line per command and per response. The data of secret exchanges
+ * (`cmd.secret`, VERIFY, CHANGE/RESET REFERENCE DATA) is shown as its length only.
+ */
+export class LoggingLayer extends Layer {
+  constructor(inner: ApduTransport, private readonly log: (line: string) => void) {
+    super(inner);
+  }
+
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    const masked = cmd.secret === true || SECRET_INS.has(cmd.ins);
+    const field = (d: Uint8Array | undefined) => (!d || d.length === 0 ? '' : masked ? ` <${d.length} bytes masked>` : ` ${hex(d)}`);
+    const head = hex(Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
+    this.log(`> ${head}${field(cmd.data)}${cmd.ne ? ` Ne=${cmd.ne}` : ''}  (${commandName(cmd)})`);
+    const r = await this.inner.transmit(cmd);
+    this.log(`< ${field(r.data).trimStart()}${r.data.length ? ' ' : ''}${r.sw.toString(16).toUpperCase().padStart(4, '0')}` +
+      `${r.sw === 0x9000 ? '' : `  (${statusWordMeaning(r.sw)})`}`);
+    return r;
+  }
+}
+
+/**
+ * Collects response data announced by 61xx (and 9Fxx, ETSI TS 102 221 for
+ * UICCs) with GET RESPONSE, at most `maxRounds` times per command: a card
+ * that keeps answering 61xx must not hold the host forever.
+ */
+export class GetResponseLayer extends Layer {
+  constructor(inner: ApduTransport, private readonly maxRounds = 64) {
+    super(inner);
+  }
+
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    let r = await this.inner.transmit(cmd);
+    const parts: Uint8Array[] = [];
+    for (let round = 0; (r.sw >> 8) === 0x61 || (r.sw >> 8) === 0x9f; round++) {
+      if (round === this.maxRounds) throw new ApduError(`${commandName(cmd)}: still 61xx after ${this.maxRounds} GET RESPONSE rounds`);
+      parts.push(r.data);
+      const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
+      // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
+      r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne: r.sw & 0xff || this.inner.maxResponseData, secret: cmd.secret });
+    }
+    if (parts.length === 0) return r;
+    parts.push(r.data);
+    return { data: concat(parts), sw: r.sw };
+  }
+}
+
+/** Re-sends a command once with the Ne the card asked for in 6Cxx. */
+export class LeCorrectionLayer extends Layer {
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    const r = await this.inner.transmit(cmd);
+    if (r.sw >> 8 !== 0x6c) return r;
+    return this.inner.transmit({ ...cmd, ne: r.sw & 0xff || 256 });
+  }
+}
+
+/**
+ * ISO command chaining (CLA bit b5, 0x10) for command data longer than one
+ * APDU below can carry: every link but the last must answer 9000.
+ */
+export class ChainingLayer extends Layer {
+  /** `maxLink` caps each link's data (default: what the layer below accepts). */
+  constructor(inner: ApduTransport, private readonly maxLink?: number) {
+    super(inner);
+  }
+
+  override get maxCommandData(): number {
+    return EXTENDED_MAX_NC;
+  }
+
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    const data = cmd.data ?? new Uint8Array(0);
+    const link = Math.min(this.maxLink ?? Infinity, this.inner.maxCommandData);
+    if (data.length <= link) return this.inner.transmit(cmd);
+    let off = 0;
+    // Links normally answer nothing, but a streaming operation (PSO ENCIPHER)
+    // may answer each one: keep that output, in order.
+    const out: Uint8Array[] = [];
+    for (; data.length - off > link; off += link) {
+      const r = await this.inner.transmit({ ...cmd, cla: cmd.cla | 0x10, data: data.subarray(off, off + link) });
+      if (r.sw !== 0x9000) throw new StatusWordError(r.sw, `${commandName(cmd)} (chained, link at offset ${off})`);
+      out.push(r.data);
+    }
+    const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
+    return out.some((d) => d.length) ? { data: concat([...out, last.data]), sw: last.sw } : last;
+  }
+}
+
+/** Status words other than 9000 (and 62xx/63xx warnings, when allowed) become StatusWordError. */
+export class StatusLayer extends Layer {
+  constructor(inner: ApduTransport, private readonly allowWarnings = false) {
+    super(inner);
+  }
+
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    const r = await this.inner.transmit(cmd);
+    const sw1 = r.sw >> 8;
+    if (r.sw === 0x9000 || (this.allowWarnings && (sw1 === 0x62 || sw1 === 0x63))) return r;
+    throw new StatusWordError(r.sw, commandName(cmd));
+  }
+}
+
+/** Sends every command on one logical channel, rewriting CLA accordingly. */
+export class LogicalChannel extends Layer {
+  private closed = false;
+
+  private constructor(inner: ApduTransport, readonly channel: number) {
+    super(inner);
+  }
+
+  /** MANAGE CHANNEL open (the card picks the number). */
+  static async open(inner: ApduTransport): Promise<LogicalChannel> {
+    const r = await inner.transmit({ cla: 0x00, ins: 0x70, p1: 0x00, p2: 0x00, ne: 1 });
+    if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'MANAGE CHANNEL (open)');
+    if (r.data.length !== 1) throw new ApduError(`MANAGE CHANNEL (open) returned ${r.data.length} bytes instead of the channel number`);
+    return new LogicalChannel(inner, r.data[0]!);
+  }
+
+  /** The basic channel 0 as a LogicalChannel (never closed). */
+  static basic(inner: ApduTransport): LogicalChannel {
+    return new LogicalChannel(inner, 0);
+  }
+
+  transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    if (this.closed) return Promise.reject(new ApduError(`logical channel ${this.channel} is closed`));
+    return this.inner.transmit({ ...cmd, cla: claForChannel(cmd.cla, this.channel) });
+  }
+
+  /** MANAGE CHANNEL close; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed || this.channel === 0) return;
+    this.closed = true;
+    const r = await this.inner.transmit({ cla: 0x00, ins: 0x70, p1: 0x80, p2: this.channel });
+    if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'MANAGE CHANNEL (close)');
+  }
+}
+
+/** SELECT by DF name (AID), first or only occurrence, returning the FCI. */
+export async function selectAid(t: ApduTransport, aid: Uint8Array): Promise<Uint8Array> {
+  if (aid.length < 5 || aid.length > 16) throw new LengthError(`an AID is 5..16 bytes, got ${aid.length}`);
+  const r = await t.transmit({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
+  if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'SELECT');
+  return r.data;
+}
+
+export interface StackOptions {
+  /** The card and reader accept extended-length APDUs (else long data is chained). */
+  extended: boolean;
+  /** Receives one line per APDU and response, secret data masked. */
+  log?: (line: string) => void;
+  /** Throw StatusWordError for anything but 9000 (default true). */
+  checkStatus?: boolean;
+  /** Cap on GET RESPONSE rounds per command (default 64). */
+  maxGetResponseRounds?: number;
+}
+
+/** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */
+export function createTransport(channel: ByteChannel, opts: StackOptions): { transport: ApduTransport; raw: RawTransport } {
+  const raw = new RawTransport(channel, { extended: opts.extended });
+  let t: ApduTransport = raw;
+  if (opts.log) t = new LoggingLayer(t, opts.log);
+  t = new GetResponseLayer(t, opts.maxGetResponseRounds);
+  t = new LeCorrectionLayer(t);
+  t = new ChainingLayer(t);
+  if (opts.checkStatus !== false) t = new StatusLayer(t);
+  return { transport: t, raw };
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,177 @@
+// The one interface every secure-environment backend implements: the software
+// SE on the WASM core, a PC/SC card driven by APDUs, and whatever comes later.
+//
+// Every operation is asynchronous because a card answers over I/O. The Mcs
+// layer (src/mcs/) queries `capabilities` and never reaches past this
+// interface; values are the numeric codes of TS-0016 clause 9, so a backend
+// can carry them into its own protocol (e.g. an MSE:SET algorithm reference)
+// without a translation table in between.
+//
+// Conventions that keep backends interchangeable:
+// - A backend throws the typed errors of src/core/errors.ts: AuthenticationError
+//   for a tag or MAC that does not verify, PaddingError, LengthError for a bad
+//   key/nonce/data length, UnknownAlgorithmError for an algorithm it does not
+//   support, StateError for a stream used after it finished. Messages never
+//   contain key or data bytes. Anything else is reported by the Mcs layer as an
+//   internal error (5000), so an I/O failure must not masquerade as bad input.
+// - Streams are fed in the order of the data; `final` may carry the last chunk
+//   so that a short message costs one call. A stream is finished by `final`,
+//   `sign`, `verify` or `abort`, exactly once; abort never throws.
+// - Secret material handed to a backend (key bytes, sensitive data) may be
+//   zeroized by the caller as soon as the call returned.
+
+/** TS-0016 table 9.2-1 / 7.2.1-2. */
+export type SeType = 1 | 2 | 3 | 4;
+/** TS-0016 clause 6.2 and table 9.3-1 (0: no particular security attention). */
+export type SecurityLevel = 0 | 1 | 2 | 3;
+/** TS-0016 table 9.4-1: 1 cold reset, 2 warm reset. */
+export type RebootType = 1 | 2;
+/** TS-0016 table 9.6-1. */
+export type CipherAlgorithm = 1001 | 1002 | 1003 | 1004 | 1018 | 1019 | 13 | 22 | 23 | 24;
+/** TS-0016 table 9.7-1: 1 pseudo RNG, 2 true (physical) RNG. */
+export type RngType = 1 | 2;
+/** TS-0016 table 9.8-1: 4 SHA-256, 5 SHA-384, 6 SHA-512. */
+export type HashAlgorithm = 4 | 5 | 6;
+/** TS-0016 table 9.9-1. */
+export type SignatureAlgorithm = 49 | 18 | 33 | 34 | 38 | 25 | 26 | 27;
+
+export interface BackendDescription {
+  seType: SeType;
+  securityLevel: SecurityLevel;
+  /** Unique ID part of the M2M-SE-ID (clause 7.2.1), e.g. a card serial number. */
+  uniqueId: string;
+  manufacturer: string;
+  model: string;
+  firmwareVersion: string;
+  softwareVersion: string;
+  /** Where the bytes of each supported rngType come from, in plain words (reported on <SE> deviceInfo). */
+  rngSources: Partial<Record<RngType, string>>;
+}
+
+export interface BackendCapabilities {
+  cipherAlgorithms: readonly CipherAlgorithm[];
+  hashAlgorithms: readonly HashAlgorithm[];
+  signatureAlgorithms: readonly SignatureAlgorithm[];
+  rngTypes: readonly RngType[];
+  rebootTypes: readonly RebootType[];
+  /** Bytes per stream update that amortize the per-call cost best (WASM: tens of KiB; card: the largest command data). */
+  preferredBatchSize: number;
+  /** Largest single random() request. */
+  maxRandomLength: number;
+  /**
+   * 'host': key material leaves the backend as bytes in `storeKey` and the
+   * host persists it (sealed). 'device': `storeKey` returns a reference to a
+   * key the device keeps itself; its material never leaves it.
+   */
+  keyStorage: 'host' | 'device';
+}
+
+/** What a key is for: the Mcs algorithm value fixes type and length. */
+export type KeySpec =
+  | { use: 'cipher'; algorithm: CipherAlgorithm }
+  | { use: 'signature'; algorithm: SignatureAlgorithm };
+
+/** 'secret': a symmetric or private key; 'public': an ECDSA public point only (verification). */
+export type KeyKind = 'secret' | 'public';
+
+/** An opaque key held by the backend that created it. */
+export interface KeyHandle {
+  readonly spec: KeySpec;
+  readonly kind: KeyKind;
+}
+
+/**
+ * A key in a form the host can persist: raw material (host key storage; the
+ * host seals it at rest) or a reference to a key kept on the device.
+ */
+export type StoredKey =
+  | { form: 'material'; kind: KeyKind; bytes: Uint8Array }
+  | { form: 'reference'; kind: KeyKind; ref: string };
+
+export interface CipherParams {
+  /** CBC modes: 16 bytes. */
+  iv?: Uint8Array;
+  /** AEAD modes: the nonce. */
+  nonce?: Uint8Array;
+  /** AEAD modes: associated data. */
+  aad?: Uint8Array;
+}
+
+export interface CipherStream {
+  /** Feeds input; returns output that is final already (possibly empty). */
+  update(data: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Ends the message and returns the remaining output (AEAD encryption: with
+   * the tag appended). AEAD decryption verifies the tag here; a caller must
+   * not release output of earlier updates before this resolved.
+   */
+  final(last?: Uint8Array): Promise<Uint8Array>;
+  abort(): void;
+}
+
+export interface DigestStream {
+  update(data: Uint8Array): Promise<void>;
+  final(last?: Uint8Array): Promise<Uint8Array>;
+  abort(): void;
+}
+
+export interface SignatureOptions {
+  /** ECDSA: 'der' (X9.62 ECDSA-Sig-Value, strict) or 'raw' (r || s, fixed length). */
+  format: 'der' | 'raw';
+  /** ECDSA: the message is already the digest of the algorithm's hash. */
+  prehashed: boolean;
+}
+
+/** Absorbs the message, then either signs (or MACs) it or verifies a signature over it. */
+export interface SignatureStream {
+  update(data: Uint8Array): Promise<void>;
+  sign(last?: Uint8Array): Promise<Uint8Array>;
+  /** Resolves false for a well-formed signature that does not verify (MACs compare in constant time). */
+  verify(signature: Uint8Array, last?: Uint8Array): Promise<boolean>;
+  abort(): void;
+}
+
+/** Sensitive data kept by the device itself (e.g. PUT DATA / GET DATA on a card). */
+export interface ObjectStore {
+  write(id: string, data: Uint8Array): Promise<void>;
+  read(id: string): Promise<Uint8Array>;
+  remove(id: string): Promise<void>;
+}
+
+export interface SecureEnvironmentBackend {
+  readonly description: BackendDescription;
+  readonly capabilities: BackendCapabilities;
+  /** Present when <sensitiveDataObject> contents live on the device; otherwise the host keeps them (sealed at rest). */
+  readonly objectStore?: ObjectStore;
+
+  /** Brings the backend up (self test, card connection); called once before any other call. */
+  open(): Promise<void>;
+  /** [SEReboot]: drops volatile state (open streams, session keys) and reruns the start-up checks. */
+  reboot(type: RebootType): Promise<void>;
+  /** Releases everything; further calls fail. */
+  close(): Promise<void>;
+  /**
+   * Non-volatile memory in bytes, for the [memory] mgmtObj. With keyStorage
+   * 'host' this is the quota the host may use; the engine subtracts what it holds.
+   */
+  memoryInfo(): Promise<{ total: number; available: number }>;
+
+  random(type: RngType, length: number): Promise<Uint8Array>;
+
+  /** Imports a key: AES key bytes, HMAC key, ECDSA private scalar ('secret') or SEC1 point ('public'). */
+  importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle>;
+  /** Generates a secret key of the size the algorithm fixes (HMAC: the hash's output length). */
+  generateKey(spec: KeySpec): Promise<KeyHandle>;
+  /** ECDSA keys: the uncompressed SEC1 public point; undefined for symmetric keys. */
+  publicKey(key: KeyHandle): Promise<Uint8Array | undefined>;
+  /** The key's bytes for a caller that created it exportable; a device may refuse (StateError). */
+  exportKey(key: KeyHandle): Promise<Uint8Array>;
+  storeKey(key: KeyHandle): Promise<StoredKey>;
+  loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle>;
+  /** Zeroizes (software) or forgets (device session) the key; idempotent. */
+  releaseKey(key: KeyHandle): void;
+
+  digest(algorithm: HashAlgorithm): Promise<DigestStream>;
+  cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream>;
+  signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream>;
+}

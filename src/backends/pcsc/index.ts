@@ -1,0 +1,441 @@
+// The PC/SC SE (SEType 2 GlobalPlatform SE, or 1 for a UICC; security level
+// 3): every operation is a sequence of ISO/IEC 7816-4/-8 APDUs to a card that
+// runs the senv profile (docs/apdu-profile.md), over the native bridge.
+// Keys live in the card's slots; the host only ever holds slot references.
+import type {
+  BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
+  KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
+  SignatureStream, StoredKey,
+} from '../backend.ts';
+import { hex } from '../../apdu/apdu.ts';
+import { StatusWordError } from '../../apdu/errors.ts';
+import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
+import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
+import { hash } from '../../core/hash.ts';
+import { AuthenticationError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { CIPHERS, HASHES, SIGNATURES } from '../../mcs/algorithms.ts';
+import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
+import { CardSession, type AppletChannel, type CardInfo } from './session.ts';
+import { LinkStream } from './streams.ts';
+import { CardObjectStore } from './objects.ts';
+import { HASH_NAMES } from '../software/digest.ts';
+
+const SW_VERIFY_FAILED = 0x6300;
+
+export interface PcscBackendOptions {
+  /** PC/SC reader name of the card. */
+  reader: string;
+  /** TS-0016 SEType: 2 GlobalPlatform SE (default) or 1 UICC. */
+  seType?: 1 | 2;
+  context?: PcscContext;
+  /** Default 'exclusive': no other application can slip APDUs between ours. */
+  share?: ShareMode;
+  /** APDU trace (secret data masked). */
+  log?: (line: string) => void;
+}
+
+/** A key in a card slot: the handle carries the slot number, never material. */
+class CardKey implements KeyHandle {
+  released = false;
+  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, public publicKey?: Uint8Array) {}
+}
+
+function asCardKey(key: KeyHandle, owner: PcscBackend, keys: WeakSet<CardKey>): CardKey {
+  if (!(key instanceof CardKey) || !keys.has(key)) throw new StateError(`key handle does not belong to the PC/SC SE ${owner.reader}`);
+  if (key.released) throw new StateError('key was released');
+  return key;
+}
+
+export class PcscBackend implements SecureEnvironmentBackend {
+  readonly reader: string;
+  private readonly session: CardSession;
+  private readonly seType: 1 | 2;
+  private readonly keys = new WeakSet<CardKey>();
+  private usedRefs = new Set<number>();
+  private state: 'new' | 'open' | 'closed' = 'new';
+  /** <sensitiveDataObject> contents live on the card (PUT DATA / GET DATA). */
+  readonly objectStore: CardObjectStore;
+
+  constructor(opts: PcscBackendOptions) {
+    this.reader = opts.reader;
+    this.seType = opts.seType ?? 2;
+    this.session = new CardSession({
+      reader: opts.reader,
+      ...(opts.context ? { context: opts.context } : {}),
+      ...(opts.share ? { share: opts.share } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    this.objectStore = new CardObjectStore(this.session);
+  }
+
+  /** APDUs sent so far (benchmarks and the batching rule's tests). */
+  get apdus(): number {
+    return this.session.apdus;
+  }
+
+  get description(): BackendDescription {
+    const info = this.session.info;
+    return {
+      seType: this.seType,
+      securityLevel: 3,
+      uniqueId: info ? hex(info.serial) : this.reader,
+      manufacturer: 'senv card profile',
+      model: `card in ${this.reader}`,
+      firmwareVersion: `senv applet ${info?.version ?? '?'}`,
+      softwareVersion: '0.1.0',
+      rngSources: { 1: 'GET CHALLENGE: the card\'s random number generator', 2: 'GET CHALLENGE: the card\'s random number generator' },
+    };
+  }
+
+  get capabilities(): BackendCapabilities {
+    const algs = this.session.info?.algorithms ?? [];
+    const has = <T extends number>(v: readonly T[]) => v.filter((a) => algs.includes(a));
+    return {
+      cipherAlgorithms: has(Object.keys(CIPHERS).map(Number) as CipherAlgorithm[]),
+      hashAlgorithms: has([4, 5, 6] as HashAlgorithm[]),
+      signatureAlgorithms: has([49, 18, 33, 34, 38, 25, 26, 27] as SignatureAlgorithm[]),
+      rngTypes: [1, 2],
+      rebootTypes: [1, 2],
+      preferredBatchSize: this.maxPayload,
+      maxRandomLength: 1 << 20,
+      keyStorage: 'device',
+    };
+  }
+
+  private get maxPayload(): number {
+    return this.session.info?.maxCommandData ?? 255;
+  }
+
+  /** The card's FCI data; throws unless the backend is open. */
+  private live(): CardInfo {
+    if (this.state !== 'open' || !this.session.info) throw new StateError(`PC/SC SE ${this.reader} is ${this.state}`);
+    return this.session.info;
+  }
+
+  async open(): Promise<void> {
+    if (this.state === 'closed') throw new StateError('backend closed');
+    await this.session.run(async () => {
+      const map = (await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY_MAP >> 8, p2: DO.KEY_MAP & 0xff, ne: 32 })).data;
+      this.usedRefs = new Set();
+      for (let ref = 0; ref < map.length * 8; ref++) if (map[ref >> 3]! & (0x80 >> (ref & 7))) this.usedRefs.add(ref);
+    });
+    this.state = 'open';
+  }
+
+  /** rebootType 1: cold reset (power cycle), 2: warm reset; the applet is selected again. */
+  async reboot(type: RebootType): Promise<void> {
+    if (this.state === 'closed') throw new StateError('backend closed');
+    await this.session.reset(type === 1 ? 'cold' : 'warm');
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    await this.session.close();
+  }
+
+  async memoryInfo(): Promise<{ total: number; available: number }> {
+    this.live();
+    const r = await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: 0xdf, p2: 0x02, ne: 8 }));
+    const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.length);
+    return { total: v.getUint32(0), available: v.getUint32(4) };
+  }
+
+  /** GET CHALLENGE, in as few APDUs as the card's response limit allows. */
+  async random(type: RngType, length: number): Promise<Uint8Array> {
+    const per = this.live().maxResponseData;
+    if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
+    const out = new Uint8Array(length);
+    await this.session.run(async () => {
+      for (let o = 0; o < length; o += per) {
+        const n = Math.min(per, length - o);
+        out.set((await this.session.channel0.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data, o);
+      }
+    });
+    return out;
+  }
+
+  async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
+    const alg = this.supported(spec);
+    const ref = this.allocate();
+    try {
+      await this.session.run(() => this.session.channel0.transmit({
+        cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: ref, secret: true,
+        data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]),
+      }));
+    } catch (e) {
+      this.usedRefs.delete(ref);
+      if (e instanceof StatusWordError && e.sw === 0x6a80) throw new InvalidValueError('the card refused the key material (out of range or malformed)');
+      throw e;
+    }
+    const key = this.track(new CardKey(spec, kind, ref));
+    if (SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa') {
+      key.publicKey = kind === 'public' ? material.slice() : await this.readPublicKey(ref);
+    }
+    return key;
+  }
+
+  /** Generated on the card: the secret never exists outside it. */
+  async generateKey(spec: KeySpec): Promise<KeyHandle> {
+    const alg = this.supported(spec);
+    const ref = this.allocate();
+    let r;
+    try {
+      r = await this.session.run(() => this.session.channel0.transmit({
+        cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [ref]]), ne: 65536,
+      }));
+    } catch (e) {
+      this.usedRefs.delete(ref);
+      throw e;
+    }
+    return this.track(new CardKey(spec, 'secret', ref, r.data.length ? publicPoint(r.data) : undefined));
+  }
+
+  async publicKey(key: KeyHandle): Promise<Uint8Array | undefined> {
+    const k = asCardKey(key, this, this.keys);
+    return k.publicKey?.slice();
+  }
+
+  async exportKey(_key: KeyHandle): Promise<Uint8Array> {
+    throw new StateError('keys on a PC/SC SE never leave the card');
+  }
+
+  async storeKey(key: KeyHandle): Promise<StoredKey> {
+    const k = asCardKey(key, this, this.keys);
+    return { form: 'reference', kind: k.kind, ref: `${hex(this.live().serial)}:${k.ref}` };
+  }
+
+  async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
+    const alg = this.supported(spec);
+    if (stored.form !== 'reference') throw new StateError('a PC/SC SE loads card key references only');
+    const [serial, refText] = stored.ref.split(':');
+    if (serial !== hex(this.live().serial)) throw new StateError(`key reference is for card ${serial}, this is ${hex(this.live().serial)}`);
+    const ref = Number(refText);
+    const info = decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
+    const onCard = findTlv(info, TAG.ALGORITHM);
+    if (!onCard || ((onCard[0]! << 8) | onCard[1]!) !== alg) throw new StateError(`card slot ${ref} holds a key for another algorithm`);
+    const point = findTlv(info, TAG.EC_POINT);
+    return this.track(new CardKey(spec, stored.kind, ref, point?.slice()));
+  }
+
+  /** Deletes the key from its slot (queued; a failure leaves an orphan slot, never a usable handle). */
+  releaseKey(key: KeyHandle): void {
+    if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
+    key.released = true;
+    this.session
+      .run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: key.ref }))
+      .then(() => this.usedRefs.delete(key.ref), () => undefined);
+  }
+
+  async digest(algorithm: HashAlgorithm): Promise<DigestStream> {
+    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
+    const s = this.stream(PSO.HASH, (ch) => ch.setEnvironment(CRT.HT, algorithm));
+    return {
+      update: async (d) => void (await s.update(d)),
+      final: async (last) => {
+        if (last) await s.update(last);
+        return s.finish();
+      },
+      abort: () => s.abort(),
+    };
+  }
+
+  /**
+   * PSO ENCIPHER / DECIPHER with the IV or nonce and the AAD in the security
+   * environment. An AEAD decipherment answers nothing before its last link
+   * verified the tag; a wrong tag is 6300 (AuthenticationError).
+   */
+  async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
+    if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
+    const k = asCardKey(key, this, this.keys);
+    const iv = params.iv ?? params.nonce;
+    const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(params.aad?.length ? [[TAG.AAD, params.aad] as [number, Uint8Array]] : [])];
+    const s = new LinkStream(this.session, this.maxPayload, {
+      pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
+      setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
+      output: true,
+      secret: true,
+    });
+    return {
+      update: (d) => dataCall(s.update(d)),
+      final: async (last) => {
+        const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
+        const tail = await dataCall(s.finish());
+        return head.length ? concatAll([head, tail]) : tail;
+      },
+      abort: () => s.abort(),
+    };
+  }
+
+  async signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream> {
+    if (!this.capabilities.signatureAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    const k = asCardKey(key, this, this.keys);
+    const info = SIGNATURES[algorithm];
+    if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);
+    // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
+    // the last command decides between returning the MAC and verifying one.
+    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k.ref));
+    return {
+      update: async (d) => void (await s.update(d)),
+      sign: async (last) => {
+        if (last) await s.update(last);
+        return dataCall(s.finish());
+      },
+      verify: async (signature, last) => {
+        if (last) await s.update(last);
+        return verified(s.endWith((ch) => verifyCommand(ch, signature)));
+      },
+      abort: () => s.abort(),
+    };
+  }
+
+  // ECDSA hashes on the host (public data) and sends the digest: one PSO per
+  // signature whatever the message length. The card signs and verifies.
+  private ecdsaStream(algorithm: SignatureAlgorithm, k: CardKey, options: SignatureOptions): SignatureStream {
+    const hashName = HASH_NAMES[SIGNATURES[algorithm].hash!];
+    const parts: Uint8Array[] = [];
+    let done = false;
+    const digest = (last?: Uint8Array): Uint8Array => {
+      if (done) throw new StateError('stream already finished');
+      done = true;
+      if (last) parts.push(last);
+      const msg = concatAll(parts);
+      if (!options.prehashed) return hash(hashName, msg);
+      if (msg.length !== HASHES[SIGNATURES[algorithm].hash!].outputLength) {
+        throw new InvalidValueError(`prehashed message must be a ${hashName} digest`);
+      }
+      return msg;
+    };
+    const extra: [number, number[]][] = [[TAG.INPUT_IS_DIGEST, [1]], [TAG.SIG_FORMAT, [options.format === 'der' ? 1 : 0]]];
+    const setup = (ch: AppletChannel) => ch.setEnvironment(CRT.DST, algorithm, k.ref, extra);
+    return {
+      update: async (d) => {
+        if (done) throw new StateError('stream already finished');
+        parts.push(d.slice());
+      },
+      sign: async (last) => {
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
+        await s.update(digest(last));
+        return s.finish();
+      },
+      verify: async (signature, last) => {
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
+        await s.update(digest(last));
+        return verified(s.endWith((ch) => verifyCommand(ch, signature)));
+      },
+      abort: () => {
+        done = true;
+        parts.length = 0;
+      },
+    };
+  }
+
+  private stream(pso: number, setup: (ch: AppletChannel) => Promise<void>): LinkStream {
+    this.live();
+    return new LinkStream(this.session, this.maxPayload, { pso, setup });
+  }
+
+  private supported(spec: KeySpec): number {
+    this.live();
+    const ok = spec.use === 'signature'
+      ? this.capabilities.signatureAlgorithms.includes(spec.algorithm)
+      : this.capabilities.cipherAlgorithms.includes(spec.algorithm);
+    if (!ok) throw new UnknownAlgorithmError(`${spec.use} algorithm ${spec.algorithm} is not supported by the card in ${this.reader}`);
+    return spec.algorithm;
+  }
+
+  private allocate(): number {
+    for (let ref = 1; ref < 255; ref++) {
+      if (!this.usedRefs.has(ref)) {
+        this.usedRefs.add(ref);
+        return ref;
+      }
+    }
+    throw new StateError(`no free key slot on the card in ${this.reader}`);
+  }
+
+  private track(k: CardKey): CardKey {
+    this.keys.add(k);
+    return k;
+  }
+
+  private async readPublicKey(ref: number): Promise<Uint8Array> {
+    const r = await this.session.run(() => this.session.channel0.transmit({
+      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [ref]]), ne: 65536,
+    }));
+    return publicPoint(r.data);
+  }
+}
+
+function verifyCommand(ch: AppletChannel, signature: Uint8Array) {
+  return ch.transmit({ cla: 0, ins: INS.PSO, p1: PSO.VERIFY_SIGNATURE >> 8, p2: PSO.VERIFY_SIGNATURE & 0xff, data: tlvs([TAG.SIGNATURE, signature]) });
+}
+
+/** 9000: the signature verified; 6300: it did not (a well-formed "no", not an error). */
+async function verified(p: Promise<unknown>): Promise<boolean> {
+  try {
+    await p;
+    return true;
+  } catch (e) {
+    if (e instanceof StatusWordError && e.sw === SW_VERIFY_FAILED) return false;
+    throw dataError(e);
+  }
+}
+
+/** The card's answers to bad input data, as the typed errors every backend throws. */
+function dataError(e: unknown): unknown {
+  if (!(e instanceof StatusWordError)) return e;
+  if (e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
+  if (e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
+  if (e.sw === 0x6700) return new LengthError('the card refused the data length (block modes without padding need a non-empty multiple of 16 bytes)');
+  return e;
+}
+
+async function dataCall(p: Promise<Uint8Array>): Promise<Uint8Array> {
+  try {
+    return await p;
+  } catch (e) {
+    throw dataError(e);
+  }
+}
+
+function publicPoint(template: Uint8Array): Uint8Array {
+  const inner = findTlv(decodeTlvs(template), TAG.PUBLIC_KEY_TEMPLATE);
+  const point = inner && findTlv(decodeTlvs(inner), TAG.EC_POINT);
+  if (!point) throw new StateError('the card returned no public key template (7F49/86)');
+  return point.slice();
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * One backend per reader whose card answers SELECT of the senv applet, each
+ * already open. Readers without a card, or with another card, are skipped.
+ */
+export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
+  const listing = opts.context ?? (await PcscContext.establish());
+  try {
+    const readers = await listing.listReaders();
+    const states = readers.length ? await listing.getStatusChange(readers.map((reader) => ({ reader })), 0) : [];
+    const found: PcscBackend[] = [];
+    for (const s of states.filter((x) => x.present)) {
+      const b = new PcscBackend({ ...opts, reader: s.reader });
+      try {
+        await b.open();
+        found.push(b);
+      } catch {
+        await b.close();
+      }
+    }
+    return found;
+  } finally {
+    if (!opts.context) await listing.release();
+  }
+}

@@ -1,0 +1,88 @@
+// <sensitiveDataObject> contents kept on the card: PUT DATA / GET DATA of data
+// objects 01-FD. Mcs ids are strings, the card numbers its objects, so a
+// directory (object FE: E0 { 80 id, 81 number } per entry) maps one to the
+// other and survives host restarts with the card.
+import { StatusWordError } from '../../apdu/errors.ts';
+import { DO, INS } from '../../apdu/profile.ts';
+import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
+import { StateError } from '../../core/errors.ts';
+import type { ObjectStore } from '../backend.ts';
+import type { CardSession } from './session.ts';
+
+const DIRECTORY = 0xfe;
+const ENTRY = 0xe0;
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export class CardObjectStore implements ObjectStore {
+  private directory: Map<string, number> | undefined;
+
+  constructor(private readonly session: CardSession) {}
+
+  write(id: string, data: Uint8Array): Promise<void> {
+    return this.session.run(async () => {
+      const dir = await this.load();
+      let n = dir.get(id);
+      if (n === undefined) {
+        const used = new Set(dir.values());
+        n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
+        if (n === undefined) throw new StateError('no free data object on the card');
+        await this.put(DO.OBJECT, n, data);
+        dir.set(id, n);
+        await this.save(dir);
+      } else {
+        await this.put(DO.OBJECT, n, data);
+      }
+    });
+  }
+
+  read(id: string): Promise<Uint8Array> {
+    return this.session.run(async () => {
+      const n = (await this.load()).get(id);
+      if (n === undefined) throw new StateError(`no data object '${id}' on the card`);
+      return this.get(n);
+    });
+  }
+
+  remove(id: string): Promise<void> {
+    return this.session.run(async () => {
+      const dir = await this.load();
+      const n = dir.get(id);
+      if (n === undefined) return;
+      await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0));
+      dir.delete(id);
+      await this.save(dir);
+    });
+  }
+
+  private async load(): Promise<Map<string, number>> {
+    if (this.directory) return this.directory;
+    const dir = new Map<string, number>();
+    try {
+      for (const e of decodeTlvs(await this.get(DIRECTORY))) {
+        if (e.tag !== ENTRY) continue;
+        const t = decodeTlvs(e.value);
+        const id = findTlv(t, 0x80);
+        const n = findTlv(t, 0x81);
+        if (id && n?.length === 1) dir.set(fromUtf8.decode(id), n[0]!);
+      }
+    } catch (e) {
+      if (!(e instanceof StatusWordError && e.sw === 0x6a88)) throw e; // 6A88: no directory yet
+    }
+    this.directory = dir;
+    return dir;
+  }
+
+  private save(dir: Map<string, number>): Promise<void> {
+    const entries = [...dir].map(([id, n]) => [ENTRY, tlvs([0x80, utf8.encode(id)], [0x81, [n]])] as [number, Uint8Array]);
+    return this.put(DO.OBJECT, DIRECTORY, tlvs(...entries));
+  }
+
+  private async put(p1: number, p2: number, data: Uint8Array): Promise<void> {
+    await this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1, p2, data, secret: true });
+  }
+
+  private async get(n: number): Promise<Uint8Array> {
+    return (await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.OBJECT, p2: n, ne: 65536, secret: true })).data;
+  }
+}

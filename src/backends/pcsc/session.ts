@@ -1,0 +1,236 @@
+// One card behind the PC/SC backend: the connection, the APDU stack, the
+// senv applet selected on the basic channel and on up to three logical
+// channels that long-running streams hold between Mcs requests.
+//
+// Channel 0 serves every operation that completes within one backend call
+// (the Mcs engine serialises calls per SE, so it is always free between
+// calls). A stream that must send links before its final call takes a channel
+// of its own, so that two interleaved streams never share the card's PSO
+// state; when none is free it keeps buffering and completes on channel 0 at
+// its end. Nothing ever waits for a channel, so interleaved streams cannot
+// deadlock the engine's queue.
+import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
+import { type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
+import { StatusWordError } from '../../apdu/errors.ts';
+import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
+import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
+import { StateError } from '../../core/errors.ts';
+import { PcscContext, PcscError, ShortResponseError, type PcscCard, type ShareMode } from '../../pcsc/index.ts';
+
+export interface CardInfo {
+  serial: Uint8Array;
+  version: number;
+  /** Largest command data field the card accepts. */
+  maxCommandData: number;
+  /** Largest response data field one APDU returns. */
+  maxResponseData: number;
+  /** TS-0016 algorithm values the applet implements. */
+  algorithms: number[];
+}
+
+export interface SessionOptions {
+  reader: string;
+  /** A context to open the connection on; one of its own otherwise (released by close()). */
+  context?: PcscContext;
+  share?: ShareMode;
+  /** APDU trace, secret data masked. */
+  log?: (line: string) => void;
+}
+
+/** A channel with the applet selected and a memory of its security environment. */
+export class AppletChannel {
+  private mse = new Map<number, string>();
+
+  constructor(readonly t: ApduTransport, readonly number: number) {}
+
+  transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    return this.t.transmit(cmd);
+  }
+
+  /**
+   * MSE:SET of one CRT; skipped when the card already has exactly this
+   * environment (saves an APDU per operation in the common repeated case).
+   */
+  async setEnvironment(crt: number, algorithm: number, keyRef?: number, extra: [number, Uint8Array | number[]][] = []): Promise<void> {
+    const data = tlvs([TAG.ALGORITHM, u16(algorithm)], ...(keyRef ? [[TAG.KEY_REF, [keyRef]] as [number, number[]]] : []), ...extra);
+    const key = Array.from(data).join(',');
+    if (this.mse.get(crt) === key) return;
+    this.mse.delete(crt);
+    await this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data });
+    this.mse.set(crt, key);
+  }
+
+  forgetEnvironment(): void {
+    this.mse.clear();
+  }
+}
+
+export class CardSession {
+  info: CardInfo | undefined;
+  private ctx: PcscContext | undefined;
+  private ownsContext = false;
+  private card: PcscCard | undefined;
+  /** The APDU stack and its wire layer (which counts), rebuilt on every connection. */
+  private stack: ApduTransport | undefined;
+  private raw: RawTransport | undefined;
+  /** APDUs of earlier connections. */
+  private sentBefore = 0;
+  private basic: AppletChannel | undefined;
+  /** Logical channels with the applet selected, not held by a stream. */
+  private free: AppletChannel[] = [];
+  private opened = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly shared: boolean;
+  /** Bumped whenever the card lost its volatile state: channels of an older epoch are void. */
+  epoch = 0;
+
+  constructor(readonly opts: SessionOptions) {
+    this.shared = (opts.share ?? 'exclusive') !== 'exclusive';
+  }
+
+  /** APDUs sent since the session started (benchmarks, batching checks). */
+  get apdus(): number {
+    return this.sentBefore + (this.raw?.sent ?? 0);
+  }
+
+  /**
+   * Runs `fn` with the card to itself, reconnecting first when an earlier call
+   * lost it. In shared mode other applications may use the card between our
+   * calls, so each call is a PC/SC transaction that selects the applet again
+   * and trusts no remembered security environment.
+   */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      if (!this.basic) await this.connect();
+      try {
+        if (this.shared) {
+          return await this.card!.transaction(async () => {
+            this.basic!.forgetEnvironment();
+            await this.selectBasic();
+            return fn();
+          });
+        }
+        return await fn();
+      } catch (e) {
+        if (cardLost(e)) await this.drop();
+        throw e;
+      }
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  get channel0(): AppletChannel {
+    if (!this.basic) throw new StateError(`no card session on ${this.opts.reader}`);
+    return this.basic;
+  }
+
+  /** A logical channel for a stream, or undefined when the card has none left. */
+  async takeChannel(): Promise<AppletChannel | undefined> {
+    const reuse = this.free.pop();
+    if (reuse) return reuse;
+    // The profile promises channels 1-3 (docs/apdu-profile.md).
+    if (this.opened >= 3 || !this.stack) return undefined;
+    let ch: LogicalChannel;
+    try {
+      ch = await LogicalChannel.open(this.stack!);
+    } catch (e) {
+      if (e instanceof StatusWordError) {
+        this.opened = 3; // the card has fewer channels than the profile promises; stop asking
+        return undefined;
+      }
+      throw e;
+    }
+    this.opened++;
+    await selectAid(ch, SENV_AID);
+    return new AppletChannel(ch, ch.channel);
+  }
+
+  /** Gives a channel back for the next stream (its environment is kept and remembered). */
+  returnChannel(ch: AppletChannel, epoch: number): void {
+    if (epoch === this.epoch && ch !== this.basic) this.free.push(ch);
+  }
+
+  /** ISO/IEC 7816-3 cold or warm reset, then the applet is selected again. */
+  async reset(kind: 'cold' | 'warm'): Promise<void> {
+    await this.run(async () => {
+      await this.card!.reset(kind);
+      this.invalidate();
+      await this.selectBasic();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.drop();
+    if (this.ownsContext) await this.ctx?.release();
+    this.ctx = undefined;
+  }
+
+  private async connect(): Promise<void> {
+    if (!this.ctx) {
+      this.ctx = this.opts.context ?? (await PcscContext.establish());
+      this.ownsContext = !this.opts.context;
+    }
+    this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive' });
+    // The extended-length decision needs the FCI: select over a short stack first.
+    this.useStack(false);
+    const fci = await this.selectBasic();
+    this.info = parseFci(fci);
+    if (this.info.maxCommandData > 255) this.useStack(true);
+  }
+
+  private useStack(extended: boolean): void {
+    if (this.raw) this.sentBefore += this.raw.sent;
+    // 2^16 GET RESPONSE rounds: a 16 MiB answer even in 256-byte pieces, yet never endless.
+    const { transport, raw } = createTransport(this.card!, { extended, maxGetResponseRounds: 1 << 16, ...(this.opts.log ? { log: this.opts.log } : {}) });
+    this.stack = transport;
+    this.raw = raw;
+    this.basic = new AppletChannel(transport, 0);
+  }
+
+  private async selectBasic(): Promise<Uint8Array> {
+    return selectAid(this.stack!, SENV_AID);
+  }
+
+  private invalidate(): void {
+    this.epoch++;
+    this.free = [];
+    this.opened = 0;
+    this.basic?.forgetEnvironment();
+  }
+
+  private async drop(): Promise<void> {
+    this.invalidate();
+    const card = this.card;
+    this.card = undefined;
+    this.basic = undefined;
+    if (this.raw) this.sentBefore += this.raw.sent;
+    this.raw = undefined;
+    await card?.disconnect('leave').catch(() => undefined);
+  }
+}
+
+/** The card went away or was reset behind our back: the next call reconnects. */
+function cardLost(e: unknown): boolean {
+  return e instanceof ShortResponseError || (e instanceof PcscError && e.scardName !== 'SCARD_E_TIMEOUT');
+}
+
+export function parseFci(fci: Uint8Array): CardInfo {
+  const top = findTlv(decodeTlvs(fci), TAG.FCI);
+  const prop = top && findTlv(decodeTlvs(top), TAG.PROPRIETARY);
+  if (!prop) throw new StateError('the card answered SELECT without the senv FCI proprietary template (A5)');
+  const p = decodeTlvs(prop);
+  const num = (tag: number) => {
+    const v = findTlv(p, tag);
+    return v ? v.reduce((a, b) => a * 256 + b, 0) : 0;
+  };
+  const algs = findTlv(p, FCI.ALGORITHMS) ?? new Uint8Array(0);
+  return {
+    version: num(FCI.VERSION),
+    maxCommandData: num(FCI.MAX_COMMAND) || 255,
+    maxResponseData: num(FCI.MAX_RESPONSE) || 256,
+    algorithms: Array.from({ length: algs.length >> 1 }, (_, i) => (algs[2 * i]! << 8) | algs[2 * i + 1]!),
+    serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
+  };
+}

@@ -1,0 +1,141 @@
+// Message streams over PSO command chaining, batched to the card's limit:
+// chunks of any size are coalesced into links of exactly the largest command
+// data the card accepts, so a message of n bytes costs ceil(n / max) PSO
+// APDUs (at least one) plus a constant (MSE:SET when the environment changed,
+// MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
+import { INS } from '../../apdu/profile.ts';
+import type { ResponseApdu } from '../../apdu/apdu.ts';
+import { StateError } from '../../core/errors.ts';
+import { concat } from '../../apdu/transport.ts';
+import type { AppletChannel, CardSession } from './session.ts';
+
+export interface LinkStreamOptions {
+  /** P1-P2 of the PSO the message links use. */
+  pso: number;
+  /** Sets the security environment on the channel before the first link. */
+  setup(ch: AppletChannel): Promise<void>;
+  /** Chained links answer with output (ENCIPHER/DECIPHER): ask for it in the same APDU. */
+  output?: boolean;
+  /** Plaintext goes in or comes out: APDU logs show lengths only. */
+  secret?: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class LinkStream {
+  private parts: Uint8Array[] = [];
+  private buffered = 0;
+  private ch: AppletChannel | undefined;
+  private epoch = 0;
+  private done = false;
+
+  constructor(private readonly session: CardSession, private readonly max: number, private readonly opts: LinkStreamOptions) {}
+
+  /**
+   * Buffers; sends full links (chained) once more than one link's worth is
+   * waiting. Resolves to the output those links produced (ciphers), if any.
+   */
+  async update(data: Uint8Array): Promise<Uint8Array> {
+    if (this.done) throw new StateError('stream already finished');
+    if (data.length === 0) return EMPTY;
+    this.parts.push(data.slice());
+    this.buffered += data.length;
+    if (this.buffered <= this.max) return EMPTY;
+    return this.session.run(async () => {
+      if (!this.ch) {
+        const ch = await this.session.takeChannel();
+        if (!ch) return EMPTY; // every channel is held by another stream: keep buffering, finish on channel 0
+        this.ch = ch;
+        this.epoch = this.session.epoch;
+        await this.opts.setup(ch);
+      }
+      this.checkEpoch();
+      // Keep at least one byte back: the last link must be sent unchained by end().
+      const out: Uint8Array[] = [];
+      while (this.buffered > this.max) out.push((await this.link(this.ch, this.take(this.max), true)).data);
+      return concat(out);
+    });
+  }
+
+  /**
+   * Sends what is left and the last command: `last` builds it from the
+   * remaining message bytes (the PSO's own last link, or a different final
+   * command such as VERIFY after the message went in chained links).
+   */
+  async end(last: (ch: AppletChannel, rest: Uint8Array) => Promise<ResponseApdu>): Promise<Uint8Array> {
+    if (this.done) throw new StateError('stream already finished');
+    this.done = true;
+    return this.session.run(async () => {
+      const ch = this.ch ?? this.session.channel0;
+      try {
+        if (this.ch) this.checkEpoch();
+        else await this.opts.setup(ch);
+        const out: Uint8Array[] = [];
+        while (this.buffered > this.max) out.push((await this.link(ch, this.take(this.max), true)).data);
+        out.push((await last(ch, this.take(this.buffered))).data);
+        return concat(out);
+      } finally {
+        this.release();
+      }
+    });
+  }
+
+  /** Sends the rest of the message chained, then `final` (e.g. VERIFY with the signature only). */
+  async endWith(final: (ch: AppletChannel) => Promise<ResponseApdu>): Promise<Uint8Array> {
+    return this.end(async (ch, rest) => {
+      if (rest.length) await this.link(ch, rest, true);
+      return final(ch);
+    });
+  }
+
+  /** The PSO's own last link with the remaining message. */
+  finish(): Promise<Uint8Array> {
+    return this.end((ch, rest) => this.link(ch, rest, false));
+  }
+
+  abort(): void {
+    this.done = true;
+    this.release();
+  }
+
+  private link(ch: AppletChannel, data: Uint8Array, chained: boolean): Promise<ResponseApdu> {
+    const { pso } = this.opts;
+    return ch.transmit({
+      cla: chained ? 0x10 : 0x00, ins: INS.PSO, p1: pso >> 8, p2: pso & 0xff, data,
+      ne: chained && !this.opts.output ? 0 : 65536, secret: this.opts.secret === true,
+    });
+  }
+
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, n - o);
+      out.set(p.subarray(0, k), o);
+      o += k;
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private checkEpoch(): void {
+    if (this.epoch !== this.session.epoch) throw new StateError('the card was reset or removed during this operation');
+  }
+
+  // A channel goes back to the pool with its environment forgotten: the next
+  // stream's MSE:SET also discards whatever chain an aborted stream left.
+  private release(): void {
+    for (const p of this.parts) p.fill(0);
+    this.parts = [];
+    this.buffered = 0;
+    const ch = this.ch;
+    this.ch = undefined;
+    if (ch) {
+      ch.forgetEnvironment();
+      this.session.returnChannel(ch, this.epoch);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// ECDSA signature algorithms 33, 34, 38 (TS-0016 table 9.9-1) on the core:
+// the message streams into the algorithm's hash (unless the caller sends the
+// digest itself), and the digest is signed or verified at the end.
+import { createHash, hash } from '../../core/hash.ts';
+import { ecdsa } from '../../core/ecdsa.ts';
+import type { SignatureAlgorithm, SignatureOptions, SignatureStream } from '../backend.ts';
+import { SIGNATURES } from '../../mcs/algorithms.ts';
+import { HASH_NAMES } from './digest.ts';
+import type { SoftwareKey } from './keys.ts';
+import { LazyStream } from './stream.ts';
+
+export const ECDSA_ALGORITHMS: readonly SignatureAlgorithm[] = [33, 34, 38];
+
+function curveOf(algorithm: SignatureAlgorithm) {
+  const info = SIGNATURES[algorithm];
+  return { curve: ecdsa(info.curve!), hashName: HASH_NAMES[info.hash!] };
+}
+
+export function ecdsaKeygen(algorithm: SignatureAlgorithm): Uint8Array {
+  const pair = curveOf(algorithm).curve.keygen();
+  return pair.secretKey;
+}
+
+/** The uncompressed SEC1 point of a key (throws InvalidValueError for a scalar outside [1, n-1]). */
+export function ecdsaPublicKey(algorithm: SignatureAlgorithm, key: SoftwareKey): Uint8Array {
+  return key.kind === 'public' ? key.bytes.slice() : curveOf(algorithm).curve.getPublicKey(key.bytes);
+}
+
+export function openEcdsa(algorithm: SignatureAlgorithm, key: SoftwareKey, options: SignatureOptions): SignatureStream {
+  const { curve, hashName } = curveOf(algorithm);
+  const s = options.prehashed
+    ? collect()
+    : new LazyStream(() => {
+      const h = createHash(hashName);
+      return { update: (d: Uint8Array) => void h.update(d), finish: () => h.digest(), destroy: () => h.destroy() };
+    }, (data) => hash(hashName, data));
+  const opts = { hash: hashName, prehashed: true, format: options.format } as const;
+  return {
+    update: async (data) => void s.update(data),
+    sign: async (last) => curve.sign(s.finish(last), key.bytes, opts),
+    verify: async (signature, last) => curve.verify(signature, s.finish(last), ecdsaPublicKey(algorithm, key), opts),
+    abort: () => s.abort(),
+  };
+}
+
+/** A prehashed message is the digest itself: the stream only collects it. */
+function collect(): LazyStream {
+  const parts: Uint8Array[] = [];
+  return new LazyStream(() => ({
+    update: (d: Uint8Array) => void parts.push(new Uint8Array(d)),
+    finish: () => {
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        out.set(p, o);
+        o += p.length;
+      }
+      return out;
+    },
+    destroy: () => parts.splice(0).forEach((p) => p.fill(0)),
+  }), (data) => new Uint8Array(data));
+}

@@ -1,0 +1,169 @@
+// The software SE (SEType 4, security level 1): every operation runs on the
+// WASM core in this process. Each algorithm family is one small adapter in
+// this folder; this class only routes and keeps keys.
+import type {
+  BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
+  KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
+  SignatureStream, StoredKey,
+} from '../backend.ts';
+import { CoreError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { selftest } from '../../core/selftest.ts';
+import { core } from '../../core/loader.ts';
+import { HASH_ALGORITHMS, openDigest } from './digest.ts';
+import { MAC_ALGORITHMS, openMac } from './mac.ts';
+import { RNG_SOURCES, RNG_TYPES, SoftwareRng } from './random.ts';
+import { randomBytes } from '../../core/drbg.ts';
+import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
+import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
+import { asSoftwareKey, SoftwareKey } from './keys.ts';
+import { CIPHERS, SIGNATURES } from '../../mcs/algorithms.ts';
+
+export interface SoftwareBackendOptions {
+  /** Unique ID part of the M2M-SE-ID; a random one when absent (the engine persists it with its data). */
+  uniqueId?: string;
+  /** Bytes reported as non-volatile memory of this SE: the quota of host storage it grants. */
+  storageQuota?: number;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+export class SoftwareBackend implements SecureEnvironmentBackend {
+  readonly description: BackendDescription;
+  readonly capabilities: BackendCapabilities;
+  readonly #quota: number;
+  readonly #rng = new SoftwareRng();
+  #state: 'new' | 'open' | 'failed' | 'closed' = 'new';
+
+  constructor(options: SoftwareBackendOptions = {}) {
+    this.description = {
+      seType: 4,
+      securityLevel: 1,
+      uniqueId: options.uniqueId ?? hex(randomBytes(16)),
+      manufacturer: 'onem2m-senv',
+      model: 'software SE on the senv WASM core',
+      firmwareVersion: `core ABI ${core().info.abiVersion}`,
+      softwareVersion: '0.1.0',
+      rngSources: RNG_SOURCES,
+    };
+    this.capabilities = {
+      cipherAlgorithms: CIPHER_ALGORITHMS,
+      hashAlgorithms: HASH_ALGORITHMS,
+      signatureAlgorithms: [...MAC_ALGORITHMS, ...ECDSA_ALGORITHMS],
+      rngTypes: RNG_TYPES,
+      rebootTypes: [1, 2],
+      preferredBatchSize: 32 * 1024,
+      maxRandomLength: 1 << 20,
+      keyStorage: 'host',
+    };
+    this.#quota = options.storageQuota ?? 64 * 1024 * 1024;
+  }
+
+  async open(): Promise<void> {
+    this.#check();
+  }
+
+  /**
+   * Both reset types drop the DRBG state and rerun the core's known-answer
+   * self test; the Mcs layer aborts its open streams first (they are its
+   * volatile state). Keys are resource state and survive, as on a card.
+   */
+  async reboot(_type: RebootType): Promise<void> {
+    if (this.#state === 'closed') throw new StateError('backend closed');
+    this.#rng.reset();
+    this.#check();
+  }
+
+  async close(): Promise<void> {
+    this.#rng.reset();
+    this.#state = 'closed';
+  }
+
+  /** The whole quota: the software SE itself stores nothing; the engine subtracts what it holds. */
+  async memoryInfo(): Promise<{ total: number; available: number }> {
+    return { total: this.#quota, available: this.#quota };
+  }
+
+  async random(type: RngType, length: number): Promise<Uint8Array> {
+    this.#live();
+    return this.#rng.bytes(type, length);
+  }
+
+  /** ECDSA keys are checked on import: a scalar outside [1, n-1] fails here (InvalidValueError), not at first use. */
+  async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
+    this.#live();
+    const key = new SoftwareKey(spec, kind, material);
+    if (spec.use === 'signature' && kind === 'secret' && ECDSA_ALGORITHMS.includes(spec.algorithm)) {
+      try {
+        ecdsaPublicKey(spec.algorithm, key).fill(0);
+      } catch (e) {
+        key.release();
+        throw e;
+      }
+    }
+    return key;
+  }
+
+  async generateKey(spec: KeySpec): Promise<KeyHandle> {
+    this.#live();
+    const ec = spec.use === 'signature' && ECDSA_ALGORITHMS.includes(spec.algorithm);
+    const bytes = ec ? ecdsaKeygen(spec.algorithm as SignatureAlgorithm) : this.#rng.bytes(1, (spec.use === 'cipher' ? CIPHERS[spec.algorithm] : SIGNATURES[spec.algorithm]).generatedKeyLength);
+    try {
+      return new SoftwareKey(spec, 'secret', bytes);
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  async publicKey(key: KeyHandle): Promise<Uint8Array | undefined> {
+    const k = asSoftwareKey(key);
+    return k.spec.use === 'signature' && ECDSA_ALGORITHMS.includes(k.spec.algorithm) ? ecdsaPublicKey(k.spec.algorithm, k) : undefined;
+  }
+
+  async exportKey(key: KeyHandle): Promise<Uint8Array> {
+    return asSoftwareKey(key).bytes.slice();
+  }
+
+  async storeKey(key: KeyHandle): Promise<StoredKey> {
+    const k = asSoftwareKey(key);
+    return { form: 'material', kind: k.kind, bytes: k.bytes.slice() };
+  }
+
+  async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
+    if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
+    return new SoftwareKey(spec, stored.kind, stored.bytes);
+  }
+
+  releaseKey(key: KeyHandle): void {
+    if (key instanceof SoftwareKey) key.release();
+  }
+
+  async digest(algorithm: HashAlgorithm): Promise<DigestStream> {
+    this.#live();
+    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
+    return openDigest(algorithm);
+  }
+
+  async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
+    this.#live();
+    if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
+    return openCipher(algorithm, asSoftwareKey(key), direction, params);
+  }
+
+  async signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream> {
+    this.#live();
+    const k = asSoftwareKey(key);
+    if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);
+    if (ECDSA_ALGORITHMS.includes(algorithm)) return openEcdsa(algorithm, k, options);
+    throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+  }
+
+  #check(): void {
+    const r = selftest();
+    this.#state = r.ok ? 'open' : 'failed';
+    if (!r.ok) throw new CoreError(`self test failed: ${r.results.filter((t) => !t.ok).map((t) => t.name).join(', ')}`);
+  }
+
+  #live(): void {
+    if (this.#state !== 'open') throw new StateError(`software SE is ${this.#state === 'failed' ? 'in self-test failure' : this.#state}`);
+  }
+}

@@ -1,0 +1,47 @@
+// Random bytes for <rand> (TS-0016 table 9.7-1) and for key generation.
+// rngType 1 (pseudo RNG) is an SP 800-90A HMAC_DRBG (SHA-512) in the core,
+// one instance per software SE, reinstantiated on reboot. rngType 2 asks for
+// a true (physical) RNG: a software SE has none of its own, so it returns the
+// runtime's entropy source (crypto.getRandomValues, i.e. the operating
+// system's CSPRNG fed by hardware noise) and says so in deviceInfo.
+import type { RngType } from '../backend.ts';
+import { hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
+import { UnknownAlgorithmError } from '../../core/errors.ts';
+
+const GET_RANDOM_VALUES_LIMIT = 65536;
+const DRBG_REQUEST_LIMIT = 65536;
+
+export const RNG_SOURCES: Partial<Record<RngType, string>> = {
+  1: 'HMAC_DRBG (SP 800-90A, SHA-512) in the senv WASM core, seeded from the operating system',
+  2: 'operating system entropy via crypto.getRandomValues (the software SE has no physical RNG of its own)',
+};
+
+export const RNG_TYPES = Object.keys(RNG_SOURCES).map(Number) as RngType[];
+
+export function osEntropy(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let off = 0; off < length; off += GET_RANDOM_VALUES_LIMIT) {
+    crypto.getRandomValues(out.subarray(off, Math.min(length, off + GET_RANDOM_VALUES_LIMIT)));
+  }
+  return out;
+}
+
+export class SoftwareRng {
+  #drbg: HmacDrbg | undefined;
+
+  /** Drops the DRBG state (zeroized); the next request instantiates a fresh one. */
+  reset(): void {
+    this.#drbg?.destroy();
+    this.#drbg = undefined;
+  }
+
+  bytes(type: RngType, length: number): Uint8Array {
+    if (type === 2) return osEntropy(length);
+    if (type !== 1) throw new UnknownAlgorithmError(`rngType ${type} is not supported by the software SE`);
+    const drbg = (this.#drbg ??= hmacDrbg({ hash: 'SHA-512' }));
+    if (length <= DRBG_REQUEST_LIMIT) return drbg.generate(length);
+    const out = new Uint8Array(length);
+    for (let off = 0; off < length; off += DRBG_REQUEST_LIMIT) out.set(drbg.generate(Math.min(DRBG_REQUEST_LIMIT, length - off)), off);
+    return out;
+  }
+}

@@ -1,0 +1,59 @@
+// One streaming shape for every software algorithm: a message that never
+// needed an update() goes through the core's one-shot call (cheapest for the
+// small operations an IN-CSE sends by the thousand); otherwise a core context
+// is created on the first update and released exactly once.
+import { StateError } from '../../core/errors.ts';
+
+/** A core streaming context as the facade exposes it. */
+export interface CoreStream {
+  /** Output ready so far (ciphers), nothing for digests and MACs. */
+  update(data: Uint8Array): Uint8Array | void;
+  finish(): Uint8Array;
+  destroy(): void;
+}
+
+export class LazyStream {
+  readonly #open: () => CoreStream;
+  readonly #oneShot: (data: Uint8Array) => Uint8Array;
+  #ctx: CoreStream | undefined;
+  #done = false;
+
+  constructor(open: () => CoreStream, oneShot: (data: Uint8Array) => Uint8Array) {
+    this.#open = open;
+    this.#oneShot = oneShot;
+  }
+
+  update(data: Uint8Array): Uint8Array | void {
+    if (this.#done) throw new StateError('stream already finished');
+    return (this.#ctx ??= this.#open()).update(data);
+  }
+
+  /** The rest of the output: what the last chunk produced followed by what finishing produced. */
+  finish(last?: Uint8Array): Uint8Array {
+    if (this.#done) throw new StateError('stream already finished');
+    this.#done = true;
+    const ctx = this.#ctx;
+    if (!ctx) return this.#oneShot(last ?? EMPTY);
+    try {
+      const head = last && last.length ? ctx.update(last) : undefined;
+      const tail = ctx.finish();
+      if (!head || head.length === 0) return tail;
+      const out = new Uint8Array(head.length + tail.length);
+      out.set(head);
+      out.set(tail, head.length);
+      head.fill(0);
+      return out;
+    } finally {
+      ctx.destroy();
+      this.#ctx = undefined;
+    }
+  }
+
+  abort(): void {
+    this.#done = true;
+    this.#ctx?.destroy();
+    this.#ctx = undefined;
+  }
+}
+
+export const EMPTY = new Uint8Array(0);

@@ -1,0 +1,173 @@
+// AES keys for the mode facades (gcm.ts, ccm.ts, cbc.ts, cmac.ts): raw key
+// bytes are expanded per call into the core's one-shot slot, wiped after the
+// call; an AesKey keeps its expanded schedule (and GCM's hash subkey) in the
+// core for many operations.
+import { core, type Core } from './loader.ts';
+import { CoreContext } from './context.ts';
+import { assertBytes, CoreError, LengthError, statusError } from './errors.ts';
+
+/** The AES family's exports (docs/wasm-abi-aes.md). */
+export interface AesExports {
+  aes_key_create(key: number, keyLen: number, scratch: number): number;
+  aes_key_copy(k: number): number;
+  aes_scratch_clear(): void;
+  aes_encrypt_blocks(k: number, src: number, dst: number, len: number): number;
+  aes_decrypt_blocks(k: number, src: number, dst: number, len: number): number;
+  gcm_create(k: number, nonce: number, nonceLen: number, tagLen: number, decrypt: number, scratch: number): number;
+  gcm_aad(op: number, src: number, len: number): number;
+  gcm_update(op: number, src: number, dst: number, len: number): number;
+  gcm_final(op: number, out: number): number;
+  gcm_verify(op: number, tag: number): number;
+  ccm_create(k: number, nonce: number, nonceLen: number, tagLen: number, aadLen: bigint, msgLen: bigint, decrypt: number, scratch: number): number;
+  ccm_aad(op: number, src: number, len: number): number;
+  ccm_update(op: number, src: number, dst: number, len: number): number;
+  ccm_final(op: number, out: number): number;
+  ccm_verify(op: number, tag: number): number;
+  cbc_create(k: number, iv: number, padding: number, decrypt: number, scratch: number): number;
+  cbc_update(op: number, src: number, dst: number, len: number): number;
+  cbc_final(op: number, dst: number): number;
+  mac_create(k: number, alg: number, scratch: number): number;
+  mac_update(op: number, src: number, len: number): number;
+  mac_final(op: number, out: number): number;
+}
+
+/** Input chunk of the streaming loops: half the I/O window, output goes to the other half. */
+export const CHUNK = 32768 - 16;
+
+/** Longest nonce accepted (it passes through the input half of the I/O window). */
+export const MAX_NONCE = CHUNK;
+
+export function checkKey(key: Uint8Array): void {
+  assertBytes(key, 'key');
+  if (key.length !== 16 && key.length !== 32) throw new LengthError(`AES key must be 16 or 32 bytes, got ${key.length}`);
+}
+
+/** An expanded AES key kept in the core, for many operations under one key. */
+export class AesKey extends CoreContext {
+  readonly keyLength: number;
+
+  /** @internal use aesKey() */
+  constructor(handle: number, keyLength: number, c: Core) {
+    super(handle, 'AES key', c);
+    this.keyLength = keyLength;
+  }
+
+  /** @internal the key context handle. */
+  handle(): number {
+    return this.live();
+  }
+
+  /** @internal the core this key lives in. */
+  owner(): Core {
+    return this.core;
+  }
+
+  /** @internal a private copy for a streaming operation that may outlive this object. */
+  copy(): AesKey {
+    const h = this.core.x.aes_key_copy(this.live());
+    if (h === 0) throw new CoreError('AES key: copy failed');
+    return new AesKey(h, this.keyLength, this.core);
+  }
+}
+
+/** Expands `key` (16 or 32 bytes) once; pass the result wherever a key is taken. */
+export function aesKey(key: Uint8Array): AesKey {
+  checkKey(key);
+  const c = core();
+  return new AesKey(expand(c, key, 0), key.length, c);
+}
+
+export type KeyInput = Uint8Array | AesKey;
+
+export function checkKeyInput(key: KeyInput): void {
+  if (key instanceof AesKey) key.handle();
+  else checkKey(key);
+}
+
+function expand(c: Core, key: Uint8Array, scratch: number): number {
+  const ptr = c.io + c.ioSize - 32;
+  c.mem().set(key, ptr);
+  const k = c.x.aes_key_create(ptr, key.length, scratch);
+  c.x.zeroize(ptr, 32);
+  if (k === 0) throw new CoreError('AES key: expansion failed');
+  return k;
+}
+
+/**
+ * Runs fn with a key context for a one-shot call: an AesKey's own, or the
+ * raw key expanded into the one-shot slot. The slot and the static
+ * operation context are wiped afterwards, whatever happened.
+ */
+export function withKey<T>(key: KeyInput, fn: (c: Core, k: number) => T): T {
+  if (key instanceof AesKey) {
+    const c = key.owner();
+    try {
+      return fn(c, key.handle());
+    } finally {
+      c.x.aes_scratch_clear();
+      wipeIo(c);
+    }
+  }
+  const c = core();
+  try {
+    return fn(c, expand(c, key, 1));
+  } finally {
+    c.x.aes_scratch_clear();
+    wipeIo(c);
+  }
+}
+
+/** A heap key context owned by a streaming operation (freed with it). */
+export function ownedKey(key: KeyInput): AesKey {
+  if (key instanceof AesKey) return key.copy();
+  return aesKey(key);
+}
+
+/** Throws the typed error for a negative status. */
+export function check(status: number, what: string): number {
+  if (status < 0) throw statusError(status, what);
+  return status;
+}
+
+/** Copies a nonce or IV to the I/O window; it is consumed when the operation is created. */
+export function param(c: Core, bytes: Uint8Array): number {
+  c.mem().set(bytes, c.io);
+  ioUsed = Math.max(ioUsed, bytes.length);
+  return c.io;
+}
+
+// How much of each half of the I/O window holds data since the last wipe.
+let ioUsed = 0;
+
+/** Feeds `data` through the input half of the I/O window in chunks. */
+export function pump(c: Core, data: Uint8Array, step: (ptr: number, len: number) => void): void {
+  for (let off = 0; off < data.length; off += CHUNK) {
+    const n = Math.min(CHUNK, data.length - off);
+    c.mem().set(data.subarray(off, off + n), c.io);
+    ioUsed = Math.max(ioUsed, n);
+    step(c.io, n);
+  }
+}
+
+/** Zeroizes what plaintext, keystream or parameters the I/O window received. */
+export function wipeIo(c: Core): void {
+  if (ioUsed === 0) return;
+  c.x.zeroize(c.io, ioUsed);
+  c.x.zeroize(c.io + 32768, Math.min(ioUsed + 16, 32768));
+  ioUsed = 0;
+}
+
+/** Output half of the I/O window. */
+export function outPtr(c: Core): number {
+  return c.io + 32768;
+}
+
+export function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}

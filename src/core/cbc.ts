@@ -1,0 +1,147 @@
+// AES-CBC (SP 800-38A) with the paddings of TS-0016 table 9.6-1:
+// cbc(key, iv, { padding }) with 'none' (13), 'iso9797-m1' (22),
+// 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
+// authenticated: decryption releases plaintext as it goes, and whether the
+// padding was valid is visible to the caller (docs/aes.md).
+import type { Core } from './loader.ts';
+import { CoreContext } from './context.ts';
+import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
+import { checkKeyInput, withKey, ownedKey, check, param, pump, outPtr, concat, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+
+export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
+
+/** Core padding ids = TS-0016 cipher algorithm values. */
+export const CBC_PADDING_IDS: Readonly<Record<CbcPadding, number>> = Object.freeze({ none: 13, 'iso9797-m1': 22, 'iso9797-m2': 23, pkcs5: 24 });
+
+export interface CbcOptions {
+  /** Default 'pkcs5'. */
+  padding?: CbcPadding;
+}
+
+export interface CbcStream {
+  /** Returns the output ready so far (whole blocks; decryption keeps the last block back). */
+  update(data: Uint8Array): Uint8Array;
+  /** Returns the rest: padding added (encryption) or checked and removed (decryption). */
+  final(): Uint8Array;
+  destroy(): void;
+}
+
+export interface Cbc {
+  encrypt(plaintext: Uint8Array): Uint8Array;
+  /** Method 1 ('iso9797-m1') cannot be undone: its zero bytes stay in the output. */
+  decrypt(ciphertext: Uint8Array): Uint8Array;
+  encryptStream(): CbcStream;
+  decryptStream(): CbcStream;
+}
+
+const NAMES: Record<CbcPadding, string> = { none: 'no', pkcs5: 'PKCS#7', 'iso9797-m1': 'ISO 9797-1 method 1', 'iso9797-m2': 'ISO 9797-1 method 2' };
+
+function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Array[]): number {
+  if (s >= 0) return s;
+  for (const p of sinks) p.fill(0);
+  if (s === -6) throw new PaddingError(`AES-CBC: invalid ${NAMES[padding]} padding`);
+  if (s === -2) {
+    throw new LengthError(decrypt
+      ? `AES-CBC: ciphertext length must be a ${padding === 'none' || padding === 'iso9797-m1' ? '' : 'non-zero '}multiple of 16 bytes`
+      : 'AES-CBC without padding: plaintext length must be a multiple of 16 bytes');
+  }
+  return check(s, 'AES-CBC');
+}
+
+function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt: boolean): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  pump(c, data, (p, n) => {
+    const w = status(c.x.cbc_update(op, p, outPtr(c), n), padding, decrypt, parts);
+    if (w > 0) parts.push(c.read(outPtr(c), w));
+    total += w;
+  });
+  const w = status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, parts);
+  if (w > 0) parts.push(c.read(outPtr(c), w));
+  total += w;
+  const out = parts.length === 1 ? parts[0]! : concat(parts, total);
+  if (parts.length > 1) for (const p of parts) p.fill(0);
+  return out;
+}
+
+function checkLength(n: number, padding: CbcPadding, decrypt: boolean): void {
+  if (decrypt) {
+    const ok = n % 16 === 0 && (n > 0 || padding === 'none' || padding === 'iso9797-m1');
+    if (!ok) status(-2, padding, true, []);
+  } else if (padding === 'none' && n % 16 !== 0) {
+    status(-2, padding, false, []);
+  }
+}
+
+class CbcStreamImpl extends CoreContext implements CbcStream {
+  readonly #key: AesKey;
+  readonly #padding: CbcPadding;
+  readonly #decrypt: boolean;
+
+  constructor(key: KeyInput, iv: Uint8Array, padding: CbcPadding, decrypt: boolean) {
+    const k = ownedKey(key);
+    const c = k.owner();
+    const op = c.x.cbc_create(k.handle(), param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0);
+    wipeIo(c);
+    super(op, `AES-CBC ${decrypt ? 'decryption' : 'encryption'} stream`, c);
+    this.#key = k;
+    this.#padding = padding;
+    this.#decrypt = decrypt;
+  }
+
+  update(data: Uint8Array): Uint8Array {
+    assertBytes(data, this.#decrypt ? 'ciphertext' : 'plaintext');
+    const c = this.core, op = this.live();
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    try {
+      pump(c, data, (p, n) => {
+        const w = status(c.x.cbc_update(op, p, outPtr(c), n), this.#padding, this.#decrypt, parts);
+        if (w > 0) parts.push(c.read(outPtr(c), w));
+        total += w;
+      });
+    } finally {
+      wipeIo(c);
+    }
+    return parts.length === 1 ? parts[0]! : concat(parts, total);
+  }
+
+  final(): Uint8Array {
+    const c = this.core, op = this.live();
+    try {
+      const w = status(c.x.cbc_final(op, outPtr(c)), this.#padding, this.#decrypt, []);
+      return c.read(outPtr(c), w);
+    } finally {
+      c.x.zeroize(outPtr(c), 16);
+      this.destroy();
+    }
+  }
+
+  override destroy(): void {
+    super.destroy();
+    this.#key.destroy();
+  }
+}
+
+/** AES-CBC under `key` (16 or 32 bytes, or an AesKey) with a 16-byte IV. */
+export function cbc(key: KeyInput, iv: Uint8Array, opts: CbcOptions = {}): Cbc {
+  checkKeyInput(key);
+  assertBytes(iv, 'iv');
+  if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
+  const padding = opts.padding ?? 'pkcs5';
+  if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
+    throw new UnknownAlgorithmError(`unknown CBC padding '${String(padding)}': expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
+  }
+  const ivCopy = iv.slice();
+  const oneShot = (data: Uint8Array, decrypt: boolean) => {
+    assertBytes(data, decrypt ? 'ciphertext' : 'plaintext');
+    checkLength(data.length, padding, decrypt);
+    return withKey(key, (c, k) => run(c, c.x.cbc_create(k, param(c, ivCopy), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 1), data, padding, decrypt));
+  };
+  return {
+    encrypt: (data) => oneShot(data, false),
+    decrypt: (data) => oneShot(data, true),
+    encryptStream: () => new CbcStreamImpl(key, ivCopy, padding, false),
+    decryptStream: () => new CbcStreamImpl(key, ivCopy, padding, true),
+  };
+}

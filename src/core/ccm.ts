@@ -1,0 +1,51 @@
+// AES-CCM (SP 800-38C, RFC 3610): ccm(key, nonce, aad?, { tagLength?, messageLength? }).
+// TS-0016 ciphers 1003/1004 (AEAD_AES_128/256_CCM, RFC 5116: 12-byte nonce,
+// 16-byte tag) and 1018/1019 (the CCM_8 variants of RFC 6655: 8-byte tag).
+// Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
+import type { Core } from './loader.ts';
+import { assertBytes, LengthError } from './errors.ts';
+import { checkKeyInput, param, type KeyInput } from './aes.ts';
+import { aead, type Aead, type AeadMode } from './aead.ts';
+
+export interface CcmOptions {
+  /** Tag length in bytes: 4, 6, 8, 10, 12, 14 or 16 (default). */
+  tagLength?: number;
+  /**
+   * Plaintext length, when known before streaming: CCM authenticates it
+   * first, so without it the streaming forms collect their input and
+   * produce everything in final(). One-shot calls do not need it.
+   */
+  messageLength?: number;
+}
+
+function ccmMode(nonce: Uint8Array, aadLength: number, tagLength: number): AeadMode {
+  return {
+    name: 'AES-CCM',
+    tagLength,
+    needsLength: true,
+    create(c: Core, k: number, decrypt: boolean, scratch: boolean, msgLen: number): number {
+      const op = c.x.ccm_create(k, param(c, nonce), nonce.length, tagLength, BigInt(aadLength), BigInt(msgLen), decrypt ? 1 : 0, scratch ? 1 : 0);
+      if (op === 0) throw new LengthError(`AES-CCM: a ${nonce.length}-byte nonce leaves room for messages below 2^${8 * (15 - nonce.length)} bytes, got ${msgLen}`);
+      return op;
+    },
+    aad: (c, op, src, len) => c.x.ccm_aad(op, src, len),
+    update: (c, op, src, dst, len) => c.x.ccm_update(op, src, dst, len),
+    final: (c, op, out) => c.x.ccm_final(op, out),
+    verify: (c, op, tag) => c.x.ccm_verify(op, tag),
+  };
+}
+
+/** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
+export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = new Uint8Array(0), opts: CcmOptions = {}): Aead {
+  checkKeyInput(key);
+  assertBytes(nonce, 'nonce');
+  assertBytes(aad, 'aad');
+  if (nonce.length < 7 || nonce.length > 13) throw new LengthError(`AES-CCM nonce must be 7 to 13 bytes, got ${nonce.length}`);
+  const tagLength = opts.tagLength ?? 16;
+  if (!Number.isInteger(tagLength) || tagLength < 4 || tagLength > 16 || tagLength % 2) {
+    throw new LengthError(`AES-CCM tag length must be an even number of bytes from 4 to 16, got ${String(tagLength)}`);
+  }
+  const m = opts.messageLength;
+  if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${String(m)}`);
+  return aead(ccmMode(nonce.slice(), aad.length, tagLength), key, aad.slice(), m);
+}

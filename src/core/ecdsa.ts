@@ -1,0 +1,207 @@
+// ECDSA over P-256, P-384 and P-521: ecdsa(curve) returns the key generation,
+// signing and verification functions of one curve. Messages are hashed here
+// (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
+// with fresh randomness unless the caller asks for deterministic signatures.
+import { core } from './loader.ts';
+import { assertBytes, InvalidInputError, InvalidValueError, LengthError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
+import { randomBytes } from './drbg.ts';
+import { rawToDer, derToRaw } from './ecdsa-der.ts';
+
+export interface EcExports {
+  ec_scalar_length(curve: number): number;
+  ec_precompute(curve: number): number;
+  ec_public_key(curve: number, sk: number, out: number, compressed: number): number;
+  ec_public_key_check(curve: number, pk: number, pkLen: number): number;
+  ec_sign(curve: number, hash: number, sk: number, digest: number, digestLen: number, extra: number, extraLen: number, out: number): number;
+  /** Known-answer tests only (CAVP SigGen fixes k); not part of the package API. */
+  ec_sign_with_k(curve: number, sk: number, digest: number, digestLen: number, k: number, out: number): number;
+  ec_verify(curve: number, pk: number, pkLen: number, digest: number, digestLen: number, sig: number): number;
+}
+
+export type CurveName = 'P-256' | 'P-384' | 'P-521';
+export type SignatureFormat = 'der' | 'raw';
+
+export interface VerifyOptions {
+  /** Hash applied to the message; default the curve's own (SHA-256, SHA-384, SHA-512). */
+  hash?: HashName;
+  /** 'der' (X9.62 ECDSA-Sig-Value, default) or 'raw' (r || s, fixed length). */
+  format?: SignatureFormat;
+  /** The message is already a digest of `hash` (its length must match). */
+  prehashed?: boolean;
+}
+
+export interface SignOptions extends VerifyOptions {
+  /**
+   * Hedging of the RFC 6979 nonce (section 3.6): true (default) mixes fresh
+   * bytes from the runtime CSPRNG in, false gives the purely deterministic
+   * signature, bytes are used as the extra input as given.
+   */
+  extraEntropy?: boolean | Uint8Array;
+}
+
+export interface KeyPair {
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+export interface Ecdsa {
+  readonly curve: CurveName;
+  /** Length of a secret key and of each half of a raw signature. */
+  readonly scalarLength: number;
+  keygen(): KeyPair;
+  /** SEC1 public key: uncompressed (default) or compressed. */
+  getPublicKey(secretKey: Uint8Array, compressed?: boolean): Uint8Array;
+  sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions): Uint8Array;
+  /** False for a well-formed but invalid or malformed signature; throws for unusable keys or options. */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions): boolean;
+}
+
+// id: the core's curve id (field size in bits); bytes: scalar and coordinate length.
+const CURVES: Readonly<Record<CurveName, { id: number; bytes: number; hash: HashName }>> = Object.freeze({
+  'P-256': { id: 256, bytes: 32, hash: 'SHA-256' },
+  'P-384': { id: 384, bytes: 48, hash: 'SHA-384' },
+  'P-521': { id: 521, bytes: 66, hash: 'SHA-512' },
+});
+
+// I/O window layout of one call: inputs at fixed offsets, output after them.
+const AT_KEY = 0; // secret key or public key (<= 133 bytes)
+const AT_DIGEST = 256;
+const AT_EXTRA = 512; // extra entropy, up to MAX_EXTRA bytes
+const MAX_EXTRA = 1024;
+const AT_OUT = AT_EXTRA + MAX_EXTRA;
+
+const instances = new Map<CurveName, Ecdsa>();
+
+/** The ECDSA functions of one curve: 'P-256', 'P-384' or 'P-521'. */
+export function ecdsa(curve: CurveName): Ecdsa {
+  const known = typeof curve === 'string' && Object.hasOwn(CURVES, curve);
+  if (!known) throw new UnknownAlgorithmError(`unknown curve '${String(curve)}': expected one of ${Object.keys(CURVES).join(', ')}`);
+  let e = instances.get(curve);
+  if (!e) {
+    e = makeEcdsa(curve);
+    instances.set(curve, e);
+  }
+  return e;
+}
+
+/**
+ * Builds the generator tables of a curve now (they are otherwise built on the
+ * first key generation, signature or verification); returns the milliseconds it took.
+ */
+export function ecdsaPrecompute(curve: CurveName): number {
+  ecdsa(curve);
+  const c = core();
+  const t0 = performance.now();
+  c.x.ec_precompute(CURVES[curve].id);
+  return performance.now() - t0;
+}
+
+function makeEcdsa(curve: CurveName): Ecdsa {
+  const { id, bytes: sb, hash: defaultHash } = CURVES[curve];
+
+  function checkSecret(secretKey: Uint8Array): void {
+    assertBytes(secretKey, 'secretKey');
+    if (secretKey.length !== sb) throw new LengthError(`secretKey must be ${sb} bytes for ${curve}, got ${secretKey.length}`);
+  }
+
+  function checkPublic(publicKey: Uint8Array): void {
+    assertBytes(publicKey, 'publicKey');
+    if (publicKey.length !== 1 + 2 * sb && publicKey.length !== 1 + sb) {
+      throw new LengthError(`publicKey must be ${1 + 2 * sb} (uncompressed) or ${1 + sb} (compressed) bytes for ${curve}, got ${publicKey.length}`);
+    }
+  }
+
+  function digestOf(message: Uint8Array, opts: VerifyOptions | undefined): { digest: Uint8Array; hashName: HashName } {
+    assertBytes(message, 'message');
+    const hashName = opts?.hash ?? defaultHash;
+    hashId(hashName);
+    if (!opts?.prehashed) return { digest: hash(hashName, message), hashName };
+    const dl = DIGEST_LENGTHS[hashName];
+    if (message.length !== dl) throw new LengthError(`prehashed message must be a ${dl}-byte ${hashName} digest, got ${message.length} bytes`);
+    return { digest: message, hashName };
+  }
+
+  function formatOf(opts: VerifyOptions | undefined): SignatureFormat {
+    const format = opts?.format ?? 'der';
+    if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got '${String(format)}'`);
+    return format;
+  }
+
+  function getPublicKey(secretKey: Uint8Array, compressed = false): Uint8Array {
+    checkSecret(secretKey);
+    const c = core();
+    c.mem().set(secretKey, c.io + AT_KEY);
+    const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, compressed ? 1 : 0);
+    c.x.zeroize(c.io + AT_KEY, sb);
+    if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA getPublicKey');
+    return c.read(c.io + AT_OUT, n);
+  }
+
+  function keygen(): KeyPair {
+    // Rejection sampling (FIPS 186-5 A.2.2): P-521 keys keep only 521 bits.
+    for (;;) {
+      const secretKey = randomBytes(sb);
+      if (id === 521) secretKey[0] = secretKey[0]! & 0x01;
+      try {
+        return { secretKey, publicKey: getPublicKey(secretKey) };
+      } catch (e) {
+        secretKey.fill(0);
+        if (!(e instanceof InvalidValueError)) throw e;
+      }
+    }
+  }
+
+  function sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions): Uint8Array {
+    checkSecret(secretKey);
+    const { digest, hashName } = digestOf(message, opts);
+    const format = formatOf(opts);
+    const hedge = opts?.extraEntropy ?? true;
+    let extra: Uint8Array;
+    if (hedge === true) extra = globalThis.crypto.getRandomValues(new Uint8Array(sb));
+    else if (hedge === false) extra = new Uint8Array(0);
+    else {
+      assertBytes(hedge, 'extraEntropy');
+      if (hedge.length > MAX_EXTRA) throw new LengthError(`extraEntropy must be at most ${MAX_EXTRA} bytes`);
+      extra = hedge;
+    }
+    const c = core();
+    const mem = c.mem();
+    mem.set(secretKey, c.io + AT_KEY);
+    mem.set(digest, c.io + AT_DIGEST);
+    mem.set(extra, c.io + AT_EXTRA);
+    const n = c.x.ec_sign(id, hashId(hashName), c.io + AT_KEY, c.io + AT_DIGEST, digest.length, c.io + AT_EXTRA, extra.length, c.io + AT_OUT);
+    c.x.zeroize(c.io + AT_KEY, sb);
+    c.x.zeroize(c.io + AT_EXTRA, extra.length);
+    if (hedge === true) extra.fill(0);
+    if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA sign');
+    const raw = c.read(c.io + AT_OUT, n);
+    return format === 'raw' ? raw : rawToDer(raw);
+  }
+
+  function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions): boolean {
+    assertBytes(signature, 'signature');
+    checkPublic(publicKey);
+    const { digest } = digestOf(message, opts);
+    const format = formatOf(opts);
+    const raw = format === 'raw' ? (signature.length === 2 * sb ? signature : undefined) : derToRaw(signature, sb);
+    const c = core();
+    const mem = c.mem();
+    mem.set(publicKey, c.io + AT_KEY);
+    if (!raw) {
+      // Still reject an unusable key, so the answer does not depend on the signature.
+      if (c.x.ec_public_key_check(id, c.io + AT_KEY, publicKey.length) !== 1) throw badKey();
+      return false;
+    }
+    mem.set(digest, c.io + AT_DIGEST);
+    mem.set(raw, c.io + AT_OUT);
+    const r = c.x.ec_verify(id, c.io + AT_KEY, publicKey.length, c.io + AT_DIGEST, digest.length, c.io + AT_OUT);
+    if (r === -8) throw badKey();
+    if (r < 0) throw statusError(r, 'ECDSA verify');
+    return r === 1;
+  }
+
+  const badKey = () => new InvalidValueError(`publicKey is not a valid ${curve} point`);
+
+  return Object.freeze({ curve, scalarLength: sb, keygen, getPublicKey, sign, verify });
+}

@@ -1,0 +1,46 @@
+// AES-GCM (SP 800-38D): gcm(key, nonce, aad?, { tagLength? }). TS-0016
+// ciphers 1001 and 1002 are AEAD_AES_128_GCM and AEAD_AES_256_GCM of RFC 5116:
+// 12-byte nonce, 16-byte tag (the defaults); other nonce lengths and the
+// tag lengths SP 800-38D allows (12-16 bytes, and 8 or 4) are accepted.
+import type { Core } from './loader.ts';
+import { assertBytes, LengthError } from './errors.ts';
+import { checkKeyInput, param, MAX_NONCE, type KeyInput } from './aes.ts';
+import { aead, type Aead, type AeadMode } from './aead.ts';
+
+export interface GcmOptions {
+  /** Tag length in bytes: 16 (default), 15, 14, 13, 12, 8 or 4. */
+  tagLength?: number;
+}
+
+const TAG_LENGTHS = [16, 15, 14, 13, 12, 8, 4];
+
+function gcmMode(nonce: Uint8Array, tagLength: number): AeadMode {
+  return {
+    name: 'AES-GCM',
+    tagLength,
+    needsLength: false,
+    create(c: Core, k: number, decrypt: boolean, scratch: boolean): number {
+      const op = c.x.gcm_create(k, param(c, nonce), nonce.length, tagLength, decrypt ? 1 : 0, scratch ? 1 : 0);
+      if (op === 0) throw new LengthError('AES-GCM: parameters rejected by the core');
+      return op;
+    },
+    aad: (c, op, src, len) => c.x.gcm_aad(op, src, len),
+    update: (c, op, src, dst, len) => c.x.gcm_update(op, src, dst, len),
+    final: (c, op, out) => c.x.gcm_final(op, out),
+    verify: (c, op, tag) => c.x.gcm_verify(op, tag),
+  };
+}
+
+/**
+ * AES-GCM under `key` (16 or 32 bytes, or an AesKey) and `nonce`. Never
+ * encrypt two messages with the same key and nonce.
+ */
+export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = new Uint8Array(0), opts: GcmOptions = {}): Aead {
+  checkKeyInput(key);
+  assertBytes(nonce, 'nonce');
+  assertBytes(aad, 'aad');
+  if (nonce.length < 1 || nonce.length > MAX_NONCE) throw new LengthError(`AES-GCM nonce must be 1 to ${MAX_NONCE} bytes (12 recommended), got ${nonce.length}`);
+  const tagLength = opts.tagLength ?? 16;
+  if (!TAG_LENGTHS.includes(tagLength)) throw new LengthError(`AES-GCM tag length must be one of ${TAG_LENGTHS.join(', ')} bytes, got ${String(tagLength)}`);
+  return aead(gcmMode(nonce.slice(), tagLength), key, aad.slice());
+}

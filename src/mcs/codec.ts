@@ -1,0 +1,80 @@
+// Serialized forms of attribute values: base64 for bytes (RFC 4648, strict)
+// and oneM2M timestamps (ISO 8601 basic format, 'YYYYMMDDTHHMMSS,ffffff', UTC).
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const DECODE = new Int16Array(128).fill(-1);
+for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
+
+export function toBase64(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = bytes[i]! << 16;
+    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + '==';
+  } else if (rest === 2) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
+    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + '=';
+  }
+  return out;
+}
+
+/** Strict decoding: padded, canonical (unused bits zero), no whitespace. Returns undefined when invalid. */
+export function fromBase64(s: string): Uint8Array | undefined {
+  if (s.length % 4 !== 0) return undefined;
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const out = new Uint8Array((s.length / 4) * 3 - pad);
+  let o = 0;
+  for (let i = 0; i < s.length; i += 4) {
+    const last = i + 4 === s.length;
+    const c0 = code(s, i), c1 = code(s, i + 1);
+    const c2 = last && pad === 2 ? 0 : code(s, i + 2);
+    const c3 = last && pad >= 1 ? 0 : code(s, i + 3);
+    if ((c0 | c1 | c2 | c3) < 0) return undefined;
+    const n = (c0 << 18) | (c1 << 12) | (c2 << 6) | c3;
+    out[o++] = n >> 16;
+    if (o < out.length) out[o++] = (n >> 8) & 255;
+    if (o < out.length) out[o++] = n & 255;
+    if (last && ((pad === 2 && (c1 & 15)) || (pad === 1 && (c2 & 3)))) return undefined;
+  }
+  return out;
+}
+
+function code(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  return c < 128 ? DECODE[c]! : -1;
+}
+
+const TS = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:,(\d{1,6}))?Z?$/;
+
+/** Milliseconds since the epoch, or undefined for anything but a valid oneM2M timestamp. */
+export function parseTimestamp(s: string): number | undefined {
+  const m = TS.exec(s);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const frac = m[7] ? Number(m[7].padEnd(6, '0')) / 1000 : 0;
+  const t = Date.UTC(y, mo - 1, d, h, mi, se);
+  const back = new Date(t);
+  if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) return undefined;
+  return t + Math.floor(frac);
+}
+
+// Many responses in one millisecond carry the same lastModifiedTime.
+let lastMs = NaN;
+let lastText = '';
+
+export function formatTimestamp(ms: number): string {
+  if (ms === lastMs) return lastText;
+  lastMs = ms;
+  return (lastText = format(ms));
+}
+
+function format(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())},${p(d.getUTCMilliseconds(), 3)}000`;
+}

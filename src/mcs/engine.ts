@@ -1,0 +1,419 @@
+// The Mcs engine: one dispatcher for every request to every hosted SE.
+// It checks the envelope, resolves the address, checks registration and
+// access, enforces the declared attribute rules of the target's type, runs
+// the type's hooks, persists the change and answers with a response
+// primitive. Every failure becomes a response (never an exception), and a
+// failed request leaves no trace in the resource tree.
+import type { BackendCapabilities, BackendDescription, SecureEnvironmentBackend } from '../backends/backend.ts';
+import { SoftwareBackend } from '../backends/software/index.ts';
+import { SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { isAllowed, OP_BITS } from './access.ts';
+import type { Context } from './context.ts';
+import { SeHost, type Target } from './host.ts';
+import { parseRequest, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
+import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
+import { represent } from './repr.ts';
+import { Accumulator, Resource } from './resource.ts';
+import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
+import { decodeValue, tooLarge, type AttributeDef, type CompiledType } from './schema.ts';
+import { SE_TY } from './types/se.ts';
+import { ACP_TY } from './types/acp.ts';
+import type { Persistence } from './persist.ts';
+import { JournalStore } from './store/journal.ts';
+import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
+import { setBytes } from './types/common.ts';
+
+export interface McsEngineOptions extends MasterKeyOptions {
+  /** The SEs to host; by default one software SE. */
+  backends?: SecureEnvironmentBackend[];
+  /** Largest byte attribute without a maxByteSize of its own (message, sensitiveData of <sensitiveDataObject>...). Default 16 MiB. */
+  maxDataSize?: number;
+  /**
+   * Keeps SE-resources in this directory across restarts (Node and Deno),
+   * secrets sealed under the master key; in memory when absent.
+   */
+  dataDir?: string;
+  /** Another persistence than the data directory's journal. */
+  store?: Persistence;
+  /** Time source in ms (tests of expirationTime). */
+  clock?: () => number;
+}
+
+const RN = /^[A-Za-z0-9._~-]{1,64}$/;
+
+export class McsEngine {
+  readonly #hosts = new Map<string, SeHost>();
+  readonly #maxData: number;
+  readonly #clock: () => number;
+  readonly #store: Persistence | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  private constructor(options: McsEngineOptions) {
+    this.#maxData = options.maxDataSize ?? 16 * 1024 * 1024;
+    this.#clock = options.clock ?? Date.now;
+    this.#store = options.store;
+  }
+
+  /** Opens the backends (self tests), loads persisted resources and returns a ready engine. */
+  static async create(options: McsEngineOptions = {}): Promise<McsEngine> {
+    if (options.dataDir && !options.store) {
+      const masterKey = await resolveMasterKey(options);
+      try {
+        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey }) };
+      } finally {
+        if (masterKey !== options.masterKey) masterKey.fill(0);
+      }
+    }
+    const engine = new McsEngine(options);
+    const backends = options.backends ?? [new SoftwareBackend({ uniqueId: await options.store?.uniqueId('software') })];
+    for (const b of backends) {
+      await b.open();
+      const id = `${b.description.seType}-${b.description.uniqueId}`;
+      if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
+      engine.#hosts.set(id, new SeHost(id, b));
+    }
+    if (options.store) {
+      for (const host of engine.#hosts.values()) await options.store.load(host);
+    }
+    engine.#schedule();
+    return engine;
+  }
+
+  /** M2M-SE-IDs of the hosted SEs (clause 7.2.1: type of SE, '-', unique ID). */
+  get seIds(): string[] {
+    return [...this.#hosts.keys()];
+  }
+
+  /** What a hosted SE is and can do, as its backend reports it. */
+  describe(seId: string): { description: BackendDescription; capabilities: BackendCapabilities } | undefined {
+    const host = this.#hosts.get(seId);
+    return host && { description: host.backend.description, capabilities: host.backend.capabilities };
+  }
+
+  /** Serves one request primitive; resolves to its response primitive, never rejects. */
+  async send(request: unknown, options?: SendOptions): Promise<McsResponse> {
+    let req: McsRequest;
+    try {
+      if (this.#closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
+      req = parseRequest(request);
+    } catch (e) {
+      return failure(requestId(request), e);
+    }
+    const host = this.#hosts.get(seIdOf(req.to));
+    if (!host) return failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID'));
+    const turn = host.acquire();
+    if (turn) await turn;
+    let response: McsResponse;
+    try {
+      const ctx = this.#context(host, req.fr);
+      if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
+      response = await this.#handle(ctx, req, options?.binary === true);
+    } catch (e) {
+      response = failure(req.rqi, e);
+    } finally {
+      host.release();
+    }
+    if (req.rvi) response.rvi = req.rvi;
+    return response;
+  }
+
+  /** Releases every key and stream, closes the backends and the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const host of this.#hosts.values()) {
+      await host.acquire();
+      try {
+        const ctx = this.#context(host, '');
+        for (const r of host.byRi.values()) host.releaseResource(ctx, r);
+        await host.backend.close();
+      } finally {
+        host.release();
+      }
+    }
+    await this.#store?.close();
+  }
+
+  #context(host: SeHost, originator: string): Context {
+    return { host, originator, now: this.#clock() };
+  }
+
+  /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
+  #handle(ctx: Context, req: McsRequest, binary: boolean): Promise<McsResponse> {
+    const { host } = ctx;
+    if (host.failed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service: ${host.failed}`);
+    const registering = req.op === 1 && req.ty === SE_TY;
+    if (!registering && !host.registrationOf(req.fr)) {
+      throw new McsError(RSC.ORIGINATOR_HAS_NOT_REGISTERED, 'originator is not registered with this SE: CREATE an <SE> first');
+    }
+    const target = host.resolve(req.to);
+    switch (req.op) {
+      case 1: return this.#create(ctx, req, target, binary);
+      case 2: return this.#retrieve(ctx, req, target, binary);
+      case 3: return this.#update(ctx, req, target, binary);
+      case 4: return this.#delete(ctx, req, target);
+    }
+  }
+
+  async #create(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
+    const { host } = ctx;
+    const ty = req.ty!;
+    if (NOT_YET_IMPLEMENTED[ty]) throw new McsError(RSC.NOT_IMPLEMENTED, `<${NOT_YET_IMPLEMENTED[ty]}> is not implemented yet`);
+    if (ty === 13) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
+    const def = CREATABLE.get(ty);
+    if (!def) throw badRequest(`unknown resource type ${ty}`);
+    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `CREATE is not allowed on virtual resource ${target.virtual.name}`);
+    let parent: Resource | undefined;
+    if (ty === SE_TY) {
+      if (target.res) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
+    } else {
+      parent = target.res ?? host.registrationOf(ctx.originator)!;
+      if (!parent.def.type.children.includes(ty)) {
+        throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${def.type.name}> cannot be a child of <${parent.def.type.name}>`);
+      }
+      const srt = parent.registration.attrs.get('supportedResourceType') as number[];
+      if (!srt.includes(ty)) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `resource type ${ty} is not in this registration's srt`);
+      this.#authorize(ctx, parent, 1);
+    }
+    const values = this.#content(def, req.pc!, 'create');
+    for (const a of def.all) {
+      if (a.create === 'M' && !values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) is mandatory at CREATE`);
+    }
+    const ri = host.newRi(def.type);
+    const rn = (values.get('resourceName') as string | undefined) ?? ri;
+    values.delete('resourceName');
+    if (!RN.test(rn)) throw badRequest('rn (resourceName) must be 1 to 64 of A-Z a-z 0-9 . _ ~ -');
+    const siblings = parent ? parent.children : host.top;
+    if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
+    const max = def.type.maxPerParent;
+    if (parent && max !== undefined && [...parent.children.values()].filter((c) => c.def === def).length >= max) {
+      throw new McsError(RSC.CONFLICT, `<${parent.def.type.name}> holds at most ${max} <${def.type.name}>`);
+    }
+    this.#checkCommon(ctx, values);
+    const res = new Resource(def, ri, rn, parent, ctx.now);
+    for (const [k, v] of values) res.attrs.set(k, v);
+    res.attrs.set('creator', ctx.originator);
+    try {
+      const append = def.appendAttr;
+      if (append && values.has(append.name)) {
+        const acc = new Accumulator();
+        const chunk = values.get(append.name) as Uint8Array;
+        this.#checkLimit(res, append, 0, chunk.length);
+        acc.append(chunk);
+        res.attrs.set(append.name, acc);
+      }
+      await def.type.hooks?.create?.(ctx, res);
+    } catch (e) {
+      host.discard(ctx, res);
+      throw e;
+    }
+    host.link(res);
+    await this.#store?.put(host, res, true);
+    this.#schedule();
+    return reply(RSC.CREATED, req.rqi, represent(host.seId, res, host.backend, { binary }));
+  }
+
+  async #retrieve(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
+    const { host } = ctx;
+    const res = target.res ?? host.registrationOf(ctx.originator)!;
+    this.#authorize(ctx, res, 2);
+    if (target.virtual) {
+      await target.virtual.run(ctx, res);
+      res.modified = ctx.now;
+      if (this.#store) await this.#store.put(host, res, false);
+      return reply(RSC.OK, req.rqi, represent(host.seId, res, host.backend, { binary, only: res.def.results.get(target.virtual)! }));
+    }
+    const refresh = res.def.type.hooks?.retrieve;
+    const values = refresh ? (await refresh(ctx, res)) ?? undefined : undefined;
+    if (!values) return reply(RSC.OK, req.rqi, represent(host.seId, res, host.backend, { binary }));
+    try {
+      return { rsc: RSC.OK, rqi: req.rqi, pc: await represent(host.seId, res, host.backend, { binary, values }) };
+    } finally {
+      for (const v of values.values()) v.fill(0);
+    }
+  }
+
+  async #update(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
+    const { host } = ctx;
+    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `UPDATE is not allowed on virtual resource ${target.virtual.name}`);
+    const res = target.res ?? host.registrationOf(ctx.originator)!;
+    this.#authorize(ctx, res, 4);
+    const def = res.def;
+    const changes = this.#content(def, req.pc!, 'update');
+    this.#checkCommon(ctx, changes);
+    const append = def.appendAttr;
+    const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
+    let acc = append && (res.attrs.get(append.name) as Accumulator | undefined);
+    if (append && chunk) this.#checkLimit(res, append, acc && !acc.consumed ? acc.size : 0, chunk.length);
+    const hooks = def.type.hooks;
+    const checked = hooks?.update?.(ctx, res, changes);
+    if (checked) await checked;
+    for (const [name, v] of changes) {
+      if (name === append?.name) continue;
+      if (v === null) {
+        const old = res.attrs.get(name);
+        if (old instanceof Uint8Array) old.fill(0);
+        res.attrs.delete(name);
+      } else if (v instanceof Uint8Array) setBytes(res.attrs, name, v);
+      else res.attrs.set(name, v);
+    }
+    if (append && changes.has(append.name)) {
+      if (!acc) res.attrs.set(append.name, (acc = new Accumulator()));
+      if (acc.consumed || chunk === null) acc.clear();
+      if (chunk) {
+        acc.append(chunk);
+        const open = hooks?.stream;
+        const batch = host.backend.capabilities.preferredBatchSize;
+        if (open && acc.ready(batch)) await acc.pump(batch, () => open(ctx, res));
+      }
+    }
+    res.modified = ctx.now;
+    if (changes.has('expirationTime')) {
+      host.watchExpiry(res);
+      this.#schedule();
+    }
+    if (this.#store) {
+      if (append && chunk && changes.size === 1) await this.#store.append(host, res, append.name, chunk);
+      else await this.#store.put(host, res, false);
+    }
+    const body = modified(def, changes);
+    return reply(RSC.UPDATED, req.rqi, represent(host.seId, res, host.backend, { binary, only: body }));
+  }
+
+  async #delete(ctx: Context, req: McsRequest, target: Target): Promise<McsResponse> {
+    const { host } = ctx;
+    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
+    const res = target.res ?? host.registrationOf(ctx.originator)!;
+    this.#authorize(ctx, res, 8);
+    await this.#beforeRemove(ctx, res);
+    const removed = host.remove(ctx, res);
+    await this.#store?.remove(host, removed);
+    return { rsc: RSC.DELETED, rqi: req.rqi };
+  }
+
+  /** Runs the delete hooks of a resource and everything below it (device-side clean-up). */
+  async #beforeRemove(ctx: Context, res: Resource): Promise<void> {
+    for (const c of res.children.values()) await this.#beforeRemove(ctx, c);
+    const hook = res.def.type.hooks?.delete;
+    if (hook) await hook(ctx, res);
+  }
+
+  #authorize(ctx: Context, res: Resource, op: (typeof OP_BITS)[keyof typeof OP_BITS]): void {
+    if (!isAllowed(res, ctx.originator, op, (ri) => ctx.host.byRi.get(ri))) {
+      throw new McsError(RSC.ORIGINATOR_HAS_NO_PRIVILEGE, 'originator has no privilege for this operation');
+    }
+  }
+
+  /** Decodes the content of a CREATE or UPDATE against the declared attributes of `def`. */
+  #content(def: CompiledType, pc: Record<string, unknown>, when: 'create' | 'update'): Map<string, unknown> {
+    const root = def.type.root;
+    let key: string | undefined;
+    for (const k in pc) {
+      if (key !== undefined || (k !== root && k !== def.type.longRoot)) throw badRequest(`content must be one element '${root}'`);
+      key = k;
+    }
+    const body = key === undefined ? undefined : pc[key];
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`content must be one element '${root}' holding an object`);
+    const values = new Map<string, unknown>();
+    for (const k in body) {
+      const v = (body as Record<string, unknown>)[k];
+      const a = def.bySn.get(k) ?? def.byName.get(k);
+      if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
+      if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
+      if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
+      if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
+      if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
+      if (v === null && when === 'update' && a.create !== 'M') values.set(a.name, null);
+      else values.set(a.name, decodeValue(a, v, this.#maxData));
+    }
+    // A limit attribute (maxByteSize) cannot promise more than the SE holds for one value.
+    for (const a of def.all) {
+      const limit = a.maxFrom && (values.get(a.maxFrom) as number | undefined);
+      if (limit && limit > this.#maxData) throw new McsError(RSC.NOT_ACCEPTABLE, `${def.byName.get(a.maxFrom!)!.sn} exceeds this SE's limit of ${this.#maxData} bytes`);
+    }
+    return values;
+  }
+
+  /** expirationTime in the future; accessControlPolicyIDs naming <accessControlPolicy> resources of this SE. */
+  #checkCommon(ctx: Context, values: Map<string, unknown>): void {
+    const et = values.get('expirationTime');
+    if (typeof et === 'number' && et <= ctx.now) throw badRequest('et (expirationTime) must be in the future');
+    const acpi = values.get('accessControlPolicyIDs');
+    if (Array.isArray(acpi)) {
+      values.set('accessControlPolicyIDs', acpi.map((id: string) => {
+        const ri = id.startsWith(`/${ctx.host.seId}/`) ? id.slice(ctx.host.seId.length + 2) : id.startsWith(`${ctx.host.seId}/`) ? id.slice(ctx.host.seId.length + 1) : id;
+        if (ctx.host.byRi.get(ri)?.ty !== ACP_TY) throw badRequest(`acpi: '${id.slice(0, 80)}' is not an <accessControlPolicy> of this SE`);
+        return ri;
+      }));
+    }
+  }
+
+  #checkLimit(res: Resource, a: AttributeDef, held: number, adding: number): void {
+    const max = a.maxFrom ? (res.attrs.get(a.maxFrom) as number) : this.#maxData;
+    if (held + adding > max) throw tooLarge(a, max);
+  }
+
+  /** Removes expired resources (zeroizing their keys) before a request sees the tree. */
+  async #expire(host: SeHost, ctx: Context): Promise<void> {
+    for (const r of host.expired(ctx.now)) {
+      if (!host.byRi.has(r.ri)) continue;
+      await this.#beforeRemove(ctx, r);
+      const removed = host.remove(ctx, r);
+      await this.#store?.remove(host, removed);
+    }
+  }
+
+  /** Wakes up at the next expirationTime so keys are zeroized on time even without traffic. */
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    let next = Infinity;
+    for (const h of this.#hosts.values()) next = Math.min(next, h.nextExpiry);
+    if (next === Infinity || this.#closed) return;
+    const delay = Math.min(Math.max(0, next - this.#clock()), 2 ** 31 - 1);
+    this.#timer = setTimeout(() => {
+      for (const h of this.#hosts.values()) {
+        void Promise.resolve(h.acquire()).then(() => this.#expire(h, this.#context(h, ''))).catch(() => undefined).finally(() => h.release());
+      }
+      this.#schedule();
+    }, delay);
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+}
+
+function seIdOf(to: string): string {
+  const path = to.startsWith('/') ? to.slice(1) : to;
+  const i = path.indexOf('/');
+  return i < 0 ? path : path.slice(0, i);
+}
+
+/** An UPDATE answers with what it changed: resourceID, lastModifiedTime and the attributes written (bulk data as its size). */
+function modified(def: CompiledType, changes: Map<string, unknown>): readonly AttributeDef[] {
+  let names = '';
+  for (const name of changes.keys()) names += `${name},`;
+  let out = def.replies.get(names);
+  if (out) return out;
+  out = [def.byName.get('resourceID')!, def.byName.get('lastModifiedTime')!];
+  for (const name of changes.keys()) {
+    const a = def.byName.get(name)!;
+    if (a.type.kind !== 'bytes') out.push(a);
+    else if (def.sizeOf.has(name)) out.push(def.sizeOf.get(name)!);
+  }
+  // Bounded: a client choosing ever new attribute orders must not grow it.
+  if (def.replies.size < 64) def.replies.set(names, out);
+  return out;
+}
+
+function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {
+  return pc instanceof Promise ? pc.then((content) => ({ rsc, rqi, pc: content })) : { rsc, rqi, pc };
+}
+
+function failure(rqi: string, e: unknown): McsResponse {
+  if (e instanceof McsError) return { rsc: e.rsc, rqi, pc: { 'm2m:dbg': e.message } };
+  if (e instanceof UnknownAlgorithmError) return { rsc: RSC.NOT_IMPLEMENTED, rqi, pc: { 'm2m:dbg': e.message } };
+  if (e instanceof StateError) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
+  // Core messages never carry key or data bytes, but an unexpected error might: say only what kind it was.
+  const kind = e instanceof SenvError ? e.code : 'internal error';
+  return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kind})` } };
+}

@@ -1,0 +1,229 @@
+// One hosted secure environment: its backend, its M2M-SE-ID, its resource
+// tree (registrations at the top, addressed from the M2M-SE-ID) and the
+// indexes the engine resolves addresses with. Requests to one SE run one at
+// a time (clause 7.3.0: concurrent accesses are resolved in the SE
+// abstraction layer); different SEs do not wait for each other.
+import type { RebootType, SecureEnvironmentBackend } from '../backends/backend.ts';
+import type { Context } from './context.ts';
+import { compiledType, REGISTRATION_TYPES } from './registry.ts';
+import { Accumulator, isKeyHandle, Resource } from './resource.ts';
+import { McsError, RSC } from './rsc.ts';
+import type { ResourceType, VirtualDef } from './schema.ts';
+import { byteSize } from './repr.ts';
+import { randomBytes } from '../core/drbg.ts';
+
+/** What a `to` address names on this SE. */
+export interface Target {
+  /** Undefined: the M2M-SE-ID itself, which stands for the originator's registration. */
+  res?: Resource;
+  virtual?: VirtualDef;
+}
+
+/** Resolved addresses kept between tree changes (an IN-CSE sends the same few addresses again and again). */
+const ADDRESS_CACHE = 4096;
+
+export class SeHost {
+  readonly seId: string;
+  readonly backend: SecureEnvironmentBackend;
+  /** Resource types that can be created under a registration on this SE. */
+  readonly supportedTypes: readonly number[];
+  /** Registrations (<SE> resources) by resourceName. */
+  readonly top = new Map<string, Resource>();
+  readonly byRi = new Map<string, Resource>();
+  readonly byOriginator = new Map<string, Resource>();
+  /** Resources with an expirationTime, and the earliest of them. */
+  readonly expiring = new Map<Resource, number>();
+  nextExpiry = Infinity;
+  failed: string | undefined;
+  /** Resolved addresses; emptied by every change of the tree. */
+  readonly #addresses = new Map<string, Target>();
+  #busy = false;
+  readonly #waiting: (() => void)[] = [];
+  #counter = 0;
+
+  constructor(seId: string, backend: SecureEnvironmentBackend) {
+    this.seId = seId;
+    this.backend = backend;
+    const caps = backend.capabilities;
+    // A family with no algorithm on this backend is not offered at all.
+    const offered: Record<number, number> = {
+      20002: caps.cipherAlgorithms.length,
+      20001: caps.cipherAlgorithms.length,
+      20004: caps.hashAlgorithms.length,
+      20012: caps.signatureAlgorithms.length,
+      20007: caps.rngTypes.length,
+      20010: caps.rebootTypes.length,
+    };
+    this.supportedTypes = REGISTRATION_TYPES.filter((ty) => offered[ty] !== 0);
+  }
+
+  /**
+   * Takes this SE, at once when it is free (undefined) or when the returned
+   * promise resolves; every acquire() is paired with a release(). Requests
+   * are served one at a time, in the order they came.
+   */
+  acquire(): Promise<void> | undefined {
+    if (!this.#busy) {
+      this.#busy = true;
+      return undefined;
+    }
+    return new Promise<void>((resume) => this.#waiting.push(resume));
+  }
+
+  release(): void {
+    const resume = this.#waiting.shift();
+    if (resume) resume();
+    else this.#busy = false;
+  }
+
+  registrationOf(originator: string): Resource | undefined {
+    return this.byOriginator.get(originator);
+  }
+
+  /** Type short name, a counter and 48 random bits: unique in this SE, also across restarts. */
+  newRi(type: ResourceType): string {
+    const prefix = type.root.slice(type.root.indexOf(':') + 1);
+    for (;;) {
+      const ri = `${prefix}${(++this.#counter).toString(36)}${Array.from(randomBytes(6), (b) => b.toString(16).padStart(2, '0')).join('')}`;
+      if (!this.byRi.has(ri)) return ri;
+    }
+  }
+
+  /** Creates a resource the SE maintains itself (e.g. [deviceInfo]) under a registration being created. */
+  async systemChild(ctx: Context, parent: Resource, type: ResourceType, attrs: Record<string, unknown>, rn?: string): Promise<void> {
+    const def = compiledType(type);
+    const ri = this.newRi(type);
+    const res = new Resource(def, ri, rn ?? type.name, parent, ctx.now);
+    for (const [k, v] of Object.entries(attrs)) res.attrs.set(k, v);
+    res.attrs.set('creator', parent.creator);
+    await type.hooks?.create?.(ctx, res);
+    parent.children.set(res.rn, res);
+  }
+
+  /** `<M2M-SE-ID>[/<ri or registration rn>[/<child rn>...][/<virtual>]]`, an optional leading '/'. */
+  resolve(to: string): Target {
+    let target = this.#addresses.get(to);
+    if (target) return target;
+    target = this.#walk(to);
+    if (this.#addresses.size >= ADDRESS_CACHE) this.#addresses.clear();
+    this.#addresses.set(to, target);
+    return target;
+  }
+
+  #walk(to: string): Target {
+    const segs = (to.startsWith('/') ? to.slice(1) : to).split('/');
+    if (segs.length === 1) return {};
+    const notFound = () => new McsError(RSC.NOT_FOUND, 'no resource at this address');
+    const first = this.byRi.get(segs[1]!) ?? this.top.get(segs[1]!);
+    if (!first) throw notFound();
+    let res: Resource = first;
+    for (let i = 2; i < segs.length; i++) {
+      const seg = segs[i]!;
+      const child: Resource | undefined = res.children.get(seg);
+      if (child) {
+        res = child;
+        continue;
+      }
+      const virtual = res.def.virtuals.get(seg);
+      if (virtual && i === segs.length - 1) return { res, virtual };
+      throw notFound();
+    }
+    return { res };
+  }
+
+  /** Adds a resource (and the children it was created with) to the tree and the indexes. */
+  link(res: Resource): void {
+    this.#addresses.clear();
+    if (res.parent) res.parent.children.set(res.rn, res);
+    else {
+      this.top.set(res.rn, res);
+      this.byOriginator.set(res.creator, res);
+    }
+    this.#index(res);
+  }
+
+  #index(res: Resource): void {
+    this.byRi.set(res.ri, res);
+    this.watchExpiry(res);
+    for (const c of res.children.values()) this.#index(c);
+  }
+
+  watchExpiry(res: Resource): void {
+    const et = res.attrs.get('expirationTime') as number | undefined;
+    if (et === undefined) {
+      this.expiring.delete(res);
+      return;
+    }
+    this.expiring.set(res, et);
+    if (et < this.nextExpiry) this.nextExpiry = et;
+  }
+
+  /** Removes a resource and everything below it, zeroizing what they hold; returns the removed resource IDs. */
+  remove(ctx: Context, res: Resource): string[] {
+    this.#addresses.clear();
+    const removed: string[] = [];
+    const walk = (r: Resource) => {
+      for (const c of r.children.values()) walk(c);
+      this.releaseResource(ctx, r);
+      this.byRi.delete(r.ri);
+      this.expiring.delete(r);
+      removed.push(r.ri);
+    };
+    walk(res);
+    if (res.parent) res.parent.children.delete(res.rn);
+    else {
+      this.top.delete(res.rn);
+      this.byOriginator.delete(res.creator);
+    }
+    return removed;
+  }
+
+  /** Zeroizes and releases what a resource holds. */
+  releaseResource(ctx: Context, res: Resource): void {
+    res.def.type.hooks?.release?.(ctx, res);
+    for (const [name, v] of res.attrs) {
+      if (isKeyHandle(v)) this.backend.releaseKey(v);
+      else if (v instanceof Accumulator) v.clear();
+      else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) v.fill(0);
+    }
+  }
+
+  /** Releases a resource whose CREATE failed, with the children it was being created with. */
+  discard(ctx: Context, res: Resource): void {
+    for (const c of res.children.values()) this.discard(ctx, c);
+    this.releaseResource(ctx, res);
+  }
+
+  bytesHeld(): number {
+    let n = 0;
+    for (const r of this.byRi.values()) for (const v of r.attrs.values()) n += byteSize(v);
+    return n;
+  }
+
+  /** Resources whose expirationTime has passed, all of them from one sweep. */
+  expired(now: number): Resource[] {
+    if (now < this.nextExpiry) return [];
+    const out: Resource[] = [];
+    let next = Infinity;
+    for (const [r, et] of this.expiring) {
+      if (et <= now) out.push(r);
+      else if (et < next) next = et;
+    }
+    this.nextExpiry = next;
+    return out;
+  }
+
+  /** [SEReboot]: drops every speculative stream (volatile state), then reboots the backend. */
+  async reboot(type: RebootType): Promise<void> {
+    for (const r of this.byRi.values()) {
+      for (const v of r.attrs.values()) if (v instanceof Accumulator) v.dropStream();
+    }
+    try {
+      await this.backend.reboot(type);
+      this.failed = undefined;
+    } catch (e) {
+      this.failed = (e as Error).message;
+      throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed: ${this.failed}`);
+    }
+  }
+}

@@ -1,0 +1,7 @@
+// The Mcs resource layer (TS-0016 clause 7): the engine and its primitives.
+export { McsEngine, type McsEngineOptions } from './engine.ts';
+export { Operation, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
+export { RSC, McsError, type ResponseStatusCode } from './rsc.ts';
+export { CIPHERS, SIGNATURES, HASHES } from './algorithms.ts';
+export type { Persistence } from './persist.ts';
+export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource } from './client.ts';

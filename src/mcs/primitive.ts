@@ -1,0 +1,87 @@
+// Request and response primitives of the Mcs reference point (TS-0004
+// clause 7 with TS-0016 clause 7.2.2: blocking requests only, no NOTIFY).
+// JSON uses the short names; the long names are accepted in requests too.
+import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
+
+export const Operation = { CREATE: 1, RETRIEVE: 2, UPDATE: 3, DELETE: 4 } as const;
+export type Operation = (typeof Operation)[keyof typeof Operation];
+
+export interface McsRequest {
+  op: Operation;
+  /** Target address: `<M2M-SE-ID>[/<resourceID or resourceName path>[/<virtual resource>]]`, optionally with a leading '/'. */
+  to: string;
+  /** Originator: AE-ID or CSE-ID. */
+  fr: string;
+  rqi: string;
+  ty?: number;
+  pc?: Record<string, unknown>;
+  rvi?: string;
+}
+
+export interface McsResponse {
+  rsc: ResponseStatusCode;
+  rqi: string;
+  pc?: Record<string, unknown>;
+  rvi?: string;
+}
+
+export interface SendOptions {
+  /** Byte attributes in the response as Uint8Array (in-process callers) instead of base64. */
+  binary?: boolean;
+}
+
+/** Release versions whose primitives this layer accepts (TS-0004 releaseVersionIndicator). */
+export const RELEASE_VERSIONS = ['2a', '3', '4', '5'] as const;
+
+const LONG: Readonly<Record<string, keyof McsRequest>> = {
+  operation: 'op', from: 'fr', requestIdentifier: 'rqi', resourceType: 'ty', primitiveContent: 'pc', content: 'pc',
+  releaseVersionIndicator: 'rvi',
+};
+const KEYS = new Set(['op', 'to', 'fr', 'rqi', 'ty', 'pc', 'rvi']);
+
+/** The request identifier to echo, even from a request too malformed to parse. */
+export function requestId(raw: unknown): string {
+  if (typeof raw !== 'object' || raw === null) return '';
+  const r = raw as Record<string, unknown>;
+  const v = r.rqi ?? r.requestIdentifier;
+  return typeof v === 'string' ? v : '';
+}
+
+function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
+  const r: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const key = KEYS.has(k) ? k : LONG[k];
+    if (!key) throw badRequest(`unknown request parameter '${k.slice(0, 40)}'`);
+    if (key in r) throw badRequest(`request parameter ${key} given twice`);
+    r[key] = v;
+  }
+  return r;
+}
+
+/** Checks the envelope of a request; the content is checked against the resource type later. */
+export function parseRequest(raw: unknown): McsRequest {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest('request must be a JSON object');
+  let r = raw as Record<string, unknown>;
+  // Short names only (the common case) need no copy.
+  for (const k in r) {
+    if (KEYS.has(k)) continue;
+    r = longToShort(raw as Record<string, unknown>);
+    break;
+  }
+  const { op, to, fr, rqi, ty, pc, rvi } = r;
+  if (typeof rqi !== 'string' || rqi.length === 0 || rqi.length > 1024) throw badRequest('rqi (request identifier) must be a non-empty string');
+  if (op === 5) throw new McsError(RSC.OPERATION_NOT_ALLOWED, 'NOTIFY is not supported over Mcs');
+  if (op !== 1 && op !== 2 && op !== 3 && op !== 4) throw badRequest('op must be 1 CREATE, 2 RETRIEVE, 3 UPDATE or 4 DELETE');
+  if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be a non-empty address');
+  if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be a non-empty AE-ID or CSE-ID');
+  if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
+    throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
+  }
+  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest('ty (resource type) is mandatory for CREATE');
+  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
+  const req: McsRequest = { op, to, fr, rqi };
+  if (op === 1) req.ty = ty as number;
+  if (pc !== undefined && (op === 1 || op === 3)) req.pc = pc as Record<string, unknown>;
+  if (rvi !== undefined) req.rvi = rvi as string;
+  return req;
+}

@@ -1,0 +1,74 @@
+// Resource representations as they go into a response: short names, bytes
+// as base64 (or, for in-process callers who ask for it, as Uint8Array
+// copies), oneM2M timestamps, and never a secret the caller may not see.
+import type { KeyHandle, SecureEnvironmentBackend } from '../backends/backend.ts';
+import { formatTimestamp, toBase64 } from './codec.ts';
+import { Accumulator, DeviceData, isKeyHandle, type Resource } from './resource.ts';
+import type { AttributeDef } from './schema.ts';
+
+export interface ReprOptions {
+  /** Byte attributes as Uint8Array instead of base64 strings. */
+  binary: boolean;
+  /** Only these attributes; all readable ones when absent. */
+  only?: readonly AttributeDef[];
+  /** Values to show instead of the stored ones (data a retrieve hook read from the device). */
+  values?: ReadonlyMap<string, unknown>;
+}
+
+/**
+ * The representation; a promise only when an exportable key has to be read
+ * from the backend (asynchronous), so the common case costs no extra tick.
+ */
+export function represent(seId: string, res: Resource, backend: SecureEnvironmentBackend, opts: ReprOptions): Record<string, unknown> | Promise<Record<string, unknown>> {
+  const body: Record<string, unknown> = {};
+  let pending: Promise<void>[] | undefined;
+  for (const a of opts.only ?? res.def.all) {
+    const raw = opts.values?.get(a.name) ?? res.attrs.get(a.name);
+    if (isKeyHandle(raw)) {
+      (pending ??= []).push(exported(res, a, raw, backend, opts.binary).then((v) => {
+        if (v !== undefined) body[a.sn] = v;
+      }));
+      continue;
+    }
+    const v = value(seId, res, a, raw, opts.binary);
+    if (v !== undefined) body[a.sn] = v;
+  }
+  const out = { [res.def.type.root]: body };
+  return pending ? Promise.all(pending).then(() => out) : out;
+}
+
+async function exported(res: Resource, a: AttributeDef, key: KeyHandle, backend: SecureEnvironmentBackend, binary: boolean): Promise<unknown> {
+  if (a.read !== 'exportable' || res.attrs.get('keyExportable') !== true || key.kind !== 'secret') return undefined;
+  const bytes = await backend.exportKey(key);
+  try {
+    return binary ? bytes.slice() : toBase64(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binary: boolean): unknown {
+  switch (a.name) {
+    case 'resourceType': return res.ty;
+    case 'resourceID': return res.ri;
+    case 'resourceName': return res.rn;
+    case 'parentID': return res.parent ? res.parent.ri : seId;
+    case 'creationTime': return formatTimestamp(res.created);
+    case 'lastModifiedTime': return formatTimestamp(res.modified);
+  }
+  if (a.sizeOf) return byteSize(res.attrs.get(a.sizeOf));
+  if (raw instanceof DeviceData) return undefined;
+  if (a.read === 'never') return undefined;
+  let v = raw;
+  if (v === undefined) return undefined;
+  if (v instanceof Accumulator) v = v.bytes();
+  if (v instanceof Uint8Array) return binary ? v.slice() : toBase64(v);
+  if (a.type.kind === 'time') return formatTimestamp(v as number);
+  if (Array.isArray(v)) return [...v];
+  if (typeof v === 'object' && v !== null) return structuredClone(v);
+  return v;
+}
+
+export function byteSize(v: unknown): number {
+  return v instanceof Accumulator || v instanceof DeviceData ? v.size : v instanceof Uint8Array ? v.length : 0;
+}

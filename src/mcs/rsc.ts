@@ -1,0 +1,44 @@
+// Response status codes (TS-0004 clause 6.6) used over Mcs, and the error
+// that carries one from anywhere in the layer to the response.
+
+export const RSC = {
+  OK: 2000,
+  CREATED: 2001,
+  DELETED: 2002,
+  UPDATED: 2004,
+  BAD_REQUEST: 4000,
+  RELEASE_VERSION_NOT_SUPPORTED: 4001,
+  NOT_FOUND: 4004,
+  OPERATION_NOT_ALLOWED: 4005,
+  CONTENTS_UNACCEPTABLE: 4102,
+  ORIGINATOR_HAS_NO_PRIVILEGE: 4103,
+  CONFLICT: 4105,
+  ORIGINATOR_HAS_NOT_REGISTERED: 4106,
+  INVALID_CHILD_RESOURCE_TYPE: 4108,
+  INTERNAL_SERVER_ERROR: 5000,
+  NOT_IMPLEMENTED: 5001,
+  NOT_ACCEPTABLE: 5207,
+} as const;
+
+export type ResponseStatusCode = (typeof RSC)[keyof typeof RSC];
+
+/**
+ * A request that cannot be served as asked. `message` becomes the response's
+ * m2m:dbg: short, naming the attribute or parameter, never containing key or
+ * data bytes.
+ */
+export class McsError extends Error {
+  readonly rsc: ResponseStatusCode;
+  constructor(rsc: ResponseStatusCode, message: string) {
+    // A refused request is an answer, not a bug: capturing a stack trace
+    // would cost more than serving the request (a flood of bad requests).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+    this.rsc = rsc;
+    this.name = 'McsError';
+  }
+}
+
+export const badRequest = (message: string) => new McsError(RSC.BAD_REQUEST, message);

@@ -1,0 +1,231 @@
+// How a resource type is declared: its attributes with their access (RO, WO
+// write-once, RW), create/update optionality (M, O, NP), data type and short
+// name; its children and virtual resources. One generic engine
+// (src/mcs/engine.ts) enforces these declarations for every type; a type's
+// module adds only what is special to it through the hooks below.
+import { badRequest, McsError } from './rsc.ts';
+import { fromBase64, parseTimestamp } from './codec.ts';
+import type { Resource } from './resource.ts';
+import type { Context } from './context.ts';
+
+export type Access = 'RO' | 'WO' | 'RW';
+export type Optionality = 'M' | 'O' | 'NP';
+
+export type ValueType =
+  | { kind: 'bytes' }
+  | { kind: 'uint' }
+  | { kind: 'enum'; values: readonly number[]; table: string }
+  | { kind: 'bool' }
+  | { kind: 'string'; values?: readonly string[] }
+  | { kind: 'time' }
+  | { kind: 'ids' }
+  | { kind: 'uints' }
+  | { kind: 'any' };
+
+export interface AttributeDef {
+  /** Long name (TS-0016 clause 7); the key of Resource.attrs. */
+  name: string;
+  /** Short name (clause 10.1 or TS-0004), unique within the type. */
+  sn: string;
+  access: Access;
+  create: Optionality;
+  update: Optionality;
+  type: ValueType;
+  /**
+   * 'never': kept inside the SE (a secret key); 'exportable': shown only when
+   * the resource was created with keyExportable; default: shown.
+   */
+  read?: 'never' | 'exportable';
+  /** Sealed at rest (AES-256-GCM) by the persistent store. */
+  secret?: boolean;
+  /** UPDATE appends to the value (clause 7.5.1.1.3); the data is streamed to the backend. */
+  append?: boolean;
+  /** The value's byte length may not exceed the number held in this attribute (maxByteSize). */
+  maxFrom?: string;
+  /** Computed: the byte length of that attribute's value (currentByteSize); never stored. */
+  sizeOf?: string;
+}
+
+/** A virtual child (clause 7.5: encrypt, decrypt, generateKey, ...): a RETRIEVE that acts on its parent. */
+export interface VirtualDef {
+  name: string;
+  sn: string;
+  /** Attributes of the parent returned in the response. */
+  result: readonly string[];
+  run(ctx: Context, res: Resource): Promise<void>;
+}
+
+export interface ResourceType {
+  ty: number;
+  name: string;
+  /** JSON root element, e.g. 'senv:Cph'; `longRoot` ('senv:cipher') is accepted too. */
+  root: string;
+  longRoot: string;
+  /** Whether the type has et, acpi, lbl, cr beyond the universal ty, ri, rn, pi, ct, lt. */
+  common: readonly ('et' | 'acpi' | 'lbl' | 'cr')[];
+  attributes: readonly AttributeDef[];
+  children: readonly number[];
+  /** Most instances under one parent (e.g. 0..1 in the spec's child tables). */
+  maxPerParent?: number;
+  /** Created by the engine only (deviceInfo, memory). */
+  systemOnly?: boolean;
+  virtuals?: readonly VirtualDef[];
+  hooks?: TypeHooks;
+}
+
+export interface TypeHooks {
+  /** After generic validation, before the resource is linked: check the rules of the type, set computed attributes, import keys. */
+  create?(ctx: Context, res: Resource): Promise<void>;
+  /**
+   * Before `changes` (validated, internal values) are applied; may consume
+   * some by deleting them. Synchronous where it can be: UPDATE is the hot path.
+   */
+  update?(ctx: Context, res: Resource, changes: Map<string, unknown>): Promise<void> | void;
+  /**
+   * Refreshes computed attributes before a representation is built; may
+   * return values to show instead of the stored ones (zeroized after the
+   * response is built).
+   */
+  retrieve?(ctx: Context, res: Resource): Promise<ReadonlyMap<string, Uint8Array> | void>;
+  /** Cleans up outside the host before the resource is deleted (data kept on the device). */
+  delete?(ctx: Context, res: Resource): Promise<void>;
+  /** Zeroizes and releases what the resource holds; also called when create() failed. Never throws. */
+  release?(ctx: Context, res: Resource): void;
+  /** Opens the backend stream that UPDATE chunks of the append attribute are fed to; undefined when it cannot stream now. */
+  stream?(ctx: Context, res: Resource): Promise<StreamSink | undefined>;
+}
+
+/** Where the engine feeds coalesced UPDATE chunks; `tag` tells the type what the stream was opened for. */
+export interface StreamSink {
+  readonly tag: string;
+  update(data: Uint8Array): Promise<Uint8Array | void>;
+  abort(): void;
+}
+
+// Universal and common attributes (TS-0001 clause 9.6.1.3, short names of TS-0004).
+export const COMMON: Readonly<Record<string, AttributeDef>> = {
+  ty: { name: 'resourceType', sn: 'ty', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' } },
+  ri: { name: 'resourceID', sn: 'ri', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
+  rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string' } },
+  pi: { name: 'parentID', sn: 'pi', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
+  ct: { name: 'creationTime', sn: 'ct', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },
+  lt: { name: 'lastModifiedTime', sn: 'lt', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },
+  et: { name: 'expirationTime', sn: 'et', access: 'RW', create: 'O', update: 'O', type: { kind: 'time' } },
+  acpi: { name: 'accessControlPolicyIDs', sn: 'acpi', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
+  lbl: { name: 'labels', sn: 'lbl', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
+  cr: { name: 'creator', sn: 'cr', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
+};
+
+const UNIVERSAL = ['ty', 'ri', 'rn', 'pi', 'ct', 'lt'] as const;
+
+/** Every attribute of a type, universal and common first, with lookups by long and short name. */
+export interface CompiledType {
+  type: ResourceType;
+  all: readonly AttributeDef[];
+  bySn: ReadonlyMap<string, AttributeDef>;
+  byName: ReadonlyMap<string, AttributeDef>;
+  virtuals: ReadonlyMap<string, VirtualDef>;
+  /** What a virtual resource's response shows: resourceID and its result attributes. */
+  results: ReadonlyMap<VirtualDef, readonly AttributeDef[]>;
+  /** The computed size attribute (currentByteSize) of a byte attribute. */
+  sizeOf: ReadonlyMap<string, AttributeDef>;
+  /** What an UPDATE of these attributes (names joined) answers with: filled as UPDATEs come. */
+  replies: Map<string, AttributeDef[]>;
+  appendAttr?: AttributeDef;
+}
+
+export function compile(type: ResourceType): CompiledType {
+  const all = [...UNIVERSAL.map((k) => COMMON[k]!), ...type.common.map((k) => COMMON[k]!), ...type.attributes];
+  const bySn = new Map<string, AttributeDef>();
+  const byName = new Map<string, AttributeDef>();
+  for (const a of all) {
+    if (bySn.has(a.sn) || byName.has(a.name)) throw new Error(`${type.name}: duplicate attribute ${a.name}/${a.sn}`);
+    bySn.set(a.sn, a);
+    byName.set(a.name, a);
+  }
+  const virtuals = new Map<string, VirtualDef>();
+  for (const v of type.virtuals ?? []) {
+    virtuals.set(v.name, v);
+    virtuals.set(v.sn, v);
+  }
+  const results = new Map<VirtualDef, AttributeDef[]>();
+  for (const v of type.virtuals ?? []) results.set(v, [byName.get('resourceID')!, ...v.result.map((n) => byName.get(n)!)]);
+  const sizeOf = new Map(all.filter((a) => a.sizeOf).map((a) => [a.sizeOf!, a]));
+  const appends = type.attributes.filter((a) => a.append);
+  if (appends.length > 1) throw new Error(`${type.name}: at most one append attribute`);
+  return { type, all, bySn, byName, virtuals, results, sizeOf, replies: new Map(), appendAttr: appends[0] };
+}
+
+const MAX_STRING = 1024;
+const MAX_LIST = 256;
+
+function isBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array;
+}
+
+/** Converts a request value to its internal form (bytes: a private copy), or throws 4000 naming the attribute. */
+export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number): unknown {
+  const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be ${what}`);
+  const t = a.type;
+  switch (t.kind) {
+    case 'bytes': {
+      let b: Uint8Array | undefined;
+      // A copy into a plain Uint8Array (Buffer.prototype.slice would return a view of the caller's memory).
+      if (isBytes(v)) {
+        b = new Uint8Array(v.length);
+        b.set(v);
+      }
+      else if (typeof v === 'string') {
+        // Refuse before decoding: an oversized string must not cost a decode.
+        if (v.length > Math.ceil(maxBytes / 3) * 4) throw tooLarge(a, maxBytes);
+        b = fromBase64(v);
+        if (!b) throw bad('base64 (RFC 4648, padded)');
+      } else throw bad('bytes (base64 string)');
+      if (b.length > maxBytes) throw tooLarge(a, maxBytes);
+      return b;
+    }
+    case 'uint':
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer');
+      return v;
+    case 'enum':
+      if (typeof v !== 'number' || !t.values.includes(v)) throw bad(`one of ${t.values.join(', ')} (${t.table})`);
+      return v;
+    case 'bool':
+      if (typeof v !== 'boolean') throw bad('a boolean');
+      return v;
+    case 'string':
+      if (t.values) {
+        if (typeof v !== 'string' || !t.values.includes(v)) throw bad(`one of ${t.values.map((x) => `'${x}'`).join(', ')}`);
+      } else if (typeof v !== 'string' || v.length === 0 || v.length > MAX_STRING) throw bad(`a string of 1 to ${MAX_STRING} characters`);
+      return v;
+    case 'time': {
+      const ms = typeof v === 'string' ? parseTimestamp(v) : undefined;
+      if (ms === undefined) throw bad('a timestamp like 20261122T120000,000000');
+      return ms;
+    }
+    case 'ids':
+      if (!Array.isArray(v) || v.length > MAX_LIST || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_STRING)) {
+        throw bad(`a list of at most ${MAX_LIST} non-empty strings`);
+      }
+      return [...v];
+    case 'uints':
+      if (!Array.isArray(v) || v.length > MAX_LIST || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
+        throw bad(`a list of at most ${MAX_LIST} non-negative integers`);
+      }
+      return [...v];
+    case 'any': {
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(v, (_k, x) => (isBytes(x) ? undefined : x));
+      } catch {
+        json = undefined;
+      }
+      if (json === undefined || json.length > 65536) throw bad('a JSON value of at most 64 KiB');
+      return JSON.parse(json) as unknown;
+    }
+  }
+}
+
+export function tooLarge(a: AttributeDef, max: number): McsError {
+  return new McsError(5207, `${a.sn} (${a.name}) exceeds ${max} bytes`);
+}

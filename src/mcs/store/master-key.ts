@@ -1,0 +1,44 @@
+// The master key that seals secrets at rest: given directly, read from a key
+// file, or taken from an environment variable (SENV_MASTER_KEY by default).
+// Accepted encodings: 32 raw bytes (file only), 64 hex digits, or base64.
+import { StateError } from '../../core/errors.ts';
+import { fromBase64 } from '../codec.ts';
+import { openFiles } from './files.ts';
+
+export interface MasterKeyOptions {
+  masterKey?: Uint8Array;
+  masterKeyFile?: string;
+  /** Name of the environment variable; default SENV_MASTER_KEY. */
+  masterKeyEnv?: string;
+}
+
+export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array> {
+  if (o.masterKey) return check(o.masterKey, 'masterKey');
+  if (o.masterKeyFile) {
+    const raw = await (await openFiles()).read(o.masterKeyFile);
+    if (!raw) throw new StateError('master key file not found');
+    return raw.length === 32 ? raw : check(parse(new TextDecoder().decode(raw)), 'master key file');
+  }
+  const name = o.masterKeyEnv ?? 'SENV_MASTER_KEY';
+  const text = env(name);
+  if (text === undefined) {
+    throw new StateError(`a data directory needs a master key: pass masterKey or masterKeyFile, or set ${name}`);
+  }
+  return check(parse(text), name);
+}
+
+function env(name: string): string | undefined {
+  const g = globalThis as { Deno?: { env: { get(n: string): string | undefined } }; process?: { env: Record<string, string | undefined> } };
+  return g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
+}
+
+function parse(text: string): Uint8Array | undefined {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16));
+  return fromBase64(t);
+}
+
+function check(key: Uint8Array | undefined, what: string): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== 32) throw new StateError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  return key;
+}

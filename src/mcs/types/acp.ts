@@ -1,0 +1,57 @@
+// <accessControlPolicy> (TS-0001 clause 9.6.2, short names of TS-0004), as
+// far as Mcs uses it: privileges and selfPrivileges are lists of rules
+// { acor: originators, acop: operations }, acop a bit set CREATE 1,
+// RETRIEVE 2, UPDATE 4, DELETE 8 (NOTIFY 16 and DISCOVERY 32 are accepted and
+// unused). 'all' in acor matches every registered originator.
+import { badRequest } from '../rsc.ts';
+import type { ResourceType } from '../schema.ts';
+
+export const ACP_TY = 1;
+
+export interface AccessRule { acor: string[]; acop: number }
+
+/** Validates and normalizes a privileges value: { acr: [{ acor: [...], acop: n }] }. */
+export function parsePrivileges(sn: string, v: unknown): AccessRule[] {
+  const bad = () => badRequest(`${sn} must be { "acr": [{ "acor": [originator, ...], "acop": 1..63 }] }`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
+  const acr = (v as { acr?: unknown }).acr;
+  if (!Array.isArray(acr) || acr.length > 64) throw bad();
+  return acr.map((r: unknown) => {
+    if (typeof r !== 'object' || r === null) throw bad();
+    const { acor, acop } = r as { acor?: unknown; acop?: unknown };
+    if (!Array.isArray(acor) || acor.length === 0 || !acor.every((x) => typeof x === 'string' && x.length > 0)) throw bad();
+    if (typeof acop !== 'number' || !Number.isInteger(acop) || acop < 1 || acop > 63) throw bad();
+    return { acor: [...acor] as string[], acop };
+  });
+}
+
+export function grants(rules: readonly AccessRule[], originator: string, op: number): boolean {
+  return rules.some((r) => (r.acop & op) !== 0 && (r.acor.includes(originator) || r.acor.includes('all')));
+}
+
+function normalize(values: Map<string, unknown>): void {
+  for (const [name, sn] of [['privileges', 'pv'], ['selfPrivileges', 'pvs']] as const) {
+    if (values.has(name)) values.set(name, { acr: parsePrivileges(sn, values.get(name)) });
+  }
+}
+
+export const accessControlPolicyType: ResourceType = {
+  ty: ACP_TY,
+  name: 'accessControlPolicy',
+  root: 'm2m:acp',
+  longRoot: 'm2m:accessControlPolicy',
+  common: ['et', 'lbl', 'cr'],
+  attributes: [
+    { name: 'privileges', sn: 'pv', access: 'RW', create: 'M', update: 'O', type: { kind: 'any' } },
+    { name: 'selfPrivileges', sn: 'pvs', access: 'RW', create: 'M', update: 'O', type: { kind: 'any' } },
+  ],
+  children: [],
+  hooks: {
+    async create(_ctx, res) {
+      normalize(res.attrs);
+    },
+    update(_ctx, _res, changes) {
+      normalize(changes);
+    },
+  },
+};

@@ -1,0 +1,134 @@
+// <cipher> (TS-0016 clause 7.5.1) with its virtual children <encrypt>,
+// <decrypt>, <generateKey> and its <algorithmSpecificParameter> child.
+//
+// sensitiveData arrives in UPDATE chunks (7.5.1.1.3) that are appended and
+// streamed to the backend as they come. Which direction the chunks are for
+// is only known at RETRIEVE, so the stream is opened for the direction of the
+// previous operation (encrypt at first); the other direction replays the
+// held data, with the same result.
+import type { CipherAlgorithm, CipherParams, CipherStream } from '../../backends/backend.ts';
+import { CIPHERS } from '../algorithms.ts';
+import type { Context } from '../context.ts';
+import { Accumulator, type Resource } from '../resource.ts';
+import { badRequest } from '../rsc.ts';
+import type { ResourceType, StreamSink } from '../schema.ts';
+import { concat, dataError, keyData, keyExportable, notAllowed, notImplemented, setBytes } from './common.ts';
+import { generateKey, importKey, requireKey } from './keys.ts';
+
+export const CIPHER_TY = 20002;
+export const ALG_PARAM_TY = 20001;
+
+type Direction = 'encrypt' | 'decrypt';
+interface CipherSink extends StreamSink { readonly stream: CipherStream }
+
+const algorithm = (res: Resource) => res.attrs.get('algorithm') as CipherAlgorithm;
+
+/** The parameters from the <algorithmSpecificParameter> child, checked against what the algorithm needs. */
+export function cipherParams(res: Resource): CipherParams | undefined {
+  const info = CIPHERS[algorithm(res)];
+  const p = [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
+  const params: CipherParams = {};
+  const iv = p?.bytes('initialVector'), nonce = p?.bytes('nonce'), aad = p?.bytes('associatedData');
+  if (info.mode === 'cbc') {
+    if (!iv) return undefined;
+    params.iv = iv;
+  } else {
+    if (!nonce) return undefined;
+    params.nonce = nonce;
+    if (aad) params.aad = aad;
+  }
+  return params;
+}
+
+async function open(ctx: Context, res: Resource, direction: Direction): Promise<CipherStream> {
+  const key = requireKey(res);
+  const params = cipherParams(res);
+  if (!params) {
+    const need = CIPHERS[algorithm(res)].mode === 'cbc' ? 'iV (16 bytes)' : 'nc (12 bytes)';
+    throw notAllowed(`create an algorithmSpecificParameter child with ${need} first`);
+  }
+  return ctx.host.backend.cipher(algorithm(res), key, direction, params);
+}
+
+function operation(direction: Direction) {
+  return async (ctx: Context, res: Resource): Promise<void> => {
+    const data = res.attrs.get('sensitiveData') as Accumulator | undefined;
+    const taken = data?.take(direction);
+    const outputs = taken ? taken.outputs : [];
+    try {
+      const stream = taken ? (taken.sink as CipherSink).stream : await open(ctx, res, direction);
+      outputs.push(await stream.final(taken ? taken.rest : data?.bytes()));
+      setBytes(res.attrs, 'calculatedData', concat(outputs));
+    } catch (e) {
+      // No stale or partial result stays behind a failed operation.
+      for (const o of outputs) o.fill(0);
+      (res.attrs.get('calculatedData') as Uint8Array | undefined)?.fill(0);
+      res.attrs.delete('calculatedData');
+      throw dataError(e);
+    } finally {
+      if (data) data.consumed = true;
+      res.hint = direction;
+    }
+  };
+}
+
+export const cipherType: ResourceType = {
+  ty: CIPHER_TY,
+  name: 'cipher',
+  root: 'senv:Cph',
+  longRoot: 'senv:cipher',
+  common: ['et', 'acpi', 'cr'],
+  attributes: [
+    { name: 'sensitiveData', sn: 'msg', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true, append: true, maxFrom: 'maxByteSize' },
+    // RW in table 7.5.1.0-2: an UPDATE may set it to 0 to discard the data held (see docs/mcs.md).
+    { name: 'currentByteSize', sn: 'cbs', access: 'RW', create: 'O', update: 'O', type: { kind: 'uint' }, sizeOf: 'sensitiveData' },
+    // RO in the table yet mandatory at CREATE: set once at CREATE (spec trap 10).
+    { name: 'maxByteSize', sn: 'mbs', access: 'WO', create: 'M', update: 'NP', type: { kind: 'uint' } },
+    { name: 'algorithm', sn: 'Calg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(CIPHERS).map(Number), table: 'table 9.6-1' } },
+    keyData,
+    keyExportable,
+    { name: 'calculatedData', sn: 'cD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
+  ],
+  children: [ALG_PARAM_TY],
+  virtuals: [
+    { name: 'encrypt', sn: 'Enc', result: ['calculatedData'], run: operation('encrypt') },
+    { name: 'decrypt', sn: 'Dec', result: ['calculatedData'], run: operation('decrypt') },
+    {
+      name: 'generateKey', sn: 'gnK', result: ['keyData'],
+      run: async (ctx, res) => {
+        await generateKey(ctx, res, { use: 'cipher', algorithm: algorithm(res) });
+        (res.attrs.get('sensitiveData') as Accumulator | undefined)?.dropStream();
+      },
+    },
+  ],
+  hooks: {
+    async create(ctx, res) {
+      const alg = algorithm(res);
+      if (!ctx.host.backend.capabilities.cipherAlgorithms.includes(alg)) throw notImplemented(`${CIPHERS[alg].name} (${alg})`);
+      resetByteSize(res, res.attrs);
+      await importKey(ctx, res, { use: 'cipher', algorithm: alg }, CIPHERS[alg]);
+    },
+    update(_ctx, res, changes) {
+      resetByteSize(res, changes);
+    },
+    async stream(ctx, res) {
+      if (!res.key() || !cipherParams(res)) return undefined;
+      const tag = (res.hint ?? 'encrypt') as Direction;
+      const stream = await open(ctx, res, tag);
+      const sink: CipherSink = { tag, stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      return sink;
+    },
+  },
+};
+
+/**
+ * currentByteSize follows the data held; a client may only write 0, which
+ * discards the data (the start of a new message).
+ */
+function resetByteSize(res: Resource, changes: Map<string, unknown>): void {
+  if (!changes.has('currentByteSize')) return;
+  if (changes.get('currentByteSize') !== 0) throw badRequest('cbs (currentByteSize) can only be set to 0, which discards the data held');
+  if (changes.has('sensitiveData')) throw badRequest('cbs (currentByteSize) 0 and msg (sensitiveData) in one request contradict each other');
+  changes.delete('currentByteSize');
+  (res.attrs.get('sensitiveData') as Accumulator | undefined)?.clear();
+}

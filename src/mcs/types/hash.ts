@@ -1,0 +1,55 @@
+// <hash> (TS-0016 clause 7.5.3) with <calculateHash>. message UPDATEs append
+// and stream into the backend's digest as they arrive.
+import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
+import { HASHES } from '../algorithms.ts';
+import type { Accumulator, Resource } from '../resource.ts';
+import type { ResourceType, StreamSink } from '../schema.ts';
+import { dataError, message, notImplemented, setBytes } from './common.ts';
+
+interface DigestSink extends StreamSink { readonly stream: DigestStream }
+
+const algorithm = (res: Resource) => res.attrs.get('algorithm') as HashAlgorithm;
+
+export const hashType: ResourceType = {
+  ty: 20004,
+  name: 'hash',
+  root: 'senv:Hsh',
+  longRoot: 'senv:hash',
+  common: ['et', 'acpi', 'cr'],
+  attributes: [
+    { name: 'algorithm', sn: 'Halg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(HASHES).map(Number), table: 'table 9.8-1' } },
+    message,
+    { name: 'hashValue', sn: 'Hv', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' } },
+  ],
+  children: [],
+  virtuals: [
+    {
+      name: 'calculateHash', sn: 'cHsh', result: ['hashValue'],
+      async run(ctx, res) {
+        const data = res.attrs.get('message') as Accumulator | undefined;
+        const taken = data?.take('digest');
+        try {
+          const digest = taken
+            ? await (taken.sink as DigestSink).stream.final(taken.rest)
+            : await (await ctx.host.backend.digest(algorithm(res))).final(data?.bytes());
+          setBytes(res.attrs, 'hashValue', digest);
+        } catch (e) {
+          throw dataError(e);
+        } finally {
+          if (data) data.consumed = true;
+        }
+      },
+    },
+  ],
+  hooks: {
+    async create(ctx, res) {
+      const alg = algorithm(res);
+      if (!ctx.host.backend.capabilities.hashAlgorithms.includes(alg)) throw notImplemented(`${HASHES[alg].name} (${alg})`);
+    },
+    async stream(ctx, res) {
+      const stream = await ctx.host.backend.digest(algorithm(res));
+      const sink: DigestSink = { tag: 'digest', stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      return sink;
+    },
+  },
+};

@@ -1,0 +1,105 @@
+// The <mgmtObj> children an <SE> carries (TS-0016 table 7.3.0-1): [deviceInfo]
+// and [memory] of TS-0001 annex D, maintained by the SE from what its backend
+// reports, and [SEReboot] (clause 7.3.1), one per reset type the backend
+// offers. Writing SEReboot = true reboots the SE: its open streams are
+// dropped and the backend reruns its start-up checks (the software SE: the
+// core's self test); resources persist, as on a card.
+import type { RebootType } from '../../backends/backend.ts';
+import type { ResourceType } from '../schema.ts';
+import { notImplemented } from './common.ts';
+
+const MGMT = 13;
+const RO = { access: 'RO', create: 'NP', update: 'NP' } as const;
+
+export const deviceInfoType: ResourceType = {
+  ty: MGMT,
+  name: 'deviceInfo',
+  root: 'm2m:dvi',
+  longRoot: 'm2m:deviceInfo',
+  common: ['acpi', 'cr'],
+  attributes: [
+    { name: 'mgmtDefinition', sn: 'mgd', ...RO, type: { kind: 'uint' } },
+    { name: 'deviceLabel', sn: 'dlb', ...RO, type: { kind: 'string' } },
+    { name: 'manufacturer', sn: 'man', ...RO, type: { kind: 'string' } },
+    { name: 'model', sn: 'mod', ...RO, type: { kind: 'string' } },
+    { name: 'deviceType', sn: 'dty', ...RO, type: { kind: 'string' } },
+    { name: 'firmwareVersion', sn: 'fwv', ...RO, type: { kind: 'string' } },
+    { name: 'softwareVersion', sn: 'swv', ...RO, type: { kind: 'string' } },
+    // Where random bytes come from, per rngType: a software SE has no physical RNG and says so here.
+    { name: 'description', sn: 'dc', ...RO, type: { kind: 'string' } },
+  ],
+  children: [],
+  maxPerParent: 1,
+  systemOnly: true,
+  hooks: {
+    async create(ctx, res) {
+      const d = ctx.host.backend.description;
+      const rng = Object.entries(d.rngSources).map(([t, s]) => `rngType ${t}: ${s}`).join('; ');
+      for (const [k, v] of Object.entries({
+        mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
+        deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
+        softwareVersion: d.softwareVersion, description: rng,
+      })) res.attrs.set(k, v);
+    },
+  },
+};
+
+export const memoryType: ResourceType = {
+  ty: MGMT,
+  name: 'memory',
+  root: 'm2m:mem',
+  longRoot: 'm2m:memory',
+  common: ['acpi', 'cr'],
+  attributes: [
+    { name: 'mgmtDefinition', sn: 'mgd', ...RO, type: { kind: 'uint' } },
+    { name: 'memAvailable', sn: 'mma', ...RO, type: { kind: 'uint' } },
+    { name: 'memTotal', sn: 'mmt', ...RO, type: { kind: 'uint' } },
+  ],
+  children: [],
+  maxPerParent: 1,
+  systemOnly: true,
+  hooks: {
+    async create(_ctx, res) {
+      res.attrs.set('mgmtDefinition', 1003);
+    },
+    async retrieve(ctx, res) {
+      const m = await ctx.host.backend.memoryInfo();
+      const held = ctx.host.backend.capabilities.keyStorage === 'host' ? ctx.host.bytesHeld() : 0;
+      res.attrs.set('memAvailable', Math.max(0, m.available - held));
+      res.attrs.set('memTotal', m.total);
+    },
+  },
+};
+
+export const seRebootType: ResourceType = {
+  ty: 20010,
+  name: 'SEReboot',
+  root: 'senv:Srbt',
+  longRoot: 'senv:SEReboot',
+  common: ['et', 'acpi', 'lbl', 'cr'],
+  attributes: [
+    // Fixed value "seReboot" (clause 7.3.1).
+    { name: 'mgmtDefinition', sn: 'mgd', ...RO, type: { kind: 'string' } },
+    { name: 'objectIDs', sn: 'objs', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
+    { name: 'objectPaths', sn: 'obps', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
+    { name: 'description', sn: 'dc', access: 'RW', create: 'O', update: 'O', type: { kind: 'string' } },
+    // RO in table 7.3.1-2 yet mandatory at CREATE: set once at CREATE.
+    { name: 'rebootType', sn: 'rbT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.4-1' } },
+    // An action: writing true reboots; it reads false again afterwards.
+    { name: 'SEReboot', sn: 'rb', access: 'RW', create: 'O', update: 'O', type: { kind: 'bool' } },
+  ],
+  children: [],
+  hooks: {
+    async create(ctx, res) {
+      const type = res.attrs.get('rebootType') as RebootType;
+      if (!ctx.host.backend.capabilities.rebootTypes.includes(type)) throw notImplemented(`rebootType ${type}`);
+      res.attrs.set('mgmtDefinition', 'seReboot');
+      res.attrs.set('SEReboot', false);
+    },
+    async update(ctx, res, changes) {
+      if (changes.get('SEReboot') !== true) return;
+      changes.set('SEReboot', false);
+      await ctx.host.reboot(res.attrs.get('rebootType') as RebootType);
+    },
+  },
+};

@@ -1,0 +1,47 @@
+// <rand> (TS-0016 clause 7.5.2) with <generateRand>: requestedDataSize bytes
+// from the RNG the rngType asks for; a backend without that RNG refuses the
+// <rand> at CREATE rather than substituting another source.
+import type { RngType } from '../../backends/backend.ts';
+import { RNG_TYPES } from '../algorithms.ts';
+import { McsError, RSC } from '../rsc.ts';
+import type { ResourceType } from '../schema.ts';
+import { notAllowed, notImplemented, setBytes } from './common.ts';
+
+export const randType: ResourceType = {
+  ty: 20007,
+  name: 'rand',
+  root: 'senv:Rnd',
+  longRoot: 'senv:rand',
+  common: ['et', 'acpi', 'cr'],
+  attributes: [
+    { name: 'randomData', sn: 'rndD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
+    { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.7-1' } },
+    { name: 'requestedDataSize', sn: 'Dsz', access: 'RW', create: 'O', update: 'O', type: { kind: 'uint' } },
+  ],
+  children: [],
+  virtuals: [
+    {
+      name: 'generateRand', sn: 'gnR', result: ['randomData'],
+      async run(ctx, res) {
+        const size = res.attrs.get('requestedDataSize') as number | undefined;
+        if (size === undefined) throw notAllowed('set Dsz (requestedDataSize) first');
+        setBytes(res.attrs, 'randomData', await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size));
+      },
+    },
+  ],
+  hooks: {
+    async create(ctx, res) {
+      const type = res.attrs.get('rngType') as RngType;
+      if (!ctx.host.backend.capabilities.rngTypes.includes(type)) throw notImplemented(`rngType ${type} (${RNG_TYPES[type]})`);
+      checkSize(ctx.host.backend.capabilities.maxRandomLength, res.attrs);
+    },
+    update(ctx, _res, changes) {
+      checkSize(ctx.host.backend.capabilities.maxRandomLength, changes);
+    },
+  },
+};
+
+function checkSize(max: number, values: Map<string, unknown>): void {
+  const size = values.get('requestedDataSize') as number | undefined;
+  if (size !== undefined && size > max) throw new McsError(RSC.NOT_ACCEPTABLE, `Dsz (requestedDataSize) exceeds ${max} bytes`);
+}

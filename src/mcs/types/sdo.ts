@@ -1,0 +1,46 @@
+// <sensitiveDataObject> (TS-0016 clause 7.4): sensitive data kept by the SE
+// for its creator. currentByteSize and creator are computed by the SE (RO),
+// although table 7.4.1-2 marks them mandatory at CREATE: a client does not
+// send them. A backend with an objectStore keeps the data itself (a card:
+// PUT DATA / GET DATA); the host then holds only its size.
+import type { Context } from '../context.ts';
+import { DeviceData, type Resource } from '../resource.ts';
+import type { ResourceType } from '../schema.ts';
+
+async function store(ctx: Context, res: Resource, values: Map<string, unknown>): Promise<void> {
+  const device = ctx.host.backend.objectStore;
+  if (!device || !values.has('sensitiveData')) return;
+  const data = values.get('sensitiveData');
+  if (data instanceof Uint8Array) {
+    try {
+      await device.write(res.ri, data);
+      values.set('sensitiveData', new DeviceData(data.length));
+    } finally {
+      data.fill(0);
+    }
+  } else if (res.attrs.get('sensitiveData') instanceof DeviceData) await device.remove(res.ri);
+}
+
+export const sensitiveDataObjectType: ResourceType = {
+  ty: 20009,
+  name: 'sensitiveDataObject',
+  root: 'senv:Sdo',
+  longRoot: 'senv:sensitiveDataObject',
+  common: ['acpi', 'cr'],
+  attributes: [
+    { name: 'currentByteSize', sn: 'cbs', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' }, sizeOf: 'sensitiveData' },
+    { name: 'sensitiveData', sn: 'msg', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true },
+  ],
+  children: [],
+  hooks: {
+    create: (ctx, res) => store(ctx, res, res.attrs),
+    update: (ctx, res, changes) => store(ctx, res, changes),
+    async retrieve(ctx, res) {
+      if (!(res.attrs.get('sensitiveData') instanceof DeviceData)) return;
+      return new Map([['sensitiveData', await ctx.host.backend.objectStore!.read(res.ri)]]);
+    },
+    async delete(ctx, res) {
+      if (res.attrs.get('sensitiveData') instanceof DeviceData) await ctx.host.backend.objectStore!.remove(res.ri);
+    },
+  },
+};

@@ -1,0 +1,139 @@
+// <signature> (TS-0016 clause 7.5.4) with <calculateSignature>,
+// <verifySignature> and <generateKey>. message UPDATEs append and stream into
+// the backend: a MAC or the ECDSA hash does not depend on whether the end is
+// a signing or a verification, so one stream serves both.
+//
+// senv extensions (docs/mcs.md): keyExportable, signatureFormat ('der', the
+// default as on Java Card, or 'raw' r||s) and prehashed (message is already
+// the digest). For ECDSA, keyInformation holds the public key as base64 of
+// the uncompressed SEC1 point; with it alone a resource can verify.
+import type { KeyHandle, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
+import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
+import { fromBase64, toBase64 } from '../codec.ts';
+import type { Context } from '../context.ts';
+import type { Accumulator, Resource } from '../resource.ts';
+import { badRequest } from '../rsc.ts';
+import type { ResourceType, StreamSink } from '../schema.ts';
+import { dataError, keyData, keyExportable, message, notAllowed, notImplemented, setBytes } from './common.ts';
+import { generateKey, importKey } from './keys.ts';
+
+interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
+
+const algorithm = (res: Resource) => res.attrs.get('algorithm') as SignatureAlgorithm;
+const info = (res: Resource) => SIGNATURES[algorithm(res)];
+
+function options(res: Resource): SignatureOptions {
+  return { format: (res.attrs.get('signatureFormat') as 'der' | 'raw' | undefined) ?? 'der', prehashed: res.attrs.get('prehashed') === true };
+}
+
+/** ECDSA public key from keyInformation, or undefined when it holds none. */
+function publicPoint(res: Resource): Uint8Array | undefined {
+  const curve = info(res).curve;
+  const v = res.attrs.get('keyInformation');
+  if (!curve || typeof v !== 'string') return undefined;
+  const p = fromBase64(v);
+  return p && p.length === PUBLIC_KEY_LENGTHS[curve] && p[0] === 4 ? p : undefined;
+}
+
+/** The key the stream runs under: the secret key, or for ECDSA verification the public key of keyInformation. */
+async function streamKey(ctx: Context, res: Resource): Promise<KeyHandle | undefined> {
+  const secret = res.key();
+  if (secret) return secret;
+  const point = publicPoint(res);
+  return point ? ctx.host.backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', point) : undefined;
+}
+
+async function open(ctx: Context, res: Resource): Promise<SignatureStream> {
+  // A public key imported from kInf is not secret: it goes with the stream.
+  const key = await streamKey(ctx, res);
+  if (!key) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
+  return ctx.host.backend.signature(algorithm(res), key, options(res));
+}
+
+async function finish<T>(ctx: Context, res: Resource, end: (s: SignatureStream, last: Uint8Array | undefined) => Promise<T>): Promise<T> {
+  const data = res.attrs.get('message') as Accumulator | undefined;
+  const taken = data?.take('sig');
+  try {
+    return taken ? await end((taken.sink as SignatureSink).stream, taken.rest) : await end(await open(ctx, res), data?.bytes());
+  } catch (e) {
+    throw dataError(e);
+  } finally {
+    if (data) data.consumed = true;
+  }
+}
+
+const ecdsaOnly = ['signatureFormat', 'prehashed'];
+
+export const signatureType: ResourceType = {
+  ty: 20012,
+  name: 'signature',
+  root: 'senv:Sgn',
+  longRoot: 'senv:signature',
+  common: ['et', 'acpi', 'cr'],
+  attributes: [
+    message,
+    { name: 'algorithm', sn: 'Salg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(SIGNATURES).map(Number), table: 'table 9.9-1' } },
+    keyData,
+    keyExportable,
+    { name: 'keyInformation', sn: 'kInf', access: 'RW', create: 'O', update: 'O', type: { kind: 'any' } },
+    { name: 'signature', sn: 'Sgn', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' } },
+    { name: 'verificationResult', sn: 'vR', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bool' } },
+    { name: 'signatureFormat', sn: 'sgF', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', values: ['der', 'raw'] } },
+    { name: 'prehashed', sn: 'prH', access: 'WO', create: 'O', update: 'NP', type: { kind: 'bool' } },
+  ],
+  children: [],
+  virtuals: [
+    {
+      name: 'calculateSignature', sn: 'cSgn', result: ['signature'],
+      async run(ctx, res) {
+        if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
+        setBytes(res.attrs, 'signature', await finish(ctx, res, (s, last) => s.sign(last)));
+        res.attrs.delete('verificationResult');
+      },
+    },
+    {
+      name: 'verifySignature', sn: 'vSgn', result: ['verificationResult'],
+      async run(ctx, res) {
+        const sig = res.attrs.get('signature');
+        if (!(sig instanceof Uint8Array)) throw notAllowed('no signature to verify: UPDATE Sgn first');
+        res.attrs.set('verificationResult', await finish(ctx, res, (s, last) => s.verify(sig, last)));
+      },
+    },
+    {
+      name: 'generateKey', sn: 'gnK', result: ['keyInformation', 'keyData'],
+      async run(ctx, res) {
+        await generateKey(ctx, res, { use: 'signature', algorithm: algorithm(res) });
+        const pub = await ctx.host.backend.publicKey(res.key()!);
+        if (pub) res.attrs.set('keyInformation', toBase64(pub));
+        (res.attrs.get('message') as Accumulator | undefined)?.dropStream();
+      },
+    },
+  ],
+  hooks: {
+    async create(ctx, res) {
+      const alg = algorithm(res);
+      const i = SIGNATURES[alg];
+      if (!ctx.host.backend.capabilities.signatureAlgorithms.includes(alg)) throw notImplemented(`${i.name} (${alg})`);
+      if (i.family !== 'ecdsa') {
+        for (const a of ecdsaOnly) if (res.attrs.has(a)) throw badRequest(`${a} applies to ECDSA only, not ${i.name}`);
+      }
+      await importKey(ctx, res, { use: 'signature', algorithm: alg }, i);
+      const key = res.key();
+      if (key && i.family === 'ecdsa' && !res.attrs.has('keyInformation')) {
+        const pub = await ctx.host.backend.publicKey(key);
+        if (pub) res.attrs.set('keyInformation', toBase64(pub));
+      }
+    },
+    update(_ctx, res, changes) {
+      // A verification-only ECDSA resource streams under the key of kInf: a new kInf restarts it.
+      if (changes.has('keyInformation') && !res.key()) (res.attrs.get('message') as Accumulator | undefined)?.dropStream();
+      if (changes.has('signature') || changes.has('message')) res.attrs.delete('verificationResult');
+    },
+    async stream(ctx, res) {
+      if (!res.key() && !publicPoint(res)) return undefined;
+      const stream = await open(ctx, res);
+      const sink: SignatureSink = { tag: 'sig', stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      return sink;
+    },
+  },
+};

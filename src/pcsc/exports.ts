@@ -1,0 +1,9 @@
+// The `onem2m-senv/pcsc` entry point: everything PC/SC for Node in one import
+// (the main entry stays free of node: modules so that it runs in browsers).
+export * from './index.ts';
+export { PcscBackend, discoverPcscBackends, type PcscBackendOptions } from '../backends/pcsc/index.ts';
+export { createVirtualCard, VpcdCard, VirtualCardOs, SenvApplet, KeyStore, type VirtualCard, type VirtualCardOptions } from '../virtual-card/index.ts';
+export * from '../apdu/apdu.ts';
+export * from '../apdu/errors.ts';
+export * from '../apdu/transport.ts';
+export { SENV_AID } from '../apdu/profile.ts';

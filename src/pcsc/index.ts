@@ -1,0 +1,227 @@
+// PC/SC for TypeScript: readers, change waits and card connections over the
+// native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
+// APDU structure is src/apdu/'s business.
+import { assertBytes, InvalidInputError } from '../core/errors.ts';
+import { PcscError, ShortResponseError } from './errors.ts';
+import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
+
+export { PcscError, PcscUnavailableError, ShortResponseError, SCARD_CODES, scardName } from './errors.ts';
+export { nativeAvailable, PCSC_INSTALL_HINT } from './native.ts';
+
+export type ShareMode = 'exclusive' | 'shared' | 'direct';
+export type Protocol = 'T0' | 'T1' | 'RAW';
+/** What happens to the card when a handle lets go of it. */
+export type Disposition = 'leave' | 'reset' | 'unpower' | 'eject';
+
+/** SCARD_STATE_* bits of a reader state. */
+export const ReaderFlag = {
+  IGNORE: 0x0001, CHANGED: 0x0002, UNKNOWN: 0x0004, UNAVAILABLE: 0x0008, EMPTY: 0x0010, PRESENT: 0x0020,
+  ATRMATCH: 0x0040, EXCLUSIVE: 0x0080, INUSE: 0x0100, MUTE: 0x0200, UNPOWERED: 0x0400,
+} as const;
+
+export interface ReaderState {
+  reader: string;
+  /** Raw dwEventState: flags in the low 16 bits, pcsc-lite's event counter in the high 16. */
+  state: number;
+  atr: Uint8Array;
+  changed: boolean;
+  present: boolean;
+  empty: boolean;
+  /** The reader went away (SCARD_STATE_UNKNOWN) or cannot be queried. */
+  unavailable: boolean;
+  inUse: boolean;
+  exclusive: boolean;
+  mute: boolean;
+}
+
+async function call<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw toTyped(e);
+  }
+}
+
+function toTyped(e: unknown): unknown {
+  if (e && typeof e === 'object') {
+    const o = e as { scode?: number; shortResponse?: number; operation?: string };
+    if (typeof o.shortResponse === 'number') return new ShortResponseError(o.shortResponse);
+    if (typeof o.scode === 'number') return new PcscError(o.operation ?? 'PC/SC', o.scode);
+  }
+  return e;
+}
+
+function readerState(n: { reader: string; eventState: number; atr: Uint8Array }): ReaderState {
+  const s = n.eventState;
+  return {
+    reader: n.reader, state: s, atr: n.atr,
+    changed: (s & ReaderFlag.CHANGED) !== 0,
+    present: (s & ReaderFlag.PRESENT) !== 0,
+    empty: (s & ReaderFlag.EMPTY) !== 0,
+    unavailable: (s & (ReaderFlag.UNKNOWN | ReaderFlag.UNAVAILABLE)) !== 0,
+    inUse: (s & ReaderFlag.INUSE) !== 0,
+    exclusive: (s & ReaderFlag.EXCLUSIVE) !== 0,
+    mute: (s & ReaderFlag.MUTE) !== 0,
+  };
+}
+
+function disposition(c: NativeAddon['constants'], d: Disposition): number {
+  return { leave: c.SCARD_LEAVE_CARD, reset: c.SCARD_RESET_CARD, unpower: c.SCARD_UNPOWER_CARD, eject: c.SCARD_EJECT_CARD }[d];
+}
+
+function protocolMask(c: NativeAddon['constants'], list: readonly Protocol[]): number {
+  let m = 0;
+  for (const p of list) m |= p === 'T0' ? c.SCARD_PROTOCOL_T0 : p === 'T1' ? c.SCARD_PROTOCOL_T1 : c.SCARD_PROTOCOL_RAW;
+  return m;
+}
+
+export interface ConnectOptions {
+  /** Default 'shared': other applications may use the card between our transactions. */
+  share?: ShareMode;
+  /** Default ['T0', 'T1']. */
+  protocols?: readonly Protocol[];
+}
+
+/**
+ * A PC/SC context: lists readers, waits for reader and card changes, and opens
+ * connections (each on a context of its own, see native/senv_pcsc.cc).
+ */
+export class PcscContext {
+  /** The pseudo-reader whose state changes when a reader is attached or detached. */
+  readonly pnpReader: string;
+
+  private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
+    this.pnpReader = addon.pnpReader;
+  }
+
+  /** Connects to pcscd (SCARD_E_NO_SERVICE when it is not running). */
+  static async establish(): Promise<PcscContext> {
+    const addon = loadNative();
+    return new PcscContext(addon, await call(addon.Monitor.establish()));
+  }
+
+  /** Reader names; an empty list when there are none. */
+  listReaders(): Promise<string[]> {
+    return call(this.monitor.listReaders());
+  }
+
+  /**
+   * One SCardGetStatusChange: resolves when a state differs from `current`
+   * (pass the previous `state` back, or 0 to learn the current one).
+   * Rejects with SCARD_E_TIMEOUT after `timeoutMs`, SCARD_E_CANCELLED after cancel().
+   */
+  async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
+    const timeout = Number.isFinite(timeoutMs) ? Math.max(0, Math.floor(timeoutMs)) : this.addon.constants.INFINITE;
+    const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
+    return (await call(this.monitor.getStatusChange(states, timeout))).map(readerState);
+  }
+
+  /** Wakes a pending getStatusChange, which then rejects with SCARD_E_CANCELLED. */
+  cancel(): void {
+    try {
+      this.monitor.cancel();
+    } catch (e) {
+      throw toTyped(e);
+    }
+  }
+
+  async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
+    if (typeof reader !== 'string' || reader === '') throw new InvalidInputError('reader must be a non-empty reader name');
+    const c = this.addon.constants;
+    const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
+    const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
+    const card = await call(this.monitor.connect(reader, share, protocols));
+    return new PcscCard(this.addon, card, reader, share, protocols);
+  }
+
+  /** Cancels a pending wait and releases the context. Idempotent. */
+  release(): Promise<void> {
+    return call(this.monitor.release());
+  }
+}
+
+/**
+ * A connection to the card in one reader. Calls run in the order they were
+ * made: an APDU exchange is a conversation, and letting two transmits race on
+ * the pool would interleave them arbitrarily.
+ */
+export class PcscCard {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** @internal created by PcscContext.connect */
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly card: NativeCard,
+    readonly reader: string,
+    private readonly share: number,
+    private readonly protocols: number,
+  ) {}
+
+  private run<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(() => call(op()));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  get protocol(): Protocol {
+    const c = this.addon.constants;
+    return this.card.protocol === c.SCARD_PROTOCOL_T0 ? 'T0' : this.card.protocol === c.SCARD_PROTOCOL_T1 ? 'T1' : 'RAW';
+  }
+
+  get connected(): boolean {
+    return this.card.connected;
+  }
+
+  /** Sends one APDU, returns the response (data + SW1 SW2, at least two bytes). */
+  transmit(apdu: Uint8Array): Promise<Uint8Array> {
+    assertBytes(apdu, 'apdu');
+    return this.run(() => this.card.transmit(apdu));
+  }
+
+  /** Re-establishes the connection; 'reset' is a warm reset, 'unpower' a cold one. */
+  async reconnect(initialization: Disposition = 'leave'): Promise<void> {
+    await this.run(() => this.card.reconnect(this.share, this.protocols, disposition(this.addon.constants, initialization)));
+  }
+
+  /** ISO/IEC 7816-3 cold (power cycle) or warm (RST) reset. */
+  reset(kind: 'cold' | 'warm'): Promise<void> {
+    return this.reconnect(kind === 'cold' ? 'unpower' : 'reset');
+  }
+
+  beginTransaction(): Promise<void> {
+    return this.run(() => this.card.beginTransaction());
+  }
+
+  endTransaction(end: Disposition = 'leave'): Promise<void> {
+    return this.run(() => this.card.endTransaction(disposition(this.addon.constants, end)));
+  }
+
+  /** Runs `fn` with exclusive access to the card, ending the transaction even when fn throws. */
+  async transaction<T>(fn: () => Promise<T>, end: Disposition = 'leave'): Promise<T> {
+    await this.beginTransaction();
+    try {
+      return await fn();
+    } finally {
+      await this.endTransaction(end);
+    }
+  }
+
+  async status(): Promise<{ reader: string; state: number; protocol: Protocol; atr: Uint8Array }> {
+    const s = await this.run(() => this.card.status());
+    return { reader: s.reader, state: s.state, protocol: this.protocol, atr: s.atr };
+  }
+
+  /** SCardControl with SCARD_CTL_CODE(code): reader-specific commands (PIN pads, features). */
+  control(code: number, data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
+    assertBytes(data, 'data');
+    if (!Number.isInteger(code) || code < 0) throw new InvalidInputError(`control code must be a non-negative integer, got ${code}`);
+    return this.run(() => this.card.control(this.addon.constants.SCARD_CTL_CODE_BASE + code, data));
+  }
+
+  /** Idempotent; a card collected without disconnect() is left as it is ('leave'). */
+  async disconnect(end: Disposition = 'leave'): Promise<void> {
+    await this.run(async () => {
+      if (this.card.connected) await this.card.disconnect(disposition(this.addon.constants, end));
+    });
+  }
+}

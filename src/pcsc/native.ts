@@ -1,0 +1,96 @@
+// Loads the node-gyp addon (native/senv_pcsc.cc) and declares its shape.
+// Loading is lazy and fails with PcscUnavailableError naming what to install,
+// so that importing senv never needs PC/SC.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PcscUnavailableError } from './errors.ts';
+
+export interface NativeReaderState {
+  reader: string;
+  eventState: number;
+  atr: Uint8Array;
+}
+
+export interface NativeCard {
+  transmit(command: Uint8Array, maxResponse?: number): Promise<Uint8Array>;
+  reconnect(share: number, protocols: number, initialization: number): Promise<number>;
+  beginTransaction(): Promise<void>;
+  endTransaction(disposition: number): Promise<void>;
+  status(): Promise<{ reader: string; state: number; protocol: number; atr: Uint8Array }>;
+  control(code: number, data: Uint8Array, maxResponse?: number): Promise<Uint8Array>;
+  disconnect(disposition: number): Promise<void>;
+  readonly protocol: number;
+  readonly connected: boolean;
+}
+
+export interface NativeMonitor {
+  listReaders(): Promise<string[]>;
+  getStatusChange(states: { reader: string; currentState: number }[], timeoutMs: number): Promise<NativeReaderState[]>;
+  cancel(): void;
+  connect(reader: string, share: number, protocols: number): Promise<NativeCard>;
+  release(): Promise<void>;
+}
+
+export interface NativeAddon {
+  Monitor: { establish(): Promise<NativeMonitor> };
+  constants: Record<
+    | 'SCARD_SHARE_EXCLUSIVE' | 'SCARD_SHARE_SHARED' | 'SCARD_SHARE_DIRECT'
+    | 'SCARD_PROTOCOL_T0' | 'SCARD_PROTOCOL_T1' | 'SCARD_PROTOCOL_RAW'
+    | 'SCARD_LEAVE_CARD' | 'SCARD_RESET_CARD' | 'SCARD_UNPOWER_CARD' | 'SCARD_EJECT_CARD'
+    | 'SCARD_CTL_CODE_BASE' | 'INFINITE',
+    number
+  >;
+  pnpReader: string;
+}
+
+const ADDON = 'native/build/Release/senv_pcsc.node';
+export const PCSC_INSTALL_HINT =
+  'install the PC/SC development files and a compiler (Debian/Ubuntu: apt-get install libpcsclite-dev g++ make python3; ' +
+  'Fedora: dnf install pcsc-lite-devel gcc-c++ make), then build the bridge with `node scripts/build-native.mjs` ' +
+  '(or `npm rebuild onem2m-senv`); to reach readers, pcscd must be running';
+
+// src/pcsc/ in a checkout, dist/src/pcsc/ once compiled: walk up to the package root.
+function findAddon(): string | null {
+  if (process.env.SENV_PCSC_ADDON) return process.env.SENV_PCSC_ADDON;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, ADDON))) return join(dir, ADDON);
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+let cached: NativeAddon | PcscUnavailableError | undefined;
+
+/** The addon, or throws PcscUnavailableError saying what to install. */
+export function loadNative(): NativeAddon {
+  if (cached === undefined) {
+    const path = findAddon();
+    if (!path) {
+      cached = new PcscUnavailableError(`the native PC/SC bridge is not built: ${PCSC_INSTALL_HINT}`);
+    } else {
+      try {
+        cached = createRequire(import.meta.url)(path) as NativeAddon;
+      } catch (e) {
+        cached = new PcscUnavailableError(
+          `the native PC/SC bridge at ${path} cannot be loaded (${(e as Error).message}); ` +
+            `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
+        );
+      }
+    }
+  }
+  if (cached instanceof PcscUnavailableError) throw cached;
+  return cached;
+}
+
+/** True when the bridge can be loaded (it says nothing about pcscd or readers). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}

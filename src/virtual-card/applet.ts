@@ -1,0 +1,445 @@
+// The senv applet: the card profile of docs/apdu-profile.md on the WASM core.
+// Secret key material enters by PUT DATA or is generated here, and no command
+// ever returns it.
+import type { DecodedCommand } from '../apdu/apdu.ts';
+import { CRT, DO, FCI, INS, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.ts';
+import { decodeTlvs, encodeTlv, findTlv, tlvs, u16, u32, type Tlv } from '../apdu/tlv.ts';
+import {
+  AuthenticationError, cbc, ccm, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
+  type HashName,
+} from '../core/index.ts';
+import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
+import { HASH_NAMES } from '../backends/software/digest.ts';
+import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
+import { concat } from '../apdu/transport.ts';
+import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
+import { KeyStore, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
+import { constantTimeEqual } from '../backends/software/ct.ts';
+
+// The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
+// key lengths, curves and hashes for the host and the card.
+const HASHES: Readonly<Record<number, HashName>> = HASH_NAMES;
+const bySignatureFamily = <T>(family: string, f: (info: SignatureInfo) => T): Readonly<Record<number, T>> =>
+  Object.fromEntries(Object.entries(SIGNATURES).filter(([, i]) => i.family === family).map(([alg, i]) => [alg, f(i)]));
+const HMACS = bySignatureFamily('hmac', (i) => HASH_NAMES[i.hash!]);
+const ECDSAS = bySignatureFamily('ecdsa', (i) => ({ curve: i.curve!, hash: HASH_NAMES[i.hash!] }));
+
+/** A core streaming object: absorbs data, yields a digest or MAC, frees its WASM context. */
+interface Absorber {
+  update(d: Uint8Array): unknown;
+  digest(): Uint8Array;
+  destroy(): void;
+}
+
+/** AES MACs of TS-0016 table 9.9-1: 49 CMAC, 18 CBC-MAC without padding. */
+const AES_MACS: Readonly<Record<number, (key: Uint8Array) => Absorber>> = {
+  49: (k) => createCmac(k),
+  18: (k) => createCbcMac(k),
+};
+
+/** Key length rules (allowed, generated) of the symmetric algorithms: ciphers, HMAC and the AES MACs. */
+function symmetricKeyRule(algorithm: number): CipherInfo | SignatureInfo | undefined {
+  return CIPHERS[algorithm as CipherAlgorithm] ?? (HMACS[algorithm] || AES_MACS[algorithm] ? SIGNATURES[algorithm as SignatureAlgorithm] : undefined);
+}
+
+/** Core failures on card data become the status words of docs/apdu-profile.md. */
+function cardCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof AuthenticationError) throw new CardStatus(SW.VERIFY_FAILED);
+    if (e instanceof PaddingError) throw new CardStatus(SW.WRONG_DATA);
+    if (e instanceof LengthError) throw new CardStatus(SW.WRONG_LENGTH);
+    throw e;
+  }
+}
+
+/** A security operation fed link by link (PSO with command chaining). */
+interface Stream {
+  pso: number;
+  update(data: Uint8Array): Uint8Array;
+  finish(data: Uint8Array): Uint8Array;
+  /** Signature streams: checks a signature over the message instead of producing one. */
+  verify?(signature: Uint8Array): boolean;
+  /** Frees (and zeroizes) the core context of a stream that will not finish. */
+  destroy(): void;
+}
+
+interface Environment {
+  algorithm: number;
+  keyRef?: number;
+  tlv: Tlv[];
+}
+
+const SE_STATE = (crt: number) => `se:${crt}`;
+const STREAM = 'stream';
+
+function must<T>(x: T | undefined, sw: number): T {
+  if (x === undefined) throw new CardStatus(sw);
+  return x;
+}
+
+const empty = new Uint8Array(0);
+
+export interface SenvAppletOptions {
+  store: KeyStore;
+  /** Entropy for GET CHALLENGE and key generation. */
+  random: (n: number) => Uint8Array;
+  /** The card OS's I/O limits, reported in the FCI. */
+  limits: CardLimits;
+}
+
+export class SenvApplet implements Applet {
+  readonly aid = SENV_AID;
+  readonly counters = { cold: 0, warm: 0, off: 0 };
+  private readonly store: KeyStore;
+  private readonly random: (n: number) => Uint8Array;
+  private readonly limits: CardLimits;
+
+  constructor(opts: SenvAppletOptions) {
+    this.store = opts.store;
+    this.random = opts.random;
+    this.limits = opts.limits;
+  }
+
+  /** Streams in progress on any channel: a reset frees their core contexts at once. */
+  private readonly streamsOpen = new Set<Stream>();
+
+  power(event: 'cold' | 'warm' | 'off'): void {
+    this.counters[event]++;
+    for (const st of this.streamsOpen) st.destroy();
+    this.streamsOpen.clear();
+  }
+
+  /** TS-0016 algorithm values this card implements. */
+  algorithms(): number[] {
+    return [...Object.keys(HASHES), ...Object.keys(HMACS), ...Object.keys(ECDSAS), ...Object.keys(CIPHERS), ...Object.keys(AES_MACS)].map(Number);
+  }
+
+  select(): Uint8Array {
+    const algs = this.algorithms().flatMap(u16);
+    return tlvs([TAG.FCI, tlvs(
+      [TAG.AID, this.aid],
+      [TAG.PROPRIETARY, tlvs(
+        [FCI.VERSION, [1]],
+        [FCI.MAX_COMMAND, u16(this.limits.maxCommandData)],
+        [FCI.MAX_RESPONSE, u16(Math.min(this.limits.maxResponseData, 0xffff))],
+        [FCI.ALGORITHMS, algs],
+        [FCI.SERIAL, this.store.serial],
+      )],
+    )]);
+  }
+
+  streams(cmd: DecodedCommand): boolean {
+    return cmd.ins === INS.PSO;
+  }
+
+  process(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array {
+    return cardCall(() => this.dispatch(cmd, ctx, last));
+  }
+
+  private dispatch(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array {
+    if (cmd.cla !== 0x00) throw new CardStatus(SW.CLA_UNSUPPORTED);
+    switch (cmd.ins) {
+      case INS.GET_CHALLENGE:
+        if (cmd.p1 || cmd.p2 || cmd.data.length) throw new CardStatus(SW.WRONG_P1P2);
+        if (cmd.ne === 0) throw new CardStatus(SW.WRONG_LENGTH);
+        return this.random(cmd.ne);
+      case INS.MSE:
+        return this.mse(cmd, ctx);
+      case INS.PSO:
+        return this.pso(cmd, ctx, last);
+      case INS.GENERATE_KEY_PAIR:
+        return this.generate(cmd);
+      case INS.PUT_DATA:
+        return this.putData(cmd);
+      case INS.GET_DATA:
+        return this.getData(cmd);
+      case INS.INTERNAL_AUTHENTICATE:
+        return this.internalAuthenticate(cmd, ctx);
+      default:
+        throw new CardStatus(SW.INS_UNSUPPORTED);
+    }
+  }
+
+  private mse(cmd: DecodedCommand, ctx: ChannelContext): Uint8Array {
+    if (cmd.p1 !== MSE_SET || !Object.values(CRT).includes(cmd.p2 as never)) throw new CardStatus(SW.WRONG_P1P2);
+    const tlv = decodeTlvs(cmd.data);
+    const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
+    const ref = findTlv(tlv, TAG.KEY_REF);
+    if (alg.length !== 2 || (ref && ref.length !== 1)) throw new CardStatus(SW.WRONG_DATA);
+    const env: Environment = { algorithm: (alg[0]! << 8) | alg[1]!, tlv, ...(ref ? { keyRef: ref[0]! } : {}) };
+    ctx.state.set(SE_STATE(cmd.p2), env);
+    this.dropStream(ctx);
+    return empty;
+  }
+
+  private env(ctx: ChannelContext, crt: number): Environment {
+    return must(ctx.state.get(SE_STATE(crt)) as Environment | undefined, SW.CONDITIONS);
+  }
+
+  private key(env: Environment): KeyRecord {
+    const ref = must(env.keyRef, SW.REF_NOT_FOUND);
+    const k = must(this.store.keys.get(ref), SW.REF_NOT_FOUND);
+    if (k.algorithm !== env.algorithm) throw new CardStatus(SW.REF_NOT_USABLE);
+    return k;
+  }
+
+  // COMPUTE DIGITAL SIGNATURE and VERIFY DIGITAL SIGNATURE share one chain:
+  // the message may come in links of either, and the last link decides. A
+  // host streaming a message before it knows whether it will sign or verify
+  // (a MAC stream) thus never has to send it twice.
+  private pso(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array {
+    const p1p2 = (cmd.p1 << 8) | cmd.p2;
+    const family = p1p2 === PSO.VERIFY_SIGNATURE ? PSO.COMPUTE_SIGNATURE : p1p2;
+    let s = ctx.state.get(STREAM) as Stream | undefined;
+    if (s && s.pso !== family) {
+      this.dropStream(ctx);
+      throw new CardStatus(SW.CONDITIONS);
+    }
+    if (!s) {
+      s = this.openStream(family, ctx);
+      ctx.state.set(STREAM, s);
+      this.streamsOpen.add(s);
+    }
+    if (!last) return s.update(cmd.data);
+    ctx.state.delete(STREAM);
+    this.streamsOpen.delete(s);
+    try {
+      if (p1p2 !== PSO.VERIFY_SIGNATURE) return s.finish(cmd.data);
+      // The last link of a verification is only 9E <signature>.
+      const t = decodeTlvs(cmd.data);
+      if (t.length !== 1 || t[0]!.tag !== TAG.SIGNATURE) throw new CardStatus(SW.WRONG_DATA);
+      if (!s.verify!(t[0]!.value)) throw new CardStatus(SW.VERIFY_FAILED);
+      return empty;
+    } finally {
+      s.destroy();
+    }
+  }
+
+  private dropStream(ctx: ChannelContext): void {
+    const s = ctx.state.get(STREAM) as Stream | undefined;
+    if (s) {
+      s.destroy();
+      this.streamsOpen.delete(s);
+    }
+    ctx.state.delete(STREAM);
+  }
+
+  private openStream(p1p2: number, ctx: ChannelContext): Stream {
+    switch (p1p2) {
+      case PSO.ENCIPHER:
+      case PSO.DECIPHER:
+        return this.cipherStream(p1p2, ctx);
+      case PSO.HASH: {
+        const h = createHash(must(HASHES[this.env(ctx, CRT.HT).algorithm], SW.FUNC_UNSUPPORTED));
+        return { pso: p1p2, update: (d) => (h.update(d), empty), finish: (d) => h.update(d).digest(), destroy: () => h.destroy() };
+      }
+      case PSO.COMPUTE_SIGNATURE: {
+        const env = this.env(ctx, CRT.DST);
+        const ec = ECDSAS[env.algorithm];
+        if (!ec) {
+          const mac = this.macFor(env);
+          return {
+            pso: p1p2,
+            update: (d) => (mac.update(d), empty),
+            finish: (d) => (mac.update(d), mac.digest()),
+            verify: (sig) => constantTimeEqual(mac.digest(), sig),
+            destroy: () => mac.destroy(),
+          };
+        }
+        const k = this.key(env);
+        const input = this.ecdsaInput(env, ec.hash);
+        const opts = { hash: ec.hash, prehashed: true, format: findTlv(env.tlv, TAG.SIG_FORMAT)?.[0] === 1 ? 'der' : 'raw' } as const;
+        return {
+          pso: p1p2,
+          update: (d) => (input.update(d), empty),
+          finish: (d) => {
+            input.update(d);
+            return ecdsa(ec.curve).sign(input.digest(), must(k.secret, SW.REF_NOT_USABLE), opts);
+          },
+          verify: (sig) => ecdsa(ec.curve).verify(sig, input.digest(), must(k.publicKey, SW.REF_NOT_USABLE), opts),
+          destroy: () => input.destroy(),
+        };
+      }
+      default:
+        throw new CardStatus(SW.WRONG_P1P2);
+    }
+  }
+
+  /** The message hash of an ECDSA operation, or the digest itself when the DST says the input is one. */
+  private ecdsaInput(env: Environment, hash: HashName): Absorber {
+    if (findTlv(env.tlv, TAG.INPUT_IS_DIGEST)?.[0] !== 1) return createHash(hash);
+    const parts: Uint8Array[] = [];
+    return { update: (d: Uint8Array) => parts.push(d.slice()), digest: () => concat(parts), destroy: () => parts.splice(0).forEach((p) => p.fill(0)) };
+  }
+
+  private macFor(env: Environment): Absorber {
+    const hash = HMACS[env.algorithm];
+    const aes = AES_MACS[env.algorithm];
+    if (!hash && !aes) throw new CardStatus(SW.FUNC_UNSUPPORTED);
+    const k = this.key(env);
+    if (k.kind !== 'secret' || !k.secret) throw new CardStatus(SW.REF_NOT_USABLE);
+    return hash ? createHmac(hash, k.secret) : aes!(k.secret);
+  }
+
+  // ENCIPHER links answer with the ciphertext produced so far; DECIPHER of an
+  // AEAD answers nothing until the last link verified the tag.
+  private cipherStream(p1p2: number, ctx: ChannelContext): Stream {
+    const env = this.env(ctx, CRT.CT);
+    const info = must(CIPHERS[env.algorithm as CipherAlgorithm], SW.FUNC_UNSUPPORTED);
+    const k = this.key(env);
+    const key = must(k.secret, SW.REF_NOT_USABLE);
+    const iv = findTlv(env.tlv, TAG.IV) ?? empty;
+    const aad = findTlv(env.tlv, TAG.AAD) ?? empty;
+    const m = info.mode === 'gcm' ? gcm(key, iv, aad, { tagLength: info.tagLength! })
+      : info.mode === 'ccm' ? ccm(key, iv, aad, { tagLength: info.tagLength! })
+      : cbc(key, iv, { padding: info.padding! });
+    const st = p1p2 === PSO.ENCIPHER ? m.encryptStream() : m.decryptStream();
+    const output = (out: unknown) => (out instanceof Uint8Array ? out : empty);
+    return {
+      pso: p1p2,
+      update: (d) => output(st.update(d)),
+      finish: (d) => concat([output(st.update(d)), st.final()]),
+      destroy: () => st.destroy(),
+    };
+  }
+
+  private internalAuthenticate(cmd: DecodedCommand, ctx: ChannelContext): Uint8Array {
+    if (cmd.p1 || cmd.p2) throw new CardStatus(SW.WRONG_P1P2);
+    if (cmd.data.length === 0) throw new CardStatus(SW.WRONG_LENGTH);
+    const env = this.env(ctx, CRT.AT);
+    const ec = ECDSAS[env.algorithm];
+    if (!ec) {
+      const mac = this.macFor(env);
+      mac.update(cmd.data);
+      return mac.digest();
+    }
+    const sk = must(this.key(env).secret, SW.REF_NOT_USABLE);
+    return ecdsa(ec.curve).sign(cmd.data, sk, { hash: ec.hash, format: 'raw' });
+  }
+
+  private generate(cmd: DecodedCommand): Uint8Array {
+    const tlv = decodeTlvs(cmd.data);
+    const ref = must(findTlv(tlv, TAG.KEY_REF), SW.WRONG_DATA);
+    if (ref.length !== 1 || ref[0] === 0 || ref[0] === 0xff) throw new CardStatus(SW.WRONG_DATA);
+    if (cmd.p1 === 0x81) {
+      // read the public part of an existing key
+      const k = must(this.store.keys.get(ref[0]!), SW.REF_NOT_FOUND);
+      return encodeTlv(TAG.PUBLIC_KEY_TEMPLATE, encodeTlv(TAG.EC_POINT, must(k.publicKey, SW.REF_NOT_USABLE)));
+    }
+    if (cmd.p1 !== 0x80 || cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
+    const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
+    const algorithm = alg.length === 2 ? (alg[0]! << 8) | alg[1]! : -1;
+    const ec = ECDSAS[algorithm];
+    if (ec) {
+      const pair = ecdsa(ec.curve).keygen();
+      this.storeKey(ref[0]!, { algorithm, kind: 'secret', secret: pair.secretKey, publicKey: pair.publicKey });
+      return encodeTlv(TAG.PUBLIC_KEY_TEMPLATE, encodeTlv(TAG.EC_POINT, pair.publicKey));
+    }
+    const rule = must(symmetricKeyRule(algorithm), SW.FUNC_UNSUPPORTED);
+    this.storeKey(ref[0]!, { algorithm, kind: 'secret', secret: this.random(rule.generatedKeyLength) });
+    return empty;
+  }
+
+  private storeKey(ref: number, rec: KeyRecord): void {
+    const old = this.store.keys.get(ref);
+    this.store.keys.set(ref, rec);
+    if (this.store.used() > NVM_CAPACITY) {
+      if (old) this.store.keys.set(ref, old);
+      else this.store.keys.delete(ref);
+      throw new CardStatus(SW.MEMORY_FULL);
+    }
+    old?.secret?.fill(0);
+    this.store.save();
+  }
+
+  private putData(cmd: DecodedCommand): Uint8Array {
+    const id = cmd.p2;
+    if (id === 0 || id === 0xff) throw new CardStatus(SW.WRONG_P1P2);
+    switch (cmd.p1) {
+      case DO.KEY: {
+        const tlv = decodeTlvs(cmd.data);
+        const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
+        const kind = must(findTlv(tlv, TAG.KEY_KIND), SW.WRONG_DATA)[0];
+        const material = must(findTlv(tlv, TAG.KEY_MATERIAL), SW.WRONG_DATA);
+        if (alg.length !== 2 || (kind !== 1 && kind !== 2) || material.length === 0) throw new CardStatus(SW.WRONG_DATA);
+        const algorithm = (alg[0]! << 8) | alg[1]!;
+        const ec = ECDSAS[algorithm];
+        if (ec) {
+          let rec: KeyRecord;
+          try {
+            rec = kind === 1
+              ? { algorithm, kind: 'secret', secret: material.slice(), publicKey: ecdsa(ec.curve).getPublicKey(material) }
+              : { algorithm, kind: 'public', publicKey: material.slice() };
+          } catch {
+            throw new CardStatus(SW.WRONG_DATA); // scalar out of range, wrong length
+          }
+          this.storeKey(id, rec);
+          return empty;
+        }
+        const rule = must(symmetricKeyRule(algorithm), SW.FUNC_UNSUPPORTED);
+        if (kind !== 1 || !keyLengthAllowed(rule.keyLengths, material.length)) throw new CardStatus(SW.WRONG_DATA);
+        this.storeKey(id, { algorithm, kind: 'secret', secret: material.slice() });
+        return empty;
+      }
+      case DO.OBJECT: {
+        const old = this.store.objects.get(id);
+        this.store.objects.set(id, cmd.data.slice());
+        if (this.store.used() > NVM_CAPACITY) {
+          if (old) this.store.objects.set(id, old);
+          else this.store.objects.delete(id);
+          throw new CardStatus(SW.MEMORY_FULL);
+        }
+        old?.fill(0);
+        this.store.save();
+        return empty;
+      }
+      case DO.DELETE_KEY:
+      case DO.DELETE_OBJECT: {
+        if (cmd.p1 === DO.DELETE_KEY) {
+          must(this.store.keys.get(id), SW.REF_NOT_FOUND).secret?.fill(0);
+          this.store.keys.delete(id);
+        } else {
+          must(this.store.objects.get(id), SW.REF_NOT_FOUND).fill(0);
+          this.store.objects.delete(id);
+        }
+        this.store.save();
+        return empty;
+      }
+      default:
+        throw new CardStatus(SW.WRONG_P1P2);
+    }
+  }
+
+  private getData(cmd: DecodedCommand): Uint8Array {
+    const p1p2 = (cmd.p1 << 8) | cmd.p2;
+    switch (p1p2) {
+      case DO.COUNTERS:
+        return Uint8Array.from([...u32(this.counters.cold), ...u32(this.counters.warm), ...u32(this.counters.off)]);
+      case DO.MEMORY:
+        return Uint8Array.from([...u32(NVM_CAPACITY), ...u32(NVM_CAPACITY - this.store.used())]);
+      case DO.SERIAL:
+        return this.store.serial;
+      case DO.KEY_MAP: {
+        const map = new Uint8Array(32);
+        for (const ref of this.store.keys.keys()) map[ref >> 3]! |= 0x80 >> (ref & 7);
+        return map;
+      }
+    }
+    switch (cmd.p1) {
+      case DO.OBJECT:
+        return must(this.store.objects.get(cmd.p2), SW.REF_NOT_FOUND).slice();
+      case DO.KEY: {
+        const k = must(this.store.keys.get(cmd.p2), SW.REF_NOT_FOUND);
+        return tlvs(
+          [TAG.ALGORITHM, u16(k.algorithm)],
+          [TAG.KEY_KIND, [k.kind === 'secret' ? 1 : 2]],
+          ...(k.publicKey ? [[TAG.EC_POINT, k.publicKey] as [number, Uint8Array]] : []),
+        );
+      }
+      default:
+        throw new CardStatus(SW.REF_NOT_FOUND);
+    }
+  }
+}

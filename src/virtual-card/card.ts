@@ -1,0 +1,196 @@
+// The virtual card's operating system: ATR, power state, logical channels
+// (MANAGE CHANNEL), SELECT by AID, buffering of chained commands, and response
+// data longer than Ne handed out by 61xx + GET RESPONSE. Applets only see
+// whole commands, except those that ask to stream chained links.
+import { decodeCommand, encodeResponse, hex, type DecodedCommand, type ResponseApdu } from '../apdu/apdu.ts';
+import { ApduError } from '../apdu/errors.ts';
+import { channelOfCla, concat } from '../apdu/transport.ts';
+import type { CardHandler } from './vpcd.ts';
+
+export const SW = {
+  OK: 0x9000, VERIFY_FAILED: 0x6300, MEMORY_FULL: 0x6a84, WRONG_LENGTH: 0x6700, CHANNEL_UNSUPPORTED: 0x6881,
+  LAST_OF_CHAIN_EXPECTED: 0x6883, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
+  FUNC_UNSUPPORTED: 0x6a81, NOT_FOUND: 0x6a82, WRONG_P1P2: 0x6a86, REF_NOT_FOUND: 0x6a88, INS_UNSUPPORTED: 0x6d00,
+  CLA_UNSUPPORTED: 0x6e00, UNKNOWN: 0x6f00,
+} as const;
+
+/** A status word thrown by an applet to refuse a command. */
+export class CardStatus extends Error {
+  constructor(readonly sw: number) {
+    super(`SW ${sw.toString(16)}`);
+  }
+}
+
+/** Per logical channel state an applet may keep (security environment, streams). */
+export interface ChannelContext {
+  readonly channel: number;
+  state: Map<string, unknown>;
+}
+
+export interface Applet {
+  readonly aid: Uint8Array;
+  /** Selected on a channel: returns the FCI. */
+  select(ctx: ChannelContext): Uint8Array;
+  /** Whether chained links of this command go to process() one by one (streaming) instead of being joined. */
+  streams(cmd: DecodedCommand): boolean;
+  /** `last` is false for a link of a chain (CLA b5 set). Throw CardStatus to refuse. */
+  process(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array;
+  /** Power loss or reset: forget everything volatile. */
+  power(event: 'cold' | 'warm' | 'off'): void;
+}
+
+interface Channel extends ChannelContext {
+  applet: Applet | null;
+  /** Links of a chained command being joined: its header (without b5) and data so far. */
+  chain: { key: string; parts: Uint8Array[] } | null;
+  /** Response data not yet fetched by GET RESPONSE. */
+  pending: Uint8Array | null;
+}
+
+const CHANNELS = 4;
+
+/** The card's I/O buffer: the largest command data field and response data one APDU may carry. */
+export interface CardLimits {
+  maxCommandData: number;
+  maxResponseData: number;
+}
+
+// vpcd frames every message with a 16-bit length, so neither an extended
+// command (header, Lc, data, Le) nor a response (data, SW) can exceed 65535
+// bytes on that path; 0xFF00 leaves room for the framing of both.
+export const EXTENDED_LIMITS: CardLimits = { maxCommandData: 0xff00, maxResponseData: 0xff00 };
+export const SHORT_LIMITS: CardLimits = { maxCommandData: 255, maxResponseData: 256 };
+
+/** T=1 ATR with the historical bytes "senv" (TS 3B, T0 84, TD1 80, TD2 01, 4 bytes, TCK). */
+export function makeAtr(historical = new TextEncoder().encode('senv')): Uint8Array {
+  const body = [0x80 | historical.length, 0x80, 0x01, ...historical];
+  const tck = body.reduce((a, b) => a ^ b, 0);
+  return Uint8Array.of(0x3b, ...body, tck);
+}
+
+export class VirtualCardOs implements CardHandler {
+  private channels: (Channel | null)[] = [];
+  private readonly atrBytes: Uint8Array;
+
+  constructor(
+    private readonly applets: readonly Applet[],
+    opts: { atr?: Uint8Array; log?: (line: string) => void; limits?: CardLimits } = {},
+  ) {
+    this.atrBytes = opts.atr ?? makeAtr();
+    this.log = opts.log;
+    this.limits = opts.limits ?? EXTENDED_LIMITS;
+    this.closeChannels();
+  }
+
+  private readonly log: ((line: string) => void) | undefined;
+  private readonly limits: CardLimits;
+
+  atr(): Uint8Array {
+    return this.atrBytes;
+  }
+
+  power(event: 'cold' | 'warm' | 'off'): void {
+    this.log?.(`power ${event}`);
+    this.closeChannels();
+    for (const a of this.applets) a.power(event);
+  }
+
+  private closeChannels(): void {
+    this.channels = Array.from({ length: CHANNELS }, (_, i) => (i === 0 ? this.newChannel(0) : null));
+  }
+
+  private newChannel(channel: number): Channel {
+    return { channel, state: new Map(), applet: null, chain: null, pending: null };
+  }
+
+  apdu(bytes: Uint8Array): Uint8Array {
+    let r: ResponseApdu;
+    try {
+      r = this.dispatch(decodeCommand(bytes));
+    } catch (e) {
+      r = { data: new Uint8Array(0), sw: e instanceof CardStatus ? e.sw : e instanceof ApduError ? SW.WRONG_LENGTH : SW.UNKNOWN };
+      if (!(e instanceof CardStatus) && !(e instanceof ApduError)) this.log?.(`internal error: ${(e as Error).message}`);
+    }
+    return encodeResponse(r);
+  }
+
+  private dispatch(cmd: DecodedCommand): ResponseApdu {
+    if (cmd.cla === 0xff) throw new CardStatus(SW.CLA_UNSUPPORTED);
+    if ((cmd.extended && this.limits.maxCommandData <= 255) || cmd.data.length > this.limits.maxCommandData) {
+      throw new CardStatus(SW.WRONG_LENGTH);
+    }
+    const n = channelOfCla(cmd.cla);
+    const ch = n < CHANNELS ? this.channels[n] : null;
+    if (!ch) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
+    const more = (cmd.cla & 0x10) !== 0;
+    // CLA with channel and chaining bits cleared: what the applet sees.
+    const plain: DecodedCommand = { ...cmd, cla: cmd.cla & 0x80 };
+
+    if (cmd.ins === 0xc0 && !more) return this.getResponse(ch, cmd);
+    ch.pending = null;
+
+    // A chain is one command; anything else in between breaks it.
+    const key = `${plain.cla}:${plain.ins}:${plain.p1}:${plain.p2}`;
+    if (ch.chain && ch.chain.key !== key) {
+      ch.chain = null;
+      throw new CardStatus(SW.LAST_OF_CHAIN_EXPECTED);
+    }
+
+    if (plain.ins === 0x70 && plain.cla === 0) return this.manageChannel(ch, plain);
+    if (plain.ins === 0xa4 && plain.cla === 0 && plain.p1 === 0x04) return this.answer(ch, plain, this.select(ch, plain));
+
+    const applet = ch.applet;
+    if (!applet) throw new CardStatus(SW.INS_UNSUPPORTED);
+    if (applet.streams(plain)) {
+      return this.answer(ch, plain, applet.process(plain, ch, !more));
+    }
+    if (more) {
+      (ch.chain ??= { key, parts: [] }).parts.push(plain.data);
+      return { data: new Uint8Array(0), sw: SW.OK };
+    }
+    const whole = ch.chain ? { ...plain, data: concat([...ch.chain.parts, plain.data]) } : plain;
+    ch.chain = null;
+    return this.answer(ch, plain, applet.process(whole, ch, true));
+  }
+
+  // Response data beyond Ne (or the I/O buffer) waits for GET RESPONSE, announced by 61xx.
+  private answer(ch: Channel, cmd: DecodedCommand, data: Uint8Array): ResponseApdu {
+    const n = Math.min(cmd.ne, this.limits.maxResponseData);
+    if (data.length <= n) return { data, sw: SW.OK };
+    ch.pending = data.subarray(n);
+    return { data: data.subarray(0, n), sw: 0x6100 | Math.min(ch.pending.length, 256) % 256 };
+  }
+
+  private getResponse(ch: Channel, cmd: DecodedCommand): ResponseApdu {
+    const pending = ch.pending;
+    if (!pending) throw new CardStatus(SW.CONDITIONS);
+    ch.pending = null;
+    return this.answer(ch, cmd, pending);
+  }
+
+  private manageChannel(ch: Channel, cmd: DecodedCommand): ResponseApdu {
+    if (cmd.p1 === 0x00) {
+      if (ch.channel !== 0 || cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
+      const free = this.channels.findIndex((c) => c === null);
+      if (free < 0) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
+      this.channels[free] = this.newChannel(free);
+      return { data: Uint8Array.of(free), sw: SW.OK };
+    }
+    if (cmd.p1 === 0x80) {
+      const target = cmd.p2 === 0 ? ch.channel : cmd.p2;
+      if (target === 0 || target >= CHANNELS || !this.channels[target]) throw new CardStatus(SW.WRONG_P1P2);
+      this.channels[target] = null;
+      return { data: new Uint8Array(0), sw: SW.OK };
+    }
+    throw new CardStatus(SW.WRONG_P1P2);
+  }
+
+  private select(ch: Channel, cmd: DecodedCommand): Uint8Array {
+    const applet = this.applets.find((a) => hex(a.aid).startsWith(hex(cmd.data)) && cmd.data.length >= 5);
+    if (!applet) throw new CardStatus(SW.NOT_FOUND);
+    ch.applet = applet;
+    ch.state = new Map();
+    this.log?.(`channel ${ch.channel}: selected ${hex(applet.aid)}`);
+    return applet.select(ch);
+  }
+}

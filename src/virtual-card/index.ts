@@ -1,0 +1,45 @@
+// The senv virtual card: the senv applet on the virtual card OS, inserted into
+// a vpcd reader slot of pcscd. `senv virtual-card` runs one; the tests and the
+// APDU benchmark run theirs in-process.
+import { initSync, randomBytes } from '../core/index.ts';
+import { SenvApplet } from './applet.ts';
+import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs } from './card.ts';
+import { KeyStore } from './keystore.ts';
+import { VPCD_PORT, VpcdCard } from './vpcd.ts';
+
+export { VpcdCard, VPCD_PORT, type CardHandler, type VpcdCounters } from './vpcd.ts';
+export { VirtualCardOs, CardStatus, SW, makeAtr, type Applet, type ChannelContext } from './card.ts';
+export { SenvApplet } from './applet.ts';
+export { KeyStore } from './keystore.ts';
+
+export interface VirtualCardOptions {
+  /** vpcd slot: reader "Virtual PCD 00 0<slot>" on TCP 35963 + slot. */
+  slot?: number;
+  host?: string;
+  /** Overrides 35963 + slot. */
+  port?: number;
+  /** JSON file of the persistent key store; memory only when absent. */
+  store?: string;
+  /** Accept extended-length APDUs (default true); without, long data must be chained. */
+  extended?: boolean;
+  log?: (line: string) => void;
+  /** false: the connection to vpcd does not keep the process alive. */
+  keepAlive?: boolean;
+}
+
+export interface VirtualCard {
+  vpcd: VpcdCard;
+  applet: SenvApplet;
+  os: VirtualCardOs;
+}
+
+/** Builds a card (not inserted yet: call `vpcd.insert()`). */
+export function createVirtualCard(opts: VirtualCardOptions = {}): VirtualCard {
+  initSync();
+  const store = new KeyStore(opts.store, () => randomBytes(8));
+  const limits = opts.extended === false ? SHORT_LIMITS : EXTENDED_LIMITS;
+  const applet = new SenvApplet({ store, random: randomBytes, limits });
+  const os = new VirtualCardOs([applet], { limits, ...(opts.log ? { log: opts.log } : {}) });
+  const vpcd = new VpcdCard(os, { host: opts.host ?? '127.0.0.1', port: opts.port ?? VPCD_PORT + (opts.slot ?? 0), keepAlive: opts.keepAlive ?? true });
+  return { vpcd, applet, os };
+}

@@ -1,0 +1,80 @@
+// The virtual card's non-volatile memory: key slots and sensitive data
+// objects, written through to one JSON file (mode 0600) so that keys survive a
+// restart of `senv virtual-card`, like a real card's EEPROM. Without a path
+// the store lives in memory only (tests, throw-away cards).
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fromHex, hex } from '../apdu/apdu.ts';
+
+export interface KeyRecord {
+  /** TS-0016 algorithm value the key was created for (clause 9.6 / 9.9). */
+  algorithm: number;
+  /** 'secret': symmetric key or ECDSA private scalar; 'public': an ECDSA public point only. */
+  kind: 'secret' | 'public';
+  /** Secret material: never leaves the card through any command. */
+  secret?: Uint8Array;
+  /** ECDSA public point (uncompressed SEC1). */
+  publicKey?: Uint8Array;
+}
+
+interface FileFormat {
+  serial: string;
+  keys: Record<string, { algorithm: number; kind: 'secret' | 'public'; secret?: string; publicKey?: string }>;
+  objects: Record<string, string>;
+}
+
+/** Capacity reported by GET DATA DF02 and enforced on writes. */
+export const NVM_CAPACITY = 256 * 1024;
+
+export class KeyStore {
+  readonly keys = new Map<number, KeyRecord>();
+  readonly objects = new Map<number, Uint8Array>();
+  serial: Uint8Array;
+
+  constructor(private readonly path?: string, newSerial: () => Uint8Array = () => new Uint8Array(8)) {
+    this.serial = newSerial();
+    if (!path) return;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      this.save();
+      return;
+    }
+    const f = JSON.parse(text) as FileFormat;
+    this.serial = fromHex(f.serial);
+    for (const [ref, k] of Object.entries(f.keys)) {
+      this.keys.set(Number(ref), {
+        algorithm: k.algorithm, kind: k.kind,
+        ...(k.secret ? { secret: fromHex(k.secret) } : {}),
+        ...(k.publicKey ? { publicKey: fromHex(k.publicKey) } : {}),
+      });
+    }
+    for (const [id, v] of Object.entries(f.objects)) this.objects.set(Number(id), fromHex(v));
+  }
+
+  used(): number {
+    let n = 0;
+    for (const k of this.keys.values()) n += 8 + (k.secret?.length ?? 0) + (k.publicKey?.length ?? 0);
+    for (const o of this.objects.values()) n += 4 + o.length;
+    return n;
+  }
+
+  /** Writes the whole store atomically (temp file + rename), so a crash never leaves half a file. */
+  save(): void {
+    if (!this.path) return;
+    const f: FileFormat = { serial: hex(this.serial), keys: {}, objects: {} };
+    for (const [ref, k] of this.keys) {
+      f.keys[ref] = {
+        algorithm: k.algorithm, kind: k.kind,
+        ...(k.secret ? { secret: hex(k.secret) } : {}),
+        ...(k.publicKey ? { publicKey: hex(k.publicKey) } : {}),
+      };
+    }
+    for (const [id, v] of this.objects) f.objects[id] = hex(v);
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(f), { mode: 0o600 });
+    renameSync(tmp, this.path);
+  }
+}

@@ -1,0 +1,229 @@
+// APDU codec and every transport layer against scripted card responses.
+import { describe, expect, it } from 'vitest';
+import { decodeCommand, decodeResponse, encodeCommand, fromHex, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
+import {
+  ChainingLayer, claForChannel, channelOfCla, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
+  LogicalChannel, RawTransport, selectAid, StatusLayer, type ByteChannel,
+} from '../../src/apdu/transport.ts';
+import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
+import { LengthError } from '../../src/core/errors.ts';
+
+/** A card that expects exactly these commands (hex) and answers these responses (hex). */
+function scripted(script: [string, string][]): ByteChannel & { done(): void } {
+  let i = 0;
+  return {
+    async transmit(apdu) {
+      const step = script[i++];
+      if (!step) throw new Error(`unexpected command ${hex(apdu)}`);
+      expect(hex(apdu)).toBe(step[0].replace(/\s/g, '').toUpperCase());
+      return fromHex(step[1]);
+    },
+    done: () => expect(i).toBe(script.length),
+  };
+}
+
+const raw = (ch: ByteChannel, extended = false) => new RawTransport(ch, { extended });
+const bytes = (n: number, f = (i: number) => i & 0xff) => Uint8Array.from({ length: n }, (_, i) => f(i));
+
+describe('command APDU codec', () => {
+  const cases: [string, CommandApdu, string][] = [
+    ['case 1', { cla: 0, ins: 0xa4, p1: 4, p2: 0 }, '00A40400'],
+    ['case 2 short', { cla: 0, ins: 0x84, p1: 0, p2: 0, ne: 8 }, '0084000008'],
+    ['case 2 short Ne=256', { cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256 }, '00B0000000'],
+    ['case 3 short', { cla: 0, ins: 0xa4, p1: 4, p2: 0, data: fromHex('A000000151') }, '00A4040005A000000151'],
+    ['case 4 short', { cla: 0, ins: 0xa4, p1: 4, p2: 0, data: fromHex('A000000151'), ne: 256 }, '00A4040005A00000015100'],
+    ['case 2 extended', { cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 4000 }, '00B00000000FA0'],
+    ['case 2 extended Ne=65536', { cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 65536 }, '00B00000000000'],
+  ];
+  for (const [name, cmd, wire] of cases) {
+    it(`${name} encodes and decodes`, () => {
+      expect(hex(encodeCommand(cmd))).toBe(wire);
+      const d = decodeCommand(fromHex(wire));
+      expect([d.cla, d.ins, d.p1, d.p2]).toEqual([cmd.cla, cmd.ins, cmd.p1, cmd.p2]);
+      expect(hex(d.data)).toBe(hex(cmd.data ?? new Uint8Array(0)));
+      expect(d.ne).toBe(cmd.ne ?? 0);
+    });
+  }
+
+  it('extended cases 3 and 4 carry 3-byte Lc and 2-byte Le', () => {
+    const data = bytes(300);
+    const c3 = encodeCommand({ cla: 0, ins: 0x2a, p1: 0x90, p2: 0x80, data });
+    expect(hex(c3.subarray(0, 7))).toBe('002A908000012C');
+    expect(c3.length).toBe(7 + 300);
+    const c4 = encodeCommand({ cla: 0, ins: 0x2a, p1: 0x90, p2: 0x80, data, ne: 65536 });
+    expect(hex(c4.subarray(c4.length - 2))).toBe('0000');
+    const d = decodeCommand(c4);
+    expect([d.case, d.extended, d.ne, d.data.length]).toEqual([4, true, 65536, 300]);
+    // forced extended form for small fields
+    expect(hex(encodeCommand({ cla: 0, ins: 0xca, p1: 0, p2: 0, data: fromHex('01'), ne: 2 }, { extended: true }))).toBe('00CA0000000001010002');
+  });
+
+  it('rejects what does not fit and malformed input', () => {
+    expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(256) }, { allowExtended: false })).toThrow(LengthError);
+    expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, ne: 65537 })).toThrow(LengthError);
+    expect(() => encodeCommand({ cla: 256, ins: 0, p1: 0, p2: 0 })).toThrow(/CLA must be a byte/);
+    expect(() => decodeCommand(fromHex('00A404'))).toThrow(ApduError);
+    expect(() => decodeCommand(fromHex('00A4040005A0000001'))).toThrow(ApduError);
+    expect(() => decodeCommand(fromHex('00A40400000005A0'))).toThrow(ApduError);
+    expect(() => decodeResponse(fromHex('90'))).toThrow(ApduError);
+    expect(decodeResponse(fromHex('01029000'))).toEqual({ data: fromHex('0102'), sw: 0x9000 });
+  });
+
+  it('encodes BER-TLV with one- and two-byte tags and long lengths', () => {
+    expect(hex(encodeTlv(0x84, fromHex('01')))).toBe('840101');
+    expect(hex(encodeTlv(0x7f49, bytes(65)).subarray(0, 3))).toBe('7F4941');
+    expect(hex(encodeTlv(0x86, bytes(200)).subarray(0, 3))).toBe('8681C8');
+    expect(hex(encodeTlv(0x86, bytes(300)).subarray(0, 4))).toBe('8682012C');
+    const parsed = decodeTlvs(new Uint8Array([...encodeTlv(0x80, fromHex('0004')), ...encodeTlv(0xdf01, bytes(300))]));
+    expect(parsed.map((t) => [t.tag, t.value.length])).toEqual([[0x80, 2], [0xdf01, 300]]);
+    expect(() => decodeTlvs(fromHex('8405'))).toThrow(ApduError);
+  });
+});
+
+describe('transport layers', () => {
+  it('raw: short-only transport asks for at most 256 bytes', async () => {
+    const ch = scripted([['00B0000000', '019000']]);
+    const t = raw(ch);
+    expect((await t.transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1000 })).sw).toBe(0x9000);
+    expect(t.sent).toBe(1);
+    ch.done();
+  });
+
+  it('GET RESPONSE collects 61xx chains, on the command\'s channel', async () => {
+    const ch = scripted([
+      ['01CA010000', 'AAAA6102'],
+      ['01C0000002', 'BBBB6100'],
+      ['01C0000000', `${'CC'.repeat(3)}9000`],
+    ]);
+    const r = await new GetResponseLayer(raw(ch)).transmit({ cla: 0x01, ins: 0xca, p1: 1, p2: 0, ne: 256 });
+    expect(hex(r.data)).toBe('AAAABBBBCCCCCC');
+    expect(r.sw).toBe(0x9000);
+    ch.done();
+  });
+
+  it('GET RESPONSE also follows 9Fxx (UICC) and stops after the round limit', async () => {
+    const ok = scripted([['80F2000000', '9F04'], ['00C0000004', '010203049000']]);
+    expect(hex((await new GetResponseLayer(raw(ok)).transmit({ cla: 0x80, ins: 0xf2, p1: 0, p2: 0, ne: 256 })).data)).toBe('01020304');
+    ok.done();
+    const endless: ByteChannel = { transmit: async () => fromHex('006101') };
+    await expect(new GetResponseLayer(raw(endless), 3).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 })).rejects.toThrow(
+      /after 3 GET RESPONSE rounds/,
+    );
+  });
+
+  it('6Cxx re-sends the command once with the corrected Le', async () => {
+    const ch = scripted([['00B0000010', '6C08'], ['00B0000008', '01020304050607089000']]);
+    const r = await new LeCorrectionLayer(raw(ch)).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 16 });
+    expect(r.data.length).toBe(8);
+    ch.done();
+  });
+
+  it('chains long data with CLA b5 when extended length is unavailable', async () => {
+    const data = bytes(600);
+    const link = (from: number, to: number) => hex(data.subarray(from, to));
+    const ch = scripted([
+      [`102A9080FF${link(0, 255)}00`, '9000'],
+      [`102A9080FF${link(255, 510)}00`, '9000'],
+      [`002A90805A${link(510, 600)}00`, `${'11'.repeat(32)}9000`],
+    ]);
+    const r = await new ChainingLayer(raw(ch)).transmit({ cla: 0, ins: 0x2a, p1: 0x90, p2: 0x80, data, ne: 256 });
+    expect(r.data.length).toBe(32);
+    ch.done();
+  });
+
+  it('chaining keeps output of intermediate links (streaming PSO)', async () => {
+    const ch = scripted([['102A8680FF' + '11'.repeat(255) + '00', 'AA'.repeat(250) + '9000'], ['002A868001' + '11' + '00', 'BB'.repeat(22) + '9000']]);
+    const r = await new ChainingLayer(raw(ch)).transmit({ cla: 0, ins: 0x2a, p1: 0x86, p2: 0x80, data: new Uint8Array(256).fill(0x11), ne: 256 });
+    expect(hex(r.data)).toBe('AA'.repeat(250) + 'BB'.repeat(22));
+    ch.done();
+  });
+
+  it('chaining stops at a link the card refuses; extended transports send one APDU', async () => {
+    const data = bytes(300);
+    const refused = scripted([[`10DA0102FF${hex(data.subarray(0, 255))}`, '6A84']]);
+    const err = await new ChainingLayer(raw(refused)).transmit({ cla: 0, ins: 0xda, p1: 1, p2: 2, data }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StatusWordError);
+    expect((err as StatusWordError).sw).toBe(0x6a84);
+    const ext = scripted([[`00DA010200012C${hex(data)}`, '9000']]);
+    await new ChainingLayer(raw(ext, true)).transmit({ cla: 0, ins: 0xda, p1: 1, p2: 2, data });
+    ext.done();
+  });
+
+  it('maps status words to typed errors', async () => {
+    const ch = scripted([['002241B6', '6982']]);
+    const err = await new StatusLayer(raw(ch)).transmit({ cla: 0, ins: 0x22, p1: 0x41, p2: 0xb6 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StatusWordError);
+    expect((err as StatusWordError).sw).toBe(0x6982);
+    expect((err as StatusWordError).code).toBe('ERR_CARD_STATUS');
+    expect((err as Error).message).toMatch(/MANAGE SECURITY ENVIRONMENT.*6982.*security status not satisfied/);
+    const warn = scripted([['00B0000001', '006282']]);
+    expect((await new StatusLayer(raw(warn), true).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 })).sw).toBe(0x6282);
+  });
+
+  it('logical channels: MANAGE CHANNEL open/close and CLA encoding', async () => {
+    expect(claForChannel(0x00, 1)).toBe(0x01);
+    expect(claForChannel(0x10, 3)).toBe(0x13);
+    expect(claForChannel(0x0c, 2)).toBe(0x0e);
+    expect(claForChannel(0x00, 4)).toBe(0x40);
+    expect(claForChannel(0x10, 19)).toBe(0x5f);
+    expect(claForChannel(0x0c, 5)).toBe(0x61);
+    expect(claForChannel(0x80, 6)).toBe(0xc2);
+    for (let c = 0; c < 20; c++) expect(channelOfCla(claForChannel(0, c))).toBe(c);
+    expect(() => claForChannel(0, 20)).toThrow(LengthError);
+
+    const ch = scripted([
+      ['0070000001', '059000'],
+      ['41A4040006F053454E560100', '6F009000'],
+      ['00708005', '9000'],
+    ]);
+    const lc = await LogicalChannel.open(raw(ch));
+    expect(lc.channel).toBe(5);
+    expect(hex(await selectAid(lc, fromHex('F053454E5601')))).toBe('6F00');
+    await lc.close();
+    await lc.close();
+    await expect(lc.transmit({ cla: 0, ins: 0xca, p1: 0, p2: 0 })).rejects.toThrow(/closed/);
+    ch.done();
+  });
+
+  it('logging masks secret data and names commands and status words', async () => {
+    const lines: string[] = [];
+    const ch = scripted([
+      ['0020000104 31323334', '63C2'],
+      ['00DA0201 03 AABBCC', '9000'],
+      ['00CA020100', 'DDEEFF9000'],
+      ['00A4040005A00000015100', '6A82'],
+    ]);
+    const t = new LoggingLayer(raw(ch), (l) => lines.push(l));
+    await t.transmit({ cla: 0, ins: 0x20, p1: 0, p2: 1, data: fromHex('31323334') });
+    await t.transmit({ cla: 0, ins: 0xda, p1: 2, p2: 1, data: fromHex('AABBCC'), secret: true });
+    await t.transmit({ cla: 0, ins: 0xca, p1: 2, p2: 1, ne: 256, secret: true });
+    await t.transmit({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: fromHex('A000000151'), ne: 256 });
+    const text = lines.join('\n');
+    expect(text).not.toMatch(/31323334|AABBCC|DDEEFF/);
+    expect(text).toContain('<4 bytes masked>');
+    expect(text).toContain('<3 bytes masked> 9000');
+    expect(text).toContain('63C2  (verification failed, 2 tries left)');
+    expect(text).toContain('> 00A40400 A000000151 Ne=256  (SELECT)');
+    expect(text).toContain('6A82  (file or application not found)');
+    ch.done();
+  });
+
+  it('the default stack combines the layers', async () => {
+    const lines: string[] = [];
+    const ch = scripted([
+      ['102A9080FF' + 'AB'.repeat(255) + '00', '9000'],
+      ['002A90802D' + 'AB'.repeat(45) + '00', '6C20'],
+      ['002A90802D' + 'AB'.repeat(45) + '20', '01'.repeat(16) + '6110'],
+      ['00C0000010', '02'.repeat(16) + '9000'],
+      ['0084000008', '6A86'],
+    ]);
+    const { transport, raw: wire } = createTransport(ch, { extended: false, log: (l) => lines.push(l) });
+    const r = await transport.transmit({ cla: 0, ins: 0x2a, p1: 0x90, p2: 0x80, data: new Uint8Array(300).fill(0xab), ne: 256 });
+    expect(hex(r.data)).toBe('01'.repeat(16) + '02'.repeat(16));
+    await expect(transport.transmit({ cla: 0, ins: 0x84, p1: 0, p2: 0, ne: 8 })).rejects.toBeInstanceOf(StatusWordError);
+    expect(wire.sent).toBe(5);
+    expect(lines.length).toBe(10);
+    ch.done();
+  });
+});

@@ -1,0 +1,66 @@
+// Cross-checks of senv ECDSA against @noble/curves and node:crypto (OpenSSL)
+// in both directions, with random keys and messages, DER and raw signatures.
+import { describe, it, expect } from 'vitest';
+import nodeCrypto from 'node:crypto';
+import { p256, p384, p521 } from '@noble/curves/nist.js';
+import { ecdsa, initSync, type CurveName, type HashName, type CoreBuild } from '../../src/index.ts';
+
+const NOBLE = { 'P-256': p256, 'P-384': p384, 'P-521': p521 } as const;
+const NODE_HASH: Record<HashName, string> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+const HASHES: HashName[] = ['SHA-256', 'SHA-384', 'SHA-512'];
+const RUNS: Record<CoreBuild, number> = { simd: 500, scalar: 100 };
+
+const b64url = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+
+function nodeKeys(curve: CurveName, secretKey: Uint8Array, publicKey: Uint8Array) {
+  const L = secretKey.length;
+  const jwk = { kty: 'EC', crv: curve, x: b64url(publicKey.subarray(1, 1 + L)), y: b64url(publicKey.subarray(1 + L)) };
+  return {
+    priv: nodeCrypto.createPrivateKey({ key: { ...jwk, d: b64url(secretKey) }, format: 'jwk' }),
+    pub: nodeCrypto.createPublicKey({ key: jwk, format: 'jwk' }),
+  };
+}
+
+for (const build of ['simd', 'scalar'] as const) {
+  describe(`ECDSA cross-checks (${build} build)`, () => {
+    for (const curve of ['P-256', 'P-384', 'P-521'] as const) {
+      it(`${curve}: ${RUNS[build]} random keys and messages against @noble/curves and node:crypto`, () => {
+        initSync({ build });
+        const e = ecdsa(curve);
+        const noble = NOBLE[curve];
+        for (let i = 0; i < RUNS[build]; i++) {
+          const format = i % 2 ? 'raw' : 'der';
+          const nodeEncoding = format === 'raw' ? 'ieee-p1363' : 'der';
+          const nobleFormat = format === 'raw' ? 'compact' : 'der';
+          const msg = nodeCrypto.randomBytes(i % 97);
+          const hashName = HASHES[i % 3]!;
+          // Alternate key sources: senv keygen, noble keygen.
+          const { secretKey, publicKey } = i % 4 < 2 ? e.keygen() : (() => {
+            const sk = noble.utils.randomSecretKey();
+            return { secretKey: sk, publicKey: noble.getPublicKey(sk, false) };
+          })();
+          expect(Buffer.from(e.getPublicKey(secretKey))).toEqual(Buffer.from(noble.getPublicKey(secretKey, false)));
+          expect(Buffer.from(e.getPublicKey(secretKey, true))).toEqual(Buffer.from(noble.getPublicKey(secretKey, true)));
+          const { priv, pub } = nodeKeys(curve, secretKey, publicKey);
+
+          // senv signs (deterministic, the curve's hash): noble produces the same bytes.
+          const det = e.sign(msg, secretKey, { format, extraEntropy: false });
+          expect(Buffer.from(det)).toEqual(Buffer.from(noble.sign(msg, secretKey, { format: nobleFormat, lowS: false, extraEntropy: false })));
+          // senv signs (hedged, any hash): noble and OpenSSL verify.
+          const sig = e.sign(msg, secretKey, { format, hash: hashName });
+          const digest = nodeCrypto.createHash(NODE_HASH[hashName]).update(msg).digest();
+          expect(noble.verify(sig, digest, publicKey, { format: nobleFormat, prehash: false, lowS: false })).toBe(true);
+          expect(nodeCrypto.verify(NODE_HASH[hashName], msg, { key: pub, dsaEncoding: nodeEncoding }, sig)).toBe(true);
+
+          // They sign, senv verifies; a changed message fails.
+          const nodeSig = nodeCrypto.sign(NODE_HASH[hashName], msg, { key: priv, dsaEncoding: nodeEncoding });
+          expect(e.verify(nodeSig, msg, publicKey, { format, hash: hashName })).toBe(true);
+          const nobleSig = noble.sign(digest, secretKey, { format: nobleFormat, prehash: false, lowS: false });
+          expect(e.verify(nobleSig, digest, publicKey, { format, hash: hashName, prehashed: true })).toBe(true);
+          const other = Buffer.concat([msg, Buffer.from([i & 0xff])]);
+          expect(e.verify(nodeSig, other, publicKey, { format, hash: hashName })).toBe(false);
+        }
+      }, 300_000);
+    }
+  });
+}

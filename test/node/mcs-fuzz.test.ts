@@ -1,0 +1,136 @@
+// Thousands of random and mutated primitives: every one gets a response with
+// a client-error code (never 5000), a short m2m:dbg without key bytes, the
+// engine keeps serving correctly, and WASM memory stops growing once the
+// same work repeats (no leak per request).
+import { describe, expect, it } from 'vitest';
+import { McsEngine, sha256 } from '../../src/index.ts';
+import { core } from '../../src/core/loader.ts';
+import { prng } from '../portable/harness.ts';
+import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+
+const KEY16 = new Uint8Array(16).fill(0x5a);
+const KEY_B64 = b64(KEY16);
+const ALLOWED = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4102, 4103, 4105, 4106, 4108, 5001, 5207]);
+
+type Req = Record<string, unknown>;
+
+function corpus(seId: string): Req[] {
+  const r = (op: number, to: string, pc?: unknown, ty?: number, fr = 'CAE1'): Req => ({ op, to, fr, rqi: 'q', ty, pc });
+  const reg = `${seId}/reg`;
+  return [
+    r(1, seId, { 'senv:Senv': { rn: 'reg', sID: seId, seL: 1 } }, 20011),
+    r(1, seId, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 4096, kDt: KEY_B64 } }, 20002),
+    r(1, `${reg}/c`, { 'senv:algP': { nc: b64(new Uint8Array(12)), aD: 'AAAA' } }, 20001),
+    r(3, `${reg}/c`, { 'senv:Cph': { msg: b64(new Uint8Array(100)) } }),
+    r(2, `${reg}/c/encrypt`), r(2, `${reg}/c/decrypt`), r(2, `${reg}/c/generateKey`), r(2, `${reg}/c`),
+    r(1, seId, { 'senv:Cph': { rn: 'b', Calg: 24, mbs: 4096, kDt: KEY_B64 } }, 20002),
+    r(1, `${reg}/b`, { 'senv:algP': { iV: b64(new Uint8Array(16)) } }, 20001),
+    r(3, `${reg}/b`, { 'senv:Cph': { msg: 'QUJD' } }), r(2, `${reg}/b/Dec`), r(2, `${reg}/b/Enc`),
+    r(1, seId, { 'senv:Hsh': { rn: 'h', Halg: 5, msg: 'QUJD' } }, 20004), r(3, `${reg}/h`, { 'senv:Hsh': { msg: 'QUJD' } }), r(2, `${reg}/h/cHsh`),
+    r(1, seId, { 'senv:Sgn': { rn: 's', Salg: 26, kDt: KEY_B64, msg: 'QUJD' } }, 20012), r(2, `${reg}/s/cSgn`), r(2, `${reg}/s/vSgn`),
+    r(1, seId, { 'senv:Sgn': { rn: 'e', Salg: 33, sgF: 'raw' } }, 20012), r(2, `${reg}/e/gnK`), r(2, `${reg}/e/cSgn`),
+    r(1, seId, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 32 } }, 20007), r(2, `${reg}/r/gnR`), r(3, `${reg}/r`, { 'senv:Rnd': { Dsz: 8 } }),
+    r(1, seId, { 'senv:Sdo': { rn: 'd', msg: KEY_B64 } }, 20009), r(3, `${reg}/d`, { 'senv:Sdo': { msg: null } }),
+    r(1, seId, { 'm2m:acp': { rn: 'a', pv: { acr: [{ acor: ['CAE2'], acop: 3 }] }, pvs: { acr: [{ acor: ['CAE1'], acop: 63 }] } } }, 1),
+    r(3, reg, { 'senv:Senv': { acpi: ['a'] } }), r(2, `${reg}/c`, undefined, undefined, 'CAE2'),
+    r(3, `${reg}/warmReset`, { 'senv:Srbt': { rb: true } }), r(2, `${reg}/memory`), r(2, `${reg}/deviceInfo`),
+    r(4, `${reg}/h`), r(4, `${reg}/c`), r(2, seId, undefined, undefined, 'CAE9'),
+  ];
+}
+
+const WEIRD: unknown[] = [null, undefined, -1, 0, 1.5, 2 ** 53, Number.NaN, Infinity, '', 'x'.repeat(5000), 'QUJD', '====', 'A', [], [1, 'a'], {}, { a: { b: [] } }, true, false,
+  new Uint8Array(3), '20261122T120000', '20991232T000000', 20002, 1001, 'senv:Cph', '../..', '\u0000\ud800', { acr: [{ acor: 'x', acop: 99 }] }];
+
+function mutate(req: Req, rand: (n: number) => number, seId: string): unknown {
+  const pick = <T>(a: readonly T[]) => a[rand(a.length)]!;
+  const m: Req = structuredClone(req);
+  const content = () => {
+    const pc = m.pc as Record<string, Record<string, unknown>> | undefined;
+    const root = pc && Object.keys(pc)[0];
+    return root && typeof pc[root] === 'object' && pc[root] !== null ? pc[root] : undefined;
+  };
+  const steps = 1 + rand(3);
+  for (let i = 0; i < steps; i++) {
+    switch (rand(10)) {
+      case 0: delete m[pick(Object.keys(m))]; break;
+      case 1: m[pick(['op', 'to', 'fr', 'rqi', 'ty', 'pc', 'rvi', 'zz'])] = pick(WEIRD); break;
+      case 2: m.op = rand(7); break;
+      case 3: m.to = pick([seId, `${seId}/reg`, `/${seId}/reg/c`, `${seId}/reg/c/encrypt/x`, `${seId}//c`, `${seId}/reg/memory/encrypt`, '4-x/reg', `${seId}/Cph1`, `${seId}/reg/${'n'.repeat(70)}`, `${seId}/reg/c/${pick(['Enc', 'Dec', 'gnK', 'cHsh', 'cSgn', 'vSgn', 'gnR', 'la'])}`]); break;
+      case 4: m.ty = pick([1, 13, 20001, 20002, 20003, 20004, 20005, 20006, 20007, 20008, 20009, 20010, 20011, 20012, 99999, -5]); break;
+      case 5: { const c = content(); if (c) c[pick(['msg', 'kDt', 'Calg', 'mbs', 'cbs', 'Halg', 'Salg', 'rgT', 'Dsz', 'sID', 'seL', 'srt', 'acpi', 'et', 'rn', 'nc', 'iV', 'aD', 'Sgn', 'kInf', 'sgF', 'prH', 'kExp', 'pv', 'rb', 'rbT', 'cD', 'ri', 'ty', 'qq'])] = pick(WEIRD); break; }
+      case 6: { const c = content(); if (c) delete c[pick(Object.keys(c))]; break; }
+      case 7: if (m.pc && typeof m.pc === 'object') m.pc = { [pick(['senv:Cph', 'senv:Hsh', 'senv:Sgn', 'm2m:acp', 'senv:Senv', 'senv:X', 'm2m:cin'])]: Object.values(m.pc as object)[0] }; break;
+      case 8: m.fr = pick(['CAE1', 'CAE2', 'CAE9', '', 'C'.repeat(2000)]); break;
+      default: return pick([null, 'text', 42, [m], { ...m, pc: [m.pc] }, m]);
+    }
+  }
+  return m;
+}
+
+describe('Mcs fuzz', () => {
+  it('random and mutated primitives: client errors only, short dbg, no key bytes, no WASM growth', async () => {
+    const engine = await McsEngine.create();
+    const seId = engine.seIds[0]!;
+    const seeds = corpus(seId);
+    const bytes = prng(99);
+    const rand = (n: number) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
+    const phase = async (count: number) => {
+      for (const s of seeds) await engine.send({ ...s, fr: s.fr }); // the valid baseline, so mutations hit real resources
+      await engine.send({ op: 1, to: seId, fr: 'CAE2', rqi: 'r2', ty: 20011, pc: { 'senv:Senv': { rn: 'reg2', sID: seId, seL: 1 } } });
+      for (let i = 0; i < count; i++) {
+        const req = mutate(seeds[rand(seeds.length)]!, rand, seId);
+        const r = await engine.send(req);
+        expect(typeof r.rsc).toBe('number');
+        if (!ALLOWED.has(r.rsc)) throw new Error(`rsc ${r.rsc} for ${JSON.stringify(req)?.slice(0, 300)}: ${JSON.stringify(r.pc)}`);
+        if (r.rsc >= 4000) {
+          const dbg = r.pc?.['m2m:dbg'];
+          expect(typeof dbg === 'string' && dbg.length > 0 && dbg.length <= 200).toBe(true);
+          expect(String(dbg)).not.toContain(KEY_B64);
+        }
+      }
+      // Deregistration releases every resource and key of a phase.
+      for (const fr of ['CAE1', 'CAE2']) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+    };
+    const memory = () => core().x.memory.buffer.byteLength;
+    await phase(1500);
+    await phase(1500);
+    const settled = memory();
+    await phase(1500);
+    await phase(1500);
+    expect(memory()).toBe(settled);
+
+    // The engine still serves correct results after all that.
+    const s = new Session(engine, 'CFINAL');
+    await s.register('final');
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: 'QUJD' } }), 2001, 'hash');
+    expect(Buffer.from(unb64(body(await s.retrieve(s.path('final', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(new TextEncoder().encode('ABC'))))).toBe(true);
+  }, 300_000);
+
+  it('create, stream, use and delete cycles leave WASM memory flat (keys, expanded keys and open streams are freed)', async () => {
+    const engine = await McsEngine.create();
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    const big = new Uint8Array(40000);
+    const cycle = async (i: number) => {
+      const rn = `x${i}`;
+      const kinds = [
+        { ty: 20002, pc: { 'senv:Cph': { rn, Calg: 1002, mbs: 1 << 17, kDt: b64(new Uint8Array(32).fill(i)) } }, root: 'senv:Cph', op: 'encrypt' },
+        { ty: 20012, pc: { 'senv:Sgn': { rn, Salg: 49, kDt: KEY_B64 } }, root: 'senv:Sgn', op: 'cSgn' },
+        { ty: 20012, pc: { 'senv:Sgn': { rn, Salg: 27, kDt: KEY_B64 } }, root: 'senv:Sgn', op: 'cSgn' },
+        { ty: 20004, pc: { 'senv:Hsh': { rn, Halg: 6 } }, root: 'senv:Hsh', op: 'cHsh' },
+      ];
+      const k = kinds[i % kinds.length]!;
+      ok(await s.create(s.seId, k.ty, k.pc), 2001, 'create');
+      if (k.ty === 20002) ok(await s.create(s.path('reg', rn), 20001, { 'senv:algP': { nc: b64(new Uint8Array(12)) } }), 2001, 'nonce');
+      // Big enough to open a backend stream; every other cycle deletes with the stream still open.
+      ok(await s.send(3, s.path('reg', rn), { [k.root]: { msg: big } }, undefined, true), 2004, 'stream');
+      if (i % 2) ok(await s.retrieve(s.path('reg', rn, k.op)), 2000, 'use');
+      ok(await s.delete(s.path('reg', rn)), 2002, 'delete');
+    };
+    const memory = () => core().x.memory.buffer.byteLength;
+    for (let i = 0; i < 400; i++) await cycle(i);
+    const settled = memory();
+    for (let i = 400; i < 1600; i++) await cycle(i);
+    expect(memory()).toBe(settled);
+  }, 300_000);
+});

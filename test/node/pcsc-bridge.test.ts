@@ -1,0 +1,245 @@
+// The native PC/SC bridge through the real pcscd and vpcd, with the senv
+// virtual card on the other side of the socket.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { fromHex, hex } from '../../src/apdu/apdu.ts';
+import { InvalidInputError, sha256 } from '../../src/core/index.ts';
+import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
+import { VirtualCardOs, VpcdCard, type VirtualCard } from '../../src/virtual-card/index.ts';
+import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+
+const setup = await setupPcsc();
+const SELECT = fromHex('00A4040006F053454E560100');
+const COUNTERS = fromHex('00CADF0100');
+const sw = (r: Uint8Array) => hex(r.subarray(r.length - 2));
+
+function counters(r: Uint8Array) {
+  const v = new DataView(r.buffer, r.byteOffset);
+  return { cold: v.getUint32(0), warm: v.getUint32(4), off: v.getUint32(8) };
+}
+
+async function expectPcscError(p: Promise<unknown>, name: string): Promise<PcscError> {
+  const e = await p.then(() => null, (err: unknown) => err);
+  expect(e).toBeInstanceOf(PcscError);
+  expect((e as PcscError).scardName).toBe(name);
+  expect((e as PcscError).code).toBe('ERR_PCSC');
+  return e as PcscError;
+}
+
+describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
+  let env: PcscTestEnv;
+  let card: VirtualCard;
+
+  beforeAll(async () => {
+    if (!setup.ok) return;
+    env = setup.env;
+    card = env.newCard();
+    await env.insert(card);
+  });
+  afterAll(async () => {
+    if (setup.ok) await env.teardown();
+  });
+
+  it('lists the vpcd readers', async () => {
+    const readers = await env.ctx.listReaders();
+    expect(readers).toContain('Virtual PCD 00 00');
+    expect(readers).toContain('Virtual PCD 00 01');
+  });
+
+  it('sees removal and insertion in the change wait, with the ATR', async () => {
+    const before = await env.waitFor((s) => s.present);
+    expect(hex(before.atr)).toBe(hex(card.os.atr()));
+    await card.vpcd.remove();
+    const gone = await env.waitFor((s) => s.empty);
+    expect(gone.present).toBe(false);
+    await card.vpcd.insert();
+    const back = await env.waitFor((s) => s.present);
+    expect(hex(back.atr)).toBe(hex(card.os.atr()));
+  });
+
+  it('waits on the PnP pseudo-reader (vpcd readers never come or go, so it times out)', async () => {
+    await expectPcscError(env.ctx.getStatusChange([{ reader: env.ctx.pnpReader }], 50), 'SCARD_E_TIMEOUT');
+  });
+
+  it('transmits short and extended APDUs', async () => {
+    const c = await env.ctx.connect(env.slot.reader);
+    try {
+      expect(c.protocol).toBe('T1');
+      const fci = await c.transmit(SELECT);
+      expect(sw(fci)).toBe('9000');
+      expect(fci[0]).toBe(0x6f); // FCI template
+      const challenge = await c.transmit(fromHex('0084000008'));
+      expect(challenge.length).toBe(10);
+      // extended Le: 4000 random bytes in one response
+      const big = await c.transmit(fromHex('00840000000FA0'));
+      expect(big.length).toBe(4002);
+      expect(sw(big)).toBe('9000');
+      // extended Lc: PSO HASH over 4000 bytes, checked against the core
+      expect(sw(await c.transmit(fromHex('002241AA0480020004')))).toBe('9000');
+      const msg = new Uint8Array(4000).map((_, i) => i * 7);
+      const cmd = new Uint8Array([0x00, 0x2a, 0x90, 0x80, 0x00, 0x0f, 0xa0, ...msg, 0x00, 0x00]);
+      const digest = await c.transmit(cmd);
+      expect(sw(digest)).toBe('9000');
+      expect(hex(digest.subarray(0, 32))).toBe(hex(sha256(msg)));
+    } finally {
+      await c.disconnect();
+    }
+  });
+
+  it('performs warm and cold resets that the card observes', async () => {
+    const c = await env.ctx.connect(env.slot.reader);
+    try {
+      const read = async () => {
+        expect(sw(await c.transmit(SELECT))).toBe('9000');
+        return counters(await c.transmit(COUNTERS));
+      };
+      const a = await read();
+      await c.reset('warm');
+      const b = await read();
+      expect(b.warm - a.warm).toBe(1);
+      expect(b.cold - a.cold).toBe(0);
+      await c.reset('cold');
+      const d = await read();
+      expect(d.cold - b.cold).toBe(1);
+      expect(d.off - b.off).toBe(1);
+      expect(d.warm - b.warm).toBe(0);
+      // A reset forgets volatile state: the applet is no longer selected.
+      await c.reset('warm');
+      expect(sw(await c.transmit(COUNTERS))).toBe('6D00');
+    } finally {
+      await c.disconnect();
+    }
+  });
+
+  it('reports a reset by another handle as SCARD_W_RESET_CARD until reconnect', async () => {
+    const a = await env.ctx.connect(env.slot.reader);
+    const b = await env.ctx.connect(env.slot.reader);
+    try {
+      await a.reset('warm');
+      await expectPcscError(b.transmit(SELECT), 'SCARD_W_RESET_CARD');
+      await b.reconnect('leave');
+      expect(sw(await b.transmit(SELECT))).toBe('9000');
+    } finally {
+      await a.disconnect();
+      await b.disconnect();
+    }
+  });
+
+  it('serialises transactions between connections', async () => {
+    const a = await env.ctx.connect(env.slot.reader);
+    const b = await env.ctx.connect(env.slot.reader);
+    try {
+      const order: string[] = [];
+      await a.beginTransaction();
+      const bTurn = b.transaction(async () => {
+        order.push('b');
+        return sw(await b.transmit(SELECT));
+      });
+      expect(sw(await a.transmit(SELECT))).toBe('9000');
+      order.push('a');
+      await a.endTransaction();
+      expect(await bTurn).toBe('9000');
+      expect(order).toEqual(['a', 'b']);
+    } finally {
+      await a.disconnect();
+      await b.disconnect();
+    }
+  });
+
+  it('answers status with reader, protocol and ATR', async () => {
+    const c = await env.ctx.connect(env.slot.reader);
+    const s = await c.status();
+    expect(s.reader).toBe(env.slot.reader);
+    expect(s.protocol).toBe('T1');
+    expect(hex(s.atr)).toBe(hex(card.os.atr()));
+    expect(() => c.transmit('00A40400' as unknown as Uint8Array)).toThrow(InvalidInputError);
+    await c.disconnect();
+    await expectPcscError(c.transmit(SELECT), 'SCARD_E_INVALID_HANDLE');
+    await c.disconnect(); // idempotent
+  });
+
+  it('fails with typed errors: unknown reader, cancelled wait, unsupported control', async () => {
+    await expectPcscError(env.ctx.connect('No Such Reader 00 00'), 'SCARD_E_UNKNOWN_READER');
+    await expect(env.ctx.connect(42 as unknown as string)).rejects.toThrow(InvalidInputError);
+    const [s] = await env.ctx.getStatusChange([{ reader: env.slot.reader }], 0);
+    const waiting = env.ctx.getStatusChange([{ reader: env.slot.reader, state: s!.state }]);
+    // A cancel that lands before the wait started on the pool is lost, so repeat it until the wait ends.
+    const canceller = setInterval(() => env.ctx.cancel(), 20);
+    await expectPcscError(waiting, 'SCARD_E_CANCELLED').finally(() => clearInterval(canceller));
+    const c = await env.ctx.connect(env.slot.reader);
+    // vpcd implements no IOCTL: SCardControl fails cleanly instead of crashing.
+    const e = await c.control(3400).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(PcscError);
+    await c.disconnect();
+  });
+
+  it('fails connect on an empty slot and transmit after removal mid-command', async () => {
+    // A card that drops out of the reader when it receives INS EE, without answering.
+    const os = new VirtualCardOs([card.applet]);
+    const vanishing: VpcdCard = new VpcdCard({
+      atr: () => os.atr(),
+      power: (e) => os.power(e),
+      apdu: (b) => {
+        if (b[1] === 0xee) {
+          void vanishing.remove();
+          return new Promise<Uint8Array>(() => {});
+        }
+        return os.apdu(b);
+      },
+    }, { port: env.slot.port });
+    await env.remove(card);
+    await expectPcscError(env.ctx.connect(env.slot.reader), 'SCARD_E_NO_SMARTCARD');
+    await vanishing.insert();
+    await env.waitFor((s) => s.present);
+    const c = await env.ctx.connect(env.slot.reader);
+    expect(sw(await c.transmit(SELECT))).toBe('9000');
+    const e = await c.transmit(fromHex('00EE0000')).then(() => null, (err: unknown) => err);
+    // pcscd either reports the removal or, when the socket dies mid-exchange,
+    // "success" with no bytes: both must surface as typed errors.
+    if (e instanceof PcscError) expect(['SCARD_W_REMOVED_CARD', 'SCARD_E_NO_SMARTCARD', 'SCARD_F_COMM_ERROR']).toContain(e.scardName);
+    else expect(e).toBeInstanceOf(ShortResponseError);
+    await env.waitFor((s) => s.empty);
+    await expectPcscError(c.transmit(SELECT), 'SCARD_W_REMOVED_CARD');
+    await c.disconnect().catch(() => undefined);
+    await env.insert(card);
+  });
+
+  // 10,000 round trips: ~3 s with the latency fix, ~8 minutes through a pcscd without it.
+  const slow = setup.ok && !setup.env.latencyFixed;
+  it('leaks no handles over 10,000 transmits and releases collected connections', { timeout: slow ? 900_000 : 60_000 }, async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const c = await env.ctx.connect(env.slot.reader);
+    expect(sw(await c.transmit(SELECT))).toBe('9000');
+    const challenge = fromHex('0084000008');
+    await c.transmit(challenge);
+    const before = fds();
+    for (let i = 0; i < 10_000; i++) {
+      const r = await c.transmit(challenge);
+      if (r.length !== 10) throw new Error(`transmit ${i}: ${r.length} bytes`);
+    }
+    expect(fds()).toBe(before);
+    await c.disconnect();
+
+    // Connections dropped without disconnect() are released by the finaliser:
+    // afterwards an exclusive connection is possible again.
+    const baseline = fds();
+    await (async () => {
+      const dropped: PcscCard[] = [];
+      for (let i = 0; i < 20; i++) dropped.push(await env.ctx.connect(env.slot.reader));
+      expect(fds()).toBeGreaterThan(baseline);
+      await expectPcscError(env.ctx.connect(env.slot.reader, { share: 'exclusive' }), 'SCARD_E_SHARING_VIOLATION');
+    })();
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    for (let i = 0; i < 20 && fds() > baseline; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(fds()).toBe(baseline);
+    const x = await env.ctx.connect(env.slot.reader, { share: 'exclusive' });
+    expect(sw(await x.transmit(SELECT))).toBe('9000');
+    await x.disconnect();
+  });
+});

@@ -1,0 +1,79 @@
+// Shared by the tests that need the PC/SC stack: pcscd with the vpcd reader
+// (scripts/pcsc-stack.mjs brings it up, or uses a running one that serves
+// vpcd), one vpcd slot for this test file, and the senv virtual card in it.
+// Without the stack the tests skip and say why; with SENV_REQUIRE_PCSC=1 or
+// CI set they fail instead, because CI must run them.
+import { acquireSlot, acquireStack, type SlotLease } from '../../scripts/pcsc-stack.mjs';
+import { PcscContext, type ReaderState } from '../../src/pcsc/index.ts';
+import { createVirtualCard, type VirtualCard, type VirtualCardOptions } from '../../src/virtual-card/index.ts';
+
+export interface PcscTestEnv {
+  ctx: PcscContext;
+  /** false when a foreign pcscd without the latency fix serves the tests (~44 ms per APDU). */
+  latencyFixed: boolean;
+  slot: SlotLease;
+  /** A virtual card for this slot (not inserted). */
+  newCard(opts?: Omit<VirtualCardOptions, 'slot' | 'port'>): VirtualCard;
+  /** Waits (SCardGetStatusChange) until the slot's reader satisfies `want`. */
+  waitFor(want: (s: ReaderState) => boolean, timeoutMs?: number): Promise<ReaderState>;
+  /** Inserts the card and waits until pcscd reports it present. */
+  insert(card: VirtualCard): Promise<void>;
+  /** Removes the card and waits until pcscd reports the slot empty. */
+  remove(card: VirtualCard): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+export type PcscSetup = { ok: true; env: PcscTestEnv } | { ok: false; reason: string };
+
+export async function setupPcsc(): Promise<PcscSetup> {
+  const stack = await acquireStack();
+  if (!stack.ok) {
+    const reason = `PC/SC stack unavailable: ${stack.reason}`;
+    if (process.env.SENV_REQUIRE_PCSC === '1' || process.env.CI) throw new Error(reason);
+    console.warn(`skipping PC/SC tests: ${reason}`);
+    return { ok: false, reason };
+  }
+  const slot = await acquireSlot();
+  const ctx = await PcscContext.establish();
+  const cards: VirtualCard[] = [];
+
+  const waitFor = async (want: (s: ReaderState) => boolean, timeoutMs = 10_000): Promise<ReaderState> => {
+    const deadline = Date.now() + timeoutMs;
+    let [s] = await ctx.getStatusChange([{ reader: slot.reader, state: 0 }], 0);
+    while (s && !want(s)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`reader ${slot.reader} did not reach the expected state within ${timeoutMs} ms (state 0x${s.state.toString(16)})`);
+      try {
+        [s] = await ctx.getStatusChange([{ reader: slot.reader, state: s.state }], left);
+      } catch (e) {
+        if ((e as { scardName?: string }).scardName !== 'SCARD_E_TIMEOUT') throw e;
+      }
+    }
+    return s!;
+  };
+
+  if (!stack.latencyFixed) console.warn('PC/SC tests: the running pcscd has no TCP_NODELAY fix, APDUs take ~44 ms each (docs/pcsc.md)');
+  const env: PcscTestEnv = {
+    ctx, slot, waitFor, latencyFixed: stack.latencyFixed,
+    newCard(opts = {}) {
+      const c = createVirtualCard({ ...opts, port: slot.port });
+      cards.push(c);
+      return c;
+    },
+    async insert(card) {
+      await card.vpcd.insert();
+      await waitFor((s) => s.present);
+    },
+    async remove(card) {
+      await card.vpcd.remove();
+      await waitFor((s) => s.empty);
+    },
+    async teardown() {
+      for (const c of cards) await c.vpcd.remove();
+      await ctx.release();
+      await slot.release();
+      await stack.release();
+    },
+  };
+  return { ok: true, env };
+}

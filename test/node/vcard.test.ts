@@ -1,0 +1,233 @@
+// The senv virtual card (card OS + senv applet) driven in-process through the
+// host transport stack: the card profile of docs/apdu-profile.md, no pcscd.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { StatusWordError } from '../../src/apdu/errors.ts';
+import { CRT, DO, INS, MSE_SET, SENV_AID, TAG } from '../../src/apdu/profile.ts';
+import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
+import { createTransport, LogicalChannel, selectAid, type ApduTransport } from '../../src/apdu/transport.ts';
+import { ecdsa, gcm, hmac, initSync, randomBytes, sha256, sha384, sha512 } from '../../src/core/index.ts';
+import { createVirtualCard, type VirtualCard } from '../../src/virtual-card/index.ts';
+
+initSync();
+
+function stack(card: VirtualCard, extended = true): { t: ApduTransport; sent: () => number } {
+  const { transport, raw } = createTransport({ transmit: async (b) => card.os.apdu(b) }, { extended });
+  return { t: transport, sent: () => raw.sent };
+}
+
+async function open(opts: { extended?: boolean; store?: string } = {}) {
+  const card = createVirtualCard({ extended: opts.extended ?? true, ...(opts.store ? { store: opts.store } : {}) });
+  card.os.power('cold');
+  const s = stack(card, opts.extended ?? true);
+  const fci = await selectAid(s.t, SENV_AID);
+  return { card, ...s, fci };
+}
+
+const mse = (t: ApduTransport, crt: number, alg: number, ref?: number, extra: [number, number[]][] = []) =>
+  t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data: tlvs([TAG.ALGORITHM, u16(alg)], ...(ref ? [[TAG.KEY_REF, [ref]] as [number, number[]]] : []), ...extra) });
+const pso = (p1p2: number, data: Uint8Array, secret = false): CommandApdu =>
+  ({ cla: 0, ins: INS.PSO, p1: p1p2 >> 8, p2: p1p2 & 0xff, data, ne: 65536, secret });
+const putKey = (t: ApduTransport, ref: number, alg: number, kind: 1 | 2, material: Uint8Array) =>
+  t.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: ref, secret: true, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind]], [TAG.KEY_MATERIAL, material]) });
+/** PSO VERIFY: the message in chained links, then the signature template alone. */
+async function verifyOnCard(t: ApduTransport, msg: Uint8Array, sig: Uint8Array) {
+  await t.transmit({ ...pso(0x00a8, msg), cla: 0x10, ne: 0 });
+  return t.transmit({ ...pso(0x00a8, tlvs([TAG.SIGNATURE, sig])), ne: 0 });
+}
+const swOf = (p: Promise<unknown>) => p.then(() => 0x9000, (e: unknown) => (e instanceof StatusWordError ? e.sw : Promise.reject(e)));
+
+describe('senv virtual card', () => {
+  it('answers SELECT with its FCI (limits, algorithms, serial)', async () => {
+    const { fci, card } = await open();
+    const fcp = decodeTlvs(decodeTlvs(fci)[0]!.value);
+    expect(hex(findTlv(fcp, 0x84)!)).toBe(hex(SENV_AID));
+    const prop = decodeTlvs(findTlv(fcp, 0xa5)!);
+    expect(hex(findTlv(prop, 0x81)!)).toBe('FF00');
+    const algs = findTlv(prop, 0x82)!;
+    const values = Array.from({ length: algs.length / 2 }, (_, i) => (algs[2 * i]! << 8) | algs[2 * i + 1]!);
+    expect(values).toEqual(expect.arrayContaining([4, 5, 6, 25, 26, 27, 33, 34, 38]));
+    expect(card.os.atr()[0]).toBe(0x3b);
+  });
+
+  it('GET CHALLENGE returns fresh random bytes of the asked length', async () => {
+    const { t } = await open();
+    const a = await t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 32 });
+    const b = await t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 32 });
+    expect(a.data.length).toBe(32);
+    expect(hex(a.data)).not.toBe(hex(b.data));
+    expect((await t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 5000 })).data.length).toBe(5000);
+    expect(await swOf(t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0 }))).toBe(0x6700);
+  });
+
+  for (const extended of [true, false]) {
+    it(`PSO HASH streams chained links (${extended ? 'extended' : 'short, chained'})`, async () => {
+      const { t, sent } = await open({ extended });
+      const msg = randomBytes(3000);
+      for (const [alg, f] of [[4, sha256], [5, sha384], [6, sha512]] as const) {
+        await mse(t, CRT.HT, alg);
+        const before = sent();
+        const r = await t.transmit(pso(0x9080, msg));
+        expect(hex(r.data)).toBe(hex(f(msg)));
+        // one APDU with extended length; ceil(3000 / 255) links when chaining
+        expect(sent() - before).toBe(extended ? 1 : Math.ceil(3000 / 255));
+      }
+    });
+  }
+
+  it('HMAC keys: import, sign, verify (card-side, 6300 on mismatch), internal authenticate', async () => {
+    const { t } = await open();
+    const key = randomBytes(32);
+    await putKey(t, 0x10, 25, 1, key);
+    await mse(t, CRT.DST, 25, 0x10);
+    const msg = randomBytes(700);
+    const mac = (await t.transmit(pso(0x9e9a, msg))).data;
+    expect(hex(mac)).toBe(hex(hmac('SHA-256', key, msg)));
+    const verify = (sig: Uint8Array) => verifyOnCard(t, msg, sig);
+    expect(await swOf(verify(mac))).toBe(0x9000);
+    const bad = mac.slice();
+    bad[0]! ^= 1;
+    expect(await swOf(verify(bad))).toBe(0x6300);
+    await mse(t, CRT.AT, 25, 0x10);
+    const challenge = randomBytes(16);
+    expect(hex((await t.transmit({ cla: 0, ins: INS.INTERNAL_AUTHENTICATE, p1: 0, p2: 0, data: challenge, ne: 256 })).data)).toBe(
+      hex(hmac('SHA-256', key, challenge)),
+    );
+    // the wrong algorithm for the key is refused
+    await mse(t, CRT.DST, 26, 0x10);
+    expect(await swOf(t.transmit(pso(0x9e9a, msg)))).toBe(0x6984);
+  });
+
+  it('ECDSA: keys generated on the card sign; the public key verifies on the host and the card', async () => {
+    const { t } = await open();
+    const gen = await t.transmit({ cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(33)], [TAG.KEY_REF, [0x21]]), ne: 256 });
+    const pub = findTlv(decodeTlvs(findTlv(decodeTlvs(gen.data), TAG.PUBLIC_KEY_TEMPLATE)!), TAG.EC_POINT)!;
+    expect(pub.length).toBe(65);
+    const msg = randomBytes(1000);
+    await mse(t, CRT.DST, 33, 0x21);
+    const raw = (await t.transmit(pso(0x9e9a, msg))).data;
+    expect(raw.length).toBe(64);
+    expect(ecdsa('P-256').verify(raw, msg, pub, { format: 'raw' })).toBe(true);
+    await mse(t, CRT.DST, 33, 0x21, [[TAG.SIG_FORMAT, [1]]]);
+    const der = (await t.transmit(pso(0x9e9a, msg))).data;
+    expect(ecdsa('P-256').verify(der, msg, pub, { format: 'der' })).toBe(true);
+    expect(await swOf(verifyOnCard(t, msg, der))).toBe(0x9000);
+    // prehashed input
+    await mse(t, CRT.DST, 33, 0x21, [[TAG.INPUT_IS_DIGEST, [1]]]);
+    const sigOfDigest = (await t.transmit(pso(0x9e9a, sha256(msg)))).data;
+    expect(ecdsa('P-256').verify(sigOfDigest, msg, pub, { format: 'raw' })).toBe(true);
+    // reading the public key again; the key information never carries the secret
+    const again = await t.transmit({ cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [0x21]]), ne: 256 });
+    expect(hex(again.data)).toBe(hex(gen.data));
+    const info = decodeTlvs((await t.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: 0x21, ne: 256 })).data);
+    expect(info.map((x) => x.tag)).toEqual([TAG.ALGORITHM, TAG.KEY_KIND, TAG.EC_POINT]);
+    // internal authenticate signs the challenge
+    await mse(t, CRT.AT, 33, 0x21);
+    const challenge = randomBytes(32);
+    const auth = (await t.transmit({ cla: 0, ins: INS.INTERNAL_AUTHENTICATE, p1: 0, p2: 0, data: challenge, ne: 256 })).data;
+    expect(ecdsa('P-256').verify(auth, challenge, pub, { format: 'raw' })).toBe(true);
+  });
+
+  it('imports ECDSA private scalars and public points', async () => {
+    const { t } = await open();
+    const pair = ecdsa('P-384').keygen();
+    await putKey(t, 0x30, 34, 1, pair.secretKey);
+    await putKey(t, 0x31, 34, 2, pair.publicKey);
+    const msg = randomBytes(100);
+    await mse(t, CRT.DST, 34, 0x30);
+    const sig = (await t.transmit(pso(0x9e9a, msg))).data;
+    expect(ecdsa('P-384').verify(sig, msg, pair.publicKey, { format: 'raw' })).toBe(true);
+    await mse(t, CRT.DST, 34, 0x31);
+    expect(await swOf(verifyOnCard(t, msg, sig))).toBe(0x9000);
+    // a public key cannot sign
+    expect(await swOf(t.transmit(pso(0x9e9a, msg)))).toBe(0x6984);
+    expect(await swOf(putKey(t, 0x32, 34, 1, new Uint8Array(48)))).toBe(0x6a80);
+  });
+
+  it('AES: ENCIPHER links stream ciphertext, an AEAD DECIPHER releases nothing before the tag verified', async () => {
+    const { t } = await open({ extended: false });
+    const key = randomBytes(16);
+    const nonce = randomBytes(12);
+    const aad = randomBytes(5);
+    await putKey(t, 0x40, 1001, 1, key);
+    await mse(t, CRT.CT, 1001, 0x40, [[TAG.IV, [...nonce]], [TAG.AAD, [...aad]]]);
+    const msg = randomBytes(600);
+    const link = (p1p2: number, data: Uint8Array, more: boolean) => t.transmit({ ...pso(p1p2, data), cla: more ? 0x10 : 0 });
+    const c1 = await link(0x8680, msg.subarray(0, 255), true);
+    const c2 = await link(0x8680, msg.subarray(255), false);
+    const ct = new Uint8Array([...c1.data, ...c2.data]);
+    expect(c1.data.length).toBe(255);
+    expect(hex(ct)).toBe(hex(gcm(key, nonce, aad).encrypt(msg)));
+    await mse(t, CRT.CT, 1001, 0x40, [[TAG.IV, [...nonce]], [TAG.AAD, [...aad]]]);
+    expect((await link(0x8086, ct.subarray(0, 255), true)).data.length).toBe(0);
+    expect(hex((await link(0x8086, ct.subarray(255), false)).data)).toBe(hex(msg));
+    ct[0]! ^= 1;
+    await mse(t, CRT.CT, 1001, 0x40, [[TAG.IV, [...nonce]], [TAG.AAD, [...aad]]]);
+    expect(await swOf(t.transmit(pso(0x8086, ct)))).toBe(0x6300);
+    // CBC without padding refuses a partial block; a wrong key length is refused at import
+    await putKey(t, 0x41, 13, 1, key);
+    await mse(t, CRT.CT, 13, 0x41, [[TAG.IV, [...randomBytes(16)]]]);
+    expect(await swOf(t.transmit(pso(0x8680, randomBytes(17))))).toBe(0x6700);
+    expect(await swOf(putKey(t, 0x42, 1001, 1, randomBytes(20)))).toBe(0x6a80);
+  });
+
+  it('stores, reads and deletes sensitive data objects; reports memory', async () => {
+    const { t } = await open({ extended: false });
+    const data = randomBytes(1000);
+    await t.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.OBJECT, p2: 7, data, secret: true });
+    // 1000 bytes through a short-length transport: 61xx + GET RESPONSE
+    const back = await t.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.OBJECT, p2: 7, ne: 256, secret: true });
+    expect(hex(back.data)).toBe(hex(data));
+    const mem = (await t.transmit({ cla: 0, ins: INS.GET_DATA, p1: 0xdf, p2: 0x02, ne: 8 })).data;
+    const v = new DataView(mem.buffer, mem.byteOffset);
+    expect(v.getUint32(0) - v.getUint32(4)).toBeGreaterThanOrEqual(1000);
+    await t.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_OBJECT, p2: 7 });
+    expect(await swOf(t.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.OBJECT, p2: 7, ne: 256 }))).toBe(0x6a88);
+  });
+
+  it('keeps keys in its persistent store across restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-'));
+    try {
+      const store = join(dir, 'card.json');
+      const first = await open({ store });
+      const key = randomBytes(48);
+      await putKey(first.t, 0x05, 26, 1, key);
+      const again = await open({ store });
+      await mse(again.t, CRT.DST, 26, 0x05);
+      const msg = randomBytes(10);
+      expect(hex((await again.t.transmit(pso(0x9e9a, msg))).data)).toBe(hex(hmac('SHA-384', key, msg)));
+      // the card's "EEPROM" is private to its user
+      expect(statSync(store).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('logical channels keep their own selection and security environment', async () => {
+    const { t, card } = await open();
+    const ch1 = await LogicalChannel.open(t);
+    expect(ch1.channel).toBe(1);
+    await selectAid(ch1, SENV_AID);
+    await mse(ch1, CRT.HT, 6);
+    await mse(t, CRT.HT, 4);
+    const msg = randomBytes(50);
+    expect(hex((await ch1.transmit(pso(0x9080, msg))).data)).toBe(hex(sha512(msg)));
+    expect(hex((await t.transmit(pso(0x9080, msg))).data)).toBe(hex(sha256(msg)));
+    await ch1.close();
+    expect(card.os.apdu(Uint8Array.of(0x01, 0xca, 0xdf, 0x01, 0x00))).toEqual(Uint8Array.of(0x68, 0x81));
+  });
+
+  it('refuses a broken chain, extended APDUs when configured short, and forgets state on reset', async () => {
+    const { card, t } = await open({ extended: false });
+    await mse(t, CRT.HT, 4);
+    expect(hex(card.os.apdu(Uint8Array.of(0x10, 0xda, 0x02, 0x01, 0x01, 0xaa)))).toBe('9000');
+    expect(hex(card.os.apdu(Uint8Array.of(0x00, 0xca, 0xdf, 0x01, 0x00)))).toBe('6883');
+    expect(hex(card.os.apdu(Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x00, 0x01, 0x00)))).toBe('6700');
+    card.os.power('warm');
+    expect(hex(card.os.apdu(Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x08)))).toBe('6D00');
+    expect(card.applet.counters.warm).toBe(1);
+  });
+});

@@ -1,0 +1,170 @@
+// <cipher> (clause 7.5.1) for every algorithm of table 9.6-1, and the AES
+// MACs of table 9.9-1: results equal the core's one-shot functions for any
+// chunking of the UPDATEs, decryption round-trips, and every failure code.
+import { cbc, cbcMac, ccm, cmac, gcm, type CbcPadding } from '../../src/index.ts';
+import { equal, equalBytes, equalHex, ok as assert, prng, type PortableCase } from './harness.ts';
+import { b64, body, engineWith, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
+
+interface Alg { value: number; mode: 'gcm' | 'ccm' | 'cbc'; key: number; tag?: number; padding?: CbcPadding }
+export const CIPHER_ALGS: Alg[] = [
+  { value: 1001, mode: 'gcm', key: 16, tag: 16 }, { value: 1002, mode: 'gcm', key: 32, tag: 16 },
+  { value: 1003, mode: 'ccm', key: 16, tag: 16 }, { value: 1004, mode: 'ccm', key: 32, tag: 16 },
+  { value: 1018, mode: 'ccm', key: 16, tag: 8 }, { value: 1019, mode: 'ccm', key: 32, tag: 8 },
+  { value: 13, mode: 'cbc', key: 16, padding: 'none' }, { value: 22, mode: 'cbc', key: 32, padding: 'iso9797-m1' },
+  { value: 23, mode: 'cbc', key: 16, padding: 'iso9797-m2' }, { value: 24, mode: 'cbc', key: 32, padding: 'pkcs5' },
+];
+
+/** The core's one-shot result for the same key and parameters (the oracle of every case here). */
+export function coreCipher(a: Alg, key: Uint8Array, p: { nonce: Uint8Array; iv: Uint8Array; aad: Uint8Array }) {
+  if (a.mode === 'gcm') return gcm(key, p.nonce, p.aad, { tagLength: a.tag! });
+  if (a.mode === 'ccm') return ccm(key, p.nonce, p.aad, { tagLength: a.tag! });
+  return cbc(key, p.iv, { padding: a.padding! });
+}
+
+/** Sends `data` as UPDATE chunks of random sizes (1 byte to 40 KiB). */
+async function upload(s: Session, to: string, data: Uint8Array, seed: number, binary: boolean): Promise<void> {
+  const rnd = prng(seed);
+  let off = 0;
+  while (off < data.length) {
+    const n = Math.min(data.length - off, 1 + ((rnd(2)[0]! << 8 | rnd(1)[0]!) % (seed % 3 === 0 ? 40960 : 3000)));
+    const chunk = data.subarray(off, off + n);
+    ok(await s.send(3, to, { 'senv:Cph': { msg: binary ? chunk : b64(chunk) } }), 2004, 'chunk');
+    off += n;
+  }
+}
+
+async function cipherResource(s: Session, a: Alg, rn: string, key: Uint8Array, p: { nonce: Uint8Array; iv: Uint8Array; aad: Uint8Array }, mbs = 1 << 20) {
+  ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: a.value, mbs, kDt: b64(key) } }), 2001, 'create cipher');
+  const param = a.mode === 'cbc' ? { iV: b64(p.iv) } : { nc: b64(p.nonce), aD: b64(p.aad) };
+  ok(await s.create(s.path('reg', rn), 20001, { 'senv:algP': { rn: 'p', ...param } }), 2001, 'create algP');
+}
+
+export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCase[] {
+  return [
+    ...CIPHER_ALGS.map((a, i): PortableCase => ({
+      name: `<cipher> Calg ${a.value}: chunked UPDATEs then encrypt/decrypt equal the core one-shot`,
+      async run() {
+        const s = new Session(await engineWith(backend), 'CAE1');
+        await s.register();
+        const rnd = prng(1000 + a.value);
+        const key = rnd(a.key);
+        const p = { nonce: rnd(12), iv: rnd(16), aad: rnd(i * 7) };
+        await cipherResource(s, a, 'c', key, p);
+        const oracle = coreCipher(a, key, p);
+        for (const [j, size] of [0, 16, 33, 4096, 100000].entries()) {
+          const plain = rnd(a.padding === 'none' ? size - (size % 16) : size);
+          const binary = j % 2 === 1;
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0 } }), 2004, 'reset');
+          await upload(s, s.path('reg', 'c'), plain, j + a.value, binary);
+          const enc = body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph');
+          const ct = unb64(enc.cD);
+          equalBytes(ct, oracle.encrypt(plain), `encrypt ${plain.length} bytes`);
+          // The same data again, now decrypted: the speculative stream was for encryption, decryption replays.
+          await upload(s, s.path('reg', 'c'), ct, j, false);
+          const dec = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Dec')), 2000, 'decrypt'), 'senv:Cph').cD);
+          equalBytes(dec, a.padding === 'iso9797-m1' ? oracle.decrypt(ct) : plain, 'round trip');
+          // Decrypt a second message of the same size: this time the stream was opened for decryption.
+          await upload(s, s.path('reg', 'c'), ct, j + 1, true);
+          equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c', 'decrypt')), 'senv:Cph').cD), dec, 'streamed decryption');
+        }
+      },
+    })),
+    ...CIPHER_ALGS.filter((a) => a.mode !== 'cbc').map((a): PortableCase => ({
+      name: `<cipher> Calg ${a.value}: a wrong tag, AAD or nonce gives 4102 and no calculatedData`,
+      async run() {
+        const s = new Session(await engineWith(backend), 'CAE1');
+        await s.register();
+        const rnd = prng(a.value);
+        const key = rnd(a.key);
+        const p = { nonce: rnd(12), iv: rnd(16), aad: rnd(20) };
+        await cipherResource(s, a, 'c', key, p);
+        const ct = coreCipher(a, key, p).encrypt(rnd(70000));
+        ct[ct.length - 1]! ^= 1;
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'tampered');
+        fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong tag', /authentication/);
+        const rep = body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph');
+        equal(rep.cD, undefined, 'no calculatedData after a failed decryption');
+        ok(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { aD: b64(rnd(3)) } }), 2004, 'other AAD');
+        ct[ct.length - 1]! ^= 1;
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'genuine ciphertext');
+        fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong AAD');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct.subarray(0, a.tag! - 1)) } }), 2004, 'short');
+        fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'shorter than the tag');
+        fails(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { nc: b64(rnd(13)) } }), 4000, 'nonce length', /nc.*12 bytes/);
+        fails(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { iV: b64(rnd(16)) } }), 4000, 'iV for AEAD', /iV/);
+      },
+    })),
+    {
+      name: '<cipher> failures: keys, parameters, padding, maxByteSize, write-once, generateKey',
+      async run() {
+        const s = new Session(await engineWith(backend, { maxDataSize: 1 << 22 }), 'CAE1');
+        await s.register();
+        const rnd = prng(77);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 1001 } }), 4000, 'mbs mandatory', /mbs.*mandatory/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { mbs: 10 } }), 4000, 'Calg mandatory', /Calg/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 1005, mbs: 10 } }), 4000, 'unknown algorithm', /table 9\.6-1/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 1001, mbs: 10, kDt: b64(rnd(32)) } }), 4000, 'AES-256 key for 1001', /kDt.*16 bytes/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, kDt: b64(rnd(24)) } }), 4000, 'AES-192', /kDt/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: (1 << 22) + 1 } }), 5207, 'mbs beyond the SE limit');
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, cD: 'AAAA' } }), 4000, 'cD read-only', /read-only/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, msg: b64(rnd(11)) } }), 5207, 'msg beyond mbs at CREATE');
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 13, mbs: 64, kExp: true } }), 2001, 'no key');
+        fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4005, 'no key yet', /keyData/);
+        const key = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'generateKey')), 2000, 'gnK'), 'senv:Cph').kDt);
+        equal(key.length, 32, 'CBC keys are generated as AES-256');
+        fails(await s.retrieve(s.path('reg', 'c', 'gnK')), 4005, 'key is write-once');
+        fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4005, 'no IV', /algorithmSpecificParameter/);
+        fails(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { iV: b64(rnd(15)) } }), 4000, 'IV length', /iV.*16/);
+        fails(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { iV: b64(rnd(16)), acpi: [] } }), 4000, 'algP has no acpi', /acpi/);
+        const iv = rnd(16);
+        ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', iV: b64(iv), Clab: 1 } }), 2001, 'algP');
+        fails(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { iV: b64(iv) } }), 4105, 'second algP');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(40)) } }), 2004, 'data');
+        fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(25)) } }), 5207, 'beyond maxByteSize');
+        equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cbs, 40, 'rejected chunk not appended');
+        fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4102, 'NOPAD needs whole blocks', /multiple of 16/);
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0 } }), 2004, 'discard');
+        const plain = rnd(48);
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(plain) } }), 2004, 'whole blocks');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c', 'Enc')), 'senv:Cph').cD), cbc(key, iv, { padding: 'none' }).encrypt(plain), 'generated key works');
+        fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 5 } }), 4000, 'cbs other than 0', /cbs/);
+        fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { mbs: 100 } }), 4000, 'mbs write-once', /write-once/);
+        fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { Calg: 24 } }), 4000, 'Calg write-once', /write-once/);
+        // Bad PKCS#7 padding on decryption.
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'p5', Calg: 24, mbs: 64, kDt: b64(key) } }), 2001, 'pkcs5');
+        ok(await s.create(s.path('reg', 'p5'), 20001, { 'senv:algP': { iV: b64(iv) } }), 2001, 'iv');
+        ok(await s.update(s.path('reg', 'p5'), { 'senv:Cph': { msg: b64(cbc(key, iv, { padding: 'none' }).encrypt(rnd(32))) } }), 2004, 'unpadded ciphertext');
+        fails(await s.retrieve(s.path('reg', 'p5', 'decrypt')), 4102, 'bad padding', /padding/);
+      },
+    },
+    {
+      name: '<signature> AES-CMAC (49) per RFC 4493 and CBC-MAC (18) against the core',
+      async run() {
+        const s = new Session(await engineWith(backend), 'CAE1');
+        await s.register();
+        const key = '2b7e151628aed2a6abf7158809cf4f3c';
+        const k = Uint8Array.from(key.match(/../g)!, (h) => parseInt(h, 16));
+        const m = Uint8Array.from('6bc1bee22e409f96e93d7e117393172a'.match(/../g)!, (h) => parseInt(h, 16));
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'cm', Salg: 49, kDt: b64(k) } }), 2001, 'cmac');
+        equalHex(unb64(body(await s.retrieve(s.path('reg', 'cm', 'cSgn')), 'senv:Sgn').Sgn), 'bb1d6929e95937287fa37d129b756746', 'RFC 4493 empty');
+        ok(await s.update(s.path('reg', 'cm'), { 'senv:Sgn': { msg: b64(m) } }), 2004, 'msg');
+        equalHex(unb64(body(await s.retrieve(s.path('reg', 'cm', 'cSgn')), 'senv:Sgn').Sgn), '070a16b46b4d4144f79bdd9dd04a287c', 'RFC 4493 16 bytes');
+        equal(body(await s.retrieve(s.path('reg', 'cm', 'vSgn')), 'senv:Sgn').vR, true, 'verifies');
+        const rnd = prng(18);
+        const big = rnd(96000);
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'cb', Salg: 18, kDt: b64(k) } }), 2001, 'cbc-mac');
+        for (let off = 0; off < big.length; off += 12000) ok(await s.update(s.path('reg', 'cb'), { 'senv:Sgn': { msg: b64(big.subarray(off, off + 12000)) } }), 2004, 'chunk');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'cb', 'cSgn')), 'senv:Sgn').Sgn), cbcMac(k, big), 'CBC-MAC chunked');
+        ok(await s.update(s.path('reg', 'cm'), { 'senv:Sgn': { msg: b64(big) } }), 2004, 'cmac big');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'cm', 'cSgn')), 'senv:Sgn').Sgn), cmac(k, big), 'CMAC big');
+        ok(await s.update(s.path('reg', 'cb'), { 'senv:Sgn': { msg: b64(rnd(17)) } }), 2004, 'not whole blocks');
+        fails(await s.retrieve(s.path('reg', 'cb', 'cSgn')), 4102, 'CBC-MAC of 17 bytes', /multiple of 16/);
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: 49, kDt: b64(rnd(20)) } }), 4000, 'CMAC key length', /kDt/);
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'g', Salg: 49, kExp: true } }), 2001, 'no key');
+        assert(unb64(body(await s.retrieve(s.path('reg', 'g', 'gnK')), 'senv:Sgn').kDt).length === 32, 'generated AES-256 key');
+      },
+    },
+  ];
+}
+
+export const mcsCipherSuite = mcsCipherCases();

@@ -1,0 +1,404 @@
+// Mcs conformance (TS-0016 clauses 7.2 to 7.5) through request and response
+// primitives: registration and addressing, every procedure with its success
+// and failure codes, results checked against known answers and the core.
+import { ecdsa, gcm, hash, hmac, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
+import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
+import { b64, body, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
+
+const HASH: Record<number, HashName> = { 4: 'SHA-256', 5: 'SHA-384', 6: 'SHA-512' };
+const ABC: Record<number, string> = {
+  4: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+  5: 'cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7',
+  6: 'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
+};
+// RFC 4231 test case 2.
+const JEFE: Record<number, string> = {
+  25: '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+  26: 'af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649',
+  27: '164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737',
+};
+const ECDSA: Record<number, { curve: 'P-256' | 'P-384' | 'P-521'; hash: HashName; key: number }> = {
+  33: { curve: 'P-256', hash: 'SHA-256', key: 32 },
+  34: { curve: 'P-384', hash: 'SHA-384', key: 48 },
+  38: { curve: 'P-521', hash: 'SHA-512', key: 66 },
+};
+
+async function registered(backend: BackendFactory, fr = 'CAE1'): Promise<Session> {
+  const s = new Session(await engineWith(backend), fr);
+  await s.register();
+  return s;
+}
+
+export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
+  return [
+    {
+      name: 'registration: CREATE <SE> fills SEType, srt and the mgmtObjs; M2M-SE-ID is type-uniqueID',
+      async run() {
+        const engine = await engineWith(backend);
+        const s = new Session(engine, 'CAE1');
+        const info = engine.describe(s.seId)!.description;
+        assert(s.seId.startsWith(`${info.seType}-`) && s.seId.length > 2, `M2M-SE-ID ${s.seId}`);
+        const se = body(await s.register('reg'), 'senv:Senv');
+        equal(se.seT, info.seType, 'seT');
+        equal(se.sID, s.seId, 'sID');
+        equal(se.pi, s.seId, 'pi of a registration');
+        equal(se.cr, 'CAE1', 'cr');
+        assert(Array.isArray(se.srt) && (se.srt as number[]).includes(20004), 'srt lists hash');
+        const dvi = body(ok(await s.retrieve(s.path('reg', 'deviceInfo')), 2000, 'deviceInfo'), 'm2m:dvi');
+        equal(dvi.mgd, 1007, 'deviceInfo mgd');
+        assert(typeof dvi.dc === 'string' && /rngType/.test(dvi.dc), 'deviceInfo says where random bytes come from');
+        const mem = body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem');
+        assert(typeof mem.mmt === 'number' && typeof mem.mma === 'number', 'memory figures');
+        // The M2M-SE-ID alone addresses the originator's own registration.
+        equal(body(ok(await s.retrieve(s.seId), 2000, 'retrieve SE'), 'senv:Senv').ri, se.ri, 'registration by M2M-SE-ID');
+        equal(body(ok(await s.retrieve(s.path(se.ri as string)), 2000, 'by ri'), 'senv:Senv').rn, 'reg', 'registration by ri');
+      },
+    },
+    {
+      name: 'registration failures: 4105 twice, 4000 wrong sID/seL/srt, 4106 unregistered, 4004 unknown SE',
+      async run() {
+        const engine = await engineWith(backend);
+        const s = new Session(engine, 'CAE1');
+        const level = engine.describe(s.seId)!.description.securityLevel;
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: 'nope', seL: level } }), 4000, 'wrong sID', /sID/);
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level === 3 ? 1 : 3 } }), 4000, 'wrong seL', /seL/);
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId } }), 4000, 'missing seL', /seL.*mandatory/);
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, srt: [20004, 99999] } }), 4000, 'srt widening', /srt/);
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, seT: 4 } }), 4000, 'RO seT', /read-only/);
+        fails(await s.retrieve(s.seId), 4106, 'unregistered retrieve');
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 } }), 4106, 'unregistered create');
+        await s.register();
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4105, 'second registration');
+        fails(await s.retrieve('4-nosuchse'), 4004, 'unknown SE');
+        fails(await s.retrieve(s.path('reg', 'nothing')), 4004, 'unknown resource');
+        fails(await s.create(s.path('reg', 'memory'), 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4108, '<SE> below the root');
+        // Deregistration removes everything and the originator is unknown again.
+        ok(await s.delete(s.seId), 2002, 'deregister');
+        fails(await s.retrieve(s.seId), 4106, 'after deregistration');
+      },
+    },
+    {
+      name: 'primitive envelope: 4000 for malformed requests, 4001 for an unknown rvi, 4005 for NOTIFY',
+      async run() {
+        const engine = await engineWith(backend);
+        const seId = engine.seIds[0]!;
+        const base = { op: 2, to: seId, fr: 'CAE1', rqi: 'x' };
+        const bad: [unknown, number][] = [
+          [null, 4000], ['text', 4000], [[], 4000], [{ ...base, rqi: undefined }, 4000], [{ ...base, rqi: 7 }, 4000],
+          [{ ...base, op: 0 }, 4000], [{ ...base, op: '2' }, 4000], [{ ...base, op: 5 }, 4005], [{ ...base, to: '' }, 4000],
+          [{ ...base, fr: undefined }, 4000], [{ ...base, rvi: '9' }, 4001], [{ ...base, extra: 1 }, 4000],
+          [{ ...base, op: 1 }, 4000], [{ ...base, op: 1, ty: 20004 }, 4000], [{ ...base, op: 3 }, 4000], [{ ...base, op: 3, pc: [] }, 4000],
+        ];
+        for (const [req, rsc] of bad) {
+          const r = await engine.send(req);
+          fails(r, rsc, `request ${JSON.stringify(req)}`);
+        }
+        equal((await engine.send({ ...base, rqi: 'echo-me', op: 9 })).rqi, 'echo-me', 'rqi echoed on failure');
+        // Long names are accepted.
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        const r = await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L1', releaseVersionIndicator: '4' });
+        ok(r, 2000, 'long names');
+        equal(r.rvi, '4', 'rvi echoed');
+      },
+    },
+    {
+      name: 'CREATE content errors: unknown type 4000, not implemented 5001, wrong root 4000, unknown attribute 4000, bad child 4108',
+      async run() {
+        const s = await registered(backend);
+        fails(await s.create(s.seId, 29999, { 'senv:X': {} }), 4000, 'unknown ty', /unknown resource type/);
+        fails(await s.create(s.seId, 20008, { 'senv:Sc': {} }), 5001, 'secureConnection');
+        fails(await s.create(s.seId, 13, { 'm2m:mem': {} }), 4005, 'mgmtObj by client');
+        fails(await s.create(s.seId, 20004, { 'senv:Cph': { Halg: 4 } }), 4000, 'wrong root', /senv:Hsh/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 }, extra: {} }), 4000, 'two roots');
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, zzz: 1 } }), 4000, 'unknown attribute', /zzz/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 7 } }), 4000, 'unknown algorithm', /Halg.*table 9\.8-1/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, msg: 'not base64!' } }), 4000, 'bad base64', /base64/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, msg: 'QUJD' }, }).then(async () => s.create(s.path('reg', 'memory'), 20004, { 'senv:Hsh': { Halg: 4 } })), 4108, 'hash under memory');
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, rn: 'bad/name' } }), 4000, 'bad rn', /rn/);
+        ok(await s.create(s.seId, 20004, { 'senv:hash': { algorithm: 4, resourceName: 'long' } }), 2001, 'long names in content');
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, rn: 'long' } }), 4105, 'duplicate rn');
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, et: '20200101T000000' } }), 4000, 'et in the past', /et/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, acpi: ['nope'] } }), 4000, 'acpi to nothing', /acpi/);
+      },
+    },
+    ...[4, 5, 6].map((alg): PortableCase => ({
+      name: `<hash> ${HASH[alg]} (Halg ${alg}): calculateHash over streamed UPDATEs equals the core`,
+      async run() {
+        const s = await registered(backend);
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: alg, msg: b64(utf8('abc')) } }), 2001, 'create');
+        equalHex(unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'calculateHash')), 2000, 'calc'), 'senv:Hsh').Hv), ABC[alg]!, 'abc');
+        // Same again without new data; then a new message replaces the consumed one.
+        equalHex(unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), ABC[alg]!, 'idempotent');
+        const rnd = prng(alg);
+        const chunks = [0, 1, 63, 64, 65, 1000, 40000, 70000, 3].map((n) => rnd(n));
+        for (const c of chunks) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(c) } }), 2004, 'update');
+        const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let o = 0;
+        for (const c of chunks) { all.set(c, o); o += c.length; }
+        const got = unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv);
+        equalBytes(got, hash(HASH[alg]!, all), 'chunked equals core one-shot');
+        const rep = body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'retrieve'), 'senv:Hsh');
+        equalBytes(unb64(rep.msg), all, 'message readable');
+        equalBytes(unb64(rep.Hv), got, 'hashValue readable');
+        fails(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { Halg: 5 } }), 4000, 'Halg is write-once', /write-once/);
+        fails(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { Hv: 'AAAA' } }), 4000, 'Hv is read-only', /read-only/);
+        fails(await s.update(s.path('reg', 'h', 'cHsh'), { 'senv:Hsh': {} }), 4005, 'UPDATE on a virtual resource');
+        fails(await s.delete(s.path('reg', 'h', 'cHsh')), 4005, 'DELETE on a virtual resource');
+        ok(await s.delete(s.path('reg', 'h')), 2002, 'delete');
+        fails(await s.retrieve(s.path('reg', 'h', 'cHsh')), 4004, 'gone');
+      },
+    })),
+    ...[25, 26, 27].map((alg): PortableCase => ({
+      name: `<signature> HMAC (Salg ${alg}): RFC 4231, verify, generateKey, exportability`,
+      async run() {
+        const s = await registered(backend);
+        const hashName = HASH[alg - 21]!;
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: alg, kDt: b64(utf8('Jefe')), msg: b64(utf8('what do ya want for nothing?')) } }), 2001, 'create');
+        const sig = body(ok(await s.retrieve(s.path('reg', 'm', 'calculateSignature')), 2000, 'sign'), 'senv:Sgn');
+        equalHex(unb64(sig.Sgn), JEFE[alg]!, 'RFC 4231 case 2');
+        equal(body(await s.retrieve(s.path('reg', 'm')), 'senv:Sgn').kDt, undefined, 'keyData not readable');
+        equal(body(ok(await s.retrieve(s.path('reg', 'm', 'verifySignature')), 2000, 'verify'), 'senv:Sgn').vR, true, 'verifies');
+        const bad = unb64(sig.Sgn);
+        bad[0]! ^= 1;
+        ok(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { Sgn: b64(bad) } }), 2004, 'wrong signature');
+        equal(body(await s.retrieve(s.path('reg', 'm', 'vSgn')), 'senv:Sgn').vR, false, 'wrong signature fails');
+        fails(await s.retrieve(s.path('reg', 'm', 'generateKey')), 4005, 'key is write-once', /write-once/);
+        // Generated, exportable key: read it back and check the MAC with the core.
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'g', Salg: alg, kExp: true } }), 2001, 'create without key');
+        fails(await s.retrieve(s.path('reg', 'g', 'cSgn')), 4005, 'no key yet', /no secret key/);
+        const gen = body(ok(await s.retrieve(s.path('reg', 'g', 'gnK')), 2000, 'generateKey'), 'senv:Sgn');
+        const key = unb64(gen.kDt);
+        equal(key.length, { 25: 32, 26: 48, 27: 64 }[alg]!, 'generated key length');
+        const m = prng(alg)(300);
+        ok(await s.update(s.path('reg', 'g'), { 'senv:Sgn': { msg: b64(m) } }), 2004, 'message');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'g', 'cSgn')), 'senv:Sgn').Sgn), hmac(hashName, key, m), 'core HMAC');
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, kDt: '' } }), 4000, 'empty key', /kDt/);
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, sgF: 'raw' } }), 4000, 'sgF is ECDSA only', /ECDSA/);
+        fails(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { kDt: b64(utf8('x')) } }), 4000, 'kDt write-once', /write-once/);
+        fails(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { vR: true } }), 4000, 'vR read-only', /read-only/);
+      },
+    })),
+    ...[33, 34, 38].map((alg): PortableCase => ({
+      name: `<signature> ECDSA (Salg ${alg}): generateKey, DER and raw, prehashed, verification-only resources`,
+      async run() {
+        const s = await registered(backend);
+        const { curve, hash: hashName, key: keyLen } = ECDSA[alg]!;
+        const ec = ecdsa(curve);
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: alg } }), 2001, 'create');
+        const pub = unb64(body(ok(await s.retrieve(s.path('reg', 'e', 'gnK')), 2000, 'gnK'), 'senv:Sgn').kInf);
+        equal(pub.length, 1 + 2 * keyLen, 'uncompressed public key');
+        const m = prng(alg)(1000);
+        for (const part of [m.subarray(0, 10), m.subarray(10, 600), m.subarray(600)]) ok(await s.update(s.path('reg', 'e'), { 'senv:Sgn': { msg: b64(part) } }), 2004, 'chunk');
+        const der = unb64(body(ok(await s.retrieve(s.path('reg', 'e', 'cSgn')), 2000, 'sign'), 'senv:Sgn').Sgn);
+        assert(der[0] === 0x30, 'DER by default');
+        assert(ec.verify(der, m, pub, { hash: hashName }), 'core verifies the Mcs signature');
+        equal(body(await s.retrieve(s.path('reg', 'e', 'vSgn')), 'senv:Sgn').vR, true, 'Mcs verifies its own');
+        // Verification-only resource: public key in kInf, raw format, prehashed digest.
+        const pair = ec.keygen();
+        const digest = hash(hashName, m);
+        const raw = ec.sign(m, pair.secretKey, { format: 'raw' });
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: alg, kInf: b64(pair.publicKey), sgF: 'raw', prH: true, msg: b64(digest), Sgn: b64(raw) } }), 2001, 'verify-only');
+        equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR, true, 'raw prehashed verifies');
+        fails(await s.retrieve(s.path('reg', 'v', 'cSgn')), 4005, 'cannot sign with a public key');
+        raw[raw.length - 1]! ^= 1;
+        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { Sgn: b64(raw) } }), 2004, 'tampered');
+        equal(body(await s.retrieve(s.path('reg', 'v', 'vSgn')), 'senv:Sgn').vR, false, 'tampered fails');
+        // A DER signature with a superfluous leading zero is not canonical: rejected.
+        const sig = ec.sign(m, pair.secretKey, { format: 'der' });
+        const padded = new Uint8Array([0x30, sig[1]! + 1, 0x02, sig[3]! + 1, 0x00, ...sig.subarray(4)]);
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'n', Salg: alg, kInf: b64(pair.publicKey), msg: b64(m), Sgn: b64(padded) } }), 2001, 'non-canonical');
+        equal(body(await s.retrieve(s.path('reg', 'n', 'vSgn')), 'senv:Sgn').vR, false, 'non-canonical DER rejected');
+        // Imported private key: wrong length 4000, out-of-range scalar 4000, a good one signs.
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, kDt: b64(new Uint8Array(keyLen - 1).fill(1)) } }), 4000, 'key length', /kDt/);
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, kDt: b64(new Uint8Array(keyLen)) } }), 4000, 'zero scalar', /kDt/);
+        const imp = body(ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'i', Salg: alg, kDt: b64(pair.secretKey), msg: b64(digest), prH: true } }), 2001, 'import'), 'senv:Sgn');
+        equalBytes(unb64(imp.kInf), pair.publicKey, 'kInf from the imported key');
+        const s2 = unb64(body(await s.retrieve(s.path('reg', 'i', 'cSgn')), 'senv:Sgn').Sgn);
+        assert(ec.verify(s2, m, pair.publicKey, { hash: hashName }), 'prehashed signature verifies over the message');
+        ok(await s.update(s.path('reg', 'i'), { 'senv:Sgn': { msg: b64(digest.subarray(1)) } }), 2004, 'short digest');
+        fails(await s.retrieve(s.path('reg', 'i', 'cSgn')), 4102, 'digest of the wrong length');
+      },
+    })),
+    {
+      name: '<rand>: both rngTypes, requestedDataSize bounds, generateRand',
+      async run() {
+        const s = await registered(backend);
+        const caps = s.engine.describe(s.seId)!.capabilities;
+        for (const rgT of [1, 2]) {
+          if (!caps.rngTypes.includes(rgT as 1 | 2)) {
+            fails(await s.create(s.seId, 20007, { 'senv:Rnd': { rgT } }), 5001, `rngType ${rgT}`);
+            continue;
+          }
+          ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: `r${rgT}`, rgT } }), 2001, 'create');
+          fails(await s.retrieve(s.path('reg', `r${rgT}`, 'generateRand')), 4005, 'no Dsz', /Dsz/);
+          const seen = new Set<string>();
+          for (const n of [0, 1, 32, 100, Math.min(70000, caps.maxRandomLength)]) {
+            ok(await s.update(s.path('reg', `r${rgT}`), { 'senv:Rnd': { Dsz: n } }), 2004, 'Dsz');
+            const r = unb64(body(ok(await s.retrieve(s.path('reg', `r${rgT}`, 'gnR')), 2000, 'gnR'), 'senv:Rnd').rndD);
+            equal(r.length, n, 'length');
+            if (n >= 32) {
+              assert(!seen.has(b64(r)), 'fresh bytes');
+              seen.add(b64(r));
+            }
+          }
+          fails(await s.update(s.path('reg', `r${rgT}`), { 'senv:Rnd': { Dsz: caps.maxRandomLength + 1 } }), 5207, 'too large');
+          fails(await s.update(s.path('reg', `r${rgT}`), { 'senv:Rnd': { rgT: 1 } }), 4000, 'rgT write-once');
+          fails(await s.update(s.path('reg', `r${rgT}`), { 'senv:Rnd': { rndD: 'AAAA' } }), 4000, 'rndD read-only');
+        }
+        fails(await s.create(s.seId, 20007, { 'senv:Rnd': { rgT: 3 } }), 4000, 'rngType 3', /table 9\.7-1/);
+        fails(await s.create(s.seId, 20007, { 'senv:Rnd': { Dsz: 3 } }), 4000, 'rgT mandatory', /rgT.*mandatory/);
+      },
+    },
+    {
+      name: '<sensitiveDataObject>: stored, read back by its creator, replaced by UPDATE; cbs computed',
+      async run() {
+        const s = await registered(backend);
+        const data = prng(9)(1000);
+        const mma = async () => body(await s.retrieve(s.path('reg', 'memory')), 'm2m:mem').mma as number;
+        const free = await mma();
+        const c = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(data) } }), 2001, 'create'), 'senv:Sdo');
+        equal(c.cbs, 1000, 'cbs');
+        if (s.engine.describe(s.seId)!.description.seType === 4) equal(await mma(), free - 1000, 'memAvailable counts stored data');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').msg), data, 'read back');
+        const r = body(ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(data.subarray(0, 10)) } }), 2004, 'replace'), 'senv:Sdo');
+        equal(r.cbs, 10, 'cbs after replace');
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs read-only', /read-only/);
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cr: 'CAE9' } }), 4000, 'cr read-only', /read-only/);
+        ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: null } }), 2004, 'delete attribute');
+        equal(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').cbs, 0, 'empty');
+      },
+    },
+    {
+      name: '[SEReboot]: UPDATE rb=true reboots (self test) and the SE keeps serving with the same results',
+      async run() {
+        const s = await registered(backend);
+        const types = s.engine.describe(s.seId)!.capabilities.rebootTypes;
+        assert(types.length > 0, 'at least one reboot type');
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const big = prng(3)(200000);
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(big) } }), 2004, 'streamed data');
+        const name = types[0] === 1 ? 'coldReset' : 'warmReset';
+        const rb = body(ok(await s.retrieve(s.path('reg', name)), 2000, 'SEReboot'), 'senv:Srbt');
+        equal(rb.rbT, types[0], 'rbT');
+        equal(rb.mgd, 'seReboot', 'mgd');
+        equal(body(ok(await s.update(s.path('reg', name), { 'senv:Srbt': { rb: true } }), 2004, 'reboot'), 'senv:Srbt').rb, false, 'action resets');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', big), 'data survives, stream replayed');
+        fails(await s.update(s.path('reg', name), { 'senv:Srbt': { rbT: 2 } }), 4000, 'rbT write-once');
+        fails(await s.create(s.seId, 20010, { 'senv:Srbt': { rbT: 7 } }), 4000, 'unknown rebootType');
+      },
+    },
+    {
+      name: 'expirationTime: an expired resource is gone (4004) and a later et can be set by UPDATE',
+      async run() {
+        let now = Date.UTC(2026, 10, 22, 12, 0, 0);
+        const s = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'k', Salg: 25, kDt: b64(utf8('key')), et: '20261122T120010' } }), 2001, 'create');
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: '20261122T120010' } }), 2001, 'create hash');
+        equal(body(ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: '20261122T130000,5' } }), 2004, 'extend'), 'senv:Hsh').et, '20261122T130000,500000', 'et echoed');
+        now += 9000;
+        ok(await s.retrieve(s.path('reg', 'k')), 2000, 'still there');
+        now += 2000;
+        fails(await s.retrieve(s.path('reg', 'k')), 4004, 'expired');
+        ok(await s.retrieve(s.path('reg', 'h')), 2000, 'extended one still there');
+        fails(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: 'tomorrow' } }), 4000, 'bad timestamp', /timestamp/);
+      },
+    },
+    {
+      name: 'binary mode: byte attributes come back as Uint8Array copies; Uint8Array accepted in requests',
+      async run() {
+        const s = await registered(backend);
+        const r = await s.send(1, s.seId, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: utf8('abc') } }, 20004, true);
+        ok(r, 2001, 'create');
+        const calc = await s.send(2, s.path('reg', 'h', 'cHsh'), undefined, undefined, true);
+        const hv = body(calc, 'senv:Hsh').Hv;
+        assert(hv instanceof Uint8Array, 'Uint8Array');
+        equalHex(hv as Uint8Array, ABC[4]!, 'value');
+        (hv as Uint8Array).fill(0);
+        equalHex(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv), ABC[4]!, 'internal value not aliased');
+      },
+    },
+    {
+      name: '<sensitiveDataObject> on a backend with an objectStore: the data lives on the device, the host keeps its size',
+      async run() {
+        const objects = new Map<string, Uint8Array>();
+        const device: ObjectStore = {
+          write: async (id, d) => void objects.set(id, d.slice()),
+          read: async (id) => objects.get(id)!.slice(),
+          remove: async (id) => void objects.delete(id),
+        };
+        const se = Object.assign(new SoftwareBackend(), { objectStore: device });
+        const s = new Session(await McsEngine.create({ backends: [se] }), 'CAE1');
+        await s.register();
+        const data = prng(12)(300);
+        const ri = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(data) } }), 2001, 'create'), 'senv:Sdo').ri as string;
+        equalBytes(objects.get(ri)!, data, 'on the device');
+        const rep = body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo');
+        equalBytes(unb64(rep.msg), data, 'read from the device');
+        equal(rep.cbs, 300, 'size on the host');
+        ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(data.subarray(0, 5)) } }), 2004, 'replace');
+        equalBytes(objects.get(ri)!, data.subarray(0, 5), 'replaced on the device');
+        ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: null } }), 2004, 'remove the data');
+        equal(objects.has(ri), false, 'removed from the device');
+        ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'e', msg: b64(data) } }), 2001, 'another');
+        ok(await s.delete(s.seId), 2002, 'deregister');
+        equal(objects.size, 0, 'deregistration removes device data');
+      },
+    },
+    {
+      name: 'concurrent requests to one SE are served one at a time, in the order sent',
+      async run() {
+        const s = await registered(backend);
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const rnd = prng(31);
+        const parts = Array.from({ length: 60 }, (_, i) => rnd(i * 997 % 5000));
+        const sent = parts.map((p) => s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(p) } }));
+        const calc = s.retrieve(s.path('reg', 'h', 'cHsh'));
+        for (const r of await Promise.all(sent)) ok(r, 2004, 'append');
+        const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        let o = 0;
+        for (const p of parts) { all.set(p, o); o += p.length; }
+        equalBytes(unb64(body(ok(await calc, 2000, 'calc'), 'senv:Hsh').Hv), hash('SHA-256', all), 'in order');
+      },
+    },
+    {
+      name: 'typed convenience layer: the same procedures as methods, failures as McsError with the rsc',
+      async run() {
+        const c = new McsClient(await engineWith(backend), 'CAE1');
+        try {
+          await c.hash({ algorithm: 4 });
+          throw new Error('expected McsError');
+        } catch (e) {
+          assert(e instanceof McsError && e.rsc === 4106, `unregistered: ${String(e)}`);
+        }
+        await c.register('me');
+        const h = await c.hash({ algorithm: 6, name: 'h' });
+        await (await h.update(utf8('a'))).update(utf8('bc'));
+        equalHex(await h.calculate(), ABC[6]!, 'hash');
+        const key = prng(5)(16), nonce = prng(6)(12), data = prng(7)(5000);
+        const cph = await c.cipher({ algorithm: 1001, maxByteSize: 8192, key, nonce });
+        await cph.update(data.subarray(0, 100));
+        await cph.update(data.subarray(100));
+        const ct = await cph.encrypt();
+        equalBytes(ct, gcm(key, nonce).encrypt(data), 'encrypt');
+        await cph.update(ct);
+        equalBytes(await cph.decrypt(), data, 'decrypt');
+        const sig = await c.signature({ algorithm: 34 });
+        const pub = unb64(await sig.generateKey());
+        await sig.update(data);
+        const signature = await sig.sign();
+        assert(ecdsa('P-384').verify(signature, data, pub), 'signature verifies');
+        await sig.update(data);
+        equal(await sig.verify(signature), true, 'verify');
+        equal((await (await c.rand({ rngType: 1 })).generate(48)).length, 48, 'rand');
+        const sdo = await c.sensitiveData(utf8('secret'));
+        equalBytes(await sdo.read(), utf8('secret'), 'sdo');
+        await sdo.delete();
+        await c.deregister();
+      },
+    },
+  ];
+}
+
+export const mcsSuite = mcsCases();
