@@ -17,6 +17,7 @@ export interface BaseExports {
   io_size(): number;
   mem_alloc(size: number): number;
   mem_free(ptr: number, size: number): void;
+  mem_in_use(): number;
   zeroize(ptr: number, size: number): void;
   ctx_free(ctx: number): void;
   ct_equal(a: number, b: number, n: number): number;

@@ -125,6 +125,19 @@ export async function init(options?: InitOptions): Promise<CoreInfo> {
   return current.info;
 }
 
+export interface CoreMemoryStats {
+  /** Size of the core's linear memory (it only grows). */
+  memoryBytes: number;
+  /** Bytes held by contexts and blocks not yet released (a leak check compares it with a baseline). */
+  inUseBytes: number;
+}
+
+/** Memory figures of the loaded core. */
+export function coreMemoryStats(): CoreMemoryStats {
+  const { x } = core();
+  return { memoryBytes: x.memory.buffer.byteLength, inUseBytes: x.mem_in_use() };
+}
+
 /** The loaded core, loading it synchronously (auto build) on first use. */
 export function core(): Core {
   if (!current) initSync();

@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import nodeCrypto from 'node:crypto';
-import { init, initSync, CoreError, StateError, createHmac } from '../../src/index.ts';
+import { init, initSync, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
@@ -54,6 +54,30 @@ describe('core ABI', () => {
     const p = c.alloc(100, new Uint8Array(100).fill(0xaa));
     c.free(p, 100);
     expect(c.read(p + 16, 84).every((b) => b === 0)).toBe(true);
+  });
+
+  it('counts memory held by live contexts and blocks, back to the baseline when released', () => {
+    const base = coreMemoryStats().inUseBytes;
+    const objs = Array.from({ length: 50 }, (_, i) => (i % 2 ? createHash('SHA-256') : createHmac('SHA-512', new Uint8Array(i))));
+    const p = core().alloc(1000);
+    expect(coreMemoryStats().inUseBytes).toBeGreaterThan(base + 1000 + 50 * 200);
+    core().free(p, 1000);
+    objs.forEach((o) => o.destroy());
+    expect(coreMemoryStats().inUseBytes).toBe(base);
+  });
+
+  it('constantTimeEqual compares in the core', () => {
+    const a = nodeCrypto.randomBytes(48);
+    expect(constantTimeEqual(a, Uint8Array.from(a))).toBe(true);
+    for (const i of [0, 17, 47]) {
+      const b = Uint8Array.from(a);
+      b[i]! ^= 1;
+      expect(constantTimeEqual(a, b)).toBe(false);
+    }
+    expect(constantTimeEqual(a, a.subarray(1))).toBe(false);
+    expect(constantTimeEqual(new Uint8Array(0), new Uint8Array(0))).toBe(true);
+    const big = nodeCrypto.randomBytes(40000);
+    expect(constantTimeEqual(big, Uint8Array.from(big))).toBe(true);
   });
 
   it('destroy() zeroizes and later use is a StateError', () => {
