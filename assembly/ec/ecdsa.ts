@@ -6,8 +6,8 @@
 import { ERR_ALGORITHM, ERR_INVALID, ERR_LENGTH } from '../abi';
 import { isHash } from '../hash';
 import { drbgInstantiate, drbgGenerate, DRBG_CTX_SIZE } from '../drbg';
-import { fmul, fadd, fsub, fieldModulus } from './fields.generated';
-import { feFromBytes, feToBytes, feInRange, feIsZero, feEqual, feLess, feInv, feInvVT, feSqr, feToMont, feFromMont, feBytes, FE_BYTES } from './field';
+import { fmul, fsqr, fadd, fsub, fieldModulus } from './fields.generated';
+import { feFromBytes, feToBytes, feInRange, feIsZero, feEqual, feLess, feInv, feInvVT, feToMont, feFromMont, feBytes, FE_BYTES } from './field';
 import { curveIndex, fieldP, fieldN, scalarBytes, orderBits } from './curve';
 import { pointDecode, pointEncode, pointToAffine, pointWipe, POINT_BYTES } from './point';
 import { mulBaseCT, mulDoubleVT, precomputeTables } from './scalarmul';
@@ -125,7 +125,7 @@ function verify(c: u32, pk: usize, pkLen: usize, digest: usize, digestLen: usize
   if (feIsZero(fp, z)) return 0;
   // x(R) mod n == r without an inversion: x = X / Z^2, so compare X with
   // r Z^2, and with (r + n) Z^2 when r + n < p.
-  feSqr(fp, Y, z);
+  fsqr(fp, Y, z);
   feToMont(fp, T, R);
   fmul(fp, T, T, Y);
   if (feEqual(fp, T, P0)) return 1;

@@ -1,5 +1,7 @@
-// Field operations built on the generated Montgomery kernels: conversions,
-// byte encoding, constant-time selection and comparison, exponentiation.
+// Field operations built on the generated kernels: conversions to and from
+// Montgomery form (the identity for P-521's base field, where R = 1), byte
+// encoding, constant-time selection and comparison, exponentiation, and a
+// variable-time inversion for public values.
 // A field id f is 2 * curve index + (0 for p, 1 for n); elements are
 // little-endian u32 limbs at a pointer, limbs(f) of them.
 import { fmul, fsqr, fsub, fieldModulus, fieldR2, fieldMinusTwo } from './fields.generated';
@@ -18,10 +20,6 @@ const POW_ACC: usize = memory.data(<i32>FE_BYTES, 16);
 
 @inline export function feBytes(f: u32): usize {
   return <usize>limbs(f) << 2;
-}
-
-@inline export function feSqr(f: u32, o: usize, a: usize): void {
-  fsqr(f, o, a);
 }
 
 @inline export function feCopy(f: u32, o: usize, a: usize): void {
@@ -51,7 +49,7 @@ export function fePow(f: u32, o: usize, a: usize, e: usize): void {
   for (let w = <i32>(limbs(f) << 3) - 1; w >= 0; w--) {
     const nib = (load<u32>(e + (<usize>w >> 3 << 2)) >>> ((<u32>w & 7) << 2)) & 15;
     if (started) {
-      for (let i = 0; i < 4; i++) feSqr(f, POW_ACC, POW_ACC);
+      for (let i = 0; i < 4; i++) fsqr(f, POW_ACC, POW_ACC);
       if (nib) fmul(f, POW_ACC, POW_ACC, POW_TABLE + <usize>nib * n);
     } else if (nib) {
       memory.copy(POW_ACC, POW_TABLE + <usize>nib * n, n);

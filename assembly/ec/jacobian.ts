@@ -7,7 +7,7 @@ import { fmul, fsqr, fadd, fsub } from './fields.generated';
 import { feBytes, feCopy, feIsZero, feSetZero, FE_BYTES } from './field';
 import { fieldP, curveOne } from './curve';
 
-const TEMPS: usize = memory.data(12 * <i32>FE_BYTES, 16);
+const TEMPS: usize = memory.data(11 * <i32>FE_BYTES, 16);
 const A: usize = TEMPS;
 const B: usize = TEMPS + FE_BYTES;
 const C: usize = TEMPS + 2 * FE_BYTES;

@@ -4,8 +4,8 @@
 // included, takes a different path, which is what the constant-time
 // generator multiplication needs. SEC1 decoding and encoding live here too. Coordinates are in Montgomery form; a point is three elements of
 // feBytes bytes, an affine point two. Outputs may alias inputs.
-import { fmul, fadd, fsub, fieldModulus } from './fields.generated';
-import { feBytes, feCopy, feSetZero, feSqr, feEqual, feInv, fePow, feToMont, feFromMont, feFromBytes, feToBytes, feLess, FE_BYTES } from './field';
+import { fmul, fsqr, fadd, fsub, fieldModulus } from './fields.generated';
+import { feBytes, feCopy, feSetZero, feEqual, feInv, fePow, feToMont, feFromMont, feFromBytes, feToBytes, feLess, FE_BYTES } from './field';
 import { fieldP, curveB, curveOne, curveSqrtExp, scalarBytes } from './curve';
 
 export const POINT_BYTES: usize = 3 * FE_BYTES;
@@ -102,14 +102,14 @@ export function pointToAffine(c: u32, x: usize, y: usize, p: usize): void {
 function onCurve(c: u32, x: usize, y: usize): u32 {
   const f = fieldP(c);
   curveRhs(c, T1, x);
-  feSqr(f, T2, y);
+  fsqr(f, T2, y);
   return feEqual(f, T1, T2);
 }
 
 // o = x^3 - 3x + b.
 function curveRhs(c: u32, o: usize, x: usize): void {
   const f = fieldP(c);
-  feSqr(f, T0, x);
+  fsqr(f, T0, x);
   fmul(f, T0, T0, x);
   times3(f, T3, x);
   fsub(f, T0, T0, T3);
@@ -137,7 +137,7 @@ export function pointDecode(c: u32, o: usize, src: usize, len: usize): bool {
     curveRhs(c, T4, o);
     // p = 3 mod 4 for all three curves: a square root is rhs^((p + 1) / 4).
     fePow(f, o + n, T4, curveSqrtExp(c));
-    feSqr(f, T1, o + n);
+    fsqr(f, T1, o + n);
     if (!feEqual(f, T1, T4)) return false;
     feFromMont(f, T1, o + n);
     if ((load<u32>(T1) & 1) != <u32>(prefix & 1)) {

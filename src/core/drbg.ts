@@ -43,6 +43,13 @@ const systemEntropy: EntropySource = (n) => {
   return out;
 };
 
+function take(source: EntropySource, n: number, what: string): Uint8Array {
+  const b = source(n);
+  assertBytes(b, what);
+  if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
+  return b;
+}
+
 /** Places byte strings in the I/O window (after `reserved` bytes), falling back to allocations. */
 function withInputs<T>(c: Core, reserved: number, inputs: Uint8Array[], fn: (ptrs: number[]) => T): T {
   const total = inputs.reduce((s, b) => s + b.length, 0);
@@ -76,25 +83,24 @@ export class HmacDrbg extends CoreContext {
   readonly #entropy: EntropySource;
 
   constructor(options: HmacDrbgOptions = {}) {
+    // Everything that can fail runs before the context exists.
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
+    const pers = options.personalization ?? new Uint8Array(0);
+    assertBytes(pers, 'personalization');
+    const interval = options.reseedInterval;
+    if (interval !== undefined && (!Number.isSafeInteger(interval) || interval < 1 || interval > 2 ** 48)) {
+      throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
+    }
+    const source = options.entropy ?? systemEntropy;
+    const entropy = take(source, ENTROPY_BYTES, 'entropy input');
+    const nonce = take(source, NONCE_BYTES, 'nonce');
     const c = core();
     super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     this.hash = hash;
     this.predictionResistance = options.predictionResistance ?? false;
-    this.#entropy = options.entropy ?? systemEntropy;
-    const pers = options.personalization ?? new Uint8Array(0);
-    assertBytes(pers, 'personalization');
-    if (options.reseedInterval !== undefined) {
-      const n = options.reseedInterval;
-      if (!Number.isSafeInteger(n) || n < 1 || n > 2 ** 48) {
-        this.destroy();
-        throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
-      }
-      c.x.drbg_set_reseed_interval(this.ctx, BigInt(n));
-    }
-    const entropy = this.#take(ENTROPY_BYTES, 'entropy input');
-    const nonce = this.#take(NONCE_BYTES, 'nonce');
+    this.#entropy = source;
+    if (interval !== undefined) c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
     const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
       c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
     entropy.fill(0);
@@ -104,19 +110,12 @@ export class HmacDrbg extends CoreContext {
     }
   }
 
-  #take(n: number, what: string): Uint8Array {
-    const b = this.#entropy(n);
-    assertBytes(b, what);
-    if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
-    return b;
-  }
-
   /** Mixes fresh entropy (and optional additional input) into the state. */
   reseed(additionalInput: Uint8Array = new Uint8Array(0)): this {
     assertBytes(additionalInput, 'additionalInput');
     const ctx = this.live();
     const c = this.core;
-    const entropy = this.#take(ENTROPY_BYTES, 'entropy input');
+    const entropy = take(this.#entropy, ENTROPY_BYTES, 'entropy input');
     const status = withInputs(c, 0, [entropy, additionalInput], ([e, a]) =>
       c.x.drbg_reseed(ctx, e!, entropy.length, a!, additionalInput.length));
     entropy.fill(0);
