@@ -1,5 +1,5 @@
-// Compiles the AssemblyScript core twice (SIMD and scalar, one source) and
-// embeds both binaries as base64 in a generated module, so that the loader
+// Generates the unrolled AssemblyScript sources (scripts/gen-*.mjs), compiles
+// the core twice (SIMD and scalar, one source) and embeds both binaries as base64 in a generated module, so that the loader
 // needs no fetch, no file system and no bundler plugin on any runtime.
 import asc from 'assemblyscript/asc';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { generateSha2Rounds } from './gen-sha2-rounds.mjs';
 const root = new URL('..', import.meta.url);
 await mkdir(new URL('build/', root), { recursive: true });
 await writeFile(new URL('assembly/sha2-rounds.generated.ts', root), generateSha2Rounds());
+await import('./gen-ec-fields.mjs'); // writes assembly/ec/fields.generated.ts
 
 const embedded = {};
 for (const target of ['simd', 'scalar']) {

@@ -4,7 +4,7 @@
 // form instead), plus every curve constant in the form the core uses. Unrolled code keeps the limbs in locals, which is what makes the
 // field multiplication fast in WebAssembly; writing it by hand would be
 // error-prone, so it is derived here from the moduli alone.
-//   node scripts/gen-ec-fields.mjs
+// Run by scripts/build-wasm.mjs (or alone: node scripts/gen-ec-fields.mjs).
 import { writeFile } from 'node:fs/promises';
 
 const CURVES = [
@@ -287,4 +287,4 @@ for (const [what, suffix] of [['Modulus', 'MOD'], ['R2', 'R2'], ['MinusTwo', 'MI
 }
 
 await writeFile(new URL('../assembly/ec/fields.generated.ts', import.meta.url), out.join('\n'));
-console.log('assembly/ec/fields.generated.ts written');
+
