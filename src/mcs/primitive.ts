@@ -37,7 +37,13 @@ const LONG: Readonly<Record<string, keyof McsRequest>> = {
   operation: 'op', from: 'fr', requestIdentifier: 'rqi', resourceType: 'ty', primitiveContent: 'pc', content: 'pc',
   releaseVersionIndicator: 'rvi',
 };
-const KEYS = new Set(['op', 'to', 'fr', 'rqi', 'ty', 'pc', 'rvi']);
+/** A short request parameter name (a switch: a Set lookup per key would cost more than the rest of the scan). */
+function isShort(k: string): boolean {
+  switch (k) {
+    case 'op': case 'to': case 'fr': case 'rqi': case 'ty': case 'pc': case 'rvi': return true;
+    default: return false;
+  }
+}
 
 /** The request identifier to echo, even from a request too malformed to parse. */
 export function requestId(raw: unknown): string {
@@ -50,7 +56,7 @@ export function requestId(raw: unknown): string {
 function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   const r: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const key = KEYS.has(k) ? k : LONG[k];
+    const key = isShort(k) ? k : LONG[k];
     if (!key) throw badRequest(`unknown request parameter '${k.slice(0, 40)}'`);
     if (key in r) throw badRequest(`request parameter ${key} given twice`);
     r[key] = v;
@@ -64,7 +70,7 @@ export function parseRequest(raw: unknown): McsRequest {
   let r = raw as Record<string, unknown>;
   // Short names only (the common case) need no copy.
   for (const k in r) {
-    if (KEYS.has(k)) continue;
+    if (isShort(k)) continue;
     r = longToShort(raw as Record<string, unknown>);
     break;
   }
@@ -79,9 +85,11 @@ export function parseRequest(raw: unknown): McsRequest {
   }
   if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest('ty (resource type) is mandatory for CREATE');
   if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
-  const req: McsRequest = { op, to, fr, rqi };
-  if (op === 1) req.ty = ty as number;
-  if (pc !== undefined && (op === 1 || op === 3)) req.pc = pc as Record<string, unknown>;
-  if (rvi !== undefined) req.rvi = rvi as string;
-  return req;
+  // Every field present, absent ones undefined: one object shape for every request the engine reads.
+  return {
+    op, to, fr, rqi,
+    ty: op === 1 ? (ty as number) : undefined,
+    pc: op === 1 || op === 3 ? (pc as Record<string, unknown>) : undefined,
+    rvi: rvi as string | undefined,
+  };
 }

@@ -62,64 +62,63 @@ export function isKeyHandle(v: unknown): v is KeyHandle {
   return typeof v === 'object' && v !== null && 'spec' in v && 'kind' in v && !(v instanceof Uint8Array);
 }
 
+/** A buffer up to this size is kept for the next message; a larger one only while messages fill a quarter of it. */
+const KEEP = 64 * 1024;
+const EMPTY = new Uint8Array(0);
+
 /**
  * The data of an append attribute (<cipher> sensitiveData, <hash> and
- * <signature> message): the chunks as they arrived, plus a backend stream
- * fed in batches of the backend's preferred size while chunks arrive, so the
- * per-chunk cost is amortized and the operation at the end only finishes it.
+ * <signature> message) in one buffer that chunks are copied into as they
+ * arrive, plus a backend stream fed in batches of the backend's preferred
+ * size while they do, so the per-chunk cost is amortized and the operation at
+ * the end only finishes it. The buffer grows by doubling and is reused for
+ * the next message: a small UPDATE allocates nothing (allocating a typed
+ * array of a few KiB costs more than the rest of the request).
  *
  * After an operation consumed the data (`consumed`), the next UPDATE starts
  * a new message instead of appending to the old one.
  */
 export class Accumulator {
-  #chunks: Uint8Array[] = [];
+  #buf = EMPTY;
   #size = 0;
-  /** Chunks not yet fed to the sink (the same arrays as in #chunks until bytes() joined them). */
-  #pending: Uint8Array[] = [];
-  #pendingSize = 0;
+  /** Bytes fed to the sink; the rest waits for the next batch. */
+  #fed = 0;
   /** False once a stream was dropped after data went into it: only a replay can follow. */
   #streamable = true;
   #sink: StreamSink | undefined;
   /** Output the sink produced so far (cipher), held until the operation completes. */
   #outputs: Uint8Array[] = [];
-  /** Copies of the data outside #chunks (joined batches, chunks a join replaced but not yet fed), zeroized by clear(). */
-  #copies: Uint8Array[] = [];
   consumed = false;
 
   get size(): number {
     return this.#size;
   }
 
-  /** Appends a chunk the accumulator owns from now on (the caller passes a private copy). */
+  /** Copies a chunk in; the caller keeps (and zeroizes, if it is secret) its array. */
   append(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-    if (this.#streamable) {
-      this.#pending.push(chunk);
-      this.#pendingSize += chunk.length;
+    const end = this.#size + chunk.length;
+    if (end > this.#buf.length) {
+      const buf = new Uint8Array(Math.max(end, 2 * this.#buf.length));
+      buf.set(this.#buf.subarray(0, this.#size));
+      this.#buf.fill(0, 0, this.#size);
+      this.#buf = buf;
     }
+    this.#buf.set(chunk, this.#size);
+    this.#size = end;
   }
 
-  /** The whole data as one array (joined once, until the next append). */
+  /** The whole data: a view (or the buffer itself when full), valid until the next append or clear. */
   bytes(): Uint8Array {
-    if (this.#chunks.length === 1) return this.#chunks[0]!;
-    const out = join(this.#chunks, this.#size);
-    for (const c of this.#chunks) {
-      if (this.#pending.includes(c)) this.#copies.push(c);
-      else c.fill(0);
-    }
-    this.#chunks = this.#size ? [out] : [];
-    return out;
+    return this.#size === this.#buf.length ? this.#buf : this.#buf.subarray(0, this.#size);
   }
 
   /** Whether pump() would feed the sink now. */
   ready(batch: number): boolean {
-    return this.#streamable && this.#pendingSize >= batch;
+    return this.#streamable && this.#size - this.#fed >= batch;
   }
 
   /**
-   * Feeds the pending chunks to the sink once at least `batch` bytes wait;
+   * Feeds the data not fed yet to the sink once at least `batch` bytes wait;
    * `open` is asked for a sink when there is none. A failing speculative
    * stream is dropped: the operation replays the data and reports the real
    * error then.
@@ -131,14 +130,10 @@ export class Accumulator {
         this.#sink = await open();
         if (!this.#sink) return;
       }
-      const batched = this.#pending.length > 1;
-      const data = this.#takePending(false);
-      try {
-        const out = await this.#sink.update(data);
-        if (out && out.length) this.#outputs.push(out);
-      } finally {
-        if (batched) data.fill(0);
-      }
+      const data = this.#buf.subarray(this.#fed, this.#size);
+      this.#fed = this.#size;
+      const out = await this.#sink.update(data);
+      if (out && out.length) this.#outputs.push(out);
     } catch {
       this.dropStream();
     }
@@ -155,7 +150,8 @@ export class Accumulator {
       this.dropStream();
       return undefined;
     }
-    const taken = { sink, rest: this.#takePending(true), outputs: this.#outputs };
+    const taken = { sink, rest: this.#buf.subarray(this.#fed, this.#size), outputs: this.#outputs };
+    this.#fed = this.#size;
     this.#sink = undefined;
     this.#outputs = [];
     this.#streamable = false;
@@ -164,49 +160,22 @@ export class Accumulator {
 
   /** Aborts the speculative stream and zeroizes its output (key or parameters changed, reboot, release). */
   dropStream(): void {
-    const hadData = this.#sink !== undefined || this.#pendingSize < this.#size;
+    if (this.#sink === undefined && this.#fed === 0) return;
     this.#sink?.abort();
     this.#sink = undefined;
     for (const o of this.#outputs) o.fill(0);
     this.#outputs = [];
-    if (hadData) {
-      this.#pending = [];
-      this.#pendingSize = 0;
-      this.#streamable = false;
-    }
+    this.#streamable = false;
   }
 
   /** Zeroizes the data; the accumulator is empty and can stream again. */
   clear(): void {
     this.dropStream();
-    for (const c of this.#chunks) c.fill(0);
-    for (const c of this.#copies) c.fill(0);
-    this.#chunks = [];
-    this.#copies = [];
+    this.#buf.fill(0, 0, this.#size);
+    if (this.#buf.length > KEEP && this.#size < this.#buf.length / 4) this.#buf = EMPTY;
     this.#size = 0;
-    this.#pending = [];
-    this.#pendingSize = 0;
+    this.#fed = 0;
     this.#streamable = true;
     this.consumed = false;
   }
-
-  /** The pending chunks as one array; `keep`: a joined copy outlives this call, so clear() zeroizes it. */
-  #takePending(keep: boolean): Uint8Array {
-    const p = this.#pending;
-    const out = p.length === 1 ? p[0]! : join(p, this.#pendingSize);
-    if (keep && p.length !== 1) this.#copies.push(out);
-    this.#pending = [];
-    this.#pendingSize = 0;
-    return out;
-  }
-}
-
-function join(parts: readonly Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const c of parts) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }

@@ -129,6 +129,8 @@ export interface CompiledType {
   results: ReadonlyMap<VirtualDef, readonly AttributeDef[]>;
   /** The computed size attribute (currentByteSize) of a byte attribute. */
   sizeOf: ReadonlyMap<string, AttributeDef>;
+  /** Attributes whose length another attribute limits (maxFrom). */
+  limited: readonly AttributeDef[];
   /** What an UPDATE of these attributes (names joined) answers with: filled as UPDATEs come. */
   replies: Map<string, AttributeDef[]>;
   appendAttr?: AttributeDef;
@@ -153,7 +155,7 @@ export function compile(type: ResourceType): CompiledType {
   const sizeOf = new Map(all.filter((a) => a.sizeOf).map((a) => [a.sizeOf!, a]));
   const appends = type.attributes.filter((a) => a.append);
   if (appends.length > 1) throw new Error(`${type.name}: at most one append attribute`);
-  return { type, all, bySn, byName, virtuals, results, sizeOf, replies: new Map(), appendAttr: appends[0] };
+  return { type, all, bySn, byName, virtuals, results, sizeOf, limited: all.filter((a) => a.maxFrom), replies: new Map(), appendAttr: appends[0] };
 }
 
 const MAX_STRING = 1024;
@@ -163,8 +165,12 @@ function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;
 }
 
-/** Converts a request value to its internal form (bytes: a private copy), or throws 4000 naming the attribute. */
-export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number): unknown {
+/**
+ * Converts a request value to its internal form, or throws 4000 naming the
+ * attribute. Bytes are a private copy; with `copy` false, given bytes are
+ * returned as they are (for a caller that copies them itself).
+ */
+export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy = true): unknown {
   const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be ${what}`);
   const t = a.type;
   switch (t.kind) {
@@ -172,8 +178,10 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number): unkn
       let b: Uint8Array | undefined;
       // A copy into a plain Uint8Array (Buffer.prototype.slice would return a view of the caller's memory).
       if (isBytes(v)) {
-        b = new Uint8Array(v.length);
-        b.set(v);
+        if (copy) {
+          b = new Uint8Array(v.length);
+          b.set(v);
+        } else b = v;
       }
       else if (typeof v === 'string') {
         // Refuse before decoding: an oversized string must not cost a decode.

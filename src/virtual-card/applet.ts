@@ -5,7 +5,7 @@ import type { DecodedCommand } from '../apdu/apdu.ts';
 import { CRT, DO, FCI, INS, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.ts';
 import { decodeTlvs, encodeTlv, findTlv, tlvs, u16, u32, type Tlv } from '../apdu/tlv.ts';
 import {
-  AuthenticationError, cbc, ccm, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
+  AuthenticationError, cbc, ccm, constantTimeEqual, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
   type HashName,
 } from '../core/index.ts';
 import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
@@ -14,7 +14,6 @@ import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts
 import { concat } from '../apdu/transport.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
-import { constantTimeEqual } from '../backends/software/ct.ts';
 
 // The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
 // key lengths, curves and hashes for the host and the card.

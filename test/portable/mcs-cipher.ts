@@ -3,7 +3,7 @@
 // chunking of the UPDATEs, decryption round-trips, and every failure code.
 import { cbc, cbcMac, ccm, cmac, gcm, type CbcPadding } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, type PortableCase } from './harness.ts';
-import { b64, body, engineWith, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
+import { b64, body, createExportable, engineWith, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
 
 interface Alg { value: number; mode: 'gcm' | 'ccm' | 'cbc'; key: number; tag?: number; padding?: CbcPadding }
 export const CIPHER_ALGS: Alg[] = [
@@ -108,10 +108,13 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: (1 << 22) + 1 } }), 5207, 'mbs beyond the SE limit');
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, cD: 'AAAA' } }), 4000, 'cD read-only', /read-only/);
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, msg: b64(rnd(11)) } }), 5207, 'msg beyond mbs at CREATE');
-        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 13, mbs: 64, kExp: true } }), 2001, 'no key');
+        const exportable = await createExportable(s, 20002, 'senv:Cph', { rn: 'c', Calg: 13, mbs: 64 }, 'no key');
         fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4005, 'no key yet', /keyData/);
-        const key = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'generateKey')), 2000, 'gnK'), 'senv:Cph').kDt);
-        equal(key.length, 32, 'CBC keys are generated as AES-256');
+        const kDt = body(ok(await s.retrieve(s.path('reg', 'c', 'generateKey')), 2000, 'gnK'), 'senv:Cph').kDt;
+        // A card keeps the generated key: the case goes on with an imported one where it needs the bytes.
+        const key = exportable ? unb64(kDt) : rnd(32);
+        if (exportable) equal(key.length, 32, 'CBC keys are generated as AES-256');
+        else equal(kDt, undefined, 'a device key is never shown');
         fails(await s.retrieve(s.path('reg', 'c', 'gnK')), 4005, 'key is write-once');
         fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4005, 'no IV', /algorithmSpecificParameter/);
         fails(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { iV: b64(rnd(15)) } }), 4000, 'IV length', /iV.*16/);
@@ -126,7 +129,12 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0 } }), 2004, 'discard');
         const plain = rnd(48);
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(plain) } }), 2004, 'whole blocks');
-        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c', 'Enc')), 'senv:Cph').cD), cbc(key, iv, { padding: 'none' }).encrypt(plain), 'generated key works');
+        const ct = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Enc')), 2000, 'encrypt'), 'senv:Cph').cD);
+        if (exportable) equalBytes(ct, cbc(key, iv, { padding: 'none' }).encrypt(plain), 'generated key works');
+        else {
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'ciphertext');
+          equalBytes(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Dec')), 2000, 'decrypt'), 'senv:Cph').cD), plain, 'generated key round trip');
+        }
         fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 5 } }), 4000, 'cbs other than 0', /cbs/);
         fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { mbs: 100 } }), 4000, 'mbs write-once', /write-once/);
         fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { Calg: 24 } }), 4000, 'Calg write-once', /write-once/);
@@ -160,8 +168,11 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         ok(await s.update(s.path('reg', 'cb'), { 'senv:Sgn': { msg: b64(rnd(17)) } }), 2004, 'not whole blocks');
         fails(await s.retrieve(s.path('reg', 'cb', 'cSgn')), 4102, 'CBC-MAC of 17 bytes', /multiple of 16/);
         fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: 49, kDt: b64(rnd(20)) } }), 4000, 'CMAC key length', /kDt/);
-        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'g', Salg: 49, kExp: true } }), 2001, 'no key');
-        assert(unb64(body(await s.retrieve(s.path('reg', 'g', 'gnK')), 'senv:Sgn').kDt).length === 32, 'generated AES-256 key');
+        const exportable = await createExportable(s, 20012, 'senv:Sgn', { rn: 'g', Salg: 49 }, 'no key');
+        const kDt = body(ok(await s.retrieve(s.path('reg', 'g', 'gnK')), 2000, 'gnK'), 'senv:Sgn').kDt;
+        if (exportable) assert(unb64(kDt).length === 32, 'generated AES-256 key');
+        else equal(kDt, undefined, 'a device key is never shown');
+        equal(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cSgn')), 2000, 'sign'), 'senv:Sgn').Sgn).length, 16, 'CMAC under the generated key');
       },
     },
   ];

@@ -60,6 +60,24 @@ export class Session {
   }
 }
 
+/** Whether the SE can honour kExp: true; one that keeps keys on the device (a card) never exports them. */
+export function exportsKeys(s: Session): boolean {
+  return s.engine.describe(s.seId)!.capabilities.keyStorage !== 'device';
+}
+
+/**
+ * CREATEs a resource without a key, asking for an exportable one. An SE that
+ * keeps keys on the device must refuse that (5001); the resource is then
+ * created without kExp, so the case goes on with a key it cannot read.
+ * Returns whether generateKey will show kDt.
+ */
+export async function createExportable(s: Session, ty: number, root: string, content: Record<string, unknown>, what: string): Promise<boolean> {
+  const exportable = exportsKeys(s);
+  if (!exportable) fails(await s.create(s.seId, ty, { [root]: { ...content, kExp: true } }), 5001, `${what}: kExp on device key storage`, /kExp/);
+  ok(await s.create(s.seId, ty, { [root]: exportable ? { ...content, kExp: true } : content }), 2001, what);
+  return exportable;
+}
+
 /** Asserts the status code and returns the response; the message shows the m2m:dbg text. */
 export function ok(r: McsResponse, rsc: number, what: string): McsResponse {
   if (r.rsc !== rsc) throw new AssertionError(`${what}: expected rsc ${rsc}, got ${r.rsc} (${JSON.stringify(r.pc?.['m2m:dbg'] ?? '')})`);

@@ -5,7 +5,7 @@
 import { ecdsa } from '../../src/index.ts';
 import { TYPES, compiledType } from '../../src/mcs/registry.ts';
 import { equal, ok as assert, prng, type PortableCase } from './harness.ts';
-import { b64, body, engineWith, fails, ok, Session, softwareSe, type BackendFactory } from './mcs-kit.ts';
+import { b64, body, engineWith, exportsKeys, fails, ok, Session, softwareSe, type BackendFactory } from './mcs-kit.ts';
 
 const rnd = prng(4242);
 const FUTURE = '20991231T000000';
@@ -20,7 +20,8 @@ interface Setup {
 /** Per attribute: a value that passes every rule of the type (not just the table's), by short name or type.shortName. */
 function samples(s: Session, acpRi: string): Record<string, unknown> {
   return {
-    et: FUTURE, acpi: [acpRi], lbl: ['x'], msg: b64(rnd(16)), kDt: b64(rnd(16)), kExp: true, cbs: 0, mbs: 64,
+    // kExp: true where the SE can export keys; a card refuses it (createExportable in the other suites checks that).
+    et: FUTURE, acpi: [acpRi], lbl: ['x'], msg: b64(rnd(16)), kDt: b64(rnd(16)), kExp: exportsKeys(s), cbs: 0, mbs: 64,
     Calg: 1001, Halg: 4, Salg: 33, rgT: 1, Dsz: 16, kInf: 'certificate', Sgn: b64(rnd(64)), sgF: 'raw', prH: true,
     nc: b64(rnd(12)), aD: b64(rnd(5)), Clab: 1, pv: ACP(['CAE1'], 63), pvs: ACP(['CAE1'], 63),
     objs: ['o'], obps: ['p'], dc: 'reset', rbT: 1, rb: false, sID: s.seId, seL: 1, srt: [20004], esi: { x: 1 }, hcl: 'CSE1', hal: ['AE1'],

@@ -3,7 +3,7 @@
 // and failure codes, results checked against known answers and the core.
 import { ecdsa, gcm, hash, hmac, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
-import { b64, body, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
+import { b64, body, createExportable, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
 
 const HASH: Record<number, HashName> = { 4: 'SHA-256', 5: 'SHA-384', 6: 'SHA-512' };
 const ABC: Record<number, string> = {
@@ -164,15 +164,22 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         ok(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { Sgn: b64(bad) } }), 2004, 'wrong signature');
         equal(body(await s.retrieve(s.path('reg', 'm', 'vSgn')), 'senv:Sgn').vR, false, 'wrong signature fails');
         fails(await s.retrieve(s.path('reg', 'm', 'generateKey')), 4005, 'key is write-once', /write-once/);
-        // Generated, exportable key: read it back and check the MAC with the core.
-        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'g', Salg: alg, kExp: true } }), 2001, 'create without key');
+        // Generated key: exportable, read back and the MAC checked with the core; on a card it stays there.
+        const exportable = await createExportable(s, 20012, 'senv:Sgn', { rn: 'g', Salg: alg }, 'create without key');
         fails(await s.retrieve(s.path('reg', 'g', 'cSgn')), 4005, 'no key yet', /no secret key/);
         const gen = body(ok(await s.retrieve(s.path('reg', 'g', 'gnK')), 2000, 'generateKey'), 'senv:Sgn');
-        const key = unb64(gen.kDt);
-        equal(key.length, { 25: 32, 26: 48, 27: 64 }[alg]!, 'generated key length');
         const m = prng(alg)(300);
         ok(await s.update(s.path('reg', 'g'), { 'senv:Sgn': { msg: b64(m) } }), 2004, 'message');
-        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'g', 'cSgn')), 'senv:Sgn').Sgn), hmac(hashName, key, m), 'core HMAC');
+        const mac = unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cSgn')), 2000, 'sign'), 'senv:Sgn').Sgn);
+        if (exportable) {
+          const key = unb64(gen.kDt);
+          equal(key.length, { 25: 32, 26: 48, 27: 64 }[alg]!, 'generated key length');
+          equalBytes(mac, hmac(hashName, key, m), 'core HMAC');
+        } else {
+          equal(gen.kDt, undefined, 'a device key is never shown');
+          equal(mac.length, { 25: 32, 26: 48, 27: 64 }[alg]!, 'MAC length');
+          equal(body(await s.retrieve(s.path('reg', 'g', 'vSgn')), 'senv:Sgn').vR, true, 'the device verifies its MAC');
+        }
         fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, kDt: '' } }), 4000, 'empty key', /kDt/);
         fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, sgF: 'raw' } }), 4000, 'sgF is ECDSA only', /ECDSA/);
         fails(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { kDt: b64(utf8('x')) } }), 4000, 'kDt write-once', /write-once/);

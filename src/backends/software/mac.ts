@@ -3,10 +3,10 @@
 // "Verification" of a MAC recomputes it and compares in constant time.
 import { createHmac, hmac } from '../../core/hmac.ts';
 import { cbcMac, cmac, createCbcMac, createCmac } from '../../core/cmac.ts';
+import { constantTimeEqual } from '../../core/compare.ts';
 import type { SignatureAlgorithm, SignatureStream } from '../backend.ts';
 import { HASH_NAMES } from './digest.ts';
 import { LazyStream, type CoreStream } from './stream.ts';
-import { constantTimeEqual } from './ct.ts';
 import type { SoftwareKey } from './keys.ts';
 
 // Keys are read when the MAC starts, so a key released meanwhile fails with

@@ -155,7 +155,9 @@ export class JournalStore implements Persistence {
         let acc = res.attrs.get(a.attr);
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
         if ((acc as Accumulator).consumed) (acc as Accumulator).clear();
-        (acc as Accumulator).append(open(this.#key, a.sealed, `${rec.ri}/${a.attr}`));
+        const chunk = open(this.#key, a.sealed, `${rec.ri}/${a.attr}`);
+        (acc as Accumulator).append(chunk);
+        chunk.fill(0);
       }
       if (parent) parent.children.set(res.rn, res);
       built.set(rec.ri, res);
@@ -282,7 +284,9 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
   if (typeof v.$device === 'number') return new DeviceData(v.$device);
   if (typeof v.$acc === 'string') {
     const acc = new Accumulator();
-    acc.append(fromBase64(v.$acc)!);
+    const data = fromBase64(v.$acc)!;
+    acc.append(data);
+    data.fill(0);
     acc.consumed = v.consumed === true;
     return acc;
   }

@@ -12,8 +12,8 @@ import type { Context } from '../context.ts';
 import { Accumulator, type Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
-import { concat, dataError, keyData, keyExportable, notAllowed, notImplemented, setBytes } from './common.ts';
-import { generateKey, importKey, requireKey } from './keys.ts';
+import { dataError, keyData, keyExportable, notAllowed, notImplemented, setJoined } from './common.ts';
+import { generateKey, keyAtCreate, requireKey } from './keys.ts';
 
 export const CIPHER_TY = 20002;
 export const ALG_PARAM_TY = 20001;
@@ -58,7 +58,7 @@ function operation(direction: Direction) {
     try {
       const stream = taken ? (taken.sink as CipherSink).stream : await open(ctx, res, direction);
       outputs.push(await stream.final(taken ? taken.rest : data?.bytes()));
-      setBytes(res.attrs, 'calculatedData', concat(outputs));
+      setJoined(res.attrs, 'calculatedData', outputs);
     } catch (e) {
       // No stale or partial result stays behind a failed operation.
       for (const o of outputs) o.fill(0);
@@ -106,7 +106,7 @@ export const cipherType: ResourceType = {
       const alg = algorithm(res);
       if (!ctx.host.backend.capabilities.cipherAlgorithms.includes(alg)) throw notImplemented(`${CIPHERS[alg].name} (${alg})`);
       resetByteSize(res, res.attrs);
-      await importKey(ctx, res, { use: 'cipher', algorithm: alg }, CIPHERS[alg]);
+      await keyAtCreate(ctx, res, { use: 'cipher', algorithm: alg }, CIPHERS[alg]);
     },
     update(_ctx, res, changes) {
       resetByteSize(res, changes);

@@ -28,17 +28,23 @@ export function dataError(e: unknown): unknown {
   return e;
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
+/**
+ * Replaces a byte attribute by the concatenation of parts, written into the
+ * array it held when the length is the same: a stream of equal-sized
+ * operations (1 MiB through a <cipher>, again and again) allocates no result.
+ */
+export function setJoined(attrs: Map<string, unknown>, name: string, parts: readonly Uint8Array[]): void {
+  if (parts.length === 1) return setBytes(attrs, name, parts[0]!);
   let n = 0;
   for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
+  const old = attrs.get(name);
+  const out = old instanceof Uint8Array && old.length === n ? old : new Uint8Array(n);
   let o = 0;
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
   }
-  return out;
+  setBytes(attrs, name, out);
 }
 
 /** Replaces a byte attribute, zeroizing the value it held. */

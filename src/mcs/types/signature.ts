@@ -15,7 +15,7 @@ import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented, setBytes } from './common.ts';
-import { generateKey, importKey } from './keys.ts';
+import { generateKey, keyAtCreate } from './keys.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -117,7 +117,7 @@ export const signatureType: ResourceType = {
       if (i.family !== 'ecdsa') {
         for (const a of ecdsaOnly) if (res.attrs.has(a)) throw badRequest(`${a} applies to ECDSA only, not ${i.name}`);
       }
-      await importKey(ctx, res, { use: 'signature', algorithm: alg }, i);
+      await keyAtCreate(ctx, res, { use: 'signature', algorithm: alg }, i);
       const key = res.key();
       if (key && i.family === 'ecdsa' && !res.attrs.has('keyInformation')) {
         const pub = await ctx.host.backend.publicKey(key);
