@@ -1,7 +1,7 @@
 // BER-TLV (ISO/IEC 7816-4 clause 5.2) for the data fields of the senv card
 // profile: tags of one or two bytes, definite lengths up to 65535.
 import { ApduError } from './errors.ts';
-import { concat } from './transport.ts';
+import { concatBytes } from '../core/bytes.ts';
 
 export interface Tlv {
   tag: number;
@@ -12,11 +12,11 @@ export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
   const t = tag > 0xff ? [tag >> 8, tag & 0xff] : [tag];
   const n = value.length;
   const l = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
-  return concat([Uint8Array.from([...t, ...l]), value]);
+  return concatBytes([Uint8Array.from([...t, ...l]), value]);
 }
 
 export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
-  return concat(items.map(([t, v]) => encodeTlv(t, v instanceof Uint8Array ? v : Uint8Array.from(v))));
+  return concatBytes(items.map(([t, v]) => encodeTlv(t, v instanceof Uint8Array ? v : Uint8Array.from(v))));
 }
 
 /** Parses a sequence of TLVs; ApduError when a length runs past the end. */

@@ -2,6 +2,7 @@
 // PC/SC card, a scripted test double, a socket). Each layer does one job of
 // ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
 // configured (the apdu4j / GlobalPlatformPro idea).
+import { concatBytes } from '../core/bytes.ts';
 import { LengthError } from '../core/errors.ts';
 import {
   decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
@@ -130,7 +131,7 @@ export class GetResponseLayer extends Layer {
     }
     if (parts.length === 0) return r;
     parts.push(r.data);
-    return { data: concat(parts), sw: r.sw };
+    return { data: concatBytes(parts), sw: r.sw };
   }
 }
 
@@ -171,7 +172,7 @@ export class ChainingLayer extends Layer {
       out.push(r.data);
     }
     const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
-    return out.some((d) => d.length) ? { data: concat([...out, last.data]), sw: last.sw } : last;
+    return out.some((d) => d.length) ? { data: concatBytes([...out, last.data]), sw: last.sw } : last;
   }
 }
 
@@ -255,14 +256,3 @@ export function createTransport(channel: ByteChannel, opts: StackOptions): { tra
   return { transport: t, raw };
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

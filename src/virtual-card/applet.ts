@@ -11,7 +11,7 @@ import {
 import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
 import { HASH_NAMES } from '../backends/software/digest.ts';
 import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
-import { concat } from '../apdu/transport.ts';
+import { concatBytes } from '../core/bytes.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
 
@@ -270,7 +270,7 @@ export class SenvApplet implements Applet {
   private ecdsaInput(env: Environment, hash: HashName): Absorber {
     if (findTlv(env.tlv, TAG.INPUT_IS_DIGEST)?.[0] !== 1) return createHash(hash);
     const parts: Uint8Array[] = [];
-    return { update: (d: Uint8Array) => parts.push(d.slice()), digest: () => concat(parts), destroy: () => parts.splice(0).forEach((p) => p.fill(0)) };
+    return { update: (d: Uint8Array) => parts.push(d.slice()), digest: () => concatBytes(parts), destroy: () => parts.splice(0).forEach((p) => p.fill(0)) };
   }
 
   private macFor(env: Environment): Absorber {
@@ -299,7 +299,7 @@ export class SenvApplet implements Applet {
     return {
       pso: p1p2,
       update: (d) => output(st.update(d)),
-      finish: (d) => concat([output(st.update(d)), st.final()]),
+      finish: (d) => concatBytes([output(st.update(d)), st.final()]),
       destroy: () => st.destroy(),
     };
   }

@@ -4,7 +4,8 @@
 // whole commands, except those that ask to stream chained links.
 import { decodeCommand, encodeResponse, hex, type DecodedCommand, type ResponseApdu } from '../apdu/apdu.ts';
 import { ApduError } from '../apdu/errors.ts';
-import { channelOfCla, concat } from '../apdu/transport.ts';
+import { channelOfCla } from '../apdu/transport.ts';
+import { concatBytes } from '../core/bytes.ts';
 import type { CardHandler } from './vpcd.ts';
 
 export const SW = {
@@ -148,7 +149,7 @@ export class VirtualCardOs implements CardHandler {
       (ch.chain ??= { key, parts: [] }).parts.push(plain.data);
       return { data: new Uint8Array(0), sw: SW.OK };
     }
-    const whole = ch.chain ? { ...plain, data: concat([...ch.chain.parts, plain.data]) } : plain;
+    const whole = ch.chain ? { ...plain, data: concatBytes([...ch.chain.parts, plain.data]) } : plain;
     ch.chain = null;
     return this.answer(ch, plain, applet.process(whole, ch, true));
   }

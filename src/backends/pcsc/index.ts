@@ -2,6 +2,7 @@
 // 3): every operation is a sequence of ISO/IEC 7816-4/-8 APDUs to a card that
 // runs the senv profile (docs/apdu-profile.md), over the native bridge.
 // Keys live in the card's slots; the host only ever holds slot references.
+import { concatBytes } from '../../core/bytes.ts';
 import type {
   BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
@@ -260,7 +261,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       final: async (last) => {
         const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
         const tail = await dataCall(s.finish());
-        return head.length ? concatAll([head, tail]) : tail;
+        return head.length ? concatBytes([head, tail]) : tail;
       },
       abort: () => s.abort(),
     };
@@ -298,7 +299,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       if (done) throw new StateError('stream already finished');
       done = true;
       if (last) parts.push(last);
-      const msg = concatAll(parts);
+      const msg = concatBytes(parts);
       if (!options.prehashed) return hash(hashName, msg);
       if (msg.length !== HASHES[SIGNATURES[algorithm].hash!].outputLength) {
         throw new InvalidValueError(`prehashed message must be a ${hashName} digest`);
@@ -403,16 +404,6 @@ function publicPoint(template: Uint8Array): Uint8Array {
   const point = inner && findTlv(decodeTlvs(inner), TAG.EC_POINT);
   if (!point) throw new StateError('the card returned no public key template (7F49/86)');
   return point.slice();
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { INS } from '../../apdu/profile.ts';
 import type { ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
-import { concat } from '../../apdu/transport.ts';
+import { concatBytes } from '../../core/bytes.ts';
 import type { AppletChannel, CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
@@ -53,7 +53,7 @@ export class LinkStream {
       // Keep at least one byte back: the last link must be sent unchained by end().
       const out: Uint8Array[] = [];
       while (this.buffered > this.max) out.push((await this.link(this.ch, this.take(this.max), true)).data);
-      return concat(out);
+      return concatBytes(out);
     });
   }
 
@@ -73,7 +73,7 @@ export class LinkStream {
         const out: Uint8Array[] = [];
         while (this.buffered > this.max) out.push((await this.link(ch, this.take(this.max), true)).data);
         out.push((await last(ch, this.take(this.buffered))).data);
-        return concat(out);
+        return concatBytes(out);
       } finally {
         this.release();
       }

@@ -1,6 +1,7 @@
 // ECDSA signature algorithms 33, 34, 38 (TS-0016 table 9.9-1) on the core:
 // the message streams into the algorithm's hash (unless the caller sends the
 // digest itself), and the digest is signed or verified at the end.
+import { concatBytes } from '../../core/bytes.ts';
 import { createHash, hash } from '../../core/hash.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import type { SignatureAlgorithm, SignatureOptions, SignatureStream } from '../backend.ts';
@@ -48,15 +49,7 @@ function collect(): LazyStream {
   const parts: Uint8Array[] = [];
   return new LazyStream(() => ({
     update: (d: Uint8Array) => void parts.push(new Uint8Array(d)),
-    finish: () => {
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let o = 0;
-      for (const p of parts) {
-        out.set(p, o);
-        o += p.length;
-      }
-      return out;
-    },
+    finish: () => concatBytes(parts),
     destroy: () => parts.splice(0).forEach((p) => p.fill(0)),
   }), (data) => new Uint8Array(data));
 }

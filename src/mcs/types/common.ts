@@ -1,5 +1,6 @@
 // Attribute declarations shared by several resource types, and small helpers
 // their modules use. Values of enums come from TS-0016 clause 9.
+import { concatBytes } from '../../core/bytes.ts';
 import type { AttributeDef } from '../schema.ts';
 import { McsError, RSC } from '../rsc.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError } from '../../core/errors.ts';
@@ -35,16 +36,8 @@ export function dataError(e: unknown): unknown {
  */
 export function setJoined(attrs: Map<string, unknown>, name: string, parts: readonly Uint8Array[]): void {
   if (parts.length === 1) return setBytes(attrs, name, parts[0]!);
-  let n = 0;
-  for (const p of parts) n += p.length;
   const old = attrs.get(name);
-  const out = old instanceof Uint8Array && old.length === n ? old : new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  setBytes(attrs, name, out);
+  setBytes(attrs, name, concatBytes(parts, old instanceof Uint8Array ? old : undefined));
 }
 
 /** Replaces a byte attribute, zeroizing the value it held. */

@@ -1,0 +1,18 @@
+// Byte-array helpers shared by every layer.
+
+/**
+ * Concatenates `parts`. With `into` of exactly the total length the result is
+ * written there instead of a new array (a stream of equal-sized results then
+ * allocates nothing).
+ */
+export function concatBytes(parts: readonly Uint8Array[], into?: Uint8Array): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = into && into.length === n ? into : new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
