@@ -5,13 +5,13 @@
 import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH } from './abi';
 import { sboxPlanes } from './aes-sbox';
 import { cryptBlocks, roundKeyPlanes, PLANES_BYTES, LANES } from './aes-bitslice';
-import { encryptBlockVperm, encryptPairVperm, subWordVperm } from './aes-vperm';
-import { GHASH_KEY_SIZE } from './ghash';
+import { encryptBlockVperm, chainVperm, subWordVperm, vpermKeys } from './aes-vperm';
+import { GHASH_KEY_SIZE, ghashKeyUsed } from './ghash';
 
 export const AES_KEY_KIND: u32 = 0x200;
 
-// Key context: [header][nr u32][flags u32][round-key planes][byte round
-// keys (SIMD build: one-block path)][mode cache].
+// Key context: [header][nr u32][flags u32][round-key planes][round keys of
+// the one-block path (SIMD build)][mode cache].
 const NR: usize = CTX_HEADER;
 export const KEY_FLAGS: usize = CTX_HEADER + 4;
 const RK: usize = CTX_HEADER + 8;
@@ -32,6 +32,12 @@ const OP_SCRATCH: usize = memory.data(<i32>OP_SCRATCH_SIZE, 16);
 
 export function isAesKey(k: usize): bool {
   return k != 0 && ctxKind(k) == AES_KEY_KIND;
+}
+
+// Bytes of key context k holding data: GCM's cache only as far as it was
+// filled, which spares the one-shot calls most of its zeroization.
+function keyUsed(k: usize): usize {
+  return load<u32>(k, KEY_FLAGS) & 1 ? KEY_CACHE + ghashKeyUsed(k + KEY_CACHE) : KEY_CACHE;
 }
 
 @inline export function rounds(k: usize): usize {
@@ -69,7 +75,7 @@ function expandKey(k: usize, key: usize, keyLen: usize): void {
   store<u32>(k, <u32>nr, NR);
   store<u32>(k, 0, KEY_FLAGS);
   for (let r: usize = 0; r <= nr; r++) roundKeyPlanes(EXPANDED + (r << 4), k + RK + r * PLANES_BYTES);
-  if (ASC_FEATURE_SIMD) memory.copy(k + RKB, EXPANDED, (nr + 1) << 4);
+  if (ASC_FEATURE_SIMD) vpermKeys(k + RKB, EXPANDED, nr);
   memory.fill(EXPANDED, 0, 240);
   memory.fill(SUBW, 0, 32);
 }
@@ -87,14 +93,19 @@ export function encryptBlocks(k: usize, src: usize, dst: usize, n: usize): void 
   cryptBlocks(k + RK, rounds(k), src, dst, n, false);
 }
 
-// Encrypts the blocks at a and b in place, side by side (SIMD build), so a
-// serial chain at a runs at nearly no extra cost for b.
-export function encryptPair(k: usize, a: usize, b: usize): void {
+// CBC encryption of n blocks from src: the 16 bytes at chain become
+// E(chain ^ m) block after block, each written to dst unless dst is 0 (the
+// MACs only need the last).
+export function cbcChain(k: usize, chain: usize, src: usize, dst: usize, n: usize): void {
   if (ASC_FEATURE_SIMD) {
-    encryptPairVperm(k + RKB, rounds(k), a, b);
-  } else {
-    cryptBlocks(k + RK, rounds(k), a, a, 1, false);
-    cryptBlocks(k + RK, rounds(k), b, b, 1, false);
+    chainVperm(k + RKB, rounds(k), chain, src, dst, n);
+    return;
+  }
+  for (let i: usize = 0; i < n; i++) {
+    store<u64>(chain, load<u64>(chain) ^ load<u64>(src + (i << 4)));
+    store<u64>(chain, load<u64>(chain, 8) ^ load<u64>(src + (i << 4), 8), 8);
+    cryptBlocks(k + RK, rounds(k), chain, chain, 1, false);
+    if (dst) memory.copy(dst + (i << 4), chain, 16);
   }
 }
 
@@ -112,23 +123,32 @@ export function encryptPair(k: usize, a: usize, b: usize): void {
 // counter block at ctr is advanced past every block used (a partial final
 // block uses one). Keystream is built LANES blocks at a time.
 export function ctr32(k: usize, ctr: usize, src: usize, dst: usize, len: usize): void {
-  const nr = rounds(k);
+  const c0 = load<u64>(ctr), c2 = load<u32>(ctr, 8);
+  let count = bswap<u32>(load<u32>(ctr, 12));
   while (len > 0) {
     let n = (len + 15) >> 4;
     if (n > LANES) n = LANES;
     for (let j: usize = 0; j < n; j++) {
-      memory.copy(CTR_BLOCKS + (j << 4), ctr, 16);
-      inc32(ctr);
+      const b = CTR_BLOCKS + (j << 4);
+      store<u64>(b, c0);
+      store<u32>(b, c2, 8);
+      store<u32>(b, bswap<u32>(count + <u32>j), 12);
     }
+    count += <u32>n;
     encryptBlocks(k, CTR_BLOCKS, CTR_BLOCKS, n);
     const m = len < (n << 4) ? len : n << 4;
     let i: usize = 0;
-    for (; i + 8 <= m; i += 8) store<u64>(dst + i, load<u64>(src + i) ^ load<u64>(CTR_BLOCKS + i));
+    if (ASC_FEATURE_SIMD) {
+      for (; i + 16 <= m; i += 16) v128.store(dst + i, v128.xor(v128.load(src + i), v128.load(CTR_BLOCKS + i)));
+    } else {
+      for (; i + 8 <= m; i += 8) store<u64>(dst + i, load<u64>(src + i) ^ load<u64>(CTR_BLOCKS + i));
+    }
     for (; i < m; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(CTR_BLOCKS + i));
     src += m;
     dst += m;
     len -= m;
   }
+  store<u32>(ctr, bswap<u32>(count), 12);
   memory.fill(CTR_BLOCKS, 0, 128);
 }
 
@@ -150,7 +170,7 @@ export function aes_key_create(key: usize, keyLen: usize, scratch: u32): usize {
   if (keyLen != 16 && keyLen != 32) return 0;
   let k = KEY_SCRATCH;
   if (scratch) {
-    memory.fill(k, 0, AES_KEY_SIZE);
+    memory.fill(k, 0, keyUsed(k));
     store<u32>(k, AES_KEY_KIND);
     store<u32>(k, AES_KEY_SIZE, 4);
   } else {
@@ -162,7 +182,7 @@ export function aes_key_create(key: usize, keyLen: usize, scratch: u32): usize {
 
 // Zeroizes the static key and operation slots used by one-shot calls.
 export function aes_scratch_clear(): void {
-  memory.fill(KEY_SCRATCH, 0, AES_KEY_SIZE);
+  memory.fill(KEY_SCRATCH, 0, keyUsed(KEY_SCRATCH));
   memory.fill(OP_SCRATCH, 0, OP_SCRATCH_SIZE);
 }
 

@@ -3,7 +3,7 @@
 // Padding is checked and removed in constant time; whether it was valid is
 // necessarily visible to the caller (see docs/aes.md on padding oracles).
 import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
-import { isAesKey, encryptBlocks, decryptBlocks, opContext } from './aes';
+import { isAesKey, cbcChain, decryptBlocks, opContext } from './aes';
 import { LANES } from './aes-bitslice';
 
 export const CBC_KIND: u32 = 0x203;
@@ -33,14 +33,8 @@ const HELD: usize = memory.data(8 * 16, 16); // ciphertext of a decryption batch
 }
 
 // Encrypts n whole blocks from src to dst, chaining through CHAIN.
-function encryptChain(op: usize, src: usize, dst: usize, n: usize): void {
-  const k = <usize>load<u32>(op, KEY);
-  const chain = op + CHAIN;
-  for (let i: usize = 0; i < n; i++) {
-    xor16(chain, chain, src + (i << 4));
-    encryptBlocks(k, chain, chain, 1);
-    memory.copy(dst + (i << 4), chain, 16);
-  }
+@inline function encryptChain(op: usize, src: usize, dst: usize, n: usize): void {
+  cbcChain(<usize>load<u32>(op, KEY), op + CHAIN, src, dst, n);
 }
 
 // Decrypts n whole blocks, LANES at a time; the ciphertext is copied aside

@@ -4,7 +4,7 @@
 // operation declares both when it is created.
 import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, encryptPair, ctr32, inc32, opContext } from './aes';
+import { isAesKey, encryptBlocks, cbcChain, ctr32, inc32, opContext } from './aes';
 
 export const CCM_KIND: u32 = 0x202;
 
@@ -32,21 +32,27 @@ const F_DONE: u32 = 4;
   return <usize>load<u32>(op, KEY);
 }
 
-// CBC-MAC over len more bytes of the formatted input, one block at a time.
+// CBC-MAC over len more bytes of the formatted input: a partial block
+// byte by byte, whole blocks through the serial chain.
 function absorb(op: usize, src: usize, len: usize): void {
-  const k = key(op);
+  const k = key(op), mac = op + MAC;
   let part = <usize>load<u32>(op, PARTLEN);
-  while (len > 0) {
+  if (part > 0) {
     const take = len < 16 - part ? len : 16 - part;
-    for (let i: usize = 0; i < take; i++) store<u8>(op + MAC + part + i, load<u8>(op + MAC + part + i) ^ load<u8>(src + i));
+    for (let i: usize = 0; i < take; i++) store<u8>(mac + part + i, load<u8>(mac + part + i) ^ load<u8>(src + i));
     part += take;
     src += take;
     len -= take;
-    if (part == 16) {
-      encryptBlocks(k, op + MAC, op + MAC, 1);
-      part = 0;
+    if (part < 16) {
+      store<u32>(op, <u32>part, PARTLEN);
+      return;
     }
+    encryptBlocks(k, mac, mac, 1);
   }
+  const whole = len >> 4;
+  if (whole) cbcChain(k, mac, src, 0, whole);
+  part = len & 15;
+  for (let i: usize = 0; i < part; i++) store<u8>(mac + i, load<u8>(mac + i) ^ load<u8>(src + (whole << 4) + i));
   store<u32>(op, <u32>part, PARTLEN);
 }
 
@@ -75,12 +81,9 @@ function crypt(op: usize, src: usize, dst: usize, len: usize): void {
   store<u32>(op, <u32>off, KSOFF);
 }
 
-@inline function xor16(dst: usize, a: usize, b: usize): void {
-  store<u64>(dst, load<u64>(a) ^ load<u64>(b));
-  store<u64>(dst, load<u64>(a, 8) ^ load<u64>(b, 8), 8);
-}
-
-function serial(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
+// The MAC chain is serial and runs on the one-block path; the counter
+// mode runs in batches (ctr32). Decryption MACs the plaintext it produced.
+function process(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
   if (decrypt) {
     crypt(op, src, dst, len);
     absorb(op, dst, len);
@@ -88,44 +91,6 @@ function serial(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): v
     absorb(op, src, len);
     crypt(op, src, dst, len);
   }
-}
-
-// Whole blocks, at a block boundary, with the CBC-MAC block and the counter
-// block encrypted side by side; returns the bytes done. Decryption MACs the
-// plaintext, so its counter block runs one block ahead and the last one is
-// left in KS (KSOFF = 0) for the next call.
-function fused(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): usize {
-  const n = len >> 4;
-  const off = load<u32>(op, KSOFF);
-  if (n < 2 || load<u32>(op, PARTLEN) != 0 || (off != 16 && !(decrypt && off == 0))) return 0;
-  const k = key(op), mac = op + MAC, ks = op + KS, ctr = op + CTR;
-  if (decrypt) {
-    if (off == 16) {
-      memory.copy(ks, ctr, 16);
-      encryptBlocks(k, ks, ks, 1);
-      inc32(ctr);
-    }
-    for (let i: usize = 0; i < n; i++) {
-      const o = i << 4;
-      xor16(dst + o, src + o, ks);
-      xor16(mac, mac, dst + o);
-      memory.copy(ks, ctr, 16);
-      inc32(ctr);
-      encryptPair(k, mac, ks);
-    }
-    store<u32>(op, 0, KSOFF); // KS holds the keystream of the next block
-  } else {
-    for (let i: usize = 0; i < n; i++) {
-      const o = i << 4;
-      xor16(mac, mac, src + o);
-      memory.copy(ks, ctr, 16);
-      inc32(ctr);
-      encryptPair(k, mac, ks);
-      xor16(dst + o, src + o, ks);
-    }
-    memory.fill(ks, 0, 16);
-  }
-  return n << 4;
 }
 
 @inline function live(op: usize): i32 {
@@ -223,14 +188,8 @@ export function ccm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
   if (err) return err;
   const seen = load<u64>(op, MSGSEEN) + len;
   if (seen > load<u64>(op, MSGLEN)) return ERR_LENGTH;
-  const decrypt = (load<u32>(op, FLAGS) & F_DECRYPT) != 0;
-  // Up to the next block boundary one byte at a time, then whole blocks side by side.
-  let head: usize = (16 - <usize>(load<u64>(op, MSGSEEN) & 15)) & 15;
-  if (head > len) head = len;
   store<u64>(op, seen, MSGSEEN);
-  serial(op, src, dst, head, decrypt);
-  const done = head + fused(op, src + head, dst + head, len - head, decrypt);
-  serial(op, src + done, dst + done, len - done, decrypt);
+  process(op, src, dst, len, (load<u32>(op, FLAGS) & F_DECRYPT) != 0);
   return <i32>len;
 }
 

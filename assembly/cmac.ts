@@ -3,7 +3,7 @@
 // algorithm 1 without padding). Both chain E(K, X ^ M_i); CMAC treats the
 // last block with a subkey, so it is held back until mac_final.
 import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
-import { isAesKey, encryptBlocks, opContext } from './aes';
+import { isAesKey, encryptBlocks, cbcChain, opContext } from './aes';
 
 export const MAC_KIND: u32 = 0x204;
 export const ALG_CMAC: u32 = 49;
@@ -30,15 +30,8 @@ function dbl(dst: usize, src: usize): void {
 }
 
 // X = E(K, X ^ M) for n whole blocks.
-function chain(op: usize, src: usize, n: usize): void {
-  const k = <usize>load<u32>(op, KEY);
-  const x = op + X;
-  for (let i: usize = 0; i < n; i++) {
-    store<u64>(x, load<u64>(x) ^ load<u64>(src));
-    store<u64>(x, load<u64>(x, 8) ^ load<u64>(src, 8), 8);
-    encryptBlocks(k, x, x, 1);
-    src += 16;
-  }
+@inline function chain(op: usize, src: usize, n: usize): void {
+  cbcChain(<usize>load<u32>(op, KEY), op + X, src, 0, n);
 }
 
 @inline function live(op: usize): i32 {

@@ -1,7 +1,8 @@
 // Derives the lookup tables of assembly/aes-vperm.ts (AES SubBytes through
 // the tower field GF(16)[y]/(y^2 + y + nu)) and checks that the lookup
-// sequence of subBytes() reproduces the FIPS 197 S-box for all 256 inputs.
-// Prints the TABLES block to paste into aes-vperm.ts.
+// sequence of round() reproduces, for all 256 inputs, the FIPS 197 S-box in
+// the standard basis and, in the tower basis, the S-box and its double.
+// Prints the TABLES block and the table offsets to paste into aes-vperm.ts.
 
 const mul = (a, b, poly, top) => {
   let r = 0;
@@ -38,31 +39,59 @@ for (let i = 1; i < 32; i++) EXP.push(gmul4(EXP[i - 1], 2));
 const LOG = Array(16).fill(0x40);
 for (let i = 0; i < 15; i++) LOG[EXP[i]] = i;
 const range = [...Array(16).keys()];
+const LOGINV = range.map((n) => (n === 0 ? 0x40 : (15 - LOG[n]) % 15));
+const minus16 = (t) => t.map((v) => (v - 16) & 0xff);
+// Linear images of the inverse h y + l, by l and by h: the AES affine map
+// without its constant (A), and in the tower basis A and 2 A (MixColumns'
+// doubling), each composed with exp so that a table takes a sum of logarithms
+// (below 16 for EXPLO's half, 16 and above for EXPHI's).
+const A = (n) => affine(phiInv.get(n));
+const images = {
+  O: (n) => A(n),
+  S1: (n) => phi(A(n)),
+  S2: (n) => phi(gmul8(2, A(n))),
+};
+const composite = (f) => [
+  EXP.slice(0, 16).map((e) => f(e)), EXP.slice(16, 32).map((e) => f(e)),
+  EXP.slice(0, 16).map((e) => f(e << 4)), EXP.slice(16, 32).map((e) => f(e << 4)),
+];
 const T = {
   TL: range.map((n) => phi(n)),
   TH: range.map((n) => phi(n << 4)),
   LOG,
+  LOG16: minus16(LOG),
   EXPLO: EXP.slice(0, 16),
   EXPHI: EXP.slice(16, 32),
   SQNU: range.map((n) => gmul4(nu, gmul4(n, n))),
   SQ: range.map((n) => gmul4(n, n)),
-  LOGINV: range.map((n) => (n === 0 ? 0x40 : (15 - LOG[n]) % 15)),
-  OL: range.map((n) => affine(phiInv.get(n))),
-  OH: range.map((n) => affine(phiInv.get(n << 4)) ^ 0x63),
+  LOGINV,
+  LOGINV16: minus16(LOGINV),
 };
+for (const [name, f] of Object.entries(images)) {
+  const [ll, lh, hl, hh] = composite(f);
+  Object.assign(T, { [`${name}_L`]: ll, [`${name}_L16`]: lh, [`${name}_H`]: hl, [`${name}_H16`]: hh });
+}
 
-// subBytes() of aes-vperm.ts, step by step, with swizzle's "index >= 16 gives 0".
+// The lookup sequence of aes-vperm.ts, step by step, with swizzle's "index >= 16 gives 0".
 const sw = (t, i) => (i >= 0 && i < 16 ? t[i] : 0);
-const mulLogs = (a, b) => { const s = (a + b) & 0xff; return sw(T.EXPLO, s) | sw(T.EXPHI, (s - 16) & 0xff); };
+const add = (a, b) => (a + b) & 0xff;
+const image = (name, sl, sl16, sh, sh16) =>
+  sw(T[`${name}_L`], sl) ^ sw(T[`${name}_L16`], sl16) ^ sw(T[`${name}_H`], sh) ^ sw(T[`${name}_H16`], sh16);
+const c63 = phi(0x63);
 for (let x = 0; x < 256; x++) {
   const t = sw(T.TL, x & 15) ^ sw(T.TH, x >> 4), l = t & 15, h = t >> 4;
-  const lh = sw(T.LOG, h), ll = sw(T.LOG, l);
-  const ld = sw(T.LOGINV, sw(T.SQNU, h) ^ sw(T.SQ, l) ^ mulLogs(lh, ll));
-  const y = sw(T.OL, mulLogs(sw(T.LOG, h ^ l), ld)) ^ sw(T.OH, mulLogs(lh, ld));
-  if (y !== SBOX[x]) throw new Error(`S-box mismatch at ${x}`);
+  if (t !== phi(x)) throw new Error(`basis change mismatch at ${x}`);
+  const lh = sw(T.LOG, h);
+  const d = sw(T.SQNU, h) ^ sw(T.SQ, l) ^ sw(T.EXPLO, add(lh, sw(T.LOG, l))) ^ sw(T.EXPHI, add(lh, sw(T.LOG16, l)));
+  const ld = sw(T.LOGINV, d), ld16 = sw(T.LOGINV16, d), lhl = sw(T.LOG, h ^ l);
+  const idx = [add(lhl, ld), add(lhl, ld16), add(lh, ld), add(lh, ld16)];
+  if ((image('O', ...idx) ^ 0x63) !== SBOX[x]) throw new Error(`S-box mismatch at ${x}`);
+  if ((image('S1', ...idx) ^ c63) !== phi(SBOX[x])) throw new Error(`tower S-box mismatch at ${x}`);
+  if ((image('S2', ...idx) ^ phi(gmul8(2, 0x63))) !== phi(gmul8(2, SBOX[x]))) throw new Error(`doubled S-box mismatch at ${x}`);
 }
 const row = (t) => '  ' + t.map((v) => `0x${v.toString(16).padStart(2, '0')}`).join(', ') + ',';
-console.log(`// nu = ${nu}, beta = 0x${beta.toString(16)}; S-box verified for all 256 inputs`);
+console.log(`// nu = ${nu}, beta = 0x${beta.toString(16)}, phi(0x63) = 0x${c63.toString(16)}; S-box verified for all 256 inputs`);
 console.log('const TABLES: usize = memory.data<u8>([');
 for (const name of Object.keys(T)) console.log(`${row(T[name])} // ${name}`);
 console.log(']);');
+console.log(Object.keys(T).map((n, i) => `const ${n}: usize = ${i * 16};`).join('\n'));
