@@ -2,10 +2,11 @@
 // streaming objects, over a mode's five core calls. Decryption never
 // releases plaintext before the tag verified: the one-shot form wipes its
 // output on failure, the streaming form holds everything until final().
+import { concatBytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
-import { withKey, ownedKey, check, pump, outPtr, concat, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { withKey, ownedKey, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
 export interface AeadMode {
@@ -155,7 +156,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
     this.#seen += plaintext.length;
     const parts: Uint8Array[] = [];
     this.step(plaintext, (o) => parts.push(o));
-    return parts.length === 1 ? parts[0]! : concat(parts, plaintext.length);
+    return parts.length === 1 ? parts[0]! : concatBytes(parts);
   }
 
   final(): Uint8Array {
@@ -184,7 +185,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     assertBytes(ciphertext, 'ciphertext');
     this.live();
     const t = this.mode.tagLength;
-    const all = this.#tail.length ? concat([this.#tail, ciphertext], this.#tail.length + ciphertext.length) : ciphertext;
+    const all = this.#tail.length ? concatBytes([this.#tail, ciphertext]) : ciphertext;
     const ready = Math.max(0, all.length - t);
     this.#tail = all.slice(ready);
     if (ready > 0) {
@@ -200,7 +201,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     try {
       if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
       verified(this.core, this.mode, op, this.#tail, this.#held);
-      return concat(this.#held, this.#heldBytes);
+      return concatBytes(this.#held);
     } finally {
       for (const p of this.#held) p.fill(0);
       this.#held.length = 0;
@@ -231,7 +232,7 @@ class Collector {
 
   take(): Uint8Array {
     if (this.#done) throw new StateError('stream already finished or destroyed');
-    const all = concat(this.#parts, this.#bytes);
+    const all = concatBytes(this.#parts);
     this.wipe();
     return all;
   }

@@ -161,13 +161,3 @@ export function wipeIo(c: Core): void {
 export function outPtr(c: Core): number {
   return c.io + 32768;
 }
-
-export function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}

@@ -3,10 +3,11 @@
 // 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
 // authenticated: decryption releases plaintext as it goes, and whether the
 // padding was valid is visible to the caller (docs/aes.md).
+import { concatBytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, check, param, pump, outPtr, concat, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, ownedKey, check, param, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
@@ -59,7 +60,7 @@ function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt
   const w = status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, parts);
   if (w > 0) parts.push(c.read(outPtr(c), w));
   total += w;
-  const out = parts.length === 1 ? parts[0]! : concat(parts, total);
+  const out = parts.length === 1 ? parts[0]! : concatBytes(parts);
   if (parts.length > 1) for (const p of parts) p.fill(0);
   return out;
 }
@@ -103,7 +104,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     } finally {
       wipeIo(c);
     }
-    return parts.length === 1 ? parts[0]! : concat(parts, total);
+    return parts.length === 1 ? parts[0]! : concatBytes(parts);
   }
 
   final(): Uint8Array {
