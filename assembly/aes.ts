@@ -119,6 +119,28 @@ export function cbcChain(k: usize, chain: usize, src: usize, dst: usize, n: usiz
   store<u32>(ctr, bswap<u32>(bswap<u32>(load<u32>(ctr, 12)) + 1), 12);
 }
 
+// Counter mode continuing a stream: `ks` holds keystream of which the two
+// u32s at `state` count the bytes used and available; a partial final block
+// leaves the rest of its keystream there for the next call.
+export function ctrStream(k: usize, ctr: usize, ks: usize, state: usize, src: usize, dst: usize, len: usize): void {
+  let off = <usize>load<u32>(state);
+  const avail = <usize>load<u32>(state, 4);
+  while (off < avail && len > 0) {
+    store<u8>(dst, load<u8>(src) ^ load<u8>(ks + off));
+    off++; src++; dst++; len--;
+  }
+  const whole = len & ~15;
+  if (whole) ctr32(k, ctr, src, dst, whole);
+  if (len & 15) {
+    memory.fill(ks, 0, 16);
+    ctr32(k, ctr, ks, ks, 16);
+    store<u32>(state, 16, 4);
+    off = 0;
+    for (let i = whole; i < len; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(ks + off++));
+  }
+  store<u32>(state, <u32>off);
+}
+
 // Counter mode over `len` bytes: dst = src ^ E(ctr), E(ctr + 1), ... The
 // counter block at ctr is advanced past every block used (a partial final
 // block uses one). Keystream is built LANES blocks at a time.

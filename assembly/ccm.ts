@@ -4,15 +4,16 @@
 // operation declares both when it is created.
 import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, cbcChain, ctr32, inc32, opContext } from './aes';
+import { isAesKey, encryptBlocks, cbcChain, ctrStream, inc32, opContext } from './aes';
 
 export const CCM_KIND: u32 = 0x202;
 
 const KEY: usize = CTX_HEADER;
 const FLAGS: usize = KEY + 4; // bit 0 decrypt; bit 1 data started; bit 2 finished
 const TAGLEN: usize = FLAGS + 4;
-const KSOFF: usize = TAGLEN + 4;
-const PARTLEN: usize = KSOFF + 4;
+const KSOFF: usize = TAGLEN + 4; // ctrStream's state: keystream bytes of KS used,
+const KSLEN: usize = KSOFF + 4; // and available
+const PARTLEN: usize = KSLEN + 4;
 const AADLEN: usize = 32; // u64, declared
 const MSGLEN: usize = AADLEN + 8; // u64, declared
 const AADSEEN: usize = MSGLEN + 8;
@@ -64,21 +65,7 @@ function flush(op: usize): void {
 }
 
 function crypt(op: usize, src: usize, dst: usize, len: usize): void {
-  const k = key(op);
-  let off = <usize>load<u32>(op, KSOFF);
-  while (off < 16 && len > 0) {
-    store<u8>(dst, load<u8>(src) ^ load<u8>(op + KS + off));
-    off++; src++; dst++; len--;
-  }
-  const whole = len & ~15;
-  if (whole) ctr32(k, op + CTR, src, dst, whole);
-  if (len & 15) {
-    memory.fill(op + KS, 0, 16);
-    ctr32(k, op + CTR, op + KS, op + KS, 16);
-    off = 0;
-    for (let i = whole; i < len; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(op + KS + off++));
-  }
-  store<u32>(op, <u32>off, KSOFF);
+  ctrStream(key(op), op + CTR, op + KS, op + KSOFF, src, dst, len);
 }
 
 // The MAC chain is serial and runs on the one-block path; the counter
@@ -132,7 +119,8 @@ export function ccm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usiz
   store<u32>(op, <u32>k, KEY);
   store<u32>(op, decrypt ? F_DECRYPT : 0, FLAGS);
   store<u32>(op, <u32>tagLen, TAGLEN);
-  store<u32>(op, 16, KSOFF);
+  store<u32>(op, 0, KSOFF);
+  store<u32>(op, 0, KSLEN);
   store<u64>(op, aadLen, AADLEN);
   store<u64>(op, msgLen, MSGLEN);
   // B0 = flags || N || Q, then its encryption starts the CBC-MAC.

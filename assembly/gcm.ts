@@ -4,7 +4,7 @@
 // the facade holds it back (docs/aes.md).
 import { ERR_AUTH, ERR_CONTEXT, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, ctr32, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
+import { isAesKey, encryptBlocks, ctrStream, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
 import { LANES } from './aes-bitslice';
 import { ghashKey, ghashBlocks } from './ghash';
 
@@ -14,7 +14,7 @@ const KEY: usize = CTX_HEADER; // u32 key context
 const FLAGS: usize = KEY + 4; // bit 0 decrypt; bit 1 data started; bit 2 finished
 const TAGLEN: usize = FLAGS + 4;
 const KSOFF: usize = TAGLEN + 4; // keystream bytes of KS already used
-const KSLEN: usize = KSOFF + 4; // keystream bytes in KS
+const KSLEN: usize = KSOFF + 4; // keystream bytes in KS (ctrStream's state: KSOFF, KSLEN)
 const AADLEN: usize = KSLEN + 4; // u64
 const DATALEN: usize = AADLEN + 8; // u64
 const PARTLEN: usize = DATALEN + 8; // bytes waiting in PART for GHASH
@@ -87,25 +87,8 @@ function flush(op: usize): void {
   store<u32>(op, 0, PARTLEN);
 }
 
-// Counter-mode keystream over len bytes, continuing a partial block.
 function crypt(op: usize, src: usize, dst: usize, len: usize): void {
-  const k = <usize>load<u32>(op, KEY);
-  let off = <usize>load<u32>(op, KSOFF);
-  const avail = <usize>load<u32>(op, KSLEN);
-  while (off < avail && len > 0) {
-    store<u8>(dst, load<u8>(src) ^ load<u8>(op + KS + off));
-    off++; src++; dst++; len--;
-  }
-  const whole = len & ~15;
-  if (whole) ctr32(k, op + CTR, src, dst, whole);
-  if (len & 15) {
-    memory.fill(op + KS, 0, 16);
-    ctr32(k, op + CTR, op + KS, op + KS, 16);
-    store<u32>(op, 16, KSLEN);
-    off = 0;
-    for (let i = whole; i < len; i++) store<u8>(dst + i, load<u8>(src + i) ^ load<u8>(op + KS + off++));
-  }
-  store<u32>(op, <u32>off, KSOFF);
+  ctrStream(<usize>load<u32>(op, KEY), op + CTR, op + KS, op + KSOFF, src, dst, len);
 }
 
 function tag(op: usize): void {
