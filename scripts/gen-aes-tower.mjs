@@ -1,96 +1,100 @@
-// Derives the lookup tables of assembly/aes-vperm.ts (AES SubBytes through
-// the tower field GF(16)[y]/(y^2 + y + nu)) and checks that the lookup
-// sequence of round() reproduces, for all 256 inputs, the FIPS 197 S-box in
-// the standard basis and, in the tower basis, the S-box and its double.
-// Prints the TABLES block and the table offsets to paste into aes-vperm.ts.
+// Derives the lookup tables of assembly/aes-vperm.ts and checks that the
+// lookup sequence of round() reproduces, for all 256 inputs, the FIPS 197
+// S-box in the standard basis and, in the round basis, the S-box times 1, 2
+// and 3. Prints the TABLES block and the table offsets to paste there.
+//
+// The round basis writes a byte as i + k W with i, k in the subfield GF(16)
+// of GF(256) (nibbles i << 4 | k). With j = i + k and a constant a, the
+// values io = j + 1 / (1/i + a/k) and jo = i + 1 / (1/j + a/k) are, for the
+// right W and a, such that the inverse of the byte is a linear function of
+// 1/io and 1/jo; "1/0" is a value >= 16 that swizzle turns into 0 when used
+// as an index, which covers every zero case (checked below, not assumed).
+// The output tables fold 1/io and 1/jo into that linear function.
 
-const mul = (a, b, poly, top) => {
+const gmul = (a, b) => {
   let r = 0;
   for (; b; b >>= 1) {
     if (b & 1) r ^= a;
     a <<= 1;
-    if (a & top) a ^= poly;
+    if (a & 0x100) a ^= 0x11b;
   }
   return r;
 };
-const gmul8 = (a, b) => mul(a, b, 0x11b, 0x100);
-const gmul4 = (a, b) => mul(a, b, 0x13, 0x10);
-const ginv8 = (a) => (a === 0 ? 0 : [...Array(256).keys()].find((b) => gmul8(a, b) === 1));
+const ginv = (a) => (a === 0 ? 0 : [...Array(256).keys()].find((b) => gmul(a, b) === 1));
 const rotl8 = (x, n) => ((x << n) | (x >> (8 - n))) & 0xff;
 const affine = (x) => x ^ rotl8(x, 1) ^ rotl8(x, 2) ^ rotl8(x, 3) ^ rotl8(x, 4);
-const SBOX = [...Array(256).keys()].map((x) => affine(ginv8(x)) ^ 0x63);
-
-// Tower element h*y + l as the byte h << 4 | l, with y^2 = y + nu.
-const nu = [...Array(16).keys()].find((n) => n > 0 && [...Array(16).keys()].every((t) => (gmul4(t, t) ^ t ^ n) !== 0));
-const tmul = (a, b) => {
-  const ah = a >> 4, al = a & 15, bh = b >> 4, bl = b & 15, hh = gmul4(ah, bh);
-  return ((hh ^ gmul4(ah, bl) ^ gmul4(al, bh)) << 4) | (gmul4(hh, nu) ^ gmul4(al, bl));
-};
-const tpow = (a, e) => { let r = 1; for (let i = 0; i < e; i++) r = tmul(r, a); return r; };
-// A root of the AES polynomial x^8 + x^4 + x^3 + x + 1 in the tower field fixes the isomorphism.
-const beta = [...Array(256).keys()].find((c) => c > 1 && (tpow(c, 8) ^ tpow(c, 4) ^ tpow(c, 3) ^ c ^ 1) === 0);
-const powers = [...Array(8).keys()].map((i) => tpow(beta, i));
-const phi = (x) => powers.reduce((r, p, i) => ((x >> i) & 1 ? r ^ p : r), 0);
-const phiInv = new Map([...Array(256).keys()].map((x) => [phi(x), x]));
-for (const [a, b] of [[3, 7], [0x57, 0x83], [0xca, 0xff]]) if (phi(gmul8(a, b)) !== tmul(phi(a), phi(b))) throw new Error('not a field isomorphism');
-
-const EXP = [1];
-for (let i = 1; i < 32; i++) EXP.push(gmul4(EXP[i - 1], 2));
-const LOG = Array(16).fill(0x40);
-for (let i = 0; i < 15; i++) LOG[EXP[i]] = i;
+const SBOX = [...Array(256).keys()].map((x) => affine(ginv(x)) ^ 0x63);
 const range = [...Array(16).keys()];
-const LOGINV = range.map((n) => (n === 0 ? 0x40 : (15 - LOG[n]) % 15));
-const minus16 = (t) => t.map((v) => (v - 16) & 0xff);
-// Linear images of the inverse h y + l, by l and by h: the AES affine map
-// without its constant (A), and in the tower basis A and 2 A (MixColumns'
-// doubling), each composed with exp so that a table takes a sum of logarithms
-// (below 16 for EXPLO's half, 16 and above for EXPHI's).
-const A = (n) => affine(phiInv.get(n));
-const images = {
-  O: (n) => A(n),
-  S1: (n) => phi(A(n)),
-  S2: (n) => phi(gmul8(2, A(n))),
+const INF = 0x80;
+const sw = (t, i) => (i >= 0 && i < 16 ? t[i] : 0);
+
+// The subfield and a nibble encoding of it (its first four independent elements as the basis).
+const sub = [...Array(256).keys()].filter((x) => { let y = x; for (let i = 0; i < 4; i++) y = gmul(y, y); return y === x; });
+const basis = [];
+for (const s of sub) {
+  const span = [0];
+  for (const b of basis) for (const v of [...span]) span.push(v ^ b);
+  if (!span.includes(s)) basis.push(s);
+}
+const dec = range.map((n) => basis.reduce((r, b, t) => ((n >> t) & 1 ? r ^ b : r), 0));
+const enc = new Map(dec.map((e, n) => [e, n]));
+const ninv = (n) => enc.get(ginv(dec[n]));
+const nmul = (m, n) => enc.get(gmul(dec[m], dec[n]));
+const recip = (v) => (v > 0 && v < 16 ? ninv(v) : 0); // what an output table sees for index v
+
+// The five lookups of the inversion, on the round-basis byte t.
+const invert = (INV, INVA, t) => {
+  const i = t >> 4, k = t & 15, j = i ^ k, ak = sw(INVA, k);
+  return [sw(INV, sw(INV, i) ^ ak) ^ j, sw(INV, sw(INV, j) ^ ak) ^ i];
 };
-const composite = (f) => [
-  EXP.slice(0, 16).map((e) => f(e)), EXP.slice(16, 32).map((e) => f(e)),
-  EXP.slice(0, 16).map((e) => f(e << 4)), EXP.slice(16, 32).map((e) => f(e << 4)),
-];
-const T = {
-  TL: range.map((n) => phi(n)),
-  TH: range.map((n) => phi(n << 4)),
-  LOG,
-  LOG16: minus16(LOG),
-  EXPLO: EXP.slice(0, 16),
-  EXPHI: EXP.slice(16, 32),
-  SQNU: range.map((n) => gmul4(nu, gmul4(n, n))),
-  SQ: range.map((n) => gmul4(n, n)),
-  LOGINV,
-  LOGINV16: minus16(LOGINV),
-};
-for (const [name, f] of Object.entries(images)) {
-  const [ll, lh, hl, hh] = composite(f);
-  Object.assign(T, { [`${name}_L`]: ll, [`${name}_L16`]: lh, [`${name}_H`]: hl, [`${name}_H16`]: hh });
+
+// Finds W and a; M maps (1/io, 1/jo) to the inverse in the standard basis.
+function choose() {
+  for (let W = 2; W < 256; W++) {
+    if (sub.includes(W)) continue;
+    const phi = new Array(256);
+    for (const i of range) for (const k of range) phi[dec[i] ^ gmul(dec[k], W)] = (i << 4) | k;
+    for (let a = 1; a < 16; a++) {
+      const INV = range.map((n) => (n ? ninv(n) : INF));
+      const INVA = range.map((n) => (n ? nmul(a, ninv(n)) : INF));
+      const M = new Map();
+      let ok = true;
+      for (let x = 0; x < 256 && ok; x++) {
+        const [io, jo] = invert(INV, INVA, phi[x]);
+        const c = (recip(io) << 4) | recip(jo);
+        if (M.has(c) && M.get(c) !== ginv(x)) ok = false;
+        M.set(c, ginv(x));
+      }
+      for (let c = 0; c < 256 && ok; c++) for (let d = 0; d < 256 && ok; d++) if ((M.get(c) ^ M.get(d)) !== M.get(c ^ d)) ok = false;
+      if (ok && M.size === 256) return { W, a, phi, INV, INVA, M };
+    }
+  }
+  throw new Error('no basis found');
+}
+const { W, a, phi, INV, INVA, M } = choose();
+
+// An output table pair for the linear map G of the inverse: by io, by jo.
+const outputs = (G) => [range.map((n) => G(M.get(recip(n) << 4))), range.map((n) => G(M.get(recip(n))))];
+const T = { TL: range.map((n) => phi[n]), TH: range.map((n) => phi[n << 4]), INV, INVA };
+for (const [name, G] of Object.entries({ O: affine, S1: (u) => phi[affine(u)], S2: (u) => phi[gmul(2, affine(u))], S3: (u) => phi[gmul(3, affine(u))] })) {
+  const [u, t] = outputs(G);
+  Object.assign(T, { [`${name}_U`]: u, [`${name}_T`]: t });
 }
 
-// The lookup sequence of aes-vperm.ts, step by step, with swizzle's "index >= 16 gives 0".
-const sw = (t, i) => (i >= 0 && i < 16 ? t[i] : 0);
-const add = (a, b) => (a + b) & 0xff;
-const image = (name, sl, sl16, sh, sh16) =>
-  sw(T[`${name}_L`], sl) ^ sw(T[`${name}_L16`], sl16) ^ sw(T[`${name}_H`], sh) ^ sw(T[`${name}_H16`], sh16);
-const c63 = phi(0x63);
+// The lookup sequence of aes-vperm.ts, step by step.
+const c63 = phi[0x63];
 for (let x = 0; x < 256; x++) {
-  const t = sw(T.TL, x & 15) ^ sw(T.TH, x >> 4), l = t & 15, h = t >> 4;
-  if (t !== phi(x)) throw new Error(`basis change mismatch at ${x}`);
-  const lh = sw(T.LOG, h);
-  const d = sw(T.SQNU, h) ^ sw(T.SQ, l) ^ sw(T.EXPLO, add(lh, sw(T.LOG, l))) ^ sw(T.EXPHI, add(lh, sw(T.LOG16, l)));
-  const ld = sw(T.LOGINV, d), ld16 = sw(T.LOGINV16, d), lhl = sw(T.LOG, h ^ l);
-  const idx = [add(lhl, ld), add(lhl, ld16), add(lh, ld), add(lh, ld16)];
-  if ((image('O', ...idx) ^ 0x63) !== SBOX[x]) throw new Error(`S-box mismatch at ${x}`);
-  if ((image('S1', ...idx) ^ c63) !== phi(SBOX[x])) throw new Error(`tower S-box mismatch at ${x}`);
-  if ((image('S2', ...idx) ^ phi(gmul8(2, 0x63))) !== phi(gmul8(2, SBOX[x]))) throw new Error(`doubled S-box mismatch at ${x}`);
+  const t = sw(T.TL, x & 15) ^ sw(T.TH, x >> 4);
+  if (t !== phi[x]) throw new Error(`basis change mismatch at ${x}`);
+  const [io, jo] = invert(T.INV, T.INVA, t);
+  const image = (name) => sw(T[`${name}_U`], io) ^ sw(T[`${name}_T`], jo);
+  if ((image('O') ^ 0x63) !== SBOX[x]) throw new Error(`S-box mismatch at ${x}`);
+  if ((image('S1') ^ c63) !== phi[SBOX[x]]) throw new Error(`round-basis S-box mismatch at ${x}`);
+  if ((image('S2') ^ phi[gmul(2, 0x63)]) !== phi[gmul(2, SBOX[x])]) throw new Error(`doubled S-box mismatch at ${x}`);
+  if ((image('S3') ^ phi[gmul(3, 0x63)]) !== phi[gmul(3, SBOX[x])]) throw new Error(`tripled S-box mismatch at ${x}`);
 }
 const row = (t) => '  ' + t.map((v) => `0x${v.toString(16).padStart(2, '0')}`).join(', ') + ',';
-console.log(`// nu = ${nu}, beta = 0x${beta.toString(16)}, phi(0x63) = 0x${c63.toString(16)}; S-box verified for all 256 inputs`);
+console.log(`// W = 0x${W.toString(16)}, a = ${a}, phi(0x63) = 0x${c63.toString(16)}; S-box verified for all 256 inputs`);
 console.log('const TABLES: usize = memory.data<u8>([');
 for (const name of Object.keys(T)) console.log(`${row(T[name])} // ${name}`);
 console.log(']);');
