@@ -1,6 +1,11 @@
 // The benchmark harness: every group runs senv and its peers side by side in
 // this process with benchmark.js, prints a table with the ratios and returns
 // machine-readable records (bench/run.ts writes them as JSON).
+// The machines are virtual and their speed drifts by 10-30 % over seconds, so
+// a full run measures a group's cases in ROUNDS alternating rounds and takes
+// each ratio as the median of the per-round ratios (ops/s: the median round):
+// implementations measured seconds apart would otherwise compare the host's
+// drift as much as the code.
 import Benchmark from 'benchmark';
 
 export interface BenchCase {
@@ -51,9 +56,13 @@ export function sizeLabel(n: number): string {
   return `${n} B`;
 }
 
-async function measure(c: BenchCase, quick: boolean): Promise<{ hz: number; rme: number; samples: number }> {
+const ROUNDS = 7;
+
+interface Measured { hz: number; rme: number; samples: number }
+
+async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   c.setup?.();
-  const timing = { maxTime: quick ? 0.25 : 1.5, minSamples: quick ? 5 : 20, initCount: 1 };
+  const timing = { maxTime: quick ? 0.25 : 0.2, minSamples: 5, initCount: 1 };
   let bench: Benchmark;
   if (c.async) {
     let failure: unknown;
@@ -77,6 +86,11 @@ async function measure(c: BenchCase, quick: boolean): Promise<{ hz: number; rme:
   return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): Promise<BenchRecord[]> {
@@ -85,14 +99,20 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
     if (opts.filter && !opts.filter.test(title)) continue;
     const batch = g.batch ?? 1;
-    const rows = [];
-    for (const c of g.cases) rows.push({ c, ...(await measure(c, opts.quick)) });
+    const runs: Measured[][] = g.cases.map(() => []);
+    for (let round = 0; round < (opts.quick ? 1 : ROUNDS); round++) {
+      for (const [i, c] of g.cases.entries()) runs[i]!.push(await measure(c, opts.quick));
+    }
+    const rows = g.cases.map((c, i) => {
+      const ms = runs[i]!;
+      return { c, runs: ms, hz: median(ms.map((m) => m.hz)), rme: median(ms.map((m) => m.rme)), samples: ms.reduce((n, m) => n + m.samples, 0) };
+    });
     const peers = rows.filter((r) => !r.c.impl.startsWith('senv'));
     log(`\n${title}`);
     for (const r of rows) {
       const ours = r.c.impl.startsWith('senv');
       const ratios: Record<string, number> = {};
-      if (ours) for (const p of peers) ratios[p.c.impl] = r.hz / p.hz;
+      if (ours) for (const p of peers) ratios[p.c.impl] = median(r.runs.map((m, k) => m.hz / p.runs[k]!.hz));
       const mb = (r.hz * batch * g.size) / 1e6;
       records.push({
         implementation: r.c.impl, algorithm: g.algorithm, size: g.size, batch,
