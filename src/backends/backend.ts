@@ -78,6 +78,8 @@ export type KeyKind = 'secret' | 'public';
 export interface KeyHandle {
   readonly spec: KeySpec;
   readonly kind: KeyKind;
+  /** Bytes of key material the host keeps for it (what counts against the SE's memory quota); 0 for a key kept on the device. */
+  readonly size: number;
 }
 
 /**
@@ -152,7 +154,8 @@ export interface SecureEnvironmentBackend {
   close(): Promise<void>;
   /**
    * Non-volatile memory in bytes, for the [memory] mgmtObj. With keyStorage
-   * 'host' this is the quota the host may use; the engine subtracts what it holds.
+   * 'host' its total is the default quota of what the host may keep for the
+   * SE (McsEngineOptions.memoryQuota); the engine counts that itself.
    */
   memoryInfo(): Promise<{ total: number; available: number }>;
 

@@ -7,4 +7,10 @@ export interface Context {
   readonly originator: string;
   /** The request's time (ms since the epoch), one value for the whole request. */
   readonly now: number;
+  /**
+   * What the request does beyond the resource it changes and cannot take
+   * back (dropping a stream opened with old parameters, rebooting): run in
+   * order once its change is durable and applied, never when it fails.
+   */
+  readonly effects: (() => void | Promise<void>)[];
 }

@@ -1,27 +1,32 @@
 // The Mcs engine: one dispatcher for every request to every hosted SE.
 // It checks the envelope, resolves the address, checks registration and
 // access, enforces the declared attribute rules of the target's type, runs
-// the type's hooks, persists the change and answers with a response
-// primitive. Every failure becomes a response (never an exception), and a
-// failed request leaves no trace in the resource tree.
+// the type's hooks, checks the SE's memory quota, persists the change and
+// only then applies it, and answers with a response primitive. Every
+// failure becomes a response (never an exception), and a failed request
+// leaves no trace in the resource tree: not even one whose change could not
+// be written to the data directory.
 import type { BackendCapabilities, BackendDescription, SecureEnvironmentBackend } from '../backends/backend.ts';
 import { SoftwareBackend } from '../backends/software/index.ts';
-import { SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
+import { Change, Joined, prospect } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
 import { parseRequest, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
-import { Accumulator, Resource } from './resource.ts';
+import { Accumulator, isKeyHandle, Resource } from './resource.ts';
 import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { ACP_TY } from './types/acp.ts';
 import type { Persistence } from './persist.ts';
+import type { Files } from './store/files.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
-import { setBytes } from './types/common.ts';
+import { setBytes, setJoined } from './types/common.ts';
+import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
   /** The SEs to host; by default one software SE. */
@@ -29,10 +34,20 @@ export interface McsEngineOptions extends MasterKeyOptions {
   /** Largest byte attribute without a maxByteSize of its own (message, sensitiveData of <sensitiveDataObject>...). Default 16 MiB. */
   maxDataSize?: number;
   /**
+   * Bytes each SE whose data the host keeps (keyStorage 'host', e.g. the
+   * software SE) may hold for its clients, counted as docs/mcs.md "Memory
+   * quota" says; [memory] memTotal. What would go beyond it answers 5207.
+   * Default: the total the backend reports (software SE: its storageQuota,
+   * 64 MiB). An SE that keeps data on its device reports its own memory.
+   */
+  memoryQuota?: number;
+  /**
    * Keeps SE-resources in this directory across restarts (Node and Deno),
    * secrets sealed under the master key; in memory when absent.
    */
   dataDir?: string;
+  /** The file operations of the data directory (default: node:fs or Deno), e.g. to watch them or to make writes fail. */
+  files?: Files;
   /** Another persistence than the data directory's journal. */
   store?: Persistence;
   /** Time source in ms (tests of expirationTime). */
@@ -41,6 +56,8 @@ export interface McsEngineOptions extends MasterKeyOptions {
 
 const RN = /^[A-Za-z0-9._~-]{1,64}$/;
 const SLASH = 47;
+/** How soon the expiration timer tries again when the store could not record a removal. */
+const EXPIRY_RETRY_MS = 1000;
 
 export class McsEngine {
   readonly #hosts = new Map<string, SeHost>();
@@ -58,10 +75,12 @@ export class McsEngine {
 
   /** Opens the backends (self tests), loads persisted resources and returns a ready engine. */
   static async create(options: McsEngineOptions = {}): Promise<McsEngine> {
+    const quota = options.memoryQuota;
+    if (quota !== undefined && !(Number.isSafeInteger(quota) && quota >= 0)) throw new InvalidInputError('memoryQuota must be a number of bytes (a non-negative integer)');
     if (options.dataDir && !options.store) {
       const masterKey = await resolveMasterKey(options);
       try {
-        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey }) };
+        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files: options.files }) };
       } finally {
         if (masterKey !== options.masterKey) masterKey.fill(0);
       }
@@ -72,7 +91,8 @@ export class McsEngine {
       await b.open();
       const id = `${b.description.seType}-${b.description.uniqueId}`;
       if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
-      engine.#hosts.set(id, new SeHost(id, b));
+      const hostKeeps = b.capabilities.keyStorage === 'host';
+      engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await b.memoryInfo()).total : undefined));
     }
     if (options.store) {
       for (const host of engine.#hosts.values()) await options.store.load(host);
@@ -127,8 +147,7 @@ export class McsEngine {
     for (const host of this.#hosts.values()) {
       await host.acquire();
       try {
-        const ctx = this.#context(host, '');
-        for (const r of host.byRi.values()) host.releaseResource(ctx, r);
+        for (const r of host.byRi.values()) host.releaseResource(r);
         await host.backend.close();
       } finally {
         host.release();
@@ -152,7 +171,7 @@ export class McsEngine {
   }
 
   #context(host: SeHost, originator: string): Context {
-    return { host, originator, now: this.#clock() };
+    return { host, originator, now: this.#clock(), effects: [] };
   }
 
   /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
@@ -210,6 +229,7 @@ export class McsEngine {
     const res = new Resource(def, ri, rn, parent, ctx.now);
     for (const [k, v] of values) res.attrs.set(k, v);
     res.attrs.set('creator', ctx.originator);
+    // Until it is linked the new resource is the request's alone: nothing else sees what the hooks do to it.
     try {
       const append = def.appendAttr;
       if (append && values.has(append.name)) {
@@ -221,14 +241,23 @@ export class McsEngine {
         res.attrs.set(append.name, acc);
       }
       await def.type.hooks?.create?.(ctx, res);
+      host.reserve(treeSize(res));
+      if (this.#store) await durably(this.#store.put(host, res, true));
     } catch (e) {
-      host.discard(ctx, res);
+      await this.#abandon(ctx, res);
       throw e;
     }
     host.link(res);
-    await this.#store?.put(host, res, true);
+    await this.#effects(ctx);
     this.#schedule();
     return reply(RSC.CREATED, req.rqi, represent(host.seId, res, host.backend, { binary }));
+  }
+
+  /** Undoes what the hooks of a CREATE that fails did outside the new resource (data written to the device) and releases it. */
+  async #abandon(ctx: Context, res: Resource): Promise<void> {
+    // Best effort: the request fails anyway, with the error that made it fail.
+    await this.#beforeRemove(ctx, res).catch(() => undefined);
+    ctx.host.discard(res);
   }
 
   async #retrieve(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
@@ -236,9 +265,17 @@ export class McsEngine {
     const res = target.res ?? host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 2);
     if (target.virtual) {
-      await target.virtual.run(ctx, res);
-      res.modified = ctx.now;
-      if (this.#store) await this.#store.put(host, res, false);
+      const change = new Change();
+      let failure: { error: unknown } | undefined;
+      try {
+        await target.virtual.run(ctx, res, change);
+      } catch (error) {
+        failure = { error };
+      }
+      // What a failed operation changed (the message it consumed) is kept like any other change.
+      const committed = change.empty ? undefined : this.#commit(ctx, res, change);
+      if (committed) await committed;
+      if (failure) throw failure.error;
       return reply(RSC.OK, req.rqi, represent(host.seId, res, host.backend, { binary, only: res.def.results.get(target.virtual)! }));
     }
     const refresh = res.def.type.hooks?.retrieve;
@@ -252,7 +289,7 @@ export class McsEngine {
   }
 
   /**
-   * Validates an UPDATE, runs the type's check and applies it; without a
+   * Validates an UPDATE, runs the type's check and commits it; without a
    * promise of its own unless the hook, the backend stream or the store has
    * to be waited for (an UPDATE of a chunk is the hot path).
    */
@@ -268,55 +305,84 @@ export class McsEngine {
     const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
     const acc = append && (res.attrs.get(append.name) as Accumulator | undefined);
     if (append && chunk) this.#checkLimit(res, append, acc && !acc.consumed ? acc.size : 0, chunk.length);
+    const change = new Change(changes);
+    const answer = () => reply(RSC.UPDATED, req.rqi, represent(host.seId, res, host.backend, { binary, only: modified(def, changes) }));
     const checked = def.type.hooks?.update?.(ctx, res, changes);
-    if (checked) return checked.then(() => this.#apply(ctx, req.rqi, res, changes, borrowed, binary));
-    return this.#apply(ctx, req.rqi, res, changes, borrowed, binary);
+    if (checked) return checked.then(() => this.#commit(ctx, res, change, borrowed)).then(answer);
+    const committed = this.#commit(ctx, res, change, borrowed);
+    return committed ? committed.then(answer) : answer();
   }
 
-  /** Writes validated changes into the resource (a chunk into its accumulator) and answers. */
-  #apply(ctx: Context, rqi: string, res: Resource, changes: Map<string, unknown>, borrowed: Uint8Array | undefined, binary: boolean): McsResponse | Promise<McsResponse> {
+  /**
+   * Commits a change: checks it against the quota, makes it durable (with a
+   * store) and only then applies it. A change refused at either step is
+   * discarded and the resource stays exactly as it was. Synchronous when
+   * nothing has to be waited for.
+   */
+  #commit(ctx: Context, res: Resource, change: Change, borrowed?: Uint8Array): Promise<void> | void {
     const { host } = ctx;
-    const def = res.def;
-    const append = def.appendAttr;
-    const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
-    for (const [name, v] of changes) {
-      if (name === append?.name) continue;
-      if (v === null) {
+    const store = this.#store;
+    const delta = changeSize(res, change);
+    try {
+      host.reserve(delta);
+    } catch (e) {
+      discard(host, change, borrowed);
+      throw e;
+    }
+    if (!store) return this.#apply(ctx, res, change, delta, borrowed);
+    return durably(persist(store, host, res, change, ctx.now)).then(
+      () => this.#apply(ctx, res, change, delta, borrowed),
+      (e: unknown) => {
+        discard(host, change, borrowed);
+        throw e;
+      },
+    );
+  }
+
+  /** Writes a committed change into the resource (a chunk into its accumulator), then runs what waited for it. */
+  #apply(ctx: Context, res: Resource, change: Change, delta: number, borrowed: Uint8Array | undefined): Promise<void> | void {
+    const { host } = ctx;
+    const append = res.def.appendAttr?.name;
+    let chunk: Uint8Array | null | undefined;
+    for (const [name, v] of change.attrs) {
+      if (name === append) chunk = v as Uint8Array | null;
+      else if (v === null) {
         const old = res.attrs.get(name);
         if (old instanceof Uint8Array) old.fill(0);
         res.attrs.delete(name);
       } else if (v instanceof Uint8Array) setBytes(res.attrs, name, v);
+      else if (v instanceof Joined) setJoined(res.attrs, name, v.parts);
       else res.attrs.set(name, v);
     }
-    let acc: Accumulator | undefined;
     let pumping: Promise<void> | undefined;
-    if (append && changes.has(append.name)) {
-      acc = res.attrs.get(append.name) as Accumulator | undefined;
-      if (!acc) res.attrs.set(append.name, (acc = new Accumulator()));
-      if (acc.consumed || chunk === null) acc.clear();
+    let acc = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
+    if (!acc && chunk) res.attrs.set(append!, (acc = new Accumulator()));
+    if (acc && (chunk !== undefined || change.consumed)) {
+      acc.receive(chunk, change.consumed);
       if (chunk) {
-        acc.append(chunk);
         if (chunk !== borrowed) chunk.fill(0);
-        const open = def.type.hooks?.stream;
+        const open = res.def.type.hooks?.stream;
         const batch = host.backend.capabilities.preferredBatchSize;
         if (open && acc.ready(batch)) pumping = acc.pump(batch, () => open(ctx, res));
       }
     }
+    if (change.hint !== undefined) res.hint = change.hint;
     res.modified = ctx.now;
-    if (changes.has('expirationTime')) {
+    host.used += delta;
+    if (change.attrs.has('expirationTime')) {
       host.watchExpiry(res);
       this.#schedule();
     }
-    const answer = () => reply(RSC.UPDATED, rqi, represent(host.seId, res, host.backend, { binary, only: modified(def, changes) }));
-    const store = this.#store;
-    if (!pumping && !store) return answer();
-    // Only the appended chunk goes to the store when it is the whole change.
-    const appended = append && chunk && changes.size === 1 ? acc!.bytes().subarray(acc!.size - chunk.length) : undefined;
+    if (!pumping && ctx.effects.length === 0) return;
     return (async () => {
       await pumping;
-      if (store) await (appended ? store.append(host, res, append!.name, appended) : store.put(host, res, false));
-      return answer();
+      await this.#effects(ctx);
     })();
+  }
+
+  /** Runs what the request's hooks deferred until its change took effect. */
+  async #effects(ctx: Context): Promise<void> {
+    for (const effect of ctx.effects) await effect();
   }
 
   async #delete(ctx: Context, req: McsRequest, target: Target): Promise<McsResponse> {
@@ -324,10 +390,20 @@ export class McsEngine {
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     const res = target.res ?? host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 8);
-    await this.#beforeRemove(ctx, res);
-    const removed = host.remove(ctx, res);
-    await this.#store?.remove(host, removed);
+    await this.#remove(ctx, res);
     return { rsc: RSC.DELETED, rqi: req.rqi };
+  }
+
+  /**
+   * Deletes a resource and everything below it: device-side clean-up first
+   * (it cannot be taken back, and is idempotent, so a DELETE whose write
+   * failed can be repeated), then the durable record, then the tree.
+   */
+  async #remove(ctx: Context, res: Resource): Promise<void> {
+    const { host } = ctx;
+    await this.#beforeRemove(ctx, res);
+    if (this.#store) await durably(this.#store.remove(host, host.subtree(res)));
+    host.remove(ctx, res);
   }
 
   /** Runs the delete hooks of a resource and everything below it (device-side clean-up). */
@@ -402,30 +478,52 @@ export class McsEngine {
     if (held + adding > max) throw tooLarge(a, max);
   }
 
-  /** Removes expired resources (zeroizing their keys) before a request sees the tree. */
+  /**
+   * Removes expired resources (zeroizing their keys) before a request sees
+   * the tree. One whose removal could not be recorded stays, and stays due:
+   * the request fails (5000) and the next one tries again.
+   */
   async #expire(host: SeHost, ctx: Context): Promise<void> {
     for (const r of host.expired(ctx.now)) {
       if (!host.byRi.has(r.ri)) continue;
-      await this.#beforeRemove(ctx, r);
-      const removed = host.remove(ctx, r);
-      await this.#store?.remove(host, removed);
+      try {
+        await this.#remove(ctx, r);
+      } catch (e) {
+        host.watchExpiry(r);
+        throw e;
+      }
     }
   }
 
-  /** Wakes up at the next expirationTime so keys are zeroized on time even without traffic. */
-  #schedule(): void {
+  /**
+   * Wakes up at the next expirationTime so keys are zeroized on time even
+   * without traffic; after a removal the store could not record, not before
+   * `notBefore` ms (no busy loop while a disk is failing).
+   */
+  #schedule(notBefore = 0): void {
     clearTimeout(this.#timer);
     let next = Infinity;
     for (const h of this.#hosts.values()) next = Math.min(next, h.nextExpiry);
     if (next === Infinity || this.#closed) return;
-    const delay = Math.min(Math.max(0, next - this.#clock()), 2 ** 31 - 1);
-    this.#timer = setTimeout(() => {
-      for (const h of this.#hosts.values()) {
-        void Promise.resolve(h.acquire()).then(() => this.#expire(h, this.#context(h, ''))).catch(() => undefined).finally(() => h.release());
-      }
-      this.#schedule();
-    }, delay);
+    const delay = Math.min(Math.max(notBefore, next - this.#clock()), 2 ** 31 - 1);
+    this.#timer = setTimeout(() => void this.#sweep(), delay);
     (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  async #sweep(): Promise<void> {
+    let failed = false;
+    await Promise.all([...this.#hosts.values()].map(async (h) => {
+      const turn = h.acquire();
+      if (turn) await turn;
+      try {
+        await this.#expire(h, this.#context(h, ''));
+      } catch {
+        failed = true;
+      } finally {
+        h.release();
+      }
+    }));
+    this.#schedule(failed ? EXPIRY_RETRY_MS : 0);
   }
 }
 
@@ -446,6 +544,47 @@ function modified(def: CompiledType, changes: Map<string, unknown>): readonly At
   // Bounded: a client choosing ever new attribute orders must not grow it.
   if (def.replies.size < 64) def.replies.set(names, out);
   return out;
+}
+
+/**
+ * Writes a change to the store before it is applied: a chunk alone as an
+ * append (the hot path: not the whole message again), anything else as the
+ * resource the change will leave.
+ */
+async function persist(store: Persistence, host: SeHost, res: Resource, change: Change, now: number): Promise<void> {
+  const append = res.def.appendAttr?.name;
+  const chunk = append && change.attrs.size === 1 ? change.attrs.get(append) : undefined;
+  if (chunk instanceof Uint8Array) return store.append(host, res, append!, chunk, now);
+  const next = prospect(res, change, now);
+  try {
+    await store.put(host, next.res, false);
+  } finally {
+    next.dispose();
+  }
+}
+
+/**
+ * A store that could not write answers 5000 (a failure of the SE, not of the
+ * request; the client may repeat it), naming only the kind of failure: an
+ * errno code or error name, never a path or data.
+ */
+function durably(write: Promise<void>): Promise<void> {
+  return write.catch((e: unknown) => {
+    const code = (e as { code?: unknown } | null)?.code;
+    const name = e instanceof Error ? e.name : '';
+    const kind = typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code) ? code : /^\w{1,40}$/.test(name) ? name : 'error';
+    throw new McsError(RSC.INTERNAL_SERVER_ERROR, `storage write failed (${kind}): nothing was changed`);
+  });
+}
+
+/** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */
+function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined): void {
+  for (const v of change.attrs.values()) {
+    if (v instanceof Uint8Array) {
+      if (v !== borrowed) v.fill(0);
+    } else if (v instanceof Joined) for (const p of v.parts) p.fill(0);
+    else if (isKeyHandle(v)) host.backend.releaseKey(v);
+  }
 }
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {

@@ -9,7 +9,7 @@ import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, isKeyHandle, Resource } from './resource.ts';
 import { McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
-import { byteSize } from './repr.ts';
+import { resourceSize } from './usage.ts';
 import { randomBytes } from '../core/drbg.ts';
 
 /** What a `to` address names on this SE. */
@@ -35,15 +35,23 @@ export class SeHost {
   readonly expiring = new Map<Resource, number>();
   nextExpiry = Infinity;
   failed: string | undefined;
+  /**
+   * Bytes the host may keep for this SE's clients (src/mcs/usage.ts), and
+   * what it keeps; undefined for an SE that keeps its data on the device and
+   * reports its own memory.
+   */
+  readonly quota: number | undefined;
+  used = 0;
   /** Resolved addresses; emptied by every change of the tree. */
   readonly #addresses = new Map<string, Target>();
   #busy = false;
   readonly #waiting: (() => void)[] = [];
   #counter = 0;
 
-  constructor(seId: string, backend: SecureEnvironmentBackend) {
+  constructor(seId: string, backend: SecureEnvironmentBackend, quota?: number) {
     this.seId = seId;
     this.backend = backend;
+    this.quota = quota;
     const caps = backend.capabilities;
     // A family with no algorithm on this backend is not offered at all.
     const offered: Record<number, number> = {
@@ -144,6 +152,7 @@ export class SeHost {
 
   #index(res: Resource): void {
     this.byRi.set(res.ri, res);
+    this.used += resourceSize(res);
     this.watchExpiry(res);
     for (const c of res.children.values()) this.#index(c);
   }
@@ -158,16 +167,27 @@ export class SeHost {
     if (et < this.nextExpiry) this.nextExpiry = et;
   }
 
-  /** Removes a resource and everything below it, zeroizing what they hold; returns the removed resource IDs. */
-  remove(ctx: Context, res: Resource): string[] {
-    this.#addresses.clear();
-    const removed: string[] = [];
+  /** The resource IDs of a resource and everything below it: what remove() removes. */
+  subtree(res: Resource): string[] {
+    const ris: string[] = [];
     const walk = (r: Resource) => {
       for (const c of r.children.values()) walk(c);
-      this.releaseResource(ctx, r);
+      ris.push(r.ri);
+    };
+    walk(res);
+    return ris;
+  }
+
+  /** Removes a resource and everything below it, zeroizing what they hold. */
+  remove(ctx: Context, res: Resource): void {
+    this.#addresses.clear();
+    const walk = (r: Resource) => {
+      for (const c of r.children.values()) walk(c);
+      this.used -= resourceSize(r);
+      r.def.type.hooks?.removed?.(ctx, r);
+      this.releaseResource(r);
       this.byRi.delete(r.ri);
       this.expiring.delete(r);
-      removed.push(r.ri);
     };
     walk(res);
     if (res.parent) res.parent.children.delete(res.rn);
@@ -175,12 +195,10 @@ export class SeHost {
       this.top.delete(res.rn);
       this.byOriginator.delete(res.creator);
     }
-    return removed;
   }
 
-  /** Zeroizes and releases what a resource holds. */
-  releaseResource(ctx: Context, res: Resource): void {
-    res.def.type.hooks?.release?.(ctx, res);
+  /** Zeroizes and releases what a resource holds: keys, the data of its append attribute, secrets. */
+  releaseResource(res: Resource): void {
     for (const [name, v] of res.attrs) {
       if (isKeyHandle(v)) this.backend.releaseKey(v);
       else if (v instanceof Accumulator) v.clear();
@@ -188,16 +206,17 @@ export class SeHost {
     }
   }
 
-  /** Releases a resource whose CREATE failed, with the children it was being created with. */
-  discard(ctx: Context, res: Resource): void {
-    for (const c of res.children.values()) this.discard(ctx, c);
-    this.releaseResource(ctx, res);
+  /** Releases a resource whose CREATE failed, with the children it was being created with (never in the tree: nothing else saw them). */
+  discard(res: Resource): void {
+    for (const c of res.children.values()) this.discard(c);
+    this.releaseResource(res);
   }
 
-  bytesHeld(): number {
-    let n = 0;
-    for (const r of this.byRi.values()) for (const v of r.attrs.values()) n += byteSize(v);
-    return n;
+  /** Refuses (5207) what would take the SE beyond its quota; whatever frees memory fits. */
+  reserve(bytes: number): void {
+    if (bytes <= 0 || this.quota === undefined || this.used + bytes <= this.quota) return;
+    const available = Math.max(0, this.quota - this.used);
+    throw new McsError(RSC.NOT_ACCEPTABLE, `not enough memory on this SE: ${bytes} bytes needed, ${available} available`);
   }
 
   /** Resources whose expirationTime has passed, all of them from one sweep. */

@@ -1,6 +1,8 @@
-// Where SE-resources are kept between runs. The engine calls these after a
-// change succeeded and before it answers, so an acknowledged write is
-// durable once the call resolved.
+// Where SE-resources are kept between runs. The engine calls these before it
+// applies a change to its in-memory state: each call is one atomic write
+// that resolves once it is durable, or rejects having stored nothing, and
+// then the engine applies nothing either (docs/mcs.md "Failed writes"). A
+// call after a failed one works normally once the storage does again.
 import type { SeHost } from './host.ts';
 import type { Resource } from './resource.ts';
 
@@ -9,10 +11,15 @@ export interface Persistence {
   uniqueId(kind: string): Promise<string>;
   /** Rebuilds the host's resource tree from what was stored for its M2M-SE-ID. */
   load(host: SeHost): Promise<void>;
-  /** Stores the resource's state (and its children's, for a new registration). */
+  /**
+   * Stores a resource's state (and its children's, for a new registration),
+   * as one write. `res` may be a copy showing the state a change will leave
+   * (its values are only read, and only until the call resolves).
+   */
   put(host: SeHost, res: Resource, withChildren: boolean): Promise<void>;
-  /** Stores a chunk appended to the resource's append attribute. */
-  append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array): Promise<void>;
+  /** Stores a chunk appended to the resource's append attribute, and its new lastModifiedTime. */
+  append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array, modified: number): Promise<void>;
+  /** Removes resources (a resource and everything below it), as one write. */
   remove(host: SeHost, ris: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -71,6 +71,6 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   return v;
 }
 
-export function byteSize(v: unknown): number {
+function byteSize(v: unknown): number {
   return v instanceof Accumulator || v instanceof DeviceData ? v.size : v instanceof Uint8Array ? v.length : 0;
 }

@@ -107,6 +107,27 @@ export class Accumulator {
     this.#size = end;
   }
 
+  /**
+   * What an UPDATE's chunk (null: discard the data held) and an operation
+   * that ends the message do to the data, by the append rule of clause
+   * 7.5.1.1.3 as senv reads it: a chunk after a consumed message starts a
+   * new one. The one place that rule lives (engine, store replay, the
+   * prospective state a store writes).
+   */
+  receive(chunk: Uint8Array | null | undefined, consumed: boolean): void {
+    if (chunk !== undefined && (this.consumed || chunk === null)) this.clear();
+    if (chunk) this.append(chunk);
+    if (consumed) this.consumed = true;
+  }
+
+  /** A copy of the data and whether it was consumed, without the stream. */
+  copy(): Accumulator {
+    const c = new Accumulator();
+    c.append(this.bytes());
+    c.consumed = this.consumed;
+    return c;
+  }
+
   /** The whole data: a view (or the buffer itself when full), valid until the next append or clear. */
   bytes(): Uint8Array {
     return this.#size === this.#buf.length ? this.#buf : this.#buf.subarray(0, this.#size);

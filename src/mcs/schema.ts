@@ -7,6 +7,7 @@ import { badRequest, McsError } from './rsc.ts';
 import { fromBase64, parseTimestamp } from './codec.ts';
 import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
+import type { Change } from './change.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
 export type Optionality = 'M' | 'O' | 'NP';
@@ -52,7 +53,15 @@ export interface VirtualDef {
   sn: string;
   /** Attributes of the parent returned in the response. */
   result: readonly string[];
-  run(ctx: Context, res: Resource): Promise<void>;
+  /**
+   * Runs the operation and writes what it changes in the parent (its
+   * results, the end of the message held) into `change`, never into the
+   * resource: the engine applies the change once it fits the quota and is
+   * durable. A run that fails may leave a change too (a failed decryption
+   * still consumed the message), which is applied before the error is
+   * answered; it must leave nothing else.
+   */
+  run(ctx: Context, res: Resource, change: Change): Promise<void>;
 }
 
 export interface ResourceType {
@@ -73,12 +82,19 @@ export interface ResourceType {
   hooks?: TypeHooks;
 }
 
+// Hooks run before the request's change is durable and applied, so they
+// change nothing but the resource being created or the `changes` they are
+// given; an effect on anything else (dropping a stream, rebooting) goes to
+// ctx.effects and runs only once the change took effect. The exception is
+// data a device must hold before the record says so (<sensitiveDataObject>
+// on an objectStore; docs/mcs.md "Failed writes").
 export interface TypeHooks {
   /** After generic validation, before the resource is linked: check the rules of the type, set computed attributes, import keys. */
   create?(ctx: Context, res: Resource): Promise<void>;
   /**
-   * Before `changes` (validated, internal values) are applied; may consume
-   * some by deleting them. Synchronous where it can be: UPDATE is the hot path.
+   * Before `changes` (validated, internal values; null removes an
+   * attribute) are applied; may rewrite them (delete, add, replace).
+   * Synchronous where it can be: UPDATE is the hot path.
    */
   update?(ctx: Context, res: Resource, changes: Map<string, unknown>): Promise<void> | void;
   /**
@@ -87,10 +103,14 @@ export interface TypeHooks {
    * response is built).
    */
   retrieve?(ctx: Context, res: Resource): Promise<ReadonlyMap<string, Uint8Array> | void>;
-  /** Cleans up outside the host before the resource is deleted (data kept on the device). */
+  /**
+   * Cleans up outside the host before the resource is deleted (data kept on
+   * the device), and when its CREATE failed after create(); must be
+   * idempotent (a DELETE whose write failed is repeated).
+   */
   delete?(ctx: Context, res: Resource): Promise<void>;
-  /** Zeroizes and releases what the resource holds; also called when create() failed. Never throws. */
-  release?(ctx: Context, res: Resource): void;
+  /** The resource left the tree (DELETE, expiration, deregistration): effects on others, such as its parent's stream. Never throws. */
+  removed?(ctx: Context, res: Resource): void;
   /** Opens the backend stream that UPDATE chunks of the append attribute are fed to; undefined when it cannot stream now. */
   stream?(ctx: Context, res: Resource): Promise<StreamSink | undefined>;
 }

@@ -1,6 +1,7 @@
 // Thousands of random and mutated primitives: every one gets a response with
 // a client-error code (never 5000), a short m2m:dbg without key bytes, the
-// engine keeps serving correctly, and the bytes the core holds for contexts
+// engine keeps serving correctly, the memory usage it counts returns to what
+// a fresh registration holds, and the bytes the core holds for contexts
 // and blocks return exactly to their baseline once the resources are gone
 // (no leak per request, not even one the garbage collector would reclaim).
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,8 @@ const KEY_B64 = b64(KEY16);
 const ALLOWED = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4102, 4103, 4105, 4106, 4108, 5001, 5207]);
 
 type Req = Record<string, unknown>;
+
+const ORIGINATORS = ['CAE1', 'CAE2', 'CAE9', '', 'C'.repeat(2000)];
 
 function corpus(seId: string): Req[] {
   const r = (op: number, to: string, pc?: unknown, ty?: number, fr = 'CAE1'): Req => ({ op, to, fr, rqi: 'q', ty, pc });
@@ -60,7 +63,7 @@ function mutate(req: Req, rand: (n: number) => number, seId: string): unknown {
       case 5: { const c = content(); if (c) c[pick(['msg', 'kDt', 'Calg', 'mbs', 'cbs', 'Halg', 'Salg', 'rgT', 'Dsz', 'sID', 'seL', 'srt', 'acpi', 'et', 'rn', 'nc', 'iV', 'aD', 'Sgn', 'kInf', 'sgF', 'prH', 'kExp', 'pv', 'rb', 'rbT', 'cD', 'ri', 'ty', 'qq'])] = pick(WEIRD); break; }
       case 6: { const c = content(); if (c) delete c[pick(Object.keys(c))]; break; }
       case 7: if (m.pc && typeof m.pc === 'object') m.pc = { [pick(['senv:Cph', 'senv:Hsh', 'senv:Sgn', 'm2m:acp', 'senv:Senv', 'senv:X', 'm2m:cin'])]: Object.values(m.pc as object)[0] }; break;
-      case 8: m.fr = pick(['CAE1', 'CAE2', 'CAE9', '', 'C'.repeat(2000)]); break;
+      case 8: m.fr = pick(ORIGINATORS); break;
       default: return pick([null, 'text', 42, [m], { ...m, pc: [m.pc] }, m]);
     }
   }
@@ -91,11 +94,15 @@ describe('Mcs fuzz', () => {
           expect(String(dbg)).not.toContain(KEY_B64);
         }
       }
-      // Deregistration releases every resource and key of a phase; a reboot
-      // drops what the SE keeps between requests (the DRBG of rngType 1).
-      for (const fr of ['CAE1', 'CAE2']) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+      // Deregistration (of every originator a mutation may have registered)
+      // releases every resource and key of a phase; a reboot drops what the
+      // SE keeps between requests (the DRBG of rngType 1).
+      for (const fr of ORIGINATORS) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
       const end = new Session(engine, 'CEND');
-      await end.register('end');
+      const se = body(await end.register('end'), 'senv:Senv');
+      // Whatever the phase's requests did, the memory usage went back with them: only this registration counts.
+      const mem = body(await end.retrieve(end.path('end', 'memory')), 'm2m:mem');
+      expect(mem.mma).toBe((mem.mmt as number) - JSON.stringify(se.sID).length - JSON.stringify(se.srt).length);
       ok(await end.update(end.path('end', 'warmReset'), { 'senv:Srbt': { rb: true } }), 2004, 'reboot');
       ok(await end.delete(end.seId), 2002, 'deregister');
     };

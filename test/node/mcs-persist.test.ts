@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
 import { McsEngine, sha256, ecdsa, gcm } from '../../src/index.ts';
-import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
 
 const KEY = new Uint8Array(32).fill(7);
@@ -85,6 +85,59 @@ describe('Mcs persistence', () => {
       const hv = unb64(body(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/h/cHsh`), 'senv:Hsh').Hv);
       expect(Buffer.from(hv).equals(Buffer.from(sha256(Buffer.concat(parts))))).toBe(true);
       await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('memory usage is the same after a restart, and the quota holds across it', async () => {
+    const dir = tempDir();
+    try {
+      const Q = 200_000;
+      const open = (memoryQuota: number) => McsEngine.create({ dataDir: dir, masterKey: KEY, memoryQuota });
+      const memory = async (s: Session) => {
+        const { mma, mmt } = body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem');
+        return { mma: mma as number, mmt: mmt as number };
+      };
+      const e1 = await open(Q);
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(nodeCrypto.randomBytes(1000)) } }), 2001, 'sdo');
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1002, mbs: 1 << 16, kDt: b64(nodeCrypto.randomBytes(32)), msg: b64(nodeCrypto.randomBytes(300)) } }), 2001, 'cipher');
+      ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { nc: b64(nodeCrypto.randomBytes(12)) } }), 2001, 'nonce');
+      ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt');
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(nodeCrypto.randomBytes(70)) } }), 2004, 'new message');
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: 34 } }), 2001, 'ecdsa');
+      ok(await s.retrieve(s.path('reg', 'e', 'gnK')), 2000, 'key');
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 6 } }), 2001, 'hash');
+      for (let i = 0; i < 3; i++) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(nodeCrypto.randomBytes(700)) } }), 2004, 'append');
+      ok(await s.update(s.seId, { 'senv:Senv': { hal: ['CAE1'] } }), 2004, 'hal');
+      const before = await memory(s);
+      expect(before.mmt).toBe(Q);
+      expect(before.mma).toBeLessThan(Q - 1000 - 32 - 300 - 316 - 48 - 2100);
+      await e1.close();
+
+      const e2 = await open(Q);
+      const t = new Session(e2, 'CAE1');
+      expect(await memory(t)).toEqual(before);
+      fails(await t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'big', msg: b64(nodeCrypto.randomBytes(before.mma + 1)) } }), 5207, 'one byte over', /not enough memory/);
+      ok(await t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'big', msg: b64(nodeCrypto.randomBytes(before.mma)) } }), 2001, 'at the limit');
+      expect((await memory(t)).mma).toBe(0);
+      ok(await t.delete(t.path('reg', 'd')), 2002, 'delete');
+      expect((await memory(t)).mma).toBe(1000);
+      await e2.close();
+
+      // Opened with a quota below what it holds: nothing more fits, and freeing still works.
+      const e3 = await open(1000);
+      const u = new Session(e3, 'CAE1');
+      expect(await memory(u)).toEqual({ mma: 0, mmt: 1000 });
+      fails(await u.create(u.seId, 20009, { 'senv:Sdo': { rn: 'one', msg: 'AA==' } }), 5207, 'over the quota');
+      ok(await u.delete(u.path('reg', 'big')), 2002, 'delete');
+      ok(await u.delete(u.path('reg', 'h')), 2002, 'delete');
+      await e3.close();
+      const e4 = await open(Q);
+      expect((await memory(new Session(e4, 'CAE1'))).mma).toBe(1000 + before.mma + 2100);
+      await e4.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

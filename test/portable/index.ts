@@ -8,6 +8,7 @@ import { ecdsaCases } from './ecdsa.ts';
 import { mcsSuite } from './mcs.ts';
 import { mcsCipherSuite } from './mcs-cipher.ts';
 import { mcsRuleSuite } from './mcs-rules.ts';
+import { mcsQuotaCases } from './mcs-quota.ts';
 
 export const suites: Record<string, PortableCase[]> = {
   sha2: sha2Cases,
@@ -18,4 +19,5 @@ export const suites: Record<string, PortableCase[]> = {
   mcs: mcsSuite,
   'mcs cipher': mcsCipherSuite,
   'mcs rules': mcsRuleSuite,
+  'mcs quota': mcsQuotaCases,
 };

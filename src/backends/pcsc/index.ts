@@ -37,6 +37,8 @@ export interface PcscBackendOptions {
 
 /** A key in a card slot: the handle carries the slot number, never material. */
 class CardKey implements KeyHandle {
+  /** The card keeps the material: nothing of it is on the host. */
+  readonly size = 0;
   released = false;
   constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, public publicKey?: Uint8Array) {}
 }

@@ -78,7 +78,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     this.#state = 'closed';
   }
 
-  /** The whole quota: the software SE itself stores nothing; the engine subtracts what it holds. */
+  /** The whole quota: the software SE itself stores nothing; the engine counts what the host keeps against it (McsEngineOptions.memoryQuota overrides it). */
   async memoryInfo(): Promise<{ total: number; available: number }> {
     return { total: this.#quota, available: this.#quota };
   }

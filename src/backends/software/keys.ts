@@ -8,6 +8,7 @@ import { aesKey, type AesKey } from '../../core/aes.ts';
 export class SoftwareKey implements KeyHandle {
   readonly spec: KeySpec;
   readonly kind: KeyKind;
+  readonly size: number;
   #bytes: Uint8Array | undefined;
   /** The expanded AES schedule (and GCM hash subkey), built on first use and kept for every later operation. */
   #aes: AesKey | undefined;
@@ -16,6 +17,7 @@ export class SoftwareKey implements KeyHandle {
   constructor(spec: KeySpec, kind: KeyKind, bytes: Uint8Array) {
     this.spec = spec;
     this.kind = kind;
+    this.size = bytes.length;
     this.#bytes = new Uint8Array(bytes);
   }
 

@@ -1,6 +1,9 @@
 // The few file operations the journal needs, on Node (node:fs) and Deno
 // (Deno.*), loaded only when a data directory is used, so the engine stays
-// importable in browsers.
+// importable in browsers. They are one small interface so that a caller can
+// put its own in between (McsEngineOptions.files): to watch the I/O, or to
+// make writes fail the way a full or failing disk does (the tests of
+// docs/mcs.md "Failed writes").
 
 export interface Files {
   /** The whole file, or undefined when it does not exist. */
@@ -10,6 +13,7 @@ export interface Files {
   /** Writes a new file and flushes it (the caller renames it into place). */
   writeDurable(path: string, data: Uint8Array): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** Cuts the file to `length` bytes and flushes it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
   remove(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
@@ -61,10 +65,16 @@ async function nodeFiles(): Promise<Files> {
       await f.sync();
     }),
     rename: (a, b) => fs.rename(a, b),
-    truncate: (path, n) => withFile(path, 'r+', async (f) => {
-      await f.truncate(n);
-      await f.sync();
-    }),
+    truncate: async (path, n) => {
+      try {
+        await withFile(path, 'r+', async (f) => {
+          await f.truncate(n);
+          await f.sync();
+        });
+      } catch (e) {
+        if (!missing(e)) throw e;
+      }
+    },
     remove: async (path) => {
       try {
         await fs.unlink(path);
@@ -108,10 +118,16 @@ function denoFiles(deno: DenoApi): Files {
       await f.sync();
     }),
     rename: (a, b) => deno.rename(a, b),
-    truncate: (path, n) => withFile(path, { read: true, write: true }, async (f) => {
-      await f.truncate(n);
-      await f.sync();
-    }),
+    truncate: async (path, n) => {
+      try {
+        await withFile(path, { read: true, write: true }, async (f) => {
+          await f.truncate(n);
+          await f.sync();
+        });
+      } catch (e) {
+        if (!missing(e)) throw e;
+      }
+    },
     remove: async (path) => {
       try {
         await deno.remove(path);

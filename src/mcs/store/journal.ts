@@ -5,14 +5,18 @@
 //   snapshot.json    the full state up to sequence number `seq`
 //   journal.log      records after the snapshot: [length u32][crc32 u32][JSON]
 //
-// Every change is one journal record, appended and flushed (fdatasync)
-// before the engine answers, so an acknowledged write survives kill -9. A
-// torn record at the end (a crash mid-append: never acknowledged) fails its
-// length or CRC check and is cut off when the store opens. When the journal
-// grows, the state is written to snapshot.json.tmp, flushed, renamed over
-// snapshot.json (then the directory is flushed) and the journal truncated;
-// records carry sequence numbers, so replaying a journal that a crash left
-// behind the new snapshot is harmless.
+// Every request's change is one journal record (a registration with its
+// children included), appended and flushed (fdatasync) before the engine
+// answers, so an acknowledged write survives kill -9. A torn record at the
+// end (a crash mid-append: never acknowledged) fails its length or CRC check
+// and is cut off when the store opens. A write that fails (ENOSPC, EIO, a
+// read-only directory) is cut off at once, or before the next record if the
+// cut fails too, and the store's state stays as it was: the engine applies
+// nothing, and no later record ever follows the debris of one that failed.
+// When the journal grows, the state is written to snapshot.json.tmp,
+// flushed, renamed over snapshot.json (then the directory is flushed) and
+// the journal truncated; records carry sequence numbers, so replaying a
+// journal that a crash left behind the new snapshot is harmless.
 //
 // Secrets (keys, sensitive data, messages, results: attributes declared
 // `secret`, and every key) are sealed with AES-256-GCM under the master key,
@@ -35,6 +39,8 @@ export interface JournalOptions {
   masterKey: Uint8Array;
   /** Journal size (bytes) that triggers a snapshot; default 8 MiB. */
   compactAt?: number;
+  /** The file operations (default: node:fs or Deno). */
+  files?: Files;
 }
 
 interface Meta { uniqueIds: Record<string, string>; check: string }
@@ -58,8 +64,9 @@ interface ResourceRecord {
 }
 
 type JournalRecord =
-  | { seq: number; op: 'put'; se: string; res: ResourceRecord }
-  | { seq: number; op: 'append'; se: string; ri: string; attr: string; sealed: string }
+  // One resource per 'put' in journals written before a record held a whole request.
+  | { seq: number; op: 'put'; se: string; res: ResourceRecord[] | ResourceRecord }
+  | { seq: number; op: 'append'; se: string; ri: string; attr: string; sealed: string; lt?: number }
   | { seq: number; op: 'remove'; se: string; ris: string[] };
 
 interface Snapshot { seq: number; resources: Record<string, Record<string, ResourceRecord>> }
@@ -76,7 +83,10 @@ export class JournalStore implements Persistence {
   #meta: { uniqueIds: Record<string, string>; check: string };
   /** The state as stored: per SE, records by ri (what a snapshot writes). */
   #state: Snapshot;
+  /** Length of the journal up to its last good record. */
   #journalBytes: number;
+  /** Where the journal must be cut before the next record: a failed write (or compaction) could not cut it yet. */
+  #cutAt: number | undefined;
 
   private constructor(files: Files, options: JournalOptions, meta: Meta, state: Snapshot, journalBytes: number) {
     this.#files = files;
@@ -90,7 +100,7 @@ export class JournalStore implements Persistence {
 
   static async open(options: JournalOptions): Promise<JournalStore> {
     if (!(options.masterKey instanceof Uint8Array) || options.masterKey.length !== 32) throw new StateError('the master key must be 32 bytes (AES-256)');
-    const files = await openFiles();
+    const files = options.files ?? (await openFiles());
     await files.mkdir(options.dir);
     const path = (n: string) => `${options.dir}/${n}`;
     const metaBytes = await files.read(path('meta.json'));
@@ -150,13 +160,11 @@ export class JournalStore implements Persistence {
       res.hint = rec.hint;
       const secret = rec.sealed ? (JSON.parse(dec.decode(open(this.#key, rec.sealed, rec.ri))) as Record<string, Json>) : {};
       for (const [name, v] of Object.entries({ ...rec.attrs, ...secret })) res.attrs.set(name, await decodeValue(host, v));
-      // The engine's append rule: a chunk after a consumed message starts a new one.
       for (const a of rec.appends ?? []) {
         let acc = res.attrs.get(a.attr);
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
-        if ((acc as Accumulator).consumed) (acc as Accumulator).clear();
         const chunk = open(this.#key, a.sealed, `${rec.ri}/${a.attr}`);
-        (acc as Accumulator).append(chunk);
+        (acc as Accumulator).receive(chunk, false);
         chunk.fill(0);
       }
       if (parent) parent.children.set(res.rn, res);
@@ -168,17 +176,17 @@ export class JournalStore implements Persistence {
   }
 
   async put(host: SeHost, res: Resource, withChildren: boolean): Promise<void> {
-    const recs: Resource[] = [];
-    const walk = (r: Resource) => {
-      recs.push(r);
-      if (withChildren) for (const c of r.children.values()) walk(c);
+    const recs: ResourceRecord[] = [];
+    const walk = async (r: Resource) => {
+      recs.push(await this.#record(host, r));
+      if (withChildren) for (const c of r.children.values()) await walk(c);
     };
-    walk(res);
-    for (const r of recs) await this.#write({ seq: 0, op: 'put', se: host.seId, res: await this.#record(host, r) });
+    await walk(res);
+    await this.#write({ seq: 0, op: 'put', se: host.seId, res: recs });
   }
 
-  async append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array): Promise<void> {
-    await this.#write({ seq: 0, op: 'append', se: host.seId, ri: res.ri, attr, sealed: seal(this.#key, chunk, `${res.ri}/${attr}`) });
+  async append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array, modified: number): Promise<void> {
+    await this.#write({ seq: 0, op: 'append', se: host.seId, ri: res.ri, attr, sealed: seal(this.#key, chunk, `${res.ri}/${attr}`), lt: modified });
   }
 
   async remove(host: SeHost, ris: readonly string[]): Promise<void> {
@@ -186,6 +194,8 @@ export class JournalStore implements Persistence {
   }
 
   async close(): Promise<void> {
+    // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
+    if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
     this.#key.fill(0);
   }
 
@@ -202,36 +212,69 @@ export class JournalStore implements Persistence {
     return rec;
   }
 
+  /**
+   * Appends one record and flushes it; the store's state takes the record
+   * only once that succeeded. A failed append may have left part of the
+   * record (or all of it, when only the flush failed) in the file: it was
+   * never acknowledged, so it is cut off before anything follows it.
+   */
   async #write(r: JournalRecord): Promise<void> {
-    r.seq = ++this.#state.seq;
-    apply(this.#state, r);
+    const journal = `${this.#dir}/journal.log`;
+    if (this.#cutAt !== undefined) await this.#cut(this.#cutAt);
+    r.seq = this.#state.seq + 1;
     const payload = enc.encode(JSON.stringify(r));
     const frame = new Uint8Array(8 + payload.length);
     const view = new DataView(frame.buffer);
     view.setUint32(0, payload.length, true);
     view.setUint32(4, crc32(payload), true);
     frame.set(payload, 8);
-    await this.#files.append(`${this.#dir}/journal.log`, frame);
+    try {
+      await this.#files.append(journal, frame);
+    } catch (e) {
+      // Cut now if the disk lets us; otherwise the next write cuts first (and fails while it cannot).
+      await this.#cut(this.#journalBytes).catch(() => undefined);
+      throw e;
+    }
     this.#journalBytes += frame.length;
+    apply(this.#state, r);
     if (this.#journalBytes >= this.#compactAt) await this.#compact();
   }
 
+  /** Cuts the journal to `length`, remembering the cut until it succeeded. */
+  async #cut(length: number): Promise<void> {
+    this.#cutAt = length;
+    await this.#files.truncate(`${this.#dir}/journal.log`, length);
+    this.#journalBytes = length;
+    this.#cutAt = undefined;
+  }
+
+  /**
+   * Writes the snapshot and empties the journal. The record that triggered
+   * it is durable in the journal already, so a failure here does not fail
+   * the write: a snapshot that was not written is tried again after the next
+   * record, and a journal that could not be emptied only replays records the
+   * snapshot holds (until the next write cuts it).
+   */
   async #compact(): Promise<void> {
-    await writeAtomic(this.#files, this.#dir, 'snapshot.json', enc.encode(JSON.stringify(this.#state)));
-    await this.#files.truncate(`${this.#dir}/journal.log`, 0);
-    this.#journalBytes = 0;
+    try {
+      await writeAtomic(this.#files, this.#dir, 'snapshot.json', enc.encode(JSON.stringify(this.#state)));
+    } catch {
+      return;
+    }
+    await this.#cut(0).catch(() => undefined);
   }
 }
 
 function apply(state: Snapshot, r: JournalRecord): void {
   const se = (state.resources[r.se] ??= {});
   state.seq = Math.max(state.seq, r.seq);
-  if (r.op === 'put') se[r.res.ri] = r.res;
+  if (r.op === 'put') for (const rec of [r.res].flat()) se[rec.ri] = rec;
   else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
   else {
     const rec = se[r.ri];
     if (!rec) return;
     (rec.appends ??= []).push({ attr: r.attr, sealed: r.sealed });
+    if (r.lt !== undefined) rec.lt = r.lt;
   }
 }
 

@@ -2,7 +2,8 @@
 // associated data of its parent <cipher>. It inherits the parent's access
 // control and has no accessControlPolicyIDs of its own (the clause text wins
 // over its table). Lengths are checked here, when they are written, against
-// the parent's algorithm; any change drops the parent's speculative stream.
+// the parent's algorithm; any change drops the parent's speculative stream
+// (opened with the old parameters) once it took effect.
 import type { CipherAlgorithm } from '../../backends/backend.ts';
 import { CIPHERS } from '../algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
@@ -44,15 +45,15 @@ export const algorithmSpecificParameterType: ResourceType = {
   children: [],
   maxPerParent: 1,
   hooks: {
-    async create(_ctx, res) {
+    async create(ctx, res) {
       check(res.parent!, res.attrs);
-      dropParentStream(res);
+      ctx.effects.push(() => dropParentStream(res));
     },
-    update(_ctx, res, changes) {
+    update(ctx, res, changes) {
       check(res.parent!, changes);
-      dropParentStream(res);
+      ctx.effects.push(() => dropParentStream(res));
     },
-    release(_ctx, res) {
+    removed(_ctx, res) {
       dropParentStream(res);
     },
   },

@@ -8,11 +8,12 @@
 // held data, with the same result.
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../../backends/backend.ts';
 import { CIPHERS } from '../algorithms.ts';
+import { Joined, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
-import { Accumulator, type Resource } from '../resource.ts';
+import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
-import { dataError, keyData, keyExportable, notAllowed, notImplemented, setJoined } from './common.ts';
+import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate, requireKey } from './keys.ts';
 
 export const CIPHER_TY = 20002;
@@ -51,23 +52,22 @@ async function open(ctx: Context, res: Resource, direction: Direction): Promise<
 }
 
 function operation(direction: Direction) {
-  return async (ctx: Context, res: Resource): Promise<void> => {
+  return async (ctx: Context, res: Resource, change: Change): Promise<void> => {
     const data = res.attrs.get('sensitiveData') as Accumulator | undefined;
+    // Whether it succeeds or not, the operation ends the message and sets the direction of the next stream.
+    change.consumed = data !== undefined;
+    change.hint = direction;
     const taken = data?.take(direction);
     const outputs = taken ? taken.outputs : [];
     try {
       const stream = taken ? (taken.sink as CipherSink).stream : await open(ctx, res, direction);
       outputs.push(await stream.final(taken ? taken.rest : data?.bytes()));
-      setJoined(res.attrs, 'calculatedData', outputs);
+      change.attrs.set('calculatedData', new Joined(outputs));
     } catch (e) {
       // No stale or partial result stays behind a failed operation.
       for (const o of outputs) o.fill(0);
-      (res.attrs.get('calculatedData') as Uint8Array | undefined)?.fill(0);
-      res.attrs.delete('calculatedData');
+      if (res.attrs.has('calculatedData')) change.attrs.set('calculatedData', null);
       throw dataError(e);
-    } finally {
-      if (data) data.consumed = true;
-      res.hint = direction;
     }
   };
 }
@@ -95,9 +95,9 @@ export const cipherType: ResourceType = {
     { name: 'decrypt', sn: 'Dec', result: ['calculatedData'], run: operation('decrypt') },
     {
       name: 'generateKey', sn: 'gnK', result: ['keyData'],
-      run: async (ctx, res) => {
-        await generateKey(ctx, res, { use: 'cipher', algorithm: algorithm(res) });
-        (res.attrs.get('sensitiveData') as Accumulator | undefined)?.dropStream();
+      run: async (ctx, res, change) => {
+        change.attrs.set('keyData', await generateKey(ctx, res, { use: 'cipher', algorithm: algorithm(res) }));
+        ctx.effects.push(() => (res.attrs.get('sensitiveData') as Accumulator | undefined)?.dropStream());
       },
     },
   ],
@@ -105,11 +105,12 @@ export const cipherType: ResourceType = {
     async create(ctx, res) {
       const alg = algorithm(res);
       if (!ctx.host.backend.capabilities.cipherAlgorithms.includes(alg)) throw notImplemented(`${CIPHERS[alg].name} (${alg})`);
-      resetByteSize(res, res.attrs);
+      byteSizeReset(res.attrs);
       await keyAtCreate(ctx, res, { use: 'cipher', algorithm: alg }, CIPHERS[alg]);
     },
-    update(_ctx, res, changes) {
-      resetByteSize(res, changes);
+    update(_ctx, _res, changes) {
+      // Discarding the data is the engine's null for the append attribute.
+      if (byteSizeReset(changes)) changes.set('sensitiveData', null);
     },
     async stream(ctx, res) {
       if (!res.key() || !cipherParams(res)) return undefined;
@@ -123,12 +124,13 @@ export const cipherType: ResourceType = {
 
 /**
  * currentByteSize follows the data held; a client may only write 0, which
- * discards the data (the start of a new message).
+ * discards the data (the start of a new message). Takes it out of the
+ * values (it is never stored) and tells whether it was there.
  */
-function resetByteSize(res: Resource, changes: Map<string, unknown>): void {
-  if (!changes.has('currentByteSize')) return;
-  if (changes.get('currentByteSize') !== 0) throw badRequest('cbs (currentByteSize) can only be set to 0, which discards the data held');
-  if (changes.has('sensitiveData')) throw badRequest('cbs (currentByteSize) 0 and msg (sensitiveData) in one request contradict each other');
-  changes.delete('currentByteSize');
-  (res.attrs.get('sensitiveData') as Accumulator | undefined)?.clear();
+function byteSizeReset(values: Map<string, unknown>): boolean {
+  if (!values.has('currentByteSize')) return false;
+  if (values.get('currentByteSize') !== 0) throw badRequest('cbs (currentByteSize) can only be set to 0, which discards the data held');
+  if (values.has('sensitiveData')) throw badRequest('cbs (currentByteSize) 0 and msg (sensitiveData) in one request contradict each other');
+  values.delete('currentByteSize');
+  return true;
 }

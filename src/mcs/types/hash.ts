@@ -4,7 +4,7 @@ import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
 import { HASHES } from '../algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
-import { dataError, message, notImplemented, setBytes } from './common.ts';
+import { dataError, message, notImplemented } from './common.ts';
 
 interface DigestSink extends StreamSink { readonly stream: DigestStream }
 
@@ -25,18 +25,17 @@ export const hashType: ResourceType = {
   virtuals: [
     {
       name: 'calculateHash', sn: 'cHsh', result: ['hashValue'],
-      async run(ctx, res) {
+      async run(ctx, res, change) {
         const data = res.attrs.get('message') as Accumulator | undefined;
+        change.consumed = data !== undefined;
         const taken = data?.take('digest');
         try {
           const digest = taken
             ? await (taken.sink as DigestSink).stream.final(taken.rest)
             : await (await ctx.host.backend.digest(algorithm(res))).final(data?.bytes());
-          setBytes(res.attrs, 'hashValue', digest);
+          change.attrs.set('hashValue', digest);
         } catch (e) {
           throw dataError(e);
-        } finally {
-          if (data) data.consumed = true;
         }
       },
     },

@@ -1,9 +1,11 @@
 // The <mgmtObj> children an <SE> carries (TS-0016 table 7.3.0-1): [deviceInfo]
 // and [memory] of TS-0001 annex D, maintained by the SE from what its backend
-// reports, and [SEReboot] (clause 7.3.1), one per reset type the backend
-// offers. Writing SEReboot = true reboots the SE: its open streams are
-// dropped and the backend reruns its start-up checks (the software SE: the
-// core's self test); resources persist, as on a card.
+// reports (memory: the quota of an SE whose data the host keeps and what is
+// left of it, src/mcs/usage.ts), and [SEReboot] (clause 7.3.1), one per reset
+// type the backend offers. Writing SEReboot = true reboots the SE once the
+// UPDATE took effect: its open streams are dropped and the backend reruns its
+// start-up checks (the software SE: the core's self test); resources
+// persist, as on a card.
 import type { RebootType } from '../../backends/backend.ts';
 import type { ResourceType } from '../schema.ts';
 import { notImplemented } from './common.ts';
@@ -63,9 +65,10 @@ export const memoryType: ResourceType = {
       res.attrs.set('mgmtDefinition', 1003);
     },
     async retrieve(ctx, res) {
-      const m = await ctx.host.backend.memoryInfo();
-      const held = ctx.host.backend.capabilities.keyStorage === 'host' ? ctx.host.bytesHeld() : 0;
-      res.attrs.set('memAvailable', Math.max(0, m.available - held));
+      const { host } = ctx;
+      // used exceeds the quota only when a data directory was opened with a smaller quota than it holds.
+      const m = host.quota === undefined ? await host.backend.memoryInfo() : { total: host.quota, available: Math.max(0, host.quota - host.used) };
+      res.attrs.set('memAvailable', m.available);
       res.attrs.set('memTotal', m.total);
     },
   },
@@ -96,10 +99,10 @@ export const seRebootType: ResourceType = {
       res.attrs.set('mgmtDefinition', 'seReboot');
       res.attrs.set('SEReboot', false);
     },
-    async update(ctx, res, changes) {
+    update(ctx, res, changes) {
       if (changes.get('SEReboot') !== true) return;
       changes.set('SEReboot', false);
-      await ctx.host.reboot(res.attrs.get('rebootType') as RebootType);
+      ctx.effects.push(() => ctx.host.reboot(res.attrs.get('rebootType') as RebootType));
     },
   },
 };

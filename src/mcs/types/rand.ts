@@ -5,7 +5,7 @@ import type { RngType } from '../../backends/backend.ts';
 import { RNG_TYPES } from '../algorithms.ts';
 import { McsError, RSC } from '../rsc.ts';
 import type { ResourceType } from '../schema.ts';
-import { notAllowed, notImplemented, setBytes } from './common.ts';
+import { notAllowed, notImplemented } from './common.ts';
 
 export const randType: ResourceType = {
   ty: 20007,
@@ -22,10 +22,10 @@ export const randType: ResourceType = {
   virtuals: [
     {
       name: 'generateRand', sn: 'gnR', result: ['randomData'],
-      async run(ctx, res) {
+      async run(ctx, res, change) {
         const size = res.attrs.get('requestedDataSize') as number | undefined;
         if (size === undefined) throw notAllowed('set Dsz (requestedDataSize) first');
-        setBytes(res.attrs, 'randomData', await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size));
+        change.attrs.set('randomData', await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size));
       },
     },
   ],

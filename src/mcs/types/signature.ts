@@ -9,12 +9,13 @@
 // the uncompressed SEC1 point; with it alone a resource can verify.
 import type { KeyHandle, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
+import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import type { Context } from '../context.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
-import { dataError, keyData, keyExportable, message, notAllowed, notImplemented, setBytes } from './common.ts';
+import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
@@ -50,16 +51,21 @@ async function open(ctx: Context, res: Resource): Promise<SignatureStream> {
   return ctx.host.backend.signature(algorithm(res), key, options(res));
 }
 
-async function finish<T>(ctx: Context, res: Resource, end: (s: SignatureStream, last: Uint8Array | undefined) => Promise<T>): Promise<T> {
+/** Signs or verifies the message held, which that ends (also when it fails). */
+async function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: SignatureStream, last: Uint8Array | undefined) => Promise<T>): Promise<T> {
   const data = res.attrs.get('message') as Accumulator | undefined;
+  change.consumed = data !== undefined;
   const taken = data?.take('sig');
   try {
     return taken ? await end((taken.sink as SignatureSink).stream, taken.rest) : await end(await open(ctx, res), data?.bytes());
   } catch (e) {
     throw dataError(e);
-  } finally {
-    if (data) data.consumed = true;
   }
+}
+
+/** A new signature or message makes an earlier verificationResult stale. */
+function staleResult(res: Resource, values: Map<string, unknown>): void {
+  if (res.attrs.has('verificationResult')) values.set('verificationResult', null);
 }
 
 const ecdsaOnly = ['signatureFormat', 'prehashed'];
@@ -85,27 +91,35 @@ export const signatureType: ResourceType = {
   virtuals: [
     {
       name: 'calculateSignature', sn: 'cSgn', result: ['signature'],
-      async run(ctx, res) {
+      async run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
-        setBytes(res.attrs, 'signature', await finish(ctx, res, (s, last) => s.sign(last)));
-        res.attrs.delete('verificationResult');
+        change.attrs.set('signature', await finish(ctx, res, change, (s, last) => s.sign(last)));
+        staleResult(res, change.attrs);
       },
     },
     {
       name: 'verifySignature', sn: 'vSgn', result: ['verificationResult'],
-      async run(ctx, res) {
+      async run(ctx, res, change) {
         const sig = res.attrs.get('signature');
         if (!(sig instanceof Uint8Array)) throw notAllowed('no signature to verify: UPDATE Sgn first');
-        res.attrs.set('verificationResult', await finish(ctx, res, (s, last) => s.verify(sig, last)));
+        change.attrs.set('verificationResult', await finish(ctx, res, change, (s, last) => s.verify(sig, last)));
       },
     },
     {
       name: 'generateKey', sn: 'gnK', result: ['keyInformation', 'keyData'],
-      async run(ctx, res) {
-        await generateKey(ctx, res, { use: 'signature', algorithm: algorithm(res) });
-        const pub = await ctx.host.backend.publicKey(res.key()!);
-        if (pub) res.attrs.set('keyInformation', toBase64(pub));
-        (res.attrs.get('message') as Accumulator | undefined)?.dropStream();
+      async run(ctx, res, change) {
+        const key = await generateKey(ctx, res, { use: 'signature', algorithm: algorithm(res) });
+        let pub: Uint8Array | undefined;
+        try {
+          pub = await ctx.host.backend.publicKey(key);
+        } catch (e) {
+          ctx.host.backend.releaseKey(key);
+          throw e;
+        }
+        change.attrs.set('keyData', key);
+        if (pub) change.attrs.set('keyInformation', toBase64(pub));
+        // A verification-only stream ran under the key of kInf.
+        ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
       },
     },
   ],
@@ -124,10 +138,10 @@ export const signatureType: ResourceType = {
         if (pub) res.attrs.set('keyInformation', toBase64(pub));
       }
     },
-    update(_ctx, res, changes) {
+    update(ctx, res, changes) {
       // A verification-only ECDSA resource streams under the key of kInf: a new kInf restarts it.
-      if (changes.has('keyInformation') && !res.key()) (res.attrs.get('message') as Accumulator | undefined)?.dropStream();
-      if (changes.has('signature') || changes.has('message')) res.attrs.delete('verificationResult');
+      if (changes.has('keyInformation') && !res.key()) ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
+      if (changes.has('signature') || changes.has('message')) staleResult(res, changes);
     },
     async stream(ctx, res) {
       if (!res.key() && !publicPoint(res)) return undefined;

@@ -1,0 +1,80 @@
+// What one request changes in one resource (an UPDATE, or the operation of a
+// virtual resource), collected before anything is applied. The engine checks
+// it against the SE's memory quota, makes it durable when there is a store,
+// and only then applies it to the resource: a request refused at either step
+// leaves the resource, its data and its keys exactly as they were.
+import { concatBytes } from '../core/bytes.ts';
+import { Accumulator, Resource } from './resource.ts';
+
+/**
+ * A byte result produced in parts (a cipher stream's outputs), joined when
+ * the change is applied: into the array it replaces when that has the same
+ * length, so a stream of equal-sized operations allocates no result.
+ */
+export class Joined {
+  readonly parts: readonly Uint8Array[];
+  constructor(parts: readonly Uint8Array[]) {
+    this.parts = parts;
+  }
+}
+
+export class Change {
+  /**
+   * New attribute values by long name, in internal form (the change owns
+   * them until it is applied); null removes one. For the append attribute:
+   * a chunk to append, or null to discard the data held.
+   */
+  readonly attrs: Map<string, unknown>;
+  /** An operation ended the message held in the append attribute: the next chunk starts a new one. */
+  consumed = false;
+  /** What the resource's next speculative stream is opened for (Resource.hint). */
+  hint: string | undefined;
+
+  constructor(attrs = new Map<string, unknown>()) {
+    this.attrs = attrs;
+  }
+
+  get empty(): boolean {
+    return this.attrs.size === 0 && !this.consumed && this.hint === undefined;
+  }
+}
+
+/**
+ * The resource as the change will leave it, for a store to write before the
+ * change is applied: a copy that shares every value the change leaves alone.
+ * `dispose()` zeroizes what only the copy holds (a joined result, the copied
+ * data of the append attribute).
+ */
+export function prospect(res: Resource, change: Change, now: number): { res: Resource; dispose(): void } {
+  const next = new Resource(res.def, res.ri, res.rn, res.parent, res.created);
+  next.modified = now;
+  next.hint = change.hint ?? res.hint;
+  for (const [name, v] of res.attrs) next.attrs.set(name, v);
+  const own: Uint8Array[] = [];
+  const append = res.def.appendAttr?.name;
+  for (const [name, v] of change.attrs) {
+    if (name === append) continue;
+    if (v === null) next.attrs.delete(name);
+    else if (v instanceof Joined) {
+      const joined = concatBytes(v.parts);
+      own.push(joined);
+      next.attrs.set(name, joined);
+    } else next.attrs.set(name, v);
+  }
+  let held: Accumulator | undefined;
+  const acc = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
+  const chunk = append === undefined ? undefined : (change.attrs.get(append) as Uint8Array | null | undefined);
+  // As the engine applies it: the data held changes with a chunk or the end of the message, and exists once a chunk came.
+  if ((acc && (chunk !== undefined || change.consumed)) || chunk) {
+    held = acc ? acc.copy() : new Accumulator();
+    held.receive(chunk, change.consumed);
+    next.attrs.set(append!, held);
+  }
+  return {
+    res: next,
+    dispose() {
+      for (const b of own) b.fill(0);
+      held?.clear();
+    },
+  };
+}

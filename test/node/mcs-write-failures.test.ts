@@ -1,0 +1,334 @@
+// A write to the data directory that fails (a full disk that takes part of
+// the record, a failing disk that takes all of it but cannot flush or cut it,
+// a read-only directory) changes nothing: for every kind of mutating request
+// the response is 5000 with a short m2m:dbg, RETRIEVE shows the old state,
+// the WASM memory in use is what it was, the same request then succeeds, and
+// a restart opens a store that holds exactly the acknowledged writes.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { coreMemoryStats, gcm, McsEngine, type McsResponse } from '../../src/index.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
+import { prng } from '../portable/harness.ts';
+import { Session, b64, body, ok } from '../portable/mcs-kit.ts';
+
+const KEY = new Uint8Array(32).fill(7);
+type Mode = 'ENOSPC' | 'EIO' | 'EROFS';
+
+/**
+ * The real file operations, with writes that fail as a disk does: ENOSPC
+ * writes part of the data and fails (cutting a file still works), EIO writes
+ * all of it and fails to flush (and every other write fails too), EROFS
+ * writes nothing. From the write after the next `after` ones, `times`
+ * writes fail.
+ */
+class FlakyFiles implements Files {
+  readonly #real: Files;
+  #plan: { mode: Mode; after: number; times: number } | undefined;
+  failed = 0;
+
+  constructor(real: Files) {
+    this.#real = real;
+  }
+
+  fail(mode: Mode, after = 0, times = Infinity): void {
+    this.#plan = { mode, after, times };
+  }
+
+  heal(): void {
+    this.#plan = undefined;
+  }
+
+  read(path: string) {
+    return this.#real.read(path);
+  }
+
+  async append(path: string, data: Uint8Array) {
+    const mode = this.#next();
+    if (mode === 'ENOSPC') await this.#real.append(path, data.subarray(0, data.length >> 1));
+    if (mode === 'EIO') await this.#real.append(path, data);
+    if (mode) throw this.#error(mode);
+    await this.#real.append(path, data);
+  }
+
+  async writeDurable(path: string, data: Uint8Array) {
+    const mode = this.#next();
+    if (mode === 'ENOSPC') await this.#real.writeDurable(path, data.subarray(0, data.length >> 1));
+    if (mode === 'EIO') await this.#real.writeDurable(path, data);
+    if (mode) throw this.#error(mode);
+    await this.#real.writeDurable(path, data);
+  }
+
+  rename(from: string, to: string) {
+    return this.#other(() => this.#real.rename(from, to));
+  }
+
+  truncate(path: string, length: number) {
+    return this.#other(() => this.#real.truncate(path, length));
+  }
+
+  remove(path: string) {
+    return this.#other(() => this.#real.remove(path));
+  }
+
+  mkdir(path: string) {
+    return this.#other(() => this.#real.mkdir(path));
+  }
+
+  syncDir(path: string) {
+    return this.#other(() => this.#real.syncDir(path));
+  }
+
+  /** A write that needs no space: a full disk still does it. */
+  async #other(write: () => Promise<void>): Promise<void> {
+    const mode = this.#next();
+    if (mode && mode !== 'ENOSPC') throw this.#error(mode);
+    await write();
+  }
+
+  #next(): Mode | undefined {
+    const plan = this.#plan;
+    if (!plan) return undefined;
+    if (plan.after > 0) {
+      plan.after--;
+      return undefined;
+    }
+    if (plan.times <= 0) return undefined;
+    plan.times--;
+    return plan.mode;
+  }
+
+  #error(mode: Mode): Error {
+    this.failed++;
+    const text = { ENOSPC: 'no space left on device', EIO: 'i/o error', EROFS: 'read-only file system' }[mode];
+    return Object.assign(new Error(`${mode}: ${text}, write`), { code: mode });
+  }
+}
+
+const inUse = () => coreMemoryStats().inUseBytes;
+
+interface Rig {
+  dir: string;
+  files: FlakyFiles;
+  engine: McsEngine;
+  clock: { now: number };
+}
+
+async function rig(dir: string, files: FlakyFiles, clock: { now: number }, compactAt?: number): Promise<McsEngine> {
+  // The clock moves on by a second per reading: a failed request that touched lastModifiedTime would show.
+  const tick = () => (clock.now += 1000);
+  if (compactAt === undefined) return McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: tick });
+  return McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files, compactAt }), clock: tick });
+}
+
+/** What RETRIEVE shows at these addresses (status and content), as [originator, address] pairs. */
+async function look(engine: McsEngine, at: readonly (readonly [string, string])[]): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [fr, to] of at) {
+    const r = await new Session(engine, fr).retrieve(to);
+    out[`${fr} ${to}`] = { rsc: r.rsc, pc: r.pc };
+  }
+  return out;
+}
+
+interface Step {
+  what: string;
+  /** Acknowledged requests that set the stage (not failed). */
+  before?: () => Promise<void>;
+  send: () => Promise<McsResponse>;
+  /** The status code once the disk works. */
+  ok: number;
+  /** Runs with the failing and the succeeding request (the clock for an expiration), and is undone after the failing one. */
+  arm?: () => void;
+  disarm?: () => void;
+}
+
+async function scenario(mode: Mode): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+  const files = new FlakyFiles(await openFiles());
+  const clock = { now: Date.UTC(2026, 10, 22, 12) };
+  const rnd = prng(mode.length);
+  try {
+    const engine = await rig(dir, files, clock);
+    const seId = engine.seIds[0]!;
+    const s = new Session(engine, 'CAE1');
+    const t = new Session(engine, 'CAE2');
+    const at: [string, string][] = [
+      ['CAE1', seId], ['CAE2', seId],
+      ...['memory', 'warmReset', 'c', 'c/p', 'g', 'e', 'h', 'r', 's', 'x', 'd'].map((p): [string, string] => ['CAE1', `${seId}/reg/${p}`]),
+      ['CAE2', `${seId}/two/h`],
+    ];
+    const aesKey = rnd(16), nonce = rnd(12);
+    const secrets = [b64(aesKey)];
+    const later = (ms: number) => {
+      const d = new Date(clock.now + ms);
+      const p = (n: number, w = 2) => String(n).padStart(w, '0');
+      return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+    };
+    const steps: Step[] = [
+      { what: 'CREATE <SE> (a registration with its management objects)', send: () => s.create(seId, 20011, { 'senv:Senv': { rn: 'reg', sID: seId, seL: 1 } }), ok: 2001 },
+      { what: 'CREATE <cipher> importing a key', send: () => s.create(seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: b64(aesKey), kExp: true } }), ok: 2001 },
+      { what: 'CREATE <algorithmSpecificParameter>', send: () => s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', nc: b64(nonce) } }), ok: 2001 },
+      { what: 'UPDATE <cipher>: a chunk (an append record)', send: () => s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(1000)) } }), ok: 2004 },
+      {
+        what: 'RETRIEVE <encrypt>: calculatedData and the end of the message',
+        // The key's expanded schedule is cached in the core at its first use: use it once first.
+        before: async () => {
+          ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'first encrypt');
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(500)) } }), 2004, 'next message');
+        },
+        send: () => s.retrieve(s.path('reg', 'c', 'encrypt')),
+        ok: 2000,
+      },
+      { what: 'UPDATE <cipher>: a 40 KiB chunk (it would open a stream)', send: () => s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(40000)) } }), ok: 2004 },
+      { what: 'UPDATE <algorithmSpecificParameter> (it drops the open stream once it took effect)', send: () => s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { aD: b64(rnd(7)) } }), ok: 2004 },
+      { what: 'UPDATE <cipher> cbs 0 (discard the data)', send: () => s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0 } }), ok: 2004 },
+      {
+        what: 'RETRIEVE <decrypt> of a tampered message: 4102, and the end of the message is a change too',
+        before: async () => {
+          const ct = gcm(aesKey, nonce).encrypt(rnd(100));
+          ct[0]! ^= 1;
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'tampered');
+        },
+        send: () => s.retrieve(s.path('reg', 'c', 'decrypt')),
+        ok: 4102,
+      },
+      {
+        what: 'RETRIEVE <generateRand>',
+        // The SE's DRBG is instantiated in the core at its first use (and never rewound: random output is not reused).
+        before: async () => {
+          ok(await s.create(seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 16 } }), 2001, 'rand');
+          ok(await s.retrieve(s.path('reg', 'r', 'gnR')), 2000, 'first random bytes');
+        },
+        send: () => s.retrieve(s.path('reg', 'r', 'gnR')),
+        ok: 2000,
+      },
+      {
+        what: 'RETRIEVE <generateKey> of a <cipher>',
+        before: async () => void ok(await s.create(seId, 20002, { 'senv:Cph': { rn: 'g', Calg: 24, mbs: 64, kExp: true } }), 2001, 'keyless cipher'),
+        send: () => s.retrieve(s.path('reg', 'g', 'generateKey')),
+        ok: 2000,
+      },
+      {
+        what: 'RETRIEVE <generateKey> of an ECDSA <signature>',
+        before: async () => void ok(await s.create(seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: 33, kExp: true } }), 2001, 'ecdsa'),
+        send: () => s.retrieve(s.path('reg', 'e', 'gnK')),
+        ok: 2000,
+      },
+      { what: 'CREATE <hash> with a message', send: () => s.create(seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(rnd(10)), et: later(86400_000) } }), ok: 2001 },
+      { what: 'UPDATE <hash>: a chunk and expirationTime (one record of the whole resource)', send: () => s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(20)), et: later(2 * 86400_000) } }), ok: 2004 },
+      { what: 'RETRIEVE <calculateHash>', send: () => s.retrieve(s.path('reg', 'h', 'cHsh')), ok: 2000 },
+      {
+        what: 'UPDATE <signature>: a chunk after a verification (with the stale verificationResult: one record)',
+        before: async () => {
+          ok(await s.create(seId, 20012, { 'senv:Sgn': { rn: 's', Salg: 25, kDt: b64(rnd(32)), msg: b64(rnd(40)) } }), 2001, 'hmac');
+          ok(await s.update(s.path('reg', 's'), { 'senv:Sgn': { Sgn: b64(rnd(32)) } }), 2004, 'a signature to verify');
+          ok(await s.retrieve(s.path('reg', 's', 'vSgn')), 2000, 'verify');
+        },
+        send: () => s.update(s.path('reg', 's'), { 'senv:Sgn': { msg: b64(rnd(30)) } }),
+        ok: 2004,
+      },
+      {
+        what: 'RETRIEVE <calculateSignature> (it removes the verificationResult)',
+        before: async () => void ok(await s.retrieve(s.path('reg', 's', 'vSgn')), 2000, 'verify'),
+        send: () => s.retrieve(s.path('reg', 's', 'cSgn')),
+        ok: 2000,
+      },
+      { what: 'UPDATE <SE>', send: () => s.update(seId, { 'senv:Senv': { hal: ['CAE1', 'CAE3'] } }), ok: 2004 },
+      {
+        what: 'UPDATE [SEReboot]: the reboot waits for the write (open streams and the DRBG stay)',
+        before: async () => void ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(40000)) } }), 2004, 'open a stream'),
+        send: () => s.update(s.path('reg', 'warmReset'), { 'senv:Srbt': { rb: true } }),
+        ok: 2004,
+      },
+      { what: 'CREATE <sensitiveDataObject>', send: () => s.create(seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(rnd(300)) } }), ok: 2001 },
+      { what: 'DELETE <sensitiveDataObject>', send: () => s.delete(s.path('reg', 'd')), ok: 2002 },
+      {
+        what: 'expiration of a <cipher> whose key the core holds',
+        before: async () => {
+          ok(await s.create(seId, 20002, { 'senv:Cph': { rn: 'x', Calg: 1002, mbs: 64, kDt: b64(rnd(32)), et: later(60_000) } }), 2001, 'expiring');
+          ok(await s.create(s.path('reg', 'x'), 20001, { 'senv:algP': { nc: b64(rnd(12)) } }), 2001, 'nonce');
+          ok(await s.retrieve(s.path('reg', 'x', 'encrypt')), 2000, 'key in use');
+        },
+        arm: () => void (clock.now += 120_000),
+        disarm: () => void (clock.now -= 120_000),
+        send: () => s.retrieve(seId),
+        ok: 2000,
+      },
+      {
+        what: 'DELETE <SE> (deregistration)',
+        before: async () => {
+          ok(await t.create(seId, 20011, { 'senv:Senv': { rn: 'two', sID: seId, seL: 1 } }), 2001, 'CAE2');
+          ok(await t.create(seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 5, msg: b64(rnd(50)) } }), 2001, 'CAE2 hash');
+        },
+        send: () => t.delete(seId),
+        ok: 2002,
+      },
+    ];
+    for (const step of steps) {
+      await step.before?.();
+      const was = await look(engine, at);
+      const memory = inUse();
+      const failedBefore = files.failed;
+      files.fail(mode);
+      step.arm?.();
+      const r = await step.send();
+      files.heal();
+      step.disarm?.();
+      expect(files.failed, step.what).toBeGreaterThan(failedBefore);
+      expect(r.rsc, `${step.what}: ${JSON.stringify(r.pc)}`).toBe(5000);
+      const dbg = String(r.pc?.['m2m:dbg']);
+      expect(dbg, step.what).toBe(`storage write failed (${mode}): nothing was changed`);
+      for (const secret of secrets) expect(dbg).not.toContain(secret);
+      expect(await look(engine, at), step.what).toEqual(was);
+      expect(inUse(), step.what).toBe(memory);
+      step.arm?.();
+      expect((await step.send()).rsc, `${step.what} once the disk works`).toBe(step.ok);
+    }
+    expect((await look(engine, at))[`CAE1 ${seId}/reg/x`]).toMatchObject({ rsc: 4004 });
+    const acknowledged = await look(engine, at);
+    await engine.close();
+
+    const again = await rig(dir, files, clock);
+    expect(await look(again, at)).toEqual(acknowledged);
+    await again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('Mcs: a failed write changes nothing', () => {
+  for (const mode of ['ENOSPC', 'EIO', 'EROFS'] as const) {
+    it(`${mode}: every kind of mutating request answers 5000 and leaves state, WASM memory and the store as they were`, () => scenario(mode), 60_000);
+  }
+
+  it('the Nth write of a snapshot or of a journal cut fails: the write that triggered it stands, the store stays consistent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const files = new FlakyFiles(await openFiles());
+    const clock = { now: Date.UTC(2026, 10, 22, 12) };
+    const rnd = prng(5);
+    try {
+      const engine = await rig(dir, files, clock, 4096);
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      const at: [string, string][] = [['CAE1', s.path('reg', 'h')], ['CAE1', s.path('reg', 'memory')]];
+      // Each chunk's record is ~1.4 KiB: a snapshot is due every third one. Its writes (temp file, flush,
+      // rename, directory flush, journal cut) are failed one by one, for every chunk.
+      for (let i = 0; i < 30; i++) {
+        files.fail(i % 2 ? 'EIO' : 'ENOSPC', 1 + (i % 5), 1);
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } }), 2004, `chunk ${i}`);
+        files.heal();
+      }
+      const acknowledged = await look(engine, at);
+      await engine.close();
+      const again = await rig(dir, files, clock, 4096);
+      expect(await look(again, at)).toEqual(acknowledged);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
