@@ -1,7 +1,7 @@
 // Derives the lookup tables of assembly/aes-vperm.ts and checks that the
 // lookup sequence of round() reproduces, for all 256 inputs, the FIPS 197
-// S-box in the standard basis and, in the round basis, the S-box times 1, 2
-// and 3. Prints the TABLES block and the table offsets to paste there.
+// S-box in the standard basis and, in the round basis, the S-box and its
+// double. Prints the TABLES block and the table offsets to paste there.
 //
 // The round basis writes a byte as i + k W with i, k in the subfield GF(16)
 // of GF(256) (nibbles i << 4 | k). With j = i + k and a constant a, the
@@ -76,7 +76,7 @@ const { W, a, phi, INV, INVA, M } = choose();
 // An output table pair for the linear map G of the inverse: by io, by jo.
 const outputs = (G) => [range.map((n) => G(M.get(recip(n) << 4))), range.map((n) => G(M.get(recip(n))))];
 const T = { TL: range.map((n) => phi[n]), TH: range.map((n) => phi[n << 4]), INV, INVA };
-for (const [name, G] of Object.entries({ O: affine, S1: (u) => phi[affine(u)], S2: (u) => phi[gmul(2, affine(u))], S3: (u) => phi[gmul(3, affine(u))] })) {
+for (const [name, G] of Object.entries({ O: affine, S1: (u) => phi[affine(u)], S2: (u) => phi[gmul(2, affine(u))] })) {
   const [u, t] = outputs(G);
   Object.assign(T, { [`${name}_U`]: u, [`${name}_T`]: t });
 }
@@ -91,7 +91,6 @@ for (let x = 0; x < 256; x++) {
   if ((image('O') ^ 0x63) !== SBOX[x]) throw new Error(`S-box mismatch at ${x}`);
   if ((image('S1') ^ c63) !== phi[SBOX[x]]) throw new Error(`round-basis S-box mismatch at ${x}`);
   if ((image('S2') ^ phi[gmul(2, 0x63)]) !== phi[gmul(2, SBOX[x])]) throw new Error(`doubled S-box mismatch at ${x}`);
-  if ((image('S3') ^ phi[gmul(3, 0x63)]) !== phi[gmul(3, SBOX[x])]) throw new Error(`tripled S-box mismatch at ${x}`);
 }
 const row = (t) => '  ' + t.map((v) => `0x${v.toString(16).padStart(2, '0')}`).join(', ') + ',';
 console.log(`// W = 0x${W.toString(16)}, a = ${a}, phi(0x63) = 0x${c63.toString(16)}; S-box verified for all 256 inputs`);

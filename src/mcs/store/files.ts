@@ -36,6 +36,15 @@ export async function openFiles(): Promise<Files> {
   return deno ? denoFiles(deno) : nodeFiles();
 }
 
+/** Runs op; a file that does not exist counts as done (truncating or removing it). */
+async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise<unknown>): Promise<void> {
+  try {
+    await op();
+  } catch (e) {
+    if (!missing(e)) throw e;
+  }
+}
+
 async function nodeFiles(): Promise<Files> {
   const fs = await import('node:fs/promises');
   const missing = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
@@ -65,23 +74,11 @@ async function nodeFiles(): Promise<Files> {
       await f.sync();
     }),
     rename: (a, b) => fs.rename(a, b),
-    truncate: async (path, n) => {
-      try {
-        await withFile(path, 'r+', async (f) => {
-          await f.truncate(n);
-          await f.sync();
-        });
-      } catch (e) {
-        if (!missing(e)) throw e;
-      }
-    },
-    remove: async (path) => {
-      try {
-        await fs.unlink(path);
-      } catch (e) {
-        if (!missing(e)) throw e;
-      }
-    },
+    truncate: (path, n) => unlessMissing(missing, () => withFile(path, 'r+', async (f) => {
+      await f.truncate(n);
+      await f.sync();
+    })),
+    remove: (path) => unlessMissing(missing, () => fs.unlink(path)),
     mkdir: async (path) => void (await fs.mkdir(path, { recursive: true })),
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
   };
@@ -118,23 +115,11 @@ function denoFiles(deno: DenoApi): Files {
       await f.sync();
     }),
     rename: (a, b) => deno.rename(a, b),
-    truncate: async (path, n) => {
-      try {
-        await withFile(path, { read: true, write: true }, async (f) => {
-          await f.truncate(n);
-          await f.sync();
-        });
-      } catch (e) {
-        if (!missing(e)) throw e;
-      }
-    },
-    remove: async (path) => {
-      try {
-        await deno.remove(path);
-      } catch (e) {
-        if (!missing(e)) throw e;
-      }
-    },
+    truncate: (path, n) => unlessMissing(missing, () => withFile(path, { read: true, write: true }, async (f) => {
+      await f.truncate(n);
+      await f.sync();
+    })),
+    remove: (path) => unlessMissing(missing, () => deno.remove(path)),
     mkdir: (path) => deno.mkdir(path, { recursive: true }),
     syncDir: (path) => withFile(path, { read: true }, (f) => f.sync()),
   };
