@@ -74,12 +74,26 @@ export type KeySpec =
 /** 'secret': a symmetric or private key; 'public': an ECDSA public point only (verification). */
 export type KeyKind = 'secret' | 'public';
 
-/** An opaque key held by the backend that created it. */
+/** An opaque key held by the backend that created it (made with markKeyHandle). */
 export interface KeyHandle {
   readonly spec: KeySpec;
   readonly kind: KeyKind;
   /** Bytes of key material the host keeps for it (what counts against the SE's memory quota); 0 for a key kept on the device. */
   readonly size: number;
+}
+
+// Key handles are told apart by identity, not by shape: a client's JSON value
+// (e2eSecInfo, keyInformation) may well have `spec` and `kind` members.
+const keyHandles = new WeakSet<object>();
+
+/** Registers a handle a backend hands out; only registered objects are treated as keys. */
+export function markKeyHandle<T extends KeyHandle>(handle: T): T {
+  keyHandles.add(handle);
+  return handle;
+}
+
+export function isKeyHandle(v: unknown): v is KeyHandle {
+  return typeof v === 'object' && v !== null && keyHandles.has(v);
 }
 
 /**

@@ -6,7 +6,7 @@
 // failure becomes a response (never an exception), and a failed request
 // leaves no trace in the resource tree: not even one whose change could not
 // be written to the data directory.
-import type { BackendCapabilities, BackendDescription, SecureEnvironmentBackend } from '../backends/backend.ts';
+import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { SoftwareBackend } from '../backends/software/index.ts';
 import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
@@ -16,7 +16,7 @@ import { SeHost, type Target } from './host.ts';
 import { parseRequest, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
-import { Accumulator, isKeyHandle, Resource } from './resource.ts';
+import { Accumulator, Resource } from './resource.ts';
 import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType } from './schema.ts';
 import { SE_TY } from './types/se.ts';

@@ -3,10 +3,10 @@
 // indexes the engine resolves addresses with. Requests to one SE run one at
 // a time (clause 7.3.0: concurrent accesses are resolved in the SE
 // abstraction layer); different SEs do not wait for each other.
-import type { RebootType, SecureEnvironmentBackend } from '../backends/backend.ts';
+import { isKeyHandle, type RebootType, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
-import { Accumulator, isKeyHandle, Resource } from './resource.ts';
+import { Accumulator, Resource } from './resource.ts';
 import { McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize } from './usage.ts';

@@ -1,9 +1,9 @@
 // Resource representations as they go into a response: short names, bytes
 // as base64 (or, for in-process callers who ask for it, as Uint8Array
 // copies), oneM2M timestamps, and never a secret the caller may not see.
-import type { KeyHandle, SecureEnvironmentBackend } from '../backends/backend.ts';
+import { isKeyHandle, type KeyHandle, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { formatTimestamp, toBase64 } from './codec.ts';
-import { Accumulator, DeviceData, isKeyHandle, type Resource } from './resource.ts';
+import { Accumulator, DeviceData, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
 
 export interface ReprOptions {

@@ -1,5 +1,5 @@
 // A resource instance and the accumulated data of an append attribute.
-import type { KeyHandle } from '../backends/backend.ts';
+import { isKeyHandle, type KeyHandle } from '../backends/backend.ts';
 import type { CompiledType, StreamSink } from './schema.ts';
 
 export class Resource {
@@ -58,9 +58,6 @@ export class DeviceData {
   }
 }
 
-export function isKeyHandle(v: unknown): v is KeyHandle {
-  return typeof v === 'object' && v !== null && 'spec' in v && 'kind' in v && !(v instanceof Uint8Array);
-}
 
 /** A buffer up to this size is kept for the next message; a larger one only while messages fill a quarter of it. */
 const KEEP = 64 * 1024;

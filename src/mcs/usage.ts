@@ -7,8 +7,9 @@
 // have a fixed size that every resource has anyway, and so have the SE's own
 // read-only values (creator, the management attributes): they count
 // nothing, nor does data a device keeps itself.
+import { isKeyHandle } from '../backends/backend.ts';
 import { Joined, type Change } from './change.ts';
-import { Accumulator, isKeyHandle, type Resource } from './resource.ts';
+import { Accumulator, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
 
 export function valueSize(a: AttributeDef | undefined, v: unknown): number {

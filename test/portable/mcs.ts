@@ -55,6 +55,22 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
+      name: 'a client value shaped like a key handle stays plain data (shown, stored, counted, deleted)',
+      async run() {
+        const engine = await engineWith(backend);
+        const s = new Session(engine, 'CAE1');
+        const fake = { spec: { use: 'cipher', algorithm: 1001 }, kind: 'secret', size: 16 };
+        const level = engine.describe(s.seId)!.description.securityLevel;
+        const se = body(ok(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL: level, esi: fake } }), 2001, 'register'), 'senv:Senv');
+        equal(JSON.stringify(se.esi), JSON.stringify(fake), 'esi in the CREATE response');
+        const other = { ...fake, kind: 'public', size: 1 };
+        ok(await s.update(s.path('reg'), { 'senv:Senv': { esi: other } }), 2004, 'update esi');
+        equal(JSON.stringify(body(ok(await s.retrieve(s.path('reg')), 2000, 'retrieve'), 'senv:Senv').esi), JSON.stringify(other), 'esi retrieved');
+        ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory');
+        ok(await s.delete(s.path('reg')), 2002, 'deregister');
+      },
+    },
+    {
       name: 'registration failures: 4105 twice, 4000 wrong sID/seL/srt, 4106 unregistered, 4004 unknown SE',
       async run() {
         const engine = await engineWith(backend);

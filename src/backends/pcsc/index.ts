@@ -8,6 +8,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
+import { markKeyHandle } from '../backend.ts';
 import { hex } from '../../apdu/apdu.ts';
 import { StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
@@ -40,7 +41,9 @@ class CardKey implements KeyHandle {
   /** The card keeps the material: nothing of it is on the host. */
   readonly size = 0;
   released = false;
-  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, public publicKey?: Uint8Array) {}
+  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, public publicKey?: Uint8Array) {
+    markKeyHandle(this);
+  }
 }
 
 function asCardKey(key: KeyHandle, owner: PcscBackend, keys: WeakSet<CardKey>): CardKey {

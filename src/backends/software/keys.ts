@@ -1,7 +1,7 @@
 // Keys of the software SE: the bytes live in JS memory owned by this module
 // and are zeroized on release; WASM contexts derived from them are short-lived
 // and zeroized by the core when they are destroyed.
-import type { KeyHandle, KeyKind, KeySpec } from '../backend.ts';
+import { markKeyHandle, type KeyHandle, type KeyKind, type KeySpec } from '../backend.ts';
 import { StateError } from '../../core/errors.ts';
 import { aesKey, type AesKey } from '../../core/aes.ts';
 
@@ -19,6 +19,7 @@ export class SoftwareKey implements KeyHandle {
     this.kind = kind;
     this.size = bytes.length;
     this.#bytes = new Uint8Array(bytes);
+    markKeyHandle(this);
   }
 
   get bytes(): Uint8Array {

@@ -24,12 +24,12 @@
 import { gcm } from '../../core/gcm.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, StateError } from '../../core/errors.ts';
-import type { KeySpec, StoredKey } from '../../backends/backend.ts';
+import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import type { SeHost } from '../host.ts';
 import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
-import { Accumulator, DeviceData, isKeyHandle, Resource } from '../resource.ts';
+import { Accumulator, DeviceData, Resource } from '../resource.ts';
 import { openFiles, type Files } from './files.ts';
 
 export interface JournalOptions {
