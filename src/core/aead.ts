@@ -2,7 +2,7 @@
 // streaming objects, over a mode's five core calls. Decryption never
 // releases plaintext before the tag verified: the one-shot form wipes its
 // output on failure, the streaming form holds everything until final().
-import { concatBytes } from './bytes.ts';
+import { concatBytes, EMPTY } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
@@ -172,7 +172,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
 }
 
 class DecryptStream extends AeadStream implements AeadDecryptStream {
-  #tail = new Uint8Array(0); // the last tagLength bytes seen: possibly the tag
+  #tail = EMPTY; // the last tagLength bytes seen: possibly the tag
   readonly #held: Uint8Array[] = [];
   #heldBytes = 0;
 
@@ -254,7 +254,7 @@ class CollectingEncryptStream implements AeadEncryptStream {
 
   update(plaintext: Uint8Array): Uint8Array {
     this.#c.add(plaintext, 'plaintext');
-    return new Uint8Array(0);
+    return EMPTY;
   }
 
   final(): Uint8Array {

@@ -3,6 +3,7 @@
 // 16-byte tag) and 1018/1019 (the CCM_8 variants of RFC 6655: 8-byte tag).
 // Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
 import type { Core } from './loader.ts';
+import { copyBytes, EMPTY } from './bytes.ts';
 import { assertBytes, LengthError } from './errors.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
@@ -36,7 +37,7 @@ function ccmMode(nonce: Uint8Array, aadLength: number, tagLength: number): AeadM
 }
 
 /** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
-export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = new Uint8Array(0), opts: CcmOptions = {}): Aead {
+export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts: CcmOptions = {}): Aead {
   checkKeyInput(key);
   assertBytes(nonce, 'nonce');
   assertBytes(aad, 'aad');
@@ -47,5 +48,5 @@ export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = new Uint
   }
   const m = opts.messageLength;
   if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${String(m)}`);
-  return aead(ccmMode(nonce.slice(), aad.length, tagLength), key, aad.slice(), m);
+  return aead(ccmMode(nonce.slice(), aad.length, tagLength), key, copyBytes(aad), m);
 }

@@ -3,6 +3,7 @@
 // from the runtime's CSPRNG (crypto.getRandomValues on Node, Deno and
 // browsers) unless a test supplies its own source.
 import { core, type Core } from './loader.ts';
+import { EMPTY } from './bytes.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, InvalidInputError, LengthError, statusError } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
@@ -86,7 +87,7 @@ export class HmacDrbg extends CoreContext {
     // Everything that can fail runs before the context exists.
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
-    const pers = options.personalization ?? new Uint8Array(0);
+    const pers = options.personalization ?? EMPTY;
     assertBytes(pers, 'personalization');
     const interval = options.reseedInterval;
     if (interval !== undefined && (!Number.isSafeInteger(interval) || interval < 1 || interval > 2 ** 48)) {
@@ -111,7 +112,7 @@ export class HmacDrbg extends CoreContext {
   }
 
   /** Mixes fresh entropy (and optional additional input) into the state. */
-  reseed(additionalInput: Uint8Array = new Uint8Array(0)): this {
+  reseed(additionalInput: Uint8Array = EMPTY): this {
     assertBytes(additionalInput, 'additionalInput');
     const ctx = this.live();
     const c = this.core;
@@ -124,7 +125,7 @@ export class HmacDrbg extends CoreContext {
   }
 
   /** Returns `n` pseudorandom bytes (at most 65536 per request, as SP 800-90A allows). */
-  generate(n: number, additionalInput: Uint8Array = new Uint8Array(0)): Uint8Array {
+  generate(n: number, additionalInput: Uint8Array = EMPTY): Uint8Array {
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
     if (n > MAX_REQUEST_BYTES) throw new LengthError(`HMAC_DRBG request of ${n} bytes exceeds ${MAX_REQUEST_BYTES}`);
     assertBytes(additionalInput, 'additionalInput');
@@ -134,12 +135,12 @@ export class HmacDrbg extends CoreContext {
     let addin = additionalInput;
     if (this.predictionResistance) {
       this.reseed(addin);
-      addin = new Uint8Array(0);
+      addin = EMPTY;
     }
     let status = this.#generate(ctx, n, addin);
     if (status === ERR_STATE) {
       this.reseed(addin);
-      status = this.#generate(ctx, n, new Uint8Array(0));
+      status = this.#generate(ctx, n, EMPTY);
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
     return this.core.read(this.core.io, n);

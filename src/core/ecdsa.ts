@@ -2,6 +2,7 @@
 // signing and verification functions of one curve. Messages are hashed here
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
+import { EMPTY } from './bytes.ts';
 import { core } from './loader.ts';
 import { assertBytes, InvalidInputError, InvalidValueError, LengthError, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
@@ -159,7 +160,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     const hedge = opts?.extraEntropy ?? true;
     let extra: Uint8Array;
     if (hedge === true) extra = globalThis.crypto.getRandomValues(new Uint8Array(sb));
-    else if (hedge === false) extra = new Uint8Array(0);
+    else if (hedge === false) extra = EMPTY;
     else {
       assertBytes(hedge, 'extraEntropy');
       if (hedge.length > MAX_EXTRA) throw new LengthError(`extraEntropy must be at most ${MAX_EXTRA} bytes`);

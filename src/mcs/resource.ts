@@ -1,5 +1,6 @@
 // A resource instance and the accumulated data of an append attribute.
 import { isKeyHandle, type KeyHandle } from '../backends/backend.ts';
+import { EMPTY } from '../core/bytes.ts';
 import type { CompiledType, StreamSink } from './schema.ts';
 
 export class Resource {
@@ -61,7 +62,6 @@ export class DeviceData {
 
 /** A buffer up to this size is kept for the next message; a larger one only while messages fill a quarter of it. */
 const KEEP = 64 * 1024;
-const EMPTY = new Uint8Array(0);
 
 /**
  * The data of an append attribute (<cipher> sensitiveData, <hash> and

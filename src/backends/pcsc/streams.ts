@@ -6,7 +6,7 @@
 import { INS } from '../../apdu/profile.ts';
 import type { ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
-import { concatBytes } from '../../core/bytes.ts';
+import { concatBytes, EMPTY } from '../../core/bytes.ts';
 import type { AppletChannel, CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
@@ -20,7 +20,6 @@ export interface LinkStreamOptions {
   secret?: boolean;
 }
 
-const EMPTY = new Uint8Array(0);
 
 export class LinkStream {
   private parts: Uint8Array[] = [];

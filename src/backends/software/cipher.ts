@@ -9,7 +9,8 @@ import { cbc } from '../../core/cbc.ts';
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../backend.ts';
 import { CIPHERS } from '../../mcs/algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
-import { EMPTY, LazyStream } from './stream.ts';
+import { EMPTY } from '../../core/bytes.ts';
+import { LazyStream } from './stream.ts';
 
 export const CIPHER_ALGORITHMS = Object.keys(CIPHERS).map(Number) as CipherAlgorithm[];
 

@@ -2,6 +2,7 @@
 // needed an update() goes through the core's one-shot call (cheapest for the
 // small operations an IN-CSE sends by the thousand); otherwise a core context
 // is created on the first update and released exactly once.
+import { EMPTY } from '../../core/bytes.ts';
 import { StateError } from '../../core/errors.ts';
 
 /** A core streaming context as the facade exposes it. */
@@ -56,4 +57,3 @@ export class LazyStream {
   }
 }
 
-export const EMPTY = new Uint8Array(0);
