@@ -147,9 +147,16 @@ function storeBlocks(dst: usize, n: usize): void {
 
 // ---- round keys ----
 
-// Writes the planes of one 16-byte round key: transposing LANES copies of
-// it makes every lane of a byte position all-ones where the key bit is set.
+// Writes the planes of one 16-byte round key: every lane of a byte position
+// all-ones where the key bit is set (the scalar build transposes LANES
+// copies of the key to get them).
 export function roundKeyPlanes(rk: usize, dst: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    // Byte p of plane b is all-ones exactly where bit b of key byte p is set.
+    const k = v128.load(rk);
+    for (let b = 0; b < 8; b++) v128.store(dst + (<usize>b << 4), i8x16.ne(v128.and(k, i32x4.splat(0x01010101 << b)), i32x4.splat(0)));
+    return;
+  }
   for (let j: usize = 0; j < LANES; j++) memory.copy(COPIES + (j << 4), rk, 16);
   loadBlocks(COPIES, LANES);
   memory.copy(dst, Q, PLANES_BYTES);
