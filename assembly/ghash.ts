@@ -8,6 +8,30 @@
 // Runs of AGG blocks are hashed with the powers H^AGG .. H^1 (Horner's rule
 // unrolled): the AGG products are independent, and they are summed before
 // the one Karatsuba recombination and reduction of the run.
+//
+// Scalar build: two levels of Karatsuba (nine 32 x 32 products), each from
+// sixteen 64-bit multiplies of classes.
+//
+// SIMD build: three levels of Karatsuba (27 products of 16-bit limbs, see
+// operands()) on i32x4.dot_i16x8_s (pmaddwd: eight 16 x 16 products, added
+// in pairs). A limb a has four classes a_i = a & (0x1111 << i); a_i * h_j only
+// has bits at positions = i + j (mod 4), at most 4 terms meet at a position,
+// and a dot lane adds two such products (at most 8 terms: the carries stay in
+// the three holes above each kept bit). The dot is signed, so no operand may
+// have bit 15 set (class 3 has it; class 0 has bit 0 and cannot be shifted
+// down): the limb a of the data enters as the lane pairs
+//   C = [a_0, a_3 >> 1], D = [a_2, a_1 >> 1]
+// and the limb h of a power of H as the four pairs (all below 2^15)
+//   Q0 = [h_0, h_1 << 1], Q1 = [h_1 >> 1, h_2], Q2 = [h_2 >> 2, h_3 >> 1], Q3 = [h_3 >> 1, h_0].
+// The eight dots give each of the sixteen class products of a * h once, at
+// output class k, scaled by 2^-s (every division exact):
+//   C.Q0 = a0h0 + a3h1         (k 0, s 0)   D.Q0 = a2h0 + a1h1         (k 2, s 0)
+//   C.Q1 = (a0h1 + a3h2) / 2   (k 1, s 1)   D.Q1 = (a2h1 + a1h2) / 2   (k 3, s 1)
+//   C.Q2 = (a0h2 + a3h3) / 4   (k 2, s 2)   D.Q2 = (a2h2 + a1h3) / 4   (k 0, s 2)
+//   C.Q3 = (a0h3 + a3h0) / 2   (k 3, s 1)   D.Q3 = (a2h3 + a1h0) / 2   (k 1, s 1)
+// The kept bits of a dot sit at positions = k - s (mod 4); six accumulators
+// (XOR) keep the (k, s) apart until the end of a run, where they are masked,
+// shifted back and combined into the 31-bit limb products.
 
 const AGG: usize = 8;
 
@@ -16,19 +40,31 @@ const M1: u64 = 0x2222222222222222;
 const M2: u64 = 0x4444444444444444;
 const M3: u64 = 0x8888888888888888;
 
-// A power of H in multiplier form: for each of the nine 32-bit operands of a
-// two-level Karatsuba product (h0, h1, h0^h1 of the low 64-bit half, the
-// same of the high half and of their XOR), its four masked classes; the
-// SIMD build stores them as four vectors of rotated classes (classesV).
-const OPERAND: usize = ASC_FEATURE_SIMD ? 64 : 32;
-const POWER: usize = 9 * OPERAND;
+// SIMD: operand limbs, 27 used, in 7 groups of 4 (the last has one unused lane).
+const GROUPS: usize = 7;
+// SIMD: a power of H holds per group Q0..Q3 (16 bytes each).
+const GROUP: usize = 64;
+
+// Scalar: a power of H in multiplier form: for each of the nine 32-bit
+// operands of a two-level Karatsuba product (h0, h1, h0^h1 of the low 64-bit
+// half, the same of the high half and of their XOR), its four masked classes.
+const OPERAND: usize = 32;
+const POWER: usize = ASC_FEATURE_SIMD ? GROUPS * GROUP : 9 * OPERAND;
 // The hash key: H (16 bytes), whether H^2.. are filled (u32), then H^1 ..
 // H^AGG, prepared on the first run of AGG blocks.
 const READY: usize = 16;
 const POWERS: usize = 32;
 export const GHASH_KEY_SIZE: usize = POWERS + AGG * POWER;
 
-const ACC: usize = memory.data(9 * 16, 16); // sums of the nine products of a run
+// Scalar: sums of the nine products of a run.
+const ACC: usize = memory.data(<i32>(ASC_FEATURE_SIMD ? 16 : 9 * 16), 16);
+// SIMD: C, D of each group of each block of a run.
+const XSIZE: usize = ASC_FEATURE_SIMD ? AGG * GROUPS * 32 : 16;
+const XS: usize = memory.data(<i32>XSIZE, 16);
+// SIMD: the 27 limb products (u32, one unused) of a run; operand limbs of a
+// power being prepared.
+const PS: usize = memory.data(ASC_FEATURE_SIMD ? 112 : 16, 16);
+const LIMBS: usize = memory.data(ASC_FEATURE_SIMD ? 64 : 16, 16);
 const HP: usize = memory.data(32, 16); // zero, then a power of H being prepared
 
 @inline function classes(dst: usize, h: u64): void {
@@ -38,34 +74,94 @@ const HP: usize = memory.data(32, 16); // zero, then a power of H being prepared
   store<u64>(dst, h & (M3 & 0xFFFFFFFF), 24);
 }
 
-// Vector k is [h_k, h_k-1, h_k-2, h_k-3] (class indexes mod 4): lane i
-// times class i of the other factor then only has bits in class k.
-@inline function classesV(dst: usize, h: u64): void {
-  const c0 = <u32>(h & M0), c1 = <u32>(h & M1), c2 = <u32>(h & M2), c3 = <u32>(h & M3);
-  v128.store(dst, i32x4(c0, c3, c2, c1));
-  v128.store(dst, i32x4(c1, c0, c3, c2), 16);
-  v128.store(dst, i32x4(c2, c1, c0, c3), 32);
-  v128.store(dst, i32x4(c3, c2, c1, c0), 48);
-}
-
 @inline function operands64(dst: usize, h: u64): void {
   const lo = h & 0xFFFFFFFF, hi = h >> 32;
-  if (ASC_FEATURE_SIMD) {
-    classesV(dst, lo);
-    classesV(dst + OPERAND, hi);
-    classesV(dst + 2 * OPERAND, lo ^ hi);
+  classes(dst, lo);
+  classes(dst + OPERAND, hi);
+  classes(dst + 2 * OPERAND, lo ^ hi);
+}
+
+// Block bytes to a vector of 16-bit limbs, least significant first.
+@inline function limbs(v: v128): v128 {
+  return i8x16.shuffle(v, v, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+}
+
+// C and D of the four limbs in the low or high half of o (s = o >> 1 in
+// each 16-bit lane), at dst, dst + 16 (low) or dst + 32, dst + 48 (high).
+@inline function sides(o: v128, s: v128, dst: usize, hi: bool): void {
+  const u = hi
+    ? i8x16.shuffle(o, s, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
+    : i8x16.shuffle(o, s, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const c = v128.and(u, i16x8(0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444));
+  const d = v128.and(u, i16x8(0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111));
+  if (hi) {
+    v128.store(dst, c, 32);
+    v128.store(dst, d, 48);
   } else {
-    classes(dst, lo);
-    classes(dst + OPERAND, hi);
-    classes(dst + 2 * OPERAND, lo ^ hi);
+    v128.store(dst, c);
+    v128.store(dst, d, 16);
+  }
+}
+
+// The 27 Karatsuba operand limbs of x (16-bit limbs), in four vectors o1..o4.
+// With the 64-bit halves A (low) and B of x, C = A ^ B, the 32-bit halves
+// U_lo, U_hi and U_m = U_lo ^ U_hi of each, and mid(W) = low ^ high 16 bits
+// of a 32-bit W:
+//   o1 = A_lo, A_hi, B_lo, B_hi (limbs 0..7, i.e. x)
+//   o2 = A_m, B_m, C_lo, C_hi   (limbs 8..15)
+//   o3 = mid of the 32-bit lanes of o1, then of o2 (limbs 16..23)
+//   o4 = C_m (limbs 24, 25), mid(C_m) (26), unused (27)
+// Limb product L is operand limb L of the data times operand limb L of the
+// power. Stored raw at dst (a power), or as C and D of each group (data).
+@inline function operandsV(x: v128, dst: usize, raw: bool): void {
+  const t = v128.xor(x, i32x4.shuffle(x, x, 2, 3, 0, 1)); // C_lo, C_hi, C_lo, C_hi
+  const s = v128.xor(x, i32x4.shuffle(x, x, 1, 0, 3, 2)); // A_m, A_m, B_m, B_m
+  const o2 = i32x4.shuffle(s, t, 0, 2, 4, 5);
+  const tm = v128.xor(t, i32x4.shuffle(t, t, 1, 0, 3, 2)); // C_m, ...
+  const p1 = i32x4.shr_u(v128.xor(x, i32x4.shl(x, 16)), 16);
+  const p2 = i32x4.shr_u(v128.xor(o2, i32x4.shl(o2, 16)), 16);
+  const o3 = i16x8.narrow_i32x4_u(p1, p2);
+  const o4 = i32x4.shuffle(tm, v128.xor(tm, i32x4.shr_u(tm, 16)), 0, 4, 0, 0);
+  if (raw) {
+    v128.store(dst, x);
+    v128.store(dst, o2, 16);
+    v128.store(dst, o3, 32);
+    v128.store(dst, o4, 48);
+  } else {
+    const s1 = i16x8.shr_u(x, 1), s2 = i16x8.shr_u(o2, 1), s3 = i16x8.shr_u(o3, 1), s4 = i16x8.shr_u(o4, 1);
+    sides(x, s1, dst, false);
+    sides(x, s1, dst, true);
+    sides(o2, s2, dst + 64, false);
+    sides(o2, s2, dst + 64, true);
+    sides(o3, s3, dst + 128, false);
+    sides(o3, s3, dst + 128, true);
+    sides(o4, s4, dst + 192, false);
   }
 }
 
 function power(dst: usize, h: usize): void {
-  const h1 = bswap<u64>(load<u64>(h)), h0 = bswap<u64>(load<u64>(h, 8));
-  operands64(dst, h0);
-  operands64(dst + 3 * OPERAND, h1);
-  operands64(dst + 6 * OPERAND, h0 ^ h1);
+  if (ASC_FEATURE_SIMD) {
+    operandsV(limbs(v128.load(h)), LIMBS, true);
+    for (let l: usize = 0; l < GROUPS * 4; l++) {
+      const a = <u32>load<u16>(LIMBS + (l << 1));
+      const h0 = a & 0x1111, h1 = a & 0x2222, h2 = a & 0x4444, h3 = a & 0x8888;
+      const q = dst + (l >> 2) * GROUP + ((l & 3) << 2);
+      store<u16>(q, h0); // Q0
+      store<u16>(q, h1 << 1, 2);
+      store<u16>(q, h1 >> 1, 16); // Q1
+      store<u16>(q, h2, 18);
+      store<u16>(q, h2 >> 2, 32); // Q2
+      store<u16>(q, h3 >> 1, 34);
+      store<u16>(q, h3 >> 1, 48); // Q3
+      store<u16>(q, h0, 50);
+    }
+    memory.fill(LIMBS, 0, 64);
+  } else {
+    const h1 = bswap<u64>(load<u64>(h)), h0 = bswap<u64>(load<u64>(h, 8));
+    operands64(dst, h0);
+    operands64(dst + 3 * OPERAND, h1);
+    operands64(dst + 6 * OPERAND, h0 ^ h1);
+  }
 }
 
 // Prepares the hash key for H, given as 16 bytes.
@@ -108,85 +204,97 @@ function powers(hk: usize): void {
   return (z0 & M0) | (z1 & M1) | (z2 & M2) | (z3 & M3);
 }
 
-// The same product in the SIMD build, two class products per i64x2.extmul;
-// lane i of v (i32) is the operand a. The two lanes of the result XOR
-// together to the product.
-@inline function bmv(v: v128, p: usize): v128 {
-  const x = v128.and(v, i32x4(<i32>M0, <i32>M1, <i32>M2, <i32>M3));
-  const h0 = v128.load(p), h1 = v128.load(p, 16), h2 = v128.load(p, 32), h3 = v128.load(p, 48);
-  const s0 = v128.xor(i64x2.extmul_low_i32x4_u(x, h0), i64x2.extmul_high_i32x4_u(x, h0));
-  const s1 = v128.xor(i64x2.extmul_low_i32x4_u(x, h1), i64x2.extmul_high_i32x4_u(x, h1));
-  const s2 = v128.xor(i64x2.extmul_low_i32x4_u(x, h2), i64x2.extmul_high_i32x4_u(x, h2));
-  const s3 = v128.xor(i64x2.extmul_low_i32x4_u(x, h3), i64x2.extmul_high_i32x4_u(x, h3));
-  return v128.xor(
-    v128.xor(v128.and(s0, i64x2.splat(M0)), v128.and(s1, i64x2.splat(M1))),
-    v128.xor(v128.and(s2, i64x2.splat(M2)), v128.and(s3, i64x2.splat(M3))));
-}
-
-@inline function accV(i: usize, v: v128, first: bool): void {
-  v128.store(ACC + (i << 4), first ? v : v128.xor(v128.load(ACC + (i << 4)), v));
-}
-
 @inline function acc64(i: usize, v: u64, first: bool): void {
   store<u64>(ACC + (i << 4), first ? v : load<u64>(ACC + (i << 4)) ^ v);
 }
 
 @inline function sum(i: usize): u64 {
-  if (ASC_FEATURE_SIMD) return load<u64>(ACC + (i << 4)) ^ load<u64>(ACC + (i << 4), 8);
-  else return load<u64>(ACC + (i << 4));
+  return load<u64>(ACC + (i << 4));
 }
 
 // Adds the nine 32 x 32 products of the block x1:x0 by the power at p to ACC.
 @inline function products(x1: u64, x0: u64, p: usize, first: bool): void {
   const xm = x0 ^ x1;
-  if (ASC_FEATURE_SIMD) {
-    // Lanes (i32) of v: x0 low, x0 high, x1 low, x1 high; of w, the XOR of
-    // the halves of each; of m and mw, the same for x0 ^ x1.
-    const v = i64x2(x0, x1), m = i64x2.splat(xm);
-    const w = v128.xor(v, i8x16.shuffle(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
-    const mw = v128.xor(m, i8x16.shuffle(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
-    accV(0, bmv(i32x4.shuffle(v, v, 0, 0, 0, 0), p), first);
-    accV(1, bmv(i32x4.shuffle(v, v, 1, 1, 1, 1), p + OPERAND), first);
-    accV(2, bmv(i32x4.shuffle(w, w, 0, 0, 0, 0), p + 2 * OPERAND), first);
-    accV(3, bmv(i32x4.shuffle(v, v, 2, 2, 2, 2), p + 3 * OPERAND), first);
-    accV(4, bmv(i32x4.shuffle(v, v, 3, 3, 3, 3), p + 4 * OPERAND), first);
-    accV(5, bmv(i32x4.shuffle(w, w, 2, 2, 2, 2), p + 5 * OPERAND), first);
-    accV(6, bmv(i32x4.shuffle(m, m, 0, 0, 0, 0), p + 6 * OPERAND), first);
-    accV(7, bmv(i32x4.shuffle(m, m, 1, 1, 1, 1), p + 7 * OPERAND), first);
-    accV(8, bmv(i32x4.shuffle(mw, mw, 0, 0, 0, 0), p + 8 * OPERAND), first);
-  } else {
-    const a0 = x0 & 0xFFFFFFFF, a1 = x0 >> 32;
-    acc64(0, bm(a0, p), first);
-    acc64(1, bm(a1, p + OPERAND), first);
-    acc64(2, bm(a0 ^ a1, p + 2 * OPERAND), first);
-    const b0 = x1 & 0xFFFFFFFF, b1 = x1 >> 32;
-    acc64(3, bm(b0, p + 3 * OPERAND), first);
-    acc64(4, bm(b1, p + 4 * OPERAND), first);
-    acc64(5, bm(b0 ^ b1, p + 5 * OPERAND), first);
-    const c0 = xm & 0xFFFFFFFF, c1 = xm >> 32;
-    acc64(6, bm(c0, p + 6 * OPERAND), first);
-    acc64(7, bm(c1, p + 7 * OPERAND), first);
-    acc64(8, bm(c0 ^ c1, p + 8 * OPERAND), first);
-  }
+  const a0 = x0 & 0xFFFFFFFF, a1 = x0 >> 32;
+  acc64(0, bm(a0, p), first);
+  acc64(1, bm(a1, p + OPERAND), first);
+  acc64(2, bm(a0 ^ a1, p + 2 * OPERAND), first);
+  const b0 = x1 & 0xFFFFFFFF, b1 = x1 >> 32;
+  acc64(3, bm(b0, p + 3 * OPERAND), first);
+  acc64(4, bm(b1, p + 4 * OPERAND), first);
+  acc64(5, bm(b0 ^ b1, p + 5 * OPERAND), first);
+  const c0 = xm & 0xFFFFFFFF, c1 = xm >> 32;
+  acc64(6, bm(c0, p + 6 * OPERAND), first);
+  acc64(7, bm(c1, p + 7 * OPERAND), first);
+  acc64(8, bm(c0 ^ c1, p + 8 * OPERAND), first);
+}
+
+// SIMD: limb products of group g of a run of n blocks (operands at XS) into PS.
+@inline function group(hk: usize, g: usize, n: usize): void {
+  let e0 = i32x4.splat(0), f2 = e0, k1 = e0, k3 = e0, e2 = e0, f0 = e0;
+  let q = hk + POWERS + (n - 1) * POWER + g * GROUP, x = XS + g * 32;
+  const end = x + n * GROUPS * 32;
+  do {
+    const c = v128.load(x), d = v128.load(x, 16);
+    const q0 = v128.load(q), q1 = v128.load(q, 16), q2 = v128.load(q, 32), q3 = v128.load(q, 48);
+    e0 = v128.xor(e0, i32x4.dot_i16x8_s(c, q0)); // k 0, s 0
+    f2 = v128.xor(f2, i32x4.dot_i16x8_s(d, q0)); // k 2, s 0
+    k1 = v128.xor(k1, v128.xor(i32x4.dot_i16x8_s(c, q1), i32x4.dot_i16x8_s(d, q3))); // k 1, s 1
+    k3 = v128.xor(k3, v128.xor(i32x4.dot_i16x8_s(c, q3), i32x4.dot_i16x8_s(d, q1))); // k 3, s 1
+    e2 = v128.xor(e2, i32x4.dot_i16x8_s(c, q2)); // k 2, s 2
+    f0 = v128.xor(f0, i32x4.dot_i16x8_s(d, q2)); // k 0, s 2
+    q -= POWER;
+    x += GROUPS * 32;
+  } while (x < end);
+  // Kept bits at k - s (mod 4): 0 for e0, k1, e2; 2 for f2, k3, f0.
+  const m0 = i32x4.splat(0x11111111), m2 = i32x4.splat(0x44444444);
+  const s0 = v128.or(v128.and(e0, m0), v128.and(f2, m2));
+  const s1 = v128.or(v128.and(k1, m0), v128.and(k3, m2));
+  const s2 = v128.or(v128.and(e2, m0), v128.and(f0, m2));
+  v128.store(PS + (g << 4), v128.xor(s0, v128.xor(i32x4.shl(s1, 1), i32x4.shl(s2, 2))));
+}
+
+// SIMD: 32 x 32 -> 64-bit product w (in the order of the 32-bit operands of
+// o1, o2, then C_m) from its three limb products: lo and hi (below 2^31) are
+// the two u32 at PS + 8w (PS + 96 for C_m), mid the u32 at PS + 64 + 4w
+// (PS + 104).
+@inline function kara32(w: usize): u64 {
+  const v = load<u64>(PS + (w < 8 ? w << 3 : 96));
+  const mid = <u64>load<u32>(PS + (w < 8 ? 64 + (w << 2) : 104));
+  return v ^ (((v ^ (v >> 32) ^ mid) & 0xFFFFFFFF) << 16);
+}
+
+// Product i of a run, in the order of ACC (x0 low, high, mid; x1 ...; x0 ^ x1 ...).
+@inline function prod(i: usize): u64 {
+  if (ASC_FEATURE_SIMD) return kara32(i == 2 ? 4 : i == 3 ? 2 : i == 4 ? 3 : i);
+  else return sum(i);
 }
 
 // y = (y ^ x_1) * H^n ^ x_2 * H^(n-1) ^ ... ^ x_n * H for n <= AGG blocks at
 // src; y is 16 bytes (big-endian halves).
 function ghashRun(hk: usize, y: usize, src: usize, n: usize): void {
-  for (let j: usize = 0; j < n; j++) {
-    let x1 = bswap<u64>(load<u64>(src + (j << 4))), x0 = bswap<u64>(load<u64>(src + (j << 4), 8));
-    if (j == 0) {
-      x1 ^= bswap<u64>(load<u64>(y));
-      x0 ^= bswap<u64>(load<u64>(y, 8));
+  if (ASC_FEATURE_SIMD) {
+    operandsV(limbs(v128.xor(v128.load(src), v128.load(y))), XS, false);
+    for (let j: usize = 1, x = XS + GROUPS * 32; j < n; j++, x += GROUPS * 32) {
+      operandsV(limbs(v128.load(src + (j << 4))), x, false);
     }
-    products(x1, x0, hk + POWERS + (n - 1 - j) * POWER, j == 0);
+    for (let g: usize = 0; g < GROUPS; g++) group(hk, g, n);
+  } else {
+    for (let j: usize = 0; j < n; j++) {
+      let x1 = bswap<u64>(load<u64>(src + (j << 4))), x0 = bswap<u64>(load<u64>(src + (j << 4), 8));
+      if (j == 0) {
+        x1 ^= bswap<u64>(load<u64>(y));
+        x0 ^= bswap<u64>(load<u64>(y, 8));
+      }
+      products(x1, x0, hk + POWERS + (n - 1 - j) * POWER, j == 0);
+    }
   }
   // Karatsuba recombination of the three 64 x 64 products.
-  const ll = sum(0), lh = sum(1), lm = sum(2) ^ ll ^ lh;
+  const ll = prod(0), lh = prod(1), lm = prod(2) ^ ll ^ lh;
   const l0 = ll ^ (lm << 32), l1 = lh ^ (lm >> 32);
-  const hl = sum(3), hh = sum(4), hm = sum(5) ^ hl ^ hh;
+  const hl = prod(3), hh = prod(4), hm = prod(5) ^ hl ^ hh;
   const h0 = hl ^ (hm << 32), h1 = hh ^ (hm >> 32);
-  const ml = sum(6), mh = sum(7), mm = sum(8) ^ ml ^ mh;
+  const ml = prod(6), mh = prod(7), mm = prod(8) ^ ml ^ mh;
   const m0 = ml ^ (mm << 32) ^ l0 ^ h0, m1 = mh ^ (mm >> 32) ^ l1 ^ h1;
   // 256-bit product p3:p2:p1:p0, shifted left by one for the reflected order.
   const p0 = l0, p1 = l1 ^ m0, p2 = h0 ^ m1, p3 = h1;
@@ -207,11 +315,18 @@ export function ghashBlocks(hk: usize, y: usize, src: usize, n: usize): void {
   if (n >= AGG && !load<u32>(hk, READY)) powers(hk);
   // Until the powers exist (a key that only hashed short inputs), one block at a time.
   const run = load<u32>(hk, READY) ? AGG : 1;
+  // Bytes of XS in use (cleared at the end).
+  const used = (n < run ? n : run) * GROUPS * 32;
   while (n > 0) {
     const m = n < run ? n : run;
     ghashRun(hk, y, src, m);
     src += m << 4;
     n -= m;
   }
-  memory.fill(ACC, 0, 9 * 16);
+  if (ASC_FEATURE_SIMD) {
+    memory.fill(XS, 0, used);
+    memory.fill(PS, 0, 112);
+  } else {
+    memory.fill(ACC, 0, 9 * 16);
+  }
 }
