@@ -67,6 +67,15 @@ export const aesBench: BenchModule = async (opts) => {
       }
     }
     const key = new Uint8Array(nodeCrypto.randomBytes(16));
+    // GCM with the data as associated data and nothing to encrypt: GHASH alone (plus one block).
+    const empty = new Uint8Array(0);
+    groups.push({
+      algorithm: 'AES-128-GMAC (GCM, data as AAD)', size, cases: [
+        ...senvCases(() => gcm(key, nonce, data).encrypt(empty)),
+        { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-gcm', key, nonce); c.setAAD(data); c.final(); return c.getAuthTag(); } },
+        { impl: '@noble/ciphers', fn: () => nobleGcm(key, nonce, data).encrypt(empty) },
+      ],
+    });
     groups.push({
       algorithm: 'AES-128-CCM encrypt', size, cases: [
         ...senvCases(() => ccm(key, nonce).encrypt(data)),
