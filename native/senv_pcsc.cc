@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -155,8 +156,14 @@ class Card : public Napi::ObjectWrap<Card> {
 
   ~Card() override {
     // The object was collected without disconnect(): give the card back to
-    // other applications as it is. Local IPC only, so acceptable in a finaliser.
-    if (state_->open) Close(*state_, SCARD_LEAVE_CARD);
+    // other applications as it is, off the JS thread. pcscd may have to talk
+    // to the reader before it answers (powering a card down), and the reader
+    // may be served by this very process (vpcd with a virtual card in JS): a
+    // blocking call here deadlocked a test run for good.
+    if (!state_->open) return;
+    Handle h = *state_;
+    state_->open = false;
+    std::thread([h]() mutable { Close(h, SCARD_LEAVE_CARD); }).detach();
   }
 
   // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
@@ -341,10 +348,11 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   explicit Monitor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Monitor>(info) {}
 
   ~Monitor() override {
-    if (state_->open) {
-      state_->open = false;
-      SCardReleaseContext(state_->ctx);
-    }
+    // Off the JS thread, as for Card: releasing a context disconnects its cards.
+    if (!state_->open) return;
+    state_->open = false;
+    SCARDCONTEXT ctx = state_->ctx;
+    std::thread([ctx] { SCardReleaseContext(ctx); }).detach();
   }
 
  private:
