@@ -113,15 +113,21 @@ export interface CipherParams {
   aad?: Uint8Array;
 }
 
+/**
+ * `into`, on update and final, is room the caller offers for the output (at
+ * least the input length plus 32 bytes): a backend may write the output there,
+ * from its start, and return a view of it, which spares an allocation per
+ * batch. A backend that does not returns its own array; callers handle both.
+ */
 export interface CipherStream {
   /** Feeds input; returns output that is final already (possibly empty). */
-  update(data: Uint8Array): Promise<Uint8Array>;
+  update(data: Uint8Array, into?: Uint8Array): Promise<Uint8Array>;
   /**
    * Ends the message and returns the remaining output (AEAD encryption: with
    * the tag appended). AEAD decryption verifies the tag here; a caller must
    * not release output of earlier updates before this resolved.
    */
-  final(last?: Uint8Array): Promise<Uint8Array>;
+  final(last?: Uint8Array, into?: Uint8Array): Promise<Uint8Array>;
   abort(): void;
 }
 

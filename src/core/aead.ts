@@ -2,7 +2,7 @@
 // streaming objects, over a mode's five core calls. Decryption never
 // releases plaintext before the tag verified: the one-shot form wipes its
 // output on failure, the streaming form holds everything until final().
-import { concatBytes, EMPTY } from './bytes.ts';
+import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
@@ -33,15 +33,20 @@ export interface Aead {
   decryptStream(): AeadDecryptStream;
 }
 
+/**
+ * `into` (optional, on every streaming update and final): an array the output
+ * is written to, from its start, when it has room for it; the result is then
+ * a view of `into` and nothing is allocated.
+ */
 export interface AeadEncryptStream {
-  update(plaintext: Uint8Array): Uint8Array;
+  update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
   final(): Uint8Array;
   destroy(): void;
 }
 
 export interface AeadDecryptStream {
   update(ciphertext: Uint8Array): this;
-  final(): Uint8Array;
+  final(into?: Uint8Array): Uint8Array;
   destroy(): void;
 }
 
@@ -104,11 +109,14 @@ abstract class AeadStream extends CoreContext {
     this.#key = key;
   }
 
-  protected step(data: Uint8Array, sink: (out: Uint8Array) => void): void {
+  /** Runs `data` through the mode, writing its output (as long as the input) to `out`. */
+  protected step(data: Uint8Array, out: Uint8Array): void {
     const c = this.core, op = this.live();
+    let off = 0;
     pump(c, data, (p, n) => {
       check(this.mode.update(c, op, p, outPtr(c), n), this.mode.name);
-      sink(c.read(outPtr(c), n));
+      out.set(c.mem().subarray(outPtr(c), outPtr(c) + n), off);
+      off += n;
     });
     wipeIo(c);
   }
@@ -147,16 +155,16 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
     this.#declared = msgLen;
   }
 
-  update(plaintext: Uint8Array): Uint8Array {
+  update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     assertBytes(plaintext, 'plaintext');
     this.live();
     if (this.mode.needsLength && this.#seen + plaintext.length > this.#declared) {
       throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.#declared}`);
     }
     this.#seen += plaintext.length;
-    const parts: Uint8Array[] = [];
-    this.step(plaintext, (o) => parts.push(o));
-    return parts.length === 1 ? parts[0]! : concatBytes(parts);
+    const out = outputTarget(into, plaintext.length);
+    this.step(plaintext, out);
+    return written(out, plaintext.length);
   }
 
   final(): Uint8Array {
@@ -189,19 +197,24 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     const ready = Math.max(0, all.length - t);
     this.#tail = all.slice(ready);
     if (ready > 0) {
-      this.step(all.subarray(0, ready), (o) => this.#held.push(o));
+      const out = new Uint8Array(ready);
+      this.#held.push(out);
+      this.step(all.subarray(0, ready), out);
       this.#heldBytes += ready;
     }
     return this;
   }
 
-  final(): Uint8Array {
+  final(into?: Uint8Array): Uint8Array {
     const op = this.live();
     const t = this.mode.tagLength;
     try {
       if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
       verified(this.core, this.mode, op, this.#tail, this.#held);
-      return concatBytes(this.#held);
+      if (this.#held.length === 1 && !into) return this.#held.pop()!;
+      const out = outputTarget(into, this.#heldBytes);
+      concatBytes(this.#held, out.subarray(0, this.#heldBytes));
+      return written(out, this.#heldBytes);
     } finally {
       for (const p of this.#held) p.fill(0);
       this.#held.length = 0;

@@ -24,3 +24,16 @@ export function concatBytes(parts: readonly Uint8Array[], into?: Uint8Array): Ui
   }
   return out;
 }
+
+/**
+ * Where a streaming call writes up to `max` bytes of output: the caller's
+ * `into` when it has room for them (no allocation), else a new array.
+ */
+export function outputTarget(into: Uint8Array | undefined, max: number): Uint8Array {
+  return into !== undefined && into.length >= max ? into : new Uint8Array(max);
+}
+
+/** The first `n` bytes written to `target`. */
+export function written(target: Uint8Array, n: number): Uint8Array {
+  return n === target.length ? target : n === 0 ? EMPTY : target.subarray(0, n);
+}

@@ -3,7 +3,7 @@
 // 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
 // authenticated: decryption releases plaintext as it goes, and whether the
 // padding was valid is visible to the caller (docs/aes.md).
-import { concatBytes } from './bytes.ts';
+import { concatBytes, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
@@ -20,8 +20,12 @@ export interface CbcOptions {
 }
 
 export interface CbcStream {
-  /** Returns the output ready so far (whole blocks; decryption keeps the last block back). */
-  update(data: Uint8Array): Uint8Array;
+  /**
+   * Returns the output ready so far (whole blocks; decryption keeps the last
+   * block back). With `into` of at least data.length + 16 bytes the output is
+   * written there and the result is a view of it (nothing allocated).
+   */
+  update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   /** Returns the rest: padding added (encryption) or checked and removed (decryption). */
   final(): Uint8Array;
   destroy(): void;
@@ -90,21 +94,22 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     this.#decrypt = decrypt;
   }
 
-  update(data: Uint8Array): Uint8Array {
+  update(data: Uint8Array, into?: Uint8Array): Uint8Array {
     assertBytes(data, this.#decrypt ? 'ciphertext' : 'plaintext');
     const c = this.core, op = this.live();
-    const parts: Uint8Array[] = [];
+    // At most the input and the (up to 16) bytes held back from earlier updates.
+    const out = outputTarget(into, data.length + 16);
     let total = 0;
     try {
       pump(c, data, (p, n) => {
-        const w = status(c.x.cbc_update(op, p, outPtr(c), n), this.#padding, this.#decrypt, parts);
-        if (w > 0) parts.push(c.read(outPtr(c), w));
+        const w = status(c.x.cbc_update(op, p, outPtr(c), n), this.#padding, this.#decrypt, [out.subarray(0, total)]);
+        out.set(c.mem().subarray(outPtr(c), outPtr(c) + w), total);
         total += w;
       });
     } finally {
       wipeIo(c);
     }
-    return parts.length === 1 ? parts[0]! : concatBytes(parts);
+    return written(out, total);
   }
 
   final(): Uint8Array {

@@ -3,18 +3,18 @@
 // it against the SE's memory quota, makes it durable when there is a store,
 // and only then applies it to the resource: a request refused at either step
 // leaves the resource, its data and its keys exactly as they were.
-import { concatBytes } from '../core/bytes.ts';
 import { Accumulator, Resource } from './resource.ts';
 
 /**
- * A byte result produced in parts (a cipher stream's outputs), joined when
- * the change is applied: into the array it replaces when that has the same
- * length, so a stream of equal-sized operations allocates no result.
+ * A byte result the change only borrows (a view of the output a cipher
+ * stream wrote into its accumulator, which owns and zeroizes it): copied
+ * when the change is applied, into the array it replaces when that has the
+ * same length, so a stream of equal-sized operations allocates no result.
  */
-export class Joined {
-  readonly parts: readonly Uint8Array[];
-  constructor(parts: readonly Uint8Array[]) {
-    this.parts = parts;
+export class Borrowed {
+  readonly bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
   }
 }
 
@@ -42,7 +42,7 @@ export class Change {
 /**
  * The resource as the change will leave it, for a store to write before the
  * change is applied: a copy that shares every value the change leaves alone.
- * `dispose()` zeroizes what only the copy holds (a joined result, the copied
+ * `dispose()` zeroizes what only the copy holds (a borrowed result, the copied
  * data of the append attribute).
  */
 export function prospect(res: Resource, change: Change, now: number): { res: Resource; dispose(): void } {
@@ -55,10 +55,10 @@ export function prospect(res: Resource, change: Change, now: number): { res: Res
   for (const [name, v] of change.attrs) {
     if (name === append) continue;
     if (v === null) next.attrs.delete(name);
-    else if (v instanceof Joined) {
-      const joined = concatBytes(v.parts);
-      own.push(joined);
-      next.attrs.set(name, joined);
+    else if (v instanceof Borrowed) {
+      const copy = v.bytes.slice();
+      own.push(copy);
+      next.attrs.set(name, copy);
     } else next.attrs.set(name, v);
   }
   let held: Accumulator | undefined;

@@ -10,7 +10,7 @@ import { isKeyHandle, type BackendCapabilities, type BackendDescription, type Se
 import { SoftwareBackend } from '../backends/software/index.ts';
 import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
-import { Change, Joined, prospect } from './change.ts';
+import { Borrowed, Change, prospect } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
 import { parseRequest, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
@@ -25,7 +25,7 @@ import type { Persistence } from './persist.ts';
 import type { Files } from './store/files.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
-import { setBytes, setJoined } from './types/common.ts';
+import { setBytes, setCopy } from './types/common.ts';
 import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
@@ -351,7 +351,7 @@ export class McsEngine {
         if (old instanceof Uint8Array) old.fill(0);
         res.attrs.delete(name);
       } else if (v instanceof Uint8Array) setBytes(res.attrs, name, v);
-      else if (v instanceof Joined) setJoined(res.attrs, name, v.parts);
+      else if (v instanceof Borrowed) setCopy(res.attrs, name, v.bytes);
       else res.attrs.set(name, v);
     }
     let pumping: Promise<void> | undefined;
@@ -582,7 +582,7 @@ function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined)
   for (const v of change.attrs.values()) {
     if (v instanceof Uint8Array) {
       if (v !== borrowed) v.fill(0);
-    } else if (v instanceof Joined) for (const p of v.parts) p.fill(0);
+    } else if (v instanceof Borrowed) v.bytes.fill(0);
     else if (isKeyHandle(v)) host.backend.releaseKey(v);
   }
 }

@@ -83,8 +83,13 @@ export class Accumulator {
   /** False once a stream was dropped after data went into it: only a replay can follow. */
   #streamable = true;
   #sink: StreamSink | undefined;
-  /** Output the sink produced so far (cipher), held until the operation completes. */
-  #outputs: Uint8Array[] = [];
+  /**
+   * Output the sink produced so far (cipher), held until the operation
+   * completes: written in place by the sink where it can (see room()), in
+   * one buffer kept from message to message like the data's.
+   */
+  #out = EMPTY;
+  #outLen = 0;
   consumed = false;
 
   get size(): number {
@@ -150,39 +155,67 @@ export class Accumulator {
       }
       const data = this.#buf.subarray(this.#fed, this.#size);
       this.#fed = this.#size;
-      const out = await this.#sink.update(data);
-      if (out && out.length) this.#outputs.push(out);
+      const room = this.room(data.length + 32);
+      const out = await this.#sink.update(data, room);
+      if (out) this.keep(out, room);
     } catch {
       this.dropStream();
     }
   }
 
+  /** Room for `n` more bytes of output behind what the stream produced so far; valid until the next call. */
+  room(n: number): Uint8Array {
+    const end = this.#outLen + n;
+    if (end > this.#out.length) {
+      const out = new Uint8Array(Math.max(end, 2 * this.#out.length));
+      out.set(this.#out.subarray(0, this.#outLen));
+      this.#out.fill(0, 0, this.#outLen);
+      this.#out = out;
+    }
+    return this.#out.subarray(this.#outLen);
+  }
+
+  /** Takes output the sink returned for `room`: written there already, or copied in (the sink's array is zeroized). */
+  keep(out: Uint8Array, room: Uint8Array): void {
+    if (out.length === 0) return;
+    if (out.buffer !== room.buffer || out.byteOffset !== room.byteOffset) {
+      this.room(out.length).set(out);
+      out.fill(0);
+    }
+    this.#outLen += out.length;
+  }
+
+  /** All output of the message so far: a view, valid until the next message (the change that applies it copies it). */
+  output(): Uint8Array {
+    return this.#out.subarray(0, this.#outLen);
+  }
+
   /**
    * Hands over the live sink if it was opened for `tag`, with the data it has
-   * not seen yet and the output it produced so far; otherwise drops it, and
+   * not seen yet; the output it produced so far stays in output(), where the
+   * operation adds the rest (room(), keep()). Otherwise drops the stream, and
    * the caller starts over from bytes().
    */
-  take(tag: string): { sink: StreamSink; rest: Uint8Array; outputs: Uint8Array[] } | undefined {
+  take(tag: string): { sink: StreamSink; rest: Uint8Array } | undefined {
     const sink = this.#sink;
     if (!sink || sink.tag !== tag) {
       this.dropStream();
       return undefined;
     }
-    const taken = { sink, rest: this.#buf.subarray(this.#fed, this.#size), outputs: this.#outputs };
+    const taken = { sink, rest: this.#buf.subarray(this.#fed, this.#size) };
     this.#fed = this.#size;
     this.#sink = undefined;
-    this.#outputs = [];
     this.#streamable = false;
     return taken;
   }
 
-  /** Aborts the speculative stream and zeroizes its output (key or parameters changed, reboot, release). */
+  /** Aborts the speculative stream and zeroizes its output (key or parameters changed, reboot, release, failed operation). */
   dropStream(): void {
+    this.#out.fill(0, 0, this.#outLen);
+    this.#outLen = 0;
     if (this.#sink === undefined && this.#fed === 0) return;
     this.#sink?.abort();
     this.#sink = undefined;
-    for (const o of this.#outputs) o.fill(0);
-    this.#outputs = [];
     this.#streamable = false;
   }
 
@@ -191,6 +224,7 @@ export class Accumulator {
     this.dropStream();
     this.#buf.fill(0, 0, this.#size);
     if (this.#buf.length > KEEP && this.#size < this.#buf.length / 4) this.#buf = EMPTY;
+    if (this.#out.length > KEEP && this.#out.length > 4 * (this.#size + 32)) this.#out = EMPTY;
     this.#size = 0;
     this.#fed = 0;
     this.#streamable = true;

@@ -118,7 +118,8 @@ export interface TypeHooks {
 /** Where the engine feeds coalesced UPDATE chunks; `tag` tells the type what the stream was opened for. */
 export interface StreamSink {
   readonly tag: string;
-  update(data: Uint8Array): Promise<Uint8Array | void>;
+  /** Output, if any, may be written to `into` (see CipherStream). */
+  update(data: Uint8Array, into: Uint8Array): Promise<Uint8Array | void>;
   abort(): void;
 }
 

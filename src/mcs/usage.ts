@@ -8,7 +8,7 @@
 // read-only values (creator, the management attributes): they count
 // nothing, nor does data a device keeps itself.
 import { isKeyHandle } from '../backends/backend.ts';
-import { Joined, type Change } from './change.ts';
+import { Borrowed, type Change } from './change.ts';
 import { Accumulator, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
 
@@ -17,7 +17,7 @@ export function valueSize(a: AttributeDef | undefined, v: unknown): number {
   if (a.type.kind === 'bytes') {
     if (v instanceof Uint8Array) return v.length;
     if (v instanceof Accumulator) return v.size;
-    if (v instanceof Joined) return v.parts.reduce((n, p) => n + p.length, 0);
+    if (v instanceof Borrowed) return v.bytes.length;
     // Otherwise data the device keeps (DeviceData): nothing on the host.
     return isKeyHandle(v) ? v.size : 0;
   }

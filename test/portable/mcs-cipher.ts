@@ -61,6 +61,8 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
           equalBytes(ct, oracle.encrypt(plain), `encrypt ${plain.length} bytes`);
           // The same data again, now decrypted: the speculative stream was for encryption, decryption replays.
           await upload(s, s.path('reg', 'c'), ct, j, false);
+          // The next message streams through the buffer the last result came from: the result must not change.
+          equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD), ct, 'calculatedData kept while the next message streams');
           const dec = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Dec')), 2000, 'decrypt'), 'senv:Cph').cD);
           equalBytes(dec, a.padding === 'iso9797-m1' ? oracle.decrypt(ct) : plain, 'round trip');
           // Decrypt a second message of the same size: this time the stream was opened for decryption.

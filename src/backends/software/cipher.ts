@@ -17,8 +17,8 @@ export const CIPHER_ALGORITHMS = Object.keys(CIPHERS).map(Number) as CipherAlgor
 interface Mode {
   encrypt(data: Uint8Array): Uint8Array;
   decrypt(data: Uint8Array): Uint8Array;
-  encryptStream(): { update(d: Uint8Array): Uint8Array; final(): Uint8Array; destroy(): void };
-  decryptStream(): { update(d: Uint8Array): unknown; final(): Uint8Array; destroy(): void };
+  encryptStream(): { update(d: Uint8Array, into?: Uint8Array): Uint8Array; final(into?: Uint8Array): Uint8Array; destroy(): void };
+  decryptStream(): { update(d: Uint8Array, into?: Uint8Array): unknown; final(into?: Uint8Array): Uint8Array; destroy(): void };
 }
 
 function mode(algorithm: CipherAlgorithm, key: SoftwareKey, params: CipherParams): Mode {
@@ -36,17 +36,17 @@ export function openCipher(algorithm: CipherAlgorithm, key: SoftwareKey, directi
   const s = new LazyStream(() => {
     const st = direction === 'encrypt' ? m.encryptStream() : m.decryptStream();
     return {
-      update: (d) => {
-        const out = st.update(d);
+      update: (d, into) => {
+        const out = st.update(d, into);
         return out instanceof Uint8Array ? out : EMPTY;
       },
-      finish: () => st.final(),
+      finish: (into) => st.final(into),
       destroy: () => st.destroy(),
     };
   }, (data) => (direction === 'encrypt' ? m.encrypt(data) : m.decrypt(data)));
   return {
-    update: async (data) => s.update(data) ?? EMPTY,
-    final: async (last) => s.finish(last),
+    update: async (data, into) => s.update(data, into) ?? EMPTY,
+    final: async (last, into) => s.finish(last, into),
     abort: () => s.abort(),
   };
 }

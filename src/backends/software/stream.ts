@@ -7,9 +7,10 @@ import { StateError } from '../../core/errors.ts';
 
 /** A core streaming context as the facade exposes it. */
 export interface CoreStream {
-  /** Output ready so far (ciphers), nothing for digests and MACs. */
-  update(data: Uint8Array): Uint8Array | void;
-  finish(): Uint8Array;
+  /** Output ready so far (ciphers; written to `into` when it has room), nothing for digests and MACs. */
+  update(data: Uint8Array, into?: Uint8Array): Uint8Array | void;
+  /** The rest of the output (ciphers may write it to `into` when it has room). */
+  finish(into?: Uint8Array): Uint8Array;
   destroy(): void;
 }
 
@@ -24,25 +25,34 @@ export class LazyStream {
     this.#oneShot = oneShot;
   }
 
-  update(data: Uint8Array): Uint8Array | void {
+  update(data: Uint8Array, into?: Uint8Array): Uint8Array | void {
     if (this.#done) throw new StateError('stream already finished');
-    return (this.#ctx ??= this.#open()).update(data);
+    return (this.#ctx ??= this.#open()).update(data, into);
   }
 
-  /** The rest of the output: what the last chunk produced followed by what finishing produced. */
-  finish(last?: Uint8Array): Uint8Array {
+  /**
+   * The rest of the output: what the last chunk produced followed by what
+   * finishing produced, in `into` when the stream wrote the first part there
+   * and the second fits behind it.
+   */
+  finish(last?: Uint8Array, into?: Uint8Array): Uint8Array {
     if (this.#done) throw new StateError('stream already finished');
     this.#done = true;
     const ctx = this.#ctx;
     if (!ctx) return this.#oneShot(last ?? EMPTY);
     try {
-      const head = last && last.length ? ctx.update(last) : undefined;
+      const head = last && last.length ? ctx.update(last, into) : undefined;
+      if (!head || head.length === 0) return ctx.finish(into);
       const tail = ctx.finish();
-      if (!head || head.length === 0) return tail;
-      const out = new Uint8Array(head.length + tail.length);
-      out.set(head);
+      const n = head.length + tail.length;
+      const inPlace = into !== undefined && head.buffer === into.buffer && head.byteOffset === into.byteOffset && into.length >= n;
+      const out = inPlace ? into.subarray(0, n) : new Uint8Array(n);
+      if (!inPlace) {
+        out.set(head);
+        head.fill(0);
+      }
       out.set(tail, head.length);
-      head.fill(0);
+      tail.fill(0);
       return out;
     } finally {
       ctx.destroy();

@@ -8,7 +8,7 @@
 // held data, with the same result.
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../../backends/backend.ts';
 import { CIPHERS } from '../algorithms.ts';
-import { Joined, type Change } from '../change.ts';
+import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
@@ -58,14 +58,19 @@ function operation(direction: Direction) {
     change.consumed = data !== undefined;
     change.hint = direction;
     const taken = data?.take(direction);
-    const outputs = taken ? taken.outputs : [];
     try {
-      const stream = taken ? (taken.sink as CipherSink).stream : await open(ctx, res, direction);
-      outputs.push(await stream.final(taken ? taken.rest : data?.bytes()));
-      change.attrs.set('calculatedData', new Joined(outputs));
+      if (!taken) {
+        const stream = await open(ctx, res, direction);
+        change.attrs.set('calculatedData', await stream.final(data?.bytes()));
+        return;
+      }
+      // The stream's output so far is in the accumulator; the rest goes behind it.
+      const room = data!.room(taken.rest.length + 32);
+      data!.keep(await (taken.sink as CipherSink).stream.final(taken.rest, room), room);
+      change.attrs.set('calculatedData', new Borrowed(data!.output()));
     } catch (e) {
       // No stale or partial result stays behind a failed operation.
-      for (const o of outputs) o.fill(0);
+      data?.dropStream();
       if (res.attrs.has('calculatedData')) change.attrs.set('calculatedData', null);
       throw dataError(e);
     }
@@ -116,7 +121,7 @@ export const cipherType: ResourceType = {
       if (!res.key() || !cipherParams(res)) return undefined;
       const tag = (res.hint ?? 'encrypt') as Direction;
       const stream = await open(ctx, res, tag);
-      const sink: CipherSink = { tag, stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      const sink: CipherSink = { tag, stream, update: (d, into) => stream.update(d, into), abort: () => stream.abort() };
       return sink;
     },
   },

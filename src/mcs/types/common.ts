@@ -1,6 +1,5 @@
 // Attribute declarations shared by several resource types, and small helpers
 // their modules use. Values of enums come from TS-0016 clause 9.
-import { concatBytes } from '../../core/bytes.ts';
 import type { AttributeDef } from '../schema.ts';
 import { McsError, RSC } from '../rsc.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError } from '../../core/errors.ts';
@@ -30,14 +29,14 @@ export function dataError(e: unknown): unknown {
 }
 
 /**
- * Replaces a byte attribute by the concatenation of parts, written into the
+ * Replaces a byte attribute by a copy of borrowed bytes, written into the
  * array it held when the length is the same: a stream of equal-sized
  * operations (1 MiB through a <cipher>, again and again) allocates no result.
  */
-export function setJoined(attrs: Map<string, unknown>, name: string, parts: readonly Uint8Array[]): void {
-  if (parts.length === 1) return setBytes(attrs, name, parts[0]!);
+export function setCopy(attrs: Map<string, unknown>, name: string, bytes: Uint8Array): void {
   const old = attrs.get(name);
-  setBytes(attrs, name, concatBytes(parts, old instanceof Uint8Array ? old : undefined));
+  if (old instanceof Uint8Array && old.length === bytes.length) old.set(bytes);
+  else setBytes(attrs, name, bytes.slice());
 }
 
 /** Replaces a byte attribute, zeroizing the value it held. */
