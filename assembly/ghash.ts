@@ -86,12 +86,17 @@ const HP: usize = memory.data(32, 16); // zero, then a power of H being prepared
   return i8x16.shuffle(v, v, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 }
 
+// The lane pairs [a, b] of the four limbs in the low or high half.
+@inline function pairs(a: v128, b: v128, hi: bool): v128 {
+  return hi
+    ? i8x16.shuffle(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
+    : i8x16.shuffle(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+}
+
 // C and D of the four limbs in the low or high half of o (s = o >> 1 in
 // each 16-bit lane), at dst, dst + 16 (low) or dst + 32, dst + 48 (high).
 @inline function sides(o: v128, s: v128, dst: usize, hi: bool): void {
-  const u = hi
-    ? i8x16.shuffle(o, s, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
-    : i8x16.shuffle(o, s, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const u = pairs(o, s, hi);
   const c = v128.and(u, i16x8(0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444));
   const d = v128.and(u, i16x8(0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111, 0x4444, 0x1111));
   if (hi) {
@@ -139,22 +144,20 @@ const HP: usize = memory.data(32, 16); // zero, then a power of H being prepared
   }
 }
 
+// Q0..Q3 of the group of four limbs in the low or high half of o, at dst.
+@inline function quads(o: v128, dst: usize, hi: bool): void {
+  const h0 = v128.and(o, i16x8.splat(0x1111)), h1 = v128.and(o, i16x8.splat(0x2222));
+  const h2 = v128.and(o, i16x8.splat(0x4444)), h3 = i16x8.shr_u(v128.and(o, i16x8.splat(<i16>0x8888)), 1);
+  v128.store(dst, pairs(h0, i16x8.shl(h1, 1), hi));
+  v128.store(dst, pairs(i16x8.shr_u(h1, 1), h2, hi), 16);
+  v128.store(dst, pairs(i16x8.shr_u(h2, 2), h3, hi), 32);
+  v128.store(dst, pairs(h3, h0, hi), 48);
+}
+
 function power(dst: usize, h: usize): void {
   if (ASC_FEATURE_SIMD) {
     operandsV(limbs(v128.load(h)), LIMBS, true);
-    for (let l: usize = 0; l < GROUPS * 4; l++) {
-      const a = <u32>load<u16>(LIMBS + (l << 1));
-      const h0 = a & 0x1111, h1 = a & 0x2222, h2 = a & 0x4444, h3 = a & 0x8888;
-      const q = dst + (l >> 2) * GROUP + ((l & 3) << 2);
-      store<u16>(q, h0); // Q0
-      store<u16>(q, h1 << 1, 2);
-      store<u16>(q, h1 >> 1, 16); // Q1
-      store<u16>(q, h2, 18);
-      store<u16>(q, h2 >> 2, 32); // Q2
-      store<u16>(q, h3 >> 1, 34);
-      store<u16>(q, h3 >> 1, 48); // Q3
-      store<u16>(q, h0, 50);
-    }
+    for (let g: usize = 0; g < GROUPS; g++) quads(v128.load(LIMBS + ((g >> 1) << 4)), dst + g * GROUP, (g & 1) != 0);
     memory.fill(LIMBS, 0, 64);
   } else {
     const h1 = bswap<u64>(load<u64>(h)), h0 = bswap<u64>(load<u64>(h, 8));
