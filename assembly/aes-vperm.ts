@@ -9,15 +9,25 @@
 // io = j + 1 / (1/i + a/k) and jo = i + 1 / (1/j + a/k) determine the
 // inverse linearly through 1/io and 1/jo, which the output tables fold in.
 // "1/0" is 0x80, an index for which swizzle returns 0, and that covers
-// every zero case. The S-box output is needed once and doubled
-// (MixColumns) in the round basis, or in the standard basis after the last
-// round; the affine constant 0x63 of the S-box is folded into the round keys,
-// which are kept in the round basis too (vpermKeys).
-// The tables sit in linear memory (loading them from a fixed address is
-// cheaper than materializing v128 constants, and the scalar build must not
-// see v128 globals); scripts/gen-aes-tower.mjs derives them (choosing W and
-// a) and checks the lookup sequence below against the FIPS 197 S-box for all
-// 256 inputs.
+// every zero case. A round looks up S(x) and 2 S(x) in the round basis; the
+// affine constant 0x63 of the S-box is folded into the round keys, which are
+// kept in the round basis too (vpermKeys).
+// V8 turns every swizzle into a saturating add (so that indices above 15
+// give 0) and a pshufb, both on the same two shuffle ports: a lookup costs
+// about 4 cycles of latency and the ports are the scarce resource, so a round
+// does as few swizzles as it can (nine lookups, three shuffles). MixColumns
+// adds four terms, one per row rotation; its term 3 S(x) = S(x) + 2 S(x) is
+// an XOR of lookups, the last to be ready, and is left where the S-box took
+// its input: the state's byte order drifts from round to round instead
+// (ShiftRows included, period 8, the shuffles of the other terms repeat with
+// period 4), each round key is stored in the order of its round, and the last
+// round's ShiftRows restores the standard order.
+// The tables and masks sit in linear memory (loading them is cheaper than
+// v128 constants, which V8 rebuilds through general-purpose registers at
+// every use, and the scalar build must not see v128 globals);
+// scripts/gen-aes-tower.mjs derives them (choosing W and a) and checks the
+// lookup sequence below against the FIPS 197 S-box for all 256 inputs, and
+// whole blocks in this order against a plain AES.
 
 // TL/TH: standard basis to round basis, by low and high nibble. INV: 1/n;
 // INVA: a/n. O, S1, S2 by io (_U) and by jo (_T): the affine map without its
@@ -44,6 +54,32 @@ const S1_U: usize = 96;
 const S1_T: usize = 112;
 const S2_U: usize = 128;
 const S2_T: usize = 144;
+// Shuffles of the MixColumns terms 2 S(x) (row rotation 0), S(x) (rotation
+// 2) and S(x) (rotation 3) by round; the last round's ShiftRows into the
+// standard order (after 9 and after 13 middle rounds); the order of a round
+// key after one middle round (applied r mod PERIOD times for round r).
+const MASKS: usize = memory.data<u8>([
+  0x0f, 0x0c, 0x0d, 0x0e, 0x03, 0x00, 0x01, 0x02, 0x07, 0x04, 0x05, 0x06, 0x0b, 0x08, 0x09, 0x0a, // round 4n + 1, term 0
+  0x05, 0x06, 0x07, 0x04, 0x09, 0x0a, 0x0b, 0x08, 0x0d, 0x0e, 0x0f, 0x0c, 0x01, 0x02, 0x03, 0x00, // round 4n + 1, term 2
+  0x0a, 0x0b, 0x08, 0x09, 0x0e, 0x0f, 0x0c, 0x0d, 0x02, 0x03, 0x00, 0x01, 0x06, 0x07, 0x04, 0x05, // round 4n + 1, term 3
+  0x0b, 0x08, 0x09, 0x0a, 0x0f, 0x0c, 0x0d, 0x0e, 0x03, 0x00, 0x01, 0x02, 0x07, 0x04, 0x05, 0x06, // round 4n + 2, term 0
+  0x09, 0x0a, 0x0b, 0x08, 0x0d, 0x0e, 0x0f, 0x0c, 0x01, 0x02, 0x03, 0x00, 0x05, 0x06, 0x07, 0x04, // round 4n + 2, term 2
+  0x02, 0x03, 0x00, 0x01, 0x06, 0x07, 0x04, 0x05, 0x0a, 0x0b, 0x08, 0x09, 0x0e, 0x0f, 0x0c, 0x0d, // round 4n + 2, term 3
+  0x07, 0x04, 0x05, 0x06, 0x0b, 0x08, 0x09, 0x0a, 0x0f, 0x0c, 0x0d, 0x0e, 0x03, 0x00, 0x01, 0x02, // round 4n + 3, term 0
+  0x0d, 0x0e, 0x0f, 0x0c, 0x01, 0x02, 0x03, 0x00, 0x05, 0x06, 0x07, 0x04, 0x09, 0x0a, 0x0b, 0x08, // round 4n + 3, term 2
+  0x0a, 0x0b, 0x08, 0x09, 0x0e, 0x0f, 0x0c, 0x0d, 0x02, 0x03, 0x00, 0x01, 0x06, 0x07, 0x04, 0x05, // round 4n + 3, term 3
+  0x03, 0x00, 0x01, 0x02, 0x07, 0x04, 0x05, 0x06, 0x0b, 0x08, 0x09, 0x0a, 0x0f, 0x0c, 0x0d, 0x0e, // round 4n + 4, term 0
+  0x01, 0x02, 0x03, 0x00, 0x05, 0x06, 0x07, 0x04, 0x09, 0x0a, 0x0b, 0x08, 0x0d, 0x0e, 0x0f, 0x0c, // round 4n + 4, term 2
+  0x02, 0x03, 0x00, 0x01, 0x06, 0x07, 0x04, 0x05, 0x0a, 0x0b, 0x08, 0x09, 0x0e, 0x0f, 0x0c, 0x0d, // round 4n + 4, term 3
+  0x05, 0x0e, 0x07, 0x0c, 0x09, 0x02, 0x0b, 0x00, 0x0d, 0x06, 0x0f, 0x04, 0x01, 0x0a, 0x03, 0x08, // last round
+  0x0d, 0x06, 0x0f, 0x04, 0x01, 0x0a, 0x03, 0x08, 0x05, 0x0e, 0x07, 0x0c, 0x09, 0x02, 0x0b, 0x00, // last round, AES-256
+  0x03, 0x0c, 0x09, 0x06, 0x07, 0x00, 0x0d, 0x0a, 0x0b, 0x04, 0x01, 0x0e, 0x0f, 0x08, 0x05, 0x02, // layout
+]);
+const PERIOD: usize = 8;
+const MASK_PERIOD: usize = 4;
+const LAST128: usize = 192;
+const LAST256: usize = 208;
+const LAYOUT: usize = 224;
 
 @inline function nibbleLo(x: v128): v128 {
   return v128.and(x, i8x16.splat(0x0f));
@@ -57,71 +93,104 @@ const S2_T: usize = 144;
   return i8x16.swizzle(v128.load(TABLES + table), i);
 }
 
+@inline function permute(x: v128, mask: usize): v128 {
+  return i8x16.swizzle(x, v128.load(MASKS + mask));
+}
+
 @inline function toTower(x: v128): v128 {
   return v128.xor(lookup(TL, nibbleLo(x)), lookup(TH, nibbleHi(x)));
 }
 
-// A linear image (tables at `table`) of the inverse.
-@inline function image(table: usize, io: v128, jo: v128): v128 {
-  return v128.xor(lookup(table, io), lookup(table + 16, jo));
+// q + 1 / (1/p + a/k): io from (i, j), jo from (j, i).
+@inline function half(p: v128, q: v128, ak: v128): v128 {
+  return v128.xor(lookup(INV, v128.xor(lookup(INV, p), ak)), q);
 }
 
-// A round on the state t (round basis) with round key k: SubBytes, ShiftRows
-// and, unless last, MixColumns, whose rotations of the rows compose with
-// ShiftRows into one shuffle each. A middle round returns the round basis,
-// the last one the standard basis.
-@inline function round(t: v128, k: v128, last: bool): v128 {
+// Middle round r (a constant once inlined) on the state t, with the key of
+// round r: SubBytes, ShiftRows, MixColumns, AddRoundKey.
+@inline function mid(t: v128, rk: usize, r: usize): v128 {
   const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l);
   const ak = lookup(INVA, l);
-  const io = v128.xor(lookup(INV, v128.xor(lookup(INV, i), ak)), j);
-  const jo = v128.xor(lookup(INV, v128.xor(lookup(INV, j), ak)), i);
-  if (last) {
-    const o = image(O_U, io, jo);
-    return v128.xor(i8x16.shuffle(o, o, 0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11), k);
+  const io = half(i, j, ak), jo = half(j, i, ak);
+  const s2 = v128.xor(lookup(S2_U, io), lookup(S2_T, jo)), s1 = v128.xor(lookup(S1_U, io), lookup(S1_T, jo));
+  const m = ((r - 1) % MASK_PERIOD) * 48;
+  const s3 = v128.xor(v128.xor(s1, v128.load(rk + (r << 4))), s2);
+  return v128.xor(v128.xor(permute(s1, m + 16), permute(s1, m + 32)), v128.xor(permute(s2, m), s3));
+}
+
+// Rounds 1 to nr - 1, unrolled so that every key offset and mask is a
+// constant (nr is public: the branch does not depend on secrets).
+@inline function middle(t: v128, rk: usize, nr: usize): v128 {
+  t = mid(t, rk, 1); t = mid(t, rk, 2); t = mid(t, rk, 3); t = mid(t, rk, 4); t = mid(t, rk, 5);
+  t = mid(t, rk, 6); t = mid(t, rk, 7); t = mid(t, rk, 8); t = mid(t, rk, 9);
+  if (nr > 10) {
+    t = mid(t, rk, 10); t = mid(t, rk, 11); t = mid(t, rk, 12); t = mid(t, rk, 13);
   }
-  // Row r of a column: 2 a[r] + 3 a[r + 1] + a[r + 2] + a[r + 3].
-  const s1 = image(S1_U, io, jo), s2 = image(S2_U, io, jo), s3 = v128.xor(s1, s2);
-  return v128.xor(
-    v128.xor(i8x16.shuffle(s2, s2, 0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11),
-      i8x16.shuffle(s3, s3, 5, 10, 15, 0, 9, 14, 3, 4, 13, 2, 7, 8, 1, 6, 11, 12)),
-    v128.xor(v128.xor(i8x16.shuffle(s1, s1, 10, 15, 0, 5, 14, 3, 4, 9, 2, 7, 8, 13, 6, 11, 12, 1),
-      i8x16.shuffle(s1, s1, 15, 0, 5, 10, 3, 4, 9, 14, 7, 8, 13, 2, 11, 12, 1, 6)), k));
+  return t;
+}
+
+// The last round's ShiftRows into the standard order.
+@inline function lastMask(nr: usize): usize {
+  return nr > 10 ? LAST256 : LAST128;
+}
+
+// The last round's output in the standard basis, before its key, from io
+// and jo.
+@inline function lastOut(io: v128, jo: v128, nr: usize): v128 {
+  return permute(v128.xor(lookup(O_U, io), lookup(O_T, jo)), lastMask(nr));
 }
 
 // Round keys in the form the rounds take them (nr + 1 blocks at dst, from
 // the FIPS 197 ones at rk): key 0 as is (added before the change of basis),
-// the middle ones in the round basis with the S-box constant, the last with
-// the constant in the standard basis.
+// the middle ones in the round basis with the S-box constant and in the byte
+// order of their round, the last with the constant in the standard basis.
 export function vpermKeys(dst: usize, rk: usize, nr: usize): void {
   const c = i8x16.splat(0x63), ct = toTower(c);
   v128.store(dst, v128.load(rk));
-  for (let r: usize = 1; r < nr; r++) v128.store(dst + (r << 4), v128.xor(toTower(v128.load(rk + (r << 4))), ct));
+  for (let r: usize = 1; r < nr; r++) {
+    let k = v128.xor(toTower(v128.load(rk + (r << 4))), ct);
+    for (let s: usize = 0; s < r % PERIOD; s++) k = permute(k, LAYOUT);
+    v128.store(dst + (r << 4), k);
+  }
   v128.store(dst + (nr << 4), v128.xor(v128.load(rk + (nr << 4)), c));
 }
 
 // Encrypts one block under the round keys rk (vpermKeys).
 export function encryptBlockVperm(rk: usize, nr: usize, src: usize, dst: usize): void {
-  let t = toTower(v128.xor(v128.load(src), v128.load(rk)));
-  for (let r: usize = 1; r < nr; r++) t = round(t, v128.load(rk + (r << 4)), false);
-  v128.store(dst, round(t, v128.load(rk + (nr << 4)), true));
+  const t = middle(toTower(v128.xor(v128.load(src), v128.load(rk))), rk, nr);
+  const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l);
+  const ak = lookup(INVA, l);
+  v128.store(dst, v128.xor(lastOut(half(i, j, ak), half(j, i, ak), nr), v128.load(rk + (nr << 4))));
 }
 
-// The CBC chain x = E(x ^ m_i) over n blocks from src, the chaining value
-// kept in a register; each x is also written to dst unless dst is 0 (MACs).
+// The CBC chain x = E(x ^ m_i) over n blocks from src, each x also written
+// to dst unless dst is 0 (MACs). The chaining value stays in the round
+// basis: the last round looks up S(x) there (less the last key, whose part
+// joins the message's), so no change of basis sits between two blocks; the
+// standard basis is computed only where it is stored.
 export function chainVperm(rk: usize, nr: usize, chain: usize, src: usize, dst: usize, n: usize): void {
-  const k0 = v128.load(rk), kn = v128.load(rk + (nr << 4));
-  let x = v128.load(chain);
-  for (let i: usize = 0; i < n; i++) {
-    let t = toTower(v128.xor(v128.xor(x, v128.load(src + (i << 4))), k0));
-    for (let r: usize = 1; r < nr; r++) t = round(t, v128.load(rk + (r << 4)), false);
-    x = round(t, kn, true);
-    if (dst) v128.store(dst + (i << 4), x);
+  if (n == 0) return;
+  const kn = v128.load(rk + (nr << 4)), last = lastMask(nr);
+  const c = toTower(v128.xor(kn, v128.load(rk)));
+  let y = v128.xor(toTower(v128.load(chain)), toTower(kn));
+  let io = y, jo = y;
+  for (let b: usize = 0; b < n; b++) {
+    const t = middle(v128.xor(y, v128.xor(toTower(v128.load(src + (b << 4))), c)), rk, nr);
+    const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l);
+    const ak = lookup(INVA, l);
+    io = half(i, j, ak); jo = half(j, i, ak);
+    y = permute(v128.xor(lookup(S1_U, io), lookup(S1_T, jo)), last);
+    if (dst) v128.store(dst + (b << 4), v128.xor(lastOut(io, jo, nr), kn));
   }
-  v128.store(chain, x);
+  v128.store(chain, v128.xor(lastOut(io, jo, nr), kn));
 }
 
-// SubWord for the key schedule: the S-box on the four bytes of w (every
-// column of the state is w, so ShiftRows leaves it alone).
+// SubWord for the key schedule: the S-box on the four bytes of w, lane by
+// lane (no ShiftRows: the word is in every lane group alike).
 export function subWordVperm(w: u32): u32 {
-  return i32x4.extract_lane(round(toTower(i32x4.splat(w)), i8x16.splat(0x63), true), 0);
+  const t = toTower(i32x4.splat(w));
+  const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l);
+  const ak = lookup(INVA, l);
+  const o = v128.xor(lookup(O_U, half(i, j, ak)), lookup(O_T, half(j, i, ak)));
+  return i32x4.extract_lane(v128.xor(o, i8x16.splat(0x63)), 0);
 }
