@@ -3,7 +3,7 @@
 // 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
 // authenticated: decryption releases plaintext as it goes, and whether the
 // padding was valid is visible to the caller (docs/aes.md).
-import { concatBytes, outputTarget, written } from './bytes.ts';
+import { outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
@@ -53,20 +53,18 @@ function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Ar
   return check(s, 'AES-CBC');
 }
 
+// Writes the output straight into one array of the largest size it can have
+// (the input plus a padding block): no array per pumped chunk and no join.
 function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt: boolean): Uint8Array {
-  const parts: Uint8Array[] = [];
+  const out = new Uint8Array(data.length + 16);
   let total = 0;
-  pump(c, data, (p, n) => {
-    const w = status(c.x.cbc_update(op, p, outPtr(c), n), padding, decrypt, parts);
-    if (w > 0) parts.push(c.read(outPtr(c), w));
+  const take = (w: number) => {
+    out.set(c.mem().subarray(outPtr(c), outPtr(c) + w), total);
     total += w;
-  });
-  const w = status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, parts);
-  if (w > 0) parts.push(c.read(outPtr(c), w));
-  total += w;
-  const out = parts.length === 1 ? parts[0]! : concatBytes(parts);
-  if (parts.length > 1) for (const p of parts) p.fill(0);
-  return out;
+  };
+  pump(c, data, (p, n) => take(status(c.x.cbc_update(op, p, outPtr(c), n), padding, decrypt, [out])));
+  take(status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, [out]));
+  return written(out, total);
 }
 
 function checkLength(n: number, padding: CbcPadding, decrypt: boolean): void {
