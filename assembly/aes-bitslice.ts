@@ -42,8 +42,22 @@ const COPIES: usize = memory.data(128, 16); // a round key once per lane
 
 // ---- layout-specific permutations ----
 
+// The byte permutations of the SIMD build as swizzle masks in memory: V8
+// rebuilds an i8x16.shuffle's mask through general-purpose registers at
+// every use, while a swizzle takes its mask from a load.
+const PERMS: usize = memory.data<u8>([
+  0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11, // ShiftRows
+  0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3, // InvShiftRows
+  1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, // rot1
+  2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, // rot2
+]);
+
+@inline function perm(x: v128, which: usize): v128 {
+  return i8x16.swizzle(x, v128.load(PERMS + (which << 4)));
+}
+
 @inline function shiftRows<T>(x: T): T {
-  if (isVector<T>()) return i8x16.shuffle(x, x, 0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11);
+  if (isVector<T>()) return perm(x, 0);
   else {
     return (x & 0x000000000000FFFF)
       | ((x >> 4) & 0x000000000FFF0000) | ((x << 12) & 0x00000000F0000000)
@@ -53,7 +67,7 @@ const COPIES: usize = memory.data(128, 16); // a round key once per lane
 }
 
 @inline function invShiftRows<T>(x: T): T {
-  if (isVector<T>()) return i8x16.shuffle(x, x, 0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3);
+  if (isVector<T>()) return perm(x, 1);
   else {
     return (x & 0x000000000000FFFF)
       | ((x << 4) & 0x00000000FFF00000) | ((x >> 12) & 0x00000000000F0000)
@@ -64,12 +78,12 @@ const COPIES: usize = memory.data(128, 16); // a round key once per lane
 
 // Row r of the result is row r + 1 (mod 4) of x, in every column.
 @inline function rot1<T>(x: T): T {
-  if (isVector<T>()) return i8x16.shuffle(x, x, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
+  if (isVector<T>()) return perm(x, 2);
   else return rotr<T>(x, 16);
 }
 
 @inline function rot2<T>(x: T): T {
-  if (isVector<T>()) return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  if (isVector<T>()) return perm(x, 3);
   else return rotr<T>(x, 32);
 }
 
