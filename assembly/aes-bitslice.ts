@@ -2,7 +2,8 @@
 //  - v128 (SIMD build): 8 blocks per batch. Plane b is 16 bytes, byte p is
 //    state byte p (FIPS 197 order, row r + 4 * column c) and bit j of it is
 //    bit b of that byte in block j. Every byte permutation of AES (ShiftRows,
-//    the column rotations of MixColumns) is then one i8x16.shuffle per plane.
+//    the column rotations of MixColumns) is then one byte swizzle by a fixed
+//    mask per plane.
 //  - u64 (scalar build): 4 blocks per batch. Bit 4m + j of plane b is bit b
 //    of state byte m = c + 4r of block j, so a row is a 16-bit field: the
 //    column rotations are 64-bit rotations and ShiftRows rotates each field.
