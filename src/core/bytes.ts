@@ -33,6 +33,11 @@ export function outputTarget(into: Uint8Array | undefined, max: number): Uint8Ar
   return into !== undefined && into.length >= max ? into : new Uint8Array(max);
 }
 
+/** Whether a streaming call wrote `result` into `into` (from its start) rather than a new array. */
+export function wroteInto(result: Uint8Array, into: Uint8Array | undefined): boolean {
+  return into !== undefined && result.buffer === into.buffer && result.byteOffset === into.byteOffset;
+}
+
 /** The first `n` bytes written to `target`. */
 export function written(target: Uint8Array, n: number): Uint8Array {
   return n === target.length ? target : n === 0 ? EMPTY : target.subarray(0, n);

@@ -1,6 +1,6 @@
 // A resource instance and the accumulated data of an append attribute.
 import { isKeyHandle, type KeyHandle } from '../backends/backend.ts';
-import { EMPTY } from '../core/bytes.ts';
+import { EMPTY, wroteInto } from '../core/bytes.ts';
 import type { CompiledType, StreamSink } from './schema.ts';
 
 export class Resource {
@@ -178,7 +178,7 @@ export class Accumulator {
   /** Takes output the sink returned for `room`: written there already, or copied in (the sink's array is zeroized). */
   keep(out: Uint8Array, room: Uint8Array): void {
     if (out.length === 0) return;
-    if (out.buffer !== room.buffer || out.byteOffset !== room.byteOffset) {
+    if (!wroteInto(out, room)) {
       this.room(out.length).set(out);
       out.fill(0);
     }

@@ -2,7 +2,7 @@
 // needed an update() goes through the core's one-shot call (cheapest for the
 // small operations an IN-CSE sends by the thousand); otherwise a core context
 // is created on the first update and released exactly once.
-import { EMPTY } from '../../core/bytes.ts';
+import { EMPTY, wroteInto } from '../../core/bytes.ts';
 import { StateError } from '../../core/errors.ts';
 
 /** A core streaming context as the facade exposes it. */
@@ -45,8 +45,8 @@ export class LazyStream {
       if (!head || head.length === 0) return ctx.finish(into);
       const tail = ctx.finish();
       const n = head.length + tail.length;
-      const inPlace = into !== undefined && head.buffer === into.buffer && head.byteOffset === into.byteOffset && into.length >= n;
-      const out = inPlace ? into.subarray(0, n) : new Uint8Array(n);
+      const inPlace = wroteInto(head, into) && into!.length >= n;
+      const out = inPlace ? into!.subarray(0, n) : new Uint8Array(n);
       if (!inPlace) {
         out.set(head);
         head.fill(0);

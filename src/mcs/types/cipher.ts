@@ -59,15 +59,15 @@ function operation(direction: Direction) {
     change.hint = direction;
     const taken = data?.take(direction);
     try {
-      if (!taken) {
+      if (!data || !taken) {
         const stream = await open(ctx, res, direction);
         change.attrs.set('calculatedData', await stream.final(data?.bytes()));
         return;
       }
       // The stream's output so far is in the accumulator; the rest goes behind it.
-      const room = data!.room(taken.rest.length + 32);
-      data!.keep(await (taken.sink as CipherSink).stream.final(taken.rest, room), room);
-      change.attrs.set('calculatedData', new Borrowed(data!.output()));
+      const room = data.room(taken.rest.length + 32);
+      data.keep(await (taken.sink as CipherSink).stream.final(taken.rest, room), room);
+      change.attrs.set('calculatedData', new Borrowed(data.output()));
     } catch (e) {
       // No stale or partial result stays behind a failed operation.
       data?.dropStream();
