@@ -29,9 +29,9 @@ export function abi_version(): u32 {
   return ABI_VERSION;
 }
 
-// Bit 0: this build uses SIMD (v128).
+// Bit 0: this build uses SIMD (v128); bit 1: Relaxed SIMD.
 export function features(): u32 {
-  return ASC_FEATURE_SIMD ? 1 : 0;
+  return (ASC_FEATURE_SIMD ? 1 : 0) | (ASC_FEATURE_RELAXED_SIMD ? 2 : 0);
 }
 
 export function io_ptr(): usize {

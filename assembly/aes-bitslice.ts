@@ -10,6 +10,7 @@
 // Nothing indexes memory or branches on key or data: the S-box is a circuit
 // (aes-sbox.ts), the permutations are fixed.
 import { sboxPlanes, invSboxPlanes, X, A, N } from './aes-sbox';
+import { swizzle } from './swizzle';
 
 export const PLANES_BYTES: usize = ASC_FEATURE_SIMD ? 128 : 64; // 8 planes of one batch
 export const LANES: usize = ASC_FEATURE_SIMD ? 8 : 4; // blocks per batch
@@ -54,7 +55,7 @@ const PERMS: usize = memory.data<u8>([
 ]);
 
 @inline function perm(x: v128, which: usize): v128 {
-  return i8x16.swizzle(x, v128.load(PERMS + (which << 4)));
+  return swizzle(x, v128.load(PERMS + (which << 4)));
 }
 
 @inline function shiftRows<T>(x: T): T {

@@ -28,6 +28,7 @@
 // scripts/gen-aes-tower.mjs derives them (choosing W and a) and checks the
 // lookup sequence below against the FIPS 197 S-box for all 256 inputs, and
 // whole blocks in this order against a plain AES.
+import { swizzle } from './swizzle';
 
 // TL/TH: standard basis to round basis, by low and high nibble. INV: 1/n;
 // INVA: a/n. O, S1, S2 by io (_U) and by jo (_T): the affine map without its
@@ -90,11 +91,11 @@ const LAYOUT: usize = 224;
 }
 
 @inline function lookup(table: usize, i: v128): v128 {
-  return i8x16.swizzle(v128.load(TABLES + table), i);
+  return swizzle(v128.load(TABLES + table), i);
 }
 
 @inline function permute(x: v128, mask: usize): v128 {
-  return i8x16.swizzle(x, v128.load(MASKS + mask));
+  return swizzle(x, v128.load(MASKS + mask));
 }
 
 @inline function toTower(x: v128): v128 {

@@ -6,13 +6,13 @@ import nodeCrypto from 'node:crypto';
 import { gcm as nobleGcm, cbc as nobleCbc, cmac as nobleCmac } from '@noble/ciphers/aes.js';
 import { gcm, ccm, cbc, cmac, aesKey, initSync, type AesKey } from '../src/index.ts';
 import type { BenchCase, BenchGroup, BenchModule } from './harness.ts';
-import { BUILDS, senvCases } from './builds.ts';
+import { AES_BUILDS, senvCases } from './builds.ts';
 
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
 
 // The same operation with a key expanded once per build, outside the loop.
 function senvKeyCases(key: Uint8Array, fn: (k: AesKey) => unknown): BenchCase[] {
-  return BUILDS.map((build) => {
+  return AES_BUILDS.map((build) => {
     let k: AesKey | undefined;
     return {
       impl: `senv ${build} AesKey`,
@@ -52,7 +52,7 @@ export const aesBench: BenchModule = async (opts) => {
       const name: nodeCrypto.CipherGCMTypes = bitsize === 128 ? 'aes-128-gcm' : 'aes-256-gcm';
       groups.push({
         algorithm: `AES-${bitsize}-GCM encrypt`, size, cases: [
-          ...senvCases(() => gcm(key, nonce).encrypt(data)),
+          ...senvCases(() => gcm(key, nonce).encrypt(data), AES_BUILDS),
           ...(size <= 1024 ? senvKeyCases(key, (k) => gcm(k, nonce).encrypt(data)) : []),
           { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv(name, key, nonce); c.update(data); c.final(); return c.getAuthTag(); } },
           { impl: '@noble/ciphers', fn: () => nobleGcm(key, nonce).encrypt(data) },
@@ -71,20 +71,20 @@ export const aesBench: BenchModule = async (opts) => {
     const empty = new Uint8Array(0);
     groups.push({
       algorithm: 'AES-128-GMAC (GCM, data as AAD)', size, cases: [
-        ...senvCases(() => gcm(key, nonce, data).encrypt(empty)),
+        ...senvCases(() => gcm(key, nonce, data).encrypt(empty), AES_BUILDS),
         { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-gcm', key, nonce); c.setAAD(data); c.final(); return c.getAuthTag(); } },
         { impl: '@noble/ciphers', fn: () => nobleGcm(key, nonce, data).encrypt(empty) },
       ],
     });
     groups.push({
       algorithm: 'AES-128-CCM encrypt', size, cases: [
-        ...senvCases(() => ccm(key, nonce).encrypt(data)),
+        ...senvCases(() => ccm(key, nonce).encrypt(data), AES_BUILDS),
         { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 16 }); c.setAAD(new Uint8Array(0), { plaintextLength: data.length }); c.update(data); c.final(); return c.getAuthTag(); } },
       ],
     });
     groups.push({
       algorithm: 'AES-128-CBC encrypt (PKCS#7)', size, cases: [
-        ...senvCases(() => cbc(key, iv).encrypt(data)),
+        ...senvCases(() => cbc(key, iv).encrypt(data), AES_BUILDS),
         { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-cbc', key, iv); c.update(data); return c.final(); } },
         { impl: '@noble/ciphers', fn: () => nobleCbc(key, iv).encrypt(data) },
       ],
@@ -92,14 +92,14 @@ export const aesBench: BenchModule = async (opts) => {
     const ct = cbc(key, iv).encrypt(data);
     groups.push({
       algorithm: 'AES-128-CBC decrypt (PKCS#7)', size, cases: [
-        ...senvCases(() => cbc(key, iv).decrypt(ct)),
+        ...senvCases(() => cbc(key, iv).decrypt(ct), AES_BUILDS),
         { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createDecipheriv('aes-128-cbc', key, iv); c.update(ct); return c.final(); } },
         { impl: '@noble/ciphers', fn: () => nobleCbc(key, iv).decrypt(ct) },
       ],
     });
     groups.push({
       algorithm: 'AES-128-CMAC', size, cases: [
-        ...senvCases(() => cmac(key, data)),
+        ...senvCases(() => cmac(key, data), AES_BUILDS),
         { impl: '@noble/ciphers', fn: () => nobleCmac(data, key) },
         // node:crypto has no CMAC; its CBC over the same bytes costs about the same.
         { impl: 'node:crypto (CBC as CMAC)', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-cbc', key, iv); c.update(data); return c.final(); } },

@@ -9,7 +9,7 @@ import nodeCrypto from 'node:crypto';
 import { initSync } from '../src/index.ts';
 import { core, type Core } from '../src/core/loader.ts';
 import type { BenchModule } from './harness.ts';
-import { BUILDS } from './builds.ts';
+import { AES_BUILDS } from './builds.ts';
 
 const REPEAT = 8; // calls per measurement, so one sample spans a few microseconds
 
@@ -134,7 +134,7 @@ function probes(c: Core): { list: Probe[]; release: () => void } {
 export const dudectAesBench: BenchModule = (opts) => {
   const samples = opts.quick ? 20_000 : 200_000;
   console.log(`\ndudect-style timing check, ${samples} measurements of ${REPEAT} calls each; Welch |t| over all samples and below the 50/75/90th percentiles`);
-  for (const build of BUILDS) {
+  for (const build of AES_BUILDS) {
     initSync({ build });
     const c = core();
     const { list, release } = probes(c);

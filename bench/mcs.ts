@@ -98,7 +98,7 @@ async function memoryReport(ops: number): Promise<void> {
 }
 
 export const mcsBench: BenchModule = async (opts) => {
-  initSync({ build: 'simd' });
+  initSync();
   await memoryReport(opts.quick ? 100_000 : 1_000_000);
   const r = await rig();
   const key = new Uint8Array(nodeCrypto.randomBytes(16)), nonce = new Uint8Array(nodeCrypto.randomBytes(12));

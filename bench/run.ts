@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { benchModules } from './index.ts';
 import { runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
-import { initSync, type CoreBuild, type CoreInfo } from '../src/index.ts';
+import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 
 // What a user pays on first load, measured in a fresh process (median of
 // three): in this one, the bench modules just imported compete with the
@@ -13,7 +13,7 @@ function coldInstantiation(build: CoreBuild): CoreInfo {
   const senvUrl = new URL('../src/index.js', import.meta.url).href;
   const script = `const { init } = await import('${senvUrl}'); console.log(JSON.stringify(await init({ build: '${build}' })));`;
   const runs = [0, 1, 2].map(() => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cold instantiation of the ${build} build failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as CoreInfo;
   });
@@ -42,10 +42,13 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
 
 export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   const opts: BenchOptions = { quick: args.quick, ...(args.filter ? { filter: new RegExp(args.filter) } : {}) };
-  const startup = [coldInstantiation('simd'), coldInstantiation('scalar')];
+  const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
-  initSync({ build: 'simd' });
+  if (!coreBuilds().includes('relaxed')) {
+    console.log('  relaxed not taken by this runtime (Relaxed SIMD; on Node 20: node --experimental-wasm-relaxed-simd bin/senv.js bench)');
+  }
+  initSync();
   const names = args.only ?? Object.keys(benchModules);
   const records: BenchRecord[] = [];
   for (const name of names) {

@@ -1,11 +1,13 @@
 // The `senv` command.
 import { selftest } from '../core/selftest.ts';
-import { initSync, type CoreBuild } from '../core/loader.ts';
+import { initSync, coreBuilds, type CoreBuild } from '../core/loader.ts';
 
 const USAGE = `usage: senv <command> [options]
 
 commands:
-  selftest [--build simd|scalar|all]   known-answer test of every core algorithm on this runtime
+  selftest [--build relaxed|simd|scalar|all]
+                                       known-answer test of every core algorithm on this runtime
+                                       (all: every build the runtime takes)
   bench [--quick] [--only m1,m2] [--filter regex] [--out file]
                                        senv against its peers (needs a source checkout with devDependencies)
   virtual-card [--slot 0|1] [--store FILE] [--no-extended] [--verbose]
@@ -15,7 +17,7 @@ commands:
 function runSelftest(argv: string[]): number {
   const i = argv.indexOf('--build');
   const which = i >= 0 ? argv[i + 1] : 'all';
-  const builds: CoreBuild[] = which === 'all' ? ['simd', 'scalar'] : [which as CoreBuild];
+  const builds: CoreBuild[] = which === 'all' ? coreBuilds() : [which as CoreBuild];
   let failed = 0;
   for (const build of builds) {
     initSync({ build });

@@ -1,5 +1,5 @@
 // The typed facade over the WASM core.
-export { init, initSync, coreMemoryStats, type CoreBuild, type CoreInfo, type InitOptions, type CoreMemoryStats } from './loader.ts';
+export { init, initSync, coreBuilds, CORE_BUILDS, coreMemoryStats, type CoreBuild, type CoreInfo, type InitOptions, type CoreMemoryStats } from './loader.ts';
 export { constantTimeEqual } from './compare.ts';
 export * from './errors.ts';
 export { sha256, sha384, sha512, hash, createHash, hashMany, sha256Many, type Hash, type HashName } from './hash.ts';

@@ -1,14 +1,24 @@
-// Loads the WASM core on any runtime: both builds are embedded as base64, so
-// there is no fetch, file access or bundler plugin involved. The SIMD build
-// is chosen when the runtime validates it, unless the caller forces a build.
-import { SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
+// Loads the WASM core on any runtime: the three builds are embedded as base64,
+// so there is no fetch, file access or bundler plugin involved. The best
+// build the runtime validates is chosen (Relaxed SIMD, then SIMD, then
+// scalar), unless the caller forces one.
+import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
 import type { CoreExports } from './exports.ts';
+import { FEATURE_PROBES } from './feature-probes.ts';
 import { CoreError } from './errors.ts';
 
-export type CoreBuild = 'simd' | 'scalar';
+/**
+ * 'relaxed' is the SIMD build with Relaxed SIMD's swizzle in AES (Node 22+,
+ * Deno, Chromium; Node 20 with --experimental-wasm-relaxed-simd); 'simd'
+ * needs WebAssembly SIMD only; 'scalar' runs everywhere.
+ */
+export type CoreBuild = 'relaxed' | 'simd' | 'scalar';
+
+/** Every build, best first. */
+export const CORE_BUILDS: readonly CoreBuild[] = ['relaxed', 'simd', 'scalar'];
 
 export interface InitOptions {
-  /** 'auto' (default) picks SIMD when WebAssembly.validate accepts it. */
+  /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
   build?: CoreBuild | 'auto';
 }
 
@@ -68,7 +78,6 @@ let current: Core | undefined;
 // One instance per build: switching builds back and forth (tests, benchmarks
 // comparing them) reuses the instance, its memory and its optimized code.
 const loaded: Partial<Record<CoreBuild, Core>> = {};
-let simdSupported: boolean | undefined;
 
 // Start-up is what constrained callers pay for, so decode natively where the
 // runtime can: Uint8Array.fromBase64 (recent engines), Node's Buffer (its
@@ -88,22 +97,31 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+const BASE64: Record<CoreBuild, string> = { relaxed: RELAXED_WASM_BASE64, simd: SIMD_WASM_BASE64, scalar: SCALAR_WASM_BASE64 };
+
 function bytesOf(build: CoreBuild): Uint8Array<ArrayBuffer> {
-  return (decoded[build] ??= decodeBase64(build === 'simd' ? SIMD_WASM_BASE64 : SCALAR_WASM_BASE64));
+  return (decoded[build] ??= decodeBase64(BASE64[build]));
 }
 
-// The smallest module that uses a v128 instruction (as in wasm-feature-detect):
-// validating it answers "SIMD?" without a pass over the whole core.
-const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+const supported: Partial<Record<CoreBuild, boolean>> = {};
+
+function runs(build: CoreBuild): boolean {
+  return (supported[build] ??= build === 'scalar' || WebAssembly.validate(FEATURE_PROBES[build]));
+}
+
+/** The builds this runtime can load, best first (the first is what 'auto' loads). */
+export function coreBuilds(): CoreBuild[] {
+  return CORE_BUILDS.filter(runs);
+}
 
 function pick(options: InitOptions | undefined): CoreBuild {
   const want = options?.build ?? 'auto';
-  if (want !== 'auto' && want !== 'simd' && want !== 'scalar') {
-    throw new CoreError(`unknown core build '${String(want)}': use 'auto', 'simd' or 'scalar'`);
+  if (want === 'auto') return coreBuilds()[0]!;
+  if (!CORE_BUILDS.includes(want)) {
+    throw new CoreError(`unknown core build '${String(want)}': use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);
   }
-  simdSupported ??= WebAssembly.validate(SIMD_PROBE);
-  if (want === 'simd' && !simdSupported) throw new CoreError('this runtime does not support WebAssembly SIMD');
-  return want === 'auto' ? (simdSupported ? 'simd' : 'scalar') : want;
+  if (!runs(want)) throw new CoreError(`this runtime does not support the '${want}' core build (WebAssembly ${want === 'relaxed' ? 'Relaxed SIMD' : 'SIMD'})`);
+  return want;
 }
 
 function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Core {

@@ -1,7 +1,8 @@
 // The Chromium test page's bundle (built by Vite in scripts/test-browser.mjs):
-// runs every portable suite on both builds with vectors fetched from the
+// runs every portable suite on every build the browser takes with vectors fetched from the
 // local test server, and hands the results to the runner.
 import { runSuites, type CaseResult } from '../portable/run.ts';
+import { coreBuilds } from '../../src/index.ts';
 
 declare global {
   interface Window {
@@ -14,4 +15,4 @@ window.senvRun = () =>
     const res = await fetch(`/vectors/${path}`);
     if (!res.ok) throw new Error(`vector ${path}: HTTP ${res.status}`);
     return res.text();
-  }, ['simd', 'scalar']);
+  }, coreBuilds());

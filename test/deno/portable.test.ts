@@ -1,6 +1,6 @@
 // Runs the runtime-neutral vector suites under Deno, once per core build:
 //   deno test --allow-read test/deno
-import { initSync, type CoreBuild } from '../../src/index.ts';
+import { initSync, coreBuilds } from '../../src/index.ts';
 import { suites } from '../portable/index.ts';
 
 declare const Deno: {
@@ -10,7 +10,7 @@ declare const Deno: {
 
 const read = (path: string) => Deno.readTextFile(new URL(`../vectors/${path}`, import.meta.url));
 
-for (const build of ['simd', 'scalar'] as CoreBuild[]) {
+for (const build of coreBuilds()) {
   for (const [suite, cases] of Object.entries(suites)) {
     for (const c of cases) {
       Deno.test(`${build}: ${suite}: ${c.name}`, () => {
