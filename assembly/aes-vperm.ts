@@ -156,12 +156,16 @@ export function vpermKeys(dst: usize, rk: usize, nr: usize): void {
   v128.store(dst + (nr << 4), v128.xor(v128.load(rk + (nr << 4)), c));
 }
 
-// Encrypts one block under the round keys rk (vpermKeys).
-export function encryptBlockVperm(rk: usize, nr: usize, src: usize, dst: usize): void {
-  const t = middle(toTower(v128.xor(v128.load(src), v128.load(rk))), rk, nr);
+@inline function encrypt(x: v128, rk: usize, nr: usize): v128 {
+  const t = middle(toTower(v128.xor(x, v128.load(rk))), rk, nr);
   const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l);
   const ak = lookup(INVA, l);
-  v128.store(dst, v128.xor(lastOut(half(i, j, ak), half(j, i, ak), nr), v128.load(rk + (nr << 4))));
+  return v128.xor(lastOut(half(i, j, ak), half(j, i, ak), nr), v128.load(rk + (nr << 4)));
+}
+
+// Encrypts one block under the round keys rk (vpermKeys).
+export function encryptBlockVperm(rk: usize, nr: usize, src: usize, dst: usize): void {
+  v128.store(dst, encrypt(v128.load(src), rk, nr));
 }
 
 // The CBC chain x = E(x ^ m_i) over n blocks from src, each x also written
@@ -194,4 +198,43 @@ export function subWordVperm(w: u32): u32 {
   const ak = lookup(INVA, l);
   const o = v128.xor(lookup(O_U, half(i, j, ak)), lookup(O_T, half(j, i, ak)));
   return i32x4.extract_lane(v128.xor(o, i8x16.splat(0x63)), 0);
+}
+
+// The standard-basis counter block with the big-endian 32-bit count, as
+// SP 800-38C formats it, from its first 12 bytes in head.
+@inline function counterBlock(head: v128, count: u32): v128 {
+  return i32x4.replace_lane(head, 3, bswap<u32>(count));
+}
+
+// CCM's two AES chains over n whole blocks: the CBC-MAC at mac (serial) and
+// the counter mode from the counter block at ctr (advanced by n). A block
+// of each goes through the rounds side by side, so the counter block uses
+// the shuffle ports while the MAC chain waits on its lookups' latency. The
+// keystream runs one block ahead, which lets decryption MAC the plaintext it
+// has just produced; the block computed past the end is dropped.
+export function ccmVperm(rk: usize, nr: usize, mac: usize, ctr: usize, src: usize, dst: usize, n: usize, decrypt: bool): void {
+  const k0 = v128.load(rk), kn = v128.load(rk + (nr << 4)), last = lastMask(nr);
+  const c = toTower(v128.xor(kn, k0));
+  const head = v128.load(ctr);
+  let count = bswap<u32>(load<u32>(ctr, 12));
+  let y = v128.xor(toTower(v128.load(mac)), toTower(kn));
+  let ks = encrypt(head, rk, nr);
+  let io = y, jo = y;
+  for (let b: usize = 0; b < n; b++) {
+    const x = v128.load(src + (b << 4)), o = v128.xor(x, ks);
+    v128.store(dst + (b << 4), o);
+    let t = v128.xor(y, v128.xor(toTower(decrypt ? o : x), c));
+    let u = toTower(v128.xor(counterBlock(head, ++count), k0));
+    for (let r: usize = 1; r < nr; r++) {
+      t = mid(t, rk, r);
+      u = mid(u, rk, r);
+    }
+    const i = nibbleHi(t), l = nibbleLo(t), j = v128.xor(i, l), ak = lookup(INVA, l);
+    const i2 = nibbleHi(u), l2 = nibbleLo(u), j2 = v128.xor(i2, l2), ak2 = lookup(INVA, l2);
+    io = half(i, j, ak); jo = half(j, i, ak);
+    y = permute(v128.xor(lookup(S1_U, io), lookup(S1_T, jo)), last);
+    ks = v128.xor(lastOut(half(i2, j2, ak2), half(j2, i2, ak2), nr), kn);
+  }
+  v128.store(mac, v128.xor(lastOut(io, jo, nr), kn));
+  v128.store(ctr, counterBlock(head, count));
 }

@@ -5,7 +5,7 @@
 import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH } from './abi';
 import { sboxPlanes } from './aes-sbox';
 import { cryptBlocks, roundKeyPlanes, PLANES_BYTES, LANES } from './aes-bitslice';
-import { encryptBlockVperm, chainVperm, subWordVperm, vpermKeys } from './aes-vperm';
+import { encryptBlockVperm, chainVperm, ccmVperm, subWordVperm, vpermKeys } from './aes-vperm';
 import { GHASH_KEY_SIZE, ghashKeyUsed } from './ghash';
 
 export const AES_KEY_KIND: u32 = 0x200;
@@ -107,6 +107,19 @@ export function cbcChain(k: usize, chain: usize, src: usize, dst: usize, n: usiz
     cryptBlocks(k + RK, rounds(k), chain, chain, 1, false);
     if (dst) memory.copy(dst + (i << 4), chain, 16);
   }
+}
+
+// CCM over n whole blocks: the CBC-MAC at mac over the plaintext and the
+// counter mode from the counter block at ctr (advanced by n), from src to
+// dst (which may be equal). The SIMD build runs both chains side by side.
+export function ccmBlocks(k: usize, mac: usize, ctr: usize, src: usize, dst: usize, n: usize, decrypt: bool): void {
+  if (ASC_FEATURE_SIMD) {
+    ccmVperm(k + RKB, rounds(k), mac, ctr, src, dst, n, decrypt);
+    return;
+  }
+  if (!decrypt) cbcChain(k, mac, src, 0, n);
+  ctr32(k, ctr, src, dst, n << 4);
+  if (decrypt) cbcChain(k, mac, dst, 0, n);
 }
 
 @inline export function decryptBlocks(k: usize, src: usize, dst: usize, n: usize): void {

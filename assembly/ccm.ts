@@ -4,7 +4,7 @@
 // operation declares both when it is created.
 import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, cbcChain, ctrStream, inc32, opContext } from './aes';
+import { isAesKey, encryptBlocks, cbcChain, ccmBlocks, ctrStream, inc32, opContext } from './aes';
 
 export const CCM_KIND: u32 = 0x202;
 
@@ -68,9 +68,10 @@ function crypt(op: usize, src: usize, dst: usize, len: usize): void {
   ctrStream(key(op), op + CTR, op + KS, op + KSOFF, src, dst, len);
 }
 
-// The MAC chain is serial and runs on the one-block path; the counter
-// mode runs in batches (ctr32). Decryption MACs the plaintext it produced.
-function process(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
+// Up to a payload block boundary and after the last whole block, byte by
+// byte through the MAC's partial block and the kept keystream; whole blocks
+// through ccmBlocks. Decryption MACs the plaintext it produced.
+function step(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
   if (decrypt) {
     crypt(op, src, dst, len);
     absorb(op, dst, len);
@@ -78,6 +79,18 @@ function process(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): 
     absorb(op, src, len);
     crypt(op, src, dst, len);
   }
+}
+
+// The MAC's partial block and the keystream used of the current counter
+// block both hold the payload's length mod 16, so they reach a block
+// boundary together.
+function process(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): void {
+  const into: usize = (16 - <usize>load<u32>(op, PARTLEN)) & 15;
+  const head = len < into ? len : into;
+  step(op, src, dst, head, decrypt);
+  const whole = (len - head) & ~15;
+  if (whole) ccmBlocks(key(op), op + MAC, op + CTR, src + head, dst + head, whole >> 4, decrypt);
+  step(op, src + head + whole, dst + head + whole, len - head - whole, decrypt);
 }
 
 @inline function live(op: usize): i32 {
