@@ -65,7 +65,8 @@ const XS: usize = memory.data(<i32>XSIZE, 16);
 // power being prepared.
 const PS: usize = memory.data(ASC_FEATURE_SIMD ? 112 : 16, 16);
 const LIMBS: usize = memory.data(ASC_FEATURE_SIMD ? 64 : 16, 16);
-const HP: usize = memory.data(32, 16); // zero, then a power of H being prepared
+// H^i as a block at 16 i while the powers are prepared.
+const HPOW: usize = memory.data(<i32>(AGG + 1) * 16, 16);
 
 @inline function classes(dst: usize, h: u64): void {
   store<u64>(dst, h & (M0 & 0xFFFFFFFF));
@@ -179,16 +180,38 @@ export function ghashKeyUsed(hk: usize): usize {
   return load<u32>(hk, READY) ? GHASH_KEY_SIZE : POWERS + POWER;
 }
 
-// H^2 .. H^AGG, each as the hash of the one block H^(i-1) from zero.
+// The 32 bits of x spread to the even bits of a u64: carry-less squaring.
+@inline function spread(x: u64): u64 {
+  x = (x | (x << 16)) & 0x0000FFFF0000FFFF;
+  x = (x | (x << 8)) & 0x00FF00FF00FF00FF;
+  x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0F;
+  x = (x | (x << 2)) & 0x3333333333333333;
+  return (x | (x << 1)) & 0x5555555555555555;
+}
+
+// dst = src^2 (16 bytes each, may be equal): squaring is linear in GF(2)[x],
+// the bits spread apart and the result reduced, several times cheaper than
+// a product.
+function square(dst: usize, src: usize): void {
+  const x1 = bswap<u64>(load<u64>(src)), x0 = bswap<u64>(load<u64>(src, 8));
+  reduce(dst, spread(x0 & 0xFFFFFFFF), spread(x0 >> 32), spread(x1 & 0xFFFFFFFF), spread(x1 >> 32));
+}
+
+// H^2 .. H^AGG: even powers squared from half their exponent, odd ones as
+// the hash of the one block H^(i-1) from zero (a product by H).
 function powers(hk: usize): void {
-  memory.copy(HP + 16, hk, 16);
-  for (let i: usize = 1; i < AGG; i++) {
-    memory.fill(HP, 0, 16);
-    ghashRun(hk, HP, HP + 16, 1);
-    power(hk + POWERS + i * POWER, HP);
-    memory.copy(HP + 16, HP, 16);
+  memory.copy(HPOW + 16, hk, 16);
+  for (let i: usize = 2; i <= AGG; i++) {
+    const hi = HPOW + (i << 4);
+    if (i & 1) {
+      memory.fill(hi, 0, 16);
+      ghashRun(hk, hi, hi - 16, 1);
+    } else {
+      square(hi, HPOW + ((i >> 1) << 4));
+    }
+    power(hk + POWERS + (i - 1) * POWER, hi);
   }
-  memory.fill(HP, 0, 32);
+  memory.fill(HPOW, 0, (AGG + 1) << 4);
   store<u32>(hk, 1, READY);
 }
 
@@ -299,8 +322,13 @@ function ghashRun(hk: usize, y: usize, src: usize, n: usize): void {
   const h0 = hl ^ (hm << 32), h1 = hh ^ (hm >> 32);
   const ml = prod(6), mh = prod(7), mm = prod(8) ^ ml ^ mh;
   const m0 = ml ^ (mm << 32) ^ l0 ^ h0, m1 = mh ^ (mm >> 32) ^ l1 ^ h1;
-  // 256-bit product p3:p2:p1:p0, shifted left by one for the reflected order.
-  const p0 = l0, p1 = l1 ^ m0, p2 = h0 ^ m1, p3 = h1;
+  reduce(y, l0, l1 ^ m0, h0 ^ m1, h1);
+}
+
+// y = the 256-bit carry-less product p3:p2:p1:p0 of two blocks read as
+// integers, reduced: shifted left by one for the reflected order, then
+// reduced modulo the GHASH polynomial.
+@inline function reduce(y: usize, p0: u64, p1: u64, p2: u64, p3: u64): void {
   const q3 = (p3 << 1) | (p2 >> 63), q2 = (p2 << 1) | (p1 >> 63);
   const q1 = (p1 << 1) | (p0 >> 63), q0 = p0 << 1;
   // Reduce the low half (x^128 .. x^255) by x^128 = x^7 + x^2 + x + 1: in
