@@ -6,7 +6,7 @@ import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
-import { withKey, ownedKey, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { withKey, ownedKey, check, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
 export interface AeadMode {
@@ -60,10 +60,9 @@ function runOp(c: Core, mode: AeadMode, op: number, aad: Uint8Array, data: Uint8
   });
 }
 
-function verified(c: Core, mode: AeadMode, op: number, tag: Uint8Array, plaintext: Uint8Array[]): void {
-  const ptr = outPtr(c);
-  c.mem().set(tag, ptr);
-  const status = mode.verify(c, op, ptr);
+/** Checks the tag at `tagPtr` in the core; on failure wipes `plaintext` and throws. */
+function verified(c: Core, mode: AeadMode, op: number, tagPtr: number, plaintext: Uint8Array[]): void {
+  const status = mode.verify(c, op, tagPtr);
   if (status < 0) {
     for (const p of plaintext) p.fill(0);
     if (status === -5) throw new AuthenticationError(`${mode.name}: authentication failed (wrong key, nonce, associated data, ciphertext or tag)`);
@@ -71,15 +70,26 @@ function verified(c: Core, mode: AeadMode, op: number, tag: Uint8Array, plaintex
   }
 }
 
+// A message of up to CHUNK bytes takes one pass through the I/O window: its
+// output and tag land side by side in the output half and leave it in one
+// slice (no zero-filled array, no views: each costs about as much as
+// encrypting a few hundred bytes).
 export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Uint8Array {
   assertBytes(data, 'plaintext');
   return withKey(key, (c, k) => {
-    const op = mode.create(c, k, false, true, data.length);
-    const out = new Uint8Array(data.length + mode.tagLength);
-    runOp(c, mode, op, aad, data, out);
-    check(mode.final(c, op, outPtr(c)), mode.name);
-    out.set(c.mem().subarray(outPtr(c), outPtr(c) + mode.tagLength), data.length);
-    return out;
+    const n = data.length, out = outPtr(c);
+    const op = mode.create(c, k, false, true, n);
+    if (n > CHUNK) {
+      const result = new Uint8Array(n + mode.tagLength);
+      runOp(c, mode, op, aad, data, result);
+      check(mode.final(c, op, out), mode.name);
+      result.set(c.mem().subarray(out, out + mode.tagLength), n);
+      return result;
+    }
+    pump(c, aad, (p, len) => check(mode.aad(c, op, p, len), mode.name));
+    if (n) check(mode.update(c, op, input(c, data), out, n), mode.name);
+    check(mode.final(c, op, out + n), mode.name);
+    return c.read(out, n + mode.tagLength);
   });
 }
 
@@ -90,10 +100,19 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   return withKey(key, (c, k) => {
     const n = data.length - t;
     const op = mode.create(c, k, true, true, n);
-    const out = new Uint8Array(n);
-    runOp(c, mode, op, aad, data.subarray(0, n), out);
-    verified(c, mode, op, data.subarray(n), [out]);
-    return out;
+    if (n > CHUNK) {
+      const result = new Uint8Array(n);
+      runOp(c, mode, op, aad, data.subarray(0, n), result);
+      c.mem().set(data.subarray(n), outPtr(c));
+      verified(c, mode, op, outPtr(c), [result]);
+      return result;
+    }
+    pump(c, aad, (p, len) => check(mode.aad(c, op, p, len), mode.name));
+    // ciphertext and tag in the input half, plaintext in the output half
+    const src = input(c, data);
+    if (n) check(mode.update(c, op, src, outPtr(c), n), mode.name);
+    verified(c, mode, op, src + n, []);
+    return c.read(outPtr(c), n);
   });
 }
 
@@ -210,7 +229,8 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     const t = this.mode.tagLength;
     try {
       if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
-      verified(this.core, this.mode, op, this.#tail, this.#held);
+      this.core.mem().set(this.#tail, outPtr(this.core));
+      verified(this.core, this.mode, op, outPtr(this.core), this.#held);
       if (this.#held.length === 1 && !into) return this.#held.pop()!;
       const out = outputTarget(into, this.#heldBytes);
       concatBytes(this.#held, out.subarray(0, this.#heldBytes));
@@ -306,19 +326,45 @@ class CollectingDecryptStream implements AeadDecryptStream {
   }
 }
 
-/** The object gcm() and ccm() return. `messageLength` lets CCM stream for real. */
+/**
+ * The object gcm() and ccm() return. `messageLength` lets CCM stream for
+ * real. A class rather than a literal of arrow functions: a one-shot call
+ * creates it every time, and each closure is an allocation.
+ */
+class AeadImpl implements Aead {
+  readonly tagLength: number;
+  readonly #mode: AeadMode;
+  readonly #key: KeyInput;
+  readonly #aad: Uint8Array;
+  readonly #messageLength: number | undefined;
+
+  constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, messageLength: number | undefined) {
+    this.tagLength = mode.tagLength;
+    this.#mode = mode;
+    this.#key = key;
+    this.#aad = aad;
+    this.#messageLength = messageLength;
+  }
+
+  encrypt(data: Uint8Array): Uint8Array {
+    return oneShotEncrypt(this.#mode, this.#key, this.#aad, data);
+  }
+
+  decrypt(data: Uint8Array): Uint8Array {
+    return oneShotDecrypt(this.#mode, this.#key, this.#aad, data);
+  }
+
+  encryptStream(): AeadEncryptStream {
+    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingEncryptStream((d) => this.encrypt(d));
+    return new EncryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
+  }
+
+  decryptStream(): AeadDecryptStream {
+    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingDecryptStream((d) => this.decrypt(d));
+    return new DecryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
+  }
+}
+
 export function aead(mode: AeadMode, key: KeyInput, aad: Uint8Array, messageLength?: number): Aead {
-  return {
-    tagLength: mode.tagLength,
-    encrypt: (data) => oneShotEncrypt(mode, key, aad, data),
-    decrypt: (data) => oneShotDecrypt(mode, key, aad, data),
-    encryptStream: () => {
-      if (mode.needsLength && messageLength === undefined) return new CollectingEncryptStream((d) => oneShotEncrypt(mode, key, aad, d));
-      return new EncryptStream(mode, key, aad, messageLength ?? 0);
-    },
-    decryptStream: () => {
-      if (mode.needsLength && messageLength === undefined) return new CollectingDecryptStream((d) => oneShotDecrypt(mode, key, aad, d));
-      return new DecryptStream(mode, key, aad, messageLength ?? 0);
-    },
-  };
+  return new AeadImpl(mode, key, aad, messageLength);
 }

@@ -139,13 +139,22 @@ export function param(c: Core, bytes: Uint8Array): number {
 // How much of each half of the I/O window holds data since the last wipe.
 let ioUsed = 0;
 
+/** Copies up to CHUNK bytes to the input half of the I/O window. */
+export function input(c: Core, data: Uint8Array): number {
+  c.mem().set(data, c.io);
+  ioUsed = Math.max(ioUsed, data.length);
+  return c.io;
+}
+
 /** Feeds `data` through the input half of the I/O window in chunks. */
 export function pump(c: Core, data: Uint8Array, step: (ptr: number, len: number) => void): void {
+  if (data.length <= CHUNK) {
+    if (data.length) step(input(c, data), data.length);
+    return;
+  }
   for (let off = 0; off < data.length; off += CHUNK) {
     const n = Math.min(CHUNK, data.length - off);
-    c.mem().set(data.subarray(off, off + n), c.io);
-    ioUsed = Math.max(ioUsed, n);
-    step(c.io, n);
+    step(input(c, data.subarray(off, off + n)), n);
   }
 }
 

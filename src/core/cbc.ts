@@ -7,7 +7,7 @@ import { outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, check, param, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, ownedKey, check, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
@@ -53,9 +53,16 @@ function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Ar
   return check(s, 'AES-CBC');
 }
 
-// Writes the output straight into one array of the largest size it can have
-// (the input plus a padding block): no array per pumped chunk and no join.
+// Up to CHUNK bytes take one pass through the I/O window and leave it in one
+// slice. Longer input is written straight into one array of the largest size
+// the output can have (the input plus a padding block): no array per pumped
+// chunk and no join.
 function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt: boolean): Uint8Array {
+  if (data.length <= CHUNK) {
+    const dst = outPtr(c);
+    const w = data.length ? status(c.x.cbc_update(op, input(c, data), dst, data.length), padding, decrypt, []) : 0;
+    return c.read(dst, w + status(c.x.cbc_final(op, dst + w), padding, decrypt, []));
+  }
   const out = new Uint8Array(data.length + 16);
   let total = 0;
   const take = (w: number) => {
@@ -136,16 +143,41 @@ export function cbc(key: KeyInput, iv: Uint8Array, opts: CbcOptions = {}): Cbc {
   if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
     throw new UnknownAlgorithmError(`unknown CBC padding '${String(padding)}': expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }
-  const ivCopy = iv.slice();
-  const oneShot = (data: Uint8Array, decrypt: boolean) => {
+  return new CbcImpl(key, iv.slice(), padding);
+}
+
+// A class, not a literal of closures: a one-shot call creates one every time.
+class CbcImpl implements Cbc {
+  readonly #key: KeyInput;
+  readonly #iv: Uint8Array;
+  readonly #padding: CbcPadding;
+
+  constructor(key: KeyInput, iv: Uint8Array, padding: CbcPadding) {
+    this.#key = key;
+    this.#iv = iv;
+    this.#padding = padding;
+  }
+
+  encrypt(data: Uint8Array): Uint8Array {
+    return this.#oneShot(data, false);
+  }
+
+  decrypt(data: Uint8Array): Uint8Array {
+    return this.#oneShot(data, true);
+  }
+
+  encryptStream(): CbcStream {
+    return new CbcStreamImpl(this.#key, this.#iv, this.#padding, false);
+  }
+
+  decryptStream(): CbcStream {
+    return new CbcStreamImpl(this.#key, this.#iv, this.#padding, true);
+  }
+
+  #oneShot(data: Uint8Array, decrypt: boolean): Uint8Array {
+    const padding = this.#padding;
     assertBytes(data, decrypt ? 'ciphertext' : 'plaintext');
     checkLength(data.length, padding, decrypt);
-    return withKey(key, (c, k) => run(c, c.x.cbc_create(k, param(c, ivCopy), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 1), data, padding, decrypt));
-  };
-  return {
-    encrypt: (data) => oneShot(data, false),
-    decrypt: (data) => oneShot(data, true),
-    encryptStream: () => new CbcStreamImpl(key, ivCopy, padding, false),
-    decryptStream: () => new CbcStreamImpl(key, ivCopy, padding, true),
-  };
+    return withKey(this.#key, (c, k) => run(c, c.x.cbc_create(k, param(c, this.#iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 1), data, padding, decrypt));
+  }
 }

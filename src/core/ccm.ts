@@ -19,21 +19,42 @@ export interface CcmOptions {
   messageLength?: number;
 }
 
-function ccmMode(nonce: Uint8Array, aadLength: number, tagLength: number): AeadMode {
-  return {
-    name: 'AES-CCM',
-    tagLength,
-    needsLength: true,
-    create(c: Core, k: number, decrypt: boolean, scratch: boolean, msgLen: number): number {
-      const op = c.x.ccm_create(k, param(c, nonce), nonce.length, tagLength, BigInt(aadLength), BigInt(msgLen), decrypt ? 1 : 0, scratch ? 1 : 0);
-      if (op === 0) throw new LengthError(`AES-CCM: a ${nonce.length}-byte nonce leaves room for messages below 2^${8 * (15 - nonce.length)} bytes, got ${msgLen}`);
-      return op;
-    },
-    aad: (c, op, src, len) => c.x.ccm_aad(op, src, len),
-    update: (c, op, src, dst, len) => c.x.ccm_update(op, src, dst, len),
-    final: (c, op, out) => c.x.ccm_final(op, out),
-    verify: (c, op, tag) => c.x.ccm_verify(op, tag),
-  };
+// A class, not a literal of closures: a one-shot call creates one every time.
+class CcmMode implements AeadMode {
+  readonly name = 'AES-CCM';
+  readonly needsLength = true;
+  readonly #nonce: Uint8Array;
+  readonly #aadLength: number;
+  readonly tagLength: number;
+
+  constructor(nonce: Uint8Array, aadLength: number, tagLength: number) {
+    this.#nonce = nonce;
+    this.#aadLength = aadLength;
+    this.tagLength = tagLength;
+  }
+
+  create(c: Core, k: number, decrypt: boolean, scratch: boolean, msgLen: number): number {
+    const n = this.#nonce;
+    const op = c.x.ccm_create(k, param(c, n), n.length, this.tagLength, BigInt(this.#aadLength), BigInt(msgLen), decrypt ? 1 : 0, scratch ? 1 : 0);
+    if (op === 0) throw new LengthError(`AES-CCM: a ${n.length}-byte nonce leaves room for messages below 2^${8 * (15 - n.length)} bytes, got ${msgLen}`);
+    return op;
+  }
+
+  aad(c: Core, op: number, src: number, len: number): number {
+    return c.x.ccm_aad(op, src, len);
+  }
+
+  update(c: Core, op: number, src: number, dst: number, len: number): number {
+    return c.x.ccm_update(op, src, dst, len);
+  }
+
+  final(c: Core, op: number, out: number): number {
+    return c.x.ccm_final(op, out);
+  }
+
+  verify(c: Core, op: number, tag: number): number {
+    return c.x.ccm_verify(op, tag);
+  }
 }
 
 /** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
@@ -48,5 +69,5 @@ export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   }
   const m = opts.messageLength;
   if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${String(m)}`);
-  return aead(ccmMode(nonce.slice(), aad.length, tagLength), key, copyBytes(aad), m);
+  return aead(new CcmMode(nonce.slice(), aad.length, tagLength), key, copyBytes(aad), m);
 }

@@ -15,21 +15,39 @@ export interface GcmOptions {
 
 const TAG_LENGTHS = [16, 15, 14, 13, 12, 8, 4];
 
-function gcmMode(nonce: Uint8Array, tagLength: number): AeadMode {
-  return {
-    name: 'AES-GCM',
-    tagLength,
-    needsLength: false,
-    create(c: Core, k: number, decrypt: boolean, scratch: boolean): number {
-      const op = c.x.gcm_create(k, param(c, nonce), nonce.length, tagLength, decrypt ? 1 : 0, scratch ? 1 : 0);
-      if (op === 0) throw new LengthError('AES-GCM: parameters rejected by the core');
-      return op;
-    },
-    aad: (c, op, src, len) => c.x.gcm_aad(op, src, len),
-    update: (c, op, src, dst, len) => c.x.gcm_update(op, src, dst, len),
-    final: (c, op, out) => c.x.gcm_final(op, out),
-    verify: (c, op, tag) => c.x.gcm_verify(op, tag),
-  };
+// A class, not a literal of closures: a one-shot call creates one every time.
+class GcmMode implements AeadMode {
+  readonly name = 'AES-GCM';
+  readonly needsLength = false;
+  readonly #nonce: Uint8Array;
+  readonly tagLength: number;
+
+  constructor(nonce: Uint8Array, tagLength: number) {
+    this.#nonce = nonce;
+    this.tagLength = tagLength;
+  }
+
+  create(c: Core, k: number, decrypt: boolean, scratch: boolean): number {
+    const op = c.x.gcm_create(k, param(c, this.#nonce), this.#nonce.length, this.tagLength, decrypt ? 1 : 0, scratch ? 1 : 0);
+    if (op === 0) throw new LengthError('AES-GCM: parameters rejected by the core');
+    return op;
+  }
+
+  aad(c: Core, op: number, src: number, len: number): number {
+    return c.x.gcm_aad(op, src, len);
+  }
+
+  update(c: Core, op: number, src: number, dst: number, len: number): number {
+    return c.x.gcm_update(op, src, dst, len);
+  }
+
+  final(c: Core, op: number, out: number): number {
+    return c.x.gcm_final(op, out);
+  }
+
+  verify(c: Core, op: number, tag: number): number {
+    return c.x.gcm_verify(op, tag);
+  }
 }
 
 /**
@@ -43,5 +61,5 @@ export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   if (nonce.length < 1 || nonce.length > MAX_NONCE) throw new LengthError(`AES-GCM nonce must be 1 to ${MAX_NONCE} bytes (12 recommended), got ${nonce.length}`);
   const tagLength = opts.tagLength ?? 16;
   if (!TAG_LENGTHS.includes(tagLength)) throw new LengthError(`AES-GCM tag length must be one of ${TAG_LENGTHS.join(', ')} bytes, got ${String(tagLength)}`);
-  return aead(gcmMode(nonce.slice(), tagLength), key, copyBytes(aad));
+  return aead(new GcmMode(nonce.slice(), tagLength), key, copyBytes(aad));
 }
