@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import nodeCrypto from 'node:crypto';
-import { init, initSync, coreBuilds, CORE_BUILDS, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
+import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, AuthenticationError, PaddingError, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
@@ -111,6 +111,26 @@ describe('core ABI', () => {
       }
     });
   }
+
+  it('one-shot AES calls leave nothing in the I/O window, also when the tag or the padding is wrong', () => {
+    for (const build of CORE_BUILDS) {
+      initSync({ build });
+      const c = core();
+      const clear = () => c.read(c.io, c.ioSize).every((b) => b === 0);
+      const key = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(12), pt = new Uint8Array(1000).fill(0x5a);
+      for (const a of [gcm(key, nonce), ccm(key, nonce)]) {
+        const ct = a.encrypt(pt);
+        expect(clear(), build).toBe(true);
+        ct[ct.length - 1]! ^= 1;
+        expect(() => a.decrypt(ct)).toThrow(AuthenticationError);
+        expect(clear(), build).toBe(true);
+      }
+      const iv = nodeCrypto.randomBytes(16);
+      const unpadded = cbc(key, iv, { padding: 'none' }).encrypt(new Uint8Array(64).fill(0x5a)); // last byte 0x5a: not PKCS#7
+      expect(() => cbc(key, iv).decrypt(unpadded)).toThrow(PaddingError);
+      expect(clear(), build).toBe(true);
+    }
+  });
 
   it('constantTimeEqual compares in the core', () => {
     const a = nodeCrypto.randomBytes(48);
