@@ -129,7 +129,9 @@ export class McsEngine {
     try {
       const ctx = this.#context(host, req.fr);
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
-      response = await this.#handle(ctx, req, options?.binary === true);
+      // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
+      const handled = this.#handle(ctx, req, options?.binary === true);
+      response = handled instanceof Promise ? await handled : handled;
     } catch (e) {
       response = failure(req.rqi, e);
     } finally {
