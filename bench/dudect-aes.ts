@@ -37,18 +37,18 @@ function welch(a: number[], b: number[]): number {
 function measure(c: Core, probe: Probe, samples: number): { all: number; cropped: number[] } {
   const times: [number[], number[]] = [[], []];
   const classes = nodeCrypto.randomBytes(samples);
-  const random = nodeCrypto.randomBytes(samples * probe.size);
-  const fixed = new Uint8Array(probe.size).fill(0x5a);
-  const inputs = Array.from({ length: samples }, (_, i) => (classes[i]! & 1 ? random.subarray(i * probe.size, (i + 1) * probe.size) : fixed));
-  const touched = new Uint8Array(probe.size);
+  // Every measurement takes its input from its own slice of one pool, the
+  // fixed class's slices filled with 0x5a: the classes differ in the bytes
+  // alone, not in the path or the memory they came from. (A fixed class
+  // reading one small array, the random class fresh slices of a large one,
+  // put cache and TLB misses and a different copy routine just before the
+  // timed call on one class only: about a timer tick of bias, which the
+  // fastest probes showed as cropped |t| far above 4.5.)
+  const pool = nodeCrypto.randomBytes(samples * probe.size);
+  for (let i = 0; i < samples; i++) if (!(classes[i]! & 1)) pool.fill(0x5a, i * probe.size, (i + 1) * probe.size);
   for (let i = 0; i < samples; i++) {
     const cls = (classes[i]! & 1) as 0 | 1;
-    // Both classes read their fresh slice of `random` first: otherwise its
-    // cache and TLB misses fall on the random class alone and bias the
-    // timed call that follows by about one timer tick, which a fast,
-    // steady probe (GHASH) shows as a leak of the harness.
-    touched.set(random.subarray(i * probe.size, (i + 1) * probe.size));
-    const run = probe.prepare(c, inputs[i]!);
+    const run = probe.prepare(c, pool.subarray(i * probe.size, (i + 1) * probe.size));
     const t0 = process.hrtime.bigint();
     for (let r = 0; r < REPEAT; r++) run();
     times[cls].push(Number(process.hrtime.bigint() - t0));
