@@ -50,8 +50,12 @@ export interface AeadDecryptStream {
   destroy(): void;
 }
 
-function runOp(c: Core, mode: AeadMode, op: number, aad: Uint8Array, data: Uint8Array, out: Uint8Array): void {
+function absorbAad(c: Core, mode: AeadMode, op: number, aad: Uint8Array): void {
   pump(c, aad, (p, n) => check(mode.aad(c, op, p, n), mode.name));
+}
+
+function runOp(c: Core, mode: AeadMode, op: number, aad: Uint8Array, data: Uint8Array, out: Uint8Array): void {
+  absorbAad(c, mode, op, aad);
   let off = 0;
   pump(c, data, (p, n) => {
     check(mode.update(c, op, p, outPtr(c), n), mode.name);
@@ -86,7 +90,7 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
       result.set(c.mem().subarray(out, out + mode.tagLength), n);
       return result;
     }
-    pump(c, aad, (p, len) => check(mode.aad(c, op, p, len), mode.name));
+    absorbAad(c, mode, op, aad);
     if (n) check(mode.update(c, op, input(c, data), out, n), mode.name);
     check(mode.final(c, op, out + n), mode.name);
     return c.read(out, n + mode.tagLength);
@@ -107,7 +111,7 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
       verified(c, mode, op, outPtr(c), [result]);
       return result;
     }
-    pump(c, aad, (p, len) => check(mode.aad(c, op, p, len), mode.name));
+    absorbAad(c, mode, op, aad);
     // ciphertext and tag in the input half, plaintext in the output half
     const src = input(c, data);
     if (n) check(mode.update(c, op, src, outPtr(c), n), mode.name);
@@ -152,7 +156,7 @@ function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: bo
   try {
     const op = mode.create(c, k.handle(), decrypt, false, msgLen);
     try {
-      pump(c, aad, (p, n) => check(mode.aad(c, op, p, n), mode.name));
+      absorbAad(c, mode, op, aad);
     } catch (e) {
       c.x.ctx_free(op);
       throw e;
