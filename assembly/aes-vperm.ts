@@ -1,6 +1,7 @@
-// One AES block at a time for the SIMD build, for the modes that cannot
-// batch (CBC encryption, CMAC, CBC-MAC, CCM's MAC) and for short inputs,
-// where the latency of a round is what counts.
+// One AES block at a time for the SIMD builds, for the modes that cannot
+// batch (CBC encryption, CMAC, CBC-MAC, CCM's MAC, with CCM's counter block
+// beside it) and for short inputs, where the latency of a round is what
+// counts.
 // Between rounds the state stays in a basis where a byte is i + k W with i,
 // k in the subfield GF(16) (the nibbles i << 4 | k): there SubBytes'
 // inversion takes five 16-entry lookups done with i8x16.swizzle (a register
@@ -13,7 +14,8 @@
 // affine constant 0x63 of the S-box is folded into the round keys, which are
 // kept in the round basis too (vpermKeys).
 // V8 turns every swizzle into a saturating add (so that indices above 15
-// give 0) and a pshufb, both on the same two shuffle ports: a lookup costs
+// give 0) and a pshufb, both on the same two shuffle ports (the Relaxed SIMD
+// build's swizzle is the pshufb alone, see swizzle.ts): a lookup costs
 // about 4 cycles of latency and the ports are the scarce resource, so a round
 // does as few swizzles as it can (nine lookups, three shuffles). MixColumns
 // adds four terms, one per row rotation; its term 3 S(x) = S(x) + 2 S(x) is
