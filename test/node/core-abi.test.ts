@@ -2,6 +2,7 @@
 // status codes, zeroization of released contexts and blocks, build selection.
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
 import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, AuthenticationError, PaddingError, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
@@ -13,6 +14,27 @@ describe('core ABI', () => {
   // it, the relaxed build would silently go untested.
   it('this runtime takes every build', () => {
     expect(coreBuilds()).toEqual(CORE_BUILDS);
+  });
+
+  // A Node without the flag (Node 20 as installed): the loader's probes must
+  // agree with the builds they stand for, and 'auto' falls back in order.
+  it('without the Relaxed SIMD flag the probes agree with the modules and auto takes the best build left', () => {
+    const dist = new URL('../../dist/src/index.js', import.meta.url).href;
+    const wasmUrl = (b: string) => new URL(`../../build/senv.${b}.wasm`, import.meta.url).href;
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const { coreBuilds, initSync } = await import('${dist}');
+      const validates = (b) => WebAssembly.validate(readFileSync(new URL('${wasmUrl('BUILD')}'.replace('BUILD', b))));
+      let forced = 'loaded';
+      try { initSync({ build: 'relaxed' }); } catch (e) { forced = e.name + ': ' + e.message; }
+      console.log(JSON.stringify({ builds: coreBuilds(), relaxed: validates('relaxed'), simd: validates('simd'), auto: initSync().build, forced }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { builds: string[]; relaxed: boolean; simd: boolean; auto: string; forced: string };
+    const expected = [...(out.relaxed ? ['relaxed'] : []), ...(out.simd ? ['simd'] : []), 'scalar'];
+    expect(out.builds).toEqual(expected);
+    expect(out.auto).toBe(expected[0]);
+    if (!out.relaxed) expect(out.forced).toMatch(/^CoreError: .*Relaxed SIMD/);
   });
 
   const FEATURES = { relaxed: 3, simd: 1, scalar: 0 };
