@@ -34,8 +34,13 @@ const affine = (x) => x ^ rotl8(x, 1) ^ rotl8(x, 2) ^ rotl8(x, 3) ^ rotl8(x, 4);
 const SBOX = [...Array(256).keys()].map((x) => affine(ginv(x)) ^ 0x63);
 const range = [...Array(16).keys()];
 const INF = 0x80;
-// i8x16.swizzle on one lane: indices >= 16 (as unsigned bytes) give 0.
-const sw = (t, i) => (i >= 0 && i < 16 ? t[i] : 0);
+// i8x16.swizzle on one lane: indices >= 16 (as unsigned bytes) give 0. An
+// index in 16..127 is refused: i8x16.relaxed_swizzle (the Relaxed SIMD
+// build) leaves those to the engine (0 or t[i % 16]); from 128 up both give 0.
+const sw = (t, i) => {
+  if (i >= 16 && i < 128) throw new Error(`swizzle index ${i}: implementation-defined for relaxed_swizzle`);
+  return i >= 0 && i < 16 ? t[i] : 0;
+};
 
 // The subfield and a nibble encoding of it (its first four independent elements as the basis).
 const sub = [...Array(256).keys()].filter((x) => { let y = x; for (let i = 0; i < 4; i++) y = gmul(y, y); return y === x; });
