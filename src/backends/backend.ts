@@ -114,6 +114,15 @@ export interface CipherParams {
 }
 
 /**
+ * What ends an operation (the stream factories and final, sign, verify) may
+ * answer without a promise: a backend that computes in the calling process
+ * (the software SE) does, which spares a small operation its asynchronous
+ * turns; a device backend answers with a promise. Callers handle both (and a
+ * failure either thrown or rejected).
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
  * `into`, on update and final, is room the caller offers for the output (at
  * least the input length plus 32 bytes): a backend may write the output there,
  * from its start, and return a view of it, which spares an allocation per
@@ -127,13 +136,13 @@ export interface CipherStream {
    * the tag appended). AEAD decryption verifies the tag here; a caller must
    * not release output of earlier updates before this resolved.
    */
-  final(last?: Uint8Array, into?: Uint8Array): Promise<Uint8Array>;
+  final(last?: Uint8Array, into?: Uint8Array): MaybePromise<Uint8Array>;
   abort(): void;
 }
 
 export interface DigestStream {
   update(data: Uint8Array): Promise<void>;
-  final(last?: Uint8Array): Promise<Uint8Array>;
+  final(last?: Uint8Array): MaybePromise<Uint8Array>;
   abort(): void;
 }
 
@@ -147,9 +156,9 @@ export interface SignatureOptions {
 /** Absorbs the message, then either signs (or MACs) it or verifies a signature over it. */
 export interface SignatureStream {
   update(data: Uint8Array): Promise<void>;
-  sign(last?: Uint8Array): Promise<Uint8Array>;
+  sign(last?: Uint8Array): MaybePromise<Uint8Array>;
   /** Resolves false for a well-formed signature that does not verify (MACs compare in constant time). */
-  verify(signature: Uint8Array, last?: Uint8Array): Promise<boolean>;
+  verify(signature: Uint8Array, last?: Uint8Array): MaybePromise<boolean>;
   abort(): void;
 }
 
@@ -194,7 +203,7 @@ export interface SecureEnvironmentBackend {
   /** Zeroizes (software) or forgets (device session) the key; idempotent. */
   releaseKey(key: KeyHandle): void;
 
-  digest(algorithm: HashAlgorithm): Promise<DigestStream>;
-  cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream>;
-  signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream>;
+  digest(algorithm: HashAlgorithm): MaybePromise<DigestStream>;
+  cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): MaybePromise<CipherStream>;
+  signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): MaybePromise<SignatureStream>;
 }

@@ -18,7 +18,7 @@ import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
 import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
-import { decodeValue, tooLarge, type AttributeDef, type CompiledType } from './schema.ts';
+import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { ACP_TY } from './types/acp.ts';
 import type { Persistence } from './persist.ts';
@@ -262,24 +262,39 @@ export class McsEngine {
     ctx.host.discard(res);
   }
 
-  async #retrieve(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
-    const { host } = ctx;
-    const res = target.res ?? host.registrationOf(ctx.originator)!;
+  #retrieve(ctx: Context, req: McsRequest, target: Target, binary: boolean): McsResponse | Promise<McsResponse> {
+    const res = target.res ?? ctx.host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 2);
-    if (target.virtual) {
-      const change = new Change();
-      let failure: { error: unknown } | undefined;
-      try {
-        await target.virtual.run(ctx, res, change);
-      } catch (error) {
-        failure = { error };
-      }
-      // What a failed operation changed (the message it consumed) is kept like any other change.
+    return target.virtual ? this.#operate(ctx, req, res, target.virtual, binary) : this.#read(ctx, req, res, binary);
+  }
+
+  /**
+   * RETRIEVE of a virtual resource: runs its operation and commits what it
+   * changed, also when it failed (the message it consumed is kept like any
+   * other change), then answers or throws the operation's error. Without a
+   * promise of its own when the operation and the commit finished at once.
+   */
+  #operate(ctx: Context, req: McsRequest, res: Resource, virtual: VirtualDef, binary: boolean): McsResponse | Promise<McsResponse> {
+    const change = new Change();
+    const settle = (failure?: { error: unknown }): McsResponse | Promise<McsResponse> => {
+      const done = (): McsResponse | Promise<McsResponse> => {
+        if (failure) throw failure.error;
+        return reply(RSC.OK, req.rqi, represent(ctx.host.seId, res, ctx.host.backend, { binary, only: res.def.results.get(virtual)! }));
+      };
       const committed = change.empty ? undefined : this.#commit(ctx, res, change);
-      if (committed) await committed;
-      if (failure) throw failure.error;
-      return reply(RSC.OK, req.rqi, represent(host.seId, res, host.backend, { binary, only: res.def.results.get(target.virtual)! }));
+      return committed ? committed.then(done) : done();
+    };
+    let ran: void | Promise<void>;
+    try {
+      ran = virtual.run(ctx, res, change);
+    } catch (error) {
+      return settle({ error });
     }
+    return ran instanceof Promise ? ran.then(() => settle(), (error: unknown) => settle({ error })) : settle();
+  }
+
+  async #read(ctx: Context, req: McsRequest, res: Resource, binary: boolean): Promise<McsResponse> {
+    const { host } = ctx;
     const refresh = res.def.type.hooks?.retrieve;
     const values = refresh ? (await refresh(ctx, res)) ?? undefined : undefined;
     if (!values) return reply(RSC.OK, req.rqi, represent(host.seId, res, host.backend, { binary }));

@@ -8,6 +8,7 @@ import { fromBase64, parseTimestamp } from './codec.ts';
 import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
+import type { MaybePromise } from '../backends/backend.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
 export type Optionality = 'M' | 'O' | 'NP';
@@ -59,9 +60,10 @@ export interface VirtualDef {
    * resource: the engine applies the change once it fits the quota and is
    * durable. A run that fails may leave a change too (a failed decryption
    * still consumed the message), which is applied before the error is
-   * answered; it must leave nothing else.
+   * answered; it must leave nothing else. It finishes without a promise when
+   * the backend answered without one, and fails by throwing or rejecting.
    */
-  run(ctx: Context, res: Resource, change: Change): Promise<void>;
+  run(ctx: Context, res: Resource, change: Change): MaybePromise<void>;
 }
 
 export interface ResourceType {

@@ -46,7 +46,7 @@ export function openCipher(algorithm: CipherAlgorithm, key: SoftwareKey, directi
   }, (data) => (direction === 'encrypt' ? m.encrypt(data) : m.decrypt(data)));
   return {
     update: async (data, into) => s.update(data, into) ?? EMPTY,
-    final: async (last, into) => s.finish(last, into),
+    final: (last, into) => s.finish(last, into),
     abort: () => s.abort(),
   };
 }

@@ -15,7 +15,7 @@ export function openDigest(algorithm: HashAlgorithm): DigestStream {
   }, (data) => hash(name, data));
   return {
     update: async (data) => void s.update(data),
-    final: async (last) => s.finish(last),
+    final: (last) => s.finish(last),
     abort: () => s.abort(),
   };
 }

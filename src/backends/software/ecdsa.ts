@@ -38,8 +38,8 @@ export function openEcdsa(algorithm: SignatureAlgorithm, key: SoftwareKey, optio
   const opts = { hash: hashName, prehashed: true, format: options.format } as const;
   return {
     update: async (data) => void s.update(data),
-    sign: async (last) => curve.sign(s.finish(last), key.bytes, opts),
-    verify: async (signature, last) => curve.verify(signature, s.finish(last), ecdsaPublicKey(algorithm, key), opts),
+    sign: (last) => curve.sign(s.finish(last), key.bytes, opts),
+    verify: (signature, last) => curve.verify(signature, s.finish(last), ecdsaPublicKey(algorithm, key), opts),
     abort: () => s.abort(),
   };
 }

@@ -137,19 +137,19 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     if (key instanceof SoftwareKey) key.release();
   }
 
-  async digest(algorithm: HashAlgorithm): Promise<DigestStream> {
+  digest(algorithm: HashAlgorithm): DigestStream {
     this.#live();
     if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
     return openDigest(algorithm);
   }
 
-  async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
+  cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): CipherStream {
     this.#live();
     if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
     return openCipher(algorithm, asSoftwareKey(key), direction, params);
   }
 
-  async signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream> {
+  signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
     this.#live();
     const k = asSoftwareKey(key);
     if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);

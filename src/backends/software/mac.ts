@@ -49,8 +49,8 @@ export function openMac(algorithm: SignatureAlgorithm, key: SoftwareKey): Signat
   const s = new LazyStream(() => mac.open(key), (data) => mac.oneShot(key, data));
   return {
     update: async (data) => void s.update(data),
-    sign: async (last) => s.finish(last),
-    verify: async (signature, last) => constantTimeEqual(s.finish(last), signature),
+    sign: (last) => s.finish(last),
+    verify: (signature, last) => constantTimeEqual(s.finish(last), signature),
     abort: () => s.abort(),
   };
 }

@@ -5,6 +5,7 @@ import { HASHES } from '../algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';
+import { after, mapFailure } from '../settle.ts';
 
 interface DigestSink extends StreamSink { readonly stream: DigestStream }
 
@@ -25,18 +26,14 @@ export const hashType: ResourceType = {
   virtuals: [
     {
       name: 'calculateHash', sn: 'cHsh', result: ['hashValue'],
-      async run(ctx, res, change) {
+      run(ctx, res, change) {
         const data = res.attrs.get('message') as Accumulator | undefined;
         change.consumed = data !== undefined;
         const taken = data?.take('digest');
-        try {
-          const digest = taken
-            ? await (taken.sink as DigestSink).stream.final(taken.rest)
-            : await (await ctx.host.backend.digest(algorithm(res))).final(data?.bytes());
-          change.attrs.set('hashValue', digest);
-        } catch (e) {
-          throw dataError(e);
-        }
+        return mapFailure(() => after(
+          taken ? (taken.sink as DigestSink).stream.final(taken.rest) : after(ctx.host.backend.digest(algorithm(res)), (s) => s.final(data?.bytes())),
+          (digest) => void change.attrs.set('hashValue', digest),
+        ), dataError);
       },
     },
   ],

@@ -7,7 +7,7 @@
 // default as on Java Card, or 'raw' r||s) and prehashed (message is already
 // the digest). For ECDSA, keyInformation holds the public key as base64 of
 // the uncompressed SEC1 point; with it alone a resource can verify.
-import type { KeyHandle, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
+import type { MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
 import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
@@ -17,6 +17,7 @@ import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
+import { after, mapFailure } from '../settle.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -36,31 +37,26 @@ function publicPoint(res: Resource): Uint8Array | undefined {
   return p && p.length === PUBLIC_KEY_LENGTHS[curve] && p[0] === 4 ? p : undefined;
 }
 
-/** The key the stream runs under: the secret key, or for ECDSA verification the public key of keyInformation. */
-async function streamKey(ctx: Context, res: Resource): Promise<KeyHandle | undefined> {
+/**
+ * The stream under the secret key, or for ECDSA verification under the
+ * public key of keyInformation, imported first (not secret: it goes with the
+ * stream).
+ */
+function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
+  const { backend } = ctx.host;
   const secret = res.key();
-  if (secret) return secret;
+  if (secret) return backend.signature(algorithm(res), secret, options(res));
   const point = publicPoint(res);
-  return point ? ctx.host.backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', point) : undefined;
-}
-
-async function open(ctx: Context, res: Resource): Promise<SignatureStream> {
-  // A public key imported from kInf is not secret: it goes with the stream.
-  const key = await streamKey(ctx, res);
-  if (!key) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
-  return ctx.host.backend.signature(algorithm(res), key, options(res));
+  if (!point) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
+  return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', point).then((key) => backend.signature(algorithm(res), key, options(res)));
 }
 
 /** Signs or verifies the message held, which that ends (also when it fails). */
-async function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: SignatureStream, last: Uint8Array | undefined) => Promise<T>): Promise<T> {
+function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: SignatureStream, last: Uint8Array | undefined) => MaybePromise<T>): MaybePromise<T> {
   const data = res.attrs.get('message') as Accumulator | undefined;
   change.consumed = data !== undefined;
   const taken = data?.take('sig');
-  try {
-    return taken ? await end((taken.sink as SignatureSink).stream, taken.rest) : await end(await open(ctx, res), data?.bytes());
-  } catch (e) {
-    throw dataError(e);
-  }
+  return mapFailure(() => (taken ? end((taken.sink as SignatureSink).stream, taken.rest) : after(open(ctx, res), (s) => end(s, data?.bytes()))), dataError);
 }
 
 /** A new signature or message makes an earlier verificationResult stale. */
@@ -91,18 +87,20 @@ export const signatureType: ResourceType = {
   virtuals: [
     {
       name: 'calculateSignature', sn: 'cSgn', result: ['signature'],
-      async run(ctx, res, change) {
+      run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
-        change.attrs.set('signature', await finish(ctx, res, change, (s, last) => s.sign(last)));
-        staleResult(res, change.attrs);
+        return after(finish(ctx, res, change, (s, last) => s.sign(last)), (signature) => {
+          change.attrs.set('signature', signature);
+          staleResult(res, change.attrs);
+        });
       },
     },
     {
       name: 'verifySignature', sn: 'vSgn', result: ['verificationResult'],
-      async run(ctx, res, change) {
+      run(ctx, res, change) {
         const sig = res.attrs.get('signature');
         if (!(sig instanceof Uint8Array)) throw notAllowed('no signature to verify: UPDATE Sgn first');
-        change.attrs.set('verificationResult', await finish(ctx, res, change, (s, last) => s.verify(sig, last)));
+        return after(finish(ctx, res, change, (s, last) => s.verify(sig, last)), (ok) => void change.attrs.set('verificationResult', ok));
       },
     },
     {
