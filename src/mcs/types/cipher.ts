@@ -6,7 +6,7 @@
 // is only known at RETRIEVE, so the stream is opened for the direction of the
 // previous operation (encrypt at first); the other direction replays the
 // held data, with the same result.
-import type { CipherAlgorithm, CipherParams, CipherStream } from '../../backends/backend.ts';
+import type { CipherAlgorithm, CipherParams, CipherStream, MaybePromise } from '../../backends/backend.ts';
 import { CIPHERS } from '../algorithms.ts';
 import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
@@ -15,6 +15,7 @@ import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate, requireKey } from './keys.ts';
+import { after, mapFailure } from '../settle.ts';
 
 export const CIPHER_TY = 20002;
 export const ALG_PARAM_TY = 20001;
@@ -41,7 +42,7 @@ export function cipherParams(res: Resource): CipherParams | undefined {
   return params;
 }
 
-async function open(ctx: Context, res: Resource, direction: Direction): Promise<CipherStream> {
+function open(ctx: Context, res: Resource, direction: Direction): MaybePromise<CipherStream> {
   const key = requireKey(res);
   const params = cipherParams(res);
   if (!params) {
@@ -52,28 +53,29 @@ async function open(ctx: Context, res: Resource, direction: Direction): Promise<
 }
 
 function operation(direction: Direction) {
-  return async (ctx: Context, res: Resource, change: Change): Promise<void> => {
+  return (ctx: Context, res: Resource, change: Change): MaybePromise<void> => {
     const data = res.attrs.get('sensitiveData') as Accumulator | undefined;
     // Whether it succeeds or not, the operation ends the message and sets the direction of the next stream.
     change.consumed = data !== undefined;
     change.hint = direction;
     const taken = data?.take(direction);
-    try {
+    // No stale or partial result stays behind a failed operation.
+    const failed = (e: unknown) => {
+      data?.dropStream();
+      if (res.attrs.has('calculatedData')) change.attrs.set('calculatedData', null);
+      return dataError(e);
+    };
+    return mapFailure(() => {
       if (!data || !taken) {
-        const stream = await open(ctx, res, direction);
-        change.attrs.set('calculatedData', await stream.final(data?.bytes()));
-        return;
+        return after(after(open(ctx, res, direction), (s) => s.final(data?.bytes())), (out) => void change.attrs.set('calculatedData', out));
       }
       // The stream's output so far is in the accumulator; the rest goes behind it.
       const room = data.room(taken.rest.length + 32);
-      data.keep(await (taken.sink as CipherSink).stream.final(taken.rest, room), room);
-      change.attrs.set('calculatedData', new Borrowed(data.output()));
-    } catch (e) {
-      // No stale or partial result stays behind a failed operation.
-      data?.dropStream();
-      if (res.attrs.has('calculatedData')) change.attrs.set('calculatedData', null);
-      throw dataError(e);
-    }
+      return after((taken.sink as CipherSink).stream.final(taken.rest, room), (out) => {
+        data.keep(out, room);
+        change.attrs.set('calculatedData', new Borrowed(data.output()));
+      });
+    }, failed);
   };
 }
 
