@@ -4,7 +4,11 @@
 // promise.
 import type { MaybePromise } from '../backends/backend.ts';
 
-/** fn(value) now for a value, once it resolves for a promise. (Not named `then`: a module exporting `then` is a thenable, and awaiting its namespace calls it.) */
+/**
+ * fn(value) now for a value, once it resolves for a promise. (Not named
+ * `then`: a module that exports `then` is a thenable, and awaiting its
+ * namespace, as a dynamic import does, calls it.)
+ */
 export function after<T, R>(v: MaybePromise<T>, fn: (value: T) => MaybePromise<R>): MaybePromise<R> {
   return v instanceof Promise ? v.then(fn) : fn(v);
 }
