@@ -6,7 +6,7 @@ import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
-import { withKey, ownedKey, check, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { withKey, ownedKey, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
 export interface AeadMode {
@@ -54,12 +54,12 @@ function absorbAad(c: Core, mode: AeadMode, op: number, aad: Uint8Array): void {
   pump(c, aad, (p, n) => check(mode.aad(c, op, p, n), mode.name));
 }
 
-function runOp(c: Core, mode: AeadMode, op: number, aad: Uint8Array, data: Uint8Array, out: Uint8Array): void {
-  absorbAad(c, mode, op, aad);
+/** Runs `data` through the mode, writing its output (as long as the input) to `out`. */
+function transform(c: Core, mode: AeadMode, op: number, data: Uint8Array, out: Uint8Array): void {
   let off = 0;
   pump(c, data, (p, n) => {
     check(mode.update(c, op, p, outPtr(c), n), mode.name);
-    out.set(c.mem().subarray(outPtr(c), outPtr(c) + n), off);
+    copyOutput(c, n, out, off);
     off += n;
   });
 }
@@ -85,9 +85,10 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
     const op = mode.create(c, k, false, true, n);
     if (n > CHUNK) {
       const result = new Uint8Array(n + mode.tagLength);
-      runOp(c, mode, op, aad, data, result);
+      absorbAad(c, mode, op, aad);
+      transform(c, mode, op, data, result);
       check(mode.final(c, op, out), mode.name);
-      result.set(c.mem().subarray(out, out + mode.tagLength), n);
+      copyOutput(c, mode.tagLength, result, n);
       return result;
     }
     absorbAad(c, mode, op, aad);
@@ -106,7 +107,8 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
     const op = mode.create(c, k, true, true, n);
     if (n > CHUNK) {
       const result = new Uint8Array(n);
-      runOp(c, mode, op, aad, data.subarray(0, n), result);
+      absorbAad(c, mode, op, aad);
+      transform(c, mode, op, data.subarray(0, n), result);
       c.mem().set(data.subarray(n), outPtr(c));
       verified(c, mode, op, outPtr(c), [result]);
       return result;
@@ -132,16 +134,10 @@ abstract class AeadStream extends CoreContext {
     this.#key = key;
   }
 
-  /** Runs `data` through the mode, writing its output (as long as the input) to `out`. */
+  /** transform(), then the I/O window is wiped. */
   protected step(data: Uint8Array, out: Uint8Array): void {
-    const c = this.core, op = this.live();
-    let off = 0;
-    pump(c, data, (p, n) => {
-      check(this.mode.update(c, op, p, outPtr(c), n), this.mode.name);
-      out.set(c.mem().subarray(outPtr(c), outPtr(c) + n), off);
-      off += n;
-    });
-    wipeIo(c);
+    transform(this.core, this.mode, this.live(), data, out);
+    wipeIo(this.core);
   }
 
   override destroy(): void {

@@ -166,6 +166,11 @@ export function wipeIo(c: Core): void {
   ioUsed = 0;
 }
 
+/** Copies `n` bytes of output from the output half of the I/O window into `dst` at `at`. */
+export function copyOutput(c: Core, n: number, dst: Uint8Array, at: number): void {
+  dst.set(c.mem().subarray(outPtr(c), outPtr(c) + n), at);
+}
+
 /** Output half of the I/O window. */
 export function outPtr(c: Core): number {
   return c.io + 32768;

@@ -7,7 +7,7 @@ import { outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, check, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, ownedKey, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
@@ -64,14 +64,24 @@ function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt
     return c.read(dst, w + status(c.x.cbc_final(op, dst + w), padding, decrypt, []));
   }
   const out = new Uint8Array(data.length + 16);
+  const total = update(c, op, data, out, padding, decrypt);
+  const w = status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, [out]);
+  copyOutput(c, w, out, total);
+  return written(out, total + w);
+}
+
+/**
+ * Runs `data` through the operation, its output written to `out` from the
+ * start; returns how many bytes. A failure wipes what it had written.
+ */
+function update(c: Core, op: number, data: Uint8Array, out: Uint8Array, padding: CbcPadding, decrypt: boolean): number {
   let total = 0;
-  const take = (w: number) => {
-    out.set(c.mem().subarray(outPtr(c), outPtr(c) + w), total);
+  pump(c, data, (p, n) => {
+    const w = status(c.x.cbc_update(op, p, outPtr(c), n), padding, decrypt, [out.subarray(0, total)]);
+    copyOutput(c, w, out, total);
     total += w;
-  };
-  pump(c, data, (p, n) => take(status(c.x.cbc_update(op, p, outPtr(c), n), padding, decrypt, [out])));
-  take(status(c.x.cbc_final(op, outPtr(c)), padding, decrypt, [out]));
-  return written(out, total);
+  });
+  return total;
 }
 
 function checkLength(n: number, padding: CbcPadding, decrypt: boolean): void {
@@ -104,17 +114,11 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     const c = this.core, op = this.live();
     // At most the input and the (up to 16) bytes held back from earlier updates.
     const out = outputTarget(into, data.length + 16);
-    let total = 0;
     try {
-      pump(c, data, (p, n) => {
-        const w = status(c.x.cbc_update(op, p, outPtr(c), n), this.#padding, this.#decrypt, [out.subarray(0, total)]);
-        out.set(c.mem().subarray(outPtr(c), outPtr(c) + w), total);
-        total += w;
-      });
+      return written(out, update(c, op, data, out, this.#padding, this.#decrypt));
     } finally {
       wipeIo(c);
     }
-    return written(out, total);
   }
 
   final(): Uint8Array {
