@@ -9,7 +9,7 @@
 //    column rotations are 64-bit rotations and ShiftRows rotates each field.
 // Nothing indexes memory or branches on key or data: the S-box is a circuit
 // (aes-sbox.ts), the permutations are fixed.
-import { sboxPlanes, invSboxPlanes, X, A } from './aes-sbox';
+import { sboxPlanes, invSboxPlanes, X, A, N } from './aes-sbox';
 import { swizzle } from './swizzle';
 
 export const PLANES_BYTES: usize = ASC_FEATURE_SIMD ? 128 : 64; // 8 planes of one batch
@@ -94,7 +94,7 @@ const COPIES: usize = memory.data(128, 16); // a round key once per lane
 @inline function swap<T>(q: usize, i: usize, j: usize, lo: u64, s: i32): void {
   const a = ld<T>(q, i), b = ld<T>(q, j), m = splat<T>(lo);
   st<T>(q, i, X<T>(A<T>(a, m), shl<T>(A<T>(b, m), s)));
-  st<T>(q, j, X<T>(A<T>(shr<T>(a, s), m), A<T>(b, splat<T>(~lo))));
+  st<T>(q, j, X<T>(A<T>(shr<T>(a, s), m), A<T>(b, N<T>(m))));
 }
 
 function transpose<T>(q: usize): void {
@@ -160,23 +160,17 @@ function storeBlocks(dst: usize, n: usize): void {
 
 // ---- round keys ----
 
-// Writes the planes of round key r (16 bytes at rk): every lane of a byte
-// position all-ones where the key bit is set (the scalar build transposes
-// LANES copies of the key to get them). Keys after the first carry the
-// S-box's affine constant 0x63 in every byte (sboxPlanes leaves it out):
-// encryption adds it back there, and decryption's state carries it into
-// invSboxPlanes, which expects it.
-export function roundKeyPlanes(rk: usize, r: usize, dst: usize): void {
-  const c: u32 = r > 0 ? 0x63636363 : 0;
+// Writes the planes of one 16-byte round key: every lane of a byte position
+// all-ones where the key bit is set (the scalar build transposes LANES
+// copies of the key to get them).
+export function roundKeyPlanes(rk: usize, dst: usize): void {
   if (ASC_FEATURE_SIMD) {
     // Byte p of plane b is all-ones exactly where bit b of key byte p is set.
-    const k = v128.xor(v128.load(rk), i32x4.splat(c));
+    const k = v128.load(rk);
     for (let b = 0; b < 8; b++) v128.store(dst + (<usize>b << 4), i8x16.ne(v128.and(k, i32x4.splat(0x01010101 << b)), i32x4.splat(0)));
     return;
   }
-  for (let j: usize = 0; j < LANES; j++) {
-    for (let i: usize = 0; i < 16; i += 4) store<u32>(COPIES + (j << 4) + i, load<u32>(rk + i) ^ c);
-  }
+  for (let j: usize = 0; j < LANES; j++) memory.copy(COPIES + (j << 4), rk, 16);
   loadBlocks(COPIES, LANES);
   memory.copy(dst, Q, PLANES_BYTES);
   memory.fill(COPIES, 0, 128);

@@ -16,6 +16,11 @@
   else return a & b;
 }
 
+@inline export function N<T>(a: T): T {
+  if (isVector<T>()) return v128.not(a);
+  else return ~a;
+}
+
 @inline function ld<T>(q: usize, b: usize): T {
   return load<T>(q + b * sizeof<T>());
 }
@@ -24,13 +29,9 @@
   store<T>(q + b * sizeof<T>(), v);
 }
 
-// Forward S-box without its affine constant, x -> S(x) ^ 0x63: the circuit
-// of Boyar and Peralta (IACR eprint 2009/191, 32 AND and 83 XOR gates, its
-// four XNORs made XORs), whose inputs U0..U7 and outputs S0..S7 run from the
-// most significant bit down. The constant passes through MixColumns
-// unchanged (a column of equal bytes c maps to c), so the bitsliced rounds
-// take it from their round keys instead (aes-bitslice.ts) and a NOT costs
-// V8 two instructions.
+// Forward S-box: the circuit of Boyar and Peralta (IACR eprint 2009/191,
+// 32 AND and 83 XOR/XNOR gates), whose inputs U0..U7 and outputs S0..S7 run
+// from the most significant bit down.
 export function sboxPlanes<T>(q: usize): void {
   const u0 = ld<T>(q, 7), u1 = ld<T>(q, 6), u2 = ld<T>(q, 5), u3 = ld<T>(q, 4);
   const u4 = ld<T>(q, 3), u5 = ld<T>(q, 2), u6 = ld<T>(q, 1), u7 = ld<T>(q, 0);
@@ -62,30 +63,30 @@ export function sboxPlanes<T>(q: usize): void {
   const z12 = A<T>(t43, y13), z13 = A<T>(t40, y5), z14 = A<T>(t29, y2), z15 = A<T>(t42, y9);
   const z16 = A<T>(t45, y14), z17 = A<T>(t41, y8);
 
-  // Bottom linear layer.
+  // Bottom linear layer (with the affine constant 0x63 folded in as NOTs).
   const t46 = X<T>(z15, z16), t47 = X<T>(z10, z11), t48 = X<T>(z5, z13), t49 = X<T>(z9, z10);
   const t50 = X<T>(z2, z12), t51 = X<T>(z2, z5), t52 = X<T>(z7, z8), t53 = X<T>(z0, z3);
   const t54 = X<T>(z6, z7), t55 = X<T>(z16, z17), t56 = X<T>(z12, t48), t57 = X<T>(t50, t53);
   const t58 = X<T>(z4, t46), t59 = X<T>(z3, t54), t60 = X<T>(t46, t57), t61 = X<T>(z14, t57);
   const t62 = X<T>(t52, t58), t63 = X<T>(t49, t58), t64 = X<T>(z4, t59), t65 = X<T>(t61, t62);
   const t66 = X<T>(z1, t63);
-  const s0 = X<T>(t59, t63), s6 = X<T>(t56, t62), s7 = X<T>(t48, t60);
+  const s0 = X<T>(t59, t63), s6 = X<T>(t56, N<T>(t62)), s7 = X<T>(t48, N<T>(t60));
   const t67 = X<T>(t64, t65);
   const s3 = X<T>(t53, t66), s4 = X<T>(t51, t66), s5 = X<T>(t47, t65);
-  const s1 = X<T>(t64, s3), s2 = X<T>(t55, t67);
+  const s1 = X<T>(t64, N<T>(s3)), s2 = X<T>(t55, N<T>(t67));
 
   st<T>(q, 7, s0); st<T>(q, 6, s1); st<T>(q, 5, s2); st<T>(q, 4, s3);
   st<T>(q, 3, s4); st<T>(q, 2, s5); st<T>(q, 1, s6); st<T>(q, 0, s7);
 }
 
-// The linear part of the inverse affine map of FIPS 197 5.3.2 on planes:
-// bit i of the result is y(i+2) ^ y(i+5) ^ y(i+7).
-function invLinearPlanes<T>(q: usize): void {
+// The inverse affine map of FIPS 197 5.3.2 (y -> A^-1(y ^ 0x63)) on planes:
+// bit i of the result is y(i+2) ^ y(i+5) ^ y(i+7) ^ bit i of 0x05.
+function invAffinePlanes<T>(q: usize): void {
   const y0 = ld<T>(q, 0), y1 = ld<T>(q, 1), y2 = ld<T>(q, 2), y3 = ld<T>(q, 3);
   const y4 = ld<T>(q, 4), y5 = ld<T>(q, 5), y6 = ld<T>(q, 6), y7 = ld<T>(q, 7);
-  st<T>(q, 0, X<T>(X<T>(y2, y5), y7));
+  st<T>(q, 0, N<T>(X<T>(X<T>(y2, y5), y7)));
   st<T>(q, 1, X<T>(X<T>(y3, y6), y0));
-  st<T>(q, 2, X<T>(X<T>(y4, y7), y1));
+  st<T>(q, 2, N<T>(X<T>(X<T>(y4, y7), y1)));
   st<T>(q, 3, X<T>(X<T>(y5, y0), y2));
   st<T>(q, 4, X<T>(X<T>(y6, y1), y3));
   st<T>(q, 5, X<T>(X<T>(y7, y2), y4));
@@ -93,12 +94,10 @@ function invLinearPlanes<T>(q: usize): void {
   st<T>(q, 7, X<T>(X<T>(y1, y4), y6));
 }
 
-// y -> S^-1(y ^ 0x63), for a state that carries the constant of its round
-// key: with L the linear part of the affine map, S^-1(v) = inv(L^-1(v ^
-// 0x63)) and inv(z) = L^-1(S(z) ^ 0x63), so both constants cancel and the
-// inverse S-box is the forward circuit between two linear maps.
+// S^-1(y) = inv(A^-1(y ^ 0x63)), and inv(z) = A^-1(S(z) ^ 0x63), so the
+// inverse S-box reuses the forward circuit between two inverse affine maps.
 export function invSboxPlanes<T>(q: usize): void {
-  invLinearPlanes<T>(q);
+  invAffinePlanes<T>(q);
   sboxPlanes<T>(q);
-  invLinearPlanes<T>(q);
+  invAffinePlanes<T>(q);
 }

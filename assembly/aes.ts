@@ -50,8 +50,8 @@ function subWord(w: u32): u32 {
   if (ASC_FEATURE_SIMD) return subWordVperm(w);
   for (let b: usize = 0; b < 8; b++) store<u32>(SUBW + (b << 2), (w >> <u32>b) & 0x01010101);
   sboxPlanes<u32>(SUBW);
-  let r: u32 = 0x63636363; // the affine constant sboxPlanes leaves out
-  for (let b: usize = 0; b < 8; b++) r ^= (load<u32>(SUBW + (b << 2)) & 0x01010101) << <u32>b;
+  let r: u32 = 0;
+  for (let b: usize = 0; b < 8; b++) r |= (load<u32>(SUBW + (b << 2)) & 0x01010101) << <u32>b;
   return r;
 }
 
@@ -74,7 +74,7 @@ function expandKey(k: usize, key: usize, keyLen: usize): void {
   }
   store<u32>(k, <u32>nr, NR);
   store<u32>(k, 0, KEY_FLAGS);
-  for (let r: usize = 0; r <= nr; r++) roundKeyPlanes(EXPANDED + (r << 4), r, k + RK + r * PLANES_BYTES);
+  for (let r: usize = 0; r <= nr; r++) roundKeyPlanes(EXPANDED + (r << 4), k + RK + r * PLANES_BYTES);
   if (ASC_FEATURE_SIMD) vpermKeys(k + RKB, EXPANDED, nr);
   memory.fill(EXPANDED, 0, 240);
   memory.fill(SUBW, 0, 32);
