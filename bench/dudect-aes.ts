@@ -4,7 +4,8 @@
 // interleaved at random, and Welch's t statistic compares their means, on
 // all samples and below several percentiles (cropping the noisy tail).
 // |t| stays small (below 4.5 is the usual bar) when timing does not depend
-// on the secret. A tool, not a CI gate: `senv bench --only dudect-aes`.
+// on the secret. A tool, not a CI gate: `senv bench --only dudect-aes`; the
+// figures also go to the bench JSON under `findings`.
 import nodeCrypto from 'node:crypto';
 import { initSync } from '../src/index.ts';
 import { core, type Core } from '../src/core/loader.ts';
@@ -131,18 +132,30 @@ function probes(c: Core): { list: Probe[]; release: () => void } {
   return { list, release: () => c.x.ctx_free(fixedKey) };
 }
 
+const BAR = 4.5;
+
+const worst = (r: { all: number; cropped: number[] }) => Math.max(Math.abs(r.all), ...r.cropped.map(Math.abs));
+const figures = (r: { all: number; cropped: number[] }) =>
+  `|t| = ${Math.abs(r.all).toFixed(2)}  cropped ${r.cropped.map((t) => Math.abs(t).toFixed(2)).join(' / ')}`;
+
+// A probe at or above the bar is measured once more with fresh samples: a
+// timing difference that comes from the code shows again, while this VM's
+// host (its speed drifts over seconds) puts single probes of unchanged code
+// above 4.5 now and then. Both runs are printed and recorded.
 export const dudectAesBench: BenchModule = (opts) => {
   const samples = opts.quick ? 20_000 : 200_000;
-  console.log(`\ndudect-style timing check, ${samples} measurements of ${REPEAT} calls each; Welch |t| over all samples and below the 50/75/90th percentiles`);
+  console.log(`\ndudect-style timing check, ${samples} measurements of ${REPEAT} calls each; Welch |t| over all samples and below the 50/75/90th percentiles; a probe at |t| >= ${BAR} is measured again`);
   for (const build of AES_BUILDS) {
     initSync({ build });
     const c = core();
     const { list, release } = probes(c);
     for (const p of list) {
       if (opts.filter && !opts.filter.test(p.name)) continue;
-      const r = measure(c, p, samples);
-      const worst = Math.max(Math.abs(r.all), ...r.cropped.map(Math.abs));
-      console.log(`  ${build.padEnd(7)} ${p.name.padEnd(56)} |t| = ${Math.abs(r.all).toFixed(2)}  cropped ${r.cropped.map((t) => Math.abs(t).toFixed(2)).join(' / ')}  ${worst < 4.5 ? 'no evidence of leakage' : 'LEAKS: |t| >= 4.5'}`);
+      const first = measure(c, p, samples);
+      const again = worst(first) >= BAR ? measure(c, p, samples) : undefined;
+      const verdict = !again ? 'no evidence of leakage' : worst(again) >= BAR ? 'LEAKS: |t| >= 4.5 twice' : 'not replicated';
+      console.log(`  ${build.padEnd(7)} ${p.name.padEnd(56)} ${figures(first)}  ${again ? `again ${figures(again)}  ` : ''}${verdict}`);
+      opts.finding?.('dudect-aes', { build, probe: p.name, samples, t: first.all, cropped: first.cropped, ...(again ? { again: { t: again.all, cropped: again.cropped } } : {}), verdict });
     }
     release();
     c.x.aes_scratch_clear();

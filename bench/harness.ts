@@ -30,6 +30,11 @@ export interface BenchGroup {
 export interface BenchOptions {
   quick: boolean;
   filter?: RegExp;
+  /**
+   * Records a result that is not a throughput (timing-leak statistics,
+   * memory figures): bench/run.ts writes them to the JSON under `findings`.
+   */
+  finding?: (module: string, data: Record<string, unknown>) => void;
 }
 
 export interface BenchRecord {

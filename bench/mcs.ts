@@ -10,7 +10,7 @@ import nodeCrypto from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { coreMemoryStats, gcm, hmac, sha256, initSync, McsEngine, type McsRequest, type McsResponse } from '../src/index.ts';
-import type { BenchCase, BenchGroup, BenchModule } from './harness.ts';
+import type { BenchCase, BenchGroup, BenchModule, BenchOptions } from './harness.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -55,7 +55,7 @@ function nodeGcm(key: Uint8Array, nonce: Uint8Array, data: Uint8Array): Buffer {
 }
 
 /** Heap and WASM figures with 10,000 live resources, before and after `ops` operations. */
-async function memoryReport(ops: number): Promise<void> {
+async function memoryReport(ops: number, opts: BenchOptions): Promise<void> {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
   const figures = () => {
@@ -94,12 +94,13 @@ async function memoryReport(ops: number): Promise<void> {
   console.log(`  JS heap   empty ${mb(before.heap)}, with resources ${mb(loaded.heap)} (${((loaded.heap - before.heap) / live).toFixed(0)} B each), after operations ${mb(after.heap)} (${after.heap >= loaded.heap ? '+' : ''}${mb(after.heap - loaded.heap)})`);
   console.log(`  WASM      empty ${mb(before.wasm)}, with resources ${mb(loaded.wasm)}, after operations ${mb(after.wasm)} (${after.wasm >= loaded.wasm ? '+' : ''}${mb(after.wasm - loaded.wasm)}; expanded keys are cached on first use)`);
   console.log(`  WASM in use (contexts and blocks) empty ${mb(before.inUse)}, with resources ${mb(loaded.inUse)}, after operations ${mb(after.inUse)}`);
+  opts.finding?.('mcs', { check: 'memory', liveResources: live, operations: ops, empty: before, withResources: loaded, afterOperations: after });
   await r.engine.close();
 }
 
 export const mcsBench: BenchModule = async (opts) => {
   initSync();
-  await memoryReport(opts.quick ? 100_000 : 1_000_000);
+  await memoryReport(opts.quick ? 100_000 : 1_000_000, opts);
   const r = await rig();
   const key = new Uint8Array(nodeCrypto.randomBytes(16)), nonce = new Uint8Array(nodeCrypto.randomBytes(12));
   const groups: BenchGroup[] = [];

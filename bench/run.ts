@@ -41,7 +41,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
 }
 
 export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
-  const opts: BenchOptions = { quick: args.quick, ...(args.filter ? { filter: new RegExp(args.filter) } : {}) };
+  const findings: Record<string, unknown>[] = [];
+  const opts: BenchOptions = {
+    quick: args.quick,
+    ...(args.filter ? { filter: new RegExp(args.filter) } : {}),
+    finding: (module, data) => void findings.push({ module, ...data }),
+  };
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
@@ -62,6 +67,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     quick: args.quick,
     core: startup,
     records,
+    findings,
   };
   // bench/results/ of the checkout, whether this runs from bench/ or dist/bench/.
   const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
