@@ -44,6 +44,11 @@ function corpus(seId: string): Req[] {
 const WEIRD: unknown[] = [null, undefined, -1, 0, 1.5, 2 ** 53, Number.NaN, Infinity, '', 'x'.repeat(5000), 'QUJD', '====', 'A', [], [1, 'a'], {}, { a: { b: [] } }, true, false,
   new Uint8Array(3), '20261122T120000', '20991232T000000', 20002, 1001, 'senv:Cph', '../..', '\u0000\ud800', { acr: [{ acor: 'x', acop: 99 }] }];
 
+// A mutation may put any string of WEIRD in `fr`; the engine takes every
+// non-empty one up to 1024 characters as an originator, so each phase ends
+// by deregistering all of them.
+const EVERY_ORIGINATOR = [...ORIGINATORS, ...WEIRD.filter((v): v is string => typeof v === 'string')];
+
 function mutate(req: Req, rand: (n: number) => number, seId: string): unknown {
   const pick = <T>(a: readonly T[]) => a[rand(a.length)]!;
   const m: Req = structuredClone(req);
@@ -70,6 +75,11 @@ function mutate(req: Req, rand: (n: number) => number, seId: string): unknown {
   return m;
 }
 
+// CI runs one fixed campaign; a longer or different one locally:
+// SENV_FUZZ_SEED=7 SENV_FUZZ_COUNT=20000 npx vitest run test/node/mcs-fuzz.test.ts
+const SEED = Number(process.env.SENV_FUZZ_SEED ?? 99);
+const COUNT = Number(process.env.SENV_FUZZ_COUNT ?? 1500);
+
 const inUse = () => coreMemoryStats().inUseBytes;
 const pages = () => coreMemoryStats().memoryBytes;
 
@@ -78,7 +88,7 @@ describe('Mcs fuzz', () => {
     const engine = await McsEngine.create();
     const seId = engine.seIds[0]!;
     const seeds = corpus(seId);
-    const bytes = prng(99);
+    const bytes = prng(SEED);
     const rand = (n: number) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
     const phase = async (count: number) => {
       for (const s of seeds) await engine.send({ ...s, fr: s.fr }); // the valid baseline, so mutations hit real resources
@@ -97,7 +107,7 @@ describe('Mcs fuzz', () => {
       // Deregistration (of every originator a mutation may have registered)
       // releases every resource and key of a phase; a reboot drops what the
       // SE keeps between requests (the DRBG of rngType 1).
-      for (const fr of ORIGINATORS) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+      for (const fr of EVERY_ORIGINATOR) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
       const end = new Session(engine, 'CEND');
       const se = body(await end.register('end'), 'senv:Senv');
       // Whatever the phase's requests did, the memory usage went back with them: only this registration counts.
@@ -107,12 +117,12 @@ describe('Mcs fuzz', () => {
       ok(await end.delete(end.seId), 2002, 'deregister');
     };
     const baseline = inUse();
-    await phase(1500);
-    await phase(1500);
+    await phase(COUNT);
+    await phase(COUNT);
     expect(inUse()).toBe(baseline);
     const settled = pages();
-    await phase(1500);
-    await phase(1500);
+    await phase(COUNT);
+    await phase(COUNT);
     expect(inUse()).toBe(baseline);
     expect(pages()).toBe(settled);
 
@@ -121,7 +131,7 @@ describe('Mcs fuzz', () => {
     await s.register('final');
     ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: 'QUJD' } }), 2001, 'hash');
     expect(Buffer.from(unb64(body(await s.retrieve(s.path('final', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(new TextEncoder().encode('ABC'))))).toBe(true);
-  }, 300_000);
+  }, Math.max(300_000, COUNT * 200));
 
   it('create, stream, use and delete cycles give back every byte of WASM memory (keys, expanded keys and open streams are freed)', async () => {
     const engine = await McsEngine.create();
