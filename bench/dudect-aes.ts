@@ -153,7 +153,7 @@ export const dudectAesBench: BenchModule = (opts) => {
       if (opts.filter && !opts.filter.test(p.name)) continue;
       const first = measure(c, p, samples);
       const again = worst(first) >= BAR ? measure(c, p, samples) : undefined;
-      const verdict = !again ? 'no evidence of leakage' : worst(again) >= BAR ? 'LEAKS: |t| >= 4.5 twice' : 'not replicated';
+      const verdict = !again ? 'no evidence of leakage' : worst(again) >= BAR ? `LEAKS: |t| >= ${BAR} twice` : 'not replicated';
       console.log(`  ${build.padEnd(7)} ${p.name.padEnd(56)} ${figures(first)}  ${again ? `again ${figures(again)}  ` : ''}${verdict}`);
       opts.finding?.('dudect-aes', { build, probe: p.name, samples, t: first.all, cropped: first.cropped, ...(again ? { again: { t: again.all, cropped: again.cropped } } : {}), verdict });
     }
