@@ -46,8 +46,8 @@ const COPIES: usize = memory.data(128, 16); // a round key once per lane
 
 // The byte permutations of the SIMD build as swizzles by constant masks:
 // V8 sees that every index is below 16 and emits a bare pshufb (with a mask
-// loaded from memory it must also saturate the indices first), and it keeps
-// the four masks in registers across the rounds.
+// loaded from memory it must also saturate the indices first); it builds the
+// masks from immediates or reloads them from the stack, off the data's path.
 @inline function perm(x: v128, which: usize): v128 {
   if (which == 0) return swizzle(x, i8x16(0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11)); // ShiftRows
   if (which == 1) return swizzle(x, i8x16(0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3)); // InvShiftRows

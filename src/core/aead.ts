@@ -83,15 +83,14 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   return withKey(key, (c, k) => {
     const n = data.length, out = outPtr(c);
     const op = mode.create(c, k, false, true, n);
+    absorbAad(c, mode, op, aad);
     if (n > CHUNK) {
       const result = new Uint8Array(n + mode.tagLength);
-      absorbAad(c, mode, op, aad);
       transform(c, mode, op, data, result);
       check(mode.final(c, op, out), mode.name);
       copyOutput(c, mode.tagLength, result, n);
       return result;
     }
-    absorbAad(c, mode, op, aad);
     if (n) check(mode.update(c, op, input(c, data), out, n), mode.name);
     check(mode.final(c, op, out + n), mode.name);
     return c.read(out, n + mode.tagLength);
@@ -105,15 +104,14 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   return withKey(key, (c, k) => {
     const n = data.length - t;
     const op = mode.create(c, k, true, true, n);
+    absorbAad(c, mode, op, aad);
     if (n > CHUNK) {
       const result = new Uint8Array(n);
-      absorbAad(c, mode, op, aad);
       transform(c, mode, op, data.subarray(0, n), result);
       c.mem().set(data.subarray(n), outPtr(c));
       verified(c, mode, op, outPtr(c), [result]);
       return result;
     }
-    absorbAad(c, mode, op, aad);
     // ciphertext and tag in the input half, plaintext in the output half
     const src = input(c, data);
     if (n) check(mode.update(c, op, src, outPtr(c), n), mode.name);
