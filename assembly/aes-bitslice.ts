@@ -9,14 +9,14 @@
 //    column rotations are 64-bit rotations and ShiftRows rotates each field.
 // Nothing indexes memory or branches on key or data: the S-box is a circuit
 // (aes-sbox.ts), the permutations are fixed.
-import { sboxPlanes, invSboxPlanes, X, A, N } from './aes-sbox';
+import { sboxPlanes, X, A, N } from './aes-sbox';
+import { invSboxPlanes } from './aes-invsbox.generated';
 import { swizzle } from './swizzle';
 
 export const PLANES_BYTES: usize = ASC_FEATURE_SIMD ? 128 : 64; // 8 planes of one batch
 export const LANES: usize = ASC_FEATURE_SIMD ? 8 : 4; // blocks per batch
 
 const Q: usize = memory.data(128, 16); // the planes being worked on
-const W: usize = memory.data(128, 16); // zero round key for InvMixColumns
 const COPIES: usize = memory.data(128, 16); // a round key once per lane
 
 @inline function ld<T>(q: usize, b: usize): T {
@@ -191,31 +191,36 @@ export function roundKeyPlanes(rk: usize, dst: usize): void {
   return sr ? shiftRows<T>(ld<T>(q, b)) : ld<T>(q, b);
 }
 
-@inline function mixColumns<T>(q: usize, k: usize, sr: bool): void {
+// No key when it serves InvMixColumns (keyed is a constant at every call).
+@inline function key<T>(x: T, k: usize, b: usize, keyed: bool): T {
+  return keyed ? X<T>(x, ld<T>(k, b)) : x;
+}
+
+@inline function mixColumns<T>(q: usize, k: usize, sr: bool, keyed: bool = true): void {
   const a0 = plane<T>(q, 0, sr), a1 = plane<T>(q, 1, sr), a2 = plane<T>(q, 2, sr), a3 = plane<T>(q, 3, sr);
   const a4 = plane<T>(q, 4, sr), a5 = plane<T>(q, 5, sr), a6 = plane<T>(q, 6, sr), a7 = plane<T>(q, 7, sr);
   const r0 = rot1<T>(a0), r1 = rot1<T>(a1), r2 = rot1<T>(a2), r3 = rot1<T>(a3);
   const r4 = rot1<T>(a4), r5 = rot1<T>(a5), r6 = rot1<T>(a6), r7 = rot1<T>(a7);
   const t0 = X<T>(a0, r0), t1 = X<T>(a1, r1), t2 = X<T>(a2, r2), t3 = X<T>(a3, r3);
   const t4 = X<T>(a4, r4), t5 = X<T>(a5, r5), t6 = X<T>(a6, r6), t7 = X<T>(a7, r7);
-  st<T>(q, 0, X<T>(X<T>(t7, r0), X<T>(rot2<T>(t0), ld<T>(k, 0))));
-  st<T>(q, 1, X<T>(X<T>(X<T>(t0, t7), r1), X<T>(rot2<T>(t1), ld<T>(k, 1))));
-  st<T>(q, 2, X<T>(X<T>(t1, r2), X<T>(rot2<T>(t2), ld<T>(k, 2))));
-  st<T>(q, 3, X<T>(X<T>(X<T>(t2, t7), r3), X<T>(rot2<T>(t3), ld<T>(k, 3))));
-  st<T>(q, 4, X<T>(X<T>(X<T>(t3, t7), r4), X<T>(rot2<T>(t4), ld<T>(k, 4))));
-  st<T>(q, 5, X<T>(X<T>(t4, r5), X<T>(rot2<T>(t5), ld<T>(k, 5))));
-  st<T>(q, 6, X<T>(X<T>(t5, r6), X<T>(rot2<T>(t6), ld<T>(k, 6))));
-  st<T>(q, 7, X<T>(X<T>(t6, r7), X<T>(rot2<T>(t7), ld<T>(k, 7))));
+  st<T>(q, 0, X<T>(X<T>(t7, r0), key<T>(rot2<T>(t0), k, 0, keyed)));
+  st<T>(q, 1, X<T>(X<T>(X<T>(t0, t7), r1), key<T>(rot2<T>(t1), k, 1, keyed)));
+  st<T>(q, 2, X<T>(X<T>(t1, r2), key<T>(rot2<T>(t2), k, 2, keyed)));
+  st<T>(q, 3, X<T>(X<T>(X<T>(t2, t7), r3), key<T>(rot2<T>(t3), k, 3, keyed)));
+  st<T>(q, 4, X<T>(X<T>(X<T>(t3, t7), r4), key<T>(rot2<T>(t4), k, 4, keyed)));
+  st<T>(q, 5, X<T>(X<T>(t4, r5), key<T>(rot2<T>(t5), k, 5, keyed)));
+  st<T>(q, 6, X<T>(X<T>(t5, r6), key<T>(rot2<T>(t6), k, 6, keyed)));
+  st<T>(q, 7, X<T>(X<T>(t6, r7), key<T>(rot2<T>(t7), k, 7, keyed)));
 }
 
 // InvShiftRows, AddRoundKey, then InvMixColumns = MixColumns o (a -> a ^
 // 4 * (a ^ rot2(a))), from the factorisation of its polynomial (Daemen and
-// Rijmen, The Design of Rijndael, 4.1.3); MixColumns then adds a zero key.
+// Rijmen, The Design of Rijndael, 4.1.3).
 @inline function invPlane<T>(q: usize, k: usize, b: usize): T {
   return X<T>(invShiftRows<T>(ld<T>(q, b)), ld<T>(k, b));
 }
 
-@inline function invMixColumns<T>(q: usize, k: usize, zero: usize): void {
+@inline function invMixColumns<T>(q: usize, k: usize): void {
   const a0 = invPlane<T>(q, k, 0), a1 = invPlane<T>(q, k, 1), a2 = invPlane<T>(q, k, 2), a3 = invPlane<T>(q, k, 3);
   const a4 = invPlane<T>(q, k, 4), a5 = invPlane<T>(q, k, 5), a6 = invPlane<T>(q, k, 6), a7 = invPlane<T>(q, k, 7);
   const w0 = X<T>(a0, rot2<T>(a0)), w1 = X<T>(a1, rot2<T>(a1)), w2 = X<T>(a2, rot2<T>(a2)), w3 = X<T>(a3, rot2<T>(a3));
@@ -229,7 +234,7 @@ export function roundKeyPlanes(rk: usize, dst: usize): void {
   st<T>(q, 5, X<T>(a5, X<T>(w3, w7)));
   st<T>(q, 6, X<T>(a6, w4));
   st<T>(q, 7, X<T>(a7, w5));
-  mixColumns<T>(q, zero, false);
+  mixColumns<T>(q, 0, false, false);
 }
 
 @inline function permute<T>(q: usize, inverse: bool): void {
@@ -254,7 +259,7 @@ function decryptPlanes<T>(rk: usize, nr: usize): void {
   // InvSubBytes commutes with InvShiftRows, which moves into invMixColumns.
   for (let r = nr - 1; r > 0; r--) {
     invSboxPlanes<T>(Q);
-    invMixColumns<T>(Q, rk + r * step, W);
+    invMixColumns<T>(Q, rk + r * step);
   }
   invSboxPlanes<T>(Q);
   permute<T>(Q, true);

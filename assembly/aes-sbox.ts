@@ -78,26 +78,3 @@ export function sboxPlanes<T>(q: usize): void {
   st<T>(q, 7, s0); st<T>(q, 6, s1); st<T>(q, 5, s2); st<T>(q, 4, s3);
   st<T>(q, 3, s4); st<T>(q, 2, s5); st<T>(q, 1, s6); st<T>(q, 0, s7);
 }
-
-// The inverse affine map of FIPS 197 5.3.2 (y -> A^-1(y ^ 0x63)) on planes:
-// bit i of the result is y(i+2) ^ y(i+5) ^ y(i+7) ^ bit i of 0x05.
-function invAffinePlanes<T>(q: usize): void {
-  const y0 = ld<T>(q, 0), y1 = ld<T>(q, 1), y2 = ld<T>(q, 2), y3 = ld<T>(q, 3);
-  const y4 = ld<T>(q, 4), y5 = ld<T>(q, 5), y6 = ld<T>(q, 6), y7 = ld<T>(q, 7);
-  st<T>(q, 0, N<T>(X<T>(X<T>(y2, y5), y7)));
-  st<T>(q, 1, X<T>(X<T>(y3, y6), y0));
-  st<T>(q, 2, N<T>(X<T>(X<T>(y4, y7), y1)));
-  st<T>(q, 3, X<T>(X<T>(y5, y0), y2));
-  st<T>(q, 4, X<T>(X<T>(y6, y1), y3));
-  st<T>(q, 5, X<T>(X<T>(y7, y2), y4));
-  st<T>(q, 6, X<T>(X<T>(y0, y3), y5));
-  st<T>(q, 7, X<T>(X<T>(y1, y4), y6));
-}
-
-// S^-1(y) = inv(A^-1(y ^ 0x63)), and inv(z) = A^-1(S(z) ^ 0x63), so the
-// inverse S-box reuses the forward circuit between two inverse affine maps.
-export function invSboxPlanes<T>(q: usize): void {
-  invAffinePlanes<T>(q);
-  sboxPlanes<T>(q);
-  invAffinePlanes<T>(q);
-}

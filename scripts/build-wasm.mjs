@@ -5,10 +5,12 @@
 import asc from 'assemblyscript/asc';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { generateSha2Rounds } from './gen-sha2-rounds.mjs';
+import { generateInvSbox } from './gen-aes-invsbox.mjs';
 
 const root = new URL('..', import.meta.url);
 await mkdir(new URL('build/', root), { recursive: true });
 await writeFile(new URL('assembly/sha2-rounds.generated.ts', root), generateSha2Rounds());
+await writeFile(new URL('assembly/aes-invsbox.generated.ts', root), generateInvSbox());
 await import('./gen-ec-fields.mjs'); // writes assembly/ec/fields.generated.ts
 
 const embedded = {};
