@@ -13,7 +13,8 @@
 // shared by most outputs first; ties broken by a seeded generator, best of
 // many runs), so the build is reproducible. The constants of the two B
 // cancel at the bottom; at the top they are folded into the input as
-// x ^ 0x63 (four NOTs), fewer than the signals they would reach.
+// x ^ 0x63 (four NOTs; left on the top layer's outputs, they would
+// complement 16 of the 22).
 //
 // The result is checked on all 256 inputs against the inverse of the FIPS 197
 // S-box (and the forward circuit as read against the S-box itself); the
@@ -187,7 +188,6 @@ function synthesize(n, targets, runs, seed) {
 
 export function generateInvSbox() {
   const fwd = readForward();
-  const U = (name) => fwd.loads.findIndex((l) => l.name === name);
 
   // The forward circuit as read, on all 256 inputs.
   const run = (stmts, env) => {
