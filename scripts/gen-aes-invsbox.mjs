@@ -74,8 +74,7 @@ function parseSection(text) {
   return out;
 }
 
-function readForward() {
-  const src = readFileSync(new URL('../assembly/aes-sbox.ts', import.meta.url), 'utf8');
+function readForward(src) {
   const body = src.slice(src.indexOf('export function sboxPlanes<T>'));
   const end = body.indexOf('\n}\n');
   const fn = body.slice(0, end);
@@ -186,8 +185,9 @@ function synthesize(n, targets, runs, seed) {
 
 // ---- deriving, checking and emitting the inverse ----
 
-export function generateInvSbox() {
-  const fwd = readForward();
+/** The generated module's text, from the forward circuit in `source` (assembly/aes-sbox.ts by default). */
+export function generateInvSbox(source = readFileSync(new URL('../assembly/aes-sbox.ts', import.meta.url), 'utf8')) {
+  const fwd = readForward(source);
 
   // The forward circuit as read, on all 256 inputs.
   const run = (stmts, env) => {
