@@ -19,19 +19,8 @@
 // from round to round (period 8), and each round key is stored in the order
 // of the round that adds it.
 
-const gmul = (a, b) => {
-  let r = 0;
-  for (; b; b >>= 1) {
-    if (b & 1) r ^= a;
-    a <<= 1;
-    if (a & 0x100) a ^= 0x11b;
-  }
-  return r;
-};
-const ginv = (a) => (a === 0 ? 0 : [...Array(256).keys()].find((b) => gmul(a, b) === 1));
-const rotl8 = (x, n) => ((x << n) | (x >> (8 - n))) & 0xff;
-const affine = (x) => x ^ rotl8(x, 1) ^ rotl8(x, 2) ^ rotl8(x, 3) ^ rotl8(x, 4);
-const SBOX = [...Array(256).keys()].map((x) => affine(ginv(x)) ^ 0x63);
+import { gmul, ginv, affine, SBOX } from './aes-field.mjs';
+
 const range = [...Array(16).keys()];
 const INF = 0x80;
 // i8x16.swizzle on one lane: indices >= 16 (as unsigned bytes) give 0. An
