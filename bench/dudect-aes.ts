@@ -12,9 +12,9 @@ import { core, type Core } from '../src/core/loader.ts';
 import type { BenchModule } from './harness.ts';
 import { AES_BUILDS } from './builds.ts';
 
-const REPEAT = 8; // calls per measurement, so one sample spans a few microseconds
+export const REPEAT = 8; // calls per measurement, so one sample spans a few microseconds
 
-interface Probe {
+export interface Probe {
   name: string;
   /** Bytes of secret input per measurement. */
   size: number;
@@ -33,39 +33,50 @@ function welch(a: number[], b: number[]): number {
   return (ma - mb) / Math.sqrt(va / a.length + vb / b.length);
 }
 
-// Inputs of both classes are generated before any timing, so that nothing
-// but the secret differs between the classes while the clock runs.
-function measure(c: Core, probe: Probe, samples: number): { all: number; cropped: number[] } {
-  const times: [number[], number[]] = [[], []];
-  const classes = nodeCrypto.randomBytes(samples);
-  // Every measurement takes its input from its own slice of one pool, the
-  // fixed class's slices filled with 0x5a: the classes differ in the bytes
-  // alone, not in the path or the memory they came from. (A fixed class
-  // reading one small array, the random class fresh slices of a large one,
-  // put cache and TLB misses and a different copy routine just before the
-  // timed call on one class only: about a timer tick of bias, which the
-  // fastest probes showed as cropped |t| far above 4.5.)
-  const pool = nodeCrypto.randomBytes(samples * probe.size);
-  for (let i = 0; i < samples; i++) if (!(classes[i]! & 1)) pool.fill(0x5a, i * probe.size, (i + 1) * probe.size);
-  for (let i = 0; i < samples; i++) {
-    const cls = (classes[i]! & 1) as 0 | 1;
-    const run = probe.prepare(c, pool.subarray(i * probe.size, (i + 1) * probe.size));
-    const t0 = process.hrtime.bigint();
-    for (let r = 0; r < REPEAT; r++) run();
-    times[cls].push(Number(process.hrtime.bigint() - t0));
-  }
-  const all = welch(times[0], times[1]);
+/** Welch's t over all samples and below the 50th, 75th and 90th percentiles of both classes together. */
+export function tStatistics(times: [number[], number[]]): { all: number; cropped: number[] } {
   const sorted = [...times[0], ...times[1]].sort((x, y) => x - y);
   const cropped = [0.5, 0.75, 0.9].map((p) => {
     const limit = sorted[Math.floor(p * (sorted.length - 1))]!;
     return welch(times[0].filter((v) => v <= limit), times[1].filter((v) => v <= limit));
   });
-  return { all, cropped };
+  return { all: welch(times[0], times[1]), cropped };
+}
+
+/**
+ * The class of every measurement (bit 0 of its byte: 0 fixed, 1 random; the
+ * other bits are random too, for callers that pick more) and its input, made
+ * before any timing so that nothing but the secret differs between the
+ * classes while the clock runs. Every measurement takes its input from its
+ * own slice of one pool, the fixed class's slices filled with `fixed`: the
+ * classes differ in the bytes alone, not in the path or the memory they came
+ * from. (A fixed class reading one small array, the random class fresh
+ * slices of a large one, put cache and TLB misses and a different copy
+ * routine just before the timed call on one class only: about a timer tick
+ * of bias, which the fastest probes showed as cropped |t| far above 4.5.)
+ */
+export function classInputs(samples: number, size: number, fixed = 0x5a): { classes: Uint8Array; input(i: number): Uint8Array } {
+  const classes = nodeCrypto.randomBytes(samples);
+  const pool = nodeCrypto.randomBytes(samples * size);
+  for (let i = 0; i < samples; i++) if (!(classes[i]! & 1)) pool.fill(fixed, i * size, (i + 1) * size);
+  return { classes, input: (i) => pool.subarray(i * size, (i + 1) * size) };
+}
+
+function measure(c: Core, probe: Probe, samples: number): { all: number; cropped: number[] } {
+  const times: [number[], number[]] = [[], []];
+  const { classes, input } = classInputs(samples, probe.size);
+  for (let i = 0; i < samples; i++) {
+    const run = probe.prepare(c, input(i));
+    const t0 = process.hrtime.bigint();
+    for (let r = 0; r < REPEAT; r++) run();
+    times[classes[i]! & 1]!.push(Number(process.hrtime.bigint() - t0));
+  }
+  return tStatistics(times);
 }
 
 const KEY_AT = 1024, OUT_AT = 2048, NONCE_AT = 4096;
 
-function probes(c: Core): { list: Probe[]; release: () => void } {
+export function probes(c: Core): { list: Probe[]; release: () => void } {
   c.mem().fill(0x5a, c.io + KEY_AT, c.io + KEY_AT + 16);
   const fixedKey = c.x.aes_key_create(c.io + KEY_AT, 16, 0);
   const list: Probe[] = [
@@ -154,8 +165,9 @@ export const dudectAesBench: BenchModule = (opts) => {
       if (opts.filter && !opts.filter.test(p.name)) continue;
       const first = measure(c, p, samples);
       const again = worst(first) >= BAR ? measure(c, p, samples) : undefined;
-      const verdict = !again ? 'no evidence of leakage' : worst(again) >= BAR ? `LEAKS: |t| >= ${BAR} twice` : 'not replicated';
-      if (again && worst(again) >= BAR && !p.name.startsWith('control')) flagged++;
+      const replicated = again !== undefined && worst(again) >= BAR;
+      const verdict = !again ? 'no evidence of leakage' : replicated ? `LEAKS: |t| >= ${BAR} twice` : 'not replicated';
+      if (replicated && !p.name.startsWith('control')) flagged++;
       console.log(`  ${build.padEnd(7)} ${p.name.padEnd(56)} ${figures(first)}  ${again ? `again ${figures(again)}  ` : ''}${verdict}`);
       opts.finding?.('dudect-aes', { build, probe: p.name, samples, t: first.all, cropped: first.cropped, ...(again ? { again: { t: again.all, cropped: again.cropped } } : {}), verdict });
     }
@@ -163,6 +175,6 @@ export const dudectAesBench: BenchModule = (opts) => {
     c.x.aes_scratch_clear();
   }
   // This VM's drift can make unchanged code flag twice in a row (docs/aes.md, Timing-leak check).
-  if (flagged) console.log('  a flag on changed code: compare the old and new builds side by side, node scripts/dudect-ab.mjs old.wasm new.wasm');
+  if (flagged) console.log('  a flag on changed code: compare the old and new builds side by side, node dist/bench/dudect-ab.js old.wasm new.wasm');
   return [];
 };
