@@ -148,6 +148,57 @@ for (const build of coreBuilds()) {
       });
     }
 
+    // inc32 (SP 800-38D 6.2) wraps the low 32 bits of the counter block and
+    // leaves the other 96 alone. A 12-byte nonce starts the count at 2, so
+    // only other nonce lengths reach the wrap: the nonce is solved for a
+    // chosen J0 (gcmNonceFor), with the wrap placed at every offset within
+    // and across the 8-block batches and the one-block tail.
+    it('GCM counter wrap: nonces solved for J0 = ...fffffff0 to ...ffffffff, against node:crypto', () => {
+      const rand = prng(0x3a9 + salt);
+      for (let back = 0; back < 16; back++) {
+        const key = rand(back & 1 ? 32 : 16);
+        const j0 = rand(16);
+        j0.set([0xff, 0xff, 0xff, 0xff - back], 12);
+        const nonce = gcmNonceFor(key, j0);
+        // The solution is right: node:crypto's first keystream block is E(K, inc32(J0)).
+        const first = nodeCrypto.createCipheriv(`aes-${key.length * 8}-gcm` as nodeCrypto.CipherGCMTypes, key, nonce).update(new Uint8Array(16));
+        const inc = j0.slice();
+        new DataView(inc.buffer).setUint32(12, (0xffffffff - back + 1) >>> 0);
+        expect(first.toString('hex'), 'solved nonce').toBe(Buffer.from(ecb(key, inc)).toString('hex'));
+        const aad = rand(back * 3);
+        for (const len of [16 * (back + 1), 16 * (back + 2) + 5, 333]) {
+          const pt = rand(len);
+          const c = nodeCrypto.createCipheriv(`aes-${key.length * 8}-gcm` as nodeCrypto.CipherGCMTypes, key, nonce);
+          c.setAAD(aad);
+          const expected = Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+          const g = gcm(key, nonce, aad);
+          const ct = g.encrypt(pt);
+          expect(Buffer.from(ct).equals(expected), `J0 low word ${(0xffffffff - back).toString(16)}, ${len} bytes`).toBe(true);
+          expect(Buffer.from(g.decrypt(ct)).equals(Buffer.from(pt))).toBe(true);
+          const es = gcm(aesKey(key), nonce, aad).encryptStream();
+          expect(Buffer.from(cat([...chunks(rand, pt).map((p) => es.update(p)), es.final()])).equals(expected)).toBe(true);
+        }
+      }
+    });
+
+    // RFC 3610 2.2: associated data of 2^16 - 2^8 bytes or more is announced
+    // as 0xff 0xfe and four length bytes instead of two.
+    it('CCM associated data around 2^16 - 2^8 bytes (the 6-byte length encoding), against node:crypto', () => {
+      const rand = prng(0xaad + salt);
+      for (const n of [0xfefe, 0xfeff, 0xff00, 0xff01, 0x10000, 70001]) {
+        const key = rand(n & 1 ? 32 : 16), nonce = rand(7 + (n % 7)), aad = rand(n), pt = rand(n % 40);
+        const c = nodeCrypto.createCipheriv(key.length === 16 ? 'aes-128-ccm' : 'aes-256-ccm', key, nonce, { authTagLength: 12 });
+        c.setAAD(aad, { plaintextLength: pt.length });
+        const expected = Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+        const a = ccm(key, nonce, aad, { tagLength: 12 });
+        const ct = a.encrypt(pt);
+        expect(Buffer.from(ct).equals(expected), `AAD of ${n} bytes`).toBe(true);
+        expect(Buffer.from(a.decrypt(ct)).equals(Buffer.from(pt))).toBe(true);
+        aad[n >> 1]! ^= 1;
+        expect(() => ccm(key, nonce, aad, { tagLength: 12 }).decrypt(ct)).toThrow(AuthenticationError);
+      }
+    });
+
     it(`CMAC: ${CASES} random cases against CMAC built from node:crypto AES-ECB`, () => {
       const rand = prng(0xc3ac + salt);
       for (let i = 0; i < CASES; i++) {
@@ -161,12 +212,7 @@ for (const build of coreBuilds()) {
 
 // SP 800-38B written out over node:crypto's block function, as an oracle.
 function referenceCmac(key: Uint8Array, msg: Uint8Array): string {
-  const alg = key.length === 16 ? 'aes-128-ecb' : 'aes-256-ecb';
-  const enc = (b: Uint8Array) => {
-    const c = nodeCrypto.createCipheriv(alg, key, null);
-    c.setAutoPadding(false);
-    return new Uint8Array(Buffer.concat([c.update(b), c.final()]));
-  };
+  const enc = (b: Uint8Array) => ecb(key, b);
   const dbl = (b: Uint8Array) => {
     const out = new Uint8Array(16);
     for (let i = 0; i < 16; i++) out[i] = ((b[i]! << 1) | (i < 15 ? b[i + 1]! >> 7 : 0)) & 0xff;
@@ -176,7 +222,7 @@ function referenceCmac(key: Uint8Array, msg: Uint8Array): string {
   const k1 = dbl(enc(new Uint8Array(16))), k2 = dbl(k1);
   const n = Math.max(1, Math.ceil(msg.length / 16));
   const complete = msg.length > 0 && msg.length % 16 === 0;
-  let x = new Uint8Array(16);
+  let x: Uint8Array = new Uint8Array(16);
   for (let b = 0; b < n; b++) {
     const block = new Uint8Array(16);
     block.set(msg.subarray(16 * b, 16 * b + 16));
@@ -189,4 +235,41 @@ function referenceCmac(key: Uint8Array, msg: Uint8Array): string {
     x = enc(block);
   }
   return Buffer.from(x).toString('hex');
+}
+
+// GF(2^128) as GCM orders it (SP 800-38D 6.3: the first bit of a block is
+// the coefficient of x^0), blocks as big-endian integers.
+const R = 0xe1n << 120n;
+function gfMul(x: bigint, y: bigint): bigint {
+  let z = 0n, v = y;
+  for (let i = 127n; i >= 0n; i--) {
+    if ((x >> i) & 1n) z ^= v;
+    v = v & 1n ? (v >> 1n) ^ R : v >> 1n;
+  }
+  return z;
+}
+function gfInv(x: bigint): bigint {
+  // x^(2^128 - 2): 2^128 - 2 is 127 ones followed by a zero.
+  let r = 1n << 127n; // the field's 1
+  for (let i = 0; i < 127; i++) r = gfMul(gfMul(r, r), x);
+  return gfMul(r, r);
+}
+const toBig = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex')}`);
+const fromBig = (v: bigint) => new Uint8Array(Buffer.from(v.toString(16).padStart(32, '0'), 'hex'));
+
+/**
+ * A 16-byte nonce whose pre-counter block J0 is `j0` under `key`: for such a
+ * nonce J0 = ((N H) + L) H with L the length block (128 bits), so
+ * N = (J0 H^-1 + L) H^-1, with H = E(K, 0^128) from node:crypto.
+ */
+function gcmNonceFor(key: Uint8Array, j0: Uint8Array): Uint8Array {
+  const hInv = gfInv(toBig(ecb(key, new Uint8Array(16))));
+  return fromBig(gfMul(gfMul(toBig(j0), hInv) ^ 128n, hInv));
+}
+
+/** node:crypto's AES block function on one block. */
+function ecb(key: Uint8Array, block: Uint8Array): Uint8Array {
+  const c = nodeCrypto.createCipheriv(key.length === 16 ? 'aes-128-ecb' : 'aes-256-ecb', key, null);
+  c.setAutoPadding(false);
+  return new Uint8Array(Buffer.concat([c.update(block), c.final()]));
 }
