@@ -277,9 +277,10 @@ export class McsEngine {
   #operate(ctx: Context, req: McsRequest, res: Resource, virtual: VirtualDef, binary: boolean): McsResponse | Promise<McsResponse> {
     const change = new Change();
     const settle = (failure?: { error: unknown }): McsResponse | Promise<McsResponse> => {
+      const owned = binary && !failure ? handOver(change) : undefined;
       const done = (): McsResponse | Promise<McsResponse> => {
         if (failure) throw failure.error;
-        return reply(RSC.OK, req.rqi, represent(ctx.host.seId, res, ctx.host.backend, { binary, only: res.def.results.get(virtual)! }));
+        return reply(RSC.OK, req.rqi, represent(ctx.host.seId, res, ctx.host.backend, { binary, only: res.def.results.get(virtual)!, owned }));
       };
       const committed = change.empty ? undefined : this.#commit(ctx, res, change);
       return committed ? committed.then(done) : done();
@@ -592,6 +593,23 @@ function durably(write: Promise<void>): Promise<void> {
     const kind = typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code) ? code : /^\w{1,40}$/.test(name) ? name : 'error';
     throw new McsError(RSC.INTERNAL_SERVER_ERROR, `storage write failed (${kind}): nothing was changed`);
   });
+}
+
+/**
+ * The fresh byte results of an operation, for a binary response to take as
+ * they are; the change borrows them instead, so the resource keeps a copy
+ * (in the array it holds when the size is the same). One array is allocated
+ * per result instead of two (allocating a typed array of a KiB costs about as
+ * much as encrypting it).
+ */
+function handOver(change: Change): Map<string, Uint8Array> | undefined {
+  let owned: Map<string, Uint8Array> | undefined;
+  for (const [name, v] of change.attrs) {
+    if (!(v instanceof Uint8Array)) continue;
+    (owned ??= new Map()).set(name, v);
+    change.attrs.set(name, new Borrowed(v));
+  }
+  return owned;
 }
 
 /** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */

@@ -13,6 +13,8 @@ export interface ReprOptions {
   only?: readonly AttributeDef[];
   /** Values to show instead of the stored ones (data a retrieve hook read from the device). */
   values?: ReadonlyMap<string, unknown>;
+  /** Byte values the response takes without a copy (fresh results nothing else holds; binary only). */
+  owned?: ReadonlyMap<string, Uint8Array>;
 }
 
 /**
@@ -23,14 +25,15 @@ export function represent(seId: string, res: Resource, backend: SecureEnvironmen
   const body: Record<string, unknown> = {};
   let pending: Promise<void>[] | undefined;
   for (const a of opts.only ?? res.def.all) {
-    const raw = opts.values?.get(a.name) ?? res.attrs.get(a.name);
+    const own = opts.owned?.get(a.name);
+    const raw = own ?? opts.values?.get(a.name) ?? res.attrs.get(a.name);
     if (isKeyHandle(raw)) {
       (pending ??= []).push(exported(res, a, raw, backend, opts.binary).then((v) => {
         if (v !== undefined) body[a.sn] = v;
       }));
       continue;
     }
-    const v = value(seId, res, a, raw, opts.binary);
+    const v = value(seId, res, a, raw, opts.binary, own !== undefined);
     if (v !== undefined) body[a.sn] = v;
   }
   // Not a computed-key literal: V8 builds that several times slower than an empty object and a store.
@@ -49,7 +52,7 @@ async function exported(res: Resource, a: AttributeDef, key: KeyHandle, backend:
   }
 }
 
-function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binary: boolean): unknown {
+function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binary: boolean, owned = false): unknown {
   switch (a.name) {
     case 'resourceType': return res.ty;
     case 'resourceID': return res.ri;
@@ -64,7 +67,7 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   let v = raw;
   if (v === undefined) return undefined;
   if (v instanceof Accumulator) v = v.bytes();
-  if (v instanceof Uint8Array) return binary ? v.slice() : toBase64(v);
+  if (v instanceof Uint8Array) return binary ? (owned ? v : v.slice()) : toBase64(v);
   if (a.type.kind === 'time') return formatTimestamp(v as number);
   if (Array.isArray(v)) return [...v];
   if (typeof v === 'object' && v !== null) return structuredClone(v);

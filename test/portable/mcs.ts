@@ -340,6 +340,20 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equalHex(hv as Uint8Array, ABC[4]!, 'value');
         (hv as Uint8Array).fill(0);
         equalHex(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv), ABC[4]!, 'internal value not aliased');
+        // A binary response takes an operation's fresh result and the resource keeps a copy
+        // (one-shot path), or gets a copy of the stream's output (streamed path): neither aliases.
+        const key = prng(41)(16), nonce = prng(42)(12);
+        ok(await s.send(1, s.seId, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 17, kDt: key } }, 20002, true), 2001, 'cipher');
+        ok(await s.send(1, s.path('reg', 'c'), { 'senv:algP': { nc: nonce } }, 20001, true), 2001, 'nonce');
+        for (const size of [100, 100, 70_000, 70_000]) {
+          const data = prng(size)(size);
+          ok(await s.send(3, s.path('reg', 'c'), { 'senv:Cph': { msg: data } }, undefined, true), 2004, `data ${size}`);
+          const cd = body(ok(await s.send(2, s.path('reg', 'c', 'encrypt'), undefined, undefined, true), 2000, `encrypt ${size}`), 'senv:Cph').cD as Uint8Array;
+          const want = gcm(key, nonce).encrypt(data);
+          equalBytes(cd, want, `result ${size}`);
+          cd.fill(0);
+          equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD), want, `stored result of ${size} bytes not aliased`);
+        }
       },
     },
     {
