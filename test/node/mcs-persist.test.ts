@@ -54,10 +54,19 @@ describe('Mcs persistence', () => {
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(data.subarray(0, 20))))).toBe(true);
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'd')), 'senv:Sdo').msg)).equals(data.subarray(0, 99))).toBe(true);
       fails4106(await new Session(e2, 'CAE2').retrieve(seId));
+      // A binary response takes the result itself; what is stored (and persisted) is a copy.
+      const small = new Uint8Array(nodeCrypto.randomBytes(300));
+      ok(await t.send(3, t.path('reg', 'c'), { 'senv:Cph': { msg: small } }, undefined, true), 2004, 'next message');
+      const cd = body(ok(await t.send(2, t.path('reg', 'c', 'encrypt'), undefined, undefined, true), 2000, 'binary encrypt'), 'senv:Cph').cD as Uint8Array;
+      const want = gcm(aesKey, nonce).encrypt(small);
+      expect(Buffer.from(cd).equals(Buffer.from(want))).toBe(true);
+      cd.fill(0);
       ok(await t.delete(t.path('reg', 'd')), 2002, 'delete');
       await e2.close();
       const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       ok(await new Session(e3, 'CAE1').retrieve(`${seId}/reg/d`), 4004, 'deleted stays deleted');
+      const stored = unb64(body(ok(await new Session(e3, 'CAE1').retrieve(`${seId}/reg/c`), 2000, 'cipher after restart'), 'senv:Cph').cD);
+      expect(Buffer.from(stored).equals(Buffer.from(want))).toBe(true);
       await e3.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
