@@ -276,11 +276,12 @@ export class McsEngine {
    */
   #operate(ctx: Context, req: McsRequest, res: Resource, virtual: VirtualDef, binary: boolean): McsResponse | Promise<McsResponse> {
     const change = new Change();
+    const only = res.def.results.get(virtual)!;
     const settle = (failure?: { error: unknown }): McsResponse | Promise<McsResponse> => {
-      const owned = binary && !failure ? handOver(change) : undefined;
+      const owned = binary && !failure ? handOver(change, only) : undefined;
       const done = (): McsResponse | Promise<McsResponse> => {
         if (failure) throw failure.error;
-        return reply(RSC.OK, req.rqi, represent(ctx.host.seId, res, ctx.host.backend, { binary, only: res.def.results.get(virtual)!, owned }));
+        return reply(RSC.OK, req.rqi, represent(ctx.host.seId, res, ctx.host.backend, { binary, only, owned }));
       };
       const committed = change.empty ? undefined : this.#commit(ctx, res, change);
       return committed ? committed.then(done) : done();
@@ -596,20 +597,21 @@ function durably(write: Promise<void>): Promise<void> {
 }
 
 /**
- * The fresh byte results of an operation, for a binary response to take as
- * they are; the change borrows them instead, so the resource keeps a copy
- * (in the array it holds when the size is the same). One array is allocated
- * per result instead of two: allocating a typed array of a KiB costs about
- * as much as encrypting it. Arrays of up to 64 bytes live on V8's heap and
- * are cheap to copy: those are left alone (digests, MACs and signatures
- * measured the same either way).
+ * The fresh byte results of an operation that its response shows (those
+ * without a read rule), for a binary response to take as they are; the change borrows them instead, so
+ * the resource keeps a copy (in the array it holds when the size is the
+ * same). One array is allocated per result instead of two: allocating a
+ * typed array of a KiB costs about as much as encrypting it. Arrays of up to
+ * 64 bytes live on V8's heap and are cheap to copy: those are left alone
+ * (digests, MACs and signatures measured the same either way).
  */
-function handOver(change: Change): Map<string, Uint8Array> | undefined {
+function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, Uint8Array> | undefined {
   let owned: Map<string, Uint8Array> | undefined;
-  for (const [name, v] of change.attrs) {
-    if (!(v instanceof Uint8Array) || v.length <= 64) continue;
-    (owned ??= new Map()).set(name, v);
-    change.attrs.set(name, new Borrowed(v));
+  for (const a of shown) {
+    const v = change.attrs.get(a.name);
+    if (a.read || !(v instanceof Uint8Array) || v.length <= 64) continue;
+    (owned ??= new Map()).set(a.name, v);
+    change.attrs.set(a.name, new Borrowed(v));
   }
   return owned;
 }
