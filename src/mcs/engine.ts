@@ -598,12 +598,13 @@ function durably(write: Promise<void>): Promise<void> {
 
 /**
  * The fresh byte results of an operation that its response shows (those
- * without a read rule), for a binary response to take as they are; the change borrows them instead, so
- * the resource keeps a copy (in the array it holds when the size is the
- * same). One array is allocated per result instead of two: allocating a
- * typed array of a KiB costs about as much as encrypting it. Arrays of up to
- * 64 bytes live on V8's heap and are cheap to copy: those are left alone
- * (digests, MACs and signatures measured the same either way).
+ * without a read rule), for a binary response to take as they are; the
+ * change borrows them instead, so the resource keeps a copy (in the array it
+ * holds when the size is the same). One array is allocated per result
+ * instead of two: a typed array above 64 bytes lives outside V8's heap, and
+ * allocating the 1,040 bytes of a GCM result took about 0.7-0.8 us, 8 % of
+ * an UPDATE + encrypt pair's profile. Smaller arrays are cheap to copy and
+ * left alone (digests, MACs and signatures measured the same either way).
  */
 function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, Uint8Array> | undefined {
   let owned: Map<string, Uint8Array> | undefined;
