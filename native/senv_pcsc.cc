@@ -14,14 +14,89 @@
 #include <winscard.h>
 #include <reader.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
+
+// pcsc-lite 1.9.x's SCardDisconnect looks its handle up by walking the
+// process-wide list of contexts and their card lists without the library's
+// own lock, while SCardReleaseContext frees a context's entry and another
+// SCardDisconnect unlinks a card: run side by side on several threads they
+// can read freed memory. Every call that walks or changes those lists in a
+// way the library does not lock takes this lock (both are short round trips
+// to pcscd). SCardEstablishContext and SCardConnect only append, under the
+// library's locks, and are left out: SCardConnect can wait on pcscd for as
+// long as another application holds the card.
+std::mutex g_listLock;
+
+LONG ReleaseContext(SCARDCONTEXT ctx) {
+  std::lock_guard<std::mutex> hold(g_listLock);
+  return SCardReleaseContext(ctx);
+}
+
+// Releases the contexts of objects collected without release()/disconnect(),
+// off the JS thread (pcscd may have to talk to the reader first, and the
+// reader may be served by this very process: vpcd with a virtual card in JS),
+// one at a time on one thread. At exit it is drained before libpcsclite's own
+// destructor frees the context list under it (ours run first: the library is
+// loaded before this addon and finalised after it).
+class Reaper {
+ public:
+  void Release(SCARDCONTEXT ctx) {
+    std::lock_guard<std::mutex> hold(m_);
+    if (stopped_) return;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    queue_.push_back(ctx);
+    cv_.notify_all();
+  }
+
+  ~Reaper() {
+    std::unique_lock<std::mutex> hold(m_);
+    stopped_ = true;
+    cv_.notify_all();
+    // Bounded: a pcscd that stopped answering must not hang the exit.
+    bool idle = cv_.wait_for(hold, std::chrono::seconds(2), [this] { return queue_.empty() && !busy_; });
+    hold.unlock();
+    if (!thread_.joinable()) return;
+    if (idle) thread_.join();
+    else thread_.detach();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> hold(m_);
+    for (;;) {
+      cv_.wait(hold, [this] { return stopped_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      SCARDCONTEXT ctx = queue_.front();
+      queue_.pop_front();
+      busy_ = true;
+      hold.unlock();
+      ReleaseContext(ctx);
+      hold.lock();
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<SCARDCONTEXT> queue_;
+  std::thread thread_;
+  bool busy_ = false;
+  bool stopped_ = false;
+};
+
+Reaper g_reaper;
 
 struct AddonData {
   Napi::FunctionReference cardCtor;
@@ -156,14 +231,13 @@ class Card : public Napi::ObjectWrap<Card> {
 
   ~Card() override {
     // The object was collected without disconnect(): give the card back to
-    // other applications as it is, off the JS thread. pcscd may have to talk
-    // to the reader before it answers (powering a card down), and the reader
-    // may be served by this very process (vpcd with a virtual card in JS): a
-    // blocking call here deadlocked a test run for good.
+    // other applications as it is. Releasing the card's private context is
+    // enough (pcscd disconnects its cards, leaving them as they are) and
+    // spares the unlocked handle lookup of SCardDisconnect. Never on the JS
+    // thread: a blocking call here deadlocked a test run for good.
     if (!state_->open) return;
-    Handle h = *state_;
     state_->open = false;
-    std::thread([h]() mutable { Close(h, SCARD_LEAVE_CARD); }).detach();
+    g_reaper.Release(state_->ctx);
   }
 
   // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
@@ -177,6 +251,7 @@ class Card : public Napi::ObjectWrap<Card> {
 
   static LONG Close(Handle& h, DWORD disposition) {
     h.open = false;
+    std::lock_guard<std::mutex> hold(g_listLock);
     LONG rv = SCardDisconnect(h.card, disposition);
     SCardReleaseContext(h.ctx);
     return rv;
@@ -348,11 +423,10 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   explicit Monitor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Monitor>(info) {}
 
   ~Monitor() override {
-    // Off the JS thread, as for Card: releasing a context disconnects its cards.
+    // Off the JS thread, as for Card.
     if (!state_->open) return;
     state_->open = false;
-    SCARDCONTEXT ctx = state_->ctx;
-    std::thread([ctx] { SCardReleaseContext(ctx); }).detach();
+    g_reaper.Release(state_->ctx);
   }
 
  private:
@@ -475,7 +549,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         if (rv != SCARD_S_SUCCESS) return rv;
         rv = SCardConnect(h->ctx, reader->c_str(), share, protocols, &h->card, &h->protocol);
         if (rv != SCARD_S_SUCCESS) {
-          SCardReleaseContext(h->ctx);
+          ReleaseContext(h->ctx);
           return rv;
         }
         h->open = true;
@@ -501,7 +575,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     // A wait in progress would hold the context; wake it first.
     SCardCancel(ctx);
     return Job::Start(env, "SCardReleaseContext", Value(),
-      [ctx] { return SCardReleaseContext(ctx); },
+      [ctx] { return ReleaseContext(ctx); },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
 
