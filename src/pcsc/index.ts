@@ -82,6 +82,9 @@ export interface ConnectOptions {
   protocols?: readonly Protocol[];
 }
 
+/** What the bridge answers for a call on a released context. */
+const SCARD_E_INVALID_HANDLE = 0x80100003;
+
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
  * connections (each on a context of its own, see native/senv_pcsc.cc).
@@ -89,9 +92,28 @@ export interface ConnectOptions {
 export class PcscContext {
   /** The pseudo-reader whose state changes when a reader is attached or detached. */
   readonly pnpReader: string;
+  /**
+   * Calls on this context run one at a time, in order. pcsc-lite 1.9 waits
+   * for a context's own lock while holding its process-wide one, so a second
+   * call made during a status-change wait would stall every PC/SC call of the
+   * process, cancel() on this thread included, until the wait ended; and
+   * releasing the context while a call on it is under way or about to start
+   * makes the library read freed memory (native/senv_pcsc.cc, docs/pcsc.md).
+   */
+  #queue: Promise<unknown> = Promise.resolve();
+  #released: Promise<void> | undefined;
 
   private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
     this.pnpReader = addon.pnpReader;
+  }
+
+  #serial<T>(operation: string, op: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(() => {
+      if (this.#released) throw new PcscError(operation, SCARD_E_INVALID_HANDLE);
+      return call(op());
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
   }
 
   /** Connects to pcscd (SCARD_E_NO_SERVICE when it is not running). */
@@ -102,7 +124,7 @@ export class PcscContext {
 
   /** Reader names; an empty list when there are none. */
   listReaders(): Promise<string[]> {
-    return call(this.monitor.listReaders());
+    return this.#serial('SCardListReaders', () => this.monitor.listReaders());
   }
 
   /**
@@ -113,10 +135,10 @@ export class PcscContext {
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     const timeout = Number.isFinite(timeoutMs) ? Math.max(0, Math.floor(timeoutMs)) : this.addon.constants.INFINITE;
     const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
-    return (await call(this.monitor.getStatusChange(states, timeout))).map(readerState);
+    return (await this.#serial('SCardGetStatusChange', () => this.monitor.getStatusChange(states, timeout))).map(readerState);
   }
 
-  /** Wakes a pending getStatusChange, which then rejects with SCARD_E_CANCELLED. */
+  /** Wakes the running getStatusChange, which then rejects with SCARD_E_CANCELLED (calls queued behind it run next). */
   cancel(): void {
     try {
       this.monitor.cancel();
@@ -134,9 +156,27 @@ export class PcscContext {
     return new PcscCard(this.addon, card, reader, share, protocols);
   }
 
-  /** Cancels a pending wait and releases the context. Idempotent. */
+  /**
+   * Ends the calls made on this context so far (the running wait is
+   * cancelled, queued calls reject with SCARD_E_INVALID_HANDLE, as do later
+   * ones), then releases it. Idempotent. A cancel that lands before the wait
+   * started on the pool is lost, so it is repeated until the call ended.
+   */
   release(): Promise<void> {
-    return call(this.monitor.release());
+    this.#released ??= (async () => {
+      let ended = false;
+      const calls = this.#queue.then(() => void (ended = true));
+      while (!ended) {
+        try {
+          this.monitor.cancel();
+        } catch {
+          // nothing to cancel
+        }
+        await Promise.race([calls, new Promise((r) => setTimeout(r, 20))]);
+      }
+      await call(this.monitor.release());
+    })();
+    return this.#released;
   }
 }
 

@@ -1,12 +1,14 @@
 // The native PC/SC bridge through the real pcscd and vpcd, with the senv
 // virtual card on the other side of the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fromHex, hex } from '../../src/apdu/apdu.ts';
 import { InvalidInputError, sha256 } from '../../src/core/index.ts';
-import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
+import { PcscCard, PcscContext, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
 import { VirtualCardOs, VpcdCard, type VirtualCard } from '../../src/virtual-card/index.ts';
 import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 
@@ -175,6 +177,22 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     await c.disconnect();
   });
 
+  it('release() with waits under way or just queued: cancels them, waits for them, then releases', async () => {
+    for (let round = 0; round < 20; round++) {
+      const ctx = await PcscContext.establish();
+      const [s] = await ctx.getStatusChange([{ reader: env.slot.reader }], 0);
+      // Not awaited: release() is called while these are queued on the pool or already waiting.
+      const waits = [1, 2].map(() => ctx.getStatusChange([{ reader: env.slot.reader, state: s!.state }]).then(() => null, (e: unknown) => e));
+      await ctx.release();
+      for (const e of await Promise.all(waits)) {
+        expect(e).toBeInstanceOf(PcscError);
+        expect(['SCARD_E_CANCELLED', 'SCARD_E_INVALID_HANDLE']).toContain((e as PcscError).scardName);
+      }
+      await expectPcscError(ctx.listReaders(), 'SCARD_E_INVALID_HANDLE');
+      await ctx.release();
+    }
+  });
+
   it('fails connect on an empty slot and transmit after removal mid-command', async () => {
     // A card that drops out of the reader when it receives INS EE, without answering.
     const os = new VirtualCardOs([card.applet]);
@@ -208,6 +226,26 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
 
   // 10,000 round trips: ~3 s with the latency fix, ~8 minutes through a pcscd without it.
   const slow = setup.ok && !setup.env.latencyFixed;
+
+  // Regression: the finaliser of a dropped connection used to disconnect on a
+  // thread of its own, side by side with other connections' calls, and
+  // pcsc-lite 1.9 crashed inside SCardDisconnect (its context list is walked
+  // unlocked). A pool of 16 threads makes the calls overlap as a busy
+  // application would; before the fix most runs of this died of SIGSEGV.
+  it('survives collected connections while others connect, transmit and disconnect (process of its own)', { timeout: slow ? 900_000 : 120_000 }, async () => {
+    const addon = fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url));
+    const churn = fileURLToPath(new URL('./fixtures/pcsc-churn.cjs', import.meta.url));
+    // Asynchronously: the virtual card answering the child's APDUs runs on this process's event loop.
+    const child = spawn(process.execPath, ['--expose-gc', churn, addon, env.slot.reader, '200'], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: '16', NODE_OPTIONS: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    expect({ signal, status, stderr: stderr.slice(-500) }).toEqual({ signal: null, status: 0, stderr: '' });
+  });
+
   it('leaks no handles over 10,000 transmits and releases collected connections', { timeout: slow ? 900_000 : 60_000 }, async () => {
     const fds = () => readdirSync('/proc/self/fd').length;
     const c = await env.ctx.connect(env.slot.reader);
