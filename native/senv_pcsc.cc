@@ -47,8 +47,8 @@ LONG ReleaseContext(SCARDCONTEXT ctx) {
 // off the JS thread (pcscd may have to talk to the reader first, and the
 // reader may be served by this very process: vpcd with a virtual card in JS),
 // one at a time on one thread. At exit it is drained before libpcsclite's own
-// destructor frees the context list under it (ours run first: the library is
-// loaded before this addon and finalised after it).
+// destructor frees the context list under it: exit() runs static destructors
+// such as this one's before the shared libraries' finalisers.
 class Reaper {
  public:
   void Release(SCARDCONTEXT ctx) {
