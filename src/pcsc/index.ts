@@ -82,6 +82,25 @@ export interface ConnectOptions {
   protocols?: readonly Protocol[];
 }
 
+/**
+ * Runs calls one at a time, in the order they were made (a context's or a
+ * connection's calls, see PcscContext and PcscCard); `idle` settles once every
+ * call made so far has.
+ */
+class CallQueue {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#tail.then(() => call(op()));
+    this.#tail = next.catch(() => undefined);
+    return next;
+  }
+
+  get idle(): Promise<void> {
+    return this.#tail.then(() => undefined);
+  }
+}
+
 /** What the bridge answers for a call on a released context. */
 const SCARD_E_INVALID_HANDLE = 0x80100003;
 
@@ -100,7 +119,7 @@ export class PcscContext {
    * releasing the context while a call on it is under way or about to start
    * makes the library read freed memory (native/senv_pcsc.cc, docs/pcsc.md).
    */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #calls = new CallQueue();
   #released: Promise<void> | undefined;
 
   private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
@@ -108,12 +127,7 @@ export class PcscContext {
   }
 
   #serial<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(() => {
-      if (this.#released) throw new PcscError(operation, SCARD_E_INVALID_HANDLE);
-      return call(op());
-    });
-    this.#queue = next.catch(() => undefined);
-    return next;
+    return this.#calls.run(() => (this.#released ? Promise.reject(new PcscError(operation, SCARD_E_INVALID_HANDLE)) : op()));
   }
 
   /** Connects to pcscd (SCARD_E_NO_SERVICE when it is not running). */
@@ -165,7 +179,7 @@ export class PcscContext {
   release(): Promise<void> {
     this.#released ??= (async () => {
       let ended = false;
-      const calls = this.#queue.then(() => void (ended = true));
+      const calls = this.#calls.idle.then(() => void (ended = true));
       while (!ended) {
         try {
           this.monitor.cancel();
@@ -186,7 +200,7 @@ export class PcscContext {
  * the pool would interleave them arbitrarily.
  */
 export class PcscCard {
-  private queue: Promise<unknown> = Promise.resolve();
+  readonly #calls = new CallQueue();
 
   /** @internal created by PcscContext.connect */
   constructor(
@@ -198,9 +212,7 @@ export class PcscCard {
   ) {}
 
   private run<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(() => call(op()));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.#calls.run(op);
   }
 
   get protocol(): Protocol {
