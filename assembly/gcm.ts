@@ -2,7 +2,7 @@
 // length of at least one byte and tags of 16, 15, 14, 13, 12, 8 or 4 bytes.
 // The caller decides what to do with plaintext before gcm_verify succeeds;
 // the facade holds it back (docs/aes.md).
-import { ERR_AUTH, ERR_CONTEXT, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
 import { ctDiff } from './ct';
 import { isAesKey, encryptBlocks, ctrStream, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
 import { LANES } from './aes-bitslice';
@@ -33,6 +33,10 @@ const F_DONE: u32 = 4;
 const HBLOCK: usize = memory.data(16, 16);
 const BATCH: usize = memory.data(128, 16);
 const CHUNK: usize = 4096; // CTR and GHASH alternate over chunks this size
+
+// SP 800-38D 5.2.1.1: at most 2^39 - 256 bits of plaintext under one
+// nonce; beyond it the 32-bit block counter would wrap and repeat keystream.
+export const GCM_MAX_DATA: u64 = (<u64>1 << 36) - 32;
 
 export function gcmTagLengthOk(t: usize): bool {
   return (t >= 12 && t <= 16) || t == 8 || t == 4;
@@ -169,7 +173,9 @@ export function gcm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
     flush(op);
     store<u32>(op, f | F_DATA, FLAGS);
   }
-  store<u64>(op, load<u64>(op, DATALEN) + len, DATALEN);
+  const total = load<u64>(op, DATALEN) + len;
+  if (total > GCM_MAX_DATA) return ERR_LENGTH;
+  store<u64>(op, total, DATALEN);
   const decrypt = f & F_DECRYPT;
   let done: usize = 0;
   while (done < len) {

@@ -132,10 +132,20 @@ abstract class AeadStream extends CoreContext {
     this.#key = key;
   }
 
-  /** transform(), then the I/O window is wiped. */
+  /**
+   * transform(), then the I/O window is wiped. A chunk the core rejects half
+   * way leaves a state no later call can continue from: the stream is then
+   * destroyed, so that any further call throws StateError.
+   */
   protected step(data: Uint8Array, out: Uint8Array): void {
-    transform(this.core, this.mode, this.live(), data, out);
-    wipeIo(this.core);
+    try {
+      transform(this.core, this.mode, this.live(), data, out);
+    } catch (e) {
+      this.destroy();
+      throw e;
+    } finally {
+      wipeIo(this.core);
+    }
   }
 
   override destroy(): void {
@@ -178,8 +188,8 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
     if (this.mode.needsLength && this.#seen + plaintext.length > this.#declared) {
       throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.#declared}`);
     }
-    this.#seen += plaintext.length;
     const out = outputTarget(into, plaintext.length);
+    this.#seen += plaintext.length;
     this.step(plaintext, out);
     return written(out, plaintext.length);
   }
@@ -201,9 +211,12 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
   readonly #held: Uint8Array[] = [];
   #heldBytes = 0;
 
+  readonly #declared: number;
+
   constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, msgLen: number) {
     const { k, op } = startStream(mode, key, aad, true, msgLen);
     super(mode, k, op, `${mode.name} decryption stream`);
+    this.#declared = msgLen;
   }
 
   update(ciphertext: Uint8Array): this {
@@ -212,6 +225,10 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     const t = this.mode.tagLength;
     const all = this.#tail.length ? concatBytes([this.#tail, ciphertext]) : ciphertext;
     const ready = Math.max(0, all.length - t);
+    // Checked before any state changes, so that a rejected chunk leaves the stream usable.
+    if (this.mode.needsLength && this.#heldBytes + ready > this.#declared) {
+      throw new LengthError(`${this.mode.name}: more ciphertext than the declared messageLength of ${this.#declared} plus the ${t}-byte tag`);
+    }
     this.#tail = all.slice(ready);
     if (ready > 0) {
       const out = new Uint8Array(ready);
@@ -223,6 +240,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
   }
 
   final(into?: Uint8Array): Uint8Array {
+    if (into !== undefined) assertBytes(into, 'into');
     const op = this.live();
     const t = this.mode.tagLength;
     try {
@@ -248,79 +266,82 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
 }
 
 // CCM without a declared length: the stream collects its input and runs the
-// one-shot operation in final(), because B0 carries the payload length.
-class Collector {
+// one-shot operation in final(), because B0 carries the payload length. Like
+// every stream it expands its key when it is created (a private copy of an
+// AesKey), so what the caller does to its key afterwards changes nothing.
+abstract class CollectingStream {
+  protected readonly mode: AeadMode;
+  protected readonly aad: Uint8Array;
+  readonly #key: AesKey;
   readonly #parts: Uint8Array[] = [];
   #bytes = 0;
   #done = false;
 
-  add(data: Uint8Array, name: string): void {
+  constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array) {
+    this.mode = mode;
+    this.aad = aad;
+    this.#key = ownedKey(key);
+  }
+
+  protected add(data: Uint8Array, name: string): void {
     assertBytes(data, name);
-    if (this.#done) throw new StateError('stream already finished or destroyed');
+    if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
     this.#parts.push(data.slice());
     this.#bytes += data.length;
   }
 
-  take(): Uint8Array {
-    if (this.#done) throw new StateError('stream already finished or destroyed');
+  protected get collected(): number {
+    return this.#bytes;
+  }
+
+  /** Runs `fn` over everything collected with the stream's key, then destroys the stream. */
+  protected finish<T>(fn: (key: AesKey, all: Uint8Array) => T): T {
+    if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
     const all = concatBytes(this.#parts);
-    this.wipe();
-    return all;
-  }
-
-  wipe(): void {
-    this.#done = true;
-    for (const p of this.#parts) p.fill(0);
-    this.#parts.length = 0;
-  }
-}
-
-class CollectingEncryptStream implements AeadEncryptStream {
-  readonly #c = new Collector();
-  readonly #run: (data: Uint8Array) => Uint8Array;
-
-  constructor(run: (data: Uint8Array) => Uint8Array) {
-    this.#run = run;
-  }
-
-  update(plaintext: Uint8Array): Uint8Array {
-    this.#c.add(plaintext, 'plaintext');
-    return EMPTY;
-  }
-
-  final(): Uint8Array {
-    const all = this.#c.take();
     try {
-      return this.#run(all);
+      return fn(this.#key, all);
     } finally {
       all.fill(0);
+      this.destroy();
     }
   }
 
   destroy(): void {
-    this.#c.wipe();
+    if (this.#done) return;
+    this.#done = true;
+    for (const p of this.#parts) p.fill(0);
+    this.#parts.length = 0;
+    this.#key.destroy();
   }
 }
 
-class CollectingDecryptStream implements AeadDecryptStream {
-  readonly #c = new Collector();
-  readonly #run: (data: Uint8Array) => Uint8Array;
-
-  constructor(run: (data: Uint8Array) => Uint8Array) {
-    this.#run = run;
-  }
-
-  update(ciphertext: Uint8Array): this {
-    this.#c.add(ciphertext, 'ciphertext');
-    return this;
+class CollectingEncryptStream extends CollectingStream implements AeadEncryptStream {
+  update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
+    if (into !== undefined) assertBytes(into, 'into');
+    this.add(plaintext, 'plaintext');
+    return EMPTY;
   }
 
   final(): Uint8Array {
-    return this.#run(this.#c.take());
+    return this.finish((key, all) => oneShotEncrypt(this.mode, key, this.aad, all));
+  }
+}
+
+class CollectingDecryptStream extends CollectingStream implements AeadDecryptStream {
+  update(ciphertext: Uint8Array): this {
+    this.add(ciphertext, 'ciphertext');
+    return this;
   }
 
-  destroy(): void {
-    this.#c.wipe();
+  final(into?: Uint8Array): Uint8Array {
+    const out = outputTarget(into, Math.max(this.collected - this.mode.tagLength, 0));
+    return this.finish((key, all) => {
+      const plain = oneShotDecrypt(this.mode, key, this.aad, all);
+      if (out !== into) return plain;
+      out.set(plain);
+      plain.fill(0);
+      return written(out, plain.length);
+    });
   }
 }
 
@@ -353,12 +374,12 @@ class AeadImpl implements Aead {
   }
 
   encryptStream(): AeadEncryptStream {
-    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingEncryptStream((d) => this.encrypt(d));
+    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingEncryptStream(this.#mode, this.#key, this.#aad);
     return new EncryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
   }
 
   decryptStream(): AeadDecryptStream {
-    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingDecryptStream((d) => this.decrypt(d));
+    if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingDecryptStream(this.#mode, this.#key, this.#aad);
     return new DecryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
   }
 }

@@ -72,7 +72,6 @@ export class AesKey extends CoreContext {
 
 /** Expands `key` (16 or 32 bytes) once; pass the result wherever a key is taken. */
 export function aesKey(key: Uint8Array): AesKey {
-  checkKey(key);
   const c = core();
   return new AesKey(expand(c, key, 0), key.length, c);
 }
@@ -84,7 +83,11 @@ export function checkKeyInput(key: KeyInput): void {
   else checkKey(key);
 }
 
+// Checks the key again: gcm(), ccm() and cbc() objects hold the caller's array
+// and read it when each operation starts (docs/aes.md), by which time it may
+// have been detached.
 function expand(c: Core, key: Uint8Array, scratch: number): number {
+  checkKey(key);
   const ptr = c.io + c.ioSize - 32;
   c.mem().set(key, ptr);
   const k = c.x.aes_key_create(ptr, key.length, scratch);

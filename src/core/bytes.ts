@@ -1,4 +1,5 @@
 // Byte-array helpers shared by every layer.
+import { assertBytes } from './errors.ts';
 
 /** The one empty array: in a micro-benchmark V8 11 took about 0.2 µs to create a zero-length typed array, as long as a 1 KiB copy. */
 export const EMPTY = new Uint8Array(0);
@@ -30,7 +31,9 @@ export function concatBytes(parts: readonly Uint8Array[], into?: Uint8Array): Ui
  * `into` when it has room for them (no allocation), else a new array.
  */
 export function outputTarget(into: Uint8Array | undefined, max: number): Uint8Array {
-  return into !== undefined && into.length >= max ? into : new Uint8Array(max);
+  if (into === undefined) return new Uint8Array(max);
+  assertBytes(into, 'into');
+  return into.length >= max ? into : new Uint8Array(max);
 }
 
 /** Whether a streaming call wrote `result` into `into` (from its start) rather than a new array. */

@@ -6,7 +6,7 @@
 import { outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, LengthError, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
 import { checkKeyInput, withKey, ownedKey, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
@@ -139,13 +139,13 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 }
 
 /** AES-CBC under `key` (16 or 32 bytes, or an AesKey) with a 16-byte IV. */
-export function cbc(key: KeyInput, iv: Uint8Array, opts: CbcOptions = {}): Cbc {
+export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions): Cbc {
   checkKeyInput(key);
   assertBytes(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
-  const padding = opts.padding ?? 'pkcs5';
+  const padding = opts?.padding ?? 'pkcs5';
   if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
-    throw new UnknownAlgorithmError(`unknown CBC padding '${String(padding)}': expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
+    throw new UnknownAlgorithmError(`unknown CBC padding ${shown(padding)}: expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }
   return new CbcImpl(key, iv.slice(), padding);
 }

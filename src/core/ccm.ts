@@ -4,7 +4,7 @@
 // Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
 import type { Core } from './loader.ts';
 import { copyBytes, EMPTY } from './bytes.ts';
-import { assertBytes, LengthError } from './errors.ts';
+import { assertBytes, LengthError, shown } from './errors.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
@@ -58,16 +58,16 @@ class CcmMode implements AeadMode {
 }
 
 /** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
-export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts: CcmOptions = {}): Aead {
+export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: CcmOptions): Aead {
   checkKeyInput(key);
   assertBytes(nonce, 'nonce');
   assertBytes(aad, 'aad');
   if (nonce.length < 7 || nonce.length > 13) throw new LengthError(`AES-CCM nonce must be 7 to 13 bytes, got ${nonce.length}`);
-  const tagLength = opts.tagLength ?? 16;
+  const tagLength = opts?.tagLength ?? 16;
   if (!Number.isInteger(tagLength) || tagLength < 4 || tagLength > 16 || tagLength % 2) {
-    throw new LengthError(`AES-CCM tag length must be an even number of bytes from 4 to 16, got ${String(tagLength)}`);
+    throw new LengthError(`AES-CCM tag length must be an even number of bytes from 4 to 16, got ${shown(tagLength)}`);
   }
-  const m = opts.messageLength;
-  if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${String(m)}`);
+  const m = opts?.messageLength;
+  if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${shown(m)}`);
   return aead(new CcmMode(nonce.slice(), aad.length, tagLength), key, copyBytes(aad), m);
 }

@@ -4,7 +4,7 @@
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { EMPTY } from './bytes.ts';
 import { core } from './loader.ts';
-import { assertBytes, InvalidInputError, InvalidValueError, LengthError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, InvalidInputError, InvalidValueError, LengthError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';
@@ -77,7 +77,7 @@ const instances = new Map<CurveName, Ecdsa>();
 /** The ECDSA functions of one curve: 'P-256', 'P-384' or 'P-521'. */
 export function ecdsa(curve: CurveName): Ecdsa {
   const known = typeof curve === 'string' && Object.hasOwn(CURVES, curve);
-  if (!known) throw new UnknownAlgorithmError(`unknown curve '${String(curve)}': expected one of ${Object.keys(CURVES).join(', ')}`);
+  if (!known) throw new UnknownAlgorithmError(`unknown curve ${shown(curve)}: expected one of ${Object.keys(CURVES).join(', ')}`);
   let e = instances.get(curve);
   if (!e) {
     e = makeEcdsa(curve);
@@ -125,7 +125,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   function formatOf(opts: VerifyOptions | undefined): SignatureFormat {
     const format = opts?.format ?? 'der';
-    if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got '${String(format)}'`);
+    if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got ${shown(format)}`);
     return format;
   }
 

@@ -85,11 +85,25 @@ export function isBytes(x: unknown): x is Uint8Array {
   return x instanceof Uint8Array || (ArrayBuffer.isView(x) && x.constructor?.name === 'Uint8Array');
 }
 
+/**
+ * A caller's value as an error message may show it: numbers and short strings
+ * as they are, anything else by its type only, so that bytes passed by
+ * mistake (a key as `tagLength`) never reach a message or a log.
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) return String(value);
+  if (typeof value === 'string') return value.length <= 32 ? `'${value}'` : `a string of ${value.length} characters`;
+  return `a value of type ${typeName(value)}`;
+}
+
+function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? ((value as object).constructor?.name ?? 'object') : typeof value;
+}
+
 /** Throws InvalidInputError unless `value` is a Uint8Array. */
 export function assertBytes(value: unknown, name: string): asserts value is Uint8Array {
   if (!isBytes(value)) {
-    const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
-    throw new InvalidInputError(`${name} must be a Uint8Array, got ${got}`);
+    throw new InvalidInputError(`${name} must be a Uint8Array, got ${typeName(value)}`);
   }
 }
 

@@ -1,7 +1,7 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, isBytes, InvalidInputError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, isBytes, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
@@ -14,7 +14,7 @@ export const BLOCK_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({
 export function hashId(hash: unknown): number {
   const id = typeof hash === 'string' ? HASH_IDS[hash as HashName] : undefined;
   if (id === undefined || !Object.hasOwn(HASH_IDS, hash as string)) {
-    throw new UnknownAlgorithmError(`unknown hash '${String(hash)}': expected one of ${Object.keys(HASH_IDS).join(', ')}`);
+    throw new UnknownAlgorithmError(`unknown hash ${shown(hash)}: expected one of ${Object.keys(HASH_IDS).join(', ')}`);
   }
   return id;
 }

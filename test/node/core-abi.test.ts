@@ -134,6 +134,33 @@ describe('core ABI', () => {
     });
   }
 
+  // 64 GiB cannot be streamed in a test: the context's byte count (u64 at
+  // op + 36, assembly/gcm.ts DATALEN) is set just below the limit instead.
+  for (const build of CORE_BUILDS) {
+    it(`${build}: gcm_update refuses to pass 2^36 - 32 bytes under one nonce (SP 800-38D), processing nothing`, () => {
+      initSync({ build });
+      const c = core(), x = c.x;
+      const limit = (1n << 36n) - 32n;
+      c.mem().set(nodeCrypto.randomBytes(16), c.io);
+      c.mem().set(nodeCrypto.randomBytes(12), c.io + 32);
+      const k = x.aes_key_create(c.io, 16, 0);
+      for (const decrypt of [0, 1]) {
+        const op = x.gcm_create(k, c.io + 32, 12, 16, decrypt, 0);
+        expect(x.gcm_update(op, c.io + 64, c.io + 64, 16)).toBe(16);
+        new DataView(c.mem().buffer).setBigUint64(op + 36, limit - 32n, true);
+        c.mem().fill(0x77, c.io + 128, c.io + 160);
+        expect(x.gcm_update(op, c.io + 128, c.io + 128, 33)).toBe(-2);
+        expect(c.read(c.io + 128, 32).every((b) => b === 0x77), 'nothing processed').toBe(true);
+        expect(new DataView(c.mem().buffer).getBigUint64(op + 36, true)).toBe(limit - 32n);
+        expect(x.gcm_update(op, c.io + 128, c.io + 128, 32)).toBe(32);
+        expect(x.gcm_update(op, c.io + 128, c.io + 128, 0)).toBe(0);
+        expect(x.gcm_update(op, c.io + 128, c.io + 128, 1)).toBe(-2);
+        x.ctx_free(op);
+      }
+      x.ctx_free(k);
+    });
+  }
+
   it('one-shot AES calls leave nothing in the I/O window, also when the tag or the padding is wrong', () => {
     for (const build of CORE_BUILDS) {
       initSync({ build });

@@ -489,3 +489,135 @@ aesCases.push({
     throws(() => es.update(new Uint8Array(1)), StateError, 'GCM stream after final');
   },
 });
+
+aesCases.push({
+  name: 'streams own their key; gcm/ccm/cbc objects read theirs at each call; rejected calls leave streams usable',
+  run() {
+    const rand = prng(31);
+    const pt = rand(100), nonce = rand(12), iv = rand(16);
+    for (const [name, make] of [
+      ['GCM', (k: Uint8Array | ReturnType<typeof aesKey>) => gcm(k, nonce)],
+      ['CCM', (k: Uint8Array | ReturnType<typeof aesKey>) => ccm(k, nonce)],
+      ['CCM with messageLength', (k: Uint8Array | ReturnType<typeof aesKey>) => ccm(k, nonce, undefined, { messageLength: pt.length })],
+      ['CBC', (k: Uint8Array | ReturnType<typeof aesKey>) => cbc(k, iv)],
+    ] as const) {
+      const bytes = rand(16);
+      const whole = make(bytes).encrypt(pt);
+      // The caller wipes its key array, or destroys its AesKey, once the streams are open.
+      const wiped = bytes.slice(), key = aesKey(bytes);
+      const streams = [make(wiped), make(key)].map((c) => ({ es: c.encryptStream(), ds: c.decryptStream() }));
+      wiped.fill(0);
+      key.destroy();
+      for (const [i, { es, ds }] of streams.entries()) {
+        equalBytes(cat(es.update(pt.subarray(0, 37)), es.update(pt.subarray(37)), es.final()), whole, `${name} stream ${i}: encryption after the key went away`);
+        const out = ds.update(whole.subarray(0, 50));
+        const rest = ds.update(whole.subarray(50));
+        equalBytes(cat(...[out, rest, ds.final()].filter((x): x is Uint8Array => x instanceof Uint8Array)), pt, `${name} stream ${i}: decryption after the key went away`);
+      }
+      // The object itself reads the key array when it runs: a wiped array is the wiped key, a detached one a LengthError.
+      const held = bytes.slice(), obj = make(held);
+      held.fill(0);
+      equalBytes(obj.encrypt(pt), make(new Uint8Array(16)).encrypt(pt), `${name}: the object reads its key at each call`);
+      structuredClone(held.buffer, { transfer: [held.buffer] });
+      throws(() => obj.encrypt(pt), LengthError, `${name}: detached key`, /key must be 16 or 32 bytes, got 0/);
+    }
+  },
+});
+
+aesCases.push({
+  name: 'CCM collecting decryption writes into the caller\'s array; a wrong into is an InvalidInputError that consumes nothing',
+  run() {
+    const rand = prng(32);
+    const key = rand(16), nonce = rand(12), pt = rand(70);
+    const c = ccm(key, nonce);
+    const whole = c.encrypt(pt);
+    const ds = c.decryptStream();
+    ds.update(whole);
+    const into = new Uint8Array(80);
+    const got = ds.final(into);
+    ok(got.buffer === into.buffer && got.byteOffset === 0, 'CCM collecting final(into) writes into the array');
+    equalBytes(got, pt, 'CCM collecting final(into) result');
+    for (const [name, a] of [['GCM', gcm(key, nonce)], ['CCM with messageLength', ccm(key, nonce, undefined, { messageLength: pt.length })], ['CCM', c]] as const) {
+      const es = a.encryptStream();
+      throws(() => es.update(pt.subarray(0, 20), [] as unknown as Uint8Array), InvalidInputError, `${name} into as an Array`, /into must be a Uint8Array, got array/);
+      throws(() => es.update(pt.subarray(0, 20), new Uint16Array(40) as unknown as Uint8Array), InvalidInputError, `${name} into as a Uint16Array`, /Uint16Array/);
+      equalBytes(cat(es.update(pt.subarray(0, 20)), es.update(pt.subarray(20)), es.final()), a.encrypt(pt), `${name}: the stream goes on after rejected calls`);
+      const d = a.decryptStream();
+      d.update(a.encrypt(pt));
+      throws(() => d.final([] as unknown as Uint8Array), InvalidInputError, `${name} final into as an Array`);
+      equalBytes(d.final(), pt, `${name}: decryption goes on after a rejected final()`);
+    }
+    const cs = cbc(key, rand(16)).encryptStream();
+    throws(() => cs.update(pt, {} as unknown as Uint8Array), InvalidInputError, 'CBC into as an object');
+  },
+});
+
+aesCases.push({
+  name: 'options: null is no options; a value of the wrong kind is named by its type, never shown',
+  run() {
+    const rand = prng(33);
+    const key = rand(16), nonce = rand(12), iv = rand(16), pt = rand(33);
+    const none = null as unknown as undefined;
+    equalBytes(gcm(key, nonce, undefined, none).encrypt(pt), gcm(key, nonce).encrypt(pt), 'GCM null options');
+    equalBytes(ccm(key, nonce, undefined, none).encrypt(pt), ccm(key, nonce).encrypt(pt), 'CCM null options');
+    equalBytes(cbc(key, iv, none).encrypt(pt), cbc(key, iv).encrypt(pt), 'CBC null options');
+    const secret = unhex('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf');
+    const asAny = secret as unknown as number & string & CbcPadding;
+    for (const [name, fn] of [
+      ['GCM tagLength', () => gcm(key, nonce, undefined, { tagLength: asAny })],
+      ['CCM tagLength', () => ccm(key, nonce, undefined, { tagLength: asAny })],
+      ['CCM messageLength', () => ccm(key, nonce, undefined, { messageLength: asAny })],
+      ['CBC padding', () => cbc(key, iv, { padding: asAny })],
+    ] as const) {
+      let message = '';
+      try {
+        fn();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      ok(/a value of type Uint8Array/.test(message) && !message.includes('160') && !message.includes('a0a1'), `${name}: ${message}`);
+    }
+  },
+});
+
+aesCases.push({
+  name: 'CCM decryption stream with messageLength: too much ciphertext is a LengthError before any state changes',
+  run() {
+    const rand = prng(34);
+    const key = rand(16), nonce = rand(12), pt = rand(50);
+    const c = ccm(key, nonce, undefined, { messageLength: pt.length });
+    const whole = c.encrypt(pt);
+    const ds = c.decryptStream();
+    ds.update(whole.subarray(0, 30));
+    throws(() => ds.update(cat(whole.subarray(30), rand(5))), LengthError, 'CCM decryption beyond messageLength plus tag', /messageLength/);
+    ds.update(whole.subarray(30));
+    equalBytes(ds.final(), pt, 'the stream still decrypts after the rejected chunk');
+  },
+});
+
+aesCases.push({
+  name: 'streaming in place (into = the input chunk itself), across the I/O window',
+  run() {
+    const rand = prng(35);
+    const key = rand(16), nonce = rand(12), iv = rand(16);
+    for (const len of [32, 32768, 70000]) {
+      const pt = rand(len);
+      for (const [name, c, slack] of [['GCM', gcm(key, nonce), 0], ['CBC', cbc(key, iv, { padding: 'none' }), 16]] as const) {
+        const buf = cat(pt, new Uint8Array(slack));
+        const es = c.encryptStream();
+        const cut = len - 16;
+        const a = es.update(buf.subarray(0, cut), buf.subarray(0, cut + slack)).slice();
+        const b = es.update(buf.subarray(cut, len), buf.subarray(cut)).slice();
+        const whole = c.encrypt(pt);
+        equalBytes(cat(a, b, es.final()), whole, `${name} ${len}: encryption in place`);
+        if (slack) {
+          const ct = cat(whole, new Uint8Array(16));
+          const ds = c.decryptStream();
+          const x = ds.update(ct.subarray(0, 16), ct.subarray(0, 32)).slice();
+          const y = ds.update(ct.subarray(16, len), ct.subarray(16)).slice();
+          equalBytes(cat(x, y, ds.final()), pt, `${name} ${len}: decryption in place`);
+        }
+      }
+    }
+  },
+});
