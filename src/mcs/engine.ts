@@ -463,7 +463,10 @@ export class McsEngine {
       if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
       if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
       if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
-      if (v === null && when === 'update' && a.create !== 'M') values.set(a.name, null);
+      if (v === null && when === 'update' && a.create !== 'M') {
+        if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
+        values.set(a.name, null);
+      }
       else if (when === 'update' && a.append) {
         const chunk = decodeValue(a, v, this.#maxData, false) as Uint8Array;
         if (chunk === v) borrowed = chunk;

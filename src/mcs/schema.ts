@@ -38,6 +38,11 @@ export interface AttributeDef {
    * the resource was created with keyExportable; default: shown.
    */
   read?: 'never' | 'exportable';
+  /**
+   * Multiplicity 1, and filled in by the SE at CREATE when the client gives
+   * none: an UPDATE may change the value but not remove it (null is a 4000).
+   */
+  always?: boolean;
   /** Sealed at rest (AES-256-GCM) by the persistent store. */
   secret?: boolean;
   /** UPDATE appends to the value (clause 7.5.1.1.3); the data is streamed to the backend. */

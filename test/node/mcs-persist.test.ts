@@ -99,6 +99,35 @@ describe('Mcs persistence', () => {
     }
   });
 
+  // esi and kInf take any JSON: objects shaped like the store's own tags for
+  // bytes, data, device objects and keys must come back as the client wrote them.
+  it('client JSON shaped like the store\'s internal tags survives a restart unchanged', async () => {
+    const dir = tempDir();
+    try {
+      const values = [
+        { $b: 'AAECAw==' }, { $acc: '!' }, { $device: 3 }, { $j: 1 }, { $b: 5, $key: null },
+        { $key: { spec: {}, kind: 'secret', ref: 'x' } }, { $key: { spec: { use: 'cipher', algorithm: 1001 }, kind: 'secret', bytes: 'AAAA' } },
+      ];
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const sessions = values.map((_, i) => new Session(e1, `CJ${i}`));
+      for (const [i, v] of values.entries()) {
+        await sessions[i]!.register(`r${i}`);
+        ok(await sessions[i]!.update(sessions[i]!.seId, { 'senv:Senv': { esi: v } }), 2004, `esi ${JSON.stringify(v)}`);
+        ok(await sessions[i]!.create(sessions[i]!.seId, 20012, { 'senv:Sgn': { rn: `s${i}`, Salg: 25, kDt: b64(new Uint8Array(16)), kInf: v } }), 2001, `kInf ${JSON.stringify(v)}`);
+      }
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      for (const [i, v] of values.entries()) {
+        const t = new Session(e2, `CJ${i}`);
+        expect(body(ok(await t.retrieve(t.seId), 2000, 'registration'), 'senv:Senv').esi).toEqual(v);
+        expect(body(ok(await t.retrieve(t.path(`r${i}`, `s${i}`)), 2000, 'signature'), 'senv:Sgn').kInf).toEqual(v);
+      }
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('memory usage is the same after a restart, and the quota holds across it', async () => {
     const dir = tempDir();
     try {

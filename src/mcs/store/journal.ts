@@ -318,11 +318,15 @@ async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
     const s = await host.backend.storeKey(v);
     return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: toBase64(s.bytes) } : { ref: s.ref }) } };
   }
+  // A client's own JSON object (esi, kInf, pv ...) is wrapped, so that no
+  // member it has can pass for one of the tags above when it is read back.
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return { $j: v as Json };
   return v as Json;
 }
 
 async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  if ('$j' in v) return v.$j;
   if (typeof v.$b === 'string') return fromBase64(v.$b);
   if (typeof v.$device === 'number') return new DeviceData(v.$device);
   if (typeof v.$acc === 'string') {

@@ -89,7 +89,7 @@ export const seRebootType: ResourceType = {
     // RO in table 7.3.1-2 yet mandatory at CREATE: set once at CREATE.
     { name: 'rebootType', sn: 'rbT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.4-1' } },
     // An action: writing true reboots; it reads false again afterwards.
-    { name: 'SEReboot', sn: 'rb', access: 'RW', create: 'O', update: 'O', type: { kind: 'bool' } },
+    { name: 'SEReboot', sn: 'rb', access: 'RW', create: 'O', update: 'O', type: { kind: 'bool' }, always: true },
   ],
   children: [],
   hooks: {
