@@ -5,6 +5,8 @@ export interface Context {
   readonly host: SeHost;
   /** The request's From: the AE-ID or CSE-ID acting. */
   readonly originator: string;
+  /** The largest byte value the engine holds (its maxDataSize option). */
+  readonly maxData: number;
   /** The request's time (ms since the epoch), one value for the whole request. */
   readonly now: number;
   /**

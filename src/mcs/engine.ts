@@ -173,7 +173,7 @@ export class McsEngine {
   }
 
   #context(host: SeHost, originator: string): Context {
-    return { host, originator, now: this.#clock(), effects: [] };
+    return { host, originator, maxData: this.#maxData, now: this.#clock(), effects: [] };
   }
 
   /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
@@ -214,20 +214,26 @@ export class McsEngine {
       this.#authorize(ctx, parent, 1);
     }
     const { values } = this.#content(def, req.pc!, 'create');
-    for (const a of def.all) {
-      if (a.create === 'M' && !values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) is mandatory at CREATE`);
+    let ri: string, rn: string;
+    try {
+      for (const a of def.all) {
+        if (a.create === 'M' && !values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) is mandatory at CREATE`);
+      }
+      ri = host.newRi(def.type);
+      rn = (values.get('resourceName') as string | undefined) ?? ri;
+      values.delete('resourceName');
+      if (!RN.test(rn)) throw badRequest('rn (resourceName) must be 1 to 64 of A-Z a-z 0-9 . _ ~ -');
+      const siblings = parent ? parent.children : host.top;
+      if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
+      const max = def.type.maxPerParent;
+      if (parent && max !== undefined && [...parent.children.values()].filter((c) => c.def === def).length >= max) {
+        throw new McsError(RSC.CONFLICT, `<${parent.def.type.name}> holds at most ${max} <${def.type.name}>`);
+      }
+      this.#checkCommon(ctx, values);
+    } catch (e) {
+      wipe(values);
+      throw e;
     }
-    const ri = host.newRi(def.type);
-    const rn = (values.get('resourceName') as string | undefined) ?? ri;
-    values.delete('resourceName');
-    if (!RN.test(rn)) throw badRequest('rn (resourceName) must be 1 to 64 of A-Z a-z 0-9 . _ ~ -');
-    const siblings = parent ? parent.children : host.top;
-    if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
-    const max = def.type.maxPerParent;
-    if (parent && max !== undefined && [...parent.children.values()].filter((c) => c.def === def).length >= max) {
-      throw new McsError(RSC.CONFLICT, `<${parent.def.type.name}> holds at most ${max} <${def.type.name}>`);
-    }
-    this.#checkCommon(ctx, values);
     const res = new Resource(def, ri, rn, parent, ctx.now);
     for (const [k, v] of values) res.attrs.set(k, v);
     res.attrs.set('creator', ctx.originator);
@@ -319,15 +325,27 @@ export class McsEngine {
     this.#authorize(ctx, res, 4);
     const def = res.def;
     const { values: changes, borrowed } = this.#content(def, req.pc!, 'update');
-    this.#checkCommon(ctx, changes);
-    const append = def.appendAttr;
-    const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
-    const acc = append && (res.attrs.get(append.name) as Accumulator | undefined);
-    if (append && chunk) this.#checkLimit(res, append, acc && !acc.consumed ? acc.size : 0, chunk.length);
+    // What a refused UPDATE decoded is zeroized (past this point the commit does that).
+    let checked: void | Promise<void> = undefined;
+    try {
+      this.#checkCommon(ctx, changes);
+      const append = def.appendAttr;
+      const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
+      const acc = append && (res.attrs.get(append.name) as Accumulator | undefined);
+      if (append && chunk) this.#checkLimit(res, append, acc && !acc.consumed ? acc.size : 0, chunk.length);
+      checked = def.type.hooks?.update?.(ctx, res, changes);
+    } catch (e) {
+      wipe(changes, borrowed);
+      throw e;
+    }
     const change = new Change(changes);
     const answer = () => reply(RSC.UPDATED, req.rqi, represent(host.seId, res, host.backend, { binary, only: modified(def, changes) }));
-    const checked = def.type.hooks?.update?.(ctx, res, changes);
-    if (checked) return checked.then(() => this.#commit(ctx, res, change, borrowed)).then(answer);
+    if (checked) {
+      return checked.then(() => this.#commit(ctx, res, change, borrowed), (e: unknown) => {
+        wipe(changes, borrowed);
+        throw e;
+      }).then(answer);
+    }
     const committed = this.#commit(ctx, res, change, borrowed);
     return committed ? committed.then(answer) : answer();
   }
@@ -455,28 +473,33 @@ export class McsEngine {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`content must be one element '${root}' holding an object`);
     const values = new Map<string, unknown>();
     let borrowed: Uint8Array | undefined;
-    for (const k in body) {
-      const v = (body as Record<string, unknown>)[k];
-      const a = def.bySn.get(k) ?? def.byName.get(k);
-      if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
-      if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
-      if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
-      if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
-      if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
-      if (v === null && when === 'update' && a.create !== 'M') {
-        if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
-        values.set(a.name, null);
+    try {
+      for (const k in body) {
+        const v = (body as Record<string, unknown>)[k];
+        const a = def.bySn.get(k) ?? def.byName.get(k);
+        if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
+        if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
+        if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
+        if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
+        if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
+        if (v === null && when === 'update' && a.create !== 'M') {
+          if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
+          values.set(a.name, null);
+        } else if (when === 'update' && a.append) {
+          const chunk = decodeValue(a, v, this.#maxData, false) as Uint8Array;
+          if (chunk === v) borrowed = chunk;
+          values.set(a.name, chunk);
+        } else values.set(a.name, decodeValue(a, v, this.#maxData));
       }
-      else if (when === 'update' && a.append) {
-        const chunk = decodeValue(a, v, this.#maxData, false) as Uint8Array;
-        if (chunk === v) borrowed = chunk;
-        values.set(a.name, chunk);
-      } else values.set(a.name, decodeValue(a, v, this.#maxData));
-    }
-    // A limit attribute (maxByteSize) cannot promise more than the SE holds for one value.
-    for (const a of def.limited) {
-      const limit = values.get(a.maxFrom!) as number | undefined;
-      if (limit && limit > this.#maxData) throw new McsError(RSC.NOT_ACCEPTABLE, `${def.byName.get(a.maxFrom!)!.sn} exceeds this SE's limit of ${this.#maxData} bytes`);
+      // A limit attribute (maxByteSize) cannot promise more than the SE holds for one value.
+      for (const a of def.limited) {
+        const limit = values.get(a.maxFrom!) as number | undefined;
+        if (limit && limit > this.#maxData) throw new McsError(RSC.NOT_ACCEPTABLE, `${def.byName.get(a.maxFrom!)!.sn} exceeds this SE's limit of ${this.#maxData} bytes`);
+      }
+    } catch (e) {
+      // Secrets decoded before the refusal are zeroized; the caller's own chunk is left alone.
+      wipe(values, borrowed);
+      throw e;
     }
     return { values, borrowed };
   }
@@ -621,13 +644,19 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
 }
 
 /** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */
-function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined): void {
-  for (const v of change.attrs.values()) {
+/** Zeroizes the byte values of a refused request or change (not the caller's own `borrowed` array). */
+function wipe(values: Map<string, unknown>, borrowed?: Uint8Array): void {
+  for (const v of values.values()) {
     if (v instanceof Uint8Array) {
       if (v !== borrowed) v.fill(0);
     } else if (v instanceof Borrowed) v.bytes.fill(0);
-    else if (isKeyHandle(v)) host.backend.releaseKey(v);
   }
+}
+
+/** A change that will not be applied: its bytes zeroized, its keys released. */
+function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined): void {
+  wipe(change.attrs, borrowed);
+  for (const v of change.attrs.values()) if (isKeyHandle(v)) host.backend.releaseKey(v);
 }
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {

@@ -56,7 +56,8 @@ export function requestId(raw: unknown): string {
 function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   const r: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const key = isShort(k) ? k : LONG[k];
+    // Own members only: 'toString' or '__proto__' must not find Object.prototype's.
+    const key = isShort(k) ? k : Object.hasOwn(LONG, k) ? LONG[k] : undefined;
     if (!key) throw badRequest(`unknown request parameter '${k.slice(0, 40)}'`);
     if (key in r) throw badRequest(`request parameter ${key} given twice`);
     r[key] = v;

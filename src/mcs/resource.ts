@@ -190,6 +190,11 @@ export class Accumulator {
     return this.#out.subarray(0, this.#outLen);
   }
 
+  /** Whether a live sink was opened for `tag` (take() would hand it over). */
+  streams(tag: string): boolean {
+    return this.#sink?.tag === tag;
+  }
+
   /**
    * Hands over the live sink if it was opened for `tag`, with the data it has
    * not seen yet; the output it produced so far stays in output(), where the

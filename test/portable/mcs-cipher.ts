@@ -148,6 +148,32 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
       },
     },
     {
+      name: 'an operation refused with 4005 (no key, no parameters) keeps the message: later chunks append to it',
+      async run() {
+        const s = new Session(await engineWith(backend), 'CAE1');
+        await s.register();
+        const rnd = prng(78);
+        const key = rnd(16), nonce = rnd(12), first = rnd(300), second = rnd(5000);
+        const c = s.path('reg', 'c');
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 16, kDt: b64(key) } }), 2001, 'cipher without parameters');
+        ok(await s.update(c, { 'senv:Cph': { msg: b64(first) } }), 2004, 'first chunk');
+        fails(await s.retrieve(`${c}/encrypt`), 4005, 'no nonce yet', /algorithmSpecificParameter/);
+        equal(body(await s.retrieve(c), 'senv:Cph').cbs, first.length, 'the data held is unchanged');
+        ok(await s.create(c, 20001, { 'senv:algP': { nc: b64(nonce) } }), 2001, 'nonce');
+        ok(await s.update(c, { 'senv:Cph': { msg: b64(second) } }), 2004, 'second chunk');
+        const ct = unb64(body(ok(await s.retrieve(`${c}/encrypt`), 2000, 'encrypt'), 'senv:Cph').cD);
+        const whole = new Uint8Array([...first, ...second]);
+        equalBytes(ct, gcm(key, nonce).encrypt(whole), 'the refused operation dropped no chunk');
+        // A signature with nothing to verify against yet.
+        const m = s.path('reg', 'm');
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 33, msg: b64(first), Sgn: b64(rnd(64)) } }), 2001, 'ECDSA without keys');
+        fails(await s.retrieve(`${m}/verifySignature`), 4005, 'no key to verify with', /no key/);
+        fails(await s.retrieve(`${m}/calculateSignature`), 4005, 'no key to sign with', /no secret key/);
+        ok(await s.update(m, { 'senv:Sgn': { msg: b64(second) } }), 2004, 'second chunk');
+        equalBytes(unb64(body(await s.retrieve(m), 'senv:Sgn').msg), whole, 'the message kept both chunks');
+      },
+    },
+    {
       name: '<signature> AES-CMAC (49) per RFC 4493 and CBC-MAC (18) against the core',
       async run() {
         const s = new Session(await engineWith(backend), 'CAE1');

@@ -103,6 +103,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           [null, 4000], ['text', 4000], [[], 4000], [{ ...base, rqi: undefined }, 4000], [{ ...base, rqi: 7 }, 4000],
           [{ ...base, op: 0 }, 4000], [{ ...base, op: '2' }, 4000], [{ ...base, op: 5 }, 4005], [{ ...base, to: '' }, 4000],
           [{ ...base, fr: undefined }, 4000], [{ ...base, rvi: '9' }, 4001], [{ ...base, extra: 1 }, 4000],
+          // names of Object.prototype's members are unknown parameters too
+          [{ ...base, toString: 1 }, 4000], [{ ...base, constructor: 1 }, 4000], [JSON.parse(`{"op":2,"to":"${seId}","fr":"CAE1","rqi":"x","__proto__":1}`), 4000],
           [{ ...base, op: 1 }, 4000], [{ ...base, op: 1, ty: 20004 }, 4000], [{ ...base, op: 3 }, 4000], [{ ...base, op: 3, pc: [] }, 4000],
         ];
         for (const [req, rsc] of bad) {
@@ -270,6 +272,13 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           fails(await s.update(s.path('reg', `r${rgT}`), { 'senv:Rnd': { rndD: 'AAAA' } }), 4000, 'rndD read-only');
         }
         fails(await s.create(s.seId, 20007, { 'senv:Rnd': { rgT: 3 } }), 4000, 'rngType 3', /table 9\.7-1/);
+        // An engine holding smaller values than the backend generates bounds Dsz by its maxDataSize.
+        const small = new Session(await engineWith(backend, { maxDataSize: 1000 }), 'CAE1');
+        await small.register();
+        const rgT = caps.rngTypes[0]!;
+        fails(await small.create(small.seId, 20007, { 'senv:Rnd': { rgT, Dsz: 1001 } }), 5207, 'Dsz beyond maxDataSize at CREATE', /1000 bytes/);
+        ok(await small.create(small.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT, Dsz: 1000 } }), 2001, 'Dsz at maxDataSize');
+        fails(await small.update(small.path('reg', 'r'), { 'senv:Rnd': { Dsz: 1001 } }), 5207, 'Dsz beyond maxDataSize at UPDATE');
         fails(await s.create(s.seId, 20007, { 'senv:Rnd': { Dsz: 3 } }), 4000, 'rgT mandatory', /rgT.*mandatory/);
       },
     },

@@ -6,7 +6,7 @@
 // is only known at RETRIEVE, so the stream is opened for the direction of the
 // previous operation (encrypt at first); the other direction replays the
 // held data, with the same result.
-import type { CipherAlgorithm, CipherParams, CipherStream, MaybePromise } from '../../backends/backend.ts';
+import type { CipherAlgorithm, CipherParams, CipherStream, KeyHandle, MaybePromise } from '../../backends/backend.ts';
 import { CIPHERS } from '../algorithms.ts';
 import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
@@ -42,20 +42,30 @@ export function cipherParams(res: Resource): CipherParams | undefined {
   return params;
 }
 
-function open(ctx: Context, res: Resource, direction: Direction): MaybePromise<CipherStream> {
+interface Inputs { key: KeyHandle; params: CipherParams }
+
+/** The key and the parameters an operation needs, or 4005 naming what is missing. */
+function inputs(res: Resource): Inputs {
   const key = requireKey(res);
   const params = cipherParams(res);
   if (!params) {
     const need = CIPHERS[algorithm(res)].mode === 'cbc' ? 'iV (16 bytes)' : 'nc (12 bytes)';
     throw notAllowed(`create an algorithmSpecificParameter child with ${need} first`);
   }
+  return { key, params };
+}
+
+function open(ctx: Context, res: Resource, direction: Direction, { key, params }: Inputs = inputs(res)): MaybePromise<CipherStream> {
   return ctx.host.backend.cipher(algorithm(res), key, direction, params);
 }
 
 function operation(direction: Direction) {
   return (ctx: Context, res: Resource, change: Change): MaybePromise<void> => {
     const data = res.attrs.get('sensitiveData') as Accumulator | undefined;
-    // Whether it succeeds or not, the operation ends the message and sets the direction of the next stream.
+    // An operation that cannot start (4005: no key or parameters) changes nothing: the
+    // message stays for the next try. A stream already open for it had them.
+    const needs = data?.streams(direction) ? undefined : inputs(res);
+    // Once started, whether it succeeds or not, the operation ends the message and sets the direction of the next stream.
     change.consumed = data !== undefined;
     change.hint = direction;
     const taken = data?.take(direction);
@@ -67,7 +77,7 @@ function operation(direction: Direction) {
     };
     return mapFailure(() => {
       if (!data || !taken) {
-        return after(after(open(ctx, res, direction), (s) => s.final(data?.bytes())), (out) => void change.attrs.set('calculatedData', out));
+        return after(after(open(ctx, res, direction, needs), (s) => s.final(data?.bytes())), (out) => void change.attrs.set('calculatedData', out));
       }
       // The stream's output so far is in the accumulator; the rest goes behind it.
       const room = data.room(taken.rest.length + 32);

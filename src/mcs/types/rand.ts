@@ -4,6 +4,7 @@
 import type { RngType } from '../../backends/backend.ts';
 import { RNG_TYPES } from '../algorithms.ts';
 import { McsError, RSC } from '../rsc.ts';
+import type { Context } from '../context.ts';
 import type { ResourceType } from '../schema.ts';
 import { notAllowed, notImplemented } from './common.ts';
 
@@ -33,15 +34,17 @@ export const randType: ResourceType = {
     async create(ctx, res) {
       const type = res.attrs.get('rngType') as RngType;
       if (!ctx.host.backend.capabilities.rngTypes.includes(type)) throw notImplemented(`rngType ${type} (${RNG_TYPES[type]})`);
-      checkSize(ctx.host.backend.capabilities.maxRandomLength, res.attrs);
+      checkSize(ctx, res.attrs);
     },
     update(ctx, _res, changes) {
-      checkSize(ctx.host.backend.capabilities.maxRandomLength, changes);
+      checkSize(ctx, changes);
     },
   },
 };
 
-function checkSize(max: number, values: Map<string, unknown>): void {
+/** Dsz within what the backend generates at once and what the engine holds as one value (randomData). */
+function checkSize(ctx: Context, values: Map<string, unknown>): void {
+  const max = Math.min(ctx.host.backend.capabilities.maxRandomLength, ctx.maxData);
   const size = values.get('requestedDataSize') as number | undefined;
   if (size !== undefined && size > max) throw new McsError(RSC.NOT_ACCEPTABLE, `Dsz (requestedDataSize) exceeds ${max} bytes`);
 }

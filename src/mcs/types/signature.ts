@@ -37,22 +37,28 @@ function publicPoint(res: Resource): Uint8Array | undefined {
   return p && p.length === PUBLIC_KEY_LENGTHS[curve] && p[0] === 4 ? p : undefined;
 }
 
+/** Whether there is a key to sign or verify with: the secret key, or (ECDSA verification) a public key in keyInformation. */
+const hasKey = (res: Resource) => res.key() !== undefined || publicPoint(res) !== undefined;
+
 /**
  * The stream under the secret key, or for ECDSA verification under the
  * public key of keyInformation, imported first (not secret: it goes with the
- * stream).
+ * stream). Only when hasKey().
  */
 function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
   const { backend } = ctx.host;
   const secret = res.key();
   if (secret) return backend.signature(algorithm(res), secret, options(res));
-  const point = publicPoint(res);
-  if (!point) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
-  return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', point).then((key) => backend.signature(algorithm(res), key, options(res)));
+  return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then((key) => backend.signature(algorithm(res), key, options(res)));
 }
 
-/** Signs or verifies the message held, which that ends (also when it fails). */
+/**
+ * Signs or verifies the message held, which that ends (also when it fails).
+ * Without a key the operation cannot start: 4005, and the message stays for
+ * the next try, as for any refused request.
+ */
 function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: SignatureStream, last: Uint8Array | undefined) => MaybePromise<T>): MaybePromise<T> {
+  if (!hasKey(res)) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
   const data = res.attrs.get('message') as Accumulator | undefined;
   change.consumed = data !== undefined;
   const taken = data?.take('sig');
@@ -142,7 +148,7 @@ export const signatureType: ResourceType = {
       if (changes.has('signature') || changes.has('message')) staleResult(res, changes);
     },
     async stream(ctx, res) {
-      if (!res.key() && !publicPoint(res)) return undefined;
+      if (!hasKey(res)) return undefined;
       const stream = await open(ctx, res);
       const sink: SignatureSink = { tag: 'sig', stream, update: (d) => stream.update(d), abort: () => stream.abort() };
       return sink;
