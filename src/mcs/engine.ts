@@ -511,9 +511,9 @@ export class McsEngine {
     const acpi = values.get('accessControlPolicyIDs');
     if (Array.isArray(acpi)) {
       values.set('accessControlPolicyIDs', acpi.map((id: string) => {
-        const ri = id.startsWith(`/${ctx.host.seId}/`) ? id.slice(ctx.host.seId.length + 2) : id.startsWith(`${ctx.host.seId}/`) ? id.slice(ctx.host.seId.length + 1) : id;
-        if (ctx.host.byRi.get(ri)?.ty !== ACP_TY) throw badRequest(`acpi: '${id.slice(0, 80)}' is not an <accessControlPolicy> of this SE`);
-        return ri;
+        const acp = policyAt(ctx.host, id);
+        if (acp?.ty !== ACP_TY) throw badRequest(`acpi: '${id.slice(0, 80)}' is not an <accessControlPolicy> of this SE`);
+        return acp.ri;
       }));
     }
   }
@@ -644,6 +644,24 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
 }
 
 /** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */
+/**
+ * The resource an acpi entry names: a resource ID alone, or any address of
+ * this SE (`<M2M-SE-ID>/<ri>`, hierarchical `<M2M-SE-ID>/reg/acp`, either
+ * with a leading `/`). Stored as its resource ID.
+ */
+function policyAt(host: SeHost, id: string): Resource | undefined {
+  const bare = host.byRi.get(id);
+  if (bare) return bare;
+  const path = id.startsWith('/') ? id.slice(1) : id;
+  if (!path.startsWith(`${host.seId}/`)) return undefined;
+  try {
+    const target = host.resolve(path);
+    return target.virtual ? undefined : target.res;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Zeroizes the byte values of a refused request or change (not the caller's own `borrowed` array). */
 function wipe(values: Map<string, unknown>, borrowed?: Uint8Array): void {
   for (const v of values.values()) {

@@ -147,6 +147,15 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const none = body(ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'none', pv: ACP(['CAE1'], 2), pvs: ACP(['CAE1'], 63) } }), 2001, 'acp2'), 'm2m:acp').ri as string;
         ok(await owner.update(h(), { 'senv:Hsh': { acpi: [none] } }), 2004, 'own policy');
         fails(await stranger.retrieve(h()), 4103, 'own policy wins');
+        // acpi may name the policy by any address of this SE; it is kept as the resource ID.
+        for (const form of [owner.path('reg', 'none'), `/${owner.path('reg', 'none')}`, owner.path(none), `/${owner.path(none)}`]) {
+          ok(await owner.update(h(), { 'senv:Hsh': { acpi: [form] } }), 2004, `acpi as ${form}`);
+          equal(JSON.stringify(body(await owner.retrieve(h()), 'senv:Hsh').acpi), JSON.stringify([none]), `acpi ${form} stored as the resource ID`);
+        }
+        for (const bad of [owner.path('reg'), owner.path('reg', 'h'), owner.path('reg', 'none', 'x'), `other-SE/reg/none`, owner.path('reg', 'h', 'calculateHash')]) {
+          fails(await owner.update(h(), { 'senv:Hsh': { acpi: [bad] } }), 4000, `acpi ${bad}`, /not an <accessControlPolicy>/);
+        }
+        fails(await stranger.retrieve(h()), 4103, 'the policy is unchanged after refused acpi');
         fails(await stranger.retrieve(`${h()}/cHsh`), 4103, 'virtual resources use the parent policy');
         // selfPrivileges govern the policy itself.
         fails(await other.update(owner.path('reg', 'acp'), { 'm2m:acp': { pv: ACP(['CAE2'], 63) } }), 4103, 'not in pvs');
