@@ -1,20 +1,40 @@
 // A typed convenience layer for callers who prefer methods to primitives.
 // Every method sends the same request primitives a network client would
 // (in binary mode), so it behaves exactly like Mcs; a failure throws the
-// McsError of the response (its rsc and m2m:dbg).
-import type { CipherAlgorithm, HashAlgorithm, RngType, SignatureAlgorithm } from '../backends/backend.ts';
+// McsError of the response (its rsc and m2m:dbg). The calls on one resource
+// object run one after another in call order, so a method made of two
+// requests (verify: UPDATE Sgn, then RETRIEVE verifySignature) never
+// interleaves with another call on the same object.
+import type { CipherAlgorithm, HashAlgorithm, RebootType, RngType, SignatureAlgorithm } from '../backends/backend.ts';
 import type { McsEngine } from './engine.ts';
 import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
-import { toBase64 } from './codec.ts';
+import { fromBase64, toBase64 } from './codec.ts';
 
 let counter = 0;
+
+/** What every CREATE may set besides the type's own attributes. */
+export interface CommonOptions {
+  /** resourceName; the SE assigns one otherwise. */
+  name?: string;
+  /** accessControlPolicyIDs: resource IDs or addresses of <accessControlPolicy> resources of this SE. */
+  policies?: string[];
+  /** expirationTime as a oneM2M timestamp ('20261231T000000'). */
+  expirationTime?: string;
+}
+
+/** An access control rule: originators (or 'all') and the operations granted (CREATE 1, RETRIEVE 2, UPDATE 4, DELETE 8). */
+export interface AccessRule {
+  originators: string[];
+  operations: number;
+}
 
 /** An originator (AE-ID or CSE-ID) talking to one hosted SE. */
 export class McsClient {
   readonly engine: McsEngine;
   readonly originator: string;
   readonly seId: string;
+  #registration: string | undefined;
 
   constructor(engine: McsEngine, originator: string, seId = engine.seIds[0]!) {
     this.engine = engine;
@@ -35,41 +55,96 @@ export class McsClient {
   /** CREATE <SE>: registers this originator (required before anything else). */
   async register(name?: string): Promise<this> {
     const level = this.engine.describe(this.seId)?.description.securityLevel;
-    await this.request(1, this.seId, 'senv:Senv', { sID: this.seId, seL: level, ...(name ? { rn: name } : {}) }, 20011);
+    this.#registration = (await this.request(1, this.seId, 'senv:Senv', { sID: this.seId, seL: level, ...(name ? { rn: name } : {}) }, 20011)).ri as string;
     return this;
   }
 
   /** DELETE <SE>: deregisters, deleting every resource created under the registration. */
   async deregister(): Promise<void> {
     await this.request(4, this.seId);
+    this.#registration = undefined;
   }
 
-  async hash(opts: { algorithm: HashAlgorithm; name?: string }): Promise<HashResource> {
-    return new HashResource(this, await this.#create(20004, 'senv:Hsh', { Halg: opts.algorithm }, opts.name));
+  /** RETRIEVE <SE>: this originator's registration (seT, sID, seL, srt, esi, hcl, hal, acpi). */
+  registration(): Promise<Record<string, unknown>> {
+    return this.request(2, this.seId, 'senv:Senv');
   }
 
-  async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array; name?: string }): Promise<CipherResource> {
-    const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts.name));
-    if (opts.nonce || opts.iv || opts.aad) await this.request(1, c.address, 'senv:algP', omit({ nc: opts.nonce, iV: opts.iv, aD: opts.aad }), 20001);
+  /** UPDATE <SE>: srt (narrowed), esi, hcl, hal, acpi by short name. */
+  updateRegistration(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request(3, this.seId, 'senv:Senv', attributes);
+  }
+
+  /** RETRIEVE [deviceInfo] of the registration. */
+  async deviceInfo(): Promise<Record<string, unknown>> {
+    return this.request(2, await this.#below('deviceInfo'), 'm2m:dvi');
+  }
+
+  /** RETRIEVE [memory]: mma (available) and mmt (total), in bytes. */
+  async memory(): Promise<{ available: number; total: number }> {
+    const m = await this.request(2, await this.#below('memory'), 'm2m:mem');
+    return { available: m.mma as number, total: m.mmt as number };
+  }
+
+  /** UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type). */
+  async reboot(type: RebootType = 1): Promise<void> {
+    await this.request(3, await this.#below(type === 1 ? 'coldReset' : 'warmReset'), 'senv:Srbt', { rb: true });
+  }
+
+  async accessControlPolicy(opts: { privileges: AccessRule[]; selfPrivileges: AccessRule[] } & CommonOptions): Promise<PolicyResource> {
+    return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges), pvs: acr(opts.selfPrivileges) }, opts));
+  }
+
+  async hash(opts: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
+    return new HashResource(this, await this.#create(20004, 'senv:Hsh', { Halg: opts.algorithm }, opts));
+  }
+
+  /**
+   * CREATE <cipher>, then its <algorithmSpecificParameter> when nonce, iv or
+   * aad is given (or later with setParameters). When the parameters are
+   * refused the cipher is deleted again and the error thrown.
+   */
+  async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+    const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts));
+    if (opts.nonce || opts.iv || opts.aad) {
+      try {
+        await c.setParameters({ nonce: opts.nonce, iv: opts.iv, aad: opts.aad });
+      } catch (e) {
+        await c.delete().catch(() => undefined);
+        throw e;
+      }
+    }
     return c;
   }
 
-  async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean; name?: string }): Promise<SignatureResource> {
+  async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
     const kInf = opts.publicKey && toBase64(opts.publicKey);
-    return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: opts.key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts.name));
+    return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: opts.key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts));
   }
 
-  async rand(opts: { rngType: RngType; name?: string }): Promise<RandResource> {
-    return new RandResource(this, await this.#create(20007, 'senv:Rnd', { rgT: opts.rngType }, opts.name));
+  async rand(opts: { rngType: RngType } & CommonOptions): Promise<RandResource> {
+    return new RandResource(this, await this.#create(20007, 'senv:Rnd', { rgT: opts.rngType }, opts));
   }
 
-  async sensitiveData(data: Uint8Array, name?: string): Promise<SensitiveDataResource> {
-    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg: data }, name));
+  /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
+  async sensitiveData(data: Uint8Array, opts?: string | CommonOptions): Promise<SensitiveDataResource> {
+    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg: data }, typeof opts === 'string' ? { name: opts } : opts));
   }
 
-  async #create(ty: number, root: string, content: Record<string, unknown>, name?: string): Promise<string> {
-    const body = await this.request(1, this.seId, root, omit({ ...content, rn: name }), ty);
+  async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
+    const body = await this.request(1, to, root, omit({ ...content, rn: common.name, acpi: common.policies, et: common.expirationTime }), ty);
     return `${this.seId}/${body.ri as string}`;
+  }
+
+  /** Creates a child of `parent` (an <algorithmSpecificParameter> of a cipher). */
+  createUnder(parent: string, ty: number, root: string, content: Record<string, unknown>): Promise<string> {
+    return this.#create(ty, root, content, {}, parent);
+  }
+
+  /** `<M2M-SE-ID>/<registration's resource ID>/<name>`: the mgmtObjs SE keeps below the registration. */
+  async #below(name: string): Promise<string> {
+    this.#registration ??= (await this.registration()).ri as string;
+    return `${this.seId}/${this.#registration}/${name}`;
   }
 }
 
@@ -78,84 +153,117 @@ abstract class McsResource {
   /** Absolute address: `<M2M-SE-ID>/<resourceID>`. */
   readonly address: string;
   protected abstract readonly root: string;
+  #last: Promise<unknown> = Promise.resolve();
 
   constructor(client: McsClient, address: string) {
     this.client = client;
     this.address = address;
   }
 
-  retrieve(): Promise<Record<string, unknown>> {
-    return this.client.request(2, this.address, this.root);
+  /** Runs `fn` after every earlier call on this object has finished. */
+  protected serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#last.then(fn);
+    this.#last = run.catch(() => undefined);
+    return run;
   }
 
-  async delete(): Promise<void> {
-    await this.client.request(4, this.address);
+  retrieve(): Promise<Record<string, unknown>> {
+    return this.serial(() => this.client.request(2, this.address, this.root));
+  }
+
+  delete(): Promise<void> {
+    return this.serial(async () => void (await this.client.request(4, this.address)));
+  }
+
+  /** UPDATE of attributes by short name (acpi, et, lbl, or the type's own); null removes an optional one. */
+  set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.serial(() => this.patch(attributes));
   }
 
   protected patch(content: Record<string, unknown>): Promise<Record<string, unknown>> {
     return this.client.request(3, this.address, this.root, content);
   }
 
-  protected async run(virtual: string, attr: string): Promise<unknown> {
-    return (await this.client.request(2, `${this.address}/${virtual}`, this.root))[attr];
+  protected async run(virtual: string): Promise<Record<string, unknown>> {
+    return this.client.request(2, `${this.address}/${virtual}`, this.root);
   }
 }
 
-export class HashResource extends McsResource {
+/** The message of <hash>, <cipher> and <signature>: chunks appended by UPDATE until an operation ends it. */
+abstract class MessageResource extends McsResource {
+  /** Appends to the message (a new message after the operation that ends one). */
+  async update(chunk: Uint8Array): Promise<this> {
+    await this.serial(() => this.patch({ msg: chunk }));
+    return this;
+  }
+
+  /** Discards the data held (cbs: 0 on <cipher>, msg: null elsewhere). */
+  async discard(): Promise<this> {
+    await this.serial(() => this.patch(this.root === 'senv:Cph' ? { cbs: 0 } : { msg: null }));
+    return this;
+  }
+}
+
+export class HashResource extends MessageResource {
   protected readonly root = 'senv:Hsh';
-  /** Appends to the message (a new message after calculate()). */
-  async update(chunk: Uint8Array): Promise<this> {
-    await this.patch({ msg: chunk });
-    return this;
-  }
   async calculate(): Promise<Uint8Array> {
-    return (await this.run('calculateHash', 'Hv')) as Uint8Array;
+    return (await this.serial(() => this.run('calculateHash'))).Hv as Uint8Array;
   }
 }
 
-export class CipherResource extends McsResource {
+export class CipherResource extends MessageResource {
   protected readonly root = 'senv:Cph';
-  /** Appends to sensitiveData (a new message after encrypt() or decrypt()). */
-  async update(chunk: Uint8Array): Promise<this> {
-    await this.patch({ msg: chunk });
-    return this;
-  }
+  #parameters: string | undefined;
+
   async encrypt(): Promise<Uint8Array> {
-    return (await this.run('encrypt', 'cD')) as Uint8Array;
+    return (await this.serial(() => this.run('encrypt'))).cD as Uint8Array;
   }
   async decrypt(): Promise<Uint8Array> {
-    return (await this.run('decrypt', 'cD')) as Uint8Array;
+    return (await this.serial(() => this.run('decrypt'))).cD as Uint8Array;
   }
   /** Generates the key; returns it only when the cipher was created exportable. */
   async generateKey(): Promise<Uint8Array | undefined> {
-    return (await this.run('generateKey', 'kDt')) as Uint8Array | undefined;
+    return (await this.serial(() => this.run('generateKey'))).kDt as Uint8Array | undefined;
+  }
+  /** Creates the <algorithmSpecificParameter> child, or updates it once it exists (a given value replaces the old one). */
+  setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
+    return this.serial(async () => {
+      const content = omit({ nc: p.nonce, iV: p.iv, aD: p.aad });
+      if (this.#parameters) await this.client.request(3, this.#parameters, 'senv:algP', content);
+      else this.#parameters = await this.client.createUnder(this.address, 20001, 'senv:algP', content);
+    });
   }
 }
 
-export class SignatureResource extends McsResource {
+export class SignatureResource extends MessageResource {
   protected readonly root = 'senv:Sgn';
-  async update(chunk: Uint8Array): Promise<this> {
-    await this.patch({ msg: chunk });
-    return this;
-  }
   async sign(): Promise<Uint8Array> {
-    return (await this.run('calculateSignature', 'Sgn')) as Uint8Array;
+    return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
-    await this.patch({ Sgn: signature });
-    return (await this.run('verifySignature', 'vR')) === true;
+    return this.serial(async () => {
+      await this.patch({ Sgn: signature });
+      return (await this.run('verifySignature')).vR === true;
+    });
   }
-  /** Generates the key; returns keyInformation (ECDSA: base64 of the SEC1 public point). */
-  async generateKey(): Promise<unknown> {
-    return this.run('generateKey', 'kInf');
+  /**
+   * Generates the key. `publicKey`: ECDSA's uncompressed SEC1 point (kept
+   * in keyInformation); `key`: the secret key, only when the resource was
+   * created exportable.
+   */
+  async generateKey(): Promise<{ publicKey?: Uint8Array; key?: Uint8Array }> {
+    const r = await this.serial(() => this.run('generateKey'));
+    return omit({ publicKey: typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined, key: r.kDt }) as { publicKey?: Uint8Array; key?: Uint8Array };
   }
 }
 
 export class RandResource extends McsResource {
   protected readonly root = 'senv:Rnd';
-  async generate(length: number): Promise<Uint8Array> {
-    await this.patch({ Dsz: length });
-    return (await this.run('generateRand', 'rndD')) as Uint8Array;
+  generate(length: number): Promise<Uint8Array> {
+    return this.serial(async () => {
+      await this.patch({ Dsz: length });
+      return (await this.run('generateRand')).rndD as Uint8Array;
+    });
   }
 }
 
@@ -165,11 +273,22 @@ export class SensitiveDataResource extends McsResource {
     return (await this.retrieve()).msg as Uint8Array;
   }
   async write(data: Uint8Array): Promise<void> {
-    await this.patch({ msg: data });
+    await this.set({ msg: data });
   }
+}
+
+export class PolicyResource extends McsResource {
+  protected readonly root = 'm2m:acp';
+  /** Replaces the privileges (pv) and/or the self privileges (pvs). */
+  async update(p: { privileges?: AccessRule[]; selfPrivileges?: AccessRule[] }): Promise<void> {
+    await this.set(omit({ pv: p.privileges && acr(p.privileges), pvs: p.selfPrivileges && acr(p.selfPrivileges) }));
+  }
+}
+
+function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {
+  return { acr: rules.map((r) => ({ acor: r.originators, acop: r.operations })) };
 }
 
 function omit(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
-

@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { SoftwareBackend } from '../backends/software/index.ts';
-import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, isBytes, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect } from './change.ts';
 import type { Context } from './context.ts';
@@ -124,7 +124,14 @@ export class McsEngine {
     const host = this.#route(req.to);
     if (!host) return failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID'));
     const turn = host.acquire();
-    if (turn) await turn;
+    // A request that waits for its turn is read as it was sent: its byte values are copied now (and
+    // zeroized after), since the caller may reuse or wipe its arrays as soon as send() returned.
+    let copies: Uint8Array[] | undefined;
+    if (turn) {
+      copies = [];
+      req = detached(req, copies);
+      await turn;
+    }
     let response: McsResponse;
     try {
       const ctx = this.#context(host, req.fr);
@@ -136,6 +143,7 @@ export class McsEngine {
       response = failure(req.rqi, e);
     } finally {
       host.release();
+      if (copies) for (const c of copies) c.fill(0);
     }
     if (req.rvi) response.rvi = req.rvi;
     return response;
@@ -225,6 +233,8 @@ export class McsEngine {
       if (!RN.test(rn)) throw badRequest('rn (resourceName) must be 1 to 64 of A-Z a-z 0-9 . _ ~ -');
       const siblings = parent ? parent.children : host.top;
       if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
+      // The first segment of an address is a resource ID or a registration's name: the two never meet.
+      if (!parent && host.byRi.has(rn)) throw new McsError(RSC.CONFLICT, `'${rn}' is the resource ID of another resource of this SE`);
       const max = def.type.maxPerParent;
       if (parent && max !== undefined && [...parent.children.values()].filter((c) => c.def === def).length >= max) {
         throw new McsError(RSC.CONFLICT, `<${parent.def.type.name}> holds at most ${max} <${def.type.name}>`);
@@ -426,6 +436,7 @@ export class McsEngine {
     const { host } = ctx;
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     const res = target.res ?? host.registrationOf(ctx.originator)!;
+    if (res.def.type.systemOnly) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `[${res.def.type.name}] is maintained by the SE`);
     this.#authorize(ctx, res, 8);
     await this.#remove(ctx, res);
     return { rsc: RSC.DELETED, rqi: req.rqi };
@@ -644,6 +655,25 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
 }
 
 /** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */
+/** `req` with copies of the byte values of its content (the caller's objects untouched); the copies are added to `copies`. */
+function detached(req: McsRequest, copies: Uint8Array[]): McsRequest {
+  let pc: Record<string, unknown> | undefined;
+  for (const root in req.pc) {
+    const body = req.pc[root];
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) continue;
+    let copy: Record<string, unknown> | undefined;
+    for (const k in body) {
+      const v = (body as Record<string, unknown>)[k];
+      if (!isBytes(v)) continue;
+      const c = new Uint8Array(v);
+      copies.push(c);
+      (copy ??= { ...body })[k] = c;
+    }
+    if (copy) (pc ??= { ...req.pc })[root] = copy;
+  }
+  return pc ? { ...req, pc } : req;
+}
+
 /**
  * The resource an acpi entry names: a resource ID alone, or any address of
  * this SE (`<M2M-SE-ID>/<ri>`, hierarchical `<M2M-SE-ID>/reg/acp`, either

@@ -93,7 +93,8 @@ export class SeHost {
     const prefix = type.root.slice(type.root.indexOf(':') + 1);
     for (;;) {
       const ri = `${prefix}${(++this.#counter).toString(36)}${Array.from(randomBytes(6), (b) => b.toString(16).padStart(2, '0')).join('')}`;
-      if (!this.byRi.has(ri)) return ri;
+      // Nor a registration's name: both stand as the first segment of an address.
+      if (!this.byRi.has(ri) && !this.top.has(ri)) return ri;
     }
   }
 

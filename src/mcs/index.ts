@@ -5,4 +5,4 @@ export { RSC, McsError, type ResponseStatusCode } from './rsc.ts';
 export { CIPHERS, SIGNATURES, HASHES } from './algorithms.ts';
 export type { Persistence } from './persist.ts';
 export type { Files } from './store/files.ts';
-export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource } from './client.ts';
+export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type AccessRule, type CommonOptions } from './client.ts';

@@ -3,7 +3,7 @@
 // and failure codes, results checked against known answers and the core.
 import { ecdsa, gcm, hash, hmac, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
-import { b64, body, createExportable, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
+import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
 
 const HASH: Record<number, HashName> = { 4: 'SHA-256', 5: 'SHA-384', 6: 'SHA-512' };
 const ABC: Record<number, string> = {
@@ -88,6 +88,9 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.retrieve('4-nosuchse'), 4004, 'unknown SE');
         fails(await s.retrieve(s.path('reg', 'nothing')), 4004, 'unknown resource');
         fails(await s.create(s.path('reg', 'memory'), 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4108, '<SE> below the root');
+        // A registration's name never equals a resource ID: both stand first in an address.
+        const ri = body(ok(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 } }), 2001, 'hash'), 'senv:Hsh').ri as string;
+        fails(await new Session(engine, 'CAE9').create(s.seId, 20011, { 'senv:Senv': { rn: ri, sID: s.seId, seL: level } }), 4105, 'registration named like a resource ID', /resource ID/);
         // Deregistration removes everything and the originator is unknown again.
         ok(await s.delete(s.seId), 2002, 'deregister');
         fails(await s.retrieve(s.seId), 4106, 'after deregistration');
@@ -318,6 +321,25 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equalBytes(unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', big), 'data survives, stream replayed');
         fails(await s.update(s.path('reg', name), { 'senv:Srbt': { rbT: 2 } }), 4000, 'rbT write-once');
         fails(await s.create(s.seId, 20010, { 'senv:Srbt': { rbT: 7 } }), 4000, 'unknown rebootType');
+        // rb true at CREATE reboots too (assigning true is the trigger), once the resource exists.
+        let reboots = 0;
+        const counted: BackendFactory = () => {
+          const b = backend();
+          const reboot = b.reboot.bind(b);
+          b.reboot = (t) => (reboots++, reboot(t));
+          return b;
+        };
+        const t = await registered(counted);
+        ok(await t.update(t.path('reg', name), { 'senv:Srbt': { rb: true } }), 2004, 'reboot by UPDATE');
+        equal(reboots, 1, 'UPDATE rb true reboots');
+        equal(body(ok(await t.create(t.seId, 20010, { 'senv:Srbt': { rn: 'again', rbT: types[0], rb: true } }), 2001, 'CREATE rb true'), 'senv:Srbt').rb, false, 'reads false');
+        equal(reboots, 2, 'CREATE rb true reboots');
+        ok(await t.create(t.seId, 20010, { 'senv:Srbt': { rn: 'quiet', rbT: types[0], rb: false } }), 2001, 'CREATE rb false');
+        equal(reboots, 2, 'CREATE rb false does not');
+        // [deviceInfo] and [memory] are the SE's: no DELETE, as no CREATE.
+        fails(await t.delete(t.path('reg', 'memory')), 4005, 'DELETE [memory]', /maintained by the SE/);
+        fails(await t.delete(t.path('reg', 'deviceInfo')), 4005, 'DELETE [deviceInfo]', /maintained by the SE/);
+        ok(await t.retrieve(t.path('reg', 'memory')), 2000, '[memory] still there');
       },
     },
     {
@@ -393,6 +415,31 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
+      name: 'a request that waits for its turn is read as it was sent, whatever the caller does to its arrays meanwhile',
+      async run() {
+        const s = await registered(backend);
+        const rnd = prng(91);
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const chunk = rnd(1000), key = rnd(16), data = rnd(300);
+        const want = { chunk: chunk.slice(), key: key.slice(), data: data.slice() };
+        // The first request holds the SE; the others queue behind it with the caller's arrays.
+        const busy = s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'first', msg: b64(rnd(10)) } });
+        const queued = [
+          s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { msg: chunk } }, undefined, true),
+          s.send(1, s.seId, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: key, kExp: exportsKeys(s) } }, 20002, true),
+          s.send(1, s.seId, { 'senv:Sdo': { rn: 'd', msg: data } }, 20009, true),
+        ];
+        chunk.fill(9);
+        key.fill(0);
+        data.fill(0);
+        ok(await busy, 2001, 'first');
+        for (const [i, r] of (await Promise.all(queued)).entries()) assert(r.rsc < 4000, `queued request ${i}: ${r.rsc}`);
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', want.chunk), 'the chunk as sent');
+        if (exportsKeys(s)) equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').kDt), want.key, 'the key as sent');
+        equalBytes(unb64(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').msg), want.data, 'the data as sent');
+      },
+    },
+    {
       name: 'concurrent requests to one SE are served one at a time, in the order sent',
       async run() {
         const s = await registered(backend);
@@ -431,7 +478,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         await cph.update(ct);
         equalBytes(await cph.decrypt(), data, 'decrypt');
         const sig = await c.signature({ algorithm: 34 });
-        const pub = unb64(await sig.generateKey());
+        const pub = (await sig.generateKey()).publicKey!;
         await sig.update(data);
         const signature = await sig.sign();
         assert(ecdsa('P-384').verify(signature, data, pub), 'signature verifies');
@@ -441,6 +488,59 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const sdo = await c.sensitiveData(utf8('secret'));
         equalBytes(await sdo.read(), utf8('secret'), 'sdo');
         await sdo.delete();
+        // Calls on one resource object run in call order, each to its end: two-request methods never interleave.
+        const r = await c.rand({ rngType: 1 });
+        equal((await Promise.all([r.generate(4), r.generate(32), r.generate(7)])).map((x) => x.length).join(), '4,32,7', 'concurrent generate');
+        await sig.update(data);
+        const bad = signature.slice();
+        bad[bad.length - 1]! ^= 1;
+        const verdicts = await Promise.all([sig.verify(signature), sig.update(data), sig.verify(bad)]);
+        equal(`${verdicts[0]},${verdicts[2]}`, 'true,false', 'concurrent verify');
+        // A cipher whose parameters are refused is deleted again; set later, they complete it.
+        try {
+          await c.cipher({ algorithm: 1001, maxByteSize: 64, key, nonce: new Uint8Array(8), name: 'orphan' });
+          throw new Error('expected McsError');
+        } catch (e) {
+          assert(e instanceof McsError && e.rsc === 4000, `bad nonce: ${String(e)}`);
+        }
+        const late = await c.cipher({ algorithm: 1001, maxByteSize: 64, key, name: 'orphan' });
+        await late.update(data.subarray(0, 10));
+        await late.setParameters({ nonce });
+        equalBytes(await late.encrypt(), gcm(key, nonce).encrypt(data.subarray(0, 10)), 'parameters set later');
+        await late.setParameters({ aad: data.subarray(0, 3) });
+        await late.update(data.subarray(0, 20));
+        await late.discard();
+        await late.update(data.subarray(0, 10));
+        equalBytes(await late.encrypt(), gcm(key, nonce, data.subarray(0, 3)).encrypt(data.subarray(0, 10)), 'parameters updated, data discarded');
+        // An exportable HMAC key comes back from generateKey.
+        const mac = await c.signature({ algorithm: 25, exportable: true });
+        const { key: macKey, publicKey } = await mac.generateKey();
+        equal(publicKey, undefined, 'HMAC has no public key');
+        await mac.update(data);
+        equalBytes(await mac.sign(), hmac('SHA-256', macKey!, data), 'exported HMAC key');
+        // The registration, its mgmtObjs, reboot and policies.
+        equal((await c.registration()).sID, c.seId, 'registration');
+        equal(JSON.stringify((await c.updateRegistration({ hal: ['CAE1'] })).hal), '["CAE1"]', 'updateRegistration');
+        equal((await c.deviceInfo()).man, 'onem2m-senv', 'deviceInfo');
+        const mem = await c.memory();
+        assert(mem.total > 0 && mem.available <= mem.total, 'memory');
+        await c.reboot(1);
+        equalHex(await (await h.update(utf8('abc'))).calculate(), ABC[6]!, 'after reboot');
+        const other = await new McsClient(c.engine, 'CAE2').register('them');
+        const acp = await c.accessControlPolicy({ privileges: [{ originators: ['CAE2'], operations: 2 }], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }], name: 'p' });
+        const shared = await c.hash({ algorithm: 4, name: 'shared', policies: [acp.address] });
+        const seen = await other.request(2, shared.address, 'senv:Hsh');
+        equal(seen.Halg, 4, 'granted by the policy');
+        await acp.update({ privileges: [{ originators: ['CAE2'], operations: 0 + 16 }] });
+        try {
+          await other.request(2, shared.address, 'senv:Hsh');
+          throw new Error('expected McsError');
+        } catch (e) {
+          assert(e instanceof McsError && e.rsc === 4103, `privilege taken back: ${String(e)}`);
+        }
+        await shared.set({ et: '20991231T000000' });
+        equal((await shared.retrieve()).et, '20991231T000000,000000', 'set() of a common attribute');
+        await other.deregister();
         await c.deregister();
       },
     },

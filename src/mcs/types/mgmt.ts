@@ -7,6 +7,8 @@
 // start-up checks (the software SE: the core's self test); resources
 // persist, as on a card.
 import type { RebootType } from '../../backends/backend.ts';
+import type { Context } from '../context.ts';
+import type { Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
 import { notImplemented } from './common.ts';
 
@@ -97,12 +99,20 @@ export const seRebootType: ResourceType = {
       const type = res.attrs.get('rebootType') as RebootType;
       if (!ctx.host.backend.capabilities.rebootTypes.includes(type)) throw notImplemented(`rebootType ${type}`);
       res.attrs.set('mgmtDefinition', 'seReboot');
+      // Assigning true triggers the reboot (clause 7.3.1), at CREATE as at UPDATE; rb reads false again.
+      const now = res.attrs.get('SEReboot') === true;
       res.attrs.set('SEReboot', false);
+      if (now) rebootAfter(ctx, res);
     },
     update(ctx, res, changes) {
       if (changes.get('SEReboot') !== true) return;
       changes.set('SEReboot', false);
-      ctx.effects.push(() => ctx.host.reboot(res.attrs.get('rebootType') as RebootType));
+      rebootAfter(ctx, res);
     },
   },
 };
+
+/** Reboots once the request took effect. */
+function rebootAfter(ctx: Context, res: Resource): void {
+  ctx.effects.push(() => ctx.host.reboot(res.attrs.get('rebootType') as RebootType));
+}
