@@ -44,11 +44,16 @@ const systemEntropy: EntropySource = (n) => {
   return out;
 };
 
+/**
+ * `n` or more bytes from the source, in an array the DRBG owns and zeroizes
+ * after use: the system source's own, or a copy of what a caller's source
+ * returned (which may be a buffer it keeps, as a known-answer replay does).
+ */
 function take(source: EntropySource, n: number, what: string): Uint8Array {
   const b = source(n);
   assertBytes(b, what);
   if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
-  return b;
+  return source === systemEntropy ? b : new Uint8Array(b);
 }
 
 /** Places byte strings in the I/O window (after `reserved` bytes), falling back to allocations. */
@@ -83,8 +88,9 @@ export class HmacDrbg extends CoreContext {
   readonly predictionResistance: boolean;
   readonly #entropy: EntropySource;
 
-  constructor(options: HmacDrbgOptions = {}) {
+  constructor(opts?: HmacDrbgOptions) {
     // Everything that can fail runs before the context exists.
+    const options = opts ?? {};
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
     const pers = options.personalization ?? EMPTY;
@@ -94,17 +100,21 @@ export class HmacDrbg extends CoreContext {
       throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
     }
     const source = options.entropy ?? systemEntropy;
+    if (typeof source !== 'function') throw new InvalidInputError('entropy must be a function (n) => Uint8Array');
+    const pr = options.predictionResistance ?? false;
+    if (typeof pr !== 'boolean') throw new InvalidInputError('predictionResistance must be true or false');
     const entropy = take(source, ENTROPY_BYTES, 'entropy input');
     const nonce = take(source, NONCE_BYTES, 'nonce');
     const c = core();
     super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     this.hash = hash;
-    this.predictionResistance = options.predictionResistance ?? false;
+    this.predictionResistance = pr;
     this.#entropy = source;
     if (interval !== undefined) c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
     const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
       c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
     entropy.fill(0);
+    nonce.fill(0);
     if (status < 0) {
       this.destroy();
       throw statusError(status, 'HMAC_DRBG instantiate');
@@ -143,7 +153,10 @@ export class HmacDrbg extends CoreContext {
       status = this.#generate(ctx, n, EMPTY);
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
-    return this.core.read(this.core.io, n);
+    // The output may become a key: no copy of it stays in the I/O window.
+    const out = this.core.read(this.core.io, n);
+    this.core.x.zeroize(this.core.io, n);
+    return out;
   }
 
   #generate(ctx: number, n: number, addin: Uint8Array): number {

@@ -81,8 +81,13 @@ export class CoreError extends SenvError {
   }
 }
 
+// %TypedArray%.prototype[@@toStringTag]: the name in a typed array's internal
+// slot (also for one from another realm), undefined for anything else; unlike
+// `constructor.name` no object can claim it.
+const typedArrayName = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get! as (this: unknown) => string | undefined;
+
 export function isBytes(x: unknown): x is Uint8Array {
-  return x instanceof Uint8Array || (ArrayBuffer.isView(x) && x.constructor?.name === 'Uint8Array');
+  return x instanceof Uint8Array || typedArrayName.call(x) === 'Uint8Array';
 }
 
 /**
@@ -96,8 +101,20 @@ export function shown(value: unknown): string {
   return `a value of type ${typeName(value)}`;
 }
 
+/** The type of a value for a message: its own name for built-ins and classes, never text the value carries. */
 function typeName(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? ((value as object).constructor?.name ?? 'object') : typeof value;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value !== 'object') return typeof value;
+  const typed = typedArrayName.call(value);
+  if (typed) return typed;
+  let name: unknown;
+  try {
+    name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  } catch {
+    // a getter or a proxy that throws: the type is all there is to say
+  }
+  return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,39}$/.test(name) ? name : 'object';
 }
 
 /** Throws InvalidInputError unless `value` is a Uint8Array. */

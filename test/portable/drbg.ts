@@ -4,6 +4,7 @@
 import { HmacDrbg, randomBytes, LengthError, StateError, InvalidInputError, UnknownAlgorithmError, type HashName } from '../../src/index.ts';
 import { type PortableCase, equalHex, equal, ok, throws, unhex, hex } from './harness.ts';
 import { parseRsp } from './rsp.ts';
+import { core } from '../../src/core/loader.ts';
 
 const HASHES: HashName[] = ['SHA-256', 'SHA-384', 'SHA-512'];
 const FOLDERS = ['no_reseed', 'pr_false', 'pr_true'] as const;
@@ -86,6 +87,27 @@ drbgCases.push({
     throws(() => new HmacDrbg({ hash: 'SHA-1' as HashName }), UnknownAlgorithmError, 'unknown hash');
     throws(() => new HmacDrbg({ entropy: (n) => new Uint8Array(n - 1) }), LengthError, 'short entropy');
     throws(() => new HmacDrbg({ reseedInterval: 0 }), InvalidInputError, 'reseed interval 0');
+    throws(() => new HmacDrbg({ entropy: new Uint8Array(48) as unknown as (n: number) => Uint8Array }), InvalidInputError, 'entropy not a function', /entropy must be a function/);
+    throws(() => new HmacDrbg({ predictionResistance: 'no' as unknown as boolean }), InvalidInputError, 'predictionResistance not a boolean', /true or false/);
+    equal(new HmacDrbg(null as unknown as undefined).generate(4).length, 4, 'null options are no options');
+  },
+});
+
+drbgCases.push({
+  name: 'a caller\'s entropy buffer is read, never wiped; the output leaves no copy in the core',
+  run() {
+    // A known-answer replay that hands out the same buffer every time.
+    const fixed = new Uint8Array(48).map((_, i) => i + 1);
+    const kept = fixed.slice();
+    const a = new HmacDrbg({ entropy: () => fixed, predictionResistance: true });
+    const b = new HmacDrbg({ entropy: () => fixed.slice(), predictionResistance: true });
+    equalHex(a.generate(32), hex(b.generate(32)), 'same output as from fresh copies');
+    a.reseed();
+    b.reseed();
+    equalHex(a.generate(32), hex(b.generate(32)), 'same output after reseeds');
+    equalHex(fixed, hex(kept), 'the caller\'s buffer is unchanged');
+    const out = randomBytes(64);
+    ok(!hex(core().read(core().io, 256)).includes(hex(out)), 'no copy of the output in the I/O window');
   },
 });
 

@@ -12,6 +12,14 @@ export const errorCases: PortableCase[] = [
         throws(() => hmac('SHA-256', bad as unknown as Uint8Array, new Uint8Array(1)), InvalidInputError, 'hmac key', /key must be a Uint8Array/);
         throws(() => hashMany('SHA-256', [new Uint8Array(1), bad as unknown as Uint8Array]), InvalidInputError, 'hashMany', /messages\[1\]/);
       }
+      // Objects that claim another type: neither taken for bytes nor quoted in the message.
+      const spoofed = new Uint16Array([0x102, 0x304]);
+      Object.defineProperty(spoofed, 'constructor', { value: { name: 'Uint8Array' } });
+      throws(() => sha256(spoofed as unknown as Uint8Array), InvalidInputError, 'a Uint16Array named Uint8Array', /got Uint16Array/);
+      const loud = JSON.parse(`{"constructor":{"name":"<b>${'x'.repeat(5000)}</b>"}}`) as unknown as Uint8Array;
+      const e = throws(() => sha256(loud), InvalidInputError, 'a JSON object with a constructor name');
+      if (e.message.length > 80 || e.message.includes('<b>')) throw new Error(`message quotes the value: ${e.message.slice(0, 100)}`);
+      throws(() => sha256(new Proxy({}, { get() { throw new Error('trap'); } }) as unknown as Uint8Array), InvalidInputError, 'a throwing proxy', /got object/);
     },
   },
   {
