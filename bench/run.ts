@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { benchModules } from './index.ts';
 import { runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
+import { parseOptions, UsageError } from '../src/bindings/args.ts';
 
 // What a user pays on first load, measured in a fresh process (median of
 // three): in this one, the bench modules just imported compete with the
@@ -27,16 +28,27 @@ export interface BenchArgs {
   out?: string;
 }
 
+/** Checked before the start-up measurement spends seconds on child processes. */
 export function parseBenchArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { quick: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') args.quick = true;
-    else if (a === '--only') args.only = (argv[++i] ?? '').split(',');
-    else if (a === '--filter') args.filter = argv[++i];
-    else if (a === '--out') args.out = argv[++i];
-    else throw new Error(`unknown bench option '${a}' (use --quick, --only <modules>, --filter <regex>, --out <file>)`);
+  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value' }, 'bench');
+  const args: BenchArgs = { quick: o.has('--quick') };
+  const only = o.get('--only') as string | undefined;
+  if (only !== undefined) {
+    args.only = only.split(',');
+    const unknown = args.only.find((m) => !Object.hasOwn(benchModules, m));
+    if (unknown !== undefined) throw new UsageError(`bench: unknown module '${unknown}' (${Object.keys(benchModules).join(', ')})`);
   }
+  const filter = o.get('--filter') as string | undefined;
+  if (filter !== undefined) {
+    try {
+      new RegExp(filter);
+    } catch {
+      throw new UsageError(`bench: --filter is not a regular expression: ${filter}`);
+    }
+    args.filter = filter;
+  }
+  const out = o.get('--out') as string | undefined;
+  if (out !== undefined) args.out = out;
   return args;
 }
 
@@ -57,8 +69,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   const names = args.only ?? Object.keys(benchModules);
   const records: BenchRecord[] = [];
   for (const name of names) {
-    const mod = benchModules[name];
-    if (!mod) throw new Error(`unknown bench module '${name}': ${Object.keys(benchModules).join(', ')}`);
+    const mod = benchModules[name]!;
     records.push(...(await runGroups(await mod(opts), opts)));
   }
   const result = {

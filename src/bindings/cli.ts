@@ -1,23 +1,34 @@
 // The `senv` command.
 import { selftest } from '../core/selftest.ts';
-import { initSync, coreBuilds, type CoreBuild } from '../core/loader.ts';
+import { initSync, coreBuilds, CORE_BUILDS, type CoreBuild } from '../core/loader.ts';
+import { parseOptions, UsageError } from './args.ts';
 
 const USAGE = `usage: senv <command> [options]
 
 commands:
-  selftest [--build relaxed|simd|scalar|all]
-                                       known-answer test of every core algorithm on this runtime
-                                       (all: every build the runtime takes)
+  selftest [--build all|relaxed|simd|scalar]
+                                       known answers of every core algorithm family, both directions,
+                                       on each build the runtime takes (all, the default) or on one
   bench [--quick] [--only m1,m2] [--filter regex] [--out file]
-                                       senv against its peers (needs a source checkout with devDependencies)
-  virtual-card [--slot 0|1] [--store FILE] [--no-extended] [--verbose]
+                                       senv against its peers (needs a source checkout with devDependencies;
+                                       the apdu module starts pcscd with a virtual card, installing the
+                                       PC/SC packages with apt when run as root)
+  virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
 `;
 
+
 function runSelftest(argv: string[]): number {
-  const i = argv.indexOf('--build');
-  const which = i >= 0 ? argv[i + 1] : 'all';
-  const builds: CoreBuild[] = which === 'all' ? coreBuilds() : [which as CoreBuild];
+  const which = (parseOptions(argv, { '--build': 'value' }, 'selftest').get('--build') as string | undefined) ?? 'all';
+  if (which !== 'all' && !(CORE_BUILDS as readonly string[]).includes(which)) {
+    throw new UsageError(`selftest: --build takes all, ${CORE_BUILDS.join(', ')}, not '${which}'`);
+  }
+  const taken = coreBuilds();
+  if (which !== 'all' && !taken.includes(which as CoreBuild)) {
+    console.error(`selftest: this runtime does not take the ${which} build (it takes ${taken.join(', ')}${which === 'relaxed' ? '; on Node 20 run node --experimental-wasm-relaxed-simd' : ''})`);
+    return 2;
+  }
+  const builds: CoreBuild[] = which === 'all' ? taken : [which as CoreBuild];
   let failed = 0;
   for (const build of builds) {
     initSync({ build });
@@ -39,11 +50,25 @@ async function runBenchCommand(argv: string[]): Promise<number> {
     console.error(`senv bench needs the bench/ sources and devDependencies of a senv checkout (${(e as Error).message})`);
     return 2;
   }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
   await mod.runBench(mod.parseBenchArgs(argv));
   return 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await command(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`senv: ${e.message}\n${USAGE}`);
+    return 2;
+  }
+}
+
+async function command(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'selftest':

@@ -3,27 +3,28 @@
 // (pcscd restarted, card "removed" by the reader).
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parseOptions, UsageError } from '../bindings/args.ts';
 import { createVirtualCard } from './index.ts';
 
-function option(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 export async function runVirtualCard(argv: string[]): Promise<number> {
-  const slot = Number(option(argv, '--slot') ?? 0);
-  const port = option(argv, '--port');
-  if (!Number.isInteger(slot) || slot < 0 || (port !== undefined && !/^\d+$/.test(port))) {
-    console.error(`senv virtual-card: bad --slot or --port (senv help)`);
-    return 2;
-  }
+  const o = parseOptions(argv, { '--slot': 'value', '--host': 'value', '--port': 'value', '--store': 'value', '--no-extended': 'flag', '--verbose': 'flag' }, 'virtual-card');
+  const number = (name: string, fallback?: number): number | undefined => {
+    const v = o.get(name) as string | undefined;
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`virtual-card: ${name} takes a number from 0 to 65535, not '${v}'`);
+    return Number(v);
+  };
+  // vpcd's slot N listens on its port + N (default 35963).
+  const slot = number('--slot', 0)!;
+  const port = number('--port');
+  const host = o.get('--host') as string | undefined;
   const dataHome = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
-  const store = option(argv, '--store') ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
-  const verbose = argv.includes('--verbose');
+  const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
+  const verbose = o.has('--verbose');
   const { vpcd } = createVirtualCard({
-    slot, store, extended: !argv.includes('--no-extended'),
-    ...(option(argv, '--host') ? { host: option(argv, '--host')! } : {}),
-    ...(port ? { port: Number(port) } : {}),
+    slot, store, extended: !o.has('--no-extended'),
+    ...(host ? { host } : {}),
+    ...(port !== undefined ? { port } : {}),
     ...(verbose ? { log: (l: string) => console.log(l) } : {}),
   });
   let stopping = false;
