@@ -179,9 +179,22 @@ Napi::Uint8Array Bytes(Napi::Env env, const uint8_t* data, size_t len) {
   return Napi::Uint8Array::New(env, len, ab, 0);
 }
 
-std::vector<uint8_t> BytesArg(const Napi::Value& v) {
+// An APDU buffer: commands carry imported keys and plaintext, responses
+// plaintext and random bytes, so the copy held here is zeroized when the
+// last job holding it lets go (explicit_bzero: a plain memset before
+// freeing may be optimised away).
+struct Wiped {
+  std::vector<uint8_t> bytes;
+  explicit Wiped(std::vector<uint8_t> b) : bytes(std::move(b)) {}
+  explicit Wiped(size_t n) : bytes(n) {}
+  Wiped(const Wiped&) = delete;
+  Wiped& operator=(const Wiped&) = delete;
+  ~Wiped() { explicit_bzero(bytes.data(), bytes.size()); }
+};
+
+std::shared_ptr<Wiped> BytesArg(const Napi::Value& v) {
   auto a = v.As<Napi::Uint8Array>();
-  return std::vector<uint8_t>(a.Data(), a.Data() + a.ByteLength());
+  return std::make_shared<Wiped>(std::vector<uint8_t>(a.Data(), a.Data() + a.ByteLength()));
 }
 
 DWORD DwordArg(const Napi::CallbackInfo& info, size_t i, DWORD fallback) {
@@ -270,15 +283,15 @@ class Card : public Napi::ObjectWrap<Card> {
     if (!Usable(env, "SCardTransmit", &p)) return p;
     if (!IsBytes(info[0])) return TypeRejected(env, "transmit: the APDU must be a Uint8Array");
     auto st = state_;
-    auto cmd = std::make_shared<std::vector<uint8_t>>(BytesArg(info[0]));
-    auto rsp = std::make_shared<std::vector<uint8_t>>(DwordArg(info, 1, MAX_BUFFER_SIZE_EXTENDED));
+    auto cmd = BytesArg(info[0]);
+    auto rsp = std::make_shared<Wiped>(DwordArg(info, 1, MAX_BUFFER_SIZE_EXTENDED));
     auto len = std::make_shared<DWORD>(0);
     return Job::Start(env, "SCardTransmit", Value(),
       [st, cmd, rsp, len] {
-        *len = static_cast<DWORD>(rsp->size());
+        *len = static_cast<DWORD>(rsp->bytes.size());
         SCARD_IO_REQUEST recvPci;
-        return SCardTransmit(st->card, SendPci(st->protocol), cmd->data(), static_cast<DWORD>(cmd->size()),
-                             &recvPci, rsp->data(), len.get());
+        return SCardTransmit(st->card, SendPci(st->protocol), cmd->bytes.data(), static_cast<DWORD>(cmd->bytes.size()),
+                             &recvPci, rsp->bytes.data(), len.get());
       },
       [rsp, len](Napi::Env env, Napi::Promise::Deferred& d) {
         // pcscd reports success with 0 bytes when the card vanishes mid-command;
@@ -291,7 +304,7 @@ class Card : public Napi::ObjectWrap<Card> {
           d.Reject(err.Value());
           return;
         }
-        d.Resolve(Bytes(env, rsp->data(), *len));
+        d.Resolve(Bytes(env, rsp->bytes.data(), *len));
       });
   }
 
@@ -370,16 +383,16 @@ class Card : public Napi::ObjectWrap<Card> {
     if (!IsBytes(info[1])) return TypeRejected(env, "control: the data must be a Uint8Array");
     auto st = state_;
     DWORD code = DwordArg(info, 0, 0);
-    auto in = std::make_shared<std::vector<uint8_t>>(BytesArg(info[1]));
-    auto out = std::make_shared<std::vector<uint8_t>>(DwordArg(info, 2, MAX_BUFFER_SIZE_EXTENDED));
+    auto in = BytesArg(info[1]);
+    auto out = std::make_shared<Wiped>(DwordArg(info, 2, MAX_BUFFER_SIZE_EXTENDED));
     auto len = std::make_shared<DWORD>(0);
     return Job::Start(env, "SCardControl", Value(),
       [st, code, in, out, len] {
-        return SCardControl(st->card, code, in->data(), static_cast<DWORD>(in->size()), out->data(),
-                            static_cast<DWORD>(out->size()), len.get());
+        return SCardControl(st->card, code, in->bytes.data(), static_cast<DWORD>(in->bytes.size()), out->bytes.data(),
+                            static_cast<DWORD>(out->bytes.size()), len.get());
       },
       [out, len](Napi::Env env, Napi::Promise::Deferred& d) {
-        d.Resolve(Bytes(env, out->data(), *len));
+        d.Resolve(Bytes(env, out->bytes.data(), *len));
       });
   }
 

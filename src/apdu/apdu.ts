@@ -146,8 +146,11 @@ export function encodeResponse(r: ResponseApdu): Uint8Array {
 
 export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
 
+/** Hex to bytes. The text may be key material (a card's key store): errors give its length and a position, never its content. */
 export function fromHex(s: string): Uint8Array {
   const clean = s.replace(/\s+/g, '');
-  if (clean.length % 2 || /[^0-9a-fA-F]/.test(clean)) throw new InvalidInputError(`not a hex string: ${s}`);
+  const bad = clean.search(/[^0-9a-fA-F]/);
+  if (bad >= 0) throw new InvalidInputError(`not a hex string: character ${bad} of ${clean.length} is not a hex digit`);
+  if (clean.length % 2) throw new InvalidInputError(`not a hex string: odd number of digits (${clean.length})`);
   return Uint8Array.from({ length: clean.length / 2 }, (_, i) => parseInt(clean.slice(2 * i, 2 * i + 2), 16));
 }

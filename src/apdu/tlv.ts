@@ -1,7 +1,13 @@
 // BER-TLV (ISO/IEC 7816-4 clause 5.2) for the data fields of the senv card
-// profile: tags of one or two bytes, definite lengths up to 65535.
+// profile: tags of one or two bytes, definite lengths up to 2^24 - 1 (the 83
+// form, so an AEAD's associated data may pass 64 KiB; the data field then
+// travels chained).
 import { ApduError } from './errors.ts';
 import { concatBytes } from '../core/bytes.ts';
+import { LengthError } from '../core/errors.ts';
+
+/** Largest value the length forms the profile uses (81, 82, 83) can state. */
+const TLV_MAX_LENGTH = 0xffffff;
 
 export interface Tlv {
   tag: number;
@@ -11,7 +17,9 @@ export interface Tlv {
 export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
   const t = tag > 0xff ? [tag >> 8, tag & 0xff] : [tag];
   const n = value.length;
-  const l = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  // A length that does not fit would be written modulo its form and the receiver would read part of the value.
+  if (n > TLV_MAX_LENGTH) throw new LengthError(`a TLV value is at most ${TLV_MAX_LENGTH} bytes, got ${n}`);
+  const l = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   return concatBytes([Uint8Array.from([...t, ...l]), value]);
 }
 
@@ -31,12 +39,14 @@ export function decodeTlvs(b: Uint8Array): Tlv[] {
     }
     if (o >= b.length) throw new ApduError('truncated TLV length');
     let len = b[o++]!;
-    if (len === 0x81 || len === 0x82) {
+    if (len >= 0x81 && len <= 0x83) {
       const k = len - 0x80;
       if (o + k > b.length) throw new ApduError('truncated TLV length');
-      len = k === 1 ? b[o]! : (b[o]! << 8) | b[o + 1]!;
+      len = 0;
+      for (let i = 0; i < k; i++) len = len * 256 + b[o + i]!;
       o += k;
-    } else if (len > 0x80) {
+    } else if (len >= 0x80) {
+      // 80 is BER's indefinite form, which 7816-4 data objects never use.
       throw new ApduError(`unsupported TLV length form 0x${len.toString(16)}`);
     }
     if (o + len > b.length) throw new ApduError(`TLV ${tag.toString(16)} of length ${len} runs past the data`);

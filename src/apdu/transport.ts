@@ -109,10 +109,14 @@ export class LoggingLayer extends Layer {
   }
 }
 
+const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0x9f;
+
 /**
  * Collects response data announced by 61xx (and 9Fxx, ETSI TS 102 221 for
  * UICCs) with GET RESPONSE, at most `maxRounds` times per command: a card
- * that keeps answering 61xx must not hold the host forever.
+ * that keeps answering 61xx must not hold the host forever. A 6Cxx to a GET
+ * RESPONSE repeats the GET RESPONSE with Le = xx (7816-4 clause 5.1.3): the
+ * command itself already ran and must not run again.
  */
 export class GetResponseLayer extends Layer {
   constructor(inner: ApduTransport, private readonly maxRounds = 64) {
@@ -121,21 +125,33 @@ export class GetResponseLayer extends Layer {
 
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     let r = await this.inner.transmit(cmd);
+    if (!announcesMore(r.sw)) return r;
     const parts: Uint8Array[] = [];
-    for (let round = 0; (r.sw >> 8) === 0x61 || (r.sw >> 8) === 0x9f; round++) {
-      if (round === this.maxRounds) throw new ApduError(`${commandName(cmd)}: still 61xx after ${this.maxRounds} GET RESPONSE rounds`);
-      parts.push(r.data);
-      const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
-      // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
-      r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne: r.sw & 0xff || this.inner.maxResponseData, secret: cmd.secret });
+    const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
+    for (let round = 0; ; round++) {
+      let ne: number;
+      if (announcesMore(r.sw)) {
+        parts.push(r.data);
+        // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
+        ne = r.sw & 0xff || this.inner.maxResponseData;
+      } else if (r.sw >> 8 === 0x6c) {
+        ne = r.sw & 0xff || 256;
+      } else {
+        break;
+      }
+      if (round === this.maxRounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${this.maxRounds} GET RESPONSE rounds`);
+      r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
     }
-    if (parts.length === 0) return r;
     parts.push(r.data);
     return { data: concatBytes(parts), sw: r.sw };
   }
 }
 
-/** Re-sends a command once with the Ne the card asked for in 6Cxx. */
+/**
+ * Re-sends a command once with the Ne the card asked for in 6Cxx. It sits
+ * above GetResponseLayer, which answers the 6Cxx of its own GET RESPONSEs, so
+ * what reaches it is always about the command itself.
+ */
 export class LeCorrectionLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     const r = await this.inner.transmit(cmd);
@@ -149,9 +165,13 @@ export class LeCorrectionLayer extends Layer {
  * APDU below can carry: every link but the last must answer 9000.
  */
 export class ChainingLayer extends Layer {
-  /** `maxLink` caps each link's data (default: what the layer below accepts). */
+  /**
+   * `maxLink` caps each link's data, e.g. at the limit the card announced
+   * (default: what the layer below accepts; the smaller of the two wins).
+   */
   constructor(inner: ApduTransport, private readonly maxLink?: number) {
     super(inner);
+    if (maxLink !== undefined && !(Number.isInteger(maxLink) && maxLink >= 1)) throw new LengthError(`a chaining link carries at least 1 byte, got ${maxLink}`);
   }
 
   override get maxCommandData(): number {
@@ -242,6 +262,8 @@ export interface StackOptions {
   checkStatus?: boolean;
   /** Cap on GET RESPONSE rounds per command (default 64). */
   maxGetResponseRounds?: number;
+  /** Largest command data field the card accepts (its FCI says so): no APDU, chained link or not, carries more. */
+  maxCommandData?: number;
 }
 
 /** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */
@@ -251,7 +273,7 @@ export function createTransport(channel: ByteChannel, opts: StackOptions): { tra
   if (opts.log) t = new LoggingLayer(t, opts.log);
   t = new GetResponseLayer(t, opts.maxGetResponseRounds);
   t = new LeCorrectionLayer(t);
-  t = new ChainingLayer(t);
+  t = new ChainingLayer(t, opts.maxCommandData);
   if (opts.checkStatus !== false) t = new StatusLayer(t);
   return { transport: t, raw };
 }

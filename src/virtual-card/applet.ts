@@ -216,6 +216,10 @@ export class SenvApplet implements Applet {
     }
   }
 
+  dropChain(ctx: ChannelContext): void {
+    this.dropStream(ctx);
+  }
+
   private dropStream(ctx: ChannelContext): void {
     const s = ctx.state.get(STREAM) as Stream | undefined;
     if (s) {

@@ -36,13 +36,22 @@ export interface Applet {
   streams(cmd: DecodedCommand): boolean;
   /** `last` is false for a link of a chain (CLA b5 set). Throw CardStatus to refuse. */
   process(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array;
+  /**
+   * The streamed chain on this channel ended without its last link (broken,
+   * refused), or the channel's state is discarded (SELECT, channel closed):
+   * free what it holds.
+   */
+  dropChain(ctx: ChannelContext): void;
   /** Power loss or reset: forget everything volatile. */
   power(event: 'cold' | 'warm' | 'off'): void;
 }
 
 interface Channel extends ChannelContext {
   applet: Applet | null;
-  /** Links of a chained command being joined: its header (without b5) and data so far. */
+  /**
+   * The chain in progress: its key, and the data so far of a chain joined here
+   * (a streamed chain's data went to the applet link by link).
+   */
   chain: { key: string; parts: Uint8Array[] } | null;
   /** Response data not yet fetched by GET RESPONSE. */
   pending: Uint8Array | null;
@@ -127,13 +136,18 @@ export class VirtualCardOs implements CardHandler {
     // CLA with channel and chaining bits cleared: what the applet sees.
     const plain: DecodedCommand = { ...cmd, cla: cmd.cla & 0x80 };
 
+    // GET RESPONSE fetches what a link answered: it is part of the chain, not an interruption.
     if (cmd.ins === 0xc0 && !more) return this.getResponse(ch, cmd);
     ch.pending = null;
 
-    // A chain is one command; anything else in between breaks it.
-    const key = `${plain.cla}:${plain.ins}:${plain.p1}:${plain.p2}`;
+    // A chain is one command; anything else in between breaks it. The links of
+    // a streamed chain may differ in P1-P2 (PSO COMPUTE links, then VERIFY):
+    // the applet checks that they belong together.
+    const streamed = ch.applet?.streams(plain) === true;
+    const key = streamed ? `${plain.cla}:${plain.ins}` : `${plain.cla}:${plain.ins}:${plain.p1}:${plain.p2}`;
     if (ch.chain && ch.chain.key !== key) {
       ch.chain = null;
+      ch.applet?.dropChain(ch);
       throw new CardStatus(SW.LAST_OF_CHAIN_EXPECTED);
     }
 
@@ -142,8 +156,16 @@ export class VirtualCardOs implements CardHandler {
 
     const applet = ch.applet;
     if (!applet) throw new CardStatus(SW.INS_UNSUPPORTED);
-    if (applet.streams(plain)) {
-      return this.answer(ch, plain, applet.process(plain, ch, !more));
+    if (streamed) {
+      ch.chain = more ? { key, parts: [] } : null;
+      try {
+        return this.answer(ch, plain, applet.process(plain, ch, !more));
+      } catch (e) {
+        // A refused link ends its chain: the next link must not continue half a message.
+        ch.chain = null;
+        applet.dropChain(ch);
+        throw e;
+      }
     }
     if (more) {
       (ch.chain ??= { key, parts: [] }).parts.push(plain.data);
@@ -179,7 +201,9 @@ export class VirtualCardOs implements CardHandler {
     }
     if (cmd.p1 === 0x80) {
       const target = cmd.p2 === 0 ? ch.channel : cmd.p2;
-      if (target === 0 || target >= CHANNELS || !this.channels[target]) throw new CardStatus(SW.WRONG_P1P2);
+      const closing = target === 0 || target >= CHANNELS ? null : this.channels[target];
+      if (!closing) throw new CardStatus(SW.WRONG_P1P2);
+      closing.applet?.dropChain(closing);
       this.channels[target] = null;
       return { data: new Uint8Array(0), sw: SW.OK };
     }
@@ -189,6 +213,8 @@ export class VirtualCardOs implements CardHandler {
   private select(ch: Channel, cmd: DecodedCommand): Uint8Array {
     const applet = this.applets.find((a) => hex(a.aid).startsWith(hex(cmd.data)) && cmd.data.length >= 5);
     if (!applet) throw new CardStatus(SW.NOT_FOUND);
+    // The old state goes, and what it holds (a stream's keyed core context) is freed with it.
+    ch.applet?.dropChain(ch);
     ch.applet = applet;
     ch.state = new Map();
     this.log?.(`channel ${ch.channel}: selected ${hex(applet.aid)}`);

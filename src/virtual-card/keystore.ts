@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
+import { InvalidInputError } from '../core/errors.ts';
 
 export interface KeyRecord {
   /** TS-0016 algorithm value the key was created for (clause 9.6 / 9.9). */
@@ -41,16 +42,31 @@ export class KeyStore {
       this.save();
       return;
     }
-    const f = JSON.parse(text) as FileFormat;
-    this.serial = fromHex(f.serial);
+    // The file holds secrets: a damaged one is reported by field, never by content.
+    const bytes = (v: unknown, what: string): Uint8Array => {
+      if (typeof v !== 'string') throw new InvalidInputError(`virtual card store ${path}: ${what} is not a string`);
+      try {
+        return fromHex(v);
+      } catch (e) {
+        throw new InvalidInputError(`virtual card store ${path}: ${what}: ${(e as Error).message}`);
+      }
+    };
+    let f: FileFormat;
+    try {
+      f = JSON.parse(text) as FileFormat;
+    } catch {
+      // V8's SyntaxError quotes the text around the fault, which may be key material.
+      throw new InvalidInputError(`virtual card store ${path} is not valid JSON`);
+    }
+    this.serial = bytes(f.serial, 'serial');
     for (const [ref, k] of Object.entries(f.keys)) {
       this.keys.set(Number(ref), {
         algorithm: k.algorithm, kind: k.kind,
-        ...(k.secret ? { secret: fromHex(k.secret) } : {}),
-        ...(k.publicKey ? { publicKey: fromHex(k.publicKey) } : {}),
+        ...(k.secret ? { secret: bytes(k.secret, `key ${ref} secret`) } : {}),
+        ...(k.publicKey ? { publicKey: bytes(k.publicKey, `key ${ref} public key`) } : {}),
       });
     }
-    for (const [id, v] of Object.entries(f.objects)) this.objects.set(Number(id), fromHex(v));
+    for (const [id, v] of Object.entries(f.objects)) this.objects.set(Number(id), bytes(v, `object ${id}`));
   }
 
   used(): number {

@@ -7,7 +7,7 @@ import {
   LogicalChannel, RawTransport, selectAid, StatusLayer, type ByteChannel,
 } from '../../src/apdu/transport.ts';
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
-import { LengthError } from '../../src/core/errors.ts';
+import { InvalidInputError, LengthError } from '../../src/core/errors.ts';
 
 /** A card that expects exactly these commands (hex) and answers these responses (hex). */
 function scripted(script: [string, string][]): ByteChannel & { done(): void } {
@@ -79,6 +79,33 @@ describe('command APDU codec', () => {
     expect(parsed.map((t) => [t.tag, t.value.length])).toEqual([[0x80, 2], [0xdf01, 300]]);
     expect(() => decodeTlvs(fromHex('8405'))).toThrow(ApduError);
   });
+
+  it('BER-TLV values of 64 KiB and more take the 83 form; what no form states is refused', () => {
+    const v = bytes(70000, (i) => (i * 7) & 0xff);
+    const e = encodeTlv(0xc2, v);
+    expect(hex(e.subarray(0, 5))).toBe('C283011170');
+    const [t] = decodeTlvs(e);
+    expect(t!.value.length).toBe(70000);
+    expect(hex(t!.value)).toBe(hex(v));
+    expect(() => encodeTlv(0xc2, new Uint8Array(0x1000000))).toThrow(LengthError);
+    // 80 is BER's indefinite form, not a length of 128
+    expect(() => decodeTlvs(fromHex(`C280${'00'.repeat(128)}`))).toThrow(ApduError);
+  });
+
+  it('fromHex errors give a length and a position, never the text (it may be a key)', () => {
+    for (const text of ['00112233445566778899X', '00112233445566778899A']) {
+      const err = (() => {
+        try {
+          fromHex(text);
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(err).toBeInstanceOf(InvalidInputError);
+      expect(err!.message).toMatch(/21/);
+      expect(err!.message).not.toContain('0011223344');
+    }
+  });
 });
 
 describe('transport layers', () => {
@@ -112,6 +139,19 @@ describe('transport layers', () => {
     );
   });
 
+  it('6Cxx to a GET RESPONSE repeats the GET RESPONSE with that Le and keeps the data, never re-running the command', async () => {
+    const ch = scripted([
+      ['00478000038401 0100', `${'AA'.repeat(16)}6100`],
+      ['00C0000000', '6C10'],
+      ['00C0000010', `${'BB'.repeat(16)}9000`],
+    ]);
+    const { transport, raw: wire } = createTransport(ch, { extended: false });
+    const r = await transport.transmit({ cla: 0, ins: 0x47, p1: 0x80, p2: 0, data: fromHex('840101'), ne: 256 });
+    expect(hex(r.data)).toBe('AA'.repeat(16) + 'BB'.repeat(16));
+    expect(wire.sent).toBe(3);
+    ch.done();
+  });
+
   it('6Cxx re-sends the command once with the corrected Le', async () => {
     const ch = scripted([['00B0000010', '6C08'], ['00B0000008', '01020304050607089000']]);
     const r = await new LeCorrectionLayer(raw(ch)).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 16 });
@@ -137,6 +177,21 @@ describe('transport layers', () => {
     const r = await new ChainingLayer(raw(ch)).transmit({ cla: 0, ins: 0x2a, p1: 0x86, p2: 0x80, data: new Uint8Array(256).fill(0x11), ne: 256 });
     expect(hex(r.data)).toBe('AA'.repeat(250) + 'BB'.repeat(22));
     ch.done();
+  });
+
+  it('chains at the limit the card announced, also on an extended stack', async () => {
+    const links: [number, number][] = [];
+    const ch: ByteChannel = {
+      async transmit(apdu) {
+        const c = decodeCommand(apdu);
+        links.push([c.cla, c.data.length]);
+        return fromHex('9000');
+      },
+    };
+    const { transport } = createTransport(ch, { extended: true, maxCommandData: 0xff00 });
+    await transport.transmit({ cla: 0, ins: 0xda, p1: 2, p2: 1, data: bytes(65300) });
+    expect(links).toEqual([[0x10, 0xff00], [0x00, 20]]);
+    expect(() => new ChainingLayer(raw(ch), 0)).toThrow(LengthError);
   });
 
   it('chaining stops at a link the card refuses; extended transports send one APDU', async () => {

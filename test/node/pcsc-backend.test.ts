@@ -1,6 +1,8 @@
 // The PC/SC SE backend through pcscd and the senv virtual card: the Mcs
 // conformance suite of the software SE, cross-backend results, the batching
-// rule in APDU counts, resets, and a card pulled out mid-operation.
+// rule in APDU counts, resets, and a card pulled out mid-operation. Then the
+// backend over an in-process card (no pcscd) for what a script must provoke:
+// card limits, failed commands at awkward moments, use after close.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
-import { AuthenticationError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes } from '../../src/index.ts';
+import {
+  AuthenticationError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, sha256, StateError,
+} from '../../src/index.ts';
+import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
+import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
+import type { PcscContext } from '../../src/pcsc/index.ts';
+import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
+import { KeyStore, SenvApplet, VirtualCardOs } from '../../src/virtual-card/index.ts';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
@@ -285,5 +294,179 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
     } finally {
       await engine.close();
     }
+  });
+});
+
+/**
+ * A reader with the senv virtual card in-process: the backend's PcscContext
+ * and PcscCard are stand-ins that hand APDUs to the card OS, and `intercept`
+ * may answer one instead of the card.
+ */
+class InProcessReader {
+  readonly store = new KeyStore(undefined, () => randomBytes(8));
+  readonly os: VirtualCardOs;
+  readonly sent: Uint8Array[] = [];
+  connects = 0;
+  disconnects = 0;
+  intercept: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined;
+  private readonly context: PcscContext;
+
+  constructor(limits: CardLimits = EXTENDED_LIMITS) {
+    this.os = new VirtualCardOs([new SenvApplet({ store: this.store, random: randomBytes, limits })], { limits });
+    const card = {
+      transmit: async (apdu: Uint8Array) => {
+        this.sent.push(apdu);
+        return this.intercept?.(apdu) ?? this.os.apdu(apdu);
+      },
+      transaction: async <T>(fn: () => Promise<T>) => fn(),
+      reset: async (kind: 'cold' | 'warm') => this.os.power(kind),
+      disconnect: async () => void this.disconnects++,
+    };
+    this.context = {
+      connect: async () => {
+        this.connects++;
+        return card;
+      },
+      release: async () => undefined,
+    } as unknown as PcscContext;
+  }
+
+  backend(): PcscBackend {
+    return new PcscBackend({ reader: 'in-process', context: this.context });
+  }
+
+  /** Answers the next APDU that `match` picks with `sw` instead of the card, once. */
+  failOnce(match: (apdu: Uint8Array) => boolean, sw: number): void {
+    let done = false;
+    this.intercept = (apdu) => {
+      if (done || !match(apdu)) return undefined;
+      done = true;
+      return Uint8Array.of(sw >> 8, sw & 0xff);
+    };
+  }
+}
+
+const SELECT = 0xa4;
+
+describe('PC/SC SE backend over an in-process card', () => {
+  it('never sends a link above the command data limit the card announced (FF00 with extended length)', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const data = randomBytes(65300);
+    await b.objectStore.write('big', data);
+    expect(hex(await b.objectStore.read('big'))).toBe(hex(data));
+    expect(Math.max(...reader.sent.map((a) => decodeCommand(a).data.length))).toBe(0xff00);
+    await b.close();
+  });
+
+  for (const limits of [EXTENDED_LIMITS, SHORT_LIMITS]) {
+    it(`AEAD with associated data of 64 KiB and more equals the core (${limits === SHORT_LIMITS ? 'short, chained' : 'extended'})`, async () => {
+      const b = new InProcessReader(limits).backend();
+      await b.open();
+      const key = randomBytes(16);
+      const nonce = randomBytes(12);
+      const aad = randomBytes(70000);
+      const msg = randomBytes(100);
+      const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key);
+      const ct = await (await b.cipher(1001, k, 'encrypt', { nonce, aad })).final(msg);
+      expect(hex(ct)).toBe(hex(gcm(key, nonce, aad).encrypt(msg)));
+      expect(hex(await (await b.cipher(1001, k, 'decrypt', { nonce, aad })).final(ct))).toBe(hex(msg));
+      await b.close();
+    });
+  }
+
+  it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
+    // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
+    const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 1024 });
+    const given: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      if (apdu[1] !== 0x84) return undefined;
+      const r = reader.os.apdu(apdu);
+      given.push(r.subarray(0, r.length - 2));
+      return r;
+    };
+    const b = reader.backend();
+    await b.open();
+    const out = await b.random(2, 1024);
+    expect(given.map((g) => g.length)).toEqual([256, 256, 256, 256]);
+    expect(hex(out)).toBe(hex(Uint8Array.from(given.flatMap((g) => [...g]))));
+    reader.intercept = (apdu) => (apdu[1] === 0x84 ? Uint8Array.of(1, 2, 3, 4, 0x90, 0x00) : undefined);
+    await expect(b.random(1, 8)).rejects.toBeInstanceOf(ApduError);
+    await b.close();
+  });
+
+  it('a SELECT that fails while connecting releases the card; the next call connects afresh', async () => {
+    const reader = new InProcessReader();
+    reader.failOnce((a) => a[1] === SELECT, 0x6f00);
+    const b = reader.backend();
+    await expect(b.open()).rejects.toBeInstanceOf(StatusWordError);
+    expect([reader.connects, reader.disconnects]).toEqual([1, 1]);
+    await b.open();
+    expect(reader.connects).toBe(2);
+    expect((await (await b.digest(4)).final(Uint8Array.of(1))).length).toBe(32);
+    await b.close();
+  });
+
+  it('after close() calls fail with StateError and never connect again', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const k = await b.generateKey({ use: 'signature', algorithm: 25 });
+    await b.objectStore.write('x', Uint8Array.of(1, 2, 3));
+    await b.close();
+    expect([reader.connects, reader.disconnects]).toEqual([1, 1]);
+    const sent = reader.sent.length;
+    b.releaseKey(k);
+    await expect(b.objectStore.read('x')).rejects.toBeInstanceOf(StateError);
+    await expect(b.objectStore.write('y', Uint8Array.of(1))).rejects.toBeInstanceOf(StateError);
+    await expect(b.objectStore.remove('x')).rejects.toBeInstanceOf(StateError);
+    await new Promise((r) => setTimeout(r, 20));
+    expect([reader.connects, reader.sent.length]).toEqual([1, sent]);
+  });
+
+  it('an ECDSA secret whose public key cannot be read back is deleted from the card', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    reader.failOnce((a) => a[1] === 0x47 && a[2] === 0x81, 0x6f00);
+    await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'secret', ecdsa('P-256').keygen().secretKey)).rejects.toBeInstanceOf(StatusWordError);
+    expect(reader.store.keys.size).toBe(0);
+    // and its slot is free for the next key
+    await b.importKey({ use: 'signature', algorithm: 33 }, 'secret', ecdsa('P-256').keygen().secretKey);
+    expect([...reader.store.keys.keys()]).toEqual([1]);
+    await b.close();
+  });
+
+  it('a logical channel whose SELECT fails is closed again', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    reader.failOnce((a) => a[1] === SELECT && (a[0]! & 0x03) !== 0, 0x6a82);
+    const failed = await b.digest(4);
+    await expect(failed.update(randomBytes(300))).rejects.toBeInstanceOf(StatusWordError);
+    failed.abort();
+    expect(reader.sent.map(hex)).toContain('00708001');
+    // the channel is the card's again: the next stream gets it
+    const d = await b.digest(4);
+    const msg = randomBytes(300);
+    await d.update(msg);
+    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    expect(reader.sent.map(hex).filter((a) => a === '0070000001').length).toBe(2);
+    await b.close();
+  });
+
+  it('a stream aborted mid-chain leaves its channel usable: the next stream\'s MSE:SET ends the chain and is sent again', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const aborted = await b.digest(4);
+    await aborted.update(randomBytes(600));
+    aborted.abort();
+    const d = await b.digest(4);
+    const msg = randomBytes(600);
+    await d.update(msg);
+    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    await b.close();
   });
 });

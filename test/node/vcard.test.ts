@@ -1,7 +1,7 @@
 // The senv virtual card (card OS + senv applet) driven in-process through the
 // host transport stack: the card profile of docs/apdu-profile.md, no pcscd.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
@@ -10,6 +10,7 @@ import { CRT, DO, INS, MSE_SET, SENV_AID, TAG } from '../../src/apdu/profile.ts'
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport } from '../../src/apdu/transport.ts';
 import { ecdsa, gcm, hmac, initSync, randomBytes, sha256, sha384, sha512 } from '../../src/core/index.ts';
+import { InvalidInputError } from '../../src/core/errors.ts';
 import { createVirtualCard, type VirtualCard } from '../../src/virtual-card/index.ts';
 
 initSync();
@@ -38,6 +39,8 @@ async function verifyOnCard(t: ApduTransport, msg: Uint8Array, sig: Uint8Array) 
   await t.transmit({ ...pso(0x00a8, msg), cla: 0x10, ne: 0 });
   return t.transmit({ ...pso(0x00a8, tlvs([TAG.SIGNATURE, sig])), ne: 0 });
 }
+/** PSO streams (keyed core contexts) the applet holds on any channel. */
+const openStreams = (card: VirtualCard) => (card.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
 const swOf = (p: Promise<unknown>) => p.then(() => 0x9000, (e: unknown) => (e instanceof StatusWordError ? e.sw : Promise.reject(e)));
 
 describe('senv virtual card', () => {
@@ -204,6 +207,72 @@ describe('senv virtual card', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a damaged key store is refused by field, without its bytes in the message', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-'));
+    const secret = '00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEF0';
+    try {
+      const damaged = [
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: secret.slice(1) } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: `${secret.slice(2)}G0` } }, objects: {} }),
+        `{"serial":"0102030405060708","keys":{"1":{"algorithm":25,"kind":"secret","secret":${secret}}},"objects":{}}`,
+      ];
+      for (const [i, text] of damaged.entries()) {
+        const store = join(dir, `card-${i}.json`);
+        writeFileSync(store, text);
+        let err: unknown;
+        try {
+          createVirtualCard({ store });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(InvalidInputError);
+        const message = (err as Error).message;
+        expect(message).toContain(store);
+        for (let o = 0; o + 8 <= secret.length; o += 4) expect(message.toUpperCase()).not.toContain(secret.slice(o, o + 8));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('MANAGE CHANNEL close frees the PSO stream the closed channel held', async () => {
+    const { t, card } = await open();
+    await putKey(t, 0x11, 25, 1, randomBytes(32));
+    const ch1 = await LogicalChannel.open(t);
+    await selectAid(ch1, SENV_AID);
+    await mse(ch1, CRT.DST, 25, 0x11);
+    await ch1.transmit({ ...pso(0x9e9a, randomBytes(10)), cla: 0x10, ne: 0 });
+    expect(openStreams(card)).toBe(1);
+    await ch1.close();
+    expect(openStreams(card)).toBe(0);
+  });
+
+  it('any other command between the links of a PSO chain breaks it (6883) and frees its stream', async () => {
+    const { t, card } = await open();
+    const text = (x: string) => new TextEncoder().encode(x);
+    const link = (data: Uint8Array) => t.transmit({ ...pso(0x9080, data), cla: 0x10, ne: 0 });
+    await mse(t, CRT.HT, 4);
+    await link(text('abc'));
+    expect(await swOf(t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 8 }))).toBe(0x6883);
+    expect(openStreams(card)).toBe(0);
+    // the next PSO starts a new message
+    expect(hex((await t.transmit(pso(0x9080, text('def')))).data)).toBe(hex(sha256(text('def'))));
+    // MSE:SET and SELECT are other commands too; what they interrupted is gone, and sent again they run
+    await link(text('abc'));
+    expect(await swOf(mse(t, CRT.HT, 6))).toBe(0x6883);
+    await mse(t, CRT.HT, 6);
+    await link(text('abc'));
+    expect(await swOf(selectAid(t, SENV_AID))).toBe(0x6883);
+    expect(openStreams(card)).toBe(0);
+    await selectAid(t, SENV_AID);
+    // a link the card refuses ends its chain as well
+    await mse(t, CRT.HT, 4);
+    await link(text('abc'));
+    expect(await swOf(t.transmit({ ...pso(0x8680, text('x')), cla: 0x10 }))).toBe(0x6985);
+    expect(openStreams(card)).toBe(0);
+    expect(hex((await t.transmit(pso(0x9080, text('def')))).data)).toBe(hex(sha256(text('def'))));
   });
 
   it('logical channels keep their own selection and security environment', async () => {

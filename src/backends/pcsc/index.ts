@@ -10,7 +10,7 @@ import type {
 } from '../backend.ts';
 import { markKeyHandle } from '../backend.ts';
 import { hex } from '../../apdu/apdu.ts';
-import { StatusWordError } from '../../apdu/errors.ts';
+import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
@@ -146,15 +146,21 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return { total: v.getUint32(0), available: v.getUint32(4) };
   }
 
-  /** GET CHALLENGE, in as few APDUs as the card's response limit allows. */
+  /** GET CHALLENGE, in as few APDUs as the card's and the transport's response limits allow. */
   async random(type: RngType, length: number): Promise<Uint8Array> {
-    const per = this.live().maxResponseData;
+    const info = this.live();
     if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
     const out = new Uint8Array(length);
     await this.session.run(async () => {
+      const ch = this.session.channel0;
+      // Without extended length one APDU asks for 256 bytes at most, whatever the card's tag 85 says.
+      const per = Math.min(info.maxResponseData, ch.t.maxResponseData);
       for (let o = 0; o < length; o += per) {
         const n = Math.min(per, length - o);
-        out.set((await this.session.channel0.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data, o);
+        const got = (await ch.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data;
+        // Fewer bytes than asked would leave zeros in the result: never hand those out as random.
+        if (got.length !== n) throw new ApduError(`GET CHALLENGE returned ${got.length} bytes instead of ${n}`);
+        out.set(got, o);
       }
     });
     return out;
@@ -173,11 +179,17 @@ export class PcscBackend implements SecureEnvironmentBackend {
       if (e instanceof StatusWordError && e.sw === 0x6a80) throw new InvalidValueError('the card refused the key material (out of range or malformed)');
       throw e;
     }
-    const key = this.track(new CardKey(spec, kind, ref));
+    let publicKey: Uint8Array | undefined;
     if (SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa') {
-      key.publicKey = kind === 'public' ? material.slice() : await this.readPublicKey(ref);
+      try {
+        publicKey = kind === 'public' ? material.slice() : await this.readPublicKey(ref);
+      } catch (e) {
+        // No handle will ever name this slot: a secret left in it would be orphaned on the card.
+        await this.deleteSlot(ref).catch(() => undefined);
+        throw e;
+      }
     }
-    return key;
+    return this.track(new CardKey(spec, kind, ref, publicKey));
   }
 
   /** Generated on the card: the secret never exists outside it. */
@@ -227,9 +239,13 @@ export class PcscBackend implements SecureEnvironmentBackend {
   releaseKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
-    this.session
-      .run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: key.ref }))
-      .then(() => this.usedRefs.delete(key.ref), () => undefined);
+    this.deleteSlot(key.ref).catch(() => undefined);
+  }
+
+  /** PUT DATA 03: the slot is free again once the card deleted its key. */
+  private async deleteSlot(ref: number): Promise<void> {
+    await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }));
+    this.usedRefs.delete(ref);
   }
 
   async digest(algorithm: HashAlgorithm): Promise<DigestStream> {

@@ -10,7 +10,7 @@
 // its end. Nothing ever waits for a channel, so interleaved streams cannot
 // deadlock the engine's queue.
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
-import { type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
+import { EXTENDED_MAX_NC, EXTENDED_MAX_NE, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StatusWordError } from '../../apdu/errors.ts';
 import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
@@ -56,7 +56,7 @@ export class AppletChannel {
     const key = Array.from(data).join(',');
     if (this.mse.get(crt) === key) return;
     this.mse.delete(crt);
-    await this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data });
+    await afterBrokenChain(() => this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data }));
     this.mse.set(crt, key);
   }
 
@@ -81,6 +81,7 @@ export class CardSession {
   private opened = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly shared: boolean;
+  private closed = false;
   /** Bumped whenever the card lost its volatile state: channels of an older epoch are void. */
   epoch = 0;
 
@@ -100,6 +101,8 @@ export class CardSession {
    * and trusts no remembered security environment.
    */
   run<T>(fn: () => Promise<T>): Promise<T> {
+    // After close() nothing may open a connection (and a context) that nobody would release.
+    if (this.closed) return Promise.reject(new StateError(`the card session on ${this.opts.reader} is closed`));
     const next = this.queue.then(async () => {
       if (!this.basic) await this.connect();
       try {
@@ -142,7 +145,13 @@ export class CardSession {
       throw e;
     }
     this.opened++;
-    await selectAid(ch, SENV_AID);
+    try {
+      await selectAid(ch, SENV_AID);
+    } catch (e) {
+      // A channel without the applet is of no use to any stream: give it back to the card.
+      await ch.close().then(() => this.opened--, () => undefined);
+      throw e;
+    }
     return new AppletChannel(ch, ch.channel);
   }
 
@@ -160,7 +169,9 @@ export class CardSession {
     });
   }
 
+  /** Calls made before close() still run; later ones fail with StateError. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.queue;
     await this.drop();
     if (this.ownsContext) await this.ctx?.release();
@@ -173,24 +184,35 @@ export class CardSession {
       this.ownsContext = !this.opts.context;
     }
     this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive' });
-    // The extended-length decision needs the FCI: select over a short stack first.
-    this.useStack(false);
-    const fci = await this.selectBasic();
-    this.info = parseFci(fci);
-    if (this.info.maxCommandData > 255) this.useStack(true);
+    try {
+      // The extended-length decision needs the FCI: select over a short stack first.
+      this.useStack(false);
+      const info = parseFci(await this.selectBasic());
+      this.useStack(info.maxCommandData > 255, info.maxCommandData);
+      this.info = info;
+    } catch (e) {
+      // run() connects only when there is no basic channel: a half-made session
+      // would hold the card for good and answer every call with 6D00.
+      await this.drop();
+      throw e;
+    }
   }
 
-  private useStack(extended: boolean): void {
+  private useStack(extended: boolean, maxCommandData?: number): void {
     if (this.raw) this.sentBefore += this.raw.sent;
     // 2^16 GET RESPONSE rounds: a 16 MiB answer even in 256-byte pieces, yet never endless.
-    const { transport, raw } = createTransport(this.card!, { extended, maxGetResponseRounds: 1 << 16, ...(this.opts.log ? { log: this.opts.log } : {}) });
+    const { transport, raw } = createTransport(this.card!, {
+      extended, maxGetResponseRounds: 1 << 16,
+      ...(maxCommandData ? { maxCommandData } : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
     this.stack = transport;
     this.raw = raw;
     this.basic = new AppletChannel(transport, 0);
   }
 
   private async selectBasic(): Promise<Uint8Array> {
-    return selectAid(this.stack!, SENV_AID);
+    return afterBrokenChain(() => selectAid(this.stack!, SENV_AID));
   }
 
   private invalidate(): void {
@@ -211,6 +233,21 @@ export class CardSession {
   }
 }
 
+/**
+ * Runs `send` once more when the card answered 6883: a chain left open on the
+ * channel (an aborted stream's links, or another application's in shared
+ * mode) makes the card refuse the next other command, which ends that chain
+ * (docs/apdu-profile.md), so the command then runs.
+ */
+async function afterBrokenChain<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (e) {
+    if (e instanceof StatusWordError && e.sw === 0x6883) return send();
+    throw e;
+  }
+}
+
 /** The card went away or was reset behind our back: the next call reconnects. */
 function cardLost(e: unknown): boolean {
   return e instanceof ShortResponseError || (e instanceof PcscError && e.scardName !== 'SCARD_E_TIMEOUT');
@@ -228,8 +265,9 @@ export function parseFci(fci: Uint8Array): CardInfo {
   const algs = findTlv(p, FCI.ALGORITHMS) ?? new Uint8Array(0);
   return {
     version: num(FCI.VERSION),
-    maxCommandData: num(FCI.MAX_COMMAND) || 255,
-    maxResponseData: num(FCI.MAX_RESPONSE) || 256,
+    // Links and streams are sized by these: never above what one APDU can carry.
+    maxCommandData: Math.min(num(FCI.MAX_COMMAND) || 255, EXTENDED_MAX_NC),
+    maxResponseData: Math.min(num(FCI.MAX_RESPONSE) || 256, EXTENDED_MAX_NE),
     algorithms: Array.from({ length: algs.length >> 1 }, (_, i) => (algs[2 * i]! << 8) | algs[2 * i + 1]!),
     serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
   };
