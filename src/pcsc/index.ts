@@ -145,9 +145,13 @@ export class PcscContext {
    * One SCardGetStatusChange: resolves when a state differs from `current`
    * (pass the previous `state` back, or 0 to learn the current one).
    * Rejects with SCARD_E_TIMEOUT after `timeoutMs`, SCARD_E_CANCELLED after cancel().
+   * The wait is a DWORD of milliseconds whose largest value means "forever":
+   * a finite timeout stays finite (at most about 49.7 days) instead of wrapping.
    */
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
-    const timeout = Number.isFinite(timeoutMs) ? Math.max(0, Math.floor(timeoutMs)) : this.addon.constants.INFINITE;
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
+    const forever = this.addon.constants.INFINITE;
+    const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
     const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
     return (await this.#serial('SCardGetStatusChange', () => this.monitor.getStatusChange(states, timeout))).map(readerState);
   }

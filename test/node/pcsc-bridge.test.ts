@@ -65,6 +65,17 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     await expectPcscError(env.ctx.getStatusChange([{ reader: env.ctx.pnpReader }], 50), 'SCARD_E_TIMEOUT');
   });
 
+  it('a timeout of 2^32 ms or more stays a long wait (no DWORD wrap to 0); a bad one is an InvalidInputError', async () => {
+    for (const bad of [NaN, -1, '5' as unknown as number]) {
+      await expect(env.ctx.getStatusChange([{ reader: env.ctx.pnpReader }], bad)).rejects.toThrow(InvalidInputError);
+    }
+    const waiting = env.ctx.getStatusChange([{ reader: env.ctx.pnpReader }], 2 ** 32).then(() => 'resolved', (e: unknown) => e);
+    const early = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting'), 200))]);
+    expect(early).toBe('still waiting');
+    await env.ctx.cancel();
+    expect(((await waiting) as PcscError).scardName).toBe('SCARD_E_CANCELLED');
+  });
+
   it('transmits short and extended APDUs', async () => {
     const c = await env.ctx.connect(env.slot.reader);
     try {
