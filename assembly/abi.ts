@@ -51,10 +51,16 @@ export function mem_in_use(): usize {
   return inUse;
 }
 
+// Larger than any block the allocator (TLSF) can make: refused with 0 rather
+// than trapping inside it.
+const MAX_BLOCK: usize = (1 << 30) - 4096;
+
 export function mem_alloc(size: usize): usize {
   if (size == 0) size = 1;
+  if (size > MAX_BLOCK) return 0;
+  const p = heap.alloc(size);
   inUse += size;
-  return heap.alloc(size);
+  return p;
 }
 
 // Zeroizes `size` bytes before returning the block: callers pass the size they allocated.
@@ -71,21 +77,39 @@ export function zeroize(ptr: usize, size: usize): void {
 
 // Allocates a zeroed context of `size` bytes tagged with `kind`.
 export function ctxNew(kind: u32, size: u32): usize {
-  inUse += size;
   const p = heap.alloc(size);
+  inUse += size;
   memory.fill(p, 0, size);
   store<u32>(p, kind, CTX_KIND);
   store<u32>(p, size, CTX_SIZE);
   return p;
 }
 
-@inline export function ctxKind(ctx: usize): u32 {
-  return load<u32>(ctx, CTX_KIND);
+// Whether [ptr, ptr + len) lies in linear memory, with len small enough to
+// come back as a non-negative i32: a range past the end is refused before
+// anything is written, instead of trapping half way through.
+export function inMemory(ptr: usize, len: usize): bool {
+  return len <= <usize>i32.MAX_VALUE && <u64>ptr + <u64>len <= (<u64>memory.size() << 16);
 }
 
+// The kind of the context at ctx; 0 (no kind) for a handle outside memory.
+@inline export function ctxKind(ctx: usize): u32 {
+  return inMemory(ctx, CTX_HEADER) ? load<u32>(ctx, CTX_KIND) : 0;
+}
+
+// Every kind is below 0x1000; a freed block holds the allocator's free-list
+// pointers (or zeros) where the kind was, so a second ctx_free sees no kind.
+const MAX_KIND: u32 = 0x1000;
+
+// Frees a context made by a *_create call. Null, a handle already freed, one
+// outside the heap (the static one-shot slots, the I/O window) or one whose
+// header does not describe a context are ignored: trusting them would
+// corrupt the allocator.
 export function ctx_free(ctx: usize): void {
-  if (ctx == 0) return;
+  if (ctx < __heap_base || !inMemory(ctx, CTX_HEADER)) return;
+  const kind = load<u32>(ctx, CTX_KIND);
   const size = load<u32>(ctx, CTX_SIZE);
+  if (kind == 0 || kind >= MAX_KIND || size < CTX_HEADER || !inMemory(ctx, size)) return;
   inUse -= size;
   memory.fill(ctx, 0, size);
   heap.free(ctx);

@@ -2,7 +2,7 @@
 // works from, and the block and counter-mode primitives the modes are built
 // on. The rounds are in aes-bitslice.ts (batches) and aes-vperm.ts (one
 // block at a time, SIMD build).
-import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH } from './abi';
+import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH, inMemory } from './abi';
 import { sboxPlanes } from './aes-sbox';
 import { cryptBlocks, roundKeyPlanes, PLANES_BYTES, LANES } from './aes-bitslice';
 import { encryptBlockVperm, chainVperm, ccmVperm, subWordVperm, vpermKeys } from './aes-vperm';
@@ -230,6 +230,7 @@ export function aes_scratch_clear(): void {
 
 // Raw block function (ECB) over len bytes, a multiple of 16.
 export function aes_encrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
   if (!isAesKey(k)) return ERR_CONTEXT;
   if (len & 15) return ERR_LENGTH;
   encryptBlocks(k, src, dst, len >> 4);
@@ -237,6 +238,7 @@ export function aes_encrypt_blocks(k: usize, src: usize, dst: usize, len: usize)
 }
 
 export function aes_decrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
   if (!isAesKey(k)) return ERR_CONTEXT;
   if (len & 15) return ERR_LENGTH;
   decryptBlocks(k, src, dst, len >> 4);

@@ -2,7 +2,7 @@
 // ISO/IEC 9797-1 method 1 (22) and method 2 (23), PKCS#5/#7 to 16 bytes (24).
 // Padding is checked and removed in constant time; whether it was valid is
 // necessarily visible to the caller (see docs/aes.md on padding oracles).
-import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
 import { isAesKey, cbcChain, decryptBlocks, opContext } from './aes';
 import { LANES } from './aes-bitslice';
 
@@ -109,6 +109,7 @@ export function cbc_create(k: usize, iv: usize, padding: u32, decrypt: u32, scra
 // back for cbc_final, which may have to remove padding from it. dst may
 // equal src only when no bytes are pending from an earlier call.
 export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
   const err = live(op);
   if (err) return err;
   store<u64>(op, load<u64>(op, TOTAL) + len, TOTAL);

@@ -2,7 +2,7 @@
 // even bytes. CCM authenticates the lengths of the associated data and of
 // the payload before any of them (in B0 and the AAD prefix), so a streaming
 // operation declares both when it is created.
-import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
 import { ctDiff } from './ct';
 import { isAesKey, encryptBlocks, cbcChain, ccmBlocks, ctrStream, inc32, opContext } from './aes';
 
@@ -171,6 +171,7 @@ export function ccm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usiz
 }
 
 export function ccm_aad(op: usize, src: usize, len: usize): i32 {
+  if (!inMemory(src, len)) return ERR_LENGTH;
   const err = live(op);
   if (err) return err;
   if (load<u32>(op, FLAGS) & F_DATA) return ERR_STATE;
@@ -183,6 +184,7 @@ export function ccm_aad(op: usize, src: usize, len: usize): i32 {
 
 // Encrypts or decrypts (as created) len bytes; dst may equal src. Returns len.
 export function ccm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
+  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
   let err = live(op);
   if (err) return err;
   err = startData(op);

@@ -2,7 +2,7 @@
 // and CBC-MAC with a zero IV over whole blocks (18; ISO/IEC 9797-1 MAC
 // algorithm 1 without padding). Both chain E(K, X ^ M_i); CMAC treats the
 // last block with a subkey, so it is held back until mac_final.
-import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER } from './abi';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
 import { isAesKey, encryptBlocks, cbcChain, opContext } from './aes';
 
 export const MAC_KIND: u32 = 0x204;
@@ -56,6 +56,7 @@ export function mac_create(k: usize, alg: u32, scratch: u32): usize {
 }
 
 export function mac_update(op: usize, src: usize, len: usize): i32 {
+  if (!inMemory(src, len)) return ERR_LENGTH;
   const err = live(op);
   if (err) return err;
   if (len) store<u32>(op, 1, SEEN);

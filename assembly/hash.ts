@@ -1,6 +1,6 @@
 // Streaming SHA-2 over one context layout for all three sizes; the algorithm
 // ids are TS-0016 table 9.8-1 (Java Card) values.
-import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER } from './abi';
+import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER, ERR_LENGTH, inMemory } from './abi';
 import { IV256, IV384, IV512 } from './sha2-iv';
 import { sha256Blocks, sha256BlocksWk, sha512Blocks } from './sha2-rounds.generated';
 
@@ -125,6 +125,7 @@ export function hash_create(alg: u32): usize {
 }
 
 export function hash_update(ctx: usize, src: usize, len: usize): i32 {
+  if (!inMemory(src, len)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   hashUpdate(ctx, src, len);
@@ -145,6 +146,7 @@ export function hash_reset(ctx: usize): i32 {
 }
 
 export function hash_oneshot(alg: u32, src: usize, len: usize, out: usize): i32 {
+  if (!inMemory(src, len)) return ERR_LENGTH;
   if (!isHash(alg)) return ERR_ALGORITHM;
   return <i32>hashOneshot(alg, src, len, out);
 }

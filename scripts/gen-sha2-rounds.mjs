@@ -76,6 +76,8 @@ function compress(bits, wk) {
   L.push(`    src += ${block};`);
   L.push('  }');
   L.push(`  ${v.map((x, i) => `store<${T}>(state, ${x}, ${i * bytes});`).join(' ')}`);
+  // WK is static memory: W + K of the last block would outlive the call (and W is the message).
+  if (wk) L.push(`  memory.fill(WK, 0, ${rounds * bytes});`);
   L.push('}');
   return L.join('\n');
 }

@@ -131,6 +131,12 @@ function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Cor
   return new Core(x, { build, abiVersion, moduleBytes: bytesOf(build).length, instantiateMs: performance.now() - t0 });
 }
 
+// Each init()/initSync() call is a choice of build, and the latest choice
+// stands: an init() that finishes after a later call does not take over.
+let choice = 0;
+/** Asynchronous instantiations under way: concurrent init() calls for one build share one. */
+const pending: Partial<Record<CoreBuild, Promise<Core>>> = {};
+
 /**
  * Loads the core synchronously. Node, Deno and workers allow this for any
  * module size; a browser main thread may refuse to compile synchronously, in
@@ -138,28 +144,43 @@ function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Cor
  */
 export function initSync(options?: InitOptions): CoreInfo {
   const build = pick(options);
-  current = loaded[build] ?? current;
-  if (current?.info.build === build) return current.info;
-  const t0 = performance.now();
-  let instance: WebAssembly.Instance;
-  try {
-    instance = new WebAssembly.Instance(new WebAssembly.Module(bytesOf(build)), {});
-  } catch (e) {
-    throw new CoreError(`synchronous WASM compilation failed (${(e as Error).message}); call 'await init()' before using senv on this runtime`);
+  choice++;
+  let c = loaded[build];
+  if (!c) {
+    const t0 = performance.now();
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(new WebAssembly.Module(bytesOf(build)), {});
+    } catch (e) {
+      throw new CoreError(`synchronous WASM compilation failed (${(e as Error).message}); call 'await init()' before using senv on this runtime`);
+    }
+    c = loaded[build] = wrap(instance, build, t0);
   }
-  current = loaded[build] = wrap(instance, build, t0);
-  return current.info;
+  current = c;
+  return c.info;
 }
 
-/** Loads the core asynchronously; works everywhere. Calling it again is cheap. */
+/**
+ * Loads the core asynchronously; works everywhere. Calling it again is cheap:
+ * one instance per build, also for calls made while it loads.
+ */
 export async function init(options?: InitOptions): Promise<CoreInfo> {
   const build = pick(options);
-  current = loaded[build] ?? current;
-  if (current?.info.build === build) return current.info;
-  const t0 = performance.now();
-  const { instance } = await WebAssembly.instantiate(bytesOf(build), {});
-  current = loaded[build] = wrap(instance, build, t0);
-  return current.info;
+  const mine = ++choice;
+  const c = loaded[build] ?? (await (pending[build] ??= instantiate(build)));
+  if (choice === mine) current = c;
+  return c.info;
+}
+
+async function instantiate(build: CoreBuild): Promise<Core> {
+  try {
+    const t0 = performance.now();
+    const { instance } = await WebAssembly.instantiate(bytesOf(build), {});
+    // An initSync() may have loaded the same build meanwhile: that instance stays the one.
+    return (loaded[build] ??= wrap(instance, build, t0));
+  } finally {
+    delete pending[build];
+  }
 }
 
 export interface CoreMemoryStats {

@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
-import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, AuthenticationError, PaddingError, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
+import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, hmac, sha256, AuthenticationError, PaddingError, CoreError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
@@ -64,6 +64,92 @@ describe('core ABI', () => {
     expect(x.hash_reset(ctx)).toBe(0);
     expect(x.hash_update(ctx, io, 1)).toBe(0);
     x.ctx_free(ctx);
+  });
+
+  // A raw instance per build: these calls would break the shared core if they went wrong.
+  const raw = (build: string) => new WebAssembly.Instance(new WebAssembly.Module(wasm(build)), {}).exports as unknown as Record<string, (...a: number[]) => number> & { memory: WebAssembly.Memory };
+
+  for (const build of CORE_BUILDS) {
+    it(`${build}: ctx_free ignores a freed, static or foreign handle; mem_alloc refuses what it can never give; out-of-memory handles are ERR_CONTEXT`, () => {
+      const x = raw(build);
+      const base = x.mem_in_use!();
+      const h = x.hash_create!(4);
+      x.ctx_free!(h);
+      x.ctx_free!(h); // a second free must not put the block on the free list twice
+      const ptrs = Array.from({ length: 6 }, () => x.mem_alloc!(200));
+      expect(new Set(ptrs).size, 'distinct blocks after a double free').toBe(6);
+      ptrs.forEach((p) => x.mem_free!(p, 200));
+      x.ctx_free!(x.io_ptr!()); // the I/O window is not a context
+      x.mem_free!(0, 0);
+      const scratch = x.aes_key_create!(x.io_ptr!(), 16, 1); // the static one-shot key slot
+      x.ctx_free!(scratch);
+      expect(x.mem_in_use!()).toBe(base);
+      for (const size of [2 ** 31 - 1, 2 ** 32 - 16, 2 ** 30]) expect(x.mem_alloc!(size), `mem_alloc(${size})`).toBe(0);
+      expect(x.mem_in_use!()).toBe(base);
+      const end = x.memory.buffer.byteLength;
+      for (const handle of [end - 2, end + 64, 2 ** 31 - 16, 2 ** 32 - 8]) {
+        expect(x.hash_update!(handle, x.io_ptr!(), 1)).toBe(-3);
+        expect(x.gcm_update!(handle, x.io_ptr!(), x.io_ptr!(), 16)).toBe(-3);
+        expect(x.drbg_generate!(handle, x.io_ptr!(), 16, 0, 0)).toBe(-3);
+        x.ctx_free!(handle);
+      }
+    });
+
+    it(`${build}: a range past the end of memory is ERR_LENGTH before anything is written`, () => {
+      const x = raw(build);
+      const mem = () => new Uint8Array(x.memory.buffer);
+      const io = x.io_ptr!();
+      mem().set(nodeCrypto.randomBytes(16), io);
+      const k = x.aes_key_create!(io, 16, 0);
+      mem().set(new Uint8Array(12), io + 32);
+      const gcmOp = x.gcm_create!(k, io + 32, 12, 16, 0, 0);
+      const cbcOp = x.cbc_create!(k, io + 32, 0, 0, 0);
+      const h = x.hash_create!(4);
+      const before = mem().slice();
+      const end = x.memory.buffer.byteLength;
+      const src = end - 4096, len = 4096 + 65536;
+      expect(x.aes_encrypt_blocks!(k, src, src, len)).toBe(-2);
+      expect(x.gcm_update!(gcmOp, src, src, len)).toBe(-2);
+      expect(x.cbc_update!(cbcOp, src, src, len)).toBe(-2);
+      expect(x.hash_oneshot!(4, src, len, io)).toBe(-2);
+      expect(x.hash_update!(h, src, len)).toBe(-2);
+      expect(x.drbg_generate!(x.drbg_create!(4), src, len, 0, 0)).toBe(-2);
+      expect(x.gcm_update!(gcmOp, io, io, 2 ** 31)).toBe(-2); // a length that would come back negative
+      const after = mem();
+      let changed = 0;
+      for (let i = 0; i < before.length; i++) if (before[i] !== after[i] && (i < k || i >= k + 8192)) changed++;
+      // Only the DRBG context made for the call above may differ (its allocation).
+      expect(changed).toBeLessThan(600);
+      expect(x.hash_update!(h, io, 64)).toBe(0);
+      expect(x.mem_alloc!(16)).toBeGreaterThan(0);
+    });
+
+    // The SIMD SHA-256 schedule lives in static memory: it must not keep W + K of the last block.
+    it(`${build}: no trace of hashed or MACed secrets outside the I/O window`, () => {
+      initSync({ build });
+      const c = core();
+      const snapshot = (secret: Buffer) => {
+        sha256(secret);
+        hmac('SHA-256', secret, secret);
+        createHash('SHA-256').update(secret).digest();
+        c.x.zeroize(c.io, c.ioSize);
+        return c.read(0, c.mem().length);
+      };
+      const a = snapshot(Buffer.alloc(200, 0x11)), b = snapshot(Buffer.alloc(200, 0x22));
+      const diff: number[] = [];
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff.push(i);
+      expect(diff.slice(0, 8)).toEqual([]);
+    });
+  }
+
+  it('concurrent init() calls share one instance per build, and the latest choice of build stands', async () => {
+    const [a, b] = await Promise.all([init({ build: 'scalar' }), init({ build: 'scalar' })]);
+    expect(a).toBe(b);
+    const late = init({ build: 'simd' });
+    initSync({ build: 'scalar' });
+    await late;
+    expect(core().info.build).toBe('scalar');
+    initSync({ build: CORE_BUILDS.find((x) => coreBuilds().includes(x))! });
   });
 
   it('zeroizes a released HMAC context (keyed states) and freed blocks', () => {
