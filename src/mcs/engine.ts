@@ -84,6 +84,12 @@ export class McsEngine {
       } finally {
         if (masterKey !== options.masterKey) masterKey.fill(0);
       }
+      // The store opened here holds the directory's lock: an engine that does not come up must release it.
+      const store = options.store!;
+      return McsEngine.create({ ...options, dataDir: undefined, store }).catch(async (e: unknown) => {
+        await store.close();
+        throw e;
+      });
     }
     const engine = new McsEngine(options);
     const backends = options.backends ?? [new SoftwareBackend({ uniqueId: await options.store?.uniqueId('software') })];

@@ -5,4 +5,5 @@ export { RSC, McsError, type ResponseStatusCode } from './rsc.ts';
 export { CIPHERS, SIGNATURES, HASHES } from './algorithms.ts';
 export type { Persistence } from './persist.ts';
 export type { Files } from './store/files.ts';
+export { DataDirLockedError, DataDirDamagedError, DataDirFormatError } from './store/errors.ts';
 export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type AccessRule, type CommonOptions } from './client.ts';

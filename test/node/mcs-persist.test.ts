@@ -1,14 +1,18 @@
 // Persistence of SE-resources in a data directory: a restart keeps resources
 // and keys, secrets are sealed, a wrong master key is refused, and a writer
-// killed with SIGKILL at random moments loses no acknowledged write.
+// killed with SIGKILL at random moments loses no acknowledged write. The
+// store's own guarantees: a torn end is cut and damage before whole records
+// refused, every record is authenticated, two SEs writing at once lose
+// nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
-import { McsEngine, sha256, ecdsa, gcm } from '../../src/index.ts';
+import { McsEngine, SoftwareBackend, sha256, ecdsa, gcm } from '../../src/index.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
 
@@ -76,7 +80,6 @@ describe('Mcs persistence', () => {
   it('snapshots (compaction) keep the same state', async () => {
     const dir = tempDir();
     try {
-      const { JournalStore } = await import('../../src/mcs/store/journal.ts');
       const mk = async () => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 4096 }) });
       const e1 = await mk();
       const s = new Session(e1, 'CAE1');
@@ -188,6 +191,7 @@ describe('Mcs persistence', () => {
     const acked = new Set<number>();
     const appended: number[] = [];
     let next = 0;
+    let ready = 0;
     try {
       for (let round = 0; round < 5; round++) {
         const child = spawn(deno, ['run', '--quiet', '--allow-read', '--allow-write', '--allow-env', writer, dir, String(next)], {
@@ -206,6 +210,7 @@ describe('Mcs persistence', () => {
               buf = buf.slice(nl + 1);
               if (kind === 'ready' && killAt < 0) {
                 killAt = 1;
+                ready++;
                 setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 200 + Math.floor(Math.random() * 800));
               } else if (kind === 'sdo') acked.add(Number(n));
               else if (kind === 'app') appended.push(Number(n));
@@ -216,6 +221,8 @@ describe('Mcs persistence', () => {
         await exited;
         next = Math.max(next, ...acked, ...appended) + 1;
       }
+      // Each run opens the directory: the lock a killed run left is taken over.
+      expect(ready).toBe(5);
       expect(acked.size).toBeGreaterThan(5);
       const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       const s = new Session(engine, 'CWRITER');
@@ -245,3 +252,333 @@ describe('Mcs persistence', () => {
 function fails4106(r: { rsc: number }): void {
   expect(r.rsc).toBe(4106);
 }
+
+// journal.log as a test reads it: [length u32][CRC-32 u32][JSON][MAC 32 bytes], length and CRC over
+// JSON and MAC. Anyone can recompute a CRC; only the master key makes a MAC.
+interface Frame { at: number; json: Record<string, unknown>; mac: Buffer }
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+const crc32 = (d: Uint8Array) => {
+  let c = 0xffffffff;
+  for (const b of d) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+};
+
+function frames(buf: Buffer): Frame[] {
+  const out: Frame[] = [];
+  for (let at = 0; at < buf.length;) {
+    const len = buf.readUInt32LE(at);
+    out.push({ at, json: JSON.parse(buf.subarray(at + 8, at + 8 + len - 32).toString()) as Record<string, unknown>, mac: buf.subarray(at + 8 + len - 32, at + 8 + len) });
+    at += 8 + len;
+  }
+  return out;
+}
+
+function frame(body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(body.length, 0);
+  head.writeUInt32LE(crc32(body), 4);
+  return Buffer.concat([head, body]);
+}
+
+/** The journal with each record's JSON as given and its MAC as it was: what someone without the master key can write. */
+const forged = (fs: readonly Frame[]) => Buffer.concat(fs.map((f) => frame(Buffer.concat([Buffer.from(JSON.stringify(f.json)), f.mac]))));
+
+/** The journal re-chained with the master key's MACs (docs/mcs.md "Persistence"), from a directory without a snapshot. */
+function withMacs(dir: string, records: readonly Record<string, unknown>[]): Buffer {
+  const macKey = nodeCrypto.createHmac('sha256', KEY).update('senv journal mac').digest();
+  const mac = (label: string, ...parts: Buffer[]) => nodeCrypto.createHmac('sha256', macKey).update(Buffer.concat([Buffer.from(`${label}\0`), ...parts])).digest();
+  let prev = mac('start', Buffer.from(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).check as string));
+  return Buffer.concat(records.map((r) => {
+    const json = Buffer.from(JSON.stringify(r));
+    prev = mac('record', prev, json);
+    return frame(Buffer.concat([json, prev]));
+  }));
+}
+
+const resources = (f: Frame) => [f.json.res ?? []].flat() as Record<string, unknown>[];
+
+describe('Mcs data directory: the store\'s guarantees', () => {
+  it('a torn end is cut: zero bytes (the file grew before its data reached the disk), a half record, an unparsable record', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(nodeCrypto.randomBytes(40)) } }), 2001, 'sdo');
+      await e1.close();
+      const journal = join(dir, 'journal.log');
+      const good = readFileSync(journal);
+      const last = frames(good).at(-1)!;
+      const tails = {
+        'zero bytes': Buffer.alloc(64),
+        'half a record': good.subarray(last.at, last.at + ((good.length - last.at) >> 1)),
+        'a record of unparsable JSON with a valid CRC': frame(Buffer.concat([Buffer.from('{"seq":'), Buffer.alloc(40)])),
+        'a record of length 0 and CRC 0, then zeros': Buffer.concat([Buffer.alloc(8), Buffer.alloc(100)]),
+      };
+      for (const [what, tail] of Object.entries(tails)) {
+        writeFileSync(journal, good);
+        appendFileSync(journal, tail);
+        const e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+        ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/d`), 2000, `acknowledged record before ${what}`);
+        expect(readFileSync(journal).equals(good), what).toBe(true);
+        await e.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('damage followed by whole records is refused with its offset, and the journal is left untouched', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      for (let i = 0; i < 5; i++) ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: `r${i}`, rgT: 1 } }), 2001, 'rand');
+      await e1.close();
+      const journal = join(dir, 'journal.log');
+      const good = readFileSync(journal);
+      const second = frames(good)[1]!.at;
+      for (const [what, offset] of [['a byte of a record', second + 30], ['a length field', second + 1], ['a CRC', second + 5]] as const) {
+        const bad = Buffer.from(good);
+        bad[offset]! ^= 1;
+        writeFileSync(journal, bad);
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({
+          name: 'DataDirDamagedError', dir, file: 'journal.log', offset: second, message: expect.stringContaining(`damaged at offset ${second}`),
+        });
+        expect(readFileSync(journal).equals(bad), what).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('two SEs writing at once, with snapshots in between: every acknowledged write survives a restart', async () => {
+    const dir = tempDir();
+    try {
+      const open = async () => McsEngine.create({
+        store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 4096 }),
+        backends: [new SoftwareBackend({ uniqueId: 'aa'.repeat(16) }), new SoftwareBackend({ uniqueId: 'bb'.repeat(16) })],
+      });
+      const e1 = await open();
+      const ses = e1.seIds.map((id) => new Session(e1, 'CAE1', id));
+      await Promise.all(ses.map((s) => s.register()));
+      const acked: [Session, string][] = [];
+      for (let round = 0; round < 25; round++) {
+        await Promise.all(ses.flatMap((s) => [0, 1, 2].map(async (k) => {
+          const rn = `r${round}-${k}`;
+          const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn, msg: b64(nodeCrypto.randomBytes(100)) } });
+          if (r.rsc === 2001) acked.push([s, rn]);
+        })));
+      }
+      expect(acked.length).toBe(150);
+      await e1.close();
+      expect(readdirSync(dir)).toContain('snapshot.json');
+      const e2 = await open();
+      for (const [s, rn] of acked) ok(await new Session(e2, 'CAE1', s.seId).retrieve(s.path('reg', rn)), 2000, `${s.seId} ${rn}`);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('one engine per data directory: a second opener is refused naming the holder, a stale lock is taken over', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({
+        name: 'DataDirLockedError', dir, pid: process.pid, message: expect.stringContaining(`${dir} is in use by process ${process.pid}`),
+      });
+      await e1.close();
+      expect(existsSync(join(dir, 'lock'))).toBe(false);
+
+      // A process that has exited (kill -9 leaves its lock behind), and this pid reused: both stale.
+      const gone = spawn(process.execPath, ['-e', '0']);
+      await new Promise((resolve) => gone.on('exit', resolve));
+      for (const pid of [gone.pid!, process.pid]) {
+        writeFileSync(join(dir, 'lock'), JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
+        const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+        expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
+        await e2.close();
+      }
+      // A live one (the parent of this process) is not.
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.ppid });
+      rmSync(join(dir, 'lock'));
+
+      // An engine that does not come up releases the directory.
+      class Failing extends SoftwareBackend {
+        override async open(): Promise<void> {
+          throw new Error('self test failed');
+        }
+      }
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new Failing()] })).rejects.toThrow(/self test/);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(8) })).rejects.toThrow(/master key/);
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every record is authenticated: edits, duplicates, reordering, removal, swapped secrets and an old format are refused', async () => {
+    const dir = tempDir();
+    const work = tempDir();
+    const other = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      for (const rn of ['a', 'b']) ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: 1001, mbs: 4096, kDt: b64(nodeCrypto.randomBytes(16)) } }), 2001, 'cipher');
+      for (const m of ['AAAA', 'BBBB']) ok(await s.update(s.path('reg', 'a'), { 'senv:Cph': { msg: m } }), 2004, 'chunk');
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1 } }), 2001, 'rand');
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: other, masterKey: KEY });
+      await new Session(e2, 'CAE1').register();
+      await e2.close();
+      const good = frames(readFileSync(join(dir, 'journal.log')));
+      const cph = (fs: Frame[], rn: string) => fs.flatMap(resources).find((r) => r.rn === rn)!;
+      const tamper = (name: string, change: () => void) => ({ name, change });
+      const attacks = [
+        tamper('keyExportable set to true (kDt would show)', () => {
+          const fs = structuredClone(good);
+          for (const r of fs.flatMap(resources)) if (r.root === 'senv:Cph') (r.attrs as Record<string, unknown>).keyExportable = true;
+          writeFileSync(join(work, 'journal.log'), forged(fs));
+        }),
+        tamper('a chunk record copied under a new seq', () => {
+          const dup = structuredClone(good.filter((f) => f.json.op === 'append').at(-1)!);
+          dup.json.seq = good.length + 1;
+          writeFileSync(join(work, 'journal.log'), forged([...good, dup]));
+        }),
+        tamper('a record copied as it was', () => writeFileSync(join(work, 'journal.log'), forged([...good, good.at(-1)!]))),
+        tamper('two records swapped', () => writeFileSync(join(work, 'journal.log'), forged([good[0]!, good[2]!, good[1]!, ...good.slice(3)]))),
+        tamper('a record in the middle removed', () => writeFileSync(join(work, 'journal.log'), forged([good[0]!, ...good.slice(2)]))),
+        tamper('sealed data swapped between resources', () => {
+          const fs = structuredClone(good);
+          const [a, b] = [cph(fs, 'a'), cph(fs, 'b')];
+          [a.sealed, b.sealed] = [b.sealed, a.sealed];
+          writeFileSync(join(work, 'journal.log'), forged(fs));
+        }),
+        tamper('the unique ID in meta.json changed', () => {
+          const meta = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8'));
+          meta.uniqueIds.software = 'cc'.repeat(16);
+          writeFileSync(join(work, 'meta.json'), JSON.stringify(meta));
+        }),
+        tamper('the journal of another data directory with the same master key', () => {
+          writeFileSync(join(work, 'journal.log'), readFileSync(join(other, 'journal.log')));
+        }),
+      ];
+      for (const { name, change } of attacks) {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(dir, work, { recursive: true });
+        change();
+        await expect(McsEngine.create({ dataDir: work, masterKey: KEY }), name).rejects.toMatchObject({ name: 'DataDirDamagedError', dir: work });
+      }
+
+      // Sealed data in the wrong resource under valid MACs (only the master key's holder can do that): a typed error naming the resource.
+      rmSync(work, { recursive: true, force: true });
+      cpSync(dir, work, { recursive: true });
+      const records = good.map((f) => structuredClone(f.json));
+      const [a, b] = [records.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).find((r) => r.rn === 'a')!, records.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).find((r) => r.rn === 'b')!];
+      [a.sealed, b.sealed] = [b.sealed, a.sealed];
+      writeFileSync(join(work, 'journal.log'), withMacs(work, records));
+      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining(`resource ${String(a.ri)}`) });
+      // ... and that re-chaining alone is accepted: the tool above writes what the store writes.
+      writeFileSync(join(work, 'journal.log'), withMacs(work, good.map((f) => f.json)));
+      await (await McsEngine.create({ dataDir: work, masterKey: KEY })).close();
+
+      // A directory of the format before MACs (meta.json without `format`) is refused, not misread.
+      rmSync(work, { recursive: true, force: true });
+      cpSync(dir, work, { recursive: true });
+      const meta = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8'));
+      writeFileSync(join(work, 'meta.json'), JSON.stringify({ uniqueIds: meta.uniqueIds, check: meta.check }));
+      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringMatching(/earlier version/) });
+    } finally {
+      for (const d of [dir, work, other]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('the snapshot is authenticated, and the journal chains from it', async () => {
+    const dir = tempDir();
+    const compacted = tempDir();
+    const work = tempDir();
+    try {
+      const open = async (d: string) => McsEngine.create({ store: await JournalStore.open({ dir: d, masterKey: KEY, compactAt: 4096 }) });
+      const e1 = await open(dir);
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const cipher = (i: number) => s.create(s.seId, 20002, { 'senv:Cph': { rn: `c${i}`, Calg: 1001, mbs: 64, kDt: b64(nodeCrypto.randomBytes(16)) } });
+      let i = 0;
+      // Until a snapshot has just emptied the journal: then only the snapshot's own MAC can tell an edit.
+      do ok(await cipher(i++), 2001, 'cipher');
+      while (statSync(join(dir, 'journal.log')).size > 0 && i < 100);
+      expect(readdirSync(dir)).toContain('snapshot.json');
+      cpSync(dir, compacted, { recursive: true });
+      ok(await cipher(i), 2001, 'cipher after the snapshot');
+      await e1.close();
+      rmSync(join(compacted, 'lock'));
+      const attacks: [string, string, () => void][] = [
+        ['keyExportable set in the snapshot', compacted, () => {
+          const text = readFileSync(join(work, 'snapshot.json'), 'utf8');
+          writeFileSync(join(work, 'snapshot.json'), text.replace(/"attrs":\{/g, '"attrs":{"keyExportable":true,'));
+        }],
+        ['the snapshot removed, the journal after it kept', dir, () => rmSync(join(work, 'snapshot.json'))],
+      ];
+      for (const [name, from, change] of attacks) {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(from, work, { recursive: true });
+        change();
+        await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
+      }
+      await (await open(compacted)).close();
+    } finally {
+      for (const d of [dir, compacted, work]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a key file of 32 bytes of text is refused as ambiguous; 32 raw bytes, 64 hex digits and base64 work', async () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir, 'key');
+      const raw = nodeCrypto.randomBytes(32);
+      raw[0] = 0x80;
+      for (const text of [raw.subarray(0, 16).toString('hex'), raw.subarray(0, 24).toString('base64'), 'correct-horse-battery-staple-xy\n']) {
+        writeFileSync(file, text);
+        await expect(McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file }), JSON.stringify(text)).rejects.toMatchObject({
+          name: 'StateError', message: expect.stringMatching(/ambiguous.*64 hex digits.*base64 of 32 bytes/),
+        });
+      }
+      for (const key of [raw, Buffer.from(raw.toString('hex') + '\n'), Buffer.from(raw.toString('base64'))]) {
+        writeFileSync(file, key);
+        await (await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file })).close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the data directory is 0700 and its files 0600, whatever the umask', async () => {
+    const top = tempDir();
+    const was = process.umask(0o022);
+    try {
+      const dir = join(top, 'new', 'data');
+      const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 2000 }) });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      for (let i = 0; i < 3; i++) ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: `r${i}`, rgT: 1 } }), 2001, 'rand');
+      const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+      expect(mode(join(dir, 'lock'))).toBe('600');
+      await e.close();
+      expect(mode(dir)).toBe('700');
+      expect(readdirSync(dir).sort()).toEqual(['journal.log', 'meta.json', 'snapshot.json']);
+      for (const f of readdirSync(dir)) expect(mode(join(dir, f)), f).toBe('600');
+    } finally {
+      process.umask(was);
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,12 +3,13 @@
 // a read-only directory) changes nothing: for every kind of mutating request
 // the response is 5000 with a short m2m:dbg, RETRIEVE shows the old state,
 // the WASM memory in use is what it was, the same request then succeeds, and
-// a restart opens a store that holds exactly the acknowledged writes.
+// a restart opens a store that holds exactly the acknowledged writes, also
+// when two SEs write at once or a snapshot was only half done.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coreMemoryStats, gcm, McsEngine, type McsResponse } from '../../src/index.ts';
+import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, type McsResponse } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { prng } from '../portable/harness.ts';
@@ -16,25 +17,26 @@ import { Session, b64, body, ok } from '../portable/mcs-kit.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 type Mode = 'ENOSPC' | 'EIO' | 'EROFS';
+type Op = 'append' | 'writeDurable' | 'rename' | 'truncate' | 'remove' | 'mkdir' | 'syncDir';
 
 /**
  * The real file operations, with writes that fail as a disk does: ENOSPC
  * writes part of the data and fails (cutting a file still works), EIO writes
  * all of it and fails to flush (and every other write fails too), EROFS
  * writes nothing. From the write after the next `after` ones, `times`
- * writes fail.
+ * writes fail; with `ops`, only writes of those operations count.
  */
 class FlakyFiles implements Files {
   readonly #real: Files;
-  #plan: { mode: Mode; after: number; times: number } | undefined;
+  #plan: { mode: Mode; after: number; times: number; ops: readonly Op[] | undefined } | undefined;
   failed = 0;
 
   constructor(real: Files) {
     this.#real = real;
   }
 
-  fail(mode: Mode, after = 0, times = Infinity): void {
-    this.#plan = { mode, after, times };
+  fail(mode: Mode, after = 0, times = Infinity, ops?: readonly Op[]): void {
+    this.#plan = { mode, after, times, ops };
   }
 
   heal(): void {
@@ -46,7 +48,7 @@ class FlakyFiles implements Files {
   }
 
   async append(path: string, data: Uint8Array) {
-    const mode = this.#next();
+    const mode = this.#next('append');
     if (mode === 'ENOSPC') await this.#real.append(path, data.subarray(0, data.length >> 1));
     if (mode === 'EIO') await this.#real.append(path, data);
     if (mode) throw this.#error(mode);
@@ -54,43 +56,59 @@ class FlakyFiles implements Files {
   }
 
   async writeDurable(path: string, data: Uint8Array) {
-    const mode = this.#next();
+    const mode = this.#next('writeDurable');
     if (mode === 'ENOSPC') await this.#real.writeDurable(path, data.subarray(0, data.length >> 1));
     if (mode === 'EIO') await this.#real.writeDurable(path, data);
     if (mode) throw this.#error(mode);
     await this.#real.writeDurable(path, data);
   }
 
+  createLock(path: string, data: Uint8Array) {
+    return this.#real.createLock(path, data);
+  }
+
+  get osLocks() {
+    return this.#real.osLocks;
+  }
+
+  lockHeld(path: string, pid: number, osLocked: boolean) {
+    return this.#real.lockHeld(path, pid, osLocked);
+  }
+
+  get pid() {
+    return this.#real.pid;
+  }
+
   rename(from: string, to: string) {
-    return this.#other(() => this.#real.rename(from, to));
+    return this.#other('rename', () => this.#real.rename(from, to));
   }
 
   truncate(path: string, length: number) {
-    return this.#other(() => this.#real.truncate(path, length));
+    return this.#other('truncate', () => this.#real.truncate(path, length));
   }
 
   remove(path: string) {
-    return this.#other(() => this.#real.remove(path));
+    return this.#other('remove', () => this.#real.remove(path));
   }
 
   mkdir(path: string) {
-    return this.#other(() => this.#real.mkdir(path));
+    return this.#other('mkdir', () => this.#real.mkdir(path));
   }
 
   syncDir(path: string) {
-    return this.#other(() => this.#real.syncDir(path));
+    return this.#other('syncDir', () => this.#real.syncDir(path));
   }
 
   /** A write that needs no space: a full disk still does it. */
-  async #other(write: () => Promise<void>): Promise<void> {
-    const mode = this.#next();
+  async #other(op: Op, write: () => Promise<void>): Promise<void> {
+    const mode = this.#next(op);
     if (mode && mode !== 'ENOSPC') throw this.#error(mode);
     await write();
   }
 
-  #next(): Mode | undefined {
+  #next(op: Op): Mode | undefined {
     const plan = this.#plan;
-    if (!plan) return undefined;
+    if (!plan || (plan.ops && !plan.ops.includes(op))) return undefined;
     if (plan.after > 0) {
       plan.after--;
       return undefined;
@@ -329,6 +347,79 @@ describe('Mcs: a failed write changes nothing', () => {
       await again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('two SEs write at once while writes fail: a failed write\'s cut never takes the other SE\'s acknowledged record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const files = new FlakyFiles(await openFiles());
+    const rnd = prng(9);
+    try {
+      const open = async () => McsEngine.create({
+        store: await JournalStore.open({ dir, masterKey: KEY, files, compactAt: 8192 }),
+        backends: [new SoftwareBackend({ uniqueId: 'aa'.repeat(16) }), new SoftwareBackend({ uniqueId: 'bb'.repeat(16) })],
+      });
+      const engine = await open();
+      const ses = engine.seIds.map((id) => new Session(engine, 'CAE1', id));
+      await Promise.all(ses.map((s) => s.register()));
+      const acked: [Session, string][] = [];
+      const refused: [Session, string][] = [];
+      for (let i = 0; i < 30; i++) {
+        files.fail((['ENOSPC', 'EIO', 'EROFS'] as const)[i % 3]!, i % 3, 1, ['append']);
+        await Promise.all(ses.flatMap((s) => [0, 1].map(async (k) => {
+          const rn = `d${i}-${k}`;
+          const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn, msg: b64(rnd(200)) } });
+          expect([2001, 5000]).toContain(r.rsc);
+          (r.rsc === 2001 ? acked : refused).push([s, rn]);
+        })));
+        files.heal();
+      }
+      expect(refused.length).toBe(30);
+      await engine.close();
+      const again = await open();
+      for (const [s, rn] of acked) ok(await new Session(again, 'CAE1', s.seId).retrieve(s.path('reg', rn)), 2000, `acknowledged ${s.seId} ${rn}`);
+      for (const [s, rn] of refused) ok(await new Session(again, 'CAE1', s.seId).retrieve(s.path('reg', rn)), 4004, `refused ${s.seId} ${rn}`);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a snapshot half done (its journal cut failing up to the end, or its directory flush failing): the next run verifies the journal and keeps every acknowledged write', async () => {
+    for (const op of ['truncate', 'syncDir'] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+      const files = new FlakyFiles(await openFiles());
+      const clock = { now: Date.UTC(2026, 10, 22, 12) };
+      const rnd = prng(7);
+      try {
+        const engine = await rig(dir, files, clock, 4096);
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const at: [string, string][] = [['CAE1', s.path('reg', 'h')], ['CAE1', s.path('reg', 'memory')]];
+        const chunk = () => s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } });
+        // A snapshot that works first: the journal's records then chain from a snapshot's MAC.
+        for (let i = 0; i < 6; i++) ok(await chunk(), 2004, `${op}: chunk ${i}`);
+        files.fail('EIO', 0, Infinity, [op]);
+        const codes: number[] = [];
+        for (let i = 0; i < 8 && !codes.includes(5000); i++) codes.push((await chunk()).rsc);
+        expect(files.failed, op).toBeGreaterThan(0);
+        // A journal that cannot be cut refuses the next write; a failed directory flush fails no write.
+        expect(codes.includes(5000), op).toBe(op === 'truncate');
+        const acknowledged = await look(engine, at);
+        await engine.close();
+        files.heal();
+        const again = await rig(dir, files, clock, 4096);
+        expect(await look(again, at), op).toEqual(acknowledged);
+        for (let i = 0; i < 6; i++) ok(await new Session(again, 'CAE1').update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } }), 2004, `${op}: after the restart ${i}`);
+        const later = await look(again, at);
+        await again.close();
+        const third = await rig(dir, files, clock, 4096);
+        expect(await look(third, at), op).toEqual(later);
+        await third.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   }, 60_000);
 });

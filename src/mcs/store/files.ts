@@ -4,6 +4,10 @@
 // put its own in between (McsEngineOptions.files): to watch the I/O, or to
 // make writes fail the way a full or failing disk does (the tests of
 // docs/mcs.md "Failed writes").
+//
+// What they create is private to the user: a directory 0700, files 0600,
+// whatever the umask (which could leave a secret-holding file readable, or a
+// file its own writer cannot reopen).
 
 export interface Files {
   /** The whole file, or undefined when it does not exist. */
@@ -12,6 +16,21 @@ export interface Files {
   append(path: string, data: Uint8Array): Promise<void>;
   /** Writes a new file and flushes it (the caller renames it into place). */
   writeDurable(path: string, data: Uint8Array): Promise<void>;
+  /**
+   * Creates a lock file holding `data` unless one exists (then undefined),
+   * and flushes it. Where the platform has OS file locks (Deno) the file
+   * stays locked until the returned release: they end with the process, so
+   * lockHeld can tell a crashed holder without looking for its pid.
+   */
+  createLock(path: string, data: Uint8Array): Promise<(() => Promise<void>) | undefined>;
+  /** Whether createLock keeps an OS lock on the file. */
+  readonly osLocks: boolean;
+  /**
+   * Whether the process that created the lock file `path` still has it:
+   * `pid` is the holder's, `osLocked` says whether it kept an OS lock on it.
+   * Undefined when this platform cannot tell.
+   */
+  lockHeld(path: string, pid: number, osLocked: boolean): Promise<boolean | undefined>;
   rename(from: string, to: string): Promise<void>;
   /** Cuts the file to `length` bytes and flushes it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
@@ -19,16 +38,30 @@ export interface Files {
   mkdir(path: string): Promise<void>;
   /** Flushes a directory entry change (rename, create) to stable storage. */
   syncDir(path: string): Promise<void>;
+  /** The ID of this process. */
+  readonly pid: number;
 }
 
-interface DenoFile { write(p: Uint8Array): Promise<number>; sync(): Promise<void>; truncate(n: number): Promise<void>; close(): void }
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+interface DenoFile {
+  write(p: Uint8Array): Promise<number>;
+  sync(): Promise<void>;
+  truncate(n: number): Promise<void>;
+  tryLock(exclusive: boolean): Promise<boolean>;
+  close(): void;
+}
 interface DenoApi {
+  pid: number;
   readFile(p: string): Promise<Uint8Array>;
-  open(p: string, o: Record<string, boolean>): Promise<DenoFile>;
+  open(p: string, o: Record<string, boolean | number>): Promise<DenoFile>;
   rename(a: string, b: string): Promise<void>;
   remove(p: string): Promise<void>;
-  mkdir(p: string, o: { recursive: boolean }): Promise<void>;
-  errors: { NotFound: new () => Error };
+  mkdir(p: string, o: { recursive: boolean; mode?: number }): Promise<void>;
+  chmod(p: string, mode: number): Promise<void>;
+  stat(p: string): Promise<unknown>;
+  errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
 }
 
 export async function openFiles(): Promise<Files> {
@@ -47,16 +80,31 @@ async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise
 
 async function nodeFiles(): Promise<Files> {
   const fs = await import('node:fs/promises');
-  const missing = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
-  const withFile = async (path: string, flags: string, fn: (f: Awaited<ReturnType<typeof fs.open>>) => Promise<void>) => {
-    const f = await fs.open(path, flags);
+  const { constants: c } = await import('node:fs');
+  const code = (e: unknown) => (e as { code?: string }).code;
+  const missing = (e: unknown) => code(e) === 'ENOENT';
+  type Handle = Awaited<ReturnType<typeof fs.open>>;
+  const use = async (f: Handle, fn: (f: Handle) => Promise<void>) => {
     try {
       await fn(f);
     } finally {
       await f.close();
     }
   };
+  const withFile = async (path: string, flags: string, fn: (f: Handle) => Promise<void>) => use(await fs.open(path, flags), fn);
+  /** Opens a file it creates with mode 0600 exactly. */
+  const create = async (path: string, flags: number) => {
+    const f = await fs.open(path, flags | c.O_CREAT, FILE_MODE);
+    try {
+      await f.chmod(FILE_MODE);
+    } catch (e) {
+      await f.close();
+      throw e;
+    }
+    return f;
+  };
   return {
+    pid: process.pid,
     read: async (path) => {
       try {
         return new Uint8Array(await fs.readFile(path));
@@ -65,39 +113,97 @@ async function nodeFiles(): Promise<Files> {
         throw e;
       }
     },
-    append: (path, data) => withFile(path, 'a', async (f) => {
-      await f.writeFile(data);
-      await f.datasync();
-    }),
-    writeDurable: (path, data) => withFile(path, 'w', async (f) => {
+    // The hot path opens an existing journal without the chmod a creation needs.
+    append: async (path, data) => {
+      let f: Handle;
+      try {
+        f = await fs.open(path, c.O_WRONLY | c.O_APPEND);
+      } catch (e) {
+        if (!missing(e)) throw e;
+        f = await create(path, c.O_WRONLY | c.O_APPEND);
+      }
+      await use(f, async () => {
+        await f.writeFile(data);
+        await f.datasync();
+      });
+    },
+    writeDurable: async (path, data) => use(await create(path, c.O_WRONLY | c.O_TRUNC), async (f) => {
       await f.writeFile(data);
       await f.sync();
     }),
+    createLock: async (path, data) => {
+      let f: Handle;
+      try {
+        f = await create(path, c.O_WRONLY | c.O_EXCL);
+      } catch (e) {
+        if (code(e) === 'EEXIST') return undefined;
+        throw e;
+      }
+      await use(f, async () => {
+        await f.writeFile(data);
+        await f.sync();
+      });
+      return async () => undefined;
+    },
+    osLocks: false,
     rename: (a, b) => fs.rename(a, b),
     truncate: (path, n) => unlessMissing(missing, () => withFile(path, 'r+', async (f) => {
       await f.truncate(n);
       await f.sync();
     })),
     remove: (path) => unlessMissing(missing, () => fs.unlink(path)),
-    mkdir: async (path) => void (await fs.mkdir(path, { recursive: true })),
+    mkdir: async (path) => {
+      const created = await fs.mkdir(path, { recursive: true, mode: DIR_MODE });
+      if (created !== undefined) await fs.chmod(path, DIR_MODE);
+    },
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
+    lockHeld: async (_path, pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (e) {
+        // EPERM: it runs, as another user.
+        return code(e) === 'EPERM';
+      }
+    },
   };
 }
 
 function denoFiles(deno: DenoApi): Files {
   const missing = (e: unknown) => e instanceof deno.errors.NotFound;
-  const withFile = async (path: string, o: Record<string, boolean>, fn: (f: DenoFile) => Promise<void>) => {
-    const f = await deno.open(path, o);
+  const use = async (f: DenoFile, fn: (f: DenoFile) => Promise<void>) => {
     try {
       await fn(f);
     } finally {
       f.close();
     }
   };
+  const withFile = async (path: string, o: Record<string, boolean>, fn: (f: DenoFile) => Promise<void>) => use(await deno.open(path, o), fn);
   const writeAll = async (f: DenoFile, data: Uint8Array) => {
     for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
   };
+  /** Opens a file it creates with mode 0600 exactly (Deno's FsFile has no chmod: by path, before any data). */
+  const create = async (path: string, o: Record<string, boolean>) => {
+    const f = await deno.open(path, { ...o, create: true, mode: FILE_MODE });
+    try {
+      await deno.chmod(path, FILE_MODE);
+    } catch (e) {
+      f.close();
+      throw e;
+    }
+    return f;
+  };
+  const exists = async (path: string) => {
+    try {
+      await deno.stat(path);
+      return true;
+    } catch (e) {
+      if (missing(e)) return false;
+      throw e;
+    }
+  };
   return {
+    pid: deno.pid,
     read: async (path) => {
       try {
         return await deno.readFile(path);
@@ -106,21 +212,70 @@ function denoFiles(deno: DenoApi): Files {
         throw e;
       }
     },
-    append: (path, data) => withFile(path, { append: true, create: true }, async (f) => {
+    append: async (path, data) => {
+      let f: DenoFile;
+      try {
+        f = await deno.open(path, { append: true });
+      } catch (e) {
+        if (!missing(e)) throw e;
+        f = await create(path, { append: true });
+      }
+      await use(f, async () => {
+        await writeAll(f, data);
+        await f.sync();
+      });
+    },
+    writeDurable: async (path, data) => use(await create(path, { write: true, truncate: true }), async (f) => {
       await writeAll(f, data);
       await f.sync();
     }),
-    writeDurable: (path, data) => withFile(path, { write: true, create: true, truncate: true }, async (f) => {
-      await writeAll(f, data);
-      await f.sync();
-    }),
+    createLock: async (path, data) => {
+      let f: DenoFile;
+      try {
+        f = await create(path, { write: true, createNew: true });
+      } catch (e) {
+        if (e instanceof deno.errors.AlreadyExists) return undefined;
+        throw e;
+      }
+      try {
+        // Locked before it has content: whoever reads the content finds it locked.
+        await f.tryLock(true);
+        await writeAll(f, data);
+        await f.sync();
+      } catch (e) {
+        f.close();
+        throw e;
+      }
+      return async () => f.close();
+    },
+    osLocks: true,
     rename: (a, b) => deno.rename(a, b),
     truncate: (path, n) => unlessMissing(missing, () => withFile(path, { read: true, write: true }, async (f) => {
       await f.truncate(n);
       await f.sync();
     })),
     remove: (path) => unlessMissing(missing, () => deno.remove(path)),
-    mkdir: (path) => deno.mkdir(path, { recursive: true }),
+    mkdir: async (path) => {
+      if (await exists(path)) return;
+      await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
+      await deno.chmod(path, DIR_MODE);
+    },
     syncDir: (path) => withFile(path, { read: true }, (f) => f.sync()),
+    // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
+    lockHeld: async (path, _pid, osLocked) => {
+      if (!osLocked) return undefined;
+      let f: DenoFile;
+      try {
+        f = await deno.open(path, { read: true });
+      } catch (e) {
+        if (missing(e)) return false;
+        throw e;
+      }
+      try {
+        return !(await f.tryLock(true));
+      } finally {
+        f.close();
+      }
+    },
   };
 }

@@ -1,35 +1,56 @@
 // Persistence of SE-resources in a data directory (Node and Deno):
 //
-//   meta.json        unique IDs of the software SEs, and a sealed check value
-//                    that tells a wrong master key from a damaged file
-//   snapshot.json    the full state up to sequence number `seq`
-//   journal.log      records after the snapshot: [length u32][crc32 u32][JSON]
+//   lock             pid and start time of the process that has the directory
+//                    open: a second opener is refused, a stale lock taken over
+//   meta.json        format, unique IDs of the software SEs, a sealed check
+//                    value that tells a wrong master key from a damaged file,
+//                    and a MAC over the IDs
+//   snapshot.json    a header line (format, MAC, the chain value its journal
+//                    started from), then the full state up to sequence `seq`
+//   journal.log      records after the snapshot:
+//                    [length u32][crc32 u32][JSON][MAC 32 bytes]
 //
 // Every request's change is one journal record (a registration with its
 // children included), appended and flushed (fdatasync) before the engine
-// answers, so an acknowledged write survives kill -9. A torn record at the
-// end (a crash mid-append: never acknowledged) fails its length or CRC check
-// and is cut off when the store opens. A write that fails (ENOSPC, EIO, a
-// read-only directory) is cut off at once, or before the next record if the
-// cut fails too, and the store's state stays as it was: the engine applies
-// nothing, and no later record ever follows the debris of one that failed.
-// When the journal grows, the state is written to snapshot.json.tmp,
-// flushed, renamed over snapshot.json (then the directory is flushed) and
-// the journal truncated; records carry sequence numbers, so replaying a
-// journal that a crash left behind the new snapshot is harmless.
+// answers, so an acknowledged write survives kill -9. Records are written one
+// at a time even when several SEs write at once: each gets the next sequence
+// number, and a compaction or a cut never removes one acknowledged meanwhile.
+//
+// The CRC tells a torn record from a whole one; the MAC tells a record this
+// store wrote from one written by someone without the master key. A torn
+// record at the very end (a crash mid-append, or a file that grew before its
+// data reached the disk: never acknowledged) is cut off when the store opens;
+// damage that valid records follow is not a torn end, and the store refuses
+// to open, leaving the file as it is. Each MAC is HMAC-SHA-256 under a key
+// derived from the master key, over the previous record's MAC and the
+// record: the chain starts from the snapshot's MAC (or, with no snapshot, a
+// value bound to meta.json's check), so an edited, inserted, duplicated,
+// reordered or removed record breaks it, and the store refuses to open.
+//
+// A write that fails (ENOSPC, EIO, a read-only directory) is cut off at once,
+// or before the next record if the cut fails too, and the store's state stays
+// as it was: the engine applies nothing, and no later record ever follows the
+// debris of one that failed. When the journal grows, the state is written to
+// snapshot.json.tmp, flushed, renamed over snapshot.json (then the directory
+// is flushed) and the journal truncated. A journal that a crash left behind
+// the new snapshot holds records the snapshot covers: they verify from the
+// chain value the snapshot names, and are not applied again.
 //
 // Secrets (keys, sensitive data, messages, results: attributes declared
 // `secret`, and every key) are sealed with AES-256-GCM under the master key,
 // a fresh 12-byte nonce per record and the resource ID as associated data.
+import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
+import { hmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, StateError } from '../../core/errors.ts';
+import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import type { SeHost } from '../host.ts';
 import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { Accumulator, DeviceData, Resource } from '../resource.ts';
+import { DataDirDamagedError, DataDirFormatError, DataDirLockedError } from './errors.ts';
 import { openFiles, type Files } from './files.ts';
 
 export interface JournalOptions {
@@ -43,7 +64,10 @@ export interface JournalOptions {
   files?: Files;
 }
 
-interface Meta { uniqueIds: Record<string, string>; check: string }
+/** The layout this version writes and reads (meta.json and snapshot.json say which they have). */
+const FORMAT = 2;
+
+interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -64,89 +88,114 @@ interface ResourceRecord {
 }
 
 type JournalRecord =
-  // One resource per 'put' in journals written before a record held a whole request.
-  | { seq: number; op: 'put'; se: string; res: ResourceRecord[] | ResourceRecord }
+  | { seq: number; op: 'put'; se: string; res: ResourceRecord[] }
   | { seq: number; op: 'append'; se: string; ri: string; attr: string; sealed: string; lt?: number }
   | { seq: number; op: 'remove'; se: string; ris: string[] };
 
 interface Snapshot { seq: number; resources: Record<string, Record<string, ResourceRecord>> }
 
+/** What open() found: the state, and where the MAC chain stands. */
+interface Opened {
+  meta: Meta;
+  state: Snapshot;
+  journalBytes: number;
+  snapMac: Uint8Array;
+  journalStart: Uint8Array;
+  lastMac: Uint8Array;
+}
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const CHECK = 'senv master key check';
+const MAC_LEN = 32;
+/** The shortest frame body: `{}` and a MAC. Anything shorter (8 zero bytes: length 0, CRC 0) is no record. */
+const MIN_BODY = 2 + MAC_LEN;
+const LOCK = 'lock';
+/** How long a lock file without content is given to get it before it counts as a crash's leftover. */
+const LOCK_SETTLE_MS = 1000;
+/** Tokens of the locks this process holds: a lock naming this pid is its own only if it is one of them. */
+const held = new Set<string>();
 
 export class JournalStore implements Persistence {
   readonly #files: Files;
   readonly #dir: string;
   readonly #key: Uint8Array;
+  readonly #macKey: Uint8Array;
   readonly #compactAt: number;
-  #meta: { uniqueIds: Record<string, string>; check: string };
+  readonly #lock: Lock;
+  #meta: Meta;
   /** The state as stored: per SE, records by ri (what a snapshot writes). */
   #state: Snapshot;
   /** Length of the journal up to its last good record. */
   #journalBytes: number;
   /** Where the journal must be cut before the next record: a failed write (or compaction) could not cut it yet. */
   #cutAt: number | undefined;
+  /** The MAC of snapshot.json (without one, the chain's first value): an empty journal's chain starts there. */
+  #snapMac: Uint8Array;
+  /** Where the chain of the records in journal.log starts: the next snapshot names it. */
+  #journalStart: Uint8Array;
+  /** The MAC of the journal's last record (#journalStart without one): the next record's MAC covers it. */
+  #lastMac: Uint8Array;
+  /** Writes, compactions and cuts, one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(files: Files, options: JournalOptions, meta: Meta, state: Snapshot, journalBytes: number) {
+  private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
     this.#dir = options.dir;
     this.#key = new Uint8Array(options.masterKey);
+    this.#macKey = macKey;
     this.#compactAt = options.compactAt ?? 8 * 1024 * 1024;
-    this.#meta = meta;
-    this.#state = state;
-    this.#journalBytes = journalBytes;
+    this.#lock = lock;
+    this.#meta = opened.meta;
+    this.#state = opened.state;
+    this.#journalBytes = opened.journalBytes;
+    this.#snapMac = opened.snapMac;
+    this.#journalStart = opened.journalStart;
+    this.#lastMac = opened.lastMac;
   }
 
   static async open(options: JournalOptions): Promise<JournalStore> {
     if (!(options.masterKey instanceof Uint8Array) || options.masterKey.length !== 32) throw new StateError('the master key must be 32 bytes (AES-256)');
     const files = options.files ?? (await openFiles());
     await files.mkdir(options.dir);
-    const path = (n: string) => `${options.dir}/${n}`;
-    const metaBytes = await files.read(path('meta.json'));
-    let meta: Meta;
-    if (metaBytes) {
-      meta = JSON.parse(dec.decode(metaBytes)) as Meta;
-      try {
-        open(options.masterKey, meta.check, 'meta');
-      } catch (e) {
-        if (e instanceof AuthenticationError) throw new StateError(`the master key does not open the data directory ${options.dir}`);
-        throw e;
-      }
-    } else {
-      meta = { uniqueIds: {}, check: seal(options.masterKey, enc.encode(CHECK), 'meta') };
-      await writeAtomic(files, options.dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+    const lock = await takeLock(files, options.dir);
+    // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
+    const macKey = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
+    try {
+      return new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
+    } catch (e) {
+      macKey.fill(0);
+      await releaseLock(files, options.dir, lock).catch(() => undefined);
+      throw e;
     }
-    const snapBytes = await files.read(path('snapshot.json'));
-    const state: Snapshot = snapBytes ? (JSON.parse(dec.decode(snapBytes)) as Snapshot) : { seq: 0, resources: {} };
-    const journal = (await files.read(path('journal.log'))) ?? new Uint8Array(0);
-    let off = 0;
-    for (;;) {
-      const rec = readRecord(journal, off);
-      if (!rec) break;
-      off = rec.next;
-      const r = JSON.parse(dec.decode(rec.payload)) as JournalRecord;
-      if (r.seq > state.seq) apply(state, r);
-    }
-    // A torn tail was never acknowledged: cut it off so new records follow good ones.
-    if (off < journal.length) await files.truncate(path('journal.log'), off);
-    return new JournalStore(files, options, meta, state, off);
   }
 
-  async uniqueId(kind: string): Promise<string> {
-    let id = this.#meta.uniqueIds[kind];
-    if (!id) {
-      id = Array.from(randomBytes(16), (b) => b.toString(16).padStart(2, '0')).join('');
-      this.#meta = { ...this.#meta, uniqueIds: { ...this.#meta.uniqueIds, [kind]: id } };
-      await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(this.#meta)));
-    }
-    return id;
+  uniqueId(kind: string): Promise<string> {
+    return this.#serial(async () => {
+      let id = this.#meta.uniqueIds[kind];
+      if (!id) {
+        id = hex(randomBytes(16));
+        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id });
+        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+        this.#meta = meta;
+      }
+      return id;
+    });
   }
 
   async load(host: SeHost): Promise<void> {
     const records = Object.values(this.#state.resources[host.seId] ?? {});
     const built = new Map<string, Resource>();
     const types = new Map(TYPES.map((t) => [t.root, compiledType(t)]));
+    // The MACs keep out anyone without the master key; this names the resource should sealed data still not open.
+    const unseal = (sealed: string, ri: string, ad: string) => {
+      try {
+        return open(this.#key, sealed, ad);
+      } catch (e) {
+        if (e instanceof AuthenticationError) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${ri} that does not open under that resource's ID (moved from another resource, or altered)`);
+        throw e;
+      }
+    };
     // Parents before children: a record's parent is built first by recursion.
     const build = async (rec: ResourceRecord): Promise<Resource | undefined> => {
       const have = built.get(rec.ri);
@@ -158,12 +207,12 @@ export class JournalStore implements Persistence {
       const res = new Resource(def, rec.ri, rec.rn, parent, rec.ct);
       res.modified = rec.lt;
       res.hint = rec.hint;
-      const secret = rec.sealed ? (JSON.parse(dec.decode(open(this.#key, rec.sealed, rec.ri))) as Record<string, Json>) : {};
+      const secret = rec.sealed ? (JSON.parse(dec.decode(unseal(rec.sealed, rec.ri, rec.ri))) as Record<string, Json>) : {};
       for (const [name, v] of Object.entries({ ...rec.attrs, ...secret })) res.attrs.set(name, await decodeValue(host, v));
       for (const a of rec.appends ?? []) {
         let acc = res.attrs.get(a.attr);
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
-        const chunk = open(this.#key, a.sealed, `${rec.ri}/${a.attr}`);
+        const chunk = unseal(a.sealed, rec.ri, `${rec.ri}/${a.attr}`);
         (acc as Accumulator).receive(chunk, false);
         chunk.fill(0);
       }
@@ -194,9 +243,14 @@ export class JournalStore implements Persistence {
   }
 
   async close(): Promise<void> {
-    // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
-    if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
+    await this.#serial(async () => {
+      // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
+      if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
+    });
+    // A lock that cannot be removed (a read-only disk) names a process that is gone: the next opener takes it over.
+    await releaseLock(this.#files, this.#dir, this.#lock).catch(() => undefined);
     this.#key.fill(0);
+    this.#macKey.fill(0);
   }
 
   async #record(host: SeHost, res: Resource): Promise<ResourceRecord> {
@@ -213,29 +267,47 @@ export class JournalStore implements Persistence {
   }
 
   /**
+   * Runs `task` once every earlier one has settled. The SEs of one engine
+   * write concurrently: a record's sequence number and MAC follow from the
+   * one before it, and a compaction's snapshot must hold every record its
+   * cut removes.
+   */
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #write(r: JournalRecord): Promise<void> {
+    return this.#serial(() => this.#appendRecord(r));
+  }
+
+  /**
    * Appends one record and flushes it; the store's state takes the record
    * only once that succeeded. A failed append may have left part of the
    * record (or all of it, when only the flush failed) in the file: it was
    * never acknowledged, so it is cut off before anything follows it.
    */
-  async #write(r: JournalRecord): Promise<void> {
-    const journal = `${this.#dir}/journal.log`;
+  async #appendRecord(r: JournalRecord): Promise<void> {
     if (this.#cutAt !== undefined) await this.#cut(this.#cutAt);
     r.seq = this.#state.seq + 1;
     const payload = enc.encode(JSON.stringify(r));
-    const frame = new Uint8Array(8 + payload.length);
-    const view = new DataView(frame.buffer);
-    view.setUint32(0, payload.length, true);
-    view.setUint32(4, crc32(payload), true);
+    const recordMac = mac(this.#macKey, 'record', this.#lastMac, payload);
+    const frame = new Uint8Array(8 + payload.length + MAC_LEN);
     frame.set(payload, 8);
+    frame.set(recordMac, 8 + payload.length);
+    const view = new DataView(frame.buffer);
+    view.setUint32(0, payload.length + MAC_LEN, true);
+    view.setUint32(4, crc32(frame.subarray(8)), true);
     try {
-      await this.#files.append(journal, frame);
+      await this.#files.append(`${this.#dir}/journal.log`, frame);
     } catch (e) {
       // Cut now if the disk lets us; otherwise the next write cuts first (and fails while it cannot).
       await this.#cut(this.#journalBytes).catch(() => undefined);
       throw e;
     }
     this.#journalBytes += frame.length;
+    this.#lastMac = recordMac;
     apply(this.#state, r);
     if (this.#journalBytes >= this.#compactAt) await this.#compact();
   }
@@ -245,6 +317,7 @@ export class JournalStore implements Persistence {
     this.#cutAt = length;
     await this.#files.truncate(`${this.#dir}/journal.log`, length);
     this.#journalBytes = length;
+    if (length === 0) this.#journalStart = this.#lastMac = this.#snapMac;
     this.#cutAt = undefined;
   }
 
@@ -253,22 +326,250 @@ export class JournalStore implements Persistence {
    * it is durable in the journal already, so a failure here does not fail
    * the write: a snapshot that was not written is tried again after the next
    * record, and a journal that could not be emptied only replays records the
-   * snapshot holds (until the next write cuts it).
+   * snapshot holds (until the next write cuts it). A snapshot renamed into
+   * place whose directory flush failed counts as not written: the journal
+   * goes on from its last record, which verifies after either snapshot.
    */
   async #compact(): Promise<void> {
+    const body = enc.encode(JSON.stringify(this.#state));
+    const snapMac = mac(this.#macKey, 'snapshot', this.#journalStart, body);
+    const header = enc.encode(`${JSON.stringify({ format: FORMAT, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
+    const file = new Uint8Array(header.length + body.length);
+    file.set(header);
+    file.set(body, header.length);
     try {
-      await writeAtomic(this.#files, this.#dir, 'snapshot.json', enc.encode(JSON.stringify(this.#state)));
+      await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
     } catch {
       return;
     }
+    this.#snapMac = snapMac;
     await this.#cut(0).catch(() => undefined);
   }
+}
+
+/**
+ * Reads meta.json, snapshot.json and journal.log, verifying every MAC, and
+ * cuts a torn record off the end of the journal.
+ */
+async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8Array): Promise<Opened> {
+  const metaBytes = await files.read(`${dir}/meta.json`);
+  const snapBytes = await files.read(`${dir}/snapshot.json`);
+  const journal = (await files.read(`${dir}/journal.log`)) ?? new Uint8Array(0);
+  let meta: Meta;
+  if (metaBytes) meta = openMeta(dir, metaBytes, key, macKey);
+  else if (snapBytes || journal.length) throw new DataDirDamagedError(dir, 'holds records but no meta.json', 'meta.json');
+  else {
+    meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {});
+    await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+  }
+  // Bound to this directory's check value: a journal copied from another directory does not verify.
+  let snapMac = mac(macKey, 'start', enc.encode(meta.check));
+  let from = snapMac;
+  let state: Snapshot = { seq: 0, resources: {} };
+  if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey));
+  let journalStart = snapMac;
+  let last = snapMac;
+  let off = 0;
+  while (off < journal.length) {
+    const frame = frameAt(journal, off);
+    const r = frame && parseRecord(frame.payload);
+    if (!frame || !r) {
+      if (frameAfter(journal, off + 1)) {
+        throw new DataDirDamagedError(dir, 'a record fails its check and whole records follow it: damage, not a record torn by a crash (the file was left as it is)', 'journal.log', off);
+      }
+      break;
+    }
+    // A journal a crash left behind its snapshot holds the records the snapshot covers, chained from where the snapshot says.
+    if (off === 0 && snapBytes && r.seq <= state.seq) journalStart = last = from;
+    const recordMac = mac(macKey, 'record', last, frame.payload);
+    if (!constantTimeEqual(recordMac, frame.mac)) {
+      throw new DataDirDamagedError(dir, 'a record does not verify: records were altered, inserted, reordered or removed without the master key, or damaged', 'journal.log', off);
+    }
+    last = recordMac;
+    off = frame.next;
+    if (r.seq > state.seq) apply(state, r);
+  }
+  // A torn tail was never acknowledged: cut it off so new records follow good ones.
+  if (off < journal.length) await files.truncate(`${dir}/journal.log`, off);
+  return { meta, state, journalBytes: off, snapMac, journalStart, lastMac: last };
+}
+
+function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8Array): Meta {
+  const meta = parseJson(bytes) as Partial<Meta> | undefined;
+  if (!meta) throw new DataDirDamagedError(dir, 'is not a JSON object', 'meta.json');
+  if (meta.format === undefined) {
+    throw new DataDirFormatError(dir, 'was written by an earlier version of senv, whose records carry no MAC; this version does not read it: start from an empty data directory');
+  }
+  if (meta.format !== FORMAT) throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads format ${FORMAT}`);
+  if (typeof meta.check !== 'string' || typeof meta.mac !== 'string' || typeof meta.uniqueIds !== 'object' || meta.uniqueIds === null) {
+    throw new DataDirDamagedError(dir, 'lacks its check value, MAC or unique IDs', 'meta.json');
+  }
+  try {
+    open(key, meta.check, 'meta');
+  } catch (e) {
+    if (e instanceof AuthenticationError) throw new StateError(`the master key does not open the data directory ${dir}`);
+    throw e;
+  }
+  const stored = fromBase64(meta.mac);
+  if (!stored || !constantTimeEqual(fromBase64(newMeta(macKey, meta.check, meta.uniqueIds).mac)!, stored)) {
+    throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'meta.json');
+  }
+  return meta as Meta;
+}
+
+function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>): Meta {
+  return { format: FORMAT, uniqueIds, check, mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify([check, uniqueIds])))) };
+}
+
+/** snapshot.json: a header line `{"format","from","mac"}`, then the state's JSON, which the MAC covers with `from`. */
+function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array): { state: Snapshot; snapMac: Uint8Array; from: Uint8Array } {
+  const nl = bytes.indexOf(0x0a);
+  const header = nl > 0 ? parseJson(bytes.subarray(0, nl)) as { format?: unknown; from?: unknown; mac?: unknown } | undefined : undefined;
+  const from = typeof header?.from === 'string' ? fromBase64(header.from) : undefined;
+  const stored = typeof header?.mac === 'string' ? fromBase64(header.mac) : undefined;
+  if (header?.format !== FORMAT || from?.length !== MAC_LEN || !stored) throw new DataDirDamagedError(dir, 'has no valid header', 'snapshot.json');
+  const body = bytes.subarray(nl + 1);
+  const snapMac = mac(macKey, 'snapshot', from, body);
+  if (!constantTimeEqual(snapMac, stored)) throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'snapshot.json');
+  return { state: JSON.parse(dec.decode(body)) as Snapshot, snapMac, from };
+}
+
+/** The record at `off` if its length and CRC hold: [length u32][crc32 u32][JSON][MAC], length and CRC over JSON and MAC. */
+function frameAt(buf: Uint8Array, off: number): { payload: Uint8Array; mac: Uint8Array; next: number } | undefined {
+  if (off + 8 > buf.length) return undefined;
+  const view = new DataView(buf.buffer, buf.byteOffset + off, 8);
+  const len = view.getUint32(0, true);
+  if (len < MIN_BODY || off + 8 + len > buf.length) return undefined;
+  const body = buf.subarray(off + 8, off + 8 + len);
+  if (crc32(body) !== view.getUint32(4, true)) return undefined;
+  return { payload: body.subarray(0, len - MAC_LEN), mac: body.subarray(len - MAC_LEN), next: off + 8 + len };
+}
+
+/**
+ * Whether a whole record starts anywhere from `from` on: then the bad one
+ * before it is damage, not a torn end. The JSON's braces are tested before
+ * a CRC, which would otherwise run at every offset of a damaged journal.
+ */
+function frameAfter(buf: Uint8Array, from: number): boolean {
+  for (let o = from; o + 8 + MIN_BODY <= buf.length; o++) {
+    if (buf[o + 8] !== 0x7b) continue;
+    const len = new DataView(buf.buffer, buf.byteOffset + o, 4).getUint32(0, true);
+    if (len < MIN_BODY || o + 8 + len > buf.length || buf[o + 8 + len - MAC_LEN - 1] !== 0x7d) continue;
+    if (frameAt(buf, o)) return true;
+  }
+  return false;
+}
+
+function parseRecord(payload: Uint8Array): JournalRecord | undefined {
+  const r = parseJson(payload) as Partial<JournalRecord> | undefined;
+  return Number.isSafeInteger(r?.seq) ? (r as JournalRecord) : undefined;
+}
+
+/** The JSON object in `bytes`, or undefined for anything else. */
+function parseJson(bytes: Uint8Array): object | undefined {
+  try {
+    const v = JSON.parse(dec.decode(bytes)) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const LABELS = { meta: enc.encode('meta\0'), start: enc.encode('start\0'), snapshot: enc.encode('snapshot\0'), record: enc.encode('record\0') };
+
+/** HMAC-SHA-256 over a label (one per kind of thing authenticated, so that none passes for another) and the parts. */
+function mac(macKey: Uint8Array, label: keyof typeof LABELS, ...parts: Uint8Array[]): Uint8Array {
+  const l = LABELS[label];
+  const data = new Uint8Array(parts.reduce((n, p) => n + p.length, l.length));
+  data.set(l);
+  let at = l.length;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  return hmac('SHA-256', macKey, data);
+}
+
+interface LockHolder { pid: number; since: string; token: string; osLocked: boolean }
+
+/** A lock this store holds. */
+interface Lock { token: string; release: () => Promise<void> }
+
+/**
+ * Takes the directory's lock: a file created only where none exists, naming
+ * this process. A lock whose process is gone (a crash, kill -9) is taken
+ * over; one whose process runs, or of which the platform cannot tell,
+ * refuses the open.
+ */
+async function takeLock(files: Files, dir: string): Promise<Lock> {
+  const path = `${dir}/${LOCK}`;
+  const token = hex(randomBytes(16));
+  const mine = enc.encode(JSON.stringify({ pid: files.pid, since: new Date().toISOString(), token, osLocked: files.osLocks } satisfies LockHolder));
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const release = await files.createLock(path, mine);
+    if (release) {
+      held.add(token);
+      return { token, release };
+    }
+    const found = await files.read(path);
+    if (!found) continue;
+    const holder = lockHolder(found);
+    if (holder) {
+      // The same pid as this process but not one of its locks: a pid reused after a crash (a container's restart).
+      const alive = held.has(holder.token) ? true : holder.pid === files.pid ? false : await files.lockHeld(path, holder.pid, holder.osLocked);
+      if (alive !== false) {
+        const unknown = alive === undefined ? `; whether it still runs cannot be told here: if it does not, remove ${path}` : '';
+        throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since})${unknown}`);
+      }
+    } else {
+      // Created but not written yet, or left so by a crash: only if it stays so is it a crash's.
+      await new Promise((resolve) => setTimeout(resolve, LOCK_SETTLE_MS));
+      const now = await files.read(path);
+      if (!now || !sameBytes(now, found)) continue;
+    }
+    // Moved aside first: another opener may have taken it over meanwhile, and then it is put back.
+    const aside = `${path}.${token}`;
+    try {
+      await files.rename(path, aside);
+    } catch {
+      continue;
+    }
+    const moved = await files.read(aside);
+    await (moved && sameBytes(moved, found) ? files.remove(aside) : files.rename(aside, path));
+  }
+  throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
+}
+
+function lockHolder(bytes: Uint8Array): LockHolder | undefined {
+  const h = parseJson(bytes) as Partial<LockHolder> | undefined;
+  const valid = Number.isSafeInteger(h?.pid) && h!.pid! > 0 && typeof h!.token === 'string' && typeof h!.osLocked === 'boolean'
+    && typeof h!.since === 'string' && /^[\dT:.Z-]{1,30}$/.test(h!.since);
+  return valid ? (h as LockHolder) : undefined;
+}
+
+/** Removes the lock file if it is still this store's, then lets go of it. */
+async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void> {
+  held.delete(lock.token);
+  try {
+    const found = await files.read(`${dir}/${LOCK}`);
+    if (found && lockHolder(found)?.token === lock.token) await files.remove(`${dir}/${LOCK}`);
+  } finally {
+    await lock.release();
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function apply(state: Snapshot, r: JournalRecord): void {
   const se = (state.resources[r.se] ??= {});
   state.seq = Math.max(state.seq, r.seq);
-  if (r.op === 'put') for (const rec of [r.res].flat()) se[rec.ri] = rec;
+  if (r.op === 'put') for (const rec of r.res) se[rec.ri] = rec;
   else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
   else {
     const rec = se[r.ri];
@@ -283,16 +584,6 @@ async function writeAtomic(files: Files, dir: string, name: string, data: Uint8A
   await files.writeDurable(`${dir}/${name}.tmp`, data);
   await files.rename(`${dir}/${name}.tmp`, `${dir}/${name}`);
   await files.syncDir(dir);
-}
-
-function readRecord(buf: Uint8Array, off: number): { payload: Uint8Array; next: number } | undefined {
-  if (off + 8 > buf.length) return undefined;
-  const view = new DataView(buf.buffer, buf.byteOffset + off, 8);
-  const len = view.getUint32(0, true);
-  if (off + 8 + len > buf.length) return undefined;
-  const payload = buf.subarray(off + 8, off + 8 + len);
-  if (crc32(payload) !== view.getUint32(4, true)) return undefined;
-  return { payload, next: off + 8 + len };
 }
 
 function seal(key: Uint8Array, data: Uint8Array, ri: string): string {

@@ -1,6 +1,7 @@
 // The master key that seals secrets at rest: given directly, read from a key
 // file, or taken from an environment variable (SENV_MASTER_KEY by default).
-// Accepted encodings: 32 raw bytes (file only), 64 hex digits, or base64.
+// Accepted encodings: 32 raw bytes (file only, and not all printable: that
+// is text), 64 hex digits, or base64 of 32 bytes.
 import { StateError } from '../../core/errors.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
@@ -17,7 +18,13 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile);
     if (!raw) throw new StateError('master key file not found');
-    return raw.length === 32 ? raw : check(parse(new TextDecoder().decode(raw)), 'master key file');
+    if (raw.length !== 32) return check(parse(new TextDecoder().decode(raw)), 'master key file');
+    // 32 bytes of text are no raw key but an encoding too short for one (32 hex digits, base64 of 24 bytes, a passphrase and a newline).
+    if (raw.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
+      raw.fill(0);
+      throw new StateError('the master key file holds 32 bytes of text, which is ambiguous: write the key as 64 hex digits or as base64 of 32 bytes (or as 32 raw binary bytes)');
+    }
+    return raw;
   }
   const name = o.masterKeyEnv ?? 'SENV_MASTER_KEY';
   const text = env(name);
