@@ -134,6 +134,15 @@ interface Rig {
   clock: { now: number };
 }
 
+/** An engine snapshotting every 4 KiB with a registered CAE1 and its <hash> 'h'; `at`: what to compare across restarts. */
+async function compactingHash(dir: string, files: FlakyFiles, clock: { now: number }): Promise<{ engine: McsEngine; s: Session; at: [string, string][] }> {
+  const engine = await rig(dir, files, clock, 4096);
+  const s = new Session(engine, 'CAE1');
+  await s.register();
+  ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+  return { engine, s, at: [['CAE1', s.path('reg', 'h')], ['CAE1', s.path('reg', 'memory')]] };
+}
+
 async function rig(dir: string, files: FlakyFiles, clock: { now: number }, compactAt?: number): Promise<McsEngine> {
   // The clock moves on by a second per reading: a failed request that touched lastModifiedTime would show.
   const tick = () => (clock.now += 1000);
@@ -328,11 +337,7 @@ describe('Mcs: a failed write changes nothing', () => {
     const clock = { now: Date.UTC(2026, 10, 22, 12) };
     const rnd = prng(5);
     try {
-      const engine = await rig(dir, files, clock, 4096);
-      const s = new Session(engine, 'CAE1');
-      await s.register();
-      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
-      const at: [string, string][] = [['CAE1', s.path('reg', 'h')], ['CAE1', s.path('reg', 'memory')]];
+      const { engine, s, at } = await compactingHash(dir, files, clock);
       // Each chunk's record is ~1.4 KiB: a snapshot is due every third one. Its writes (temp file, flush,
       // rename, directory flush, journal cut) are failed one by one, for every chunk.
       for (let i = 0; i < 30; i++) {
@@ -392,11 +397,7 @@ describe('Mcs: a failed write changes nothing', () => {
       const clock = { now: Date.UTC(2026, 10, 22, 12) };
       const rnd = prng(7);
       try {
-        const engine = await rig(dir, files, clock, 4096);
-        const s = new Session(engine, 'CAE1');
-        await s.register();
-        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
-        const at: [string, string][] = [['CAE1', s.path('reg', 'h')], ['CAE1', s.path('reg', 'memory')]];
+        const { engine, s, at } = await compactingHash(dir, files, clock);
         const chunk = () => s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } });
         // A snapshot that works first: the journal's records then chain from a snapshot's MAC.
         for (let i = 0; i < 6; i++) ok(await chunk(), 2004, `${op}: chunk ${i}`);
