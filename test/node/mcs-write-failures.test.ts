@@ -338,11 +338,22 @@ describe('Mcs: a failed write changes nothing', () => {
     const rnd = prng(5);
     try {
       const { engine, s, at } = await compactingHash(dir, files, clock);
-      // Each chunk's record is ~1.4 KiB: a snapshot is due every third one. Its writes (temp file, flush,
-      // rename, directory flush, journal cut) are failed one by one, for every chunk.
-      for (let i = 0; i < 30; i++) {
-        files.fail(i % 2 ? 'EIO' : 'ENOSPC', 1 + (i % 5), 1);
-        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } }), 2004, `chunk ${i}`);
+      // Each chunk's record is ~1.4 KiB: a snapshot is due every third one. Each of its steps (the
+      // temp file written and flushed, the rename, the directory flush, the journal cut) fails once
+      // in each way a disk can fail it, and the test makes sure that failure happened.
+      const steps: [Op, Mode][] = [['writeDurable', 'ENOSPC'], ['writeDurable', 'EIO'], ['writeDurable', 'EROFS'], ['rename', 'EIO'], ['rename', 'EROFS'], ['syncDir', 'EIO'], ['truncate', 'EIO'], ['truncate', 'EROFS']];
+      let i = 0;
+      for (const [op, mode] of steps) {
+        const before = files.failed;
+        files.fail(mode, 0, 1, [op]);
+        for (let tries = 0; files.failed === before && tries < 6; tries++, i++) {
+          // A snapshot's failure leaves the write that triggered it standing (2004); a journal cut
+          // still pending from an earlier failure is retried before the next record, and when
+          // that fails, so does the request, changing nothing (5000).
+          const r = await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(rnd(1000)) } });
+          expect([2004, 5000], `chunk ${i} (${op} ${mode}): ${JSON.stringify(r.pc)}`).toContain(r.rsc);
+        }
+        expect(files.failed, `${op} failed with ${mode}`).toBe(before + 1);
         files.heal();
       }
       const acknowledged = await look(engine, at);

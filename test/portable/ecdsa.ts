@@ -278,11 +278,18 @@ for (const curve of CURVES) {
       throws(() => e.sign(msg, secretKey, { format: 'pem' as 'der' }), InvalidInputError, 'unknown format');
       throws(() => e.sign(msg, secretKey, { prehashed: true }), LengthError, 'prehashed length');
       throws(() => e.verify('sig' as unknown as Uint8Array, msg, publicKey), InvalidInputError, 'signature type');
-      // Error messages never carry key bytes.
-      try {
-        e.sign(msg, n);
-      } catch (err) {
-        ok(!(err as Error).message.includes(nHex.slice(0, 16)), 'no secret in message');
+      // Error messages never carry key bytes: every refusal above that took the real secret key,
+      // and one that took an out-of-range scalar, checked for any of them in hex or base64.
+      const quoted = (k: Uint8Array) => [hex(k).slice(0, 16), hex(k).slice(-16), btoa(String.fromCharCode(...k)).slice(0, 12)];
+      for (const [fn, key] of [
+        [() => e.sign(msg, secretKey, { hash: 'SHA-1' as HashName }), secretKey],
+        [() => e.sign(msg, secretKey, { format: 'pem' as 'der' }), secretKey],
+        [() => e.sign(msg, secretKey, { prehashed: true }), secretKey],
+        [() => e.sign(msg, secretKey.subarray(1)), secretKey.subarray(1)],
+        [() => e.sign(msg, n), n],
+      ] as [() => unknown, Uint8Array][]) {
+        const message = throws(fn, Error, 'a refused signing').message;
+        for (const q of quoted(key)) ok(!message.includes(q), `no key bytes in "${message}"`);
       }
     },
   });

@@ -90,6 +90,10 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         ct[ct.length - 1]! ^= 1;
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'genuine ciphertext');
         fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong AAD');
+        ok(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { aD: b64(p.aad), nc: b64(rnd(12)) } }), 2004, 'the right AAD, another nonce of the right length');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'genuine ciphertext again');
+        fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong nonce');
+        equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD, undefined, 'no calculatedData after a wrong nonce');
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct.subarray(0, a.tag! - 1)) } }), 2004, 'short');
         fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'shorter than the tag');
         fails(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { nc: b64(rnd(13)) } }), 4000, 'nonce length', /nc.*12 bytes/);
