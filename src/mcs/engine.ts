@@ -160,16 +160,22 @@ export class McsEngine {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    // Every SE is closed and the store too (its lock released, its keys zeroized), whatever fails
+    // on the way; the first failure is thrown at the end.
+    let failure: { error: unknown } | undefined;
     for (const host of this.#hosts.values()) {
       await host.acquire();
       try {
         for (const r of host.byRi.values()) host.releaseResource(r);
         await host.backend.close();
+      } catch (error) {
+        failure ??= { error };
       } finally {
         host.release();
       }
     }
     await this.#store?.close();
+    if (failure) throw failure.error;
   }
 
   /**

@@ -409,10 +409,40 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
         await e2.close();
       }
-      // A live one (the parent of this process) is not.
+      // A live one (the parent of this process) is not; the error says what to do if that is wrong.
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
-      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.ppid });
-      rmSync(join(dir, 'lock'));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.ppid, message: expect.stringContaining(`remove ${join(dir, 'lock')}`) });
+      // The same pid given to another process since (its start differs from the lock's): stale.
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, since: '2020-01-01T00:00:00.000Z', token: 'x', osLocked: false, stamp: 'another-boot:1' }));
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+
+      // Several processes taking over one stale lock at once: exactly one opens the directory.
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: gone.pid!, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
+      const dist = new URL('../../dist/src/index.js', import.meta.url).href;
+      const opener = `const { McsEngine } = await import('${dist}');
+        try { const e = await McsEngine.create({ dataDir: ${JSON.stringify(dir)}, masterKey: new Uint8Array(32).fill(7) });
+          console.log('open'); await new Promise((r) => setTimeout(r, 3000)); await e.close(); }
+        catch (e) { console.log(e.name); }`;
+      const outcomes = await Promise.all(Array.from({ length: 4 }, () => new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', opener], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('exit', () => resolve(out.trim()));
+      })));
+      expect(outcomes.filter((o) => o === 'open').length, outcomes.join()).toBe(1);
+      expect(outcomes.filter((o) => o === 'DataDirLockedError').length, outcomes.join()).toBe(3);
+      expect(existsSync(join(dir, 'lock'))).toBe(false);
+
+      // An engine whose backend fails to close still releases the directory (and zeroizes the store's keys).
+      class BadClose extends SoftwareBackend {
+        override async close(): Promise<void> {
+          await super.close();
+          throw new Error('card removed');
+        }
+      }
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new BadClose()] });
+      await expect(e3.close()).rejects.toThrow(/card removed/);
+      expect(existsSync(join(dir, 'lock'))).toBe(false);
 
       // An engine that does not come up releases the directory.
       class Failing extends SoftwareBackend {

@@ -79,6 +79,10 @@ class FlakyFiles implements Files {
     return this.#real.pid;
   }
 
+  get stamp() {
+    return this.#real.stamp;
+  }
+
   rename(from: string, to: string) {
     return this.#other('rename', () => this.#real.rename(from, to));
   }

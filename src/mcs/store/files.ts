@@ -30,7 +30,13 @@ export interface Files {
    * `pid` is the holder's, `osLocked` says whether it kept an OS lock on it.
    * Undefined when this platform cannot tell.
    */
-  lockHeld(path: string, pid: number, osLocked: boolean): Promise<boolean | undefined>;
+  lockHeld(path: string, pid: number, osLocked: boolean, stamp?: string): Promise<boolean | undefined>;
+  /**
+   * When this process started, as the platform can tell it (Linux: boot ID and
+   * start time from /proc), so that a lock names its holder even after its pid
+   * was given to another process; undefined where it cannot.
+   */
+  readonly stamp: string | undefined;
   rename(from: string, to: string): Promise<void>;
   /** Cuts the file to `length` bytes and flushes it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
@@ -61,6 +67,7 @@ interface DenoApi {
   mkdir(p: string, o: { recursive: boolean; mode?: number }): Promise<void>;
   chmod(p: string, mode: number): Promise<void>;
   stat(p: string): Promise<unknown>;
+  link(a: string, b: string): Promise<void>;
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
 }
 
@@ -80,7 +87,8 @@ async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise
 
 async function nodeFiles(): Promise<Files> {
   const fs = await import('node:fs/promises');
-  const { constants: c } = await import('node:fs');
+  const { constants: c, readFileSync } = await import('node:fs');
+  const processStamp = (pid: number) => stampFrom((path) => readFileSync(path, 'utf8'), pid);
   const code = (e: unknown) => (e as { code?: string }).code;
   const missing = (e: unknown) => code(e) === 'ENOENT';
   type Handle = Awaited<ReturnType<typeof fs.open>>;
@@ -131,18 +139,22 @@ async function nodeFiles(): Promise<Files> {
       await f.writeFile(data);
       await f.sync();
     }),
+    // Written whole under a private name, then linked in: the lock never exists without its content,
+    // and link() fails where the name exists, as an exclusive create does.
     createLock: async (path, data) => {
-      let f: Handle;
+      const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       try {
-        f = await create(path, c.O_WRONLY | c.O_EXCL);
+        await use(await create(tmp, c.O_WRONLY | c.O_EXCL), async (f) => {
+          await f.writeFile(data);
+          await f.sync();
+        });
+        await fs.link(tmp, path);
       } catch (e) {
         if (code(e) === 'EEXIST') return undefined;
         throw e;
+      } finally {
+        await unlessMissing(missing, () => fs.unlink(tmp));
       }
-      await use(f, async () => {
-        await f.writeFile(data);
-        await f.sync();
-      });
       return async () => undefined;
     },
     osLocks: false,
@@ -157,15 +169,18 @@ async function nodeFiles(): Promise<Files> {
       if (created !== undefined) await fs.chmod(path, DIR_MODE);
     },
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
-    lockHeld: async (_path, pid) => {
+    lockHeld: async (_path, pid, _osLocked, stamp) => {
       try {
         process.kill(pid, 0);
-        return true;
       } catch (e) {
         // EPERM: it runs, as another user.
         return code(e) === 'EPERM';
       }
+      // A process of that pid runs: the holder only if it started when the holder did (pids are reused).
+      const now = processStamp(pid);
+      return stamp === undefined || now === undefined || now === stamp;
     },
+    stamp: processStamp(process.pid),
   };
 }
 
@@ -229,22 +244,29 @@ function denoFiles(deno: DenoApi): Files {
       await writeAll(f, data);
       await f.sync();
     }),
+    // As on Node, written whole and linked in; the OS lock is taken on the file before the link,
+    // so whoever finds the lock finds it locked.
     createLock: async (path, data) => {
-      let f: DenoFile;
+      const tmp = `${path}.${deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+      const f = await create(tmp, { write: true, createNew: true });
+      let linked = false;
       try {
-        f = await create(path, { write: true, createNew: true });
-      } catch (e) {
-        if (e instanceof deno.errors.AlreadyExists) return undefined;
-        throw e;
-      }
-      try {
-        // Locked before it has content: whoever reads the content finds it locked.
-        await f.tryLock(true);
+        if (!(await f.tryLock(true))) throw new Error(`cannot lock ${tmp}`);
         await writeAll(f, data);
         await f.sync();
+        await deno.link(tmp, path);
+        linked = true;
       } catch (e) {
+        if (!(e instanceof deno.errors.AlreadyExists)) {
+          f.close();
+          throw e;
+        }
+      } finally {
+        await unlessMissing(missing, () => deno.remove(tmp));
+      }
+      if (!linked) {
         f.close();
-        throw e;
+        return undefined;
       }
       return async () => f.close();
     },
@@ -261,6 +283,7 @@ function denoFiles(deno: DenoApi): Files {
       await deno.chmod(path, DIR_MODE);
     },
     syncDir: (path) => withFile(path, { read: true }, (f) => f.sync()),
+    stamp: undefined,
     // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
     lockHeld: async (path, _pid, osLocked) => {
       if (!osLocked) return undefined;
@@ -278,4 +301,17 @@ function denoFiles(deno: DenoApi): Files {
       }
     },
   };
+}
+
+/** Linux: `<boot id>:<start time in clock ticks>` of a process, from /proc; undefined elsewhere. */
+function stampFrom(read: (path: string) => string, pid: number): string | undefined {
+  try {
+    const boot = read('/proc/sys/kernel/random/boot_id').trim();
+    const stat = read(`/proc/${pid}/stat`);
+    // Field 22, counted after the command name's closing parenthesis (the name may hold spaces).
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start ? `${boot}:${start}` : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -121,6 +121,7 @@ export class JournalStore implements Persistence {
   readonly #dir: string;
   readonly #key: Uint8Array;
   readonly #macKey: Uint8Array;
+  #closed = false;
   readonly #compactAt: number;
   readonly #lock: Lock;
   #meta: Meta;
@@ -243,10 +244,14 @@ export class JournalStore implements Persistence {
   }
 
   async close(): Promise<void> {
-    await this.#serial(async () => {
+    if (this.#closed) return;
+    // The last task queued: writes queued before it still run, later ones are refused.
+    const last = this.#serial(async () => {
       // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
       if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
     });
+    this.#closed = true;
+    await last;
     // A lock that cannot be removed (a read-only disk) names a process that is gone: the next opener takes it over.
     await releaseLock(this.#files, this.#dir, this.#lock).catch(() => undefined);
     this.#key.fill(0);
@@ -273,6 +278,8 @@ export class JournalStore implements Persistence {
    * cut removes.
    */
   #serial<T>(task: () => Promise<T>): Promise<T> {
+    // After close() the keys are zeroized and the lock is another's to take: nothing may be written.
+    if (this.#closed) return Promise.reject(new StateError(`the store of ${this.#dir} is closed`));
     const run = this.#queue.then(task);
     this.#queue = run.catch(() => undefined);
     return run;
@@ -490,7 +497,7 @@ function mac(macKey: Uint8Array, label: keyof typeof LABELS, ...parts: Uint8Arra
   return hmac('SHA-256', macKey, data);
 }
 
-interface LockHolder { pid: number; since: string; token: string; osLocked: boolean }
+interface LockHolder { pid: number; since: string; token: string; osLocked: boolean; stamp?: string }
 
 /** A lock this store holds. */
 interface Lock { token: string; release: () => Promise<void> }
@@ -504,7 +511,7 @@ interface Lock { token: string; release: () => Promise<void> }
 async function takeLock(files: Files, dir: string): Promise<Lock> {
   const path = `${dir}/${LOCK}`;
   const token = hex(randomBytes(16));
-  const mine = enc.encode(JSON.stringify({ pid: files.pid, since: new Date().toISOString(), token, osLocked: files.osLocks } satisfies LockHolder));
+  const mine = enc.encode(JSON.stringify({ pid: files.pid, since: new Date().toISOString(), token, osLocked: files.osLocks, ...(files.stamp ? { stamp: files.stamp } : {}) } satisfies LockHolder));
   for (let attempt = 0; attempt < 5; attempt++) {
     const release = await files.createLock(path, mine);
     if (release) {
@@ -516,10 +523,10 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
     const holder = lockHolder(found);
     if (holder) {
       // The same pid as this process but not one of its locks: a pid reused after a crash (a container's restart).
-      const alive = held.has(holder.token) ? true : holder.pid === files.pid ? false : await files.lockHeld(path, holder.pid, holder.osLocked);
+      const alive = held.has(holder.token) ? true : holder.pid === files.pid ? false : await files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
       if (alive !== false) {
-        const unknown = alive === undefined ? `; whether it still runs cannot be told here: if it does not, remove ${path}` : '';
-        throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since})${unknown}`);
+        const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
+        throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
       }
     } else {
       // Created but not written yet, or left so by a crash: only if it stays so is it a crash's.
@@ -527,15 +534,30 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
       const now = await files.read(path);
       if (!now || !sameBytes(now, found)) continue;
     }
-    // Moved aside first: another opener may have taken it over meanwhile, and then it is put back.
-    const aside = `${path}.${token}`;
-    try {
-      await files.rename(path, aside);
-    } catch {
+    // Stale. Only the holder of the takeover guard (itself a lock) removes a lock, and only the
+    // one it judged: two openers taking over at once cannot remove each other's fresh lock.
+    const guard = `${path}.takeover`;
+    const guardRelease = await files.createLock(guard, mine);
+    if (!guardRelease) {
+      const other = await files.read(guard);
+      const taker = other && lockHolder(other);
+      // A taker that crashed mid-takeover leaves its guard: removed once its process is gone.
+      if (taker && !held.has(taker.token) && (taker.pid === files.pid || (await files.lockHeld(guard, taker.pid, taker.osLocked, taker.stamp)) === false)) {
+        await files.remove(guard);
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       continue;
     }
-    const moved = await files.read(aside);
-    await (moved && sameBytes(moved, found) ? files.remove(aside) : files.rename(aside, path));
+    held.add(token);
+    try {
+      const again = await files.read(path);
+      if (again && sameBytes(again, found)) await files.remove(path);
+    } finally {
+      held.delete(token);
+      await files.remove(guard);
+      await guardRelease();
+    }
   }
   throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
 }
@@ -548,12 +570,14 @@ function lockHolder(bytes: Uint8Array): LockHolder | undefined {
 }
 
 /** Removes the lock file if it is still this store's, then lets go of it. */
+// The token stays in `held` until the file is gone: an opener in this process meanwhile sees a
+// live lock (same pid), never a stale one it could take over between the read and the remove.
 async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void> {
-  held.delete(lock.token);
   try {
     const found = await files.read(`${dir}/${LOCK}`);
     if (found && lockHolder(found)?.token === lock.token) await files.remove(`${dir}/${LOCK}`);
   } finally {
+    held.delete(lock.token);
     await lock.release();
   }
 }
