@@ -229,6 +229,13 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: alg, kInf: b64(pair.publicKey), sgF: 'raw', prH: true, msg: b64(digest), Sgn: b64(raw) } }), 2001, 'verify-only');
         equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR, true, 'raw prehashed verifies');
         fails(await s.retrieve(s.path('reg', 'v', 'cSgn')), 4005, 'cannot sign with a public key');
+        // A verification result holds for its key: another verifying key, or one generated, clears it.
+        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(ec.keygen().publicKey) } }), 2004, 'another public key');
+        equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').vR, undefined, 'no stale vR after a new kInf');
+        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(pair.publicKey) } }), 2004, 'the right public key again');
+        equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify again'), 'senv:Sgn').vR, true, 'verifies again');
+        ok(await s.retrieve(s.path('reg', 'v', 'gnK')), 2000, 'a key generated over it');
+        equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').vR, undefined, 'no stale vR after generateKey');
         raw[raw.length - 1]! ^= 1;
         ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { Sgn: b64(raw) } }), 2004, 'tampered');
         equal(body(await s.retrieve(s.path('reg', 'v', 'vSgn')), 'senv:Sgn').vR, false, 'tampered fails');

@@ -65,7 +65,7 @@ function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: Signatu
   return mapFailure(() => (taken ? end((taken.sink as SignatureSink).stream, taken.rest) : after(open(ctx, res), (s) => end(s, data?.bytes()))), dataError);
 }
 
-/** A new signature or message makes an earlier verificationResult stale. */
+/** A new signature, message or key makes an earlier verificationResult stale. */
 function staleResult(res: Resource, values: Map<string, unknown>): void {
   if (res.attrs.has('verificationResult')) values.set('verificationResult', null);
 }
@@ -122,6 +122,7 @@ export const signatureType: ResourceType = {
         }
         change.attrs.set('keyData', key);
         if (pub) change.attrs.set('keyInformation', toBase64(pub));
+        staleResult(res, change.attrs);
         // A verification-only stream ran under the key of kInf.
         ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
       },
@@ -145,7 +146,9 @@ export const signatureType: ResourceType = {
     update(ctx, res, changes) {
       // A verification-only ECDSA resource streams under the key of kInf: a new kInf restarts it.
       if (changes.has('keyInformation') && !res.key()) ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
-      if (changes.has('signature') || changes.has('message')) staleResult(res, changes);
+      // A verification result holds for one signature, message and key: a new verifying key (kInf
+      // of a resource without a secret key) makes it stale too.
+      if (changes.has('signature') || changes.has('message') || (changes.has('keyInformation') && !res.key())) staleResult(res, changes);
     },
     async stream(ctx, res) {
       if (!hasKey(res)) return undefined;
