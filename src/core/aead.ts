@@ -124,12 +124,16 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
 // key context it points to (freed together).
 abstract class AeadStream extends CoreContext {
   protected readonly mode: AeadMode;
+  /** The payload length declared up front (CCM's messageLength; 0 where the mode needs none). */
+  protected readonly declared: number;
   readonly #key: AesKey;
 
-  constructor(mode: AeadMode, key: AesKey, op: number, what: string) {
-    super(op, what, key.owner());
+  constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: boolean, msgLen: number) {
+    const { k, op } = startStream(mode, key, aad, decrypt, msgLen);
+    super(op, `${mode.name} ${decrypt ? 'decryption' : 'encryption'} stream`, k.owner());
     this.mode = mode;
-    this.#key = key;
+    this.declared = msgLen;
+    this.#key = k;
   }
 
   /**
@@ -173,20 +177,13 @@ function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: bo
 }
 
 class EncryptStream extends AeadStream implements AeadEncryptStream {
-  readonly #declared: number;
   #seen = 0;
-
-  constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, msgLen: number) {
-    const { k, op } = startStream(mode, key, aad, false, msgLen);
-    super(mode, k, op, `${mode.name} encryption stream`);
-    this.#declared = msgLen;
-  }
 
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     assertBytes(plaintext, 'plaintext');
     this.live();
-    if (this.mode.needsLength && this.#seen + plaintext.length > this.#declared) {
-      throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.#declared}`);
+    if (this.mode.needsLength && this.#seen + plaintext.length > this.declared) {
+      throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.declared}`);
     }
     const out = outputTarget(into, plaintext.length);
     this.#seen += plaintext.length;
@@ -196,8 +193,8 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
 
   final(): Uint8Array {
     const c = this.core, op = this.live();
-    if (this.mode.needsLength && this.#seen !== this.#declared) {
-      throw new LengthError(`${this.mode.name}: ${this.#seen} bytes of plaintext, ${this.#declared} declared`);
+    if (this.mode.needsLength && this.#seen !== this.declared) {
+      throw new LengthError(`${this.mode.name}: ${this.#seen} bytes of plaintext, ${this.declared} declared`);
     }
     check(this.mode.final(c, op, outPtr(c)), this.mode.name);
     const tag = c.read(outPtr(c), this.mode.tagLength);
@@ -211,14 +208,6 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
   readonly #held: Uint8Array[] = [];
   #heldBytes = 0;
 
-  readonly #declared: number;
-
-  constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, msgLen: number) {
-    const { k, op } = startStream(mode, key, aad, true, msgLen);
-    super(mode, k, op, `${mode.name} decryption stream`);
-    this.#declared = msgLen;
-  }
-
   update(ciphertext: Uint8Array): this {
     assertBytes(ciphertext, 'ciphertext');
     this.live();
@@ -226,8 +215,8 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     const all = this.#tail.length ? concatBytes([this.#tail, ciphertext]) : ciphertext;
     const ready = Math.max(0, all.length - t);
     // Checked before any state changes, so that a rejected chunk leaves the stream usable.
-    if (this.mode.needsLength && this.#heldBytes + ready > this.#declared) {
-      throw new LengthError(`${this.mode.name}: more ciphertext than the declared messageLength of ${this.#declared} plus the ${t}-byte tag`);
+    if (this.mode.needsLength && this.#heldBytes + ready > this.declared) {
+      throw new LengthError(`${this.mode.name}: more ciphertext than the declared messageLength of ${this.declared} plus the ${t}-byte tag`);
     }
     this.#tail = all.slice(ready);
     if (ready > 0) {
@@ -274,7 +263,6 @@ abstract class CollectingStream {
   protected readonly aad: Uint8Array;
   readonly #key: AesKey;
   readonly #parts: Uint8Array[] = [];
-  #bytes = 0;
   #done = false;
 
   constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array) {
@@ -287,11 +275,6 @@ abstract class CollectingStream {
     assertBytes(data, name);
     if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
     this.#parts.push(data.slice());
-    this.#bytes += data.length;
-  }
-
-  protected get collected(): number {
-    return this.#bytes;
   }
 
   /** Runs `fn` over everything collected with the stream's key, then destroys the stream. */
@@ -334,13 +317,13 @@ class CollectingDecryptStream extends CollectingStream implements AeadDecryptStr
   }
 
   final(into?: Uint8Array): Uint8Array {
-    const out = outputTarget(into, Math.max(this.collected - this.mode.tagLength, 0));
+    if (into !== undefined) assertBytes(into, 'into');
     return this.finish((key, all) => {
       const plain = oneShotDecrypt(this.mode, key, this.aad, all);
-      if (out !== into) return plain;
-      out.set(plain);
+      if (into === undefined || into.length < plain.length) return plain;
+      into.set(plain);
       plain.fill(0);
-      return written(out, plain.length);
+      return written(into, plain.length);
     });
   }
 }
@@ -375,12 +358,12 @@ class AeadImpl implements Aead {
 
   encryptStream(): AeadEncryptStream {
     if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingEncryptStream(this.#mode, this.#key, this.#aad);
-    return new EncryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
+    return new EncryptStream(this.#mode, this.#key, this.#aad, false, this.#messageLength ?? 0);
   }
 
   decryptStream(): AeadDecryptStream {
     if (this.#mode.needsLength && this.#messageLength === undefined) return new CollectingDecryptStream(this.#mode, this.#key, this.#aad);
-    return new DecryptStream(this.#mode, this.#key, this.#aad, this.#messageLength ?? 0);
+    return new DecryptStream(this.#mode, this.#key, this.#aad, true, this.#messageLength ?? 0);
   }
 }
 

@@ -666,7 +666,6 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
   return owned;
 }
 
-/** Zeroizes and releases what a change that will not be applied holds (its byte values, a key it generated), except the caller's chunk. */
 /** `req` with copies of the byte values of its content (the caller's objects untouched); the copies are added to `copies`. */
 function detached(req: McsRequest, copies: Uint8Array[]): McsRequest {
   let pc: Record<string, unknown> | undefined;

@@ -18,7 +18,8 @@ export interface Files {
   writeDurable(path: string, data: Uint8Array): Promise<void>;
   /**
    * Creates a lock file holding `data` unless one exists (then undefined),
-   * and flushes it. Where the platform has OS file locks (Deno) the file
+   * and flushes it. The file appears with its content whole (written under
+   * another name and linked into place), never empty. Where the platform has OS file locks (Deno) the file
    * stays locked until the returned release: they end with the process, so
    * lockHeld can tell a crashed holder without looking for its pid.
    */

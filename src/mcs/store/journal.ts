@@ -111,8 +111,6 @@ const MAC_LEN = 32;
 /** The shortest frame body: `{}` and a MAC. Anything shorter (8 zero bytes: length 0, CRC 0) is no record. */
 const MIN_BODY = 2 + MAC_LEN;
 const LOCK = 'lock';
-/** How long a lock file without content is given to get it before it counts as a crash's leftover. */
-const LOCK_SETTLE_MS = 1000;
 /** Tokens of the locks this process holds: a lock naming this pid is its own only if it is one of them. */
 const held = new Set<string>();
 
@@ -520,19 +518,14 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
     }
     const found = await files.read(path);
     if (!found) continue;
+    // A lock appears with its content whole (Files.createLock): one that does not parse is damage, and stale.
     const holder = lockHolder(found);
     if (holder) {
-      // The same pid as this process but not one of its locks: a pid reused after a crash (a container's restart).
-      const alive = held.has(holder.token) ? true : holder.pid === files.pid ? false : await files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
+      const alive = await holderAlive(files, path, holder);
       if (alive !== false) {
         const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
         throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
       }
-    } else {
-      // Created but not written yet, or left so by a crash: only if it stays so is it a crash's.
-      await new Promise((resolve) => setTimeout(resolve, LOCK_SETTLE_MS));
-      const now = await files.read(path);
-      if (!now || !sameBytes(now, found)) continue;
     }
     // Stale. Only the holder of the takeover guard (itself a lock) removes a lock, and only the
     // one it judged: two openers taking over at once cannot remove each other's fresh lock.
@@ -542,7 +535,7 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
       const other = await files.read(guard);
       const taker = other && lockHolder(other);
       // A taker that crashed mid-takeover leaves its guard: removed once its process is gone.
-      if (taker && !held.has(taker.token) && (taker.pid === files.pid || (await files.lockHeld(guard, taker.pid, taker.osLocked, taker.stamp)) === false)) {
+      if (taker && (await holderAlive(files, guard, taker)) === false) {
         await files.remove(guard);
       } else {
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -552,7 +545,7 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
     held.add(token);
     try {
       const again = await files.read(path);
-      if (again && sameBytes(again, found)) await files.remove(path);
+      if (again && constantTimeEqual(again, found)) await files.remove(path);
     } finally {
       held.delete(token);
       await files.remove(guard);
@@ -562,6 +555,17 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
   throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
 }
 
+/**
+ * Whether the process that wrote the lock at `path` still has it: one of this
+ * process's locks is; another naming this pid is a pid reused after a crash
+ * (a container's restart); otherwise the platform tells (undefined: it cannot).
+ */
+async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | undefined> {
+  if (held.has(holder.token)) return true;
+  if (holder.pid === files.pid) return false;
+  return files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
+}
+
 function lockHolder(bytes: Uint8Array): LockHolder | undefined {
   const h = parseJson(bytes) as Partial<LockHolder> | undefined;
   const valid = Number.isSafeInteger(h?.pid) && h!.pid! > 0 && typeof h!.token === 'string' && typeof h!.osLocked === 'boolean'
@@ -569,9 +573,12 @@ function lockHolder(bytes: Uint8Array): LockHolder | undefined {
   return valid ? (h as LockHolder) : undefined;
 }
 
-/** Removes the lock file if it is still this store's, then lets go of it. */
-// The token stays in `held` until the file is gone: an opener in this process meanwhile sees a
-// live lock (same pid), never a stale one it could take over between the read and the remove.
+/**
+ * Removes the lock file if it is still this store's, then lets go of it. The
+ * token stays in `held` until the file is gone: an opener in this process
+ * meanwhile sees a live lock (same pid), never a stale one it could take over
+ * between the read and the remove.
+ */
 async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void> {
   try {
     const found = await files.read(`${dir}/${LOCK}`);
@@ -580,10 +587,6 @@ async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void>
     held.delete(lock.token);
     await lock.release();
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function hex(bytes: Uint8Array): string {
