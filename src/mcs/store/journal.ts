@@ -527,32 +527,52 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
         throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
       }
     }
-    // Stale. Only the holder of the takeover guard (itself a lock) removes a lock, and only the
-    // one it judged: two openers taking over at once cannot remove each other's fresh lock.
-    const guard = `${path}.takeover`;
-    const guardRelease = await files.createLock(guard, mine);
-    if (!guardRelease) {
-      const other = await files.read(guard);
-      const taker = other && lockHolder(other);
-      // A taker that crashed mid-takeover leaves its guard: removed once its process is gone.
-      if (taker && (await holderAlive(files, guard, taker)) === false) {
-        await files.remove(guard);
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      continue;
-    }
-    held.add(token);
-    try {
-      const again = await files.read(path);
-      if (again && constantTimeEqual(again, found)) await files.remove(path);
-    } finally {
-      held.delete(token);
-      await files.remove(guard);
-      await guardRelease();
-    }
+    await removeIfUnchanged(files, path, found, mine, token);
   }
   throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
+}
+
+/** Guards above the lock's own: one more each time a taker died holding the one below. */
+const MAX_GUARDS = 4;
+
+/**
+ * Removes the stale file at `path` if it still holds `found`. Only the holder
+ * of its takeover guard (itself a lock file) removes it, after reading it
+ * again, so two openers taking over at once never remove each other's fresh
+ * file. A guard left by a taker that died is stale in turn and goes the same
+ * way, one level up (a removal judged by a separate read, unguarded, could
+ * remove a live guard). The caller tries its lock again afterwards.
+ */
+async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, mine: Uint8Array, token: string, level = 0): Promise<void> {
+  const guard = `${path}.takeover`;
+  const release = await files.createLock(guard, mine);
+  if (!release) {
+    const other = await files.read(guard);
+    if (!other) return;
+    // Guards appear whole, like locks: one that does not parse is damage, and stale.
+    const taker = lockHolder(other);
+    if (taker && (await holderAlive(files, guard, taker)) !== false) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } else if (level + 1 < MAX_GUARDS) {
+      await removeIfUnchanged(files, guard, other, mine, token, level + 1);
+    } else {
+      throw new StateError(`stale takeover guards pile up beside ${path}: remove ${path}.takeover* if no engine has the directory open`);
+    }
+    return;
+  }
+  held.add(token);
+  try {
+    const again = await files.read(path);
+    if (again && constantTimeEqual(again, found)) await files.remove(path);
+  } finally {
+    // The guard goes before the token leaves `held`: until then an opener in this process sees it live.
+    try {
+      await files.remove(guard);
+    } finally {
+      held.delete(token);
+      await release();
+    }
+  }
 }
 
 /**
