@@ -145,6 +145,11 @@ const pending: Partial<Record<CoreBuild, Promise<Core>>> = {};
 export function initSync(options?: InitOptions): CoreInfo {
   const build = pick(options);
   choice++;
+  current = loadSync(build);
+  return current.info;
+}
+
+function loadSync(build: CoreBuild): Core {
   let c = loaded[build];
   if (!c) {
     const t0 = performance.now();
@@ -156,8 +161,7 @@ export function initSync(options?: InitOptions): CoreInfo {
     }
     c = loaded[build] = wrap(instance, build, t0);
   }
-  current = c;
-  return c.info;
+  return c;
 }
 
 /**
@@ -196,10 +200,12 @@ export function coreMemoryStats(): CoreMemoryStats {
   return { memoryBytes: x.memory.buffer.byteLength, inUseBytes: x.mem_in_use() };
 }
 
-/** The loaded core, loading it synchronously (auto build) on first use. */
+/**
+ * The loaded core, loading it synchronously (auto build) on first use. That
+ * load is no one's choice of build: an init() under way still takes over.
+ */
 export function core(): Core {
-  if (!current) initSync();
-  return current!;
+  return (current ??= loadSync(pick(undefined)));
 }
 
 /**

@@ -1,6 +1,6 @@
 // The raw ABI (docs/wasm-abi.md) as a non-JS host would use it: no imports,
 // status codes, zeroization of released contexts and blocks, build selection.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
@@ -150,6 +150,17 @@ describe('core ABI', () => {
     await late;
     expect(core().info.build).toBe('scalar');
     initSync({ build: CORE_BUILDS.find((x) => coreBuilds().includes(x))! });
+  });
+
+  it('a load on first use (before any init) is not a choice of build: an init() under way still takes over', async () => {
+    vi.resetModules();
+    const fresh = await import('../../src/core/loader.ts');
+    const [auto, other] = fresh.coreBuilds();
+    const chosen = fresh.init({ build: other });
+    expect(fresh.core().info.build).toBe(auto);
+    expect((await chosen).build).toBe(other);
+    expect(fresh.core().info.build).toBe(other);
+    vi.resetModules();
   });
 
   it('zeroizes a released HMAC context (keyed states) and freed blocks', () => {
