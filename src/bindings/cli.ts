@@ -50,10 +50,6 @@ async function runBenchCommand(argv: string[]): Promise<number> {
     console.error(`senv bench needs the bench/ sources and devDependencies of a senv checkout (${(e as Error).message})`);
     return 2;
   }
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
-    return 0;
-  }
   await mod.runBench(mod.parseBenchArgs(argv));
   return 0;
 }
@@ -70,6 +66,11 @@ export async function main(argv: string[]): Promise<number> {
 
 async function command(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // Every command's help is the one usage text.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
   switch (cmd) {
     case 'selftest':
       return runSelftest(rest);

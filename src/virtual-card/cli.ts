@@ -4,7 +4,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseOptions, UsageError } from '../bindings/args.ts';
-import { createVirtualCard } from './index.ts';
+import { createVirtualCard, VPCD_PORT } from './index.ts';
 
 export async function runVirtualCard(argv: string[]): Promise<number> {
   const o = parseOptions(argv, { '--slot': 'value', '--host': 'value', '--port': 'value', '--store': 'value', '--no-extended': 'flag', '--verbose': 'flag' }, 'virtual-card');
@@ -17,6 +17,7 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   // vpcd's slot N listens on its port + N (default 35963).
   const slot = number('--slot', 0)!;
   const port = number('--port');
+  if (port === undefined && VPCD_PORT + slot > 65535) throw new UsageError(`virtual-card: --slot ${slot} would be port ${VPCD_PORT + slot}; give --port, or a slot up to ${65535 - VPCD_PORT}`);
   const host = o.get('--host') as string | undefined;
   const dataHome = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
   const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);

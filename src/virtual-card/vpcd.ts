@@ -79,7 +79,12 @@ export class VpcdCard {
         this.detach(s);
         done(new Error(`vpcd at ${this.address} closed the connection`));
       });
-      s.connect(this.opts.port ?? VPCD_PORT, this.opts.host ?? '127.0.0.1');
+      try {
+        s.connect(this.opts.port ?? VPCD_PORT, this.opts.host ?? '127.0.0.1');
+      } catch (e) {
+        // An invalid port or host throws here rather than emitting 'error'.
+        done(new Error(`cannot reach vpcd at ${this.address}: ${(e as Error).message}`));
+      }
     });
   }
 
