@@ -10,6 +10,7 @@ import type { McsEngine } from './engine.ts';
 import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
+import { snapshot } from './snapshot.ts';
 
 let counter = 0;
 
@@ -104,17 +105,20 @@ export class McsClient {
    * aad is given (or later with setParameters). When the parameters are
    * refused the cipher is deleted again and the error thrown.
    */
-  async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
-    const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts));
-    if (opts.nonce || opts.iv || opts.aad) {
-      try {
-        await c.setParameters({ nonce: opts.nonce, iv: opts.iv, aad: opts.aad });
-      } catch (e) {
-        await c.delete().catch(() => undefined);
-        throw e;
+  cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+    // The parameters are sent after the CREATE: copied now.
+    return held({ nonce: opts.nonce, iv: opts.iv, aad: opts.aad }, async (p) => {
+      const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts));
+      if (p.nonce || p.iv || p.aad) {
+        try {
+          await c.setParameters(p);
+        } catch (e) {
+          await c.delete().catch(() => undefined);
+          throw e;
+        }
       }
-    }
-    return c;
+      return c;
+    });
   }
 
   async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
@@ -167,6 +171,15 @@ abstract class McsResource {
     return run;
   }
 
+  /**
+   * `serial` for a call that carries the caller's values: they are copied
+   * now, as engine.send() reads a request when it is called (the caller may
+   * reuse or wipe its arrays at once), and the copies zeroized once sent.
+   */
+  protected serialWith<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
+    return held(content, (c) => this.serial(() => fn(c)));
+  }
+
   retrieve(): Promise<Record<string, unknown>> {
     return this.serial(() => this.client.request(2, this.address, this.root));
   }
@@ -177,7 +190,7 @@ abstract class McsResource {
 
   /** UPDATE of attributes by short name (acpi, et, lbl, or the type's own); null removes an optional one. */
   set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.serial(() => this.patch(attributes));
+    return this.serialWith(attributes, (a) => this.patch(a));
   }
 
   protected patch(content: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -193,7 +206,7 @@ abstract class McsResource {
 abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
   async update(chunk: Uint8Array): Promise<this> {
-    await this.serial(() => this.patch({ msg: chunk }));
+    await this.serialWith({ msg: chunk }, (c) => this.patch(c));
     return this;
   }
 
@@ -227,8 +240,7 @@ export class CipherResource extends MessageResource {
   }
   /** Creates the <algorithmSpecificParameter> child, or updates it once it exists (a given value replaces the old one). */
   setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
-    return this.serial(async () => {
-      const content = omit({ nc: p.nonce, iV: p.iv, aD: p.aad });
+    return this.serialWith(omit({ nc: p.nonce, iV: p.iv, aD: p.aad }), async (content) => {
       if (this.#parameters) await this.client.request(3, this.#parameters, 'senv:algP', content);
       else this.#parameters = await this.client.createUnder(this.address, 20001, 'senv:algP', content);
     });
@@ -241,8 +253,8 @@ export class SignatureResource extends MessageResource {
     return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
-    return this.serial(async () => {
-      await this.patch({ Sgn: signature });
+    return this.serialWith({ Sgn: signature }, async (c) => {
+      await this.patch(c);
       return (await this.run('verifySignature')).vR === true;
     });
   }
@@ -287,6 +299,14 @@ export class PolicyResource extends McsResource {
 
 function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {
   return { acr: rules.map((r) => ({ acor: r.originators, acop: r.operations })) };
+}
+
+/** Runs `fn` on a copy of `content` taken now; the byte copies are zeroized when it has finished. */
+function held<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
+  const copies: Uint8Array[] = [];
+  return fn(snapshot(content, copies)).finally(() => {
+    for (const c of copies) c.fill(0);
+  });
 }
 
 function omit(o: Record<string, unknown>): Record<string, unknown> {

@@ -8,12 +8,12 @@
 // be written to the data directory.
 import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { SoftwareBackend } from '../backends/software/index.ts';
-import { InvalidInputError, isBytes, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
-import { parseRequest, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
+import { parseRequest, releaseVersion, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
@@ -26,6 +26,7 @@ import type { Files } from './store/files.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
 import { setBytes, setCopy } from './types/common.ts';
+import { snapshot } from './snapshot.ts';
 import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
@@ -66,6 +67,7 @@ export class McsEngine {
   readonly #store: Persistence | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(options: McsEngineOptions) {
     this.#maxData = options.maxDataSize ?? 16 * 1024 * 1024;
@@ -125,22 +127,27 @@ export class McsEngine {
       if (this.#closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
       req = parseRequest(request);
     } catch (e) {
-      return failure(requestId(request), e);
+      return versioned(failure(requestId(request), e), releaseVersion(request));
     }
     const host = this.#route(req.to);
-    if (!host) return failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID'));
+    if (!host) return versioned(failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID')), req.rvi);
     const turn = host.acquire();
-    // A request that waits for its turn is read as it was sent: its byte values are copied now (and
-    // zeroized after), since the caller may reuse or wipe its arrays as soon as send() returned.
+    let now = this.#clock();
+    // A request read after an await (its turn, or expirations due first) is read as it was sent: its
+    // byte values are copied now (and zeroized after), since the caller may reuse or wipe its arrays
+    // as soon as send() returned.
     let copies: Uint8Array[] | undefined;
-    if (turn) {
+    if (turn || now >= host.nextExpiry) {
       copies = [];
       req = detached(req, copies);
+    }
+    if (turn) {
       await turn;
+      now = this.#clock();
     }
     let response: McsResponse;
     try {
-      const ctx = this.#context(host, req.fr);
+      const ctx = this.#context(host, req.fr, now);
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
       // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
       const handled = this.#handle(ctx, req, options?.binary === true);
@@ -151,13 +158,16 @@ export class McsEngine {
       host.release();
       if (copies) for (const c of copies) c.fill(0);
     }
-    if (req.rvi) response.rvi = req.rvi;
-    return response;
+    return versioned(response, req.rvi);
   }
 
   /** Releases every key and stream, closes the backends and the store. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // Every call resolves when the closing has finished, not only the first.
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     // Every SE is closed and the store too (its lock released, its keys zeroized), whatever fails
@@ -192,8 +202,8 @@ export class McsEngine {
     return undefined;
   }
 
-  #context(host: SeHost, originator: string): Context {
-    return { host, originator, maxData: this.#maxData, now: this.#clock(), effects: [] };
+  #context(host: SeHost, originator: string, now = this.#clock()): Context {
+    return { host, originator, maxData: this.#maxData, now, effects: [] };
   }
 
   /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
@@ -346,7 +356,9 @@ export class McsEngine {
     const res = target.res ?? host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 4);
     const def = res.def;
-    const { values: changes, borrowed } = this.#content(def, req.pc!, 'update');
+    const content = this.#content(def, req.pc!, 'update');
+    const changes = content.values;
+    let borrowed = content.borrowed;
     // What a refused UPDATE decoded is zeroized (past this point the commit does that).
     let checked: void | Promise<void> = undefined;
     try {
@@ -359,6 +371,12 @@ export class McsEngine {
     } catch (e) {
       wipe(changes, borrowed);
       throw e;
+    }
+    // The caller's chunk is read in place only when it is applied before send() returns; one that
+    // waits for the hook or the store's write is copied now, and then owned (zeroized after use).
+    if (borrowed && (checked || this.#store)) {
+      changes.set(def.appendAttr!.name, borrowed.slice());
+      borrowed = undefined;
     }
     const change = new Change(changes);
     const answer = () => reply(RSC.UPDATED, req.rqi, represent(host.seId, res, host.backend, { binary, only: modified(def, changes) }));
@@ -666,23 +684,9 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
   return owned;
 }
 
-/** `req` with copies of the byte values of its content (the caller's objects untouched); the copies are added to `copies`. */
+/** `req` with a copy of its content as it is now (the caller's objects untouched); byte copies are added to `copies`. */
 function detached(req: McsRequest, copies: Uint8Array[]): McsRequest {
-  let pc: Record<string, unknown> | undefined;
-  for (const root in req.pc) {
-    const body = req.pc[root];
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) continue;
-    let copy: Record<string, unknown> | undefined;
-    for (const k in body) {
-      const v = (body as Record<string, unknown>)[k];
-      if (!isBytes(v)) continue;
-      const c = new Uint8Array(v);
-      copies.push(c);
-      (copy ??= { ...body })[k] = c;
-    }
-    if (copy) (pc ??= { ...req.pc })[root] = copy;
-  }
-  return pc ? { ...req, pc } : req;
+  return req.pc ? { ...req, pc: snapshot(req.pc, copies) } : req;
 }
 
 /**
@@ -720,6 +724,12 @@ function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined)
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {
   return pc instanceof Promise ? pc.then((content) => ({ rsc, rqi, pc: content })) : { rsc, rqi, pc };
+}
+
+/** A response echoes the request's release version (TS-0004), whatever answered it. */
+function versioned(response: McsResponse, rvi: string | undefined): McsResponse {
+  if (rvi) response.rvi = rvi;
+  return response;
 }
 
 function failure(rqi: string, e: unknown): McsResponse {

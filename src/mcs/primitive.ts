@@ -53,6 +53,14 @@ export function requestId(raw: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/** The release version to echo, even from a request too malformed to parse: only a supported one (an unsupported one is the 4001 itself). */
+export function releaseVersion(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const v = r.rvi ?? r.releaseVersionIndicator;
+  return (RELEASE_VERSIONS as readonly unknown[]).includes(v) ? (v as string) : undefined;
+}
+
 function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   const r: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
 import { McsEngine, SoftwareBackend, sha256, ecdsa, gcm } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
 
@@ -453,6 +454,101 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new Failing()] })).rejects.toThrow(/self test/);
       await expect(McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(8) })).rejects.toThrow(/master key/);
       await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a chunk given as bytes is stored as sent, in memory and on disk alike, whatever the caller does to its array during the write', async () => {
+    const dir = tempDir();
+    try {
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      const abc = new TextEncoder().encode('abc');
+      const sent = s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { msg: abc } }, undefined, true);
+      abc.fill(0x7a);
+      ok(await sent, 2004, 'chunk');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'held'), 'senv:Hsh').msg as string)).toEqual(new TextEncoder().encode('abc'));
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv as string)).toEqual(sha256(new TextEncoder().encode('abc')));
+      const def = new TextEncoder().encode('def');
+      const next = s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { msg: def } }, undefined, true);
+      def.fill(0);
+      ok(await next, 2004, 'next message');
+      const before = body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'before'), 'senv:Hsh').msg;
+      expect(before).toBe(b64(new TextEncoder().encode('def')));
+      await e.close();
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(body(ok(await new Session(e, 'CAE1').retrieve(s.path('reg', 'h')), 2000, 'after'), 'senv:Hsh').msg).toBe(before);
+      // Every close() resolves once the directory is released, not only the first.
+      const first = e.close();
+      await e.close();
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+      await first;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stale takeover guard beside a stale lock (a taker killed mid-takeover): exactly one of two openers opens', async () => {
+    const dir = tempDir();
+    try {
+      const base = await openFiles();
+      await (await JournalStore.open({ dir, masterKey: KEY, files: base })).close();
+      const holder = (pid: number) => JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: `dead${pid}`, osLocked: false });
+      const lock = join(dir, 'lock'), guard = `${lock}.takeover`;
+      writeFileSync(lock, holder(100));
+      writeFileSync(guard, holder(101));
+      // Two processes (pids 200 and 300) through the Files interface. The interleaving that let both
+      // open: B reads the dead taker's guard, A meanwhile removes it and takes a fresh guard, B then
+      // judges what it read stale; A's removal of the stale lock is slow.
+      const signal = () => {
+        let fire!: () => void;
+        return { p: new Promise<void>((r) => (fire = r)), fire };
+      };
+      const bRead = signal(), aGuard = signal(), bDone = signal();
+      const alive = new Set([200, 300]);
+      const as = (pid: number, hooks: { read?: (p: string) => Promise<void>; remove?: (p: string) => Promise<void>; created?: (p: string, ok: boolean) => void }): Files => ({
+        ...base, pid, stamp: undefined, osLocks: false,
+        lockHeld: async (_p, hpid) => alive.has(hpid),
+        read: async (p) => {
+          const v = await base.read(p);
+          await hooks.read?.(p);
+          return v;
+        },
+        remove: async (p) => {
+          await hooks.remove?.(p);
+          return base.remove(p);
+        },
+        createLock: async (p, d) => {
+          const r = await base.createLock(p, d);
+          hooks.created?.(p, r !== undefined);
+          return r;
+        },
+      });
+      let aGuardRemovals = 0, aLockRemovals = 0, bGuardReads = 0;
+      const A = as(200, {
+        remove: async (p) => {
+          if (p === guard && aGuardRemovals++ === 0) await bRead.p;
+          if (p === lock && aLockRemovals++ === 0) await Promise.race([bDone.p, new Promise((r) => setTimeout(r, 500))]);
+        },
+        created: (p, made) => made && p === guard && aGuard.fire(),
+      });
+      const B = as(300, {
+        read: async (p) => {
+          if (p !== guard || bGuardReads++ !== 0) return;
+          bRead.fire();
+          await aGuard.p;
+        },
+      });
+      const outcome = (store: Promise<JournalStore>) => store.then(async (s) => {
+        await s.close();
+        return 'open';
+      }, (e: Error) => e.name);
+      const [a, b] = await Promise.all([outcome(JournalStore.open({ dir, masterKey: KEY, files: A })), outcome(JournalStore.open({ dir, masterKey: KEY, files: B }).finally(() => bDone.fire()))]);
+      expect([a, b].filter((o) => o === 'open'), `${a}, ${b}`).toHaveLength(1);
+      expect(existsSync(guard)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -115,6 +115,19 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           fails(r, rsc, `request ${JSON.stringify(req)}`);
         }
         equal((await engine.send({ ...base, rqi: 'echo-me', op: 9 })).rqi, 'echo-me', 'rqi echoed on failure');
+        // A supported rvi is echoed whatever refused the request: the envelope, or no SE at the address.
+        const refused: [Record<string, unknown>, number][] = [
+          [{ ...base, op: 9 }, 4000], [{ ...base, op: 5 }, 4005], [{ ...base, fr: '' }, 4000], [{ ...base, to: 'nope-1' }, 4004],
+          [{ ...base, extra: 1 }, 4000], [{ ...base, op: 2 }, 4106],
+        ];
+        for (const [req, rsc] of refused) {
+          for (const [name, v] of [['rvi', '3'], ['releaseVersionIndicator', '5']] as const) {
+            const r = await engine.send({ ...req, [name]: v });
+            fails(r, rsc, `${name} ${JSON.stringify(req)}`);
+            equal(r.rvi, v, `rvi echoed: ${name} ${JSON.stringify(req)}`);
+          }
+        }
+        equal((await engine.send({ ...base, rvi: '9' })).rvi, undefined, 'an unsupported rvi is not echoed');
         // Long names are accepted.
         const s = new Session(engine, 'CAE1');
         await s.register();
@@ -444,6 +457,51 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equalBytes(unb64(body(await s.retrieve(s.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', want.chunk), 'the chunk as sent');
         if (exportsKeys(s)) equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').kDt), want.key, 'the key as sent');
         equalBytes(unb64(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').msg), want.data, 'the data as sent');
+
+        // No turn to wait for, but an expiration due first: the request is read after that await too.
+        let now = Date.UTC(2026, 10, 22, 12, 0, 0);
+        const t = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
+        await t.register();
+        ok(await t.create(t.seId, 20004, { 'senv:Hsh': { rn: 'short', Halg: 4, et: '20261122T120001' } }), 2001, 'expiring');
+        ok(await t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(rnd(4)) } }), 2001, 'data object');
+        now += 5000;
+        const sent = rnd(40), as = sent.slice();
+        const update = t.send(3, t.path('reg', 'd'), { 'senv:Sdo': { msg: sent } }, undefined, true);
+        sent.fill(0);
+        ok(await update, 2004, 'update after the expiry');
+        fails(await t.retrieve(t.path('reg', 'short')), 4004, 'expired');
+        equalBytes(unb64(body(await t.retrieve(t.path('reg', 'd')), 'senv:Sdo').msg), as, 'the data as sent, not as wiped');
+
+        // Not only byte values: a request object the caller reuses while its request waits.
+        ok(await t.create(t.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const hold = t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'busy', msg: b64(rnd(10)) } });
+        const body1 = { msg: b64(utf8('abc')) }, reused = { 'senv:Hsh': body1 };
+        const chunks = ['abc', 'def', 'ghi'].map((m) => {
+          body1.msg = b64(utf8(m));
+          return t.send(3, t.path('reg', 'h'), reused);
+        });
+        ok(await hold, 2001, 'busy');
+        for (const r of await Promise.all(chunks)) ok(r, 2004, 'chunk');
+        equalBytes(unb64(body(await t.retrieve(t.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', utf8('abcdefghi')), 'each request as sent');
+
+        // McsClient reads its arguments when called, as send() does, also for calls it queues.
+        const c = new McsClient(t.engine, 'CAE1');
+        const ch = await c.hash({ algorithm: 4 });
+        const buf = utf8('abc');
+        const pending = [ch.update(buf)];
+        buf.set(utf8('xyz'));
+        pending.push(ch.update(buf));
+        buf.fill(0);
+        await Promise.all(pending);
+        equalBytes(await ch.calculate(), hash('SHA-256', utf8('abcxyz')), 'client arguments as given');
+        const ckey = rnd(16), cnonce = rnd(12), plain = rnd(100);
+        const sealed = gcm(ckey.slice(), cnonce.slice()).encrypt(plain);
+        const made = c.cipher({ algorithm: 1001, maxByteSize: 4096, key: ckey, nonce: cnonce });
+        ckey.fill(0);
+        cnonce.fill(0);
+        const cph = await made;
+        await cph.update(plain);
+        equalBytes(await cph.encrypt(), sealed, 'cipher key and nonce as given');
       },
     },
     {
