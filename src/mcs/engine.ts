@@ -13,6 +13,7 @@ import { isAllowed, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
+import { parseTimestamp } from './codec.ts';
 import { parseRequest, releaseVersion, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
@@ -133,6 +134,7 @@ export class McsEngine {
     if (!host) return versioned(failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID')), req.rvi);
     const turn = host.acquire();
     let now = this.#clock();
+    const deadline = req.rqet === undefined ? undefined : typeof req.rqet === 'number' ? now + req.rqet : parseTimestamp(req.rqet)!;
     // A request read after an await (its turn, or expirations due first) is read as it was sent: its
     // byte values are copied now (and zeroized after), since the caller may reuse or wipe its arrays
     // as soon as send() returned.
@@ -148,6 +150,7 @@ export class McsEngine {
     let response: McsResponse;
     try {
       const ctx = this.#context(host, req.fr, now);
+      if (deadline !== undefined && now >= deadline) throw new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
       // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
       const handled = this.#handle(ctx, req, options?.binary === true);
@@ -158,6 +161,7 @@ export class McsEngine {
       host.release();
       if (copies) for (const c of copies) c.fill(0);
     }
+    if (req.rcn === 0 && response.rsc < 4000) delete response.pc;
     return versioned(response, req.rvi);
   }
 
@@ -266,6 +270,8 @@ export class McsEngine {
       wipe(values);
       throw e;
     }
+    const inherited = def.type.acpiFromParent && !values.has('accessControlPolicyIDs') ? (parent?.attrs.get('accessControlPolicyIDs') as string[] | undefined) : undefined;
+    if (inherited?.length) values.set('accessControlPolicyIDs', [...inherited]);
     const res = new Resource(def, ri, rn, parent, ctx.now);
     for (const [k, v] of values) res.attrs.set(k, v);
     res.attrs.set('creator', ctx.originator);

@@ -1,6 +1,7 @@
 // Request and response primitives of the Mcs reference point (TS-0004
 // clause 7 with TS-0016 clause 7.2.2: blocking requests only, no NOTIFY).
 // JSON uses the short names; the long names are accepted in requests too.
+import { parseTimestamp } from './codec.ts';
 import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
 
 export const Operation = { CREATE: 1, RETRIEVE: 2, UPDATE: 3, DELETE: 4 } as const;
@@ -16,6 +17,10 @@ export interface McsRequest {
   ty?: number;
   pc?: Record<string, unknown>;
   rvi?: string;
+  /** resultContent: 0 nothing, 1 attributes (the default for CREATE, RETRIEVE, UPDATE; DELETE answers nothing). */
+  rcn?: 0 | 1;
+  /** requestExpirationTimestamp: a oneM2M timestamp, or milliseconds from the time the request was sent. */
+  rqet?: string | number;
 }
 
 export interface McsResponse {
@@ -33,14 +38,16 @@ export interface SendOptions {
 /** Release versions whose primitives this layer accepts (TS-0004 releaseVersionIndicator). */
 export const RELEASE_VERSIONS = ['2a', '3', '4', '5'] as const;
 
-const LONG: Readonly<Record<string, keyof McsRequest>> = {
+const LONG: Readonly<Record<string, string>> = {
   operation: 'op', from: 'fr', requestIdentifier: 'rqi', resourceType: 'ty', primitiveContent: 'pc', content: 'pc',
-  releaseVersionIndicator: 'rvi',
+  releaseVersionIndicator: 'rvi', responseType: 'rt', resultContent: 'rcn', originatingTimestamp: 'ot',
+  requestExpirationTimestamp: 'rqet',
 };
 /** A short request parameter name (a switch: a Set lookup per key would cost more than the rest of the scan). */
 function isShort(k: string): boolean {
   switch (k) {
-    case 'op': case 'to': case 'fr': case 'rqi': case 'ty': case 'pc': case 'rvi': return true;
+    case 'op': case 'to': case 'fr': case 'rqi': case 'ty': case 'pc': case 'rvi':
+    case 'rt': case 'rcn': case 'ot': case 'rqet': return true;
     default: return false;
   }
 }
@@ -66,7 +73,7 @@ function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(raw)) {
     // Own members only: 'toString' or '__proto__' must not find Object.prototype's.
     const key = isShort(k) ? k : Object.hasOwn(LONG, k) ? LONG[k] : undefined;
-    if (!key) throw badRequest(`unknown request parameter '${k.slice(0, 40)}'`);
+    if (!key) throw badRequest(`request parameter '${k.slice(0, 40)}' is not supported over Mcs`);
     if (key in r) throw badRequest(`request parameter ${key} given twice`);
     r[key] = v;
   }
@@ -83,7 +90,7 @@ export function parseRequest(raw: unknown): McsRequest {
     r = longToShort(raw as Record<string, unknown>);
     break;
   }
-  const { op, to, fr, rqi, ty, pc, rvi } = r;
+  const { op, to, fr, rqi, ty, pc, rvi, rt, rcn, ot, rqet } = r;
   if (typeof rqi !== 'string' || rqi.length === 0 || rqi.length > 1024) throw badRequest('rqi (request identifier) must be a non-empty string');
   if (op === 5) throw new McsError(RSC.OPERATION_NOT_ALLOWED, 'NOTIFY is not supported over Mcs');
   if (op !== 1 && op !== 2 && op !== 3 && op !== 4) throw badRequest('op must be 1 CREATE, 2 RETRIEVE, 3 UPDATE or 4 DELETE');
@@ -94,11 +101,35 @@ export function parseRequest(raw: unknown): McsRequest {
   }
   if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest('ty (resource type) is mandatory for CREATE');
   if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
+  if (rt !== undefined) responseType(rt);
+  if (ot !== undefined && (typeof ot !== 'string' || parseTimestamp(ot) === undefined)) throw badRequest('ot (originatingTimestamp) must be a oneM2M timestamp');
+  if (rqet !== undefined && !(typeof rqet === 'string' ? parseTimestamp(rqet) !== undefined : Number.isSafeInteger(rqet) && (rqet as number) >= 0)) {
+    throw badRequest('rqet (requestExpirationTimestamp) must be a oneM2M timestamp or a number of milliseconds');
+  }
   // Every field present, absent ones undefined: one object shape for every request the engine reads.
   return {
     op, to, fr, rqi,
     ty: op === 1 ? (ty as number) : undefined,
     pc: op === 1 || op === 3 ? (pc as Record<string, unknown>) : undefined,
     rvi: rvi as string | undefined,
+    rcn: rcn === undefined ? undefined : resultContent(op as Operation, rcn),
+    rqet: rqet as string | number | undefined,
   };
 }
+
+/** rt: every request over Mcs is blocking (TS-0016 7.2.2); flexBlocking lets the receiver choose, so it is too. */
+function responseType(rt: unknown): void {
+  const rtv = typeof rt === 'object' && rt !== null ? (rt as { rtv?: unknown }).rtv : undefined;
+  if (rtv === 1 || rtv === 4) return;
+  if (rtv === 2 || rtv === 3) throw new McsError(RSC.NON_BLOCKING_REQUEST_NOT_SUPPORTED, 'only blocking requests are served over Mcs (rt rtv 1)');
+  throw badRequest('rt (responseType) must be { "rtv": 1 } (blocking)');
+}
+
+/** rcn: what this layer answers with, named; anything else is refused rather than ignored. */
+function resultContent(op: Operation, rcn: unknown): 0 | 1 {
+  if (rcn === 1 && op !== 4) return 1;
+  if (rcn === 0 && op !== 2) return 0;
+  throw badRequest(`rcn (resultContent) ${typeof rcn === 'number' ? rcn : typeof rcn} is not supported for ${OP_NAMES[op]}: ${op === 2 ? '1 (attributes)' : op === 4 ? '0 (nothing)' : '0 (nothing) or 1 (attributes)'}`);
+}
+
+const OP_NAMES = { 1: 'CREATE', 2: 'RETRIEVE', 3: 'UPDATE', 4: 'DELETE' } as const;

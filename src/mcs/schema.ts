@@ -85,6 +85,13 @@ export interface ResourceType {
   maxPerParent?: number;
   /** Created by the engine only (deviceInfo, memory). */
   systemOnly?: boolean;
+  /**
+   * Created without acpi, it takes a copy of its parent's (the tables of
+   * <cipher>, <rand>, <hash>, <signature>: "the accessControlPolicyIDs of the
+   * parent resource is linked to this attribute"). A resource without acpi
+   * is checked against its parent's at each request (access.ts).
+   */
+  acpiFromParent?: boolean;
   virtuals?: readonly VirtualDef[];
   hooks?: TypeHooks;
 }

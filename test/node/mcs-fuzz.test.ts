@@ -11,7 +11,7 @@ import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 
 const KEY16 = new Uint8Array(16).fill(0x5a);
 const KEY_B64 = b64(KEY16);
-const ALLOWED = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4102, 4103, 4105, 4106, 4108, 5001, 5207]);
+const ALLOWED = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4008, 4102, 4103, 4105, 4106, 4108, 4117, 5001, 5206, 5207]);
 
 type Req = Record<string, unknown>;
 

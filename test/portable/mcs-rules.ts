@@ -164,6 +164,30 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: [], acop: 2 }] }, pvs: ACP(['CAE1'], 1) } }), 4000, 'empty acor', /pv/);
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: ACP(['CAE1'], 64), pvs: ACP(['CAE1'], 1) } }), 4000, 'acop range', /pv/);
         equal((await other.retrieve(other.seId)).rsc, 2000, 'each originator sees its own registration at the M2M-SE-ID');
+        // Rule parts this SE does not evaluate are refused, never dropped (the rule would grant more).
+        for (const part of ['acco', 'acod', 'acaf']) {
+          fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: ['CAE2'], acop: 2, [part]: [] }] }, pvs: ACP(['CAE1'], 63) } }), 5001, `rule with ${part}`, new RegExp(part));
+          fails(await owner.update(owner.path('reg', 'acp'), { 'm2m:acp': { pvs: { acr: [{ acor: ['CAE1'], acop: 63, [part]: true }] } } }), 5001, `pvs rule with ${part}`);
+        }
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: ['CAE2'], acop: 2, zz: 1 }] }, pvs: ACP(['CAE1'], 63) } }), 4000, 'unknown rule member', /pv/);
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { ...ACP(['CAE2'], 2), zz: 1 }, pvs: ACP(['CAE1'], 63) } }), 4000, 'unknown privileges member', /pv/);
+        // <cipher>, <rand>, <hash> and <signature> created without acpi take a copy of their parent's
+        // (their tables in TS-0016); a <sensitiveDataObject> follows its parent's at each request.
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [acp] } }), 2004, 'registration policy');
+        const kinds: [number, string, Record<string, unknown>][] = [
+          [20004, 'senv:Hsh', { Halg: 4 }], [20007, 'senv:Rnd', { rgT: 1 }], [20012, 'senv:Sgn', { Salg: 25, kDt: 'a2V5' }],
+          [20002, 'senv:Cph', { Calg: 1001, mbs: 64, kDt: 'AAAAAAAAAAAAAAAAAAAAAA==' }], [20009, 'senv:Sdo', { msg: 'QUJD' }],
+        ];
+        for (const [ty, root, content] of kinds) {
+          ok(await owner.create(owner.seId, ty, { [root]: { rn: `k${ty}`, ...content } }), 2001, `create ${root}`);
+        }
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [none] } }), 2004, 'registration policy changed');
+        for (const [ty, root] of kinds) {
+          const acpi = body(await owner.retrieve(owner.path('reg', `k${ty}`)), root).acpi;
+          const copies = ty !== 20009;
+          equal(JSON.stringify(acpi), copies ? JSON.stringify([acp]) : undefined, `${root}: acpi ${copies ? 'copied at CREATE' : 'absent'}`);
+          ok(await other.retrieve(owner.path('reg', `k${ty}`)), copies ? 2000 : 4103, `${root}: ${copies ? 'the copy still grants' : 'the parent\'s new policy applies'}`);
+        }
       },
     },
   ];

@@ -71,7 +71,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
-      name: 'registration failures: 4105 twice, 4000 wrong sID/seL/srt, 4106 unregistered, 4004 unknown SE',
+      name: 'registration failures: 4117 twice, 4000 wrong sID/seL/srt, 4106 unregistered, 4004 unknown SE',
       async run() {
         const engine = await engineWith(backend);
         const s = new Session(engine, 'CAE1');
@@ -84,7 +84,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.retrieve(s.seId), 4106, 'unregistered retrieve');
         fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 } }), 4106, 'unregistered create');
         await s.register();
-        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4105, 'second registration');
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4117, 'second registration');
         fails(await s.retrieve('4-nosuchse'), 4004, 'unknown SE');
         fails(await s.retrieve(s.path('reg', 'nothing')), 4004, 'unknown resource');
         fails(await s.create(s.path('reg', 'memory'), 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4108, '<SE> below the root');
@@ -128,12 +128,29 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           }
         }
         equal((await engine.send({ ...base, rvi: '9' })).rvi, undefined, 'an unsupported rvi is not echoed');
+        // Request parameters of TS-0001 table 8.1.2-3 this layer reads: rt, rcn, ot, rqet; others are refused by name.
+        const parameters: [Record<string, unknown>, number, RegExp?][] = [
+          [{ rt: { rtv: 2 } }, 5206, /blocking/], [{ rt: { rtv: 3, nu: ['x'] } }, 5206], [{ rt: 1 }, 4000, /rt/], [{ rt: { rtv: 9 } }, 4000],
+          [{ rcn: 0 }, 4000, /rcn.*RETRIEVE/], [{ rcn: 4 }, 4000, /rcn/], [{ rcn: '1' }, 4000], [{ op: 4, rcn: 1 }, 4000, /DELETE/],
+          [{ ot: 'yesterday' }, 4000, /ot/], [{ rqet: -5 }, 4000, /rqet/], [{ rqet: '2020' }, 4000],
+          [{ fc: { lbl: ['x'] } }, 4000, /'fc' is not supported/], [{ drt: 1 }, 4000],
+        ];
+        for (const [extra, rsc, message] of parameters) fails(await engine.send({ ...base, ...extra }), rsc, `request ${JSON.stringify(extra)}`, message);
         // Long names are accepted.
         const s = new Session(engine, 'CAE1');
         await s.register();
         const r = await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L1', releaseVersionIndicator: '4' });
         ok(r, 2000, 'long names');
         equal(r.rvi, '4', 'rvi echoed');
+        ok(await engine.send({ ...base, rt: { rtv: 1 }, rcn: 1, ot: '20261122T120000', rqet: '29991231T000000' }), 2000, 'rt, rcn, ot, rqet');
+        ok(await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L2', responseType: { rtv: 4 }, resultContent: 1, originatingTimestamp: '20261122T120000', requestExpirationTimestamp: 60000 }), 2000, 'their long names; flexBlocking is served blocking');
+        fails(await engine.send({ ...base, rqet: '20200101T000000' }), 4008, 'expired rqet', /rqet/);
+        fails(await engine.send({ ...base, rqet: 0 }), 4008, 'rqet of 0 ms');
+        const quiet = await engine.send({ op: 1, to: seId, fr: 'CAE1', rqi: 'q', ty: 20004, rcn: 0, pc: { 'senv:Hsh': { rn: 'quiet', Halg: 4 } } });
+        ok(quiet, 2001, 'rcn 0');
+        equal(quiet.pc, undefined, 'rcn 0: no content');
+        equal((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q2', rcn: 0, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc, undefined, 'rcn 0 on UPDATE');
+        assert((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q3', rcn: 1, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc !== undefined, 'rcn 1 on UPDATE');
       },
     },
     {

@@ -3,21 +3,36 @@
 // { acor: originators, acop: operations }, acop a bit set CREATE 1,
 // RETRIEVE 2, UPDATE 4, DELETE 8 (NOTIFY 16 and DISCOVERY 32 are accepted and
 // unused). 'all' in acor matches every registered originator.
-import { badRequest } from '../rsc.ts';
+import { badRequest, McsError, RSC } from '../rsc.ts';
 import type { ResourceType } from '../schema.ts';
 
 export const ACP_TY = 1;
 
 export interface AccessRule { acor: string[]; acop: number }
 
+/**
+ * The parts of a TS-0001 access control rule this SE does not evaluate. A
+ * rule grants only when all its parts match: stored without them it would
+ * grant more than it says, so a rule with one is refused.
+ */
+const UNSUPPORTED_RULE_PARTS: Readonly<Record<string, string>> = {
+  acco: 'accessControlContexts', acod: 'accessControlObjectDetails', acaf: 'accessControlAuthenticationFlag',
+};
+
 /** Validates and normalizes a privileges value: { acr: [{ acor: [...], acop: n }] }. */
 export function parsePrivileges(sn: string, v: unknown): AccessRule[] {
   const bad = () => badRequest(`${sn} must be { "acr": [{ "acor": [originator, ...], "acop": 1..63 }] }`);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
+  for (const k of Object.keys(v)) if (k !== 'acr') throw bad();
   const acr = (v as { acr?: unknown }).acr;
   if (!Array.isArray(acr) || acr.length > 64) throw bad();
   return acr.map((r: unknown) => {
-    if (typeof r !== 'object' || r === null) throw bad();
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad();
+    for (const k of Object.keys(r)) {
+      if (k === 'acor' || k === 'acop') continue;
+      if (Object.hasOwn(UNSUPPORTED_RULE_PARTS, k)) throw new McsError(RSC.NOT_IMPLEMENTED, `${sn}: ${k} (${UNSUPPORTED_RULE_PARTS[k]}) is not supported by this SE: a rule with it would grant more than it says`);
+      throw bad();
+    }
     const { acor, acop } = r as { acor?: unknown; acop?: unknown };
     if (!Array.isArray(acor) || acor.length === 0 || !acor.every((x) => typeof x === 'string' && x.length > 0)) throw bad();
     if (typeof acop !== 'number' || !Number.isInteger(acop) || acop < 1 || acop > 63) throw bad();

@@ -95,6 +95,7 @@ export const cipherType: ResourceType = {
   root: 'senv:Cph',
   longRoot: 'senv:cipher',
   common: ['et', 'acpi', 'cr'],
+  acpiFromParent: true,
   attributes: [
     { name: 'sensitiveData', sn: 'msg', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true, append: true, maxFrom: 'maxByteSize' },
     // RW in table 7.5.1.0-2: an UPDATE may set it to 0 to discard the data held (see docs/mcs.md).

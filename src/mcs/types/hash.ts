@@ -17,6 +17,7 @@ export const hashType: ResourceType = {
   root: 'senv:Hsh',
   longRoot: 'senv:hash',
   common: ['et', 'acpi', 'cr'],
+  acpiFromParent: true,
   attributes: [
     { name: 'algorithm', sn: 'Halg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(HASHES).map(Number), table: 'table 9.8-1' } },
     message,

@@ -14,6 +14,7 @@ export const randType: ResourceType = {
   root: 'senv:Rnd',
   longRoot: 'senv:rand',
   common: ['et', 'acpi', 'cr'],
+  acpiFromParent: true,
   attributes: [
     { name: 'randomData', sn: 'rndD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
     { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.7-1' } },

@@ -29,7 +29,7 @@ export const seType: ResourceType = {
   hooks: {
     async create(ctx, res) {
       const host = ctx.host;
-      if (host.registrationOf(ctx.originator)) throw new McsError(RSC.CONFLICT, `${ctx.originator} is already registered with this SE`);
+      if (host.registrationOf(ctx.originator)) throw new McsError(RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, `${ctx.originator} is already registered with this SE`);
       if (res.attrs.get('m2mSeID') !== host.seId) throw badRequest('sID (m2mSeID) must be the M2M-SE-ID the request is addressed to');
       const level = host.backend.description.securityLevel;
       if (res.attrs.get('securityLevel') !== level) throw badRequest(`seL (securityLevel): this SE provides security level ${level}`);

@@ -78,6 +78,7 @@ export const signatureType: ResourceType = {
   root: 'senv:Sgn',
   longRoot: 'senv:signature',
   common: ['et', 'acpi', 'cr'],
+  acpiFromParent: true,
   attributes: [
     message,
     { name: 'algorithm', sn: 'Salg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(SIGNATURES).map(Number), table: 'table 9.9-1' } },
