@@ -10,6 +10,10 @@ import { ACP_TY, grants, type AccessRule } from './types/acp.ts';
 export const OP_BITS = { 1: 1, 2: 2, 3: 4, 4: 8 } as const;
 
 export function isAllowed(res: Resource, originator: string, opBit: number, lookup: (ri: string) => Resource | undefined): boolean {
+  // A type without acpi of its own (<algorithmSpecificParameter>: "shall inherit the same access
+  // control policies of the parent <cipher>", clause 7.5.1.5) is its parent's entirely: its own
+  // creator counts for nothing once the parent's policy no longer grants it.
+  while (res.ty !== ACP_TY && res.parent && !res.def.byName.has('accessControlPolicyIDs')) res = res.parent;
   for (let r: Resource | undefined = res; r; r = r.parent) if (r.creator === originator) return true;
   if (res.ty === ACP_TY) return grants(rulesOf(res, 'selfPrivileges'), originator, opBit);
   for (let r: Resource | undefined = res; r; r = r.parent) {

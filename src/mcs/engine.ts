@@ -240,12 +240,13 @@ export class McsEngine {
       if (target.res) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
     } else {
       parent = target.res ?? host.registrationOf(ctx.originator)!;
+      // Privilege first: an originator without it learns nothing of what the parent would accept.
+      this.#authorize(ctx, parent, 1);
       if (!parent.def.type.children.includes(ty)) {
         throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${def.type.name}> cannot be a child of <${parent.def.type.name}>`);
       }
       const srt = parent.registration.attrs.get('supportedResourceType') as number[];
       if (!srt.includes(ty)) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `resource type ${ty} is not in this registration's srt`);
-      this.#authorize(ctx, parent, 1);
     }
     const { values } = this.#content(def, req.pc!, 'create');
     let ri: string, rn: string;

@@ -199,6 +199,8 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         equalBytes(unb64(body(await s.retrieve(s.path('reg', 'cm', 'cSgn')), 'senv:Sgn').Sgn), cmac(k, big), 'CMAC big');
         ok(await s.update(s.path('reg', 'cb'), { 'senv:Sgn': { msg: b64(rnd(17)) } }), 2004, 'not whole blocks');
         fails(await s.retrieve(s.path('reg', 'cb', 'cSgn')), 4102, 'CBC-MAC of 17 bytes', /multiple of 16/);
+        // A failed operation leaves no earlier result beside the message it ended (as <cipher>'s cD).
+        equal(body(await s.retrieve(s.path('reg', 'cb')), 'senv:Sgn').Sgn, undefined, 'the earlier Sgn is gone');
         fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: 49, kDt: b64(rnd(20)) } }), 4000, 'CMAC key length', /kDt/);
         const exportable = await createExportable(s, 20012, 'senv:Sgn', { rn: 'g', Salg: 49 }, 'no key');
         const kDt = body(ok(await s.retrieve(s.path('reg', 'g', 'gnK')), 2000, 'gnK'), 'senv:Sgn').kDt;

@@ -188,6 +188,17 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
           equal(JSON.stringify(acpi), copies ? JSON.stringify([acp]) : undefined, `${root}: acpi ${copies ? 'copied at CREATE' : 'absent'}`);
           ok(await other.retrieve(owner.path('reg', `k${ty}`)), copies ? 2000 : 4103, `${root}: ${copies ? 'the copy still grants' : 'the parent\'s new policy applies'}`);
         }
+        // <algorithmSpecificParameter> has no policy of its own (clause 7.5.1.5): its creator loses it with the cipher.
+        const params = owner.path('reg', 'k20002', 'p');
+        ok(await other.create(owner.path('reg', 'k20002'), 20001, { 'senv:algP': { rn: 'p', nc: 'AAAAAAAAAAAAAAAA' } }), 2001, 'grantee creates the parameters');
+        ok(await other.update(params, { 'senv:algP': { aD: 'AAAA' } }), 2004, 'while the cipher\'s policy grants it');
+        ok(await owner.update(owner.path('reg', 'k20002'), { 'senv:Cph': { acpi: [none] } }), 2004, 'cipher policy narrowed');
+        fails(await other.update(params, { 'senv:algP': { nc: 'BBBBBBBBBBBBBBBB' } }), 4103, 'parameters: UPDATE by their creator');
+        fails(await other.retrieve(params), 4103, 'parameters: RETRIEVE by their creator');
+        fails(await other.delete(params), 4103, 'parameters: DELETE by their creator');
+        ok(await owner.retrieve(params), 2000, 'the cipher\'s creator keeps them');
+        // Privilege is checked before what the parent accepts: no privilege, 4103 whatever the type.
+        fails(await stranger.create(owner.path('reg', 'k20004'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4103, 'no privilege, type not allowed there');
       },
     },
   ];

@@ -57,12 +57,17 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
  * Without a key the operation cannot start: 4005, and the message stays for
  * the next try, as for any refused request.
  */
-function finish<T>(ctx: Context, res: Resource, change: Change, end: (s: SignatureStream, last: Uint8Array | undefined) => MaybePromise<T>): MaybePromise<T> {
+function finish<T>(ctx: Context, res: Resource, change: Change, result: 'signature' | 'verificationResult', end: (s: SignatureStream, last: Uint8Array | undefined) => MaybePromise<T>): MaybePromise<T> {
   if (!hasKey(res)) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
   const data = res.attrs.get('message') as Accumulator | undefined;
   change.consumed = data !== undefined;
   const taken = data?.take('sig');
-  return mapFailure(() => (taken ? end((taken.sink as SignatureSink).stream, taken.rest) : after(open(ctx, res), (s) => end(s, data?.bytes()))), dataError);
+  // No earlier result stays beside the message a failed operation ended (as on <cipher>).
+  const failed = (e: unknown) => {
+    if (res.attrs.has(result)) change.attrs.set(result, null);
+    return dataError(e);
+  };
+  return mapFailure(() => (taken ? end((taken.sink as SignatureSink).stream, taken.rest) : after(open(ctx, res), (s) => end(s, data?.bytes()))), failed);
 }
 
 /** A new signature, message or key makes an earlier verificationResult stale. */
@@ -96,7 +101,7 @@ export const signatureType: ResourceType = {
       name: 'calculateSignature', sn: 'cSgn', result: ['signature'],
       run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
-        return after(finish(ctx, res, change, (s, last) => s.sign(last)), (signature) => {
+        return after(finish(ctx, res, change, 'signature', (s, last) => s.sign(last)), (signature) => {
           change.attrs.set('signature', signature);
           staleResult(res, change.attrs);
         });
@@ -107,7 +112,7 @@ export const signatureType: ResourceType = {
       run(ctx, res, change) {
         const sig = res.attrs.get('signature');
         if (!(sig instanceof Uint8Array)) throw notAllowed('no signature to verify: UPDATE Sgn first');
-        return after(finish(ctx, res, change, (s, last) => s.verify(sig, last)), (ok) => void change.attrs.set('verificationResult', ok));
+        return after(finish(ctx, res, change, 'verificationResult', (s, last) => s.verify(sig, last)), (ok) => void change.attrs.set('verificationResult', ok));
       },
     },
     {
