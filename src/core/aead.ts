@@ -6,7 +6,7 @@ import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
-import { withKey, ownedKey, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { withKey, ownedKey, keyCore, keyHandle, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
 export interface AeadMode {
@@ -130,7 +130,7 @@ abstract class AeadStream extends CoreContext {
 
   constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: boolean, msgLen: number) {
     const { k, op } = startStream(mode, key, aad, decrypt, msgLen);
-    super(op, `${mode.name} ${decrypt ? 'decryption' : 'encryption'} stream`, k.owner());
+    super(op, `${mode.name} ${decrypt ? 'decryption' : 'encryption'} stream`, keyCore(k));
     this.mode = mode;
     this.declared = msgLen;
     this.#key = k;
@@ -160,9 +160,9 @@ abstract class AeadStream extends CoreContext {
 
 function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: boolean, msgLen: number): { k: AesKey; op: number } {
   const k = ownedKey(key);
-  const c = k.owner();
+  const c = keyCore(k);
   try {
-    const op = mode.create(c, k.handle(), decrypt, false, msgLen);
+    const op = mode.create(c, keyHandle(k), decrypt, false, msgLen);
     try {
       absorbAad(c, mode, op, aad);
     } catch (e) {

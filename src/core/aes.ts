@@ -4,7 +4,7 @@
 // core for many operations.
 import { core, type Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, CoreError, LengthError, statusError } from './errors.ts';
+import { assertBytes, CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
 
 /** The AES family's exports (docs/wasm-abi-aes.md). */
 export interface AesExports {
@@ -43,43 +43,60 @@ export function checkKey(key: Uint8Array): void {
 }
 
 /** An expanded AES key kept in the core, for many operations under one key. */
+// The facade's own access to a key: the context handle, its core, a private
+// copy for a stream and the constructor stay off the public surface, so no
+// caller can wrap a handle it does not own (a freed or another's context).
+const MADE_HERE = Symbol('AesKey');
+let internals!: {
+  make(handle: number, keyLength: number, c: Core): AesKey;
+  handle(k: AesKey): number;
+  core(k: AesKey): Core;
+};
+
+/** An expanded AES key in the core's memory (from aesKey()); `destroy()` zeroizes and frees it. */
 export class AesKey extends CoreContext {
   readonly keyLength: number;
 
-  /** @internal use aesKey() */
-  constructor(handle: number, keyLength: number, c: Core) {
+  private constructor(token: symbol, handle: number, keyLength: number, c: Core) {
+    // `private` binds TypeScript callers only: a JavaScript caller without the token gets nothing.
+    if (token !== MADE_HERE) throw new InvalidInputError('AesKey: use aesKey(bytes)');
     super(handle, 'AES key', c);
     this.keyLength = keyLength;
   }
 
-  /** @internal the key context handle. */
-  handle(): number {
-    return this.live();
+  static {
+    internals = {
+      make: (handle, keyLength, c) => new AesKey(MADE_HERE, handle, keyLength, c),
+      handle: (k) => k.live(),
+      core: (k) => k.core,
+    };
   }
+}
 
-  /** @internal the core this key lives in. */
-  owner(): Core {
-    return this.core;
-  }
+/** The key context handle of a live AesKey (StateError once destroyed). */
+export const keyHandle = (k: AesKey): number => internals.handle(k);
 
-  /** @internal a private copy for a streaming operation that may outlive this object. */
-  copy(): AesKey {
-    const h = this.core.x.aes_key_copy(this.live());
-    if (h === 0) throw new CoreError('AES key: copy failed');
-    return new AesKey(h, this.keyLength, this.core);
-  }
+/** The core an AesKey lives in. */
+export const keyCore = (k: AesKey): Core => internals.core(k);
+
+/** A private copy of an AesKey for a streaming operation that may outlive it. */
+function copyKey(k: AesKey): AesKey {
+  const c = keyCore(k);
+  const h = c.x.aes_key_copy(keyHandle(k));
+  if (h === 0) throw new CoreError('AES key: copy failed');
+  return internals.make(h, k.keyLength, c);
 }
 
 /** Expands `key` (16 or 32 bytes) once; pass the result wherever a key is taken. */
 export function aesKey(key: Uint8Array): AesKey {
   const c = core();
-  return new AesKey(expand(c, key, 0), key.length, c);
+  return internals.make(expand(c, key, 0), key.length, c);
 }
 
 export type KeyInput = Uint8Array | AesKey;
 
 export function checkKeyInput(key: KeyInput): void {
-  if (key instanceof AesKey) key.handle();
+  if (key instanceof AesKey) keyHandle(key);
   else checkKey(key);
 }
 
@@ -103,9 +120,9 @@ function expand(c: Core, key: Uint8Array, scratch: number): number {
  */
 export function withKey<T>(key: KeyInput, fn: (c: Core, k: number) => T): T {
   if (key instanceof AesKey) {
-    const c = key.owner();
+    const c = keyCore(key);
     try {
-      return fn(c, key.handle());
+      return fn(c, keyHandle(key));
     } finally {
       c.x.aes_scratch_clear();
       wipeIo(c);
@@ -122,7 +139,7 @@ export function withKey<T>(key: KeyInput, fn: (c: Core, k: number) => T): T {
 
 /** A heap key context owned by a streaming operation (freed with it). */
 export function ownedKey(key: KeyInput): AesKey {
-  if (key instanceof AesKey) return key.copy();
+  if (key instanceof AesKey) return copyKey(key);
   return aesKey(key);
 }
 

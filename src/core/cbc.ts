@@ -7,7 +7,7 @@ import { outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
@@ -100,8 +100,8 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 
   constructor(key: KeyInput, iv: Uint8Array, padding: CbcPadding, decrypt: boolean) {
     const k = ownedKey(key);
-    const c = k.owner();
-    const op = c.x.cbc_create(k.handle(), param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0);
+    const c = keyCore(k);
+    const op = c.x.cbc_create(keyHandle(k), param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0);
     wipeIo(c);
     super(op, `AES-CBC ${decrypt ? 'decryption' : 'encryption'} stream`, c);
     this.#key = k;
@@ -139,7 +139,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 }
 
 /** AES-CBC under `key` (16 or 32 bytes, or an AesKey) with a 16-byte IV. */
-export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions): Cbc {
+export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cbc {
   checkKeyInput(key);
   assertBytes(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);

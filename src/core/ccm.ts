@@ -58,7 +58,7 @@ class CcmMode implements AeadMode {
 }
 
 /** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
-export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: CcmOptions): Aead {
+export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: CcmOptions | null): Aead {
   checkKeyInput(key);
   assertBytes(nonce, 'nonce');
   assertBytes(aad, 'aad');

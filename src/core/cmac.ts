@@ -4,7 +4,7 @@
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
 import { CoreContext } from './context.ts';
 import { assertBytes, LengthError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 const CMAC = 49;
 const CBC_MAC = 18;
@@ -40,7 +40,7 @@ class MacContext extends CoreContext implements Mac {
   constructor(alg: number, key: KeyInput) {
     checkKeyInput(key);
     const k = ownedKey(key);
-    super(k.owner().x.mac_create(k.handle(), alg, 0), alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC', k.owner());
+    super(keyCore(k).x.mac_create(keyHandle(k), alg, 0), alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC', keyCore(k));
     this.#key = k;
     this.#alg = alg;
   }

@@ -88,7 +88,7 @@ export class HmacDrbg extends CoreContext {
   readonly predictionResistance: boolean;
   readonly #entropy: EntropySource;
 
-  constructor(opts?: HmacDrbgOptions) {
+  constructor(opts?: HmacDrbgOptions | null) {
     // Everything that can fail runs before the context exists.
     const options = opts ?? {};
     const hash = options.hash ?? 'SHA-256';
@@ -166,7 +166,7 @@ export class HmacDrbg extends CoreContext {
 }
 
 /** Creates an HMAC_DRBG instance (SP 800-90A), instantiated from the entropy source. */
-export function hmacDrbg(options?: HmacDrbgOptions): HmacDrbg {
+export function hmacDrbg(options?: HmacDrbgOptions | null): HmacDrbg {
   return new HmacDrbg(options);
 }
 

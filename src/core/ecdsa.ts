@@ -53,9 +53,9 @@ export interface Ecdsa {
   keygen(): KeyPair;
   /** SEC1 public key: uncompressed (default) or compressed. */
   getPublicKey(secretKey: Uint8Array, compressed?: boolean): Uint8Array;
-  sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions): Uint8Array;
+  sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Uint8Array;
   /** False for a well-formed but invalid or malformed signature; throws for unusable keys or options. */
-  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions): boolean;
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions | null): boolean;
 }
 
 // id: the core's curve id (field size in bits); bytes: scalar and coordinate length.
@@ -113,7 +113,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     }
   }
 
-  function digestOf(message: Uint8Array, opts: VerifyOptions | undefined): { digest: Uint8Array; hashName: HashName } {
+  function digestOf(message: Uint8Array, opts: VerifyOptions | null | undefined): { digest: Uint8Array; hashName: HashName } {
     assertBytes(message, 'message');
     const hashName = opts?.hash ?? defaultHash;
     hashId(hashName);
@@ -123,7 +123,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return { digest: message, hashName };
   }
 
-  function formatOf(opts: VerifyOptions | undefined): SignatureFormat {
+  function formatOf(opts: VerifyOptions | null | undefined): SignatureFormat {
     const format = opts?.format ?? 'der';
     if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got ${shown(format)}`);
     return format;
@@ -153,7 +153,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     }
   }
 
-  function sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions): Uint8Array {
+  function sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Uint8Array {
     checkSecret(secretKey);
     const { digest, hashName } = digestOf(message, opts);
     const format = formatOf(opts);
@@ -180,7 +180,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return format === 'raw' ? raw : rawToDer(raw);
   }
 
-  function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions): boolean {
+  function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions | null): boolean {
     assertBytes(signature, 'signature');
     checkPublic(publicKey);
     const { digest } = digestOf(message, opts);

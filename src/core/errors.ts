@@ -14,7 +14,9 @@ export type SenvErrorCode =
   | 'ERR_PCSC'
   | 'ERR_PCSC_UNAVAILABLE'
   | 'ERR_APDU'
-  | 'ERR_CARD_STATUS';
+  | 'ERR_CARD_STATUS'
+  // A refused Mcs request (McsError, with its rsc)
+  | 'ERR_MCS';
 
 export class SenvError extends Error {
   readonly code: SenvErrorCode;

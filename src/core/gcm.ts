@@ -54,7 +54,7 @@ class GcmMode implements AeadMode {
  * AES-GCM under `key` (16 or 32 bytes, or an AesKey) and `nonce`. Never
  * encrypt two messages with the same key and nonce.
  */
-export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: GcmOptions): Aead {
+export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: GcmOptions | null): Aead {
   checkKeyInput(key);
   assertBytes(nonce, 'nonce');
   assertBytes(aad, 'aad');

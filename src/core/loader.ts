@@ -15,7 +15,7 @@ import { CoreError, shown } from './errors.ts';
 export type CoreBuild = 'relaxed' | 'simd' | 'scalar';
 
 /** Every build, best first. */
-export const CORE_BUILDS: readonly CoreBuild[] = ['relaxed', 'simd', 'scalar'];
+export const CORE_BUILDS: readonly CoreBuild[] = Object.freeze(['relaxed', 'simd', 'scalar'] as const);
 
 export interface InitOptions {
   /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
@@ -114,7 +114,7 @@ export function coreBuilds(): CoreBuild[] {
   return CORE_BUILDS.filter(runs);
 }
 
-function pick(options: InitOptions | undefined): CoreBuild {
+function pick(options: InitOptions | null | undefined): CoreBuild {
   const want = options?.build ?? 'auto';
   if (want === 'auto') return coreBuilds()[0]!;
   if (!CORE_BUILDS.includes(want)) {
@@ -128,7 +128,8 @@ function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Cor
   const x = instance.exports as unknown as CoreExports;
   const abiVersion = x.abi_version();
   if (abiVersion !== ABI_VERSION) throw new CoreError(`core ABI version ${abiVersion}, facade expects ${ABI_VERSION}`);
-  return new Core(x, { build, abiVersion, moduleBytes: bytesOf(build).length, instantiateMs: performance.now() - t0 });
+  // One info per instance, handed to every caller of init(): frozen, so none can change what the others read.
+  return new Core(x, Object.freeze({ build, abiVersion, moduleBytes: bytesOf(build).length, instantiateMs: performance.now() - t0 }));
 }
 
 // Each init()/initSync() call is a choice of build, and the latest choice
@@ -142,7 +143,7 @@ const pending: Partial<Record<CoreBuild, Promise<Core>>> = {};
  * module size; a browser main thread may refuse to compile synchronously, in
  * which case call `await init()` first.
  */
-export function initSync(options?: InitOptions): CoreInfo {
+export function initSync(options?: InitOptions | null): CoreInfo {
   const build = pick(options);
   choice++;
   current = loadSync(build);
@@ -168,7 +169,7 @@ function loadSync(build: CoreBuild): Core {
  * Loads the core asynchronously; works everywhere. Calling it again is cheap:
  * one instance per build, also for calls made while it loads.
  */
-export async function init(options?: InitOptions): Promise<CoreInfo> {
+export async function init(options?: InitOptions | null): Promise<CoreInfo> {
   const build = pick(options);
   const mine = ++choice;
   const c = loaded[build] ?? (await (pending[build] ??= instantiate(build)));

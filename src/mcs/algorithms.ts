@@ -3,24 +3,27 @@
 // The same for every backend, so the Mcs layer validates once and a backend
 // only executes. Decisions on the spec's gaps are recorded in docs/mcs.md.
 import type { CipherAlgorithm, HashAlgorithm, RngType, SignatureAlgorithm } from '../backends/backend.ts';
+// The tables are the engine's rules, exported for reading: frozen all the way down.
+import { frozen } from './frozen.ts';
 
 export interface CipherInfo {
-  name: string;
-  mode: 'gcm' | 'ccm' | 'cbc';
-  keyLengths: readonly number[];
+  readonly name: string;
+  readonly mode: 'gcm' | 'ccm' | 'cbc';
+  readonly keyLengths: readonly number[];
   /** Length generateKey produces. */
-  generatedKeyLength: number;
+  readonly generatedKeyLength: number;
   /** AEAD: RFC 5116 / RFC 6655 fix a 12-byte nonce for every one of 1001-1019. */
-  nonceLength?: number;
-  tagLength?: number;
-  padding?: 'none' | 'iso9797-m1' | 'iso9797-m2' | 'pkcs5';
+  readonly nonceLength?: number;
+  readonly tagLength?: number;
+  readonly padding?: 'none' | 'iso9797-m1' | 'iso9797-m2' | 'pkcs5';
 }
+
 
 // AES-128 and AES-256 are what the core implements; the CBC values (Java Card)
 // take either, and generateKey picks AES-256 for them.
-const AES = [16, 32] as const;
+const AES = Object.freeze([16, 32] as const);
 
-export const CIPHERS: Readonly<Record<CipherAlgorithm, CipherInfo>> = {
+export const CIPHERS: Readonly<Record<CipherAlgorithm, CipherInfo>> = frozen({
   1001: { name: 'ALG_AEAD_AES_128_GCM', mode: 'gcm', keyLengths: [16], generatedKeyLength: 16, nonceLength: 12, tagLength: 16 },
   1002: { name: 'ALG_AEAD_AES_256_GCM', mode: 'gcm', keyLengths: [32], generatedKeyLength: 32, nonceLength: 12, tagLength: 16 },
   1003: { name: 'ALG_AEAD_AES_128_CCM', mode: 'ccm', keyLengths: [16], generatedKeyLength: 16, nonceLength: 12, tagLength: 16 },
@@ -31,19 +34,19 @@ export const CIPHERS: Readonly<Record<CipherAlgorithm, CipherInfo>> = {
   22: { name: 'ALG_AES_CBC_ISO9797_M1', mode: 'cbc', keyLengths: AES, generatedKeyLength: 32, padding: 'iso9797-m1' },
   23: { name: 'ALG_AES_CBC_ISO9797_M2', mode: 'cbc', keyLengths: AES, generatedKeyLength: 32, padding: 'iso9797-m2' },
   24: { name: 'ALG_AES_CBC_PKCS5', mode: 'cbc', keyLengths: AES, generatedKeyLength: 32, padding: 'pkcs5' },
-};
+});
 
 export interface SignatureInfo {
-  name: string;
-  family: 'cmac' | 'cbc-mac' | 'ecdsa' | 'hmac';
+  readonly name: string;
+  readonly family: 'cmac' | 'cbc-mac' | 'ecdsa' | 'hmac';
   /** Allowed secret key lengths (HMAC: a range). */
-  keyLengths: readonly number[] | { min: number; max: number };
-  generatedKeyLength: number;
-  curve?: 'P-256' | 'P-384' | 'P-521';
-  hash?: HashAlgorithm;
+  readonly keyLengths: readonly number[] | { readonly min: number; readonly max: number };
+  readonly generatedKeyLength: number;
+  readonly curve?: 'P-256' | 'P-384' | 'P-521';
+  readonly hash?: HashAlgorithm;
 }
 
-export const SIGNATURES: Readonly<Record<SignatureAlgorithm, SignatureInfo>> = {
+export const SIGNATURES: Readonly<Record<SignatureAlgorithm, SignatureInfo>> = frozen({
   49: { name: 'ALG_AES_CMAC_128', family: 'cmac', keyLengths: AES, generatedKeyLength: 32 },
   18: { name: 'ALG_AES_MAC_128_NOPAD', family: 'cbc-mac', keyLengths: AES, generatedKeyLength: 32 },
   33: { name: 'ALG_ECDSA_SHA_256', family: 'ecdsa', keyLengths: [32], generatedKeyLength: 32, curve: 'P-256', hash: 4 },
@@ -54,18 +57,18 @@ export const SIGNATURES: Readonly<Record<SignatureAlgorithm, SignatureInfo>> = {
   25: { name: 'ALG_HMAC_SHA_256', family: 'hmac', keyLengths: { min: 1, max: 4096 }, generatedKeyLength: 32, hash: 4 },
   26: { name: 'ALG_HMAC_SHA_384', family: 'hmac', keyLengths: { min: 1, max: 4096 }, generatedKeyLength: 48, hash: 5 },
   27: { name: 'ALG_HMAC_SHA_512', family: 'hmac', keyLengths: { min: 1, max: 4096 }, generatedKeyLength: 64, hash: 6 },
-};
+});
 
-export const HASHES: Readonly<Record<HashAlgorithm, { name: string; outputLength: number }>> = {
+export const HASHES: Readonly<Record<HashAlgorithm, { readonly name: string; readonly outputLength: number }>> = frozen({
   4: { name: 'SHA256', outputLength: 32 },
   5: { name: 'SHA384', outputLength: 48 },
   6: { name: 'SHA512', outputLength: 64 },
-};
+});
 
-export const RNG_TYPES: Readonly<Record<RngType, string>> = { 1: 'Pseudo RNG', 2: 'True (physical) RNG' };
+export const RNG_TYPES: Readonly<Record<RngType, string>> = frozen({ 1: 'Pseudo RNG', 2: 'True (physical) RNG' });
 
 /** SEC1 uncompressed point length per curve (public keys in keyInformation). */
-export const PUBLIC_KEY_LENGTHS = { 'P-256': 65, 'P-384': 97, 'P-521': 133 } as const;
+export const PUBLIC_KEY_LENGTHS = frozen({ 'P-256': 65, 'P-384': 97, 'P-521': 133 } as const);
 
 export function keyLengthAllowed(rule: SignatureInfo['keyLengths'] | CipherInfo['keyLengths'], n: number): boolean {
   return 'min' in rule ? n >= rule.min && n <= rule.max : rule.includes(n);

@@ -11,6 +11,7 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
+import { assertBytes } from '../core/errors.ts';
 
 let counter = 0;
 
@@ -105,7 +106,8 @@ export class McsClient {
    * aad is given (or later with setParameters). When the parameters are
    * refused the cipher is deleted again and the error thrown.
    */
-  cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+  async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+    optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The parameters are sent after the CREATE: copied now.
     return held({ nonce: opts.nonce, iv: opts.iv, aad: opts.aad }, async (p) => {
       const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts));
@@ -122,6 +124,7 @@ export class McsClient {
   }
 
   async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
+    optionalBytes(opts, 'key', 'publicKey');
     const kInf = opts.publicKey && toBase64(opts.publicKey);
     return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: opts.key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts));
   }
@@ -132,6 +135,7 @@ export class McsClient {
 
   /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
   async sensitiveData(data: Uint8Array, opts?: string | CommonOptions): Promise<SensitiveDataResource> {
+    assertBytes(data, 'data');
     return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg: data }, typeof opts === 'string' ? { name: opts } : opts));
   }
 
@@ -206,6 +210,7 @@ abstract class McsResource {
 abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
   async update(chunk: Uint8Array): Promise<this> {
+    assertBytes(chunk, 'chunk');
     await this.serialWith({ msg: chunk }, (c) => this.patch(c));
     return this;
   }
@@ -239,7 +244,8 @@ export class CipherResource extends MessageResource {
     return (await this.serial(() => this.run('generateKey'))).kDt as Uint8Array | undefined;
   }
   /** Creates the <algorithmSpecificParameter> child, or updates it once it exists (a given value replaces the old one). */
-  setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
+  async setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
+    optionalBytes(p, 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: p.nonce, iV: p.iv, aD: p.aad }), async (content) => {
       if (this.#parameters) await this.client.request(3, this.#parameters, 'senv:algP', content);
       else this.#parameters = await this.client.createUnder(this.address, 20001, 'senv:algP', content);
@@ -253,6 +259,7 @@ export class SignatureResource extends MessageResource {
     return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
+    assertBytes(signature, 'signature');
     return this.serialWith({ Sgn: signature }, async (c) => {
       await this.patch(c);
       return (await this.run('verifySignature')).vR === true;
@@ -285,6 +292,7 @@ export class SensitiveDataResource extends McsResource {
     return (await this.retrieve()).msg as Uint8Array;
   }
   async write(data: Uint8Array): Promise<void> {
+    assertBytes(data, 'data');
     await this.set({ msg: data });
   }
 }
@@ -299,6 +307,14 @@ export class PolicyResource extends McsResource {
 
 function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {
   return { acr: rules.map((r) => ({ acor: r.originators, acop: r.operations })) };
+}
+
+/**
+ * Byte arguments are Uint8Arrays, as everywhere in senv: a string would
+ * otherwise reach the primitive as base64 and be decoded silently.
+ */
+function optionalBytes<T extends object>(opts: T, ...names: (keyof T & string)[]): void {
+  for (const n of names) if (opts[n] !== undefined) assertBytes(opts[n], n);
 }
 
 /** Runs `fn` on a copy of `content` taken now; the byte copies are zeroized when it has finished. */

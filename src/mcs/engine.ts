@@ -28,6 +28,7 @@ import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
 import { setBytes, setCopy } from './types/common.ts';
 import { snapshot } from './snapshot.ts';
+import { frozen } from './frozen.ts';
 import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
@@ -78,8 +79,8 @@ export class McsEngine {
 
   /** Opens the backends (self tests), loads persisted resources and returns a ready engine. */
   static async create(options: McsEngineOptions = {}): Promise<McsEngine> {
+    checkOptions(options);
     const quota = options.memoryQuota;
-    if (quota !== undefined && !(Number.isSafeInteger(quota) && quota >= 0)) throw new InvalidInputError('memoryQuota must be a number of bytes (a non-negative integer)');
     if (options.dataDir && !options.store) {
       const masterKey = await resolveMasterKey(options);
       try {
@@ -116,9 +117,10 @@ export class McsEngine {
   }
 
   /** What a hosted SE is and can do, as its backend reports it. */
-  describe(seId: string): { description: BackendDescription; capabilities: BackendCapabilities } | undefined {
+  describe(seId: string): { readonly description: Readonly<BackendDescription>; readonly capabilities: Readonly<BackendCapabilities> } | undefined {
     const host = this.#hosts.get(seId);
-    return host && { description: host.backend.description, capabilities: host.backend.capabilities };
+    // Copies: the engine keeps reading the backend's own (a caller's change must not reach a registration).
+    return host && frozen(structuredClone({ description: host.backend.description, capabilities: host.backend.capabilities }));
   }
 
   /** Serves one request primitive; resolves to its response primitive, never rejects. */
@@ -731,6 +733,21 @@ function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined)
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {
   return pc instanceof Promise ? pc.then((content) => ({ rsc, rqi, pc: content })) : { rsc, rqi, pc };
+}
+
+/** Options of the wrong kind fail here, named, rather than as a TypeError at the first request. */
+function checkOptions(o: McsEngineOptions): void {
+  if (typeof o !== 'object' || o === null) throw new InvalidInputError('McsEngine options must be an object');
+  const bytes = (v: unknown, what: string, min: number) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= min)) throw new InvalidInputError(`${what} must be a number of bytes (an integer from ${min})`);
+  };
+  bytes(o.memoryQuota, 'memoryQuota', 0);
+  bytes(o.maxDataSize, 'maxDataSize', 1);
+  if (o.backends !== undefined && !(Array.isArray(o.backends) && o.backends.every((b) => typeof (b as Partial<SecureEnvironmentBackend> | null)?.open === 'function'))) {
+    throw new InvalidInputError('backends must be an array of SE backends (SoftwareBackend, PcscBackend, or your own)');
+  }
+  if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new InvalidInputError('dataDir must be a directory path (a non-empty string)');
+  if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
 }
 
 /** A response echoes the request's release version (TS-0004), whatever answered it. */

@@ -1,5 +1,6 @@
 // Response status codes (TS-0004 clause 6.6) used over Mcs, and the error
 // that carries one from anywhere in the layer to the response.
+import { SenvError } from '../core/errors.ts';
 
 export const RSC = {
   OK: 2000,
@@ -30,17 +31,16 @@ export type ResponseStatusCode = (typeof RSC)[keyof typeof RSC];
  * m2m:dbg: short, naming the attribute or parameter, never containing key or
  * data bytes.
  */
-export class McsError extends Error {
+export class McsError extends SenvError {
   readonly rsc: ResponseStatusCode;
   constructor(rsc: ResponseStatusCode, message: string) {
     // A refused request is an answer, not a bug: capturing a stack trace
     // would cost more than serving the request (a flood of bad requests).
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
-    super(message);
+    super('ERR_MCS', message);
     Error.stackTraceLimit = limit;
     this.rsc = rsc;
-    this.name = 'McsError';
   }
 }
 

@@ -2,7 +2,7 @@
 // file, or taken from an environment variable (SENV_MASTER_KEY by default).
 // Accepted encodings: 32 raw bytes (file only, and not all printable: that
 // is text), 64 hex digits, or base64 of 32 bytes.
-import { StateError } from '../../core/errors.ts';
+import { InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
@@ -46,6 +46,7 @@ function parse(text: string): Uint8Array | undefined {
 }
 
 function check(key: Uint8Array | undefined, what: string): Uint8Array {
-  if (!(key instanceof Uint8Array) || key.length !== 32) throw new StateError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  if (!(key instanceof Uint8Array)) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  if (key.length !== 32) throw new LengthError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
   return key;
 }

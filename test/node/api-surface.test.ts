@@ -1,0 +1,68 @@
+// The public surface: what a caller can reach cannot corrupt the engine or the core, and bad
+// arguments are typed errors (SenvError subclasses with a code).
+import { describe, expect, it } from 'vitest';
+import * as senv from '../../src/index.ts';
+import { AesKey, aesKey, CIPHERS, CORE_BUILDS, gcm, HASHES, initSync, InvalidInputError, McsClient, McsEngine, McsError, SenvError, SIGNATURES } from '../../src/index.ts';
+
+describe('public API surface', () => {
+  it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
+    const k = aesKey(new Uint8Array(16).fill(1));
+    for (const name of ['handle', 'owner', 'copy']) expect(name in k, name).toBe(false);
+    const Ctor = AesKey as unknown as new (...args: unknown[]) => AesKey;
+    expect(() => new Ctor(Symbol('AesKey'), 1, 16, {})).toThrow(InvalidInputError);
+    expect(gcm(k, new Uint8Array(12)).encrypt(new Uint8Array(4))).toEqual(gcm(new Uint8Array(16).fill(1), new Uint8Array(12)).encrypt(new Uint8Array(4)));
+    k.destroy();
+  });
+
+  it('the exported algorithm tables and build list are frozen all the way down', () => {
+    for (const table of [CIPHERS, SIGNATURES, HASHES]) {
+      expect(Object.isFrozen(table)).toBe(true);
+      for (const info of Object.values(table)) {
+        expect(Object.isFrozen(info)).toBe(true);
+        if ('keyLengths' in info) expect(Object.isFrozen(info.keyLengths)).toBe(true);
+      }
+    }
+    expect(() => ((CIPHERS[1001] as { tagLength?: number }).tagLength = 4)).toThrow(TypeError);
+    expect(() => (CORE_BUILDS as CoreBuildList).reverse()).toThrow(TypeError);
+    const info = initSync();
+    expect(() => ((info as { build: string }).build = 'bogus')).toThrow(TypeError);
+  });
+
+  it('describe() hands out a frozen copy: a caller cannot change what the SE reports', async () => {
+    const engine = await McsEngine.create();
+    const seId = engine.seIds[0]!;
+    const d = engine.describe(seId)!;
+    expect(() => ((d.description as { securityLevel: number }).securityLevel = 3)).toThrow(TypeError);
+    expect(engine.describe(seId)!.description.securityLevel).toBe(1);
+    await engine.close();
+  });
+
+  it('only the error classes are exported, not the internal helpers', () => {
+    for (const name of ['isBytes', 'assertBytes', 'shown', 'statusError']) expect(name in senv, name).toBe(false);
+  });
+
+  it('McsClient takes bytes only, and McsError is a SenvError with its rsc', async () => {
+    const engine = await McsEngine.create();
+    const c = await new McsClient(engine, 'CAE1').register();
+    const h = await c.hash({ algorithm: 4 });
+    await expect(h.update('YWJj' as unknown as Uint8Array)).rejects.toThrow(InvalidInputError);
+    await expect(c.sensitiveData('c2VjcmV0' as unknown as Uint8Array)).rejects.toThrow(InvalidInputError);
+    await expect(c.cipher({ algorithm: 1001, maxByteSize: 64, key: 'AAAAAAAAAAAAAAAAAAAAAA==' as unknown as Uint8Array })).rejects.toThrow(InvalidInputError);
+    const refused = await new McsClient(engine, 'CAE9').hash({ algorithm: 4 }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(McsError);
+    expect(refused).toBeInstanceOf(SenvError);
+    expect(refused).toMatchObject({ code: 'ERR_MCS', rsc: 4106 });
+    await engine.close();
+  });
+
+  it('McsEngine.create refuses options of the wrong kind, named', async () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],
+      [{ maxDataSize: Number.NaN }, /maxDataSize/], [{ maxDataSize: -5 }, /maxDataSize/], [{ memoryQuota: 'big' }, /memoryQuota/],
+    ];
+    for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
+    for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);
+  });
+});
+
+type CoreBuildList = string[];
