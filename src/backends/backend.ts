@@ -200,8 +200,18 @@ export interface SecureEnvironmentBackend {
   exportKey(key: KeyHandle): Promise<Uint8Array>;
   storeKey(key: KeyHandle): Promise<StoredKey>;
   loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle>;
-  /** Zeroizes (software) or forgets (device session) the key; idempotent. */
+  /**
+   * Forgets the handle: zeroizes the host's copy of the material (software);
+   * a device keeps the key itself (the engine closing with a data directory
+   * that still names it). Idempotent.
+   */
   releaseKey(key: KeyHandle): void;
+  /**
+   * The key's resource is gone (deleted, expired, deregistered, a refused
+   * CREATE, or an engine closing with nothing that could load it again): a
+   * device deletes the key too. Without it, releaseKey serves. Idempotent.
+   */
+  deleteKey?(key: KeyHandle): void;
 
   digest(algorithm: HashAlgorithm): MaybePromise<DigestStream>;
   cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): MaybePromise<CipherStream>;

@@ -182,7 +182,8 @@ export class McsEngine {
     for (const host of this.#hosts.values()) {
       await host.acquire();
       try {
-        for (const r of host.byRi.values()) host.releaseResource(r);
+        // Keys a device keeps stay there when the store names them (the next run loads them).
+        for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
         await host.backend.close();
       } catch (error) {
         failure ??= { error };
@@ -728,7 +729,7 @@ function wipe(values: Map<string, unknown>, borrowed?: Uint8Array): void {
 /** A change that will not be applied: its bytes zeroized, its keys released. */
 function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined): void {
   wipe(change.attrs, borrowed);
-  for (const v of change.attrs.values()) if (isKeyHandle(v)) host.backend.releaseKey(v);
+  for (const v of change.attrs.values()) if (isKeyHandle(v)) host.deleteKey(v);
 }
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {

@@ -3,7 +3,7 @@
 // indexes the engine resolves addresses with. Requests to one SE run one at
 // a time (clause 7.3.0: concurrent accesses are resolved in the SE
 // abstraction layer); different SEs do not wait for each other.
-import { isKeyHandle, type RebootType, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, Resource } from './resource.ts';
@@ -198,13 +198,26 @@ export class SeHost {
     }
   }
 
-  /** Zeroizes and releases what a resource holds: keys, the data of its append attribute, secrets. */
-  releaseResource(res: Resource): void {
+  /**
+   * Zeroizes and releases what a resource holds: keys, the data of its append
+   * attribute, secrets. Its keys are deleted from a device too, unless
+   * `keepDeviceKeys` (the engine closing with a store that still names them).
+   */
+  releaseResource(res: Resource, keepDeviceKeys = false): void {
     for (const [name, v] of res.attrs) {
-      if (isKeyHandle(v)) this.backend.releaseKey(v);
+      if (isKeyHandle(v)) {
+        if (keepDeviceKeys) this.backend.releaseKey(v);
+        else this.deleteKey(v);
+      }
       else if (v instanceof Accumulator) v.clear();
       else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) v.fill(0);
     }
+  }
+
+  /** The key's resource is gone: deleted from a device too. */
+  deleteKey(key: KeyHandle): void {
+    if (this.backend.deleteKey) this.backend.deleteKey(key);
+    else this.backend.releaseKey(key);
   }
 
   /** Releases a resource whose CREATE failed, with the children it was being created with (never in the tree: nothing else saw them). */

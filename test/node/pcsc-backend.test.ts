@@ -249,6 +249,44 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
     }
   });
 
+  it('keys on the card outlive a persisted engine\'s close and serve after the restart; an engine without a store deletes them', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'senv-keys-'));
+    const masterKey = randomBytes(32);
+    // The card's own key store (private to its applet): what the card holds, whatever the host believes.
+    const slots = async () => [...(card.applet as unknown as { store: KeyStore }).store.keys.keys()];
+    const start = async (persist: boolean) => {
+      const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })], ...(persist ? { dataDir, masterKey } : {}) });
+      return { engine, s: new Session(engine, 'CAE1') };
+    };
+    const key = randomBytes(32), msg = randomBytes(100);
+    const mac = (s: Session) => s.update(s.path('reg', 'm'), { 'senv:Sgn': { msg: b64(msg) } }).then(() => s.retrieve(s.path('reg', 'm', 'cSgn')));
+    const before = (await slots()).length;
+    let { engine, s } = await start(true);
+    try {
+      await s.register();
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(key) } }), 2001, 'HMAC key on the card');
+      const want = b64(hmac('SHA-256', key, msg));
+      expect(body(ok(await mac(s), 2000, 'MAC'), 'senv:Sgn').Sgn).toBe(want);
+      await engine.close();
+      expect((await slots()).length).toBe(before + 1);
+      ({ engine, s } = await start(true));
+      expect(body(ok(await mac(s), 2000, 'MAC after the restart'), 'senv:Sgn').Sgn).toBe(want);
+      ok(await s.delete(s.seId), 2002, 'deregister');
+      await engine.close();
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await slots()).length).toBe(before);
+      ({ engine, s } = await start(false));
+      await s.register();
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(key) } }), 2001, 'in memory');
+      await engine.close();
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await slots()).length).toBe(before);
+    } finally {
+      await engine.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('[SEReboot] rebootType 1 and 2 are a cold and a warm reset of the card', async () => {
     const pc = new PcscBackend({ reader: env.slot.reader });
     await pc.open();
@@ -417,7 +455,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
     expect([reader.connects, reader.disconnects]).toEqual([1, 1]);
     const sent = reader.sent.length;
-    b.releaseKey(k);
+    b.deleteKey(k);
     await expect(b.objectStore.read('x')).rejects.toBeInstanceOf(StateError);
     await expect(b.objectStore.write('y', Uint8Array.of(1))).rejects.toBeInstanceOf(StateError);
     await expect(b.objectStore.remove('x')).rejects.toBeInstanceOf(StateError);

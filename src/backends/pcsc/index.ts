@@ -235,8 +235,14 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return this.track(new CardKey(spec, stored.kind, ref, point?.slice()));
   }
 
-  /** Deletes the key from its slot (queued; a failure leaves an orphan slot, never a usable handle). */
+  /** Forgets the handle; the key stays in its slot, for a data directory that names it. */
   releaseKey(key: KeyHandle): void {
+    if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
+    key.released = true;
+  }
+
+  /** Deletes the key from its slot (queued; a failure leaves an orphan slot, never a usable handle). */
+  deleteKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
     this.deleteSlot(key.ref).catch(() => undefined);

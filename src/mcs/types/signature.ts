@@ -123,7 +123,7 @@ export const signatureType: ResourceType = {
         try {
           pub = await ctx.host.backend.publicKey(key);
         } catch (e) {
-          ctx.host.backend.releaseKey(key);
+          ctx.host.deleteKey(key);
           throw e;
         }
         change.attrs.set('keyData', key);
