@@ -21,6 +21,7 @@ import { Accumulator, Resource } from './resource.ts';
 import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
+import { seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
 import type { Persistence } from './persist.ts';
 import type { Files } from './store/files.ts';
@@ -216,12 +217,15 @@ export class McsEngine {
   /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
   #handle(ctx: Context, req: McsRequest, binary: boolean): McsResponse | Promise<McsResponse> {
     const { host } = ctx;
-    if (host.failed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service: ${host.failed}`);
     const registering = req.op === 1 && req.ty === SE_TY;
     if (!registering && !host.registrationOf(req.fr)) {
+      if (host.failed) throw outOfService(host);
       throw new McsError(RSC.ORIGINATOR_HAS_NOT_REGISTERED, 'originator is not registered with this SE: CREATE an <SE> first');
     }
     const target = host.resolve(req.to);
+    // An SE out of service (a failed self test, a reset that could not reach the card) takes one
+    // request: an UPDATE of its [SEReboot], whose success brings it back.
+    if (host.failed && !(req.op === 3 && !target.virtual && target.res?.def.type === seRebootType)) throw outOfService(host);
     switch (req.op) {
       case 1: return this.#create(ctx, req, target, binary);
       case 2: return this.#retrieve(ctx, req, target, binary);
@@ -750,6 +754,8 @@ function checkOptions(o: McsEngineOptions): void {
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new InvalidInputError('dataDir must be a directory path (a non-empty string)');
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
 }
+
+const outOfService = (host: SeHost) => new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service: ${host.failed}: UPDATE an [SEReboot] (rb: true) to bring it back`);
 
 /** A response echoes the request's release version (TS-0004), whatever answered it. */
 function versioned(response: McsResponse, rvi: string | undefined): McsResponse {

@@ -329,6 +329,16 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       expect(h2.rsc).toBe(2001);
       const r = await send(2, `${pcId}/reg/h2/cHsh`);
       expect(r.rsc).toBe(2000);
+      // A reset while the card is out fails (5000) and leaves the SE out of service, but an
+      // [SEReboot] is still taken, and once the card is back it brings the SE back.
+      await env.remove(card);
+      const reboot = () => send(3, `${pcId}/reg/coldReset`, { 'senv:Srbt': { rb: true } });
+      expect((await reboot()).rsc).toBe(5000);
+      expect(JSON.stringify(await send(2, `${pcId}/reg/h2`))).toMatch(/out of service.*SEReboot/);
+      await env.insert(card);
+      expect((await send(2, `${pcId}/reg/h2`)).rsc).toBe(5000);
+      expect((await reboot()).rsc).toBe(2004);
+      expect((await send(2, `${pcId}/reg/h2/cHsh`)).rsc).toBe(2000);
     } finally {
       await engine.close();
     }
