@@ -339,6 +339,15 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       expect((await send(2, `${pcId}/reg/h2`)).rsc).toBe(5000);
       expect((await reboot()).rsc).toBe(2004);
       expect((await send(2, `${pcId}/reg/h2/cHsh`)).rsc).toBe(2000);
+      // Another card in the reader is refused, never used in place of this one (its key slots are another's).
+      await env.remove(card);
+      const other = env.newCard();
+      await env.insert(other);
+      expect((await send(2, `${pcId}/reg/h2/cHsh`)).rsc).toBe(5000);
+      expect((await send(2, `${pcId}/reg/h2/cHsh`)).rsc).toBe(5000);
+      await env.remove(other);
+      await env.insert(card);
+      expect((await send(2, `${pcId}/reg/h2/cHsh`)).rsc).toBe(2000);
     } finally {
       await engine.close();
     }

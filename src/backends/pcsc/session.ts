@@ -11,7 +11,7 @@
 // deadlock the engine's queue.
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { EXTENDED_MAX_NC, EXTENDED_MAX_NE, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
-import { StatusWordError } from '../../apdu/errors.ts';
+import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
 import { StateError } from '../../core/errors.ts';
@@ -188,6 +188,10 @@ export class CardSession {
       // The extended-length decision needs the FCI: select over a short stack first.
       this.useStack(false);
       const info = parseFci(await this.selectBasic());
+      // Key references and the M2M-SE-ID name one card: another card in the reader is never used in its place.
+      if (this.info && hexOf(info.serial) !== hexOf(this.info.serial)) {
+        throw new ApduError(`another card (serial ${hexOf(info.serial)}) is in the reader where card ${hexOf(this.info.serial)} was: put that card back`);
+      }
       this.useStack(info.maxCommandData > 255, info.maxCommandData);
       this.info = info;
     } catch (e) {
@@ -272,3 +276,5 @@ export function parseFci(fci: Uint8Array): CardInfo {
     serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
   };
 }
+
+const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
