@@ -304,6 +304,26 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
     }
   });
 
+  it('a stream whose channel a removal took fails as the card\'s failure (5000), not as a refused request (4005)', async () => {
+    const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader })] });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      for (const h of ['h1', 'h2']) {
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: h, Halg: 4 } }), 2001, h);
+        ok(await s.update(s.path('reg', h), { 'senv:Hsh': { msg: b64(randomBytes(200_000)) } }), 2004, `${h} streams on a channel`);
+      }
+      await env.remove(card);
+      await env.insert(card);
+      ok(await s.update(s.path('reg', 'h2'), { 'senv:Hsh': { msg: b64(randomBytes(100_000)) } }), 2004, 'h2 after the reinsertion (the card is reconnected)');
+      ok(await s.retrieve(s.path('reg', 'h2', 'cHsh')), 2000, 'h2 replayed');
+      const lost = await s.retrieve(s.path('reg', 'h1', 'cHsh'));
+      expect(lost.rsc).toBe(5000);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('a card removed mid-operation gives a clean Mcs error; other SEs keep serving; reinsertion recovers', async () => {
     const pc = new PcscBackend({ reader: env.slot.reader });
     const engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });

@@ -4,6 +4,7 @@
 // APDUs (at least one) plus a constant (MSE:SET when the environment changed,
 // MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
 import { INS } from '../../apdu/profile.ts';
+import { ApduError } from '../../apdu/errors.ts';
 import type { ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
 import { concatBytes, EMPTY } from '../../core/bytes.ts';
@@ -121,7 +122,8 @@ export class LinkStream {
   }
 
   private checkEpoch(): void {
-    if (this.epoch !== this.session.epoch) throw new StateError('the card was reset or removed during this operation');
+    // A failure of the card, not a request the caller may not make (StateError is 4005 over Mcs).
+    if (this.epoch !== this.session.epoch) throw new ApduError('the card was reset or removed during this operation');
   }
 
   // A channel goes back to the pool with its environment forgotten: the next
