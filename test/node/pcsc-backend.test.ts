@@ -382,6 +382,7 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
 class InProcessReader {
   readonly store = new KeyStore(undefined, () => randomBytes(8));
   readonly os: VirtualCardOs;
+  readonly applet: SenvApplet;
   readonly sent: Uint8Array[] = [];
   connects = 0;
   disconnects = 0;
@@ -389,7 +390,8 @@ class InProcessReader {
   private readonly context: PcscContext;
 
   constructor(limits: CardLimits = EXTENDED_LIMITS) {
-    this.os = new VirtualCardOs([new SenvApplet({ store: this.store, random: randomBytes, limits })], { limits });
+    this.applet = new SenvApplet({ store: this.store, random: randomBytes, limits });
+    this.os = new VirtualCardOs([this.applet], { limits });
     const card = {
       transmit: async (apdu: Uint8Array) => {
         this.sent.push(apdu);
@@ -530,6 +532,27 @@ describe('PC/SC SE backend over an in-process card', () => {
     await d.update(msg);
     expect(hex(await d.final())).toBe(hex(sha256(msg)));
     expect(reader.sent.map(hex).filter((a) => a === '0070000001').length).toBe(2);
+    await b.close();
+  });
+
+  it('a keyed stream aborted mid-chain is ended on the card at once: no PSO context (key schedule) stays behind', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const open = () => (reader.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
+    const key = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    const s = await b.cipher(1001, key, 'encrypt', { nonce: randomBytes(12) });
+    await s.update(randomBytes(2000));
+    expect(open()).toBe(1);
+    s.abort();
+    b.deleteKey(key);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(open()).toBe(0);
+    // The channel serves the next stream.
+    const d = await b.digest(4);
+    const msg = randomBytes(2000);
+    await d.update(msg);
+    expect(hex(await d.final())).toBe(hex(sha256(msg)));
     await b.close();
   });
 

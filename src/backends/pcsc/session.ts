@@ -160,6 +160,20 @@ export class CardSession {
     if (epoch === this.epoch && ch !== this.basic) this.free.push(ch);
   }
 
+  /**
+   * Ends the chain an aborted stream left open on `ch` (queued like any call:
+   * SELECT of the applet, which the card refuses once with 6883 as it drops
+   * the chain), then pools the channel. A reset since ended it already.
+   */
+  endChain(ch: AppletChannel, epoch: number): void {
+    if (epoch !== this.epoch) return;
+    this.run(async () => {
+      if (epoch !== this.epoch) return;
+      await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
+      this.returnChannel(ch, epoch);
+    }).catch(() => undefined);
+  }
+
   /** ISO/IEC 7816-3 cold or warm reset, then the applet is selected again. */
   async reset(kind: 'cold' | 'warm'): Promise<void> {
     await this.run(async () => {

@@ -95,7 +95,7 @@ export class LinkStream {
 
   abort(): void {
     this.done = true;
-    this.release();
+    this.release(true);
   }
 
   private link(ch: AppletChannel, data: Uint8Array, chained: boolean): Promise<ResponseApdu> {
@@ -126,17 +126,19 @@ export class LinkStream {
     if (this.epoch !== this.session.epoch) throw new ApduError('the card was reset or removed during this operation');
   }
 
-  // A channel goes back to the pool with its environment forgotten: the next
-  // stream's MSE:SET also discards whatever chain an aborted stream left.
-  private release(): void {
+  // A channel goes back to the pool with its environment forgotten. One an
+  // aborted stream held still has its chain open on the card, which keeps the
+  // PSO context (the key schedule with it) until a command ends the chain:
+  // the session ends it at once rather than leaving that to the channel's next user.
+  private release(aborted = false): void {
     for (const p of this.parts) p.fill(0);
     this.parts = [];
     this.buffered = 0;
     const ch = this.ch;
     this.ch = undefined;
-    if (ch) {
-      ch.forgetEnvironment();
-      this.session.returnChannel(ch, this.epoch);
-    }
+    if (!ch) return;
+    ch.forgetEnvironment();
+    if (aborted) this.session.endChain(ch, this.epoch);
+    else this.session.returnChannel(ch, this.epoch);
   }
 }
