@@ -345,15 +345,20 @@ export class SenvApplet implements Applet {
     return empty;
   }
 
+  // A slot is written once until PUT DATA 03 deletes its key: a host whose
+  // map of used slots is stale (another application in shared mode) gets
+  // 6A89 instead of overwriting a key someone else holds.
   private storeKey(ref: number, rec: KeyRecord): void {
-    const old = this.store.keys.get(ref);
+    if (this.store.keys.has(ref)) {
+      rec.secret?.fill(0);
+      throw new CardStatus(SW.REF_EXISTS);
+    }
     this.store.keys.set(ref, rec);
     if (this.store.used() > NVM_CAPACITY) {
-      if (old) this.store.keys.set(ref, old);
-      else this.store.keys.delete(ref);
+      this.store.keys.delete(ref);
+      rec.secret?.fill(0);
       throw new CardStatus(SW.MEMORY_FULL);
     }
-    old?.secret?.fill(0);
     this.store.save();
   }
 

@@ -287,6 +287,33 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
     }
   });
 
+  it('two applications sharing the card (share: shared) never write a key into each other\'s slot', async () => {
+    const engines = [
+      await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })] }),
+      await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })] }),
+    ];
+    try {
+      const keys = [randomBytes(32), randomBytes(32)];
+      const sessions = engines.map((e, i) => new Session(e, `CAPP${i}`));
+      for (const [i, s] of sessions.entries()) {
+        await s.register();
+        // Each engine read the card's map of used slots when it opened: B's is stale once A wrote.
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(keys[i]!) } }), 2001, `key of application ${i}`);
+      }
+      const mac = async (i: number) => {
+        const s = sessions[i]!;
+        ok(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { msg: b64(Buffer.from('abc')) } }), 2004, 'msg');
+        return body(ok(await s.retrieve(s.path('reg', 'm', 'cSgn')), 2000, `MAC ${i}`), 'senv:Sgn').Sgn;
+      };
+      for (const i of [0, 1]) expect(await mac(i)).toBe(b64(hmac('SHA-256', keys[i]!, Buffer.from('abc'))));
+      ok(await sessions[1]!.delete(sessions[1]!.seId), 2002, 'application 1 deregisters');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await mac(0)).toBe(b64(hmac('SHA-256', keys[0]!, Buffer.from('abc'))));
+    } finally {
+      for (const e of engines) await e.close();
+    }
+  });
+
   it('[SEReboot] rebootType 1 and 2 are a cold and a warm reset of the card', async () => {
     const pc = new PcscBackend({ reader: env.slot.reader });
     await pc.open();

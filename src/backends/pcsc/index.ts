@@ -9,7 +9,7 @@ import type {
   SignatureStream, StoredKey,
 } from '../backend.ts';
 import { markKeyHandle } from '../backend.ts';
-import { hex } from '../../apdu/apdu.ts';
+import { hex, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
@@ -168,14 +168,13 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
     const alg = this.supported(spec);
-    const ref = this.allocate();
+    let ref: number;
     try {
-      await this.session.run(() => this.session.channel0.transmit({
-        cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: ref, secret: true,
+      ref = await this.inFreeSlot((slot) => this.session.run(() => this.session.channel0.transmit({
+        cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true,
         data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]),
-      }));
+      })));
     } catch (e) {
-      this.usedRefs.delete(ref);
       if (e instanceof StatusWordError && e.sw === 0x6a80) throw new InvalidValueError('the card refused the key material (out of range or malformed)');
       throw e;
     }
@@ -195,17 +194,33 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** Generated on the card: the secret never exists outside it. */
   async generateKey(spec: KeySpec): Promise<KeyHandle> {
     const alg = this.supported(spec);
-    const ref = this.allocate();
-    let r;
-    try {
+    let r: ResponseApdu | undefined;
+    const ref = await this.inFreeSlot(async (slot) => {
       r = await this.session.run(() => this.session.channel0.transmit({
-        cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [ref]]), ne: 65536,
+        cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536,
       }));
-    } catch (e) {
-      this.usedRefs.delete(ref);
-      throw e;
+    });
+    return this.track(new CardKey(spec, 'secret', ref, r!.data.length ? publicPoint(r!.data) : undefined));
+  }
+
+  /**
+   * Writes a key into a slot this backend believes free. A slot the card
+   * says is taken (6A89: another application in shared mode wrote it since
+   * open() read the map) stays marked used and the next one is tried; any
+   * other failure frees the slot again.
+   */
+  private async inFreeSlot(write: (slot: number) => Promise<unknown>): Promise<number> {
+    for (;;) {
+      const ref = this.allocate();
+      try {
+        await write(ref);
+        return ref;
+      } catch (e) {
+        if (e instanceof StatusWordError && e.sw === 0x6a89) continue;
+        this.usedRefs.delete(ref);
+        throw e;
+      }
     }
-    return this.track(new CardKey(spec, 'secret', ref, r.data.length ? publicPoint(r.data) : undefined));
   }
 
   async publicKey(key: KeyHandle): Promise<Uint8Array | undefined> {
