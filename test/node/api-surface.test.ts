@@ -2,7 +2,7 @@
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
 import * as senv from '../../src/index.ts';
-import { AesKey, aesKey, CIPHERS, CORE_BUILDS, gcm, HASHES, initSync, InvalidInputError, McsClient, McsEngine, McsError, SenvError, SIGNATURES } from '../../src/index.ts';
+import { AesKey, aesKey, CIPHERS, CORE_BUILDS, gcm, HASHES, hmac, initSync, InvalidInputError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
   it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
@@ -53,6 +53,24 @@ describe('public API surface', () => {
     expect(refused).toBeInstanceOf(SenvError);
     expect(refused).toMatchObject({ code: 'ERR_MCS', rsc: 4106 });
     await engine.close();
+  });
+
+  it('SoftwareBackend checks what it is given: key material, algorithms, a key\'s purpose, the direction', async () => {
+    const b = new SoftwareBackend();
+    await b.open();
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', 'str' as unknown as Uint8Array)).rejects.toThrow(InvalidInputError);
+    await expect(b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(5))).rejects.toThrow(LengthError);
+    await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', new Uint8Array(64))).rejects.toThrow(LengthError);
+    await expect(b.generateKey({ use: 'cipher', algorithm: 9999 as never })).rejects.toThrow(UnknownAlgorithmError);
+    const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16));
+    expect(() => b.signature(25, aes, { format: 'der', prehashed: false })).toThrow(/made for cipher algorithm 1001/);
+    expect(() => b.signature(33, aes, { format: 'der', prehashed: false })).toThrow(InvalidInputError);
+    expect(() => b.cipher(1001, aes, 'sideways' as 'encrypt', { nonce: new Uint8Array(12) })).toThrow(InvalidInputError);
+    const mac = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(20).fill(7));
+    const s = b.signature(25, mac, { format: 'der', prehashed: false });
+    await s.update(Uint8Array.of(1, 2, 3));
+    expect(await s.sign()).toEqual(hmac('SHA-256', new Uint8Array(20).fill(7), Uint8Array.of(1, 2, 3)));
+    await b.close();
   });
 
   it('McsEngine.create refuses options of the wrong kind, named', async () => {

@@ -6,7 +6,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { CoreError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { assertBytes, CoreError, InvalidInputError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
@@ -16,7 +16,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
 import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
-import { CIPHERS, SIGNATURES } from '../../mcs/algorithms.ts';
+import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../mcs/algorithms.ts';
 
 export interface SoftwareBackendOptions {
   /** Unique ID part of the M2M-SE-ID; a random one when absent (the engine persists it with its data). */
@@ -91,6 +91,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   /** ECDSA keys are checked on import: a scalar outside [1, n-1] fails here (InvalidValueError), not at first use. */
   async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
     this.#live();
+    checkMaterial(spec, kind, material);
     const key = new SoftwareKey(spec, kind, material);
     if (spec.use === 'signature' && kind === 'secret' && ECDSA_ALGORITHMS.includes(spec.algorithm)) {
       try {
@@ -105,8 +106,9 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async generateKey(spec: KeySpec): Promise<KeyHandle> {
     this.#live();
+    const info = specInfo(spec);
     const ec = spec.use === 'signature' && ECDSA_ALGORITHMS.includes(spec.algorithm);
-    const bytes = ec ? ecdsaKeygen(spec.algorithm as SignatureAlgorithm) : this.#rng.bytes(1, (spec.use === 'cipher' ? CIPHERS[spec.algorithm] : SIGNATURES[spec.algorithm]).generatedKeyLength);
+    const bytes = ec ? ecdsaKeygen(spec.algorithm as SignatureAlgorithm) : this.#rng.bytes(1, info.generatedKeyLength);
     try {
       return new SoftwareKey(spec, 'secret', bytes);
     } finally {
@@ -130,6 +132,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
+    checkMaterial(spec, stored.kind, stored.bytes);
     return new SoftwareKey(spec, stored.kind, stored.bytes);
   }
 
@@ -146,12 +149,14 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): CipherStream {
     this.#live();
     if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
-    return openCipher(algorithm, asSoftwareKey(key), direction, params);
+    if (direction !== 'encrypt' && direction !== 'decrypt') throw new InvalidInputError("direction must be 'encrypt' or 'decrypt'");
+    return openCipher(algorithm, keyFor(key, 'cipher', algorithm), direction, params);
   }
 
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
     this.#live();
-    const k = asSoftwareKey(key);
+    if (!MAC_ALGORITHMS.includes(algorithm) && !ECDSA_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    const k = keyFor(key, 'signature', algorithm);
     if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);
     if (ECDSA_ALGORITHMS.includes(algorithm)) return openEcdsa(algorithm, k, options);
     throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
@@ -166,4 +171,31 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   #live(): void {
     if (this.#state !== 'open') throw new StateError(`software SE is ${this.#state === 'failed' ? 'in self-test failure' : this.#state}`);
   }
+}
+
+/** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
+function specInfo(spec: KeySpec): { generatedKeyLength: number; keyLengths: readonly number[] | { readonly min: number; readonly max: number }; curve?: 'P-256' | 'P-384' | 'P-521' } {
+  const info = spec.use === 'cipher' ? CIPHERS[spec.algorithm] : spec.use === 'signature' ? SIGNATURES[spec.algorithm] : undefined;
+  if (!info) throw new UnknownAlgorithmError(`no ${String(spec.use)} algorithm ${String(spec.algorithm)}`);
+  return info as ReturnType<typeof specInfo>;
+}
+
+/** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */
+function checkMaterial(spec: KeySpec, kind: KeyKind, material: Uint8Array): void {
+  const info = specInfo(spec);
+  assertBytes(material, 'key material');
+  if (kind !== 'secret' && kind !== 'public') throw new InvalidInputError("key kind must be 'secret' or 'public'");
+  if (kind === 'public') {
+    if (!info.curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
+    if (material.length !== PUBLIC_KEY_LENGTHS[info.curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[info.curve]} bytes (uncompressed SEC1 point)`);
+  } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
+    throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
+  }
+}
+
+/** A key is used for the algorithm it was made for only: an AES key does not become an HMAC key. */
+function keyFor(key: KeyHandle, use: KeySpec['use'], algorithm: number): SoftwareKey {
+  const k = asSoftwareKey(key);
+  if (k.spec.use !== use || k.spec.algorithm !== algorithm) throw new InvalidInputError(`the key was made for ${k.spec.use} algorithm ${k.spec.algorithm}, not ${use} algorithm ${algorithm}`);
+  return k;
 }
