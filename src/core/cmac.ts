@@ -10,6 +10,10 @@ const CMAC = 49;
 const CBC_MAC = 18;
 
 export interface Mac {
+  /** 16: the MAC's length (as Hash.outputLen). */
+  readonly outputLen: number;
+  /** 16: the AES block. */
+  readonly blockLen: number;
   update(data: Uint8Array): this;
   /** The 16-byte MAC; the object is finished afterwards. */
   digest(): Uint8Array;
@@ -34,6 +38,8 @@ function oneShot(alg: number, key: KeyInput, data: Uint8Array): Uint8Array {
 }
 
 class MacContext extends CoreContext implements Mac {
+  readonly outputLen = 16;
+  readonly blockLen = 16;
   readonly #key: AesKey;
   readonly #alg: number;
 

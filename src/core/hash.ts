@@ -138,7 +138,9 @@ export function hashMany(name: HashName, messages: readonly Uint8Array[]): Uint8
     i += count;
   }
   const result: Uint8Array[] = new Array(messages.length);
-  for (let k = 0; k < messages.length; k++) result[k] = out.subarray(k * dl, (k + 1) * dl);
+  // Each digest its own array (at most 64 bytes: on V8's heap, as cheap as a view), so no result's
+  // .buffer exposes the others, and transferring one detaches nothing else.
+  for (let k = 0; k < messages.length; k++) result[k] = out.slice(k * dl, (k + 1) * dl);
   return result;
 }
 

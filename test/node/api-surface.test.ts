@@ -2,7 +2,7 @@
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
 import * as senv from '../../src/index.ts';
-import { AesKey, aesKey, CIPHERS, CORE_BUILDS, gcm, HASHES, hmac, initSync, InvalidInputError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
+import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, gcm, HASHES, hmac, initSync, InvalidInputError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
   it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
@@ -35,6 +35,14 @@ describe('public API surface', () => {
     expect(() => ((d.description as { securityLevel: number }).securityLevel = 3)).toThrow(TypeError);
     expect(engine.describe(seId)!.description.securityLevel).toBe(1);
     await engine.close();
+  });
+
+  it('hashMany gives each digest its own buffer; a MAC object states its lengths as a Hash does', () => {
+    const d = sha256Many([Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)]);
+    for (const x of d) expect(x.buffer.byteLength).toBe(32);
+    const m = createCmac(new Uint8Array(16));
+    expect([m.outputLen, m.blockLen]).toEqual([16, 16]);
+    m.destroy();
   });
 
   it('only the error classes are exported, not the internal helpers', () => {
