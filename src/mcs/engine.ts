@@ -142,9 +142,16 @@ export class McsEngine {
     // byte values are copied now (and zeroized after), since the caller may reuse or wipe its arrays
     // as soon as send() returned.
     let copies: Uint8Array[] | undefined;
+    let unreadable: { error: unknown } | undefined;
     if (turn || now >= host.nextExpiry) {
       copies = [];
-      req = detached(req, copies);
+      // Content that cannot be read (a getter that throws, too many values) is this request's
+      // answer, once its turn came: the turn is taken and must be released like any other.
+      try {
+        req = detached(req, copies);
+      } catch (error) {
+        unreadable = { error };
+      }
     }
     if (turn) {
       await turn;
@@ -152,6 +159,7 @@ export class McsEngine {
     }
     let response: McsResponse;
     try {
+      if (unreadable) throw unreadable.error;
       const ctx = this.#context(host, req.fr, now);
       if (deadline !== undefined && now >= deadline) throw new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);

@@ -23,3 +23,19 @@ export function mapFailure<R>(fn: () => MaybePromise<R>, map: (e: unknown) => un
   }
   return r instanceof Promise ? r.catch((e: unknown) => Promise.reject(map(e))) : r;
 }
+
+/** Runs fn, then `done` whether it succeeded or failed (now or later). */
+export function always<R>(fn: () => MaybePromise<R>, done: () => void): MaybePromise<R> {
+  let r: MaybePromise<R>;
+  try {
+    r = fn();
+  } catch (e) {
+    done();
+    throw e;
+  }
+  if (!(r instanceof Promise)) {
+    done();
+    return r;
+  }
+  return r.finally(done);
+}

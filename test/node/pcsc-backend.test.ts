@@ -287,6 +287,28 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
     }
   });
 
+  it('a verification under the public key of kInf leaves no key on the card', async () => {
+    const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })] });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      const { secretKey, publicKey } = ecdsa('P-256').keygen();
+      const msg = randomBytes(200);
+      const sig = ecdsa('P-256').sign(msg, secretKey, { format: 'der' });
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: 33, kInf: b64(publicKey), Sgn: b64(sig) } }), 2001, 'verify-only');
+      const slots = () => (card.applet as unknown as { store: KeyStore }).store.keys.size;
+      const before = slots();
+      for (let i = 0; i < 5; i++) {
+        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { msg: b64(msg) } }), 2004, 'msg');
+        expect(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR).toBe(true);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(slots()).toBe(before);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('two applications sharing the card (share: shared) never write a key into each other\'s slot', async () => {
     const engines = [
       await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })] }),

@@ -501,6 +501,18 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         for (const r of await Promise.all(chunks)) ok(r, 2004, 'chunk');
         equalBytes(unb64(body(await t.retrieve(t.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv), hash('SHA-256', utf8('abcdefghi')), 'each request as sent');
 
+        // Content that cannot be copied while the request waits (a getter that throws; values shared
+        // or cyclic beyond any type's size) is that request's answer; the SE serves the next one.
+        const busy2 = t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'busy2', msg: b64(rnd(10)) } });
+        const throwing = t.send(3, t.path('reg', 'h'), { 'senv:Hsh': { get msg(): string { throw new Error('getter'); } } });
+        const cyclic: unknown[] = [];
+        for (let i = 0; i < 8; i++) cyclic.push(cyclic);
+        const looping = t.send(3, t.path('reg', 'h'), { 'senv:Hsh': { lbl: cyclic } });
+        ok(await busy2, 2001, 'busy');
+        assert((await throwing).rsc >= 4000, 'a throwing getter is an answer');
+        fails(await looping, 4000, 'cyclic content', /too large/);
+        ok(await t.retrieve(t.path('reg', 'h')), 2000, 'the SE serves the next request');
+
         // McsClient reads its arguments when called, as send() does, also for calls it queues.
         const c = new McsClient(t.engine, 'CAE1');
         const ch = await c.hash({ algorithm: 4 });

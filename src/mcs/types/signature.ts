@@ -17,7 +17,7 @@ import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
-import { after, mapFailure } from '../settle.ts';
+import { after, always, mapFailure } from '../settle.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -42,14 +42,33 @@ const hasKey = (res: Resource) => res.key() !== undefined || publicPoint(res) !=
 
 /**
  * The stream under the secret key, or for ECDSA verification under the
- * public key of keyInformation, imported first (not secret: it goes with the
- * stream). Only when hasKey().
+ * public key of keyInformation, imported first and deleted when the stream
+ * ends (a card would otherwise keep it in a slot of its own for every
+ * verification). Only when hasKey().
  */
 function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
-  const { backend } = ctx.host;
+  const { host } = ctx;
   const secret = res.key();
-  if (secret) return backend.signature(algorithm(res), secret, options(res));
-  return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then((key) => backend.signature(algorithm(res), key, options(res)));
+  if (secret) return host.backend.signature(algorithm(res), secret, options(res));
+  return host.backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then(async (key) => {
+    const gone = () => host.deleteKey(key);
+    let s: SignatureStream;
+    try {
+      s = await host.backend.signature(algorithm(res), key, options(res));
+    } catch (e) {
+      gone();
+      throw e;
+    }
+    return {
+      update: (d) => s.update(d),
+      sign: (last) => always(() => s.sign(last), gone),
+      verify: (sig, last) => always(() => s.verify(sig, last), gone),
+      abort: () => {
+        s.abort();
+        gone();
+      },
+    };
+  });
 }
 
 /**
