@@ -605,6 +605,27 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  it('a channel whose chain cannot be ended after an abort is closed, never left out of the pool', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const open = () => (reader.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
+    const s = await b.digest(4);
+    await s.update(randomBytes(2000));
+    expect(open()).toBe(1);
+    reader.failOnce((a) => a[1] === 0xa4, 0x6f00);
+    const before = reader.sent.length;
+    s.abort();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reader.sent.slice(before).some((a) => a[1] === 0x70 && a[2] === 0x80)).toBe(true);
+    expect(open()).toBe(0);
+    const d = await b.digest(4);
+    const msg = randomBytes(2000);
+    await d.update(msg);
+    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    await b.close();
+  });
+
   it('a stream aborted mid-chain leaves its channel usable: the next stream\'s MSE:SET ends the chain and is sent again', async () => {
     const reader = new InProcessReader(SHORT_LIMITS);
     const b = reader.backend();

@@ -169,7 +169,13 @@ export class CardSession {
     if (epoch !== this.epoch) return;
     this.run(async () => {
       if (epoch !== this.epoch) return;
-      await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
+      try {
+        await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
+      } catch (e) {
+        // A channel in an unknown state is of no use to any stream: give it back to the card, as takeChannel does.
+        if (ch.t instanceof LogicalChannel) await ch.t.close().then(() => this.opened--, () => undefined);
+        throw e;
+      }
       this.returnChannel(ch, epoch);
     }).catch(() => undefined);
   }
