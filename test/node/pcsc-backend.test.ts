@@ -252,15 +252,14 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
   it('keys on the card outlive a persisted engine\'s close and serve after the restart; an engine without a store deletes them', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'senv-keys-'));
     const masterKey = randomBytes(32);
-    // The card's own key store (private to its applet): what the card holds, whatever the host believes.
-    const slots = async () => [...(card.applet as unknown as { store: KeyStore }).store.keys.keys()];
+    const slots = () => cardKeySlots(card);
     const start = async (persist: boolean) => {
       const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, share: 'shared' })], ...(persist ? { dataDir, masterKey } : {}) });
       return { engine, s: new Session(engine, 'CAE1') };
     };
     const key = randomBytes(32), msg = randomBytes(100);
     const mac = (s: Session) => s.update(s.path('reg', 'm'), { 'senv:Sgn': { msg: b64(msg) } }).then(() => s.retrieve(s.path('reg', 'm', 'cSgn')));
-    const before = (await slots()).length;
+    const before = slots().length;
     let { engine, s } = await start(true);
     try {
       await s.register();
@@ -268,19 +267,19 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       const want = b64(hmac('SHA-256', key, msg));
       expect(body(ok(await mac(s), 2000, 'MAC'), 'senv:Sgn').Sgn).toBe(want);
       await engine.close();
-      expect((await slots()).length).toBe(before + 1);
+      expect(slots().length).toBe(before + 1);
       ({ engine, s } = await start(true));
       expect(body(ok(await mac(s), 2000, 'MAC after the restart'), 'senv:Sgn').Sgn).toBe(want);
       ok(await s.delete(s.seId), 2002, 'deregister');
       await engine.close();
       await new Promise((r) => setTimeout(r, 50));
-      expect((await slots()).length).toBe(before);
+      expect(slots().length).toBe(before);
       ({ engine, s } = await start(false));
       await s.register();
       ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(key) } }), 2001, 'in memory');
       await engine.close();
       await new Promise((r) => setTimeout(r, 50));
-      expect((await slots()).length).toBe(before);
+      expect(slots().length).toBe(before);
     } finally {
       await engine.close();
       await rm(dataDir, { recursive: true, force: true });
@@ -296,7 +295,7 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       const msg = randomBytes(200);
       const sig = ecdsa('P-256').sign(msg, secretKey, { format: 'der' });
       ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: 33, kInf: b64(publicKey), Sgn: b64(sig) } }), 2001, 'verify-only');
-      const slots = () => (card.applet as unknown as { store: KeyStore }).store.keys.size;
+      const slots = () => cardKeySlots(card).length;
       const before = slots();
       for (let i = 0; i < 5; i++) {
         ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { msg: b64(msg) } }), 2004, 'msg');
@@ -464,6 +463,11 @@ class InProcessReader {
   }
 
   /** Answers the next APDU that `match` picks with `sw` instead of the card, once. */
+  /** PSO contexts the card holds (the applet's own count, private to it). */
+  streamsOpen(): number {
+    return (this.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
+  }
+
   failOnce(match: (apdu: Uint8Array) => boolean, sw: number): void {
     let done = false;
     this.intercept = (apdu) => {
@@ -588,20 +592,15 @@ describe('PC/SC SE backend over an in-process card', () => {
     const reader = new InProcessReader(SHORT_LIMITS);
     const b = reader.backend();
     await b.open();
-    const open = () => (reader.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
     const key = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
     const s = await b.cipher(1001, key, 'encrypt', { nonce: randomBytes(12) });
     await s.update(randomBytes(2000));
-    expect(open()).toBe(1);
+    expect(reader.streamsOpen()).toBe(1);
     s.abort();
     b.deleteKey(key);
     await new Promise((r) => setTimeout(r, 20));
-    expect(open()).toBe(0);
-    // The channel serves the next stream.
-    const d = await b.digest(4);
-    const msg = randomBytes(2000);
-    await d.update(msg);
-    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    expect(reader.streamsOpen()).toBe(0);
+    await servesDigest(b, 2000);
     await b.close();
   });
 
@@ -609,20 +608,16 @@ describe('PC/SC SE backend over an in-process card', () => {
     const reader = new InProcessReader(SHORT_LIMITS);
     const b = reader.backend();
     await b.open();
-    const open = () => (reader.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
     const s = await b.digest(4);
     await s.update(randomBytes(2000));
-    expect(open()).toBe(1);
+    expect(reader.streamsOpen()).toBe(1);
     reader.failOnce((a) => a[1] === 0xa4, 0x6f00);
     const before = reader.sent.length;
     s.abort();
     await new Promise((r) => setTimeout(r, 20));
     expect(reader.sent.slice(before).some((a) => a[1] === 0x70 && a[2] === 0x80)).toBe(true);
-    expect(open()).toBe(0);
-    const d = await b.digest(4);
-    const msg = randomBytes(2000);
-    await d.update(msg);
-    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    expect(reader.streamsOpen()).toBe(0);
+    await servesDigest(b, 2000);
     await b.close();
   });
 
@@ -633,10 +628,20 @@ describe('PC/SC SE backend over an in-process card', () => {
     const aborted = await b.digest(4);
     await aborted.update(randomBytes(600));
     aborted.abort();
-    const d = await b.digest(4);
-    const msg = randomBytes(600);
-    await d.update(msg);
-    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    await servesDigest(b, 600);
     await b.close();
   });
 });
+
+/** The next stream on the backend works: a digest over `n` bytes equals the core's. */
+async function servesDigest(b: SecureEnvironmentBackend, n: number): Promise<void> {
+  const d = await b.digest(4);
+  const msg = randomBytes(n);
+  await d.update(msg);
+  expect(hex(await d.final())).toBe(hex(sha256(msg)));
+}
+
+/** The key slots the card's own store holds (private to its applet), whatever a host believes. */
+function cardKeySlots(card: VirtualCard): number[] {
+  return [...(card.applet as unknown as { store: KeyStore }).store.keys.keys()];
+}

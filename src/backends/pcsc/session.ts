@@ -10,7 +10,7 @@
 // its end. Nothing ever waits for a channel, so interleaved streams cannot
 // deadlock the engine's queue.
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
-import { EXTENDED_MAX_NC, EXTENDED_MAX_NE, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
+import { EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
@@ -148,11 +148,16 @@ export class CardSession {
     try {
       await selectAid(ch, SENV_AID);
     } catch (e) {
-      // A channel without the applet is of no use to any stream: give it back to the card.
-      await ch.close().then(() => this.opened--, () => undefined);
+      // A channel without the applet is of no use to any stream.
+      await this.giveBack(ch);
       throw e;
     }
     return new AppletChannel(ch, ch.channel);
+  }
+
+  /** Closes a logical channel no stream can use (MANAGE CHANNEL), so it counts no more. */
+  private async giveBack(ch: LogicalChannel): Promise<void> {
+    await ch.close().then(() => this.opened--, () => undefined);
   }
 
   /** Gives a channel back for the next stream (its environment is kept and remembered). */
@@ -172,8 +177,8 @@ export class CardSession {
       try {
         await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
       } catch (e) {
-        // A channel in an unknown state is of no use to any stream: give it back to the card, as takeChannel does.
-        if (ch.t instanceof LogicalChannel) await ch.t.close().then(() => this.opened--, () => undefined);
+        // Nor is a channel in an unknown state.
+        if (ch.t instanceof LogicalChannel) await this.giveBack(ch.t);
         throw e;
       }
       this.returnChannel(ch, epoch);
@@ -209,8 +214,8 @@ export class CardSession {
       this.useStack(false);
       const info = parseFci(await this.selectBasic());
       // Key references and the M2M-SE-ID name one card: another card in the reader is never used in its place.
-      if (this.info && hexOf(info.serial) !== hexOf(this.info.serial)) {
-        throw new ApduError(`another card (serial ${hexOf(info.serial)}) is in the reader where card ${hexOf(this.info.serial)} was: put that card back`);
+      if (this.info && hex(info.serial) !== hex(this.info.serial)) {
+        throw new ApduError(`another card (serial ${hex(info.serial)}) is in the reader where card ${hex(this.info.serial)} was: put that card back`);
       }
       this.useStack(info.maxCommandData > 255, info.maxCommandData);
       this.info = info;
@@ -296,5 +301,3 @@ export function parseFci(fci: Uint8Array): CardInfo {
     serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
   };
 }
-
-const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();

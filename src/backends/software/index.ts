@@ -16,7 +16,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
 import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
-import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../mcs/algorithms.ts';
+import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../../mcs/algorithms.ts';
 
 export interface SoftwareBackendOptions {
   /** Unique ID part of the M2M-SE-ID; a random one when absent (the engine persists it with its data). */
@@ -174,10 +174,10 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 }
 
 /** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
-function specInfo(spec: KeySpec): { generatedKeyLength: number; keyLengths: readonly number[] | { readonly min: number; readonly max: number }; curve?: 'P-256' | 'P-384' | 'P-521' } {
+function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
   const info = spec.use === 'cipher' ? CIPHERS[spec.algorithm] : spec.use === 'signature' ? SIGNATURES[spec.algorithm] : undefined;
   if (!info) throw new UnknownAlgorithmError(`no ${String(spec.use)} algorithm ${String(spec.algorithm)}`);
-  return info as ReturnType<typeof specInfo>;
+  return info;
 }
 
 /** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */
@@ -186,8 +186,9 @@ function checkMaterial(spec: KeySpec, kind: KeyKind, material: Uint8Array): void
   assertBytes(material, 'key material');
   if (kind !== 'secret' && kind !== 'public') throw new InvalidInputError("key kind must be 'secret' or 'public'");
   if (kind === 'public') {
-    if (!info.curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
-    if (material.length !== PUBLIC_KEY_LENGTHS[info.curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[info.curve]} bytes (uncompressed SEC1 point)`);
+    const curve = 'curve' in info ? info.curve : undefined;
+    if (!curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
+    if (material.length !== PUBLIC_KEY_LENGTHS[curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[curve]} bytes (uncompressed SEC1 point)`);
   } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
     throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
   }
