@@ -1,6 +1,7 @@
 // ECDSA known answers: RFC 6979 (deterministic signatures), NIST CAVP SigGen
 // (reproduce r and s from d and k), SigVer, KeyPair and PKV for P-256, P-384
-// and P-521, plus the strict encodings and the negative cases.
+// and P-521, derived arithmetic edge cases, plus the strict encodings and the
+// negative cases.
 import { ecdsa, hash, InvalidValueError, LengthError, InvalidInputError, UnknownAlgorithmError, type CurveName, type HashName } from '../../src/index.ts';
 import { type PortableCase, equalHex, equal, ok, throws, unhex, hex, utf8 } from './harness.ts';
 import { parseRsp } from './rsp.ts';
@@ -56,12 +57,22 @@ ecdsaCases.push({
   },
 });
 
+// Known answers fix k, which the package API never accepts (it derives k with
+// RFC 6979), so this drives the core's known-answer entry point directly.
+function signWithK(curve: CurveName, sk: Uint8Array, digest: Uint8Array, k: Uint8Array): Uint8Array {
+  const c = core();
+  const mem = c.mem();
+  mem.set(sk, c.io);
+  mem.set(digest, c.io + 128);
+  mem.set(k, c.io + 256);
+  const len = c.x.ec_sign_with_k(CURVE_IDS[curve], c.io, c.io + 128, digest.length, c.io + 256, c.io + 512);
+  equal(len, 2 * BYTES[curve], 'signature length');
+  return c.read(c.io + 512, len);
+}
+
 ecdsaCases.push({
   name: 'CAVP SigGen: r and s reproduced from d and the given k',
   async run(read) {
-    // CAVP fixes k, which the package API never accepts (it derives k with
-    // RFC 6979), so this drives the core's known-answer entry point directly.
-    const c = core();
     const recs = parseRsp(await read('nist/ecdsa/fips186-3/SigGen.txt'));
     let n = 0;
     for (const { section, fields } of recs) {
@@ -75,14 +86,7 @@ ecdsaCases.push({
       const msg = unhex(fields.Msg!);
       const expected = fields.R!.padStart(2 * L, '0') + fields.S!.padStart(2 * L, '0');
       equalHex(e.getPublicKey(sk), hex(pub), `${curve} ${h} Q from d`);
-      const digest = hash(h, msg);
-      const mem = c.mem();
-      mem.set(sk, c.io);
-      mem.set(digest, c.io + 128);
-      mem.set(fixed(fields.k!, L)!, c.io + 256);
-      const len = c.x.ec_sign_with_k(CURVE_IDS[curve], c.io, c.io + 128, digest.length, c.io + 256, c.io + 512);
-      equal(len, 2 * L, 'signature length');
-      equalHex(c.read(c.io + 512, len), expected, `${curve} ${h} SigGen r || s`);
+      equalHex(signWithK(curve, sk, hash(h, msg), fixed(fields.k!, L)!), expected, `${curve} ${h} SigGen r || s`);
       ok(e.verify(unhex(expected), msg, pub, { hash: h, format: 'raw' }), `${curve} ${h} SigGen signature verifies`);
       n++;
     }
@@ -172,6 +176,60 @@ function acceptsKey(curve: CurveName, pub: Uint8Array): boolean {
     if (e instanceof InvalidValueError) return false;
     throw e;
   }
+}
+
+// Wycheproof-style arithmetic edge cases built by scripts/gen-ecdsa-edge-vectors.mjs,
+// whose expectations three other verifiers agree on.
+interface EdgeCase {
+  name: string;
+  kind: string;
+  curve: CurveName;
+  hash: HashName;
+  prehashed: boolean;
+  msg: string;
+  publicKey: string;
+  sig: string;
+  der: string;
+  valid: boolean;
+  d?: string;
+  k?: string;
+}
+
+// Per kind: the cases, and how many of them carry the d and k that reproduce the signature.
+const EDGE_KINDS: [kind: string, title: string, count: number, signable: number][] = [
+  ['x(R) >= n', 'x(R) in [n, p) (the r + n comparison) and r + n >= p (the wrap check)', 33, 0],
+  ['shamir', 'special u1, u2, r, s and Q in u1 G + u2 Q (doubling, identity, u1 = 0, Q = +-G)', 90, 53],
+  ['digest', 'digests longer and shorter than the order (bits2int truncation) and >= n (reduction)', 43, 33],
+];
+
+for (const [kind, title, count, signable] of EDGE_KINDS) {
+  ecdsaCases.push({
+    name: `Derived edge cases: ${title}`,
+    async run(read) {
+      const doc = JSON.parse(await read('derived/ecdsa_edge_cases.json')) as { cases: EdgeCase[] };
+      const cases = doc.cases.filter((v) => v.kind === kind);
+      // Every disagreement at once: each case names the arithmetic path it exercises.
+      const wrong: string[] = [];
+      let signed = 0;
+      for (const v of cases) {
+        const e = ecdsa(v.curve);
+        const msg = unhex(v.msg), pub = unhex(v.publicKey), opts = { hash: v.hash, prehashed: v.prehashed };
+        if (e.verify(unhex(v.sig), msg, pub, { ...opts, format: 'raw' }) !== v.valid) wrong.push(`${v.name} (raw)`);
+        if (e.verify(unhex(v.der), msg, pub, opts) !== v.valid) wrong.push(`${v.name} (DER)`);
+        if (v.d && v.k) {
+          const sk = unhex(v.d);
+          equalHex(e.getPublicKey(sk), v.publicKey, `${v.name}: Q from d`);
+          const digest = v.prehashed ? msg : hash(v.hash, msg);
+          if (hex(signWithK(v.curve, sk, digest, unhex(v.k))) !== v.sig) wrong.push(`${v.name} (signing with d and k)`);
+          signed++;
+        }
+      }
+      ok(wrong.length === 0, `${wrong.length} disagreements: ${wrong.join('; ')}`);
+      equal(cases.length, count, 'vectors run');
+      equal(signed, signable, 'signatures reproduced');
+      for (const curve of CURVES) ok(cases.some((v) => v.curve === curve && v.valid) && cases.some((v) => v.curve === curve && !v.valid), `${curve}: both outcomes present`);
+    },
+  });
 }
 
 for (const curve of CURVES) {
