@@ -5,7 +5,7 @@
 import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, AuthenticationError, LengthError, StateError } from './errors.ts';
+import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
 import { withKey, ownedKey, keyCore, keyHandle, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
@@ -79,7 +79,7 @@ function verified(c: Core, mode: AeadMode, op: number, tagPtr: number, plaintext
 // slice (no zero-filled array, no views: each costs about as much as
 // encrypting a few hundred bytes).
 export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Uint8Array {
-  assertBytes(data, 'plaintext');
+  data = bytesArg(data, 'plaintext');
   return withKey(key, (c, k) => {
     const n = data.length, out = outPtr(c);
     const op = mode.create(c, k, false, true, n);
@@ -98,7 +98,7 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
 }
 
 export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Uint8Array {
-  assertBytes(data, 'ciphertext');
+  data = bytesArg(data, 'ciphertext');
   const t = mode.tagLength;
   if (data.length < t) throw new LengthError(`${mode.name}: input of ${data.length} bytes is shorter than the ${t}-byte tag`);
   return withKey(key, (c, k) => {
@@ -180,7 +180,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
   #seen = 0;
 
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
-    assertBytes(plaintext, 'plaintext');
+    plaintext = bytesArg(plaintext, 'plaintext');
     this.live();
     if (this.mode.needsLength && this.#seen + plaintext.length > this.declared) {
       throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.declared}`);
@@ -209,7 +209,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
   #heldBytes = 0;
 
   update(ciphertext: Uint8Array): this {
-    assertBytes(ciphertext, 'ciphertext');
+    ciphertext = bytesArg(ciphertext, 'ciphertext');
     this.live();
     const t = this.mode.tagLength;
     const all = this.#tail.length ? concatBytes([this.#tail, ciphertext]) : ciphertext;
@@ -229,11 +229,14 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
   }
 
   final(into?: Uint8Array): Uint8Array {
-    if (into !== undefined) assertBytes(into, 'into');
+    if (into !== undefined) into = bytesArg(into, 'into');
     const op = this.live();
     const t = this.mode.tagLength;
     try {
       if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
+      if (this.mode.needsLength && this.#heldBytes !== this.declared) {
+        throw new LengthError(`${this.mode.name}: ${this.#heldBytes} bytes of ciphertext before the tag, ${this.declared} declared`);
+      }
       this.core.mem().set(this.#tail, outPtr(this.core));
       verified(this.core, this.mode, op, outPtr(this.core), this.#held);
       if (this.#held.length === 1 && !into) return this.#held.pop()!;
@@ -272,9 +275,9 @@ abstract class CollectingStream {
   }
 
   protected add(data: Uint8Array, name: string): void {
-    assertBytes(data, name);
+    const bytes = bytesArg(data, name);
     if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
-    this.#parts.push(data.slice());
+    this.#parts.push(bytes.slice());
   }
 
   /** Runs `fn` over everything collected with the stream's key, then destroys the stream. */
@@ -300,7 +303,7 @@ abstract class CollectingStream {
 
 class CollectingEncryptStream extends CollectingStream implements AeadEncryptStream {
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
-    if (into !== undefined) assertBytes(into, 'into');
+    if (into !== undefined) bytesArg(into, 'into');
     this.add(plaintext, 'plaintext');
     return EMPTY;
   }
@@ -317,7 +320,7 @@ class CollectingDecryptStream extends CollectingStream implements AeadDecryptStr
   }
 
   final(into?: Uint8Array): Uint8Array {
-    if (into !== undefined) assertBytes(into, 'into');
+    if (into !== undefined) into = bytesArg(into, 'into');
     return this.finish((key, all) => {
       const plain = oneShotDecrypt(this.mode, key, this.aad, all);
       if (into === undefined || into.length < plain.length) return plain;

@@ -4,7 +4,7 @@
 // core for many operations.
 import { core, type Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
+import { bytesArg, CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
 
 /** The AES family's exports (docs/wasm-abi-aes.md). */
 export interface AesExports {
@@ -37,9 +37,11 @@ export const CHUNK = 32768 - 16;
 /** Longest nonce accepted (it passes through the input half of the I/O window). */
 export const MAX_NONCE = CHUNK;
 
-export function checkKey(key: Uint8Array): void {
-  assertBytes(key, 'key');
-  if (key.length !== 16 && key.length !== 32) throw new LengthError(`AES key must be 16 or 32 bytes, got ${key.length}`);
+/** Key bytes as the plain view bytesArg makes (it sees later writes to the caller's array), 16 or 32 bytes long. */
+function keyBytes(key: unknown): Uint8Array {
+  const k = bytesArg(key, 'key');
+  if (k.length !== 16 && k.length !== 32) throw new LengthError(`AES key must be 16 or 32 bytes, got ${k.length}`);
+  return k;
 }
 
 /** An expanded AES key kept in the core, for many operations under one key. */
@@ -89,22 +91,25 @@ function copyKey(k: AesKey): AesKey {
 
 /** Expands `key` (16 or 32 bytes) once; pass the result wherever a key is taken. */
 export function aesKey(key: Uint8Array): AesKey {
+  const k = keyBytes(key);
   const c = core();
-  return internals.make(expand(c, key, 0), key.length, c);
+  return internals.make(expand(c, k, 0), k.length, c);
 }
 
 export type KeyInput = Uint8Array | AesKey;
 
-export function checkKeyInput(key: KeyInput): void {
-  if (key instanceof AesKey) keyHandle(key);
-  else checkKey(key);
+/** `key` checked: a live AesKey as it is, key bytes as keyBytes() views them. */
+export function checkKeyInput(key: KeyInput): KeyInput {
+  if (!(key instanceof AesKey)) return keyBytes(key);
+  keyHandle(key);
+  return key;
 }
 
-// Checks the key again: gcm(), ccm() and cbc() objects hold the caller's array
+// gcm(), ccm() and cbc() objects hold keyBytes()'s view of the caller's array
 // and read it when each operation starts (docs/aes.md), by which time it may
-// have been detached.
+// have been detached: its length is all that can have changed.
 function expand(c: Core, key: Uint8Array, scratch: number): number {
-  checkKey(key);
+  if (key.length !== 16 && key.length !== 32) keyBytes(key);
   const ptr = c.io + c.ioSize - 32;
   c.mem().set(key, ptr);
   const k = c.x.aes_key_create(ptr, key.length, scratch);

@@ -3,10 +3,10 @@
 // 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
 // authenticated: decryption releases plaintext as it goes, and whether the
 // padding was valid is visible to the caller (docs/aes.md).
-import { outputTarget, written } from './bytes.ts';
+import { copyArg, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { assertBytes, LengthError, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, LengthError, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
 import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
@@ -110,7 +110,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
   }
 
   update(data: Uint8Array, into?: Uint8Array): Uint8Array {
-    assertBytes(data, this.#decrypt ? 'ciphertext' : 'plaintext');
+    data = bytesArg(data, this.#decrypt ? 'ciphertext' : 'plaintext');
     const c = this.core, op = this.live();
     // At most the input and the (up to 16) bytes held back from earlier updates.
     const out = outputTarget(into, data.length + 16);
@@ -140,14 +140,14 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 
 /** AES-CBC under `key` (16 or 32 bytes, or an AesKey) with a 16-byte IV. */
 export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cbc {
-  checkKeyInput(key);
-  assertBytes(iv, 'iv');
+  key = checkKeyInput(key);
+  iv = copyArg(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
   const padding = opts?.padding ?? 'pkcs5';
   if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
     throw new UnknownAlgorithmError(`unknown CBC padding ${shown(padding)}: expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }
-  return new CbcImpl(key, iv.slice(), padding);
+  return new CbcImpl(key, iv, padding);
 }
 
 // A class, not a literal of closures: a one-shot call creates one every time.
@@ -180,7 +180,7 @@ class CbcImpl implements Cbc {
 
   #oneShot(data: Uint8Array, decrypt: boolean): Uint8Array {
     const padding = this.#padding;
-    assertBytes(data, decrypt ? 'ciphertext' : 'plaintext');
+    data = bytesArg(data, decrypt ? 'ciphertext' : 'plaintext');
     checkLength(data.length, padding, decrypt);
     return withKey(this.#key, (c, k) => run(c, c.x.cbc_create(k, param(c, this.#iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 1), data, padding, decrypt));
   }

@@ -3,8 +3,8 @@
 // 16-byte tag) and 1018/1019 (the CCM_8 variants of RFC 6655: 8-byte tag).
 // Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
 import type { Core } from './loader.ts';
-import { copyBytes, EMPTY } from './bytes.ts';
-import { assertBytes, LengthError, shown } from './errors.ts';
+import { copyArg, EMPTY } from './bytes.ts';
+import { LengthError, shown } from './errors.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
@@ -59,9 +59,9 @@ class CcmMode implements AeadMode {
 
 /** AES-CCM under `key` (16 or 32 bytes, or an AesKey) and a 7- to 13-byte nonce. */
 export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: CcmOptions | null): Aead {
-  checkKeyInput(key);
-  assertBytes(nonce, 'nonce');
-  assertBytes(aad, 'aad');
+  key = checkKeyInput(key);
+  nonce = copyArg(nonce, 'nonce');
+  aad = copyArg(aad, 'aad');
   if (nonce.length < 7 || nonce.length > 13) throw new LengthError(`AES-CCM nonce must be 7 to 13 bytes, got ${nonce.length}`);
   const tagLength = opts?.tagLength ?? 16;
   if (!Number.isInteger(tagLength) || tagLength < 4 || tagLength > 16 || tagLength % 2) {
@@ -69,5 +69,5 @@ export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   }
   const m = opts?.messageLength;
   if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${shown(m)}`);
-  return aead(new CcmMode(nonce.slice(), aad.length, tagLength), key, copyBytes(aad), m);
+  return aead(new CcmMode(nonce, aad.length, tagLength), key, aad, m);
 }

@@ -3,7 +3,7 @@
 // a non-empty whole number of blocks (18, ALG_AES_MAC_128_NOPAD). Both give
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
 import { CoreContext } from './context.ts';
-import { assertBytes, LengthError } from './errors.ts';
+import { bytesArg, LengthError } from './errors.ts';
 import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 const CMAC = 49;
@@ -26,8 +26,8 @@ function final(status: number, alg: number): number {
 }
 
 function oneShot(alg: number, key: KeyInput, data: Uint8Array): Uint8Array {
-  checkKeyInput(key);
-  assertBytes(data, 'data');
+  key = checkKeyInput(key);
+  data = bytesArg(data, 'data');
   if (alg === CBC_MAC && (data.length === 0 || data.length % 16 !== 0)) final(-2, alg);
   return withKey(key, (c, k) => {
     const op = c.x.mac_create(k, alg, 1);
@@ -44,15 +44,14 @@ class MacContext extends CoreContext implements Mac {
   readonly #alg: number;
 
   constructor(alg: number, key: KeyInput) {
-    checkKeyInput(key);
-    const k = ownedKey(key);
+    const k = ownedKey(checkKeyInput(key));
     super(keyCore(k).x.mac_create(keyHandle(k), alg, 0), alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC', keyCore(k));
     this.#key = k;
     this.#alg = alg;
   }
 
   update(data: Uint8Array): this {
-    assertBytes(data, 'data');
+    data = bytesArg(data, 'data');
     const c = this.core, op = this.live();
     try {
       pump(c, data, (p, n) => check(c.x.mac_update(op, p, n), 'AES MAC'));

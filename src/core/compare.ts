@@ -2,11 +2,11 @@
 // (the Mcs layer, the virtual card): runs in the core, whose loop time
 // depends on the length only.
 import { core } from './loader.ts';
-import { assertBytes } from './errors.ts';
+import { bytesArg } from './errors.ts';
 
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  assertBytes(a, 'a');
-  assertBytes(b, 'b');
+  a = bytesArg(a, 'a');
+  b = bytesArg(b, 'b');
   if (a.length !== b.length) return false;
   const c = core();
   if (2 * a.length > c.ioSize) {

@@ -2,18 +2,33 @@
 // WASM memory, fed through the I/O window, released exactly once (explicitly
 // or, failing that, when the JS object is garbage-collected).
 import { core, contextRegistry, type Core } from './loader.ts';
-import { assertBytes, StateError, statusError } from './errors.ts';
+import { bytesArg, StateError, statusError } from './errors.ts';
 
-/** Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized chunks. */
+/**
+ * Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized
+ * chunks, and zeroizes what it wrote there: a message may be as secret as a
+ * key (the Mcs layer's hash and signature messages are).
+ */
 export function feed(c: Core, data: Uint8Array, step: (ptr: number, len: number) => number, what: string): void {
   let off = 0;
-  do {
-    const n = Math.min(c.ioSize, data.length - off);
-    c.mem().set(data.subarray(off, off + n), c.io);
-    const status = step(c.io, n);
-    if (status < 0) throw statusError(status, what);
-    off += n;
-  } while (off < data.length);
+  try {
+    do {
+      const n = Math.min(c.ioSize, data.length - off);
+      c.mem().set(data.subarray(off, off + n), c.io);
+      const status = step(c.io, n);
+      if (status < 0) throw statusError(status, what);
+      off += n;
+    } while (off < data.length);
+  } finally {
+    c.x.zeroize(c.io, Math.min(c.ioSize, data.length));
+  }
+}
+
+/** Reads `len` bytes of output at `ptr` into a new array and zeroizes `used` bytes there. */
+export function takeOutput(c: Core, ptr: number, len: number, used = len): Uint8Array {
+  const out = c.read(ptr, len);
+  c.x.zeroize(ptr, used);
+  return out;
 }
 
 export abstract class CoreContext {
@@ -35,9 +50,9 @@ export abstract class CoreContext {
   }
 
   protected feed(data: Uint8Array, step: (ptr: number, len: number) => number): void {
-    assertBytes(data, 'data');
+    const bytes = bytesArg(data, 'data');
     this.live();
-    feed(this.core, data, step, this.#what);
+    feed(this.core, bytes, step, this.#what);
   }
 
   /** Zeroizes and frees the context; further use throws StateError. Idempotent. */

@@ -4,8 +4,8 @@
 // browsers) unless a test supplies its own source.
 import { core, type Core } from './loader.ts';
 import { EMPTY } from './bytes.ts';
-import { CoreContext } from './context.ts';
-import { assertBytes, InvalidInputError, LengthError, statusError } from './errors.ts';
+import { CoreContext, takeOutput } from './context.ts';
+import { bytesArg, InvalidInputError, LengthError, statusError } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
 
 export interface DrbgExports {
@@ -50,31 +50,35 @@ const systemEntropy: EntropySource = (n) => {
  * returned (which may be a buffer it keeps, as a known-answer replay does).
  */
 function take(source: EntropySource, n: number, what: string): Uint8Array {
-  const b = source(n);
-  assertBytes(b, what);
+  const returned = source(n);
+  const b = bytesArg(returned, what);
   if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
   return source === systemEntropy ? b : new Uint8Array(b);
 }
 
-/** Places byte strings in the I/O window (after `reserved` bytes), falling back to allocations. */
+/**
+ * Places byte strings in the I/O window (after `reserved` bytes), falling
+ * back to allocations, and runs `fn` on them. Whatever was placed is zeroized
+ * and freed however it ends: an allocation that fails halfway leaves no seed behind.
+ */
 function withInputs<T>(c: Core, reserved: number, inputs: Uint8Array[], fn: (ptrs: number[]) => T): T {
   const total = inputs.reduce((s, b) => s + b.length, 0);
   const ptrs: number[] = [];
   const allocated: [number, number][] = [];
-  let at = c.io + reserved;
   const fits = reserved + total <= c.ioSize;
-  for (const b of inputs) {
-    if (fits) {
-      c.mem().set(b, at);
-      ptrs.push(at);
-      at += b.length;
-    } else {
-      const p = c.alloc(b.length || 1, b);
-      allocated.push([p, b.length || 1]);
-      ptrs.push(p);
-    }
-  }
   try {
+    let at = c.io + reserved;
+    for (const b of inputs) {
+      if (fits) {
+        c.mem().set(b, at);
+        ptrs.push(at);
+        at += b.length;
+      } else {
+        const n = b.length || 1;
+        ptrs.push(c.alloc(n, b));
+        allocated.push([ptrs[ptrs.length - 1]!, n]);
+      }
+    }
     return fn(ptrs);
   } finally {
     if (fits) c.x.zeroize(c.io + reserved, total);
@@ -93,8 +97,7 @@ export class HmacDrbg extends CoreContext {
     const options = opts ?? {};
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
-    const pers = options.personalization ?? EMPTY;
-    assertBytes(pers, 'personalization');
+    const pers = bytesArg(options.personalization ?? EMPTY, 'personalization');
     const interval = options.reseedInterval;
     if (interval !== undefined && (!Number.isSafeInteger(interval) || interval < 1 || interval > 2 ** 48)) {
       throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
@@ -104,41 +107,55 @@ export class HmacDrbg extends CoreContext {
     const pr = options.predictionResistance ?? false;
     if (typeof pr !== 'boolean') throw new InvalidInputError('predictionResistance must be true or false');
     const entropy = take(source, ENTROPY_BYTES, 'entropy input');
-    const nonce = take(source, NONCE_BYTES, 'nonce');
+    let nonce: Uint8Array;
+    try {
+      nonce = take(source, NONCE_BYTES, 'nonce');
+    } catch (e) {
+      entropy.fill(0);
+      throw e;
+    }
     const c = core();
     super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     this.hash = hash;
     this.predictionResistance = pr;
     this.#entropy = source;
-    if (interval !== undefined) c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
-    const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
-      c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
-    entropy.fill(0);
-    nonce.fill(0);
-    if (status < 0) {
+    try {
+      if (interval !== undefined) c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
+      const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
+        c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
+      if (status < 0) throw statusError(status, 'HMAC_DRBG instantiate');
+    } catch (e) {
+      // Released at once, not left to the garbage collector.
       this.destroy();
-      throw statusError(status, 'HMAC_DRBG instantiate');
+      throw e;
+    } finally {
+      entropy.fill(0);
+      nonce.fill(0);
     }
   }
 
   /** Mixes fresh entropy (and optional additional input) into the state. */
-  reseed(additionalInput: Uint8Array = EMPTY): this {
-    assertBytes(additionalInput, 'additionalInput');
+  reseed(input: Uint8Array = EMPTY): this {
+    const additionalInput = bytesArg(input, 'additionalInput');
     const ctx = this.live();
     const c = this.core;
     const entropy = take(this.#entropy, ENTROPY_BYTES, 'entropy input');
-    const status = withInputs(c, 0, [entropy, additionalInput], ([e, a]) =>
-      c.x.drbg_reseed(ctx, e!, entropy.length, a!, additionalInput.length));
-    entropy.fill(0);
+    let status: number;
+    try {
+      status = withInputs(c, 0, [entropy, additionalInput], ([e, a]) =>
+        c.x.drbg_reseed(ctx, e!, entropy.length, a!, additionalInput.length));
+    } finally {
+      entropy.fill(0);
+    }
     if (status < 0) throw statusError(status, 'HMAC_DRBG reseed');
     return this;
   }
 
   /** Returns `n` pseudorandom bytes (at most 65536 per request, as SP 800-90A allows). */
-  generate(n: number, additionalInput: Uint8Array = EMPTY): Uint8Array {
+  generate(n: number, input: Uint8Array = EMPTY): Uint8Array {
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
     if (n > MAX_REQUEST_BYTES) throw new LengthError(`HMAC_DRBG request of ${n} bytes exceeds ${MAX_REQUEST_BYTES}`);
-    assertBytes(additionalInput, 'additionalInput');
+    const additionalInput = bytesArg(input, 'additionalInput');
     const ctx = this.live();
     // With prediction resistance, or when the reseed counter ran out, the
     // additional input goes into the reseed and generate gets none (9.3.1).
@@ -154,9 +171,7 @@ export class HmacDrbg extends CoreContext {
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
     // The output may become a key: no copy of it stays in the I/O window.
-    const out = this.core.read(this.core.io, n);
-    this.core.x.zeroize(this.core.io, n);
-    return out;
+    return takeOutput(this.core, this.core.io, n);
   }
 
   #generate(ctx: number, n: number, addin: Uint8Array): number {
@@ -190,6 +205,10 @@ export function randomBytes(n: number): Uint8Array {
   const drbg = sharedDrbg();
   if (n <= MAX_REQUEST_BYTES) return drbg.generate(n);
   const out = new Uint8Array(n);
-  for (let off = 0; off < n; off += MAX_REQUEST_BYTES) out.set(drbg.generate(Math.min(MAX_REQUEST_BYTES, n - off)), off);
+  for (let off = 0; off < n; off += MAX_REQUEST_BYTES) {
+    const chunk = drbg.generate(Math.min(MAX_REQUEST_BYTES, n - off));
+    out.set(chunk, off);
+    chunk.fill(0);
+  }
   return out;
 }

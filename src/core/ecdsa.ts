@@ -4,7 +4,7 @@
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { EMPTY } from './bytes.ts';
 import { core } from './loader.ts';
-import { assertBytes, InvalidInputError, InvalidValueError, LengthError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';
@@ -101,20 +101,22 @@ export function ecdsaPrecompute(curve: CurveName): number {
 function makeEcdsa(curve: CurveName): Ecdsa {
   const { id, bytes: sb, hash: defaultHash } = CURVES[curve];
 
-  function checkSecret(secretKey: Uint8Array): void {
-    assertBytes(secretKey, 'secretKey');
+  function checkSecret(key: Uint8Array): Uint8Array {
+    const secretKey = bytesArg(key, 'secretKey');
     if (secretKey.length !== sb) throw new LengthError(`secretKey must be ${sb} bytes for ${curve}, got ${secretKey.length}`);
+    return secretKey;
   }
 
-  function checkPublic(publicKey: Uint8Array): void {
-    assertBytes(publicKey, 'publicKey');
+  function checkPublic(key: Uint8Array): Uint8Array {
+    const publicKey = bytesArg(key, 'publicKey');
     if (publicKey.length !== 1 + 2 * sb && publicKey.length !== 1 + sb) {
       throw new LengthError(`publicKey must be ${1 + 2 * sb} (uncompressed) or ${1 + sb} (compressed) bytes for ${curve}, got ${publicKey.length}`);
     }
+    return publicKey;
   }
 
-  function digestOf(message: Uint8Array, opts: VerifyOptions | null | undefined): { digest: Uint8Array; hashName: HashName } {
-    assertBytes(message, 'message');
+  function digestOf(input: Uint8Array, opts: VerifyOptions | null | undefined): { digest: Uint8Array; hashName: HashName } {
+    const message = bytesArg(input, 'message');
     const hashName = opts?.hash ?? defaultHash;
     hashId(hashName);
     if (!opts?.prehashed) return { digest: hash(hashName, message), hashName };
@@ -129,8 +131,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return format;
   }
 
-  function getPublicKey(secretKey: Uint8Array, compressed = false): Uint8Array {
-    checkSecret(secretKey);
+  function getPublicKey(key: Uint8Array, compressed = false): Uint8Array {
+    const secretKey = checkSecret(key);
     const c = core();
     c.mem().set(secretKey, c.io + AT_KEY);
     const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, compressed ? 1 : 0);
@@ -153,8 +155,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     }
   }
 
-  function sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Uint8Array {
-    checkSecret(secretKey);
+  function sign(message: Uint8Array, key: Uint8Array, opts?: SignOptions | null): Uint8Array {
+    const secretKey = checkSecret(key);
     const { digest, hashName } = digestOf(message, opts);
     const format = formatOf(opts);
     const hedge = opts?.extraEntropy ?? true;
@@ -162,9 +164,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     if (hedge === true) extra = globalThis.crypto.getRandomValues(new Uint8Array(sb));
     else if (hedge === false) extra = EMPTY;
     else {
-      assertBytes(hedge, 'extraEntropy');
-      if (hedge.length > MAX_EXTRA) throw new LengthError(`extraEntropy must be at most ${MAX_EXTRA} bytes`);
-      extra = hedge;
+      extra = bytesArg(hedge, 'extraEntropy');
+      if (extra.length > MAX_EXTRA) throw new LengthError(`extraEntropy must be at most ${MAX_EXTRA} bytes`);
     }
     const c = core();
     const mem = c.mem();
@@ -180,9 +181,9 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return format === 'raw' ? raw : rawToDer(raw);
   }
 
-  function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions | null): boolean {
-    assertBytes(signature, 'signature');
-    checkPublic(publicKey);
+  function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, opts?: VerifyOptions | null): boolean {
+    const signature = bytesArg(sig, 'signature');
+    const publicKey = checkPublic(key);
     const { digest } = digestOf(message, opts);
     const format = formatOf(opts);
     const raw = format === 'raw' ? (signature.length === 2 * sb ? signature : undefined) : derToRaw(signature, sb);

@@ -83,13 +83,19 @@ export class CoreError extends SenvError {
   }
 }
 
-// %TypedArray%.prototype[@@toStringTag]: the name in a typed array's internal
-// slot (also for one from another realm), undefined for anything else; unlike
-// `constructor.name` no object can claim it.
-const typedArrayName = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get! as (this: unknown) => string | undefined;
+// The getters of %TypedArray%.prototype read a typed array's internal slots
+// (also for one from another realm) and throw or answer undefined for
+// anything else: unlike `constructor.name`, `length` or `instanceof`, no
+// object can claim them.
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const slot = <T>(key: PropertyKey) => Object.getOwnPropertyDescriptor(TYPED_ARRAY, key)!.get! as (this: unknown) => T;
+const typedArrayName = slot<string | undefined>(Symbol.toStringTag);
+const bufferOf = slot<ArrayBufferLike>('buffer');
+const byteOffsetOf = slot<number>('byteOffset');
+const byteLengthOf = slot<number>('byteLength');
 
 export function isBytes(x: unknown): x is Uint8Array {
-  return x instanceof Uint8Array || typedArrayName.call(x) === 'Uint8Array';
+  return typedArrayName.call(x) === 'Uint8Array';
 }
 
 /**
@@ -98,7 +104,8 @@ export function isBytes(x: unknown): x is Uint8Array {
  * mistake (a key as `tagLength`) never reach a message or a log.
  */
 export function shown(value: unknown): string {
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value == null) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return value.length <= 32 ? `'${value}'` : `a string of ${value.length} characters`;
   return `a value of type ${typeName(value)}`;
 }
@@ -123,6 +130,26 @@ function typeName(value: unknown): string {
 export function assertBytes(value: unknown, name: string): asserts value is Uint8Array {
   if (!isBytes(value)) {
     throw new InvalidInputError(`${name} must be a Uint8Array, got ${typeName(value)}`);
+  }
+}
+
+/**
+ * A caller's Uint8Array as a plain one over the same bytes, built from its
+ * internal slots; InvalidInputError for anything else and for a view of a
+ * detached buffer (which would read as empty, or throw from deep inside). The
+ * facade reads and copies only this view: a Buffer's slice() is a view, not
+ * a copy, and a subclass or an own property can lie about length, slice,
+ * subarray or set, which would make the core read past the data or write
+ * past the I/O window. Costs about 35 ns.
+ */
+export function bytesArg(value: unknown, name: string): Uint8Array {
+  assertBytes(value, name);
+  const buffer = bufferOf.call(value), offset = byteOffsetOf.call(value), length = byteLengthOf.call(value);
+  // A detached buffer reports offset and length 0, and no view of it can be made.
+  try {
+    return new Uint8Array(buffer, offset, length);
+  } catch {
+    throw new InvalidInputError(`${name} is a view of a detached ArrayBuffer`);
   }
 }
 

@@ -3,8 +3,8 @@
 // 12-byte nonce, 16-byte tag (the defaults); other nonce lengths and the
 // tag lengths SP 800-38D allows (12-16 bytes, and 8 or 4) are accepted.
 import type { Core } from './loader.ts';
-import { copyBytes, EMPTY } from './bytes.ts';
-import { assertBytes, LengthError, shown } from './errors.ts';
+import { copyArg, EMPTY } from './bytes.ts';
+import { LengthError, shown } from './errors.ts';
 import { checkKeyInput, param, MAX_NONCE, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
@@ -55,11 +55,11 @@ class GcmMode implements AeadMode {
  * encrypt two messages with the same key and nonce.
  */
 export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, opts?: GcmOptions | null): Aead {
-  checkKeyInput(key);
-  assertBytes(nonce, 'nonce');
-  assertBytes(aad, 'aad');
+  key = checkKeyInput(key);
+  nonce = copyArg(nonce, 'nonce');
+  aad = copyArg(aad, 'aad');
   if (nonce.length < 1 || nonce.length > MAX_NONCE) throw new LengthError(`AES-GCM nonce must be 1 to ${MAX_NONCE} bytes (12 recommended), got ${nonce.length}`);
   const tagLength = opts?.tagLength ?? 16;
   if (!TAG_LENGTHS.includes(tagLength)) throw new LengthError(`AES-GCM tag length must be one of ${TAG_LENGTHS.join(', ')} bytes, got ${shown(tagLength)}`);
-  return aead(new GcmMode(nonce.slice(), tagLength), key, copyBytes(aad));
+  return aead(new GcmMode(nonce, tagLength), key, aad);
 }

@@ -1,8 +1,8 @@
 // HMAC over SHA-256/384/512: one-shot and streaming (a keyed context that can
 // be reused for many messages without redoing the key schedule).
 import { core } from './loader.ts';
-import { CoreContext } from './context.ts';
-import { assertBytes, statusError } from './errors.ts';
+import { CoreContext, takeOutput } from './context.ts';
+import { bytesArg, statusError } from './errors.ts';
 import { hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
 
 /** Writes `key` to the I/O window (or a temporary block) and runs `fn(ptr)`. */
@@ -25,17 +25,17 @@ function withKey<T>(key: Uint8Array, reserved: number, fn: (ptr: number) => T): 
   }
 }
 
-export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
+export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array): Uint8Array {
   const id = hashId(hash);
-  assertBytes(key, 'key');
-  assertBytes(data, 'data');
+  const key = bytesArg(keyBytes, 'key');
+  const data = bytesArg(message, 'data');
   const c = core();
   const dl = DIGEST_LENGTHS[hash];
   if (data.length + key.length <= c.ioSize) {
     return withKey(key, data.length, (k) => {
       c.mem().set(data, c.io);
       c.x.hmac_oneshot(id, k, key.length, c.io, data.length, c.io);
-      return c.read(c.io, dl);
+      return takeOutput(c, c.io, dl, Math.max(dl, data.length));
     });
   }
   return createHmac(hash, key).update(data).digest();
@@ -53,9 +53,9 @@ class HmacContext extends CoreContext implements Hmac {
   readonly outputLen: number;
   readonly blockLen: number;
 
-  constructor(hash: HashName, key: Uint8Array) {
+  constructor(hash: HashName, keyBytes: Uint8Array) {
     const id = hashId(hash);
-    assertBytes(key, 'key');
+    const key = bytesArg(keyBytes, 'key');
     const c = core();
     super(withKey(key, 0, (k) => c.x.hmac_create(id, k, key.length)), 'hmac', c);
     this.outputLen = DIGEST_LENGTHS[hash];
@@ -73,7 +73,7 @@ class HmacContext extends CoreContext implements Hmac {
     const c = this.core;
     const status = c.x.hmac_final(ctx, c.io);
     if (status < 0) throw statusError(status, 'hmac');
-    const out = c.read(c.io, this.outputLen);
+    const out = takeOutput(c, c.io, this.outputLen);
     this.destroy();
     return out;
   }

@@ -6,7 +6,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { assertBytes, CoreError, InvalidInputError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { bytesArg, CoreError, InvalidInputError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
@@ -91,8 +91,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   /** ECDSA keys are checked on import: a scalar outside [1, n-1] fails here (InvalidValueError), not at first use. */
   async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
     this.#live();
-    checkMaterial(spec, kind, material);
-    const key = new SoftwareKey(spec, kind, material);
+    const key = new SoftwareKey(spec, kind, checkMaterial(spec, kind, material));
     if (spec.use === 'signature' && kind === 'secret' && ECDSA_ALGORITHMS.includes(spec.algorithm)) {
       try {
         ecdsaPublicKey(spec.algorithm, key).fill(0);
@@ -132,8 +131,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
-    checkMaterial(spec, stored.kind, stored.bytes);
-    return new SoftwareKey(spec, stored.kind, stored.bytes);
+    return new SoftwareKey(spec, stored.kind, checkMaterial(spec, stored.kind, stored.bytes));
   }
 
   releaseKey(key: KeyHandle): void {
@@ -181,9 +179,9 @@ function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
 }
 
 /** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */
-function checkMaterial(spec: KeySpec, kind: KeyKind, material: Uint8Array): void {
+function checkMaterial(spec: KeySpec, kind: KeyKind, bytes: Uint8Array): Uint8Array {
   const info = specInfo(spec);
-  assertBytes(material, 'key material');
+  const material = bytesArg(bytes, 'key material');
   if (kind !== 'secret' && kind !== 'public') throw new InvalidInputError("key kind must be 'secret' or 'public'");
   if (kind === 'public') {
     const curve = 'curve' in info ? info.curve : undefined;
@@ -192,6 +190,7 @@ function checkMaterial(spec: KeySpec, kind: KeyKind, material: Uint8Array): void
   } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
     throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
   }
+  return material;
 }
 
 /** A key is used for the algorithm it was made for only: an AES key does not become an HMAC key. */

@@ -1,0 +1,200 @@
+// How the facade reads its callers' byte arrays: through their typed-array
+// slots (a Buffer, a subclass or an own property cannot change what is read
+// or copied), detached views refused by name, and nothing left behind in the
+// core's I/O window or in the facade's private copies when a call ends or fails.
+import { describe, it, expect } from 'vitest';
+import {
+  gcm, ccm, cbc, cmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
+  coreMemoryStats, InvalidInputError, LengthError,
+} from '../../src/index.ts';
+import { core } from '../../src/core/loader.ts';
+
+const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+const detached = (n = 16) => {
+  const a = rnd(n);
+  structuredClone(a.buffer, { transfer: [a.buffer] });
+  return a;
+};
+/** Offsets in WASM memory where `pattern` occurs. */
+function found(pattern: Uint8Array): number[] {
+  const m = core().mem(), at: number[] = [];
+  for (let p = m.indexOf(pattern[0]!); p >= 0; p = m.indexOf(pattern[0]!, p + 1)) {
+    if (hex(m.subarray(p, p + pattern.length)) === hex(pattern)) at.push(p);
+  }
+  return at;
+}
+
+describe('byte arguments are read through their typed-array slots', () => {
+  it('a Buffer nonce, IV, AAD or chunk is copied, not kept as a view (Buffer#slice is a view)', () => {
+    const key = rnd(16), pt = rnd(32);
+    const n = Buffer.from(rnd(12));
+    const g1 = gcm(key, n);
+    const first = hex(g1.encrypt(pt));
+    n[11]! ^= 1;
+    expect(hex(g1.encrypt(pt)), 'the object keeps the nonce it was given').toBe(first);
+    expect(hex(gcm(key, n).encrypt(pt))).not.toBe(first);
+    const iv = Buffer.from(rnd(16)), c1 = cbc(key, iv), c1ct = hex(c1.encrypt(pt));
+    iv.fill(0);
+    expect(hex(c1.encrypt(pt))).toBe(c1ct);
+    const aad = Buffer.from('header-v1'), g3 = gcm(key, rnd(12), aad), e1 = hex(g3.encrypt(pt));
+    aad.write('header-v2');
+    expect(hex(g3.encrypt(pt))).toBe(e1);
+
+    // CCM without messageLength collects its input: the caller's Buffer is neither wiped nor read late.
+    const nonce = rnd(12), plain = Buffer.alloc(31, 0x41);
+    const s = ccm(key, nonce).encryptStream();
+    s.update(plain);
+    plain.fill(0x42);
+    const sealed = s.final();
+    expect(hex(sealed)).toBe(hex(ccm(key, nonce).encrypt(new Uint8Array(31).fill(0x41))));
+    expect(plain.every((b) => b === 0x42), "the caller's array is untouched").toBe(true);
+    const ct = Buffer.from(sealed), d = ccm(key, nonce).decryptStream();
+    d.update(ct);
+    expect(hex(d.final())).toBe(hex(new Uint8Array(31).fill(0x41)));
+    expect(hex(ct)).toBe(hex(sealed));
+
+    // A decryption stream fed from one reused read buffer.
+    const gn = rnd(12), msg = rnd(64), whole = gcm(key, gn).encrypt(msg);
+    const readBuf = Buffer.alloc(40), ds = gcm(key, gn).decryptStream();
+    readBuf.set(whole.subarray(0, 40));
+    ds.update(readBuf);
+    readBuf.set(whole.subarray(40, 80));
+    ds.update(readBuf);
+    expect(hex(ds.final())).toBe(hex(msg));
+  });
+
+  it('a length, slice or subarray that lies changes nothing: the real bytes are read', () => {
+    class Liar extends Uint8Array {
+      override get length(): number {
+        return 4096;
+      }
+      override slice(): Uint8Array<ArrayBuffer> {
+        return new Uint8Array(1 << 20);
+      }
+      override subarray(): Uint8Array<ArrayBuffer> {
+        return new Uint8Array(1 << 20);
+      }
+    }
+    const own = new Uint8Array([1, 2, 3, 4]);
+    Object.defineProperty(own, 'length', { value: 4096 });
+    // Something else's message in the I/O window first: a lie about the length would read it back.
+    hmac('SHA-256', rnd(32), new TextEncoder().encode('SECRET-HMAC-MESSAGE-'.repeat(20)));
+    const key = rnd(16), n12 = rnd(12);
+    for (const [what, tiny, real] of [['subclass', new Liar([1, 2, 3, 4]), new Uint8Array([1, 2, 3, 4])], ['own property', own, new Uint8Array([1, 2, 3, 4])]] as const) {
+      expect(hex(gcm(key, n12).encrypt(tiny)), what).toBe(hex(gcm(key, n12).encrypt(real)));
+      expect(hex(sha256(tiny)), what).toBe(hex(sha256(real)));
+      expect(hex(hmac('SHA-384', tiny, tiny)), what).toBe(hex(hmac('SHA-384', real, real)));
+      expect(hex(cmac(key, tiny)), what).toBe(hex(cmac(key, real)));
+      expect(hex(createHash('SHA-512').update(tiny).digest()), what).toBe(hex(hash('SHA-512', real)));
+      expect(hex(hashMany('SHA-256', [tiny, real])[0]!), what).toBe(hex(sha256(real)));
+      const s = gcm(key, n12).encryptStream();
+      expect(hex(new Uint8Array([...s.update(tiny), ...s.final()])), what).toBe(hex(gcm(key, n12).encrypt(real)));
+    }
+    // A key that claims 16 bytes but holds more never overruns the key slot.
+    class LongKey extends Uint8Array {
+      override get length(): number {
+        return 16;
+      }
+    }
+    expect(() => gcm(new LongKey(1 << 16), n12).encrypt(rnd(4))).toThrow(LengthError);
+  });
+
+  it('a view of a detached buffer is an InvalidInputError that says so, in every entry point', () => {
+    const key = rnd(16), n12 = rnd(12);
+    const calls: [string, () => unknown][] = [
+      ['sha256', () => sha256(detached())],
+      ['hash', () => hash('SHA-384', detached())],
+      ['createHash().update', () => createHash('SHA-256').update(detached())],
+      ['hashMany', () => hashMany('SHA-256', [rnd(3), detached()])],
+      ['hmac key', () => hmac('SHA-256', detached(), rnd(3))],
+      ['hmac data', () => hmac('SHA-256', rnd(32), detached())],
+      ['createHmac', () => createHmac('SHA-256', detached())],
+      ['createHmac().update', () => createHmac('SHA-256', rnd(32)).update(detached())],
+      ['constantTimeEqual', () => constantTimeEqual(detached(0), new Uint8Array(0))],
+      ['gcm encrypt', () => gcm(key, n12).encrypt(detached())],
+      ['gcm nonce', () => gcm(key, detached(12))],
+      ['cbc encrypt', () => cbc(key, rnd(16)).encrypt(detached())],
+      ['cmac', () => cmac(key, detached())],
+      ['stream update', () => gcm(key, n12).encryptStream().update(detached())],
+      ['HmacDrbg personalization', () => new HmacDrbg({ personalization: detached() })],
+      ['HmacDrbg generate', () => new HmacDrbg().generate(8, detached())],
+      ['HmacDrbg reseed', () => new HmacDrbg().reseed(detached())],
+    ];
+    for (const [what, call] of calls) expect(call, what).toThrow(/view of a detached ArrayBuffer/);
+    expect(() => sha256(detached()), 'typed').toThrow(InvalidInputError);
+  });
+});
+
+describe('nothing is left behind', () => {
+  it('hash and HMAC inputs and outputs do not stay in the I/O window', () => {
+    const msg = rnd(48), key = rnd(32);
+    const results = [sha256(msg), hash('SHA-512', msg), hmac('SHA-256', key, msg), createHash('SHA-384').update(msg).digest(),
+      createHmac('SHA-512', key).update(msg).digest(), ...hashMany('SHA-256', [msg, msg.subarray(1)])];
+    expect(found(msg), 'the message').toEqual([]);
+    for (const r of results) expect(found(r), 'a digest or MAC').toEqual([]);
+  });
+
+  it('HmacDrbg: a failing nonce draw zeroizes the entropy copy; a refused input leaves no seed and no block', () => {
+    const RealU8 = Uint8Array;
+    const entropy = rnd(32);
+    const copies: Uint8Array[] = [];
+    globalThis.Uint8Array = new Proxy(RealU8, {
+      construct(target, args, newTarget) {
+        const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
+        if (args[0] === entropy || (args[0] instanceof RealU8 && args[0].buffer === entropy.buffer)) copies.push(a);
+        return a;
+      },
+    });
+    let calls = 0;
+    try {
+      expect(() => new HmacDrbg({ entropy: () => (++calls === 1 ? entropy : new RealU8(3)) })).toThrow(LengthError);
+    } finally {
+      globalThis.Uint8Array = RealU8;
+    }
+    expect(copies.length, 'the DRBG took a private copy').toBeGreaterThan(0);
+    for (const c of copies) expect(c.every((b) => b === 0), 'the copy is zeroized').toBe(true);
+
+    // One byte more than the core's largest block: placing it fails after entropy and nonce were placed.
+    const big = new RealU8(2 ** 30 - 4096 + 1);
+    const seed = new RealU8(32).fill(0xe5), nonce = new RealU8(16).fill(0xa7);
+    let i = 0;
+    const base = coreMemoryStats().inUseBytes;
+    expect(() => new HmacDrbg({ entropy: () => (i++ === 1 ? nonce : seed).slice(), personalization: big })).toThrow(/out of WASM memory/);
+    expect(coreMemoryStats().inUseBytes, 'no context or block held').toBe(base);
+    expect(found(seed), 'entropy').toEqual([]);
+    expect(found(nonce), 'nonce').toEqual([]);
+    const d = new HmacDrbg({ entropy: () => new RealU8(32).fill(0x5e) });
+    const held = coreMemoryStats().inUseBytes;
+    expect(() => d.reseed(big)).toThrow(/out of WASM memory/);
+    expect(coreMemoryStats().inUseBytes).toBe(held);
+    expect(found(new RealU8(32).fill(0x5e)), 'reseed entropy').toEqual([]);
+    d.destroy();
+  });
+
+  it('randomBytes over 64 KiB zeroizes each piece it joined', () => {
+    const pieces: Uint8Array[] = [];
+    const generate = HmacDrbg.prototype.generate;
+    HmacDrbg.prototype.generate = function (this: HmacDrbg, n: number, addin?: Uint8Array) {
+      const out = generate.call(this, n, addin);
+      pieces.push(out);
+      return out;
+    };
+    try {
+      expect(randomBytes(100_000).length).toBe(100_000);
+    } finally {
+      HmacDrbg.prototype.generate = generate;
+    }
+    expect(pieces.length).toBe(2);
+    for (const p of pieces) expect(p.every((b) => b === 0)).toBe(true);
+  });
+
+  it('messages name the problem: a short CCM stream, a bigint option', () => {
+    const key = rnd(16), nonce = rnd(13);
+    const sealed = ccm(key, nonce, undefined, { messageLength: 5 }).encrypt(rnd(5));
+    const d = ccm(key, nonce, undefined, { messageLength: 100 }).decryptStream();
+    d.update(sealed);
+    expect(() => d.final()).toThrow(/5 bytes of ciphertext before the tag, 100 declared/);
+    expect(() => gcm(key, rnd(12), undefined, { tagLength: 16n as unknown as number })).toThrow(/got 16n/);
+  });
+});
