@@ -1,6 +1,7 @@
 // ISO/IEC 7816-4 clause 5.1 command and response APDUs: the four cases, in
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
+import { concatBytes } from '../core/bytes.ts';
 import { InvalidInputError, LengthError } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
@@ -15,7 +16,8 @@ export interface CommandApdu {
   ne?: number;
   /**
    * The data fields of this exchange are secret (PINs, keys, plaintext):
-   * logging layers print their length only.
+   * logging layers print their length only, and the copies the transport
+   * makes of them (the encoded command, responses joined) are zeroized.
    */
   secret?: boolean;
 }
@@ -141,6 +143,14 @@ export function encodeResponse(r: ResponseApdu): Uint8Array {
   out.set(r.data);
   out[r.data.length] = r.sw >> 8;
   out[r.data.length + 1] = r.sw & 0xff;
+  return out;
+}
+
+/** Response data joined (one part is returned as it is); the parts of a `secret` exchange are zeroized once copied. */
+export function joinParts(parts: readonly Uint8Array[], secret: boolean | undefined): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = concatBytes(parts);
+  if (secret) for (const p of parts) p.fill(0);
   return out;
 }
 

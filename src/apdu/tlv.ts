@@ -3,7 +3,6 @@
 // form, so an AEAD's associated data may pass 64 KiB; the data field then
 // travels chained).
 import { ApduError } from './errors.ts';
-import { concatBytes } from '../core/bytes.ts';
 import { LengthError } from '../core/errors.ts';
 
 /** Largest value the length forms the profile uses (81, 82, 83) can state. */
@@ -15,16 +14,30 @@ export interface Tlv {
 }
 
 export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
+  return tlvs([tag, value]);
+}
+
+/** Written straight into one array: a value may be key material, and no intermediate copy of it may stay behind. */
+export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
+  const heads = items.map(([tag, v]) => head(tag, v.length));
+  const out = new Uint8Array(items.reduce((n, [, v], i) => n + heads[i]!.length + v.length, 0));
+  let o = 0;
+  items.forEach(([, v], i) => {
+    out.set(heads[i]!, o);
+    o += heads[i]!.length;
+    out.set(v, o);
+    o += v.length;
+  });
+  return out;
+}
+
+/** The tag and length octets of a TLV whose value has `n` bytes. */
+function head(tag: number, n: number): number[] {
   const t = tag > 0xff ? [tag >> 8, tag & 0xff] : [tag];
-  const n = value.length;
   // A length that does not fit would be written modulo its form and the receiver would read part of the value.
   if (n > TLV_MAX_LENGTH) throw new LengthError(`a TLV value is at most ${TLV_MAX_LENGTH} bytes, got ${n}`);
   const l = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return concatBytes([Uint8Array.from([...t, ...l]), value]);
-}
-
-export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
-  return concatBytes(items.map(([t, v]) => encodeTlv(t, v instanceof Uint8Array ? v : Uint8Array.from(v))));
+  return [...t, ...l];
 }
 
 /** Parses a sequence of TLVs; ApduError when a length runs past the end. */

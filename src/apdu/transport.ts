@@ -2,10 +2,9 @@
 // PC/SC card, a scripted test double, a socket). Each layer does one job of
 // ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
 // configured (the apdu4j / GlobalPlatformPro idea).
-import { concatBytes } from '../core/bytes.ts';
 import { LengthError } from '../core/errors.ts';
 import {
-  decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
+  decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,
 } from './apdu.ts';
 import { ApduError, StatusWordError, statusWordMeaning } from './errors.ts';
@@ -69,7 +68,12 @@ export class RawTransport implements ApduTransport {
     const c = !this.opts.extended && (cmd.ne ?? 0) > SHORT_MAX_NE ? { ...cmd, ne: SHORT_MAX_NE } : cmd;
     const bytes = encodeCommand(c, { allowExtended: this.opts.extended, extended: this.opts.extended && needsExtended(c) });
     this.sent++;
-    return decodeResponse(await this.channel.transmit(bytes));
+    try {
+      return decodeResponse(await this.channel.transmit(bytes));
+    } finally {
+      // The channel is done with the command once transmit() settled (PcscCard and the native bridge zeroize their own copies).
+      if (cmd.secret) bytes.fill(0);
+    }
   }
 }
 
@@ -143,7 +147,7 @@ export class GetResponseLayer extends Layer {
       r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
     }
     parts.push(r.data);
-    return { data: concatBytes(parts), sw: r.sw };
+    return { data: joinParts(parts, cmd.secret), sw: r.sw };
   }
 }
 
@@ -192,7 +196,7 @@ export class ChainingLayer extends Layer {
       out.push(r.data);
     }
     const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
-    return out.some((d) => d.length) ? { data: concatBytes([...out, last.data]), sw: last.sw } : last;
+    return out.some((d) => d.length) ? { data: joinParts([...out, last.data], cmd.secret), sw: last.sw } : last;
   }
 }
 

@@ -134,7 +134,8 @@ export interface CipherStream {
   /**
    * Ends the message and returns the remaining output (AEAD encryption: with
    * the tag appended). AEAD decryption verifies the tag here; a caller must
-   * not release output of earlier updates before this resolved.
+   * not release output of earlier updates before this resolved. One that
+   * fails leaves none of its output in `into` (the caller keeps that room).
    */
   final(last?: Uint8Array, into?: Uint8Array): MaybePromise<Uint8Array>;
   abort(): void;
@@ -198,7 +199,9 @@ export interface SecureEnvironmentBackend {
   publicKey(key: KeyHandle): Promise<Uint8Array | undefined>;
   /** The key's bytes for a caller that created it exportable; a device may refuse (StateError). */
   exportKey(key: KeyHandle): Promise<Uint8Array>;
+  /** Material it returns is a copy the caller owns: the host zeroizes it once sealed. */
   storeKey(key: KeyHandle): Promise<StoredKey>;
+  /** Takes its own copy of material: the host zeroizes `stored.bytes` once this settled. */
   loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle>;
   /**
    * Forgets the handle: zeroizes the host's copy of the material (software);

@@ -202,7 +202,14 @@ function sharedDrbg(): HmacDrbg {
 /** `n` cryptographically secure random bytes from the shared HMAC_DRBG. */
 export function randomBytes(n: number): Uint8Array {
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
-  const drbg = sharedDrbg();
+  return generateAll(sharedDrbg(), n);
+}
+
+/**
+ * `n` bytes from `drbg` in as many requests as SP 800-90A's limit needs; each
+ * piece is zeroized once copied (the result may become a key).
+ */
+export function generateAll(drbg: HmacDrbg, n: number): Uint8Array {
   if (n <= MAX_REQUEST_BYTES) return drbg.generate(n);
   const out = new Uint8Array(n);
   for (let off = 0; off < n; off += MAX_REQUEST_BYTES) {

@@ -141,6 +141,8 @@ export class McsClient {
 
   async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
     const body = await this.request(1, to, root, omit({ ...content, rn: common.name, acpi: common.policies, et: common.expirationTime }), ty);
+    // Only the address is kept: the representation's byte copies (an exportable key, the data) must not linger unreferenced.
+    for (const v of Object.values(body)) if (v instanceof Uint8Array) v.fill(0);
     return `${this.seId}/${body.ri as string}`;
   }
 

@@ -23,23 +23,39 @@ export function toBase64(bytes: Uint8Array): string {
   return out;
 }
 
+/**
+ * The byte length base64 text of this length and padding decodes to, read
+ * without decoding it (whether the text is valid is for fromBase64 to tell):
+ * a value can be refused for its size before any of it is decoded.
+ */
+export function base64Length(s: string): number {
+  return Math.floor(s.length / 4) * 3 - padding(s);
+}
+
+function padding(s: string): number {
+  return s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+}
+
 /** Strict decoding: padded, canonical (unused bits zero), no whitespace. Returns undefined when invalid. */
 export function fromBase64(s: string): Uint8Array | undefined {
   if (s.length % 4 !== 0) return undefined;
-  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-  const out = new Uint8Array((s.length / 4) * 3 - pad);
+  const pad = padding(s);
+  const out = new Uint8Array(base64Length(s));
   let o = 0;
   for (let i = 0; i < s.length; i += 4) {
     const last = i + 4 === s.length;
     const c0 = code(s, i), c1 = code(s, i + 1);
     const c2 = last && pad === 2 ? 0 : code(s, i + 2);
     const c3 = last && pad >= 1 ? 0 : code(s, i + 3);
-    if ((c0 | c1 | c2 | c3) < 0) return undefined;
+    if ((c0 | c1 | c2 | c3) < 0 || (last && ((pad === 2 && (c1 & 15)) || (pad === 1 && (c2 & 3))))) {
+      // The text may be a key: what was decoded before the bad group must not stay behind.
+      out.fill(0, 0, o);
+      return undefined;
+    }
     const n = (c0 << 18) | (c1 << 12) | (c2 << 6) | c3;
     out[o++] = n >> 16;
     if (o < out.length) out[o++] = (n >> 8) & 255;
     if (o < out.length) out[o++] = n & 255;
-    if (last && ((pad === 2 && (c1 & 15)) || (pad === 1 && (c2 & 3)))) return undefined;
   }
   return out;
 }

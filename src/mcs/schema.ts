@@ -4,7 +4,7 @@
 // (src/mcs/engine.ts) enforces these declarations for every type; a type's
 // module adds only what is special to it through the hooks below.
 import { badRequest, McsError } from './rsc.ts';
-import { fromBase64, parseTimestamp } from './codec.ts';
+import { base64Length, fromBase64, parseTimestamp } from './codec.ts';
 import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
@@ -210,21 +210,18 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
   const t = a.type;
   switch (t.kind) {
     case 'bytes': {
-      let b: Uint8Array | undefined;
-      // A copy into a plain Uint8Array (Buffer.prototype.slice would return a view of the caller's memory).
-      if (isBytes(v)) {
-        if (copy) {
-          b = new Uint8Array(v.length);
-          b.set(v);
-        } else b = v;
-      }
-      else if (typeof v === 'string') {
-        // Refuse before decoding: an oversized string must not cost a decode.
-        if (v.length > Math.ceil(maxBytes / 3) * 4) throw tooLarge(a, maxBytes);
-        b = fromBase64(v);
+      if (!isBytes(v) && typeof v !== 'string') throw bad('bytes (base64 string)');
+      // Refused before copying or decoding: an oversized value (a key, data) leaves no copy behind, and costs no decode.
+      if ((typeof v === 'string' ? base64Length(v) : v.length) > maxBytes) throw tooLarge(a, maxBytes);
+      if (typeof v === 'string') {
+        const b = fromBase64(v);
         if (!b) throw bad('base64 (RFC 4648, padded)');
-      } else throw bad('bytes (base64 string)');
-      if (b.length > maxBytes) throw tooLarge(a, maxBytes);
+        return b;
+      }
+      if (!copy) return v;
+      // A copy into a plain Uint8Array (Buffer.prototype.slice would return a view of the caller's memory).
+      const b = new Uint8Array(v.length);
+      b.set(v);
       return b;
     }
     case 'uint':

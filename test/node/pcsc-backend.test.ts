@@ -15,13 +15,12 @@ import {
 } from '../../src/index.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
-import type { PcscContext } from '../../src/pcsc/index.ts';
-import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
-import { KeyStore, SenvApplet, VirtualCardOs } from '../../src/virtual-card/index.ts';
+import { EXTENDED_LIMITS, SHORT_LIMITS } from '../../src/virtual-card/card.ts';
+import type { KeyStore } from '../../src/virtual-card/index.ts';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
-import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 import { b64, body, ok, Session, unb64 } from '../portable/mcs-kit.ts';
 import type { VirtualCard } from '../../src/virtual-card/index.ts';
 
@@ -422,62 +421,6 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
   });
 });
 
-/**
- * A reader with the senv virtual card in-process: the backend's PcscContext
- * and PcscCard are stand-ins that hand APDUs to the card OS, and `intercept`
- * may answer one instead of the card.
- */
-class InProcessReader {
-  readonly store = new KeyStore(undefined, () => randomBytes(8));
-  readonly os: VirtualCardOs;
-  readonly applet: SenvApplet;
-  readonly sent: Uint8Array[] = [];
-  connects = 0;
-  disconnects = 0;
-  intercept: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined;
-  private readonly context: PcscContext;
-
-  constructor(limits: CardLimits = EXTENDED_LIMITS) {
-    this.applet = new SenvApplet({ store: this.store, random: randomBytes, limits });
-    this.os = new VirtualCardOs([this.applet], { limits });
-    const card = {
-      transmit: async (apdu: Uint8Array) => {
-        this.sent.push(apdu);
-        return this.intercept?.(apdu) ?? this.os.apdu(apdu);
-      },
-      transaction: async <T>(fn: () => Promise<T>) => fn(),
-      reset: async (kind: 'cold' | 'warm') => this.os.power(kind),
-      disconnect: async () => void this.disconnects++,
-    };
-    this.context = {
-      connect: async () => {
-        this.connects++;
-        return card;
-      },
-      release: async () => undefined,
-    } as unknown as PcscContext;
-  }
-
-  backend(): PcscBackend {
-    return new PcscBackend({ reader: 'in-process', context: this.context });
-  }
-
-  /** Answers the next APDU that `match` picks with `sw` instead of the card, once. */
-  /** PSO contexts the card holds (the applet's own count, private to it). */
-  streamsOpen(): number {
-    return (this.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
-  }
-
-  failOnce(match: (apdu: Uint8Array) => boolean, sw: number): void {
-    let done = false;
-    this.intercept = (apdu) => {
-      if (done || !match(apdu)) return undefined;
-      done = true;
-      return Uint8Array.of(sw >> 8, sw & 0xff);
-    };
-  }
-}
-
 const SELECT = 0xa4;
 
 describe('PC/SC SE backend over an in-process card', () => {
@@ -515,7 +458,8 @@ describe('PC/SC SE backend over an in-process card', () => {
     reader.intercept = (apdu) => {
       if (apdu[1] !== 0x84) return undefined;
       const r = reader.os.apdu(apdu);
-      given.push(r.subarray(0, r.length - 2));
+      // A copy: the backend zeroizes the random bytes it received once they are in its result.
+      given.push(r.slice(0, r.length - 2));
       return r;
     };
     const b = reader.backend();

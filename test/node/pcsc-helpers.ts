@@ -2,10 +2,16 @@
 // (scripts/pcsc-stack.mjs brings it up, or uses a running one that serves
 // vpcd), one vpcd slot for this test file, and the senv virtual card in it.
 // Without the stack the tests skip and say why; with SENV_REQUIRE_PCSC=1 or
-// CI set they fail instead, because CI must run them.
+// CI set they fail instead, because CI must run them. InProcessReader (at the
+// end) needs no stack at all.
 import { acquireSlot, acquireStack, type SlotLease } from '../../scripts/pcsc-stack.mjs';
+import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { randomBytes } from '../../src/core/index.ts';
 import { PcscContext, type ReaderState } from '../../src/pcsc/index.ts';
-import { createVirtualCard, type VirtualCard, type VirtualCardOptions } from '../../src/virtual-card/index.ts';
+import { EXTENDED_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
+import {
+  createVirtualCard, KeyStore, SenvApplet, VirtualCardOs, type VirtualCard, type VirtualCardOptions,
+} from '../../src/virtual-card/index.ts';
 
 export interface PcscTestEnv {
   ctx: PcscContext;
@@ -76,4 +82,61 @@ export async function setupPcsc(): Promise<PcscSetup> {
     },
   };
   return { ok: true, env };
+}
+
+/**
+ * A reader with the senv virtual card in-process: the backend's PcscContext
+ * and PcscCard are stand-ins that hand APDUs to the card OS, and `intercept`
+ * may answer one instead of the card.
+ */
+export class InProcessReader {
+  readonly store = new KeyStore(undefined, () => randomBytes(8));
+  readonly os: VirtualCardOs;
+  readonly applet: SenvApplet;
+  readonly sent: Uint8Array[] = [];
+  connects = 0;
+  disconnects = 0;
+  intercept: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined;
+  private readonly context: PcscContext;
+
+  constructor(limits: CardLimits = EXTENDED_LIMITS) {
+    this.applet = new SenvApplet({ store: this.store, random: randomBytes, limits });
+    this.os = new VirtualCardOs([this.applet], { limits });
+    const card = {
+      transmit: async (apdu: Uint8Array) => {
+        // Copies, as the native bridge takes them: the transport zeroizes a secret command once sent.
+        this.sent.push(apdu.slice());
+        return this.intercept?.(apdu) ?? this.os.apdu(apdu);
+      },
+      transaction: async <T>(fn: () => Promise<T>) => fn(),
+      reset: async (kind: 'cold' | 'warm') => this.os.power(kind),
+      disconnect: async () => void this.disconnects++,
+    };
+    this.context = {
+      connect: async () => {
+        this.connects++;
+        return card;
+      },
+      release: async () => undefined,
+    } as unknown as PcscContext;
+  }
+
+  backend(log?: (line: string) => void): PcscBackend {
+    return new PcscBackend({ reader: 'in-process', context: this.context, ...(log ? { log } : {}) });
+  }
+
+  /** PSO contexts the card holds (the applet's own count, private to it). */
+  streamsOpen(): number {
+    return (this.applet as unknown as { streamsOpen: Set<unknown> }).streamsOpen.size;
+  }
+
+  /** Answers the next APDU that `match` picks with `sw` instead of the card, once. */
+  failOnce(match: (apdu: Uint8Array) => boolean, sw: number): void {
+    let done = false;
+    this.intercept = (apdu) => {
+      if (done || !match(apdu)) return undefined;
+      done = true;
+      return Uint8Array.of(sw >> 8, sw & 0xff);
+    };
+  }
 }

@@ -9,7 +9,7 @@ import type {
   SignatureStream, StoredKey,
 } from '../backend.ts';
 import { markKeyHandle } from '../backend.ts';
-import { hex, type ResponseApdu } from '../../apdu/apdu.ts';
+import { hex, joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
@@ -161,6 +161,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         // Fewer bytes than asked would leave zeros in the result: never hand those out as random.
         if (got.length !== n) throw new ApduError(`GET CHALLENGE returned ${got.length} bytes instead of ${n}`);
         out.set(got, o);
+        got.fill(0);
       }
     });
     return out;
@@ -168,15 +169,16 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
     const alg = this.supported(spec);
+    const data = tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]);
     let ref: number;
     try {
-      ref = await this.inFreeSlot((slot) => this.session.run(() => this.session.channel0.transmit({
-        cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true,
-        data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]),
-      })));
+      ref = await this.inFreeSlot((slot) => this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true, data })));
     } catch (e) {
       if (e instanceof StatusWordError && e.sw === 0x6a80) throw new InvalidValueError('the card refused the key material (out of range or malformed)');
       throw e;
+    } finally {
+      // The command's copy of the key: the card has its own now, or refused it.
+      data.fill(0);
     }
     let publicKey: Uint8Array | undefined;
     if (SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa') {
@@ -296,14 +298,20 @@ export class PcscBackend implements SecureEnvironmentBackend {
       pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
       setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
       output: true,
-      secret: true,
     });
     return {
       update: (d) => dataCall(s.update(d)),
       final: async (last) => {
         const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
-        const tail = await dataCall(s.finish());
-        return head.length ? concatBytes([head, tail]) : tail;
+        let tail: Uint8Array;
+        try {
+          tail = await dataCall(s.finish());
+        } catch (e) {
+          // Plaintext of a message that failed at its end (tag, padding) is released to no one.
+          head.fill(0);
+          throw e;
+        }
+        return head.length ? joinParts([head, tail], true) : tail;
       },
       abort: () => s.abort(),
     };
@@ -337,16 +345,33 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const hashName = HASH_NAMES[SIGNATURES[algorithm].hash!];
     const parts: Uint8Array[] = [];
     let done = false;
+    // The message is secret: the copies made of it here are zeroized once used (`last` is the caller's).
+    const dropParts = () => {
+      for (const p of parts) p.fill(0);
+      parts.length = 0;
+    };
     const digest = (last?: Uint8Array): Uint8Array => {
       if (done) throw new StateError('stream already finished');
       done = true;
-      if (last) parts.push(last);
-      const msg = concatBytes(parts);
-      if (!options.prehashed) return hash(hashName, msg);
-      if (msg.length !== HASHES[SIGNATURES[algorithm].hash!].outputLength) {
+      const msg = concatBytes(last ? [...parts, last] : parts);
+      dropParts();
+      if (options.prehashed) {
+        if (msg.length === HASHES[SIGNATURES[algorithm].hash!].outputLength) return msg;
+        msg.fill(0);
         throw new InvalidValueError(`prehashed message must be a ${hashName} digest`);
       }
-      return msg;
+      const d = hash(hashName, msg);
+      msg.fill(0);
+      return d;
+    };
+    // The link stream keeps its own copy of the digest (zeroized when it ends).
+    const send = async (s: LinkStream, last?: Uint8Array) => {
+      const d = digest(last);
+      try {
+        await s.update(d);
+      } finally {
+        d.fill(0);
+      }
     };
     const extra: [number, number[]][] = [[TAG.INPUT_IS_DIGEST, [1]], [TAG.SIG_FORMAT, [options.format === 'der' ? 1 : 0]]];
     const setup = (ch: AppletChannel) => ch.setEnvironment(CRT.DST, algorithm, k.ref, extra);
@@ -357,17 +382,17 @@ export class PcscBackend implements SecureEnvironmentBackend {
       },
       sign: async (last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
-        await s.update(digest(last));
+        await send(s, last);
         return s.finish();
       },
       verify: async (signature, last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
-        await s.update(digest(last));
+        await send(s, last);
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
       },
       abort: () => {
         done = true;
-        parts.length = 0;
+        dropParts();
       },
     };
   }

@@ -5,9 +5,9 @@
 // MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
 import { INS } from '../../apdu/profile.ts';
 import { ApduError } from '../../apdu/errors.ts';
-import type { ResponseApdu } from '../../apdu/apdu.ts';
+import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
-import { concatBytes, EMPTY } from '../../core/bytes.ts';
+import { EMPTY } from '../../core/bytes.ts';
 import type { AppletChannel, CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
@@ -17,8 +17,6 @@ export interface LinkStreamOptions {
   setup(ch: AppletChannel): Promise<void>;
   /** Chained links answer with output (ENCIPHER/DECIPHER): ask for it in the same APDU. */
   output?: boolean;
-  /** Plaintext goes in or comes out: APDU logs show lengths only. */
-  secret?: boolean;
 }
 
 
@@ -50,10 +48,11 @@ export class LinkStream {
         await this.opts.setup(ch);
       }
       this.checkEpoch();
+      const ch = this.ch;
       // Keep at least one byte back: the last link must be sent unchained by end().
       const out: Uint8Array[] = [];
-      while (this.buffered > this.max) out.push((await this.link(this.ch, this.take(this.max), true)).data);
-      return concatBytes(out);
+      while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+      return joinParts(out, true);
     });
   }
 
@@ -71,9 +70,9 @@ export class LinkStream {
         if (this.ch) this.checkEpoch();
         else await this.opts.setup(ch);
         const out: Uint8Array[] = [];
-        while (this.buffered > this.max) out.push((await this.link(ch, this.take(this.max), true)).data);
-        out.push((await last(ch, this.take(this.buffered))).data);
-        return concatBytes(out);
+        while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+        out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
+        return joinParts(out, true);
       } finally {
         this.release();
       }
@@ -98,12 +97,26 @@ export class LinkStream {
     this.release(true);
   }
 
+  /**
+   * Every stream carries an Mcs message declared secret (sensitiveData, or
+   * the message of <hash> and <signature>): APDU logs show lengths only.
+   */
   private link(ch: AppletChannel, data: Uint8Array, chained: boolean): Promise<ResponseApdu> {
     const { pso } = this.opts;
     return ch.transmit({
       cla: chained ? 0x10 : 0x00, ins: INS.PSO, p1: pso >> 8, p2: pso & 0xff, data,
-      ne: chained && !this.opts.output ? 0 : 65536, secret: this.opts.secret === true,
+      ne: chained && !this.opts.output ? 0 : 65536, secret: true,
     });
+  }
+
+  /** Sends the next `n` bytes of the message with `send`; their copy is zeroized once sent, as the buffered parts are in release(). */
+  private async sendNext(n: number, send: (data: Uint8Array) => Promise<ResponseApdu>): Promise<Uint8Array> {
+    const data = this.take(n);
+    try {
+      return (await send(data)).data;
+    } finally {
+      data.fill(0);
+    }
   }
 
   private take(n: number): Uint8Array {
@@ -113,6 +126,8 @@ export class LinkStream {
       const p = this.parts[0]!;
       const k = Math.min(p.length, n - o);
       out.set(p.subarray(0, k), o);
+      // Moved, not copied: release() zeroizes only the parts still held.
+      p.fill(0, 0, k);
       o += k;
       if (k === p.length) this.parts.shift();
       else this.parts[0] = p.subarray(k);

@@ -5,11 +5,10 @@
 // runtime's entropy source (crypto.getRandomValues, i.e. the operating
 // system's CSPRNG fed by hardware noise) and says so in deviceInfo.
 import type { RngType } from '../backend.ts';
-import { hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
+import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
 import { UnknownAlgorithmError } from '../../core/errors.ts';
 
 const GET_RANDOM_VALUES_LIMIT = 65536;
-const DRBG_REQUEST_LIMIT = 65536;
 
 export const RNG_SOURCES: Partial<Record<RngType, string>> = {
   1: 'HMAC_DRBG (SP 800-90A, SHA-512) in the senv WASM core, seeded from the operating system',
@@ -38,10 +37,6 @@ export class SoftwareRng {
   bytes(type: RngType, length: number): Uint8Array {
     if (type === 2) return osEntropy(length);
     if (type !== 1) throw new UnknownAlgorithmError(`rngType ${type} is not supported by the software SE`);
-    const drbg = (this.#drbg ??= hmacDrbg({ hash: 'SHA-512' }));
-    if (length <= DRBG_REQUEST_LIMIT) return drbg.generate(length);
-    const out = new Uint8Array(length);
-    for (let off = 0; off < length; off += DRBG_REQUEST_LIMIT) out.set(drbg.generate(Math.min(DRBG_REQUEST_LIMIT, length - off)), off);
-    return out;
+    return generateAll((this.#drbg ??= hmacDrbg({ hash: 'SHA-512' })), length);
   }
 }

@@ -43,7 +43,14 @@ export class LazyStream {
     try {
       const head = last && last.length ? ctx.update(last, into) : undefined;
       if (!head || head.length === 0) return ctx.finish(into);
-      const tail = ctx.finish();
+      let tail: Uint8Array;
+      try {
+        tail = ctx.finish();
+      } catch (e) {
+        // A message that fails at its end (bad padding) releases nothing: the head is its plaintext, in the caller's room.
+        head.fill(0);
+        throw e;
+      }
       const n = head.length + tail.length;
       const inPlace = wroteInto(head, into) && into!.length >= n;
       const out = inPlace ? into!.subarray(0, n) : new Uint8Array(n);

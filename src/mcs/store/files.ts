@@ -116,7 +116,13 @@ async function nodeFiles(): Promise<Files> {
     pid: process.pid,
     read: async (path) => {
       try {
-        return new Uint8Array(await fs.readFile(path));
+        const b = await fs.readFile(path);
+        // A plain Uint8Array (a Buffer's slice() shares memory); the Buffer is zeroized, as a key file's text must not stay.
+        try {
+          return new Uint8Array(b);
+        } finally {
+          b.fill(0);
+        }
       } catch (e) {
         if (missing(e)) return undefined;
         throw e;

@@ -206,14 +206,12 @@ export class JournalStore implements Persistence {
       const res = new Resource(def, rec.ri, rec.rn, parent, rec.ct);
       res.modified = rec.lt;
       res.hint = rec.hint;
-      const secret = rec.sealed ? (JSON.parse(dec.decode(unseal(rec.sealed, rec.ri, rec.ri))) as Record<string, Json>) : {};
+      const secret = rec.sealed ? wiping(unseal(rec.sealed, rec.ri, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>) : {};
       for (const [name, v] of Object.entries({ ...rec.attrs, ...secret })) res.attrs.set(name, await decodeValue(host, v));
       for (const a of rec.appends ?? []) {
         let acc = res.attrs.get(a.attr);
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
-        const chunk = unseal(a.sealed, rec.ri, `${rec.ri}/${a.attr}`);
-        (acc as Accumulator).receive(chunk, false);
-        chunk.fill(0);
+        wiping(unseal(a.sealed, rec.ri, `${rec.ri}/${a.attr}`), (chunk) => (acc as Accumulator).receive(chunk, false));
       }
       if (parent) parent.children.set(res.rn, res);
       built.set(rec.ri, res);
@@ -265,7 +263,7 @@ export class JournalStore implements Persistence {
     }
     const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
     if (res.hint) rec.hint = res.hint;
-    if (Object.keys(secret).length) rec.sealed = seal(this.#key, enc.encode(JSON.stringify(secret)), res.ri);
+    if (Object.keys(secret).length) rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(this.#key, plain, res.ri));
     return rec;
   }
 
@@ -642,6 +640,20 @@ function seal(key: Uint8Array, data: Uint8Array, ri: string): string {
   return toBase64(out);
 }
 
+/**
+ * `use(bytes)`, then `bytes` zeroized whether it returned or threw: for the
+ * plaintext copies of secrets (keys, sealed attributes) the store makes on
+ * the way to or from the disk. (The JSON text of sealed attributes is a
+ * string, which no one can zeroize: its bytes are.)
+ */
+function wiping<T>(bytes: Uint8Array, use: (bytes: Uint8Array) => T): T {
+  try {
+    return use(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
 function open(key: Uint8Array, sealed: string, ri: string): Uint8Array {
   const b = fromBase64(sealed);
   if (!b || b.length < 28) throw new AuthenticationError('sealed record is damaged');
@@ -654,7 +666,7 @@ async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof DeviceData) return { $device: v.size };
   if (isKeyHandle(v)) {
     const s = await host.backend.storeKey(v);
-    return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: toBase64(s.bytes) } : { ref: s.ref }) } };
+    return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: wiping(s.bytes, toBase64) } : { ref: s.ref }) } };
   }
   // A client's own JSON object (esi, kInf, pv ...) is wrapped, so that no
   // member it has can pass for one of the tags above when it is read back.
@@ -669,9 +681,7 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
   if (typeof v.$device === 'number') return new DeviceData(v.$device);
   if (typeof v.$acc === 'string') {
     const acc = new Accumulator();
-    const data = fromBase64(v.$acc)!;
-    acc.append(data);
-    data.fill(0);
+    wiping(fromBase64(v.$acc)!, (data) => acc.append(data));
     acc.consumed = v.consumed === true;
     return acc;
   }

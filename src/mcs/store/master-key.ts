@@ -18,7 +18,14 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile);
     if (!raw) throw new StateError('master key file not found');
-    if (raw.length !== 32) return check(parse(new TextDecoder().decode(raw)), 'master key file');
+    if (raw.length !== 32) {
+      // The text is the key too: only the decoded copy, which the engine zeroizes after use, may outlive this call.
+      try {
+        return decode(new TextDecoder().decode(raw), 'master key file');
+      } finally {
+        raw.fill(0);
+      }
+    }
     // 32 bytes of text are no raw key but an encoding too short for one (32 hex digits, base64 of 24 bytes, a passphrase and a newline).
     if (raw.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
       raw.fill(0);
@@ -31,7 +38,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (text === undefined) {
     throw new StateError(`a data directory needs a master key: pass masterKey or masterKeyFile, or set ${name}`);
   }
-  return check(parse(text), name);
+  return decode(text, name);
 }
 
 function env(name: string): string | undefined {
@@ -39,10 +46,12 @@ function env(name: string): string | undefined {
   return g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
 }
 
-function parse(text: string): Uint8Array | undefined {
+/** The key `text` holds as hex or base64; one of the wrong length is zeroized before it is refused. */
+function decode(text: string, what: string): Uint8Array {
   const t = text.trim();
-  if (/^[0-9a-fA-F]{64}$/.test(t)) return Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16));
-  return fromBase64(t);
+  const key = /^[0-9a-fA-F]{64}$/.test(t) ? Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16)) : fromBase64(t);
+  if (key && key.length !== 32) key.fill(0);
+  return check(key, what);
 }
 
 function check(key: Uint8Array | undefined, what: string): Uint8Array {

@@ -1,0 +1,300 @@
+// No residue of a secret in JS memory: the copies of keys and data that the
+// engine, its data directory, McsClient and the backends make are zeroized
+// once they are done with, on success and on failure alike. The copies are
+// internal, so each case watches where they are made (a method or a
+// constructor wrapped for the test, or the arrays a method hands around) and
+// looks at them afterwards.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCipheriv } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { McsClient, McsEngine, SoftwareBackend } from '../../src/index.ts';
+import type { StoredKey } from '../../src/backends/backend.ts';
+import { AppletChannel } from '../../src/backends/pcsc/session.ts';
+import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { Accumulator } from '../../src/mcs/resource.ts';
+import { prng } from '../portable/harness.ts';
+import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
+import { InProcessReader } from './pcsc-helpers.ts';
+
+const RealUint8Array = Uint8Array;
+const undo: (() => void)[] = [];
+
+afterEach(() => {
+  while (undo.length) undo.pop()!();
+});
+
+/** Replaces `obj[key]` until the test ends. */
+function patch<T extends object, K extends keyof T>(obj: T, key: K, value: T[K]): void {
+  const old = obj[key];
+  obj[key] = value;
+  undo.push(() => {
+    obj[key] = old;
+  });
+}
+
+/**
+ * Every `new Uint8Array(...)` until the test ends (the engine's modules look
+ * the global up at each call); `onMake` sees each with what it was made from.
+ */
+function watchNew(onMake?: (made: Uint8Array, from: unknown) => void): Uint8Array[] {
+  const seen: Uint8Array[] = [];
+  globalThis.Uint8Array = new Proxy(RealUint8Array, {
+    construct(target, args, newTarget) {
+      const made = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
+      seen.push(made);
+      onMake?.(made, args[0]);
+      return made;
+    },
+  });
+  undo.push(() => {
+    globalThis.Uint8Array = RealUint8Array;
+  });
+  return seen;
+}
+
+const holds = (a: Uint8Array, needle: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).indexOf(Buffer.from(needle)) >= 0;
+const zero = (a: Uint8Array) => a.every((b) => b === 0);
+const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-residue-'));
+const MASTER = new Uint8Array(32).fill(9);
+
+describe('Mcs: no copy of a secret stays behind', () => {
+  it('a data directory: the key material of every record, the plaintext it seals and the plaintext it unseals are zeroized', async () => {
+    const dir = tempDir();
+    try {
+      const key = prng(701)(16);
+      const stored: StoredKey[] = [];
+      const storeKey = SoftwareBackend.prototype.storeKey;
+      patch(SoftwareBackend.prototype, 'storeKey', async function (this: SoftwareBackend, k) {
+        const s = await storeKey.call(this, k);
+        stored.push(s);
+        return s;
+      });
+      // The sealed secrets are JSON holding `keyData`: the UTF-8 arrays made of it, and those read back.
+      const sealedPlain: Uint8Array[] = [];
+      const encode = TextEncoder.prototype.encode;
+      patch(TextEncoder.prototype, 'encode', function (this: TextEncoder, text?: string) {
+        const out = encode.call(this, text);
+        if (text?.includes('"keyData"')) sealedPlain.push(out);
+        return out;
+      });
+      const unsealedPlain: Uint8Array[] = [];
+      const decode = TextDecoder.prototype.decode;
+      patch(TextDecoder.prototype, 'decode', function (this: TextDecoder, input?: AllowSharedBufferSource, options?: TextDecodeOptions) {
+        const text = decode.call(this, input, options);
+        if (text.includes('"keyData"')) unsealedPlain.push(input as Uint8Array);
+        return text;
+      });
+
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1024, kDt: b64(key) } }), 2001, 'cipher with a key');
+      // An UPDATE writes the resource again, key included.
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { et: '20991231T000000' } }), 2004, 'et');
+      await e1.close();
+      expect(stored.length, 'storeKey was called').toBeGreaterThanOrEqual(2);
+      for (const k of stored) expect(k.form === 'material' && zero(k.bytes), 'the stored key bytes are zeroized').toBe(true);
+      expect(sealedPlain.length, 'secrets were sealed').toBeGreaterThanOrEqual(2);
+      for (const p of sealedPlain) expect(zero(p), 'the plaintext sealed is zeroized').toBe(true);
+
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      expect(unsealedPlain.length, 'secrets were unsealed').toBeGreaterThan(0);
+      for (const p of unsealedPlain) expect(zero(p), 'the plaintext unsealed is zeroized').toBe(true);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('<cipher> CBC decryption failing on its padding leaves none of its plaintext in the resource\'s output buffer', async () => {
+    const rooms: Uint8Array[] = [];
+    const room = Accumulator.prototype.room;
+    patch(Accumulator.prototype, 'room', function (this: Accumulator, n: number) {
+      const r = room.call(this, n);
+      rooms.push(r);
+      return r;
+    });
+    const rnd = prng(702);
+    const key = rnd(16), iv = rnd(16);
+    // The last byte (0) is no PKCS#7 padding: the decryption fails at its end.
+    const plain = rnd(41008);
+    plain[plain.length - 1] = 0;
+    const enc = createCipheriv('aes-128-cbc', key, iv).setAutoPadding(false);
+    const ct = new Uint8Array(Buffer.concat([enc.update(plain), enc.final()]));
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    const c = s.path('reg', 'c');
+    ok(await s.send(1, s.seId, { 'senv:Cph': { rn: 'c', Calg: 24, mbs: 1 << 20, kDt: key } }, 20002, true), 2001, 'CBC PKCS#7 cipher');
+    ok(await s.send(1, c, { 'senv:algP': { iV: iv } }, 20001, true), 2001, 'IV');
+    // A first decryption makes the next message stream for decryption.
+    ok(await s.send(3, c, { 'senv:Cph': { msg: ct.subarray(0, 32) } }, undefined, true), 2004, 'two blocks');
+    await s.retrieve(`${c}/decrypt`);
+    // A batch (streamed at once), then the rest, which the operation's final call decrypts.
+    ok(await s.send(3, c, { 'senv:Cph': { msg: ct.subarray(0, 40000) } }, undefined, true), 2004, 'a batch');
+    ok(await s.send(3, c, { 'senv:Cph': { msg: ct.subarray(40000) } }, undefined, true), 2004, 'the rest');
+    fails(await s.retrieve(`${c}/decrypt`), 4102, 'bad padding');
+    const lastBatch = plain.subarray(40048, 40304);
+    expect(rooms.length, 'the stream wrote into the resource\'s buffer').toBeGreaterThan(0);
+    for (const buffer of new Set(rooms.map((r) => r.buffer))) {
+      expect(holds(new RealUint8Array(buffer), lastBatch), 'plaintext of the failed decryption').toBe(false);
+    }
+    await s.engine.close();
+  });
+
+  it('a master key file: its text is zeroized, and a key of the wrong length decoded from it', async () => {
+    const dir = tempDir();
+    try {
+      const keyHex = Buffer.from(prng(703)(32)).toString('hex');
+      const text = new TextEncoder().encode(keyHex);
+      writeFileSync(join(dir, 'master.key'), `${keyHex}\n`, { mode: 0o600 });
+      // The arrays the text was read into: node:fs's Buffer and the copy made of it.
+      const reads: Uint8Array[] = [];
+      const made = watchNew((copy, from) => {
+        if (from instanceof RealUint8Array && holds(from, text)) reads.push(copy, from);
+      });
+      const e = await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: join(dir, 'master.key') });
+      await e.close();
+      expect(reads.length, 'the key file was read').toBeGreaterThan(0);
+      for (const r of reads) expect(zero(r), 'the key file\'s text is zeroized').toBe(true);
+
+      const tooLong = prng(704)(33);
+      writeFileSync(join(dir, 'long.key'), `${b64(tooLong)}\n`, { mode: 0o600 });
+      made.length = 0;
+      await expect(McsEngine.create({ dataDir: join(dir, 'data2'), masterKeyFile: join(dir, 'long.key') })).rejects.toThrow(/32-byte/);
+      expect(made.filter((a) => a.length === 33).length, 'the key was decoded').toBeGreaterThan(0);
+      expect(made.some((a) => holds(a, tooLong)), 'the refused key is zeroized').toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a key in invalid base64 is refused without leaving the bytes decoded before the bad character', async () => {
+    const key = prng(705)(32);
+    const good = b64(key);
+    const bad = `${good.slice(0, 40)}AA!=`;
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    const made = watchNew();
+    fails(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1002, mbs: 64, kDt: bad } }), 4000, 'bad base64', /base64/);
+    expect(made.filter((a) => a.length === 32).length, 'the text was decoded').toBeGreaterThan(0);
+    expect(made.some((a) => holds(a, key.subarray(0, 30))), 'the decoded part is zeroized').toBe(false);
+    await s.engine.close();
+  });
+
+  it('a value over maxDataSize is refused before the engine copies or decodes it', async () => {
+    const maxDataSize = 64;
+    const rnd = prng(706);
+    const s = new Session(await McsEngine.create({ maxDataSize }), 'CAE1');
+    await s.register();
+    const hmacKey = rnd(maxDataSize + 1), data = rnd(maxDataSize + 1), base64Key = rnd(maxDataSize + 1);
+    const made = watchNew();
+    const copiesOf = (secret: Uint8Array) => made.filter((a) => a.length > 0 && holds(a, secret));
+    fails(await s.send(1, s.seId, { 'senv:Sgn': { rn: 's1', Salg: 25, kDt: hmacKey } }, 20012, true), 5207, 'binary kDt', /exceeds 64 bytes/);
+    expect(copiesOf(hmacKey).length, 'no copy of the key').toBe(0);
+    fails(await s.send(1, s.seId, { 'senv:Sdo': { rn: 'd1', msg: data } }, 20009, true), 5207, 'binary sensitive data', /exceeds 64 bytes/);
+    expect(copiesOf(data).length, 'no copy of the data').toBe(0);
+    fails(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 's2', Salg: 25, kDt: b64(base64Key) } }), 5207, 'base64 kDt', /exceeds 64 bytes/);
+    expect(copiesOf(base64Key).length, 'nothing decoded').toBe(0);
+    // Exactly the limit is accepted.
+    ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 's3', Salg: 25, kDt: b64(base64Key.subarray(0, maxDataSize)) } }), 2001, 'kDt of maxDataSize');
+    await s.engine.close();
+  });
+
+  it('McsClient zeroizes the CREATE responses it keeps only the address of', async () => {
+    const engine = await McsEngine.create();
+    const responses: unknown[] = [];
+    const send = engine.send.bind(engine);
+    patch(engine, 'send', async (req, opts) => {
+      const r = await send(req, opts);
+      responses.push(r);
+      return r;
+    });
+    const me = await new McsClient(engine, 'CAE1').register('me');
+    const rnd = prng(707);
+    const echoed = () => responses.flatMap((r) => Object.values((r as { pc?: Record<string, Record<string, unknown>> }).pc ?? {}))
+      .flatMap((body) => Object.values(body)).filter((v): v is Uint8Array => v instanceof RealUint8Array);
+    await me.cipher({ algorithm: 1001, maxByteSize: 1024, key: rnd(16), exportable: true, name: 'c' });
+    await me.signature({ algorithm: 25, key: rnd(32), exportable: true, name: 's' });
+    await me.sensitiveData(rnd(64), 'd');
+    // The key of each exportable resource, and the data echoed by <sensitiveDataObject>.
+    expect(echoed().length).toBe(3);
+    for (const v of echoed()) expect(zero(v), 'a response\'s copy is zeroized').toBe(true);
+    await engine.close();
+  });
+
+  it('<rand> over 64 KiB: the DRBG pieces the result is assembled from are zeroized', async () => {
+    const N = 100000;
+    const pieces: Uint8Array[] = [];
+    const set = RealUint8Array.prototype.set;
+    patch(RealUint8Array.prototype, 'set', function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
+      if (this.length === N && source instanceof RealUint8Array && source.length < N) pieces.push(source);
+      return set.call(this, source, offset);
+    } as typeof RealUint8Array.prototype.set);
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: N } }), 2001, 'rand');
+    ok(await s.send(2, s.path('reg', 'r', 'generateRand'), undefined, undefined, true), 2000, 'generateRand');
+    expect(pieces.length, 'the result came in pieces').toBeGreaterThan(1);
+    for (const p of pieces) expect(zero(p), 'a piece is zeroized').toBe(true);
+    await s.engine.close();
+  });
+});
+
+describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor shows in the APDU log', () => {
+  it('imported keys and messages: the commands carrying them are zeroized once sent, and logged as lengths', async () => {
+    const rnd = prng(708);
+    const reader = new InProcessReader();
+    const lines: string[] = [];
+    const b = reader.backend((line) => lines.push(line));
+    await b.open();
+    const aesKey = rnd(16), hmacKey = rnd(32), msg = rnd(300), digest = rnd(32);
+    const secrets = [aesKey, hmacKey, msg, digest];
+    // What the backend hands the APDU stack, and the encoded commands that reach the card.
+    const commands: Uint8Array[] = [];
+    const transmit = AppletChannel.prototype.transmit;
+    patch(AppletChannel.prototype, 'transmit', function (this: AppletChannel, cmd: CommandApdu) {
+      if (cmd.data && secrets.some((x) => holds(cmd.data!, x))) commands.push(cmd.data);
+      return transmit.call(this, cmd);
+    });
+    const wire: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      if (secrets.some((x) => holds(apdu, x))) wire.push(apdu);
+      return undefined;
+    };
+    // Every array the host side makes meanwhile (the card's own copies are the device's business).
+    let onCard = false;
+    const apdu = reader.os.apdu.bind(reader.os);
+    patch(reader.os, 'apdu', (bytes: Uint8Array) => {
+      onCard = true;
+      try {
+        return apdu(bytes);
+      } finally {
+        onCard = false;
+      }
+    });
+    const hostArrays: Uint8Array[] = [];
+    watchNew((made) => {
+      if (!onCard) hostArrays.push(made);
+    });
+
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', aesKey);
+    await (await b.cipher(1001, k, 'encrypt', { nonce: rnd(12) })).final(msg);
+    const h = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', hmacKey);
+    await (await b.signature(25, h, { format: 'raw', prehashed: false })).sign(msg);
+    await (await b.digest(4)).final(msg);
+    const e = await b.generateKey({ use: 'signature', algorithm: 33 });
+    await (await b.signature(33, e, { format: 'raw', prehashed: true })).sign(digest);
+    await b.close();
+
+    expect(commands.length, 'commands carried the secrets').toBeGreaterThanOrEqual(6);
+    for (const c of commands) expect(zero(c), 'a command\'s data is zeroized once sent').toBe(true);
+    expect(wire.length).toBe(commands.length);
+    for (const w of wire) expect(zero(w), 'an encoded command is zeroized once sent').toBe(true);
+    for (const x of secrets) expect(hostArrays.some((a) => holds(a, x)), `a host copy of ${x.length} secret bytes`).toBe(false);
+    const log = lines.join('\n');
+    for (const x of secrets) expect(log.includes(hex(x)), `the log shows ${x.length} secret bytes`).toBe(false);
+    expect(log).toMatch(/bytes masked/);
+  });
+});
