@@ -123,7 +123,8 @@ function typeName(value: unknown): string {
   } catch {
     // a getter or a proxy that throws: the type is all there is to say
   }
-  return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,39}$/.test(name) ? name : 'object';
+  // An object that only inherits from a typed array's prototype is no typed array (the slot said so).
+  return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,39}$/.test(name) && !/^(Big)?(Int|Uint|Float)\d+(Clamped)?Array$/.test(name) ? name : 'object';
 }
 
 /** Throws InvalidInputError unless `value` is a Uint8Array. */

@@ -198,3 +198,10 @@ describe('nothing is left behind', () => {
     expect(() => gcm(key, rnd(12), undefined, { tagLength: 16n as unknown as number })).toThrow(/got 16n/);
   });
 });
+
+describe('refusals name what was given', () => {
+  it('an object that only inherits from Uint8Array.prototype is not called a Uint8Array', () => {
+    expect(() => sha256(Object.create(Uint8Array.prototype) as Uint8Array)).toThrow(/data must be a Uint8Array, got object$/);
+    expect(() => sha256(new Int16Array(2) as unknown as Uint8Array)).toThrow(/got Int16Array$/);
+  });
+});
