@@ -11,7 +11,7 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
-import { assertBytes } from '../core/errors.ts';
+import { bytesArg } from '../core/errors.ts';
 
 let counter = 0;
 
@@ -107,10 +107,10 @@ export class McsClient {
    * refused the cipher is deleted again and the error thrown.
    */
   async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
-    optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
+    const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The parameters are sent after the CREATE: copied now.
-    return held({ nonce: opts.nonce, iv: opts.iv, aad: opts.aad }, async (p) => {
-      const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: opts.key, kExp: opts.exportable }, opts));
+    return held({ nonce, iv, aad }, async (p) => {
+      const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts));
       if (p.nonce || p.iv || p.aad) {
         try {
           await c.setParameters(p);
@@ -124,9 +124,9 @@ export class McsClient {
   }
 
   async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
-    optionalBytes(opts, 'key', 'publicKey');
-    const kInf = opts.publicKey && toBase64(opts.publicKey);
-    return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: opts.key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts));
+    const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
+    const kInf = publicKey && toBase64(publicKey);
+    return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts));
   }
 
   async rand(opts: { rngType: RngType } & CommonOptions): Promise<RandResource> {
@@ -135,8 +135,8 @@ export class McsClient {
 
   /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
   async sensitiveData(data: Uint8Array, opts?: string | CommonOptions): Promise<SensitiveDataResource> {
-    assertBytes(data, 'data');
-    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg: data }, typeof opts === 'string' ? { name: opts } : opts));
+    const msg = bytesArg(data, 'data');
+    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, typeof opts === 'string' ? { name: opts } : opts));
   }
 
   async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
@@ -212,8 +212,7 @@ abstract class McsResource {
 abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
   async update(chunk: Uint8Array): Promise<this> {
-    assertBytes(chunk, 'chunk');
-    await this.serialWith({ msg: chunk }, (c) => this.patch(c));
+    await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c) => this.patch(c));
     return this;
   }
 
@@ -247,8 +246,8 @@ export class CipherResource extends MessageResource {
   }
   /** Creates the <algorithmSpecificParameter> child, or updates it once it exists (a given value replaces the old one). */
   async setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
-    optionalBytes(p, 'nonce', 'iv', 'aad');
-    return this.serialWith(omit({ nc: p.nonce, iV: p.iv, aD: p.aad }), async (content) => {
+    const { nonce, iv, aad } = optionalBytes(p, 'nonce', 'iv', 'aad');
+    return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content) => {
       if (this.#parameters) await this.client.request(3, this.#parameters, 'senv:algP', content);
       else this.#parameters = await this.client.createUnder(this.address, 20001, 'senv:algP', content);
     });
@@ -261,8 +260,7 @@ export class SignatureResource extends MessageResource {
     return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
-    assertBytes(signature, 'signature');
-    return this.serialWith({ Sgn: signature }, async (c) => {
+    return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c) => {
       await this.patch(c);
       return (await this.run('verifySignature')).vR === true;
     });
@@ -294,8 +292,7 @@ export class SensitiveDataResource extends McsResource {
     return (await this.retrieve()).msg as Uint8Array;
   }
   async write(data: Uint8Array): Promise<void> {
-    assertBytes(data, 'data');
-    await this.set({ msg: data });
+    await this.set({ msg: bytesArg(data, 'data') });
   }
 }
 
@@ -312,19 +309,35 @@ function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {
 }
 
 /**
- * Byte arguments are Uint8Arrays, as everywhere in senv: a string would
- * otherwise reach the primitive as base64 and be decoded silently.
+ * The byte options given, each read once and as a plain view of its bytes
+ * (bytesArg: a subclass or an own `length` cannot lie about them).
+ * Byte arguments are Uint8Arrays, as everywhere in senv: anything else (a
+ * string would reach the primitive as base64 and be decoded silently) and a
+ * view of a detached buffer are an InvalidInputError.
  */
-function optionalBytes<T extends object>(opts: T, ...names: (keyof T & string)[]): void {
-  for (const n of names) if (opts[n] !== undefined) assertBytes(opts[n], n);
+function optionalBytes<T extends object, K extends keyof T & string>(opts: T, ...names: K[]): Partial<Record<K, Uint8Array>> {
+  const out: Partial<Record<K, Uint8Array>> = {};
+  for (const n of names) {
+    const v = opts[n];
+    if (v !== undefined) out[n] = bytesArg(v, n);
+  }
+  return out;
 }
 
-/** Runs `fn` on a copy of `content` taken now; the byte copies are zeroized when it has finished. */
+/** Runs `fn` on a copy of `content` taken now; the byte copies are zeroized when it has finished (or the copy failed). */
 function held<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
   const copies: Uint8Array[] = [];
-  return fn(snapshot(content, copies)).finally(() => {
+  const wipe = () => {
     for (const c of copies) c.fill(0);
-  });
+  };
+  let copy: C;
+  try {
+    copy = snapshot(content, copies);
+  } catch (e) {
+    wipe();
+    throw e;
+  }
+  return fn(copy).finally(wipe);
 }
 
 function omit(o: Record<string, unknown>): Record<string, unknown> {

@@ -18,7 +18,7 @@ import { parseRequest, releaseVersion, requestId, type McsRequest, type McsRespo
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
@@ -395,7 +395,8 @@ export class McsEngine {
       throw e;
     }
     // The caller's chunk is read in place only when it is applied before send() returns; one that
-    // waits for the hook or the store's write is copied now, and then owned (zeroized after use).
+    // waits for the hook or the store's write is copied now (a plain view's slice() is a copy), and
+    // then owned (zeroized after use).
     if (borrowed && (checked || this.#store)) {
       changes.set(def.appendAttr!.name, borrowed.slice());
       borrowed = undefined;
@@ -438,14 +439,30 @@ export class McsEngine {
     );
   }
 
-  /** Writes a committed change into the resource (a chunk into its accumulator), then runs what waited for it. */
+  /**
+   * Writes a committed change into the resource (a chunk into its
+   * accumulator), then runs what waited for it. The one step that can fail,
+   * the accumulator growing for a chunk, comes first: a failure discards the
+   * change and leaves the resource as it was, never half written.
+   */
   #apply(ctx: Context, res: Resource, change: Change, delta: number, borrowed: Uint8Array | undefined): Promise<void> | void {
     const { host } = ctx;
     const append = res.def.appendAttr?.name;
-    let chunk: Uint8Array | null | undefined;
+    const chunk = append === undefined ? undefined : (change.attrs.get(append) as Uint8Array | null | undefined);
+    const held = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
+    const acc = held ?? (chunk ? new Accumulator() : undefined);
+    if (acc && (chunk !== undefined || change.consumed)) {
+      try {
+        acc.receive(chunk, change.consumed);
+      } catch (e) {
+        discard(host, change, borrowed);
+        throw e;
+      }
+    }
+    if (acc !== held) res.attrs.set(append!, acc);
     for (const [name, v] of change.attrs) {
-      if (name === append) chunk = v as Uint8Array | null;
-      else if (v === null) {
+      if (name === append) continue;
+      if (v === null) {
         const old = res.attrs.get(name);
         if (old instanceof Uint8Array) old.fill(0);
         res.attrs.delete(name);
@@ -454,16 +471,12 @@ export class McsEngine {
       else res.attrs.set(name, v);
     }
     let pumping: Promise<void> | undefined;
-    let acc = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
-    if (!acc && chunk) res.attrs.set(append!, (acc = new Accumulator()));
-    if (acc && (chunk !== undefined || change.consumed)) {
-      acc.receive(chunk, change.consumed);
-      if (chunk) {
-        if (chunk !== borrowed) chunk.fill(0);
-        const open = res.def.type.hooks?.stream;
-        const batch = host.backend.capabilities.preferredBatchSize;
-        if (open && acc.ready(batch)) pumping = acc.pump(batch, () => open(ctx, res));
-      }
+    if (chunk) {
+      if (chunk !== borrowed) chunk.fill(0);
+      // Started once every attribute is in place: the stream it opens reads the key and parameters.
+      const open = res.def.type.hooks?.stream;
+      const batch = host.backend.capabilities.preferredBatchSize;
+      if (open && acc!.ready(batch)) pumping = acc!.pump(batch, () => open(ctx, res));
     }
     if (change.hint !== undefined) res.hint = change.hint;
     res.modified = ctx.now;
@@ -521,23 +534,21 @@ export class McsEngine {
 
   /**
    * Decodes the content of a CREATE or UPDATE against the declared attributes
-   * of `def`. Byte values become private copies, except a chunk an UPDATE
-   * appends given as bytes: the accumulator copies that one, so it stays the
+   * of `def`: the own members of the caller's objects, each read once. Byte
+   * values become private copies, except a chunk an UPDATE appends given as
+   * bytes: the accumulator copies that one, so it stays a view of the
    * caller's array (`borrowed`), neither kept nor zeroized.
    */
   #content(def: CompiledType, pc: Record<string, unknown>, when: 'create' | 'update'): { values: Map<string, unknown>; borrowed?: Uint8Array } {
-    const root = def.type.root;
-    let key: string | undefined;
-    for (const k in pc) {
-      if (key !== undefined || (k !== root && k !== def.type.longRoot)) throw badRequest(`content must be one element '${root}'`);
-      key = k;
-    }
-    const body = key === undefined ? undefined : pc[key];
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`content must be one element '${root}' holding an object`);
     const values = new Map<string, unknown>();
     let borrowed: Uint8Array | undefined;
     try {
-      for (const k in body) {
+      const root = def.type.root;
+      const keys = Object.keys(pc);
+      if (keys.length !== 1 || (keys[0] !== root && keys[0] !== def.type.longRoot)) throw badRequest(`content must be one element '${root}'`);
+      const body = pc[keys[0]!];
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`content must be one element '${root}' holding an object`);
+      for (const k of Object.keys(body)) {
         const v = (body as Record<string, unknown>)[k];
         const a = def.bySn.get(k) ?? def.byName.get(k);
         if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
@@ -550,7 +561,8 @@ export class McsEngine {
           values.set(a.name, null);
         } else if (when === 'update' && a.append) {
           const chunk = decodeValue(a, v, this.#maxData, false) as Uint8Array;
-          if (chunk === v) borrowed = chunk;
+          // Base64 was decoded into an array of the request's own; bytes are the view of the caller's.
+          if (typeof v !== 'string') borrowed = chunk;
           values.set(a.name, chunk);
         } else values.set(a.name, decodeValue(a, v, this.#maxData));
       }
@@ -562,7 +574,7 @@ export class McsEngine {
     } catch (e) {
       // Secrets decoded before the refusal are zeroized; the caller's own chunk is left alone.
       wipe(values, borrowed);
-      throw e;
+      throw unreadable(e, 'the request content');
     }
     return { values, borrowed };
   }
@@ -706,9 +718,17 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
   return owned;
 }
 
-/** `req` with a copy of its content as it is now (the caller's objects untouched); byte copies are added to `copies`. */
+/**
+ * `req` with a copy of its content as it is now (the caller's objects
+ * untouched); byte copies are added to `copies`. Content that cannot be read
+ * is a 4000, as on the path that reads it without a copy (#content).
+ */
 function detached(req: McsRequest, copies: Uint8Array[]): McsRequest {
-  return req.pc ? { ...req, pc: snapshot(req.pc, copies) } : req;
+  try {
+    return req.pc ? { ...req, pc: snapshot(req.pc, copies) } : req;
+  } catch (e) {
+    throw unreadable(e, 'the request content');
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, Resource } from './resource.ts';
 import { McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
-import { resourceSize } from './usage.ts';
+import { resourceSize, treeSize } from './usage.ts';
 import { randomBytes } from '../core/drbg.ts';
 
 /** What a `to` address names on this SE. */
@@ -181,16 +181,18 @@ export class SeHost {
 
   /** Removes a resource and everything below it, zeroizing what they hold. */
   remove(ctx: Context, res: Resource): void {
+    // Sized before anything changes: the walk must not stop half way, with some resources gone from the indexes.
+    const freed = treeSize(res);
     this.#addresses.clear();
     const walk = (r: Resource) => {
       for (const c of r.children.values()) walk(c);
-      this.used -= resourceSize(r);
       r.def.type.hooks?.removed?.(ctx, r);
       this.releaseResource(r);
       this.byRi.delete(r.ri);
       this.expiring.delete(r);
     };
     walk(res);
+    this.used -= freed;
     if (res.parent) res.parent.children.delete(res.rn);
     else {
       this.top.delete(res.rn);

@@ -2,7 +2,7 @@
 // clause 7 with TS-0016 clause 7.2.2: blocking requests only, no NOTIFY).
 // JSON uses the short names; the long names are accepted in requests too.
 import { parseTimestamp } from './codec.ts';
-import { badRequest, McsError, RSC, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 
 export const Operation = { CREATE: 1, RETRIEVE: 2, UPDATE: 3, DELETE: 4 } as const;
 export type Operation = (typeof Operation)[keyof typeof Operation];
@@ -52,20 +52,27 @@ function isShort(k: string): boolean {
   }
 }
 
-/** The request identifier to echo, even from a request too malformed to parse. */
+/** The request identifier to echo, even from a request too malformed to parse (or to read: then none). */
 export function requestId(raw: unknown): string {
-  if (typeof raw !== 'object' || raw === null) return '';
-  const r = raw as Record<string, unknown>;
-  const v = r.rqi ?? r.requestIdentifier;
+  const v = member(raw, 'rqi', 'requestIdentifier');
   return typeof v === 'string' ? v : '';
 }
 
 /** The release version to echo, even from a request too malformed to parse: only a supported one (an unsupported one is the 4001 itself). */
 export function releaseVersion(raw: unknown): string | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
-  const v = r.rvi ?? r.releaseVersionIndicator;
+  const v = member(raw, 'rvi', 'releaseVersionIndicator');
   return (RELEASE_VERSIONS as readonly unknown[]).includes(v) ? (v as string) : undefined;
+}
+
+/** A parameter of a request that could not be parsed, by short or long name; undefined where reading it throws (send() answers, never rejects). */
+function member(raw: unknown, short: string, long: string): unknown {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  try {
+    const r = raw as Record<string, unknown>;
+    return r[short] ?? r[long];
+  } catch {
+    return undefined;
+  }
 }
 
 function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
@@ -80,8 +87,20 @@ function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   return r;
 }
 
-/** Checks the envelope of a request; the content is checked against the resource type later. */
+/**
+ * Checks the envelope of a request; the content is checked against the
+ * resource type later. A getter or proxy trap of the request that throws is
+ * the client's error (4000), like any other malformed request.
+ */
 export function parseRequest(raw: unknown): McsRequest {
+  try {
+    return parse(raw);
+  } catch (e) {
+    throw unreadable(e, 'the request');
+  }
+}
+
+function parse(raw: unknown): McsRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest('request must be a JSON object');
   let r = raw as Record<string, unknown>;
   // Short names only (the common case) need no copy.

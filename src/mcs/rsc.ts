@@ -1,6 +1,6 @@
 // Response status codes (TS-0004 clause 6.6) used over Mcs, and the error
 // that carries one from anywhere in the layer to the response.
-import { SenvError } from '../core/errors.ts';
+import { InvalidInputError, SenvError } from '../core/errors.ts';
 
 export const RSC = {
   OK: 2000,
@@ -45,3 +45,15 @@ export class McsError extends SenvError {
 }
 
 export const badRequest = (message: string) => new McsError(RSC.BAD_REQUEST, message);
+
+/**
+ * What reading a caller's request raised, as the client error it is: the
+ * McsErrors of the checks as they are, a byte value the core facade refused
+ * (a view of a detached buffer) with its message, anything else (only a
+ * getter, proxy trap or iterator of the caller's objects throws while they
+ * are read) as 4000 without its message, which could hold anything.
+ */
+export function unreadable(e: unknown, what: string): McsError {
+  if (e instanceof McsError) return e;
+  return badRequest(e instanceof InvalidInputError ? e.message : `${what} cannot be read (a getter or proxy of it threw)`);
+}

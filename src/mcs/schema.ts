@@ -9,6 +9,8 @@ import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
+import { bytesArg, isBytes } from '../core/errors.ts';
+import { MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
 export type Optionality = 'M' | 'O' | 'NP';
@@ -195,34 +197,42 @@ export function compile(type: ResourceType): CompiledType {
 
 const MAX_STRING = 1024;
 const MAX_LIST = 256;
-
-function isBytes(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array;
-}
+/**
+ * An attribute's value sits two levels below pc (the root element, then the
+ * attribute): an 'any' value may nest objects as deep as a queued request's
+ * copy allows below it (snapshot.ts), so both paths refuse the same content.
+ */
+const ANY_DEPTH = MAX_DEPTH - 2;
 
 /**
  * Converts a request value to its internal form, or throws 4000 naming the
- * attribute. Bytes are a private copy; with `copy` false, given bytes are
- * returned as they are (for a caller that copies them itself).
+ * attribute. Given bytes are read through their typed-array internal slots
+ * (bytesArg: not their own `length`, `slice` or `set`, which a subclass or an
+ * own property can make lie) and become a private copy; with `copy` false,
+ * a plain view of the caller's bytes (for a caller that copies them itself).
  */
 export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy = true): unknown {
   const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be ${what}`);
   const t = a.type;
   switch (t.kind) {
     case 'bytes': {
-      if (!isBytes(v) && typeof v !== 'string') throw bad('bytes (base64 string)');
       // Refused before copying or decoding: an oversized value (a key, data) leaves no copy behind, and costs no decode.
-      if ((typeof v === 'string' ? base64Length(v) : v.length) > maxBytes) throw tooLarge(a, maxBytes);
       if (typeof v === 'string') {
+        if (base64Length(v) > maxBytes) throw tooLarge(a, maxBytes);
         const b = fromBase64(v);
         if (!b) throw bad('base64 (RFC 4648, padded)');
         return b;
       }
-      if (!copy) return v;
-      // A copy into a plain Uint8Array (Buffer.prototype.slice would return a view of the caller's memory).
-      const b = new Uint8Array(v.length);
-      b.set(v);
-      return b;
+      let view: Uint8Array;
+      try {
+        // Named by the short name alone: building 'sn (name)' for every value would cost as much as reading it.
+        view = bytesArg(v, a.sn);
+      } catch (e) {
+        // A Uint8Array refused is a view of a detached buffer: the message, after the name, says so.
+        throw isBytes(v) ? badRequest(`${a.sn} (${a.name})${(e as Error).message.slice(a.sn.length)}`) : bad('bytes (base64 string)');
+      }
+      if (view.length > maxBytes) throw tooLarge(a, maxBytes);
+      return copy ? view.slice() : view;
     }
     case 'uint':
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer');
@@ -243,16 +253,20 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       if (ms === undefined) throw bad('a timestamp like 20261122T120000,000000');
       return ms;
     }
-    case 'ids':
-      if (!Array.isArray(v) || v.length > MAX_LIST || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_STRING)) {
+    case 'ids': {
+      const list = listCopy(v);
+      if (!list || !list.every((x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_STRING)) {
         throw bad(`a list of at most ${MAX_LIST} non-empty strings`);
       }
-      return [...v];
-    case 'uints':
-      if (!Array.isArray(v) || v.length > MAX_LIST || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
+      return list;
+    }
+    case 'uints': {
+      const list = listCopy(v);
+      if (!list || !list.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
         throw bad(`a list of at most ${MAX_LIST} non-negative integers`);
       }
-      return [...v];
+      return list;
+    }
     case 'any': {
       let json: string | undefined;
       try {
@@ -261,9 +275,31 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
         json = undefined;
       }
       if (json === undefined || json.length > 65536) throw bad('a JSON value of at most 64 KiB');
-      return JSON.parse(json) as unknown;
+      const value = JSON.parse(json) as unknown;
+      if (nests(value, ANY_DEPTH)) throw badRequest(`${a.sn} (${a.name}) is nested too deep (request content nests at most ${MAX_DEPTH} levels)`);
+      return value;
     }
   }
+}
+
+/**
+ * A copy of a caller's list, each member read once (the copy is what is
+ * checked and kept: a getter or a proxy could answer the check one value and
+ * the copy another); undefined for anything but a list of at most MAX_LIST.
+ */
+function listCopy(v: unknown): unknown[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const n = v.length;
+  if (!(n <= MAX_LIST)) return undefined;
+  const list: unknown[] = [];
+  for (let i = 0; i < n; i++) list.push(v[i]);
+  return list;
+}
+
+/** Whether a JSON value holds an object or array `levels` levels below itself. */
+function nests(v: unknown, levels: number): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  return levels === 0 || Object.values(v).some((x) => nests(x, levels - 1));
 }
 
 export function tooLarge(a: AttributeDef, max: number): McsError {

@@ -3,11 +3,17 @@
 // to be read (behind another request, an expiration or a store write): the
 // byte values are copied (and listed, to be zeroized once the request was
 // served), objects and arrays too; strings and numbers are immutable.
+import { copyArg } from '../core/bytes.ts';
 import { isBytes } from '../core/errors.ts';
 import { badRequest } from './rsc.ts';
 
-/** Deeper than any content the resource types accept; what lies below is refused when read, not copied. */
-const MAX_DEPTH = 16;
+/**
+ * Levels of objects and arrays a request's content may nest, pc at level 0:
+ * deeper than any content the resource types accept. Deeper content is
+ * refused (4000) here, and by decodeValue on the path that reads a request
+ * without this copy, so that it is never read later than it was sent.
+ */
+export const MAX_DEPTH = 16;
 /**
  * Far more values than any content the types accept (a policy of 64 rules of
  * 256 originators is some 16,000): content shared many times over, or
@@ -15,23 +21,39 @@ const MAX_DEPTH = 16;
  */
 const MAX_VALUES = 100_000;
 
-/** The copy; a BAD_REQUEST (4000) when the content holds more than MAX_VALUES values. */
+/**
+ * The copy (own enumerable members only, each read once). Throws a
+ * BAD_REQUEST (4000) for content with more than MAX_VALUES values or nested
+ * deeper than MAX_DEPTH, InvalidInputError for a byte value that is a view
+ * of a detached buffer (named by its member), and whatever a getter or proxy
+ * trap of the content throws.
+ */
 export function snapshot<T>(value: T, copies: Uint8Array[]): T {
   const budget = { left: MAX_VALUES };
-  return copy(value, copies, 0, budget);
+  return copy(value, copies, 0, budget, 'content');
 }
 
-function copy<T>(value: T, copies: Uint8Array[], depth: number, budget: { left: number }): T {
-  if (--budget.left < 0) throw badRequest('request content too large to be read (shared or cyclic values?)');
+function copy<T>(value: T, copies: Uint8Array[], depth: number, budget: { left: number }, name: string): T {
+  if (--budget.left < 0) throw tooMuch();
   if (isBytes(value)) {
-    const c = new Uint8Array(value);
+    const c = copyArg(value, name);
     copies.push(c);
     return c as T;
   }
-  if (typeof value !== 'object' || value === null || depth >= MAX_DEPTH) return value;
-  if (Array.isArray(value)) return value.map((v: unknown) => copy(v, copies, depth + 1, budget)) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_DEPTH) throw badRequest(`request content nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(value)) {
+    // Its length read once, and bounded before the walk (a sparse array may claim billions of members).
+    const n = value.length;
+    if (!(n <= budget.left)) throw tooMuch();
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) out.push(copy(value[i] as unknown, copies, depth + 1, budget, name));
+    return out as T;
+  }
   // A spread keeps own members named like Object.prototype's (__proto__ from JSON.parse) as members.
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  for (const k in out) out[k] = copy(out[k], copies, depth + 1, budget);
+  for (const k of Object.keys(out)) out[k] = copy(out[k], copies, depth + 1, budget, k);
   return out as T;
 }
+
+const tooMuch = () => badRequest('request content too large to be read (shared or cyclic values?)');

@@ -2,27 +2,36 @@
 // private copies of byte values (keys, data) are zeroized whatever refused
 // the request (the decoder, the checks before a resource exists, the checks
 // of an UPDATE), and a chunk that is the caller's own array is left alone.
-// The copies are internal, so Uint8Array.prototype.set is watched for the
-// arrays the secret is copied into.
+// The copies are internal, so Uint8Array.prototype.set and slice are watched
+// for the arrays the secret is copied into (from the secret or from a view of
+// its memory, which the engine reads byte values through).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { McsEngine } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, fails, ok } from '../portable/mcs-kit.ts';
 
 const realSet = Uint8Array.prototype.set;
+const realSlice = Uint8Array.prototype.slice;
 let secret: Uint8Array;
 let copies: Uint8Array[] = [];
+const ofSecret = (a: unknown) => secret !== undefined && ArrayBuffer.isView(a) && a.buffer === secret.buffer;
 
 beforeEach(() => {
   copies = [];
   Uint8Array.prototype.set = function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
-    if (source === secret) copies.push(this);
+    if (ofSecret(source)) copies.push(this);
     return realSet.call(this, source as ArrayLike<number>, offset);
   } as typeof Uint8Array.prototype.set;
+  Uint8Array.prototype.slice = function (this: Uint8Array, start?: number, end?: number) {
+    const copy = realSlice.call(this, start, end);
+    if (ofSecret(this)) copies.push(copy);
+    return copy;
+  } as typeof Uint8Array.prototype.slice;
 });
 
 afterEach(() => {
   Uint8Array.prototype.set = realSet;
+  Uint8Array.prototype.slice = realSlice;
 });
 
 /** Sends `pc` in binary form with `secret` in it; expects `rsc` and every copy made of the secret zeroized. */

@@ -190,7 +190,8 @@ describe('Mcs: no copy of a secret stays behind', () => {
     await s.register();
     const hmacKey = rnd(maxDataSize + 1), data = rnd(maxDataSize + 1), base64Key = rnd(maxDataSize + 1);
     const made = watchNew();
-    const copiesOf = (secret: Uint8Array) => made.filter((a) => a.length > 0 && holds(a, secret));
+    // A view of the caller's own memory (the engine reads byte values through one) is not a copy.
+    const copiesOf = (secret: Uint8Array) => made.filter((a) => a.length > 0 && a.buffer !== secret.buffer && holds(a, secret));
     fails(await s.send(1, s.seId, { 'senv:Sgn': { rn: 's1', Salg: 25, kDt: hmacKey } }, 20012, true), 5207, 'binary kDt', /exceeds 64 bytes/);
     expect(copiesOf(hmacKey).length, 'no copy of the key').toBe(0);
     fails(await s.send(1, s.seId, { 'senv:Sdo': { rn: 'd1', msg: data } }, 20009, true), 5207, 'binary sensitive data', /exceeds 64 bytes/);

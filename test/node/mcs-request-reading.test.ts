@@ -1,0 +1,396 @@
+// How the engine reads an in-process request (docs/mcs.md): as it was sent,
+// the same whether it is served at once or waits for its turn (and is
+// copied then), with or without a data directory. Byte values are read
+// through their typed-array internal slots, so a Buffer, a subclass, an own
+// `length` or a Uint8Array of another realm are the bytes they hold; a view
+// of a detached buffer, a getter or proxy trap that throws, content nested
+// too deep are the client's error (4000), never a rejection or 5000; list
+// values are read once; only own members count; and an UPDATE is applied
+// whole or not at all. McsClient reads its byte arguments the same way.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import vm from 'node:vm';
+import { ecdsa, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse } from '../../src/index.ts';
+import { SeHost } from '../../src/mcs/host.ts';
+import { compiledType } from '../../src/mcs/registry.ts';
+import { Accumulator, Resource } from '../../src/mcs/resource.ts';
+import { hashType } from '../../src/mcs/types/hash.ts';
+import { seType } from '../../src/mcs/types/se.ts';
+import { Session, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
+
+const MASTER = new Uint8Array(32).fill(7);
+const dirs: string[] = [];
+const undo: (() => void)[] = [];
+
+afterEach(() => {
+  while (undo.length) undo.pop()!();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'senv-reading-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A registered session on a new engine, with a data directory when `dir` is given. */
+async function session(options: { dir?: string; memoryQuota?: number } = {}): Promise<Session> {
+  const engine = await McsEngine.create({ ...(options.dir ? { dataDir: options.dir, masterKey: MASTER } : {}), memoryQuota: options.memoryQuota });
+  const s = new Session(engine, 'CAE1');
+  await s.register();
+  return s;
+}
+
+/** Sends with the SE free (served at once) or busy with an earlier request (`queued`: the request waits for its turn). */
+async function onPath(s: Session, queued: boolean, send: () => Promise<McsResponse>): Promise<McsResponse> {
+  const busy = queued ? s.retrieve(s.seId) : undefined;
+  const r = await send();
+  await busy;
+  return r;
+}
+
+const PATHS = [false, true] as const;
+const pathName = (queued: boolean) => (queued ? 'queued' : 'at once');
+
+function detachedCopy(bytes: Uint8Array): Uint8Array {
+  const v = Uint8Array.from(bytes);
+  structuredClone(v.buffer, { transfer: [v.buffer] });
+  return v;
+}
+
+/** A subclass instance holding `bytes` whose `length` getter answers `length`. */
+function claimingLength(bytes: Uint8Array, length: number): Uint8Array {
+  class Claiming extends Uint8Array {}
+  Object.defineProperty(Claiming.prototype, 'length', { get: () => length });
+  return Claiming.from(bytes);
+}
+
+/** Values that hold the bytes of `k` but lie about them through what a JS caller could change. */
+function lyingBytes(k: Uint8Array): Record<string, () => Uint8Array> {
+  const n = k.length;
+  class LyingMethods extends Uint8Array {
+    override slice(): Uint8Array<ArrayBuffer> {
+      return new Uint8Array(n).fill(0xee);
+    }
+    override subarray(): Uint8Array<ArrayBuffer> {
+      return new Uint8Array(n).fill(0xee);
+    }
+    override set(): void {}
+  }
+  const ownLength = (len: number) => Object.defineProperty(Uint8Array.from(k), 'length', { value: len });
+  return {
+    'a subclass claiming twice its length': () => claimingLength(k, 2 * n),
+    'a subclass claiming half its length': () => claimingLength(k, n >> 1),
+    'an own length of twice': () => ownLength(2 * n),
+    'an own length of half': () => ownLength(n >> 1),
+    'a subclass whose slice, subarray and set lie': () => LyingMethods.from(k),
+    'a Buffer': () => Buffer.from(k),
+    'a Uint8Array of another realm': () => {
+      const other = vm.runInNewContext(`new Uint8Array(${n})`) as Uint8Array;
+      other.set(k);
+      return other;
+    },
+  };
+}
+
+const K = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+const NONCE = new Uint8Array(12).fill(9);
+const gcmHex = (key: Uint8Array, plain: Uint8Array) => {
+  const c = createCipheriv(`aes-${key.length * 8}-gcm` as 'aes-128-gcm', key, NONCE);
+  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]).toString('hex');
+};
+const hexOf = (v: unknown) => Buffer.from(v as Uint8Array).toString('hex');
+const sha256Hex = (v: Uint8Array | string) => createHash('sha256').update(v).digest('hex');
+
+/** The three ways a byte value enters: a key at CREATE, data at CREATE, a chunk an UPDATE appends. Each checks what was stored. */
+const BYTE_USES: Record<string, (s: Session, rn: string, v: unknown, queued: boolean) => Promise<McsResponse | string>> = {
+  async 'kDt of <cipher>'(s, rn, v, queued) {
+    const r = await onPath(s, queued, () => s.send(1, s.seId, { 'senv:Cph': { rn, Calg: 1001, mbs: 1000, kDt: v } }, 20002, true));
+    if (r.rsc !== 2001) return r;
+    ok(await s.create(s.path('reg', rn), 20001, { 'senv:algP': { rn: 'p', nc: Buffer.from(NONCE).toString('base64') } }), 2001, 'nonce');
+    ok(await s.send(3, s.path('reg', rn), { 'senv:Cph': { msg: new TextEncoder().encode('hello') } }, undefined, true), 2004, 'plaintext');
+    const cD = body(ok(await s.send(2, s.path('reg', rn, 'encrypt'), undefined, undefined, true), 2000, 'encrypt'), 'senv:Cph').cD;
+    return hexOf(cD) === gcmHex(K, new TextEncoder().encode('hello')) ? 'as sent' : 'another key';
+  },
+  async 'msg of <sensitiveDataObject>'(s, rn, v, queued) {
+    const r = await onPath(s, queued, () => s.send(1, s.seId, { 'senv:Sdo': { rn, msg: v } }, 20009, true));
+    if (r.rsc !== 2001) return r;
+    const msg = body(ok(await s.send(2, s.path('reg', rn), undefined, undefined, true), 2000, 'read'), 'senv:Sdo').msg;
+    return hexOf(msg) === hexOf(K) ? 'as sent' : 'other data';
+  },
+  async 'a chunk of <hash>'(s, rn, v, queued) {
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn, Halg: 4 } }), 2001, 'hash');
+    const r = await onPath(s, queued, () => s.send(3, s.path('reg', rn), { 'senv:Hsh': { msg: v } }, undefined, true));
+    if (r.rsc !== 2004) return r;
+    const hv = body(ok(await s.send(2, s.path('reg', rn, 'calculateHash'), undefined, undefined, true), 2000, 'hash'), 'senv:Hsh').Hv;
+    return hexOf(hv) === sha256Hex(K) ? 'as sent' : 'another message';
+  },
+};
+
+describe('Mcs: a request is read as it was sent', () => {
+  it('with a data directory, a chunk given as a Buffer is copied, not sliced: the caller\'s Buffer is neither read after send() nor zeroized', async () => {
+    const s = await session({ dir: tempDir(), memoryQuota: 2000 });
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+    const chunk = Buffer.from('abc');
+    const sent = s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { msg: chunk } }, undefined, true);
+    chunk.write('xyz');
+    ok(await sent, 2004, 'chunk');
+    expect(chunk.toString(), 'the caller\'s Buffer after the store\'s write').toBe('xyz');
+    expect(hexOf(body(ok(await s.send(2, s.path('reg', 'h', 'cHsh'), undefined, undefined, true), 2000, 'hash'), 'senv:Hsh').Hv)).toBe(sha256Hex('abc'));
+    ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100000, kDt: Buffer.alloc(16).toString('base64') } }), 2001, 'cipher');
+    ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: Buffer.alloc(32).toString('base64') } }), 2001, 'HMAC');
+    for (const [to, root] of [['c', 'senv:Cph'], ['m', 'senv:Sgn']] as const) {
+      const data = Buffer.from('caller data');
+      ok(await s.send(3, s.path('reg', to), { [root]: { msg: data } }, undefined, true), 2004, `${root} chunk`);
+      expect(data.toString(), `${root}: the caller's Buffer`).toBe('caller data');
+    }
+    // Refused by the quota after the copy was made: the copy is zeroized, not the caller's memory.
+    const big = Buffer.alloc(5000, 0x61);
+    fails(await s.send(3, s.path('reg', 'c'), { 'senv:Cph': { msg: big } }, undefined, true), 5207, 'beyond the quota');
+    expect(big.every((b) => b === 0x61), 'the caller\'s Buffer after a refusal').toBe(true);
+    await s.engine.close();
+  });
+
+  it('byte values are read through their typed-array slots: a length, slice or realm that differs changes nothing, on either path, with or without a data directory', async () => {
+    for (const dir of [undefined, tempDir()]) {
+      const s = await session({ dir });
+      let n = 0;
+      for (const [use, run] of Object.entries(BYTE_USES)) {
+        for (const [kind, make] of Object.entries(lyingBytes(K))) {
+          for (const queued of PATHS) {
+            const what = `${dir ? 'data directory' : 'memory'}, ${use}, ${kind}, ${pathName(queued)}`;
+            const rn = `x${++n}`;
+            const got = await run(s, rn, make(), queued);
+            expect(typeof got === 'string' ? got : `${got.rsc} ${String(got.pc?.['m2m:dbg'])}`, what).toBe('as sent');
+            ok(await s.delete(s.path('reg', rn)), 2002, what);
+          }
+        }
+        // An object that only inherits from Uint8Array.prototype holds no bytes.
+        for (const queued of PATHS) {
+          const got = await run(s, `x${++n}`, Object.create(Uint8Array.prototype), queued);
+          expect(typeof got === 'string' ? got : got.rsc, `${use}, Object.create(Uint8Array.prototype), ${pathName(queued)}`).toBe(4000);
+        }
+      }
+      // A 16-byte key that claims 32 bytes is not an AES-256 key (it would have been K || 0^16).
+      const claims32 = Object.defineProperty(Uint8Array.from(K), 'length', { value: 32 });
+      fails(await s.send(1, s.seId, { 'senv:Cph': { rn: 'k', Calg: 1002, mbs: 100, kDt: claims32 } }, 20002, true), 4000, 'a 16-byte key claiming 32', /must be 32 bytes/);
+      await s.engine.close();
+    }
+  });
+
+  it('a chunk that claims fewer bytes than it holds is appended whole, with the attributes beside it, in memory and in the data directory', async () => {
+    const et1 = '20990101T000000', et2 = '20980101T000000';
+    const A16 = new Uint8Array(16).fill(0x41);
+    for (const dir of [undefined, tempDir()]) {
+      const s = await session({ dir });
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et1 } }), 2001, 'hash');
+      ok(await s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { msg: Buffer.from('abc') } }, undefined, true), 2004, 'abc');
+      ok(await s.send(3, s.path('reg', 'h'), { 'senv:Hsh': { et: et2, msg: claimingLength(A16, 8) } }, undefined, true), 2004, 'et and a chunk claiming 8 bytes');
+      const held = body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'read'), 'senv:Hsh');
+      expect(held.et).toBe(`${et2},000000`);
+      expect(Buffer.from(unb64(held.msg)).toString()).toBe(`abc${'A'.repeat(16)}`);
+      await s.engine.close();
+      if (dir) {
+        const again = new Session(await McsEngine.create({ dataDir: dir, masterKey: MASTER }), 'CAE1');
+        expect(body(ok(await again.retrieve(s.path('reg', 'h')), 2000, 'after a restart'), 'senv:Hsh').msg, 'the journal holds what the engine applied').toBe(held.msg);
+        await again.engine.close();
+      }
+    }
+  });
+
+  it('an UPDATE whose chunk cannot be appended changes nothing: no attribute beside it is applied, nothing counted', async () => {
+    const s = await session();
+    const et1 = '20990101T000000';
+    const acp = body(ok(await s.create(s.seId, 1, { 'm2m:acp': { rn: 'acp', pv: { acr: [] }, pvs: { acr: [] } } }), 2001, 'policy'), 'm2m:acp').ri;
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et1, msg: Buffer.from('abc').toString('base64') } }), 2001, 'hash');
+    const memory = async () => body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').mma;
+    const before = await memory();
+    // The accumulator growing for the chunk fails (as an allocation that runs out of memory would).
+    const append = Accumulator.prototype.append;
+    Accumulator.prototype.append = () => {
+      throw new RangeError('Array buffer allocation failed');
+    };
+    undo.push(() => {
+      Accumulator.prototype.append = append;
+    });
+    fails(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: '20980101T000000', acpi: [acp], msg: Buffer.from('def').toString('base64') } }), 5000, 'append fails');
+    undo.pop()!();
+    const held = body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'read'), 'senv:Hsh');
+    expect(held.et, 'et unchanged').toBe(`${et1},000000`);
+    expect(held.acpi, 'acpi not set').toBeUndefined();
+    expect(Buffer.from(unb64(held.msg)).toString(), 'the message unchanged').toBe('abc');
+    expect(await memory(), 'nothing counted against the quota').toBe(before);
+    ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: Buffer.from('def').toString('base64') } }), 2004, 'the next chunk');
+    expect(Buffer.from(unb64(body(ok(await s.retrieve(s.path('reg', 'h')), 2000, 'read'), 'senv:Hsh').msg)).toString()).toBe('abcdef');
+    await s.engine.close();
+  });
+
+  it('a view of a detached buffer answers 4000 naming it, on either path', async () => {
+    const s = await session();
+    for (const [use, run] of Object.entries(BYTE_USES)) {
+      for (const queued of PATHS) {
+        const got = await run(s, `d${use.length}${queued}`, detachedCopy(K), queued);
+        if (typeof got === 'string') throw new Error(`${use}, ${pathName(queued)}: accepted`);
+        fails(got, 4000, `${use}, ${pathName(queued)}`, /^(kDt|msg)\b.* is a view of a detached ArrayBuffer$/);
+      }
+    }
+    ok(await s.retrieve(s.seId), 2000, 'the SE goes on');
+    await s.engine.close();
+  });
+
+  it('send() resolves for a request whose getters or proxy traps throw: 4000, never a rejection or 5000', async () => {
+    const s = await session();
+    const boom = () => {
+      throw new Error('boom');
+    };
+    const base = () => ({ op: 2, to: s.seId, fr: 'CAE1', rqi: 'g1', rvi: '3' });
+    const throwing = <T extends object>(o: T, key: string): T => Object.defineProperty(o, key, { get: boom, enumerable: true });
+    const update = (content: unknown) => ({ op: 3, to: s.path('reg'), fr: 'CAE1', rqi: 'g2', rvi: '3', pc: content });
+    const cases: Record<string, () => unknown> = {
+      'rqi getter': () => throwing(base(), 'rqi'),
+      'op getter': () => throwing(base(), 'op'),
+      'a Proxy request whose get throws': () => new Proxy(base(), { get: boom }),
+      'a Proxy request whose ownKeys throws': () => new Proxy(base(), { ownKeys: boom }),
+      'rvi getter, with a parse error': () => throwing({ ...base(), op: 9 }, 'rvi'),
+      'attribute getter': () => update({ 'senv:Senv': throwing({}, 'hcl') }),
+      'pc Proxy whose get throws': () => update(new Proxy({ 'senv:Senv': {} }, { get: boom })),
+      'pc Proxy whose ownKeys throws': () => update(new Proxy({ 'senv:Senv': {} }, { ownKeys: boom })),
+      'content Proxy whose ownKeys throws': () => update({ 'senv:Senv': new Proxy({}, { ownKeys: boom }) }),
+      'list whose element getter throws': () => update({ 'senv:Senv': { hal: throwing(['a'], '0') } }),
+    };
+    for (const [name, make] of Object.entries(cases)) {
+      for (const queued of PATHS) {
+        let r: McsResponse | undefined;
+        await onPath(s, queued, async () => (r = await s.engine.send(make(), { binary: true })));
+        fails(r!, 4000, `${name}, ${pathName(queued)}`, /cannot be read/);
+        expect(r!.pc!['m2m:dbg'], 'never the thrown message').not.toMatch(/boom/);
+      }
+    }
+    ok(await s.retrieve(s.seId), 2000, 'the SE goes on');
+    await s.engine.close();
+  });
+
+  it('list values are read once: what is checked is what is stored', async () => {
+    const s = await session();
+    /** A list whose first member reads `first`, then `second`. */
+    const flip = (first: unknown, second: unknown): unknown[] => {
+      let reads = 0;
+      return Object.defineProperty(['placeholder'], 0, { get: () => (reads++ === 0 ? first : second), enumerable: true });
+    };
+    for (const queued of PATHS) {
+      const rn = `a${queued}`;
+      ok(await onPath(s, queued, () => s.create(s.seId, 1, { 'm2m:acp': { rn, pv: { acr: [] }, pvs: { acr: [] }, lbl: flip('ok', { nested: true }) } })), 2001, 'lbl');
+      expect(body(ok(await s.retrieve(s.path('reg', rn)), 2000, 'read'), 'm2m:acp').lbl, pathName(queued)).toEqual(['ok']);
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: `h${queued}`, Halg: 4 } }), 2001, 'hash');
+      fails(await onPath(s, queued, () => s.update(s.path('reg', `h${queued}`), { 'senv:Hsh': { acpi: flip('x', 42) } })), 4000, `acpi, ${pathName(queued)}`, /'x' is not an <accessControlPolicy>/);
+      // A hole is a missing value, not a skipped one.
+      fails(await onPath(s, queued, () => s.update(s.path('reg', rn), { 'm2m:acp': { lbl: [, 'a'] } })), 4000, `a hole, ${pathName(queued)}`, /lbl \(labels\) must be a list/);
+    }
+    // A value whose toJSON would throw later is never what is stored: the registration can still be deleted.
+    let armed = false;
+    const later = { toJSON: () => (armed ? boomValue() : 'y') };
+    ok(await s.create(s.seId, 1, { 'm2m:acp': { rn: 'later', pv: { acr: [] }, pvs: { acr: [] }, lbl: flip('ok', later) } }), 2001, 'lbl');
+    armed = true;
+    ok(await s.delete(s.seId), 2002, 'deregistration');
+    await s.engine.close();
+  });
+
+  it('SeHost.remove sizes the subtree before it changes anything: a size it cannot take leaves the tree and its indexes whole', async () => {
+    const backend = new SoftwareBackend();
+    await backend.open();
+    const host = new SeHost('4-00', backend, 1 << 20);
+    const reg = new Resource(compiledType(seType), 'Senv1', 'reg', undefined, 0);
+    reg.attrs.set('creator', 'CAE1');
+    const first = new Resource(compiledType(hashType), 'Hsh1', 'first', reg, 0);
+    const second = new Resource(compiledType(hashType), 'Hsh2', 'second', reg, 0);
+    let armed = false;
+    second.attrs.set('accessControlPolicyIDs', [{ toJSON: () => (armed ? boomValue() : 'y') }]);
+    reg.children.set('first', first);
+    reg.children.set('second', second);
+    host.link(reg);
+    const used = host.used;
+    armed = true;
+    expect(() => host.remove({ host, originator: 'CAE1', maxData: 1 << 20, now: 0, effects: [] }, reg)).toThrow('boom');
+    expect([...host.byRi.keys()].sort()).toEqual(['Hsh1', 'Hsh2', 'Senv1']);
+    expect(host.top.get('reg')).toBe(reg);
+    expect(host.used).toBe(used);
+    await backend.close();
+  });
+
+  it('content nested deeper than 16 levels is refused on both paths, so a queued request is never read later than it was sent', async () => {
+    const s = await session();
+    const nested = (levels: number, leaf: object = { v: 1 }) => {
+      let v: object = leaf;
+      for (let i = 0; i < levels; i++) v = { a: v };
+      return v;
+    };
+    // pc is level 0, the root element 1, esi 2: objects 13 levels below esi are at level 15, the deepest.
+    for (const queued of PATHS) {
+      ok(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': { esi: nested(13) } })), 2004, `deepest, ${pathName(queued)}`);
+      fails(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': { esi: nested(14) } })), 4000, `one level more, ${pathName(queued)}`, /deep/);
+    }
+    const leaf = { v: 'as sent' };
+    const busy = s.retrieve(s.seId);
+    const sent = s.update(s.seId, { 'senv:Senv': { esi: nested(20, leaf) } });
+    leaf.v = 'changed after send()';
+    await busy;
+    fails(await sent, 4000, 'content 20 levels deep', /deeper than 16 levels/);
+    let esi = body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').esi as { a?: unknown; v?: unknown };
+    while (esi.a) esi = esi.a as typeof esi;
+    expect(esi.v, 'the esi stored before').toBe(1);
+    await s.engine.close();
+  });
+
+  it('only own members of the content count: an inherited attribute or root element is ignored on both paths', async () => {
+    const s = await session();
+    for (const queued of PATHS) {
+      const r = ok(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': Object.create({ hcl: 'inherited' }) as object })), 2004, `attribute, ${pathName(queued)}`);
+      expect(body(r, 'senv:Senv').hcl, pathName(queued)).toBeUndefined();
+      expect(body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').hcl).toBeUndefined();
+      fails(await onPath(s, queued, () => s.update(s.seId, Object.create({ 'senv:Senv': { hcl: 'x' } }) as Record<string, unknown>)), 4000, `root, ${pathName(queued)}`, /content must be one element/);
+    }
+    await s.engine.close();
+  });
+});
+
+describe('McsClient reads its byte arguments through their typed-array slots', () => {
+  it('a view of a detached buffer is an InvalidInputError naming the argument; a length that lies changes nothing', async () => {
+    const engine = await McsEngine.create();
+    const me = await new McsClient(engine, 'CAE1').register('me');
+    const detachedArg = async (name: string, call: (v: Uint8Array) => Promise<unknown>) => {
+      const err = await call(detachedCopy(K)).then(() => undefined, (e: unknown) => e);
+      expect(err, name).toBeInstanceOf(InvalidInputError);
+      expect((err as Error).message, name).toMatch(new RegExp(`^${name} is a view of a detached ArrayBuffer$`));
+    };
+    await detachedArg('key', (key) => me.cipher({ algorithm: 1001, maxByteSize: 100, key }));
+    for (const p of ['nonce', 'iv', 'aad'] as const) await detachedArg(p, (v) => me.cipher({ algorithm: 1001, maxByteSize: 100, [p]: v }));
+    const c = await me.cipher({ algorithm: 1001, maxByteSize: 100, key: K });
+    await detachedArg('nonce', (nonce) => c.setParameters({ nonce }));
+    await detachedArg('chunk', (chunk) => c.update(chunk));
+    await detachedArg('data', (data) => me.sensitiveData(data));
+    const d = await me.sensitiveData(K);
+    await detachedArg('data', (data) => d.write(data));
+    await detachedArg('key', (key) => me.signature({ algorithm: 25, key }));
+    const point = ecdsa('P-256').keygen().publicKey;
+    await detachedArg('publicKey', (publicKey) => me.signature({ algorithm: 33, publicKey }));
+    const mac = await me.signature({ algorithm: 25, key: K });
+    await detachedArg('signature', (sig) => mac.verify(sig));
+
+    // A key claiming twice its length is the 16 bytes it holds; data and a point claiming less are whole.
+    const lying = await me.cipher({ algorithm: 1001, maxByteSize: 100, key: Object.defineProperty(Uint8Array.from(K), 'length', { value: 32 }), nonce: NONCE });
+    await lying.update(new TextEncoder().encode('hello'));
+    expect(hexOf(await lying.encrypt())).toBe(gcmHex(K, new TextEncoder().encode('hello')));
+    const data = await me.sensitiveData(claimingLength(K, 8));
+    expect(hexOf(await data.read())).toBe(hexOf(K));
+    const verifier = await me.signature({ algorithm: 33, publicKey: Object.defineProperty(Uint8Array.from(point), 'length', { value: 33 }) });
+    expect(hexOf(unb64((await verifier.retrieve()).kInf))).toBe(hexOf(point));
+    await engine.close();
+  });
+});
+
+function boomValue(): never {
+  throw new Error('boom');
+}
