@@ -2,7 +2,7 @@
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
 import { concatBytes } from '../core/bytes.ts';
-import { InvalidInputError, LengthError } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, LengthError } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
 export interface CommandApdu {
@@ -49,11 +49,12 @@ export function needsExtended(cmd: CommandApdu): boolean {
  * `allowExtended` is false (the transport must chain it instead).
  */
 export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allowExtended?: boolean } = {}): Uint8Array {
-  const nc = cmd.data?.length ?? 0;
+  const data = cmd.data === undefined ? undefined : bytesArg(cmd.data, 'command data');
+  const nc = data?.length ?? 0;
   const ne = cmd.ne ?? 0;
   if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${ne}`);
   if (nc > EXTENDED_MAX_NC) throw new LengthError(`command data must be at most 65535 bytes, got ${nc}`);
-  const ext = opts.extended ?? needsExtended(cmd);
+  const ext = opts.extended ?? needsExtended({ ...cmd, data });
   if (ext && opts.allowExtended === false) {
     throw new LengthError(`command needs extended length (Nc ${nc}, Ne ${ne}) but the card or reader does not accept it`);
   }
@@ -64,7 +65,7 @@ export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allo
     r.set(head);
     if (nc > 0) {
       r[4] = nc;
-      r.set(cmd.data!, 5);
+      r.set(data!, 5);
     }
     if (ne > 0) r[r.length - 1] = ne & 0xff; // 256 encodes as 00
     return r;
@@ -79,7 +80,7 @@ export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allo
     r[o++] = 0;
     r[o++] = nc >> 8;
     r[o++] = nc & 0xff;
-    r.set(cmd.data!, o);
+    r.set(data!, o);
     o += nc;
   } else if (ne > 0) {
     r[o++] = 0;

@@ -4,7 +4,7 @@
 // output on failure, the streaming form holds everything until final().
 import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
-import { CoreContext } from './context.ts';
+import { CoreContext, takeOutput } from './context.ts';
 import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
 import { withKey, ownedKey, keyCore, keyHandle, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
@@ -197,7 +197,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
       throw new LengthError(`${this.mode.name}: ${this.#seen} bytes of plaintext, ${this.declared} declared`);
     }
     check(this.mode.final(c, op, outPtr(c)), this.mode.name);
-    const tag = c.read(outPtr(c), this.mode.tagLength);
+    const tag = takeOutput(c, outPtr(c), this.mode.tagLength);
     this.destroy();
     return tag;
   }
@@ -244,6 +244,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
       concatBytes(this.#held, out.subarray(0, this.#heldBytes));
       return written(out, this.#heldBytes);
     } finally {
+      this.core.x.zeroize(outPtr(this.core), t);
       for (const p of this.#held) p.fill(0);
       this.#held.length = 0;
       this.destroy();

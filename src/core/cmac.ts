@@ -2,7 +2,7 @@
 // SP 800-38B, RFC 4493) and cbcMac(key, data) is CBC-MAC with a zero IV over
 // a non-empty whole number of blocks (18, ALG_AES_MAC_128_NOPAD). Both give
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
-import { CoreContext } from './context.ts';
+import { CoreContext, takeOutput } from './context.ts';
 import { bytesArg, LengthError } from './errors.ts';
 import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
@@ -65,7 +65,7 @@ class MacContext extends CoreContext implements Mac {
     const c = this.core, op = this.live();
     try {
       final(c.x.mac_final(op, outPtr(c)), this.#alg);
-      return c.read(outPtr(c), 16);
+      return takeOutput(c, outPtr(c), 16);
     } finally {
       this.destroy();
     }

@@ -3,7 +3,7 @@
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { EMPTY } from './bytes.ts';
-import { core } from './loader.ts';
+import { core, type Core } from './loader.ts';
 import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
@@ -71,6 +71,18 @@ const AT_DIGEST = 256;
 const AT_EXTRA = 512; // extra entropy, up to MAX_EXTRA bytes
 const MAX_EXTRA = 1024;
 const AT_OUT = AT_EXTRA + MAX_EXTRA;
+/** All of the window a call uses (an output is at most 2 x 66 bytes): zeroized after every call. */
+const USED = AT_OUT + 2 * 66;
+
+/** Runs `fn` on the core, then zeroizes the part of the I/O window the call used, whatever happened. */
+function inWindow<T>(fn: (c: Core) => T): T {
+  const c = core();
+  try {
+    return fn(c);
+  } finally {
+    c.x.zeroize(c.io, USED);
+  }
+}
 
 const instances = new Map<CurveName, Ecdsa>();
 
@@ -133,12 +145,12 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   function getPublicKey(key: Uint8Array, compressed = false): Uint8Array {
     const secretKey = checkSecret(key);
-    const c = core();
-    c.mem().set(secretKey, c.io + AT_KEY);
-    const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, compressed ? 1 : 0);
-    c.x.zeroize(c.io + AT_KEY, sb);
-    if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA getPublicKey');
-    return c.read(c.io + AT_OUT, n);
+    return inWindow((c) => {
+      c.mem().set(secretKey, c.io + AT_KEY);
+      const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, compressed ? 1 : 0);
+      if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA getPublicKey');
+      return c.read(c.io + AT_OUT, n);
+    });
   }
 
   function keygen(): KeyPair {
@@ -167,17 +179,16 @@ function makeEcdsa(curve: CurveName): Ecdsa {
       extra = bytesArg(hedge, 'extraEntropy');
       if (extra.length > MAX_EXTRA) throw new LengthError(`extraEntropy must be at most ${MAX_EXTRA} bytes`);
     }
-    const c = core();
-    const mem = c.mem();
-    mem.set(secretKey, c.io + AT_KEY);
-    mem.set(digest, c.io + AT_DIGEST);
-    mem.set(extra, c.io + AT_EXTRA);
-    const n = c.x.ec_sign(id, hashId(hashName), c.io + AT_KEY, c.io + AT_DIGEST, digest.length, c.io + AT_EXTRA, extra.length, c.io + AT_OUT);
-    c.x.zeroize(c.io + AT_KEY, sb);
-    c.x.zeroize(c.io + AT_EXTRA, extra.length);
-    if (hedge === true) extra.fill(0);
-    if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA sign');
-    const raw = c.read(c.io + AT_OUT, n);
+    const raw = inWindow((c) => {
+      const mem = c.mem();
+      mem.set(secretKey, c.io + AT_KEY);
+      mem.set(digest, c.io + AT_DIGEST);
+      mem.set(extra, c.io + AT_EXTRA);
+      const n = c.x.ec_sign(id, hashId(hashName), c.io + AT_KEY, c.io + AT_DIGEST, digest.length, c.io + AT_EXTRA, extra.length, c.io + AT_OUT);
+      if (hedge === true) extra.fill(0);
+      if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA sign');
+      return c.read(c.io + AT_OUT, n);
+    });
     return format === 'raw' ? raw : rawToDer(raw);
   }
 
@@ -187,20 +198,21 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     const { digest } = digestOf(message, opts);
     const format = formatOf(opts);
     const raw = format === 'raw' ? (signature.length === 2 * sb ? signature : undefined) : derToRaw(signature, sb);
-    const c = core();
-    const mem = c.mem();
-    mem.set(publicKey, c.io + AT_KEY);
-    if (!raw) {
-      // Still reject an unusable key, so the answer does not depend on the signature.
-      if (c.x.ec_public_key_check(id, c.io + AT_KEY, publicKey.length) !== 1) throw badKey();
-      return false;
-    }
-    mem.set(digest, c.io + AT_DIGEST);
-    mem.set(raw, c.io + AT_OUT);
-    const r = c.x.ec_verify(id, c.io + AT_KEY, publicKey.length, c.io + AT_DIGEST, digest.length, c.io + AT_OUT);
-    if (r === -8) throw badKey();
-    if (r < 0) throw statusError(r, 'ECDSA verify');
-    return r === 1;
+    return inWindow((c) => {
+      const mem = c.mem();
+      mem.set(publicKey, c.io + AT_KEY);
+      if (!raw) {
+        // Still reject an unusable key, so the answer does not depend on the signature.
+        if (c.x.ec_public_key_check(id, c.io + AT_KEY, publicKey.length) !== 1) throw badKey();
+        return false;
+      }
+      mem.set(digest, c.io + AT_DIGEST);
+      mem.set(raw, c.io + AT_OUT);
+      const r = c.x.ec_verify(id, c.io + AT_KEY, publicKey.length, c.io + AT_DIGEST, digest.length, c.io + AT_OUT);
+      if (r === -8) throw badKey();
+      if (r < 0) throw statusError(r, 'ECDSA verify');
+      return r === 1;
+    });
   }
 
   const badKey = () => new InvalidValueError(`publicKey is not a valid ${curve} point`);

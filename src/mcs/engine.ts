@@ -87,7 +87,7 @@ export class McsEngine {
       try {
         options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files: options.files }) };
       } finally {
-        if (masterKey !== options.masterKey) masterKey.fill(0);
+        masterKey.fill(0);
       }
       // The store opened here holds the directory's lock: an engine that does not come up must release it.
       const store = options.store!;
@@ -127,9 +127,11 @@ export class McsEngine {
   /** Serves one request primitive; resolves to its response primitive, never rejects. */
   async send(request: unknown, options?: SendOptions): Promise<McsResponse> {
     let req: McsRequest;
+    let binary: boolean;
     try {
       if (this.#closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
       req = parseRequest(request);
+      binary = readBinary(options);
     } catch (e) {
       return versioned(failure(requestId(request), e), releaseVersion(request));
     }
@@ -164,7 +166,7 @@ export class McsEngine {
       if (deadline !== undefined && now >= deadline) throw new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
       // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
-      const handled = this.#handle(ctx, req, options?.binary === true);
+      const handled = this.#handle(ctx, req, binary);
       response = handled instanceof Promise ? await handled : handled;
     } catch (e) {
       response = failure(req.rqi, e);
@@ -716,6 +718,15 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
     change.attrs.set(a.name, new Borrowed(v));
   }
   return owned;
+}
+
+/** Whether the caller asked for binary results; options that cannot be read are the client's error (4000), like a request. */
+function readBinary(options: SendOptions | undefined): boolean {
+  try {
+    return options?.binary === true;
+  } catch (e) {
+    throw unreadable(e, 'the send() options');
+  }
 }
 
 /**

@@ -108,6 +108,18 @@ describe('command APDU codec', () => {
   });
 });
 
+describe('command data is read through its typed-array slots', () => {
+  it('a detached view or a value that is not bytes is an InvalidInputError; a length that lies changes nothing', () => {
+    const gone = Uint8Array.of(1, 2, 3);
+    structuredClone(gone.buffer, { transfer: [gone.buffer] });
+    expect(() => encodeCommand({ cla: 0, ins: 0xda, p1: 0, p2: 1, data: gone })).toThrow(/command data is a view of a detached ArrayBuffer/);
+    expect(() => encodeCommand({ cla: 0, ins: 0xda, p1: 0, p2: 1, data: 'abcd' as unknown as Uint8Array })).toThrow(InvalidInputError);
+    const lying = Uint8Array.of(1, 2, 3);
+    Object.defineProperty(lying, 'length', { value: 300 });
+    expect(hex(encodeCommand({ cla: 0, ins: 0xda, p1: 0, p2: 1, data: lying }))).toBe('00DA000103010203');
+  });
+});
+
 describe('transport layers', () => {
   it('raw: short-only transport asks for at most 256 bytes', async () => {
     const ch = scripted([['00B0000000', '019000']]);

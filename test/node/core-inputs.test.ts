@@ -205,3 +205,32 @@ describe('refusals name what was given', () => {
     expect(() => sha256(new Int16Array(2) as unknown as Uint8Array)).toThrow(/got Int16Array$/);
   });
 });
+
+describe('the I/O window after ECDSA, streaming MACs and AEAD streams', () => {
+  it('holds none of what those calls wrote: digests, signatures, public keys, tags', async () => {
+    const { ecdsa, createCmac, createCbcMac } = await import('../../src/index.ts');
+    const p256 = ecdsa('P-256');
+    const { secretKey, publicKey } = p256.keygen();
+    const digest = rnd(32);
+    const sig = p256.sign(digest, secretKey, { prehashed: true, format: 'raw' });
+    expect(found(digest), 'a prehashed digest (the caller\'s message) after sign').toEqual([]);
+    expect(found(sig.subarray(0, 32)), 'r after sign').toEqual([]);
+    expect(p256.verify(sig, digest, publicKey, { prehashed: true, format: 'raw' })).toBe(true);
+    expect(found(digest), 'after verify').toEqual([]);
+    expect(found(publicKey.subarray(1, 33)), 'the public key after keygen and verify').toEqual([]);
+    const key = rnd(16), data = rnd(32);
+    const macs = [createCmac(key).update(data).digest(), createCbcMac(key).update(data).digest()];
+    for (const m of macs) expect(found(m), 'a streamed MAC').toEqual([]);
+    const n12 = rnd(12);
+    const es = gcm(key, n12).encryptStream();
+    es.update(data);
+    const tag = es.final();
+    expect(found(tag), 'a stream\'s tag').toEqual([]);
+    const forged = new Uint8Array([...gcm(key, n12).encrypt(data)]);
+    forged[forged.length - 1]! ^= 1;
+    const ds = gcm(key, n12).decryptStream();
+    ds.update(forged);
+    expect(() => ds.final()).toThrow();
+    expect(found(forged.subarray(-16)), 'the refused tag').toEqual([]);
+  });
+});

@@ -269,8 +269,23 @@ describe('Mcs: a request is read as it was sent', () => {
         expect(r!.pc!['m2m:dbg'], 'never the thrown message').not.toMatch(/boom/);
       }
     }
+    const options = Object.defineProperty({}, 'binary', { get: boom });
+    fails(await s.engine.send(base(), options), 4000, 'send() options whose getter throws', /options cannot be read/);
     ok(await s.retrieve(s.seId), 2000, 'the SE goes on');
     await s.engine.close();
+  });
+
+  it('the masterKey option is read through its typed-array slots and copied: the caller\'s array is left alone', async () => {
+    await expect(McsEngine.create({ dataDir: tempDir(), masterKey: detachedCopy(MASTER) })).rejects.toThrow(/masterKey is a view of a detached ArrayBuffer/);
+    await expect(McsEngine.create({ dataDir: tempDir(), masterKey: 'k'.repeat(32) as unknown as Uint8Array })).rejects.toThrow(InvalidInputError);
+    const dir = tempDir();
+    const foreign = vm.runInNewContext('new Uint8Array(32).fill(7)') as Uint8Array;
+    const first = await McsEngine.create({ dataDir: dir, masterKey: foreign });
+    expect(Array.from(foreign).every((b) => b === 7), 'not zeroized').toBe(true);
+    await first.close();
+    // The same key given as a plain array opens what the foreign one sealed.
+    const again = await McsEngine.create({ dataDir: dir, masterKey: MASTER.slice() });
+    await again.close();
   });
 
   it('list values are read once: what is checked is what is stored', async () => {

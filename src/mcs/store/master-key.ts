@@ -2,6 +2,7 @@
 // file, or taken from an environment variable (SENV_MASTER_KEY by default).
 // Accepted encodings: 32 raw bytes (file only, and not all printable: that
 // is text), 64 hex digits, or base64 of 32 bytes.
+import { copyArg } from '../../core/bytes.ts';
 import { InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
@@ -14,7 +15,8 @@ export interface MasterKeyOptions {
 }
 
 export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array> {
-  if (o.masterKey) return check(o.masterKey, 'masterKey');
+  // A copy, read through its typed-array slots: the engine zeroizes the key it was given once the store has derived its own.
+  if (o.masterKey) return check(copyArg(o.masterKey, 'masterKey'), 'masterKey');
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile);
     if (!raw) throw new StateError('master key file not found');
@@ -46,16 +48,18 @@ function env(name: string): string | undefined {
   return g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
 }
 
-/** The key `text` holds as hex or base64; one of the wrong length is zeroized before it is refused. */
+/** The key `text` holds as hex or base64, checked. */
 function decode(text: string, what: string): Uint8Array {
   const t = text.trim();
-  const key = /^[0-9a-fA-F]{64}$/.test(t) ? Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16)) : fromBase64(t);
-  if (key && key.length !== 32) key.fill(0);
-  return check(key, what);
+  return check(/^[0-9a-fA-F]{64}$/.test(t) ? Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16)) : fromBase64(t), what);
 }
 
+/** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
 function check(key: Uint8Array | undefined, what: string): Uint8Array {
-  if (!(key instanceof Uint8Array)) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
-  if (key.length !== 32) throw new LengthError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  if (!key) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  if (key.length !== 32) {
+    key.fill(0);
+    throw new LengthError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+  }
   return key;
 }
