@@ -135,6 +135,20 @@ export function assertBytes(value: unknown, name: string): asserts value is Uint
 }
 
 /**
+ * The byte length of a caller's Uint8Array from its internal slot (its
+ * `length` may lie), for a loop that hands the array only to
+ * TypedArray.prototype.set, which reads the slots itself; InvalidInputError,
+ * naming `name()`, for anything else and for a view of a detached buffer.
+ * No view is made (hashMany's per-message cost).
+ */
+export function bytesLength(value: unknown, name: () => string): number {
+  if (!isBytes(value)) assertBytes(value, name());
+  const n = byteLengthOf.call(value);
+  if (n === 0) bytesArg(value, name());
+  return n;
+}
+
+/**
  * A caller's Uint8Array as a plain one over the same bytes, built from its
  * internal slots; InvalidInputError for anything else and for a view of a
  * detached buffer (which would read as empty, or throw from deep inside). The

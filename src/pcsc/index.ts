@@ -1,7 +1,8 @@
 // PC/SC for TypeScript: readers, change waits and card connections over the
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
-import { bytesArg, InvalidInputError } from '../core/errors.ts';
+import { copyArg } from '../core/bytes.ts';
+import { InvalidInputError } from '../core/errors.ts';
 import { PcscError, ShortResponseError } from './errors.ts';
 import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
 
@@ -231,7 +232,7 @@ export class PcscCard {
   /** Sends one APDU, returns the response (data + SW1 SW2, at least two bytes). */
   transmit(apdu: Uint8Array): Promise<Uint8Array> {
     // Sent as it is now, even when it waits behind another call; the copy may carry a key (an import).
-    const command = bytesArg(apdu, 'apdu').slice();
+    const command = copyArg(apdu, 'apdu');
     return this.run(() => this.card.transmit(command)).finally(() => command.fill(0));
   }
 
@@ -270,8 +271,8 @@ export class PcscCard {
 
   /** SCardControl with SCARD_CTL_CODE(code): reader-specific commands (PIN pads, features). */
   control(code: number, data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
-    const command = bytesArg(data, 'data').slice();
     if (!Number.isInteger(code) || code < 0) throw new InvalidInputError(`control code must be a non-negative integer, got ${code}`);
+    const command = copyArg(data, 'data');
     return this.run(() => this.card.control(this.addon.constants.SCARD_CTL_CODE_BASE + code, command)).finally(() => command.fill(0));
   }
 

@@ -589,3 +589,53 @@ async function servesDigest(b: SecureEnvironmentBackend, n: number): Promise<voi
 function cardKeySlots(card: VirtualCard): number[] {
   return [...(card.applet as unknown as { store: KeyStore }).store.keys.keys()];
 }
+
+describe('PC/SC streams copy what the caller gives them', () => {
+  const kept = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  it('a Buffer given to an ECDSA, HMAC or GCM stream is still the caller\'s afterwards (Buffer#slice is a view)', async () => {
+    const b = new InProcessReader().backend();
+    await b.open();
+    const ec = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const hm = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', globalThis.crypto.getRandomValues(new Uint8Array(32)));
+    const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', globalThis.crypto.getRandomValues(new Uint8Array(16)));
+    for (const [what, run] of [
+      ['ECDSA', async (m: Uint8Array) => { const s = await b.signature(33, ec, { format: 'raw', prehashed: false }); await s.update(m); await s.sign(); }],
+      ['HMAC', async (m: Uint8Array) => { const s = await b.signature(25, hm, { format: 'raw', prehashed: false }); await s.update(m); await s.sign(); }],
+      ['GCM', async (m: Uint8Array) => { const c = await b.cipher(1001, aes, 'encrypt', { nonce: new Uint8Array(12) }); await c.final(m); }],
+    ] as const) {
+      const msg = Buffer.from(`the caller keeps this message (${what})`);
+      const before = kept(msg);
+      await run(msg);
+      expect(kept(msg), what).toBe(before);
+    }
+    await b.close();
+  });
+
+  it('PcscCard.control refuses a bad code before it copies the data (a PIN must not be left in an unwiped copy)', async () => {
+    const { PcscCard } = await import('../../src/pcsc/index.ts');
+    const card = new (PcscCard as unknown as new (...a: unknown[]) => { control(code: number, d: Uint8Array): Promise<Uint8Array> })(
+      { constants: { SCARD_CTL_CODE_BASE: 0x42000000 } }, { control: async (_c: number, d: Uint8Array) => d }, 'fake', 0, 0);
+    const pin = Uint8Array.of(0x31, 0x32, 0x33, 0x34);
+    const copies: Uint8Array[] = [];
+    const RealU8 = Uint8Array, slice = RealU8.prototype.slice;
+    RealU8.prototype.slice = function (this: Uint8Array, ...a: [number?, number?]) {
+      const r = slice.apply(this, a);
+      copies.push(r);
+      return r;
+    } as typeof slice;
+    globalThis.Uint8Array = new Proxy(RealU8, {
+      construct(t, args, nt) {
+        const a = Reflect.construct(t, args, nt === globalThis.Uint8Array ? t : nt) as Uint8Array;
+        copies.push(a);
+        return a;
+      },
+    });
+    try {
+      expect(() => card.control(-1, pin)).toThrow(/control code/);
+    } finally {
+      globalThis.Uint8Array = RealU8;
+      RealU8.prototype.slice = slice;
+    }
+    expect(copies.filter((c) => c.some((x) => x !== 0)).map(kept)).toEqual([]);
+  });
+});

@@ -2,7 +2,7 @@
 // 3): every operation is a sequence of ISO/IEC 7816-4/-8 APDUs to a card that
 // runs the senv profile (docs/apdu-profile.md), over the native bridge.
 // Keys live in the card's slots; the host only ever holds slot references.
-import { concatBytes } from '../../core/bytes.ts';
+import { concatBytes, copyArg } from '../../core/bytes.ts';
 import type {
   BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
@@ -183,7 +183,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     let publicKey: Uint8Array | undefined;
     if (SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa') {
       try {
-        publicKey = kind === 'public' ? material.slice() : await this.readPublicKey(ref);
+        publicKey = kind === 'public' ? copyArg(material, 'public key') : await this.readPublicKey(ref);
       } catch (e) {
         // No handle will ever name this slot: a secret left in it would be orphaned on the card.
         await this.deleteSlot(ref).catch(() => undefined);
@@ -378,7 +378,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return {
       update: async (d) => {
         if (done) throw new StateError('stream already finished');
-        parts.push(d.slice());
+        parts.push(copyArg(d, 'data'));
       },
       sign: async (last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);

@@ -7,7 +7,7 @@ import { INS } from '../../apdu/profile.ts';
 import { ApduError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
-import { EMPTY } from '../../core/bytes.ts';
+import { copyArg, EMPTY } from '../../core/bytes.ts';
 import type { AppletChannel, CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
@@ -35,9 +35,11 @@ export class LinkStream {
    */
   async update(data: Uint8Array): Promise<Uint8Array> {
     if (this.done) throw new StateError('stream already finished');
-    if (data.length === 0) return EMPTY;
-    this.parts.push(data.slice());
-    this.buffered += data.length;
+    // A copy through the typed-array slots: a Buffer's slice() would be the caller's memory, which take() zeroizes.
+    const copy = copyArg(data, 'data');
+    if (copy.length === 0) return EMPTY;
+    this.parts.push(copy);
+    this.buffered += copy.length;
     if (this.buffered <= this.max) return EMPTY;
     return this.session.run(async () => {
       if (!this.ch) {
