@@ -1,6 +1,6 @@
-// Bad input to the hash and HMAC API: typed errors that name the problem.
-import { sha256, createHash, createHmac, hmac, hashMany, InvalidInputError, UnknownAlgorithmError, StateError, type HashName } from '../../src/index.ts';
-import { type PortableCase, throws } from './harness.ts';
+// Bad input to the hash, HMAC and AES API: typed errors that name the problem.
+import { sha256, createHash, createHmac, hmac, hashMany, gcm, InvalidInputError, UnknownAlgorithmError, StateError, type HashName } from '../../src/index.ts';
+import { type PortableCase, equal, hex, throws } from './harness.ts';
 
 export const errorCases: PortableCase[] = [
   {
@@ -20,6 +20,31 @@ export const errorCases: PortableCase[] = [
       const e = throws(() => sha256(loud), InvalidInputError, 'a JSON object with a constructor name');
       if (e.message.length > 80 || e.message.includes('<b>')) throw new Error(`message quotes the value: ${e.message.slice(0, 100)}`);
       throws(() => sha256(new Proxy({}, { get() { throw new Error('trap'); } }) as unknown as Uint8Array), InvalidInputError, 'a throwing proxy', /got object/);
+    },
+  },
+  {
+    name: 'byte arguments are read through their typed-array slots: lying lengths, detached views, look-alikes',
+    run() {
+      const real = new Uint8Array([1, 2, 3, 4]);
+      const expected = hex(sha256(real));
+      class Liar extends Uint8Array {
+        override get length(): number {
+          return 4096;
+        }
+      }
+      const own = new Uint8Array([1, 2, 3, 4]);
+      Object.defineProperty(own, 'length', { value: 4096 });
+      for (const [what, v] of [['a subclass', new Liar([1, 2, 3, 4])], ['an own length', own]] as const) {
+        equal(hex(sha256(v)), expected, `${what}: the real four bytes are hashed`);
+        equal(hex(hashMany('SHA-256', [v, real])[0]!), expected, `${what}: hashMany`);
+        equal(hex(gcm(new Uint8Array(16), new Uint8Array(12)).encrypt(v)), hex(gcm(new Uint8Array(16), new Uint8Array(12)).encrypt(real)), `${what}: GCM`);
+      }
+      const gone = new Uint8Array(8);
+      structuredClone(gone.buffer, { transfer: [gone.buffer] });
+      throws(() => sha256(gone), InvalidInputError, 'a detached view', /data is a view of a detached ArrayBuffer/);
+      throws(() => hashMany('SHA-256', [real, gone]), InvalidInputError, 'a detached view in hashMany', /messages\[1\] is a view of a detached ArrayBuffer/);
+      throws(() => gcm(new Uint8Array(16), gone), InvalidInputError, 'a detached nonce', /nonce is a view of a detached ArrayBuffer/);
+      throws(() => sha256(Object.create(Uint8Array.prototype) as Uint8Array), InvalidInputError, 'an object inheriting from Uint8Array.prototype', /got object$/);
     },
   },
   {
