@@ -71,8 +71,8 @@ const AT_DIGEST = 256;
 const AT_EXTRA = 512; // extra entropy, up to MAX_EXTRA bytes
 const MAX_EXTRA = 1024;
 const AT_OUT = AT_EXTRA + MAX_EXTRA;
-/** All of the window a call uses (an output is at most 2 x 66 bytes): zeroized after every call. */
-const USED = AT_OUT + 2 * 66;
+/** All of the window a call uses (an output is at most 133 bytes, a P-521 public key): zeroized after every call. */
+const USED = AT_OUT + 1 + 2 * 66;
 
 /** Runs `fn` on the core, then zeroizes the part of the I/O window the call used, whatever happened. */
 function inWindow<T>(fn: (c: Core) => T): T {

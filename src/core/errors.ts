@@ -134,18 +134,42 @@ export function assertBytes(value: unknown, name: string): asserts value is Uint
   }
 }
 
+// Present where the runtime has resizable ArrayBuffers and growable SharedArrayBuffers.
+const resizableOf = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+const growableOf = typeof SharedArrayBuffer === 'function' ? Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'growable')?.get : undefined;
+
+/** The byte length in a Uint8Array's internal slot (its `length` may lie). */
+export function slotLength(b: Uint8Array): number {
+  return byteLengthOf.call(b);
+}
+
 /**
- * The byte length of a caller's Uint8Array from its internal slot (its
- * `length` may lie), for a loop that hands the array only to
- * TypedArray.prototype.set, which reads the slots itself; InvalidInputError,
- * naming `name()`, for anything else and for a view of a detached buffer.
- * No view is made (hashMany's per-message cost).
+ * A caller's Uint8Array whose bytes and length stay as they are while the
+ * facade uses it without running caller code: the array itself when its
+ * buffer has a fixed size (for a loop that reads it only through slotLength
+ * and TypedArray.prototype.set, which no property can change), else a
+ * fixed-length view (bytesArg; a length-tracking view of a resizable buffer,
+ * or of a growable one another thread may grow, could outgrow its measure).
+ * Refuses as bytesArg does, naming `name()`; makes no view in the common
+ * case (hashMany's per-message cost).
  */
-export function bytesLength(value: unknown, name: () => string): number {
+export function fixedBytes(value: unknown, name: () => string): Uint8Array {
   if (!isBytes(value)) assertBytes(value, name());
-  const n = byteLengthOf.call(value);
-  if (n === 0) bytesArg(value, name());
-  return n;
+  return variableSize(bufferOf.call(value)) || byteLengthOf.call(value) === 0 ? bytesArg(value, name()) : value;
+}
+
+/** Whether a buffer can change its size (the getters tell an ArrayBuffer from a SharedArrayBuffer by throwing, also across realms). */
+function variableSize(buffer: ArrayBufferLike): boolean {
+  try {
+    return resizableOf?.call(buffer) === true;
+  } catch {
+    // a SharedArrayBuffer
+  }
+  try {
+    return growableOf?.call(buffer) === true;
+  } catch {
+    return false;
+  }
 }
 
 /**

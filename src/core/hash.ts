@@ -1,7 +1,7 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
 import { CoreContext, takeOutput } from './context.ts';
-import { bytesArg, bytesLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, fixedBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
@@ -102,12 +102,13 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Uint8Arra
   const id = hashId(name);
   const dl = DIGEST_LENGTHS[name];
   if (!Array.isArray(list)) throw new InvalidInputError('messages must be an array of Uint8Array');
-  // Each element read once, its length from its slot: what is packed is what was measured.
-  const messages: Uint8Array[] = new Array(list.length);
-  const lengths: number[] = new Array(list.length);
-  for (let k = 0; k < list.length; k++) {
-    messages[k] = list[k]!;
-    lengths[k] = bytesLength(messages[k], () => `messages[${k}]`);
+  // Each element read once, and all of them before any is measured (a getter of the list is caller
+  // code that could resize a buffer): what is packed is what was measured.
+  const messages: Uint8Array[] = Array.from(list);
+  const lengths: number[] = new Array(messages.length);
+  for (let k = 0; k < messages.length; k++) {
+    messages[k] = fixedBytes(messages[k], () => `messages[${k}]`);
+    lengths[k] = slotLength(messages[k]!);
   }
   const c = core();
   // Each digest its own array, taken straight from the core (at most 64 bytes, on V8's heap: a slice
@@ -132,15 +133,19 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Uint8Arra
     const offsets = new Uint32Array(mem.buffer, c.io, count + 1);
     const data = c.io + 4 * (count + 1);
     const dst = c.io + c.ioSize - count * dl;
-    let pos = 0;
-    for (let k = 0; k < count; k++) {
-      offsets[k] = pos;
-      mem.set(messages[i + k]!, data + pos);
-      pos += lengths[i + k]!;
+    let status: number;
+    try {
+      let pos = 0;
+      for (let k = 0; k < count; k++) {
+        offsets[k] = pos;
+        mem.set(messages[i + k]!, data + pos);
+        pos += lengths[i + k]!;
+      }
+      offsets[count] = pos;
+      status = c.x.hash_many(id, data, c.io, count, dst);
+    } finally {
+      c.x.zeroize(c.io, data - c.io + bytes);
     }
-    offsets[count] = pos;
-    const status = c.x.hash_many(id, data, c.io, count, dst);
-    c.x.zeroize(c.io, data - c.io + pos);
     if (status < 0) throw statusError(status, 'hashMany');
     for (let k = 0; k < count; k++) result[i + k] = c.read(dst + k * dl, dl);
     c.x.zeroize(dst, count * dl);

@@ -234,3 +234,37 @@ describe('the I/O window after ECDSA, streaming MACs and AEAD streams', () => {
     expect(found(forged.subarray(-16)), 'the refused tag').toEqual([]);
   });
 });
+
+describe('hashMany measures what it packs', () => {
+  it('a list whose getter grows a length-tracking view is read whole before anything is measured', () => {
+    const c = core();
+    const live = createHash('SHA-256').update(new Uint8Array(3).fill(1));
+    const rab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(8, { maxByteLength: 200_000 });
+    const tracking = new Uint8Array(rab).fill(0x7e);
+    let reads = 0;
+    const list = new Proxy([tracking, new Uint8Array(5)], {
+      get(t, p, r) {
+        if (p === 'length' && ++reads === 4) {
+          rab.resize(100_000);
+          new Uint8Array(rab).fill(0x7e);
+        }
+        return Reflect.get(t, p, r) as unknown;
+      },
+    });
+    const [d0] = hashMany('SHA-256', list);
+    expect(hex(d0!), 'the digest of what the view held when it was measured').toBe(hex(sha256(new Uint8Array(rab))));
+    expect(hex(live.digest()), 'a stream opened before is intact').toBe(hex(sha256(new Uint8Array(3).fill(1))));
+    expect(c.mem().subarray(c.io, c.io + c.ioSize).some((b) => b === 0x7e), 'nothing left in the window').toBe(false);
+  });
+});
+
+describe('ECDSA P-521 leaves nothing in the I/O window', () => {
+  it('not even the last byte of a 133-byte public key', async () => {
+    const { ecdsa } = await import('../../src/index.ts');
+    const c = core();
+    for (let i = 0; i < 4; i++) {
+      ecdsa('P-521').keygen();
+      expect(c.mem().subarray(c.io, c.io + 4096).every((b) => b === 0)).toBe(true);
+    }
+  });
+});

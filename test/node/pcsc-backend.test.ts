@@ -639,3 +639,30 @@ describe('PC/SC streams copy what the caller gives them', () => {
     expect(copies.filter((c) => c.some((x) => x !== 0)).map(kept)).toEqual([]);
   });
 });
+
+describe('PC/SC streams read their arguments when given', () => {
+  it('ECDSA sign(last) signs the real bytes of a last chunk whose length lies; cipher() keeps the nonce and AAD it was given', async () => {
+    const { ecdsa, gcm } = await import('../../src/index.ts');
+    const b = new InProcessReader().backend();
+    await b.open();
+    const k = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const pub = (await b.publicKey(k))!;
+    class Lying extends Uint8Array {
+      override get length(): number {
+        return this.byteLength + 4;
+      }
+    }
+    const s = await b.signature(33, k, { format: 'raw', prehashed: false });
+    const sig = await s.sign(new Lying(10).fill(5));
+    expect(ecdsa('P-256').verify(sig, new Uint8Array(10).fill(5), pub, { format: 'raw' })).toBe(true);
+
+    const keyBytes = new Uint8Array(16).fill(9);
+    const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes.slice());
+    const nonce = new Uint8Array(12).fill(1), aad = new Uint8Array(8).fill(2), msg = new Uint8Array(20).fill(3);
+    const c = await b.cipher(1001, aes, 'encrypt', { nonce, aad });
+    nonce.fill(0);
+    aad.fill(0);
+    expect(Buffer.from(await c.final(msg)).toString('hex')).toBe(Buffer.from(gcm(keyBytes, new Uint8Array(12).fill(1), new Uint8Array(8).fill(2)).encrypt(msg)).toString('hex'));
+    await b.close();
+  });
+});

@@ -292,8 +292,15 @@ export class PcscBackend implements SecureEnvironmentBackend {
   async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
     if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
     const k = asCardKey(key, this, this.keys);
-    const iv = params.iv ?? params.nonce;
-    const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(params.aad?.length ? [[TAG.AAD, params.aad] as [number, Uint8Array]] : [])];
+    // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
+    const given = params.iv ?? params.nonce;
+    const iv = given && copyArg(given, 'iv');
+    const aad = params.aad && copyArg(params.aad, 'aad');
+    const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(aad?.length ? [[TAG.AAD, aad] as [number, Uint8Array]] : [])];
+    const dropParams = () => {
+      iv?.fill(0);
+      aad?.fill(0);
+    };
     const s = new LinkStream(this.session, this.maxPayload, {
       pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
       setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
@@ -302,18 +309,25 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return {
       update: (d) => dataCall(s.update(d)),
       final: async (last) => {
-        const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
-        let tail: Uint8Array;
         try {
-          tail = await dataCall(s.finish());
-        } catch (e) {
-          // Plaintext of a message that failed at its end (tag, padding) is released to no one.
-          head.fill(0);
-          throw e;
+          const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
+          let tail: Uint8Array;
+          try {
+            tail = await dataCall(s.finish());
+          } catch (e) {
+            // Plaintext of a message that failed at its end (tag, padding) is released to no one.
+            head.fill(0);
+            throw e;
+          }
+          return head.length ? joinParts([head, tail], true) : tail;
+        } finally {
+          dropParams();
         }
-        return head.length ? joinParts([head, tail], true) : tail;
       },
-      abort: () => s.abort(),
+      abort: () => {
+        dropParams();
+        return s.abort();
+      },
     };
   }
 
@@ -345,15 +359,17 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const hashName = HASH_NAMES[SIGNATURES[algorithm].hash!];
     const parts: Uint8Array[] = [];
     let done = false;
-    // The message is secret: the copies made of it here are zeroized once used (`last` is the caller's).
+    // The message is secret: the copies made of it here (through the typed-array slots) are zeroized once used.
     const dropParts = () => {
       for (const p of parts) p.fill(0);
       parts.length = 0;
     };
     const digest = (last?: Uint8Array): Uint8Array => {
       if (done) throw new StateError('stream already finished');
+      const tail = last && copyArg(last, 'data');
       done = true;
-      const msg = concatBytes(last ? [...parts, last] : parts);
+      if (tail) parts.push(tail);
+      const msg = concatBytes(parts);
       dropParts();
       if (options.prehashed) {
         if (msg.length === HASHES[SIGNATURES[algorithm].hash!].outputLength) return msg;
