@@ -1,7 +1,7 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
 import { CoreContext, takeOutput } from './context.ts';
-import { bytesArg, fixedBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, bytesArg, fixedBytes, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
@@ -102,11 +102,17 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Uint8Arra
   const id = hashId(name);
   const dl = DIGEST_LENGTHS[name];
   if (!Array.isArray(list)) throw new InvalidInputError('messages must be an array of Uint8Array');
-  // Each element read once, and all of them before any is measured (a getter of the list is caller
-  // code that could resize a buffer): what is packed is what was measured.
-  const messages: Uint8Array[] = Array.from(list);
-  const lengths: number[] = new Array(messages.length);
-  for (let k = 0; k < messages.length; k++) {
+  // Each element read once by index, and all of them before any is measured (a getter of the list is
+  // caller code that could resize a buffer): what is packed is what was measured.
+  const total = list.length;
+  const messages: Uint8Array[] = [];
+  for (let k = 0; k < total; k++) {
+    const m = list[k];
+    if (!isBytes(m)) assertBytes(m, `messages[${k}]`);
+    messages.push(m);
+  }
+  const lengths: number[] = new Array(total);
+  for (let k = 0; k < total; k++) {
     messages[k] = fixedBytes(messages[k], () => `messages[${k}]`);
     lengths[k] = slotLength(messages[k]!);
   }

@@ -268,3 +268,18 @@ describe('ECDSA P-521 leaves nothing in the I/O window', () => {
     }
   });
 });
+
+describe('hashMany reads its list by index', () => {
+  it('a huge sparse list fails fast at its first hole; iterator overrides are not followed', () => {
+    const sparse: Uint8Array[] = [];
+    sparse.length = 2 ** 32 - 1;
+    const t0 = performance.now();
+    expect(() => hashMany('SHA-256', sparse)).toThrow(/messages\[0\] must be a Uint8Array, got undefined/);
+    expect(performance.now() - t0, 'without walking the length').toBeLessThan(1000);
+    const a = Uint8Array.of(1), b = Uint8Array.of(2);
+    const list = [a, b];
+    Object.defineProperty(list, Symbol.iterator, { value: function* () { yield b; } });
+    const r = hashMany('SHA-256', list);
+    expect(r.map(hex)).toEqual([hex(sha256(a)), hex(sha256(b))]);
+  });
+});

@@ -666,3 +666,29 @@ describe('PC/SC streams read their arguments when given', () => {
     await b.close();
   });
 });
+
+describe('PC/SC cipher streams end cleanly', () => {
+  it('a final() that fails ends the stream (no retry under wiped parameters); an abort while an update waits sends nothing and holds no channel', async () => {
+    const { gcm } = await import('../../src/index.ts');
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const keyBytes = new Uint8Array(16).fill(9);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes.slice());
+    const s = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1), aad: new Uint8Array(8).fill(2) });
+    await expect(s.final('not bytes' as unknown as Uint8Array)).rejects.toThrow(/must be a Uint8Array/);
+    await expect(s.final(new Uint8Array(20).fill(3)), 'a retry').rejects.toThrow(StateError);
+    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    for (let i = 0; i < 3; i++) {
+      const c = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
+      const pending = c.update(new Uint8Array(200_000));
+      c.abort();
+      await pending.catch(() => undefined);
+    }
+    expect(session.opened - session.free.length, 'channels still held after three aborts').toBe(0);
+    await expect(b.cipher(1001, k, 'encrypt', { nonce: 'n' as unknown as Uint8Array }), 'the parameter is named').rejects.toThrow(/nonce must be a Uint8Array/);
+    const ok = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
+    expect(Buffer.from(await ok.final(new Uint8Array(5))).toString('hex')).toBe(Buffer.from(gcm(keyBytes, new Uint8Array(12).fill(1)).encrypt(new Uint8Array(5))).toString('hex'));
+    await b.close();
+  });
+});

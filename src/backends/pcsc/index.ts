@@ -293,8 +293,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
     const k = asCardKey(key, this, this.keys);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
-    const given = params.iv ?? params.nonce;
-    const iv = given && copyArg(given, 'iv');
+    const iv = params.iv ? copyArg(params.iv, 'iv') : params.nonce && copyArg(params.nonce, 'nonce');
     const aad = params.aad && copyArg(params.aad, 'aad');
     const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(aad?.length ? [[TAG.AAD, aad] as [number, Uint8Array]] : [])];
     const dropParams = () => {
@@ -320,6 +319,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
             throw e;
           }
           return head.length ? joinParts([head, tail], true) : tail;
+        } catch (e) {
+          // A final that failed ends the stream: no retry may run under the wiped parameters.
+          s.abort();
+          throw e;
         } finally {
           dropParams();
         }

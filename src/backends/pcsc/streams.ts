@@ -42,12 +42,19 @@ export class LinkStream {
     this.buffered += copy.length;
     if (this.buffered <= this.max) return EMPTY;
     return this.session.run(async () => {
+      // Aborted while this waited for its turn: nothing more is sent.
+      if (this.done) return EMPTY;
       if (!this.ch) {
         const ch = await this.session.takeChannel();
         if (!ch) return EMPTY; // every channel is held by another stream: keep buffering, finish on channel 0
         this.ch = ch;
         this.epoch = this.session.epoch;
         await this.opts.setup(ch);
+        // Aborted during the setup: abort() found no channel to give back, so it is given back here.
+        if (this.done) {
+          this.release(true);
+          return EMPTY;
+        }
       }
       this.checkEpoch();
       const ch = this.ch;
