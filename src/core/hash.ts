@@ -104,15 +104,17 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Uint8Arra
   if (!Array.isArray(list)) throw new InvalidInputError('messages must be an array of Uint8Array');
   // Each element read once by index, and all of them before any is measured (a getter of the list is
   // caller code that could resize a buffer): what is packed is what was measured.
-  const total = list.length;
+  // Read once and not converted: a length object's valueOf would be caller code run at every use.
+  const total: unknown = list.length;
+  if (!Number.isSafeInteger(total) || (total as number) < 0) throw new InvalidInputError('messages must be an array of Uint8Array');
   const messages: Uint8Array[] = [];
-  for (let k = 0; k < total; k++) {
+  for (let k = 0; k < (total as number); k++) {
     const m = list[k];
     if (!isBytes(m)) assertBytes(m, `messages[${k}]`);
     messages.push(m);
   }
-  const lengths: number[] = new Array(total);
-  for (let k = 0; k < total; k++) {
+  const lengths: number[] = new Array(messages.length);
+  for (let k = 0; k < messages.length; k++) {
     messages[k] = fixedBytes(messages[k], () => `messages[${k}]`);
     lengths[k] = slotLength(messages[k]!);
   }

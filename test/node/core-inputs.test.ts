@@ -283,3 +283,17 @@ describe('hashMany reads its list by index', () => {
     expect(r.map(hex)).toEqual([hex(sha256(a)), hex(sha256(b))]);
   });
 });
+
+describe('hashMany takes the list length once, as it is', () => {
+  it('a length that is no safe integer, or an object whose valueOf changes, is refused before anything is packed', () => {
+    const a = new Uint8Array(40).fill(0x7e), b = new Uint8Array(12).fill(0x7d);
+    let calls = 0;
+    const changing = { valueOf: () => (++calls > 1 ? 1 : 2) };
+    for (const length of [changing, 1.5, -1, '2']) {
+      const list = new Proxy([a, b], { get: (t, p, r) => (p === 'length' ? length : Reflect.get(t, p, r)) });
+      expect(() => hashMany('SHA-256', list), String(length)).toThrow(InvalidInputError);
+    }
+    const c = core();
+    expect(c.mem().subarray(c.io, c.io + c.ioSize).some((x) => x === 0x7e || x === 0x7d)).toBe(false);
+  });
+});

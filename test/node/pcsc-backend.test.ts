@@ -691,4 +691,44 @@ describe('PC/SC cipher streams end cleanly', () => {
     expect(Buffer.from(await ok.final(new Uint8Array(5))).toString('hex')).toBe(Buffer.from(gcm(keyBytes, new Uint8Array(12).fill(1)).encrypt(new Uint8Array(5))).toString('hex'));
     await b.close();
   });
+
+  it('a second final() does not disturb the first; abort() while final() is pending fails it; an abort while the channel opens sends nothing on it', async () => {
+    const { gcm } = await import('../../src/index.ts');
+    const hexOf = (u: Uint8Array) => Buffer.from(u).toString('hex');
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const keyBytes = new Uint8Array(16).fill(9), nonce = new Uint8Array(12).fill(1), aad = new Uint8Array(8).fill(2);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes.slice());
+    const msg = new Uint8Array(1000).fill(4);
+    const s = await b.cipher(1001, k, 'encrypt', { nonce, aad });
+    await s.update(msg);
+    const first = s.final();
+    await expect(s.final(), 'a second final').rejects.toThrow(StateError);
+    expect(hexOf(await first), 'the first final is whole').toBe(hexOf(gcm(keyBytes, nonce, aad).encrypt(msg)));
+
+    const t = await b.cipher(1001, k, 'encrypt', { nonce, aad });
+    await t.update(msg);
+    const pending = t.final();
+    t.abort();
+    await expect(pending, 'a final overtaken by abort').rejects.toThrow(/aborted/);
+
+    const u = await b.cipher(1001, k, 'encrypt', { nonce, aad });
+    const mark = reader.sent.length;
+    let fired = false;
+    reader.intercept = (apdu) => {
+      // MANAGE CHANNEL open: the stream is aborted while its channel is being opened.
+      if (!fired && apdu[1] === 0x70) {
+        fired = true;
+        u.abort();
+      }
+      return undefined;
+    };
+    expect((await u.update(new Uint8Array(200_000))).length).toBe(0);
+    reader.intercept = undefined;
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0x22 && (a[0]! & 0x03) !== 0), 'no MSE:SET on the new channel').toEqual([]);
+    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    expect(session.opened - session.free.length, 'no channel held').toBe(0);
+    await b.close();
+  });
 });

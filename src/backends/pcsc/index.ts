@@ -305,9 +305,13 @@ export class PcscBackend implements SecureEnvironmentBackend {
       setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
       output: true,
     });
+    let finishing = false;
     return {
       update: (d) => dataCall(s.update(d)),
       final: async (last) => {
+        // Only the first final() owns the end: a second one must not abort it or wipe its parameters.
+        if (finishing) throw new StateError('stream already finished');
+        finishing = true;
         try {
           const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
           let tail: Uint8Array;

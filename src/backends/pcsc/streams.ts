@@ -25,7 +25,12 @@ export class LinkStream {
   private buffered = 0;
   private ch: AppletChannel | undefined;
   private epoch = 0;
+  /** No more update() or end() calls are taken. */
   private done = false;
+  /** abort() was called: nothing more is sent, and an end() still running fails. */
+  private aborted = false;
+  /** end()'s run owns the parts and the channel until it settles (abort() leaves them to it). */
+  private ending = false;
 
   constructor(private readonly session: CardSession, private readonly max: number, private readonly opts: LinkStreamOptions) {}
 
@@ -42,25 +47,27 @@ export class LinkStream {
     this.buffered += copy.length;
     if (this.buffered <= this.max) return EMPTY;
     return this.session.run(async () => {
-      // Aborted while this waited for its turn: nothing more is sent.
-      if (this.done) return EMPTY;
+      // Aborted while this waited for its turn: nothing is sent.
+      if (this.aborted) return EMPTY;
       if (!this.ch) {
         const ch = await this.session.takeChannel();
         if (!ch) return EMPTY; // every channel is held by another stream: keep buffering, finish on channel 0
+        // Aborted while the channel was being opened: abort() could not see it, so it goes back unused.
+        if (this.aborted) {
+          this.session.returnChannel(ch, this.session.epoch);
+          return EMPTY;
+        }
         this.ch = ch;
         this.epoch = this.session.epoch;
         await this.opts.setup(ch);
-        // Aborted during the setup: abort() found no channel to give back, so it is given back here.
-        if (this.done) {
-          this.release(true);
-          return EMPTY;
-        }
+        // Aborted during the setup: abort() gave the channel back.
+        if (this.aborted) return EMPTY;
       }
       this.checkEpoch();
-      const ch = this.ch;
+      const ch = this.ch!;
       // Keep at least one byte back: the last link must be sent unchained by end().
       const out: Uint8Array[] = [];
-      while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+      while (!this.aborted && this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
       return joinParts(out, true);
     });
   }
@@ -73,17 +80,31 @@ export class LinkStream {
   async end(last: (ch: AppletChannel, rest: Uint8Array) => Promise<ResponseApdu>): Promise<Uint8Array> {
     if (this.done) throw new StateError('stream already finished');
     this.done = true;
+    this.ending = true;
     return this.session.run(async () => {
       const ch = this.ch ?? this.session.channel0;
+      const out: Uint8Array[] = [];
+      const live = () => {
+        if (this.aborted) throw new StateError('stream aborted');
+      };
       try {
+        live();
         if (this.ch) this.checkEpoch();
         else await this.opts.setup(ch);
-        const out: Uint8Array[] = [];
-        while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+        while (this.buffered > this.max) {
+          live();
+          out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+        }
+        live();
         out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
         return joinParts(out, true);
+      } catch (e) {
+        // Output of a message that did not end (plaintext, for a decryption) is released to no one.
+        for (const o of out) o.fill(0);
+        throw e;
       } finally {
-        this.release();
+        this.ending = false;
+        this.release(this.aborted);
       }
     });
   }
@@ -103,7 +124,8 @@ export class LinkStream {
 
   abort(): void {
     this.done = true;
-    this.release(true);
+    this.aborted = true;
+    if (!this.ending) this.release(true);
   }
 
   /**
