@@ -732,3 +732,76 @@ describe('PC/SC cipher streams end cleanly', () => {
     await b.close();
   });
 });
+
+describe('PC/SC link streams that fail or are aborted part way', () => {
+  const chainedOn0 = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && (apdu[0]! & 0x03) === 0;
+
+  it('an abort while final() chains on channel 0 ends that chain: the next user of channel 0 starts clean', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const others = [];
+    for (let i = 0; i < 3; i++) {
+      const o = await b.digest(4);
+      await o.update(new Uint8Array(200_000));
+      others.push(o);
+    }
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000).fill(7));
+    let fired = false;
+    reader.intercept = (apdu) => {
+      if (!fired && chainedOn0(apdu)) {
+        fired = true;
+        s.abort();
+      }
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/aborted/);
+    reader.intercept = undefined;
+    const d = await b.digest(4);
+    const abc = new TextEncoder().encode('abc');
+    expect(Buffer.from(await d.final(abc)).toString('hex'), 'sha256("abc") on channel 0 afterwards').toBe(Buffer.from(sha256(abc)).toString('hex'));
+    expect((await b.random(1, 16)).length).toBe(16);
+    for (const o of others) o.abort();
+    await b.close();
+  });
+
+  it('an update() whose link the card refused ends the stream: final() cannot go on under the same nonce', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(9));
+    const s = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
+    await s.update(new Uint8Array(70_000));
+    let n = 0;
+    reader.intercept = (apdu) => {
+      if (apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && ++n === 1) {
+        // The card drops the chain (another command on the channel), and the link is refused.
+        reader.os.apdu(Uint8Array.of(apdu[0]! & 0x03, 0x84, 0, 0, 8));
+        return Uint8Array.of(0x6a, 0x80);
+      }
+      return undefined;
+    };
+    await expect(s.update(new Uint8Array(70_000))).rejects.toThrow();
+    reader.intercept = undefined;
+    await expect(s.final()).rejects.toThrow(StateError);
+    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    expect(session.opened - session.free.length, 'no channel held').toBe(0);
+    await b.close();
+  });
+
+  it('an end() the session refused before its turn (closed) still lets abort() zeroize the buffered message', async () => {
+    const { LinkStream } = await import('../../src/backends/pcsc/streams.ts');
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const session = (b as unknown as { session: ConstructorParameters<typeof LinkStream>[0] }).session;
+    const s = new LinkStream(session, 1000, { pso: 0x9080, setup: async () => undefined });
+    await s.update(new Uint8Array(500).fill(0x55));
+    const parts = (s as unknown as { parts: Uint8Array[] }).parts.slice();
+    await b.close();
+    await expect(s.end(async () => ({ data: new Uint8Array(0), sw: 0x9000 }))).rejects.toThrow();
+    s.abort();
+    expect(parts.every((p) => p.every((x) => x === 0)), 'the buffered message is zeroized').toBe(true);
+  });
+});

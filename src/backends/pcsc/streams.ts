@@ -49,27 +49,46 @@ export class LinkStream {
     return this.session.run(async () => {
       // Aborted while this waited for its turn: nothing is sent.
       if (this.aborted) return EMPTY;
-      if (!this.ch) {
-        const ch = await this.session.takeChannel();
-        if (!ch) return EMPTY; // every channel is held by another stream: keep buffering, finish on channel 0
-        // Aborted while the channel was being opened: abort() could not see it, so it goes back unused.
-        if (this.aborted) {
-          this.session.returnChannel(ch, this.session.epoch);
-          return EMPTY;
-        }
-        this.ch = ch;
-        this.epoch = this.session.epoch;
-        await this.opts.setup(ch);
-        // Aborted during the setup: abort() gave the channel back.
-        if (this.aborted) return EMPTY;
+      try {
+        return await this.sendFull();
+      } catch (e) {
+        // A link that failed leaves the card's context in an unknown state: the stream ends here, so
+        // no final() can go on with part of the message missing (under the same key and nonce).
+        this.done = true;
+        this.aborted = true;
+        this.release(true);
+        throw e;
       }
-      this.checkEpoch();
-      const ch = this.ch!;
-      // Keep at least one byte back: the last link must be sent unchained by end().
-      const out: Uint8Array[] = [];
-      while (!this.aborted && this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
-      return joinParts(out, true);
     });
+  }
+
+  /** update()'s turn: takes a channel if it has none, then sends every full link but the last. */
+  private async sendFull(): Promise<Uint8Array> {
+    if (!this.ch) {
+      const ch = await this.session.takeChannel();
+      if (!ch) return EMPTY; // every channel is held by another stream: keep buffering, finish on channel 0
+      // Aborted while the channel was being opened: abort() could not see it, so it goes back unused.
+      if (this.aborted) {
+        this.session.returnChannel(ch, this.session.epoch);
+        return EMPTY;
+      }
+      this.ch = ch;
+      this.epoch = this.session.epoch;
+      await this.opts.setup(ch);
+      // Aborted during the setup: abort() gave the channel back.
+      if (this.aborted) return EMPTY;
+    }
+    this.checkEpoch();
+    const ch = this.ch!;
+    // Keep at least one byte back: the last link must be sent unchained by end().
+    const out: Uint8Array[] = [];
+    try {
+      while (!this.aborted && this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
+    } catch (e) {
+      for (const o of out) o.fill(0);
+      throw e;
+    }
+    return joinParts(out, true);
   }
 
   /**
@@ -80,32 +99,49 @@ export class LinkStream {
   async end(last: (ch: AppletChannel, rest: Uint8Array) => Promise<ResponseApdu>): Promise<Uint8Array> {
     if (this.done) throw new StateError('stream already finished');
     this.done = true;
-    this.ending = true;
+    let started = false;
     return this.session.run(async () => {
-      const ch = this.ch ?? this.session.channel0;
+      started = true;
+      this.ending = true;
+      const own = this.ch;
+      const ch = own ?? this.session.channel0;
+      const epoch = own ? this.epoch : this.session.epoch;
       const out: Uint8Array[] = [];
+      let sent = false;
       const live = () => {
         if (this.aborted) throw new StateError('stream aborted');
       };
       try {
         live();
-        if (this.ch) this.checkEpoch();
+        if (own) this.checkEpoch();
         else await this.opts.setup(ch);
         while (this.buffered > this.max) {
           live();
+          sent = true;
           out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
         }
         live();
+        sent = true;
         out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
         return joinParts(out, true);
       } catch (e) {
         // Output of a message that did not end (plaintext, for a decryption) is released to no one.
         for (const o of out) o.fill(0);
+        // Channel 0 belongs to no stream, so release() cannot end a chain left open there: it is ended
+        // now (else the next PSO there would continue this message), and its environment forgotten.
+        if (!own && sent) {
+          ch.forgetEnvironment();
+          this.session.endChain(ch, epoch);
+        }
         throw e;
       } finally {
         this.ending = false;
         this.release(this.aborted);
       }
+    }).catch((e: unknown) => {
+      // The session failed before this turn began (closed, reconnect refused): nothing else will release it.
+      if (!started) this.release(true);
+      throw e;
     });
   }
 
