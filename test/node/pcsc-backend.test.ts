@@ -766,6 +766,48 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('calls queued behind an aborted channel-0 final() run on a clean channel 0; a wrong MAC costs no SELECT', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5));
+    const ref = (k as unknown as { ref: number }).ref;
+    const others = [];
+    for (let i = 0; i < 3; i++) {
+      const o = await b.digest(4);
+      await o.update(new Uint8Array(200_000));
+      others.push(o);
+    }
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000).fill(7));
+    let fired = false;
+    reader.intercept = (apdu) => {
+      if (!fired && chainedOn0(apdu)) {
+        fired = true;
+        s.abort();
+      }
+      return undefined;
+    };
+    const aborted = s.final();
+    const abc = new TextEncoder().encode('abc');
+    const d = await b.digest(4);
+    const queued = [d.final(abc), b.random(1, 16), b.deleteKey(k)] as const;
+    await expect(aborted).rejects.toThrow(/aborted/);
+    reader.intercept = undefined;
+    const [digest, random] = await Promise.all(queued);
+    expect(Buffer.from(digest).toString('hex')).toBe(Buffer.from(sha256(abc)).toString('hex'));
+    expect(random.length).toBe(16);
+    const store = (reader as unknown as { store: { keys: Map<number, unknown> } }).store;
+    expect(store.keys.has(ref), 'the queued deleteKey deleted the key').toBe(false);
+    for (const o of others) o.abort();
+
+    const mac = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(3));
+    const mark = reader.sent.length;
+    expect(await (await b.signature(25, mac, { format: 'raw', prehashed: false })).verify(new Uint8Array(32), abc)).toBe(false);
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0xa4), 'no SELECT after a wrong MAC').toEqual([]);
+    await b.close();
+  });
+
   it('an update() whose link the card refused ends the stream: final() cannot go on under the same nonce', async () => {
     const reader = new InProcessReader();
     const b = reader.backend();

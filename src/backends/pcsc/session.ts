@@ -278,7 +278,7 @@ async function afterBrokenChain<T>(send: () => Promise<T>): Promise<T> {
 }
 
 /** The card went away or was reset behind our back: the next call reconnects. */
-function cardLost(e: unknown): boolean {
+export function cardLost(e: unknown): boolean {
   return e instanceof ShortResponseError || (e instanceof PcscError && e.scardName !== 'SCARD_E_TIMEOUT');
 }
 

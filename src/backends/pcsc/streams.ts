@@ -8,7 +8,7 @@ import { ApduError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
 import { copyArg, EMPTY } from '../../core/bytes.ts';
-import type { AppletChannel, CardSession } from './session.ts';
+import { cardLost, type AppletChannel, type CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
   /** P1-P2 of the PSO the message links use. */
@@ -52,11 +52,13 @@ export class LinkStream {
       try {
         return await this.sendFull();
       } catch (e) {
-        // A link that failed leaves the card's context in an unknown state: the stream ends here, so
-        // no final() can go on with part of the message missing (under the same key and nonce).
+        // The stream ends here, so no final() can go on with part of the message missing (under the
+        // same key and nonce), and its chain is ended on its channel as an abort's is, so the card
+        // keeps no PSO context; unless the card was lost, which took every channel with it (ending
+        // the chain would only open a new connection).
         this.done = true;
         this.aborted = true;
-        this.release(true);
+        this.release(!cardLost(e));
         throw e;
       }
     });
@@ -103,40 +105,31 @@ export class LinkStream {
     return this.session.run(async () => {
       started = true;
       this.ending = true;
-      const own = this.ch;
-      const ch = own ?? this.session.channel0;
-      const epoch = own ? this.epoch : this.session.epoch;
+      const ch = this.ch ?? this.session.channel0;
       const out: Uint8Array[] = [];
-      let sent = false;
-      const live = () => {
-        if (this.aborted) throw new StateError('stream aborted');
-      };
       try {
-        live();
-        if (own) this.checkEpoch();
+        // Aborted before its turn: nothing is sent.
+        if (this.aborted) throw new StateError('stream aborted');
+        if (this.ch) this.checkEpoch();
         else await this.opts.setup(ch);
-        while (this.buffered > this.max) {
-          live();
-          sent = true;
-          out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
-        }
-        live();
-        sent = true;
+        // Once sending, the message is sent to its end even if the stream is aborted meanwhile: a
+        // chain cut short would stay open on the card (on channel 0, which no stream owns, the next
+        // command there would continue it), and the last command or a refused link closes it.
+        while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
         out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
+        // An abort that came meanwhile still decides: the result goes to no one.
+        if (this.aborted) throw new StateError('stream aborted');
         return joinParts(out, true);
       } catch (e) {
-        // Output of a message that did not end (plaintext, for a decryption) is released to no one.
+        // Output of a message that did not end, or was aborted (plaintext, for a decryption), is released to no one.
         for (const o of out) o.fill(0);
-        // Channel 0 belongs to no stream, so release() cannot end a chain left open there: it is ended
-        // now (else the next PSO there would continue this message), and its environment forgotten.
-        if (!own && sent) {
-          ch.forgetEnvironment();
-          this.session.endChain(ch, epoch);
-        }
+        // Channel 0 is no stream's to release: after a failure there (a chain the card may still hold
+        // open, after a lost command) its next user sends MSE:SET again, which ends any such chain.
+        if (!this.ch) ch.forgetEnvironment();
         throw e;
       } finally {
         this.ending = false;
-        this.release(this.aborted);
+        this.release();
       }
     }).catch((e: unknown) => {
       // The session failed before this turn began (closed, reconnect refused): nothing else will release it.
