@@ -797,14 +797,53 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     const [digest, random] = await Promise.all(queued);
     expect(Buffer.from(digest).toString('hex')).toBe(Buffer.from(sha256(abc)).toString('hex'));
     expect(random.length).toBe(16);
-    const store = (reader as unknown as { store: { keys: Map<number, unknown> } }).store;
-    expect(store.keys.has(ref), 'the queued deleteKey deleted the key').toBe(false);
+    expect(reader.store.keys.has(ref), 'the queued deleteKey deleted the key').toBe(false);
     for (const o of others) o.abort();
 
     const mac = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(3));
     const mark = reader.sent.length;
     expect(await (await b.signature(25, mac, { format: 'raw', prehashed: false })).verify(new Uint8Array(32), abc)).toBe(false);
     expect(reader.sent.slice(mark).filter((a) => a[1] === 0xa4), 'no SELECT after a wrong MAC').toEqual([]);
+    await b.close();
+  });
+
+  it('a final() whose command got no answer (a timeout) ends the chain it may have left, in its own turn, on channel 0 and on its own channel', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const timeout = () => new PcscError('SCardTransmit', 0x8010000a);
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5));
+    const ref = (k as unknown as { ref: number }).ref;
+    const others = [];
+    for (let i = 0; i < 3; i++) {
+      const o = await b.digest(4);
+      await o.update(new Uint8Array(200_000));
+      others.push(o);
+    }
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000).fill(7));
+    let n = 0;
+    reader.intercept = (apdu) => {
+      if (chainedOn0(apdu) && ++n === 2) throw timeout();
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect((await b.random(1, 16)).length, 'GET CHALLENGE on channel 0 afterwards').toBe(16);
+    await b.deleteKey(k);
+    expect(reader.store.keys.has(ref), 'a deleteKey on channel 0 afterwards').toBe(false);
+    for (const o of others) o.abort();
+
+    const own = await b.digest(4);
+    await own.update(new Uint8Array(200_000).fill(7));
+    reader.intercept = (apdu) => {
+      if (apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0 && (apdu[0]! & 0x03) !== 0) throw timeout();
+      return undefined;
+    };
+    await expect(own.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect(reader.streamsOpen(), 'no PSO context left on the pooled channel').toBe(0);
     await b.close();
   });
 

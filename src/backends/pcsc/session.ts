@@ -185,6 +185,18 @@ export class CardSession {
     }).catch(() => undefined);
   }
 
+  /**
+   * Ends, within the caller's own turn, a chain that a command without an
+   * answer (a timeout) may have left open on `ch`: queued like endChain, the
+   * SELECT would run after calls queued meanwhile, which would meet the open
+   * chain first. Best effort: a card that stays silent leaves it to the 6883
+   * the next command gets.
+   */
+  async endChainNow(ch: AppletChannel): Promise<void> {
+    ch.forgetEnvironment();
+    await afterBrokenChain(() => selectAid(ch.t, SENV_AID)).catch(() => undefined);
+  }
+
   /** ISO/IEC 7816-3 cold or warm reset, then the applet is selected again. */
   async reset(kind: 'cold' | 'warm'): Promise<void> {
     await this.run(async () => {

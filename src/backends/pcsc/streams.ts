@@ -4,7 +4,7 @@
 // APDUs (at least one) plus a constant (MSE:SET when the environment changed,
 // MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
 import { INS } from '../../apdu/profile.ts';
-import { ApduError } from '../../apdu/errors.ts';
+import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
 import { copyArg, EMPTY } from '../../core/bytes.ts';
@@ -107,6 +107,7 @@ export class LinkStream {
       this.ending = true;
       const ch = this.ch ?? this.session.channel0;
       const out: Uint8Array[] = [];
+      let sent = false;
       try {
         // Aborted before its turn: nothing is sent.
         if (this.aborted) throw new StateError('stream aborted');
@@ -115,6 +116,7 @@ export class LinkStream {
         // Once sending, the message is sent to its end even if the stream is aborted meanwhile: a
         // chain cut short would stay open on the card (on channel 0, which no stream owns, the next
         // command there would continue it), and the last command or a refused link closes it.
+        sent = true;
         while (this.buffered > this.max) out.push(await this.sendNext(this.max, (d) => this.link(ch, d, true)));
         out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
         // An abort that came meanwhile still decides: the result goes to no one.
@@ -123,9 +125,11 @@ export class LinkStream {
       } catch (e) {
         // Output of a message that did not end, or was aborted (plaintext, for a decryption), is released to no one.
         for (const o of out) o.fill(0);
-        // Channel 0 is no stream's to release: after a failure there (a chain the card may still hold
-        // open, after a lost command) its next user sends MSE:SET again, which ends any such chain.
-        if (!this.ch) ch.forgetEnvironment();
+        // A command that got no answer (a timeout) may have left the chain open: it is ended now, in
+        // this turn, before any call queued meanwhile meets it (on channel 0 too, which no stream owns).
+        // After a card's answer the card closed it; on channel 0 the next user then sends MSE:SET again.
+        if (sent && !(e instanceof StatusWordError) && !cardLost(e)) await this.session.endChainNow(ch);
+        else if (!this.ch) ch.forgetEnvironment();
         throw e;
       } finally {
         this.ending = false;
