@@ -735,11 +735,14 @@ describe('PC/SC cipher streams end cleanly', () => {
 
 describe('PC/SC link streams that fail or are aborted part way', () => {
   const chainedOn0 = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && (apdu[0]! & 0x03) === 0;
-
-  it('an abort while final() chains on channel 0 ends that chain: the next user of channel 0 starts clean', async () => {
+  async function openedReader() {
     const reader = new InProcessReader();
     const b = reader.backend();
     await b.open();
+    return { reader, b };
+  }
+  /** Three digest streams holding the three logical channels, and a fourth with 200,000 bytes buffered, which must end on channel 0. */
+  async function holdingChannels(b: PcscBackend) {
     const others = [];
     for (let i = 0; i < 3; i++) {
       const o = await b.digest(4);
@@ -748,6 +751,10 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     }
     const s = await b.digest(4);
     await s.update(new Uint8Array(200_000).fill(7));
+    return { s, others };
+  }
+  /** Aborts `s` when its first chained link on channel 0 goes out. */
+  function abortAtFirstLink(reader: InProcessReader, s: { abort(): void }) {
     let fired = false;
     reader.intercept = (apdu) => {
       if (!fired && chainedOn0(apdu)) {
@@ -756,6 +763,12 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       }
       return undefined;
     };
+  }
+
+  it('an abort while final() chains on channel 0 ends that chain: the next user of channel 0 starts clean', async () => {
+    const { reader, b } = await openedReader();
+    const { s, others } = await holdingChannels(b);
+    abortAtFirstLink(reader, s);
     await expect(s.final()).rejects.toThrow(/aborted/);
     reader.intercept = undefined;
     const d = await b.digest(4);
@@ -767,27 +780,11 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('calls queued behind an aborted channel-0 final() run on a clean channel 0; a wrong MAC costs no SELECT', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5));
     const ref = (k as unknown as { ref: number }).ref;
-    const others = [];
-    for (let i = 0; i < 3; i++) {
-      const o = await b.digest(4);
-      await o.update(new Uint8Array(200_000));
-      others.push(o);
-    }
-    const s = await b.digest(4);
-    await s.update(new Uint8Array(200_000).fill(7));
-    let fired = false;
-    reader.intercept = (apdu) => {
-      if (!fired && chainedOn0(apdu)) {
-        fired = true;
-        s.abort();
-      }
-      return undefined;
-    };
+    const { s, others } = await holdingChannels(b);
+    abortAtFirstLink(reader, s);
     const aborted = s.final();
     const abc = new TextEncoder().encode('abc');
     const d = await b.digest(4);
@@ -810,19 +807,10 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   it('a final() whose command got no answer (a timeout) ends the chain it may have left, in its own turn, on channel 0 and on its own channel', async () => {
     const { PcscError } = await import('../../src/pcsc/errors.ts');
     const timeout = () => new PcscError('SCardTransmit', 0x8010000a);
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5));
     const ref = (k as unknown as { ref: number }).ref;
-    const others = [];
-    for (let i = 0; i < 3; i++) {
-      const o = await b.digest(4);
-      await o.update(new Uint8Array(200_000));
-      others.push(o);
-    }
-    const s = await b.digest(4);
-    await s.update(new Uint8Array(200_000).fill(7));
+    const { s, others } = await holdingChannels(b);
     let n = 0;
     reader.intercept = (apdu) => {
       if (chainedOn0(apdu) && ++n === 2) throw timeout();
@@ -848,9 +836,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('an update() whose link the card refused ends the stream: final() cannot go on under the same nonce', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(9));
     const s = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
     await s.update(new Uint8Array(70_000));
@@ -873,9 +859,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
 
   it('an end() the session refused before its turn (closed) still lets abort() zeroize the buffered message', async () => {
     const { LinkStream } = await import('../../src/backends/pcsc/streams.ts');
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const session = (b as unknown as { session: ConstructorParameters<typeof LinkStream>[0] }).session;
     const s = new LinkStream(session, 1000, { pso: 0x9080, setup: async () => undefined });
     await s.update(new Uint8Array(500).fill(0x55));
