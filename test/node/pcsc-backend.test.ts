@@ -835,6 +835,37 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('after a timeout, a channel the SELECT cannot clean is closed, not pooled; an answered last command costs no SELECT, even when aborted', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const { reader, b } = await openedReader();
+    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000).fill(7));
+    reader.intercept = (apdu) => {
+      const own = (apdu[0]! & 0x03) !== 0;
+      if (own && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) throw new PcscError('SCardTransmit', 0x8010000a);
+      if (own && apdu[1] === 0xa4) return Uint8Array.of(0x6f, 0x00);
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect({ streams: reader.streamsOpen(), opened: session.opened, free: session.free.length }).toEqual({ streams: 0, opened: 0, free: 0 });
+
+    for (const size of [10, 200_000]) {
+      const t = await b.digest(4);
+      await t.update(new Uint8Array(size).fill(7));
+      const mark = reader.sent.length;
+      reader.intercept = (apdu) => {
+        if (apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) t.abort();
+        return undefined;
+      };
+      await expect(t.final()).rejects.toThrow(/aborted/);
+      reader.intercept = undefined;
+      expect(reader.sent.slice(mark).filter((a) => a[1] === 0xa4), `no SELECT (${size} bytes)`).toEqual([]);
+    }
+    await b.close();
+  });
+
   it('an update() whose link the card refused ends the stream: final() cannot go on under the same nonce', async () => {
     const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(9));

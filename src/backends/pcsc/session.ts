@@ -189,12 +189,20 @@ export class CardSession {
    * Ends, within the caller's own turn, a chain that a command without an
    * answer (a timeout) may have left open on `ch`: queued like endChain, the
    * SELECT would run after calls queued meanwhile, which would meet the open
-   * chain first. Best effort: a card that stays silent leaves it to the 6883
-   * the next command gets.
+   * chain first. False when the SELECT failed too: a logical channel is then
+   * closed (MANAGE CHANNEL), as endChain does, and must not be pooled; a card
+   * lost meanwhile drops the session, so the next call reconnects.
    */
-  async endChainNow(ch: AppletChannel): Promise<void> {
+  async endChainNow(ch: AppletChannel): Promise<boolean> {
     ch.forgetEnvironment();
-    await afterBrokenChain(() => selectAid(ch.t, SENV_AID)).catch(() => undefined);
+    try {
+      await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
+      return true;
+    } catch (e) {
+      if (cardLost(e)) await this.drop();
+      else if (ch.t instanceof LogicalChannel) await this.giveBack(ch.t);
+      return false;
+    }
   }
 
   /** ISO/IEC 7816-3 cold or warm reset, then the applet is selected again. */
@@ -287,6 +295,11 @@ async function afterBrokenChain<T>(send: () => Promise<T>): Promise<T> {
     if (e instanceof StatusWordError && e.sw === 0x6883) return send();
     throw e;
   }
+}
+
+/** A command the card never answered (the reader timed out): it may still hold a chain the command was part of. */
+export function unanswered(e: unknown): boolean {
+  return e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT';
 }
 
 /** The card went away or was reset behind our back: the next call reconnects. */

@@ -4,11 +4,11 @@
 // APDUs (at least one) plus a constant (MSE:SET when the environment changed,
 // MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
 import { INS } from '../../apdu/profile.ts';
-import { ApduError, StatusWordError } from '../../apdu/errors.ts';
+import { ApduError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
 import { copyArg, EMPTY } from '../../core/bytes.ts';
-import { cardLost, type AppletChannel, type CardSession } from './session.ts';
+import { cardLost, unanswered, type AppletChannel, type CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
   /** P1-P2 of the PSO the message links use. */
@@ -126,10 +126,12 @@ export class LinkStream {
         // Output of a message that did not end, or was aborted (plaintext, for a decryption), is released to no one.
         for (const o of out) o.fill(0);
         // A command that got no answer (a timeout) may have left the chain open: it is ended now, in
-        // this turn, before any call queued meanwhile meets it (on channel 0 too, which no stream owns).
-        // After a card's answer the card closed it; on channel 0 the next user then sends MSE:SET again.
-        if (sent && !(e instanceof StatusWordError) && !cardLost(e)) await this.session.endChainNow(ch);
-        else if (!this.ch) ch.forgetEnvironment();
+        // this turn, before any call queued meanwhile meets it (on channel 0 too, which no stream owns);
+        // a channel that could not be cleaned was closed and is not pooled. After a card's answer the
+        // card closed the chain; on channel 0 the next user then sends MSE:SET again.
+        if (sent && unanswered(e)) {
+          if (!(await this.session.endChainNow(ch))) this.ch = undefined;
+        } else if (!this.ch) ch.forgetEnvironment();
         throw e;
       } finally {
         this.ending = false;
