@@ -866,6 +866,22 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('after a timeout on channel 0 whose SELECT times out too, the session starts over: the next call works at once', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const { reader, b } = await openedReader();
+    const { s, others } = await holdingChannels(b);
+    reader.intercept = (apdu) => {
+      const on0 = (apdu[0]! & 0x03) === 0;
+      if (on0 && ((apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) || apdu[1] === 0xa4)) throw new PcscError('SCardTransmit', 0x8010000a);
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect((await b.random(1, 8)).length, 'GET CHALLENGE right after').toBe(8);
+    for (const o of others) o.abort();
+    await b.close();
+  });
+
   it('an update() whose link the card refused ends the stream: final() cannot go on under the same nonce', async () => {
     const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(9));

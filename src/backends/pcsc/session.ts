@@ -155,9 +155,15 @@ export class CardSession {
     return new AppletChannel(ch, ch.channel);
   }
 
-  /** Closes a logical channel no stream can use (MANAGE CHANNEL), so it counts no more. */
-  private async giveBack(ch: LogicalChannel): Promise<void> {
-    await ch.close().then(() => this.opened--, () => undefined);
+  /** Closes a logical channel no stream can use (MANAGE CHANNEL), so it counts no more; false when the card did not close it. */
+  private async giveBack(ch: LogicalChannel): Promise<boolean> {
+    return ch.close().then(
+      () => {
+        this.opened--;
+        return true;
+      },
+      () => false,
+    );
   }
 
   /** Gives a channel back for the next stream (its environment is kept and remembered). */
@@ -190,8 +196,10 @@ export class CardSession {
    * answer (a timeout) may have left open on `ch`: queued like endChain, the
    * SELECT would run after calls queued meanwhile, which would meet the open
    * chain first. False when the SELECT failed too: a logical channel is then
-   * closed (MANAGE CHANNEL), as endChain does, and must not be pooled; a card
-   * lost meanwhile drops the session, so the next call reconnects.
+   * closed (MANAGE CHANNEL), as endChain does, and must not be pooled. Where
+   * that fails as well, on channel 0 (which cannot be closed), or when the card
+   * was lost meanwhile, the session is dropped: the next call reconnects and
+   * selects the applet again, which ends a chain left on channel 0.
    */
   async endChainNow(ch: AppletChannel): Promise<boolean> {
     ch.forgetEnvironment();
@@ -199,8 +207,7 @@ export class CardSession {
       await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
       return true;
     } catch (e) {
-      if (cardLost(e)) await this.drop();
-      else if (ch.t instanceof LogicalChannel) await this.giveBack(ch.t);
+      if (cardLost(e) || !(ch.t instanceof LogicalChannel) || !(await this.giveBack(ch.t))) await this.drop();
       return false;
     }
   }
