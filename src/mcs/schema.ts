@@ -9,7 +9,7 @@ import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
-import { bytesArg, isBytes } from '../core/errors.ts';
+import { bytesArg, detachedError, isBytes } from '../core/errors.ts';
 import { MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
@@ -225,11 +225,10 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       }
       let view: Uint8Array;
       try {
-        // Named by the short name alone: building 'sn (name)' for every value would cost as much as reading it.
         view = bytesArg(v, a.sn);
-      } catch (e) {
-        // A Uint8Array refused is a view of a detached buffer: the message, after the name, says so.
-        throw isBytes(v) ? badRequest(`${a.sn} (${a.name})${(e as Error).message.slice(a.sn.length)}`) : bad('bytes (base64 string)');
+      } catch {
+        // A Uint8Array refused is a view of a detached buffer.
+        throw isBytes(v) ? badRequest(detachedError(`${a.sn} (${a.name})`).message) : bad('bytes (base64 string)');
       }
       if (view.length > maxBytes) throw tooLarge(a, maxBytes);
       return copy ? view.slice() : view;
