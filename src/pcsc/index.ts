@@ -254,14 +254,22 @@ export class PcscCard {
     return this.run(() => this.card.endTransaction(disposition(this.addon.constants, end)));
   }
 
-  /** Runs `fn` with exclusive access to the card, ending the transaction even when fn throws. */
+  /**
+   * Runs `fn` with exclusive access to the card, ending the transaction even
+   * when fn throws; fn's failure is the one reported (ending the transaction
+   * then fails too when the card was lost, which says less).
+   */
   async transaction<T>(fn: () => Promise<T>, end: Disposition = 'leave'): Promise<T> {
     await this.beginTransaction();
+    let result: T;
     try {
-      return await fn();
-    } finally {
-      await this.endTransaction(end);
+      result = await fn();
+    } catch (e) {
+      await this.endTransaction(end).catch(() => undefined);
+      throw e;
     }
+    await this.endTransaction(end);
+    return result;
   }
 
   async status(): Promise<{ reader: string; state: number; protocol: Protocol; atr: Uint8Array }> {

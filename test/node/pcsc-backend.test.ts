@@ -734,6 +734,9 @@ describe('PC/SC cipher streams end cleanly', () => {
 });
 
 describe('PC/SC link streams that fail or are aborted part way', () => {
+  /** The logical channels open on the virtual card (its OS's own record). */
+  const cardChannels = (r: InProcessReader) =>
+    (r.os as unknown as { channels: (unknown | null)[] }).channels.flatMap((c, i) => (c && i > 0 ? [i] : []));
   const chainedOn0 = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && (apdu[0]! & 0x03) === 0;
   async function openedReader() {
     const reader = new InProcessReader();
@@ -878,6 +881,117 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
     reader.intercept = undefined;
     expect((await b.random(1, 8)).length, 'GET CHALLENGE right after').toBe(8);
+    // The card was reset, not only left: the other streams' channels and PSO contexts (key schedules) are gone
+    // from it, and those streams fail as reset, rather than finding their chains cut later.
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+    await expect(others[0]!.final()).rejects.toThrow(/reset or removed/);
+    for (const o of others) o.abort();
+    // and a new stream gets a logical channel of its own again
+    const mark = reader.sent.length;
+    const msg = new Uint8Array(200_000).fill(3);
+    const d = await b.digest(4);
+    await d.update(msg);
+    expect(hex(await d.final())).toBe(hex(sha256(msg)));
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0x2a && (a[0]! & 0x03) !== 0).length).toBeGreaterThan(0);
+    await b.close();
+    expect(cardChannels(reader), 'close() gives the pooled channel back').toEqual([]);
+  });
+
+  it('after a timeout, a logical channel that neither SELECT nor MANAGE CHANNEL can clean makes the card reset: all three channels serve again', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const { reader, b } = await openedReader();
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000).fill(7));
+    reader.intercept = (apdu) => {
+      const own = (apdu[0]! & 0x03) !== 0;
+      if (own && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) throw new PcscError('SCardTransmit', 0x8010000a);
+      if (own && apdu[1] === 0xa4) return Uint8Array.of(0x6f, 0x00);
+      if (apdu[1] === 0x70 && apdu[2] === 0x80) return Uint8Array.of(0x6f, 0x00);
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+    const held = [];
+    const mark = reader.sent.length;
+    for (let i = 0; i < 3; i++) {
+      const o = await b.digest(4);
+      await o.update(new Uint8Array(200_000));
+      held.push(o);
+    }
+    expect(cardChannels(reader), 'three streams, three channels').toEqual([1, 2, 3]);
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0x2a && (a[0]! & 0x03) === 0)).toEqual([]);
+    for (const o of held) o.abort();
+    await b.close();
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+  });
+
+  it('close() returns pooled channels to the card, and resets it when a stream still holds one (its PSO context ends)', async () => {
+    const { reader, b } = await openedReader();
+    const held = await b.digest(4);
+    await held.update(new Uint8Array(200_000));
+    const pooled = await b.digest(4);
+    await pooled.update(new Uint8Array(200_000));
+    await pooled.final();
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [1, 2], streams: 1 });
+    await b.close();
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+
+    const second = await openedReader();
+    const p2 = await second.b.digest(4);
+    await p2.update(new Uint8Array(200_000));
+    await p2.final();
+    const closes = second.reader.sent.length;
+    await second.b.close();
+    expect(second.reader.sent.slice(closes).map(hex), 'MANAGE CHANNEL close, no reset').toEqual(['00708001']);
+    expect(cardChannels(second.reader)).toEqual([]);
+  });
+
+  it('shared mode: a timeout whose clean-up drops the session is reported as the timeout; the transaction ends before the disconnect', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const { PcscCard } = await import('../../src/pcsc/index.ts');
+    const reader = new InProcessReader();
+    // The real PcscCard over a stand-in for the addon's handle, which refuses every call after a disconnect as the addon does.
+    const calls: string[] = [];
+    const constants = { SCARD_LEAVE_CARD: 0, SCARD_RESET_CARD: 1, SCARD_UNPOWER_CARD: 2, SCARD_EJECT_CARD: 3, SCARD_CTL_CODE_BASE: 0 };
+    const handle = () => {
+      let open = true;
+      const call = <T>(name: string, f: () => T | Promise<T>) => {
+        calls.push(name);
+        return open ? Promise.resolve(f()) : Promise.reject(new PcscError(name, 0x80100003));
+      };
+      return {
+        transmit: (apdu: Uint8Array) => call('SCardTransmit', () => reader.intercept?.(apdu) ?? reader.os.apdu(apdu)),
+        beginTransaction: () => call('SCardBeginTransaction', () => undefined),
+        endTransaction: () => call('SCardEndTransaction', () => undefined),
+        disconnect: (d: number) => call('SCardDisconnect', () => {
+          open = false;
+          if (d === constants.SCARD_RESET_CARD) reader.os.power('warm');
+        }),
+        get connected() { return open; },
+      };
+    };
+    const context = { connect: async () => new PcscCard({ constants } as never, handle() as never, 'stand-in', 2, 2), release: async () => undefined };
+    const b = new PcscBackend({ reader: 'stand-in', context: context as never, share: 'shared' });
+    await b.open();
+    const { s, others } = await holdingChannels(b);
+    reader.intercept = (apdu) => {
+      const on0 = (apdu[0]! & 0x03) === 0;
+      if (on0 && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) {
+        reader.intercept = (a) => {
+          if ((a[0]! & 0x03) === 0 && a[1] === 0xa4) throw new PcscError('SCardTransmit', 0x8010000a);
+          return undefined;
+        };
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }
+      return undefined;
+    };
+    calls.length = 0;
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    expect(calls.slice(-2)).toEqual(['SCardEndTransaction', 'SCardDisconnect']);
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+    expect((await b.random(1, 8)).length, 'the next call reconnects').toBe(8);
     for (const o of others) o.abort();
     await b.close();
   });

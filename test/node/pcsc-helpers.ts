@@ -110,7 +110,11 @@ export class InProcessReader {
       },
       transaction: async <T>(fn: () => Promise<T>) => fn(),
       reset: async (kind: 'cold' | 'warm') => this.os.power(kind),
-      disconnect: async () => void this.disconnects++,
+      disconnect: async (end?: string) => {
+        this.disconnects++;
+        // What pcscd does with SCARD_RESET_CARD: a warm reset ends every channel and PSO context.
+        if (end === 'reset') this.os.power('warm');
+      },
     };
     this.context = {
       connect: async () => {

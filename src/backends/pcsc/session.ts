@@ -82,6 +82,13 @@ export class CardSession {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly shared: boolean;
   private closed = false;
+  /**
+   * The connection ends once the running call is over: 'leave' when the card
+   * was lost, 'reset' when it is there but in a state nothing else can clean
+   * (a chain left open, a channel it would not close), so that every channel
+   * and PSO context on it ends, as invalidate() assumes.
+   */
+  private dropDue: 'leave' | 'reset' | undefined;
   /** Bumped whenever the card lost its volatile state: channels of an older epoch are void. */
   epoch = 0;
 
@@ -103,8 +110,15 @@ export class CardSession {
   run<T>(fn: () => Promise<T>): Promise<T> {
     // After close() nothing may open a connection (and a context) that nobody would release.
     if (this.closed) return Promise.reject(new StateError(`the card session on ${this.opts.reader} is closed`));
+    return this.enqueue(fn, true);
+  }
+
+  private enqueue<T>(fn: () => Promise<T>, reconnect: boolean): Promise<T> {
     const next = this.queue.then(async () => {
-      if (!this.basic) await this.connect();
+      if (!this.basic) {
+        if (!reconnect) return undefined as T;
+        await this.connect();
+      }
       try {
         if (this.shared) {
           return await this.card!.transaction(async () => {
@@ -115,8 +129,13 @@ export class CardSession {
         }
         return await fn();
       } catch (e) {
-        if (cardLost(e)) await this.drop();
+        if (cardLost(e)) this.dropDue ??= 'leave';
         throw e;
+      } finally {
+        // Outside the transaction, which a disconnect inside it would make fail in its place.
+        const end = this.dropDue;
+        this.dropDue = undefined;
+        if (end) await this.drop(end);
       }
     });
     this.queue = next.catch(() => undefined);
@@ -180,26 +199,21 @@ export class CardSession {
     if (epoch !== this.epoch) return;
     this.run(async () => {
       if (epoch !== this.epoch) return;
-      try {
-        await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
-      } catch (e) {
-        // Nor is a channel in an unknown state.
-        if (ch.t instanceof LogicalChannel) await this.giveBack(ch.t);
-        throw e;
-      }
-      this.returnChannel(ch, epoch);
+      if (await this.endChainNow(ch)) this.returnChannel(ch, epoch);
     }).catch(() => undefined);
   }
 
   /**
-   * Ends, within the caller's own turn, a chain that a command without an
-   * answer (a timeout) may have left open on `ch`: queued like endChain, the
-   * SELECT would run after calls queued meanwhile, which would meet the open
-   * chain first. False when the SELECT failed too: a logical channel is then
-   * closed (MANAGE CHANNEL), as endChain does, and must not be pooled. Where
-   * that fails as well, on channel 0 (which cannot be closed), or when the card
-   * was lost meanwhile, the session is dropped: the next call reconnects and
-   * selects the applet again, which ends a chain left on channel 0.
+   * Ends, within the caller's own turn, a chain left open on `ch` (by an
+   * aborted stream, or by a command without an answer, a timeout: queued like
+   * endChain, the SELECT would run after calls queued meanwhile, which would
+   * meet the open chain first). False when the SELECT failed: a logical channel
+   * in an unknown state is then closed (MANAGE CHANNEL) and must not be pooled.
+   * Where that fails as well, or on channel 0 (which cannot be closed), the
+   * card is reset once the running call is over, which ends every chain and
+   * channel on it (other streams then fail: their PSO contexts are gone); when
+   * the card was lost meanwhile, the session is dropped. Either way the next
+   * call reconnects and selects the applet again.
    */
   async endChainNow(ch: AppletChannel): Promise<boolean> {
     ch.forgetEnvironment();
@@ -207,7 +221,8 @@ export class CardSession {
       await afterBrokenChain(() => selectAid(ch.t, SENV_AID));
       return true;
     } catch (e) {
-      if (cardLost(e) || !(ch.t instanceof LogicalChannel) || !(await this.giveBack(ch.t))) await this.drop();
+      if (cardLost(e)) this.dropDue ??= 'leave';
+      else if (!(ch.t instanceof LogicalChannel) || !(await this.giveBack(ch.t))) this.dropDue = 'reset';
       return false;
     }
   }
@@ -221,11 +236,21 @@ export class CardSession {
     });
   }
 
-  /** Calls made before close() still run; later ones fail with StateError. */
+  /**
+   * Calls made before close() still run; later ones fail with StateError.
+   * The logical channels go back to the card (MANAGE CHANNEL), so that the
+   * next connection finds them free; one a stream still holds may keep a
+   * chain and its PSO context open, so the card is then reset instead.
+   */
   async close(): Promise<void> {
-    this.closed = true;
+    if (!this.closed) {
+      this.closed = true;
+      await this.enqueue(async () => {
+        for (const ch of this.free.splice(0)) await this.giveBack(ch.t as LogicalChannel);
+      }, false).catch(() => undefined);
+    }
     await this.queue;
-    await this.drop();
+    await this.drop(this.opened > 0 ? 'reset' : 'leave');
     if (this.ownsContext) await this.ctx?.release();
     this.ctx = undefined;
   }
@@ -278,14 +303,14 @@ export class CardSession {
     this.basic?.forgetEnvironment();
   }
 
-  private async drop(): Promise<void> {
+  private async drop(end: 'leave' | 'reset' = 'leave'): Promise<void> {
     this.invalidate();
     const card = this.card;
     this.card = undefined;
     this.basic = undefined;
     if (this.raw) this.sentBefore += this.raw.sent;
     this.raw = undefined;
-    await card?.disconnect('leave').catch(() => undefined);
+    await card?.disconnect(end).catch(() => undefined);
   }
 }
 
