@@ -947,6 +947,44 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(cardChannels(second.reader)).toEqual([]);
   });
 
+  it('close() after the card refused a channel (another application holds some) closes its own with MANAGE CHANNEL and resets nothing', async () => {
+    const { reader, b } = await openedReader();
+    // Another application's channels 1 and 2.
+    for (let i = 0; i < 2; i++) reader.os.apdu(Uint8Array.of(0x00, 0x70, 0x00, 0x00, 0x01));
+    const s1 = await b.digest(4);
+    await s1.update(new Uint8Array(200_000));
+    const s2 = await b.digest(4);
+    await s2.update(new Uint8Array(200_000));
+    await s1.final();
+    await s2.final();
+    const mark = reader.sent.length;
+    await b.close();
+    expect(reader.sent.slice(mark).map(hex)).toEqual(['00708003']);
+    expect(cardChannels(reader), 'the other application\'s channels survive').toEqual([1, 2]);
+  });
+
+  it('a clean-up queued behind a call that drops the session does not reconnect to end a chain the reset took', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const { reader, b } = await openedReader();
+    const { s, others } = await holdingChannels(b);
+    reader.intercept = (apdu) => {
+      const on0 = (apdu[0]! & 0x03) === 0;
+      if (on0 && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) {
+        others[0]!.abort(); // its SELECT is queued behind this final()
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }
+      if (on0 && apdu[1] === 0xa4) throw new PcscError('SCardTransmit', 0x8010000a);
+      return undefined;
+    };
+    await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    await new Promise((r) => setTimeout(r, 20));
+    expect({ connects: reader.connects, disconnects: reader.disconnects }).toEqual({ connects: 1, disconnects: 1 });
+    for (const o of others) o.abort();
+    await b.close();
+    expect(reader.connects, 'nor does close()').toBe(1);
+  });
+
   it('shared mode: a timeout whose clean-up drops the session is reported as the timeout; the transaction ends before the disconnect', async () => {
     const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { PcscCard } = await import('../../src/pcsc/index.ts');

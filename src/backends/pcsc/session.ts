@@ -78,7 +78,10 @@ export class CardSession {
   private basic: AppletChannel | undefined;
   /** Logical channels with the applet selected, not held by a stream. */
   private free: AppletChannel[] = [];
+  /** Logical channels open on the card that this session opened (pooled, held by streams, or not closable). */
   private opened = 0;
+  /** The card refused to open another channel: no more are asked for until it is reset. */
+  private exhausted = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly shared: boolean;
   private closed = false;
@@ -113,6 +116,7 @@ export class CardSession {
     return this.enqueue(fn, true);
   }
 
+  /** run() without the closed check; with `reconnect` false, fn is skipped (undefined) when there is no connection. */
   private enqueue<T>(fn: () => Promise<T>, reconnect: boolean): Promise<T> {
     const next = this.queue.then(async () => {
       if (!this.basic) {
@@ -152,13 +156,14 @@ export class CardSession {
     const reuse = this.free.pop();
     if (reuse) return reuse;
     // The profile promises channels 1-3 (docs/apdu-profile.md).
-    if (this.opened >= 3 || !this.stack) return undefined;
+    if (this.opened >= 3 || this.exhausted || !this.stack) return undefined;
     let ch: LogicalChannel;
     try {
       ch = await LogicalChannel.open(this.stack!);
     } catch (e) {
       if (e instanceof StatusWordError) {
-        this.opened = 3; // the card has fewer channels than the profile promises; stop asking
+        // Fewer channels than the profile promises (or another application holds some): stop asking.
+        this.exhausted = true;
         return undefined;
       }
       throw e;
@@ -196,11 +201,13 @@ export class CardSession {
    * the chain), then pools the channel. A reset since ended it already.
    */
   endChain(ch: AppletChannel, epoch: number): void {
-    if (epoch !== this.epoch) return;
-    this.run(async () => {
+    // After close() the channel counts as held, and close() resets the card instead.
+    if (epoch !== this.epoch || this.closed) return;
+    // Without reconnecting: a session dropped meanwhile took the chain with it.
+    this.enqueue(async () => {
       if (epoch !== this.epoch) return;
       if (await this.endChainNow(ch)) this.returnChannel(ch, epoch);
-    }).catch(() => undefined);
+    }, false).catch(() => undefined);
   }
 
   /**
@@ -300,6 +307,7 @@ export class CardSession {
     this.epoch++;
     this.free = [];
     this.opened = 0;
+    this.exhausted = false;
     this.basic?.forgetEnvironment();
   }
 
