@@ -8,14 +8,43 @@ import { Accumulator, Resource } from './resource.ts';
 /**
  * A byte result the change only borrows (a view of the output a cipher
  * stream wrote into its accumulator, which owns and zeroizes it): copied
- * when the change is applied, into the array it replaces when that has the
- * same length, so a stream of equal-sized operations allocates no result.
+ * when the change is applied, into the array stage() chose.
  */
 export class Borrowed {
   readonly bytes: Uint8Array;
+  /** The array applying the change copies the bytes into (stage()). */
+  into: Uint8Array | undefined;
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
   }
+}
+
+/** What applying a change to the append attribute takes, allocated by stage(). */
+export interface Staged {
+  /** The accumulator the attribute will hold (a new one for a first chunk). */
+  readonly acc: Accumulator | undefined;
+  /** The buffer the chunk goes into (Accumulator.spaceFor). */
+  readonly space: Uint8Array | undefined;
+}
+
+/**
+ * Allocates everything that applying `change` to `res` needs, and changes
+ * nothing: the engine stages a change before the store writes it, so that
+ * once it is durable, applying it cannot fail for want of memory (the
+ * journal would hold a chunk or a result that memory refused).
+ */
+export function stage(res: Resource, change: Change): Staged {
+  for (const [name, v] of change.attrs) {
+    if (!(v instanceof Borrowed)) continue;
+    const old = res.attrs.get(name);
+    // The array held when the length is the same: a stream of equal-sized operations allocates no result.
+    v.into = old instanceof Uint8Array && old.length === v.bytes.length ? old : new Uint8Array(v.bytes.length);
+  }
+  const append = res.def.appendAttr?.name;
+  if (append === undefined) return { acc: undefined, space: undefined };
+  const chunk = change.attrs.get(append) as Uint8Array | null | undefined;
+  const acc = (res.attrs.get(append) as Accumulator | undefined) ?? (chunk ? new Accumulator() : undefined);
+  return { acc, space: acc?.spaceFor(chunk) };
 }
 
 export class Change {

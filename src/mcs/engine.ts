@@ -10,7 +10,7 @@ import { isKeyHandle, type BackendCapabilities, type BackendDescription, type Se
 import { SoftwareBackend } from '../backends/software/index.ts';
 import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, OP_BITS } from './access.ts';
-import { Borrowed, Change, prospect } from './change.ts';
+import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
 import { parseTimestamp } from './codec.ts';
@@ -27,7 +27,7 @@ import type { Persistence } from './persist.ts';
 import type { Files } from './store/files.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
-import { setBytes, setCopy } from './types/common.ts';
+import { setBytes } from './types/common.ts';
 import { snapshot } from './snapshot.ts';
 import { frozen } from './frozen.ts';
 import { changeSize, treeSize } from './usage.ts';
@@ -98,15 +98,25 @@ export class McsEngine {
     }
     const engine = new McsEngine(options);
     const backends = options.backends ?? [new SoftwareBackend({ uniqueId: await options.store?.uniqueId('software') })];
-    for (const b of backends) {
-      await b.open();
-      const id = `${b.description.seType}-${b.description.uniqueId}`;
-      if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
-      const hostKeeps = b.capabilities.keyStorage === 'host';
-      engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await b.memoryInfo()).total : undefined));
-    }
-    if (options.store) {
-      for (const host of engine.#hosts.values()) await options.store.load(host);
+    const opened: SecureEnvironmentBackend[] = [];
+    try {
+      for (const b of backends) {
+        await b.open();
+        opened.push(b);
+        const id = `${b.description.seType}-${b.description.uniqueId}`;
+        if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
+        const hostKeeps = b.capabilities.keyStorage === 'host';
+        engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await b.memoryInfo()).total : undefined));
+      }
+      if (options.store) {
+        for (const host of engine.#hosts.values()) await options.store.load(host);
+      }
+    } catch (e) {
+      // An engine that does not come up keeps nothing: what was loaded is released (a device keeps
+      // its keys for the next attempt) and the backends it opened are closed.
+      for (const host of engine.#hosts.values()) for (const r of host.byRi.values()) host.releaseResource(r, true);
+      await Promise.allSettled(opened.map((b) => b.close()));
+      throw e;
     }
     engine.#schedule();
     return engine;
@@ -425,15 +435,17 @@ export class McsEngine {
     const { host } = ctx;
     const store = this.#store;
     const delta = changeSize(res, change);
+    let staged: Staged;
     try {
       host.reserve(delta);
+      staged = stage(res, change);
     } catch (e) {
       discard(host, change, borrowed);
       throw e;
     }
-    if (!store) return this.#apply(ctx, res, change, delta, borrowed);
+    if (!store) return this.#apply(ctx, res, change, delta, borrowed, staged);
     return durably(persist(store, host, res, change, ctx.now)).then(
-      () => this.#apply(ctx, res, change, delta, borrowed),
+      () => this.#apply(ctx, res, change, delta, borrowed, staged),
       (e: unknown) => {
         discard(host, change, borrowed);
         throw e;
@@ -443,25 +455,16 @@ export class McsEngine {
 
   /**
    * Writes a committed change into the resource (a chunk into its
-   * accumulator), then runs what waited for it. The one step that can fail,
-   * the accumulator growing for a chunk, comes first: a failure discards the
-   * change and leaves the resource as it was, never half written.
+   * accumulator) with what stage() allocated for it, so nothing here fails,
+   * then runs what waited for it.
    */
-  #apply(ctx: Context, res: Resource, change: Change, delta: number, borrowed: Uint8Array | undefined): Promise<void> | void {
+  #apply(ctx: Context, res: Resource, change: Change, delta: number, borrowed: Uint8Array | undefined, staged: Staged): Promise<void> | void {
     const { host } = ctx;
     const append = res.def.appendAttr?.name;
     const chunk = append === undefined ? undefined : (change.attrs.get(append) as Uint8Array | null | undefined);
-    const held = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
-    const acc = held ?? (chunk ? new Accumulator() : undefined);
-    if (acc && (chunk !== undefined || change.consumed)) {
-      try {
-        acc.receive(chunk, change.consumed);
-      } catch (e) {
-        discard(host, change, borrowed);
-        throw e;
-      }
-    }
-    if (acc !== held) res.attrs.set(append!, acc);
+    const { acc } = staged;
+    if (acc && (chunk !== undefined || change.consumed)) acc.receive(chunk, change.consumed, staged.space);
+    if (acc && acc !== res.attrs.get(append!)) res.attrs.set(append!, acc);
     for (const [name, v] of change.attrs) {
       if (name === append) continue;
       if (v === null) {
@@ -469,7 +472,7 @@ export class McsEngine {
         if (old instanceof Uint8Array) old.fill(0);
         res.attrs.delete(name);
       } else if (v instanceof Uint8Array) setBytes(res.attrs, name, v);
-      else if (v instanceof Borrowed) setCopy(res.attrs, name, v.bytes);
+      else if (v instanceof Borrowed) setBytes(res.attrs, name, copyInto(v.into!, v.bytes));
       else res.attrs.set(name, v);
     }
     let pumping: Promise<void> | undefined;
@@ -773,6 +776,11 @@ function wipe(values: Map<string, unknown>, borrowed?: Uint8Array): void {
 function discard(host: SeHost, change: Change, borrowed: Uint8Array | undefined): void {
   wipe(change.attrs, borrowed);
   for (const v of change.attrs.values()) if (isKeyHandle(v)) host.deleteKey(v);
+}
+
+function copyInto(into: Uint8Array, bytes: Uint8Array): Uint8Array {
+  into.set(bytes);
+  return into;
 }
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {

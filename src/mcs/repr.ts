@@ -69,7 +69,8 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   if (v instanceof Accumulator) v = v.bytes();
   if (v instanceof Uint8Array) return binary ? (owned ? v : v.slice()) : toBase64(v);
   if (a.type.kind === 'time') return formatTimestamp(v as number);
-  if (Array.isArray(v)) return [...v];
+  // A list of objects (kInf, esi ...) is copied whole: the caller must not reach the values the resource and the store hold.
+  if (Array.isArray(v)) return v.some((e) => typeof e === 'object' && e !== null) ? structuredClone(v) : [...v];
   if (typeof v === 'object' && v !== null) return structuredClone(v);
   return v;
 }

@@ -76,7 +76,7 @@ const KEEP = 64 * 1024;
  * a new message instead of appending to the old one.
  */
 export class Accumulator {
-  #buf = EMPTY;
+  #buf: Uint8Array = EMPTY;
   #size = 0;
   /** Bytes fed to the sink; the rest waits for the next batch. */
   #fed = 0;
@@ -96,17 +96,38 @@ export class Accumulator {
     return this.#size;
   }
 
-  /** Copies a chunk in; the caller keeps (and zeroizes, if it is secret) its array. */
-  append(chunk: Uint8Array): void {
-    const end = this.#size + chunk.length;
-    if (end > this.#buf.length) {
-      const buf = new Uint8Array(Math.max(end, 2 * this.#buf.length));
-      buf.set(this.#buf.subarray(0, this.#size));
+  /**
+   * Copies a chunk in, into `space` (see spaceFor); the caller keeps (and
+   * zeroizes, if it is secret) its array.
+   */
+  append(chunk: Uint8Array, space = this.spaceFor(chunk, false)): void {
+    if (space !== this.#buf) {
+      space.set(this.#buf.subarray(0, this.#size));
       this.#buf.fill(0, 0, this.#size);
-      this.#buf = buf;
+      this.#buf = space;
     }
     this.#buf.set(chunk, this.#size);
-    this.#size = end;
+    this.#size += chunk.length;
+  }
+
+  /**
+   * The buffer that taking `chunk` puts it in (after the message held when
+   * it starts a new one, `restart`): this one when it has room, else a new
+   * one that grows by doubling. The one step of taking a chunk that
+   * allocates, so that the engine takes it before the store's write: a chunk
+   * that is durable can always be applied.
+   */
+  spaceFor(chunk: Uint8Array | null | undefined, restart = this.consumed): Uint8Array {
+    if (!chunk) return this.#buf;
+    const held = restart ? 0 : this.#size;
+    const room = restart && this.#shrinks() ? 0 : this.#buf.length;
+    const end = held + chunk.length;
+    return end <= room ? this.#buf : new Uint8Array(Math.max(end, 2 * room));
+  }
+
+  /** Whether clear() lets the buffer go: one much larger than its message is not kept for the next. */
+  #shrinks(): boolean {
+    return this.#buf.length > KEEP && this.#size < this.#buf.length / 4;
   }
 
   /**
@@ -116,9 +137,9 @@ export class Accumulator {
    * new one. The one place that rule lives (engine, store replay, the
    * prospective state a store writes).
    */
-  receive(chunk: Uint8Array | null | undefined, consumed: boolean): void {
+  receive(chunk: Uint8Array | null | undefined, consumed: boolean, space = this.spaceFor(chunk)): void {
     if (chunk !== undefined && (this.consumed || chunk === null)) this.clear();
-    if (chunk) this.append(chunk);
+    if (chunk) this.append(chunk, space);
     if (consumed) this.consumed = true;
   }
 
@@ -228,7 +249,7 @@ export class Accumulator {
   clear(): void {
     this.dropStream();
     this.#buf.fill(0, 0, this.#size);
-    if (this.#buf.length > KEEP && this.#size < this.#buf.length / 4) this.#buf = EMPTY;
+    if (this.#shrinks()) this.#buf = EMPTY;
     if (this.#out.length > KEEP && this.#out.length > 4 * (this.#size + 32)) this.#out = EMPTY;
     this.#size = 0;
     this.#fed = 0;

@@ -371,6 +371,70 @@ describe('Mcs: a request is read as it was sent', () => {
   });
 });
 
+describe('what a response and a failed start leave behind (store review)', () => {
+  it('a list of objects in a response is the caller\'s own copy: editing it changes neither the resource nor what the store writes', async () => {
+    const dir = tempDir();
+    const s = await session({ dir });
+    ok(await s.create(s.path('reg'), 20012, { 'senv:Sgn': { rn: 'g', Salg: 25, kInf: [{ owner: 'alice' }] } }), 2001, 'signature');
+    const got = body(ok(await s.retrieve(s.path('reg', 'g')), 2000, 'get'), 'senv:Sgn').kInf as { owner: string }[];
+    got[0]!.owner = 'mallory';
+    expect(body(ok(await s.retrieve(s.path('reg', 'g')), 2000, 'get'), 'senv:Sgn').kInf).toEqual([{ owner: 'alice' }]);
+    await s.engine.close();
+    const again = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+    expect(body(ok(await new Session(again, 'CAE1').retrieve(s.path('reg', 'g')), 2000, 'after restart'), 'senv:Sgn').kInf).toEqual([{ owner: 'alice' }]);
+    await again.close();
+  });
+
+  it('a chunk whose buffer cannot be allocated is refused before the store writes it: memory and the journal keep the same message', async () => {
+    const dir = tempDir();
+    const s = await session({ dir });
+    ok(await s.create(s.path('reg'), 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: new Uint8Array(10).fill(1) } }), 2001, 'hash');
+    const space = Accumulator.prototype.spaceFor;
+    Accumulator.prototype.spaceFor = function (this: Accumulator, chunk, restart) {
+      if (chunk?.length === 777) throw new RangeError('Array buffer allocation failed');
+      return space.call(this, chunk, restart);
+    };
+    undo.push(() => (Accumulator.prototype.spaceFor = space));
+    expect((await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: new Uint8Array(777).fill(2) } })).rsc).toBe(5000);
+    undo.pop()!();
+    const held = async (e: Session) => unb64(body(ok(await e.retrieve(s.path('reg', 'h')), 2000, 'get'), 'senv:Hsh').msg as string).length;
+    expect(await held(s)).toBe(10);
+    await s.engine.close();
+    const again = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+    expect(await held(new Session(again, 'CAE1'))).toBe(10);
+    await again.close();
+  });
+
+  it('a restart whose load fails part way releases the keys it loaded and closes the backends it opened', async () => {
+    const dir = tempDir();
+    const s = await session({ dir });
+    for (const rn of ['c1', 'c2']) ok(await s.create(s.path('reg'), 20002, { 'senv:Cph': { rn, Calg: 1002, mbs: 64, kDt: new Uint8Array(32).fill(rn === 'c1' ? 0xa1 : 0xb2) } }), 2001, rn);
+    await s.engine.close();
+    const real = SoftwareBackend.prototype.loadKey;
+    const loaded: { bytes: Uint8Array }[] = [];
+    let calls = 0;
+    SoftwareBackend.prototype.loadKey = async function (this: SoftwareBackend, spec, stored) {
+      if (++calls === 2) throw new Error('the device went away');
+      const k = await real.call(this, spec, stored);
+      loaded.push(k as unknown as { bytes: Uint8Array });
+      return k;
+    };
+    undo.push(() => (SoftwareBackend.prototype.loadKey = real));
+    // The SE of the first run (its M2M-SE-ID is `<SEType>-<uniqueId>`), so that the store loads its resources.
+    const backend = new SoftwareBackend({ uniqueId: s.seId.slice(s.seId.indexOf('-') + 1) });
+    const close = backend.close.bind(backend);
+    let closed = false;
+    backend.close = async () => {
+      closed = true;
+      await close();
+    };
+    await expect(McsEngine.create({ dataDir: dir, masterKey: MASTER, backends: [backend] })).rejects.toThrow(/went away/);
+    expect(loaded.length).toBe(1);
+    expect(() => loaded[0]!.bytes, 'the key loaded first is released').toThrow();
+    expect(closed).toBe(true);
+  });
+});
+
 describe('McsClient reads its byte arguments through their typed-array slots', () => {
   it('a view of a detached buffer is an InvalidInputError naming the argument; a length that lies changes nothing', async () => {
     const engine = await McsEngine.create();

@@ -195,6 +195,8 @@ export class JournalStore implements Persistence {
         throw e;
       }
     };
+    // Every resource made, finished or not: a load that fails part way releases their keys and secrets.
+    const made: Resource[] = [];
     // Parents before children: a record's parent is built first by recursion.
     const build = async (rec: ResourceRecord): Promise<Resource | undefined> => {
       const have = built.get(rec.ri);
@@ -204,6 +206,7 @@ export class JournalStore implements Persistence {
       const parent = parentRec ? await build(parentRec) : undefined;
       if (!def || (rec.pi && !parent)) return undefined;
       const res = new Resource(def, rec.ri, rec.rn, parent, rec.ct);
+      made.push(res);
       res.modified = rec.lt;
       res.hint = rec.hint;
       const secret = rec.sealed ? wiping(unseal(rec.sealed, rec.ri, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>) : {};
@@ -217,7 +220,12 @@ export class JournalStore implements Persistence {
       built.set(rec.ri, res);
       return res;
     };
-    for (const rec of records) await build(rec);
+    try {
+      for (const rec of records) await build(rec);
+    } catch (e) {
+      for (const res of made) host.releaseResource(res, true);
+      throw e;
+    }
     for (const res of built.values()) if (!res.parent) host.link(res);
   }
 

@@ -28,17 +28,6 @@ export function dataError(e: unknown): unknown {
   return e;
 }
 
-/**
- * Replaces a byte attribute by a copy of borrowed bytes, written into the
- * array it held when the length is the same: a stream of equal-sized
- * operations (1 MiB through a <cipher>, again and again) allocates no result.
- */
-export function setCopy(attrs: Map<string, unknown>, name: string, bytes: Uint8Array): void {
-  const old = attrs.get(name);
-  if (old instanceof Uint8Array && old.length === bytes.length) old.set(bytes);
-  else setBytes(attrs, name, bytes.slice());
-}
-
 /** Replaces a byte attribute, zeroizing the value it held. */
 export function setBytes(attrs: Map<string, unknown>, name: string, value: Uint8Array): void {
   const old = attrs.get(name);
