@@ -8,7 +8,7 @@ export const ABI_VERSION: u32 = 1;
 export const ERR_ALGORITHM: i32 = -1; // unknown or unsupported algorithm id
 export const ERR_LENGTH: i32 = -2; // a length (key, nonce, tag, data) is not allowed
 export const ERR_CONTEXT: i32 = -3; // null, released or wrong-kind context
-export const ERR_MEMORY: i32 = -4; // the allocator could not satisfy a request
+export const ERR_MEMORY: i32 = -4; // reserved: an allocation that fails traps instead
 export const ERR_AUTH: i32 = -5; // tag or MAC verification failed
 export const ERR_PADDING: i32 = -6; // padding malformed on decryption
 export const ERR_STATE: i32 = -7; // call not valid in the context's current state
@@ -64,14 +64,18 @@ export function mem_alloc(size: usize): usize {
 }
 
 // Zeroizes `size` bytes before returning the block: callers pass the size they allocated.
+// A range outside memory cannot be a block: ignored, so the allocator and the
+// count of bytes in use stay as they were.
 export function mem_free(ptr: usize, size: usize): void {
-  if (ptr == 0) return;
+  if (ptr == 0 || !inMemory(ptr, size)) return;
   inUse -= max<usize>(size, 1);
   memory.fill(ptr, 0, size);
   heap.free(ptr);
 }
 
+// A void export has no status to report a range outside memory with: it does nothing.
 export function zeroize(ptr: usize, size: usize): void {
+  if (!inMemory(ptr, size)) return;
   memory.fill(ptr, 0, size);
 }
 
@@ -90,6 +94,13 @@ export function ctxNew(kind: u32, size: u32): usize {
 // anything is written, instead of trapping half way through.
 export function inMemory(ptr: usize, len: usize): bool {
   return len <= <usize>i32.MAX_VALUE && <u64>ptr + <u64>len <= (<u64>memory.size() << 16);
+}
+
+// inMemory for `count` items of `size` bytes: the product is taken in 64
+// bits, so a huge count cannot wrap round to a small range.
+export function itemsInMemory(ptr: usize, count: u64, size: u64): bool {
+  const len = count * size;
+  return len <= <u64>i32.MAX_VALUE && inMemory(ptr, <usize>len);
 }
 
 // The kind of the context at ctx; 0 (no kind) for a handle outside memory.

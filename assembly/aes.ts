@@ -207,9 +207,10 @@ export function opContext(kind: u32, size: u32, scratch: bool): usize {
 
 // Expands a 16- or 32-byte key into a key context; with scratch != 0 into
 // the static one-shot slot (valid until the next such call), else on the
-// heap (release with ctx_free). Returns 0 for any other key length.
+// heap (release with ctx_free). Returns 0 for any other key length or a key
+// outside memory.
 export function aes_key_create(key: usize, keyLen: usize, scratch: u32): usize {
-  if (keyLen != 16 && keyLen != 32) return 0;
+  if ((keyLen != 16 && keyLen != 32) || !inMemory(key, keyLen)) return 0;
   let k = KEY_SCRATCH;
   if (scratch) {
     memory.fill(k, 0, keyUsed(k));

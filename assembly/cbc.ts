@@ -94,7 +94,7 @@ function padLength(p: usize, method: u32): u32 {
 
 // Starts a CBC operation with a 16-byte IV; padding is one of the four ids.
 export function cbc_create(k: usize, iv: usize, padding: u32, decrypt: u32, scratch: u32): usize {
-  if (!isAesKey(k)) return 0;
+  if (!isAesKey(k) || !inMemory(iv, 16)) return 0;
   if (padding != PAD_NONE && padding != PAD_ISO9797_M1 && padding != PAD_ISO9797_M2 && padding != PAD_PKCS5) return 0;
   const op = opContext(CBC_KIND, CBC_SIZE, scratch != 0);
   store<u32>(op, <u32>k, KEY);
@@ -143,6 +143,8 @@ export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
 export function cbc_final(op: usize, dst: usize): i32 {
   const err = live(op);
   if (err) return err;
+  // The most any padding writes, checked whatever it will be.
+  if (!inMemory(dst, 16)) return ERR_LENGTH;
   store<u32>(op, load<u32>(op, FLAGS) | F_DONE, FLAGS);
   const method = load<u32>(op, PADDING);
   const part = <usize>load<u32>(op, PARTLEN);

@@ -108,7 +108,9 @@ function startData(op: usize): i32 {
   return 0;
 }
 
-function finish(op: usize): i32 {
+// Ends the operation, whose tag (written or compared) is at `tagAt`.
+function finish(op: usize, tagAt: usize): i32 {
+  if (!inMemory(tagAt, load<u32>(op, TAGLEN))) return ERR_LENGTH;
   const err = startData(op);
   if (err) return err;
   if (load<u64>(op, MSGSEEN) != load<u64>(op, MSGLEN)) return ERR_LENGTH;
@@ -122,9 +124,10 @@ function finish(op: usize): i32 {
 
 // Starts a CCM operation that will see exactly aadLen bytes of associated
 // data and msgLen bytes of payload. Returns 0 for a bad key context, nonce
-// length, tag length, or a payload too long for the length field.
+// length, tag length, a nonce outside memory, or a payload too long for the
+// length field.
 export function ccm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usize, aadLen: u64, msgLen: u64, decrypt: u32, scratch: u32): usize {
-  if (!isAesKey(k) || nonceLen < 7 || nonceLen > 13) return 0;
+  if (!isAesKey(k) || nonceLen < 7 || nonceLen > 13 || !inMemory(nonce, nonceLen)) return 0;
   if (tagLen < 4 || tagLen > 16 || (tagLen & 1)) return 0;
   const q: usize = 15 - nonceLen;
   if (q < 8 && (msgLen >> (<u64>q << 3)) != 0) return 0;
@@ -201,7 +204,7 @@ export function ccm_final(op: usize, out: usize): i32 {
   let err = live(op);
   if (err) return err;
   if (load<u32>(op, FLAGS) & F_DECRYPT) return ERR_STATE;
-  err = finish(op);
+  err = finish(op, out);
   if (err) return err;
   const t = <usize>load<u32>(op, TAGLEN);
   memory.copy(out, op + MAC, t);
@@ -213,7 +216,7 @@ export function ccm_verify(op: usize, expected: usize): i32 {
   let err = live(op);
   if (err) return err;
   if (!(load<u32>(op, FLAGS) & F_DECRYPT)) return ERR_STATE;
-  err = finish(op);
+  err = finish(op, expected);
   if (err) return err;
   return ctDiff(op + MAC, expected, <usize>load<u32>(op, TAGLEN)) ? ERR_AUTH : 0;
 }

@@ -87,6 +87,7 @@ export function mac_update(op: usize, src: usize, len: usize): i32 {
 export function mac_final(op: usize, out: usize): i32 {
   const err = live(op);
   if (err) return err;
+  if (!inMemory(out, 16)) return ERR_LENGTH;
   store<u32>(op, 1, DONE);
   const part = <usize>load<u32>(op, PARTLEN);
   const x = op + X;

@@ -1,4 +1,5 @@
 // Constant-time helpers: one place for comparisons that touch secrets.
+import { ERR_LENGTH, inMemory } from './abi';
 
 // 0 when the n bytes at a and b are equal, non-zero otherwise; the running
 // time depends only on n.
@@ -8,7 +9,9 @@ export function ctDiff(a: usize, b: usize, n: usize): u32 {
   return d;
 }
 
-// Exported for hosts that compare tags themselves: 1 when equal, 0 otherwise.
-export function ct_equal(a: usize, b: usize, n: usize): u32 {
-  return ((ctDiff(a, b, n) - 1) >>> 31) & 1;
+// Exported for hosts that compare tags themselves: 1 when equal, 0 otherwise
+// (ERR_LENGTH for a range outside memory, rather than a trap).
+export function ct_equal(a: usize, b: usize, n: usize): i32 {
+  if (!inMemory(a, n) || !inMemory(b, n)) return ERR_LENGTH;
+  return <i32>(((ctDiff(a, b, n) - 1) >>> 31) & 1);
 }

@@ -108,6 +108,7 @@ export function drbg_set_reseed_interval(ctx: usize, interval: u64): i32 {
 }
 
 export function drbg_instantiate(ctx: usize, entropy: usize, entropyLen: usize, nonce: usize, nonceLen: usize, pers: usize, persLen: usize): i32 {
+  if (!inMemory(entropy, entropyLen) || !inMemory(nonce, nonceLen) || !inMemory(pers, persLen)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   if (load<u32>(ctx, READY)) return ERR_STATE;
@@ -117,6 +118,7 @@ export function drbg_instantiate(ctx: usize, entropy: usize, entropyLen: usize, 
 }
 
 export function drbg_reseed(ctx: usize, entropy: usize, entropyLen: usize, addin: usize, addinLen: usize): i32 {
+  if (!inMemory(entropy, entropyLen) || !inMemory(addin, addinLen)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   if (!load<u32>(ctx, READY)) return ERR_STATE;
@@ -129,7 +131,7 @@ export function drbg_reseed(ctx: usize, entropy: usize, entropyLen: usize, addin
 // Writes `len` bytes to `out`. ERR_STATE means "reseed required" (or not
 // instantiated): nothing was generated and the state did not change.
 export function drbg_generate(ctx: usize, out: usize, len: usize, addin: usize, addinLen: usize): i32 {
-  if (!inMemory(out, len)) return ERR_LENGTH;
+  if (!inMemory(out, len) || !inMemory(addin, addinLen)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   if (!load<u32>(ctx, READY) || load<u64>(ctx, COUNTER) > load<u64>(ctx, INTERVAL)) return ERR_STATE;

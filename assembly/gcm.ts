@@ -104,19 +104,20 @@ function tag(op: usize): void {
   store<u32>(op, load<u32>(op, FLAGS) | F_DONE, FLAGS);
 }
 
-@inline function check(op: usize, decrypt: u32): i32 {
+// 0, or why the operation cannot finish with its tag (written or compared) at `tagAt`.
+@inline function check(op: usize, decrypt: u32, tagAt: usize): i32 {
   if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if ((f & F_DONE) || (f & F_DECRYPT) != decrypt) return ERR_STATE;
-  return 0;
+  return inMemory(tagAt, load<u32>(op, TAGLEN)) ? 0 : ERR_LENGTH;
 }
 
 // ---- exports ----
 
 // Starts a GCM operation under key context k. Returns 0 when k is not a key
-// context, the nonce is empty or the tag length is not allowed.
+// context, the nonce is empty or outside memory or the tag length is not allowed.
 export function gcm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usize, decrypt: u32, scratch: u32): usize {
-  if (!isAesKey(k) || nonceLen == 0 || !gcmTagLengthOk(tagLen)) return 0;
+  if (!isAesKey(k) || nonceLen == 0 || !inMemory(nonce, nonceLen) || !gcmTagLengthOk(tagLen)) return 0;
   const op = opContext(GCM_KIND, GCM_SIZE, scratch != 0);
   store<u32>(op, <u32>k, KEY);
   store<u32>(op, decrypt ? F_DECRYPT : 0, FLAGS);
@@ -196,7 +197,7 @@ export function gcm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
 
 // Encryption: writes the tag to out and returns its length.
 export function gcm_final(op: usize, out: usize): i32 {
-  const err = check(op, 0);
+  const err = check(op, 0, out);
   if (err) return err;
   tag(op);
   const t = <usize>load<u32>(op, TAGLEN);
@@ -206,7 +207,7 @@ export function gcm_final(op: usize, out: usize): i32 {
 
 // Decryption: compares the tag at `expected` in constant time; 0 or ERR_AUTH.
 export function gcm_verify(op: usize, expected: usize): i32 {
-  const err = check(op, F_DECRYPT);
+  const err = check(op, F_DECRYPT, expected);
   if (err) return err;
   tag(op);
   return ctDiff(op + Y, expected, <usize>load<u32>(op, TAGLEN)) ? ERR_AUTH : 0;

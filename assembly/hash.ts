@@ -135,6 +135,7 @@ export function hash_update(ctx: usize, src: usize, len: usize): i32 {
 export function hash_final(ctx: usize, out: usize): i32 {
   const err = checkCtx(ctx);
   if (err) return err;
+  if (!inMemory(out, digestLength(ctxKind(ctx)))) return ERR_LENGTH;
   return <i32>hashFinal(ctx, out);
 }
 
@@ -148,5 +149,6 @@ export function hash_reset(ctx: usize): i32 {
 export function hash_oneshot(alg: u32, src: usize, len: usize, out: usize): i32 {
   if (!inMemory(src, len)) return ERR_LENGTH;
   if (!isHash(alg)) return ERR_ALGORITHM;
+  if (!inMemory(out, digestLength(alg))) return ERR_LENGTH;
   return <i32>hashOneshot(alg, src, len, out);
 }

@@ -2,7 +2,7 @@
 // context keeps the states after the ipad and opad blocks, so reset and
 // every later message skip the key schedule.
 import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, ERR_LENGTH, inMemory } from './abi';
-import { isHash, blockLength, hashInit, hashUpdate, hashFinal, hashOneshot, HASH_CTX_SIZE } from './hash';
+import { isHash, blockLength, digestLength, hashInit, hashUpdate, hashFinal, hashOneshot, HASH_CTX_SIZE } from './hash';
 
 export const HMAC_KIND: u32 = 0x100; // | hash algorithm id
 
@@ -70,9 +70,10 @@ export function hmacOneshot(alg: u32, key: usize, keyLen: usize, src: usize, len
 
 // ---- exports ----
 
-// Returns a keyed context handle, or 0 for an unknown algorithm.
+// Returns a keyed context handle, or 0 for an unknown algorithm or a key
+// outside memory.
 export function hmac_create(alg: u32, key: usize, keyLen: usize): usize {
-  if (!isHash(alg)) return 0;
+  if (!isHash(alg) || !inMemory(key, keyLen)) return 0;
   const ctx = ctxNew(HMAC_KIND | alg, HMAC_CTX_SIZE);
   hmacInit(ctx, alg, key, keyLen);
   return ctx;
@@ -89,6 +90,7 @@ export function hmac_update(ctx: usize, src: usize, len: usize): i32 {
 export function hmac_final(ctx: usize, out: usize): i32 {
   const err = checkCtx(ctx);
   if (err) return err;
+  if (!inMemory(out, digestLength(ctxKind(ctx) & 0xff))) return ERR_LENGTH;
   return <i32>hmacFinal(ctx, out);
 }
 
@@ -100,7 +102,8 @@ export function hmac_reset(ctx: usize): i32 {
 }
 
 export function hmac_oneshot(alg: u32, key: usize, keyLen: usize, src: usize, len: usize, out: usize): i32 {
-  if (!inMemory(src, len)) return ERR_LENGTH;
+  if (!inMemory(src, len) || !inMemory(key, keyLen)) return ERR_LENGTH;
   if (!isHash(alg)) return ERR_ALGORITHM;
+  if (!inMemory(out, digestLength(alg))) return ERR_LENGTH;
   return <i32>hmacOneshot(alg, key, keyLen, src, len, out);
 }

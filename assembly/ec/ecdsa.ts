@@ -3,13 +3,13 @@
 // entropy (RFC 6979 section 3.6), so a weak host RNG never leaks the key and
 // a deterministic signature is available for known-answer tests. Signatures
 // cross the ABI as raw r || s; DER is the host's business.
-import { ERR_ALGORITHM, ERR_INVALID, ERR_LENGTH } from '../abi';
+import { ERR_ALGORITHM, ERR_INVALID, ERR_LENGTH, inMemory } from '../abi';
 import { isHash } from '../hash';
 import { drbgInstantiate, drbgGenerate, DRBG_CTX_SIZE } from '../drbg';
 import { fmul, fsqr, fadd, fsub, fieldModulus } from './fields.generated';
 import { feFromBytes, feToBytes, feInRange, feIsZero, feEqual, feLess, feInv, feInvVT, feToMont, feFromMont, feBytes, FE_BYTES } from './field';
 import { curveIndex, fieldP, fieldN, scalarBytes, orderBits } from './curve';
-import { pointDecode, pointEncode, pointToAffine, pointWipe, POINT_BYTES } from './point';
+import { pointDecode, pointEncode, pointLength, pointToAffine, pointWipe, POINT_BYTES } from './point';
 import { mulBaseCT, mulDoubleVT, precomputeTables } from './scalarmul';
 
 // Scratch of one call: eight scalars or coordinates, two points, two byte strings.
@@ -136,6 +136,11 @@ function verify(c: u32, pk: usize, pkLen: usize, digest: usize, digestLen: usize
   return feEqual(fp, T, P0) ? 1 : 0;
 }
 
+// Whether n scalars of curve c (a key, a nonce, or r || s) at p lie in memory.
+@inline function scalarsInMemory(c: u32, p: usize, n: usize): bool {
+  return inMemory(p, n * scalarBytes(c));
+}
+
 // ---- exports ----
 // Curve ids are 256, 384 and 521; hash ids those of hash.ts. Scalars are
 // big-endian, exactly ec_scalar_length bytes; public keys SEC1.
@@ -158,6 +163,7 @@ export function ec_precompute(curve: u32): i32 {
 export function ec_public_key(curve: u32, sk: usize, out: usize, compressed: u32): i32 {
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
+  if (!scalarsInMemory(c, sk, 1) || !inMemory(out, pointLength(c, compressed != 0))) return ERR_LENGTH;
   const fn = fieldN(c);
   feFromBytes(fn, D, sk, scalarBytes(c));
   let result: i32 = ERR_INVALID;
@@ -174,6 +180,7 @@ export function ec_public_key(curve: u32, sk: usize, out: usize, compressed: u32
 export function ec_public_key_check(curve: u32, pk: usize, pkLen: usize): i32 {
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
+  if (!inMemory(pk, pkLen)) return ERR_LENGTH;
   return pointDecode(c, P1, pk, pkLen) ? 1 : 0;
 }
 
@@ -183,6 +190,7 @@ export function ec_sign(curve: u32, hash: u32, sk: usize, digest: usize, digestL
   const c = curveIndex(curve);
   if (c < 0 || !isHash(hash)) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
+  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !inMemory(extra, extraLen) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
   const result = sign(c, hash, sk, digest, digestLen, extra, extraLen, out);
   wipe();
   return result;
@@ -195,6 +203,7 @@ export function ec_sign_with_k(curve: u32, sk: usize, digest: usize, digestLen: 
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
+  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !scalarsInMemory(c, k, 1) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
   const sb = scalarBytes(c);
   let result: i32 = ERR_INVALID;
   feFromBytes(fieldN(c), K, k, sb);
@@ -213,5 +222,6 @@ export function ec_verify(curve: u32, pk: usize, pkLen: usize, digest: usize, di
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
+  if (!inMemory(pk, pkLen) || !inMemory(digest, digestLen) || !scalarsInMemory(c, sig, 2)) return ERR_LENGTH;
   return verify(c, pk, pkLen, digest, digestLen, sig);
 }

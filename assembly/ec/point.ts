@@ -151,6 +151,11 @@ export function pointDecode(c: u32, o: usize, src: usize, len: usize): bool {
   return true;
 }
 
+// Bytes of a SEC1 encoding: 02/03 || X or 04 || X || Y.
+export function pointLength(c: u32, compressed: bool): usize {
+  return 1 + (compressed ? 1 : 2) * scalarBytes(c);
+}
+
 // Encodes affine Montgomery (x, y) as SEC1; returns the length written.
 export function pointEncode(c: u32, dst: usize, x: usize, y: usize, compressed: bool): usize {
   const f = fieldP(c), sb = scalarBytes(c);
@@ -159,11 +164,11 @@ export function pointEncode(c: u32, dst: usize, x: usize, y: usize, compressed: 
   feFromMont(f, T0, y);
   if (compressed) {
     store<u8>(dst, 2 | (load<u8>(T0) & 1));
-    return 1 + sb;
+  } else {
+    store<u8>(dst, 4);
+    feToBytes(dst + 1 + sb, T0, sb);
   }
-  store<u8>(dst, 4);
-  feToBytes(dst + 1 + sb, T0, sb);
-  return 1 + 2 * sb;
+  return pointLength(c, compressed);
 }
 
 // Zeroizes the temporaries after secret-dependent work.

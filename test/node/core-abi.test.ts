@@ -1,7 +1,7 @@
 // The raw ABI (docs/wasm-abi.md) as a non-JS host would use it: no imports,
 // status codes, zeroization of released contexts and blocks, build selection.
 import { describe, it, expect, vi } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
 import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
@@ -22,7 +22,7 @@ describe('core ABI', () => {
     const dist = new URL('../../dist/src/index.js', import.meta.url).href;
     const wasmUrl = (b: string) => new URL(`../../build/senv.${b}.wasm`, import.meta.url).href;
     const script = `
-      import { readFileSync } from 'node:fs';
+      import { readFileSync, readdirSync } from 'node:fs';
       const { coreBuilds, initSync } = await import('${dist}');
       const validates = (b) => WebAssembly.validate(readFileSync(new URL('${wasmUrl('BUILD')}'.replace('BUILD', b))));
       let forced = 'loaded';
@@ -139,6 +139,182 @@ describe('core ABI', () => {
       const diff: number[] = [];
       for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff.push(i);
       expect(diff.slice(0, 8)).toEqual([]);
+    });
+  }
+
+  // The pointers of every export, read from the sources: each usize parameter
+  // that is neither a length nor a handle (ctx, op, and the AES key context k
+  // that leads the AES calls, refused with ERR_CONTEXT above). An export that
+  // gains a pointer fails the coverage test below until RANGE_CASES lists it.
+  const exportPointers = (() => {
+    const dir = new URL('../../assembly/', import.meta.url);
+    const sources = ['', 'ec/']
+      .flatMap((sub) => readdirSync(new URL(sub, dir)).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(new URL(sub + f, dir), 'utf8')))
+      .join('\n');
+    const names = [...readFileSync(new URL('index.ts', dir), 'utf8').matchAll(/export \{([^}]*)\} from/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
+    return names.flatMap((name) => {
+      const m = sources.match(new RegExp(`export function ${name}\\(([^)]*)\\): (\\w+)`));
+      if (!m) throw new Error(`no source for the export ${name}`);
+      const params = m[1]!.split(',').map((p) => p.split(':').map((s) => s.trim()));
+      return params
+        .filter(([p, type], i) => type === 'usize' && !/^(ctx|op|size|n|len|\w+Len)$/.test(p!) && !(p === 'k' && i === 0))
+        .map(([p]) => ({ name, param: p!, returns: m[2]! }));
+    });
+  })();
+
+  type Raw = Record<string, (...a: (number | bigint)[]) => number> & { memory: WebAssembly.Memory };
+  // The pointer a call passes for `param`: `fine` (a valid range), except for
+  // the parameter under test, whose range runs past the end of memory.
+  type At = (param: string, fine: number) => number;
+  // One entry per export with a pointer: the setup it needs (run before the
+  // memory snapshot), then the call. Lengths are at least 8, so a range that
+  // starts 4 bytes before the end always runs past it.
+  const RANGE_CASES: Record<string, (x: Raw, io: number) => (at: At) => number | undefined> = {
+    mem_free: (x) => { const p = x.mem_alloc!(16); return (at) => x.mem_free!(at('ptr', p), 16); },
+    zeroize: (x, io) => (at) => x.zeroize!(at('ptr', io), 16),
+    ct_equal: (x, io) => (at) => x.ct_equal!(at('a', io), at('b', io + 16), 16),
+    hash_update: (x, io) => { const h = x.hash_create!(4); return (at) => x.hash_update!(h, at('src', io), 16); },
+    hash_final: (x, io) => { const h = x.hash_create!(4); return (at) => x.hash_final!(h, at('out', io)); },
+    hash_oneshot: (x, io) => (at) => x.hash_oneshot!(4, at('src', io), 16, at('out', io + 64)),
+    hash_many: (x, io) => {
+      const offsets = new DataView(x.memory.buffer, io + 128, 8);
+      offsets.setUint32(0, 0, true);
+      offsets.setUint32(4, 16, true);
+      return (at) => x.hash_many!(4, at('src', io), at('offsets', io + 128), 1, at('out', io + 256));
+    },
+    hmac_create: (x, io) => (at) => x.hmac_create!(4, at('key', io), 16),
+    hmac_update: (x, io) => { const h = x.hmac_create!(4, io, 16); return (at) => x.hmac_update!(h, at('src', io), 16); },
+    hmac_final: (x, io) => { const h = x.hmac_create!(4, io, 16); return (at) => x.hmac_final!(h, at('out', io)); },
+    hmac_oneshot: (x, io) => (at) => x.hmac_oneshot!(4, at('key', io), 16, at('src', io + 16), 16, at('out', io + 64)),
+    aes_key_create: (x, io) => (at) => x.aes_key_create!(at('key', io), 16, 0),
+    aes_encrypt_blocks: (x, io) => { const k = x.aes_key_create!(io, 16, 0); return (at) => x.aes_encrypt_blocks!(k, at('src', io), at('dst', io + 64), 16); },
+    aes_decrypt_blocks: (x, io) => { const k = x.aes_key_create!(io, 16, 0); return (at) => x.aes_decrypt_blocks!(k, at('src', io), at('dst', io + 64), 16); },
+    gcm_create: (x, io) => { const k = x.aes_key_create!(io, 16, 0); return (at) => x.gcm_create!(k, at('nonce', io + 32), 12, 16, 0, 0); },
+    gcm_aad: (x, io) => { const op = x.gcm_create!(x.aes_key_create!(io, 16, 0), io + 32, 12, 16, 0, 0); return (at) => x.gcm_aad!(op, at('src', io), 16); },
+    gcm_update: (x, io) => { const op = x.gcm_create!(x.aes_key_create!(io, 16, 0), io + 32, 12, 16, 0, 0); return (at) => x.gcm_update!(op, at('src', io), at('dst', io + 64), 16); },
+    gcm_final: (x, io) => { const op = x.gcm_create!(x.aes_key_create!(io, 16, 0), io + 32, 12, 16, 0, 0); return (at) => x.gcm_final!(op, at('out', io)); },
+    gcm_verify: (x, io) => { const op = x.gcm_create!(x.aes_key_create!(io, 16, 0), io + 32, 12, 16, 1, 0); return (at) => x.gcm_verify!(op, at('expected', io)); },
+    ccm_create: (x, io) => { const k = x.aes_key_create!(io, 16, 0); return (at) => x.ccm_create!(k, at('nonce', io + 32), 13, 16, 0n, 16n, 0, 0); },
+    ccm_aad: (x, io) => { const op = x.ccm_create!(x.aes_key_create!(io, 16, 0), io + 32, 13, 16, 16n, 0n, 0, 0); return (at) => x.ccm_aad!(op, at('src', io), 16); },
+    ccm_update: (x, io) => { const op = x.ccm_create!(x.aes_key_create!(io, 16, 0), io + 32, 13, 16, 0n, 16n, 0, 0); return (at) => x.ccm_update!(op, at('src', io), at('dst', io + 64), 16); },
+    ccm_final: (x, io) => { const op = x.ccm_create!(x.aes_key_create!(io, 16, 0), io + 32, 13, 16, 0n, 0n, 0, 0); return (at) => x.ccm_final!(op, at('out', io)); },
+    ccm_verify: (x, io) => { const op = x.ccm_create!(x.aes_key_create!(io, 16, 0), io + 32, 13, 16, 0n, 0n, 1, 0); return (at) => x.ccm_verify!(op, at('expected', io)); },
+    cbc_create: (x, io) => { const k = x.aes_key_create!(io, 16, 0); return (at) => x.cbc_create!(k, at('iv', io + 32), 24, 0, 0); },
+    cbc_update: (x, io) => { const op = x.cbc_create!(x.aes_key_create!(io, 16, 0), io + 32, 24, 0, 0); return (at) => x.cbc_update!(op, at('src', io), at('dst', io + 64), 16); },
+    cbc_final: (x, io) => { const op = x.cbc_create!(x.aes_key_create!(io, 16, 0), io + 32, 24, 0, 0); return (at) => x.cbc_final!(op, at('dst', io)); },
+    mac_update: (x, io) => { const op = x.mac_create!(x.aes_key_create!(io, 16, 0), 49, 0); return (at) => x.mac_update!(op, at('src', io), 16); },
+    mac_final: (x, io) => { const op = x.mac_create!(x.aes_key_create!(io, 16, 0), 49, 0); return (at) => x.mac_final!(op, at('out', io)); },
+    drbg_instantiate: (x, io) => { const d = x.drbg_create!(4); return (at) => x.drbg_instantiate!(d, at('entropy', io), 32, at('nonce', io + 32), 16, at('pers', io + 64), 16); },
+    drbg_reseed: (x, io) => {
+      const d = x.drbg_create!(4);
+      x.drbg_instantiate!(d, io, 32, io + 32, 16, 0, 0);
+      return (at) => x.drbg_reseed!(d, at('entropy', io), 32, at('addin', io + 64), 16);
+    },
+    drbg_generate: (x, io) => {
+      const d = x.drbg_create!(4);
+      x.drbg_instantiate!(d, io, 32, io + 32, 16, 0, 0);
+      return (at) => x.drbg_generate!(d, at('out', io + 128), 16, at('addin', io + 64), 16);
+    },
+    // sk = d = 0x0101…01, a valid P-256 key; the pk check case gets its own valid key.
+    ec_public_key: (x, io) => { new Uint8Array(x.memory.buffer).fill(1, io, io + 64); return (at) => x.ec_public_key!(256, at('sk', io), at('out', io + 128), 0); },
+    ec_public_key_check: (x, io) => { new Uint8Array(x.memory.buffer).fill(1, io, io + 32); x.ec_public_key!(256, io, io + 128, 0); return (at) => x.ec_public_key_check!(256, at('pk', io + 128), 65); },
+    ec_sign: (x, io) => { new Uint8Array(x.memory.buffer).fill(1, io, io + 64); return (at) => x.ec_sign!(256, 4, at('sk', io), at('digest', io + 32), 32, at('extra', io + 64), 16, at('out', io + 128)); },
+    ec_sign_with_k: (x, io) => { new Uint8Array(x.memory.buffer).fill(1, io, io + 96); return (at) => x.ec_sign_with_k!(256, at('sk', io), at('digest', io + 32), 32, at('k', io + 64), at('out', io + 128)); },
+    ec_verify: (x, io) => {
+      new Uint8Array(x.memory.buffer).fill(1, io, io + 128);
+      x.ec_public_key!(256, io, io + 128, 0);
+      return (at) => x.ec_verify!(256, at('pk', io + 128), 65, at('digest', io + 32), 32, at('sig', io + 64));
+    },
+  };
+
+  // What a range outside memory gets: ERR_LENGTH, no handle, or nothing from a void export.
+  const refusal = (name: string, returns: string) => (returns === 'void' ? undefined : name.endsWith('_create') ? 0 : -2);
+
+  it('the out-of-range table covers every export that takes a pointer', () => {
+    expect(Object.keys(RANGE_CASES).sort()).toEqual([...new Set(exportPointers.map((e) => e.name))].sort());
+  });
+
+  for (const build of CORE_BUILDS) {
+    it(`${build}: every pointer of every export, its range run past the end of memory, is refused before anything is read or written, and the instance still works`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      const problems: string[] = [];
+      for (const { name, param, returns } of exportPointers) {
+        const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+        const io = x.io_ptr!();
+        new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(256), io);
+        const call = RANGE_CASES[name]!(x, io);
+        let used = false;
+        const at: At = (p, fine) => (p === param ? ((used = true), x.memory.buffer.byteLength - 4) : fine);
+        const before = new Uint8Array(x.memory.buffer).slice();
+        const inUse = x.mem_in_use!();
+        const where = `${name}(${param})`;
+        let result: number | undefined;
+        try {
+          result = call(at);
+        } catch (e) {
+          problems.push(`${where}: ${(e as Error).message}`);
+          continue;
+        }
+        if (!used) problems.push(`${where}: the table's call does not pass ${param}`);
+        const expected = refusal(name, returns);
+        if (result !== expected) problems.push(`${where}: returned ${result}, expected ${expected}`);
+        const after = new Uint8Array(x.memory.buffer);
+        const changed = after.length === before.length ? after.findIndex((b, i) => b !== before[i]) : before.length;
+        if (changed >= 0) problems.push(`${where}: memory changed at ${changed}`);
+        if (x.mem_in_use!() !== inUse) problems.push(`${where}: mem_in_use ${inUse} -> ${x.mem_in_use!()}`);
+        try {
+          new Uint8Array(x.memory.buffer).set(Buffer.from('abc'), io);
+          const n = x.hash_oneshot!(4, io, 3, io);
+          const digest = Buffer.from(new Uint8Array(x.memory.buffer, io, 32)).toString('hex');
+          if (n !== 32 || digest !== 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad') problems.push(`${where}: SHA-256("abc") afterwards gave ${n} ${digest}`);
+          x.ctx_free!(x.hash_create!(4));
+          const p = x.mem_alloc!(100);
+          x.mem_free!(p, 100);
+          if (x.mem_in_use!() !== inUse) problems.push(`${where}: mem_in_use after a context and a block came and went: ${x.mem_in_use!()}, not ${inUse}`);
+        } catch (e) {
+          problems.push(`${where}: the instance is broken afterwards: ${(e as Error).message}`);
+        }
+      }
+      // The same calls with every range inside memory go through: each
+      // refusal above was for the range under test, not a flaw of the setup.
+      for (const name of Object.keys(RANGE_CASES)) {
+        const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+        const io = x.io_ptr!();
+        new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(256), io);
+        try {
+          const result = RANGE_CASES[name]!(x, io)((_p, fine) => fine);
+          if (result === refusal(name, '')) problems.push(`${name} in range: returned ${result}`);
+        } catch (e) {
+          problems.push(`${name} in range: ${(e as Error).message}`);
+        }
+      }
+      expect(problems).toEqual([]);
+      expect(exportPointers.length).toBeGreaterThan(50);
+    });
+
+    // The checks use each range's real length: one that ends exactly at the
+    // end of memory is accepted (a fresh instance each: the tail it writes
+    // holds the allocator's bookkeeping).
+    it(`${build}: fixed-size outputs that end exactly at the end of memory are accepted`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      const cases: [string, (x: Raw, io: number, end: number) => number][] = [
+        ['hash_final SHA-384', (x, _io, end) => x.hash_final!(x.hash_create!(5), end - 48)],
+        ['hmac_final SHA-256', (x, io, end) => x.hmac_final!(x.hmac_create!(4, io, 16), end - 32)],
+        ['gcm_final tag 12', (x, io, end) => x.gcm_final!(x.gcm_create!(x.aes_key_create!(io, 16, 0), io, 12, 12, 0, 0), end - 12)],
+        ['ccm_final tag 8', (x, io, end) => x.ccm_final!(x.ccm_create!(x.aes_key_create!(io, 16, 0), io, 13, 8, 0n, 0n, 0, 0), end - 8)],
+        ['mac_final', (x, io, end) => x.mac_final!(x.mac_create!(x.aes_key_create!(io, 16, 0), 49, 0), end - 16)],
+        ['cbc_final', (x, io, end) => x.cbc_final!(x.cbc_create!(x.aes_key_create!(io, 16, 0), io, 24, 0, 0), end - 16)],
+        ['ec_public_key compressed', (x, io, end) => x.ec_public_key!(256, io, end - 33, 1)],
+        ['ec_public_key uncompressed', (x, io, end) => x.ec_public_key!(256, io, end - 65, 0)],
+        ['ec_sign', (x, io, end) => x.ec_sign!(256, 4, io, io, 32, 0, 0, end - 64)],
+      ];
+      for (const [what, f] of cases) {
+        const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+        const io = x.io_ptr!();
+        new Uint8Array(x.memory.buffer).fill(1, io, io + 64);
+        x.ec_precompute!(256); // before `end`: the tables grow memory
+        expect(f(x, io, x.memory.buffer.byteLength), what).toBeGreaterThan(0);
+      }
     });
   }
 
