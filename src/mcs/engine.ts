@@ -97,12 +97,11 @@ export class McsEngine {
       });
     }
     const engine = new McsEngine(options);
+    const own = options.backends === undefined;
     const backends = options.backends ?? [new SoftwareBackend({ uniqueId: await options.store?.uniqueId('software') })];
-    const opened: SecureEnvironmentBackend[] = [];
     try {
       for (const b of backends) {
         await b.open();
-        opened.push(b);
         const id = `${b.description.seType}-${b.description.uniqueId}`;
         if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
         const hostKeeps = b.capabilities.keyStorage === 'host';
@@ -113,9 +112,10 @@ export class McsEngine {
       }
     } catch (e) {
       // An engine that does not come up keeps nothing: what was loaded is released (a device keeps
-      // its keys for the next attempt) and the backends it opened are closed.
+      // its keys for the next attempt) and the backend it made itself is closed. The caller's own
+      // stay open for a retry (a closed PcscBackend cannot be opened again), theirs to close.
       for (const host of engine.#hosts.values()) for (const r of host.byRi.values()) host.releaseResource(r, true);
-      await Promise.allSettled(opened.map((b) => b.close()));
+      if (own) await Promise.allSettled(backends.map((b) => b.close()));
       throw e;
     }
     engine.#schedule();

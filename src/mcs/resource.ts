@@ -122,6 +122,8 @@ export class Accumulator {
     const held = restart ? 0 : this.#size;
     const room = restart && this.#shrinks() ? 0 : this.#buf.length;
     const end = held + chunk.length;
+    // No room (a buffer clear() lets go): even an empty chunk must not bring that one back.
+    if (room === 0) return end === 0 ? EMPTY : new Uint8Array(end);
     return end <= room ? this.#buf : new Uint8Array(Math.max(end, 2 * room));
   }
 

@@ -405,33 +405,51 @@ describe('what a response and a failed start leave behind (store review)', () =>
     await again.close();
   });
 
-  it('a restart whose load fails part way releases the keys it loaded and closes the backends it opened', async () => {
+  it('a restart whose load fails part way releases the keys it loaded; it closes the SE it made, and leaves the caller\'s open for a retry', async () => {
     const dir = tempDir();
     const s = await session({ dir });
     for (const rn of ['c1', 'c2']) ok(await s.create(s.path('reg'), 20002, { 'senv:Cph': { rn, Calg: 1002, mbs: 64, kDt: new Uint8Array(32).fill(rn === 'c1' ? 0xa1 : 0xb2) } }), 2001, rn);
     await s.engine.close();
     const real = SoftwareBackend.prototype.loadKey;
+    const realClose = SoftwareBackend.prototype.close;
     const loaded: { bytes: Uint8Array }[] = [];
+    const closed: SoftwareBackend[] = [];
     let calls = 0;
     SoftwareBackend.prototype.loadKey = async function (this: SoftwareBackend, spec, stored) {
-      if (++calls === 2) throw new Error('the device went away');
+      if (++calls % 2 === 0) throw new Error('the device went away');
       const k = await real.call(this, spec, stored);
       loaded.push(k as unknown as { bytes: Uint8Array });
       return k;
     };
-    undo.push(() => (SoftwareBackend.prototype.loadKey = real));
-    // The SE of the first run (its M2M-SE-ID is `<SEType>-<uniqueId>`), so that the store loads its resources.
-    const backend = new SoftwareBackend({ uniqueId: s.seId.slice(s.seId.indexOf('-') + 1) });
-    const close = backend.close.bind(backend);
-    let closed = false;
-    backend.close = async () => {
-      closed = true;
-      await close();
+    SoftwareBackend.prototype.close = async function (this: SoftwareBackend) {
+      closed.push(this);
+      return realClose.call(this);
     };
-    await expect(McsEngine.create({ dataDir: dir, masterKey: MASTER, backends: [backend] })).rejects.toThrow(/went away/);
+    undo.push(() => (SoftwareBackend.prototype.loadKey = real), () => (SoftwareBackend.prototype.close = realClose));
+    await expect(McsEngine.create({ dataDir: dir, masterKey: MASTER })).rejects.toThrow(/went away/);
     expect(loaded.length).toBe(1);
     expect(() => loaded[0]!.bytes, 'the key loaded first is released').toThrow();
-    expect(closed).toBe(true);
+    expect(closed.length, 'the SE it made is closed').toBe(1);
+
+    // The SE of the first run (its M2M-SE-ID is `<SEType>-<uniqueId>`), so that the store loads its resources.
+    const backend = new SoftwareBackend({ uniqueId: s.seId.slice(s.seId.indexOf('-') + 1) });
+    await expect(McsEngine.create({ dataDir: dir, masterKey: MASTER, backends: [backend] })).rejects.toThrow(/went away/);
+    expect(() => loaded[1]!.bytes).toThrow();
+    expect(closed, 'the caller\'s backend stays open').not.toContain(backend);
+    SoftwareBackend.prototype.loadKey = real;
+    const retry = await McsEngine.create({ dataDir: dir, masterKey: MASTER, backends: [backend] });
+    ok(await new Session(retry, 'CAE1').retrieve(s.path('reg', 'c2')), 2000, 'a retry with the same backend');
+    await retry.close();
+  });
+
+  it('an empty chunk after a consumed message lets a buffer much larger than the message go, as a discard does', () => {
+    const acc = new Accumulator();
+    acc.append(new Uint8Array(200 * 1024).fill(1));
+    acc.receive(undefined, true);
+    acc.receive(new Uint8Array(20 * 1024).fill(2), true);
+    expect(acc.bytes().buffer.byteLength, 'the buffer is kept for the next message').toBe(200 * 1024);
+    acc.receive(new Uint8Array(0), false);
+    expect({ size: acc.size, capacity: acc.bytes().buffer.byteLength }).toEqual({ size: 0, capacity: 0 });
   });
 });
 
