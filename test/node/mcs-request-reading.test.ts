@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import vm from 'node:vm';
 import { ecdsa, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse } from '../../src/index.ts';
 import { SeHost } from '../../src/mcs/host.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { compiledType } from '../../src/mcs/registry.ts';
 import { Accumulator, Resource } from '../../src/mcs/resource.ts';
 import { hashType } from '../../src/mcs/types/hash.ts';
@@ -440,6 +441,20 @@ describe('what a response and a failed start leave behind (store review)', () =>
     const retry = await McsEngine.create({ dataDir: dir, masterKey: MASTER, backends: [backend] });
     ok(await new Session(retry, 'CAE1').retrieve(s.path('reg', 'c2')), 2000, 'a retry with the same backend');
     await retry.close();
+  });
+
+  it('a closed store refuses to load, named as closed rather than as a damaged directory', async () => {
+    const dir = tempDir();
+    const store = await JournalStore.open({ dir, masterKey: MASTER });
+    const engine = await McsEngine.create({ store });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    ok(await s.create(s.path('reg'), 20002, { 'senv:Cph': { rn: 'c', Calg: 1002, mbs: 64, kDt: new Uint8Array(32).fill(5) } }), 2001, 'cipher');
+    await engine.close();
+    const backend = new SoftwareBackend({ uniqueId: s.seId.slice(s.seId.indexOf('-') + 1) });
+    await backend.open();
+    await expect(store.load(new SeHost(s.seId, backend, 1 << 20))).rejects.toThrow(/is closed/);
+    await backend.close();
   });
 
   it('an empty chunk after a consumed message lets a buffer much larger than the message go, as a discard does', () => {

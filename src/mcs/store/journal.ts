@@ -183,6 +183,8 @@ export class JournalStore implements Persistence {
   }
 
   async load(host: SeHost): Promise<void> {
+    // Its key is zeroized: sealed data would not open, which would read as a damaged directory.
+    if (this.#closed) throw new StateError(`the store of ${this.#dir} is closed`);
     const records = Object.values(this.#state.resources[host.seId] ?? {});
     const built = new Map<string, Resource>();
     const types = new Map(TYPES.map((t) => [t.root, compiledType(t)]));
