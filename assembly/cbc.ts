@@ -109,14 +109,16 @@ export function cbc_create(k: usize, iv: usize, padding: u32, decrypt: u32, scra
 // back for cbc_final, which may have to remove padding from it. dst may
 // equal src only when no bytes are pending from an earlier call.
 export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
-  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
+  if (!inMemory(src, len)) return ERR_LENGTH;
   const err = live(op);
   if (err) return err;
-  store<u64>(op, load<u64>(op, TOTAL) + len, TOTAL);
   let part = <usize>load<u32>(op, PARTLEN);
   const avail = part + len;
   let blocks = avail >> 4;
   if ((load<u32>(op, FLAGS) & F_DECRYPT) && blocks > 0 && (avail & 15) == 0) blocks--;
+  // What is written, not len: pending bytes make it up to len + 15. Checked before anything changes.
+  if (!inMemory(dst, blocks << 4)) return ERR_LENGTH;
+  store<u64>(op, load<u64>(op, TOTAL) + len, TOTAL);
   let out: usize = 0;
   if (blocks > 0 && part > 0) {
     const take: usize = 16 - part;

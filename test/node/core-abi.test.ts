@@ -292,6 +292,33 @@ describe('core ABI', () => {
       expect(exportPointers.length).toBeGreaterThan(50);
     });
 
+    it(`${build}: cbc_update checks what it writes, which bytes pending from an earlier call make longer than len; a refusal changes nothing`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
+      for (const decrypt of [0, 1]) {
+        const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+        const io = x.io_ptr!();
+        const mem = () => new Uint8Array(x.memory.buffer);
+        mem().set(key, io);
+        mem().set(iv, io + 16);
+        mem().set(data, io + 64);
+        const op = x.cbc_create!(x.aes_key_create!(io, 16, 0), io + 16, 13, decrypt, 0);
+        let n = x.cbc_update!(op, io + 64, io + 128, 8);
+        const before = mem().slice();
+        const end = x.memory.buffer.byteLength;
+        // 8 pending + 8 new: a block of 16 (encryption) would go to end - 8.
+        const refused = x.cbc_update!(op, io + 72, end - 8, decrypt ? 16 : 8);
+        expect(refused, `${decrypt ? 'decrypt' : 'encrypt'}`).toBe(-2);
+        expect(mem().findIndex((b, i) => b !== before[i]), 'memory unchanged').toBe(-1);
+        n += x.cbc_update!(op, io + 72, io + 128 + n, 24);
+        n += x.cbc_final!(op, io + 128 + n);
+        const cipher = decrypt ? nodeCrypto.createDecipheriv('aes-128-cbc', key, iv) : nodeCrypto.createCipheriv('aes-128-cbc', key, iv);
+        cipher.setAutoPadding(false);
+        const expected = Buffer.concat([cipher.update(data), cipher.final()]);
+        expect(Buffer.from(mem().subarray(io + 128, io + 128 + n)).toString('hex'), 'a retry with room gives the right result').toBe(expected.toString('hex'));
+      }
+    });
+
     // The checks use each range's real length: one that ends exactly at the
     // end of memory is accepted (a fresh instance each: the tail it writes
     // holds the allocator's bookkeeping).
