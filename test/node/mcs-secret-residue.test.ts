@@ -48,8 +48,17 @@ function watchNew(onMake?: (made: Uint8Array, from: unknown) => void): Uint8Arra
       return made;
     },
   });
+  // slice() makes its copy through the species constructor, which the proxy above never sees.
+  const slice = RealUint8Array.prototype.slice;
+  RealUint8Array.prototype.slice = function (this: Uint8Array, start?: number, end?: number) {
+    const made = slice.call(this, start, end);
+    seen.push(made);
+    onMake?.(made, this);
+    return made;
+  };
   undo.push(() => {
     globalThis.Uint8Array = RealUint8Array;
+    RealUint8Array.prototype.slice = slice;
   });
   return seen;
 }
@@ -293,7 +302,9 @@ describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor show
     for (const c of commands) expect(zero(c), 'a command\'s data is zeroized once sent').toBe(true);
     expect(wire.length).toBe(commands.length);
     for (const w of wire) expect(zero(w), 'an encoded command is zeroized once sent').toBe(true);
-    for (const x of secrets) expect(hostArrays.some((a) => holds(a, x)), `a host copy of ${x.length} secret bytes`).toBe(false);
+    // The reader's record of what was sent stands for the native bridge's own copy (the card's side).
+    const host = hostArrays.filter((a) => !reader.sent.includes(a));
+    for (const x of secrets) expect(host.filter((a) => holds(a, x)).map((a) => a.length), `a host copy of ${x.length} secret bytes`).toEqual([]);
     const log = lines.join('\n');
     for (const x of secrets) expect(log.includes(hex(x)), `the log shows ${x.length} secret bytes`).toBe(false);
     expect(log).toMatch(/bytes masked/);
