@@ -120,22 +120,42 @@ const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0
  * UICCs) with GET RESPONSE, at most `maxRounds` times per command: a card
  * that keeps answering 61xx must not hold the host forever. A 6Cxx to a GET
  * RESPONSE repeats the GET RESPONSE with Le = xx (7816-4 clause 5.1.3): the
- * command itself already ran and must not run again.
+ * command itself already ran and must not run again. A response longer than
+ * the command's Ne (none when Ne is absent) is refused as it arrives, so a
+ * card that goes on answering cannot fill the host's memory.
  */
 export class GetResponseLayer extends Layer {
-  constructor(inner: ApduTransport, private readonly maxRounds = 64) {
+  /** `maxTotal`: the most data one response may bring when its Ne is the maximum (Le 00 or 0000). */
+  constructor(inner: ApduTransport, private readonly maxRounds = 64, private readonly maxTotal = EXTENDED_MAX_NE) {
     super(inner);
   }
 
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
+    const asked = cmd.ne ?? 0;
+    const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? this.maxTotal : asked;
     let r = await this.inner.transmit(cmd);
-    if (!announcesMore(r.sw)) return r;
     const parts: Uint8Array[] = [];
+    let total = 0;
+    const refuse = (what: string) => {
+      if (cmd.secret) for (const p of [...parts, r.data]) p.fill(0);
+      return new ApduError(`${commandName(cmd)}: the card ${what}, beyond the ${limit} bytes Ne = ${asked} allows`);
+    };
+    const take = () => {
+      total += r.data.length;
+      if (total > limit) throw refuse(`answered ${total} bytes or more`);
+      parts.push(r.data);
+    };
+    if (!announcesMore(r.sw)) {
+      take();
+      return r;
+    }
     const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
     for (let round = 0; ; round++) {
       let ne: number;
       if (announcesMore(r.sw)) {
-        parts.push(r.data);
+        take();
+        if (total === limit) throw refuse(`announced more data after ${total} bytes`);
         // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
         ne = r.sw & 0xff || this.inner.maxResponseData;
       } else if (r.sw >> 8 === 0x6c) {
@@ -146,7 +166,7 @@ export class GetResponseLayer extends Layer {
       if (round === this.maxRounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${this.maxRounds} GET RESPONSE rounds`);
       r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
     }
-    parts.push(r.data);
+    take();
     return { data: joinParts(parts, cmd.secret), sw: r.sw };
   }
 }
@@ -222,12 +242,19 @@ export class LogicalChannel extends Layer {
     super(inner);
   }
 
-  /** MANAGE CHANNEL open (the card picks the number). */
+  /**
+   * MANAGE CHANNEL open (the card picks the number). A number that is not a
+   * logical channel (0, the basic channel, or above 19) is refused: nothing
+   * is sent on it, and no close either (one of channel 0 would be refused,
+   * and none can name a channel above 19).
+   */
   static async open(inner: ApduTransport): Promise<LogicalChannel> {
     const r = await inner.transmit({ cla: 0x00, ins: 0x70, p1: 0x00, p2: 0x00, ne: 1 });
     if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'MANAGE CHANNEL (open)');
     if (r.data.length !== 1) throw new ApduError(`MANAGE CHANNEL (open) returned ${r.data.length} bytes instead of the channel number`);
-    return new LogicalChannel(inner, r.data[0]!);
+    const n = r.data[0]!;
+    if (n === 0 || n > 19) throw new ApduError(`MANAGE CHANNEL (open) answered channel ${n}, which is not a logical channel (1..19)`);
+    return new LogicalChannel(inner, n);
   }
 
   /** The basic channel 0 as a LogicalChannel (never closed). */
@@ -266,6 +293,8 @@ export interface StackOptions {
   checkStatus?: boolean;
   /** Cap on GET RESPONSE rounds per command (default 64). */
   maxGetResponseRounds?: number;
+  /** Most response data a command whose Ne is the maximum (256 or 65536: Le 00 / 0000) may collect (default 65536); any other Ne is its own cap. */
+  maxResponseTotal?: number;
   /** Largest command data field the card accepts (its FCI says so): no APDU, chained link or not, carries more. */
   maxCommandData?: number;
 }
@@ -275,7 +304,7 @@ export function createTransport(channel: ByteChannel, opts: StackOptions): { tra
   const raw = new RawTransport(channel, { extended: opts.extended });
   let t: ApduTransport = raw;
   if (opts.log) t = new LoggingLayer(t, opts.log);
-  t = new GetResponseLayer(t, opts.maxGetResponseRounds);
+  t = new GetResponseLayer(t, opts.maxGetResponseRounds, opts.maxResponseTotal);
   t = new LeCorrectionLayer(t);
   t = new ChainingLayer(t, opts.maxCommandData);
   if (opts.checkStatus !== false) t = new StatusLayer(t);

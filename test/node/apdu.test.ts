@@ -146,9 +146,40 @@ describe('transport layers', () => {
     expect(hex((await new GetResponseLayer(raw(ok)).transmit({ cla: 0x80, ins: 0xf2, p1: 0, p2: 0, ne: 256 })).data)).toBe('01020304');
     ok.done();
     const endless: ByteChannel = { transmit: async () => fromHex('006101') };
-    await expect(new GetResponseLayer(raw(endless), 3).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 })).rejects.toThrow(
+    await expect(new GetResponseLayer(raw(endless), 3).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256 })).rejects.toThrow(
       /after 3 GET RESPONSE rounds/,
     );
+  });
+
+  it('a response longer than Ne is refused as it arrives; Le 00 / 0000 take as much as the stack allows', async () => {
+    // [Ne, answers to the command and then to each GET RESPONSE, APDUs sent before the refusal]
+    const cases: [number | undefined, string[], number][] = [
+      [8, [`${'11'.repeat(9)}9000`], 1],
+      [8, [`${'11'.repeat(8)}6101`, '229000'], 1], // Ne used up, yet more announced: no GET RESPONSE
+      [8, [`${'11'.repeat(4)}6104`, `${'22'.repeat(5)}9000`], 2],
+      [undefined, ['119000'], 1], // case 3: no data expected
+      [256, [...Array(4).fill(`${'11'.repeat(256)}6100`), '9000'], 4], // past maxResponseTotal 1000
+    ];
+    for (const [ne, answers, sent] of cases) {
+      const given: Uint8Array[] = [];
+      const ch: ByteChannel = {
+        transmit: async () => {
+          given.push(fromHex(answers[given.length]!));
+          return given[given.length - 1]!;
+        },
+      };
+      const t = createTransport(ch, { extended: false, maxResponseTotal: 1000 });
+      const err = await t.transport.transmit({ cla: 0, ins: 0xca, p1: 0xdf, p2: 2, ne, secret: true }).catch((e: unknown) => e);
+      expect(err, `Ne ${ne}, ${answers[0]!.slice(-4)}`).toBeInstanceOf(ApduError);
+      expect(t.raw.sent).toBe(sent);
+      // A secret exchange's parts are zeroized when refused (the status words are not data).
+      expect(given.every((g) => g.subarray(0, g.length - 2).every((x) => x === 0))).toBe(true);
+    }
+    // 65536 bytes answered to Ne 65536 pass by default; one more does not.
+    const big = (n: number): ByteChannel => ({ transmit: async (a) => (a[1] === 0xc0 ? Uint8Array.of(...new Uint8Array(n - 65000), 0x90, 0) : Uint8Array.of(...new Uint8Array(65000), 0x61, 0)) });
+    const read = (n: number) => createTransport(big(n), { extended: true }).transport.transmit({ cla: 0, ins: 0xca, p1: 2, p2: 1, ne: 65536 });
+    expect((await read(65536)).data.length).toBe(65536);
+    await expect(read(65537)).rejects.toBeInstanceOf(ApduError);
   });
 
   it('6Cxx to a GET RESPONSE repeats the GET RESPONSE with that Le and keeps the data, never re-running the command', async () => {
@@ -251,6 +282,13 @@ describe('transport layers', () => {
     await lc.close();
     await expect(lc.transmit({ cla: 0, ins: 0xca, p1: 0, p2: 0 })).rejects.toThrow(/closed/);
     ch.done();
+
+    // Not a logical channel: refused, and nothing follows the open (no command on it, no close).
+    for (const n of ['00', '14', 'FF']) {
+      const bad = scripted([['0070000001', `${n}9000`]]);
+      await expect(LogicalChannel.open(raw(bad))).rejects.toBeInstanceOf(ApduError);
+      bad.done();
+    }
   });
 
   it('logging masks secret data and names commands and status words', async () => {

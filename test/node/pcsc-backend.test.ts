@@ -678,14 +678,17 @@ describe('PC/SC cipher streams end cleanly', () => {
     const s = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1), aad: new Uint8Array(8).fill(2) });
     await expect(s.final('not bytes' as unknown as Uint8Array)).rejects.toThrow(/must be a Uint8Array/);
     await expect(s.final(new Uint8Array(20).fill(3)), 'a retry').rejects.toThrow(StateError);
-    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    await expect(s.update(new Uint8Array(200_000)), 'links under the wiped nonce').rejects.toThrow(StateError);
+    const session = (b as unknown as { session: { numbers: Set<number>; free: unknown[] } }).session;
+    const mark = reader.sent.length;
     for (let i = 0; i < 3; i++) {
       const c = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
       const pending = c.update(new Uint8Array(200_000));
       c.abort();
       await pending.catch(() => undefined);
     }
-    expect(session.opened - session.free.length, 'channels still held after three aborts').toBe(0);
+    expect(reader.sent.slice(mark).map(hex), 'nothing sent for the aborted updates').toEqual([]);
+    expect(session.numbers.size - session.free.length, 'channels still held after three aborts').toBe(0);
     await expect(b.cipher(1001, k, 'encrypt', { nonce: 'n' as unknown as Uint8Array }), 'the parameter is named').rejects.toThrow(/nonce must be a Uint8Array/);
     const ok = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1) });
     expect(Buffer.from(await ok.final(new Uint8Array(5))).toString('hex')).toBe(Buffer.from(gcm(keyBytes, new Uint8Array(12).fill(1)).encrypt(new Uint8Array(5))).toString('hex'));
@@ -727,8 +730,8 @@ describe('PC/SC cipher streams end cleanly', () => {
     expect((await u.update(new Uint8Array(200_000))).length).toBe(0);
     reader.intercept = undefined;
     expect(reader.sent.slice(mark).filter((a) => a[1] === 0x22 && (a[0]! & 0x03) !== 0), 'no MSE:SET on the new channel').toEqual([]);
-    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
-    expect(session.opened - session.free.length, 'no channel held').toBe(0);
+    const session = (b as unknown as { session: { numbers: Set<number>; free: unknown[] } }).session;
+    expect(session.numbers.size - session.free.length, 'no channel held').toBe(0);
     await b.close();
   });
 });
@@ -774,6 +777,8 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     abortAtFirstLink(reader, s);
     await expect(s.final()).rejects.toThrow(/aborted/);
     reader.intercept = undefined;
+    // Ended on the card itself, not left for the next command (an MSE:SET would retry after 6883 and hide it).
+    expect((reader.os as unknown as { channels: { chain: unknown }[] }).channels[0]!.chain, 'chain on channel 0').toBeNull();
     const d = await b.digest(4);
     const abc = new TextEncoder().encode('abc');
     expect(Buffer.from(await d.final(abc)).toString('hex'), 'sha256("abc") on channel 0 afterwards').toBe(Buffer.from(sha256(abc)).toString('hex'));
@@ -841,7 +846,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   it('after a timeout, a channel the SELECT cannot clean is closed, not pooled; an answered last command costs no SELECT, even when aborted', async () => {
     const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { reader, b } = await openedReader();
-    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
+    const session = (b as unknown as { session: { numbers: Set<number>; free: unknown[] } }).session;
     const s = await b.digest(4);
     await s.update(new Uint8Array(200_000).fill(7));
     reader.intercept = (apdu) => {
@@ -852,7 +857,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     };
     await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
     reader.intercept = undefined;
-    expect({ streams: reader.streamsOpen(), opened: session.opened, free: session.free.length }).toEqual({ streams: 0, opened: 0, free: 0 });
+    expect({ streams: reader.streamsOpen(), opened: session.numbers.size, free: session.free.length }).toEqual({ streams: 0, opened: 0, free: 0 });
 
     for (const size of [10, 200_000]) {
       const t = await b.digest(4);
@@ -985,6 +990,23 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(reader.connects, 'nor does close()').toBe(1);
   });
 
+  it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
+    const { PcscCard } = await import('../../src/pcsc/index.ts');
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const handle = {
+      beginTransaction: async () => undefined,
+      endTransaction: async () => {
+        throw new PcscError('SCardEndTransaction', 0x80100003);
+      },
+      get connected() { return true; },
+    };
+    const card = new PcscCard({ constants: { SCARD_LEAVE_CARD: 0 } } as never, handle as never, 'stand-in', 2, 2);
+    await expect(card.transaction(async () => {
+      throw new PcscError('SCardTransmit', 0x8010000a);
+    })).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    await expect(card.transaction(async () => 1), 'after a success, the failure to end is reported').rejects.toThrow(/SCARD_E_INVALID_HANDLE/);
+  });
+
   it('shared mode: a timeout whose clean-up drops the session is reported as the timeout; the transaction ends before the disconnect', async () => {
     const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { PcscCard } = await import('../../src/pcsc/index.ts');
@@ -1051,8 +1073,8 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await expect(s.update(new Uint8Array(70_000))).rejects.toThrow();
     reader.intercept = undefined;
     await expect(s.final()).rejects.toThrow(StateError);
-    const session = (b as unknown as { session: { opened: number; free: unknown[] } }).session;
-    expect(session.opened - session.free.length, 'no channel held').toBe(0);
+    const session = (b as unknown as { session: { numbers: Set<number>; free: unknown[] } }).session;
+    expect(session.numbers.size - session.free.length, 'no channel held').toBe(0);
     await b.close();
   });
 
@@ -1067,5 +1089,182 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await expect(s.end(async () => ({ data: new Uint8Array(0), sw: 0x9000 }))).rejects.toThrow();
     s.abort();
     expect(parts.every((p) => p.every((x) => x === 0)), 'the buffered message is zeroized').toBe(true);
+  });
+});
+
+describe('PC/SC answers that the card cannot have meant are card faults (ApduError), never results', () => {
+  const resp = (data: ArrayLike<number>, sw = 0x9000) => Uint8Array.from([...Array.from(data), sw >> 8, sw & 0xff]);
+  /** The last (unchained) command of a PSO with these P1-P2. */
+  const lastPso = (a: Uint8Array, p1p2: number) => a[1] === 0x2a && (a[0]! & 0x10) === 0 && ((a[2]! << 8) | a[3]!) === p1p2;
+  const generate = (a: Uint8Array) => a[1] === 0x47 && a[2] === 0x80;
+  const memory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0xdf && a[3] === 0x02;
+  const opensChannel = (a: Uint8Array) => a[1] === 0x70 && a[2] === 0x00;
+
+  it('a digest, MAC or signature of the wrong length, and data answered to a VERIFY, are refused', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const hm = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', randomBytes(32));
+    const cm = await b.importKey({ use: 'signature', algorithm: 49 }, 'secret', randomBytes(16));
+    const ec = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const msg = Uint8Array.of(1, 2, 3);
+    const sign = (alg: 25 | 49 | 33, k: typeof hm, format: 'raw' | 'der' = 'raw') => async () => (await b.signature(alg, k, { format, prehashed: false })).sign(msg);
+    // [what, P1-P2 of the command answered, bytes answered, operation]
+    const cases: [string, number, number, () => Promise<unknown>][] = [
+      ['SHA-256, 31 bytes', 0x9080, 31, async () => (await b.digest(4)).final(msg)],
+      ['SHA-256, 33 bytes', 0x9080, 33, async () => (await b.digest(4)).final(msg)],
+      ['SHA-512, 32 bytes', 0x9080, 32, async () => (await b.digest(6)).final(msg)],
+      ['HMAC-SHA-256, 48 bytes', 0x9e9a, 48, sign(25, hm)],
+      ['CMAC, 32 bytes', 0x9e9a, 32, sign(49, cm)],
+      ['ECDSA P-256 r || s, 63 bytes', 0x9e9a, 63, sign(33, ec)],
+      ['ECDSA P-256 DER, 64 bytes that are no DER', 0x9e9a, 64, sign(33, ec, 'der')],
+      ['HMAC VERIFY answering 1 byte', 0x00a8, 1, async () => (await b.signature(25, hm, { format: 'raw', prehashed: false })).verify(new Uint8Array(32), msg)],
+    ];
+    for (const [what, p1p2, n, run] of cases) {
+      reader.intercept = (a) => (lastPso(a, p1p2) ? resp(new Uint8Array(n).fill(0x11)) : undefined);
+      await expect(run(), what).rejects.toBeInstanceOf(ApduError);
+    }
+    // A 9000 forged for the MSE:SET of a signature leaves the card's HMAC environment: its MAC is no P-256 signature.
+    await sign(25, hm)();
+    reader.intercept = (a) => (a[1] === 0x22 && a[3] === 0xb6 ? resp([]) : undefined);
+    await expect(sign(33, ec)(), 'an HMAC as a signature').rejects.toBeInstanceOf(ApduError);
+    reader.intercept = undefined;
+    await servesDigest(b, 100);
+    await b.close();
+  });
+
+  it('cipher output of the wrong length for its input is refused and zeroized; an AEAD decipherment releases nothing before its tag', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const gk = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    const ck = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', randomBytes(16));
+    const iv = randomBytes(16);
+    const ct = await (await b.cipher(24, ck, 'encrypt', { iv })).final(new Uint8Array(32).fill(1));
+    expect(ct.length).toBe(48);
+    const given: Uint8Array[] = [];
+    const answer = (f: (a: Uint8Array) => Uint8Array | undefined) => (a: Uint8Array) => {
+      const r = f(a);
+      if (r) given.push(r);
+      return r;
+    };
+    const cases: [string, (a: Uint8Array) => Uint8Array | undefined, () => Promise<Uint8Array>][] = [
+      ['GCM, 100 bytes enciphered to 115', (a) => (lastPso(a, 0x8680) ? reader.os.apdu(a).slice(1) : undefined),
+        async () => (await b.cipher(1001, gk, 'encrypt', { nonce: randomBytes(12) })).final(new Uint8Array(100))],
+      ['GCM decipherment answering plaintext before its last link', (a) => (a[1] === 0x2a && a[0]! & 0x10 ? Uint8Array.of(5, 5, 5, ...reader.os.apdu(a)) : undefined),
+        async () => (await b.cipher(1001, gk, 'decrypt', { nonce: randomBytes(12) })).update(randomBytes(600))],
+      ['CBC PKCS#5, 48 bytes deciphered to 48', (a) => (lastPso(a, 0x8086) ? resp(new Uint8Array(48).fill(5)) : undefined),
+        async () => (await b.cipher(24, ck, 'decrypt', { iv })).final(ct)],
+      ['CBC PKCS#5, 32 bytes enciphered to 32', (a) => (lastPso(a, 0x8680) ? resp(new Uint8Array(32).fill(5)) : undefined),
+        async () => (await b.cipher(24, ck, 'encrypt', { iv })).final(new Uint8Array(32))],
+    ];
+    for (const [what, f, run] of cases) {
+      given.length = 0;
+      reader.intercept = answer(f);
+      await expect(run(), what).rejects.toBeInstanceOf(ApduError);
+      expect(given.length, what).toBeGreaterThan(0);
+      expect(given.every((r) => r.subarray(0, r.length - 2).every((x) => x === 0)), `${what}: zeroized`).toBe(true);
+    }
+    reader.intercept = undefined;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reader.streamsOpen()).toBe(0);
+    await servesDigest(b, 600);
+    await b.close();
+  });
+
+  it('keys without a usable public point and memory figures that cannot be are refused; a generated key is not left in its slot', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const template = (point: number[]) => [0x7f, 0x49, point.length + 2, 0x86, point.length, ...point];
+    const ec = { use: 'signature', algorithm: 33 } as const;
+    for (const [spec, data] of [
+      [ec, []], [ec, [0x7f, 0x49, 0]], [ec, template([4])], [ec, template([4, ...randomBytes(64)]).slice(0, -1)],
+      [ec, template([...randomBytes(64)])], [ec, template([2, ...randomBytes(64)])], [ec, template([4, ...randomBytes(65)])],
+      [{ use: 'signature', algorithm: 25 }, template([4])],
+    ] as const) {
+      reader.intercept = (a) => (generate(a) ? (reader.os.apdu(a), resp(data)) : undefined);
+      await expect(b.generateKey(spec), `generate ${spec.algorithm}: ${hex(Uint8Array.from(data)).slice(0, 16)}`).rejects.toBeInstanceOf(ApduError);
+      expect(reader.store.keys.size, 'the key the card made is deleted').toBe(0);
+    }
+    reader.intercept = undefined;
+    const stored = await b.storeKey(await b.generateKey(ec));
+    const info = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x01;
+    for (const data of [[0x80, 2, 0, 0x21], [0x80, 2, 0, 0x21, 0x86, 1, 4], [0x80, 2, 0, 0x21, 0x86, 64, ...randomBytes(64)], [0x81, 1, 1]]) {
+      reader.intercept = (a) => (info(a) ? resp(data) : undefined);
+      await expect(b.loadKey(ec, stored), `load: ${hex(Uint8Array.from(data)).slice(0, 16)}`).rejects.toBeInstanceOf(ApduError);
+    }
+    // A slot that holds a key for another algorithm is a stale reference, not a card fault.
+    reader.intercept = (a) => (info(a) ? resp([0x80, 2, 0, 0x22]) : undefined);
+    await expect(b.loadKey(ec, stored)).rejects.toBeInstanceOf(StateError);
+    for (const data of [[], [0, 0, 1, 0], new Array(7).fill(0), new Array(9).fill(0), [0, 0, 0, 1, 0, 0, 0, 2]]) {
+      reader.intercept = (a) => (memory(a) ? resp(data) : undefined);
+      await expect(b.memoryInfo(), `memory: ${data.length} bytes`).rejects.toBeInstanceOf(ApduError);
+    }
+    reader.intercept = undefined;
+    expect((await b.memoryInfo()).total).toBeGreaterThan(0);
+    await b.close();
+  });
+
+  it('MANAGE CHANNEL answering channel 0, 20 or one the session holds is refused; nothing is sent on that channel, and streams still end right', async () => {
+    for (const [what, channel] of [['0', () => 0], ['20', () => 20], ['a channel held', (n: number) => (n === 1 ? undefined : 1)]] as const) {
+      const reader = new InProcessReader(SHORT_LIMITS);
+      const b = reader.backend();
+      await b.open();
+      let opens = 0;
+      reader.intercept = (a) => {
+        if (!opensChannel(a)) return undefined;
+        const n = channel(++opens);
+        return n === undefined ? undefined : resp([n]);
+      };
+      const first = await b.digest(4);
+      const m1 = randomBytes(600);
+      if (what === 'a channel held') await first.update(m1.subarray(0, 300));
+      const s = await b.digest(4);
+      const mark = reader.sent.length;
+      await expect(s.update(randomBytes(600)), what).rejects.toBeInstanceOf(ApduError);
+      expect(reader.sent.slice(mark).map(hex), what).toEqual(['0070000001']);
+      // The card is asked for no channel again: a stream buffers and ends on channel 0; one holding its channel ends on it.
+      await servesDigest(b, 600);
+      await first.update(m1.subarray(what === 'a channel held' ? 300 : 0));
+      expect(hex(await first.final()), what).toBe(hex(sha256(m1)));
+      expect(opens, what).toBe(what === 'a channel held' ? 2 : 1);
+      await b.close();
+    }
+  });
+
+  it('over Mcs each is an internal error (5000) with a short m2m:dbg, not a refused request (4005)', async () => {
+    const { McsClient, McsError } = await import('../../src/index.ts');
+    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const engine = await McsEngine.create({ backends: [reader.backend()] });
+    const c = new McsClient(engine, 'CAE1');
+    await c.register();
+    let lost = false;
+    const cases: [string, (a: Uint8Array) => Uint8Array | undefined, () => Promise<unknown>][] = [
+      ['a digest of 31 bytes', (a) => (lastPso(a, 0x9080) ? resp(new Uint8Array(31)) : undefined), async () => (await (await c.hash({ algorithm: 4 })).update(Uint8Array.of(1))).calculate()],
+      ['memory figures of 4 bytes', (a) => (memory(a) ? resp([0, 0, 1, 0]) : undefined), () => c.memory()],
+      ['a key pair with an empty 7F49', (a) => (generate(a) ? (reader.os.apdu(a), resp([0x7f, 0x49, 0])) : undefined), async () => (await c.signature({ algorithm: 33 })).generateKey()],
+      // The card is lost (the session drops), then answers the reconnect's SELECT with an FCI without A5.
+      ['an FCI without A5 at a reconnect', (a) => {
+        if (!lost && lastPso(a, 0x9080)) {
+          lost = true;
+          throw new ShortResponseError(1);
+        }
+        return lost && a[1] === SELECT ? resp([0x6f, 0x08, 0x84, 0x06, 0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01]) : undefined;
+      }, async () => {
+        const h = await (await c.hash({ algorithm: 4 })).update(Uint8Array.of(1));
+        await expect(h.calculate()).rejects.toMatchObject({ rsc: 5000, message: 'internal error (ERR_PCSC)' });
+        return h.calculate();
+      }],
+    ];
+    for (const [what, answer, run] of cases) {
+      reader.intercept = answer;
+      const e = await run().then(() => undefined, (x: unknown) => x);
+      expect(e, what).toBeInstanceOf(McsError);
+      expect([(e as InstanceType<typeof McsError>).rsc, (e as Error).message], what).toEqual([5000, 'internal error (ERR_APDU)']);
+    }
+    reader.intercept = undefined;
+    await engine.close();
   });
 });

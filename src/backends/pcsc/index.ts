@@ -15,7 +15,8 @@ import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
-import { CIPHERS, HASHES, SIGNATURES } from '../../mcs/algorithms.ts';
+import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
+import { derToRaw } from '../../core/ecdsa-der.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
 import { CardSession, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
@@ -141,9 +142,12 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async memoryInfo(): Promise<{ total: number; available: number }> {
     this.live();
-    const r = await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: 0xdf, p2: 0x02, ne: 8 }));
-    const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.length);
-    return { total: v.getUint32(0), available: v.getUint32(4) };
+    const r = await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.MEMORY >> 8, p2: DO.MEMORY & 0xff, ne: 8 }));
+    const d = exactly(r.data, 8, 'memory figures (total, available)');
+    const v = new DataView(d.buffer, d.byteOffset, 8);
+    const figures = { total: v.getUint32(0), available: v.getUint32(4) };
+    if (figures.available > figures.total) throw new ApduError(`the card says ${figures.available} bytes of its ${figures.total} are available`);
+    return figures;
   }
 
   /** GET CHALLENGE, in as few APDUs as the card's and the transport's response limits allow. */
@@ -180,16 +184,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       // The command's copy of the key: the card has its own now, or refused it.
       data.fill(0);
     }
-    let publicKey: Uint8Array | undefined;
-    if (SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa') {
-      try {
-        publicKey = kind === 'public' ? copyArg(material, 'public key') : await this.readPublicKey(ref);
-      } catch (e) {
-        // No handle will ever name this slot: a secret left in it would be orphaned on the card.
-        await this.deleteSlot(ref).catch(() => undefined);
-        throw e;
-      }
-    }
+    const publicKey = isEcdsa(spec) ? await this.orDelete(ref, async () => (kind === 'public' ? copyArg(material, 'public key') : this.readPublicKey(ref, alg))) : undefined;
     return this.track(new CardKey(spec, kind, ref, publicKey));
   }
 
@@ -202,7 +197,22 @@ export class PcscBackend implements SecureEnvironmentBackend {
         cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536,
       }));
     });
-    return this.track(new CardKey(spec, 'secret', ref, r!.data.length ? publicPoint(r!.data) : undefined));
+    const publicKey = await this.orDelete(ref, async () => {
+      if (isEcdsa(spec)) return publicPoint(r!.data, alg);
+      exactly(r!.data, 0, 'data after generating a symmetric key');
+      return undefined;
+    });
+    return this.track(new CardKey(spec, 'secret', ref, publicKey));
+  }
+
+  /** `fn` for the key the card now holds in `ref`; when it fails, no handle will ever name the slot, so the key is deleted rather than orphaned there. */
+  private async orDelete<T>(ref: number, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      await this.deleteSlot(ref).catch(() => undefined);
+      throw e;
+    }
   }
 
   /**
@@ -247,9 +257,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const ref = Number(refText);
     const info = decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
     const onCard = findTlv(info, TAG.ALGORITHM);
-    if (!onCard || ((onCard[0]! << 8) | onCard[1]!) !== alg) throw new StateError(`card slot ${ref} holds a key for another algorithm`);
-    const point = findTlv(info, TAG.EC_POINT);
-    return this.track(new CardKey(spec, stored.kind, ref, point?.slice()));
+    // A key information without its algorithm is the card's fault; one naming another algorithm is a stale reference.
+    if (onCard?.length !== 2) throw new ApduError(`the card's information on slot ${ref} has no algorithm (80 of 2 bytes)`);
+    if (((onCard[0]! << 8) | onCard[1]!) !== alg) throw new StateError(`card slot ${ref} holds a key for another algorithm`);
+    const point = isEcdsa(spec) ? ecPoint(findTlv(info, TAG.EC_POINT), alg) : undefined;
+    return this.track(new CardKey(spec, stored.kind, ref, point));
   }
 
   /** Forgets the handle; the key stays in its slot, for a data directory that names it. */
@@ -278,7 +290,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       update: async (d) => void (await s.update(d)),
       final: async (last) => {
         if (last) await s.update(last);
-        return s.finish();
+        return exactly(await s.finish(), HASHES[algorithm].outputLength, `${HASH_NAMES[algorithm]} digest`);
       },
       abort: () => s.abort(),
     };
@@ -306,24 +318,39 @@ export class PcscBackend implements SecureEnvironmentBackend {
       output: true,
     });
     let finishing = false;
+    // Output bytes so far, against what the input given so far allows (cipherOutput).
+    let produced = 0;
+    const checked = (out: Uint8Array, end: boolean): Uint8Array => {
+      produced += out.length;
+      const { min, max } = cipherOutput(CIPHERS[algorithm], direction, s.received, end);
+      if (produced >= min && produced <= max) return out;
+      out.fill(0);
+      throw new ApduError(`the card returned ${produced} bytes of ${direction === 'encrypt' ? 'ciphertext' : 'plaintext'} ${end ? 'in all' : 'so far'} for ${s.received} bytes of input (${min === max ? min : `${min} to ${max}`} expected)`);
+    };
     return {
-      update: (d) => dataCall(s.update(d)),
+      update: async (d) => {
+        const out = await dataCall(s.update(d));
+        try {
+          return checked(out, false);
+        } catch (e) {
+          // A card whose output cannot be right does not get the rest of the message.
+          s.abort();
+          dropParams();
+          throw e;
+        }
+      },
       final: async (last) => {
         // Only the first final() owns the end: a second one must not abort it or wipe its parameters.
         if (finishing) throw new StateError('stream already finished');
         finishing = true;
+        let head: Uint8Array = new Uint8Array(0);
         try {
-          const head = last ? await dataCall(s.update(last)) : new Uint8Array(0);
-          let tail: Uint8Array;
-          try {
-            tail = await dataCall(s.finish());
-          } catch (e) {
-            // Plaintext of a message that failed at its end (tag, padding) is released to no one.
-            head.fill(0);
-            throw e;
-          }
+          if (last) head = checked(await dataCall(s.update(last)), false);
+          const tail = checked(await dataCall(s.finish()), true);
           return head.length ? joinParts([head, tail], true) : tail;
         } catch (e) {
+          // Plaintext of a message that failed at its end (tag, padding, an output of the wrong length) is released to no one.
+          head.fill(0);
           // A final that failed ends the stream: no retry may run under the wiped parameters.
           s.abort();
           throw e;
@@ -350,7 +377,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
         if (last) await s.update(last);
-        return dataCall(s.finish());
+        return exactly(await dataCall(s.finish()), macLength(algorithm), `${info.name} MAC`);
       },
       verify: async (signature, last) => {
         if (last) await s.update(last);
@@ -406,7 +433,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       sign: async (last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
         await send(s, last);
-        return s.finish();
+        return ecdsaSignature(algorithm, options.format === 'der', await s.finish());
       },
       verify: async (signature, last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
@@ -449,11 +476,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return k;
   }
 
-  private async readPublicKey(ref: number): Promise<Uint8Array> {
+  private async readPublicKey(ref: number, alg: number): Promise<Uint8Array> {
     const r = await this.session.run(() => this.session.channel0.transmit({
       cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [ref]]), ne: 65536,
     }));
-    return publicPoint(r.data);
+    return publicPoint(r.data, alg);
   }
 }
 
@@ -489,11 +516,75 @@ async function dataCall(p: Promise<Uint8Array>): Promise<Uint8Array> {
   }
 }
 
-function publicPoint(template: Uint8Array): Uint8Array {
+// What the card returns, checked against what the profile defines for it,
+// each kind in one place: a faulty card, or a forged status word (a 9000 to
+// an MSE:SET that never ran leaves the previous environment, and an HMAC
+// comes back where a signature was asked for), must not reach the caller as a
+// result. Card faults are ApduError (5000 over Mcs), never StateError (4005).
+
+/** `out` when it has exactly `n` bytes; else ApduError, with `out` zeroized (it may be secret). */
+function exactly(out: Uint8Array, n: number, what: string): Uint8Array {
+  if (out.length === n) return out;
+  out.fill(0);
+  throw new ApduError(`the card returned ${out.length} bytes of ${what} instead of ${n}`);
+}
+
+const isEcdsa = (spec: KeySpec): boolean => spec.use === 'signature' && SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa';
+
+/** HMAC: the hash's whole output (the profile truncates nothing); CMAC and CBC-MAC: one AES block. */
+function macLength(algorithm: SignatureAlgorithm): number {
+  const info = SIGNATURES[algorithm];
+  return info.family === 'hmac' ? HASHES[info.hash!].outputLength : 16;
+}
+
+/** Coordinate (and scalar) length of an ECDSA algorithm's curve: its SEC1 point is 04 || X || Y. */
+const fieldLength = (algorithm: number): number => (PUBLIC_KEY_LENGTHS[SIGNATURES[algorithm as SignatureAlgorithm].curve!] - 1) / 2;
+
+/** Raw r || s of two field-length halves, or (C1 01) a DER ECDSA-Sig-Value whose integers fit the field. */
+function ecdsaSignature(algorithm: SignatureAlgorithm, der: boolean, sig: Uint8Array): Uint8Array {
+  const n = fieldLength(algorithm);
+  if (!der) return exactly(sig, 2 * n, `${SIGNATURES[algorithm].name} signature (r || s)`);
+  if (derToRaw(sig, n)) return sig;
+  throw new ApduError(`the card returned ${sig.length} bytes that are no DER ${SIGNATURES[algorithm].name} signature`);
+}
+
+/** The uncompressed point (04 || X || Y) of an ECDSA key for `algorithm`, as a copy. */
+function ecPoint(point: Uint8Array | undefined, algorithm: number): Uint8Array {
+  const n = 1 + 2 * fieldLength(algorithm);
+  if (point?.length === n && point[0] === 0x04) return point.slice();
+  throw new ApduError(`the card returned ${point ? `a public point of ${point.length} bytes` : 'no public point'} where an uncompressed one of ${n} bytes belongs`);
+}
+
+/** The point of a public key template, 7F49 { 86 point }. */
+function publicPoint(template: Uint8Array, algorithm: number): Uint8Array {
   const inner = findTlv(decodeTlvs(template), TAG.PUBLIC_KEY_TEMPLATE);
-  const point = inner && findTlv(decodeTlvs(inner), TAG.EC_POINT);
-  if (!point) throw new StateError('the card returned no public key template (7F49/86)');
-  return point.slice();
+  return ecPoint(inner && findTlv(decodeTlvs(inner), TAG.EC_POINT), algorithm);
+}
+
+/**
+ * What a cipher operation may have output after `n` input bytes. Before its
+ * end: no more than the input (block modes keep a block back, CCM all of it),
+ * and nothing at all from an AEAD decipherment, which releases no plaintext
+ * before its tag verified. At its end, the whole output: the input plus the
+ * tag or minus it (AEAD); for CBC, the input padded to whole blocks
+ * (encipherment) or, with padding, one to 16 bytes less (decipherment). An
+ * input the card had to refuse allows no output at all (min > max).
+ */
+function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: number, end: boolean): { min: number; max: number } {
+  const decrypt = direction === 'decrypt';
+  if (!end) return { min: 0, max: info.mode !== 'cbc' && decrypt ? 0 : n };
+  const exact = (x: number) => ({ min: x, max: x });
+  const none = { min: 1, max: 0 };
+  if (info.mode !== 'cbc') return !decrypt ? exact(n + info.tagLength!) : n >= info.tagLength! ? exact(n - info.tagLength!) : none;
+  const blocks = n % 16 === 0;
+  if (decrypt) {
+    if (!blocks) return none;
+    if (info.padding === 'none' || info.padding === 'iso9797-m1') return exact(n); // method 1's zeros cannot be told from data
+    return n > 0 ? { min: n - 16, max: n - 1 } : none;
+  }
+  if (info.padding === 'none') return blocks ? exact(n) : none;
+  if (info.padding === 'iso9797-m1') return exact(Math.max(16, Math.ceil(n / 16) * 16));
+  return exact(n - (n % 16) + 16);
 }
 
 /**

@@ -78,8 +78,13 @@ export class CardSession {
   private basic: AppletChannel | undefined;
   /** Logical channels with the applet selected, not held by a stream. */
   private free: AppletChannel[] = [];
-  /** Logical channels open on the card that this session opened (pooled, held by streams, or not closable). */
-  private opened = 0;
+  /** Numbers of the logical channels this session opened on the card (pooled, held by streams, or not closable). */
+  private numbers = new Set<number>();
+  /**
+   * The card answered MANAGE CHANNEL open with a number this session cannot
+   * use: it may hold a channel nobody can close, which only a reset ends.
+   */
+  private stray = false;
   /** The card refused to open another channel: no more are asked for until it is reset. */
   private exhausted = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -156,19 +161,27 @@ export class CardSession {
     const reuse = this.free.pop();
     if (reuse) return reuse;
     // The profile promises channels 1-3 (docs/apdu-profile.md).
-    if (this.opened >= 3 || this.exhausted || !this.stack) return undefined;
+    if (this.numbers.size >= 3 || this.exhausted || !this.stack) return undefined;
     let ch: LogicalChannel;
     try {
       ch = await LogicalChannel.open(this.stack!);
+      // A channel a stream holds or the pool keeps: a second stream's links would go into its chain.
+      if (this.numbers.has(ch.channel)) throw new ApduError(`MANAGE CHANNEL (open) answered channel ${ch.channel}, which this session already holds`);
     } catch (e) {
       if (e instanceof StatusWordError) {
         // Fewer channels than the profile promises (or another application holds some): stop asking.
         this.exhausted = true;
         return undefined;
       }
+      if (e instanceof ApduError) {
+        // Nothing is sent on (or closes) a number the card cannot have given; and no card that gave
+        // one is asked again until a reset, which also ends a channel it may have opened.
+        this.exhausted = true;
+        this.stray = true;
+      }
       throw e;
     }
-    this.opened++;
+    this.numbers.add(ch.channel);
     try {
       await selectAid(ch, SENV_AID);
     } catch (e) {
@@ -183,7 +196,7 @@ export class CardSession {
   private async giveBack(ch: LogicalChannel): Promise<boolean> {
     return ch.close().then(
       () => {
-        this.opened--;
+        this.numbers.delete(ch.channel);
         return true;
       },
       () => false,
@@ -257,7 +270,7 @@ export class CardSession {
       }, false).catch(() => undefined);
     }
     await this.queue;
-    await this.drop(this.opened > 0 ? 'reset' : 'leave');
+    await this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave');
     if (this.ownsContext) await this.ctx?.release();
     this.ctx = undefined;
   }
@@ -288,9 +301,10 @@ export class CardSession {
 
   private useStack(extended: boolean, maxCommandData?: number): void {
     if (this.raw) this.sentBefore += this.raw.sent;
-    // 2^16 GET RESPONSE rounds: a 16 MiB answer even in 256-byte pieces, yet never endless.
+    // 16 MiB in 2^16 GET RESPONSE rounds: a data object that large even in 256-byte pieces, yet a card
+    // that goes on answering can neither hold the host forever nor fill its memory.
     const { transport, raw } = createTransport(this.card!, {
-      extended, maxGetResponseRounds: 1 << 16,
+      extended, maxGetResponseRounds: 1 << 16, maxResponseTotal: 1 << 24,
       ...(maxCommandData ? { maxCommandData } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
@@ -306,7 +320,8 @@ export class CardSession {
   private invalidate(): void {
     this.epoch++;
     this.free = [];
-    this.opened = 0;
+    this.numbers.clear();
+    this.stray = false;
     this.exhausted = false;
     this.basic?.forgetEnvironment();
   }
@@ -350,7 +365,8 @@ export function cardLost(e: unknown): boolean {
 export function parseFci(fci: Uint8Array): CardInfo {
   const top = findTlv(decodeTlvs(fci), TAG.FCI);
   const prop = top && findTlv(decodeTlvs(top), TAG.PROPRIETARY);
-  if (!prop) throw new StateError('the card answered SELECT without the senv FCI proprietary template (A5)');
+  // A card fault, not a request the caller may not make (StateError is 4005 over Mcs).
+  if (!prop) throw new ApduError('the card answered SELECT without the senv FCI proprietary template (A5)');
   const p = decodeTlvs(prop);
   const num = (tag: number) => {
     const v = findTlv(p, tag);

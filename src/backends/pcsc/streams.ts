@@ -23,6 +23,7 @@ export interface LinkStreamOptions {
 export class LinkStream {
   private parts: Uint8Array[] = [];
   private buffered = 0;
+  private given = 0;
   private ch: AppletChannel | undefined;
   private epoch = 0;
   /** No more update() or end() calls are taken. */
@@ -34,6 +35,11 @@ export class LinkStream {
 
   constructor(private readonly session: CardSession, private readonly max: number, private readonly opts: LinkStreamOptions) {}
 
+  /** Message bytes taken so far (what the card's output is checked against). */
+  get received(): number {
+    return this.given;
+  }
+
   /**
    * Buffers; sends full links (chained) once more than one link's worth is
    * waiting. Resolves to the output those links produced (ciphers), if any.
@@ -42,6 +48,7 @@ export class LinkStream {
     if (this.done) throw new StateError('stream already finished');
     // A copy through the typed-array slots: a Buffer's slice() would be the caller's memory, which take() zeroizes.
     const copy = copyArg(data, 'data');
+    this.given += copy.length;
     if (copy.length === 0) return EMPTY;
     this.parts.push(copy);
     this.buffered += copy.length;
