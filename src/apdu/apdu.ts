@@ -15,6 +15,12 @@ export interface CommandApdu {
   /** Expected response length Ne (0 or absent: none expected, cases 1 and 3). 256 / 65536 mean "as much as available". */
   ne?: number;
   /**
+   * With Ne 256 / 65536: the most data the caller can take in all, when it
+   * knows (a cipher's output for the message so far); the transport's own
+   * cap (GetResponseLayer) otherwise.
+   */
+  most?: number;
+  /**
    * The data fields of this exchange are secret (PINs, keys, plaintext):
    * logging layers print their length only, and the copies the transport
    * makes of them (the encoded command, responses joined) are zeroized.

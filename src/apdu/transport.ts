@@ -133,7 +133,7 @@ export class GetResponseLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
-    const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? this.maxTotal : asked;
+    const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? cmd.most ?? this.maxTotal : asked;
     let r = await this.inner.transmit(cmd);
     const parts: Uint8Array[] = [];
     let total = 0;

@@ -990,6 +990,57 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(reader.connects, 'nor does close()').toBe(1);
   });
 
+  it('a timed-out MANAGE CHANNEL open the card carried out, or a close whose answer was lost, leaves no channel behind and no number held against the card', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const timedOut = (reader: InProcessReader, a: Uint8Array): never => {
+      reader.os.apdu(a); // the card carried it out; the answer never came
+      throw new PcscError('SCardTransmit', 0x8010000a);
+    };
+    // The open: the card holds channel 1, which the session never learnt of.
+    const first = await openedReader();
+    let armed = true;
+    first.reader.intercept = (a) => (armed && a[1] === 0x70 && a[2] === 0 ? ((armed = false), timedOut(first.reader, a)) : undefined);
+    const s = await first.b.digest(4);
+    await expect(s.update(new Uint8Array(70_000))).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    first.reader.intercept = undefined;
+    await first.b.close();
+    expect(cardChannels(first.reader), 'close() reset the card').toEqual([]);
+
+    // The close: SELECT on the new channel and the MANAGE CHANNEL that closes it both time out, though the card
+    // ran them; it hands the number out again, and that is no duplicate.
+    const second = await openedReader();
+    let state = 0;
+    second.reader.intercept = (a) => {
+      if (state === 0 && a[0] === 0x01 && a[1] === 0xa4) return (state = 1), timedOut(second.reader, a);
+      if (state === 1 && a[1] === 0x70 && a[2] === 0x80) return (state = 2), timedOut(second.reader, a);
+      return undefined;
+    };
+    const t = await second.b.digest(4);
+    await expect(t.update(new Uint8Array(70_000))).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    second.reader.intercept = undefined;
+    const msg = new Uint8Array(140_000).fill(4);
+    const u = await second.b.digest(4);
+    await u.update(msg);
+    expect(hex(await u.final())).toBe(hex(sha256(msg)));
+    await second.b.close();
+    expect(cardChannels(second.reader)).toEqual([]);
+  });
+
+  it('AEAD output beyond the transport\'s 16 MiB cap is taken when it is what the message makes: CCM\'s whole ciphertext at its last link', async () => {
+    const { ccm } = await import('../../src/index.ts');
+    const { reader, b } = await openedReader();
+    const key = new Uint8Array(16).fill(6), nonce = new Uint8Array(12).fill(7);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1003 }, 'secret', key.slice());
+    const data = new Uint8Array((1 << 24) - 1).fill(8);
+    const s = await b.cipher(1003, k, 'encrypt', { nonce });
+    for (let o = 0; o < data.length; o += 1 << 20) await s.update(data.subarray(o, o + (1 << 20)));
+    const out = await s.final();
+    expect(out.length).toBe(data.length + 16);
+    expect(hex(sha256(out))).toBe(hex(sha256(ccm(key, nonce, undefined, { tagLength: 16 }).encrypt(data))));
+    void reader;
+    await b.close();
+  }, 60_000);
+
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
     const { PcscCard } = await import('../../src/pcsc/index.ts');
     const { PcscError } = await import('../../src/pcsc/errors.ts');

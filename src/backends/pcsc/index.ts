@@ -316,6 +316,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
       setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
       output: true,
+      most: (n, last) => cipherOutput(CIPHERS[algorithm], direction, n, last).max,
     });
     let finishing = false;
     // Output bytes so far, against what the input given so far allows (cipherOutput).

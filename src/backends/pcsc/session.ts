@@ -173,9 +173,10 @@ export class CardSession {
         this.exhausted = true;
         return undefined;
       }
-      if (e instanceof ApduError) {
-        // Nothing is sent on (or closes) a number the card cannot have given; and no card that gave
-        // one is asked again until a reset, which also ends a channel it may have opened.
+      if (e instanceof ApduError || unanswered(e)) {
+        // Nothing is sent on (or closes) a number the card cannot have given, nor one it may have
+        // opened without an answer; and no such card is asked again until a reset, which also ends
+        // a channel it may have opened.
         this.exhausted = true;
         this.stray = true;
       }
@@ -192,14 +193,22 @@ export class CardSession {
     return new AppletChannel(ch, ch.channel);
   }
 
-  /** Closes a logical channel no stream can use (MANAGE CHANNEL), so it counts no more; false when the card did not close it. */
+  /**
+   * Closes a logical channel no stream can use (MANAGE CHANNEL), so it counts
+   * no more; false when the card did not close it. A close that failed may
+   * still have closed it (an answer lost to a timeout), so the card may give
+   * the number out again: it is not held against the card, and no channel is
+   * asked for until a reset, which close() then makes.
+   */
   private async giveBack(ch: LogicalChannel): Promise<boolean> {
+    this.numbers.delete(ch.channel);
     return ch.close().then(
+      () => true,
       () => {
-        this.numbers.delete(ch.channel);
-        return true;
+        this.exhausted = true;
+        this.stray = true;
+        return false;
       },
-      () => false,
     );
   }
 

@@ -17,6 +17,13 @@ export interface LinkStreamOptions {
   setup(ch: AppletChannel): Promise<void>;
   /** Chained links answer with output (ENCIPHER/DECIPHER): ask for it in the same APDU. */
   output?: boolean;
+  /**
+   * The most output a link may bring back once `received` bytes of the
+   * message were given (`last`: the last link): a message may be larger than
+   * the transport's cap, and its output with it (CCM's whole ciphertext comes
+   * with the last link).
+   */
+  most?(received: number, last: boolean): number;
 }
 
 
@@ -178,7 +185,7 @@ export class LinkStream {
     const { pso } = this.opts;
     return ch.transmit({
       cla: chained ? 0x10 : 0x00, ins: INS.PSO, p1: pso >> 8, p2: pso & 0xff, data,
-      ne: chained && !this.opts.output ? 0 : 65536, secret: true,
+      ne: chained && !this.opts.output ? 0 : 65536, most: this.opts.most?.(this.given, !chained), secret: true,
     });
   }
 
