@@ -134,6 +134,8 @@ export class GetResponseLayer extends Layer {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
     const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? cmd.most ?? this.maxTotal : asked;
+    // A caller that knows how much may come allows the rounds it takes in the pieces this stack fetches.
+    const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / this.inner.maxResponseData) + 1);
     let r = await this.inner.transmit(cmd);
     const parts: Uint8Array[] = [];
     let total = 0;
@@ -163,7 +165,7 @@ export class GetResponseLayer extends Layer {
       } else {
         break;
       }
-      if (round === this.maxRounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${this.maxRounds} GET RESPONSE rounds`);
+      if (round === rounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${rounds} GET RESPONSE rounds`);
       r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
     }
     take();

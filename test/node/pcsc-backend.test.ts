@@ -1041,6 +1041,50 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   }, 60_000);
 
+  it('a GCM plaintext larger than 16 MiB comes back whole from a card with short APDUs (the GET RESPONSE rounds follow what may come)', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const key = new Uint8Array(16).fill(6), nonce = new Uint8Array(12).fill(7);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key.slice());
+    // One byte more than 65,537 pieces of 256 bytes.
+    const plain = new Uint8Array(65_537 * 256 + 1).fill(8);
+    const sealed = gcm(key, nonce).encrypt(plain);
+    const s = await b.cipher(1001, k, 'decrypt', { nonce });
+    for (let o = 0; o < sealed.length; o += 1 << 20) await s.update(sealed.subarray(o, o + (1 << 20)));
+    const out = await s.final();
+    expect(out.length).toBe(plain.length);
+    expect(hex(sha256(out))).toBe(hex(sha256(plain)));
+    await b.close();
+  }, 120_000);
+
+  it('a card lost while a channel is given back, or an applet the reset card will not select, makes the next call reconnect', async () => {
+    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
+    const logical = (a: Uint8Array) => (a[0]! & 0x40 ? true : (a[0]! & 0x03) !== 0);
+    const { reader, b } = await openedReader();
+    let step = 0;
+    reader.intercept = (a) => {
+      if (step === 0 && a[1] === 0xa4 && logical(a)) return (step = 1), Uint8Array.of(0x6f, 0x00);
+      if (step === 1 && a[1] === 0x70 && a[2] === 0x80) {
+        step = 2;
+        reader.os.power('warm');
+        throw new ShortResponseError(0);
+      }
+      return undefined;
+    };
+    const s = await b.digest(4);
+    await expect(s.update(new Uint8Array(70_000))).rejects.toThrow();
+    reader.intercept = undefined;
+    expect((await b.random(1, 8)).length, 'the call after the loss').toBe(8);
+    expect(reader.connects).toBe(2);
+
+    reader.failOnce((a) => a[1] === 0xa4 && !logical(a), 0x6f00);
+    await expect(b.reboot(2)).rejects.toBeInstanceOf(StatusWordError);
+    expect((await b.random(1, 8)).length, 'the call after the failed reset').toBe(8);
+    expect(reader.connects).toBe(3);
+    await b.close();
+  });
+
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
     const { PcscCard } = await import('../../src/pcsc/index.ts');
     const { PcscError } = await import('../../src/pcsc/errors.ts');

@@ -204,9 +204,11 @@ export class CardSession {
     this.numbers.delete(ch.channel);
     return ch.close().then(
       () => true,
-      () => {
+      (e: unknown) => {
         this.exhausted = true;
         this.stray = true;
+        // A card lost meanwhile took the applet's selection too: the next call must reconnect.
+        if (cardLost(e)) this.dropDue ??= 'leave';
         return false;
       },
     );
@@ -261,7 +263,13 @@ export class CardSession {
     await this.run(async () => {
       await this.card!.reset(kind);
       this.invalidate();
-      await this.selectBasic();
+      try {
+        await this.selectBasic();
+      } catch (e) {
+        // A basic channel without the applet would answer every later call with 6D00: the next one reconnects.
+        this.dropDue ??= 'leave';
+        throw e;
+      }
     });
   }
 
