@@ -125,8 +125,12 @@ const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0
  * card that goes on answering cannot fill the host's memory.
  */
 export class GetResponseLayer extends Layer {
-  /** `maxTotal`: the most data one response may bring when its Ne is the maximum (Le 00 or 0000). */
-  constructor(inner: ApduTransport, private readonly maxRounds = 64, private readonly maxTotal = EXTENDED_MAX_NE) {
+  /**
+   * `maxTotal`: the most data one response may bring when its Ne is the
+   * maximum (Le 00 or 0000); `piece`: the most one APDU brings (the card's
+   * response field, at most what this stack asks for).
+   */
+  constructor(inner: ApduTransport, private readonly maxRounds = 64, private readonly maxTotal = EXTENDED_MAX_NE, private readonly piece = inner.maxResponseData) {
     super(inner);
   }
 
@@ -135,7 +139,8 @@ export class GetResponseLayer extends Layer {
     const asked = cmd.ne ?? 0;
     const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? cmd.most ?? this.maxTotal : asked;
     // A caller that knows how much may come allows the rounds it takes in the pieces this stack fetches.
-    const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / this.inner.maxResponseData) + 1);
+    const piece = Math.max(1, Math.min(this.piece, this.inner.maxResponseData));
+    const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / piece) + 1);
     let r = await this.inner.transmit(cmd);
     const parts: Uint8Array[] = [];
     let total = 0;
@@ -299,6 +304,8 @@ export interface StackOptions {
   maxResponseTotal?: number;
   /** Largest command data field the card accepts (its FCI says so): no APDU, chained link or not, carries more. */
   maxCommandData?: number;
+  /** Largest response data field the card returns in one APDU (its FCI says so): the pieces GET RESPONSE rounds are counted in. */
+  maxResponseData?: number;
 }
 
 /** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */
@@ -306,7 +313,7 @@ export function createTransport(channel: ByteChannel, opts: StackOptions): { tra
   const raw = new RawTransport(channel, { extended: opts.extended });
   let t: ApduTransport = raw;
   if (opts.log) t = new LoggingLayer(t, opts.log);
-  t = new GetResponseLayer(t, opts.maxGetResponseRounds, opts.maxResponseTotal);
+  t = new GetResponseLayer(t, opts.maxGetResponseRounds, opts.maxResponseTotal, opts.maxResponseData);
   t = new LeCorrectionLayer(t);
   t = new ChainingLayer(t, opts.maxCommandData);
   if (opts.checkStatus !== false) t = new StatusLayer(t);

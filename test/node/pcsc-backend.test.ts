@@ -1058,6 +1058,44 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   }, 120_000);
 
+  it('the GET RESPONSE rounds a cipher link is allowed are counted in the pieces the card announces, not those the stack could take', async () => {
+    // Extended-length commands, 256-byte responses (tag 85 = 0100, as over T=0).
+    const reader = new InProcessReader({ maxCommandData: 0xff00, maxResponseData: 256 });
+    const b = reader.backend();
+    await b.open();
+    const key = new Uint8Array(16).fill(6), nonce = new Uint8Array(12).fill(7);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key.slice());
+    const plain = new Uint8Array(65_537 * 256 + 1).fill(9);
+    const sealed = gcm(key, nonce).encrypt(plain);
+    const s = await b.cipher(1001, k, 'decrypt', { nonce });
+    for (let o = 0; o < sealed.length; o += 1 << 20) await s.update(sealed.subarray(o, o + (1 << 20)));
+    expect(hex(sha256(await s.final()))).toBe(hex(sha256(plain)));
+    await b.close();
+  }, 120_000);
+
+  it('a close that fails with a reader error, the card maybe still there, resets it: no channel or PSO context of a stream is left on it', async () => {
+    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
+    const logical = (a: Uint8Array) => (a[0]! & 0x40 ? true : (a[0]! & 0x03) !== 0);
+    const { reader, b } = await openedReader();
+    const held = await b.digest(4);
+    await held.update(new Uint8Array(70_000));
+    let step = 0;
+    reader.intercept = (a) => {
+      if (step === 0 && a[1] === 0xa4 && logical(a)) return (step = 1), Uint8Array.of(0x6f, 0x00);
+      if (step === 1 && a[1] === 0x70 && a[2] === 0x80) {
+        step = 2;
+        throw new ShortResponseError(0); // the card never saw the close
+      }
+      return undefined;
+    };
+    const s = await b.digest(4);
+    await expect(s.update(new Uint8Array(70_000))).rejects.toThrow();
+    reader.intercept = undefined;
+    expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
+    await expect(held.final(), 'the stream whose context the reset ended').rejects.toThrow(/reset or removed/);
+    await b.close();
+  });
+
   it('a card lost while a channel is given back, or an applet the reset card will not select, makes the next call reconnect', async () => {
     const { ShortResponseError } = await import('../../src/pcsc/index.ts');
     const logical = (a: Uint8Array) => (a[0]! & 0x40 ? true : (a[0]! & 0x03) !== 0);

@@ -207,8 +207,9 @@ export class CardSession {
       (e: unknown) => {
         this.exhausted = true;
         this.stray = true;
-        // A card lost meanwhile took the applet's selection too: the next call must reconnect.
-        if (cardLost(e)) this.dropDue ??= 'leave';
+        // The card may be gone, or still there with its channels and PSO contexts (a reader error):
+        // the next call reconnects, and a card still there is reset, as close() would reset it.
+        if (cardLost(e)) this.dropDue = 'reset';
         return false;
       },
     );
@@ -306,7 +307,7 @@ export class CardSession {
       if (this.info && hex(info.serial) !== hex(this.info.serial)) {
         throw new ApduError(`another card (serial ${hex(info.serial)}) is in the reader where card ${hex(this.info.serial)} was: put that card back`);
       }
-      this.useStack(info.maxCommandData > 255, info.maxCommandData);
+      this.useStack(info.maxCommandData > 255, info.maxCommandData, info.maxResponseData);
       this.info = info;
     } catch (e) {
       // run() connects only when there is no basic channel: a half-made session
@@ -316,13 +317,14 @@ export class CardSession {
     }
   }
 
-  private useStack(extended: boolean, maxCommandData?: number): void {
+  private useStack(extended: boolean, maxCommandData?: number, maxResponseData?: number): void {
     if (this.raw) this.sentBefore += this.raw.sent;
     // 16 MiB in 2^16 GET RESPONSE rounds: a data object that large even in 256-byte pieces, yet a card
     // that goes on answering can neither hold the host forever nor fill its memory.
     const { transport, raw } = createTransport(this.card!, {
       extended, maxGetResponseRounds: 1 << 16, maxResponseTotal: 1 << 24,
       ...(maxCommandData ? { maxCommandData } : {}),
+      ...(maxResponseData ? { maxResponseData } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
     this.stack = transport;
