@@ -1123,6 +1123,37 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('6A80 is the client\'s error only as the answer that gives it meaning (a decipherment\'s padding): from MSE:SET, ENCIPHER or COMPUTE it is the card\'s, 5000 over Mcs', async () => {
+    const reader = new InProcessReader();
+    const engine = await McsEngine.create({ backends: [reader.backend()] });
+    const se = engine.seIds[0]!;
+    let n = 0;
+    const send = (op: number, to: string, pc?: object, ty?: number) => engine.send({ op, to, fr: 'CAE1', rqi: `r${++n}`, ...(ty ? { ty } : {}), ...(pc ? { pc } : {}) }, { binary: true });
+    expect((await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 3 } }, 20011)).rsc).toBe(2001);
+    const hx = (a: Uint8Array) => Buffer.from(a.subarray(0, 4)).toString('hex');
+    const once = (head: string) => {
+      reader.intercept = (a) => (hx(a) === head ? ((reader.intercept = undefined), Uint8Array.of(0x6a, 0x80)) : undefined);
+    };
+    expect((await send(1, `${se}/reg`, { 'senv:Cph': { rn: 'g', Calg: 1001, mbs: 1000, kDt: new Uint8Array(16).fill(7) } }, 20002)).rsc).toBe(2001);
+    expect((await send(1, `${se}/reg/g`, { 'senv:algP': { nc: new Uint8Array(12) } }, 20001)).rsc).toBe(2001);
+    expect((await send(1, `${se}/reg`, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: new Uint8Array(32).fill(7) } }, 20012)).rsc).toBe(2001);
+    for (const [what, head, to, root] of [
+      ['MSE:SET CT', '002241b8', 'g/encrypt', 'senv:Cph'], ['PSO ENCIPHER', '002a8680', 'g/encrypt', 'senv:Cph'],
+      ['MSE:SET DST', '002241b6', 'm/calculateSignature', 'senv:Sgn'], ['PSO COMPUTE', '002a9e9a', 'm/calculateSignature', 'senv:Sgn'],
+    ] as const) {
+      expect((await send(3, `${se}/reg/${to.split('/')[0]}`, { [root]: { msg: new Uint8Array(3).fill(1) } })).rsc).toBe(2004);
+      once(head);
+      expect((await send(2, `${se}/reg/${to}`)).rsc, what).toBe(5000);
+    }
+    // A decipherment whose padding the card refuses is still the client's (4102).
+    once('002a8086');
+    expect((await send(1, `${se}/reg`, { 'senv:Cph': { rn: 'c', Calg: 24, mbs: 1000, kDt: new Uint8Array(16).fill(7) } }, 20002)).rsc).toBe(2001);
+    expect((await send(1, `${se}/reg/c`, { 'senv:algP': { iV: new Uint8Array(16) } }, 20001)).rsc).toBe(2001);
+    expect((await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: new Uint8Array(32).fill(5) } })).rsc).toBe(2004);
+    expect((await send(2, `${se}/reg/c/decrypt`)).rsc, 'bad padding').toBe(4102);
+    await engine.close();
+  });
+
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
     const { PcscCard } = await import('../../src/pcsc/index.ts');
     const { PcscError } = await import('../../src/pcsc/errors.ts');

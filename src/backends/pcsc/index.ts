@@ -13,6 +13,7 @@ import { hex, joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
+import { commandName } from '../../apdu/transport.ts';
 import { hash } from '../../core/hash.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
@@ -178,7 +179,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
     try {
       ref = await this.inFreeSlot((slot) => this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true, data })));
     } catch (e) {
-      if (e instanceof StatusWordError && e.sw === 0x6a80) throw new InvalidValueError('the card refused the key material (out of range or malformed)');
+      // 6A80 means bad key material only as the answer to the PUT DATA that carried it.
+      if (e instanceof StatusWordError && e.sw === 0x6a80 && e.command === commandName({ ins: INS.PUT_DATA })) {
+        throw new InvalidValueError('the card refused the key material (out of range or malformed)');
+      }
       throw e;
     } finally {
       // The command's copy of the key: the card has its own now, or refused it.
@@ -330,7 +334,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     };
     return {
       update: async (d) => {
-        const out = await dataCall(s.update(d));
+        const out = await dataCall(s.update(d), direction === 'decrypt');
         try {
           return checked(out, false);
         } catch (e) {
@@ -346,8 +350,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
         finishing = true;
         let head: Uint8Array = new Uint8Array(0);
         try {
-          if (last) head = checked(await dataCall(s.update(last)), false);
-          const tail = checked(await dataCall(s.finish()), true);
+          if (last) head = checked(await dataCall(s.update(last), direction === 'decrypt'), false);
+          const tail = checked(await dataCall(s.finish(), direction === 'decrypt'), true);
           return head.length ? joinParts([head, tail], true) : tail;
         } catch (e) {
           // Plaintext of a message that failed at its end (tag, padding, an output of the wrong length) is released to no one.
@@ -496,24 +500,31 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof StatusWordError && e.sw === SW_VERIFY_FAILED) return false;
-    throw dataError(e);
+    throw dataError(e, false);
   }
 }
 
-/** The card's answers to bad input data, as the typed errors every backend throws. */
-function dataError(e: unknown): unknown {
-  if (!(e instanceof StatusWordError)) return e;
+/**
+ * The card's answers to bad input data, as the typed errors every backend
+ * throws: only from the PSO that carried the data (6A80 only where it means
+ * bad padding, a decipherment); the same status word from MSE:SET, SELECT or
+ * any other command is the card's failure (5000 over Mcs), not the client's.
+ */
+function dataError(e: unknown, padding: boolean): unknown {
+  if (!(e instanceof StatusWordError) || e.command !== PSO_COMMAND) return e;
   if (e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
-  if (e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
+  if (padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused the data length (block modes without padding need a non-empty multiple of 16 bytes)');
   return e;
 }
 
-async function dataCall(p: Promise<Uint8Array>): Promise<Uint8Array> {
+const PSO_COMMAND = commandName({ ins: INS.PSO });
+
+async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {
   try {
     return await p;
   } catch (e) {
-    throw dataError(e);
+    throw dataError(e, padding);
   }
 }
 
