@@ -1154,6 +1154,44 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await engine.close();
   });
 
+  it('a key whose deletion failed, or whose write got no answer, is deleted later (before the next slot is taken, at close()): none is left on the card', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const putData = (p1: number) => (a: Uint8Array) => a[1] === 0xda && a[2] === p1;
+    const { reader, b } = await openedReader();
+    const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(7));
+    // The deletion gets no answer and never ran.
+    let armed = true;
+    reader.intercept = (a) => {
+      if (armed && putData(0x03)(a)) {
+        armed = false;
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }
+      return undefined;
+    };
+    b.deleteKey(k);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reader.store.keys.size, 'still on the card').toBe(1);
+    // A write the card carried out whose answer was lost.
+    armed = true;
+    reader.intercept = (a) => {
+      if (armed && putData(0x01)(a)) {
+        armed = false;
+        reader.os.apdu(a);
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }
+      return undefined;
+    };
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(8))).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    reader.intercept = undefined;
+    // That import deleted the first key before it took a slot; the unanswered key is on the card.
+    expect([...reader.store.keys.values()].map((key) => key.secret?.[0])).toEqual([8]);
+    const k3 = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(9));
+    expect([...reader.store.keys.values()].map((key) => key.secret?.[0]), 'the next import deleted it first').toEqual([9]);
+    b.deleteKey(k3);
+    await b.close();
+    expect(reader.store.keys.size, 'close() waits for the deletion it was given').toBe(0);
+  });
+
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
     const { PcscCard } = await import('../../src/pcsc/index.ts');
     const { PcscError } = await import('../../src/pcsc/errors.ts');

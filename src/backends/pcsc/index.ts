@@ -60,6 +60,14 @@ export class PcscBackend implements SecureEnvironmentBackend {
   private readonly seType: 1 | 2;
   private readonly keys = new WeakSet<CardKey>();
   private usedRefs = new Set<number>();
+  /**
+   * Slots whose key must go but whose deletion failed, or whose write got no
+   * answer (the card may hold the key): deleted again before the next slot
+   * is taken and at close(), so no key is left on the card that no handle names.
+   */
+  private orphans = new Set<number>();
+  /** Deletions deleteKey queued and close() waits for (one that fails joins `orphans`). */
+  private deleting = new Set<Promise<void>>();
   private state: 'new' | 'open' | 'closed' = 'new';
   /** <sensitiveDataObject> contents live on the card (PUT DATA / GET DATA). */
   readonly objectStore: CardObjectStore;
@@ -137,6 +145,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 
   async close(): Promise<void> {
+    if (this.state !== 'closed') {
+      await Promise.all(this.deleting);
+      await this.sweepOrphans();
+    }
     this.state = 'closed';
     await this.session.close();
   }
@@ -214,7 +226,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     try {
       return await fn();
     } catch (e) {
-      await this.deleteSlot(ref).catch(() => undefined);
+      await this.deleteSlot(ref).catch(() => this.orphans.add(ref));
       throw e;
     }
   }
@@ -223,9 +235,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
    * Writes a key into a slot this backend believes free. A slot the card
    * says is taken (6A89: another application in shared mode wrote it since
    * open() read the map) stays marked used and the next one is tried; any
-   * other failure frees the slot again.
+   * other refusal frees the slot again, and a write without an answer leaves
+   * it to `orphans`.
    */
   private async inFreeSlot(write: (slot: number) => Promise<unknown>): Promise<number> {
+    await this.sweepOrphans();
     for (;;) {
       const ref = this.allocate();
       try {
@@ -233,9 +247,23 @@ export class PcscBackend implements SecureEnvironmentBackend {
         return ref;
       } catch (e) {
         if (e instanceof StatusWordError && e.sw === 0x6a89) continue;
-        this.usedRefs.delete(ref);
+        // A refusal wrote nothing; without an answer (a timeout, a lost card) the key may be there.
+        if (e instanceof StatusWordError) this.usedRefs.delete(ref);
+        else this.orphans.add(ref);
         throw e;
       }
+    }
+  }
+
+  /** Deletes the keys of `orphans`; one the card still cannot delete stays for the next sweep. */
+  private async sweepOrphans(): Promise<void> {
+    for (const ref of [...this.orphans]) {
+      try {
+        await this.deleteSlot(ref);
+      } catch {
+        continue;
+      }
+      this.orphans.delete(ref);
     }
   }
 
@@ -274,16 +302,23 @@ export class PcscBackend implements SecureEnvironmentBackend {
     key.released = true;
   }
 
-  /** Deletes the key from its slot (queued; a failure leaves an orphan slot, never a usable handle). */
+  /** Deletes the key from its slot (queued; one the card could not delete now is deleted again later, see `orphans`). */
   deleteKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
-    this.deleteSlot(key.ref).catch(() => undefined);
+    const done: Promise<void> = this.deleteSlot(key.ref)
+      .catch(() => void this.orphans.add(key.ref))
+      .finally(() => this.deleting.delete(done));
+    this.deleting.add(done);
   }
 
-  /** PUT DATA 03: the slot is free again once the card deleted its key. */
+  /** PUT DATA 03: the slot is free again once the card deleted its key, or says there is none (6A88). */
   private async deleteSlot(ref: number): Promise<void> {
-    await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }));
+    try {
+      await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }));
+    } catch (e) {
+      if (!(e instanceof StatusWordError && e.sw === 0x6a88)) throw e;
+    }
     this.usedRefs.delete(ref);
   }
 
