@@ -32,6 +32,8 @@ export interface ResponseApdu {
   data: Uint8Array;
   /** SW1 << 8 | SW2 */
   sw: number;
+  /** The command whose answer `sw` is, when not the one sent (a GET RESPONSE that fetched the data). */
+  from?: string;
 }
 
 export const SHORT_MAX_NC = 255;

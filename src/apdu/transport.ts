@@ -144,6 +144,7 @@ export class GetResponseLayer extends Layer {
     let r = await this.inner.transmit(cmd);
     const parts: Uint8Array[] = [];
     let total = 0;
+    let fetched = false;
     const refuse = (what: string) => {
       if (cmd.secret) for (const p of [...parts, r.data]) p.fill(0);
       return new ApduError(`${commandName(cmd)}: the card ${what}, beyond the ${limit} bytes Ne = ${asked} allows`);
@@ -172,9 +173,11 @@ export class GetResponseLayer extends Layer {
       }
       if (round === rounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${rounds} GET RESPONSE rounds`);
       r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
+      fetched = true;
     }
     take();
-    return { data: joinParts(parts, cmd.secret), sw: r.sw };
+    // The command itself answered 61xx: a status word now is the GET RESPONSE's, never the command's result.
+    return { data: joinParts(parts, cmd.secret), sw: r.sw, ...(fetched && r.sw !== 0x9000 ? { from: commandName({ ins: 0xc0 }) } : {}) };
   }
 }
 
@@ -223,7 +226,7 @@ export class ChainingLayer extends Layer {
       out.push(r.data);
     }
     const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
-    return out.some((d) => d.length) ? { data: joinParts([...out, last.data], cmd.secret), sw: last.sw } : last;
+    return out.some((d) => d.length) ? { ...last, data: joinParts([...out, last.data], cmd.secret) } : last;
   }
 }
 
@@ -236,8 +239,9 @@ export class StatusLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     const r = await this.inner.transmit(cmd);
     const sw1 = r.sw >> 8;
-    if (r.sw === 0x9000 || (this.allowWarnings && (sw1 === 0x62 || sw1 === 0x63))) return r;
-    throw new StatusWordError(r.sw, commandName(cmd));
+    if (r.sw === 0x9000 || (this.allowWarnings && (sw1 === 0x62 || sw1 === 0x63) && !r.from)) return r;
+    if (cmd.secret) r.data.fill(0);
+    throw new StatusWordError(r.sw, r.from ?? commandName(cmd));
   }
 }
 

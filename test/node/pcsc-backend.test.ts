@@ -11,7 +11,7 @@ import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
-  AuthenticationError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, sha256, StateError,
+  AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, sha256, StateError,
 } from '../../src/index.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
@@ -1177,6 +1177,76 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     b.deleteKey(k3);
     await b.close();
     expect(reader.store.keys.size, 'close() waits for the deletion it was given').toBe(0);
+  });
+
+  it('a status word a GET RESPONSE answers is its own, never the command\'s result; a key generated before it is deleted later, not lost', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    // A 64-byte response field: a P-256 point needs a GET RESPONSE.
+    const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 64 });
+    const b = reader.backend();
+    await b.open();
+    let armed = false;
+    reader.intercept = (a) => {
+      if (a[1] === 0x47) armed = true;
+      if (armed && a[1] === 0xc0) {
+        armed = false;
+        return Uint8Array.of(0x6f, 0x00);
+      }
+      return undefined;
+    };
+    const e = await b.generateKey({ use: 'signature', algorithm: 33 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(StatusWordError);
+    expect((e as StatusWordError).command).toBe('GET RESPONSE');
+    expect(reader.store.keys.size, 'the card made the key').toBe(1);
+    // A decipherment whose data a GET RESPONSE refused (6A80) is the card's failure, not bad padding.
+    const key = new Uint8Array(16).fill(3), iv = new Uint8Array(16).fill(4);
+    const k = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key.slice());
+    const sealed = cbc(key, iv, { padding: 'pkcs5' }).encrypt(new Uint8Array(1000).fill(5));
+    armed = false;
+    reader.intercept = (a) => {
+      if (a[1] === 0x2a && a[3] === 0x86) armed = true;
+      if (armed && a[1] === 0xc0) {
+        armed = false;
+        return Uint8Array.of(0x6a, 0x80);
+      }
+      return undefined;
+    };
+    const d = await b.cipher(24, k, 'decrypt', { iv });
+    const failed = await Promise.resolve().then(() => d.final(sealed)).catch((x: unknown) => x);
+    expect(failed, 'not PaddingError').toBeInstanceOf(StatusWordError);
+    reader.intercept = undefined;
+    // The card away: imports that never reach it leave nothing to delete later.
+    reader.intercept = () => {
+      throw new PcscError('SCardTransmit', 0x80100069);
+    };
+    for (let i = 0; i < 5; i++) await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(i))).rejects.toThrow();
+    reader.intercept = undefined;
+    const mark = reader.sent.length;
+    await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(9));
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0xda && a[2] === 0x03).length, 'deletions sent on return').toBeLessThanOrEqual(2);
+    b.deleteKey(k);
+    await b.close();
+    expect([...reader.store.keys.values()].filter((x) => x.algorithm === 33).length, 'the generated P-256 key was deleted').toBe(0);
+  });
+
+  it('shared mode: a key write that got no answer is not swept later (the slot may hold another application\'s key by then)', async () => {
+    const { PcscError } = await import('../../src/pcsc/errors.ts');
+    const reader = new InProcessReader();
+    const b = new PcscBackend({ reader: 'in-process', context: (reader as unknown as { context: never }).context, share: 'shared' });
+    await b.open();
+    reader.intercept = (a) => {
+      if (a[1] === 0xda && a[2] === 0x01) {
+        reader.intercept = undefined;
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }
+      return undefined;
+    };
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(1))).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    // Another application writes its key into slot 1, which the card shows free.
+    reader.os.apdu(Uint8Array.from([0x00, 0xda, 0x01, 0x01, 0x0a, 0x80, 0x02, 0x00, 0x19, 0x81, 0x01, 0x01, 0x82, 0x01, 0x55]));
+    await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(2));
+    expect(reader.store.keys.get(1)?.secret?.[0], 'the other application\'s key').toBe(0x55);
+    await b.close();
   });
 
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {

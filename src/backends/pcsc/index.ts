@@ -9,7 +9,7 @@ import type {
   SignatureStream, StoredKey,
 } from '../backend.ts';
 import { markKeyHandle } from '../backend.ts';
-import { hex, joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
+import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
@@ -69,12 +69,15 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** Deletions deleteKey queued and close() waits for (one that fails joins `orphans`). */
   private deleting = new Set<Promise<void>>();
   private state: 'new' | 'open' | 'closed' = 'new';
+  /** Other applications use the card too (share 'shared'): a slot whose fate is unknown may become theirs. */
+  private readonly shared: boolean;
   /** <sensitiveDataObject> contents live on the card (PUT DATA / GET DATA). */
   readonly objectStore: CardObjectStore;
 
   constructor(opts: PcscBackendOptions) {
     this.reader = opts.reader;
     this.seType = opts.seType ?? 2;
+    this.shared = (opts.share ?? 'exclusive') !== 'exclusive';
     this.session = new CardSession({
       reader: opts.reader,
       ...(opts.context ? { context: opts.context } : {}),
@@ -189,7 +192,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const data = tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]);
     let ref: number;
     try {
-      ref = await this.inFreeSlot((slot) => this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true, data })));
+      ({ ref } = await this.inFreeSlot((slot) => ({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true, data })));
     } catch (e) {
       // 6A80 means bad key material only as the answer to the PUT DATA that carried it.
       if (e instanceof StatusWordError && e.sw === 0x6a80 && e.command === commandName({ ins: INS.PUT_DATA })) {
@@ -207,15 +210,12 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** Generated on the card: the secret never exists outside it. */
   async generateKey(spec: KeySpec): Promise<KeyHandle> {
     const alg = this.supported(spec);
-    let r: ResponseApdu | undefined;
-    const ref = await this.inFreeSlot(async (slot) => {
-      r = await this.session.run(() => this.session.channel0.transmit({
-        cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536,
-      }));
-    });
+    const { ref, r } = await this.inFreeSlot((slot) => ({
+      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536,
+    }));
     const publicKey = await this.orDelete(ref, async () => {
-      if (isEcdsa(spec)) return publicPoint(r!.data, alg);
-      exactly(r!.data, 0, 'data after generating a symmetric key');
+      if (isEcdsa(spec)) return publicPoint(r.data, alg);
+      exactly(r.data, 0, 'data after generating a symmetric key');
       return undefined;
     });
     return this.track(new CardKey(spec, 'secret', ref, publicKey));
@@ -226,7 +226,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     try {
       return await fn();
     } catch (e) {
-      await this.deleteSlot(ref).catch(() => this.orphans.add(ref));
+      await this.deleteSlot(ref).catch(() => this.shared || this.orphans.add(ref));
       throw e;
     }
   }
@@ -238,18 +238,26 @@ export class PcscBackend implements SecureEnvironmentBackend {
    * other refusal frees the slot again, and a write without an answer leaves
    * it to `orphans`.
    */
-  private async inFreeSlot(write: (slot: number) => Promise<unknown>): Promise<number> {
+  private async inFreeSlot(command: (slot: number) => CommandApdu): Promise<{ ref: number; r: ResponseApdu }> {
     await this.sweepOrphans();
     for (;;) {
       const ref = this.allocate();
+      const cmd = command(ref);
+      let sent = false;
       try {
-        await write(ref);
-        return ref;
+        const r = await this.session.run(() => {
+          sent = true;
+          return this.session.channel0.transmit(cmd);
+        });
+        return { ref, r };
       } catch (e) {
         if (e instanceof StatusWordError && e.sw === 0x6a89) continue;
-        // A refusal wrote nothing; without an answer (a timeout, a lost card) the key may be there.
-        if (e instanceof StatusWordError) this.usedRefs.delete(ref);
-        else this.orphans.add(ref);
+        // Not sent (no connection), or refused by the command itself: nothing was written. Otherwise (no
+        // answer, a lost card, a failure after the card accepted it) the key may be there. In shared mode
+        // the slot is left alone: another application may write it before a later deletion would run.
+        const refused = e instanceof StatusWordError && e.command === commandName(cmd);
+        if (!sent || refused) this.usedRefs.delete(ref);
+        else if (!this.shared) this.orphans.add(ref);
         throw e;
       }
     }
@@ -307,7 +315,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
     const done: Promise<void> = this.deleteSlot(key.ref)
-      .catch(() => void this.orphans.add(key.ref))
+      .catch(() => void (this.shared || this.orphans.add(key.ref)))
       .finally(() => this.deleting.delete(done));
     this.deleting.add(done);
   }
