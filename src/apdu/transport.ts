@@ -138,7 +138,7 @@ export class GetResponseLayer extends Layer {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
     const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? cmd.most ?? this.maxTotal : asked;
-    // A caller that knows how much may come allows the rounds it takes in the pieces this stack fetches.
+    // A caller that knows how much may come allows the rounds that takes in the pieces the card sends.
     const piece = Math.max(1, Math.min(this.piece, this.inner.maxResponseData));
     const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / piece) + 1);
     let r = await this.inner.transmit(cmd);

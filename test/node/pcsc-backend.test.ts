@@ -15,7 +15,8 @@ import {
 } from '../../src/index.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
-import { EXTENDED_LIMITS, SHORT_LIMITS } from '../../src/virtual-card/card.ts';
+import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
+import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
 import type { KeyStore } from '../../src/virtual-card/index.ts';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
@@ -26,6 +27,15 @@ import type { VirtualCard } from '../../src/virtual-card/index.ts';
 
 initSync();
 const setup = await setupPcsc();
+
+/** The in-process card behind an opened backend. */
+async function openedReader(limits?: CardLimits): Promise<{ reader: InProcessReader; b: PcscBackend }> {
+  const reader = new InProcessReader(limits);
+  const b = reader.backend();
+  await b.open();
+  return { reader, b };
+}
+
 
 describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
   let env: PcscTestEnv;
@@ -425,9 +435,7 @@ const SELECT = 0xa4;
 
 describe('PC/SC SE backend over an in-process card', () => {
   it('never sends a link above the command data limit the card announced (FF00 with extended length)', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const data = randomBytes(65300);
     await b.objectStore.write('big', data);
     expect(hex(await b.objectStore.read('big'))).toBe(hex(data));
@@ -485,9 +493,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('after close() calls fail with StateError and never connect again', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const k = await b.generateKey({ use: 'signature', algorithm: 25 });
     await b.objectStore.write('x', Uint8Array.of(1, 2, 3));
     await b.close();
@@ -502,9 +508,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('an ECDSA secret whose public key cannot be read back is deleted from the card', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     reader.failOnce((a) => a[1] === 0x47 && a[2] === 0x81, 0x6f00);
     await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'secret', ecdsa('P-256').keygen().secretKey)).rejects.toBeInstanceOf(StatusWordError);
     expect(reader.store.keys.size).toBe(0);
@@ -515,9 +519,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('a logical channel whose SELECT fails is closed again', async () => {
-    const reader = new InProcessReader(SHORT_LIMITS);
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader(SHORT_LIMITS);
     reader.failOnce((a) => a[1] === SELECT && (a[0]! & 0x03) !== 0, 0x6a82);
     const failed = await b.digest(4);
     await expect(failed.update(randomBytes(300))).rejects.toBeInstanceOf(StatusWordError);
@@ -533,9 +535,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('a keyed stream aborted mid-chain is ended on the card at once: no PSO context (key schedule) stays behind', async () => {
-    const reader = new InProcessReader(SHORT_LIMITS);
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader(SHORT_LIMITS);
     const key = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
     const s = await b.cipher(1001, key, 'encrypt', { nonce: randomBytes(12) });
     await s.update(randomBytes(2000));
@@ -549,9 +549,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('a channel whose chain cannot be ended after an abort is closed, never left out of the pool', async () => {
-    const reader = new InProcessReader(SHORT_LIMITS);
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader(SHORT_LIMITS);
     const s = await b.digest(4);
     await s.update(randomBytes(2000));
     expect(reader.streamsOpen()).toBe(1);
@@ -566,9 +564,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('a stream aborted mid-chain leaves its channel usable: the next stream\'s MSE:SET ends the chain and is sent again', async () => {
-    const reader = new InProcessReader(SHORT_LIMITS);
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader(SHORT_LIMITS);
     const aborted = await b.digest(4);
     await aborted.update(randomBytes(600));
     aborted.abort();
@@ -612,7 +608,6 @@ describe('PC/SC streams copy what the caller gives them', () => {
   });
 
   it('PcscCard.control refuses a bad code before it copies the data (a PIN must not be left in an unwiped copy)', async () => {
-    const { PcscCard } = await import('../../src/pcsc/index.ts');
     const card = new (PcscCard as unknown as new (...a: unknown[]) => { control(code: number, d: Uint8Array): Promise<Uint8Array> })(
       { constants: { SCARD_CTL_CODE_BASE: 0x42000000 } }, { control: async (_c: number, d: Uint8Array) => d }, 'fake', 0, 0);
     const pin = Uint8Array.of(0x31, 0x32, 0x33, 0x34);
@@ -670,9 +665,7 @@ describe('PC/SC streams read their arguments when given', () => {
 describe('PC/SC cipher streams end cleanly', () => {
   it('a final() that fails ends the stream (no retry under wiped parameters); an abort while an update waits sends nothing and holds no channel', async () => {
     const { gcm } = await import('../../src/index.ts');
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const keyBytes = new Uint8Array(16).fill(9);
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes.slice());
     const s = await b.cipher(1001, k, 'encrypt', { nonce: new Uint8Array(12).fill(1), aad: new Uint8Array(8).fill(2) });
@@ -698,9 +691,7 @@ describe('PC/SC cipher streams end cleanly', () => {
   it('a second final() does not disturb the first; abort() while final() is pending fails it; an abort while the channel opens sends nothing on it', async () => {
     const { gcm } = await import('../../src/index.ts');
     const hexOf = (u: Uint8Array) => Buffer.from(u).toString('hex');
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const keyBytes = new Uint8Array(16).fill(9), nonce = new Uint8Array(12).fill(1), aad = new Uint8Array(8).fill(2);
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes.slice());
     const msg = new Uint8Array(1000).fill(4);
@@ -741,11 +732,15 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   const cardChannels = (r: InProcessReader) =>
     (r.os as unknown as { channels: (unknown | null)[] }).channels.flatMap((c, i) => (c && i > 0 ? [i] : []));
   const chainedOn0 = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && (apdu[0]! & 0x03) === 0;
-  async function openedReader() {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
-    return { reader, b };
+  /** The last PSO link on a logical channel gets no answer, and the SELECT that would end its chain fails (the MANAGE CHANNEL close too, with `closeFails`). */
+  function timeoutOnOwnChannel(reader: InProcessReader, closeFails: boolean) {
+    reader.intercept = (apdu) => {
+      const own = (apdu[0]! & 0x03) !== 0;
+      if (own && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) throw new PcscError('SCardTransmit', 0x8010000a);
+      if (own && apdu[1] === 0xa4) return Uint8Array.of(0x6f, 0x00);
+      if (closeFails && apdu[1] === 0x70 && apdu[2] === 0x80) return Uint8Array.of(0x6f, 0x00);
+      return undefined;
+    };
   }
   /** Three digest streams holding the three logical channels, and a fourth with 200,000 bytes buffered, which must end on channel 0. */
   async function holdingChannels(b: PcscBackend) {
@@ -813,7 +808,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a final() whose command got no answer (a timeout) ends the chain it may have left, in its own turn, on channel 0 and on its own channel', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const timeout = () => new PcscError('SCardTransmit', 0x8010000a);
     const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5));
@@ -844,17 +838,11 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('after a timeout, a channel the SELECT cannot clean is closed, not pooled; an answered last command costs no SELECT, even when aborted', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { reader, b } = await openedReader();
     const session = (b as unknown as { session: { numbers: Set<number>; free: unknown[] } }).session;
     const s = await b.digest(4);
     await s.update(new Uint8Array(200_000).fill(7));
-    reader.intercept = (apdu) => {
-      const own = (apdu[0]! & 0x03) !== 0;
-      if (own && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) throw new PcscError('SCardTransmit', 0x8010000a);
-      if (own && apdu[1] === 0xa4) return Uint8Array.of(0x6f, 0x00);
-      return undefined;
-    };
+    timeoutOnOwnChannel(reader, false);
     await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
     reader.intercept = undefined;
     expect({ streams: reader.streamsOpen(), opened: session.numbers.size, free: session.free.length }).toEqual({ streams: 0, opened: 0, free: 0 });
@@ -875,7 +863,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('after a timeout on channel 0 whose SELECT times out too, the session starts over: the next call works at once', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { reader, b } = await openedReader();
     const { s, others } = await holdingChannels(b);
     reader.intercept = (apdu) => {
@@ -903,17 +890,10 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('after a timeout, a logical channel that neither SELECT nor MANAGE CHANNEL can clean makes the card reset: all three channels serve again', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { reader, b } = await openedReader();
     const s = await b.digest(4);
     await s.update(new Uint8Array(200_000).fill(7));
-    reader.intercept = (apdu) => {
-      const own = (apdu[0]! & 0x03) !== 0;
-      if (own && apdu[1] === 0x2a && (apdu[0]! & 0x10) === 0) throw new PcscError('SCardTransmit', 0x8010000a);
-      if (own && apdu[1] === 0xa4) return Uint8Array.of(0x6f, 0x00);
-      if (apdu[1] === 0x70 && apdu[2] === 0x80) return Uint8Array.of(0x6f, 0x00);
-      return undefined;
-    };
+    timeoutOnOwnChannel(reader, true);
     await expect(s.final()).rejects.toThrow(/SCARD_E_TIMEOUT/);
     reader.intercept = undefined;
     expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
@@ -969,7 +949,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a clean-up queued behind a call that drops the session does not reconnect to end a chain the reset took', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const { reader, b } = await openedReader();
     const { s, others } = await holdingChannels(b);
     reader.intercept = (apdu) => {
@@ -991,7 +970,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a timed-out MANAGE CHANNEL open the card carried out, or a close whose answer was lost, leaves no channel behind and no number held against the card', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const timedOut = (reader: InProcessReader, a: Uint8Array): never => {
       reader.os.apdu(a); // the card carried it out; the answer never came
       throw new PcscError('SCardTransmit', 0x8010000a);
@@ -1044,9 +1022,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   // come, counted in the pieces the card announces (tag 85), not those the stack could take.
   for (const [what, limits] of [['short APDUs', SHORT_LIMITS], ['extended commands, 256-byte responses (as over T=0)', { maxCommandData: 0xff00, maxResponseData: 256 }]] as const) {
     it(`a GCM plaintext larger than 16 MiB comes back whole from a card with ${what}`, async () => {
-      const reader = new InProcessReader(limits);
-      const b = reader.backend();
-      await b.open();
+      const { reader, b } = await openedReader(limits);
       const key = new Uint8Array(16).fill(6), nonce = new Uint8Array(12).fill(7);
       const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key.slice());
       const plain = new Uint8Array(65_537 * 256 + 1).fill(8);
@@ -1061,7 +1037,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   }
 
   it('a close that fails with a reader error, the card maybe still there, resets it: no channel or PSO context of a stream is left on it', async () => {
-    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
     const logical = (a: Uint8Array) => (a[0]! & 0x40 ? true : (a[0]! & 0x03) !== 0);
     const { reader, b } = await openedReader();
     const held = await b.digest(4);
@@ -1084,7 +1059,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a card lost while a channel is given back, or an applet the reset card will not select, makes the next call reconnect', async () => {
-    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
     const logical = (a: Uint8Array) => (a[0]! & 0x40 ? true : (a[0]! & 0x03) !== 0);
     const { reader, b } = await openedReader();
     let step = 0;
@@ -1142,7 +1116,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a key whose deletion failed, or whose write got no answer, is deleted later (before the next slot is taken, at close()): none is left on the card', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const putData = (p1: number) => (a: Uint8Array) => a[1] === 0xda && a[2] === p1;
     const { reader, b } = await openedReader();
     const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(7));
@@ -1180,11 +1153,8 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('a status word a GET RESPONSE answers is its own, never the command\'s result; a key generated before it is deleted later, not lost', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     // A 64-byte response field: a P-256 point needs a GET RESPONSE.
-    const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 64 });
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 64 });
     let armed = false;
     reader.intercept = (a) => {
       if (a[1] === 0x47) armed = true;
@@ -1230,7 +1200,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('shared mode: a key write that got no answer is not swept later (the slot may hold another application\'s key by then)', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const reader = new InProcessReader();
     const b = new PcscBackend({ reader: 'in-process', context: (reader as unknown as { context: never }).context, share: 'shared' });
     await b.open();
@@ -1250,8 +1219,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
-    const { PcscCard } = await import('../../src/pcsc/index.ts');
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
     const handle = {
       beginTransaction: async () => undefined,
       endTransaction: async () => {
@@ -1267,8 +1234,6 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('shared mode: a timeout whose clean-up drops the session is reported as the timeout; the transaction ends before the disconnect', async () => {
-    const { PcscError } = await import('../../src/pcsc/errors.ts');
-    const { PcscCard } = await import('../../src/pcsc/index.ts');
     const reader = new InProcessReader();
     // The real PcscCard over a stand-in for the addon's handle, which refuses every call after a disconnect as the addon does.
     const calls: string[] = [];
@@ -1360,9 +1325,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
   const opensChannel = (a: Uint8Array) => a[1] === 0x70 && a[2] === 0x00;
 
   it('a digest, MAC or signature of the wrong length, and data answered to a VERIFY, are refused', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const hm = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', randomBytes(32));
     const cm = await b.importKey({ use: 'signature', algorithm: 49 }, 'secret', randomBytes(16));
     const ec = await b.generateKey({ use: 'signature', algorithm: 33 });
@@ -1393,9 +1356,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
   });
 
   it('cipher output of the wrong length for its input is refused and zeroized; an AEAD decipherment releases nothing before its tag', async () => {
-    const reader = new InProcessReader(SHORT_LIMITS);
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader(SHORT_LIMITS);
     const gk = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
     const ck = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', randomBytes(16));
     const iv = randomBytes(16);
@@ -1432,9 +1393,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
   });
 
   it('keys without a usable public point and memory figures that cannot be are refused; a generated key is not left in its slot', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
+    const { reader, b } = await openedReader();
     const template = (point: number[]) => [0x7f, 0x49, point.length + 2, 0x86, point.length, ...point];
     const ec = { use: 'signature', algorithm: 33 } as const;
     for (const [spec, data] of [
@@ -1467,9 +1426,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
 
   it('MANAGE CHANNEL answering channel 0, 20 or one the session holds is refused; nothing is sent on that channel, and streams still end right', async () => {
     for (const [what, channel] of [['0', () => 0], ['20', () => 20], ['a channel held', (n: number) => (n === 1 ? undefined : 1)]] as const) {
-      const reader = new InProcessReader(SHORT_LIMITS);
-      const b = reader.backend();
-      await b.open();
+      const { reader, b } = await openedReader(SHORT_LIMITS);
       let opens = 0;
       reader.intercept = (a) => {
         if (!opensChannel(a)) return undefined;
@@ -1494,7 +1451,6 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
 
   it('over Mcs each is an internal error (5000) with a short m2m:dbg, not a refused request (4005)', async () => {
     const { McsClient, McsError } = await import('../../src/index.ts');
-    const { ShortResponseError } = await import('../../src/pcsc/index.ts');
     const reader = new InProcessReader(SHORT_LIMITS);
     const engine = await McsEngine.create({ backends: [reader.backend()] });
     const c = new McsClient(engine, 'CAE1');

@@ -195,7 +195,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       ({ ref } = await this.inFreeSlot((slot) => ({ cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: slot, secret: true, data })));
     } catch (e) {
       // 6A80 means bad key material only as the answer to the PUT DATA that carried it.
-      if (e instanceof StatusWordError && e.sw === 0x6a80 && e.command === commandName({ ins: INS.PUT_DATA })) {
+      if (answeredBy(e, INS.PUT_DATA) && e.sw === 0x6a80) {
         throw new InvalidValueError('the card refused the key material (out of range or malformed)');
       }
       throw e;
@@ -255,8 +255,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         // Not sent (no connection), or refused by the command itself: nothing was written. Otherwise (no
         // answer, a lost card, a failure after the card accepted it) the key may be there. In shared mode
         // the slot is left alone: another application may write it before a later deletion would run.
-        const refused = e instanceof StatusWordError && e.command === commandName(cmd);
-        if (!sent || refused) this.usedRefs.delete(ref);
+        if (!sent || answeredBy(e, cmd.ins)) this.usedRefs.delete(ref);
         else if (!this.shared) this.orphans.add(ref);
         throw e;
       }
@@ -554,14 +553,17 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
  * any other command is the card's failure (5000 over Mcs), not the client's.
  */
 function dataError(e: unknown, padding: boolean): unknown {
-  if (!(e instanceof StatusWordError) || e.command !== PSO_COMMAND) return e;
+  if (!answeredBy(e, INS.PSO)) return e;
   if (e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
   if (padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused the data length (block modes without padding need a non-empty multiple of 16 bytes)');
   return e;
 }
 
-const PSO_COMMAND = commandName({ ins: INS.PSO });
+/** A status word the command `ins` itself answered (not a GET RESPONSE or a reconnect's SELECT on its way). */
+function answeredBy(e: unknown, ins: number): e is StatusWordError {
+  return e instanceof StatusWordError && e.command === commandName({ ins });
+}
 
 async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {
   try {

@@ -81,8 +81,9 @@ export class CardSession {
   /** Numbers of the logical channels this session opened on the card (pooled, held by streams, or not closable). */
   private numbers = new Set<number>();
   /**
-   * The card answered MANAGE CHANNEL open with a number this session cannot
-   * use: it may hold a channel nobody can close, which only a reset ends.
+   * The card may hold a channel this session does not count (an open answered
+   * with a number it cannot use or not at all, a close that failed): only a
+   * reset ends it, which close() then makes.
    */
   private stray = false;
   /** The card refused to open another channel: no more are asked for until it is reset. */
@@ -378,7 +379,7 @@ export function unanswered(e: unknown): boolean {
 
 /** The card went away or was reset behind our back: the next call reconnects. */
 export function cardLost(e: unknown): boolean {
-  return e instanceof ShortResponseError || (e instanceof PcscError && e.scardName !== 'SCARD_E_TIMEOUT');
+  return e instanceof ShortResponseError || (e instanceof PcscError && !unanswered(e));
 }
 
 export function parseFci(fci: Uint8Array): CardInfo {
