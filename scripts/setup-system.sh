@@ -25,8 +25,11 @@ done
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "setup-system: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A fresh machine may still be running its own apt job (seen here: the dpkg
+  # frontend lock held at boot): wait for the lock instead of failing.
+  wait_lock=(-o DPkg::Lock::Timeout=600)
+  apt-get "${wait_lock[@]}" update -qq
+  apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup-system: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
 fi
