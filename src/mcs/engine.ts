@@ -18,7 +18,7 @@ import { parseRequest, releaseVersion, requestId, type McsRequest, type McsRespo
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { badRequest, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, isA, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
@@ -147,8 +147,13 @@ export class McsEngine {
     }
     const host = this.#route(req.to);
     if (!host) return versioned(failure(req.rqi, new McsError(RSC.NOT_FOUND, 'no SE with this M2M-SE-ID')), req.rvi);
+    let now: number;
+    try {
+      now = this.#clock();
+    } catch (e) {
+      return versioned(failure(req.rqi, e), req.rvi);
+    }
     const turn = host.acquire();
-    let now = this.#clock();
     const deadline = req.rqet === undefined ? undefined : typeof req.rqet === 'number' ? now + req.rqet : parseTimestamp(req.rqet)!;
     // A request read after an await (its turn, or expirations due first) is read as it was sent: its
     // byte values are copied now (and zeroized after), since the caller may reuse or wipe its arrays
@@ -165,12 +170,10 @@ export class McsEngine {
         unreadable = { error };
       }
     }
-    if (turn) {
-      await turn;
-      now = this.#clock();
-    }
+    if (turn) await turn;
     let response: McsResponse;
     try {
+      if (turn) now = this.#clock();
       if (unreadable) throw unreadable.error;
       const ctx = this.#context(host, req.fr, now);
       if (deadline !== undefined && now >= deadline) throw new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
@@ -630,7 +633,13 @@ export class McsEngine {
     let next = Infinity;
     for (const h of this.#hosts.values()) next = Math.min(next, h.nextExpiry);
     if (next === Infinity || this.#closed) return;
-    const delay = Math.min(Math.max(notBefore, next - this.#clock()), 2 ** 31 - 1);
+    let delay: number;
+    try {
+      delay = Math.min(Math.max(notBefore, next - this.#clock()), 2 ** 31 - 1);
+    } catch {
+      // A clock that failed (a caller's clock option) is asked again later; a timer must not throw.
+      delay = EXPIRY_RETRY_MS;
+    }
     this.#timer = setTimeout(() => void this.#sweep(), delay);
     (this.#timer as { unref?: () => void }).unref?.();
   }
@@ -811,10 +820,10 @@ function versioned(response: McsResponse, rvi: string | undefined): McsResponse 
 }
 
 function failure(rqi: string, e: unknown): McsResponse {
-  if (e instanceof McsError) return { rsc: e.rsc, rqi, pc: { 'm2m:dbg': e.message } };
-  if (e instanceof UnknownAlgorithmError) return { rsc: RSC.NOT_IMPLEMENTED, rqi, pc: { 'm2m:dbg': e.message } };
-  if (e instanceof StateError) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
+  if (isA(e, McsError)) return { rsc: e.rsc, rqi, pc: { 'm2m:dbg': e.message } };
+  if (isA(e, UnknownAlgorithmError)) return { rsc: RSC.NOT_IMPLEMENTED, rqi, pc: { 'm2m:dbg': e.message } };
+  if (isA(e, StateError)) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
   // Core messages never carry key or data bytes, but an unexpected error might: say only what kind it was.
-  const kind = e instanceof SenvError ? e.code : 'internal error';
+  const kind = isA(e, SenvError) ? e.code : 'internal error';
   return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kind})` } };
 }

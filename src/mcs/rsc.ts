@@ -54,6 +54,19 @@ export const badRequest = (message: string) => new McsError(RSC.BAD_REQUEST, mes
  * are read) as 4000 without its message, which could hold anything.
  */
 export function unreadable(e: unknown, what: string): McsError {
-  if (e instanceof McsError) return e;
-  return badRequest(e instanceof InvalidInputError ? e.message : `${what} cannot be read (a getter or proxy of it threw)`);
+  if (isA(e, McsError)) return e;
+  return badRequest(isA(e, InvalidInputError) ? e.message : `${what} cannot be read (a getter or proxy of it threw)`);
+}
+
+/**
+ * `e instanceof C` for anything a caller's code may have thrown: false for a
+ * value whose prototype cannot be read (a revoked proxy, a getPrototypeOf
+ * trap that throws), where instanceof itself would throw.
+ */
+export function isA<T>(e: unknown, C: abstract new (...args: never[]) => T): e is T {
+  try {
+    return e instanceof C;
+  } catch {
+    return false;
+  }
 }

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import { ecdsa, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse } from '../../src/index.ts';
+import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { SeHost } from '../../src/mcs/host.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { compiledType } from '../../src/mcs/registry.ts';
@@ -262,6 +263,16 @@ describe('Mcs: a request is read as it was sent', () => {
       'content Proxy whose ownKeys throws': () => update({ 'senv:Senv': new Proxy({}, { ownKeys: boom }) }),
       'list whose element getter throws': () => update({ 'senv:Senv': { hal: throwing(['a'], '0') } }),
     };
+    // Thrown values that instanceof itself cannot test (it throws for them).
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    for (const [what, value] of Object.entries({ 'a revoked proxy': revoked.proxy, 'a proxy whose getPrototypeOf throws': new Proxy({}, { getPrototypeOf: boom }) })) {
+      const raise = () => {
+        throw value;
+      };
+      cases[`to getter throwing ${what}`] = () => Object.defineProperty(base(), 'to', { get: raise, enumerable: true });
+      cases[`attribute getter throwing ${what}`] = () => update({ 'senv:Senv': Object.defineProperty({}, 'hcl', { get: raise, enumerable: true }) });
+    }
     for (const [name, make] of Object.entries(cases)) {
       for (const queued of PATHS) {
         let r: McsResponse | undefined;
@@ -274,6 +285,45 @@ describe('Mcs: a request is read as it was sent', () => {
     fails(await s.engine.send(base(), options), 4000, 'send() options whose getter throws', /options cannot be read/);
     ok(await s.retrieve(s.seId), 2000, 'the SE goes on');
     await s.engine.close();
+  });
+
+  it('a clock option that throws answers 5000 and never keeps the SE: requests queued behind, later ones, close() and the expiry timer go on', async () => {
+    let failing = false;
+    const engine = await McsEngine.create({
+      clock: () => {
+        if (failing) throw new Error('clock');
+        return Date.now();
+      },
+    });
+    const se = engine.seIds[0]!;
+    let n = 0;
+    const send = (op: number, to: string, pc?: object, ty?: number) => engine.send({ op, to, fr: 'CAE1', rqi: `c${++n}`, ...(ty ? { ty } : {}), ...(pc ? { pc } : {}) });
+    const unhandled: unknown[] = [];
+    const note = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', note);
+    try {
+      ok(await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } }, 20011), 2001, 'register');
+      // The CREATE holds the SE across its awaits: the RETRIEVE behind it reads the clock once its turn came.
+      const creating = send(1, `${se}/reg`, { 'senv:Hsh': { rn: 'h', Halg: 4, et: '20991231T000000' } }, 20004);
+      const queued = send(2, `${se}/reg`);
+      failing = true;
+      ok(await creating, 2001, 'the CREATE read the clock before');
+      fails(await queued, 5000, 'queued behind, the clock failing at its turn');
+      fails(await send(2, se), 5000, 'the clock failing before the turn');
+      // A resource due in 50 ms: the expiry timer asks the failing clock and must not throw.
+      failing = false;
+      ok(await send(1, `${se}/reg`, { 'senv:Hsh': { rn: 'soon', Halg: 4, et: formatTimestamp(Date.now() + 50) } }, 20004), 2001, 'create soon');
+      failing = true;
+      await new Promise((r) => setTimeout(r, 150));
+      failing = false;
+      ok(await send(2, `${se}/reg`), 2000, 'the SE serves again');
+      await new Promise((r) => setTimeout(r, 1200));
+      fails(await send(2, `${se}/reg/soon`), 4004, 'removed once the clock answered again');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', note);
+    }
+    await engine.close();
   });
 
   it('the masterKey option is read through its typed-array slots and copied: the caller\'s array is left alone', async () => {
