@@ -106,16 +106,18 @@ export class HmacDrbg extends CoreContext {
     if (typeof source !== 'function') throw new InvalidInputError('entropy must be a function (n) => Uint8Array');
     const pr = options.predictionResistance ?? false;
     if (typeof pr !== 'boolean') throw new InvalidInputError('predictionResistance must be true or false');
+    const c = core();
     const entropy = take(source, ENTROPY_BYTES, 'entropy input');
-    let nonce: Uint8Array;
+    let nonce: Uint8Array = EMPTY;
     try {
       nonce = take(source, NONCE_BYTES, 'nonce');
+      super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     } catch (e) {
+      // Drawn seed material goes to no one, also when no context could be made for it.
       entropy.fill(0);
+      nonce.fill(0);
       throw e;
     }
-    const c = core();
-    super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     this.hash = hash;
     this.predictionResistance = pr;
     this.#entropy = source;
