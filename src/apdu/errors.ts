@@ -37,13 +37,38 @@ export function statusWordMeaning(sw: number): string {
   return 'unknown status';
 }
 
+/**
+ * The command whose own answer a status word is: its INS and P1-P2, and
+ * whether it was a link of a chain with more to come (CLA b5).
+ */
+export interface AnsweringCommand {
+  readonly ins: number;
+  readonly p1: number;
+  readonly p2: number;
+  readonly chained: boolean;
+}
+
 /** The card refused a command: `sw` is SW1 << 8 | SW2. */
 export class StatusWordError extends SenvError {
   readonly sw: number;
   readonly command: string;
-  constructor(sw: number, command: string) {
+  readonly answering: AnsweringCommand;
+  constructor(sw: number, command: string, answering: AnsweringCommand) {
     super('ERR_CARD_STATUS', `${command}: card returned ${sw.toString(16).toUpperCase().padStart(4, '0')} (${statusWordMeaning(sw)})`);
     this.sw = sw;
     this.command = command;
+    this.answering = answering;
+  }
+
+  /**
+   * The status word is the result of the command `ins` (with P1-P2 `p1p2`
+   * when given) as a whole: answered by its only or last link, not by a GET
+   * RESPONSE that fetched its data (the command already ran) nor by a link
+   * with more to come. A status word means what the profile defines for a
+   * command only when that command gave it.
+   */
+  answers(ins: number, p1p2?: number): boolean {
+    const a = this.answering;
+    return a.ins === ins && !a.chained && (p1p2 === undefined || ((a.p1 << 8) | a.p2) === p1p2);
   }
 }

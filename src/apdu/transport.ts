@@ -7,7 +7,7 @@ import {
   decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,
 } from './apdu.ts';
-import { ApduError, StatusWordError, statusWordMeaning } from './errors.ts';
+import { ApduError, StatusWordError, statusWordMeaning, type AnsweringCommand } from './errors.ts';
 
 /** What carries the bytes: PcscCard satisfies it. */
 export interface ByteChannel {
@@ -49,6 +49,14 @@ const INS_NAMES: Readonly<Record<number, string>> = {
 
 export function commandName(cmd: Pick<CommandApdu, 'ins'>): string {
   return INS_NAMES[cmd.ins] ?? `INS ${cmd.ins.toString(16).toUpperCase().padStart(2, '0')}`;
+}
+
+const GET_RESPONSE: AnsweringCommand = { ins: 0xc0, p1: 0, p2: 0, chained: false };
+
+/** The status word of `r` as an error of `cmd`, or of the GET RESPONSE that fetched `r`'s data (`r.from`). */
+function refusal(cmd: CommandApdu, r: ResponseApdu, name = commandName(cmd)): StatusWordError {
+  if (r.from) return new StatusWordError(r.sw, r.from, GET_RESPONSE);
+  return new StatusWordError(r.sw, name, { ins: cmd.ins, p1: cmd.p1, p2: cmd.p2, chained: (cmd.cla & 0x10) !== 0 });
 }
 
 /** The wire: encodes, transmits, decodes. Counts the APDUs it sends. */
@@ -145,39 +153,40 @@ export class GetResponseLayer extends Layer {
     const parts: Uint8Array[] = [];
     let total = 0;
     let fetched = false;
-    const refuse = (what: string) => {
-      if (cmd.secret) for (const p of [...parts, r.data]) p.fill(0);
-      return new ApduError(`${commandName(cmd)}: the card ${what}, beyond the ${limit} bytes Ne = ${asked} allows`);
-    };
+    const refuse = (what: string) => new ApduError(`${commandName(cmd)}: the card ${what}, beyond the ${limit} bytes Ne = ${asked} allows`);
     const take = () => {
       total += r.data.length;
       if (total > limit) throw refuse(`answered ${total} bytes or more`);
       parts.push(r.data);
     };
-    if (!announcesMore(r.sw)) {
-      take();
-      return r;
-    }
     const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
-    for (let round = 0; ; round++) {
-      let ne: number;
-      if (announcesMore(r.sw)) {
-        take();
-        if (total === limit) throw refuse(`announced more data after ${total} bytes`);
-        // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
-        ne = r.sw & 0xff || this.inner.maxResponseData;
-      } else if (r.sw >> 8 === 0x6c) {
-        ne = r.sw & 0xff || 256;
-      } else {
-        break;
+    try {
+      for (let round = 0; ; round++) {
+        let ne: number;
+        if (announcesMore(r.sw)) {
+          take();
+          if (total === limit) throw refuse(`announced more data after ${total} bytes`);
+          // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
+          ne = r.sw & 0xff || this.inner.maxResponseData;
+        } else if (fetched && r.sw >> 8 === 0x6c) {
+          ne = r.sw & 0xff || 256;
+        } else {
+          break;
+        }
+        if (round === rounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${rounds} GET RESPONSE rounds`);
+        r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
+        fetched = true;
       }
-      if (round === rounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${rounds} GET RESPONSE rounds`);
-      r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });
-      fetched = true;
+      take();
+    } catch (e) {
+      // Whatever ends the exchange early (data beyond Ne, the round limit, a lost card), the secret
+      // data fetched so far goes to no one.
+      if (cmd.secret) for (const p of [...parts, r.data]) p.fill(0);
+      throw e;
     }
-    take();
+    if (!fetched) return r;
     // The command itself answered 61xx: a status word now is the GET RESPONSE's, never the command's result.
-    return { data: joinParts(parts, cmd.secret), sw: r.sw, ...(fetched && r.sw !== 0x9000 ? { from: commandName({ ins: 0xc0 }) } : {}) };
+    return { data: joinParts(parts, cmd.secret), sw: r.sw, ...(r.sw !== 0x9000 ? { from: commandName(GET_RESPONSE) } : {}) };
   }
 }
 
@@ -221,8 +230,9 @@ export class ChainingLayer extends Layer {
     // may answer each one: keep that output, in order.
     const out: Uint8Array[] = [];
     for (; data.length - off > link; off += link) {
-      const r = await this.inner.transmit({ ...cmd, cla: cmd.cla | 0x10, data: data.subarray(off, off + link) });
-      if (r.sw !== 0x9000) throw new StatusWordError(r.sw, `${commandName(cmd)} (chained, link at offset ${off})`);
+      const linked = { ...cmd, cla: cmd.cla | 0x10, data: data.subarray(off, off + link) };
+      const r = await this.inner.transmit(linked);
+      if (r.sw !== 0x9000) throw refusal(linked, r, `${commandName(cmd)} (chained, link at offset ${off})`);
       out.push(r.data);
     }
     const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
@@ -241,7 +251,7 @@ export class StatusLayer extends Layer {
     const sw1 = r.sw >> 8;
     if (r.sw === 0x9000 || (this.allowWarnings && (sw1 === 0x62 || sw1 === 0x63) && !r.from)) return r;
     if (cmd.secret) r.data.fill(0);
-    throw new StatusWordError(r.sw, r.from ?? commandName(cmd));
+    throw refusal(cmd, r);
   }
 }
 
@@ -260,8 +270,9 @@ export class LogicalChannel extends Layer {
    * and none can name a channel above 19).
    */
   static async open(inner: ApduTransport): Promise<LogicalChannel> {
-    const r = await inner.transmit({ cla: 0x00, ins: 0x70, p1: 0x00, p2: 0x00, ne: 1 });
-    if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'MANAGE CHANNEL (open)');
+    const cmd = { cla: 0x00, ins: 0x70, p1: 0x00, p2: 0x00, ne: 1 };
+    const r = await inner.transmit(cmd);
+    if (r.sw !== 0x9000) throw refusal(cmd, r, 'MANAGE CHANNEL (open)');
     if (r.data.length !== 1) throw new ApduError(`MANAGE CHANNEL (open) returned ${r.data.length} bytes instead of the channel number`);
     const n = r.data[0]!;
     if (n === 0 || n > 19) throw new ApduError(`MANAGE CHANNEL (open) answered channel ${n}, which is not a logical channel (1..19)`);
@@ -282,16 +293,18 @@ export class LogicalChannel extends Layer {
   async close(): Promise<void> {
     if (this.closed || this.channel === 0) return;
     this.closed = true;
-    const r = await this.inner.transmit({ cla: 0x00, ins: 0x70, p1: 0x80, p2: this.channel });
-    if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'MANAGE CHANNEL (close)');
+    const cmd = { cla: 0x00, ins: 0x70, p1: 0x80, p2: this.channel };
+    const r = await this.inner.transmit(cmd);
+    if (r.sw !== 0x9000) throw refusal(cmd, r, 'MANAGE CHANNEL (close)');
   }
 }
 
 /** SELECT by DF name (AID), first or only occurrence, returning the FCI. */
 export async function selectAid(t: ApduTransport, aid: Uint8Array): Promise<Uint8Array> {
   if (aid.length < 5 || aid.length > 16) throw new LengthError(`an AID is 5..16 bytes, got ${aid.length}`);
-  const r = await t.transmit({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
-  if (r.sw !== 0x9000) throw new StatusWordError(r.sw, 'SELECT');
+  const cmd = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 };
+  const r = await t.transmit(cmd);
+  if (r.sw !== 0x9000) throw refusal(cmd, r, 'SELECT');
   return r.data;
 }
 

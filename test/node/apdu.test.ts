@@ -9,15 +9,22 @@ import {
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
 import { InvalidInputError, LengthError } from '../../src/core/errors.ts';
 
-/** A card that expects exactly these commands (hex) and answers these responses (hex). */
-function scripted(script: [string, string][]): ByteChannel & { done(): void } {
+/**
+ * A card that expects exactly these commands (hex) and answers these responses (hex; an Error: no answer,
+ * transmit throws it). `given` keeps the answers it gave, as the layers left them.
+ */
+function scripted(script: [string, string | Error][]): ByteChannel & { done(): void; given: Uint8Array[] } {
   let i = 0;
+  const given: Uint8Array[] = [];
   return {
+    given,
     async transmit(apdu) {
       const step = script[i++];
       if (!step) throw new Error(`unexpected command ${hex(apdu)}`);
       expect(hex(apdu)).toBe(step[0].replace(/\s/g, '').toUpperCase());
-      return fromHex(step[1]);
+      if (step[1] instanceof Error) throw step[1];
+      given.push(fromHex(step[1]));
+      return given[given.length - 1]!;
     },
     done: () => expect(i).toBe(script.length),
   };
@@ -180,6 +187,25 @@ describe('transport layers', () => {
     const read = (n: number) => createTransport(big(n), { extended: true }).transport.transmit({ cla: 0, ins: 0xca, p1: 2, p2: 1, ne: 65536 });
     expect((await read(65536)).data.length).toBe(65536);
     await expect(read(65537)).rejects.toBeInstanceOf(ApduError);
+  });
+
+  it('the secret data fetched so far is zeroized whatever ends the GET RESPONSE rounds early: a GET RESPONSE without an answer, the round limit', async () => {
+    const part = (byte: string) => `${byte.repeat(16)}6110`; // 16 bytes, 16 more to come
+    const cases: [string, [string, string | Error][], [string, string]][] = [
+      ['no answer', [['0084000000', part('11')], ['00C0000010', part('22')], ['00C0000010', new Error('the card was removed')]], ['Error', 'the card was removed']],
+      ['the round limit', [['0084000000', part('11')], ...['22', '33', '44'].map((b): [string, string] => ['00C0000010', part(b)])],
+        ['ApduError', 'GET CHALLENGE: response still incomplete after 3 GET RESPONSE rounds']],
+    ];
+    const got = [];
+    for (const [what, script] of cases) {
+      const ch = scripted(script);
+      const err = await new GetResponseLayer(raw(ch), 3).transmit({ cla: 0, ins: 0x84, p1: 0, p2: 0, ne: 256, secret: true })
+        .then(() => undefined, (e: Error) => [e.constructor.name, e.message]);
+      ch.done();
+      // The data of each answer the card gave (the status words are not data).
+      got.push([what, err, ch.given.map((g) => hex(g.subarray(0, g.length - 2)))]);
+    }
+    expect(got).toEqual(cases.map(([what, script, error]) => [what, error, script.filter(([, a]) => typeof a === 'string').map(() => '00'.repeat(16))]));
   });
 
   it('6Cxx to a GET RESPONSE repeats the GET RESPONSE with that Le and keeps the data, never re-running the command', async () => {

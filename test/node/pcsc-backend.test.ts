@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
@@ -480,6 +480,33 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  it('random(): the bytes of a call whose later GET CHALLENGE fails (refused, short, unanswered) are zeroized, handed to no one', async () => {
+    // 300 bytes: a GET CHALLENGE of 256 the card answers, then one of 44 that fails.
+    const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 1024 });
+    const cases = [
+      ['refused', () => Uint8Array.of(0x6f, 0x00)],
+      ['short', () => Uint8Array.of(1, 2, 3, 4, 0x90, 0x00)],
+      ['unanswered', () => {
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      }],
+    ] as const;
+    const got = [];
+    for (const [what, second] of cases) {
+      let n = 0;
+      reader.intercept = (apdu) => (apdu[1] !== 0x84 ? undefined : ++n === 1 ? Uint8Array.of(...new Uint8Array(256).fill(0xa5), 0x90, 0x00) : second());
+      // The result the bytes were gathered in is never returned: it is the array of 300 they are set into. Its
+      // distinct byte values after the call: [0] once zeroized.
+      const set = vi.spyOn(Uint8Array.prototype, 'set');
+      const e = await b.random(1, 300).then(() => undefined, (x: Error) => x.constructor.name);
+      const into = [...new Set((set.mock.contexts as Uint8Array[]).filter((t) => t.length === 300))];
+      set.mockRestore();
+      got.push([what, e, into.map((out) => [...new Set(out)])]);
+    }
+    reader.intercept = undefined;
+    expect(got).toEqual([['refused', 'StatusWordError', [[0]]], ['short', 'ApduError', [[0]]], ['unanswered', 'PcscError', [[0]]]]);
+    await b.close();
+  });
+
   it('a SELECT that fails while connecting releases the card; the next call connects afresh', async () => {
     const reader = new InProcessReader();
     reader.failOnce((a) => a[1] === SELECT, 0x6f00);
@@ -764,6 +791,50 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       }
       return undefined;
     };
+  }
+  /**
+   * The GET RESPONSE that fetches the data of the next command `after` picks answers `sw` in the card's place,
+   * once; `command`, when given, answers that command itself (the card ran it and announced its data, 61xx).
+   */
+  function failGetResponse(reader: InProcessReader, after: (apdu: Uint8Array) => boolean, sw: number, command?: (apdu: Uint8Array) => Uint8Array): void {
+    let armed = false;
+    let done = false;
+    reader.intercept = (apdu) => {
+      if (!done && after(apdu)) {
+        armed = true;
+        if (command) return command(apdu);
+      }
+      if (!armed || apdu[1] !== 0xc0) return undefined;
+      armed = false;
+      done = true;
+      return Uint8Array.of(sw >> 8, sw & 0xff);
+    };
+  }
+  /** The card is lost once (the session drops): the next call connects again and selects the applet. */
+  async function loseCard(reader: InProcessReader, b: PcscBackend): Promise<void> {
+    reader.intercept = () => {
+      reader.intercept = undefined;
+      throw new PcscError('SCardTransmit', 0x80100069); // SCARD_W_REMOVED_CARD
+    };
+    await expect(b.random(1, 8)).rejects.toThrow(/SCARD_W_REMOVED_CARD/);
+  }
+  /** What a call came to: its value, or its error (a StatusWordError with the command and status word), for tables whose diff shows every case. */
+  const outcome = (p: Promise<unknown>): Promise<unknown> => p.then((v) => v, (e: Error) =>
+    (e instanceof StatusWordError ? { error: 'StatusWordError', command: e.command, sw: e.sw } : { error: e.constructor.name, message: e.message }));
+  /**
+   * An Mcs engine over an in-process card, registered as `reg`. `once(head, sw)` answers the next APDU whose
+   * header is `head` (CLA without its channel number, INS, P1, P2; hex) with `sw` in the card's place.
+   */
+  async function mcsOverCard(limits?: CardLimits) {
+    const reader = new InProcessReader(limits);
+    const engine = await McsEngine.create({ backends: [reader.backend()] });
+    const se = engine.seIds[0]!;
+    let n = 0;
+    const send = (op: number, to: string, pc?: object, ty?: number) => engine.send({ op, to, fr: 'CAE1', rqi: `r${++n}`, ...(ty ? { ty } : {}), ...(pc ? { pc } : {}) }, { binary: true });
+    expect((await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 3 } }, 20011)).rsc).toBe(2001);
+    const head = (a: Uint8Array) => Buffer.from([a[0]! & 0xfc, a[1]!, a[2]!, a[3]!]).toString('hex');
+    const once = (h: string, sw: number) => reader.failOnce((a) => head(a) === h, sw);
+    return { reader, engine, se, send, once };
   }
 
   it('an abort while final() chains on channel 0 ends that chain: the next user of channel 0 starts clean', async () => {
@@ -1085,16 +1156,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   });
 
   it('6A80 is the client\'s error only as the answer that gives it meaning (a decipherment\'s padding): from MSE:SET, ENCIPHER or COMPUTE it is the card\'s, 5000 over Mcs', async () => {
-    const reader = new InProcessReader();
-    const engine = await McsEngine.create({ backends: [reader.backend()] });
-    const se = engine.seIds[0]!;
-    let n = 0;
-    const send = (op: number, to: string, pc?: object, ty?: number) => engine.send({ op, to, fr: 'CAE1', rqi: `r${++n}`, ...(ty ? { ty } : {}), ...(pc ? { pc } : {}) }, { binary: true });
-    expect((await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 3 } }, 20011)).rsc).toBe(2001);
-    const hx = (a: Uint8Array) => Buffer.from(a.subarray(0, 4)).toString('hex');
-    const once = (head: string) => {
-      reader.intercept = (a) => (hx(a) === head ? ((reader.intercept = undefined), Uint8Array.of(0x6a, 0x80)) : undefined);
-    };
+    const { engine, se, send, once } = await mcsOverCard();
     expect((await send(1, `${se}/reg`, { 'senv:Cph': { rn: 'g', Calg: 1001, mbs: 1000, kDt: new Uint8Array(16).fill(7) } }, 20002)).rsc).toBe(2001);
     expect((await send(1, `${se}/reg/g`, { 'senv:algP': { nc: new Uint8Array(12) } }, 20001)).rsc).toBe(2001);
     expect((await send(1, `${se}/reg`, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: new Uint8Array(32).fill(7) } }, 20012)).rsc).toBe(2001);
@@ -1103,16 +1165,81 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       ['MSE:SET DST', '002241b6', 'm/calculateSignature', 'senv:Sgn'], ['PSO COMPUTE', '002a9e9a', 'm/calculateSignature', 'senv:Sgn'],
     ] as const) {
       expect((await send(3, `${se}/reg/${to.split('/')[0]}`, { [root]: { msg: new Uint8Array(3).fill(1) } })).rsc).toBe(2004);
-      once(head);
+      once(head, 0x6a80);
       expect((await send(2, `${se}/reg/${to}`)).rsc, what).toBe(5000);
     }
     // A decipherment whose padding the card refuses is still the client's (4102).
-    once('002a8086');
+    once('002a8086', 0x6a80);
     expect((await send(1, `${se}/reg`, { 'senv:Cph': { rn: 'c', Calg: 24, mbs: 1000, kDt: new Uint8Array(16).fill(7) } }, 20002)).rsc).toBe(2001);
     expect((await send(1, `${se}/reg/c`, { 'senv:algP': { iV: new Uint8Array(16) } }, 20001)).rsc).toBe(2001);
     expect((await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: new Uint8Array(32).fill(5) } })).rsc).toBe(2004);
     expect((await send(2, `${se}/reg/c/decrypt`)).rsc, 'bad padding').toBe(4102);
     await engine.close();
+  });
+
+  it('6300 (a tag that does not verify) and 6A80 (bad padding) are the client\'s only from a decipherment\'s last link: from ENCIPHER, a MAC computation or a chained link they are the card\'s, 5000 over Mcs', async () => {
+    // Short APDUs: a message of 600 bytes goes to the card in chained links and a last one. The card decides a
+    // tag or the padding at the end of a decipherment; an ENCIPHER or a MAC computation has neither, and a link
+    // with more to come cannot know them yet.
+    const { engine, se, send, once } = await mcsOverCard(SHORT_LIMITS);
+    for (const [rn, Calg, algP] of [['g', 1001, { nc: new Uint8Array(12) }], ['c', 24, { iV: new Uint8Array(16) }]] as const) {
+      expect((await send(1, `${se}/reg`, { 'senv:Cph': { rn, Calg, mbs: 1000, kDt: new Uint8Array(16).fill(7) } }, 20002)).rsc).toBe(2001);
+      expect((await send(1, `${se}/reg/${rn}`, { 'senv:algP': algP }, 20001)).rsc).toBe(2001);
+    }
+    expect((await send(1, `${se}/reg`, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: new Uint8Array(32).fill(7) } }, 20012)).rsc).toBe(2001);
+    const card = [5000, 'internal error (ERR_CARD_STATUS)'];
+    const client = [4102, 'authentication failed: tag or MAC does not verify'];
+    const cases = [
+      // [what, the APDU answered (CLA without its channel, INS, P1, P2), its status word, the operation, what it means]
+      ['6300 to PSO ENCIPHER (GCM)', '002a8680', 0x6300, 'g/encrypt', card],
+      ['6300 to PSO COMPUTE (HMAC)', '002a9e9a', 0x6300, 'm/calculateSignature', card],
+      ['6300 to a chained DECIPHER link (GCM)', '102a8086', 0x6300, 'g/decrypt', card],
+      ['6A80 to a chained DECIPHER link (CBC)', '102a8086', 0x6a80, 'c/decrypt', card],
+      ['6300 to the last DECIPHER link (GCM): the tag', '002a8086', 0x6300, 'g/decrypt', client],
+    ] as const;
+    const got = [];
+    for (const [what, head, sw, to] of cases) {
+      const rn = to.split('/')[0]!;
+      expect((await send(3, `${se}/reg/${rn}`, { [rn === 'm' ? 'senv:Sgn' : 'senv:Cph']: { msg: new Uint8Array(600).fill(1) } })).rsc, what).toBe(2004);
+      once(head, sw);
+      const r = await send(2, `${se}/reg/${to}`);
+      got.push([what, r.rsc, (r.pc as Record<string, unknown> | undefined)?.['m2m:dbg']]);
+    }
+    expect(got).toEqual(cases.map(([what, , , , means]) => [what, ...means]));
+    await engine.close();
+  });
+
+  it('a 6300 from MSE:SET or a reconnect\'s SELECT is that command\'s failure, never a signature or MAC that does not verify (only VERIFY says so)', async () => {
+    const msg = new Uint8Array(100).fill(1);
+    const macKey = new Uint8Array(32).fill(9);
+    const pair = ecdsa('P-256').keygen();
+    const mseAnswers6300 = async (reader: InProcessReader) => reader.failOnce((a) => a[1] === 0x22, 0x6300);
+    const cases = [
+      ['HMAC, MSE:SET answers 6300', 25, mseAnswers6300],
+      ['ECDSA, MSE:SET answers 6300', 33, mseAnswers6300],
+      ['HMAC, the SELECT of a reconnect answers 6300', 25, async (reader: InProcessReader, b: PcscBackend) => {
+        await loseCard(reader, b);
+        reader.failOnce((a) => a[1] === SELECT, 0x6300);
+      }],
+    ] as const;
+    const got = [];
+    for (const [what, alg, arrange] of cases) {
+      const { reader, b } = await openedReader();
+      // Keys whose signature the host makes: the card's first command of a verification is MSE:SET.
+      const k = alg === 25
+        ? await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', macKey.slice())
+        : await b.importKey({ use: 'signature', algorithm: 33 }, 'public', pair.publicKey);
+      const sig = alg === 25 ? hmac('SHA-256', macKey, msg) : ecdsa('P-256').sign(msg, pair.secretKey, { format: 'raw' });
+      const verify = async () => (await b.signature(alg, k, { format: 'raw', prehashed: false })).verify(sig, msg);
+      await arrange(reader, b);
+      got.push([what, await outcome(verify()), await verify()]);
+      await b.close();
+    }
+    expect(got).toEqual([
+      [cases[0][0], { error: 'StatusWordError', command: 'MANAGE SECURITY ENVIRONMENT', sw: 0x6300 }, true],
+      [cases[1][0], { error: 'StatusWordError', command: 'MANAGE SECURITY ENVIRONMENT', sw: 0x6300 }, true],
+      [cases[2][0], { error: 'StatusWordError', command: 'SELECT', sw: 0x6300 }, true],
+    ]);
   });
 
   it('a key whose deletion failed, or whose write got no answer, is deleted later (before the next slot is taken, at close()): none is left on the card', async () => {
@@ -1155,15 +1282,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   it('a status word a GET RESPONSE answers is its own, never the command\'s result; a key generated before it is deleted later, not lost', async () => {
     // A 64-byte response field: a P-256 point needs a GET RESPONSE.
     const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 64 });
-    let armed = false;
-    reader.intercept = (a) => {
-      if (a[1] === 0x47) armed = true;
-      if (armed && a[1] === 0xc0) {
-        armed = false;
-        return Uint8Array.of(0x6f, 0x00);
-      }
-      return undefined;
-    };
+    failGetResponse(reader, (a) => a[1] === 0x47, 0x6f00);
     const e = await b.generateKey({ use: 'signature', algorithm: 33 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(StatusWordError);
     expect((e as StatusWordError).command).toBe('GET RESPONSE');
@@ -1172,15 +1291,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     const key = new Uint8Array(16).fill(3), iv = new Uint8Array(16).fill(4);
     const k = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key.slice());
     const sealed = cbc(key, iv, { padding: 'pkcs5' }).encrypt(new Uint8Array(1000).fill(5));
-    armed = false;
-    reader.intercept = (a) => {
-      if (a[1] === 0x2a && a[3] === 0x86) armed = true;
-      if (armed && a[1] === 0xc0) {
-        armed = false;
-        return Uint8Array.of(0x6a, 0x80);
-      }
-      return undefined;
-    };
+    failGetResponse(reader, (a) => a[1] === 0x2a && a[3] === 0x86, 0x6a80);
     const d = await b.cipher(24, k, 'decrypt', { iv });
     const failed = await Promise.resolve().then(() => d.final(sealed)).catch((x: unknown) => x);
     expect(failed, 'not PaddingError').toBeInstanceOf(StatusWordError);
@@ -1197,6 +1308,90 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     b.deleteKey(k);
     await b.close();
     expect([...reader.store.keys.values()].filter((x) => x.algorithm === 33).length, 'the generated P-256 key was deleted').toBe(0);
+  });
+
+  it('6A89 (slot taken) means so only as the key write\'s own answer: from its GET RESPONSE the generated key is on the card and deleted later, from a reconnect\'s SELECT nothing was written; no slot is skipped either way', async () => {
+    const cases = [
+      // [what answers 6A89, how, the command the error names, reconnects during the call, slots on the card after it]
+      ['the GET RESPONSE that fetches the public point', async (reader: InProcessReader) => failGetResponse(reader, (a) => a[1] === 0x47, 0x6a89), 'GET RESPONSE', 0, [1]],
+      // A card that answers so for a while: skipping to the next slot would reconnect again, slot after slot.
+      ['the SELECT of a reconnect', async (reader: InProcessReader, b: PcscBackend) => {
+        await loseCard(reader, b);
+        reader.intercept = (a) => (a[1] === SELECT ? Uint8Array.of(0x6a, 0x89) : undefined);
+      }, 'SELECT', 1, []],
+    ] as const;
+    const got = [];
+    for (const [what, arrange] of cases) {
+      // A 64-byte response field: a P-256 point needs a GET RESPONSE.
+      const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 64 });
+      await arrange(reader, b);
+      const connects = reader.connects;
+      const generated = await outcome(b.generateKey({ use: 'signature', algorithm: 33 }).then(() => 'a key handle'));
+      const reconnects = reader.connects - connects;
+      reader.intercept = undefined;
+      const slots = [...reader.store.keys.keys()];
+      // The card answers normally again: the next key write takes slot 1, after deleting a key left there.
+      const next = await outcome(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5))
+        .then(() => [...reader.store.keys.entries()].map(([ref, key]) => [ref, key.algorithm])));
+      await b.close();
+      got.push([what, generated, reconnects, slots, next]);
+    }
+    expect(got).toEqual(cases.map(([what, , command, reconnects, slots]) => [what, { error: 'StatusWordError', command, sw: 0x6a89 }, reconnects, slots, [[1, 25]]]));
+  });
+
+  it('6A88 (no key there) frees a slot only as the deletion\'s own answer: a reconnect\'s SELECT answering it sent no deletion, and the key is deleted later, at close() at the latest', async () => {
+    const { reader, b } = await openedReader();
+    const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(7));
+    await loseCard(reader, b);
+    reader.failOnce((a) => a[1] === SELECT, 0x6a88);
+    const deletions = () => reader.sent.filter((a) => a[1] === 0xda && a[2] === 0x03).length;
+    b.deleteKey(k);
+    await new Promise((r) => setTimeout(r, 20));
+    expect({ deletions: deletions(), slots: [...reader.store.keys.keys()] }, 'nothing deleted yet').toEqual({ deletions: 0, slots: [1] });
+    await b.close();
+    expect({ deletions: deletions(), slots: [...reader.store.keys.keys()] }, 'close() deleted it').toEqual({ deletions: 1, slots: [] });
+  });
+
+  it('a MANAGE CHANNEL open the card carried out (61 01) whose GET RESPONSE failed is no refusal: the stream fails, no channel is asked for again, and close() resets the card, which holds the channel', async () => {
+    const { reader, b } = await openedReader();
+    // The card opens channel 1; its number was to come by GET RESPONSE.
+    failGetResponse(reader, (a) => a[1] === 0x70 && a[2] === 0x00, 0x6f00, (a) => (reader.os.apdu(a), Uint8Array.of(0x61, 0x01)));
+    const s = await b.digest(4);
+    const update = await outcome(s.update(new Uint8Array(70_000)));
+    reader.intercept = undefined;
+    // The card holds a channel whose number the session never learnt.
+    const held = cardChannels(reader);
+    // Nothing is sent on (or asked of) channels then: the next stream ends on channel 0.
+    const mark = reader.sent.length;
+    await servesDigest(b, 70_000);
+    const onChannels = reader.sent.slice(mark).filter((a) => a[1] === 0x70 || (a[0]! & 0x03) !== 0).map(hex);
+    await b.close();
+    expect({ update, held, onChannels, afterClose: cardChannels(reader) }).toEqual({
+      update: { error: 'StatusWordError', command: 'GET RESPONSE', sw: 0x6f00 }, held: [1], onChannels: [], afterClose: [],
+    });
+  });
+
+  it('6A88 means no object directory yet only as the GET DATA\'s own answer: from the GET RESPONSE fetching the directory, a write fails and takes no object another resource holds', async () => {
+    // A 64-byte response field: a directory of three entries needs a GET RESPONSE.
+    const { reader, b: first } = await openedReader({ maxCommandData: 255, maxResponseData: 64 });
+    const ids = ['sdo-resource-id-0001', 'sdo-resource-id-0002', 'sdo-resource-id-0003', 'sdo-resource-id-0004'];
+    const data = (i: number) => new Uint8Array(8).fill(i + 1);
+    for (let i = 0; i < 3; i++) await first.objectStore.write(ids[i]!, data(i));
+    await first.close();
+    const objects = () => [...reader.store.objects.entries()].map(([n, d]) => [n, hex(d)]);
+    const before = objects();
+    // Another backend: it reads the directory from the card.
+    const b = reader.backend();
+    await b.open();
+    failGetResponse(reader, (a) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe, 0x6a88);
+    const write = await outcome(b.objectStore.write(ids[3]!, data(3)));
+    reader.intercept = undefined;
+    // Nothing written: no other resource's object, no directory that names the new one only.
+    expect({ write, objects: objects() }).toEqual({ write: { error: 'StatusWordError', command: 'GET RESPONSE', sw: 0x6a88 }, objects: before });
+    // The directory read again, the write takes a free object.
+    await b.objectStore.write(ids[3]!, data(3));
+    expect(await Promise.all(ids.map(async (id) => hex(await b.objectStore.read(id))))).toEqual(ids.map((_, i) => hex(data(i))));
+    await b.close();
   });
 
   it('shared mode: a key write that got no answer is not swept later (the slot may hold another application\'s key by then)', async () => {

@@ -13,7 +13,6 @@ import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
-import { commandName } from '../../apdu/transport.ts';
 import { hash } from '../../core/hash.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
@@ -171,19 +170,25 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const info = this.live();
     if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
     const out = new Uint8Array(length);
-    await this.session.run(async () => {
-      const ch = this.session.channel0;
-      // Without extended length one APDU asks for 256 bytes at most, whatever the card's tag 85 says.
-      const per = Math.min(info.maxResponseData, ch.t.maxResponseData);
-      for (let o = 0; o < length; o += per) {
-        const n = Math.min(per, length - o);
-        const got = (await ch.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data;
-        // Fewer bytes than asked would leave zeros in the result: never hand those out as random.
-        if (got.length !== n) throw new ApduError(`GET CHALLENGE returned ${got.length} bytes instead of ${n}`);
-        out.set(got, o);
-        got.fill(0);
-      }
-    });
+    try {
+      await this.session.run(async () => {
+        const ch = this.session.channel0;
+        // Without extended length one APDU asks for 256 bytes at most, whatever the card's tag 85 says.
+        const per = Math.min(info.maxResponseData, ch.t.maxResponseData);
+        for (let o = 0; o < length; o += per) {
+          const n = Math.min(per, length - o);
+          const got = (await ch.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data;
+          out.set(got.subarray(0, n), o);
+          got.fill(0);
+          // Fewer bytes than asked would leave zeros in the result: never hand those out as random.
+          if (got.length !== n) throw new ApduError(`GET CHALLENGE returned ${got.length} bytes instead of ${n}`);
+        }
+      });
+    } catch (e) {
+      // Random bytes of a call that failed part way go to no one.
+      out.fill(0);
+      throw e;
+    }
     return out;
   }
 
@@ -251,7 +256,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         });
         return { ref, r };
       } catch (e) {
-        if (e instanceof StatusWordError && e.sw === 0x6a89) continue;
+        if (answeredBy(e, cmd.ins) && e.sw === 0x6a89) continue;
         // Not sent (no connection), or refused by the command itself: nothing was written. Otherwise (no
         // answer, a lost card, a failure after the card accepted it) the key may be there. In shared mode
         // the slot is left alone: another application may write it before a later deletion would run.
@@ -324,7 +329,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     try {
       await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }));
     } catch (e) {
-      if (!(e instanceof StatusWordError && e.sw === 0x6a88)) throw e;
+      if (!(answeredBy(e, INS.PUT_DATA) && e.sw === 0x6a88)) throw e;
     }
     this.usedRefs.delete(ref);
   }
@@ -541,28 +546,30 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
     await p;
     return true;
   } catch (e) {
-    if (e instanceof StatusWordError && e.sw === SW_VERIFY_FAILED) return false;
+    if (answeredBy(e, INS.PSO, PSO.VERIFY_SIGNATURE) && e.sw === SW_VERIFY_FAILED) return false;
     throw dataError(e, false);
   }
 }
 
 /**
  * The card's answers to bad input data, as the typed errors every backend
- * throws: only from the PSO that carried the data (6A80 only where it means
- * bad padding, a decipherment); the same status word from MSE:SET, SELECT or
- * any other command is the card's failure (5000 over Mcs), not the client's.
+ * throws: only from the PSO that carried the data, and a failed tag (6300) or
+ * bad padding (6A80) only from the end of a decipherment, where they are
+ * decided; the same status word from MSE:SET, SELECT, a GET RESPONSE or any
+ * other command is the card's failure (5000 over Mcs), not the client's.
  */
 function dataError(e: unknown, padding: boolean): unknown {
   if (!answeredBy(e, INS.PSO)) return e;
-  if (e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
-  if (padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
+  const deciphered = e.answers(INS.PSO, PSO.DECIPHER);
+  if (deciphered && e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
+  if (deciphered && padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused the data length (block modes without padding need a non-empty multiple of 16 bytes)');
   return e;
 }
 
-/** A status word the command `ins` itself answered (not a GET RESPONSE or a reconnect's SELECT on its way). */
-function answeredBy(e: unknown, ins: number): e is StatusWordError {
-  return e instanceof StatusWordError && e.command === commandName({ ins });
+/** A status word the command itself gave as its result (see StatusWordError.answers). */
+function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusWordError {
+  return e instanceof StatusWordError && e.answers(ins, p1p2);
 }
 
 async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {

@@ -67,7 +67,9 @@ export class CardObjectStore implements ObjectStore {
         if (id && n?.length === 1) dir.set(fromUtf8.decode(id), n[0]!);
       }
     } catch (e) {
-      if (!(e instanceof StatusWordError && e.sw === 0x6a88)) throw e; // 6A88: no directory yet
+      // 6A88 means no directory yet only as the GET DATA's own answer (not a GET RESPONSE's: a lost
+      // directory would hand out data objects other resources hold).
+      if (!(e instanceof StatusWordError && e.answers(INS.GET_DATA) && e.sw === 0x6a88)) throw e;
     }
     this.directory = dir;
     return dir;

@@ -169,15 +169,15 @@ export class CardSession {
       // A channel a stream holds or the pool keeps: a second stream's links would go into its chain.
       if (this.numbers.has(ch.channel)) throw new ApduError(`MANAGE CHANNEL (open) answered channel ${ch.channel}, which this session already holds`);
     } catch (e) {
-      if (e instanceof StatusWordError) {
+      if (e instanceof StatusWordError && e.answers(INS.MANAGE_CHANNEL)) {
         // Fewer channels than the profile promises (or another application holds some): stop asking.
         this.exhausted = true;
         return undefined;
       }
-      if (e instanceof ApduError || unanswered(e)) {
+      if (e instanceof StatusWordError || e instanceof ApduError || unanswered(e)) {
         // Nothing is sent on (or closes) a number the card cannot have given, nor one it may have
-        // opened without an answer; and no such card is asked again until a reset, which also ends
-        // a channel it may have opened.
+        // opened without an answer or whose number a failed GET RESPONSE lost; and no such card is
+        // asked again until a reset, which also ends a channel it may have opened.
         this.exhausted = true;
         this.stray = true;
       }
