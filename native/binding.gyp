@@ -5,8 +5,8 @@
       "sources": ["senv_pcsc.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "<!@(pkg-config --cflags libpcsclite)"],
-      "libraries": ["<!@(pkg-config --libs libpcsclite)"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "<!@(pkg-config --cflags libpcsclite 2>/dev/null || echo -I/usr/include/PCSC)"],
+      "libraries": ["<!@(pkg-config --libs libpcsclite 2>/dev/null || echo -lpcsclite)"]
     }
   ]
 }

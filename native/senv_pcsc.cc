@@ -44,18 +44,21 @@ LONG ReleaseContext(SCARDCONTEXT ctx) {
 }
 
 // Releases the contexts of objects collected without release()/disconnect(),
-// off the JS thread (pcscd may have to talk to the reader first, and the
+// disconnecting a card first with SCARD_LEAVE_CARD (released with its context
+// alone, pcscd disconnects a handle that holds a transaction with a warm
+// reset, under every application sharing the card), off the JS thread (pcscd may have to talk to the reader first, and the
 // reader may be served by this very process: vpcd with a virtual card in JS),
 // one at a time on one thread. At exit it is drained before libpcsclite's own
 // destructor frees the context list under it: exit() runs static destructors
 // such as this one's before the shared libraries' finalisers.
 class Reaper {
  public:
-  void Release(SCARDCONTEXT ctx) {
+  // `card` 0: a context without a card (a monitor's).
+  void Release(SCARDCONTEXT ctx, SCARDHANDLE card = 0) {
     std::lock_guard<std::mutex> hold(m_);
     if (stopped_) return;
     if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
-    queue_.push_back(ctx);
+    queue_.push_back({ctx, card});
     cv_.notify_all();
   }
 
@@ -77,20 +80,28 @@ class Reaper {
     for (;;) {
       cv_.wait(hold, [this] { return stopped_ || !queue_.empty(); });
       if (queue_.empty()) return;
-      SCARDCONTEXT ctx = queue_.front();
+      Entry e = queue_.front();
       queue_.pop_front();
       busy_ = true;
       hold.unlock();
-      ReleaseContext(ctx);
+      {
+        std::lock_guard<std::mutex> list(g_listLock);
+        if (e.card) SCardDisconnect(e.card, SCARD_LEAVE_CARD);
+        SCardReleaseContext(e.ctx);
+      }
       hold.lock();
       busy_ = false;
       cv_.notify_all();
     }
   }
 
+  struct Entry {
+    SCARDCONTEXT ctx;
+    SCARDHANDLE card;
+  };
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<SCARDCONTEXT> queue_;
+  std::deque<Entry> queue_;
   std::thread thread_;
   bool busy_ = false;
   bool stopped_ = false;
@@ -244,13 +255,12 @@ class Card : public Napi::ObjectWrap<Card> {
 
   ~Card() override {
     // The object was collected without disconnect(): give the card back to
-    // other applications as it is. Releasing the card's private context is
-    // enough (pcscd disconnects its cards, leaving them as they are) and
-    // spares the unlocked handle lookup of SCardDisconnect. Never on the JS
-    // thread: a blocking call here deadlocked a test run for good.
+    // other applications as it is (SCARD_LEAVE_CARD, also from inside a
+    // transaction). Never on the JS thread: a blocking call here deadlocked a
+    // test run for good.
     if (!state_->open) return;
     state_->open = false;
-    g_reaper.Release(state_->ctx);
+    g_reaper.Release(state_->ctx, state_->card);
   }
 
   // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
@@ -289,7 +299,8 @@ class Card : public Napi::ObjectWrap<Card> {
     return Job::Start(env, "SCardTransmit", Value(),
       [st, cmd, rsp, len] {
         *len = static_cast<DWORD>(rsp->bytes.size());
-        SCARD_IO_REQUEST recvPci;
+        // Zeroed: pcsc-lite sends it to pcscd as it is (uninitialised, 8 bytes of this stack went out).
+        SCARD_IO_REQUEST recvPci = {};
         return SCardTransmit(st->card, SendPci(st->protocol), cmd->bytes.data(), static_cast<DWORD>(cmd->bytes.size()),
                              &recvPci, rsp->bytes.data(), len.get());
       },
@@ -508,15 +519,25 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     };
     auto w = std::make_shared<Wait>();
     for (uint32_t i = 0; i < in.Length(); i++) {
+      // Each member is read once (a getter may answer differently the second time), and a getter
+      // that throws rejects with its exception instead of leaving it pending.
       Napi::Value item = in.Get(i);
-      if (!item.IsObject() || !item.As<Napi::Object>().Get("reader").IsString() ||
-          !item.As<Napi::Object>().Get("currentState").IsNumber())
+      Napi::Value reader, current;
+      if (!env.IsExceptionPending() && item.IsObject()) reader = item.As<Napi::Object>().Get("reader");
+      if (!env.IsExceptionPending() && item.IsObject()) current = item.As<Napi::Object>().Get("currentState");
+      if (env.IsExceptionPending()) {
+        // Cleared first: no promise can be made while an exception is pending.
+        Napi::Error thrown = env.GetAndClearPendingException();
+        auto d = Napi::Promise::Deferred::New(env);
+        d.Reject(thrown.Value());
+        return d.Promise();
+      }
+      if (reader.IsEmpty() || !reader.IsString() || current.IsEmpty() || !current.IsNumber())
         return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
-      Napi::Object o = item.As<Napi::Object>();
-      w->names.push_back(o.Get("reader").As<Napi::String>().Utf8Value());
+      w->names.push_back(reader.As<Napi::String>().Utf8Value());
       SCARD_READERSTATE rs;
       std::memset(&rs, 0, sizeof rs);
-      rs.dwCurrentState = o.Get("currentState").As<Napi::Number>().Uint32Value();
+      rs.dwCurrentState = current.As<Napi::Number>().Uint32Value();
       w->states.push_back(rs);
     }
     // Names are wired in only now: the vector of strings no longer moves.

@@ -104,6 +104,9 @@ class CallQueue {
 
 /** What the bridge answers for a call on a released context. */
 const SCARD_E_INVALID_HANDLE = 0x80100003;
+const SCARD_E_CANCELLED = 0x80100002;
+/** The longest single SCardGetStatusChange (see getStatusChange). */
+const WAIT_SLICE_MS = 500;
 
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
@@ -122,6 +125,8 @@ export class PcscContext {
    */
   readonly #calls = new CallQueue();
   #released: Promise<void> | undefined;
+  /** cancel() calls so far: a wait that started before one ends. */
+  #cancels = 0;
 
   private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
     this.pnpReader = addon.pnpReader;
@@ -143,22 +148,39 @@ export class PcscContext {
   }
 
   /**
-   * One SCardGetStatusChange: resolves when a state differs from `current`
-   * (pass the previous `state` back, or 0 to learn the current one).
-   * Rejects with SCARD_E_TIMEOUT after `timeoutMs`, SCARD_E_CANCELLED after cancel().
-   * The wait is a DWORD of milliseconds whose largest value means "forever":
-   * a finite timeout stays finite (at most about 49.7 days) instead of wrapping.
+   * Waits for a reader state to differ from `current` (pass the previous
+   * `state` back, or 0 to learn the current one). Rejects with SCARD_E_TIMEOUT
+   * after `timeoutMs`, SCARD_E_CANCELLED after cancel().
+   *
+   * The wait runs as SCardGetStatusChange calls of at most WAIT_SLICE_MS on
+   * the libuv pool: Node joins that pool's threads when the process or a
+   * worker ends, and a thread blocked in an endless wait would hang the exit
+   * for good (process.exit(), an uncaught exception, Worker#terminate()).
+   * A state change between two calls is still seen: each call compares with
+   * `current`.
    */
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
-    const forever = this.addon.constants.INFINITE;
-    const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
     const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
-    return (await this.#serial('SCardGetStatusChange', () => this.monitor.getStatusChange(states, timeout))).map(readerState);
+    return (await this.#serial('SCardGetStatusChange', async () => {
+      const end = performance.now() + timeoutMs;
+      const cancels = this.#cancels;
+      for (;;) {
+        const left = Math.max(0, end - performance.now());
+        try {
+          return await call(this.monitor.getStatusChange(states, Math.floor(Math.min(left, WAIT_SLICE_MS))));
+        } catch (e) {
+          if (!(e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT') || left <= WAIT_SLICE_MS) throw e;
+          // A cancel() that came between two calls (or before the pool started one) still ends the wait.
+          if (this.#cancels !== cancels) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
+        }
+      }
+    })).map(readerState);
   }
 
   /** Wakes the running getStatusChange, which then rejects with SCARD_E_CANCELLED (calls queued behind it run next). */
   cancel(): void {
+    this.#cancels++;
     try {
       this.monitor.cancel();
     } catch (e) {

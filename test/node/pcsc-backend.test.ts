@@ -1209,6 +1209,19 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await engine.close();
   });
 
+  it('an IV or nonce length the mode does not take is a LengthError whatever the message length (the card refuses it on the first link, chained or not)', async () => {
+    const { b } = await openedReader(SHORT_LIMITS);
+    const got = [];
+    for (const [what, alg, params] of [['CBC PKCS#5, 15-byte IV', 24, { iv: new Uint8Array(15) }], ['CCM, 6-byte nonce', 1003, { nonce: new Uint8Array(6) }], ['GCM, empty nonce', 1001, { nonce: new Uint8Array(0) }]] as const) {
+      const k = await b.importKey({ use: 'cipher', algorithm: alg }, 'secret', new Uint8Array(16).fill(3));
+      // 32 bytes go in one link, 1,024 in chained links first.
+      for (const n of [32, 1024]) got.push([what, n, await b.cipher(alg, k, 'encrypt', params).then((c) => c.final(new Uint8Array(n))).then(() => 'no error', (x: Error) => x.constructor.name)]);
+      b.deleteKey(k);
+    }
+    expect(got.filter(([, , error]) => error !== 'LengthError')).toEqual([]);
+    await b.close();
+  });
+
   it('a 6300 from MSE:SET or a reconnect\'s SELECT is that command\'s failure, never a signature or MAC that does not verify (only VERIFY says so)', async () => {
     const msg = new Uint8Array(100).fill(1);
     const macKey = new Uint8Array(32).fill(9);

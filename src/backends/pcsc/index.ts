@@ -553,17 +553,19 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
 
 /**
  * The card's answers to bad input data, as the typed errors every backend
- * throws: only from the PSO that carried the data, and a failed tag (6300) or
- * bad padding (6A80) only from the end of a decipherment, where they are
- * decided; the same status word from MSE:SET, SELECT, a GET RESPONSE or any
- * other command is the card's failure (5000 over Mcs), not the client's.
+ * throws: only from the PSO that carried the data. A length the mode refuses
+ * (6700) may come with any link (the card checks the IV or nonce when the
+ * first link sets the operation up); a failed tag (6300) or bad padding
+ * (6A80) only with the end of a decipherment, where they are decided. The
+ * same status word from MSE:SET, SELECT, a GET RESPONSE or any other command
+ * is the card's failure (5000 over Mcs), not the client's.
  */
 function dataError(e: unknown, padding: boolean): unknown {
-  if (!answeredBy(e, INS.PSO)) return e;
+  if (!(e instanceof StatusWordError && e.answering.ins === INS.PSO)) return e;
   const deciphered = e.answers(INS.PSO, PSO.DECIPHER);
   if (deciphered && e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
   if (deciphered && padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
-  if (e.sw === 0x6700) return new LengthError('the card refused the data length (block modes without padding need a non-empty multiple of 16 bytes)');
+  if (e.sw === 0x6700) return new LengthError('the card refused a length (an IV or nonce the mode does not take, or data that is not a non-empty multiple of 16 bytes without padding)');
   return e;
 }
 
