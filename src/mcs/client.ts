@@ -11,7 +11,8 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
-import { bytesArg } from '../core/errors.ts';
+import { bytesArg, InvalidInputError } from '../core/errors.ts';
+import { SIGNATURES } from './algorithms.ts';
 
 let counter = 0;
 
@@ -90,6 +91,7 @@ export class McsClient {
 
   /** UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type). */
   async reboot(type: RebootType = 1): Promise<void> {
+    if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${String(type)}`);
     await this.request(3, await this.#below(type === 1 ? 'coldReset' : 'warmReset'), 'senv:Srbt', { rb: true });
   }
 
@@ -126,7 +128,8 @@ export class McsClient {
   async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     const kInf = publicKey && toBase64(publicKey);
-    return new SignatureResource(this, await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts));
+    const address = await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts);
+    return new SignatureResource(this, address, opts.algorithm);
   }
 
   async rand(opts: { rngType: RngType } & CommonOptions): Promise<RandResource> {
@@ -256,6 +259,11 @@ export class CipherResource extends MessageResource {
 
 export class SignatureResource extends MessageResource {
   protected readonly root = 'senv:Sgn';
+  readonly algorithm: SignatureAlgorithm;
+  constructor(client: McsClient, address: string, algorithm: SignatureAlgorithm) {
+    super(client, address);
+    this.algorithm = algorithm;
+  }
   async sign(): Promise<Uint8Array> {
     return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
   }
@@ -267,12 +275,14 @@ export class SignatureResource extends MessageResource {
   }
   /**
    * Generates the key. `publicKey`: ECDSA's uncompressed SEC1 point (kept
-   * in keyInformation); `key`: the secret key, only when the resource was
-   * created exportable.
+   * in keyInformation; a MAC's keyInformation is whatever the client wrote
+   * there, never a public key); `key`: the secret key, only when the
+   * resource was created exportable.
    */
   async generateKey(): Promise<{ publicKey?: Uint8Array; key?: Uint8Array }> {
     const r = await this.serial(() => this.run('generateKey'));
-    return omit({ publicKey: typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined, key: r.kDt }) as { publicKey?: Uint8Array; key?: Uint8Array };
+    const point = SIGNATURES[this.algorithm].family === 'ecdsa' && typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined;
+    return omit({ publicKey: point, key: r.kDt }) as { publicKey?: Uint8Array; key?: Uint8Array };
   }
 }
 

@@ -1,7 +1,7 @@
 // Mcs conformance (TS-0016 clauses 7.2 to 7.5) through request and response
 // primitives: registration and addressing, every procedure with its success
 // and failure codes, results checked against known answers and the core.
-import { ecdsa, gcm, hash, hmac, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
+import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
 
@@ -611,6 +611,9 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const mac = await c.signature({ algorithm: 25, exportable });
         const { key: macKey, publicKey } = await mac.generateKey();
         equal(publicKey, undefined, 'HMAC has no public key');
+        // A MAC's keyInformation is whatever the client wrote there, never a public key.
+        const described = await c.signature({ algorithm: 25, publicKey: utf8('cert') });
+        equal((await described.generateKey()).publicKey, undefined, 'a client\'s kInf on an HMAC is no public key');
         await mac.update(data);
         const tag = await mac.sign();
         if (exportable) equalBytes(tag, hmac('SHA-256', macKey!, data), 'exported HMAC key');
@@ -621,6 +624,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal((await c.deviceInfo()).mgd, 1007, 'deviceInfo');
         const mem = await c.memory();
         assert(mem.total > 0 && mem.available <= mem.total, 'memory');
+        for (const bad of [0, 3, 'cold']) {
+          const refused = await c.reboot(bad as never).then(() => undefined, (e: unknown) => e);
+          assert(refused instanceof InvalidInputError, `reboot(${String(bad)}) is refused, nothing reset`);
+        }
         await c.reboot(1);
         equalHex(await (await h.update(utf8('abc'))).calculate(), ABC[6]!, 'after reboot');
         const other = await new McsClient(c.engine, 'CAE2').register('them');

@@ -85,7 +85,8 @@ export const seRebootType: ResourceType = {
   attributes: [
     // Fixed value "seReboot" (clause 7.3.1).
     { name: 'mgmtDefinition', sn: 'mgd', ...RO, type: { kind: 'string' } },
-    { name: 'objectIDs', sn: 'objs', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
+    // TS-0004's short name (TS-0016 clause 10.1 reuses TS-0004's for attributes it does not list).
+    { name: 'objectIDs', sn: 'obis', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
     { name: 'objectPaths', sn: 'obps', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
     { name: 'description', sn: 'dc', access: 'RW', create: 'O', update: 'O', type: { kind: 'string' } },
     // RO in table 7.3.1-2 yet mandatory at CREATE: set once at CREATE.
