@@ -105,8 +105,27 @@ class CallQueue {
 /** What the bridge answers for a call on a released context. */
 const SCARD_E_INVALID_HANDLE = 0x80100003;
 const SCARD_E_CANCELLED = 0x80100002;
-/** The longest single SCardGetStatusChange (see getStatusChange). */
-const WAIT_SLICE_MS = 500;
+
+/**
+ * Contexts whose status-change wait runs on the libuv pool. Node joins the
+ * pool's threads when the process exits (process.exit(), an uncaught
+ * exception), and a thread in an endless SCardGetStatusChange would hang that
+ * exit for good: the waits are cancelled on 'exit'. (A wait is one call, not
+ * a series of short ones: pcsc-lite 1.9 compares the PnP pseudo-reader with
+ * the reader count at the start of each call, so a reader attached between
+ * two calls would never be reported.)
+ */
+const waiting = new Set<PcscContext>();
+let exitHook = false;
+function cancelOnExit(ctx: PcscContext): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const c of waiting) c.cancel();
+    });
+  }
+  waiting.add(ctx);
+}
 
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
@@ -125,8 +144,11 @@ export class PcscContext {
    */
   readonly #calls = new CallQueue();
   #released: Promise<void> | undefined;
-  /** cancel() calls so far: a wait that started before one ends. */
-  #cancels = 0;
+  /** Waits asked for so far, and the last one a cancel() ends (waits are numbered when called). */
+  #waits = 0;
+  #cancelledUpTo = 0;
+  /** The wait whose call runs now. */
+  #running: { n: number; settled: boolean } | undefined;
 
   private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
     this.pnpReader = addon.pnpReader;
@@ -148,44 +170,59 @@ export class PcscContext {
   }
 
   /**
-   * Waits for a reader state to differ from `current` (pass the previous
-   * `state` back, or 0 to learn the current one). Rejects with SCARD_E_TIMEOUT
-   * after `timeoutMs`, SCARD_E_CANCELLED after cancel().
-   *
-   * The wait runs as SCardGetStatusChange calls of at most WAIT_SLICE_MS on
-   * the libuv pool: Node joins that pool's threads when the process or a
-   * worker ends, and a thread blocked in an endless wait would hang the exit
-   * for good (process.exit(), an uncaught exception, Worker#terminate()).
-   * A state change between two calls is still seen: each call compares with
-   * `current`.
+   * One SCardGetStatusChange: resolves when a state differs from `current`
+   * (pass the previous `state` back, or 0 to learn the current one).
+   * Rejects with SCARD_E_TIMEOUT after `timeoutMs`, SCARD_E_CANCELLED after cancel().
+   * The wait is a DWORD of milliseconds whose largest value means "forever":
+   * a finite timeout stays finite (at most about 49.7 days) instead of wrapping.
    */
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
+    const forever = this.addon.constants.INFINITE;
+    const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
     const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
+    const n = ++this.#waits;
     return (await this.#serial('SCardGetStatusChange', async () => {
-      const end = performance.now() + timeoutMs;
-      const cancels = this.#cancels;
-      for (;;) {
-        const left = Math.max(0, end - performance.now());
-        try {
-          return await call(this.monitor.getStatusChange(states, Math.floor(Math.min(left, WAIT_SLICE_MS))));
-        } catch (e) {
-          if (!(e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT') || left <= WAIT_SLICE_MS) throw e;
-          // A cancel() that came between two calls (or before the pool started one) still ends the wait.
-          if (this.#cancels !== cancels) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
-        }
+      if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
+      const running = { n, settled: false };
+      this.#running = running;
+      cancelOnExit(this);
+      try {
+        return await call(this.monitor.getStatusChange(states, timeout));
+      } finally {
+        running.settled = true;
+        this.#running = undefined;
+        waiting.delete(this);
       }
     })).map(readerState);
   }
 
-  /** Wakes the running getStatusChange, which then rejects with SCARD_E_CANCELLED (calls queued behind it run next). */
+  /**
+   * Ends the waits asked for before this call, running or queued: they reject
+   * with SCARD_E_CANCELLED (other calls queued behind them run next; later
+   * waits are not affected). A cancel that lands before the running wait
+   * started on the pool would be lost, so it is repeated until that wait ended.
+   */
   cancel(): void {
-    this.#cancels++;
+    this.#cancelledUpTo = this.#waits;
+    const target = this.#running;
     try {
       this.monitor.cancel();
     } catch (e) {
       throw toTyped(e);
     }
+    if (!target) return;
+    const again = setInterval(() => {
+      if (target.settled) clearInterval(again);
+      else {
+        try {
+          this.monitor.cancel();
+        } catch {
+          clearInterval(again);
+        }
+      }
+    }, 20);
+    (again as { unref?: () => void }).unref?.();
   }
 
   async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
@@ -200,21 +237,16 @@ export class PcscContext {
   /**
    * Ends the calls made on this context so far (the running wait is
    * cancelled, queued calls reject with SCARD_E_INVALID_HANDLE, as do later
-   * ones), then releases it. Idempotent. A cancel that lands before the wait
-   * started on the pool is lost, so it is repeated until the call ended.
+   * ones), then releases it. Idempotent.
    */
   release(): Promise<void> {
     this.#released ??= (async () => {
-      let ended = false;
-      const calls = this.#calls.idle.then(() => void (ended = true));
-      while (!ended) {
-        try {
-          this.monitor.cancel();
-        } catch {
-          // nothing to cancel
-        }
-        await Promise.race([calls, new Promise((r) => setTimeout(r, 20))]);
+      try {
+        this.cancel();
+      } catch {
+        // nothing to cancel
       }
+      await this.#calls.idle;
       await call(this.monitor.release());
     })();
     return this.#released;
