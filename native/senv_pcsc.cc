@@ -14,6 +14,7 @@
 #include <winscard.h>
 #include <reader.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -108,6 +109,9 @@ class Reaper {
 };
 
 Reaper g_reaper;
+
+// Set once the process exits (Monitor::EndForExit): a status-change wait that starts later returns at once.
+std::atomic<bool> g_exiting{false};
 
 struct AddonData {
   Napi::FunctionReference cardCtor;
@@ -439,6 +443,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       InstanceMethod<&Monitor::ListReaders>("listReaders"),
       InstanceMethod<&Monitor::GetStatusChange>("getStatusChange"),
       InstanceMethod<&Monitor::Cancel>("cancel"),
+      InstanceMethod<&Monitor::EndForExit>("endForExit"),
       InstanceMethod<&Monitor::Connect>("connect"),
       InstanceMethod<&Monitor::Release>("release"),
     });
@@ -457,6 +462,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   struct Ctx {
     SCARDCONTEXT ctx = 0;
     bool open = false;
+    // A pool thread is in (or about to enter) SCardGetStatusChange on this context.
+    std::atomic<bool> waiting{false};
   };
 
   static Napi::Value Establish(const Napi::CallbackInfo& info) {
@@ -543,7 +550,15 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     // Names are wired in only now: the vector of strings no longer moves.
     for (size_t i = 0; i < w->states.size(); i++) w->states[i].szReader = w->names[i].c_str();
     return Job::Start(env, "SCardGetStatusChange", Value(),
-      [st, w, timeout] { return SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size())); },
+      [st, w, timeout] {
+        // Marked before the exit flag is read (both sequentially consistent): either this wait sees
+        // the process exiting, or EndForExit sees it waiting and cancels it until it returned.
+        st->waiting = true;
+        LONG rv = g_exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
+                            : SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size()));
+        st->waiting = false;
+        return rv;
+      },
       [w](Napi::Env env, Napi::Promise::Deferred& d) {
         Napi::Array out = Napi::Array::New(env, w->states.size());
         for (size_t i = 0; i < w->states.size(); i++) {
@@ -556,6 +571,21 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         }
         d.Resolve(out);
       });
+  }
+
+  // At process exit (Node then joins the libuv pool's threads, and one in an
+  // endless wait would hang it): no wait starts any more, and this context's
+  // wait is cancelled until it returned. A cancel that lands before
+  // pcsc-lite set the wait up is lost, hence the repetition; bounded, so a
+  // pcscd that stopped answering cannot hang the exit either.
+  Napi::Value EndForExit(const Napi::CallbackInfo& info) {
+    g_exiting = true;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (state_->waiting && std::chrono::steady_clock::now() < until) {
+      if (state_->open) SCardCancel(state_->ctx);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return info.Env().Undefined();
   }
 
   // SCardCancel is the one call meant to be made while another thread waits.

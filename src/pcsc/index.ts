@@ -110,21 +110,22 @@ const SCARD_E_CANCELLED = 0x80100002;
  * Contexts whose status-change wait runs on the libuv pool. Node joins the
  * pool's threads when the process exits (process.exit(), an uncaught
  * exception), and a thread in an endless SCardGetStatusChange would hang that
- * exit for good: the waits are cancelled on 'exit'. (A wait is one call, not
- * a series of short ones: pcsc-lite 1.9 compares the PnP pseudo-reader with
- * the reader count at the start of each call, so a reader attached between
- * two calls would never be reported.)
+ * exit for good: on 'exit' the bridge lets no wait start any more and cancels
+ * these until they returned (native/senv_pcsc.cc, EndForExit). A wait is one
+ * call, not a series of short ones: pcsc-lite 1.9 compares the PnP
+ * pseudo-reader with the reader count at the start of each call, so a reader
+ * attached between two calls would never be reported.
  */
-const waiting = new Set<PcscContext>();
+const waiting = new Set<NativeMonitor>();
 let exitHook = false;
-function cancelOnExit(ctx: PcscContext): void {
+function endOnExit(monitor: NativeMonitor): void {
   if (!exitHook) {
     exitHook = true;
     process.on('exit', () => {
-      for (const c of waiting) c.cancel();
+      for (const m of waiting) m.endForExit();
     });
   }
-  waiting.add(ctx);
+  waiting.add(monitor);
 }
 
 /**
@@ -186,13 +187,13 @@ export class PcscContext {
       if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
       const running = { n, settled: false };
       this.#running = running;
-      cancelOnExit(this);
+      endOnExit(this.monitor);
       try {
         return await call(this.monitor.getStatusChange(states, timeout));
       } finally {
         running.settled = true;
         this.#running = undefined;
-        waiting.delete(this);
+        waiting.delete(this.monitor);
       }
     })).map(readerState);
   }
@@ -206,23 +207,26 @@ export class PcscContext {
   cancel(): void {
     this.#cancelledUpTo = this.#waits;
     const target = this.#running;
+    if (target) {
+      // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
+      // it opens a connection to pcscd of its own).
+      const again = setInterval(() => {
+        if (target.settled) clearInterval(again);
+        else {
+          try {
+            this.monitor.cancel();
+          } catch {
+            // tried again in 20 ms
+          }
+        }
+      }, 20);
+      (again as { unref?: () => void }).unref?.();
+    }
     try {
       this.monitor.cancel();
     } catch (e) {
       throw toTyped(e);
     }
-    if (!target) return;
-    const again = setInterval(() => {
-      if (target.settled) clearInterval(again);
-      else {
-        try {
-          this.monitor.cancel();
-        } catch {
-          clearInterval(again);
-        }
-      }
-    }, 20);
-    (again as { unref?: () => void }).unref?.();
   }
 
   async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {

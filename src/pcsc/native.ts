@@ -29,6 +29,8 @@ export interface NativeMonitor {
   listReaders(): Promise<string[]>;
   getStatusChange(states: { reader: string; currentState: number }[], timeoutMs: number): Promise<NativeReaderState[]>;
   cancel(): void;
+  /** At process exit: no wait starts any more, and this context's is cancelled until it returned (at most 2 s). */
+  endForExit(): void;
   connect(reader: string, share: number, protocols: number): Promise<NativeCard>;
   release(): Promise<void>;
 }

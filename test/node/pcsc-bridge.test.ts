@@ -249,17 +249,23 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   // pcsc-lite 1.9 crashed inside SCardDisconnect (its context list is walked
   // unlocked). A pool of 16 threads makes the calls overlap as a busy
   // application would; before the fix most runs of this died of SIGSEGV.
-  it('a process whose endless status-change wait is under way still ends at once: process.exit(), an uncaught exception', async () => {
+  it('a process whose endless status-change wait is under way still ends at once: process.exit(), an uncaught exception, an exit before the wait was set up', async () => {
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const reader = JSON.stringify(env.slot.reader);
     // A wait with the default timeout (forever) on a reader whose state does not change.
-    const waiting = `const { PcscContext } = await import(${pcsc}); const ctx = await PcscContext.establish();
-      const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
-      ctx.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));`;
+    const setUp = `const { PcscContext } = await import(${pcsc}); const ctx = await PcscContext.establish();
+      const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);`;
+    const wait = `ctx.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {});`;
+    const waiting = `${setUp} ${wait} await new Promise((r) => setTimeout(r, 300));`;
+    // Every pool thread busy for about a second: the wait is queued on the pool, not yet set up, at the exit.
+    const queued = `${setUp} const { pbkdf2 } = await import('node:crypto');
+      for (let i = 0; i < 4; i++) pbkdf2('x', 'y', 1_000_000, 32, 'sha256', () => {});
+      ${wait} await new Promise((r) => setTimeout(r, 50));`;
     const endings: Record<string, string> = {
       'process.exit()': `${waiting} process.exit(0);`,
       'an uncaught exception': `${waiting} setTimeout(() => { throw new Error('uncaught'); });`,
+      'process.exit() before the pool started the wait': `${queued} process.exit(0);`,
+      'process.exit() right after the call': `${setUp} ${wait} await new Promise((r) => setImmediate(r)); process.exit(0);`,
     };
     const ended: Record<string, unknown> = {};
     for (const [how, script] of Object.entries(endings)) {
