@@ -110,12 +110,12 @@ class Reaper {
 
 Reaper g_reaper;
 
-// Set once the process exits (Monitor::EndForExit): a status-change wait that starts later returns at once.
-std::atomic<bool> g_exiting{false};
-
 struct AddonData {
   Napi::FunctionReference cardCtor;
   Napi::FunctionReference monitorCtor;
+  // Set once this environment (the main thread, or a worker) exits (Monitor::EndForExit): a
+  // status-change wait of this environment that starts later returns at once.
+  std::shared_ptr<std::atomic<bool>> exiting = std::make_shared<std::atomic<bool>>(false);
 };
 
 Napi::Error ScardError(Napi::Env env, const char* operation, LONG rv) {
@@ -549,12 +549,13 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     // Names are wired in only now: the vector of strings no longer moves.
     for (size_t i = 0; i < w->states.size(); i++) w->states[i].szReader = w->names[i].c_str();
+    auto exiting = env.GetInstanceData<AddonData>()->exiting;
     return Job::Start(env, "SCardGetStatusChange", Value(),
-      [st, w, timeout] {
+      [st, w, timeout, exiting] {
         // Marked before the exit flag is read (both sequentially consistent): either this wait sees
         // the process exiting, or EndForExit sees it waiting and cancels it until it returned.
         st->waiting = true;
-        LONG rv = g_exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
+        LONG rv = *exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
                             : SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size()));
         st->waiting = false;
         return rv;
@@ -573,13 +574,14 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       });
   }
 
-  // At process exit (Node then joins the libuv pool's threads, and one in an
-  // endless wait would hang it): no wait starts any more, and this context's
-  // wait is cancelled until it returned. A cancel that lands before
-  // pcsc-lite set the wait up is lost, hence the repetition; bounded, so a
-  // pcscd that stopped answering cannot hang the exit either.
+  // At its environment's exit (at the process's, Node joins the libuv pool's
+  // threads, and one in an endless wait would hang it): no wait of this
+  // environment starts any more, and this context's is cancelled until it
+  // returned. A cancel that lands before
+  // pcsc-lite set the wait up is lost, hence the repetition, given up after
+  // 2 s (a pcscd that stopped answering blocks SCardCancel itself).
   Napi::Value EndForExit(const Napi::CallbackInfo& info) {
-    g_exiting = true;
+    *info.Env().GetInstanceData<AddonData>()->exiting = true;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (state_->waiting && std::chrono::steady_clock::now() < until) {
       if (state_->open) SCardCancel(state_->ctx);

@@ -29,7 +29,7 @@ export interface NativeMonitor {
   listReaders(): Promise<string[]>;
   getStatusChange(states: { reader: string; currentState: number }[], timeoutMs: number): Promise<NativeReaderState[]>;
   cancel(): void;
-  /** At process exit: no wait starts any more, and this context's is cancelled until it returned (at most 2 s). */
+  /** At its environment's exit: no wait of that environment starts any more, and this context's is cancelled until it returned (repeated for up to 2 s). */
   endForExit(): void;
   connect(reader: string, share: number, protocols: number): Promise<NativeCard>;
   release(): Promise<void>;

@@ -280,6 +280,27 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect(ended).toEqual(Object.fromEntries(Object.keys(endings).map((how) => [how, { killed: false, inTime: true }])));
   });
 
+  it('a worker that exits during its wait ends it, and the waits of the rest of the process go on as before', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    const inWorker = `(async () => { const { PcscContext } = await import(${pcsc}); const ctx = await PcscContext.establish();
+      const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
+      ctx.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {});
+      setTimeout(() => process.exit(0), 200); })()`;
+    const script = `const { Worker } = await import('node:worker_threads'); const { PcscContext } = await import(${pcsc});
+      await new Promise((r) => new Worker(${JSON.stringify(inWorker)}, { eval: true }).once('exit', r));
+      const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
+      const t = Date.now(); const e = await ctx.getStatusChange([{ reader: ${reader}, state: s.state }], 300).catch((x) => x);
+      console.log(e.scardName, Date.now() - t >= 250); await ctx.release();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    clearTimeout(killer);
+    expect({ status, out }).toEqual({ status: 0, out: 'SCARD_E_TIMEOUT true\n' });
+  });
+
   it('the addon rejects a state whose getter throws instead of aborting the process (direct callers of the addon)', async () => {
     const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
     const script = `const a = require(${addon}); (async () => {
