@@ -39,16 +39,22 @@ namespace {
 // long as another application holds the card.
 std::mutex g_listLock;
 
-LONG ReleaseContext(SCARDCONTEXT ctx) {
+// Disconnects `card` (none when 0) with `disposition`, then releases `ctx`;
+// answers the disconnect's result, or the release's when there is no card.
+LONG ReleaseContext(SCARDCONTEXT ctx, SCARDHANDLE card = 0, DWORD disposition = SCARD_LEAVE_CARD) {
   std::lock_guard<std::mutex> hold(g_listLock);
-  return SCardReleaseContext(ctx);
+  if (!card) return SCardReleaseContext(ctx);
+  LONG rv = SCardDisconnect(card, disposition);
+  SCardReleaseContext(ctx);
+  return rv;
 }
 
 // Releases the contexts of objects collected without release()/disconnect(),
 // disconnecting a card first with SCARD_LEAVE_CARD (released with its context
 // alone, pcscd disconnects a handle that holds a transaction with a warm
-// reset, under every application sharing the card), off the JS thread (pcscd may have to talk to the reader first, and the
-// reader may be served by this very process: vpcd with a virtual card in JS),
+// reset, under every application sharing the card), off the JS thread (pcscd
+// may have to talk to the reader first, and the reader may be served by this
+// very process: vpcd with a virtual card in JS),
 // one at a time on one thread. At exit it is drained before libpcsclite's own
 // destructor frees the context list under it: exit() runs static destructors
 // such as this one's before the shared libraries' finalisers.
@@ -85,11 +91,7 @@ class Reaper {
       queue_.pop_front();
       busy_ = true;
       hold.unlock();
-      {
-        std::lock_guard<std::mutex> list(g_listLock);
-        if (e.card) SCardDisconnect(e.card, SCARD_LEAVE_CARD);
-        SCardReleaseContext(e.ctx);
-      }
+      ReleaseContext(e.ctx, e.card);
       hold.lock();
       busy_ = false;
       cv_.notify_all();
@@ -278,10 +280,7 @@ class Card : public Napi::ObjectWrap<Card> {
 
   static LONG Close(Handle& h, DWORD disposition) {
     h.open = false;
-    std::lock_guard<std::mutex> hold(g_listLock);
-    LONG rv = SCardDisconnect(h.card, disposition);
-    SCardReleaseContext(h.ctx);
-    return rv;
+    return ReleaseContext(h.ctx, h.card, disposition);
   }
 
  private:
@@ -577,9 +576,9 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   // At its environment's exit (at the process's, Node joins the libuv pool's
   // threads, and one in an endless wait would hang it): no wait of this
   // environment starts any more, and this context's is cancelled until it
-  // returned. A cancel that lands before
-  // pcsc-lite set the wait up is lost, hence the repetition, given up after
-  // 2 s (a pcscd that stopped answering blocks SCardCancel itself).
+  // returned. A cancel that lands before pcsc-lite set the wait up is lost,
+  // hence the repetition, given up after 2 s (a pcscd that stopped answering
+  // blocks SCardCancel itself).
   Napi::Value EndForExit(const Napi::CallbackInfo& info) {
     *info.Env().GetInstanceData<AddonData>()->exiting = true;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);

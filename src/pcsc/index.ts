@@ -149,7 +149,7 @@ export class PcscContext {
   #waits = 0;
   #cancelledUpTo = 0;
   /** The wait whose call runs now. */
-  #running: { n: number; settled: boolean } | undefined;
+  #running: { settled: boolean } | undefined;
 
   private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
     this.pnpReader = addon.pnpReader;
@@ -185,7 +185,7 @@ export class PcscContext {
     const n = ++this.#waits;
     return (await this.#serial('SCardGetStatusChange', async () => {
       if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
-      const running = { n, settled: false };
+      const running = { settled: false };
       this.#running = running;
       endOnExit(this.monitor);
       try {
