@@ -54,6 +54,11 @@ export interface Ecdsa {
   /** SEC1 public key: uncompressed (default) or compressed. */
   getPublicKey(secretKey: Uint8Array, compressed?: boolean): Uint8Array;
   sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Uint8Array;
+  /**
+   * Whether `publicKey` is a SEC1 point of this curve (uncompressed or compressed, on the curve,
+   * not the identity): the check verify() makes, for a key received before any signature.
+   */
+  isPublicKey(publicKey: Uint8Array): boolean;
   /** False for a well-formed but invalid or malformed signature; throws for unusable keys or options. */
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, opts?: VerifyOptions | null): boolean;
 }
@@ -215,7 +220,16 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     });
   }
 
+  function isPublicKey(key: Uint8Array): boolean {
+    const publicKey = bytesArg(key, 'publicKey');
+    if (publicKey.length !== 1 + 2 * sb && publicKey.length !== 1 + sb) return false;
+    return inWindow((c) => {
+      c.mem().set(publicKey, c.io + AT_KEY);
+      return c.x.ec_public_key_check(id, c.io + AT_KEY, publicKey.length) === 1;
+    });
+  }
+
   const badKey = () => new InvalidValueError(`publicKey is not a valid ${curve} point`);
 
-  return Object.freeze({ curve, scalarLength: sb, keygen, getPublicKey, sign, verify });
+  return Object.freeze({ curve, scalarLength: sb, keygen, getPublicKey, isPublicKey, sign, verify });
 }

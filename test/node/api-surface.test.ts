@@ -2,7 +2,7 @@
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
 import * as senv from '../../src/index.ts';
-import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, gcm, HASHES, hmac, initSync, InvalidInputError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
+import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
   it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
@@ -69,6 +69,10 @@ describe('public API surface', () => {
     await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', 'str' as unknown as Uint8Array)).rejects.toThrow(InvalidInputError);
     await expect(b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(5))).rejects.toThrow(LengthError);
     await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', new Uint8Array(64))).rejects.toThrow(LengthError);
+    const point = ecdsa('P-256').keygen().publicKey;
+    point[64]! ^= 1;
+    await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', point)).rejects.toThrow(InvalidValueError);
+    await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', new Uint8Array(65).fill(0))).rejects.toThrow(/not a point of P-256/);
     await expect(b.generateKey({ use: 'cipher', algorithm: 9999 as never })).rejects.toThrow(UnknownAlgorithmError);
     const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16));
     expect(() => b.signature(25, aes, { format: 'der', prehashed: false })).toThrow(/made for cipher algorithm 1001/);

@@ -331,6 +331,15 @@ for (const curve of CURVES) {
       throws(() => e.verify(der, msg, badPrefix), InvalidValueError, 'bad SEC1 prefix');
       const infinity = new Uint8Array(publicKey.length);
       throws(() => e.verify(der, msg, infinity), InvalidValueError, 'identity encoding');
+      // isPublicKey() answers the same check as a predicate: a key is refused by verify() exactly when it says false.
+      ok(e.isPublicKey(publicKey) && e.isPublicKey(e.getPublicKey(secretKey, true)), 'isPublicKey: the uncompressed and compressed keys');
+      const beyondP = publicKey.slice();
+      beyondP.fill(0xff, 1, 1 + L);
+      for (const [what, k] of [['off the curve', offCurve], ['bad prefix', badPrefix], ['identity', infinity], ['x >= p', beyondP], ['short', publicKey.subarray(1)], ['empty', new Uint8Array(0)]] as [string, Uint8Array][]) {
+        ok(!e.isPublicKey(k), `isPublicKey false: ${what}`);
+        throws(() => e.verify(der, msg, k), Error, `verify refuses the key isPublicKey refused: ${what}`);
+      }
+      throws(() => e.isPublicKey('04' as unknown as Uint8Array), InvalidInputError, 'isPublicKey: key type');
       throws(() => e.verify(der, msg, offCurve, { format: 'raw' }), InvalidValueError, 'bad key with malformed signature');
       throws(() => e.sign(msg, secretKey, { hash: 'SHA-1' as HashName }), UnknownAlgorithmError, 'unknown hash');
       throws(() => e.sign(msg, secretKey, { format: 'pem' as 'der' }), InvalidInputError, 'unknown format');

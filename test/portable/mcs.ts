@@ -260,8 +260,16 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR, true, 'raw prehashed verifies');
         fails(await s.retrieve(s.path('reg', 'v', 'cSgn')), 4005, 'cannot sign with a public key');
         // A verification result holds for its key: another verifying key, or one generated, clears it.
-        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(ec.keygen().publicKey) } }), 2004, 'another public key');
+        const another = b64(ec.keygen().publicKey);
+        ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: another } }), 2004, 'another public key');
         equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').vR, undefined, 'no stale vR after a new kInf');
+        // A kInf in the form of that public key but off the curve is refused when written, and changes nothing.
+        const offCurve = pair.publicKey.slice();
+        offCurve[offCurve.length - 1]! ^= 1;
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'bad', Salg: alg, kInf: b64(offCurve), Sgn: b64(raw) } }), 4000, 'off-curve kInf at CREATE', /kInf.*not a point/);
+        fails(await s.retrieve(s.path('reg', 'bad')), 4004, 'nothing created');
+        fails(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(offCurve) } }), 4000, 'off-curve kInf at UPDATE', /kInf.*not a point/);
+        equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').kInf, another, 'the refused UPDATE left kInf as it was');
         ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(pair.publicKey) } }), 2004, 'the right public key again');
         equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify again'), 'senv:Sgn').vR, true, 'verifies again');
         ok(await s.retrieve(s.path('reg', 'v', 'gnK')), 2000, 'a key generated over it');

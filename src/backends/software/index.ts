@@ -6,7 +6,8 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { bytesArg, CoreError, InvalidInputError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { bytesArg, CoreError, InvalidInputError, InvalidValueError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { ecdsa } from '../../core/ecdsa.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
@@ -187,6 +188,8 @@ function checkMaterial(spec: KeySpec, kind: KeyKind, bytes: Uint8Array): Uint8Ar
     const curve = 'curve' in info ? info.curve : undefined;
     if (!curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
     if (material.length !== PUBLIC_KEY_LENGTHS[curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[curve]} bytes (uncompressed SEC1 point)`);
+    // Checked here like a secret scalar, not at the first verification.
+    if (!ecdsa(curve).isPublicKey(material)) throw new InvalidValueError(`public key is not a point of ${curve}`);
   } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
     throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
   }

@@ -11,6 +11,7 @@ import type { MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStrea
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
 import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
+import { ecdsa } from '../../core/ecdsa.ts';
 import type { Context } from '../context.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
@@ -28,13 +29,23 @@ function options(res: Resource): SignatureOptions {
   return { format: (res.attrs.get('signatureFormat') as 'der' | 'raw' | undefined) ?? 'der', prehashed: res.attrs.get('prehashed') === true };
 }
 
-/** ECDSA public key from keyInformation, or undefined when it holds none. */
-function publicPoint(res: Resource): Uint8Array | undefined {
+/** ECDSA public key from keyInformation (or the value `v` about to be written there), or undefined when it holds none. */
+function publicPoint(res: Resource, v = res.attrs.get('keyInformation')): Uint8Array | undefined {
   const curve = info(res).curve;
-  const v = res.attrs.get('keyInformation');
   if (!curve || typeof v !== 'string') return undefined;
   const p = fromBase64(v);
   return p && p.length === PUBLIC_KEY_LENGTHS[curve] && p[0] === 4 ? p : undefined;
+}
+
+/**
+ * A kInf that has the form of the public key a resource without a secret key
+ * verifies with must be a point of the curve: refused when written (4000),
+ * not at every verification (4102). Checked by the core whatever the backend
+ * (a card may import any bytes). Other kInf values stay free-form information.
+ */
+function checkPublicPoint(res: Resource, v: unknown): void {
+  const point = res.key() === undefined ? publicPoint(res, v) : undefined;
+  if (point && !ecdsa(info(res).curve!).isPublicKey(point)) throw badRequest(`kInf (keyInformation) has the form of an uncompressed SEC1 point but is not a point of ${info(res).curve}`);
 }
 
 /** Whether there is a key to sign or verify with: the secret key, or (ECDSA verification) a public key in keyInformation. */
@@ -162,6 +173,7 @@ export const signatureType: ResourceType = {
         for (const a of ecdsaOnly) if (res.attrs.has(a)) throw badRequest(`${a} applies to ECDSA only, not ${i.name}`);
       }
       await keyAtCreate(ctx, res, { use: 'signature', algorithm: alg }, i);
+      checkPublicPoint(res, res.attrs.get('keyInformation'));
       const key = res.key();
       if (key && i.family === 'ecdsa' && !res.attrs.has('keyInformation')) {
         const pub = await ctx.host.backend.publicKey(key);
@@ -169,6 +181,7 @@ export const signatureType: ResourceType = {
       }
     },
     update(ctx, res, changes) {
+      if (changes.has('keyInformation')) checkPublicPoint(res, changes.get('keyInformation'));
       // A verification-only ECDSA resource streams under the key of kInf: a new kInf restarts it.
       if (changes.has('keyInformation') && !res.key()) ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
       // A verification result holds for one signature, message and key: a new verifying key (kInf
