@@ -127,16 +127,30 @@ Napi::Error ScardError(Napi::Env env, const char* operation, LONG rv) {
   return err;
 }
 
+// Whether JavaScript can run in `env`: not while a worker shuts down (Worker#terminate(), or
+// process.exit() in the worker), when Node still completes the jobs in flight. Every value made
+// then comes back empty, and node-addon-api aborts the process on the first one used. The call
+// is one that refuses to run then (Node-API's preamble), with no effect otherwise.
+bool CanRunJs(napi_env env) {
+  void* data = nullptr;
+  napi_value probe;
+  return napi_create_arraybuffer(env, 0, &data, &probe) == napi_ok;
+}
+
 // Runs `exec` off the JS thread; `done` settles the promise on the JS thread
 // when exec returned SCARD_S_SUCCESS. `keep` pins the JS object whose handle
-// the job uses, so the handle cannot be finalised while the job runs.
+// the job uses, so the handle cannot be finalised while the job runs. When
+// the job completes in an environment that can no longer run JavaScript,
+// nothing is settled and `orphan` gives back what a successful exec opened
+// (a context, a connection) that no object will own.
 class Job : public Napi::AsyncWorker {
  public:
   using Exec = std::function<LONG()>;
   using Done = std::function<void(Napi::Env, Napi::Promise::Deferred&)>;
+  using Orphan = std::function<void()>;
 
-  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done) {
-    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done));
+  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan = nullptr) {
+    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done), std::move(orphan));
     Napi::Promise promise = job->deferred_.Promise();
     job->Queue();
     return promise;
@@ -145,6 +159,10 @@ class Job : public Napi::AsyncWorker {
  protected:
   void Execute() override { rv_ = exec_(); }
   void OnOK() override {
+    if (!CanRunJs(Env())) {
+      if (rv_ == SCARD_S_SUCCESS && orphan_) orphan_();
+      return;
+    }
     Napi::HandleScope scope(Env());
     if (rv_ != SCARD_S_SUCCESS)
       deferred_.Reject(ScardError(Env(), operation_, rv_).Value());
@@ -153,12 +171,13 @@ class Job : public Napi::AsyncWorker {
   }
 
  private:
-  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done)
+  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan)
       : Napi::AsyncWorker(env, operation),
         deferred_(Napi::Promise::Deferred::New(env)),
         operation_(operation),
         exec_(std::move(exec)),
-        done_(std::move(done)) {
+        done_(std::move(done)),
+        orphan_(std::move(orphan)) {
     if (!keep.IsEmpty()) keep_ = Napi::Persistent(keep);
   }
 
@@ -166,6 +185,7 @@ class Job : public Napi::AsyncWorker {
   const char* operation_;
   Exec exec_;
   Done done_;
+  Orphan orphan_;
   Napi::ObjectReference keep_;
   LONG rv_ = SCARD_S_SUCCESS;
 };
@@ -476,7 +496,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         m->state_->ctx = *ctx;
         m->state_->open = true;
         d.Resolve(obj);
-      });
+      },
+      [ctx] { g_reaper.Release(*ctx); });
   }
 
   bool Usable(Napi::Env env, const char* op, Napi::Promise* rejected) {
@@ -625,7 +646,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         Napi::Object obj = data->cardCtor.New({});
         Card::Unwrap(obj)->Adopt(*h);
         d.Resolve(obj);
-      });
+      },
+      [h] { g_reaper.Release(h->ctx, h->card); });
   }
 
   Napi::Value Release(const Napi::CallbackInfo& info) {

@@ -301,6 +301,71 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect({ status, out }).toEqual({ status: 0, out: 'SCARD_E_TIMEOUT true\n' });
   });
 
+  it('a worker ended while its call is under way ends alone: a transmit or a connect that succeeds during its shutdown does not abort the process', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    // The worker starts the call, says so, and is ended 100 ms later; the call succeeds about
+    // 300 ms after that, while the worker shuts down, when no JavaScript can run in it.
+    const transmit = `const ctx = await PcscContext.establish(); const c = await ctx.connect(${reader});
+      c.transmit(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x00)).catch(() => {});`;
+    const connect = `const ctx = await PcscContext.establish(); ctx.connect(${reader}).catch(() => {});`;
+    const worker = (call: string, end: string) => `(async () => { const { PcscContext } = await import(${pcsc});
+      const { parentPort } = await import('node:worker_threads'); ${call} parentPort.postMessage('calling');
+      setTimeout(() => ${end}, 100); })()`;
+    const endings = { 'Worker#terminate()': "parentPort.postMessage('end')", 'process.exit() in the worker': 'process.exit(0)' };
+    // After the worker: 'alive', and for a connect whether the connection the worker never got was
+    // given back (an exclusive connect fails while any other connection to the card is open).
+    const run = async (call: string, end: string, calling: () => void, after = '') => {
+      const script = `const { Worker } = await import('node:worker_threads');
+        const w = new Worker(${JSON.stringify(worker(call, end))}, { eval: true });
+        w.on('message', (m) => (m === 'calling' ? console.log(m) : w.terminate()));
+        await new Promise((r) => w.once('exit', r)); await new Promise((r) => setTimeout(r, 600)); console.log('alive'); ${after}`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.startsWith('calling\n')) calling();
+      });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
+      clearTimeout(killer);
+      return { code, signal, out };
+    };
+    const results: Record<string, unknown> = {};
+    // A transmit: the card (served by this process) answers 400 ms late.
+    const apdu = card.os.apdu.bind(card.os);
+    try {
+      card.os.apdu = async (command: Uint8Array) => {
+        await new Promise((r) => setTimeout(r, 400));
+        return apdu(command);
+      };
+      for (const [how, end] of Object.entries(endings)) results[`transmit, ${how}`] = await run(transmit, end, () => undefined);
+    } finally {
+      card.os.apdu = apdu;
+    }
+    // A connect: it waits for the transaction this process holds, ended (and the connection
+    // closed) 400 ms after the call.
+    const holder = await env.ctx.connect(env.slot.reader);
+    const exclusive = `const { PcscContext } = await import(${pcsc}); const ctx = await PcscContext.establish();
+      const c = await ctx.connect(${reader}, { share: 'exclusive' }).catch((e) => e);
+      console.log(c.scardName ?? 'exclusive'); await c.disconnect?.(); await ctx.release();`;
+    try {
+      await holder.beginTransaction();
+      let ending: ReturnType<typeof setTimeout> | undefined;
+      results['connect, Worker#terminate()'] = await run(connect, endings['Worker#terminate()'], () => {
+        ending ??= setTimeout(() => void holder.endTransaction().then(() => holder.disconnect()).catch(() => undefined), 400);
+      }, exclusive);
+    } finally {
+      await holder.disconnect().catch(() => undefined);
+    }
+    const alive = { code: 0, signal: null, out: 'calling\nalive\n' };
+    expect(results).toEqual({
+      'transmit, Worker#terminate()': alive,
+      'transmit, process.exit() in the worker': alive,
+      'connect, Worker#terminate()': { ...alive, out: 'calling\nalive\nexclusive\n' },
+    });
+  });
+
   it('the addon rejects a state whose getter throws instead of aborting the process (direct callers of the addon)', async () => {
     const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
     const script = `const a = require(${addon}); (async () => {
