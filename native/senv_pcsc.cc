@@ -2,9 +2,10 @@
 // semantics live in src/apdu/, friendly types and errors in src/pcsc/.
 //
 // Every call that can block (IPC to pcscd, the card, a transaction held by
-// another process, a status-change wait) runs on the libuv pool as an
-// AsyncWorker and settles a Promise. Failures reject with an Error carrying
-// `scode` (the SCARD_* code) and `operation`; src/pcsc/ turns it into PcscError.
+// another process) runs on the libuv pool as an AsyncWorker and settles a
+// Promise; a status-change wait, which may never end, runs on a thread of its
+// own (StatusWait). Failures reject with an Error carrying `scode` (the
+// SCARD_* code) and `operation`; src/pcsc/ turns it into PcscError.
 //
 // pcsc-lite serialises the calls of one SCARDCONTEXT behind one mutex, and
 // SCardGetStatusChange holds it for the whole wait. So a Monitor (its own
@@ -451,6 +452,104 @@ class Card : public Napi::ObjectWrap<Card> {
   std::shared_ptr<Handle> state_ = std::make_shared<Handle>();
 };
 
+// The state a Monitor shares with its jobs and its wait thread.
+struct MonitorState {
+  SCARDCONTEXT ctx = 0;
+  bool open = false;
+  // A wait thread is in (or about to enter) SCardGetStatusChange on this context.
+  std::atomic<bool> waiting{false};
+};
+
+class StatusWait;
+void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
+using StatusTsfn = Napi::TypedThreadSafeFunction<StatusWait, StatusWait, DeliverStatus>;
+
+// A status-change wait runs on a thread of its own, not on the libuv pool.
+// On the pool an endless wait held a pool thread for good (4 by default:
+// as many waits stalled every transmit and file read of the process), and
+// Node waits for an environment's pool work when the environment ends: a
+// worker with an endless wait never ended, nor did a process whose main
+// thread exited while a worker waited. The thread hands its result back
+// through a thread-safe function; when the environment ends first, the
+// function's finaliser cancels the wait and joins the thread.
+class StatusWait {
+ public:
+  StatusWait(Napi::Env env, std::shared_ptr<MonitorState> st, std::shared_ptr<std::atomic<bool>> exiting, DWORD timeout)
+      : st_(std::move(st)), exiting_(std::move(exiting)), timeout_(timeout), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  std::vector<std::string> names;
+  std::vector<SCARD_READERSTATE> states;
+
+  Napi::Promise Start(Napi::Env env, Napi::Object keep) {
+    Napi::Promise promise = deferred_.Promise();
+    keep_ = Napi::Persistent(keep);
+    tsfn_ = StatusTsfn::New(env, "SCardGetStatusChange", 0, 1, this, &StatusWait::Finish, static_cast<void*>(nullptr));
+    thread_ = std::thread([this] { Run(); });
+    return promise;
+  }
+
+ private:
+  friend void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
+
+  void Run() {
+    // Marked before the exit flag is read (both sequentially consistent): either this wait sees
+    // its environment exiting, or EndForExit sees it waiting and cancels it until it returned.
+    st_->waiting = true;
+    rv_ = *exiting_ ? static_cast<LONG>(SCARD_E_CANCELLED)
+                    : SCardGetStatusChange(st_->ctx, timeout_, states.data(), static_cast<DWORD>(states.size()));
+    st_->waiting = false;
+    returned_ = true;
+    // napi_closing: the environment is ending and the function no longer takes calls (nor a release).
+    if (tsfn_.BlockingCall(this) != napi_closing) tsfn_.Release();
+  }
+
+  // On the JS thread, once the function is gone: after the thread released it, or at the end of
+  // the environment, when the wait may still run. It is cancelled until it returned (a cancel that
+  // lands before pcsc-lite set the wait up is lost); a pcscd that stopped answering blocks here
+  // as SCardCancel itself would. Also when the monitor was released or collected meanwhile (at the
+  // end of an environment its finaliser may run first): the context cannot be released under the
+  // wait, pcsc-lite's release waits for the lock the wait holds.
+  static void Finish(Napi::Env, void*, StatusWait* w) {
+    while (!w->returned_) {
+      SCardCancel(w->st_->ctx);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    w->thread_.join();
+    delete w;
+  }
+
+  std::shared_ptr<MonitorState> st_;
+  std::shared_ptr<std::atomic<bool>> exiting_;
+  DWORD timeout_;
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference keep_;
+  StatusTsfn tsfn_;
+  std::thread thread_;
+  LONG rv_ = SCARD_S_SUCCESS;
+  std::atomic<bool> returned_{false};
+};
+
+
+// On the JS thread; `env` is null when the environment ended before the call was delivered.
+void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*) {
+  if (env == nullptr || !CanRunJs(env)) return;
+  Napi::HandleScope scope(env);
+  if (w->rv_ != SCARD_S_SUCCESS) {
+    w->deferred_.Reject(ScardError(env, "SCardGetStatusChange", w->rv_).Value());
+    return;
+  }
+  Napi::Array out = Napi::Array::New(env, w->states.size());
+  for (size_t i = 0; i < w->states.size(); i++) {
+    const SCARD_READERSTATE& rs = w->states[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("reader", Napi::String::New(env, w->names[i]));
+    o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
+    o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  w->deferred_.Resolve(out);
+}
+
 // ---------------------------------------------------------------------------
 // Monitor: the context that lists readers, waits for changes and connects.
 
@@ -478,13 +577,6 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   }
 
  private:
-  struct Ctx {
-    SCARDCONTEXT ctx = 0;
-    bool open = false;
-    // A pool thread is in (or about to enter) SCardGetStatusChange on this context.
-    std::atomic<bool> waiting{false};
-  };
-
   static Napi::Value Establish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ctx = std::make_shared<SCARDCONTEXT>(0);
@@ -536,15 +628,9 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     Napi::Env env = info.Env();
     Napi::Promise p;
     if (!Usable(env, "SCardGetStatusChange", &p)) return p;
-    auto st = state_;
     if (!info[0].IsArray()) return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
     Napi::Array in = info[0].As<Napi::Array>();
-    DWORD timeout = DwordArg(info, 1, INFINITE);
-    struct Wait {
-      std::vector<std::string> names;
-      std::vector<SCARD_READERSTATE> states;
-    };
-    auto w = std::make_shared<Wait>();
+    auto* w = new StatusWait(env, state_, env.GetInstanceData<AddonData>()->exiting, DwordArg(info, 1, INFINITE));
     for (uint32_t i = 0; i < in.Length(); i++) {
       // Each member is read once (a getter may answer differently the second time), and a getter
       // that throws rejects with its exception instead of leaving it pending.
@@ -553,14 +639,17 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       if (!env.IsExceptionPending() && item.IsObject()) reader = item.As<Napi::Object>().Get("reader");
       if (!env.IsExceptionPending() && item.IsObject()) current = item.As<Napi::Object>().Get("currentState");
       if (env.IsExceptionPending()) {
+        delete w;
         // Cleared first: no promise can be made while an exception is pending.
         Napi::Error thrown = env.GetAndClearPendingException();
         auto d = Napi::Promise::Deferred::New(env);
         d.Reject(thrown.Value());
         return d.Promise();
       }
-      if (reader.IsEmpty() || !reader.IsString() || current.IsEmpty() || !current.IsNumber())
+      if (reader.IsEmpty() || !reader.IsString() || current.IsEmpty() || !current.IsNumber()) {
+        delete w;
         return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
+      }
       w->names.push_back(reader.As<Napi::String>().Utf8Value());
       SCARD_READERSTATE rs;
       std::memset(&rs, 0, sizeof rs);
@@ -569,42 +658,20 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     // Names are wired in only now: the vector of strings no longer moves.
     for (size_t i = 0; i < w->states.size(); i++) w->states[i].szReader = w->names[i].c_str();
-    auto exiting = env.GetInstanceData<AddonData>()->exiting;
-    return Job::Start(env, "SCardGetStatusChange", Value(),
-      [st, w, timeout, exiting] {
-        // Marked before the exit flag is read (both sequentially consistent): either this wait sees
-        // the process exiting, or EndForExit sees it waiting and cancels it until it returned.
-        st->waiting = true;
-        LONG rv = *exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
-                            : SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size()));
-        st->waiting = false;
-        return rv;
-      },
-      [w](Napi::Env env, Napi::Promise::Deferred& d) {
-        Napi::Array out = Napi::Array::New(env, w->states.size());
-        for (size_t i = 0; i < w->states.size(); i++) {
-          const SCARD_READERSTATE& rs = w->states[i];
-          Napi::Object o = Napi::Object::New(env);
-          o.Set("reader", Napi::String::New(env, w->names[i]));
-          o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
-          o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
-          out.Set(static_cast<uint32_t>(i), o);
-        }
-        d.Resolve(out);
-      });
+    return w->Start(env, Value());
   }
 
-  // At its environment's exit (at the process's, Node joins the libuv pool's
-  // threads, and one in an endless wait would hang it): no wait of this
-  // environment starts any more, and this context's is cancelled until it
-  // returned. A cancel that lands before pcsc-lite set the wait up is lost,
-  // hence the repetition, given up after 2 s (a pcscd that stopped answering
-  // blocks SCardCancel itself).
+  // At its environment's 'exit' (the process's exit ends no environment: a
+  // wait thread would still be inside pcsc-lite when exit() runs the
+  // library's destructor): no wait of this environment starts any more, and
+  // this context's is cancelled until it returned. A cancel that lands before
+  // pcsc-lite set the wait up is lost, hence the repetition, given up after
+  // 2 s (a pcscd that stopped answering blocks SCardCancel itself).
   Napi::Value EndForExit(const Napi::CallbackInfo& info) {
     *info.Env().GetInstanceData<AddonData>()->exiting = true;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (state_->waiting && std::chrono::steady_clock::now() < until) {
-      if (state_->open) SCardCancel(state_->ctx);
+      SCardCancel(state_->ctx);
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     return info.Env().Undefined();
@@ -666,7 +733,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
 
-  std::shared_ptr<Ctx> state_ = std::make_shared<Ctx>();
+  std::shared_ptr<MonitorState> state_ = std::make_shared<MonitorState>();
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -107,14 +107,14 @@ const SCARD_E_INVALID_HANDLE = 0x80100003;
 const SCARD_E_CANCELLED = 0x80100002;
 
 /**
- * Contexts whose status-change wait runs on the libuv pool. Node joins the
- * pool's threads when the process exits (process.exit(), an uncaught
- * exception), and a thread in an endless SCardGetStatusChange would hang that
- * exit for good: on 'exit' the bridge lets no wait start any more and cancels
- * these until they returned (native/senv_pcsc.cc, EndForExit). A wait is one
- * call, not a series of short ones: pcsc-lite 1.9 compares the PnP
- * pseudo-reader with the reader count at the start of each call, so a reader
- * attached between two calls would never be reported.
+ * Contexts whose status-change wait is under way, each on a thread of the
+ * bridge's own. The process's exit ends no environment, and a wait thread
+ * still inside pcsc-lite when exit() runs the library's destructor could
+ * crash it: on 'exit' the bridge lets no wait of this environment start any
+ * more and cancels these until they returned (native/senv_pcsc.cc,
+ * EndForExit). A wait is one call, not a series of short ones: pcsc-lite 1.9
+ * compares the PnP pseudo-reader with the reader count at the start of each
+ * call, so a reader attached between two calls would never be reported.
  */
 const waiting = new Set<NativeMonitor>();
 let exitHook = false;
@@ -201,8 +201,8 @@ export class PcscContext {
   /**
    * Ends the waits asked for before this call, running or queued: they reject
    * with SCARD_E_CANCELLED (other calls queued behind them run next; later
-   * waits are not affected). A cancel that lands before the running wait
-   * started on the pool would be lost, so it is repeated until that wait ended.
+   * waits are not affected). A cancel that lands before pcsc-lite set the
+   * running wait up would be lost, so it is repeated until that wait ended.
    */
   cancel(): void {
     this.#cancelledUpTo = this.#waits;

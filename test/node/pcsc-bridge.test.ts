@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -299,6 +300,66 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
     clearTimeout(killer);
     expect({ status, out }).toEqual({ status: 0, out: 'SCARD_E_TIMEOUT true\n' });
+  });
+
+  it('a worker ended during its endless wait, or a main thread that exits while a worker waits, ends at once', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    const inWorker = `(async () => { const { PcscContext } = await import(${pcsc}); const { parentPort } = await import('node:worker_threads');
+      const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
+      ctx.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {});
+      setTimeout(() => parentPort.postMessage('waiting'), 200); })()`;
+    const start = `const { Worker } = await import('node:worker_threads');
+      const w = new Worker(${JSON.stringify(inWorker)}, { eval: true }); await new Promise((r) => w.once('message', r));`;
+    const endings: Record<string, string> = {
+      // The main thread goes on: a wait of its own after the worker ended still times out as asked.
+      'Worker#terminate()': `${start} await w.terminate(); const { PcscContext } = await import(${pcsc});
+        const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
+        const e = await ctx.getStatusChange([{ reader: ${reader}, state: s.state }], 300).catch((x) => x);
+        console.log(e.scardName); await ctx.release();`,
+      'process.exit() on the main thread': `${start} console.log('SCARD_E_TIMEOUT'); process.exit(0);`,
+      'an uncaught exception on the main thread': `${start} console.log('SCARD_E_TIMEOUT'); setTimeout(() => { throw new Error('uncaught'); });`,
+    };
+    const ended: Record<string, unknown> = {};
+    for (const [how, script] of Object.entries(endings)) {
+      const started = Date.now();
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const signal = await new Promise((resolve) => child.on('close', (_code, sig) => resolve(sig)));
+      clearTimeout(killer);
+      ended[how] = { killed: signal === 'SIGKILL', inTime: Date.now() - started < 8_000, out };
+    }
+    expect(ended).toEqual(Object.fromEntries(Object.keys(endings).map((how) => [how, { killed: false, inTime: true, out: 'SCARD_E_TIMEOUT\n' }])));
+  });
+
+  it('endless waits hold no libuv pool thread: with more of them than the pool has threads, transmits and file reads go on', async () => {
+    // The pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise; a wait per thread and one more.
+    const n = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 4) + 1;
+    const contexts = await Promise.all(Array.from({ length: n }, () => PcscContext.establish()));
+    const waits: Promise<unknown>[] = [];
+    try {
+      for (const ctx of contexts) {
+        const [s] = await ctx.getStatusChange([{ reader: env.slot.reader }], 0);
+        waits.push(ctx.getStatusChange([{ reader: env.slot.reader, state: s!.state }]).catch((e: unknown) => e));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const c = await env.ctx.connect(env.slot.reader);
+      const work = (async () => {
+        const r = await c.transmit(fromHex('00a4040000'));
+        const file = await readFile(fileURLToPath(import.meta.url));
+        return { answered: r.length >= 2, read: file.length > 0 };
+      })();
+      const late = new Promise((r) => setTimeout(() => r('stalled'), 5_000));
+      expect(await Promise.race([work, late])).toEqual({ answered: true, read: true });
+      await c.disconnect();
+    } finally {
+      for (const ctx of contexts) ctx.cancel();
+      const ends = await Promise.all(waits);
+      await Promise.all(contexts.map((ctx) => ctx.release()));
+      expect(ends.map((e) => (e as PcscError).scardName)).toEqual(Array(n).fill('SCARD_E_CANCELLED'));
+    }
   });
 
   it('a worker ended while its call is under way ends alone: a transmit or a connect that succeeds during its shutdown does not abort the process', async () => {
