@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { fromHex, hex } from '../../src/apdu/apdu.ts';
 import { InvalidInputError, sha256 } from '../../src/core/index.ts';
 import { PcscCard, PcscContext, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
-import { VirtualCardOs, VpcdCard, type VirtualCard } from '../../src/virtual-card/index.ts';
+import { VirtualCardOs, VpcdCard, type CardHandler, type VirtualCard } from '../../src/virtual-card/index.ts';
 import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 
 const setup = await setupPcsc();
@@ -393,16 +393,17 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       return { code, signal, out };
     };
     const results: Record<string, unknown> = {};
-    // A transmit: the card (served by this process) answers 400 ms late.
-    const apdu = card.os.apdu.bind(card.os);
+    // A transmit: the card (served by this process; vpcd awaits its handler) answers 400 ms late.
+    const handler = card.os as CardHandler;
+    const apdu = handler.apdu.bind(card.os);
     try {
-      card.os.apdu = async (command: Uint8Array) => {
+      handler.apdu = async (command: Uint8Array) => {
         await new Promise((r) => setTimeout(r, 400));
         return apdu(command);
       };
       for (const [how, end] of Object.entries(endings)) results[`transmit, ${how}`] = await run(transmit, end, () => undefined);
     } finally {
-      card.os.apdu = apdu;
+      handler.apdu = apdu;
     }
     // A connect: it waits for the transaction this process holds, ended (and the connection
     // closed) 400 ms after the call.
