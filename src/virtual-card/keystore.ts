@@ -51,22 +51,35 @@ export class KeyStore {
         throw new InvalidInputError(`virtual card store ${path}: ${what}: ${(e as Error).message}`);
       }
     };
-    let f: FileFormat;
+    const damaged = (what: string) => new InvalidInputError(`virtual card store ${path}: ${what}`);
+    const record = (v: unknown, what: string): Record<string, unknown> => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw damaged(`${what} is not an object`);
+      return v as Record<string, unknown>;
+    };
+    const slot = (key: string, what: string): number => {
+      if (!/^\d{1,9}$/.test(key)) throw damaged(`${what} is not numbered`);
+      return Number(key);
+    };
+    let parsed: unknown;
     try {
-      f = JSON.parse(text) as FileFormat;
+      parsed = JSON.parse(text);
     } catch {
       // V8's SyntaxError quotes the text around the fault, which may be key material.
       throw new InvalidInputError(`virtual card store ${path} is not valid JSON`);
     }
+    const f = record(parsed, 'the file');
     this.serial = bytes(f.serial, 'serial');
-    for (const [ref, k] of Object.entries(f.keys)) {
+    for (const [ref, v] of Object.entries(record(f.keys, 'keys'))) {
+      const k = record(v, `key ${slot(ref, 'a key')}`);
+      if (!Number.isInteger(k.algorithm)) throw damaged(`key ${ref} algorithm is not an integer`);
+      if (k.kind !== 'secret' && k.kind !== 'public') throw damaged(`key ${ref} kind is not 'secret' or 'public'`);
       this.keys.set(Number(ref), {
-        algorithm: k.algorithm, kind: k.kind,
+        algorithm: k.algorithm as number, kind: k.kind,
         ...(k.secret ? { secret: bytes(k.secret, `key ${ref} secret`) } : {}),
         ...(k.publicKey ? { publicKey: bytes(k.publicKey, `key ${ref} public key`) } : {}),
       });
     }
-    for (const [id, v] of Object.entries(f.objects)) this.objects.set(Number(id), bytes(v, `object ${id}`));
+    for (const [id, v] of Object.entries(record(f.objects, 'objects'))) this.objects.set(slot(id, 'an object'), bytes(v, `object ${id}`));
   }
 
   used(): number {

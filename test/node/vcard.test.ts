@@ -217,6 +217,17 @@ describe('senv virtual card', () => {
         JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: secret.slice(1) } }, objects: {} }),
         JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: `${secret.slice(2)}G0` } }, objects: {} }),
         `{"serial":"0102030405060708","keys":{"1":{"algorithm":25,"kind":"secret","secret":${secret}}},"objects":{}}`,
+        // Valid JSON of the wrong shape: named by field too, not a bare TypeError.
+        'null',
+        '[]',
+        JSON.stringify({ serial: '0102030405060708' }),
+        JSON.stringify({ serial: '0102030405060708', keys: null, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: null }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: '25', kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'private', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { one: { algorithm: 25, kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: {}, objects: null }),
+        JSON.stringify({ serial: '0102030405060708', keys: {}, objects: { x: '00' } }),
       ];
       for (const [i, text] of damaged.entries()) {
         const store = join(dir, `card-${i}.json`);
