@@ -66,7 +66,11 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   if (a.read === 'never') return undefined;
   let v = raw;
   if (v === undefined) return undefined;
-  if (v instanceof Accumulator) v = v.bytes();
+  if (v instanceof Accumulator) {
+    // No data held is no attribute, however it came to be empty (never written, msg: null, cbs: 0).
+    if (v.size === 0) return undefined;
+    v = v.bytes();
+  }
   if (v instanceof Uint8Array) return binary ? (owned ? v : v.slice()) : toBase64(v);
   if (a.type.kind === 'time') return formatTimestamp(v as number);
   // A list of objects (kInf, esi ...) is copied whole: the caller must not reach the values the resource and the store hold.

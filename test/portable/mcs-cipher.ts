@@ -133,6 +133,12 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cbs, 40, 'rejected chunk not appended');
         fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4102, 'NOPAD needs whole blocks', /multiple of 16/);
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0 } }), 2004, 'discard');
+        equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').msg, undefined, 'no data held: no msg (not an empty one)');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(16)) } }), 2004, 'data again');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: null } }), 2004, 'msg: null discards it');
+        const discarded = body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph');
+        equal(discarded.msg, undefined, 'msg: null removes msg (TS-0004)');
+        equal(discarded.cbs, 0, 'and cbs is 0');
         const plain = rnd(48);
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(plain) } }), 2004, 'whole blocks');
         const ct = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Enc')), 2000, 'encrypt'), 'senv:Cph').cD);
