@@ -710,4 +710,97 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       rmSync(top, { recursive: true, force: true });
     }
   });
+
+  it('what a snapshot holds grows with the data, not with the number of UPDATEs (empty chunks included)', async () => {
+    const dir = tempDir();
+    try {
+      const open = async () => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 4096 }) });
+      const e1 = await open();
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      const data = nodeCrypto.randomBytes(3000);
+      // 3,000 one-byte chunks with an empty one after each: 6,000 UPDATEs, many compactions.
+      for (let i = 0; i < data.length; i++) {
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(data.subarray(i, i + 1)) } }), 2004, 'byte');
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: '' } }), 2004, 'empty');
+      }
+      await e1.close();
+      // Each chunk sealed alone took some 70 bytes of snapshot: 420 KB here. Joined: the data's base64 and a little.
+      expect(statSync(join(dir, 'snapshot.json')).size).toBeLessThan(12_000);
+      const e2 = await open();
+      const t = new Session(e2, 'CAE1');
+      expect(unb64(body(ok(await t.retrieve(t.path('reg', 'h')), 2000, 'after restart'), 'senv:Hsh').msg)).toEqual(new Uint8Array(data));
+      expect(unb64(body(ok(await t.retrieve(t.path('reg', 'h', 'calculateHash')), 2000, 'hash'), 'senv:Hsh').Hv)).toEqual(sha256(data));
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a snapshot that cannot even be built (V8 refuses the text) does not fail the write that triggered it', async () => {
+    const dir = tempDir();
+    const stringify = JSON.stringify;
+    try {
+      const open = async () => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 2048 }) });
+      const e1 = await open();
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      // The store's whole state (seq and resources) is the one object whose text fails, as past V8's longest string.
+      JSON.stringify = ((v: unknown, ...rest: never[]) => {
+        if (typeof v === 'object' && v !== null && 'resources' in v && 'seq' in v) throw new RangeError('Invalid string length');
+        return stringify(v, ...rest);
+      }) as typeof JSON.stringify;
+      for (let i = 0; i < 30; i++) ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: `d${i}`, msg: b64(new Uint8Array(100).fill(i)) } }), 2001, `sdo ${i}`);
+      ok(await s.delete(s.path('reg', 'd3')), 2002, 'delete');
+      JSON.stringify = stringify;
+      await e1.close();
+      const e2 = await open();
+      const t = new Session(e2, 'CAE1');
+      for (let i = 0; i < 30; i++) {
+        if (i === 3) fails(await t.retrieve(t.path('reg', 'd3')), 4004, 'the acknowledged DELETE holds');
+        else ok(await t.retrieve(t.path('reg', `d${i}`)), 2000, `d${i} after restart`);
+      }
+      await e2.close();
+    } finally {
+      JSON.stringify = stringify;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a new data directory and a new journal are flushed into their directories before a write is acknowledged', async () => {
+    const top = tempDir();
+    try {
+      const real = await openFiles();
+      const calls: string[] = [];
+      const rel = (p: string) => p.replace(top, '<top>');
+      const files: Files = {
+        ...real,
+        stamp: real.stamp,
+        pid: real.pid,
+        osLocks: real.osLocks,
+        append: async (p, d) => {
+          calls.push(`append ${rel(p)}`);
+          await real.append(p, d);
+        },
+        syncDir: async (p) => {
+          calls.push(`syncDir ${rel(p)}`);
+          await real.syncDir(p);
+        },
+      };
+      const dir = join(top, 'data');
+      const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files }) });
+      const s = new Session(e, 'CAE1');
+      expect(calls[0]).toBe('syncDir <top>');
+      calls.length = 0;
+      await s.register();
+      const acked = calls.length;
+      expect(calls.slice(calls.indexOf('append <top>/data/journal.log'))).toEqual(['append <top>/data/journal.log', 'syncDir <top>/data']);
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1 } }), 2001, 'rand');
+      expect(calls.slice(acked)).toEqual(['append <top>/data/journal.log']);
+      await e.close();
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
 });
