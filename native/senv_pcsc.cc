@@ -12,6 +12,7 @@
 // context) does the waiting and each Card owns a private context: a pending
 // wait never stalls a transmit, and SCardCancel only ever aborts the wait.
 #include <napi.h>
+#include <pthread.h>
 #include <winscard.h>
 #include <reader.h>
 
@@ -474,29 +475,50 @@ using StatusTsfn = Napi::TypedThreadSafeFunction<StatusWait, StatusWait, Deliver
 // function's finaliser cancels the wait and joins the thread.
 class StatusWait {
  public:
-  StatusWait(Napi::Env env, std::shared_ptr<MonitorState> st, std::shared_ptr<std::atomic<bool>> exiting, DWORD timeout)
-      : st_(std::move(st)), exiting_(std::move(exiting)), timeout_(timeout), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  std::vector<std::string> names;
-  std::vector<SCARD_READERSTATE> states;
-
-  Napi::Promise Start(Napi::Env env, Napi::Object keep) {
-    Napi::Promise promise = deferred_.Promise();
-    keep_ = Napi::Persistent(keep);
-    tsfn_ = StatusTsfn::New(env, "SCardGetStatusChange", 0, 1, this, &StatusWait::Finish, static_cast<void*>(nullptr));
-    thread_ = std::thread([this] { Run(); });
+  // Starts the wait (made only for arguments already checked: its promise is settled in every case).
+  static Napi::Promise Start(Napi::Env env, Napi::Object keep, std::shared_ptr<MonitorState> st, DWORD timeout,
+                             std::vector<std::string> names, const std::vector<DWORD>& current) {
+    auto* w = new StatusWait(env, std::move(st), env.GetInstanceData<AddonData>()->exiting, timeout, std::move(names), current);
+    Napi::Promise promise = w->deferred_.Promise();
+    w->keep_ = Napi::Persistent(keep);
+    w->tsfn_ = StatusTsfn::New(env, "SCardGetStatusChange", 0, 1, w, &StatusWait::Finish, static_cast<void*>(nullptr));
+    // pthread, not std::thread: built without C++ exceptions, a thread that cannot be made (a pids
+    // or address-space limit) would end the process in std::terminate instead of failing the call.
+    int err = pthread_create(&w->thread_, nullptr, &StatusWait::Main, w);
+    if (err != 0) {
+      w->returned_ = true;
+      w->started_ = false;
+      w->deferred_.Reject(ScardError(env, "SCardGetStatusChange", SCARD_E_NO_MEMORY).Value());
+      w->tsfn_.Release();
+    }
     return promise;
   }
 
  private:
   friend void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
 
+  StatusWait(Napi::Env env, std::shared_ptr<MonitorState> st, std::shared_ptr<std::atomic<bool>> exiting, DWORD timeout,
+             std::vector<std::string> names, const std::vector<DWORD>& current)
+      : names_(std::move(names)), states_(names_.size()), st_(std::move(st)), exiting_(std::move(exiting)), timeout_(timeout),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    for (size_t i = 0; i < states_.size(); i++) {
+      std::memset(&states_[i], 0, sizeof states_[i]);
+      states_[i].szReader = names_[i].c_str();
+      states_[i].dwCurrentState = current[i];
+    }
+  }
+
+  static void* Main(void* w) {
+    static_cast<StatusWait*>(w)->Run();
+    return nullptr;
+  }
+
   void Run() {
     // Marked before the exit flag is read (both sequentially consistent): either this wait sees
     // its environment exiting, or EndForExit sees it waiting and cancels it until it returned.
     st_->waiting = true;
     rv_ = *exiting_ ? static_cast<LONG>(SCARD_E_CANCELLED)
-                    : SCardGetStatusChange(st_->ctx, timeout_, states.data(), static_cast<DWORD>(states.size()));
+                    : SCardGetStatusChange(st_->ctx, timeout_, states_.data(), static_cast<DWORD>(states_.size()));
     st_->waiting = false;
     returned_ = true;
     // napi_closing: the environment is ending and the function no longer takes calls (nor a release).
@@ -514,17 +536,20 @@ class StatusWait {
       SCardCancel(w->st_->ctx);
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    w->thread_.join();
+    if (w->started_) pthread_join(w->thread_, nullptr);
     delete w;
   }
 
+  const std::vector<std::string> names_;
+  std::vector<SCARD_READERSTATE> states_;
   std::shared_ptr<MonitorState> st_;
   std::shared_ptr<std::atomic<bool>> exiting_;
   DWORD timeout_;
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference keep_;
   StatusTsfn tsfn_;
-  std::thread thread_;
+  pthread_t thread_{};
+  bool started_ = true;
   LONG rv_ = SCARD_S_SUCCESS;
   std::atomic<bool> returned_{false};
 };
@@ -538,11 +563,11 @@ void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*) {
     w->deferred_.Reject(ScardError(env, "SCardGetStatusChange", w->rv_).Value());
     return;
   }
-  Napi::Array out = Napi::Array::New(env, w->states.size());
-  for (size_t i = 0; i < w->states.size(); i++) {
-    const SCARD_READERSTATE& rs = w->states[i];
+  Napi::Array out = Napi::Array::New(env, w->states_.size());
+  for (size_t i = 0; i < w->states_.size(); i++) {
+    const SCARD_READERSTATE& rs = w->states_[i];
     Napi::Object o = Napi::Object::New(env);
-    o.Set("reader", Napi::String::New(env, w->names[i]));
+    o.Set("reader", Napi::String::New(env, w->names_[i]));
     o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
     o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
     out.Set(static_cast<uint32_t>(i), o);
@@ -630,35 +655,28 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     if (!Usable(env, "SCardGetStatusChange", &p)) return p;
     if (!info[0].IsArray()) return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
     Napi::Array in = info[0].As<Napi::Array>();
-    auto* w = new StatusWait(env, state_, env.GetInstanceData<AddonData>()->exiting, DwordArg(info, 1, INFINITE));
+    std::vector<std::string> names;
+    std::vector<DWORD> current;
     for (uint32_t i = 0; i < in.Length(); i++) {
       // Each member is read once (a getter may answer differently the second time), and a getter
       // that throws rejects with its exception instead of leaving it pending.
       Napi::Value item = in.Get(i);
-      Napi::Value reader, current;
+      Napi::Value reader, state;
       if (!env.IsExceptionPending() && item.IsObject()) reader = item.As<Napi::Object>().Get("reader");
-      if (!env.IsExceptionPending() && item.IsObject()) current = item.As<Napi::Object>().Get("currentState");
+      if (!env.IsExceptionPending() && item.IsObject()) state = item.As<Napi::Object>().Get("currentState");
       if (env.IsExceptionPending()) {
-        delete w;
         // Cleared first: no promise can be made while an exception is pending.
         Napi::Error thrown = env.GetAndClearPendingException();
         auto d = Napi::Promise::Deferred::New(env);
         d.Reject(thrown.Value());
         return d.Promise();
       }
-      if (reader.IsEmpty() || !reader.IsString() || current.IsEmpty() || !current.IsNumber()) {
-        delete w;
+      if (reader.IsEmpty() || !reader.IsString() || state.IsEmpty() || !state.IsNumber())
         return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
-      }
-      w->names.push_back(reader.As<Napi::String>().Utf8Value());
-      SCARD_READERSTATE rs;
-      std::memset(&rs, 0, sizeof rs);
-      rs.dwCurrentState = current.As<Napi::Number>().Uint32Value();
-      w->states.push_back(rs);
+      names.push_back(reader.As<Napi::String>().Utf8Value());
+      current.push_back(state.As<Napi::Number>().Uint32Value());
     }
-    // Names are wired in only now: the vector of strings no longer moves.
-    for (size_t i = 0; i < w->states.size(); i++) w->states[i].szReader = w->names[i].c_str();
-    return w->Start(env, Value());
+    return StatusWait::Start(env, Value(), state_, DwordArg(info, 1, INFINITE), std::move(names), current);
   }
 
   // At its environment's 'exit' (the process's exit ends no environment: a

@@ -362,6 +362,33 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     }
   });
 
+  it('a wait whose thread cannot be made (address space or thread limits) is refused with SCARD_E_NO_MEMORY, the process goes on', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    // 40 endless waits under an address-space limit of what the process uses plus 96 MB: each wait
+    // thread reserves an 8 MB stack, so the later ones cannot be made. Then the limit goes and all end.
+    const script = `const { PcscContext } = await import(${pcsc}); const { execFileSync } = await import('node:child_process');
+      const { readFileSync } = await import('node:fs');
+      const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
+      const all = await Promise.all(Array.from({ length: 40 }, () => PcscContext.establish()));
+      const vm = Number(/VmSize:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+      execFileSync('prlimit', ['--pid', String(process.pid), '--as=' + (vm + 96 * 1024 * 1024) + ':']);
+      const waits = all.map((c) => c.getStatusChange([{ reader: ${reader}, state: s.state }]).then(() => 'resolved', (e) => e.scardName ?? e.message));
+      await new Promise((r) => setTimeout(r, 300));
+      execFileSync('prlimit', ['--pid', String(process.pid), '--as=unlimited:']);
+      for (const c of all) c.cancel();
+      const got = await Promise.all(waits);
+      console.log(JSON.stringify({ refused: got.some((g) => g === 'SCARD_E_NO_MEMORY'), others: [...new Set(got.filter((g) => g !== 'SCARD_E_NO_MEMORY'))] }));
+      for (const c of all) await c.release(); await ctx.release();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
+    clearTimeout(killer);
+    expect({ code, signal, out }).toEqual({ code: 0, signal: null, out: `${JSON.stringify({ refused: true, others: ['SCARD_E_CANCELLED'] })}\n` });
+  });
+
   it('a worker ended while its call is under way ends alone: a transmit or a connect that succeeds during its shutdown does not abort the process', async () => {
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const reader = JSON.stringify(env.slot.reader);
@@ -428,20 +455,26 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     });
   });
 
-  it('the addon rejects a state whose getter throws instead of aborting the process (direct callers of the addon)', async () => {
+  it('the addon rejects a state whose getter throws instead of aborting the process, and a refused state leaks nothing (direct callers of the addon)', async () => {
     const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
-    const script = `const a = require(${addon}); (async () => {
+    // And a refused state leaves nothing behind: 20,000 refusals hold no global handle (a promise made
+    // before the arguments were checked and never settled held 32 bytes of them each, for good).
+    const script = `const a = require(${addon}); const v8 = require('node:v8'); (async () => {
       const m = await a.Monitor.establish();
       for (const item of [{ get reader() { throw new Error('getter'); }, currentState: 0 }, { reader: 'r', get currentState() { throw new Error('getter'); } }]) {
         console.log(await m.getStatusChange([item], 0).then(() => 'resolved', (e) => e.message));
       }
+      const handles = () => { gc(); return v8.getHeapStatistics().used_global_handles_size; };
+      const before = handles();
+      for (let i = 0; i < 20000; i++) await m.getStatusChange([{ reader: 'r', currentState: 'x' }], 0).catch(() => {});
+      console.log(handles() - before < 20000);
       await m.release();
     })();`;
-    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    expect({ status, out }).toEqual({ status: 0, out: 'getter\ngetter\n' });
+    expect({ status, out }).toEqual({ status: 0, out: 'getter\ngetter\ntrue\n' });
   });
 
   it('a connection collected while it holds a transaction leaves the card as it is (SCARD_LEAVE_CARD, no reset)', async () => {
