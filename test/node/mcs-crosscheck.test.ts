@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import { McsEngine } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
+import { fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 
 const rnd = prng(20261122);
@@ -81,6 +82,21 @@ function nodeCmac(key: Uint8Array, m: Uint8Array): Buffer<ArrayBufferLike> {
 }
 
 describe('Mcs against node:crypto', () => {
+  it('base64 of byte attributes equals node\'s Buffer both ways, 500 lengths up to 1 MiB', () => {
+    const data = nodeCrypto.randomBytes(1 << 20);
+    const rnd = prng(64);
+    const mismatches: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      // Every length to 400, then 100 random ones up to 1 MiB.
+      const n = i < 400 ? i : ((rnd(1)[0]! << 12) | (rnd(1)[0]! << 4) | (rnd(1)[0]! & 15)) % (1 << 20);
+      const bytes = new Uint8Array(data.buffer, data.byteOffset + (i % 7), Math.min(n, data.length - 7));
+      const text = toBase64(bytes);
+      const back = fromBase64(text);
+      if (text !== Buffer.from(bytes).toString('base64') || !back || !Buffer.from(back).equals(Buffer.from(bytes))) mismatches.push(n);
+    }
+    expect(mismatches).toEqual([]);
+  });
+
   for (const alg of [1001, 1002, 1003, 1004, 1018, 1019, 13, 22, 23, 24]) {
     it(`<cipher> ${alg}: encrypt and decrypt equal OpenSSL`, async () => {
       const s = await session();

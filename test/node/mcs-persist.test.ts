@@ -738,6 +738,60 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('on Deno, opening a data directory with permissions that name only it asks for nothing else (no prompt in a terminal)', async () => {
+    const top = tempDir();
+    try {
+      const dir = join(top, 'data');
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
+      // script(1) gives Deno a terminal, where a permission it lacks is asked for and waits for an answer.
+      const child = spawn('script', ['-qec', `${deno} run --allow-read=${dir} --allow-write=${dir} ${fixture} ${dir}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+      clearTimeout(killer);
+      expect({ code, asked: out.includes('Allow?'), out: out.trim() }).toEqual({ code: 0, asked: false, out: 'opened at once' });
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
+  it('a compaction re-seals what is new, not a large message held already', async () => {
+    const dir = tempDir();
+    try {
+      const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 64 * 1024 }) });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      const snapshotChunks = () => {
+        const text = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+        const state = JSON.parse(text.slice(text.indexOf('\n') + 1)) as { resources: Record<string, Record<string, { rn: string; appends?: { sealed: string }[] }>> };
+        const rec = Object.values(Object.values(state.resources)[0]!).find((r) => r.rn === 'h')!;
+        return rec.appends!.map((a) => a.sealed);
+      };
+      const data = nodeCrypto.randomBytes(4 << 20);
+      for (let off = 0; off < data.length; off += 16384) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(data.subarray(off, off + 16384)) } }), 2004, 'chunk');
+      const first = snapshotChunks();
+      // A few chunks each as the snapshot saw 4 MiB in 256 UPDATEs: sizes halving, about log2 of the data in KiB.
+      expect(first.length).toBeGreaterThan(0);
+      expect(first.length).toBeLessThanOrEqual(13);
+      // Then 2,000 small UPDATEs over several compactions: the largest chunk stays as it was sealed.
+      const small = nodeCrypto.randomBytes(2000);
+      for (let i = 0; i < small.length; i++) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(small.subarray(i, i + 1)) } }), 2004, 'byte');
+      const later = snapshotChunks();
+      expect(later[0]).toBe(first[0]);
+      expect(later.length).toBeLessThanOrEqual(16);
+      await e.close();
+      const e2 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 64 * 1024 }) });
+      const t = new Session(e2, 'CAE1');
+      expect(unb64(body(ok(await t.retrieve(t.path('reg', 'h', 'calculateHash')), 2000, 'hash'), 'senv:Hsh').Hv)).toEqual(sha256(Buffer.concat([data, small])));
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a snapshot that cannot even be built (V8 refuses the text) does not fail the write that triggered it', async () => {
     const dir = tempDir();
     const stringify = JSON.stringify;
@@ -788,17 +842,24 @@ describe('Mcs data directory: the store\'s guarantees', () => {
           await real.syncDir(p);
         },
       };
-      const dir = join(top, 'data');
+      // Two levels made: each one's entry is flushed in the directory above it.
+      const dir = join(top, 'new', 'data');
       const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files }) });
       const s = new Session(e, 'CAE1');
-      expect(calls[0]).toBe('syncDir <top>');
+      expect(calls.slice(0, 2)).toEqual(['syncDir <top>/new', 'syncDir <top>']);
       calls.length = 0;
       await s.register();
       const acked = calls.length;
-      expect(calls.slice(calls.indexOf('append <top>/data/journal.log'))).toEqual(['append <top>/data/journal.log', 'syncDir <top>/data']);
+      expect(calls.slice(calls.indexOf('append <top>/new/data/journal.log'))).toEqual(['append <top>/new/data/journal.log', 'syncDir <top>/new/data']);
       ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1 } }), 2001, 'rand');
-      expect(calls.slice(acked)).toEqual(['append <top>/data/journal.log']);
+      expect(calls.slice(acked)).toEqual(['append <top>/new/data/journal.log']);
       await e.close();
+      // A directory that was there: nothing above it is touched.
+      calls.length = 0;
+      const again = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files }) });
+      expect(calls.filter((c) => c.startsWith('syncDir <top>/new') && !c.startsWith('syncDir <top>/new/data'))).toEqual([]);
+      expect(calls.includes('syncDir <top>')).toBe(false);
+      await again.close();
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

@@ -104,10 +104,10 @@ class FlakyFiles implements Files {
   }
 
   /** A write that needs no space: a full disk still does it. */
-  async #other(op: Op, write: () => Promise<void>): Promise<void> {
+  async #other<T>(op: Op, write: () => Promise<T>): Promise<T> {
     const mode = this.#next(op);
     if (mode && mode !== 'ENOSPC') throw this.#error(mode);
-    await write();
+    return write();
   }
 
   #next(op: Op): Mode | undefined {

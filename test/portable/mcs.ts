@@ -3,6 +3,7 @@
 // and failure codes, results checked against known answers and the core.
 import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
+import { fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
 
 const HASH: Record<number, HashName> = { 4: 'SHA-256', 5: 'SHA-384', 6: 'SHA-512' };
@@ -659,4 +660,29 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
   ];
 }
 
-export const mcsSuite = mcsCases();
+/** The base64 of serialized byte attributes (RFC 4648 section 4, strict), on every runtime. */
+const codecCases: PortableCase[] = [
+  {
+    name: 'base64: RFC 4648 section 10 vectors both ways, every length to 300 round trips, non-canonical text refused',
+    run() {
+      const vectors: [string, string][] = [['', ''], ['f', 'Zg=='], ['fo', 'Zm8='], ['foo', 'Zm9v'], ['foob', 'Zm9vYg=='], ['fooba', 'Zm9vYmE='], ['foobar', 'Zm9vYmFy']];
+      for (const [plain, text] of vectors) {
+        equal(toBase64(utf8(plain)), text, `encode "${plain}"`);
+        equalBytes(fromBase64(text)!, utf8(plain), `decode "${text}"`);
+      }
+      const data = prng(4648)(300);
+      for (let n = 0; n <= 300; n++) {
+        const text = toBase64(data.subarray(0, n));
+        equal(text.length, Math.ceil(n / 3) * 4, `length of ${n} bytes`);
+        equalBytes(fromBase64(text)!, data.subarray(0, n), `round trip of ${n} bytes`);
+      }
+      // Every byte value in every position of a group.
+      const all = Uint8Array.from({ length: 768 }, (_, i) => (i * 85 + (i >> 8)) & 255);
+      equalBytes(fromBase64(toBase64(all))!, all, 'every byte value');
+      for (const bad of ['Zg', 'Zh==', 'Zm9=', 'Zm9v\n', 'Z===', 'Zm 9v', 'Zm9v====', '====', 'Zm-v', 'Zm_v'])
+        equal(fromBase64(bad), undefined, `refused: ${JSON.stringify(bad)}`);
+    },
+  },
+];
+
+export const mcsSuite = [...codecCases, ...mcsCases()];

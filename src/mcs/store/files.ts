@@ -42,7 +42,12 @@ export interface Files {
   /** Cuts the file to `length` bytes and flushes it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
   remove(path: string): Promise<void>;
-  mkdir(path: string): Promise<void>;
+  /**
+   * Makes the directory and any missing above it; answers the topmost one it
+   * made, as the path was given (undefined when the directory was there, or
+   * when the platform cannot tell).
+   */
+  mkdir(path: string): Promise<string | undefined>;
   /** Flushes a directory entry change (rename, create) to stable storage. */
   syncDir(path: string): Promise<void>;
   /** The ID of this process. */
@@ -69,6 +74,7 @@ interface DenoApi {
   chmod(p: string, mode: number): Promise<void>;
   stat(p: string): Promise<unknown>;
   link(a: string, b: string): Promise<void>;
+  permissions: { query(d: { name: 'read'; path: string }): Promise<{ state: string }> };
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
 }
 
@@ -174,6 +180,7 @@ async function nodeFiles(): Promise<Files> {
     mkdir: async (path) => {
       const created = await fs.mkdir(path, { recursive: true, mode: DIR_MODE });
       if (created !== undefined) await fs.chmod(path, DIR_MODE);
+      return created;
     },
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
     lockHeld: async (_path, pid, _osLocked, stamp) => {
@@ -284,12 +291,20 @@ function denoFiles(deno: DenoApi): Files {
       await f.sync();
     })),
     remove: (path) => unlessMissing(missing, () => deno.remove(path)),
+    // Levels above the data directory are not looked at (that could ask for permissions the user did
+    // not give): the directory itself is what it answers as made.
     mkdir: async (path) => {
-      if (await exists(path)) return;
+      if (await exists(path)) return undefined;
       await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
       await deno.chmod(path, DIR_MODE);
+      return path;
     },
-    syncDir: (path) => withFile(path, { read: true }, (f) => f.sync()),
+    // Only where reading is granted already: opening a directory the permissions do not name would
+    // stop at an interactive prompt (the journal flushes the data directory's parent, best effort).
+    syncDir: async (path) => {
+      if ((await deno.permissions.query({ name: 'read', path })).state !== 'granted') throw new Error(`no read permission for ${path}`);
+      await withFile(path, { read: true }, (f) => f.sync());
+    },
     stamp: undefined,
     // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
     lockHeld: async (path, _pid, osLocked) => {

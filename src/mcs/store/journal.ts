@@ -45,7 +45,7 @@ import { hmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
-import { fromBase64, toBase64 } from '../codec.ts';
+import { base64Length, fromBase64, toBase64 } from '../codec.ts';
 import type { SeHost } from '../host.ts';
 import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
@@ -156,11 +156,13 @@ export class JournalStore implements Persistence {
   static async open(options: JournalOptions): Promise<JournalStore> {
     if (!(options.masterKey instanceof Uint8Array) || options.masterKey.length !== 32) throw new StateError('the master key must be 32 bytes (AES-256)');
     const files = options.files ?? (await openFiles());
-    await files.mkdir(options.dir);
-    // A directory just made exists for good only once its parent is flushed. Best effort: a parent
-    // this process may search but not read cannot be opened to flush (and one that was there
-    // already needs no flush).
-    await files.syncDir(parentOf(options.dir)).catch(() => undefined);
+    // A directory just made exists for good only once the one above it is flushed, for each level
+    // made. Best effort: a parent this process may search but not read cannot be opened to flush.
+    const made = await files.mkdir(options.dir);
+    for (let d = options.dir.replace(/(.)\/+$/, '$1'); made !== undefined; d = parentOf(d)) {
+      await files.syncDir(parentOf(d)).catch(() => undefined);
+      if (d === made || parentOf(d) === d) break;
+    }
     const lock = await takeLock(files, options.dir);
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
     const macKey = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
@@ -645,37 +647,52 @@ function apply(state: Snapshot, r: JournalRecord): void {
 }
 
 /**
- * Joins each resource's run of appended chunks into one sealed chunk, so that
+ * Joins each resource's appended chunks into a few sealed chunks, so that
  * what a snapshot holds grows with the data, not with the number of UPDATEs
  * that brought it (every chunk sealed alone took some 70 bytes of snapshot,
- * an empty one included). The same bytes in the same order: replaying the
- * joined chunk does what replaying the run did (only the first chunk of a run
- * can start a new message, and it still comes first).
+ * an empty one included). Chunks join from the end while the last is at least
+ * half the one before it (sizes counted from 1 KiB), so the chunks left shrink
+ * geometrically, about log2 of the data in KiB of them, and a compaction
+ * re-seals what is new and what it joins, not a whole large message again.
+ * The same bytes in the same order: replaying the joined chunks does what
+ * replaying the run did (only a run's first chunk can start a new message,
+ * and what it joins into still comes first).
  */
 function mergeAppends(state: Snapshot, key: Uint8Array): void {
+  // Plain length of a sealed chunk: base64 of a 12-byte nonce, the data and a 16-byte tag.
+  const weight = (sealed: string) => Math.max(1024, base64Length(sealed) - 28);
   for (const se of Object.values(state.resources)) {
     for (const rec of Object.values(se)) {
       const runs = rec.appends;
       if (!runs || runs.length < 2) continue;
-      const merged: { attr: string; sealed: string }[] = [];
-      for (let i = 0; i < runs.length;) {
-        let j = i;
-        while (j < runs.length && runs[j]!.attr === runs[i]!.attr) j++;
-        const aad = `${rec.ri}/${runs[i]!.attr}`;
-        const parts = runs.slice(i, j).map((a) => open(key, a.sealed, aad));
-        const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          joined.set(p, at);
-          at += p.length;
-          p.fill(0);
+      const groups: { attr: string; parts: string[]; weight: number }[] = [];
+      for (const a of runs) {
+        groups.push({ attr: a.attr, parts: [a.sealed], weight: weight(a.sealed) });
+        for (;;) {
+          const last = groups[groups.length - 1]!, before = groups[groups.length - 2];
+          if (!before || before.attr !== last.attr || last.weight * 2 < before.weight) break;
+          groups.pop();
+          before.parts.push(...last.parts);
+          before.weight += last.weight;
         }
-        merged.push({ attr: runs[i]!.attr, sealed: wiping(joined, (bytes) => seal(key, bytes, aad)) });
-        i = j;
       }
-      rec.appends = merged;
+      if (groups.length === runs.length) continue;
+      rec.appends = groups.map((g) => (g.parts.length === 1 ? { attr: g.attr, sealed: g.parts[0]! } : { attr: g.attr, sealed: joinSealed(key, `${rec.ri}/${g.attr}`, g.parts) }));
     }
   }
+}
+
+/** One sealed chunk holding the data of `parts` in order; the plaintext copies are zeroized. */
+function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {
+  const plain = parts.map((p) => open(key, p, aad));
+  const joined = new Uint8Array(plain.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of plain) {
+    joined.set(p, at);
+    at += p.length;
+    p.fill(0);
+  }
+  return wiping(joined, (bytes) => seal(key, bytes, aad));
 }
 
 /** The directory holding `path` ('/' for the root, '.' for a relative name without one). */
