@@ -738,20 +738,26 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('on Deno, opening a data directory with permissions that name only it asks for nothing else (no prompt in a terminal)', async () => {
+  it('on Deno, opening a data directory asks for no path the permissions do not name (no prompt in a terminal), and flushes the new levels it may read', async () => {
     const top = tempDir();
     try {
-      const dir = join(top, 'data');
       const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
       const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
       // script(1) gives Deno a terminal, where a permission it lacks is asked for and waits for an answer.
-      const child = spawn('script', ['-qec', `${deno} run --allow-read=${dir} --allow-write=${dir} ${fixture} ${dir}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
-      clearTimeout(killer);
-      expect({ code, asked: out.includes('Allow?'), out: out.trim() }).toEqual({ code: 0, asked: false, out: 'opened at once' });
+      const run = async (dir: string, perms: string) => {
+        const child = spawn('script', ['-qec', `${deno} run ${perms} ${fixture} ${dir} ${top}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+        clearTimeout(killer);
+        return { code, asked: out.includes('Allow?'), out: out.trim() };
+      };
+      const only = (dir: string) => `--allow-read=${dir} --allow-write=${dir}`;
+      // Two new levels each time: where only the data directory may be read, nothing above it can be flushed.
+      expect(await run(join(top, 'a', 'data'), only(join(top, 'a', 'data')))).toEqual({ code: 0, asked: false, out: 'opened at once; flushed nothing above it' });
+      expect(await run(join(top, 'b', 'data/'), '--allow-read --allow-write')).toEqual({ code: 0, asked: false, out: 'opened at once; flushed <top>/b <top> above it' });
+      expect(await run(join(top, 'b', 'data'), only(join(top, 'b', 'data')))).toEqual({ code: 0, asked: false, out: 'opened at once; flushed nothing above it' });
     } finally {
       rmSync(top, { recursive: true, force: true });
     }
@@ -760,7 +766,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
   it('a compaction re-seals what is new, not a large message held already', async () => {
     const dir = tempDir();
     try {
-      const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 64 * 1024 }) });
+      const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 256 * 1024 }) });
       const s = new Session(e, 'CAE1');
       await s.register();
       ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
@@ -770,20 +776,21 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         const rec = Object.values(Object.values(state.resources)[0]!).find((r) => r.rn === 'h')!;
         return rec.appends!.map((a) => a.sealed);
       };
-      const data = nodeCrypto.randomBytes(4 << 20);
-      for (let off = 0; off < data.length; off += 16384) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(data.subarray(off, off + 16384)) } }), 2004, 'chunk');
+      const data = nodeCrypto.randomBytes(1 << 20);
+      for (let off = 0; off < data.length; off += 65536) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(data.subarray(off, off + 65536)) } }), 2004, 'chunk');
       const first = snapshotChunks();
-      // A few chunks each as the snapshot saw 4 MiB in 256 UPDATEs: sizes halving, about log2 of the data in KiB.
+      // A few chunks each as the snapshot saw 1 MiB in 16 UPDATEs: sizes halving, about log2 of the data in KiB.
       expect(first.length).toBeGreaterThan(0);
       expect(first.length).toBeLessThanOrEqual(13);
-      // Then 2,000 small UPDATEs over several compactions: the largest chunk stays as it was sealed.
-      const small = nodeCrypto.randomBytes(2000);
+      // Then 1,500 one-byte UPDATEs, a compaction or two (1.5 KB of data, which a KiB floor per chunk
+      // would have counted as 1.5 MB, more than half the large chunk): the largest chunk stays as sealed.
+      const small = nodeCrypto.randomBytes(1500);
       for (let i = 0; i < small.length; i++) ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(small.subarray(i, i + 1)) } }), 2004, 'byte');
       const later = snapshotChunks();
       expect(later[0]).toBe(first[0]);
       expect(later.length).toBeLessThanOrEqual(16);
       await e.close();
-      const e2 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 64 * 1024 }) });
+      const e2 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 256 * 1024 }) });
       const t = new Session(e2, 'CAE1');
       expect(unb64(body(ok(await t.retrieve(t.path('reg', 'h', 'calculateHash')), 2000, 'hash'), 'senv:Hsh').Hv)).toEqual(sha256(Buffer.concat([data, small])));
       await e2.close();

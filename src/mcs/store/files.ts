@@ -54,6 +54,18 @@ export interface Files {
   readonly pid: number;
 }
 
+/** `path` without trailing slashes ('/' stays '/'). */
+export function trimSlashes(path: string): string {
+  return path.replace(/(.)\/+$/, '$1');
+}
+
+/** The directory holding `path` ('/' for the root, '.' for a relative name without one). */
+export function parentOf(path: string): string {
+  const trimmed = trimSlashes(path);
+  const cut = trimmed.lastIndexOf('/');
+  return cut > 0 ? trimmed.slice(0, cut) : cut === 0 ? '/' : '.';
+}
+
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
@@ -222,6 +234,7 @@ function denoFiles(deno: DenoApi): Files {
     }
     return f;
   };
+  const readable = async (path: string) => (await deno.permissions.query({ name: 'read', path })).state === 'granted';
   const exists = async (path: string) => {
     try {
       await deno.stat(path);
@@ -291,18 +304,20 @@ function denoFiles(deno: DenoApi): Files {
       await f.sync();
     })),
     remove: (path) => unlessMissing(missing, () => deno.remove(path)),
-    // Levels above the data directory are not looked at (that could ask for permissions the user did
-    // not give): the directory itself is what it answers as made.
+    // The topmost missing level is looked for only where reading is granted already (asking for
+    // more would stop at a prompt): above that, a level it made goes unreported.
     mkdir: async (path) => {
       if (await exists(path)) return undefined;
+      let top = trimSlashes(path);
+      for (let up = parentOf(top); up !== top && (await readable(up)) && !(await exists(up)); up = parentOf(up)) top = up;
       await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
       await deno.chmod(path, DIR_MODE);
-      return path;
+      return top;
     },
     // Only where reading is granted already: opening a directory the permissions do not name would
     // stop at an interactive prompt (the journal flushes the data directory's parent, best effort).
     syncDir: async (path) => {
-      if ((await deno.permissions.query({ name: 'read', path })).state !== 'granted') throw new Error(`no read permission for ${path}`);
+      if (!(await readable(path))) throw new Error(`no read permission for ${path}`);
       await withFile(path, { read: true }, (f) => f.sync());
     },
     stamp: undefined,

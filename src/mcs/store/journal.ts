@@ -51,7 +51,7 @@ import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { Accumulator, DeviceData, Resource } from '../resource.ts';
 import { DataDirDamagedError, DataDirFormatError, DataDirLockedError } from './errors.ts';
-import { openFiles, type Files } from './files.ts';
+import { openFiles, parentOf, trimSlashes, type Files } from './files.ts';
 
 export interface JournalOptions {
   /** The data directory (created if missing). */
@@ -159,9 +159,9 @@ export class JournalStore implements Persistence {
     // A directory just made exists for good only once the one above it is flushed, for each level
     // made. Best effort: a parent this process may search but not read cannot be opened to flush.
     const made = await files.mkdir(options.dir);
-    for (let d = options.dir.replace(/(.)\/+$/, '$1'); made !== undefined; d = parentOf(d)) {
+    for (let d = trimSlashes(options.dir); made !== undefined; d = parentOf(d)) {
       await files.syncDir(parentOf(d)).catch(() => undefined);
-      if (d === made || parentOf(d) === d) break;
+      if (d === trimSlashes(made) || parentOf(d) === d) break;
     }
     const lock = await takeLock(files, options.dir);
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
@@ -659,21 +659,24 @@ function apply(state: Snapshot, r: JournalRecord): void {
  * and what it joins into still comes first).
  */
 function mergeAppends(state: Snapshot, key: Uint8Array): void {
-  // Plain length of a sealed chunk: base64 of a 12-byte nonce, the data and a 16-byte tag.
-  const weight = (sealed: string) => Math.max(1024, base64Length(sealed) - 28);
+  // Plain length of a sealed chunk: base64 of a 12-byte nonce, the data and a 16-byte tag. A
+  // group weighs its data, at least 1 KiB (so that many tiny chunks still join), never the sum of
+  // its chunks' floors (one-byte UPDATEs would weigh a KiB each and pull a large message in).
+  const plain = (sealed: string) => base64Length(sealed) - 28;
+  const weight = (bytes: number) => Math.max(1024, bytes);
   for (const se of Object.values(state.resources)) {
     for (const rec of Object.values(se)) {
       const runs = rec.appends;
       if (!runs || runs.length < 2) continue;
-      const groups: { attr: string; parts: string[]; weight: number }[] = [];
+      const groups: { attr: string; parts: string[]; bytes: number }[] = [];
       for (const a of runs) {
-        groups.push({ attr: a.attr, parts: [a.sealed], weight: weight(a.sealed) });
+        groups.push({ attr: a.attr, parts: [a.sealed], bytes: plain(a.sealed) });
         for (;;) {
           const last = groups[groups.length - 1]!, before = groups[groups.length - 2];
-          if (!before || before.attr !== last.attr || last.weight * 2 < before.weight) break;
+          if (!before || before.attr !== last.attr || weight(last.bytes) * 2 < weight(before.bytes)) break;
           groups.pop();
           before.parts.push(...last.parts);
-          before.weight += last.weight;
+          before.bytes += last.bytes;
         }
       }
       if (groups.length === runs.length) continue;
@@ -693,13 +696,6 @@ function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {
     p.fill(0);
   }
   return wiping(joined, (bytes) => seal(key, bytes, aad));
-}
-
-/** The directory holding `path` ('/' for the root, '.' for a relative name without one). */
-function parentOf(path: string): string {
-  const trimmed = path.replace(/\/+$/, '') || '/';
-  const cut = trimmed.lastIndexOf('/');
-  return cut > 0 ? trimmed.slice(0, cut) : cut === 0 ? '/' : '.';
 }
 
 /** Temp file, flush, rename over the old one, flush the directory. */
