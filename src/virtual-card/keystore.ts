@@ -56,8 +56,10 @@ export class KeyStore {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw damaged(`${what} is not an object`);
       return v as Record<string, unknown>;
     };
+    // The card addresses keys and objects with one byte and keeps 0 and 0xFF out; one number
+    // written two ways ("1", "001") would let a record overwrite another.
     const slot = (key: string, what: string): number => {
-      if (!/^\d{1,9}$/.test(key)) throw damaged(`${what} is not numbered`);
+      if (!/^[1-9]\d{0,2}$/.test(key) || Number(key) > 254) throw damaged(`${what} is not numbered 1 to 254 (${key.length > 12 ? 'a long name' : JSON.stringify(key)})`);
       return Number(key);
     };
     let parsed: unknown;
@@ -69,10 +71,12 @@ export class KeyStore {
     }
     const f = record(parsed, 'the file');
     this.serial = bytes(f.serial, 'serial');
+    if (this.serial.length !== 8) throw damaged(`serial is not 8 bytes`);
     for (const [ref, v] of Object.entries(record(f.keys, 'keys'))) {
       const k = record(v, `key ${slot(ref, 'a key')}`);
-      if (!Number.isInteger(k.algorithm)) throw damaged(`key ${ref} algorithm is not an integer`);
+      if (!Number.isInteger(k.algorithm) || (k.algorithm as number) < 0 || (k.algorithm as number) > 0xffff) throw damaged(`key ${ref} algorithm is not a TS-0016 algorithm number`);
       if (k.kind !== 'secret' && k.kind !== 'public') throw damaged(`key ${ref} kind is not 'secret' or 'public'`);
+      if (k.kind === 'secret' ? !k.secret : !k.publicKey || k.secret !== undefined) throw damaged(`key ${ref} does not hold what a ${k.kind} key holds`);
       this.keys.set(Number(ref), {
         algorithm: k.algorithm as number, kind: k.kind,
         ...(k.secret ? { secret: bytes(k.secret, `key ${ref} secret`) } : {}),

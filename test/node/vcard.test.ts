@@ -228,6 +228,16 @@ describe('senv virtual card', () => {
         JSON.stringify({ serial: '0102030405060708', keys: { one: { algorithm: 25, kind: 'secret', secret } }, objects: {} }),
         JSON.stringify({ serial: '0102030405060708', keys: {}, objects: null }),
         JSON.stringify({ serial: '0102030405060708', keys: {}, objects: { x: '00' } }),
+        // Slots and numbers the card cannot address (one byte, 0 and 0xFF kept out), one number written
+        // two ways, a serial of another length, and records that do not hold what their kind holds.
+        JSON.stringify({ serial: '0102030405060708', keys: { 0: { algorithm: 25, kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 255: { algorithm: 25, kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: {}, objects: { 300: '00' } }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret }, '001': { algorithm: 25, kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '01020304050607', keys: {}, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: -5, kind: 'secret', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: '' } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 33, kind: 'public', secret } }, objects: {} }),
       ];
       for (const [i, text] of damaged.entries()) {
         const store = join(dir, `card-${i}.json`);
