@@ -64,10 +64,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const COMMANDS = ['selftest', 'bench', 'virtual-card'];
+
 async function command(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  // Every command's help is the one usage text.
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // Every command's help is the one usage text (an unknown command stays a usage error).
+  if ((rest.includes('--help') || rest.includes('-h')) && cmd !== undefined && COMMANDS.includes(cmd)) {
     console.log(USAGE);
     return 0;
   }

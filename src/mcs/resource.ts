@@ -100,7 +100,9 @@ export class Accumulator {
    * Copies a chunk in, into `space` (see spaceFor); the caller keeps (and
    * zeroizes, if it is secret) its array.
    */
-  append(chunk: Uint8Array, space = this.spaceFor(chunk, false)): void {
+  // `space` typed, not inferred: TypeScript 5.7+ would declare the inferred type as the generic
+  // Uint8Array<ArrayBufferLike>, which the root's declarations must not name (README: TS 5.4 reads them).
+  append(chunk: Uint8Array, space: Uint8Array = this.spaceFor(chunk, false)): void {
     if (space !== this.#buf) {
       space.set(this.#buf.subarray(0, this.#size));
       this.#buf.fill(0, 0, this.#size);
@@ -139,7 +141,7 @@ export class Accumulator {
    * new one. The one place that rule lives (engine, store replay, the
    * prospective state a store writes).
    */
-  receive(chunk: Uint8Array | null | undefined, consumed: boolean, space = this.spaceFor(chunk)): void {
+  receive(chunk: Uint8Array | null | undefined, consumed: boolean, space: Uint8Array = this.spaceFor(chunk)): void {
     if (chunk !== undefined && (this.consumed || chunk === null)) this.clear();
     if (chunk) this.append(chunk, space);
     if (consumed) this.consumed = true;

@@ -38,7 +38,10 @@ export class KeyStore {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
-    } catch {
+    } catch (e) {
+      // Only a store that is not there starts empty: one that cannot be read (permissions, an I/O
+      // error) would be overwritten by an empty one, its keys lost.
+      if ((e as { code?: string }).code !== 'ENOENT') throw new InvalidInputError(`virtual card store ${path} cannot be read (${(e as { code?: string }).code ?? 'read error'})`);
       this.save();
       return;
     }

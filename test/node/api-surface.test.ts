@@ -1,10 +1,30 @@
 // The public surface: what a caller can reach cannot corrupt the engine or the core, and bad
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
 import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
+  it('the root\'s declarations name no generic Uint8Array (README: TypeScript 5.4 reads them; 5.7 made Uint8Array generic)', () => {
+    // Every .d.ts the root's index.d.ts reaches through relative imports and re-exports, as built by `npm run build`.
+    const root = fileURLToPath(new URL('../../dist/src/index.d.ts', import.meta.url));
+    const seen = new Set<string>();
+    const generic: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const line of text.split('\n')) if (/Uint8Array<|ArrayBufferLike/.test(line)) generic.push(`${relative(dirname(root), file)}: ${line.trim()}`);
+      for (const m of text.matchAll(/(?:from|import\() ?'(\.{1,2}\/[^']+)\.(?:js|ts)'/g)) visit(join(dirname(file), `${m[1]}.d.ts`));
+    };
+    visit(root);
+    expect(seen.size).toBeGreaterThan(20);
+    expect(generic).toEqual([]);
+  });
+
   it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
     const k = aesKey(new Uint8Array(16).fill(1));
     for (const name of ['handle', 'owner', 'copy']) expect(name in k, name).toBe(false);

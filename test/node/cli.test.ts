@@ -25,6 +25,8 @@ describe('senv command line', () => {
   it('unknown commands and options, missing values and bad numbers exit 2 naming the problem', async () => {
     const cases: [string[], RegExp][] = [
       [['frobnicate'], /unknown command 'frobnicate'/],
+      [['frobnicate', '--help'], /unknown command 'frobnicate'/],
+      [['frobnicate', '-h'], /unknown command 'frobnicate'/],
       [['selftest', '--bogus'], /selftest: unknown option '--bogus'/],
       [['selftest', '--build'], /--build needs a value/],
       [['selftest', '--build', 'fast'], /--build takes all, .*not 'fast'/],

@@ -1,7 +1,7 @@
 // The senv virtual card (card OS + senv applet) driven in-process through the
 // host transport stack: the card profile of docs/apdu-profile.md, no pcscd.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
@@ -204,6 +204,29 @@ describe('senv virtual card', () => {
       expect(hex((await again.t.transmit(pso(0x9e9a, msg))).data)).toBe(hex(hmac('SHA-384', key, msg)));
       // the card's "EEPROM" is private to its user
       expect(statSync(store).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a key store that cannot be read is refused, never replaced by an empty one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-'));
+    try {
+      // A directory where the file should be: reading fails (EISDIR) whatever the user, root included.
+      const store = join(dir, 'card.json');
+      mkdirSync(store);
+      let err: unknown;
+      try {
+        createVirtualCard({ store });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(InvalidInputError);
+      expect((err as Error).message).toBe(`virtual card store ${store} cannot be read (EISDIR)`);
+      expect(statSync(store).isDirectory()).toBe(true);
+      // A file that is not there is a new, empty store.
+      createVirtualCard({ store: join(dir, 'new.json') });
+      expect(JSON.parse(readFileSync(join(dir, 'new.json'), 'utf8'))).toMatchObject({ keys: {}, objects: {} });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
