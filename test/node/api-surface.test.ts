@@ -8,6 +8,24 @@ import * as senv from '../../src/index.ts';
 import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
+  it('the root\'s modules name no Node built-in a bundler would follow into a browser bundle', () => {
+    // Every .js the root's index.js reaches through relative imports, as built by `npm run build`: a
+    // literal 'node:…' in an import (static or dynamic) or a require fails esbuild's and webpack's browser builds.
+    const root = fileURLToPath(new URL('../../dist/src/index.js', import.meta.url));
+    const seen = new Set<string>();
+    const builtins: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from|import\(|require\() ?['"](node:[^'"]+)['"]/g)) builtins.push(`${relative(dirname(root), file)}: ${m[1]}`);
+      for (const m of text.matchAll(/(?:from|import\() ?['"](\.{1,2}\/[^'"]+\.js)['"]/g)) visit(join(dirname(file), m[1]!));
+    };
+    visit(root);
+    expect(seen.size).toBeGreaterThan(20);
+    expect(builtins).toEqual([]);
+  });
+
   it('the root\'s declarations name no generic Uint8Array (README: TypeScript 5.4 reads them; 5.7 made Uint8Array generic)', () => {
     // Every .d.ts the root's index.d.ts reaches through relative imports and re-exports, as built by `npm run build`.
     const root = fileURLToPath(new URL('../../dist/src/index.d.ts', import.meta.url));

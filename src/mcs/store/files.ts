@@ -104,9 +104,21 @@ async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise
   }
 }
 
+/**
+ * A Node built-in, got in a way bundlers do not follow: a dynamic import of
+ * a literal node: specifier is taken by esbuild and webpack into a browser
+ * bundle (a build error there), though it only runs with a data directory.
+ * process.getBuiltinModule (Node 20.16+) is a plain call; before it, an
+ * import of a specifier in a variable.
+ */
+async function builtin<T>(id: string): Promise<T> {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  return (proc?.getBuiltinModule?.(id) ?? (await import(/* webpackIgnore: true */ /* @vite-ignore */ id))) as T;
+}
+
 async function nodeFiles(): Promise<Files> {
-  const fs = await import('node:fs/promises');
-  const { constants: c, readFileSync } = await import('node:fs');
+  const fs = await builtin<typeof import('node:fs/promises')>('node:fs/promises');
+  const { constants: c, readFileSync } = await builtin<typeof import('node:fs')>('node:fs');
   const processStamp = (pid: number) => stampFrom((path) => readFileSync(path, 'utf8'), pid);
   const code = (e: unknown) => (e as { code?: string }).code;
   const missing = (e: unknown) => code(e) === 'ENOENT';
