@@ -1,7 +1,7 @@
 // Mcs conformance (TS-0016 clauses 7.2 to 7.5) through request and response
 // primitives: registration and addressing, every procedure with its success
 // and failure codes, results checked against known answers and the core.
-import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, SoftwareBackend, type HashName, type ObjectStore } from '../../src/index.ts';
+import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, SoftwareBackend, StateError, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
 import { fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
@@ -685,4 +685,20 @@ const codecCases: PortableCase[] = [
   },
 ];
 
-export const mcsSuite = [...codecCases, ...mcsCases()];
+/** Where a data directory cannot be: a runtime with neither Node's nor Deno's files (browsers). */
+const browserOnlyCases: PortableCase[] = [
+  {
+    name: 'a data directory where there are no files (browsers): StateError saying so, not a failed import',
+    async run() {
+      const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+      const hasFiles = g.Deno !== undefined || g.process?.versions?.node !== undefined;
+      if (hasFiles) return; // Node and Deno: the persistence tests cover them.
+      let err: unknown;
+      await McsEngine.create({ dataDir: 'senv-data', masterKey: new Uint8Array(32).fill(1) }).then((e) => e.close(), (e: unknown) => (err = e));
+      assert(err instanceof StateError, `StateError, got ${String(err)}`);
+      assert(/needs Node or Deno/.test((err as Error).message), (err as Error).message);
+    },
+  },
+];
+
+export const mcsSuite = [...codecCases, ...browserOnlyCases, ...mcsCases()];

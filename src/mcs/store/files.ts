@@ -9,6 +9,8 @@
 // whatever the umask (which could leave a secret-holding file readable, or a
 // file its own writer cannot reopen).
 
+import { StateError } from '../../core/errors.ts';
+
 export interface Files {
   /** The whole file, or undefined when it does not exist. */
   read(path: string): Promise<Uint8Array | undefined>;
@@ -92,7 +94,11 @@ interface DenoApi {
 
 export async function openFiles(): Promise<Files> {
   const deno = (globalThis as { Deno?: DenoApi }).Deno;
-  return deno ? denoFiles(deno) : nodeFiles();
+  if (deno) return denoFiles(deno);
+  if (!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node) {
+    throw new StateError('a data directory needs Node or Deno (files); in a browser the state is in memory: leave out dataDir');
+  }
+  return nodeFiles();
 }
 
 /** Runs op; a file that does not exist counts as done (truncating or removing it). */
