@@ -676,6 +676,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       names.push_back(reader.As<Napi::String>().Utf8Value());
       current.push_back(state.As<Napi::Number>().Uint32Value());
     }
+    // Again: a getter above may have released the context (a direct caller of the addon).
+    if (!Usable(env, "SCardGetStatusChange", &p)) return p;
     return StatusWait::Start(env, Value(), state_, DwordArg(info, 1, INFINITE), std::move(names), current);
   }
 

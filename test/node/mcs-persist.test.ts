@@ -867,6 +867,11 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       expect(calls.filter((c) => c.startsWith('syncDir <top>/new') && !c.startsWith('syncDir <top>/new/data'))).toEqual([]);
       expect(calls.includes('syncDir <top>')).toBe(false);
       await again.close();
+      // Doubled and trailing slashes: the levels made, and nothing further up.
+      calls.length = 0;
+      const slashed = await McsEngine.create({ store: await JournalStore.open({ dir: `${top}//x//y/`, masterKey: KEY, files }) });
+      expect(calls.filter((c) => c.startsWith('syncDir') && !c.startsWith('syncDir <top>//x//y'))).toEqual(['syncDir <top>//x', 'syncDir <top>']);
+      await slashed.close();
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

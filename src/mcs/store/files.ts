@@ -65,7 +65,7 @@ export function trimSlashes(path: string): string {
 export function parentOf(path: string): string {
   const trimmed = trimSlashes(path);
   const cut = trimmed.lastIndexOf('/');
-  return cut > 0 ? trimmed.slice(0, cut) : cut === 0 ? '/' : '.';
+  return cut > 0 ? trimSlashes(trimmed.slice(0, cut)) : cut === 0 ? '/' : '.';
 }
 
 const DIR_MODE = 0o700;
