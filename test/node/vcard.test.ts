@@ -209,20 +209,25 @@ describe('senv virtual card', () => {
     }
   });
 
+  /** The message of the InvalidInputError a card refuses `store` with. */
+  const refusal = (store: string): string => {
+    let err: unknown;
+    try {
+      createVirtualCard({ store });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidInputError);
+    return (err as Error).message;
+  };
+
   it('a key store that cannot be read is refused, never replaced by an empty one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-'));
     try {
       // A directory where the file should be: reading fails (EISDIR) whatever the user, root included.
       const store = join(dir, 'card.json');
       mkdirSync(store);
-      let err: unknown;
-      try {
-        createVirtualCard({ store });
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(InvalidInputError);
-      expect((err as Error).message).toBe(`virtual card store ${store} cannot be read (EISDIR)`);
+      expect(refusal(store)).toBe(`virtual card store ${store} cannot be read (EISDIR)`);
       expect(statSync(store).isDirectory()).toBe(true);
       // A file that is not there is a new, empty store.
       createVirtualCard({ store: join(dir, 'new.json') });
@@ -265,14 +270,7 @@ describe('senv virtual card', () => {
       for (const [i, text] of damaged.entries()) {
         const store = join(dir, `card-${i}.json`);
         writeFileSync(store, text);
-        let err: unknown;
-        try {
-          createVirtualCard({ store });
-        } catch (e) {
-          err = e;
-        }
-        expect(err).toBeInstanceOf(InvalidInputError);
-        const message = (err as Error).message;
+        const message = refusal(store);
         expect(message).toContain(store);
         for (let o = 0; o + 8 <= secret.length; o += 4) expect(message.toUpperCase()).not.toContain(secret.slice(o, o + 8));
       }
