@@ -1,6 +1,6 @@
 // Typed errors of the APDU layer. A StatusWordError carries the status word
 // and its ISO/IEC 7816-4 meaning; callers branch on `sw`, not on the text.
-import { SenvError } from '../core/errors.ts';
+import { SenvError, errorName } from '../core/errors.ts';
 
 /** A malformed APDU, or an exchange that broke the protocol (e.g. endless 61xx). */
 export class ApduError extends SenvError {
@@ -72,3 +72,6 @@ export class StatusWordError extends SenvError {
     return a.ins === ins && !a.chained && (p1p2 === undefined || ((a.p1 << 8) | a.p2) === p1p2);
   }
 }
+
+errorName(ApduError, 'ApduError');
+errorName(StatusWordError, 'StatusWordError');

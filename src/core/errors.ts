@@ -23,8 +23,16 @@ export class SenvError extends Error {
   constructor(code: SenvErrorCode, message: string) {
     super(message);
     this.code = code;
-    this.name = new.target.name;
   }
+}
+
+/**
+ * Gives an error class its `name` on the prototype, as a string: a bundler's
+ * minifier renames classes, and `err.name` (and the head of its stack) must
+ * stay `InvalidInputError`, not `h`.
+ */
+export function errorName(cls: abstract new (...args: never[]) => Error, name: string): void {
+  Object.defineProperty(cls.prototype, 'name', { value: name, writable: true, configurable: true });
 }
 
 /** An argument has the wrong type (e.g. a string where a Uint8Array is required). */
@@ -211,3 +219,13 @@ export function statusError(status: number, what: string): SenvError {
     default: return new CoreError(`${what}: core returned status ${status}`);
   }
 }
+
+errorName(SenvError, 'SenvError');
+errorName(InvalidInputError, 'InvalidInputError');
+errorName(UnknownAlgorithmError, 'UnknownAlgorithmError');
+errorName(LengthError, 'LengthError');
+errorName(StateError, 'StateError');
+errorName(AuthenticationError, 'AuthenticationError');
+errorName(PaddingError, 'PaddingError');
+errorName(InvalidValueError, 'InvalidValueError');
+errorName(CoreError, 'CoreError');

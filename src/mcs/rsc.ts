@@ -1,6 +1,6 @@
 // Response status codes (TS-0004 clause 6.6) used over Mcs, and the error
 // that carries one from anywhere in the layer to the response.
-import { InvalidInputError, SenvError } from '../core/errors.ts';
+import { InvalidInputError, SenvError, errorName } from '../core/errors.ts';
 
 export const RSC = {
   OK: 2000,
@@ -70,3 +70,5 @@ export function isA<T>(e: unknown, C: abstract new (...args: never[]) => T): e i
     return false;
   }
 }
+
+errorName(McsError, 'McsError');

@@ -1,6 +1,6 @@
 // Typed errors of the PC/SC bridge: every failure carries the SCARD code and
 // its name so that callers branch on `scardName`, never on message text.
-import { SenvError } from '../core/errors.ts';
+import { SenvError, errorName } from '../core/errors.ts';
 
 /** SCARD_* return codes of pcsc-lite (pcsclite.h), by value. */
 export const SCARD_CODES: Readonly<Record<number, string>> = {
@@ -65,3 +65,7 @@ export class PcscUnavailableError extends SenvError {
     super('ERR_PCSC_UNAVAILABLE', message);
   }
 }
+
+errorName(PcscError, 'PcscError');
+errorName(ShortResponseError, 'ShortResponseError');
+errorName(PcscUnavailableError, 'PcscUnavailableError');

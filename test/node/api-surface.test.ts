@@ -28,6 +28,13 @@ describe('public API surface', () => {
     return found;
   };
 
+  it('the error classes of onem2m-senv/pcsc name themselves on their prototypes, as the root\'s do', async () => {
+    const pcsc = await import('../../src/pcsc/exports.ts');
+    const classes = Object.entries(pcsc).filter(([, v]) => typeof v === 'function' && v.prototype instanceof SenvError);
+    expect(classes.length).toBeGreaterThanOrEqual(3);
+    for (const [exported, cls] of classes) expect(Object.getOwnPropertyDescriptor((cls as { prototype: Error }).prototype, 'name')?.value, exported).toBe(exported);
+  });
+
   it('the root\'s modules name no Node built-in a bundler would follow into a browser bundle', () => {
     // A literal 'node:…' in an import (static or dynamic) or a require fails esbuild's and webpack's browser builds.
     expect(builtLinesMatching('index.js', (s) => `${s}.js`, /(?:from|import\(|require\() ?['"]node:/)).toEqual([]);

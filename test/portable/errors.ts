@@ -1,8 +1,22 @@
 // Bad input to the hash, HMAC and AES API: typed errors that name the problem.
+import * as senv from '../../src/index.ts';
 import { sha256, createHash, createHmac, hmac, hashMany, gcm, InvalidInputError, UnknownAlgorithmError, StateError, type HashName } from '../../src/index.ts';
 import { type PortableCase, equal, hex, throws } from './harness.ts';
 
 export const errorCases: PortableCase[] = [
+  {
+    name: 'every exported error class names itself on its prototype (a minifier renames classes, not err.name)',
+    run() {
+      const classes = Object.entries(senv).filter(([, v]) => typeof v === 'function' && (v === senv.SenvError || v.prototype instanceof senv.SenvError));
+      equal(classes.length >= 13, true, `error classes exported: ${classes.map(([k]) => k).join(', ')}`);
+      for (const [exported, cls] of classes) {
+        const proto = (cls as { prototype: Error }).prototype;
+        equal(Object.hasOwn(proto, 'name') ? proto.name : '(inherited)', exported, `${exported}.prototype.name`);
+      }
+      const e = new senv.McsError(4000, 'bad');
+      equal(`${e.name} ${String(e).split(':')[0]} ${Object.hasOwn(e, 'name')}`, 'McsError McsError false', 'an instance reads it from its class');
+    },
+  },
   {
     name: 'non-Uint8Array data is an InvalidInputError',
     run() {

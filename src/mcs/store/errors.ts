@@ -1,7 +1,7 @@
 // Why a data directory cannot be opened. Each is a StateError (the store is
 // in no state to be used), with the directory and what a person needs to
 // look at; never a key, a secret or record content.
-import { StateError } from '../../core/errors.ts';
+import { StateError, errorName } from '../../core/errors.ts';
 
 /** Another engine (this process or another one) has the data directory open. */
 export class DataDirLockedError extends StateError {
@@ -42,3 +42,7 @@ export class DataDirFormatError extends StateError {
     this.dir = dir;
   }
 }
+
+errorName(DataDirLockedError, 'DataDirLockedError');
+errorName(DataDirDamagedError, 'DataDirDamagedError');
+errorName(DataDirFormatError, 'DataDirFormatError');
