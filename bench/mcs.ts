@@ -4,6 +4,7 @@
 // - one small operation (UPDATE 1 KiB, then RETRIEVE <encrypt>,
 //   <calculateHash> or HMAC <calculateSignature>) against one core call and
 //   one node:crypto call, in-process (binary) and with base64 bytes;
+// - the base64 codec of serialized byte attributes against Node's Buffer;
 // - memory with 10,000 live resources and 1,000,000 operations, printed.
 // The engine is asynchronous: its cases are measured per resolved request.
 import nodeCrypto from 'node:crypto';
@@ -11,6 +12,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { aesKey, coreMemoryStats, gcm, hmac, sha256, initSync, McsEngine, type McsRequest, type McsResponse } from '../src/index.ts';
 import type { BenchCase, BenchGroup, BenchModule, BenchOptions } from './harness.ts';
+import { fromBase64, toBase64 } from '../src/mcs/codec.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -176,5 +178,24 @@ export const mcsBench: BenchModule = async (opts) => {
       { impl: 'node:crypto', fn: () => nodeCrypto.createHmac('sha256', key).update(small).digest() },
     ],
   });
+  // Serialized byte attributes are base64 both ways: the layer's own codec (portable, no Buffer)
+  // against Node's Buffer, at a small result and at a large message.
+  for (const size of [KiB, MiB]) {
+    const bytes = size === KiB ? small : big;
+    const text = toBase64(bytes);
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    groups.push({
+      algorithm: 'base64 encode (serialized byte attributes)', size, cases: [
+        { impl: 'senv codec', fn: () => toBase64(bytes) },
+        { impl: 'node Buffer', fn: () => buf.toString('base64') },
+      ],
+    });
+    groups.push({
+      algorithm: 'base64 decode (serialized byte attributes)', size, cases: [
+        { impl: 'senv codec', fn: () => fromBase64(text) },
+        { impl: 'node Buffer', fn: () => Buffer.from(text, 'base64') },
+      ],
+    });
+  }
   return groups;
 };

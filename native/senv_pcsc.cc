@@ -461,6 +461,17 @@ struct MonitorState {
   std::atomic<bool> waiting{false};
 };
 
+// Cancels the status-change wait on `ctx` every 2 ms while `running()` and
+// until `until`: a cancel that lands before pcsc-lite set the wait up is lost.
+template <typename Running>
+void CancelWhile(SCARDCONTEXT ctx, Running running,
+                 std::chrono::steady_clock::time_point until = std::chrono::steady_clock::time_point::max()) {
+  while (running() && std::chrono::steady_clock::now() < until) {
+    SCardCancel(ctx);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 class StatusWait;
 void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
 using StatusTsfn = Napi::TypedThreadSafeFunction<StatusWait, StatusWait, DeliverStatus>;
@@ -526,16 +537,12 @@ class StatusWait {
   }
 
   // On the JS thread, once the function is gone: after the thread released it, or at the end of
-  // the environment, when the wait may still run. It is cancelled until it returned (a cancel that
-  // lands before pcsc-lite set the wait up is lost); a pcscd that stopped answering blocks here
-  // as SCardCancel itself would. Also when the monitor was released or collected meanwhile (at the
-  // end of an environment its finaliser may run first): the context cannot be released under the
-  // wait, pcsc-lite's release waits for the lock the wait holds.
+  // the environment, when the wait may still run. It is cancelled until it returned; a pcscd that
+  // stopped answering blocks here as SCardCancel itself would. Also when the monitor was released
+  // or collected meanwhile (at the end of an environment its finaliser may run first): the context
+  // cannot be released under the wait, pcsc-lite's release waits for the lock the wait holds.
   static void Finish(Napi::Env, void*, StatusWait* w) {
-    while (!w->returned_) {
-      SCardCancel(w->st_->ctx);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    CancelWhile(w->st_->ctx, [w] { return !w->returned_; });
     if (w->started_) pthread_join(w->thread_, nullptr);
     delete w;
   }
@@ -553,7 +560,6 @@ class StatusWait {
   LONG rv_ = SCARD_S_SUCCESS;
   std::atomic<bool> returned_{false};
 };
-
 
 // On the JS thread; `env` is null when the environment ended before the call was delivered.
 void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*) {
@@ -684,16 +690,12 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   // At its environment's 'exit' (the process's exit ends no environment: a
   // wait thread would still be inside pcsc-lite when exit() runs the
   // library's destructor): no wait of this environment starts any more, and
-  // this context's is cancelled until it returned. A cancel that lands before
-  // pcsc-lite set the wait up is lost, hence the repetition, given up after
-  // 2 s (a pcscd that stopped answering blocks SCardCancel itself).
+  // this context's is cancelled until it returned, given up after 2 s (a
+  // pcscd that stopped answering blocks SCardCancel itself).
   Napi::Value EndForExit(const Napi::CallbackInfo& info) {
     *info.Env().GetInstanceData<AddonData>()->exiting = true;
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (state_->waiting && std::chrono::steady_clock::now() < until) {
-      SCardCancel(state_->ctx);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    auto st = state_;
+    CancelWhile(st->ctx, [st] { return st->waiting.load(); }, std::chrono::steady_clock::now() + std::chrono::seconds(2));
     return info.Env().Undefined();
   }
 

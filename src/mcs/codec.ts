@@ -9,8 +9,9 @@ const text = new TextDecoder();
 
 /**
  * The characters go into a byte array decoded once: appending them to a
- * string ran at 20-30 MB/s from 1 MiB up (ropes), this at 500 MB/s; the array
- * holds a secret's encoding and is zeroized (the string cannot be).
+ * string slowed to 20-30 MB/s from 1 MiB up (ropes); bench/mcs.ts measures
+ * this against Node's Buffer. The array holds a secret's encoding and is
+ * zeroized (the string cannot be).
  */
 export function toBase64(bytes: Uint8Array): string {
   const n = bytes.length;

@@ -159,9 +159,12 @@ export class JournalStore implements Persistence {
     // A directory just made exists for good only once the one above it is flushed, for each level
     // made. Best effort: a parent this process may search but not read cannot be opened to flush.
     const made = await files.mkdir(options.dir);
-    for (let d = trimSlashes(options.dir); made !== undefined; d = parentOf(d)) {
-      await files.syncDir(parentOf(d)).catch(() => undefined);
-      if (d === trimSlashes(made) || parentOf(d) === d) break;
+    if (made !== undefined) {
+      const top = trimSlashes(made);
+      for (let d = trimSlashes(options.dir); ; d = parentOf(d)) {
+        await files.syncDir(parentOf(d)).catch(() => undefined);
+        if (d === top || parentOf(d) === d) break;
+      }
     }
     const lock = await takeLock(files, options.dir);
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
