@@ -9,6 +9,7 @@ import { mcsSuite } from './mcs.ts';
 import { mcsCipherSuite } from './mcs-cipher.ts';
 import { mcsRuleSuite } from './mcs-rules.ts';
 import { mcsQuotaCases } from './mcs-quota.ts';
+import { wycheproofCases } from './wycheproof.ts';
 
 export const suites: Record<string, PortableCase[]> = {
   sha2: sha2Cases,
@@ -16,6 +17,7 @@ export const suites: Record<string, PortableCase[]> = {
   aes: aesCases,
   drbg: drbgCases,
   ecdsa: ecdsaCases,
+  wycheproof: wycheproofCases,
   mcs: mcsSuite,
   'mcs cipher': mcsCipherSuite,
   'mcs rules': mcsRuleSuite,

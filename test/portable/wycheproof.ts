@@ -1,0 +1,235 @@
+// Project Wycheproof (C2SP/wycheproof, testvectors_v1) for every primitive
+// senv implements that it covers: AES-GCM, AES-CCM, AES-CBC with PKCS#5
+// padding, AES-CMAC, HMAC-SHA-256/384/512 and ECDSA verification (DER and
+// raw signatures). Its edge cases are the ones random tests rarely reach: GCM's
+// 32-bit counter wrapping after a long nonce's GHASH, every tag bit flipped,
+// padding bytes that are almost right, BER and other not-quite-DER signature
+// encodings, r and s at the edges of [1, n).
+//
+// Every test of a file is run and counted. "valid" must give the file's
+// output (and decrypt back), "invalid" must be refused (a typed error at
+// construction for parameters senv does not take, AuthenticationError or
+// PaddingError for data, false from verify), "acceptable" may go either way
+// but must never give a wrong output. senv implements AES-128 and AES-256
+// only (TS-0016 names no AES-192): a 24-byte key is refused with LengthError,
+// and those tests are counted apart, to the exact number the file has.
+import {
+  gcm, ccm, cbc, cmac, hmac, ecdsa,
+  AuthenticationError, LengthError, PaddingError,
+  type Aead, type CurveName, type HashName,
+} from '../../src/index.ts';
+import { type PortableCase, type ReadVector, equalHex, equal, ok, throws, unhex, hex } from './harness.ts';
+
+interface WycheproofTest {
+  tcId: number;
+  comment: string;
+  flags: string[];
+  result: 'valid' | 'invalid' | 'acceptable';
+  [field: string]: unknown;
+}
+
+interface WycheproofGroup {
+  type: string;
+  keySize?: number;
+  ivSize?: number;
+  tagSize?: number;
+  tests: WycheproofTest[];
+  [field: string]: unknown;
+}
+
+interface WycheproofFile {
+  algorithm: string;
+  numberOfTests: number;
+  testGroups: WycheproofGroup[];
+}
+
+/** The parsed file, checked to hold as many tests as its header says. */
+async function load(read: ReadVector, name: string, algorithm: string): Promise<WycheproofFile> {
+  const file = JSON.parse(await read(`wycheproof/${name}`)) as WycheproofFile;
+  equal(file.algorithm, algorithm, `${name}: algorithm`);
+  const count = file.testGroups.reduce((n, g) => n + g.tests.length, 0);
+  equal(count, file.numberOfTests, `${name}: tests in the file against numberOfTests`);
+  return file;
+}
+
+const str = (t: WycheproofTest, field: string): string => {
+  const v = t[field];
+  ok(typeof v === 'string', `tcId ${t.tcId}: field ${field} is not a string`);
+  return v;
+};
+const bytes = (t: WycheproofTest, field: string): Uint8Array => unhex(str(t, field));
+const label = (name: string, t: WycheproofTest) => `${name} tcId ${t.tcId} (${t.comment || t.flags.join(', ')})`;
+
+/** Tallies of one file's results, checked against the file at the end. */
+class Tally {
+  valid = 0;
+  invalid = 0;
+  acceptable = 0;
+  /** Tests with a 24-byte (AES-192) key, refused as senv takes AES-128/256 only. */
+  aes192 = 0;
+
+  add(t: WycheproofTest): void {
+    this[t.result]++;
+  }
+
+  check(file: WycheproofFile, aes192: number): void {
+    equal(this.valid + this.invalid + this.acceptable, file.numberOfTests, `${file.algorithm}: tests run`);
+    equal(this.aes192, aes192, `${file.algorithm}: AES-192 tests refused`);
+    ok(this.valid > 0 && this.invalid > 0, `${file.algorithm}: valid ${this.valid} / invalid ${this.invalid}`);
+  }
+}
+
+/** True when the key is a 24-byte AES-192 key: asserts that `make` refuses it and counts it. */
+function refusedAes192(tally: Tally, t: WycheproofTest, key: Uint8Array, make: () => unknown, what: string): boolean {
+  if (key.length !== 24) return false;
+  throws(make, LengthError, `${what}: AES-192 key`, /key/i);
+  tally.aes192++;
+  return true;
+}
+
+/** Runs `fn`; undefined when it throws one of the expected error types (anything else is rethrown). */
+function refusedBy<T>(fn: () => T, ...types: (abstract new (...a: never[]) => Error)[]): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    if (types.some((type) => e instanceof type)) return undefined;
+    throw e;
+  }
+}
+
+// ---- AEAD: GCM and CCM ----
+
+function aeadCase(name: string, algorithm: string, mode: (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, tagLength: number) => Aead, aes192: number): PortableCase {
+  return {
+    name: `Wycheproof ${name}`,
+    async run(read) {
+      const file = await load(read, name, algorithm);
+      const tally = new Tally();
+      for (const g of file.testGroups) {
+        const tagLength = g.tagSize! / 8;
+        for (const t of g.tests) {
+          tally.add(t);
+          const what = label(name, t);
+          const key = bytes(t, 'key'), iv = bytes(t, 'iv'), aad = bytes(t, 'aad');
+          const msg = str(t, 'msg'), sealed = unhex(str(t, 'ct') + str(t, 'tag'));
+          if (refusedAes192(tally, t, key, () => mode(key, iv, aad, tagLength), what)) continue;
+          if (t.result === 'valid') {
+            const m = mode(key, iv, aad, tagLength);
+            equalHex(m.encrypt(unhex(msg)), hex(sealed), `${what}: encrypt`);
+            equalHex(m.decrypt(sealed), msg, `${what}: decrypt`);
+            continue;
+          }
+          // Parameters senv refuses (a nonce or tag length the mode does not allow) or a
+          // ciphertext whose tag does not verify: either way no plaintext.
+          const opened = refusedBy(() => mode(key, iv, aad, tagLength).decrypt(sealed), LengthError, AuthenticationError);
+          if (t.result === 'invalid') ok(opened === undefined, `${what}: invalid, decrypted to ${opened && hex(opened)}`);
+          else if (opened !== undefined) equalHex(opened, msg, `${what}: acceptable, decrypted`);
+        }
+      }
+      tally.check(file, aes192);
+    },
+  };
+}
+
+// ---- CBC with PKCS#5 padding ----
+
+function cbcCase(name: string, aes192: number): PortableCase {
+  return {
+    name: `Wycheproof ${name}`,
+    async run(read) {
+      const file = await load(read, name, 'AES-CBC-PKCS5');
+      const tally = new Tally();
+      for (const g of file.testGroups) {
+        for (const t of g.tests) {
+          tally.add(t);
+          const what = label(name, t);
+          const key = bytes(t, 'key'), iv = bytes(t, 'iv'), msg = str(t, 'msg'), ct = bytes(t, 'ct');
+          const mode = () => cbc(key, iv, { padding: 'pkcs5' });
+          if (refusedAes192(tally, t, key, mode, what)) continue;
+          if (t.result === 'valid') {
+            equalHex(mode().encrypt(unhex(msg)), hex(ct), `${what}: encrypt`);
+            equalHex(mode().decrypt(ct), msg, `${what}: decrypt`);
+            continue;
+          }
+          const opened = refusedBy(() => mode().decrypt(ct), PaddingError, LengthError);
+          if (t.result === 'invalid') ok(opened === undefined, `${what}: invalid, decrypted to ${opened && hex(opened)}`);
+          else if (opened !== undefined) equalHex(opened, msg, `${what}: acceptable, decrypted`);
+        }
+      }
+      tally.check(file, aes192);
+    },
+  };
+}
+
+// ---- MACs: AES-CMAC and HMAC (tags may be truncated) ----
+
+/** aes192: the count of AES-192 tests for an AES MAC, undefined for HMAC (any key length). */
+function macCase(name: string, algorithm: string, mac: (key: Uint8Array, msg: Uint8Array) => Uint8Array, aes192?: number): PortableCase {
+  return {
+    name: `Wycheproof ${name}`,
+    async run(read) {
+      const file = await load(read, name, algorithm);
+      const tally = new Tally();
+      for (const g of file.testGroups) {
+        const tagLength = g.tagSize! / 8;
+        for (const t of g.tests) {
+          tally.add(t);
+          const what = label(name, t);
+          const key = bytes(t, 'key'), msg = bytes(t, 'msg'), tag = str(t, 'tag');
+          if (aes192 !== undefined && refusedAes192(tally, t, key, () => mac(key, msg), what)) continue;
+          // A key length the MAC does not take is refused as invalid parameters are.
+          const full = refusedBy(() => mac(key, msg), LengthError);
+          if (full === undefined) {
+            ok(t.result !== 'valid', `${what}: valid, but the key was refused`);
+            continue;
+          }
+          const matches = hex(full.subarray(0, tagLength)) === tag.toLowerCase() && tag.length === 2 * tagLength;
+          if (t.result === 'valid') ok(matches, `${what}: expected ${tag}, got ${hex(full.subarray(0, tagLength))}`);
+          else if (t.result === 'invalid') ok(!matches, `${what}: invalid tag accepted`);
+        }
+      }
+      tally.check(file, aes192 ?? 0);
+    },
+  };
+}
+
+// ---- ECDSA verification: DER (X9.62) and raw (IEEE P1363, r || s) signatures ----
+
+const CURVES: Record<string, CurveName> = { secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+function ecdsaCase(name: string, format: 'der' | 'raw'): PortableCase {
+  return {
+    name: `Wycheproof ${name}`,
+    async run(read) {
+      const file = await load(read, name, 'ECDSA');
+      equal(file.testGroups[0]!.type, format === 'der' ? 'EcdsaVerify' : 'EcdsaP1363Verify', `${name}: group type`);
+      const tally = new Tally();
+      for (const g of file.testGroups) {
+        const pk = g.publicKey as { curve: string; uncompressed: string };
+        const curve = CURVES[pk.curve];
+        ok(curve !== undefined, `${name}: curve ${pk.curve}`);
+        const e = ecdsa(curve), publicKey = unhex(pk.uncompressed), hash = g.sha as HashName;
+        ok(e.isPublicKey(publicKey), `${name}: the group's public key is a point of ${curve}`);
+        for (const t of g.tests) {
+          tally.add(t);
+          const what = label(name, t);
+          const verdict = e.verify(bytes(t, 'sig'), bytes(t, 'msg'), publicKey, { hash, format });
+          if (t.result === 'valid') ok(verdict, `${what}: valid signature refused`);
+          else if (t.result === 'invalid') ok(!verdict, `${what}: invalid signature accepted`);
+        }
+      }
+      tally.check(file, 0);
+    },
+  };
+}
+
+export const wycheproofCases: PortableCase[] = [
+  aeadCase('aes_gcm_test.json', 'AES-GCM', (k, iv, aad, tagLength) => gcm(k, iv, aad, { tagLength }), 103),
+  aeadCase('aes_ccm_test.json', 'AES-CCM', (k, iv, aad, tagLength) => ccm(k, iv, aad, { tagLength }), 184),
+  cbcCase('aes_cbc_pkcs5_test.json', 72),
+  macCase('aes_cmac_test.json', 'AES-CMAC', (k, m) => cmac(k, m), 102),
+  macCase('hmac_sha256_test.json', 'HMACSHA256', (k, m) => hmac('SHA-256', k, m)),
+  macCase('hmac_sha384_test.json', 'HMACSHA384', (k, m) => hmac('SHA-384', k, m)),
+  macCase('hmac_sha512_test.json', 'HMACSHA512', (k, m) => hmac('SHA-512', k, m)),
+  ecdsaCase('ecdsa_secp256r1_sha256_test.json', 'der'),
+];
