@@ -232,4 +232,8 @@ export const wycheproofCases: PortableCase[] = [
   macCase('hmac_sha384_test.json', 'HMACSHA384', (k, m) => hmac('SHA-384', k, m)),
   macCase('hmac_sha512_test.json', 'HMACSHA512', (k, m) => hmac('SHA-512', k, m)),
   ecdsaCase('ecdsa_secp256r1_sha256_test.json', 'der'),
+  ecdsaCase('ecdsa_secp256r1_sha512_test.json', 'der'),
+  ecdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 'raw'),
+  ecdsaCase('ecdsa_secp384r1_sha384_test.json', 'der'),
+  ecdsaCase('ecdsa_secp521r1_sha512_test.json', 'der'),
 ];
