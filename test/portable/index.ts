@@ -9,7 +9,7 @@ import { mcsSuite } from './mcs.ts';
 import { mcsCipherSuite } from './mcs-cipher.ts';
 import { mcsRuleSuite } from './mcs-rules.ts';
 import { mcsQuotaCases } from './mcs-quota.ts';
-import { wycheproofCases } from './wycheproof.ts';
+import { wycheproofCases, wycheproofMcsCases } from './wycheproof.ts';
 
 export const suites: Record<string, PortableCase[]> = {
   sha2: sha2Cases,
@@ -22,4 +22,5 @@ export const suites: Record<string, PortableCase[]> = {
   'mcs cipher': mcsCipherSuite,
   'mcs rules': mcsRuleSuite,
   'mcs quota': mcsQuotaCases,
+  'mcs wycheproof': wycheproofMcsCases,
 };

@@ -10,15 +10,18 @@
 // output (and decrypt back), "invalid" must be refused (a typed error at
 // construction for parameters senv does not take, AuthenticationError or
 // PaddingError for data, false from verify), "acceptable" may go either way
-// but must never give a wrong output. senv implements AES-128 and AES-256
-// only (TS-0016 names no AES-192): a 24-byte key is refused with LengthError,
-// and those tests are counted apart, to the exact number the file has.
+// but must never give a wrong output. The ECDSA files and the GCM tests that
+// fit <cipher> 1001 / 1002 also run through the Mcs engine. senv implements
+// AES-128 and AES-256 only (TS-0016 names no AES-192): a 24-byte key is
+// refused with LengthError, and those tests are counted apart, to the exact
+// number the file has.
 import {
   gcm, ccm, cbc, cmac, hmac, ecdsa,
   AuthenticationError, LengthError, PaddingError,
   type Aead, type CurveName, type HashName,
 } from '../../src/index.ts';
 import { type PortableCase, type ReadVector, equalHex, equal, ok, throws, unhex, hex } from './harness.ts';
+import { b64, body, engineWith, fails as mcsFails, ok as mcsOk, Session, softwareSe, unb64 } from './mcs-kit.ts';
 
 interface WycheproofTest {
   tcId: number;
@@ -236,4 +239,83 @@ export const wycheproofCases: PortableCase[] = [
   ecdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 'raw'),
   ecdsaCase('ecdsa_secp384r1_sha384_test.json', 'der'),
   ecdsaCase('ecdsa_secp521r1_sha512_test.json', 'der'),
+];
+
+// ---- The same vectors through the Mcs layer (software SE) ----
+
+/** Wycheproof ECDSA verification through a verification-only <signature> per test: vR is the verdict. */
+function mcsEcdsaCase(name: string, salg: number, sgF: 'der' | 'raw'): PortableCase {
+  return {
+    name: `Wycheproof ${name} through <signature> (Salg ${salg}, sgF ${sgF})`,
+    async run(read) {
+      const file = await load(read, name, 'ECDSA');
+      const s = new Session(await engineWith(softwareSe), 'CAE1');
+      await s.register();
+      const tally = new Tally();
+      for (const g of file.testGroups) {
+        const kInf = b64(unhex((g.publicKey as { uncompressed: string }).uncompressed));
+        for (const t of g.tests) {
+          tally.add(t);
+          const what = label(name, t);
+          const rn = `t${t.tcId}`;
+          mcsOk(await s.create(s.seId, 20012, { 'senv:Sgn': { rn, Salg: salg, sgF, kInf, msg: b64(bytes(t, 'msg')), Sgn: b64(bytes(t, 'sig')) } }), 2001, `${what}: create`);
+          const vR = body(mcsOk(await s.retrieve(s.path('reg', rn, 'verifySignature')), 2000, `${what}: verify`), 'senv:Sgn').vR;
+          if (t.result !== 'acceptable') equal(vR, t.result === 'valid', `${what}: vR`);
+          mcsOk(await s.delete(s.path('reg', rn)), 2002, `${what}: delete`);
+        }
+      }
+      tally.check(file, 0);
+    },
+  };
+}
+
+/**
+ * Wycheproof AES-GCM through <cipher> 1001 / 1002 (12-byte nonce, 16-byte tag: the groups of the
+ * file with those parameters and a 16- or 32-byte key): encrypt gives ct || tag, decrypt gives
+ * msg for a valid test and 4102 with no calculatedData for an invalid one.
+ */
+function mcsGcmCase(name: string): PortableCase {
+  return {
+    name: `Wycheproof ${name} through <cipher> (Calg 1001, 1002)`,
+    async run(read) {
+      const file = await load(read, name, 'AES-GCM');
+      const s = new Session(await engineWith(softwareSe), 'CAE1');
+      await s.register();
+      let valid = 0, invalid = 0;
+      for (const g of file.testGroups) {
+        if (g.ivSize !== 96 || g.tagSize !== 128 || (g.keySize !== 128 && g.keySize !== 256)) continue;
+        for (const t of g.tests) {
+          const what = label(name, t);
+          const rn = `t${t.tcId}`, at = s.path('reg', rn);
+          mcsOk(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: g.keySize === 128 ? 1001 : 1002, mbs: 1024, kDt: b64(bytes(t, 'key')) } }), 2001, `${what}: create`);
+          mcsOk(await s.create(at, 20001, { 'senv:algP': { rn: 'p', nc: b64(bytes(t, 'iv')), aD: b64(bytes(t, 'aad')) } }), 2001, `${what}: algP`);
+          const sealed = str(t, 'ct') + str(t, 'tag');
+          if (t.result === 'valid') {
+            mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(bytes(t, 'msg')) } }), 2004, `${what}: plaintext`);
+            equalHex(unb64(body(mcsOk(await s.retrieve(`${at}/encrypt`), 2000, `${what}: encrypt`), 'senv:Cph').cD), sealed, `${what}: encrypt`);
+          }
+          mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(unhex(sealed)) } }), 2004, `${what}: ciphertext`);
+          if (t.result === 'valid') {
+            const cD = body(mcsOk(await s.retrieve(`${at}/decrypt`), 2000, `${what}: decrypt`), 'senv:Cph').cD;
+            equalHex(cD === undefined ? new Uint8Array(0) : unb64(cD), str(t, 'msg'), `${what}: decrypt`);
+            valid++;
+          } else {
+            mcsFails(await s.retrieve(`${at}/decrypt`), 4102, `${what}: decrypt`);
+            equal(body(await s.retrieve(at), 'senv:Cph').cD, undefined, `${what}: no calculatedData`);
+            invalid++;
+          }
+          mcsOk(await s.delete(at), 2002, `${what}: delete`);
+        }
+      }
+      ok(valid > 50 && invalid > 50, `valid ${valid} / invalid ${invalid} through <cipher>`);
+    },
+  };
+}
+
+export const wycheproofMcsCases: PortableCase[] = [
+  mcsGcmCase('aes_gcm_test.json'),
+  mcsEcdsaCase('ecdsa_secp256r1_sha256_test.json', 33, 'der'),
+  mcsEcdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 33, 'raw'),
+  mcsEcdsaCase('ecdsa_secp384r1_sha384_test.json', 34, 'der'),
+  mcsEcdsaCase('ecdsa_secp521r1_sha512_test.json', 38, 'der'),
 ];
