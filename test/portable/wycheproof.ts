@@ -83,7 +83,7 @@ class Tally {
 }
 
 /** True when the key is a 24-byte AES-192 key: asserts that `make` refuses it and counts it. */
-function refusedAes192(tally: Tally, t: WycheproofTest, key: Uint8Array, make: () => unknown, what: string): boolean {
+function refusedAes192(tally: Tally, key: Uint8Array, make: () => unknown, what: string): boolean {
   if (key.length !== 24) return false;
   throws(make, LengthError, `${what}: AES-192 key`, /key/i);
   tally.aes192++;
@@ -100,130 +100,116 @@ function refusedBy<T>(fn: () => T, ...types: (abstract new (...a: never[]) => Er
   }
 }
 
-// ---- AEAD: GCM and CCM ----
+/** What a case does with one test; `tally` counts the AES-192 refusals. */
+type EachTest = (t: WycheproofTest, g: WycheproofGroup, what: string, tally: Tally) => void | Promise<void>;
 
-function aeadCase(name: string, algorithm: string, mode: (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, tagLength: number) => Aead, aes192: number): PortableCase {
+/**
+ * A case over every test of a file: `prepare` runs once (an engine, say) and gives the
+ * function run on each test; the tally is checked against the file at the end, then `after`.
+ */
+function fileCase(title: string, name: string, algorithm: string, aes192: number, prepare: () => EachTest | Promise<EachTest>, after?: () => void): PortableCase {
   return {
-    name: `Wycheproof ${name}`,
+    name: `Wycheproof ${title}`,
     async run(read) {
       const file = await load(read, name, algorithm);
+      const each = await prepare();
       const tally = new Tally();
       for (const g of file.testGroups) {
-        const tagLength = g.tagSize! / 8;
         for (const t of g.tests) {
           tally.add(t);
-          const what = label(name, t);
-          const key = bytes(t, 'key'), iv = bytes(t, 'iv'), aad = bytes(t, 'aad');
-          const msg = str(t, 'msg'), sealed = unhex(str(t, 'ct') + str(t, 'tag'));
-          if (refusedAes192(tally, t, key, () => mode(key, iv, aad, tagLength), what)) continue;
-          if (t.result === 'valid') {
-            const m = mode(key, iv, aad, tagLength);
-            equalHex(m.encrypt(unhex(msg)), hex(sealed), `${what}: encrypt`);
-            equalHex(m.decrypt(sealed), msg, `${what}: decrypt`);
-            continue;
-          }
-          // Parameters senv refuses (a nonce or tag length the mode does not allow) or a
-          // ciphertext whose tag does not verify: either way no plaintext.
-          const opened = refusedBy(() => mode(key, iv, aad, tagLength).decrypt(sealed), LengthError, AuthenticationError);
-          if (t.result === 'invalid') ok(opened === undefined, `${what}: invalid, decrypted to ${opened && hex(opened)}`);
-          else if (opened !== undefined) equalHex(opened, msg, `${what}: acceptable, decrypted`);
+          await each(t, g, label(name, t), tally);
         }
       }
       tally.check(file, aes192);
+      after?.();
     },
   };
+}
+
+/** An invalid test must open nothing; an acceptable one may, but only to the file's message. */
+function noWrongPlaintext(t: WycheproofTest, opened: Uint8Array | undefined, what: string): void {
+  if (t.result === 'invalid') ok(opened === undefined, `${what}: invalid, decrypted to ${opened && hex(opened)}`);
+  else if (opened !== undefined) equalHex(opened, str(t, 'msg'), `${what}: acceptable, decrypted`);
+}
+
+// ---- AEAD: GCM and CCM ----
+
+function aeadCase(name: string, algorithm: string, mode: (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, tagLength: number) => Aead, aes192: number): PortableCase {
+  return fileCase(name, name, algorithm, aes192, () => (t, g, what, tally) => {
+    const tagLength = g.tagSize! / 8;
+    const key = bytes(t, 'key'), iv = bytes(t, 'iv'), aad = bytes(t, 'aad');
+    const sealed = unhex(str(t, 'ct') + str(t, 'tag'));
+    if (refusedAes192(tally, key, () => mode(key, iv, aad, tagLength), what)) return;
+    if (t.result === 'valid') {
+      const m = mode(key, iv, aad, tagLength);
+      equalHex(m.encrypt(bytes(t, 'msg')), hex(sealed), `${what}: encrypt`);
+      equalHex(m.decrypt(sealed), str(t, 'msg'), `${what}: decrypt`);
+      return;
+    }
+    // Parameters senv refuses (a nonce or tag length the mode does not allow) or a
+    // ciphertext whose tag does not verify: either way no plaintext.
+    noWrongPlaintext(t, refusedBy(() => mode(key, iv, aad, tagLength).decrypt(sealed), LengthError, AuthenticationError), what);
+  });
 }
 
 // ---- CBC with PKCS#5 padding ----
 
 function cbcCase(name: string, aes192: number): PortableCase {
-  return {
-    name: `Wycheproof ${name}`,
-    async run(read) {
-      const file = await load(read, name, 'AES-CBC-PKCS5');
-      const tally = new Tally();
-      for (const g of file.testGroups) {
-        for (const t of g.tests) {
-          tally.add(t);
-          const what = label(name, t);
-          const key = bytes(t, 'key'), iv = bytes(t, 'iv'), msg = str(t, 'msg'), ct = bytes(t, 'ct');
-          const mode = () => cbc(key, iv, { padding: 'pkcs5' });
-          if (refusedAes192(tally, t, key, mode, what)) continue;
-          if (t.result === 'valid') {
-            equalHex(mode().encrypt(unhex(msg)), hex(ct), `${what}: encrypt`);
-            equalHex(mode().decrypt(ct), msg, `${what}: decrypt`);
-            continue;
-          }
-          const opened = refusedBy(() => mode().decrypt(ct), PaddingError, LengthError);
-          if (t.result === 'invalid') ok(opened === undefined, `${what}: invalid, decrypted to ${opened && hex(opened)}`);
-          else if (opened !== undefined) equalHex(opened, msg, `${what}: acceptable, decrypted`);
-        }
-      }
-      tally.check(file, aes192);
-    },
-  };
+  return fileCase(name, name, 'AES-CBC-PKCS5', aes192, () => (t, _g, what, tally) => {
+    const key = bytes(t, 'key'), iv = bytes(t, 'iv'), ct = bytes(t, 'ct');
+    const mode = () => cbc(key, iv, { padding: 'pkcs5' });
+    if (refusedAes192(tally, key, mode, what)) return;
+    if (t.result === 'valid') {
+      equalHex(mode().encrypt(bytes(t, 'msg')), hex(ct), `${what}: encrypt`);
+      equalHex(mode().decrypt(ct), str(t, 'msg'), `${what}: decrypt`);
+      return;
+    }
+    noWrongPlaintext(t, refusedBy(() => mode().decrypt(ct), PaddingError, LengthError), what);
+  });
 }
 
 // ---- MACs: AES-CMAC and HMAC (tags may be truncated) ----
 
 /** aes192: the count of AES-192 tests for an AES MAC, undefined for HMAC (any key length). */
 function macCase(name: string, algorithm: string, mac: (key: Uint8Array, msg: Uint8Array) => Uint8Array, aes192?: number): PortableCase {
-  return {
-    name: `Wycheproof ${name}`,
-    async run(read) {
-      const file = await load(read, name, algorithm);
-      const tally = new Tally();
-      for (const g of file.testGroups) {
-        const tagLength = g.tagSize! / 8;
-        for (const t of g.tests) {
-          tally.add(t);
-          const what = label(name, t);
-          const key = bytes(t, 'key'), msg = bytes(t, 'msg'), tag = str(t, 'tag');
-          if (aes192 !== undefined && refusedAes192(tally, t, key, () => mac(key, msg), what)) continue;
-          // A key length the MAC does not take is refused as invalid parameters are.
-          const full = refusedBy(() => mac(key, msg), LengthError);
-          if (full === undefined) {
-            ok(t.result !== 'valid', `${what}: valid, but the key was refused`);
-            continue;
-          }
-          const matches = hex(full.subarray(0, tagLength)) === tag.toLowerCase() && tag.length === 2 * tagLength;
-          if (t.result === 'valid') ok(matches, `${what}: expected ${tag}, got ${hex(full.subarray(0, tagLength))}`);
-          else if (t.result === 'invalid') ok(!matches, `${what}: invalid tag accepted`);
-        }
-      }
-      tally.check(file, aes192 ?? 0);
-    },
-  };
+  return fileCase(name, name, algorithm, aes192 ?? 0, () => (t, g, what, tally) => {
+    const tagLength = g.tagSize! / 8;
+    const key = bytes(t, 'key'), msg = bytes(t, 'msg'), tag = str(t, 'tag');
+    if (aes192 !== undefined && refusedAes192(tally, key, () => mac(key, msg), what)) return;
+    // A key length the MAC does not take is refused as invalid parameters are.
+    const full = refusedBy(() => mac(key, msg), LengthError);
+    if (full === undefined) {
+      ok(t.result !== 'valid', `${what}: valid, but the key was refused`);
+      return;
+    }
+    const matches = hex(full.subarray(0, tagLength)) === tag.toLowerCase() && tag.length === 2 * tagLength;
+    if (t.result === 'valid') ok(matches, `${what}: expected ${tag}, got ${hex(full.subarray(0, tagLength))}`);
+    else if (t.result === 'invalid') ok(!matches, `${what}: invalid tag accepted`);
+  });
 }
 
 // ---- ECDSA verification: DER (X9.62) and raw (IEEE P1363, r || s) signatures ----
 
 const CURVES: Record<string, CurveName> = { secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+const GROUP_TYPES = { der: 'EcdsaVerify', raw: 'EcdsaP1363Verify' };
+
+/** The group's public key (uncompressed) and curve, checked to be a point of it. */
+function groupKey(g: WycheproofGroup, format: 'der' | 'raw'): { curve: CurveName; publicKey: Uint8Array } {
+  equal(g.type, GROUP_TYPES[format], 'group type');
+  const pk = g.publicKey as { curve: string; uncompressed: string };
+  const curve = CURVES[pk.curve];
+  ok(curve !== undefined, `curve ${pk.curve}`);
+  const publicKey = unhex(pk.uncompressed);
+  ok(ecdsa(curve).isPublicKey(publicKey), `the group's public key is a point of ${curve}`);
+  return { curve, publicKey };
+}
 
 function ecdsaCase(name: string, format: 'der' | 'raw'): PortableCase {
-  return {
-    name: `Wycheproof ${name}`,
-    async run(read) {
-      const file = await load(read, name, 'ECDSA');
-      equal(file.testGroups[0]!.type, format === 'der' ? 'EcdsaVerify' : 'EcdsaP1363Verify', `${name}: group type`);
-      const tally = new Tally();
-      for (const g of file.testGroups) {
-        const pk = g.publicKey as { curve: string; uncompressed: string };
-        const curve = CURVES[pk.curve];
-        ok(curve !== undefined, `${name}: curve ${pk.curve}`);
-        const e = ecdsa(curve), publicKey = unhex(pk.uncompressed), hash = g.sha as HashName;
-        ok(e.isPublicKey(publicKey), `${name}: the group's public key is a point of ${curve}`);
-        for (const t of g.tests) {
-          tally.add(t);
-          const what = label(name, t);
-          const verdict = e.verify(bytes(t, 'sig'), bytes(t, 'msg'), publicKey, { hash, format });
-          if (t.result === 'valid') ok(verdict, `${what}: valid signature refused`);
-          else if (t.result === 'invalid') ok(!verdict, `${what}: invalid signature accepted`);
-        }
-      }
-      tally.check(file, 0);
-    },
-  };
+  return fileCase(name, name, 'ECDSA', 0, () => (t, g, what) => {
+    const { curve, publicKey } = groupKey(g, format);
+    const verdict = ecdsa(curve).verify(bytes(t, 'sig'), bytes(t, 'msg'), publicKey, { hash: g.sha as HashName, format });
+    if (t.result !== 'acceptable') equal(verdict, t.result === 'valid', `${what}: verdict`);
+  });
 }
 
 export const wycheproofCases: PortableCase[] = [
@@ -243,73 +229,58 @@ export const wycheproofCases: PortableCase[] = [
 
 // ---- The same vectors through the Mcs layer (software SE) ----
 
+async function registeredSession(): Promise<Session> {
+  const s = new Session(await engineWith(softwareSe), 'CAE1');
+  await s.register();
+  return s;
+}
+
 /** Wycheproof ECDSA verification through a verification-only <signature> per test: vR is the verdict. */
 function mcsEcdsaCase(name: string, salg: number, sgF: 'der' | 'raw'): PortableCase {
-  return {
-    name: `Wycheproof ${name} through <signature> (Salg ${salg}, sgF ${sgF})`,
-    async run(read) {
-      const file = await load(read, name, 'ECDSA');
-      const s = new Session(await engineWith(softwareSe), 'CAE1');
-      await s.register();
-      const tally = new Tally();
-      for (const g of file.testGroups) {
-        const kInf = b64(unhex((g.publicKey as { uncompressed: string }).uncompressed));
-        for (const t of g.tests) {
-          tally.add(t);
-          const what = label(name, t);
-          const rn = `t${t.tcId}`;
-          mcsOk(await s.create(s.seId, 20012, { 'senv:Sgn': { rn, Salg: salg, sgF, kInf, msg: b64(bytes(t, 'msg')), Sgn: b64(bytes(t, 'sig')) } }), 2001, `${what}: create`);
-          const vR = body(mcsOk(await s.retrieve(s.path('reg', rn, 'verifySignature')), 2000, `${what}: verify`), 'senv:Sgn').vR;
-          if (t.result !== 'acceptable') equal(vR, t.result === 'valid', `${what}: vR`);
-          mcsOk(await s.delete(s.path('reg', rn)), 2002, `${what}: delete`);
-        }
-      }
-      tally.check(file, 0);
-    },
-  };
+  return fileCase(`${name} through <signature> (Salg ${salg}, sgF ${sgF})`, name, 'ECDSA', 0, async () => {
+    const s = await registeredSession();
+    return async (t, g, what) => {
+      const rn = `t${t.tcId}`, kInf = b64(groupKey(g, sgF).publicKey);
+      mcsOk(await s.create(s.seId, 20012, { 'senv:Sgn': { rn, Salg: salg, sgF, kInf, msg: b64(bytes(t, 'msg')), Sgn: b64(bytes(t, 'sig')) } }), 2001, `${what}: create`);
+      const vR = body(mcsOk(await s.retrieve(s.path('reg', rn, 'verifySignature')), 2000, `${what}: verify`), 'senv:Sgn').vR;
+      if (t.result !== 'acceptable') equal(vR, t.result === 'valid', `${what}: vR`);
+      mcsOk(await s.delete(s.path('reg', rn)), 2002, `${what}: delete`);
+    };
+  });
 }
 
 /**
- * Wycheproof AES-GCM through <cipher> 1001 / 1002 (12-byte nonce, 16-byte tag: the groups of the
- * file with those parameters and a 16- or 32-byte key): encrypt gives ct || tag, decrypt gives
- * msg for a valid test and 4102 with no calculatedData for an invalid one.
+ * Wycheproof AES-GCM through <cipher> 1001 / 1002: the tests with a 12-byte nonce, a 16-byte tag
+ * and a 16- or 32-byte key (133 of the file's; the others are counted, not sent). Encrypt gives
+ * ct || tag, decrypt gives msg for a valid test and 4102 with no calculatedData for an invalid one.
  */
 function mcsGcmCase(name: string): PortableCase {
-  return {
-    name: `Wycheproof ${name} through <cipher> (Calg 1001, 1002)`,
-    async run(read) {
-      const file = await load(read, name, 'AES-GCM');
-      const s = new Session(await engineWith(softwareSe), 'CAE1');
-      await s.register();
-      let valid = 0, invalid = 0;
-      for (const g of file.testGroups) {
-        if (g.ivSize !== 96 || g.tagSize !== 128 || (g.keySize !== 128 && g.keySize !== 256)) continue;
-        for (const t of g.tests) {
-          const what = label(name, t);
-          const rn = `t${t.tcId}`, at = s.path('reg', rn);
-          mcsOk(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: g.keySize === 128 ? 1001 : 1002, mbs: 1024, kDt: b64(bytes(t, 'key')) } }), 2001, `${what}: create`);
-          mcsOk(await s.create(at, 20001, { 'senv:algP': { rn: 'p', nc: b64(bytes(t, 'iv')), aD: b64(bytes(t, 'aad')) } }), 2001, `${what}: algP`);
-          const sealed = str(t, 'ct') + str(t, 'tag');
-          if (t.result === 'valid') {
-            mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(bytes(t, 'msg')) } }), 2004, `${what}: plaintext`);
-            equalHex(unb64(body(mcsOk(await s.retrieve(`${at}/encrypt`), 2000, `${what}: encrypt`), 'senv:Cph').cD), sealed, `${what}: encrypt`);
-          }
-          mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(unhex(sealed)) } }), 2004, `${what}: ciphertext`);
-          if (t.result === 'valid') {
-            const cD = body(mcsOk(await s.retrieve(`${at}/decrypt`), 2000, `${what}: decrypt`), 'senv:Cph').cD;
-            equalHex(cD === undefined ? new Uint8Array(0) : unb64(cD), str(t, 'msg'), `${what}: decrypt`);
-            valid++;
-          } else {
-            mcsFails(await s.retrieve(`${at}/decrypt`), 4102, `${what}: decrypt`);
-            equal(body(await s.retrieve(at), 'senv:Cph').cD, undefined, `${what}: no calculatedData`);
-            invalid++;
-          }
-          mcsOk(await s.delete(at), 2002, `${what}: delete`);
-        }
+  const sent = { valid: 0, invalid: 0 };
+  return fileCase(`${name} through <cipher> (Calg 1001, 1002)`, name, 'AES-GCM', 0, async () => {
+    const s = await registeredSession();
+    sent.valid = sent.invalid = 0;
+    return async (t, g, what) => {
+      if (g.ivSize !== 96 || g.tagSize !== 128 || (g.keySize !== 128 && g.keySize !== 256)) return;
+      if (t.result !== 'acceptable') sent[t.result]++;
+      const rn = `t${t.tcId}`, at = s.path('reg', rn);
+      mcsOk(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: g.keySize === 128 ? 1001 : 1002, mbs: 1024, kDt: b64(bytes(t, 'key')) } }), 2001, `${what}: create`);
+      mcsOk(await s.create(at, 20001, { 'senv:algP': { rn: 'p', nc: b64(bytes(t, 'iv')), aD: b64(bytes(t, 'aad')) } }), 2001, `${what}: algP`);
+      const sealed = str(t, 'ct') + str(t, 'tag');
+      if (t.result === 'valid') {
+        mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(bytes(t, 'msg')) } }), 2004, `${what}: plaintext`);
+        equalHex(unb64(body(mcsOk(await s.retrieve(`${at}/encrypt`), 2000, `${what}: encrypt`), 'senv:Cph').cD), sealed, `${what}: encrypt`);
       }
-      ok(valid > 50 && invalid > 50, `valid ${valid} / invalid ${invalid} through <cipher>`);
-    },
-  };
+      mcsOk(await s.update(at, { 'senv:Cph': { msg: b64(unhex(sealed)) } }), 2004, `${what}: ciphertext`);
+      if (t.result === 'valid') {
+        const cD = body(mcsOk(await s.retrieve(`${at}/decrypt`), 2000, `${what}: decrypt`), 'senv:Cph').cD;
+        equalHex(cD === undefined ? new Uint8Array(0) : unb64(cD), str(t, 'msg'), `${what}: decrypt`);
+      } else {
+        mcsFails(await s.retrieve(`${at}/decrypt`), 4102, `${what}: decrypt`);
+        equal(body(await s.retrieve(at), 'senv:Cph').cD, undefined, `${what}: no calculatedData`);
+      }
+      mcsOk(await s.delete(at), 2002, `${what}: delete`);
+    };
+  }, () => equal(`${sent.valid} valid, ${sent.invalid} invalid`, '79 valid, 54 invalid', 'tests sent through <cipher>'));
 }
 
 export const wycheproofMcsCases: PortableCase[] = [
