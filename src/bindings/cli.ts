@@ -64,22 +64,25 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const COMMANDS = ['selftest', 'bench', 'virtual-card'];
+// The commands, once: dispatch and the per-command --help both look here.
+const COMMANDS: Readonly<Record<string, (args: string[]) => number | Promise<number>>> = {
+  selftest: runSelftest,
+  bench: runBenchCommand,
+  'virtual-card': async (args) => (await import('../virtual-card/cli.ts')).runVirtualCard(args),
+};
 
 async function command(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  // Every command's help is the one usage text (an unknown command stays a usage error).
-  if ((rest.includes('--help') || rest.includes('-h')) && cmd !== undefined && COMMANDS.includes(cmd)) {
-    console.log(USAGE);
-    return 0;
+  const run = cmd !== undefined && Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (run) {
+    // Every command's help is the one usage text (an unknown command stays a usage error).
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(USAGE);
+      return 0;
+    }
+    return run(rest);
   }
   switch (cmd) {
-    case 'selftest':
-      return runSelftest(rest);
-    case 'bench':
-      return runBenchCommand(rest);
-    case 'virtual-card':
-      return (await import('../virtual-card/cli.ts')).runVirtualCard(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -76,11 +76,12 @@ export class KeyStore {
     this.serial = bytes(f.serial, 'serial');
     if (this.serial.length !== 8) throw damaged(`serial is not 8 bytes`);
     for (const [ref, v] of Object.entries(record(f.keys, 'keys'))) {
-      const k = record(v, `key ${slot(ref, 'a key')}`);
+      const n = slot(ref, 'a key');
+      const k = record(v, `key ${n}`);
       if (!Number.isInteger(k.algorithm) || (k.algorithm as number) < 0 || (k.algorithm as number) > 0xffff) throw damaged(`key ${ref} algorithm is not a TS-0016 algorithm number`);
       if (k.kind !== 'secret' && k.kind !== 'public') throw damaged(`key ${ref} kind is not 'secret' or 'public'`);
       if (k.kind === 'secret' ? !k.secret : !k.publicKey || k.secret !== undefined) throw damaged(`key ${ref} does not hold what a ${k.kind} key holds`);
-      this.keys.set(Number(ref), {
+      this.keys.set(n, {
         algorithm: k.algorithm as number, kind: k.kind,
         ...(k.secret ? { secret: bytes(k.secret, `key ${ref} secret`) } : {}),
         ...(k.publicKey ? { publicKey: bytes(k.publicKey, `key ${ref} public key`) } : {}),
