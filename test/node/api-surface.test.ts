@@ -40,6 +40,18 @@ describe('public API surface', () => {
     expect(builtLinesMatching('index.js', (s) => `${s}.js`, /(?:from|import\(|require\() ?['"]node:/)).toEqual([]);
   });
 
+  it('the built root\'s source maps carry their sources: the tarball ships dist/src, not src/', () => {
+    const maps = builtLinesMatching('index.js', (s) => `${s}.js`, /^\/\/# sourceMappingURL=/)
+      .map((line) => line.split(':')[0]!.replace(/\.js$/, '.js.map'));
+    expect(maps.length).toBeGreaterThan(20);
+    const root = fileURLToPath(new URL('../../dist/src/', import.meta.url));
+    for (const map of maps) {
+      const { sources, sourcesContent } = JSON.parse(readFileSync(join(root, map), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
+      expect(sourcesContent?.length, map).toBe(sources.length);
+      expect(sourcesContent!.every((s) => typeof s === 'string' && s.length > 0), map).toBe(true);
+    }
+  });
+
   it('the root\'s declarations name no generic Uint8Array (README: TypeScript 5.4 reads them; 5.7 made Uint8Array generic)', () => {
     expect(builtLinesMatching('index.d.ts', (s) => `${s}.d.ts`, /Uint8Array<|ArrayBufferLike/)).toEqual([]);
   });
