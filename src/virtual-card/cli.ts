@@ -22,7 +22,7 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   const dataHome = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
   const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
   const verbose = o.has('--verbose');
-  const { vpcd } = createVirtualCard({
+  const { vpcd, close } = createVirtualCard({
     slot, store, extended: !o.has('--no-extended'),
     ...(host ? { host } : {}),
     ...(port !== undefined ? { port } : {}),
@@ -31,7 +31,7 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   let stopping = false;
   const stop = () => {
     stopping = true;
-    void vpcd.remove();
+    void close();
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

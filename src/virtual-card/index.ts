@@ -31,6 +31,8 @@ export interface VirtualCard {
   vpcd: VpcdCard;
   applet: SenvApplet;
   os: VirtualCardOs;
+  /** Removes the card from vpcd and gives its store file up (another card process may then open it). */
+  close(): Promise<void>;
 }
 
 /** Builds a card (not inserted yet: call `vpcd.insert()`). */
@@ -41,5 +43,11 @@ export function createVirtualCard(opts: VirtualCardOptions = {}): VirtualCard {
   const applet = new SenvApplet({ store, random: randomBytes, limits });
   const os = new VirtualCardOs([applet], { limits, ...(opts.log ? { log: opts.log } : {}) });
   const vpcd = new VpcdCard(os, { host: opts.host ?? '127.0.0.1', port: opts.port ?? VPCD_PORT + (opts.slot ?? 0), keepAlive: opts.keepAlive ?? true });
-  return { vpcd, applet, os };
+  return {
+    vpcd, applet, os,
+    close: async () => {
+      await vpcd.remove();
+      store.close();
+    },
+  };
 }

@@ -2,10 +2,15 @@
 // objects, written through to one JSON file (mode 0600) so that keys survive a
 // restart of `senv virtual-card`, like a real card's EEPROM. Without a path
 // the store lives in memory only (tests, throw-away cards).
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+//
+// One card process owns a store file at a time (`<store>.lock`): each writes
+// the whole file from its own copy, so two on one file would undo each
+// other's keys.
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
-import { InvalidInputError } from '../core/errors.ts';
+import { InvalidInputError, StateError } from '../core/errors.ts';
+import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
   /** TS-0016 algorithm value the key was created for (clause 9.6 / 9.9). */
@@ -31,10 +36,28 @@ export class KeyStore {
   readonly keys = new Map<number, KeyRecord>();
   readonly objects = new Map<number, Uint8Array>();
   serial: Uint8Array;
+  private unlock: (() => void) | undefined;
 
   constructor(private readonly path?: string, newSerial: () => Uint8Array = () => new Uint8Array(8)) {
     this.serial = newSerial();
     if (!path) return;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.unlock = lockStore(path);
+    try {
+      this.load(path);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** Gives the store file up to another card process; this store writes no more. */
+  close(): void {
+    this.unlock?.();
+    this.unlock = undefined;
+  }
+
+  private load(path: string): void {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -97,9 +120,14 @@ export class KeyStore {
     return n;
   }
 
-  /** Writes the whole store atomically (temp file + rename), so a crash never leaves half a file. */
+  /**
+   * Writes the whole store atomically and durably (temp file, fsync, rename, directory fsync): a
+   * crash never leaves half a file, and a write the card acknowledged survives a power cut, as
+   * EEPROM does.
+   */
   save(): void {
     if (!this.path) return;
+    if (this.unlock === undefined) throw new StateError(`virtual card store ${this.path} was closed`);
     const f: FileFormat = { serial: hex(this.serial), keys: {}, objects: {} };
     for (const [ref, k] of this.keys) {
       f.keys[ref] = {
@@ -109,9 +137,100 @@ export class KeyStore {
       };
     }
     for (const [id, v] of this.objects) f.objects[id] = hex(v);
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(f), { mode: 0o600 });
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(f));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path);
+    const dir = openSync(dirname(this.path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
+}
+
+interface LockHolder { pid: number; stamp?: string }
+
+/**
+ * Takes `<path>.lock` for this process and answers its release (also run at
+ * exit). A lock whose holder is gone (its pid not running, or running under
+ * another start time: pids are reused) is taken over; a live holder's is a
+ * StateError naming the process.
+ */
+function lockStore(path: string): () => void {
+  const lock = `${path}.lock`;
+  const stamp = (pid: number) => stampFrom((p) => readFileSync(p, 'utf8'), pid);
+  const mine = JSON.stringify({ pid: process.pid, stamp: stamp(process.pid) } satisfies LockHolder);
+  const unique = `${lock}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  const code = (e: unknown) => (e as { code?: string }).code;
+  const read = (file: string): string | undefined => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      if (code(e) === 'ENOENT') return undefined;
+      throw e;
+    }
+  };
+  const alive = (text: string): LockHolder | undefined => {
+    let h: LockHolder;
+    try {
+      h = JSON.parse(text) as LockHolder;
+    } catch {
+      return undefined; // not a lock this code wrote whole: nobody holds it
+    }
+    if (!Number.isInteger(h.pid) || h.pid <= 0) return undefined;
+    try {
+      process.kill(h.pid, 0);
+    } catch (e) {
+      if (code(e) !== 'EPERM') return undefined;
+    }
+    const now = stamp(h.pid);
+    return h.stamp === undefined || now === undefined || now === h.stamp ? h : undefined;
+  };
+  // Written whole under a private name, then linked in: the lock never exists without its holder.
+  writeFileSync(`${unique}.tmp`, mine, { mode: 0o600, flag: 'wx' });
+  try {
+    for (;;) {
+      try {
+        linkSync(`${unique}.tmp`, lock);
+        break;
+      } catch (e) {
+        if (code(e) !== 'EEXIST') throw e;
+      }
+      const found = read(lock);
+      if (found === undefined) continue;
+      const holder = alive(found);
+      if (holder) throw new StateError(`virtual card store ${path} is in use by process ${holder.pid} (${lock})`);
+      // A stale lock is moved aside before it is removed, so that two processes taking it over at
+      // once cannot remove the lock the faster one has just taken.
+      try {
+        renameSync(lock, `${unique}.stale`);
+      } catch (e) {
+        if (code(e) === 'ENOENT') continue;
+        throw e;
+      }
+      if (read(`${unique}.stale`) !== found) {
+        try {
+          linkSync(`${unique}.stale`, lock);
+        } catch (e) {
+          if (code(e) !== 'EEXIST') throw e;
+        }
+      }
+      unlinkSync(`${unique}.stale`);
+    }
+  } finally {
+    unlinkSync(`${unique}.tmp`);
+  }
+  const release = () => {
+    process.off('exit', release);
+    if (read(lock) === mine) unlinkSync(lock);
+  };
+  process.on('exit', release);
+  return release;
 }

@@ -1,7 +1,8 @@
 // The senv virtual card (card OS + senv applet) driven in-process through the
 // host transport stack: the card profile of docs/apdu-profile.md, no pcscd.
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
@@ -10,7 +11,8 @@ import { CRT, DO, INS, MSE_SET, SENV_AID, TAG } from '../../src/apdu/profile.ts'
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport } from '../../src/apdu/transport.ts';
 import { ecdsa, gcm, hmac, initSync, randomBytes, sha256, sha384, sha512 } from '../../src/core/index.ts';
-import { InvalidInputError } from '../../src/core/errors.ts';
+import { InvalidInputError, StateError } from '../../src/core/errors.ts';
+import { stampFrom } from '../../src/mcs/store/files.ts';
 import { createVirtualCard, type VirtualCard } from '../../src/virtual-card/index.ts';
 
 initSync();
@@ -198,6 +200,7 @@ describe('senv virtual card', () => {
       const first = await open({ store });
       const key = randomBytes(48);
       await putKey(first.t, 0x05, 26, 1, key);
+      await first.card.close();
       const again = await open({ store });
       await mse(again.t, CRT.DST, 26, 0x05);
       const msg = randomBytes(10);
@@ -233,6 +236,62 @@ describe('senv virtual card', () => {
       createVirtualCard({ store: join(dir, 'new.json') });
       expect(JSON.parse(readFileSync(join(dir, 'new.json'), 'utf8'))).toMatchObject({ keys: {}, objects: {} });
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('one card owns a store file at a time: a live holder is refused by pid, a gone one taken over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-'));
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const store = join(dir, 'card.json');
+      const lock = `${store}.lock`;
+      const inUse = (pid: number) => {
+        let err: unknown;
+        try {
+          createVirtualCard({ store });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(StateError);
+        expect((err as Error).message).toBe(`virtual card store ${store} is in use by process ${pid} (${lock})`);
+      };
+      const first = await open({ store });
+      const key = randomBytes(32);
+      await putKey(first.t, 0x03, 25, 1, key);
+      // A second card in this process, as in another, would rewrite the file from its own copy.
+      inUse(process.pid);
+      await first.card.close();
+      expect(existsSync(lock)).toBe(false);
+      const again = await open({ store });
+      await mse(again.t, CRT.DST, 25, 0x03);
+      const msg = randomBytes(10);
+      expect(hex((await again.t.transmit(pso(0x9e9a, msg))).data)).toBe(hex(hmac('SHA-256', key, msg)));
+      await again.card.close();
+
+      // Another process that runs, with the start time it had when it took the lock.
+      const stamp = stampFrom((p) => readFileSync(p, 'utf8'), sleeper.pid!);
+      expect(stamp).toMatch(/^[0-9a-f-]+:\d+$/);
+      writeFileSync(lock, JSON.stringify({ pid: sleeper.pid, stamp }));
+      inUse(sleeper.pid!);
+      // The same pid with another start time is another process: the holder is gone (pids are reused).
+      writeFileSync(lock, JSON.stringify({ pid: sleeper.pid, stamp: `${stamp}0` }));
+      const reused = createVirtualCard({ store });
+      expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual({ pid: process.pid, stamp: stampFrom((p) => readFileSync(p, 'utf8'), process.pid) });
+      await reused.close();
+      // A holder that no longer runs, and a lock file that is not whole, hold nothing.
+      writeFileSync(lock, JSON.stringify({ pid: sleeper.pid, stamp }));
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+      for (const text of [undefined, '{"pid":']) {
+        if (text !== undefined) writeFileSync(lock, text);
+        const taken = createVirtualCard({ store });
+        expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.pid);
+        await taken.close();
+      }
+      expect(readdirSync(dir).sort()).toEqual(['card.json']);
+    } finally {
+      sleeper.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

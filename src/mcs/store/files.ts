@@ -359,7 +359,7 @@ function denoFiles(deno: DenoApi): Files {
 }
 
 /** Linux: `<boot id>:<start time in clock ticks>` of a process, from /proc; undefined elsewhere. */
-function stampFrom(read: (path: string) => string, pid: number): string | undefined {
+export function stampFrom(read: (path: string) => string, pid: number): string | undefined {
   try {
     const boot = read('/proc/sys/kernel/random/boot_id').trim();
     const stat = read(`/proc/${pid}/stat`);
