@@ -125,6 +125,11 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       expect(await (await pc.signature(34, pcPub, { format: 'der', prehashed: false })).verify(swSig, msg)).toBe(true);
       swSig[swSig.length - 1]! ^= 1;
       expect(await (await pc.signature(34, pcPub, { format: 'der', prehashed: false })).verify(swSig, msg)).toBe(false);
+      // A prehashed message that is not a digest: the same typed error from either backend.
+      for (const [backend, key] of [[sw, swKey], [pc, pcPub]] as const) {
+        const s = await backend.signature(34, key, { format: 'der', prehashed: true });
+        await expect((async () => s.verify(swSig, new Uint8Array(32)))()).rejects.toThrow(new LengthError('prehashed message must be a 48-byte SHA-384 digest, got 32 bytes'));
+      }
       // AES: CMAC (RFC 4493 example 2), CBC-MAC, and AES-GCM across backends, tag failures typed
       const aesKey = Uint8Array.from(Buffer.from('2b7e151628aed2a6abf7158809cf4f3c', 'hex'));
       const cm = await pc.importKey({ use: 'signature', algorithm: 49 }, 'secret', aesKey);

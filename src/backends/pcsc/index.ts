@@ -458,9 +458,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
       const msg = concatBytes(parts);
       dropParts();
       if (options.prehashed) {
-        if (msg.length === HASHES[SIGNATURES[algorithm].hash!].outputLength) return msg;
+        const dl = HASHES[SIGNATURES[algorithm].hash!].outputLength;
+        if (msg.length === dl) return msg;
         msg.fill(0);
-        throw new InvalidValueError(`prehashed message must be a ${hashName} digest`);
+        throw new LengthError(`prehashed message must be a ${dl}-byte ${hashName} digest, got ${msg.length} bytes`);
       }
       const d = hash(hashName, msg);
       msg.fill(0);
