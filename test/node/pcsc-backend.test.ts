@@ -464,6 +464,45 @@ describe('PC/SC SE backend over an in-process card', () => {
     });
   }
 
+  it('a MAC or signature longer than any the algorithm gives is false without the card, as in software (a short card could not take it)', async () => {
+    const { reader, b } = await openedReader(SHORT_LIMITS);
+    const sw = new SoftwareBackend();
+    await sw.open();
+    const msg = randomBytes(300);
+    const macKey = randomBytes(32);
+    const pair = ecdsa('P-521').keygen();
+    const keys = async (be: SecureEnvironmentBackend) => ({
+      25: await be.importKey({ use: 'signature', algorithm: 25 }, 'secret', macKey),
+      38: await be.importKey({ use: 'signature', algorithm: 38 }, 'public', pair.publicKey),
+    });
+    const pcKeys = await keys(b), swKeys = await keys(sw);
+    const good = {
+      25: { raw: hmac('SHA-256', macKey, msg) },
+      38: { raw: ecdsa('P-521').sign(msg, pair.secretKey, { format: 'raw' }), der: ecdsa('P-521').sign(msg, pair.secretKey) },
+    };
+    const verifies = async (be: SecureEnvironmentBackend, k: typeof pcKeys, alg: 25 | 38, format: 'der' | 'raw', sig: Uint8Array) => {
+      const s = await be.signature(alg, k[alg], { format, prehashed: false });
+      await s.update(msg.subarray(0, 100));
+      return s.verify(sig, msg.subarray(100));
+    };
+    for (const [alg, format, longest] of [[25, 'raw', 32], [38, 'raw', 132], [38, 'der', 141]] as const) {
+      const valid = (good[alg] as Record<string, Uint8Array>)[format]!;
+      expect(await verifies(b, pcKeys, alg, format, valid), `${alg} ${format} valid`).toBe(true);
+      for (const n of [longest + 1, 300, 1000]) {
+        const long = new Uint8Array(n);
+        long.set(valid);
+        const before = reader.sent.length;
+        expect(await verifies(sw, swKeys, alg, format, long), `${alg} ${format} ${n} bytes, software`).toBe(false);
+        expect(await verifies(b, pcKeys, alg, format, long), `${alg} ${format} ${n} bytes, card`).toBe(false);
+        expect(reader.sent.slice(before).some((a) => a[1] === 0x2a && a[2] === 0x00 && a[3] === 0xa8), 'no VERIFY sent').toBe(false);
+      }
+      // The card is left as it was: the next verification goes through it.
+      expect(await verifies(b, pcKeys, alg, format, valid), `${alg} ${format} valid again`).toBe(true);
+    }
+    await b.close();
+    await sw.close();
+  });
+
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
     // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
     const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 1024 });

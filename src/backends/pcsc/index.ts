@@ -432,6 +432,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
         return exactly(await dataCall(s.finish()), macLength(algorithm), `${info.name} MAC`);
       },
       verify: async (signature, last) => {
+        if (signature.length > longestSignature(algorithm, options.format)) {
+          await s.abort();
+          return false;
+        }
         if (last) await s.update(last);
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
       },
@@ -489,6 +493,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
         return ecdsaSignature(algorithm, options.format === 'der', await s.finish());
       },
       verify: async (signature, last) => {
+        if (signature.length > longestSignature(algorithm, options.format)) {
+          digest(last).fill(0);
+          return false;
+        }
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
         await send(s, last);
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
@@ -602,6 +610,19 @@ const isEcdsa = (spec: KeySpec): boolean => spec.use === 'signature' && SIGNATUR
 function macLength(algorithm: SignatureAlgorithm): number {
   const info = SIGNATURES[algorithm];
   return info.family === 'hmac' ? HASHES[info.hash!].outputLength : 16;
+}
+
+/**
+ * No signature or MAC longer than this can verify: the answer is false
+ * without the card, as the software SE's, where a card without extended length
+ * would have to refuse the chained VERIFY as a data length. DER: a SEQUENCE
+ * (up to 3 header bytes) of two INTEGERs of up to a field length plus a sign
+ * byte (2 header bytes each).
+ */
+function longestSignature(algorithm: SignatureAlgorithm, format: SignatureOptions['format']): number {
+  if (SIGNATURES[algorithm].family !== 'ecdsa') return macLength(algorithm);
+  const n = fieldLength(algorithm);
+  return format === 'der' ? 3 + 2 * (2 + n + 1) : 2 * n;
 }
 
 /** Coordinate (and scalar) length of an ECDSA algorithm's curve: its SEC1 point is 04 || X || Y. */
