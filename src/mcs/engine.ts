@@ -561,10 +561,13 @@ export class McsEngine {
         const a = def.bySn.get(k) ?? def.byName.get(k);
         if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
         if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
+        // The SE sets it at every CREATE: the request for it is met, and nothing is stored from it.
+        if (v === null && when === 'create' && a.nullAsksAtCreate) continue;
         if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
         if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
         if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
-        if (v === null && when === 'update' && a.create !== 'M') {
+        if (v === null && when === 'create') throw badRequest(`${a.sn} (${a.name}) cannot be null at CREATE: leave it out (null removes a value at UPDATE)`);
+        if (v === null && a.create !== 'M') {
           if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
           values.set(a.name, null);
         } else if (when === 'update' && a.append) {

@@ -53,6 +53,11 @@ export interface AttributeDef {
   maxFrom?: string;
   /** Computed: the byte length of that attribute's value (currentByteSize); never stored. */
   sizeOf?: string;
+  /**
+   * A CREATE may give it as null, which asks the SE to fill it in (TS-0004's
+   * creator); any other value there is still refused.
+   */
+  nullAsksAtCreate?: boolean;
 }
 
 /** A virtual child (clause 7.5: encrypt, decrypt, generateKey, ...): a RETRIEVE that acts on its parent. */
@@ -150,7 +155,7 @@ export const COMMON: Readonly<Record<string, AttributeDef>> = {
   et: { name: 'expirationTime', sn: 'et', access: 'RW', create: 'O', update: 'O', type: { kind: 'time' } },
   acpi: { name: 'accessControlPolicyIDs', sn: 'acpi', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
   lbl: { name: 'labels', sn: 'lbl', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
-  cr: { name: 'creator', sn: 'cr', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
+  cr: { name: 'creator', sn: 'cr', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' }, nullAsksAtCreate: true },
 };
 
 const UNIVERSAL = ['ty', 'ri', 'rn', 'pi', 'ct', 'lt'] as const;

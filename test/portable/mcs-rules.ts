@@ -80,6 +80,11 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
             else if (a.create === 'NP') fails(await create(actor(), { [a.sn]: value }), 4000, `${what} at CREATE`, /not permitted at CREATE/);
             else if (a.create === 'M') fails(await create(actor(), {}, a.sn), 4000, `${what} missing`, /mandatory at CREATE/);
             else if (!EXEMPT[what]) ok(await create(actor(), { [a.sn]: value }), 2001, `${what} at CREATE`);
+            // null at CREATE: only an attribute the SE fills in on request (creator) takes it, and shows the originator.
+            const asker = actor();
+            const askedNull = await create(asker, { [a.sn]: null });
+            if (a.nullAsksAtCreate) equal(body(ok(askedNull, 2001, `${what} null at CREATE`), root)[a.sn], asker.fr, `${what} filled in`);
+            else fails(askedNull, 4000, `${what} null at CREATE`);
             // UPDATE of a fresh resource
             const who = actor();
             const made = body(ok(await create(who, {}), 2001, `${type.name} base`), root);
