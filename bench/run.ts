@@ -1,5 +1,5 @@
 // Entry point of `senv bench` (and `node dist/bench/run.js`): runs the bench
-// modules, prints the tables, writes bench/results/<timestamp>.json and latest.json.
+// modules, prints the tables, writes the --out file or bench/results/<timestamp>.json and latest.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { benchModules } from './index.ts';
@@ -80,14 +80,18 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     records,
     findings,
   };
-  // bench/results/ of the checkout, whether this runs from bench/ or dist/bench/.
-  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
-  const dir = new URL('bench/results/', root);
-  await mkdir(dir, { recursive: true });
-  const outFile = args.out ?? new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir).pathname;
   const json = JSON.stringify(result, null, 1);
+  // --out names the one file; otherwise bench/results/ of the checkout (from bench/ or dist/bench/)
+  // keeps each run, and latest.json the last (a run given --out is not the checkout's latest).
+  let outFile = args.out;
+  if (outFile === undefined) {
+    const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
+    const dir = new URL('bench/results/', root);
+    await mkdir(dir, { recursive: true });
+    outFile = new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir).pathname;
+    await writeFile(new URL('latest.json', dir), json);
+  }
   await writeFile(outFile, json);
-  await writeFile(new URL('latest.json', dir), json);
   console.log(`\nwrote ${outFile}`);
   return records;
 }
