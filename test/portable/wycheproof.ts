@@ -1,5 +1,5 @@
 // Project Wycheproof (C2SP/wycheproof, testvectors_v1) for every primitive
-// senv implements that it covers: AES-GCM, AES-CCM, AES-CBC with PKCS#5
+// senv implements that it covers: AES-GCM and GMAC, AES-CCM, AES-CBC with PKCS#5
 // padding, AES-CMAC, HMAC-SHA-256/384/512 and ECDSA verification (DER and
 // raw signatures). Its edge cases are the ones random tests rarely reach: GCM's
 // 32-bit counter wrapping after a long nonce's GHASH, every tag bit flipped,
@@ -134,8 +134,10 @@ function noWrongPlaintext(t: WycheproofTest, opened: Uint8Array | undefined, wha
 
 // ---- AEAD: GCM and CCM ----
 
-function aeadCase(name: string, algorithm: string, mode: (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, tagLength: number) => Aead, aes192: number): PortableCase {
-  return fileCase(name, name, algorithm, aes192, () => (t, g, what, tally) => {
+/** `view` gives a test the AEAD fields (key, iv, aad, msg, ct, tag) where its file names them otherwise. */
+function aeadCase(name: string, algorithm: string, mode: (key: Uint8Array, iv: Uint8Array, aad: Uint8Array, tagLength: number) => Aead, aes192: number, view = (t: WycheproofTest) => t): PortableCase {
+  return fileCase(name, name, algorithm, aes192, () => (test, g, what, tally) => {
+    const t = view(test);
     const tagLength = g.tagSize! / 8;
     const key = bytes(t, 'key'), iv = bytes(t, 'iv'), aad = bytes(t, 'aad');
     const sealed = unhex(str(t, 'ct') + str(t, 'tag'));
@@ -215,6 +217,8 @@ function ecdsaCase(name: string, format: 'der' | 'raw'): PortableCase {
 export const wycheproofCases: PortableCase[] = [
   aeadCase('aes_gcm_test.json', 'AES-GCM', (k, iv, aad, tagLength) => gcm(k, iv, aad, { tagLength }), 103),
   aeadCase('aes_ccm_test.json', 'AES-CCM', (k, iv, aad, tagLength) => ccm(k, iv, aad, { tagLength }), 184),
+  // GMAC is GCM with the message as associated data and nothing to encrypt: the tag is the whole output.
+  aeadCase('aes_gmac_test.json', 'AES-GMAC', (k, iv, aad, tagLength) => gcm(k, iv, aad, { tagLength }), 138, (t) => ({ ...t, aad: t.msg, msg: '', ct: '' })),
   cbcCase('aes_cbc_pkcs5_test.json', 72),
   macCase('aes_cmac_test.json', 'AES-CMAC', (k, m) => cmac(k, m), 102),
   macCase('hmac_sha256_test.json', 'HMACSHA256', (k, m) => hmac('SHA-256', k, m)),
@@ -224,7 +228,9 @@ export const wycheproofCases: PortableCase[] = [
   ecdsaCase('ecdsa_secp256r1_sha512_test.json', 'der'),
   ecdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 'raw'),
   ecdsaCase('ecdsa_secp384r1_sha384_test.json', 'der'),
+  ecdsaCase('ecdsa_secp384r1_sha384_p1363_test.json', 'raw'),
   ecdsaCase('ecdsa_secp521r1_sha512_test.json', 'der'),
+  ecdsaCase('ecdsa_secp521r1_sha512_p1363_test.json', 'raw'),
 ];
 
 // ---- The same vectors through the Mcs layer (software SE) ----
@@ -288,5 +294,7 @@ export const wycheproofMcsCases: PortableCase[] = [
   mcsEcdsaCase('ecdsa_secp256r1_sha256_test.json', 33, 'der'),
   mcsEcdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 33, 'raw'),
   mcsEcdsaCase('ecdsa_secp384r1_sha384_test.json', 34, 'der'),
+  mcsEcdsaCase('ecdsa_secp384r1_sha384_p1363_test.json', 34, 'raw'),
   mcsEcdsaCase('ecdsa_secp521r1_sha512_test.json', 38, 'der'),
+  mcsEcdsaCase('ecdsa_secp521r1_sha512_p1363_test.json', 38, 'raw'),
 ];
