@@ -212,15 +212,15 @@ describe('senv virtual card', () => {
     }
   });
 
-  /** The message of the InvalidInputError a card refuses `store` with. */
-  const refusal = (store: string): string => {
+  /** The message of the error (InvalidInputError unless said) a card refuses `store` with. */
+  const refusal = (store: string, type: typeof InvalidInputError | typeof StateError = InvalidInputError): string => {
     let err: unknown;
     try {
       createVirtualCard({ store });
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err).toBeInstanceOf(type);
     return (err as Error).message;
   };
 
@@ -246,16 +246,7 @@ describe('senv virtual card', () => {
     try {
       const store = join(dir, 'card.json');
       const lock = `${store}.lock`;
-      const inUse = (pid: number) => {
-        let err: unknown;
-        try {
-          createVirtualCard({ store });
-        } catch (e) {
-          err = e;
-        }
-        expect(err).toBeInstanceOf(StateError);
-        expect((err as Error).message).toBe(`virtual card store ${store} is in use by process ${pid} (${lock})`);
-      };
+      const inUse = (pid: number) => expect(refusal(store, StateError)).toBe(`virtual card store ${store} is in use by process ${pid} (${lock})`);
       const first = await open({ store });
       const key = randomBytes(32);
       await putKey(first.t, 0x03, 25, 1, key);
