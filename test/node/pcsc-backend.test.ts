@@ -11,8 +11,10 @@ import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
-  AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, sha256, StateError,
+  AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
+import { u16 } from '../../src/apdu/tlv.ts';
+import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
 import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
@@ -502,6 +504,83 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
     await sw.close();
   });
+
+  it('a card that answers garbage: every failure is a typed SenvError, no call hangs, and after a reboot the SE computes right again', async () => {
+    const rand = prng(0x5e11);
+    const pick = (n: number) => rand(1)[0]! % n;
+    const aesK = randomBytes(16), macK = randomBytes(32), nonce = randomBytes(12), msg = randomBytes(700);
+    const pair = ecdsa('P-256').keygen();
+    const sealed = gcm(aesK, nonce).encrypt(msg);
+    let failures = 0, answered = 0;
+    for (let round = 0; round < 24; round++) {
+      const reader = new InProcessReader(round % 2 ? SHORT_LIMITS : EXTENDED_LIMITS);
+      const b = reader.backend();
+      await b.open();
+      const gk = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', aesK.slice());
+      const mk = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', macK.slice());
+      const ek = await b.importKey({ use: 'signature', algorithm: 33 }, 'secret', pair.secretKey.slice());
+      // From here on about one answer in four is the card's own, then broken: cut short, its
+      // status word replaced, a data byte changed, bytes added, or nothing but a status word.
+      reader.intercept = (apdu) => {
+        if (pick(4) !== 0) return undefined;
+        const real = reader.os.apdu(apdu);
+        const data = real.subarray(0, real.length - 2);
+        const sws = [0x9000, 0x6100 | pick(256), 0x6c00 | pick(256), 0x6300, 0x6700, 0x6a80, 0x6a88, 0x6985, 0x6f00, 0x9f00 | pick(256), rand(1)[0]! << 8 | rand(1)[0]!];
+        switch (pick(5)) {
+          case 0: return real.slice(0, pick(real.length + 1));
+          case 1: return Uint8Array.of(...data, ...u16(sws[pick(sws.length)]!));
+          case 2: {
+            const out = real.slice();
+            if (data.length) out[pick(data.length)]! ^= 1 << pick(8);
+            return out;
+          }
+          case 3: return Uint8Array.of(...data, ...rand(1 + pick(40)), ...real.subarray(real.length - 2));
+          default: return Uint8Array.from(u16(sws[pick(sws.length)]!));
+        }
+      };
+      const ops: (() => Promise<unknown>)[] = [
+        async () => (await b.digest(4)).final(msg),
+        async () => (await b.signature(25, mk, { format: 'raw', prehashed: false })).sign(msg),
+        async () => (await b.signature(25, mk, { format: 'raw', prehashed: false })).verify(hmac('SHA-256', macK, msg), msg),
+        async () => (await b.cipher(1001, gk, 'encrypt', { nonce })).final(msg),
+        async () => (await b.cipher(1001, gk, 'decrypt', { nonce })).final(sealed),
+        async () => {
+          const s = await b.cipher(1001, gk, 'decrypt', { nonce });
+          await s.update(sealed.subarray(0, 300));
+          return s.final(sealed.subarray(300));
+        },
+        async () => (await b.signature(33, ek, { format: 'der', prehashed: false })).sign(msg),
+        async () => b.random(1, 1 + pick(300)),
+        async () => b.objectStore!.write(`o${pick(3)}`, msg.subarray(0, pick(600))),
+        async () => b.objectStore!.read(`o${pick(3)}`),
+        async () => b.generateKey({ use: 'signature', algorithm: 26 }),
+      ];
+      for (let i = 0; i < 12; i++) {
+        const op = ops[pick(ops.length)]!;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the call hung')), 10_000); });
+        try {
+          await Promise.race([op(), hang]);
+          answered++;
+        } catch (e) {
+          if (!(e instanceof SenvError)) throw new Error(`round ${round} op ${i}: untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
+          failures++;
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      // A sane card again, reset: the keys on it compute what the core computes.
+      reader.intercept = undefined;
+      await b.reboot(2);
+      expect(hex(await (await b.digest(4)).final(msg))).toBe(hex(sha256(msg)));
+      expect(hex(await (await b.signature(25, mk, { format: 'raw', prehashed: false })).sign(msg))).toBe(hex(hmac('SHA-256', macK, msg)));
+      expect(hex(await (await b.cipher(1001, gk, 'decrypt', { nonce })).final(sealed))).toBe(hex(msg));
+      await b.close();
+    }
+    // Both kinds of outcome were met, or the test did not test much.
+    expect(failures).toBeGreaterThan(40);
+    expect(answered).toBeGreaterThan(20);
+  }, 120_000);
 
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
     // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
