@@ -94,14 +94,22 @@ export function parseTimestamp(s: string): number | undefined {
   return t + Math.floor(frac);
 }
 
-// Many responses in one millisecond carry the same lastModifiedTime.
+// Many responses in one millisecond carry the same lastModifiedTime, and a
+// representation formats two times in turn (creationTime, then
+// lastModifiedTime): the last two are kept, since one would miss every time.
 let lastMs = NaN;
 let lastText = '';
+let otherMs = NaN;
+let otherText = '';
 
 export function formatTimestamp(ms: number): string {
   if (ms === lastMs) return lastText;
-  lastMs = ms;
-  return (lastText = format(ms));
+  if (ms !== otherMs) {
+    otherMs = ms;
+    otherText = format(ms);
+  }
+  [lastMs, otherMs, lastText, otherText] = [otherMs, lastMs, otherText, lastText];
+  return lastText;
 }
 
 function format(ms: number): string {

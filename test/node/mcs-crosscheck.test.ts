@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import { McsEngine } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
-import { fromBase64, toBase64 } from '../../src/mcs/codec.ts';
+import { formatTimestamp, fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 
 const rnd = prng(20261122);
@@ -119,6 +119,16 @@ describe('Mcs against node:crypto', () => {
       }
     });
   }
+
+  it('oneM2M timestamps equal Date\'s ISO text, in any order of calls (the formatter keeps the last two)', () => {
+    const base = Date.UTC(2026, 10, 22, 12, 0, 0, 5);
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace('.', ',').replace('Z', '000');
+    expect(formatTimestamp(base)).toBe('20261122T120000,005000');
+    for (let i = 0; i < 2000; i++) {
+      const ms = base + (rnd(1)[0]! % 4) * 86_400_123;
+      expect(formatTimestamp(ms), `call ${i}`).toBe(iso(ms));
+    }
+  });
 
   it('<hash>, HMAC, AES-CMAC and CBC-MAC <signature> equal OpenSSL', async () => {
     const s = await session();
