@@ -229,6 +229,7 @@ export const wycheproofCases: PortableCase[] = [
   ecdsaCase('ecdsa_secp256r1_sha256_p1363_test.json', 'raw'),
   ecdsaCase('ecdsa_secp384r1_sha384_test.json', 'der'),
   ecdsaCase('ecdsa_secp384r1_sha384_p1363_test.json', 'raw'),
+  ecdsaCase('ecdsa_secp384r1_sha512_test.json', 'der'),
   ecdsaCase('ecdsa_secp521r1_sha512_test.json', 'der'),
   ecdsaCase('ecdsa_secp521r1_sha512_p1363_test.json', 'raw'),
 ];
