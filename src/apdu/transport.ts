@@ -123,6 +123,9 @@ export class LoggingLayer extends Layer {
 
 const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0x9f;
 
+/** GET RESPONSE answers in a row that announce more data and carry none before the exchange fails. */
+const MAX_IDLE_ROUNDS = 3;
+
 /**
  * Collects response data announced by 61xx (and 9Fxx, ETSI TS 102 221 for
  * UICCs) with GET RESPONSE, at most `maxRounds` times per command: a card
@@ -160,10 +163,17 @@ export class GetResponseLayer extends Layer {
       parts.push(r.data);
     };
     const cla = cmd.cla & 0x40 ? 0x40 | (cmd.cla & 0x0f) : cmd.cla & 0x03;
+    // A GET RESPONSE that brings no data yet announces more makes no progress: a card stuck that way
+    // would otherwise hold the call for every round a large result allows (65,537 for 16 MiB).
+    let idle = 0;
     try {
       for (let round = 0; ; round++) {
         let ne: number;
         if (announcesMore(r.sw)) {
+          if (fetched && r.data.length === 0 && ++idle === MAX_IDLE_ROUNDS) {
+            throw new ApduError(`${commandName(cmd)}: the card announced more data ${idle} times in a row without sending any`);
+          }
+          if (r.data.length > 0) idle = 0;
           take();
           if (total === limit) throw refuse(`announced more data after ${total} bytes`);
           // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.

@@ -158,6 +158,22 @@ describe('transport layers', () => {
     );
   });
 
+  it('a card that keeps announcing data without sending any fails after 3 empty GET RESPONSEs, whatever a large result would allow', async () => {
+    let sent = 0;
+    const stuck: ByteChannel = { transmit: async () => (sent++, fromHex('6100')) };
+    // 16 MiB allowed: 65,537 rounds of 256 bytes, which a stuck card would otherwise take one by one.
+    await expect(new GetResponseLayer(raw(stuck)).transmit({ cla: 0, ins: 0x2a, p1: 0x80, p2: 0x86, ne: 65536, most: 16 << 20 }))
+      .rejects.toThrow(/announced more data 3 times in a row without sending any/);
+    expect(sent).toBe(4);
+    // Empty answers between answers with data are not a stuck card: the count starts again.
+    const slow = scripted([
+      ['002A808600', '6100'], ['00C0000000', '6100'], ['00C0000000', '6100'], ['00C0000000', 'AA6100'],
+      ['00C0000000', '6100'], ['00C0000000', '6100'], ['00C0000000', 'BB9000'],
+    ]);
+    expect(hex((await new GetResponseLayer(raw(slow)).transmit({ cla: 0, ins: 0x2a, p1: 0x80, p2: 0x86, ne: 256 })).data)).toBe('AABB');
+    slow.done();
+  });
+
   it('a response longer than Ne is refused as it arrives; Le 00 / 0000 take as much as the stack allows', async () => {
     // [Ne, answers to the command and then to each GET RESPONSE, APDUs sent before the refusal]
     const cases: [number | undefined, string[], number][] = [
