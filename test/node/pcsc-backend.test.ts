@@ -582,6 +582,30 @@ describe('PC/SC SE backend over an in-process card', () => {
     expect(answered).toBeGreaterThan(20);
   }, 120_000);
 
+  it('a digest, MAC or signature the card keeps sending more of is refused at the first piece beyond its length, not followed for 16 MiB', async () => {
+    const { reader, b } = await openedReader();
+    const mk = await b.importKey({ use: 'signature', algorithm: 27 }, 'secret', randomBytes(64));
+    const ek = await b.generateKey({ use: 'signature', algorithm: 38 });
+    const msg = randomBytes(100);
+    const endless = (a: Uint8Array) => (a[1] === 0x2a && a[0]! & 0x10) ? undefined : (a[1] === 0x2a || a[1] === 0xc0) ? Uint8Array.of(...new Uint8Array(200).fill(7), 0x61, 0x00) : undefined;
+    const ops: [string, () => Promise<unknown>][] = [
+      ['SHA-512 digest', async () => (await b.digest(6)).final(msg)],
+      ['HMAC-SHA-512', async () => (await b.signature(27, mk, { format: 'raw', prehashed: false })).sign(msg)],
+      ['ECDSA P-521 (DER)', async () => (await b.signature(38, ek, { format: 'der', prehashed: false })).sign(msg)],
+    ];
+    for (const [what, op] of ops) {
+      const before = reader.sent.length;
+      reader.intercept = endless;
+      await expect(op(), what).rejects.toThrow(ApduError);
+      reader.intercept = undefined;
+      expect(reader.sent.length - before, `${what}: APDUs`).toBeLessThan(8);
+    }
+    // The SE serves again after a reboot.
+    await b.reboot(2);
+    expect(hex(await (await b.digest(6)).final(msg))).toBe(hex(hash('SHA-512', msg)));
+    await b.close();
+  });
+
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
     // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
     const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 1024 });

@@ -336,7 +336,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async digest(algorithm: HashAlgorithm): Promise<DigestStream> {
     if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
-    const s = this.stream(PSO.HASH, (ch) => ch.setEnvironment(CRT.HT, algorithm));
+    const s = this.stream(PSO.HASH, (ch) => ch.setEnvironment(CRT.HT, algorithm), HASHES[algorithm].outputLength);
     return {
       update: async (d) => void (await s.update(d)),
       final: async (last) => {
@@ -424,7 +424,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);
     // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
     // the last command decides between returning the MAC and verifying one.
-    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k.ref));
+    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k.ref), macLength(algorithm));
     return {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
@@ -488,7 +488,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         parts.push(copyArg(d, 'data'));
       },
       sign: async (last) => {
-        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format));
         await send(s, last);
         return ecdsaSignature(algorithm, options.format === 'der', await s.finish());
       },
@@ -497,7 +497,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
           digest(last).fill(0);
           return false;
         }
-        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup);
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, 0);
         await send(s, last);
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
       },
@@ -508,9 +508,14 @@ export class PcscBackend implements SecureEnvironmentBackend {
     };
   }
 
-  private stream(pso: number, setup: (ch: AppletChannel) => Promise<void>): LinkStream {
+  /**
+   * A stream of message links whose result is at most `most` bytes (a digest, a MAC, a signature):
+   * a card that sends more, or keeps announcing more, is refused at once rather than followed
+   * through the GET RESPONSE rounds a large result would be allowed.
+   */
+  private stream(pso: number, setup: (ch: AppletChannel) => Promise<void>, most: number): LinkStream {
     this.live();
-    return new LinkStream(this.session, this.maxPayload, { pso, setup });
+    return new LinkStream(this.session, this.maxPayload, { pso, setup, most: () => most });
   }
 
   private supported(spec: KeySpec): number {
