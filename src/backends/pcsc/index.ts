@@ -216,7 +216,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   async generateKey(spec: KeySpec): Promise<KeyHandle> {
     const alg = this.supported(spec);
     const { ref, r } = await this.inFreeSlot((slot) => ({
-      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536,
+      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536, most: PUBLIC_KEY_TEMPLATE_MAX,
     }));
     const publicKey = await this.orDelete(ref, async () => {
       if (isEcdsa(spec)) return publicPoint(r.data, alg);
@@ -544,7 +544,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   private async readPublicKey(ref: number, alg: number): Promise<Uint8Array> {
     const r = await this.session.run(() => this.session.channel0.transmit({
-      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [ref]]), ne: 65536,
+      cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [ref]]), ne: 65536, most: PUBLIC_KEY_TEMPLATE_MAX,
     }));
     return publicPoint(r.data, alg);
   }
@@ -629,6 +629,9 @@ function longestSignature(algorithm: SignatureAlgorithm, format: SignatureOption
   const n = fieldLength(algorithm);
   return format === 'der' ? 3 + 2 * (2 + n + 1) : 2 * n;
 }
+
+/** 7F49 { 86 point }: at most 2 + 3 + 1 + 3 + 133 bytes (P-521), with room to spare. */
+const PUBLIC_KEY_TEMPLATE_MAX = 256;
 
 /** Coordinate (and scalar) length of an ECDSA algorithm's curve: its SEC1 point is 04 || X || Y. */
 const fieldLength = (algorithm: number): number => (PUBLIC_KEY_LENGTHS[SIGNATURES[algorithm as SignatureAlgorithm].curve!] - 1) / 2;
