@@ -1,13 +1,16 @@
-// Thousands of random and mutated primitives: every one gets a response with
-// a client-error code (never 5000), a short m2m:dbg without key bytes, the
-// engine keeps serving correctly, the memory usage it counts returns to what
-// a fresh registration holds, and the bytes the core holds for contexts
-// and blocks return exactly to their baseline once the resources are gone
-// (no leak per request, not even one the garbage collector would reclaim).
+// Thousands of random and mutated primitives, to the software SE and to the
+// PC/SC SE over the virtual card in-process: every one gets a response with
+// a client-error code (never 5000), a short m2m:dbg without key bytes, and
+// the engine keeps serving correctly. On the software SE also: the memory
+// usage it counts returns to what a fresh registration holds, and the bytes
+// the core holds for contexts and blocks return exactly to their baseline
+// once the resources are gone (no leak per request, not even one the
+// garbage collector would reclaim).
 import { describe, expect, it } from 'vitest';
 import { coreMemoryStats, McsEngine, sha256 } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { InProcessReader } from './pcsc-helpers.ts';
 
 const KEY16 = new Uint8Array(16).fill(0x5a);
 const KEY_B64 = b64(KEY16);
@@ -83,31 +86,52 @@ const COUNT = Number(process.env.SENV_FUZZ_COUNT ?? 1500);
 const inUse = () => coreMemoryStats().inUseBytes;
 const pages = () => coreMemoryStats().memoryBytes;
 
+/**
+ * One campaign on a fresh or cleaned-up SE: the valid corpus (so mutations hit real resources),
+ * then `count` mutated primitives, each answered with an allowed code and, for an error, a short
+ * m2m:dbg without key bytes; then every originator a mutation may have registered deregisters,
+ * which releases every resource and key of the campaign.
+ */
+async function campaign(engine: McsEngine, seId: string, count: number, rand: (n: number) => number): Promise<void> {
+  const seeds = corpus(seId);
+  for (const s of seeds) await engine.send({ ...s, fr: s.fr });
+  await engine.send({ op: 1, to: seId, fr: 'CAE2', rqi: 'r2', ty: 20011, pc: { 'senv:Senv': { rn: 'reg2', sID: seId, seL: 1 } } });
+  for (let i = 0; i < count; i++) {
+    const req = mutate(seeds[rand(seeds.length)]!, rand, seId);
+    const r = await engine.send(req);
+    expect(typeof r.rsc).toBe('number');
+    if (!ALLOWED.has(r.rsc)) throw new Error(`rsc ${r.rsc} for ${JSON.stringify(req)?.slice(0, 300)}: ${JSON.stringify(r.pc)}`);
+    if (r.rsc >= 4000) {
+      const dbg = r.pc?.['m2m:dbg'];
+      expect(typeof dbg === 'string' && dbg.length > 0 && dbg.length <= 200).toBe(true);
+      expect(String(dbg)).not.toContain(KEY_B64);
+    }
+  }
+  for (const fr of EVERY_ORIGINATOR) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+}
+
+/** A mutation-picking function from the campaign's seed. */
+function chooser(seed: number): (n: number) => number {
+  const bytes = prng(seed);
+  return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
+}
+
+/** After a campaign the SE still computes right. */
+async function stillServes(engine: McsEngine, fr: string): Promise<void> {
+  const s = new Session(engine, fr);
+  await s.register('final');
+  ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: 'QUJD' } }), 2001, 'hash');
+  expect(Buffer.from(unb64(body(await s.retrieve(s.path('final', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(new TextEncoder().encode('ABC'))))).toBe(true);
+}
+
 describe('Mcs fuzz', () => {
   it('random and mutated primitives: client errors only, short dbg, no key bytes, WASM memory in use back to its baseline', async () => {
     const engine = await McsEngine.create();
     const seId = engine.seIds[0]!;
-    const seeds = corpus(seId);
-    const bytes = prng(SEED);
-    const rand = (n: number) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
+    const rand = chooser(SEED);
     const phase = async (count: number) => {
-      for (const s of seeds) await engine.send({ ...s, fr: s.fr }); // the valid baseline, so mutations hit real resources
-      await engine.send({ op: 1, to: seId, fr: 'CAE2', rqi: 'r2', ty: 20011, pc: { 'senv:Senv': { rn: 'reg2', sID: seId, seL: 1 } } });
-      for (let i = 0; i < count; i++) {
-        const req = mutate(seeds[rand(seeds.length)]!, rand, seId);
-        const r = await engine.send(req);
-        expect(typeof r.rsc).toBe('number');
-        if (!ALLOWED.has(r.rsc)) throw new Error(`rsc ${r.rsc} for ${JSON.stringify(req)?.slice(0, 300)}: ${JSON.stringify(r.pc)}`);
-        if (r.rsc >= 4000) {
-          const dbg = r.pc?.['m2m:dbg'];
-          expect(typeof dbg === 'string' && dbg.length > 0 && dbg.length <= 200).toBe(true);
-          expect(String(dbg)).not.toContain(KEY_B64);
-        }
-      }
-      // Deregistration (of every originator a mutation may have registered)
-      // releases every resource and key of a phase; a reboot drops what the
-      // SE keeps between requests (the DRBG of rngType 1).
-      for (const fr of EVERY_ORIGINATOR) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+      await campaign(engine, seId, count, rand);
+      // A reboot drops what the SE keeps between requests (the DRBG of rngType 1).
       const end = new Session(engine, 'CEND');
       const se = body(await end.register('end'), 'senv:Senv');
       // Whatever the phase's requests did, the memory usage went back with them: only this registration counts.
@@ -125,12 +149,17 @@ describe('Mcs fuzz', () => {
     await phase(COUNT);
     expect(inUse()).toBe(baseline);
     expect(pages()).toBe(settled);
+    await stillServes(engine, 'CFINAL');
+  }, Math.max(300_000, COUNT * 200));
 
-    // The engine still serves correct results after all that.
-    const s = new Session(engine, 'CFINAL');
-    await s.register('final');
-    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: 'QUJD' } }), 2001, 'hash');
-    expect(Buffer.from(unb64(body(await s.retrieve(s.path('final', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(new TextEncoder().encode('ABC'))))).toBe(true);
+  it('the same primitives against the PC/SC SE (the virtual card in-process): client errors only, short dbg, no key bytes', async () => {
+    const engine = await McsEngine.create({ backends: [new InProcessReader().backend()] });
+    const seId = engine.seIds[0]!;
+    const rand = chooser(SEED + 1);
+    await campaign(engine, seId, COUNT, rand);
+    await campaign(engine, seId, COUNT, rand);
+    await stillServes(engine, 'CFINAL');
+    await engine.close();
   }, Math.max(300_000, COUNT * 200));
 
   it('create, stream, use and delete cycles give back every byte of WASM memory (keys, expanded keys and open streams are freed)', async () => {
