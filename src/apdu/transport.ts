@@ -170,10 +170,8 @@ export class GetResponseLayer extends Layer {
       for (let round = 0; ; round++) {
         let ne: number;
         if (announcesMore(r.sw)) {
-          if (fetched && r.data.length === 0 && ++idle === MAX_IDLE_ROUNDS) {
-            throw new ApduError(`${commandName(cmd)}: the card announced more data ${idle} times in a row without sending any`);
-          }
-          if (r.data.length > 0) idle = 0;
+          idle = fetched && r.data.length === 0 ? idle + 1 : 0;
+          if (idle === MAX_IDLE_ROUNDS) throw new ApduError(`${commandName(cmd)}: the card announced more data ${idle} times in a row without sending any`);
           take();
           if (total === limit) throw refuse(`announced more data after ${total} bytes`);
           // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.

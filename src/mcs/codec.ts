@@ -104,12 +104,11 @@ let otherText = '';
 
 export function formatTimestamp(ms: number): string {
   if (ms === lastMs) return lastText;
-  if (ms !== otherMs) {
-    otherMs = ms;
-    otherText = format(ms);
-  }
-  [lastMs, otherMs, lastText, otherText] = [otherMs, lastMs, otherText, lastText];
-  return lastText;
+  if (ms === otherMs) return otherText;
+  otherMs = lastMs;
+  otherText = lastText;
+  lastMs = ms;
+  return (lastText = format(ms));
 }
 
 function format(ms: number): string {

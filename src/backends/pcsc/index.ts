@@ -433,7 +433,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       },
       verify: async (signature, last) => {
         if (signature.length > longestSignature(algorithm, options.format)) {
-          await s.abort();
+          s.abort();
           return false;
         }
         if (last) await s.update(last);
