@@ -680,6 +680,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       if (reader.IsEmpty() || !reader.IsString() || state.IsEmpty() || !state.IsNumber())
         return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
       names.push_back(reader.As<Napi::String>().Utf8Value());
+      if (names.back().find('\0') != std::string::npos) return TypeRejected(env, "getStatusChange: a reader name must not contain NUL");
       current.push_back(state.As<Napi::Number>().Uint32Value());
     }
     // Again: a getter above may have released the context (a direct caller of the addon).
@@ -715,6 +716,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     if (!Usable(env, "SCardConnect", &p)) return p;
     if (!info[0].IsString()) return TypeRejected(env, "connect: the reader name must be a string");
     auto reader = std::make_shared<std::string>(info[0].As<Napi::String>().Utf8Value());
+    // A C string ends at its first NUL: "A\0B" would connect to reader "A".
+    if (reader->find('\0') != std::string::npos) return TypeRejected(env, "connect: the reader name must not contain NUL");
     DWORD share = DwordArg(info, 1, SCARD_SHARE_SHARED);
     DWORD protocols = DwordArg(info, 2, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
     auto h = std::make_shared<Card::Handle>();

@@ -52,6 +52,16 @@ function toTyped(e: unknown): unknown {
   return e;
 }
 
+/**
+ * A reader name as pcsc-lite can take it: a C string, so one holding NUL would
+ * name the reader before the NUL (another reader than the caller's).
+ */
+function checkReader(reader: unknown): string {
+  if (typeof reader !== 'string' || reader === '') throw new InvalidInputError('reader must be a non-empty reader name');
+  if (reader.includes('\0')) throw new InvalidInputError('reader name must not contain NUL (U+0000)');
+  return reader;
+}
+
 function readerState(n: { reader: string; eventState: number; atr: Uint8Array }): ReaderState {
   const s = n.eventState;
   return {
@@ -181,7 +191,7 @@ export class PcscContext {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
     const forever = this.addon.constants.INFINITE;
     const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
-    const states = current.map((r) => ({ reader: r.reader, currentState: r.state ?? 0 }));
+    const states = current.map((r) => ({ reader: checkReader(r.reader), currentState: r.state ?? 0 }));
     const n = ++this.#waits;
     return (await this.#serial('SCardGetStatusChange', async () => {
       if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
@@ -230,7 +240,7 @@ export class PcscContext {
   }
 
   async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
-    if (typeof reader !== 'string' || reader === '') throw new InvalidInputError('reader must be a non-empty reader name');
+    checkReader(reader);
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);

@@ -3,7 +3,7 @@
 // so that importing senv never needs PC/SC.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PcscUnavailableError } from './errors.ts';
 
@@ -55,7 +55,9 @@ export const PCSC_INSTALL_HINT =
 
 // src/pcsc/ in a checkout, dist/src/pcsc/ once compiled: walk up to the package root.
 function findAddon(): string | null {
-  if (process.env.SENV_PCSC_ADDON) return process.env.SENV_PCSC_ADDON;
+  // A relative path is the caller's, from the working directory, as for any path in the environment
+  // (require() would take it from this module's directory, or "x.node" as a package name).
+  if (process.env.SENV_PCSC_ADDON) return resolve(process.env.SENV_PCSC_ADDON);
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     if (existsSync(join(dir, ADDON))) return join(dir, ADDON);

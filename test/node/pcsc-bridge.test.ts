@@ -177,6 +177,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   it('fails with typed errors: unknown reader, cancelled wait, unsupported control', async () => {
     await expectPcscError(env.ctx.connect('No Such Reader 00 00'), 'SCARD_E_UNKNOWN_READER');
     await expect(env.ctx.connect(42 as unknown as string)).rejects.toThrow(InvalidInputError);
+    // A C string ends at NUL: this name would have connected to the card's reader.
+    await expect(env.ctx.connect(`${env.slot.reader}\0x`)).rejects.toThrow(/must not contain NUL/);
+    await expect(env.ctx.getStatusChange([{ reader: `${env.slot.reader}\0x` }], 0)).rejects.toThrow(InvalidInputError);
     const [s] = await env.ctx.getStatusChange([{ reader: env.slot.reader }], 0);
     // One cancel() right after the call, before its wait started on the pool, ends it; a wait asked for
     // after the cancel is not affected.
@@ -453,6 +456,40 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       'transmit, process.exit() in the worker': alive,
       'connect, Worker#terminate()': { ...alive, out: 'calling\nalive\nexclusive\n' },
     });
+  });
+
+  it('the addon itself refuses a reader name with NUL, which pcsc-lite would cut short (direct callers of the addon)', async () => {
+    const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
+    const reader = JSON.stringify(`${env.slot.reader}\0x`);
+    const script = `const a = require(${addon}); (async () => {
+      const m = await a.Monitor.establish();
+      const out = [];
+      for (const p of [() => m.connect(${reader}, 2, 3), () => m.getStatusChange([{ reader: ${reader}, currentState: 0 }], 0)]) {
+        out.push(await p().then(() => 'resolved', (e) => e.message));
+      }
+      await m.release();
+      console.log(JSON.stringify(out));
+    })();`;
+    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    expect(JSON.parse(out)).toEqual(['connect: the reader name must not contain NUL', 'getStatusChange: a reader name must not contain NUL']);
+  });
+
+  it('SENV_PCSC_ADDON names the addon from the working directory when relative', async () => {
+    const native = fileURLToPath(new URL('../../native/', import.meta.url));
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const script = `import(${pcsc}).then((m) => console.log(m.nativeAvailable()))`;
+    const run = (addonPath: string) => {
+      const child = spawn(process.execPath, ['-e', script], { cwd: native, env: { ...process.env, NODE_OPTIONS: '', SENV_PCSC_ADDON: addonPath }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return new Promise<string>((r) => child.on('close', () => r(out.trim())));
+    };
+    expect(await run('build/Release/senv_pcsc.node')).toBe('true');
+    expect(await run('./build/Release/senv_pcsc.node')).toBe('true');
+    expect(await run('build/Release/missing.node')).toBe('false');
   });
 
   it('the addon rejects a state whose getter throws instead of aborting the process, and a refused state leaks nothing (direct callers of the addon)', async () => {
