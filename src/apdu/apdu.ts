@@ -15,9 +15,11 @@ export interface CommandApdu {
   /** Expected response length Ne (0 or absent: none expected, cases 1 and 3). 256 / 65536 mean "as much as available". */
   ne?: number;
   /**
-   * With Ne 256 / 65536: the most data the caller can take in all, when it
-   * knows (a cipher's output for the message so far); the transport's own
-   * cap (GetResponseLayer) otherwise.
+   * The most data the caller can take in all, when it knows (a cipher's
+   * output for the message so far): with Ne 256 / 65536 ("as much as
+   * available") it takes the place of the transport's own cap
+   * (GetResponseLayer), with another Ne it can only lower it, and the Le a
+   * card asks for in 6Cxx may not exceed it.
    */
   most?: number;
   /**

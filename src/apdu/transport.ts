@@ -148,7 +148,10 @@ export class GetResponseLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
-    const limit = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? cmd.most ?? this.maxTotal : asked;
+    // `most` replaces the transport's cap when Ne asks for all there is (it may be larger: a cipher's
+    // whole output) and can only lower an exact Ne (a command re-sent after 6Cxx keeps its bound).
+    const max = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE;
+    const limit = max ? cmd.most ?? this.maxTotal : Math.min(asked, cmd.most ?? Infinity);
     // A caller that knows how much may come allows the rounds that takes in the pieces the card sends.
     const piece = Math.max(1, Math.min(this.piece, this.inner.maxResponseData));
     const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / piece) + 1);
@@ -201,13 +204,19 @@ export class GetResponseLayer extends Layer {
 /**
  * Re-sends a command once with the Ne the card asked for in 6Cxx. It sits
  * above GetResponseLayer, which answers the 6Cxx of its own GET RESPONSEs, so
- * what reaches it is always about the command itself.
+ * what reaches it is always about the command itself. The card's Le may only
+ * lower what the command allows: a larger one is refused (the command's Ne
+ * and `most` bound the answer, whatever the card asks for).
  */
 export class LeCorrectionLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     const r = await this.inner.transmit(cmd);
     if (r.sw >> 8 !== 0x6c) return r;
-    return this.inner.transmit({ ...cmd, ne: r.sw & 0xff || 256 });
+    const ne = r.sw & 0xff || 256;
+    const asked = cmd.ne ?? 0;
+    const allowed = Math.min(asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? Infinity : asked, cmd.most ?? Infinity);
+    if (ne > allowed) throw new ApduError(`${commandName(cmd)}: the card asked for Le ${ne}, more than the ${allowed} bytes the command allows`);
+    return this.inner.transmit({ ...cmd, ne });
   }
 }
 

@@ -244,6 +244,23 @@ describe('transport layers', () => {
     ch.done();
   });
 
+  it('6Cxx cannot raise what a command allows: a larger Le than its Ne or its `most` is refused, nothing re-sent', async () => {
+    for (const [cmd, sw, allowed] of [
+      [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 16 }, '6C20', 16],
+      [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256, most: 32 }, '6C00', 32],
+      [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 65536, most: 64 }, '6CFF', 64],
+    ] as const) {
+      const ch = scripted([[hex(encodeCommand({ ...cmd, ne: Math.min(cmd.ne, 256) })), sw]]);
+      await expect(new LeCorrectionLayer(raw(ch)).transmit(cmd)).rejects.toThrow(new RegExp(`more than the ${allowed} bytes the command allows`));
+      ch.done();
+    }
+    // Through the default stack: a 6Cxx within `most`, then a card that sends more than it said, is cut at `most`.
+    const ch = scripted([['00B0000000', '6C20'], ['00B0000020', `${'11'.repeat(40)}9000`]]);
+    const { transport } = createTransport(ch, { extended: false });
+    await expect(transport.transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256, most: 32 })).rejects.toThrow(ApduError);
+    ch.done();
+  });
+
   it('chains long data with CLA b5 when extended length is unavailable', async () => {
     const data = bytes(600);
     const link = (from: number, to: number) => hex(data.subarray(from, to));
