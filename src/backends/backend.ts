@@ -166,7 +166,8 @@ export interface SignatureStream {
 /** Sensitive data kept by the device itself (e.g. PUT DATA / GET DATA on a card). */
 export interface ObjectStore {
   write(id: string, data: Uint8Array): Promise<void>;
-  read(id: string): Promise<Uint8Array>;
+  /** `length`: how many bytes were written, when the caller knows; a device that answers otherwise fails the read. */
+  read(id: string, length?: number): Promise<Uint8Array>;
   remove(id: string): Promise<void>;
 }
 

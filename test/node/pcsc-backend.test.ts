@@ -607,6 +607,43 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  it('a data object comes back at the length written: a card that sends more is stopped at the first piece beyond it, one that sends less refused', async () => {
+    const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 256 });
+    const data = new Uint8Array(40).fill(0x5c);
+    await b.objectStore.write('x', data);
+    expect(hex(await b.objectStore.read('x', 40))).toBe(hex(data));
+    const getObject = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02;
+    const cases: [string, () => Uint8Array][] = [
+      ['longer', () => Uint8Array.of(...new Uint8Array(41).fill(1), 0x90, 0x00)],
+      ['shorter', () => Uint8Array.of(...new Uint8Array(39).fill(1), 0x90, 0x00)],
+      ['endless 61xx', () => Uint8Array.of(...new Uint8Array(200).fill(7), 0x61, 0x00)],
+    ];
+    for (const [what, answer] of cases) {
+      const before = reader.sent.length;
+      reader.intercept = (a) => (getObject(a) || a[1] === 0xc0 ? answer() : undefined);
+      await expect(b.objectStore.read('x', 40), what).rejects.toThrow(ApduError);
+      reader.intercept = undefined;
+      expect(reader.sent.length - before, `${what}: APDUs`).toBeLessThan(4);
+    }
+    await b.close();
+    // Through Mcs: a RETRIEVE of the <sensitiveDataObject> answers 5000 with a short dbg and none of the bytes.
+    const engine = await McsEngine.create({ backends: [reader.backend()] });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(data) } }), 2001, 'sdo');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'read'), 'senv:Sdo').msg as string)).toEqual(data);
+      reader.intercept = (a) => (getObject(a) ? Uint8Array.of(...new Uint8Array(64).fill(0x5c), 0x90, 0x00) : undefined);
+      const r = await s.retrieve(s.path('reg', 'd'));
+      reader.intercept = undefined;
+      expect(r.rsc).toBe(5000);
+      expect(JSON.stringify(r)).not.toContain(b64(data.subarray(0, 12)));
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'read again'), 'senv:Sdo').msg as string)).toEqual(data);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
     // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
     const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 1024 });

@@ -18,7 +18,7 @@ import { AuthenticationError, InvalidValueError, LengthError, PaddingError, Stat
 import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
-import { CardSession, type AppletChannel, type CardInfo } from './session.ts';
+import { CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { CardObjectStore } from './objects.ts';
 import { HASH_NAMES } from '../software/digest.ts';
@@ -603,12 +603,6 @@ async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8A
 // result. Card faults are ApduError (5000 over Mcs), never StateError (4005).
 
 /** `out` when it has exactly `n` bytes; else ApduError, with `out` zeroized (it may be secret). */
-function exactly(out: Uint8Array, n: number, what: string): Uint8Array {
-  if (out.length === n) return out;
-  out.fill(0);
-  throw new ApduError(`the card returned ${out.length} bytes of ${what} instead of ${n}`);
-}
-
 const isEcdsa = (spec: KeySpec): boolean => spec.use === 'signature' && SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa';
 
 /** HMAC: the hash's whole output (the profile truncates nothing); CMAC and CBC-MAC: one AES block. */

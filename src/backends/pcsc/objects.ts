@@ -7,7 +7,7 @@ import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { StateError } from '../../core/errors.ts';
 import type { ObjectStore } from '../backend.ts';
-import type { CardSession } from './session.ts';
+import { exactly, type CardSession } from './session.ts';
 
 const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
@@ -36,11 +36,13 @@ export class CardObjectStore implements ObjectStore {
     });
   }
 
-  read(id: string): Promise<Uint8Array> {
+  read(id: string, length?: number): Promise<Uint8Array> {
     return this.session.run(async () => {
       const n = (await this.load()).get(id);
       if (n === undefined) throw new StateError(`no data object '${id}' on the card`);
-      return this.get(n);
+      if (length === undefined) return this.get(n);
+      // What was written is what comes back: a card that sends more is stopped at the first piece beyond it.
+      return exactly(await this.get(n, length), length, `data object '${id.slice(0, 80)}'`);
     });
   }
 
@@ -84,7 +86,7 @@ export class CardObjectStore implements ObjectStore {
     await this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1, p2, data, secret: true });
   }
 
-  private async get(n: number): Promise<Uint8Array> {
-    return (await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.OBJECT, p2: n, ne: 65536, secret: true })).data;
+  private async get(n: number, most?: number): Promise<Uint8Array> {
+    return (await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.OBJECT, p2: n, ne: 65536, most, secret: true })).data;
   }
 }

@@ -402,3 +402,10 @@ export function parseFci(fci: Uint8Array): CardInfo {
     serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
   };
 }
+
+/** A card's answer of a length the host knows: anything else is zeroized and refused. */
+export function exactly(out: Uint8Array, n: number, what: string): Uint8Array {
+  if (out.length === n) return out;
+  out.fill(0);
+  throw new ApduError(`the card returned ${out.length} bytes of ${what} instead of ${n}`);
+}

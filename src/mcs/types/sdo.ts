@@ -36,8 +36,9 @@ export const sensitiveDataObjectType: ResourceType = {
     create: (ctx, res) => store(ctx, res, res.attrs),
     update: (ctx, res, changes) => store(ctx, res, changes),
     async retrieve(ctx, res) {
-      if (!(res.attrs.get('sensitiveData') instanceof DeviceData)) return;
-      return new Map([['sensitiveData', await ctx.host.backend.objectStore!.read(res.ri)]]);
+      const held = res.attrs.get('sensitiveData');
+      if (!(held instanceof DeviceData)) return;
+      return new Map([['sensitiveData', await ctx.host.backend.objectStore!.read(res.ri, held.size)]]);
     },
     async delete(ctx, res) {
       if (res.attrs.get('sensitiveData') instanceof DeviceData) await ctx.host.backend.objectStore!.remove(res.ri);
