@@ -123,6 +123,9 @@ export class LoggingLayer extends Layer {
 
 const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0x9f;
 
+/** Ne 256 / 65536 (Le 00 / 0000): as much as the card has. */
+const allAvailable = (ne: number): boolean => ne === SHORT_MAX_NE || ne === EXTENDED_MAX_NE;
+
 /** GET RESPONSE answers in a row that announce more data and carry none before the exchange fails. */
 const MAX_IDLE_ROUNDS = 3;
 
@@ -150,8 +153,7 @@ export class GetResponseLayer extends Layer {
     const asked = cmd.ne ?? 0;
     // `most` replaces the transport's cap when Ne asks for all there is (it may be larger: a cipher's
     // whole output) and can only lower an exact Ne (a command re-sent after 6Cxx keeps its bound).
-    const max = asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE;
-    const limit = max ? cmd.most ?? this.maxTotal : Math.min(asked, cmd.most ?? Infinity);
+    const limit = allAvailable(asked) ? cmd.most ?? this.maxTotal : Math.min(asked, cmd.most ?? Infinity);
     // A caller that knows how much may come allows the rounds that takes in the pieces the card sends.
     const piece = Math.max(1, Math.min(this.piece, this.inner.maxResponseData));
     const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / piece) + 1);
@@ -214,7 +216,7 @@ export class LeCorrectionLayer extends Layer {
     if (r.sw >> 8 !== 0x6c) return r;
     const ne = r.sw & 0xff || 256;
     const asked = cmd.ne ?? 0;
-    const allowed = Math.min(asked === SHORT_MAX_NE || asked === EXTENDED_MAX_NE ? Infinity : asked, cmd.most ?? Infinity);
+    const allowed = Math.min(allAvailable(asked) ? Infinity : asked, cmd.most ?? Infinity);
     if (ne > allowed) throw new ApduError(`${commandName(cmd)}: the card asked for Le ${ne}, more than the ${allowed} bytes the command allows`);
     return this.inner.transmit({ ...cmd, ne });
   }

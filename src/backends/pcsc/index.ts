@@ -602,7 +602,6 @@ async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8A
 // comes back where a signature was asked for), must not reach the caller as a
 // result. Card faults are ApduError (5000 over Mcs), never StateError (4005).
 
-/** `out` when it has exactly `n` bytes; else ApduError, with `out` zeroized (it may be secret). */
 const isEcdsa = (spec: KeySpec): boolean => spec.use === 'signature' && SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa';
 
 /** HMAC: the hash's whole output (the profile truncates nothing); CMAC and CBC-MAC: one AES block. */

@@ -403,7 +403,7 @@ export function parseFci(fci: Uint8Array): CardInfo {
   };
 }
 
-/** A card's answer of a length the host knows: anything else is zeroized and refused. */
+/** `out` when it has exactly `n` bytes; else ApduError, with `out` zeroized (it may be secret). */
 export function exactly(out: Uint8Array, n: number, what: string): Uint8Array {
   if (out.length === n) return out;
   out.fill(0);
