@@ -123,8 +123,16 @@ export class LoggingLayer extends Layer {
 
 const announcesMore = (sw: number): boolean => sw >> 8 === 0x61 || sw >> 8 === 0x9f;
 
-/** Ne 256 / 65536 (Le 00 / 0000): as much as the card has. */
-const allAvailable = (ne: number): boolean => ne === SHORT_MAX_NE || ne === EXTENDED_MAX_NE;
+/**
+ * The most data a command may bring back: `cap` when its Ne asks for all the
+ * card has (256 / 65536, Le 00 / 0000), or the command's `most` in its place
+ * (it may be larger: a cipher's whole output); an exact Ne, which `most` can
+ * only lower (a command re-sent after 6Cxx keeps its bound); 0 for no Ne.
+ */
+function bound(cmd: CommandApdu, cap: number): number {
+  const ne = cmd.ne ?? 0;
+  return ne === SHORT_MAX_NE || ne === EXTENDED_MAX_NE ? cmd.most ?? cap : Math.min(ne, cmd.most ?? Infinity);
+}
 
 /** GET RESPONSE answers in a row that announce more data and carry none before the exchange fails. */
 const MAX_IDLE_ROUNDS = 3;
@@ -151,9 +159,7 @@ export class GetResponseLayer extends Layer {
   async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
-    // `most` replaces the transport's cap when Ne asks for all there is (it may be larger: a cipher's
-    // whole output) and can only lower an exact Ne (a command re-sent after 6Cxx keeps its bound).
-    const limit = allAvailable(asked) ? cmd.most ?? this.maxTotal : Math.min(asked, cmd.most ?? Infinity);
+    const limit = bound(cmd, this.maxTotal);
     // A caller that knows how much may come allows the rounds that takes in the pieces the card sends.
     const piece = Math.max(1, Math.min(this.piece, this.inner.maxResponseData));
     const rounds = cmd.most === undefined ? this.maxRounds : Math.max(this.maxRounds, Math.ceil(cmd.most / piece) + 1);
@@ -215,8 +221,7 @@ export class LeCorrectionLayer extends Layer {
     const r = await this.inner.transmit(cmd);
     if (r.sw >> 8 !== 0x6c) return r;
     const ne = r.sw & 0xff || 256;
-    const asked = cmd.ne ?? 0;
-    const allowed = Math.min(allAvailable(asked) ? Infinity : asked, cmd.most ?? Infinity);
+    const allowed = bound(cmd, Infinity);
     if (ne > allowed) throw new ApduError(`${commandName(cmd)}: the card asked for Le ${ne}, more than the ${allowed} bytes the command allows`);
     return this.inner.transmit({ ...cmd, ne });
   }
