@@ -17,6 +17,7 @@ import { u16 } from '../../src/apdu/tlv.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
+import { InvalidInputError } from '../../src/core/errors.ts';
 import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
 import type { KeyStore } from '../../src/virtual-card/index.ts';
@@ -642,6 +643,24 @@ describe('PC/SC SE backend over an in-process card', () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it('the data-object directory (FE) is read with its own cap: a card that streams more is stopped at the first piece beyond it', async () => {
+    const { reader, b } = await openedReader(EXTENDED_LIMITS);
+    const getDirectory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe;
+    let pieces = 0;
+    // 30,000 bytes a piece, always "more to come": the transport alone would take 64 rounds (about 2 MB).
+    reader.intercept = (a) => ((getDirectory(a) || a[1] === 0xc0) && ++pieces ? Uint8Array.of(...new Uint8Array(30_000).fill(0xe0), 0x61, 0x00) : undefined);
+    await expect(b.objectStore.read('x', 4)).rejects.toThrow(ApduError);
+    expect(pieces).toBeLessThan(3);
+    reader.intercept = undefined;
+    // Nothing was kept from the refused answer: the next call reads the real (empty) directory.
+    await expect(b.objectStore.read('x', 4)).rejects.toThrow(/no data object 'x'/);
+    // The directory cannot outgrow the cap: an ID longer than the engine's resource IDs is refused before anything is written.
+    await expect(b.objectStore.write('y'.repeat(65), new Uint8Array(1))).rejects.toThrow(InvalidInputError);
+    await b.objectStore.write('y'.repeat(64), Uint8Array.of(9));
+    expect(hex(await b.objectStore.read('y'.repeat(64), 1))).toBe('09');
+    await b.close();
   });
 
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {

@@ -5,12 +5,16 @@
 import { StatusWordError } from '../../apdu/errors.ts';
 import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
-import { StateError } from '../../core/errors.ts';
+import { InvalidInputError, StateError } from '../../core/errors.ts';
 import type { ObjectStore } from '../backend.ts';
 import { exactly, type CardSession } from './session.ts';
 
 const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
+/** Object IDs are the engine's resource IDs (about 20 characters); the bound keeps the directory's size known. */
+const MAX_ID = 64;
+/** The directory at its fullest (every object 01-FD named, IDs of MAX_ID bytes): E0 { 80 id, 81 n } per entry. */
+const DIRECTORY_MOST = (DIRECTORY - 1) * (2 + 2 + MAX_ID + 3);
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -24,6 +28,7 @@ export class CardObjectStore implements ObjectStore {
       const dir = await this.load();
       let n = dir.get(id);
       if (n === undefined) {
+        if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
         const used = new Set(dir.values());
         n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
         if (n === undefined) throw new StateError('no free data object on the card');
@@ -61,7 +66,8 @@ export class CardObjectStore implements ObjectStore {
     if (this.directory) return this.directory;
     const dir = new Map<string, number>();
     try {
-      for (const e of decodeTlvs(await this.get(DIRECTORY))) {
+      // The host writes the directory, so it knows how large it can be: a card that sends more is stopped there.
+      for (const e of decodeTlvs(await this.get(DIRECTORY, DIRECTORY_MOST))) {
         if (e.tag !== ENTRY) continue;
         const t = decodeTlvs(e.value);
         const id = findTlv(t, 0x80);
