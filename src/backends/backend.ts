@@ -44,6 +44,11 @@ export interface BackendDescription {
   model: string;
   firmwareVersion: string;
   softwareVersion: string;
+  /**
+   * What the SE runs on (deviceInfo `hwv`, mandatory in TS-0001 D.8): a card's ATR, or that a
+   * software SE has no hardware of its own. A backend without it shows "unknown".
+   */
+  hardwareVersion?: string;
   /** Where the bytes of each supported rngType come from, in plain words (reported on <SE> deviceInfo). */
   rngSources: Partial<Record<RngType, string>>;
 }

@@ -109,6 +109,7 @@ export class InProcessReader {
         return this.intercept?.(apdu) ?? this.os.apdu(apdu);
       },
       transaction: async <T>(fn: () => Promise<T>) => fn(),
+      status: async () => ({ reader: 'in-process', state: 0, protocol: 'T1', atr: this.os.atr() }),
       reset: async (kind: 'cold' | 'warm') => this.os.power(kind),
       disconnect: async (end?: string) => {
         this.disconnects++;

@@ -101,6 +101,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       model: `card in ${this.reader}`,
       firmwareVersion: `senv applet ${info?.version ?? '?'}`,
       softwareVersion: '0.1.0',
+      hardwareVersion: this.session.atr ? `ATR ${hex(this.session.atr)}` : 'unknown (no ATR read)',
       rngSources: { 1: 'GET CHALLENGE: the card\'s random number generator', 2: 'GET CHALLENGE: the card\'s random number generator' },
     };
   }

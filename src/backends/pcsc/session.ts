@@ -67,6 +67,8 @@ export class AppletChannel {
 
 export class CardSession {
   info: CardInfo | undefined;
+  /** The card's answer to reset as the reader reported it at the last connection (deviceInfo's hardware version). */
+  atr: Uint8Array | undefined;
   private ctx: PcscContext | undefined;
   private ownsContext = false;
   private card: PcscCard | undefined;
@@ -310,6 +312,8 @@ export class CardSession {
       }
       this.useStack(info.maxCommandData > 255, info.maxCommandData, info.maxResponseData);
       this.info = info;
+      // Descriptive only: a reader that cannot report it leaves the card as usable as before.
+      this.atr = await this.card.status().then((s) => s.atr.slice(), () => undefined);
     } catch (e) {
       // run() connects only when there is no basic channel: a half-made session
       // would hold the card for good and answer every call with 6D00.

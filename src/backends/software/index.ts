@@ -44,6 +44,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       model: 'software SE on the senv WASM core',
       firmwareVersion: `core ABI ${core().info.abiVersion}`,
       softwareVersion: '0.1.0',
+      hardwareVersion: 'none: a software SE on the host CPU',
       rngSources: RNG_SOURCES,
     };
     this.capabilities = {

@@ -29,6 +29,7 @@ export const deviceInfoType: ResourceType = {
     { name: 'deviceType', sn: 'dty', ...RO, type: { kind: 'string' } },
     { name: 'firmwareVersion', sn: 'fwv', ...RO, type: { kind: 'string' } },
     { name: 'softwareVersion', sn: 'swv', ...RO, type: { kind: 'string' } },
+    { name: 'hardwareVersion', sn: 'hwv', ...RO, type: { kind: 'string' } },
     // Where random bytes come from, per rngType: a software SE has no physical RNG and says so here.
     { name: 'description', sn: 'dc', ...RO, type: { kind: 'string' } },
   ],
@@ -42,7 +43,7 @@ export const deviceInfoType: ResourceType = {
       for (const [k, v] of Object.entries({
         mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
         deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
-        softwareVersion: d.softwareVersion, description: rng,
+        softwareVersion: d.softwareVersion, hardwareVersion: d.hardwareVersion ?? 'unknown', description: rng,
       })) res.attrs.set(k, v);
     },
   },
