@@ -45,7 +45,7 @@ export interface BackendDescription {
   firmwareVersion: string;
   softwareVersion: string;
   /**
-   * What the SE runs on (deviceInfo `hwv`, mandatory in TS-0001 D.8): a card's ATR, or that a
+   * What the SE runs on (deviceInfo `hwv`, with `fwv` and `swv` among TS-0001 D.8's identification attributes): a card's ATR, or that a
    * software SE has no hardware of its own. A backend without it shows "unknown".
    */
   hardwareVersion?: string;

@@ -649,8 +649,12 @@ describe('PC/SC SE backend over an in-process card', () => {
     const { reader, b } = await openedReader(EXTENDED_LIMITS);
     const getDirectory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe;
     let pieces = 0;
-    // 30,000 bytes a piece, always "more to come": the transport alone would take 64 rounds (about 2 MB).
-    reader.intercept = (a) => ((getDirectory(a) || a[1] === 0xc0) && ++pieces ? Uint8Array.of(...new Uint8Array(30_000).fill(0xe0), 0x61, 0x00) : undefined);
+    // 30,000 bytes a piece, always "more to come": the transport alone reads up to its 16 MiB cap (560 pieces).
+    reader.intercept = (a) => {
+      if (!getDirectory(a) && a[1] !== 0xc0) return undefined;
+      pieces++;
+      return Uint8Array.of(...new Uint8Array(30_000).fill(0xe0), 0x61, 0x00);
+    };
     await expect(b.objectStore.read('x', 4)).rejects.toThrow(ApduError);
     expect(pieces).toBeLessThan(3);
     reader.intercept = undefined;

@@ -47,7 +47,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         assert(Array.isArray(se.srt) && (se.srt as number[]).includes(20004), 'srt lists hash');
         const dvi = body(ok(await s.retrieve(s.path('reg', 'deviceInfo')), 2000, 'deviceInfo'), 'm2m:dvi');
         equal(dvi.mgd, 1007, 'deviceInfo mgd');
-        // What TS-0001 D.8 makes mandatory (multiplicity 1): every one present, as text.
+        // TS-0001 D.8's identification attributes (label, manufacturer, model, type, firmware, software and hardware versions): every one present, as text.
         for (const sn of ['dlb', 'man', 'mod', 'dty', 'fwv', 'swv', 'hwv']) assert(typeof dvi[sn] === 'string' && (dvi[sn] as string).length > 0, `deviceInfo ${sn}`);
         equal(dvi.hwv, info.hardwareVersion, 'deviceInfo hwv: what the backend runs on');
         assert(typeof dvi.dc === 'string' && /rngType/.test(dvi.dc), 'deviceInfo says where random bytes come from');
