@@ -13,7 +13,7 @@ const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
 /** Object IDs are the engine's resource IDs (about 20 characters); the bound keeps the directory's size known. */
 const MAX_ID = 64;
-/** The directory at its fullest (every object 01-FD named, IDs of MAX_ID bytes): E0 { 80 id, 81 n } per entry. */
+/** The directory at its fullest (every object 01-FD named, IDs of MAX_ID bytes): E0 { 80 id, 81 n } per entry, one-byte TLV lengths while MAX_ID < 123. */
 const DIRECTORY_MOST = (DIRECTORY - 1) * (2 + 2 + MAX_ID + 3);
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
