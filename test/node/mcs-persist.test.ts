@@ -188,6 +188,33 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('[deviceInfo] after a restart describes the device as its backend does now (new firmware, another senv), not as at registration', async () => {
+    const dir = tempDir();
+    const uniqueId = 'dd'.repeat(16);
+    // Another version of the SE behind the same M2M-SE-ID: new firmware, and no hardwareVersion at all.
+    class Upgraded extends SoftwareBackend {
+      override readonly description = { ...new SoftwareBackend({ uniqueId }).description, firmwareVersion: 'core ABI 99', softwareVersion: '9.9.9', hardwareVersion: undefined };
+    }
+    const dvi = async (s: Session) => body(ok(await s.retrieve(s.path('reg', 'deviceInfo')), 2000, 'deviceInfo'), 'm2m:dvi');
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new SoftwareBackend({ uniqueId })] });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const before = await dvi(s);
+      expect(before.swv).toBe('0.1.0');
+      await e1.close();
+
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new Upgraded({ uniqueId })] });
+      const after = await dvi(new Session(e2, 'CAE1'));
+      expect({ fwv: after.fwv, swv: after.swv, hwv: after.hwv }).toEqual({ fwv: 'core ABI 99', swv: '9.9.9', hwv: 'unknown' });
+      // The same resource, restored: only what the device says of itself moved.
+      expect({ ...after, fwv: 0, swv: 0, hwv: 0 }).toEqual({ ...before, fwv: 0, swv: 0, hwv: 0 });
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('SIGKILL at random moments: every acknowledged write survives and the store opens', async () => {
     const dir = tempDir();
     const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));

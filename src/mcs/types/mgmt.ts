@@ -38,16 +38,28 @@ export const deviceInfoType: ResourceType = {
   systemOnly: true,
   hooks: {
     async create(ctx, res) {
-      const d = ctx.host.backend.description;
-      const rng = Object.entries(d.rngSources).map(([t, s]) => `rngType ${t}: ${s}`).join('; ');
-      for (const [k, v] of Object.entries({
-        mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
-        deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
-        softwareVersion: d.softwareVersion, hardwareVersion: d.hardwareVersion ?? 'unknown', description: rng,
-      })) res.attrs.set(k, v);
+      describeDevice(ctx, res);
+    },
+    async retrieve(ctx, res) {
+      describeDevice(ctx, res);
     },
   },
 };
+
+/**
+ * The device as its backend describes it now, not as it was at registration:
+ * a card's new firmware or ATR, or a newer senv over an old data directory
+ * (whose records may lack an attribute added since), shows at the next RETRIEVE.
+ */
+function describeDevice(ctx: Context, res: Resource): void {
+  const d = ctx.host.backend.description;
+  const rng = Object.entries(d.rngSources).map(([t, s]) => `rngType ${t}: ${s}`).join('; ');
+  for (const [k, v] of Object.entries({
+    mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
+    deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
+    softwareVersion: d.softwareVersion, hardwareVersion: d.hardwareVersion ?? 'unknown', description: rng,
+  })) res.attrs.set(k, v);
+}
 
 export const memoryType: ResourceType = {
   ty: MGMT,
