@@ -3,29 +3,54 @@
 // may do everything with it; anyone else needs a privilege in the first
 // accessControlPolicyIDs found from the resource upwards. Virtual resources
 // are checked on their parent. An <accessControlPolicy> itself is governed
-// by its selfPrivileges.
+// by its selfPrivileges, and so is pointing a resource at other policies:
+// a privilege to UPDATE a resource must not let its holder swap the policy
+// that granted it for one of its own (TS-0001: a change of acpi needs UPDATE
+// in the selfPrivileges of the policies it names).
 import type { Resource } from './resource.ts';
 import { ACP_TY, grants, type AccessRule } from './types/acp.ts';
 
 export const OP_BITS = { 1: 1, 2: 2, 3: 4, 4: 8 } as const;
 
-export function isAllowed(res: Resource, originator: string, opBit: number, lookup: (ri: string) => Resource | undefined): boolean {
-  // A type without acpi of its own (<algorithmSpecificParameter>: "shall inherit the same access
-  // control policies of the parent <cipher>", clause 7.5.1.5) is its parent's entirely: its own
-  // creator counts for nothing once the parent's policy no longer grants it.
-  while (res.ty !== ACP_TY && res.parent && !res.def.byName.has('accessControlPolicyIDs')) res = res.parent;
-  for (let r: Resource | undefined = res; r; r = r.parent) if (r.creator === originator) return true;
+type Lookup = (ri: string) => Resource | undefined;
+
+export function isAllowed(res: Resource, originator: string, opBit: number, lookup: Lookup): boolean {
+  res = governing(res);
+  if (createdBy(res, originator)) return true;
   if (res.ty === ACP_TY) return grants(rulesOf(res, 'selfPrivileges'), originator, opBit);
+  return policiesInForce(res, lookup).some((acp) => grants(rulesOf(acp, 'privileges'), originator, opBit));
+}
+
+/** Whether the originator may change which policies govern `res` (its accessControlPolicyIDs). */
+export function mayRepoint(res: Resource, originator: string, lookup: Lookup): boolean {
+  res = governing(res);
+  return createdBy(res, originator) || policiesInForce(res, lookup).some((acp) => grants(rulesOf(acp, 'selfPrivileges'), originator, OP_BITS[3]));
+}
+
+/**
+ * The resource whose policies apply: a type without acpi of its own
+ * (<algorithmSpecificParameter>: "shall inherit the same access control
+ * policies of the parent <cipher>", clause 7.5.1.5) is its parent's
+ * entirely, its own creator counting for nothing once the parent's policy
+ * no longer grants it.
+ */
+function governing(res: Resource): Resource {
+  while (res.ty !== ACP_TY && res.parent && !res.def.byName.has('accessControlPolicyIDs')) res = res.parent;
+  return res;
+}
+
+function createdBy(res: Resource, originator: string): boolean {
+  for (let r: Resource | undefined = res; r; r = r.parent) if (r.creator === originator) return true;
+  return false;
+}
+
+/** The <accessControlPolicy> resources of the first non-empty acpi from `res` upwards. */
+function policiesInForce(res: Resource, lookup: Lookup): Resource[] {
   for (let r: Resource | undefined = res; r; r = r.parent) {
     const ids = r.attrs.get('accessControlPolicyIDs') as string[] | undefined;
-    if (ids && ids.length) {
-      return ids.some((id) => {
-        const acp = lookup(id);
-        return acp !== undefined && acp.ty === ACP_TY && grants(rulesOf(acp, 'privileges'), originator, opBit);
-      });
-    }
+    if (ids && ids.length) return ids.map(lookup).filter((acp): acp is Resource => acp !== undefined && acp.ty === ACP_TY);
   }
-  return false;
+  return [];
 }
 
 function rulesOf(acp: Resource, name: string): AccessRule[] {

@@ -9,7 +9,7 @@
 import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { SoftwareBackend } from '../backends/software/index.ts';
 import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
-import { isAllowed, OP_BITS } from './access.ts';
+import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
 import type { Context } from './context.ts';
 import { SeHost, type Target } from './host.ts';
@@ -240,7 +240,9 @@ export class McsEngine {
   /** Checks that hold for every operation, then runs it (throws synchronously for those checks). */
   #handle(ctx: Context, req: McsRequest, binary: boolean): McsResponse | Promise<McsResponse> {
     const { host } = ctx;
-    const registering = req.op === 1 && req.ty === SE_TY;
+    // A registration is a CREATE <SE> at the M2M-SE-ID itself (#route matched it at the start of
+    // `to`): an unregistered originator learns nothing of any other address.
+    const registering = req.op === 1 && req.ty === SE_TY && req.to.length - (req.to.charCodeAt(0) === SLASH ? 1 : 0) === host.seId.length;
     if (!registering && !host.registrationOf(req.fr)) {
       if (host.failed) throw outOfService(host);
       throw new McsError(RSC.ORIGINATOR_HAS_NOT_REGISTERED, 'originator is not registered with this SE: CREATE an <SE> first');
@@ -260,18 +262,18 @@ export class McsEngine {
   async #create(ctx: Context, req: McsRequest, target: Target, binary: boolean): Promise<McsResponse> {
     const { host } = ctx;
     const ty = req.ty!;
+    // Privilege first: an originator without it learns nothing of what the parent would accept
+    // (a virtual resource's is its parent's).
+    const parent = ty === SE_TY ? undefined : target.res ?? host.registrationOf(ctx.originator)!;
+    if (parent) this.#authorize(ctx, parent, 1);
     if (NOT_YET_IMPLEMENTED[ty]) throw new McsError(RSC.NOT_IMPLEMENTED, `<${NOT_YET_IMPLEMENTED[ty]}> is not implemented yet`);
     if (ty === 13) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
     const def = CREATABLE.get(ty);
     if (!def) throw badRequest(`unknown resource type ${ty}`);
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `CREATE is not allowed on virtual resource ${target.virtual.name}`);
-    let parent: Resource | undefined;
-    if (ty === SE_TY) {
+    if (!parent) {
       if (target.res) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
     } else {
-      parent = target.res ?? host.registrationOf(ctx.originator)!;
-      // Privilege first: an originator without it learns nothing of what the parent would accept.
-      this.#authorize(ctx, parent, 1);
       if (!parent.def.type.children.includes(ty)) {
         throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${def.type.name}> cannot be a child of <${parent.def.type.name}>`);
       }
@@ -284,6 +286,8 @@ export class McsEngine {
       for (const a of def.all) {
         if (a.create === 'M' && !values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) is mandatory at CREATE`);
       }
+      // A well-formed registration sent again (a retry) is told so, whatever name it gives.
+      if (!parent && host.registrationOf(ctx.originator)) throw new McsError(RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, `${ctx.originator} is already registered with this SE`);
       ri = host.newRi(def.type);
       rn = (values.get('resourceName') as string | undefined) ?? ri;
       values.delete('resourceName');
@@ -399,6 +403,9 @@ export class McsEngine {
     // What a refused UPDATE decoded is zeroized (past this point the commit does that).
     let checked: void | Promise<void> = undefined;
     try {
+      if (changes.has('accessControlPolicyIDs') && !mayRepoint(res, ctx.originator, (ri) => host.byRi.get(ri))) {
+        throw new McsError(RSC.ORIGINATOR_HAS_NO_PRIVILEGE, 'changing acpi needs UPDATE in the selfPrivileges (pvs) of the policies in force');
+      }
       this.#checkCommon(ctx, changes);
       const append = def.appendAttr;
       const chunk = append && (changes.get(append.name) as Uint8Array | null | undefined);
@@ -509,8 +516,8 @@ export class McsEngine {
     const { host } = ctx;
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     const res = target.res ?? host.registrationOf(ctx.originator)!;
-    if (res.def.type.systemOnly) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `[${res.def.type.name}] is maintained by the SE`);
     this.#authorize(ctx, res, 8);
+    if (res.def.type.systemOnly) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `[${res.def.type.name}] is maintained by the SE`);
     await this.#remove(ctx, res);
     return { rsc: RSC.DELETED, rqi: req.rqi };
   }

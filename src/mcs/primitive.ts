@@ -69,7 +69,7 @@ function member(raw: unknown, short: string, long: string): unknown {
   if (typeof raw !== 'object' || raw === null) return undefined;
   try {
     const r = raw as Record<string, unknown>;
-    return r[short] ?? r[long];
+    return Object.hasOwn(r, short) ? r[short] : Object.hasOwn(r, long) ? r[long] : undefined;
   } catch {
     return undefined;
   }
@@ -103,11 +103,17 @@ export function parseRequest(raw: unknown): McsRequest {
 function parse(raw: unknown): McsRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest('request must be a JSON object');
   let r = raw as Record<string, unknown>;
-  // Short names only (the common case) need no copy.
-  for (const k in r) {
-    if (isShort(k)) continue;
-    r = longToShort(raw as Record<string, unknown>);
-    break;
+  // Only own members count. A plain object with short names only (the common case) is read in
+  // place; any other (long names, or a prototype of its own, whose members destructuring would
+  // read) is copied member by member first.
+  const proto = Object.getPrototypeOf(r);
+  if (proto !== Object.prototype && proto !== null) r = longToShort(r);
+  else {
+    for (const k in r) {
+      if (isShort(k)) continue;
+      r = longToShort(r);
+      break;
+    }
   }
   const { op, to, fr, rqi, ty, pc, rvi, rt, rcn, ot, rqet } = r;
   if (typeof rqi !== 'string' || rqi.length === 0 || rqi.length > 1024) throw badRequest('rqi (request identifier) must be a non-empty string');

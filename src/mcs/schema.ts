@@ -273,11 +273,17 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
     }
     case 'any': {
       let json: string | undefined;
+      let bytes = false;
       try {
-        json = JSON.stringify(v, (_k, x) => (isBytes(x) ? undefined : x));
+        // Bytes have no JSON form of their own: stored as JSON they would be lost, or become an object of numbers.
+        json = JSON.stringify(v, (_k, x) => {
+          if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer) throw (bytes = true);
+          return x;
+        });
       } catch {
         json = undefined;
       }
+      if (bytes) throw bad('JSON: bytes inside it go as base64 text');
       if (json === undefined || json.length > 65536) throw bad('a JSON value of at most 64 KiB');
       const value = JSON.parse(json) as unknown;
       if (nests(value, ANY_DEPTH)) throw badRequest(`${a.sn} (${a.name}) is nested too deep (request content nests at most ${MAX_DEPTH} levels)`);

@@ -206,6 +206,62 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await stranger.create(owner.path('reg', 'k20004'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4103, 'no privilege, type not allowed there');
       },
     },
+    {
+      name: 'access control: a grant gives its bits only: acpi changed only with UPDATE in pvs, 4103 before every other refusal, 4106 for a registration elsewhere, 4117 for a retried one',
+      async run() {
+        const engine = await engineWith(backend);
+        const owner = new Session(engine, 'CAE1');
+        const grantee = new Session(engine, 'CAE2');
+        const outsider = new Session(engine, 'CAE9');
+        await owner.register();
+        await grantee.register('reg2');
+        const policy = (rn: string, pv: number, pvs: string[]) =>
+          owner.create(owner.seId, 1, { 'm2m:acp': { rn, pv: ACP(['CAE2'], pv), pvs: ACP(['CAE1', ...pvs], 63) } });
+        const updateOnly = body(ok(await policy('upd', 4, []), 2001, 'UPDATE-only policy'), 'm2m:acp').ri as string;
+        const sdo = owner.path('reg', 'sdo');
+        ok(await owner.create(owner.seId, 20009, { 'senv:Sdo': { rn: 'sdo', msg: 'c2VjcmV0', acpi: [updateOnly] } }), 2001, 'data under the UPDATE-only policy');
+        // The grantee's own policy would give it everything; repointing or clearing acpi is not an UPDATE of the data.
+        const mine = body(ok(await grantee.create(grantee.seId, 1, { 'm2m:acp': { rn: 'mine', pv: ACP(['CAE2'], 63), pvs: ACP(['CAE2'], 63) } }), 2001, 'grantee policy'), 'm2m:acp').ri as string;
+        for (const acpi of [[mine], null, []]) {
+          fails(await grantee.update(sdo, { 'senv:Sdo': { acpi } }), 4103, `acpi ${JSON.stringify(acpi)} by an UPDATE grantee`, /pvs/);
+        }
+        ok(await grantee.update(sdo, { 'senv:Sdo': { msg: 'bmV3' } }), 2004, 'UPDATE of the data itself');
+        fails(await grantee.retrieve(sdo), 4103, 'still no RETRIEVE');
+        fails(await grantee.delete(sdo), 4103, 'still no DELETE');
+        equal(JSON.stringify(body(await owner.retrieve(sdo), 'senv:Sdo').acpi), JSON.stringify([updateOnly]), 'acpi unchanged');
+        // Inherited: an <sdo> without acpi follows the registration's; the grantee cannot give it one.
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [updateOnly] } }), 2004, 'registration policy');
+        ok(await owner.create(owner.seId, 20009, { 'senv:Sdo': { rn: 'bare', msg: 'c2VjcmV0' } }), 2001, 'data following its parent');
+        fails(await grantee.update(owner.path('reg', 'bare'), { 'senv:Sdo': { acpi: [mine] } }), 4103, 'acpi on a resource that had none');
+        // UPDATE in the pvs of the policy in force is what TS-0001 asks for a change of acpi.
+        const trusted = body(ok(await policy('trusted', 4, ['CAE2']), 2001, 'policy whose pvs names the grantee'), 'm2m:acp').ri as string;
+        ok(await owner.update(sdo, { 'senv:Sdo': { acpi: [trusted] } }), 2004, 'the creator repoints');
+        ok(await grantee.update(sdo, { 'senv:Sdo': { acpi: [mine] } }), 2004, 'UPDATE in pvs: the grantee may repoint');
+        ok(await grantee.retrieve(sdo), 2000, 'and then reads under its own policy');
+        // No privilege: 4103 before the type, the target or the state says anything.
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [] } }), 2004, 'no registration policy');
+        fails(await grantee.delete(owner.path('reg', 'deviceInfo')), 4103, 'DELETE [deviceInfo] without privilege');
+        fails(await owner.delete(owner.path('reg', 'deviceInfo')), 4005, 'DELETE [deviceInfo] by its owner');
+        fails(await grantee.create(owner.path('reg'), 20008, { 'senv:x': {} }), 4103, 'type not implemented, no privilege');
+        fails(await grantee.create(owner.path('reg'), 13, { 'm2m:dvi': {} }), 4103, 'mgmtObj, no privilege');
+        fails(await grantee.create(owner.path('reg'), 99, { x: {} }), 4103, 'unknown type, no privilege');
+        ok(await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        fails(await grantee.create(owner.path('reg', 'h', 'calculateHash'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4103, 'CREATE on a virtual resource, no privilege');
+        // Of [deviceInfo] its owner may set acpi (TS-0001's common attribute), nothing else.
+        ok(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { acpi: [mine] } }), 2004, '[deviceInfo] acpi');
+        fails(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { fwv: 'x' } }), 4000, '[deviceInfo] fwv', /read-only/);
+        // Registering is a CREATE <SE> at the M2M-SE-ID: anywhere else an unregistered originator learns nothing.
+        const reg = { 'senv:Senv': { sID: owner.seId, seL: engine.describe(owner.seId)!.description.securityLevel } };
+        for (const to of [owner.path('reg'), owner.path('reg', 'sdo'), owner.path('nothing'), owner.path('reg', 'h', 'calculateHash')]) {
+          fails(await outsider.create(to, 20011, reg), 4106, `unregistered CREATE <SE> at ${to}`);
+        }
+        ok(await outsider.create(`/${owner.seId}`, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'regO' } }), 2001, 'registration at /M2M-SE-ID');
+        // A retry of a registration that succeeded: 4117, not a name conflict; a malformed one stays 4000.
+        fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'regO' } }), 4117, 'retried registration');
+        fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { rn: 'regO' } }), 4000, 'malformed second registration');
+        fails(await outsider.create(owner.path('regO'), 20011, reg), 4108, 'registered: <SE> elsewhere is a wrong place');
+      },
+    },
   ];
 }
 

@@ -155,6 +155,13 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(quiet.pc, undefined, 'rcn 0: no content');
         equal((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q2', rcn: 0, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc, undefined, 'rcn 0 on UPDATE');
         assert((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q3', rcn: 1, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc !== undefined, 'rcn 1 on UPDATE');
+        // Only own members are parameters: what a prototype holds is not read, with short names or long.
+        const inherited = { fr: 'CAE1', pc: { 'senv:Sdo': { rn: 'proto', msg: 'c2VjcmV0' } } };
+        for (const own of [{ op: 1, to: seId, rqi: 'p1', ty: 20009 }, { op: 1, to: seId, requestIdentifier: 'p2', ty: 20009 }]) {
+          fails(await engine.send(Object.assign(Object.create(inherited), own)), 4000, `inherited fr and pc, own ${Object.keys(own).join(' ')}`, /fr|pc/);
+        }
+        fails(await s.retrieve(`${seId}/reg/proto`), 4004, 'nothing created from inherited content');
+        ok(await engine.send(Object.assign(Object.create({ unrelated: 1 }), base)), 2000, 'a prototype of its own, every parameter own');
       },
     },
     {
@@ -434,6 +441,13 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           cd.fill(0);
           equalBytes(unb64(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD), want, `stored result of ${size} bytes not aliased`);
         }
+        // Bytes inside a JSON attribute have no JSON form: refused by name, never dropped on the way.
+        for (const esi of [{ cert: utf8('abc'), n: 1 }, [new Uint16Array(2)], { b: new ArrayBuffer(4) }]) {
+          fails(await s.send(3, s.seId, { 'senv:Senv': { esi } }, undefined, true), 4000, 'bytes in esi', /esi.*base64/);
+        }
+        fails(await s.send(1, s.seId, { 'senv:Sgn': { Salg: 33, kInf: [new Uint8Array(65)] } }, 20012, true), 4000, 'bytes in kInf', /kInf/);
+        equal(body(await s.retrieve(s.seId), 'senv:Senv').esi, undefined, 'esi unchanged by the refusals');
+        ok(await s.send(3, s.seId, { 'senv:Senv': { esi: { cert: 'YWJj', n: 1 } } }, undefined, true), 2004, 'the same as base64 text');
       },
     },
     {

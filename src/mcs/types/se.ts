@@ -3,7 +3,7 @@
 // SEType and the list of resource types it supports, refuses a security level
 // it does not provide, and gives the registration its [deviceInfo], [memory]
 // and one [SEReboot] per reset type.
-import { badRequest, McsError, RSC } from '../rsc.ts';
+import { badRequest } from '../rsc.ts';
 import type { ResourceType } from '../schema.ts';
 import { deviceInfoType, memoryType, seRebootType } from './mgmt.ts';
 
@@ -29,7 +29,6 @@ export const seType: ResourceType = {
   hooks: {
     async create(ctx, res) {
       const host = ctx.host;
-      if (host.registrationOf(ctx.originator)) throw new McsError(RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, `${ctx.originator} is already registered with this SE`);
       if (res.attrs.get('m2mSeID') !== host.seId) throw badRequest('sID (m2mSeID) must be the M2M-SE-ID the request is addressed to');
       const level = host.backend.description.securityLevel;
       if (res.attrs.get('securityLevel') !== level) throw badRequest(`seL (securityLevel): this SE provides security level ${level}`);
