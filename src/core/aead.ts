@@ -173,6 +173,9 @@ function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: bo
   } catch (e) {
     k.destroy();
     throw e;
+  } finally {
+    // The nonce and associated data went through the I/O window: wiped, as after every call.
+    wipeIo(c);
   }
 }
 
@@ -304,9 +307,10 @@ abstract class CollectingStream {
 
 class CollectingEncryptStream extends CollectingStream implements AeadEncryptStream {
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
-    if (into !== undefined) bytesArg(into, 'into');
+    const target = into === undefined ? undefined : bytesArg(into, 'into');
     this.add(plaintext, 'plaintext');
-    return EMPTY;
+    // Nothing yet: an empty result of this call's own (see EMPTY).
+    return target ? target.subarray(0, 0) : new Uint8Array(0);
   }
 
   final(): Uint8Array {

@@ -6,7 +6,7 @@
 import { copyArg, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext } from './context.ts';
-import { bytesArg, LengthError, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
 import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
@@ -143,7 +143,7 @@ export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cb
   key = checkKeyInput(key);
   iv = copyArg(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
-  const padding = opts?.padding ?? 'pkcs5';
+  const padding = optionsArg(opts, 'cbc options')?.padding ?? 'pkcs5';
   if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
     throw new UnknownAlgorithmError(`unknown CBC padding ${shown(padding)}: expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }

@@ -5,7 +5,7 @@
 import { core, type Core } from './loader.ts';
 import { EMPTY } from './bytes.ts';
 import { CoreContext, takeOutput } from './context.ts';
-import { bytesArg, InvalidInputError, LengthError, statusError } from './errors.ts';
+import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
 
 export interface DrbgExports {
@@ -94,7 +94,7 @@ export class HmacDrbg extends CoreContext {
 
   constructor(opts?: HmacDrbgOptions | null) {
     // Everything that can fail runs before the context exists.
-    const options = opts ?? {};
+    const options = optionsArg(opts, 'HmacDrbg options') ?? {};
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
     const pers = bytesArg(options.personalization ?? EMPTY, 'personalization');
@@ -104,8 +104,7 @@ export class HmacDrbg extends CoreContext {
     }
     const source = options.entropy ?? systemEntropy;
     if (typeof source !== 'function') throw new InvalidInputError('entropy must be a function (n) => Uint8Array');
-    const pr = options.predictionResistance ?? false;
-    if (typeof pr !== 'boolean') throw new InvalidInputError('predictionResistance must be true or false');
+    const pr = flagArg(options.predictionResistance, 'predictionResistance', false);
     const c = core();
     const entropy = take(source, ENTROPY_BYTES, 'entropy input');
     let nonce: Uint8Array = EMPTY;

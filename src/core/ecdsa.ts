@@ -4,7 +4,7 @@
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { EMPTY } from './bytes.ts';
 import { core, type Core } from './loader.ts';
-import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';
@@ -132,27 +132,28 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return publicKey;
   }
 
-  function digestOf(input: Uint8Array, opts: VerifyOptions | null | undefined): { digest: Uint8Array; hashName: HashName } {
+  function digestOf(input: Uint8Array, opts: VerifyOptions | undefined): { digest: Uint8Array; hashName: HashName } {
     const message = bytesArg(input, 'message');
     const hashName = opts?.hash ?? defaultHash;
     hashId(hashName);
-    if (!opts?.prehashed) return { digest: hash(hashName, message), hashName };
+    if (!flagArg(opts?.prehashed, 'prehashed', false)) return { digest: hash(hashName, message), hashName };
     const dl = DIGEST_LENGTHS[hashName];
     if (message.length !== dl) throw new LengthError(`prehashed message must be a ${dl}-byte ${hashName} digest, got ${message.length} bytes`);
     return { digest: message, hashName };
   }
 
-  function formatOf(opts: VerifyOptions | null | undefined): SignatureFormat {
+  function formatOf(opts: VerifyOptions | undefined): SignatureFormat {
     const format = opts?.format ?? 'der';
     if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got ${shown(format)}`);
     return format;
   }
 
-  function getPublicKey(key: Uint8Array, compressed = false): Uint8Array {
+  function getPublicKey(key: Uint8Array, compressed?: boolean): Uint8Array {
     const secretKey = checkSecret(key);
+    const form = flagArg(compressed, 'compressed', false);
     return inWindow((c) => {
       c.mem().set(secretKey, c.io + AT_KEY);
-      const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, compressed ? 1 : 0);
+      const n = c.x.ec_public_key(id, c.io + AT_KEY, c.io + AT_OUT, form ? 1 : 0);
       if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA getPublicKey');
       return c.read(c.io + AT_OUT, n);
     });
@@ -172,8 +173,9 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     }
   }
 
-  function sign(message: Uint8Array, key: Uint8Array, opts?: SignOptions | null): Uint8Array {
+  function sign(message: Uint8Array, key: Uint8Array, options?: SignOptions | null): Uint8Array {
     const secretKey = checkSecret(key);
+    const opts = optionsArg(options, 'sign options');
     const { digest, hashName } = digestOf(message, opts);
     const format = formatOf(opts);
     const hedge = opts?.extraEntropy ?? true;
@@ -197,9 +199,10 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return format === 'raw' ? raw : rawToDer(raw);
   }
 
-  function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, opts?: VerifyOptions | null): boolean {
+  function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, options?: VerifyOptions | null): boolean {
     const signature = bytesArg(sig, 'signature');
     const publicKey = checkPublic(key);
+    const opts = optionsArg(options, 'verify options');
     const { digest } = digestOf(message, opts);
     const format = formatOf(opts);
     const raw = format === 'raw' ? (signature.length === 2 * sb ? signature : undefined) : derToRaw(signature, sb);

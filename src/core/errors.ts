@@ -135,6 +135,23 @@ function typeName(value: unknown): string {
   return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,39}$/.test(name) && !/^(Big)?(Int|Uint|Float)\d+(Clamped)?Array$/.test(name) ? name : 'object';
 }
 
+/**
+ * An options argument: undefined or null (none), or an object. Anything else
+ * would be read as no options at all, so that `cbc(k, iv, 'none')` padded.
+ */
+export function optionsArg<T extends object>(opts: T | null | undefined, name: string): T | undefined {
+  if (opts === undefined || opts === null) return undefined;
+  if (typeof opts !== 'object') throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
+  return opts;
+}
+
+/** A yes/no option: absent (undefined or null) is `absent`; anything but true or false is refused, not read as truthy. */
+export function flagArg(value: unknown, name: string, absent: boolean): boolean {
+  if (value === undefined || value === null) return absent;
+  if (typeof value !== 'boolean') throw new InvalidInputError(`${name} must be true or false, got ${shown(value)}`);
+  return value;
+}
+
 /** Throws InvalidInputError unless `value` is a Uint8Array. */
 export function assertBytes(value: unknown, name: string): asserts value is Uint8Array {
   if (!isBytes(value)) {

@@ -5,7 +5,7 @@
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
 import type { CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
-import { CoreError, InvalidInputError, shown } from './errors.ts';
+import { CoreError, InvalidInputError, optionsArg, shown } from './errors.ts';
 
 /**
  * 'relaxed' is the SIMD build with Relaxed SIMD's swizzle in AES (Node 22+,
@@ -115,7 +115,7 @@ export function coreBuilds(): CoreBuild[] {
 }
 
 function pick(options: InitOptions | null | undefined): CoreBuild {
-  const want = options?.build ?? 'auto';
+  const want = optionsArg(options, 'init options')?.build ?? 'auto';
   if (want === 'auto') return coreBuilds()[0]!;
   if (!CORE_BUILDS.includes(want)) {
     throw new InvalidInputError(`unknown core build ${shown(want)}: use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);

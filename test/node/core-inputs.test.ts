@@ -311,3 +311,70 @@ describe('hashMany takes the list length once, as it is', () => {
     expect(c.mem().subarray(c.io, c.io + c.ioSize).some((x) => x === 0x7e || x === 0x7d)).toBe(false);
   });
 });
+
+describe('an AEAD stream\'s associated data', () => {
+  it('is not left in the I/O window once the stream exists (a CCM context keeps its nonce for the counter blocks)', () => {
+    const key = rnd(16), aad = rnd(48), n13 = rnd(13);
+    for (const make of [() => gcm(key, rnd(12), aad).encryptStream(), () => gcm(key, n13, aad).decryptStream(),
+      () => ccm(key, n13, aad, { messageLength: 10 }).decryptStream(), () => ccm(key, n13, aad, { messageLength: 10 }).encryptStream()]) {
+      const s = make();
+      expect(found(aad), 'associated data after the stream was created').toEqual([]);
+      s.destroy();
+      expect(found(aad), 'after destroy()').toEqual([]);
+    }
+  });
+});
+
+describe('no result is an array another call also returns', () => {
+  it('empty results of streams are their own: transferring them breaks nothing (random numbers, keys, signatures)', async () => {
+    const { ecdsa } = await import('../../src/index.ts');
+    const key = rnd(16), n12 = rnd(12);
+    const empties = [
+      cbc(key, rnd(16)).encryptStream().update(rnd(10)),
+      cbc(key, rnd(16)).encryptStream().update(rnd(10), new Uint8Array(32)),
+      gcm(key, n12).encryptStream().update(new Uint8Array(0), new Uint8Array(16)),
+      ccm(key, rnd(12)).encryptStream().update(rnd(20)),
+      ccm(key, rnd(12)).encryptStream().update(rnd(20), new Uint8Array(64)),
+      (() => {
+        const d = gcm(key, n12).decryptStream();
+        d.update(gcm(key, n12).encrypt(new Uint8Array(0)));
+        return d.final(new Uint8Array(8));
+      })(),
+    ];
+    for (const e of empties) expect(e.length).toBe(0);
+    expect(new Set(empties).size, 'every empty result a distinct array').toBe(empties.length);
+    for (const e of empties) structuredClone(e.buffer, { transfer: [e.buffer] });
+    expect(randomBytes(16).length).toBe(16);
+    expect(new HmacDrbg().generate(32).length).toBe(32);
+    const p256 = ecdsa('P-256');
+    const { secretKey, publicKey } = p256.keygen();
+    const m = rnd(40);
+    expect(p256.verify(p256.sign(m, secretKey, { extraEntropy: false }), m, publicKey)).toBe(true);
+  });
+});
+
+describe('options are what they say or refused', () => {
+  it('an options argument that is no object, or a flag that is no boolean, is an InvalidInputError, not read as none or as truthy', async () => {
+    const { ecdsa, init } = await import('../../src/index.ts');
+    const key = rnd(16);
+    const p256 = ecdsa('P-256');
+    const { secretKey } = p256.keygen();
+    const bad: [string, () => unknown, RegExp][] = [
+      ['cbc padding as a string', () => cbc(key, rnd(16), 'none' as never), /cbc options must be an object/],
+      ['gcm tag length as a number', () => gcm(key, rnd(12), undefined, 8 as never), /gcm options/],
+      ['ccm tag length as a number', () => ccm(key, rnd(12), undefined, 8 as never), /ccm options/],
+      ['HmacDrbg options as a string', () => new HmacDrbg('SHA-512' as never), /HmacDrbg options/],
+      ['sign options as a string', () => p256.sign(rnd(32), secretKey, 'raw' as never), /sign options/],
+      ['prehashed as a string', () => p256.sign(rnd(32), secretKey, { prehashed: 'false' as never }), /prehashed must be true or false/],
+      ['prehashed as 1', () => p256.verify(new Uint8Array(64), rnd(32), p256.getPublicKey(secretKey), { prehashed: 1 as never, format: 'raw' }), /prehashed/],
+      ['compressed as a string', () => p256.getPublicKey(secretKey, 'false' as never), /compressed must be true or false/],
+      ['predictionResistance as 1', () => new HmacDrbg({ predictionResistance: 1 as never }), /predictionResistance/],
+    ];
+    for (const [what, call, message] of bad) expect(call, what).toThrow(InvalidInputError), expect(call, what).toThrow(message);
+    await expect(init('scalar' as never)).rejects.toThrow(/init options/);
+    // null is "absent" for every option alike.
+    expect(ccm(key, rnd(12), undefined, { tagLength: null as never, messageLength: null as never }).tagLength).toBe(16);
+    expect(cbc(key, rnd(16), null).encrypt(rnd(16)).length).toBe(32);
+    expect(p256.getPublicKey(secretKey, null as never).length).toBe(65);
+  });
+});
