@@ -84,11 +84,14 @@ async function command(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case undefined:
+      // No command is a usage error: its text goes where errors go.
+      console.error(USAGE);
+      return 2;
     case '-h':
     case '--help':
     case 'help':
       console.log(USAGE);
-      return cmd === undefined ? 2 : 0;
+      return 0;
     default:
       console.error(`senv: unknown command '${cmd}'\n${USAGE}`);
       return 2;

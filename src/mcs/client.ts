@@ -11,12 +11,12 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
-import { bytesArg, InvalidInputError } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, optionsArg } from '../core/errors.ts';
 import { SIGNATURES } from './algorithms.ts';
 
 let counter = 0;
 
-/** What every CREATE may set besides the type's own attributes. */
+/** What a CREATE may set besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
 export interface CommonOptions {
   /** resourceName; the SE assigns one otherwise. */
   name?: string;
@@ -58,7 +58,7 @@ export class McsClient {
   /** CREATE <SE>: registers this originator (required before anything else). */
   async register(name?: string): Promise<this> {
     const level = this.engine.describe(this.seId)?.description.securityLevel;
-    this.#registration = (await this.request(1, this.seId, 'senv:Senv', { sID: this.seId, seL: level, ...(name ? { rn: name } : {}) }, 20011)).ri as string;
+    this.#registration = (await this.request(1, this.seId, 'senv:Senv', omit({ sID: this.seId, seL: level, rn: name }), 20011)).ri as string;
     return this;
   }
 
@@ -69,8 +69,10 @@ export class McsClient {
   }
 
   /** RETRIEVE <SE>: this originator's registration (seT, sID, seL, srt, esi, hcl, hal, acpi). */
-  registration(): Promise<Record<string, unknown>> {
-    return this.request(2, this.seId, 'senv:Senv');
+  async registration(): Promise<Record<string, unknown>> {
+    const r = await this.request(2, this.seId, 'senv:Senv');
+    this.#registration = r.ri as string;
+    return r;
   }
 
   /** UPDATE <SE>: srt (narrowed), esi, hcl, hal, acpi by short name. */
@@ -79,27 +81,29 @@ export class McsClient {
   }
 
   /** RETRIEVE [deviceInfo] of the registration. */
-  async deviceInfo(): Promise<Record<string, unknown>> {
-    return this.request(2, await this.#below('deviceInfo'), 'm2m:dvi');
+  deviceInfo(): Promise<Record<string, unknown>> {
+    return this.#below(2, 'deviceInfo', 'm2m:dvi');
   }
 
   /** RETRIEVE [memory]: mma (available) and mmt (total), in bytes. */
   async memory(): Promise<{ available: number; total: number }> {
-    const m = await this.request(2, await this.#below('memory'), 'm2m:mem');
+    const m = await this.#below(2, 'memory', 'm2m:mem');
     return { available: m.mma as number, total: m.mmt as number };
   }
 
   /** UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type). */
   async reboot(type: RebootType = 1): Promise<void> {
     if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${String(type)}`);
-    await this.request(3, await this.#below(type === 1 ? 'coldReset' : 'warmReset'), 'senv:Srbt', { rb: true });
+    await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true });
   }
 
-  async accessControlPolicy(opts: { privileges: AccessRule[]; selfPrivileges: AccessRule[] } & CommonOptions): Promise<PolicyResource> {
+  async accessControlPolicy(options: { privileges: AccessRule[]; selfPrivileges: AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
+    const opts = required(options, 'accessControlPolicy');
     return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges), pvs: acr(opts.selfPrivileges) }, opts));
   }
 
-  async hash(opts: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
+  async hash(options: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
+    const opts = required(options, 'hash');
     return new HashResource(this, await this.#create(20004, 'senv:Hsh', { Halg: opts.algorithm }, opts));
   }
 
@@ -108,7 +112,8 @@ export class McsClient {
    * aad is given (or later with setParameters). When the parameters are
    * refused the cipher is deleted again and the error thrown.
    */
-  async cipher(opts: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+  async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+    const opts = required(options, 'cipher');
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The parameters are sent after the CREATE: copied now.
     return held({ nonce, iv, aad }, async (p) => {
@@ -125,21 +130,24 @@ export class McsClient {
     });
   }
 
-  async signature(opts: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
+  async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
+    const opts = required(options, 'signature');
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     const kInf = publicKey && toBase64(publicKey);
     const address = await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts);
     return new SignatureResource(this, address, opts.algorithm);
   }
 
-  async rand(opts: { rngType: RngType } & CommonOptions): Promise<RandResource> {
+  async rand(options: { rngType: RngType } & CommonOptions): Promise<RandResource> {
+    const opts = required(options, 'rand');
     return new RandResource(this, await this.#create(20007, 'senv:Rnd', { rgT: opts.rngType }, opts));
   }
 
   /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
-  async sensitiveData(data: Uint8Array, opts?: string | CommonOptions): Promise<SensitiveDataResource> {
+  async sensitiveData(data: Uint8Array, opts?: string | Omit<CommonOptions, 'expirationTime'> | null): Promise<SensitiveDataResource> {
     const msg = bytesArg(data, 'data');
-    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, typeof opts === 'string' ? { name: opts } : opts));
+    const common = typeof opts === 'string' ? { name: opts } : optionsArg(opts, 'sensitiveData options');
+    return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, common));
   }
 
   async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
@@ -154,10 +162,22 @@ export class McsClient {
     return this.#create(ty, root, content, {}, parent);
   }
 
-  /** `<M2M-SE-ID>/<registration's resource ID>/<name>`: the mgmtObjs SE keeps below the registration. */
-  async #below(name: string): Promise<string> {
-    this.#registration ??= (await this.registration()).ri as string;
-    return `${this.seId}/${this.#registration}/${name}`;
+  /**
+   * A request to `<M2M-SE-ID>/<registration's resource ID>/<name>`, the
+   * mgmtObjs the SE keeps below the registration. The resource ID is cached;
+   * after a 4004 it is looked up again and the request sent once more (the
+   * originator may have registered again meanwhile, through another client).
+   */
+  async #below(op: Operation, name: string, root: string, content?: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const cached = this.#registration;
+    const send = (ri: string) => this.request(op, `${this.seId}/${ri}/${name}`, root, content);
+    if (cached === undefined) return send((await this.registration()).ri as string);
+    try {
+      return await send(cached);
+    } catch (e) {
+      if (!(e instanceof McsError && e.rsc === 4004)) throw e;
+      return send((await this.registration()).ri as string);
+    }
   }
 }
 
@@ -197,7 +217,7 @@ abstract class McsResource {
     return this.serial(async () => void (await this.client.request(4, this.address)));
   }
 
-  /** UPDATE of attributes by short name (acpi, et, lbl, or the type's own); null removes an optional one. */
+  /** UPDATE of attributes by short name (acpi and et where the type has them, or the type's own); null removes an optional one. */
   set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
     return this.serialWith(attributes, (a) => this.patch(a));
   }
@@ -312,6 +332,13 @@ export class PolicyResource extends McsResource {
   async update(p: { privileges?: AccessRule[]; selfPrivileges?: AccessRule[] }): Promise<void> {
     await this.set(omit({ pv: p.privileges && acr(p.privileges), pvs: p.selfPrivileges && acr(p.selfPrivileges) }));
   }
+}
+
+/** A factory's options: an object (InvalidInputError otherwise, as for every options argument of senv). */
+function required<T extends object>(opts: T, what: string): T {
+  const o = optionsArg(opts, `${what} options`);
+  if (o === undefined) throw new InvalidInputError(`${what} options must be an object of options, got ${String(opts)}`);
+  return o;
 }
 
 function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {

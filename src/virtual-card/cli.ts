@@ -8,23 +8,24 @@ import { createVirtualCard, VPCD_PORT } from './index.ts';
 
 export async function runVirtualCard(argv: string[]): Promise<number> {
   const o = parseOptions(argv, { '--slot': 'value', '--host': 'value', '--port': 'value', '--store': 'value', '--no-extended': 'flag', '--verbose': 'flag' }, 'virtual-card');
-  const number = (name: string, fallback?: number): number | undefined => {
+  const number = (name: string, min: number, fallback?: number): number | undefined => {
     const v = o.get(name) as string | undefined;
     if (v === undefined) return fallback;
-    if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`virtual-card: ${name} takes a number from 0 to 65535, not '${v}'`);
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > 65535) throw new UsageError(`virtual-card: ${name} takes a number from ${min} to 65535, not '${v}'`);
     return Number(v);
   };
-  // vpcd's slot N listens on its port + N (default 35963).
-  const slot = number('--slot', 0)!;
-  const port = number('--port');
+  // vpcd's slot N listens on its port + N (default 35963); port 0 is no port to connect to.
+  const slot = number('--slot', 0, 0)!;
+  const port = number('--port', 1);
   if (port === undefined && VPCD_PORT + slot > 65535) throw new UsageError(`virtual-card: --slot ${slot} would be port ${VPCD_PORT + slot}; give --port, or a slot up to ${65535 - VPCD_PORT}`);
   const host = o.get('--host') as string | undefined;
+  if (host === '') throw new UsageError('virtual-card: --host takes a host name or address, not an empty string');
   const dataHome = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
   const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
   const verbose = o.has('--verbose');
   const { vpcd, close } = createVirtualCard({
     slot, store, extended: !o.has('--no-extended'),
-    ...(host ? { host } : {}),
+    ...(host !== undefined ? { host } : {}),
     ...(port !== undefined ? { port } : {}),
     ...(verbose ? { log: (l: string) => console.log(l) } : {}),
   });

@@ -52,6 +52,12 @@ describe('public API surface', () => {
     }
   });
 
+  it('the declaration of the embedded WASM types it as string: the package carries the base64 once in .js, not again in .d.ts', () => {
+    const dts = readFileSync(fileURLToPath(new URL('../../dist/src/core/wasm-binaries.generated.d.ts', import.meta.url)), 'utf8');
+    expect(dts.length).toBeLessThan(1000);
+    expect(dts).toMatch(/SIMD_WASM_BASE64: string;/);
+  });
+
   it('the root\'s declarations name no generic Uint8Array (README: TypeScript 5.4 reads them; 5.7 made Uint8Array generic)', () => {
     expect(builtLinesMatching('index.d.ts', (s) => `${s}.d.ts`, /Uint8Array<|ArrayBufferLike/)).toEqual([]);
   });

@@ -32,6 +32,9 @@ describe('senv command line', () => {
       [['selftest', '--build', 'fast'], /--build takes all, .*not 'fast'/],
       [['virtual-card', '--slot', 'x'], /--slot takes a number from 0 to 65535, not 'x'/],
       [['virtual-card', '--port', '70000'], /--port takes a number/],
+      [['virtual-card', '--port', '0'], /--port takes a number from 1 to 65535, not '0'/],
+      [['virtual-card', '--host', ''], /--host takes a host name or address/],
+      [[], /^usage: senv <command>/],
       // vpcd's slot N listens on 35963 + N: a slot past 29572 has no port.
       [['virtual-card', '--slot', '40000'], /--slot 40000 would be port 75963/],
     ];

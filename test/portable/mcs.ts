@@ -670,7 +670,24 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         }
         await shared.set({ et: '20991231T000000' });
         equal((await shared.retrieve()).et, '20991231T000000,000000', 'set() of a common attribute');
-        await other.deregister();
+        // Options are an object: anything else is an InvalidInputError, never read as none.
+        const refusals: [string, () => Promise<unknown>][] = [
+          ['hash(null)', () => c.hash(null as never)], ['cipher(42)', () => c.cipher(42 as never)],
+          ['sensitiveData(data, 42)', () => c.sensitiveData(utf8('x'), 42 as never)], ['rand(undefined)', () => c.rand(undefined as never)],
+        ];
+        for (const [what, call] of refusals) {
+          const e = await call().then(() => undefined, (x: unknown) => x);
+          assert(e instanceof InvalidInputError && /options must be an object/.test(e.message), `${what}: ${String(e)}`);
+        }
+        equalBytes(await (await c.sensitiveData(utf8('n'), null)).read(), utf8('n'), 'sensitiveData(data, null): no options');
+        // The mgmtObjs follow a registration made again through another client.
+        const again = new McsClient(c.engine, 'CAE2');
+        await again.deregister();
+        await again.register('them2');
+        equal((await other.deviceInfo()).mgd, 1007, 'deviceInfo after the registration was made again elsewhere');
+        assert((await other.memory()).total > 0, 'memory after the registration was made again elsewhere');
+        const empty = await again.deregister().then(() => new McsClient(c.engine, 'CAE2').register('').then(() => undefined, (x: unknown) => x));
+        assert(empty instanceof McsError && empty.rsc === 4000, `register('') is sent as rn '' and refused: ${String(empty)}`);
         await c.deregister();
       },
     },
