@@ -7,7 +7,7 @@
 // leaves no trace in the resource tree: not even one whose change could not
 // be written to the data directory.
 import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
-import { SoftwareBackend } from '../backends/software/index.ts';
+import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
 import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -98,8 +98,14 @@ export class McsEngine {
     }
     const engine = new McsEngine(options);
     const own = options.backends === undefined;
-    const backends = options.backends ?? [new SoftwareBackend({ uniqueId: await options.store?.uniqueId('software') })];
+    const backends = options.backends ?? [new SoftwareBackend()];
     try {
+      // Software SEs made without an ID take the ones the data directory keeps, in order ('software',
+      // 'software-2', ...): with a random one each run, their resources would stay behind unseen.
+      let n = 0;
+      for (const b of options.store ? backends : []) {
+        if (unnamedSoftware(b)) nameSoftware(b, await options.store!.uniqueId(n++ === 0 ? 'software' : `software-${n}`));
+      }
       for (const b of backends) {
         await b.open();
         const id = `${b.description.seType}-${b.description.uniqueId}`;

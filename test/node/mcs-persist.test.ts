@@ -215,6 +215,34 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('software SEs the caller made without a uniqueId take the IDs the data directory keeps: their resources come back', async () => {
+    const dir = tempDir();
+    const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new SoftwareBackend(), new SoftwareBackend({ uniqueId: 'ee'.repeat(16) }), new SoftwareBackend()] });
+    try {
+      const e1 = await open();
+      const ids = e1.seIds;
+      expect(new Set(ids).size).toBe(3);
+      expect(ids[1]).toBe(`4-${'ee'.repeat(16)}`);
+      for (const id of ids) {
+        const s = new Session(e1, 'CAE1', id);
+        await s.register();
+        ok(await s.create(id, 20009, { 'senv:Sdo': { rn: 'kept', msg: 'c2VjcmV0' } }), 2001, `data on ${id}`);
+      }
+      await e1.close();
+      const e2 = await open();
+      expect(e2.seIds).toEqual(ids);
+      for (const id of ids) expect(body(ok(await new Session(e2, 'CAE1', id).retrieve(`${id}/reg/kept`), 2000, `after the restart on ${id}`), 'senv:Sdo').msg).toBe('c2VjcmV0');
+      await e2.close();
+      // Without a data directory the ID stays the random one it was made with.
+      const b = new SoftwareBackend();
+      const memory = await McsEngine.create({ backends: [b] });
+      expect(memory.seIds).toEqual([`4-${b.description.uniqueId}`]);
+      await memory.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('SIGKILL at random moments: every acknowledged write survives and the store opens', async () => {
     const dir = tempDir();
     const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
@@ -428,15 +456,32 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       await e1.close();
       expect(existsSync(join(dir, 'lock'))).toBe(false);
 
-      // A process that has exited (kill -9 leaves its lock behind), and this pid reused: both stale.
+      // A process that has exited (kill -9 leaves its lock behind), and this pid reused by a process
+      // that started at another time (a container's restart): both stale.
       const gone = spawn(process.execPath, ['-e', '0']);
       await new Promise((resolve) => gone.on('exit', resolve));
-      for (const pid of [gone.pid!, process.pid]) {
-        writeFileSync(join(dir, 'lock'), JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
+      for (const [pid, stamp] of [[gone.pid!, undefined], [process.pid, 'another-boot:1']] as const) {
+        writeFileSync(join(dir, 'lock'), JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false, stamp }));
         const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
         expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
         await e2.close();
       }
+      // This pid and this process's start time, or no start time to tell: another instance of senv in
+      // this process may hold it (a worker thread, a second copy of the package), so it is refused.
+      for (const held of [{ stamp: (await openFiles()).stamp }, {}]) {
+        writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.pid, since: '2026-01-01T00:00:00.000Z', token: 'y', osLocked: false, ...held }));
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), JSON.stringify(held)).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.pid });
+      }
+      rmSync(join(dir, 'lock'));
+      // A second instance of the store's module (its own set of held locks), as a worker thread or a
+      // second copy of the package has: refused while this one holds the directory, not taken over.
+      const secondInstance = '../../src/mcs/store/journal.ts?second-instance';
+      const other = (await import(/* @vite-ignore */ secondInstance)) as typeof import('../../src/mcs/store/journal.ts');
+      expect(other.JournalStore).not.toBe(JournalStore);
+      const holder = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      await expect(other.JournalStore.open({ dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.pid });
+      await holder.close();
+      await (await other.JournalStore.open({ dir, masterKey: KEY })).close();
       // A live one (the parent of this process) is not; the error says what to do if that is wrong.
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.ppid, message: expect.stringContaining(`remove ${join(dir, 'lock')}`) });

@@ -20,10 +20,28 @@ import { asSoftwareKey, SoftwareKey } from './keys.ts';
 import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../../mcs/algorithms.ts';
 
 export interface SoftwareBackendOptions {
-  /** Unique ID part of the M2M-SE-ID; a random one when absent (the engine persists it with its data). */
+  /**
+   * Unique ID part of the M2M-SE-ID. Absent: a random one, which an engine
+   * with a data directory replaces with the one it keeps there, so that the
+   * SE's resources come back at a restart.
+   */
   uniqueId?: string;
   /** Bytes reported as non-volatile memory of this SE: the quota of host storage it grants. */
   storageQuota?: number;
+}
+
+/** Software SEs made without a uniqueId, until an engine with a data directory gives them the one it keeps. */
+const unnamed = new WeakSet<SoftwareBackend>();
+
+/** Whether `b` is a software SE made without a uniqueId and not yet opened. */
+export function unnamedSoftware(b: unknown): b is SoftwareBackend {
+  return b instanceof SoftwareBackend && unnamed.has(b);
+}
+
+/** Gives such an SE the ID a data directory keeps for it (McsEngine.create). */
+export function nameSoftware(b: SoftwareBackend, uniqueId: string): void {
+  unnamed.delete(b);
+  b.description.uniqueId = uniqueId;
 }
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -58,9 +76,12 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       keyStorage: 'host',
     };
     this.#quota = options.storageQuota ?? 64 * 1024 * 1024;
+    if (options.uniqueId === undefined) unnamed.add(this);
   }
 
   async open(): Promise<void> {
+    // Its ID is fixed once it serves (the M2M-SE-ID is made from it).
+    unnamed.delete(this);
     this.#check();
   }
 

@@ -533,26 +533,36 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
   const path = `${dir}/${LOCK}`;
   const token = hex(randomBytes(16));
   const mine = enc.encode(JSON.stringify({ pid: files.pid, since: new Date().toISOString(), token, osLocked: files.osLocks, ...(files.stamp ? { stamp: files.stamp } : {}) } satisfies LockHolder));
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const release = await files.createLock(path, mine);
-    if (release) {
-      held.add(token);
-      return { token, release };
+  // Held before the file can be seen: an opener in this module that reads it meanwhile finds it live.
+  held.add(token);
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const release = await files.createLock(path, mine);
+      if (release) return { token, release };
+      await takeOver(files, dir, path, mine);
     }
-    const found = await files.read(path);
-    if (!found) continue;
-    // A lock appears with its content whole (Files.createLock): one that does not parse is damage, and stale.
-    const holder = lockHolder(found);
-    if (holder) {
-      const alive = await holderAlive(files, path, holder);
-      if (alive !== false) {
-        const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
-        throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
-      }
-    }
-    await removeIfUnchanged(files, path, found, mine, token);
+  } catch (e) {
+    held.delete(token);
+    throw e;
   }
+  held.delete(token);
   throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
+}
+
+/** After a failed create: refuses a live lock, or removes a stale one for the next attempt. */
+async function takeOver(files: Files, dir: string, path: string, mine: Uint8Array): Promise<void> {
+  const found = await files.read(path);
+  if (!found) return;
+  // A lock appears with its content whole (Files.createLock): one that does not parse is damage, and stale.
+  const holder = lockHolder(found);
+  if (holder) {
+    const alive = await holderAlive(files, path, holder);
+    if (alive !== false) {
+      const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
+      throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
+    }
+  }
+  await removeIfUnchanged(files, path, found, mine);
 }
 
 /** Guards above the lock's own: one more each time a taker died holding the one below. */
@@ -566,7 +576,7 @@ const MAX_GUARDS = 4;
  * way, one level up (a removal judged by a separate read, unguarded, could
  * remove a live guard). The caller tries its lock again afterwards.
  */
-async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, mine: Uint8Array, token: string, level = 0): Promise<void> {
+async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, mine: Uint8Array, level = 0): Promise<void> {
   const guard = `${path}.takeover`;
   const release = await files.createLock(guard, mine);
   if (!release) {
@@ -577,35 +587,38 @@ async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, 
     if (taker && (await holderAlive(files, guard, taker)) !== false) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     } else if (level + 1 < MAX_GUARDS) {
-      await removeIfUnchanged(files, guard, other, mine, token, level + 1);
+      await removeIfUnchanged(files, guard, other, mine, level + 1);
     } else {
       throw new StateError(`stale takeover guards pile up beside ${path}: remove ${path}.takeover* if no engine has the directory open`);
     }
     return;
   }
-  held.add(token);
+  // The guard names the lock's token, which takeLock keeps in `held` until it has the lock or gives
+  // up, both after the guard is gone: until then an opener in this process sees the guard live.
   try {
     const again = await files.read(path);
     if (again && constantTimeEqual(again, found)) await files.remove(path);
   } finally {
-    // The guard goes before the token leaves `held`: until then an opener in this process sees it live.
     try {
       await files.remove(guard);
     } finally {
-      held.delete(token);
       await release();
     }
   }
 }
 
 /**
- * Whether the process that wrote the lock at `path` still has it: one of this
- * process's locks is; another naming this pid is a pid reused after a crash
- * (a container's restart); otherwise the platform tells (undefined: it cannot).
+ * Whether the process that wrote the lock at `path` still has it: one this
+ * module holds is. One naming this pid may be another instance of senv in
+ * this process (a worker thread, a second copy of the package: each has its
+ * own `held`) or a pid reused after a crash (a container's restart): the
+ * start time tells them apart (Linux); else the OS lock (Deno) or nothing
+ * (undefined: refused, never taken from a live holder). Any other pid: the
+ * platform tells.
  */
 async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | undefined> {
   if (held.has(holder.token)) return true;
-  if (holder.pid === files.pid) return false;
+  if (holder.pid === files.pid && holder.stamp !== undefined && files.stamp !== undefined) return holder.stamp === files.stamp;
   return files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
 }
 
