@@ -33,6 +33,8 @@ export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
 
 /** The tag and length octets of a TLV whose value has `n` bytes. */
 function head(tag: number, n: number): number[] {
+  // A programming error, but one that would put another tag on the wire.
+  if (!Number.isInteger(tag) || tag < 1 || tag > 0xffff) throw new RangeError(`a TLV tag of the profile has one or two bytes, got ${tag}`);
   const t = tag > 0xff ? [tag >> 8, tag & 0xff] : [tag];
   // A length that does not fit would be written modulo its form and the receiver would read part of the value.
   if (n > TLV_MAX_LENGTH) throw new LengthError(`a TLV value is at most ${TLV_MAX_LENGTH} bytes, got ${n}`);
@@ -40,15 +42,24 @@ function head(tag: number, n: number): number[] {
   return [...t, ...l];
 }
 
-/** Parses a sequence of TLVs; ApduError when a length runs past the end. */
+/**
+ * Parses a sequence of TLVs, skipping the 00 and FF bytes 7816-4 allows
+ * between objects; ApduError when a length runs past the end, or for a tag
+ * of more than two bytes, which the profile never uses and which would
+ * otherwise be read as a two-byte tag followed by its own third byte.
+ * (Second bytes below 1F, as in DF01, are kept: 7816-4 and EMV use them.)
+ */
 export function decodeTlvs(b: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
   let o = 0;
   while (o < b.length) {
     let tag = b[o++]!;
+    if (tag === 0x00 || tag === 0xff) continue;
     if ((tag & 0x1f) === 0x1f) {
       if (o >= b.length) throw new ApduError('truncated TLV tag');
-      tag = (tag << 8) | b[o++]!;
+      const second = b[o++]!;
+      if (second & 0x80) throw new ApduError(`TLV tag ${tag.toString(16)}${second.toString(16)}... of more than two bytes`);
+      tag = (tag << 8) | second;
     }
     if (o >= b.length) throw new ApduError('truncated TLV length');
     let len = b[o++]!;

@@ -179,18 +179,19 @@ export class GetResponseLayer extends Layer {
     let idle = 0;
     try {
       for (let round = 0; ; round++) {
+        const more = announcesMore(r.sw);
+        if (!more && !(fetched && r.sw >> 8 === 0x6c)) break;
+        // Its 61xx and 6Cxx alike: a GET RESPONSE answered without data made no progress.
+        idle = fetched && r.data.length === 0 ? idle + 1 : 0;
+        if (idle === MAX_IDLE_ROUNDS) throw new ApduError(`${commandName(cmd)}: the card announced more data ${idle} times in a row without sending any`);
         let ne: number;
-        if (announcesMore(r.sw)) {
-          idle = fetched && r.data.length === 0 ? idle + 1 : 0;
-          if (idle === MAX_IDLE_ROUNDS) throw new ApduError(`${commandName(cmd)}: the card announced more data ${idle} times in a row without sending any`);
+        if (more) {
           take();
           if (total === limit) throw refuse(`announced more data after ${total} bytes`);
           // SW2 00 means "256 or more": an extended-length transport fetches as much as it can at once.
           ne = r.sw & 0xff || this.inner.maxResponseData;
-        } else if (fetched && r.sw >> 8 === 0x6c) {
-          ne = r.sw & 0xff || 256;
         } else {
-          break;
+          ne = r.sw & 0xff || 256;
         }
         if (round === rounds) throw new ApduError(`${commandName(cmd)}: response still incomplete after ${rounds} GET RESPONSE rounds`);
         r = await this.inner.transmit({ cla, ins: 0xc0, p1: 0, p2: 0, ne, secret: cmd.secret });

@@ -12,6 +12,7 @@ import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureI
 import { HASH_NAMES } from '../backends/software/digest.ts';
 import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
 import { concatBytes } from '../core/bytes.ts';
+import { DIGEST_LENGTHS } from '../core/hash.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
 
@@ -274,7 +275,17 @@ export class SenvApplet implements Applet {
   private ecdsaInput(env: Environment, hash: HashName): Absorber {
     if (findTlv(env.tlv, TAG.INPUT_IS_DIGEST)?.[0] !== 1) return createHash(hash);
     const parts: Uint8Array[] = [];
-    return { update: (d: Uint8Array) => parts.push(d.slice()), digest: () => concatBytes(parts), destroy: () => parts.splice(0).forEach((p) => p.fill(0)) };
+    let size = 0;
+    return {
+      update: (d: Uint8Array) => {
+        // A digest is what comes: anything longer is refused at once, not buffered.
+        size += d.length;
+        if (size > DIGEST_LENGTHS[hash]) throw new CardStatus(SW.WRONG_LENGTH);
+        parts.push(d.slice());
+      },
+      digest: () => concatBytes(parts),
+      destroy: () => parts.splice(0).forEach((p) => p.fill(0)),
+    };
   }
 
   private macFor(env: Environment): Absorber {

@@ -8,6 +8,9 @@ import { channelOfCla } from '../apdu/transport.ts';
 import { concatBytes } from '../core/bytes.ts';
 import type { CardHandler } from './vpcd.ts';
 
+/** The most a joined chain may carry: a data object of the profile's largest length form (2^24 - 1 bytes) and the template around it. */
+const MAX_JOINED = 0xffffff + 256;
+
 export const SW = {
   OK: 0x9000, VERIFY_FAILED: 0x6300, MEMORY_FULL: 0x6a84, WRONG_LENGTH: 0x6700, CHANNEL_UNSUPPORTED: 0x6881,
   LAST_OF_CHAIN_EXPECTED: 0x6883, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
@@ -52,7 +55,7 @@ interface Channel extends ChannelContext {
    * The chain in progress: its key, and the data so far of a chain joined here
    * (a streamed chain's data went to the applet link by link).
    */
-  chain: { key: string; parts: Uint8Array[] } | null;
+  chain: { key: string; parts: Uint8Array[]; size: number } | null;
   /** Response data not yet fetched by GET RESPONSE. */
   pending: Uint8Array | null;
 }
@@ -157,7 +160,7 @@ export class VirtualCardOs implements CardHandler {
     const applet = ch.applet;
     if (!applet) throw new CardStatus(SW.INS_UNSUPPORTED);
     if (streamed) {
-      ch.chain = more ? { key, parts: [] } : null;
+      ch.chain = more ? { key, parts: [], size: 0 } : null;
       try {
         return this.answer(ch, plain, applet.process(plain, ch, !more));
       } catch (e) {
@@ -168,7 +171,15 @@ export class VirtualCardOs implements CardHandler {
       }
     }
     if (more) {
-      (ch.chain ??= { key, parts: [] }).parts.push(plain.data);
+      const chain = (ch.chain ??= { key, parts: [], size: 0 });
+      chain.size += plain.data.length;
+      // A joined command holds at most one data object of the profile (2^24 - 1 bytes: an AEAD's
+      // associated data) and its header: a chain that goes on is refused, not buffered without end.
+      if (chain.size > MAX_JOINED) {
+        ch.chain = null;
+        throw new CardStatus(SW.MEMORY_FULL);
+      }
+      chain.parts.push(plain.data);
       return { data: new Uint8Array(0), sw: SW.OK };
     }
     const whole = ch.chain ? { ...plain, data: concatBytes([...ch.chain.parts, plain.data]) } : plain;

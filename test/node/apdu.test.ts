@@ -99,6 +99,15 @@ describe('command APDU codec', () => {
     expect(() => decodeTlvs(fromHex(`C280${'00'.repeat(128)}`))).toThrow(ApduError);
   });
 
+  it('BER-TLV tags of the profile only: 00 / FF padding between objects skipped, tags of three bytes refused, not misread', () => {
+    expect(decodeTlvs(fromHex('00FF8001AA0000DF2001BBFFFF')).map((t) => [t.tag, hex(t.value)])).toEqual([[0x80, 'AA'], [0xdf20, 'BB']]);
+    // DF 81 01: a three-byte tag (b8 of the second byte says more follow) whose value holds what looks like objects.
+    expect(() => decodeTlvs(fromHex('DF810103810101'))).toThrow(/more than two bytes/);
+    // Second bytes below 1F are tags of their own in 7816-4 and EMV practice (the profile's DF01).
+    expect(decodeTlvs(fromHex('DF0101009F1F0100')).map((t) => t.tag)).toEqual([0xdf01, 0x9f1f]);
+    for (const tag of [0x5f8101, 0, -1, 1.5]) expect(() => encodeTlv(tag, bytes(1)), String(tag)).toThrow(RangeError);
+  });
+
   it('fromHex errors give a length and a position, never the text (it may be a key)', () => {
     for (const text of ['00112233445566778899X', '00112233445566778899A']) {
       const err = (() => {

@@ -682,6 +682,62 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  it('a card that keeps announcing more is stopped within a few APDUs: GET CHALLENGE of 256 bytes, and 6Cxx answers to GET RESPONSE', async () => {
+    const { reader, b } = await openedReader(SHORT_LIMITS);
+    const cases: [string, (a: Uint8Array) => Uint8Array | undefined, () => Promise<unknown>][] = [
+      // Ne 256 is "all available" to the transport: GET CHALLENGE states its exact length as its cap.
+      ['random(256), 61 00 after every 256 bytes', (a) => (a[1] === 0x84 || a[1] === 0xc0 ? Uint8Array.of(...new Uint8Array(256).fill(3), 0x61, 0x00) : undefined), () => b.random(1, 256)],
+      ['random(1000), 61 00 after every 256 bytes', (a) => (a[1] === 0x84 || a[1] === 0xc0 ? Uint8Array.of(...new Uint8Array(256).fill(3), 0x61, 0x00) : undefined), () => b.random(1, 1000)],
+      // A 6Cxx to GET RESPONSE carries no data either: it counts as a round without progress.
+      ['memoryInfo, 6C 08 to every GET RESPONSE', (a) => (a[1] === 0xca ? Uint8Array.of(0x61, 0x08) : a[1] === 0xc0 ? Uint8Array.of(0x6c, 0x08) : undefined), () => b.memoryInfo()],
+    ];
+    for (const [what, intercept, op] of cases) {
+      const before = reader.sent.length;
+      reader.intercept = intercept;
+      await expect(op(), what).rejects.toThrow(ApduError);
+      reader.intercept = undefined;
+      expect(reader.sent.length - before, `${what}: APDUs`).toBeLessThan(8);
+      await b.reboot(2);
+    }
+    expect((await b.random(1, 256)).length).toBe(256);
+    // A length that is no byte count is the caller's error, typed, as on the software SE.
+    for (const n of [-1, 1.5, NaN]) await expect(b.random(1, n), String(n)).rejects.toThrow(InvalidInputError);
+    await b.close();
+  });
+
+  it('a card announcing a command data field too small for a VERIFY template in one command is refused at connection', async () => {
+    const reader = new InProcessReader({ maxCommandData: 143, maxResponseData: 256 });
+    await expect(reader.backend().open()).rejects.toThrow(/tag 81.*144/);
+    // 144 takes the largest template (a DER P-521 signature): verification works, also on the card's smallest field.
+    const { b } = await openedReader({ maxCommandData: 144, maxResponseData: 256 });
+    const k = await b.generateKey({ use: 'signature', algorithm: 38 });
+    const msg = randomBytes(500);
+    const sig = await (await b.signature(38, k, { format: 'der', prehashed: false })).sign(msg);
+    expect(sig.length).toBeGreaterThan(130);
+    expect(await (await b.signature(38, k, { format: 'der', prehashed: false })).verify(sig, msg)).toBe(true);
+    const mk = await b.importKey({ use: 'signature', algorithm: 27 }, 'secret', randomBytes(64));
+    const mac = await (await b.signature(27, mk, { format: 'raw', prehashed: false })).sign(msg);
+    expect(await (await b.signature(27, mk, { format: 'raw', prehashed: false })).verify(mac, msg)).toBe(true);
+    await b.close();
+  });
+
+  it('an AEAD takes the nonce and CBC the IV, whichever else the parameters hold (as in the software SE)', async () => {
+    const { b } = await openedReader();
+    const soft = new SoftwareBackend();
+    await soft.open();
+    const key = randomBytes(16), nonce = randomBytes(12), iv = randomBytes(16), data = randomBytes(40);
+    for (const alg of [1001, 1003, 24] as const) {
+      const params = { nonce, iv, aad: randomBytes(5) };
+      const run = async (be: SecureEnvironmentBackend) => {
+        const s = await be.cipher(alg, await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', key), 'encrypt', params);
+        return hex(await s.final(data));
+      };
+      expect(await run(b), `algorithm ${alg}`).toBe(await run(soft));
+    }
+    await soft.close();
+    await b.close();
+  });
+
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
     // The card's tag 85 says 1024, but without extended length one APDU returns 256 bytes at most.
     const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 1024 });

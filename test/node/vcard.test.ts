@@ -381,6 +381,24 @@ describe('senv virtual card', () => {
     expect(card.os.apdu(Uint8Array.of(0x01, 0xca, 0xdf, 0x01, 0x00))).toEqual(Uint8Array.of(0x68, 0x81));
   });
 
+  it('a chain is refused once it outgrows what one command of the profile holds; a digest given as input once it outgrows a digest', async () => {
+    const { card, t } = await open();
+    // Joined (PUT DATA): 2^24 - 1 bytes of value and a template, no more; then 6A84 and the chain is gone.
+    const link = Uint8Array.of(0x10, 0xda, 0x02, 0x05, 0x00, 0xff, 0x00, ...new Uint8Array(0xff00));
+    let sw = '';
+    let links = 0;
+    for (; links < 300 && (sw = hex(card.os.apdu(link).subarray(-2))) === '9000'; links++);
+    expect(sw).toBe('6A84');
+    expect(links).toBe(Math.floor((0xffffff + 256) / 0xff00));
+    expect(hex(card.os.apdu(Uint8Array.of(0x00, 0xca, 0xdf, 0x02, 0x00)).subarray(-2)), 'the card serves on').toBe('9000');
+    // ECDSA over a digest given by the host (C0 01): input beyond the digest's length is refused at that link.
+    const ref = 0x21;
+    await t.transmit({ cla: 0, ins: 0x47, p1: 0x80, p2: 0x00, data: Uint8Array.of(0x80, 0x02, 0x00, 33, 0x84, 0x01, ref), ne: 256 });
+    await mse(t, CRT.DST, 33, ref, [[0xc0, [1]]]);
+    expect(await swOf(t.transmit({ ...pso(0x9e9a, new Uint8Array(20)), cla: 0x10 }))).toBe(0x9000);
+    expect(await swOf(t.transmit({ ...pso(0x9e9a, new Uint8Array(20)), cla: 0x10 }))).toBe(0x6700);
+  });
+
   it('refuses a broken chain, extended APDUs when configured short, and forgets state on reset', async () => {
     const { card, t } = await open({ extended: false });
     await mse(t, CRT.HT, 4);

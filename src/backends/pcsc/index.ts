@@ -14,7 +14,7 @@ import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
-import { AuthenticationError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { AuthenticationError, InvalidInputError, InvalidValueError, LengthError, PaddingError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
@@ -170,6 +170,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   async random(type: RngType, length: number): Promise<Uint8Array> {
     const info = this.live();
     if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new InvalidInputError(`byte count must be a non-negative integer, got ${shown(length)}`);
     const out = new Uint8Array(length);
     try {
       await this.session.run(async () => {
@@ -178,7 +179,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
         const per = Math.min(info.maxResponseData, ch.t.maxResponseData);
         for (let o = 0; o < length; o += per) {
           const n = Math.min(per, length - o);
-          const got = (await ch.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, secret: true })).data;
+          // `most`: Ne 256 (or 65536) reads as "all available" to the transport, which would follow 61xx for up to 16 MiB.
+          const got = (await ch.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: n, most: n, secret: true })).data;
           out.set(got.subarray(0, n), o);
           got.fill(0);
           // Fewer bytes than asked would leave zeros in the result: never hand those out as random.
@@ -357,7 +359,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
     const k = asCardKey(key, this, this.keys);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
-    const iv = params.iv ? copyArg(params.iv, 'iv') : params.nonce && copyArg(params.nonce, 'nonce');
+    // The mode says which one it takes (as in the software SE): CBC the IV, an AEAD the nonce.
+    const iv = CIPHERS[algorithm].mode === 'cbc' ? params.iv && copyArg(params.iv, 'iv') : params.nonce && copyArg(params.nonce, 'nonce');
     const aad = params.aad && copyArg(params.aad, 'aad');
     const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(aad?.length ? [[TAG.AAD, aad] as [number, Uint8Array]] : [])];
     const dropParams = () => {

@@ -386,6 +386,14 @@ export function cardLost(e: unknown): boolean {
   return e instanceof ShortResponseError || (e instanceof PcscError && !unanswered(e));
 }
 
+/**
+ * The largest VERIFY template: `9E 81 8D` and a DER P-521 signature of 141
+ * bytes. The last link of a verification carries only that template, whole
+ * (a card's chain takes an earlier link as message data), so a card must
+ * take it in one command.
+ */
+const LARGEST_VERIFY = 144;
+
 export function parseFci(fci: Uint8Array): CardInfo {
   const top = findTlv(decodeTlvs(fci), TAG.FCI);
   const prop = top && findTlv(decodeTlvs(top), TAG.PROPRIETARY);
@@ -397,10 +405,14 @@ export function parseFci(fci: Uint8Array): CardInfo {
     return v ? v.reduce((a, b) => a * 256 + b, 0) : 0;
   };
   const algs = findTlv(p, FCI.ALGORITHMS) ?? new Uint8Array(0);
+  const command = num(FCI.MAX_COMMAND);
+  if (command && command < LARGEST_VERIFY) {
+    throw new ApduError(`the card announces a command data field of ${command} bytes (tag 81): the profile needs ${LARGEST_VERIFY}, a VERIFY template in one command`);
+  }
   return {
     version: num(FCI.VERSION),
     // Links and streams are sized by these: never above what one APDU can carry.
-    maxCommandData: Math.min(num(FCI.MAX_COMMAND) || 255, EXTENDED_MAX_NC),
+    maxCommandData: Math.min(command || 255, EXTENDED_MAX_NC),
     maxResponseData: Math.min(num(FCI.MAX_RESPONSE) || 256, EXTENDED_MAX_NE),
     algorithms: Array.from({ length: algs.length >> 1 }, (_, i) => (algs[2 * i]! << 8) | algs[2 * i + 1]!),
     serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
