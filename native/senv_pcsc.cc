@@ -16,6 +16,7 @@
 #include <winscard.h>
 #include <reader.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -35,11 +36,19 @@ namespace {
 // own lock, while SCardReleaseContext frees a context's entry and another
 // SCardDisconnect unlinks a card: run side by side on several threads they
 // can read freed memory. Every call that walks or changes those lists in a
-// way the library does not lock takes this lock (both are short round trips
-// to pcscd). SCardEstablishContext and SCardConnect only append, under the
-// library's locks, and are left out: SCardConnect can wait on pcscd for as
-// long as another application holds the card.
+// way the library does not lock takes this lock (short round trips to
+// pcscd), SCardEstablishContext's append included: the library links a new
+// element before it sets the element's own next pointer, which a walker
+// could follow meanwhile. SCardConnect's append to its context's card list
+// is left out: SCardConnect can wait on pcscd for as long as another
+// application holds the card, and a disconnect waiting behind it could be
+// the one that application waits for.
 std::mutex g_listLock;
+
+LONG EstablishContext(SCARDCONTEXT* ctx) {
+  std::lock_guard<std::mutex> hold(g_listLock);
+  return SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, ctx);
+}
 
 // Disconnects `card` (none when 0) with `disposition`, then releases `ctx`;
 // answers the disconnect's result, or the release's when there is no card.
@@ -59,36 +68,49 @@ LONG ReleaseContext(SCARDCONTEXT ctx, SCARDHANDLE card = 0, DWORD disposition = 
 // very process: vpcd with a virtual card in JS),
 // one at a time on one thread. At exit it is drained before libpcsclite's own
 // destructor frees the context list under it: exit() runs static destructors
-// such as this one's before the shared libraries' finalisers.
+// such as ReaperDrain's before the shared libraries' finalisers. The Reaper
+// itself is never freed: a release still running when the bounded drain gives
+// up finds its queue and lock whole, and the thread stops before the next one.
 class Reaper {
  public:
   // `card` 0: a context without a card (a monitor's).
   void Release(SCARDCONTEXT ctx, SCARDHANDLE card = 0) {
     std::lock_guard<std::mutex> hold(m_);
     if (stopped_) return;
-    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
     queue_.push_back({ctx, card});
+    // pthread, not std::thread: built without C++ exceptions, a thread that cannot be made would end
+    // the process in std::terminate, here from a garbage collector's finaliser. Then the entry waits
+    // for the next release to try again.
+    if (!started_) started_ = pthread_create(&thread_, nullptr, &Reaper::Main, this) == 0;
     cv_.notify_all();
   }
 
-  ~Reaper() {
+  void Drain() {
     std::unique_lock<std::mutex> hold(m_);
     stopped_ = true;
     cv_.notify_all();
-    // Bounded: a pcscd that stopped answering must not hang the exit.
-    bool idle = cv_.wait_for(hold, std::chrono::seconds(2), [this] { return queue_.empty() && !busy_; });
-    hold.unlock();
-    if (!thread_.joinable()) return;
-    if (idle) thread_.join();
-    else thread_.detach();
+    if (!started_) return;
+    // Bounded: a pcscd that stopped answering must not hang the exit. Drained, the thread is joined:
+    // its own exit (thread-local clean-up, libpcsclite's among it) is over before the library's finalisers.
+    if (cv_.wait_for(hold, std::chrono::seconds(2), [this] { return queue_.empty() && !busy_; })) {
+      hold.unlock();
+      pthread_join(thread_, nullptr);
+    } else {
+      abandoned_ = true;
+    }
   }
 
  private:
+  static void* Main(void* self) {
+    static_cast<Reaper*>(self)->Run();
+    return nullptr;
+  }
+
   void Run() {
     std::unique_lock<std::mutex> hold(m_);
     for (;;) {
       cv_.wait(hold, [this] { return stopped_ || !queue_.empty(); });
-      if (queue_.empty()) return;
+      if (queue_.empty() || abandoned_) break;
       Entry e = queue_.front();
       queue_.pop_front();
       busy_ = true;
@@ -107,12 +129,18 @@ class Reaper {
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<Entry> queue_;
-  std::thread thread_;
+  pthread_t thread_{};
+  bool started_ = false;
   bool busy_ = false;
   bool stopped_ = false;
+  bool abandoned_ = false;
 };
 
-Reaper g_reaper;
+Reaper* const g_reaper = new Reaper;
+
+struct ReaperDrain {
+  ~ReaperDrain() { g_reaper->Drain(); }
+} g_reaperDrain;
 
 struct AddonData {
   Napi::FunctionReference cardCtor;
@@ -240,6 +268,12 @@ DWORD DwordArg(const Napi::CallbackInfo& info, size_t i, DWORD fallback) {
   return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Uint32Value() : fallback;
 }
 
+// A response buffer's size: what the caller asks for, at most what PC/SC can return (a direct
+// caller's 4 GiB would be allocated and zeroed, or abort the process when it cannot be).
+DWORD ResponseSize(const Napi::CallbackInfo& info, size_t i) {
+  return std::min<DWORD>(DwordArg(info, i, MAX_BUFFER_SIZE_EXTENDED), MAX_BUFFER_SIZE_EXTENDED);
+}
+
 // "a\0b\0\0" -> ["a", "b"]
 Napi::Array MultiString(Napi::Env env, const std::vector<char>& buf) {
   Napi::Array out = Napi::Array::New(env);
@@ -288,7 +322,7 @@ class Card : public Napi::ObjectWrap<Card> {
     // test run for good.
     if (!state_->open) return;
     state_->open = false;
-    g_reaper.Release(state_->ctx, state_->card);
+    g_reaper->Release(state_->ctx, state_->card);
   }
 
   // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
@@ -319,7 +353,7 @@ class Card : public Napi::ObjectWrap<Card> {
     if (!IsBytes(info[0])) return TypeRejected(env, "transmit: the APDU must be a Uint8Array");
     auto st = state_;
     auto cmd = BytesArg(info[0]);
-    auto rsp = std::make_shared<Wiped>(DwordArg(info, 1, MAX_BUFFER_SIZE_EXTENDED));
+    auto rsp = std::make_shared<Wiped>(ResponseSize(info, 1));
     auto len = std::make_shared<DWORD>(0);
     return Job::Start(env, "SCardTransmit", Value(),
       [st, cmd, rsp, len] {
@@ -420,7 +454,7 @@ class Card : public Napi::ObjectWrap<Card> {
     auto st = state_;
     DWORD code = DwordArg(info, 0, 0);
     auto in = BytesArg(info[1]);
-    auto out = std::make_shared<Wiped>(DwordArg(info, 2, MAX_BUFFER_SIZE_EXTENDED));
+    auto out = std::make_shared<Wiped>(ResponseSize(info, 2));
     auto len = std::make_shared<DWORD>(0);
     return Job::Start(env, "SCardControl", Value(),
       [st, code, in, out, len] {
@@ -604,7 +638,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     // Off the JS thread, as for Card.
     if (!state_->open) return;
     state_->open = false;
-    g_reaper.Release(state_->ctx);
+    g_reaper->Release(state_->ctx);
   }
 
  private:
@@ -612,7 +646,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     Napi::Env env = info.Env();
     auto ctx = std::make_shared<SCARDCONTEXT>(0);
     return Job::Start(env, "SCardEstablishContext", Napi::Object(),
-      [ctx] { return SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, ctx.get()); },
+      [ctx] { return EstablishContext(ctx.get()); },
       [ctx](Napi::Env env, Napi::Promise::Deferred& d) {
         Napi::Object obj = env.GetInstanceData<AddonData>()->monitorCtor.New({});
         auto* m = Monitor::Unwrap(obj);
@@ -620,7 +654,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         m->state_->open = true;
         d.Resolve(obj);
       },
-      [ctx] { g_reaper.Release(*ctx); });
+      [ctx] { g_reaper->Release(*ctx); });
   }
 
   bool Usable(Napi::Env env, const char* op, Napi::Promise* rejected) {
@@ -723,7 +757,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     auto h = std::make_shared<Card::Handle>();
     return Job::Start(env, "SCardConnect", Value(),
       [reader, share, protocols, h] {
-        LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &h->ctx);
+        LONG rv = EstablishContext(&h->ctx);
         if (rv != SCARD_S_SUCCESS) return rv;
         rv = SCardConnect(h->ctx, reader->c_str(), share, protocols, &h->card, &h->protocol);
         if (rv != SCARD_S_SUCCESS) {
@@ -739,7 +773,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
         Card::Unwrap(obj)->Adopt(*h);
         d.Resolve(obj);
       },
-      [h] { g_reaper.Release(h->ctx, h->card); });
+      [h] { g_reaper->Release(h->ctx, h->card); });
   }
 
   Napi::Value Release(const Napi::CallbackInfo& info) {
