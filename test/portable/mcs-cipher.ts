@@ -139,6 +139,13 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         const discarded = body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph');
         equal(discarded.msg, undefined, 'msg: null removes msg (TS-0004)');
         equal(discarded.cbs, 0, 'and cbs is 0');
+        // cbs 0 and msg null (or an empty chunk) ask for the same discard; with data they contradict.
+        for (const msg of [null, '']) {
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(16)) } }), 2004, 'data to discard');
+          ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0, msg } }), 2004, `cbs 0 with msg ${JSON.stringify(msg)}`);
+          equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cbs, 0, `discarded by cbs 0 with msg ${JSON.stringify(msg)}`);
+        }
+        fails(await s.update(s.path('reg', 'c'), { 'senv:Cph': { cbs: 0, msg: b64(rnd(16)) } }), 4000, 'cbs 0 with data', /contradict/);
         const plain = rnd(48);
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(plain) } }), 2004, 'whole blocks');
         const ct = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'Enc')), 2000, 'encrypt'), 'senv:Cph').cD);

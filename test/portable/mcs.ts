@@ -82,6 +82,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const level = engine.describe(s.seId)!.description.securityLevel;
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: 'nope', seL: level } }), 4000, 'wrong sID', /sID/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level === 3 ? 1 : 3 } }), 4000, 'wrong seL', /seL/);
+        // Table 9.3-1 defines 1, 2 and 3 only.
+        for (const seL of [0, 4]) fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL } }), 4000, `seL ${seL}`, /one of 1, 2, 3 \(table 9\.3-1\)/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId } }), 4000, 'missing seL', /seL.*mandatory/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, srt: [20004, 99999] } }), 4000, 'srt widening', /srt/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, seT: 4 } }), 4000, 'RO seT', /read-only/);

@@ -148,7 +148,11 @@ export const cipherType: ResourceType = {
 function byteSizeReset(values: Map<string, unknown>): boolean {
   if (!values.has('currentByteSize')) return false;
   if (values.get('currentByteSize') !== 0) throw badRequest('cbs (currentByteSize) can only be set to 0, which discards the data held');
-  if (values.has('sensitiveData')) throw badRequest('cbs (currentByteSize) 0 and msg (sensitiveData) in one request contradict each other');
+  // msg null, or an empty chunk, asks for the same discard; data would be kept and discarded at once.
+  const data = values.get('sensitiveData') as Accumulator | Uint8Array | null | undefined;
+  if (data && (data instanceof Uint8Array ? data.length : data.size) > 0) {
+    throw badRequest('cbs (currentByteSize) 0 and msg (sensitiveData) data in one request contradict each other');
+  }
   values.delete('currentByteSize');
   return true;
 }

@@ -19,7 +19,7 @@ export const seType: ResourceType = {
     // O/O in table 7.3.0-3 but RO in table 7.3.0-2: the SE knows what it is.
     { name: 'SEType', sn: 'seT', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'enum', values: [1, 2, 3, 4], table: 'table 9.2-1' } },
     { name: 'm2mSeID', sn: 'sID', access: 'WO', create: 'M', update: 'NP', type: { kind: 'string' } },
-    { name: 'securityLevel', sn: 'seL', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [0, 1, 2, 3], table: 'table 9.3-1' } },
+    { name: 'securityLevel', sn: 'seL', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2, 3], table: 'table 9.3-1' } },
     { name: 'supportedResourceType', sn: 'srt', access: 'RW', create: 'O', update: 'O', type: { kind: 'uints' }, always: true },
     { name: 'e2eSecInfo', sn: 'esi', access: 'RW', create: 'O', update: 'O', type: { kind: 'any' } },
     { name: 'hostedCSELink', sn: 'hcl', access: 'RW', create: 'O', update: 'O', type: { kind: 'string' } },
