@@ -5,8 +5,8 @@
 // are checked on their parent. An <accessControlPolicy> itself is governed
 // by its selfPrivileges, and so is pointing a resource at other policies:
 // a privilege to UPDATE a resource must not let its holder swap the policy
-// that granted it for one of its own (TS-0001: a change of acpi needs UPDATE
-// in the selfPrivileges of the policies it names).
+// that granted it for one of its own (TS-0001's description of acpi, as we
+// recall it: a change needs UPDATE in the selfPrivileges of its policies).
 import type { Resource } from './resource.ts';
 import { ACP_TY, grants, type AccessRule } from './types/acp.ts';
 
