@@ -25,23 +25,8 @@ function senvKeyCases(key: Uint8Array, fn: (k: AesKey) => unknown): BenchCase[] 
   });
 }
 
-// WebCrypto is asynchronous and the harness measures synchronous functions,
-// so its sequential rate (one await at a time, importKey included) is
-// measured here and printed beside the tables.
-async function webCryptoRate(fn: () => Promise<unknown>, ms: number): Promise<number> {
-  for (let i = 0; i < 20; i++) await fn();
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) {
-    await fn();
-    n++;
-  }
-  return (n * 1000) / (performance.now() - t0);
-}
-
-export const aesBench: BenchModule = async (opts) => {
+export const aesBench: BenchModule = async () => {
   const groups: BenchGroup[] = [];
-  const web: string[] = [];
   const subtle = globalThis.crypto.subtle;
   const nonce = new Uint8Array(nodeCrypto.randomBytes(12));
   const iv = new Uint8Array(nodeCrypto.randomBytes(16));
@@ -56,15 +41,10 @@ export const aesBench: BenchModule = async (opts) => {
           ...(size <= 1024 ? senvKeyCases(key, (k) => gcm(k, nonce).encrypt(data)) : []),
           { impl: 'node:crypto', fn: () => { const c = nodeCrypto.createCipheriv(name, key, nonce); c.update(data); c.final(); return c.getAuthTag(); } },
           { impl: '@noble/ciphers', fn: () => nobleGcm(key, nonce).encrypt(data) },
+          // One operation awaited at a time, importKey included (the key as bytes, as for the others).
+          { impl: 'WebCrypto', async: true, fn: () => subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']).then((k) => subtle.encrypt({ name: 'AES-GCM', iv: nonce }, k, data)) },
         ],
       });
-      if (!opts.filter || opts.filter.test(`AES-${bitsize}-GCM encrypt`)) {
-        const rate = await webCryptoRate(async () => {
-          const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
-          return subtle.encrypt({ name: 'AES-GCM', iv: nonce }, k, data);
-        }, opts.quick ? 250 : 1000);
-        web.push(`  AES-${bitsize}-GCM encrypt ${String(size).padStart(7)} B: ${rate.toFixed(0)} op/s, ${((rate * size) / 1e6).toFixed(1)} MB/s`);
-      }
     }
     const key = new Uint8Array(nodeCrypto.randomBytes(16));
     // GCM with the data as associated data and nothing to encrypt: GHASH alone (plus one block).
@@ -105,10 +85,6 @@ export const aesBench: BenchModule = async (opts) => {
         { impl: 'node:crypto (CBC as CMAC)', fn: () => { const c = nodeCrypto.createCipheriv('aes-128-cbc', key, iv); c.update(data); return c.final(); } },
       ],
     });
-  }
-  if (web.length) {
-    console.log('\nWebCrypto AES-GCM, sequential (one await at a time, importKey included):');
-    for (const line of web) console.log(line);
   }
   return groups;
 };

@@ -55,6 +55,9 @@ export const ecdsaBench: BenchModule = async () => {
     // Uncompressed, as senv's: a compressed key would make noble take a square root on every verify.
     const noblePk = noble.getPublicKey(nobleSk, false);
     const nobleSig = noble.sign(msg, nobleSk);
+    // node:crypto and WebCrypto sign and verify with key objects made once, outside the loop (their
+    // APIs' natural form, as in notes/peers.md); senv and noble take key bytes on every call, so the
+    // ratios against them understate senv for a caller that imports a key per operation.
     // WebCrypto: one operation awaited at a time (sequential), as a caller without batching sees it.
     const webAlgo = { name: 'ECDSA', namedCurve: name };
     const webPair = (await subtle.generateKey(webAlgo, false, ['sign', 'verify'])) as CryptoKeyPair;

@@ -2,10 +2,11 @@
 // this process with benchmark.js, prints a table with the ratios and returns
 // machine-readable records (bench/run.ts writes them as JSON).
 // The machines are virtual and their speed drifts by 10-30 % over seconds, so
-// a full run measures a group's cases in ROUNDS alternating rounds and takes
-// each ratio as the median of the per-round ratios (ops/s: the median round):
-// implementations measured seconds apart would otherwise compare the host's
-// drift as much as the code.
+// a full run measures a group's cases in ROUNDS alternating rounds (forwards,
+// then backwards) and takes each ratio as the median of the per-round ratios
+// (ops/s: the median round), printed with the rounds' range: implementations
+// measured seconds apart would otherwise compare the host's drift as much as
+// the code. Every case runs once before it is timed (probe).
 import Benchmark from 'benchmark';
 
 export interface BenchCase {
@@ -47,8 +48,10 @@ export interface BenchRecord {
   mbPerSec: number;
   rme: number;
   samples: number;
-  /** senv records only: senv ops/s divided by each peer's ops/s in this run. */
+  /** senv records only: senv ops/s divided by each peer's ops/s in this run (the median of the rounds' ratios). */
   ratios: Record<string, number>;
+  /** senv records only: the lowest and highest of the rounds' ratios behind each median. */
+  ratioRanges: Record<string, [number, number]>;
 }
 
 /** One module of bench/: returns its groups (setup may be async). */
@@ -91,6 +94,17 @@ async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
+/**
+ * Runs a case once before it is timed: one that throws, or answers false (a
+ * verification that does not verify returns early), would be timed doing
+ * something else than the operation its row names.
+ */
+async function probe(c: BenchCase): Promise<void> {
+  c.setup?.();
+  const out = c.async ? await (c.fn() as Promise<unknown>) : c.fn();
+  if (out === false) throw new Error(`bench: ${c.impl} answered false before timing: its row would time a failing call`);
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -104,9 +118,14 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
     if (opts.filter && !opts.filter.test(title)) continue;
     const batch = g.batch ?? 1;
+    for (const c of g.cases) await probe(c);
     const runs: Measured[][] = g.cases.map(() => []);
     for (let round = 0; round < (opts.quick ? 1 : ROUNDS); round++) {
-      for (const [i, c] of g.cases.entries()) runs[i]!.push(await measure(c, opts.quick));
+      // Forwards, then backwards: drift within a round, or the garbage a row leaves to the next,
+      // falls on each side in turn rather than always on the rows measured last.
+      const order = [...g.cases.entries()];
+      if (round % 2) order.reverse();
+      for (const [i, c] of order) runs[i]!.push(await measure(c, opts.quick));
     }
     const rows = g.cases.map((c, i) => {
       const ms = runs[i]!;
@@ -117,13 +136,22 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     for (const r of rows) {
       const ours = r.c.impl.startsWith('senv');
       const ratios: Record<string, number> = {};
-      if (ours) for (const p of peers) ratios[p.c.impl] = median(r.runs.map((m, k) => m.hz / p.runs[k]!.hz));
+      const ratioRanges: Record<string, [number, number]> = {};
+      if (ours) {
+        for (const p of peers) {
+          const perRound = r.runs.map((m, k) => m.hz / p.runs[k]!.hz);
+          ratios[p.c.impl] = median(perRound);
+          ratioRanges[p.c.impl] = [Math.min(...perRound), Math.max(...perRound)];
+        }
+      }
       const mb = (r.hz * batch * g.size) / 1e6;
       records.push({
         implementation: r.c.impl, algorithm: g.algorithm, size: g.size, batch,
-        opsPerSec: r.hz, msgsPerSec: r.hz * batch, mbPerSec: mb, rme: r.rme, samples: r.samples, ratios,
+        opsPerSec: r.hz, msgsPerSec: r.hz * batch, mbPerSec: mb, rme: r.rme, samples: r.samples, ratios, ratioRanges,
       });
-      const ratioText = Object.entries(ratios).map(([p, x]) => `${x.toFixed(2)}x ${p}`).join(', ');
+      // The rounds' range beside each median ratio: what the ± of one round's timing cannot show.
+      const range = (p: string) => (opts.quick ? '' : ` [${ratioRanges[p]![0].toFixed(2)}-${ratioRanges[p]![1].toFixed(2)}]`);
+      const ratioText = Object.entries(ratios).map(([p, x]) => `${x.toFixed(2)}x${range(p)} ${p}`).join(', ');
       log(
         `  ${r.c.impl.padEnd(22)} ${fmt(r.hz * batch).padStart(12)} ${batch > 1 ? 'msg/s' : 'op/s '} ` +
           `${g.size ? `${fmt(mb).padStart(9)} MB/s` : ''.padStart(14)}  ±${r.rme.toFixed(1)}%  ${ratioText}`,
