@@ -69,6 +69,8 @@ export class McsEngine {
   readonly #clock: () => number;
   readonly #store: Persistence | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** SEs whose expiry sweep waits for its turn or runs. */
+  readonly #sweeping = new Set<SeHost>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -206,23 +208,22 @@ export class McsEngine {
   async #close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    // Every SE is closed and the store too (its lock released, its keys zeroized), whatever fails
-    // on the way; the first failure is thrown at the end.
-    let failure: { error: unknown } | undefined;
-    for (const host of this.#hosts.values()) {
+    // Every SE at once, each in its own turn (a request under way finishes first): one busy or hung
+    // SE must not keep the others' keys live. Then the store (its lock released, its keys zeroized),
+    // whatever failed on the way; the first failure is thrown at the end.
+    const closed = await Promise.allSettled([...this.#hosts.values()].map(async (host) => {
       await host.acquire();
       try {
         // Keys a device keeps stay there when the store names them (the next run loads them).
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
         await host.backend.close();
-      } catch (error) {
-        failure ??= { error };
       } finally {
         host.release();
       }
-    }
+    }));
     await this.#store?.close();
-    if (failure) throw failure.error;
+    const failure = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 
   /**
@@ -647,7 +648,8 @@ export class McsEngine {
   #schedule(notBefore = 0): void {
     clearTimeout(this.#timer);
     let next = Infinity;
-    for (const h of this.#hosts.values()) next = Math.min(next, h.nextExpiry);
+    // An SE whose sweep waits for its turn is left out: that sweep schedules again when it has run.
+    for (const h of this.#hosts.values()) if (!this.#sweeping.has(h)) next = Math.min(next, h.nextExpiry);
     if (next === Infinity || this.#closed) return;
     let delay: number;
     try {
@@ -656,23 +658,44 @@ export class McsEngine {
       // A clock that failed (a caller's clock option) is asked again later; a timer must not throw.
       delay = EXPIRY_RETRY_MS;
     }
-    this.#timer = setTimeout(() => void this.#sweep(), delay);
+    this.#timer = setTimeout(() => this.#sweep(), delay);
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  async #sweep(): Promise<void> {
+  /**
+   * Sweeps each SE that has something due, each on its own: an SE busy with
+   * a long request (or a card that stopped answering) delays no other SE's
+   * expirations, and one with nothing due is not made to wait for a turn.
+   */
+  #sweep(): void {
+    let now: number;
+    try {
+      now = this.#clock();
+    } catch {
+      this.#schedule(EXPIRY_RETRY_MS);
+      return;
+    }
+    for (const h of this.#hosts.values()) {
+      if (now < h.nextExpiry || this.#sweeping.has(h)) continue;
+      this.#sweeping.add(h);
+      void this.#sweepHost(h);
+    }
+    this.#schedule();
+  }
+
+  async #sweepHost(h: SeHost): Promise<void> {
     let failed = false;
-    await Promise.all([...this.#hosts.values()].map(async (h) => {
-      const turn = h.acquire();
-      if (turn) await turn;
-      try {
-        await this.#expire(h, this.#context(h, ''));
-      } catch {
-        failed = true;
-      } finally {
-        h.release();
-      }
-    }));
+    const turn = h.acquire();
+    if (turn) await turn;
+    try {
+      // Closed meanwhile: close() has released everything.
+      if (!this.#closed) await this.#expire(h, this.#context(h, ''));
+    } catch {
+      failed = true;
+    } finally {
+      h.release();
+      this.#sweeping.delete(h);
+    }
     this.#schedule(failed ? EXPIRY_RETRY_MS : 0);
   }
 }
