@@ -18,13 +18,13 @@ export function isAllowed(res: Resource, originator: string, opBit: number, look
   res = governing(res);
   if (createdBy(res, originator)) return true;
   if (res.ty === ACP_TY) return grants(rulesOf(res, 'selfPrivileges'), originator, opBit);
-  return policiesInForce(res, lookup).some((acp) => grants(rulesOf(acp, 'privileges'), originator, opBit));
+  return policiesGrant(res, lookup, 'privileges', originator, opBit);
 }
 
 /** Whether the originator may change which policies govern `res` (its accessControlPolicyIDs). */
 export function mayRepoint(res: Resource, originator: string, lookup: Lookup): boolean {
   res = governing(res);
-  return createdBy(res, originator) || policiesInForce(res, lookup).some((acp) => grants(rulesOf(acp, 'selfPrivileges'), originator, OP_BITS[3]));
+  return createdBy(res, originator) || policiesGrant(res, lookup, 'selfPrivileges', originator, OP_BITS[3]);
 }
 
 /**
@@ -44,13 +44,18 @@ function createdBy(res: Resource, originator: string): boolean {
   return false;
 }
 
-/** The <accessControlPolicy> resources of the first non-empty acpi from `res` upwards. */
-function policiesInForce(res: Resource, lookup: Lookup): Resource[] {
+/** Whether a policy of the first non-empty acpi from `res` upwards grants `opBit` in its `rules`. */
+function policiesGrant(res: Resource, lookup: Lookup, rules: 'privileges' | 'selfPrivileges', originator: string, opBit: number): boolean {
   for (let r: Resource | undefined = res; r; r = r.parent) {
     const ids = r.attrs.get('accessControlPolicyIDs') as string[] | undefined;
-    if (ids && ids.length) return ids.map(lookup).filter((acp): acp is Resource => acp !== undefined && acp.ty === ACP_TY);
+    if (ids && ids.length) {
+      return ids.some((id) => {
+        const acp = lookup(id);
+        return acp !== undefined && acp.ty === ACP_TY && grants(rulesOf(acp, rules), originator, opBit);
+      });
+    }
   }
-  return [];
+  return false;
 }
 
 function rulesOf(acp: Resource, name: string): AccessRule[] {

@@ -169,15 +169,14 @@ export class McsClient {
    * originator may have registered again meanwhile, through another client).
    */
   async #below(op: Operation, name: string, root: string, content?: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const cached = this.#registration;
     const send = (ri: string) => this.request(op, `${this.seId}/${ri}/${name}`, root, content);
-    if (cached === undefined) return send((await this.registration()).ri as string);
-    try {
-      return await send(cached);
-    } catch (e) {
-      if (!(e instanceof McsError && e.rsc === 4004)) throw e;
-      return send((await this.registration()).ri as string);
-    }
+    const fresh = async () => send((await this.registration()).ri as string);
+    const cached = this.#registration;
+    if (cached === undefined) return fresh();
+    return send(cached).catch((e: unknown) => {
+      if (e instanceof McsError && e.rsc === 4004) return fresh();
+      throw e;
+    });
   }
 }
 

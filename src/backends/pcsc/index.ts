@@ -15,11 +15,12 @@ import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
 import { AuthenticationError, InvalidInputError, InvalidValueError, LengthError, PaddingError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
-import { CIPHERS, HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
+import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
 import { CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
+import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
 import { HASH_NAMES } from '../software/digest.ts';
 
@@ -608,30 +609,8 @@ async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8A
 
 const isEcdsa = (spec: KeySpec): boolean => spec.use === 'signature' && SIGNATURES[spec.algorithm as SignatureAlgorithm]?.family === 'ecdsa';
 
-/** HMAC: the hash's whole output (the profile truncates nothing); CMAC and CBC-MAC: one AES block. */
-function macLength(algorithm: SignatureAlgorithm): number {
-  const info = SIGNATURES[algorithm];
-  return info.family === 'hmac' ? HASHES[info.hash!].outputLength : 16;
-}
-
-/**
- * No signature or MAC longer than this can verify: the answer is false
- * without the card, as the software SE's, where a card without extended length
- * would have to refuse the chained VERIFY as a data length. DER: a SEQUENCE
- * (up to 3 header bytes) of two INTEGERs of up to a field length plus a sign
- * byte (2 header bytes each).
- */
-function longestSignature(algorithm: SignatureAlgorithm, format: SignatureOptions['format']): number {
-  if (SIGNATURES[algorithm].family !== 'ecdsa') return macLength(algorithm);
-  const n = fieldLength(algorithm);
-  return format === 'der' ? 3 + 2 * (2 + n + 1) : 2 * n;
-}
-
 /** 7F49 { 86 point }: at most 2 + 3 + 1 + 3 + 133 bytes (P-521), with room to spare. */
 const PUBLIC_KEY_TEMPLATE_MAX = 256;
-
-/** Coordinate (and scalar) length of an ECDSA algorithm's curve: its SEC1 point is 04 || X || Y. */
-const fieldLength = (algorithm: number): number => (PUBLIC_KEY_LENGTHS[SIGNATURES[algorithm as SignatureAlgorithm].curve!] - 1) / 2;
 
 /** Raw r || s of two field-length halves, or (C1 01) a DER ECDSA-Sig-Value whose integers fit the field. */
 function ecdsaSignature(algorithm: SignatureAlgorithm, der: boolean, sig: Uint8Array): Uint8Array {

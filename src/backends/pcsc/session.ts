@@ -16,6 +16,7 @@ import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
 import { StateError } from '../../core/errors.ts';
 import { PcscContext, PcscError, ShortResponseError, type PcscCard, type ShareMode } from '../../pcsc/index.ts';
+import { LARGEST_VERIFY } from './signature-lengths.ts';
 
 export interface CardInfo {
   serial: Uint8Array;
@@ -385,14 +386,6 @@ export function unanswered(e: unknown): boolean {
 export function cardLost(e: unknown): boolean {
   return e instanceof ShortResponseError || (e instanceof PcscError && !unanswered(e));
 }
-
-/**
- * The largest VERIFY template: `9E 81 8D` and a DER P-521 signature of 141
- * bytes. The last link of a verification carries only that template, whole
- * (a card's chain takes an earlier link as message data), so a card must
- * take it in one command.
- */
-const LARGEST_VERIFY = 144;
 
 export function parseFci(fci: Uint8Array): CardInfo {
   const top = findTlv(decodeTlvs(fci), TAG.FCI);
