@@ -64,7 +64,7 @@ export const ecdsaBench: BenchModule = async () => {
     const webParams = { name: 'ECDSA', hash };
     const webSig = await subtle.sign(webParams, webPair.privateKey, msg);
     groups.push({
-      algorithm: `ECDSA ${name} keygen`, size: 0, cases: [
+      algorithm: `ECDSA ${name} keygen`, size: 0, randomized: true, cases: [
         ...senvCases(() => e.keygen()),
         { impl: 'node:crypto', fn: () => nodeCrypto.generateKeyPairSync('ec', { namedCurve: name }) },
         { impl: 'WebCrypto', async: true, fn: () => subtle.generateKey(webAlgo, true, ['sign']) },
@@ -72,7 +72,7 @@ export const ecdsaBench: BenchModule = async () => {
       ],
     });
     groups.push({
-      algorithm: `ECDSA ${name} sign`, size: 0, cases: [
+      algorithm: `ECDSA ${name} sign`, size: 0, randomized: true, cases: [
         ...senvCases(() => e.sign(msg, secretKey)),
         { impl: 'node:crypto', fn: () => nodeCrypto.sign(node, msg, nodeKeys.privateKey) },
         { impl: 'WebCrypto', async: true, fn: () => subtle.sign(webParams, webPair.privateKey, msg) },

@@ -6,7 +6,9 @@
 // then backwards) and takes each ratio as the median of the per-round ratios
 // (ops/s: the median round), printed with the rounds' range: implementations
 // measured seconds apart would otherwise compare the host's drift as much as
-// the code. Every case runs once before it is timed (probe).
+// the code. Every case runs once before it is timed (probe), and the rows of a
+// group must compute the same bytes there, or the table would compare
+// different operations.
 import Benchmark from 'benchmark';
 
 export interface BenchCase {
@@ -17,6 +19,12 @@ export interface BenchCase {
   async?: boolean;
   /** Runs before this case is measured (e.g. initSync({ build: 'scalar' })). */
   setup?: () => void;
+  /**
+   * Reads fn's result as the bytes every row of the group must agree on (probe only, so the
+   * timed call pays no conversion). Default: the result itself when it is bytes, a list of
+   * byte arrays (joined) or text. false: this row times a stand-in that computes something else.
+   */
+  output?: ((result: unknown) => Uint8Array | undefined) | false;
 }
 
 export interface BenchGroup {
@@ -26,6 +34,8 @@ export interface BenchGroup {
   /** Messages per operation for batch APIs (ops/s are multiplied by it in the msgs/s column). */
   batch?: number;
   cases: BenchCase[];
+  /** The rows' outputs differ by design (random bytes, keys, randomized signatures): not compared. */
+  randomized?: boolean;
 }
 
 export interface BenchOptions {
@@ -94,15 +104,47 @@ async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
+function asBytes(x: unknown): Uint8Array | undefined {
+  if (x instanceof Uint8Array) return x;
+  if (x instanceof ArrayBuffer) return new Uint8Array(x);
+  if (typeof x === 'string') return new TextEncoder().encode(x);
+  if (Array.isArray(x) && x.length > 0 && x.every((e) => e instanceof Uint8Array)) {
+    const out = new Uint8Array(x.reduce((n: number, e: Uint8Array) => n + e.length, 0));
+    let at = 0;
+    for (const e of x as Uint8Array[]) {
+      out.set(e, at);
+      at += e.length;
+    }
+    return out;
+  }
+  return undefined;
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+
 /**
  * Runs a case once before it is timed: one that throws, or answers false (a
  * verification that does not verify returns early), would be timed doing
- * something else than the operation its row names.
+ * something else than the operation its row names. Returns its output bytes.
  */
-async function probe(c: BenchCase): Promise<void> {
+async function probe(c: BenchCase): Promise<Uint8Array | undefined> {
   c.setup?.();
   const out = c.async ? await (c.fn() as Promise<unknown>) : c.fn();
   if (out === false) throw new Error(`bench: ${c.impl} answered false before timing: its row would time a failing call`);
+  return c.output === false ? undefined : c.output ? c.output(out) : asBytes(out);
+}
+
+/** Every row that has output bytes must have the first such row's. */
+async function probeGroup(g: BenchGroup, title: string): Promise<void> {
+  let first: { impl: string; bytes: Uint8Array } | undefined;
+  for (const c of g.cases) {
+    const bytes = await probe(c);
+    if (!bytes || g.randomized) continue;
+    if (!first) first = { impl: c.impl, bytes };
+    else if (!sameBytes(first.bytes, bytes)) {
+      throw new Error(`bench: ${title}: ${c.impl} computes other bytes than ${first.impl}: its row would time another operation`);
+    }
+  }
 }
 
 const median = (xs: number[]) => {
@@ -118,7 +160,7 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
     if (opts.filter && !opts.filter.test(title)) continue;
     const batch = g.batch ?? 1;
-    for (const c of g.cases) await probe(c);
+    await probeGroup(g, title);
     const runs: Measured[][] = g.cases.map(() => []);
     for (let round = 0; round < (opts.quick ? 1 : ROUNDS); round++) {
       // Forwards, then backwards: drift within a round, or the garbage a row leaves to the next,

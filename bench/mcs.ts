@@ -42,6 +42,18 @@ async function rig(): Promise<Rig> {
   return { engine, seId, send };
 }
 
+/** The bytes a RETRIEVE of an operation answers (base64 text when serialized), for the probe's comparison. */
+function answered(res: unknown): Uint8Array | undefined {
+  for (const attrs of Object.values((res as McsResponse).pc as Record<string, Record<string, unknown>>)) {
+    for (const [sn, v] of Object.entries(attrs)) {
+      if (sn === 'ri') continue;
+      if (v instanceof Uint8Array) return v;
+      if (typeof v === 'string') return fromBase64(v);
+    }
+  }
+  return undefined;
+}
+
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 async function gcmCipher(r: Rig, rn: string, key: Uint8Array, nonce: Uint8Array, mbs: number): Promise<string> {
@@ -114,9 +126,11 @@ export const mcsBench: BenchModule = async (opts) => {
   groups.push({
     algorithm: 'Mcs <cipher> AES-128-GCM, 4 KiB UPDATEs + encrypt', size: MiB, cases: [
       {
-        impl: 'senv Mcs', async: true, fn: async () => {
+        impl: 'senv Mcs', async: true, output: answered, fn: async () => {
           for (const c of chunks) ok(await r.send(3, bulk, { 'senv:Cph': { msg: c } }));
-          ok(await r.send(2, `${bulk}/encrypt`));
+          const res = await r.send(2, `${bulk}/encrypt`);
+          ok(res);
+          return res;
         },
       },
       { impl: 'core one-shot', fn: () => gcm(key, nonce).encrypt(big) },
@@ -140,15 +154,19 @@ export const mcsBench: BenchModule = async (opts) => {
     };
     return [
       {
-        impl: 'senv Mcs', async: true, fn: async () => {
+        impl: 'senv Mcs', async: true, output: answered, fn: async () => {
           ok(await r.send(3, to, content(small)));
-          ok(await r.send(2, op));
+          const res = await r.send(2, op);
+          ok(res);
+          return res;
         },
       },
       {
-        impl: 'senv Mcs base64', async: true, fn: async () => {
+        impl: 'senv Mcs base64', async: true, output: answered, fn: async () => {
           ok(await r.send(3, to, content(smallB64), undefined, false));
-          ok(await r.send(2, op, undefined, undefined, false));
+          const res = await r.send(2, op, undefined, undefined, false);
+          ok(res);
+          return res;
         },
       },
     ];

@@ -1,0 +1,60 @@
+// The benchmark harness refuses, before timing anything, a group whose rows
+// compute different bytes: such a table would compare different operations.
+// Only the refusals are run here (they happen before any timing).
+import { describe, it, expect } from 'vitest';
+import { runGroups, type BenchCase } from '../../bench/harness.ts';
+
+const quiet = () => {};
+const run = (cases: BenchCase[], randomized?: boolean) =>
+  runGroups([{ algorithm: 'probe', size: 16, cases, randomized }], { quick: true }, quiet);
+
+describe('bench harness: rows of a group must agree', () => {
+  const bytes = new Uint8Array([1, 2, 3, 4]);
+
+  it('refuses a row whose bytes differ, naming both rows', async () => {
+    await expect(run([
+      { impl: 'senv', fn: () => bytes },
+      { impl: 'peer', fn: () => new Uint8Array([1, 2, 3, 5]) },
+    ])).rejects.toThrow(/peer computes other bytes than senv/);
+  });
+
+  it('compares a list of byte arrays as their concatenation, and ArrayBuffers and text as bytes', async () => {
+    await expect(run([
+      { impl: 'senv', fn: () => bytes },
+      { impl: 'pieces', fn: () => [bytes.subarray(0, 1), bytes.subarray(1, 4), new Uint8Array([9])] },
+    ])).rejects.toThrow(/pieces computes other bytes/);
+    await expect(run([
+      { impl: 'senv', fn: () => bytes },
+      { impl: 'buffer', fn: () => new Uint8Array([1, 2, 3]).buffer },
+    ])).rejects.toThrow(/buffer computes other bytes/);
+    await expect(run([
+      { impl: 'senv', fn: () => 'AQIDBA==' },
+      { impl: 'text', fn: () => 'AQIDBQ==' },
+    ])).rejects.toThrow(/text computes other bytes/);
+  });
+
+  it('reads a row through its output function, also for asynchronous rows', async () => {
+    await expect(run([
+      { impl: 'senv', async: true, fn: async () => ({ value: bytes }), output: (r) => (r as { value: Uint8Array }).value },
+      { impl: 'peer', async: true, fn: async () => bytes.subarray(1) },
+    ])).rejects.toThrow(/peer computes other bytes than senv/);
+  });
+
+  it('refuses a row that answers false before timing it', async () => {
+    await expect(run([{ impl: 'senv', fn: () => false }])).rejects.toThrow(/answered false before timing/);
+  });
+
+  it('times rows that agree, rows marked as stand-ins and randomized groups', async () => {
+    const records = await run([
+      { impl: 'senv', fn: () => bytes },
+      { impl: 'pieces', fn: () => [bytes.subarray(0, 2), bytes.subarray(2)] },
+      { impl: 'stand-in', output: false, fn: () => new Uint8Array(1) },
+    ]);
+    expect(records.map((r) => r.implementation)).toEqual(['senv', 'pieces', 'stand-in']);
+    const random = await run([
+      { impl: 'senv', fn: () => new Uint8Array([1]) },
+      { impl: 'peer', fn: () => new Uint8Array([2]) },
+    ], true);
+    expect(random).toHaveLength(2);
+  });
+});
