@@ -5,6 +5,8 @@
 // only wants the WASM core. The PC/SC backend then reports the same advice at
 // run time (src/pcsc/native.ts). `--strict` turns a missing header or a failed
 // build into a non-zero exit (for CI jobs that must have the bridge).
+// SENV_NATIVE=skip leaves it out (browser- or Deno-only consumers that have the
+// headers but no use for the bridge); `npm rebuild onem2m-senv` builds it later.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +17,7 @@ const strict = process.argv.includes('--strict');
 const nativeDir = fileURLToPath(new URL('../native/', import.meta.url));
 const INSTALL_HINT =
   'Debian/Ubuntu: apt-get install libpcsclite-dev g++ make python3 (and pcscd to use readers); ' +
-  'Fedora: dnf install pcsc-lite-devel gcc-c++ make; then run: node scripts/build-native.mjs';
+  'Fedora: dnf install pcsc-lite-devel gcc-c++ make; then run: npm rebuild onem2m-senv (in a senv checkout: node scripts/build-native.mjs)';
 
 function hasPcscHeaders() {
   const pc = spawnSync('pkg-config', ['--exists', 'libpcsclite']);
@@ -38,6 +40,7 @@ function finish(ok, message) {
   process.exit(ok || !strict ? 0 : 1);
 }
 
+if (process.env.SENV_NATIVE === 'skip' && !strict) finish(true, 'skipped (SENV_NATIVE=skip); build it later with: npm rebuild onem2m-senv');
 if (!hasPcscHeaders()) finish(false, `skipped, libpcsclite headers not found (${INSTALL_HINT})`);
 const gyp = nodeGyp();
 if (!gyp) finish(false, 'skipped, node-gyp not found (npm install -g node-gyp, or run through npm)');

@@ -50,8 +50,8 @@ export interface NativeAddon {
 const ADDON = 'native/build/Release/senv_pcsc.node';
 export const PCSC_INSTALL_HINT =
   'install the PC/SC development files and a compiler (Debian/Ubuntu: apt-get install libpcsclite-dev g++ make python3; ' +
-  'Fedora: dnf install pcsc-lite-devel gcc-c++ make), then build the bridge with `node scripts/build-native.mjs` ' +
-  '(or `npm rebuild onem2m-senv`); to reach readers, pcscd must be running';
+  'Fedora: dnf install pcsc-lite-devel gcc-c++ make), then build the bridge with `npm rebuild onem2m-senv` ' +
+  '(in a senv checkout: `node scripts/build-native.mjs`); to reach readers, pcscd must be running';
 
 // src/pcsc/ in a checkout, dist/src/pcsc/ once compiled: walk up to the package root.
 function findAddon(): string | null {
@@ -78,9 +78,14 @@ export function loadNative(): NativeAddon {
       try {
         cached = createRequire(import.meta.url)(path) as NativeAddon;
       } catch (e) {
+        // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then.
+        const denied = ['NotCapable', 'PermissionDenied'].includes((e as Error).name);
         cached = new PcscUnavailableError(
-          `the native PC/SC bridge at ${path} cannot be loaded (${(e as Error).message}); ` +
-            `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
+          denied
+            ? `the native PC/SC bridge at ${path} needs permission to load: run Deno with --allow-ffi (and --allow-read, --allow-env)`
+            : // Node appends the require stack on lines of its own: the first line names the cause.
+              `the native PC/SC bridge at ${path} cannot be loaded (${String((e as Error).message).split('\n')[0]}); ` +
+                `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
         );
       }
     }

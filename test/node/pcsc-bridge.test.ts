@@ -2,7 +2,9 @@
 // virtual card on the other side of the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -490,6 +492,32 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect(await run('build/Release/senv_pcsc.node')).toBe('true');
     expect(await run('./build/Release/senv_pcsc.node')).toBe('true');
     expect(await run('build/Release/missing.node')).toBe('false');
+  });
+
+  it('an addon that is missing or cannot be loaded is reported with the command that builds it', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const script = `import(${pcsc}).then(async (m) => { try { await m.PcscContext.establish(); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
+    const run = (addonPath: string) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '', SENV_PCSC_ADDON: addonPath }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return new Promise<string>((r) => child.on('close', () => r(out.trim())));
+    };
+    const missing = await run('/nonexistent/senv_pcsc.node');
+    expect(missing).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at \/nonexistent\/senv_pcsc\.node cannot be loaded .*build the bridge with `npm rebuild onem2m-senv` \(in a senv checkout: `node scripts\/build-native\.mjs`\)/);
+    const notElf = join(mkdtempSync(join(tmpdir(), 'senv-addon-')), 'senv_pcsc.node');
+    writeFileSync(notElf, 'not a shared object');
+    const broken = await run(notElf);
+    expect(broken).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at .*senv_pcsc\.node cannot be loaded \(.*\); the runtime library may be missing/);
+  });
+
+  it('SENV_NATIVE=skip leaves the bridge out at install, saying how to build it later', async () => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url))], { env: { ...process.env, SENV_NATIVE: 'skip' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    expect(out.trim()).toBe('senv native PC/SC bridge: skipped (SENV_NATIVE=skip); build it later with: npm rebuild onem2m-senv');
   });
 
   it('the addon rejects a state whose getter throws instead of aborting the process, and a refused state leaks nothing (direct callers of the addon)', async () => {
