@@ -24,9 +24,9 @@ import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
 import type { Persistence } from './persist.ts';
-import type { Files } from './store/files.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
+import { openFiles, type Files } from './store/files.ts';
 import { setBytes } from './types/common.ts';
 import { snapshot } from './snapshot.ts';
 import { frozen } from './frozen.ts';
@@ -85,9 +85,11 @@ export class McsEngine {
     checkOptions(options);
     const quota = options.memoryQuota;
     if (options.dataDir && !options.store) {
+      // Files first: in a browser, "no files here" is the answer, not advice on where to put a master key.
+      const files = options.files ?? (await openFiles());
       const masterKey = await resolveMasterKey(options);
       try {
-        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files: options.files }) };
+        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files }) };
       } finally {
         masterKey.fill(0);
       }
