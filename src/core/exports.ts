@@ -10,7 +10,9 @@ import type { AesExports } from './aes.ts';
 export interface CoreExports extends BaseExports, HashExports, DrbgExports, EcExports, AesExports {}
 
 export interface BaseExports {
-  readonly memory: WebAssembly.Memory;
+  // Structural, not WebAssembly.Memory: the published declarations must check in a Node project
+  // without the DOM lib, and @types/node does not declare the WebAssembly namespace.
+  readonly memory: { readonly buffer: ArrayBuffer };
   abi_version(): number;
   features(): number;
   io_ptr(): number;

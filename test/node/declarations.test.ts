@@ -1,0 +1,60 @@
+// The published declarations (dist/) as consumers type-check them: a Node
+// project with @types/node and no DOM lib, a browser project without
+// @types/node, each with skipLibCheck off, under node16 and bundler
+// resolution. Needs the build (npm test builds first).
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+const CONSUMER = `
+import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+initSync();
+const tag: Uint8Array = gcm(aesKey(new Uint8Array(16)), new Uint8Array(12)).encrypt(sha256(new Uint8Array(0)));
+const e = ecdsa('P-256');
+const ok: boolean = e.verify(e.sign(tag, e.keygen().secretKey), tag, e.getPublicKey(e.keygen().secretKey));
+const engine: Promise<McsEngine> = McsEngine.create();
+export const answer: Promise<McsResponse> = engine.then((m) => m.send({ op: 2, to: m.seIds[0]!, fr: 'C1', rqi: '1' }));
+export { ok };
+`;
+
+const PCSC_CONSUMER = `
+import { PcscContext, PcscBackend } from ${JSON.stringify(join(root, 'dist/src/pcsc/exports.js'))};
+export const ctx: Promise<PcscContext> = PcscContext.establish();
+export type B = PcscBackend;
+`;
+
+function diagnostics(source: string, options: ts.CompilerOptions): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'senv-dts-'));
+  const file = join(dir, 'consumer.mts');
+  writeFileSync(file, source);
+  const program = ts.createProgram([file], {
+    strict: true, noEmit: true, skipLibCheck: false, target: ts.ScriptTarget.ES2022,
+    typeRoots: [join(root, 'node_modules/@types')], ...options,
+  });
+  return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${d.file.fileName})` : ''));
+}
+
+const resolutions = [
+  { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 },
+  { module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler },
+];
+
+describe('published declarations', () => {
+  for (const r of resolutions) {
+    const name = ts.ModuleResolutionKind[r.moduleResolution!];
+    it(`root, a Node project without the DOM lib (${name})`, () => {
+      expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);
+    });
+    it(`root, a browser project without @types/node (${name})`, () => {
+      expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
+    });
+    it(`onem2m-senv/pcsc, a Node project without the DOM lib (${name})`, () => {
+      expect(diagnostics(PCSC_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);
+    });
+  }
+});
