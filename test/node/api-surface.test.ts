@@ -1,7 +1,7 @@
 // The public surface: what a caller can reach cannot corrupt the engine or the core, and bad
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
@@ -50,6 +50,13 @@ describe('public API surface', () => {
       expect(sourcesContent?.length, map).toBe(sources.length);
       expect(sourcesContent!.every((s) => typeof s === 'string' && s.length > 0), map).toBe(true);
     }
+  });
+
+  it('the embedded WASM module has no source map: the package carries its base64 once, not again as the map\'s inlined source', () => {
+    const js = readFileSync(fileURLToPath(new URL('../../dist/src/core/wasm-binaries.generated.js', import.meta.url)), 'utf8');
+    expect(js).toMatch(/SIMD_WASM_BASE64 = "/);
+    expect(js).not.toMatch(/sourceMappingURL/);
+    expect(existsSync(fileURLToPath(new URL('../../dist/src/core/wasm-binaries.generated.js.map', import.meta.url)))).toBe(false);
   });
 
   it('the declaration of the embedded WASM types it as string: the package carries the base64 once in .js, not again in .d.ts', () => {
