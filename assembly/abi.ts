@@ -51,9 +51,12 @@ export function mem_in_use(): usize {
   return inUse;
 }
 
-// Larger than any block the allocator (TLSF) can make: refused with 0 rather
-// than trapping inside it.
-const MAX_BLOCK: usize = (1 << 30) - 4096;
+// The largest block handed out; a larger request is refused with 0. TLSF can
+// make blocks up to 1 GiB, but it does not round up requests of 512 MiB or
+// more to a size class, so one can be given a free block smaller than asked
+// (measured here: blocks past the end of memory and overlapping each other,
+// then live contexts overwritten). Below that its good fit holds.
+const MAX_BLOCK: usize = 1 << 28;
 
 export function mem_alloc(size: usize): usize {
   if (size == 0) size = 1;

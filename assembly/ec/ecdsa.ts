@@ -10,7 +10,7 @@ import { fmul, fsqr, fadd, fsub, fieldModulus } from './fields.generated';
 import { feFromBytes, feToBytes, feInRange, feIsZero, feEqual, feLess, feInv, feInvVT, feToMont, feFromMont, feBytes, FE_BYTES } from './field';
 import { curveIndex, fieldP, fieldN, scalarBytes, orderBits } from './curve';
 import { pointDecode, pointEncode, pointLength, pointToAffine, pointWipe, POINT_BYTES } from './point';
-import { mulBaseCT, mulDoubleVT, precomputeTables } from './scalarmul';
+import { baseTable, mulBaseCT, mulDoubleVT, precomputeTables } from './scalarmul';
 
 // Scratch of one call: eight scalars or coordinates, two points, two byte strings.
 const SCRATCH_SIZE: usize = 8 * FE_BYTES + 2 * POINT_BYTES + 2 * 72;
@@ -164,6 +164,7 @@ export function ec_public_key(curve: u32, sk: usize, out: usize, compressed: u32
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
   if (!scalarsInMemory(c, sk, 1) || !inMemory(out, pointLength(c, compressed != 0))) return ERR_LENGTH;
+  baseTable(c); // before any secret is loaded: see ec_sign
   const fn = fieldN(c);
   feFromBytes(fn, D, sk, scalarBytes(c));
   let result: i32 = ERR_INVALID;
@@ -191,6 +192,9 @@ export function ec_sign(curve: u32, hash: u32, sk: usize, digest: usize, digestL
   if (c < 0 || !isHash(hash)) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
   if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !inMemory(extra, extraLen) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
+  // The generator table is built on first use, and a failed allocation traps, skipping wipe():
+  // built before the key, the DRBG state and the nonces reach the static scratch, it finds none there.
+  baseTable(c);
   const result = sign(c, hash, sk, digest, digestLen, extra, extraLen, out);
   wipe();
   return result;
@@ -204,6 +208,7 @@ export function ec_sign_with_k(curve: u32, sk: usize, digest: usize, digestLen: 
   if (c < 0) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
   if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !scalarsInMemory(c, k, 1) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
+  baseTable(c); // before any secret is loaded: see ec_sign
   const sb = scalarBytes(c);
   let result: i32 = ERR_INVALID;
   feFromBytes(fieldN(c), K, k, sb);

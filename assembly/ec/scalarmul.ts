@@ -64,7 +64,7 @@ function buildTable(c: u32): usize {
   return table;
 }
 
-function baseTable(c: u32): usize {
+export function baseTable(c: u32): usize {
   const slot = TABLES + (<usize>c) * sizeof<usize>();
   let t = load<usize>(slot);
   if (t == 0) {

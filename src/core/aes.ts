@@ -112,8 +112,13 @@ function expand(c: Core, key: Uint8Array, scratch: number): number {
   if (key.length !== 16 && key.length !== 32) keyBytes(key);
   const ptr = c.io + c.ioSize - 32;
   c.mem().set(key, ptr);
-  const k = c.x.aes_key_create(ptr, key.length, scratch);
-  c.x.zeroize(ptr, 32);
+  let k: number;
+  try {
+    k = c.x.aes_key_create(ptr, key.length, scratch);
+  } finally {
+    // Also when the core traps (no memory left for the key context).
+    c.x.zeroize(ptr, 32);
+  }
   if (k === 0) throw new CoreError('AES key: expansion failed');
   return k;
 }

@@ -191,8 +191,12 @@ function makeEcdsa(curve: CurveName): Ecdsa {
       mem.set(secretKey, c.io + AT_KEY);
       mem.set(digest, c.io + AT_DIGEST);
       mem.set(extra, c.io + AT_EXTRA);
-      const n = c.x.ec_sign(id, hashId(hashName), c.io + AT_KEY, c.io + AT_DIGEST, digest.length, c.io + AT_EXTRA, extra.length, c.io + AT_OUT);
-      if (hedge === true) extra.fill(0);
+      let n: number;
+      try {
+        n = c.x.ec_sign(id, hashId(hashName), c.io + AT_KEY, c.io + AT_DIGEST, digest.length, c.io + AT_EXTRA, extra.length, c.io + AT_OUT);
+      } finally {
+        if (hedge === true) extra.fill(0);
+      }
       if (n < 0) throw n === -8 ? new InvalidValueError(`secretKey is not a valid ${curve} scalar (must be in [1, n-1])`) : statusError(n, 'ECDSA sign');
       return c.read(c.io + AT_OUT, n);
     });

@@ -61,7 +61,8 @@ export class Core {
 
   /** Allocates `len` bytes in the core, copies `data` there (when given) and returns the pointer. */
   alloc(len: number, data?: Uint8Array): number {
-    const ptr = this.x.mem_alloc(len);
+    // Unsigned: a block above 2 GiB comes back from the i32 result as a negative number.
+    const ptr = this.x.mem_alloc(len) >>> 0;
     if (ptr === 0) throw new CoreError('out of WASM memory');
     if (data) this.mem().set(data, ptr);
     return ptr;
@@ -198,7 +199,7 @@ export interface CoreMemoryStats {
 /** Memory figures of the loaded core. */
 export function coreMemoryStats(): CoreMemoryStats {
   const { x } = core();
-  return { memoryBytes: x.memory.buffer.byteLength, inUseBytes: x.mem_in_use() };
+  return { memoryBytes: x.memory.buffer.byteLength, inUseBytes: x.mem_in_use() >>> 0 };
 }
 
 /**

@@ -4,7 +4,7 @@ import { describe, it, expect, vi } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
-import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
+import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
@@ -84,7 +84,7 @@ describe('core ABI', () => {
       const scratch = x.aes_key_create!(x.io_ptr!(), 16, 1); // the static one-shot key slot
       x.ctx_free!(scratch);
       expect(x.mem_in_use!()).toBe(base);
-      for (const size of [2 ** 31 - 1, 2 ** 32 - 16, 2 ** 30]) expect(x.mem_alloc!(size), `mem_alloc(${size})`).toBe(0);
+      for (const size of [2 ** 31 - 1, 2 ** 32 - 16, 2 ** 30, 2 ** 28 + 1]) expect(x.mem_alloc!(size), `mem_alloc(${size})`).toBe(0);
       expect(x.mem_in_use!()).toBe(base);
       const end = x.memory.buffer.byteLength;
       for (const handle of [end - 2, end + 64, 2 ** 31 - 16, 2 ** 32 - 8]) {
@@ -478,6 +478,11 @@ describe('core ABI', () => {
       const unpadded = cbc(key, iv, { padding: 'none' }).encrypt(new Uint8Array(64).fill(0x5a)); // last byte 0x5a: not PKCS#7
       expect(() => cbc(key, iv).decrypt(unpadded)).toThrow(PaddingError);
       expect(clear(), build).toBe(true);
+      // Over empty data nothing passes through the window: the MAC must not stay there either.
+      for (const k of [key, aesKey(key)]) {
+        expect(cmac(k, new Uint8Array(0))).toHaveLength(16);
+        expect(clear(), `${build}: cmac of empty data`).toBe(true);
+      }
     }
   });
 
