@@ -1,6 +1,6 @@
 // APDU codec and every transport layer against scripted card responses.
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, decodeResponse, encodeCommand, fromHex, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { decodeCommand, decodeResponse, encodeCommand, fromHex, hex, joinParts, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
 import {
   ChainingLayer, claForChannel, channelOfCla, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
@@ -77,6 +77,19 @@ describe('command APDU codec', () => {
     expect(decodeResponse(fromHex('01029000'))).toEqual({ data: fromHex('0102'), sw: 0x9000 });
   });
 
+  it('an extended APDU with Lc 0000 is refused, not read as case 4; its well-formed neighbours still parse', () => {
+    // 7816-3 gives extended Lc 1..65535: 00 0000 0100 would otherwise be case 4 with no data and Ne 256.
+    expect(() => decodeCommand(fromHex('801000000000000100'))).toThrow(ApduError);
+    const shape = (w: string) => {
+      const d = decodeCommand(fromHex(w));
+      return [d.case, d.extended, hex(d.data), d.ne];
+    };
+    expect(shape('80100000000100')).toEqual([2, true, '', 256]);
+    expect(shape('80100000000001AA')).toEqual([3, true, 'AA', 0]);
+    expect(shape('80100000000001AA0100')).toEqual([4, true, 'AA', 256]);
+    expect(shape('80100000000001AA0000')).toEqual([4, true, 'AA', 65536]);
+  });
+
   it('encodes BER-TLV with one- and two-byte tags and long lengths', () => {
     expect(hex(encodeTlv(0x84, fromHex('01')))).toBe('840101');
     expect(hex(encodeTlv(0x7f49, bytes(65)).subarray(0, 3))).toBe('7F4941');
@@ -85,6 +98,13 @@ describe('command APDU codec', () => {
     const parsed = decodeTlvs(new Uint8Array([...encodeTlv(0x80, fromHex('0004')), ...encodeTlv(0xdf01, bytes(300))]));
     expect(parsed.map((t) => [t.tag, t.value.length])).toEqual([[0x80, 2], [0xdf01, 300]]);
     expect(() => decodeTlvs(fromHex('8405'))).toThrow(ApduError);
+  });
+
+  it('BER-TLV truncated in its length octets or its value is refused, not read short', () => {
+    // 82 announces two length bytes and one follows; a value of 2 bytes has one: neither may yield a shorter value.
+    expect(() => decodeTlvs(fromHex('048201'))).toThrow(/truncated TLV length/);
+    expect(() => decodeTlvs(fromHex('0402AA'))).toThrow(/TLV 4 of length 2 runs past the data/);
+    for (const w of ['048201', '0402AA', '0481', '04830100', '80010102AA']) expect(() => decodeTlvs(fromHex(w)), w).toThrow(ApduError);
   });
 
   it('BER-TLV values of 64 KiB and more take the 83 form; what no form states is refused', () => {
@@ -121,6 +141,25 @@ describe('command APDU codec', () => {
       expect(err!.message).toMatch(/21/);
       expect(err!.message).not.toContain('0011223344');
     }
+  });
+});
+
+describe('joinParts', () => {
+  // Response parts of a secret exchange (keys, plaintext) must not stay behind once copied into the joined result.
+  it('a secret exchange\'s parts are zeroized after joining; otherwise they are left as they were', () => {
+    const parts = () => [fromHex('0102'), fromHex('0304'), fromHex('05')];
+    const secret = parts();
+    expect(hex(joinParts(secret, true))).toBe('0102030405');
+    expect(secret.map(hex)).toEqual(['0000', '0000', '00']);
+    for (const flag of [false, undefined]) {
+      const kept = parts();
+      expect(hex(joinParts(kept, flag))).toBe('0102030405');
+      expect(kept.map(hex), String(flag)).toEqual(['0102', '0304', '05']);
+    }
+    // A single part is the result itself: returned as it is, not zeroized.
+    const one = fromHex('AABB');
+    expect(joinParts([one], true)).toBe(one);
+    expect(hex(one)).toBe('AABB');
   });
 });
 

@@ -5,11 +5,30 @@
 import { describe, it, expect } from 'vitest';
 import {
   gcm, ccm, cbc, cmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
-  coreMemoryStats, InvalidInputError, LengthError,
+  coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
+import { CHUNK } from '../../src/core/aes.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+
+/** Runs `call` with Uint8Array construction spied on; returns the arrays made from arguments `pick` accepts. */
+function arraysMade(pick: (args: unknown[]) => boolean, call: () => void): Uint8Array[] {
+  const RealU8 = Uint8Array, made: Uint8Array[] = [];
+  globalThis.Uint8Array = new Proxy(RealU8, {
+    construct(target, args, newTarget) {
+      const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
+      if (pick(args)) made.push(a);
+      return a;
+    },
+  });
+  try {
+    call();
+  } finally {
+    globalThis.Uint8Array = RealU8;
+  }
+  return made;
+}
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const detached = (n = 16) => {
   const a = rnd(n);
@@ -149,20 +168,10 @@ describe('nothing is left behind', () => {
   it('HmacDrbg: a failing nonce draw zeroizes the entropy copy; a refused input leaves no seed and no block', () => {
     const RealU8 = Uint8Array;
     const entropy = rnd(32);
-    const copies: Uint8Array[] = [];
-    globalThis.Uint8Array = new Proxy(RealU8, {
-      construct(target, args, newTarget) {
-        const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
-        if (args[0] === entropy || (args[0] instanceof RealU8 && args[0].buffer === entropy.buffer)) copies.push(a);
-        return a;
-      },
-    });
     let calls = 0;
-    try {
+    const copies = arraysMade((args) => args[0] === entropy || (args[0] instanceof RealU8 && args[0].buffer === entropy.buffer), () => {
       expect(() => new HmacDrbg({ entropy: () => (++calls === 1 ? entropy : new RealU8(3)) })).toThrow(LengthError);
-    } finally {
-      globalThis.Uint8Array = RealU8;
-    }
+    });
     expect(copies.length, 'the DRBG took a private copy').toBeGreaterThan(0);
     for (const c of copies) expect(c.every((b) => b === 0), 'the copy is zeroized').toBe(true);
 
@@ -376,5 +385,65 @@ describe('options are what they say or refused', () => {
     expect(ccm(key, rnd(12), undefined, { tagLength: null as never, messageLength: null as never }).tagLength).toBe(16);
     expect(cbc(key, rnd(16), null).encrypt(rnd(16)).length).toBe(32);
     expect(p256.getPublicKey(secretKey, null as never).length).toBe(65);
+  });
+});
+
+describe('a failed decryption or a collecting CCM stream leaves no plaintext in the arrays it filled', () => {
+  const arraysOfLength = (lengths: number[], call: () => void) =>
+    arraysMade((args) => args.length === 1 && typeof args[0] === 'number' && lengths.includes(args[0]), call);
+  const zero = (a: Uint8Array) => a.every((b) => b === 0);
+
+  it('one-shot CBC of more than CHUNK bytes with bad padding zeroizes the plaintext written before the padding check', () => {
+    const key = rnd(16), iv = rnd(16), n = CHUNK + 16 * 40;
+    // Its last byte 0 is no PKCS#7 padding; the rest is plaintext a missing wipe would leave.
+    const plain = new Uint8Array(n).fill(0x41);
+    plain[n - 1] = 0;
+    const ct = cbc(key, iv, { padding: 'none' }).encrypt(plain);
+    const outs = arraysOfLength([n + 16], () => expect(() => cbc(key, iv).decrypt(ct)).toThrow(PaddingError));
+    expect(outs.length, 'the output array was seen').toBeGreaterThan(0);
+    for (const o of outs) expect(zero(o), 'the partial plaintext is zeroized').toBe(true);
+  });
+
+  it('one-shot GCM and CCM of more than CHUNK bytes that fail authentication zeroize the unverified plaintext', () => {
+    const key = rnd(16), n = CHUNK + 1000;
+    for (const [what, mode] of [['GCM', gcm(key, rnd(12))], ['CCM', ccm(key, rnd(12))]] as const) {
+      const sealed = mode.encrypt(new Uint8Array(n).fill(0x41));
+      sealed[sealed.length - 1]! ^= 1;
+      const outs = arraysOfLength([n], () => expect(() => mode.decrypt(sealed), what).toThrow(AuthenticationError));
+      expect(outs.length, `${what}: the output array was seen`).toBeGreaterThan(0);
+      for (const o of outs) expect(zero(o), `${what}: the unverified plaintext is zeroized`).toBe(true);
+    }
+  });
+
+  it('a CCM stream without messageLength zeroizes its joined input after final(), also when the tag is wrong', () => {
+    const key = rnd(16), nonce = rnd(12), n = 1037;
+    const plain = new Uint8Array(n).fill(0x41);
+    const sealed = ccm(key, nonce).encrypt(plain);
+    // The join is as long as all input: n bytes of plaintext, or n + 16 of ciphertext and tag.
+    const cases: [string, number, () => void][] = [
+      ['encryption', n, () => {
+        const s = ccm(key, nonce).encryptStream();
+        s.update(plain.subarray(0, 500));
+        s.update(plain.subarray(500));
+        expect(hex(s.final())).toBe(hex(sealed));
+      }],
+      ['decryption', n + 16, () => {
+        const d = ccm(key, nonce).decryptStream();
+        d.update(sealed.subarray(0, 700)).update(sealed.subarray(700));
+        expect(hex(d.final())).toBe(hex(plain));
+      }],
+      ['decryption with a wrong tag', n + 16, () => {
+        const forged = sealed.slice();
+        forged[forged.length - 1]! ^= 1;
+        const d = ccm(key, nonce).decryptStream();
+        d.update(forged.subarray(0, 700)).update(forged.subarray(700));
+        expect(() => d.final()).toThrow(AuthenticationError);
+      }],
+    ];
+    for (const [what, length, run] of cases) {
+      const joins = arraysOfLength([length], run);
+      expect(joins.length, `${what}: the join was seen`).toBeGreaterThan(0);
+      for (const j of joins) expect(zero(j), `${what}: the join is zeroized`).toBe(true);
+    }
   });
 });

@@ -94,6 +94,10 @@ export const mcsQuotaCases: PortableCase[] = [
       ok(await s.update(s.seId, { 'senv:Senv': { hal: ['CAE1', 'CAE3'] } }), 2004, 'hal');
       ok(await s.update(s.path('reg', 'warmReset'), { 'senv:Srbt': { lbl: ['x'], dc: 'nightly' } }), 2004, 'labels');
       await expect('lists and strings of other resources', json(['CAE1', 'CAE3']) + json(['x']) + json('nightly'));
+      // UTF-8 bytes, not UTF-16 units: 2 for U+0080 to U+07FF, 3 from U+0800, 4 for a surrogate pair.
+      const wide = ['\u0080\u07ff\u0800\uffff\u{1f600}\u{10ffff}'];
+      ok(await s.update(s.path('reg', 'warmReset'), { 'senv:Srbt': { lbl: wide } }), 2004, 'labels beyond ASCII');
+      await expect('labels counted in UTF-8 bytes', new TextEncoder().encode(JSON.stringify(wide)).length - json(['x']));
 
       ok(await s.delete(s.path('reg', 'c')), 2002, 'delete cipher');
       await expect('DELETE frees the resource and its children: key, parameters, calculatedData', -(16 + 17 + 116));

@@ -5,7 +5,7 @@
 import { ecdsa } from '../../src/index.ts';
 import { TYPES, compiledType } from '../../src/mcs/registry.ts';
 import { equal, ok as assert, prng, type PortableCase } from './harness.ts';
-import { b64, body, engineWith, exportsKeys, fails, ok, Session, softwareSe, type BackendFactory } from './mcs-kit.ts';
+import { b64, body, engineWith, exportsKeys, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
 
 const rnd = prng(4242);
 const FUTURE = '20991231T000000';
@@ -260,6 +260,42 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'regO' } }), 4117, 'retried registration');
         fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { rn: 'regO' } }), 4000, 'malformed second registration');
         fails(await outsider.create(owner.path('regO'), 20011, reg), 4108, 'registered: <SE> elsewhere is a wrong place');
+      },
+    },
+    {
+      name: 'rules no earlier case pinned (found by mutation testing): a parameter named twice, srt narrowing, an empty acpi, negative numbers, rcn 0 on a refusal',
+      async run() {
+        const engine = await engineWith(backend);
+        const owner = new Session(engine, 'CAE1');
+        const other = new Session(engine, 'CAE2');
+        await owner.register();
+        await other.register('reg2');
+        // A parameter given by its short and its long name is refused, whichever would win: with
+        // fr, a gateway that checked one name would be bypassed by the other.
+        const named: [Record<string, unknown>, string][] = [
+          [{ op: 2, fr: 'CAE2', from: 'CAE1' }, 'fr'], [{ op: 2, operation: 3, fr: 'CAE1' }, 'op'], [{ op: 2, fr: 'CAE1', rqi: 'a', requestIdentifier: 'b' }, 'rqi'],
+        ];
+        for (const [req, name] of named) fails(await engine.send({ to: owner.seId, rqi: 'twice', ...req }), 4000, `${name} twice`, new RegExp(`${name} given twice`));
+        // A registration's srt narrows what may be created below it.
+        const narrow = new Session(engine, 'CAE3');
+        ok(await narrow.create(narrow.seId, 20011, { 'senv:Senv': { rn: 'reg3', sID: narrow.seId, seL: engine.describe(narrow.seId)!.description.securityLevel, srt: [20004] } }), 2001, 'narrow registration');
+        ok(await narrow.create(narrow.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, '<hash> in srt');
+        fails(await narrow.create(narrow.seId, 20007, { 'senv:Rnd': { rgT: 1 } }), 4108, '<rand> not in srt', /srt/);
+        // An empty acpi is no policy: the nearest non-empty one upwards applies.
+        const acp = body(ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'acp', pv: ACP(['CAE2'], 2), pvs: ACP(['CAE1'], 63) } }), 2001, 'acp'), 'm2m:acp').ri as string;
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [acp] } }), 2004, 'policy on the registration');
+        ok(await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn: 'open', Halg: 4, acpi: [] } }), 2001, 'acpi []');
+        ok(await other.retrieve(owner.path('reg', 'open')), 2000, 'an empty acpi falls back on the parent\'s policy');
+        // Unsigned numbers are refused below zero at CREATE and UPDATE, before anything is stored.
+        fails(await owner.create(owner.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: -1 } }), 4000, 'Dsz -1', /Dsz/);
+        fails(await owner.create(owner.seId, 20002, { 'senv:Cph': { Calg: 1001, mbs: -1 } }), 4000, 'mbs -1', /mbs/);
+        ok(await owner.create(owner.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 8 } }), 2001, '<rand>');
+        fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { Dsz: -1 } }), 4000, 'UPDATE Dsz -1', /Dsz/);
+        equal(unb64(body(ok(await owner.retrieve(owner.path('reg', 'r', 'generateRand')), 2000, 'generateRand'), 'senv:Rnd').rndD).length, 8, 'Dsz unchanged');
+        // rcn 0 asks for no content on success; a refusal still explains itself.
+        const refused = await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn0', rcn: 0, pc: { 'senv:Rnd': { Dsz: 'many' } } });
+        fails(refused, 4000, 'rcn 0 refusal');
+        assert(typeof (refused.pc as Record<string, unknown> | undefined)?.['m2m:dbg'] === 'string', 'rcn 0: the refusal keeps its m2m:dbg');
       },
     },
   ];

@@ -1,0 +1,120 @@
+// A backend may answer an operation's end (final, sign, verify) at once or
+// with a promise (backend.ts MaybePromise): the PC/SC SE answers with
+// promises, the software SE at once. The engine must answer the same either
+// way: the same rsc and m2m:dbg for a failed operation, no stale result left
+// behind it, and a public key imported for one verification deleted again
+// also when the verification fails (thrown now or rejected later).
+import { describe, expect, it } from 'vitest';
+import { cbc, ecdsa, InvalidInputError, McsEngine, SoftwareBackend, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
+import { b64, body, ok, Session } from '../portable/mcs-kit.ts';
+
+type Mode = 'at once' | 'promise';
+
+/** Rejected later instead of thrown now, resolved instead of returned, in 'promise' mode. */
+function answer<T>(mode: Mode, fn: () => T): T | Promise<T> {
+  if (mode === 'at once') return fn();
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** The software SE, answering operations' ends as `mode` says; its verifications can be made to fail. */
+class Observed extends SoftwareBackend {
+  imported = 0;
+  released = 0;
+  failVerify = false;
+  readonly #mode: Mode;
+
+  constructor(mode: Mode) {
+    super();
+    this.#mode = mode;
+  }
+
+  override async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
+    const key = await super.importKey(spec, kind, material);
+    this.imported++;
+    return key;
+  }
+
+  override releaseKey(key: KeyHandle): void {
+    this.released++;
+    super.releaseKey(key);
+  }
+
+  override cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): CipherStream {
+    const s = super.cipher(algorithm, key, direction, params);
+    const mode = this.#mode;
+    return { update: (d, into) => s.update(d, into), final: (last, into) => answer(mode, () => s.final(last, into) as Uint8Array), abort: () => s.abort() };
+  }
+
+  override signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
+    const s = super.signature(algorithm, key, options);
+    const mode = this.#mode;
+    return {
+      update: (d) => s.update(d),
+      sign: (last) => answer(mode, () => s.sign(last) as Uint8Array),
+      verify: (sig, last) => answer(mode, () => {
+        if (this.failVerify) throw new InvalidInputError('verification failed in the backend');
+        return s.verify(sig, last) as boolean;
+      }),
+      abort: () => s.abort(),
+    };
+  }
+}
+
+interface Outcome { rsc: number; dbg: unknown; after: unknown; keysLeft?: number }
+
+async function scenario(mode: Mode): Promise<Outcome[]> {
+  const backend = new Observed(mode);
+  const engine = await McsEngine.create({ backends: [backend] });
+  const s = new Session(engine, 'CAE1');
+  await s.register();
+  const outcomes: Outcome[] = [];
+  const key = new Uint8Array(16).fill(7), iv = new Uint8Array(16).fill(9);
+  const dbg = (r: { pc?: unknown }) => (r.pc as Record<string, unknown> | undefined)?.['m2m:dbg'];
+
+  // GCM: a result first, then a decryption whose tag fails.
+  ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'g', Calg: 1001, mbs: 256, kDt: b64(key) } }), 2001, 'gcm');
+  ok(await s.create(s.path('reg', 'g'), 20001, { 'senv:algP': { nc: b64(new Uint8Array(12)) } }), 2001, 'nonce');
+  ok(await s.update(s.path('reg', 'g'), { 'senv:Cph': { msg: b64(new Uint8Array(40)) } }), 2004, 'message');
+  ok(await s.retrieve(s.path('reg', 'g', 'encrypt')), 2000, 'encrypt');
+  ok(await s.update(s.path('reg', 'g'), { 'senv:Cph': { msg: b64(new Uint8Array(40).fill(1)) } }), 2004, 'forged');
+  let r = await s.retrieve(s.path('reg', 'g', 'decrypt'));
+  outcomes.push({ rsc: r.rsc, dbg: dbg(r), after: body(await s.retrieve(s.path('reg', 'g')), 'senv:Cph').cD });
+
+  // CBC with PKCS#5: a block whose padding is bad.
+  ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 24, mbs: 256, kDt: b64(key) } }), 2001, 'cbc');
+  ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { iV: b64(iv) } }), 2001, 'iv');
+  ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(cbc(key, iv, { padding: 'none' }).encrypt(new Uint8Array(16))) } }), 2004, 'bad padding');
+  r = await s.retrieve(s.path('reg', 'c', 'decrypt'));
+  outcomes.push({ rsc: r.rsc, dbg: dbg(r), after: body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD });
+
+  // ECDSA verification under kInf: the public key is imported for it and deleted after, whatever happened.
+  const ec = ecdsa('P-256');
+  const pair = ec.keygen();
+  const m = new Uint8Array(20);
+  ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: 33, kInf: b64(pair.publicKey), msg: b64(m), Sgn: b64(ec.sign(m, pair.secretKey)) } }), 2001, 'verify-only');
+  for (const fail of [false, true]) {
+    backend.failVerify = fail;
+    const [imported, released] = [backend.imported, backend.released];
+    if (fail) ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { msg: b64(m) } }), 2004, 'message again');
+    r = await s.retrieve(s.path('reg', 'v', 'vSgn'));
+    expect(backend.imported - imported, `${mode}: a key imported for the verification`).toBe(1);
+    outcomes.push({ rsc: r.rsc, dbg: dbg(r), after: body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').vR, keysLeft: (backend.imported - imported) - (backend.released - released) });
+  }
+  await engine.close();
+  return outcomes;
+}
+
+describe('Mcs over a backend that answers with promises', () => {
+  it('answers as over one that answers at once: failures mapped alike, no stale result, imported keys deleted', async () => {
+    const now = await scenario('at once');
+    const later = await scenario('promise');
+    expect(now.map((o) => o.rsc)).toEqual([4102, 4102, 2000, 5000]);
+    expect(now.slice(0, 2).map((o) => o.after), 'no calculatedData after a failed decryption').toEqual([undefined, undefined]);
+    expect(now.map((o) => o.keysLeft).slice(2), 'the public key deleted after each verification').toEqual([0, 0]);
+    expect(later).toEqual(now);
+  });
+});
