@@ -263,7 +263,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
       },
     },
     {
-      name: 'rules no earlier case pinned (found by mutation testing): a parameter named twice, srt narrowing, an empty acpi, negative numbers, rcn 0 on a refusal',
+      name: 'rules no earlier case pinned (found by mutation testing): a parameter named twice, srt narrowing, an empty acpi, negative numbers, rcn 0 on a refusal, size limits at and past the limit',
       async run() {
         const engine = await engineWith(backend);
         const owner = new Session(engine, 'CAE1');
@@ -296,6 +296,24 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const refused = await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn0', rcn: 0, pc: { 'senv:Rnd': { Dsz: 'many' } } });
         fails(refused, 4000, 'rcn 0 refusal');
         assert(typeof (refused.pc as Record<string, unknown> | undefined)?.['m2m:dbg'] === 'string', 'rcn 0: the refusal keeps its m2m:dbg');
+        // Size limits, at the limit and one past it: rqi and fr 1,024 characters, to 4,096; strings
+        // 1 to 1,024 characters, lists up to 256 entries, free-form JSON up to 64 KiB of text.
+        const at = (n: number) => 'x'.repeat(n);
+        ok(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: at(1024) }), 2000, 'rqi of 1024');
+        fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: at(1025) }), 4000, 'rqi of 1025', /rqi/);
+        fails(await engine.send({ op: 2, to: `${owner.seId}/${at(4096 - owner.seId.length - 1)}`, fr: 'CAE1', rqi: 'to' }), 4004, 'to of 4096');
+        fails(await engine.send({ op: 2, to: `${owner.seId}/${at(4096 - owner.seId.length)}`, fr: 'CAE1', rqi: 'to' }), 4000, 'to of 4097', /to/);
+        fails(await engine.send({ op: 2, to: owner.seId, fr: `C${at(1023)}`, rqi: 'fr' }), 4106, 'fr of 1024: an unregistered originator');
+        fails(await engine.send({ op: 2, to: owner.seId, fr: `C${at(1024)}`, rqi: 'fr' }), 4000, 'fr of 1025', /fr/);
+        const labels = owner.path('reg', 'warmReset');
+        for (const [lbl, rsc] of [[[at(1024)], 2004], [[at(1025)], 4000], [[''], 4000], [Array(256).fill('l'), 2004], [Array(257).fill('l'), 4000]] as const) {
+          const r = await owner.update(labels, { 'senv:Srbt': { lbl } });
+          if (rsc === 2004) ok(r, rsc, `lbl ${lbl.length} x ${lbl[0]!.length}`);
+          else fails(r, rsc, `lbl ${lbl.length} x ${lbl[0]!.length}`, /lbl/);
+        }
+        const esi = (n: number) => ({ x: at(n - '{"x":""}'.length) });
+        ok(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65536) } }), 2004, 'esi of 64 KiB of JSON');
+        fails(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65537) } }), 4000, 'esi one byte more', /esi/);
       },
     },
   ];
