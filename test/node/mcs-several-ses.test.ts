@@ -1,7 +1,7 @@
 // An engine hosting several SEs: one busy with a long request (or a card that
 // stopped answering) delays neither another SE's expirations nor its closing.
 import { describe, expect, it } from 'vitest';
-import { McsEngine, SoftwareBackend } from '../../src/index.ts';
+import { McsEngine, SoftwareBackend, StateError } from '../../src/index.ts';
 import type { KeyHandle, RngType } from '../../src/backends/backend.ts';
 import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { Session, ok } from '../portable/mcs-kit.ts';
@@ -30,6 +30,20 @@ class Watched extends SoftwareBackend {
   override async close(): Promise<void> {
     this.closed = true;
     await super.close();
+  }
+}
+
+/** A software SE whose reboot, or random(), can be made to fail. */
+class Flaky extends SoftwareBackend {
+  rebootFails = false;
+  randomRefused = false;
+  override async reboot(type: Parameters<SoftwareBackend['reboot']>[0]): Promise<void> {
+    if (this.rebootFails) throw new Error('self test failed');
+    await super.reboot(type);
+  }
+  override async random(type: RngType, length: number): Promise<Uint8Array> {
+    if (this.randomRefused) throw new StateError('the generator is not ready');
+    return super.random(type, length);
   }
 }
 
@@ -76,5 +90,34 @@ describe('an engine with several SEs', () => {
     busy.release();
     ok(await stuck, 2000, 'the request under way is served');
     await closing;
+  });
+
+  it('an SE out of service answers 5000 to all but an [SEReboot], registered or not, while the other serves; a reboot brings it back; a backend StateError is 4005', async () => {
+    const flaky = new Flaky({ uniqueId: '33'.repeat(16) });
+    const engine = await McsEngine.create({ backends: [flaky, new SoftwareBackend({ uniqueId: '44'.repeat(16) })] });
+    const [se1, se2] = engine.seIds as [string, string];
+    const s1 = new Session(engine, 'CAE1', se1), s2 = new Session(engine, 'CAE1', se2), stranger = new Session(engine, 'CAE9', se1);
+    await s1.register();
+    await s2.register();
+    ok(await s1.create(se1, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 16 } }), 2001, 'rand');
+    flaky.randomRefused = true;
+    const refused = await s1.retrieve(`${se1}/reg/r/generateRand`);
+    expect([refused.rsc, (refused.pc as Record<string, unknown>)['m2m:dbg']]).toEqual([4005, 'the generator is not ready']);
+    flaky.randomRefused = false;
+    flaky.rebootFails = true;
+    const reboot = () => s1.update(`${se1}/reg/warmReset`, { 'senv:Srbt': { rb: true } });
+    expect((await reboot()).rsc).toBe(5000);
+    // Out of service comes first, also for an originator that is not registered (not 4106).
+    for (const r of [await s1.retrieve(`${se1}/reg/r/generateRand`), await stranger.retrieve(se1), await stranger.create(se1, 20004, { 'senv:Hsh': { Halg: 4 } })]) {
+      expect(r.rsc).toBe(5000);
+      expect(JSON.stringify(r.pc)).toMatch(/SE out of service: self test failed: UPDATE an \[SEReboot\]/);
+    }
+    ok(await s2.create(se2, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'the other SE serves');
+    expect((await reboot()).rsc, 'an [SEReboot] is still taken').toBe(5000);
+    flaky.rebootFails = false;
+    expect((await reboot()).rsc).toBe(2004);
+    ok(await s1.retrieve(`${se1}/reg/r/generateRand`), 2000, 'back in service');
+    expect((await stranger.retrieve(se1)).rsc, 'and an unregistered originator is told so again').toBe(4106);
+    await engine.close();
   });
 });

@@ -4,6 +4,7 @@
 // inheritance, a resource's own policy, selfPrivileges).
 import { ecdsa } from '../../src/index.ts';
 import { TYPES, compiledType } from '../../src/mcs/registry.ts';
+import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { equal, ok as assert, prng, type PortableCase } from './harness.ts';
 import { b64, body, engineWith, exportsKeys, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
 
@@ -314,6 +315,12 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const esi = (n: number) => ({ x: at(n - '{"x":""}'.length) });
         ok(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65536) } }), 2004, 'esi of 64 KiB of JSON');
         fails(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65537) } }), 4000, 'esi one byte more', /esi/);
+        // expirationTime must lie after the request's time: equal to it is already past.
+        const now = Date.UTC(2026, 10, 22, 12);
+        const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
+        await timed.register();
+        fails(await timed.create(timed.seId, 20004, { 'senv:Hsh': { Halg: 4, et: formatTimestamp(now) } }), 4000, 'et = now', /et/);
+        ok(await timed.create(timed.seId, 20004, { 'senv:Hsh': { Halg: 4, et: formatTimestamp(now + 1) } }), 2001, 'et 1 ms later');
       },
     },
   ];
