@@ -5,10 +5,11 @@
 import { describe, it, expect } from 'vitest';
 import {
   gcm, ccm, cbc, cmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
-  coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError,
+  coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, SoftwareBackend, StateError,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
+import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
@@ -445,5 +446,65 @@ describe('a failed decryption or a collecting CCM stream leaves no plaintext in 
       expect(joins.length, `${what}: the join was seen`).toBeGreaterThan(0);
       for (const j of joins) expect(zero(j), `${what}: the join is zeroized`).toBe(true);
     }
+  });
+});
+
+describe('behaviour pinned by mutation testing (core facade)', () => {
+  it('randomBytes reseeds its shared generator from the runtime every 4096 requests', () => {
+    const real = globalThis.crypto.getRandomValues.bind(globalThis.crypto);
+    let draws = 0;
+    globalThis.crypto.getRandomValues = (<T extends ArrayBufferView | null>(a: T): T => {
+      draws++;
+      return real(a as never) as T;
+    }) as typeof globalThis.crypto.getRandomValues;
+    try {
+      for (let i = 0; i <= 4096; i++) randomBytes(1);
+    } finally {
+      globalThis.crypto.getRandomValues = real;
+    }
+    expect(draws, 'fresh entropy within 4097 requests').toBeGreaterThan(0);
+  });
+
+  it('constantTimeEqual: a prefix is not equal, either way round; inputs up to the whole window leave live contexts intact', () => {
+    const x = rnd(16);
+    const longer = new Uint8Array([...x, 0]);
+    expect(constantTimeEqual(x, longer)).toBe(false);
+    expect(constantTimeEqual(longer, x)).toBe(false);
+    // Between half and all of the I/O window the two inputs no longer fit side by side in it.
+    const key = rnd(32), msg = rnd(100);
+    const h = createHmac('SHA-256', key).update(msg.subarray(0, 50));
+    const big = rnd(48 * 1024);
+    expect(constantTimeEqual(big, Uint8Array.from(big))).toBe(true);
+    expect(hex(h.update(msg.subarray(50)).digest())).toBe(hex(hmac('SHA-256', key, msg)));
+  });
+
+  it('a createHmac context is released by digest(), and each hash states its block length', () => {
+    const base = coreMemoryStats().inUseBytes;
+    createHmac('SHA-512', rnd(32)).update(rnd(10)).digest();
+    expect(coreMemoryStats().inUseBytes).toBe(base);
+    const blocks = { 'SHA-256': 64, 'SHA-384': 128, 'SHA-512': 128 } as const;
+    for (const [name, blockLen] of Object.entries(blocks) as [keyof typeof blocks, number][]) {
+      expect(createHash(name).blockLen, name).toBe(blockLen);
+      expect(createHmac(name, rnd(8)).blockLen, `HMAC ${name}`).toBe(blockLen);
+    }
+  });
+});
+
+describe('a failing known answer', () => {
+  it('fails the self test, and the software SE refuses to open on it', async () => {
+    const first = KNOWN_ANSWERS[0]!;
+    const expected = first.expected;
+    first.expected = expected.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    try {
+      const r = selftest();
+      expect(r.ok).toBe(false);
+      expect(r.results.filter((t) => !t.ok)).toEqual([{ name: first.name, ok: false, error: 'wrong answer' }]);
+      const se = new SoftwareBackend();
+      await expect(se.open()).rejects.toMatchObject({ name: 'CoreError', message: expect.stringContaining(`self test failed: ${first.name}`) });
+      await expect(se.random(1, 8)).rejects.toBeInstanceOf(StateError);
+    } finally {
+      first.expected = expected;
+    }
+    expect(selftest().ok).toBe(true);
   });
 });

@@ -747,7 +747,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const file = join(dir, 'key');
       const raw = nodeCrypto.randomBytes(32);
       raw[0] = 0x80;
-      for (const text of [raw.subarray(0, 16).toString('hex'), raw.subarray(0, 24).toString('base64'), 'correct-horse-battery-staple-xy\n']) {
+      // Printable text includes spaces, tabs and CRLF line ends: a passphrase is never a raw key.
+      for (const text of [raw.subarray(0, 16).toString('hex'), raw.subarray(0, 24).toString('base64'), 'correct-horse-battery-staple-xy\n', 'correct horse battery staple xy\n', 'correct\thorse\tbattery\tstaple12\r\n']) {
         writeFileSync(file, text);
         await expect(McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file }), JSON.stringify(text)).rejects.toMatchObject({
           name: 'StateError', message: expect.stringMatching(/ambiguous.*64 hex digits.*base64 of 32 bytes/),

@@ -70,6 +70,15 @@ drbgCases.push({
     equalHex(twin.reseed().generate(32), hex(c), 'after reseed');
     limited.destroy();
     twin.destroy();
+    // The reseed a request forces takes that request's additional input (SP 800-90A 9.3.1 step 7.1).
+    const addin = Uint8Array.of(0xaa, 0xbb);
+    let n1 = 0, n2 = 0;
+    const forced = new HmacDrbg({ entropy: (n) => new Uint8Array(n).fill(++n1), reseedInterval: 1 });
+    const explicit = new HmacDrbg({ entropy: (n) => new Uint8Array(n).fill(++n2) });
+    equalHex(forced.generate(32), hex(explicit.generate(32)), 'first output');
+    equalHex(forced.generate(32, addin), hex(explicit.reseed(addin).generate(32)), 'a forced reseed with the additional input');
+    forced.destroy();
+    explicit.destroy();
   },
 });
 
@@ -87,6 +96,9 @@ drbgCases.push({
     throws(() => new HmacDrbg({ hash: 'SHA-1' as HashName }), UnknownAlgorithmError, 'unknown hash');
     throws(() => new HmacDrbg({ entropy: (n) => new Uint8Array(n - 1) }), LengthError, 'short entropy');
     throws(() => new HmacDrbg({ reseedInterval: 0 }), InvalidInputError, 'reseed interval 0');
+    // SP 800-90A table 2: at most 2^48 requests between reseeds.
+    new HmacDrbg({ reseedInterval: 2 ** 48 }).destroy();
+    throws(() => new HmacDrbg({ reseedInterval: 2 ** 48 + 1 }), InvalidInputError, 'reseed interval 2^48 + 1');
     throws(() => new HmacDrbg({ entropy: new Uint8Array(48) as unknown as (n: number) => Uint8Array }), InvalidInputError, 'entropy not a function', /entropy must be a function/);
     throws(() => new HmacDrbg({ predictionResistance: 'no' as unknown as boolean }), InvalidInputError, 'predictionResistance not a boolean', /true or false/);
     equal(new HmacDrbg(null as unknown as undefined).generate(4).length, 4, 'null options are no options');

@@ -255,6 +255,9 @@ for (const curve of CURVES) {
       // Hedged signatures differ; deterministic ones repeat.
       ok(hex(e.sign(msg, secretKey)) !== hex(e.sign(msg, secretKey)), 'hedged signatures differ');
       equalHex(e.sign(msg, secretKey, { extraEntropy: false }), hex(e.sign(msg, secretKey, { extraEntropy: false })), 'deterministic repeats');
+      // Caller's extra entropy: up to 1024 bytes (its slot in the I/O window).
+      ok(e.verify(e.sign(msg, secretKey, { extraEntropy: new Uint8Array(1024).fill(7) }), msg, publicKey), '1024 bytes of extraEntropy');
+      throws(() => e.sign(msg, secretKey, { extraEntropy: new Uint8Array(1025) }), LengthError, '1025 bytes of extraEntropy', /at most 1024/);
       const other = e.keygen();
       ok(!e.verify(e.sign(msg, secretKey), msg, other.publicKey), 'signature for another key');
     },

@@ -2,7 +2,7 @@
 // (every attribute: RO, WO, RW and M/O/NP at CREATE and UPDATE), and the
 // access-control matrix (creator, granted per acop bit, denied, unregistered,
 // inheritance, a resource's own policy, selfPrivileges).
-import { ecdsa } from '../../src/index.ts';
+import { ecdsa, hmac } from '../../src/index.ts';
 import { TYPES, compiledType } from '../../src/mcs/registry.ts';
 import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { equal, ok as assert, prng, type PortableCase } from './harness.ts';
@@ -315,6 +315,13 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const esi = (n: number) => ({ x: at(n - '{"x":""}'.length) });
         ok(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65536) } }), 2004, 'esi of 64 KiB of JSON');
         fails(await owner.update(owner.seId, { 'senv:Senv': { esi: esi(65537) } }), 4000, 'esi one byte more', /esi/);
+        // An HMAC verifies only at its own length: the MAC with a byte appended is no match.
+        const macKey = rnd(32), m = rnd(40);
+        const mac = hmac('SHA-256', macKey, m);
+        for (const [sig, vR] of [[mac, true], [new Uint8Array([...mac, 0xff]), false], [mac.subarray(0, 31), false]] as const) {
+          ok(await owner.create(owner.seId, 20012, { 'senv:Sgn': { rn: `mac${sig.length}`, Salg: 25, kDt: b64(macKey), msg: b64(m), Sgn: b64(sig) } }), 2001, `HMAC of ${sig.length} bytes`);
+          equal(body(ok(await owner.retrieve(owner.path('reg', `mac${sig.length}`, 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR, vR, `HMAC of ${sig.length} bytes verifies: ${vR}`);
+        }
         // expirationTime must lie after the request's time: equal to it is already past.
         const now = Date.UTC(2026, 10, 22, 12);
         const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
