@@ -10,10 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { McsClient, McsEngine, SoftwareBackend } from '../../src/index.ts';
-import type { StoredKey } from '../../src/backends/backend.ts';
+import type { RngType, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { Accumulator } from '../../src/mcs/resource.ts';
+import { SoftwareKey } from '../../src/backends/software/keys.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
@@ -249,6 +250,24 @@ describe('Mcs: no copy of a secret stays behind', () => {
     expect(pieces.length, 'the result came in pieces').toBeGreaterThan(1);
     for (const p of pieces) expect(zero(p), 'a piece is zeroized').toBe(true);
     await s.engine.close();
+  });
+});
+
+describe('software SE: a released key leaves nothing; an unknown rngType is refused', () => {
+  it('releaseKey zeroizes the key\'s private copy of its material', async () => {
+    const se = new SoftwareBackend();
+    await se.open();
+    const material = new Uint8Array(32).fill(0x5c);
+    const key = await se.importKey({ use: 'cipher', algorithm: 1002 }, 'secret', material);
+    const held = (key as SoftwareKey).bytes;
+    expect(held).not.toBe(material);
+    expect(held.every((b) => b === 0x5c)).toBe(true);
+    se.releaseKey(key);
+    expect(held.every((b) => b === 0), 'the private copy is zeroized').toBe(true);
+    expect(material.every((b) => b === 0x5c), 'the caller\'s array is the caller\'s').toBe(true);
+    // Only TS-0016's two rngTypes exist.
+    await expect(se.random(3 as RngType, 8)).rejects.toMatchObject({ name: 'UnknownAlgorithmError', message: expect.stringMatching(/rngType 3/) });
+    await se.close();
   });
 });
 
