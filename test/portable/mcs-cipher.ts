@@ -1,7 +1,7 @@
 // <cipher> (clause 7.5.1) for every algorithm of table 9.6-1, and the AES
 // MACs of table 9.9-1: results equal the core's one-shot functions for any
 // chunking of the UPDATEs, decryption round-trips, and every failure code.
-import { cbc, cbcMac, ccm, cmac, gcm, type CbcPadding } from '../../src/index.ts';
+import { cbc, cbcMac, ccm, cmac, gcm, sha256, type CbcPadding } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, type PortableCase } from './harness.ts';
 import { b64, body, createExportable, engineWith, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
 
@@ -220,6 +220,50 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         if (exportable) assert(unb64(kDt).length === 32, 'generated AES-256 key');
         else equal(kDt, undefined, 'a device key is never shown');
         equal(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cSgn')), 2000, 'sign'), 'senv:Sgn').Sgn).length, 16, 'CMAC under the generated key');
+      },
+    },
+    {
+      name: 'streams follow the data and the parameters: a second long message, a nonce changed or removed mid-message, results of earlier messages gone (found by mutation testing)',
+      async run() {
+        const engine = await engineWith(backend);
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        const rnd = prng(811);
+        // Longer than a batch (32 KiB), so the data streams into the backend as it arrives.
+        const m1 = rnd(40000), m2 = rnd(80000);
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        for (const [i, m] of [m1, m2].entries()) {
+          ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(m) } }), 2004, `message ${i + 1}`);
+          equalBytes(unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv), sha256(m), `message ${i + 1}: whole`);
+        }
+        const key = rnd(16), n1 = rnd(12), n2 = rnd(12);
+        const cipher = async (rn: string) => {
+          ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn, Calg: 1001, mbs: 200000, kDt: b64(key) } }), 2001, rn);
+          ok(await s.create(s.path('reg', rn), 20001, { 'senv:algP': { rn: 'p', nc: b64(n1) } }), 2001, `${rn}: nonce`);
+          ok(await s.update(s.path('reg', rn), { 'senv:Cph': { msg: b64(m1) } }), 2004, `${rn}: first part`);
+        };
+        // A nonce changed mid-message: the whole message under the new one (never a part under the old: nonce reuse).
+        await cipher('c');
+        ok(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { nc: b64(n2) } }), 2004, 'new nonce');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(m1) } }), 2004, 'second part');
+        const whole = new Uint8Array([...m1, ...m1]);
+        equalBytes(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD), gcm(key, n2).encrypt(whole), 'under the new nonce, whole');
+        // Parameters removed mid-message: no operation until new ones are given.
+        await cipher('d');
+        ok(await s.delete(s.path('reg', 'd', 'p')), 2002, 'parameters removed');
+        fails(await s.retrieve(s.path('reg', 'd', 'encrypt')), 4005, 'no nonce', /algorithmSpecificParameter/);
+        ok(await s.create(s.path('reg', 'd'), 20001, { 'senv:algP': { nc: b64(n2) } }), 2001, 'new parameters');
+        equalBytes(unb64(body(ok(await s.retrieve(s.path('reg', 'd', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD), gcm(key, n2).encrypt(m1), 'the message kept, under the new nonce');
+        // Parent links: a resource's pi is its parent's ri.
+        const reg = body(await s.retrieve(s.seId), 'senv:Senv').ri;
+        const c = body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph');
+        equal(c.pi, reg, '<cipher> pi is the registration');
+        equal(body(await s.retrieve(s.path('reg', 'c', 'p')), 'senv:algP').pi, c.ri, 'parameters\' pi is the <cipher>');
+        // Values refused, not silently taken: aD on CBC, cbs 0 with data, bytes that are not base64.
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'cbc', Calg: 24, mbs: 64, kDt: b64(key) } }), 2001, 'CBC');
+        fails(await s.create(s.path('reg', 'cbc'), 20001, { 'senv:algP': { iV: b64(rnd(16)), aD: b64(rnd(4)) } }), 4000, 'aD on CBC', /aD/);
+        fails(await s.update(s.path('reg', 'cbc'), { 'senv:Cph': { cbs: 0, msg: b64(rnd(1)) } }), 4000, 'cbs 0 with data', /cbs/);
+        fails(await s.update(s.path('reg', 'cbc'), { 'senv:Cph': { msg: 'QUJ\u0144' } }), 4000, 'base64 with a letter outside it', /msg/);
       },
     },
   ];
