@@ -322,6 +322,14 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
           ok(await owner.create(owner.seId, 20012, { 'senv:Sgn': { rn: `mac${sig.length}`, Salg: 25, kDt: b64(macKey), msg: b64(m), Sgn: b64(sig) } }), 2001, `HMAC of ${sig.length} bytes`);
           equal(body(ok(await owner.retrieve(owner.path('reg', `mac${sig.length}`, 'vSgn')), 2000, 'verify'), 'senv:Sgn').vR, vR, `HMAC of ${sig.length} bytes verifies: ${vR}`);
         }
+        // A verification result holds for the message it was reached on: a new message, or a signature calculated, clears it.
+        const verified = owner.path('reg', 'mac32');
+        ok(await owner.update(verified, { 'senv:Sgn': { msg: b64(m) } }), 2004, 'a new message');
+        equal(body(await owner.retrieve(verified), 'senv:Sgn').vR, undefined, 'no vR after a new message');
+        ok(await owner.update(verified, { 'senv:Sgn': { Sgn: b64(mac) } }), 2004, 'the signature again');
+        equal(body(ok(await owner.retrieve(`${verified}/vSgn`), 2000, 'verify'), 'senv:Sgn').vR, true, 'verified');
+        ok(await owner.retrieve(`${verified}/cSgn`), 2000, 'sign right after');
+        equal(body(await owner.retrieve(verified), 'senv:Sgn').vR, undefined, 'no vR after a signature');
         // expirationTime must lie after the request's time: equal to it is already past.
         const now = Date.UTC(2026, 10, 22, 12);
         const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
