@@ -3,9 +3,10 @@
 // promises, the software SE at once. The engine must answer the same either
 // way: the same rsc and m2m:dbg for a failed operation, no stale result left
 // behind it, and a public key imported for one verification deleted again
-// also when the verification fails (thrown now or rejected later).
+// also when the verification fails (thrown now or rejected later). And a
+// stream that fails while the data arrives is dropped, not used half-fed.
 import { describe, expect, it } from 'vitest';
-import { cbc, ecdsa, InvalidInputError, McsEngine, SoftwareBackend, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
+import { cbc, ecdsa, InvalidInputError, McsEngine, sha256, SoftwareBackend, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
 import { b64, body, ok, Session } from '../portable/mcs-kit.ts';
 
 type Mode = 'at once' | 'promise';
@@ -116,5 +117,43 @@ describe('Mcs over a backend that answers with promises', () => {
     expect(now.slice(0, 2).map((o) => o.after), 'no calculatedData after a failed decryption').toEqual([undefined, undefined]);
     expect(now.map((o) => o.keysLeft).slice(2), 'the public key deleted after each verification').toEqual([0, 0]);
     expect(later).toEqual(now);
+  });
+});
+
+/** The software SE whose next digest stream fails its first update (a card that lost a command, say). */
+class FaultyStream extends SoftwareBackend {
+  faults = 0;
+  override digest(algorithm: Parameters<SoftwareBackend['digest']>[0]): ReturnType<SoftwareBackend['digest']> {
+    const s = super.digest(algorithm);
+    let first = true;
+    return {
+      update: (d) => {
+        if (first) {
+          first = false;
+          this.faults++;
+          return Promise.reject(new Error('lost'));
+        }
+        return s.update(d);
+      },
+      final: (last) => s.final(last),
+      abort: () => s.abort(),
+    };
+  }
+}
+
+describe('a stream that fails while the data arrives', () => {
+  it('is dropped, and the operation runs over the whole message from the start', async () => {
+    const backend = new FaultyStream();
+    const engine = await McsEngine.create({ backends: [backend] });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+    // Longer than a batch, so it streams as it arrives; the stream's first piece fails.
+    const m = new Uint8Array(40000).map((_, i) => i * 13);
+    ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(m) } }), 2004, 'message');
+    const hv = body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv;
+    expect(backend.faults, 'the fault happened').toBeGreaterThan(0);
+    expect(hv).toBe(b64(sha256(m)));
+    await engine.close();
   });
 });
