@@ -472,6 +472,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(rep.cbs, 300, 'size on the host');
         ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(data.subarray(0, 5)) } }), 2004, 'replace');
         equalBytes(objects.get(ri)!, data.subarray(0, 5), 'replaced on the device');
+        // An UPDATE of other attributes leaves the data on the device alone.
+        ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { acpi: [] } }), 2004, 'acpi only');
+        equalBytes(objects.get(ri)!, data.subarray(0, 5), 'still on the device');
+        equalBytes(unb64(body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'read again'), 'senv:Sdo').msg), data.subarray(0, 5), 'read back');
         ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: null } }), 2004, 'remove the data');
         equal(objects.has(ri), false, 'removed from the device');
         ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'e', msg: b64(data) } }), 2001, 'another');
