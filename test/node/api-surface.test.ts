@@ -127,6 +127,35 @@ describe('public API surface', () => {
     await engine.close();
   });
 
+  it('McsClient.reboot(1) is a cold reset and reboot(2) a warm one, reaching the backend as such', async () => {
+    const seen: number[] = [];
+    class Rebooting extends SoftwareBackend {
+      override async reboot(type: 1 | 2): Promise<void> {
+        seen.push(type);
+        await super.reboot(type);
+      }
+    }
+    const engine = await McsEngine.create({ backends: [new Rebooting()] });
+    const c = await new McsClient(engine, 'CAE1').register();
+    await c.reboot(1);
+    await c.reboot(2);
+    await c.reboot();
+    expect(seen).toEqual([1, 2, 1]);
+    await engine.close();
+  });
+
+  it('arrays a RETRIEVE hands out in-process are copies: changing them changes nothing stored', async () => {
+    const engine = await McsEngine.create();
+    const seId = engine.seIds[0]!;
+    const send = (op: 1 | 2, pc?: Record<string, unknown>) => engine.send({ op, to: seId, fr: 'CAE1', rqi: 'a', ...(pc ? { ty: 20011, pc } : {}) }, { binary: true });
+    await send(1, { 'senv:Senv': { rn: 'reg', sID: seId, seL: 1, srt: [20004, 20007] } });
+    const first = (await send(2)).pc!['senv:Senv'] as { srt: number[] };
+    first.srt[0] = 99999;
+    first.srt.push(1);
+    expect(((await send(2)).pc!['senv:Senv'] as { srt: number[] }).srt).toEqual([20004, 20007]);
+    await engine.close();
+  });
+
   it('SoftwareBackend checks what it is given: key material, algorithms, a key\'s purpose, the direction', async () => {
     const b = new SoftwareBackend();
     await b.open();
