@@ -330,6 +330,14 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         equal(body(ok(await owner.retrieve(`${verified}/vSgn`), 2000, 'verify'), 'senv:Sgn').vR, true, 'verified');
         ok(await owner.retrieve(`${verified}/cSgn`), 2000, 'sign right after');
         equal(body(await owner.retrieve(verified), 'senv:Sgn').vR, undefined, 'no vR after a signature');
+        // Values checked in full: an srt naming a type this SE does not support, timestamps with
+        // trailing text, a 60th second or minute, a rule granting nothing (acop 0), 65 rules.
+        fails(await owner.update(owner.seId, { 'senv:Senv': { srt: [20004, 20008] } }), 4000, 'srt with an unsupported type', /srt/);
+        for (const et of ['20991231T000000xyz', '20991231T120060', '20991231T126000']) fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et } }), 4000, `et ${et}`, /et/);
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: ACP(['CAE2'], 0), pvs: ACP(['CAE1'], 63) } }), 4000, 'acop 0', /pv/);
+        const rules = (n: number) => ({ acr: Array.from({ length: n }, (_, i) => ({ acor: [`C${i}`], acop: 2 })) });
+        ok(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(64), pvs: ACP(['CAE1'], 63) } }), 2001, '64 rules');
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(65), pvs: ACP(['CAE1'], 63) } }), 4000, '65 rules', /pv/);
         // expirationTime must lie after the request's time: equal to it is already past.
         const now = Date.UTC(2026, 10, 22, 12);
         const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
