@@ -78,13 +78,13 @@ export function loadNative(): NativeAddon {
       try {
         cached = createRequire(import.meta.url)(path) as NativeAddon;
       } catch (e) {
-        // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then.
+        // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then. Node
+        // appends the require stack on lines of its own: the first line names the cause.
         const denied = ['NotCapable', 'PermissionDenied'].includes((e as Error).name);
         cached = new PcscUnavailableError(
           denied
             ? `the native PC/SC bridge at ${path} needs permission to load: run Deno with --allow-ffi (and --allow-read, --allow-env)`
-            : // Node appends the require stack on lines of its own: the first line names the cause.
-              `the native PC/SC bridge at ${path} cannot be loaded (${String((e as Error).message).split('\n')[0]}); ` +
+            : `the native PC/SC bridge at ${path} cannot be loaded (${String((e as Error).message).split('\n')[0]}); ` +
                 `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
         );
       }

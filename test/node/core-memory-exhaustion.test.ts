@@ -1,6 +1,8 @@
 // When the core's memory is full, an allocation traps (the call throws a
 // WebAssembly RuntimeError) and the core's own cleanup after the call does
 // not run: no key, private key or nonce may be left in linear memory then.
+// The allocator must stay sound at that limit (no block past the end of
+// memory or over another), and blocks above 2 GiB must serve the facade.
 // A file of its own: the instance keeps the 4 GiB it grew to.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import nodeCrypto from 'node:crypto';
@@ -52,7 +54,7 @@ function firstCandidate(d: Uint8Array, msg: Uint8Array): Buffer {
   return Buffer.concat([v1, mac(K, v1)]).subarray(0, 66);
 }
 
-describe('secrets when the core runs out of memory', () => {
+describe('the core at the end of its memory', () => {
   beforeAll(() => {
     initSync({ build: 'simd' });
     c = core();
