@@ -52,10 +52,10 @@ export function mem_in_use(): usize {
 }
 
 // The largest block handed out; a larger request is refused with 0. TLSF can
-// make blocks up to 1 GiB, but it does not round up requests of 512 MiB or
-// more to a size class, so one can be given a free block smaller than asked
-// (measured here: blocks past the end of memory and overlapping each other,
-// then live contexts overwritten). Below that its good fit holds.
+// make blocks up to 1 GiB, but by its code it does not round requests of half
+// that or more up to a size class, so one can be given a free block smaller
+// than asked (measured with 1 GiB requests: blocks past the end of memory and
+// over each other, then live contexts overwritten; clean up to 512 MiB).
 const MAX_BLOCK: usize = 1 << 28;
 
 export function mem_alloc(size: usize): usize {

@@ -22,7 +22,6 @@
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
 export type SeType = 1 | 2 | 3 | 4;
-/** TS-0016 clause 6.2 and table 9.3-1 (0: no particular security attention). */
 /** TS-0016 table 9.3-1: 1 low, 2 medium, 3 high. */
 export type SecurityLevel = 1 | 2 | 3;
 /** TS-0016 table 9.4-1: 1 cold reset, 2 warm reset. */

@@ -188,10 +188,13 @@ export function pump(c: Core, data: Uint8Array, step: (ptr: number, len: number)
   }
 }
 
-/** Zeroizes what plaintext, keystream or parameters the I/O window received. */
+/**
+ * Zeroizes what plaintext, keystream or parameters the I/O window received,
+ * and the output half as far: with no input at all (a MAC over empty data)
+ * a call still wrote its 16-byte tag or block there.
+ */
 export function wipeIo(c: Core): void {
-  if (ioUsed === 0) return;
-  c.x.zeroize(c.io, ioUsed);
+  if (ioUsed) c.x.zeroize(c.io, ioUsed);
   c.x.zeroize(c.io + 32768, Math.min(ioUsed + 16, 32768));
   ioUsed = 0;
 }
