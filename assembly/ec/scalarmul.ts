@@ -25,13 +25,16 @@ const TABLES: usize = memory.data(3 * sizeof<usize>());
 function buildTable(c: u32): usize {
   const f = fieldP(c), n = feBytes(f), pb = n * 3;
   const count = <usize>(windows(c) * ROW);
-  const table = heap.alloc(count * 2 * n);
+  const tableBytes = count * 2 * n;
   // Projective points first, then one batched inversion (Montgomery's trick)
   // turns all of them affine: a single field inversion for the whole table,
-  // variable time because the table is public.
-  const proj = heap.alloc(count * pb);
-  const prefix = heap.alloc(count * n);
-  const base = heap.alloc(pb);
+  // variable time because the table is public. The scratch lies behind the
+  // table in the same block, given back by shrinking it at the end: one
+  // allocation, so a trap for want of memory leaves no block behind.
+  const table = heap.alloc(tableBytes + count * pb + count * n + pb);
+  const proj = table + tableBytes;
+  const prefix = proj + count * pb;
+  const base = prefix + count * n;
   feCopy(f, base, curveGx(c));
   feCopy(f, base + n, curveGy(c));
   feCopy(f, base + 2 * n, curveOne(c));
@@ -58,10 +61,7 @@ function buildTable(c: u32): usize {
     fmul(f, t, pi, zi);
     fmul(f, t + n, pi + n, zi);
   }
-  heap.free(proj);
-  heap.free(prefix);
-  heap.free(base);
-  return table;
+  return heap.realloc(table, tableBytes); // shrinks in place
 }
 
 export function baseTable(c: u32): usize {
@@ -232,13 +232,14 @@ function gOddTable(c: u32): usize {
   let t = load<usize>(slot);
   if (t == 0) {
     const f = fieldP(c), n = feBytes(f);
-    t = heap.alloc(G_ODD * 2 * n);
-    const g = heap.alloc(3 * n);
+    // G itself behind the table, as in buildTable: one allocation.
+    t = heap.alloc(G_ODD * 2 * n + 3 * n);
+    const g = t + G_ODD * 2 * n;
     feCopy(f, g, curveGx(c));
     feCopy(f, g + n, curveGy(c));
     feCopy(f, g + 2 * n, curveOne(c));
     oddMultiples(c, g, G_ODD, t);
-    heap.free(g);
+    t = heap.realloc(t, G_ODD * 2 * n);
     store<usize>(slot, t);
   }
   return t;

@@ -10,6 +10,7 @@ export type SenvErrorCode =
   | 'ERR_PADDING'
   | 'ERR_INVALID_VALUE'
   | 'ERR_CORE'
+  | 'ERR_OUT_OF_MEMORY'
   // PC/SC bridge and APDU transport (src/pcsc/errors.ts, src/apdu/errors.ts)
   | 'ERR_PCSC'
   | 'ERR_PCSC_UNAVAILABLE'
@@ -88,6 +89,17 @@ export class InvalidValueError extends SenvError {
 export class CoreError extends SenvError {
   constructor(message: string) {
     super('ERR_CORE', message);
+  }
+}
+
+/**
+ * The core's memory (at most 4 GiB) cannot hold what a call needs: a context,
+ * a block or a curve's tables. Nothing was changed; the call can succeed once
+ * contexts or keys are released.
+ */
+export class OutOfMemoryError extends SenvError {
+  constructor(message: string) {
+    super('ERR_OUT_OF_MEMORY', message);
   }
 }
 
@@ -228,7 +240,7 @@ export function statusError(status: number, what: string): SenvError {
     case -1: return new UnknownAlgorithmError(`${what}: unknown algorithm`);
     case -2: return new LengthError(`${what}: length not allowed`);
     case -3: return new StateError(`${what}: invalid or released context`);
-    case -4: return new CoreError(`${what}: out of WASM memory`);
+    case -4: return new OutOfMemoryError(`${what}: out of WASM memory`);
     case -5: return new AuthenticationError(`${what}: authentication failed`);
     case -6: return new PaddingError(`${what}: invalid padding`);
     case -7: return new StateError(`${what}: not allowed in the current state`);
@@ -246,3 +258,4 @@ errorName(AuthenticationError, 'AuthenticationError');
 errorName(PaddingError, 'PaddingError');
 errorName(InvalidValueError, 'InvalidValueError');
 errorName(CoreError, 'CoreError');
+errorName(OutOfMemoryError, 'OutOfMemoryError');

@@ -9,6 +9,17 @@ import type { AesExports } from './aes.ts';
 
 export interface CoreExports extends BaseExports, HashExports, DrbgExports, EcExports, AesExports {}
 
+/**
+ * The exports that may allocate in linear memory (a context, a block, a
+ * curve's generator tables). When the memory cannot grow any further, the
+ * allocator traps; the loader turns that trap into an OutOfMemoryError.
+ */
+export const ALLOCATING_EXPORTS = [
+  'mem_alloc', 'hash_create', 'hmac_create', 'drbg_create',
+  'aes_key_create', 'aes_key_copy', 'gcm_create', 'ccm_create', 'cbc_create', 'mac_create',
+  'ec_precompute', 'ec_public_key', 'ec_sign', 'ec_sign_with_k', 'ec_verify',
+] as const satisfies readonly (keyof CoreExports)[];
+
 export interface BaseExports {
   // Structural, not WebAssembly.Memory: the published declarations must check in a Node project
   // without the DOM lib, and @types/node does not declare the WebAssembly namespace.

@@ -3,9 +3,9 @@
 // build the runtime validates is chosen (Relaxed SIMD, then SIMD, then
 // scalar), unless the caller forces one.
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
-import type { CoreExports } from './exports.ts';
+import { ALLOCATING_EXPORTS, type CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
-import { CoreError, InvalidInputError, optionsArg, shown } from './errors.ts';
+import { CoreError, InvalidInputError, OutOfMemoryError, optionsArg, shown } from './errors.ts';
 
 /**
  * 'relaxed' is the SIMD build with Relaxed SIMD's swizzle in AES (Node 22+,
@@ -63,7 +63,7 @@ export class Core {
   alloc(len: number, data?: Uint8Array): number {
     // Unsigned: a block above 2 GiB comes back from the i32 result as a negative number.
     const ptr = this.x.mem_alloc(len) >>> 0;
-    if (ptr === 0) throw new CoreError('out of WASM memory');
+    if (ptr === 0) throw new OutOfMemoryError(`out of WASM memory: a block of ${len} bytes is more than the core hands out at once (256 MiB)`);
     if (data) this.mem().set(data, ptr);
     return ptr;
   }
@@ -125,8 +125,36 @@ function pick(options: InitOptions | null | undefined): CoreBuild {
   return want;
 }
 
+/**
+ * The exports with each allocating one wrapped: a trap in it means the
+ * allocator found no room and the memory could not grow (the allocator's
+ * state is left as it was), so the caller gets an OutOfMemoryError it can
+ * act on instead of a RuntimeError.
+ */
+function guardAllocations(raw: CoreExports): CoreExports {
+  const x: Record<string, unknown> = { ...raw };
+  for (const name of ALLOCATING_EXPORTS) {
+    const f = raw[name] as (...args: unknown[]) => unknown;
+    x[name] = (...args: unknown[]) => {
+      try {
+        return f(...args);
+      } catch (e) {
+        throw e instanceof WebAssembly.RuntimeError ? memoryFull(raw) : e;
+      }
+    };
+  }
+  return Object.freeze(x) as unknown as CoreExports;
+}
+
+function memoryFull(x: CoreExports): OutOfMemoryError {
+  const mib = (n: number) => Math.round(n / 2 ** 20);
+  return new OutOfMemoryError(
+    `out of WASM memory: the core's ${mib(x.memory.buffer.byteLength)} MiB are full (${mib(x.mem_in_use() >>> 0)} MiB held by contexts and blocks not yet released)`,
+  );
+}
+
 function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Core {
-  const x = instance.exports as unknown as CoreExports;
+  const x = guardAllocations(instance.exports as unknown as CoreExports);
   const abiVersion = x.abi_version();
   if (abiVersion !== ABI_VERSION) throw new CoreError(`core ABI version ${abiVersion}, facade expects ${ABI_VERSION}`);
   // One info per instance, handed to every caller of init(): frozen, so none can change what the others read.

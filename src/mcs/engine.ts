@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { InvalidInputError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
 import type { Context } from './context.ts';
@@ -864,6 +864,8 @@ function failure(rqi: string, e: unknown): McsResponse {
   if (isA(e, McsError)) return { rsc: e.rsc, rqi, pc: { 'm2m:dbg': e.message } };
   if (isA(e, UnknownAlgorithmError)) return { rsc: RSC.NOT_IMPLEMENTED, rqi, pc: { 'm2m:dbg': e.message } };
   if (isA(e, StateError)) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
+  // As for the SE's quota (5207): the request is sound, the SE has no room for it now.
+  if (isA(e, OutOfMemoryError)) return { rsc: RSC.NOT_ACCEPTABLE, rqi, pc: { 'm2m:dbg': 'not enough memory on this SE: its WASM core is full' } };
   // Core messages never carry key or data bytes, but an unexpected error might: say only what kind it was.
   const kind = isA(e, SenvError) ? e.code : 'internal error';
   return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kind})` } };
