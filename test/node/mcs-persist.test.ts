@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
-import { McsEngine, SoftwareBackend, sha256, ecdsa, gcm } from '../../src/index.ts';
+import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
@@ -36,6 +36,9 @@ describe('Mcs persistence', () => {
       ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(data.subarray(0, 10)) } }), 2001, 'hash');
       ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(data.subarray(10, 20)) } }), 2004, 'hash append');
       ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(data.subarray(0, 99)) } }), 2001, 'sdo');
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h2', Halg: 6, msg: b64(data.subarray(0, 5)) } }), 2001, 'hash kept with its value');
+      const hv = sha512(data.subarray(0, 5));
+      expect(unb64(body(await s.retrieve(s.path('reg', 'h2', 'cHsh')), 'senv:Hsh').Hv)).toEqual(hv);
       const seId = s.seId;
       await e1.close();
 
@@ -46,7 +49,7 @@ describe('Mcs persistence', () => {
         const run = Buffer.from(secret.subarray(off, off + 30));
         return [run, Buffer.from(run.toString('hex')), Buffer.from(run.toString('base64'))];
       });
-      for (const secret of [aesKey, data.subarray(0, 32), data.subarray(7000 * 3 + 5, 7000 * 3 + 40), data.subarray(50, 99)]) {
+      for (const secret of [aesKey, data.subarray(0, 32), data.subarray(7000 * 3 + 5, 7000 * 3 + 40), data.subarray(50, 99), hv]) {
         for (const needle of traces(secret)) for (const f of files) expect(f.includes(needle)).toBe(false);
       }
       await expect(McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(8) })).rejects.toThrow(/master key/);
@@ -61,6 +64,7 @@ describe('Mcs persistence', () => {
       expect(ecdsa('P-256').verify(sig, data, pub)).toBe(true);
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(data.subarray(0, 20))))).toBe(true);
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'd')), 'senv:Sdo').msg)).equals(data.subarray(0, 99))).toBe(true);
+      expect(unb64(body(await t.retrieve(t.path('reg', 'h2')), 'senv:Hsh').Hv), 'a hash value kept sealed comes back').toEqual(hv);
       fails4106(await new Session(e2, 'CAE2').retrieve(seId));
       // A binary response takes the result itself; what is stored (and persisted) is a copy.
       const small = new Uint8Array(nodeCrypto.randomBytes(300));

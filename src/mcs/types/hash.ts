@@ -21,7 +21,8 @@ export const hashType: ResourceType = {
   attributes: [
     { name: 'algorithm', sn: 'Halg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(HASHES).map(Number), table: 'table 9.8-1' } },
     message,
-    { name: 'hashValue', sn: 'Hv', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' } },
+    // Sealed at rest like the message it digests: a digest of a low-entropy message gives the message away.
+    { name: 'hashValue', sn: 'Hv', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
   ],
   children: [],
   virtuals: [
