@@ -707,6 +707,29 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a data directory an earlier senv wrote (a hash value in the clear) opens; the value is sealed when its resource is next written', async () => {
+    const dir = tempDir();
+    try {
+      cpSync(fileURLToPath(new URL('./fixtures/format2-clear-hv', import.meta.url)), dir, { recursive: true });
+      const hv = Buffer.from(sha256(new TextEncoder().encode('1234')));
+      const before = readFileSync(join(dir, 'journal.log'));
+      expect(before.includes(Buffer.from(hv.toString('base64'))), 'the fixture holds it in the clear').toBe(true);
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(0x4b) });
+      const s = new Session(e1, 'CAE1');
+      expect(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
+      ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: '20991231T000000' } }), 2004, 'a write of the whole resource');
+      await e1.close();
+      const added = readFileSync(join(dir, 'journal.log')).subarray(before.length);
+      expect(added.length, 'a record was added').toBeGreaterThan(0);
+      for (const needle of [hv.subarray(0, 30), Buffer.from(hv.toString('base64').slice(0, 40))]) expect(added.includes(needle)).toBe(false);
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(0x4b) });
+      expect(unb64(body(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/h`), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the snapshot is authenticated, and the journal chains from it', async () => {
     const dir = tempDir();
     const compacted = tempDir();
