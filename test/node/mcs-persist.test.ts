@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
-import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm } from '../../src/index.ts';
+import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
@@ -351,10 +351,14 @@ function frame(body: Buffer): Buffer {
 /** The journal with each record's JSON as given and its MAC as it was: what someone without the master key can write. */
 const forged = (fs: readonly Frame[]) => Buffer.concat(fs.map((f) => frame(Buffer.concat([Buffer.from(JSON.stringify(f.json)), f.mac]))));
 
+/** A MAC the store computes under KEY, with its label. */
+function mac(label: string, ...parts: Buffer[]): Buffer {
+  const macKey = nodeCrypto.createHmac('sha256', KEY).update('senv journal mac').digest();
+  return nodeCrypto.createHmac('sha256', macKey).update(Buffer.concat([Buffer.from(`${label}\0`), ...parts])).digest();
+}
+
 /** The journal re-chained with the master key's MACs (docs/mcs.md "Persistence"), from a directory without a snapshot. */
 function withMacs(dir: string, records: readonly Record<string, unknown>[]): Buffer {
-  const macKey = nodeCrypto.createHmac('sha256', KEY).update('senv journal mac').digest();
-  const mac = (label: string, ...parts: Buffer[]) => nodeCrypto.createHmac('sha256', macKey).update(Buffer.concat([Buffer.from(`${label}\0`), ...parts])).digest();
   let prev = mac('start', Buffer.from(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).check as string));
   return Buffer.concat(records.map((r) => {
     const json = Buffer.from(JSON.stringify(r));
@@ -707,24 +711,41 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('a data directory an earlier senv wrote (a hash value in the clear) opens; the value is sealed when its resource is next written', async () => {
+  it('a format 2 data directory (an earlier senv: snapshots not bound, a hash value in the clear) opens and is upgraded at once', async () => {
     const dir = tempDir();
+    const fixture = (name: string) => {
+      rmSync(dir, { recursive: true, force: true });
+      cpSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), dir, { recursive: true });
+    };
+    const upgraded = () => {
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'meta.json').toBe(3);
+      expect(JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'snapshot.json').toBe(3);
+    };
+    const reopen = async (key: number, check: (s: Session) => Promise<void>) => {
+      for (let i = 0; i < 2; i++) {
+        const e = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(key) });
+        upgraded();
+        await check(new Session(e, 'CAE1'));
+        await e.close();
+      }
+    };
+    const text = (r: McsResponse, root: string, attr: string) => new TextDecoder().decode(unb64(body(r, root)[attr]));
     try {
-      cpSync(fileURLToPath(new URL('./fixtures/format2-clear-hv', import.meta.url)), dir, { recursive: true });
+      // Written by the commit before format 3: a <hash> with its value, journal only.
+      fixture('format2-clear-hv');
       const hv = Buffer.from(sha256(new TextEncoder().encode('1234')));
-      const before = readFileSync(join(dir, 'journal.log'));
-      expect(before.includes(Buffer.from(hv.toString('base64'))), 'the fixture holds it in the clear').toBe(true);
-      const e1 = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(0x4b) });
-      const s = new Session(e1, 'CAE1');
-      expect(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
-      ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: '20991231T000000' } }), 2004, 'a write of the whole resource');
-      await e1.close();
-      const added = readFileSync(join(dir, 'journal.log')).subarray(before.length);
-      expect(added.length, 'a record was added').toBeGreaterThan(0);
-      for (const needle of [hv.subarray(0, 30), Buffer.from(hv.toString('base64').slice(0, 40))]) expect(added.includes(needle)).toBe(false);
-      const e2 = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(0x4b) });
-      expect(unb64(body(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/h`), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
-      await e2.close();
+      expect(readFileSync(join(dir, 'journal.log')).includes(Buffer.from(hv.toString('base64'))), 'the fixture holds it in the clear').toBe(true);
+      await reopen(0x4b, async (s) => expect(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv)));
+      for (const f of readdirSync(dir)) {
+        for (const needle of [hv.subarray(0, 30), Buffer.from(hv.toString('base64').slice(0, 40))]) expect(readFileSync(join(dir, f)).includes(needle), f).toBe(false);
+      }
+      // A format 2 snapshot, and a record after it.
+      fixture('format2-snapshot');
+      await reopen(0x4c, async (s) => {
+        expect(text(await s.retrieve(s.path('reg', 'd0')), 'senv:Sdo', 'msg')).toBe('secret 0');
+        expect(text(await s.retrieve(s.path('reg', 'after')), 'senv:Sdo', 'msg')).toBe('after the snapshot');
+      });
+      expect(statSync(join(dir, 'journal.log')).size, 'the snapshot holds everything').toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -734,6 +755,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     const dir = tempDir();
     const compacted = tempDir();
     const work = tempDir();
+    const other = tempDir();
     try {
       const open = async (d: string) => McsEngine.create({ store: await JournalStore.open({ dir: d, masterKey: KEY, compactAt: 4096 }) });
       const e1 = await open(dir);
@@ -749,7 +771,30 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       ok(await cipher(i), 2001, 'cipher after the snapshot');
       await e1.close();
       rmSync(join(compacted, 'lock'));
+      // Another directory with a snapshot, under the same master key.
+      const e2 = await open(other);
+      const t = new Session(e2, 'CAE1');
+      await t.register();
+      let j = 0;
+      do ok(await t.create(t.seId, 20002, { 'senv:Cph': { rn: `c${j++}`, Calg: 1001, mbs: 64, kDt: b64(nodeCrypto.randomBytes(16)) } }), 2001, 'cipher');
+      while (statSync(join(other, 'journal.log')).size > 0 && j < 100);
+      await e2.close();
+      const edit = (file: string, change: (text: string) => string) => writeFileSync(join(work, file), change(readFileSync(join(work, file), 'utf8')));
       const attacks: [string, string, () => void][] = [
+        ["another directory's snapshot and journal, under the same master key", compacted, () => {
+          for (const f of ['snapshot.json', 'journal.log']) cpSync(join(other, f), join(work, f));
+        }],
+        ['meta.json set back to format 2 (whose snapshots are not bound)', compacted, () => edit('meta.json', (m) => m.replace('"format":3', '"format":2'))],
+        ["the snapshot's header set back to format 2", compacted, () => edit('snapshot.json', (m) => m.replace('{"format":3', '{"format":2'))],
+        ["another directory's snapshot as format 2 (unbound) would have it, MAC and all", compacted, () => {
+          const text = readFileSync(join(other, 'snapshot.json'), 'utf8');
+          const nl = text.indexOf('\n');
+          const from = JSON.parse(text.slice(0, nl)).from as string;
+          const stateJson = Buffer.from(text.slice(nl + 1));
+          const header = { format: 2, from, mac: mac('snapshot', Buffer.from(from, 'base64'), stateJson).toString('base64') };
+          writeFileSync(join(work, 'snapshot.json'), Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), stateJson]));
+          writeFileSync(join(work, 'journal.log'), '');
+        }],
         ['keyExportable set in the snapshot', compacted, () => {
           const text = readFileSync(join(work, 'snapshot.json'), 'utf8');
           writeFileSync(join(work, 'snapshot.json'), text.replace(/"attrs":\{/g, '"attrs":{"keyExportable":true,'));
@@ -764,7 +809,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       }
       await (await open(compacted)).close();
     } finally {
-      for (const d of [dir, compacted, work]) rmSync(d, { recursive: true, force: true });
+      for (const d of [dir, compacted, work, other]) rmSync(d, { recursive: true, force: true });
     }
   });
 

@@ -6,7 +6,9 @@
 //                    value that tells a wrong master key from a damaged file,
 //                    and a MAC over the IDs
 //   snapshot.json    a header line (format, MAC, the chain value its journal
-//                    started from), then the full state up to sequence `seq`
+//                    started from), then the full state up to sequence `seq`;
+//                    the MAC covers meta.json's check value too (format 3),
+//                    so another directory's snapshot does not verify here
 //   journal.log      records after the snapshot:
 //                    [length u32][crc32 u32][JSON][MAC 32 bytes]
 //
@@ -64,8 +66,13 @@ export interface JournalOptions {
   files?: Files;
 }
 
-/** The layout this version writes and reads (meta.json and snapshot.json say which they have). */
-const FORMAT = 2;
+/**
+ * The layout this version writes (meta.json and snapshot.json say which they
+ * have). Format 3 binds a snapshot to its directory; a format 2 directory
+ * (snapshots not bound) is read, and upgraded by a snapshot written at open.
+ */
+const FORMAT = 3;
+const UNBOUND = 2;
 
 interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
 
@@ -170,7 +177,14 @@ export class JournalStore implements Persistence {
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
     const macKey = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
     try {
-      return new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
+      const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
+      // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds
+      // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
+      if (store.#meta.format !== FORMAT) {
+        sealClearSecrets(store.#state, store.#key);
+        await store.#compact();
+      }
+      return store;
     } catch (e) {
       macKey.fill(0);
       await releaseLock(files, options.dir, lock).catch(() => undefined);
@@ -183,7 +197,7 @@ export class JournalStore implements Persistence {
       let id = this.#meta.uniqueIds[kind];
       if (!id) {
         id = hex(randomBytes(16));
-        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id });
+        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       }
@@ -196,7 +210,7 @@ export class JournalStore implements Persistence {
     if (this.#closed) throw new StateError(`the store of ${this.#dir} is closed`);
     const records = Object.values(this.#state.resources[host.seId] ?? {});
     const built = new Map<string, Resource>();
-    const types = new Map(TYPES.map((t) => [t.root, compiledType(t)]));
+    const types = typesByRoot();
     // The MACs keep out anyone without the master key; this names the resource should sealed data still not open.
     const unseal = (sealed: string, ri: string, ad: string) => {
       try {
@@ -361,7 +375,7 @@ export class JournalStore implements Persistence {
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
       const body = enc.encode(JSON.stringify(this.#state));
-      snapMac = mac(this.#macKey, 'snapshot', this.#journalStart, body);
+      snapMac = snapshotMac(this.#macKey, FORMAT, this.#meta.check, this.#journalStart, body);
       const header = enc.encode(`${JSON.stringify({ format: FORMAT, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
       const file = new Uint8Array(header.length + body.length);
       file.set(header);
@@ -372,6 +386,16 @@ export class JournalStore implements Persistence {
     }
     this.#snapMac = snapMac;
     await this.#cut(0).catch(() => undefined);
+    // Only now that a bound snapshot replaced an unbound one: meta.json's format 3 refuses an unbound one.
+    if (this.#meta.format !== FORMAT) {
+      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds);
+      try {
+        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+        this.#meta = meta;
+      } catch {
+        // Format 2 goes on: it reads bound snapshots too.
+      }
+    }
   }
 }
 
@@ -394,7 +418,7 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
   let state: Snapshot = { seq: 0, resources: {} };
-  if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey));
+  if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
   let off = 0;
@@ -428,7 +452,7 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
   if (meta.format === undefined) {
     throw new DataDirFormatError(dir, 'was written by an earlier version of senv, whose records carry no MAC; this version does not read it: start from an empty data directory');
   }
-  if (meta.format !== FORMAT) throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads format ${FORMAT}`);
+  if (meta.format !== FORMAT && meta.format !== UNBOUND) throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} and ${FORMAT}`);
   if (typeof meta.check !== 'string' || typeof meta.mac !== 'string' || typeof meta.uniqueIds !== 'object' || meta.uniqueIds === null) {
     throw new DataDirDamagedError(dir, 'lacks its check value, MAC or unique IDs', 'meta.json');
   }
@@ -439,25 +463,42 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
     throw e;
   }
   const stored = fromBase64(meta.mac);
-  if (!stored || !constantTimeEqual(fromBase64(newMeta(macKey, meta.check, meta.uniqueIds).mac)!, stored)) {
+  if (!stored || !constantTimeEqual(fromBase64(newMeta(macKey, meta.check, meta.uniqueIds, meta.format).mac)!, stored)) {
     throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'meta.json');
   }
   return meta as Meta;
 }
 
-function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>): Meta {
-  return { format: FORMAT, uniqueIds, check, mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify([check, uniqueIds])))) };
+function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format = FORMAT): Meta {
+  // From format 3 the MAC covers the format: set back to 2, meta.json would let an unbound snapshot in.
+  const covered = format === UNBOUND ? [check, uniqueIds] : [format, check, uniqueIds];
+  return { format, uniqueIds, check, mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify(covered)))) };
 }
 
-/** snapshot.json: a header line `{"format","from","mac"}`, then the state's JSON, which the MAC covers with `from`. */
-function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array): { state: Snapshot; snapMac: Uint8Array; from: Uint8Array } {
+/**
+ * A snapshot's MAC. Format 3 covers the directory's check value (a random
+ * nonce sealed at creation): another directory's snapshot, written under the
+ * same master key, does not verify here.
+ */
+function snapshotMac(macKey: Uint8Array, format: number, check: string, from: Uint8Array, body: Uint8Array): Uint8Array {
+  return format === UNBOUND ? mac(macKey, 'snapshot', from, body) : mac(macKey, 'boundSnapshot', enc.encode(check), from, body);
+}
+
+/**
+ * snapshot.json: a header line `{"format","from","mac"}`, then the state's JSON, which the MAC covers with `from`
+ * (and the check value from format 3). A format 2 directory may have either kind: its upgrade writes the bound one first.
+ */
+function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array, meta: Meta): { state: Snapshot; snapMac: Uint8Array; from: Uint8Array } {
   const nl = bytes.indexOf(0x0a);
   const header = nl > 0 ? parseJson(bytes.subarray(0, nl)) as { format?: unknown; from?: unknown; mac?: unknown } | undefined : undefined;
   const from = typeof header?.from === 'string' ? fromBase64(header.from) : undefined;
   const stored = typeof header?.mac === 'string' ? fromBase64(header.mac) : undefined;
-  if (header?.format !== FORMAT || from?.length !== MAC_LEN || !stored) throw new DataDirDamagedError(dir, 'has no valid header', 'snapshot.json');
+  const format = header?.format;
+  if ((format !== FORMAT && !(format === UNBOUND && meta.format === UNBOUND)) || from?.length !== MAC_LEN || !stored) {
+    throw new DataDirDamagedError(dir, 'has no valid header', 'snapshot.json');
+  }
   const body = bytes.subarray(nl + 1);
-  const snapMac = mac(macKey, 'snapshot', from, body);
+  const snapMac = snapshotMac(macKey, format, meta.check, from, body);
   if (!constantTimeEqual(snapMac, stored)) throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'snapshot.json');
   return { state: JSON.parse(dec.decode(body)) as Snapshot, snapMac, from };
 }
@@ -503,7 +544,9 @@ function parseJson(bytes: Uint8Array): object | undefined {
   }
 }
 
-const LABELS = { meta: enc.encode('meta\0'), start: enc.encode('start\0'), snapshot: enc.encode('snapshot\0'), record: enc.encode('record\0') };
+const LABELS = {
+  meta: enc.encode('meta\0'), start: enc.encode('start\0'), snapshot: enc.encode('snapshot\0'), boundSnapshot: enc.encode('bound snapshot\0'), record: enc.encode('record\0'),
+};
 
 /** HMAC-SHA-256 over a label (one per kind of thing authenticated, so that none passes for another) and the parts. */
 function mac(macKey: Uint8Array, label: keyof typeof LABELS, ...parts: Uint8Array[]): Uint8Array {
@@ -700,6 +743,33 @@ function mergeAppends(state: Snapshot, key: Uint8Array): void {
     }
   }
 }
+
+/**
+ * Seals what format 2 kept in the clear and format 3 declares secret
+ * (`<hash>`'s hashValue), so that the upgrade's snapshot holds none of it.
+ * A record whose sealed part does not open is left for load() to report.
+ */
+function sealClearSecrets(state: Snapshot, key: Uint8Array): void {
+  const types = typesByRoot();
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      const def = types.get(rec.root);
+      const names = Object.keys(rec.attrs).filter((name) => def?.byName.get(name)?.secret === true);
+      if (!names.length) continue;
+      let secret: Record<string, Json>;
+      try {
+        secret = rec.sealed ? wiping(open(key, rec.sealed, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>) : {};
+      } catch {
+        continue;
+      }
+      for (const name of names) secret[name] = rec.attrs[name]!;
+      rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, rec.ri));
+      for (const name of names) delete rec.attrs[name];
+    }
+  }
+}
+
+const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));
 
 /** One sealed chunk holding the data of `parts` in order; the plaintext copies are zeroized. */
 function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {
