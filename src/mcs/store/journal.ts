@@ -127,6 +127,7 @@ export class JournalStore implements Persistence {
   readonly #key: Uint8Array;
   readonly #macKey: Uint8Array;
   #closed = false;
+  #closing: Promise<void> | undefined;
   readonly #compactAt: number;
   readonly #lock: Lock;
   #meta: Meta;
@@ -272,8 +273,12 @@ export class JournalStore implements Persistence {
     await this.#write({ seq: 0, op: 'remove', se: host.seId, ris: [...ris] });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Resolves once the lock is released and the keys zeroized: for a second call too. */
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     // The last task queued: writes queued before it still run, later ones are refused.
     const last = this.#serial(async () => {
       // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
