@@ -6,7 +6,7 @@ import { CRT, DO, FCI, INS, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.
 import { decodeTlvs, encodeTlv, findTlv, tlvs, u16, u32, type Tlv } from '../apdu/tlv.ts';
 import {
   AuthenticationError, cbc, ccm, constantTimeEqual, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
-  type HashName,
+  type CurveName, type HashName,
 } from '../core/index.ts';
 import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
 import { HASH_NAMES } from '../backends/software/digest.ts';
@@ -73,6 +73,12 @@ interface Environment {
 
 const SE_STATE = (crt: number) => `se:${crt}`;
 const STREAM = 'stream';
+
+/** A public key as the profile takes it: an uncompressed point of the curve (anything else: 6A80). */
+function checkedPoint(curve: CurveName, material: Uint8Array): Uint8Array {
+  if (material[0] !== 0x04 || !ecdsa(curve).isPublicKey(material)) throw new CardStatus(SW.WRONG_DATA);
+  return material.slice();
+}
 
 function must<T>(x: T | undefined, sw: number): T {
   if (x === undefined) throw new CardStatus(sw);
@@ -390,9 +396,9 @@ export class SenvApplet implements Applet {
           try {
             rec = kind === 1
               ? { algorithm, kind: 'secret', secret: material.slice(), publicKey: ecdsa(ec.curve).getPublicKey(material) }
-              : { algorithm, kind: 'public', publicKey: material.slice() };
+              : { algorithm, kind: 'public', publicKey: checkedPoint(ec.curve, material) };
           } catch {
-            throw new CardStatus(SW.WRONG_DATA); // scalar out of range, wrong length
+            throw new CardStatus(SW.WRONG_DATA); // scalar out of range, not a point, wrong length
           }
           this.storeKey(id, rec);
           return empty;

@@ -13,7 +13,7 @@ const MAX_JOINED = 0xffffff + 256;
 
 export const SW = {
   OK: 0x9000, VERIFY_FAILED: 0x6300, MEMORY_FULL: 0x6a84, WRONG_LENGTH: 0x6700, CHANNEL_UNSUPPORTED: 0x6881,
-  LAST_OF_CHAIN_EXPECTED: 0x6883, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
+  SM_UNSUPPORTED: 0x6882, LAST_OF_CHAIN_EXPECTED: 0x6883, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
   FUNC_UNSUPPORTED: 0x6a81, NOT_FOUND: 0x6a82, WRONG_P1P2: 0x6a86, REF_NOT_FOUND: 0x6a88, REF_EXISTS: 0x6a89, INS_UNSUPPORTED: 0x6d00,
   CLA_UNSUPPORTED: 0x6e00, UNKNOWN: 0x6f00,
 } as const;
@@ -135,6 +135,9 @@ export class VirtualCardOs implements CardHandler {
     const n = channelOfCla(cmd.cla);
     const ch = n < CHANNELS ? this.channels[n] : null;
     if (!ch) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
+    // Secure messaging (b4-b3 of a first interindustry CLA, b6 of a further one): not served,
+    // rather than the command run as if it came in plain.
+    if (cmd.cla < 0x80 && cmd.cla & (cmd.cla & 0x40 ? 0x20 : 0x0c)) throw new CardStatus(SW.SM_UNSUPPORTED);
     const more = (cmd.cla & 0x10) !== 0;
     // CLA with channel and chaining bits cleared: what the applet sees.
     const plain: DecodedCommand = { ...cmd, cla: cmd.cla & 0x80 };

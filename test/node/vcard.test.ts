@@ -66,6 +66,8 @@ describe('senv virtual card', () => {
     expect(hex(a.data)).not.toBe(hex(b.data));
     expect((await t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 5000 })).data.length).toBe(5000);
     expect(await swOf(t.transmit({ cla: 0, ins: INS.GET_CHALLENGE, p1: 0, p2: 0 }))).toBe(0x6700);
+    // Secure messaging indicated in CLA (b4-b3) is not served as if the command came in plain.
+    for (const cla of [0x04, 0x08, 0x0c]) expect(await swOf(t.transmit({ cla, ins: INS.GET_CHALLENGE, p1: 0, p2: 0, ne: 8 })), `CLA ${cla}`).toBe(0x6882);
   });
 
   for (const extended of [true, false]) {
@@ -150,6 +152,13 @@ describe('senv virtual card', () => {
     // a public key cannot sign
     expect(await swOf(t.transmit(pso(0x9e9a, msg)))).toBe(0x6984);
     expect(await swOf(putKey(t, 0x32, 34, 1, new Uint8Array(48)))).toBe(0x6a80);
+    // A public key must be an uncompressed point of the curve.
+    const offCurve = Uint8Array.from(pair.publicKey);
+    offCurve[96]! ^= 1;
+    const compressed = ecdsa('P-384').getPublicKey(pair.secretKey, true);
+    for (const [what, key] of [['3 bytes', Uint8Array.of(1, 2, 3)], ['off the curve', offCurve], ['compressed', compressed], ['a P-256 point', ecdsa('P-256').keygen().publicKey]] as const) {
+      expect(await swOf(putKey(t, 0x33, 34, 2, key)), what).toBe(0x6a80);
+    }
   });
 
   it('AES: ENCIPHER links stream ciphertext, an AEAD DECIPHER releases nothing before the tag verified', async () => {

@@ -9,6 +9,7 @@ import type {
   SignatureStream, StoredKey,
 } from '../backend.ts';
 import { markKeyHandle } from '../backend.ts';
+import { checkMaterial } from '../key-material.ts';
 import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
@@ -196,8 +197,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return out;
   }
 
-  async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
+  async importKey(spec: KeySpec, kind: KeyKind, keyMaterial: Uint8Array): Promise<KeyHandle> {
     const alg = this.supported(spec);
+    // Checked as the software SE checks it: a card need not check a public point at all.
+    const material = checkMaterial(spec, kind, keyMaterial);
     const data = tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_KIND, [kind === 'secret' ? 1 : 2]], [TAG.KEY_MATERIAL, material]);
     let ref: number;
     try {

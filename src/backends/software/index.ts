@@ -6,7 +6,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { bytesArg, CoreError, InvalidInputError, InvalidValueError, LengthError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { CoreError, InvalidInputError, InvalidValueError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
@@ -17,7 +17,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
 import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
-import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../../mcs/algorithms.ts';
+import { checkMaterial, specInfo } from '../key-material.ts';
 
 export interface SoftwareBackendOptions {
   /**
@@ -192,30 +192,6 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   #live(): void {
     if (this.#state !== 'open') throw new StateError(`software SE is ${this.#state === 'failed' ? 'in self-test failure' : this.#state}`);
   }
-}
-
-/** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
-function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
-  const info = spec.use === 'cipher' ? CIPHERS[spec.algorithm] : spec.use === 'signature' ? SIGNATURES[spec.algorithm] : undefined;
-  if (!info) throw new UnknownAlgorithmError(`no ${String(spec.use)} algorithm ${String(spec.algorithm)}`);
-  return info;
-}
-
-/** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */
-function checkMaterial(spec: KeySpec, kind: KeyKind, bytes: Uint8Array): Uint8Array {
-  const info = specInfo(spec);
-  const material = bytesArg(bytes, 'key material');
-  if (kind !== 'secret' && kind !== 'public') throw new InvalidInputError("key kind must be 'secret' or 'public'");
-  if (kind === 'public') {
-    const curve = 'curve' in info ? info.curve : undefined;
-    if (!curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
-    if (material.length !== PUBLIC_KEY_LENGTHS[curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[curve]} bytes (uncompressed SEC1 point)`);
-    // Checked here like a secret scalar, not at the first verification.
-    if (!ecdsa(curve).isPublicKey(material)) throw new InvalidValueError(`public key is not a point of ${curve}`);
-  } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
-    throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
-  }
-  return material;
 }
 
 /** A key is used for the algorithm it was made for only: an AES key does not become an HMAC key. */

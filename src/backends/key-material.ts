@@ -1,0 +1,31 @@
+// What a backend checks of the key material it is given, whatever keeps the
+// key: the same typed errors from the software SE and from a card, before
+// anything is stored or sent.
+import type { KeyKind, KeySpec } from './backend.ts';
+import { bytesArg, InvalidInputError, InvalidValueError, LengthError, UnknownAlgorithmError } from '../core/errors.ts';
+import { ecdsa } from '../core/ecdsa.ts';
+import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
+
+/** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
+export function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
+  const info = spec.use === 'cipher' ? CIPHERS[spec.algorithm] : spec.use === 'signature' ? SIGNATURES[spec.algorithm] : undefined;
+  if (!info) throw new UnknownAlgorithmError(`no ${String(spec.use)} algorithm ${String(spec.algorithm)}`);
+  return info;
+}
+
+/** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */
+export function checkMaterial(spec: KeySpec, kind: KeyKind, bytes: Uint8Array): Uint8Array {
+  const info = specInfo(spec);
+  const material = bytesArg(bytes, 'key material');
+  if (kind !== 'secret' && kind !== 'public') throw new InvalidInputError("key kind must be 'secret' or 'public'");
+  if (kind === 'public') {
+    const curve = 'curve' in info ? info.curve : undefined;
+    if (!curve) throw new InvalidInputError(`algorithm ${spec.algorithm} has no public key`);
+    if (material.length !== PUBLIC_KEY_LENGTHS[curve]) throw new LengthError(`public key must be ${PUBLIC_KEY_LENGTHS[curve]} bytes (uncompressed SEC1 point)`);
+    // Checked here like a secret scalar, not at the first verification.
+    if (!ecdsa(curve).isPublicKey(material)) throw new InvalidValueError(`public key is not a point of ${curve}`);
+  } else if (!keyLengthAllowed(info.keyLengths, material.length)) {
+    throw new LengthError(`key for algorithm ${spec.algorithm} must be ${describeKeyLengths(info.keyLengths)}`);
+  }
+  return material;
+}
