@@ -1,5 +1,5 @@
 // Byte-array helpers shared by every layer.
-import { assertBytes, bytesArg, detachedError } from './errors.ts';
+import { assertBytes, bytesArg, unreadableView } from './errors.ts';
 
 /**
  * The one empty array, for defaults and results that stay inside senv (in a
@@ -20,7 +20,7 @@ export function copyArg(value: unknown, name: string): Uint8Array {
   try {
     return new Uint8Array(value);
   } catch {
-    throw detachedError(name);
+    throw unreadableView(value, name);
   }
 }
 

@@ -10,8 +10,11 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   const c = core();
   if (2 * a.length > c.ioSize) {
-    const pa = c.alloc(a.length, a), pb = c.alloc(b.length, b);
+    const pa = c.alloc(a.length, a);
+    let pb = 0;
     try {
+      // Inside the try: when the core has no room for b, a's block (a MAC) is zeroized and freed too.
+      pb = c.alloc(b.length, b);
       return c.x.ct_equal(pa, pb, a.length) === 1;
     } finally {
       c.free(pa, a.length);

@@ -222,16 +222,43 @@ export function bytesArg(value: unknown, name: string): Uint8Array {
   assertBytes(value, name);
   const buffer = bufferOf.call(value), offset = byteOffsetOf.call(value), length = byteLengthOf.call(value);
   // A detached buffer reports offset and length 0, and no view of it can be made.
+  let view: Uint8Array;
   try {
-    return new Uint8Array(buffer, offset, length);
+    view = new Uint8Array(buffer, offset, length);
   } catch {
     throw detachedError(name);
+  }
+  // So does a fixed-length view its resizable buffer shrank below: refused, not read as no data.
+  if (length === 0 && outOfBounds(value)) throw unreadableView(value as Uint8Array, name);
+  return view;
+}
+
+const atOf = (TYPED_ARRAY as { at?: (this: unknown, index: number) => unknown }).at;
+
+/** Whether a typed array lies outside its buffer (detached, or a resizable buffer shrank below it): at() refuses such a one. */
+function outOfBounds(value: unknown): boolean {
+  try {
+    atOf?.call(value, 0);
+    return false;
+  } catch {
+    return true;
   }
 }
 
 /** The refusal of a Uint8Array whose buffer was detached (transferred). */
 export function detachedError(name: string): InvalidInputError {
   return new InvalidInputError(`${name} is a view of a detached ArrayBuffer`);
+}
+
+/** The refusal of a view that cannot be read, saying why: its buffer was detached, or shrank below it. */
+export function unreadableView(value: Uint8Array, name: string): InvalidInputError {
+  try {
+    // A live buffer, resizable or not, takes an empty view at 0; a detached one takes none.
+    new Uint8Array(bufferOf.call(value), 0, 0);
+  } catch {
+    return detachedError(name);
+  }
+  return new InvalidInputError(`${name} is a view past the end of its resized ArrayBuffer`);
 }
 
 // Status codes of docs/wasm-abi.md, mapped to the error a caller can act on.

@@ -174,9 +174,11 @@ const pending: Partial<Record<CoreBuild, Promise<Core>>> = {};
  */
 export function initSync(options?: InitOptions | null): CoreInfo {
   const build = pick(options);
+  // A choice once the build loaded: an initSync() that failed leaves an init() under way to take over.
+  const c = loadSync(build);
   choice++;
-  current = loadSync(build);
-  return current.info;
+  current = c;
+  return c.info;
 }
 
 function loadSync(build: CoreBuild): Core {

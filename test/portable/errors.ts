@@ -58,6 +58,14 @@ export const errorCases: PortableCase[] = [
       throws(() => sha256(gone), InvalidInputError, 'a detached view', /data is a view of a detached ArrayBuffer/);
       throws(() => hashMany('SHA-256', [real, gone]), InvalidInputError, 'a detached view in hashMany', /messages\[1\] is a view of a detached ArrayBuffer/);
       throws(() => gcm(new Uint8Array(16), gone), InvalidInputError, 'a detached nonce', /nonce is a view of a detached ArrayBuffer/);
+      // A fixed-length view its resizable buffer shrank below reads as empty: refused, not hashed as no data.
+      const rab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(16, { maxByteLength: 32 });
+      const shrunk = new Uint8Array(rab, 8, 8);
+      rab.resize(4);
+      throws(() => sha256(shrunk), InvalidInputError, 'a view past its shrunk buffer', /^data is a view past the end of its resized ArrayBuffer$/);
+      throws(() => hashMany('SHA-256', [real, shrunk]), InvalidInputError, 'the same in hashMany', /^messages\[1\] is a view past the end of its resized ArrayBuffer$/);
+      throws(() => gcm(new Uint8Array(16), shrunk), InvalidInputError, 'the same as a nonce', /^nonce is a view past the end of its resized ArrayBuffer$/);
+      equal(hex(sha256(new Uint8Array(rab, 4, 0))), hex(sha256(new Uint8Array(0))), 'an empty view at its end is empty data');
       throws(() => sha256(Object.create(Uint8Array.prototype) as Uint8Array), InvalidInputError, 'an object inheriting from Uint8Array.prototype', /got object$/);
     },
   },

@@ -1,0 +1,241 @@
+// The loader's promises that the other files cannot reach: they load every
+// build before these paths matter. Each case gets a fresh loader
+// (vi.resetModules) where it needs an instantiation still under way, a
+// failed one, or a stubbed WebAssembly API (found by mutation review).
+import { describe, it, expect, vi } from 'vitest';
+import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { createHash, coreMemoryStats, constantTimeEqual, sha256 } from '../../src/index.ts';
+import { core } from '../../src/core/loader.ts';
+import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
+
+type Loader = typeof import('../../src/core/loader.ts');
+
+/** A loader with no instance, no choice and nothing decoded yet. */
+async function freshLoader(): Promise<Loader> {
+  vi.resetModules();
+  return import('../../src/core/loader.ts');
+}
+
+/** Replaces `WebAssembly[key]` for the duration of `fn`. */
+async function stubbed<K extends 'instantiate' | 'Instance' | 'Module' | 'validate'>(key: K, value: unknown, fn: () => unknown): Promise<void> {
+  const real = WebAssembly[key];
+  (WebAssembly as Record<K, unknown>)[key] = value;
+  try {
+    await fn();
+  } finally {
+    (WebAssembly as Record<K, unknown>)[key] = real;
+  }
+}
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+/** Collects garbage and lets finalizers run until `done()` or about a second has passed. */
+async function collect(done: () => boolean, rounds = 100): Promise<void> {
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // A WeakRef's deref() keeps its target until the current job ends: gc() runs in a later task.
+  for (let i = 0; i < rounds; i++) {
+    await tick(0);
+    gc();
+    await tick(10);
+    if (done()) return;
+  }
+}
+
+describe('the loader (paths the other files never take)', () => {
+  it('an init() still instantiating when a later initSync() or init() chose another build does not take over', async () => {
+    const L = await freshLoader();
+    const late = L.init({ build: 'simd' });
+    expect(L.initSync({ build: 'scalar' }).build).toBe('scalar');
+    expect((await late).build, 'the init() still resolves with its own build').toBe('simd');
+    expect(L.core().info.build).toBe('scalar');
+
+    // Two init() calls under way: the later one's build stands, whichever finishes first.
+    const L2 = await freshLoader();
+    const [first, second] = [L2.init({ build: 'relaxed' }), L2.init({ build: 'scalar' })];
+    await Promise.all([first, second]);
+    expect(L2.core().info.build).toBe('scalar');
+    vi.resetModules();
+  });
+
+  it('an initSync() that fails is no choice of build: an init() under way still takes over', async () => {
+    const L = await freshLoader();
+    const p = L.init({ build: 'scalar' });
+    await stubbed('Module', function refused() {
+      throw new Error('synchronous compile refused');
+    }, () => expect(() => L.initSync({ build: 'simd' })).toThrow(/await init\(\)/));
+    expect((await p).build).toBe('scalar');
+    expect(L.core().info.build).toBe('scalar');
+  });
+
+  it('one instance per build: concurrent, repeated, sync and async loads share it, instantiated once; a failed instantiation is not kept', async () => {
+    const L = await freshLoader();
+    const real = WebAssembly.instantiate;
+    let instantiations = 0;
+    await stubbed('instantiate', (...args: Parameters<typeof real>) => (instantiations++, real(...args)), async () => {
+      const [a, b] = await Promise.all([L.init({ build: 'scalar' }), L.init({ build: 'scalar' })]);
+      expect(a).toBe(b);
+      expect(await L.init({ build: 'scalar' })).toBe(a);
+      expect(L.initSync({ build: 'scalar' })).toBe(a);
+      expect(instantiations, 'scalar instantiated once').toBe(1);
+      // An initSync() of the build an init() is instantiating: that instance stays the one.
+      const pending = L.init({ build: 'simd' });
+      const sync = L.initSync({ build: 'simd' });
+      expect(await pending).toBe(sync);
+      expect(L.initSync({ build: 'simd' })).toBe(sync);
+      const relaxed = L.initSync({ build: 'relaxed' });
+      expect(L.initSync({ build: 'relaxed' }), 'initSync twice').toBe(relaxed);
+    });
+    // An instantiation that failed is not kept: the next init() tries again.
+    const L2 = await freshLoader();
+    await stubbed('instantiate', () => Promise.reject(new Error('instantiation refused')), async () => {
+      await expect(L2.init({ build: 'scalar' })).rejects.toThrow('instantiation refused');
+    });
+    expect((await L2.init({ build: 'scalar' })).build).toBe('scalar');
+    vi.resetModules();
+  });
+
+  it('refuses what it cannot use: a core of another ABI version, a build the runtime does not validate; a refused synchronous compile says to await init()', async () => {
+    const L = await freshLoader();
+    const RealInstance = WebAssembly.Instance;
+    const withVersion2 = (x: WebAssembly.Exports) => ({ ...x, abi_version: () => 2 });
+    await stubbed('Instance', function (m: WebAssembly.Module, i?: WebAssembly.Imports) {
+      return { exports: withVersion2(new RealInstance(m, i).exports) };
+    }, () => {
+      expect(() => L.initSync({ build: 'scalar' })).toThrow(/^core ABI version 2, facade expects 1$/);
+    });
+    const real = WebAssembly.instantiate;
+    await stubbed('instantiate', async (bytes: Uint8Array<ArrayBuffer>) => {
+      const { instance } = await real(bytes, {});
+      return { instance: { exports: withVersion2(instance.exports) } };
+    }, async () => {
+      await expect(L.init({ build: 'simd' })).rejects.toMatchObject({ name: 'CoreError', message: 'core ABI version 2, facade expects 1' });
+    });
+
+    // A build the runtime does not validate is refused by name; auto falls back.
+    const L1 = await freshLoader();
+    const { FEATURE_PROBES } = await import('../../src/core/feature-probes.ts');
+    const validate = WebAssembly.validate;
+    await stubbed('validate', (b: Uint8Array<ArrayBuffer>) => b !== FEATURE_PROBES.relaxed && validate(b), async () => {
+      expect(L1.coreBuilds()).toEqual(['simd', 'scalar']);
+      expect(() => L1.initSync({ build: 'relaxed' })).toThrow(/^this runtime does not support the 'relaxed' core build \(WebAssembly Relaxed SIMD\)$/);
+      await expect(L1.init({ build: 'relaxed' })).rejects.toMatchObject({ name: 'CoreError' });
+      expect(L1.initSync().build).toBe('simd');
+    });
+    // An unknown build is named only as far as it cannot carry a secret: a long string or a huge bigint by its type.
+    expect(() => L1.initSync({ build: 'k'.repeat(64) as never })).toThrow(/^unknown core build a string of 64 characters: use 'auto', /);
+    expect(() => L1.initSync({ build: 2n ** 100n as never })).toThrow(/^unknown core build a bigint of more than 64 bits: /);
+    expect(() => L1.initSync({ build: 'fast' as never })).toThrow(/^unknown core build 'fast': use 'auto', 'relaxed', 'simd', 'scalar'$/);
+    // A browser main thread refuses to compile a large module synchronously.
+    const L2 = await freshLoader();
+    await stubbed('Module', function () {
+      throw new RangeError('WebAssembly.Module(): Buffer size is larger than 8MB');
+    }, () => {
+      expect(() => L2.initSync({ build: 'scalar' })).toThrow(/^synchronous WASM compilation failed \(WebAssembly\.Module\(\): Buffer size .*\); call 'await init\(\)' before using senv on this runtime$/);
+    });
+    expect((await L2.init({ build: 'scalar' })).build).toBe('scalar');
+    vi.resetModules();
+  });
+
+  it('decodes the embedded module with atob where there is no Buffer and no Uint8Array.fromBase64', async () => {
+    const L = await freshLoader();
+    expect((Uint8Array as { fromBase64?: unknown }).fromBase64, 'this Node has fromBase64: the case needs it hidden too').toBeUndefined();
+    const g = globalThis as { Buffer?: unknown };
+    const buffer = g.Buffer;
+    const RealModule = WebAssembly.Module;
+    let compiled: Uint8Array | undefined;
+    let info;
+    g.Buffer = undefined;
+    try {
+      await stubbed('Module', function (bytes: Uint8Array<ArrayBuffer>) {
+        compiled = Uint8Array.from(bytes);
+        return new RealModule(bytes);
+      }, () => {
+        info = L.initSync({ build: 'scalar' });
+      });
+    } finally {
+      g.Buffer = buffer;
+    }
+    // Every byte: the module ends in a custom section, which no compiler checks.
+    expect(compiled && Buffer.from(compiled).equals(readFileSync(new URL('../../build/senv.scalar.wasm', import.meta.url)))).toBe(true);
+    expect(info!.moduleBytes).toBe(compiled!.length);
+    expect(L.core().x.abi_version()).toBe(1);
+    vi.resetModules();
+  });
+
+  it('only a trap in an allocating export is an OutOfMemoryError: a TypeError at the call boundary stays one', () => {
+    const c = core();
+    c.mem().fill(0, c.io, c.io + 32);
+    const k = c.x.aes_key_create(c.io, 16, 0);
+    try {
+      // ccm_create's lengths are i64: a number where a BigInt belongs.
+      expect(() => c.x.ccm_create(k, c.io, 13, 16, 0 as never, 5 as never, 0, 0)).toThrow(TypeError);
+      expect(() => c.x.hash_create(Symbol('alg') as never)).toThrow(TypeError);
+    } finally {
+      c.x.ctx_free(k);
+    }
+  });
+
+  it('the context of a stream dropped without destroy() is freed once garbage-collected; a destroyed one is not freed again', async () => {
+    const msg = new Uint8Array(100).fill(1);
+    const base = coreMemoryStats().inUseBytes;
+    (() => {
+      for (let i = 0; i < 20; i++) createHash('SHA-512').update(msg);
+    })();
+    expect(coreMemoryStats().inUseBytes).toBeGreaterThan(base);
+    await collect(() => coreMemoryStats().inUseBytes === base);
+    expect(coreMemoryStats().inUseBytes, 'dropped streams released').toBe(base);
+
+    // A destroyed stream's block goes to the next context; when the destroyed
+    // object is collected, its finalizer must not free that context.
+    const ref = (() => {
+      const h = createHash('SHA-256');
+      h.destroy();
+      return new WeakRef(h);
+    })();
+    const live = Array.from({ length: 4 }, () => createHash('SHA-256').update(msg));
+    const held = coreMemoryStats().inUseBytes;
+    await collect(() => ref.deref() === undefined);
+    expect(ref.deref(), 'the destroyed stream was collected').toBeUndefined();
+    await collect(() => false, 20); // finalizers, if any, have run
+    expect(coreMemoryStats().inUseBytes).toBe(held);
+    const expected = sha256(msg);
+    for (const h of live) expect(h.digest()).toEqual(expected);
+  });
+
+  it('constantTimeEqual leaves neither input in the I/O window, frees both blocks above it, and reads b through its slots', () => {
+    const c = core();
+    const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+    const a = rnd(32);
+    expect(constantTimeEqual(a, Uint8Array.from(a))).toBe(true);
+    expect(c.read(c.io, 64).every((b) => b === 0), 'both inputs wiped from the window').toBe(true);
+    const base = coreMemoryStats().inUseBytes;
+    const big = new Uint8Array(40_000);
+    for (let i = 0; i < big.length; i += 65536) big.set(rnd(Math.min(65536, big.length - i)), i);
+    const other = Uint8Array.from(big);
+    other[39_999]! ^= 1;
+    expect(constantTimeEqual(big, other), 'b compared, not a twice').toBe(false);
+    expect(constantTimeEqual(big, Uint8Array.from(big))).toBe(true);
+    expect(coreMemoryStats().inUseBytes, 'both blocks freed').toBe(base);
+    const gone = new Uint8Array(0);
+    structuredClone(gone.buffer, { transfer: [gone.buffer] });
+    expect(() => constantTimeEqual(new Uint8Array(0), gone)).toThrow(/^b is a view of a detached ArrayBuffer$/);
+  });
+
+  it('a known answer that throws fails the self test with its message', () => {
+    const first = KNOWN_ANSWERS[0]!;
+    const run = first.run;
+    first.run = () => {
+      throw new Error('broken core');
+    };
+    try {
+      const r = selftest();
+      expect(r.ok).toBe(false);
+      expect(r.results[0]).toEqual({ name: first.name, ok: false, error: 'broken core' });
+    } finally {
+      first.run = run;
+    }
+    expect(selftest().ok).toBe(true);
+  });
+});
