@@ -8,27 +8,7 @@ import {
 } from '../../src/apdu/transport.ts';
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
 import { InvalidInputError, LengthError } from '../../src/core/errors.ts';
-
-/**
- * A card that expects exactly these commands (hex) and answers these responses (hex; an Error: no answer,
- * transmit throws it). `given` keeps the answers it gave, as the layers left them.
- */
-function scripted(script: [string, string | Error][]): ByteChannel & { done(): void; given: Uint8Array[] } {
-  let i = 0;
-  const given: Uint8Array[] = [];
-  return {
-    given,
-    async transmit(apdu) {
-      const step = script[i++];
-      if (!step) throw new Error(`unexpected command ${hex(apdu)}`);
-      expect(hex(apdu)).toBe(step[0].replace(/\s/g, '').toUpperCase());
-      if (step[1] instanceof Error) throw step[1];
-      given.push(fromHex(step[1]));
-      return given[given.length - 1]!;
-    },
-    done: () => expect(i).toBe(script.length),
-  };
-}
+import { scripted } from './scripted-card.ts';
 
 const raw = (ch: ByteChannel, extended = false) => new RawTransport(ch, { extended });
 const bytes = (n: number, f = (i: number) => i & 0xff) => Uint8Array.from({ length: n }, (_, i) => f(i));

@@ -13,6 +13,7 @@ import { ecdsa, initSync, sha256 } from '../../src/core/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import { SHORT_LIMITS } from '../../src/virtual-card/card.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
+import { scripted } from './scripted-card.ts';
 
 initSync();
 
@@ -49,23 +50,6 @@ describe('codec boundaries', () => {
     expect(hex(encodeCommand({ cla: 0, ins: 0xda, p1: 2, p2: 1, data: bytes(256) }).subarray(0, 7))).toBe('00DA0201000100');
   });
 });
-
-/** A card that expects exactly these commands (hex) and answers these responses (hex). */
-function scripted(script: [string, string][]): ByteChannel & { done(): void; given: Uint8Array[] } {
-  let i = 0;
-  const given: Uint8Array[] = [];
-  return {
-    given,
-    async transmit(apdu) {
-      const step = script[i++];
-      if (!step) throw new Error(`unexpected command ${hex(apdu)}`);
-      expect(hex(apdu)).toBe(step[0].replace(/\s/g, '').toUpperCase());
-      given.push(Uint8Array.from(step[1].match(/../g)!.map((x) => parseInt(x, 16))));
-      return given[given.length - 1]!;
-    },
-    done: () => expect(i).toBe(script.length),
-  };
-}
 
 describe('GET RESPONSE', () => {
   it('after a chained link answered 61xx it goes out without b5 on the link\'s channel, and 61 00 asks an extended card for all it can', async () => {
