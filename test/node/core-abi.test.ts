@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
 import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
+import { InvalidValueError, LengthError, OutOfMemoryError, statusError, UnknownAlgorithmError } from '../../src/core/errors.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
 
@@ -49,6 +50,19 @@ describe('core ABI', () => {
       expect(x.io_ptr!() % 16).toBe(0);
     });
   }
+
+  it('each status code of docs/wasm-abi.md becomes the typed error a caller can act on', () => {
+    const table: [number, new (m: string) => Error, string][] = [
+      [-1, UnknownAlgorithmError, 'unknown algorithm'], [-2, LengthError, 'length not allowed'], [-3, StateError, 'invalid or released context'],
+      [-4, OutOfMemoryError, 'out of WASM memory'], [-5, AuthenticationError, 'authentication failed'], [-6, PaddingError, 'invalid padding'],
+      [-7, StateError, 'not allowed in the current state'], [-8, InvalidValueError, 'value out of range'], [-9, CoreError, 'core returned status -9'],
+    ];
+    for (const [status, cls, text] of table) {
+      const e = statusError(status, 'op');
+      expect(e.constructor, String(status)).toBe(cls);
+      expect(e.message).toBe(`op: ${text}`);
+    }
+  });
 
   it('returns status codes instead of trapping on bad ids and handles', () => {
     const { x, io } = core();

@@ -746,6 +746,15 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         expect(text(await s.retrieve(s.path('reg', 'after')), 'senv:Sdo', 'msg')).toBe('after the snapshot');
       });
       expect(statSync(join(dir, 'journal.log')).size, 'the snapshot holds everything').toBe(0);
+      // An upgrade whose writes fail leaves a format 2 directory that opens; the next open upgrades it.
+      fixture('format2-clear-hv');
+      const real = await openFiles();
+      const failing: Files = { ...real, rename: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' })) };
+      const e1 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: new Uint8Array(32).fill(0x4b), files: failing }) });
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'still format 2').toBe(2);
+      expect(unb64(body(await new Session(e1, 'CAE1').retrieve(`${e1.seIds[0]}/reg/h`), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
+      await e1.close();
+      await reopen(0x4b, async (s) => expect(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
