@@ -226,7 +226,7 @@ export function bytesArg(value: unknown, name: string): Uint8Array {
   try {
     view = new Uint8Array(buffer, offset, length);
   } catch {
-    throw detachedError(name);
+    throw unreadableView(value as Uint8Array, name);
   }
   // So does a fixed-length view its resizable buffer shrank below: refused, not read as no data.
   if (length === 0 && outOfBounds(value)) throw unreadableView(value as Uint8Array, name);
@@ -245,18 +245,13 @@ function outOfBounds(value: unknown): boolean {
   }
 }
 
-/** The refusal of a Uint8Array whose buffer was detached (transferred). */
-export function detachedError(name: string): InvalidInputError {
-  return new InvalidInputError(`${name} is a view of a detached ArrayBuffer`);
-}
-
 /** The refusal of a view that cannot be read, saying why: its buffer was detached, or shrank below it. */
 export function unreadableView(value: Uint8Array, name: string): InvalidInputError {
   try {
     // A live buffer, resizable or not, takes an empty view at 0; a detached one takes none.
     new Uint8Array(bufferOf.call(value), 0, 0);
   } catch {
-    return detachedError(name);
+    return new InvalidInputError(`${name} is a view of a detached ArrayBuffer`);
   }
   return new InvalidInputError(`${name} is a view past the end of its resized ArrayBuffer`);
 }

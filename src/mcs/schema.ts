@@ -9,7 +9,7 @@ import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
-import { bytesArg, detachedError, isBytes } from '../core/errors.ts';
+import { bytesArg, isBytes, unreadableView } from '../core/errors.ts';
 import { MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
@@ -232,8 +232,8 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       try {
         view = bytesArg(v, a.sn);
       } catch {
-        // A Uint8Array refused is a view of a detached buffer.
-        throw isBytes(v) ? badRequest(detachedError(`${a.sn} (${a.name})`).message) : bad('bytes (base64 string)');
+        // A Uint8Array refused is a view that cannot be read: the message says why.
+        throw isBytes(v) ? badRequest(unreadableView(v, `${a.sn} (${a.name})`).message) : bad('bytes (base64 string)');
       }
       if (view.length > maxBytes) throw tooLarge(a, maxBytes);
       return copy ? view.slice() : view;
