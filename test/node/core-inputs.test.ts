@@ -225,6 +225,22 @@ describe('refusals name what was given', () => {
     expect(() => sha256(Object.create(Uint8Array.prototype) as Uint8Array)).toThrow(/data must be a Uint8Array, got object$/);
     expect(() => sha256(new Int16Array(2) as unknown as Uint8Array)).toThrow(/got Int16Array$/);
   });
+  it('a Uint8ClampedArray is no Uint8Array: refused by name, not read', () => {
+    expect(() => sha256(new Uint8ClampedArray(4) as unknown as Uint8Array)).toThrow(/data must be a Uint8Array, got Uint8ClampedArray$/);
+    expect(() => hashMany('SHA-256', [new Uint8ClampedArray(4) as unknown as Uint8Array])).toThrow(/messages\[0\] must be a Uint8Array/);
+  });
+  it('a class name is shown only when it is a short identifier: a long or odd one is "object"', () => {
+    const named = (name: string) => new ({ [name]: class {} } as Record<string, new () => object>)[name]!() as unknown as Uint8Array;
+    expect(() => sha256(named('A'.repeat(40)))).toThrow(new RegExp(`got ${'A'.repeat(40)}$`));
+    expect(() => sha256(named('A'.repeat(41)))).toThrow(/got object$/);
+    expect(() => sha256(named('Uint8Array'))).toThrow(/got object$/);
+    expect(() => sha256(named('00ff'))).toThrow(/got object$/);
+  });
+  it('a function given as options is refused like any other non-object', () => {
+    const key = rnd(16);
+    expect(() => gcm(key, rnd(12), undefined, (() => ({ tagLength: 8 })) as never)).toThrow(/gcm options must be an object of options, got function$/);
+    expect(() => cbc(key, rnd(16), Object.assign(() => {}, { padding: 'none' }) as never)).toThrow(InvalidInputError);
+  });
 });
 
 describe('the I/O window after ECDSA, streaming MACs and AEAD streams', () => {

@@ -228,4 +228,20 @@ describe('Mcs data directory: what the store promises, pinned', () => {
     const start = own.slice(own.lastIndexOf(')') + 2).split(' ')[22 - 3];
     expect(stampFrom((p) => readFileSync(p, 'utf8'), process.pid)).toBe(`${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${start}`);
   });
+  it('createLock answers "held" only where the lock exists: any other failure is thrown, and leaves no temp file', async () => {
+    const dir = tempDir();
+    try {
+      const files = await openFiles();
+      const data = new TextEncoder().encode('holder');
+      const release = await files.createLock(join(dir, 'lock'), data);
+      expect(release, 'the first lock').toBeTypeOf('function');
+      expect(await files.createLock(join(dir, 'lock'), data), 'a second one, held').toBeUndefined();
+      // A name whose private temp name is too long (ENAMETOOLONG) and a missing directory (ENOENT) are no holder.
+      await expect(files.createLock(join(dir, 'l'.repeat(250)), data)).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+      await expect(files.createLock(join(dir, 'gone', 'lock'), data)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await fsp.readdir(dir)).sort()).toEqual(['lock']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
