@@ -345,6 +345,7 @@ export class SenvApplet implements Applet {
     if (ref.length !== 1 || ref[0] === 0 || ref[0] === 0xff) throw new CardStatus(SW.WRONG_DATA);
     if (cmd.p1 === 0x81) {
       // read the public part of an existing key
+      if (cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
       const k = must(this.store.keys.get(ref[0]!), SW.REF_NOT_FOUND);
       return encodeTlv(TAG.PUBLIC_KEY_TEMPLATE, encodeTlv(TAG.EC_POINT, must(k.publicKey, SW.REF_NOT_USABLE)));
     }
@@ -386,7 +387,8 @@ export class SenvApplet implements Applet {
       case DO.KEY: {
         const tlv = decodeTlvs(cmd.data);
         const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
-        const kind = must(findTlv(tlv, TAG.KEY_KIND), SW.WRONG_DATA)[0];
+        const kindTlv = must(findTlv(tlv, TAG.KEY_KIND), SW.WRONG_DATA);
+        const kind = kindTlv.length === 1 ? kindTlv[0] : undefined;
         const material = must(findTlv(tlv, TAG.KEY_MATERIAL), SW.WRONG_DATA);
         if (alg.length !== 2 || (kind !== 1 && kind !== 2) || material.length === 0) throw new CardStatus(SW.WRONG_DATA);
         const algorithm = (alg[0]! << 8) | alg[1]!;

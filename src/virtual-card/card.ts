@@ -129,15 +129,20 @@ export class VirtualCardOs implements CardHandler {
 
   private dispatch(cmd: DecodedCommand): ResponseApdu {
     if (cmd.cla === 0xff) throw new CardStatus(SW.CLA_UNSUPPORTED);
-    if ((cmd.extended && this.limits.maxCommandData <= 255) || cmd.data.length > this.limits.maxCommandData) {
-      throw new CardStatus(SW.WRONG_LENGTH);
-    }
     const n = channelOfCla(cmd.cla);
     const ch = n < CHANNELS ? this.channels[n] : null;
     if (!ch) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
+    // A command refused before it is read is still a command on this channel: it discards the
+    // leftover response data, and a link refused ends its chain like any other refused link.
+    const refuse = (sw: number): never => {
+      ch.pending = null;
+      if (ch.chain) this.endChain(ch);
+      throw new CardStatus(sw);
+    };
+    if ((cmd.extended && this.limits.maxCommandData <= 255) || cmd.data.length > this.limits.maxCommandData) refuse(SW.WRONG_LENGTH);
     // Secure messaging (b4-b3 of a first interindustry CLA, b6 of a further one): not served,
     // rather than the command run as if it came in plain.
-    if (cmd.cla < 0x80 && cmd.cla & (cmd.cla & 0x40 ? 0x20 : 0x0c)) throw new CardStatus(SW.SM_UNSUPPORTED);
+    if (cmd.cla < 0x80 && cmd.cla & (cmd.cla & 0x40 ? 0x20 : 0x0c)) refuse(SW.SM_UNSUPPORTED);
     const more = (cmd.cla & 0x10) !== 0;
     // CLA with channel and chaining bits cleared: what the applet sees.
     const plain: DecodedCommand = { ...cmd, cla: cmd.cla & 0x80 };
@@ -152,8 +157,7 @@ export class VirtualCardOs implements CardHandler {
     const streamed = ch.applet?.streams(plain) === true;
     const key = streamed ? `${plain.cla}:${plain.ins}` : `${plain.cla}:${plain.ins}:${plain.p1}:${plain.p2}`;
     if (ch.chain && ch.chain.key !== key) {
-      ch.chain = null;
-      ch.applet?.dropChain(ch);
+      this.endChain(ch);
       throw new CardStatus(SW.LAST_OF_CHAIN_EXPECTED);
     }
 
@@ -168,8 +172,7 @@ export class VirtualCardOs implements CardHandler {
         return this.answer(ch, plain, applet.process(plain, ch, !more));
       } catch (e) {
         // A refused link ends its chain: the next link must not continue half a message.
-        ch.chain = null;
-        applet.dropChain(ch);
+        this.endChain(ch);
         throw e;
       }
     }
@@ -190,6 +193,11 @@ export class VirtualCardOs implements CardHandler {
     return this.answer(ch, plain, applet.process(whole, ch, true));
   }
 
+  private endChain(ch: Channel): void {
+    ch.chain = null;
+    ch.applet?.dropChain(ch);
+  }
+
   // Response data beyond Ne (or the I/O buffer) waits for GET RESPONSE, announced by 61xx.
   private answer(ch: Channel, cmd: DecodedCommand, data: Uint8Array): ResponseApdu {
     const n = Math.min(cmd.ne, this.limits.maxResponseData);
@@ -199,6 +207,7 @@ export class VirtualCardOs implements CardHandler {
   }
 
   private getResponse(ch: Channel, cmd: DecodedCommand): ResponseApdu {
+    if (cmd.p1 || cmd.p2) throw new CardStatus(SW.WRONG_P1P2);
     const pending = ch.pending;
     if (!pending) throw new CardStatus(SW.CONDITIONS);
     ch.pending = null;

@@ -1,0 +1,487 @@
+// Edges of the senv virtual card (card OS + senv applet, in process, no pcscd)
+// that a mutation review found unpinned: each test pins one rule of
+// docs/apdu-profile.md (or the ISO/IEC 7816-4 convention it follows) that a
+// one-token change to src/virtual-card/ left unnoticed. The card is driven by
+// raw APDUs, so that every status word is seen as the card gives it.
+import { describe, expect, it } from 'vitest';
+import { encodeCommand, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { CRT, DO, INS, MSE_SET, SENV_AID, TAG } from '../../src/apdu/profile.ts';
+import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
+import { ecdsa, hmac, initSync, randomBytes, sha256 } from '../../src/core/index.ts';
+import { SenvApplet } from '../../src/virtual-card/applet.ts';
+import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs, type CardLimits } from '../../src/virtual-card/card.ts';
+import { KeyStore, NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
+
+initSync();
+
+interface Answer { data: Uint8Array; sw: string }
+type Tv = [number, Uint8Array | number[]];
+
+const text = (s: string) => new TextEncoder().encode(s);
+const pattern = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (seed + i * 37) & 0xff || 1);
+const allZero = (b: Uint8Array) => b.every((x) => x === 0);
+
+/** A fresh card (memory-only store) after a cold reset, the senv application selected on channel 0. */
+function makeCard(limits: CardLimits = EXTENDED_LIMITS) {
+  const store = new KeyStore();
+  const applet = new SenvApplet({ store, random: randomBytes, limits });
+  const os = new VirtualCardOs([applet], { limits });
+  os.power('cold');
+  const raw = (bytes: Uint8Array): Answer => {
+    const r = os.apdu(bytes);
+    return { data: r.subarray(0, r.length - 2), sw: hex(r.subarray(r.length - 2)) };
+  };
+  const send = (cmd: CommandApdu, extended?: boolean): Answer => raw(encodeCommand(cmd, extended === undefined ? {} : { extended }));
+  /** The command's data when it answers 9000; fails the test otherwise. */
+  const ok = (cmd: CommandApdu, what = ''): Uint8Array => {
+    const r = send(cmd);
+    expect(r.sw, `${what} ${hex(encodeCommand(cmd)).slice(0, 8)}`).toBe('9000');
+    return r.data;
+  };
+  const c = {
+    store, applet, os, raw, send, ok,
+    sw: (cmd: CommandApdu) => send(cmd).sw,
+    streams: () => (applet as unknown as { streamsOpen: Set<{ destroy(): void }> }).streamsOpen,
+  };
+  expect(send(cmds.select(SENV_AID)).sw).toBe('9000');
+  return c;
+}
+type Card = ReturnType<typeof makeCard>;
+
+const cmds = {
+  select: (aid: Uint8Array, cla = 0): CommandApdu => ({ cla, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 }),
+  mse: (crt: number, alg: number, ref?: number[], extra: Tv[] = [], cla = 0): CommandApdu =>
+    ({ cla, ins: INS.MSE, p1: MSE_SET, p2: crt, data: tlvs([TAG.ALGORITHM, u16(alg)], ...(ref ? [[TAG.KEY_REF, ref] as Tv] : []), ...extra) }),
+  pso: (p1p2: number, data: Uint8Array, more = false, cla = 0): CommandApdu =>
+    ({ cla: cla | (more ? 0x10 : 0), ins: INS.PSO, p1: p1p2 >> 8, p2: p1p2 & 0xff, data, ne: 65536 }),
+  putKey: (ref: number, alg: number, kind: number[] | undefined, material: Uint8Array | undefined): CommandApdu => ({
+    cla: 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: ref,
+    data: tlvs([TAG.ALGORITHM, u16(alg)], ...(kind ? [[TAG.KEY_KIND, kind] as Tv] : []), ...(material ? [[TAG.KEY_MATERIAL, material] as Tv] : [])),
+  }),
+  deleteKey: (ref: number): CommandApdu => ({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }),
+  putObject: (id: number, data: Uint8Array, cla = 0): CommandApdu => ({ cla, ins: INS.PUT_DATA, p1: DO.OBJECT, p2: id, data }),
+  deleteObject: (id: number): CommandApdu => ({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_OBJECT, p2: id }),
+  generate: (alg: number | undefined, ref: number[], p1 = 0x80, p2 = 0): CommandApdu => ({
+    cla: 0, ins: INS.GENERATE_KEY_PAIR, p1, p2, ne: 256,
+    data: tlvs(...(alg === undefined ? [] : [[TAG.ALGORITHM, u16(alg)] as Tv]), [TAG.KEY_REF, ref]),
+  }),
+  getData: (p1: number, p2: number, ne = 256, cla = 0): CommandApdu => ({ cla, ins: INS.GET_DATA, p1, p2, ne }),
+  getResponse: (le = 256, cla = 0, p1 = 0, p2 = 0): CommandApdu => ({ cla, ins: 0xc0, p1, p2, ne: le }),
+  challenge: (p1 = 0, p2 = 0, cla = 0): CommandApdu => ({ cla, ins: INS.GET_CHALLENGE, p1, p2, ne: 8 }),
+  openChannel: (): CommandApdu => ({ cla: 0, ins: INS.MANAGE_CHANNEL, p1: 0x00, p2: 0x00, ne: 1 }),
+  closeChannel: (p2: number, cla = 0): CommandApdu => ({ cla, ins: INS.MANAGE_CHANNEL, p1: 0x80, p2 }),
+};
+
+/** The key slot map (GET DATA DF04) as a list of slots in use. */
+function slots(c: Card): number[] {
+  const map = c.ok(cmds.getData(0xdf, 0x04, 32));
+  return Array.from({ length: 256 }, (_, s) => s).filter((s) => map[s >> 3]! & (0x80 >> (s & 7)));
+}
+
+/** The MAC the card computes with the HMAC-SHA-256 key in `ref` (MSE:SET DST + PSO COMPUTE). */
+function macWith(c: Card, ref: number, msg: Uint8Array): Uint8Array {
+  c.ok(cmds.mse(CRT.DST, 25, [ref]));
+  return c.ok(cmds.pso(0x9e9a, msg));
+}
+
+/** The public point the card holds for the ECDSA key in `ref` (GENERATE 81). */
+function publicPoint(c: Card, ref: number): Uint8Array {
+  const t = decodeTlvs(c.ok(cmds.generate(undefined, [ref], 0x81)));
+  return findTlv(decodeTlvs(findTlv(t, TAG.PUBLIC_KEY_TEMPLATE)!), TAG.EC_POINT)!;
+}
+
+describe('virtual card edges (mutation review)', () => {
+  // 1. docs/apdu-profile.md, PUT DATA: "03 | ref | empty | deletes the key in slot ref (zeroized)".
+  it('1. DELETE KEY (PUT DATA 03) zeroizes the secret bytes it deletes, for imported and generated keys', () => {
+    const c = makeCard();
+    const key = pattern(32, 0xa5);
+    c.ok(cmds.putKey(0x10, 25, [1], key));
+    c.ok(cmds.generate(33, [0x11]));
+    const imported = c.store.keys.get(0x10)!.secret!;
+    const generated = c.store.keys.get(0x11)!.secret!;
+    expect(hex(imported)).toBe(hex(key));
+    expect(allZero(generated)).toBe(false);
+    c.ok(cmds.deleteKey(0x10));
+    c.ok(cmds.deleteKey(0x11));
+    // The store's own bytes are overwritten, not only dropped from the map.
+    expect(allZero(imported), 'imported HMAC key zeroized').toBe(true);
+    expect(allZero(generated), 'generated ECDSA scalar zeroized').toBe(true);
+    expect(c.store.keys.has(0x10) || c.store.keys.has(0x11)).toBe(false);
+    expect(c.sw(cmds.deleteKey(0x10))).toBe('6A88');
+    expect(slots(c)).toEqual([]);
+    // Sensitive data objects alike: deleted (PUT DATA 04) and overwritten (PUT DATA 02) bytes are zeroized.
+    c.ok(cmds.putObject(7, pattern(40, 3)));
+    const first = c.store.objects.get(7)!;
+    c.ok(cmds.putObject(7, pattern(40, 9)));
+    expect(allZero(first), 'overwritten object zeroized').toBe(true);
+    const second = c.store.objects.get(7)!;
+    c.ok(cmds.deleteObject(7));
+    expect(allZero(second), 'deleted object zeroized').toBe(true);
+    expect(c.sw(cmds.getData(DO.OBJECT, 7))).toBe('6A88');
+  });
+
+  // 2. 61xx + GET RESPONSE (transport rules): the leftover data is for the GET RESPONSE that follows;
+  // any other command on the channel discards it (the usual 7816-4 reading), and there is nothing to
+  // fetch once it was fetched.
+  it('2. leftover GET RESPONSE data: fetched once, discarded by any other command on the channel (then GET RESPONSE is refused 6985)', () => {
+    const c = makeCard();
+    const obj = pattern(300, 7);
+    c.ok(cmds.putObject(5, obj));
+    const head = c.send(cmds.getData(DO.OBJECT, 5, 256));
+    expect(head.sw).toBe('612C'); // 44 bytes left
+    const tail = c.send(cmds.getResponse(0x2c));
+    expect(tail.sw).toBe('9000');
+    expect(hex(new Uint8Array([...head.data, ...tail.data]))).toBe(hex(obj));
+    // everything fetched: nothing is handed out twice
+    expect(c.send(cmds.getResponse(0x2c))).toEqual({ data: new Uint8Array(0), sw: '6985' });
+
+    // Another command (answered 9000) between: the leftover is gone.
+    expect(c.send(cmds.getData(DO.OBJECT, 5, 256)).sw).toBe('612C');
+    c.ok(cmds.getData(0xdf, 0x03, 8));
+    expect(c.send(cmds.getResponse(0x2c))).toEqual({ data: new Uint8Array(0), sw: '6985' });
+    // Another command the applet refuses: gone too.
+    expect(c.send(cmds.getData(DO.OBJECT, 5, 256)).sw).toBe('612C');
+    expect(c.sw(cmds.getData(DO.OBJECT, 6))).toBe('6A88');
+    expect(c.send(cmds.getResponse(0x2c))).toEqual({ data: new Uint8Array(0), sw: '6985' });
+    // The next link of a chain whose link answered 61xx: the link's leftover output is gone.
+    c.ok(cmds.putKey(0x40, 13, [1], pattern(16, 1)));
+    c.ok(cmds.mse(CRT.CT, 13, [0x40], [[TAG.IV, new Array(16).fill(0)]]));
+    const link = c.send({ ...cmds.pso(0x8680, pattern(64, 2), true), ne: 16 });
+    expect(link.sw).toBe('6130');
+    expect(c.send(cmds.pso(0x8680, pattern(16, 3))).sw).toBe('9000');
+    expect(c.sw(cmds.getResponse())).toBe('6985');
+  });
+
+  // 3. Chaining: "A link the card refuses ends its chain too" (and card.ts: "the next link must not
+  // continue half a message").
+  it('3. a refused link ends its chain: the next unchained command is no continuation of it', () => {
+    const c = makeCard();
+    // (a) The first link refused (no HT set): no chain is left behind, so MSE:SET runs instead of 6883.
+    expect(c.sw(cmds.pso(0x9080, text('abc'), true))).toBe('6985');
+    expect(c.sw(cmds.mse(CRT.HT, 4))).toBe('9000');
+    expect(hex(c.ok(cmds.pso(0x9080, text('def'))))).toBe(hex(sha256(text('def'))));
+
+    // (b) A middle link refused (a digest given as ECDSA input outgrows 32 bytes: 6700).
+    const pub = ecdsa('P-256').getPublicKey(pattern(32, 0x42));
+    c.ok(cmds.putKey(0x21, 33, [1], pattern(32, 0x42)));
+    c.ok(cmds.mse(CRT.DST, 33, [0x21], [[TAG.INPUT_IS_DIGEST, [1]]]));
+    expect(c.sw(cmds.pso(0x9e9a, new Uint8Array(20), true))).toBe('9000');
+    expect(c.sw(cmds.pso(0x9e9a, new Uint8Array(20), true))).toBe('6700');
+    expect(c.streams().size, 'the refused stream is freed').toBe(0);
+    // The next unchained COMPUTE is a new message: the 32-byte digest alone is signed, not appended to 40 bytes.
+    const digest = sha256(text('message'));
+    const sig = c.ok(cmds.pso(0x9e9a, digest));
+    expect(ecdsa('P-256').verify(sig, digest, pub, { hash: 'SHA-256', prehashed: true, format: 'raw' })).toBe(true);
+    // ... and a command of another INS is not an interruption of it (no 6883).
+    expect(c.sw(cmds.pso(0x9e9a, new Uint8Array(20), true))).toBe('9000');
+    expect(c.sw(cmds.pso(0x9e9a, new Uint8Array(20), true))).toBe('6700');
+    expect(c.sw(cmds.getData(0xdf, 0x03, 8))).toBe('9000');
+    expect(c.streams().size).toBe(0);
+  });
+
+  it('3. a link the card OS refuses (6700 length, 6882 secure messaging) ends its chain too', () => {
+    // The card OS refuses these before the applet sees them; were the chain to go on, the last link
+    // would hash 'abc' + 'def', a message with a hole where the refused link was.
+    const c = makeCard(SHORT_LIMITS);
+    const link = (data: Uint8Array, more: boolean) => ({ ...cmds.pso(0x9080, data, more), ne: 256 });
+    c.ok(cmds.mse(CRT.HT, 4));
+    for (const [refused, sw] of [
+      [encodeCommand(link(text('XYZ'), true), { extended: true }), '6700'], // extended APDU to a short card
+      [encodeCommand({ ...link(text('XYZ'), true), cla: 0x1c }), '6882'], // chained, with secure messaging
+    ] as const) {
+      expect(c.sw(link(text('abc'), true))).toBe('9000');
+      expect(c.raw(refused).sw).toBe(sw);
+      expect(hex(c.ok(link(text('def'), false))), `after ${sw}`).toBe(hex(sha256(text('def'))));
+    }
+  });
+
+  // 4. Power: "Cold reset ... and warm reset both close all logical channels and forget every
+  // selection, security environment and PSO chain."
+  for (const event of ['cold', 'warm', 'off'] as const) {
+    it(`4. a ${event} reset destroys the PSO streams in progress on every channel; a continuation after it is refused`, () => {
+      const c = makeCard();
+      c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+      expect(hex(c.ok(cmds.openChannel()))).toBe('01');
+      c.ok(cmds.mse(CRT.HT, 4));
+      c.ok(cmds.pso(0x9080, text('abc'), true));
+      c.ok(cmds.select(SENV_AID, 0x01));
+      c.ok(cmds.mse(CRT.DST, 25, [0x10], [], 0x01));
+      c.ok(cmds.pso(0x9e9a, text('abc'), true, 0x01));
+      const open = [...c.streams()];
+      expect(open.length).toBe(2);
+      const destroyed: unknown[] = [];
+      for (const s of open) {
+        const d = s.destroy.bind(s);
+        s.destroy = () => (destroyed.push(s), d());
+      }
+      c.os.power(event);
+      expect(destroyed.length, 'each stream destroyed once').toBe(2);
+      expect(new Set(destroyed).size).toBe(2);
+      expect(c.streams().size).toBe(0);
+      // The continuation: no application on channel 0 (6D00), channel 1 closed (6881).
+      expect(c.sw(cmds.pso(0x9080, text('def')))).toBe('6D00');
+      expect(c.sw(cmds.pso(0x9e9a, text('def'), false, 0x01))).toBe('6881');
+      // Selected and set up again, the last link is a message of its own, not the end of 'abc'.
+      c.ok(cmds.select(SENV_AID));
+      expect(c.sw(cmds.pso(0x9080, text('def')))).toBe('6985'); // the HT went with the reset
+      c.ok(cmds.mse(CRT.HT, 4));
+      expect(hex(c.ok(cmds.pso(0x9080, text('def'))))).toBe(hex(sha256(text('def'))));
+    });
+  }
+
+  // 5. PUT DATA 6A89: "a slot is written once until PUT DATA 03 deletes its key ... never overwrites a
+  // key someone else holds"; a refused write changes nothing.
+  it('5. a refused write into an occupied slot (bad material, 6A81, 6A89) leaves the old key intact, bytes and all', () => {
+    const c = makeCard();
+    const key = pattern(32, 0x5a);
+    c.ok(cmds.putKey(0x10, 25, [1], key));
+    c.ok(cmds.generate(33, [0x20]));
+    const point = publicPoint(c, 0x20);
+    const hmacRec = c.store.keys.get(0x10)!;
+    const ecRec = c.store.keys.get(0x20)!;
+    const ecSecret = hex(ecRec.secret!);
+    const msg = text('still the same key');
+    const scalar = pattern(32, 0x11);
+    const attempts: [string, CommandApdu, string][] = [];
+    for (const ref of [0x10, 0x20]) {
+      attempts.push(
+        [`${ref}: HMAC, empty material`, cmds.putKey(ref, 25, [1], new Uint8Array(0)), '6A80'],
+        [`${ref}: HMAC, 4097 bytes`, cmds.putKey(ref, 25, [1], new Uint8Array(4097).fill(1)), '6A80'],
+        [`${ref}: HMAC, public kind`, cmds.putKey(ref, 25, [2], pattern(32, 1)), '6A80'],
+        [`${ref}: no material`, cmds.putKey(ref, 25, [1], undefined), '6A80'],
+        [`${ref}: ECDSA scalar out of range`, cmds.putKey(ref, 33, [1], new Uint8Array(32).fill(0xff)), '6A80'],
+        [`${ref}: ECDSA point off the curve`, cmds.putKey(ref, 33, [2], Uint8Array.of(4, ...new Uint8Array(64).fill(1))), '6A80'],
+        [`${ref}: unknown algorithm`, cmds.putKey(ref, 0x7777, [1], pattern(32, 1)), '6A81'],
+        [`${ref}: good HMAC key`, cmds.putKey(ref, 25, [1], pattern(32, 2)), '6A89'],
+        [`${ref}: good ECDSA scalar`, cmds.putKey(ref, 33, [1], scalar), '6A89'],
+        [`${ref}: good ECDSA point`, cmds.putKey(ref, 33, [2], ecdsa('P-256').getPublicKey(scalar)), '6A89'],
+        [`${ref}: GENERATE HMAC`, cmds.generate(25, [ref]), '6A89'],
+        [`${ref}: GENERATE ECDSA`, cmds.generate(33, [ref]), '6A89'],
+        [`${ref}: GENERATE unknown algorithm`, cmds.generate(0x7777, [ref]), '6A81'],
+      );
+    }
+    for (const [what, cmd, sw] of attempts) {
+      expect(c.sw(cmd), what).toBe(sw);
+      // the very records, their bytes unchanged (neither replaced nor zeroized)
+      expect(c.store.keys.get(0x10), what).toBe(hmacRec);
+      expect(c.store.keys.get(0x20), what).toBe(ecRec);
+      expect(hex(hmacRec.secret!), what).toBe(hex(key));
+      expect(hex(ecRec.secret!), what).toBe(ecSecret);
+    }
+    // and they still work as before
+    expect(hex(macWith(c, 0x10, msg))).toBe(hex(hmac('SHA-256', key, msg)));
+    expect(hex(publicPoint(c, 0x20))).toBe(hex(point));
+    c.ok(cmds.mse(CRT.DST, 33, [0x20]));
+    expect(ecdsa('P-256').verify(c.ok(cmds.pso(0x9e9a, msg)), msg, point, { format: 'raw' })).toBe(true);
+    expect(slots(c)).toEqual([0x10, 0x20]);
+  });
+
+  it('5. a write refused for memory (6A84) leaves the slot or object as it was', () => {
+    const c = makeCard();
+    c.ok(cmds.putObject(1, pattern(10, 1)));
+    // Fill the memory so that 40 bytes remain: object 2 takes (4 + n) bytes.
+    const free = () => { const m = c.ok(cmds.getData(0xdf, 0x02, 8)); return new DataView(m.buffer, m.byteOffset).getUint32(4); };
+    const big = new Uint8Array(free() - 4 - 40).fill(0x33);
+    for (let o = 0; o < big.length; o += 0xff00) {
+      const part = big.subarray(o, o + 0xff00);
+      expect(c.sw(cmds.putObject(2, part, o + 0xff00 < big.length ? 0x10 : 0))).toBe('9000');
+    }
+    expect(free()).toBe(40);
+    // A key of 8 + 33 bytes does not fit: refused, the slot stays empty.
+    expect(c.sw(cmds.putKey(0x10, 25, [1], pattern(33, 1)))).toBe('6A84');
+    expect(c.sw(cmds.generate(26, [0x11]))).toBe('6A84'); // HMAC-SHA-384: 8 + 48
+    expect(slots(c)).toEqual([]);
+    expect(c.sw(cmds.getData(DO.KEY, 0x10))).toBe('6A88');
+    expect(free()).toBe(40);
+    // An object rewritten larger than fits: refused, the old content stays.
+    expect(c.sw(cmds.putObject(1, pattern(51, 2)))).toBe('6A84');
+    expect(hex(c.ok(cmds.getData(DO.OBJECT, 1)))).toBe(hex(pattern(10, 1)));
+    // Exactly what is left fits (8 + 32 bytes); then nothing does.
+    c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+    expect(free()).toBe(0);
+    expect(c.sw(cmds.putObject(1, pattern(11, 2)))).toBe('6A84');
+    expect(hex(c.ok(cmds.getData(DO.OBJECT, 1)))).toBe(hex(pattern(10, 1)));
+    expect(slots(c)).toEqual([0x10]);
+    expect(NVM_CAPACITY).toBe((4 + 10) + (4 + big.length) + (8 + 32));
+  });
+
+  // 6. P2 00 and FF: PUT DATA "6A86 | P2 00 or FF"; the other commands' P1-P2 rules.
+  it('6. P2 00 and FF: PUT DATA refuses them (6A86) for every P1; other commands refuse or read them as the profile says', () => {
+    const c = makeCard();
+    const memory = hex(c.ok(cmds.getData(0xdf, 0x02, 8)));
+    for (const p2 of [0x00, 0xff]) {
+      const h = p2.toString(16);
+      expect(c.sw(cmds.putKey(p2, 25, [1], pattern(32, 1))), `PUT DATA 01 ${h}`).toBe('6A86');
+      expect(c.sw(cmds.putObject(p2, pattern(8, 1))), `PUT DATA 02 ${h}`).toBe('6A86');
+      expect(c.sw(cmds.deleteKey(p2)), `PUT DATA 03 ${h}`).toBe('6A86');
+      expect(c.sw(cmds.deleteObject(p2)), `PUT DATA 04 ${h}`).toBe('6A86');
+      // nothing there to read either
+      expect(c.sw(cmds.getData(DO.KEY, p2)), `GET DATA 01 ${h}`).toBe('6A88');
+      expect(c.sw(cmds.getData(DO.OBJECT, p2)), `GET DATA 02 ${h}`).toBe('6A88');
+      // other commands: P1-P2 fixed at 00 00 (or a CRT / a PSO operation)
+      expect(c.sw(cmds.mse(CRT.HT, 4, undefined, [])), 'MSE:SET HT').toBe('9000');
+      expect(c.sw({ ...cmds.mse(CRT.HT, 4), p2 }), `MSE:SET 41 ${h}`).toBe('6A86');
+      for (const p1 of [0x90, 0x9e, 0x86, 0x80, 0x00]) expect(c.sw({ ...cmds.pso(0x9080, text('x')), p1, p2 }), `PSO ${p1.toString(16)} ${h}`).toBe('6A86');
+      expect(c.sw(cmds.challenge(0, 0xff)), 'GET CHALLENGE 00 FF').toBe('6A86');
+      expect(c.sw({ cla: 0, ins: INS.INTERNAL_AUTHENTICATE, p1: 0, p2: 0xff, data: text('x'), ne: 256 }), 'INTERNAL AUTHENTICATE 00 FF').toBe('6A86');
+      expect(c.sw(cmds.generate(25, [0x30], 0x80, 0xff)), 'GENERATE 80 FF').toBe('6A86');
+      expect(c.sw({ ...cmds.openChannel(), p2: 0xff }), 'MANAGE CHANNEL open 00 FF').toBe('6A86');
+      expect(c.sw(cmds.closeChannel(0xff)), 'MANAGE CHANNEL close 80 FF').toBe('6A86');
+    }
+    expect(slots(c)).toEqual([]);
+    expect(hex(c.ok(cmds.getData(0xdf, 0x02, 8))), 'nothing was written').toBe(memory);
+    // The neighbours 01 and FE are ids like any other.
+    for (const id of [0x01, 0xfe]) {
+      c.ok(cmds.putObject(id, pattern(8, id)));
+      expect(hex(c.ok(cmds.getData(DO.OBJECT, id)))).toBe(hex(pattern(8, id)));
+      c.ok(cmds.deleteObject(id));
+    }
+    // MANAGE CHANNEL close with P2 00 from a logical channel: P2 00 names the CLA's channel.
+    expect(hex(c.ok(cmds.openChannel()))).toBe('01');
+    c.ok(cmds.closeChannel(0x00, 0x01));
+    expect(c.sw(cmds.challenge(0, 0, 0x01))).toBe('6881');
+  });
+
+  // The profile writes these `00 47 81 00` and `00 C0 00 00 Le`: other parameters are refused, as for GENERATE 80.
+  it('6. GENERATE 81 (read a public key) refuses P2 FF like GENERATE 80 does (6A86)', () => {
+    const c = makeCard();
+    c.ok(cmds.generate(33, [0x20]));
+    expect(c.sw(cmds.generate(undefined, [0x20], 0x81, 0xff))).toBe('6A86');
+  });
+
+  it('6. GET RESPONSE refuses P1-P2 other than 00 00 (6A86)', () => {
+    const c = makeCard();
+    c.ok(cmds.putObject(5, pattern(300, 1)));
+    expect(c.send(cmds.getData(DO.OBJECT, 5, 256)).sw).toBe('612C');
+    expect(c.sw(cmds.getResponse(0x2c, 0, 0, 0xff))).toBe('6A86');
+  });
+
+  // 7. "84 | 1 | key reference: slot 01-FE".
+  it('7. key slots 00 and FF are outside the range: GENERATE refuses them (6A80); 01 and FE are the first and last slots', () => {
+    const c = makeCard();
+    for (const ref of [0x00, 0xff]) {
+      expect(c.sw(cmds.generate(25, [ref])), `GENERATE HMAC ${ref}`).toBe('6A80');
+      expect(c.sw(cmds.generate(33, [ref])), `GENERATE ECDSA ${ref}`).toBe('6A80');
+      expect(c.sw(cmds.generate(undefined, [ref], 0x81)), `GENERATE 81 ${ref}`).toBe('6A80');
+      // MSE:SET checks only that the reference is one byte; the operation finds no key there.
+      c.ok(cmds.mse(CRT.DST, 25, [ref]));
+      expect(c.sw(cmds.pso(0x9e9a, text('x'))), `PSO with slot ${ref}`).toBe('6A88');
+    }
+    expect(slots(c)).toEqual([]);
+    expect(c.store.keys.size).toBe(0);
+    for (const ref of [0x01, 0xfe]) {
+      c.ok(cmds.generate(25, [ref]), `GENERATE ${ref}`);
+      expect(hex(c.ok(cmds.getData(DO.KEY, ref)))).toBe('80020019810101');
+      expect(macWith(c, ref, text('x')).length).toBe(32);
+    }
+    c.ok(cmds.deleteKey(0xfe));
+    c.ok(cmds.generate(33, [0xfe]));
+    expect(publicPoint(c, 0xfe).length).toBe(65);
+    // DF04: slot 1 is bit 6 of byte 0, slot FE bit 1 of byte 31.
+    const map = c.ok(cmds.getData(0xdf, 0x04, 32));
+    expect(hex(map)).toBe(`40${'00'.repeat(30)}02`);
+    c.ok(cmds.putKey(0x02, 25, [1], pattern(16, 1)));
+    c.ok(cmds.deleteKey(0x01));
+    c.ok(cmds.deleteKey(0xfe));
+    expect(slots(c)).toEqual([0x02]);
+  });
+
+  // 8. The key reference is one byte: MSE:SET "6A80 ... key reference not one byte"; GENERATE "6A80 missing or malformed 80/84".
+  it('8. a key reference of 2 bytes (or none) is refused 6A80, never read as its first byte', () => {
+    const c = makeCard();
+    const k1 = pattern(32, 1);
+    const k2 = pattern(32, 2);
+    c.ok(cmds.putKey(0x10, 25, [1], k1));
+    c.ok(cmds.putKey(0x11, 25, [1], k2));
+    c.ok(cmds.generate(33, [0x20]));
+    const msg = text('which key?');
+    c.ok(cmds.mse(CRT.DST, 25, [0x10]));
+    for (const ref of [[0x11, 0x00], [0x11, 0x11], [0x00, 0x11], []]) {
+      expect(c.sw(cmds.mse(CRT.DST, 25, ref)), `MSE:SET 84 ${hex(Uint8Array.from(ref))}`).toBe('6A80');
+    }
+    // The refused MSE:SET set nothing: the DST still names slot 10.
+    expect(hex(c.ok(cmds.pso(0x9e9a, msg)))).toBe(hex(hmac('SHA-256', k1, msg)));
+    for (const ref of [[0x12, 0x00], [0x12, 0x12], []]) {
+      expect(c.sw(cmds.generate(25, ref)), `GENERATE 84 ${hex(Uint8Array.from(ref))}`).toBe('6A80');
+      expect(c.sw(cmds.generate(33, ref)), `GENERATE 84 ${hex(Uint8Array.from(ref))}`).toBe('6A80');
+    }
+    expect(c.sw(cmds.generate(undefined, [0x20, 0x00], 0x81)), 'GENERATE 81 84 2000').toBe('6A80');
+    expect(c.sw(cmds.generate(undefined, [0x20, 0x20], 0x81)), 'GENERATE 81 84 2020').toBe('6A80');
+    expect(slots(c)).toEqual([0x10, 0x11, 0x20]);
+  });
+
+  // 9. PUT DATA 01: "81 01 kind (01 secret, 02 public)": 02 only for ECDSA (a public point); a
+  // symmetric key is secret by nature; other kinds are malformed (6A80).
+  it('9. key kind: 02 (public) is refused for every symmetric algorithm, 00/03/FF and a missing kind for all; 02 imports an ECDSA point', () => {
+    const c = makeCard();
+    const symmetric: [number, number][] = [[25, 32], [26, 48], [27, 64], [49, 16], [18, 32], [13, 16], [24, 32], [1001, 16], [1004, 32]];
+    for (const [alg, len] of symmetric) {
+      expect(c.sw(cmds.putKey(0x10, alg, [2], pattern(len, alg))), `alg ${alg} kind 02`).toBe('6A80');
+      for (const kind of [[0], [3], [0xff], []]) expect(c.sw(cmds.putKey(0x10, alg, kind, pattern(len, alg))), `alg ${alg} kind ${hex(Uint8Array.from(kind))}`).toBe('6A80');
+      expect(c.sw(cmds.putKey(0x10, alg, undefined, pattern(len, alg))), `alg ${alg} no kind`).toBe('6A80');
+    }
+    const scalar = pattern(32, 0x21);
+    const point = ecdsa('P-256').getPublicKey(scalar);
+    for (const kind of [[0], [3], [0xff], []]) expect(c.sw(cmds.putKey(0x10, 33, kind, point)), `ECDSA kind ${hex(Uint8Array.from(kind))}`).toBe('6A80');
+    // a scalar given as "public" is not a point
+    expect(c.sw(cmds.putKey(0x10, 33, [2], scalar))).toBe('6A80');
+    expect(slots(c)).toEqual([]);
+    // What is allowed: kind 01 for symmetric keys and ECDSA scalars, 02 for ECDSA points; GET DATA tells them apart.
+    c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+    c.ok(cmds.putKey(0x11, 33, [1], scalar));
+    c.ok(cmds.putKey(0x12, 33, [2], point));
+    const kindOf = (ref: number) => hex(findTlv(decodeTlvs(c.ok(cmds.getData(DO.KEY, ref))), TAG.KEY_KIND)!);
+    expect([kindOf(0x10), kindOf(0x11), kindOf(0x12)]).toEqual(['01', '01', '02']);
+    expect(c.store.keys.get(0x10)!.kind).toBe('secret');
+    expect(c.store.keys.get(0x12)!.kind).toBe('public');
+    expect(c.store.keys.get(0x12)!.secret).toBeUndefined();
+    expect(hex(publicPoint(c, 0x11))).toBe(hex(point));
+    expect(hex(publicPoint(c, 0x12))).toBe(hex(point));
+  });
+
+  it('9. a kind of 2 bytes (81 02 01 00) is a malformed template (6A80)', () => {
+    // The profile writes `81 01 kind`; the card reads the first byte of any length.
+    const c = makeCard();
+    expect(c.sw(cmds.putKey(0x10, 25, [1, 0], pattern(32, 1)))).toBe('6A80');
+  });
+
+  // 10. SELECT: "A prefix of at least 5 bytes selects it"; 6A82 otherwise, and a failed SELECT leaves
+  // the channel's selection as it was (as on 7816-4 / Java Card cards: the current application stays selected).
+  it('10. SELECT by a prefix of 5 or 6 bytes selects; a shorter (or longer, or other) AID does not, and keeps the old selection', () => {
+    const c = makeCard();
+    for (const aid of [SENV_AID.subarray(0, 5), SENV_AID]) {
+      const fci = c.ok(cmds.select(aid), `SELECT ${hex(aid)}`);
+      expect(hex(findTlv(decodeTlvs(decodeTlvs(fci)[0]!.value), TAG.AID)!)).toBe(hex(SENV_AID));
+    }
+    c.ok(cmds.mse(CRT.HT, 4));
+    const refused = [
+      new Uint8Array(0), SENV_AID.subarray(0, 1), SENV_AID.subarray(0, 4), Uint8Array.of(...SENV_AID, 0x00),
+      Uint8Array.of(0xf0, 0x53, 0x45, 0x4e, 0x57), Uint8Array.of(0x53, 0x45, 0x4e, 0x56, 0x01),
+    ];
+    for (const aid of refused) expect(c.sw(cmds.select(aid)), `SELECT ${hex(aid)}`).toBe('6A82');
+    // still selected, its security environment kept
+    expect(hex(c.ok(cmds.pso(0x9080, text('abc'))))).toBe(hex(sha256(text('abc'))));
+    // On a channel with nothing selected, a short AID selects nothing.
+    expect(hex(c.ok(cmds.openChannel()))).toBe('01');
+    expect(c.sw(cmds.select(SENV_AID.subarray(0, 4), 0x01))).toBe('6A82');
+    expect(c.sw(cmds.challenge(0, 0, 0x01))).toBe('6D00');
+    c.ok(cmds.select(SENV_AID.subarray(0, 5), 0x01));
+    expect(c.sw(cmds.challenge(0, 0, 0x01))).toBe('9000');
+  });
+
+  // 11. MANAGE CHANNEL: "Close of channel 0 is refused" (6A86).
+  it('11. MANAGE CHANNEL close of the basic channel is refused (6A86); channel 0 stays open, selected and set up', () => {
+    const c = makeCard();
+    c.ok(cmds.mse(CRT.HT, 4));
+    expect(c.sw(cmds.closeChannel(0x00))).toBe('6A86');
+    expect(hex(c.ok(cmds.pso(0x9080, text('abc'))))).toBe(hex(sha256(text('abc'))));
+    // a logical channel closes; closed, it is refused like channel 0
+    expect(hex(c.ok(cmds.openChannel()))).toBe('01');
+    c.ok(cmds.closeChannel(0x01));
+    expect(c.sw(cmds.closeChannel(0x01))).toBe('6A86');
+    expect(c.sw(cmds.closeChannel(0x00))).toBe('6A86');
+    expect(c.sw(cmds.challenge())).toBe('9000');
+    // the freed number is given out again: channel 0 was never counted as free
+    expect(hex(c.ok(cmds.openChannel()))).toBe('01');
+  });
+});
