@@ -19,6 +19,7 @@
 //   `sign`, `verify` or `abort`, exactly once; abort never throws.
 // - Secret material handed to a backend (key bytes, sensitive data) may be
 //   zeroized by the caller as soon as the call returned.
+import { InvalidInputError, shown } from '../core/errors.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
 export type SeType = 1 | 2 | 3 | 4;
@@ -34,6 +35,16 @@ export type RngType = 1 | 2;
 export type HashAlgorithm = 4 | 5 | 6;
 /** TS-0016 table 9.9-1. */
 export type SignatureAlgorithm = 49 | 18 | 33 | 34 | 38 | 25 | 26 | 27;
+
+/**
+ * Refuses a unique ID the M2M-SE-ID could not carry into every address (the first segment of
+ * `to`): it is 1 to 64 characters a path segment keeps as they are.
+ */
+export function checkUniqueId(value: unknown, name: string): asserts value is string {
+  if (!(typeof value === 'string' && /^[A-Za-z0-9._~-]{1,64}$/.test(value))) {
+    throw new InvalidInputError(`${name} must be 1 to 64 of A-Z a-z 0-9 . _ ~ - (it is part of every address), got ${shown(value)}`);
+  }
+}
 
 export interface BackendDescription {
   seType: SeType;

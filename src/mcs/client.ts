@@ -11,7 +11,7 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
-import { bytesArg, InvalidInputError, optionsArg } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import { SIGNATURES } from './algorithms.ts';
 
 let counter = 0;
@@ -93,7 +93,7 @@ export class McsClient {
 
   /** UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type). */
   async reboot(type: RebootType = 1): Promise<void> {
-    if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${String(type)}`);
+    if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${shown(type)}`);
     await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true });
   }
 

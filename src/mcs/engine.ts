@@ -6,7 +6,7 @@
 // failure becomes a response (never an exception), and a failed request
 // leaves no trace in the resource tree: not even one whose change could not
 // be written to the data directory.
-import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
 import { InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
@@ -112,7 +112,9 @@ export class McsEngine {
       }
       for (const b of backends) {
         await b.open();
-        const id = `${b.description.seType}-${b.description.uniqueId}`;
+        const { uniqueId } = b.description;
+        checkUniqueId(uniqueId, `the unique ID of SE backend ${engine.#hosts.size + 1}`);
+        const id = `${b.description.seType}-${uniqueId}`;
         if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
         const hostKeeps = b.capabilities.keyStorage === 'host';
         engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await b.memoryInfo()).total : undefined));
@@ -402,9 +404,10 @@ export class McsEngine {
    */
   #update(ctx: Context, req: McsRequest, target: Target, binary: boolean): McsResponse | Promise<McsResponse> {
     const { host } = ctx;
-    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `UPDATE is not allowed on virtual resource ${target.virtual.name}`);
+    // Privilege first, as for CREATE: a virtual resource's is its parent's.
     const res = target.res ?? host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 4);
+    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `UPDATE is not allowed on virtual resource ${target.virtual.name}`);
     const def = res.def;
     const content = this.#content(def, req.pc!, 'update');
     const changes = content.values;
@@ -523,9 +526,9 @@ export class McsEngine {
 
   async #delete(ctx: Context, req: McsRequest, target: Target): Promise<McsResponse> {
     const { host } = ctx;
-    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     const res = target.res ?? host.registrationOf(ctx.originator)!;
     this.#authorize(ctx, res, 8);
+    if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     if (res.def.type.systemOnly) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `[${res.def.type.name}] is maintained by the SE`);
     await this.#remove(ctx, res);
     return { rsc: RSC.DELETED, rqi: req.rqi };

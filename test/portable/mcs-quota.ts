@@ -182,6 +182,15 @@ export const mcsQuotaCases: PortableCase[] = [
         }
         assert(error instanceof InvalidInputError && /memoryQuota/.test(error.message), `memoryQuota ${bad}: ${String(error)}`);
       }
+      for (const bad of [-1, 1.5, 'x', 2 ** 53]) {
+        let error: unknown;
+        try {
+          new SoftwareBackend({ storageQuota: bad as never });
+        } catch (e) {
+          error = e;
+        }
+        assert(error instanceof InvalidInputError && /storageQuota/.test(error.message), `storageQuota ${String(bad)}: ${String(error)}`);
+      }
       // A quota smaller than what a registration counts refuses the registration itself.
       const s = new Session(await McsEngine.create({ memoryQuota: 10 }), 'CAE1');
       fails(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL: 1 } }), 5207, 'registration beyond the quota', /not enough memory/);

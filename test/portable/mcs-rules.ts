@@ -248,6 +248,10 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await grantee.create(owner.path('reg'), 99, { x: {} }), 4103, 'unknown type, no privilege');
         ok(await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
         fails(await grantee.create(owner.path('reg', 'h', 'calculateHash'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4103, 'CREATE on a virtual resource, no privilege');
+        fails(await grantee.update(owner.path('reg', 'h', 'calculateHash'), { 'senv:Hsh': {} }), 4103, 'UPDATE on a virtual resource, no privilege');
+        fails(await grantee.delete(owner.path('reg', 'h', 'calculateHash')), 4103, 'DELETE of a virtual resource, no privilege');
+        fails(await owner.update(owner.path('reg', 'h', 'calculateHash'), { 'senv:Hsh': {} }), 4005, 'UPDATE on a virtual resource by its owner');
+        fails(await owner.delete(owner.path('reg', 'h', 'calculateHash')), 4005, 'DELETE of a virtual resource by its owner');
         // Of [deviceInfo] its owner may set acpi (TS-0001's common attribute), nothing else.
         ok(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { acpi: [mine] } }), 2004, '[deviceInfo] acpi');
         fails(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { fwv: 'x' } }), 4000, '[deviceInfo] fwv', /read-only/);

@@ -656,9 +656,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal((await c.deviceInfo()).mgd, 1007, 'deviceInfo');
         const mem = await c.memory();
         assert(mem.total > 0 && mem.available <= mem.total, 'memory');
-        for (const bad of [0, 3, 'cold']) {
+        for (const bad of [0, 3, 'cold', Uint8Array.of(0xde, 0xad)]) {
           const refused = await c.reboot(bad as never).then(() => undefined, (e: unknown) => e);
           assert(refused instanceof InvalidInputError, `reboot(${String(bad)}) is refused, nothing reset`);
+          assert(!/222|173/.test(refused.message), `reboot(bytes) shows their type, not their values: ${refused.message}`);
         }
         await c.reboot(1);
         equalHex(await (await h.update(utf8('abc'))).calculate(), ABC[6]!, 'after reboot');
@@ -726,6 +727,41 @@ const codecCases: PortableCase[] = [
 ];
 
 /** Where a data directory cannot be: a runtime with neither Node's nor Deno's files (browsers). */
+/** What a software SE is given at construction, and what the engine takes from any backend. */
+const backendOptionCases: PortableCase[] = [
+  {
+    name: 'SE unique IDs: 1 to 64 characters a path segment keeps (it is part of every address); SoftwareBackend options are an object',
+    async run() {
+      const refused = async (what: string, make: () => unknown, pattern: RegExp) => {
+        let error: unknown;
+        try {
+          await make();
+        } catch (e) {
+          error = e;
+        }
+        assert(error instanceof InvalidInputError && pattern.test(error.message), `${what}: ${String(error)}`);
+        assert(!String(error).includes('secret'), `${what}: the message shows no long value`);
+      };
+      for (const bad of ['', 'a/b', 'a b', 'é', 'x'.repeat(65), 42]) {
+        await refused(`uniqueId ${JSON.stringify(bad)}`, () => new SoftwareBackend({ uniqueId: bad as never }), /uniqueId must be 1 to 64/);
+      }
+      await refused('options as a string', () => new SoftwareBackend('uniqueId' as never), /SoftwareBackend options must be an object/);
+      // The engine holds any backend to the same rule: a card's, or one of the caller's own.
+      const se = new SoftwareBackend();
+      se.description.uniqueId = `secret/${'9'.repeat(40)}`;
+      await refused('a backend whose unique ID has a slash', () => McsEngine.create({ backends: [se] }), /unique ID of SE backend 1 must be 1 to 64/);
+      for (const good of ['0', 'A-b.c_d~e', 'x'.repeat(64)]) {
+        const engine = await McsEngine.create({ backends: [new SoftwareBackend({ uniqueId: good }), new SoftwareBackend(null)] });
+        equal(engine.seIds[0], `4-${good}`, `uniqueId ${good}`);
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.retrieve(s.seId), 2000, `addressed at 4-${good}`);
+        await engine.close();
+      }
+    },
+  },
+];
+
 const browserOnlyCases: PortableCase[] = [
   {
     name: 'a data directory where there are no files (browsers): StateError saying so, not a failed import',
@@ -744,4 +780,4 @@ const browserOnlyCases: PortableCase[] = [
   },
 ];
 
-export const mcsSuite = [...codecCases, ...browserOnlyCases, ...mcsCases()];
+export const mcsSuite = [...codecCases, ...backendOptionCases, ...browserOnlyCases, ...mcsCases()];

@@ -6,7 +6,8 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { CoreError, InvalidInputError, InvalidValueError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { checkUniqueId } from '../backend.ts';
+import { CoreError, InvalidInputError, InvalidValueError, optionsArg, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
@@ -53,11 +54,17 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   readonly #rng = new SoftwareRng();
   #state: 'new' | 'open' | 'failed' | 'closed' = 'new';
 
-  constructor(options: SoftwareBackendOptions = {}) {
+  constructor(opts?: SoftwareBackendOptions | null) {
+    const options = optionsArg(opts, 'SoftwareBackend options') ?? {};
+    const { uniqueId, storageQuota } = options;
+    if (uniqueId !== undefined) checkUniqueId(uniqueId, 'uniqueId');
+    if (storageQuota !== undefined && !(Number.isSafeInteger(storageQuota) && storageQuota >= 0)) {
+      throw new InvalidInputError(`storageQuota must be a number of bytes (an integer from 0), got ${shown(storageQuota)}`);
+    }
     this.description = {
       seType: 4,
       securityLevel: 1,
-      uniqueId: options.uniqueId ?? hex(randomBytes(16)),
+      uniqueId: uniqueId ?? hex(randomBytes(16)),
       manufacturer: 'onem2m-senv',
       model: 'software SE on the senv WASM core',
       firmwareVersion: `core ABI ${core().info.abiVersion}`,
@@ -75,8 +82,8 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       maxRandomLength: 1 << 20,
       keyStorage: 'host',
     };
-    this.#quota = options.storageQuota ?? 64 * 1024 * 1024;
-    if (options.uniqueId === undefined) unnamed.add(this);
+    this.#quota = storageQuota ?? 64 * 1024 * 1024;
+    if (uniqueId === undefined) unnamed.add(this);
   }
 
   async open(): Promise<void> {
