@@ -1,0 +1,98 @@
+// Claims of README.md, docs/aes.md, docs/drbg.md and docs/mcs.md that a
+// caller relies on and that no other test pinned down: each case quotes the
+// sentence it holds the code to.
+import { describe, expect, it } from 'vitest';
+import { gcm, HmacDrbg, InvalidInputError, LengthError, McsClient, McsEngine, McsError, UnknownAlgorithmError } from '../../src/index.ts';
+import { body, fails, ok, Session } from '../portable/mcs-kit.ts';
+
+async function registered(options: Parameters<typeof McsEngine.create>[0] = {}): Promise<Session> {
+  const s = new Session(await McsEngine.create(options), 'CAE1');
+  await s.register();
+  return s;
+}
+
+describe('docs/aes.md', () => {
+  it('"GCM nonces: any length from 1 byte up to 32 752 bytes is accepted"', () => {
+    const key = new Uint8Array(16).fill(1);
+    const longest = new Uint8Array(32752).fill(2);
+    const sealed = gcm(key, longest).encrypt(new Uint8Array(5));
+    expect(gcm(key, longest).decrypt(sealed)).toEqual(new Uint8Array(5));
+    gcm(key, new Uint8Array(1)).encrypt(new Uint8Array(5));
+    expect(() => gcm(key, new Uint8Array(32753))).toThrow(LengthError);
+    expect(() => gcm(key, new Uint8Array(0))).toThrow(LengthError);
+  });
+});
+
+describe('docs/drbg.md', () => {
+  it('"Options are checked before anything is drawn": a refused HmacDrbg never calls its entropy source', () => {
+    let calls = 0;
+    const entropy = (n: number) => {
+      calls++;
+      return new Uint8Array(n);
+    };
+    expect(() => new HmacDrbg({ entropy, predictionResistance: 'false' as unknown as boolean })).toThrow(InvalidInputError);
+    expect(() => new HmacDrbg({ entropy, reseedInterval: 0 })).toThrow(InvalidInputError);
+    expect(() => new HmacDrbg({ entropy, hash: 'SHA-1' as never })).toThrow(UnknownAlgorithmError);
+    expect(() => new HmacDrbg({ entropy, personalization: 'p' as unknown as Uint8Array })).toThrow(InvalidInputError);
+    expect(calls).toBe(0);
+    // Instantiation then takes 32 bytes of entropy input and a 16-byte nonce, a reseed 32.
+    const asked: number[] = [];
+    new HmacDrbg({ entropy: (n) => (asked.push(n), new Uint8Array(n)) }).reseed();
+    expect(asked).toEqual([32, 16, 32]);
+  });
+});
+
+describe('README.md', () => {
+  it('"McsClient throws them as McsError (ERR_MCS, with .rsc; no stack trace, a refusal is an answer)"', async () => {
+    const engine = await McsEngine.create();
+    const err = await new McsClient(engine, 'CAE1').hash({ algorithm: 4 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(McsError);
+    const e = err as McsError;
+    expect(e.code).toBe('ERR_MCS');
+    expect(e.rsc).toBe(4106);
+    expect(e.name).toBe('McsError');
+    expect(e.stack ?? '').not.toMatch(/\n\s*at /);
+    await engine.close();
+  });
+});
+
+describe('docs/mcs.md', () => {
+  it('"maxDataSize (largest byte value and largest accumulated data; default 16 MiB)"', async () => {
+    const s = await registered();
+    const MiB16 = 16 * 1024 * 1024;
+    fails(await s.send(1, s.seId, { 'senv:Sdo': { msg: new Uint8Array(MiB16 + 1) } }, 20009, true), 5207, 'a value of 16 MiB + 1', /16777216/);
+    ok(await s.send(1, s.seId, { 'senv:Sdo': { msg: new Uint8Array(MiB16) } }, 20009, true), 2001, 'a value of 16 MiB');
+    // "maxByteSize ... at most maxDataSize"
+    fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 24, mbs: MiB16 + 1 } }), 5207, 'mbs beyond maxDataSize', /mbs/);
+    ok(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 24, mbs: MiB16 } }), 2001, 'mbs at maxDataSize');
+    await s.engine.close();
+  });
+
+  it('"Resource names are 1 to 64 of A-Z a-z 0-9 . _ ~ - (4000 otherwise)"', async () => {
+    const s = await registered();
+    const hash = (rn: string) => s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, rn } });
+    ok(await hash('A'.repeat(64)), 2001, '64 characters');
+    ok(await hash('az.AZ_09~-'), 2001, 'every kind of character');
+    for (const rn of ['B'.repeat(65), '', 'a b', 'a/b', 'ä', 'a:b']) fails(await hash(rn), 4000, `rn ${JSON.stringify(rn)}`, /rn/);
+    await s.engine.close();
+  });
+
+  it('"Virtual resources ... cannot be resource names of children" (by long or short name: 4105)', async () => {
+    const s = await registered();
+    const c = body(ok(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 24, mbs: 64, kDt: 'AAAAAAAAAAAAAAAAAAAAAA==' } }), 2001, 'cipher'), 'senv:Cph').ri as string;
+    for (const rn of ['encrypt', 'Enc', 'decrypt', 'Dec', 'generateKey', 'gnK']) {
+      fails(await s.create(s.path(c), 20001, { 'senv:algP': { rn, iV: 'AAAAAAAAAAAAAAAAAAAAAA==' } }), 4105, `algP named ${rn}`);
+    }
+    ok(await s.create(s.path(c), 20001, { 'senv:algP': { rn: 'params', iV: 'AAAAAAAAAAAAAAAAAAAAAA==' } }), 2001, 'algP under another name');
+    // The virtual resource is still what the address names.
+    ok(await s.retrieve(s.path(c, 'Enc')), 2000, 'encrypt by its short name');
+    await s.engine.close();
+  });
+
+  it('"Type 20006 is unassigned (4000)", unlike the types not implemented yet (5001)', async () => {
+    const s = await registered();
+    fails(await s.create(s.seId, 20006, { 'senv:x': {} }), 4000, '20006', /unknown resource type/);
+    for (const ty of [20003, 20005, 20008]) fails(await s.create(s.seId, ty, { 'senv:x': {} }), 5001, `${ty}`, /not implemented/);
+    await s.engine.close();
+  });
+});
