@@ -2,6 +2,7 @@
 // modules, prints the tables, writes the --out file or bench/results/<timestamp>.json and latest.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
 import { runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
@@ -12,7 +13,7 @@ import { parseOptions, UsageError } from '../src/bindings/args.ts';
 // compilation for the two cores and inflate the figure several times.
 function coldInstantiation(build: CoreBuild): CoreInfo {
   const senvUrl = new URL('../src/index.js', import.meta.url).href;
-  const script = `const { init } = await import('${senvUrl}'); console.log(JSON.stringify(await init({ build: '${build}' })));`;
+  const script = `const { init } = await import(${JSON.stringify(senvUrl)}); console.log(JSON.stringify(await init({ build: '${build}' })));`;
   const runs = [0, 1, 2].map(() => {
     const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cold instantiation of the ${build} build failed: ${r.stderr}`);
@@ -88,7 +89,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
     const dir = new URL('bench/results/', root);
     await mkdir(dir, { recursive: true });
-    outFile = new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir).pathname;
+    outFile = fileURLToPath(new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir));
     await writeFile(new URL('latest.json', dir), json);
   }
   await writeFile(outFile, json);

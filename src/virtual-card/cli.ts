@@ -2,7 +2,7 @@
 // pcscd until interrupted, re-inserting it whenever vpcd drops the connection
 // (pcscd restarted, card "removed" by the reader).
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parseOptions, UsageError } from '../bindings/args.ts';
 import { createVirtualCard, VPCD_PORT } from './index.ts';
 
@@ -20,7 +20,9 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   if (port === undefined && VPCD_PORT + slot > 65535) throw new UsageError(`virtual-card: --slot ${slot} would be port ${VPCD_PORT + slot}; give --port, or a slot up to ${65535 - VPCD_PORT}`);
   const host = o.get('--host') as string | undefined;
   if (host === '') throw new UsageError('virtual-card: --host takes a host name or address, not an empty string');
-  const dataHome = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
+  // The XDG base directory rules: an empty or relative $XDG_DATA_HOME is ignored, not taken as the working directory.
+  const xdg = process.env.XDG_DATA_HOME;
+  const dataHome = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
   const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
   const verbose = o.has('--verbose');
   const { vpcd, close } = createVirtualCard({
