@@ -1,12 +1,11 @@
 // The software SE (SEType 4, security level 1): every operation runs on the
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
-import type {
-  BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
-  KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
-  SignatureStream, StoredKey,
+import {
+  checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
+  type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
-import { checkUniqueId } from '../backend.ts';
 import { CoreError, InvalidInputError, InvalidValueError, optionsArg, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import { selftest } from '../../core/selftest.ts';
