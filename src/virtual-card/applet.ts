@@ -372,12 +372,28 @@ export class SenvApplet implements Applet {
       throw new CardStatus(SW.REF_EXISTS);
     }
     this.store.keys.set(ref, rec);
-    if (this.store.used() > NVM_CAPACITY) {
+    this.commit(true, () => {
       this.store.keys.delete(ref);
       rec.secret?.fill(0);
-      throw new CardStatus(SW.MEMORY_FULL);
+    });
+  }
+
+  /**
+   * Keeps a change made to the store only once its file holds it: a change the card's memory
+   * cannot take (6A84, where it `adds`) or the file could not be written with (6F00) is undone,
+   * so the card never answers from a key a restart would lose, nor loses one the file still has.
+   * `replaced` runs once the file holds the change (zeroizing what it replaced).
+   */
+  private commit(adds: boolean, undo: () => void, replaced?: () => void): void {
+    try {
+      if (adds && this.store.used() > NVM_CAPACITY) throw new CardStatus(SW.MEMORY_FULL);
+      this.store.write();
+    } catch (e) {
+      undo();
+      throw e;
     }
-    this.store.save();
+    replaced?.();
+    this.store.sync();
   }
 
   private putData(cmd: DecodedCommand): Uint8Array {
@@ -412,26 +428,25 @@ export class SenvApplet implements Applet {
       }
       case DO.OBJECT: {
         const old = this.store.objects.get(id);
-        this.store.objects.set(id, cmd.data.slice());
-        if (this.store.used() > NVM_CAPACITY) {
+        const data = cmd.data.slice();
+        this.store.objects.set(id, data);
+        this.commit(true, () => {
+          data.fill(0);
           if (old) this.store.objects.set(id, old);
           else this.store.objects.delete(id);
-          throw new CardStatus(SW.MEMORY_FULL);
-        }
-        old?.fill(0);
-        this.store.save();
+        }, () => old?.fill(0));
         return empty;
       }
-      case DO.DELETE_KEY:
+      case DO.DELETE_KEY: {
+        const k = must(this.store.keys.get(id), SW.REF_NOT_FOUND);
+        this.store.keys.delete(id);
+        this.commit(false, () => this.store.keys.set(id, k), () => k.secret?.fill(0));
+        return empty;
+      }
       case DO.DELETE_OBJECT: {
-        if (cmd.p1 === DO.DELETE_KEY) {
-          must(this.store.keys.get(id), SW.REF_NOT_FOUND).secret?.fill(0);
-          this.store.keys.delete(id);
-        } else {
-          must(this.store.objects.get(id), SW.REF_NOT_FOUND).fill(0);
-          this.store.objects.delete(id);
-        }
-        this.store.save();
+        const o = must(this.store.objects.get(id), SW.REF_NOT_FOUND);
+        this.store.objects.delete(id);
+        this.commit(false, () => this.store.objects.set(id, o), () => o.fill(0));
         return empty;
       }
       default:

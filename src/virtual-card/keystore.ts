@@ -126,6 +126,12 @@ export class KeyStore {
    * EEPROM does.
    */
   save(): void {
+    this.write();
+    this.sync();
+  }
+
+  /** The first steps of save(), up to the rename: when it throws, the file is as it was. */
+  write(): void {
     if (!this.path) return;
     if (this.unlock === undefined) throw new StateError(`virtual card store ${this.path} was closed`);
     const f: FileFormat = { serial: hex(this.serial), keys: {}, objects: {} };
@@ -138,14 +144,33 @@ export class KeyStore {
     }
     for (const [id, v] of this.objects) f.objects[id] = hex(v);
     const tmp = `${this.path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const data = Buffer.from(JSON.stringify(f));
     try {
-      writeSync(fd, JSON.stringify(f));
-      fsyncSync(fd);
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        // A disk that fills up takes part of a write and refuses the next: what it took is no store.
+        for (let o = 0; o < data.length; ) o += writeSync(fd, data, o, data.length - o);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (e) {
+      // No partial copy of the keys is left beside the store.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created
+      }
+      throw e;
     } finally {
-      closeSync(fd);
+      data.fill(0);
     }
-    renameSync(tmp, this.path);
+  }
+
+  /** The last step of save(): flushes the rename. When it throws, the file holds the new content already. */
+  sync(): void {
+    if (!this.path) return;
     const dir = openSync(dirname(this.path), 'r');
     try {
       fsyncSync(dir);

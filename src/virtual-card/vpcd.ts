@@ -63,6 +63,8 @@ export class VpcdCard {
         clearTimeout(timer);
         if (err) {
           this.detach(s);
+          // A card that gave up leaves vpcd's backlog: vpcd would poll it for an ATR it never answers.
+          s.destroy();
           reject(err);
         } else resolve();
       };
