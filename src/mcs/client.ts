@@ -360,8 +360,12 @@ function optionalBytes<T extends object, K extends keyof T & string>(opts: T, ..
   return out;
 }
 
-/** Runs `fn` on a copy of `content` taken now; the byte copies are zeroized when it has finished (or the copy failed). */
-function held<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on a copy of `content` taken now (an async function runs to its first await at once);
+ * the byte copies are zeroized when it has finished (or the copy failed). Content that cannot be
+ * copied rejects, as every failure of the client does, rather than throwing from the call.
+ */
+async function held<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
   const copies: Uint8Array[] = [];
   const wipe = () => {
     for (const c of copies) c.fill(0);

@@ -1,0 +1,379 @@
+// McsClient's options and methods that the conformance walk-through
+// (test/portable/mcs.ts) leaves unexercised: each must reach the primitive
+// it stands for (name, expirationTime, rngType, format, prehashed, aad
+// alone), discard() on every message type, a policy's partial update, and
+// the zeroization of the copies the client makes of its byte arguments.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ecdsa, gcm, hash, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
+import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
+
+const engines: McsEngine[] = [];
+afterEach(async () => {
+  while (engines.length) await engines.pop()!.close();
+});
+
+async function client(originator = 'CAE1', name = 'me'): Promise<McsClient> {
+  const engine = await McsEngine.create();
+  engines.push(engine);
+  return new McsClient(engine, originator).register(name);
+}
+
+/**
+ * Runs `fn` with every `new Uint8Array(...)` recorded (the modules look the
+ * global up at each call, as test/node/mcs-secret-residue.test.ts relies on).
+ */
+async function watchNew<T>(fn: () => T | Promise<T>): Promise<{ made: Uint8Array[]; result: T }> {
+  const made: Uint8Array[] = [];
+  const Real = Uint8Array;
+  globalThis.Uint8Array = new Proxy(Real, {
+    construct(target, args, newTarget) {
+      const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
+      made.push(a);
+      return a;
+    },
+  });
+  try {
+    return { made, result: await fn() };
+  } finally {
+    globalThis.Uint8Array = Real;
+  }
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const KEY = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+const NONCE = Uint8Array.from({ length: 12 }, (_, i) => 0xa0 + i);
+
+describe('McsClient: the factories\' common options reach the CREATE', () => {
+  it('name: the resource is named (and addressable) by it, for the factories and sensitiveData(data, name)', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4, name: 'digest' });
+    expect((await h.retrieve()).rn).toBe('digest');
+    const d = await c.sensitiveData(utf8('secret'), 'vault');
+    expect((await d.retrieve()).rn).toBe('vault');
+    const byName = await c.request(2, `${c.seId}/me/vault`, 'senv:Sdo');
+    expect(hexOf(byName.msg as Uint8Array)).toBe(hexOf(utf8('secret')));
+  });
+
+  it('expirationTime: set as et at CREATE, and the resource is gone once it passed', async () => {
+    let now = Date.UTC(2026, 10, 22, 12, 0, 0);
+    const engine = await McsEngine.create({ clock: () => now });
+    engines.push(engine);
+    const c = await new McsClient(engine, 'CAE1').register('me');
+    const h = await c.hash({ algorithm: 4, expirationTime: '20261122T120100' });
+    expect((await h.retrieve()).et).toBe('20261122T120100,000000');
+    now += 61_000;
+    const gone = await h.retrieve().then(() => undefined, (e: unknown) => e);
+    expect(gone).toMatchObject({ rsc: 4004 });
+  });
+});
+
+describe('McsClient: each type\'s own options', () => {
+  it('rand({ rngType: 2 }) creates a <rand> of rngType 2', async () => {
+    const c = await client();
+    const r = await c.rand({ rngType: 2 });
+    expect((await r.retrieve()).rgT).toBe(2);
+    expect((await r.generate(20)).length).toBe(20);
+  });
+
+  it('signature format: raw gives r || s of fixed length, the default DER', async () => {
+    const c = await client();
+    const msg = utf8('format');
+    const raw = await c.signature({ algorithm: 33, format: 'raw' });
+    const pub = (await raw.generateKey()).publicKey!;
+    await raw.update(msg);
+    const rs = await raw.sign();
+    expect(rs.length).toBe(64);
+    expect(ecdsa('P-256').verify(rs, msg, pub, { format: 'raw' })).toBe(true);
+    const der = await c.signature({ algorithm: 33 });
+    const pub2 = (await der.generateKey()).publicKey!;
+    await der.update(msg);
+    const sig = await der.sign();
+    expect(sig[0]).toBe(0x30);
+    expect(ecdsa('P-256').verify(sig, msg, pub2)).toBe(true);
+  });
+
+  it('signature prehashed: the message given is the digest, signed as such', async () => {
+    const c = await client();
+    const msg = utf8('prehashed message');
+    const s = await c.signature({ algorithm: 33, prehashed: true });
+    const pub = (await s.generateKey()).publicKey!;
+    await s.update(hash('SHA-256', msg));
+    const sig = await s.sign();
+    expect(ecdsa('P-256').verify(sig, msg, pub)).toBe(true);
+  });
+
+  it('signature publicKey of P-384: a verify-only resource takes the whole 97-byte point', async () => {
+    const c = await client();
+    const p = ecdsa('P-384');
+    const { secretKey, publicKey } = p.keygen();
+    const msg = utf8('verify only');
+    const sig = p.sign(msg, secretKey);
+    const v = await c.signature({ algorithm: 34, publicKey });
+    await v.update(msg);
+    expect(await v.verify(sig)).toBe(true);
+  });
+
+  it('cipher({ aad }) alone creates the parameters; a nonce set later completes them', async () => {
+    const c = await client();
+    const aad = utf8('header'), data = utf8('payload of the cipher');
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 256, key: KEY, aad });
+    await cph.setParameters({ nonce: NONCE });
+    await cph.update(data);
+    expect(hexOf(await cph.encrypt())).toBe(hexOf(gcm(KEY, NONCE, aad).encrypt(data)));
+  });
+
+  it('a byte option given as null is an InvalidInputError, not read as absent', async () => {
+    const c = await client();
+    const e = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: null as never }).then(() => undefined, (x: unknown) => x);
+    expect(e).toBeInstanceOf(InvalidInputError);
+    expect((e as Error).message).toMatch(/^key /);
+  });
+});
+
+describe('McsClient: methods on resources', () => {
+  it('discard() on <hash> and <signature> drops the message held (msg: null), as on <cipher>', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4 });
+    await h.update(utf8('dropped'));
+    await h.discard();
+    await h.update(utf8('abc'));
+    expect(hexOf(await h.calculate())).toBe(hexOf(hash('SHA-256', utf8('abc'))));
+    const mac = await c.signature({ algorithm: 25, key: KEY });
+    await mac.update(utf8('dropped'));
+    await mac.discard();
+    expect((await mac.retrieve()).msg).toBeUndefined();
+  });
+
+  it('memory(): available is what is left of the total once data is held', async () => {
+    const c = await client();
+    const before = await c.memory();
+    await c.sensitiveData(new Uint8Array(1000));
+    const after = await c.memory();
+    expect(after.total).toBe(before.total);
+    expect(after.available).toBeLessThanOrEqual(before.available - 1000);
+  });
+
+  it('a policy\'s update({ selfPrivileges }) replaces pvs only; update({ privileges }) pv only', async () => {
+    const c = await client();
+    const other = await new McsClient(c.engine, 'CAE2').register('them');
+    const acp = await c.accessControlPolicy({
+      privileges: [{ originators: ['CAE2'], operations: 2 }],
+      selfPrivileges: [{ originators: ['CAE1'], operations: 63 }],
+    });
+    const shared = await c.hash({ algorithm: 4, policies: [acp.address] });
+    await acp.update({ selfPrivileges: [{ originators: ['CAE1', 'CAE3'], operations: 63 }] });
+    const after = await acp.retrieve();
+    expect(after.pvs).toEqual({ acr: [{ acor: ['CAE1', 'CAE3'], acop: 63 }] });
+    expect(after.pv).toEqual({ acr: [{ acor: ['CAE2'], acop: 2 }] });
+    expect((await other.request(2, shared.address, 'senv:Hsh')).Halg).toBe(4);
+    await acp.update({ privileges: [{ originators: ['CAE2'], operations: 16 }] });
+    expect((await acp.retrieve()).pvs).toEqual({ acr: [{ acor: ['CAE1', 'CAE3'], acop: 63 }] });
+  });
+});
+
+describe('representations (repr.ts) as McsClient receives them', () => {
+  it('an object attribute in a response is the caller\'s own: editing a policy\'s pv grants nothing', async () => {
+    const c = await client();
+    const other = await new McsClient(c.engine, 'CAE2').register('them');
+    const acp = await c.accessControlPolicy({
+      privileges: [{ originators: ['CAE3'], operations: 2 }],
+      selfPrivileges: [{ originators: ['CAE1'], operations: 63 }],
+    });
+    const shared = await c.hash({ algorithm: 4, policies: [acp.address] });
+    const seen = await acp.retrieve();
+    (seen.pv as { acr: { acor: string[] }[] }).acr[0]!.acor.push('CAE2');
+    (seen.pvs as { acr: { acor: string[] }[] }).acr[0]!.acor.push('CAE2');
+    expect((await acp.retrieve()).pv).toEqual({ acr: [{ acor: ['CAE3'], acop: 2 }] });
+    const refused = await other.request(2, shared.address, 'senv:Hsh').then(() => undefined, (e: unknown) => e);
+    expect(refused).toMatchObject({ rsc: 4103 });
+  });
+
+  it('lastModifiedTime moves with an UPDATE, creationTime stays', async () => {
+    let now = Date.UTC(2026, 10, 22, 12, 0, 0);
+    const engine = await McsEngine.create({ clock: () => now });
+    engines.push(engine);
+    const c = await new McsClient(engine, 'CAE1').register('me');
+    const h = await c.hash({ algorithm: 4 });
+    now += 1500;
+    const updated = await h.set({ msg: utf8('x') });
+    expect(updated.lt).toBe('20261122T120001,500000');
+    const r = await h.retrieve();
+    expect({ ct: r.ct, lt: r.lt }).toEqual({ ct: '20261122T120000,000000', lt: '20261122T120001,500000' });
+  });
+
+  it('an UPDATE answers ri, lt and what it wrote (a chunk as cbs, never the message); an operation its results', async () => {
+    const c = await client();
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 256, key: KEY, nonce: NONCE });
+    const first = await cph.set({ msg: utf8('first chunk') });
+    expect(Object.keys(first).sort()).toEqual(['cbs', 'lt', 'ri']);
+    expect(first.cbs).toBe(11);
+    const h = await c.hash({ algorithm: 4 });
+    expect(Object.keys(await h.set({ et: '20991231T000000' })).sort()).toEqual(['et', 'lt', 'ri']);
+    await h.update(utf8('abc'));
+    const calc = await c.request(2, `${h.address}/calculateHash`, 'senv:Hsh');
+    expect(Object.keys(calc).sort()).toEqual(['Hv', 'ri']);
+  });
+
+  it('an attribute without a value to show (a key that may not be exported, no et, no data) is absent, not present as undefined', async () => {
+    const c = await client();
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY });
+    const r = await cph.retrieve();
+    expect('kDt' in r).toBe(false);
+    expect('et' in r).toBe(false);
+    expect(Object.entries(r).filter(([, v]) => v === undefined).map(([k]) => k)).toEqual([]);
+  });
+
+  it('data kept on the device (objectStore) is no attribute of a CREATE or UPDATE response, only its size', async () => {
+    const objects = new Map<string, Uint8Array>();
+    const device: ObjectStore = {
+      write: async (id, d) => void objects.set(id, d.slice()),
+      read: async (id) => objects.get(id)!.slice(),
+      remove: async (id) => void objects.delete(id),
+    };
+    const engine = await McsEngine.create({ backends: [Object.assign(new SoftwareBackend(), { objectStore: device })] });
+    engines.push(engine);
+    const c = await new McsClient(engine, 'CAE1').register('me');
+    const made = await c.request(1, c.seId, 'senv:Sdo', { rn: 'd', msg: utf8('on the device') }, 20009);
+    expect(made.cbs).toBe(13);
+    expect('msg' in made).toBe(false);
+    const d = `${c.seId}/${made.ri as string}`;
+    expect('msg' in (await c.request(3, d, 'senv:Sdo', { acpi: [] }))).toBe(false);
+    expect(new TextDecoder().decode((await c.request(2, d, 'senv:Sdo')).msg as Uint8Array)).toBe('on the device');
+  });
+});
+
+describe('no copy of a secret stays behind (McsClient\'s argument copies, an exported key, a base64 encoding)', () => {
+  it('the key the backend exports for a RETRIEVE of an exportable <cipher> is zeroized, in binary and base64 mode', async () => {
+    const exported: Uint8Array[] = [];
+    class Watched extends SoftwareBackend {
+      override async exportKey(...args: Parameters<SoftwareBackend['exportKey']>): Promise<Uint8Array> {
+        const k = await super.exportKey(...args);
+        exported.push(k);
+        return k;
+      }
+    }
+    const engine = await McsEngine.create({ backends: [new Watched()] });
+    engines.push(engine);
+    const c = await new McsClient(engine, 'CAE1').register('me');
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY, exportable: true, name: 'x' });
+    expect(hexOf((await cph.retrieve()).kDt as Uint8Array)).toBe(hexOf(KEY));
+    const text = await engine.send({ op: 2, to: `${c.seId}/me/x`, fr: 'CAE1', rqi: 'b64' });
+    expect((text.pc!['senv:Cph'] as Record<string, unknown>).kDt).toBe(Buffer.from(KEY).toString('base64'));
+    expect(exported.length).toBeGreaterThanOrEqual(2);
+    for (const k of exported) expect(k.every((b) => b === 0), 'the exported copy is zeroized').toBe(true);
+  });
+
+  it('the chunk, signature and data copies sent are zeroized once answered; the caller\'s arrays are left alone', async () => {
+    const c = await client();
+    const sent: { req: Record<string, unknown>; res: Promise<McsResponse> }[] = [];
+    const send = c.engine.send.bind(c.engine);
+    c.engine.send = (req, opts) => {
+      const res = send(req, opts);
+      sent.push({ req: req as Record<string, unknown>, res });
+      return res;
+    };
+    const bytesSent = () => sent.flatMap(({ req }) => Object.values((req.pc ?? {}) as Record<string, Record<string, unknown>>))
+      .flatMap((b) => Object.values(b)).filter((v): v is Uint8Array => v instanceof Uint8Array);
+    const chunk = utf8('a chunk of secret data'), data = utf8('secret data object');
+    const h = await c.hash({ algorithm: 4 });
+    await h.update(chunk);
+    const d = await c.sensitiveData(utf8('x'));
+    await d.write(data);
+    const mac = await c.signature({ algorithm: 25, key: KEY });
+    const tag = new Uint8Array(32).fill(7);
+    await mac.verify(tag);
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY, nonce: NONCE });
+    await cph.setParameters({ aad: utf8('aad') });
+    await Promise.all(sent.map((s) => s.res));
+    // A CREATE is sent at once, with views of the caller's key and data: only the copies are looked at.
+    const copies = bytesSent().filter((v) => v.buffer !== KEY.buffer && v.length !== 1);
+    expect(copies.map((v) => v.length).sort((a, b) => a - b)).toEqual([3, 12, 18, 22, 32]);
+    for (const v of copies) expect(v.every((b) => b === 0), `a copy of ${v.length} bytes is zeroized`).toBe(true);
+    expect(new TextDecoder().decode(chunk)).toBe('a chunk of secret data');
+    expect(new TextDecoder().decode(data)).toBe('secret data object');
+    expect(tag.every((b) => b === 7)).toBe(true);
+    expect(hexOf(NONCE)).toBe('a0a1a2a3a4a5a6a7a8a9aaab');
+  });
+
+  it('content that cannot be copied (a detached view after the chunk) rejects, never throws from the call, and the chunk\'s copy made so far is zeroized', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4 });
+    const secret = utf8('a secret chunk copied first');
+    const detached = Uint8Array.from(secret);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    // A promise comes back whatever the content: `set(x).catch(handler)` sees the failure.
+    const { made, result: err } = await watchNew(() => h.set({ msg: secret, lbl: detached }).then(() => undefined, (e: unknown) => e));
+    expect(err).toBeInstanceOf(InvalidInputError);
+    const copies = made.filter((a) => a.length === secret.length);
+    expect(copies.length, 'the chunk was copied before the detached view was met').toBeGreaterThan(0);
+    for (const a of copies) expect(a.every((b) => b === 0), 'zeroized').toBe(true);
+    await h.update(utf8('abc'));
+    expect(hexOf(await h.calculate())).toBe(hexOf(hash('SHA-256', utf8('abc'))));
+  });
+});
+
+describe('request primitives (primitive.ts) the client\'s engine reads', () => {
+  it('an empty rqi and an array with a request\'s members are refused (4000); rvi 2a is a supported release, echoed', async () => {
+    const c = await client();
+    const array = await c.engine.send(Object.assign([], { op: 2, to: c.seId, fr: 'CAE1', rqi: 'arr' }));
+    expect(array.rsc).toBe(4000);
+    expect(String(array.pc?.['m2m:dbg'])).toMatch(/JSON object/);
+    const empty = await c.engine.send({ op: 2, to: c.seId, fr: 'CAE1', rqi: '' });
+    expect(empty.rsc).toBe(4000);
+    expect(String(empty.pc?.['m2m:dbg'])).toMatch(/rqi/);
+    const r = await c.engine.send({ op: 2, to: c.seId, fr: 'CAE1', rqi: 'r2a', rvi: '2a' });
+    expect({ rsc: r.rsc, rvi: r.rvi }).toEqual({ rsc: 2000, rvi: '2a' });
+  });
+
+  it('rcn 0 is accepted on DELETE (its default); rqet in milliseconds is a whole number', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4, name: 'h' });
+    const del = await c.engine.send({ op: 4, to: h.address, fr: 'CAE1', rqi: 'd', rcn: 0 });
+    expect({ rsc: del.rsc, pc: del.pc }).toEqual({ rsc: 2002, pc: undefined });
+    for (const rqet of [1.5, Infinity, 2 ** 53]) {
+      const r = await c.engine.send({ op: 2, to: c.seId, fr: 'CAE1', rqi: 'q', rqet });
+      expect(r.rsc, String(rqet)).toBe(4000);
+      expect(String(r.pc?.['m2m:dbg'])).toMatch(/rqet/);
+    }
+  });
+});
+
+describe('codec: strict base64 and oneM2M timestamps', () => {
+  it('base64 with unused bits set in its last group is refused, whichever bit (RFC 4648 section 3.5)', () => {
+    // 'Zg==' is 'f': the second character's low 4 bits are unused; each one set is non-canonical.
+    for (const c of ['h', 'i', 'k', 'o']) expect(fromBase64(`Z${c}==`), `Z${c}==`).toBeUndefined();
+    // 'Zm8=' is 'fo': the third character's low 2 bits are unused.
+    for (const c of ['9', '+', '/']) expect(fromBase64(`Zm${c}=`), `Zm${c}=`).toBeUndefined();
+    // Any other value of those characters is canonical only with the unused bits zero.
+    expect(fromBase64('ZmC=')).toBeUndefined();
+    expect(hexOf(fromBase64('Zm8=')!)).toBe('666f');
+  });
+
+  it('base64 with a character outside the alphabet is refused, also just above ASCII', () => {
+    for (const bad of ['\u0080AAA', 'AA\u0080A', 'AAAA\u00ff===', 'AAA\u0100']) expect(fromBase64(bad), JSON.stringify(bad)).toBeUndefined();
+  });
+
+  it('a secret\'s base64 encoding leaves no byte array holding it', async () => {
+    const { made, result } = await watchNew(() => toBase64(KEY));
+    expect(result).toBe(Buffer.from(KEY).toString('base64'));
+    expect(made.length, 'the encoding is built in a byte array').toBeGreaterThan(0);
+    for (const a of made) expect(a.every((b) => b === 0), 'zeroized').toBe(true);
+  });
+
+  it('parseTimestamp refuses fields out of range instead of rolling them over, and anything around the timestamp', () => {
+    for (const bad of ['20261322T120000', '20260230T120000', '20261131T000000', '20261122T240000', '20261122T126000', '20261122T120060', '20261122T235960', '20261122T120000.500000', 'x20261122T120000', '120261122T120000', '20261122T120000,'])
+      expect(parseTimestamp(bad), bad).toBeUndefined();
+    expect(parseTimestamp('20240229T235959')).toBe(Date.UTC(2024, 1, 29, 23, 59, 59));
+    expect(parseTimestamp('20261122T120000,5')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0, 500));
+    expect(parseTimestamp('20261122T120000,000999')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0));
+  });
+
+  it('an impossible et is refused by McsClient (4000), not rolled into a later date', async () => {
+    const c = await client();
+    for (const et of ['20991301T000000', '20990230T000000', '20991231T236000']) {
+      const e = await c.hash({ algorithm: 4, expirationTime: et }).then(() => undefined, (x: unknown) => x);
+      expect(e, et).toMatchObject({ rsc: 4000, message: expect.stringMatching(/et/) });
+    }
+  });
+});
