@@ -672,13 +672,7 @@ describe('createVirtualCard and `senv virtual-card`', () => {
         });
         expect(r.code, argv.join(' ')).toBe(0);
       }
-      // the edges of the numbers: port 65535, and the last slot that has a port (35963 + 29572)
-      // (no --slot: slot 0, its default store)
-      for (const [argv, file] of [[['--port', '65535'], 'virtual-card-0.json'], [['--slot', '29572'], 'virtual-card-29572.json']] as const) {
-        const r = await cli([...argv], async () => undefined);
-        expect(r.code, argv.join(' ')).toBe(0);
-        expect(r.out, argv.join(' ')).toContain(`key store ${join(dir, 'data', 'senv', file)}; connecting to vpcd at 127.0.0.1:65535`);
-      }
+      // The bounds of --slot and --port, and the per-slot default store, are cli-bench-edges.test.ts's.
     } finally {
       for (const [k, v] of Object.entries(env)) {
         if (v === undefined) delete process.env[k];
