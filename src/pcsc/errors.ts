@@ -28,6 +28,12 @@ export const SCARD_CODES: Readonly<Record<number, string>> = {
   0x8010006d: 'SCARD_W_EOF', 0x8010006e: 'SCARD_W_CANCELLED_BY_USER', 0x8010006f: 'SCARD_W_CARD_NOT_AUTHENTICATED',
 };
 
+/** The codes senv itself raises (a released context, a cancel, a deadline, a stalled connection). */
+export const SCARD_E_CANCELLED = 0x80100002;
+export const SCARD_E_INVALID_HANDLE = 0x80100003;
+export const SCARD_E_TIMEOUT = 0x8010000a;
+export const SCARD_E_NOT_READY = 0x80100010;
+
 export function scardName(code: number): string {
   return SCARD_CODES[code >>> 0] ?? `SCARD_0x${(code >>> 0).toString(16).toUpperCase().padStart(8, '0')}`;
 }

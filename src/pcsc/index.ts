@@ -3,7 +3,10 @@
 // APDU structure is src/apdu/'s business.
 import { copyArg } from '../core/bytes.ts';
 import { InvalidInputError } from '../core/errors.ts';
-import { PcscError, ShortResponseError } from './errors.ts';
+import {
+  PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
+} from './errors.ts';
+import { checkReader, checkShare, checkTimeout } from './args.ts';
 import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
 
 export { PcscError, PcscUnavailableError, ShortResponseError, SCARD_CODES, scardName } from './errors.ts';
@@ -44,22 +47,14 @@ async function call<T>(p: Promise<T>): Promise<T> {
 }
 
 function toTyped(e: unknown): unknown {
+  // Already typed (a deadline's, a closed connection's): its own detail stays.
+  if (e instanceof PcscError || e instanceof ShortResponseError) return e;
   if (e && typeof e === 'object') {
     const o = e as { scode?: number; shortResponse?: number; operation?: string };
     if (typeof o.shortResponse === 'number') return new ShortResponseError(o.shortResponse);
     if (typeof o.scode === 'number') return new PcscError(o.operation ?? 'PC/SC', o.scode);
   }
   return e;
-}
-
-/**
- * A reader name as pcsc-lite can take it: a C string, so one holding NUL would
- * name the reader before the NUL (another reader than the caller's).
- */
-function checkReader(reader: unknown): string {
-  if (typeof reader !== 'string' || reader === '') throw new InvalidInputError('reader must be a non-empty reader name');
-  if (reader.includes('\0')) throw new InvalidInputError('reader name must not contain NUL (U+0000)');
-  return reader;
 }
 
 function readerState(n: { reader: string; eventState: number; atr: Uint8Array }): ReaderState {
@@ -91,6 +86,43 @@ export interface ConnectOptions {
   share?: ShareMode;
   /** Default ['T0', 'T1']. */
   protocols?: readonly Protocol[];
+  /**
+   * Longest wait in milliseconds for the connect itself and, on the
+   * connection, for the card's answer to transmit(), control() and
+   * reconnect()/reset(). Default Infinity: as long as the reader driver waits
+   * (vpcd, or a driver that hangs, waits for good). See PcscCard.stalled.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * `bridged` (a call in the native bridge), bounded by `ms`: past it the
+ * result rejects with `expired(settled)`, where `settled` resolves once the
+ * call has returned after all, its value handed to `late` to dispose of.
+ * The bridge call itself cannot be stopped: pcsc-lite has no way to abort a
+ * transmit.
+ */
+function bounded<T>(bridged: Promise<T>, ms: number, expired: (settled: Promise<void>) => Error, late: (value: T) => void): Promise<T> {
+  if (ms === Infinity) return bridged;
+  return new Promise<T>((resolve, reject) => {
+    let over = false;
+    const timer = setTimeout(() => {
+      over = true;
+      reject(expired(bridged.then(late, () => undefined)));
+    }, ms);
+    bridged.then(
+      (v) => {
+        if (over) return;
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        if (over) return;
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /**
@@ -111,10 +143,6 @@ class CallQueue {
     return this.#tail.then(() => undefined);
   }
 }
-
-/** What the bridge answers for a call on a released context. */
-const SCARD_E_INVALID_HANDLE = 0x80100003;
-const SCARD_E_CANCELLED = 0x80100002;
 
 /**
  * Contexts whose status-change wait is under way, each on a thread of the
@@ -239,13 +267,25 @@ export class PcscContext {
     }
   }
 
+  /**
+   * A connection to the card in `reader`. With `timeoutMs`, a connect still
+   * waiting then (pcscd holds a shared connect while another connection's
+   * command to the card is unanswered) rejects with SCARD_E_TIMEOUT, and the
+   * connection it makes afterwards, if any, is disconnected as it arrives.
+   */
   async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
     checkReader(reader);
+    checkShare(opts.share);
+    const timeoutMs = checkTimeout(opts.timeoutMs, 'timeoutMs');
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
-    const card = await call(this.monitor.connect(reader, share, protocols));
-    return new PcscCard(this.addon, card, reader, share, protocols);
+    const card = await call(bounded(
+      this.monitor.connect(reader, share, protocols), timeoutMs,
+      () => new PcscError('SCardConnect', SCARD_E_TIMEOUT, `no connection to ${reader} within ${timeoutMs} ms`),
+      (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
+    ));
+    return new PcscCard(this.addon, card, reader, share, protocols, timeoutMs);
   }
 
   /**
@@ -274,6 +314,8 @@ export class PcscContext {
  */
 export class PcscCard {
   readonly #calls = new CallQueue();
+  /** Settles once the bridge call that outlived its timeout has returned. */
+  #stalled: Promise<void> | undefined;
 
   /** @internal created by PcscContext.connect */
   constructor(
@@ -282,10 +324,36 @@ export class PcscCard {
     readonly reader: string,
     private readonly share: number,
     private readonly protocols: number,
+    private readonly timeoutMs = Infinity,
   ) {}
 
-  private run<T>(op: () => Promise<T>): Promise<T> {
-    return this.#calls.run(op);
+  /**
+   * True while a call that outlived `timeoutMs` is still in the bridge,
+   * waiting for the card: every other call then rejects at once with
+   * SCARD_E_NOT_READY, and disconnect() waits for it. No second call goes
+   * to pcsc-lite meanwhile: it would wait behind the first on the
+   * connection's lock, and a disconnect would do so holding the bridge's
+   * process-wide one (native/senv_pcsc.cc). A late answer is zeroized unread.
+   */
+  get stalled(): boolean {
+    return this.#stalled !== undefined;
+  }
+
+  private run<T>(operation: string, op: () => Promise<T>): Promise<T> {
+    return this.#calls.run(() => (this.#stalled
+      ? Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to the card in ${this.reader} got no answer within ${this.timeoutMs} ms and is still outstanding`))
+      : op()));
+  }
+
+  /** run(), bounded by the connection's timeout. */
+  private timed<T>(operation: string, op: () => Promise<T>, late: (value: T) => void = () => undefined): Promise<T> {
+    return this.run(operation, () => bounded(op(), this.timeoutMs, (settled) => {
+      const stall = settled.finally(() => {
+        if (this.#stalled === stall) this.#stalled = undefined;
+      });
+      this.#stalled = stall;
+      return new PcscError(operation, SCARD_E_TIMEOUT, `no answer from the card in ${this.reader} within ${this.timeoutMs} ms`);
+    }, late));
   }
 
   get protocol(): Protocol {
@@ -301,12 +369,12 @@ export class PcscCard {
   transmit(apdu: Uint8Array): Promise<Uint8Array> {
     // Sent as it is now, even when it waits behind another call; the copy may carry a key (an import).
     const command = copyArg(apdu, 'apdu');
-    return this.run(() => this.card.transmit(command)).finally(() => command.fill(0));
+    return this.timed('SCardTransmit', () => this.card.transmit(command), (late) => late.fill(0)).finally(() => command.fill(0));
   }
 
   /** Re-establishes the connection; 'reset' is a warm reset, 'unpower' a cold one. */
   async reconnect(initialization: Disposition = 'leave'): Promise<void> {
-    await this.run(() => this.card.reconnect(this.share, this.protocols, disposition(this.addon.constants, initialization)));
+    await this.timed('SCardReconnect', () => this.card.reconnect(this.share, this.protocols, disposition(this.addon.constants, initialization)));
   }
 
   /** ISO/IEC 7816-3 cold (power cycle) or warm (RST) reset. */
@@ -315,11 +383,11 @@ export class PcscCard {
   }
 
   beginTransaction(): Promise<void> {
-    return this.run(() => this.card.beginTransaction());
+    return this.run('SCardBeginTransaction', () => this.card.beginTransaction());
   }
 
   endTransaction(end: Disposition = 'leave'): Promise<void> {
-    return this.run(() => this.card.endTransaction(disposition(this.addon.constants, end)));
+    return this.run('SCardEndTransaction', () => this.card.endTransaction(disposition(this.addon.constants, end)));
   }
 
   /**
@@ -341,7 +409,7 @@ export class PcscCard {
   }
 
   async status(): Promise<{ reader: string; state: number; protocol: Protocol; atr: Uint8Array }> {
-    const s = await this.run(() => this.card.status());
+    const s = await this.run('SCardStatus', () => this.card.status());
     return { reader: s.reader, state: s.state, protocol: this.protocol, atr: s.atr };
   }
 
@@ -349,12 +417,18 @@ export class PcscCard {
   control(code: number, data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
     if (!Number.isInteger(code) || code < 0) throw new InvalidInputError(`control code must be a non-negative integer, got ${code}`);
     const command = copyArg(data, 'data');
-    return this.run(() => this.card.control(this.addon.constants.SCARD_CTL_CODE_BASE + code, command)).finally(() => command.fill(0));
+    return this.timed('SCardControl', () => this.card.control(this.addon.constants.SCARD_CTL_CODE_BASE + code, command), (late) => late.fill(0))
+      .finally(() => command.fill(0));
   }
 
-  /** Idempotent; a card collected without disconnect() is left as it is ('leave'). */
+  /**
+   * Idempotent; a card collected without disconnect() is left as it is
+   * ('leave'). On a stalled connection it settles once the outstanding call
+   * has returned and the card is disconnected.
+   */
   async disconnect(end: Disposition = 'leave'): Promise<void> {
-    await this.run(async () => {
+    await this.#calls.run(async () => {
+      await this.#stalled;
       if (this.card.connected) await this.card.disconnect(disposition(this.addon.constants, end));
     });
   }

@@ -15,9 +15,12 @@ import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
-import { AuthenticationError, InvalidInputError, InvalidValueError, LengthError, PaddingError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import {
+  AuthenticationError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
+} from '../../core/errors.ts';
 import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
+import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
 import { CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
@@ -35,9 +38,18 @@ export interface PcscBackendOptions {
   context?: PcscContext;
   /** Default 'exclusive': no other application can slip APDUs between ours. */
   share?: ShareMode;
+  /**
+   * Longest wait in milliseconds for the card's answer to one command, and
+   * for a connection (default 30,000; Infinity: as long as the reader driver
+   * waits). See docs/pcsc.md, "A card that stops answering".
+   */
+  commandTimeoutMs?: number;
   /** APDU trace (secret data masked). */
   log?: (line: string) => void;
 }
+
+/** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */
+const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
 /** A key in a card slot: the handle carries the slot number, never material. */
 class CardKey implements KeyHandle {
@@ -76,14 +88,21 @@ export class PcscBackend implements SecureEnvironmentBackend {
   readonly objectStore: CardObjectStore;
 
   constructor(opts: PcscBackendOptions) {
-    this.reader = opts.reader;
-    this.seType = opts.seType ?? 2;
-    this.shared = (opts.share ?? 'exclusive') !== 'exclusive';
+    const o = optionsArg(opts, 'PcscBackend options');
+    if (!o) throw new InvalidInputError('PcscBackend options must name the reader ({ reader })');
+    this.reader = checkReader(o.reader);
+    if (o.seType !== undefined && o.seType !== 1 && o.seType !== 2) throw new InvalidInputError(`seType must be 1 (UICC) or 2 (GlobalPlatform SE), got ${shown(o.seType)}`);
+    checkShare(o.share);
+    if (o.context !== undefined && typeof (o.context as Partial<PcscContext> | null)?.connect !== 'function') throw new InvalidInputError(`context must be a PcscContext, got ${shown(o.context)}`);
+    if (o.log !== undefined && typeof o.log !== 'function') throw new InvalidInputError(`log must be a function, got ${shown(o.log)}`);
+    this.seType = o.seType ?? 2;
+    this.shared = (o.share ?? 'exclusive') !== 'exclusive';
     this.session = new CardSession({
-      reader: opts.reader,
-      ...(opts.context ? { context: opts.context } : {}),
-      ...(opts.share ? { share: opts.share } : {}),
-      ...(opts.log ? { log: opts.log } : {}),
+      reader: this.reader,
+      commandTimeoutMs: o.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(o.commandTimeoutMs, 'commandTimeoutMs'),
+      ...(o.context ? { context: o.context } : {}),
+      ...(o.share ? { share: o.share } : {}),
+      ...(o.log ? { log: o.log } : {}),
     });
     this.objectStore = new CardObjectStore(this.session);
   }

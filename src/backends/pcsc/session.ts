@@ -15,6 +15,7 @@ import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
 import { StateError } from '../../core/errors.ts';
+import { SCARD_E_NOT_READY } from '../../pcsc/errors.ts';
 import { PcscContext, PcscError, ShortResponseError, type PcscCard, type ShareMode } from '../../pcsc/index.ts';
 import { LARGEST_VERIFY } from './signature-lengths.ts';
 
@@ -34,6 +35,8 @@ export interface SessionOptions {
   /** A context to open the connection on; one of its own otherwise (released by close()). */
   context?: PcscContext;
   share?: ShareMode;
+  /** Longest wait for the connect and for each command's answer (PcscCard.stalled); Infinity: none. */
+  commandTimeoutMs: number;
   /** APDU trace, secret data masked. */
   log?: (line: string) => void;
 }
@@ -101,6 +104,12 @@ export class CardSession {
    * and PSO context on it ends, as invalidate() assumes.
    */
   private dropDue: 'leave' | 'reset' | undefined;
+  /**
+   * The disconnect of a connection whose command outlived its timeout, which
+   * waits for that command: until it is done no connection is tried (pcscd
+   * would hold a shared one on the busy reader, an exclusive one is refused).
+   */
+  private lingering: Promise<void> | undefined;
   /** Bumped whenever the card lost its volatile state: channels of an older epoch are void. */
   epoch = 0;
 
@@ -142,7 +151,8 @@ export class CardSession {
         }
         return await fn();
       } catch (e) {
-        if (cardLost(e)) this.dropDue ??= 'leave';
+        // A connection stalled on a command without an answer is of no use until that returns.
+        if (cardLost(e) || this.card?.stalled) this.dropDue ??= 'leave';
         throw e;
       } finally {
         // Outside the transaction, which a disconnect inside it would make fail in its place.
@@ -298,11 +308,14 @@ export class CardSession {
   }
 
   private async connect(): Promise<void> {
+    if (this.lingering) {
+      throw new PcscError('SCardConnect', SCARD_E_NOT_READY, `the card in ${this.opts.reader} has not yet answered a command that got no answer within ${this.opts.commandTimeoutMs} ms`);
+    }
     if (!this.ctx) {
       this.ctx = this.opts.context ?? (await PcscContext.establish());
       this.ownsContext = !this.opts.context;
     }
-    this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive' });
+    this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive', timeoutMs: this.opts.commandTimeoutMs });
     try {
       // The extended-length decision needs the FCI: select over a short stack first.
       this.useStack(false);
@@ -358,6 +371,14 @@ export class CardSession {
     this.basic = undefined;
     if (this.raw) this.sentBefore += this.raw.sent;
     this.raw = undefined;
+    if (card?.stalled) {
+      // Nothing is known of the card's state: the reset ends whatever the command left open.
+      const done = card.disconnect('reset').catch(() => undefined).then(() => {
+        if (this.lingering === done) this.lingering = undefined;
+      });
+      this.lingering = done;
+      return;
+    }
     await card?.disconnect(end).catch(() => undefined);
   }
 }
@@ -377,7 +398,7 @@ async function afterBrokenChain<T>(send: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A command the card never answered (the reader timed out): it may still hold a chain the command was part of. */
+/** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */
 export function unanswered(e: unknown): boolean {
   return e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT';
 }

@@ -1,0 +1,30 @@
+// Arguments as pcsc-lite and the bridge can take them, checked once for the
+// PC/SC API and for the backend's options.
+import { InvalidInputError, shown } from '../core/errors.ts';
+
+/**
+ * A reader name as pcsc-lite can take it: a C string, so one holding NUL would
+ * name the reader before the NUL (another reader than the caller's).
+ */
+export function checkReader(reader: unknown): string {
+  if (typeof reader !== 'string' || reader === '') throw new InvalidInputError('reader must be a non-empty reader name');
+  if (reader.includes('\0')) throw new InvalidInputError('reader name must not contain NUL (U+0000)');
+  return reader;
+}
+
+/** Longest timer setTimeout keeps (2^31 - 1 ms, about 24.8 days): a longer one would fire at once. */
+const LONGEST_TIMER = 0x7fffffff;
+
+/** A timeout in milliseconds: above 0, Infinity (or absent) for none. */
+export function checkTimeout(ms: unknown, name: string): number {
+  if (ms === undefined || ms === Infinity) return Infinity;
+  if (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms)) throw new InvalidInputError(`${name} must be a number of milliseconds above 0, or Infinity, got ${shown(ms)}`);
+  return Math.min(Math.ceil(ms), LONGEST_TIMER);
+}
+
+
+const SHARE_MODES: readonly unknown[] = ['exclusive', 'shared', 'direct'];
+
+export function checkShare(share: unknown): void {
+  if (share !== undefined && !SHARE_MODES.includes(share)) throw new InvalidInputError(`share must be 'exclusive', 'shared' or 'direct', got ${shown(share)}`);
+}
