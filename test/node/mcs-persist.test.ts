@@ -358,11 +358,11 @@ function mac(label: string, ...parts: Buffer[]): Buffer {
 }
 
 /** The journal re-chained with the master key's MACs (docs/mcs.md "Persistence"), from a directory without a snapshot. */
-function withMacs(dir: string, records: readonly Record<string, unknown>[]): Buffer {
-  let prev = mac('start', Buffer.from(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).check as string));
+function withMacs(dir: string, records: readonly Record<string, unknown>[], labels = { start: 'start', record: 'record' }): Buffer {
+  let prev = mac(labels.start, Buffer.from(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).check as string));
   return Buffer.concat(records.map((r) => {
     const json = Buffer.from(JSON.stringify(r));
-    prev = mac('record', prev, json);
+    prev = mac(labels.record, prev, json);
     return frame(Buffer.concat([json, prev]));
   }));
 }
@@ -755,6 +755,100 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       expect(unb64(body(await new Session(e1, 'CAE1').retrieve(`${e1.seIds[0]}/reg/h`), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv));
       await e1.close();
       await reopen(0x4b, async (s) => expect(unb64(body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').Hv)).toEqual(new Uint8Array(hv)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('each kind of MAC has its own label: a journal or snapshot MACed under another kind\'s label, with the master key, is refused', async () => {
+    const dir = tempDir();
+    const work = tempDir();
+    try {
+      const open = async () => McsEngine.create({ store: await JournalStore.open({ dir: work, masterKey: KEY, compactAt: 4096 }) });
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1 } }), 2001, 'rand');
+      await e1.close();
+      const records = frames(readFileSync(join(dir, 'journal.log'))).map((f) => f.json);
+      const labels = ['meta', 'start', 'snapshot', 'bound snapshot', 'record'];
+      const reset = () => {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(dir, work, { recursive: true });
+      };
+      // The forgery tool is right: with the store's own labels the journal opens.
+      reset();
+      writeFileSync(join(work, 'journal.log'), withMacs(work, records));
+      await (await open()).close();
+      for (const start of labels) {
+        for (const record of labels) {
+          if (start === 'start' && record === 'record') continue;
+          reset();
+          writeFileSync(join(work, 'journal.log'), withMacs(work, records, { start, record }));
+          await expect(open(), `chain from "${start}", records under "${record}"`).rejects.toMatchObject({ name: 'DataDirDamagedError' });
+        }
+      }
+      // A snapshot: compact (a small compactAt), then re-MAC it under each other label.
+      reset();
+      const e2 = await open();
+      const t = new Session(e2, 'CAE1');
+      let i = 0;
+      do ok(await t.create(t.seId, 20007, { 'senv:Rnd': { rn: `x${i++}`, rgT: 1 } }), 2001, 'rand');
+      while (statSync(join(work, 'journal.log')).size > 0 && i < 200);
+      await e2.close();
+      const compacted = tempDir();
+      try {
+        cpSync(work, compacted, { recursive: true });
+        const check = Buffer.from(JSON.parse(readFileSync(join(compacted, 'meta.json'), 'utf8')).check as string);
+        const text = readFileSync(join(compacted, 'snapshot.json'), 'utf8');
+        const nl = text.indexOf('\n');
+        const header = JSON.parse(text.slice(0, nl)) as { format: number; from: string; mac: string };
+        const stateJson = Buffer.from(text.slice(nl + 1));
+        const from = Buffer.from(header.from, 'base64');
+        for (const label of labels) {
+          rmSync(work, { recursive: true, force: true });
+          cpSync(compacted, work, { recursive: true });
+          const remac = { ...header, mac: mac(label, check, from, stateJson).toString('base64') };
+          writeFileSync(join(work, 'snapshot.json'), Buffer.concat([Buffer.from(`${JSON.stringify(remac)}\n`), stateJson]));
+          if (label === 'bound snapshot') await (await open()).close();
+          else await expect(open(), `snapshot under "${label}"`).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json' });
+        }
+      } finally {
+        rmSync(compacted, { recursive: true, force: true });
+      }
+    } finally {
+      for (const d of [dir, work]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a directory with records but no meta.json is refused and left as it is; the store checks the master key itself; close() leaves a lock another opener took over', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      await new Session(e1, 'CAE1').register();
+      await e1.close();
+      rmSync(join(dir, 'meta.json'));
+      const before = readdirSync(dir).sort();
+      await expect(JournalStore.open({ dir, masterKey: KEY })).rejects.toMatchObject({
+        name: 'DataDirDamagedError', file: 'meta.json', message: expect.stringContaining('holds records but no meta.json'),
+      });
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(existsSync(join(dir, 'meta.json'))).toBe(false);
+
+      for (const masterKey of [new Uint8Array(31), new Uint8Array(33), new Uint8Array(16), 'k'.repeat(32), Array.from(KEY)]) {
+        await expect(JournalStore.open({ dir: join(dir, 'new'), masterKey: masterKey as Uint8Array }), String(masterKey.length)).rejects.toMatchObject({
+          name: 'StateError', message: 'the master key must be 32 bytes (AES-256)',
+        });
+      }
+      expect(existsSync(join(dir, 'new'))).toBe(false);
+
+      // A store whose lock another opener took over (it judged the lock stale) leaves that opener's lock at close.
+      const fresh = join(dir, 'taken');
+      const store = await JournalStore.open({ dir: fresh, masterKey: KEY });
+      const theirs = JSON.stringify({ pid: process.pid, since: '2026-01-01T00:00:00.000Z', token: 'another opener', osLocked: false });
+      writeFileSync(join(fresh, 'lock'), theirs);
+      await store.close();
+      expect(readFileSync(join(fresh, 'lock'), 'utf8')).toBe(theirs);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
