@@ -87,10 +87,12 @@ export interface ConnectOptions {
   /** Default ['T0', 'T1']. */
   protocols?: readonly Protocol[];
   /**
-   * Longest wait in milliseconds for the connect itself and, on the
-   * connection, for the card's answer to transmit(), control() and
-   * reconnect()/reset(). Default Infinity: as long as the reader driver waits
-   * (vpcd, or a driver that hangs, waits for good). See PcscCard.stalled.
+   * Longest wait in milliseconds for the connect itself and for each call on
+   * the connection but disconnect(): the card's answer to transmit(),
+   * control() and reconnect()/reset(), and pcscd's to status() and the
+   * transaction calls (a transaction another application holds, a pcscd that
+   * stopped answering). Default Infinity: as long as the reader driver
+   * waits (vpcd, or a driver that hangs, waits for good). See PcscCard.stalled.
    */
   timeoutMs?: number;
 }
@@ -383,11 +385,11 @@ export class PcscCard {
   }
 
   beginTransaction(): Promise<void> {
-    return this.run('SCardBeginTransaction', () => this.card.beginTransaction());
+    return this.timed('SCardBeginTransaction', () => this.card.beginTransaction());
   }
 
   endTransaction(end: Disposition = 'leave'): Promise<void> {
-    return this.run('SCardEndTransaction', () => this.card.endTransaction(disposition(this.addon.constants, end)));
+    return this.timed('SCardEndTransaction', () => this.card.endTransaction(disposition(this.addon.constants, end)));
   }
 
   /**
@@ -409,7 +411,7 @@ export class PcscCard {
   }
 
   async status(): Promise<{ reader: string; state: number; protocol: Protocol; atr: Uint8Array }> {
-    const s = await this.run('SCardStatus', () => this.card.status());
+    const s = await this.timed('SCardStatus', () => this.card.status());
     return { reader: s.reader, state: s.state, protocol: this.protocol, atr: s.atr };
   }
 

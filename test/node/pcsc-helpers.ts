@@ -126,8 +126,8 @@ export class InProcessReader {
     } as unknown as PcscContext;
   }
 
-  backend(log?: (line: string) => void): PcscBackend {
-    return new PcscBackend({ reader: 'in-process', context: this.context, ...(log ? { log } : {}) });
+  backend(log?: (line: string) => void, opts: { commandTimeoutMs?: number } = {}): PcscBackend {
+    return new PcscBackend({ reader: 'in-process', context: this.context, ...opts, ...(log ? { log } : {}) });
   }
 
   /** PSO contexts the card holds (the applet's own count, private to it). */

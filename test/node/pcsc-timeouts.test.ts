@@ -14,7 +14,7 @@ import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
 import type { NativeAddon, NativeCard } from '../../src/pcsc/native.ts';
 import { VpcdCard, type CardHandler } from '../../src/virtual-card/index.ts';
 import { b64, body, ok, Session } from '../portable/mcs-kit.ts';
-import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 
 const setup = await setupPcsc();
 const SELECT = fromHex('00A4040006F053454E560100');
@@ -139,6 +139,34 @@ describe('PcscCard timeouts over a scripted native connection', () => {
     n.pending[3]!.reject(Object.assign(new Error('x'), { scode: 0x80100069, operation: 'SCardReconnect' }));
     await new Promise((r) => setTimeout(r, 0));
     expect(short.stalled).toBe(false);
+  });
+
+  it('the transaction calls and status() are bounded too; close() returns after the timeout when pcscd holds the disconnect', async () => {
+    const n = scriptedNative();
+    const card = n.card(30);
+    const e = await rejection(card.beginTransaction());
+    expect([e.scardName, e.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardBeginTransaction']);
+    expect(card.stalled).toBe(true);
+    const s = n.card(30);
+    expect((await rejection(s.status())).operation).toBe('SCardStatus');
+
+    // A backend over an in-process card whose disconnect never returns (a pcscd that stopped answering).
+    const reader = new InProcessReader();
+    const b = reader.backend(undefined, { commandTimeoutMs: 150 });
+    await b.open();
+    expect(await b.random(1, 8)).toHaveLength(8);
+    const inner = (reader as unknown as { context: { connect: () => Promise<{ disconnect: () => Promise<void> }> } }).context;
+    const card0 = await inner.connect();
+    let disconnects = 0;
+    card0.disconnect = () => {
+      disconnects++;
+      return new Promise(() => undefined);
+    };
+    const t0 = Date.now();
+    await b.close();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(disconnects).toBe(1);
   });
 
   it('PcscBackend checks its options: reader, seType, share, context, log and commandTimeoutMs', () => {

@@ -302,9 +302,19 @@ export class CardSession {
       }, false).catch(() => undefined);
     }
     await this.queue;
-    await this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave');
-    if (this.ownsContext) await this.ctx?.release();
+    const ctx = this.ownsContext ? this.ctx : undefined;
     this.ctx = undefined;
+    const ending = this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave').then(() => ctx?.release());
+    // A pcscd that stopped answering holds the disconnect and the release: close() returns after the
+    // command timeout, and they end whenever pcscd does.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      ending.catch(() => undefined),
+      new Promise<void>((resolve) => {
+        if (this.opts.commandTimeoutMs !== Infinity) timer = setTimeout(resolve, this.opts.commandTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private async connect(): Promise<void> {
