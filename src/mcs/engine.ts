@@ -182,13 +182,20 @@ export class McsEngine {
         unreadable = { error };
       }
     }
+    if (turn && deadline !== undefined && !unreadable && !(await servedBefore(turn, deadline - now))) {
+      // Still waiting behind another request (a long operation, a hung SE) when its rqet passed: it
+      // answers now and changes nothing; the place it held in the queue is handed on when it comes.
+      void turn.then(() => host.release());
+      for (const c of copies!) c.fill(0);
+      return versioned(failure(req.rqi, expired()), req.rvi);
+    }
     if (turn) await turn;
     let response: McsResponse;
     try {
       if (turn) now = this.#clock();
       if (unreadable) throw unreadable.error;
       const ctx = this.#context(host, req.fr, now);
-      if (deadline !== undefined && now >= deadline) throw new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
+      if (deadline !== undefined && now >= deadline) throw expired();
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
       // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
       const handled = this.#handle(ctx, req, binary);
@@ -853,6 +860,23 @@ function checkOptions(o: McsEngineOptions): void {
   }
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new InvalidInputError('dataDir must be a directory path (a non-empty string)');
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
+}
+
+const expired = () => new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
+
+/** Longest timer setTimeout keeps (2^31 - 1 ms): a deadline further away is left to the check at the turn. */
+const LONGEST_TIMER = 0x7fffffff;
+
+/** Whether `turn` came within `ms` (real time: an injected clock is not read while waiting). */
+function servedBefore(turn: Promise<void>, ms: number): Promise<boolean> {
+  if (ms > LONGEST_TIMER) return turn.then(() => true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    void turn.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }
 
 const outOfService = (host: SeHost) => new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service: ${host.failed}: UPDATE an [SEReboot] (rb: true) to bring it back`);

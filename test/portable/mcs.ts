@@ -344,6 +344,51 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
+      name: 'rqet: a request still waiting for its turn when its deadline passes answers 4008 then and changes nothing; the queue goes on in order',
+      async run() {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        // The SE's random source waits for the gate: a generateRand holds the SE's turn until then.
+        const engine = await engineWith(() => {
+          const b = backend();
+          const random = b.random.bind(b);
+          b.random = async (type, length) => {
+            await gate;
+            return random(type, length);
+          };
+          return b;
+        });
+        try {
+          const s = new Session(engine, 'CAE1');
+          await s.register();
+          ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rand');
+          ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+          const slow = s.retrieve(s.path('reg', 'rng', 'generateRand'));
+          const t0 = Date.now();
+          const late = await engine.send({ op: 3, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'late', rqet: 50, pc: { 'senv:Sdo': { msg: 'REVG' } } });
+          fails(late, 4008, 'rqet passed while waiting for the turn', /rqet/);
+          equal(late.rqi, 'late', 'rqi');
+          assert(Date.now() - t0 >= 40, 'answered at its deadline, not before');
+          const stamp = new Date(Date.now() + 80).toISOString().replace(/[-:]/g, '').replace('.', ',').replace('Z', '000');
+          const lateByTimestamp = engine.send({ op: 2, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'stamp', rqet: stamp });
+          const queued = s.retrieve(s.path('reg', 'd'));
+          const far = engine.send({ op: 2, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'far', rqet: 600_000 });
+          fails(await lateByTimestamp, 4008, 'rqet as a timestamp', /rqet/);
+          let first = '';
+          void queued.then(() => (first ||= 'queued'));
+          open();
+          equal(unb64(body(ok(await slow, 2000, 'the held request'), 'senv:Rnd').rndD).length, 16, 'random data');
+          first ||= 'slow';
+          equal(body(ok(await queued, 2000, 'queued after'), 'senv:Sdo').msg, 'QUJD', 'the expired UPDATE changed nothing');
+          equal(first, 'slow', 'served in order');
+          ok(await far, 2000, 'a deadline further off is served');
+        } finally {
+          open();
+          await engine.close();
+        }
+      },
+    },
+    {
       name: '<sensitiveDataObject>: stored, read back by its creator, replaced by UPDATE; cbs computed',
       async run() {
         const s = await registered(backend);
