@@ -247,22 +247,21 @@ export class PcscContext {
   cancel(): void {
     this.#cancelledUpTo = this.#waits;
     const target = this.#running;
-    // Queued waits see the mark at their turn. SCardCancel blocks this thread until pcscd answers,
-    // so it is not sent when no wait runs (release() of an idle context, a pcscd that stopped).
-    if (!target) return;
-    // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
-    // it opens a connection to pcscd of its own).
-    const again = setInterval(() => {
-      if (target.settled) clearInterval(again);
-      else {
-        try {
-          this.monitor.cancel();
-        } catch {
-          // tried again in 20 ms
+    if (target) {
+      // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
+      // it opens a connection to pcscd of its own).
+      const again = setInterval(() => {
+        if (target.settled) clearInterval(again);
+        else {
+          try {
+            this.monitor.cancel();
+          } catch {
+            // tried again in 20 ms
+          }
         }
-      }
-    }, 20);
-    (again as { unref?: () => void }).unref?.();
+      }, 20);
+      (again as { unref?: () => void }).unref?.();
+    }
     try {
       this.monitor.cancel();
     } catch (e) {

@@ -169,38 +169,6 @@ describe('PcscCard timeouts over a scripted native connection', () => {
     expect(disconnects).toBe(1);
   });
 
-  it('release() of a context without a running wait sends no SCardCancel, which would block this thread on a pcscd that stopped; a running wait is cancelled', async () => {
-    const cancels: number[] = [];
-    let endWait: ((v: unknown) => void) | undefined;
-    const monitor = {
-      cancel: () => void cancels.push(1),
-      release: async () => undefined,
-      listReaders: async () => ['r'],
-      getStatusChange: () => new Promise((resolve) => (endWait = resolve)),
-    };
-    const make = () => new (PcscContext as unknown as new (a: unknown, m: unknown) => PcscContext)({ constants: CONSTANTS, pnpReader: '\\?PnP?\\Notification' }, monitor);
-    const idle = make();
-    expect(await idle.listReaders()).toEqual(['r']);
-    idle.cancel();
-    await idle.release();
-    expect(cancels).toHaveLength(0);
-    // A wait asked for and cancelled before its turn never reaches the bridge.
-    const early = make();
-    const before = early.getStatusChange([{ reader: 'r' }]);
-    early.cancel();
-    expect((await rejection(before)).scardName).toBe('SCARD_E_CANCELLED');
-    expect(cancels).toHaveLength(0);
-    // A running one is cancelled (the bridge answers it with SCARD_E_CANCELLED).
-    const waiting = make();
-    const running = waiting.getStatusChange([{ reader: 'r' }]);
-    while (!endWait) await new Promise((r) => setTimeout(r, 1));
-    const released = waiting.release();
-    expect(cancels.length).toBeGreaterThan(0);
-    endWait([{ reader: 'r', eventState: 0x12, atr: new Uint8Array(0) }]);
-    await running;
-    await released;
-  });
-
   it('PcscBackend checks its options: reader, seType, share, context, log and commandTimeoutMs', () => {
     const bad: [unknown, RegExp][] = [
       [null, /must name the reader/],
