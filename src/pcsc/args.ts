@@ -22,7 +22,6 @@ export function checkTimeout(ms: unknown, name: string): number {
   return Math.min(Math.ceil(ms), LONGEST_TIMER);
 }
 
-
 const SHARE_MODES: readonly unknown[] = ['exclusive', 'shared', 'direct'];
 
 export function checkShare(share: unknown): void {
