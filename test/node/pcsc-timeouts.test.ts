@@ -185,8 +185,10 @@ describe('PcscCard timeouts over a scripted native connection', () => {
       [{ reader: 'r', commandTimeoutMs: Number.NaN }, /got NaN/],
       [{ reader: 'r', commandTimeoutMs: '500' }, /got '500'/],
     ];
-    for (const [opts, msg] of bad) expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(InvalidInputError);
-    for (const [opts, msg] of bad) expect(() => new PcscBackend(opts as never)).toThrow(msg);
+    for (const [opts, msg] of bad) {
+      expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(InvalidInputError);
+      expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(msg);
+    }
     for (const commandTimeoutMs of [1, 0.5, Infinity, 1e12]) expect(() => new PcscBackend({ reader: 'r', commandTimeoutMs })).not.toThrow();
   });
 });
