@@ -24,6 +24,11 @@ const MEANING: Readonly<Record<number, string>> = {
   0x6e00: 'class not supported', 0x6f00: 'no precise diagnosis',
 };
 
+/** A status word as it is written: four hex digits, e.g. 6A80. */
+export function statusWordHex(sw: number): string {
+  return sw.toString(16).toUpperCase().padStart(4, '0');
+}
+
 export function statusWordMeaning(sw: number): string {
   const exact = MEANING[sw];
   if (exact) return exact;
@@ -54,10 +59,14 @@ export class StatusWordError extends SenvError {
   readonly command: string;
   readonly answering: AnsweringCommand;
   constructor(sw: number, command: string, answering: AnsweringCommand) {
-    super('ERR_CARD_STATUS', `${command}: card returned ${sw.toString(16).toUpperCase().padStart(4, '0')} (${statusWordMeaning(sw)})`);
+    super('ERR_CARD_STATUS', `${command}: card returned ${statusWordHex(sw)} (${statusWordMeaning(sw)})`);
     this.sw = sw;
     this.command = command;
     this.answering = answering;
+  }
+
+  override get kind(): string {
+    return `${this.code} ${statusWordHex(this.sw)}`;
   }
 
   /**

@@ -7,7 +7,7 @@ import {
   decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,
 } from './apdu.ts';
-import { ApduError, StatusWordError, statusWordMeaning, type AnsweringCommand } from './errors.ts';
+import { ApduError, StatusWordError, statusWordHex, statusWordMeaning, type AnsweringCommand } from './errors.ts';
 
 /** What carries the bytes: PcscCard satisfies it. */
 export interface ByteChannel {
@@ -115,7 +115,7 @@ export class LoggingLayer extends Layer {
     const head = hex(Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
     this.log(`> ${head}${field(cmd.data)}${cmd.ne ? ` Ne=${cmd.ne}` : ''}  (${commandName(cmd)})`);
     const r = await this.inner.transmit(cmd);
-    this.log(`< ${field(r.data).trimStart()}${r.data.length ? ' ' : ''}${r.sw.toString(16).toUpperCase().padStart(4, '0')}` +
+    this.log(`< ${field(r.data).trimStart()}${r.data.length ? ' ' : ''}${statusWordHex(r.sw)}` +
       `${r.sw === 0x9000 ? '' : `  (${statusWordMeaning(r.sw)})`}`);
     return r;
   }

@@ -25,6 +25,14 @@ export class SenvError extends Error {
     super(message);
     this.code = code;
   }
+
+  /**
+   * The code and what refines it (a PC/SC return code, a card's status word): never data, so the
+   * Mcs layer may show it to a remote originator where the message could say too much.
+   */
+  get kind(): string {
+    return this.code;
+  }
 }
 
 /**

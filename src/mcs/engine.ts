@@ -894,6 +894,6 @@ function failure(rqi: string, e: unknown): McsResponse {
   // As for the SE's quota (5207): the request is sound, the SE has no room for it now.
   if (isA(e, OutOfMemoryError)) return { rsc: RSC.NOT_ACCEPTABLE, rqi, pc: { 'm2m:dbg': 'not enough memory on this SE: its WASM core is full' } };
   // Core messages never carry key or data bytes, but an unexpected error might: say only what kind it was.
-  const kind = isA(e, SenvError) ? e.code : 'internal error';
+  const kind = isA(e, SenvError) ? e.kind : 'internal error';
   return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kind})` } };
 }

@@ -50,6 +50,10 @@ export class PcscError extends SenvError {
     this.scardName = name;
     this.operation = operation;
   }
+
+  override get kind(): string {
+    return `${this.code} ${this.scardName}`;
+  }
 }
 
 /**
