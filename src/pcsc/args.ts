@@ -13,7 +13,7 @@ export function checkReader(reader: unknown): string {
 }
 
 /** Longest timer setTimeout keeps (2^31 - 1 ms, about 24.8 days): a longer one would fire at once. */
-const LONGEST_TIMER = 0x7fffffff;
+export const LONGEST_TIMER = 0x7fffffff;
 
 /** A timeout in milliseconds: above 0, Infinity (or absent) for none. */
 export function checkTimeout(ms: unknown, name: string): number {

@@ -2,11 +2,11 @@
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
 import { copyArg } from '../core/bytes.ts';
-import { InvalidInputError } from '../core/errors.ts';
+import { InvalidInputError, optionsArg } from '../core/errors.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
 } from './errors.ts';
-import { checkReader, checkShare, checkTimeout } from './args.ts';
+import { checkReader, checkShare, checkTimeout, LONGEST_TIMER } from './args.ts';
 import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
 
 export { PcscError, PcscUnavailableError, ShortResponseError, SCARD_CODES, scardName } from './errors.ts';
@@ -91,8 +91,9 @@ export interface ConnectOptions {
    * the connection but disconnect(): the card's answer to transmit(),
    * control() and reconnect()/reset(), and pcscd's to status() and the
    * transaction calls (a transaction another application holds, a pcscd that
-   * stopped answering). Default Infinity: as long as the reader driver
-   * waits (vpcd, or a driver that hangs, waits for good). See PcscCard.stalled.
+   * stopped answering). Default: the context's timeoutMs, Infinity unless
+   * establish() was given one (as long as the reader driver waits: vpcd, or
+   * a driver that hangs, waits for good). See PcscCard.stalled.
    */
   timeoutMs?: number;
 }
@@ -147,6 +148,49 @@ class CallQueue {
 }
 
 /**
+ * The bridge call of one party (pcscd for a context, the card for a
+ * connection) that outlived its timeout and is still outstanding. While it
+ * is, no second call goes to pcsc-lite for that party: it would wait behind
+ * the first on a lock (pcsc-lite's, or the bridge's for establish), on a
+ * thread of the pool, for as long.
+ */
+class Stall {
+  #outstanding: Promise<void> | undefined;
+  /** The outstanding call's timeout. */
+  #ms = 0;
+
+  /** `party` as the errors name it: 'pcscd', 'the card in <reader>'. */
+  constructor(private readonly party: string) {}
+
+  get active(): boolean {
+    return this.#outstanding !== undefined;
+  }
+
+  /** Settles once no call is outstanding. */
+  get over(): Promise<void> {
+    return this.#outstanding ?? Promise.resolve();
+  }
+
+  /** SCARD_E_NOT_READY for `operation` while a call is outstanding. */
+  refusal(operation: string): PcscError | undefined {
+    if (!this.#outstanding) return undefined;
+    return new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`);
+  }
+
+  /** `bridged` bounded by `ms` (see bounded()): past it, outstanding until it returns, and SCARD_E_TIMEOUT. */
+  bound<T>(operation: string, bridged: Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
+    return bounded(bridged, ms, (settled) => {
+      const outstanding = settled.finally(() => {
+        if (this.#outstanding === outstanding) this.#outstanding = undefined;
+      });
+      this.#outstanding = outstanding;
+      this.#ms = ms;
+      return new PcscError(operation, SCARD_E_TIMEOUT, `no answer from ${this.party} within ${ms} ms`);
+    }, late);
+  }
+}
+
+/**
  * Contexts whose status-change wait is under way, each on a thread of the
  * bridge's own. The process's exit ends no environment, and a wait thread
  * still inside pcsc-lite when exit() runs the library's destructor could
@@ -168,6 +212,19 @@ function endOnExit(monitor: NativeMonitor): void {
   waiting.add(monitor);
 }
 
+export interface EstablishOptions {
+  /**
+   * Longest wait in milliseconds for pcscd's answer: to establish() itself
+   * and to each call on the context (listReaders, getStatusChange beyond the
+   * wait it was asked for, release), and the default of connect()'s.
+   * Default Infinity. See PcscContext.stalled.
+   */
+  timeoutMs?: number;
+}
+
+/** The establish() of this process that outlived its timeout, if any (see PcscContext.establish). */
+const establishing = new Stall('pcscd');
+
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
  * connections (each on a context of its own, see native/senv_pcsc.cc).
@@ -184,6 +241,7 @@ export class PcscContext {
    * makes the library read freed memory (native/senv_pcsc.cc, docs/pcsc.md).
    */
   readonly #calls = new CallQueue();
+  readonly #stall = new Stall('pcscd');
   #released: Promise<void> | undefined;
   /** Waits asked for so far, and the last one a cancel() ends (waits are numbered when called). */
   #waits = 0;
@@ -191,23 +249,54 @@ export class PcscContext {
   /** The wait whose call runs now. */
   #running: { settled: boolean } | undefined;
 
-  private constructor(private readonly addon: NativeAddon, private readonly monitor: NativeMonitor) {
+  private constructor(
+    private readonly addon: NativeAddon,
+    private readonly monitor: NativeMonitor,
+    /** See EstablishOptions.timeoutMs. */
+    readonly timeoutMs: number,
+  ) {
     this.pnpReader = addon.pnpReader;
   }
 
-  #serial<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    return this.#calls.run(() => (this.#released ? Promise.reject(new PcscError(operation, SCARD_E_INVALID_HANDLE)) : op()));
+  /** One call on the context, in order, bounded by `ms` beyond what the call itself waits. */
+  #serial<T>(operation: string, ms: number, op: () => Promise<T>): Promise<T> {
+    return this.#calls.run(() => {
+      const refused = this.#released ? new PcscError(operation, SCARD_E_INVALID_HANDLE) : this.#stall.refusal(operation);
+      return refused ? Promise.reject(refused) : this.#stall.bound(operation, op(), ms);
+    });
   }
 
-  /** Connects to pcscd (SCARD_E_NO_SERVICE when it is not running). */
-  static async establish(): Promise<PcscContext> {
+  /**
+   * Connects to pcscd (SCARD_E_NO_SERVICE when it is not running). With
+   * `timeoutMs`, a pcscd that does not answer (stopped, or stuck) gets
+   * SCARD_E_TIMEOUT instead of holding the caller for good; the context it
+   * makes afterwards, if any, is released as it arrives, and until then every
+   * establish() of the process rejects at once with SCARD_E_NOT_READY (the
+   * bridge establishes one context at a time: another would only queue
+   * behind it on a thread of the pool).
+   */
+  static async establish(opts: EstablishOptions = {}): Promise<PcscContext> {
+    const timeoutMs = checkTimeout(optionsArg(opts, 'establish options')?.timeoutMs, 'timeoutMs');
     const addon = loadNative();
-    return new PcscContext(addon, await call(addon.Monitor.establish()));
+    const refused = establishing.refusal('SCardEstablishContext');
+    if (refused) throw refused;
+    const monitor = await call(establishing.bound('SCardEstablishContext', addon.Monitor.establish(), timeoutMs,
+      (late) => void late.release().catch(() => undefined)));
+    return new PcscContext(addon, monitor, timeoutMs);
+  }
+
+  /**
+   * True while a call that outlived `timeoutMs` is still waiting for pcscd:
+   * every other call then rejects at once with SCARD_E_NOT_READY, and
+   * release() waits for it (in the background once its own timeout passed).
+   */
+  get stalled(): boolean {
+    return this.#stall.active;
   }
 
   /** Reader names; an empty list when there are none. */
   listReaders(): Promise<string[]> {
-    return this.#serial('SCardListReaders', () => this.monitor.listReaders());
+    return this.#serial('SCardListReaders', this.timeoutMs, () => this.monitor.listReaders());
   }
 
   /**
@@ -223,7 +312,9 @@ export class PcscContext {
     const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
     const states = current.map((r) => ({ reader: checkReader(r.reader), currentState: r.state ?? 0 }));
     const n = ++this.#waits;
-    return (await this.#serial('SCardGetStatusChange', async () => {
+    // pcsc-lite asks pcscd for the readers' states before it waits, and that answer has no timeout of its own.
+    const bound = timeout === forever || timeout + this.timeoutMs > LONGEST_TIMER ? Infinity : timeout + this.timeoutMs;
+    return (await this.#serial('SCardGetStatusChange', bound, async () => {
       if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
       const running = { settled: false };
       this.#running = running;
@@ -247,21 +338,21 @@ export class PcscContext {
   cancel(): void {
     this.#cancelledUpTo = this.#waits;
     const target = this.#running;
-    if (target) {
-      // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
-      // it opens a connection to pcscd of its own).
-      const again = setInterval(() => {
-        if (target.settled) clearInterval(again);
-        else {
-          try {
-            this.monitor.cancel();
-          } catch {
-            // tried again in 20 ms
-          }
+    // SCardCancel is a round trip to pcscd on this thread: made only when there is a wait to end.
+    if (!target) return;
+    // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
+    // it opens a connection to pcscd of its own).
+    const again = setInterval(() => {
+      if (target.settled) clearInterval(again);
+      else {
+        try {
+          this.monitor.cancel();
+        } catch {
+          // tried again in 20 ms
         }
-      }, 20);
-      (again as { unref?: () => void }).unref?.();
-    }
+      }
+    }, 20);
+    (again as { unref?: () => void }).unref?.();
     try {
       this.monitor.cancel();
     } catch (e) {
@@ -278,7 +369,7 @@ export class PcscContext {
   async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
     checkReader(reader);
     checkShare(opts.share);
-    const timeoutMs = checkTimeout(opts.timeoutMs, 'timeoutMs');
+    const timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
@@ -293,17 +384,21 @@ export class PcscContext {
   /**
    * Ends the calls made on this context so far (the running wait is
    * cancelled, queued calls reject with SCARD_E_INVALID_HANDLE, as do later
-   * ones), then releases it. Idempotent.
+   * ones), then releases it. Idempotent. A pcscd that has not answered
+   * within `timeoutMs` (a stalled call included) gets SCARD_E_TIMEOUT; the
+   * context is released in the background once it answers.
    */
   release(): Promise<void> {
     this.#released ??= (async () => {
       try {
         this.cancel();
       } catch {
-        // nothing to cancel
+        // tried again by the running wait's repeat, and the bridge's release cancels too
       }
       await this.#calls.idle;
-      await call(this.monitor.release());
+      await bounded(this.#stall.over.then(() => call(this.monitor.release())), this.timeoutMs,
+        () => new PcscError('SCardReleaseContext', SCARD_E_TIMEOUT, `no answer from pcscd within ${this.timeoutMs} ms; the context is released once it answers`),
+        () => undefined);
     })();
     return this.#released;
   }
@@ -316,8 +411,7 @@ export class PcscContext {
  */
 export class PcscCard {
   readonly #calls = new CallQueue();
-  /** Settles once the bridge call that outlived its timeout has returned. */
-  #stalled: Promise<void> | undefined;
+  readonly #stall: Stall;
 
   /** @internal created by PcscContext.connect */
   constructor(
@@ -327,7 +421,9 @@ export class PcscCard {
     private readonly share: number,
     private readonly protocols: number,
     private readonly timeoutMs = Infinity,
-  ) {}
+  ) {
+    this.#stall = new Stall(`the card in ${reader}`);
+  }
 
   /**
    * True while a call that outlived `timeoutMs` is still in the bridge,
@@ -338,24 +434,15 @@ export class PcscCard {
    * process-wide one (native/senv_pcsc.cc). A late answer is zeroized unread.
    */
   get stalled(): boolean {
-    return this.#stalled !== undefined;
+    return this.#stall.active;
   }
 
-  private run<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    return this.#calls.run(() => (this.#stalled
-      ? Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to the card in ${this.reader} got no answer within ${this.timeoutMs} ms and is still outstanding`))
-      : op()));
-  }
-
-  /** run(), bounded by the connection's timeout. */
-  private timed<T>(operation: string, op: () => Promise<T>, late: (value: T) => void = () => undefined): Promise<T> {
-    return this.run(operation, () => bounded(op(), this.timeoutMs, (settled) => {
-      const stall = settled.finally(() => {
-        if (this.#stalled === stall) this.#stalled = undefined;
-      });
-      this.#stalled = stall;
-      return new PcscError(operation, SCARD_E_TIMEOUT, `no answer from the card in ${this.reader} within ${this.timeoutMs} ms`);
-    }, late));
+  /** One call on the connection, in order, bounded by its timeout. */
+  private timed<T>(operation: string, op: () => Promise<T>, late?: (value: T) => void): Promise<T> {
+    return this.#calls.run(() => {
+      const refused = this.#stall.refusal(operation);
+      return refused ? Promise.reject(refused) : this.#stall.bound(operation, op(), this.timeoutMs, late);
+    });
   }
 
   get protocol(): Protocol {
@@ -430,7 +517,7 @@ export class PcscCard {
    */
   async disconnect(end: Disposition = 'leave'): Promise<void> {
     await this.#calls.run(async () => {
-      await this.#stalled;
+      await this.#stall.over;
       if (this.card.connected) await this.card.disconnect(disposition(this.addon.constants, end));
     });
   }

@@ -238,7 +238,9 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
   it('checks the timeout before anything reaches pcscd', async () => {
     for (const timeoutMs of [0, -1, Number.NaN, '100']) {
       await expect(env.ctx.connect(env.slot.reader, { timeoutMs: timeoutMs as number })).rejects.toThrow(/timeoutMs must be a number of milliseconds above 0/);
+      await expect(PcscContext.establish({ timeoutMs: timeoutMs as number })).rejects.toThrow(InvalidInputError);
     }
+    await expect(PcscContext.establish(300 as never)).rejects.toThrow(/establish options must be an object/);
   });
 
   it('a transmit without an answer times out; a shared connect behind it times out too, and the connection it made late is given back', async () => {
@@ -255,10 +257,12 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
       expect(a.stalled).toBe(true);
       expect((await rejection(a.status())).scardName).toBe('SCARD_E_NOT_READY');
       // pcscd holds a shared connect to the reader while its card's command is outstanding.
-      const other = await PcscContext.establish();
+      // The context's timeout is its connects' too.
+      const other = await PcscContext.establish({ timeoutMs: 300 });
       try {
-        const c = await rejection(other.connect(env.slot.reader, { share: 'shared', timeoutMs: 300 }));
+        const c = await rejection(other.connect(env.slot.reader, { share: 'shared' }));
         expect([c.scardName, c.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardConnect']);
+        expect(c.message).toMatch(/within 300 ms/);
         // The context's other calls go on meanwhile.
         expect(await other.listReaders()).toContain(env.slot.reader);
         const gone = a.disconnect('leave');

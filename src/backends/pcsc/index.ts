@@ -51,6 +51,10 @@ export interface PcscBackendOptions {
 /** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
+function commandTimeout(ms: unknown): number {
+  return ms === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(ms, 'commandTimeoutMs');
+}
+
 /** A key in a card slot: the handle carries the slot number, never material. */
 class CardKey implements KeyHandle {
   /** The card keeps the material: nothing of it is on the host. */
@@ -99,7 +103,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     this.shared = (o.share ?? 'exclusive') !== 'exclusive';
     this.session = new CardSession({
       reader: this.reader,
-      commandTimeoutMs: o.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(o.commandTimeoutMs, 'commandTimeoutMs'),
+      commandTimeoutMs: commandTimeout(o.commandTimeoutMs),
       ...(o.context ? { context: o.context } : {}),
       ...(o.share ? { share: o.share } : {}),
       ...(o.log ? { log: o.log } : {}),
@@ -684,15 +688,17 @@ function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: num
 /**
  * One backend per reader whose card answers SELECT of the senv applet, each
  * already open. Readers without a card, or with another card, are skipped.
+ * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are.
  */
 export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
-  const listing = opts.context ?? (await PcscContext.establish());
+  const o = optionsArg(opts, 'discoverPcscBackends options') ?? {};
+  const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeout(o.commandTimeoutMs) }));
   try {
     const readers = await listing.listReaders();
     const states = readers.length ? await listing.getStatusChange(readers.map((reader) => ({ reader })), 0) : [];
     const found: PcscBackend[] = [];
     for (const s of states.filter((x) => x.present)) {
-      const b = new PcscBackend({ ...opts, reader: s.reader });
+      const b = new PcscBackend({ ...o, reader: s.reader });
       try {
         await b.open();
         found.push(b);
@@ -702,6 +708,7 @@ export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reade
     }
     return found;
   } finally {
-    if (!opts.context) await listing.release();
+    // Its failure (pcscd stopped answering) tells the caller nothing the listing did not.
+    if (!o.context) await listing.release().catch(() => undefined);
   }
 }

@@ -322,7 +322,7 @@ export class CardSession {
       throw new PcscError('SCardConnect', SCARD_E_NOT_READY, `the card in ${this.opts.reader} has not yet answered a command that got no answer within ${this.opts.commandTimeoutMs} ms`);
     }
     if (!this.ctx) {
-      this.ctx = this.opts.context ?? (await PcscContext.establish());
+      this.ctx = this.opts.context ?? (await PcscContext.establish({ timeoutMs: this.opts.commandTimeoutMs }));
       this.ownsContext = !this.opts.context;
     }
     this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive', timeoutMs: this.opts.commandTimeoutMs });

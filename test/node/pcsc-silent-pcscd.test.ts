@@ -1,0 +1,242 @@
+// A pcscd that stops answering (stopped, or stuck): establish, the context's
+// calls and its release are bounded by their timeouts, a late answer is
+// disposed of, and the JS thread is never held. Each scenario runs in a child
+// process whose libpcsclite reaches the machine's pcscd through a proxy socket
+// this test can freeze: pcsc-lite reads PCSCLITE_CSOCK_NAME once per process,
+// and pcscd itself serves the other test files meanwhile.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acquireStack } from '../../scripts/pcsc-stack.mjs';
+
+const stack = await acquireStack();
+if (!stack.ok && (process.env.SENV_REQUIRE_PCSC === '1' || process.env.CI)) throw new Error(`PC/SC stack unavailable: ${stack.reason}`);
+const PCSCD_SOCKET = process.env.PCSCLITE_CSOCK_NAME ?? '/run/pcscd/pcscd.comm';
+const dir = mkdtempSync(join(tmpdir(), 'senv-silent-pcscd-'));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  if (stack.ok) await stack.release();
+});
+
+/** Forwards each client connection to pcscd; frozen, it forwards nothing either way (pcscd seems stopped). */
+class FreezableProxy {
+  readonly path: string;
+  private frozen = false;
+  private readonly pairs = new Set<{ client: net.Socket; pcscd: net.Socket }>();
+  private readonly server: net.Server;
+
+  private constructor(path: string) {
+    this.path = path;
+    this.server = net.createServer((client) => {
+      const pcscd = net.connect(PCSCD_SOCKET);
+      const pair = { client, pcscd };
+      this.pairs.add(pair);
+      client.pipe(pcscd);
+      pcscd.pipe(client);
+      // After pipe(), which resumes its source.
+      if (this.frozen) this.hold(pair);
+      const end = () => {
+        this.pairs.delete(pair);
+        client.destroy();
+        pcscd.destroy();
+      };
+      for (const s of [client, pcscd]) s.on('close', end).on('error', () => undefined);
+    });
+  }
+
+  static async start(name: string): Promise<FreezableProxy> {
+    const proxy = new FreezableProxy(join(dir, name));
+    await new Promise<void>((resolve) => proxy.server.listen(proxy.path, resolve));
+    return proxy;
+  }
+
+  private hold(pair: { client: net.Socket; pcscd: net.Socket }): void {
+    pair.client.pause();
+    pair.pcscd.pause();
+  }
+
+  freeze(): void {
+    this.frozen = true;
+    for (const p of this.pairs) this.hold(p);
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const p of this.pairs) {
+      p.client.resume();
+      p.pcscd.resume();
+    }
+  }
+
+  /** Client connections still open: libpcsclite closes a context's when it is released. */
+  get open(): number {
+    return this.pairs.size;
+  }
+
+  close(): Promise<void> {
+    for (const p of this.pairs) p.client.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+type Report = Record<string, unknown> & { step: string };
+
+// Shared by the child scripts: outcome() is { ok } or the PcscError's name and message, step() reports and
+// waits for the parent's go-ahead.
+const PRELUDE = `
+const { PcscContext, PcscBackend, discoverPcscBackends } = await import(${JSON.stringify(new URL('../../dist/src/pcsc/exports.js', import.meta.url).href)});
+const { McsEngine } = await import(${JSON.stringify(new URL('../../dist/src/index.js', import.meta.url).href)});
+const outcome = (p) => p.then(() => ({ ok: true }), (e) => ({ code: e.scardName ?? e.name, message: e.message }));
+const timed = async (p) => { const t0 = Date.now(); const r = await outcome(p); return { ...r, ms: Date.now() - t0 }; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pending = (p) => Promise.race([p.then(() => false, () => false), sleep(20).then(() => true)]);
+const step = (step, data = {}) => new Promise((resolve) => { process.once('message', resolve); process.send({ step, ...data }); });
+/** Until an earlier establish that outlived its timeout has returned, establish() is refused. */
+const establishWhenAnswered = async (opts) => {
+  for (let i = 0; i < 150; i++) {
+    const r = await PcscContext.establish(opts).then((ctx) => ({ ctx }), (e) => ({ e }));
+    if (r.ctx || r.e.scardName !== 'SCARD_E_NOT_READY') return r;
+    await sleep(20);
+  }
+  return { e: new Error('establish still refused after 3 s') };
+};
+`;
+
+/** Runs `script` with libpcsclite pointed at `proxy`; `on[step]` runs before the child is let go on. */
+async function scenario(proxy: FreezableProxy, script: string, on: Record<string, () => void | Promise<void>>): Promise<Record<string, Report>> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', PRELUDE + script], {
+    env: { ...process.env, NODE_OPTIONS: '', PCSCLITE_CSOCK_NAME: proxy.path },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const reports: Record<string, Report> = {};
+  child.on('message', (m: Report) => {
+    reports[m.step] = m;
+    void Promise.resolve(on[m.step]?.()).then(() => child.send('go'));
+  });
+  // A child held for good (the regression this file guards against) fails the test instead of outliving it.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(killer);
+  expect(code).toBe(0);
+  return reports;
+}
+
+/** Polls until `proxy` has no open connection (each context released), or 3 s. */
+async function allReleased(proxy: FreezableProxy): Promise<number> {
+  for (let i = 0; i < 150 && proxy.open > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  return proxy.open;
+}
+
+describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (skipped: ${stack.reason})`}`, () => {
+  it('a context\'s calls, its release and establish time out, later calls are refused, late answers are disposed of', async () => {
+    const proxy = await FreezableProxy.start('context.sock');
+    let openAtEnd = -1;
+    const r = await scenario(proxy, `
+      const ctx = await PcscContext.establish({ timeoutMs: 300 });
+      const readers = await ctx.listReaders();
+      const [s] = await ctx.getStatusChange([{ reader: readers[0] }], 0);
+      const unchanged = [{ reader: readers[0], state: s.state }];
+      // A wait is bounded by its own length plus the timeout: pcsc-lite's own SCARD_E_TIMEOUT ends this one.
+      const ownWait = await timed(ctx.getStatusChange(unchanged, 600));
+      // Longer than a timer can hold (wait + timeout past 2^31 - 1 ms): still a wait, not a timeout at once.
+      const long = ctx.getStatusChange(unchanged, 0x7fffffff - 100);
+      await sleep(400);
+      const longPending = await pending(long);
+      ctx.cancel();
+      const longEnd = await outcome(long);
+      await step('freeze');
+      const list = await timed(ctx.listReaders());
+      const stalled = ctx.stalled;
+      const listAgain = await outcome(ctx.listReaders());
+      const waitAgain = await outcome(ctx.getStatusChange(unchanged, 0));
+      let ticks = 0;
+      const tick = setInterval(() => ticks++, 10);
+      const release = await timed(ctx.release());
+      clearInterval(tick);
+      const establish = await timed(PcscContext.establish({ timeoutMs: 300 }));
+      const establishAgain = await timed(PcscContext.establish({ timeoutMs: 300 }));
+      await step('thaw', { ownWait, longPending, longEnd, list, stalled, listAgain, waitAgain, release, ticks, establish, establishAgain });
+      const after = await establishWhenAnswered({ timeoutMs: 300 });
+      const readersAfter = after.ctx ? await after.ctx.listReaders() : [];
+      await after.ctx?.release();
+      await step('answered', { established: !!after.ctx, readers: readersAfter.length, error: after.e?.message });
+    `, {
+      freeze: () => proxy.freeze(),
+      thaw: () => proxy.thaw(),
+      answered: async () => {
+        openAtEnd = await allReleased(proxy);
+      },
+    });
+    await proxy.close();
+
+    expect(r.thaw!.ownWait).toMatchObject({ code: 'SCARD_E_TIMEOUT' });
+    expect(r.thaw!.ownWait).not.toMatchObject({ message: expect.stringMatching(/no answer from pcscd/) });
+    expect((r.thaw!.ownWait as { ms: number }).ms).toBeGreaterThanOrEqual(590);
+    expect(r.thaw!.longPending).toBe(true);
+    expect(r.thaw!.longEnd).toMatchObject({ code: 'SCARD_E_CANCELLED' });
+
+    const bounded = (x: unknown, op: string) => {
+      expect(x).toMatchObject({ code: 'SCARD_E_TIMEOUT', message: expect.stringContaining(`${op} failed`) });
+      expect((x as { message: string }).message).toMatch(/no answer from pcscd within 300 ms/);
+      expect((x as { ms: number }).ms).toBeGreaterThanOrEqual(295);
+      expect((x as { ms: number }).ms).toBeLessThan(3000);
+    };
+    bounded(r.thaw!.list, 'SCardListReaders');
+    expect(r.thaw!.stalled).toBe(true);
+    for (const x of [r.thaw!.listAgain, r.thaw!.waitAgain]) {
+      expect(x).toMatchObject({ code: 'SCARD_E_NOT_READY', message: expect.stringMatching(/an earlier call to pcscd got no answer within 300 ms and is still outstanding/) });
+    }
+    bounded(r.thaw!.release, 'SCardReleaseContext');
+    // The JS thread ran timers all along: no SCardCancel round trip to the silent pcscd on it.
+    expect(r.thaw!.ticks).toBeGreaterThanOrEqual(10);
+    bounded(r.thaw!.establish, 'SCardEstablishContext');
+    expect(r.thaw!.establishAgain).toMatchObject({ code: 'SCARD_E_NOT_READY', message: expect.stringMatching(/an earlier call to pcscd got no answer within 300 ms/) });
+    expect((r.thaw!.establishAgain as { ms: number }).ms).toBeLessThan(100);
+
+    // pcscd answers again: establish works, and the stalled context and the late one were released.
+    expect(r.answered).toMatchObject({ established: true });
+    expect(r.answered!.readers).toBeGreaterThan(0);
+    expect(openAtEnd).toBe(0);
+  });
+
+  it('McsEngine.create over a PC/SC SE and discoverPcscBackends answer within commandTimeoutMs', async () => {
+    const proxy = await FreezableProxy.start('backend.sock');
+    proxy.freeze();
+    let openBeforeFreeze = -1;
+    let openAtEnd = -1;
+    const r = await scenario(proxy, `
+      const engine = await timed(McsEngine.create({ backends: [new PcscBackend({ reader: 'no such reader', commandTimeoutMs: 300 })] }));
+      const discoverRefused = await timed(discoverPcscBackends({ commandTimeoutMs: 300 }));
+      await step('thaw', { engine, discoverRefused });
+      const after = await establishWhenAnswered({ timeoutMs: 300 });
+      await after.ctx?.release();
+      await step('answered', { established: !!after.ctx });
+      const discover = await timed(discoverPcscBackends({ commandTimeoutMs: 300 }));
+      await step('done', { discover });
+    `, {
+      thaw: () => proxy.thaw(),
+      answered: async () => {
+        openBeforeFreeze = await allReleased(proxy);
+        proxy.freeze();
+      },
+      done: async () => {
+        proxy.thaw();
+        openAtEnd = await allReleased(proxy);
+      },
+    });
+    await proxy.close();
+
+    expect(r.thaw!.engine).toMatchObject({ code: 'SCARD_E_TIMEOUT', message: expect.stringMatching(/SCardEstablishContext failed.*no answer from pcscd within 300 ms/) });
+    expect((r.thaw!.engine as { ms: number }).ms).toBeLessThan(3000);
+    // The establish that timed out is still outstanding: refused at once, not queued behind it.
+    expect(r.thaw!.discoverRefused).toMatchObject({ code: 'SCARD_E_NOT_READY' });
+    expect((r.thaw!.discoverRefused as { ms: number }).ms).toBeLessThan(100);
+    expect(r.answered).toMatchObject({ established: true });
+    expect(openBeforeFreeze).toBe(0);
+    expect(r.done!.discover).toMatchObject({ code: 'SCARD_E_TIMEOUT', message: expect.stringMatching(/SCardEstablishContext failed.*within 300 ms/) });
+    expect(openAtEnd).toBe(0);
+  });
+});
