@@ -121,7 +121,8 @@ export class HmacDrbg extends CoreContext {
     this.predictionResistance = pr;
     this.#entropy = source;
     try {
-      if (interval !== undefined) c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
+      const set = interval === undefined ? 0 : c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
+      if (set < 0) throw statusError(set, 'HMAC_DRBG reseed interval');
       const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
         c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
       if (status < 0) throw statusError(status, 'HMAC_DRBG instantiate');
