@@ -785,9 +785,8 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     state_->open = false;
     SCARDCONTEXT ctx = state_->ctx;
-    // A wait in progress would hold the context; wake it first. Only then: SCardCancel is a round trip
-    // to pcscd on this thread, which a pcscd that stopped answering would hold for good.
-    if (state_->waiting.load()) SCardCancel(ctx);
+    // A wait in progress would hold the context; wake it first.
+    SCardCancel(ctx);
     return Job::Start(env, "SCardReleaseContext", Value(),
       [ctx] { return ReleaseContext(ctx); },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });

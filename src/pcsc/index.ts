@@ -338,21 +338,21 @@ export class PcscContext {
   cancel(): void {
     this.#cancelledUpTo = this.#waits;
     const target = this.#running;
-    // SCardCancel is a round trip to pcscd on this thread: made only when there is a wait to end.
-    if (!target) return;
-    // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
-    // it opens a connection to pcscd of its own).
-    const again = setInterval(() => {
-      if (target.settled) clearInterval(again);
-      else {
-        try {
-          this.monitor.cancel();
-        } catch {
-          // tried again in 20 ms
+    if (target) {
+      // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
+      // it opens a connection to pcscd of its own).
+      const again = setInterval(() => {
+        if (target.settled) clearInterval(again);
+        else {
+          try {
+            this.monitor.cancel();
+          } catch {
+            // tried again in 20 ms
+          }
         }
-      }
-    }, 20);
-    (again as { unref?: () => void }).unref?.();
+      }, 20);
+      (again as { unref?: () => void }).unref?.();
+    }
     try {
       this.monitor.cancel();
     } catch (e) {
@@ -393,7 +393,7 @@ export class PcscContext {
       try {
         this.cancel();
       } catch {
-        // tried again by the running wait's repeat, and the bridge's release cancels too
+        // nothing to cancel
       }
       await this.#calls.idle;
       await bounded(this.#stall.over.then(() => call(this.monitor.release())), this.timeoutMs,

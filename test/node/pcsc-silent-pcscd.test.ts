@@ -190,7 +190,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       expect(x).toMatchObject({ code: 'SCARD_E_NOT_READY', message: expect.stringMatching(/an earlier call to pcscd got no answer within 300 ms and is still outstanding/) });
     }
     bounded(r.thaw!.release, 'SCardReleaseContext');
-    // The JS thread ran timers all along: no SCardCancel round trip to the silent pcscd on it.
+    // The JS thread ran timers all along: nothing in release() waited for the silent pcscd on it.
     expect(r.thaw!.ticks).toBeGreaterThanOrEqual(10);
     bounded(r.thaw!.establish, 'SCardEstablishContext');
     expect(r.thaw!.establishAgain).toMatchObject({ code: 'SCARD_E_NOT_READY', message: expect.stringMatching(/an earlier call to pcscd got no answer within 300 ms/) });
