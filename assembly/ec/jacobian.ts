@@ -24,7 +24,7 @@ const Z3: usize = TEMPS + 10 * FE_BYTES;
   return feIsZero(f, p + 2 * feBytes(f)) != 0;
 }
 
-function setInfinity(c: u32, o: usize): void {
+export function setInfinity(c: u32, o: usize): void {
   const f = fieldP(c), n = feBytes(f);
   feCopy(f, o, curveOne(c));
   feCopy(f, o + n, curveOne(c));
@@ -92,7 +92,9 @@ function addTail(f: u32, o: usize): void {
   output(f, o);
 }
 
-// o = p + q.
+// o = p + q, for any p and q. Its one caller (oddMultiples: G or a decoded
+// key, of prime order n, and multiples below 64 of it) never reaches the
+// identity or p = ±q: those branches keep a new caller from a wrong sum.
 export function jacAdd(c: u32, o: usize, p: usize, q: usize): void {
   const f = fieldP(c), n = feBytes(f);
   if (isInfinity(f, p)) {

@@ -10,7 +10,7 @@ import { fmul, fsqr, fsub } from './fields.generated';
 import { feBytes, feCopy, feInvVT, feToMont, feFromMont, feSelect, feSetZero, FE_BYTES, MAX_LIMBS } from './field';
 import { fieldP, curveGx, curveGy, curveOne, orderBits } from './curve';
 import { pointAdd, pointAddAffine, pointSetIdentity, POINT_BYTES } from './point';
-import { jacDouble, jacAdd, jacAddAffine } from './jacobian';
+import { jacDouble, jacAdd, jacAddAffine, setInfinity } from './jacobian';
 
 const ROW: u32 = 16;
 // Table pointers per curve, 0 until built.
@@ -277,14 +277,14 @@ function addDigit(c: u32, o: usize, table: usize, d: i32): void {
 // affine-valued q (Z = 1); variable time. Both wNAF digit strings share one
 // chain of doublings (Shamir's trick).
 export function mulDoubleVT(c: u32, o: usize, u1: usize, u2: usize, q: usize): void {
-  const f = fieldP(c), n = feBytes(f);
   const gTable = gOddTable(c);
   oddMultiples(c, q, Q_ODD, Q_TABLE);
   memory.fill(NAF1, 0, 544);
   memory.fill(NAF2, 0, 544);
   const len1 = wnaf(c, u1, G_WIDTH, NAF1);
   const len2 = wnaf(c, u2, Q_WIDTH, NAF2);
-  feSetZero(f, o + 2 * n); // identity
+  // The whole identity, not Z alone: X and Y would keep what the last call left, maybe another curve's.
+  setInfinity(c, o);
   for (let i = <i32>max(len1, len2) - 1; i >= 0; i--) {
     jacDouble(c, o, o);
     const d1 = <i32>load<i8>(NAF1 + i), d2 = <i32>load<i8>(NAF2 + i);

@@ -1,0 +1,83 @@
+// Edges of the EC arithmetic that the vector suites leave open (found by a
+// mutation review of assembly/ec/): scalars whose only nonzero 32-bit limb is
+// the top one. The core's zero test ORs every limb of a scalar; one that
+// skipped the top limb would call such a key or such an s zero and refuse it,
+// and no random, CAVP or Wycheproof scalar has its lower limbs all zero.
+// Oracles: @noble/curves, and for the signature the ECDSA equation itself.
+import { describe, it, expect } from 'vitest';
+import nodeCrypto from 'node:crypto';
+import { p256, p384, p521 } from '@noble/curves/nist.js';
+import { ecdsa, initSync, coreBuilds, type CurveName } from '../../src/index.ts';
+
+// Scalars are limbs of the order's field: 8, 12 and 17 words of 32 bits.
+// The digest is the curve's own hash, whose length the prehashed digest must have.
+const CURVES = [
+  { curve: 'P-256', noble: p256, bytes: 32, limbs: 8, hash: 'SHA-256', digestBytes: 32 },
+  { curve: 'P-384', noble: p384, bytes: 48, limbs: 12, hash: 'SHA-384', digestBytes: 48 },
+  { curve: 'P-521', noble: p521, bytes: 66, limbs: 17, hash: 'SHA-512', digestBytes: 64 },
+] as const;
+
+const toBytes = (v: bigint, n: number) => Uint8Array.from(Buffer.from(v.toString(16).padStart(2 * n, '0'), 'hex'));
+const toBig = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex')}`);
+const mod = (a: bigint, n: bigint) => ((a % n) + n) % n;
+function inverse(a: bigint, n: bigint): bigint {
+  let [x, y, u, v] = [mod(a, n), n, 1n, 0n];
+  while (x) {
+    const q = y / x;
+    [x, y, u, v] = [y - q * x, x, v - q * u, u];
+  }
+  return mod(v, n);
+}
+const random = (bytes: number, below: bigint) => {
+  for (;;) {
+    const v = toBig(nodeCrypto.randomBytes(bytes));
+    if (v > 0n && v < below) return v;
+  }
+};
+
+// The signature with s = 2^(32 (limbs - 1)) needs no signer that accepts such
+// an s: the key d is solved from s k = e + r d, and the digest is passed
+// prehashed so that e can be any value. Computed once, so every build is
+// checked against the same answers.
+const cases = CURVES.map(({ curve, noble, bytes, limbs, hash, digestBytes }) => {
+  const n = noble.Point.Fn.ORDER;
+  const top = 1n << BigInt(32 * (limbs - 1));
+  const sk = toBytes(top, bytes);
+  const k = random(bytes, n);
+  const r = mod(noble.Point.BASE.multiply(k).toAffine().x, n);
+  const e = random(digestBytes, n); // below 2^(8 digestBytes): the digest is e itself
+  const d = mod((top * k - e) * inverse(r, n), n);
+  const digest = toBytes(e, digestBytes);
+  const sig = Uint8Array.from([...toBytes(r, bytes), ...toBytes(top, bytes)]);
+  const publicKey = noble.getPublicKey(toBytes(d, bytes), false);
+  return {
+    curve: curve as CurveName,
+    hash,
+    exponent: 32 * (limbs - 1),
+    sk,
+    digest,
+    // RFC 6979 with the curve's hash, as senv signs with extraEntropy: false.
+    keyPublic: noble.getPublicKey(sk, false),
+    keySignature: noble.sign(digest, sk, { prehash: false, lowS: false, extraEntropy: false, format: 'compact' }),
+    topS: { sig, publicKey, nobleValid: noble.verify(sig, digest, publicKey, { prehash: false, lowS: false, format: 'compact' }) },
+  };
+});
+
+for (const build of coreBuilds()) {
+  describe(`scalars with only the top limb set (${build} build)`, () => {
+    for (const c of cases) {
+      const opts = { prehashed: true, hash: c.hash, format: 'raw' } as const;
+      it(`${c.curve}: the key 2^${c.exponent} has noble's public key and RFC 6979 signature`, () => {
+        initSync({ build });
+        const e = ecdsa(c.curve);
+        expect(Buffer.from(e.getPublicKey(c.sk))).toEqual(Buffer.from(c.keyPublic));
+        expect(Buffer.from(e.sign(c.digest, c.sk, { ...opts, extraEntropy: false }))).toEqual(Buffer.from(c.keySignature));
+      });
+      it(`${c.curve}: a valid signature with s = 2^${c.exponent} verifies`, () => {
+        initSync({ build });
+        expect(c.topS.nobleValid).toBe(true);
+        expect(ecdsa(c.curve).verify(c.topS.sig, c.digest, c.topS.publicKey, opts)).toBe(true);
+      });
+    }
+  });
+}
