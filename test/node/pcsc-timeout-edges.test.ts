@@ -1,0 +1,298 @@
+// Edges of the PC/SC timeouts that pcsc-timeouts.test.ts and
+// pcsc-silent-pcscd.test.ts leave open: what a call answered in time leaves
+// behind, overlapping establishes that both outlive their timeout, a release
+// under a stalled or running call, the repeated cancel, the command copies
+// the bridge was handed, a connect on the caller's own context, and the timer
+// of the backend's close(). No pcscd: the addon is a scripted stand-in, so
+// that each bridge call settles exactly when the test says (and the file runs
+// where PC/SC does not).
+import { describe, expect, it, vi } from 'vitest';
+import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
+import type { NativeAddon, NativeCard, NativeMonitor } from '../../src/pcsc/native.ts';
+import { InProcessReader } from './pcsc-helpers.ts';
+
+const CONSTANTS = {
+  SCARD_SHARE_EXCLUSIVE: 1, SCARD_SHARE_SHARED: 2, SCARD_SHARE_DIRECT: 3, SCARD_PROTOCOL_T0: 1, SCARD_PROTOCOL_T1: 2, SCARD_PROTOCOL_RAW: 4,
+  SCARD_LEAVE_CARD: 0, SCARD_RESET_CARD: 1, SCARD_UNPOWER_CARD: 2, SCARD_EJECT_CARD: 3, SCARD_CTL_CODE_BASE: 0x42000000, INFINITE: 0xffffffff,
+};
+
+/** Every bridge call of the stand-in addon, by name, and how to settle it. */
+const bridge = vi.hoisted(() => ({
+  calls: [] as string[],
+  pending: [] as { name: string; resolve: (v: unknown) => void; reject: (e: unknown) => void }[],
+  /** What the bridge was handed to send (transmit, control). */
+  sent: [] as Uint8Array[],
+  cancels: 0,
+}));
+
+function held<T>(name: string): Promise<T> {
+  bridge.calls.push(name);
+  return new Promise<T>((resolve, reject) => bridge.pending.push({ name, resolve: resolve as (v: unknown) => void, reject }));
+}
+
+/** Settles the oldest pending call named `name`. */
+function answer(name: string, value?: unknown): void {
+  const i = bridge.pending.findIndex((p) => p.name === name);
+  if (i < 0) throw new Error(`no pending ${name}: ${JSON.stringify(bridge.pending.map((p) => p.name))}`);
+  bridge.pending.splice(i, 1)[0]!.resolve(value);
+}
+
+function fail(name: string, scode: number): void {
+  const i = bridge.pending.findIndex((p) => p.name === name);
+  if (i < 0) throw new Error(`no pending ${name}`);
+  bridge.pending.splice(i, 1)[0]!.reject(Object.assign(new Error('x'), { scode, operation: name }));
+}
+
+function nativeCard(tag: string): NativeCard {
+  return {
+    transmit: (command: Uint8Array) => {
+      bridge.sent.push(command);
+      return held(`${tag} transmit`);
+    },
+    reconnect: () => held(`${tag} reconnect`),
+    beginTransaction: () => held(`${tag} beginTransaction`),
+    endTransaction: () => held(`${tag} endTransaction`),
+    status: () => held(`${tag} status`),
+    control: (_code: number, data: Uint8Array) => {
+      bridge.sent.push(data);
+      return held(`${tag} control`);
+    },
+    disconnect: (d: number) => held(`${tag} disconnect ${d}`),
+    protocol: 2,
+    connected: true,
+  };
+}
+
+function monitor(tag: string): NativeMonitor {
+  return {
+    listReaders: () => held(`${tag} listReaders`),
+    getStatusChange: () => held(`${tag} getStatusChange`),
+    cancel: () => {
+      bridge.cancels++;
+    },
+    endForExit: () => undefined,
+    connect: () => held(`${tag} connect`),
+    release: () => held(`${tag} release`),
+  };
+}
+
+vi.mock('../../src/pcsc/native.ts', async (original) => ({
+  ...(await original<typeof import('../../src/pcsc/native.ts')>()),
+  loadNative: (): NativeAddon => ({ Monitor: { establish: () => held('establish') }, constants: CONSTANTS, pnpReader: '\\\\?PnP?\\Notification' }),
+}));
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Timers that keep the process alive. */
+const timers = () => process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
+
+async function rejection(p: Promise<unknown>): Promise<PcscError> {
+  const e = await p.then(() => null, (err: unknown) => err);
+  expect(e).toBeInstanceOf(PcscError);
+  return e as PcscError;
+}
+
+function reset(): void {
+  bridge.calls.length = 0;
+  bridge.sent.length = 0;
+  bridge.cancels = 0;
+  expect(bridge.pending.map((p) => p.name), 'a call left pending by the previous test').toEqual([]);
+}
+
+/** A context over a stand-in monitor named `tag`, established at once. */
+async function context(tag: string, timeoutMs?: number): Promise<PcscContext> {
+  const made = PcscContext.establish(timeoutMs === undefined ? {} : { timeoutMs });
+  await tick();
+  answer('establish', monitor(tag));
+  return made;
+}
+
+describe('PC/SC timeouts over a scripted bridge', () => {
+  it('a call answered within its timeout is the caller\'s: nothing disposes of it once the timeout has passed, and no timer outlives it', async () => {
+    reset();
+    const card = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('c'), 'scripted', 2, 3, 30);
+    // A finite timeout still runs out (30 s in the backend by default): a timer left behind holds the process that long.
+    const before = timers();
+    const sent = card.transmit(Uint8Array.of(0, 0x84, 0, 0, 8));
+    await tick();
+    answer('c transmit', Uint8Array.of(1, 2, 0x90, 0));
+    const r = await sent;
+    expect(timers()).toBe(before);
+    const failing = card.status();
+    await tick();
+    fail('c status', 0x80100069);
+    expect((await rejection(failing)).scardName).toBe('SCARD_W_REMOVED_CARD');
+    expect(timers()).toBe(before);
+
+    const ctx = await context('m', 30);
+    const connecting = ctx.connect('reader');
+    await tick();
+    answer('m connect', nativeCard('d'));
+    await connecting;
+    await sleep(80);
+    // Past every timeout: the answer, the context and the connection made in time are all left alone.
+    expect(Array.from(r)).toEqual([1, 2, 0x90, 0]);
+    expect(card.stalled).toBe(false);
+    expect(ctx.stalled).toBe(false);
+    expect(bridge.calls).toEqual(['c transmit', 'c status', 'establish', 'm connect']);
+    const released = ctx.release();
+    await tick();
+    answer('m release');
+    await released;
+  });
+
+  it('two establishes that both outlive their timeout: establish() stays refused until the last of them has returned, and each late context is released', async () => {
+    reset();
+    // Both start before either timed out, so neither was refused.
+    const first = PcscContext.establish({ timeoutMs: 30 });
+    const second = PcscContext.establish({ timeoutMs: 60 });
+    expect((await rejection(first)).scardName).toBe('SCARD_E_TIMEOUT');
+    expect((await rejection(second)).scardName).toBe('SCARD_E_TIMEOUT');
+    answer('establish', monitor('late1'));
+    await tick();
+    expect(bridge.calls).toContain('late1 release');
+    const refused = await rejection(PcscContext.establish({ timeoutMs: 30 }));
+    expect(refused.scardName).toBe('SCARD_E_NOT_READY');
+    expect(refused.message).toMatch(/within 60 ms and is still outstanding/);
+    expect(bridge.calls.filter((c) => c === 'establish')).toHaveLength(2);
+    answer('establish', monitor('late2'));
+    await tick();
+    expect(bridge.calls).toContain('late2 release');
+    answer('late1 release');
+    answer('late2 release');
+    const ctx = await context('m', 30);
+    const released = ctx.release();
+    await tick();
+    answer('m release');
+    await released;
+  });
+
+  it('release() of a stalled context releases it only once the outstanding call has returned, in the background past its own timeout', async () => {
+    reset();
+    const ctx = await context('m', 30);
+    const e = await rejection(ctx.listReaders());
+    expect([e.scardName, e.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardListReaders']);
+    expect(ctx.stalled).toBe(true);
+    const r = await rejection(ctx.release());
+    expect([r.scardName, r.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardReleaseContext']);
+    // Released under a call still inside pcsc-lite, the library would read freed memory.
+    expect(bridge.calls).toEqual(['establish', 'm listReaders']);
+    answer('m listReaders', []);
+    await tick();
+    expect(ctx.stalled).toBe(false);
+    expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm release']);
+    answer('m release');
+  });
+
+  it('the copy of a command handed to the bridge is zeroized once the call is over, answered or not; the caller\'s bytes are left alone', async () => {
+    reset();
+    const card = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('c'), 'scripted', 2, 3, 30);
+    // A command may carry a key (an import): no copy of it may outlive the exchange.
+    const apdu = Uint8Array.of(0x80, 0xda, 1, 2, 3, 0xaa, 0xbb, 0xcc);
+    const answered = card.transmit(apdu);
+    await tick();
+    expect(Array.from(bridge.sent[0]!)).toEqual(Array.from(apdu));
+    answer('c transmit', Uint8Array.of(0x90, 0));
+    await answered;
+    expect(Array.from(bridge.sent[0]!)).toEqual(new Array(apdu.length).fill(0));
+    expect(apdu[5]).toBe(0xaa);
+
+    const data = Uint8Array.of(9, 8, 7);
+    expect((await rejection(card.control(1, data))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(Array.from(bridge.sent[1]!)).toEqual([0, 0, 0]);
+    expect(Array.from(data)).toEqual([9, 8, 7]);
+    answer('c control', Uint8Array.of(0x90, 0));
+    await tick();
+
+    const silent = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('d'), 'scripted', 2, 3, 30);
+    expect((await rejection(silent.transmit(apdu))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(Array.from(bridge.sent[2]!)).toEqual(new Array(apdu.length).fill(0));
+    answer('d transmit', Uint8Array.of(0x90, 0));
+    await tick();
+  });
+
+  it('cancel() is repeated while the running wait has not returned (one that lands before pcsc-lite set the wait up is lost), and stops once it has', async () => {
+    reset();
+    const ctx = await context('m');
+    const wait = ctx.getStatusChange([{ reader: 'reader' }]);
+    await tick();
+    ctx.cancel();
+    expect(bridge.cancels).toBe(1);
+    await sleep(150);
+    expect(bridge.cancels).toBeGreaterThanOrEqual(3);
+    fail('m getStatusChange', 0x80100002);
+    expect((await rejection(wait)).scardName).toBe('SCARD_E_CANCELLED');
+    await sleep(50);
+    const after = bridge.cancels;
+    await sleep(70);
+    expect(bridge.cancels).toBe(after);
+    const released = ctx.release();
+    await tick();
+    answer('m release');
+    await released;
+  });
+
+  it('release() during a wait cancels it and releases the context only once the wait has returned; a call queued behind it never reaches the bridge', async () => {
+    reset();
+    const ctx = await context('m');
+    const wait = ctx.getStatusChange([{ reader: 'reader' }]);
+    const queued = ctx.listReaders();
+    await tick();
+    const released = ctx.release();
+    await tick();
+    // The wait's call is still inside pcsc-lite: releasing its context now would free memory that call reads.
+    expect(bridge.calls).toEqual(['establish', 'm getStatusChange']);
+    fail('m getStatusChange', 0x80100002);
+    expect((await rejection(wait)).scardName).toBe('SCARD_E_CANCELLED');
+    await tick();
+    expect(bridge.calls).toEqual(['establish', 'm getStatusChange', 'm release']);
+    expect((await rejection(queued)).scardName).toBe('SCARD_E_INVALID_HANDLE');
+    answer('m release');
+    await released;
+    expect((await rejection(ctx.listReaders())).scardName).toBe('SCARD_E_INVALID_HANDLE');
+    expect(bridge.calls).toHaveLength(3);
+  });
+
+  it('a backend on the caller\'s context, which has no timeout of its own, still bounds its connect by commandTimeoutMs', async () => {
+    reset();
+    const ctx = await context('m');
+    const pc = new PcscBackend({ reader: 'reader', context: ctx, commandTimeoutMs: 40 });
+    // Unbounded, the connect would wait for as long as pcscd holds it: fail here instead of at the test's timeout.
+    const unbounded = sleep(1_000).then(() => new Error('the connect is still waiting after 1 s'));
+    const e = await Promise.race([rejection(pc.open()), unbounded]);
+    expect(e).toBeInstanceOf(PcscError);
+    expect([(e as PcscError).scardName, (e as PcscError).operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardConnect']);
+    answer('m connect', nativeCard('late'));
+    await tick();
+    expect(bridge.calls).toEqual(['establish', 'm connect', 'late disconnect 0']);
+    answer('late disconnect 0');
+    await pc.close();
+    const released = ctx.release();
+    await tick();
+    answer('m release');
+    await released;
+  });
+
+  it('the backend\'s close() leaves no timer behind, and without a timeout it waits for the disconnect however long it takes', async () => {
+    reset();
+    const reader = new InProcessReader();
+    const b = reader.backend(undefined, { commandTimeoutMs: 60_000 });
+    await b.open();
+    const before = timers();
+    await b.close();
+    expect(timers()).toBe(before);
+
+    const slow = new InProcessReader();
+    const inner = (slow as unknown as { context: { connect: () => Promise<{ disconnect: () => Promise<void> }> } }).context;
+    const card0 = await inner.connect();
+    let disconnected = false;
+    card0.disconnect = () => sleep(50).then(() => {
+      disconnected = true;
+    });
+    const forever = slow.backend(undefined, { commandTimeoutMs: Infinity });
+    await forever.open();
+    await forever.close();
+    expect(disconnected).toBe(true);
+  });
+});
