@@ -108,6 +108,14 @@ async function context(tag: string, timeoutMs?: number): Promise<PcscContext> {
   return made;
 }
 
+/** Releases a context over the stand-in monitor 'm', pcscd answering at once. */
+async function released(ctx: PcscContext): Promise<void> {
+  const done = ctx.release();
+  await tick();
+  answer('m release');
+  await done;
+}
+
 describe('PC/SC timeouts over a scripted bridge', () => {
   it('a call answered within its timeout is the caller\'s: nothing disposes of it once the timeout has passed, and no timer outlives it', async () => {
     reset();
@@ -136,10 +144,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(card.stalled).toBe(false);
     expect(ctx.stalled).toBe(false);
     expect(bridge.calls).toEqual(['c transmit', 'c status', 'establish', 'm connect']);
-    const released = ctx.release();
-    await tick();
-    answer('m release');
-    await released;
+    await released(ctx);
   });
 
   it('two establishes that both outlive their timeout: establish() stays refused until the last of them has returned, and each late context is released', async () => {
@@ -162,10 +167,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     answer('late1 release');
     answer('late2 release');
     const ctx = await context('m', 30);
-    const released = ctx.release();
-    await tick();
-    answer('m release');
-    await released;
+    await released(ctx);
   });
 
   it('release() of a stalled context releases it only once the outstanding call has returned, in the background past its own timeout', async () => {
@@ -227,10 +229,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     const after = bridge.cancels;
     await sleep(70);
     expect(bridge.cancels).toBe(after);
-    const released = ctx.release();
-    await tick();
-    answer('m release');
-    await released;
+    await released(ctx);
   });
 
   it('release() during a wait cancels it and releases the context only once the wait has returned; a call queued behind it never reaches the bridge', async () => {
@@ -239,7 +238,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     const wait = ctx.getStatusChange([{ reader: 'reader' }]);
     const queued = ctx.listReaders();
     await tick();
-    const released = ctx.release();
+    const releasing = ctx.release();
     await tick();
     // The wait's call is still inside pcsc-lite: releasing its context now would free memory that call reads.
     expect(bridge.calls).toEqual(['establish', 'm getStatusChange']);
@@ -249,7 +248,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm getStatusChange', 'm release']);
     expect((await rejection(queued)).scardName).toBe('SCARD_E_INVALID_HANDLE');
     answer('m release');
-    await released;
+    await releasing;
     expect((await rejection(ctx.listReaders())).scardName).toBe('SCARD_E_INVALID_HANDLE');
     expect(bridge.calls).toHaveLength(3);
   });
@@ -268,10 +267,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm connect', 'late disconnect 0']);
     answer('late disconnect 0');
     await pc.close();
-    const released = ctx.release();
-    await tick();
-    answer('m release');
-    await released;
+    await released(ctx);
   });
 
   it('the backend\'s close() leaves no timer behind, and without a timeout it waits for the disconnect however long it takes', async () => {
