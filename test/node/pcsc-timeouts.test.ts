@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import { fromHex, hex } from '../../src/apdu/apdu.ts';
-import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import { InvalidInputError, McsEngine, sha256 } from '../../src/index.ts';
 import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
@@ -169,7 +169,7 @@ describe('PcscCard timeouts over a scripted native connection', () => {
     expect(disconnects).toBe(1);
   });
 
-  it('PcscBackend checks its options: reader, seType, share, context, log and commandTimeoutMs', () => {
+  it('PcscBackend and discoverPcscBackends check their options: reader, seType, share, context, log and commandTimeoutMs', async () => {
     const bad: [unknown, RegExp][] = [
       [null, /must name the reader/],
       ['Virtual PCD 00 00', /must be an object of options, got string/],
@@ -188,7 +188,14 @@ describe('PcscCard timeouts over a scripted native connection', () => {
     for (const [opts, msg] of bad) {
       expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(InvalidInputError);
       expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(msg);
+      // Discovery names no reader; the rest is refused as the backend refuses it, before pcscd is asked.
+      if (opts === null || typeof opts !== 'object' || !('reader' in opts) || (opts as { reader: string }).reader !== 'r') continue;
+      const { reader: _, ...rest } = opts as { reader: string };
+      const found = discoverPcscBackends(rest as never);
+      await expect(found, JSON.stringify(rest)).rejects.toThrow(InvalidInputError);
+      await expect(found, JSON.stringify(rest)).rejects.toThrow(msg);
     }
+    await expect(discoverPcscBackends('Virtual PCD 00 00' as never)).rejects.toThrow(/discoverPcscBackends options must be an object of options, got string/);
     for (const commandTimeoutMs of [1, 0.5, Infinity, 1e12]) expect(() => new PcscBackend({ reader: 'r', commandTimeoutMs })).not.toThrow();
   });
 });

@@ -51,8 +51,13 @@ export interface PcscBackendOptions {
 /** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
-function commandTimeout(ms: unknown): number {
-  return ms === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(ms, 'commandTimeoutMs');
+/** Every option but the reader, checked (InvalidInputError); answers the command timeout. */
+function checkOptions(o: Omit<PcscBackendOptions, 'reader'>): number {
+  if (o.seType !== undefined && o.seType !== 1 && o.seType !== 2) throw new InvalidInputError(`seType must be 1 (UICC) or 2 (GlobalPlatform SE), got ${shown(o.seType)}`);
+  checkShare(o.share);
+  if (o.context !== undefined && typeof (o.context as Partial<PcscContext> | null)?.connect !== 'function') throw new InvalidInputError(`context must be a PcscContext, got ${shown(o.context)}`);
+  if (o.log !== undefined && typeof o.log !== 'function') throw new InvalidInputError(`log must be a function, got ${shown(o.log)}`);
+  return o.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(o.commandTimeoutMs, 'commandTimeoutMs');
 }
 
 /** A key in a card slot: the handle carries the slot number, never material. */
@@ -95,15 +100,12 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const o = optionsArg(opts, 'PcscBackend options');
     if (!o) throw new InvalidInputError('PcscBackend options must name the reader ({ reader })');
     this.reader = checkReader(o.reader);
-    if (o.seType !== undefined && o.seType !== 1 && o.seType !== 2) throw new InvalidInputError(`seType must be 1 (UICC) or 2 (GlobalPlatform SE), got ${shown(o.seType)}`);
-    checkShare(o.share);
-    if (o.context !== undefined && typeof (o.context as Partial<PcscContext> | null)?.connect !== 'function') throw new InvalidInputError(`context must be a PcscContext, got ${shown(o.context)}`);
-    if (o.log !== undefined && typeof o.log !== 'function') throw new InvalidInputError(`log must be a function, got ${shown(o.log)}`);
+    const commandTimeoutMs = checkOptions(o);
     this.seType = o.seType ?? 2;
     this.shared = (o.share ?? 'exclusive') !== 'exclusive';
     this.session = new CardSession({
       reader: this.reader,
-      commandTimeoutMs: commandTimeout(o.commandTimeoutMs),
+      commandTimeoutMs,
       ...(o.context ? { context: o.context } : {}),
       ...(o.share ? { share: o.share } : {}),
       ...(o.log ? { log: o.log } : {}),
@@ -688,11 +690,13 @@ function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: num
 /**
  * One backend per reader whose card answers SELECT of the senv applet, each
  * already open. Readers without a card, or with another card, are skipped.
- * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are.
+ * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are. The
+ * options are checked as the backend checks them, before anything reaches pcscd.
  */
 export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
   const o = optionsArg(opts, 'discoverPcscBackends options') ?? {};
-  const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeout(o.commandTimeoutMs) }));
+  const commandTimeoutMs = checkOptions(o);
+  const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeoutMs }));
   try {
     const readers = await listing.listReaders();
     const states = readers.length ? await listing.getStatusChange(readers.map((reader) => ({ reader })), 0) : [];
