@@ -171,15 +171,16 @@ class Stall {
     return this.#outstanding ?? Promise.resolve();
   }
 
-  /** SCARD_E_NOT_READY for `operation` while a call is outstanding. */
-  refusal(operation: string): PcscError | undefined {
-    if (!this.#outstanding) return undefined;
-    return new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`);
-  }
-
-  /** `bridged` bounded by `ms` (see bounded()): past it, outstanding until it returns, and SCARD_E_TIMEOUT. */
-  bound<T>(operation: string, bridged: Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
-    return bounded(bridged, ms, (settled) => {
+  /**
+   * Makes the bridge call `op` bounded by `ms` (see bounded()): past it, the
+   * call is outstanding until it returns, and SCARD_E_TIMEOUT. While one is
+   * outstanding, SCARD_E_NOT_READY and no call.
+   */
+  call<T>(operation: string, op: () => Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
+    if (this.#outstanding) {
+      return Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`));
+    }
+    return bounded(op(), ms, (settled) => {
       const outstanding = settled.finally(() => {
         if (this.#outstanding === outstanding) this.#outstanding = undefined;
       });
@@ -260,10 +261,9 @@ export class PcscContext {
 
   /** One call on the context, in order, bounded by `ms` beyond what the call itself waits. */
   #serial<T>(operation: string, ms: number, op: () => Promise<T>): Promise<T> {
-    return this.#calls.run(() => {
-      const refused = this.#released ? new PcscError(operation, SCARD_E_INVALID_HANDLE) : this.#stall.refusal(operation);
-      return refused ? Promise.reject(refused) : this.#stall.bound(operation, op(), ms);
-    });
+    return this.#calls.run(() => (this.#released
+      ? Promise.reject(new PcscError(operation, SCARD_E_INVALID_HANDLE))
+      : this.#stall.call(operation, op, ms)));
   }
 
   /**
@@ -278,9 +278,7 @@ export class PcscContext {
   static async establish(opts: EstablishOptions = {}): Promise<PcscContext> {
     const timeoutMs = checkTimeout(optionsArg(opts, 'establish options')?.timeoutMs, 'timeoutMs');
     const addon = loadNative();
-    const refused = establishing.refusal('SCardEstablishContext');
-    if (refused) throw refused;
-    const monitor = await call(establishing.bound('SCardEstablishContext', addon.Monitor.establish(), timeoutMs,
+    const monitor = await call(establishing.call('SCardEstablishContext', () => addon.Monitor.establish(), timeoutMs,
       (late) => void late.release().catch(() => undefined)));
     return new PcscContext(addon, monitor, timeoutMs);
   }
@@ -439,10 +437,7 @@ export class PcscCard {
 
   /** One call on the connection, in order, bounded by its timeout. */
   private timed<T>(operation: string, op: () => Promise<T>, late?: (value: T) => void): Promise<T> {
-    return this.#calls.run(() => {
-      const refused = this.#stall.refusal(operation);
-      return refused ? Promise.reject(refused) : this.#stall.bound(operation, op(), this.timeoutMs, late);
-    });
+    return this.#calls.run(() => this.#stall.call(operation, op, this.timeoutMs, late));
   }
 
   get protocol(): Protocol {
