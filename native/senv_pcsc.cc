@@ -2,10 +2,11 @@
 // semantics live in src/apdu/, friendly types and errors in src/pcsc/.
 //
 // Every call that can block (IPC to pcscd, the card, a transaction held by
-// another process) runs on the libuv pool as an AsyncWorker and settles a
-// Promise; a status-change wait, which may never end, runs on a thread of its
-// own (StatusWait). Failures reject with an Error carrying `scode` (the
-// SCARD_* code) and `operation`; src/pcsc/ turns it into PcscError.
+// another process, a status-change wait, which may never end) runs as a Job
+// on the bridge's own threads (Threads), never on the libuv pool, and settles
+// a Promise through its environment's Mailbox. Failures reject with an Error
+// carrying `scode` (the SCARD_* code) and `operation`; src/pcsc/ turns it
+// into PcscError.
 //
 // pcsc-lite serialises the calls of one SCARDCONTEXT behind one mutex, and
 // SCardGetStatusChange holds it for the whole wait. So a Monitor (its own
@@ -27,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -142,12 +144,12 @@ struct ReaperDrain {
   ~ReaperDrain() { g_reaper->Drain(); }
 } g_reaperDrain;
 
+struct Mailbox;
+
 struct AddonData {
   Napi::FunctionReference cardCtor;
   Napi::FunctionReference monitorCtor;
-  // Set once this environment (the main thread, or a worker) exits (Monitor::EndForExit): a
-  // status-change wait of this environment that starts later returns at once.
-  std::shared_ptr<std::atomic<bool>> exiting = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<Mailbox> mailbox;
 };
 
 Napi::Error ScardError(Napi::Env env, const char* operation, LONG rv) {
@@ -167,48 +169,174 @@ bool CanRunJs(napi_env env) {
   return napi_create_arraybuffer(env, 0, &data, &probe) == napi_ok;
 }
 
-// Runs `exec` off the JS thread; `done` settles the promise on the JS thread
+// The bridge's own threads. On the libuv pool a call that does not return (a
+// pcscd that stopped answering, a reader driver that hangs, an endless
+// status-change wait) held a pool thread for good: four of them
+// (UV_THREADPOOL_SIZE) stalled every file read, DNS lookup and zlib call of the
+// process, and Node joins the pool's threads on process.exit() and waits for
+// an environment's pool work when it ends, so a single one hung the exit. A
+// thread is made when none is idle (src/pcsc/ runs one call at a time per
+// context and per connection), and one idle for 30 s ends. Detached: nothing
+// waits for a thread that pcscd holds. Never freed, as the Reaper.
+class Threads {
+ public:
+  // False when `task` cannot run: no thread was idle and none could be made.
+  bool Run(std::function<void()> task) {
+    std::lock_guard<std::mutex> hold(m_);
+    if (idle_ <= queue_.size() && !Spawn()) return false;
+    queue_.push_back(std::move(task));
+    cv_.notify_one();
+    return true;
+  }
+
+ private:
+  // pthread, not std::thread: built without C++ exceptions, a thread that cannot be made (a pids
+  // or address-space limit) would end the process in std::terminate instead of failing the call.
+  bool Spawn() {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, &Threads::Main, this);
+    pthread_attr_destroy(&attr);
+    return err == 0;
+  }
+
+  static void* Main(void* self) {
+    static_cast<Threads*>(self)->Work();
+    return nullptr;
+  }
+
+  void Work() {
+    std::unique_lock<std::mutex> hold(m_);
+    for (;;) {
+      idle_++;
+      bool work = cv_.wait_for(hold, std::chrono::seconds(30), [this] { return !queue_.empty(); });
+      idle_--;
+      if (!work) return;
+      std::function<void()> task = std::move(queue_.front());
+      queue_.pop_front();
+      hold.unlock();
+      task();
+      task = nullptr;
+      hold.lock();
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  size_t idle_ = 0;
+};
+
+Threads* const g_threads = new Threads;
+
+class Job;
+struct Mailbox;
+void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
+using JobTsfn = Napi::TypedThreadSafeFunction<Mailbox, Job, DeliverJob>;
+
+// Where finished jobs go back to one environment's JS thread (the main
+// thread's, or a worker's): one thread-safe function, referenced while a job
+// of the environment is pending (a pending call keeps its environment alive,
+// as any does). Node frees that function when the environment ends, even
+// under a thread still holding it, so a thread calls it only under `lock`
+// while `open`; the finaliser (Close) shuts the box first and leaves each job
+// still running to its thread, which then settles nothing and gives back what
+// the call opened. Shared with the jobs: it outlives the environment.
+struct Mailbox {
+  std::mutex lock;
+  bool open = true;
+  JobTsfn tsfn;
+  // The jobs started here and not yet settled; JS thread only.
+  std::unordered_set<Job*> jobs;
+  // Set at the environment's 'exit' (Monitor::EndForExit) and at its end: a status-change wait
+  // that starts later returns at once.
+  std::atomic<bool> exiting{false};
+
+  static void Close(Napi::Env env, std::shared_ptr<Mailbox>* self, Mailbox*);
+};
+
+// Runs `exec` on a bridge thread; `done` settles the promise on the JS thread
 // when exec returned SCARD_S_SUCCESS. `keep` pins the JS object whose handle
-// the job uses, so the handle cannot be finalised while the job runs. When
-// the job completes in an environment that can no longer run JavaScript,
-// nothing is settled and `orphan` gives back what a successful exec opened
-// (a context, a connection) that no object will own.
-class Job : public Napi::AsyncWorker {
+// the job uses, so the handle cannot be finalised while the job runs. When no
+// JavaScript can run any more to settle it (the environment ended, or is
+// ending: a worker's shutdown completes the jobs in flight with JavaScript
+// stopped), `orphan` gives back what a successful exec opened (a context, a
+// connection) that no object will own, and `cancel` (a wait's) ends a call
+// still running.
+class Job {
  public:
   using Exec = std::function<LONG()>;
   using Done = std::function<void(Napi::Env, Napi::Promise::Deferred&)>;
   using Orphan = std::function<void()>;
+  using Cancel = std::function<void()>;
 
-  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan = nullptr) {
-    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done), std::move(orphan));
+  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done,
+                             Orphan orphan = nullptr, Cancel cancel = nullptr) {
+    std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
+    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done), std::move(orphan), std::move(cancel), box);
     Napi::Promise promise = job->deferred_.Promise();
-    job->Queue();
+    if (box->jobs.empty()) box->tsfn.Ref(env);
+    box->jobs.insert(job);
+    if (!g_threads->Run([job] { job->Execute(); })) {
+      job->Settle(env, SCARD_E_NO_MEMORY);
+      box->jobs.erase(job);
+      if (box->jobs.empty()) box->tsfn.Unref(env);
+      delete job;
+    }
     return promise;
   }
 
- protected:
-  void Execute() override { rv_ = exec_(); }
-  void OnOK() override {
-    if (!CanRunJs(Env())) {
-      if (rv_ == SCARD_S_SUCCESS && orphan_) orphan_();
-      return;
-    }
-    Napi::HandleScope scope(Env());
-    if (rv_ != SCARD_S_SUCCESS)
-      deferred_.Reject(ScardError(Env(), operation_, rv_).Value());
-    else
-      done_(Env(), deferred_);
-  }
-
  private:
-  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan)
-      : Napi::AsyncWorker(env, operation),
-        deferred_(Napi::Promise::Deferred::New(env)),
+  friend struct Mailbox;
+  friend void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
+
+  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan, Cancel cancel,
+      std::shared_ptr<Mailbox> box)
+      : deferred_(Napi::Promise::Deferred::New(env)),
         operation_(operation),
         exec_(std::move(exec)),
         done_(std::move(done)),
-        orphan_(std::move(orphan)) {
+        orphan_(std::move(orphan)),
+        cancel_(std::move(cancel)),
+        box_(std::move(box)) {
     if (!keep.IsEmpty()) keep_ = Napi::Persistent(keep);
+  }
+
+  // On a bridge thread.
+  void Execute() {
+    rv_ = exec_();
+    std::shared_ptr<Mailbox> box = box_;
+    std::unique_lock<std::mutex> hold(box->lock);
+    if (!box->open) {
+      // Close() let go of this job: its references are gone, it is this thread's to dispose of.
+      hold.unlock();
+      Dispose();
+      return;
+    }
+    returned_ = true;
+    // Refused once the environment began to end: Close() then disposes of the job.
+    box->tsfn.NonBlockingCall(this);
+  }
+
+  // On the JS thread.
+  void Settle(Napi::Env env, LONG rv) {
+    if (!CanRunJs(env)) {
+      Dispose(false);
+      return;
+    }
+    Napi::HandleScope scope(env);
+    if (rv != SCARD_S_SUCCESS)
+      deferred_.Reject(ScardError(env, operation_, rv).Value());
+    else
+      done_(env, deferred_);
+  }
+
+  // Gives back what a successful call opened; `free` also deletes the job.
+  void Dispose(bool free = true) {
+    if (rv_ == SCARD_S_SUCCESS && orphan_) orphan_();
+    if (free) delete this;
   }
 
   Napi::Promise::Deferred deferred_;
@@ -216,9 +344,51 @@ class Job : public Napi::AsyncWorker {
   Exec exec_;
   Done done_;
   Orphan orphan_;
+  Cancel cancel_;
+  std::shared_ptr<Mailbox> box_;
   Napi::ObjectReference keep_;
-  LONG rv_ = SCARD_S_SUCCESS;
+  LONG rv_ = SCARD_E_NO_MEMORY;
+  // Under the box's lock: exec returned while the box was open.
+  bool returned_ = false;
 };
+
+// On the JS thread; `env` is null when the environment ended before the job was delivered (Close
+// disposed of it then).
+void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job) {
+  if (env == nullptr) return;
+  box->jobs.erase(job);
+  if (box->jobs.empty()) box->tsfn.Unref(env);
+  job->Settle(env, job->rv_);
+  delete job;
+}
+
+// The finaliser of the environment's thread-safe function, on the JS thread at the environment's
+// end. A job that returned is disposed of here (its call gave nothing to settle, and its
+// references are deleted while the environment still can); one still running loses its
+// references and is left to its thread; a running wait is cancelled until it returned, for 2 s
+// at most (a pcscd that stopped answering blocks SCardCancel itself), so that it does not hold
+// its context's lock for good.
+void Mailbox::Close(Napi::Env, std::shared_ptr<Mailbox>* self, Mailbox* box) {
+  std::vector<Job*> returned;
+  std::vector<Job::Cancel> cancels;
+  {
+    std::lock_guard<std::mutex> hold(box->lock);
+    box->open = false;
+    for (Job* job : box->jobs) {
+      if (job->returned_) {
+        returned.push_back(job);
+      } else {
+        job->keep_.Reset();
+        if (job->cancel_) cancels.push_back(job->cancel_);
+      }
+    }
+    box->jobs.clear();
+  }
+  box->exiting = true;
+  for (Job* job : returned) job->Dispose();
+  for (const Job::Cancel& cancel : cancels) cancel();
+  delete self;
+}
 
 // Argument checks: a wrong type rejects with a TypeError instead of reading
 // through a bad cast (src/pcsc/ validates first; this guards direct callers).
@@ -471,7 +641,7 @@ class Card : public Napi::ObjectWrap<Card> {
     Napi::Promise p;
     if (!Usable(env, "SCardDisconnect", &p)) return p;
     // Closed now on the JS thread so that later calls fail fast instead of
-    // racing the release on the pool.
+    // racing the release on a bridge thread.
     auto h = std::make_shared<Handle>(*state_);
     state_->open = false;
     DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
@@ -504,115 +674,6 @@ void CancelWhile(SCARDCONTEXT ctx, Running running,
     SCardCancel(ctx);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-}
-
-class StatusWait;
-void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
-using StatusTsfn = Napi::TypedThreadSafeFunction<StatusWait, StatusWait, DeliverStatus>;
-
-// A status-change wait runs on a thread of its own, not on the libuv pool.
-// On the pool an endless wait held a pool thread for good (4 by default:
-// as many waits stalled every transmit and file read of the process), and
-// Node waits for an environment's pool work when the environment ends: a
-// worker with an endless wait never ended, nor did a process whose main
-// thread exited while a worker waited. The thread hands its result back
-// through a thread-safe function; when the environment ends first, the
-// function's finaliser cancels the wait and joins the thread.
-class StatusWait {
- public:
-  // Starts the wait (made only for arguments already checked: its promise is settled in every case).
-  static Napi::Promise Start(Napi::Env env, Napi::Object keep, std::shared_ptr<MonitorState> st, DWORD timeout,
-                             std::vector<std::string> names, const std::vector<DWORD>& current) {
-    auto* w = new StatusWait(env, std::move(st), env.GetInstanceData<AddonData>()->exiting, timeout, std::move(names), current);
-    Napi::Promise promise = w->deferred_.Promise();
-    w->keep_ = Napi::Persistent(keep);
-    w->tsfn_ = StatusTsfn::New(env, "SCardGetStatusChange", 0, 1, w, &StatusWait::Finish, static_cast<void*>(nullptr));
-    // pthread, not std::thread: built without C++ exceptions, a thread that cannot be made (a pids
-    // or address-space limit) would end the process in std::terminate instead of failing the call.
-    int err = pthread_create(&w->thread_, nullptr, &StatusWait::Main, w);
-    if (err != 0) {
-      w->returned_ = true;
-      w->started_ = false;
-      w->deferred_.Reject(ScardError(env, "SCardGetStatusChange", SCARD_E_NO_MEMORY).Value());
-      w->tsfn_.Release();
-    }
-    return promise;
-  }
-
- private:
-  friend void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*);
-
-  StatusWait(Napi::Env env, std::shared_ptr<MonitorState> st, std::shared_ptr<std::atomic<bool>> exiting, DWORD timeout,
-             std::vector<std::string> names, const std::vector<DWORD>& current)
-      : names_(std::move(names)), states_(names_.size()), st_(std::move(st)), exiting_(std::move(exiting)), timeout_(timeout),
-        deferred_(Napi::Promise::Deferred::New(env)) {
-    for (size_t i = 0; i < states_.size(); i++) {
-      std::memset(&states_[i], 0, sizeof states_[i]);
-      states_[i].szReader = names_[i].c_str();
-      states_[i].dwCurrentState = current[i];
-    }
-  }
-
-  static void* Main(void* w) {
-    static_cast<StatusWait*>(w)->Run();
-    return nullptr;
-  }
-
-  void Run() {
-    // Marked before the exit flag is read (both sequentially consistent): either this wait sees
-    // its environment exiting, or EndForExit sees it waiting and cancels it until it returned.
-    st_->waiting = true;
-    rv_ = *exiting_ ? static_cast<LONG>(SCARD_E_CANCELLED)
-                    : SCardGetStatusChange(st_->ctx, timeout_, states_.data(), static_cast<DWORD>(states_.size()));
-    st_->waiting = false;
-    returned_ = true;
-    // napi_closing: the environment is ending and the function no longer takes calls (nor a release).
-    if (tsfn_.BlockingCall(this) != napi_closing) tsfn_.Release();
-  }
-
-  // On the JS thread, once the function is gone: after the thread released it, or at the end of
-  // the environment, when the wait may still run. It is cancelled until it returned; a pcscd that
-  // stopped answering blocks here as SCardCancel itself would. Also when the monitor was released
-  // or collected meanwhile (at the end of an environment its finaliser may run first): the context
-  // cannot be released under the wait, pcsc-lite's release waits for the lock the wait holds.
-  static void Finish(Napi::Env, void*, StatusWait* w) {
-    CancelWhile(w->st_->ctx, [w] { return !w->returned_; });
-    if (w->started_) pthread_join(w->thread_, nullptr);
-    delete w;
-  }
-
-  const std::vector<std::string> names_;
-  std::vector<SCARD_READERSTATE> states_;
-  std::shared_ptr<MonitorState> st_;
-  std::shared_ptr<std::atomic<bool>> exiting_;
-  DWORD timeout_;
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference keep_;
-  StatusTsfn tsfn_;
-  pthread_t thread_{};
-  bool started_ = true;
-  LONG rv_ = SCARD_S_SUCCESS;
-  std::atomic<bool> returned_{false};
-};
-
-// On the JS thread; `env` is null when the environment ended before the call was delivered.
-void DeliverStatus(Napi::Env env, Napi::Function, StatusWait* w, StatusWait*) {
-  if (env == nullptr || !CanRunJs(env)) return;
-  Napi::HandleScope scope(env);
-  if (w->rv_ != SCARD_S_SUCCESS) {
-    w->deferred_.Reject(ScardError(env, "SCardGetStatusChange", w->rv_).Value());
-    return;
-  }
-  Napi::Array out = Napi::Array::New(env, w->states_.size());
-  for (size_t i = 0; i < w->states_.size(); i++) {
-    const SCARD_READERSTATE& rs = w->states_[i];
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("reader", Napi::String::New(env, w->names_[i]));
-    o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
-    o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
-    out.Set(static_cast<uint32_t>(i), o);
-  }
-  w->deferred_.Resolve(out);
 }
 
 // ---------------------------------------------------------------------------
@@ -719,7 +780,51 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     // Again: a getter above may have released the context (a direct caller of the addon).
     if (!Usable(env, "SCardGetStatusChange", &p)) return p;
-    return StatusWait::Start(env, Value(), state_, DwordArg(info, 1, INFINITE), std::move(names), current);
+    struct Wait {
+      std::vector<std::string> names;
+      std::vector<SCARD_READERSTATE> states;
+      std::atomic<bool> returned{false};
+    };
+    auto w = std::make_shared<Wait>();
+    w->names = std::move(names);
+    w->states.resize(w->names.size());
+    for (size_t i = 0; i < w->states.size(); i++) {
+      std::memset(&w->states[i], 0, sizeof w->states[i]);
+      w->states[i].szReader = w->names[i].c_str();
+      w->states[i].dwCurrentState = current[i];
+    }
+    auto st = state_;
+    std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
+    DWORD timeout = DwordArg(info, 1, INFINITE);
+    return Job::Start(env, "SCardGetStatusChange", Value(),
+      [st, w, box, timeout] {
+        // Marked before the exit flag is read (both sequentially consistent): either this wait sees
+        // its environment exiting, or EndForExit sees it waiting and cancels it until it returned.
+        st->waiting = true;
+        LONG rv = box->exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
+                               : SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size()));
+        st->waiting = false;
+        w->returned = true;
+        return rv;
+      },
+      [w](Napi::Env env, Napi::Promise::Deferred& d) {
+        Napi::Array out = Napi::Array::New(env, w->states.size());
+        for (size_t i = 0; i < w->states.size(); i++) {
+          const SCARD_READERSTATE& rs = w->states[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("reader", Napi::String::New(env, w->names[i]));
+          o.Set("eventState", Napi::Number::New(env, rs.dwEventState));
+          o.Set("atr", Bytes(env, rs.rgbAtr, rs.cbAtr));
+          out.Set(static_cast<uint32_t>(i), o);
+        }
+        d.Resolve(out);
+      },
+      nullptr,
+      // Also when the monitor was released or collected meanwhile: the context cannot be released
+      // under the wait, pcsc-lite's release waits for the lock the wait holds.
+      [st, w] {
+        CancelWhile(st->ctx, [w] { return !w->returned.load(); }, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+      });
   }
 
   // At its environment's 'exit' (the process's exit ends no environment: a
@@ -728,7 +833,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   // this context's is cancelled until it returned, given up after 2 s (a
   // pcscd that stopped answering blocks SCardCancel itself).
   Napi::Value EndForExit(const Napi::CallbackInfo& info) {
-    *info.Env().GetInstanceData<AddonData>()->exiting = true;
+    info.Env().GetInstanceData<AddonData>()->mailbox->exiting = true;
     auto st = state_;
     CancelWhile(st->ctx, [st] { return st->waiting.load(); }, std::chrono::steady_clock::now() + std::chrono::seconds(2));
     return info.Env().Undefined();
@@ -797,6 +902,10 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
+  data->mailbox = std::make_shared<Mailbox>();
+  data->mailbox->tsfn = JobTsfn::New(env, "senv_pcsc", 0, 1, data->mailbox.get(), &Mailbox::Close,
+                                     new std::shared_ptr<Mailbox>(data->mailbox));
+  data->mailbox->tsfn.Unref(env);
   Napi::Function card = Card::Define(env);
   data->cardCtor = Napi::Persistent(card);
   env.SetInstanceData(data);

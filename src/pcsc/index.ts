@@ -152,7 +152,7 @@ class CallQueue {
  * connection) that outlived its timeout and is still outstanding. While it
  * is, no second call goes to pcsc-lite for that party: it would wait behind
  * the first on a lock (pcsc-lite's, or the bridge's for establish), on a
- * thread of the pool, for as long.
+ * bridge thread, for as long.
  */
 class Stall {
   #outstanding: Promise<void> | undefined;
@@ -273,7 +273,7 @@ export class PcscContext {
    * makes afterwards, if any, is released as it arrives, and until then every
    * establish() of the process rejects at once with SCARD_E_NOT_READY (the
    * bridge establishes one context at a time: another would only queue
-   * behind it on a thread of the pool).
+   * behind it on a bridge thread).
    */
   static async establish(opts: EstablishOptions = {}): Promise<PcscContext> {
     const timeoutMs = checkTimeout(optionsArg(opts, 'establish options')?.timeoutMs, 'timeoutMs');
@@ -405,7 +405,7 @@ export class PcscContext {
 /**
  * A connection to the card in one reader. Calls run in the order they were
  * made: an APDU exchange is a conversation, and letting two transmits race on
- * the pool would interleave them arbitrarily.
+ * bridge threads would interleave them arbitrarily.
  */
 export class PcscCard {
   readonly #calls = new CallQueue();

@@ -183,7 +183,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     await expect(env.ctx.connect(`${env.slot.reader}\0x`)).rejects.toThrow(/must not contain NUL/);
     await expect(env.ctx.getStatusChange([{ reader: `${env.slot.reader}\0x` }], 0)).rejects.toThrow(InvalidInputError);
     const [s] = await env.ctx.getStatusChange([{ reader: env.slot.reader }], 0);
-    // One cancel() right after the call, before its wait started on the pool, ends it; a wait asked for
+    // One cancel() right after the call, before its wait started on a bridge thread, ends it; a wait asked for
     // after the cancel is not affected.
     const waiting = env.ctx.getStatusChange([{ reader: env.slot.reader, state: s!.state }]);
     env.ctx.cancel();
@@ -204,7 +204,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     for (let round = 0; round < 20; round++) {
       const ctx = await PcscContext.establish();
       const [s] = await ctx.getStatusChange([{ reader: env.slot.reader }], 0);
-      // Not awaited: release() is called while these are queued on the pool or already waiting.
+      // Not awaited: release() is called while these are queued or already waiting.
       const waits = [1, 2].map(() => ctx.getStatusChange([{ reader: env.slot.reader, state: s!.state }]).then(() => null, (e: unknown) => e));
       await ctx.release();
       for (const e of await Promise.all(waits)) {
@@ -250,11 +250,6 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   // 10,000 round trips: ~3 s with the latency fix, ~8 minutes through a pcscd without it.
   const slow = setup.ok && !setup.env.latencyFixed;
 
-  // Regression: the finaliser of a dropped connection used to disconnect on a
-  // thread of its own, side by side with other connections' calls, and
-  // pcsc-lite 1.9 crashed inside SCardDisconnect (its context list is walked
-  // unlocked). A pool of 16 threads makes the calls overlap as a busy
-  // application would; before the fix most runs of this died of SIGSEGV.
   it('a process whose endless status-change wait is under way still ends at once: process.exit(), an uncaught exception, an exit before the wait was set up', async () => {
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const reader = JSON.stringify(env.slot.reader);
@@ -263,14 +258,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);`;
     const wait = `ctx.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {});`;
     const waiting = `${setUp} ${wait} await new Promise((r) => setTimeout(r, 300));`;
-    // Every pool thread busy for about a second: the wait is queued on the pool, not yet set up, at the exit.
-    const queued = `${setUp} const { pbkdf2 } = await import('node:crypto');
-      for (let i = 0; i < 4; i++) pbkdf2('x', 'y', 1_000_000, 32, 'sha256', () => {});
-      ${wait} await new Promise((r) => setTimeout(r, 50));`;
     const endings: Record<string, string> = {
       'process.exit()': `${waiting} process.exit(0);`,
       'an uncaught exception': `${waiting} setTimeout(() => { throw new Error('uncaught'); });`,
-      'process.exit() before the pool started the wait': `${queued} process.exit(0);`,
       'process.exit() right after the call': `${setUp} ${wait} await new Promise((r) => setImmediate(r)); process.exit(0);`,
     };
     const ended: Record<string, unknown> = {};
@@ -340,7 +330,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   });
 
   it('endless waits hold no libuv pool thread: with more of them than the pool has threads, transmits and file reads go on', async () => {
-    // The pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise; a wait per thread and one more.
+    // The libuv pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise; a wait per thread and one more.
     const n = Math.max(4, Number(process.env.UV_THREADPOOL_SIZE) || 4) + 1;
     const contexts = await Promise.all(Array.from({ length: n }, () => PcscContext.establish()));
     const waits: Promise<unknown>[] = [];
@@ -371,11 +361,13 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const reader = JSON.stringify(env.slot.reader);
     // 40 endless waits under an address-space limit of what the process uses plus 96 MB: each wait
-    // thread reserves an 8 MB stack, so the later ones cannot be made. Then the limit goes and all end.
+    // needs a bridge thread of its own, which reserves an 8 MB stack, so the later ones cannot be
+    // made. Then the limit goes and all end. The contexts are made one at a time: side by side,
+    // their calls would leave 40 idle threads for the waits.
     const script = `const { PcscContext } = await import(${pcsc}); const { execFileSync } = await import('node:child_process');
       const { readFileSync } = await import('node:fs');
       const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
-      const all = await Promise.all(Array.from({ length: 40 }, () => PcscContext.establish()));
+      const all = []; for (let i = 0; i < 40; i++) all.push(await PcscContext.establish());
       const vm = Number(/VmSize:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
       execFileSync('prlimit', ['--pid', String(process.pid), '--as=' + (vm + 96 * 1024 * 1024) + ':']);
       const waits = all.map((c) => c.getStatusChange([{ reader: ${reader}, state: s.state }]).then(() => 'resolved', (e) => e.scardName ?? e.message));
@@ -573,12 +565,18 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect({ warm: after.warm - before.warm, cold: after.cold - before.cold }).toEqual({ warm: 0, cold: 0 });
   });
 
+  // Regression: the finaliser of a dropped connection used to disconnect on a
+  // thread of its own, side by side with other connections' calls, and
+  // pcsc-lite 1.9 crashed inside SCardDisconnect (its context list is walked
+  // unlocked). 16 connections at a time, each call on a bridge thread, make
+  // the calls overlap as a busy application would; before the fix most runs
+  // of this died of SIGSEGV.
   it('survives collected connections while others connect, transmit and disconnect (process of its own)', { timeout: slow ? 900_000 : 120_000 }, async () => {
     const addon = fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url));
     const churn = fileURLToPath(new URL('./fixtures/pcsc-churn.cjs', import.meta.url));
     // Asynchronously: the virtual card answering the child's APDUs runs on this process's event loop.
     const child = spawn(process.execPath, ['--expose-gc', churn, addon, env.slot.reader, '200'], {
-      env: { ...process.env, UV_THREADPOOL_SIZE: '16', NODE_OPTIONS: '' },
+      env: { ...process.env, NODE_OPTIONS: '' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

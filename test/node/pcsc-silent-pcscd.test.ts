@@ -202,6 +202,45 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(openAtEnd).toBe(0);
   });
 
+  it('calls pcscd never answers hold none of the libuv pool: file reads, a worker\'s end and process.exit() go on', async () => {
+    const proxy = await FreezableProxy.start('pool.sock');
+    let exiting = 0;
+    const inWorker = `(async () => { const { PcscContext } = await import(${JSON.stringify(new URL('../../dist/src/pcsc/exports.js', import.meta.url).href)});
+      const { parentPort } = await import('node:worker_threads');
+      const e = await PcscContext.establish({ timeoutMs: 300 }).catch((x) => x);
+      parentPort.postMessage(e.scardName); })()`;
+    const r = await scenario(proxy, `
+      const { readFile } = await import('node:fs/promises');
+      const { Worker } = await import('node:worker_threads');
+      const contexts = [];
+      for (let i = 0; i < 5; i++) contexts.push(await PcscContext.establish({ timeoutMs: 300 }));
+      await step('freeze');
+      // One call per context outlives its timeout and stays in the bridge: more calls than the pool's 4 threads.
+      const lists = await Promise.all(contexts.map((c) => outcome(c.listReaders())));
+      const read = await timed(Promise.race([readFile('/proc/self/status'), sleep(3000).then(() => { throw new Error('the file read was held'); })]));
+      // A worker whose establish is stalled ends when it is terminated (Node waits for an environment's pool work).
+      const worker = new Worker(${JSON.stringify(inWorker)}, { eval: true });
+      const inside = await new Promise((resolve) => worker.once('message', resolve));
+      const terminate = await timed(Promise.race([worker.terminate(), sleep(3000).then(() => { throw new Error('the worker did not end'); })]));
+      // Node joins the pool's threads on process.exit().
+      await step('exiting', { lists, read, inside, terminate });
+      process.exit(0);
+    `, {
+      freeze: () => proxy.freeze(),
+      exiting: () => {
+        exiting = Date.now();
+      },
+    });
+    const exitMs = Date.now() - exiting;
+    await proxy.close();
+
+    expect(r.exiting!.lists).toEqual(Array.from({ length: 5 }, () => expect.objectContaining({ code: 'SCARD_E_TIMEOUT' })));
+    expect(r.exiting!.read).toMatchObject({ ok: true });
+    expect(r.exiting!.inside).toBe('SCARD_E_TIMEOUT');
+    expect(r.exiting!.terminate).toMatchObject({ ok: true });
+    expect(exitMs).toBeLessThan(3000);
+  });
+
   it('McsEngine.create over a PC/SC SE and discoverPcscBackends answer within commandTimeoutMs', async () => {
     const proxy = await FreezableProxy.start('backend.sock');
     proxy.freeze();
