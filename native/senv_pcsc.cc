@@ -231,6 +231,34 @@ class Threads {
 
 Threads* const g_threads = new Threads;
 
+// A call that can be ended early: a status-change wait, by SCardCancel on its context while it
+// has not returned.
+struct Cancellable {
+  SCARDCONTEXT ctx = 0;
+  std::function<bool()> running;
+};
+
+// Ends `waits` as their environment exits or ends: cancels each every 2 ms
+// while it runs (a cancel that lands before pcsc-lite set the wait up is
+// lost), from bridge threads, and waits for them to return, 2 s at most in
+// all. A pcscd that stopped answering blocks SCardCancel itself: called on
+// the JS thread, it held the exit for good.
+void EndWaits(const std::vector<Cancellable>& waits) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto running = [until](const Cancellable& w) { return w.running() && std::chrono::steady_clock::now() < until; };
+  for (const Cancellable& w : waits) {
+    g_threads->Run([w, running] {
+      while (running(w)) {
+        SCardCancel(w.ctx);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+  for (const Cancellable& w : waits) {
+    while (running(w)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 class Job;
 struct Mailbox;
 void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
@@ -238,8 +266,9 @@ using JobTsfn = Napi::TypedThreadSafeFunction<Mailbox, Job, DeliverJob>;
 
 // Where finished jobs go back to one environment's JS thread (the main
 // thread's, or a worker's): one thread-safe function, referenced while a job
-// of the environment is pending (a pending call keeps its environment alive,
-// as any does). Node frees that function when the environment ends, even
+// of the environment holds it (a pending call keeps its environment alive, as
+// any does, until src/pcsc/ lets go of one that outlived its timeout:
+// UnrefCall). Node frees that function when the environment ends, even
 // under a thread still holding it, so a thread calls it only under `lock`
 // while `open`; the finaliser (Close) shuts the box first and leaves each job
 // still running to its thread, which then settles nothing and gives back what
@@ -248,11 +277,17 @@ struct Mailbox {
   std::mutex lock;
   bool open = true;
   JobTsfn tsfn;
-  // The jobs started here and not yet settled; JS thread only.
+  // The jobs started here and not yet settled, and how many of them keep the environment alive;
+  // JS thread only.
   std::unordered_set<Job*> jobs;
-  // Set at the environment's 'exit' (Monitor::EndForExit) and at its end: a status-change wait
-  // that starts later returns at once.
+  size_t holding = 0;
+  // Set at the environment's 'exit' (EndForExit) and at its end: a status-change wait that starts
+  // later returns at once.
   std::atomic<bool> exiting{false};
+
+  // The waits to end as the environment exits or ends: those still holding it. One let go of
+  // outlived its timeout: pcscd did not answer it, and would not answer its cancel either.
+  std::vector<Cancellable> Waits() const;
 
   static void Close(Napi::Env env, std::shared_ptr<Mailbox>* self, Mailbox*);
 };
@@ -264,35 +299,49 @@ struct Mailbox {
 // ending: a worker's shutdown completes the jobs in flight with JavaScript
 // stopped), `orphan` gives back what a successful exec opened (a context, a
 // connection) that no object will own, and `cancel` (a wait's) ends a call
-// still running.
+// still running (EndWaits).
 class Job {
  public:
   using Exec = std::function<LONG()>;
   using Done = std::function<void(Napi::Env, Napi::Promise::Deferred&)>;
   using Orphan = std::function<void()>;
-  using Cancel = std::function<void()>;
 
   static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done,
-                             Orphan orphan = nullptr, Cancel cancel = nullptr) {
+                             Orphan orphan = nullptr, Cancellable cancel = {}) {
     std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
     auto* job = new Job(env, operation, keep, std::move(exec), std::move(done), std::move(orphan), std::move(cancel), box);
     Napi::Promise promise = job->deferred_.Promise();
-    if (box->jobs.empty()) box->tsfn.Ref(env);
     box->jobs.insert(job);
+    if (box->holding++ == 0) box->tsfn.Ref(env);
     if (!g_threads->Run([job] { job->Execute(); })) {
       job->Settle(env, SCARD_E_NO_MEMORY);
-      box->jobs.erase(job);
-      if (box->jobs.empty()) box->tsfn.Unref(env);
+      job->Forget(env);
       delete job;
     }
     return promise;
   }
 
+  // unrefCall(promise): the call whose promise this is no longer keeps its environment alive
+  // (src/pcsc/ gave up waiting for it). False when it is no pending call of this environment.
+  static Napi::Value UnrefCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Mailbox* box = env.GetInstanceData<AddonData>()->mailbox.get();
+    for (Job* job : box->jobs) {
+      if (job->holding_ && !job->promise_.IsEmpty() && job->promise_.Value().StrictEquals(info[0])) {
+        job->holding_ = false;
+        if (--box->holding == 0) box->tsfn.Unref(env);
+        return Napi::Boolean::New(env, true);
+      }
+    }
+    return Napi::Boolean::New(env, false);
+  }
+
  private:
   friend struct Mailbox;
+  friend Napi::Value EndForExit(const Napi::CallbackInfo& info);
   friend void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
 
-  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan, Cancel cancel,
+  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan, Cancellable cancel,
       std::shared_ptr<Mailbox> box)
       : deferred_(Napi::Promise::Deferred::New(env)),
         operation_(operation),
@@ -302,6 +351,19 @@ class Job {
         cancel_(std::move(cancel)),
         box_(std::move(box)) {
     if (!keep.IsEmpty()) keep_ = Napi::Persistent(keep);
+    promise_ = Napi::Weak(deferred_.Promise());
+  }
+
+  // On the JS thread: the job leaves its environment's books.
+  void Forget(Napi::Env env) {
+    box_->jobs.erase(this);
+    if (holding_ && --box_->holding == 0) box_->tsfn.Unref(env);
+  }
+
+  // On the JS thread, at the environment's end: the job's references go while they still can.
+  void Abandon() {
+    keep_.Reset();
+    promise_.Reset();
   }
 
   // On a bridge thread.
@@ -344,9 +406,13 @@ class Job {
   Exec exec_;
   Done done_;
   Orphan orphan_;
-  Cancel cancel_;
+  Cancellable cancel_;
   std::shared_ptr<Mailbox> box_;
   Napi::ObjectReference keep_;
+  // Weak: what UnrefCall knows the call by.
+  Napi::Reference<Napi::Promise> promise_;
+  // Counted in the box's `holding` (JS thread only).
+  bool holding_ = true;
   LONG rv_ = SCARD_E_NO_MEMORY;
   // Under the box's lock: exec returned while the box was open.
   bool returned_ = false;
@@ -354,23 +420,29 @@ class Job {
 
 // On the JS thread; `env` is null when the environment ended before the job was delivered (Close
 // disposed of it then).
-void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job) {
+void DeliverJob(Napi::Env env, Napi::Function, Mailbox*, Job* job) {
   if (env == nullptr) return;
-  box->jobs.erase(job);
-  if (box->jobs.empty()) box->tsfn.Unref(env);
+  job->Forget(env);
   job->Settle(env, job->rv_);
   delete job;
+}
+
+std::vector<Cancellable> Mailbox::Waits() const {
+  std::vector<Cancellable> waits;
+  for (Job* job : jobs) {
+    if (job->cancel_.running && job->holding_) waits.push_back(job->cancel_);
+  }
+  return waits;
 }
 
 // The finaliser of the environment's thread-safe function, on the JS thread at the environment's
 // end. A job that returned is disposed of here (its call gave nothing to settle, and its
 // references are deleted while the environment still can); one still running loses its
-// references and is left to its thread; a running wait is cancelled until it returned, for 2 s
-// at most (a pcscd that stopped answering blocks SCardCancel itself), so that it does not hold
-// its context's lock for good.
+// references and is left to its thread; a running wait is ended (EndWaits), so that it does not
+// hold its context's lock for good.
 void Mailbox::Close(Napi::Env, std::shared_ptr<Mailbox>* self, Mailbox* box) {
   std::vector<Job*> returned;
-  std::vector<Job::Cancel> cancels;
+  std::vector<Cancellable> waits = box->Waits();
   {
     std::lock_guard<std::mutex> hold(box->lock);
     box->open = false;
@@ -378,16 +450,25 @@ void Mailbox::Close(Napi::Env, std::shared_ptr<Mailbox>* self, Mailbox* box) {
       if (job->returned_) {
         returned.push_back(job);
       } else {
-        job->keep_.Reset();
-        if (job->cancel_) cancels.push_back(job->cancel_);
+        job->Abandon();
       }
     }
     box->jobs.clear();
   }
   box->exiting = true;
   for (Job* job : returned) job->Dispose();
-  for (const Job::Cancel& cancel : cancels) cancel();
+  EndWaits(waits);
   delete self;
+}
+
+// endForExit(), at the environment's 'exit' (the process's exit ends no environment: a wait
+// thread would still be inside pcsc-lite when exit() runs the library's destructor): no wait of
+// this environment starts any more, and the running ones are ended (EndWaits).
+Napi::Value EndForExit(const Napi::CallbackInfo& info) {
+  Mailbox* box = info.Env().GetInstanceData<AddonData>()->mailbox.get();
+  box->exiting = true;
+  EndWaits(box->Waits());
+  return info.Env().Undefined();
 }
 
 // Argument checks: a wrong type rejects with a TypeError instead of reading
@@ -657,24 +738,11 @@ class Card : public Napi::ObjectWrap<Card> {
   std::shared_ptr<Handle> state_ = std::make_shared<Handle>();
 };
 
-// The state a Monitor shares with its jobs and its wait thread.
+// The state a Monitor shares with its jobs.
 struct MonitorState {
   SCARDCONTEXT ctx = 0;
   bool open = false;
-  // A wait thread is in (or about to enter) SCardGetStatusChange on this context.
-  std::atomic<bool> waiting{false};
 };
-
-// Cancels the status-change wait on `ctx` every 2 ms while `running()` and
-// until `until`: a cancel that lands before pcsc-lite set the wait up is lost.
-template <typename Running>
-void CancelWhile(SCARDCONTEXT ctx, Running running,
-                 std::chrono::steady_clock::time_point until = std::chrono::steady_clock::time_point::max()) {
-  while (running() && std::chrono::steady_clock::now() < until) {
-    SCardCancel(ctx);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Monitor: the context that lists readers, waits for changes and connects.
@@ -687,7 +755,6 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       InstanceMethod<&Monitor::ListReaders>("listReaders"),
       InstanceMethod<&Monitor::GetStatusChange>("getStatusChange"),
       InstanceMethod<&Monitor::Cancel>("cancel"),
-      InstanceMethod<&Monitor::EndForExit>("endForExit"),
       InstanceMethod<&Monitor::Connect>("connect"),
       InstanceMethod<&Monitor::Release>("release"),
     });
@@ -798,12 +865,10 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     DWORD timeout = DwordArg(info, 1, INFINITE);
     return Job::Start(env, "SCardGetStatusChange", Value(),
       [st, w, box, timeout] {
-        // Marked before the exit flag is read (both sequentially consistent): either this wait sees
-        // its environment exiting, or EndForExit sees it waiting and cancels it until it returned.
-        st->waiting = true;
+        // The exit flag is set before EndWaits looks for waits that have not returned (both
+        // sequentially consistent): either this wait sees it, or it is cancelled until it returned.
         LONG rv = box->exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
                                : SCardGetStatusChange(st->ctx, timeout, w->states.data(), static_cast<DWORD>(w->states.size()));
-        st->waiting = false;
         w->returned = true;
         return rv;
       },
@@ -822,21 +887,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       nullptr,
       // Also when the monitor was released or collected meanwhile: the context cannot be released
       // under the wait, pcsc-lite's release waits for the lock the wait holds.
-      [st, w] {
-        CancelWhile(st->ctx, [w] { return !w->returned.load(); }, std::chrono::steady_clock::now() + std::chrono::seconds(2));
-      });
-  }
-
-  // At its environment's 'exit' (the process's exit ends no environment: a
-  // wait thread would still be inside pcsc-lite when exit() runs the
-  // library's destructor): no wait of this environment starts any more, and
-  // this context's is cancelled until it returned, given up after 2 s (a
-  // pcscd that stopped answering blocks SCardCancel itself).
-  Napi::Value EndForExit(const Napi::CallbackInfo& info) {
-    info.Env().GetInstanceData<AddonData>()->mailbox->exiting = true;
-    auto st = state_;
-    CancelWhile(st->ctx, [st] { return st->waiting.load(); }, std::chrono::steady_clock::now() + std::chrono::seconds(2));
-    return info.Env().Undefined();
+      Cancellable{st->ctx, [w] { return !w->returned.load(); }});
   }
 
   // SCardCancel is the one call meant to be made while another thread waits.
@@ -930,6 +981,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("INFINITE", INFINITE);
   exports.Set("constants", c);
   exports.Set("pnpReader", Napi::String::New(env, "\\\\?PnP?\\Notification"));
+  exports.Set("unrefCall", Napi::Function::New(env, &Job::UnrefCall, "unrefCall"));
+  exports.Set("endForExit", Napi::Function::New(env, &EndForExit, "endForExit"));
   return exports;
 }
 

@@ -102,15 +102,17 @@ export interface ConnectOptions {
  * `bridged` (a call in the native bridge), bounded by `ms`: past it the
  * result rejects with `expired(settled)`, where `settled` resolves once the
  * call has returned after all, its value handed to `late` to dispose of.
- * The bridge call itself cannot be stopped: pcsc-lite has no way to abort a
- * transmit.
+ * The bridge call itself cannot be stopped (pcsc-lite has no way to abort a
+ * transmit), but from then on it no longer keeps the process alive: a
+ * script whose last call pcscd or the card never answered ends.
  */
-function bounded<T>(bridged: Promise<T>, ms: number, expired: (settled: Promise<void>) => Error, late: (value: T) => void): Promise<T> {
+function bounded<T>(addon: NativeAddon, bridged: Promise<T>, ms: number, expired: (settled: Promise<void>) => Error, late: (value: T) => void): Promise<T> {
   if (ms === Infinity) return bridged;
   return new Promise<T>((resolve, reject) => {
     let over = false;
     const timer = setTimeout(() => {
       over = true;
+      addon.unrefCall(bridged);
       reject(expired(bridged.then(late, () => undefined)));
     }, ms);
     bridged.then(
@@ -172,15 +174,15 @@ class Stall {
   }
 
   /**
-   * Makes the bridge call `op` bounded by `ms` (see bounded()): past it, the
+   * Makes the bridge call `op` (its promise the bridge's own) bounded by `ms` (see bounded()): past it, the
    * call is outstanding until it returns, and SCARD_E_TIMEOUT. While one is
    * outstanding, SCARD_E_NOT_READY and no call.
    */
-  call<T>(operation: string, op: () => Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
+  call<T>(addon: NativeAddon, operation: string, op: () => Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
     if (this.#outstanding) {
       return Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`));
     }
-    return bounded(op(), ms, (settled) => {
+    return bounded(addon, op(), ms, (settled) => {
       const outstanding = settled.finally(() => {
         if (this.#outstanding === outstanding) this.#outstanding = undefined;
       });
@@ -192,25 +194,20 @@ class Stall {
 }
 
 /**
- * Contexts whose status-change wait is under way, each on a thread of the
- * bridge's own. The process's exit ends no environment, and a wait thread
- * still inside pcsc-lite when exit() runs the library's destructor could
- * crash it: on 'exit' the bridge lets no wait of this environment start any
- * more and cancels these until they returned (native/senv_pcsc.cc,
- * EndForExit). A wait is one call, not a series of short ones: pcsc-lite 1.9
- * compares the PnP pseudo-reader with the reader count at the start of each
- * call, so a reader attached between two calls would never be reported.
+ * Once a status-change wait was asked for: the process's exit ends no
+ * environment, and a wait thread still inside pcsc-lite when exit() runs the
+ * library's destructor could crash it, so on 'exit' the bridge lets no wait
+ * of this environment start any more and ends the running ones
+ * (native/senv_pcsc.cc, EndForExit). A wait is one call, not a series of
+ * short ones: pcsc-lite 1.9 compares the PnP pseudo-reader with the reader
+ * count at the start of each call, so a reader attached between two calls
+ * would never be reported.
  */
-const waiting = new Set<NativeMonitor>();
 let exitHook = false;
-function endOnExit(monitor: NativeMonitor): void {
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const m of waiting) m.endForExit();
-    });
-  }
-  waiting.add(monitor);
+function endWaitsOnExit(addon: NativeAddon): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => addon.endForExit());
 }
 
 export interface EstablishOptions {
@@ -263,7 +260,7 @@ export class PcscContext {
   #serial<T>(operation: string, ms: number, op: () => Promise<T>): Promise<T> {
     return this.#calls.run(() => (this.#released
       ? Promise.reject(new PcscError(operation, SCARD_E_INVALID_HANDLE))
-      : this.#stall.call(operation, op, ms)));
+      : this.#stall.call(this.addon, operation, op, ms)));
   }
 
   /**
@@ -278,7 +275,7 @@ export class PcscContext {
   static async establish(opts: EstablishOptions = {}): Promise<PcscContext> {
     const timeoutMs = checkTimeout(optionsArg(opts, 'establish options')?.timeoutMs, 'timeoutMs');
     const addon = loadNative();
-    const monitor = await call(establishing.call('SCardEstablishContext', () => addon.Monitor.establish(), timeoutMs,
+    const monitor = await call(establishing.call(addon, 'SCardEstablishContext', () => addon.Monitor.establish(), timeoutMs,
       (late) => void late.release().catch(() => undefined)));
     return new PcscContext(addon, monitor, timeoutMs);
   }
@@ -312,18 +309,19 @@ export class PcscContext {
     const n = ++this.#waits;
     // pcsc-lite asks pcscd for the readers' states before it waits, and that answer has no timeout of its own.
     const bound = timeout === forever || timeout + this.timeoutMs > LONGEST_TIMER ? Infinity : timeout + this.timeoutMs;
-    return (await this.#serial('SCardGetStatusChange', bound, async () => {
-      if (n <= this.#cancelledUpTo) throw new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED);
+    return (await this.#serial('SCardGetStatusChange', bound, () => {
+      if (n <= this.#cancelledUpTo) return Promise.reject(new PcscError('SCardGetStatusChange', SCARD_E_CANCELLED));
       const running = { settled: false };
       this.#running = running;
-      endOnExit(this.monitor);
-      try {
-        return await call(this.monitor.getStatusChange(states, timeout));
-      } finally {
+      endWaitsOnExit(this.addon);
+      const wait = this.monitor.getStatusChange(states, timeout);
+      // Before the caller hears of it: the wait's own promise is the one bounded() can let go of.
+      const ended = () => {
         running.settled = true;
         this.#running = undefined;
-        waiting.delete(this.monitor);
-      }
+      };
+      wait.then(ended, ended);
+      return wait;
     })).map(readerState);
   }
 
@@ -372,7 +370,7 @@ export class PcscContext {
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
     const card = await call(bounded(
-      this.monitor.connect(reader, share, protocols), timeoutMs,
+      this.addon, this.monitor.connect(reader, share, protocols), timeoutMs,
       () => new PcscError('SCardConnect', SCARD_E_TIMEOUT, `no connection to ${reader} within ${timeoutMs} ms`),
       (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
     ));
@@ -394,9 +392,18 @@ export class PcscContext {
         // nothing to cancel
       }
       await this.#calls.idle;
-      await bounded(this.#stall.over.then(() => call(this.monitor.release())), this.timeoutMs,
-        () => new PcscError('SCardReleaseContext', SCARD_E_TIMEOUT, `no answer from pcscd within ${this.timeoutMs} ms; the context is released once it answers`),
-        () => undefined);
+      // Started once a stalled call returned: given up before then, it starts let go of.
+      let release: Promise<void> | undefined;
+      let givenUp = false;
+      await bounded(this.addon, this.#stall.over.then(() => {
+        release = this.monitor.release();
+        if (givenUp) this.addon.unrefCall(release);
+        return call(release);
+      }), this.timeoutMs, () => {
+        givenUp = true;
+        if (release) this.addon.unrefCall(release);
+        return new PcscError('SCardReleaseContext', SCARD_E_TIMEOUT, `no answer from pcscd within ${this.timeoutMs} ms; the context is released once it answers`);
+      }, () => undefined);
     })();
     return this.#released;
   }
@@ -437,7 +444,7 @@ export class PcscCard {
 
   /** One call on the connection, in order, bounded by its timeout. */
   private timed<T>(operation: string, op: () => Promise<T>, late?: (value: T) => void): Promise<T> {
-    return this.#calls.run(() => this.#stall.call(operation, op, this.timeoutMs, late));
+    return this.#calls.run(() => this.#stall.call(this.addon, operation, op, this.timeoutMs, late));
   }
 
   get protocol(): Protocol {

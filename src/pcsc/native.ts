@@ -29,8 +29,6 @@ export interface NativeMonitor {
   listReaders(): Promise<string[]>;
   getStatusChange(states: { reader: string; currentState: number }[], timeoutMs: number): Promise<NativeReaderState[]>;
   cancel(): void;
-  /** At its environment's exit: no wait of that environment starts any more, and this context's is cancelled until it returned (repeated for up to 2 s). */
-  endForExit(): void;
   connect(reader: string, share: number, protocols: number): Promise<NativeCard>;
   release(): Promise<void>;
 }
@@ -45,6 +43,18 @@ export interface NativeAddon {
     number
   >;
   pnpReader: string;
+  /**
+   * The bridge call whose promise this is no longer keeps its environment
+   * alive (it outlived its timeout; a pending call keeps it alive until
+   * then, as any does). False when it is no pending call of this environment.
+   */
+  unrefCall(call: Promise<unknown>): boolean;
+  /**
+   * At its environment's exit: no wait of that environment starts any more,
+   * and the running ones that still keep it alive are cancelled until they
+   * returned (for 2 s at most).
+   */
+  endForExit(): void;
 }
 
 const ADDON = 'native/build/Release/senv_pcsc.node';

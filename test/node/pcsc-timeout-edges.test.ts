@@ -20,15 +20,35 @@ const CONSTANTS = {
 /** Every bridge call of the stand-in addon, by name, and how to settle it. */
 const bridge = vi.hoisted(() => ({
   calls: [] as string[],
-  pending: [] as { name: string; resolve: (v: unknown) => void; reject: (e: unknown) => void }[],
+  pending: [] as { name: string; promise: Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }[],
   /** What the bridge was handed to send (transmit, control). */
   sent: [] as Uint8Array[],
   cancels: 0,
+  /** The pending calls let go of (unrefCall): they no longer keep the process alive. */
+  letGo: [] as string[],
 }));
 
 function held<T>(name: string): Promise<T> {
   bridge.calls.push(name);
-  return new Promise<T>((resolve, reject) => bridge.pending.push({ name, resolve: resolve as (v: unknown) => void, reject }));
+  let settle!: Pick<(typeof bridge.pending)[number], 'resolve' | 'reject'>;
+  const promise = new Promise<T>((resolve, reject) => (settle = { resolve: resolve as (v: unknown) => void, reject }));
+  bridge.pending.push({ name, promise, ...settle });
+  return promise;
+}
+
+/** The stand-in addon: the bridge calls above, and unrefCall as the bridge answers it. */
+function addon(): NativeAddon {
+  return {
+    Monitor: { establish: () => held('establish') },
+    constants: CONSTANTS,
+    pnpReader: '\\\\?PnP?\\Notification',
+    unrefCall: (call) => {
+      const p = bridge.pending.find((x) => x.promise === call);
+      if (p) bridge.letGo.push(p.name);
+      return p !== undefined;
+    },
+    endForExit: () => undefined,
+  };
 }
 
 /** Settles the oldest pending call named `name`. */
@@ -71,7 +91,6 @@ function monitor(tag: string): NativeMonitor {
     cancel: () => {
       bridge.cancels++;
     },
-    endForExit: () => undefined,
     connect: () => held(`${tag} connect`),
     release: () => held(`${tag} release`),
   };
@@ -79,7 +98,7 @@ function monitor(tag: string): NativeMonitor {
 
 vi.mock('../../src/pcsc/native.ts', async (original) => ({
   ...(await original<typeof import('../../src/pcsc/native.ts')>()),
-  loadNative: (): NativeAddon => ({ Monitor: { establish: () => held('establish') }, constants: CONSTANTS, pnpReader: '\\\\?PnP?\\Notification' }),
+  loadNative: addon,
 }));
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -97,6 +116,7 @@ function reset(): void {
   bridge.calls.length = 0;
   bridge.sent.length = 0;
   bridge.cancels = 0;
+  bridge.letGo.length = 0;
   expect(bridge.pending.map((p) => p.name), 'a call left pending by the previous test').toEqual([]);
 }
 
@@ -119,7 +139,7 @@ async function released(ctx: PcscContext): Promise<void> {
 describe('PC/SC timeouts over a scripted bridge', () => {
   it('a call answered within its timeout is the caller\'s: nothing disposes of it once the timeout has passed, and no timer outlives it', async () => {
     reset();
-    const card = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('c'), 'scripted', 2, 3, 30);
+    const card = new PcscCard(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     // A finite timeout still runs out (30 s in the backend by default): a timer left behind holds the process that long.
     const before = timers();
     const sent = card.transmit(Uint8Array.of(0, 0x84, 0, 0, 8));
@@ -187,9 +207,53 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     answer('m release');
   });
 
+  it('a call that outlives its timeout stops keeping the process alive (let go of), also a wait, a connect and a release started after its timeout; one answered in time never is', async () => {
+    reset();
+    const card = new PcscCard(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
+    const inTime = card.status();
+    await tick();
+    answer('c status', { reader: 'scripted', state: 0x34, protocol: 2, atr: new Uint8Array(0) });
+    await inTime;
+    expect(bridge.letGo).toEqual([]);
+    expect((await rejection(card.transmit(Uint8Array.of(0, 0x84, 0, 0, 8)))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo).toEqual(['c transmit']);
+    answer('c transmit', Uint8Array.of(0x90, 0));
+
+    expect((await rejection(PcscContext.establish({ timeoutMs: 30 }))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo).toEqual(['c transmit', 'establish']);
+    answer('establish', monitor('late'));
+    await tick();
+    answer('late release');
+
+    const ctx = await context('m', 30);
+    // Bounded by the wait asked for plus the timeout.
+    expect((await rejection(ctx.getStatusChange([{ reader: 'scripted' }], 20))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo).toEqual(['c transmit', 'establish', 'm getStatusChange']);
+    answer('m getStatusChange', [{ reader: 'scripted', eventState: 0x22, atr: new Uint8Array(0) }]);
+    await tick();
+    expect((await rejection(ctx.connect('scripted'))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo.slice(3)).toEqual(['m connect']);
+    answer('m connect', nativeCard('late'));
+    await tick();
+    answer('late disconnect 0');
+    // The release waits for the stalled call; started after its own timeout, it starts let go of.
+    expect((await rejection(ctx.listReaders())).scardName).toBe('SCARD_E_TIMEOUT');
+    expect((await rejection(ctx.release())).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo.slice(4)).toEqual(['m listReaders']);
+    answer('m listReaders', []);
+    await tick();
+    expect(bridge.letGo.slice(5)).toEqual(['m release']);
+    answer('m release');
+    // A release pcscd does not answer.
+    const other = await context('n', 30);
+    expect((await rejection(other.release())).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(bridge.letGo.slice(6)).toEqual(['n release']);
+    answer('n release');
+  });
+
   it('the copy of a command handed to the bridge is zeroized once the call is over, answered or not; the caller\'s bytes are left alone', async () => {
     reset();
-    const card = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('c'), 'scripted', 2, 3, 30);
+    const card = new PcscCard(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     // A command may carry a key (an import): no copy of it may outlive the exchange.
     const apdu = Uint8Array.of(0x80, 0xda, 1, 2, 3, 0xaa, 0xbb, 0xcc);
     const answered = card.transmit(apdu);
@@ -207,7 +271,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     answer('c control', Uint8Array.of(0x90, 0));
     await tick();
 
-    const silent = new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, nativeCard('d'), 'scripted', 2, 3, 30);
+    const silent = new PcscCard(addon(), nativeCard('d'), 'scripted', 2, 3, 30);
     expect((await rejection(silent.transmit(apdu))).scardName).toBe('SCARD_E_TIMEOUT');
     expect(Array.from(bridge.sent[2]!)).toEqual(new Array(apdu.length).fill(0));
     answer('d transmit', Uint8Array.of(0x90, 0));

@@ -55,7 +55,7 @@ function scriptedNative() {
     protocol: 2,
     connected: true,
   };
-  const card = (timeoutMs: number) => new PcscCard({ constants: CONSTANTS } as unknown as NativeAddon, native, 'scripted', 2, 3, timeoutMs);
+  const card = (timeoutMs: number) => new PcscCard({ constants: CONSTANTS, unrefCall: () => true } as unknown as NativeAddon, native, 'scripted', 2, 3, timeoutMs);
   return { calls, pending, card };
 }
 
