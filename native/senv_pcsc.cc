@@ -742,6 +742,8 @@ class Card : public Napi::ObjectWrap<Card> {
 struct MonitorState {
   SCARDCONTEXT ctx = 0;
   bool open = false;
+  // A cancel() is under way on a bridge thread.
+  std::atomic<bool> cancelling{false};
 };
 
 // ---------------------------------------------------------------------------
@@ -890,13 +892,20 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
       Cancellable{st->ctx, [w] { return !w->returned.load(); }});
   }
 
-  // SCardCancel is the one call meant to be made while another thread waits.
+  // SCardCancel, the one call meant to be made while another thread waits, sent from a bridge
+  // thread, one at a time per context, and not waited for: a pcscd that stopped answering blocks it
+  // during a wait, and on the JS thread it held the whole environment. src/pcsc/ repeats the cancel
+  // until the wait ended.
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!state_->open) return env.Undefined();
-    LONG rv = SCardCancel(state_->ctx);
-    if (rv != SCARD_S_SUCCESS) ScardError(env, "SCardCancel", rv).ThrowAsJavaScriptException();
-    return env.Undefined();
+    auto st = state_;
+    if (st->open && !st->cancelling.exchange(true)) {
+      if (!g_threads->Run([st] {
+            SCardCancel(st->ctx);
+            st->cancelling = false;
+          }))
+        st->cancelling = false;
+    }
+    return info.Env().Undefined();
   }
 
   // connect(reader, share, protocols) -> Card, on a context of its own.

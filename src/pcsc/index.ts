@@ -330,30 +330,22 @@ export class PcscContext {
    * with SCARD_E_CANCELLED (other calls queued behind them run next; later
    * waits are not affected). A cancel that lands before pcsc-lite set the
    * running wait up would be lost, so it is repeated until that wait ended.
+   * Returns at once, also when pcscd does not answer the cancel.
    */
   cancel(): void {
     this.#cancelledUpTo = this.#waits;
     const target = this.#running;
     if (target) {
       // Until the wait ended, whatever one SCardCancel did (lost before the wait was set up, or failed:
-      // it opens a connection to pcscd of its own).
+      // it opens a connection to pcscd of its own). The bridge sends it from a thread of its own, and
+      // skips it while the last one is still under way (a pcscd that stopped answering holds it).
       const again = setInterval(() => {
         if (target.settled) clearInterval(again);
-        else {
-          try {
-            this.monitor.cancel();
-          } catch {
-            // tried again in 20 ms
-          }
-        }
+        else this.monitor.cancel();
       }, 20);
       (again as { unref?: () => void }).unref?.();
     }
-    try {
-      this.monitor.cancel();
-    } catch (e) {
-      throw toTyped(e);
-    }
+    this.monitor.cancel();
   }
 
   /**
@@ -386,11 +378,7 @@ export class PcscContext {
    */
   release(): Promise<void> {
     this.#released ??= (async () => {
-      try {
-        this.cancel();
-      } catch {
-        // nothing to cancel
-      }
+      this.cancel();
       await this.#calls.idle;
       // Started once a stalled call returned: given up before then, it starts let go of.
       let release: Promise<void> | undefined;

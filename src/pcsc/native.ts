@@ -28,6 +28,7 @@ export interface NativeCard {
 export interface NativeMonitor {
   listReaders(): Promise<string[]>;
   getStatusChange(states: { reader: string; currentState: number }[], timeoutMs: number): Promise<NativeReaderState[]>;
+  /** SCardCancel, sent from a bridge thread (skipped while the last one is under way); never throws. */
   cancel(): void;
   connect(reader: string, share: number, protocols: number): Promise<NativeCard>;
   release(): Promise<void>;

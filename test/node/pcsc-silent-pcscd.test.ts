@@ -202,7 +202,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(openAtEnd).toBe(0);
   });
 
-  it('calls pcscd never answers hold none of the libuv pool, nor does a wait\'s cancel hold the exit: file reads, a worker\'s end and process.exit() go on', async () => {
+  it('calls pcscd never answers hold none of the libuv pool, nor does a wait\'s cancel hold the JS thread or the exit: file reads, a worker\'s end, cancel() and process.exit() go on', async () => {
     const proxy = await FreezableProxy.start('pool.sock');
     let exiting = 0;
     const inWorker = `(async () => { const { PcscContext } = await import(${JSON.stringify(new URL('../../dist/src/pcsc/exports.js', import.meta.url).href)});
@@ -228,8 +228,16 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       const worker = new Worker(${JSON.stringify(inWorker)}, { eval: true });
       const inside = await new Promise((resolve) => worker.once('message', resolve));
       const terminate = await timed(Promise.race([worker.terminate(), sleep(3000).then(() => { throw new Error('the worker did not end'); })]));
+      // SCardCancel during a wait contacts pcscd: not on the JS thread.
+      let ticks = 0;
+      const ticking = setInterval(() => ticks++, 10);
+      const t0 = Date.now();
+      endless.cancel();
+      const cancelMs = Date.now() - t0;
+      await sleep(300);
+      clearInterval(ticking);
       // Node joins the pool's threads on process.exit().
-      await step('exiting', { lists, read, inside, terminate });
+      await step('exiting', { lists, read, inside, terminate, cancelMs, ticks });
       process.exit(0);
     `, {
       freeze: () => proxy.freeze(),
@@ -244,6 +252,8 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(r.exiting!.read).toMatchObject({ ok: true });
     expect(r.exiting!.inside).toBe('SCARD_E_TIMEOUT');
     expect(r.exiting!.terminate).toMatchObject({ ok: true });
+    expect(r.exiting!.cancelMs).toBeLessThan(100);
+    expect(r.exiting!.ticks).toBeGreaterThanOrEqual(10);
     // The exit gives up on the wait's cancel after 2 s.
     expect(exitMs).toBeLessThan(5000);
   });
