@@ -950,10 +950,12 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     state_->open = false;
     SCARDCONTEXT ctx = state_->ctx;
-    // A wait in progress would hold the context; wake it first.
-    SCardCancel(ctx);
     return Job::Start(env, "SCardReleaseContext", Value(),
-      [ctx] { return ReleaseContext(ctx); },
+      [ctx] {
+        // A wait in progress would hold the context: woken first, off the JS thread (see Cancel).
+        SCardCancel(ctx);
+        return ReleaseContext(ctx);
+      },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
 

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { acquireStack } from '../../scripts/pcsc-stack.mjs';
 
 const stack = await acquireStack();
@@ -83,6 +84,8 @@ class FreezableProxy {
 }
 
 type Report = Record<string, unknown> & { step: string };
+
+const ADDON = process.env.SENV_PCSC_ADDON ?? fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url));
 
 // Shared by the child scripts: outcome() is { ok } or the PcscError's name and message, step() reports and
 // waits for the parent's go-ahead.
@@ -202,7 +205,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(openAtEnd).toBe(0);
   });
 
-  it('calls pcscd never answers hold none of the libuv pool, nor does a wait\'s cancel hold the JS thread or the exit: file reads, a worker\'s end, cancel() and process.exit() go on', async () => {
+  it('calls pcscd never answers hold none of the libuv pool, nor does a wait\'s cancel hold the JS thread or the exit: file reads, a worker\'s end, cancel(), the addon\'s release() and process.exit() go on', async () => {
     const proxy = await FreezableProxy.start('pool.sock');
     let exiting = 0;
     const inWorker = `(async () => { const { PcscContext } = await import(${JSON.stringify(new URL('../../dist/src/pcsc/exports.js', import.meta.url).href)});
@@ -219,6 +222,10 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       const [reader] = await endless.listReaders();
       const [state] = await endless.getStatusChange([{ reader }], 0);
       endless.getStatusChange([{ reader, state: state.state }]).catch(() => undefined);
+      // The same straight on the addon, for its release() during the wait.
+      const addon = (await import('node:module')).createRequire(process.cwd() + '/')(${JSON.stringify(ADDON)});
+      const raw = await addon.Monitor.establish();
+      raw.getStatusChange([{ reader, currentState: state.state }], addon.constants.INFINITE).catch(() => undefined);
       await sleep(100);
       await step('freeze');
       // One call per context outlives its timeout and stays in the bridge: more calls than the pool's 4 threads.
@@ -234,10 +241,13 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       const t0 = Date.now();
       endless.cancel();
       const cancelMs = Date.now() - t0;
+      const t1 = Date.now();
+      raw.release().catch(() => undefined);
+      const releaseMs = Date.now() - t1;
       await sleep(300);
       clearInterval(ticking);
       // Node joins the pool's threads on process.exit().
-      await step('exiting', { lists, read, inside, terminate, cancelMs, ticks });
+      await step('exiting', { lists, read, inside, terminate, cancelMs, releaseMs, ticks });
       process.exit(0);
     `, {
       freeze: () => proxy.freeze(),
@@ -253,6 +263,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(r.exiting!.inside).toBe('SCARD_E_TIMEOUT');
     expect(r.exiting!.terminate).toMatchObject({ ok: true });
     expect(r.exiting!.cancelMs).toBeLessThan(100);
+    expect(r.exiting!.releaseMs).toBeLessThan(100);
     expect(r.exiting!.ticks).toBeGreaterThanOrEqual(10);
     // The exit gives up on the wait's cancel after 2 s.
     expect(exitMs).toBeLessThan(5000);
