@@ -327,7 +327,9 @@ class Job {
     Napi::Env env = info.Env();
     Mailbox* box = env.GetInstanceData<AddonData>()->mailbox.get();
     for (Job* job : box->jobs) {
-      if (job->holding_ && !job->promise_.IsEmpty() && job->promise_.Value().StrictEquals(info[0])) {
+      // The deferred keeps the promise alive while the job is pending; checked all the same.
+      Napi::Value promise = job->promise_.IsEmpty() ? Napi::Value() : job->promise_.Value();
+      if (job->holding_ && !promise.IsEmpty() && promise.StrictEquals(info[0])) {
         job->holding_ = false;
         if (--box->holding == 0) box->tsfn.Unref(env);
         return Napi::Boolean::New(env, true);

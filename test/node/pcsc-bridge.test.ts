@@ -512,7 +512,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect(out.trim()).toBe('senv native PC/SC bridge: skipped (SENV_NATIVE=skip); build it later with: npm rebuild onem2m-senv');
   });
 
-  it('the addon rejects a state whose getter throws instead of aborting the process, and a refused state leaks nothing (direct callers of the addon)', async () => {
+  it('the addon rejects a state whose getter throws instead of aborting the process, a refused state or an answered call leaks nothing, unrefCall knows pending calls only (direct callers of the addon)', async () => {
     const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
     // And a refused state leaves nothing behind: 20,000 refusals hold no global handle (a promise made
     // before the arguments were checked and never settled held 32 bytes of them each, for good).
@@ -528,13 +528,21 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       const before = handles();
       for (let i = 0; i < 20000; i++) await m.getStatusChange([{ reader: 'r', currentState: 'x' }], 0).catch(() => {});
       console.log(handles() - before < 20000);
+      // Nor do answered calls (each job holds its promise weakly, for unrefCall), and unrefCall of
+      // anything but a pending call's promise is false.
+      const before2 = handles();
+      for (let i = 0; i < 5000; i++) await m.listReaders();
+      console.log(handles() - before2 < 20000);
+      const pending = m.listReaders();
+      console.log([a.unrefCall(), a.unrefCall(42), a.unrefCall(Promise.resolve()), a.unrefCall(pending), a.unrefCall(pending)].join());
+      await pending;
       await m.release();
     })();`;
     const child = spawn(process.execPath, ['--expose-gc', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    expect({ status, out }).toEqual({ status: 0, out: 'getter\ngetter\ntrue\ntrue\n' });
+    expect({ status, out }).toEqual({ status: 0, out: 'getter\ngetter\ntrue\ntrue\ntrue\nfalse,false,false,true,false\n' });
   });
 
   it('a connection collected while it holds a transaction leaves the card as it is (SCARD_LEAVE_CARD, no reset)', async () => {
