@@ -340,7 +340,6 @@ class Job {
 
  private:
   friend struct Mailbox;
-  friend Napi::Value EndForExit(const Napi::CallbackInfo& info);
   friend void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
 
   Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan, Cancellable cancel,
