@@ -2,7 +2,7 @@
 // package root: each snippet's import names what the root exports, and its
 // calls succeed on inputs of the lengths the surrounding text promises. The
 // values a snippet takes from its reader (key, nonce, data...) are given
-// here; the PC/SC example needs a reader and stays with the PC/SC tests.
+// here; the PC/SC example needs a reader: pcsc-backend.test.ts runs it.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import * as root from '../../src/index.ts';
@@ -61,7 +61,7 @@ describe('code examples in the docs', () => {
     for (const s of all) expect(s.code, s.file).toMatch(/from 'onem2m-senv(\/pcsc)?';/);
   });
 
-  it('run as written (the PC/SC one needs a reader and is left to the PC/SC tests)', async () => {
+  it('run as written (the PC/SC one needs a reader: pcsc-backend.test.ts runs it)', async () => {
     for (const s of all.filter((s) => !s.code.includes("'onem2m-senv/pcsc'"))) {
       // A prehashed signature takes a digest of the hash it names.
       const named = /hash: 'SHA-(256|384|512)'/.exec(s.code)?.[1];

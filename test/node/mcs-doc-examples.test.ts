@@ -66,7 +66,7 @@ describe('docs/mcs.md "Procedures, worked"', () => {
   it('is what the engine answers, request by request, on a software SE with the same unique ID and clock', async () => {
     const steps = workedSteps();
     expect(steps.length, 'the page has its worked procedures').toBeGreaterThan(50);
-    // The last one needs a PC/SC SE beside the software one (the page says so): it stays with the PC/SC tests.
+    // The last one needs a PC/SC SE beside the software one (the page says so): pcsc-backend.test.ts runs it.
     const pcsc = steps.filter((s) => s.request.includes('"to":"2-'));
     expect(pcsc.map((s) => s.heading)).toEqual([expect.stringMatching(/PC\/SC SE/)]);
     const engine = await McsEngine.create({ backends: [new SoftwareBackend({ uniqueId: UNIQUE_ID })], clock: () => CLOCK });

@@ -3,9 +3,11 @@
 // rule in APDU counts, resets, and a card pulled out mid-operation. Then the
 // backend over an in-process card (no pcscd) for what a script must provoke:
 // card limits, failed commands at awkward moments, use after close.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
@@ -18,7 +20,7 @@ import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
 import { InvalidInputError } from '../../src/core/errors.ts';
-import { PcscCard, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
+import { PcscCard, PcscContext, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
 import type { KeyStore } from '../../src/virtual-card/index.ts';
 import { mcsCases } from '../portable/mcs.ts';
@@ -399,6 +401,42 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
       ok(await s.retrieve(s.path('reg', 'h2', 'cHsh')), 2000, 'h2 replayed');
       const lost = await s.retrieve(s.path('reg', 'h1', 'cHsh'));
       expect(lost.rsc).toBe(5000);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('the docs that need a card run as written on this one: docs/pcsc.md\'s example and docs/mcs.md\'s last worked procedure', async () => {
+    // The example takes the first reader: this card's is put first.
+    const doc = (file: string) => readFileSync(new URL(`../../docs/${file}`, import.meta.url), 'utf8');
+    const examples = [...doc('pcsc.md').matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!).filter((c) => c.includes("from 'onem2m-senv/pcsc'"));
+    expect(examples).toHaveLength(1);
+    const establish = async () => {
+      const ctx = await PcscContext.establish();
+      return {
+        listReaders: async () => [env.slot.reader, ...(await ctx.listReaders()).filter((r) => r !== env.slot.reader)],
+        connect: (reader: string) => ctx.connect(reader),
+        release: () => ctx.release(),
+      };
+    };
+    const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<Uint8Array>;
+    // TypeScript as written (reader!), run as the JavaScript it compiles to.
+    const code = ts.transpile(`${examples[0]!.replace(/^import .*$/gm, '')}\nreturn rsp;`, { target: ts.ScriptTarget.ES2022 });
+    const rsp = await new AsyncFunction('PcscContext', code)({ establish });
+    expect(rsp.length).toBeGreaterThanOrEqual(2);
+
+    const page = doc('mcs.md');
+    const at = page.indexOf('#### Exportable key on an SE that keeps keys on the device (a PC/SC SE)');
+    const [request, response] = [...page.slice(at).matchAll(/^```json\n([\s\S]*?)^```$/gm)].slice(0, 2).map((m) => m[1]!.trim());
+    const pageSe = /"to":"(2-[0-9A-F]{16})"/.exec(request!)![1]!;
+    const engine = await McsEngine.create({ backends: [new SoftwareBackend(), new PcscBackend({ reader: env.slot.reader, share: 'shared' })] });
+    try {
+      const se = engine.seIds[1]!;
+      // The card's serial in upper-case hex, as the page's.
+      expect(se).toMatch(/^2-[0-9A-F]{16}$/);
+      const reg = await engine.send({ op: 1, to: se, fr: 'CAE1', rqi: 'reg', rvi: '3', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 3 } } });
+      expect(reg.rsc).toBe(2001);
+      expect(await engine.send(JSON.parse(request!.split(pageSe).join(se)))).toEqual(JSON.parse(response!));
     } finally {
       await engine.close();
     }
