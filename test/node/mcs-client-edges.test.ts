@@ -361,12 +361,15 @@ describe('codec: strict base64 and oneM2M timestamps', () => {
     for (const a of made) expect(a.every((b) => b === 0), 'zeroized').toBe(true);
   });
 
-  it('parseTimestamp refuses fields out of range instead of rolling them over, and anything around the timestamp', () => {
-    for (const bad of ['20261322T120000', '20260230T120000', '20261131T000000', '20261122T240000', '20261122T126000', '20261122T120060', '20261122T235960', '20261122T120000.500000', 'x20261122T120000', '120261122T120000', '20261122T120000,'])
+  it('parseTimestamp refuses fields out of range instead of rolling them over, and anything around the timestamp but a trailing Z', () => {
+    for (const bad of ['20261322T120000', '20260230T120000', '20261131T000000', '20261122T240000', '20261122T126000', '20261122T120060', '20261122T235960', '20261122T120000.500000', 'x20261122T120000', '120261122T120000', '20261122T120000,', '20261122T120000ZZ', '20261122T120000+0100', '20261122T120000,1234567', 'z20261122T120000Z'])
       expect(parseTimestamp(bad), bad).toBeUndefined();
     expect(parseTimestamp('20240229T235959')).toBe(Date.UTC(2024, 1, 29, 23, 59, 59));
     expect(parseTimestamp('20261122T120000,5')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0, 500));
     expect(parseTimestamp('20261122T120000,000999')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0));
+    // ISO 8601's UTC designator, as docs/mcs.md says.
+    expect(parseTimestamp('20261122T120000Z')).toBe(Date.UTC(2026, 10, 22, 12));
+    expect(parseTimestamp('20261122T120000,25Z')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0, 250));
   });
 
   it('an impossible et is refused by McsClient (4000), not rolled into a later date', async () => {
