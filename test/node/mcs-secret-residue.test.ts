@@ -155,6 +155,41 @@ describe('Mcs: no copy of a secret stays behind', () => {
     await s.engine.close();
   });
 
+  it('a request that waits for its turn: the copies of its byte values (a key) are zeroized once served, and when its rqet passed while it waited', async () => {
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 8 } }), 2001, 'rand');
+    // The request ahead holds the SE for 100 ms.
+    const random = SoftwareBackend.prototype.random;
+    patch(SoftwareBackend.prototype, 'random', async function (this: SoftwareBackend, type: RngType, length: number) {
+      await new Promise((r) => setTimeout(r, 100));
+      return random.call(this, type, length);
+    });
+    const rnd = prng(703);
+    // The arrays made from each key the test passes.
+    const copies = new Map<unknown, Uint8Array[]>();
+    watchNew((made, from) => copies.get(from)?.push(made));
+    const waitFor = async (req: Record<string, unknown>, key: Uint8Array) => {
+      copies.set(key, []);
+      const ahead = s.retrieve(s.path('reg', 'r', 'gnR'));
+      const r = await s.engine.send({ op: 1, to: s.seId, fr: 'CAE1', rqi: 'q', rvi: '3', ty: 20002, ...req }, { binary: true });
+      ok(await ahead, 2000, 'the request ahead');
+      return { r, copies: copies.get(key)! };
+    };
+    const served = rnd(16);
+    const a = await waitFor({ pc: { 'senv:Cph': { rn: 'c1', Calg: 1001, mbs: 1024, kDt: served } } }, served);
+    ok(a.r, 2001, 'served after the request ahead');
+    expect(a.copies, 'the waiting request\'s key was copied').toHaveLength(1);
+    expect(zero(a.copies[0]!), 'and the copy zeroized').toBe(true);
+    expect(zero(served), 'the caller\'s own array is left alone').toBe(false);
+    const late = rnd(16);
+    const b = await waitFor({ rqet: 20, pc: { 'senv:Cph': { rn: 'c2', Calg: 1001, mbs: 1024, kDt: late } } }, late);
+    fails(b.r, 4008, 'expired while it waited');
+    expect(b.copies).toHaveLength(1);
+    expect(zero(b.copies[0]!), 'the expired request\'s copy zeroized').toBe(true);
+    await s.engine.close();
+  });
+
   it('a master key file: its text is zeroized, and a key of the wrong length decoded from it', async () => {
     const dir = tempDir();
     try {
