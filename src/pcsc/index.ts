@@ -174,9 +174,10 @@ class Stall {
   }
 
   /**
-   * Makes the bridge call `op` (its promise the bridge's own) bounded by `ms` (see bounded()): past it, the
-   * call is outstanding until it returns, and SCARD_E_TIMEOUT. While one is
-   * outstanding, SCARD_E_NOT_READY and no call.
+   * Makes the bridge call `op` (returning the bridge's own promise, which
+   * bounded() lets go of) bounded by `ms`: past it, the call is outstanding
+   * until it returns, and SCARD_E_TIMEOUT. While one is outstanding,
+   * SCARD_E_NOT_READY and no call.
    */
   call<T>(addon: NativeAddon, operation: string, op: () => Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
     if (this.#outstanding) {
