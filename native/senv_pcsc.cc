@@ -231,6 +231,46 @@ class Threads {
 
 Threads* const g_threads = new Threads;
 
+// The calls under way on one handle (a Card's connection, a Monitor's
+// context), shared by its jobs and its finaliser. The finaliser runs at the
+// latest when its environment ends, and then possibly under a call still
+// running (one pcscd or the card holds, left to its thread): the release it
+// hands to the Reaper waits until the last of them returned, since a context
+// must not be released under a call that uses it.
+class InUse {
+ public:
+  void Enter() {
+    std::lock_guard<std::mutex> hold(m_);
+    running_++;
+  }
+
+  void Leave() {
+    std::function<void()> release;
+    {
+      std::lock_guard<std::mutex> hold(m_);
+      if (--running_ == 0) release.swap(release_);
+    }
+    if (release) release();
+  }
+
+  // Runs `release` now, or once the last call under way has returned.
+  void ReleaseWhenIdle(std::function<void()> release) {
+    {
+      std::lock_guard<std::mutex> hold(m_);
+      if (running_ > 0) {
+        release_ = std::move(release);
+        return;
+      }
+    }
+    release();
+  }
+
+ private:
+  std::mutex m_;
+  int running_ = 0;
+  std::function<void()> release_;
+};
+
 // A call that can be ended early: a status-change wait, by SCardCancel on its context while it
 // has not returned.
 struct Cancellable {
@@ -294,7 +334,9 @@ struct Mailbox {
 
 // Runs `exec` on a bridge thread; `done` settles the promise on the JS thread
 // when exec returned SCARD_S_SUCCESS. `keep` pins the JS object whose handle
-// the job uses, so the handle cannot be finalised while the job runs. When no
+// the job uses, so the handle cannot be finalised while the job runs, and
+// `use` (that object's) holds back the release of a handle finalised anyway
+// at its environment's end. When no
 // JavaScript can run any more to settle it (the environment ended, or is
 // ending: a worker's shutdown completes the jobs in flight with JavaScript
 // stopped), `orphan` gives back what a successful exec opened (a context, a
@@ -306,14 +348,16 @@ class Job {
   using Done = std::function<void(Napi::Env, Napi::Promise::Deferred&)>;
   using Orphan = std::function<void()>;
 
-  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done,
-                             Orphan orphan = nullptr, Cancellable cancel = {}) {
+  static Napi::Promise Start(Napi::Env env, const char* operation, Napi::Object keep, std::shared_ptr<InUse> use, Exec exec,
+                             Done done, Orphan orphan = nullptr, Cancellable cancel = {}) {
     std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
-    auto* job = new Job(env, operation, keep, std::move(exec), std::move(done), std::move(orphan), std::move(cancel), box);
+    auto* job = new Job(env, operation, keep, std::move(use), std::move(exec), std::move(done), std::move(orphan), std::move(cancel), box);
     Napi::Promise promise = job->deferred_.Promise();
     box->jobs.insert(job);
     if (box->holding++ == 0) box->tsfn.Ref(env);
+    if (job->use_) job->use_->Enter();
     if (!g_threads->Run([job] { job->Execute(); })) {
+      if (job->use_) job->use_->Leave();
       job->Settle(env, SCARD_E_NO_MEMORY);
       job->Forget(env);
       delete job;
@@ -342,10 +386,11 @@ class Job {
   friend struct Mailbox;
   friend void DeliverJob(Napi::Env env, Napi::Function, Mailbox* box, Job* job);
 
-  Job(Napi::Env env, const char* operation, Napi::Object keep, Exec exec, Done done, Orphan orphan, Cancellable cancel,
-      std::shared_ptr<Mailbox> box)
+  Job(Napi::Env env, const char* operation, Napi::Object keep, std::shared_ptr<InUse> use, Exec exec, Done done, Orphan orphan,
+      Cancellable cancel, std::shared_ptr<Mailbox> box)
       : deferred_(Napi::Promise::Deferred::New(env)),
         operation_(operation),
+        use_(std::move(use)),
         exec_(std::move(exec)),
         done_(std::move(done)),
         orphan_(std::move(orphan)),
@@ -370,6 +415,7 @@ class Job {
   // On a bridge thread.
   void Execute() {
     rv_ = exec_();
+    if (use_) use_->Leave();
     std::shared_ptr<Mailbox> box = box_;
     std::unique_lock<std::mutex> hold(box->lock);
     if (!box->open) {
@@ -404,6 +450,7 @@ class Job {
 
   Napi::Promise::Deferred deferred_;
   const char* operation_;
+  std::shared_ptr<InUse> use_;
   Exec exec_;
   Done done_;
   Orphan orphan_;
@@ -574,7 +621,8 @@ class Card : public Napi::ObjectWrap<Card> {
     // test run for good.
     if (!state_->open) return;
     state_->open = false;
-    g_reaper->Release(state_->ctx, state_->card);
+    std::shared_ptr<Handle> h = state_;
+    use_->ReleaseWhenIdle([h] { g_reaper->Release(h->ctx, h->card); });
   }
 
   // Opened off-thread by Monitor::Connect; adopted here on the JS thread.
@@ -607,7 +655,7 @@ class Card : public Napi::ObjectWrap<Card> {
     auto cmd = BytesArg(info[0]);
     auto rsp = std::make_shared<Wiped>(ResponseSize(info, 1));
     auto len = std::make_shared<DWORD>(0);
-    return Job::Start(env, "SCardTransmit", Value(),
+    return Job::Start(env, "SCardTransmit", Value(), use_,
       [st, cmd, rsp, len] {
         *len = static_cast<DWORD>(rsp->bytes.size());
         // Zeroed: pcsc-lite sends it to pcscd as it is (uninitialised, 8 bytes of this stack went out).
@@ -642,7 +690,7 @@ class Card : public Napi::ObjectWrap<Card> {
     DWORD protocols = DwordArg(info, 1, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
     DWORD init = DwordArg(info, 2, SCARD_LEAVE_CARD);
     auto active = std::make_shared<DWORD>(0);
-    return Job::Start(env, "SCardReconnect", Value(),
+    return Job::Start(env, "SCardReconnect", Value(), use_,
       [st, share, protocols, init, active] { return SCardReconnect(st->card, share, protocols, init, active.get()); },
       [st, active](Napi::Env env, Napi::Promise::Deferred& d) {
         st->protocol = *active;
@@ -655,7 +703,7 @@ class Card : public Napi::ObjectWrap<Card> {
     Napi::Promise p;
     if (!Usable(env, "SCardBeginTransaction", &p)) return p;
     auto st = state_;
-    return Job::Start(env, "SCardBeginTransaction", Value(),
+    return Job::Start(env, "SCardBeginTransaction", Value(), use_,
       [st] { return SCardBeginTransaction(st->card); },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
@@ -666,7 +714,7 @@ class Card : public Napi::ObjectWrap<Card> {
     if (!Usable(env, "SCardEndTransaction", &p)) return p;
     auto st = state_;
     DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
-    return Job::Start(env, "SCardEndTransaction", Value(),
+    return Job::Start(env, "SCardEndTransaction", Value(), use_,
       [st, disposition] { return SCardEndTransaction(st->card, disposition); },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
@@ -684,7 +732,7 @@ class Card : public Napi::ObjectWrap<Card> {
       DWORD atrLen = MAX_ATR_SIZE;
     };
     auto out = std::make_shared<Out>();
-    return Job::Start(env, "SCardStatus", Value(),
+    return Job::Start(env, "SCardStatus", Value(), use_,
       [st, out] {
         return SCardStatus(st->card, out->reader, &out->readerLen, &out->state, &out->protocol, out->atr, &out->atrLen);
       },
@@ -708,7 +756,7 @@ class Card : public Napi::ObjectWrap<Card> {
     auto in = BytesArg(info[1]);
     auto out = std::make_shared<Wiped>(ResponseSize(info, 2));
     auto len = std::make_shared<DWORD>(0);
-    return Job::Start(env, "SCardControl", Value(),
+    return Job::Start(env, "SCardControl", Value(), use_,
       [st, code, in, out, len] {
         return SCardControl(st->card, code, in->bytes.data(), static_cast<DWORD>(in->bytes.size()), out->bytes.data(),
                             static_cast<DWORD>(out->bytes.size()), len.get());
@@ -727,7 +775,7 @@ class Card : public Napi::ObjectWrap<Card> {
     auto h = std::make_shared<Handle>(*state_);
     state_->open = false;
     DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
-    return Job::Start(env, "SCardDisconnect", Value(),
+    return Job::Start(env, "SCardDisconnect", Value(), nullptr,
       [h, disposition] { return Close(*h, disposition); },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
@@ -737,6 +785,7 @@ class Card : public Napi::ObjectWrap<Card> {
 
   // Shared with in-flight jobs so that a job never reads a freed Card.
   std::shared_ptr<Handle> state_ = std::make_shared<Handle>();
+  std::shared_ptr<InUse> use_ = std::make_shared<InUse>();
 };
 
 // The state a Monitor shares with its jobs.
@@ -769,14 +818,15 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     // Off the JS thread, as for Card.
     if (!state_->open) return;
     state_->open = false;
-    g_reaper->Release(state_->ctx);
+    SCARDCONTEXT ctx = state_->ctx;
+    use_->ReleaseWhenIdle([ctx] { g_reaper->Release(ctx); });
   }
 
  private:
   static Napi::Value Establish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto ctx = std::make_shared<SCARDCONTEXT>(0);
-    return Job::Start(env, "SCardEstablishContext", Napi::Object(),
+    return Job::Start(env, "SCardEstablishContext", Napi::Object(), nullptr,
       [ctx] { return EstablishContext(ctx.get()); },
       [ctx](Napi::Env env, Napi::Promise::Deferred& d) {
         Napi::Object obj = env.GetInstanceData<AddonData>()->monitorCtor.New({});
@@ -800,7 +850,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     if (!Usable(env, "SCardListReaders", &p)) return p;
     auto st = state_;
     auto buf = std::make_shared<std::vector<char>>();
-    return Job::Start(env, "SCardListReaders", Value(),
+    return Job::Start(env, "SCardListReaders", Value(), use_,
       [st, buf] {
         // The list can grow between the sizing call and the read; retry then.
         for (;;) {
@@ -866,7 +916,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     auto st = state_;
     std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
     DWORD timeout = DwordArg(info, 1, INFINITE);
-    return Job::Start(env, "SCardGetStatusChange", Value(),
+    return Job::Start(env, "SCardGetStatusChange", Value(), use_,
       [st, w, box, timeout] {
         // The exit flag is set before EndWaits looks for waits that have not returned (both
         // sequentially consistent): either this wait sees it, or it is cancelled until it returned.
@@ -921,7 +971,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     DWORD share = DwordArg(info, 1, SCARD_SHARE_SHARED);
     DWORD protocols = DwordArg(info, 2, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
     auto h = std::make_shared<Card::Handle>();
-    return Job::Start(env, "SCardConnect", Value(),
+    return Job::Start(env, "SCardConnect", Value(), nullptr,
       [reader, share, protocols, h] {
         LONG rv = EstablishContext(&h->ctx);
         if (rv != SCARD_S_SUCCESS) return rv;
@@ -951,7 +1001,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     state_->open = false;
     SCARDCONTEXT ctx = state_->ctx;
-    return Job::Start(env, "SCardReleaseContext", Value(),
+    return Job::Start(env, "SCardReleaseContext", Value(), nullptr,
       [ctx] {
         // A wait in progress would hold the context: woken first, off the JS thread (see Cancel).
         SCardCancel(ctx);
@@ -961,6 +1011,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
   }
 
   std::shared_ptr<MonitorState> state_ = std::make_shared<MonitorState>();
+  std::shared_ptr<InUse> use_ = std::make_shared<InUse>();
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

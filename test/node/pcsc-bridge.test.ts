@@ -452,6 +452,40 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     });
   });
 
+  it('a worker ended during a transmit the card holds: its connection is released only once the transmit returned, and establish() goes on meanwhile', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    const inWorker = `(async () => { const { PcscContext } = await import(${pcsc}); const { parentPort } = await import('node:worker_threads');
+      const ctx = await PcscContext.establish(); const c = await ctx.connect(${reader});
+      c.transmit(Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x08)).catch(() => {}); parentPort.postMessage('calling'); })()`;
+    // The worker's end finalises its connection under the transmit. Released then, the release would
+    // wait for the transmit inside pcsc-lite holding the bridge's list lock, and with it every establish.
+    const script = `const { Worker } = await import('node:worker_threads'); const { PcscContext } = await import(${pcsc});
+      const w = new Worker(${JSON.stringify(inWorker)}, { eval: true });
+      await new Promise((r) => w.once('message', r)); await new Promise((r) => setTimeout(r, 100));
+      await w.terminate(); await new Promise((r) => setTimeout(r, 300));
+      const t = Date.now(); const ctx = await PcscContext.establish(); const establishMs = Date.now() - t;
+      await ctx.release(); console.log(JSON.stringify({ establishMs }));`;
+    const handler = card.os as CardHandler;
+    const apdu = handler.apdu.bind(card.os);
+    let out = '';
+    try {
+      handler.apdu = async (command: Uint8Array) => {
+        await new Promise((r) => setTimeout(r, 3000));
+        return apdu(command);
+      };
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      expect(await new Promise((r) => child.on('close', r))).toBe(0);
+      clearTimeout(killer);
+    } finally {
+      handler.apdu = apdu;
+    }
+    // 2,600 ms when the finaliser released the connection at once.
+    expect(JSON.parse(out).establishMs).toBeLessThan(1000);
+  });
+
   it('the addon itself refuses a reader name with NUL, which pcsc-lite would cut short (direct callers of the addon)', async () => {
     const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
     const reader = JSON.stringify(`${env.slot.reader}\0x`);
