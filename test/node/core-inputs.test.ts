@@ -10,25 +10,22 @@ import {
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
 import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
+import { spyUint8Arrays } from './uint8array-spy.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
-/** Runs `call` with Uint8Array construction spied on; returns the arrays made from arguments `pick` accepts. */
-function arraysMade(pick: (args: unknown[]) => boolean, call: () => void): Uint8Array[] {
-  const RealU8 = Uint8Array, made: Uint8Array[] = [];
-  globalThis.Uint8Array = new Proxy(RealU8, {
-    construct(target, args, newTarget) {
-      const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
-      if (pick(args)) made.push(a);
-      return a;
-    },
+/** Runs `call` with the arrays senv makes watched; returns those made from what `pick` accepts (see uint8array-spy.ts). */
+function arraysMade(pick: (from: unknown) => boolean, call: () => void): Uint8Array[] {
+  const picked: Uint8Array[] = [];
+  const spy = spyUint8Arrays((made, from) => {
+    if (pick(from)) picked.push(made);
   });
   try {
     call();
   } finally {
-    globalThis.Uint8Array = RealU8;
+    spy.stop();
   }
-  return made;
+  return picked;
 }
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const detached = (n = 16) => {
@@ -170,7 +167,7 @@ describe('nothing is left behind', () => {
     const RealU8 = Uint8Array;
     const entropy = rnd(32);
     let calls = 0;
-    const copies = arraysMade((args) => args[0] === entropy || (args[0] instanceof RealU8 && args[0].buffer === entropy.buffer), () => {
+    const copies = arraysMade((from) => from === entropy || (from instanceof RealU8 && from.buffer === entropy.buffer), () => {
       expect(() => new HmacDrbg({ entropy: () => (++calls === 1 ? entropy : new RealU8(3)) })).toThrow(LengthError);
     });
     expect(copies.length, 'the DRBG took a private copy').toBeGreaterThan(0);
@@ -407,7 +404,7 @@ describe('options are what they say or refused', () => {
 
 describe('a failed decryption or a collecting CCM stream leaves no plaintext in the arrays it filled', () => {
   const arraysOfLength = (lengths: number[], call: () => void) =>
-    arraysMade((args) => args.length === 1 && typeof args[0] === 'number' && lengths.includes(args[0]), call);
+    arraysMade((from) => typeof from === 'number' && lengths.includes(from), call);
   const zero = (a: Uint8Array) => a.every((b) => b === 0);
 
   it('one-shot CBC of more than CHUNK bytes with bad padding zeroizes the plaintext written before the padding check', () => {

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ecdsa, gcm, hash, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
+import { arraysMadeBy } from './uint8array-spy.ts';
 
 const engines: McsEngine[] = [];
 afterEach(async () => {
@@ -16,27 +17,6 @@ async function client(originator = 'CAE1', name = 'me'): Promise<McsClient> {
   const engine = await McsEngine.create();
   engines.push(engine);
   return new McsClient(engine, originator).register(name);
-}
-
-/**
- * Runs `fn` with every `new Uint8Array(...)` recorded (the modules look the
- * global up at each call, as test/node/mcs-secret-residue.test.ts relies on).
- */
-async function watchNew<T>(fn: () => T | Promise<T>): Promise<{ made: Uint8Array[]; result: T }> {
-  const made: Uint8Array[] = [];
-  const Real = Uint8Array;
-  globalThis.Uint8Array = new Proxy(Real, {
-    construct(target, args, newTarget) {
-      const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
-      made.push(a);
-      return a;
-    },
-  });
-  try {
-    return { made, result: await fn() };
-  } finally {
-    globalThis.Uint8Array = Real;
-  }
 }
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -303,7 +283,7 @@ describe('no copy of a secret stays behind (McsClient\'s argument copies, an exp
     const detached = Uint8Array.from(secret);
     structuredClone(detached.buffer, { transfer: [detached.buffer] });
     // A promise comes back whatever the content: `set(x).catch(handler)` sees the failure.
-    const { made, result: err } = await watchNew(() => h.set({ msg: secret, lbl: detached }).then(() => undefined, (e: unknown) => e));
+    const { made, result: err } = await arraysMadeBy(() => h.set({ msg: secret, lbl: detached }).then(() => undefined, (e: unknown) => e));
     expect(err).toBeInstanceOf(InvalidInputError);
     const copies = made.filter((a) => a.length === secret.length);
     expect(copies.length, 'the chunk was copied before the detached view was met').toBeGreaterThan(0);
@@ -355,7 +335,7 @@ describe('codec: strict base64 and oneM2M timestamps', () => {
   });
 
   it('a secret\'s base64 encoding leaves no byte array holding it', async () => {
-    const { made, result } = await watchNew(() => toBase64(KEY));
+    const { made, result } = await arraysMadeBy(() => toBase64(KEY));
     expect(result).toBe(Buffer.from(KEY).toString('base64'));
     expect(made.length, 'the encoding is built in a byte array').toBeGreaterThan(0);
     for (const a of made) expect(a.every((b) => b === 0), 'zeroized').toBe(true);

@@ -18,8 +18,8 @@ import { SoftwareKey } from '../../src/backends/software/keys.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
+import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
 
-const RealUint8Array = Uint8Array;
 const undo: (() => void)[] = [];
 
 afterEach(() => {
@@ -35,33 +35,11 @@ function patch<T extends object, K extends keyof T>(obj: T, key: K, value: T[K])
   });
 }
 
-/**
- * Every `new Uint8Array(...)` until the test ends (the engine's modules look
- * the global up at each call); `onMake` sees each with what it was made from.
- */
+/** Every Uint8Array made until the test ends (see uint8array-spy.ts). */
 function watchNew(onMake?: (made: Uint8Array, from: unknown) => void): Uint8Array[] {
-  const seen: Uint8Array[] = [];
-  globalThis.Uint8Array = new Proxy(RealUint8Array, {
-    construct(target, args, newTarget) {
-      const made = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
-      seen.push(made);
-      onMake?.(made, args[0]);
-      return made;
-    },
-  });
-  // slice() makes its copy through the species constructor, which the proxy above never sees.
-  const slice = RealUint8Array.prototype.slice;
-  RealUint8Array.prototype.slice = function (this: Uint8Array, start?: number, end?: number) {
-    const made = slice.call(this, start, end);
-    seen.push(made);
-    onMake?.(made, this);
-    return made;
-  };
-  undo.push(() => {
-    globalThis.Uint8Array = RealUint8Array;
-    RealUint8Array.prototype.slice = slice;
-  });
-  return seen;
+  const spy = spyUint8Arrays(onMake);
+  undo.push(() => spy.stop());
+  return spy.made;
 }
 
 const holds = (a: Uint8Array, needle: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).indexOf(Buffer.from(needle)) >= 0;

@@ -27,6 +27,7 @@ import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
 import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+import { spyUint8Arrays } from './uint8array-spy.ts';
 import { b64, body, ok, Session, unb64 } from '../portable/mcs-kit.ts';
 import type { VirtualCard } from '../../src/virtual-card/index.ts';
 
@@ -955,27 +956,13 @@ describe('PC/SC streams copy what the caller gives them', () => {
     const card = new (PcscCard as unknown as new (...a: unknown[]) => { control(code: number, d: Uint8Array): Promise<Uint8Array> })(
       { constants: { SCARD_CTL_CODE_BASE: 0x42000000 } }, { control: async (_c: number, d: Uint8Array) => d }, 'fake', 0, 0);
     const pin = Uint8Array.of(0x31, 0x32, 0x33, 0x34);
-    const copies: Uint8Array[] = [];
-    const RealU8 = Uint8Array, slice = RealU8.prototype.slice;
-    RealU8.prototype.slice = function (this: Uint8Array, ...a: [number?, number?]) {
-      const r = slice.apply(this, a);
-      copies.push(r);
-      return r;
-    } as typeof slice;
-    globalThis.Uint8Array = new Proxy(RealU8, {
-      construct(t, args, nt) {
-        const a = Reflect.construct(t, args, nt === globalThis.Uint8Array ? t : nt) as Uint8Array;
-        copies.push(a);
-        return a;
-      },
-    });
+    const spy = spyUint8Arrays();
     try {
       expect(() => card.control(-1, pin)).toThrow(/control code/);
     } finally {
-      globalThis.Uint8Array = RealU8;
-      RealU8.prototype.slice = slice;
+      spy.stop();
     }
-    expect(copies.filter((c) => c.some((x) => x !== 0)).map(kept)).toEqual([]);
+    expect(spy.made.filter((c) => c.some((x) => x !== 0)).map(kept)).toEqual([]);
   });
 });
 
