@@ -9,6 +9,7 @@
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
 import { InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
 import type { Context } from './context.ts';
@@ -665,7 +666,7 @@ export class McsEngine {
     if (next === Infinity || this.#closed) return;
     let delay: number;
     try {
-      delay = Math.min(Math.max(notBefore, next - this.#clock()), 2 ** 31 - 1);
+      delay = Math.min(Math.max(notBefore, next - this.#clock()), LONGEST_TIMER);
     } catch {
       // A clock that failed (a caller's clock option) is asked again later; a timer must not throw.
       delay = EXPIRY_RETRY_MS;
@@ -864,10 +865,10 @@ function checkOptions(o: McsEngineOptions): void {
 
 const expired = () => new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');
 
-/** Longest timer setTimeout keeps (2^31 - 1 ms): a deadline further away is left to the check at the turn. */
-const LONGEST_TIMER = 0x7fffffff;
-
-/** Whether `turn` came within `ms` (real time: an injected clock is not read while waiting). */
+/**
+ * Whether `turn` came within `ms` (real time: an injected clock is not read while waiting). A
+ * deadline beyond the longest timer is left to the check at the turn.
+ */
 function servedBefore(turn: Promise<void>, ms: number): Promise<boolean> {
   if (ms > LONGEST_TIMER) return turn.then(() => true);
   return new Promise((resolve) => {

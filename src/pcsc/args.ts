@@ -1,6 +1,7 @@
 // Arguments as pcsc-lite and the bridge can take them, checked once for the
 // PC/SC API and for the backend's options.
 import { InvalidInputError, shown } from '../core/errors.ts';
+import { LONGEST_TIMER } from '../core/timers.ts';
 
 /**
  * A reader name as pcsc-lite can take it: a C string, so one holding NUL would
@@ -11,9 +12,6 @@ export function checkReader(reader: unknown): string {
   if (reader.includes('\0')) throw new InvalidInputError('reader name must not contain NUL (U+0000)');
   return reader;
 }
-
-/** Longest timer setTimeout keeps (2^31 - 1 ms, about 24.8 days): a longer one would fire at once. */
-export const LONGEST_TIMER = 0x7fffffff;
 
 /** A timeout in milliseconds: above 0, Infinity (or absent) for none. */
 export function checkTimeout(ms: unknown, name: string): number {

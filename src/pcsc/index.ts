@@ -6,7 +6,8 @@ import { InvalidInputError, optionsArg } from '../core/errors.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
 } from './errors.ts';
-import { checkReader, checkShare, checkTimeout, LONGEST_TIMER } from './args.ts';
+import { checkReader, checkShare, checkTimeout } from './args.ts';
+import { LONGEST_TIMER } from '../core/timers.ts';
 import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
 
 export { PcscError, PcscUnavailableError, ShortResponseError, SCARD_CODES, scardName } from './errors.ts';
