@@ -1,6 +1,7 @@
 // A pcscd that stops answering (stopped, or stuck): establish, the context's
 // calls and its release are bounded by their timeouts, a late answer is
-// disposed of, and the JS thread is never held. Each scenario runs in a child
+// disposed of, and neither the JS thread, the libuv pool, a worker's end nor
+// the process's exit is held; a call past its timeout keeps nothing alive. Each scenario runs in a child
 // process whose libpcsclite reaches the machine's pcscd through a proxy socket
 // this test can freeze: pcsc-lite reads PCSCLITE_CSOCK_NAME once per process,
 // and pcscd itself serves the other test files meanwhile.

@@ -2,8 +2,9 @@
 // pcsc-silent-pcscd.test.ts leave open: what a call answered in time leaves
 // behind, overlapping establishes that both outlive their timeout, a release
 // under a stalled or running call, the repeated cancel, the command copies
-// the bridge was handed, a connect on the caller's own context, and the timer
-// of the backend's close(). No pcscd: the addon is a scripted stand-in, so
+// the bridge was handed, a connect on the caller's own context, the timer
+// of the backend's close(), and which calls stop keeping the process alive
+// (unrefCall). No pcscd: the addon is a scripted stand-in, so
 // that each bridge call settles exactly when the test says (and the file runs
 // where PC/SC does not).
 import { describe, expect, it, vi } from 'vitest';
