@@ -358,7 +358,7 @@ class Job {
     if (job->use_) job->use_->Enter();
     if (!g_threads->Run([job] { job->Execute(); })) {
       if (job->use_) job->use_->Leave();
-      job->Settle(env, SCARD_E_NO_MEMORY);
+      job->Settle(env);
       job->Forget(env);
       delete job;
     }
@@ -421,7 +421,8 @@ class Job {
     if (!box->open) {
       // Close() let go of this job: its references are gone, it is this thread's to dispose of.
       hold.unlock();
-      Dispose();
+      GiveBack();
+      delete this;
       return;
     }
     returned_ = true;
@@ -429,23 +430,22 @@ class Job {
     box->tsfn.NonBlockingCall(this);
   }
 
-  // On the JS thread.
-  void Settle(Napi::Env env, LONG rv) {
+  // On the JS thread: settles the promise with rv_ (SCARD_E_NO_MEMORY until exec ran).
+  void Settle(Napi::Env env) {
     if (!CanRunJs(env)) {
-      Dispose(false);
+      GiveBack();
       return;
     }
     Napi::HandleScope scope(env);
-    if (rv != SCARD_S_SUCCESS)
-      deferred_.Reject(ScardError(env, operation_, rv).Value());
+    if (rv_ != SCARD_S_SUCCESS)
+      deferred_.Reject(ScardError(env, operation_, rv_).Value());
     else
       done_(env, deferred_);
   }
 
-  // Gives back what a successful call opened; `free` also deletes the job.
-  void Dispose(bool free = true) {
+  // When nothing can be settled: gives back what a successful call opened.
+  void GiveBack() {
     if (rv_ == SCARD_S_SUCCESS && orphan_) orphan_();
-    if (free) delete this;
   }
 
   Napi::Promise::Deferred deferred_;
@@ -471,7 +471,7 @@ class Job {
 void DeliverJob(Napi::Env env, Napi::Function, Mailbox*, Job* job) {
   if (env == nullptr) return;
   job->Forget(env);
-  job->Settle(env, job->rv_);
+  job->Settle(env);
   delete job;
 }
 
@@ -504,7 +504,10 @@ void Mailbox::Close(Napi::Env, std::shared_ptr<Mailbox>* self, Mailbox* box) {
     box->jobs.clear();
   }
   box->exiting = true;
-  for (Job* job : returned) job->Dispose();
+  for (Job* job : returned) {
+    job->GiveBack();
+    delete job;
+  }
   EndWaits(waits);
   delete self;
 }
