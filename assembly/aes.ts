@@ -111,9 +111,13 @@ export function cbcChain(k: usize, chain: usize, src: usize, dst: usize, n: usiz
 
 // CCM over n whole blocks: the CBC-MAC at mac over the plaintext and the
 // counter mode from the counter block at ctr (advanced by n), from src to
-// dst (which may be equal). The SIMD build runs both chains side by side.
+// dst (which may be equal). Relaxed SIMD runs both chains side by side
+// through the one-block rounds. The plain SIMD build does not: there every
+// lookup is an add and a shuffle, two one-block chains are bound by the
+// instruction count, and the MAC chain followed by the bitsliced counter mode
+// measured 1.09-1.35x faster on an Intel Xeon (2-6 % slower on AMD EPYC).
 export function ccmBlocks(k: usize, mac: usize, ctr: usize, src: usize, dst: usize, n: usize, decrypt: bool): void {
-  if (ASC_FEATURE_SIMD) {
+  if (ASC_FEATURE_RELAXED_SIMD) {
     ccmVperm(k + RKB, rounds(k), mac, ctr, src, dst, n, decrypt);
     return;
   }
