@@ -198,8 +198,9 @@ class Stall {
 /**
  * Once a status-change wait was asked for: the process's exit ends no
  * environment, and a wait thread still inside pcsc-lite when exit() runs the
- * library's destructor could crash it, so on 'exit' the bridge lets no wait
- * of this environment start any more and ends the running ones
+ * library's destructor could crash it, so on 'exit' (and on Deno's 'unload',
+ * the only event Deno.exit() dispatches) the bridge lets no wait of this
+ * environment start any more and ends the running ones
  * (native/senv_pcsc.cc, EndForExit). A wait is one call, not a series of
  * short ones: pcsc-lite 1.9 compares the PnP pseudo-reader with the reader
  * count at the start of each call, so a reader attached between two calls
@@ -209,7 +210,15 @@ let exitHook = false;
 function endWaitsOnExit(addon: NativeAddon): void {
   if (exitHook) return;
   exitHook = true;
-  process.on('exit', () => addon.endForExit());
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    addon.endForExit();
+  };
+  process.on('exit', end);
+  // Deno.exit() dispatches the global 'unload' event but not node:process's 'exit' (Deno 2.9).
+  (globalThis as { addEventListener?: (type: string, fn: () => void) => void }).addEventListener?.('unload', end);
 }
 
 export interface EstablishOptions {

@@ -1,0 +1,83 @@
+// The PC/SC bridge and the PC/SC SE under Deno, on the card pcscd serves
+// here: Deno loads the Node-API addon with --allow-ffi. Runs test/deno-pcsc
+// (the Mcs conformance suites on the card, the bridge's waits, cancel and
+// release) and times Deno's exit during a wait, whose 'exit' event Deno.exit()
+// does not dispatch (it dispatches 'unload'). Without --allow-ffi the
+// error is test/deno/pcsc-permission.test.ts's.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mcsCases } from '../portable/mcs.ts';
+import { mcsCipherCases } from '../portable/mcs-cipher.ts';
+import { mcsRuleCases } from '../portable/mcs-rules.ts';
+import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+
+const setup = await setupPcsc();
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const deno = `${root}node_modules/deno/deno`;
+const PERMISSIONS = ['--allow-ffi', '--allow-read', '--allow-env'];
+
+interface Run { code: number | null; out: string; ms: number; lines: { text: string; at: number }[] }
+
+function runDeno(args: string[], reader: string, limitMs: number): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(deno, args, { cwd: root, env: { ...process.env, NO_COLOR: '1', SENV_DENO_PCSC_READER: reader }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const lines: Run['lines'] = [];
+    const take = (d: Buffer) => {
+      out += d.toString();
+      for (const text of d.toString().split('\n')) if (text) lines.push({ text, at: Date.now() - t0 });
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, out, ms: Date.now() - t0, lines });
+    });
+  });
+}
+
+describe.skipIf(!setup.ok)(`PC/SC under Deno${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
+  let env: PcscTestEnv;
+
+  beforeAll(async () => {
+    if (!setup.ok) return;
+    env = setup.env;
+    await env.insert(env.newCard());
+  });
+  afterAll(async () => {
+    if (setup.ok) await env.teardown();
+  });
+
+  it('passes the Mcs conformance suites on the card and the bridge tests', async () => {
+    const none = () => { throw new Error('not run'); };
+    const cases = [...mcsCases(none), ...mcsCipherCases(none), ...mcsRuleCases(none)].length;
+    // About 10 s here; a call that never returns hangs Deno's runner, which has no time limit of its own.
+    const r = await runDeno(['test', ...PERMISSIONS, 'test/deno-pcsc'], env.slot.reader, 120_000);
+    const output = r.out.slice(-4000);
+    // The bridge file's four tests beside the conformance cases: a file that failed to load would be missing.
+    expect(r.out, output).toMatch(new RegExp(`ok \\| ${cases + 4} passed \\| 0 failed`));
+    expect(r.code, output).toBe(0);
+  }, 150_000);
+
+  for (const how of ['process', 'deno'] as const) {
+    it(`exits at once by ${how === 'process' ? 'process.exit()' : 'Deno.exit()'} during an endless status-change wait`, async () => {
+      const r = await runDeno(['run', ...PERMISSIONS, 'test/deno-pcsc/exit-during-wait.ts', how], env.slot.reader, 30_000);
+      const waiting = r.lines.find((l) => l.text === 'waiting');
+      expect(waiting, r.out).toBeDefined();
+      // The event the bridge ends its waits on: Deno.exit() dispatches 'unload' alone.
+      expect(r.out).toContain(how === 'process' ? 'exit listeners ran' : 'unload listeners ran');
+      expect(r.code).toBe(0);
+      expect(r.ms - waiting!.at).toBeLessThan(2_000);
+    }, 40_000);
+  }
+
+  it("ends its waits on Deno's 'unload' event: the running one, and one asked for afterwards at once", async () => {
+    const r = await runDeno(['run', ...PERMISSIONS, 'test/deno-pcsc/exit-during-wait.ts', 'unload'], env.slot.reader, 30_000);
+    expect(r.out).toContain('the wait: SCARD_E_CANCELLED\n');
+    expect(r.out).toContain('a wait asked for afterwards: SCARD_E_CANCELLED at once\n');
+    expect(r.code).toBe(0);
+  }, 40_000);
+});
