@@ -276,6 +276,43 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect(ended).toEqual(Object.fromEntries(Object.keys(endings).map((how) => [how, { killed: false, inTime: true }])));
   });
 
+  // Threads are the bridge's own (native/senv_pcsc.cc, Threads): an idle one takes the next call, and
+  // one idle for 30 s ends. Counted in a child, whose other threads (V8's, Node's) stay as they are.
+  it('reuses its idle threads for the next calls, and ends each after 30 s idle', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const reader = JSON.stringify(env.slot.reader);
+    const script = `const { readdirSync } = await import('node:fs'); const { PcscContext } = await import(${pcsc});
+      const threads = () => readdirSync('/proc/self/task').length;
+      const base = threads();
+      const ctxs = await Promise.all(Array.from({ length: 8 }, () => PcscContext.establish()));
+      const [s] = await ctxs[0].getStatusChange([{ reader: ${reader} }], 0);
+      const waits = ctxs.map((c) => c.getStatusChange([{ reader: ${reader}, state: s.state }]).catch(() => {}));
+      await new Promise((r) => setTimeout(r, 200));
+      const waiting = threads() - base;
+      for (const c of ctxs) c.cancel();
+      await Promise.all(waits);
+      const made = threads() - base;
+      for (let i = 0; i < 300; i++) await ctxs[i % 8].getStatusChange([{ reader: ${reader} }], 0);
+      const afterCalls = threads() - base;
+      await new Promise((r) => setTimeout(r, 31_000));
+      console.log(JSON.stringify({ waiting, made, afterCalls, idle: threads() - base }));
+      process.exit(0);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    clearTimeout(killer);
+    expect(status, out).toBe(0);
+    const n = JSON.parse(out) as { waiting: number; made: number; afterCalls: number; idle: number };
+    // Eight endless waits hold eight threads; their cancels may take up to eight more.
+    expect(n.waiting).toBeGreaterThanOrEqual(8);
+    expect(n.made).toBeLessThanOrEqual(16);
+    // 300 calls one after the other run on threads made already, and after 30 s idle none is left.
+    expect(n.afterCalls).toBe(n.made);
+    expect(n.idle).toBeLessThanOrEqual(0);
+  }, 60_000);
+
   it('a worker that exits during its wait ends it, and the waits of the rest of the process go on as before', async () => {
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const reader = JSON.stringify(env.slot.reader);
