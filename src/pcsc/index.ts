@@ -210,6 +210,8 @@ let exitHook = false;
 function endWaitsOnExit(addon: NativeAddon): void {
   if (exitHook) return;
   exitHook = true;
+  // Once: both events come at a natural end, and a second endForExit() would wait its 2 s again
+  // for waits that pcscd did not let go the first time.
   let ended = false;
   const end = () => {
     if (ended) return;
