@@ -1,7 +1,7 @@
 // The native PC/SC bridge's own calls under Deno (Node-API through
 // --allow-ffi): readers and their state, waits that time out, cancel() and
-// release() during a wait. Run by test/node/pcsc-deno.test.ts with the card
-// in SENV_DENO_PCSC_READER.
+// release() during a wait, a worker terminated during its wait. Run by
+// test/node/pcsc-deno.test.ts with the card in SENV_DENO_PCSC_READER.
 import { PcscContext, PcscError } from '../../src/pcsc/index.ts';
 
 declare const Deno: {
@@ -73,4 +73,18 @@ Deno.test('release() during an endless wait ends the wait and releases the conte
   await new Promise((r) => setTimeout(r, 100));
   await ctx.release();
   check(await ended === 'SCARD_E_CANCELLED', 'SCARD_E_CANCELLED');
+});
+
+Deno.test('a worker terminated during its endless wait: the calls of this thread go on as before', async () => {
+  const worker = new Worker(new URL('./wait-in-worker.ts', import.meta.url).href, { type: 'module' });
+  await new Promise((resolve) => {
+    worker.onmessage = resolve;
+    worker.postMessage(reader);
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  worker.terminate();
+  await withContext(async (ctx, state) => {
+    check((await ctx.listReaders()).includes(reader), 'the reader is listed');
+    check(await scardError(ctx.getStatusChange([{ reader, state }], 150)) === 'SCARD_E_TIMEOUT', 'a wait here times out as before');
+  });
 });

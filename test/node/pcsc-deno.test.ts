@@ -1,7 +1,7 @@
 // The PC/SC bridge and the PC/SC SE under Deno, on the card pcscd serves
 // here: Deno loads the Node-API addon with --allow-ffi. Runs test/deno-pcsc
-// (the Mcs conformance suites on the card, the bridge's waits, cancel and
-// release) and times Deno's exit during a wait, whose 'exit' event Deno.exit()
+// (the Mcs conformance suites on the card, the bridge's waits, cancel,
+// release and a worker's end during a wait) and times Deno's exit during a wait, whose 'exit' event Deno.exit()
 // does not dispatch (it dispatches 'unload'). Without --allow-ffi the
 // error is test/deno/pcsc-permission.test.ts's.
 import { spawn } from 'node:child_process';
@@ -58,8 +58,8 @@ describe.skipIf(!setup.ok)(`PC/SC under Deno${setup.ok ? '' : ` (skipped: ${setu
     // About 10 s here; a call that never returns hangs Deno's runner, which has no time limit of its own.
     const r = await runDeno(['test', ...PERMISSIONS, 'test/deno-pcsc'], env.slot.reader, 120_000);
     const output = r.out.slice(-4000);
-    // The bridge file's four tests beside the conformance cases: a file that failed to load would be missing.
-    expect(r.out, output).toMatch(new RegExp(`ok \\| ${cases + 4} passed \\| 0 failed`));
+    // The bridge file's five tests beside the conformance cases: a file that failed to load would be missing.
+    expect(r.out, output).toMatch(new RegExp(`ok \\| ${cases + 5} passed \\| 0 failed`));
     expect(r.code, output).toBe(0);
   }, 150_000);
 
