@@ -17,25 +17,28 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const deno = `${root}node_modules/deno/deno`;
 const PERMISSIONS = ['--allow-ffi', '--allow-read', '--allow-env'];
 
+/** Without colours: npm test sets FORCE_COLOR=0, which Deno takes as a request for them. */
+const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
+
 interface Run { code: number | null; out: string; ms: number; markAt?: number }
 
 /** Runs Deno on the card's reader; `markAt` is when the output first held the line `mark`. */
 function runDeno(args: string[], reader: string, limitMs: number, mark?: string): Promise<Run> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(deno, args, { cwd: root, env: { ...process.env, NO_COLOR: '1', SENV_DENO_PCSC_READER: reader }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(deno, args, { cwd: root, env: { ...process.env, SENV_DENO_PCSC_READER: reader }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let markAt: number | undefined;
     const take = (d: Buffer) => {
       out += d.toString();
-      if (mark !== undefined && markAt === undefined && out.split('\n').includes(mark)) markAt = Date.now() - t0;
+      if (mark !== undefined && markAt === undefined && plain(out).split('\n').includes(mark)) markAt = Date.now() - t0;
     };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.on('close', (code) => {
       clearTimeout(killer);
-      resolve({ code, out, ms: Date.now() - t0, markAt });
+      resolve({ code, out: plain(out), ms: Date.now() - t0, markAt });
     });
   });
 }
