@@ -11,7 +11,7 @@ import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
 
 declare const Deno: {
-  test(t: { name: string; fn: () => Promise<void>; sanitizeOps?: boolean; sanitizeResources?: boolean }): void;
+  test(t: { name: string; fn: () => Promise<void> }): void;
   env: { get(name: string): string | undefined };
 };
 
@@ -19,8 +19,8 @@ const reader = Deno.env.get('SENV_DENO_PCSC_READER');
 if (!reader) throw new Error('SENV_DENO_PCSC_READER names no reader: run this through test/node/pcsc-deno.test.ts');
 initSync();
 
-// As on Node: the cases create one engine each and never close it, so their backends share the
-// card (each call a PC/SC transaction) and are closed after each case.
+// The cases create one engine each and never close it; their backends share the card (each call
+// a PC/SC transaction) and are closed after each case.
 const open: SecureEnvironmentBackend[] = [];
 const factory = () => {
   const b = new PcscBackend({ reader, share: 'shared' });

@@ -1,9 +1,10 @@
 // The PC/SC bridge and the PC/SC SE under Deno, on the card pcscd serves
 // here: Deno loads the Node-API addon with --allow-ffi. Runs test/deno-pcsc
 // (the Mcs conformance suites on the card, the bridge's waits, cancel,
-// release and a worker's end during a wait) and times Deno's exit during a wait, whose 'exit' event Deno.exit()
-// does not dispatch (it dispatches 'unload'). Without --allow-ffi the
-// error is test/deno/pcsc-permission.test.ts's.
+// release and a worker's end during a wait) and times Deno's exit during a
+// wait, whose 'exit' event Deno.exit() does not dispatch (it dispatches
+// 'unload'). Without --allow-ffi the error is
+// test/deno/pcsc-permission.test.ts's.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
