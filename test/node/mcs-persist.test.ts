@@ -16,6 +16,7 @@ import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
+import { runChild, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
@@ -504,12 +505,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         try { const e = await McsEngine.create({ dataDir: ${JSON.stringify(dir)}, masterKey: new Uint8Array(32).fill(7) });
           console.log('open'); await new Promise((r) => setTimeout(r, 3000)); await e.close(); }
         catch (e) { console.log(e.name); }`;
-      const outcomes = await Promise.all(Array.from({ length: 4 }, () => new Promise<string>((resolve) => {
-        const child = spawn(process.execPath, ['--input-type=module', '-e', opener], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.on('exit', () => resolve(out.trim()));
-      })));
+      const outcomes = await Promise.all(Array.from({ length: 4 }, async () => (await runModule(opener)).out.trim()));
       expect(outcomes.filter((o) => o === 'open').length, outcomes.join()).toBe(1);
       expect(outcomes.filter((o) => o === 'DataDirLockedError').length, outcomes.join()).toBe(3);
       expect(existsSync(join(dir, 'lock'))).toBe(false);
@@ -993,12 +989,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
       // script(1) gives Deno a terminal, where a permission it lacks is asked for and waits for an answer.
       const run = async (dir: string, perms: string) => {
-        const child = spawn('script', ['-qec', `${deno} run ${perms} ${fixture} ${dir} ${top}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
-        clearTimeout(killer);
+        const { code, out } = await runChild('script', ['-qec', `${deno} run ${perms} ${fixture} ${dir} ${top}`, '/dev/null'], { killMs: 15_000 });
         return { code, asked: out.includes('Allow?'), out: out.trim() };
       };
       const only = (dir: string) => `--allow-read=${dir} --allow-write=${dir}`;

@@ -1,7 +1,6 @@
 // The native PC/SC bridge through the real pcscd and vpcd, with the senv
 // virtual card on the other side of the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { InvalidInputError, sha256 } from '../../src/core/index.ts';
 import { PcscCard, PcscContext, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
 import { VirtualCardOs, VpcdCard, type CardHandler, type VirtualCard } from '../../src/virtual-card/index.ts';
 import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+import { runChild, runModule } from './run-child.ts';
 
 const setup = await setupPcsc();
 const SELECT = fromHex('00A4040006F053454E560100');
@@ -265,13 +265,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     };
     const ended: Record<string, unknown> = {};
     for (const [how, script] of Object.entries(endings)) {
-      const started = Date.now();
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const signal = await new Promise((resolve) => child.on('close', (_code, sig) => resolve(sig)));
-      clearTimeout(killer);
+      const r = await runModule(script, { killMs: 15_000 });
       // Start-up and the wait's set-up, far below the kill.
-      ended[how] = { killed: signal === 'SIGKILL', inTime: Date.now() - started < 8_000 };
+      ended[how] = { killed: r.signal === 'SIGKILL', inTime: r.ms < 8_000 };
     }
     expect(ended).toEqual(Object.fromEntries(Object.keys(endings).map((how) => [how, { killed: false, inTime: true }])));
   });
@@ -297,14 +293,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       await new Promise((r) => setTimeout(r, 31_000));
       console.log(JSON.stringify({ waiting, made, afterCalls, idle: threads() - base }));
       process.exit(0);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-    const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    clearTimeout(killer);
-    expect(status, out).toBe(0);
-    const n = JSON.parse(out) as { waiting: number; made: number; afterCalls: number; idle: number };
+    const r = await runModule(script, { killMs: 50_000 });
+    expect(r.code, r.out + r.err).toBe(0);
+    const n = JSON.parse(r.out) as { waiting: number; made: number; afterCalls: number; idle: number };
     // Eight endless waits hold eight threads; their cancels may take up to eight more.
     expect(n.waiting).toBeGreaterThanOrEqual(8);
     expect(n.made).toBeLessThanOrEqual(16);
@@ -325,13 +316,8 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       const ctx = await PcscContext.establish(); const [s] = await ctx.getStatusChange([{ reader: ${reader} }], 0);
       const t = Date.now(); const e = await ctx.getStatusChange([{ reader: ${reader}, state: s.state }], 300).catch((x) => x);
       console.log(e.scardName, Date.now() - t >= 250); await ctx.release();`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    clearTimeout(killer);
-    expect({ status, out }).toEqual({ status: 0, out: 'SCARD_E_TIMEOUT true\n' });
+    const { code, out } = await runModule(script, { killMs: 15_000 });
+    expect({ code, out }).toEqual({ code: 0, out: 'SCARD_E_TIMEOUT true\n' });
   });
 
   it('a worker ended during its endless wait, or a main thread that exits while a worker waits, ends at once', async () => {
@@ -354,14 +340,8 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     };
     const ended: Record<string, unknown> = {};
     for (const [how, script] of Object.entries(endings)) {
-      const started = Date.now();
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const signal = await new Promise((resolve) => child.on('close', (_code, sig) => resolve(sig)));
-      clearTimeout(killer);
-      ended[how] = { killed: signal === 'SIGKILL', inTime: Date.now() - started < 8_000, out };
+      const r = await runModule(script, { killMs: 15_000 });
+      ended[how] = { killed: r.signal === 'SIGKILL', inTime: r.ms < 8_000, out: r.out };
     }
     expect(ended).toEqual(Object.fromEntries(Object.keys(endings).map((how) => [how, { killed: false, inTime: true, out: 'SCARD_E_TIMEOUT\n' }])));
   });
@@ -414,12 +394,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       const got = await Promise.all(waits);
       console.log(JSON.stringify({ refused: got.some((g) => g === 'SCARD_E_NO_MEMORY'), others: [...new Set(got.filter((g) => g !== 'SCARD_E_NO_MEMORY'))] }));
       for (const c of all) await c.release(); await ctx.release();`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
-    clearTimeout(killer);
+    const { code, signal, out } = await runModule(script);
     expect({ code, signal, out }).toEqual({ code: 0, signal: null, out: `${JSON.stringify({ refused: true, others: ['SCARD_E_CANCELLED'] })}\n` });
   });
 
@@ -442,15 +417,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
         const w = new Worker(${JSON.stringify(worker(call, end))}, { eval: true });
         w.on('message', (m) => (m === 'calling' ? console.log(m) : w.terminate()));
         await new Promise((r) => w.once('exit', r)); await new Promise((r) => setTimeout(r, 600)); console.log('alive'); ${after}`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.startsWith('calling\n')) calling();
-      });
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
-      clearTimeout(killer);
+      const { code, signal, out } = await runModule(script, { killMs: 15_000, onOutput: (o) => {
+        if (o.startsWith('calling\n')) calling();
+      } });
       return { code, signal, out };
     };
     const results: Record<string, unknown> = {};
@@ -505,22 +474,16 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       await ctx.release(); console.log(JSON.stringify({ establishMs }));`;
     const handler = card.os as CardHandler;
     const apdu = handler.apdu.bind(card.os);
-    let out = '';
-    try {
-      handler.apdu = async (command: Uint8Array) => {
-        await new Promise((r) => setTimeout(r, 3000));
-        return apdu(command);
-      };
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      expect(await new Promise((r) => child.on('close', r))).toBe(0);
-      clearTimeout(killer);
-    } finally {
+    handler.apdu = async (command: Uint8Array) => {
+      await new Promise((r) => setTimeout(r, 3000));
+      return apdu(command);
+    };
+    const r = await runModule(script, { killMs: 15_000 }).finally(() => {
       handler.apdu = apdu;
-    }
+    });
+    expect(r.code, r.err).toBe(0);
     // 2,600 ms when the finaliser released the connection at once.
-    expect(JSON.parse(out).establishMs).toBeLessThan(1000);
+    expect(JSON.parse(r.out).establishMs).toBeLessThan(1000);
   });
 
   it('the addon itself refuses a reader name with NUL, which pcsc-lite would cut short (direct callers of the addon)', async () => {
@@ -535,23 +498,16 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       await m.release();
       console.log(JSON.stringify(out));
     })();`;
-    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    expect(await new Promise((r) => child.on('close', r))).toBe(0);
-    expect(JSON.parse(out)).toEqual(['connect: the reader name must not contain NUL', 'getStatusChange: a reader name must not contain NUL']);
+    const r = await runChild(process.execPath, ['-e', script]);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual(['connect: the reader name must not contain NUL', 'getStatusChange: a reader name must not contain NUL']);
   });
 
   it('SENV_PCSC_ADDON names the addon from the working directory when relative', async () => {
     const native = fileURLToPath(new URL('../../native/', import.meta.url));
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const script = `import(${pcsc}).then((m) => console.log(m.nativeAvailable()))`;
-    const run = (addonPath: string) => {
-      const child = spawn(process.execPath, ['-e', script], { cwd: native, env: { ...process.env, NODE_OPTIONS: '', SENV_PCSC_ADDON: addonPath }, stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      return new Promise<string>((r) => child.on('close', () => r(out.trim())));
-    };
+    const run = async (addonPath: string) => (await runChild(process.execPath, ['-e', script], { cwd: native, env: { SENV_PCSC_ADDON: addonPath } })).out.trim();
     expect(await run('build/Release/senv_pcsc.node')).toBe('true');
     expect(await run('./build/Release/senv_pcsc.node')).toBe('true');
     expect(await run('build/Release/missing.node')).toBe('false');
@@ -560,12 +516,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   it('an addon that is missing or cannot be loaded is reported with the command that builds it', async () => {
     const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
     const script = `import(${pcsc}).then(async (m) => { try { await m.PcscContext.establish(); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
-    const run = (addonPath: string) => {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_OPTIONS: '', SENV_PCSC_ADDON: addonPath }, stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      return new Promise<string>((r) => child.on('close', () => r(out.trim())));
-    };
+    const run = async (addonPath: string) => (await runModule(script, { env: { SENV_PCSC_ADDON: addonPath } })).out.trim();
     const missing = await run('/nonexistent/senv_pcsc.node');
     expect(missing).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at \/nonexistent\/senv_pcsc\.node cannot be loaded .*build the bridge with `npm rebuild onem2m-senv` \(in a senv checkout: `node scripts\/build-native\.mjs`\)/);
     const notElf = join(mkdtempSync(join(tmpdir(), 'senv-addon-')), 'senv_pcsc.node');
@@ -575,12 +526,9 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
   });
 
   it('SENV_NATIVE=skip leaves the bridge out at install, saying how to build it later', async () => {
-    const child = spawn(process.execPath, [fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url))], { env: { ...process.env, SENV_NATIVE: 'skip' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    expect(await new Promise((r) => child.on('close', r))).toBe(0);
-    expect(out.trim()).toBe('senv native PC/SC bridge: skipped (SENV_NATIVE=skip); build it later with: npm rebuild onem2m-senv');
+    const r = await runChild(process.execPath, [fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url))], { env: { SENV_NATIVE: 'skip' } });
+    expect(r.code).toBe(0);
+    expect((r.out + r.err).trim()).toBe('senv native PC/SC bridge: skipped (SENV_NATIVE=skip); build it later with: npm rebuild onem2m-senv');
   });
 
   it('the addon rejects a state whose getter throws instead of aborting the process, a refused state or an answered call leaks nothing, unrefCall knows pending calls only (direct callers of the addon)', async () => {
@@ -609,11 +557,8 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
       await pending;
       await m.release();
     })();`;
-    const child = spawn(process.execPath, ['--expose-gc', '-e', script], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    expect({ status, out }).toEqual({ status: 0, out: 'getter\ngetter\ntrue\ntrue\ntrue\nfalse,false,false,true,false\n' });
+    const { code, out } = await runChild(process.execPath, ['--expose-gc', '-e', script]);
+    expect({ code, out }).toEqual({ code: 0, out: 'getter\ngetter\ntrue\ntrue\ntrue\nfalse,false,false,true,false\n' });
   });
 
   it('a connection collected while it holds a transaction leaves the card as it is (SCARD_LEAVE_CARD, no reset)', async () => {
@@ -654,14 +599,8 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const addon = fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url));
     const churn = fileURLToPath(new URL('./fixtures/pcsc-churn.cjs', import.meta.url));
     // Asynchronously: the virtual card answering the child's APDUs runs on this process's event loop.
-    const child = spawn(process.execPath, ['--expose-gc', churn, addon, env.slot.reader, '200'], {
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
-    expect({ signal, status, stderr: stderr.slice(-500) }).toEqual({ signal: null, status: 0, stderr: '' });
+    const r = await runChild(process.execPath, ['--expose-gc', churn, addon, env.slot.reader, '200'], { killMs: slow ? 890_000 : 110_000 });
+    expect({ signal: r.signal, code: r.code, stderr: r.err.slice(-500) }).toEqual({ signal: null, code: 0, stderr: '' });
   });
 
   it('leaks no handles over 10,000 transmits and releases collected connections', { timeout: slow ? 900_000 : 60_000 }, async () => {

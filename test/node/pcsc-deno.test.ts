@@ -5,13 +5,13 @@
 // wait, whose 'exit' event Deno.exit() does not dispatch (it dispatches
 // 'unload'). Without --allow-ffi the error is
 // test/deno/pcsc-permission.test.ts's.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
 import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+import { runChild } from './run-child.ts';
 
 const setup = await setupPcsc();
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,27 +21,15 @@ const PERMISSIONS = ['--allow-ffi', '--allow-read', '--allow-env'];
 /** Without colours: npm test sets FORCE_COLOR=0, which Deno takes as a request for them. */
 const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
 
-interface Run { code: number | null; out: string; ms: number; markAt?: number }
-
-/** Runs Deno on the card's reader; `markAt` is when the output first held the line `mark`. */
-function runDeno(args: string[], reader: string, limitMs: number, mark?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const child = spawn(deno, args, { cwd: root, env: { ...process.env, SENV_DENO_PCSC_READER: reader }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let markAt: number | undefined;
-    const take = (d: Buffer) => {
-      out += d.toString();
-      if (mark !== undefined && markAt === undefined && plain(out).split('\n').includes(mark)) markAt = Date.now() - t0;
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, out: plain(out), ms: Date.now() - t0, markAt });
-    });
-  });
+/** Deno on the card's reader, its output in one text; `markAt` is when the output first held the line `mark`. */
+async function runDeno(args: string[], reader: string, killMs: number, mark?: string): Promise<{ code: number | null; out: string; ms: number; markAt?: number }> {
+  const t0 = Date.now();
+  let markAt: number | undefined;
+  const onOutput = (out: string) => {
+    if (mark !== undefined && markAt === undefined && plain(out).split('\n').includes(mark)) markAt = Date.now() - t0;
+  };
+  const r = await runChild(deno, args, { cwd: root, env: { SENV_DENO_PCSC_READER: reader }, killMs, onOutput });
+  return { code: r.code, out: plain(r.out + r.err), ms: r.ms, markAt };
 }
 
 describe.skipIf(!setup.ok)(`PC/SC under Deno${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {

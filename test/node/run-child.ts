@@ -1,0 +1,55 @@
+// Runs a child process to its end for a test: its output collected, and a
+// time limit, past which it is killed, so that a child held for good (what
+// many of these tests guard against) fails the test instead of outliving it.
+import { spawn } from 'node:child_process';
+
+export interface ChildRun {
+  code: number | null;
+  /** 'SIGKILL' when the time limit killed it. */
+  signal: NodeJS.Signals | null;
+  out: string;
+  /** Standard error, unless passed through. */
+  err: string;
+  /** From start to exit. */
+  ms: number;
+}
+
+export interface ChildOptions {
+  /** Added to this process's environment, whose NODE_OPTIONS (vitest's) the child does not get. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** 30 s unless given. */
+  killMs?: number;
+  /** Standard error passed through to this process's (for what a crash prints) instead of collected. */
+  stderr?: 'collect' | 'inherit';
+  /** Called with the whole standard output so far, at each piece of it. */
+  onOutput?: (out: string) => void;
+}
+
+export function runChild(command: string, args: readonly string[], opts: ChildOptions = {}): Promise<ChildRun> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
+      stdio: ['ignore', 'pipe', opts.stderr === 'inherit' ? 'inherit' : 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      opts.onOutput?.(out);
+    });
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), opts.killMs ?? 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, out, err, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** Node running `script` as an ES module. */
+export function runModule(script: string, opts?: ChildOptions): Promise<ChildRun> {
+  return runChild(process.execPath, ['--input-type=module', '-e', script], opts);
+}
