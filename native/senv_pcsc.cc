@@ -73,6 +73,16 @@ LONG ReleaseContext(SCARDCONTEXT ctx, SCARDHANDLE card = 0, DWORD disposition = 
 // such as ReaperDrain's before the shared libraries' finalisers. The Reaper
 // itself is never freed: a release still running when the bounded drain gives
 // up finds its queue and lock whole, and the thread stops before the next one.
+// The bridge's threads carry names, so that top, gdb and /proc tell them
+// apart (pcsc-bridge.test.ts counts them by name).
+void NameThisThread(const char* name) {
+#if defined(__linux__)
+  pthread_setname_np(pthread_self(), name);
+#elif defined(__APPLE__)
+  pthread_setname_np(name);
+#endif
+}
+
 class Reaper {
  public:
   // `card` 0: a context without a card (a monitor's).
@@ -104,6 +114,7 @@ class Reaper {
 
  private:
   static void* Main(void* self) {
+    NameThisThread("senv-pcsc-rel");
     static_cast<Reaper*>(self)->Run();
     return nullptr;
   }
@@ -203,6 +214,7 @@ class Threads {
   }
 
   static void* Main(void* self) {
+    NameThisThread("senv-pcsc");
     static_cast<Threads*>(self)->Work();
     return nullptr;
   }
