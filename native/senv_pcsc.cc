@@ -62,6 +62,16 @@ LONG ReleaseContext(SCARDCONTEXT ctx, SCARDHANDLE card = 0, DWORD disposition = 
   return rv;
 }
 
+// The bridge's threads carry names, so that top, gdb and /proc tell them
+// apart (pcsc-bridge.test.ts counts them by name).
+void NameThisThread(const char* name) {
+#if defined(__linux__)
+  pthread_setname_np(pthread_self(), name);
+#elif defined(__APPLE__)
+  pthread_setname_np(name);
+#endif
+}
+
 // Releases the contexts of objects collected without release()/disconnect(),
 // disconnecting a card first with SCARD_LEAVE_CARD (released with its context
 // alone, pcscd disconnects a handle that holds a transaction with a warm
@@ -73,16 +83,6 @@ LONG ReleaseContext(SCARDCONTEXT ctx, SCARDHANDLE card = 0, DWORD disposition = 
 // such as ReaperDrain's before the shared libraries' finalisers. The Reaper
 // itself is never freed: a release still running when the bounded drain gives
 // up finds its queue and lock whole, and the thread stops before the next one.
-// The bridge's threads carry names, so that top, gdb and /proc tell them
-// apart (pcsc-bridge.test.ts counts them by name).
-void NameThisThread(const char* name) {
-#if defined(__linux__)
-  pthread_setname_np(pthread_self(), name);
-#elif defined(__APPLE__)
-  pthread_setname_np(name);
-#endif
-}
-
 class Reaper {
  public:
   // `card` 0: a context without a card (a monitor's).

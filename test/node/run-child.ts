@@ -8,7 +8,6 @@ export interface ChildRun {
   /** 'SIGKILL' when the time limit killed it. */
   signal: NodeJS.Signals | null;
   out: string;
-  /** Standard error, unless passed through. */
   err: string;
   /** From start to exit. */
   ms: number;
@@ -20,8 +19,6 @@ export interface ChildOptions {
   cwd?: string;
   /** 30 s unless given. */
   killMs?: number;
-  /** Standard error passed through to this process's (for what a crash prints) instead of collected. */
-  stderr?: 'collect' | 'inherit';
   /** Called with the whole standard output so far, at each piece of it. */
   onOutput?: (out: string) => void;
 }
@@ -32,15 +29,15 @@ export function runChild(command: string, args: readonly string[], opts: ChildOp
     const child = spawn(command, args, {
       cwd: opts.cwd,
       env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
-      stdio: ['ignore', 'pipe', opts.stderr === 'inherit' ? 'inherit' : 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       opts.onOutput?.(out);
     });
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const killer = setTimeout(() => child.kill('SIGKILL'), opts.killMs ?? 30_000);
     child.on('close', (code, signal) => {
       clearTimeout(killer);
