@@ -4,7 +4,8 @@
 // the process's exit is held; a call past its timeout keeps nothing alive. Each scenario runs in a child
 // process whose libpcsclite reaches the machine's pcscd through a proxy socket
 // this test can freeze: pcsc-lite reads PCSCLITE_CSOCK_NAME once per process,
-// and pcscd itself serves the other test files meanwhile.
+// and pcscd itself serves the other test files meanwhile. The exit during a
+// wait is also run under Deno.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireStack } from '../../scripts/pcsc-stack.mjs';
+import { runChild } from './run-child.ts';
 
 const stack = await acquireStack();
 if (!stack.ok && (process.env.SENV_REQUIRE_PCSC === '1' || process.env.CI)) throw new Error(`PC/SC stack unavailable: ${stack.reason}`);
@@ -86,6 +88,7 @@ class FreezableProxy {
 
 type Report = Record<string, unknown> & { step: string };
 
+const DENO = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
 const ADDON = process.env.SENV_PCSC_ADDON ?? fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url));
 
 // Shared by the child scripts: outcome() is { ok } or the PcscError's name and message, step() reports and
@@ -336,4 +339,33 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     expect(r.done!.discover).toMatchObject({ code: 'SCARD_E_TIMEOUT', message: expect.stringMatching(/SCardEstablishContext failed.*within 300 ms/) });
     expect(openAtEnd).toBe(0);
   });
+
+  // Deno.exit() dispatches 'unload', not node:process's 'exit': the bridge listens to both.
+  for (const how of ['deno', 'process'] as const) {
+    it(`under Deno, ${how === 'deno' ? 'Deno.exit()' : 'process.exit()'} during an endless wait with pcscd silent cancels it as on Node: the exit waits its 2 s bound, no longer`, async () => {
+      const proxy = await FreezableProxy.start(`deno-${how}.sock`);
+      try {
+        const fixture = fileURLToPath(new URL('../deno-pcsc/exit-with-silent-pcscd.ts', import.meta.url));
+        let frozen = false;
+        let exiting = 0;
+        const r = await runChild(DENO, ['run', '--allow-ffi', '--allow-read', '--allow-env', fixture, how], {
+          env: { PCSCLITE_CSOCK_NAME: proxy.path },
+          onOutput: (out) => {
+            if (!frozen && out.includes('waiting\n')) {
+              frozen = true;
+              proxy.freeze();
+            }
+            if (!exiting && out.includes('exiting\n')) exiting = Date.now();
+          },
+        });
+        const afterExiting = Date.now() - exiting;
+        expect({ code: r.code, exiting: exiting > 0 }, r.out + r.err).toEqual({ code: 0, exiting: true });
+        // The 2 s bound on the cancels, plus start-up noise; a cancel sent from the JS thread held it for good.
+        expect(afterExiting).toBeGreaterThanOrEqual(1_900);
+        expect(afterExiting).toBeLessThan(5_000);
+      } finally {
+        await proxy.close();
+      }
+    }, 40_000);
+  }
 });
