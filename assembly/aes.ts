@@ -115,7 +115,8 @@ export function cbcChain(k: usize, chain: usize, src: usize, dst: usize, n: usiz
 // through the one-block rounds. The plain SIMD build does not: there every
 // lookup is an add and a shuffle, two one-block chains are bound by the
 // instruction count, and the MAC chain followed by the bitsliced counter mode
-// measured 1.09-1.35x faster on an Intel Xeon (2-6 % slower on AMD EPYC).
+// is faster on an Intel Xeon (bench/core-ab.ts: 1.34-1.36x at 32 KiB; the
+// fifth stop measured it 2-6 % slower on AMD EPYC, docs/performance-log.md).
 export function ccmBlocks(k: usize, mac: usize, ctr: usize, src: usize, dst: usize, n: usize, decrypt: bool): void {
   if (ASC_FEATURE_RELAXED_SIMD) {
     ccmVperm(k + RKB, rounds(k), mac, ctr, src, dst, n, decrypt);

@@ -131,6 +131,23 @@ async function scenario(proxy: FreezableProxy, script: string, on: Record<string
   return reports;
 }
 
+/**
+ * scenario() for a child that has pcscd frozen at its step 'freeze' and ends after its step `last`:
+ * the reports, and how long the child took to end after `last`.
+ */
+async function endingScenario(proxy: FreezableProxy, script: string, last: string): Promise<{ r: Record<string, Report>; endMs: number }> {
+  let at = 0;
+  const r = await scenario(proxy, script, {
+    freeze: () => proxy.freeze(),
+    [last]: () => {
+      at = Date.now();
+    },
+  });
+  const endMs = Date.now() - at;
+  await proxy.close();
+  return { r, endMs };
+}
+
 /** Polls until `proxy` has no open connection (each context released), or 3 s. */
 async function allReleased(proxy: FreezableProxy): Promise<number> {
   for (let i = 0; i < 150 && proxy.open > 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -211,12 +228,11 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
 
   it('calls pcscd never answers hold none of the libuv pool, nor does a wait\'s cancel hold the JS thread or the exit: file reads, a worker\'s end, cancel(), the addon\'s release() and process.exit() go on', async () => {
     const proxy = await FreezableProxy.start('pool.sock');
-    let exiting = 0;
     const inWorker = `(async () => { const { PcscContext } = await import(${JSON.stringify(new URL('../../dist/src/pcsc/exports.js', import.meta.url).href)});
       const { parentPort } = await import('node:worker_threads');
       const e = await PcscContext.establish({ timeoutMs: 300 }).catch((x) => x);
       parentPort.postMessage(e.scardName); })()`;
-    const r = await scenario(proxy, `
+    const { r, endMs: exitMs } = await endingScenario(proxy, `
       const { readFile } = await import('node:fs/promises');
       const { Worker } = await import('node:worker_threads');
       const contexts = [];
@@ -253,14 +269,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       // Node joins the pool's threads on process.exit().
       await step('exiting', { lists, read, inside, terminate, cancelMs, releaseMs, ticks });
       process.exit(0);
-    `, {
-      freeze: () => proxy.freeze(),
-      exiting: () => {
-        exiting = Date.now();
-      },
-    });
-    const exitMs = Date.now() - exiting;
-    await proxy.close();
+    `, 'exiting');
 
     expect(r.exiting!.lists).toEqual(Array.from({ length: 5 }, () => expect.objectContaining({ code: 'SCARD_E_TIMEOUT' })));
     expect(r.exiting!.read).toMatchObject({ ok: true });
@@ -275,8 +284,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
 
   it('a script whose last calls pcscd never answered ends by itself: a call past its timeout no longer keeps the process alive', async () => {
     const proxy = await FreezableProxy.start('ending.sock');
-    let ending = 0;
-    const r = await scenario(proxy, `
+    const { r, endMs } = await endingScenario(proxy, `
       const listing = await PcscContext.establish({ timeoutMs: 300 });
       const waiting = await PcscContext.establish({ timeoutMs: 300 });
       const [reader] = await waiting.listReaders();
@@ -287,14 +295,7 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       const establish = await outcome(PcscContext.establish({ timeoutMs: 300 }));
       await step('ending', { list, wait, release, establish });
       process.disconnect();
-    `, {
-      freeze: () => proxy.freeze(),
-      ending: () => {
-        ending = Date.now();
-      },
-    });
-    const endMs = Date.now() - ending;
-    await proxy.close();
+    `, 'ending');
 
     for (const call of ['list', 'wait', 'release', 'establish']) expect(r.ending![call], call).toMatchObject({ code: 'SCARD_E_TIMEOUT' });
     // Before, until pcscd answered: the child was killed at 30 s. The exit's bounded wait (2 s) for

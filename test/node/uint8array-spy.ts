@@ -43,8 +43,8 @@ export function spyUint8Arrays(onMake?: (made: Uint8Array, from: unknown) => voi
 }
 
 /** Runs `fn` with the spy on; the arrays made meanwhile and fn's result. */
-export async function arraysMadeBy<T>(fn: () => T | Promise<T>, onMake?: (made: Uint8Array, from: unknown) => void): Promise<{ made: Uint8Array[]; result: T }> {
-  const spy = spyUint8Arrays(onMake);
+export async function arraysMadeBy<T>(fn: () => T | Promise<T>): Promise<{ made: Uint8Array[]; result: T }> {
+  const spy = spyUint8Arrays();
   try {
     return { made: spy.made, result: await fn() };
   } finally {
