@@ -62,7 +62,8 @@ const ADDON = 'native/build/Release/senv_pcsc.node';
 export const PCSC_INSTALL_HINT =
   'install the PC/SC development files and a compiler (Debian/Ubuntu: apt-get install libpcsclite-dev g++ make python3; ' +
   'Fedora: dnf install pcsc-lite-devel gcc-c++ make), then build the bridge with `npm rebuild onem2m-senv` ' +
-  '(in a senv checkout: `node scripts/build-native.mjs`); to reach readers, pcscd must be running';
+  '(npm 12 runs a dependency\'s install script only once approved: `npm install-scripts approve onem2m-senv` first; ' +
+  'in a senv checkout: `node scripts/build-native.mjs`); to reach readers, pcscd must be running';
 
 // src/pcsc/ in a checkout, dist/src/pcsc/ once compiled: walk up to the package root.
 function findAddon(): string | null {

@@ -518,7 +518,7 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const script = `import(${pcsc}).then(async (m) => { try { await m.PcscContext.establish(); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
     const run = async (addonPath: string) => (await runModule(script, { env: { SENV_PCSC_ADDON: addonPath } })).out.trim();
     const missing = await run('/nonexistent/senv_pcsc.node');
-    expect(missing).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at \/nonexistent\/senv_pcsc\.node cannot be loaded .*build the bridge with `npm rebuild onem2m-senv` \(in a senv checkout: `node scripts\/build-native\.mjs`\)/);
+    expect(missing).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at \/nonexistent\/senv_pcsc\.node cannot be loaded .*build the bridge with `npm rebuild onem2m-senv` \(npm 12 runs a dependency's install script only once approved: `npm install-scripts approve onem2m-senv` first; in a senv checkout: `node scripts\/build-native\.mjs`\)/);
     const notElf = join(mkdtempSync(join(tmpdir(), 'senv-addon-')), 'senv_pcsc.node');
     writeFileSync(notElf, 'not a shared object');
     const broken = await run(notElf);
