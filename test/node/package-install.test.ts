@@ -1,9 +1,10 @@
 // What a project gets from `npm install onem2m-senv`: the tarball `npm pack`
 // makes of this checkout, installed into an empty project beside it, used
-// there as a consumer would (ES module and CommonJS, the subpath exports, the
-// types through "exports", the `senv` command, the install script's bridge).
-// Needs the build (npm test builds first). npm takes node-addon-api from its
-// cache, which the checkout's own `npm install` filled.
+// there as a consumer would (an ES module and CommonJS on Node, Deno from the
+// project's node_modules, the subpath exports, the types through "exports",
+// the `senv` command, the install script's bridge). Needs the build (npm test
+// builds first). npm takes node-addon-api from its cache, which the
+// checkout's own `npm install` filled.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,6 +100,25 @@ describe('the packed package, installed into an empty project', () => {
     `);
     const r = ok(await runChild(process.execPath, ['use.cjs'], { cwd: app }));
     expect(JSON.parse(r.out)).toEqual({ hash: true, pcsc: 'function' });
+  });
+
+  it('Deno runs it from the project\'s node_modules: the root with no permissions, the bridge with --allow-ffi', async () => {
+    writeFileSync(join(app, 'deno-root.mjs'), `
+      import { sha256, McsEngine } from 'onem2m-senv';
+      const msg = new TextEncoder().encode('abc');
+      const hex = Array.from(sha256(msg), (b) => b.toString(16).padStart(2, '0')).join('');
+      console.log(JSON.stringify({ hex, ses: (await McsEngine.create()).seIds.length }));
+    `);
+    writeFileSync(join(app, 'deno-pcsc.mjs'), `
+      import { nativeAvailable } from 'onem2m-senv/pcsc';
+      console.log(JSON.stringify({ native: nativeAvailable() }));
+    `);
+    const deno = join(root, 'node_modules/.bin/deno');
+    const env = { NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' };
+    const r = ok(await runChild(deno, ['run', '--node-modules-dir=manual', 'deno-root.mjs'], { cwd: app, env, killMs: 60_000 }));
+    expect(JSON.parse(r.out)).toEqual({ hex: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', ses: 1 });
+    const p = ok(await runChild(deno, ['run', '--node-modules-dir=manual', '--allow-ffi', '--allow-read', '--allow-env', 'deno-pcsc.mjs'], { cwd: app, env, killMs: 60_000 }));
+    expect(JSON.parse(p.out)).toEqual({ native: hasPcscHeaders });
   });
 
   it('the wasm subpath exports name the three builds\' files', async () => {
