@@ -16,26 +16,30 @@ function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
 }
 
-/** The SCARD_* name the call failed with; a call still running after 10 s fails the test instead of hanging the run. */
-async function scardError(p: Promise<unknown>): Promise<string> {
-  const stuck = new Error('the call did not end within 10 s');
+/**
+ * p's outcome; a call still running after 10 s fails the test instead (Deno's runner has no
+ * time limit of its own, so a hang would otherwise last until the driver kills the run).
+ */
+async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    p.then(() => { throw new Error('the call succeeded'); }, (e: unknown) => e),
-    new Promise((resolve) => (timer = setTimeout(() => resolve(stuck), 10_000))),
-  ]).finally(() => clearTimeout(timer));
-  if (outcome === stuck) throw stuck;
-  check(outcome instanceof PcscError, `expected a PcscError, got ${String(outcome)}`);
-  return (outcome as PcscError).scardName;
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not end within 10 s`)), 10_000)));
+  return Promise.race([p, stuck]).finally(() => clearTimeout(timer));
+}
+
+/** The SCARD_* name the call failed with. */
+async function scardError(p: Promise<unknown>): Promise<string> {
+  const failed = await bounded(p.then(() => { throw new Error('the call succeeded'); }, (e: unknown) => e), 'the call');
+  check(failed instanceof PcscError, `expected a PcscError, got ${String(failed)}`);
+  return (failed as PcscError).scardName;
 }
 
 async function withContext(fn: (ctx: PcscContext, state: number) => Promise<void>): Promise<void> {
-  const ctx = await PcscContext.establish();
+  const ctx = await bounded(PcscContext.establish(), 'establish()');
   try {
     const [s] = await ctx.getStatusChange([{ reader: reader!, state: 0 }], 0);
     await fn(ctx, s!.state);
   } finally {
-    await ctx.release();
+    await bounded(ctx.release(), 'release()');
   }
 }
 
@@ -71,7 +75,7 @@ Deno.test('release() during an endless wait ends the wait and releases the conte
   const [s] = await ctx.getStatusChange([{ reader, state: 0 }], 0);
   const ended = scardError(ctx.getStatusChange([{ reader, state: s!.state }]));
   await new Promise((r) => setTimeout(r, 100));
-  await ctx.release();
+  await bounded(ctx.release(), 'release()');
   check(await ended === 'SCARD_E_CANCELLED', 'SCARD_E_CANCELLED');
 });
 
