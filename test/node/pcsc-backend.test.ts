@@ -699,6 +699,34 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  it('a data object whose deletion the card carried out but whose answer was lost: the next deletion, answered 6A88 (nothing there), completes; 6A88 from elsewhere does not', async () => {
+    const reader = new InProcessReader();
+    const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 500 })] });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+      const deleteObject = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x04;
+      reader.intercept = (a) => {
+        if (!deleteObject(a)) return undefined;
+        reader.intercept = undefined;
+        reader.os.apdu(a);
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      };
+      expect((await s.delete(s.path('reg', 'd'))).rsc, 'the lost answer').toBe(5000);
+      expect(reader.store.objects.size, 'the card deleted it (the directory remains)').toBe(1);
+      // A 6A88 that a GET RESPONSE gave is not the deletion's answer: the resource stays.
+      reader.intercept = (a) => (deleteObject(a) ? Uint8Array.of(0x61, 0x02) : a[1] === 0xc0 ? Uint8Array.of(0x6a, 0x88) : undefined);
+      expect((await s.delete(s.path('reg', 'd'))).rsc, '6A88 from a GET RESPONSE').toBe(5000);
+      reader.intercept = undefined;
+      ok(await s.delete(s.path('reg', 'd')), 2002, 'deleted');
+      expect((await s.retrieve(s.path('reg', 'd'))).rsc).toBe(4004);
+      ok(await s.delete(s.seId), 2002, 'deregistered');
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('the data-object directory (FE) is read with its own cap: a card that streams more is stopped at the first piece beyond it', async () => {
     const { reader, b } = await openedReader(EXTENDED_LIMITS);
     const getDirectory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe;
@@ -1594,6 +1622,30 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     b.deleteKey(k3);
     await b.close();
     expect(reader.store.keys.size, 'close() waits for the deletion it was given').toBe(0);
+  });
+
+  it('a key write answered 6F00, 63xx or 65xx (memory may have changed) may have left the key: the next import deletes its slot first; 6A80, 6700 or 6A84 wrote nothing and the slot is free at once', async () => {
+    const got: [string, number, number[]][] = [];
+    // [the write's answer, whether the card wrote the key before giving it]
+    for (const [sw, wrote] of [[0x6f00, true], [0x6f00, false], [0x6581, true], [0x63c0, true], [0x6a80, false], [0x6700, false], [0x6a84, false]] as const) {
+      const { reader, b } = await openedReader();
+      reader.intercept = (a) => {
+        if (a[1] !== 0xda || a[2] !== 0x01) return undefined;
+        reader.intercept = undefined;
+        if (wrote) reader.os.apdu(a);
+        return Uint8Array.of(sw >> 8, sw & 0xff);
+      };
+      await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(1))).rejects.toThrow();
+      const mark = reader.sent.length;
+      await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(2));
+      const deletions = reader.sent.slice(mark).filter((a) => a[1] === 0xda && a[2] === 0x03).length;
+      got.push([`${sw.toString(16)}${wrote ? ' after the write' : ''}`, deletions, [...reader.store.keys.keys()]]);
+      await b.close();
+    }
+    expect(got).toEqual([
+      ['6f00 after the write', 1, [1]], ['6f00', 1, [1]], ['6581 after the write', 1, [1]], ['63c0 after the write', 1, [1]],
+      ['6a80', 0, [1]], ['6700', 0, [1]], ['6a84', 0, [1]],
+    ]);
   });
 
   it('a status word a GET RESPONSE answers is its own, never the command\'s result; a key generated before it is deleted later, not lost', async () => {

@@ -290,9 +290,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
       } catch (e) {
         if (answeredBy(e, cmd.ins) && e.sw === 0x6a89) continue;
         // Not sent (no connection), or refused by the command itself: nothing was written. Otherwise (no
-        // answer, a lost card, a failure after the card accepted it) the key may be there. In shared mode
-        // the slot is left alone: another application may write it before a later deletion would run.
-        if (!sent || answeredBy(e, cmd.ins)) this.usedRefs.delete(ref);
+        // answer, a lost card, a failure after the card accepted it, an answer that says memory may have
+        // changed) the key may be there. In shared mode the slot is left alone: another application may
+        // write it before a later deletion would run.
+        if (!sent || (answeredBy(e, cmd.ins) && !mayHaveWritten(e.sw))) this.usedRefs.delete(ref);
         else if (!this.shared) this.orphans.add(ref);
         throw e;
       }
@@ -619,6 +620,15 @@ function dataError(e: unknown, padding: boolean): unknown {
 /** A status word the command itself gave as its result (see StatusWordError.answers). */
 function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusWordError {
   return e instanceof StatusWordError && e.answers(ins, p1p2);
+}
+
+/**
+ * A write's own error answers after which the card may hold what was written: 63xx and 65xx (ISO/IEC
+ * 7816-4: non-volatile memory changed) and 6F00 (no precise diagnosis; the senv card's answer when its
+ * store kept a change it could not make durable to the end).
+ */
+function mayHaveWritten(sw: number): boolean {
+  return sw >> 8 === 0x63 || sw >> 8 === 0x65 || sw === 0x6f00;
 }
 
 async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {

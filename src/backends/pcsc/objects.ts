@@ -56,7 +56,10 @@ export class CardObjectStore implements ObjectStore {
       const dir = await this.load();
       const n = dir.get(id);
       if (n === undefined) return;
-      await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0));
+      await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch((e: unknown) => {
+        // Nothing there (6A88 as the deletion's own answer): an earlier deletion whose answer was lost did it.
+        if (!(e instanceof StatusWordError && e.answers(INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
+      });
       dir.delete(id);
       await this.save(dir);
     });
