@@ -1,7 +1,7 @@
 // A card that answers wrong: the PC/SC SE (the virtual card in-process)
 // with a share of its answers mangled (bits flipped, cut short, bytes added,
 // status words replaced, among them the 61xx and 6Cxx that ask for another
-// round, or noise) while valid Mcs requests run. Every request must still get
+// round, noise, no answer, the card gone) while valid Mcs requests run. Every request must still get
 // a response (send() never throws or hangs), with a known code and a short
 // m2m:dbg without key bytes; once the card answers right again (and a reboot
 // ended an out-of-service state a spoiled reboot left), the SE serves
@@ -12,6 +12,7 @@
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { McsEngine } from '../../src/index.ts';
+import { PcscError } from '../../src/pcsc/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
@@ -36,7 +37,9 @@ function chooser(seed: number): Rand {
 function mangle(answer: Uint8Array, rand: Rand): Uint8Array {
   const noise = (n: number) => Uint8Array.from({ length: n }, () => rand(256));
   const withSw = (sw: number) => Uint8Array.of(...answer.subarray(0, Math.max(0, answer.length - 2)), sw >> 8, sw & 0xff);
-  switch (rand(7)) {
+  switch (rand(9)) {
+    case 7: throw new PcscError('SCardTransmit', 0x8010000a); // SCARD_E_TIMEOUT: no answer
+    case 8: throw new PcscError('SCardTransmit', 0x80100069); // SCARD_W_REMOVED_CARD
     case 0: {
       const a = answer.slice();
       if (a.length) a[rand(a.length)]! ^= 1 << rand(8);
