@@ -10,8 +10,11 @@
 // CI runs six campaigns; SENV_HOSTILE_SEED, SENV_HOSTILE_CAMPAIGNS and
 // SENV_HOSTILE_COUNT (requests a campaign) run others, more or longer.
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { McsEngine } from '../../src/index.ts';
+import { McsEngine, randomBytes } from '../../src/index.ts';
 import { PcscError } from '../../src/pcsc/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
@@ -20,6 +23,7 @@ import { InProcessReader } from './pcsc-helpers.ts';
 const SEED = Number(process.env.SENV_HOSTILE_SEED ?? 61);
 const CAMPAIGNS = Number(process.env.SENV_HOSTILE_CAMPAIGNS ?? 6);
 const COUNT = Number(process.env.SENV_HOSTILE_COUNT ?? 8000);
+const RESTARTS = Number(process.env.SENV_HOSTILE_RESTARTS ?? 40);
 
 const KEY16 = new Uint8Array(16).fill(0x3c);
 const KEY_B64 = b64(KEY16);
@@ -112,6 +116,17 @@ async function stillRight(s: Session): Promise<void> {
   ok(await s.update(p('s'), { 'senv:Sgn': { msg: b64(MSG) } }), 2004, 'signature message');
   const mac = unb64(body(await s.retrieve(p('s', 'cSgn')), 'senv:Sgn').Sgn as string);
   expect(Buffer.from(mac).equals(createHmac('sha384', KEY16).update(MSG).digest())).toBe(true);
+  expect(unb64(body(ok(await s.retrieve(p('d')), 2000, 'data object'), 'senv:Sdo').msg as string)).toEqual(MSG);
+}
+
+/** The resources stillRight() checks, made while the card answers right: keys and a data object on the card. */
+async function makeGood(good: Session): Promise<void> {
+  await good.register('good');
+  ok(await good.create(good.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 4096, kDt: KEY_B64 } }), 2001, 'cipher');
+  ok(await good.create(good.path('good', 'c'), 20001, { 'senv:algP': { nc: b64(new Uint8Array(12)) } }), 2001, 'parameters');
+  ok(await good.create(good.seId, 20012, { 'senv:Sgn': { rn: 's', Salg: 26, kDt: KEY_B64 } }), 2001, 'hmac');
+  ok(await good.create(good.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(MSG) } }), 2001, 'data object');
+  await stillRight(good);
 }
 
 describe('a card that answers wrong', () => {
@@ -120,11 +135,7 @@ describe('a card that answers wrong', () => {
     const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 2_000 })] });
     const seId = engine.seIds[0]!;
     const good = new Session(engine, 'CGOOD');
-    await good.register('good');
-    ok(await good.create(seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 4096, kDt: KEY_B64 } }), 2001, 'cipher');
-    ok(await good.create(good.path('good', 'c'), 20001, { 'senv:algP': { nc: b64(new Uint8Array(12)) } }), 2001, 'parameters');
-    ok(await good.create(seId, 20012, { 'senv:Sgn': { rn: 's', Salg: 26, kDt: KEY_B64 } }), 2001, 'hmac');
-    await stillRight(good);
+    await makeGood(good);
 
     const rand = chooser(SEED + k);
     const codes = new Map<number, number>();
@@ -172,4 +183,44 @@ describe('a card that answers wrong', () => {
     // answered with a refusal such as 6A80 breaks the profile, and the host takes the refusal at its word.)
     expect(reader.streamsOpen()).toBe(0);
   }, Math.max(60_000, COUNT * 20));
+
+  it('restarts with a data directory while the card answers wrong: a start fails or serves, none loses a resource; the next start with the card right serves them all', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'senv-hostile-'));
+    const masterKey = randomBytes(32);
+    const reader = new InProcessReader();
+    // The engine zeroizes the master key it is given: each start gets a copy.
+    const start = () => McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 2_000 })], dataDir, masterKey: masterKey.slice() });
+    try {
+      let engine = await start();
+      const seId = engine.seIds[0]!;
+      await makeGood(new Session(engine, 'CGOOD'));
+      await engine.close();
+      const rand = chooser(SEED + 100);
+      let started = 0, failed = 0;
+      for (let i = 0; i < RESTARTS; i++) {
+        const share = 1 + rand(6);
+        reader.intercept = (apdu) => (rand(share) ? undefined : mangle(reader.os.apdu(apdu), rand));
+        const e = await start().catch(() => undefined);
+        if (e) {
+          started++;
+          // Reads only: what a request changes is not what this test is about.
+          const s = new Session(e, 'CGOOD', e.seIds[0]);
+          for (const to of [s.path('good', 'c'), s.path('good', 'd'), s.path('good', 's'), s.path('good', 'memory')]) expect(KNOWN.has((await s.retrieve(to)).rsc)).toBe(true);
+          await e.close().catch(() => undefined);
+        } else {
+          failed++;
+        }
+        reader.intercept = undefined;
+      }
+      expect(started, 'starts that served').toBeGreaterThan(0);
+      expect(failed, 'starts that failed').toBeGreaterThan(0);
+      engine = await start();
+      expect(engine.seIds).toEqual([seId]);
+      await stillRight(new Session(engine, 'CGOOD'));
+      await engine.close();
+      expect(reader.store.keys.size, 'the two keys, kept on the card for the next start').toBe(2);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
