@@ -5,9 +5,13 @@
 // usage it counts returns to what a fresh registration holds, and the bytes
 // the core holds for contexts and blocks return exactly to their baseline
 // once the resources are gone (no leak per request, not even one the
-// garbage collector would reclaim).
+// garbage collector would reclaim). On an SE with a data directory, a restart
+// after each phase must answer every resource as before it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { coreMemoryStats, McsEngine, sha256 } from '../../src/index.ts';
+import { coreMemoryStats, McsEngine, randomBytes, sha256 } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
@@ -92,7 +96,7 @@ const pages = () => coreMemoryStats().memoryBytes;
  * m2m:dbg without key bytes; then every originator a mutation may have registered deregisters,
  * which releases every resource and key of the campaign.
  */
-async function campaign(engine: McsEngine, seId: string, count: number, rand: (n: number) => number): Promise<void> {
+async function campaign(engine: McsEngine, seId: string, count: number, rand: (n: number) => number, cleanUp = true): Promise<void> {
   const seeds = corpus(seId);
   for (const s of seeds) await engine.send({ ...s, fr: s.fr });
   await engine.send({ op: 1, to: seId, fr: 'CAE2', rqi: 'r2', ty: 20011, pc: { 'senv:Senv': { rn: 'reg2', sID: seId, seL: 1 } } });
@@ -107,7 +111,28 @@ async function campaign(engine: McsEngine, seId: string, count: number, rand: (n
       expect(String(dbg)).not.toContain(KEY_B64);
     }
   }
+  if (cleanUp) await deregisterAll(engine, seId);
+}
+
+async function deregisterAll(engine: McsEngine, seId: string): Promise<void> {
   for (const fr of EVERY_ORIGINATOR) await engine.send({ op: 4, to: seId, fr, rqi: 'end' });
+}
+
+/**
+ * What plain RETRIEVEs (none that runs an operation) of the corpus's resources answer, for each
+ * originator: under 'reg' and under the registrations snap0 .. snap<phases> (fuzz-persist).
+ */
+async function snapshot(engine: McsEngine, seId: string, phases = -1): Promise<unknown[]> {
+  const regs = ['reg', ...Array.from({ length: phases + 1 }, (_, i) => `snap${i}`)];
+  const paths = ['reg2', ...regs.flatMap((reg) => [reg, ...['c', 'b', 'h', 's', 'e', 'r', 'd', 'a', 'memory', 'deviceInfo'].map((n) => `${reg}/${n}`)])];
+  const out: unknown[] = [];
+  for (const fr of ['CAE1', 'CAE2', 'CAE9', ...regs.slice(1).map((r) => `C${r}`)]) {
+    for (const path of paths) {
+      const r = await engine.send({ op: 2, to: `${seId}/${path}`, fr, rqi: 'snap' });
+      out.push({ fr, path, rsc: r.rsc, pc: r.pc });
+    }
+  }
+  return out;
 }
 
 /** A mutation-picking function from the campaign's seed. */
@@ -160,6 +185,41 @@ describe('Mcs fuzz', () => {
     await campaign(engine, seId, COUNT, rand);
     await stillServes(engine, 'CFINAL');
     await engine.close();
+  }, Math.max(300_000, COUNT * 200));
+
+  it('the same primitives on an SE with a data directory: after each phase a restart answers every resource as before it', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'senv-fuzz-'));
+    const masterKey = randomBytes(32);
+    // The engine zeroizes the master key it is given: each start gets a copy.
+    const start = () => McsEngine.create({ dataDir, masterKey: masterKey.slice() });
+    try {
+      let engine = await start();
+      const seId = engine.seIds[0]!;
+      const rand = chooser(SEED + 2);
+      for (let phase = 0; phase < 3; phase++) {
+        // A clean 'reg' for the campaign; the registrations of earlier phases (snap0 ..) stay.
+        await deregisterAll(engine, seId);
+        await campaign(engine, seId, COUNT, rand, false);
+        // The corpus's CREATEs and UPDATEs again under a registration of this phase's own (the
+        // mutations may have taken 'reg' from CAE1), so that the state compared holds every kind of
+        // resource, and those of the earlier phases must come back through every later restart.
+        const own = `snap${phase}`;
+        for (const q of corpus(seId)) {
+          if (q.op !== 1 && q.op !== 3) continue;
+          const moved = JSON.parse(JSON.stringify(q).replaceAll('/reg', `/${own}`).replace('"rn":"reg"', `"rn":"${own}"`)) as Req;
+          await engine.send({ ...moved, fr: `C${own}` });
+        }
+        const before = await snapshot(engine, seId, phase);
+        await engine.close();
+        engine = await start();
+        expect(engine.seIds).toEqual([seId]);
+        expect(await snapshot(engine, seId, phase), `phase ${phase}`).toEqual(before);
+      }
+      await stillServes(engine, 'CFINAL');
+      await engine.close();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   }, Math.max(300_000, COUNT * 200));
 
   it('create, stream, use and delete cycles give back every byte of WASM memory (keys, expanded keys and open streams are freed)', async () => {
