@@ -100,6 +100,13 @@ export class CoreError extends SenvError {
   }
 }
 
+/** The core's known-answer self test failed; the message names the tests that did. */
+export class SelfTestError extends CoreError {
+  override get kind(): string {
+    return 'ERR_CORE self test';
+  }
+}
+
 /**
  * The core's memory (at most 4 GiB) cannot hold what a call needs: a context,
  * a block or a curve's tables. Nothing was changed; the call can succeed once
@@ -288,4 +295,5 @@ errorName(AuthenticationError, 'AuthenticationError');
 errorName(PaddingError, 'PaddingError');
 errorName(InvalidValueError, 'InvalidValueError');
 errorName(CoreError, 'CoreError');
+errorName(SelfTestError, 'SelfTestError');
 errorName(OutOfMemoryError, 'OutOfMemoryError');

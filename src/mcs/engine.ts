@@ -880,7 +880,7 @@ function servedBefore(turn: Promise<void>, ms: number): Promise<boolean> {
   });
 }
 
-const outOfService = (host: SeHost) => new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service: ${host.failed}: UPDATE an [SEReboot] (rb: true) to bring it back`);
+const outOfService = (host: SeHost) => new McsError(RSC.INTERNAL_SERVER_ERROR, `SE out of service (${host.failed}): UPDATE an [SEReboot] (rb: true) to bring it back`);
 
 /** A response echoes the request's release version (TS-0004), whatever answered it. */
 function versioned(response: McsResponse, rvi: string | undefined): McsResponse {

@@ -7,10 +7,11 @@ import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBac
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { McsError, RSC } from './rsc.ts';
+import { isA, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
 import { randomBytes } from '../core/drbg.ts';
+import { SenvError } from '../core/errors.ts';
 
 /** What a `to` address names on this SE. */
 export interface Target {
@@ -257,8 +258,9 @@ export class SeHost {
       await this.backend.reboot(type);
       this.failed = undefined;
     } catch (e) {
-      this.failed = (e as Error).message;
-      throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed: ${this.failed}`);
+      // Its kind only, as for every 5000: a backend's message may name more than a remote originator should read.
+      this.failed = isA(e, SenvError) ? e.kind : 'internal error';
+      throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed (${this.failed})`);
     }
   }
 }

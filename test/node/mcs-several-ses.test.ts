@@ -2,6 +2,7 @@
 // stopped answering) delays neither another SE's expirations nor its closing.
 import { describe, expect, it } from 'vitest';
 import { McsEngine, SoftwareBackend, StateError } from '../../src/index.ts';
+import { SelfTestError } from '../../src/core/errors.ts';
 import type { KeyHandle, RngType } from '../../src/backends/backend.ts';
 import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { Session, ok } from '../portable/mcs-kit.ts';
@@ -35,10 +36,11 @@ class Watched extends SoftwareBackend {
 
 /** A software SE whose reboot, or random(), can be made to fail. */
 class Flaky extends SoftwareBackend {
-  rebootFails = false;
+  /** What reboot() throws, if anything. */
+  rebootFails: Error | undefined;
   randomRefused = false;
   override async reboot(type: Parameters<SoftwareBackend['reboot']>[0]): Promise<void> {
-    if (this.rebootFails) throw new Error('self test failed');
+    if (this.rebootFails) throw this.rebootFails;
     await super.reboot(type);
   }
   override async random(type: RngType, length: number): Promise<Uint8Array> {
@@ -104,17 +106,22 @@ describe('an engine with several SEs', () => {
     const refused = await s1.retrieve(`${se1}/reg/r/generateRand`);
     expect([refused.rsc, (refused.pc as Record<string, unknown>)['m2m:dbg']]).toEqual([4005, 'the generator is not ready']);
     flaky.randomRefused = false;
-    flaky.rebootFails = true;
+    flaky.rebootFails = new SelfTestError('self test failed: AES-128-GCM');
     const reboot = () => s1.update(`${se1}/reg/warmReset`, { 'senv:Srbt': { rb: true } });
-    expect((await reboot()).rsc).toBe(5000);
+    const dbg = (r: { pc?: Record<string, unknown> }) => r.pc?.['m2m:dbg'];
+    const failed = await reboot();
+    expect([failed.rsc, dbg(failed)]).toEqual([5000, 'SE reboot failed (ERR_CORE self test)']);
     // Out of service comes first, also for an originator that is not registered (not 4106).
     for (const r of [await s1.retrieve(`${se1}/reg/r/generateRand`), await stranger.retrieve(se1), await stranger.create(se1, 20004, { 'senv:Hsh': { Halg: 4 } })]) {
-      expect(r.rsc).toBe(5000);
-      expect(JSON.stringify(r.pc)).toMatch(/SE out of service: self test failed: UPDATE an \[SEReboot\]/);
+      expect([r.rsc, dbg(r)]).toEqual([5000, 'SE out of service (ERR_CORE self test): UPDATE an [SEReboot] (rb: true) to bring it back']);
     }
+    // Only the kind of what failed, as for every 5000: a backend's own message may say more than a remote originator should read.
+    flaky.rebootFails = new Error(`card 4-${'ab'.repeat(16)} lost key 00112233445566778899aabbccddeeff`);
+    expect(dbg(await reboot())).toBe('SE reboot failed (internal error)');
+    expect(dbg(await stranger.retrieve(se1))).toBe('SE out of service (internal error): UPDATE an [SEReboot] (rb: true) to bring it back');
     ok(await s2.create(se2, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'the other SE serves');
     expect((await reboot()).rsc, 'an [SEReboot] is still taken').toBe(5000);
-    flaky.rebootFails = false;
+    flaky.rebootFails = undefined;
     expect((await reboot()).rsc).toBe(2004);
     ok(await s1.retrieve(`${se1}/reg/r/generateRand`), 2000, 'back in service');
     expect((await stranger.retrieve(se1)).rsc, 'and an unregistered originator is told so again').toBe(4106);

@@ -6,7 +6,7 @@ import {
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
-import { CoreError, InvalidInputError, InvalidValueError, optionsArg, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { InvalidInputError, InvalidValueError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
@@ -192,7 +192,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   #check(): void {
     const r = selftest();
     this.#state = r.ok ? 'open' : 'failed';
-    if (!r.ok) throw new CoreError(`self test failed: ${r.results.filter((t) => !t.ok).map((t) => t.name).join(', ')}`);
+    if (!r.ok) throw new SelfTestError(`self test failed: ${r.results.filter((t) => !t.ok).map((t) => t.name).join(', ')}`);
   }
 
   #live(): void {
