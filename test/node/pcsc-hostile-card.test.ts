@@ -14,17 +14,25 @@ import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McsEngine, randomBytes } from '../../src/index.ts';
 import { PcscError } from '../../src/pcsc/index.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
-import { InProcessReader } from './pcsc-helpers.ts';
+import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { SenvApplet } from '../../src/virtual-card/applet.ts';
+import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
+import { KeyStore } from '../../src/virtual-card/keystore.ts';
+import { VpcdCard } from '../../src/virtual-card/vpcd.ts';
+import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
+
+const setup = await setupPcsc();
 
 const SEED = Number(process.env.SENV_HOSTILE_SEED ?? 61);
 const CAMPAIGNS = Number(process.env.SENV_HOSTILE_CAMPAIGNS ?? 6);
 const COUNT = Number(process.env.SENV_HOSTILE_COUNT ?? 8000);
 const RESTARTS = Number(process.env.SENV_HOSTILE_RESTARTS ?? 40);
+const WIRE_COUNT = Number(process.env.SENV_HOSTILE_WIRE_COUNT ?? 1200);
 
 const KEY16 = new Uint8Array(16).fill(0x3c);
 const KEY_B64 = b64(KEY16);
@@ -130,59 +138,70 @@ async function makeGood(good: Session): Promise<void> {
   await stillRight(good);
 }
 
+/**
+ * Four rounds of valid requests, each by a new registration, while `setWrong` has a share of the
+ * card's answers (from `card`) mangled; every response is checked. Then the card answers right,
+ * a reboot ends any out-of-service state, and the registration is deleted.
+ */
+async function campaign(engine: McsEngine, rand: Rand, count: number, card: (apdu: Uint8Array) => Uint8Array,
+  setWrong: (answer: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined) => void, wrong: (answer: Uint8Array, rand: Rand) => Uint8Array): Promise<void> {
+  const codes = new Map<number, number>();
+  let mangled = 0;
+  for (let round = 0; round < 4; round++) {
+    const bad = new Session(engine, `CBAD${round}`);
+    await bad.register('bad');
+    const r = requests(bad);
+    // One answer in 1 to 8 goes wrong, from round to round.
+    const share = 1 + rand(8);
+    setWrong((apdu) => {
+      if (rand(share)) return undefined;
+      mangled++;
+      return wrong(card(apdu), rand);
+    });
+    await r.make();
+    for (let i = 0; i < count / 4; ) {
+      // One to four requests sent at once (the SE serves them one by one, in order).
+      const group = Array.from({ length: Math.min(1 + rand(4), count / 4 - i) }, () => r.run[rand(r.run.length)]!());
+      i += group.length;
+      for (const res of await Promise.all(group)) {
+        codes.set(res.rsc, (codes.get(res.rsc) ?? 0) + 1);
+        if (!KNOWN.has(res.rsc)) throw new Error(`rsc ${res.rsc}: ${JSON.stringify(res.pc)}`);
+        if (res.rsc >= 4000) {
+          const dbg = res.pc?.['m2m:dbg'];
+          expect(typeof dbg === 'string' && dbg.length > 0 && dbg.length <= 200, String(dbg)).toBe(true);
+          expect(String(dbg)).not.toContain(KEY_B64);
+        }
+      }
+    }
+    setWrong(undefined);
+    // A reboot the card spoiled leaves the SE out of service (5000) until one completes (docs/mcs.md).
+    ok(await bad.update(bad.path('bad', 'warmReset'), { 'senv:Srbt': { rb: true } }), 2004, 'reboot');
+    ok(await bad.delete(bad.seId), 2002, 'deregister');
+  }
+  // The campaign did test something: mangled answers, failures and successes alike.
+  expect(mangled).toBeGreaterThan(count / 20);
+  expect(codes.get(5000) ?? 0).toBeGreaterThan(0);
+  expect([...codes.keys()].some((c) => c < 3000)).toBe(true);
+}
+
+/** After a campaign: the resources made before still right, and a new registration served right. */
+async function servesRight(engine: McsEngine, good: Session): Promise<void> {
+  await stillRight(good);
+  const fresh = new Session(engine, 'CFRESH');
+  await fresh.register('fresh');
+  ok(await fresh.create(fresh.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(MSG) } }), 2001, 'hash');
+  const digest = unb64(body(await fresh.retrieve(fresh.path('fresh', 'h', 'cHsh')), 'senv:Hsh').Hv as string);
+  expect(Buffer.from(digest).equals(createHash('sha256').update(MSG).digest())).toBe(true);
+}
+
 describe('a card that answers wrong', () => {
   for (let k = 0; k < CAMPAIGNS; k++) it(`seed ${SEED + k}: every valid request gets a response with a known code and a short dbg without key bytes; afterwards the SE serves correctly`, async () => {
     const reader = new InProcessReader();
     const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 2_000 })] });
-    const seId = engine.seIds[0]!;
     const good = new Session(engine, 'CGOOD');
     await makeGood(good);
-
-    const rand = chooser(SEED + k);
-    const codes = new Map<number, number>();
-    let mangled = 0;
-    for (let round = 0; round < 4; round++) {
-      const bad = new Session(engine, `CBAD${round}`);
-      await bad.register('bad');
-      const r = requests(bad);
-      // One answer in 1 to 8 goes wrong, from round to round.
-      const share = 1 + rand(8);
-      reader.intercept = (apdu) => {
-        if (rand(share)) return undefined;
-        mangled++;
-        return mangle(reader.os.apdu(apdu), rand);
-      };
-      await r.make();
-      for (let i = 0; i < COUNT / 4; ) {
-        // One to four requests sent at once (the SE serves them one by one, in order).
-        const group = Array.from({ length: Math.min(1 + rand(4), COUNT / 4 - i) }, () => r.run[rand(r.run.length)]!());
-        i += group.length;
-        for (const res of await Promise.all(group)) {
-          codes.set(res.rsc, (codes.get(res.rsc) ?? 0) + 1);
-          if (!KNOWN.has(res.rsc)) throw new Error(`rsc ${res.rsc}: ${JSON.stringify(res.pc)}`);
-          if (res.rsc >= 4000) {
-            const dbg = res.pc?.['m2m:dbg'];
-            expect(typeof dbg === 'string' && dbg.length > 0 && dbg.length <= 200, String(dbg)).toBe(true);
-            expect(String(dbg)).not.toContain(KEY_B64);
-          }
-        }
-      }
-      reader.intercept = undefined;
-      // A reboot the card spoiled leaves the SE out of service (5000) until one completes (docs/mcs.md).
-      ok(await bad.update(bad.path('bad', 'warmReset'), { 'senv:Srbt': { rb: true } }), 2004, 'reboot');
-      ok(await bad.delete(seId), 2002, 'deregister');
-    }
-    // The campaign did test something: mangled answers, failures and successes alike.
-    expect(mangled).toBeGreaterThan(COUNT / 20);
-    expect(codes.get(5000) ?? 0).toBeGreaterThan(0);
-    expect([...codes.keys()].some((c) => c < 3000)).toBe(true);
-
-    await stillRight(good);
-    const fresh = new Session(engine, 'CFRESH');
-    await fresh.register('fresh');
-    ok(await fresh.create(seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(MSG) } }), 2001, 'hash');
-    const digest = unb64(body(await fresh.retrieve(fresh.path('fresh', 'h', 'cHsh')), 'senv:Hsh').Hv as string);
-    expect(Buffer.from(digest).equals(createHash('sha256').update(MSG).digest())).toBe(true);
+    await campaign(engine, chooser(SEED + k), COUNT, (a) => reader.os.apdu(a), (w) => (reader.intercept = w), mangle);
+    await servesRight(engine, good);
     await engine.close();
     // No PSO context is left open on the card. (Keys may be: a write the card carried out and then
     // answered with a refusal such as 6A80 breaks the profile, and the host takes the refusal at its word.)
@@ -228,4 +247,53 @@ describe('a card that answers wrong', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+/**
+ * Over the wire, a card can also send what no in-process stand-in would: a lone byte, or up to
+ * vpcd's largest frame (65,535 bytes) for a command that allows far less. (Not an empty frame:
+ * vpcd then never answers the command at all, the no-answer case pcsc-timeouts covers.)
+ */
+function wrongOnTheWire(answer: Uint8Array, rand: Rand): Uint8Array {
+  const noise = (n: number) => Uint8Array.from({ length: n }, () => rand(256));
+  switch (rand(5)) {
+    case 0: return noise(1);
+    case 1: return Uint8Array.of(...noise(257 + rand(50)), 0x90, 0x00);
+    case 2: return Uint8Array.of(...noise(65_533), 0x90, 0x00);
+    case 3: return Uint8Array.of(...noise(4096), 0x61, 0x00);
+    default: {
+      const a = mangle(answer, rand);
+      return a.length ? a : noise(1);
+    }
+  }
+}
+
+describe.skipIf(!setup.ok)(`a card that answers wrong, through pcscd and vpcd${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
+  let env: PcscTestEnv;
+  beforeAll(() => {
+    if (setup.ok) env = setup.env;
+  });
+  afterAll(async () => {
+    if (setup.ok) await env.teardown();
+  });
+
+  it('the native bridge and the backend take one-byte and oversized answers as the card\'s failure; afterwards the SE serves correctly', async () => {
+    const applet = new SenvApplet({ store: new KeyStore(undefined, () => randomBytes(8)), random: randomBytes, limits: EXTENDED_LIMITS });
+    const os = new VirtualCardOs([applet], { limits: EXTENDED_LIMITS });
+    let wrong: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined;
+    const card = new VpcdCard({ atr: () => os.atr(), power: (e) => os.power(e), apdu: (a) => wrong?.(a) ?? os.apdu(a) }, { port: env.slot.port });
+    await card.insert();
+    await env.waitFor((st) => st.present);
+    const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: env.slot.reader, commandTimeoutMs: 5_000 })] });
+    try {
+      const good = new Session(engine, 'CGOOD');
+      await makeGood(good);
+      await campaign(engine, chooser(SEED + 200), WIRE_COUNT, (a) => os.apdu(a), (w) => (wrong = w), wrongOnTheWire);
+      await servesRight(engine, good);
+    } finally {
+      wrong = undefined;
+      await engine.close();
+      await card.remove();
+    }
+  }, 300_000);
 });
