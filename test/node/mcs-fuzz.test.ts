@@ -102,7 +102,8 @@ async function campaign(engine: McsEngine, seId: string, count: number, rand: (n
   await engine.send({ op: 1, to: seId, fr: 'CAE2', rqi: 'r2', ty: 20011, pc: { 'senv:Senv': { rn: 'reg2', sID: seId, seL: 1 } } });
   for (let i = 0; i < count; i++) {
     const req = mutate(seeds[rand(seeds.length)]!, rand, seId);
-    const r = await engine.send(req);
+    // Half the primitives ask for binary responses (byte attributes as Uint8Array).
+    const r = await engine.send(req, { binary: rand(2) === 0 });
     expect(typeof r.rsc).toBe('number');
     if (!ALLOWED.has(r.rsc)) throw new Error(`rsc ${r.rsc} for ${JSON.stringify(req)?.slice(0, 300)}: ${JSON.stringify(r.pc)}`);
     if (r.rsc >= 4000) {
