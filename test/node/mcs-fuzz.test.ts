@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { coreMemoryStats, McsEngine, randomBytes, sha256 } from '../../src/index.ts';
-import { prng } from '../portable/harness.ts';
+import { chooser } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
 
@@ -136,11 +136,6 @@ async function snapshot(engine: McsEngine, seId: string, phases = -1): Promise<u
   return out;
 }
 
-/** A mutation-picking function from the campaign's seed. */
-function chooser(seed: number): (n: number) => number {
-  const bytes = prng(seed);
-  return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
-}
 
 /** After a campaign the SE still computes right. */
 async function stillServes(engine: McsEngine, fr: string): Promise<void> {

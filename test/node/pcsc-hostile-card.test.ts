@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McsEngine, randomBytes } from '../../src/index.ts';
 import { PcscError } from '../../src/pcsc/index.ts';
-import { prng } from '../portable/harness.ts';
+import { chooser } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SenvApplet } from '../../src/virtual-card/applet.ts';
@@ -41,10 +41,6 @@ const KNOWN = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4008, 410
 
 type Rand = (n: number) => number;
 
-function chooser(seed: number): Rand {
-  const bytes = prng(seed);
-  return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
-}
 
 /** The card's answer as a card gone wrong might give it. */
 function mangle(answer: Uint8Array, rand: Rand): Uint8Array {

@@ -13,7 +13,7 @@ import { encodeCommand, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { CRT, DO, PSO, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { initSync } from '../../src/core/index.ts';
 import { EXTENDED_LIMITS } from '../../src/virtual-card/card.ts';
-import { prng } from '../portable/harness.ts';
+import { chooser, prng } from '../portable/harness.ts';
 import { cmds, macWith, makeCard, pattern, slots, type Card } from './vcard-kit.ts';
 
 initSync();
@@ -23,10 +23,6 @@ const COUNT = Number(process.env.SENV_VCARD_FUZZ_COUNT ?? 20_000);
 
 type Rand = (n: number) => number;
 
-function chooser(seed: number): Rand {
-  const bytes = prng(seed);
-  return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
-}
 
 /** A valid command of the profile, with random slots, algorithms, lengths and channel. */
 function command(rand: Rand, material: (n: number) => Uint8Array): CommandApdu {

@@ -78,3 +78,9 @@ export function prng(seed: number): (n: number) => Uint8Array {
     return out;
   };
 }
+
+/** A deterministic choice in [0, n) from the seed's byte stream (the fuzz and campaign tests' picker). */
+export function chooser(seed: number): (n: number) => number {
+  const bytes = prng(seed);
+  return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
+}
