@@ -1,8 +1,7 @@
 // An engine hosting several SEs: one busy with a long request (or a card that
 // stopped answering) delays neither another SE's expirations nor its closing.
 import { describe, expect, it } from 'vitest';
-import { McsEngine, SoftwareBackend, StateError } from '../../src/index.ts';
-import { SelfTestError } from '../../src/core/errors.ts';
+import { McsEngine, SelfTestError, SoftwareBackend, StateError } from '../../src/index.ts';
 import type { KeyHandle, RngType } from '../../src/backends/backend.ts';
 import { formatTimestamp } from '../../src/mcs/codec.ts';
 import { Session, ok } from '../portable/mcs-kit.ts';
