@@ -1,29 +1,31 @@
-// A card that answers wrong: the PC/SC SE (the virtual card in-process)
-// with a share of its answers mangled (bits flipped, cut short, bytes added,
-// status words replaced, among them the 61xx and 6Cxx that ask for another
-// round, noise, no answer, the card gone) while valid Mcs requests run, one
-// to four sent at once. Every request must still get
-// a response (send() never throws or hangs), with a known code and a short
-// m2m:dbg without key bytes; once the card answers right again (and a reboot
-// ended an out-of-service state a spoiled reboot left), the SE serves
-// correctly, every registration can be deleted, and resources made before
-// (their keys on the card) still give the results node:crypto gives.
-// CI runs six campaigns; SENV_HOSTILE_SEED, SENV_HOSTILE_CAMPAIGNS and
-// SENV_HOSTILE_COUNT (requests a campaign) run others, more or longer.
+// A card that answers wrong: the PC/SC SE with a share of the card's answers
+// mangled (bits flipped, cut short, bytes added, status words replaced, among
+// them the 61xx and 6Cxx that ask for another round, noise, no answer, the
+// card gone) while valid Mcs requests run, one to four sent at once. Every
+// request must still get a response (send() never throws or hangs) with a
+// known code and a short m2m:dbg without key bytes; once the card answers
+// right again (and a reboot ended an out-of-service state a spoiled reboot
+// left), every registration can be deleted, the SE serves correctly, and
+// resources made before (their keys and data on the card) still give the
+// results node:crypto gives. Three forms: campaigns on the virtual card
+// in-process, restarts of an engine with a data directory, and a campaign
+// through pcscd and vpcd with the native bridge (one-byte and oversized
+// answers too). SENV_HOSTILE_SEED, _CAMPAIGNS, _COUNT (requests a campaign),
+// _RESTARTS and _WIRE_COUNT run others, more or longer.
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { McsEngine, randomBytes } from '../../src/index.ts';
 import { PcscError } from '../../src/pcsc/index.ts';
-import { chooser } from '../portable/harness.ts';
-import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
-import { PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SenvApplet } from '../../src/virtual-card/applet.ts';
 import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { KeyStore } from '../../src/virtual-card/keystore.ts';
 import { VpcdCard } from '../../src/virtual-card/vpcd.ts';
+import { chooser } from '../portable/harness.ts';
+import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 
 const setup = await setupPcsc();
@@ -41,14 +43,11 @@ const KNOWN = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4008, 410
 
 type Rand = (n: number) => number;
 
-
 /** The card's answer as a card gone wrong might give it. */
 function mangle(answer: Uint8Array, rand: Rand): Uint8Array {
   const noise = (n: number) => Uint8Array.from({ length: n }, () => rand(256));
   const withSw = (sw: number) => Uint8Array.of(...answer.subarray(0, Math.max(0, answer.length - 2)), sw >> 8, sw & 0xff);
   switch (rand(9)) {
-    case 7: throw new PcscError('SCardTransmit', 0x8010000a); // SCARD_E_TIMEOUT: no answer
-    case 8: throw new PcscError('SCardTransmit', 0x80100069); // SCARD_W_REMOVED_CARD
     case 0: {
       const a = answer.slice();
       if (a.length) a[rand(a.length)]! ^= 1 << rand(8);
@@ -59,7 +58,9 @@ function mangle(answer: Uint8Array, rand: Rand): Uint8Array {
     case 3: return withSw([0x6100 | rand(256), 0x6c00 | rand(256), 0x6a80, 0x6982, 0x6f00, 0x6700, 0x6d00, 0x6b00, 0x63c0, 0x9000][rand(10)]!);
     case 4: return withSw(rand(0x10000));
     case 5: return noise(rand(300));
-    default: return Uint8Array.of(...noise(rand(64)), 0x90, 0x00);
+    case 6: return Uint8Array.of(...noise(rand(64)), 0x90, 0x00);
+    case 7: throw new PcscError('SCardTransmit', 0x8010000a); // SCARD_E_TIMEOUT: no answer
+    default: throw new PcscError('SCardTransmit', 0x80100069); // SCARD_W_REMOVED_CARD
   }
 }
 
