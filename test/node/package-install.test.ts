@@ -5,8 +5,8 @@
 // the `senv` command, the install script's bridge). Needs the build (npm test
 // builds first). npm takes node-addon-api from its cache, which the
 // checkout's own `npm install` filled.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const hasPcscHeaders = existsSync('/usr/include/PCSC/winscard.h');
 const requirePcsc = process.env.SENV_REQUIRE_PCSC === '1' || !!process.env.CI;
 
+let dir = '';
 let app = '';
 let files: string[] = [];
 let install: ChildRun;
@@ -27,7 +28,7 @@ function ok(r: ChildRun): ChildRun {
 }
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'senv-package-'));
+  dir = mkdtempSync(join(tmpdir(), 'senv-package-'));
   // --ignore-scripts: the checkout is built already; `prepare` would build it again.
   const pack = ok(await runChild('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: root, killMs: 60_000 }));
   const info = JSON.parse(pack.out) as { filename: string; files: { path: string }[] }[];
@@ -39,6 +40,9 @@ beforeAll(async () => {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module', allowScripts: { [`file:${tarball}`]: true } }));
   install = ok(await runChild('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { cwd: app, killMs: 180_000 }));
 }, 240_000);
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('the packed package, installed into an empty project', () => {
   it('ships the built code, the three WASM builds, the command, the bridge sources and the docs; no sources, tests, vectors or build output', () => {
