@@ -205,7 +205,7 @@ describe('a card that answers wrong', () => {
     expect(reader.streamsOpen()).toBe(0);
   }, Math.max(60_000, COUNT * 20));
 
-  it('restarts with a data directory while the card answers wrong: a start fails or serves, none loses a resource; the next start with the card right serves them all', async () => {
+  it('restarts with a data directory while the card answers wrong: a start fails or serves, none loses a resource or an acknowledged write; the next start with the card right serves them all', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'senv-hostile-'));
     const masterKey = randomBytes(32);
     const reader = new InProcessReader();
@@ -218,15 +218,22 @@ describe('a card that answers wrong', () => {
       await engine.close();
       const rand = chooser(SEED + 100);
       let started = 0, failed = 0;
+      const acknowledged: number[] = [];
       for (let i = 0; i < RESTARTS; i++) {
         const share = 1 + rand(6);
         reader.intercept = (apdu) => (rand(share) ? undefined : mangle(reader.os.apdu(apdu), rand));
         const e = await start().catch(() => undefined);
         if (e) {
           started++;
-          // Reads only: what a request changes is not what this test is about.
           const s = new Session(e, 'CGOOD', e.seIds[0]);
           for (const to of [s.path('good', 'c'), s.path('good', 'd'), s.path('good', 's'), s.path('good', 'memory')]) expect(KNOWN.has((await s.retrieve(to)).rsc)).toBe(true);
+          // Writes too, each by an originator of its own: a <hash> whose CREATE was acknowledged must be there after the restarts.
+          const w = new Session(e, `CW${i}`, e.seIds[0]);
+          if ((await w.create(w.seId, 20011, { 'senv:Senv': { rn: `w${i}`, sID: w.seId, seL: 3 } })).rsc === 2001) {
+            const msg = b64(new TextEncoder().encode(`written at start ${i}`));
+            // Counted on this SE only: a serial the card garbled at start makes another M2M-SE-ID, as another card would.
+            if ((await w.create(w.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg } })).rsc === 2001 && w.seId === seId) acknowledged.push(i);
+          }
           await e.close().catch(() => undefined);
         } else {
           failed++;
@@ -238,6 +245,12 @@ describe('a card that answers wrong', () => {
       engine = await start();
       expect(engine.seIds).toEqual([seId]);
       await stillRight(new Session(engine, 'CGOOD'));
+      expect(acknowledged.length, 'writes acknowledged while the card answered wrong').toBeGreaterThan(0);
+      for (const i of acknowledged) {
+        const w = new Session(engine, `CW${i}`);
+        const digest = unb64(body(ok(await w.retrieve(w.path(`w${i}`, 'h', 'cHsh')), 2000, `hash written at start ${i}`), 'senv:Hsh').Hv as string);
+        expect(Buffer.from(digest).equals(createHash('sha256').update(`written at start ${i}`).digest())).toBe(true);
+      }
       await engine.close();
       expect(reader.store.keys.size, 'the two keys, kept on the card for the next start').toBe(2);
     } finally {
