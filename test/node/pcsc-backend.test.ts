@@ -727,6 +727,34 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  it('a new data object whose write, or whose directory update, lost its answer does not stay on the card unnamed: its bytes are deleted, the directory drops it, the next object takes the number', async () => {
+    const secret = new Uint8Array(40).fill(0x5d);
+    const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);
+    // [what loses its answer, after the card carried it out]
+    for (const [what, match] of [
+      ['the object', (a: Uint8Array) => a[1] === 0xda && a[2] === 0x02 && a[3] !== 0xfe],
+      ['the directory', (a: Uint8Array) => a[1] === 0xda && a[2] === 0x02 && a[3] === 0xfe],
+    ] as const) {
+      const { reader, b } = await openedReader();
+      reader.intercept = (a) => {
+        if (!match(a)) return undefined;
+        reader.intercept = undefined;
+        reader.os.apdu(a);
+        throw new PcscError('SCardTransmit', 0x8010000a);
+      };
+      await expect(b.objectStore.write('lost', secret), what).rejects.toThrow(/SCARD_E_TIMEOUT/);
+      expect(held(reader), `${what}: nothing left on the card`).toEqual([]);
+      // The card's own directory, which the next start reads, does not name it either.
+      const directory = () => new TextDecoder().decode(reader.store.objects.get(0xfe));
+      expect(directory(), what).not.toContain('lost');
+      await expect(b.objectStore.read('lost'), what).rejects.toThrow(/no data object 'lost'/);
+      await b.objectStore.write('next', Uint8Array.of(7));
+      expect(held(reader), `${what}: the next object in number 1`).toEqual([[1, '07']]);
+      expect(directory(), what).toContain('next');
+      await b.close();
+    }
+  });
+
   it('the data-object directory (FE) is read with its own cap: a card that streams more is stopped at the first piece beyond it', async () => {
     const { reader, b } = await openedReader(EXTENDED_LIMITS);
     const getDirectory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe;

@@ -32,9 +32,20 @@ export class CardObjectStore implements ObjectStore {
         const used = new Set(dir.values());
         n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
         if (n === undefined) throw new StateError('no free data object on the card');
-        await this.put(DO.OBJECT, n, data);
-        dir.set(id, n);
-        await this.save(dir);
+        const fresh = n;
+        try {
+          await this.put(DO.OBJECT, fresh, data);
+          dir.set(id, fresh);
+          await this.save(dir);
+        } catch (e) {
+          // The object may be on the card with no directory entry naming it (an answer lost, or the
+          // directory's write failed): its bytes go now if the card lets them, and the directory
+          // drops the ID again; the next new object takes the number either way.
+          dir.delete(id);
+          await this.put(DO.DELETE_OBJECT, fresh, new Uint8Array(0)).catch(() => undefined);
+          await this.save(dir).catch(() => undefined);
+          throw e;
+        }
       } else {
         await this.put(DO.OBJECT, n, data);
       }
