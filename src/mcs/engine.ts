@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -19,7 +19,7 @@ import { parseRequest, releaseVersion, requestId, type McsRequest, type McsRespo
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { badRequest, isA, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, isA, kindOf, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
@@ -894,7 +894,5 @@ function failure(rqi: string, e: unknown): McsResponse {
   if (isA(e, StateError)) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
   // As for the SE's quota (5207): the request is sound, the SE has no room for it now.
   if (isA(e, OutOfMemoryError)) return { rsc: RSC.NOT_ACCEPTABLE, rqi, pc: { 'm2m:dbg': 'not enough memory on this SE: its WASM core is full' } };
-  // Core messages never carry key or data bytes, but an unexpected error might: say only what kind it was.
-  const kind = isA(e, SenvError) ? e.kind : 'internal error';
-  return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kind})` } };
+  return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kindOf(e)})` } };
 }

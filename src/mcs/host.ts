@@ -7,11 +7,10 @@ import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBac
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { isA, McsError, RSC } from './rsc.ts';
+import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
 import { randomBytes } from '../core/drbg.ts';
-import { SenvError } from '../core/errors.ts';
 
 /** What a `to` address names on this SE. */
 export interface Target {
@@ -258,8 +257,7 @@ export class SeHost {
       await this.backend.reboot(type);
       this.failed = undefined;
     } catch (e) {
-      // Its kind only, as for every 5000: a backend's message may name more than a remote originator should read.
-      this.failed = isA(e, SenvError) ? e.kind : 'internal error';
+      this.failed = kindOf(e);
       throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed (${this.failed})`);
     }
   }

@@ -71,4 +71,12 @@ export function isA<T>(e: unknown, C: abstract new (...args: never[]) => T): e i
   }
 }
 
+/**
+ * What a 5000 shows of an error: its kind (the code, refined by what carries no data), never its
+ * message; core messages carry no key or data bytes, but a backend's or an unexpected error's might.
+ */
+export function kindOf(e: unknown): string {
+  return isA(e, SenvError) ? e.kind : 'internal error';
+}
+
 errorName(McsError, 'McsError');

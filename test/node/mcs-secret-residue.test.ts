@@ -14,6 +14,7 @@ import type { RngType, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { Accumulator } from '../../src/mcs/resource.ts';
+import { holds } from '../portable/harness.ts';
 import { SoftwareKey } from '../../src/backends/software/keys.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
@@ -42,7 +43,6 @@ function watchNew(onMake?: (made: Uint8Array, from: unknown) => void): Uint8Arra
   return spy.made;
 }
 
-const holds = (a: Uint8Array, needle: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).indexOf(Buffer.from(needle)) >= 0;
 const zero = (a: Uint8Array) => a.every((b) => b === 0);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-residue-'));
 const MASTER = new Uint8Array(32).fill(9);

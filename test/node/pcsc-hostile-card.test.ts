@@ -24,7 +24,7 @@ import { SenvApplet } from '../../src/virtual-card/applet.ts';
 import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { KeyStore } from '../../src/virtual-card/keystore.ts';
 import { VpcdCard } from '../../src/virtual-card/vpcd.ts';
-import { chooser } from '../portable/harness.ts';
+import { chooser, type Chooser } from '../portable/harness.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader, setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
 
@@ -41,10 +41,8 @@ const KEY_B64 = b64(KEY16);
 const MSG = new TextEncoder().encode('answered by a card that lies');
 const KNOWN = new Set([2000, 2001, 2002, 2004, 4000, 4001, 4004, 4005, 4008, 4102, 4103, 4105, 4106, 4108, 4117, 5000, 5001, 5206, 5207]);
 
-type Rand = (n: number) => number;
-
 /** The card's answer as a card gone wrong might give it. */
-function mangle(answer: Uint8Array, rand: Rand): Uint8Array {
+function mangle(answer: Uint8Array, rand: Chooser): Uint8Array {
   const noise = (n: number) => Uint8Array.from({ length: n }, () => rand(256));
   const withSw = (sw: number) => Uint8Array.of(...answer.subarray(0, Math.max(0, answer.length - 2)), sw >> 8, sw & 0xff);
   switch (rand(9)) {
@@ -140,8 +138,8 @@ async function makeGood(good: Session): Promise<void> {
  * card's answers (from `card`) mangled; every response is checked. Then the card answers right,
  * a reboot ends any out-of-service state, and the registration is deleted.
  */
-async function campaign(engine: McsEngine, rand: Rand, count: number, card: (apdu: Uint8Array) => Uint8Array,
-  setWrong: (answer: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined) => void, wrong: (answer: Uint8Array, rand: Rand) => Uint8Array): Promise<void> {
+async function campaign(engine: McsEngine, rand: Chooser, count: number, card: (apdu: Uint8Array) => Uint8Array,
+  setWrong: (answer: ((apdu: Uint8Array) => Uint8Array | undefined) | undefined) => void, wrong: (answer: Uint8Array, rand: Chooser) => Uint8Array): Promise<void> {
   const codes = new Map<number, number>();
   let mangled = 0;
   for (let round = 0; round < 4; round++) {
@@ -264,7 +262,7 @@ describe('a card that answers wrong', () => {
  * vpcd's largest frame (65,535 bytes) for a command that allows far less. (Not an empty frame:
  * vpcd then never answers the command at all, the no-answer case pcsc-timeouts covers.)
  */
-function wrongOnTheWire(answer: Uint8Array, rand: Rand): Uint8Array {
+function wrongOnTheWire(answer: Uint8Array, rand: Chooser): Uint8Array {
   const noise = (n: number) => Uint8Array.from({ length: n }, () => rand(256));
   switch (rand(5)) {
     case 0: return noise(1);

@@ -1,4 +1,4 @@
-// Random and mutated APDUs to the senv virtual card (card OS + applet, in
+// Chooserom and mutated APDUs to the senv virtual card (card OS + applet, in
 // process): the commands of docs/apdu-profile.md in random order, on channels
 // 0 and 1, chained and not, and mutations of their bytes (bits flipped, cut
 // short, bytes added, CLA, INS, P1-P2 and length fields changed). Every APDU
@@ -13,7 +13,7 @@ import { encodeCommand, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { CRT, DO, PSO, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { initSync } from '../../src/core/index.ts';
 import { EXTENDED_LIMITS } from '../../src/virtual-card/card.ts';
-import { chooser, prng } from '../portable/harness.ts';
+import { chooser, holds, prng, type Chooser } from '../portable/harness.ts';
 import { cmds, macWith, makeCard, pattern, slots, type Card } from './vcard-kit.ts';
 
 initSync();
@@ -21,11 +21,9 @@ initSync();
 const SEED = Number(process.env.SENV_VCARD_FUZZ_SEED ?? 7816);
 const COUNT = Number(process.env.SENV_VCARD_FUZZ_COUNT ?? 20_000);
 
-type Rand = (n: number) => number;
-
 
 /** A valid command of the profile, with random slots, algorithms, lengths and channel. */
-function command(rand: Rand, material: (n: number) => Uint8Array): CommandApdu {
+function command(rand: Chooser, material: (n: number) => Uint8Array): CommandApdu {
   const pick = <T>(a: readonly T[]) => a[rand(a.length)]!;
   const slot = 1 + rand(6);
   const data = (most: number) => pattern(rand(most + 1), rand(256));
@@ -54,7 +52,7 @@ function command(rand: Rand, material: (n: number) => Uint8Array): CommandApdu {
 }
 
 /** The encoded command, or a mutation of its bytes. */
-function apdu(rand: Rand, material: (n: number) => Uint8Array): Uint8Array {
+function apdu(rand: Chooser, material: (n: number) => Uint8Array): Uint8Array {
   const cmd = command(rand, material);
   let b = encodeCommand(cmd, rand(2) ? {} : { extended: true });
   const steps = rand(3) === 0 ? 1 + rand(3) : 0;
@@ -71,15 +69,6 @@ function apdu(rand: Rand, material: (n: number) => Uint8Array): Uint8Array {
     }
   }
   return b;
-}
-
-/** Whether `haystack` holds `needle` as a run of bytes. */
-function holds(haystack: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
 }
 
 /**

@@ -79,8 +79,20 @@ export function prng(seed: number): (n: number) => Uint8Array {
   };
 }
 
-/** A deterministic choice in [0, n) from the seed's byte stream (the fuzz and campaign tests' picker). */
-export function chooser(seed: number): (n: number) => number {
+/** A deterministic choice in [0, n). */
+export type Chooser = (n: number) => number;
+
+/** A Chooser from the seed's byte stream (the fuzz and campaign tests' picker). */
+export function chooser(seed: number): Chooser {
   const bytes = prng(seed);
   return (n) => ((bytes(4)[0]! << 16) | (bytes(1)[0]! << 8) | bytes(1)[0]!) % n;
+}
+
+/** Whether `haystack` holds `needle` as a run of bytes. */
+export function holds(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
 }

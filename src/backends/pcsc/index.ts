@@ -22,7 +22,7 @@ import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorith
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
-import { CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
+import { answeredBy, CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
@@ -615,11 +615,6 @@ function dataError(e: unknown, padding: boolean): unknown {
   if (deciphered && padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused a length (an IV or nonce the mode does not take, or data that is not a non-empty multiple of 16 bytes without padding)');
   return e;
-}
-
-/** A status word the command itself gave as its result (see StatusWordError.answers). */
-function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusWordError {
-  return e instanceof StatusWordError && e.answers(ins, p1p2);
 }
 
 /**

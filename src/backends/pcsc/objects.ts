@@ -2,12 +2,11 @@
 // objects 01-FD. Mcs ids are strings, the card numbers its objects, so a
 // directory (object FE: E0 { 80 id, 81 number } per entry) maps one to the
 // other and survives host restarts with the card.
-import { StatusWordError } from '../../apdu/errors.ts';
 import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { InvalidInputError, StateError } from '../../core/errors.ts';
 import type { ObjectStore } from '../backend.ts';
-import { exactly, type CardSession } from './session.ts';
+import { answeredBy, exactly, type CardSession } from './session.ts';
 
 const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
@@ -32,17 +31,16 @@ export class CardObjectStore implements ObjectStore {
         const used = new Set(dir.values());
         n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
         if (n === undefined) throw new StateError('no free data object on the card');
-        const fresh = n;
         try {
-          await this.put(DO.OBJECT, fresh, data);
-          dir.set(id, fresh);
+          await this.put(DO.OBJECT, n, data);
+          dir.set(id, n);
           await this.save(dir);
         } catch (e) {
           // The object may be on the card with no directory entry naming it (an answer lost, or the
           // directory's write failed): its bytes go now if the card lets them, and the directory
           // drops the ID again; the next new object takes the number either way.
           dir.delete(id);
-          await this.put(DO.DELETE_OBJECT, fresh, new Uint8Array(0)).catch(() => undefined);
+          await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch(() => undefined);
           await this.save(dir).catch(() => undefined);
           throw e;
         }
@@ -69,7 +67,7 @@ export class CardObjectStore implements ObjectStore {
       if (n === undefined) return;
       await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch((e: unknown) => {
         // Nothing there (6A88 as the deletion's own answer): an earlier deletion whose answer was lost did it.
-        if (!(e instanceof StatusWordError && e.answers(INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
+        if (!(answeredBy(e, INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
       });
       dir.delete(id);
       await this.save(dir);
@@ -91,7 +89,7 @@ export class CardObjectStore implements ObjectStore {
     } catch (e) {
       // 6A88 means no directory yet only as the GET DATA's own answer (not a GET RESPONSE's: a lost
       // directory would hand out data objects other resources hold).
-      if (!(e instanceof StatusWordError && e.answers(INS.GET_DATA) && e.sw === 0x6a88)) throw e;
+      if (!(answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88)) throw e;
     }
     this.directory = dir;
     return dir;

@@ -182,7 +182,7 @@ export class CardSession {
       // A channel a stream holds or the pool keeps: a second stream's links would go into its chain.
       if (this.numbers.has(ch.channel)) throw new ApduError(`MANAGE CHANNEL (open) answered channel ${ch.channel}, which this session already holds`);
     } catch (e) {
-      if (e instanceof StatusWordError && e.answers(INS.MANAGE_CHANNEL)) {
+      if (answeredBy(e, INS.MANAGE_CHANNEL)) {
         // Fewer channels than the profile promises (or another application holds some): stop asking.
         this.exhausted = true;
         return undefined;
@@ -406,6 +406,11 @@ async function afterBrokenChain<T>(send: () => Promise<T>): Promise<T> {
     if (e instanceof StatusWordError && e.sw === 0x6883) return send();
     throw e;
   }
+}
+
+/** A status word the command itself gave as its result (see StatusWordError.answers). */
+export function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusWordError {
+  return e instanceof StatusWordError && e.answers(ins, p1p2);
 }
 
 /** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */

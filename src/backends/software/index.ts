@@ -6,8 +6,7 @@ import {
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
-import { InvalidInputError, InvalidValueError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
-import { ecdsa } from '../../core/ecdsa.ts';
+import { InvalidInputError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
