@@ -3,7 +3,7 @@
 // @types/node, each with skipLibCheck off, under node16 and bundler
 // resolution. Needs the build (npm test builds first).
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,11 +32,15 @@ function diagnostics(source: string, options: ts.CompilerOptions): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'senv-dts-'));
   const file = join(dir, 'consumer.mts');
   writeFileSync(file, source);
-  const program = ts.createProgram([file], {
-    strict: true, noEmit: true, skipLibCheck: false, target: ts.ScriptTarget.ES2022,
-    typeRoots: [join(root, 'node_modules/@types')], ...options,
-  });
-  return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${d.file.fileName})` : ''));
+  try {
+    const program = ts.createProgram([file], {
+      strict: true, noEmit: true, skipLibCheck: false, target: ts.ScriptTarget.ES2022,
+      typeRoots: [join(root, 'node_modules/@types')], ...options,
+    });
+    return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${d.file.fileName})` : ''));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const resolutions = [

@@ -1,7 +1,7 @@
 // The native PC/SC bridge through the real pcscd and vpcd, with the senv
 // virtual card on the other side of the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -519,9 +519,10 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const run = async (addonPath: string) => (await runModule(script, { env: { SENV_PCSC_ADDON: addonPath } })).out.trim();
     const missing = await run('/nonexistent/senv_pcsc.node');
     expect(missing).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at \/nonexistent\/senv_pcsc\.node cannot be loaded .*build the bridge with `npm rebuild onem2m-senv` \(npm 12 runs a dependency's install script only once approved: `npm install-scripts approve onem2m-senv` first; in a senv checkout: `node scripts\/build-native\.mjs`\)/);
-    const notElf = join(mkdtempSync(join(tmpdir(), 'senv-addon-')), 'senv_pcsc.node');
+    const dir = mkdtempSync(join(tmpdir(), 'senv-addon-'));
+    const notElf = join(dir, 'senv_pcsc.node');
     writeFileSync(notElf, 'not a shared object');
-    const broken = await run(notElf);
+    const broken = await run(notElf).finally(() => rmSync(dir, { recursive: true, force: true }));
     expect(broken).toMatch(/^ERR_PCSC_UNAVAILABLE the native PC\/SC bridge at .*senv_pcsc\.node cannot be loaded \(.*\); the runtime library may be missing/);
   });
 
