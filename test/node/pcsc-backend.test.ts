@@ -755,6 +755,78 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  it('new contents of a data object whose answer left the write in doubt are read back: there, the write is done; not there, it failed and the old contents stand; a clear refusal is not asked about', async () => {
+    const old = new Uint8Array(24).fill(0x11), next = new Uint8Array(40).fill(0x22);
+    const putObject = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x02 && a[3] !== 0xfe;
+    const getObject = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] !== 0xfe;
+    const timeout = () => new PcscError('SCardTransmit', 0x8010000a);
+    // [case, how the card answers the PUT DATA (given its own answer), whether the card wrote, whether write() resolves]
+    const cases: [string, (card: () => Uint8Array) => Uint8Array, boolean, boolean][] = [
+      ['written, answer lost', (card) => { card(); throw timeout(); }, true, true],
+      ['written, answer 6F00', (card) => { card(); return Uint8Array.of(0x6f, 0x00); }, true, true],
+      ['written, answer 6581', (card) => { card(); return Uint8Array.of(0x65, 0x81); }, true, true],
+      ['written, answer garbled', (card) => card().subarray(0, 1), true, true],
+      ['never reached the card', () => { throw timeout(); }, false, false],
+      ['not written, answer 6300', () => Uint8Array.of(0x63, 0x00), false, false],
+    ];
+    for (const [what, answer, wrote, resolves] of cases) {
+      const { reader, b } = await openedReader();
+      await b.objectStore.write('d', old);
+      let reads = 0;
+      reader.intercept = (a) => {
+        if (getObject(a)) reads++;
+        if (!putObject(a)) return undefined;
+        reader.intercept = (g) => (getObject(g) && reads++, undefined);
+        return answer(() => reader.os.apdu(a));
+      };
+      const done = b.objectStore.write('d', next);
+      if (resolves) await expect(done, what).resolves.toBeUndefined();
+      else await expect(done, what).rejects.toThrow();
+      expect(reads, `${what}: the card was asked once`).toBe(1);
+      expect(hex(await b.objectStore.read('d', (wrote ? next : old).length)), what).toBe(hex(wrote ? next : old));
+      await b.close();
+    }
+    // A refusal that says nothing changed (6A84: not enough memory) fails at once, and the old contents stand.
+    const { reader, b } = await openedReader();
+    await b.objectStore.write('d', old);
+    const sent = reader.sent.length;
+    reader.intercept = (a) => (putObject(a) ? Uint8Array.of(0x6a, 0x84) : undefined);
+    await expect(b.objectStore.write('d', next)).rejects.toThrow(/6A84/);
+    reader.intercept = undefined;
+    expect(reader.sent.slice(sent).filter(getObject)).toEqual([]);
+    expect(hex(await b.objectStore.read('d', old.length))).toBe(hex(old));
+    // A read-back that fails too leaves the write in doubt: it fails, with the write's own error.
+    reader.intercept = (a) => {
+      if (!putObject(a)) return undefined;
+      reader.intercept = (g) => { if (getObject(g)) throw timeout(); return undefined; };
+      reader.os.apdu(a);
+      throw new PcscError('SCardTransmit', 0x80100069);
+    };
+    await expect(b.objectStore.write('d', next)).rejects.toThrow(/SCARD_W_REMOVED_CARD/);
+    await b.close();
+    // Through Mcs: the UPDATE whose answer was lost after the card wrote is a success, and what the
+    // resource says (cbs) matches what the card holds.
+    const other = new InProcessReader();
+    const engine = await McsEngine.create({ backends: [other.backend(undefined, { commandTimeoutMs: 500 })] });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(old) } }), 2001, 'sdo');
+      other.intercept = (a) => {
+        if (!putObject(a)) return undefined;
+        other.intercept = undefined;
+        other.os.apdu(a);
+        throw timeout();
+      };
+      ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(next) } }), 2004, 'update');
+      const shown = body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'read'), 'senv:Sdo');
+      expect(unb64(shown.msg as string)).toEqual(next);
+      expect(shown.cbs).toBe(next.length);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('the data-object directory (FE) is read with its own cap: a card that streams more is stopped at the first piece beyond it', async () => {
     const { reader, b } = await openedReader(EXTENDED_LIMITS);
     const getDirectory = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x02 && a[3] === 0xfe;

@@ -22,7 +22,7 @@ import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorith
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
-import { answeredBy, CardSession, exactly, type AppletChannel, type CardInfo } from './session.ts';
+import { answeredBy, CardSession, exactly, mayHaveWritten, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
@@ -615,15 +615,6 @@ function dataError(e: unknown, padding: boolean): unknown {
   if (deciphered && padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused a length (an IV or nonce the mode does not take, or data that is not a non-empty multiple of 16 bytes without padding)');
   return e;
-}
-
-/**
- * A write's own error answers after which the card may hold what was written: 63xx and 65xx (ISO/IEC
- * 7816-4: non-volatile memory changed) and 6F00 (no precise diagnosis; the senv card's answer when its
- * store kept a change it could not make durable to the end).
- */
-function mayHaveWritten(sw: number): boolean {
-  return sw >> 8 === 0x63 || sw >> 8 === 0x65 || sw === 0x6f00;
 }
 
 async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {

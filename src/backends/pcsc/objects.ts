@@ -4,9 +4,10 @@
 // other and survives host restarts with the card.
 import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
+import { constantTimeEqual } from '../../core/compare.ts';
 import { InvalidInputError, StateError } from '../../core/errors.ts';
 import type { ObjectStore } from '../backend.ts';
-import { answeredBy, exactly, type CardSession } from './session.ts';
+import { answeredBy, exactly, mayHaveWritten, type CardSession } from './session.ts';
 
 const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
@@ -45,9 +46,34 @@ export class CardObjectStore implements ObjectStore {
           throw e;
         }
       } else {
-        await this.put(DO.OBJECT, n, data);
+        await this.replace(n, data);
       }
     });
+  }
+
+  /**
+   * Writes new contents over object n. An answer that leaves the write in doubt (lost, garbled,
+   * "memory may have changed") is settled by asking the card: the new contents there make the write
+   * done; otherwise it failed and the old contents stand, as the host's record says.
+   */
+  private async replace(n: number, data: Uint8Array): Promise<void> {
+    try {
+      await this.put(DO.OBJECT, n, data);
+    } catch (e) {
+      if (answeredBy(e, INS.PUT_DATA, (DO.OBJECT << 8) | n) && !mayHaveWritten(e.sw)) throw e;
+      if (!(await this.holds(n, data))) throw e;
+    }
+  }
+
+  /** Whether object n holds exactly `data` (false when the card cannot say). */
+  private async holds(n: number, data: Uint8Array): Promise<boolean> {
+    const held = await this.get(n, data.length).catch(() => undefined);
+    if (!held) return false;
+    try {
+      return held.length === data.length && constantTimeEqual(held, data);
+    } finally {
+      held.fill(0);
+    }
   }
 
   read(id: string, length?: number): Promise<Uint8Array> {

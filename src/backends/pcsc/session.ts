@@ -413,6 +413,15 @@ export function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusW
   return e instanceof StatusWordError && e.answers(ins, p1p2);
 }
 
+/**
+ * A write's own error answers after which the card may hold what was written: 63xx and 65xx (ISO/IEC
+ * 7816-4: non-volatile memory changed) and 6F00 (no precise diagnosis; the senv card's answer when its
+ * store kept a change it could not make durable to the end).
+ */
+export function mayHaveWritten(sw: number): boolean {
+  return sw >> 8 === 0x63 || sw >> 8 === 0x65 || sw === 0x6f00;
+}
+
 /** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */
 export function unanswered(e: unknown): boolean {
   return e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT';
