@@ -61,12 +61,10 @@ export interface Hash {
 class HashContext extends CoreContext implements Hash {
   readonly outputLen: number;
   readonly blockLen: number;
-  readonly #id: number;
 
   constructor(id: number, outputLen: number) {
     const c = core();
     super(c.x.hash_create(id), 'hash', c);
-    this.#id = id;
     this.outputLen = outputLen;
     this.blockLen = id === 4 ? 64 : 128;
   }

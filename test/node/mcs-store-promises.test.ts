@@ -16,7 +16,7 @@ import { McsEngine } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import type { SeHost } from '../../src/mcs/host.ts';
 import { openFiles, stampFrom, type Files } from '../../src/mcs/store/files.ts';
-import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
+import { Session, fails, ok } from '../portable/mcs-kit.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-store-'));

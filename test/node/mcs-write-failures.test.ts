@@ -13,7 +13,7 @@ import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, type McsResponse } fr
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { prng } from '../portable/harness.ts';
-import { Session, b64, body, ok } from '../portable/mcs-kit.ts';
+import { Session, b64, ok } from '../portable/mcs-kit.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 type Mode = 'ENOSPC' | 'EIO' | 'EROFS';
@@ -130,13 +130,6 @@ class FlakyFiles implements Files {
 }
 
 const inUse = () => coreMemoryStats().inUseBytes;
-
-interface Rig {
-  dir: string;
-  files: FlakyFiles;
-  engine: McsEngine;
-  clock: { now: number };
-}
 
 /** An engine snapshotting every 4 KiB with a registered CAE1 and its <hash> 'h'; `at`: what to compare across restarts. */
 async function compactingHash(dir: string, files: FlakyFiles, clock: { now: number }): Promise<{ engine: McsEngine; s: Session; at: [string, string][] }> {

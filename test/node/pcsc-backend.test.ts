@@ -1037,7 +1037,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('a stream aborted mid-chain leaves its channel usable: the next stream\'s MSE:SET ends the chain and is sent again', async () => {
-    const { reader, b } = await openedReader(SHORT_LIMITS);
+    const { b } = await openedReader(SHORT_LIMITS);
     const aborted = await b.digest(4);
     await aborted.update(randomBytes(600));
     aborted.abort();
@@ -1525,7 +1525,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   // come, counted in the pieces the card announces (tag 85), not those the stack could take.
   for (const [what, limits] of [['short APDUs', SHORT_LIMITS], ['extended commands, 256-byte responses (as over T=0)', { maxCommandData: 0xff00, maxResponseData: 256 }]] as const) {
     it(`a GCM plaintext larger than 16 MiB comes back whole from a card with ${what}`, async () => {
-      const { reader, b } = await openedReader(limits);
+      const { b } = await openedReader(limits);
       const key = new Uint8Array(16).fill(6), nonce = new Uint8Array(12).fill(7);
       const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key.slice());
       const plain = new Uint8Array(65_537 * 256 + 1).fill(8);
@@ -1968,7 +1968,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
 
   it('an end() the session refused before its turn (closed) still lets abort() zeroize the buffered message', async () => {
     const { LinkStream } = await import('../../src/backends/pcsc/streams.ts');
-    const { reader, b } = await openedReader();
+    const { b } = await openedReader();
     const session = (b as unknown as { session: ConstructorParameters<typeof LinkStream>[0] }).session;
     const s = new LinkStream(session, 1000, { pso: 0x9080, setup: async () => undefined });
     await s.update(new Uint8Array(500).fill(0x55));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCommand, encodeCommand, fromHex, hex } from '../../src/apdu/apdu.ts';
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
-import { ChainingLayer, GetResponseLayer, RawTransport, StatusLayer, type ByteChannel } from '../../src/apdu/transport.ts';
+import { ChainingLayer, GetResponseLayer, RawTransport, StatusLayer } from '../../src/apdu/transport.ts';
 import { StatusWordError } from '../../src/apdu/errors.ts';
 import { InvalidValueError, LengthError } from '../../src/core/errors.ts';
 import { ecdsa, initSync, sha256 } from '../../src/core/index.ts';

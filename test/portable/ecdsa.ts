@@ -150,7 +150,6 @@ ecdsaCases.push({
     for (const { section, fields } of parseRsp(await read('nist/ecdsa/fips186-3/PKV.rsp'))) {
       const curve = curveOf(section);
       if (!curve || fields.Result === undefined) continue;
-      const e = ecdsa(curve);
       const expected = fields.Result.startsWith('P');
       const pub = uncompressed(curve, fields.Qx!, fields.Qy!);
       // A coordinate longer than the field cannot even be encoded: rejected by construction.
