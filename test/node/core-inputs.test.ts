@@ -10,23 +10,10 @@ import {
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
 import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
-import { spyUint8Arrays } from './uint8array-spy.ts';
+import { arraysMade } from './uint8array-spy.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
-/** Runs `call` with the arrays senv makes watched; returns those made from what `pick` accepts (see uint8array-spy.ts). */
-function arraysMade(pick: (from: unknown) => boolean, call: () => void): Uint8Array[] {
-  const picked: Uint8Array[] = [];
-  const spy = spyUint8Arrays((made, from) => {
-    if (pick(from)) picked.push(made);
-  });
-  try {
-    call();
-  } finally {
-    spy.stop();
-  }
-  return picked;
-}
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const detached = (n = 16) => {
   const a = rnd(n);

@@ -42,7 +42,21 @@ export function spyUint8Arrays(onMake?: (made: Uint8Array, from: unknown) => voi
   };
 }
 
-/** Runs `fn` with the spy on; the arrays made meanwhile and fn's result. */
+/** Runs `call` (synchronous) with the spy on; the arrays made meanwhile from what `pick` accepts. */
+export function arraysMade(pick: (from: unknown) => boolean, call: () => void): Uint8Array[] {
+  const picked: Uint8Array[] = [];
+  const spy = spyUint8Arrays((made, from) => {
+    if (pick(from)) picked.push(made);
+  });
+  try {
+    call();
+  } finally {
+    spy.stop();
+  }
+  return picked;
+}
+
+/** Runs `fn` (which may be asynchronous) with the spy on; the arrays made meanwhile and fn's result. */
 export async function arraysMadeBy<T>(fn: () => T | Promise<T>): Promise<{ made: Uint8Array[]; result: T }> {
   const spy = spyUint8Arrays();
   try {
