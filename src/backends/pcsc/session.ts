@@ -414,12 +414,16 @@ export function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusW
 }
 
 /**
- * A write's own error answers after which the card may hold what was written: 63xx and 65xx (ISO/IEC
- * 7816-4: non-volatile memory changed) and 6F00 (no precise diagnosis; the senv card's answer when its
- * store kept a change it could not make durable to the end).
+ * Whether a write's own error answer leaves open that the card holds what was written: every answer
+ * but those ISO/IEC 7816-4 says changed nothing (62xx and 64xx, "non-volatile memory unchanged", and
+ * the checking errors 67xx to 6Exx, which refuse the command before it runs). So 63xx and 65xx
+ * ("memory changed"), 6F00 (no precise diagnosis; the senv card's answer when its store kept a
+ * change it could not make durable to the end) and a status word no class defines (a garbled
+ * answer: 9000 with a bit flipped) may have written.
  */
 export function mayHaveWritten(sw: number): boolean {
-  return sw >> 8 === 0x63 || sw >> 8 === 0x65 || sw === 0x6f00;
+  const c = sw >> 8;
+  return !(c === 0x62 || c === 0x64 || (c >= 0x67 && c <= 0x6e));
 }
 
 /** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */
