@@ -282,17 +282,16 @@ export class McsEngine {
     const { host } = ctx;
     const ty = req.ty!;
     // Privilege first: an originator without it learns nothing of what the parent would accept
-    // (a virtual resource's is its parent's).
-    const parent = ty === SE_TY ? undefined : target.res ?? host.registrationOf(ctx.originator)!;
+    // (a virtual resource's is its parent's), not even that an <SE> does not go there.
+    const parent = ty === SE_TY && !target.res ? undefined : target.res ?? host.registrationOf(ctx.originator)!;
     if (parent) this.#authorize(ctx, parent, 1);
     if (NOT_YET_IMPLEMENTED[ty]) throw new McsError(RSC.NOT_IMPLEMENTED, `<${NOT_YET_IMPLEMENTED[ty]}> is not implemented yet`);
     if (ty === 13) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
     const def = CREATABLE.get(ty);
     if (!def) throw badRequest(`unknown resource type ${ty}`);
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `CREATE is not allowed on virtual resource ${target.virtual.name}`);
-    if (!parent) {
-      if (target.res) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
-    } else {
+    if (parent && ty === SE_TY) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
+    if (parent) {
       if (!parent.def.type.children.includes(ty)) {
         throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${def.type.name}> cannot be a child of <${parent.def.type.name}>`);
       }

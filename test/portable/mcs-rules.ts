@@ -260,6 +260,11 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         for (const to of [owner.path('reg'), owner.path('reg', 'sdo'), owner.path('nothing'), owner.path('reg', 'h', 'calculateHash')]) {
           fails(await outsider.create(to, 20011, reg), 4106, `unregistered CREATE <SE> at ${to}`);
         }
+        // A registered originator without the privilege is not told that an <SE> does not go there either.
+        for (const to of [owner.path('reg'), owner.path('reg', 'h'), owner.path('reg', 'h', 'calculateHash')]) {
+          fails(await grantee.create(to, 20011, reg), 4103, `CREATE <SE> at ${to}, no privilege`);
+        }
+        fails(await owner.create(owner.path('reg', 'h'), 20011, reg), 4108, 'CREATE <SE> below the root by its owner', /M2M-SE-ID only/);
         ok(await outsider.create(`/${owner.seId}`, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'regO' } }), 2001, 'registration at /M2M-SE-ID');
         // A retry of a registration that succeeded: 4117, not a name conflict; a malformed one stays 4000.
         fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'regO' } }), 4117, 'retried registration');
