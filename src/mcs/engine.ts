@@ -59,7 +59,6 @@ export interface McsEngineOptions extends MasterKeyOptions {
   clock?: () => number;
 }
 
-const RN = /^[A-Za-z0-9._~-]{1,64}$/;
 const SLASH = 47;
 /** How soon the expiration timer tries again when the store could not record a removal. */
 const EXPIRY_RETRY_MS = 1000;
@@ -309,7 +308,6 @@ export class McsEngine {
       ri = host.newRi(def.type);
       rn = (values.get('resourceName') as string | undefined) ?? ri;
       values.delete('resourceName');
-      if (!RN.test(rn)) throw badRequest('rn (resourceName) must be 1 to 64 of A-Z a-z 0-9 . _ ~ -');
       const siblings = parent ? parent.children : host.top;
       if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
       // The first segment of an address is a resource ID or a registration's name: the two never meet.

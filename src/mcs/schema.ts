@@ -20,7 +20,7 @@ export type ValueType =
   | { kind: 'uint' }
   | { kind: 'enum'; values: readonly number[]; table: string }
   | { kind: 'bool' }
-  | { kind: 'string'; values?: readonly string[] }
+  | { kind: 'string'; values?: readonly string[]; pattern?: { re: RegExp; text: string } }
   | { kind: 'time' }
   | { kind: 'ids' }
   | { kind: 'uints' }
@@ -148,7 +148,7 @@ export interface StreamSink {
 export const COMMON: Readonly<Record<string, AttributeDef>> = {
   ty: { name: 'resourceType', sn: 'ty', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' } },
   ri: { name: 'resourceID', sn: 'ri', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
-  rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string' } },
+  rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', pattern: { re: /^[A-Za-z0-9._~-]{1,64}$/, text: '1 to 64 of A-Z a-z 0-9 . _ ~ -' } } },
   pi: { name: 'parentID', sn: 'pi', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
   ct: { name: 'creationTime', sn: 'ct', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },
   lt: { name: 'lastModifiedTime', sn: 'lt', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },
@@ -250,6 +250,8 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
     case 'string':
       if (t.values) {
         if (typeof v !== 'string' || !t.values.includes(v)) throw bad(`one of ${t.values.map((x) => `'${x}'`).join(', ')}`);
+      } else if (t.pattern) {
+        if (typeof v !== 'string' || !t.pattern.re.test(v)) throw bad(t.pattern.text);
       } else if (typeof v !== 'string' || v.length === 0 || v.length > MAX_STRING) throw bad(`a string of 1 to ${MAX_STRING} characters`);
       return v;
     case 'time': {

@@ -73,7 +73,10 @@ describe('docs/mcs.md', () => {
     const hash = (rn: string) => s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, rn } });
     ok(await hash('A'.repeat(64)), 2001, '64 characters');
     ok(await hash('az.AZ_09~-'), 2001, 'every kind of character');
-    for (const rn of ['B'.repeat(65), '', 'a b', 'a/b', 'ä', 'a:b']) fails(await hash(rn), 4000, `rn ${JSON.stringify(rn)}`, /rn/);
+    // One message for every wrong name, a value that is not a string too.
+    for (const rn of ['B'.repeat(65), '', 'a b', 'a/b', 'ä', 'a:b', 5]) {
+      fails(await hash(rn as string), 4000, `rn ${JSON.stringify(rn)}`, /^rn \(resourceName\) must be 1 to 64 of A-Z a-z 0-9 \. _ ~ -$/);
+    }
     await s.engine.close();
   });
 

@@ -54,7 +54,7 @@ describe('Mcs: refused requests zeroize what they decoded', () => {
     await refused(s, 1, s.seId, { 'senv:Cph': { kDt: secret, Calg: 1001, mbs: 64, nope: 1 } }, 4000, 'unknown attribute after kDt', 20002);
     await refused(s, 1, s.seId, { 'senv:Cph': { kDt: secret, Calg: 1001 } }, 4000, 'mbs missing', 20002);
     await refused(s, 1, s.seId, { 'senv:Cph': { rn: 'c', kDt: secret, Calg: 1001, mbs: 64 } }, 4105, 'name taken', 20002);
-    await refused(s, 1, s.seId, { 'senv:Cph': { rn: 'bad/name', kDt: secret, Calg: 1001, mbs: 64 } }, 4000, 'bad name', 20002);
+    await refused(s, 1, s.seId, { 'senv:Cph': { kDt: secret, Calg: 1001, mbs: 64, rn: 'bad/name' } }, 4000, 'bad name after kDt', 20002);
     await refused(s, 1, s.seId, { 'senv:Cph': { kDt: secret, Calg: 1001, mbs: 64, et: '20000101T000000' } }, 4000, 'et in the past', 20002);
     // UPDATE: refused by the decoder, by et, by the type's own check.
     await refused(s, 3, s.path('reg', 'd'), { 'senv:Sdo': { msg: secret, nope: 1 } }, 4000, 'sdo: unknown attribute after msg');
