@@ -154,7 +154,8 @@ export function cbc_final(op: usize, dst: usize): i32 {
   const p = op + PART;
   if (load<u32>(op, FLAGS) & F_DECRYPT) {
     if (part != 0 && part != 16) return ERR_LENGTH;
-    if (part == 0) return method == PAD_NONE || method == PAD_ISO9797_M1 ? 0 : ERR_LENGTH;
+    // Every padding method makes at least one block (method 1 too: a positive multiple), so only no padding decrypts nothing.
+    if (part == 0) return method == PAD_NONE ? 0 : ERR_LENGTH;
     decryptChain(op, p, dst, 1);
     if (method == PAD_NONE || method == PAD_ISO9797_M1) return 16;
     const pad = padLength(dst, method);

@@ -47,7 +47,7 @@ function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Ar
   if (s === -6) throw new PaddingError(`AES-CBC: invalid ${NAMES[padding]} padding`);
   if (s === -2) {
     throw new LengthError(decrypt
-      ? `AES-CBC: ciphertext length must be a ${padding === 'none' || padding === 'iso9797-m1' ? '' : 'non-zero '}multiple of 16 bytes`
+      ? `AES-CBC: ciphertext length must be a ${padding === 'none' ? '' : 'non-zero '}multiple of 16 bytes`
       : 'AES-CBC without padding: plaintext length must be a multiple of 16 bytes');
   }
   return check(s, 'AES-CBC');
@@ -86,7 +86,7 @@ function update(c: Core, op: number, data: Uint8Array, out: Uint8Array, padding:
 
 function checkLength(n: number, padding: CbcPadding, decrypt: boolean): void {
   if (decrypt) {
-    const ok = n % 16 === 0 && (n > 0 || padding === 'none' || padding === 'iso9797-m1');
+    const ok = n % 16 === 0 && (n > 0 || padding === 'none');
     if (!ok) status(-2, padding, true, []);
   } else if (padding === 'none' && n % 16 !== 0) {
     status(-2, padding, false, []);

@@ -454,7 +454,11 @@ aesCases.push({
     throws(() => cbc(k, iv, { padding: 'pkcs7' as CbcPadding }), UnknownAlgorithmError, 'unknown padding', /padding/);
     throws(() => cbc(k, iv, { padding: 'none' }).encrypt(new Uint8Array(17)), LengthError, 'CBC none, 17 bytes', /multiple of 16/);
     throws(() => cbc(k, iv, { padding: 'none' }).decrypt(new Uint8Array(15)), LengthError, 'CBC none decrypt 15', /multiple of 16/);
-    throws(() => cbc(k, iv, { padding: 'pkcs5' }).decrypt(new Uint8Array(0)), LengthError, 'CBC pkcs5 decrypt empty', /multiple of 16/);
+    for (const padding of ['pkcs5', 'iso9797-m1', 'iso9797-m2'] as const) {
+      throws(() => cbc(k, iv, { padding }).decrypt(new Uint8Array(0)), LengthError, `CBC ${padding} decrypt empty`, /non-zero multiple of 16/);
+      throws(() => cbc(k, iv, { padding }).decryptStream().final(), LengthError, `CBC ${padding} stream decrypt empty`, /non-zero multiple of 16/);
+    }
+    equal(cbc(k, iv, { padding: 'none' }).decrypt(new Uint8Array(0)).length, 0, 'CBC none decrypts empty to empty');
     throws(() => cbc(k, iv, { padding: 'iso9797-m2' }).decrypt(new Uint8Array(33)), LengthError, 'CBC m2 decrypt 33');
     const es = cbc(k, iv, { padding: 'none' }).encryptStream();
     es.update(new Uint8Array(20));
