@@ -4,9 +4,9 @@
 // output on failure, the streaming form holds everything until final().
 import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
-import { CoreContext, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
-import { withKey, ownedKey, keyCore, keyHandle, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { withKey, ownedKey, underOwnedKey, keyCore, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */
 export interface AeadMode {
@@ -143,12 +143,12 @@ abstract class AeadStream extends CoreContext {
    */
   protected step(data: Uint8Array, out: Uint8Array): void {
     try {
-      transform(this.core, this.mode, this.live(), data, out);
+      transform(coreOf(this), this.mode, this.live(), data, out);
     } catch (e) {
       this.destroy();
       throw e;
     } finally {
-      wipeIo(this.core);
+      wipeIo(coreOf(this));
     }
   }
 
@@ -159,24 +159,16 @@ abstract class AeadStream extends CoreContext {
 }
 
 function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: boolean, msgLen: number): { k: AesKey; op: number } {
-  const k = ownedKey(key);
-  const c = keyCore(k);
-  try {
-    const op = mode.create(c, keyHandle(k), decrypt, false, msgLen);
+  return underOwnedKey(key, (c, k) => {
+    const op = mode.create(c, k, decrypt, false, msgLen);
     try {
       absorbAad(c, mode, op, aad);
     } catch (e) {
       c.x.ctx_free(op);
       throw e;
     }
-    return { k, op };
-  } catch (e) {
-    k.destroy();
-    throw e;
-  } finally {
-    // The nonce and associated data went through the I/O window: wiped, as after every call.
-    wipeIo(c);
-  }
+    return op;
+  });
 }
 
 class EncryptStream extends AeadStream implements AeadEncryptStream {
@@ -195,7 +187,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
   }
 
   final(): Uint8Array {
-    const c = this.core, op = this.live();
+    const c = coreOf(this), op = this.live();
     if (this.mode.needsLength && this.#seen !== this.declared) {
       throw new LengthError(`${this.mode.name}: ${this.#seen} bytes of plaintext, ${this.declared} declared`);
     }
@@ -240,14 +232,14 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
       if (this.mode.needsLength && this.#heldBytes !== this.declared) {
         throw new LengthError(`${this.mode.name}: ${this.#heldBytes} bytes of ciphertext before the tag, ${this.declared} declared`);
       }
-      this.core.mem().set(this.#tail, outPtr(this.core));
-      verified(this.core, this.mode, op, outPtr(this.core), this.#held);
+      coreOf(this).mem().set(this.#tail, outPtr(coreOf(this)));
+      verified(coreOf(this), this.mode, op, outPtr(coreOf(this)), this.#held);
       if (this.#held.length === 1 && !into) return this.#held.pop()!;
       const out = outputTarget(into, this.#heldBytes);
       concatBytes(this.#held, out.subarray(0, this.#heldBytes));
       return written(out, this.#heldBytes);
     } finally {
-      this.core.x.zeroize(outPtr(this.core), t);
+      coreOf(this).x.zeroize(outPtr(coreOf(this)), t);
       for (const p of this.#held) p.fill(0);
       this.#held.length = 0;
       this.destroy();

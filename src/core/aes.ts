@@ -3,7 +3,7 @@
 // call; an AesKey keeps its expanded schedule (and GCM's hash subkey) in the
 // core for many operations.
 import { core, type Core } from './loader.ts';
-import { CoreContext } from './context.ts';
+import { CoreContext, coreOf, isCoreContext } from './context.ts';
 import { bytesArg, CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
 
 /** The AES family's exports (docs/wasm-abi-aes.md). */
@@ -70,7 +70,7 @@ export class AesKey extends CoreContext {
     internals = {
       make: (handle, keyLength, c) => new AesKey(MADE_HERE, handle, keyLength, c),
       handle: (k) => k.live(),
-      core: (k) => k.core,
+      core: (k) => coreOf(k),
     };
   }
 }
@@ -101,6 +101,8 @@ export type KeyInput = Uint8Array | AesKey;
 /** `key` checked: a live AesKey as it is, key bytes as keyBytes() views them. */
 export function checkKeyInput(key: KeyInput): KeyInput {
   if (!(key instanceof AesKey)) return keyBytes(key);
+  // An object made from AesKey.prototype by another hand has none of a key's private state.
+  if (!isCoreContext(key)) throw new InvalidInputError('key must be a Uint8Array or an AesKey from aesKey()');
   keyHandle(key);
   return key;
 }
@@ -151,6 +153,26 @@ export function withKey<T>(key: KeyInput, fn: (c: Core, k: number) => T): T {
 export function ownedKey(key: KeyInput): AesKey {
   if (key instanceof AesKey) return copyKey(key);
   return aesKey(key);
+}
+
+/**
+ * A streaming operation's context, made by `make` under a private copy of
+ * `key`: when making it fails (the core's memory full after the copy fit, a
+ * parameter refused), the copy is released at once, not left, key schedule
+ * and all, to the garbage collector. The I/O window (nonce, IV, associated
+ * data) is wiped either way.
+ */
+export function underOwnedKey(key: KeyInput, make: (c: Core, k: number) => number): { k: AesKey; op: number } {
+  const k = ownedKey(key);
+  const c = keyCore(k);
+  try {
+    return { k, op: make(c, keyHandle(k)) };
+  } catch (e) {
+    k.destroy();
+    throw e;
+  } finally {
+    wipeIo(c);
+  }
 }
 
 /** Throws the typed error for a negative status. */

@@ -5,9 +5,9 @@
 // padding was valid is visible to the caller (docs/aes.md).
 import { copyArg, outputTarget, written } from './bytes.ts';
 import type { Core } from './loader.ts';
-import { CoreContext } from './context.ts';
+import { CoreContext, coreOf } from './context.ts';
 import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, underOwnedKey, keyCore, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
@@ -99,11 +99,8 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
   readonly #decrypt: boolean;
 
   constructor(key: KeyInput, iv: Uint8Array, padding: CbcPadding, decrypt: boolean) {
-    const k = ownedKey(key);
-    const c = keyCore(k);
-    const op = c.x.cbc_create(keyHandle(k), param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0);
-    wipeIo(c);
-    super(op, `AES-CBC ${decrypt ? 'decryption' : 'encryption'} stream`, c);
+    const { k, op } = underOwnedKey(key, (c, h) => c.x.cbc_create(h, param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0));
+    super(op, `AES-CBC ${decrypt ? 'decryption' : 'encryption'} stream`, keyCore(k));
     this.#key = k;
     this.#padding = padding;
     this.#decrypt = decrypt;
@@ -111,7 +108,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 
   update(data: Uint8Array, into?: Uint8Array): Uint8Array {
     data = bytesArg(data, this.#decrypt ? 'ciphertext' : 'plaintext');
-    const c = this.core, op = this.live();
+    const c = coreOf(this), op = this.live();
     // At most the input and the (up to 16) bytes held back from earlier updates.
     const out = outputTarget(into, data.length + 16);
     try {
@@ -122,7 +119,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
   }
 
   final(): Uint8Array {
-    const c = this.core, op = this.live();
+    const c = coreOf(this), op = this.live();
     try {
       const w = status(c.x.cbc_final(op, outPtr(c)), this.#padding, this.#decrypt, []);
       return c.read(outPtr(c), w);
@@ -145,7 +142,7 @@ export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cb
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
   const padding = optionsArg(opts, 'cbc options')?.padding ?? 'pkcs5';
   if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
-    throw new UnknownAlgorithmError(`unknown CBC padding ${shown(padding)}: expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
+    throw new UnknownAlgorithmError(`unknown CBC padding (got ${shown(padding)}): expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }
   return new CbcImpl(key, iv, padding);
 }

@@ -2,9 +2,9 @@
 // SP 800-38B, RFC 4493) and cbcMac(key, data) is CBC-MAC with a zero IV over
 // a non-empty whole number of blocks (18, ALG_AES_MAC_128_NOPAD). Both give
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
-import { CoreContext, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, LengthError } from './errors.ts';
-import { checkKeyInput, withKey, ownedKey, keyCore, keyHandle, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
+import { checkKeyInput, withKey, underOwnedKey, keyCore, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 const CMAC = 49;
 const CBC_MAC = 18;
@@ -44,15 +44,15 @@ class MacContext extends CoreContext implements Mac {
   readonly #alg: number;
 
   constructor(alg: number, key: KeyInput) {
-    const k = ownedKey(checkKeyInput(key));
-    super(keyCore(k).x.mac_create(keyHandle(k), alg, 0), alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC', keyCore(k));
+    const { k, op } = underOwnedKey(checkKeyInput(key), (c, h) => c.x.mac_create(h, alg, 0));
+    super(op, alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC', keyCore(k));
     this.#key = k;
     this.#alg = alg;
   }
 
   update(data: Uint8Array): this {
     data = bytesArg(data, 'data');
-    const c = this.core, op = this.live();
+    const c = coreOf(this), op = this.live();
     try {
       pump(c, data, (p, n) => check(c.x.mac_update(op, p, n), 'AES MAC'));
     } finally {
@@ -62,7 +62,7 @@ class MacContext extends CoreContext implements Mac {
   }
 
   digest(): Uint8Array {
-    const c = this.core, op = this.live();
+    const c = coreOf(this), op = this.live();
     try {
       final(c.x.mac_final(op, outPtr(c)), this.#alg);
       return takeOutput(c, outPtr(c), 16);

@@ -31,35 +31,48 @@ export function takeOutput(c: Core, ptr: number, len: number, used = len): Uint8
   return out;
 }
 
+/** The core a context lives in, for the facade's own modules (the package root does not export it). */
+export let coreOf!: (c: CoreContext) => Core;
+/** Whether `x` is a context this facade made (not an object dressed up as one). */
+export let isCoreContext!: (x: unknown) => x is CoreContext;
+
+// The core and the handle are ES private fields: a TypeScript `protected` would still be an
+// ordinary property at run time, and the core it names reaches the whole WASM memory (every key),
+// while a handle copied into a lookalike object would operate under another caller's key.
 export abstract class CoreContext {
-  protected readonly core: Core;
-  protected ctx: number;
+  readonly #core: Core;
+  #ctx: number;
   readonly #what: string;
 
   protected constructor(ctx: number, what: string, c: Core = core()) {
-    this.core = c;
-    this.ctx = ctx;
+    this.#core = c;
+    this.#ctx = ctx;
     this.#what = what;
     contextRegistry.register(this, { core: c, ctx }, this);
   }
 
   /** The live context handle, or a StateError naming what was already finished. */
   protected live(): number {
-    if (this.ctx === 0) throw new StateError(`${this.#what} already finished or destroyed`);
-    return this.ctx;
+    if (this.#ctx === 0) throw new StateError(`${this.#what} already finished or destroyed`);
+    return this.#ctx;
   }
 
   protected feed(data: Uint8Array, step: (ptr: number, len: number) => number): void {
     const bytes = bytesArg(data, 'data');
     this.live();
-    feed(this.core, bytes, step, this.#what);
+    feed(this.#core, bytes, step, this.#what);
   }
 
   /** Zeroizes and frees the context; further use throws StateError. Idempotent. */
   destroy(): void {
-    if (this.ctx === 0) return;
+    if (this.#ctx === 0) return;
     contextRegistry.unregister(this);
-    this.core.x.ctx_free(this.ctx);
-    this.ctx = 0;
+    this.#core.x.ctx_free(this.#ctx);
+    this.#ctx = 0;
+  }
+
+  static {
+    coreOf = (c) => c.#core;
+    isCoreContext = (x): x is CoreContext => typeof x === 'object' && x !== null && #ctx in x;
   }
 }

@@ -4,7 +4,7 @@
 // browsers) unless a test supplies its own source.
 import { core, type Core } from './loader.ts';
 import { EMPTY } from './bytes.ts';
-import { CoreContext, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
 
@@ -121,10 +121,10 @@ export class HmacDrbg extends CoreContext {
     this.predictionResistance = pr;
     this.#entropy = source;
     try {
-      const set = interval === undefined ? 0 : c.x.drbg_set_reseed_interval(this.ctx, BigInt(interval));
+      const set = interval === undefined ? 0 : c.x.drbg_set_reseed_interval(this.live(), BigInt(interval));
       if (set < 0) throw statusError(set, 'HMAC_DRBG reseed interval');
       const status = withInputs(c, 0, [entropy, nonce, pers], ([e, n, p]) =>
-        c.x.drbg_instantiate(this.ctx, e!, entropy.length, n!, nonce.length, p!, pers.length));
+        c.x.drbg_instantiate(this.live(), e!, entropy.length, n!, nonce.length, p!, pers.length));
       if (status < 0) throw statusError(status, 'HMAC_DRBG instantiate');
     } catch (e) {
       // Released at once, not left to the garbage collector.
@@ -139,11 +139,14 @@ export class HmacDrbg extends CoreContext {
   /** Mixes fresh entropy (and optional additional input) into the state. */
   reseed(input: Uint8Array = EMPTY): this {
     const additionalInput = bytesArg(input, 'additionalInput');
-    const ctx = this.live();
-    const c = this.core;
+    this.live();
+    const c = coreOf(this);
     const entropy = take(this.#entropy, ENTROPY_BYTES, 'entropy input');
     let status: number;
     try {
+      // The handle is read after the entropy source ran: a source that destroyed this generator (and
+      // made another, which may sit at the same address) gets a StateError, not the other's state.
+      const ctx = this.live();
       status = withInputs(c, 0, [entropy, additionalInput], ([e, a]) =>
         c.x.drbg_reseed(ctx, e!, entropy.length, a!, additionalInput.length));
     } finally {
@@ -158,26 +161,27 @@ export class HmacDrbg extends CoreContext {
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
     if (n > MAX_REQUEST_BYTES) throw new LengthError(`HMAC_DRBG request of ${n} bytes exceeds ${MAX_REQUEST_BYTES}`);
     const additionalInput = bytesArg(input, 'additionalInput');
-    const ctx = this.live();
+    this.live();
     // With prediction resistance, or when the reseed counter ran out, the
     // additional input goes into the reseed and generate gets none (9.3.1).
+    // The handle is read after each reseed, which runs the caller's entropy source.
     let addin = additionalInput;
     if (this.predictionResistance) {
       this.reseed(addin);
       addin = EMPTY;
     }
-    let status = this.#generate(ctx, n, addin);
+    let status = this.#generate(this.live(), n, addin);
     if (status === ERR_STATE) {
       this.reseed(addin);
-      status = this.#generate(ctx, n, EMPTY);
+      status = this.#generate(this.live(), n, EMPTY);
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
     // The output may become a key: no copy of it stays in the I/O window.
-    return takeOutput(this.core, this.core.io, n);
+    return takeOutput(coreOf(this), coreOf(this).io, n);
   }
 
   #generate(ctx: number, n: number, addin: Uint8Array): number {
-    const c = this.core;
+    const c = coreOf(this);
     return withInputs(c, n, [addin], ([a]) => c.x.drbg_generate(ctx, c.io, n, a!, addin.length));
   }
 }
@@ -213,7 +217,13 @@ export function randomBytes(n: number): Uint8Array {
  */
 export function generateAll(drbg: HmacDrbg, n: number): Uint8Array {
   if (n <= MAX_REQUEST_BYTES) return drbg.generate(n);
-  const out = new Uint8Array(n);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(n);
+  } catch {
+    // The runtime's own limit on an array (V8: 2^32 bytes), or no memory for it: a RangeError otherwise.
+    throw new LengthError(`${n} random bytes are more than this runtime can allocate in one array`);
+  }
   for (let off = 0; off < n; off += MAX_REQUEST_BYTES) {
     const chunk = drbg.generate(Math.min(MAX_REQUEST_BYTES, n - off));
     out.set(chunk, off);

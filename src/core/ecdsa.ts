@@ -94,7 +94,7 @@ const instances = new Map<CurveName, Ecdsa>();
 /** The ECDSA functions of one curve: 'P-256', 'P-384' or 'P-521'. */
 export function ecdsa(curve: CurveName): Ecdsa {
   const known = typeof curve === 'string' && Object.hasOwn(CURVES, curve);
-  if (!known) throw new UnknownAlgorithmError(`unknown curve ${shown(curve)}: expected one of ${Object.keys(CURVES).join(', ')}`);
+  if (!known) throw new UnknownAlgorithmError(`unknown curve (got ${shown(curve)}): expected one of ${Object.keys(CURVES).join(', ')}`);
   let e = instances.get(curve);
   if (!e) {
     e = makeEcdsa(curve);

@@ -134,14 +134,16 @@ export function isBytes(x: unknown): x is Uint8Array {
 }
 
 /**
- * A caller's value as an error message may show it: numbers and short strings
- * as they are, anything else by its type only, so that bytes passed by
- * mistake (a key as `tagLength`) never reach a message or a log.
+ * A caller's value as an error message may show it: numbers, booleans and
+ * nullish values as they are, anything else by its type (and a string by its
+ * length) only, so that a secret passed by mistake (a key as `tagLength`, a
+ * passphrase or a hex key as the hash name) never reaches a message or a
+ * log. The messages name the values that are accepted instead.
  */
 export function shown(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  if (typeof value === 'bigint') return value >= -(2n ** 64n) && value <= 2n ** 64n ? `${value}n` : 'a bigint of more than 64 bits';
-  if (typeof value === 'string') return value.length <= 32 ? `'${value}'` : `a string of ${value.length} characters`;
+  if (typeof value === 'bigint') return value >= -(2n ** 32n) && value <= 2n ** 32n ? `${value}n` : 'a bigint of more than 32 bits';
+  if (typeof value === 'string') return `a string of ${value.length} character${value.length === 1 ? '' : 's'}`;
   return `a value of type ${typeName(value)}`;
 }
 

@@ -1,6 +1,6 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
-import { CoreContext, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { assertBytes, bytesArg, fixedBytes, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
@@ -14,7 +14,7 @@ export const BLOCK_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({
 export function hashId(hash: unknown): number {
   const id = typeof hash === 'string' ? HASH_IDS[hash as HashName] : undefined;
   if (id === undefined || !Object.hasOwn(HASH_IDS, hash as string)) {
-    throw new UnknownAlgorithmError(`unknown hash ${shown(hash)}: expected one of ${Object.keys(HASH_IDS).join(', ')}`);
+    throw new UnknownAlgorithmError(`unknown hash (got ${shown(hash)}): expected one of ${Object.keys(HASH_IDS).join(', ')}`);
   }
   return id;
 }
@@ -71,13 +71,13 @@ class HashContext extends CoreContext implements Hash {
 
   update(data: Uint8Array): this {
     const ctx = this.live();
-    this.feed(data, (p, n) => this.core.x.hash_update(ctx, p, n));
+    this.feed(data, (p, n) => coreOf(this).x.hash_update(ctx, p, n));
     return this;
   }
 
   digest(): Uint8Array {
     const ctx = this.live();
-    const c = this.core;
+    const c = coreOf(this);
     const status = c.x.hash_final(ctx, c.io);
     if (status < 0) throw statusError(status, 'hash');
     const out = takeOutput(c, c.io, this.outputLen);

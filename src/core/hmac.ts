@@ -1,7 +1,7 @@
 // HMAC over SHA-256/384/512: one-shot and streaming (a keyed context that can
 // be reused for many messages without redoing the key schedule).
 import { core } from './loader.ts';
-import { CoreContext, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, statusError } from './errors.ts';
 import { hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
 
@@ -64,13 +64,13 @@ class HmacContext extends CoreContext implements Hmac {
 
   update(data: Uint8Array): this {
     const ctx = this.live();
-    this.feed(data, (p, n) => this.core.x.hmac_update(ctx, p, n));
+    this.feed(data, (p, n) => coreOf(this).x.hmac_update(ctx, p, n));
     return this;
   }
 
   digest(): Uint8Array {
     const ctx = this.live();
-    const c = this.core;
+    const c = coreOf(this);
     const status = c.x.hmac_final(ctx, c.io);
     if (status < 0) throw statusError(status, 'hmac');
     const out = takeOutput(c, c.io, this.outputLen);

@@ -119,7 +119,7 @@ function pick(options: InitOptions | null | undefined): CoreBuild {
   const want = optionsArg(options, 'init options')?.build ?? 'auto';
   if (want === 'auto') return coreBuilds()[0]!;
   if (!CORE_BUILDS.includes(want)) {
-    throw new InvalidInputError(`unknown core build ${shown(want)}: use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);
+    throw new InvalidInputError(`unknown core build (got ${shown(want)}): use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);
   }
   if (!runs(want)) throw new CoreError(`this runtime does not support the '${want}' core build (WebAssembly ${want === 'relaxed' ? 'Relaxed SIMD' : 'SIMD'})`);
   return want;

@@ -100,6 +100,33 @@ describe('the core at the end of its memory', () => {
     release();
   });
 
+  it('a stream whose key copy fits but whose own context does not releases the copy at once: nothing held, no key bytes left', () => {
+    const makers = [
+      ['createCmac', (k: Uint8Array) => createCmac(k)],
+      ['createCbcMac', (k: Uint8Array) => createCbcMac(k)],
+      ['cbc stream', (k: Uint8Array) => cbc(k, new Uint8Array(16)).encryptStream()],
+      ['gcm stream', (k: Uint8Array) => gcm(k, new Uint8Array(12)).encryptStream()],
+      ['ccm stream', (k: Uint8Array) => ccm(k, new Uint8Array(12), undefined, { messageLength: 16 }).encryptStream()],
+    ] as const;
+    for (const [what, make] of makers) {
+      const key = new Uint8Array(nodeCrypto.randomBytes(32));
+      // A hole as large as what the stream holds in all (its key copy and its context): the copy
+      // fits, the context after it does not (the allocator's rounding takes the rest).
+      const before = coreMemoryStats().inUseBytes;
+      const probe = make(key);
+      const size = coreMemoryStats().inUseBytes - before;
+      probe.destroy();
+      const hole = c.x.mem_alloc(size);
+      fill(0);
+      c.x.mem_free(hole, size);
+      const base = coreMemoryStats().inUseBytes;
+      expect(() => make(key), what).toThrow(OutOfMemoryError);
+      expect(coreMemoryStats().inUseBytes, `${what}: the key copy is released`).toBe(base);
+      expect(find(key.subarray(0, 16)), `${what}: key bytes`).toEqual([]);
+      release();
+    }
+  });
+
   it('every allocating call of the API throws an OutOfMemoryError and changes nothing; one-shot calls in the I/O window still work', () => {
     const key = new Uint8Array(16).fill(7), nonce = new Uint8Array(12), msg = new Uint8Array(100).fill(1);
     const expected = { gcm: gcm(key, nonce).encrypt(msg), sha: sha256(msg), mac: cmac(key, msg) };

@@ -124,6 +124,31 @@ drbgCases.push({
 });
 
 drbgCases.push({
+  name: 'an entropy source that destroys its generator, and makes another where it was, ends the call with a StateError and leaves the other alone',
+  run() {
+    const ones = (n: number) => new Uint8Array(n).fill(1), twos = (n: number) => new Uint8Array(n).fill(2);
+    for (const step of ['generate', 'reseed'] as const) {
+      let calls = 0;
+      let victim: HmacDrbg | undefined;
+      // Calls 1 and 2 seed the constructor (entropy, nonce); call 3 is the reseed's.
+      const d: HmacDrbg = new HmacDrbg({
+        predictionResistance: true,
+        entropy: (n) => {
+          if (++calls === 3) {
+            d.destroy();
+            victim = new HmacDrbg({ entropy: twos });
+          }
+          return ones(n);
+        },
+      });
+      throws(() => (step === 'generate' ? d.generate(16) : d.reseed()), StateError, `${step}: the destroyed generator`);
+      equalHex(victim!.generate(32), hex(new HmacDrbg({ entropy: twos }).generate(32)), `${step}: the other generator drew from its own state only`);
+      victim!.destroy();
+    }
+  },
+});
+
+drbgCases.push({
   name: 'randomBytes: lengths and distinct outputs',
   run() {
     equal(randomBytes(0).length, 0, 'zero bytes');
@@ -135,5 +160,6 @@ drbgCases.push({
     const zeros = new Uint8Array(64);
     for (let off = 0; off + 64 <= big.length; off += 65536) ok(hex(big.subarray(off, off + 64)) !== hex(zeros), `chunk at ${off} filled`);
     throws(() => randomBytes(1.5), InvalidInputError, 'fractional count');
+    throws(() => randomBytes(2 ** 52), LengthError, 'more than an array can hold', /more than this runtime can allocate/);
   },
 });

@@ -70,6 +70,64 @@ export const errorCases: PortableCase[] = [
     },
   },
   {
+    name: 'keys and streams keep their core to themselves: no property reaches the WASM memory, and a lookalike AesKey is refused',
+    run() {
+      const key = senv.aesKey(new Uint8Array(16).fill(7));
+      const objects: [string, object][] = [
+        ['AesKey', key], ['hash stream', createHash('SHA-256')], ['HMAC stream', createHmac('SHA-256', new Uint8Array(4))],
+        ['CMAC stream', senv.createCmac(key)], ['GCM stream', gcm(key, new Uint8Array(12)).encryptStream()],
+        ['CBC stream', senv.cbc(key, new Uint8Array(16)).decryptStream()], ['HMAC_DRBG', new senv.HmacDrbg()],
+      ];
+      for (const [what, o] of objects) {
+        // Every property a caller can reach, own and inherited, one level down: none is the core or its memory.
+        const seen: unknown[] = [];
+        for (let p: object | null = o; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+          for (const name of Object.getOwnPropertyNames(p)) {
+            const d = Object.getOwnPropertyDescriptor(p, name)!;
+            const v = 'value' in d ? d.value : d.get ? (() => { try { return d.get!.call(o); } catch { return undefined; } })() : undefined;
+            seen.push(v);
+            if (v && typeof v === 'object') seen.push(...Object.values(v));
+          }
+        }
+        equal(seen.some((v) => v instanceof WebAssembly.Memory || v instanceof WebAssembly.Instance || (typeof v === 'object' && v !== null && 'memory' in v)), false, `${what}: a property reaches the core`);
+        equal(['core', 'ctx'].filter((n) => n in o).join(), '', `${what}: core or ctx readable`);
+      }
+      const n = new Uint8Array(12), data = new Uint8Array(20).fill(1);
+      // A lookalike made from the prototype, even carrying a real key's handle, encrypts under nothing.
+      const lookalike = Object.assign(Object.create(senv.AesKey.prototype) as senv.AesKey, { keyLength: 16, ctx: 8, core: {} });
+      throws(() => gcm(lookalike, n).encrypt(data), InvalidInputError, 'a lookalike AesKey', /AesKey from aesKey\(\)/);
+      throws(() => senv.cmac(lookalike, data), InvalidInputError, 'a lookalike AesKey (CMAC)', /AesKey from aesKey\(\)/);
+      equal(hex(gcm(key, n).encrypt(data)), hex(gcm(new Uint8Array(16).fill(7), n).encrypt(data)), 'the real key still works');
+      key.destroy();
+    },
+  },
+  {
+    name: 'a secret given where a name or a number goes is never quoted: a hex or base64 key, a passphrase',
+    run() {
+      const key = new Uint8Array(16).map((_, i) => 0xa0 + i);
+      const secrets = [hex(key), btoa(String.fromCharCode(...key)), 'hunter2'];
+      const k16 = new Uint8Array(16), n12 = new Uint8Array(12);
+      for (const secret of secrets) {
+        const calls: [string, () => unknown][] = [
+          ['hash name', () => createHash(secret as HashName)],
+          ['hmac hash name', () => hmac(secret as HashName, k16, k16)],
+          ['CBC padding', () => senv.cbc(k16, k16, { padding: secret as never })],
+          ['GCM tagLength', () => gcm(k16, n12, undefined, { tagLength: secret as never })],
+          ['CCM tagLength', () => senv.ccm(k16, n12, undefined, { tagLength: secret as never })],
+          ['curve', () => senv.ecdsa(secret as never)],
+          ['signature format', () => senv.ecdsa('P-256').sign(k16, senv.ecdsa('P-256').keygen().secretKey, { format: secret as never })],
+          ['DRBG hash', () => new senv.HmacDrbg({ hash: secret as HashName })],
+          ['core build', () => senv.initSync({ build: secret as never })],
+        ];
+        for (const [what, call] of calls) {
+          const e = throws(call, senv.SenvError, `${what} ${JSON.stringify(secret)}`);
+          equal(e.message.includes(secret), false, `${what}: the message quotes the value (${e.message})`);
+          equal(/a string of \d+ characters?/.test(e.message), true, `${what}: the message says what was given (${e.message})`);
+        }
+      }
+    },
+  },
+  {
     name: 'unknown hash names are an UnknownAlgorithmError',
     run() {
       for (const bad of ['SHA-1', 'sha256', 'SHA-224', '', 'constructor', 'toString', 4]) {
