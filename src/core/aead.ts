@@ -142,13 +142,14 @@ abstract class AeadStream extends CoreContext {
    * destroyed, so that any further call throws StateError.
    */
   protected step(data: Uint8Array, out: Uint8Array): void {
+    const c = coreOf(this);
     try {
-      transform(coreOf(this), this.mode, this.live(), data, out);
+      transform(c, this.mode, this.live(), data, out);
     } catch (e) {
       this.destroy();
       throw e;
     } finally {
-      wipeIo(coreOf(this));
+      wipeIo(c);
     }
   }
 
@@ -225,21 +226,21 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
 
   final(into?: Uint8Array): Uint8Array {
     if (into !== undefined) into = bytesArg(into, 'into');
-    const op = this.live();
+    const c = coreOf(this), op = this.live();
     const t = this.mode.tagLength;
     try {
       if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
       if (this.mode.needsLength && this.#heldBytes !== this.declared) {
         throw new LengthError(`${this.mode.name}: ${this.#heldBytes} bytes of ciphertext before the tag, ${this.declared} declared`);
       }
-      coreOf(this).mem().set(this.#tail, outPtr(coreOf(this)));
-      verified(coreOf(this), this.mode, op, outPtr(coreOf(this)), this.#held);
+      c.mem().set(this.#tail, outPtr(c));
+      verified(c, this.mode, op, outPtr(c), this.#held);
       if (this.#held.length === 1 && !into) return this.#held.pop()!;
       const out = outputTarget(into, this.#heldBytes);
       concatBytes(this.#held, out.subarray(0, this.#heldBytes));
       return written(out, this.#heldBytes);
     } finally {
-      coreOf(this).x.zeroize(outPtr(coreOf(this)), t);
+      c.x.zeroize(outPtr(c), t);
       for (const p of this.#held) p.fill(0);
       this.#held.length = 0;
       this.destroy();

@@ -177,7 +177,8 @@ export class HmacDrbg extends CoreContext {
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
     // The output may become a key: no copy of it stays in the I/O window.
-    return takeOutput(coreOf(this), coreOf(this).io, n);
+    const c = coreOf(this);
+    return takeOutput(c, c.io, n);
   }
 
   #generate(ctx: number, n: number, addin: Uint8Array): number {

@@ -71,7 +71,8 @@ class HashContext extends CoreContext implements Hash {
 
   update(data: Uint8Array): this {
     const ctx = this.live();
-    this.feed(data, (p, n) => coreOf(this).x.hash_update(ctx, p, n));
+    const x = coreOf(this).x;
+    this.feed(data, (p, n) => x.hash_update(ctx, p, n));
     return this;
   }
 

@@ -64,7 +64,8 @@ class HmacContext extends CoreContext implements Hmac {
 
   update(data: Uint8Array): this {
     const ctx = this.live();
-    this.feed(data, (p, n) => coreOf(this).x.hmac_update(ctx, p, n));
+    const x = coreOf(this).x;
+    this.feed(data, (p, n) => x.hmac_update(ctx, p, n));
     return this;
   }
 
