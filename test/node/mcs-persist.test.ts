@@ -426,6 +426,52 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a damaged record with more written after it is refused even when what follows is torn: only the last append can be', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      for (let i = 0; i < 3; i++) ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: `r${i}`, rgT: 1 } }), 2001, 'rand');
+      await e1.close();
+      const journal = join(dir, 'journal.log');
+      const good = readFileSync(journal);
+      const [, , third, fourth] = frames(good).map((f) => f.at);
+      const bad = Buffer.from(good.subarray(0, fourth! + ((good.length - fourth!) >> 1)));
+      bad[third! + 30]! ^= 1;
+      writeFileSync(journal, bad);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({
+        name: 'DataDirDamagedError', file: 'journal.log', offset: third, message: expect.stringContaining('more was written after it'),
+      });
+      expect(readFileSync(journal).equals(bad), 'left as it is').toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bad first record followed by planted braces at every block is refused in bounded time, not scanned for minutes and cut', async () => {
+    const dir = tempDir();
+    try {
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+      // 2 MiB of 64-byte blocks, each claiming a 256 KiB record whose braces are where a record's would
+      // be: '{' at 8, and the '}' before the 32-byte MAC falls at byte 39 of a later block.
+      const L = 256 * 1024, block = Buffer.alloc(64);
+      block.writeUInt32LE(L, 0);
+      block[8] = 0x7b;
+      block[(8 + L - 32 - 1) % 64] = 0x7d;
+      const crafted = Buffer.alloc(2 * 1024 * 1024);
+      for (let o = 0; o < crafted.length; o += 64) block.copy(crafted, o);
+      crafted.writeUInt32LE(0xffffffff, 0); // the first record's length runs past the file
+      writeFileSync(join(dir, 'journal.log'), crafted);
+      const start = performance.now();
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirDamagedError', offset: 0 });
+      expect(performance.now() - start, 'ms').toBeLessThan(3000);
+      expect(readFileSync(join(dir, 'journal.log')).length, 'left as it is').toBe(crafted.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('two SEs writing at once, with snapshots in between: every acknowledged write survives a restart', async () => {
     const dir = tempDir();
     try {

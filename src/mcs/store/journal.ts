@@ -431,8 +431,9 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
     const frame = frameAt(journal, off);
     const r = frame && parseRecord(frame.payload);
     if (!frame || !r) {
-      if (frameAfter(journal, off + 1)) {
-        throw new DataDirDamagedError(dir, 'a record fails its check and whole records follow it: damage, not a record torn by a crash (the file was left as it is)', 'journal.log', off);
+      // Only the last append can be torn: a bad record that something was written after was whole once.
+      if (endsBeforeTheFile(journal, off) || frameAfter(journal, off + 1)) {
+        throw new DataDirDamagedError(dir, 'a record fails its check and more was written after it: damage, not a record torn by a crash (the file was left as it is)', 'journal.log', off);
       }
       break;
     }
@@ -520,16 +521,31 @@ function frameAt(buf: Uint8Array, off: number): { payload: Uint8Array; mac: Uint
 }
 
 /**
+ * Whether the record at `off` declares a length that ends before the end of
+ * the file: bytes were appended after it (a torn append ends the file, and
+ * a file that grew before its data reached the disk reads as zeros).
+ */
+function endsBeforeTheFile(buf: Uint8Array, off: number): boolean {
+  if (off + 8 > buf.length) return false;
+  const len = new DataView(buf.buffer, buf.byteOffset + off, 4).getUint32(0, true);
+  return len >= MIN_BODY && off + 8 + len < buf.length;
+}
+
+/**
  * Whether a whole record starts anywhere from `from` on: then the bad one
  * before it is damage, not a torn end. The JSON's braces are tested before
- * a CRC, which would otherwise run at every offset of a damaged journal.
+ * a CRC, which would otherwise run at every offset of a damaged journal, and
+ * the CRCs together may read the file a few times over at most: a file
+ * crafted to need more (braces planted at every offset) counts as damage
+ * rather than make the open take hours.
  */
 function frameAfter(buf: Uint8Array, from: number): boolean {
+  let budget = 4 * buf.length;
   for (let o = from; o + 8 + MIN_BODY <= buf.length; o++) {
     if (buf[o + 8] !== 0x7b) continue;
     const len = new DataView(buf.buffer, buf.byteOffset + o, 4).getUint32(0, true);
     if (len < MIN_BODY || o + 8 + len > buf.length || buf[o + 8 + len - MAC_LEN - 1] !== 0x7d) continue;
-    if (frameAt(buf, o)) return true;
+    if ((budget -= len) < 0 || frameAt(buf, o)) return true;
   }
   return false;
 }
