@@ -613,6 +613,24 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  // Needs root to run a process as another user: the lock's pid then belongs to a process kill() may
+  // not signal (EPERM), as after a reboot that gave the pid to a system daemon.
+  it.skipIf(process.getuid?.() !== 0)('a lock whose pid runs as another user (kill answers EPERM) is judged by its start stamp: stale when it differs', async () => {
+    const files = new URL('../../dist/src/mcs/store/files.js', import.meta.url).href;
+    const script = `const { openFiles, stampFrom } = await import('${files}');
+      const { readFileSync } = await import('node:fs');
+      const f = await openFiles();
+      const real = stampFrom((p) => readFileSync(p, 'utf8'), 1);
+      console.log(JSON.stringify([real !== undefined, await f.lockHeld('lock', 1, false, 'another-boot:1'), await f.lockHeld('lock', 1, false, real)]));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: tmpdir() });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    await new Promise((resolve) => child.on('exit', resolve));
+    // [pid 1's stamp readable, held under another stamp, held under its own]
+    expect(out.trim(), err).toBe('[true,false,true]');
+  });
+
   it('a stale takeover guard beside a stale lock (a taker killed mid-takeover): exactly one of two openers opens', async () => {
     const dir = tempDir();
     try {

@@ -217,8 +217,8 @@ async function nodeFiles(): Promise<Files> {
       try {
         process.kill(pid, 0);
       } catch (e) {
-        // EPERM: it runs, as another user.
-        return code(e) === 'EPERM';
+        // EPERM: it runs, as another user (after a reboot, often a system daemon that got the pid).
+        if (code(e) !== 'EPERM') return false;
       }
       // A process of that pid runs: the holder only if it started when the holder did (pids are reused).
       const now = processStamp(pid);
