@@ -472,6 +472,47 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a record with a valid MAC but not a record\'s shape is damage: no TypeError, no write into Object.prototype, no sequence number the next write cannot follow', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1 } }), 2001, 'rand');
+      await e1.close();
+      const journal = join(dir, 'journal.log');
+      const good = readFileSync(journal);
+      const records = frames(good).map((f) => f.json);
+      const se = records[0]!.se as string;
+      const odd: [string, Record<string, unknown>][] = [
+        ['res null', { seq: 10, op: 'put', se, res: null }],
+        ['an unknown op', { seq: 10, op: 'drop', se }],
+        ['ris of numbers', { seq: 10, op: 'remove', se, ris: [1] }],
+        ['an append without its data', { seq: 10, op: 'append', se, ri: 'x' }],
+        ['the last safe sequence number', { seq: Number.MAX_SAFE_INTEGER, op: 'remove', se, ris: [] }],
+        ['sequence number 0', { seq: 0, op: 'remove', se, ris: [] }],
+      ];
+      for (const [what, bad] of odd) {
+        // The odd record in the middle (a good one after it): refused, the file left as it is.
+        writeFileSync(journal, withMacs(dir, [...records, bad, { ...records.at(-1)!, seq: 11 }]));
+        const before = readFileSync(journal);
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
+        expect(readFileSync(journal).equals(before), what).toBe(true);
+      }
+      // IDs that name Object.prototype's members are entries like any other.
+      for (const id of ['__proto__', 'constructor', 'toString']) {
+        writeFileSync(journal, withMacs(dir, [...records, { seq: 10, op: 'put', se: id, res: [{ ri: id, rn: id, pi: id, root: 'x', ct: 0, lt: 0, attrs: { polluted: true } }] }]));
+        const e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+        expect(({} as Record<string, unknown>).polluted, id).toBeUndefined();
+        expect(typeof Object.prototype.toString, id).toBe('function');
+        ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/r`), 2000, `${id}: the real resources load`);
+        await e.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('two SEs writing at once, with snapshots in between: every acknowledged write survives a restart', async () => {
     const dir = tempDir();
     try {

@@ -422,7 +422,7 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   // Bound to this directory's check value: a journal copied from another directory does not verify.
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
-  let state: Snapshot = { seq: 0, resources: {} };
+  let state: Snapshot = { seq: 0, resources: table() };
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
@@ -506,7 +506,23 @@ function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array, meta: 
   const body = bytes.subarray(nl + 1);
   const snapMac = snapshotMac(macKey, format, meta.check, from, body);
   if (!constantTimeEqual(snapMac, stored)) throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'snapshot.json');
-  return { state: JSON.parse(dec.decode(body)) as Snapshot, snapMac, from };
+  const parsed = parseJson(body) as Partial<Snapshot> | undefined;
+  const maps = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!parsed || !Number.isSafeInteger(parsed.seq) || parsed.seq! < 0 || parsed.seq! >= MAX_SEQ || !maps(parsed.resources) || !Object.values(parsed.resources).every(maps)) {
+    throw new DataDirDamagedError(dir, 'verifies but holds no state of the shape this version writes', 'snapshot.json');
+  }
+  const resources = table<Record<string, ResourceRecord>>();
+  for (const [se, records] of Object.entries(parsed.resources)) resources[se] = Object.assign(table<ResourceRecord>(), records);
+  return { state: { seq: parsed.seq!, resources }, snapMac, from };
+}
+
+/**
+ * A map from IDs read from the store to their records, with no prototype: an
+ * ID such as `__proto__` or `constructor` in a record (which only a holder of
+ * the master key can write) names an entry, never Object.prototype.
+ */
+function table<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
 }
 
 /** The record at `off` if its length and CRC hold: [length u32][crc32 u32][JSON][MAC], length and CRC over JSON and MAC. */
@@ -550,9 +566,23 @@ function frameAfter(buf: Uint8Array, from: number): boolean {
   return false;
 }
 
+/** Sequence numbers stay below this, so the next one is always a safe integer. */
+const MAX_SEQ = 2 ** 52;
+
+/**
+ * The record a payload holds, when it has a record's shape: the MAC says who
+ * wrote it, this says it is something apply() can take (a record of another
+ * shape, or a sequence number at the end of the safe integers, which would
+ * make the next acknowledged write unreadable, is damage).
+ */
 function parseRecord(payload: Uint8Array): JournalRecord | undefined {
-  const r = parseJson(payload) as Partial<JournalRecord> | undefined;
-  return Number.isSafeInteger(r?.seq) ? (r as JournalRecord) : undefined;
+  const r = parseJson(payload) as Record<string, unknown> | undefined;
+  if (!r || !Number.isSafeInteger(r.seq) || (r.seq as number) < 1 || (r.seq as number) >= MAX_SEQ || typeof r.se !== 'string') return undefined;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  const shaped = r.op === 'put' ? Array.isArray(r.res) && r.res.every((x) => typeof x === 'object' && x !== null && typeof (x as ResourceRecord).ri === 'string')
+    : r.op === 'remove' ? strings(r.ris)
+      : r.op === 'append' && typeof r.ri === 'string' && typeof r.attr === 'string' && typeof r.sealed === 'string' && (r.lt === undefined || Number.isSafeInteger(r.lt));
+  return shaped ? (r as unknown as JournalRecord) : undefined;
 }
 
 /** The JSON object in `bytes`, or undefined for anything else. */
@@ -714,7 +744,7 @@ function hex(bytes: Uint8Array): string {
 }
 
 function apply(state: Snapshot, r: JournalRecord): void {
-  const se = (state.resources[r.se] ??= {});
+  const se = (state.resources[r.se] ??= table());
   state.seq = Math.max(state.seq, r.seq);
   if (r.op === 'put') for (const rec of r.res) se[rec.ri] = rec;
   else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
