@@ -5,8 +5,8 @@
 // refused, every record is authenticated, two SEs writing at once lose
 // nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -510,6 +510,43 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('files planted in the data directory: a symbolic link is never written through, a FIFO never blocks the open', async () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    try {
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+      // journal.log and a snapshot's temporary file pointing at a file outside: the open and the first
+      // write fail, naming the link, and the file it points to keeps its bytes and its mode.
+      const victim = join(outside, 'victim');
+      for (const name of ['journal.log', 'snapshot.json.tmp']) {
+        writeFileSync(victim, 'not the store\'s', { mode: 0o644 });
+        rmSync(join(dir, name), { force: true });
+        symlinkSync(victim, join(dir, name));
+        // A snapshot after every record: the first write also writes snapshot.json.tmp.
+        const store = await JournalStore.open({ dir, masterKey: KEY, compactAt: 1 }).catch((x: unknown) => x);
+        if (store instanceof JournalStore) {
+          const e = await McsEngine.create({ store });
+          const s = new Session(e, 'CAE1');
+          const r = await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: 1 } });
+          if (name === 'journal.log') fails(r, 5000, `${name}: a write through the link`);
+          await e.close();
+        } else expect(String(store), name).toMatch(/is a symbolic link/);
+        expect(readFileSync(victim, 'utf8'), name).toBe('not the store\'s');
+        expect(statSync(victim).mode & 0o777, name).toBe(0o644);
+        rmSync(join(dir, name));
+      }
+      // A FIFO where a file should be.
+      rmSync(join(dir, 'journal.log'), { force: true });
+      execFileSync('mkfifo', [join(dir, 'journal.log')]);
+      const start = performance.now();
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toThrow(/journal\.log is not a regular file/);
+      expect(performance.now() - start).toBeLessThan(5000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 

@@ -12,8 +12,12 @@
 import { StateError } from '../../core/errors.ts';
 
 export interface Files {
-  /** The whole file, or undefined when it does not exist. */
-  read(path: string): Promise<Uint8Array | undefined>;
+  /**
+   * The whole file, or undefined when it does not exist. A file of the data
+   * directory must be a regular file (a FIFO would block the open for ever);
+   * `anyKind` reads what the path names, as a key file may be a pipe.
+   */
+  read(path: string, anyKind?: boolean): Promise<Uint8Array | undefined>;
   /** Appends and flushes to stable storage before resolving. */
   append(path: string, data: Uint8Array): Promise<void>;
   /** Writes a new file and flushes it (the caller renames it into place). */
@@ -86,7 +90,8 @@ interface DenoApi {
   remove(p: string): Promise<void>;
   mkdir(p: string, o: { recursive: boolean; mode?: number }): Promise<void>;
   chmod(p: string, mode: number): Promise<void>;
-  stat(p: string): Promise<unknown>;
+  stat(p: string): Promise<{ isFile: boolean }>;
+  lstat(p: string): Promise<{ isSymlink: boolean }>;
   link(a: string, b: string): Promise<void>;
   permissions: { query(d: { name: 'read'; path: string }): Promise<{ state: string }> };
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
@@ -137,9 +142,33 @@ async function nodeFiles(): Promise<Files> {
     }
   };
   const withFile = async (path: string, flags: string, fn: (f: Handle) => Promise<void>) => use(await fs.open(path, flags), fn);
+  /**
+   * Opens a regular file, never blocking on a FIFO (O_NONBLOCK, then fstat)
+   * and, to write, never through a symbolic link (O_NOFOLLOW): a link planted
+   * in the data directory would have the store overwrite or cut the file it
+   * points to. Reading follows links (a key file may be one, as mounted
+   * secrets are).
+   */
+  const regular = async (path: string, flags: number, follow = false, mode?: number) => {
+    let f: Handle;
+    try {
+      f = await fs.open(path, flags | c.O_NONBLOCK | (follow ? 0 : c.O_NOFOLLOW), mode);
+    } catch (e) {
+      if (code(e) === 'ELOOP') throw Object.assign(new Error(`${path} is a symbolic link: the store writes no file through one`), { code: 'ELOOP' });
+      throw e;
+    }
+    let file = false;
+    try {
+      file = (await f.stat()).isFile();
+    } finally {
+      if (!file) await f.close();
+    }
+    if (!file) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EFTYPE' });
+    return f;
+  };
   /** Opens a file it creates with mode 0600 exactly. */
   const create = async (path: string, flags: number) => {
-    const f = await fs.open(path, flags | c.O_CREAT, FILE_MODE);
+    const f = await regular(path, flags | c.O_CREAT, false, FILE_MODE);
     try {
       await f.chmod(FILE_MODE);
     } catch (e) {
@@ -150,9 +179,18 @@ async function nodeFiles(): Promise<Files> {
   };
   return {
     pid: process.pid,
-    read: async (path) => {
+    read: async (path, anyKind) => {
       try {
-        const b = await fs.readFile(path);
+        let b: Buffer;
+        if (anyKind) b = await fs.readFile(path);
+        else {
+          const f = await regular(path, c.O_RDONLY, true);
+          try {
+            b = await f.readFile();
+          } finally {
+            await f.close();
+          }
+        }
         // A plain Uint8Array (a Buffer's slice() shares memory); the Buffer is zeroized, as a key file's text must not stay.
         try {
           return new Uint8Array(b);
@@ -168,7 +206,7 @@ async function nodeFiles(): Promise<Files> {
     append: async (path, data) => {
       let f: Handle;
       try {
-        f = await fs.open(path, c.O_WRONLY | c.O_APPEND);
+        f = await regular(path, c.O_WRONLY | c.O_APPEND);
       } catch (e) {
         if (!missing(e)) throw e;
         f = await create(path, c.O_WRONLY | c.O_APPEND);
@@ -202,7 +240,7 @@ async function nodeFiles(): Promise<Files> {
     },
     osLocks: false,
     rename: (a, b) => fs.rename(a, b),
-    truncate: (path, n) => unlessMissing(missing, () => withFile(path, 'r+', async (f) => {
+    truncate: (path, n) => unlessMissing(missing, async () => use(await regular(path, c.O_RDWR), async (f) => {
       await f.truncate(n);
       await f.sync();
     })),
@@ -243,6 +281,7 @@ function denoFiles(deno: DenoApi): Files {
   };
   /** Opens a file it creates with mode 0600 exactly (Deno's FsFile has no chmod: by path, before any data). */
   const create = async (path: string, o: Record<string, boolean>) => {
+    await notLink(path);
     const f = await deno.open(path, { ...o, create: true, mode: FILE_MODE });
     try {
       await deno.chmod(path, FILE_MODE);
@@ -251,6 +290,15 @@ function denoFiles(deno: DenoApi): Files {
       throw e;
     }
     return f;
+  };
+  // Deno opens no file with O_NOFOLLOW or O_NONBLOCK: the kind is checked by path first (as on Node,
+  // no write through a symbolic link planted in the data directory, no read of a FIFO).
+  const notLink = async (path: string) => {
+    try {
+      if ((await deno.lstat(path)).isSymlink) throw new Error(`${path} is a symbolic link: the store writes no file through one`);
+    } catch (e) {
+      if (!missing(e)) throw e;
+    }
   };
   const readable = async (path: string) => (await deno.permissions.query({ name: 'read', path })).state === 'granted';
   const exists = async (path: string) => {
@@ -264,8 +312,9 @@ function denoFiles(deno: DenoApi): Files {
   };
   return {
     pid: deno.pid,
-    read: async (path) => {
+    read: async (path, anyKind) => {
       try {
+        if (!anyKind && !(await deno.stat(path)).isFile) throw new Error(`${path} is not a regular file`);
         return await deno.readFile(path);
       } catch (e) {
         if (missing(e)) return undefined;
@@ -275,6 +324,7 @@ function denoFiles(deno: DenoApi): Files {
     append: async (path, data) => {
       let f: DenoFile;
       try {
+        await notLink(path);
         f = await deno.open(path, { append: true });
       } catch (e) {
         if (!missing(e)) throw e;
@@ -317,10 +367,13 @@ function denoFiles(deno: DenoApi): Files {
     },
     osLocks: true,
     rename: (a, b) => deno.rename(a, b),
-    truncate: (path, n) => unlessMissing(missing, () => withFile(path, { read: true, write: true }, async (f) => {
-      await f.truncate(n);
-      await f.sync();
-    })),
+    truncate: (path, n) => unlessMissing(missing, async () => {
+      await notLink(path);
+      await withFile(path, { read: true, write: true }, async (f) => {
+        await f.truncate(n);
+        await f.sync();
+      });
+    }),
     remove: (path) => unlessMissing(missing, () => deno.remove(path)),
     // The topmost missing level is looked for only where reading is granted already (asking for
     // more would stop at a prompt): above that, a level it made goes unreported.

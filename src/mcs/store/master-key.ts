@@ -18,7 +18,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   // A copy, read through its typed-array slots: the engine zeroizes the key it was given once the store has derived its own.
   if (o.masterKey) return check(copyArg(o.masterKey, 'masterKey'), 'masterKey');
   if (o.masterKeyFile) {
-    const raw = await (await openFiles()).read(o.masterKeyFile);
+    const raw = await (await openFiles()).read(o.masterKeyFile, true);
     if (!raw) throw new StateError('master key file not found');
     if (raw.length !== 32) {
       // The text is the key too: only the decoded copy, which the engine zeroizes after use, may outlive this call.
