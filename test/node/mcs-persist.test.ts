@@ -544,6 +544,15 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const start = performance.now();
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toThrow(/journal\.log is not a regular file/);
       expect(performance.now() - start).toBeLessThan(5000);
+      // The same on Deno, which checks by path (no O_NOFOLLOW there).
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-planted-files.ts', import.meta.url));
+      const denoDir = join(outside, 'deno-data');
+      const { code, out } = await runChild(deno, ['run', '--allow-read', '--allow-write', '--allow-run=mkfifo', fixture, denoDir, outside], { killMs: 20_000 });
+      expect({ code, out: out.trim() }).toEqual({
+        code: 0,
+        out: 'link: <dir>/journal.log is a symbolic link: the store writes no file through one; the linked file holds: not the store\nfifo: <dir>/journal.log is not a regular file',
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(outside, { recursive: true, force: true });
