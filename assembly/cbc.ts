@@ -26,6 +26,7 @@ const F_DECRYPT: u32 = 1;
 const F_DONE: u32 = 4;
 
 const HELD: usize = memory.data(8 * 16, 16); // ciphertext of a decryption batch
+const SPARE: usize = memory.data(16, 16); // an input block set aside (in-place decryption)
 
 @inline function xor16(dst: usize, a: usize, b: usize): void {
   store<u64>(dst, load<u64>(a) ^ load<u64>(b));
@@ -120,6 +121,8 @@ export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
   if (!inMemory(dst, blocks << 4)) return ERR_LENGTH;
   store<u64>(op, load<u64>(op, TOTAL) + len, TOTAL);
   let out: usize = 0;
+  // Only decryption holds a whole block back; in place, its output lags its input by that block.
+  if (blocks > 0 && part == 16 && dst < src + len && src < dst + (blocks << 4)) return inPlaceDecrypt(op, src, dst, len, blocks);
   if (blocks > 0 && part > 0) {
     const take: usize = 16 - part;
     memory.copy(op + PART + part, src, take);
@@ -137,6 +140,24 @@ export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
   memory.copy(op + PART + part, src, len);
   store<u32>(op, <u32>(part + len), PARTLEN);
   return <i32>out;
+}
+
+// Decryption whose output overlaps its input while a whole block is held
+// back: each output block would overwrite the next input block before it is
+// read, so that one is set aside first and becomes the block held back. One
+// block at a time; the facade never decrypts in place.
+function inPlaceDecrypt(op: usize, src: usize, dst: usize, len: usize, blocks: usize): i32 {
+  let n: usize = 16;
+  for (let i: usize = 0; i < blocks; i++) {
+    const rest = len - (i << 4);
+    n = rest < 16 ? rest : 16;
+    memory.copy(SPARE, src + (i << 4), n);
+    crypt(op, op + PART, dst + (i << 4), 1);
+    memory.copy(op + PART, SPARE, n);
+  }
+  memory.fill(SPARE, 0, 16);
+  store<u32>(op, <u32>n, PARTLEN);
+  return <i32>(blocks << 4);
 }
 
 // Encryption: pads and writes the last block(s), returning the byte count.
