@@ -933,6 +933,11 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     DWORD timeout = DwordArg(info, 1, INFINITE);
     return Job::Start(env, "SCardGetStatusChange", Value(), use_,
       [st, w, box, timeout] {
+        // A cancel still under way (sent for an earlier wait from a bridge thread, not waited for)
+        // would end this one: it is let finish first, for at most a second (a pcscd that stopped
+        // answering holds it; this wait then goes ahead). A cancel meant for this wait that lands
+        // before it started is repeated by src/pcsc/ until the wait ended.
+        for (int i = 0; i < 500 && st->cancelling.load(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(2));
         // The exit flag is set before EndWaits looks for waits that have not returned (both
         // sequentially consistent): either this wait sees it, or it is cancelled until it returned.
         LONG rv = box->exiting ? static_cast<LONG>(SCARD_E_CANCELLED)
