@@ -52,7 +52,6 @@ const MADE_HERE = Symbol('AesKey');
 let internals!: {
   make(handle: number, keyLength: number, c: Core): AesKey;
   handle(k: AesKey): number;
-  core(k: AesKey): Core;
 };
 
 /** An expanded AES key in the core's memory (from aesKey()); `destroy()` zeroizes and frees it. */
@@ -70,7 +69,6 @@ export class AesKey extends CoreContext {
     internals = {
       make: (handle, keyLength, c) => new AesKey(MADE_HERE, handle, keyLength, c),
       handle: (k) => k.live(),
-      core: (k) => coreOf(k),
     };
   }
 }
@@ -79,7 +77,7 @@ export class AesKey extends CoreContext {
 export const keyHandle = (k: AesKey): number => internals.handle(k);
 
 /** The core an AesKey lives in. */
-export const keyCore = (k: AesKey): Core => internals.core(k);
+export const keyCore: (k: AesKey) => Core = coreOf;
 
 /** A private copy of an AesKey for a streaming operation that may outlive it. */
 function copyKey(k: AesKey): AesKey {

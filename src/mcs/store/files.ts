@@ -106,6 +106,10 @@ export async function openFiles(): Promise<Files> {
   return nodeFiles();
 }
 
+// The two refusals of a planted file, worded alike on Node and Deno.
+const symbolicLink = (path: string) => Object.assign(new Error(`${path} is a symbolic link: the store writes no file through one`), { code: 'ELOOP' });
+const notRegular = (path: string) => Object.assign(new Error(`${path} is not a regular file`), { code: 'EFTYPE' });
+
 /** Runs op; a file that does not exist counts as done (truncating or removing it). */
 async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise<unknown>): Promise<void> {
   try {
@@ -154,7 +158,7 @@ async function nodeFiles(): Promise<Files> {
     try {
       f = await fs.open(path, flags | c.O_NONBLOCK | (follow ? 0 : c.O_NOFOLLOW), mode);
     } catch (e) {
-      if (code(e) === 'ELOOP') throw Object.assign(new Error(`${path} is a symbolic link: the store writes no file through one`), { code: 'ELOOP' });
+      if (code(e) === 'ELOOP') throw symbolicLink(path);
       throw e;
     }
     let file = false;
@@ -163,7 +167,7 @@ async function nodeFiles(): Promise<Files> {
     } finally {
       if (!file) await f.close();
     }
-    if (!file) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EFTYPE' });
+    if (!file) throw notRegular(path);
     return f;
   };
   /** Opens a file it creates with mode 0600 exactly. */
@@ -295,7 +299,7 @@ function denoFiles(deno: DenoApi): Files {
   // no write through a symbolic link planted in the data directory, no read of a FIFO).
   const notLink = async (path: string) => {
     try {
-      if ((await deno.lstat(path)).isSymlink) throw new Error(`${path} is a symbolic link: the store writes no file through one`);
+      if ((await deno.lstat(path)).isSymlink) throw symbolicLink(path);
     } catch (e) {
       if (!missing(e)) throw e;
     }
@@ -314,7 +318,7 @@ function denoFiles(deno: DenoApi): Files {
     pid: deno.pid,
     read: async (path, anyKind) => {
       try {
-        if (!anyKind && !(await deno.stat(path)).isFile) throw new Error(`${path} is not a regular file`);
+        if (!anyKind && !(await deno.stat(path)).isFile) throw notRegular(path);
         return await deno.readFile(path);
       } catch (e) {
         if (missing(e)) return undefined;

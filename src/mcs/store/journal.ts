@@ -507,8 +507,7 @@ function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array, meta: 
   const snapMac = snapshotMac(macKey, format, meta.check, from, body);
   if (!constantTimeEqual(snapMac, stored)) throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'snapshot.json');
   const parsed = parseJson(body) as Partial<Snapshot> | undefined;
-  const maps = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!parsed || !Number.isSafeInteger(parsed.seq) || parsed.seq! < 0 || parsed.seq! >= MAX_SEQ || !maps(parsed.resources) || !Object.values(parsed.resources).every(maps)) {
+  if (!parsed || !Number.isSafeInteger(parsed.seq) || parsed.seq! < 0 || parsed.seq! >= MAX_SEQ || !isObject(parsed.resources) || !Object.values(parsed.resources).every(isObject)) {
     throw new DataDirDamagedError(dir, 'verifies but holds no state of the shape this version writes', 'snapshot.json');
   }
   const resources = table<Record<string, ResourceRecord>>();
@@ -589,10 +588,15 @@ function parseRecord(payload: Uint8Array): JournalRecord | undefined {
 function parseJson(bytes: Uint8Array): object | undefined {
   try {
     const v = JSON.parse(dec.decode(bytes)) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+    return isObject(v) ? v : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Whether `v` is a JSON object (not null, not an array). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const LABELS = {
