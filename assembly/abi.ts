@@ -19,8 +19,12 @@ export const ERR_INVALID: i32 = -8; // value out of range (point not on curve, s
 export const IO_SIZE: u32 = 65536;
 const IO: usize = memory.data(IO_SIZE as i32, 16);
 
-// Context header: every context handle points at [kind u32][size u32].
-// ctx_free trusts only this header, so it can zeroize any context type.
+// Context header: every context handle points at [kind u32][size u16][seal u16].
+// The seal is derived from the handle itself, so a stale or miscomputed
+// handle (into a freed block, the middle of another context, a hash context
+// embedded in an HMAC one) is not taken for a context: it would need the
+// right kind and the seal of that very address. ctx_free trusts only this
+// header, so it can zeroize any context type.
 export const CTX_KIND: usize = 0;
 export const CTX_SIZE: usize = 4;
 export const CTX_HEADER: usize = 8;
@@ -58,28 +62,59 @@ export function mem_in_use(): usize {
 // over each other, then live contexts overwritten; clean up to 512 MiB).
 const MAX_BLOCK: usize = 1 << 28;
 
+// Every block carries a 16-byte header before the pointer handed out:
+// [seal u32][size u32], the seal derived from the pointer (with another
+// constant than a context's). mem_free believes only a pointer whose header
+// is intact and whose size is the one allocated, so a second free, a free of
+// the I/O window, of a context or of a pointer inside a block is ignored.
+const BLOCK_HEADER: usize = 16;
+
 export function mem_alloc(size: usize): usize {
   if (size == 0) size = 1;
   if (size > MAX_BLOCK) return 0;
-  const p = heap.alloc(size);
+  const p = heap.alloc(size + BLOCK_HEADER) + BLOCK_HEADER;
+  store<u32>(p - BLOCK_HEADER, blockSeal(p));
+  store<u32>(p - BLOCK_HEADER, <u32>size, 4);
   inUse += size;
   return p;
 }
 
-// Zeroizes `size` bytes before returning the block: callers pass the size they allocated.
-// A range outside memory cannot be a block: ignored, so the allocator and the
+// Zeroizes the block (pass the size you allocated) before returning it.
+// Anything but a live block of that size is ignored: the allocator and the
 // count of bytes in use stay as they were.
 export function mem_free(ptr: usize, size: usize): void {
-  if (ptr == 0 || !inMemory(ptr, size)) return;
-  inUse -= max<usize>(size, 1);
-  memory.fill(ptr, 0, size);
-  heap.free(ptr);
+  if (size == 0) size = 1;
+  if (ptr < __heap_base + BLOCK_HEADER || !inMemory(ptr, size)) return;
+  const h = ptr - BLOCK_HEADER;
+  if (load<u32>(h) != blockSeal(ptr) || <usize>load<u32>(h, 4) != size) return;
+  inUse -= size;
+  memory.fill(h, 0, size + BLOCK_HEADER);
+  heap.free(h);
 }
 
-// A void export has no status to report a range outside memory with: it does nothing.
+// A void export has no status to report a range it may not write with: it does nothing.
 export function zeroize(ptr: usize, size: usize): void {
-  if (!inMemory(ptr, size)) return;
+  if (!writable(ptr, size)) return;
   memory.fill(ptr, 0, size);
+}
+
+// Odd multipliers spread the address bits; the top bit is set so that zeros
+// (a freed, zeroized block) never match.
+@inline function ctxSeal(p: usize): u32 {
+  return ((<u32>p * 0x9E3779B1) >> 17) | 0x8000;
+}
+
+@inline function blockSeal(p: usize): u32 {
+  return (<u32>p * 0x85EBCA6B) | 0x80000000;
+}
+
+// Writes the sealed header of a `kind` context of `size` (below 64 KiB)
+// bytes at p: a heap context, or one of the static one-shot slots the
+// exports hand out.
+export function ctxHeader(p: usize, kind: u32, size: u32): usize {
+  store<u32>(p, kind, CTX_KIND);
+  store<u32>(p, size | (ctxSeal(p) << 16), CTX_SIZE);
+  return p;
 }
 
 // Allocates a zeroed context of `size` bytes tagged with `kind`.
@@ -87,9 +122,7 @@ export function ctxNew(kind: u32, size: u32): usize {
   const p = heap.alloc(size);
   inUse += size;
   memory.fill(p, 0, size);
-  store<u32>(p, kind, CTX_KIND);
-  store<u32>(p, size, CTX_SIZE);
-  return p;
+  return ctxHeader(p, kind, size);
 }
 
 // Whether [ptr, ptr + len) lies in linear memory, with len small enough to
@@ -99,6 +132,14 @@ export function inMemory(ptr: usize, len: usize): bool {
   return len <= <usize>i32.MAX_VALUE && <u64>ptr + <u64>len <= (<u64>memory.size() << 16);
 }
 
+// inMemory for a range a call writes: the I/O window or the heap, never the
+// module's static data (tables, the SHA-2 initial values, one-shot slots),
+// which a stray output would corrupt for every later call.
+export function writable(ptr: usize, len: usize): bool {
+  if (!inMemory(ptr, len)) return false;
+  return len == 0 || ptr >= __heap_base || (ptr >= IO && ptr + len <= IO + <usize>IO_SIZE);
+}
+
 // inMemory for `count` items of `size` bytes: the product is taken in 64
 // bits, so a huge count cannot wrap round to a small range.
 export function itemsInMemory(ptr: usize, count: u64, size: u64): bool {
@@ -106,24 +147,25 @@ export function itemsInMemory(ptr: usize, count: u64, size: u64): bool {
   return len <= <u64>i32.MAX_VALUE && inMemory(ptr, <usize>len);
 }
 
-// The kind of the context at ctx; 0 (no kind) for a handle outside memory.
+// The kind of the context a handle names; 0 (no kind) for a handle outside
+// memory or whose header is not sealed for its address. Internal code reads
+// the kind of contexts it built (embedded ones included) with kindAt.
 @inline export function ctxKind(ctx: usize): u32 {
-  return inMemory(ctx, CTX_HEADER) ? load<u32>(ctx, CTX_KIND) : 0;
+  if (!inMemory(ctx, CTX_HEADER) || load<u32>(ctx, CTX_SIZE) >> 16 != ctxSeal(ctx)) return 0;
+  return load<u32>(ctx, CTX_KIND);
 }
 
-// Every kind is below 0x1000; a freed block holds the allocator's free-list
-// pointers (or zeros) where the kind was, so a second ctx_free sees no kind.
-const MAX_KIND: u32 = 0x1000;
+@inline export function kindAt(ctx: usize): u32 {
+  return load<u32>(ctx, CTX_KIND);
+}
 
 // Frees a context made by a *_create call. Null, a handle already freed, one
 // outside the heap (the static one-shot slots, the I/O window) or one whose
 // header does not describe a context are ignored: trusting them would
 // corrupt the allocator.
 export function ctx_free(ctx: usize): void {
-  if (ctx < __heap_base || !inMemory(ctx, CTX_HEADER)) return;
-  const kind = load<u32>(ctx, CTX_KIND);
-  const size = load<u32>(ctx, CTX_SIZE);
-  if (kind == 0 || kind >= MAX_KIND || size < CTX_HEADER || !inMemory(ctx, size)) return;
+  if (ctx < __heap_base || ctxKind(ctx) == 0) return;
+  const size = <usize>(load<u32>(ctx, CTX_SIZE) & 0xffff);
   inUse -= size;
   memory.fill(ctx, 0, size);
   heap.free(ctx);

@@ -2,7 +2,7 @@
 // works from, and the block and counter-mode primitives the modes are built
 // on. The rounds are in aes-bitslice.ts (batches) and aes-vperm.ts (one
 // block at a time, SIMD build).
-import { ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH, inMemory } from './abi';
+import { ctxHeader, ctxNew, ctxKind, CTX_HEADER, ERR_CONTEXT, ERR_LENGTH, inMemory, writable } from './abi';
 import { sboxPlanes } from './aes-sbox';
 import { cryptBlocks, roundKeyPlanes, PLANES_BYTES, LANES } from './aes-bitslice';
 import { encryptBlockVperm, chainVperm, ccmVperm, subWordVperm, vpermKeys } from './aes-vperm';
@@ -203,9 +203,7 @@ export function ctr32(k: usize, ctr: usize, src: usize, dst: usize, len: usize):
 export function opContext(kind: u32, size: u32, scratch: bool): usize {
   if (!scratch) return ctxNew(kind, size);
   memory.fill(OP_SCRATCH, 0, OP_SCRATCH_SIZE);
-  store<u32>(OP_SCRATCH, kind);
-  store<u32>(OP_SCRATCH, size, 4);
-  return OP_SCRATCH;
+  return ctxHeader(OP_SCRATCH, kind, size);
 }
 
 // ---- exports ----
@@ -219,8 +217,7 @@ export function aes_key_create(key: usize, keyLen: usize, scratch: u32): usize {
   let k = KEY_SCRATCH;
   if (scratch) {
     memory.fill(k, 0, keyUsed(k));
-    store<u32>(k, AES_KEY_KIND);
-    store<u32>(k, AES_KEY_SIZE, 4);
+    ctxHeader(k, AES_KEY_KIND, AES_KEY_SIZE);
   } else {
     k = ctxNew(AES_KEY_KIND, AES_KEY_SIZE);
   }
@@ -236,7 +233,7 @@ export function aes_scratch_clear(): void {
 
 // Raw block function (ECB) over len bytes, a multiple of 16.
 export function aes_encrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
-  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
+  if (!inMemory(src, len) || !writable(dst, len)) return ERR_LENGTH;
   if (!isAesKey(k)) return ERR_CONTEXT;
   if (len & 15) return ERR_LENGTH;
   encryptBlocks(k, src, dst, len >> 4);
@@ -244,7 +241,7 @@ export function aes_encrypt_blocks(k: usize, src: usize, dst: usize, len: usize)
 }
 
 export function aes_decrypt_blocks(k: usize, src: usize, dst: usize, len: usize): i32 {
-  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
+  if (!inMemory(src, len) || !writable(dst, len)) return ERR_LENGTH;
   if (!isAesKey(k)) return ERR_CONTEXT;
   if (len & 15) return ERR_LENGTH;
   decryptBlocks(k, src, dst, len >> 4);
@@ -256,6 +253,6 @@ export function aes_decrypt_blocks(k: usize, src: usize, dst: usize, len: usize)
 export function aes_key_copy(k: usize): usize {
   if (!isAesKey(k)) return 0;
   const c = ctxNew(AES_KEY_KIND, AES_KEY_SIZE);
-  memory.copy(c, k, AES_KEY_SIZE);
+  memory.copy(c + CTX_HEADER, k + CTX_HEADER, AES_KEY_SIZE - CTX_HEADER);
   return c;
 }

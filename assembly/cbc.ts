@@ -2,7 +2,7 @@
 // ISO/IEC 9797-1 method 1 (22) and method 2 (23), PKCS#5/#7 to 16 bytes (24).
 // Padding is checked and removed in constant time; whether it was valid is
 // necessarily visible to the caller (see docs/aes.md on padding oracles).
-import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
 import { isAesKey, cbcChain, decryptBlocks, opContext } from './aes';
 import { LANES } from './aes-bitslice';
 
@@ -118,7 +118,7 @@ export function cbc_update(op: usize, src: usize, dst: usize, len: usize): i32 {
   let blocks = avail >> 4;
   if ((load<u32>(op, FLAGS) & F_DECRYPT) && blocks > 0 && (avail & 15) == 0) blocks--;
   // What is written, not len: pending bytes make it up to len + 15. Checked before anything changes.
-  if (!inMemory(dst, blocks << 4)) return ERR_LENGTH;
+  if (!writable(dst, blocks << 4)) return ERR_LENGTH;
   store<u64>(op, load<u64>(op, TOTAL) + len, TOTAL);
   let out: usize = 0;
   // Only decryption holds a whole block back; in place, its output lags its input by that block.
@@ -167,7 +167,7 @@ export function cbc_final(op: usize, dst: usize): i32 {
   const err = live(op);
   if (err) return err;
   // The most any padding writes, checked whatever it will be.
-  if (!inMemory(dst, 16)) return ERR_LENGTH;
+  if (!writable(dst, 16)) return ERR_LENGTH;
   store<u32>(op, load<u32>(op, FLAGS) | F_DONE, FLAGS);
   const method = load<u32>(op, PADDING);
   const part = <usize>load<u32>(op, PARTLEN);

@@ -2,7 +2,7 @@
 // even bytes. CCM authenticates the lengths of the associated data and of
 // the payload before any of them (in B0 and the AAD prefix), so a streaming
 // operation declares both when it is created.
-import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
 import { ctDiff } from './ct';
 import { isAesKey, encryptBlocks, cbcChain, ccmBlocks, ctrStream, inc32, opContext } from './aes';
 
@@ -109,8 +109,9 @@ function startData(op: usize): i32 {
 }
 
 // Ends the operation, whose tag (written or compared) is at `tagAt`.
-function finish(op: usize, tagAt: usize): i32 {
-  if (!inMemory(tagAt, load<u32>(op, TAGLEN))) return ERR_LENGTH;
+function finish(op: usize, tagAt: usize, decrypt: bool): i32 {
+  const t = <usize>load<u32>(op, TAGLEN);
+  if (decrypt ? !inMemory(tagAt, t) : !writable(tagAt, t)) return ERR_LENGTH;
   const err = startData(op);
   if (err) return err;
   if (load<u64>(op, MSGSEEN) != load<u64>(op, MSGLEN)) return ERR_LENGTH;
@@ -187,7 +188,7 @@ export function ccm_aad(op: usize, src: usize, len: usize): i32 {
 
 // Encrypts or decrypts (as created) len bytes; dst may equal src. Returns len.
 export function ccm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
-  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
+  if (!inMemory(src, len) || !writable(dst, len)) return ERR_LENGTH;
   let err = live(op);
   if (err) return err;
   err = startData(op);
@@ -204,7 +205,7 @@ export function ccm_final(op: usize, out: usize): i32 {
   let err = live(op);
   if (err) return err;
   if (load<u32>(op, FLAGS) & F_DECRYPT) return ERR_STATE;
-  err = finish(op, out);
+  err = finish(op, out, false);
   if (err) return err;
   const t = <usize>load<u32>(op, TAGLEN);
   memory.copy(out, op + MAC, t);
@@ -216,7 +217,7 @@ export function ccm_verify(op: usize, expected: usize): i32 {
   let err = live(op);
   if (err) return err;
   if (!(load<u32>(op, FLAGS) & F_DECRYPT)) return ERR_STATE;
-  err = finish(op, expected);
+  err = finish(op, expected, true);
   if (err) return err;
   return ctDiff(op + MAC, expected, <usize>load<u32>(op, TAGLEN)) ? ERR_AUTH : 0;
 }

@@ -2,7 +2,7 @@
 // and CBC-MAC with a zero IV over whole blocks (18; ISO/IEC 9797-1 MAC
 // algorithm 1 without padding). Both chain E(K, X ^ M_i); CMAC treats the
 // last block with a subkey, so it is held back until mac_final.
-import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
 import { isAesKey, encryptBlocks, cbcChain, opContext } from './aes';
 
 export const MAC_KIND: u32 = 0x204;
@@ -87,7 +87,7 @@ export function mac_update(op: usize, src: usize, len: usize): i32 {
 export function mac_final(op: usize, out: usize): i32 {
   const err = live(op);
   if (err) return err;
-  if (!inMemory(out, 16)) return ERR_LENGTH;
+  if (!writable(out, 16)) return ERR_LENGTH;
   store<u32>(op, 1, DONE);
   const part = <usize>load<u32>(op, PARTLEN);
   const x = op + X;

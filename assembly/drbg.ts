@@ -2,7 +2,7 @@
 // hmac.ts. The core has no entropy source of its own: the host passes entropy
 // input and nonce in, and reseeds when generate answers ERR_STATE. RFC 6979
 // (ecdsa.ts) runs the same update/generate steps on a scratch state.
-import { ctxNew, ctxKind, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, inMemory } from './abi';
+import { ctxNew, ctxKind, kindAt, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, inMemory, writable } from './abi';
 import { isHash, digestLength } from './hash';
 import { hmacInit, hmacReset, hmacUpdate, hmacFinal, HMAC_CTX_SIZE } from './hmac';
 
@@ -35,7 +35,7 @@ export function isDrbg(kind: u32): bool {
 // data was provided, round 1 (the HMAC_DRBG_Update function). The provided
 // data is the concatenation of up to three pieces, so callers never copy.
 export function drbgUpdate(ctx: usize, a: usize, aLen: usize, b: usize, bLen: usize, c: usize, cLen: usize): void {
-  const alg = ctxKind(ctx) & 0xff;
+  const alg = kindAt(ctx) & 0xff;
   const ol = <usize>digestLength(alg);
   const mac = ctx + MAC;
   for (let round: u8 = 0; round < 2; round++) {
@@ -70,7 +70,7 @@ export function drbgInstantiate(ctx: usize, alg: u32, a: usize, aLen: usize, b: 
 // Generate without the reseed check (the caller enforces it); additional
 // input is applied before and after, as in section 10.1.2.5.
 export function drbgGenerate(ctx: usize, out: usize, len: usize, addin: usize, addinLen: usize): void {
-  const ol = <usize>digestLength(ctxKind(ctx) & 0xff);
+  const ol = <usize>digestLength(kindAt(ctx) & 0xff);
   const mac = ctx + MAC;
   if (addinLen) drbgUpdate(ctx, addin, addinLen, 0, 0, 0, 0);
   while (len) {
@@ -113,7 +113,7 @@ export function drbg_instantiate(ctx: usize, entropy: usize, entropyLen: usize, 
   if (err) return err;
   if (load<u32>(ctx, READY)) return ERR_STATE;
   if (entropyLen < MIN_ENTROPY || nonceLen < MIN_NONCE) return ERR_LENGTH;
-  drbgInstantiate(ctx, ctxKind(ctx) & 0xff, entropy, entropyLen, nonce, nonceLen, pers, persLen);
+  drbgInstantiate(ctx, kindAt(ctx) & 0xff, entropy, entropyLen, nonce, nonceLen, pers, persLen);
   return 0;
 }
 
@@ -131,7 +131,7 @@ export function drbg_reseed(ctx: usize, entropy: usize, entropyLen: usize, addin
 // Writes `len` bytes to `out`. ERR_STATE means "reseed required" (or not
 // instantiated): nothing was generated and the state did not change.
 export function drbg_generate(ctx: usize, out: usize, len: usize, addin: usize, addinLen: usize): i32 {
-  if (!inMemory(out, len) || !inMemory(addin, addinLen)) return ERR_LENGTH;
+  if (!writable(out, len) || !inMemory(addin, addinLen)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   if (!load<u32>(ctx, READY) || load<u64>(ctx, COUNTER) > load<u64>(ctx, INTERVAL)) return ERR_STATE;

@@ -2,7 +2,7 @@
 // length of at least one byte and tags of 16, 15, 14, 13, 12, 8 or 4 bytes.
 // The caller decides what to do with plaintext before gcm_verify succeeds;
 // the facade holds it back (docs/aes.md).
-import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
 import { ctDiff } from './ct';
 import { isAesKey, encryptBlocks, ctrStream, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
 import { LANES } from './aes-bitslice';
@@ -109,7 +109,8 @@ function tag(op: usize): void {
   if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if ((f & F_DONE) || (f & F_DECRYPT) != decrypt) return ERR_STATE;
-  return inMemory(tagAt, load<u32>(op, TAGLEN)) ? 0 : ERR_LENGTH;
+  const t = <usize>load<u32>(op, TAGLEN);
+  return (decrypt ? inMemory(tagAt, t) : writable(tagAt, t)) ? 0 : ERR_LENGTH;
 }
 
 // ---- exports ----
@@ -168,7 +169,7 @@ export function gcm_aad(op: usize, src: usize, len: usize): i32 {
 
 // Encrypts or decrypts (as created) len bytes; dst may equal src. Returns len.
 export function gcm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
-  if (!inMemory(src, len) || !inMemory(dst, len)) return ERR_LENGTH;
+  if (!inMemory(src, len) || !writable(dst, len)) return ERR_LENGTH;
   if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if (f & F_DONE) return ERR_STATE;

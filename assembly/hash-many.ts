@@ -1,7 +1,7 @@
 // Batch hashing of many independent messages in one call: an IN-CSE checking
 // many small primitives pays per message, not per byte. The SIMD build runs
 // four SHA-256 messages of equal length side by side, one per i32x4 lane.
-import { ERR_ALGORITHM, ERR_LENGTH, inMemory, itemsInMemory } from './abi';
+import { ERR_ALGORITHM, ERR_LENGTH, inMemory, itemsInMemory, writable } from './abi';
 import { isHash, digestLength, hashOneshot, SHA256 } from './hash';
 import { IV256 } from './sha2-iv';
 import { K256 } from './sha2-rounds.generated';
@@ -124,7 +124,7 @@ function sha256x4(p0: usize, p1: usize, p2: usize, p3: usize, len: usize, out: u
 export function hash_many(alg: u32, src: usize, offsets: usize, count: u32, out: usize): i32 {
   if (!isHash(alg)) return ERR_ALGORITHM;
   const dl = <usize>digestLength(alg);
-  if (!itemsInMemory(offsets, <u64>count + 1, 4) || !itemsInMemory(out, count, dl)) return ERR_LENGTH;
+  if (!itemsInMemory(offsets, <u64>count + 1, 4) || !itemsInMemory(out, count, dl) || !writable(out, <usize>count * dl)) return ERR_LENGTH;
   for (let i: u32 = 0; i < count; i++) {
     if (load<u32>(offsets + (<usize>i << 2), 4) < load<u32>(offsets + (<usize>i << 2))) return ERR_LENGTH;
   }

@@ -1,6 +1,6 @@
 // Streaming SHA-2 over one context layout for all three sizes; the algorithm
 // ids are TS-0016 table 9.8-1 (Java Card) values.
-import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER, ERR_LENGTH, inMemory } from './abi';
+import { ctxNew, ctxKind, kindAt, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, CTX_HEADER, ERR_LENGTH, inMemory, writable } from './abi';
 import { IV256, IV384, IV512 } from './sha2-iv';
 import { sha256Blocks, sha256BlocksWk, sha512Blocks } from './sha2-rounds.generated';
 
@@ -43,7 +43,7 @@ export function hashInit(ctx: usize, alg: u32): void {
 }
 
 export function hashUpdate(ctx: usize, src: usize, len: usize): void {
-  const alg = ctxKind(ctx);
+  const alg = kindAt(ctx);
   const bl = <usize>blockLength(alg);
   const state = ctx + STATE, buf = ctx + BUF;
   store<u64>(ctx, load<u64>(ctx, TOTAL) + len, TOTAL);
@@ -64,7 +64,7 @@ export function hashUpdate(ctx: usize, src: usize, len: usize): void {
 
 // Pads, writes the digest to `out` and returns its length.
 export function hashFinal(ctx: usize, out: usize): u32 {
-  const alg = ctxKind(ctx);
+  const alg = kindAt(ctx);
   const bl = <usize>blockLength(alg);
   const lenBytes: usize = alg == SHA256 ? 8 : 16;
   const state = ctx + STATE, buf = ctx + BUF;
@@ -135,20 +135,20 @@ export function hash_update(ctx: usize, src: usize, len: usize): i32 {
 export function hash_final(ctx: usize, out: usize): i32 {
   const err = checkCtx(ctx);
   if (err) return err;
-  if (!inMemory(out, digestLength(ctxKind(ctx)))) return ERR_LENGTH;
+  if (!writable(out, digestLength(kindAt(ctx)))) return ERR_LENGTH;
   return <i32>hashFinal(ctx, out);
 }
 
 // Makes a finished or partly fed context ready for a new message.
 export function hash_reset(ctx: usize): i32 {
   if (ctx == 0 || !isHash(ctxKind(ctx))) return ERR_CONTEXT;
-  hashInit(ctx, ctxKind(ctx));
+  hashInit(ctx, kindAt(ctx));
   return 0;
 }
 
 export function hash_oneshot(alg: u32, src: usize, len: usize, out: usize): i32 {
   if (!inMemory(src, len)) return ERR_LENGTH;
   if (!isHash(alg)) return ERR_ALGORITHM;
-  if (!inMemory(out, digestLength(alg))) return ERR_LENGTH;
+  if (!writable(out, digestLength(alg))) return ERR_LENGTH;
   return <i32>hashOneshot(alg, src, len, out);
 }

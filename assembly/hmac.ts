@@ -1,7 +1,7 @@
 // HMAC (FIPS 198-1, RFC 2104) over the SHA-2 contexts of hash.ts. A keyed
 // context keeps the states after the ipad and opad blocks, so reset and
 // every later message skip the key schedule.
-import { ctxNew, ctxKind, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, ERR_LENGTH, inMemory } from './abi';
+import { ctxNew, ctxKind, kindAt, ERR_ALGORITHM, ERR_CONTEXT, ERR_STATE, ERR_LENGTH, inMemory, writable } from './abi';
 import { isHash, blockLength, digestLength, hashInit, hashUpdate, hashFinal, hashOneshot, HASH_CTX_SIZE } from './hash';
 
 export const HMAC_KIND: u32 = 0x100; // | hash algorithm id
@@ -90,7 +90,7 @@ export function hmac_update(ctx: usize, src: usize, len: usize): i32 {
 export function hmac_final(ctx: usize, out: usize): i32 {
   const err = checkCtx(ctx);
   if (err) return err;
-  if (!inMemory(out, digestLength(ctxKind(ctx) & 0xff))) return ERR_LENGTH;
+  if (!writable(out, digestLength(kindAt(ctx) & 0xff))) return ERR_LENGTH;
   return <i32>hmacFinal(ctx, out);
 }
 
@@ -104,6 +104,6 @@ export function hmac_reset(ctx: usize): i32 {
 export function hmac_oneshot(alg: u32, key: usize, keyLen: usize, src: usize, len: usize, out: usize): i32 {
   if (!inMemory(src, len) || !inMemory(key, keyLen)) return ERR_LENGTH;
   if (!isHash(alg)) return ERR_ALGORITHM;
-  if (!inMemory(out, digestLength(alg))) return ERR_LENGTH;
+  if (!writable(out, digestLength(alg))) return ERR_LENGTH;
   return <i32>hmacOneshot(alg, key, keyLen, src, len, out);
 }

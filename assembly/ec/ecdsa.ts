@@ -3,7 +3,7 @@
 // entropy (RFC 6979 section 3.6), so a weak host RNG never leaks the key and
 // a deterministic signature is available for known-answer tests. Signatures
 // cross the ABI as raw r || s; DER is the host's business.
-import { ERR_ALGORITHM, ERR_INVALID, ERR_LENGTH, inMemory } from '../abi';
+import { ERR_ALGORITHM, ERR_INVALID, ERR_LENGTH, inMemory, writable } from '../abi';
 import { isHash } from '../hash';
 import { drbgInstantiate, drbgGenerate, DRBG_CTX_SIZE } from '../drbg';
 import { fmul, fsqr, fadd, fsub, fieldModulus } from './fields.generated';
@@ -163,7 +163,7 @@ export function ec_precompute(curve: u32): i32 {
 export function ec_public_key(curve: u32, sk: usize, out: usize, compressed: u32): i32 {
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
-  if (!scalarsInMemory(c, sk, 1) || !inMemory(out, pointLength(c, compressed != 0))) return ERR_LENGTH;
+  if (!scalarsInMemory(c, sk, 1) || !writable(out, pointLength(c, compressed != 0))) return ERR_LENGTH;
   baseTable(c); // before any secret is loaded: see ec_sign
   const fn = fieldN(c);
   feFromBytes(fn, D, sk, scalarBytes(c));
@@ -191,7 +191,7 @@ export function ec_sign(curve: u32, hash: u32, sk: usize, digest: usize, digestL
   const c = curveIndex(curve);
   if (c < 0 || !isHash(hash)) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
-  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !inMemory(extra, extraLen) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
+  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !inMemory(extra, extraLen) || !writable(out, 2 * scalarBytes(c))) return ERR_LENGTH;
   // The generator table is built on first use, and a failed allocation traps, skipping wipe():
   // built before the key, the DRBG state and the nonces reach the static scratch, it finds none there.
   baseTable(c);
@@ -207,7 +207,7 @@ export function ec_sign_with_k(curve: u32, sk: usize, digest: usize, digestLen: 
   const c = curveIndex(curve);
   if (c < 0) return ERR_ALGORITHM;
   if (digestLen == 0 || digestLen > 64) return ERR_LENGTH;
-  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !scalarsInMemory(c, k, 1) || !scalarsInMemory(c, out, 2)) return ERR_LENGTH;
+  if (!scalarsInMemory(c, sk, 1) || !inMemory(digest, digestLen) || !scalarsInMemory(c, k, 1) || !writable(out, 2 * scalarBytes(c))) return ERR_LENGTH;
   baseTable(c); // before any secret is loaded: see ec_sign
   const sb = scalarBytes(c);
   let result: i32 = ERR_INVALID;

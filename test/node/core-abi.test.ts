@@ -109,6 +109,81 @@ describe('core ABI', () => {
       }
     });
 
+    // docs/wasm-abi.md: mem_free believes only a live block's own header; anything else is ignored.
+    it(`${build}: mem_free ignores a second free, the I/O window, a context, a pointer inside a block and a wrong size`, () => {
+      const x = raw(build);
+      const io = x.io_ptr!();
+      const base = x.mem_in_use!();
+      const p = x.mem_alloc!(100);
+      new Uint8Array(x.memory.buffer).fill(0xaa, p, p + 100);
+      const h = x.hash_create!(4);
+      const held = x.mem_in_use!();
+      x.mem_free!(p + 16, 84);
+      x.mem_free!(p, 50);
+      x.mem_free!(p, 0);
+      x.mem_free!(io, 100);
+      x.mem_free!(h, 8);
+      x.mem_free!(h + 16, 32);
+      expect(x.mem_in_use!(), 'nothing released').toBe(held);
+      expect(new Uint8Array(x.memory.buffer, p, 100).every((b) => b === 0xaa), 'the block untouched').toBe(true);
+      expect(x.hash_update!(h, io, 3)).toBe(0);
+      x.ctx_free!(p); // a block is not a context either
+      expect(x.mem_in_use!()).toBe(held);
+      x.mem_free!(p, 100);
+      x.mem_free!(p, 100); // a second free must not put the block on the free list twice
+      x.ctx_free!(h);
+      expect(x.mem_in_use!()).toBe(base);
+      const ptrs = Array.from({ length: 6 }, () => x.mem_alloc!(100));
+      expect(new Set(ptrs).size, 'distinct blocks after a double free').toBe(6);
+      ptrs.forEach((q) => x.mem_free!(q, 100));
+      expect(x.mem_in_use!()).toBe(base);
+    });
+
+    // A handle is sealed for its own address: one that points into another
+    // context (a hash context embedded in an HMAC or DRBG one, a freed handle
+    // whose memory a bigger context took) or at a kind written by hand is
+    // not a context, whatever the bytes there.
+    it(`${build}: a handle into the middle of another context, or at a header written by hand, is ERR_CONTEXT`, () => {
+      const x = raw(build) as unknown as Raw;
+      const io = x.io_ptr!();
+      new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(64), io);
+      const stale = x.hash_create!(4);
+      x.ctx_free!(stale);
+      const k = x.aes_key_create!(io, 16, 0);
+      const d = x.drbg_create!(5);
+      expect(x.drbg_instantiate!(d, io, 32, io + 32, 16, 0, 0)).toBe(0);
+      const contexts = { hmac: x.hmac_create!(6, io, 16), drbg: d, key: k, gcm: x.gcm_create!(k, io, 12, 16, 0, 0), ccm: x.ccm_create!(k, io, 13, 16, 0n, 16n, 0, 0), cbc: x.cbc_create!(k, io, 24, 0, 0), mac: x.mac_create!(k, 49, 0) };
+      const calls: Record<string, (h: number) => number> = {
+        hash: (h) => x.hash_update!(h, io, 0),
+        hmac: (h) => x.hmac_update!(h, io, 0),
+        drbg: (h) => x.drbg_set_reseed_interval!(h, 1000n),
+        key: (h) => x.aes_encrypt_blocks!(h, io, io + 64, 16),
+        gcm: (h) => x.gcm_aad!(h, io, 0),
+        ccm: (h) => x.ccm_update!(h, io, io + 64, 0),
+        cbc: (h) => x.cbc_update!(h, io, io + 64, 0),
+        mac: (h) => x.mac_update!(h, io, 0),
+      };
+      const accepted: string[] = [];
+      for (const [owner, ctx] of Object.entries(contexts)) {
+        const size = new DataView(x.memory.buffer).getUint16(ctx + 4, true);
+        for (let off = 4; off < size; off += 4) {
+          for (const [kind, call] of Object.entries(calls)) if (call(ctx + off) !== -3) accepted.push(`${kind} at ${owner} + ${off}`);
+        }
+      }
+      for (const [kind, call] of Object.entries(calls)) if (call(stale) !== -3 && !Object.values(contexts).includes(stale)) accepted.push(`${kind} at a freed handle`);
+      expect(accepted).toEqual([]);
+      // The contexts scanned are intact: each still answers as itself.
+      expect(x.hmac_update!(contexts.hmac, io, 0)).toBe(0);
+      expect(x.gcm_aad!(contexts.gcm, io, 16)).toBe(0);
+      // A hash header written by hand 8 bytes before the end: refused, not a trap on the state it does not have.
+      const end = x.memory.buffer.byteLength;
+      new DataView(x.memory.buffer).setUint32(end - 8, 4, true);
+      new DataView(x.memory.buffer).setUint32(end - 4, 300, true);
+      expect(x.hash_update!(end - 8, io, 1)).toBe(-3);
+      expect(x.hash_final!(end - 8, io)).toBe(-3);
+      x.ctx_free!(end - 8);
+    });
+
     it(`${build}: a range past the end of memory is ERR_LENGTH before anything is written`, () => {
       const x = raw(build);
       const mem = () => new Uint8Array(x.memory.buffer);
@@ -306,6 +381,38 @@ describe('core ABI', () => {
       expect(exportPointers.length).toBeGreaterThan(50);
     });
 
+    // Outputs go to the I/O window or the heap. The module's static data
+    // starts right after the window (the SHA-2 initial values among it): an
+    // output range there would change every later digest.
+    it(`${build}: every output of every export aimed at the module's static data, or across the end of the I/O window, is refused and nothing changes`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      const problems: string[] = [];
+      const outputs = exportPointers.filter((e) => e.param === 'dst' || e.param === 'out' || e.name === 'zeroize');
+      expect(outputs.map((e) => e.name).sort()).toEqual(['aes_decrypt_blocks', 'aes_encrypt_blocks', 'cbc_final', 'cbc_update', 'ccm_update', 'ccm_final', 'drbg_generate', 'ec_public_key', 'ec_sign', 'ec_sign_with_k', 'gcm_final', 'gcm_update', 'hash_final', 'hash_many', 'hash_oneshot', 'hmac_final', 'hmac_oneshot', 'mac_final', 'zeroize'].sort());
+      for (const { name, param, returns } of outputs) {
+        for (const target of ['after the window', 'across its end']) {
+          const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+          const io = x.io_ptr!();
+          new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(256), io);
+          const call = RANGE_CASES[name]!(x, io);
+          const at: At = (p, fine) => (p === param ? io + x.io_size!() - (target === 'after the window' ? 0 : 8) : fine);
+          const before = new Uint8Array(x.memory.buffer).slice();
+          const where = `${name}(${param}) ${target}`;
+          const result = call(at);
+          const expected = returns === 'void' ? undefined : -2;
+          if (result !== expected) problems.push(`${where}: returned ${result}, expected ${expected}`);
+          const after = new Uint8Array(x.memory.buffer);
+          const changed = after.length === before.length ? after.findIndex((b, i) => b !== before[i]) : before.length;
+          if (changed >= 0) problems.push(`${where}: memory changed at ${changed} (the window ends at ${io + x.io_size!()})`);
+          new Uint8Array(x.memory.buffer).set(Buffer.from('abc'), io);
+          x.hash_oneshot!(4, io, 3, io);
+          const digest = Buffer.from(new Uint8Array(x.memory.buffer, io, 32)).toString('hex');
+          if (digest !== 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad') problems.push(`${where}: SHA-256("abc") afterwards gave ${digest}`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+
     it(`${build}: cbc_update checks what it writes, which bytes pending from an earlier call make longer than len; a refusal changes nothing`, () => {
       const mod = new WebAssembly.Module(wasm(build));
       const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
@@ -386,7 +493,7 @@ describe('core ABI', () => {
     c.mem().set(key, c.io);
     const ctx = c.x.hmac_create(4, c.io, 32);
     c.x.zeroize(c.io, 32);
-    const size = new DataView(c.mem().buffer).getUint32(ctx + 4, true);
+    const size = new DataView(c.mem().buffer).getUint16(ctx + 4, true); // [kind u32][size u16][seal u16]
     expect(size).toBeGreaterThan(600);
     const before = c.read(ctx + 16, size - 16);
     expect(before.some((b) => b !== 0)).toBe(true);
