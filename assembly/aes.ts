@@ -34,6 +34,13 @@ export function isAesKey(k: usize): bool {
   return k != 0 && ctxKind(k) == AES_KEY_KIND;
 }
 
+// Whether op is a live operation context of `kind` whose key context (the
+// first field of every mode's context) is live too: a key released before
+// its operation would otherwise be read as zeros, or as whatever took its place.
+export function aesOp(op: usize, kind: u32): bool {
+  return op != 0 && ctxKind(op) == kind && isAesKey(<usize>load<u32>(op, CTX_HEADER));
+}
+
 // Bytes of key context k holding data: GCM's cache only as far as it was
 // filled, which spares the one-shot calls most of its zeroization.
 function keyUsed(k: usize): usize {

@@ -2,8 +2,8 @@
 // ISO/IEC 9797-1 method 1 (22) and method 2 (23), PKCS#5/#7 to 16 bytes (24).
 // Padding is checked and removed in constant time; whether it was valid is
 // necessarily visible to the caller (see docs/aes.md on padding oracles).
-import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
-import { isAesKey, cbcChain, decryptBlocks, opContext } from './aes';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_PADDING, ERR_STATE, CTX_HEADER, inMemory, writable } from './abi';
+import { aesOp, isAesKey, cbcChain, decryptBlocks, opContext } from './aes';
 import { LANES } from './aes-bitslice';
 
 export const CBC_KIND: u32 = 0x203;
@@ -63,7 +63,7 @@ function decryptChain(op: usize, src: usize, dst: usize, n: usize): void {
 }
 
 @inline function live(op: usize): i32 {
-  if (op == 0 || ctxKind(op) != CBC_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, CBC_KIND)) return ERR_CONTEXT;
   return load<u32>(op, FLAGS) & F_DONE ? ERR_STATE : 0;
 }
 

@@ -2,9 +2,9 @@
 // even bytes. CCM authenticates the lengths of the associated data and of
 // the payload before any of them (in B0 and the AAD prefix), so a streaming
 // operation declares both when it is created.
-import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, CTX_HEADER, inMemory, writable } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, cbcChain, ccmBlocks, ctrStream, inc32, opContext } from './aes';
+import { aesOp, isAesKey, encryptBlocks, cbcChain, ccmBlocks, ctrStream, inc32, opContext } from './aes';
 
 export const CCM_KIND: u32 = 0x202;
 
@@ -94,7 +94,7 @@ function process(op: usize, src: usize, dst: usize, len: usize, decrypt: bool): 
 }
 
 @inline function live(op: usize): i32 {
-  if (op == 0 || ctxKind(op) != CCM_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, CCM_KIND)) return ERR_CONTEXT;
   return load<u32>(op, FLAGS) & F_DONE ? ERR_STATE : 0;
 }
 

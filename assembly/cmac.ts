@@ -2,8 +2,8 @@
 // and CBC-MAC with a zero IV over whole blocks (18; ISO/IEC 9797-1 MAC
 // algorithm 1 without padding). Both chain E(K, X ^ M_i); CMAC treats the
 // last block with a subkey, so it is held back until mac_final.
-import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
-import { isAesKey, encryptBlocks, cbcChain, opContext } from './aes';
+import { ERR_CONTEXT, ERR_LENGTH, ERR_STATE, CTX_HEADER, inMemory, writable } from './abi';
+import { aesOp, isAesKey, encryptBlocks, cbcChain, opContext } from './aes';
 
 export const MAC_KIND: u32 = 0x204;
 export const ALG_CMAC: u32 = 49;
@@ -35,7 +35,7 @@ function dbl(dst: usize, src: usize): void {
 }
 
 @inline function live(op: usize): i32 {
-  if (op == 0 || ctxKind(op) != MAC_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, MAC_KIND)) return ERR_CONTEXT;
   return load<u32>(op, DONE) ? ERR_STATE : 0;
 }
 

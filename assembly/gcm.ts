@@ -2,9 +2,9 @@
 // length of at least one byte and tags of 16, 15, 14, 13, 12, 8 or 4 bytes.
 // The caller decides what to do with plaintext before gcm_verify succeeds;
 // the facade holds it back (docs/aes.md).
-import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, ctxKind, CTX_HEADER, inMemory, writable } from './abi';
+import { ERR_AUTH, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, CTX_HEADER, inMemory, writable } from './abi';
 import { ctDiff } from './ct';
-import { isAesKey, encryptBlocks, ctrStream, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
+import { aesOp, isAesKey, encryptBlocks, ctrStream, inc32, opContext, KEY_FLAGS, KEY_CACHE } from './aes';
 import { LANES } from './aes-bitslice';
 import { ghashKey, ghashBlocks } from './ghash';
 
@@ -106,7 +106,7 @@ function tag(op: usize): void {
 
 // 0, or why the operation cannot finish with its tag (written or compared) at `tagAt`.
 @inline function check(op: usize, decrypt: u32, tagAt: usize): i32 {
-  if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, GCM_KIND)) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if ((f & F_DONE) || (f & F_DECRYPT) != decrypt) return ERR_STATE;
   const t = <usize>load<u32>(op, TAGLEN);
@@ -159,7 +159,7 @@ export function gcm_create(k: usize, nonce: usize, nonceLen: usize, tagLen: usiz
 
 export function gcm_aad(op: usize, src: usize, len: usize): i32 {
   if (!inMemory(src, len)) return ERR_LENGTH;
-  if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, GCM_KIND)) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if (f & (F_DATA | F_DONE)) return ERR_STATE;
   absorb(op, src, len);
@@ -170,7 +170,7 @@ export function gcm_aad(op: usize, src: usize, len: usize): i32 {
 // Encrypts or decrypts (as created) len bytes; dst may equal src. Returns len.
 export function gcm_update(op: usize, src: usize, dst: usize, len: usize): i32 {
   if (!inMemory(src, len) || !writable(dst, len)) return ERR_LENGTH;
-  if (op == 0 || ctxKind(op) != GCM_KIND) return ERR_CONTEXT;
+  if (!aesOp(op, GCM_KIND)) return ERR_CONTEXT;
   const f = load<u32>(op, FLAGS);
   if (f & F_DONE) return ERR_STATE;
   if (!(f & F_DATA)) {

@@ -381,6 +381,31 @@ describe('core ABI', () => {
       expect(exportPointers.length).toBeGreaterThan(50);
     });
 
+    // docs/wasm-abi-aes.md: an operation keeps its key's address; once the key
+    // is freed its round keys are zeros, which must not be used to encrypt.
+    it(`${build}: an operation whose key context was released is ERR_CONTEXT on every call`, () => {
+      const x = raw(build) as unknown as Raw;
+      const io = x.io_ptr!();
+      new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(64), io);
+      const k = x.aes_key_create!(io, 16, 0);
+      const ops = {
+        gcm: x.gcm_create!(k, io, 12, 16, 0, 0), ccm: x.ccm_create!(k, io, 13, 16, 0n, 16n, 0, 0),
+        cbc: x.cbc_create!(k, io, 24, 0, 0), mac: x.mac_create!(k, 49, 0), gcmDecrypt: x.gcm_create!(k, io, 12, 16, 1, 0),
+      };
+      const calls = (): Record<string, number> => ({
+        gcm_aad: x.gcm_aad!(ops.gcm, io, 16), gcm_update: x.gcm_update!(ops.gcm, io, io + 64, 16), gcm_final: x.gcm_final!(ops.gcm, io + 128),
+        gcm_verify: x.gcm_verify!(ops.gcmDecrypt, io), ccm_update: x.ccm_update!(ops.ccm, io, io + 64, 16), ccm_final: x.ccm_final!(ops.ccm, io + 128),
+        cbc_update: x.cbc_update!(ops.cbc, io, io + 64, 16), cbc_final: x.cbc_final!(ops.cbc, io + 128),
+        mac_update: x.mac_update!(ops.mac, io, 16), mac_final: x.mac_final!(ops.mac, io + 128),
+      });
+      x.ctx_free!(k);
+      const out = new Uint8Array(x.memory.buffer).slice(io + 64, io + 160);
+      expect(calls()).toEqual({ gcm_aad: -3, gcm_update: -3, gcm_final: -3, gcm_verify: -3, ccm_update: -3, ccm_final: -3, cbc_update: -3, cbc_final: -3, mac_update: -3, mac_final: -3 });
+      expect(new Uint8Array(x.memory.buffer).slice(io + 64, io + 160), 'nothing written').toEqual(out);
+      Object.values(ops).forEach((op) => x.ctx_free!(op));
+      expect(x.mem_in_use!()).toBe(0);
+    });
+
     // Outputs go to the I/O window or the heap. The module's static data
     // starts right after the window (the SHA-2 initial values among it): an
     // output range there would change every later digest.
