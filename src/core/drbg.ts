@@ -5,7 +5,7 @@
 import { core, type Core } from './loader.ts';
 import { EMPTY } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
-import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError } from './errors.ts';
+import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
 
 export interface DrbgExports {
@@ -98,7 +98,7 @@ export class HmacDrbg extends CoreContext {
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
     const pers = bytesArg(options.personalization ?? EMPTY, 'personalization');
-    const interval = options.reseedInterval;
+    const interval = options.reseedInterval ?? undefined;
     if (interval !== undefined && (!Number.isSafeInteger(interval) || interval < 1 || interval > 2 ** 48)) {
       throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
     }
@@ -110,6 +110,7 @@ export class HmacDrbg extends CoreContext {
     let nonce: Uint8Array = EMPTY;
     try {
       nonce = take(source, NONCE_BYTES, 'nonce');
+      stillReadable(pers, 'personalization');
       super(c.x.drbg_create(id), 'HMAC_DRBG', c);
     } catch (e) {
       // Drawn seed material goes to no one, also when no context could be made for it.
@@ -144,6 +145,7 @@ export class HmacDrbg extends CoreContext {
     const entropy = take(this.#entropy, ENTROPY_BYTES, 'entropy input');
     let status: number;
     try {
+      stillReadable(additionalInput, 'additionalInput');
       // The handle is read after the entropy source ran: a source that destroyed this generator (and
       // made another, which may sit at the same address) gets a StateError, not the other's state.
       const ctx = this.live();

@@ -132,18 +132,25 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return publicKey;
   }
 
-  function digestOf(input: Uint8Array, opts: VerifyOptions | undefined): { digest: Uint8Array; hashName: HashName } {
+  // Every option is read once, before any byte argument is: an options getter runs no later than
+  // this, so it cannot detach or shrink a buffer whose view the call has already taken.
+  function optionsOf(options: SignOptions | null | undefined, what: string): SignOptions {
+    const o = optionsArg(options, what);
+    return { hash: o?.hash, format: o?.format, prehashed: o?.prehashed, extraEntropy: o?.extraEntropy };
+  }
+
+  function digestOf(input: Uint8Array, opts: VerifyOptions): { digest: Uint8Array; hashName: HashName } {
     const message = bytesArg(input, 'message');
-    const hashName = opts?.hash ?? defaultHash;
+    const hashName = opts.hash ?? defaultHash;
     hashId(hashName);
-    if (!flagArg(opts?.prehashed, 'prehashed', false)) return { digest: hash(hashName, message), hashName };
+    if (!flagArg(opts.prehashed, 'prehashed', false)) return { digest: hash(hashName, message), hashName };
     const dl = DIGEST_LENGTHS[hashName];
     if (message.length !== dl) throw new LengthError(`prehashed message must be a ${dl}-byte ${hashName} digest, got ${message.length} bytes`);
     return { digest: message, hashName };
   }
 
-  function formatOf(opts: VerifyOptions | undefined): SignatureFormat {
-    const format = opts?.format ?? 'der';
+  function formatOf(opts: VerifyOptions): SignatureFormat {
+    const format = opts.format ?? 'der';
     if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got ${shown(format)}`);
     return format;
   }
@@ -174,11 +181,11 @@ function makeEcdsa(curve: CurveName): Ecdsa {
   }
 
   function sign(message: Uint8Array, key: Uint8Array, options?: SignOptions | null): Uint8Array {
+    const opts = optionsOf(options, 'sign options');
     const secretKey = checkSecret(key);
-    const opts = optionsArg(options, 'sign options');
     const { digest, hashName } = digestOf(message, opts);
     const format = formatOf(opts);
-    const hedge = opts?.extraEntropy ?? true;
+    const hedge = opts.extraEntropy ?? true;
     let extra: Uint8Array;
     if (hedge === true) extra = globalThis.crypto.getRandomValues(new Uint8Array(sb));
     else if (hedge === false) extra = EMPTY;
@@ -204,9 +211,9 @@ function makeEcdsa(curve: CurveName): Ecdsa {
   }
 
   function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, options?: VerifyOptions | null): boolean {
+    const opts = optionsOf(options, 'verify options');
     const signature = bytesArg(sig, 'signature');
     const publicKey = checkPublic(key);
-    const opts = optionsArg(options, 'verify options');
     const { digest } = digestOf(message, opts);
     const format = formatOf(opts);
     const raw = format === 'raw' ? (signature.length === 2 * sb ? signature : undefined) : derToRaw(signature, sb);

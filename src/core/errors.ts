@@ -170,7 +170,7 @@ function typeName(value: unknown): string {
  */
 export function optionsArg<T extends object>(opts: T | null | undefined, name: string): T | undefined {
   if (opts === undefined || opts === null) return undefined;
-  if (typeof opts !== 'object') throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
+  if (typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
   return opts;
 }
 
@@ -248,6 +248,14 @@ export function bytesArg(value: unknown, name: string): Uint8Array {
   // So does a fixed-length view its resizable buffer shrank below: refused, not read as no data.
   if (length === 0 && outOfBounds(value)) throw unreadableView(value as Uint8Array, name);
   return view;
+}
+
+/**
+ * Throws InvalidInputError when a view bytesArg gave has since lost its bytes
+ * (the caller's code, an entropy source say, detached or shrank its buffer).
+ */
+export function stillReadable(view: Uint8Array, name: string): void {
+  if (outOfBounds(view)) throw unreadableView(view, name);
 }
 
 const atOf = (TYPED_ARRAY as { at?: (this: unknown, index: number) => unknown }).at;

@@ -379,6 +379,8 @@ describe('options are what they say or refused', () => {
       ['prehashed as 1', () => p256.verify(new Uint8Array(64), rnd(32), p256.getPublicKey(secretKey), { prehashed: 1 as never, format: 'raw' }), /prehashed/],
       ['compressed as a string', () => p256.getPublicKey(secretKey, 'false' as never), /compressed must be true or false/],
       ['predictionResistance as 1', () => new HmacDrbg({ predictionResistance: 1 as never }), /predictionResistance/],
+      ['gcm options as an array', () => gcm(key, rnd(12), undefined, [] as never), /gcm options must be an object of options, got array/],
+      ['sign options as an array', () => p256.sign(rnd(32), secretKey, [] as never), /sign options must be an object of options, got array/],
     ];
     for (const [what, call, message] of bad) expect(call, what).toThrow(InvalidInputError), expect(call, what).toThrow(message);
     await expect(init('scalar' as never)).rejects.toThrow(/init options/);
@@ -386,6 +388,57 @@ describe('options are what they say or refused', () => {
     expect(ccm(key, rnd(12), undefined, { tagLength: null as never, messageLength: null as never }).tagLength).toBe(16);
     expect(cbc(key, rnd(16), null).encrypt(rnd(16)).length).toBe(32);
     expect(p256.getPublicKey(secretKey, null as never).length).toBe(65);
+    expect(new HmacDrbg({ reseedInterval: null as never }).generate(4).length).toBe(4);
+  });
+});
+
+// Caller code that runs inside a call (an entropy source, an options getter)
+// may detach or shrink a buffer the call has already checked: a typed error,
+// never a TypeError from copying a view that lost its bytes.
+describe('a buffer that loses its bytes during the call', () => {
+  it('is an InvalidInputError in HmacDrbg and ECDSA, and changes nothing', async () => {
+    const { ecdsa } = await import('../../src/index.ts');
+    const p256 = ecdsa('P-256');
+    const { secretKey, publicKey } = p256.keygen();
+    type Resizable = ArrayBuffer & { resize(n: number): void };
+    const detach = (b: ArrayBufferLike) => structuredClone(b, { transfer: [b as ArrayBuffer] });
+    const detaching = (view: Uint8Array) => (n: number) => (detach(view.buffer), rnd(n));
+    const shrinking = (view: Uint8Array) => (n: number) => ((view.buffer as Resizable).resize(0), rnd(n));
+    const resizable = (n: number) => new Uint8Array(new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable)(n, { maxByteLength: n }), 0, n);
+    // Each case sets up (generators are made before memory is measured), then returns the call.
+    const cases: [string, (view: Uint8Array, lose: typeof detaching) => () => unknown][] = [
+      ['HmacDrbg personalization', (v, lose) => () => new HmacDrbg({ personalization: v, entropy: lose(v) })],
+      ['HmacDrbg reseed additionalInput', (v, lose) => {
+        let armed = false;
+        const d = new HmacDrbg({ entropy: (n) => (armed ? lose(v)(n) : rnd(n)) });
+        armed = true;
+        return () => d.reseed(v);
+      }],
+      ['HmacDrbg generate additionalInput (prediction resistance)', (v, lose) => {
+        let armed = false;
+        const d = new HmacDrbg({ predictionResistance: true, entropy: (n) => (armed ? lose(v)(n) : rnd(n)) });
+        armed = true;
+        return () => d.generate(8, v);
+      }],
+      ['ECDSA sign secret key', (v, lose) => (v.set(secretKey), () => p256.sign(rnd(32), v, { get format() { lose(v)(0); return 'raw' as const; } }))],
+      ['ECDSA sign prehashed digest', (v, lose) => () => p256.sign(v, secretKey, { prehashed: true, get format() { lose(v)(0); return 'raw' as const; } })],
+      ['ECDSA verify public key', (v, lose) => (v.set(publicKey), () => p256.verify(new Uint8Array(64), rnd(32), v, { format: 'raw', get hash() { lose(v)(0); return 'SHA-256' as const; } }))],
+    ];
+    for (const [what, setup] of cases) {
+      for (const [how, lose] of [['detached', detaching], ['shrunk', shrinking]] as const) {
+        const view = how === 'shrunk' ? resizable(what.includes('public key') ? 65 : 32) : rnd(what.includes('public key') ? 65 : 32);
+        const call = setup(view, lose);
+        const base = coreMemoryStats().inUseBytes;
+        let error: unknown;
+        try {
+          call();
+        } catch (e) {
+          error = e;
+        }
+        expect(error, `${what}, ${how}`).toBeInstanceOf(InvalidInputError);
+        expect(coreMemoryStats().inUseBytes, `${what}, ${how}: memory`).toBe(base);
+      }
+    }
   });
 });
 
