@@ -27,6 +27,7 @@ const GIVEN: Record<string, () => unknown> = {
   message: () => rnd(33),
   personalization: () => rnd(16),
   additionalInput: () => rnd(16),
+  expectedMac: () => rnd(32),
 };
 
 interface Snippet {
