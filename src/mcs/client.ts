@@ -2,19 +2,22 @@
 // Every method sends the same request primitives a network client would
 // (in binary mode), so it behaves exactly like Mcs; a failure throws the
 // McsError of the response (its rsc and m2m:dbg). The calls on one resource
-// object run one after another in call order, so a method made of two
-// requests (verify: UPDATE Sgn, then RETRIEVE verifySignature) never
-// interleaves with another call on the same object.
+// run one after another in call order, whichever client or object of this
+// engine makes them, so a method made of two requests (verify: UPDATE Sgn,
+// then RETRIEVE verifySignature) never interleaves with another such call.
 import type { CipherAlgorithm, HashAlgorithm, RebootType, RngType, SignatureAlgorithm } from '../backends/backend.ts';
 import type { McsEngine } from './engine.ts';
 import type { McsResponse, Operation } from './primitive.ts';
-import { McsError } from './rsc.ts';
+import { McsError, RSC } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
 import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import { SIGNATURES } from './algorithms.ts';
 
 let counter = 0;
+
+/** The last call queued on each resource of an engine, by the address resource objects were made with. */
+const queues = new WeakMap<McsEngine, Map<string, Promise<unknown>>>();
 
 /** What a CREATE may set besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
 export interface CommonOptions {
@@ -122,7 +125,9 @@ export class McsClient {
         try {
           await c.setParameters(p);
         } catch (e) {
-          await c.delete().catch(() => undefined);
+          const left = await c.delete().then(() => undefined, (d: unknown) => d);
+          // The caller holds no object for it: the address, so that it can delete it later.
+          if (left !== undefined) throw new McsError(e instanceof McsError ? e.rsc : RSC.INTERNAL_SERVER_ERROR, `${e instanceof Error ? e.message : String(e)}; and the <cipher> ${c.address} could not be deleted (${left instanceof Error ? left.message : String(left)})`);
           throw e;
         }
       }
@@ -185,17 +190,27 @@ abstract class McsResource {
   /** Absolute address: `<M2M-SE-ID>/<resourceID>`. */
   readonly address: string;
   protected abstract readonly root: string;
-  #last: Promise<unknown> = Promise.resolve();
 
   constructor(client: McsClient, address: string) {
     this.client = client;
     this.address = address;
   }
 
-  /** Runs `fn` after every earlier call on this object has finished. */
+  /**
+   * Runs `fn` after every earlier call on this resource has finished: on this
+   * object, another object for the same address, or one of another client
+   * (two originators sharing a <signature> would otherwise see each other's
+   * Sgn verified).
+   */
   protected serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#last.then(fn);
-    this.#last = run.catch(() => undefined);
+    let byAddress = queues.get(this.client.engine);
+    if (!byAddress) queues.set(this.client.engine, (byAddress = new Map()));
+    const run = (byAddress.get(this.address) ?? Promise.resolve()).then(fn);
+    const settled = run.then(() => undefined, () => undefined);
+    byAddress.set(this.address, settled);
+    void settled.then(() => {
+      if (byAddress.get(this.address) === settled) byAddress.delete(this.address);
+    });
     return run;
   }
 

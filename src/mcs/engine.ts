@@ -192,6 +192,9 @@ export class McsEngine {
     if (turn) await turn;
     let response: McsResponse;
     try {
+      // Caller code run above (a getter of the request, the clock) may have closed the engine, whose
+      // turn on this SE then came first: the SE's keys and secrets are gone.
+      if (host.closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
       if (turn) now = this.#clock();
       if (unreadable) throw unreadable.error;
       const ctx = this.#context(host, req.fr, now);
@@ -224,6 +227,7 @@ export class McsEngine {
     // whatever failed on the way; the first failure is thrown at the end.
     const closed = await Promise.allSettled([...this.#hosts.values()].map(async (host) => {
       await host.acquire();
+      host.closed = true;
       try {
         // Keys a device keeps stay there when the store names them (the next run loads them).
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);

@@ -35,6 +35,8 @@ export class SeHost {
   readonly expiring = new Map<Resource, number>();
   nextExpiry = Infinity;
   failed: string | undefined;
+  /** Set in the engine's close(), in this SE's turn: a request whose turn comes later is refused. */
+  closed = false;
   /**
    * Bytes the host may keep for this SE's clients (src/mcs/usage.ts), and
    * what it keeps; undefined for an SE that keeps its data on the device and
@@ -45,7 +47,9 @@ export class SeHost {
   /** Resolved addresses; emptied by every change of the tree. */
   readonly #addresses = new Map<string, Target>();
   #busy = false;
-  readonly #waiting: (() => void)[] = [];
+  /** Requests waiting for their turn: a queue read from #head (shift() costs its length, a backlog its square). */
+  #waiting: ((() => void) | undefined)[] = [];
+  #head = 0;
   #counter = 0;
 
   constructor(seId: string, backend: SecureEnvironmentBackend, quota?: number) {
@@ -79,9 +83,18 @@ export class SeHost {
   }
 
   release(): void {
-    const resume = this.#waiting.shift();
-    if (resume) resume();
-    else this.#busy = false;
+    if (this.#head === this.#waiting.length) {
+      this.#busy = false;
+      return;
+    }
+    const resume = this.#waiting[this.#head]!;
+    this.#waiting[this.#head++] = undefined;
+    // Served entries are dropped once they are half the array: amortized constant time.
+    if (this.#head === this.#waiting.length || this.#head > 1024 && 2 * this.#head > this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#head);
+      this.#head = 0;
+    }
+    resume();
   }
 
   registrationOf(originator: string): Resource | undefined {

@@ -4,7 +4,7 @@
 // alone), discard() on every message type, a policy's partial update, and
 // the zeroization of the copies the client makes of its byte arguments.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ecdsa, gcm, hash, InvalidInputError, McsClient, McsEngine, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
+import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsEngine, RandResource, SignatureResource, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
 import { arraysMadeBy } from './uint8array-spy.ts';
 
@@ -149,6 +149,63 @@ describe('McsClient: methods on resources', () => {
     expect((await other.request(2, shared.address, 'senv:Hsh')).Halg).toBe(4);
     await acp.update({ privileges: [{ originators: ['CAE2'], operations: 16 }] });
     expect((await acp.retrieve()).pvs).toEqual({ acr: [{ acor: ['CAE1', 'CAE3'], acop: 63 }] });
+  });
+});
+
+// Review findings of the thirtieth stop: calls of two requests by different
+// clients on one resource, and what a clean-up that fails leaves behind.
+describe('McsClient: one resource shared by two originators', () => {
+  it('verify() and generate() of two clients on one resource do not interleave: each gets the verdict on its own Sgn, the length it asked for', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const owner = await new McsClient(engine, 'CAE1').register('r1');
+    const other = await new McsClient(engine, 'CAE2').register('r2');
+    const acp = await owner.accessControlPolicy({ privileges: [{ originators: ['CAE2'], operations: 2 | 4 }], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] });
+    const key = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const sig = await owner.signature({ algorithm: 25, key, policies: [acp.address] });
+    const msg = utf8('pay 10 EUR');
+    await sig.update(msg);
+    const good = hmac('SHA-256', key, msg), forged = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const theirs = new SignatureResource(other, sig.address, 25);
+    for (const order of [0, 1]) {
+      const calls = order ? [sig.verify(good), theirs.verify(forged)] : [theirs.verify(forged), sig.verify(good)];
+      const verdicts = await Promise.all(calls);
+      expect(verdicts, `order ${order}`).toEqual(order ? [true, false] : [false, true]);
+    }
+    const rand = await owner.rand({ rngType: 1, policies: [acp.address] });
+    const lengths = await Promise.all([rand.generate(16), new RandResource(other, rand.address).generate(4096), rand.generate(1)]);
+    expect(lengths.map((b) => b.length)).toEqual([16, 4096, 1]);
+  });
+
+  it('cipher() whose parameters fail and whose clean-up DELETE fails too says so and names the <cipher> left', async () => {
+    const engine = await McsEngine.create();
+    const me = await new McsClient(engine, 'CAE1').register('r1');
+    const made = me.cipher({ algorithm: 1001, maxByteSize: 1024, key: KEY, nonce: NONCE });
+    void engine.close();
+    await expect(made).rejects.toThrow(/engine closed; and the <cipher> \S+ could not be deleted \(engine closed\)/);
+  });
+});
+
+describe('McsEngine: caller code run inside send()', () => {
+  it('a request whose getter closes the engine is refused (5000), not served on the closed SE\'s zeroized data', async () => {
+    const engine = await McsEngine.create();
+    const se = engine.seIds[0]!;
+    await engine.send({ op: 1, to: se, fr: 'A', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } } });
+    await engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20009, pc: { 'senv:Sdo': { rn: 'secret', msg: 'c2VjcmV0IGRhdGE=' } } });
+    const r = await engine.send({ op: 2, to: `${se}/reg/secret`, fr: 'A', get rqi() { void engine.close(); return '3'; } });
+    expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
+  });
+
+  it('thousands of requests queued on one SE are served in the order sent', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4 });
+    const chunks = Array.from({ length: 5000 }, (_, i) => utf8(`${i},`));
+    const sent = chunks.map((chunk) => h.update(chunk));
+    const digest = h.calculate();
+    await Promise.all(sent);
+    const all = new Uint8Array(chunks.reduce((n, b) => n + b.length, 0));
+    chunks.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+    expect(hexOf(await digest)).toBe(hexOf(hash('SHA-256', all)));
   });
 });
 
