@@ -2,11 +2,11 @@
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
 import { copyArg } from '../core/bytes.ts';
-import { InvalidInputError, optionsArg } from '../core/errors.ts';
+import { InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
 } from './errors.ts';
-import { checkReader, checkShare, checkTimeout } from './args.ts';
+import { checkProtocols, checkReader, checkShare, checkTimeout } from './args.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { loadNative, type NativeAddon, type NativeCard, type NativeMonitor } from './native.ts';
 
@@ -99,6 +99,9 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+/** The longest finite wait pcsc-lite keeps finite: it passes the DWORD to poll() as an int. */
+const LONGEST_WAIT = 0x7fffffff;
+
 /**
  * `bridged` (a call in the native bridge), bounded by `ms`: past it the
  * result rejects with `expired(settled)`, where `settled` resolves once the
@@ -107,14 +110,15 @@ export interface ConnectOptions {
  * transmit), but from then on it no longer keeps the process alive: a
  * script whose last call pcscd or the card never answered ends.
  */
-function bounded<T>(addon: NativeAddon, bridged: Promise<T>, ms: number, expired: (settled: Promise<void>) => Error, late: (value: T) => void): Promise<T> {
+function bounded<T>(addon: NativeAddon, bridged: Promise<T>, ms: number, expired: (settled: Promise<void>) => Error, late: (value: T) => unknown): Promise<T> {
   if (ms === Infinity) return bridged;
   return new Promise<T>((resolve, reject) => {
     let over = false;
     const timer = setTimeout(() => {
       over = true;
       addon.unrefCall(bridged);
-      reject(expired(bridged.then(late, () => undefined)));
+      // Settled once what `late` does with the value (a promise it returns) is done too.
+      reject(expired(bridged.then(late, () => undefined).then(() => undefined)));
     }, ms);
     bridged.then(
       (v) => {
@@ -180,7 +184,7 @@ class Stall {
    * until it returns, and SCARD_E_TIMEOUT. While one is outstanding,
    * SCARD_E_NOT_READY and no call.
    */
-  call<T>(addon: NativeAddon, operation: string, op: () => Promise<T>, ms: number, late: (value: T) => void = () => undefined): Promise<T> {
+  call<T>(addon: NativeAddon, operation: string, op: () => Promise<T>, ms: number, late: (value: T) => unknown = () => undefined): Promise<T> {
     if (this.#outstanding) {
       return Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`));
     }
@@ -311,14 +315,22 @@ export class PcscContext {
    * One SCardGetStatusChange: resolves when a state differs from `current`
    * (pass the previous `state` back, or 0 to learn the current one).
    * Rejects with SCARD_E_TIMEOUT after `timeoutMs`, SCARD_E_CANCELLED after cancel().
-   * The wait is a DWORD of milliseconds whose largest value means "forever":
-   * a finite timeout stays finite (at most about 49.7 days) instead of wrapping.
+   * A finite timeout stays finite: pcsc-lite hands it to poll() as an int, so
+   * it is cut to 2^31 - 1 ms (about 24.8 days), where a larger one would wrap
+   * round to a negative value, which poll() takes as "forever".
    */
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
+    if (!Array.isArray(current)) throw new InvalidInputError(`getStatusChange: expected an array of { reader, state? }, got ${shown(current)}`);
     const forever = this.addon.constants.INFINITE;
-    const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), forever - 1);
-    const states = current.map((r) => ({ reader: checkReader(r.reader), currentState: r.state ?? 0 }));
+    const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), LONGEST_WAIT);
+    const states = current.map((r: unknown) => {
+      const { reader, state } = (r ?? {}) as { reader?: unknown; state?: unknown };
+      if (state !== undefined && (!Number.isInteger(state) || (state as number) < 0 || (state as number) > 0xffffffff)) {
+        throw new InvalidInputError(`getStatusChange: a reader's state is a DWORD (an integer from 0 to 2^32 - 1), got ${shown(state)}`);
+      }
+      return { reader: checkReader(reader), currentState: (state as number | undefined) ?? 0 };
+    });
     const n = ++this.#waits;
     // pcsc-lite asks pcscd for the readers' states before it waits, and that answer has no timeout of its own.
     const bound = timeout === forever || timeout + this.timeoutMs > LONGEST_TIMER ? Infinity : timeout + this.timeoutMs;
@@ -367,9 +379,11 @@ export class PcscContext {
    * command to the card is unanswered) rejects with SCARD_E_TIMEOUT, and the
    * connection it makes afterwards, if any, is disconnected as it arrives.
    */
-  async connect(reader: string, opts: ConnectOptions = {}): Promise<PcscCard> {
+  async connect(reader: string, options?: ConnectOptions | null): Promise<PcscCard> {
     checkReader(reader);
+    const opts = optionsArg(options, 'connect options') ?? {};
     checkShare(opts.share);
+    checkProtocols(opts.protocols);
     const timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
@@ -392,11 +406,11 @@ export class PcscContext {
   release(): Promise<void> {
     this.#released ??= (async () => {
       this.cancel();
-      await this.#calls.idle;
-      // Started once a stalled call returned: given up before then, it starts let go of.
+      // Started once the calls made before (a wait whose cancel a silent pcscd never gets among them)
+      // and a stalled call returned: given up before then, it starts let go of.
       let release: Promise<void> | undefined;
       let givenUp = false;
-      await bounded(this.addon, this.#stall.over.then(() => {
+      await bounded(this.addon, this.#calls.idle.then(() => this.#stall.over).then(() => {
         release = this.monitor.release();
         if (givenUp) this.addon.unrefCall(release);
         return call(release);
@@ -444,7 +458,7 @@ export class PcscCard {
   }
 
   /** One call on the connection, in order, bounded by its timeout. */
-  private timed<T>(operation: string, op: () => Promise<T>, late?: (value: T) => void): Promise<T> {
+  private timed<T>(operation: string, op: () => Promise<T>, late?: (value: T) => unknown): Promise<T> {
     return this.#calls.run(() => this.#stall.call(this.addon, operation, op, this.timeoutMs, late));
   }
 
@@ -474,8 +488,14 @@ export class PcscCard {
     return this.reconnect(kind === 'cold' ? 'unpower' : 'reset');
   }
 
+  /**
+   * A begin that returns after its timeout has the transaction all the same:
+   * it is ended then ('leave'), before any other call, so that neither the
+   * card stays locked against other applications nor a retry nests in it.
+   */
   beginTransaction(): Promise<void> {
-    return this.timed('SCardBeginTransaction', () => this.card.beginTransaction());
+    return this.timed('SCardBeginTransaction', () => this.card.beginTransaction(),
+      () => this.card.endTransaction(this.addon.constants.SCARD_LEAVE_CARD).catch(() => undefined));
   }
 
   endTransaction(end: Disposition = 'leave'): Promise<void> {
@@ -507,9 +527,11 @@ export class PcscCard {
 
   /** SCardControl with SCARD_CTL_CODE(code): reader-specific commands (PIN pads, features). */
   control(code: number, data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
-    if (!Number.isInteger(code) || code < 0) throw new InvalidInputError(`control code must be a non-negative integer, got ${code}`);
+    const base = this.addon.constants.SCARD_CTL_CODE_BASE;
+    // The sum is a DWORD: a larger code would wrap round to another one.
+    if (!Number.isInteger(code) || code < 0 || base + code > 0xffffffff) throw new InvalidInputError(`control code must be an integer from 0 to ${0xffffffff - base}, got ${shown(code)}`);
     const command = copyArg(data, 'data');
-    return this.timed('SCardControl', () => this.card.control(this.addon.constants.SCARD_CTL_CODE_BASE + code, command), (late) => late.fill(0))
+    return this.timed('SCardControl', () => this.card.control(base + code, command), (late) => late.fill(0))
       .finally(() => command.fill(0));
   }
 

@@ -10,6 +10,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
+import { InvalidInputError } from '../../src/core/errors.ts';
 import type { NativeAddon, NativeCard, NativeMonitor } from '../../src/pcsc/native.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
 
@@ -27,6 +28,8 @@ const bridge = vi.hoisted(() => ({
   cancels: 0,
   /** The pending calls let go of (unrefCall): they no longer keep the process alive. */
   letGo: [] as string[],
+  /** The timeout each status-change wait was handed. */
+  waitTimeouts: [] as number[],
 }));
 
 function held<T>(name: string): Promise<T> {
@@ -88,7 +91,10 @@ function nativeCard(tag: string): NativeCard {
 function monitor(tag: string): NativeMonitor {
   return {
     listReaders: () => held(`${tag} listReaders`),
-    getStatusChange: () => held(`${tag} getStatusChange`),
+    getStatusChange: (_states: unknown, timeout: number) => {
+      bridge.waitTimeouts.push(timeout);
+      return held(`${tag} getStatusChange`);
+    },
     cancel: () => {
       bridge.cancels++;
     },
@@ -118,6 +124,7 @@ function reset(): void {
   bridge.sent.length = 0;
   bridge.cancels = 0;
   bridge.letGo.length = 0;
+  bridge.waitTimeouts.length = 0;
   expect(bridge.pending.map((p) => p.name), 'a call left pending by the previous test').toEqual([]);
 }
 
@@ -355,5 +362,79 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     await forever.open();
     await forever.close();
     expect(disconnected).toBe(true);
+  });
+  // Review findings of the thirtieth stop (a fake pcscd and stand-in addons).
+  it('release() with a wait whose cancel a silent pcscd never gets: SCARD_E_TIMEOUT after timeoutMs, and the context released once the wait returned', async () => {
+    reset();
+    const ctx = await context('m', 100);
+    const wait = ctx.getStatusChange([{ reader: 'reader' }]);
+    await tick();
+    const t0 = Date.now();
+    const e = await rejection(ctx.release());
+    expect(e.scardName).toBe('SCARD_E_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(bridge.calls).toEqual(['establish', 'm getStatusChange']);
+    fail('m getStatusChange', 0x80100002);
+    expect((await rejection(wait)).scardName).toBe('SCARD_E_CANCELLED');
+    await sleep(30);
+    expect(bridge.calls).toEqual(['establish', 'm getStatusChange', 'm release']);
+    expect(bridge.letGo).toContain('m release');
+    answer('m release');
+    await tick();
+  });
+
+  it('a beginTransaction() granted after its timeout is ended at once, while the connection is still stalled', async () => {
+    reset();
+    const card = new PcscCard(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
+    expect((await rejection(card.transaction(async () => 1))).scardName).toBe('SCARD_E_TIMEOUT');
+    expect(card.stalled).toBe(true);
+    answer('c beginTransaction');
+    await tick();
+    expect(bridge.calls).toEqual(['c beginTransaction', 'c endTransaction']);
+    expect(card.stalled, 'stalled until the transaction is ended').toBe(true);
+    answer('c endTransaction');
+    await tick();
+    await tick();
+    expect(card.stalled).toBe(false);
+  });
+
+  it('arguments pcsc-lite would take as something else are refused before anything is sent', async () => {
+    reset();
+    const ctx = await context('m');
+    const card = new PcscCard(addon(), nativeCard('c'), 'scripted', 2, 3, Infinity);
+    const refused: [string, () => Promise<unknown>][] = [
+      ['protocols as a string', () => ctx.connect('reader', { protocols: 'T1' as never })],
+      ['no protocol', () => ctx.connect('reader', { protocols: [] })],
+      ['an unknown protocol', () => ctx.connect('reader', { protocols: ['T2' as never] })],
+      ['a reader name of 128 bytes', () => ctx.connect('r'.repeat(126) + 'é')],
+      ['a status list that is no array', () => ctx.getStatusChange({} as never)],
+      ['a state that is no number', () => ctx.getStatusChange([{ reader: 'r', state: '1' as never }])],
+      ['a state above a DWORD', () => ctx.getStatusChange([{ reader: 'r', state: 2 ** 32 }])],
+      ['a list item that is null', () => ctx.getStatusChange([null as never])],
+      ['a control code that wraps', () => card.control(0xbe000000)],
+    ];
+    for (const [what, call] of refused) {
+      const e = await (async () => call())().then(() => null, (x: unknown) => x);
+      expect(e, what).toBeInstanceOf(InvalidInputError);
+    }
+    expect(bridge.calls).toEqual(['establish']);
+    // Accepted at the limits: 127 bytes, the largest code, null options.
+    const connected = ctx.connect('r'.repeat(125) + 'é', null);
+    await tick();
+    answer('m connect', nativeCard('d'));
+    await connected;
+    const control = card.control(0xbdffffff);
+    await tick();
+    answer('c control', Uint8Array.of(0x90, 0));
+    await control;
+    // A wait past 2^31 - 1 ms is handed to pcsc-lite as that (poll() takes an int).
+    const waits = [ctx.getStatusChange([{ reader: 'r' }], 2 ** 32 - 2), ctx.getStatusChange([{ reader: 'r' }], 2 ** 31 - 1)];
+    for (let i = 0; i < 2; i++) {
+      await tick();
+      answer('m getStatusChange', [{ reader: 'r', eventState: 0, atr: new Uint8Array(0) }]);
+    }
+    await Promise.all(waits);
+    expect(bridge.waitTimeouts).toEqual([2 ** 31 - 1, 2 ** 31 - 1]);
+    await released(ctx);
   });
 });
