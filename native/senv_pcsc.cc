@@ -260,9 +260,18 @@ class InUse {
     std::function<void()> release;
     {
       std::lock_guard<std::mutex> hold(m_);
-      if (--running_ == 0) release.swap(release_);
+      if (--running_ == 0) {
+        release.swap(release_);
+        idle_.notify_all();
+      }
     }
     if (release) release();
+  }
+
+  // Whether no call is under way, waiting at most `wait` for the last to return.
+  bool Idle(std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> hold(m_);
+    return idle_.wait_for(hold, wait, [this] { return running_ == 0; });
   }
 
   // Runs `release` now, or once the last call under way has returned.
@@ -279,6 +288,7 @@ class InUse {
 
  private:
   std::mutex m_;
+  std::condition_variable idle_;
   int running_ = 0;
   std::function<void()> release_;
 };
@@ -790,8 +800,15 @@ class Card : public Napi::ObjectWrap<Card> {
     auto h = std::make_shared<Handle>(*state_);
     state_->open = false;
     DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
+    // Not under a call still running on the connection (a status, a transmit the card holds): the
+    // disconnect frees what that call reads (its reader name: a use after free under ASan).
+    std::shared_ptr<InUse> use = use_;
     return Job::Start(env, "SCardDisconnect", Value(), nullptr,
-      [h, disposition] { return Close(*h, disposition); },
+      [h, disposition, use] {
+        while (!use->Idle(std::chrono::milliseconds(100))) {
+        }
+        return Close(*h, disposition);
+      },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });
   }
 
@@ -930,7 +947,10 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     auto st = state_;
     std::shared_ptr<Mailbox> box = env.GetInstanceData<AddonData>()->mailbox;
+    // pcsc-lite hands the timeout to poll() as an int: a larger finite one would wrap round to a
+    // negative value, which poll() takes as forever.
     DWORD timeout = DwordArg(info, 1, INFINITE);
+    if (timeout != INFINITE && timeout > 0x7FFFFFFF) timeout = 0x7FFFFFFF;
     return Job::Start(env, "SCardGetStatusChange", Value(), use_,
       [st, w, box, timeout] {
         // A cancel still under way (sent for an earlier wait from a bridge thread, not waited for)
@@ -1021,10 +1041,13 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     }
     state_->open = false;
     SCARDCONTEXT ctx = state_->ctx;
+    std::shared_ptr<InUse> use = use_;
     return Job::Start(env, "SCardReleaseContext", Value(), nullptr,
-      [ctx] {
-        // A wait in progress would hold the context: woken first, off the JS thread (see Cancel).
-        SCardCancel(ctx);
+      [ctx, use] {
+        // A wait in progress holds the context's lock, which SCardReleaseContext would wait for
+        // holding the bridge's list lock: cancelled, off the JS thread (see Cancel), until every
+        // call under way returned (a cancel that lands before pcsc-lite set the wait up is lost).
+        while (!use->Idle(std::chrono::milliseconds(2))) SCardCancel(ctx);
         return ReleaseContext(ctx);
       },
       [](Napi::Env env, Napi::Promise::Deferred& d) { d.Resolve(env.Undefined()); });

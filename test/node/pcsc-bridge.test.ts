@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fromHex, hex } from '../../src/apdu/apdu.ts';
@@ -484,6 +485,60 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     expect(r.code, r.err).toBe(0);
     // 2,600 ms when the finaliser released the connection at once.
     expect(JSON.parse(r.out).establishMs).toBeLessThan(1000);
+  });
+
+  // Direct callers of the addon (src/pcsc/ queues its calls, so these overlaps never come from it).
+  interface RawCard { transmit(c: Uint8Array): Promise<Uint8Array>; status(): Promise<unknown>; disconnect(d: number): Promise<void> }
+  interface RawMonitor { connect(r: string, s: number, p: number): Promise<RawCard>; getStatusChange(s: { reader: string; currentState: number }[], t: number): Promise<unknown>; release(): Promise<void> }
+  const rawAddon = () => createRequire(import.meta.url)(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url))) as { Monitor: { establish(): Promise<RawMonitor> } };
+
+  // Before, the disconnect went into pcsc-lite at once: there it waited for the transmit on the
+  // connection's lock holding the bridge's list lock (every establish of the process waited too),
+  // and a status call then read the reader name it had freed (ASan, in a review's runs).
+  it('the addon\'s disconnect() waits for the calls still running on the connection (a transmit the card holds) before it goes to pcsc-lite, holding nothing meanwhile (direct callers)', async () => {
+    const addon = rawAddon();
+    const m = await addon.Monitor.establish();
+    const handler = card.os as CardHandler;
+    const apdu = handler.apdu.bind(card.os);
+    handler.apdu = async (command: Uint8Array) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      return apdu(command);
+    };
+    const order: string[] = [];
+    let establishMs = 0;
+    try {
+      const c = await m.connect(env.slot.reader, 2, 3);
+      const transmitted = c.transmit(Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x08)).then((r) => order.push(`transmit ${sw(r)}`), (e: Error) => order.push(`transmit ${e.message}`));
+      await new Promise((r) => setTimeout(r, 100));
+      const disconnected = c.disconnect(0).then(() => order.push('disconnect'));
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      await (await addon.Monitor.establish()).release();
+      establishMs = Date.now() - t0;
+      await Promise.all([transmitted, disconnected]);
+    } finally {
+      handler.apdu = apdu;
+    }
+    // (A status call would block it all the same: pcsc-lite takes its process-wide lock, then waits
+    // for the connection's, which the transmit holds.)
+    expect(establishMs, 'an establish while the disconnect waits').toBeLessThan(700);
+    expect(order).toEqual([expect.stringMatching(/^transmit [0-9A-F]{4}$/), 'disconnect']);
+    await m.release();
+  });
+
+  it('the addon\'s release() right after an endless wait started cancels it until it returned, then releases: never left hanging (direct callers)', async () => {
+    const addon = rawAddon();
+    const slowest: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const m = await addon.Monitor.establish();
+      const wait = m.getStatusChange([{ reader: env.ctx.pnpReader, currentState: 0 }], 0xffffffff).then(() => 'resolved', (e: { scode: number }) => e.scode);
+      const t0 = Date.now();
+      const released = await Promise.race([m.release().then(() => 'released'), new Promise((r) => setTimeout(() => r('hanging'), 5000))]);
+      expect(released, `round ${i}`).toBe('released');
+      slowest.push(Date.now() - t0);
+      expect(await wait).toBe(0x80100002); // SCARD_E_CANCELLED
+    }
+    expect(Math.max(...slowest)).toBeLessThan(2000);
   });
 
   it('the addon itself refuses a reader name with NUL, which pcsc-lite would cut short (direct callers of the addon)', async () => {
