@@ -23,8 +23,9 @@ export type ValueType =
   | { kind: 'string'; values?: readonly string[]; pattern?: { re: RegExp; text: string } }
   | { kind: 'time' }
   | { kind: 'ids' }
-  | { kind: 'uints' }
-  | { kind: 'any' };
+  | { kind: 'uints'; unique?: boolean }
+  /** JSON; `object` names the complex data type the value must be an object of. */
+  | { kind: 'any'; object?: string };
 
 export interface AttributeDef {
   /** Long name (TS-0016 clause 7); the key of Resource.attrs. */
@@ -271,6 +272,8 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       if (!list || !list.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
         throw bad(`a list of at most ${MAX_LIST} non-negative integers`);
       }
+      const twice = t.unique ? list.find((x, i) => list.indexOf(x) !== i) : undefined;
+      if (twice !== undefined) throw bad(`a list without repetitions (${String(twice)} is given twice)`);
       return list;
     }
     case 'any': {
@@ -288,6 +291,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       if (bytes) throw bad('JSON: bytes inside it go as base64 text');
       if (json === undefined || json.length > 65536) throw bad('a JSON value of at most 64 KiB');
       const value = JSON.parse(json) as unknown;
+      if (t.object && (typeof value !== 'object' || value === null || Array.isArray(value))) throw bad(`an object (${t.object})`);
       if (nests(value, ANY_DEPTH)) throw badRequest(`${a.sn} (${a.name}) is nested too deep (request content nests at most ${MAX_DEPTH} levels)`);
       return value;
     }

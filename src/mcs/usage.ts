@@ -3,10 +3,11 @@
 // SE's clients. A byte value counts its length (data, parameters, results,
 // the message held in an append attribute), a key the material the host
 // keeps for it, any other value a client writes (a string, a list, a
-// policy) the UTF-8 length of its JSON text. Numbers, booleans and times
-// have a fixed size that every resource has anyway, and so have the SE's own
-// read-only values (creator, the management attributes): they count
-// nothing, nor does data a device keeps itself.
+// policy) the UTF-8 length of its JSON text. Numbers, booleans, times and
+// the strings of a fixed list (an enumeration spelt out) have a fixed size
+// that every resource has anyway, and so have the SE's own read-only values
+// (creator, the management attributes): they count nothing, nor does data a
+// device keeps itself.
 import { isKeyHandle } from '../backends/backend.ts';
 import { Borrowed, type Change } from './change.ts';
 import { Accumulator, type Resource } from './resource.ts';
@@ -21,7 +22,7 @@ export function valueSize(a: AttributeDef | undefined, v: unknown): number {
     // Otherwise data the device keeps (DeviceData): nothing on the host.
     return isKeyHandle(v) ? v.size : 0;
   }
-  if (a.access === 'RO' || typeof v === 'number' || typeof v === 'boolean') return 0;
+  if (a.access === 'RO' || typeof v === 'number' || typeof v === 'boolean' || (a.type.kind === 'string' && a.type.values)) return 0;
   return utf8Length(JSON.stringify(v));
 }
 

@@ -209,6 +209,29 @@ describe('McsEngine: caller code run inside send()', () => {
   });
 });
 
+// From a clause-by-clause review of TS-0016 clause 7 against the engine (thirtieth stop).
+describe('attribute rules a spec review found off', () => {
+  it('[SEReboot] mgd is WO with its fixed value: a CREATE may give "seReboot", nothing else; srt lists each type once; esi is an object', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const se = engine.seIds[0]!;
+    const send = (op: number, to: string, pc: Record<string, unknown>, ty?: number) => engine.send({ op, to, fr: 'CAE1', rqi: 'x', ...(ty ? { ty } : {}), pc });
+    expect((await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 1, srt: [20002, 20002] } }, 20011)).rsc).toBe(4000);
+    expect((await send(1, se, { 'senv:Senv': { rn: 'reg', sID: se, seL: 1, srt: [20002, 20010] } }, 20011)).rsc).toBe(2001);
+    const made = await send(1, `${se}/reg`, { 'senv:Srbt': { rn: 'mine', rbT: 1, mgd: 'seReboot' } }, 20010);
+    expect([made.rsc, (made.pc?.['senv:Srbt'] as { mgd?: string })?.mgd]).toEqual([2001, 'seReboot']);
+    const other = await send(1, `${se}/reg`, { 'senv:Srbt': { rn: 'other', rbT: 1, mgd: 'reboot' } }, 20010);
+    expect([other.rsc, other.pc?.['m2m:dbg']]).toEqual([4000, "mgd (mgmtDefinition) must be one of 'seReboot'"]);
+    expect((await send(3, `${se}/reg/mine`, { 'senv:Srbt': { mgd: 'seReboot' } })).rsc).toBe(4000);
+    for (const esi of [5, 'x', [], null]) {
+      const r = await send(3, `${se}/reg`, { 'senv:Senv': { esi } });
+      if (esi === null) expect(r.rsc, 'null removes it').toBe(2004);
+      else expect([r.rsc, r.pc?.['m2m:dbg']], JSON.stringify(esi)).toEqual([4000, 'esi (e2eSecInfo) must be an object (m2m:e2eSecInfo)']);
+    }
+    expect((await send(3, `${se}/reg`, { 'senv:Senv': { esi: { sud: [1] } } })).rsc).toBe(2004);
+  });
+});
+
 describe('representations (repr.ts) as McsClient receives them', () => {
   it('an object attribute in a response is the caller\'s own: editing a policy\'s pv grants nothing', async () => {
     const c = await client();

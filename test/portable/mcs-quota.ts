@@ -70,7 +70,7 @@ export const mcsQuotaCases: PortableCase[] = [
       ok(await s.retrieve(s.path('reg', 'g', 'generateKey')), 2000, 'generate');
       await expect('a generated AES-256 key', 32);
       ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: 33, sgF: 'raw' } }), 2001, 'ecdsa');
-      await expect('a string a client writes: its JSON text', json('raw'));
+      await expect('a string from a fixed list (sgF) counts nothing, as an enumeration number', 0);
       const kInf = body(ok(await s.retrieve(s.path('reg', 'e', 'gnK')), 2000, 'generate'), 'senv:Sgn').kInf;
       await expect('a P-256 scalar and the public key in kInf', 32 + json(kInf));
 

@@ -25,7 +25,7 @@ function samples(s: Session, acpRi: string): Record<string, unknown> {
     et: FUTURE, acpi: [acpRi], lbl: ['x'], msg: b64(rnd(16)), kDt: b64(rnd(16)), kExp: exportsKeys(s), cbs: 0, mbs: 64,
     Calg: 1001, Halg: 4, Salg: 33, rgT: 1, Dsz: 16, kInf: 'certificate', Sgn: b64(rnd(64)), sgF: 'raw', prH: true,
     nc: b64(rnd(12)), aD: b64(rnd(5)), Clab: 1, pv: ACP(['CAE1'], 63), pvs: ACP(['CAE1'], 63),
-    obis: ['o'], obps: ['p'], dc: 'reset', rbT: 1, rb: false, sID: s.seId, seL: 1, srt: [20004], esi: { x: 1 }, hcl: 'CSE1', hal: ['AE1'],
+    'SEReboot.mgd': 'seReboot', obis: ['o'], obps: ['p'], dc: 'reset', rbT: 1, rb: false, sID: s.seId, seL: 1, srt: [20004], esi: { x: 1 }, hcl: 'CSE1', hal: ['AE1'],
   };
 }
 

@@ -96,8 +96,8 @@ export const seRebootType: ResourceType = {
   longRoot: 'senv:SEReboot',
   common: ['et', 'acpi', 'lbl', 'cr'],
   attributes: [
-    // Fixed value "seReboot" (clause 7.3.1).
-    { name: 'mgmtDefinition', sn: 'mgd', ...RO, type: { kind: 'string' } },
+    // WO with the fixed value "seReboot" (table 7.3.1-2): a client creating an [SEReboot] may give it.
+    { name: 'mgmtDefinition', sn: 'mgd', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', values: ['seReboot'] } },
     // TS-0004's short name (TS-0016 clause 10.1 reuses TS-0004's for attributes it does not list).
     { name: 'objectIDs', sn: 'obis', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
     { name: 'objectPaths', sn: 'obps', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
