@@ -2,6 +2,7 @@
 // Secret key material enters by PUT DATA or is generated here, and no command
 // ever returns it.
 import type { DecodedCommand } from '../apdu/apdu.ts';
+import { ApduError } from '../apdu/errors.ts';
 import { CRT, DO, FCI, INS, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.ts';
 import { decodeTlvs, encodeTlv, findTlv, tlvs, u16, u32, type Tlv } from '../apdu/tlv.ts';
 import {
@@ -83,6 +84,16 @@ function checkedPoint(curve: CurveName, material: Uint8Array): Uint8Array {
 function must<T>(x: T | undefined, sw: number): T {
   if (x === undefined) throw new CardStatus(sw);
   return x;
+}
+
+/** The data objects of a command's data field; a malformed one is wrong data (6A80), not a wrong length. */
+function template(data: Uint8Array): Tlv[] {
+  try {
+    return decodeTlvs(data);
+  } catch (e) {
+    if (e instanceof ApduError) throw new CardStatus(SW.WRONG_DATA);
+    throw e;
+  }
 }
 
 const empty = new Uint8Array(0);
@@ -170,7 +181,7 @@ export class SenvApplet implements Applet {
 
   private mse(cmd: DecodedCommand, ctx: ChannelContext): Uint8Array {
     if (cmd.p1 !== MSE_SET || !Object.values(CRT).includes(cmd.p2 as never)) throw new CardStatus(SW.WRONG_P1P2);
-    const tlv = decodeTlvs(cmd.data);
+    const tlv = template(cmd.data);
     const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
     const ref = findTlv(tlv, TAG.KEY_REF);
     if (alg.length !== 2 || (ref && ref.length !== 1)) throw new CardStatus(SW.WRONG_DATA);
@@ -214,7 +225,7 @@ export class SenvApplet implements Applet {
     try {
       if (p1p2 !== PSO.VERIFY_SIGNATURE) return s.finish(cmd.data);
       // The last link of a verification is only 9E <signature>.
-      const t = decodeTlvs(cmd.data);
+      const t = template(cmd.data);
       if (t.length !== 1 || t[0]!.tag !== TAG.SIGNATURE) throw new CardStatus(SW.WRONG_DATA);
       if (!s.verify!(t[0]!.value)) throw new CardStatus(SW.VERIFY_FAILED);
       return empty;
@@ -340,7 +351,7 @@ export class SenvApplet implements Applet {
   }
 
   private generate(cmd: DecodedCommand): Uint8Array {
-    const tlv = decodeTlvs(cmd.data);
+    const tlv = template(cmd.data);
     const ref = must(findTlv(tlv, TAG.KEY_REF), SW.WRONG_DATA);
     if (ref.length !== 1 || ref[0] === 0 || ref[0] === 0xff) throw new CardStatus(SW.WRONG_DATA);
     if (cmd.p1 === 0x81) {
@@ -401,7 +412,7 @@ export class SenvApplet implements Applet {
     if (id === 0 || id === 0xff) throw new CardStatus(SW.WRONG_P1P2);
     switch (cmd.p1) {
       case DO.KEY: {
-        const tlv = decodeTlvs(cmd.data);
+        const tlv = template(cmd.data);
         const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
         const kindTlv = must(findTlv(tlv, TAG.KEY_KIND), SW.WRONG_DATA);
         const kind = kindTlv.length === 1 ? kindTlv[0] : undefined;

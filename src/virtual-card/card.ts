@@ -13,12 +13,21 @@ const MAX_JOINED = 0xffffff + 256;
 
 export const SW = {
   OK: 0x9000, VERIFY_FAILED: 0x6300, MEMORY_FULL: 0x6a84, WRONG_LENGTH: 0x6700, CHANNEL_UNSUPPORTED: 0x6881,
-  SM_UNSUPPORTED: 0x6882, LAST_OF_CHAIN_EXPECTED: 0x6883, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
+  SM_UNSUPPORTED: 0x6882, LAST_OF_CHAIN_EXPECTED: 0x6883, CHAINING_UNSUPPORTED: 0x6884, SECURITY: 0x6982, REF_NOT_USABLE: 0x6984, CONDITIONS: 0x6985, WRONG_DATA: 0x6a80,
   FUNC_UNSUPPORTED: 0x6a81, NOT_FOUND: 0x6a82, WRONG_P1P2: 0x6a86, REF_NOT_FOUND: 0x6a88, REF_EXISTS: 0x6a89, INS_UNSUPPORTED: 0x6d00,
   CLA_UNSUPPORTED: 0x6e00, UNKNOWN: 0x6f00,
 } as const;
 
 /** A status word thrown by an applet to refuse a command. */
+
+/**
+ * ISO/IEC 7816-4 clause 5.4.1: 0X-1X first interindustry, 4X-7X further
+ * interindustry, 8X-FE proprietary; 2X-3X are reserved for future use and FF
+ * is invalid (both 6E00).
+ */
+function validCla(cla: number): boolean {
+  return cla !== 0xff && (cla & 0xe0) !== 0x20;
+}
 export class CardStatus extends Error {
   constructor(readonly sw: number) {
     super(`SW ${sw.toString(16)}`);
@@ -119,7 +128,16 @@ export class VirtualCardOs implements CardHandler {
   apdu(bytes: Uint8Array): Uint8Array {
     let r: ResponseApdu;
     try {
-      r = this.dispatch(decodeCommand(bytes));
+      let cmd: DecodedCommand;
+      try {
+        cmd = decodeCommand(bytes);
+      } catch (e) {
+        // Undecodable (Lc and the data disagree), yet its header names a channel: a command refused
+        // there, which discards what was left to fetch and breaks a chain like any other.
+        if (bytes.length >= 4) this.refusedOn(bytes[0]!);
+        throw e;
+      }
+      r = this.dispatch(cmd);
     } catch (e) {
       r = { data: new Uint8Array(0), sw: e instanceof CardStatus ? e.sw : e instanceof ApduError ? SW.WRONG_LENGTH : SW.UNKNOWN };
       if (!(e instanceof CardStatus) && !(e instanceof ApduError)) this.log?.(`internal error: ${(e as Error).message}`);
@@ -127,8 +145,15 @@ export class VirtualCardOs implements CardHandler {
     return encodeResponse(r);
   }
 
+  private refusedOn(cla: number): void {
+    const ch = validCla(cla) ? this.channels[channelOfCla(cla)] : null;
+    if (!ch) return;
+    ch.pending = null;
+    if (ch.chain) this.endChain(ch);
+  }
+
   private dispatch(cmd: DecodedCommand): ResponseApdu {
-    if (cmd.cla === 0xff) throw new CardStatus(SW.CLA_UNSUPPORTED);
+    if (!validCla(cmd.cla)) throw new CardStatus(SW.CLA_UNSUPPORTED);
     const n = channelOfCla(cmd.cla);
     const ch = n < CHANNELS ? this.channels[n] : null;
     if (!ch) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
@@ -161,6 +186,10 @@ export class VirtualCardOs implements CardHandler {
       throw new CardStatus(SW.LAST_OF_CHAIN_EXPECTED);
     }
 
+    // Neither is ever chained (the profile's SELECT and MANAGE CHANNEL fit one command): a link of one
+    // is refused, not run at once as if it were the whole command.
+    const cardCommand = plain.cla === 0 && (plain.ins === 0x70 || (plain.ins === 0xa4 && plain.p1 === 0x04));
+    if (cardCommand && more) refuse(SW.CHAINING_UNSUPPORTED);
     if (plain.ins === 0x70 && plain.cla === 0) return this.manageChannel(ch, plain);
     if (plain.ins === 0xa4 && plain.cla === 0 && plain.p1 === 0x04) return this.answer(ch, plain, this.select(ch, plain));
 

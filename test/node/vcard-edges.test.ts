@@ -408,4 +408,45 @@ describe('virtual card edges (mutation review)', () => {
     // the freed number is given out again: channel 0 was never counted as free
     expect(hex(c.ok(cmds.openChannel()))).toBe('01');
   });
+  // From a review of the profile against the card and ISO/IEC 7816-4 (thirtieth stop).
+  it('12. a malformed data field (a TLV cut short, an indefinite length, a 3-byte tag) is wrong data, 6A80, not a wrong length', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'))).sw;
+    expect(raw('00 22 41 AA 03 80 05 00')).toBe('6A80'); // MSE: 80 says 5 bytes, has 1
+    expect(raw('00 DA 01 01 05 82 05 00 00 00')).toBe('6A80'); // PUT DATA key template
+    expect(raw('00 47 80 00 03 84 02 01')).toBe('6A80'); // GENERATE
+    expect(raw('00 22 41 AA 02 84 80')).toBe('6A80'); // indefinite length
+    expect(raw('00 22 41 AA 04 9F 81 01 00')).toBe('6A80'); // a tag of three bytes
+    // Lc against the bytes that follow is still a length error.
+    expect(raw('00 CA DF 03 05 01 02')).toBe('6700');
+  });
+
+  it('13. an APDU the card cannot decode (Lc says more than follows) still discards the leftover response data and breaks a chain on its channel', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex')));
+    expect(raw('00 CA DF 03 04').sw).toBe('6104');
+    expect(raw('00 CA DF 03 05 01 02').sw).toBe('6700');
+    expect(raw('00 C0 00 00 00').sw, 'nothing left to fetch').toBe('6985');
+    c.ok(cmds.putObject(0x10, pattern(2, 1)));
+    expect(raw('10 DA 02 10 02 01 02').sw).toBe('9000'); // first link of a PUT DATA object
+    expect(raw('00 DA 02 10 05 01 02').sw).toBe('6700');
+    expect(raw('00 DA 02 10 02 03 04').sw).toBe('9000'); // a whole command on its own, not a last link
+    expect(hex(c.ok(cmds.getData(DO.OBJECT, 0x10)))).toBe('0304');
+  });
+
+  it('14. CLA 2X and 3X (reserved for future use, ISO/IEC 7816-4 clause 5.4.1) are 6E00, as FF; 0X, 1X and 4X-7X are served', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'))).sw;
+    for (const cla of ['20', '21', '2F', '30', '33', 'FF']) expect(raw(`${cla} CA DF 03 08`), cla).toBe('6E00');
+    expect(raw('00 CA DF 03 08')).toBe('9000');
+    expect(raw('20 C0 00 00 00'), 'nor as GET RESPONSE').toBe('6E00');
+  });
+
+  it('15. SELECT and MANAGE CHANNEL are never chained: a link of one is refused 6884 and changes nothing', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'))).sw;
+    expect(raw('10 A4 04 00 05 F0 53 45 4E 56')).toBe('6884');
+    expect(raw('10 70 00 00 01')).toBe('6884');
+    expect(hex(c.ok(cmds.openChannel())), 'no channel was opened by the refused link').toBe('01');
+  });
 });
