@@ -1,6 +1,8 @@
 // Entry point of `senv bench` (and `node dist/bench/run.js`): runs the bench
 // modules, prints the tables, writes the --out file or bench/results/<timestamp>.json and latest.json.
+import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
@@ -49,8 +51,29 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     args.filter = filter;
   }
   const out = o.get('--out') as string | undefined;
-  if (out !== undefined) args.out = out;
+  if (out !== undefined) args.out = checkOut(out);
   return args;
+}
+
+/** A file the results can be written to, checked now rather than after a run of many minutes. */
+function checkOut(out: string): string {
+  if (out === '') throw new UsageError('bench: --out needs a file name');
+  const file = resolve(out);
+  const kind = (p: string) => {
+    try {
+      return statSync(p).isDirectory() ? 'directory' : 'file';
+    } catch {
+      return 'none';
+    }
+  };
+  if (kind(file) === 'directory') throw new UsageError(`bench: --out ${out} is a directory, not a file`);
+  if (kind(dirname(file)) !== 'directory') throw new UsageError(`bench: --out ${out}: there is no directory ${dirname(file)}`);
+  try {
+    accessSync(kind(file) === 'file' ? file : dirname(file), constants.W_OK);
+  } catch {
+    throw new UsageError(`bench: --out ${out} cannot be written`);
+  }
+  return out;
 }
 
 export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
@@ -60,6 +83,10 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     ...(args.filter ? { filter: new RegExp(args.filter) } : {}),
     finding: (module, data) => void findings.push({ module, ...data }),
   };
+  // The default place for the results exists before the run, not only after it.
+  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
+  const dir = new URL('bench/results/', root);
+  if (args.out === undefined) await mkdir(dir, { recursive: true });
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
@@ -86,9 +113,6 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   // keeps each run, and latest.json the last (a run given --out is not the checkout's latest).
   let outFile = args.out;
   if (outFile === undefined) {
-    const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
-    const dir = new URL('bench/results/', root);
-    await mkdir(dir, { recursive: true });
     outFile = fileURLToPath(new URL(`bench-${result.date.replace(/[:.]/g, '-')}.json`, dir));
     await writeFile(new URL('latest.json', dir), json);
   }

@@ -25,7 +25,8 @@ const STATE = process.env.SENV_PCSC_STATE ?? join(tmpdir(), `senv-pcsc-stack-${p
 const PCSCD = '/usr/sbin/pcscd';
 const VPCD_DRIVER = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so';
 const SYSTEM_PID = '/run/pcscd/pcscd.pid';
-const APT_PACKAGES = ['pcscd', 'libpcsclite-dev', 'vsmartcard-vpcd'];
+// The stack, and what building the bridge (node-gyp) and the latency shim (cc) takes.
+const APT_PACKAGES = ['pcscd', 'libpcsclite-dev', 'vsmartcard-vpcd', 'g++', 'make', 'python3'];
 export const SLOTS = 2;
 export const READER_PREFIX = 'Virtual PCD';
 
@@ -62,7 +63,9 @@ async function withLock(fn) {
     } catch (e) {
       if (e.code !== 'EEXIST') throw e;
       const owner = readPid(join(lock, 'pid'));
-      if ((!Number.isNaN(owner) && !alive(owner)) || i > 600) rmSync(lock, { recursive: true, force: true });
+      // Taken over from an owner that died, or one that never wrote its pid (30 s); a live owner may
+      // hold it for as long as an apt-get install or a build takes.
+      if (Number.isNaN(owner) ? i > 600 : !alive(owner)) rmSync(lock, { recursive: true, force: true });
       await sleep(50);
     }
   }
@@ -97,6 +100,7 @@ function installPackages(log) {
   if (!existsSync(PCSCD)) missing.push('pcscd');
   if (!existsSync(VPCD_DRIVER)) missing.push('vsmartcard-vpcd');
   if (!existsSync('/usr/include/PCSC/winscard.h')) missing.push('libpcsclite-dev');
+  for (const tool of ['g++', 'make', 'python3']) if (!existsSync(`/usr/bin/${tool}`)) missing.push(tool);
   if (missing.length === 0) return null;
   const isRoot = process.getuid?.() === 0;
   if (!isRoot || !existsSync('/usr/bin/apt-get')) {
@@ -104,8 +108,10 @@ function installPackages(log) {
   }
   log(`pcsc-stack: installing ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  spawnSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, encoding: 'utf8' });
+  // A fresh machine may still run its own apt job: wait for dpkg's lock (as setup-system.sh does).
+  const wait = ['-o', 'DPkg::Lock::Timeout=600'];
+  spawnSync('apt-get', [...wait, 'update', '-qq'], { env, stdio: 'ignore' });
+  const r = spawnSync('apt-get', [...wait, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, encoding: 'utf8' });
   return r.status === 0 ? null : `apt-get install ${missing.join(' ')} failed: ${(r.stderr || '').trim().slice(-400)}`;
 }
 
@@ -113,7 +119,11 @@ function buildAddon(log) {
   if (loadAddon()) return null;
   log('pcsc-stack: building the native bridge (node scripts/build-native.mjs)');
   const r = spawnSync(process.execPath, [join(root, 'scripts/build-native.mjs'), '--strict'], { encoding: 'utf8' });
-  return loadAddon() ? null : `the native bridge did not build: ${(r.stderr || r.stdout || '').trim().slice(-600)}`;
+  if (loadAddon()) return null;
+  // node-gyp ends with the same generic trailer whatever failed: the lines that name the cause first.
+  const out = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n');
+  const cause = out.filter((l) => /error|not found|no such file|ENOENT/i.test(l) && !/gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(l));
+  return `the native bridge did not build: ${(cause.length ? cause.slice(0, 6) : out.slice(-8)).join('\n').trim() || r.error?.message}`;
 }
 
 // The LD_PRELOAD shim (native/vpcd-nodelay.c), compiled once per source change.
@@ -122,7 +132,8 @@ function buildShim() {
   const out = join(STATE, 'vpcd-nodelay.so');
   if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return { path: out };
   const r = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', out, src, '-ldl'], { encoding: 'utf8' });
-  return r.status === 0 ? { path: out } : { error: `cc failed for the TCP_NODELAY shim: ${r.stderr.trim()}` };
+  // No cc at all: spawnSync gives no stderr, only the error.
+  return r.status === 0 ? { path: out } : { error: `cc failed for the TCP_NODELAY shim: ${(r.stderr ?? '').trim() || r.error?.message}` };
 }
 
 async function startPcscd(addon, log) {
@@ -206,12 +217,14 @@ export async function acquireStack(opts = {}) {
 }
 
 async function acquire({ log = () => {}, manual = false }) {
-  const notInstalled = installPackages(log);
-  if (notInstalled) return { ok: false, reason: notInstalled };
-  const buildError = buildAddon(log);
-  if (buildError) return { ok: false, reason: buildError };
-  const addon = loadAddon();
+  // Under the lock: test files set up in parallel, and two apt-get runs or two node-gyp builds in
+  // one native/ at once fail (a review's run: ENOENT in native/build/node_gyp_bins).
   return withLock(async () => {
+    const notInstalled = installPackages(log);
+    if (notInstalled) return { ok: false, reason: notInstalled };
+    const buildError = buildAddon(log);
+    if (buildError) return { ok: false, reason: buildError };
+    const addon = loadAddon();
     const ownPid = readPid(join(STATE, 'pcscd.pid'));
     const systemPid = readPid(SYSTEM_PID);
     let owned = alive(ownPid);

@@ -37,6 +37,8 @@ function vitestWatch() {
     .map((f) => `test/node/${f}`);
   const reported = new Map(); // file -> passed?
   let summary = null;
+  // "Errors  1 error" (an unhandled error outside any test) fails a run whose files all passed.
+  let errors = false;
   return {
     line(text) {
       const file = files.find((f) => text.includes(f));
@@ -46,12 +48,27 @@ function vitestWatch() {
       }
       const m = /^\s*Test Files\s+(.*)$/.exec(text);
       if (m) summary = m[1];
+      if (/^\s*Errors\s+\d+ errors?/.test(text)) errors = true;
     },
     finished: () => summary !== null || reported.size === files.length,
     passed: () =>
-      (summary !== null ? !/failed/.test(summary) : reported.size === files.length) && [...reported.values()].every(Boolean),
+      !errors && (summary !== null ? !/failed/.test(summary) : reported.size === files.length) && [...reported.values()].every(Boolean),
     missing: () => files.filter((f) => !reported.has(f)),
   };
+}
+
+// The step running now: an interrupt of npm test ends its process group too (it runs detached).
+let current;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    try {
+      if (current) process.kill(-current.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    console.log(`\n=== interrupted (${signal})`);
+    process.exit(130);
+  });
 }
 
 function run(cmd, args, watch) {
@@ -62,6 +79,7 @@ function run(cmd, args, watch) {
       stdio: ['inherit', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
     });
+    current = child;
     let note = '';
     let silent;
     let grace;
@@ -92,7 +110,15 @@ function run(cmd, args, watch) {
         }
       });
     }
+    // A command that cannot start (missing from node_modules/.bin, say) fails its step; the rest run.
+    child.on('error', (e) => {
+      current = undefined;
+      clearTimeout(silent);
+      clearTimeout(grace);
+      resolve({ ok: false, note: `could not start: ${e.message}` });
+    });
     child.on('close', (code) => {
+      current = undefined;
       clearTimeout(silent);
       clearTimeout(grace);
       if (!note) return resolve({ ok: code === 0, note: '' });

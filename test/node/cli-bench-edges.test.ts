@@ -171,6 +171,11 @@ describe('senv bench: options', () => {
     expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, drbg, mcs, apdu\)/);
     expect(() => parseBenchArgs(['--only', 'toString'])).toThrow(/unknown module 'toString'/);
     expect(() => parseBenchArgs(['--filter', '('])).toThrow(/--filter is not a regular expression: \(/);
+    // --out is checked before the run (a review lost a run's results to a path only tried at its end).
+    expect(() => parseBenchArgs(['--out', '/nonexistent-senv-dir/x.json'])).toThrow(/--out \/nonexistent-senv-dir\/x.json: there is no directory \/nonexistent-senv-dir/);
+    expect(() => parseBenchArgs(['--out', 'bench'])).toThrow(/--out bench is a directory, not a file/);
+    expect(() => parseBenchArgs(['--out', ''])).toThrow(/--out needs a file name/);
+    if (process.getuid?.() !== 0) expect(() => parseBenchArgs(['--out', '/proc/x.json'])).toThrow(/cannot be written/);
   });
 
   it('senv bench hands its options to the run, and exits 2 without running on a usage error or without the bench sources', async () => {
