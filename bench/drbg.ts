@@ -11,7 +11,7 @@ export const drbgBench: BenchModule = () => {
   const groups: BenchGroup[] = [];
   for (const size of SIZES) {
     groups.push({
-      algorithm: 'randomBytes', size, randomized: true, cases: [
+      algorithm: 'randomBytes', size, randomized: true, valid: (r) => r instanceof Uint8Array && r.length === size, cases: [
         ...senvCases(() => randomBytes(size)),
         { impl: 'crypto.getRandomValues', fn: () => globalThis.crypto.getRandomValues(new Uint8Array(size)) },
         { impl: 'node:crypto.randomBytes', fn: () => nodeCrypto.randomBytes(size) },
@@ -21,7 +21,7 @@ export const drbgBench: BenchModule = () => {
       // An instance per build, created after that build is loaded.
       let drbg: HmacDrbg | undefined;
       groups.push({
-        algorithm: `HMAC_DRBG ${hash} generate`, size, randomized: true, cases: [
+        algorithm: `HMAC_DRBG ${hash} generate`, size, randomized: true, valid: (r) => r instanceof Uint8Array && r.length === size, cases: [
           ...BUILDS.map((build) => ({
             impl: `senv ${build}`,
             setup: () => {

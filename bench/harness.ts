@@ -36,6 +36,11 @@ export interface BenchGroup {
   cases: BenchCase[];
   /** The rows' outputs differ by design (random bytes, keys, randomized signatures): not compared. */
   randomized?: boolean;
+  /**
+   * For a randomized group: whether a row's result is what its name says (a signature that
+   * verifies, a valid key, the bytes asked for), checked on senv's rows before timing.
+   */
+  valid?: (result: unknown) => boolean;
 }
 
 export interface BenchOptions {
@@ -108,6 +113,8 @@ function asBytes(x: unknown): Uint8Array | undefined {
   if (x instanceof Uint8Array) return x;
   if (x instanceof ArrayBuffer) return new Uint8Array(x);
   if (typeof x === 'string') return new TextEncoder().encode(x);
+  // A verdict (a verification): every row must reach the same one (false is refused in probe()).
+  if (x === true) return Uint8Array.of(1);
   if (Array.isArray(x) && x.length > 0 && x.every((e) => e instanceof Uint8Array)) {
     const out = new Uint8Array(x.reduce((n: number, e: Uint8Array) => n + e.length, 0));
     let at = 0;
@@ -127,19 +134,27 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.e
  * verification that does not verify returns early), would be timed doing
  * something else than the operation its row names. Returns its output bytes.
  */
-async function probe(c: BenchCase): Promise<Uint8Array | undefined> {
+async function probe(c: BenchCase, g: BenchGroup, title: string): Promise<Uint8Array | undefined> {
   c.setup?.();
   const out = c.async ? await (c.fn() as Promise<unknown>) : c.fn();
   if (out === false) throw new Error(`bench: ${c.impl} answered false before timing: its row would time a failing call`);
+  if (g.valid && c.impl.startsWith('senv') && !g.valid(out)) throw new Error(`bench: ${title}: ${c.impl} gave an invalid result before timing`);
   return c.output === false ? undefined : c.output ? c.output(out) : asBytes(out);
 }
 
-/** Every row that has output bytes must have the first such row's. */
+/**
+ * Every row that has output bytes must have the first such row's; a row of a
+ * compared group with nothing to compare must say so (output: false).
+ */
 async function probeGroup(g: BenchGroup, title: string): Promise<void> {
   let first: { impl: string; bytes: Uint8Array } | undefined;
   for (const c of g.cases) {
-    const bytes = await probe(c);
-    if (!bytes || g.randomized) continue;
+    const bytes = await probe(c, g, title);
+    if (g.randomized) continue;
+    if (!bytes) {
+      if (c.output === false) continue;
+      throw new Error(`bench: ${title}: ${c.impl} returns nothing to compare (give the case an output, or output: false)`);
+    }
     if (!first) first = { impl: c.impl, bytes };
     else if (!sameBytes(first.bytes, bytes)) {
       throw new Error(`bench: ${title}: ${c.impl} computes other bytes than ${first.impl}: its row would time another operation`);

@@ -57,4 +57,19 @@ describe('bench harness: rows of a group must agree', () => {
     ], true);
     expect(random).toHaveLength(2);
   });
+  // A review found rows left out of the comparison because they returned nothing (peers of the
+  // SHA-256 batch), and randomized groups whose senv rows were checked for nothing at all.
+  it('refuses a row that returns nothing to compare unless it says so; compares verdicts; checks senv\'s rows of a randomized group by their meaning', async () => {
+    await expect(run([
+      { impl: 'senv', fn: () => bytes },
+      { impl: 'peer', fn: () => undefined },
+    ])).rejects.toThrow(/peer returns nothing to compare \(give the case an output, or output: false\)/);
+    expect(await run([{ impl: 'senv', fn: () => true }, { impl: 'peer', fn: () => true }])).toHaveLength(2);
+    const randomized = (senv: unknown) => runGroups([{
+      algorithm: 'probe', size: 0, randomized: true, valid: (r) => r instanceof Uint8Array && r.length === 4,
+      cases: [{ impl: 'senv', fn: () => senv }, { impl: 'peer', fn: () => 'anything' }],
+    }], { quick: true }, quiet);
+    await expect(randomized(new Uint8Array(3))).rejects.toThrow(/probe -: senv gave an invalid result before timing/);
+    expect(await randomized(bytes)).toHaveLength(2);
+  });
 });
