@@ -79,7 +79,7 @@ export function sizeLabel(n: number): string {
   return `${n} B`;
 }
 
-const ROUNDS = 7;
+export const ROUNDS = 7;
 
 interface Measured { hz: number; rme: number; samples: number }
 
@@ -88,19 +88,20 @@ async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   const timing = { maxTime: quick ? 0.25 : 0.2, minSamples: 5, initCount: 1 };
   let bench: Benchmark;
   if (c.async) {
-    let failure: unknown;
+    // Boxed: a promise may reject with undefined, which is a failure all the same.
+    let failure: { error: unknown } | undefined;
     bench = new Benchmark(c.impl, {
       ...timing,
       defer: true,
       fn: (d: { resolve(): void; benchmark: Benchmark }) => {
-        (c.fn() as Promise<unknown>).then(() => d.resolve(), (e: unknown) => {
-          failure = e;
+        (c.fn() as Promise<unknown>).then(() => d.resolve(), (error: unknown) => {
+          failure = { error };
           d.benchmark.abort();
         });
       },
     });
     await new Promise<void>((resolve) => bench.on('complete', () => resolve()).on('abort', () => resolve()).run({ async: true }));
-    if (failure) throw failure;
+    if (failure) throw failure.error ?? new Error(`bench: ${c.impl} rejected (with ${String(failure.error)}) while timed`);
   } else {
     bench = new Benchmark(c.impl, c.fn, timing);
     bench.run({ async: false });

@@ -1,14 +1,28 @@
 // Entry point of `senv bench` (and `node dist/bench/run.js`): runs the bench
 // modules, prints the tables, writes the --out file or bench/results/<timestamp>.json and latest.json.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { arch, cpus, platform, release } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
-import { runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
+import { ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
+
+/** The versions of senv and of the peers it is measured against, as installed in the checkout. */
+function versions(root: URL): Record<string, string> {
+  const read = (dir: string) => {
+    try {
+      return (JSON.parse(readFileSync(new URL(`${dir}package.json`, root), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return Object.fromEntries([['senv', ''], ...['@noble/ciphers', '@noble/curves', '@noble/hashes', 'hash-wasm', 'benchmark'].map((p) => [p, `node_modules/${p}/`])]
+    .map(([name, dir]) => [name, read(dir!)]));
+}
 
 // What a user pays on first load, measured in a fresh process (median of
 // three): in this one, the bench modules just imported compete with the
@@ -100,9 +114,16 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     const mod = benchModules[name]!;
     records.push(...(await runGroups(await mod(opts), opts)));
   }
+  if (args.filter !== undefined && records.length === 0) throw new Error(`bench: --filter ${args.filter} matched no group of ${names.join(', ')}`);
   const result = {
     date: new Date().toISOString(),
     runtime: `node ${process.versions.node} (V8 ${process.versions.v8})`,
+    // What a machine comparing runs needs beside the figures: what ran, where, and how.
+    versions: versions(root),
+    machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
+    execArgv: process.execArgv,
+    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
+    units: { opsPerSec: 'calls per second', msgsPerSec: 'messages per second (batch calls)', mbPerSec: '10^6 bytes per second', rme: 'percent (relative margin of error of the median round)', ratios: 'senv opsPerSec / the peer\'s, median of the rounds' },
     quick: args.quick,
     core: startup,
     records,

@@ -72,4 +72,11 @@ describe('bench harness: rows of a group must agree', () => {
     await expect(randomized(new Uint8Array(3))).rejects.toThrow(/probe -: senv gave an invalid result before timing/);
     expect(await randomized(bytes)).toHaveLength(2);
   });
+
+  it('a timed call that rejects, even with undefined, fails the run instead of recording 0 op/s', async () => {
+    let calls = 0;
+    // The probe's call succeeds; a later, timed one rejects with nothing.
+    await expect(run([{ impl: 'senv', async: true, fn: () => (++calls > 3 ? Promise.reject(undefined) : Promise.resolve(bytes)) }]))
+      .rejects.toThrow(/senv rejected \(with undefined\) while timed/);
+  });
 });

@@ -436,7 +436,7 @@ describe('bench harness: rounds, ratios and records (benchmark.js stood in for)'
     const harness = await withMocks<typeof import('../../bench/harness.ts')>({ benchmark: fakeBenchmark(plan) }, '../../bench/harness.ts');
     let table = '';
     const records = await harness.runGroups(
-      [{ algorithm: 'Y', size: 0, cases: [{ impl: 'senv', fn: () => 1 }, { impl: 'peer', async: true, fn: async () => 1 }] }],
+      [{ algorithm: 'Y', size: 0, cases: [{ impl: 'senv', fn: () => 1, output: false }, { impl: 'peer', async: true, fn: async () => 1, output: false }] }],
       { quick: true },
       (s) => void (table += `${s}\n`),
     );
@@ -476,8 +476,12 @@ describe('senv bench --out (dist/bench/run.js, with stand-in modules and benchma
       const out = join(dir, 'r.json');
       await bench.runBench({ quick: false, only: ['tiny'], filter: '^keep', out });
       const json = JSON.parse(readFileSync(out, 'utf8'));
-      expect(Object.keys(json)).toEqual(['date', 'runtime', 'quick', 'core', 'records', 'findings']);
+      expect(Object.keys(json)).toEqual(['date', 'runtime', 'versions', 'machine', 'execArgv', 'options', 'units', 'quick', 'core', 'records', 'findings']);
       expect(json.quick).toBe(false);
+      expect(json.options).toEqual({ quick: false, only: ['tiny'], filter: '^keep', roundsPerRatio: 7 });
+      expect(Object.keys(json.versions)).toEqual(['senv', '@noble/ciphers', '@noble/curves', '@noble/hashes', 'hash-wasm', 'benchmark']);
+      expect(json.versions.senv).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+      expect(Object.keys(json.machine)).toEqual(['os', 'arch', 'cpu', 'cores']);
       expect(json.runtime).toBe(`node ${process.versions.node} (V8 ${process.versions.v8})`);
       expect(json.core.map((c: { build: string }) => c.build)).toEqual(coreBuilds());
       expect(json.records.map((r: BenchRecord) => [r.implementation, r.algorithm, r.ratios])).toEqual([['senv', 'keep', { peer: 2 }], ['peer', 'keep', {}]]);
