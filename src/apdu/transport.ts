@@ -254,13 +254,20 @@ export class ChainingLayer extends Layer {
     // Links normally answer nothing, but a streaming operation (PSO ENCIPHER)
     // may answer each one: keep that output, in order.
     const out: Uint8Array[] = [];
-    for (; data.length - off > link; off += link) {
-      const linked = { ...cmd, cla: cmd.cla | 0x10, data: data.subarray(off, off + link) };
-      const r = await this.inner.transmit(linked);
-      if (r.sw !== 0x9000) throw refusal(linked, r, `${commandName(cmd)} (chained, link at offset ${off})`);
-      out.push(r.data);
+    let last: ResponseApdu;
+    try {
+      for (; data.length - off > link; off += link) {
+        const linked = { ...cmd, cla: cmd.cla | 0x10, data: data.subarray(off, off + link) };
+        const r = await this.inner.transmit(linked);
+        out.push(r.data);
+        if (r.sw !== 0x9000) throw refusal(linked, r, `${commandName(cmd)} (chained, link at offset ${off})`);
+      }
+      last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
+    } catch (e) {
+      // What earlier links answered (a secret stream's output so far) goes with the failed chain.
+      if (cmd.secret) for (const d of out) d.fill(0);
+      throw e;
     }
-    const last = await this.inner.transmit({ ...cmd, data: data.subarray(off) });
     return out.some((d) => d.length) ? { ...last, data: joinParts([...out, last.data], cmd.secret) } : last;
   }
 }

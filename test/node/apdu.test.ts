@@ -335,6 +335,27 @@ describe('transport layers', () => {
     ext.done();
   });
 
+  // A review: a secret chain that failed part way left what its earlier links answered in memory.
+  it('a secret chain that fails part way zeroizes what its links answered, the failing link\'s too', async () => {
+    const answered: Uint8Array[] = [];
+    const answers = [{ data: new Uint8Array(16).fill(0xaa), sw: 0x9000 }, { data: new Uint8Array(16).fill(0xbb), sw: 0x6a80 }];
+    const inner = {
+      maxCommandData: 4, maxResponseData: 256,
+      async transmit() {
+        const r = answers[answered.length]!;
+        answered.push(r.data);
+        return r;
+      },
+    };
+    for (const secret of [true, false]) {
+      answered.length = 0;
+      answers.forEach((a, i) => a.data.fill(i ? 0xbb : 0xaa));
+      const err = await new ChainingLayer(inner).transmit({ cla: 0, ins: 0x2a, p1: 0x86, p2: 0x80, data: bytes(12), ne: 256, secret }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StatusWordError);
+      expect(answered.map((d) => d.every((b) => b === 0)), `secret: ${secret}`).toEqual(secret ? [true, true] : [false, false]);
+    }
+  });
+
   it('maps status words to typed errors', async () => {
     const ch = scripted([['002241B6', '6982']]);
     const err = await new StatusLayer(raw(ch)).transmit({ cla: 0, ins: 0x22, p1: 0x41, p2: 0xb6 }).catch((e: unknown) => e);

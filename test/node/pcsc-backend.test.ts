@@ -15,7 +15,7 @@ import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
   AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
-import { u16 } from '../../src/apdu/tlv.ts';
+import { tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
@@ -870,6 +870,35 @@ describe('PC/SC SE backend over an in-process card', () => {
     // A length that is no byte count is the caller's error, typed, as on the software SE.
     for (const n of [-1, 1.5, NaN]) await expect(b.random(1, n), String(n)).rejects.toThrow(InvalidInputError);
     await b.close();
+  });
+
+  // A review of the profile against the host: FCI fields and the key slot map were taken as given.
+  it('a card whose FCI lacks the 8-byte serial, lists algorithms in an odd number of bytes or gives a limit in other than 2 bytes, or whose key slot map is not 32 bytes, is refused at connection', async () => {
+    const fci = (fields: [number, number[]][]) => Uint8Array.of(...tlvs([0x6f, tlvs([0x84, [0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01]], [0xa5, tlvs(...fields)])]), 0x90, 0x00);
+    const good: [number, number[]][] = [[0x80, [1]], [0x81, [0xff, 0]], [0x85, [0xff, 0]], [0x82, [0x03, 0xe9]], [0x83, [1, 2, 3, 4, 5, 6, 7, 8]]];
+    const without = (tag: number) => good.filter(([t]) => t !== tag);
+    const cases: [string, [number, number[]][], RegExp][] = [
+      ['no serial', without(0x83), /no serial \(tag 83\)/],
+      ['a 3-byte serial', [...without(0x83), [0x83, [1, 2, 3]]], /a serial of 3 bytes/],
+      ['algorithms in 3 bytes', [...without(0x82), [0x82, [0x03, 0xe9, 0x04]]], /algorithms in 3 bytes/],
+      ['a 1-byte command limit', [...without(0x81), [0x81, [0xff]]], /tag 81 limit as 1 bytes/],
+      ['a response limit of 0', [...without(0x85), [0x85, [0, 0]]], /tag 85 limit as 2 bytes worth 0/],
+    ];
+    // The card selects its applet as ever; only the FCI it answers is replaced.
+    const answering = (reader: InProcessReader, fields: [number, number[]][]) => (a: Uint8Array) => (a[1] === 0xa4 ? (reader.os.apdu(a), fci(fields)) : undefined);
+    for (const [what, fields, message] of cases) {
+      const reader = new InProcessReader();
+      reader.intercept = answering(reader, fields);
+      await expect(reader.backend().open(), what).rejects.toThrow(message);
+    }
+    const ok = new InProcessReader();
+    ok.intercept = answering(ok, good);
+    const b = ok.backend();
+    await b.open();
+    await b.close();
+    const short = new InProcessReader();
+    short.intercept = (a) => (a[1] === 0xca && a[2] === 0xdf && a[3] === 0x04 ? Uint8Array.of(0x80, 0x90, 0x00) : undefined);
+    await expect(short.backend().open()).rejects.toThrow(/1 bytes of the key slot map \(DF04\) instead of 32/);
   });
 
   it('a card announcing a command data field too small for a VERIFY template in one command is refused at connection', async () => {

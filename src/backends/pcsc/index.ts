@@ -161,7 +161,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   async open(): Promise<void> {
     if (this.state === 'closed') throw new StateError('backend closed');
     await this.session.run(async () => {
-      const map = (await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY_MAP >> 8, p2: DO.KEY_MAP & 0xff, ne: 32 })).data;
+      const map = exactly((await this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY_MAP >> 8, p2: DO.KEY_MAP & 0xff, ne: 32 })).data, 32, 'the key slot map (DF04)');
       this.usedRefs = new Set();
       for (let ref = 0; ref < map.length * 8; ref++) if (map[ref >> 3]! & (0x80 >> (ref & 7))) this.usedRefs.add(ref);
     });

@@ -447,6 +447,15 @@ export function parseFci(fci: Uint8Array): CardInfo {
     return v ? v.reduce((a, b) => a * 256 + b, 0) : 0;
   };
   const algs = findTlv(p, FCI.ALGORITHMS) ?? new Uint8Array(0);
+  const serial = findTlv(p, FCI.SERIAL);
+  // The serial is the <SE>'s unique ID and the first half of every stored key's reference: two
+  // cards without one (or with a short one) would pass for each other.
+  if (serial?.length !== 8) throw new ApduError(`the card's FCI has ${serial ? `a serial of ${serial.length} bytes` : 'no serial'} (tag 83): the profile gives 8`);
+  if (algs.length % 2) throw new ApduError(`the card's FCI lists algorithms in ${algs.length} bytes (tag 82): 2 bytes each`);
+  for (const tag of [FCI.MAX_COMMAND, FCI.MAX_RESPONSE]) {
+    const v = findTlv(p, tag);
+    if (v && (v.length !== 2 || num(tag) === 0)) throw new ApduError(`the card's FCI gives its tag ${tag.toString(16)} limit as ${v.length} bytes worth ${num(tag)}: 2 bytes, above 0`);
+  }
   const command = num(FCI.MAX_COMMAND);
   if (command && command < LARGEST_VERIFY) {
     throw new ApduError(`the card announces a command data field of ${command} bytes (tag 81): the profile needs ${LARGEST_VERIFY}, a VERIFY template in one command`);
@@ -457,7 +466,7 @@ export function parseFci(fci: Uint8Array): CardInfo {
     maxCommandData: Math.min(command || 255, EXTENDED_MAX_NC),
     maxResponseData: Math.min(num(FCI.MAX_RESPONSE) || 256, EXTENDED_MAX_NE),
     algorithms: Array.from({ length: algs.length >> 1 }, (_, i) => (algs[2 * i]! << 8) | algs[2 * i + 1]!),
-    serial: findTlv(p, FCI.SERIAL) ?? new Uint8Array(0),
+    serial,
   };
 }
 
