@@ -3,6 +3,7 @@
 // @noble/curves; plus the first-signature latency of a cold process.
 import nodeCrypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { ecdsa, type CurveName, type HashName } from '../src/index.ts';
 import type { BenchGroup, BenchModule } from './harness.ts';
@@ -17,7 +18,9 @@ const CURVES: { name: CurveName; hash: HashName; node: string; noble: typeof p25
 // Milliseconds from process start to the first result, in a fresh process
 // each time (module load, WASM instantiation and the generator table included).
 function coldStart(script: string): number | undefined {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  // From the checkout (the peers' bare specifiers resolve from its node_modules), with this process's flags.
+  const cwd = fileURLToPath(new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url));
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', cwd });
   const m = /cold=([\d.]+)/.exec(r.stdout);
   return m ? Number(m[1]) : undefined;
 }
