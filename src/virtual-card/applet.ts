@@ -159,8 +159,9 @@ export class SenvApplet implements Applet {
     if (cmd.cla !== 0x00) throw new CardStatus(SW.CLA_UNSUPPORTED);
     switch (cmd.ins) {
       case INS.GET_CHALLENGE:
-        if (cmd.p1 || cmd.p2 || cmd.data.length) throw new CardStatus(SW.WRONG_P1P2);
-        if (cmd.ne === 0) throw new CardStatus(SW.WRONG_LENGTH);
+        if (cmd.p1 || cmd.p2) throw new CardStatus(SW.WRONG_P1P2);
+        // Case 2: a data field is a wrong length (ISO/IEC 7816-4), as a missing Le.
+        if (cmd.ne === 0 || cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
         return this.random(cmd.ne);
       case INS.MSE:
         return this.mse(cmd, ctx);
@@ -351,16 +352,16 @@ export class SenvApplet implements Applet {
   }
 
   private generate(cmd: DecodedCommand): Uint8Array {
+    // P1-P2 first (6A86), as the profile's order of checks has it, then the data (6A80).
+    if ((cmd.p1 !== 0x80 && cmd.p1 !== 0x81) || cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
     const tlv = template(cmd.data);
     const ref = must(findTlv(tlv, TAG.KEY_REF), SW.WRONG_DATA);
     if (ref.length !== 1 || ref[0] === 0 || ref[0] === 0xff) throw new CardStatus(SW.WRONG_DATA);
     if (cmd.p1 === 0x81) {
       // read the public part of an existing key
-      if (cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
       const k = must(this.store.keys.get(ref[0]!), SW.REF_NOT_FOUND);
       return encodeTlv(TAG.PUBLIC_KEY_TEMPLATE, encodeTlv(TAG.EC_POINT, must(k.publicKey, SW.REF_NOT_USABLE)));
     }
-    if (cmd.p1 !== 0x80 || cmd.p2 !== 0) throw new CardStatus(SW.WRONG_P1P2);
     const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
     const algorithm = alg.length === 2 ? (alg[0]! << 8) | alg[1]! : -1;
     const ec = ECDSAS[algorithm];
@@ -449,12 +450,14 @@ export class SenvApplet implements Applet {
         return empty;
       }
       case DO.DELETE_KEY: {
+        if (cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
         const k = must(this.store.keys.get(id), SW.REF_NOT_FOUND);
         this.store.keys.delete(id);
         this.commit(false, () => this.store.keys.set(id, k), () => k.secret?.fill(0));
         return empty;
       }
       case DO.DELETE_OBJECT: {
+        if (cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
         const o = must(this.store.objects.get(id), SW.REF_NOT_FOUND);
         this.store.objects.delete(id);
         this.commit(false, () => this.store.objects.set(id, o), () => o.fill(0));

@@ -449,4 +449,17 @@ describe('virtual card edges (mutation review)', () => {
     expect(raw('10 70 00 00 01')).toBe('6884');
     expect(hex(c.ok(cmds.openChannel())), 'no channel was opened by the refused link').toBe('01');
   });
+  it('16. GENERATE checks P1-P2 before its data (6A86 before 6A80); GET CHALLENGE and the deleting PUT DATA take no data field (6700)', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'))).sw;
+    expect(raw('00 47 99 00 00')).toBe('6A86');
+    expect(raw('00 47 80 01 03 84 01 10')).toBe('6A86');
+    expect(raw('00 84 00 00 01 01 08')).toBe('6700');
+    c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+    expect(raw('00 DA 03 10 01 00')).toBe('6700');
+    expect(c.store.keys.has(0x10), 'the key is still there').toBe(true);
+    c.ok(cmds.putObject(7, pattern(4, 2)));
+    expect(raw('00 DA 04 07 01 00')).toBe('6700');
+    expect(c.store.objects.has(7)).toBe(true);
+  });
 });
