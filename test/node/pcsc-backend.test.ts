@@ -2104,13 +2104,20 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
     reader.intercept = undefined;
     const stored = await b.storeKey(await b.generateKey(ec));
     const info = (a: Uint8Array) => a[1] === 0xca && a[2] === 0x01;
-    for (const data of [[0x80, 2, 0, 0x21], [0x80, 2, 0, 0x21, 0x86, 1, 4], [0x80, 2, 0, 0x21, 0x86, 64, ...randomBytes(64)], [0x81, 1, 1]]) {
+    // Each with the right algorithm and kind where the point is what is wrong; then no kind, or one of 2 bytes.
+    for (const data of [[0x80, 2, 0, 0x21, 0x81, 1, 1], [0x80, 2, 0, 0x21, 0x81, 1, 1, 0x86, 1, 4], [0x80, 2, 0, 0x21, 0x81, 1, 1, 0x86, 64, ...randomBytes(64)], [0x81, 1, 1],
+      [0x80, 2, 0, 0x21], [0x80, 2, 0, 0x21, 0x81, 2, 1, 0], [0x80, 2, 0, 0x21, 0x81, 1, 3]]) {
       reader.intercept = (a) => (info(a) ? resp(data) : undefined);
       await expect(b.loadKey(ec, stored), `load: ${hex(Uint8Array.from(data)).slice(0, 16)}`).rejects.toBeInstanceOf(ApduError);
     }
     // A slot that holds a key for another algorithm is a stale reference, not a card fault.
     reader.intercept = (a) => (info(a) ? resp([0x80, 2, 0, 0x22]) : undefined);
     await expect(b.loadKey(ec, stored)).rejects.toBeInstanceOf(StateError);
+    // Nor one that holds a public key where the reference names a secret one (a verify-only point).
+    reader.intercept = (a) => (info(a) ? (reader.os.apdu(a), resp([0x80, 2, 0, 0x21, 0x81, 1, 2])) : undefined);
+    await expect(b.loadKey(ec, stored)).rejects.toThrow(/holds a public key, the reference names a secret one/);
+    reader.intercept = undefined;
+    await expect(b.loadKey(ec, stored), 'the real slot loads').resolves.toBeTruthy();
     for (const data of [[], [0, 0, 1, 0], new Array(7).fill(0), new Array(9).fill(0), [0, 0, 0, 1, 0, 0, 0, 2]]) {
       reader.intercept = (a) => (memory(a) ? resp(data) : undefined);
       await expect(b.memoryInfo(), `memory: ${data.length} bytes`).rejects.toBeInstanceOf(ApduError);

@@ -337,6 +337,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
     // A key information without its algorithm is the card's fault; one naming another algorithm is a stale reference.
     if (onCard?.length !== 2) throw new ApduError(`the card's information on slot ${ref} has no algorithm (80 of 2 bytes)`);
     if (((onCard[0]! << 8) | onCard[1]!) !== alg) throw new StateError(`card slot ${ref} holds a key for another algorithm`);
+    // Nor another kind: a verify-only point loaded as a signing key would fail only at its first use.
+    const kind = findTlv(info, TAG.KEY_KIND);
+    if (kind?.length !== 1 || (kind[0] !== 1 && kind[0] !== 2)) throw new ApduError(`the card's information on slot ${ref} has no key kind (81 of 1 byte, 1 or 2)`);
+    if ((kind[0] === 1 ? 'secret' : 'public') !== stored.kind) throw new StateError(`card slot ${ref} holds a ${kind[0] === 1 ? 'secret' : 'public'} key, the reference names a ${stored.kind} one`);
     const point = isEcdsa(spec) ? ecPoint(findTlv(info, TAG.EC_POINT), alg) : undefined;
     return this.track(new CardKey(spec, stored.kind, ref, point));
   }
