@@ -262,7 +262,10 @@ export class VirtualCardOs implements CardHandler {
     throw new CardStatus(SW.WRONG_P1P2);
   }
 
+  // P2 (ISO/IEC 7816-4 clause 11.2.2): 00 first occurrence with the FCI, 0C the same without
+  // response data; the profile has no other use for it (6A86, nothing selected).
   private select(ch: Channel, cmd: DecodedCommand): Uint8Array {
+    if (cmd.p2 !== 0x00 && cmd.p2 !== 0x0c) throw new CardStatus(SW.WRONG_P1P2);
     const applet = this.applets.find((a) => hex(a.aid).startsWith(hex(cmd.data)) && cmd.data.length >= 5);
     if (!applet) throw new CardStatus(SW.NOT_FOUND);
     // The old state goes, and what it holds (a stream's keyed core context) is freed with it.
@@ -270,6 +273,7 @@ export class VirtualCardOs implements CardHandler {
     ch.applet = applet;
     ch.state = new Map();
     this.log?.(`channel ${ch.channel}: selected ${hex(applet.aid)}`);
-    return applet.select(ch);
+    const fci = applet.select(ch);
+    return cmd.p2 === 0x0c ? new Uint8Array(0) : fci;
   }
 }

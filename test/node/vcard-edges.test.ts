@@ -462,4 +462,14 @@ describe('virtual card edges (mutation review)', () => {
     expect(raw('00 DA 04 07 01 00')).toBe('6700');
     expect(c.store.objects.has(7)).toBe(true);
   });
+  it('17. SELECT P2 0C selects without response data; a P2 other than 00 or 0C is 6A86 and selects nothing', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex')));
+    const quiet = raw('00 A4 04 0C 06 F0 53 45 4E 56 01');
+    expect([quiet.sw, quiet.data.length]).toEqual(['9000', 0]);
+    expect(raw('00 CA DF 03 08').sw, 'selected').toBe('9000');
+    c.ok(cmds.openChannel());
+    expect(raw('01 A4 04 04 06 F0 53 45 4E 56 01').sw).toBe('6A86');
+    expect(raw('01 CA DF 03 08').sw, 'nothing selected on channel 1').toBe('6D00');
+  });
 });
