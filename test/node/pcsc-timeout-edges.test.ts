@@ -8,7 +8,7 @@
 // that each bridge call settles exactly when the test says (and the file runs
 // where PC/SC does not).
 import { describe, expect, it, vi } from 'vitest';
-import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
 import { InvalidInputError } from '../../src/core/errors.ts';
 import type { NativeAddon, NativeCard, NativeMonitor } from '../../src/pcsc/native.ts';
@@ -435,6 +435,23 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     }
     await Promise.all(waits);
     expect(bridge.waitTimeouts).toEqual([2 ** 31 - 1, 2 ** 31 - 1]);
+    await released(ctx);
+  });
+  it('discoverPcscBackends lists the readers again when one went away between the listing and the status query (SCARD_E_UNKNOWN_READER)', async () => {
+    reset();
+    const ctx = await context('m');
+    const found = discoverPcscBackends({ context: ctx });
+    await tick();
+    answer('m listReaders', ['A', 'B']);
+    await tick();
+    fail('m getStatusChange', 0x80100009);
+    await tick();
+    await tick();
+    answer('m listReaders', ['A']);
+    await tick();
+    answer('m getStatusChange', [{ reader: 'A', eventState: 0x10, atr: new Uint8Array(0) }]); // SCARD_STATE_EMPTY
+    expect(await found).toEqual([]);
+    expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange']);
     await released(ctx);
   });
 });

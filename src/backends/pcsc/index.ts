@@ -21,7 +21,7 @@ import {
 import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
-import { PcscContext, type ShareMode } from '../../pcsc/index.ts';
+import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
 import { answeredBy, CardSession, exactly, mayHaveWritten, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
@@ -693,13 +693,28 @@ function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: num
  * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are. The
  * options are checked as the backend checks them, before anything reaches pcscd.
  */
+/**
+ * The readers and their states. A reader removed between the listing and the
+ * status query fails the query for all (SCARD_E_UNKNOWN_READER): listed again,
+ * a few times, rather than failing the discovery of the others.
+ */
+async function readerStates(ctx: PcscContext): Promise<ReaderState[]> {
+  for (let attempt = 1; ; attempt++) {
+    const readers = await ctx.listReaders();
+    try {
+      return readers.length ? await ctx.getStatusChange(readers.map((reader) => ({ reader })), 0) : [];
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof PcscError && e.scardName === 'SCARD_E_UNKNOWN_READER')) throw e;
+    }
+  }
+}
+
 export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
   const o = optionsArg(opts, 'discoverPcscBackends options') ?? {};
   const commandTimeoutMs = checkOptions(o);
   const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeoutMs }));
   try {
-    const readers = await listing.listReaders();
-    const states = readers.length ? await listing.getStatusChange(readers.map((reader) => ({ reader })), 0) : [];
+    const states = await readerStates(listing);
     const found: PcscBackend[] = [];
     for (const s of states.filter((x) => x.present)) {
       const b = new PcscBackend({ ...o, reader: s.reader });
