@@ -2,8 +2,15 @@
 import { selftest } from '../core/selftest.ts';
 import { initSync, coreBuilds, CORE_BUILDS, type CoreBuild } from '../core/loader.ts';
 import { parseOptions, UsageError } from './args.ts';
+import { readFileSync } from 'node:fs';
 
-const USAGE = `usage: senv <command> [options]
+/** The package's version, from its package.json (beside src/ in a checkout, beside dist/ when installed). */
+function version(): string {
+  const up = import.meta.url.includes('/dist/src/') ? '../../../' : '../../';
+  return (JSON.parse(readFileSync(new URL(`${up}package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+const USAGE = `usage: senv <command> [options]    (senv --version: the package's version)
 
 commands:
   selftest [--build all|relaxed|simd|scalar]
@@ -91,6 +98,9 @@ async function command(argv: string[]): Promise<number> {
     case '--help':
     case 'help':
       console.log(USAGE);
+      return 0;
+    case '--version':
+      console.log(version());
       return 0;
     default:
       console.error(`senv: unknown command '${cmd}'\n${USAGE}`);

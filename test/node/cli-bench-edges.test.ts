@@ -66,6 +66,11 @@ describe('senv: commands and options', () => {
     }
   });
 
+  it('--version prints the package\'s version', async () => {
+    const r = await run(['--version']);
+    expect([r.code, r.out.trim()]).toEqual([0, JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version]);
+  });
+
   it('the usage names every command and every option the README documents', async () => {
     const { out } = await run(['--help']);
     for (const word of ['selftest', '--build', 'bench', '--quick', '--only', '--filter', '--out', 'virtual-card', '--slot', '--host', '--port', '--store', '--no-extended', '--verbose']) {
