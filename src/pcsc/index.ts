@@ -263,6 +263,8 @@ export class PcscContext {
   #cancelledUpTo = 0;
   /** The wait whose call runs now. */
   #running: { settled: boolean } | undefined;
+  /** Readers with a connect that outlived its timeout and has not returned yet. */
+  readonly #lateConnects = new Set<string>();
 
   private constructor(
     private readonly addon: NativeAddon,
@@ -388,9 +390,18 @@ export class PcscContext {
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
+    // Another connect would wait behind it in pcscd (the reader is held), and each would leave one
+    // more pending connect and pcscd client behind: refused at once until it returned.
+    if (this.#lateConnects.has(reader)) {
+      throw new PcscError('SCardConnect', SCARD_E_NOT_READY, `an earlier connect to ${reader} got no connection within its timeout and is still outstanding`);
+    }
     const card = await call(bounded(
       this.addon, this.monitor.connect(reader, share, protocols), timeoutMs,
-      () => new PcscError('SCardConnect', SCARD_E_TIMEOUT, `no connection to ${reader} within ${timeoutMs} ms`),
+      (settled) => {
+        this.#lateConnects.add(reader);
+        void settled.finally(() => this.#lateConnects.delete(reader));
+        return new PcscError('SCardConnect', SCARD_E_TIMEOUT, `no connection to ${reader} within ${timeoutMs} ms`);
+      },
       (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
     ));
     return new PcscCard(this.addon, card, reader, share, protocols, timeoutMs);

@@ -454,4 +454,25 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange']);
     await released(ctx);
   });
+  it('a connect that outlived its timeout makes later connects to that reader on the context fail at once (SCARD_E_NOT_READY) until it returned; other readers go on', async () => {
+    reset();
+    const ctx = await context('m');
+    const first = ctx.connect('A', { timeoutMs: 30 });
+    expect((await rejection(first)).scardName).toBe('SCARD_E_TIMEOUT');
+    expect((await rejection(ctx.connect('A', { timeoutMs: 30 }))).scardName).toBe('SCARD_E_NOT_READY');
+    const other = ctx.connect('B', { timeoutMs: 1000 });
+    await tick();
+    answer('m connect', nativeCard('late')); // the first connect, to A, returns at last
+    await tick();
+    answer('m connect', nativeCard('b'));
+    await other;
+    await tick();
+    expect(bridge.calls).toEqual(['establish', 'm connect', 'm connect', 'late disconnect 0']);
+    answer('late disconnect 0');
+    const again = ctx.connect('A', { timeoutMs: 1000 });
+    await tick();
+    answer('m connect', nativeCard('a'));
+    await again;
+    await released(ctx);
+  });
 });
