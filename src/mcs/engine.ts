@@ -229,7 +229,8 @@ export class McsEngine {
       await host.acquire();
       host.closed = true;
       try {
-        // Keys a device keeps stay there when the store names them (the next run loads them).
+        // Keys and data a device keeps stay there when the store names them (the next run loads them).
+        if (!this.#store) await host.removeDeviceData();
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
         await host.backend.close();
       } finally {

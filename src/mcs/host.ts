@@ -6,7 +6,7 @@
 import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
-import { Accumulator, Resource } from './resource.ts';
+import { Accumulator, DeviceData, Resource } from './resource.ts';
 import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
@@ -226,6 +226,20 @@ export class SeHost {
       }
       else if (v instanceof Accumulator) v.clear();
       else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) v.fill(0);
+    }
+  }
+
+  /**
+   * Removes from the device the data its resources keep there (a card's data
+   * objects): the engine closing without a store, after which nothing could
+   * name them again. A removal that fails leaves that object, as a failed key
+   * delete leaves its key.
+   */
+  async removeDeviceData(): Promise<void> {
+    const device = this.backend.objectStore;
+    if (!device) return;
+    for (const r of this.byRi.values()) {
+      if ([...r.attrs.values()].some((v) => v instanceof DeviceData)) await device.remove(r.ri).catch(() => undefined);
     }
   }
 

@@ -872,6 +872,27 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  // A review found a clean close without a data directory deleting the keys but leaving the data.
+  it('an engine without a data directory removes, as it closes, the sensitive data it kept on the card (nothing could name it again); with one it keeps it', async () => {
+    for (const persist of [false, true]) {
+      const reader = new InProcessReader();
+      const dataDir = await mkdtemp(join(tmpdir(), 'senv-sdo-'));
+      try {
+        const engine = await McsEngine.create({ backends: [reader.backend()], ...(persist ? { dataDir, masterKey: randomBytes(32) } : {}) });
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(randomBytes(100)) } }), 2001, 'data on the card');
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(randomBytes(32)) } }), 2001, 'key on the card');
+        const objects = () => [...reader.store.objects.values()].filter((o) => o.length === 100).length;
+        expect(objects()).toBe(1);
+        await engine.close();
+        expect([objects(), reader.store.keys.size], persist ? 'kept for the next run' : 'removed').toEqual(persist ? [1, 1] : [0, 0]);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }
+  });
+
   // A review of the profile against the host: FCI fields and the key slot map were taken as given.
   it('a card whose FCI lacks the 8-byte serial, lists algorithms in an odd number of bytes or gives a limit in other than 2 bytes, or whose key slot map is not 32 bytes, is refused at connection', async () => {
     const fci = (fields: [number, number[]][]) => Uint8Array.of(...tlvs([0x6f, tlvs([0x84, [0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01]], [0xa5, tlvs(...fields)])]), 0x90, 0x00);
