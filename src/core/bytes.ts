@@ -10,6 +10,23 @@ import { assertBytes, bytesArg, unreadableView } from './errors.ts';
 export const EMPTY = new Uint8Array(0);
 
 /**
+ * A zeroed array for secret bytes (keys), its memory outside the JS heap: V8
+ * keeps an array of up to 64 bytes made with `new Uint8Array(n)` inside its
+ * heap, and a garbage collection that moves it leaves the old bytes behind
+ * where zeroization cannot reach them (a review found key images so).
+ */
+export function secretBytes(n: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(n));
+}
+
+/** A private copy of secret bytes in memory secretBytes gives. */
+export function secretCopy(src: Uint8Array): Uint8Array {
+  const out = secretBytes(src.length);
+  out.set(src);
+  return out;
+}
+
+/**
  * A private copy of a caller's Uint8Array (EMPTY for EMPTY), made by the
  * constructor, which reads the source's internal slots: a Buffer's slice()
  * would be a view, and a subclass could lie about its length (see bytesArg).

@@ -52,10 +52,10 @@ function padding(s: string): number {
 }
 
 /** Strict decoding: padded, canonical (unused bits zero), no whitespace. Returns undefined when invalid. */
-export function fromBase64(s: string): Uint8Array | undefined {
+export function fromBase64(s: string, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array | undefined {
   if (s.length % 4 !== 0) return undefined;
   const pad = padding(s);
-  const out = new Uint8Array(base64Length(s));
+  const out = alloc(base64Length(s));
   let o = 0;
   for (let i = 0; i < s.length; i += 4) {
     const last = i + 4 === s.length;

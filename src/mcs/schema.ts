@@ -10,6 +10,7 @@ import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
 import { bytesArg, isBytes, unreadableView } from '../core/errors.ts';
+import { secretBytes, secretCopy } from '../core/bytes.ts';
 import { MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
@@ -225,7 +226,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       // Refused before copying or decoding: an oversized value (a key, data) leaves no copy behind, and costs no decode.
       if (typeof v === 'string') {
         if (base64Length(v) > maxBytes) throw tooLarge(a, maxBytes);
-        const b = fromBase64(v);
+        const b = a.secret ? fromBase64(v, secretBytes) : fromBase64(v);
         if (!b) throw bad('base64 (RFC 4648, padded)');
         return b;
       }
@@ -237,7 +238,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
         throw isBytes(v) ? badRequest(unreadableView(v, `${a.sn} (${a.name})`).message) : bad('bytes (base64 string)');
       }
       if (view.length > maxBytes) throw tooLarge(a, maxBytes);
-      return copy ? view.slice() : view;
+      return !copy ? view : a.secret ? secretCopy(view) : view.slice();
     }
     case 'uint':
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer');

@@ -4,6 +4,7 @@
 import { markKeyHandle, type KeyHandle, type KeyKind, type KeySpec } from '../backend.ts';
 import { StateError } from '../../core/errors.ts';
 import { aesKey, type AesKey } from '../../core/aes.ts';
+import { secretCopy } from '../../core/bytes.ts';
 
 export class SoftwareKey implements KeyHandle {
   readonly spec: KeySpec;
@@ -13,12 +14,12 @@ export class SoftwareKey implements KeyHandle {
   /** The expanded AES schedule (and GCM hash subkey), built on first use and kept for every later operation. */
   #aes: AesKey | undefined;
 
-  /** Takes a private copy of `bytes` (new Uint8Array: a Buffer's slice() would share its memory). */
+  /** Takes a private copy of `bytes`, outside the JS heap (secretCopy; a Buffer's slice() would share its memory). */
   constructor(spec: KeySpec, kind: KeyKind, bytes: Uint8Array) {
     this.spec = spec;
     this.kind = kind;
     this.size = bytes.length;
-    this.#bytes = new Uint8Array(bytes);
+    this.#bytes = secretCopy(bytes);
     markKeyHandle(this);
   }
 

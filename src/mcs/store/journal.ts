@@ -48,6 +48,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
+import { secretCopy } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
@@ -149,7 +150,7 @@ export class JournalStore implements Persistence {
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
     this.#dir = options.dir;
-    this.#key = new Uint8Array(options.masterKey);
+    this.#key = secretCopy(options.masterKey);
     this.#macKey = macKey;
     this.#compactAt = options.compactAt ?? 8 * 1024 * 1024;
     this.#lock = lock;
@@ -176,7 +177,9 @@ export class JournalStore implements Persistence {
     }
     const lock = await takeLock(files, options.dir);
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
-    const macKey = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
+    const derived = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
+    const macKey = secretCopy(derived);
+    derived.fill(0);
     try {
       const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
       // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds

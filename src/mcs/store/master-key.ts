@@ -2,8 +2,8 @@
 // file, or taken from an environment variable (SENV_MASTER_KEY by default).
 // Accepted encodings: 32 raw bytes (file only, and not all printable: that
 // is text), 64 hex digits, or base64 of 32 bytes.
-import { copyArg } from '../../core/bytes.ts';
-import { InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
+import { secretBytes, secretCopy } from '../../core/bytes.ts';
+import { bytesArg, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
@@ -16,7 +16,7 @@ export interface MasterKeyOptions {
 
 export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array> {
   // A copy, read through its typed-array slots: the engine zeroizes the key it was given once the store has derived its own.
-  if (o.masterKey) return check(copyArg(o.masterKey, 'masterKey'), 'masterKey');
+  if (o.masterKey) return check(secretCopy(bytesArg(o.masterKey, 'masterKey')), 'masterKey');
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, true);
     if (!raw) throw new StateError('master key file not found');
@@ -51,7 +51,10 @@ function env(name: string): string | undefined {
 /** The key `text` holds as hex or base64, checked. */
 function decode(text: string, what: string): Uint8Array {
   const t = text.trim();
-  return check(/^[0-9a-fA-F]{64}$/.test(t) ? Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16)) : fromBase64(t), what);
+  if (!/^[0-9a-fA-F]{64}$/.test(t)) return check(fromBase64(t, secretBytes), what);
+  const key = secretBytes(32);
+  for (let i = 0; i < 32; i++) key[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
+  return check(key, what);
 }
 
 /** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
