@@ -16,6 +16,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
 import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
+import { secretCopy } from '../../core/bytes.ts';
 import { checkMaterial, specInfo } from '../key-material.ts';
 
 export interface SoftwareBackendOptions {
@@ -149,12 +150,12 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   }
 
   async exportKey(key: KeyHandle): Promise<Uint8Array> {
-    return asSoftwareKey(key).bytes.slice();
+    return secretCopy(asSoftwareKey(key).bytes);
   }
 
   async storeKey(key: KeyHandle): Promise<StoredKey> {
     const k = asSoftwareKey(key);
-    return { form: 'material', kind: k.kind, bytes: k.bytes.slice() };
+    return { form: 'material', kind: k.kind, bytes: secretCopy(k.bytes) };
   }
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {

@@ -48,7 +48,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
-import { secretCopy } from '../../core/bytes.ts';
+import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import type { Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
@@ -905,7 +905,7 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
   }
   const k = v.$key as { spec: KeySpec; kind: 'secret' | 'public'; bytes?: string; ref?: string } | undefined;
   if (k) {
-    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
+    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes, secretBytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
     try {
       return await host.backend.loadKey(k.spec, stored);
     } finally {
