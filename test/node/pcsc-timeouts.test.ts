@@ -276,14 +276,16 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
         expect(await state(gone)).toBe('pending');
         card.release();
         await gone;
-        // Both connections are given back: the late one too, or this exclusive connect would be refused.
+        // Both connections are given back: the late one too, or this exclusive connect would be refused
+        // (SCARD_E_NOT_READY until the late connect has returned, SHARING_VIOLATION until it is given back).
         const deadline = Date.now() + 5_000;
         let b: PcscCard | undefined;
         while (!b) {
           try {
             b = await other.connect(env.slot.reader, { share: 'exclusive', timeoutMs: 2_000 });
           } catch (err) {
-            if ((err as PcscError).scardName !== 'SCARD_E_SHARING_VIOLATION' || Date.now() > deadline) throw err;
+            const name = (err as PcscError).scardName;
+            if ((name !== 'SCARD_E_SHARING_VIOLATION' && name !== 'SCARD_E_NOT_READY') || Date.now() > deadline) throw err;
             await new Promise((r) => setTimeout(r, 50));
           }
         }
