@@ -8,7 +8,7 @@ import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex } from '../src/apdu/apdu.ts';
 import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
-import type { BenchGroup, BenchModule } from './harness.ts';
+import { CHECKOUT, type BenchGroup, type BenchModule } from './harness.ts';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
@@ -78,10 +78,9 @@ const OPS: McsOp[] = [
   },
 ];
 
-// scripts/ of the checkout, whether this runs from bench/ or dist/bench/ (tsc does not copy .mjs files).
+// scripts/ of the checkout (tsc does not copy .mjs files into dist/).
 async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')> {
-  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
-  return (await import(new URL('scripts/pcsc-stack.mjs', root).href)) as typeof import('../scripts/pcsc-stack.mjs');
+  return (await import(new URL('scripts/pcsc-stack.mjs', CHECKOUT).href)) as typeof import('../scripts/pcsc-stack.mjs');
 }
 
 export const apduBench: BenchModule = async (opts) => {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { ecdsa, type CurveName, type HashName } from '../src/index.ts';
-import type { BenchGroup, BenchModule } from './harness.ts';
+import { CHECKOUT, type BenchGroup, type BenchModule } from './harness.ts';
 import { senvCases } from './builds.ts';
 
 const CURVES: { name: CurveName; hash: HashName; node: string; noble: typeof p256 }[] = [
@@ -19,8 +19,7 @@ const CURVES: { name: CurveName; hash: HashName; node: string; noble: typeof p25
 // each time (module load, WASM instantiation and the generator table included).
 function coldStart(script: string): number | undefined {
   // From the checkout (the peers' bare specifiers resolve from its node_modules), with this process's flags.
-  const cwd = fileURLToPath(new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url));
-  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', cwd });
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(CHECKOUT) });
   const m = /cold=([\d.]+)/.exec(r.stdout);
   return m ? Number(m[1]) : undefined;
 }

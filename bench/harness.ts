@@ -81,6 +81,9 @@ export function sizeLabel(n: number): string {
 
 export const ROUNDS = 7;
 
+/** The checkout's root, whether bench/ runs from its sources or from dist/bench/. */
+export const CHECKOUT = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
+
 interface Measured { hz: number; rme: number; samples: number }
 
 async function measure(c: BenchCase, quick: boolean): Promise<Measured> {

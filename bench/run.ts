@@ -7,15 +7,15 @@ import { dirname, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
-import { ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
+import { CHECKOUT, ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
 
 /** The versions of senv and of the peers it is measured against, as installed in the checkout. */
-function versions(root: URL): Record<string, string> {
+function versions(): Record<string, string> {
   const read = (dir: string) => {
     try {
-      return (JSON.parse(readFileSync(new URL(`${dir}package.json`, root), 'utf8')) as { version: string }).version;
+      return (JSON.parse(readFileSync(new URL(`${dir}package.json`, CHECKOUT), 'utf8')) as { version: string }).version;
     } catch {
       return 'unknown';
     }
@@ -98,8 +98,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     finding: (module, data) => void findings.push({ module, ...data }),
   };
   // The default place for the results exists before the run, not only after it.
-  const root = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
-  const dir = new URL('bench/results/', root);
+  const dir = new URL('bench/results/', CHECKOUT);
   if (args.out === undefined) await mkdir(dir, { recursive: true });
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
@@ -119,7 +118,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     date: new Date().toISOString(),
     runtime: `node ${process.versions.node} (V8 ${process.versions.v8})`,
     // What a machine comparing runs needs beside the figures: what ran, where, and how.
-    versions: versions(root),
+    versions: versions(),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
     execArgv: process.execArgv,
     options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },

@@ -132,9 +132,9 @@ export class VirtualCardOs implements CardHandler {
       try {
         cmd = decodeCommand(bytes);
       } catch (e) {
-        // Undecodable (Lc and the data disagree), yet its header names a channel: a command refused
-        // there, which discards what was left to fetch and breaks a chain like any other.
-        if (bytes.length >= 4) this.refusedOn(bytes[0]!);
+        // Undecodable (Lc and the data disagree), yet its header names a channel: a command refused there.
+        const ch = bytes.length >= 4 ? this.channelOf(bytes[0]!) : null;
+        if (ch) this.refused(ch);
         throw e;
       }
       r = this.dispatch(cmd);
@@ -145,23 +145,25 @@ export class VirtualCardOs implements CardHandler {
     return encodeResponse(r);
   }
 
-  private refusedOn(cla: number): void {
-    const ch = validCla(cla) ? this.channels[channelOfCla(cla)] : null;
-    if (!ch) return;
+  /** The open channel a valid CLA names; null otherwise. */
+  private channelOf(cla: number): Channel | null {
+    const n = channelOfCla(cla);
+    return validCla(cla) && n < CHANNELS ? this.channels[n] ?? null : null;
+  }
+
+  // A command refused before it is read is still a command on its channel: it discards the
+  // leftover response data, and a link refused ends its chain like any other refused link.
+  private refused(ch: Channel): void {
     ch.pending = null;
     if (ch.chain) this.endChain(ch);
   }
 
   private dispatch(cmd: DecodedCommand): ResponseApdu {
     if (!validCla(cmd.cla)) throw new CardStatus(SW.CLA_UNSUPPORTED);
-    const n = channelOfCla(cmd.cla);
-    const ch = n < CHANNELS ? this.channels[n] : null;
+    const ch = this.channelOf(cmd.cla);
     if (!ch) throw new CardStatus(SW.CHANNEL_UNSUPPORTED);
-    // A command refused before it is read is still a command on this channel: it discards the
-    // leftover response data, and a link refused ends its chain like any other refused link.
     const refuse = (sw: number): never => {
-      ch.pending = null;
-      if (ch.chain) this.endChain(ch);
+      this.refused(ch);
       throw new CardStatus(sw);
     };
     if ((cmd.extended && this.limits.maxCommandData <= 255) || cmd.data.length > this.limits.maxCommandData) refuse(SW.WRONG_LENGTH);
