@@ -2,7 +2,7 @@
 // streaming objects, over a mode's five core calls. Decryption never
 // releases plaintext before the tag verified: the one-shot form wipes its
 // output on failure, the streaming form holds everything until final().
-import { concatBytes, EMPTY, outputTarget, written } from './bytes.ts';
+import { concatBytes, EMPTY, outputTarget, SecretBuffer, written } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
@@ -120,20 +120,34 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   });
 }
 
+/** A stream's mode and the payload length declared up front (CCM's messageLength; 0 where the mode needs none). */
+interface StreamSpec {
+  readonly mode: AeadMode;
+  readonly declared: number;
+}
+
+/**
+ * The spec of a stream, for this module's stream classes: an ES private field, as CoreContext
+ * keeps its core (a writable `mode` property would let a caller's object run with the core, or
+ * answer "verified").
+ */
+let specOf!: (s: AeadStream) => StreamSpec;
+
 // A streaming operation: the core context of the operation, and a private
 // key context it points to (freed together).
 abstract class AeadStream extends CoreContext {
-  protected readonly mode: AeadMode;
-  /** The payload length declared up front (CCM's messageLength; 0 where the mode needs none). */
-  protected readonly declared: number;
+  readonly #spec: StreamSpec;
   readonly #key: AesKey;
 
   constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: boolean, msgLen: number) {
     const { k, op } = startStream(mode, key, aad, decrypt, msgLen);
     super(op, `${mode.name} ${decrypt ? 'decryption' : 'encryption'} stream`, keyCore(k));
-    this.mode = mode;
-    this.declared = msgLen;
+    this.#spec = { mode, declared: msgLen };
     this.#key = k;
+  }
+
+  static {
+    specOf = (s) => s.#spec;
   }
 
   /**
@@ -144,7 +158,7 @@ abstract class AeadStream extends CoreContext {
   protected step(data: Uint8Array, out: Uint8Array): void {
     const c = coreOf(this);
     try {
-      transform(c, this.mode, this.live(), data, out);
+      transform(c, this.#spec.mode, this.live(), data, out);
     } catch (e) {
       this.destroy();
       throw e;
@@ -178,8 +192,9 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     plaintext = bytesArg(plaintext, 'plaintext');
     this.live();
-    if (this.mode.needsLength && this.#seen + plaintext.length > this.declared) {
-      throw new LengthError(`${this.mode.name}: more plaintext than the declared messageLength of ${this.declared}`);
+    const { mode, declared } = specOf(this);
+    if (mode.needsLength && this.#seen + plaintext.length > declared) {
+      throw new LengthError(`${mode.name}: more plaintext than the declared messageLength of ${declared}`);
     }
     const out = outputTarget(into, plaintext.length);
     this.#seen += plaintext.length;
@@ -189,11 +204,12 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
 
   final(): Uint8Array {
     const c = coreOf(this), op = this.live();
-    if (this.mode.needsLength && this.#seen !== this.declared) {
-      throw new LengthError(`${this.mode.name}: ${this.#seen} bytes of plaintext, ${this.declared} declared`);
+    const { mode, declared } = specOf(this);
+    if (mode.needsLength && this.#seen !== declared) {
+      throw new LengthError(`${mode.name}: ${this.#seen} bytes of plaintext, ${declared} declared`);
     }
-    check(this.mode.final(c, op, outPtr(c)), this.mode.name);
-    const tag = takeOutput(c, outPtr(c), this.mode.tagLength);
+    check(mode.final(c, op, outPtr(c)), mode.name);
+    const tag = takeOutput(c, outPtr(c), mode.tagLength);
     this.destroy();
     return tag;
   }
@@ -201,55 +217,49 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
 
 class DecryptStream extends AeadStream implements AeadDecryptStream {
   #tail = EMPTY; // the last tagLength bytes seen: possibly the tag
-  readonly #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  /** The plaintext, unverified until final(): in one buffer outside the JS heap, zeroized unless released. */
+  readonly #held = new SecretBuffer();
 
   update(ciphertext: Uint8Array): this {
     ciphertext = bytesArg(ciphertext, 'ciphertext');
     this.live();
-    const t = this.mode.tagLength;
+    const { mode, declared } = specOf(this);
+    const t = mode.tagLength;
     const all = this.#tail.length ? concatBytes([this.#tail, ciphertext]) : ciphertext;
     const ready = Math.max(0, all.length - t);
     // Checked before any state changes, so that a rejected chunk leaves the stream usable.
-    if (this.mode.needsLength && this.#heldBytes + ready > this.declared) {
-      throw new LengthError(`${this.mode.name}: more ciphertext than the declared messageLength of ${this.declared} plus the ${t}-byte tag`);
+    if (mode.needsLength && this.#held.length + ready > declared) {
+      throw new LengthError(`${mode.name}: more ciphertext than the declared messageLength of ${declared} plus the ${t}-byte tag`);
     }
     this.#tail = all.slice(ready);
-    if (ready > 0) {
-      const out = new Uint8Array(ready);
-      this.#held.push(out);
-      this.step(all.subarray(0, ready), out);
-      this.#heldBytes += ready;
-    }
+    if (ready > 0) this.step(all.subarray(0, ready), this.#held.reserve(ready));
     return this;
   }
 
   final(into?: Uint8Array): Uint8Array {
     if (into !== undefined) into = bytesArg(into, 'into');
     const c = coreOf(this), op = this.live();
-    const t = this.mode.tagLength;
+    const { mode, declared } = specOf(this);
+    const t = mode.tagLength, n = this.#held.length;
+    // Refused before the stream ends, as a rejected call changes nothing (more input may follow).
+    if (this.#tail.length < t) throw new LengthError(`${mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
+    if (mode.needsLength && n !== declared) throw new LengthError(`${mode.name}: ${n} bytes of ciphertext before the tag, ${declared} declared`);
     try {
-      if (this.#tail.length < t) throw new LengthError(`${this.mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
-      if (this.mode.needsLength && this.#heldBytes !== this.declared) {
-        throw new LengthError(`${this.mode.name}: ${this.#heldBytes} bytes of ciphertext before the tag, ${this.declared} declared`);
-      }
       c.mem().set(this.#tail, outPtr(c));
-      verified(c, this.mode, op, outPtr(c), this.#held);
-      if (this.#held.length === 1 && !into) return this.#held.pop()!;
-      const out = outputTarget(into, this.#heldBytes);
-      concatBytes(this.#held, out.subarray(0, this.#heldBytes));
-      return written(out, this.#heldBytes);
+      verified(c, mode, op, outPtr(c), []);
+      if (!into) return this.#held.take();
+      const out = outputTarget(into, n), plain = this.#held.take();
+      out.set(plain);
+      plain.fill(0);
+      return written(out, n);
     } finally {
       c.x.zeroize(outPtr(c), t);
-      for (const p of this.#held) p.fill(0);
-      this.#held.length = 0;
       this.destroy();
     }
   }
 
   override destroy(): void {
-    for (const p of this.#held) p.fill(0);
-    this.#held.length = 0;
+    this.#held.wipe();
     super.destroy();
   }
 }
@@ -259,30 +269,30 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
 // every stream it expands its key when it is created (a private copy of an
 // AesKey), so what the caller does to its key afterwards changes nothing.
 abstract class CollectingStream {
-  protected readonly mode: AeadMode;
-  protected readonly aad: Uint8Array;
+  readonly #mode: AeadMode;
+  readonly #aad: Uint8Array;
   readonly #key: AesKey;
-  readonly #parts: Uint8Array[] = [];
+  readonly #parts = new SecretBuffer();
   #done = false;
 
   constructor(mode: AeadMode, key: KeyInput, aad: Uint8Array) {
-    this.mode = mode;
-    this.aad = aad;
+    this.#mode = mode;
+    this.#aad = aad;
     this.#key = ownedKey(key);
   }
 
   protected add(data: Uint8Array, name: string): void {
     const bytes = bytesArg(data, name);
-    if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
-    this.#parts.push(bytes.slice());
+    if (this.#done) throw new StateError(`${this.#mode.name} stream already finished or destroyed`);
+    this.#parts.append(bytes);
   }
 
-  /** Runs `fn` over everything collected with the stream's key, then destroys the stream. */
-  protected finish<T>(fn: (key: AesKey, all: Uint8Array) => T): T {
-    if (this.#done) throw new StateError(`${this.mode.name} stream already finished or destroyed`);
-    const all = concatBytes(this.#parts);
+  /** Runs `fn` over everything collected with the stream's mode, key and AAD, then destroys the stream. */
+  protected finish<T>(fn: (mode: AeadMode, key: AesKey, aad: Uint8Array, all: Uint8Array) => T): T {
+    if (this.#done) throw new StateError(`${this.#mode.name} stream already finished or destroyed`);
+    const all = this.#parts.take();
     try {
-      return fn(this.#key, all);
+      return fn(this.#mode, this.#key, this.#aad, all);
     } finally {
       all.fill(0);
       this.destroy();
@@ -292,8 +302,7 @@ abstract class CollectingStream {
   destroy(): void {
     if (this.#done) return;
     this.#done = true;
-    for (const p of this.#parts) p.fill(0);
-    this.#parts.length = 0;
+    this.#parts.wipe();
     this.#key.destroy();
   }
 }
@@ -307,7 +316,7 @@ class CollectingEncryptStream extends CollectingStream implements AeadEncryptStr
   }
 
   final(): Uint8Array {
-    return this.finish((key, all) => oneShotEncrypt(this.mode, key, this.aad, all));
+    return this.finish(oneShotEncrypt);
   }
 }
 
@@ -319,8 +328,8 @@ class CollectingDecryptStream extends CollectingStream implements AeadDecryptStr
 
   final(into?: Uint8Array): Uint8Array {
     if (into !== undefined) into = bytesArg(into, 'into');
-    return this.finish((key, all) => {
-      const plain = oneShotDecrypt(this.mode, key, this.aad, all);
+    return this.finish((mode, key, aad, all) => {
+      const plain = oneShotDecrypt(mode, key, aad, all);
       if (into === undefined || into.length < plain.length) return plain;
       into.set(plain);
       plain.fill(0);

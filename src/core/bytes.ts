@@ -27,6 +27,55 @@ export function secretCopy(src: Uint8Array): Uint8Array {
 }
 
 /**
+ * Secret bytes appended piece by piece: one secretBytes array that doubles when
+ * full (the outgrown one zeroized), so that a stream fed a byte at a time holds
+ * about the message's size rather than an array (and its bookkeeping) per piece.
+ */
+export class SecretBuffer {
+  #buf: Uint8Array = EMPTY;
+  #n = 0;
+
+  get length(): number {
+    return this.#n;
+  }
+
+  /** The next `n` bytes of the buffer, counted as held, for the caller to write. */
+  reserve(n: number): Uint8Array {
+    const need = this.#n + n;
+    if (need > this.#buf.length) {
+      const grown = secretBytes(this.#buf.length === 0 ? need : Math.max(need, this.#buf.length * 2));
+      grown.set(this.#buf.subarray(0, this.#n));
+      this.#buf.fill(0);
+      this.#buf = grown;
+    }
+    const view = this.#buf.subarray(this.#n, need);
+    this.#n = need;
+    return view;
+  }
+
+  append(data: Uint8Array): void {
+    this.reserve(data.length).set(data);
+  }
+
+  /** Everything held, in an array of its own of exactly that length (secretBytes memory); the buffer is emptied. */
+  take(): Uint8Array {
+    // Never EMPTY itself (see written()).
+    const out = this.#buf.length === this.#n && this.#buf !== EMPTY ? this.#buf : secretCopy(this.#buf.subarray(0, this.#n));
+    if (out !== this.#buf) this.#buf.fill(0);
+    this.#buf = EMPTY;
+    this.#n = 0;
+    return out;
+  }
+
+  /** Zeroizes what is held and empties the buffer. */
+  wipe(): void {
+    this.#buf.fill(0);
+    this.#buf = EMPTY;
+    this.#n = 0;
+  }
+}
+
+/**
  * A private copy of a caller's Uint8Array (EMPTY for EMPTY), made by the
  * constructor, which reads the source's internal slots: a Buffer's slice()
  * would be a view, and a subclass could lie about its length (see bytesArg).

@@ -4,13 +4,13 @@
 // core's I/O window or in the facade's private copies when a call ends or fails.
 import { describe, it, expect } from 'vitest';
 import {
-  gcm, ccm, cbc, cmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
+  gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
   coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, SoftwareBackend, StateError, CoreError,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
 import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
-import { arraysMade } from './uint8array-spy.ts';
+import { arraysMade, isFreshBuffer } from './uint8array-spy.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
@@ -443,8 +443,9 @@ describe('a buffer that loses its bytes during the call', () => {
 });
 
 describe('a failed decryption or a collecting CCM stream leaves no plaintext in the arrays it filled', () => {
+  // Made by length, or over an ArrayBuffer of that length (secretBytes: memory outside the JS heap).
   const arraysOfLength = (lengths: number[], call: () => void) =>
-    arraysMade((from) => typeof from === 'number' && lengths.includes(from), call);
+    arraysMade((from) => (typeof from === 'number' && lengths.includes(from)) || (isFreshBuffer(from) && lengths.includes((from as ArrayBuffer).byteLength)), call);
   const zero = (a: Uint8Array) => a.every((b) => b === 0);
 
   it('one-shot CBC of more than CHUNK bytes with bad padding zeroizes the plaintext written before the padding check', () => {
@@ -499,6 +500,76 @@ describe('a failed decryption or a collecting CCM stream leaves no plaintext in 
       expect(joins.length, `${what}: the join was seen`).toBeGreaterThan(0);
       for (const j of joins) expect(zero(j), `${what}: the join is zeroized`).toBe(true);
     }
+  });
+});
+
+describe('what a decryption stream holds until its tag verified', () => {
+  const secretArrays = (call: () => void) => arraysMade(isFreshBuffer, call);
+  const perChunkArrays = (call: () => void) => arraysMade((from) => from === 1, call);
+
+  it('is one buffer outside the JS heap that grows by doubling, zeroized when the tag fails: not an array per chunk', () => {
+    const key = rnd(16), nonce = rnd(12), n = 4096;
+    const forged = gcm(key, nonce).encrypt(new Uint8Array(n).fill(0x41));
+    forged[n]! ^= 1;
+    for (const [what, open] of [
+      ['GCM', () => gcm(key, nonce).decryptStream()],
+      ['CCM without messageLength', () => ccm(key, nonce).decryptStream()],
+      ['CCM with messageLength', () => ccm(key, nonce, undefined, { messageLength: n }).decryptStream()],
+    ] as const) {
+      const sealed = what === 'GCM' ? forged : ccm(key, nonce).encrypt(new Uint8Array(n).fill(0x41));
+      if (what !== 'GCM') sealed[n]! ^= 1;
+      let held: Uint8Array[] = [];
+      const small = perChunkArrays(() => {
+        held = secretArrays(() => {
+          const d = open();
+          for (let i = 0; i < sealed.length; i++) d.update(sealed.subarray(i, i + 1));
+          expect(() => d.final(), what).toThrow(AuthenticationError);
+        });
+      });
+      expect(small.length, `${what}: no array per one-byte chunk`).toBeLessThan(8);
+      expect(held.length, `${what}: the held bytes are in secretBytes memory`).toBeGreaterThan(0);
+      expect(held.length, `${what}: grown by doubling`).toBeLessThan(20);
+      for (const h of held) expect(h.every((b) => b === 0), `${what}: zeroized`).toBe(true);
+    }
+  });
+
+  it('a final() refused for too little input leaves the stream usable, as a refused update() does', () => {
+    const key = rnd(16), nonce = rnd(12), plain = rnd(40);
+    const sealed = gcm(key, nonce).encrypt(plain);
+    const g = gcm(key, nonce).decryptStream().update(sealed.subarray(0, 10));
+    expect(() => g.final()).toThrow(LengthError);
+    expect(hex(g.update(sealed.subarray(10)).final())).toBe(hex(plain));
+    const sealedC = ccm(key, nonce, undefined, { messageLength: 40 }).encrypt(plain);
+    const c = ccm(key, nonce, undefined, { messageLength: 40 }).decryptStream().update(sealedC.subarray(0, 30));
+    expect(() => c.final()).toThrow(LengthError);
+    expect(hex(c.update(sealedC.subarray(30)).final())).toBe(hex(plain));
+  });
+});
+
+describe('streaming objects have no property that reaches the core', () => {
+  it('no own property of AEAD, CBC, CMAC, hash and HMAC streams holds an object (only lengths): the mode, core and handle are ES private', () => {
+    const key = rnd(16), nonce = rnd(12);
+    const streams = [
+      gcm(key, nonce).encryptStream(), gcm(key, nonce).decryptStream(),
+      ccm(key, nonce).encryptStream(), ccm(key, nonce).decryptStream(),
+      ccm(key, nonce, undefined, { messageLength: 4 }).encryptStream(), ccm(key, nonce, undefined, { messageLength: 4 }).decryptStream(),
+      cbc(key, rnd(16)).encryptStream(), cbc(key, rnd(16)).decryptStream(),
+      createCmac(key), createHash('SHA-256'), createHmac('SHA-256', key),
+    ];
+    for (const s of streams) {
+      const held = Reflect.ownKeys(s).filter((k) => typeof (s as unknown as Record<PropertyKey, unknown>)[k] !== 'number');
+      expect(held, s.constructor.name).toEqual([]);
+      (s as { destroy(): void }).destroy();
+    }
+  });
+
+  it('a property planted on a decryption stream changes nothing: a forged message is still refused', () => {
+    const key = rnd(16), nonce = rnd(12);
+    const forged = gcm(key, nonce).encrypt(rnd(32));
+    forged[40]! ^= 1;
+    const d = gcm(key, nonce).decryptStream();
+    Object.assign(d, { mode: { name: 'x', tagLength: 16, needsLength: false, verify: () => 0, update: () => 0, final: () => 0 } });
+    expect(() => d.update(forged).final()).toThrow(AuthenticationError);
   });
 });
 

@@ -5,6 +5,13 @@
 
 /** The constructor before any spy replaced it. */
 export const RealUint8Array = Uint8Array;
+const RealArrayBuffer = ArrayBuffer;
+const madeBuffers = new WeakSet<ArrayBuffer>();
+
+/** Whether `from` is an ArrayBuffer made while a spy was on (secretBytes makes its arrays over one). */
+export function isFreshBuffer(from: unknown): boolean {
+  return from instanceof RealArrayBuffer && madeBuffers.has(from);
+}
 
 export interface Uint8ArraySpy {
   /** Every array made while the spy was on, in order. */
@@ -20,6 +27,13 @@ export function spyUint8Arrays(onMake?: (made: Uint8Array, from: unknown) => voi
     made.push(a);
     onMake?.(a, from);
   };
+  globalThis.ArrayBuffer = new Proxy(RealArrayBuffer, {
+    construct(target, args, newTarget) {
+      const b = Reflect.construct(target, args, newTarget === globalThis.ArrayBuffer ? target : newTarget) as ArrayBuffer;
+      madeBuffers.add(b);
+      return b;
+    },
+  });
   globalThis.Uint8Array = new Proxy(RealUint8Array, {
     construct(target, args, newTarget) {
       const a = Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : newTarget) as Uint8Array;
@@ -37,6 +51,7 @@ export function spyUint8Arrays(onMake?: (made: Uint8Array, from: unknown) => voi
     made,
     stop() {
       globalThis.Uint8Array = RealUint8Array;
+      globalThis.ArrayBuffer = RealArrayBuffer;
       RealUint8Array.prototype.slice = slice;
     },
   };
