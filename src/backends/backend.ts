@@ -19,7 +19,7 @@
 //   `sign`, `verify` or `abort`, exactly once; abort never throws.
 // - Secret material handed to a backend (key bytes, sensitive data) may be
 //   zeroized by the caller as soon as the call returned.
-import { InvalidInputError, shown } from '../core/errors.ts';
+import { InvalidInputError, LengthError, shown } from '../core/errors.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
 export type SeType = 1 | 2 | 3 | 4;
@@ -103,6 +103,19 @@ export interface KeyHandle {
 const keyHandles = new WeakSet<object>();
 
 /** Registers a handle a backend hands out; only registered objects are treated as keys. */
+/** random()'s length, checked alike by every backend: a whole number of bytes up to the backend's maxRandomLength. */
+export function checkRandomLength(length: unknown, capabilities: BackendCapabilities): number {
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) throw new InvalidInputError(`byte count must be a non-negative integer, got ${shown(length)}`);
+  if (length > capabilities.maxRandomLength) throw new LengthError(`${length} random bytes exceed this SE's largest request (${capabilities.maxRandomLength})`);
+  return length;
+}
+
+/** reboot()'s type, checked alike by every backend (TS-0016 table 9.4-1). */
+export function checkRebootType(type: unknown): RebootType {
+  if (type !== 1 && type !== 2) throw new InvalidInputError(`reboot type must be 1 (cold reset) or 2 (warm reset), got ${shown(type)}`);
+  return type;
+}
+
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   keyHandles.add(handle);
   return handle;

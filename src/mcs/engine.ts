@@ -350,8 +350,9 @@ export class McsEngine {
       throw e;
     }
     host.link(res);
-    await this.#effects(ctx);
+    // Armed before the effects run: one that fails answers 5000 with the resource linked (and stored), whose et must still hold.
     this.#schedule();
+    await this.#effects(ctx);
     return reply(RSC.CREATED, req.rqi, represent(host.seId, res, host.backend, { binary }));
   }
 
@@ -440,9 +441,10 @@ export class McsEngine {
     }
     // The caller's chunk is read in place only when it is applied before send() returns; one that
     // waits for the hook or the store's write is copied now (a plain view's slice() is a copy), and
-    // then owned (zeroized after use).
+    // then owned (zeroized after use). A hook may have replaced it (cbs 0 turns an empty chunk into
+    // the discard, null): that stays.
     if (borrowed && (checked || this.#store)) {
-      changes.set(def.appendAttr!.name, borrowed.slice());
+      if (changes.get(def.appendAttr!.name) === borrowed) changes.set(def.appendAttr!.name, borrowed.slice());
       borrowed = undefined;
     }
     const change = new Change(changes);

@@ -285,7 +285,8 @@ export class SeHost {
       this.failed = undefined;
     } catch (e) {
       this.failed = kindOf(e);
-      throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed (${this.failed})`);
+      // The request's change was committed before the reboot ran (it is never undone): the text says so.
+      throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed (${this.failed}): the request's change took effect, the SE is out of service`);
     }
   }
 }

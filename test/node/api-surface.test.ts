@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
-import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, UnknownAlgorithmError } from '../../src/index.ts';
+import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, StateError, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
   /**
@@ -176,6 +176,27 @@ describe('public API surface', () => {
     await s.update(Uint8Array.of(1, 2, 3));
     expect(await s.sign()).toEqual(hmac('SHA-256', new Uint8Array(20).fill(7), Uint8Array.of(1, 2, 3)));
     await b.close();
+  });
+
+  it('SoftwareBackend: random() lengths and reboot types checked alike for every rngType; after close() no key is handed out and those held are released', async () => {
+    const b = new SoftwareBackend();
+    await b.open();
+    for (const type of [1, 2] as const) {
+      for (const bad of [-1, Number.NaN, 1.5, '8', 2 ** 53]) await expect(b.random(type, bad as number), `rngType ${type}, ${String(bad)}`).rejects.toThrow(InvalidInputError);
+      await expect(b.random(type, b.capabilities.maxRandomLength + 1)).rejects.toThrow(LengthError);
+      expect((await b.random(type, b.capabilities.maxRandomLength)).length).toBe(b.capabilities.maxRandomLength);
+    }
+    await expect(b.reboot(7 as never)).rejects.toThrow(InvalidInputError);
+    const hmacKey = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(9));
+    const ecKey = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const stored = await b.storeKey(hmacKey);
+    await b.close();
+    await expect(b.exportKey(hmacKey)).rejects.toThrow(StateError);
+    await expect(b.storeKey(hmacKey)).rejects.toThrow(StateError);
+    await expect(b.publicKey(ecKey)).rejects.toThrow(StateError);
+    await expect(b.loadKey({ use: 'signature', algorithm: 25 }, stored)).rejects.toThrow(StateError);
+    expect(() => (hmacKey as unknown as { bytes: Uint8Array }).bytes, 'released at close').toThrow(/released/);
+    expect(() => (ecKey as unknown as { bytes: Uint8Array }).bytes, 'released at close').toThrow(/released/);
   });
 
   it('McsEngine.create refuses options of the wrong kind, named', async () => {

@@ -1133,6 +1133,45 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('with a data directory, cbs 0 with an empty binary chunk discards the data held, as without one', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100 } }), 2001, 'cipher');
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: 'AAAAAAAA' } }), 2004, '6 bytes');
+      const r = ok(await s.send(3, s.path('reg', 'c'), { 'senv:Cph': { cbs: 0, msg: new Uint8Array(0) } }, undefined, true), 2004, 'discard');
+      expect(body(r, 'senv:Cph').cbs).toBe(0);
+      expect(body(ok(await s.retrieve(s.path('reg', 'c')), 2000, 'read'), 'senv:Cph').cbs).toBe(0);
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(body(ok(await new Session(e2, 'CAE1').retrieve(s.path('reg', 'c')), 2000, 'after restart'), 'senv:Cph').cbs).toBe(0);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('generateRand checks Dsz against the limits in force: a maxDataSize smaller after a restart refuses a Dsz written before (5207)', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 4096 } }), 2001, 'rand');
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY, maxDataSize: 1000 });
+      const t = new Session(e2, 'CAE1');
+      fails(await t.retrieve(t.path('reg', 'r', 'generateRand')), 5207, 'Dsz beyond maxDataSize', /Dsz/);
+      ok(await t.update(t.path('reg', 'r'), { 'senv:Rnd': { Dsz: 1000 } }), 2004, 'Dsz within it');
+      expect(unb64(body(ok(await t.retrieve(t.path('reg', 'r', 'generateRand')), 2000, 'rand'), 'senv:Rnd').rndD).length).toBe(1000);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('on Deno, opening a data directory asks for no path the permissions do not name (no prompt in a terminal), and flushes the new levels it may read', async () => {
     const top = tempDir();
     try {

@@ -1,6 +1,6 @@
 // An engine hosting several SEs: one busy with a long request (or a card that
 // stopped answering) delays neither another SE's expirations nor its closing.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { McsEngine, SelfTestError, SoftwareBackend, StateError } from '../../src/index.ts';
 import type { KeyHandle, RngType } from '../../src/backends/backend.ts';
 import { formatTimestamp } from '../../src/mcs/codec.ts';
@@ -109,14 +109,14 @@ describe('an engine with several SEs', () => {
     const reboot = () => s1.update(`${se1}/reg/warmReset`, { 'senv:Srbt': { rb: true } });
     const dbg = (r: { pc?: Record<string, unknown> }) => r.pc?.['m2m:dbg'];
     const failed = await reboot();
-    expect([failed.rsc, dbg(failed)]).toEqual([5000, 'SE reboot failed (ERR_CORE self test)']);
+    expect([failed.rsc, dbg(failed)]).toEqual([5000, "SE reboot failed (ERR_CORE self test): the request's change took effect, the SE is out of service"]);
     // Out of service comes first, also for an originator that is not registered (not 4106).
     for (const r of [await s1.retrieve(`${se1}/reg/r/generateRand`), await stranger.retrieve(se1), await stranger.create(se1, 20004, { 'senv:Hsh': { Halg: 4 } })]) {
       expect([r.rsc, dbg(r)]).toEqual([5000, 'SE out of service (ERR_CORE self test): UPDATE an [SEReboot] (rb: true) to bring it back']);
     }
     // Only the kind of what failed, as for every 5000: a backend's own message may say more than a remote originator should read.
     flaky.rebootFails = new Error(`card 4-${'ab'.repeat(16)} lost key 00112233445566778899aabbccddeeff`);
-    expect(dbg(await reboot())).toBe('SE reboot failed (internal error)');
+    expect(dbg(await reboot())).toBe("SE reboot failed (internal error): the request's change took effect, the SE is out of service");
     expect(dbg(await stranger.retrieve(se1))).toBe('SE out of service (internal error): UPDATE an [SEReboot] (rb: true) to bring it back');
     ok(await s2.create(se2, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'the other SE serves');
     expect((await reboot()).rsc, 'an [SEReboot] is still taken').toBe(5000);
@@ -124,6 +124,28 @@ describe('an engine with several SEs', () => {
     expect((await reboot()).rsc).toBe(2004);
     ok(await s1.retrieve(`${se1}/reg/r/generateRand`), 2000, 'back in service');
     expect((await stranger.retrieve(se1)).rsc, 'and an unregistered originator is told so again').toBe(4106);
+    await engine.close();
+  });
+
+  it('a CREATE of an [SEReboot] whose reboot fails answers 5000 saying its change took effect: the resource stands, with its et armed on a timer', async () => {
+    const flaky = new Flaky({ uniqueId: '55'.repeat(16) });
+    const engine = await McsEngine.create({ backends: [flaky] });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    flaky.rebootFails = new SelfTestError('self test failed: AES-128-GCM');
+    // Fake timers count the engine's (which are unref'd, and so not among the process's active resources).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let failed;
+    try {
+      failed = await s.create(s.seId, 20010, { 'senv:Srbt': { rn: 'mine', rbT: 2, rb: true, et: formatTimestamp(Date.now() + 60_000) } });
+      expect(vi.getTimerCount(), 'its expirationTime is on a timer, as for a CREATE whose effect succeeded').toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect([failed.rsc, failed.pc?.['m2m:dbg']]).toEqual([5000, "SE reboot failed (ERR_CORE self test): the request's change took effect, the SE is out of service"]);
+    flaky.rebootFails = undefined;
+    ok(await s.update(s.path('reg', 'mine'), { 'senv:Srbt': { rb: true } }), 2004, 'the [SEReboot] created brings the SE back');
+    ok(await s.retrieve(s.path('reg', 'mine')), 2000, 'and is there');
     await engine.close();
   });
 });

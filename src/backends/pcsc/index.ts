@@ -8,7 +8,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { markKeyHandle } from '../backend.ts';
+import { checkRandomLength, checkRebootType, markKeyHandle } from '../backend.ts';
 import { checkMaterial } from '../key-material.ts';
 import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
@@ -171,7 +171,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** rebootType 1: cold reset (power cycle), 2: warm reset; the applet is selected again. */
   async reboot(type: RebootType): Promise<void> {
     if (this.state === 'closed') throw new StateError('backend closed');
-    await this.session.reset(type === 1 ? 'cold' : 'warm');
+    await this.session.reset(checkRebootType(type) === 1 ? 'cold' : 'warm');
   }
 
   async close(): Promise<void> {
@@ -197,7 +197,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   async random(type: RngType, length: number): Promise<Uint8Array> {
     const info = this.live();
     if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
-    if (!Number.isSafeInteger(length) || length < 0) throw new InvalidInputError(`byte count must be a non-negative integer, got ${shown(length)}`);
+    checkRandomLength(length, this.capabilities);
     const out = new Uint8Array(length);
     try {
       await this.session.run(async () => {

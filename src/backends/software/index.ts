@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkRandomLength, checkRebootType, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -52,6 +52,8 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   readonly #quota: number;
   readonly #rng = new SoftwareRng();
   #state: 'new' | 'open' | 'failed' | 'closed' = 'new';
+  /** The keys it made or loaded and not yet released: close() releases what is left. */
+  readonly #keys = new Set<SoftwareKey>();
 
   constructor(opts?: SoftwareBackendOptions | null) {
     const options = optionsArg(opts, 'SoftwareBackend options') ?? {};
@@ -96,15 +98,19 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
    * self test; the Mcs layer aborts its open streams first (they are its
    * volatile state). Keys are resource state and survive, as on a card.
    */
-  async reboot(_type: RebootType): Promise<void> {
+  async reboot(type: RebootType): Promise<void> {
     if (this.#state === 'closed') throw new StateError('backend closed');
+    checkRebootType(type);
     this.#rng.reset();
     this.#check();
   }
 
+  /** Releases (zeroizes) every key it made or loaded that is still held, too. */
   async close(): Promise<void> {
     this.#rng.reset();
     this.#state = 'closed';
+    for (const k of this.#keys) k.release();
+    this.#keys.clear();
   }
 
   /** The whole quota: the software SE itself stores nothing; the engine counts what the host keeps against it (McsEngineOptions.memoryQuota overrides it). */
@@ -114,18 +120,18 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async random(type: RngType, length: number): Promise<Uint8Array> {
     this.#live();
-    return this.#rng.bytes(type, length);
+    return this.#rng.bytes(type, checkRandomLength(length, this.capabilities));
   }
 
   /** ECDSA keys are checked on import: a scalar outside [1, n-1] fails here (InvalidValueError), not at first use. */
   async importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle> {
     this.#live();
-    const key = new SoftwareKey(spec, kind, checkMaterial(spec, kind, material));
+    const key = this.#issue(new SoftwareKey(spec, kind, checkMaterial(spec, kind, material)));
     if (spec.use === 'signature' && kind === 'secret' && ECDSA_ALGORITHMS.includes(spec.algorithm)) {
       try {
         ecdsaPublicKey(spec.algorithm, key).fill(0);
       } catch (e) {
-        key.release();
+        this.releaseKey(key);
         throw e;
       }
     }
@@ -138,33 +144,36 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     const ec = spec.use === 'signature' && ECDSA_ALGORITHMS.includes(spec.algorithm);
     const bytes = ec ? ecdsaKeygen(spec.algorithm as SignatureAlgorithm) : this.#rng.bytes(1, info.generatedKeyLength);
     try {
-      return new SoftwareKey(spec, 'secret', bytes);
+      return this.#issue(new SoftwareKey(spec, 'secret', bytes));
     } finally {
       bytes.fill(0);
     }
   }
 
   async publicKey(key: KeyHandle): Promise<Uint8Array | undefined> {
-    const k = asSoftwareKey(key);
+    const k = this.#held(key);
     return k.spec.use === 'signature' && ECDSA_ALGORITHMS.includes(k.spec.algorithm) ? ecdsaPublicKey(k.spec.algorithm, k) : undefined;
   }
 
   async exportKey(key: KeyHandle): Promise<Uint8Array> {
-    return secretCopy(asSoftwareKey(key).bytes);
+    return secretCopy(this.#held(key).bytes);
   }
 
   async storeKey(key: KeyHandle): Promise<StoredKey> {
-    const k = asSoftwareKey(key);
+    const k = this.#held(key);
     return { form: 'material', kind: k.kind, bytes: secretCopy(k.bytes) };
   }
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
+    this.#notClosed();
     if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
-    return new SoftwareKey(spec, stored.kind, checkMaterial(spec, stored.kind, stored.bytes));
+    return this.#issue(new SoftwareKey(spec, stored.kind, checkMaterial(spec, stored.kind, stored.bytes)));
   }
 
   releaseKey(key: KeyHandle): void {
-    if (key instanceof SoftwareKey) key.release();
+    if (!(key instanceof SoftwareKey)) return;
+    key.release();
+    this.#keys.delete(key);
   }
 
   digest(algorithm: HashAlgorithm): DigestStream {
@@ -197,6 +206,21 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   #live(): void {
     if (this.#state !== 'open') throw new StateError(`software SE is ${this.#state === 'failed' ? 'in self-test failure' : this.#state}`);
+  }
+
+  /** Keys are still read out of an SE in self-test failure (the store keeps writing its resources), not once it closed. */
+  #notClosed(): void {
+    if (this.#state === 'closed') throw new StateError('backend closed');
+  }
+
+  #held(key: KeyHandle): SoftwareKey {
+    this.#notClosed();
+    return asSoftwareKey(key);
+  }
+
+  #issue(key: SoftwareKey): SoftwareKey {
+    this.#keys.add(key);
+    return key;
   }
 }
 

@@ -27,6 +27,8 @@ export const randType: ResourceType = {
       async run(ctx, res, change) {
         const size = res.attrs.get('requestedDataSize') as number | undefined;
         if (size === undefined) throw notAllowed('set Dsz (requestedDataSize) first');
+        // Checked here too: the limits may have shrunk since Dsz was written (another maxDataSize after a restart).
+        checkSize(ctx, res.attrs);
         change.attrs.set('randomData', await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size));
       },
     },
