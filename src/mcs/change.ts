@@ -4,6 +4,7 @@
 // and only then applies it to the resource: a request refused at either step
 // leaves the resource, its data and its keys exactly as they were.
 import { Accumulator, Resource } from './resource.ts';
+import { secretBytes } from '../core/bytes.ts';
 
 /**
  * A byte result the change only borrows (a view of the output a cipher
@@ -38,7 +39,7 @@ export function stage(res: Resource, change: Change): Staged {
     if (!(v instanceof Borrowed)) continue;
     const old = res.attrs.get(name);
     // The array held when the length is the same: a stream of equal-sized operations allocates no result.
-    v.into = old instanceof Uint8Array && old.length === v.bytes.length ? old : new Uint8Array(v.bytes.length);
+    v.into = old instanceof Uint8Array && old.length === v.bytes.length ? old : secretBytes(v.bytes.length);
   }
   const append = res.def.appendAttr?.name;
   if (append === undefined) return { acc: undefined, space: undefined };

@@ -1,6 +1,6 @@
 // A resource instance and the accumulated data of an append attribute.
 import { isKeyHandle, type KeyHandle } from '../backends/backend.ts';
-import { EMPTY, wroteInto } from '../core/bytes.ts';
+import { EMPTY, secretBytes, wroteInto } from '../core/bytes.ts';
 import type { CompiledType, StreamSink } from './schema.ts';
 
 export class Resource {
@@ -88,7 +88,7 @@ export class Accumulator {
    * completes: written in place by the sink where it can (see room()), in
    * one buffer kept from message to message like the data's.
    */
-  #out = EMPTY;
+  #out: Uint8Array = EMPTY;
   #outLen = 0;
   consumed = false;
 
@@ -125,8 +125,9 @@ export class Accumulator {
     const room = restart && this.#shrinks() ? 0 : this.#buf.length;
     const end = held + chunk.length;
     // No room (a buffer clear() lets go): even an empty chunk must not bring that one back.
-    if (room === 0) return end === 0 ? EMPTY : new Uint8Array(end);
-    return end <= room ? this.#buf : new Uint8Array(Math.max(end, 2 * room));
+    // Outside the JS heap (secretBytes): a small array there is moved by a garbage collection, which leaves the old bytes behind.
+    if (room === 0) return end === 0 ? EMPTY : secretBytes(end);
+    return end <= room ? this.#buf : secretBytes(Math.max(end, 2 * room));
   }
 
   /** Whether clear() lets the buffer go: one much larger than its message is not kept for the next. */
@@ -192,7 +193,7 @@ export class Accumulator {
   room(n: number): Uint8Array {
     const end = this.#outLen + n;
     if (end > this.#out.length) {
-      const out = new Uint8Array(Math.max(end, 2 * this.#out.length));
+      const out = secretBytes(Math.max(end, 2 * this.#out.length));
       out.set(this.#out.subarray(0, this.#outLen));
       this.#out.fill(0, 0, this.#outLen);
       this.#out = out;

@@ -133,6 +133,25 @@ describe('Mcs: no copy of a secret stays behind', () => {
     await s.engine.close();
   });
 
+  it('a short message and its result are held outside the JS heap (a garbage collection moves a small array there, leaving its bytes behind)', async () => {
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    const rnd = prng(703);
+    const c = s.path('reg', 'c'), h = s.path('reg', 'h');
+    ok(await s.send(1, s.seId, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: rnd(16) } }, 20002, true), 2001, 'GCM cipher');
+    ok(await s.send(1, c, { 'senv:algP': { nc: rnd(12) } }, 20001, true), 2001, 'nonce');
+    ok(await s.send(1, s.seId, { 'senv:Hsh': { rn: 'h', Halg: 4 } }, 20004, true), 2001, 'hash');
+    const msg = rnd(24), toHash = rnd(20);
+    // Arrays made by length: V8 keeps those of up to 64 bytes inside its heap.
+    const onHeap: number[] = [];
+    watchNew((_made, from) => typeof from === 'number' && from > 0 && from <= 64 && onHeap.push(from));
+    ok(await s.send(3, c, { 'senv:Cph': { msg } }, undefined, true), 2004, 'a 24-byte message');
+    ok(await s.send(2, `${c}/encrypt`, undefined, undefined, true), 2000, 'its 40-byte result');
+    ok(await s.send(3, h, { 'senv:Hsh': { msg: toHash } }, undefined, true), 2004, 'a 20-byte message to hash');
+    expect(onHeap, 'lengths of the arrays made inside the JS heap').toEqual([]);
+    await s.engine.close();
+  });
+
   it('a request that waits for its turn: the copies of its byte values (a key) are zeroized once served, and when its rqet passed while it waited', async () => {
     const s = new Session(await McsEngine.create(), 'CAE1');
     await s.register();
