@@ -60,6 +60,8 @@ export interface McsEngineOptions extends MasterKeyOptions {
 }
 
 const SLASH = 47;
+/** A registration's name already in use as the first segment of an address (a registration's name or a resource ID). */
+const TAKEN = (rn: string) => `the name '${rn}' is taken on this SE`;
 /** How soon the expiration timer tries again when the store could not record a removal. */
 const EXPIRY_RETRY_MS = 1000;
 
@@ -314,9 +316,10 @@ export class McsEngine {
       rn = (values.get('resourceName') as string | undefined) ?? ri;
       values.delete('resourceName');
       const siblings = parent ? parent.children : host.top;
-      if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, `a resource named '${rn}' exists here`);
+      if (siblings.has(rn) || parent?.def.virtuals.has(rn)) throw new McsError(RSC.CONFLICT, parent ? `a resource named '${rn}' exists here` : TAKEN(rn));
       // The first segment of an address is a resource ID or a registration's name: the two never meet.
-      if (!parent && host.byRi.has(rn)) throw new McsError(RSC.CONFLICT, `'${rn}' is the resource ID of another resource of this SE`);
+      // One text for both: an originator that is not registered yet learns no more than that the name is taken.
+      if (!parent && host.byRi.has(rn)) throw new McsError(RSC.CONFLICT, TAKEN(rn));
       const max = def.type.maxPerParent;
       if (parent && max !== undefined && [...parent.children.values()].filter((c) => c.def === def).length >= max) {
         throw new McsError(RSC.CONFLICT, `<${parent.def.type.name}> holds at most ${max} <${def.type.name}>`);

@@ -150,7 +150,7 @@ export interface StreamSink {
 export const COMMON: Readonly<Record<string, AttributeDef>> = {
   ty: { name: 'resourceType', sn: 'ty', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' } },
   ri: { name: 'resourceID', sn: 'ri', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
-  rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', pattern: { re: /^[A-Za-z0-9._~-]{1,64}$/, text: '1 to 64 of A-Z a-z 0-9 . _ ~ -' } } },
+  rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', pattern: { re: /^(?!\.\.?$)[A-Za-z0-9._~-]{1,64}$/, text: '1 to 64 of A-Z a-z 0-9 . _ ~ -, not . or ..' } } },
   pi: { name: 'parentID', sn: 'pi', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
   ct: { name: 'creationTime', sn: 'ct', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },
   lt: { name: 'lastModifiedTime', sn: 'lt', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'time' } },

@@ -68,14 +68,15 @@ describe('docs/mcs.md', () => {
     await s.engine.close();
   });
 
-  it('"Resource names are 1 to 64 of A-Z a-z 0-9 . _ ~ - (4000 otherwise)"', async () => {
+  it('"Resource names are 1 to 64 of A-Z a-z 0-9 . _ ~ -, not . or .. (4000 otherwise)"', async () => {
     const s = await registered();
     const hash = (rn: string) => s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, rn } });
     ok(await hash('A'.repeat(64)), 2001, '64 characters');
     ok(await hash('az.AZ_09~-'), 2001, 'every kind of character');
+    ok(await hash('...'), 2001, 'dots, three of them');
     // One message for every wrong name, a value that is not a string too.
-    for (const rn of ['B'.repeat(65), '', 'a b', 'a/b', 'ä', 'a:b', 5]) {
-      fails(await hash(rn as string), 4000, `rn ${JSON.stringify(rn)}`, /^rn \(resourceName\) must be 1 to 64 of A-Z a-z 0-9 \. _ ~ -$/);
+    for (const rn of ['B'.repeat(65), '', 'a b', 'a/b', 'ä', 'a:b', 5, '.', '..']) {
+      fails(await hash(rn as string), 4000, `rn ${JSON.stringify(rn)}`, /^rn \(resourceName\) must be 1 to 64 of A-Z a-z 0-9 \. _ ~ -, not \. or \.\.$/);
     }
     await s.engine.close();
   });
