@@ -868,6 +868,12 @@ function checkOptions(o: McsEngineOptions): void {
   }
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new InvalidInputError('dataDir must be a directory path (a non-empty string)');
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
+  for (const name of ['masterKeyFile', 'masterKeyEnv'] as const) {
+    if (o[name] !== undefined && (typeof o[name] !== 'string' || o[name] === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
+  }
+  const has = (v: unknown, methods: string[]) => typeof v === 'object' && v !== null && methods.every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
+  if (o.files !== undefined && !has(o.files, ['read', 'append', 'writeDurable', 'createLock', 'lockHeld', 'rename', 'truncate', 'remove', 'mkdir', 'syncDir'])) throw new InvalidInputError('files must be a Files implementation (src/mcs/store/files.ts)');
+  if (o.store !== undefined && !has(o.store, ['uniqueId', 'load', 'put', 'append', 'remove', 'close'])) throw new InvalidInputError('store must be a Persistence implementation (src/mcs/persist.ts)');
 }
 
 const expired = () => new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
 import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, StateError, UnknownAlgorithmError } from '../../src/index.ts';
@@ -203,9 +204,13 @@ describe('public API surface', () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],
       [{ maxDataSize: Number.NaN }, /maxDataSize/], [{ maxDataSize: -5 }, /maxDataSize/], [{ memoryQuota: 'big' }, /memoryQuota/],
+      [{ masterKeyFile: 5 }, /masterKeyFile/], [{ masterKeyFile: '' }, /masterKeyFile/], [{ masterKeyEnv: {} }, /masterKeyEnv/],
+      [{ files: {} }, /files/], [{ store: { load: 1 } }, /store/],
     ];
     for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
     for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);
+    // A key file that cannot be read (a directory here): a StateError with the code, not the runtime's own error.
+    await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKeyFile: tmpdir() })).rejects.toMatchObject({ name: 'StateError', message: expect.stringMatching(/master key file .* cannot be read \(EISDIR\)/) });
   });
 });
 

@@ -643,6 +643,20 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       expect(outcomes.filter((o) => o === 'DataDirLockedError').length, outcomes.join()).toBe(3);
       expect(existsSync(join(dir, 'lock'))).toBe(false);
 
+      // A lock that names no process (pid 0, no JSON, empty) is damage: refused, left for a person, never taken over.
+      for (const damaged of [JSON.stringify({ pid: 0, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }), '{"pid":', '']) {
+        writeFileSync(join(dir, 'lock'), damaged);
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), damaged).rejects.toMatchObject({
+          name: 'DataDirDamagedError', file: 'lock', message: expect.stringContaining(`remove ${join(dir, 'lock')}`),
+        });
+        expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(damaged);
+      }
+      rmSync(join(dir, 'lock'));
+      // A lock that is a link to nothing reads as missing though its name is there: said so, not looped on forever.
+      symlinkSync(join(dir, 'nowhere'), join(dir, 'lock'));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toThrow(/is a link to nothing/);
+      rmSync(join(dir, 'lock'));
+
       // An engine whose backend fails to close still releases the directory (and zeroizes the store's keys).
       class BadClose extends SoftwareBackend {
         override async close(): Promise<void> {

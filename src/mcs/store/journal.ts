@@ -468,7 +468,7 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
   try {
     open(key, meta.check, 'meta');
   } catch (e) {
-    if (e instanceof AuthenticationError) throw new StateError(`the master key does not open the data directory ${dir}`);
+    if (e instanceof AuthenticationError) throw new StateError(`the master key does not open the data directory ${dir} (a wrong master key, or meta.json's check value damaged)`);
     throw e;
   }
   const stored = fromBase64(meta.mac);
@@ -647,21 +647,23 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
     throw e;
   }
   held.delete(token);
-  throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it`);
+  // Or the name is there and reads as missing: a symbolic link to nothing.
+  throw new StateError(`the lock of the data directory ${dir} keeps changing: other processes are opening it, or ${path} is a link to nothing`);
 }
 
 /** After a failed create: refuses a live lock, or removes a stale one for the next attempt. */
 async function takeOver(files: Files, dir: string, path: string, mine: Uint8Array): Promise<void> {
   const found = await files.read(path);
   if (!found) return;
-  // A lock appears with its content whole (Files.createLock): one that does not parse is damage, and stale.
+  // A lock appears with its content whole and flushed (Files.createLock): one that does not parse, or
+  // names no process (pid 0), is damage, whose holder cannot be told. Refused, as a live one is: taking
+  // it over could open the directory beside the engine that has it.
   const holder = lockHolder(found);
-  if (holder) {
-    const alive = await holderAlive(files, path, holder);
-    if (alive !== false) {
-      const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
-      throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
-    }
+  if (!holder) throw new DataDirDamagedError(dir, `names no process it could belong to (damage): if no engine has the directory open, remove ${path}`, LOCK);
+  const alive = await holderAlive(files, path, holder);
+  if (alive !== false) {
+    const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
+    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
   }
   await removeIfUnchanged(files, path, found, mine);
 }
