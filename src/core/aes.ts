@@ -164,7 +164,10 @@ export function underOwnedKey(key: KeyInput, make: (c: Core, k: number) => numbe
   const k = ownedKey(key);
   const c = keyCore(k);
   try {
-    return { k, op: make(c, keyHandle(k)) };
+    const op = make(c, keyHandle(k));
+    // 0: the core refused what the facade checked already (a check missed): typed, and the key copy goes.
+    if (op === 0) throw new CoreError('the core refused to create the operation context');
+    return { k, op };
   } catch (e) {
     k.destroy();
     throw e;

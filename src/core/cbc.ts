@@ -141,7 +141,8 @@ export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cb
   iv = copyArg(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
   const padding = optionsArg(opts, 'cbc options')?.padding ?? 'pkcs5';
-  if (!Object.hasOwn(CBC_PADDING_IDS, padding)) {
+  // A string only: another value would pass Object.hasOwn through its string conversion, and read differently later.
+  if (typeof padding !== 'string' || !Object.hasOwn(CBC_PADDING_IDS, padding)) {
     throw new UnknownAlgorithmError(`unknown CBC padding (got ${shown(padding)}): expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);
   }
   return new CbcImpl(key, iv, padding);

@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
-  coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, SoftwareBackend, StateError, CoreError,
+  coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, UnknownAlgorithmError, SoftwareBackend, StateError, CoreError,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
@@ -543,6 +543,18 @@ describe('what a decryption stream holds until its tag verified', () => {
     const c = ccm(key, nonce, undefined, { messageLength: 40 }).decryptStream().update(sealedC.subarray(0, 30));
     expect(() => c.final()).toThrow(LengthError);
     expect(hex(c.update(sealedC.subarray(30)).final())).toBe(hex(plain));
+  });
+});
+
+describe('a CBC padding is a string', () => {
+  it('a String object or a value whose string changes is refused, not read one way by the facade and another by the core', () => {
+    const key = rnd(16), iv = rnd(16);
+    let calls = 0;
+    const shifty = { toString: () => (calls++ === 0 ? 'none' : '__proto__') };
+    for (const padding of [new String('none'), shifty, ['none']]) {
+      expect(() => cbc(key, iv, { padding: padding as never }), String(padding)).toThrow(UnknownAlgorithmError);
+    }
+    expect(cbc(key, iv, { padding: 'none' }).decrypt(new Uint8Array(0)).length, "'none' itself").toBe(0);
   });
 });
 
