@@ -82,28 +82,29 @@ let cached: NativeAddon | PcscUnavailableError | undefined;
 
 /** The addon, or throws PcscUnavailableError saying what to install. */
 export function loadNative(): NativeAddon {
-  if (cached === undefined) {
-    const path = findAddon();
-    if (!path) {
-      cached = new PcscUnavailableError(`the native PC/SC bridge is not built: ${PCSC_INSTALL_HINT}`);
-    } else {
-      try {
-        cached = createRequire(import.meta.url)(path) as NativeAddon;
-      } catch (e) {
-        // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then. Node
-        // appends the require stack on lines of its own: the first line names the cause.
-        const denied = ['NotCapable', 'PermissionDenied'].includes((e as Error).name);
-        cached = new PcscUnavailableError(
-          denied
-            ? `the native PC/SC bridge at ${path} needs permission to load: run Deno with --allow-ffi (and --allow-read, --allow-env)`
-            : `the native PC/SC bridge at ${path} cannot be loaded (${String((e as Error).message).split('\n')[0]}); ` +
-                `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
-        );
-      }
-    }
-  }
+  cached ??= load();
   if (cached instanceof PcscUnavailableError) throw cached;
   return cached;
+}
+
+function load(): NativeAddon | PcscUnavailableError {
+  let path: string | null = null;
+  try {
+    // Finding it reads the environment and the file system too: Deno refuses either without its permission.
+    path = findAddon();
+    if (!path) return new PcscUnavailableError(`the native PC/SC bridge is not built: ${PCSC_INSTALL_HINT}`);
+    return createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then. Node
+    // appends the require stack on lines of its own: the first line names the cause.
+    const where = path ? ` at ${path}` : '';
+    return new PcscUnavailableError(
+      ['NotCapable', 'PermissionDenied'].includes((e as Error).name)
+        ? `the native PC/SC bridge${where} needs permission to load: run Deno with --allow-ffi, --allow-read and --allow-env`
+        : `the native PC/SC bridge${where} cannot be loaded (${String((e as Error).message).split('\n')[0]}); ` +
+            `the runtime library may be missing (Debian/Ubuntu: apt-get install libpcsclite1) or the build is stale: ${PCSC_INSTALL_HINT}`,
+    );
+  }
 }
 
 /** True when the bridge can be loaded (it says nothing about pcscd or readers). */

@@ -32,6 +32,18 @@ async function runDeno(args: string[], reader: string, killMs: number, mark?: st
   return { code: r.code, out: plain(r.out + r.err), ms: r.ms, markAt };
 }
 
+describe('the PC/SC bridge under Deno with too few permissions', () => {
+  // No pcscd needed: what is refused is the loading. test/deno/pcsc-permission.test.ts covers --allow-read --allow-env.
+  for (const granted of [[], ['--allow-ffi'], ['--allow-ffi', '--allow-env'], ['--allow-ffi', '--allow-read']]) {
+    it(`${granted.join(' ') || 'no permission'}: PcscUnavailableError naming the permissions, not Deno's own error`, async () => {
+      const r = await runChild(deno, ['run', ...granted, 'test/deno-pcsc/load-native.ts'], { cwd: root, env: {}, killMs: 30_000 });
+      const out = plain(r.out + r.err);
+      expect(out, out).toContain('PcscUnavailableError: the native PC/SC bridge');
+      expect(out, out).toContain('needs permission to load: run Deno with --allow-ffi, --allow-read and --allow-env');
+    }, 40_000);
+  }
+});
+
 describe.skipIf(!setup.ok)(`PC/SC under Deno${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
   let env: PcscTestEnv;
 
