@@ -47,7 +47,10 @@ if (!gyp) finish(false, 'skipped, node-gyp not found (npm install -g node-gyp, o
 
 // Prefer the running node's own headers (distribution packages ship them) to
 // a download from nodejs.org, which offline and proxied machines cannot do.
-const args = [gyp, existsSync(join(nativeDir, 'build/config.gypi')) ? 'build' : 'rebuild', '--directory', nativeDir];
+// An incremental build only over one that succeeded: after a failed one (a missing compiler, say)
+// its configuration may name what failed, and only a rebuild configures again.
+const built = existsSync(join(nativeDir, 'build/config.gypi')) && existsSync(join(nativeDir, 'build/Release/senv_pcsc.node'));
+const args = [gyp, built ? 'build' : 'rebuild', '--directory', nativeDir];
 const prefix = dirname(dirname(process.execPath));
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/node_api.h'))) args.push(`--nodedir=${prefix}`);
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
