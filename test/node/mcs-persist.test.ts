@@ -508,6 +508,20 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/r`), 2000, `${id}: the real resources load`);
         await e.close();
       }
+      // Resources of a valid MAC but not a resource's content: damage (DataDirDamagedError), not a RangeError or TypeError.
+      const reg = ((records[0]!.res as { ri: string; root: string }[]).find((r) => r.root === 'senv:Senv'))!.ri;
+      const resource = (extra: Record<string, unknown>) => ({ ri: 'Rnd9', rn: 'odd', pi: reg, root: 'senv:Rnd', ct: 0, lt: 0, attrs: { rgT: 1 }, ...extra });
+      const forged: [string, Record<string, unknown>][] = [
+        ['its own parent', resource({ pi: 'Rnd9' })],
+        ['appends that are no list', resource({ appends: 5 })],
+        ['an append of nothing', resource({ appends: [null] })],
+        ['streamed data that is no base64', resource({ attrs: { rgT: 1, x: { $acc: '!!' } } })],
+        ['a key without its spec', resource({ attrs: { rgT: 1, x: { $key: { spec: null, kind: 'secret', bytes: 'AAAA' } } } })],
+      ];
+      for (const [what, res] of forged) {
+        writeFileSync(journal, withMacs(dir, [...records, { seq: 10, op: 'put', se, res: [res] }]));
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({ name: 'DataDirDamagedError' });
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

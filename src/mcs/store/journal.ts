@@ -45,7 +45,7 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
 import { hmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
+import { AuthenticationError, SenvError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
@@ -227,9 +227,13 @@ export class JournalStore implements Persistence {
     // Every resource made, finished or not: a load that fails part way releases their keys and secrets.
     const made: Resource[] = [];
     // Parents before children: a record's parent is built first by recursion.
+    const building = new Set<string>();
     const build = async (rec: ResourceRecord): Promise<Resource | undefined> => {
       const have = built.get(rec.ri);
       if (have) return have;
+      // Records verified under the master key yet forming a cycle: only its holder could write them.
+      if (building.has(rec.ri)) throw new DataDirDamagedError(this.#dir, `holds resources that are their own ancestors (${rec.ri})`);
+      building.add(rec.ri);
       const def = types.get(rec.root);
       const parentRec = rec.pi ? this.#state.resources[host.seId]?.[rec.pi] : undefined;
       const parent = parentRec ? await build(parentRec) : undefined;
@@ -253,6 +257,8 @@ export class JournalStore implements Persistence {
       for (const rec of records) await build(rec);
     } catch (e) {
       for (const res of made) host.releaseResource(res, true);
+      // A record of the right MAC but not of a resource's shape (a TypeError reading it): damage, named so.
+      if (!(e instanceof SenvError)) throw new DataDirDamagedError(this.#dir, `holds a record that is not a resource's (${e instanceof Error ? e.name : typeof e})`);
       throw e;
     }
     for (const res of built.values()) if (!res.parent) host.link(res);
