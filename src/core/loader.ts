@@ -106,8 +106,27 @@ function bytesOf(build: CoreBuild): Uint8Array<ArrayBuffer> {
 
 const supported: Partial<Record<CoreBuild, boolean>> = {};
 
+/** The runtime's WebAssembly API, or a CoreError saying there is none (Node --jitless, a runtime or page that leaves it out). */
+function wasmApi(): typeof WebAssembly {
+  if (typeof WebAssembly === 'undefined') throw new CoreError('this runtime has no WebAssembly (Node with --jitless, or an engine built or configured without it): senv runs on its WASM core');
+  return WebAssembly;
+}
+
+/**
+ * A failed compilation, typed. A synchronous one refused for another reason than the code itself
+ * (a browser's main thread refuses large modules: RangeError) is met by `await init()`; a
+ * CompileError is not: a page whose Content Security Policy forbids WebAssembly code refuses the
+ * asynchronous way too.
+ */
+function compileFailed(e: unknown, sync: boolean): CoreError {
+  const cause = String((e as Error | null)?.message ?? e).split('\n')[0];
+  const refused = e instanceof WebAssembly.CompileError;
+  if (sync && !refused) return new CoreError(`synchronous WASM compilation failed (${cause}); call 'await init()' before using senv on this runtime`);
+  return new CoreError(`WASM compilation failed (${cause})${refused ? ": WebAssembly code refused (a page's Content Security Policy needs 'wasm-unsafe-eval')" : ''}`);
+}
+
 function runs(build: CoreBuild): boolean {
-  return (supported[build] ??= build === 'scalar' || WebAssembly.validate(FEATURE_PROBES[build]));
+  return (supported[build] ??= build === 'scalar' || wasmApi().validate(FEATURE_PROBES[build]));
 }
 
 /** The builds this runtime can load, best first (the first is what 'auto' loads). */
@@ -185,11 +204,12 @@ function loadSync(build: CoreBuild): Core {
   let c = loaded[build];
   if (!c) {
     const t0 = performance.now();
+    const api = wasmApi();
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(new WebAssembly.Module(bytesOf(build)), {});
+      instance = new api.Instance(new api.Module(bytesOf(build)), {});
     } catch (e) {
-      throw new CoreError(`synchronous WASM compilation failed (${(e as Error).message}); call 'await init()' before using senv on this runtime`);
+      throw compileFailed(e, true);
     }
     c = loaded[build] = wrap(instance, build, t0);
   }
@@ -211,7 +231,9 @@ export async function init(options?: InitOptions | null): Promise<CoreInfo> {
 async function instantiate(build: CoreBuild): Promise<Core> {
   try {
     const t0 = performance.now();
-    const { instance } = await WebAssembly.instantiate(bytesOf(build), {});
+    const { instance } = await wasmApi().instantiate(bytesOf(build), {}).catch((e: unknown) => {
+      throw compileFailed(e, false);
+    });
     // An initSync() may have loaded the same build meanwhile: that instance stays the one.
     return (loaded[build] ??= wrap(instance, build, t0));
   } finally {
