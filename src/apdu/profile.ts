@@ -19,6 +19,7 @@ export const TAG = {
   ALGORITHM: 0x80, // 2 bytes: the TS-0016 algorithm value
   KEY_KIND: 0x81, // 1 byte: 1 secret, 2 public
   KEY_MATERIAL: 0x82,
+  KEY_STAMP: 0x83, // 8 bytes in a key information: drawn each time the slot is written
   KEY_REF: 0x84, // 1 byte: key slot 01..FE
   IV: 0x87, // CBC IV / AEAD nonce
   AAD: 0xc2, // AEAD associated data

@@ -15,7 +15,7 @@ import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts
 import { concatBytes } from '../core/bytes.ts';
 import { DIGEST_LENGTHS } from '../core/hash.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
-import { KeyStore, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
+import { KeyStore, newStamp, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
 
 // The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
 // key lengths, curves and hashes for the host and the card.
@@ -378,11 +378,12 @@ export class SenvApplet implements Applet {
   // A slot is written once until PUT DATA 03 deletes its key: a host whose
   // map of used slots is stale (another application in shared mode) gets
   // 6A89 instead of overwriting a key someone else holds.
-  private storeKey(ref: number, rec: KeyRecord): void {
+  private storeKey(ref: number, key: Omit<KeyRecord, 'stamp'>): void {
     if (this.store.keys.has(ref)) {
-      rec.secret?.fill(0);
+      key.secret?.fill(0);
       throw new CardStatus(SW.REF_EXISTS);
     }
+    const rec: KeyRecord = { ...key, stamp: newStamp() };
     this.store.keys.set(ref, rec);
     this.commit(true, () => {
       this.store.keys.delete(ref);
@@ -422,7 +423,7 @@ export class SenvApplet implements Applet {
         const algorithm = (alg[0]! << 8) | alg[1]!;
         const ec = ECDSAS[algorithm];
         if (ec) {
-          let rec: KeyRecord;
+          let rec: Omit<KeyRecord, 'stamp'>;
           try {
             rec = kind === 1
               ? { algorithm, kind: 'secret', secret: material.slice(), publicKey: ecdsa(ec.curve).getPublicKey(material) }
@@ -491,6 +492,7 @@ export class SenvApplet implements Applet {
         return tlvs(
           [TAG.ALGORITHM, u16(k.algorithm)],
           [TAG.KEY_KIND, [k.kind === 'secret' ? 1 : 2]],
+          [TAG.KEY_STAMP, k.stamp],
           ...(k.publicKey ? [[TAG.EC_POINT, k.publicKey] as [number, Uint8Array]] : []),
         );
       }

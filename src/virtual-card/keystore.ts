@@ -21,12 +21,24 @@ export interface KeyRecord {
   secret?: Uint8Array;
   /** ECDSA public point (uncompressed SEC1). */
   publicKey?: Uint8Array;
+  /**
+   * Drawn at random each time the slot is written: a host that keeps it with its reference tells
+   * the key it stored from one written into the slot since (GET DATA 01: tag 83).
+   */
+  stamp: Uint8Array;
 }
 
 interface FileFormat {
   serial: string;
-  keys: Record<string, { algorithm: number; kind: 'secret' | 'public'; secret?: string; publicKey?: string }>;
+  keys: Record<string, { algorithm: number; kind: 'secret' | 'public'; secret?: string; publicKey?: string; stamp?: string }>;
   objects: Record<string, string>;
+}
+
+export const STAMP_BYTES = 8;
+
+/** A key stamp: random, so that no two keys a slot held share one. */
+export function newStamp(): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(STAMP_BYTES));
 }
 
 /** Capacity reported by GET DATA DF02 and enforced on writes. */
@@ -88,6 +100,7 @@ export class KeyStore {
       if (!/^[1-9]\d{0,2}$/.test(key) || Number(key) > 254) throw damaged(`${what} is not numbered 1 to 254 (${key.length > 12 ? 'a long name' : JSON.stringify(key)})`);
       return Number(key);
     };
+    let unstamped = false;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -104,13 +117,18 @@ export class KeyStore {
       if (!Number.isInteger(k.algorithm) || (k.algorithm as number) < 0 || (k.algorithm as number) > 0xffff) throw damaged(`key ${ref} algorithm is not a TS-0016 algorithm number`);
       if (k.kind !== 'secret' && k.kind !== 'public') throw damaged(`key ${ref} kind is not 'secret' or 'public'`);
       if (k.kind === 'secret' ? !k.secret : !k.publicKey || k.secret !== undefined) throw damaged(`key ${ref} does not hold what a ${k.kind} key holds`);
+      // A store of an earlier version has no stamps: each key gets one now, kept from then on.
+      const stamp = k.stamp === undefined ? newStamp() : bytes(k.stamp, `key ${ref} stamp`);
+      if (stamp.length !== STAMP_BYTES) throw damaged(`key ${ref} stamp is not ${STAMP_BYTES} bytes`);
+      if (k.stamp === undefined) unstamped = true;
       this.keys.set(n, {
-        algorithm: k.algorithm as number, kind: k.kind,
+        algorithm: k.algorithm as number, kind: k.kind, stamp,
         ...(k.secret ? { secret: bytes(k.secret, `key ${ref} secret`) } : {}),
         ...(k.publicKey ? { publicKey: bytes(k.publicKey, `key ${ref} public key`) } : {}),
       });
     }
     for (const [id, v] of Object.entries(record(f.objects, 'objects'))) this.objects.set(slot(id, 'an object'), bytes(v, `object ${id}`));
+    if (unstamped) this.save();
   }
 
   used(): number {
@@ -137,7 +155,7 @@ export class KeyStore {
     const f: FileFormat = { serial: hex(this.serial), keys: {}, objects: {} };
     for (const [ref, k] of this.keys) {
       f.keys[ref] = {
-        algorithm: k.algorithm, kind: k.kind,
+        algorithm: k.algorithm, kind: k.kind, stamp: hex(k.stamp),
         ...(k.secret ? { secret: hex(k.secret) } : {}),
         ...(k.publicKey ? { publicKey: hex(k.publicKey) } : {}),
       };

@@ -23,6 +23,7 @@ import { InvalidInputError } from '../../src/core/errors.ts';
 import { PcscCard, PcscContext, PcscError, ShortResponseError } from '../../src/pcsc/index.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, type CardLimits } from '../../src/virtual-card/card.ts';
 import type { KeyStore } from '../../src/virtual-card/index.ts';
+import { newStamp } from '../../src/virtual-card/keystore.ts';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
@@ -2205,5 +2206,30 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
     }
     reader.intercept = undefined;
     await engine.close();
+  });
+});
+
+describe('a card key reference names one key: the slot, and the stamp the card drew when it wrote the key', () => {
+  it('a key deleted since, or another written into its slot (same algorithm and kind), is refused at load; a reference without a stamp (an earlier senv) still loads', async () => {
+    const { reader, b } = await openedReader();
+    const hmacSpec = { use: 'signature', algorithm: 25 } as const;
+    const key = await b.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(5));
+    const stored = await b.storeKey(key);
+    expect(stored.form === 'reference' ? stored.ref : '', 'serial:slot:stamp').toMatch(/^[0-9A-F]{16}:\d{1,3}:[0-9A-F]{16}$/);
+    if (stored.form !== 'reference') throw new Error('a card key is stored as a reference');
+    const ref = stored.ref;
+    const slot = Number(ref.split(':')[1]);
+    await expect(b.loadKey(hmacSpec, stored), 'the same key').resolves.toBeTruthy();
+    // Replaced: the same algorithm and kind, another key (another application deleted it and wrote its own).
+    const old = reader.store.keys.get(slot)!;
+    reader.store.keys.set(slot, { ...old, secret: new Uint8Array(32).fill(6), stamp: newStamp() });
+    await expect(b.loadKey(hmacSpec, stored)).rejects.toThrow(new RegExp(`^card slot ${slot} holds another key than the one this reference names`));
+    await expect(b.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), 'a reference of an earlier senv: slot only').resolves.toBeTruthy();
+    reader.store.keys.delete(slot);
+    await expect(b.loadKey(hmacSpec, stored)).rejects.toThrow(new RegExp(`^card slot ${slot} holds no key: the key this reference names was deleted`));
+    for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
+      await expect(b.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
+    }
+    await b.close();
   });
 });

@@ -295,7 +295,8 @@ describe('virtual card edges (mutation review)', () => {
     expect(c.store.keys.size).toBe(0);
     for (const ref of [0x01, 0xfe]) {
       c.ok(cmds.generate(25, [ref]), `GENERATE ${ref}`);
-      expect(hex(c.ok(cmds.getData(DO.KEY, ref)))).toBe('80020019810101');
+      // Algorithm, kind and the slot's key stamp: 8 bytes drawn for this key.
+      expect(hex(c.ok(cmds.getData(DO.KEY, ref)))).toMatch(/^800200198101018308[0-9A-F]{16}$/);
       expect(macWith(c, ref, text('x')).length).toBe(32);
     }
     c.ok(cmds.deleteKey(0xfe));

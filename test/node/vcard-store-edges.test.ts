@@ -267,6 +267,33 @@ describe('virtual card key store (its file, its lock)', () => {
     await third.close();
   }));
 
+  it('each key keeps its stamp across restarts; a store of an earlier version (no stamps) gets one per key at open, written at once', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    const first = selected(store);
+    expect(apdu(first, putKey(9, 25, 1, pattern(32, 3)))[1]).toBe('9000');
+    const stampOf = (card: ReturnType<typeof selected>) => hex(findTlv(decodeTlvs(enc(apdu(card, keyInfo(9))[0])), TAG.KEY_STAMP)!);
+    const stamp = stampOf(first);
+    expect(stamp).toMatch(/^[0-9A-F]{16}$/);
+    await first.close();
+    const again = selected(store);
+    expect(stampOf(again), 'kept across a restart').toBe(stamp);
+    // Deleted and written again: another key, another stamp.
+    expect(apdu(again, { cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: 9 })[1]).toBe('9000');
+    expect(apdu(again, putKey(9, 25, 1, pattern(32, 3)))[1]).toBe('9000');
+    expect(stampOf(again)).not.toBe(stamp);
+    await again.close();
+    const f = JSON.parse(readFileSync(store, 'utf8'));
+    delete f.keys['9'].stamp;
+    writeFileSync(store, JSON.stringify(f));
+    const old = selected(store);
+    const given = stampOf(old);
+    expect(JSON.parse(readFileSync(store, 'utf8')).keys['9'].stamp, 'written at open').toBe(given);
+    await old.close();
+    const later = selected(store);
+    expect(stampOf(later), 'the same from then on').toBe(given);
+    await later.close();
+  }));
+
   // docs/apdu-profile.md PUT DATA 03/04: deleted keys are zeroized; key material the card refuses to store is
   // dropped the same way, never left for the garbage collector.
   it('a generated secret the card refuses to store (6A89 occupied slot, 6A84 memory full) is zeroized', () => {

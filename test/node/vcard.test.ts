@@ -130,7 +130,8 @@ describe('senv virtual card', () => {
     const again = await t.transmit({ cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [0x21]]), ne: 256 });
     expect(hex(again.data)).toBe(hex(gen.data));
     const info = decodeTlvs((await t.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: 0x21, ne: 256 })).data);
-    expect(info.map((x) => x.tag)).toEqual([TAG.ALGORITHM, TAG.KEY_KIND, TAG.EC_POINT]);
+    expect(info.map((x) => x.tag)).toEqual([TAG.ALGORITHM, TAG.KEY_KIND, TAG.KEY_STAMP, TAG.EC_POINT]);
+    expect(info[2]!.value.length, 'an 8-byte key stamp').toBe(8);
     // internal authenticate signs the challenge
     await mse(t, CRT.AT, 33, 0x21);
     const challenge = randomBytes(32);

@@ -13,7 +13,7 @@ import { checkMaterial } from '../key-material.ts';
 import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
-import { decodeTlvs, findTlv, tlvs, u16 } from '../../apdu/tlv.ts';
+import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
 import {
   AuthenticationError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
@@ -65,7 +65,8 @@ class CardKey implements KeyHandle {
   /** The card keeps the material: nothing of it is on the host. */
   readonly size = 0;
   released = false;
-  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, public publicKey?: Uint8Array) {
+  /** The slot's key stamp (key information tag 83) when the card gives one: stored with the reference. */
+  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, readonly stamp: Uint8Array | undefined, public publicKey?: Uint8Array) {
     markKeyHandle(this);
   }
 }
@@ -240,8 +241,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
       // The command's copy of the key: the card has its own now, or refused it.
       data.fill(0);
     }
-    const publicKey = isEcdsa(spec) ? await this.orDelete(ref, async () => (kind === 'public' ? copyArg(material, 'public key') : this.readPublicKey(ref, alg))) : undefined;
-    return this.track(new CardKey(spec, kind, ref, publicKey));
+    const { stamp, publicKey } = await this.orDelete(ref, async () => ({
+      stamp: stampOf(await this.keyInfo(ref), ref),
+      publicKey: !isEcdsa(spec) ? undefined : kind === 'public' ? copyArg(material, 'public key') : await this.readPublicKey(ref, alg),
+    }));
+    return this.track(new CardKey(spec, kind, ref, stamp, publicKey));
   }
 
   /** Generated on the card: the secret never exists outside it. */
@@ -250,12 +254,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const { ref, r } = await this.inFreeSlot((slot) => ({
       cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536, most: PUBLIC_KEY_TEMPLATE_MAX,
     }));
-    const publicKey = await this.orDelete(ref, async () => {
-      if (isEcdsa(spec)) return publicPoint(r.data, alg);
-      exactly(r.data, 0, 'data after generating a symmetric key');
-      return undefined;
+    const { stamp, publicKey } = await this.orDelete(ref, async () => {
+      if (!isEcdsa(spec)) exactly(r.data, 0, 'data after generating a symmetric key');
+      return { publicKey: isEcdsa(spec) ? publicPoint(r.data, alg) : undefined, stamp: stampOf(await this.keyInfo(ref), ref) };
     });
-    return this.track(new CardKey(spec, 'secret', ref, publicKey));
+    return this.track(new CardKey(spec, 'secret', ref, stamp, publicKey));
   }
 
   /** `fn` for the key the card now holds in `ref`; when it fails, no handle will ever name the slot, so the key is deleted rather than orphaned there. */
@@ -323,16 +326,27 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async storeKey(key: KeyHandle): Promise<StoredKey> {
     const k = asCardKey(key, this, this.keys);
-    return { form: 'reference', kind: k.kind, ref: `${hex(this.live().serial)}:${k.ref}` };
+    return { form: 'reference', kind: k.kind, ref: `${hex(this.live().serial)}:${k.ref}${k.stamp ? `:${hex(k.stamp)}` : ''}` };
   }
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     const alg = this.supported(spec);
     if (stored.form !== 'reference') throw new StateError('a PC/SC SE loads card key references only');
-    const [serial, refText] = stored.ref.split(':');
+    // serial:slot, and the slot's key stamp where the card gave one (written by earlier versions without).
+    const [serial, refText = '', stampText, ...rest] = stored.ref.split(':');
     if (serial !== hex(this.live().serial)) throw new StateError(`key reference is for card ${serial}, this is ${hex(this.live().serial)}`);
+    if (!/^[1-9]\d{0,2}$/.test(refText) || Number(refText) > 254 || rest.length || (stampText !== undefined && !/^[0-9A-F]{16}$/.test(stampText))) {
+      throw new StateError('key reference is not serial:slot[:stamp] of this profile');
+    }
     const ref = Number(refText);
-    const info = decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
+    let info: Tlv[];
+    try {
+      info = await this.keyInfo(ref);
+    } catch (e) {
+      // 6A88 as the GET DATA's own answer: the slot is empty, its key deleted since (by another application, or by hand).
+      if (answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88) throw new StateError(`card slot ${ref} holds no key: the key this reference names was deleted from the card`);
+      throw e;
+    }
     const onCard = findTlv(info, TAG.ALGORITHM);
     // A key information without its algorithm is the card's fault; one naming another algorithm is a stale reference.
     if (onCard?.length !== 2) throw new ApduError(`the card's information on slot ${ref} has no algorithm (80 of 2 bytes)`);
@@ -342,7 +356,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (kind?.length !== 1 || (kind[0] !== 1 && kind[0] !== 2)) throw new ApduError(`the card's information on slot ${ref} has no key kind (81 of 1 byte, 1 or 2)`);
     if ((kind[0] === 1 ? 'secret' : 'public') !== stored.kind) throw new StateError(`card slot ${ref} holds a ${kind[0] === 1 ? 'secret' : 'public'} key, the reference names a ${stored.kind} one`);
     const point = isEcdsa(spec) ? ecPoint(findTlv(info, TAG.EC_POINT), alg) : undefined;
-    return this.track(new CardKey(spec, stored.kind, ref, point));
+    // A key written into the slot since (the old one deleted) has another stamp, even of the same algorithm and kind.
+    const stamp = stampOf(info, ref);
+    if (stampText !== undefined && (!stamp || hex(stamp) !== stampText)) throw new StateError(`card slot ${ref} holds another key than the one this reference names (written since)`);
+    return this.track(new CardKey(spec, stored.kind, ref, stamp, point));
   }
 
   /** Forgets the handle; the key stays in its slot, for a data directory that names it. */
@@ -580,6 +597,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return k;
   }
 
+  /** GET DATA 01: the card's information on key slot `ref` (never secret material). */
+  private async keyInfo(ref: number): Promise<Tlv[]> {
+    return decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
+  }
+
   private async readPublicKey(ref: number, alg: number): Promise<Uint8Array> {
     const r = await this.session.run(() => this.session.channel0.transmit({
       cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x81, p2: 0, data: tlvs([TAG.KEY_REF, [ref]]), ne: 65536, most: PUBLIC_KEY_TEMPLATE_MAX,
@@ -653,6 +675,13 @@ function ecPoint(point: Uint8Array | undefined, algorithm: number): Uint8Array {
   const n = 1 + 2 * fieldLength(algorithm);
   if (point?.length === n && point[0] === 0x04) return point.slice();
   throw new ApduError(`the card returned ${point ? `a public point of ${point.length} bytes` : 'no public point'} where an uncompressed one of ${n} bytes belongs`);
+}
+
+/** A key information's stamp (tag 83, 8 bytes), or undefined from a card that gives none. */
+function stampOf(info: Tlv[], ref: number): Uint8Array | undefined {
+  const stamp = findTlv(info, TAG.KEY_STAMP);
+  if (stamp !== undefined && stamp.length !== 8) throw new ApduError(`the card's information on slot ${ref} has a key stamp of ${stamp.length} bytes, not 8`);
+  return stamp?.slice();
 }
 
 /** The point of a public key template, 7F49 { 86 point }. */
