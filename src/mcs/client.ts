@@ -18,6 +18,10 @@ let counter = 0;
 
 /** The last call queued on each resource of an engine, by the address resource objects were made with. */
 const queues = new WeakMap<McsEngine, Map<string, Promise<unknown>>>();
+/** The <cipher>s cipher() created (their parameters are known not to exist yet). */
+const created = new WeakSet<object>();
+/** The resource name of a <cipher>'s <algorithmSpecificParameter> as McsClient creates it: one address for every client. */
+const PARAMETERS = 'parameters';
 
 /** What a CREATE may set besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
 export interface CommonOptions {
@@ -102,7 +106,7 @@ export class McsClient {
 
   async accessControlPolicy(options: { privileges: AccessRule[]; selfPrivileges: AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
     const opts = required(options, 'accessControlPolicy');
-    return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges), pvs: acr(opts.selfPrivileges) }, opts));
+    return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges, 'privileges'), pvs: acr(opts.selfPrivileges, 'selfPrivileges') }, opts));
   }
 
   async hash(options: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
@@ -121,6 +125,8 @@ export class McsClient {
     // The parameters are sent after the CREATE: copied now.
     return held({ nonce, iv, aad }, async (p) => {
       const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts));
+      // Just created: it has no parameters yet, so setParameters() creates them without asking first.
+      created.add(c);
       if (p.nonce || p.iv || p.aad) {
         try {
           await c.setParameters(p);
@@ -135,9 +141,22 @@ export class McsClient {
     });
   }
 
+  /**
+   * CREATE <signature>. `publicKey` (ECDSA): the uncompressed SEC1 point of the algorithm's
+   * curve, for a verify-only resource (another form is an InvalidInputError here: the SE would
+   * keep it as free-form keyInformation and verify nothing).
+   */
   async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
     const opts = required(options, 'signature');
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
+    const info = signatureInfo(opts.algorithm);
+    // An ECDSA point is 04, x, y: each coordinate as long as the curve's scalar (generatedKeyLength).
+    const pointLength = 1 + 2 * info.generatedKeyLength;
+    if (publicKey && (info.family !== 'ecdsa' || publicKey.length !== pointLength || publicKey[0] !== 4)) {
+      throw new InvalidInputError(info.family === 'ecdsa'
+        ? `publicKey must be the uncompressed SEC1 point of the curve (${pointLength} bytes, starting with 04), got ${publicKey.length} bytes`
+        : 'publicKey is for ECDSA algorithms: a MAC has no public key');
+    }
     const kInf = publicKey && toBase64(publicKey);
     const address = await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts);
     return new SignatureResource(this, address, opts.algorithm);
@@ -156,7 +175,8 @@ export class McsClient {
   }
 
   async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
-    const body = await this.request(1, to, root, omit({ ...content, rn: common.name, acpi: common.policies, et: common.expirationTime }), ty);
+    // The common options only where given: content's own rn (createUnder's) stays otherwise.
+    const body = await this.request(1, to, root, omit({ ...content, ...omit({ rn: common.name, acpi: common.policies, et: common.expirationTime }) }), ty);
     // Only the address is kept: the representation's byte copies (an exportable key, the data) must not linger unreferenced.
     for (const v of Object.values(body)) if (v instanceof Uint8Array) v.fill(0);
     return `${this.seId}/${body.ri as string}`;
@@ -269,7 +289,8 @@ export class HashResource extends MessageResource {
 
 export class CipherResource extends MessageResource {
   protected readonly root = 'senv:Cph';
-  #parameters: string | undefined;
+  /** Whether the <algorithmSpecificParameter> child exists: unknown (undefined) for an object made from an address. */
+  #hasParameters: boolean | undefined;
 
   async encrypt(): Promise<Uint8Array> {
     return (await this.serial(() => this.run('encrypt'))).cD as Uint8Array;
@@ -281,12 +302,33 @@ export class CipherResource extends MessageResource {
   async generateKey(): Promise<Uint8Array | undefined> {
     return (await this.serial(() => this.run('generateKey'))).kDt as Uint8Array | undefined;
   }
-  /** Creates the <algorithmSpecificParameter> child, or updates it once it exists (a given value replaces the old one). */
+  /**
+   * Creates the <algorithmSpecificParameter> child (named `parameters`), or updates it once it
+   * exists (a given value replaces the old one), whichever object or client created it: after a
+   * restart a new nonce must replace the old one, never sit beside it.
+   */
   async setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
-    const { nonce, iv, aad } = optionalBytes(p, 'nonce', 'iv', 'aad');
+    const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content) => {
-      if (this.#parameters) await this.client.request(3, this.#parameters, 'senv:algP', content);
-      else this.#parameters = await this.client.createUnder(this.address, 20001, 'senv:algP', content);
+      if (this.#hasParameters === undefined && created.has(this)) this.#hasParameters = false;
+      if (this.#hasParameters !== false) {
+        try {
+          await this.client.request(3, `${this.address}/${PARAMETERS}`, 'senv:algP', content);
+          this.#hasParameters = true;
+          return;
+        } catch (e) {
+          // Not there (4004): created below. Known to be there, any failure is the caller's.
+          if (this.#hasParameters || !(e instanceof McsError && e.rsc === 4004)) throw e;
+        }
+      }
+      try {
+        await this.client.createUnder(this.address, 20001, 'senv:algP', { ...content, rn: PARAMETERS });
+      } catch (e) {
+        // A child of another name (made with primitives, or by an earlier senv's client) holds the parameters.
+        if (e instanceof McsError && e.rsc === 4105) throw new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`);
+        throw e;
+      }
+      this.#hasParameters = true;
     });
   }
 }
@@ -296,6 +338,8 @@ export class SignatureResource extends MessageResource {
   readonly algorithm: SignatureAlgorithm;
   constructor(client: McsClient, address: string, algorithm: SignatureAlgorithm) {
     super(client, address);
+    // Checked here: generateKey() reads the key information by it (a public point for ECDSA only).
+    signatureInfo(algorithm);
     this.algorithm = algorithm;
   }
   async sign(): Promise<Uint8Array> {
@@ -332,8 +376,9 @@ export class RandResource extends McsResource {
 
 export class SensitiveDataResource extends McsResource {
   protected readonly root = 'senv:Sdo';
+  /** The data held (empty when there is none). */
   async read(): Promise<Uint8Array> {
-    return (await this.retrieve()).msg as Uint8Array;
+    return ((await this.retrieve()).msg as Uint8Array | undefined) ?? new Uint8Array(0);
   }
   async write(data: Uint8Array): Promise<void> {
     await this.set({ msg: bytesArg(data, 'data') });
@@ -344,7 +389,8 @@ export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */
   async update(p: { privileges?: AccessRule[]; selfPrivileges?: AccessRule[] }): Promise<void> {
-    await this.set(omit({ pv: p.privileges && acr(p.privileges), pvs: p.selfPrivileges && acr(p.selfPrivileges) }));
+    const o = required(p, 'policy update');
+    await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }));
   }
 }
 
@@ -355,8 +401,21 @@ function required<T extends object>(opts: T, what: string): T {
   return o;
 }
 
-function acr(rules: AccessRule[]): { acr: { acor: string[]; acop: number }[] } {
-  return { acr: rules.map((r) => ({ acor: r.originators, acop: r.operations })) };
+/** Rules as the primitive's acr; their content is the engine's to check (4000), their form the client's. */
+function acr(rules: AccessRule[], name: string): { acr: { acor: string[]; acop: number }[] } {
+  if (!Array.isArray(rules)) throw new InvalidInputError(`${name} must be an array of rules ({ originators, operations }), got ${shown(rules)}`);
+  return {
+    acr: rules.map((r, i) => {
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new InvalidInputError(`${name}[${i}] must be a rule ({ originators, operations }), got ${shown(r)}`);
+      return { acor: r.originators, acop: r.operations };
+    }),
+  };
+}
+
+/** The table entry of a signature algorithm, or an InvalidInputError naming the value. */
+function signatureInfo(algorithm: SignatureAlgorithm): (typeof SIGNATURES)[SignatureAlgorithm] {
+  if (typeof algorithm !== 'number' || !Object.hasOwn(SIGNATURES, algorithm)) throw new InvalidInputError(`algorithm must be a signature algorithm of table 9.8-1 (${Object.keys(SIGNATURES).join(', ')}), got ${shown(algorithm)}`);
+  return SIGNATURES[algorithm];
 }
 
 /**

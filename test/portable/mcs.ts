@@ -1,7 +1,7 @@
 // Mcs conformance (TS-0016 clauses 7.2 to 7.5) through request and response
 // primitives: registration and addressing, every procedure with its success
 // and failure codes, results checked against known answers and the core.
-import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, SoftwareBackend, StateError, type HashName, type ObjectStore } from '../../src/index.ts';
+import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, CipherResource, SignatureResource, SoftwareBackend, StateError, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
 import { fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
@@ -686,13 +686,31 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         await late.discard();
         await late.update(data.subarray(0, 10));
         equalBytes(await late.encrypt(), gcm(key, nonce, data.subarray(0, 3)).encrypt(data.subarray(0, 10)), 'parameters updated, data discarded');
+        // Another object for the same <cipher> (a restart's, say) replaces the nonce rather than failing to add a second child.
+        const fresh = data.subarray(40, 52);
+        const same = new CipherResource(c, late.address);
+        await same.setParameters({ nonce: fresh });
+        await same.update(data.subarray(0, 10));
+        equalBytes(await same.encrypt(), gcm(key, fresh, data.subarray(0, 3)).encrypt(data.subarray(0, 10)), 'a new nonce through another object');
+        equal((await c.request(2, `${late.address}/parameters`, 'senv:algP')).rn, 'parameters', 'the child has the name every client uses');
+        // A <sensitiveDataObject> with no data reads as empty, however it came to be so.
+        for (const empty of [await c.sensitiveData(new Uint8Array(0)), await c.sensitiveData(utf8('x'))]) {
+          await empty.write(new Uint8Array(0));
+          equalBytes(await empty.read(), new Uint8Array(0), 'no data: empty');
+          equal((await empty.retrieve()).msg, undefined, 'no msg shown');
+        }
         // An exportable HMAC key comes back from generateKey (where the SE exports keys at all).
         const exportable = c.engine.describe(c.seId)!.capabilities.keyStorage !== 'device';
         const mac = await c.signature({ algorithm: 25, exportable });
         const { key: macKey, publicKey } = await mac.generateKey();
         equal(publicKey, undefined, 'HMAC has no public key');
-        // A MAC's keyInformation is whatever the client wrote there, never a public key.
-        const described = await c.signature({ algorithm: 25, publicKey: utf8('cert') });
+        // A MAC's keyInformation is whatever the client wrote there, never a public key; the publicKey option is ECDSA's.
+        for (const [what, publicKey, algorithm] of [['publicKey on an HMAC', utf8('cert'), 25], ['a compressed point', new Uint8Array(33).fill(2), 33]] as const) {
+          const e = await c.signature({ algorithm, publicKey }).then(() => undefined, (x: unknown) => x);
+          assert(e instanceof InvalidInputError && /publicKey/.test(e.message), `${what}: ${String(e)}`);
+        }
+        const described = await c.signature({ algorithm: 25 });
+        await described.set({ kInf: 'cert' });
         equal((await described.generateKey()).publicKey, undefined, 'a client\'s kInf on an HMAC is no public key');
         await mac.update(data);
         const tag = await mac.sign();
@@ -733,6 +751,18 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         for (const [what, call] of refusals) {
           const e = await call().then(() => undefined, (x: unknown) => x);
           assert(e instanceof InvalidInputError && /options must be an object/.test(e.message), `${what}: ${String(e)}`);
+        }
+        // Arguments of the wrong form are InvalidInputErrors too, not TypeErrors from inside the client.
+        const typed: [string, () => Promise<unknown>][] = [
+          ['accessControlPolicy without privileges', () => c.accessControlPolicy({ selfPrivileges: [] } as never)],
+          ['privileges not a list', () => c.accessControlPolicy({ privileges: 'CAE2' as never, selfPrivileges: [] })],
+          ['a rule that is null', () => c.accessControlPolicy({ privileges: [null as never], selfPrivileges: [] })],
+          ['policy.update(null)', () => acp.update(null as never)], ['setParameters(null)', () => late.setParameters(null as never)],
+          ['a SignatureResource of no algorithm', async () => new SignatureResource(c, mac.address, undefined as never)],
+        ];
+        for (const [what, call] of typed) {
+          const e = await call().then(() => undefined, (x: unknown) => x);
+          assert(e instanceof InvalidInputError, `${what}: ${String(e)}`);
         }
         equalBytes(await (await c.sensitiveData(utf8('n'), null)).read(), utf8('n'), 'sensitiveData(data, null): no options');
         // The mgmtObjs follow a registration made again through another client.

@@ -8,6 +8,12 @@ import { DeviceData, type Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
 
 async function store(ctx: Context, res: Resource, values: Map<string, unknown>): Promise<void> {
+  // No data, however it was sent (msg "" or an empty array), is held as none: no msg, cbs 0.
+  const given = values.get('sensitiveData');
+  if (given instanceof Uint8Array && given.length === 0) {
+    if (values === res.attrs) values.delete('sensitiveData');
+    else values.set('sensitiveData', null);
+  }
   const device = ctx.host.backend.objectStore;
   if (!device || !values.has('sensitiveData')) return;
   const data = values.get('sensitiveData');
