@@ -45,7 +45,7 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
 import { hmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, SenvError, shown, StateError } from '../../core/errors.ts';
+import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
@@ -257,8 +257,9 @@ export class JournalStore implements Persistence {
       for (const rec of records) await build(rec);
     } catch (e) {
       for (const res of made) host.releaseResource(res, true);
-      // A record of the right MAC but not of a resource's shape (a TypeError reading it): damage, named so.
-      if (!(e instanceof SenvError)) throw new DataDirDamagedError(this.#dir, `holds a record that is not a resource's (${e instanceof Error ? e.name : typeof e})`);
+      // A record of the right MAC but not of a resource's shape (a TypeError or RangeError reading it): damage,
+      // named so. A backend's own failure to load a key (a device gone) stays what it is.
+      if (e instanceof TypeError || e instanceof RangeError) throw new DataDirDamagedError(this.#dir, `holds a record that is not a resource's (${e.name})`);
       throw e;
     }
     for (const res of built.values()) if (!res.parent) host.link(res);
@@ -913,6 +914,12 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
   }
   const k = v.$key as { spec: KeySpec; kind: 'secret' | 'public'; bytes?: string; ref?: string } | undefined;
   if (k) {
+    // Checked before the backend sees it: what it would make of another form is its own error, not damage.
+    const spec = k.spec as Partial<KeySpec> | null;
+    if (typeof spec !== 'object' || spec === null || typeof spec.use !== 'string' || typeof spec.algorithm !== 'number' || (k.kind !== 'secret' && k.kind !== 'public')
+      || (typeof k.bytes !== 'string' && typeof k.ref !== 'string')) {
+      throw new TypeError('a key record of another form');
+    }
     const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes, secretBytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
     try {
       return await host.backend.loadKey(k.spec, stored);
