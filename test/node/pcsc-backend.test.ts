@@ -16,6 +16,7 @@ import {
   AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
 import { tlvs, u16 } from '../../src/apdu/tlv.ts';
+import { INS } from '../../src/apdu/profile.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
@@ -2230,6 +2231,41 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
       await expect(b.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
     }
+    await b.close();
+  });
+});
+
+describe('an answer the host refuses ends the chain it belongs to', () => {
+  it('a bare 9000 to the last link (output of the wrong length, digest, MAC or signature missing) leaves no chain open: the next operation on that channel is right', async () => {
+    const { reader, b } = await openedReader(SHORT_LIMITS);
+    // Three streams hold the logical channels: what follows runs on channel 0, which no stream owns.
+    const held = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await b.digest(4);
+      await s.update(randomBytes(300));
+      held.push(s);
+    }
+    const lastLink = (a: Uint8Array) => a[1] === INS.PSO && (a[0]! & 0x10) === 0;
+    const bare = () => {
+      reader.intercept = (a) => (lastLink(a) ? ((reader.intercept = undefined), Uint8Array.of(0x90, 0x00)) : undefined);
+    };
+    const key = randomBytes(16), iv = randomBytes(16), m = randomBytes(32);
+    const cbcKey = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key);
+    bare();
+    await expect((await b.cipher(24, cbcKey, 'encrypt', { iv })).final(randomBytes(600))).rejects.toBeInstanceOf(ApduError);
+    expect(await (await b.cipher(24, cbcKey, 'encrypt', { iv })).final(m), 'the next encryption').toEqual(cbc(key, iv).encrypt(m));
+    bare();
+    await expect((async () => { const d = await b.digest(4); await d.update(randomBytes(600)); return d.final(); })()).rejects.toBeInstanceOf(ApduError);
+    const d = await b.digest(4);
+    await d.update(m);
+    expect(await d.final(), 'the next digest').toEqual(sha256(m));
+    const macKey = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', key);
+    bare();
+    await expect((async () => { const s = await b.signature(25, macKey, { format: 'der', prehashed: false }); await s.update(randomBytes(600)); return s.sign(); })()).rejects.toBeInstanceOf(ApduError);
+    const s = await b.signature(25, macKey, { format: 'der', prehashed: false });
+    await s.update(m);
+    expect(await s.sign(), 'the next MAC').toEqual(hmac('SHA-256', key, m));
+    for (const h of held) h.abort();
     await b.close();
   });
 });

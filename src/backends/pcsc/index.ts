@@ -395,7 +395,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       update: async (d) => void (await s.update(d)),
       final: async (last) => {
         if (last) await s.update(last);
-        return exactly(await s.finish(), HASHES[algorithm].outputLength, `${HASH_NAMES[algorithm]} digest`);
+        return await s.finish((out) => exactly(out, HASHES[algorithm].outputLength, `${HASH_NAMES[algorithm]} digest`));
       },
       abort: () => s.abort(),
     };
@@ -453,7 +453,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         let head: Uint8Array = new Uint8Array(0);
         try {
           if (last) head = checked(await dataCall(s.update(last), direction === 'decrypt'), false);
-          const tail = checked(await dataCall(s.finish(), direction === 'decrypt'), true);
+          const tail = await dataCall(s.finish((out) => checked(out, true)), direction === 'decrypt');
           return head.length ? joinParts([head, tail], true) : tail;
         } catch (e) {
           // Plaintext of a message that failed at its end (tag, padding, an output of the wrong length) is released to no one.
@@ -484,7 +484,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
         if (last) await s.update(last);
-        return exactly(await dataCall(s.finish()), macLength(algorithm), `${info.name} MAC`);
+        return await dataCall(s.finish((out) => exactly(out, macLength(algorithm), `${info.name} MAC`)));
       },
       verify: async (signature, last) => {
         if (signature.length > longestSignature(algorithm, options.format)) {
@@ -545,7 +545,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       sign: async (last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format));
         await send(s, last);
-        return ecdsaSignature(algorithm, options.format === 'der', await s.finish());
+        return await s.finish((out) => ecdsaSignature(algorithm, options.format === 'der', out));
       },
       verify: async (signature, last) => {
         if (signature.length > longestSignature(algorithm, options.format)) {

@@ -112,7 +112,12 @@ export class LinkStream {
    * remaining message bytes (the PSO's own last link, or a different final
    * command such as VERIFY after the message went in chained links).
    */
-  async end(last: (ch: AppletChannel, rest: Uint8Array) => Promise<ResponseApdu>): Promise<Uint8Array> {
+  /**
+   * `accept` checks the output (and may turn it into the result) within the turn: an answer it
+   * refuses cannot be the card's to this message, so the chain is ended on the card as after a
+   * command without an answer (a clean answer to the last link closed it; a bogus one may not have).
+   */
+  async end<T = Uint8Array>(last: (ch: AppletChannel, rest: Uint8Array) => Promise<ResponseApdu>, accept?: (out: Uint8Array) => T): Promise<T> {
     if (this.done) throw new StateError('stream already finished');
     this.done = true;
     let started = false;
@@ -122,6 +127,7 @@ export class LinkStream {
       const ch = this.ch ?? this.session.channel0;
       const out: Uint8Array[] = [];
       let sent = false;
+      let refused = false;
       try {
         // Aborted before its turn: nothing is sent.
         if (this.aborted) throw new StateError('stream aborted');
@@ -135,7 +141,14 @@ export class LinkStream {
         out.push(await this.sendNext(this.buffered, (rest) => last(ch, rest)));
         // An abort that came meanwhile still decides: the result goes to no one.
         if (this.aborted) throw new StateError('stream aborted');
-        return joinParts(out, true);
+        const result = joinParts(out, true);
+        if (!accept) return result as T;
+        try {
+          return accept(result);
+        } catch (e) {
+          refused = true;
+          throw e;
+        }
       } catch (e) {
         // Output of a message that did not end, or was aborted (plaintext, for a decryption), is released to no one.
         for (const o of out) o.fill(0);
@@ -143,7 +156,7 @@ export class LinkStream {
         // this turn, before any call queued meanwhile meets it (on channel 0 too, which no stream owns);
         // a channel that could not be cleaned was closed and is not pooled. After a card's answer the
         // card closed the chain; on channel 0 the next user then sends MSE:SET again.
-        if (sent && unanswered(e)) {
+        if (sent && (unanswered(e) || refused)) {
           if (!(await this.session.endChainNow(ch))) this.ch = undefined;
         } else if (!this.ch) ch.forgetEnvironment();
         throw e;
@@ -166,9 +179,9 @@ export class LinkStream {
     });
   }
 
-  /** The PSO's own last link with the remaining message. */
-  finish(): Promise<Uint8Array> {
-    return this.end((ch, rest) => this.link(ch, rest, false));
+  /** The PSO's own last link with the remaining message; `accept` as for end(). */
+  finish<T = Uint8Array>(accept?: (out: Uint8Array) => T): Promise<T> {
+    return this.end((ch, rest) => this.link(ch, rest, false), accept);
   }
 
   abort(): void {
