@@ -2269,3 +2269,24 @@ describe('an answer the host refuses ends the chain it belongs to', () => {
     await b.close();
   });
 });
+
+describe('the APDU log', () => {
+  it('shows an AEAD nonce and AAD (MSE:SET) and a MAC to verify (PSO VERIFY) as lengths, as it shows the message', async () => {
+    const lines: string[] = [];
+    const reader = new InProcessReader();
+    const b = reader.backend((l) => lines.push(l));
+    await b.open();
+    const nonce = randomBytes(12), aad = randomBytes(24), key = randomBytes(16), m = randomBytes(40);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key);
+    expect(await (await b.cipher(1001, k, 'encrypt', { nonce, aad })).final(m)).toEqual(gcm(key, nonce, aad).encrypt(m));
+    const h = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', key);
+    const mac = hmac('SHA-256', key, m);
+    const v = await b.signature(25, h, { format: 'raw', prehashed: false });
+    await v.update(m);
+    expect(await v.verify(mac)).toBe(true);
+    await b.close();
+    const log = lines.join('\n');
+    for (const [what, x] of [['nonce', nonce], ['AAD', aad], ['MAC', mac]] as const) expect(log.includes(hex(x)), `${what} in the log`).toBe(false);
+    expect(log).toMatch(/bytes masked/);
+  });
+});

@@ -611,7 +611,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
 }
 
 function verifyCommand(ch: AppletChannel, signature: Uint8Array) {
-  return ch.transmit({ cla: 0, ins: INS.PSO, p1: PSO.VERIFY_SIGNATURE >> 8, p2: PSO.VERIFY_SIGNATURE & 0xff, data: tlvs([TAG.SIGNATURE, signature]) });
+  // A MAC to verify is a candidate tag over a secret message: logged as a length.
+  return ch.transmit({ cla: 0, ins: INS.PSO, p1: PSO.VERIFY_SIGNATURE >> 8, p2: PSO.VERIFY_SIGNATURE & 0xff, data: tlvs([TAG.SIGNATURE, signature]), secret: true });
 }
 
 /** 9000: the signature verified; 6300: it did not (a well-formed "no", not an error). */

@@ -43,7 +43,8 @@ export interface SessionOptions {
 
 /** A channel with the applet selected and a memory of its security environment. */
 export class AppletChannel {
-  private mse = new Map<number, string>();
+  /** The data of the MSE:SET in force per CRT (its IV, nonce and AAD among it): bytes, zeroized when replaced or forgotten. */
+  private mse = new Map<number, Uint8Array>();
 
   constructor(readonly t: ApduTransport, readonly number: number) {}
 
@@ -57,15 +58,24 @@ export class AppletChannel {
    */
   async setEnvironment(crt: number, algorithm: number, keyRef?: number, extra: [number, Uint8Array | number[]][] = []): Promise<void> {
     const data = tlvs([TAG.ALGORITHM, u16(algorithm)], ...(keyRef ? [[TAG.KEY_REF, [keyRef]] as [number, number[]]] : []), ...extra);
-    const key = Array.from(data).join(',');
-    if (this.mse.get(crt) === key) return;
-    this.mse.delete(crt);
-    await afterBrokenChain(() => this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data }));
-    this.mse.set(crt, key);
+    const held = this.mse.get(crt);
+    if (held && held.length === data.length && held.every((b, i) => b === data[i])) {
+      data.fill(0);
+      return;
+    }
+    this.forget(crt);
+    // An IV, nonce or AAD goes to the log as a length, as the message does.
+    await afterBrokenChain(() => this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data, secret: extra.length > 0 }));
+    this.mse.set(crt, data);
   }
 
   forgetEnvironment(): void {
-    this.mse.clear();
+    for (const crt of [...this.mse.keys()]) this.forget(crt);
+  }
+
+  private forget(crt: number): void {
+    this.mse.get(crt)?.fill(0);
+    this.mse.delete(crt);
   }
 }
 
