@@ -118,6 +118,13 @@ export class OutOfMemoryError extends SenvError {
   }
 }
 
+/**
+ * A secure element's own storage has no room (a card's key slots, data
+ * objects or non-volatile memory): as for the core's memory, nothing was
+ * changed, and the call can succeed once something there is deleted.
+ */
+export class DeviceFullError extends OutOfMemoryError {}
+
 // The getters of %TypedArray%.prototype read a typed array's internal slots
 // (also for one from another realm) and throw or answer undefined for
 // anything else: unlike `constructor.name`, `length` or `instanceof`, no
@@ -307,3 +314,4 @@ errorName(InvalidValueError, 'InvalidValueError');
 errorName(CoreError, 'CoreError');
 errorName(SelfTestError, 'SelfTestError');
 errorName(OutOfMemoryError, 'OutOfMemoryError');
+errorName(DeviceFullError, 'DeviceFullError');

@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -906,6 +906,7 @@ function failure(rqi: string, e: unknown): McsResponse {
   if (isA(e, UnknownAlgorithmError)) return { rsc: RSC.NOT_IMPLEMENTED, rqi, pc: { 'm2m:dbg': e.message } };
   if (isA(e, StateError)) return { rsc: RSC.OPERATION_NOT_ALLOWED, rqi, pc: { 'm2m:dbg': e.message } };
   // As for the SE's quota (5207): the request is sound, the SE has no room for it now.
+  if (isA(e, DeviceFullError)) return { rsc: RSC.NOT_ACCEPTABLE, rqi, pc: { 'm2m:dbg': `not enough memory on this SE: ${e.message}` } };
   if (isA(e, OutOfMemoryError)) return { rsc: RSC.NOT_ACCEPTABLE, rqi, pc: { 'm2m:dbg': 'not enough memory on this SE: its WASM core is full' } };
   return { rsc: RSC.INTERNAL_SERVER_ERROR, rqi, pc: { 'm2m:dbg': `internal error (${kindOf(e)})` } };
 }

@@ -13,7 +13,7 @@ import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
-  AuthenticationError, cbc, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
+  AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
 import { tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { INS } from '../../src/apdu/profile.ts';
@@ -793,7 +793,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.objectStore.write('d', old);
     const sent = reader.sent.length;
     reader.intercept = (a) => (putObject(a) ? Uint8Array.of(0x6a, 0x84) : undefined);
-    await expect(b.objectStore.write('d', next)).rejects.toThrow(/6A84/);
+    await expect(b.objectStore.write('d', next)).rejects.toMatchObject({ name: 'DeviceFullError', message: `the card has no room for ${next.length} bytes of data` });
     reader.intercept = undefined;
     expect(reader.sent.slice(sent).filter(getObject)).toEqual([]);
     expect(hex(await b.objectStore.read('d', old.length))).toBe(hex(old));
@@ -2288,5 +2288,31 @@ describe('the APDU log', () => {
     const log = lines.join('\n');
     for (const [what, x] of [['nonce', nonce], ['AAD', aad], ['MAC', mac]] as const) expect(log.includes(hex(x)), `${what} in the log`).toBe(false);
     expect(log).toMatch(/bytes masked/);
+  });
+});
+
+describe('a full card', () => {
+  it('answers 5207 (not enough memory on this SE), as a full software SE does: its memory (6A84), its key slots, its data object numbers', async () => {
+    const { reader, b } = await openedReader();
+    const engine = await McsEngine.create({ backends: [b] });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    const r = await s.send(1, s.seId, { 'senv:Sdo': { rn: 'big', msg: new Uint8Array(300_000) } }, 20009, true);
+    expect([r.rsc, r.pc?.['m2m:dbg']]).toEqual([5207, 'not enough memory on this SE: the card has no room for 300000 bytes of data']);
+    // Every slot taken: by the backend itself, as another application's keys would take them.
+    for (let ref = 1; ref < 255; ref++) if (!reader.store.keys.has(ref)) reader.store.keys.set(ref, { algorithm: 25, kind: 'secret', secret: new Uint8Array(32), stamp: newStamp() });
+    const key = await s.send(1, s.seId, { 'senv:Sgn': { rn: 'mac', Salg: 25 } }, 20012, true);
+    expect(key.rsc, 'a key into a card with no free slot').toBe(2001);
+    const gen = await s.send(2, `${s.path('reg', 'mac')}/generateKey`, undefined, undefined, true);
+    expect([gen.rsc, gen.pc?.['m2m:dbg']]).toEqual([5207, 'not enough memory on this SE: the card has no room for another key (every key slot is in use)']);
+    await engine.close();
+    await b.close();
+    // The card's own refusal of a key (6A84), the backend's map of slots showing room.
+    const fresh = await openedReader();
+    fresh.reader.intercept = (a) => (a[1] === INS.PUT_DATA || a[1] === INS.GENERATE_KEY_PAIR ? Uint8Array.of(0x6a, 0x84) : undefined);
+    await expect(fresh.b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16))).rejects.toMatchObject({ name: 'DeviceFullError', message: 'the card has no room for another key' });
+    await expect(fresh.b.generateKey({ use: 'signature', algorithm: 33 })).rejects.toBeInstanceOf(DeviceFullError);
+    fresh.reader.intercept = undefined;
+    await fresh.b.close();
   });
 });

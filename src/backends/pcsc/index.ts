@@ -16,13 +16,13 @@ import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
 import {
-  AuthenticationError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
+  AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
 } from '../../core/errors.ts';
 import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
-import { answeredBy, CardSession, exactly, mayHaveWritten, type AppletChannel, type CardInfo } from './session.ts';
+import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
@@ -298,7 +298,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         // write it before a later deletion would run.
         if (!sent || (answeredBy(e, cmd.ins) && !mayHaveWritten(e.sw))) this.usedRefs.delete(ref);
         else if (!this.shared) this.orphans.add(ref);
-        throw e;
+        throw roomRefused(e, cmd.ins, 'another key');
       }
     }
   }
@@ -589,7 +589,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         return ref;
       }
     }
-    throw new StateError(`no free key slot on the card in ${this.reader}`);
+    throw new DeviceFullError('the card has no room for another key (every key slot is in use)');
   }
 
   private track(k: CardKey): CardKey {

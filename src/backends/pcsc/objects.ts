@@ -5,9 +5,9 @@
 import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
-import { InvalidInputError, StateError } from '../../core/errors.ts';
+import { DeviceFullError, InvalidInputError, StateError } from '../../core/errors.ts';
 import type { ObjectStore } from '../backend.ts';
-import { answeredBy, exactly, mayHaveWritten, type CardSession } from './session.ts';
+import { answeredBy, exactly, mayHaveWritten, roomRefused, type CardSession } from './session.ts';
 
 const DIRECTORY = 0xfe;
 const ENTRY = 0xe0;
@@ -31,7 +31,7 @@ export class CardObjectStore implements ObjectStore {
         if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
         const used = new Set(dir.values());
         n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
-        if (n === undefined) throw new StateError('no free data object on the card');
+        if (n === undefined) throw new DeviceFullError('the card has no room for another data object (every object number is in use)');
         try {
           await this.put(DO.OBJECT, n, data);
           dir.set(id, n);
@@ -60,7 +60,7 @@ export class CardObjectStore implements ObjectStore {
     try {
       await this.put(DO.OBJECT, n, data);
     } catch (e) {
-      if (answeredBy(e, INS.PUT_DATA, (DO.OBJECT << 8) | n) && !mayHaveWritten(e.sw)) throw e;
+      if (e instanceof DeviceFullError || (answeredBy(e, INS.PUT_DATA, (DO.OBJECT << 8) | n) && !mayHaveWritten(e.sw))) throw e;
       if (!(await this.holds(n, data))) throw e;
     }
   }
@@ -127,7 +127,11 @@ export class CardObjectStore implements ObjectStore {
   }
 
   private async put(p1: number, p2: number, data: Uint8Array): Promise<void> {
-    await this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1, p2, data, secret: true });
+    try {
+      await this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1, p2, data, secret: true });
+    } catch (e) {
+      throw roomRefused(e, INS.PUT_DATA, `${data.length} bytes of data`);
+    }
   }
 
   private async get(n: number, most?: number): Promise<Uint8Array> {

@@ -14,7 +14,7 @@ import { EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, type CommandApdu, type ResponseA
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
-import { StateError } from '../../core/errors.ts';
+import { DeviceFullError, StateError } from '../../core/errors.ts';
 import { SCARD_E_NOT_READY } from '../../pcsc/errors.ts';
 import { PcscContext, PcscError, ShortResponseError, type PcscCard, type ShareMode } from '../../pcsc/index.ts';
 import { LARGEST_VERIFY } from './signature-lengths.ts';
@@ -434,6 +434,11 @@ export function answeredBy(e: unknown, ins: number, p1p2?: number): e is StatusW
 export function mayHaveWritten(sw: number): boolean {
   const c = sw >> 8;
   return !(c === 0x62 || c === 0x64 || (c >= 0x67 && c <= 0x6e));
+}
+
+/** `e`, or a DeviceFullError when it is the card's own 6A84 (not enough memory) to `ins`: the card has no room, nothing was written. */
+export function roomRefused(e: unknown, ins: number, what: string): unknown {
+  return answeredBy(e, ins) && e.sw === 0x6a84 ? new DeviceFullError(`the card has no room for ${what}`) : e;
 }
 
 /** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */
