@@ -132,12 +132,24 @@ export function inMemory(ptr: usize, len: usize): bool {
   return len <= <usize>i32.MAX_VALUE && <u64>ptr + <u64>len <= (<u64>memory.size() << 16);
 }
 
-// inMemory for a range a call writes: the I/O window or the heap, never the
-// module's static data (tables, the SHA-2 initial values, one-shot slots),
-// which a stray output would corrupt for every later call.
+// The allocator keeps its own state (TLSF's root: the free lists) between
+// __heap_base and the first block: the first block the instance allocates
+// marks where blocks begin. Taken at start-up, before any other allocation.
+const HEAP_FLOOR: usize = firstBlock();
+
+function firstBlock(): usize {
+  const p = heap.alloc(1);
+  heap.free(p);
+  return p;
+}
+
+// inMemory for a range a call writes: the I/O window or the heap's blocks,
+// never the module's static data (tables, the SHA-2 initial values, one-shot
+// slots) nor the allocator's root, which a stray output would corrupt for
+// every later call.
 export function writable(ptr: usize, len: usize): bool {
   if (!inMemory(ptr, len)) return false;
-  return len == 0 || ptr >= __heap_base || (ptr >= IO && ptr + len <= IO + <usize>IO_SIZE);
+  return len == 0 || ptr >= HEAP_FLOOR || (ptr >= IO && ptr + len <= IO + <usize>IO_SIZE);
 }
 
 // inMemory for `count` items of `size` bytes: the product is taken in 64

@@ -9,22 +9,19 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   b = bytesArg(b, 'b');
   if (a.length !== b.length) return false;
   const c = core();
-  if (2 * a.length > c.ioSize) {
-    const pa = c.alloc(a.length, a);
-    let pb = 0;
-    try {
-      // Inside the try: when the core has no room for b, a's block (a MAC) is zeroized and freed too.
-      pb = c.alloc(b.length, b);
-      return c.x.ct_equal(pa, pb, a.length) === 1;
-    } finally {
-      c.free(pa, a.length);
-      c.free(pb, b.length);
-    }
-  }
   const m = c.mem();
-  m.set(a, c.io);
-  m.set(b, c.io + a.length);
-  const equal = c.x.ct_equal(c.io, c.io + a.length, a.length) === 1;
-  c.x.zeroize(c.io, 2 * a.length);
-  return equal;
+  // Through the I/O window, half for each side: no block to allocate, so no length the core's
+  // blocks cannot hold; every part is compared, whatever an earlier one found.
+  const half = c.ioSize >>> 1;
+  let equal = 1;
+  let off = 0;
+  do {
+    const n = Math.min(half, a.length - off);
+    m.set(a.subarray(off, off + n), c.io);
+    m.set(b.subarray(off, off + n), c.io + n);
+    equal &= c.x.ct_equal(c.io, c.io + n, n);
+    off += n;
+  } while (off < a.length);
+  c.x.zeroize(c.io, Math.min(c.ioSize, 2 * a.length));
+  return equal === 1;
 }

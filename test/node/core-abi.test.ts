@@ -438,6 +438,27 @@ describe('core ABI', () => {
       expect(problems).toEqual([]);
     });
 
+    // Between the static data and the first block lies the allocator's own root (its free lists):
+    // an output there broke every later allocation (a block handed out in static memory, or a trap).
+    it(`${build}: no output lands between the end of the I/O window and the first block (static data, then the allocator's root)`, () => {
+      const mod = new WebAssembly.Module(wasm(build));
+      const probe = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+      // The first block an instance hands out starts where blocks begin (16 bytes of block header before it).
+      const floor = probe.mem_alloc!(1) - 16;
+      const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
+      const io = x.io_ptr!(), end = io + x.io_size!();
+      new Uint8Array(x.memory.buffer).set(Buffer.from('abc'), io);
+      const before = new Uint8Array(x.memory.buffer).slice(end, floor);
+      const accepted: number[] = [];
+      for (let a = end; a + 32 <= floor; a += 16) if (x.hash_oneshot!(4, io, 3, a) !== -2) accepted.push(a);
+      expect(accepted.slice(0, 4), `of ${(floor - end) / 16} addresses`).toEqual([]);
+      expect(Buffer.from(new Uint8Array(x.memory.buffer).slice(end, floor)).equals(Buffer.from(before)), 'nothing there changed').toBe(true);
+      const p = x.mem_alloc!(64);
+      expect(p, 'blocks still come from the heap').toBeGreaterThanOrEqual(floor);
+      x.mem_free!(p, 64);
+      expect(x.hash_oneshot!(4, io, 3, floor + 16), 'a block\'s own memory is writable').toBe(32);
+    });
+
     it(`${build}: cbc_update checks what it writes, which bytes pending from an earlier call make longer than len; a refusal changes nothing`, () => {
       const mod = new WebAssembly.Module(wasm(build));
       const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
@@ -693,6 +714,19 @@ describe('core ABI', () => {
     expect(constantTimeEqual(new Uint8Array(0), new Uint8Array(0))).toBe(true);
     const big = nodeCrypto.randomBytes(40000);
     expect(constantTimeEqual(big, Uint8Array.from(big))).toBe(true);
+    // Compared in parts: a difference in any one of them, the first or the last, decides.
+    for (const i of [0, 32767, 32768, 39999]) {
+      const b = Uint8Array.from(big);
+      b[i]! ^= 0x80;
+      expect(constantTimeEqual(big, b), `difference at ${i}`).toBe(false);
+    }
+    // Longer than the core's largest block (256 MiB): compared all the same, with the core's memory as it was.
+    const huge = new Uint8Array(2 ** 28 + 1), other = new Uint8Array(2 ** 28 + 1);
+    const memory = coreMemoryStats().memoryBytes;
+    expect(constantTimeEqual(huge, other)).toBe(true);
+    other[2 ** 28] = 1;
+    expect(constantTimeEqual(huge, other)).toBe(false);
+    expect(coreMemoryStats().memoryBytes, 'no block allocated').toBe(memory);
   });
 
   it('destroy() zeroizes and later use is a StateError', () => {
