@@ -1,5 +1,6 @@
 // A dudect-style timing-leak check (Reparaz, Balasch, Verbauwhede 2017) of
-// the AES block function, the key schedule and GHASH, on both core builds:
+// the AES block function, the key schedule, GHASH and the serial modes'
+// chains (CBC encryption, CMAC, CCM), on every core build:
 // measurements of two classes of secret input (fixed vs random) are
 // interleaved at random, and Welch's t statistic compares their means, on
 // all samples and below several percentiles (cropping the noisy tail).
@@ -125,6 +126,33 @@ export function probes(c: Core): { list: Probe[]; release: () => void } {
         const op = c.x.gcm_create(fixedKey, c.io + NONCE_AT, 12, 16, 0, 1);
         c.mem().set(secret, c.io);
         return () => c.x.gcm_aad(op, c.io, 512);
+      },
+    },
+    {
+      // The serial modes' chain (CBC encryption, CMAC, CBC-MAC): its own one-block loop on the
+      // SIMD builds (chainVperm), apart from the block function the rows above time.
+      name: 'AES-128 CBC encryption chain, fixed vs random plaintext', size: 256,
+      prepare(c, secret) {
+        const op = c.x.cbc_create(fixedKey, c.io + NONCE_AT, 13, 0, 1);
+        c.mem().set(secret, c.io);
+        return () => c.x.cbc_update(op, c.io, c.io + OUT_AT, 256);
+      },
+    },
+    {
+      name: 'AES-CMAC chain, fixed vs random key', size: 16,
+      prepare(c, secret) {
+        c.mem().set(secret, c.io + KEY_AT);
+        const op = c.x.mac_create(c.x.aes_key_create(c.io + KEY_AT, 16, 1), 49, 1);
+        return () => c.x.mac_update(op, c.io, 256);
+      },
+    },
+    {
+      // CCM's two chains side by side (ccmVperm, the Relaxed SIMD build) or its batched counter mode.
+      name: 'AES-128-CCM encryption, fixed vs random plaintext', size: 256,
+      prepare(c, secret) {
+        const op = c.x.ccm_create(fixedKey, c.io + NONCE_AT, 12, 16, 0n, BigInt(256 * REPEAT), 0, 1);
+        c.mem().set(secret, c.io);
+        return () => c.x.ccm_update(op, c.io, c.io + OUT_AT, 256);
       },
     },
     {
