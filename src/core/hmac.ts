@@ -3,23 +3,39 @@
 import { core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, statusError } from './errors.ts';
-import { hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
+import { hash as digestOf, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
+import { secretCopy } from './bytes.ts';
 
-/** Writes `key` to the I/O window (or a temporary block) and runs `fn(ptr)`. */
-function withKey<T>(key: Uint8Array, reserved: number, fn: (ptr: number) => T): T {
+/**
+ * Writes `key` to the I/O window (or a temporary block) and runs `fn(ptr, len)`. A key longer than
+ * the hash's block is its digest (RFC 2104): one that does not fit the window beside `reserved`
+ * bytes is hashed first, through the window, so that no block of the core has to hold it (the
+ * core's blocks stop at 256 MiB).
+ */
+function withKey<T>(name: HashName, key: Uint8Array, reserved: number, fn: (ptr: number, len: number) => T): T {
   const c = core();
+  if (key.length + reserved > c.ioSize && key.length > BLOCK_LENGTHS[name]) {
+    const raw = digestOf(name, key);
+    const digest = secretCopy(raw);
+    raw.fill(0);
+    try {
+      return withKey(name, digest, reserved, fn);
+    } finally {
+      digest.fill(0);
+    }
+  }
   if (key.length + reserved <= c.ioSize) {
     const ptr = c.io + c.ioSize - key.length;
     c.mem().set(key, ptr);
     try {
-      return fn(ptr);
+      return fn(ptr, key.length);
     } finally {
       c.x.zeroize(ptr, key.length);
     }
   }
   const ptr = c.alloc(key.length, key);
   try {
-    return fn(ptr);
+    return fn(ptr, key.length);
   } finally {
     c.free(ptr, key.length);
   }
@@ -32,9 +48,9 @@ export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array):
   const c = core();
   const dl = DIGEST_LENGTHS[hash];
   if (data.length + key.length <= c.ioSize) {
-    return withKey(key, data.length, (k) => {
+    return withKey(hash, key, data.length, (k, kl) => {
       c.mem().set(data, c.io);
-      c.x.hmac_oneshot(id, k, key.length, c.io, data.length, c.io);
+      c.x.hmac_oneshot(id, k, kl, c.io, data.length, c.io);
       return takeOutput(c, c.io, dl, Math.max(dl, data.length));
     });
   }
@@ -57,7 +73,7 @@ class HmacContext extends CoreContext implements Hmac {
     const id = hashId(hash);
     const key = bytesArg(keyBytes, 'key');
     const c = core();
-    super(withKey(key, 0, (k) => c.x.hmac_create(id, k, key.length)), 'hmac', c);
+    super(withKey(hash, key, 0, (k, kl) => c.x.hmac_create(id, k, kl)), 'hmac', c);
     this.outputLen = DIGEST_LENGTHS[hash];
     this.blockLen = BLOCK_LENGTHS[hash];
   }

@@ -722,12 +722,23 @@ describe('core ABI', () => {
     }
     // Longer than the core's largest block (256 MiB): compared all the same, with the core's memory as it was.
     const huge = new Uint8Array(2 ** 28 + 1), other = new Uint8Array(2 ** 28 + 1);
-    const memory = coreMemoryStats().memoryBytes;
+    const memory = coreMemoryStats().memoryBytes, inUse = coreMemoryStats().inUseBytes;
     expect(constantTimeEqual(huge, other)).toBe(true);
     other[2 ** 28] = 1;
     expect(constantTimeEqual(huge, other)).toBe(false);
     expect(coreMemoryStats().memoryBytes, 'no block allocated').toBe(memory);
-  });
+    // An HMAC key that long is its digest (RFC 2104), taken through the window: no block holds it.
+    huge.fill(0x36, 0, 1000);
+    const message = nodeCrypto.randomBytes(100);
+    for (const name of ['SHA-256', 'SHA-512'] as const) {
+      const want = nodeCrypto.createHmac(name.replace('-', '').toLowerCase(), huge).update(message).digest();
+      expect(Buffer.from(hmac(name, huge, message)).equals(want), `${name} one-shot`).toBe(true);
+      expect(Buffer.from(createHmac(name, huge).update(message).digest()).equals(want), `${name} streaming`).toBe(true);
+    }
+    const longKey = nodeCrypto.randomBytes(70_000);
+    expect(Buffer.from(hmac('SHA-384', longKey, message)).equals(nodeCrypto.createHmac('sha384', longKey).update(message).digest()), 'a key longer than the window').toBe(true);
+    expect(coreMemoryStats().inUseBytes, 'nothing left allocated').toBe(inUse);
+  }, 30_000);
 
   it('destroy() zeroizes and later use is a StateError', () => {
     const h = createHmac('SHA-256', new Uint8Array(20).fill(7));
