@@ -7,37 +7,29 @@ import { hash as digestOf, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName 
 import { secretCopy } from './bytes.ts';
 
 /**
- * Writes `key` to the I/O window (or a temporary block) and runs `fn(ptr, len)`. A key longer than
- * the hash's block is its digest (RFC 2104): one that does not fit the window beside `reserved`
- * bytes is hashed first, through the window, so that no block of the core has to hold it (the
- * core's blocks stop at 256 MiB).
+ * Writes `key` to the end of the I/O window and runs `fn(ptr, len)`. A key longer than the hash's
+ * block is its digest (RFC 2104): one that does not fit beside `reserved` bytes is hashed first,
+ * through the window; so any key fits, and none needs a block of the core (whose blocks stop at
+ * 256 MiB). hmac() reserves room only for data that fits the window with the key.
  */
 function withKey<T>(name: HashName, key: Uint8Array, reserved: number, fn: (ptr: number, len: number) => T): T {
   const c = core();
-  if (key.length + reserved > c.ioSize && key.length > BLOCK_LENGTHS[name]) {
+  if (key.length + reserved > c.ioSize) {
     const raw = digestOf(name, key);
     const digest = secretCopy(raw);
     raw.fill(0);
     try {
-      return withKey(name, digest, reserved, fn);
+      return withKey(name, digest, 0, fn);
     } finally {
       digest.fill(0);
     }
   }
-  if (key.length + reserved <= c.ioSize) {
-    const ptr = c.io + c.ioSize - key.length;
-    c.mem().set(key, ptr);
-    try {
-      return fn(ptr, key.length);
-    } finally {
-      c.x.zeroize(ptr, key.length);
-    }
-  }
-  const ptr = c.alloc(key.length, key);
+  const ptr = c.io + c.ioSize - key.length;
+  c.mem().set(key, ptr);
   try {
     return fn(ptr, key.length);
   } finally {
-    c.free(ptr, key.length);
+    c.x.zeroize(ptr, key.length);
   }
 }
 

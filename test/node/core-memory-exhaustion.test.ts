@@ -147,8 +147,8 @@ describe('the core at the end of its memory', () => {
       ['HmacDrbg', () => new HmacDrbg({ entropy: () => new Uint8Array(32).fill(3) })],
       ['verify (first of the curve)', () => ecdsa('P-256').verify(sig, msg, publicKey, { format: 'raw' })],
       ['ecdsaPrecompute', () => ecdsaPrecompute('P-384')],
-      ['constantTimeEqual above the window', () => constantTimeEqual(new Uint8Array(70_000), new Uint8Array(70_000))],
-      ['hmac with a key beyond the window', () => hmac('SHA-256', new Uint8Array(70_000), msg)],
+      ['HmacDrbg with inputs beyond the window', () => new HmacDrbg({ entropy: () => new Uint8Array(40_000).fill(3), personalization: new Uint8Array(40_000) })],
+      ['hmac with a key beyond the window (hashed first, in a hash context)', () => hmac('SHA-256', new Uint8Array(70_000), msg)],
     ] as const) {
       expect(call, what).toThrow(OutOfMemoryError);
       try {
@@ -163,19 +163,22 @@ describe('the core at the end of its memory', () => {
     expect(gcm(key, nonce).encrypt(msg)).toEqual(expected.gcm);
     expect(sha256(msg)).toEqual(expected.sha);
     expect(cmac(key, msg)).toEqual(expected.mac);
+    // It compares inputs of any length through the window, in parts: no block needed.
+    const long = new Uint8Array(70_000).fill(5);
+    expect(constantTimeEqual(long, Uint8Array.from(long)), 'constantTimeEqual above the window').toBe(true);
     release();
     expect(ecdsa('P-256').verify(sig, msg, publicKey, { format: 'raw' })).toBe(false);
   });
 
-  it('constantTimeEqual whose second block does not fit zeroizes and frees the first', () => {
-    const a = new Uint8Array(nodeCrypto.randomBytes(70_000)); // above half the I/O window: compared in blocks
+  it('HmacDrbg whose second input block does not fit zeroizes and frees the first', () => {
+    const entropy = new Uint8Array(nodeCrypto.randomBytes(70_000)); // beyond the I/O window: placed in blocks
     const hole = c.x.mem_alloc(100_000); // room for one input, not two
     fill(0);
     c.x.mem_free(hole, 100_000);
     const base = coreMemoryStats().inUseBytes;
-    expect(() => constantTimeEqual(a, Uint8Array.from(a))).toThrow(OutOfMemoryError);
+    expect(() => new HmacDrbg({ entropy: () => Uint8Array.from(entropy), personalization: new Uint8Array(70_000) })).toThrow(OutOfMemoryError);
     expect(coreMemoryStats().inUseBytes, 'no block held').toBe(base);
-    expect(find(a.subarray(0, 32)), 'the first input').toEqual([]);
+    expect(find(entropy.subarray(0, 32)), 'the first input').toEqual([]);
   });
 
   it('each allocating export, called with valid arguments when the memory is full, throws an OutOfMemoryError', () => {
@@ -270,17 +273,20 @@ describe('the core at the end of its memory', () => {
 
   it('a block above 2 GiB serves the facade (a pointer read unsigned)', () => {
     fill(0);
-    // Free the highest block that can take two 40 KB inputs: the next allocation lands there.
+    // Free the highest block that can take two 40 KB inputs: the next allocations land there.
     const high = held.filter(([p, size]) => p >>> 0 >= 2 ** 31 && size >= 2 * 40_000).sort((a, b) => (b[0] >>> 0) - (a[0] >>> 0))[0];
     expect(high, 'a block above 2 GiB').toBeDefined();
     held.splice(held.indexOf(high!), 1);
     c.x.mem_free(high![0], high![1]);
-    const a = new Uint8Array(nodeCrypto.randomBytes(40_000)); // larger than half the I/O window: compared in allocated blocks
-    expect(constantTimeEqual(a, Uint8Array.from(a))).toBe(true);
-    const b = Uint8Array.from(a);
-    b[39_999]! ^= 1;
-    expect(constantTimeEqual(a, b)).toBe(false);
+    // DRBG inputs beyond the I/O window go to blocks: here the one above 2 GiB. Its output is the same as from low memory.
+    const entropy = new Uint8Array(nodeCrypto.randomBytes(40_000)), personalization = new Uint8Array(nodeCrypto.randomBytes(40_000));
+    const drbg = new HmacDrbg({ entropy: () => Uint8Array.from(entropy), personalization });
+    const out = drbg.generate(64);
+    drbg.destroy();
     release();
+    const low = new HmacDrbg({ entropy: () => Uint8Array.from(entropy), personalization });
+    expect(low.generate(64)).toEqual(out);
+    low.destroy();
   });
 
   it('the core works again once memory is freed', () => {
