@@ -16,7 +16,7 @@ import {
   AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
 import { tlvs, u16 } from '../../src/apdu/tlv.ts';
-import { INS } from '../../src/apdu/profile.ts';
+import { DO, INS } from '../../src/apdu/profile.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
@@ -2314,5 +2314,55 @@ describe('a full card', () => {
     await expect(fresh.b.generateKey({ use: 'signature', algorithm: 33 })).rejects.toBeInstanceOf(DeviceFullError);
     fresh.reader.intercept = undefined;
     await fresh.b.close();
+  });
+});
+
+describe('the card SE agrees with the software SE where a differential run found it did not', () => {
+  it('a DELETE of a data object whose directory write fails stands (the data is gone); the directory is written again before the next change', async () => {
+    const { reader, b } = await openedReader();
+    await b.objectStore.write('d', new Uint8Array(40).fill(1));
+    await b.objectStore.write('keep', new Uint8Array(8).fill(2));
+    const directoryWrite = (a: Uint8Array) => a[1] === INS.PUT_DATA && a[2] === DO.OBJECT && a[3] === 0xfe;
+    reader.intercept = (a) => (directoryWrite(a) ? ((reader.intercept = undefined), Uint8Array.of(0x6f, 0x00)) : undefined);
+    await b.objectStore.remove('d');
+    expect(reader.store.objects.size, 'the data object is gone from the card').toBe(2); // 'keep' and the directory
+    await expect(b.objectStore.read('d')).rejects.toBeInstanceOf(ApduError);
+    await b.objectStore.write('keep', new Uint8Array(8).fill(3));
+    await b.close();
+    // Another session reads the directory the card holds now: 'd' is no longer named there.
+    const again = reader.backend();
+    await again.open();
+    await expect(again.objectStore.read('d')).rejects.toThrow(/names no data object 'd'/);
+    expect(await again.objectStore.read('keep', 8)).toEqual(new Uint8Array(8).fill(3));
+    await again.close();
+  });
+
+  it('a key slot a DELETE freed serves the next key at once (its deletion is waited for, not raced)', async () => {
+    const reader = new InProcessReader();
+    for (let ref = 2; ref < 255; ref++) reader.store.keys.set(ref, { algorithm: 25, kind: 'secret', secret: new Uint8Array(32), stamp: newStamp() });
+    const b = reader.backend();
+    await b.open();
+    const spec = { use: 'signature', algorithm: 25 } as const;
+    const first = await b.importKey(spec, 'secret', new Uint8Array(32).fill(1));
+    b.deleteKey(first);
+    const next = await b.importKey(spec, 'secret', new Uint8Array(32).fill(2));
+    expect(next).toBeTruthy();
+    await b.close();
+  });
+
+  it('CBC-MAC verification of a message it cannot take is a LengthError, also with a signature longer than any MAC', async () => {
+    const key = randomBytes(16);
+    const card = await openedReader();
+    const soft = new SoftwareBackend();
+    await soft.open();
+    for (const b of [card.b, soft] as SecureEnvironmentBackend[]) {
+      const k = await b.importKey({ use: 'signature', algorithm: 18 }, 'secret', key);
+      for (const [message, signature] of [[randomBytes(17), randomBytes(20)], [new Uint8Array(0), randomBytes(20)], [randomBytes(17), randomBytes(16)]] as const) {
+        const s = await b.signature(18, k, { format: 'raw', prehashed: false });
+        // The software SE's verify() answers at once (it may throw), the card's later: both refuse alike.
+        await expect((async () => s.verify(signature, message))(), `${b.description.seType}: ${message.length} bytes, signature ${signature.length}`).rejects.toBeInstanceOf(LengthError);
+      }
+      await b.close();
+    }
   });
 });

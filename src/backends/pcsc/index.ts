@@ -279,6 +279,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
    * it to `orphans`.
    */
   private async inFreeSlot(command: (slot: number) => CommandApdu): Promise<{ ref: number; r: ResponseApdu }> {
+    // A slot a DELETE freed a moment ago is free for this key: its deletion, queued, is waited for.
+    await Promise.allSettled([...this.deleting]);
     await this.sweepOrphans();
     for (;;) {
       const ref = this.allocate();
@@ -488,7 +490,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
       },
       verify: async (signature, last) => {
         if (signature.length > longestSignature(algorithm, options.format)) {
+          // No MAC is that long, but a message CBC-MAC cannot take is refused first, as the software SE refuses it.
+          const total = s.received + (last?.length ?? 0);
           s.abort();
+          if (info.family === 'cbc-mac' && (total === 0 || total % 16 !== 0)) throw new LengthError('AES CBC-MAC (no padding): data must be a non-empty multiple of 16 bytes');
           return false;
         }
         if (last) await s.update(last);

@@ -5,7 +5,8 @@
 import { DO, INS } from '../../apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
-import { DeviceFullError, InvalidInputError, StateError } from '../../core/errors.ts';
+import { DeviceFullError, InvalidInputError } from '../../core/errors.ts';
+import { ApduError } from '../../apdu/errors.ts';
 import type { ObjectStore } from '../backend.ts';
 import { answeredBy, exactly, mayHaveWritten, roomRefused, type CardSession } from './session.ts';
 
@@ -20,12 +21,18 @@ const fromUtf8 = new TextDecoder();
 
 export class CardObjectStore implements ObjectStore {
   private directory: Map<string, number> | undefined;
+  /** The card's directory still names an object that was deleted (its write failed): written again before the next change. */
+  private stale = false;
 
   constructor(private readonly session: CardSession) {}
 
   write(id: string, data: Uint8Array): Promise<void> {
     return this.session.run(async () => {
       const dir = await this.load();
+      if (this.stale) {
+        await this.save(dir);
+        this.stale = false;
+      }
       let n = dir.get(id);
       if (n === undefined) {
         if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
@@ -79,7 +86,8 @@ export class CardObjectStore implements ObjectStore {
   read(id: string, length?: number): Promise<Uint8Array> {
     return this.session.run(async () => {
       const n = (await this.load()).get(id);
-      if (n === undefined) throw new StateError(`no data object '${id}' on the card`);
+      // The host holds data of this ID on the card: a directory without it is the card's fault (5000), not the caller's.
+      if (n === undefined) throw new ApduError(`the card's directory names no data object '${id.slice(0, 80)}'`);
       if (length === undefined) return this.get(n);
       // What was written is what comes back: a card that sends more is stopped at the first piece beyond it.
       return exactly(await this.get(n, length), length, `data object '${id.slice(0, 80)}'`);
@@ -95,8 +103,10 @@ export class CardObjectStore implements ObjectStore {
         // Nothing there (6A88 as the deletion's own answer): an earlier deletion whose answer was lost did it.
         if (!(answeredBy(e, INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
       });
+      // The data is gone: the removal stands. A directory the card did not take still names the
+      // object (its number stays taken): it is written again before the next change.
       dir.delete(id);
-      await this.save(dir);
+      await this.save(dir).then(() => void (this.stale = false), () => void (this.stale = true));
     });
   }
 
