@@ -93,27 +93,6 @@ describe('the loader (paths the other files never take)', () => {
       await expect(L2.init({ build: 'scalar' })).rejects.toThrow('instantiation refused');
     });
     expect((await L2.init({ build: 'scalar' })).build).toBe('scalar');
-    // A page whose Content Security Policy forbids WebAssembly code refuses both ways: a CoreError that says so, not init() advice.
-    const L3 = await freshLoader();
-    const csp = () => new WebAssembly.CompileError("WebAssembly.Module(): Refused to compile or instantiate WebAssembly module because 'unsafe-eval' is not an allowed source");
-    await stubbed('Module', function () {
-      throw csp();
-    }, () => stubbed('instantiate', () => Promise.reject(csp()), async () => {
-      expect(() => L3.initSync({ build: 'scalar' })).toThrow(/^WASM compilation failed \(WebAssembly\.Module\(\): Refused .*\): WebAssembly code refused \(a page's Content Security Policy needs 'wasm-unsafe-eval'\)$/);
-      await expect(L3.init({ build: 'scalar' })).rejects.toMatchObject({ name: 'CoreError', code: 'ERR_CORE', message: expect.stringContaining("needs 'wasm-unsafe-eval'") });
-    }));
-    // No WebAssembly at all (Node --jitless): a CoreError from every entry point, not a ReferenceError.
-    const L4 = await freshLoader();
-    const g = globalThis as { WebAssembly?: unknown };
-    const api = g.WebAssembly;
-    delete g.WebAssembly;
-    try {
-      expect(() => L4.initSync()).toThrow(/^this runtime has no WebAssembly/);
-      await expect(L4.init()).rejects.toMatchObject({ name: 'CoreError' });
-      expect(() => L4.core()).toThrow(/no WebAssembly/);
-    } finally {
-      g.WebAssembly = api;
-    }
     vi.resetModules();
   });
 
