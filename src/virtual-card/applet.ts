@@ -199,6 +199,9 @@ export class SenvApplet implements Applet {
   private key(env: Environment): KeyRecord {
     const ref = must(env.keyRef, SW.REF_NOT_FOUND);
     const k = must(this.store.keys.get(ref), SW.REF_NOT_FOUND);
+    // A stamp in the environment names the key the host means: another written into the slot since is not it.
+    const stamp = findTlv(env.tlv, TAG.KEY_STAMP);
+    if (stamp && (stamp.length !== k.stamp.length || stamp.some((b, i) => b !== k.stamp[i]))) throw new CardStatus(SW.REF_NOT_FOUND);
     if (k.algorithm !== env.algorithm) throw new CardStatus(SW.REF_NOT_USABLE);
     return k;
   }

@@ -2233,6 +2233,24 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     }
     await b.close();
   });
+
+  it('during a session too: an operation under a key whose slot was rewritten since (shared mode) is refused by the card (6A88), never run under the other key', async () => {
+    const { reader, b } = await openedReader();
+    const spec = { use: 'signature', algorithm: 25 } as const;
+    const mine = new Uint8Array(32).fill(5), theirs = new Uint8Array(32).fill(6), m = randomBytes(40);
+    const key = await b.importKey(spec, 'secret', mine);
+    const sign = async () => {
+      const s = await b.signature(25, key, { format: 'raw', prehashed: false });
+      await s.update(m);
+      return s.sign();
+    };
+    expect(await sign()).toEqual(hmac('SHA-256', mine, m));
+    const slot = Number(((await b.storeKey(key)) as { ref: string }).ref.split(':')[1]);
+    // Another application deleted the key and wrote its own there; the channel's environment (MSE:SET) is the one set before.
+    reader.store.keys.set(slot, { ...reader.store.keys.get(slot)!, secret: theirs, stamp: newStamp() });
+    await expect(sign()).rejects.toMatchObject({ sw: 0x6a88 });
+    await b.close();
+  });
 });
 
 describe('an answer the host refuses ends the chain it belongs to', () => {

@@ -422,7 +422,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     };
     const s = new LinkStream(this.session, this.maxPayload, {
       pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
-      setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k.ref, extra),
+      setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k, extra),
       output: true,
       most: (n, last) => cipherOutput(CIPHERS[algorithm], direction, n, last).max,
     });
@@ -481,7 +481,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);
     // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
     // the last command decides between returning the MAC and verifying one.
-    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k.ref), macLength(algorithm));
+    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k), macLength(algorithm));
     return {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
@@ -541,7 +541,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       }
     };
     const extra: [number, number[]][] = [[TAG.INPUT_IS_DIGEST, [1]], [TAG.SIG_FORMAT, [options.format === 'der' ? 1 : 0]]];
-    const setup = (ch: AppletChannel) => ch.setEnvironment(CRT.DST, algorithm, k.ref, extra);
+    const setup = (ch: AppletChannel) => ch.setEnvironment(CRT.DST, algorithm, k, extra);
     return {
       update: async (d) => {
         if (done) throw new StateError('stream already finished');

@@ -56,8 +56,10 @@ export class AppletChannel {
    * MSE:SET of one CRT; skipped when the card already has exactly this
    * environment (saves an APDU per operation in the common repeated case).
    */
-  async setEnvironment(crt: number, algorithm: number, keyRef?: number, extra: [number, Uint8Array | number[]][] = []): Promise<void> {
-    const data = tlvs([TAG.ALGORITHM, u16(algorithm)], ...(keyRef ? [[TAG.KEY_REF, [keyRef]] as [number, number[]]] : []), ...extra);
+  async setEnvironment(crt: number, algorithm: number, key?: { ref: number; stamp?: Uint8Array }, extra: [number, Uint8Array | number[]][] = []): Promise<void> {
+    // The key's stamp where the card gave one: the card refuses (6A88) a slot that holds another key by then.
+    const keyTlvs: [number, Uint8Array | number[]][] = key ? [[TAG.KEY_REF, [key.ref]], ...(key.stamp ? [[TAG.KEY_STAMP, key.stamp] as [number, Uint8Array]] : [])] : [];
+    const data = tlvs([TAG.ALGORITHM, u16(algorithm)], ...keyTlvs, ...extra);
     const held = this.mse.get(crt);
     if (held && held.length === data.length && held.every((b, i) => b === data[i])) {
       data.fill(0);
