@@ -454,8 +454,13 @@ export class SenvApplet implements Applet {
         return empty;
       }
       case DO.DELETE_KEY: {
-        if (cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
+        // No data, or the key's stamp (83 08): the deletion is then refused (6A88) for another key written into the slot since.
+        if (cmd.data.length && cmd.data.length !== 10) throw new CardStatus(SW.WRONG_LENGTH);
         const k = must(this.store.keys.get(id), SW.REF_NOT_FOUND);
+        if (cmd.data.length) {
+          if (cmd.data[0] !== TAG.KEY_STAMP || cmd.data[1] !== 8) throw new CardStatus(SW.WRONG_DATA);
+          if (cmd.data.subarray(2).some((b, i) => b !== k.stamp[i])) throw new CardStatus(SW.REF_NOT_FOUND);
+        }
         this.store.keys.delete(id);
         this.commit(false, () => this.store.keys.set(id, k), () => k.secret?.fill(0));
         return empty;

@@ -2249,7 +2249,11 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     // Another application deleted the key and wrote its own there; the channel's environment (MSE:SET) is the one set before.
     reader.store.keys.set(slot, { ...reader.store.keys.get(slot)!, secret: theirs, stamp: newStamp() });
     await expect(sign()).rejects.toMatchObject({ sw: 0x6a88 });
+    // Nor is the other application's key deleted with ours: the deletion carries the stamp too.
+    const foreign = reader.store.keys.get(slot)!;
+    b.deleteKey(key);
     await b.close();
+    expect(reader.store.keys.get(slot), 'the key another application wrote stays').toBe(foreign);
   });
 });
 

@@ -374,16 +374,18 @@ export class PcscBackend implements SecureEnvironmentBackend {
   deleteKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
-    const done: Promise<void> = this.deleteSlot(key.ref)
+    const done: Promise<void> = this.deleteSlot(key.ref, key.stamp)
       .catch(() => void (this.shared || this.orphans.add(key.ref)))
       .finally(() => this.deleting.delete(done));
     this.deleting.add(done);
   }
 
   /** PUT DATA 03: the slot is free again once the card deleted its key, or says there is none (6A88). */
-  private async deleteSlot(ref: number): Promise<void> {
+  private async deleteSlot(ref: number, stamp?: Uint8Array): Promise<void> {
+    // With the key's stamp, the card deletes that key only: not one another application wrote into the slot since (6A88, as for none).
+    const data = stamp ? tlvs([TAG.KEY_STAMP, stamp]) : undefined;
     try {
-      await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref }));
+      await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.PUT_DATA, p1: DO.DELETE_KEY, p2: ref, ...(data ? { data } : {}) }));
     } catch (e) {
       if (!(answeredBy(e, INS.PUT_DATA) && e.sw === 0x6a88)) throw e;
     }
