@@ -14,12 +14,15 @@ export const INS = {
 export const MSE_SET = 0x41;
 export const CRT = { HT: 0xaa, DST: 0xb6, CT: 0xb8, AT: 0xa4 } as const;
 
+/** The length of a key stamp (tag 83): what the card draws each time it writes a key slot. */
+export const KEY_STAMP_LENGTH = 8;
+
 /** Tags inside a CRT (MSE data) and key templates. */
 export const TAG = {
   ALGORITHM: 0x80, // 2 bytes: the TS-0016 algorithm value
   KEY_KIND: 0x81, // 1 byte: 1 secret, 2 public
   KEY_MATERIAL: 0x82,
-  KEY_STAMP: 0x83, // 8 bytes in a key information: drawn each time the slot is written
+  KEY_STAMP: 0x83, // KEY_STAMP_LENGTH bytes in a key information: drawn each time the slot is written
   KEY_REF: 0x84, // 1 byte: key slot 01..FE
   IV: 0x87, // CBC IV / AEAD nonce
   AAD: 0xc2, // AEAD associated data

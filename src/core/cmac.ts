@@ -20,8 +20,11 @@ export interface Mac {
   destroy(): void;
 }
 
+/** What CBC-MAC without padding takes, said alike by every SE that computes it. */
+export const CBC_MAC_LENGTH = 'AES CBC-MAC (no padding): data must be a non-empty multiple of 16 bytes';
+
 function final(status: number, alg: number): number {
-  if (status === -2) throw new LengthError('AES CBC-MAC (no padding): data must be a non-empty multiple of 16 bytes');
+  if (status === -2) throw new LengthError(CBC_MAC_LENGTH);
   return check(status, alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC');
 }
 

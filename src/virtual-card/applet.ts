@@ -3,7 +3,7 @@
 // ever returns it.
 import type { DecodedCommand } from '../apdu/apdu.ts';
 import { ApduError } from '../apdu/errors.ts';
-import { CRT, DO, FCI, INS, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.ts';
+import { CRT, DO, FCI, INS, KEY_STAMP_LENGTH, MSE_SET, PSO, SENV_AID, TAG } from '../apdu/profile.ts';
 import { decodeTlvs, encodeTlv, findTlv, tlvs, u16, u32, type Tlv } from '../apdu/tlv.ts';
 import {
   AuthenticationError, cbc, ccm, constantTimeEqual, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
@@ -73,6 +73,11 @@ interface Environment {
 }
 
 const SE_STATE = (crt: number) => `se:${crt}`;
+
+/** Whether `stamp` is the key's: the host names the key it means by it (MSE:SET, PUT DATA 03). */
+function hasStamp(k: KeyRecord, stamp: Uint8Array): boolean {
+  return stamp.length === k.stamp.length && stamp.every((b, i) => b === k.stamp[i]);
+}
 const STREAM = 'stream';
 
 /** A public key as the profile takes it: an uncompressed point of the curve (anything else: 6A80). */
@@ -201,7 +206,7 @@ export class SenvApplet implements Applet {
     const k = must(this.store.keys.get(ref), SW.REF_NOT_FOUND);
     // A stamp in the environment names the key the host means: another written into the slot since is not it.
     const stamp = findTlv(env.tlv, TAG.KEY_STAMP);
-    if (stamp && (stamp.length !== k.stamp.length || stamp.some((b, i) => b !== k.stamp[i]))) throw new CardStatus(SW.REF_NOT_FOUND);
+    if (stamp && !hasStamp(k, stamp)) throw new CardStatus(SW.REF_NOT_FOUND);
     if (k.algorithm !== env.algorithm) throw new CardStatus(SW.REF_NOT_USABLE);
     return k;
   }
@@ -455,11 +460,11 @@ export class SenvApplet implements Applet {
       }
       case DO.DELETE_KEY: {
         // No data, or the key's stamp (83 08): the deletion is then refused (6A88) for another key written into the slot since.
-        if (cmd.data.length && cmd.data.length !== 10) throw new CardStatus(SW.WRONG_LENGTH);
+        if (cmd.data.length && cmd.data.length !== 2 + KEY_STAMP_LENGTH) throw new CardStatus(SW.WRONG_LENGTH);
         const k = must(this.store.keys.get(id), SW.REF_NOT_FOUND);
         if (cmd.data.length) {
-          if (cmd.data[0] !== TAG.KEY_STAMP || cmd.data[1] !== 8) throw new CardStatus(SW.WRONG_DATA);
-          if (cmd.data.subarray(2).some((b, i) => b !== k.stamp[i])) throw new CardStatus(SW.REF_NOT_FOUND);
+          if (cmd.data[0] !== TAG.KEY_STAMP || cmd.data[1] !== KEY_STAMP_LENGTH) throw new CardStatus(SW.WRONG_DATA);
+          if (!hasStamp(k, cmd.data.subarray(2))) throw new CardStatus(SW.REF_NOT_FOUND);
         }
         this.store.keys.delete(id);
         this.commit(false, () => this.store.keys.set(id, k), () => k.secret?.fill(0));

@@ -9,6 +9,7 @@
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
+import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { InvalidInputError, StateError } from '../core/errors.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
@@ -34,11 +35,9 @@ interface FileFormat {
   objects: Record<string, string>;
 }
 
-export const STAMP_BYTES = 8;
-
 /** A key stamp: random, so that no two keys a slot held share one. */
 export function newStamp(): Uint8Array {
-  return globalThis.crypto.getRandomValues(new Uint8Array(STAMP_BYTES));
+  return globalThis.crypto.getRandomValues(new Uint8Array(KEY_STAMP_LENGTH));
 }
 
 /** Capacity reported by GET DATA DF02 and enforced on writes. */
@@ -119,7 +118,7 @@ export class KeyStore {
       if (k.kind === 'secret' ? !k.secret : !k.publicKey || k.secret !== undefined) throw damaged(`key ${ref} does not hold what a ${k.kind} key holds`);
       // A store of an earlier version has no stamps: each key gets one now, kept from then on.
       const stamp = k.stamp === undefined ? newStamp() : bytes(k.stamp, `key ${ref} stamp`);
-      if (stamp.length !== STAMP_BYTES) throw damaged(`key ${ref} stamp is not ${STAMP_BYTES} bytes`);
+      if (stamp.length !== KEY_STAMP_LENGTH) throw damaged(`key ${ref} stamp is not ${KEY_STAMP_LENGTH} bytes`);
       if (k.stamp === undefined) unstamped = true;
       this.keys.set(n, {
         algorithm: k.algorithm as number, kind: k.kind, stamp,

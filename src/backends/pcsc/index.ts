@@ -12,7 +12,8 @@ import { checkRandomLength, checkRebootType, markKeyHandle } from '../backend.ts
 import { checkMaterial } from '../key-material.ts';
 import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
-import { CRT, DO, INS, PSO, TAG } from '../../apdu/profile.ts';
+import { CRT, DO, INS, KEY_STAMP_LENGTH, PSO, TAG } from '../../apdu/profile.ts';
+import { CBC_MAC_LENGTH } from '../../core/cmac.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { hash } from '../../core/hash.ts';
 import {
@@ -337,7 +338,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     // serial:slot, and the slot's key stamp where the card gave one (written by earlier versions without).
     const [serial, refText = '', stampText, ...rest] = stored.ref.split(':');
     if (serial !== hex(this.live().serial)) throw new StateError(`key reference is for card ${serial}, this is ${hex(this.live().serial)}`);
-    if (!/^[1-9]\d{0,2}$/.test(refText) || Number(refText) > 254 || rest.length || (stampText !== undefined && !/^[0-9A-F]{16}$/.test(stampText))) {
+    if (!/^[1-9]\d{0,2}$/.test(refText) || Number(refText) > 254 || rest.length || (stampText !== undefined && !STAMP_TEXT.test(stampText))) {
       throw new StateError('key reference is not serial:slot[:stamp] of this profile');
     }
     const ref = Number(refText);
@@ -495,7 +496,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
           // No MAC is that long, but a message CBC-MAC cannot take is refused first, as the software SE refuses it.
           const total = s.received + (last?.length ?? 0);
           s.abort();
-          if (info.family === 'cbc-mac' && (total === 0 || total % 16 !== 0)) throw new LengthError('AES CBC-MAC (no padding): data must be a non-empty multiple of 16 bytes');
+          if (info.family === 'cbc-mac' && (total === 0 || total % 16 !== 0)) throw new LengthError(CBC_MAC_LENGTH);
           return false;
         }
         if (last) await s.update(last);
@@ -685,10 +686,13 @@ function ecPoint(point: Uint8Array | undefined, algorithm: number): Uint8Array {
   throw new ApduError(`the card returned ${point ? `a public point of ${point.length} bytes` : 'no public point'} where an uncompressed one of ${n} bytes belongs`);
 }
 
-/** A key information's stamp (tag 83, 8 bytes), or undefined from a card that gives none. */
+/** A stamp in a stored reference: hex() of KEY_STAMP_LENGTH bytes. */
+const STAMP_TEXT = new RegExp(`^[0-9A-F]{${2 * KEY_STAMP_LENGTH}}$`);
+
+/** A key information's stamp (tag 83, KEY_STAMP_LENGTH bytes), or undefined from a card that gives none. */
 function stampOf(info: Tlv[], ref: number): Uint8Array | undefined {
   const stamp = findTlv(info, TAG.KEY_STAMP);
-  if (stamp !== undefined && stamp.length !== 8) throw new ApduError(`the card's information on slot ${ref} has a key stamp of ${stamp.length} bytes, not 8`);
+  if (stamp !== undefined && stamp.length !== KEY_STAMP_LENGTH) throw new ApduError(`the card's information on slot ${ref} has a key stamp of ${stamp.length} bytes, not ${KEY_STAMP_LENGTH}`);
   return stamp?.slice();
 }
 
