@@ -102,7 +102,6 @@ export interface KeyHandle {
 // (e2eSecInfo, keyInformation) may well have `spec` and `kind` members.
 const keyHandles = new WeakSet<object>();
 
-/** Registers a handle a backend hands out; only registered objects are treated as keys. */
 /** random()'s length, checked alike by every backend: a whole number of bytes up to the backend's maxRandomLength. */
 export function checkRandomLength(length: unknown, capabilities: BackendCapabilities): number {
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) throw new InvalidInputError(`byte count must be a non-negative integer, got ${shown(length)}`);
@@ -116,6 +115,16 @@ export function checkRebootType(type: unknown): RebootType {
   return type;
 }
 
+/** signature()'s options, checked alike by every backend: a caller outside TypeScript may pass anything. */
+export function checkSignatureOptions(options: unknown): SignatureOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidInputError(`signature options must be an object, got ${shown(options)}`);
+  const { format, prehashed } = options as Record<string, unknown>;
+  if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`signature format must be 'der' or 'raw', got ${shown(format)}`);
+  if (typeof prehashed !== 'boolean') throw new InvalidInputError(`prehashed must be a boolean, got ${shown(prehashed)}`);
+  return { format, prehashed };
+}
+
+/** Registers a handle a backend hands out; only registered objects are treated as keys. */
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   keyHandles.add(handle);
   return handle;

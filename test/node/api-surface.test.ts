@@ -173,6 +173,9 @@ describe('public API surface', () => {
     expect(() => b.signature(33, aes, { format: 'der', prehashed: false })).toThrow(InvalidInputError);
     expect(() => b.cipher(1001, aes, 'sideways' as 'encrypt', { nonce: new Uint8Array(12) })).toThrow(InvalidInputError);
     const mac = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(20).fill(7));
+    for (const bad of [undefined, null, 'der', {}, { format: 'DER', prehashed: false }, { format: 'raw', prehashed: 1 }]) {
+      expect(() => b.signature(25, mac, bad as never), String(JSON.stringify(bad))).toThrow(InvalidInputError);
+    }
     const s = b.signature(25, mac, { format: 'der', prehashed: false });
     await s.update(Uint8Array.of(1, 2, 3));
     expect(await s.sign()).toEqual(hmac('SHA-256', new Uint8Array(20).fill(7), Uint8Array.of(1, 2, 3)));

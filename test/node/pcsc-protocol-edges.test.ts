@@ -8,7 +8,7 @@ import { decodeCommand, encodeCommand, fromHex, hex } from '../../src/apdu/apdu.
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
 import { ChainingLayer, GetResponseLayer, RawTransport, StatusLayer } from '../../src/apdu/transport.ts';
 import { StatusWordError } from '../../src/apdu/errors.ts';
-import { InvalidValueError, LengthError } from '../../src/core/errors.ts';
+import { InvalidInputError, InvalidValueError, LengthError } from '../../src/core/errors.ts';
 import { ecdsa, initSync, sha256 } from '../../src/core/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import { SHORT_LIMITS } from '../../src/virtual-card/card.ts';
@@ -164,6 +164,24 @@ describe('key slots (in-process card)', () => {
     expect(reader.sent.filter((a) => a[1] === 0xda), 'no PUT DATA').toEqual([]);
     const k = await b.importKey(spec, 'public', good);
     expect(await b.publicKey(k)).toEqual(good);
+    await b.close();
+    await soft.close();
+  });
+
+  it('signature options are checked on the host as the software SE checks them: nothing goes to the card', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const soft = new SoftwareBackend();
+    await soft.open();
+    const spec = { use: 'signature', algorithm: 33 } as const;
+    const [card, own] = [await b.generateKey(spec), await soft.generateKey(spec)];
+    reader.sent.length = 0;
+    for (const bad of [undefined, { format: 'raw' }, { format: 'pem', prehashed: false }]) {
+      await expect(b.signature(33, card, bad as never), JSON.stringify(bad)).rejects.toThrow(InvalidInputError);
+      expect(() => soft.signature(33, own, bad as never), JSON.stringify(bad)).toThrow(InvalidInputError);
+    }
+    expect(reader.sent, 'no APDU').toEqual([]);
     await b.close();
     await soft.close();
   });

@@ -8,7 +8,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { checkRandomLength, checkRebootType, markKeyHandle } from '../backend.ts';
+import { checkRandomLength, checkRebootType, checkSignatureOptions, markKeyHandle } from '../backend.ts';
 import { checkMaterial } from '../key-material.ts';
 import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
@@ -479,6 +479,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream> {
     if (!this.capabilities.signatureAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    options = checkSignatureOptions(options);
     const k = asCardKey(key, this, this.keys);
     const info = SIGNATURES[algorithm];
     if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);

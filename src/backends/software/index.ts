@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkRandomLength, checkRebootType, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkRandomLength, checkRebootType, checkSignatureOptions, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -192,6 +192,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
     this.#live();
     if (!MAC_ALGORITHMS.includes(algorithm) && !ECDSA_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    options = checkSignatureOptions(options);
     const k = keyFor(key, 'signature', algorithm);
     if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);
     if (ECDSA_ALGORITHMS.includes(algorithm)) return openEcdsa(algorithm, k, options);
