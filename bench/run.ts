@@ -113,7 +113,8 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     const mod = benchModules[name]!;
     records.push(...(await runGroups(await mod(opts), opts)));
   }
-  if (args.filter !== undefined && records.length === 0) throw new Error(`bench: --filter ${args.filter} matched no group of ${names.join(', ')}`);
+  // A timing-leak probe reports a finding, not a record.
+  if (args.filter !== undefined && records.length === 0 && findings.length === 0) throw new Error(`bench: --filter ${args.filter} matched no group or probe of ${names.join(', ')}`);
   const result = {
     date: new Date().toISOString(),
     runtime: `node ${process.versions.node} (V8 ${process.versions.v8})`,

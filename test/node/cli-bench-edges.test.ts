@@ -496,6 +496,34 @@ describe('senv bench --out (dist/bench/run.js, with stand-in modules and benchma
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a --filter that selects only a timing-leak probe (a finding, no record) runs it; one that selects nothing is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-bench-'));
+    try {
+      const ran: string[] = [];
+      // As dudect-aes does: each probe the filter selects reports a finding, and the module no group.
+      const leaks = (opts: BenchOptions): BenchGroup[] => {
+        for (const probe of ['block, fixed vs random', 'control']) {
+          if (opts.filter && !opts.filter.test(probe)) continue;
+          ran.push(probe);
+          opts.finding?.('leaks', { probe });
+        }
+        return [];
+      };
+      const bench = await withMocks<typeof import('../../bench/run.ts')>({
+        benchmark: fakeBenchmark({}),
+        '../../dist/bench/index.js': () => ({ benchModules: { leaks } }),
+      }, '../../dist/bench/run.js');
+      capture();
+      const out = join(dir, 'r.json');
+      await expect(bench.runBench({ quick: true, only: ['leaks'], filter: '^control$', out })).resolves.toEqual([]);
+      expect(ran).toEqual(['control']);
+      expect(JSON.parse(readFileSync(out, 'utf8')).findings).toEqual([{ module: 'leaks', probe: 'control' }]);
+      await expect(bench.runBench({ quick: true, only: ['leaks'], filter: '^nothing$', out })).rejects.toThrow('--filter ^nothing$ matched no group or probe of leaks');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('senv bench without --out (dist/bench/run.js in a copy of the checkout)', () => {
