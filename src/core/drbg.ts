@@ -3,7 +3,7 @@
 // from the runtime's CSPRNG (crypto.getRandomValues on Node, Deno and
 // browsers) unless a test supplies its own source.
 import { core, type Core } from './loader.ts';
-import { EMPTY } from './bytes.ts';
+import { EMPTY, secretBytes, secretCopy } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
@@ -38,8 +38,10 @@ const NONCE_BYTES = 16;
 export const MAX_REQUEST_BYTES = 65536;
 const ERR_STATE = -7;
 
+// Seed material lives outside V8's heap (secretBytes): a small array there is moved by a
+// collection, which leaves its bytes behind where no zero-fill reaches them.
 const systemEntropy: EntropySource = (n) => {
-  const out = new Uint8Array(n);
+  const out = secretBytes(n);
   globalThis.crypto.getRandomValues(out);
   return out;
 };
@@ -53,7 +55,7 @@ function take(source: EntropySource, n: number, what: string): Uint8Array {
   const returned = source(n);
   const b = bytesArg(returned, what);
   if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
-  return source === systemEntropy ? b : new Uint8Array(b);
+  return source === systemEntropy ? b : secretCopy(b);
 }
 
 /**

@@ -77,15 +77,26 @@ class HashContext extends CoreContext implements Hash {
   }
 
   digest(): Uint8Array {
+    return this.#finish(false);
+  }
+
+  /** The digest of `data` in secretBytes memory: a long HMAC key's, which stands for the key. */
+  static secretDigest(name: HashName, data: Uint8Array): Uint8Array {
+    return new HashContext(hashId(name), DIGEST_LENGTHS[name]).update(data).#finish(true);
+  }
+
+  #finish(secret: boolean): Uint8Array {
     const ctx = this.live();
     const c = coreOf(this);
     const status = c.x.hash_final(ctx, c.io);
     if (status < 0) throw statusError(status, 'hash');
-    const out = takeOutput(c, c.io, this.outputLen);
+    const out = takeOutput(c, c.io, this.outputLen, this.outputLen, secret);
     this.destroy();
     return out;
   }
 }
+
+export const secretDigest = (name: HashName, data: Uint8Array): Uint8Array => HashContext.secretDigest(name, data);
 
 export function createHash(name: HashName): Hash {
   const id = hashId(name);

@@ -3,8 +3,7 @@
 import { core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, statusError } from './errors.ts';
-import { hash as digestOf, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
-import { secretCopy } from './bytes.ts';
+import { secretDigest, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
 
 /**
  * Writes `key` to the end of the I/O window and runs `fn(ptr, len)`. A key longer than the hash's
@@ -15,9 +14,7 @@ import { secretCopy } from './bytes.ts';
 function withKey<T>(name: HashName, key: Uint8Array, reserved: number, fn: (ptr: number, len: number) => T): T {
   const c = core();
   if (key.length + reserved > c.ioSize) {
-    const raw = digestOf(name, key);
-    const digest = secretCopy(raw);
-    raw.fill(0);
+    const digest = secretDigest(name, key);
     try {
       return withKey(name, digest, 0, fn);
     } finally {

@@ -154,7 +154,7 @@ describe('nothing is left behind', () => {
     const RealU8 = Uint8Array;
     const entropy = rnd(32);
     let calls = 0;
-    const copies = arraysMade((from) => from === entropy || (from instanceof RealU8 && from.buffer === entropy.buffer), () => {
+    const copies = arraysMade((from) => from === entropy || (from instanceof RealU8 && from.buffer === entropy.buffer) || (isFreshBuffer(from) && (from as ArrayBuffer).byteLength === 32), () => {
       expect(() => new HmacDrbg({ entropy: () => (++calls === 1 ? entropy : new RealU8(3)) })).toThrow(LengthError);
     });
     expect(copies.length, 'the DRBG took a private copy').toBeGreaterThan(0);
@@ -175,6 +175,33 @@ describe('nothing is left behind', () => {
     expect(coreMemoryStats().inUseBytes).toBe(held);
     expect(found(new RealU8(32).fill(0x5e)), 'reseed entropy').toEqual([]);
     d.destroy();
+  });
+
+  it('seed material and a long HMAC key\'s digest are made outside the JS heap (secretBytes) and zeroized after use', () => {
+    const RealU8 = Uint8Array;
+    // A small array inside V8's heap is moved by a collection, which leaves its bytes where no zero-fill reaches.
+    const onHeap = (lengths: number[]) => (from: unknown) => (typeof from === 'number' && lengths.includes(from)) || (from instanceof RealU8 && lengths.includes(from.length) && !(from.buffer instanceof ArrayBuffer && from.buffer.byteLength > 2 ** 16));
+    const offHeap = (lengths: number[]) => (from: unknown) => isFreshBuffer(from) && lengths.includes((from as ArrayBuffer).byteLength);
+    const source = rnd(32);
+    for (const [what, make] of [
+      ['the system source', () => new HmacDrbg().destroy()],
+      ['a caller\'s source', () => new HmacDrbg({ entropy: () => source }).destroy()],
+    ] as const) {
+      expect(arraysMade(onHeap([16, 32]), make), `${what}: no seed array in the JS heap`).toEqual([]);
+      const held = arraysMade(offHeap([16, 32]), make);
+      expect(held.length, `${what}: entropy and nonce in secretBytes memory`).toBeGreaterThanOrEqual(2);
+      for (const h of held) expect(h.every((b) => b === 0), `${what}: zeroized`).toBe(true);
+    }
+    const key = new RealU8(core().ioSize + 1).fill(7);
+    for (const [name, dl] of [['SHA-256', 32], ['SHA-512', 64]] as const) {
+      let mac = new RealU8(0);
+      const slices = arraysMade((from) => from instanceof RealU8 && from.buffer === core().mem().buffer, () => (mac = hmac(name, key, rnd(40))));
+      expect(slices.map((a) => a.length), `${name}: only the MAC is read out of the core`).toEqual([dl]);
+      expect(slices[0], name).toBe(mac);
+      const digests = arraysMade(offHeap([dl]), () => hmac(name, key, rnd(40)));
+      expect(digests.length, `${name}: the key's digest in secretBytes memory`).toBeGreaterThan(0);
+      for (const d of digests) expect(d.every((b) => b === 0), `${name}: the key's digest zeroized`).toBe(true);
+    }
   });
 
   it('randomBytes over 64 KiB zeroizes each piece it joined', () => {
