@@ -11,7 +11,7 @@ import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
 import { bytesArg, isBytes, unreadableView } from '../core/errors.ts';
 import { secretBytes, secretCopy } from '../core/bytes.ts';
-import { MAX_DEPTH } from './snapshot.ts';
+import { isDataObject, MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
 export type Optionality = 'M' | 'O' | 'NP';
@@ -278,25 +278,53 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       return list;
     }
     case 'any': {
-      let json: string | undefined;
-      let bytes = false;
-      try {
-        // Bytes have no JSON form of their own: stored as JSON they would be lost, or become an object of numbers.
-        json = JSON.stringify(v, (_k, x) => {
-          if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer) throw (bytes = true);
-          return x;
-        });
-      } catch {
-        json = undefined;
-      }
-      if (bytes) throw bad('JSON: bytes inside it go as base64 text');
-      if (json === undefined || json.length > 65536) throw bad('a JSON value of at most 64 KiB');
-      const value = JSON.parse(json) as unknown;
+      const value = jsonData(v, a, { left: MAX_JSON });
       if (t.object && (typeof value !== 'object' || value === null || Array.isArray(value))) throw bad(`an object (${t.object})`);
-      if (nests(value, ANY_DEPTH)) throw badRequest(`${a.sn} (${a.name}) is nested too deep (request content nests at most ${MAX_DEPTH} levels)`);
+      if (JSON.stringify(value).length > MAX_JSON) throw bad('a JSON value of at most 64 KiB');
       return value;
     }
   }
+}
+
+/** A JSON attribute's text, and so its values (each at least one character), at most. */
+const MAX_JSON = 65536;
+
+/**
+ * A JSON attribute's value as data of its own: objects (own enumerable members), arrays, strings,
+ * finite numbers, booleans and null, each member read once and no toJSON called, so that the
+ * request read at once and a queued one's copy (snapshot.ts, which copies data objects only) give
+ * the same value or the same refusal. As JSON.stringify does, a member that is undefined or a function is left out
+ * of an object and null in an array.
+ */
+function jsonData(v: unknown, a: AttributeDef, budget: { left: number }, depth = 0): unknown {
+  const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be JSON: ${what}`);
+  if (--budget.left < 0) throw badRequest(`${a.sn} (${a.name}) must be a JSON value of at most 64 KiB`);
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw bad(`${v} is no JSON number`);
+    return v;
+  }
+  if (typeof v !== 'object') throw bad(`a ${typeof v} is no JSON value`);
+  if (isBytes(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw bad('bytes inside it go as base64 text');
+  if (depth >= ANY_DEPTH) throw badRequest(`${a.sn} (${a.name}) is nested too deep (request content nests at most ${MAX_DEPTH} levels)`);
+  if (Array.isArray(v)) {
+    const n = v.length;
+    if (!(n <= budget.left)) throw badRequest(`${a.sn} (${a.name}) must be a JSON value of at most 64 KiB`);
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      const x: unknown = v[i];
+      out.push(x === undefined || typeof x === 'function' ? null : jsonData(x, a, budget, depth + 1));
+    }
+    return out;
+  }
+  if (!isDataObject(v)) throw bad('objects, arrays, strings, numbers, booleans and null (no Date, boxed value, Map or object with toJSON)');
+  const entries: [string, unknown][] = [];
+  for (const k of Object.keys(v)) {
+    const x: unknown = (v as Record<string, unknown>)[k];
+    if (x !== undefined && typeof x !== 'function') entries.push([k, jsonData(x, a, budget, depth + 1)]);
+  }
+  // fromEntries defines members: one named __proto__ (JSON.parse makes those) stays a member.
+  return Object.fromEntries(entries);
 }
 
 /**
@@ -311,12 +339,6 @@ function listCopy(v: unknown): unknown[] | undefined {
   const list: unknown[] = [];
   for (let i = 0; i < n; i++) list.push(v[i]);
   return list;
-}
-
-/** Whether a JSON value holds an object or array `levels` levels below itself. */
-function nests(v: unknown, levels: number): boolean {
-  if (typeof v !== 'object' || v === null) return false;
-  return levels === 0 || Object.values(v).some((x) => nests(x, levels - 1));
 }
 
 export function tooLarge(a: AttributeDef, max: number): McsError {

@@ -50,10 +50,22 @@ function copy<T>(value: T, copies: Uint8Array[], depth: number, budget: { left: 
     for (let i = 0; i < n; i++) out.push(copy(value[i] as unknown, copies, depth + 1, budget, name));
     return out as T;
   }
+  // Any other kind of object (a Date, a boxed string, another typed array) no attribute takes: it stays
+  // as it is for the checks to refuse, as they refuse it in a request read at once (a copy of its
+  // members would be a plain object they take).
+  if (!isDataObject(value)) return value;
   // A spread keeps own members named like Object.prototype's (__proto__ from JSON.parse) as members.
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
   for (const k of Object.keys(out)) out[k] = copy(out[k], copies, depth + 1, budget, k);
   return out as T;
+}
+
+/**
+ * An object JSON reads member by member (a class instance too): not a Date, boxed value, Map,
+ * typed array or other object with internal slots, and without a toJSON of its own or inherited.
+ */
+export function isDataObject(v: object): boolean {
+  return Object.prototype.toString.call(v) === '[object Object]' && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
 }
 
 const tooMuch = () => badRequest('request content too large to be read (shared or cyclic values?)');

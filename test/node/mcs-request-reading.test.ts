@@ -410,6 +410,46 @@ describe('Mcs: a request is read as it was sent', () => {
     await s.engine.close();
   });
 
+  it('a JSON attribute takes data only, alike on both paths: bytes, Dates, boxed values, Maps, bigints, NaN and toJSON are refused, never stored as something else', async () => {
+    const s = await session();
+    const refused: [string, () => unknown, RegExp][] = [
+      ['Buffer', () => Buffer.from([1, 2]), /bytes inside it go as base64 text/],
+      ['Int16Array', () => new Int16Array([1, 2]), /bytes inside it/],
+      ['ArrayBuffer', () => new ArrayBuffer(2), /bytes inside it/],
+      ['DataView', () => new DataView(new ArrayBuffer(2)), /bytes inside it/],
+      ['boxed string', () => new String('x'), /no Date, boxed value/],
+      ['Date', () => new Date(0), /no Date, boxed value/],
+      ['Map', () => new Map([[1, 2]]), /no Date, boxed value/],
+      ['toJSON', () => ({ toJSON: () => 'read when served' }), /object with toJSON/],
+      ['bigint', () => 1n, /a bigint is no JSON value/],
+      ['NaN', () => Number.NaN, /NaN is no JSON number/],
+    ];
+    for (const queued of PATHS) {
+      const before = body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').esi;
+      for (const [what, make, message] of refused) {
+        fails(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': { esi: { cert: make() } } })), 4000, `${what}, ${pathName(queued)}`, message);
+        expect(body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').esi, `${what}, ${pathName(queued)}: nothing stored`).toEqual(before);
+      }
+      // A class instance is data (its own members), as JSON reads it; undefined and functions are left out.
+      class Info {
+        cert = 'abc';
+        skipped = undefined;
+        list = [1, undefined, 'x'];
+        method() {}
+      }
+      const r = ok(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': { esi: new Info() } })), 2004, `class instance, ${pathName(queued)}`);
+      expect(body(r, 'senv:Senv').esi, pathName(queued)).toEqual({ cert: 'abc', list: [1, null, 'x'] });
+    }
+    // Read at send(): a member changed while the request waits is not what is stored.
+    const info = { cert: 'as sent' };
+    const busy = s.retrieve(s.seId);
+    const sent = s.update(s.seId, { 'senv:Senv': { esi: info } });
+    info.cert = 'changed after send()';
+    await busy;
+    expect(body(ok(await sent, 2004, 'queued'), 'senv:Senv').esi).toEqual({ cert: 'as sent' });
+    await s.engine.close();
+  });
+
   it('only own members of the content count: an inherited attribute or root element is ignored on both paths', async () => {
     const s = await session();
     for (const queued of PATHS) {
