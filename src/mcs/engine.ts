@@ -19,7 +19,7 @@ import { parseRequest, releaseVersion, requestId, type McsRequest, type McsRespo
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
-import { badRequest, isA, kindOf, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
@@ -311,7 +311,7 @@ export class McsEngine {
         if (a.create === 'M' && !values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) is mandatory at CREATE`);
       }
       // A well-formed registration sent again (a retry) is told so, whatever name it gives.
-      if (!parent && host.registrationOf(ctx.originator)) throw new McsError(RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, `${ctx.originator} is already registered with this SE`);
+      if (!parent && host.registrationOf(ctx.originator)) throw new McsError(RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, `${quoted(ctx.originator)} is already registered with this SE`);
       ri = host.newRi(def.type);
       rn = (values.get('resourceName') as string | undefined) ?? ri;
       values.delete('resourceName');
@@ -593,7 +593,7 @@ export class McsEngine {
       for (const k of Object.keys(body)) {
         const v = (body as Record<string, unknown>)[k];
         const a = def.bySn.get(k) ?? def.byName.get(k);
-        if (!a) throw badRequest(`unknown attribute '${k.slice(0, 40)}' for <${def.type.name}>`);
+        if (!a) throw badRequest(`unknown attribute '${quoted(k)}' for <${def.type.name}>`);
         if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
         // The SE sets it at every CREATE: the request for it is met, and nothing is stored from it.
         if (v === null && when === 'create' && a.nullAsksAtCreate) continue;
@@ -632,7 +632,7 @@ export class McsEngine {
     if (Array.isArray(acpi)) {
       values.set('accessControlPolicyIDs', acpi.map((id: string) => {
         const acp = policyAt(ctx.host, id);
-        if (acp?.ty !== ACP_TY) throw badRequest(`acpi: '${id.slice(0, 80)}' is not an <accessControlPolicy> of this SE`);
+        if (acp?.ty !== ACP_TY) throw badRequest(`acpi: '${quoted(id)}' is not an <accessControlPolicy> of this SE`);
         return acp.ri;
       }));
     }

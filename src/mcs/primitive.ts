@@ -2,7 +2,7 @@
 // clause 7 with TS-0016 clause 7.2.2: blocking requests only, no NOTIFY).
 // JSON uses the short names; the long names are accepted in requests too.
 import { parseTimestamp } from './codec.ts';
-import { badRequest, McsError, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
+import { badRequest, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 
 export const Operation = { CREATE: 1, RETRIEVE: 2, UPDATE: 3, DELETE: 4 } as const;
 export type Operation = (typeof Operation)[keyof typeof Operation];
@@ -52,10 +52,12 @@ function isShort(k: string): boolean {
   }
 }
 
-/** The request identifier to echo, even from a request too malformed to parse (or to read: then none). */
+const MAX_RQI = 1024;
+
+/** The request identifier to echo, even from a request too malformed to parse (or to read, or one too long to take: then none). */
 export function requestId(raw: unknown): string {
   const v = member(raw, 'rqi', 'requestIdentifier');
-  return typeof v === 'string' ? v : '';
+  return typeof v === 'string' && v.length <= MAX_RQI ? v : '';
 }
 
 /** The release version to echo, even from a request too malformed to parse: only a supported one (an unsupported one is the 4001 itself). */
@@ -80,7 +82,7 @@ function longToShort(raw: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(raw)) {
     // Own members only: 'toString' or '__proto__' must not find Object.prototype's.
     const key = isShort(k) ? k : Object.hasOwn(LONG, k) ? LONG[k] : undefined;
-    if (!key) throw badRequest(`request parameter '${k.slice(0, 40)}' is not supported over Mcs`);
+    if (!key) throw badRequest(`request parameter '${quoted(k)}' is not supported over Mcs`);
     if (key in r) throw badRequest(`request parameter ${key} given twice`);
     r[key] = v;
   }
@@ -116,11 +118,11 @@ function parse(raw: unknown): McsRequest {
     }
   }
   const { op, to, fr, rqi, ty, pc, rvi, rt, rcn, ot, rqet } = r;
-  if (typeof rqi !== 'string' || rqi.length === 0 || rqi.length > 1024) throw badRequest('rqi (request identifier) must be a non-empty string');
+  if (typeof rqi !== 'string' || rqi.length === 0 || rqi.length > MAX_RQI) throw badRequest(`rqi (request identifier) must be a string of 1 to ${MAX_RQI} characters`);
   if (op === 5) throw new McsError(RSC.OPERATION_NOT_ALLOWED, 'NOTIFY is not supported over Mcs');
   if (op !== 1 && op !== 2 && op !== 3 && op !== 4) throw badRequest('op must be 1 CREATE, 2 RETRIEVE, 3 UPDATE or 4 DELETE');
-  if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be a non-empty address');
-  if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be a non-empty AE-ID or CSE-ID');
+  if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be an address of 1 to 4096 characters');
+  if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be an AE-ID or CSE-ID of 1 to 1024 characters');
   if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
     throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
   }

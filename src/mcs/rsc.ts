@@ -46,6 +46,9 @@ export class McsError extends SenvError {
 
 export const badRequest = (message: string) => new McsError(RSC.BAD_REQUEST, message);
 
+/** A caller's text (a name, an originator) as an m2m:dbg quotes it: its start only, so that the dbg stays short. */
+export const quoted = (text: string, max = 64): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 /**
  * What reading a caller's request raised, as the client error it is: the
  * McsErrors of the checks as they are, a byte value the core facade refused

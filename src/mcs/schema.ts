@@ -241,7 +241,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       return !copy ? view : a.secret ? secretCopy(view) : view.slice();
     }
     case 'uint':
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer');
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer of at most 2^53 - 1');
       return v;
     case 'enum':
       if (typeof v !== 'number' || !t.values.includes(v)) throw bad(`one of ${t.values.join(', ')} (${t.table})`);
@@ -271,7 +271,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
     case 'uints': {
       const list = listCopy(v);
       if (!list || !list.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
-        throw bad(`a list of at most ${MAX_LIST} non-negative integers`);
+        throw bad(`a list of at most ${MAX_LIST} non-negative integers of at most 2^53 - 1`);
       }
       const twice = t.unique ? list.find((x, i) => list.indexOf(x) !== i) : undefined;
       if (twice !== undefined) throw bad(`a list without repetitions (${String(twice)} is given twice)`);

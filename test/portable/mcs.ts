@@ -91,6 +91,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 } }), 4106, 'unregistered create');
         await s.register();
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4117, 'second registration');
+        // Caller text in an m2m:dbg is quoted by its start (fails() checks the dbg is short).
+        const wordy = new Session(engine, `C${'x'.repeat(1023)}`);
+        await wordy.register('wordy');
+        fails(await wordy.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4117, 'second registration, a long originator', /^Cx{63}… is already registered/);
         fails(await s.retrieve('4-nosuchse'), 4004, 'unknown SE');
         fails(await s.retrieve(s.path('reg', 'nothing')), 4004, 'unknown resource');
         fails(await s.create(s.path('reg', 'memory'), 20011, { 'senv:Senv': { sID: s.seId, seL: level } }), 4108, '<SE> below the root');
@@ -124,6 +128,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           fails(r, rsc, `request ${JSON.stringify(req)}`);
         }
         equal((await engine.send({ ...base, rqi: 'echo-me', op: 9 })).rqi, 'echo-me', 'rqi echoed on failure');
+        const longRqi = await engine.send({ ...base, rqi: 'q'.repeat(1025) });
+        fails(longRqi, 4000, 'an rqi of 1025 characters', /rqi \(request identifier\) must be a string of 1 to 1024 characters/);
+        equal(longRqi.rqi, '', 'an rqi refused for its length is not echoed');
+        equal((await engine.send({ ...base, rqi: 'q'.repeat(1024), op: 9 })).rqi, 'q'.repeat(1024), 'an rqi of 1024 characters is echoed');
         // A supported rvi is echoed whatever refused the request: the envelope, or no SE at the address.
         const refused: [Record<string, unknown>, number][] = [
           [{ ...base, op: 9 }, 4000], [{ ...base, op: 5 }, 4005], [{ ...base, fr: '' }, 4000], [{ ...base, to: 'nope-1' }, 4004],
