@@ -624,15 +624,22 @@ export class McsEngine {
     return { values, borrowed };
   }
 
-  /** expirationTime in the future; accessControlPolicyIDs naming <accessControlPolicy> resources of this SE. */
+  /**
+   * expirationTime in the future; accessControlPolicyIDs naming <accessControlPolicy> resources of
+   * this SE that the originator may retrieve: a policy it may not is answered as one that does not
+   * exist, so that acpi is no way to learn which addresses are policies, or their resource IDs.
+   */
   #checkCommon(ctx: Context, values: Map<string, unknown>): void {
     const et = values.get('expirationTime');
     if (typeof et === 'number' && et <= ctx.now) throw badRequest('et (expirationTime) must be in the future');
     const acpi = values.get('accessControlPolicyIDs');
     if (Array.isArray(acpi)) {
+      const lookup = (ri: string) => ctx.host.byRi.get(ri);
       values.set('accessControlPolicyIDs', acpi.map((id: string) => {
         const acp = policyAt(ctx.host, id);
-        if (acp?.ty !== ACP_TY) throw badRequest(`acpi: '${quoted(id)}' is not an <accessControlPolicy> of this SE`);
+        if (acp?.ty !== ACP_TY || !isAllowed(acp, ctx.originator, OP_BITS[2], lookup)) {
+          throw badRequest(`acpi: '${quoted(id)}' is not an <accessControlPolicy> of this SE the originator may retrieve`);
+        }
         return acp.ri;
       }));
     }

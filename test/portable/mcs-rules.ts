@@ -43,7 +43,9 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const s = new Session(engine, 'CAE1');
         await s.register();
         const level = engine.describe(s.seId)!.description.securityLevel;
-        const acpRi = body(ok(await s.create(s.seId, 1, { 'm2m:acp': { rn: 'acp', pv: ACP(['CAE1'], 63), pvs: ACP(['CAE1'], 63) } }), 2001, 'acp'), 'm2m:acp').ri as string;
+        // Its pvs lets anyone retrieve it: a new registration may name it in acpi.
+        const pvs = { acr: [{ acor: ['CAE1'], acop: 63 }, { acor: ['all'], acop: 2 }] };
+        const acpRi = body(ok(await s.create(s.seId, 1, { 'm2m:acp': { rn: 'acp', pv: ACP(['CAE1'], 63), pvs } }), 2001, 'acp'), 'm2m:acp').ri as string;
         const freshCipher = async () => s.path(body(ok(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 1001, mbs: 64 } }), 2001, 'parent cipher'), 'senv:Cph').ri as string);
         const sample = samples(s, acpRi);
         const ecKey = b64(ecdsa('P-256').keygen().secretKey);
@@ -253,10 +255,19 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await owner.update(owner.path('reg', 'h', 'calculateHash'), { 'senv:Hsh': {} }), 4005, 'UPDATE on a virtual resource by its owner');
         fails(await owner.delete(owner.path('reg', 'h', 'calculateHash')), 4005, 'DELETE of a virtual resource by its owner');
         // Of [deviceInfo] its owner may set acpi (TS-0001's common attribute), nothing else.
-        ok(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { acpi: [mine] } }), 2004, '[deviceInfo] acpi');
+        ok(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { acpi: [trusted] } }), 2004, '[deviceInfo] acpi');
         fails(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { fwv: 'x' } }), 4000, '[deviceInfo] fwv', /read-only/);
         // Registering is a CREATE <SE> at the M2M-SE-ID: anywhere else an unregistered originator learns nothing.
         const reg = { 'senv:Senv': { sID: owner.seId, seL: engine.describe(owner.seId)!.description.securityLevel } };
+        // A policy the originator may not retrieve is answered as an address that holds none, registered or not:
+        // acpi tells no one which addresses are policies, nor their resource IDs.
+        ok(await grantee.create(grantee.seId, 20004, { 'senv:Hsh': { rn: 'gh', Halg: 4 } }), 2001, 'grantee hash');
+        const hidden = /^acpi: '[^']+' is not an <accessControlPolicy> of this SE the originator may retrieve$/;
+        for (const id of [updateOnly, owner.path('reg', 'upd'), owner.path('reg', 'nothing'), owner.path('reg', 'sdo')]) {
+          fails(await grantee.update(grantee.path('reg2', 'gh'), { 'senv:Hsh': { acpi: [id] } }), 4000, `acpi ${id}, not the grantee's to retrieve`, hidden);
+          fails(await outsider.create(owner.seId, 20011, { 'senv:Senv': { ...reg['senv:Senv'], rn: 'probe', acpi: [id] } }), 4000, `registration with acpi ${id}`, hidden);
+        }
+        ok(await grantee.update(grantee.path('reg2', 'gh'), { 'senv:Hsh': { acpi: [trusted] } }), 2004, 'a policy whose pvs lets the grantee retrieve it');
         for (const to of [owner.path('reg'), owner.path('reg', 'sdo'), owner.path('nothing'), owner.path('reg', 'h', 'calculateHash')]) {
           fails(await outsider.create(to, 20011, reg), 4106, `unregistered CREATE <SE> at ${to}`);
         }
