@@ -12,10 +12,13 @@ import {
 import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
 import { HASH_NAMES } from '../backends/software/digest.ts';
 import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
-import { concatBytes } from '../core/bytes.ts';
+import { concatBytes, secretCopy } from '../core/bytes.ts';
 import { DIGEST_LENGTHS } from '../core/hash.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, newStamp, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
+
+/** Ciphertext an AEAD DECIPHER chain may bring: 16 MiB of plaintext (the host's largest response) and a tag. */
+const AEAD_DECIPHER_MOST = 2 ** 24 + 16;
 
 // The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
 // key lengths, curves and hashes for the host and the card.
@@ -191,6 +194,11 @@ export class SenvApplet implements Applet {
     const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
     const ref = findTlv(tlv, TAG.KEY_REF);
     if (alg.length !== 2 || (ref && ref.length !== 1)) throw new CardStatus(SW.WRONG_DATA);
+    // The profile's one-byte flags: 00 or 01, nothing read by its first byte only.
+    for (const tag of [TAG.INPUT_IS_DIGEST, TAG.SIG_FORMAT]) {
+      const flag = findTlv(tlv, tag);
+      if (flag && (flag.length !== 1 || flag[0]! > 1)) throw new CardStatus(SW.WRONG_DATA);
+    }
     const env: Environment = { algorithm: (alg[0]! << 8) | alg[1]!, tlv, ...(ref ? { keyRef: ref[0]! } : {}) };
     ctx.state.set(SE_STATE(cmd.p2), env);
     this.dropStream(ctx);
@@ -279,6 +287,10 @@ export class SenvApplet implements Applet {
           };
         }
         const k = this.key(env);
+        // The stream's own copies, as a MAC's or cipher's state holds its key: a deletion of the slot
+        // meanwhile (which zeroizes the record's bytes) leaves the operation under way whole.
+        const secret = k.secret && secretCopy(k.secret);
+        const publicKey = k.publicKey?.slice();
         const input = this.ecdsaInput(env, ec.hash);
         const opts = { hash: ec.hash, prehashed: true, format: findTlv(env.tlv, TAG.SIG_FORMAT)?.[0] === 1 ? 'der' : 'raw' } as const;
         return {
@@ -286,10 +298,13 @@ export class SenvApplet implements Applet {
           update: (d) => (input.update(d), empty),
           finish: (d) => {
             input.update(d);
-            return ecdsa(ec.curve).sign(input.digest(), must(k.secret, SW.REF_NOT_USABLE), opts);
+            return ecdsa(ec.curve).sign(input.digest(), must(secret, SW.REF_NOT_USABLE), opts);
           },
-          verify: (sig) => ecdsa(ec.curve).verify(sig, input.digest(), must(k.publicKey, SW.REF_NOT_USABLE), opts),
-          destroy: () => input.destroy(),
+          verify: (sig) => ecdsa(ec.curve).verify(sig, input.digest(), must(publicKey, SW.REF_NOT_USABLE), opts),
+          destroy: () => {
+            input.destroy();
+            secret?.fill(0);
+          },
         };
       }
       default:
@@ -337,10 +352,18 @@ export class SenvApplet implements Applet {
       : cbc(key, iv, { padding: info.padding! });
     const st = p1p2 === PSO.ENCIPHER ? m.encryptStream() : m.decryptStream();
     const output = (out: unknown) => (out instanceof Uint8Array ? out : empty);
+    // An AEAD decipherment holds its plaintext until the tag verified: bounded by the most a host
+    // takes in one response (16 MiB) and the tag, not by whatever a chain brings.
+    const most = p1p2 === PSO.DECIPHER && info.mode !== 'cbc' ? AEAD_DECIPHER_MOST : Infinity;
+    let taken = 0;
+    const take = (d: Uint8Array) => {
+      if ((taken += d.length) > most) throw new CardStatus(SW.MEMORY_FULL);
+      return output(st.update(d));
+    };
     return {
       pso: p1p2,
-      update: (d) => output(st.update(d)),
-      finish: (d) => concatBytes([output(st.update(d)), st.final()]),
+      update: take,
+      finish: (d) => concatBytes([take(d), st.final()]),
       destroy: () => st.destroy(),
     };
   }
@@ -371,7 +394,8 @@ export class SenvApplet implements Applet {
       return encodeTlv(TAG.PUBLIC_KEY_TEMPLATE, encodeTlv(TAG.EC_POINT, must(k.publicKey, SW.REF_NOT_USABLE)));
     }
     const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
-    const algorithm = alg.length === 2 ? (alg[0]! << 8) | alg[1]! : -1;
+    if (alg.length !== 2) throw new CardStatus(SW.WRONG_DATA);
+    const algorithm = (alg[0]! << 8) | alg[1]!;
     const ec = ECDSAS[algorithm];
     if (ec) {
       const pair = ecdsa(ec.curve).keygen();
@@ -488,7 +512,8 @@ export class SenvApplet implements Applet {
       case DO.COUNTERS:
         return Uint8Array.from([...u32(this.counters.cold), ...u32(this.counters.warm), ...u32(this.counters.off)]);
       case DO.MEMORY:
-        return Uint8Array.from([...u32(NVM_CAPACITY), ...u32(NVM_CAPACITY - this.store.used())]);
+        // A store file written with more than the capacity (by hand, or another build) still answers available <= total.
+        return Uint8Array.from([...u32(NVM_CAPACITY), ...u32(Math.max(0, NVM_CAPACITY - this.store.used()))]);
       case DO.SERIAL:
         return this.store.serial;
       case DO.KEY_MAP: {

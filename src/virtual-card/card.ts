@@ -6,6 +6,7 @@ import { decodeCommand, encodeResponse, hex, type DecodedCommand, type ResponseA
 import { ApduError } from '../apdu/errors.ts';
 import { channelOfCla } from '../apdu/transport.ts';
 import { concatBytes } from '../core/bytes.ts';
+import { InvalidInputError } from '../core/errors.ts';
 import type { CardHandler } from './vpcd.ts';
 
 /** The most a joined chain may carry: a data object of the profile's largest length form (2^24 - 1 bytes) and the template around it. */
@@ -83,6 +84,15 @@ export interface CardLimits {
 export const EXTENDED_LIMITS: CardLimits = { maxCommandData: 0xff00, maxResponseData: 0xff00 };
 export const SHORT_LIMITS: CardLimits = { maxCommandData: 255, maxResponseData: 256 };
 
+/** Limits a card can keep: from what a short APDU carries up to EXTENDED_LIMITS (whose FCI fields take 2 bytes). */
+function checkLimits(l: CardLimits): CardLimits {
+  const ok = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= 0xff00;
+  if (!ok(l?.maxCommandData, SHORT_LIMITS.maxCommandData) || !ok(l?.maxResponseData, SHORT_LIMITS.maxResponseData)) {
+    throw new InvalidInputError(`card limits must be whole numbers of bytes from ${SHORT_LIMITS.maxCommandData} (command) and ${SHORT_LIMITS.maxResponseData} (response) to ${0xff00}`);
+  }
+  return { maxCommandData: l.maxCommandData, maxResponseData: l.maxResponseData };
+}
+
 /** T=1 ATR with the historical bytes "senv" (TS 3B, T0 84, TD1 80, TD2 01, 4 bytes, TCK). */
 export function makeAtr(historical = new TextEncoder().encode('senv')): Uint8Array {
   const body = [0x80 | historical.length, 0x80, 0x01, ...historical];
@@ -100,7 +110,7 @@ export class VirtualCardOs implements CardHandler {
   ) {
     this.atrBytes = opts.atr ?? makeAtr();
     this.log = opts.log;
-    this.limits = opts.limits ?? EXTENDED_LIMITS;
+    this.limits = checkLimits(opts.limits ?? EXTENDED_LIMITS);
     this.closeChannels();
   }
 
@@ -188,9 +198,9 @@ export class VirtualCardOs implements CardHandler {
       throw new CardStatus(SW.LAST_OF_CHAIN_EXPECTED);
     }
 
-    // Neither is ever chained (the profile's SELECT and MANAGE CHANNEL fit one command): a link of one
-    // is refused, not run at once as if it were the whole command.
-    const cardCommand = plain.cla === 0 && (plain.ins === 0x70 || (plain.ins === 0xa4 && plain.p1 === 0x04));
+    // None is ever chained (the profile's SELECT and MANAGE CHANNEL fit one command, GET RESPONSE has
+    // no data): a link of one is refused, not run at once as if it were the whole command, nor joined.
+    const cardCommand = plain.cla === 0 && (plain.ins === 0x70 || plain.ins === 0xc0 || (plain.ins === 0xa4 && plain.p1 === 0x04));
     if (cardCommand && more) refuse(SW.CHAINING_UNSUPPORTED);
     if (plain.ins === 0x70 && plain.cla === 0) return this.manageChannel(ch, plain);
     if (plain.ins === 0xa4 && plain.cla === 0 && plain.p1 === 0x04) return this.answer(ch, plain, this.select(ch, plain));

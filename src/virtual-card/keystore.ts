@@ -163,7 +163,13 @@ export class KeyStore {
     const tmp = `${this.path}.${process.pid}.tmp`;
     const data = Buffer.from(JSON.stringify(f));
     try {
-      const fd = openSync(tmp, 'w', 0o600);
+      // Made afresh (wx), so it has mode 0600 and is no file or symlink someone left at that name.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // none there
+      }
+      const fd = openSync(tmp, 'wx', 0o600);
       try {
         // A disk that fills up takes part of a write and refuses the next: what it took is no store.
         for (let o = 0; o < data.length; ) o += writeSync(fd, data, o, data.length - o);

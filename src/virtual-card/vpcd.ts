@@ -111,7 +111,11 @@ export class VpcdCard {
     this.buffered = Buffer.alloc(0);
     if (this.powered) {
       this.powered = false;
-      this.handler.power('off');
+      try {
+        this.handler.power('off');
+      } catch {
+        // A card that fails at power-off is removed all the same: nothing is left to tell.
+      }
     }
   }
 
@@ -125,8 +129,10 @@ export class VpcdCard {
       if (this.buffered.length < 2 + len) break;
       const body = new Uint8Array(this.buffered.subarray(2, 2 + len));
       this.buffered = this.buffered.subarray(2 + len);
-      // Answers must leave in request order even when a handler is async.
-      this.chain = this.chain.then(() => this.message(s, body));
+      // Answers must leave in request order even when a handler is async. A handler that throws
+      // out of power() or atr() is a card that failed: vpcd sees it removed, and the next
+      // connection's messages still run.
+      this.chain = this.chain.then(() => this.message(s, body)).catch(() => void s.destroy());
     }
   }
 
@@ -158,6 +164,8 @@ export class VpcdCard {
     let response: Uint8Array;
     try {
       response = await this.handler.apdu(body);
+      // More than vpcd's 16-bit frame carries: a response that cannot be sent, so no answer of the card.
+      if (response.length > 0xffff) throw new RangeError('response too long for a vpcd frame');
     } catch {
       response = Uint8Array.of(0x6f, 0x00); // the emulator failed: "no precise diagnosis"
     }

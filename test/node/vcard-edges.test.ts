@@ -5,10 +5,10 @@
 // raw APDUs, so that every status word is seen as the card gives it.
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
-import { CRT, DO, INS, SENV_AID, TAG } from '../../src/apdu/profile.ts';
+import { CRT, DO, INS, PSO, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv } from '../../src/apdu/tlv.ts';
-import { ecdsa, hmac, initSync, sha256 } from '../../src/core/index.ts';
-import { SHORT_LIMITS } from '../../src/virtual-card/card.ts';
+import { ecdsa, gcm, hmac, initSync, sha256 } from '../../src/core/index.ts';
+import { SHORT_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
 import { allZero, cmds, macWith, makeCard, pattern, publicPoint, slots, text } from './vcard-kit.ts';
 
@@ -472,5 +472,87 @@ describe('virtual card edges (mutation review)', () => {
     c.ok(cmds.openChannel());
     expect(raw('01 A4 04 04 06 F0 53 45 4E 56 01').sw).toBe('6A86');
     expect(raw('01 CA DF 03 08').sw, 'nothing selected on channel 1').toBe('6D00');
+  });
+
+  it('18. a key deleted (or replaced) while its ECDSA signature streams: the stream signs with the key it started with, as MAC and cipher streams do', () => {
+    for (const replace of [false, true]) {
+      const c = makeCard();
+      c.ok(cmds.generate(33, [3]));
+      const point = publicPoint(c, 3);
+      expect(c.ok(cmds.openChannel())[0]).toBe(1);
+      c.ok(cmds.select(SENV_AID, 1));
+      c.ok(cmds.mse(CRT.DST, 33, [3]));
+      const msg = pattern(100, 5);
+      c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, msg.subarray(0, 60), true));
+      // Another channel deletes the slot meanwhile (shared mode), and perhaps writes another key there.
+      c.ok({ ...cmds.deleteKey(3), cla: 1 }, 'delete');
+      if (replace) c.ok({ ...cmds.generate(33, [3]), cla: 1 });
+      const sig = c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, msg.subarray(60)), `last link, ${replace ? 'replaced' : 'deleted'}`);
+      expect(ecdsa('P-256').verify(sig, msg, point, { format: 'raw' }), replace ? 'replaced' : 'deleted').toBe(true);
+    }
+  });
+
+  it('19. an AEAD DECIPHER chain is bounded: 6A84 once its ciphertext goes beyond 2^24 + 16 bytes, not held without end', () => {
+    const c = makeCard();
+    const key = pattern(16, 1);
+    c.ok(cmds.putKey(4, 1001, [1], key));
+    const nonce = pattern(12, 2);
+    c.ok(cmds.mse(CRT.CT, 1001, [4], [[TAG.IV, nonce]]));
+    const link = new Uint8Array(0xff00);
+    let sw = '9000';
+    let sent = 0;
+    while (sw === '9000' && sent < 2 ** 24 + 4 * link.length) {
+      sw = c.send(cmds.pso(PSO.DECIPHER, link, true)).sw;
+      sent += link.length;
+    }
+    expect(sw).toBe('6A84');
+    expect(sent).toBeGreaterThan(2 ** 24 + 16);
+    expect(sent - link.length).toBeLessThanOrEqual(2 ** 24 + 16);
+    expect(c.streams().size, 'the refused link ended the stream').toBe(0);
+    // A message within the bound still deciphers.
+    const plain = pattern(1000, 9);
+    const sealed = gcm(key, nonce).encrypt(plain);
+    c.ok(cmds.mse(CRT.CT, 1001, [4], [[TAG.IV, nonce]]));
+    expect(hex(c.ok(cmds.pso(PSO.DECIPHER, sealed)))).toBe(hex(plain));
+  });
+
+  it('20. GENERATE with an algorithm of another length than 2 bytes is wrong data (6A80), as the profile says', () => {
+    const c = makeCard();
+    const gen = (alg: number[]) => c.sw({ cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, ne: 256, data: Uint8Array.from([TAG.ALGORITHM, alg.length, ...alg, TAG.KEY_REF, 1, 5]) });
+    expect(gen([33])).toBe('6A80');
+    expect(gen([0, 0, 33])).toBe('6A80');
+    expect(gen([0, 33])).toBe('9000');
+  });
+
+  it('21. MSE:SET flags C0 and C1 are one byte, 00 or 01: any other value or length is wrong data (6A80), not read by its first byte', () => {
+    const c = makeCard();
+    c.ok(cmds.generate(33, [3]));
+    for (const [tag, value] of [[TAG.SIG_FORMAT, [2]], [TAG.SIG_FORMAT, [1, 1]], [TAG.INPUT_IS_DIGEST, [2]], [TAG.INPUT_IS_DIGEST, []], [TAG.INPUT_IS_DIGEST, [1, 0]]] as const) {
+      expect(c.sw(cmds.mse(CRT.DST, 33, [3], [[tag, [...value]]])), `${tag.toString(16)} ${hex(Uint8Array.from(value))}`).toBe('6A80');
+    }
+    for (const v of [0, 1]) c.ok(cmds.mse(CRT.DST, 33, [3], [[TAG.SIG_FORMAT, [v]], [TAG.INPUT_IS_DIGEST, [v]]]));
+  });
+
+  it('22. GET RESPONSE is never chained either: a link of one is refused 6884 (what was left to fetch is gone), no chain is begun', () => {
+    const c = makeCard();
+    c.ok(cmds.putObject(5, pattern(300, 7)));
+    expect(c.send(cmds.getData(DO.OBJECT, 5, 256)).sw).toBe('612C');
+    expect(c.send(cmds.getResponse(0x2c, 0x10)).sw).toBe('6884');
+    expect(c.send(cmds.getResponse(0x2c)).sw, 'the rest was discarded').toBe('6985');
+    expect(c.send(cmds.getData(DO.SERIAL >> 8, DO.SERIAL & 0xff)).sw, 'no chain of GET RESPONSE links waits').toBe('9000');
+  });
+
+  it('23. DF02 answers available <= total even for a store holding more than the capacity (written by hand, or another build)', () => {
+    const c = makeCard();
+    c.store.objects.set(9, new Uint8Array(NVM_CAPACITY + 1000));
+    const r = c.ok(cmds.getData(DO.MEMORY >> 8, DO.MEMORY & 0xff, 8));
+    expect(hex(r)).toBe(`${NVM_CAPACITY.toString(16).padStart(8, '0')}00000000`.toUpperCase());
+  });
+
+  it('24. card limits a card cannot keep (beyond 0xFF00, whose FCI fields take 2 bytes, or below a short APDU\'s) are refused when the card is made', () => {
+    for (const limits of [{ maxCommandData: 0x10000, maxResponseData: 256 }, { maxCommandData: 255, maxResponseData: 0xffff }, { maxCommandData: 100, maxResponseData: 256 }, { maxCommandData: 255.5, maxResponseData: 256 }]) {
+      expect(() => new VirtualCardOs([], { limits }), JSON.stringify(limits)).toThrow(/card limits must be whole numbers of bytes/);
+    }
+    expect(() => new VirtualCardOs([], { limits: SHORT_LIMITS })).not.toThrow();
   });
 });

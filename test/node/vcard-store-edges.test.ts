@@ -171,6 +171,22 @@ describe('virtual card key store (its file, its lock)', () => {
     await card.close();
   }));
 
+  it('the temp file is made afresh: one left at its name with another mode, or a symlink planted there, never becomes the store or is followed', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    const card = selected(store);
+    const tmp = `${store}.${process.pid}.tmp`;
+    writeFileSync(tmp, 'left over', { mode: 0o644 });
+    expect(apdu(card, putKey(1, 25, 1, pattern(32, 1)))[1]).toBe('9000');
+    expect(statSync(store).mode & 0o777, 'the store stays private').toBe(0o600);
+    const target = join(dir, 'elsewhere');
+    symlinkSync(target, tmp);
+    expect(apdu(card, putKey(2, 25, 1, pattern(32, 2)))[1]).toBe('9000');
+    expect(existsSync(target), 'the symlink was not followed').toBe(false);
+    expect(lstatSync(store).isSymbolicLink()).toBe(false);
+    expect(statSync(store).mode & 0o777).toBe(0o600);
+    await card.close();
+  }));
+
   // A change the card answered 6F00 to is undone: were it kept in memory, the host would see the key in DF04,
   // a retry would get 6A89, and the next restart would lose it (or bring a deleted key back).
   it('a write the store could not make (6F00) is undone in memory too, for additions and deletions, and leaves no temp file', () => withDir(async (dir) => {
@@ -568,6 +584,18 @@ describe('vpcd client (against a local stand-in for vpcd)', () => {
     vpcd.write(FakeVpcd.frame([0, 0xa4, 4, 0, 0]));
     expect(await vpcd.next()).toEqual(Uint8Array.of(5, 0x90, 0));
     expect(card.counters.apdus).toBe(2);
+  });
+
+  it('a response longer than a vpcd frame is 6F00; a card whose power() throws is one that failed: vpcd sees it removed, the process goes on', async () => {
+    const { handler } = recorder(() => new Uint8Array(0x10000));
+    const { vpcd } = await inserted(handler);
+    vpcd.write(FakeVpcd.frame([0, 0xa4, 4, 0]));
+    expect(await vpcd.next()).toEqual(Uint8Array.of(0x6f, 0x00));
+    handler.power = () => {
+      throw new Error('power fault');
+    };
+    vpcd.write(FakeVpcd.frame([0x01]));
+    await until('the card to be removed', () => vpcd.sockets[0]!.destroyed || vpcd.sockets[0]!.readableEnded, 1000);
   });
 
   it('vpcd closing the connection removes a powered card (power off, once) and leaves nothing of a partial frame for the next insert', async () => {
