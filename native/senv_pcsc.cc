@@ -592,6 +592,15 @@ DWORD DwordArg(const Napi::CallbackInfo& info, size_t i, DWORD fallback) {
   return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Uint32Value() : fallback;
 }
 
+// Whether the DWORD arguments from..to-1 are numbers or absent: another value is a TypeError, not
+// the default (a disposition 'cold' would have skipped the reset it asked for).
+bool DwordsGiven(const Napi::CallbackInfo& info, size_t from, size_t to) {
+  for (size_t i = from; i < to && i < info.Length(); i++) {
+    if (!info[i].IsNumber() && !info[i].IsUndefined()) return false;
+  }
+  return true;
+}
+
 // A response buffer's size: what the caller asks for, at most what PC/SC can return (a direct
 // caller's 4 GiB would be allocated and zeroed, or abort the process when it cannot be).
 DWORD ResponseSize(const Napi::CallbackInfo& info, size_t i) {
@@ -710,6 +719,7 @@ class Card : public Napi::ObjectWrap<Card> {
     Napi::Env env = info.Env();
     Napi::Promise p;
     if (!Usable(env, "SCardReconnect", &p)) return p;
+    if (!DwordsGiven(info, 0, 3)) return TypeRejected(env, "reconnect: share, protocols and initialization are numbers");
     auto st = state_;
     DWORD share = DwordArg(info, 0, SCARD_SHARE_SHARED);
     DWORD protocols = DwordArg(info, 1, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
@@ -737,6 +747,7 @@ class Card : public Napi::ObjectWrap<Card> {
     Napi::Env env = info.Env();
     Napi::Promise p;
     if (!Usable(env, "SCardEndTransaction", &p)) return p;
+    if (!DwordsGiven(info, 0, 1)) return TypeRejected(env, "endTransaction: the disposition is a number");
     auto st = state_;
     DWORD disposition = DwordArg(info, 0, SCARD_LEAVE_CARD);
     return Job::Start(env, "SCardEndTransaction", Value(), use_,
@@ -776,6 +787,7 @@ class Card : public Napi::ObjectWrap<Card> {
     Napi::Promise p;
     if (!Usable(env, "SCardControl", &p)) return p;
     if (!IsBytes(info[1])) return TypeRejected(env, "control: the data must be a Uint8Array");
+    if (!DwordsGiven(info, 0, 1) || !DwordsGiven(info, 2, 3)) return TypeRejected(env, "control: the code and the response size are numbers");
     auto st = state_;
     DWORD code = DwordArg(info, 0, 0);
     auto in = BytesArg(info[1]);
@@ -793,8 +805,13 @@ class Card : public Napi::ObjectWrap<Card> {
 
   Napi::Value Disconnect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Promise p;
-    if (!Usable(env, "SCardDisconnect", &p)) return p;
+    // Idempotent, as Monitor::Release is: a second disconnect has nothing left to do.
+    if (!state_->open) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Resolve(env.Undefined());
+      return d.Promise();
+    }
+    if (!DwordsGiven(info, 0, 1)) return TypeRejected(env, "disconnect: the disposition is a number");
     // Closed now on the JS thread so that later calls fail fast instead of
     // racing the release on a bridge thread.
     auto h = std::make_shared<Handle>(*state_);
@@ -907,6 +924,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     Napi::Promise p;
     if (!Usable(env, "SCardGetStatusChange", &p)) return p;
     if (!info[0].IsArray()) return TypeRejected(env, "getStatusChange: expected an array of { reader, currentState }");
+    if (!DwordsGiven(info, 1, 2)) return TypeRejected(env, "getStatusChange: the timeout is a number");
     Napi::Array in = info[0].As<Napi::Array>();
     std::vector<std::string> names;
     std::vector<DWORD> current;
@@ -1008,6 +1026,7 @@ class Monitor : public Napi::ObjectWrap<Monitor> {
     auto reader = std::make_shared<std::string>(info[0].As<Napi::String>().Utf8Value());
     // A C string ends at its first NUL: "A\0B" would connect to reader "A".
     if (reader->find('\0') != std::string::npos) return TypeRejected(env, "connect: the reader name must not contain NUL");
+    if (!DwordsGiven(info, 1, 3)) return TypeRejected(env, "connect: share and protocols are numbers");
     DWORD share = DwordArg(info, 1, SCARD_SHARE_SHARED);
     DWORD protocols = DwordArg(info, 2, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
     auto h = std::make_shared<Card::Handle>();

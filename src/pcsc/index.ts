@@ -72,8 +72,11 @@ function readerState(n: { reader: string; eventState: number; atr: Uint8Array })
   };
 }
 
+/** A disposition's DWORD; anything but the four names is refused, never sent as a default (a reset skipped). */
 function disposition(c: NativeAddon['constants'], d: Disposition): number {
-  return { leave: c.SCARD_LEAVE_CARD, reset: c.SCARD_RESET_CARD, unpower: c.SCARD_UNPOWER_CARD, eject: c.SCARD_EJECT_CARD }[d];
+  const codes = { leave: c.SCARD_LEAVE_CARD, reset: c.SCARD_RESET_CARD, unpower: c.SCARD_UNPOWER_CARD, eject: c.SCARD_EJECT_CARD };
+  if (typeof d !== 'string' || !Object.hasOwn(codes, d)) throw new InvalidInputError(`a disposition is 'leave', 'reset', 'unpower' or 'eject', got ${shown(d)}`);
+  return codes[d];
 }
 
 function protocolMask(c: NativeAddon['constants'], list: readonly Protocol[]): number {
@@ -173,6 +176,11 @@ class Stall {
     return this.#outstanding !== undefined;
   }
 
+  /** SCARD_E_NOT_READY for `operation` while a call is outstanding. */
+  refusal(operation: string): PcscError | undefined {
+    return this.#outstanding && new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`);
+  }
+
   /** Settles once no call is outstanding. */
   get over(): Promise<void> {
     return this.#outstanding ?? Promise.resolve();
@@ -185,9 +193,8 @@ class Stall {
    * SCARD_E_NOT_READY and no call.
    */
   call<T>(addon: NativeAddon, operation: string, op: () => Promise<T>, ms: number, late: (value: T) => unknown = () => undefined): Promise<T> {
-    if (this.#outstanding) {
-      return Promise.reject(new PcscError(operation, SCARD_E_NOT_READY, `an earlier call to ${this.party} got no answer within ${this.#ms} ms and is still outstanding`));
-    }
+    const refused = this.refusal(operation);
+    if (refused) return Promise.reject(refused);
     return bounded(addon, op(), ms, (settled) => {
       const outstanding = settled.finally(() => {
         if (this.#outstanding === outstanding) this.#outstanding = undefined;
@@ -324,6 +331,8 @@ export class PcscContext {
   async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
     if (!Array.isArray(current)) throw new InvalidInputError(`getStatusChange: expected an array of { reader, state? }, got ${shown(current)}`);
+    // pcsc-lite answers a wait for no reader at once, whatever the timeout: no wait at all.
+    if (current.length === 0) throw new InvalidInputError('getStatusChange: name at least one reader (the PnP reader waits for readers to come or go)');
     const forever = this.addon.constants.INFINITE;
     const timeout = timeoutMs === Infinity ? forever : Math.min(Math.floor(timeoutMs), LONGEST_WAIT);
     const states = current.map((r: unknown) => {
@@ -390,6 +399,11 @@ export class PcscContext {
     const c = this.addon.constants;
     const share = { exclusive: c.SCARD_SHARE_EXCLUSIVE, shared: c.SCARD_SHARE_SHARED, direct: c.SCARD_SHARE_DIRECT }[opts.share ?? 'shared'];
     const protocols = protocolMask(c, opts.protocols ?? ['T0', 'T1']);
+    // As every call on the context: a connect makes a pcsc-lite context of its own, whose
+    // establish would wait on a silent pcscd holding the bridge's process-wide lock.
+    if (this.#released) throw new PcscError('SCardConnect', SCARD_E_INVALID_HANDLE);
+    const stalled = this.#stall.refusal('SCardConnect');
+    if (stalled) throw stalled;
     // Another connect would wait behind it in pcscd (the reader is held), and each would leave one
     // more pending connect and pcscd client behind: refused at once until it returned.
     if (this.#lateConnects.has(reader)) {
@@ -491,12 +505,14 @@ export class PcscCard {
 
   /** Re-establishes the connection; 'reset' is a warm reset, 'unpower' a cold one. */
   async reconnect(initialization: Disposition = 'leave'): Promise<void> {
-    await this.timed('SCardReconnect', () => this.card.reconnect(this.share, this.protocols, disposition(this.addon.constants, initialization)));
+    const d = disposition(this.addon.constants, initialization);
+    await this.timed('SCardReconnect', () => this.card.reconnect(this.share, this.protocols, d));
   }
 
   /** ISO/IEC 7816-3 cold (power cycle) or warm (RST) reset. */
-  reset(kind: 'cold' | 'warm'): Promise<void> {
-    return this.reconnect(kind === 'cold' ? 'unpower' : 'reset');
+  async reset(kind: 'cold' | 'warm'): Promise<void> {
+    if (kind !== 'cold' && kind !== 'warm') throw new InvalidInputError(`a reset is 'cold' or 'warm', got ${shown(kind)}`);
+    await this.reconnect(kind === 'cold' ? 'unpower' : 'reset');
   }
 
   /**
@@ -509,8 +525,9 @@ export class PcscCard {
       () => this.card.endTransaction(this.addon.constants.SCARD_LEAVE_CARD).catch(() => undefined));
   }
 
-  endTransaction(end: Disposition = 'leave'): Promise<void> {
-    return this.timed('SCardEndTransaction', () => this.card.endTransaction(disposition(this.addon.constants, end)));
+  async endTransaction(end: Disposition = 'leave'): Promise<void> {
+    const d = disposition(this.addon.constants, end);
+    await this.timed('SCardEndTransaction', () => this.card.endTransaction(d));
   }
 
   /**
@@ -519,6 +536,8 @@ export class PcscCard {
    * then fails too when the card was lost, which says less).
    */
   async transaction<T>(fn: () => Promise<T>, end: Disposition = 'leave'): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidInputError(`transaction: expected a function, got ${shown(fn)}`);
+    disposition(this.addon.constants, end);
     await this.beginTransaction();
     let result: T;
     try {
@@ -552,9 +571,10 @@ export class PcscCard {
    * has returned and the card is disconnected.
    */
   async disconnect(end: Disposition = 'leave'): Promise<void> {
+    const d = disposition(this.addon.constants, end);
     await this.#calls.run(async () => {
       await this.#stall.over;
-      if (this.card.connected) await this.card.disconnect(disposition(this.addon.constants, end));
+      if (this.card.connected) await this.card.disconnect(d);
     });
   }
 }

@@ -194,7 +194,7 @@ describe('nothing is left behind', () => {
     }
     const key = new RealU8(core().ioSize + 1).fill(7);
     for (const [name, dl] of [['SHA-256', 32], ['SHA-512', 64]] as const) {
-      let mac = new RealU8(0);
+      let mac: Uint8Array = new RealU8(0);
       const slices = arraysMade((from) => from instanceof RealU8 && from.buffer === core().mem().buffer, () => (mac = hmac(name, key, rnd(40))));
       expect(slices.map((a) => a.length), `${name}: only the MAC is read out of the core`).toEqual([dl]);
       expect(slices[0], name).toBe(mac);

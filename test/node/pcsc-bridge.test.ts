@@ -201,6 +201,37 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     await c.disconnect();
   });
 
+  it('dispositions, reset kinds and a transaction\'s function are checked before anything is sent: an unknown one is no silent default (a reset skipped)', async () => {
+    const c = await env.ctx.connect(env.slot.reader);
+    try {
+      expect(sw(await c.transmit(SELECT))).toBe('9000');
+      const before = counters(await c.transmit(COUNTERS));
+      const refused: [string, () => Promise<unknown>][] = [
+        ["reconnect('cold')", () => c.reconnect('cold' as never)],
+        ["reset('COLD')", () => c.reset('COLD' as never)],
+        ['endTransaction(bogus)', () => c.endTransaction('bogus' as never)],
+        ['transaction(42)', () => c.transaction(42 as never)],
+        ["transaction(fn, 'unpowr')", () => c.transaction(async () => 1, 'unpowr' as never)],
+        ["disconnect('unpowr')", () => c.disconnect('unpowr' as never)],
+      ];
+      for (const [what, call] of refused) await expect(call(), what).rejects.toThrow(InvalidInputError);
+      expect(c.connected, 'still connected').toBe(true);
+      expect(counters(await c.transmit(COUNTERS)), 'no reset reached the card').toEqual(before);
+    } finally {
+      await c.disconnect();
+    }
+    // A wait for no reader would answer at once whatever its timeout (pcsc-lite): no wait at all.
+    await expect(env.ctx.getStatusChange([])).rejects.toThrow(/name at least one reader/);
+  });
+
+  it('connect() on a context being released or released is SCARD_E_INVALID_HANDLE, as every other call on it', async () => {
+    const ctx = await PcscContext.establish();
+    const releasing = ctx.release();
+    await expectPcscError(ctx.connect(env.slot.reader), 'SCARD_E_INVALID_HANDLE');
+    await releasing;
+    await expectPcscError(ctx.connect(env.slot.reader), 'SCARD_E_INVALID_HANDLE');
+  });
+
   it('release() with waits under way or just queued: cancels them, waits for them, then releases', async () => {
     for (let round = 0; round < 20; round++) {
       const ctx = await PcscContext.establish();
@@ -556,6 +587,34 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     const r = await runChild(process.execPath, ['-e', script]);
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toEqual(['connect: the reader name must not contain NUL', 'getStatusChange: a reader name must not contain NUL']);
+  });
+
+  it('the addon refuses a DWORD argument that is no number (never its default), and its disconnect() is idempotent (direct callers of the addon)', async () => {
+    const addon = JSON.stringify(fileURLToPath(new URL('../../native/build/Release/senv_pcsc.node', import.meta.url)));
+    const reader = JSON.stringify(env.slot.reader);
+    const script = `const a = require(${addon}); (async () => {
+      const m = await a.Monitor.establish();
+      const out = [];
+      out.push(await m.connect(${reader}, 'shared').then(() => 'resolved', (e) => e.message));
+      out.push(await m.getStatusChange([{ reader: ${reader}, currentState: 0 }], 'soon').then(() => 'resolved', (e) => e.message));
+      const c = await m.connect(${reader}, 2, 3);
+      for (const p of [() => c.reconnect(2, 3, 'cold'), () => c.endTransaction('bogus'), () => c.control('x', new Uint8Array(0)), () => c.disconnect('unpowr')]) {
+        out.push(await p().then(() => 'resolved', (e) => e.message));
+      }
+      out.push(c.connected);
+      out.push(await c.disconnect(0).then(() => 'resolved', (e) => e.message));
+      out.push(await c.disconnect(0).then(() => 'resolved', (e) => e.message));
+      await m.release();
+      console.log(JSON.stringify(out));
+    })();`;
+    const r = await runChild(process.execPath, ['-e', script]);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual([
+      'connect: share and protocols are numbers', 'getStatusChange: the timeout is a number',
+      'reconnect: share, protocols and initialization are numbers', 'endTransaction: the disposition is a number',
+      'control: the code and the response size are numbers', 'disconnect: the disposition is a number',
+      true, 'resolved', 'resolved',
+    ]);
   });
 
   it('SENV_PCSC_ADDON names the addon from the working directory when relative', async () => {

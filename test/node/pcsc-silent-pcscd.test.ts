@@ -160,9 +160,9 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     let openAtEnd = -1;
     const r = await scenario(proxy, `
       const ctx = await PcscContext.establish({ timeoutMs: 300 });
-      const readers = await ctx.listReaders();
-      const [s] = await ctx.getStatusChange([{ reader: readers[0] }], 0);
-      const unchanged = [{ reader: readers[0], state: s.state }];
+      // A wait on the PnP reader ends only when a reader comes or goes (vpcd's never do), not when
+      // another test file inserts a card in a vpcd reader.
+      const unchanged = [{ reader: ctx.pnpReader }];
       // A wait is bounded by its own length plus the timeout: pcsc-lite's own SCARD_E_TIMEOUT ends this one.
       const ownWait = await timed(ctx.getStatusChange(unchanged, 600));
       // Longer than a timer can hold (wait + timeout past 2^31 - 1 ms): still a wait, not a timeout at once.
@@ -176,13 +176,15 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
       const stalled = ctx.stalled;
       const listAgain = await outcome(ctx.listReaders());
       const waitAgain = await outcome(ctx.getStatusChange(unchanged, 0));
+      // connect() makes a pcsc-lite context of its own: refused too, not sent to the silent pcscd.
+      const connectStalled = await timed(ctx.connect('Virtual PCD 00 00'));
       let ticks = 0;
       const tick = setInterval(() => ticks++, 10);
       const release = await timed(ctx.release());
       clearInterval(tick);
       const establish = await timed(PcscContext.establish({ timeoutMs: 300 }));
       const establishAgain = await timed(PcscContext.establish({ timeoutMs: 300 }));
-      await step('thaw', { ownWait, longPending, longEnd, list, stalled, listAgain, waitAgain, release, ticks, establish, establishAgain });
+      await step('thaw', { ownWait, longPending, longEnd, list, stalled, listAgain, waitAgain, connectStalled, release, ticks, establish, establishAgain });
       const after = await establishWhenAnswered({ timeoutMs: 300 });
       const readersAfter = after.ctx ? await after.ctx.listReaders() : [];
       await after.ctx?.release();
@@ -210,7 +212,8 @@ describe.skipIf(!stack.ok)(`a pcscd that stops answering${stack.ok ? '' : ` (ski
     };
     bounded(r.thaw!.list, 'SCardListReaders');
     expect(r.thaw!.stalled).toBe(true);
-    for (const x of [r.thaw!.listAgain, r.thaw!.waitAgain]) {
+    expect((r.thaw!.connectStalled as { ms: number }).ms, 'refused at once').toBeLessThan(100);
+    for (const x of [r.thaw!.listAgain, r.thaw!.waitAgain, r.thaw!.connectStalled]) {
       expect(x).toMatchObject({ code: 'SCARD_E_NOT_READY', message: expect.stringMatching(/an earlier call to pcscd got no answer within 300 ms and is still outstanding/) });
     }
     bounded(r.thaw!.release, 'SCardReleaseContext');
