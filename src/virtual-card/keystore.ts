@@ -222,7 +222,8 @@ function lockStore(path: string): () => void {
       return readFileSync(file, 'utf8');
     } catch (e) {
       if (code(e) === 'ENOENT') return undefined;
-      throw e;
+      // As the store itself: a lock that is there but cannot be read (a directory, permissions) is named.
+      throw new InvalidInputError(`virtual card store lock ${file} cannot be read (${code(e) ?? 'read error'})`);
     }
   };
   const alive = (text: string): LockHolder | undefined => {

@@ -6,7 +6,7 @@
 // docs/pcsc.md ("The virtual card") or docs/apdu-profile.md that a one-token
 // change to src/virtual-card/ (keystore, vpcd, index, cli) left unnoticed.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, fstatSync, lstatSync, readlinkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, lstatSync, readlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -126,6 +126,16 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(e.message).toBe(`virtual card store ${store} cannot be read (ELOOP)`);
     expect(lstatSync(store).isSymbolicLink() && readlinkSync(store)).toBe('card.json'); // still the loop, not a new file
     expect(readdirSync(dir)).toEqual(['card.json']);
+  }));
+
+  it('a lock path that cannot be read (a directory there) is refused by name, not a raw EISDIR, and left alone', () => withDir((dir) => {
+    const store = join(dir, 'card.json');
+    mkdirSync(`${store}.lock`);
+    const e = refusal(store);
+    expect(e).toBeInstanceOf(InvalidInputError);
+    expect(e.message).toBe(`virtual card store lock ${store}.lock cannot be read (EISDIR)`);
+    expect(statSync(`${store}.lock`).isDirectory()).toBe(true);
+    expect(readdirSync(dir).sort(), 'no temp file of the lock left').toEqual(['card.json.lock']);
   }));
 
   // index.ts: close() "gives its store file up (another card process may then open it)"; keystore.ts: "this store writes no more".
