@@ -84,12 +84,10 @@ export interface CardLimits {
 export const EXTENDED_LIMITS: CardLimits = { maxCommandData: 0xff00, maxResponseData: 0xff00 };
 export const SHORT_LIMITS: CardLimits = { maxCommandData: 255, maxResponseData: 256 };
 
-/** Limits a card can keep: from what a short APDU carries up to EXTENDED_LIMITS (whose FCI fields take 2 bytes). */
+/** Limits a card can keep: whole numbers of bytes up to EXTENDED_LIMITS (whose FCI fields take 2 bytes; vpcd's frame). */
 function checkLimits(l: CardLimits): CardLimits {
-  const ok = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= 0xff00;
-  if (!ok(l?.maxCommandData, SHORT_LIMITS.maxCommandData) || !ok(l?.maxResponseData, SHORT_LIMITS.maxResponseData)) {
-    throw new InvalidInputError(`card limits must be whole numbers of bytes from ${SHORT_LIMITS.maxCommandData} (command) and ${SHORT_LIMITS.maxResponseData} (response) to ${0xff00}`);
-  }
+  const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 0xff00;
+  if (!ok(l?.maxCommandData) || !ok(l?.maxResponseData)) throw new InvalidInputError(`card limits must be whole numbers of bytes from 1 to ${0xff00}`);
   return { maxCommandData: l.maxCommandData, maxResponseData: l.maxResponseData };
 }
 

@@ -2133,12 +2133,15 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
       reader.intercept = (a) => (info(a) ? resp(data) : undefined);
       await expect(b.loadKey(ec, stored), `load: ${hex(Uint8Array.from(data)).slice(0, 16)}`).rejects.toBeInstanceOf(ApduError);
     }
-    // A slot that holds a key for another algorithm is a stale reference, not a card fault.
+    // A slot that holds a key for another algorithm is a stale reference, not a card fault: the key is lost, its uses refused.
+    const use = async (k: Awaited<ReturnType<typeof b.loadKey>>) => (await b.signature(33, k, { format: 'raw', prehashed: false })).sign(Uint8Array.of(1));
     reader.intercept = (a) => (info(a) ? resp([0x80, 2, 0, 0x22]) : undefined);
-    await expect(b.loadKey(ec, stored)).rejects.toBeInstanceOf(StateError);
+    await expect(use(await b.loadKey(ec, stored))).rejects.toThrow(/holds a key for another algorithm/);
     // Nor one that holds a public key where the reference names a secret one (a verify-only point).
     reader.intercept = (a) => (info(a) ? (reader.os.apdu(a), resp([0x80, 2, 0, 0x21, 0x81, 1, 2])) : undefined);
-    await expect(b.loadKey(ec, stored)).rejects.toThrow(/holds a public key, the reference names a secret one/);
+    const verifyOnly = await b.loadKey(ec, stored);
+    reader.intercept = undefined;
+    await expect(use(verifyOnly)).rejects.toThrow(/holds a public key, the reference names a secret one/);
     reader.intercept = undefined;
     await expect(b.loadKey(ec, stored), 'the real slot loads').resolves.toBeTruthy();
     for (const data of [[], [0, 0, 1, 0], new Array(7).fill(0), new Array(9).fill(0), [0, 0, 0, 1, 0, 0, 0, 2]]) {
@@ -2211,7 +2214,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
 });
 
 describe('a card key reference names one key: the slot, and the stamp the card drew when it wrote the key', () => {
-  it('a key deleted since, or another written into its slot (same algorithm and kind), is refused at load; a reference without a stamp (an earlier senv) still loads', async () => {
+  it('a key deleted since, or another written into its slot (same algorithm and kind), loads as a lost key: every use refused, its reference kept, its slot left alone; a reference without a stamp (an earlier senv) still loads', async () => {
     const { reader, b } = await openedReader();
     const hmacSpec = { use: 'signature', algorithm: 25 } as const;
     const key = await b.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(5));
@@ -2224,14 +2227,64 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     // Replaced: the same algorithm and kind, another key (another application deleted it and wrote its own).
     const old = reader.store.keys.get(slot)!;
     reader.store.keys.set(slot, { ...old, secret: new Uint8Array(32).fill(6), stamp: newStamp() });
-    await expect(b.loadKey(hmacSpec, stored)).rejects.toThrow(new RegExp(`^card slot ${slot} holds another key than the one this reference names`));
-    await expect(b.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), 'a reference of an earlier senv: slot only').resolves.toBeTruthy();
-    reader.store.keys.delete(slot);
-    await expect(b.loadKey(hmacSpec, stored)).rejects.toThrow(new RegExp(`^card slot ${slot} holds no key: the key this reference names was deleted`));
-    for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
-      await expect(b.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
-    }
+    const mac = async (k: Awaited<ReturnType<typeof b.loadKey>>, on = b) => (await on.signature(25, k, { format: 'raw', prehashed: false })).sign(Uint8Array.of(1));
+    const replaced = await b.loadKey(hmacSpec, stored);
+    await expect(mac(replaced)).rejects.toThrow(new RegExp(`^card slot ${slot} holds another key than the one this reference names`));
+    await expect(mac(replaced)).rejects.toBeInstanceOf(StateError);
+    expect(await b.storeKey(replaced), 'the reference kept, for the key written back or the right card').toEqual(stored);
+    const foreign = reader.store.keys.get(slot)!;
+    reader.sent.length = 0;
+    b.deleteKey(replaced);
     await b.close();
+    expect(reader.sent.filter((a) => a[1] === INS.PUT_DATA), 'no deletion sent for a lost key').toEqual([]);
+    expect(reader.store.keys.get(slot), 'the key written since stays').toBe(foreign);
+    const again = reader.backend();
+    await again.open();
+    await expect(again.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), 'a reference of an earlier senv: slot only').resolves.toBeTruthy();
+    reader.store.keys.delete(slot);
+    await expect(mac(await again.loadKey(hmacSpec, stored), again)).rejects.toThrow(new RegExp(`^card slot ${slot} holds no key: the key this reference names was deleted`));
+    const b2 = again;
+    for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
+      await expect(b2.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
+    }
+    // Another card's reference is no lost key: the wrong card is refused outright.
+    await expect(b2.loadKey(hmacSpec, { ...stored, ref: `0000000000000000:${slot}` })).rejects.toThrow(/key reference is for card 0000000000000000/);
+    await b2.close();
+  });
+
+  it('over Mcs with a data directory: a key gone from its slot between runs no longer stops the SE from loading; its resource answers 4005 naming the slot at use, the others serve, and its DELETE leaves the slot alone', async () => {
+    const reader = new InProcessReader();
+    const dataDir = await mkdtemp(join(tmpdir(), 'senv-lost-'));
+    const masterKey = randomBytes(32);
+    try {
+      let engine = await McsEngine.create({ backends: [reader.backend()], dataDir, masterKey });
+      let s = new Session(engine, 'CAE1');
+      await s.register();
+      const kA = randomBytes(32), kB = randomBytes(32), m = b64(Uint8Array.of(1, 2, 3));
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'a', Salg: 25, kDt: b64(kA) } }), 2001, 'a');
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'b', Salg: 25, kDt: b64(kB) } }), 2001, 'b');
+      const slots = [...reader.store.keys.keys()];
+      expect(slots.length).toBe(2);
+      await engine.close();
+      // Between runs another application empties one slot and writes its own key there.
+      const [slotA] = slots.filter((n) => hex(reader.store.keys.get(n)!.secret!) === hex(kA));
+      reader.store.keys.set(slotA!, { ...reader.store.keys.get(slotA!)!, secret: randomBytes(32), stamp: newStamp() });
+      const foreign = reader.store.keys.get(slotA!)!;
+      engine = await McsEngine.create({ backends: [reader.backend()], dataDir, masterKey });
+      s = new Session(engine, 'CAE1');
+      const mac = (rn: string) => s.retrieve(s.path('reg', rn, 'calculateSignature'));
+      ok(await s.update(s.path('reg', 'b'), { 'senv:Sgn': { msg: m } }), 2004, 'message for b');
+      expect(body(ok(await mac('b'), 2000, 'b signs'), 'senv:Sgn').Sgn).toBe(b64(hmac('SHA-256', kB, Uint8Array.of(1, 2, 3))));
+      ok(await s.update(s.path('reg', 'a'), { 'senv:Sgn': { msg: m } }), 2004, 'message for a');
+      const gone = await mac('a');
+      expect([gone.rsc, gone.pc?.['m2m:dbg']], 'a\'s key is gone: not allowed in its state').toEqual([4005, `card slot ${slotA} holds another key than the one this reference names (written since)`]);
+      ok(await s.retrieve(s.path('reg', 'a')), 2000, 'a is still there to read');
+      ok(await s.delete(s.path('reg', 'a')), 2002, 'and to delete');
+      await engine.close();
+      expect(reader.store.keys.get(slotA!), 'the key written since stays').toBe(foreign);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('during a session too: an operation under a key whose slot was rewritten since (shared mode) is refused by the card (6A88), never run under the other key', async () => {

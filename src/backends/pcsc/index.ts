@@ -10,7 +10,7 @@ import type {
 } from '../backend.ts';
 import { checkRandomLength, checkRebootType, checkSignatureOptions, markKeyHandle } from '../backend.ts';
 import { checkMaterial } from '../key-material.ts';
-import { hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
+import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, KEY_STAMP_LENGTH, PSO, TAG } from '../../apdu/profile.ts';
 import { CBC_MAC_LENGTH } from '../../core/cmac.ts';
@@ -66,15 +66,24 @@ class CardKey implements KeyHandle {
   /** The card keeps the material: nothing of it is on the host. */
   readonly size = 0;
   released = false;
-  /** The slot's key stamp (key information tag 83) when the card gives one: stored with the reference. */
-  constructor(readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, readonly stamp: Uint8Array | undefined, public publicKey?: Uint8Array) {
+  /**
+   * The slot's key stamp (key information tag 83) when the card gives one: stored with the reference.
+   * `lost`: why a key loaded from a reference is no longer in its slot (deleted, or another key
+   * written there since): the handle keeps the reference, and every use of it is refused.
+   */
+  constructor(
+    readonly spec: KeySpec, readonly kind: KeyKind, readonly ref: number, readonly stamp: Uint8Array | undefined,
+    public publicKey?: Uint8Array, readonly lost?: string,
+  ) {
     markKeyHandle(this);
   }
 }
 
-function asCardKey(key: KeyHandle, owner: PcscBackend, keys: WeakSet<CardKey>): CardKey {
+/** `key` as this backend's card key; for an operation (`use`), one still in its slot. */
+function asCardKey(key: KeyHandle, owner: PcscBackend, keys: WeakSet<CardKey>, use = true): CardKey {
   if (!(key instanceof CardKey) || !keys.has(key)) throw new StateError(`key handle does not belong to the PC/SC SE ${owner.reader}`);
   if (key.released) throw new StateError('key was released');
+  if (use && key.lost) throw new StateError(key.lost);
   return key;
 }
 
@@ -328,7 +337,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 
   async storeKey(key: KeyHandle): Promise<StoredKey> {
-    const k = asCardKey(key, this, this.keys);
+    // A lost key keeps its reference: the right card (or the key written back) loads it again.
+    const k = asCardKey(key, this, this.keys, false);
     return { form: 'reference', kind: k.kind, ref: `${hex(this.live().serial)}:${k.ref}${k.stamp ? `:${hex(k.stamp)}` : ''}` };
   }
 
@@ -342,26 +352,30 @@ export class PcscBackend implements SecureEnvironmentBackend {
       throw new StateError('key reference is not serial:slot[:stamp] of this profile');
     }
     const ref = Number(refText);
+    // A key no longer in its slot is a handle of a lost key, not a refusal: the engine loads its
+    // resource with the others (one emptied slot does not take the SE's other keys with it), and
+    // each use of the key is refused, naming what became of it.
+    const lost = (why: string) => this.track(new CardKey(spec, stored.kind, ref, stampText === undefined ? undefined : fromHex(stampText), undefined, `card slot ${ref} ${why}`));
     let info: Tlv[];
     try {
       info = await this.keyInfo(ref);
     } catch (e) {
       // 6A88 as the GET DATA's own answer: the slot is empty, its key deleted since (by another application, or by hand).
-      if (answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88) throw new StateError(`card slot ${ref} holds no key: the key this reference names was deleted from the card`);
+      if (answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88) return lost('holds no key: the key this reference names was deleted from the card');
       throw e;
     }
     const onCard = findTlv(info, TAG.ALGORITHM);
     // A key information without its algorithm is the card's fault; one naming another algorithm is a stale reference.
     if (onCard?.length !== 2) throw new ApduError(`the card's information on slot ${ref} has no algorithm (80 of 2 bytes)`);
-    if (((onCard[0]! << 8) | onCard[1]!) !== alg) throw new StateError(`card slot ${ref} holds a key for another algorithm`);
+    if (((onCard[0]! << 8) | onCard[1]!) !== alg) return lost('holds a key for another algorithm');
     // Nor another kind: a verify-only point loaded as a signing key would fail only at its first use.
     const kind = findTlv(info, TAG.KEY_KIND);
     if (kind?.length !== 1 || (kind[0] !== 1 && kind[0] !== 2)) throw new ApduError(`the card's information on slot ${ref} has no key kind (81 of 1 byte, 1 or 2)`);
-    if ((kind[0] === 1 ? 'secret' : 'public') !== stored.kind) throw new StateError(`card slot ${ref} holds a ${kind[0] === 1 ? 'secret' : 'public'} key, the reference names a ${stored.kind} one`);
+    if ((kind[0] === 1 ? 'secret' : 'public') !== stored.kind) return lost(`holds a ${kind[0] === 1 ? 'secret' : 'public'} key, the reference names a ${stored.kind} one`);
     const point = isEcdsa(spec) ? ecPoint(findTlv(info, TAG.EC_POINT), alg) : undefined;
     // A key written into the slot since (the old one deleted) has another stamp, even of the same algorithm and kind.
     const stamp = stampOf(info, ref);
-    if (stampText !== undefined && (!stamp || hex(stamp) !== stampText)) throw new StateError(`card slot ${ref} holds another key than the one this reference names (written since)`);
+    if (stampText !== undefined && (!stamp || hex(stamp) !== stampText)) return lost('holds another key than the one this reference names (written since)');
     return this.track(new CardKey(spec, stored.kind, ref, stamp, point));
   }
 
@@ -375,6 +389,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
   deleteKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
+    // Not ours to delete: the slot is empty, or holds a key written since.
+    if (key.lost) return;
     const done: Promise<void> = this.deleteSlot(key.ref, key.stamp)
       .catch(() => void (this.shared || this.orphans.add(key.ref)))
       .finally(() => this.deleting.delete(done));
