@@ -111,6 +111,37 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('a clean close compacts a journal that holds sealed data a later record made obsolete (a deleted key, a replaced message): the files keep only what is live', async () => {
+    const dir = tempDir();
+    const journal = () => (existsSync(join(dir, 'journal.log')) ? statSync(join(dir, 'journal.log')).size : 0);
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s1 = new Session(e1, 'CAE1');
+      await s1.register();
+      const ri = body(ok(await s1.create(s1.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(nodeCrypto.randomBytes(32)) } }), 2001, 'key'), 'senv:Sgn').ri as string;
+      ok(await s1.create(s1.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(nodeCrypto.randomBytes(40)) } }), 2001, 'data');
+      await e1.close();
+      expect(journal(), 'nothing obsolete yet: the journal is kept as it is').toBeGreaterThan(0);
+      expect(existsSync(join(dir, 'snapshot.json'))).toBe(false);
+
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s2 = new Session(e2, 'CAE1');
+      ok(await s2.update(s2.path('reg', 'd'), { 'senv:Sdo': { msg: b64(nodeCrypto.randomBytes(40)) } }), 2004, 'data replaced');
+      ok(await s2.delete(s2.path('reg', 'm')), 2002, 'key deleted');
+      await e2.close();
+      expect(journal(), 'compacted at close').toBe(0);
+      expect(readFileSync(join(dir, 'snapshot.json'), 'utf8')).not.toContain(ri);
+
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s3 = new Session(e3, 'CAE1');
+      fails(await s3.retrieve(s3.path('reg', 'm')), 4004, 'the deleted key stays deleted');
+      ok(await s3.retrieve(s3.path('reg', 'd')), 2000, 'the data is there');
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   // esi and kInf take any JSON: objects shaped like the store's own tags for
   // bytes, data, device objects and keys must come back as the client wrote them.
   it('client JSON shaped like the store\'s internal tags survives a restart unchanged', async () => {

@@ -128,6 +128,8 @@ export class JournalStore implements Persistence {
   readonly #key: Uint8Array;
   readonly #macKey: Uint8Array;
   #closed = false;
+  /** Whether the journal holds sealed data a later record made obsolete (see #appendRecord). */
+  #superseded = false;
   #closing: Promise<void> | undefined;
   readonly #compactAt: number;
   readonly #lock: Lock;
@@ -293,6 +295,7 @@ export class JournalStore implements Persistence {
     const last = this.#serial(async () => {
       // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
       if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
+      if (this.#superseded && this.#cutAt === undefined) await this.#compact();
     });
     this.#closed = true;
     await last;
@@ -362,6 +365,9 @@ export class JournalStore implements Persistence {
     }
     this.#journalBytes += frame.length;
     this.#lastMac = recordMac;
+    // Sealed data this record makes obsolete (a deleted key, a replaced message) stays readable in
+    // the journal, under the master key, until a compaction: the clean close makes one.
+    this.#superseded ||= r.op === 'remove' || (r.op === 'put' && r.res.some((rec) => this.#state.resources[r.se]?.[rec.ri]?.sealed !== undefined));
     apply(this.#state, r);
     if (this.#journalBytes >= this.#compactAt) await this.#compact();
   }
@@ -400,6 +406,7 @@ export class JournalStore implements Persistence {
       return;
     }
     this.#snapMac = snapMac;
+    this.#superseded = false;
     await this.#cut(0).catch(() => undefined);
     // Only now that a bound snapshot replaced an unbound one: meta.json's format 3 refuses an unbound one.
     if (this.#meta.format !== FORMAT) {
