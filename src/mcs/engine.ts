@@ -646,7 +646,8 @@ export class McsEngine {
   }
 
   #checkLimit(res: Resource, a: AttributeDef, held: number, adding: number): void {
-    const max = a.maxFrom ? (res.attrs.get(a.maxFrom) as number) : this.#maxData;
+    // A maxByteSize written under a larger maxDataSize (a data directory opened with a smaller one) does not raise it.
+    const max = a.maxFrom ? Math.min(res.attrs.get(a.maxFrom) as number, this.#maxData) : this.#maxData;
     if (held + adding > max) throw tooLarge(a, max);
   }
 

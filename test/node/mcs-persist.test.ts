@@ -1212,17 +1212,21 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('generateRand checks Dsz against the limits in force: a maxDataSize smaller after a restart refuses a Dsz written before (5207)', async () => {
+  it('generateRand and a cipher\'s data check against the limits in force: a maxDataSize smaller after a restart refuses a Dsz or data an mbs written before allowed (5207)', async () => {
     const dir = tempDir();
     try {
       const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       const s = new Session(e1, 'CAE1');
       await s.register();
       ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 4096 } }), 2001, 'rand');
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 70_000 } }), 2001, 'cipher');
       await e1.close();
       const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY, maxDataSize: 1000 });
       const t = new Session(e2, 'CAE1');
       fails(await t.retrieve(t.path('reg', 'r', 'generateRand')), 5207, 'Dsz beyond maxDataSize', /Dsz/);
+      // So is an mbs written before: the cipher's data stops at the maxDataSize in force.
+      ok(await t.update(t.path('reg', 'c'), { 'senv:Cph': { msg: b64(new Uint8Array(1000)) } }), 2004, 'up to maxDataSize');
+      fails(await t.update(t.path('reg', 'c'), { 'senv:Cph': { msg: b64(new Uint8Array(1)) } }), 5207, 'one byte beyond it, under a larger mbs');
       ok(await t.update(t.path('reg', 'r'), { 'senv:Rnd': { Dsz: 1000 } }), 2004, 'Dsz within it');
       expect(unb64(body(ok(await t.retrieve(t.path('reg', 'r', 'generateRand')), 2000, 'rand'), 'senv:Rnd').rndD).length).toBe(1000);
       await e2.close();
