@@ -116,7 +116,7 @@ export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
     const src = input(c, data);
     if (n) check(mode.update(c, op, src, outPtr(c), n), mode.name);
     verified(c, mode, op, src + n, []);
-    return c.read(outPtr(c), n);
+    return c.read(outPtr(c), n, true);
   });
 }
 
@@ -248,7 +248,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
       c.mem().set(this.#tail, outPtr(c));
       verified(c, mode, op, outPtr(c), []);
       if (!into) return this.#held.take();
-      const out = outputTarget(into, n), plain = this.#held.take();
+      const out = outputTarget(into, n, true), plain = this.#held.take();
       out.set(plain);
       plain.fill(0);
       return written(out, n);

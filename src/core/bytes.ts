@@ -109,12 +109,14 @@ export function concatBytes(parts: readonly Uint8Array[], into?: Uint8Array): Ui
 
 /**
  * Where a streaming call writes up to `max` bytes of output: the caller's
- * `into` when it has room for them (no allocation), else a new array.
+ * `into` when it has room for them (no allocation), else a new array
+ * (secretBytes memory for plaintext).
  */
-export function outputTarget(into: Uint8Array | undefined, max: number): Uint8Array {
-  if (into === undefined) return new Uint8Array(max);
+export function outputTarget(into: Uint8Array | undefined, max: number, secret = false): Uint8Array {
+  const made = () => (secret ? secretBytes(max) : new Uint8Array(max));
+  if (into === undefined) return made();
   const target = bytesArg(into, 'into');
-  return target.length >= max ? target : new Uint8Array(max);
+  return target.length >= max ? target : made();
 }
 
 /** Whether a streaming call wrote `result` into `into` (from its start) rather than a new array. */

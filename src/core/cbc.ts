@@ -61,7 +61,7 @@ function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt
   if (data.length <= CHUNK) {
     const dst = outPtr(c);
     const w = data.length ? status(c.x.cbc_update(op, input(c, data), dst, data.length), padding, decrypt, []) : 0;
-    return c.read(dst, w + status(c.x.cbc_final(op, dst + w), padding, decrypt, []));
+    return c.read(dst, w + status(c.x.cbc_final(op, dst + w), padding, decrypt, []), decrypt);
   }
   const out = new Uint8Array(data.length + 16);
   const total = update(c, op, data, out, padding, decrypt);
@@ -110,7 +110,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     data = bytesArg(data, this.#decrypt ? 'ciphertext' : 'plaintext');
     const c = coreOf(this), op = this.live();
     // At most the input and the (up to 16) bytes held back from earlier updates.
-    const out = outputTarget(into, data.length + 16);
+    const out = outputTarget(into, data.length + 16, this.#decrypt);
     try {
       return written(out, update(c, op, data, out, this.#padding, this.#decrypt));
     } finally {
@@ -122,7 +122,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     const c = coreOf(this), op = this.live();
     try {
       const w = status(c.x.cbc_final(op, outPtr(c)), this.#padding, this.#decrypt, []);
-      return c.read(outPtr(c), w);
+      return c.read(outPtr(c), w, this.#decrypt);
     } finally {
       c.x.zeroize(outPtr(c), 16);
       this.destroy();

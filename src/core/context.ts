@@ -3,7 +3,6 @@
 // or, failing that, when the JS object is garbage-collected).
 import { core, contextRegistry, type Core } from './loader.ts';
 import { bytesArg, StateError, statusError } from './errors.ts';
-import { secretCopy } from './bytes.ts';
 
 /**
  * Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized
@@ -27,7 +26,7 @@ export function feed(c: Core, data: Uint8Array, step: (ptr: number, len: number)
 
 /** Reads `len` bytes of output at `ptr` into a new array and zeroizes `used` bytes there. */
 export function takeOutput(c: Core, ptr: number, len: number, used = len, secret = false): Uint8Array {
-  const out = secret ? secretCopy(c.mem().subarray(ptr, ptr + len)) : c.read(ptr, len);
+  const out = c.read(ptr, len, secret);
   c.x.zeroize(ptr, used);
   return out;
 }

@@ -42,7 +42,8 @@ const ERR_STATE = -7;
 // collection, which leaves its bytes behind where no zero-fill reaches them.
 const systemEntropy: EntropySource = (n) => {
   const out = secretBytes(n);
-  globalThis.crypto.getRandomValues(out);
+  // secretBytes' array is over an ArrayBuffer, never shared memory, which getRandomValues refuses.
+  globalThis.crypto.getRandomValues(out as Uint8Array<ArrayBuffer>);
   return out;
 };
 
@@ -182,7 +183,8 @@ export class HmacDrbg extends CoreContext {
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
     // The output may become a key: no copy of it stays in the I/O window.
     const c = coreOf(this);
-    return takeOutput(c, c.io, n);
+    // Random bytes often become keys.
+    return takeOutput(c, c.io, n, n, true);
   }
 
   #generate(ctx: number, n: number, addin: Uint8Array): number {

@@ -17,8 +17,12 @@ import { DIGEST_LENGTHS } from '../core/hash.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, newStamp, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
 
-/** Ciphertext an AEAD DECIPHER chain may bring: 16 MiB of plaintext (the host's largest response) and a tag. */
-const AEAD_DECIPHER_MOST = 2 ** 24 + 16;
+/**
+ * Ciphertext an AEAD DECIPHER chain may bring: 64 MiB of plaintext, which the card holds until the
+ * tag verified, and a tag. A host takes more than 16 MiB at the last link (GCM), so this is the
+ * virtual card's own bound, as its 256 KiB of key store is.
+ */
+const AEAD_DECIPHER_MOST = 2 ** 26 + 16;
 
 // The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
 // key lengths, curves and hashes for the host and the card.
@@ -352,8 +356,7 @@ export class SenvApplet implements Applet {
       : cbc(key, iv, { padding: info.padding! });
     const st = p1p2 === PSO.ENCIPHER ? m.encryptStream() : m.decryptStream();
     const output = (out: unknown) => (out instanceof Uint8Array ? out : empty);
-    // An AEAD decipherment holds its plaintext until the tag verified: bounded by the most a host
-    // takes in one response (16 MiB) and the tag, not by whatever a chain brings.
+    // An AEAD decipherment holds its plaintext until the tag verified: bounded, not by whatever a chain brings.
     const most = p1p2 === PSO.DECIPHER && info.mode !== 'cbc' ? AEAD_DECIPHER_MOST : Infinity;
     let taken = 0;
     const take = (d: Uint8Array) => {

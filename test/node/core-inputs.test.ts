@@ -204,6 +204,34 @@ describe('nothing is left behind', () => {
     }
   });
 
+  it('plaintext and random bytes leave the core in secretBytes memory, never as a slice inside V8\'s heap', () => {
+    const RealU8 = Uint8Array;
+    const sliced = (call: () => unknown) => arraysMade((from) => from instanceof RealU8 && from.buffer === core().mem().buffer, call);
+    const key = rnd(16), iv = rnd(16), nonce = rnd(12), n13 = rnd(13), plain = rnd(32);
+    const sealedG = gcm(key, nonce).encrypt(plain), sealedC = ccm(key, n13).encrypt(plain);
+    const cbcCt = cbc(key, iv).encrypt(plain), rawCt = cbc(key, iv, { padding: 'none' }).encrypt(plain);
+    const calls: [string, () => Uint8Array][] = [
+      ['GCM one-shot', () => gcm(key, nonce).decrypt(sealedG)],
+      ['CCM one-shot', () => ccm(key, n13).decrypt(sealedC)],
+      ['CBC one-shot', () => cbc(key, iv).decrypt(cbcCt)],
+      ['GCM stream', () => gcm(key, nonce).decryptStream().update(sealedG).final()],
+      ['CBC stream', () => {
+        const d = cbc(key, iv, { padding: 'none' }).decryptStream();
+        const parts = [d.update(rawCt.subarray(0, 20)), d.update(rawCt.subarray(20)), d.final()];
+        return Uint8Array.from(parts.flatMap((p) => [...p]));
+      }],
+      ['randomBytes', () => randomBytes(32)],
+      ['HmacDrbg', () => new HmacDrbg().generate(32)],
+    ];
+    for (const [what, call] of calls) {
+      let out: Uint8Array = new RealU8(0);
+      expect(sliced(() => (out = call())), what).toEqual([]);
+      if (what !== 'randomBytes' && what !== 'HmacDrbg') expect(out, what).toEqual(plain);
+    }
+    // Ciphertext is no secret: it may be a slice.
+    expect(sliced(() => gcm(key, nonce).encrypt(plain)).length).toBe(1);
+  });
+
   it('randomBytes over 64 KiB zeroizes each piece it joined', () => {
     const pieces: Uint8Array[] = [];
     const generate = HmacDrbg.prototype.generate;
