@@ -124,6 +124,12 @@ export function checkSignatureOptions(options: unknown): SignatureOptions {
   return { format, prehashed };
 }
 
+/** cipher()'s params, checked alike by every backend: an object (its members are checked by the mode). */
+export function checkCipherParams(params: unknown): CipherParams {
+  if (typeof params !== 'object' || params === null) throw new InvalidInputError(`cipher params must be an object ({ iv } or { nonce, aad? }), got ${shown(params)}`);
+  return params as CipherParams;
+}
+
 /** Registers a handle a backend hands out; only registered objects are treated as keys. */
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   keyHandles.add(handle);
@@ -245,13 +251,15 @@ export interface SecureEnvironmentBackend {
   /**
    * Forgets the handle: zeroizes the host's copy of the material (software);
    * a device keeps the key itself (the engine closing with a data directory
-   * that still names it). Idempotent.
+   * that still names it). Idempotent; never throws (a removal runs it after
+   * the store recorded the removal: the engine ignores a throw).
    */
   releaseKey(key: KeyHandle): void;
   /**
    * The key's resource is gone (deleted, expired, deregistered, a refused
    * CREATE, or an engine closing with nothing that could load it again): a
-   * device deletes the key too. Without it, releaseKey serves. Idempotent.
+   * device deletes the key too (in the background: a deletion that fails is
+   * the backend's to retry). Without it, releaseKey serves. Idempotent; never throws.
    */
   deleteKey?(key: KeyHandle): void;
 

@@ -24,7 +24,7 @@ import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type Virtu
 import { SE_TY } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
-import type { Persistence } from './persist.ts';
+import { BackendFailure, type Persistence } from './persist.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
 import { openFiles, type Files } from './store/files.ts';
@@ -211,7 +211,11 @@ export class McsEngine {
       host.release();
       if (copies) for (const c of copies) c.fill(0);
     }
-    if (req.rcn === 0 && response.rsc < 4000) delete response.pc;
+    if (req.rcn === 0 && response.rsc < 4000) {
+      // The representation was the caller's, never shown: its byte values (an exported key, data) are zeroized.
+      wipeBytes(response.pc);
+      delete response.pc;
+    }
     return versioned(response, req.rvi);
   }
 
@@ -616,6 +620,8 @@ export class McsEngine {
         const limit = values.get(a.maxFrom!) as number | undefined;
         if (limit && limit > this.#maxData) throw new McsError(RSC.NOT_ACCEPTABLE, `${def.byName.get(a.maxFrom!)!.sn} exceeds this SE's limit of ${this.#maxData} bytes`);
       }
+      // A getter of the content may have closed the engine, whose close waits for this turn: nothing is applied.
+      if (this.#closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
     } catch (e) {
       // Secrets decoded before the refusal are zeroized; the caller's own chunk is left alone.
       wipe(values, borrowed);
@@ -771,6 +777,7 @@ async function persist(store: Persistence, host: SeHost, res: Resource, change: 
  */
 function durably(write: Promise<void>): Promise<void> {
   return write.catch((e: unknown) => {
+    if (e instanceof BackendFailure) throw e.cause;
     const code = (e as { code?: unknown } | null)?.code;
     const name = e instanceof Error ? e.name : '';
     const kind = typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code) ? code : /^\w{1,40}$/.test(name) ? name : 'error';
@@ -837,6 +844,12 @@ function policyAt(host: SeHost, id: string): Resource | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Zeroizes the byte values of a response's content (binary mode), at any depth. */
+function wipeBytes(v: unknown): void {
+  if (v instanceof Uint8Array) v.fill(0);
+  else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) wipeBytes(x);
 }
 
 /** Zeroizes the byte values of a refused request or change (not the caller's own `borrowed` array). */

@@ -221,8 +221,14 @@ export class SeHost {
   releaseResource(res: Resource, keepDeviceKeys = false): void {
     for (const [name, v] of res.attrs) {
       if (isKeyHandle(v)) {
-        if (keepDeviceKeys) this.backend.releaseKey(v);
-        else this.deleteKey(v);
+        // A backend that throws here (breaking its contract) must not stop a removal half way: the
+        // store has recorded it, and the indexes must follow. The key is the backend's to clean up.
+        try {
+          if (keepDeviceKeys) this.backend.releaseKey(v);
+          else this.deleteKey(v);
+        } catch {
+          // nothing to undo
+        }
       }
       else if (v instanceof Accumulator) v.clear();
       else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) v.fill(0);

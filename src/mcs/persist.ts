@@ -6,6 +6,14 @@
 import type { SeHost } from './host.ts';
 import type { Resource } from './resource.ts';
 
+/**
+ * What a store's write rejects with when the backend failed while the record was made (its
+ * storeKey), before anything was written: the engine answers the backend's error, not a disk's.
+ */
+export class BackendFailure {
+  constructor(readonly cause: unknown) {}
+}
+
 export interface Persistence {
   /** A unique ID for the software SE of this data directory, the same on every run. */
   uniqueId(kind: string): Promise<string>;

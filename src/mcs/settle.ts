@@ -10,7 +10,18 @@ import type { MaybePromise } from '../backends/backend.ts';
  * namespace, as a dynamic import does, calls it.)
  */
 export function after<T, R>(v: MaybePromise<T>, fn: (value: T) => MaybePromise<R>): MaybePromise<R> {
-  return v instanceof Promise ? v.then(fn) : fn(v);
+  const p = pending(v);
+  return p ? p.then(fn) : fn(v as T);
+}
+
+/**
+ * A backend's answer that is still to come, as a promise of this realm: a promise of another realm
+ * (an iframe's, a vm context's) or any other thenable fails `instanceof Promise`, and would
+ * otherwise be taken for the value itself. A value (bytes, a boolean, a stream) is no thenable.
+ */
+function pending<T>(v: MaybePromise<T>): Promise<T> | undefined {
+  if (v instanceof Promise) return v;
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function' ? Promise.resolve(v) : undefined;
 }
 
 /** Runs fn; a failure, thrown now or rejected later, is replaced by map(failure). */
@@ -21,7 +32,8 @@ export function mapFailure<R>(fn: () => MaybePromise<R>, map: (e: unknown) => un
   } catch (e) {
     throw map(e);
   }
-  return r instanceof Promise ? r.catch((e: unknown) => Promise.reject(map(e))) : r;
+  const p = pending(r);
+  return p ? p.catch((e: unknown) => Promise.reject(map(e))) : r;
 }
 
 /** Runs fn, then `done` whether it succeeded or failed (now or later). */
@@ -33,9 +45,10 @@ export function always<R>(fn: () => MaybePromise<R>, done: () => void): MaybePro
     done();
     throw e;
   }
-  if (!(r instanceof Promise)) {
+  const p = pending(r);
+  if (!p) {
     done();
     return r;
   }
-  return r.finally(done);
+  return p.finally(done);
 }

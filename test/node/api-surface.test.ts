@@ -172,6 +172,7 @@ describe('public API surface', () => {
     expect(() => b.signature(25, aes, { format: 'der', prehashed: false })).toThrow(/made for cipher algorithm 1001/);
     expect(() => b.signature(33, aes, { format: 'der', prehashed: false })).toThrow(InvalidInputError);
     expect(() => b.cipher(1001, aes, 'sideways' as 'encrypt', { nonce: new Uint8Array(12) })).toThrow(InvalidInputError);
+    for (const bad of [undefined, null, 'nonce']) expect(() => b.cipher(1001, aes, 'encrypt', bad as never), String(bad)).toThrow(InvalidInputError);
     const mac = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(20).fill(7));
     for (const bad of [undefined, null, 'der', {}, { format: 'DER', prehashed: false }, { format: 'raw', prehashed: 1 }]) {
       expect(() => b.signature(25, mac, bad as never), String(JSON.stringify(bad))).toThrow(InvalidInputError);

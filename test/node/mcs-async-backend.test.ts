@@ -7,17 +7,23 @@
 // stream that fails while the data arrives is dropped, not used half-fed.
 import { describe, expect, it } from 'vitest';
 import { cbc, ecdsa, InvalidInputError, McsEngine, sha256, SoftwareBackend, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
+import { runInNewContext } from 'node:vm';
 import { b64, body, ok, Session } from '../portable/mcs-kit.ts';
 
-type Mode = 'at once' | 'promise';
+type Mode = 'at once' | 'promise' | 'promise of another realm';
 
-/** Rejected later instead of thrown now, resolved instead of returned, in 'promise' mode. */
+// A vm context's Promise: an iframe's or a worker bridge's promise is no `instanceof Promise` here either.
+const ForeignPromise = runInNewContext('Promise') as PromiseConstructor;
+
+/** Rejected later instead of thrown now, resolved instead of returned, in the promise modes. */
 function answer<T>(mode: Mode, fn: () => T): T | Promise<T> {
   if (mode === 'at once') return fn();
+  const P = mode === 'promise' ? Promise : ForeignPromise;
   try {
-    return Promise.resolve(fn());
+    const v = fn();
+    return new P<T>((resolve) => resolve(v));
   } catch (e) {
-    return Promise.reject(e);
+    return new P<T>((_, reject) => reject(e));
   }
 }
 
@@ -113,10 +119,12 @@ describe('Mcs over a backend that answers with promises', () => {
   it('answers as over one that answers at once: failures mapped alike, no stale result, imported keys deleted', async () => {
     const now = await scenario('at once');
     const later = await scenario('promise');
+    const foreign = await scenario('promise of another realm');
     expect(now.map((o) => o.rsc)).toEqual([4102, 4102, 2000, 5000]);
     expect(now.slice(0, 2).map((o) => o.after), 'no calculatedData after a failed decryption').toEqual([undefined, undefined]);
     expect(now.map((o) => o.keysLeft).slice(2), 'the public key deleted after each verification').toEqual([0, 0]);
     expect(later).toEqual(now);
+    expect(foreign, 'a promise of another realm is waited for, never taken for the value').toEqual(now);
   });
 });
 
@@ -154,6 +162,30 @@ describe('a stream that fails while the data arrives', () => {
     const hv = body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv;
     expect(backend.faults, 'the fault happened').toBeGreaterThan(0);
     expect(hv).toBe(b64(sha256(m)));
+    await engine.close();
+  });
+});
+
+describe('a backend whose releaseKey or deleteKey throws (breaking its contract)', () => {
+  it('does not leave a DELETE half applied: the resource and its registration\'s children go whole, the SE serves on', async () => {
+    class Throwing extends SoftwareBackend {
+      override releaseKey(key: KeyHandle): void {
+        super.releaseKey(key);
+        throw new Error('release failed');
+      }
+    }
+    const engine = await McsEngine.create({ backends: [new Throwing()] });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(1)) } }), 2001, 'cipher');
+    ok(await s.delete(s.path('reg', 'c')), 2002, 'cipher deleted');
+    expect((await s.retrieve(s.path('reg', 'c'))).rsc).toBe(4004);
+    ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(new Uint8Array(32).fill(2)) } }), 2001, 'mac');
+    const memory = body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').ri as string;
+    ok(await s.delete(s.seId), 2002, 'deregistered');
+    await s.register();
+    expect((await s.retrieve(`${s.seId}/${memory}`)).rsc, 'the old registration\'s children gone from every index').toBe(4004);
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(Uint8Array.of(1)) } }), 2001, 'the SE serves on');
     await engine.close();
   });
 });

@@ -196,6 +196,34 @@ describe('McsEngine: caller code run inside send()', () => {
     expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
   });
 
+  it('so is one whose content getter closes the engine while the SE serves it: nothing of it is applied', async () => {
+    const engine = await McsEngine.create();
+    const se = engine.seIds[0]!;
+    await engine.send({ op: 1, to: se, fr: 'A', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } } });
+    await engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4 } } });
+    let closing: Promise<void> | undefined;
+    const body = { get msg() { closing = engine.close(); return 'AAEC'; } };
+    const r = await engine.send({ op: 3, to: `${se}/reg/h`, fr: 'A', rqi: '3', pc: { 'senv:Hsh': body } });
+    expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
+    await closing;
+  });
+
+  it('with rcn 0 the representation the response leaves out is zeroized: an exported key\'s copy is not left behind', async () => {
+    const engine = await McsEngine.create();
+    const se = engine.seIds[0]!;
+    await engine.send({ op: 1, to: se, fr: 'A', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } } });
+    const key = new Uint8Array(32).fill(0x5c);
+    const { made, result } = await arraysMadeBy(() => engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20012, rcn: 0, pc: { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: key, kExp: true } } }, { binary: true }));
+    expect(result.rsc).toBe(2001);
+    expect(result.pc).toBeUndefined();
+    // Once the resource is gone (its key zeroized), no array the CREATE made holds the key.
+    expect((await engine.send({ op: 4, to: `${se}/reg/m`, fr: 'A', rqi: '3' })).rsc).toBe(2002);
+    await engine.close();
+    // (Views of the caller's own key, made to read it, do not count.)
+    const copies = made.filter((a) => a.buffer !== key.buffer && a.length === 32 && a.every((b) => b === 0x5c));
+    expect(copies, 'no copy of the key is left in an array the engine made').toEqual([]);
+  });
+
   it('thousands of requests queued on one SE are served in the order sent', async () => {
     const c = await client();
     const h = await c.hash({ algorithm: 4 });

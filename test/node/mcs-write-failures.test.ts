@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, type McsResponse } from '../../src/index.ts';
+import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, StateError, type McsResponse } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { prng } from '../portable/harness.ts';
@@ -431,4 +431,31 @@ describe('Mcs: a failed write changes nothing', () => {
       }
     }
   }, 60_000);
+});
+
+describe('a failure of the backend while a record is made is the backend\'s, not the disk\'s', () => {
+  it('a storeKey that fails answers as any backend failure (no "storage write failed"), and nothing is created', async () => {
+    for (const [error, rsc, dbg] of [
+      [new StateError('card removed'), 4005, 'card removed'],
+      [new Error('unplugged'), 5000, 'internal error (internal error)'],
+    ] as const) {
+      class Failing extends SoftwareBackend {
+        override async storeKey(): Promise<never> {
+          throw error;
+        }
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'senv-storekey-'));
+      try {
+        const engine = await McsEngine.create({ backends: [new Failing()], dataDir: dir, masterKey: KEY });
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        const r = await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(new Uint8Array(32).fill(1)) } });
+        expect([r.rsc, r.pc?.['m2m:dbg']], error.message).toEqual([rsc, dbg]);
+        expect((await s.retrieve(s.path('reg', 'm'))).rsc, 'nothing created').toBe(4004);
+        await engine.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 });

@@ -168,7 +168,7 @@ describe('key slots (in-process card)', () => {
     await soft.close();
   });
 
-  it('signature options are checked on the host as the software SE checks them: nothing goes to the card', async () => {
+  it('signature options and cipher params are checked on the host as the software SE checks them: nothing goes to the card', async () => {
     const reader = new InProcessReader();
     const b = reader.backend();
     await b.open();
@@ -180,6 +180,13 @@ describe('key slots (in-process card)', () => {
     for (const bad of [undefined, { format: 'raw' }, { format: 'pem', prehashed: false }]) {
       await expect(b.signature(33, card, bad as never), JSON.stringify(bad)).rejects.toThrow(InvalidInputError);
       expect(() => soft.signature(33, own, bad as never), JSON.stringify(bad)).toThrow(InvalidInputError);
+    }
+    const aes = { use: 'cipher', algorithm: 1001 } as const;
+    const [cardAes, ownAes] = [await b.generateKey(aes), await soft.generateKey(aes)];
+    reader.sent.length = 0;
+    for (const bad of [undefined, null]) {
+      await expect(b.cipher(1001, cardAes, 'encrypt', bad as never), String(bad)).rejects.toThrow(InvalidInputError);
+      expect(() => soft.cipher(1001, ownAes, 'encrypt', bad as never), String(bad)).toThrow(InvalidInputError);
     }
     expect(reader.sent, 'no APDU').toEqual([]);
     await b.close();

@@ -174,8 +174,12 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         const c = s.path('reg', 'c');
         ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 16, kDt: b64(key) } }), 2001, 'cipher without parameters');
         ok(await s.update(c, { 'senv:Cph': { msg: b64(first) } }), 2004, 'first chunk');
-        fails(await s.retrieve(`${c}/encrypt`), 4005, 'no nonce yet', /algorithmSpecificParameter/);
+        fails(await s.retrieve(`${c}/encrypt`), 4005, 'no nonce yet', /^create an algorithmSpecificParameter child with nc \(12 bytes\) first$/);
         equal(body(await s.retrieve(c), 'senv:Cph').cbs, first.length, 'the data held is unchanged');
+        // A child without the nonce: the text says where it goes (a second child would be 4105).
+        ok(await s.create(c, 20001, { 'senv:algP': { rn: 'p', aD: b64(rnd(8)) } }), 2001, 'parameters without a nonce');
+        fails(await s.retrieve(`${c}/encrypt`), 4005, 'still no nonce', /^set nc \(12 bytes\) in the algorithmSpecificParameter 'p' first$/);
+        ok(await s.delete(`${c}/p`), 2002, 'that child gone');
         ok(await s.create(c, 20001, { 'senv:algP': { nc: b64(nonce) } }), 2001, 'nonce');
         ok(await s.update(c, { 'senv:Cph': { msg: b64(second) } }), 2004, 'second chunk');
         const ct = unb64(body(ok(await s.retrieve(`${c}/encrypt`), 2000, 'encrypt'), 'senv:Cph').cD);

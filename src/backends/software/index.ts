@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkRandomLength, checkRebootType, checkSignatureOptions, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -186,7 +186,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     this.#live();
     if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
     if (direction !== 'encrypt' && direction !== 'decrypt') throw new InvalidInputError("direction must be 'encrypt' or 'decrypt'");
-    return openCipher(algorithm, keyFor(key, 'cipher', algorithm), direction, params);
+    return openCipher(algorithm, keyFor(key, 'cipher', algorithm), direction, checkCipherParams(params));
   }
 
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {

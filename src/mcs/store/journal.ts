@@ -50,7 +50,7 @@ import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backen
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
-import type { Persistence } from '../persist.ts';
+import { BackendFailure, type Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { Accumulator, DeviceData, Resource } from '../resource.ts';
 import { DataDirDamagedError, DataDirFormatError, DataDirLockedError } from './errors.ts';
@@ -899,7 +899,12 @@ async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Accumulator) return { $acc: toBase64(v.bytes()), consumed: v.consumed };
   if (v instanceof DeviceData) return { $device: v.size };
   if (isKeyHandle(v)) {
-    const s = await host.backend.storeKey(v);
+    let s: StoredKey;
+    try {
+      s = await host.backend.storeKey(v);
+    } catch (e) {
+      throw new BackendFailure(e);
+    }
     return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: wiping(s.bytes, toBase64) } : { ref: s.ref }) } };
   }
   // A client's own JSON object (esi, kInf, pv ...) is wrapped, so that no

@@ -50,7 +50,9 @@ function inputs(res: Resource): Inputs {
   const params = cipherParams(res);
   if (!params) {
     const need = CIPHERS[algorithm(res)].mode === 'cbc' ? 'iV (16 bytes)' : 'nc (12 bytes)';
-    throw notAllowed(`create an algorithmSpecificParameter child with ${need} first`);
+    // A child that is there lacks the value: it is set there (a second child is refused, 4105).
+    const child = [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
+    throw notAllowed(child ? `set ${need} in the algorithmSpecificParameter '${child.rn}' first` : `create an algorithmSpecificParameter child with ${need} first`);
   }
   return { key, params };
 }

@@ -54,20 +54,11 @@ export const deviceInfoType: ResourceType = {
 function describeDevice(ctx: Context, res: Resource): void {
   const d = ctx.host.backend.description;
   const rng = Object.entries(d.rngSources).map(([t, s]) => `rngType ${t}: ${s}`).join('; ');
-  refresh(ctx, res, {
+  for (const [k, v] of Object.entries({
     mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
     deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
     softwareVersion: d.softwareVersion, hardwareVersion: d.hardwareVersion ?? 'unknown', description: rng,
-  });
-}
-
-/** Sets what the SE maintains; a value that changed is a modification (lt), as a client's UPDATE is. */
-function refresh(ctx: Context, res: Resource, values: Record<string, string | number>): void {
-  for (const [k, v] of Object.entries(values)) {
-    if (res.attrs.get(k) === v) continue;
-    if (res.attrs.has(k)) res.modified = ctx.now;
-    res.attrs.set(k, v);
-  }
+  })) res.attrs.set(k, v);
 }
 
 export const memoryType: ResourceType = {
@@ -92,7 +83,8 @@ export const memoryType: ResourceType = {
       const { host } = ctx;
       // used exceeds the quota only when a data directory was opened with a smaller quota than it holds.
       const m = host.quota === undefined ? await host.backend.memoryInfo() : { total: host.quota, available: Math.max(0, host.quota - host.used) };
-      refresh(ctx, res, { memAvailable: m.available, memTotal: m.total });
+      res.attrs.set('memAvailable', m.available);
+      res.attrs.set('memTotal', m.total);
     },
   },
 };
