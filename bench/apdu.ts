@@ -8,7 +8,7 @@ import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex } from '../src/apdu/apdu.ts';
 import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
-import { CHECKOUT, type BenchGroup, type BenchModule } from './harness.ts';
+import { CHECKOUT, selects, sizeLabel, type BenchGroup, type BenchModule } from './harness.ts';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
@@ -83,7 +83,12 @@ async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')
   return (await import(new URL('scripts/pcsc-stack.mjs', CHECKOUT).href)) as typeof import('../scripts/pcsc-stack.mjs');
 }
 
+const ROUND_TRIP = 'APDU round trip through pcscd + vpcd + senv virtual card';
+const RANDOM_GROUP = 'PcscBackend.random(8): one GET CHALLENGE';
+
 export const apduBench: BenchModule = async (opts) => {
+  // The PC/SC stack comes up only for a table or report the filter selects.
+  if (![ROUND_TRIP, `${RANDOM_GROUP} -`, ...OPS.map((op) => `${op.name} ${sizeLabel(op.size)}`)].some((t) => selects(opts, t))) return [];
   const { acquireSlot, acquireStack } = await stackScript();
   const stack = await acquireStack();
   if (!stack.ok) {
@@ -108,18 +113,21 @@ export const apduBench: BenchModule = async (opts) => {
   await card.vpcd.insert();
   await waitPresent(ctx, slot.reader);
   const raw = await ctx.connect(slot.reader);
-  const n = opts.quick ? 500 : 5000;
-  const select = fromHex('00A4040006F053454E560100');
-  await raw.transmit(select);
-  console.log(`\nAPDU round trip through pcscd + vpcd + senv virtual card (${n} samples, ${slot.reader})`);
-  console.log('  APDU                                  median ms      p99 ms');
-  const cases: [string, Uint8Array][] = [
-    ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
-    ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
-  ];
-  for (const [label, apdu] of cases) {
-    const l = await latency(raw, apdu, n);
-    console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+  if (selects(opts, ROUND_TRIP)) {
+    const n = opts.quick ? 500 : 5000;
+    const select = fromHex('00A4040006F053454E560100');
+    await raw.transmit(select);
+    console.log(`\n${ROUND_TRIP} (${n} samples, ${slot.reader})`);
+    console.log('  APDU                                  median ms      p99 ms');
+    const cases: [string, Uint8Array][] = [
+      ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
+      ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
+    ];
+    for (const [label, apdu] of cases) {
+      const l = await latency(raw, apdu, n);
+      console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+      opts.finding?.('apdu', { check: 'round trip', apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
+    }
   }
   await raw.disconnect();
 
@@ -131,13 +139,14 @@ export const apduBench: BenchModule = async (opts) => {
     e.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pcontent ? { pc: pcontent } : {}) });
   const [pcId, swId] = e.seIds as [string, string];
   const groups: BenchGroup[] = [{
-    algorithm: 'PcscBackend.random(8): one GET CHALLENGE', size: 0, randomized: true,
+    algorithm: RANDOM_GROUP, size: 0, randomized: true,
     valid: (r) => r instanceof Uint8Array && r.length === 8,
     cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
   }];
   for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: e.describe(id)!.description.securityLevel } }, 20011);
   console.log('\nAPDUs per Mcs operation on the PC/SC SE (RETRIEVE of the virtual resource)');
   for (const op of OPS) {
+    if (!selects(opts, `${op.name} ${sizeLabel(op.size)}`)) continue;
     const onCard = await op.prepare(send, pcId);
     const inSoftware = await op.prepare(send, swId);
     // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
@@ -151,6 +160,7 @@ export const apduBench: BenchModule = async (opts) => {
     const before = pc.apdus;
     for (let i = 0; i < 20; i++) await send(2, onCard);
     console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
+    opts.finding?.('apdu', { check: 'APDUs per operation', operation: op.name, apdus: (pc.apdus - before) / 20 });
     // Both are senv; the software SE is listed as the peer so the ratio column reads "PC/SC vs software".
     groups.push({
       algorithm: op.name, size: op.size,

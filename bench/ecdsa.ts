@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { ecdsa, type CurveName, type HashName } from '../src/index.ts';
-import { CHECKOUT, type BenchGroup, type BenchModule } from './harness.ts';
+import { CHECKOUT, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
 import { senvCases } from './builds.ts';
 
 const CURVES: { name: CurveName; hash: HashName; node: string; noble: typeof p256 }[] = [
@@ -24,9 +24,11 @@ function coldStart(script: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function reportColdStarts(): void {
+const COLD_STARTS = 'ECDSA first signature in a cold process';
+
+function reportColdStarts(opts: BenchOptions): void {
   const senvUrl = new URL('../src/index.js', import.meta.url).href;
-  console.log('\nECDSA first signature in a cold process (ms from the start of the import to the signature)');
+  console.log(`\n${COLD_STARTS} (ms from the start of the import to the signature)`);
   for (const { name, node } of CURVES) {
     const nobleName = name.replace('-', '').toLowerCase();
     const scripts: Record<string, string> = {
@@ -34,15 +36,18 @@ function reportColdStarts(): void {
       '@noble/curves': `const t0 = performance.now(); const { ${nobleName} } = await import('@noble/curves/nist.js'); const sk = ${nobleName}.utils.randomSecretKey(); ${nobleName}.sign(new Uint8Array(32), sk); console.log('cold=' + (performance.now() - t0));`,
       'node:crypto': `const t0 = performance.now(); const c = await import('node:crypto'); const { privateKey } = c.generateKeyPairSync('ec', { namedCurve: '${name}' }); c.sign('${node}', new Uint8Array(32), privateKey); console.log('cold=' + (performance.now() - t0));`,
     };
+    const medians: Record<string, number | null> = {};
     const row = Object.entries(scripts).map(([impl, s]) => {
       const runs = [0, 1, 2].map(() => coldStart(s)).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-      return `${impl} ${runs.length ? runs[Math.floor(runs.length / 2)]!.toFixed(1) : 'n/a'}`;
+      medians[impl] = runs.length ? runs[Math.floor(runs.length / 2)]! : null;
+      return `${impl} ${medians[impl]?.toFixed(1) ?? 'n/a'}`;
     });
     console.log(`  ${name}: ${row.join(' | ')}`);
+    opts.finding?.('ecdsa', { check: 'cold start', curve: name, ms: medians });
   }
 }
 
-export const ecdsaBench: BenchModule = async () => {
+export const ecdsaBench: BenchModule = async (opts) => {
   const groups: BenchGroup[] = [];
   const msg = new Uint8Array(nodeCrypto.randomBytes(100));
   const subtle = globalThis.crypto.subtle;
@@ -105,6 +110,6 @@ export const ecdsaBench: BenchModule = async () => {
       ],
     });
   }
-  reportColdStarts();
+  if (selects(opts, COLD_STARTS)) reportColdStarts(opts);
   return groups;
 };

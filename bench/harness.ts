@@ -72,6 +72,14 @@ export interface BenchRecord {
 /** One module of bench/: returns its groups (setup may be async). */
 export type BenchModule = (opts: BenchOptions) => Promise<BenchGroup[]> | BenchGroup[];
 
+/**
+ * Whether --filter selects a table or report titled `title`. A module's reports (cold starts,
+ * memory, round trips) and the set-up they need run only when selected, as groups are.
+ */
+export function selects(opts: BenchOptions, title: string): boolean {
+  return !opts.filter || opts.filter.test(title);
+}
+
 export function sizeLabel(n: number): string {
   if (n === 0) return '-';
   if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n >> 20} MiB`;
@@ -171,6 +179,13 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** The ± of the median round (the larger of the middle two for an even count), as the records say: not a median of margins. */
+function medianRoundRme(ms: Measured[]): number {
+  const s = [...ms].sort((a, b) => a.hz - b.hz);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]!.rme : Math.max(s[mid - 1]!.rme, s[mid]!.rme);
+}
+
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): Promise<BenchRecord[]> {
@@ -190,7 +205,7 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     }
     const rows = g.cases.map((c, i) => {
       const ms = runs[i]!;
-      return { c, runs: ms, hz: median(ms.map((m) => m.hz)), rme: median(ms.map((m) => m.rme)), samples: ms.reduce((n, m) => n + m.samples, 0) };
+      return { c, runs: ms, hz: median(ms.map((m) => m.hz)), rme: medianRoundRme(ms), samples: ms.reduce((n, m) => n + m.samples, 0) };
     });
     const peers = rows.filter((r) => !r.c.impl.startsWith('senv'));
     log(`\n${title}`);

@@ -117,7 +117,8 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   if (args.filter !== undefined && records.length === 0 && findings.length === 0) throw new Error(`bench: --filter ${args.filter} matched no group or probe of ${names.join(', ')}`);
   const result = {
     date: new Date().toISOString(),
-    runtime: `node ${process.versions.node} (V8 ${process.versions.v8})`,
+    // OpenSSL is node:crypto's and WebCrypto's implementation: the peer behind those rows.
+    runtime: `node ${process.versions.node} (V8 ${process.versions.v8}, OpenSSL ${process.versions.openssl})`,
     // What a machine comparing runs needs beside the figures: what ran, where, and how.
     versions: versions(),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },

@@ -487,7 +487,7 @@ describe('senv bench --out (dist/bench/run.js, with stand-in modules and benchma
       expect(Object.keys(json.versions)).toEqual(['senv', '@noble/ciphers', '@noble/curves', '@noble/hashes', 'hash-wasm', 'benchmark']);
       expect(json.versions.senv).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
       expect(Object.keys(json.machine)).toEqual(['os', 'arch', 'cpu', 'cores']);
-      expect(json.runtime).toBe(`node ${process.versions.node} (V8 ${process.versions.v8})`);
+      expect(json.runtime).toBe(`node ${process.versions.node} (V8 ${process.versions.v8}, OpenSSL ${process.versions.openssl})`);
       expect(json.core.map((c: { build: string }) => c.build)).toEqual(coreBuilds());
       expect(json.records.map((r: BenchRecord) => [r.implementation, r.algorithm, r.ratios])).toEqual([['senv', 'keep', { peer: 2 }], ['peer', 'keep', {}]]);
       expect(json.findings).toEqual([{ module: 'tiny', leak: 1.5 }]);
