@@ -401,7 +401,8 @@ describe('bench harness: rounds, ratios and records (benchmark.js stood in for)'
   it('a full run: 7 alternating rounds, ops/s the median round, each ratio the median of the rounds\' ratios with their range', async () => {
     // Per-round ratios senv/peer: 2 3 2 7 1 5 6 -> median 3, range 1-7 (the medians' ratio would be 400/100 = 4).
     const plan = {
-      senv: rounds([100, 300, 200, 700, 400, 500, 600], [1, 2, 3, 9, 4, 5, 6]),
+      // The ± is the median round's own (8), not the median of the rounds' margins (5).
+      senv: rounds([100, 300, 200, 700, 400, 500, 600], [1, 2, 3, 9, 8, 5, 6]),
       'senv scalar': rounds([50, 50, 50, 50, 50, 50, 50]),
       peer: rounds([50, 100, 100, 100, 400, 100, 100]),
     };
@@ -419,7 +420,7 @@ describe('bench harness: rounds, ratios and records (benchmark.js stood in for)'
     expect(records).toEqual<BenchRecord[]>([
       {
         implementation: 'senv', algorithm: 'X', size: 1024, batch: 4, opsPerSec: 400, msgsPerSec: 1600, mbPerSec: (400 * 4 * 1024) / 1e6,
-        rme: 4, samples: 35, ratios: { peer: 3 }, ratioRanges: { peer: [1, 7] },
+        rme: 8, samples: 35, ratios: { peer: 3 }, ratioRanges: { peer: [1, 7] },
       },
       {
         implementation: 'senv scalar', algorithm: 'X', size: 1024, batch: 4, opsPerSec: 50, msgsPerSec: 200, mbPerSec: (50 * 4 * 1024) / 1e6,
@@ -431,7 +432,7 @@ describe('bench harness: rounds, ratios and records (benchmark.js stood in for)'
       },
     ]);
     expect(table).toMatch(/^\nX 1 KiB x4\n/);
-    expect(table).toMatch(/ {2}senv {19}\s+1600 msg\/s\s+1.64 MB\/s {2}±4.0% {2}3.00x \[1.00-7.00\] peer\n/);
+    expect(table).toMatch(/ {2}senv {19}\s+1600 msg\/s\s+1.64 MB\/s {2}±8.0% {2}3.00x \[1.00-7.00\] peer\n/);
     expect(table).toMatch(/senv scalar.*0.50x \[0.13-1.00\] peer\n/);
     expect(table).toMatch(/ {2}peer\s+400 msg\/s\s+0.41 MB\/s {2}±1.0% {2}\n/);
   });
@@ -550,3 +551,16 @@ describe('senv bench without --out (dist/bench/run.js in a copy of the checkout)
 function rounds7(hz: number): Figures[] {
   return Array.from({ length: 7 }, () => ({ hz, rme: 1, samples: 5 }));
 }
+
+describe('bench modules: --filter selects reports as it selects tables', () => {
+  it('a filter that selects none of a module\'s reports runs none: no Mcs memory report, no PC/SC stack for the apdu module', async () => {
+    const { mcsBench } = await import('../../bench/mcs.ts');
+    const { apduBench } = await import('../../bench/apdu.ts');
+    const findings: unknown[] = [];
+    const opts: BenchOptions = { quick: true, filter: /^nothing$/, finding: (module, data) => void findings.push({ module, ...data }) };
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await mcsBench(opts);
+    await expect(apduBench(opts)).resolves.toEqual([]);
+    expect(findings).toEqual([]);
+  }, 60_000);
+});
