@@ -6,7 +6,7 @@
 // nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -589,6 +589,11 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const start = performance.now();
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toThrow(/journal\.log is not a regular file/);
       expect(performance.now() - start).toBeLessThan(5000);
+      // One where a file is written afresh (a new directory's meta.json.tmp): named, not a raw ENXIO.
+      const fresh = join(outside, 'fresh');
+      mkdirSync(fresh);
+      execFileSync('mkfifo', [join(fresh, 'meta.json.tmp')]);
+      await expect(McsEngine.create({ dataDir: fresh, masterKey: KEY })).rejects.toThrow(/meta\.json\.tmp is not a regular file/);
       // The same on Deno, which checks by path (no O_NOFOLLOW there).
       const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
       const fixture = fileURLToPath(new URL('./fixtures/deno-planted-files.ts', import.meta.url));
@@ -596,7 +601,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const { code, out } = await runChild(deno, ['run', '--allow-read', '--allow-write', '--allow-run=mkfifo', fixture, denoDir, outside], { killMs: 20_000 });
       expect({ code, out: out.trim() }).toEqual({
         code: 0,
-        out: 'link: <dir>/journal.log is a symbolic link: the store writes no file through one; the linked file holds: not the store\nfifo: <dir>/journal.log is not a regular file',
+        out: 'link: <dir>/journal.log is a symbolic link: the store writes no file through one; the linked file holds: not the store\nfifo: <dir>/journal.log is not a regular file\ntmp fifo: <fresh>/meta.json.tmp is not a regular file',
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -91,7 +91,7 @@ interface DenoApi {
   mkdir(p: string, o: { recursive: boolean; mode?: number }): Promise<void>;
   chmod(p: string, mode: number): Promise<void>;
   stat(p: string): Promise<{ isFile: boolean }>;
-  lstat(p: string): Promise<{ isSymlink: boolean }>;
+  lstat(p: string): Promise<{ isSymlink: boolean; isFile: boolean }>;
   link(a: string, b: string): Promise<void>;
   permissions: { query(d: { name: 'read'; path: string }): Promise<{ state: string }> };
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
@@ -159,6 +159,8 @@ async function nodeFiles(): Promise<Files> {
       f = await fs.open(path, flags | c.O_NONBLOCK | (follow ? 0 : c.O_NOFOLLOW), mode);
     } catch (e) {
       if (code(e) === 'ELOOP') throw symbolicLink(path);
+      // A FIFO no one reads, opened to write without blocking (or a device without its driver).
+      if (code(e) === 'ENXIO') throw notRegular(path);
       throw e;
     }
     let file = false;
@@ -296,13 +298,18 @@ function denoFiles(deno: DenoApi): Files {
     return f;
   };
   // Deno opens no file with O_NOFOLLOW or O_NONBLOCK: the kind is checked by path first (as on Node,
-  // no write through a symbolic link planted in the data directory, no read of a FIFO).
+  // no write through a symbolic link planted in the data directory, and no open of a FIFO, which
+  // would block for ever, writing as reading).
   const notLink = async (path: string) => {
+    let info: { isSymlink: boolean; isFile: boolean };
     try {
-      if ((await deno.lstat(path)).isSymlink) throw symbolicLink(path);
+      info = await deno.lstat(path);
     } catch (e) {
-      if (!missing(e)) throw e;
+      if (missing(e)) return;
+      throw e;
     }
+    if (info.isSymlink) throw symbolicLink(path);
+    if (!info.isFile) throw notRegular(path);
   };
   const readable = async (path: string) => (await deno.permissions.query({ name: 'read', path })).state === 'granted';
   const exists = async (path: string) => {
