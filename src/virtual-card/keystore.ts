@@ -6,8 +6,8 @@
 // One card process owns a store file at a time (`<store>.lock`): each writes
 // the whole file from its own copy, so two on one file would undo each
 // other's keys.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { InvalidInputError, StateError } from '../core/errors.ts';
@@ -55,6 +55,7 @@ export class KeyStore {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.unlock = lockStore(path);
     try {
+      sweepTemps(path);
       this.load(path);
     } catch (e) {
       this.close();
@@ -206,6 +207,17 @@ export class KeyStore {
 interface LockHolder { pid: number; stamp?: string }
 
 /**
+ * Removes the temp files of earlier card processes that died in a save (`<store>.<pid>.tmp`): each
+ * holds a whole copy of the keys it was writing, deleted ones included. The lock is this
+ * process's by now, so no other process is writing one.
+ */
+function sweepTemps(path: string): void {
+  const dir = dirname(path), base = basename(path);
+  const temp = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d+\\.tmp$`);
+  for (const name of readdirSync(dir)) if (temp.test(name)) unlinkSync(join(dir, name));
+}
+
+/**
  * Takes `<path>.lock` for this process and answers its release (also run at
  * exit). A lock whose holder is gone (its pid not running, or running under
  * another start time: pids are reused) is taken over; a live holder's is a
@@ -237,7 +249,13 @@ function lockStore(path: string): () => void {
     try {
       process.kill(h.pid, 0);
     } catch (e) {
-      if (code(e) !== 'EPERM') return undefined;
+      // Only "no such process" says the holder is gone. EPERM: it runs, as another user. Anything
+      // else is a check this process may not make (Deno without --allow-run): never a stale lock.
+      if (code(e) === 'ESRCH') return undefined;
+      if (code(e) !== 'EPERM') {
+        const why = code(e) ?? (e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error');
+        throw new StateError(`virtual card store ${path} is locked by process ${h.pid}, which this process cannot check (${why}; on Deno: --allow-run)`);
+      }
     }
     const now = stamp(h.pid);
     return h.stamp === undefined || now === undefined || now === h.stamp ? h : undefined;

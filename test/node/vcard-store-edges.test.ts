@@ -128,6 +128,16 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(readdirSync(dir)).toEqual(['card.json']);
   }));
 
+  it('the temp file of a card process killed in a save (a whole copy of its keys) is removed by the next card to open the store', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    await createVirtualCard({ store }).close();
+    writeFileSync(`${store}.4242.tmp`, '{"keys":"of a card killed mid-save"}', { mode: 0o600 });
+    writeFileSync(join(dir, 'other.json.4242.tmp'), 'not this store\'s');
+    const card = createVirtualCard({ store });
+    expect(readdirSync(dir).sort()).toEqual(['card.json', 'card.json.lock', 'other.json.4242.tmp']);
+    await card.close();
+  }));
+
   it('a lock path that cannot be read (a directory there) is refused by name, not a raw EISDIR, and left alone', () => withDir((dir) => {
     const store = join(dir, 'card.json');
     mkdirSync(`${store}.lock`);
@@ -359,7 +369,7 @@ describe('virtual card key store (its file, its lock)', () => {
     }
   }));
 
-  it('the lock: pid 0 holds nothing; a holder that cannot be signalled (EPERM) or wrote no start time is alive', () => withDir(async (dir) => {
+  it('the lock: pid 0 holds nothing; a holder that cannot be signalled (EPERM), cannot be checked at all (Deno without --allow-run) or wrote no start time is alive', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
     const lock = `${store}.lock`;
     writeFileSync(lock, JSON.stringify({ pid: 0 }));
@@ -374,6 +384,17 @@ describe('virtual card key store (its file, its lock)', () => {
     });
     writeFileSync(lock, JSON.stringify({ pid: other }));
     expect(refusal(store)).toBeInstanceOf(StateError);
+    // A check this process may not make (Deno without --allow-run: NotCapable, no code) is no stale lock.
+    const unchecked = 2 ** 22 + 19;
+    vi.mocked(process.kill).mockImplementation((pid: number, sig?: string | number) => {
+      if (pid === unchecked) throw Object.assign(new Error('Requires run access'), { name: 'NotCapable' });
+      return kill(pid, sig);
+    });
+    writeFileSync(lock, JSON.stringify({ pid: unchecked }));
+    const denied = refusal(store);
+    expect(denied).toBeInstanceOf(StateError);
+    expect(denied.message).toBe(`virtual card store ${store} is locked by process ${unchecked}, which this process cannot check (NotCapable; on Deno: --allow-run)`);
+    expect(readFileSync(lock, 'utf8'), 'the lock left as it was').toBe(JSON.stringify({ pid: unchecked }));
     // A lock written without a start time (not Linux, or an older senv) by a process that runs.
     writeFileSync(lock, JSON.stringify({ pid: process.ppid }));
     const e = refusal(store);
