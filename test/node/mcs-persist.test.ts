@@ -1260,6 +1260,28 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('on Deno, a master key the permissions do not let it read is a StateError naming the permission, never Deno\'s raw NotCapable', async () => {
+    const top = tempDir();
+    try {
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-master-key.ts', import.meta.url));
+      const keyFile = join(top, 'key');
+      writeFileSync(keyFile, '00'.repeat(32));
+      // The sources may be read, the key file and the environment may not.
+      const { code, out } = await runChild(deno, ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))}`, fixture, keyFile], { killMs: 20_000 });
+      expect({ code, lines: out.trim().split('\n') }).toEqual({
+        code: 0,
+        lines: [
+          'StateError: the master key variable SENV_MASTER_KEY cannot be read (NotCapable; on Deno: --allow-env=SENV_MASTER_KEY)',
+          expect.stringMatching(/^StateError: the master key variable A=B cannot be read \((NotCapable|TypeError); on Deno: --allow-env=A=B\)$/),
+          `StateError: the master key file ${keyFile} cannot be read (NotCapable)`,
+        ],
+      });
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('a compaction re-seals what is new, not a large message held already', async () => {
     const dir = tempDir();
     try {

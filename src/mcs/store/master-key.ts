@@ -20,7 +20,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, true).catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
-      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${(e as { code?: unknown } | null)?.code ?? 'error'})`);
+      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${failureKind(e)})`);
     });
     if (!raw) throw new StateError('master key file not found');
     if (raw.length !== 32) {
@@ -48,7 +48,20 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
 
 function env(name: string): string | undefined {
   const g = globalThis as { Deno?: { env: { get(n: string): string | undefined } }; process?: { env: Record<string, string | undefined> } };
-  return g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
+  if (!g.Deno) return g.process?.env[name];
+  try {
+    return g.Deno.env.get(name);
+  } catch (e) {
+    // Deno without --allow-env (NotCapable), or a name it refuses (a TypeError for "A=B").
+    throw new StateError(`the master key variable ${name} cannot be read (${failureKind(e)}; on Deno: --allow-env=${name})`);
+  }
+}
+
+/** What failed, as an errno code or an error's name (Deno's permission errors have no code): never its message. */
+function failureKind(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code)) return code;
+  return e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error';
 }
 
 /** The key `text` holds as hex or base64, checked. */
