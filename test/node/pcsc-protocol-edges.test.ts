@@ -106,6 +106,16 @@ describe('status words and chaining', () => {
   });
 });
 
+/** The PC/SC SE on an in-process card and the software SE, both open: for checks both make alike on the host. */
+async function bothBackends() {
+  const reader = new InProcessReader();
+  const b = reader.backend();
+  await b.open();
+  const soft = new SoftwareBackend();
+  await soft.open();
+  return { reader, b, soft };
+}
+
 describe('key slots (in-process card)', () => {
   it('the slot map (DF04) has slot n at bit 7 - n % 8 of byte n / 8, and a backend opened on a card with keys takes the next free slot at once', async () => {
     const reader = new InProcessReader();
@@ -147,11 +157,7 @@ describe('key slots (in-process card)', () => {
   });
 
   it('a public key to import is checked on the host as the software SE checks it: nothing goes to the card', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
-    const soft = new SoftwareBackend();
-    await soft.open();
+    const { reader, b, soft } = await bothBackends();
     const spec = { use: 'signature', algorithm: 33 } as const;
     const good = ecdsa('P-256').keygen().publicKey;
     const offCurve = Uint8Array.from(good);
@@ -169,11 +175,7 @@ describe('key slots (in-process card)', () => {
   });
 
   it('signature options and cipher params are checked on the host as the software SE checks them: nothing goes to the card', async () => {
-    const reader = new InProcessReader();
-    const b = reader.backend();
-    await b.open();
-    const soft = new SoftwareBackend();
-    await soft.open();
+    const { reader, b, soft } = await bothBackends();
     const spec = { use: 'signature', algorithm: 33 } as const;
     const [card, own] = [await b.generateKey(spec), await soft.generateKey(spec)];
     reader.sent.length = 0;
