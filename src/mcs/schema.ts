@@ -286,6 +286,9 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
   }
 }
 
+/** What JSON.stringify leaves out of an object (null in an array). */
+const omitted = (x: unknown) => x === undefined || typeof x === 'function' || typeof x === 'symbol';
+
 /** A JSON attribute's text, and so its values (each at least one character), at most. */
 const MAX_JSON = 65536;
 
@@ -293,8 +296,8 @@ const MAX_JSON = 65536;
  * A JSON attribute's value as data of its own: objects (own enumerable members), arrays, strings,
  * finite numbers, booleans and null, each member read once and no toJSON called, so that the
  * request read at once and a queued one's copy (snapshot.ts, which copies data objects only) give
- * the same value or the same refusal. As JSON.stringify does, a member that is undefined or a function is left out
- * of an object and null in an array.
+ * the same value or the same refusal. As JSON.stringify does, a member that is undefined, a function
+ * or a symbol is left out of an object and null in an array.
  */
 function jsonData(v: unknown, a: AttributeDef, budget: { left: number }, depth = 0): unknown {
   const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be JSON: ${what}`);
@@ -302,7 +305,8 @@ function jsonData(v: unknown, a: AttributeDef, budget: { left: number }, depth =
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw bad(`${v} is no JSON number`);
-    return v;
+    // JSON has no -0: the value read back after a restart is 0, so it is 0 from the start.
+    return v === 0 ? 0 : v;
   }
   if (typeof v !== 'object') throw bad(`a ${typeof v} is no JSON value`);
   if (isBytes(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw bad('bytes inside it go as base64 text');
@@ -313,15 +317,15 @@ function jsonData(v: unknown, a: AttributeDef, budget: { left: number }, depth =
     const out: unknown[] = [];
     for (let i = 0; i < n; i++) {
       const x: unknown = v[i];
-      out.push(x === undefined || typeof x === 'function' ? null : jsonData(x, a, budget, depth + 1));
+      out.push(omitted(x) ? null : jsonData(x, a, budget, depth + 1));
     }
     return out;
   }
-  if (!isDataObject(v)) throw bad('objects, arrays, strings, numbers, booleans and null (no Date, boxed value, Map or object with toJSON)');
+  if (!isDataObject(v)) throw bad('objects, arrays, strings, numbers, booleans and null (no Date, boxed value, Map, object with toJSON or a toStringTag of its own)');
   const entries: [string, unknown][] = [];
   for (const k of Object.keys(v)) {
     const x: unknown = (v as Record<string, unknown>)[k];
-    if (x !== undefined && typeof x !== 'function') entries.push([k, jsonData(x, a, budget, depth + 1)]);
+    if (!omitted(x)) entries.push([k, jsonData(x, a, budget, depth + 1)]);
   }
   // fromEntries defines members: one named __proto__ (JSON.parse makes those) stays a member.
   return Object.fromEntries(entries);

@@ -6,7 +6,7 @@
 // One card process owns a store file at a time (`<store>.lock`): each writes
 // the whole file from its own copy, so two on one file would undo each
 // other's keys.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
@@ -214,7 +214,15 @@ interface LockHolder { pid: number; stamp?: string }
 function sweepTemps(path: string): void {
   const dir = dirname(path), base = basename(path);
   const temp = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d+\\.tmp$`);
-  for (const name of readdirSync(dir)) if (temp.test(name)) unlinkSync(join(dir, name));
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    if (!temp.test(name) || !lstatSync(file).isFile()) continue;
+    try {
+      unlinkSync(file);
+    } catch (e) {
+      throw new InvalidInputError(`virtual card store temp file ${file} cannot be removed (${(e as { code?: string }).code ?? 'error'})`);
+    }
+  }
 }
 
 /**

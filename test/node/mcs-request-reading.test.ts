@@ -423,6 +423,7 @@ describe('Mcs: a request is read as it was sent', () => {
       ['toJSON', () => ({ toJSON: () => 'read when served' }), /object with toJSON/],
       ['bigint', () => 1n, /a bigint is no JSON value/],
       ['NaN', () => Number.NaN, /NaN is no JSON number/],
+      ['a toStringTag of its own', () => ({ [Symbol.toStringTag]: 'K', a: 1 }), /a toStringTag of its own/],
     ];
     for (const queued of PATHS) {
       const before = body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').esi;
@@ -434,11 +435,15 @@ describe('Mcs: a request is read as it was sent', () => {
       class Info {
         cert = 'abc';
         skipped = undefined;
-        list = [1, undefined, 'x'];
+        symbol = Symbol('left out');
+        list = [1, undefined, 'x', Symbol('null'), () => 0];
+        zero = -0;
         method() {}
       }
       const r = ok(await onPath(s, queued, () => s.update(s.seId, { 'senv:Senv': { esi: new Info() } })), 2004, `class instance, ${pathName(queued)}`);
-      expect(body(r, 'senv:Senv').esi, pathName(queued)).toEqual({ cert: 'abc', list: [1, null, 'x'] });
+      const esi = body(r, 'senv:Senv').esi as { zero: number };
+      expect(esi, pathName(queued)).toEqual({ cert: 'abc', list: [1, null, 'x', null, null], zero: 0 });
+      expect(Object.is(esi.zero, -0), 'JSON has no -0').toBe(false);
     }
     // Read at send(): a member changed while the request waits is not what is stored.
     const info = { cert: 'as sent' };

@@ -2243,7 +2243,14 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     await expect(again.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), 'a reference of an earlier senv: slot only').resolves.toBeTruthy();
     reader.store.keys.delete(slot);
     await expect(mac(await again.loadKey(hmacSpec, stored), again)).rejects.toThrow(new RegExp(`^card slot ${slot} holds no key: the key this reference names was deleted`));
-    const b2 = again;
+    // The emptied slot takes no new key while the lost handle lives (a backend opened after the deletion
+    // sees it free): on a card without stamps the next run would load that key by the old reference.
+    await again.close();
+    const b2 = reader.backend();
+    await b2.open();
+    await expect(mac(await b2.loadKey(hmacSpec, stored), b2)).rejects.toThrow(/holds no key/);
+    const fresh = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(9)))) as { ref: string };
+    expect(Number(fresh.ref.split(':')[1]), 'another slot').not.toBe(slot);
     for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
       await expect(b2.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
     }

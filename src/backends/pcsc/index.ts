@@ -355,7 +355,12 @@ export class PcscBackend implements SecureEnvironmentBackend {
     // A key no longer in its slot is a handle of a lost key, not a refusal: the engine loads its
     // resource with the others (one emptied slot does not take the SE's other keys with it), and
     // each use of the key is refused, naming what became of it.
-    const lost = (why: string) => this.track(new CardKey(spec, stored.kind, ref, stampText === undefined ? undefined : fromHex(stampText), undefined, `card slot ${ref} ${why}`));
+    const lost = (why: string) => {
+      // Its slot is taken for no new key while the handle lives: on a card without stamps, a key written
+      // there would be loaded by this reference on the next run as if it were the lost one.
+      this.usedRefs.add(ref);
+      return this.track(new CardKey(spec, stored.kind, ref, stampText === undefined ? undefined : fromHex(stampText), undefined, `card slot ${ref} ${why}`));
+    };
     let info: Tlv[];
     try {
       info = await this.keyInfo(ref);

@@ -110,6 +110,8 @@ interface Opened {
   snapMac: Uint8Array;
   journalStart: Uint8Array;
   lastMac: Uint8Array;
+  /** The journal holds sealed data a later record made obsolete (a run that ended without close(), or whose compaction failed). */
+  superseded: boolean;
 }
 
 const enc = new TextEncoder();
@@ -162,6 +164,7 @@ export class JournalStore implements Persistence {
     this.#snapMac = opened.snapMac;
     this.#journalStart = opened.journalStart;
     this.#lastMac = opened.lastMac;
+    this.#superseded = opened.superseded;
   }
 
   static async open(options: JournalOptions): Promise<JournalStore> {
@@ -365,9 +368,7 @@ export class JournalStore implements Persistence {
     }
     this.#journalBytes += frame.length;
     this.#lastMac = recordMac;
-    // Sealed data this record makes obsolete (a deleted key, a replaced message) stays readable in
-    // the journal, under the master key, until a compaction: the clean close makes one.
-    this.#superseded ||= r.op === 'remove' || (r.op === 'put' && r.res.some((rec) => this.#state.resources[r.se]?.[rec.ri]?.sealed !== undefined));
+    this.#superseded ||= supersedes(this.#state, r);
     apply(this.#state, r);
     if (this.#journalBytes >= this.#compactAt) await this.#compact();
   }
@@ -393,6 +394,7 @@ export class JournalStore implements Persistence {
   async #compact(): Promise<void> {
     let snapMac: Uint8Array;
     try {
+      dropReplacedMessages(this.#state, this.#key);
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
       const body = enc.encode(JSON.stringify(this.#state));
@@ -443,6 +445,7 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
+  let superseded = false;
   let off = 0;
   while (off < journal.length) {
     const frame = frameAt(journal, off);
@@ -462,11 +465,14 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
     }
     last = recordMac;
     off = frame.next;
-    if (r.seq > state.seq) apply(state, r);
+    if (r.seq > state.seq) {
+      superseded ||= supersedes(state, r);
+      apply(state, r);
+    }
   }
   // A torn tail was never acknowledged: cut it off so new records follow good ones.
   if (off < journal.length) await files.truncate(`${dir}/journal.log`, off);
-  return { meta, state, journalBytes: off, snapMac, journalStart, lastMac: last };
+  return { meta, state, journalBytes: off, snapMac, journalStart, lastMac: last, superseded };
 }
 
 function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8Array): Meta {
@@ -766,6 +772,18 @@ function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * Whether record `r` makes sealed data of `state` obsolete: a deleted resource, a value replaced, a
+ * chunk after a consumed message. What it replaces stays readable in the journal, under the master
+ * key, until a compaction: a clean close makes one.
+ */
+function supersedes(state: Snapshot, r: JournalRecord): boolean {
+  const se = state.resources[r.se];
+  return r.op === 'remove'
+    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined))
+    || (r.op === 'append' && se?.[r.ri]?.sealed !== undefined);
+}
+
 function apply(state: Snapshot, r: JournalRecord): void {
   const se = (state.resources[r.se] ??= table());
   state.seq = Math.max(state.seq, r.seq);
@@ -814,6 +832,35 @@ function mergeAppends(state: Snapshot, key: Uint8Array): void {
       }
       if (groups.length === runs.length) continue;
       rec.appends = groups.map((g) => (g.parts.length === 1 ? { attr: g.attr, sealed: g.parts[0]! } : { attr: g.attr, sealed: joinSealed(key, `${rec.ri}/${g.attr}`, g.parts) }));
+    }
+  }
+}
+
+/**
+ * A message an operation consumed, held in a record's sealed part, that chunks appended since
+ * replace (the first chunk after a consumed message starts a new one: Accumulator.receive) is
+ * emptied there, so that a snapshot does not carry it on; replaying the chunks gives the same
+ * message. A record whose sealed part does not open is left for load() to report.
+ */
+function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      if (!rec.appends?.length || !rec.sealed) continue;
+      let secret: Record<string, Json>;
+      try {
+        secret = wiping(open(key, rec.sealed, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>);
+      } catch {
+        continue;
+      }
+      let replaced = false;
+      for (const attr of new Set(rec.appends.map((a) => a.attr))) {
+        const held = secret[attr] as { $acc?: unknown; consumed?: unknown } | undefined;
+        if (typeof held === 'object' && held !== null && typeof held.$acc === 'string' && held.consumed === true) {
+          secret[attr] = { $acc: '', consumed: false };
+          replaced = true;
+        }
+      }
+      if (replaced) rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, rec.ri));
     }
   }
 }

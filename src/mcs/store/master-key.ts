@@ -20,7 +20,8 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, true).catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
-      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${failureKind(e)})`);
+      const kind = failureKind(e);
+      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${o.masterKeyFile}` : ''})`);
     });
     if (!raw) throw new StateError('master key file not found');
     if (raw.length !== 32) {
