@@ -93,6 +93,8 @@ interface ResourceRecord {
   sealed?: string;
   /** Chunks appended since the record was put, each sealed with `<ri>/<attr>` as associated data. */
   appends?: { attr: string; sealed: string }[];
+  /** Its sealed part holds a consumed message, which the next chunk replaces (not secret: tells the store that chunk supersedes it). */
+  consumed?: true;
 }
 
 type JournalRecord =
@@ -311,11 +313,14 @@ export class JournalStore implements Persistence {
   async #record(host: SeHost, res: Resource): Promise<ResourceRecord> {
     const attrs: Record<string, Json> = {};
     const secret: Record<string, Json> = {};
+    let consumed = false;
     for (const [name, v] of res.attrs) {
       const isSecret = isKeyHandle(v) || res.def.byName.get(name)?.secret === true;
       (isSecret ? secret : attrs)[name] = await encodeValue(host, v);
+      if (isSecret && v instanceof Accumulator && v.consumed && v.size > 0) consumed = true;
     }
     const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
+    if (consumed) rec.consumed = true;
     if (res.hint) rec.hint = res.hint;
     if (Object.keys(secret).length) rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(this.#key, plain, res.ri));
     return rec;
@@ -781,7 +786,7 @@ function supersedes(state: Snapshot, r: JournalRecord): boolean {
   const se = state.resources[r.se];
   return r.op === 'remove'
     || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined))
-    || (r.op === 'append' && se?.[r.ri]?.sealed !== undefined);
+    || (r.op === 'append' && se?.[r.ri]?.consumed === true);
 }
 
 function apply(state: Snapshot, r: JournalRecord): void {
@@ -793,6 +798,8 @@ function apply(state: Snapshot, r: JournalRecord): void {
     const rec = se[r.ri];
     if (!rec) return;
     (rec.appends ??= []).push({ attr: r.attr, sealed: r.sealed });
+    // The first chunk after a consumed message starts a new one: the next supersedes nothing.
+    delete rec.consumed;
     if (r.lt !== undefined) rec.lt = r.lt;
   }
 }
