@@ -4,6 +4,7 @@
 // docs/apdu-profile.md that a one-token change would break unnoticed. No
 // pcscd: pure codec tests and the in-process card.
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { decodeCommand, encodeCommand, fromHex, hex } from '../../src/apdu/apdu.ts';
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
 import { ChainingLayer, GetResponseLayer, RawTransport, StatusLayer } from '../../src/apdu/transport.ts';
@@ -170,6 +171,14 @@ describe('key slots (in-process card)', () => {
     expect(reader.sent.filter((a) => a[1] === 0xda), 'no PUT DATA').toEqual([]);
     const k = await b.importKey(spec, 'public', good);
     expect(await b.publicKey(k)).toEqual(good);
+    await b.close();
+    await soft.close();
+  });
+
+  it('both backends describe their software as the package\'s version ([deviceInfo] softwareVersion)', async () => {
+    const { b, soft } = await bothBackends();
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect([b.description.softwareVersion, soft.description.softwareVersion]).toEqual([version, version]);
     await b.close();
     await soft.close();
   });

@@ -28,6 +28,7 @@ import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
 import { HASH_NAMES } from '../software/digest.ts';
+import { SENV_VERSION } from '../../version.ts';
 
 const SW_VERIFY_FAILED = 0x6300;
 
@@ -138,7 +139,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       manufacturer: 'senv card profile',
       model: `card in ${this.reader}`,
       firmwareVersion: `senv applet ${info?.version ?? '?'}`,
-      softwareVersion: '0.1.0',
+      softwareVersion: SENV_VERSION,
       hardwareVersion: this.session.atr ? `ATR ${hex(this.session.atr)}` : 'unknown (no ATR read)',
       rngSources: { 1: 'GET CHALLENGE: the card\'s random number generator', 2: 'GET CHALLENGE: the card\'s random number generator' },
     };

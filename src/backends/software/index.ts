@@ -18,6 +18,7 @@ import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecds
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
 import { secretCopy } from '../../core/bytes.ts';
 import { checkMaterial, specInfo } from '../key-material.ts';
+import { SENV_VERSION } from '../../version.ts';
 
 export interface SoftwareBackendOptions {
   /**
@@ -69,7 +70,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       manufacturer: 'onem2m-senv',
       model: 'software SE on the senv WASM core',
       firmwareVersion: `core ABI ${core().info.abiVersion}`,
-      softwareVersion: '0.1.0',
+      softwareVersion: SENV_VERSION,
       hardwareVersion: 'none: a software SE on the host CPU',
       rngSources: RNG_SOURCES,
     };
