@@ -181,9 +181,8 @@ export class HmacDrbg extends CoreContext {
       status = this.#generate(this.live(), n, EMPTY);
     }
     if (status < 0) throw statusError(status, 'HMAC_DRBG generate');
-    // The output may become a key: no copy of it stays in the I/O window.
+    // The output may become a key: no copy of it stays in the I/O window, nor in V8's heap.
     const c = coreOf(this);
-    // Random bytes often become keys.
     return takeOutput(c, c.io, n, n, true);
   }
 
