@@ -2248,9 +2248,14 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     await again.close();
     const b2 = reader.backend();
     await b2.open();
-    await expect(mac(await b2.loadKey(hmacSpec, stored), b2)).rejects.toThrow(/holds no key/);
+    const lostKey = await b2.loadKey(hmacSpec, stored);
+    await expect(mac(lostKey, b2)).rejects.toThrow(/holds no key/);
     const fresh = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(9)))) as { ref: string };
     expect(Number(fresh.ref.split(':')[1]), 'another slot').not.toBe(slot);
+    // Once the lost key's resource is gone, the emptied slot takes keys again in the same run.
+    b2.deleteKey(lostKey);
+    const after = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(10)))) as { ref: string };
+    expect(Number(after.ref.split(':')[1]), 'the emptied slot, free again').toBe(slot);
     for (const bad of [`${ref.split(':')[0]}:0`, `${ref.split(':')[0]}:255`, `${ref.split(':')[0]}:01`, `${ref}:x`, `${ref.split(':').slice(0, 2).join(':')}:abc`]) {
       await expect(b2.loadKey(hmacSpec, { ...stored, ref: bad }), bad).rejects.toThrow(/not serial:slot\[:stamp\]/);
     }

@@ -78,6 +78,9 @@ class CardKey implements KeyHandle {
   ) {
     markKeyHandle(this);
   }
+
+  /** A lost key's emptied slot this handle keeps from new keys (until it is deleted). */
+  holdsSlot = false;
 }
 
 /** `key` as this backend's card key; for an operation (`use`), one still in its slot. */
@@ -356,18 +359,22 @@ export class PcscBackend implements SecureEnvironmentBackend {
     // A key no longer in its slot is a handle of a lost key, not a refusal: the engine loads its
     // resource with the others (one emptied slot does not take the SE's other keys with it), and
     // each use of the key is refused, naming what became of it.
-    const lost = (why: string) => {
-      // Its slot is taken for no new key while the handle lives: on a card without stamps, a key written
-      // there would be loaded by this reference on the next run as if it were the lost one.
-      this.usedRefs.add(ref);
-      return this.track(new CardKey(spec, stored.kind, ref, stampText === undefined ? undefined : fromHex(stampText), undefined, `card slot ${ref} ${why}`));
+    const lost = (why: string, empty = false) => {
+      const k = this.track(new CardKey(spec, stored.kind, ref, stampText === undefined ? undefined : fromHex(stampText), undefined, `card slot ${ref} ${why}`));
+      // An emptied slot is taken for no new key while the handle lives: on a card without stamps, a key
+      // written there would be loaded by this reference on the next run as if it were the lost one.
+      if (empty && !this.usedRefs.has(ref)) {
+        this.usedRefs.add(ref);
+        k.holdsSlot = true;
+      }
+      return k;
     };
     let info: Tlv[];
     try {
       info = await this.keyInfo(ref);
     } catch (e) {
       // 6A88 as the GET DATA's own answer: the slot is empty, its key deleted since (by another application, or by hand).
-      if (answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88) return lost('holds no key: the key this reference names was deleted from the card');
+      if (answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88) return lost('holds no key: the key this reference names was deleted from the card', true);
       throw e;
     }
     const onCard = findTlv(info, TAG.ALGORITHM);
@@ -395,8 +402,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
   deleteKey(key: KeyHandle): void {
     if (!(key instanceof CardKey) || !this.keys.has(key) || key.released) return;
     key.released = true;
-    // Not ours to delete: the slot is empty, or holds a key written since.
-    if (key.lost) return;
+    // Not ours to delete: the slot is empty (free again once no handle names it), or holds a key written since.
+    if (key.lost) {
+      if (key.holdsSlot) this.usedRefs.delete(key.ref);
+      return;
+    }
     const done: Promise<void> = this.deleteSlot(key.ref, key.stamp)
       .catch(() => void (this.shared || this.orphans.add(key.ref)))
       .finally(() => this.deleting.delete(done));
