@@ -414,7 +414,7 @@ function acr(rules: AccessRule[], name: string): { acr: { acor: string[]; acop: 
 
 /** The table entry of a signature algorithm, or an InvalidInputError naming the value. */
 function signatureInfo(algorithm: SignatureAlgorithm): (typeof SIGNATURES)[SignatureAlgorithm] {
-  if (typeof algorithm !== 'number' || !Object.hasOwn(SIGNATURES, algorithm)) throw new InvalidInputError(`algorithm must be a signature algorithm of table 9.8-1 (${Object.keys(SIGNATURES).join(', ')}), got ${shown(algorithm)}`);
+  if (typeof algorithm !== 'number' || !Object.hasOwn(SIGNATURES, algorithm)) throw new InvalidInputError(`algorithm must be a signature algorithm of table 9.9-1 (${Object.keys(SIGNATURES).join(', ')}), got ${shown(algorithm)}`);
   return SIGNATURES[algorithm];
 }
 

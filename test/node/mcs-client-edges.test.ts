@@ -73,6 +73,11 @@ describe('McsClient: each type\'s own options', () => {
     expect(ecdsa('P-256').verify(sig, msg, pub2)).toBe(true);
   });
 
+  it('signature of a hash algorithm is refused naming table 9.9-1, the signature algorithms', async () => {
+    const c = await client();
+    await expect(c.signature({ algorithm: 4 as never })).rejects.toThrow(/^algorithm must be a signature algorithm of table 9\.9-1 \(18, 25, 26, 27, 33, 34, 38, 49\), got 4$/);
+  });
+
   it('signature prehashed: the message given is the digest, signed as such', async () => {
     const c = await client();
     const msg = utf8('prehashed message');
