@@ -118,6 +118,11 @@ function sha256x4(p0: usize, p1: usize, p2: usize, p3: usize, len: usize, out: u
   }
 }
 
+// Whether the ranges [a, a + al) and [b, b + bl) share a byte (both in memory: no wrap).
+@inline function overlap(a: usize, al: usize, b: usize, bl: usize): bool {
+  return al != 0 && bl != 0 && a < b + bl && b < a + al;
+}
+
 // Hashes `count` messages stored back to back at `src`; `offsets` holds
 // count + 1 u32 offsets relative to `src` (message i is offsets[i] .. offsets[i+1]).
 // Digests are written contiguously to `out`. Returns count or an error.
@@ -129,7 +134,12 @@ export function hash_many(alg: u32, src: usize, offsets: usize, count: u32, out:
     if (load<u32>(offsets + (<usize>i << 2), 4) < load<u32>(offsets + (<usize>i << 2))) return ERR_LENGTH;
   }
   // Offsets never go backwards, so the last one bounds every message.
-  if (!inMemory(src, load<u32>(offsets + (<usize>count << 2)))) return ERR_LENGTH;
+  const srcLen = <usize>load<u32>(offsets + (<usize>count << 2));
+  if (!inMemory(src, srcLen)) return ERR_LENGTH;
+  // Digests written over the offsets (read again while hashing) would send a later read out of
+  // memory: a trap, not a status. Over the messages they would change what is hashed. Refused.
+  const outLen = <usize>count * dl;
+  if (overlap(out, outLen, offsets, (<usize>count + 1) << 2) || overlap(out, outLen, src, srcLen)) return ERR_LENGTH;
   let i: u32 = 0;
   if (ASC_FEATURE_SIMD && alg == SHA256) {
     for (; i + 4 <= count; i += 4) {

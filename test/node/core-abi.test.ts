@@ -84,6 +84,24 @@ describe('core ABI', () => {
   const raw = (build: string) => new WebAssembly.Instance(new WebAssembly.Module(wasm(build)), {}).exports as unknown as Record<string, (...a: number[]) => number> & { memory: WebAssembly.Memory };
 
   for (const build of CORE_BUILDS) {
+    it(`${build}: hash_many refuses an out that overlaps its offsets or messages (ERR_LENGTH), never traps on the offsets it overwrote`, () => {
+      const x = raw(build);
+      const io = x.io_ptr!();
+      const mem = new Uint8Array(x.memory.buffer);
+      mem.set(new TextEncoder().encode('abcd'), io);
+      const offsets = new DataView(x.memory.buffer, io + 100, 12);
+      [0, 2, 4].forEach((v, i) => offsets.setUint32(i * 4, v, true));
+      for (const [what, out] of [['the offsets', io + 100], ['inside the offsets', io + 104], ['the messages', io], ['just before the offsets', io + 100 - 32]] as const) {
+        expect(x.hash_many!(4, io, io + 100, 2, out), what).toBe(-2);
+      }
+      expect(x.hash_many!(4, io, io + 100, 2, io + 200), 'apart').toBe(2);
+      expect(Buffer.from(mem.subarray(io + 200, io + 264)).toString('hex')).toBe(
+        nodeCrypto.createHash('sha256').update('ab').digest('hex') + nodeCrypto.createHash('sha256').update('cd').digest('hex'),
+      );
+    });
+  }
+
+  for (const build of CORE_BUILDS) {
     it(`${build}: ctx_free ignores a freed, static or foreign handle; mem_alloc refuses what it can never give; out-of-memory handles are ERR_CONTEXT`, () => {
       const x = raw(build);
       const base = x.mem_in_use!();
