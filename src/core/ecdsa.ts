@@ -2,7 +2,7 @@
 // signing and verification functions of one curve. Messages are hashed here
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
-import { EMPTY } from './bytes.ts';
+import { copyArg, EMPTY } from './bytes.ts';
 import { core, type Core } from './loader.ts';
 import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
@@ -212,7 +212,9 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, options?: VerifyOptions | null): boolean {
     const opts = optionsOf(options, 'verify options');
-    const signature = bytesArg(sig, 'signature');
+    // A private copy: the DER checks and the bytes verified must be the same (a caller's buffer may be
+    // shared memory another thread writes meanwhile).
+    const signature = copyArg(sig, 'signature');
     const publicKey = checkPublic(key);
     const { digest } = digestOf(message, opts);
     const format = formatOf(opts);

@@ -81,3 +81,30 @@ for (const build of coreBuilds()) {
     }
   });
 }
+
+describe('ECDSA verify reads a DER signature once', () => {
+  it('the DER parser is given a private copy, never a view of the caller\'s buffer (shared memory another thread may write between the checks and the copy)', async () => {
+    const { vi } = await import('vitest');
+    const seen: Uint8Array[] = [];
+    vi.resetModules();
+    vi.doMock('../../src/core/ecdsa-der.ts', async (orig) => {
+      const real = await orig<typeof import('../../src/core/ecdsa-der.ts')>();
+      return { ...real, derToRaw: (der: Uint8Array, n: number) => (seen.push(der), real.derToRaw(der, n)) };
+    });
+    try {
+      const fresh = await import('../../src/core/ecdsa.ts');
+      const e = fresh.ecdsa('P-256');
+      const { secretKey, publicKey } = e.keygen();
+      const msg = new Uint8Array([1, 2, 3]);
+      const der = e.sign(msg, secretKey);
+      const shared = new Uint8Array(new SharedArrayBuffer(der.length));
+      shared.set(der);
+      expect(e.verify(shared, msg, publicKey)).toBe(true);
+      expect(seen.length).toBe(1);
+      expect(seen[0]!.buffer, 'a copy of its own').not.toBe(shared.buffer);
+    } finally {
+      vi.doUnmock('../../src/core/ecdsa-der.ts');
+      vi.resetModules();
+    }
+  });
+});
