@@ -132,6 +132,7 @@ export function checkCipherParams(params: unknown): CipherParams {
 
 /** Registers a handle a backend hands out; only registered objects are treated as keys. */
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
+  if (typeof handle !== 'object' || handle === null) throw new InvalidInputError(`a key handle is an object, got ${shown(handle)}`);
   keyHandles.add(handle);
   return handle;
 }

@@ -2,14 +2,17 @@
 // key: the same typed errors from the software SE and from a card, before
 // anything is stored or sent.
 import type { KeyKind, KeySpec } from './backend.ts';
-import { bytesArg, InvalidInputError, InvalidValueError, LengthError, UnknownAlgorithmError } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, UnknownAlgorithmError } from '../core/errors.ts';
 import { ecdsa } from '../core/ecdsa.ts';
 import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
 
 /** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
 export function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
-  const info = spec.use === 'cipher' ? CIPHERS[spec.algorithm] : spec.use === 'signature' ? SIGNATURES[spec.algorithm] : undefined;
-  if (!info) throw new UnknownAlgorithmError(`no ${String(spec.use)} algorithm ${String(spec.algorithm)}`);
+  if (typeof spec !== 'object' || spec === null) throw new InvalidInputError(`a key spec is an object { use, algorithm }, got ${shown(spec)}`);
+  const { use, algorithm } = spec;
+  if (use !== 'cipher' && use !== 'signature') throw new InvalidInputError(`a key's use is 'cipher' or 'signature', got ${shown(use)}`);
+  const info = use === 'cipher' ? (CIPHERS as Record<number, CipherInfo>)[algorithm] : (SIGNATURES as Record<number, SignatureInfo>)[algorithm];
+  if (!info || !Object.hasOwn(use === 'cipher' ? CIPHERS : SIGNATURES, algorithm)) throw new UnknownAlgorithmError(`no ${use} algorithm ${shown(algorithm)}`);
   return info;
 }
 

@@ -168,6 +168,30 @@ describe('public API surface', () => {
     await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', point)).rejects.toThrow(InvalidValueError);
     await expect(b.importKey({ use: 'signature', algorithm: 33 }, 'public', new Uint8Array(65).fill(0))).rejects.toThrow(/not a point of P-256/);
     await expect(b.generateKey({ use: 'cipher', algorithm: 9999 as never })).rejects.toThrow(UnknownAlgorithmError);
+    // Whatever a JS caller passes: typed errors, and a string shown by its length, never quoted (it may be a key in hex).
+    const hexText = '00112233445566778899aabbccddeeff';
+    for (const [what, call] of [
+      ['importKey(undefined)', () => b.importKey(undefined as never, 'secret', new Uint8Array(16))],
+      ['generateKey(null)', () => b.generateKey(null as never)],
+      ['a use of hex text', () => b.generateKey({ use: hexText as never, algorithm: 1001 })],
+      ['loadKey without a stored key', () => b.loadKey({ use: 'cipher', algorithm: 1001 }, undefined as never)],
+    ] as const) {
+      const e = await call().then(() => undefined, (x: unknown) => x);
+      expect(e, what).toBeInstanceOf(InvalidInputError);
+      expect((e as Error).message, what).not.toContain(hexText);
+    }
+    for (const [what, call] of [
+      ['random', () => b.random(hexText as never, 16)],
+      ['digest', async () => b.digest(hexText as never)],
+      ['digest of a symbol', async () => b.digest(Symbol('x') as never)],
+      ['cipher', async () => b.cipher(hexText as never, undefined as never, 'encrypt', {})],
+      ['signature', async () => b.signature(Symbol('x') as never, undefined as never, { format: 'der', prehashed: false })],
+    ] as const) {
+      const e = await call().then(() => undefined, (x: unknown) => x);
+      expect(e, what).toBeInstanceOf(UnknownAlgorithmError);
+      expect((e as Error).message, what).not.toContain(hexText);
+    }
+    expect(() => senv.markKeyHandle(5 as never)).toThrow(InvalidInputError);
     const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16));
     expect(() => b.signature(25, aes, { format: 'der', prehashed: false })).toThrow(/made for cipher algorithm 1001/);
     expect(() => b.signature(33, aes, { format: 'der', prehashed: false })).toThrow(InvalidInputError);

@@ -211,7 +211,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** GET CHALLENGE, in as few APDUs as the card's and the transport's response limits allow. */
   async random(type: RngType, length: number): Promise<Uint8Array> {
     const info = this.live();
-    if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${type}`);
+    if (type !== 1 && type !== 2) throw new UnknownAlgorithmError(`rngType ${shown(type)}`);
     checkRandomLength(length, this.capabilities);
     const out = new Uint8Array(length);
     try {
@@ -426,7 +426,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 
   async digest(algorithm: HashAlgorithm): Promise<DigestStream> {
-    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
+    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${shown(algorithm)}`);
     const s = this.stream(PSO.HASH, (ch) => ch.setEnvironment(CRT.HT, algorithm), HASHES[algorithm].outputLength);
     return {
       update: async (d) => void (await s.update(d)),
@@ -444,7 +444,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
    * verified the tag; a wrong tag is 6300 (AuthenticationError).
    */
   async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
-    if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
+    if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${shown(algorithm)}`);
     params = checkCipherParams(params);
     const k = asCardKey(key, this, this.keys);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
@@ -511,7 +511,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 
   async signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): Promise<SignatureStream> {
-    if (!this.capabilities.signatureAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    if (!this.capabilities.signatureAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
     options = checkSignatureOptions(options);
     const k = asCardKey(key, this, this.keys);
     const info = SIGNATURES[algorithm];

@@ -167,6 +167,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     this.#notClosed();
+    if (typeof stored !== 'object' || stored === null) throw new InvalidInputError(`a stored key is an object (what storeKey gave), got ${shown(stored)}`);
     if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
     return this.#issue(new SoftwareKey(spec, stored.kind, checkMaterial(spec, stored.kind, stored.bytes)));
   }
@@ -179,25 +180,25 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   digest(algorithm: HashAlgorithm): DigestStream {
     this.#live();
-    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${algorithm}`);
+    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${shown(algorithm)}`);
     return openDigest(algorithm);
   }
 
   cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): CipherStream {
     this.#live();
-    if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${algorithm}`);
+    if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${shown(algorithm)}`);
     if (direction !== 'encrypt' && direction !== 'decrypt') throw new InvalidInputError("direction must be 'encrypt' or 'decrypt'");
     return openCipher(algorithm, keyFor(key, 'cipher', algorithm), direction, checkCipherParams(params));
   }
 
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
     this.#live();
-    if (!MAC_ALGORITHMS.includes(algorithm) && !ECDSA_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    if (!MAC_ALGORITHMS.includes(algorithm) && !ECDSA_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
     options = checkSignatureOptions(options);
     const k = keyFor(key, 'signature', algorithm);
     if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);
     if (ECDSA_ALGORITHMS.includes(algorithm)) return openEcdsa(algorithm, k, options);
-    throw new UnknownAlgorithmError(`signature algorithm ${algorithm}`);
+    throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
   }
 
   #check(): void {

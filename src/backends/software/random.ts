@@ -6,7 +6,7 @@
 // system's CSPRNG fed by hardware noise) and says so in deviceInfo.
 import type { RngType } from '../backend.ts';
 import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
-import { UnknownAlgorithmError } from '../../core/errors.ts';
+import { shown, UnknownAlgorithmError } from '../../core/errors.ts';
 
 const GET_RANDOM_VALUES_LIMIT = 65536;
 
@@ -36,7 +36,7 @@ export class SoftwareRng {
 
   bytes(type: RngType, length: number): Uint8Array {
     if (type === 2) return osEntropy(length);
-    if (type !== 1) throw new UnknownAlgorithmError(`rngType ${type} is not supported by the software SE`);
+    if (type !== 1) throw new UnknownAlgorithmError(`rngType ${shown(type)} is not supported by the software SE`);
     return generateAll((this.#drbg ??= hmacDrbg({ hash: 'SHA-512' })), length);
   }
 }
