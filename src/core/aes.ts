@@ -4,7 +4,7 @@
 // core for many operations.
 import { core, type Core } from './loader.ts';
 import { CoreContext, coreOf, isCoreContext } from './context.ts';
-import { bytesArg, CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
+import { bytesArg, CoreError, InvalidInputError, isBytes, LengthError, shown, statusError } from './errors.ts';
 
 /** The AES family's exports (docs/wasm-abi-aes.md). */
 export interface AesExports {
@@ -98,11 +98,14 @@ export type KeyInput = Uint8Array | AesKey;
 
 /** `key` checked: a live AesKey as it is, key bytes as keyBytes() views them. */
 export function checkKeyInput(key: KeyInput): KeyInput {
-  if (!(key instanceof AesKey)) return keyBytes(key);
-  // An object made from AesKey.prototype by another hand has none of a key's private state.
-  if (!isCoreContext(key)) throw new InvalidInputError('key must be a Uint8Array or an AesKey from aesKey()');
-  keyHandle(key);
-  return key;
+  // The private brand first: `instanceof` runs a Proxy's getPrototypeOf trap, whose own error would escape.
+  if (isCoreContext(key) && key instanceof AesKey) {
+    keyHandle(key);
+    return key;
+  }
+  // Bytes, or a typed refusal (an object made from AesKey.prototype by another hand has none of a key's private state).
+  if (isBytes(key)) return keyBytes(key);
+  throw new InvalidInputError(`key must be a Uint8Array or an AesKey from aesKey(), got ${shown(key)}`);
 }
 
 // gcm(), ccm() and cbc() objects hold keyBytes()'s view of the caller's array

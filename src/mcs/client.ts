@@ -46,7 +46,13 @@ export class McsClient {
   readonly seId: string;
   #registration: string | undefined;
 
-  constructor(engine: McsEngine, originator: string, seId = engine.seIds[0]!) {
+  constructor(engine: McsEngine, originator: string, seId?: string) {
+    // By shape: the engine module imports this one's types, not the other way round.
+    const e = engine as { send?: unknown; seIds?: unknown } | null;
+    if (typeof e !== 'object' || e === null || typeof e.send !== 'function' || !Array.isArray(e.seIds)) throw new InvalidInputError(`McsClient needs an McsEngine, got ${shown(engine)}`);
+    if (typeof originator !== 'string' || originator === '') throw new InvalidInputError(`the originator is a non-empty string, got ${shown(originator)}`);
+    seId ??= engine.seIds[0]!;
+    if (typeof seId !== 'string') throw new InvalidInputError(`an M2M-SE-ID is a string, got ${shown(seId)}`);
     this.engine = engine;
     this.originator = originator;
     this.seId = seId;

@@ -2,6 +2,7 @@
 // a vpcd reader slot of pcscd. `senv virtual-card` runs one; the tests and the
 // APDU benchmark run theirs in-process.
 import { initSync, randomBytes } from '../core/index.ts';
+import { InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import { SenvApplet } from './applet.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs } from './card.ts';
 import { KeyStore } from './keystore.ts';
@@ -35,8 +36,21 @@ export interface VirtualCard {
   close(): Promise<void>;
 }
 
+/** The options, typed: what a JS caller passes is checked before a store is opened. */
+function checkOptions(options: VirtualCardOptions | null | undefined): VirtualCardOptions {
+  const o = (optionsArg(options, 'createVirtualCard options') ?? {}) as Record<string, unknown>;
+  const bad = (name: string, what: string) => new InvalidInputError(`createVirtualCard: ${name} must be ${what}, got ${shown(o[name])}`);
+  if (o.store !== undefined && (typeof o.store !== 'string' || o.store === '')) throw bad('store', 'a file path');
+  for (const n of ['slot', 'port'] as const) if (o[n] !== undefined && (!Number.isSafeInteger(o[n]) || (o[n] as number) < 0)) throw bad(n, 'a non-negative integer');
+  if (o.host !== undefined && typeof o.host !== 'string') throw bad('host', 'a string');
+  for (const n of ['extended', 'keepAlive'] as const) if (o[n] !== undefined && typeof o[n] !== 'boolean') throw bad(n, 'a boolean');
+  if (o.log !== undefined && typeof o.log !== 'function') throw bad('log', 'a function');
+  return o as VirtualCardOptions;
+}
+
 /** Builds a card (not inserted yet: call `vpcd.insert()`). */
-export function createVirtualCard(opts: VirtualCardOptions = {}): VirtualCard {
+export function createVirtualCard(options?: VirtualCardOptions | null): VirtualCard {
+  const opts = checkOptions(options);
   initSync();
   const store = new KeyStore(opts.store, () => randomBytes(8));
   const limits = opts.extended === false ? SHORT_LIMITS : EXTENDED_LIMITS;

@@ -177,6 +177,16 @@ describe('nothing is left behind', () => {
     d.destroy();
   });
 
+  it('a Proxy given as an AES key, whose traps throw, is refused with an InvalidInputError, not the trap\'s own error', () => {
+    const p = new Proxy({}, { getPrototypeOf: () => { throw new Error('trap'); }, get: () => { throw new Error('trap'); } });
+    for (const [what, call] of [
+      ['gcm', () => gcm(p as never, rnd(12))], ['ccm', () => ccm(p as never, rnd(13))], ['cbc', () => cbc(p as never, rnd(16))],
+      ['cmac', () => cmac(p as never, rnd(16))], ['createCmac', () => createCmac(p as never)],
+    ] as const) {
+      expect(call, what).toThrow(InvalidInputError);
+    }
+  });
+
   it('seed material and a long HMAC key\'s digest are made outside the JS heap (secretBytes) and zeroized after use', () => {
     const RealU8 = Uint8Array;
     // A small array inside V8's heap is moved by a collection, which leaves its bytes where no zero-fill reaches.

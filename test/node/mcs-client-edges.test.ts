@@ -73,6 +73,20 @@ describe('McsClient: each type\'s own options', () => {
     expect(ecdsa('P-256').verify(sig, msg, pub2)).toBe(true);
   });
 
+  it('the constructor refuses what is no engine, originator or M2M-SE-ID with an InvalidInputError', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    for (const [what, make] of [
+      ['no engine', () => new McsClient(undefined as never, 'CAE1')],
+      ['an object that is no engine', () => new McsClient({} as never, 'CAE1')],
+      ['no originator', () => new McsClient(engine, undefined as never)],
+      ['an empty originator', () => new McsClient(engine, '')],
+      ['an M2M-SE-ID that is no string', () => new McsClient(engine, 'CAE1', 5 as never)],
+    ] as const) {
+      expect(make, what).toThrow(InvalidInputError);
+    }
+  });
+
   it('signature of a hash algorithm is refused naming table 9.9-1, the signature algorithms', async () => {
     const c = await client();
     await expect(c.signature({ algorithm: 4 as never })).rejects.toThrow(/^algorithm must be a signature algorithm of table 9\.9-1 \(18, 25, 26, 27, 33, 34, 38, 49\), got 4$/);

@@ -770,3 +770,14 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     }
   }));
 });
+
+describe('createVirtualCard and McsClient refuse malformed arguments with typed errors', () => {
+  it('options of the wrong type are an InvalidInputError naming the option, before any store is opened', () => {
+    for (const [what, opts] of [
+      ['an array', []], ['store 5', { store: 5 }], ['slot 1n', { slot: 1n }], ['slot -1', { slot: -1 }], ['port 1.5', { port: 1.5 }],
+      ['host 7', { host: 7 }], ['extended "no"', { extended: 'no' }], ['log 3', { log: 3 }],
+    ] as const) {
+      expect(() => createVirtualCard(opts as never), what).toThrow(InvalidInputError);
+    }
+  });
+});
