@@ -2,7 +2,7 @@
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
 import { concatBytes } from '../core/bytes.ts';
-import { bytesArg, InvalidInputError, LengthError } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, LengthError, shown } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
 export interface CommandApdu {
@@ -44,7 +44,7 @@ export const EXTENDED_MAX_NC = 65535;
 export const EXTENDED_MAX_NE = 65536;
 
 const byte = (x: number, name: string) => {
-  if (!Number.isInteger(x) || x < 0 || x > 255) throw new InvalidInputError(`${name} must be a byte (0..255), got ${x}`);
+  if (!Number.isInteger(x) || x < 0 || x > 255) throw new InvalidInputError(`${name} must be a byte (0..255), got ${shown(x)}`);
   return x;
 };
 
@@ -59,10 +59,11 @@ export function needsExtended(cmd: CommandApdu): boolean {
  * `allowExtended` is false (the transport must chain it instead).
  */
 export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allowExtended?: boolean } = {}): Uint8Array {
+  if (typeof cmd !== 'object' || cmd === null) throw new InvalidInputError(`a command APDU is an object { cla, ins, p1, p2, data?, ne? }, got ${shown(cmd)}`);
   const data = cmd.data === undefined ? undefined : bytesArg(cmd.data, 'command data');
   const nc = data?.length ?? 0;
   const ne = cmd.ne ?? 0;
-  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${ne}`);
+  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${shown(ne)}`);
   if (nc > EXTENDED_MAX_NC) throw new LengthError(`command data must be at most 65535 bytes, got ${nc}`);
   const ext = opts.extended ?? needsExtended({ ...cmd, data });
   if (ext && opts.allowExtended === false) {

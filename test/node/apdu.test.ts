@@ -50,6 +50,12 @@ describe('command APDU codec', () => {
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(256) }, { allowExtended: false })).toThrow(LengthError);
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, ne: 65537 })).toThrow(LengthError);
     expect(() => encodeCommand({ cla: 256, ins: 0, p1: 0, p2: 0 })).toThrow(/CLA must be a byte/);
+    // A caller's string (a key in hex, say) is shown by its length, never quoted; a symbol is no TypeError.
+    const hexText = '00112233445566778899aabbccddeeff';
+    expect(() => encodeCommand({ cla: hexText as never, ins: 0, p1: 0, p2: 0 })).toThrow(/^CLA must be a byte \(0\.\.255\), got a string of 32 characters$/);
+    expect(() => encodeCommand({ cla: 0, ins: Symbol('x') as never, p1: 0, p2: 0 })).toThrow(InvalidInputError);
+    expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, ne: hexText as never })).toThrow(/^Ne must be 0\.\.65536, got a string of 32 characters$/);
+    expect(() => encodeCommand(undefined as never)).toThrow(InvalidInputError);
     expect(() => decodeCommand(fromHex('00A404'))).toThrow(ApduError);
     expect(() => decodeCommand(fromHex('00A4040005A0000001'))).toThrow(ApduError);
     expect(() => decodeCommand(fromHex('00A40400000005A0'))).toThrow(ApduError);
