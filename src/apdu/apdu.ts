@@ -112,7 +112,8 @@ export interface DecodedCommand extends CommandApdu {
 }
 
 /** Parses a command APDU (the card side); ApduError for anything malformed. */
-export function decodeCommand(b: Uint8Array): DecodedCommand {
+export function decodeCommand(apdu: Uint8Array): DecodedCommand {
+  const b = bytesArg(apdu, 'command APDU');
   if (b.length < 4) throw new ApduError(`command APDU of ${b.length} bytes is shorter than its 4-byte header`);
   const base = { cla: b[0]!, ins: b[1]!, p1: b[2]!, p2: b[3]! };
   const n = b.length - 4;
@@ -145,16 +146,20 @@ export function decodeCommand(b: Uint8Array): DecodedCommand {
 }
 
 /** Splits a response into data and SW1 SW2; ApduError when it has no status word. */
-export function decodeResponse(b: Uint8Array): ResponseApdu {
+export function decodeResponse(apdu: Uint8Array): ResponseApdu {
+  const b = bytesArg(apdu, 'response APDU');
   if (b.length < 2) throw new ApduError(`response APDU of ${b.length} bytes has no status word`);
   return { data: b.subarray(0, b.length - 2), sw: (b[b.length - 2]! << 8) | b[b.length - 1]! };
 }
 
 export function encodeResponse(r: ResponseApdu): Uint8Array {
-  const out = new Uint8Array(r.data.length + 2);
-  out.set(r.data);
-  out[r.data.length] = r.sw >> 8;
-  out[r.data.length + 1] = r.sw & 0xff;
+  if (typeof r !== 'object' || r === null) throw new InvalidInputError(`a response APDU is an object { data, sw }, got ${shown(r)}`);
+  const data = bytesArg(r.data, 'response data');
+  if (!Number.isInteger(r.sw) || r.sw < 0 || r.sw > 0xffff) throw new InvalidInputError(`SW1 SW2 must be 0..0xFFFF, got ${shown(r.sw)}`);
+  const out = new Uint8Array(data.length + 2);
+  out.set(data);
+  out[data.length] = r.sw >> 8;
+  out[data.length + 1] = r.sw & 0xff;
   return out;
 }
 
@@ -166,10 +171,11 @@ export function joinParts(parts: readonly Uint8Array[], secret: boolean | undefi
   return out;
 }
 
-export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
+export const hex = (b: Uint8Array): string => Array.from(bytesArg(b, 'bytes'), (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
 
 /** Hex to bytes. The text may be key material (a card's key store): errors give its length and a position, never its content. */
 export function fromHex(s: string): Uint8Array {
+  if (typeof s !== 'string') throw new InvalidInputError(`hex text is a string, got ${shown(s)}`);
   const clean = s.replace(/\s+/g, '');
   const bad = clean.search(/[^0-9a-fA-F]/);
   if (bad >= 0) throw new InvalidInputError(`not a hex string: character ${bad} of ${clean.length} is not a hex digit`);

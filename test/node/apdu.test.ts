@@ -1,6 +1,6 @@
 // APDU codec and every transport layer against scripted card responses.
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, decodeResponse, encodeCommand, fromHex, hex, joinParts, type CommandApdu } from '../../src/apdu/apdu.ts';
+import { decodeCommand, decodeResponse, encodeCommand, encodeResponse, fromHex, hex, joinParts, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
 import {
   ChainingLayer, claForChannel, channelOfCla, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
@@ -56,6 +56,14 @@ describe('command APDU codec', () => {
     expect(() => encodeCommand({ cla: 0, ins: Symbol('x') as never, p1: 0, p2: 0 })).toThrow(InvalidInputError);
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, ne: hexText as never })).toThrow(/^Ne must be 0\.\.65536, got a string of 32 characters$/);
     expect(() => encodeCommand(undefined as never)).toThrow(InvalidInputError);
+    for (const [what, call] of [
+      ['decodeCommand(null)', () => decodeCommand(null as never)], ['decodeResponse(5)', () => decodeResponse(5 as never)],
+      ['encodeResponse(undefined)', () => encodeResponse(undefined as never)], ['encodeResponse of a huge length', () => encodeResponse({ data: { length: 2 ** 32 } as never, sw: 0x9000 })],
+      ['encodeResponse with sw -1', () => encodeResponse({ data: new Uint8Array(0), sw: -1 })],
+      ['hex(undefined)', () => hex(undefined as never)], ['fromHex(5)', () => fromHex(5 as never)],
+    ] as const) {
+      expect(call, what).toThrow(InvalidInputError);
+    }
     expect(() => decodeCommand(fromHex('00A404'))).toThrow(ApduError);
     expect(() => decodeCommand(fromHex('00A4040005A0000001'))).toThrow(ApduError);
     expect(() => decodeCommand(fromHex('00A40400000005A0'))).toThrow(ApduError);
