@@ -8,7 +8,7 @@ import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex } from '../src/apdu/apdu.ts';
 import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
-import { CHECKOUT, selects, sizeLabel, type BenchGroup, type BenchModule } from './harness.ts';
+import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule } from './harness.ts';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
@@ -88,7 +88,7 @@ const RANDOM_GROUP = 'PcscBackend.random(8): one GET CHALLENGE';
 
 export const apduBench: BenchModule = async (opts) => {
   // The PC/SC stack comes up only for a table or report the filter selects.
-  if (![ROUND_TRIP, `${RANDOM_GROUP} -`, ...OPS.map((op) => `${op.name} ${sizeLabel(op.size)}`)].some((t) => selects(opts, t))) return [];
+  if (![ROUND_TRIP, groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...OPS.map((op) => groupTitle({ algorithm: op.name, size: op.size }))].some((t) => selects(opts, t))) return [];
   const { acquireSlot, acquireStack } = await stackScript();
   const stack = await acquireStack();
   if (!stack.ok) {
@@ -146,7 +146,7 @@ export const apduBench: BenchModule = async (opts) => {
   for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: e.describe(id)!.description.securityLevel } }, 20011);
   console.log('\nAPDUs per Mcs operation on the PC/SC SE (RETRIEVE of the virtual resource)');
   for (const op of OPS) {
-    if (!selects(opts, `${op.name} ${sizeLabel(op.size)}`)) continue;
+    if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
     const onCard = await op.prepare(send, pcId);
     const inSoftware = await op.prepare(send, swId);
     // A failing request must not be timed as if it succeeded: every timed call checks its rsc.

@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { CoreExports } from '../src/core/exports.ts';
 import type { AesExports } from '../src/core/aes.ts';
 import { CBC_PADDING_IDS } from '../src/core/cbc.ts';
+import { median } from './harness.ts';
 
 type Exports = CoreExports & AesExports;
 
@@ -113,10 +114,6 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-const median = (v: number[]) => {
-  const s = [...v].sort((p, q) => p - q), mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 // As the harness: the median of the per-round ratios (each round's A and B measured side by side), with their range.
 const rows = Object.entries(rates).map(([operation, [a, b]]) => {
   const perRound = b.map((v, k) => v / a[k]!);

@@ -80,6 +80,11 @@ export function selects(opts: BenchOptions, title: string): boolean {
   return !opts.filter || opts.filter.test(title);
 }
 
+/** A group's title, as tables print it and --filter matches it. */
+export function groupTitle(g: Pick<BenchGroup, 'algorithm' | 'size' | 'batch'>): string {
+  return `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
+}
+
 export function sizeLabel(n: number): string {
   if (n === 0) return '-';
   if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n >> 20} MiB`;
@@ -174,7 +179,7 @@ async function probeGroup(g: BenchGroup, title: string): Promise<void> {
   }
 }
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
@@ -191,7 +196,7 @@ const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x
 export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (s: string) => void = console.log): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   for (const g of groups) {
-    const title = `${g.algorithm} ${sizeLabel(g.size)}${g.batch ? ` x${g.batch}` : ''}`;
+    const title = groupTitle(g);
     if (opts.filter && !opts.filter.test(title)) continue;
     const batch = g.batch ?? 1;
     await probeGroup(g, title);

@@ -11,9 +11,9 @@ export function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {
   if (typeof spec !== 'object' || spec === null) throw new InvalidInputError(`a key spec is an object { use, algorithm }, got ${shown(spec)}`);
   const { use, algorithm } = spec;
   if (use !== 'cipher' && use !== 'signature') throw new InvalidInputError(`a key's use is 'cipher' or 'signature', got ${shown(use)}`);
-  const info = use === 'cipher' ? (CIPHERS as Record<number, CipherInfo>)[algorithm] : (SIGNATURES as Record<number, SignatureInfo>)[algorithm];
-  if (!info || !Object.hasOwn(use === 'cipher' ? CIPHERS : SIGNATURES, algorithm)) throw new UnknownAlgorithmError(`no ${use} algorithm ${shown(algorithm)}`);
-  return info;
+  const table: Readonly<Record<number, CipherInfo | SignatureInfo>> = use === 'cipher' ? CIPHERS : SIGNATURES;
+  if (!Object.hasOwn(table, algorithm)) throw new UnknownAlgorithmError(`no ${use} algorithm ${shown(algorithm)}`);
+  return table[algorithm]!;
 }
 
 /** Key material of the type and length the algorithm takes (a wrong one would fail only at first use, or not at all). */

@@ -141,6 +141,16 @@ export function isBytes(x: unknown): x is Uint8Array {
 }
 
 /**
+ * What failed, for a message: an errno-style code, else the error's name (Deno's permission errors
+ * have no code), never its message, which may carry a path or data.
+ */
+export function failureKind(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code)) return code;
+  return e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error';
+}
+
+/**
  * A caller's value as an error message may show it: numbers, booleans and
  * nullish values as they are, anything else by its type (and a string by its
  * length) only, so that a secret passed by mistake (a key as `tagLength`, a

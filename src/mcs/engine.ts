@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -778,10 +778,7 @@ async function persist(store: Persistence, host: SeHost, res: Resource, change: 
 function durably(write: Promise<void>): Promise<void> {
   return write.catch((e: unknown) => {
     if (e instanceof BackendFailure) throw e.cause;
-    const code = (e as { code?: unknown } | null)?.code;
-    const name = e instanceof Error ? e.name : '';
-    const kind = typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code) ? code : /^\w{1,40}$/.test(name) ? name : 'error';
-    throw new McsError(RSC.INTERNAL_SERVER_ERROR, `storage write failed (${kind}): nothing was changed`);
+    throw new McsError(RSC.INTERNAL_SERVER_ERROR, `storage write failed (${failureKind(e)}): nothing was changed`);
   });
 }
 

@@ -10,7 +10,7 @@ import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdir
 import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
-import { InvalidInputError, StateError } from '../core/errors.ts';
+import { failureKind, InvalidInputError, StateError } from '../core/errors.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
@@ -261,8 +261,7 @@ function lockStore(path: string): () => void {
       // else is a check this process may not make (Deno without --allow-run): never a stale lock.
       if (code(e) === 'ESRCH') return undefined;
       if (code(e) !== 'EPERM') {
-        const why = code(e) ?? (e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error');
-        throw new StateError(`virtual card store ${path} is locked by process ${h.pid}, which this process cannot check (${why}; on Deno: --allow-run)`);
+        throw new StateError(`virtual card store ${path} is locked by process ${h.pid}, which this process cannot check (${failureKind(e)}; on Deno: --allow-run)`);
       }
     }
     const now = stamp(h.pid);

@@ -322,7 +322,7 @@ export class JournalStore implements Persistence {
     const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
     if (consumed) rec.consumed = true;
     if (res.hint) rec.hint = res.hint;
-    if (Object.keys(secret).length) rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(this.#key, plain, res.ri));
+    if (Object.keys(secret).length) rec.sealed = sealSecrets(this.#key, secret, res.ri);
     return rec;
   }
 
@@ -853,12 +853,8 @@ function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
   for (const se of Object.values(state.resources)) {
     for (const rec of Object.values(se)) {
       if (!rec.appends?.length || !rec.sealed) continue;
-      let secret: Record<string, Json>;
-      try {
-        secret = wiping(open(key, rec.sealed, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>);
-      } catch {
-        continue;
-      }
+      const secret = openSecrets(key, rec.sealed, rec.ri);
+      if (!secret) continue;
       let replaced = false;
       for (const attr of new Set(rec.appends.map((a) => a.attr))) {
         const held = secret[attr] as { $acc?: unknown; consumed?: unknown } | undefined;
@@ -867,7 +863,7 @@ function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
           replaced = true;
         }
       }
-      if (replaced) rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, rec.ri));
+      if (replaced) rec.sealed = sealSecrets(key, secret, rec.ri);
     }
   }
 }
@@ -884,20 +880,27 @@ function sealClearSecrets(state: Snapshot, key: Uint8Array): void {
       const def = types.get(rec.root);
       const names = Object.keys(rec.attrs).filter((name) => def?.byName.get(name)?.secret === true);
       if (!names.length) continue;
-      let secret: Record<string, Json>;
-      try {
-        secret = rec.sealed ? wiping(open(key, rec.sealed, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>) : {};
-      } catch {
-        continue;
-      }
+      const secret = rec.sealed ? openSecrets(key, rec.sealed, rec.ri) : {};
+      if (!secret) continue;
       for (const name of names) secret[name] = rec.attrs[name]!;
-      rec.sealed = wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, rec.ri));
+      rec.sealed = sealSecrets(key, secret, rec.ri);
       for (const name of names) delete rec.attrs[name];
     }
   }
 }
 
 const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));
+
+/** A record's sealed secret attributes, or undefined where they do not open (left for load() to report). */
+function openSecrets(key: Uint8Array, sealed: string, ri: string): Record<string, Json> | undefined {
+  try {
+    return wiping(open(key, sealed, ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>);
+  } catch {
+    return undefined;
+  }
+}
+
+const sealSecrets = (key: Uint8Array, secret: Record<string, Json>, ri: string): string => wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, ri));
 
 /** One sealed chunk holding the data of `parts` in order; the plaintext copies are zeroized. */
 function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {

@@ -3,7 +3,7 @@
 // Accepted encodings: 32 raw bytes (file only, and not all printable: that
 // is text), 64 hex digits, or base64 of 32 bytes.
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
-import { bytesArg, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
+import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
@@ -58,12 +58,6 @@ function env(name: string): string | undefined {
   }
 }
 
-/** What failed, as an errno code or an error's name (Deno's permission errors have no code): never its message. */
-function failureKind(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code)) return code;
-  return e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error';
-}
 
 /** The key `text` holds as hex or base64, checked. */
 function decode(text: string, what: string): Uint8Array {
