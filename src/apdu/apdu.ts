@@ -2,7 +2,7 @@
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
 import { concatBytes } from '../core/bytes.ts';
-import { bytesArg, InvalidInputError, LengthError, shown } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
 export interface CommandApdu {
@@ -43,10 +43,32 @@ export const SHORT_MAX_NE = 256;
 export const EXTENDED_MAX_NC = 65535;
 export const EXTENDED_MAX_NE = 65536;
 
-const byte = (x: number, name: string) => {
-  if (!Number.isInteger(x) || x < 0 || x > 255) throw new InvalidInputError(`${name} must be a byte (0..255), got ${shown(x)}`);
-  return x;
-};
+/** Throws InvalidInputError unless `x` is a byte, naming the field. */
+export function byteArg(x: unknown, name: string): number {
+  if (!Number.isInteger(x) || (x as number) < 0 || (x as number) > 255) throw new InvalidInputError(`${name} must be a byte (0..255), got ${shown(x)}`);
+  return x as number;
+}
+
+/**
+ * A caller's command as the transport may read it: an object whose header
+ * fields are bytes, whose Ne and `most` are counts, and whose data (when
+ * given) is a plain view of the caller's bytes (bytesArg). Every layer takes
+ * its command through this, so that a wrong one is refused with a typed
+ * error before any layer reads a field of it.
+ */
+export function commandArg(cmd: unknown): CommandApdu {
+  if (typeof cmd !== 'object' || cmd === null) throw new InvalidInputError(`a command APDU is an object { cla, ins, p1, p2, data?, ne? }, got ${shown(cmd)}`);
+  const c = cmd as CommandApdu;
+  byteArg(c.cla, 'CLA');
+  byteArg(c.ins, 'INS');
+  byteArg(c.p1, 'P1');
+  byteArg(c.p2, 'P2');
+  const ne = c.ne ?? 0;
+  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${shown(ne)}`);
+  if (c.most !== undefined && !(Number.isSafeInteger(c.most) && c.most >= 0)) throw new InvalidInputError(`most must be a byte count, got ${shown(c.most)}`);
+  if (c.secret !== undefined && typeof c.secret !== 'boolean') throw new InvalidInputError(`secret must be true or false, got ${shown(c.secret)}`);
+  return c.data === undefined ? c : { ...c, data: bytesArg(c.data, 'command data') };
+}
 
 /** True when the command needs the extended form (Nc > 255 or Ne > 256). */
 export function needsExtended(cmd: CommandApdu): boolean {
@@ -58,18 +80,18 @@ export function needsExtended(cmd: CommandApdu): boolean {
  * or `extended` forces it; a command that needs it throws LengthError when
  * `allowExtended` is false (the transport must chain it instead).
  */
-export function encodeCommand(cmd: CommandApdu, opts: { extended?: boolean; allowExtended?: boolean } = {}): Uint8Array {
-  if (typeof cmd !== 'object' || cmd === null) throw new InvalidInputError(`a command APDU is an object { cla, ins, p1, p2, data?, ne? }, got ${shown(cmd)}`);
-  const data = cmd.data === undefined ? undefined : bytesArg(cmd.data, 'command data');
+export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean; allowExtended?: boolean }): Uint8Array {
+  const c = commandArg(cmd);
+  const opts = optionsArg(options, 'the encoding options') ?? {};
+  const data = c.data;
   const nc = data?.length ?? 0;
-  const ne = cmd.ne ?? 0;
-  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${shown(ne)}`);
+  const ne = c.ne ?? 0;
   if (nc > EXTENDED_MAX_NC) throw new LengthError(`command data must be at most 65535 bytes, got ${nc}`);
-  const ext = opts.extended ?? needsExtended({ ...cmd, data });
+  const ext = opts.extended ?? needsExtended(c);
   if (ext && opts.allowExtended === false) {
     throw new LengthError(`command needs extended length (Nc ${nc}, Ne ${ne}) but the card or reader does not accept it`);
   }
-  const head = [byte(cmd.cla, 'CLA'), byte(cmd.ins, 'INS'), byte(cmd.p1, 'P1'), byte(cmd.p2, 'P2')];
+  const head = [c.cla, c.ins, c.p1, c.p2];
   if (!ext) {
     if (ne > SHORT_MAX_NE || nc > SHORT_MAX_NC) throw new LengthError(`Nc ${nc} / Ne ${ne} do not fit the short form`);
     const r = new Uint8Array(4 + (nc > 0 ? 1 + nc : 0) + (ne > 0 ? 1 : 0));

@@ -2,9 +2,9 @@
 // PC/SC card, a scripted test double, a socket). Each layer does one job of
 // ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
 // configured (the apdu4j / GlobalPlatformPro idea).
-import { LengthError } from '../core/errors.ts';
+import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
 import {
-  decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
+  byteArg, commandArg, decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,
 } from './apdu.ts';
 import { ApduError, StatusWordError, statusWordHex, statusWordMeaning, type AnsweringCommand } from './errors.ts';
@@ -29,7 +29,8 @@ export interface ApduTransport {
  * messaging indications are kept.
  */
 export function claForChannel(cla: number, ch: number): number {
-  if (!Number.isInteger(ch) || ch < 0 || ch > 19) throw new LengthError(`logical channel must be 0..19, got ${ch}`);
+  byteArg(cla, 'CLA');
+  if (!Number.isInteger(ch) || ch < 0 || ch > 19) throw new LengthError(`logical channel must be 0..19, got ${shown(ch)}`);
   const keep = cla & 0x90;
   if (ch <= 3) return keep | (cla & 0x0c) | ch;
   return keep | 0x40 | (cla & 0x0c ? 0x20 : 0) | (ch - 4);
@@ -37,6 +38,7 @@ export function claForChannel(cla: number, ch: number): number {
 
 /** The logical channel a CLA byte addresses. */
 export function channelOfCla(cla: number): number {
+  byteArg(cla, 'CLA');
   return cla & 0x40 ? (cla & 0x0f) + 4 : cla & 0x03;
 }
 
@@ -48,10 +50,27 @@ const INS_NAMES: Readonly<Record<number, string>> = {
 };
 
 export function commandName(cmd: Pick<CommandApdu, 'ins'>): string {
+  if (typeof cmd !== 'object' || cmd === null) throw new InvalidInputError(`a command is an object with its INS, got ${shown(cmd)}`);
+  byteArg(cmd.ins, 'INS');
   return INS_NAMES[cmd.ins] ?? `INS ${cmd.ins.toString(16).toUpperCase().padStart(2, '0')}`;
 }
 
 const GET_RESPONSE: AnsweringCommand = { ins: 0xc0, p1: 0, p2: 0, chained: false };
+
+/** Throws InvalidInputError unless `value` has a transmit method: what a layer stacks on, or the channel below the wire. */
+function carrierArg<T extends { transmit: unknown }>(value: T, name: string): T {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null || typeof value.transmit !== 'function') {
+    throw new InvalidInputError(`${name} must be an object with a transmit method, got ${shown(value)}`);
+  }
+  return value;
+}
+
+/** A count option: absent keeps `absent`; otherwise an integer of at least `min`. */
+function countArg(value: number | undefined, name: string, min: number, absent: number): number {
+  if (value === undefined) return absent;
+  if (!Number.isSafeInteger(value) || value < min) throw new InvalidInputError(`${name} must be an integer of at least ${min}, got ${shown(value)}`);
+  return value;
+}
 
 /** The status word of `r` as an error of `cmd`, or of the GET RESPONSE that fetched `r`'s data (`r.from`). */
 function refusal(cmd: CommandApdu, r: ResponseApdu, name = commandName(cmd)): StatusWordError {
@@ -66,12 +85,17 @@ export class RawTransport implements ApduTransport {
   /** APDUs sent so far (for batching checks and benchmarks). */
   sent = 0;
 
-  constructor(private readonly channel: ByteChannel, readonly opts: { extended: boolean }) {
-    this.maxCommandData = opts.extended ? EXTENDED_MAX_NC : SHORT_MAX_NC;
-    this.maxResponseData = opts.extended ? EXTENDED_MAX_NE : SHORT_MAX_NE;
+  readonly opts: { extended: boolean };
+
+  constructor(private readonly channel: ByteChannel, opts: { extended: boolean }) {
+    carrierArg(channel, 'the byte channel');
+    this.opts = { extended: flagArg(optionsArg(opts, 'the wire options')?.extended, 'extended', false) };
+    this.maxCommandData = this.opts.extended ? EXTENDED_MAX_NC : SHORT_MAX_NC;
+    this.maxResponseData = this.opts.extended ? EXTENDED_MAX_NE : SHORT_MAX_NE;
   }
 
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  async transmit(command: CommandApdu): Promise<ResponseApdu> {
+    const cmd = commandArg(command);
     // Without extended length a large Ne is asked for as 256 and the rest comes by 61xx.
     const c = !this.opts.extended && (cmd.ne ?? 0) > SHORT_MAX_NE ? { ...cmd, ne: SHORT_MAX_NE } : cmd;
     const bytes = encodeCommand(c, { allowExtended: this.opts.extended, extended: this.opts.extended && needsExtended(c) });
@@ -85,16 +109,21 @@ export class RawTransport implements ApduTransport {
   }
 }
 
-/** Passes everything through; layers override transmit. */
+/** Passes everything through; layers implement send, which gets a command commandArg accepted. */
 abstract class Layer implements ApduTransport {
-  constructor(protected readonly inner: ApduTransport) {}
+  constructor(protected readonly inner: ApduTransport) {
+    carrierArg(inner, 'the transport below a layer');
+  }
   get maxCommandData(): number {
     return this.inner.maxCommandData;
   }
   get maxResponseData(): number {
     return this.inner.maxResponseData;
   }
-  abstract transmit(cmd: CommandApdu): Promise<ResponseApdu>;
+  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+    return this.send(commandArg(cmd));
+  }
+  protected abstract send(cmd: CommandApdu): Promise<ResponseApdu>;
 }
 
 /** Commands whose data is a secret whatever the caller says (PINs, reference data). */
@@ -107,9 +136,10 @@ const SECRET_INS = new Set([0x20, 0x24, 0x2c]);
 export class LoggingLayer extends Layer {
   constructor(inner: ApduTransport, private readonly log: (line: string) => void) {
     super(inner);
+    if (typeof log !== 'function') throw new InvalidInputError(`the log must be a function taking a line, got ${shown(log)}`);
   }
 
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected async send(cmd: CommandApdu): Promise<ResponseApdu> {
     const masked = cmd.secret === true || SECRET_INS.has(cmd.ins);
     const field = (d: Uint8Array | undefined) => (!d || d.length === 0 ? '' : masked ? ` <${d.length} bytes masked>` : ` ${hex(d)}`);
     const head = hex(Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
@@ -152,11 +182,18 @@ export class GetResponseLayer extends Layer {
    * maximum (Le 00 or 0000); `piece`: the most one APDU brings (the card's
    * response field, at most what this stack asks for).
    */
-  constructor(inner: ApduTransport, private readonly maxRounds = 64, private readonly maxTotal = EXTENDED_MAX_NE, private readonly piece = inner.maxResponseData) {
+  private readonly maxRounds: number;
+  private readonly maxTotal: number;
+  private readonly piece: number;
+
+  constructor(inner: ApduTransport, maxRounds?: number, maxTotal?: number, piece?: number) {
     super(inner);
+    this.maxRounds = countArg(maxRounds, 'the GET RESPONSE rounds', 0, 64);
+    this.maxTotal = countArg(maxTotal, 'the most response data', 1, EXTENDED_MAX_NE);
+    this.piece = countArg(piece, 'the response data field', 1, inner.maxResponseData);
   }
 
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected async send(cmd: CommandApdu): Promise<ResponseApdu> {
     // Ne as the caller means it: 256 / 65536 (Le 00 / 0000) for "as much as available", 0 or absent for no data (cases 1 and 3).
     const asked = cmd.ne ?? 0;
     const limit = bound(cmd, this.maxTotal);
@@ -218,7 +255,7 @@ export class GetResponseLayer extends Layer {
  * and `most` bound the answer, whatever the card asks for).
  */
 export class LeCorrectionLayer extends Layer {
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected async send(cmd: CommandApdu): Promise<ResponseApdu> {
     const r = await this.inner.transmit(cmd);
     if (r.sw >> 8 !== 0x6c) return r;
     const ne = r.sw & 0xff || 256;
@@ -239,14 +276,14 @@ export class ChainingLayer extends Layer {
    */
   constructor(inner: ApduTransport, private readonly maxLink?: number) {
     super(inner);
-    if (maxLink !== undefined && !(Number.isInteger(maxLink) && maxLink >= 1)) throw new LengthError(`a chaining link carries at least 1 byte, got ${maxLink}`);
+    if (maxLink !== undefined && !(Number.isInteger(maxLink) && maxLink >= 1)) throw new LengthError(`a chaining link carries at least 1 byte, got ${shown(maxLink)}`);
   }
 
   override get maxCommandData(): number {
     return EXTENDED_MAX_NC;
   }
 
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected async send(cmd: CommandApdu): Promise<ResponseApdu> {
     const data = cmd.data ?? new Uint8Array(0);
     const link = Math.min(this.maxLink ?? Infinity, this.inner.maxCommandData);
     if (data.length <= link) return this.inner.transmit(cmd);
@@ -274,11 +311,14 @@ export class ChainingLayer extends Layer {
 
 /** Status words other than 9000 (and 62xx/63xx warnings, when allowed) become StatusWordError. */
 export class StatusLayer extends Layer {
-  constructor(inner: ApduTransport, private readonly allowWarnings = false) {
+  private readonly allowWarnings: boolean;
+
+  constructor(inner: ApduTransport, allowWarnings?: boolean) {
     super(inner);
+    this.allowWarnings = flagArg(allowWarnings, 'allowWarnings', false);
   }
 
-  async transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected async send(cmd: CommandApdu): Promise<ResponseApdu> {
     const r = await this.inner.transmit(cmd);
     const sw1 = r.sw >> 8;
     if (r.sw === 0x9000 || (this.allowWarnings && (sw1 === 0x62 || sw1 === 0x63) && !r.from)) return r;
@@ -302,6 +342,7 @@ export class LogicalChannel extends Layer {
    * and none can name a channel above 19).
    */
   static async open(inner: ApduTransport): Promise<LogicalChannel> {
+    carrierArg(inner, 'the transport below a layer');
     const cmd = { cla: 0x00, ins: 0x70, p1: 0x00, p2: 0x00, ne: 1 };
     const r = await inner.transmit(cmd);
     if (r.sw !== 0x9000) throw refusal(cmd, r, 'MANAGE CHANNEL (open)');
@@ -316,7 +357,7 @@ export class LogicalChannel extends Layer {
     return new LogicalChannel(inner, 0);
   }
 
-  transmit(cmd: CommandApdu): Promise<ResponseApdu> {
+  protected send(cmd: CommandApdu): Promise<ResponseApdu> {
     if (this.closed) return Promise.reject(new ApduError(`logical channel ${this.channel} is closed`));
     return this.inner.transmit({ ...cmd, cla: claForChannel(cmd.cla, this.channel) });
   }
@@ -333,8 +374,10 @@ export class LogicalChannel extends Layer {
 
 /** SELECT by DF name (AID), first or only occurrence, returning the FCI. */
 export async function selectAid(t: ApduTransport, aid: Uint8Array): Promise<Uint8Array> {
-  if (aid.length < 5 || aid.length > 16) throw new LengthError(`an AID is 5..16 bytes, got ${aid.length}`);
-  const cmd = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 };
+  carrierArg(t, 'the transport');
+  const name = bytesArg(aid, 'the AID');
+  if (name.length < 5 || name.length > 16) throw new LengthError(`an AID is 5..16 bytes, got ${name.length}`);
+  const cmd = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: name, ne: 256 };
   const r = await t.transmit(cmd);
   if (r.sw !== 0x9000) throw refusal(cmd, r, 'SELECT');
   return r.data;
@@ -358,14 +401,15 @@ export interface StackOptions {
 }
 
 /** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */
-export function createTransport(channel: ByteChannel, opts: StackOptions): { transport: ApduTransport; raw: RawTransport } {
-  const raw = new RawTransport(channel, { extended: opts.extended });
+export function createTransport(channel: ByteChannel, options: StackOptions): { transport: ApduTransport; raw: RawTransport } {
+  const opts: Partial<StackOptions> = optionsArg(options, 'the transport options') ?? {};
+  const raw = new RawTransport(channel, { extended: opts.extended! });
   let t: ApduTransport = raw;
   if (opts.log) t = new LoggingLayer(t, opts.log);
   t = new GetResponseLayer(t, opts.maxGetResponseRounds, opts.maxResponseTotal, opts.maxResponseData);
   t = new LeCorrectionLayer(t);
   t = new ChainingLayer(t, opts.maxCommandData);
-  if (opts.checkStatus !== false) t = new StatusLayer(t);
+  if (flagArg(opts.checkStatus, 'checkStatus', true)) t = new StatusLayer(t);
   return { transport: t, raw };
 }
 

@@ -453,4 +453,49 @@ describe('transport layers', () => {
     expect(lines.length).toBe(10);
     ch.done();
   });
+
+  it('refuses a wrong argument to any layer, helper or stack with a typed error, before the card sees anything', async () => {
+    const ch = scripted([]);
+    const wire = raw(ch);
+    const ok = { cla: 0, ins: 0xca, p1: 1, p2: 0, ne: 256 };
+    const layers = [
+      wire, new LoggingLayer(wire, () => {}), new GetResponseLayer(wire), new LeCorrectionLayer(wire), new ChainingLayer(wire),
+      new StatusLayer(wire), LogicalChannel.basic(wire), createTransport(ch, { extended: false }).transport,
+    ];
+    const commands: Array<[unknown, typeof InvalidInputError]> = [
+      ...[undefined, null, 5, 'x', {}, { ...ok, cla: 256 }, { ...ok, ins: 'x' }, { ...ok, data: 5 }, { ...ok, data: 'A000000151' },
+        { ...ok, most: 1.5 }, { ...ok, secret: 'yes' }].map((c) => [c, InvalidInputError] as [unknown, typeof InvalidInputError]),
+      [{ ...ok, ne: -1 }, LengthError], [{ ...ok, ne: 65537 }, LengthError],
+    ];
+    for (const t of layers) {
+      for (const [cmd, type] of commands) {
+        const err = await t.transmit(cmd as CommandApdu).catch((e: unknown) => e);
+        expect(err, `${t.constructor.name} ${JSON.stringify(cmd)}`).toBeInstanceOf(type);
+      }
+    }
+    const calls: Array<[string, () => unknown]> = [
+      ['claForChannel CLA', () => claForChannel(0x100, 1)], ['claForChannel CLA text', () => claForChannel('x' as never, 1)],
+      ['channelOfCla', () => channelOfCla('x' as never)], ['RawTransport channel', () => new RawTransport(undefined as never, { extended: false })],
+      ['RawTransport channel without transmit', () => new RawTransport({} as never, { extended: false })],
+      ['RawTransport options', () => new RawTransport(ch, 'short' as never)], ['RawTransport extended', () => new RawTransport(ch, { extended: 'no' as never })],
+      ['LoggingLayer log', () => new LoggingLayer(wire, 'x' as never)], ['layer below', () => new StatusLayer(undefined as never)],
+      ['GetResponseLayer rounds', () => new GetResponseLayer(wire, 'x' as never)], ['GetResponseLayer total', () => new GetResponseLayer(wire, 3, 0)],
+      ['StatusLayer warnings', () => new StatusLayer(wire, 1 as never)], ['LogicalChannel.basic', () => LogicalChannel.basic(null as never)],
+      ['createTransport options', () => createTransport(ch, 'short' as never)], ['createTransport channel', () => createTransport(undefined as never, { extended: false })],
+      ['createTransport rounds', () => createTransport(ch, { extended: false, maxGetResponseRounds: 1.5 })],
+      ['createTransport log', () => createTransport(ch, { extended: false, log: 'x' as never })],
+      ['createTransport checkStatus', () => createTransport(ch, { extended: false, checkStatus: 'no' as never })],
+      ['encodeCommand options', () => encodeCommand(ok, 'short' as never)],
+    ];
+    for (const [what, call] of calls) expect(call, what).toThrow(InvalidInputError);
+    for (const aid of [undefined, 5, 'A000000151', [0xa0, 0, 0, 1, 0x51]]) {
+      await expect(selectAid(wire, aid as never), String(aid)).rejects.toBeInstanceOf(InvalidInputError);
+    }
+    await expect(selectAid(undefined as never, fromHex('A000000151'))).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(LogicalChannel.open(undefined as never)).rejects.toBeInstanceOf(InvalidInputError);
+    // A caller's text is shown by its length only: it may be a secret passed by mistake.
+    expect(() => claForChannel(0, 'hunter2' as never)).toThrow(/got a string of 7 characters/);
+    expect(() => new ChainingLayer(wire, 'hunter2' as never)).toThrow(/got a string of 7 characters/);
+    ch.done();
+  });
 });
