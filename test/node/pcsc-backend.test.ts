@@ -2299,6 +2299,31 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     }
   });
 
+  it('the stamp of a key just written is read twice: one garbled answer is refused as a card fault and the key deleted, never taken as the key\'s name', async () => {
+    const { reader, b } = await openedReader();
+    const spec = { use: 'signature', algorithm: 25 } as const;
+    for (const write of [() => b.importKey(spec, 'secret', new Uint8Array(32).fill(5)), () => b.generateKey({ use: 'signature', algorithm: 26 })]) {
+      let reads = 0;
+      reader.intercept = (a) => {
+        if (a[1] !== INS.GET_DATA || a[2] !== 0x01 || reads++ > 0) return undefined;
+        // The card's answer with one bit of the stamp (tag 83, the key information's last object) flipped.
+        const real = reader.os.apdu(a);
+        real[real.length - 3]! ^= 0x01;
+        return real;
+      };
+      await expect(write()).rejects.toThrow(/the card gave two key stamps for the key it just wrote into slot \d+/);
+      reader.intercept = undefined;
+      expect(reader.store.keys.size, 'the key written is deleted').toBe(0);
+    }
+    // Read right, the key is the card's and works.
+    const key = await b.importKey(spec, 'secret', new Uint8Array(32).fill(5));
+    const s = await b.signature(25, key, { format: 'raw', prehashed: false });
+    expect(await s.sign(Uint8Array.of(1))).toEqual(hmac('SHA-256', new Uint8Array(32).fill(5), Uint8Array.of(1)));
+    b.deleteKey(key);
+    await b.close();
+    expect(reader.store.keys.size).toBe(0);
+  });
+
   it('during a session too: an operation under a key whose slot was rewritten since (shared mode) is refused by the card (6A88), never run under the other key', async () => {
     const { reader, b } = await openedReader();
     const spec = { use: 'signature', algorithm: 25 } as const;

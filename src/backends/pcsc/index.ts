@@ -256,7 +256,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       data.fill(0);
     }
     const { stamp, publicKey } = await this.orDelete(ref, async () => ({
-      stamp: stampOf(await this.keyInfo(ref), ref),
+      stamp: await this.writtenStamp(ref),
       publicKey: !isEcdsa(spec) ? undefined : kind === 'public' ? copyArg(material, 'public key') : await this.readPublicKey(ref, alg),
     }));
     return this.track(new CardKey(spec, kind, ref, stamp, publicKey));
@@ -270,7 +270,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     }));
     const { stamp, publicKey } = await this.orDelete(ref, async () => {
       if (!isEcdsa(spec)) exactly(r.data, 0, 'data after generating a symmetric key');
-      return { publicKey: isEcdsa(spec) ? publicPoint(r.data, alg) : undefined, stamp: stampOf(await this.keyInfo(ref), ref) };
+      return { publicKey: isEcdsa(spec) ? publicPoint(r.data, alg) : undefined, stamp: await this.writtenStamp(ref) };
     });
     return this.track(new CardKey(spec, 'secret', ref, stamp, publicKey));
   }
@@ -640,6 +640,20 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 
   /** GET DATA 01: the card's information on key slot `ref` (never secret material). */
+  /**
+   * The stamp the card drew for the key it just wrote into `ref`, read twice:
+   * the key's uses and its deletion name it by this stamp, so one garbled
+   * answer taken as its name would leave a key every use refuses and whose
+   * deletion spares it (6A88, as for another application's key). Two reads
+   * that differ are a card fault; the caller then deletes the slot.
+   */
+  private async writtenStamp(ref: number): Promise<Uint8Array | undefined> {
+    const first = stampOf(await this.keyInfo(ref), ref);
+    const second = stampOf(await this.keyInfo(ref), ref);
+    if ((first && hex(first)) !== (second && hex(second))) throw new ApduError(`the card gave two key stamps for the key it just wrote into slot ${ref}`);
+    return first;
+  }
+
   private async keyInfo(ref: number): Promise<Tlv[]> {
     return decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
   }
