@@ -75,15 +75,26 @@ class HmacContext extends CoreContext implements Hmac {
   }
 
   digest(): Uint8Array {
+    return this.#finish(false);
+  }
+
+  /** The MAC of `data` in secretBytes memory: a key derived from `key` (the journal's MAC key). */
+  static secretMac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
+    return new HmacContext(hash, key).update(data).#finish(true);
+  }
+
+  #finish(secret: boolean): Uint8Array {
     const ctx = this.live();
     const c = coreOf(this);
     const status = c.x.hmac_final(ctx, c.io);
     if (status < 0) throw statusError(status, 'hmac');
-    const out = takeOutput(c, c.io, this.outputLen);
+    const out = takeOutput(c, c.io, this.outputLen, this.outputLen, secret);
     this.destroy();
     return out;
   }
 }
+
+export const secretHmac = (hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array => HmacContext.secretMac(hash, key, data);
 
 export function createHmac(hash: HashName, key: Uint8Array): Hmac {
   return new HmacContext(hash, key);

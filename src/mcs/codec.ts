@@ -43,16 +43,21 @@ export function toBase64(bytes: Uint8Array): string {
  * without decoding it (whether the text is valid is for fromBase64 to tell):
  * a value can be refused for its size before any of it is decoded.
  */
-export function base64Length(s: string): number {
+export function base64Length(s: string | Uint8Array): number {
   return Math.floor(s.length / 4) * 3 - padding(s);
 }
 
-function padding(s: string): number {
-  return s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+function padding(s: string | Uint8Array): number {
+  const n = s.length;
+  return n >= 2 && charAt(s, n - 2) === 61 && charAt(s, n - 1) === 61 ? 2 : n >= 1 && charAt(s, n - 1) === 61 ? 1 : 0;
 }
 
-/** Strict decoding: padded, canonical (unused bits zero), no whitespace. Returns undefined when invalid. */
-export function fromBase64(s: string, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array | undefined {
+/**
+ * Strict decoding: padded, canonical (unused bits zero), no whitespace.
+ * Returns undefined when invalid. The text may be given as ASCII bytes (a key
+ * file's), which, unlike a string, its reader can zeroize.
+ */
+export function fromBase64(s: string | Uint8Array, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array | undefined {
   if (s.length % 4 !== 0) return undefined;
   const pad = padding(s);
   const out = alloc(base64Length(s));
@@ -75,9 +80,13 @@ export function fromBase64(s: string, alloc: (n: number) => Uint8Array = (n) => 
   return out;
 }
 
-function code(s: string, i: number): number {
-  const c = s.charCodeAt(i);
+function code(s: string | Uint8Array, i: number): number {
+  const c = charAt(s, i);
   return c < 128 ? DECODE[c]! : -1;
+}
+
+function charAt(s: string | Uint8Array, i: number): number {
+  return typeof s === 'string' ? s.charCodeAt(i) : s[i]!;
 }
 
 const TS = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:,(\d{1,6}))?Z?$/;

@@ -1166,7 +1166,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
           name: 'StateError', message: expect.stringMatching(/ambiguous.*64 hex digits.*base64 of 32 bytes/),
         });
       }
-      for (const key of [raw, Buffer.from(raw.toString('hex') + '\n'), Buffer.from(raw.toString('base64'))]) {
+      // The same key in every form (the directory the first made opens with each), white space around it ignored.
+      for (const key of [raw, Buffer.from(raw.toString('hex') + '\n'), Buffer.from(raw.toString('base64')), Buffer.from(`\t ${raw.toString('hex').toUpperCase()} \r\n`),
+        Buffer.from(` ${raw.toString('base64')}\n\n`)]) {
         writeFileSync(file, key);
         await (await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file })).close();
       }

@@ -5,7 +5,7 @@
 // constructor wrapped for the test, or the arrays a method hands around) and
 // looks at them afterwards.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,21 @@ function watchNew(onMake?: (made: Uint8Array, from: unknown) => void): Uint8Arra
   const spy = spyUint8Arrays(onMake);
   undo.push(() => spy.stop());
   return spy.made;
+}
+
+/**
+ * The arrays that `set()` copied a source `pick` accepts into until the test ends, and the sources:
+ * secretCopy makes its copy over an ArrayBuffer of its own and sets it, where a copy inside the JS
+ * heap is made from the source by the constructor (watchNew sees those).
+ */
+function watchSets(pick: (src: Uint8Array) => boolean): Uint8Array[] {
+  const seen: Uint8Array[] = [];
+  const set = RealUint8Array.prototype.set;
+  patch(RealUint8Array.prototype, 'set', function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+    if (src instanceof RealUint8Array && pick(src)) seen.push(this, src);
+    return set.call(this, src, offset);
+  });
+  return seen;
 }
 
 const zero = (a: Uint8Array) => a.every((b) => b === 0);
@@ -163,15 +178,19 @@ describe('Mcs: no copy of a secret stays behind', () => {
       return random.call(this, type, length);
     });
     const rnd = prng(703);
-    // The arrays made from each key the test passes.
+    // The arrays each key the test passes was copied into: outside the JS heap (set into an array of
+    // their own buffer), none made from the key by the constructor (inside it, for 64 bytes or fewer).
     const copies = new Map<unknown, Uint8Array[]>();
-    watchNew((made, from) => copies.get(from)?.push(made));
+    const onHeap: unknown[] = [];
+    watchNew((_made, from) => copies.has(from) && onHeap.push(from));
+    const sets = watchSets((src) => [...copies.keys()].some((k) => k instanceof RealUint8Array && k.buffer === src.buffer && k.byteOffset === src.byteOffset));
     const waitFor = async (req: Record<string, unknown>, key: Uint8Array) => {
       copies.set(key, []);
+      sets.length = 0;
       const ahead = s.retrieve(s.path('reg', 'r', 'gnR'));
       const r = await s.engine.send({ op: 1, to: s.seId, fr: 'CAE1', rqi: 'q', rvi: '3', ty: 20002, ...req }, { binary: true });
       ok(await ahead, 2000, 'the request ahead');
-      return { r, copies: copies.get(key)! };
+      return { r, copies: sets.filter((_, i) => i % 2 === 0) };
     };
     const served = rnd(16);
     const a = await waitFor({ pc: { 'senv:Cph': { rn: 'c1', Calg: 1001, mbs: 1024, kDt: served } } }, served);
@@ -184,6 +203,7 @@ describe('Mcs: no copy of a secret stays behind', () => {
     fails(b.r, 4008, 'expired while it waited');
     expect(b.copies).toHaveLength(1);
     expect(zero(b.copies[0]!), 'the expired request\'s copy zeroized').toBe(true);
+    expect(onHeap, 'copies made inside the JS heap').toEqual([]);
     await s.engine.close();
   });
 
@@ -193,15 +213,17 @@ describe('Mcs: no copy of a secret stays behind', () => {
       const keyHex = Buffer.from(prng(703)(32)).toString('hex');
       const text = new TextEncoder().encode(keyHex);
       writeFileSync(join(dir, 'master.key'), `${keyHex}\n`, { mode: 0o600 });
-      // The arrays the text was read into: node:fs's Buffer and the copy made of it.
-      const reads: Uint8Array[] = [];
+      // The arrays the text was read into: node:fs's Buffer and the copy made of it (outside the JS heap).
+      const onHeap: Uint8Array[] = [];
       const made = watchNew((copy, from) => {
-        if (from instanceof RealUint8Array && holds(from, text)) reads.push(copy, from);
+        if (from instanceof RealUint8Array && holds(from, text)) onHeap.push(copy);
       });
+      const reads = watchSets((src) => holds(src, text));
       const e = await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: join(dir, 'master.key') });
       await e.close();
       expect(reads.length, 'the key file was read').toBeGreaterThan(0);
       for (const r of reads) expect(zero(r), 'the key file\'s text is zeroized').toBe(true);
+      expect(onHeap, 'copies of the text inside the JS heap').toEqual([]);
 
       const tooLong = prng(704)(33);
       writeFileSync(join(dir, 'long.key'), `${b64(tooLong)}\n`, { mode: 0o600 });
@@ -209,6 +231,20 @@ describe('Mcs: no copy of a secret stays behind', () => {
       await expect(McsEngine.create({ dataDir: join(dir, 'data2'), masterKeyFile: join(dir, 'long.key') })).rejects.toThrow(/32-byte/);
       expect(made.filter((a) => a.length === 33).length, 'the key was decoded').toBeGreaterThan(0);
       expect(made.some((a) => holds(a, tooLong)), 'the refused key is zeroized').toBe(false);
+
+      // A raw key file: 32 binary bytes, read into memory outside the JS heap and zeroized once used.
+      const raw = Uint8Array.from(prng(706)(32), (b) => b | 0x80);
+      writeFileSync(join(dir, 'raw.key'), raw, { mode: 0o600 });
+      const rawReads = watchSets((src) => holds(src, raw));
+      const rawOnHeap: Uint8Array[] = [];
+      const derived = createHmac('sha256', raw).update('senv journal mac').digest();
+      // A copy made inside the JS heap: by length or from other bytes (a view over a buffer is no copy).
+      watchNew((copy, from) => copy.length <= 64 && !(from instanceof ArrayBuffer) && (holds(copy, raw) || holds(copy, derived)) && rawOnHeap.push(copy));
+      await (await McsEngine.create({ dataDir: join(dir, 'data3'), masterKeyFile: join(dir, 'raw.key') })).close();
+      expect(rawReads.length, 'the raw key file was read').toBeGreaterThan(0);
+      // (Into the core's memory too, to derive the store's keys: no copy may still hold it.)
+      for (const r of rawReads) expect(holds(r, raw), 'the raw key is zeroized').toBe(false);
+      expect(rawOnHeap, 'copies of the raw key, or of the journal key derived from it, inside the JS heap').toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -245,6 +281,29 @@ describe('Mcs: no copy of a secret stays behind', () => {
     // Exactly the limit is accepted.
     ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 's3', Salg: 25, kDt: b64(base64Key.subarray(0, maxDataSize)) } }), 2001, 'kDt of maxDataSize');
     await s.engine.close();
+  });
+
+  it('McsClient\'s copies of a chunk and of sensitive data are made outside the JS heap, and zeroized once sent', async () => {
+    const engine = await McsEngine.create();
+    const me = await new McsClient(engine, 'CAE1').register('me');
+    const rnd = prng(707);
+    const h = await me.hash({ algorithm: 4 });
+    const sdo = await me.sensitiveData(rnd(8));
+    const chunk = rnd(24), data = rnd(40);
+    const onHeap: Uint8Array[] = [];
+    watchNew((copy, from) => copy.length <= 64 && !(from instanceof ArrayBuffer) && (holds(copy, chunk) || holds(copy, data)) && onHeap.push(copy));
+    const copies = watchSets((src) => holds(src, chunk) || holds(src, data));
+    await h.update(chunk);
+    await sdo.write(data);
+    expect(await h.calculate()).toEqual(new RealUint8Array(createHash('sha256').update(chunk).digest()));
+    await h.delete();
+    await sdo.delete();
+    expect(copies.length, 'the values were copied').toBeGreaterThan(0);
+    // Once the resources are gone, no copy holds them (the caller's own arrays, and views of them, aside).
+    const mine = (c: Uint8Array) => c.buffer === chunk.buffer || c.buffer === data.buffer;
+    for (const c of copies) if (!mine(c)) expect(holds(c, chunk) || holds(c, data), `a copy of ${c.length} bytes zeroized`).toBe(false);
+    expect(onHeap, 'copies inside the JS heap').toEqual([]);
+    await engine.close();
   });
 
   it('McsClient zeroizes the CREATE responses it keeps only the address of', async () => {

@@ -10,6 +10,7 @@
 // file its own writer cannot reopen).
 
 import { StateError } from '../../core/errors.ts';
+import { secretCopy } from '../../core/bytes.ts';
 
 export interface Files {
   /**
@@ -197,9 +198,10 @@ async function nodeFiles(): Promise<Files> {
             await f.close();
           }
         }
-        // A plain Uint8Array (a Buffer's slice() shares memory); the Buffer is zeroized, as a key file's text must not stay.
+        // A plain Uint8Array of its own (a Buffer's slice() shares memory), outside the JS heap as a key file's
+        // bytes must be (a small array there may be moved, its old bytes left); the Buffer is zeroized.
         try {
-          return new Uint8Array(b);
+          return secretCopy(b);
         } finally {
           b.fill(0);
         }

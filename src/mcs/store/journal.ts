@@ -43,7 +43,7 @@
 // a fresh 12-byte nonce per record and the resource ID as associated data.
 import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
-import { hmac } from '../../core/hmac.ts';
+import { hmac, secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
@@ -184,9 +184,7 @@ export class JournalStore implements Persistence {
     }
     const lock = await takeLock(files, options.dir);
     // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
-    const derived = hmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
-    const macKey = secretCopy(derived);
-    derived.fill(0);
+    const macKey = secretHmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
     try {
       const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
       // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds

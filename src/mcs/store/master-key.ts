@@ -25,9 +25,10 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
     });
     if (!raw) throw new StateError('master key file not found');
     if (raw.length !== 32) {
-      // The text is the key too: only the decoded copy, which the engine zeroizes after use, may outlive this call.
+      // The text is the key too, decoded from its bytes (a string could not be zeroized): only the decoded copy,
+      // which the engine zeroizes after use, may outlive this call.
       try {
-        return decode(new TextDecoder().decode(raw), 'master key file');
+        return decode(raw, 'master key file');
       } finally {
         raw.fill(0);
       }
@@ -59,13 +60,28 @@ function env(name: string): string | undefined {
 }
 
 
-/** The key `text` holds as hex or base64, checked. */
-function decode(text: string, what: string): Uint8Array {
-  const t = text.trim();
-  if (!/^[0-9a-fA-F]{64}$/.test(t)) return check(fromBase64(t, secretBytes), what);
+/** The key `text` (a string, or a file's bytes) holds as hex or base64, checked; white space around it is ignored. */
+function decode(text: string | Uint8Array, what: string): Uint8Array {
+  const at = (i: number) => (typeof text === 'string' ? text.charCodeAt(i) : text[i]!);
+  let from = 0, to = text.length;
+  while (from < to && isSpace(at(from))) from++;
+  while (to > from && isSpace(at(to - 1))) to--;
+  let hex = to - from === 64;
+  for (let i = from; hex && i < to; i++) hex = hexDigit(at(i)) >= 0;
+  if (!hex) return check(fromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to), secretBytes), what);
   const key = secretBytes(32);
-  for (let i = 0; i < 32; i++) key[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 32; i++) key[i] = (hexDigit(at(from + 2 * i)) << 4) | hexDigit(at(from + 2 * i + 1));
   return check(key, what);
+}
+
+/** White space as String.prototype.trim removes it from a key's ASCII text. */
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/** A hex digit's value, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
 }
 
 /** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
