@@ -6,11 +6,11 @@ import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
 import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex } from '../src/apdu/apdu.ts';
+import { toBase64 } from '../src/mcs/codec.ts';
 import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
 import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule } from './harness.ts';
 
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 
 async function waitPresent(ctx: PcscContext, reader: string): Promise<void> {
@@ -47,23 +47,23 @@ const OPS: McsOp[] = [
   {
     name: 'Mcs SHA-256', size: 1024,
     async prepare(send, se) {
-      await send(1, se, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(bytes(1024)) } }, 20004);
+      await send(1, se, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: toBase64(bytes(1024)) } }, 20004);
       return `${se}/reg/h/cHsh`;
     },
   },
   {
     name: 'Mcs HMAC-SHA-256', size: 1024,
     async prepare(send, se) {
-      await send(1, se, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(bytes(32)), msg: b64(bytes(1024)) } }, 20012);
+      await send(1, se, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: toBase64(bytes(32)), msg: toBase64(bytes(1024)) } }, 20012);
       return `${se}/reg/m/cSgn`;
     },
   },
   {
     name: 'Mcs AES-128-GCM encrypt', size: 1024,
     async prepare(send, se) {
-      await send(1, se, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: b64(bytes(16)) } }, 20002);
-      await send(1, `${se}/reg/c`, { 'senv:algP': { rn: 'p', nc: b64(bytes(12)), aD: b64(bytes(16)) } }, 20001);
-      await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: b64(bytes(1024)) } });
+      await send(1, se, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: toBase64(bytes(16)) } }, 20002);
+      await send(1, `${se}/reg/c`, { 'senv:algP': { rn: 'p', nc: toBase64(bytes(12)), aD: toBase64(bytes(16)) } }, 20001);
+      await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: toBase64(bytes(1024)) } });
       return `${se}/reg/c/encrypt`;
     },
   },
@@ -72,7 +72,7 @@ const OPS: McsOp[] = [
     async prepare(send, se) {
       await send(1, se, { 'senv:Sgn': { rn: 'e', Salg: 33 } }, 20012);
       await send(2, `${se}/reg/e/gnK`);
-      await send(3, `${se}/reg/e`, { 'senv:Sgn': { msg: b64(bytes(64)) } });
+      await send(3, `${se}/reg/e`, { 'senv:Sgn': { msg: toBase64(bytes(64)) } });
       return `${se}/reg/e/cSgn`;
     },
   },

@@ -54,8 +54,6 @@ function answered(res: unknown): Uint8Array | undefined {
   return undefined;
 }
 
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
-
 async function gcmCipher(r: Rig, rn: string, key: Uint8Array, nonce: Uint8Array, mbs: number): Promise<string> {
   ok(await r.send(1, r.seId, { 'senv:Cph': { rn, Calg: 1001, mbs, kDt: key } }, 20002));
   ok(await r.send(1, `${r.seId}/reg/${rn}`, { 'senv:algP': { nc: nonce } }, 20001));
@@ -141,7 +139,7 @@ export const mcsBench: BenchModule = async (opts) => {
   });
 
   const small = new Uint8Array(nodeCrypto.randomBytes(KiB));
-  const smallB64 = b64(small);
+  const smallB64 = toBase64(small);
   const one = await gcmCipher(r, 'one', key, nonce, 4 * KiB);
   ok(await r.send(1, r.seId, { 'senv:Hsh': { rn: 'h', Halg: 4 } }, 20004));
   ok(await r.send(1, r.seId, { 'senv:Sgn': { rn: 's', Salg: 25, kDt: key } }, 20012));

@@ -1,7 +1,7 @@
 // ISO/IEC 7816-4 clause 5.1 command and response APDUs: the four cases, in
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
-import { concatBytes } from '../core/bytes.ts';
+import { concatBytes, toHex } from '../core/bytes.ts';
 import { bytesArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
@@ -193,7 +193,7 @@ export function joinParts(parts: readonly Uint8Array[], secret: boolean | undefi
   return out;
 }
 
-export const hex = (b: Uint8Array): string => Array.from(bytesArg(b, 'bytes'), (x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
+export const hex = (b: Uint8Array): string => toHex(bytesArg(b, 'bytes')).toUpperCase();
 
 /** Hex to bytes. The text may be key material (a card's key store): errors give its length and a position, never its content. */
 export function fromHex(s: string): Uint8Array {

@@ -2,8 +2,11 @@
 // SE on the WASM core, a PC/SC card driven by APDUs, and whatever comes later.
 //
 // Every operation is asynchronous because a card answers over I/O. The Mcs
-// layer (src/mcs/) queries `capabilities` and never reaches past this
-// interface; values are the numeric codes of TS-0016 clause 9, so a backend
+// layer (src/mcs/) queries `capabilities` and runs every operation of a
+// resource through this interface (it takes from the core only what is no
+// SE's operation: typed errors, byte helpers, random resource IDs, a public
+// point's check, the data directory's sealing); values are the numeric codes
+// of TS-0016 clause 9 (src/backends/algorithms.ts), so a backend
 // can carry them into its own protocol (e.g. an MSE:SET algorithm reference)
 // without a translation table in between.
 //

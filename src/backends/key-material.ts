@@ -4,7 +4,7 @@
 import type { KeyKind, KeySpec } from './backend.ts';
 import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, UnknownAlgorithmError } from '../core/errors.ts';
 import { ecdsa } from '../core/ecdsa.ts';
-import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
+import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from './algorithms.ts';
 
 /** The rules of a key's algorithm; an algorithm the SE does not know is an UnknownAlgorithmError, not a TypeError later. */
 export function specInfo(spec: KeySpec): CipherInfo | SignatureInfo {

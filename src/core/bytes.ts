@@ -90,15 +90,16 @@ export function copyArg(value: unknown, name: string): Uint8Array {
   }
 }
 
-/**
- * Concatenates `parts`. With `into` of exactly the total length the result is
- * written there instead of a new array (a stream of equal-sized results then
- * allocates nothing).
- */
-export function concatBytes(parts: readonly Uint8Array[], into?: Uint8Array): Uint8Array {
+/** Lowercase hex of `b` (identifiers, serials, stamps: never secret bytes, which no message may show). */
+export function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/** Concatenates `parts` into a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
-  const out = into && into.length === n ? into : new Uint8Array(n);
+  const out = new Uint8Array(n);
   let o = 0;
   for (const p of parts) {
     out.set(p, o);

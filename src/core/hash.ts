@@ -19,7 +19,8 @@ export function hashId(hash: unknown): number {
   return id;
 }
 
-function oneshot(id: number, dl: number, input: Uint8Array): Uint8Array {
+function oneshot(name: HashName, input: Uint8Array): Uint8Array {
+  const id = hashId(name), dl = DIGEST_LENGTHS[name];
   const data = bytesArg(input, 'data');
   const c = core();
   if (data.length <= c.ioSize) {
@@ -27,25 +28,24 @@ function oneshot(id: number, dl: number, input: Uint8Array): Uint8Array {
     c.x.hash_oneshot(id, c.io, data.length, c.io);
     return takeOutput(c, c.io, dl, Math.max(dl, data.length));
   }
-  const h = new HashContext(id, dl);
-  return h.update(data).digest();
+  return new HashContext(name).update(data).digest();
 }
 
 export function sha256(data: Uint8Array): Uint8Array {
-  return oneshot(4, 32, data);
+  return oneshot('SHA-256', data);
 }
 
 export function sha384(data: Uint8Array): Uint8Array {
-  return oneshot(5, 48, data);
+  return oneshot('SHA-384', data);
 }
 
 export function sha512(data: Uint8Array): Uint8Array {
-  return oneshot(6, 64, data);
+  return oneshot('SHA-512', data);
 }
 
 /** One-shot digest with the hash named at run time. */
 export function hash(name: HashName, data: Uint8Array): Uint8Array {
-  return oneshot(hashId(name), DIGEST_LENGTHS[name], data);
+  return oneshot(name, data);
 }
 
 /** A streaming hash: update() as often as needed, then digest() once. */
@@ -62,11 +62,11 @@ class HashContext extends CoreContext implements Hash {
   readonly outputLen: number;
   readonly blockLen: number;
 
-  constructor(id: number, outputLen: number) {
+  constructor(name: HashName) {
     const c = core();
-    super(c.x.hash_create(id), 'hash', c);
-    this.outputLen = outputLen;
-    this.blockLen = id === 4 ? 64 : 128;
+    super(c.x.hash_create(hashId(name)), 'hash', c);
+    this.outputLen = DIGEST_LENGTHS[name];
+    this.blockLen = BLOCK_LENGTHS[name];
   }
 
   update(data: Uint8Array): this {
@@ -82,7 +82,7 @@ class HashContext extends CoreContext implements Hash {
 
   /** The digest of `data` in secretBytes memory: a long HMAC key's, which stands for the key. */
   static secretDigest(name: HashName, data: Uint8Array): Uint8Array {
-    return new HashContext(hashId(name), DIGEST_LENGTHS[name]).update(data).#finish(true);
+    return new HashContext(name).update(data).#finish(true);
   }
 
   #finish(secret: boolean): Uint8Array {
@@ -99,8 +99,7 @@ class HashContext extends CoreContext implements Hash {
 export const secretDigest = (name: HashName, data: Uint8Array): Uint8Array => HashContext.secretDigest(name, data);
 
 export function createHash(name: HashName): Hash {
-  const id = hashId(name);
-  return new HashContext(id, DIGEST_LENGTHS[name]);
+  return new HashContext(name);
 }
 
 /**
@@ -143,7 +142,7 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Uint8Arra
       count++;
     }
     if (count === 0) {
-      result[i] = oneshot(id, dl, messages[i]!);
+      result[i] = oneshot(name, messages[i]!);
       i++;
       continue;
     }

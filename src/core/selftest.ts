@@ -12,6 +12,7 @@ import { cbcMac, cmac } from './cmac.ts';
 import { HmacDrbg } from './drbg.ts';
 import { ecdsa } from './ecdsa.ts';
 import { core } from './loader.ts';
+import { toHex } from './bytes.ts';
 
 export interface KnownAnswer {
   name: string;
@@ -22,7 +23,6 @@ export interface KnownAnswer {
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 const unhex = (h: string) => Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 /** 01 when `fn` throws (a forged input refused), 00 when it returns. */
 const refuses = (fn: () => unknown): Uint8Array => {
   try {

@@ -12,7 +12,7 @@ import { McsError, RSC } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
 import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
-import { SIGNATURES } from './algorithms.ts';
+import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../backends/algorithms.ts';
 
 let counter = 0;
 
@@ -156,8 +156,7 @@ export class McsClient {
     const opts = required(options, 'signature');
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     const info = signatureInfo(opts.algorithm);
-    // An ECDSA point is 04, x, y: each coordinate as long as the curve's scalar (generatedKeyLength).
-    const pointLength = 1 + 2 * info.generatedKeyLength;
+    const pointLength = info.curve ? PUBLIC_KEY_LENGTHS[info.curve] : 0;
     if (publicKey && (info.family !== 'ecdsa' || publicKey.length !== pointLength || publicKey[0] !== 4)) {
       throw new InvalidInputError(info.family === 'ecdsa'
         ? `publicKey must be the uncompressed SEC1 point of the curve (${pointLength} bytes, starting with 04), got ${publicKey.length} bytes`

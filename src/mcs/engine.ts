@@ -30,7 +30,7 @@ import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
 import { openFiles, type Files } from './store/files.ts';
 import { setBytes } from './types/common.ts';
 import { snapshot } from './snapshot.ts';
-import { frozen } from './frozen.ts';
+import { frozen } from '../core/frozen.ts';
 import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {

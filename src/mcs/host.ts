@@ -10,6 +10,7 @@ import { Accumulator, DeviceData, Resource } from './resource.ts';
 import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
+import { toHex } from '../core/bytes.ts';
 import { randomBytes } from '../core/drbg.ts';
 
 /** What a `to` address names on this SE. */
@@ -105,7 +106,7 @@ export class SeHost {
   newRi(type: ResourceType): string {
     const prefix = type.root.slice(type.root.indexOf(':') + 1);
     for (;;) {
-      const ri = `${prefix}${(++this.#counter).toString(36)}${Array.from(randomBytes(6), (b) => b.toString(16).padStart(2, '0')).join('')}`;
+      const ri = `${prefix}${(++this.#counter).toString(36)}${toHex(randomBytes(6))}`;
       // Nor a registration's name: both stand as the first segment of an address.
       if (!this.byRi.has(ri) && !this.top.has(ri)) return ri;
     }

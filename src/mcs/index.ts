@@ -2,7 +2,7 @@
 export { McsEngine, type McsEngineOptions } from './engine.ts';
 export { Operation, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 export { RSC, McsError, type ResponseStatusCode } from './rsc.ts';
-export { CIPHERS, SIGNATURES, HASHES } from './algorithms.ts';
+export { CIPHERS, SIGNATURES, HASHES } from '../backends/algorithms.ts';
 export type { Persistence } from './persist.ts';
 export type { Files } from './store/files.ts';
 export { DataDirLockedError, DataDirDamagedError, DataDirFormatError } from './store/errors.ts';

@@ -45,8 +45,8 @@ export class Resource {
     return v instanceof Uint8Array ? v : v instanceof Accumulator ? v.bytes() : undefined;
   }
 
-  key(name = 'keyData'): KeyHandle | undefined {
-    const v = this.attrs.get(name);
+  key(): KeyHandle | undefined {
+    const v = this.attrs.get('keyData');
     return isKeyHandle(v) ? v : undefined;
   }
 }

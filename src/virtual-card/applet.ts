@@ -9,8 +9,7 @@ import {
   AuthenticationError, cbc, ccm, constantTimeEqual, createCbcMac, createCmac, createHash, createHmac, ecdsa, gcm, LengthError, PaddingError,
   type CurveName, type HashName,
 } from '../core/index.ts';
-import { CIPHERS, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../mcs/algorithms.ts';
-import { HASH_NAMES } from '../backends/software/digest.ts';
+import { CIPHERS, HASHES, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../backends/algorithms.ts';
 import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
 import { concatBytes, secretCopy } from '../core/bytes.ts';
 import { DIGEST_LENGTHS } from '../core/hash.ts';
@@ -26,11 +25,11 @@ const AEAD_DECIPHER_MOST = 2 ** 26 + 16;
 
 // The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
 // key lengths, curves and hashes for the host and the card.
-const HASHES: Readonly<Record<number, HashName>> = HASH_NAMES;
+const DIGESTS: Readonly<Record<number, HashName>> = Object.fromEntries(Object.entries(HASHES).map(([a, h]) => [a, h.coreName]));
 const bySignatureFamily = <T>(family: string, f: (info: SignatureInfo) => T): Readonly<Record<number, T>> =>
   Object.fromEntries(Object.entries(SIGNATURES).filter(([, i]) => i.family === family).map(([alg, i]) => [alg, f(i)]));
-const HMACS = bySignatureFamily('hmac', (i) => HASH_NAMES[i.hash!]);
-const ECDSAS = bySignatureFamily('ecdsa', (i) => ({ curve: i.curve!, hash: HASH_NAMES[i.hash!] }));
+const HMACS = bySignatureFamily('hmac', (i) => HASHES[i.hash!].coreName);
+const ECDSAS = bySignatureFamily('ecdsa', (i) => ({ curve: i.curve!, hash: HASHES[i.hash!].coreName }));
 
 /** A core streaming object: absorbs data, yields a digest or MAC, frees its WASM context. */
 interface Absorber {
@@ -142,7 +141,7 @@ export class SenvApplet implements Applet {
 
   /** TS-0016 algorithm values this card implements. */
   algorithms(): number[] {
-    return [...Object.keys(HASHES), ...Object.keys(HMACS), ...Object.keys(ECDSAS), ...Object.keys(CIPHERS), ...Object.keys(AES_MACS)].map(Number);
+    return [...Object.keys(DIGESTS), ...Object.keys(HMACS), ...Object.keys(ECDSAS), ...Object.keys(CIPHERS), ...Object.keys(AES_MACS)].map(Number);
   }
 
   select(): Uint8Array {
@@ -274,7 +273,7 @@ export class SenvApplet implements Applet {
       case PSO.DECIPHER:
         return this.cipherStream(p1p2, ctx);
       case PSO.HASH: {
-        const h = createHash(must(HASHES[this.env(ctx, CRT.HT).algorithm], SW.FUNC_UNSUPPORTED));
+        const h = createHash(must(DIGESTS[this.env(ctx, CRT.HT).algorithm], SW.FUNC_UNSUPPORTED));
         return { pso: p1p2, update: (d) => (h.update(d), empty), finish: (d) => h.update(d).digest(), destroy: () => h.destroy() };
       }
       case PSO.COMPUTE_SIGNATURE: {

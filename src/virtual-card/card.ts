@@ -92,7 +92,8 @@ function checkLimits(l: CardLimits): CardLimits {
 }
 
 /** T=1 ATR with the historical bytes "senv" (TS 3B, T0 84, TD1 80, TD2 01, 4 bytes, TCK). */
-export function makeAtr(historical = new TextEncoder().encode('senv')): Uint8Array {
+export function makeAtr(): Uint8Array {
+  const historical = new TextEncoder().encode('senv');
   const body = [0x80 | historical.length, 0x80, 0x01, ...historical];
   const tck = body.reduce((a, b) => a ^ b, 0);
   return Uint8Array.of(0x3b, ...body, tck);

@@ -4,7 +4,8 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parseOptions, UsageError } from '../bindings/args.ts';
-import { createVirtualCard, VPCD_PORT } from './index.ts';
+import { createVirtualCard } from './index.ts';
+import { VPCD_PORT } from './vpcd.ts';
 
 export async function runVirtualCard(argv: string[]): Promise<number> {
   const o = parseOptions(argv, { '--slot': 'value', '--host': 'value', '--port': 'value', '--store': 'value', '--no-extended': 'flag', '--verbose': 'flag' }, 'virtual-card');

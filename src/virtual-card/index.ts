@@ -8,8 +8,8 @@ import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs } from './card.ts';
 import { KeyStore } from './keystore.ts';
 import { VPCD_PORT, VpcdCard } from './vpcd.ts';
 
-export { VpcdCard, VPCD_PORT, type CardHandler, type VpcdCounters } from './vpcd.ts';
-export { VirtualCardOs, CardStatus, SW, makeAtr, type Applet, type ChannelContext } from './card.ts';
+export { VpcdCard, type CardHandler } from './vpcd.ts';
+export { VirtualCardOs } from './card.ts';
 export { SenvApplet } from './applet.ts';
 export { KeyStore } from './keystore.ts';
 

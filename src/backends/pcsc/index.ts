@@ -19,7 +19,7 @@ import { hash } from '../../core/hash.ts';
 import {
   AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
 } from '../../core/errors.ts';
-import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../../mcs/algorithms.ts';
+import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
@@ -27,7 +27,6 @@ import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, type App
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
-import { HASH_NAMES } from '../software/digest.ts';
 import { SENV_VERSION } from '../../version.ts';
 
 const SW_VERIFY_FAILED = 0x6300;
@@ -432,7 +431,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       update: async (d) => void (await s.update(d)),
       final: async (last) => {
         if (last) await s.update(last);
-        return await s.finish((out) => exactly(out, HASHES[algorithm].outputLength, `${HASH_NAMES[algorithm]} digest`));
+        return await s.finish((out) => exactly(out, HASHES[algorithm].outputLength, `${HASHES[algorithm].coreName} digest`));
       },
       abort: () => s.abort(),
     };
@@ -543,7 +542,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   // ECDSA hashes on the host (public data) and sends the digest: one PSO per
   // signature whatever the message length. The card signs and verifies.
   private ecdsaStream(algorithm: SignatureAlgorithm, k: CardKey, options: SignatureOptions): SignatureStream {
-    const hashName = HASH_NAMES[SIGNATURES[algorithm].hash!];
+    const hashName = HASHES[SIGNATURES[algorithm].hash!].coreName;
     const parts: Uint8Array[] = [];
     let done = false;
     // The message is secret: the copies made of it here (through the typed-array slots) are zeroized once used.

@@ -2,7 +2,7 @@
 // allows a card's answer, what it sends a card to verify, and what a card's
 // command data field must hold for that.
 import type { SignatureAlgorithm, SignatureOptions } from '../backend.ts';
-import { HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../mcs/algorithms.ts';
+import { HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
 import { TAG } from '../../apdu/profile.ts';
 import { tlvs } from '../../apdu/tlv.ts';
 

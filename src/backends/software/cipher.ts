@@ -7,7 +7,7 @@ import { gcm } from '../../core/gcm.ts';
 import { ccm } from '../../core/ccm.ts';
 import { cbc } from '../../core/cbc.ts';
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../backend.ts';
-import { CIPHERS } from '../../mcs/algorithms.ts';
+import { CIPHERS } from '../algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
 import { EMPTY } from '../../core/bytes.ts';
 import { LazyStream } from './stream.ts';

@@ -5,8 +5,7 @@ import { concatBytes } from '../../core/bytes.ts';
 import { createHash, hash } from '../../core/hash.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import type { SignatureAlgorithm, SignatureOptions, SignatureStream } from '../backend.ts';
-import { SIGNATURES } from '../../mcs/algorithms.ts';
-import { HASH_NAMES } from './digest.ts';
+import { HASHES, SIGNATURES } from '../algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
 import { LazyStream } from './stream.ts';
 
@@ -14,7 +13,7 @@ export const ECDSA_ALGORITHMS: readonly SignatureAlgorithm[] = [33, 34, 38];
 
 function curveOf(algorithm: SignatureAlgorithm) {
   const info = SIGNATURES[algorithm];
-  return { curve: ecdsa(info.curve!), hashName: HASH_NAMES[info.hash!] };
+  return { curve: ecdsa(info.curve!), hashName: HASHES[info.hash!].coreName };
 }
 
 export function ecdsaKeygen(algorithm: SignatureAlgorithm): Uint8Array {

@@ -11,12 +11,12 @@ import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
 import { MAC_ALGORITHMS, openMac } from './mac.ts';
-import { RNG_SOURCES, RNG_TYPES, SoftwareRng } from './random.ts';
+import { RNG_SOURCES, SOFTWARE_RNG_TYPES, SoftwareRng } from './random.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { CIPHER_ALGORITHMS, openCipher } from './cipher.ts';
 import { ECDSA_ALGORITHMS, ecdsaKeygen, ecdsaPublicKey, openEcdsa } from './ecdsa.ts';
 import { asSoftwareKey, SoftwareKey } from './keys.ts';
-import { secretCopy } from '../../core/bytes.ts';
+import { secretCopy, toHex } from '../../core/bytes.ts';
 import { checkMaterial, specInfo } from '../key-material.ts';
 import { SENV_VERSION } from '../../version.ts';
 
@@ -45,7 +45,6 @@ export function nameSoftware(b: SoftwareBackend, uniqueId: string): void {
   b.description.uniqueId = uniqueId;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 export class SoftwareBackend implements SecureEnvironmentBackend {
   readonly description: BackendDescription;
@@ -66,7 +65,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     this.description = {
       seType: 4,
       securityLevel: 1,
-      uniqueId: uniqueId ?? hex(randomBytes(16)),
+      uniqueId: uniqueId ?? toHex(randomBytes(16)),
       manufacturer: 'onem2m-senv',
       model: 'software SE on the senv WASM core',
       firmwareVersion: `core ABI ${core().info.abiVersion}`,
@@ -78,7 +77,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       cipherAlgorithms: CIPHER_ALGORITHMS,
       hashAlgorithms: HASH_ALGORITHMS,
       signatureAlgorithms: [...MAC_ALGORITHMS, ...ECDSA_ALGORITHMS],
-      rngTypes: RNG_TYPES,
+      rngTypes: SOFTWARE_RNG_TYPES,
       rebootTypes: [1, 2],
       preferredBatchSize: 32 * 1024,
       maxRandomLength: 1 << 20,

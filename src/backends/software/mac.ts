@@ -4,8 +4,8 @@
 import { createHmac, hmac } from '../../core/hmac.ts';
 import { cbcMac, cmac, createCbcMac, createCmac } from '../../core/cmac.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
+import { HASHES } from '../algorithms.ts';
 import type { SignatureAlgorithm, SignatureStream } from '../backend.ts';
-import { HASH_NAMES } from './digest.ts';
 import { LazyStream, type CoreStream } from './stream.ts';
 import type { SoftwareKey } from './keys.ts';
 
@@ -14,7 +14,7 @@ import type { SoftwareKey } from './keys.ts';
 type MacFn = { oneShot(key: SoftwareKey, data: Uint8Array): Uint8Array; open(key: SoftwareKey): CoreStream };
 
 function hmacFamily(hashAlg: 4 | 5 | 6): MacFn {
-  const name = HASH_NAMES[hashAlg];
+  const name = HASHES[hashAlg].coreName;
   return {
     oneShot: (key, data) => hmac(name, key.bytes, data),
     open: (key) => {

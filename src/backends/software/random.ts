@@ -15,7 +15,7 @@ export const RNG_SOURCES: Partial<Record<RngType, string>> = {
   2: 'operating system entropy via crypto.getRandomValues (the software SE has no physical RNG of its own)',
 };
 
-export const RNG_TYPES = Object.keys(RNG_SOURCES).map(Number) as RngType[];
+export const SOFTWARE_RNG_TYPES = Object.keys(RNG_SOURCES).map(Number) as RngType[];
 
 export function osEntropy(length: number): Uint8Array {
   const out = new Uint8Array(length);

@@ -48,7 +48,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
-import { secretBytes, secretCopy } from '../../core/bytes.ts';
+import { secretBytes, secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
@@ -205,7 +205,7 @@ export class JournalStore implements Persistence {
     return this.#serial(async () => {
       let id = this.#meta.uniqueIds[kind];
       if (!id) {
-        id = hex(randomBytes(16));
+        id = toHex(randomBytes(16));
         const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
@@ -655,7 +655,7 @@ interface Lock { token: string; release: () => Promise<void> }
  */
 async function takeLock(files: Files, dir: string): Promise<Lock> {
   const path = `${dir}/${LOCK}`;
-  const token = hex(randomBytes(16));
+  const token = toHex(randomBytes(16));
   const mine = enc.encode(JSON.stringify({ pid: files.pid, since: new Date().toISOString(), token, osLocked: files.osLocks, ...(files.stamp ? { stamp: files.stamp } : {}) } satisfies LockHolder));
   // Held before the file can be seen: an opener in this module that reads it meanwhile finds it live.
   held.add(token);
@@ -771,9 +771,6 @@ async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void>
   }
 }
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 /**
  * Whether record `r` makes sealed data of `state` obsolete: a deleted resource, a value replaced, a

@@ -5,7 +5,7 @@
 // the parent's algorithm; any change drops the parent's speculative stream
 // (opened with the old parameters) once it took effect.
 import type { CipherAlgorithm } from '../../backends/backend.ts';
-import { CIPHERS } from '../algorithms.ts';
+import { CIPHERS } from '../../backends/algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType } from '../schema.ts';

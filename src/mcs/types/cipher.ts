@@ -7,7 +7,7 @@
 // previous operation (encrypt at first); the other direction replays the
 // held data, with the same result.
 import type { CipherAlgorithm, CipherParams, CipherStream, KeyHandle, MaybePromise } from '../../backends/backend.ts';
-import { CIPHERS } from '../algorithms.ts';
+import { CIPHERS } from '../../backends/algorithms.ts';
 import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
 import type { Accumulator, Resource } from '../resource.ts';

@@ -1,7 +1,7 @@
 // <hash> (TS-0016 clause 7.5.3) with <calculateHash>. message UPDATEs append
 // and stream into the backend's digest as they arrive.
 import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
-import { HASHES } from '../algorithms.ts';
+import { HASHES } from '../../backends/algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';

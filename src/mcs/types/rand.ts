@@ -2,7 +2,7 @@
 // from the RNG the rngType asks for; a backend without that RNG refuses the
 // <rand> at CREATE rather than substituting another source.
 import type { RngType } from '../../backends/backend.ts';
-import { RNG_TYPES } from '../algorithms.ts';
+import { RNG_TYPES } from '../../backends/algorithms.ts';
 import { McsError, RSC } from '../rsc.ts';
 import type { Context } from '../context.ts';
 import type { ResourceType } from '../schema.ts';

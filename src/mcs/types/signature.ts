@@ -8,7 +8,7 @@
 // the digest). For ECDSA, keyInformation holds the public key as base64 of
 // the uncompressed SEC1 point; with it alone a resource can verify.
 import type { MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
-import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../algorithms.ts';
+import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../backends/algorithms.ts';
 import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import { ecdsa } from '../../core/ecdsa.ts';

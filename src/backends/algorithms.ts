@@ -2,9 +2,10 @@
 // make it usable: key lengths, generated key length, nonce/IV and tag sizes.
 // The same for every backend, so the Mcs layer validates once and a backend
 // only executes. Decisions on the spec's gaps are recorded in docs/mcs.md.
-import type { CipherAlgorithm, HashAlgorithm, RngType, SignatureAlgorithm } from '../backends/backend.ts';
+import type { CipherAlgorithm, HashAlgorithm, RngType, SignatureAlgorithm } from './backend.ts';
+import type { HashName } from '../core/hash.ts';
 // The tables are the engine's rules, exported for reading: frozen all the way down.
-import { frozen } from './frozen.ts';
+import { frozen } from '../core/frozen.ts';
 
 export interface CipherInfo {
   readonly name: string;
@@ -59,10 +60,11 @@ export const SIGNATURES: Readonly<Record<SignatureAlgorithm, SignatureInfo>> = f
   27: { name: 'ALG_HMAC_SHA_512', family: 'hmac', keyLengths: { min: 1, max: 4096 }, generatedKeyLength: 64, hash: 6 },
 });
 
-export const HASHES: Readonly<Record<HashAlgorithm, { readonly name: string; readonly outputLength: number }>> = frozen({
-  4: { name: 'SHA256', outputLength: 32 },
-  5: { name: 'SHA384', outputLength: 48 },
-  6: { name: 'SHA512', outputLength: 64 },
+/** `coreName`: the core's name of the hash (src/core/hash.ts), which backends and the virtual card compute with. */
+export const HASHES: Readonly<Record<HashAlgorithm, { readonly name: string; readonly outputLength: number; readonly coreName: HashName }>> = frozen({
+  4: { name: 'SHA256', outputLength: 32, coreName: 'SHA-256' },
+  5: { name: 'SHA384', outputLength: 48, coreName: 'SHA-384' },
+  6: { name: 'SHA512', outputLength: 64, coreName: 'SHA-512' },
 });
 
 export const RNG_TYPES: Readonly<Record<RngType, string>> = frozen({ 1: 'Pseudo RNG', 2: 'True (physical) RNG' });
