@@ -133,6 +133,15 @@ export function checkCipherParams(params: unknown): CipherParams {
   return params as CipherParams;
 }
 
+/** loadKey()'s stored key, checked alike by every backend: an object of one of the two forms (what storeKey gave). */
+export function checkStoredKey(stored: unknown): StoredKey {
+  if (typeof stored !== 'object' || stored === null) throw new InvalidInputError(`a stored key is an object (what storeKey gave), got ${shown(stored)}`);
+  const { form, ref } = stored as Record<string, unknown>;
+  if (form !== 'material' && form !== 'reference') throw new InvalidInputError(`a stored key's form is 'material' or 'reference', got ${shown(form)}`);
+  if (form === 'reference' && typeof ref !== 'string') throw new InvalidInputError(`a stored key reference is a string, got ${shown(ref)}`);
+  return stored as StoredKey;
+}
+
 /** Registers a handle a backend hands out; only registered objects are treated as keys. */
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   if (typeof handle !== 'object' || handle === null) throw new InvalidInputError(`a key handle is an object, got ${shown(handle)}`);

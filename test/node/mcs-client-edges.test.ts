@@ -412,7 +412,8 @@ describe('no copy of a secret stays behind (McsClient\'s argument copies, an exp
     // A promise comes back whatever the content: `set(x).catch(handler)` sees the failure.
     const { made, result: err } = await arraysMadeBy(() => h.set({ msg: secret, lbl: detached }).then(() => undefined, (e: unknown) => e));
     expect(err).toBeInstanceOf(InvalidInputError);
-    const copies = made.filter((a) => a.length === secret.length);
+    // (A view of the caller's own array, through which it is read, is no copy.)
+    const copies = made.filter((a) => a.length === secret.length && a.buffer !== secret.buffer);
     expect(copies.length, 'the chunk was copied before the detached view was met').toBeGreaterThan(0);
     for (const a of copies) expect(a.every((b) => b === 0), 'zeroized').toBe(true);
     await h.update(utf8('abc'));

@@ -1288,7 +1288,18 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('on Deno, a master key the permissions do not let it read is a StateError naming the permission, never Deno\'s raw NotCapable', async () => {
+  it('a data directory the file system refuses (below a regular file) is a StateError naming the code, the file operation\'s own error not passed on', async () => {
+    const top = tempDir();
+    try {
+      writeFileSync(join(top, 'file'), 'x');
+      const dataDir = join(top, 'file', 'data');
+      await expect(McsEngine.create({ dataDir, masterKey: KEY })).rejects.toMatchObject({ name: 'StateError', code: 'ERR_STATE', message: `the data directory ${dataDir} cannot be opened (ENOTDIR)` });
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
+  it('on Deno, a master key or a data directory the permissions do not let it read is a StateError naming the permission, never Deno\'s raw NotCapable', async () => {
     const top = tempDir();
     try {
       const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
@@ -1296,13 +1307,15 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const keyFile = join(top, 'key');
       writeFileSync(keyFile, '00'.repeat(32));
       // The sources may be read, the key file and the environment may not.
-      const { code, out } = await runChild(deno, ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))}`, fixture, keyFile], { killMs: 20_000 });
+      const dataDir = join(top, 'data');
+      const { code, out } = await runChild(deno, ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))}`, fixture, keyFile, dataDir], { killMs: 20_000 });
       expect({ code, lines: out.trim().split('\n') }).toEqual({
         code: 0,
         lines: [
           'StateError: the master key variable SENV_MASTER_KEY cannot be read (NotCapable; on Deno: --allow-env=SENV_MASTER_KEY)',
           expect.stringMatching(/^StateError: the master key variable A=B cannot be read \((NotCapable|TypeError); on Deno: --allow-env=A=B\)$/),
           `StateError: the master key file ${keyFile} cannot be read (NotCapable; on Deno: --allow-read=${keyFile})`,
+          `StateError: the data directory ${dataDir} cannot be opened (NotCapable; on Deno: --allow-read=${dataDir} --allow-write=${dataDir})`,
         ],
       });
     } finally {

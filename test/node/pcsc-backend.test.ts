@@ -498,6 +498,18 @@ describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setu
 const SELECT = 0xa4;
 
 describe('PC/SC SE backend over an in-process card', () => {
+  it('loadKey refuses what is no stored key with an InvalidInputError, as the software SE does; nothing is sent', async () => {
+    const { reader, b } = await openedReader();
+    const spec = { use: 'signature', algorithm: 25 } as const;
+    reader.sent.length = 0;
+    for (const stored of [undefined, null, 'serial:1', { form: 'x', kind: 'secret', ref: 'a:1' }, { form: 'reference', kind: 'secret', ref: 5 }]) {
+      await expect(b.loadKey(spec, stored as never), JSON.stringify(stored)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(new SoftwareBackend().loadKey(spec, stored as never), JSON.stringify(stored)).rejects.toBeInstanceOf(InvalidInputError);
+    }
+    expect(reader.sent).toEqual([]);
+    await b.close();
+  });
+
   it('never sends a link above the command data limit the card announced (FF00 with extended length)', async () => {
     const { reader, b } = await openedReader();
     const data = randomBytes(65300);

@@ -8,7 +8,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, markKeyHandle } from '../backend.ts';
+import { checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
 import { checkMaterial } from '../key-material.ts';
 import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
@@ -347,6 +347,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     const alg = this.supported(spec);
+    stored = checkStoredKey(stored);
     if (stored.form !== 'reference') throw new StateError('a PC/SC SE loads card key references only');
     // serial:slot, and the slot's key stamp where the card gave one (written by earlier versions without).
     const [serial, refText = '', stampText, ...rest] = stored.ref.split(':');

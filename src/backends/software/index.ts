@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -166,7 +166,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   async loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle> {
     this.#notClosed();
-    if (typeof stored !== 'object' || stored === null) throw new InvalidInputError(`a stored key is an object (what storeKey gave), got ${shown(stored)}`);
+    stored = checkStoredKey(stored);
     if (stored.form !== 'material') throw new StateError('the software SE keeps no device key references');
     return this.#issue(new SoftwareKey(spec, stored.kind, checkMaterial(spec, stored.kind, stored.bytes)));
   }

@@ -107,9 +107,16 @@ export async function openFiles(): Promise<Files> {
   return nodeFiles();
 }
 
-// The two refusals of a planted file, worded alike on Node and Deno.
-const symbolicLink = (path: string) => Object.assign(new Error(`${path} is a symbolic link: the store writes no file through one`), { code: 'ELOOP' });
-const notRegular = (path: string) => Object.assign(new Error(`${path} is not a regular file`), { code: 'EFTYPE' });
+/** A refusal of the store's own, worded alike on Node and Deno, with an errno-style code as the file system's have. */
+export class StoreFileError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+// The two refusals of a planted file.
+const symbolicLink = (path: string) => new StoreFileError(`${path} is a symbolic link: the store writes no file through one`, 'ELOOP');
+const notRegular = (path: string) => new StoreFileError(`${path} is not a regular file`, 'EFTYPE');
 
 /** Runs op; a file that does not exist counts as done (truncating or removing it). */
 async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise<unknown>): Promise<void> {
@@ -359,7 +366,7 @@ function denoFiles(deno: DenoApi): Files {
       const f = await create(tmp, { write: true, createNew: true });
       let linked = false;
       try {
-        if (!(await f.tryLock(true))) throw new Error(`cannot lock ${tmp}`);
+        if (!(await f.tryLock(true))) throw new StoreFileError(`cannot lock ${tmp}`, 'EAGAIN');
         await writeAll(f, data);
         await f.sync();
         await deno.link(tmp, path);
@@ -401,7 +408,7 @@ function denoFiles(deno: DenoApi): Files {
     // Only where reading is granted already: opening a directory the permissions do not name would
     // stop at an interactive prompt (the journal flushes the data directory's parent, best effort).
     syncDir: async (path) => {
-      if (!(await readable(path))) throw new Error(`no read permission for ${path}`);
+      if (!(await readable(path))) throw new StoreFileError(`no read permission for ${path}`, 'EACCES');
       await withFile(path, { read: true }, (f) => f.sync());
     },
     stamp: undefined,

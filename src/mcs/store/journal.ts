@@ -45,7 +45,7 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
 import { hmac, secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
+import { AuthenticationError, failureKind, SenvError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
 import { secretBytes, secretCopy, toHex } from '../../core/bytes.ts';
@@ -54,7 +54,7 @@ import { BackendFailure, type Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { Accumulator, DeviceData, Resource } from '../resource.ts';
 import { DataDirDamagedError, DataDirFormatError, DataDirLockedError } from './errors.ts';
-import { openFiles, parentOf, trimSlashes, type Files } from './files.ts';
+import { openFiles, parentOf, StoreFileError, trimSlashes, type Files } from './files.ts';
 
 export interface JournalOptions {
   /** The data directory (created if missing). */
@@ -171,6 +171,14 @@ export class JournalStore implements Persistence {
 
   static async open(options: JournalOptions): Promise<JournalStore> {
     if (!(options.masterKey instanceof Uint8Array) || options.masterKey.length !== 32) throw new StateError('the master key must be 32 bytes (AES-256)');
+    try {
+      return await JournalStore.#open(options);
+    } catch (e) {
+      throw e instanceof SenvError ? e : unopenable(options.dir, e);
+    }
+  }
+
+  static async #open(options: JournalOptions): Promise<JournalStore> {
     const files = options.files ?? (await openFiles());
     // A directory just made exists for good only once the one above it is flushed, for each level
     // made. Best effort: a parent this process may search but not read cannot be opened to flush.
@@ -476,6 +484,17 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   // A torn tail was never acknowledged: cut it off so new records follow good ones.
   if (off < journal.length) await files.truncate(`${dir}/journal.log`, off);
   return { meta, state, journalBytes: off, snapMac, journalStart, lastMac: last, superseded };
+}
+
+/**
+ * A data directory the file operations refused (no permission, a parent that is no directory, a full
+ * disk): a StateError naming what failed, by its code or name only, and on Deno the permissions the
+ * directory needs; a refusal of the store's own keeps its words (a planted link or FIFO).
+ */
+function unopenable(dir: string, e: unknown): StateError {
+  if (e instanceof StoreFileError) return new StateError(e.message);
+  const kind = failureKind(e);
+  return new StateError(`the data directory ${dir} cannot be opened (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
 }
 
 function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8Array): Meta {
