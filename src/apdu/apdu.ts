@@ -1,7 +1,7 @@
 // ISO/IEC 7816-4 clause 5.1 command and response APDUs: the four cases, in
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
-import { concatBytes, toHex } from '../core/bytes.ts';
+import { concatBytes, secretBytes, toHex } from '../core/bytes.ts';
 import { bytesArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
 import { ApduError } from './errors.ts';
 
@@ -94,7 +94,7 @@ export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean; 
   const head = [c.cla, c.ins, c.p1, c.p2];
   if (!ext) {
     if (ne > SHORT_MAX_NE || nc > SHORT_MAX_NC) throw new LengthError(`Nc ${nc} / Ne ${ne} do not fit the short form`);
-    const r = new Uint8Array(4 + (nc > 0 ? 1 + nc : 0) + (ne > 0 ? 1 : 0));
+    const r = secretBytes(4 + (nc > 0 ? 1 + nc : 0) + (ne > 0 ? 1 : 0));
     r.set(head);
     if (nc > 0) {
       r[4] = nc;
@@ -106,7 +106,7 @@ export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean; 
   // Extended: Lc = 00 hi lo; Le = hi lo after Lc, or 00 hi lo without it. 65536 encodes as 00 00.
   const le = ne === EXTENDED_MAX_NE ? 0 : ne;
   const len = 4 + (nc > 0 ? 3 + nc : 0) + (ne > 0 ? (nc > 0 ? 2 : 3) : 0);
-  const r = new Uint8Array(len);
+  const r = secretBytes(len);
   r.set(head);
   let o = 4;
   if (nc > 0) {
@@ -185,10 +185,13 @@ export function encodeResponse(r: ResponseApdu): Uint8Array {
   return out;
 }
 
-/** Response data joined (one part is returned as it is); the parts of a `secret` exchange are zeroized once copied. */
+/**
+ * Response data joined (one part is returned as it is); the parts of a
+ * `secret` exchange are joined outside the JS heap and zeroized once copied.
+ */
 export function joinParts(parts: readonly Uint8Array[], secret: boolean | undefined): Uint8Array {
   if (parts.length === 1) return parts[0]!;
-  const out = concatBytes(parts);
+  const out = concatBytes(parts, secret ? secretBytes : undefined);
   if (secret) for (const p of parts) p.fill(0);
   return out;
 }

@@ -4,6 +4,7 @@
 // travels chained).
 import { ApduError } from './errors.ts';
 import { LengthError } from '../core/errors.ts';
+import { secretBytes } from '../core/bytes.ts';
 
 /** Largest value the length forms the profile uses (81, 82, 83) can state. */
 const TLV_MAX_LENGTH = 0xffffff;
@@ -17,10 +18,13 @@ export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
   return tlvs([tag, value]);
 }
 
-/** Written straight into one array: a value may be key material, and no intermediate copy of it may stay behind. */
+/**
+ * Written straight into one array, outside the JS heap (secretBytes): a value
+ * may be key material, and no intermediate copy of it may stay behind.
+ */
 export function tlvs(...items: [number, Uint8Array | number[]][]): Uint8Array {
   const heads = items.map(([tag, v]) => head(tag, v.length));
-  const out = new Uint8Array(items.reduce((n, [, v], i) => n + heads[i]!.length + v.length, 0));
+  const out = secretBytes(items.reduce((n, [, v], i) => n + heads[i]!.length + v.length, 0));
   let o = 0;
   items.forEach(([, v], i) => {
     out.set(heads[i]!, o);

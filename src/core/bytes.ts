@@ -80,6 +80,18 @@ export class SecretBuffer {
  * constructor, which reads the source's internal slots: a Buffer's slice()
  * would be a view, and a subclass could lie about its length (see bytesArg).
  */
+/**
+ * A private copy of a caller's Uint8Array that may be secret (a key, a
+ * message, a command carrying either), in memory secretBytes gives: read
+ * through the source's typed-array slots (bytesArg), and never inside the JS
+ * heap, where a small array's bytes stay behind when V8 moves it (a garbage
+ * collection, or the first read of its `buffer`, which the native bridge and
+ * bytesArg make).
+ */
+export function secretCopyArg(value: unknown, name: string): Uint8Array {
+  return secretCopy(bytesArg(value, name));
+}
+
 export function copyArg(value: unknown, name: string): Uint8Array {
   if (value === EMPTY) return EMPTY;
   assertBytes(value, name);
@@ -95,11 +107,11 @@ export function toHex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-/** Concatenates `parts` into a new array. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+/** Concatenates `parts` into a new array (`alloc`'s: secretBytes for secret parts). */
+export function concatBytes(parts: readonly Uint8Array[], alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
+  const out = alloc(n);
   let o = 0;
   for (const p of parts) {
     out.set(p, o);

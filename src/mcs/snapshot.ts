@@ -3,8 +3,8 @@
 // to be read (behind another request, an expiration or a store write): the
 // byte values are copied (and listed, to be zeroized once the request was
 // served), objects and arrays too; strings and numbers are immutable.
-import { secretCopy } from '../core/bytes.ts';
-import { bytesArg, isBytes } from '../core/errors.ts';
+import { secretCopyArg } from '../core/bytes.ts';
+import { isBytes } from '../core/errors.ts';
 import { badRequest } from './rsc.ts';
 
 /**
@@ -38,7 +38,7 @@ function copy<T>(value: T, copies: Uint8Array[], depth: number, budget: { left: 
   if (isBytes(value)) {
     // Outside the JS heap, as any byte value may be a key or a message: a garbage collection that moves a
     // small array leaves its old bytes where the zeroization after the request cannot reach.
-    const c = secretCopy(bytesArg(value, name));
+    const c = secretCopyArg(value, name);
     copies.push(c);
     return c as T;
   }

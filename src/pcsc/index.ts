@@ -1,7 +1,7 @@
 // PC/SC for TypeScript: readers, change waits and card connections over the
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
-import { copyArg } from '../core/bytes.ts';
+import { secretCopyArg } from '../core/bytes.ts';
 import { InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
@@ -499,7 +499,7 @@ export class PcscCard {
   /** Sends one APDU, returns the response (data + SW1 SW2, at least two bytes). */
   transmit(apdu: Uint8Array): Promise<Uint8Array> {
     // Sent as it is now, even when it waits behind another call; the copy may carry a key (an import).
-    const command = copyArg(apdu, 'apdu');
+    const command = secretCopyArg(apdu, 'apdu');
     return this.timed('SCardTransmit', () => this.card.transmit(command), (late) => late.fill(0)).finally(() => command.fill(0));
   }
 
@@ -560,7 +560,7 @@ export class PcscCard {
     const base = this.addon.constants.SCARD_CTL_CODE_BASE;
     // The sum is a DWORD: a larger code would wrap round to another one.
     if (!Number.isInteger(code) || code < 0 || base + code > 0xffffffff) throw new InvalidInputError(`control code must be an integer from 0 to ${0xffffffff - base}, got ${shown(code)}`);
-    const command = copyArg(data, 'data');
+    const command = secretCopyArg(data, 'data');
     return this.timed('SCardControl', () => this.card.control(base + code, command), (late) => late.fill(0))
       .finally(() => command.fill(0));
   }

@@ -365,6 +365,61 @@ describe('software SE: a released key leaves nothing; an unknown rngType is refu
 });
 
 describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor shows in the APDU log', () => {
+  it('PC/SC: keys and messages of 64 bytes or less are never copied into an array inside the JS heap (V8 leaves its bytes behind when it moves one)', async () => {
+    const rnd = prng(709);
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const aesKey = rnd(16), hmacKey = rnd(32), msg = rnd(40), digest = rnd(32), data = rnd(40), tag = rnd(32);
+    const secrets = [aesKey, hmacKey, msg, digest, data, tag].map((x) => x.subarray(0, 12));
+    let onCard = false;
+    const apdu = reader.os.apdu.bind(reader.os);
+    patch(reader.os, 'apdu', (bytes: Uint8Array) => {
+      onCard = true;
+      try {
+        return apdu(bytes);
+      } finally {
+        onCard = false;
+      }
+    });
+    // Arrays the host makes inside the heap: of 64 bytes or less, by length or as a copy (a view over a buffer is neither).
+    const inHeap = new WeakSet<Uint8Array>();
+    const found: string[] = [];
+    const copies: Uint8Array[] = [];
+    const secretIn = (a: ArrayLike<number>) => secrets.some((x) => holds(a as Uint8Array, x));
+    watchNew((made, from) => {
+      if (onCard || made.length === 0 || made.length > 64 || from instanceof ArrayBuffer) return;
+      inHeap.add(made);
+      if (secretIn(made)) copies.push(made);
+    });
+    const set = RealUint8Array.prototype.set;
+    patch(RealUint8Array.prototype, 'set', function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+      if (!onCard && inHeap.has(this) && src instanceof RealUint8Array && secretIn(src)) found.push(`set into ${this.length} bytes`);
+      return set.call(this, src, offset);
+    });
+    const nonce = rnd(12);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', aesKey);
+    const c = await b.cipher(1001, k, 'encrypt', { nonce });
+    await c.update(msg.subarray(0, 16));
+    const sealed = await c.final(msg.subarray(16));
+    const h = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', hmacKey);
+    const mac = await b.signature(25, h, { format: 'raw', prehashed: false });
+    await mac.update(msg.subarray(0, 16));
+    expect(await mac.sign(msg.subarray(16))).toEqual(new RealUint8Array(createHmac('sha256', hmacKey).update(msg).digest()));
+    expect(await (await b.signature(25, h, { format: 'raw', prehashed: false })).verify(tag, msg)).toBe(false);
+    await (await b.digest(4)).final(msg);
+    const e = await b.generateKey({ use: 'signature', algorithm: 33 });
+    await (await b.signature(33, e, { format: 'raw', prehashed: true })).sign(digest);
+    await b.objectStore.write('d', data);
+    expect(await b.objectStore.read('d')).toEqual(data);
+    const d = await b.cipher(1001, k, 'decrypt', { nonce });
+    expect(await d.final(sealed)).toEqual(msg);
+    await b.close();
+    // The reader's record of what was sent stands for the native bridge's own copy (the card's side).
+    for (const c of copies) if (!reader.sent.includes(c)) found.push(`a copy of ${c.length} bytes`);
+    expect(found).toEqual([]);
+  });
+
   it('imported keys and messages: the commands carrying them are zeroized once sent, and logged as lengths', async () => {
     const rnd = prng(708);
     const reader = new InProcessReader();

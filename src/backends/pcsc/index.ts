@@ -2,7 +2,7 @@
 // 3): every operation is a sequence of ISO/IEC 7816-4/-8 APDUs to a card that
 // runs the senv profile (docs/apdu-profile.md), over the native bridge.
 // Keys live in the card's slots; the host only ever holds slot references.
-import { concatBytes, copyArg } from '../../core/bytes.ts';
+import { concatBytes, copyArg, secretBytes, secretCopyArg } from '../../core/bytes.ts';
 import type {
   BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm,
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
@@ -15,7 +15,7 @@ import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, KEY_STAMP_LENGTH, PSO, TAG } from '../../apdu/profile.ts';
 import { CBC_MAC_LENGTH } from '../../core/cmac.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
-import { hash } from '../../core/hash.ts';
+import { secretDigest } from '../../core/hash.ts';
 import {
   AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
 } from '../../core/errors.ts';
@@ -553,10 +553,10 @@ export class PcscBackend implements SecureEnvironmentBackend {
     };
     const digest = (last?: Uint8Array): Uint8Array => {
       if (done) throw new StateError('stream already finished');
-      const tail = last && copyArg(last, 'data');
+      const tail = last && secretCopyArg(last, 'data');
       done = true;
       if (tail) parts.push(tail);
-      const msg = concatBytes(parts);
+      const msg = concatBytes(parts, secretBytes);
       dropParts();
       if (options.prehashed) {
         const dl = HASHES[SIGNATURES[algorithm].hash!].outputLength;
@@ -564,7 +564,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         msg.fill(0);
         throw new LengthError(`prehashed message must be a ${dl}-byte ${hashName} digest, got ${msg.length} bytes`);
       }
-      const d = hash(hashName, msg);
+      const d = secretDigest(hashName, msg);
       msg.fill(0);
       return d;
     };
@@ -582,7 +582,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return {
       update: async (d) => {
         if (done) throw new StateError('stream already finished');
-        parts.push(copyArg(d, 'data'));
+        parts.push(secretCopyArg(d, 'data'));
       },
       sign: async (last) => {
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format));
@@ -666,9 +666,14 @@ export class PcscBackend implements SecureEnvironmentBackend {
   }
 }
 
-function verifyCommand(ch: AppletChannel, signature: Uint8Array) {
-  // A MAC to verify is a candidate tag over a secret message: logged as a length.
-  return ch.transmit({ cla: 0, ins: INS.PSO, p1: PSO.VERIFY_SIGNATURE >> 8, p2: PSO.VERIFY_SIGNATURE & 0xff, data: tlvs([TAG.SIGNATURE, signature]), secret: true });
+async function verifyCommand(ch: AppletChannel, signature: Uint8Array) {
+  // A MAC to verify is a candidate tag over a secret message: logged as a length, zeroized once sent.
+  const data = tlvs([TAG.SIGNATURE, signature]);
+  try {
+    return await ch.transmit({ cla: 0, ins: INS.PSO, p1: PSO.VERIFY_SIGNATURE >> 8, p2: PSO.VERIFY_SIGNATURE & 0xff, data, secret: true });
+  } finally {
+    data.fill(0);
+  }
 }
 
 /** 9000: the signature verified; 6300: it did not (a well-formed "no", not an error). */

@@ -43,8 +43,8 @@ export interface SessionOptions {
 
 /** A channel with the applet selected and a memory of its security environment. */
 export class AppletChannel {
-  /** The data of the MSE:SET in force per CRT (its IV, nonce and AAD among it): bytes, zeroized when replaced or forgotten. */
-  private mse = new Map<number, Uint8Array>();
+  /** The data of the MSE:SET in force per CRT (its IV, nonce and AAD among it): bytes, zeroized when replaced or forgotten; private, so no inspection of the channel shows them. */
+  readonly #mse = new Map<number, Uint8Array>();
 
   constructor(readonly t: ApduTransport, readonly number: number) {}
 
@@ -60,7 +60,7 @@ export class AppletChannel {
     // The key's stamp where the card gave one: the card refuses (6A88) a slot that holds another key by then.
     const keyTlvs: [number, Uint8Array | number[]][] = key ? [[TAG.KEY_REF, [key.ref]], ...(key.stamp ? [[TAG.KEY_STAMP, key.stamp] as [number, Uint8Array]] : [])] : [];
     const data = tlvs([TAG.ALGORITHM, u16(algorithm)], ...keyTlvs, ...extra);
-    const held = this.mse.get(crt);
+    const held = this.#mse.get(crt);
     if (held && held.length === data.length && held.every((b, i) => b === data[i])) {
       data.fill(0);
       return;
@@ -68,16 +68,16 @@ export class AppletChannel {
     this.forget(crt);
     // An IV, nonce or AAD goes to the log as a length, as the message does.
     await afterBrokenChain(() => this.t.transmit({ cla: 0, ins: INS.MSE, p1: MSE_SET, p2: crt, data, secret: extra.length > 0 }));
-    this.mse.set(crt, data);
+    this.#mse.set(crt, data);
   }
 
   forgetEnvironment(): void {
-    for (const crt of [...this.mse.keys()]) this.forget(crt);
+    for (const crt of [...this.#mse.keys()]) this.forget(crt);
   }
 
   private forget(crt: number): void {
-    this.mse.get(crt)?.fill(0);
-    this.mse.delete(crt);
+    this.#mse.get(crt)?.fill(0);
+    this.#mse.delete(crt);
   }
 }
 

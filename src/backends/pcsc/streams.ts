@@ -7,7 +7,7 @@ import { INS } from '../../apdu/profile.ts';
 import { ApduError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
-import { copyArg, EMPTY } from '../../core/bytes.ts';
+import { EMPTY, secretBytes, secretCopyArg } from '../../core/bytes.ts';
 import { cardLost, unanswered, type AppletChannel, type CardSession } from './session.ts';
 
 export interface LinkStreamOptions {
@@ -54,7 +54,7 @@ export class LinkStream {
   async update(data: Uint8Array): Promise<Uint8Array> {
     if (this.done) throw new StateError('stream already finished');
     // A copy through the typed-array slots: a Buffer's slice() would be the caller's memory, which take() zeroizes.
-    const copy = copyArg(data, 'data');
+    const copy = secretCopyArg(data, 'data');
     this.given += copy.length;
     if (copy.length === 0) return EMPTY;
     this.parts.push(copy);
@@ -213,7 +213,7 @@ export class LinkStream {
   }
 
   private take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
+    const out = secretBytes(n);
     let o = 0;
     while (o < n) {
       const p = this.parts[0]!;
