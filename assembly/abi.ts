@@ -152,6 +152,12 @@ export function writable(ptr: usize, len: usize): bool {
   return len == 0 || ptr >= HEAP_FLOOR || (ptr >= IO && ptr + len <= IO + <usize>IO_SIZE);
 }
 
+// Whether the ranges [a, a + al) and [b, b + bl) share a byte (both in memory: no wrap): an
+// output written over an input it reads again later would change what the input says.
+@inline export function overlap(a: usize, al: usize, b: usize, bl: usize): bool {
+  return al != 0 && bl != 0 && a < b + bl && b < a + al;
+}
+
 // inMemory for `count` items of `size` bytes: the product is taken in 64
 // bits, so a huge count cannot wrap round to a small range.
 export function itemsInMemory(ptr: usize, count: u64, size: u64): bool {

@@ -2,7 +2,7 @@
 // hmac.ts. The core has no entropy source of its own: the host passes entropy
 // input and nonce in, and reseeds when generate answers ERR_STATE. RFC 6979
 // (ecdsa.ts) runs the same update/generate steps on a scratch state.
-import { ctxNew, ctxKind, kindAt, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, inMemory, writable } from './abi';
+import { ctxNew, ctxKind, kindAt, ERR_CONTEXT, ERR_LENGTH, ERR_STATE, inMemory, overlap, writable } from './abi';
 import { isHash, digestLength } from './hash';
 import { hmacInit, hmacReset, hmacUpdate, hmacFinal, HMAC_CTX_SIZE } from './hmac';
 
@@ -131,7 +131,8 @@ export function drbg_reseed(ctx: usize, entropy: usize, entropyLen: usize, addin
 // Writes `len` bytes to `out`. ERR_STATE means "reseed required" (or not
 // instantiated): nothing was generated and the state did not change.
 export function drbg_generate(ctx: usize, out: usize, len: usize, addin: usize, addinLen: usize): i32 {
-  if (!writable(out, len) || !inMemory(addin, addinLen)) return ERR_LENGTH;
+  // The additional input is read again after the output is written (SP 800-90A's update): the two may not share a byte.
+  if (!writable(out, len) || !inMemory(addin, addinLen) || overlap(out, len, addin, addinLen)) return ERR_LENGTH;
   const err = checkCtx(ctx);
   if (err) return err;
   if (!load<u32>(ctx, READY) || load<u64>(ctx, COUNTER) > load<u64>(ctx, INTERVAL)) return ERR_STATE;

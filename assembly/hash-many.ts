@@ -1,7 +1,7 @@
 // Batch hashing of many independent messages in one call: an IN-CSE checking
 // many small primitives pays per message, not per byte. The SIMD build runs
 // four SHA-256 messages of equal length side by side, one per i32x4 lane.
-import { ERR_ALGORITHM, ERR_LENGTH, inMemory, itemsInMemory, writable } from './abi';
+import { ERR_ALGORITHM, ERR_LENGTH, inMemory, itemsInMemory, overlap, writable } from './abi';
 import { isHash, digestLength, hashOneshot, SHA256 } from './hash';
 import { IV256 } from './sha2-iv';
 import { K256 } from './sha2-rounds.generated';
@@ -116,11 +116,6 @@ function sha256x4(p0: usize, p1: usize, p2: usize, p3: usize, len: usize, out: u
     store<u32>(o + 64, bswap<u32>(i32x4.extract_lane(v, 2)));
     store<u32>(o + 96, bswap<u32>(i32x4.extract_lane(v, 3)));
   }
-}
-
-// Whether the ranges [a, a + al) and [b, b + bl) share a byte (both in memory: no wrap).
-@inline function overlap(a: usize, al: usize, b: usize, bl: usize): bool {
-  return al != 0 && bl != 0 && a < b + bl && b < a + al;
 }
 
 // Hashes `count` messages stored back to back at `src`; `offsets` holds

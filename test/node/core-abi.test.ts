@@ -102,6 +102,24 @@ describe('core ABI', () => {
   }
 
   for (const build of CORE_BUILDS) {
+    it(`${build}: drbg_generate refuses an output that shares a byte with its additional input (ERR_LENGTH), the state unchanged`, () => {
+      const x = raw(build);
+      const io = x.io_ptr!();
+      const mem = new Uint8Array(x.memory.buffer);
+      mem.set(nodeCrypto.randomBytes(80), io);
+      const [a, b] = [x.drbg_create!(4), x.drbg_create!(4)];
+      for (const ctx of [a, b]) expect(x.drbg_instantiate!(ctx, io, 32, io + 32, 16, io, 0)).toBe(0);
+      // Additional input at io + 48 .. io + 80; outputs over it, across its start and its end.
+      for (const out of [io + 48, io + 40, io + 79, io + 60]) expect(x.drbg_generate!(a, out, 16, io + 48, 32), `out at +${out - io}`).toBe(-2);
+      // The refused calls changed nothing: both instances give the same next output.
+      expect(x.drbg_generate!(a, io + 200, 32, io + 48, 32)).toBe(0);
+      expect(x.drbg_generate!(b, io + 300, 32, io + 48, 32)).toBe(0);
+      expect(Buffer.from(mem.subarray(io + 200, io + 232)).equals(Buffer.from(mem.subarray(io + 300, io + 332)))).toBe(true);
+      expect(x.drbg_generate!(a, io + 80, 16, io + 48, 32), 'just after it').toBe(0);
+    });
+  }
+
+  for (const build of CORE_BUILDS) {
     it(`${build}: ctx_free ignores a freed, static or foreign handle; mem_alloc refuses what it can never give; out-of-memory handles are ERR_CONTEXT`, () => {
       const x = raw(build);
       const base = x.mem_in_use!();
