@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, InvalidInputError, OutOfMemoryError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, InvalidInputError, isBytes, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -888,6 +888,11 @@ function checkOptions(o: McsEngineOptions): void {
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
   for (const name of ['masterKeyFile', 'masterKeyEnv'] as const) {
     if (o[name] !== undefined && (typeof o[name] !== 'string' || o[name] === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
+  }
+  if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
+  // Without a data directory nothing is sealed: a caller who gave a key believes otherwise (in a browser above all).
+  if (o.dataDir === undefined && (o.masterKey ?? o.masterKeyFile ?? o.masterKeyEnv) !== undefined) {
+    throw new InvalidInputError('masterKey, masterKeyFile and masterKeyEnv seal a data directory: give dataDir too (without one the state is in memory and nothing is sealed)');
   }
   const has = (v: unknown, methods: string[]) => typeof v === 'object' && v !== null && methods.every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
   if (o.files !== undefined && !has(o.files, ['read', 'append', 'writeDurable', 'createLock', 'lockHeld', 'rename', 'truncate', 'remove', 'mkdir', 'syncDir'])) throw new InvalidInputError('files must be a Files implementation (src/mcs/store/files.ts)');
