@@ -97,7 +97,7 @@ export class McsEngine {
       }
       // The store opened here holds the directory's lock: an engine that does not come up must release it.
       const store = options.store!;
-      return McsEngine.create({ ...options, dataDir: undefined, store }).catch(async (e: unknown) => {
+      return McsEngine.create({ ...options, dataDir: undefined, masterKey: undefined, masterKeyFile: undefined, masterKeyEnv: undefined, store }).catch(async (e: unknown) => {
         await store.close();
         throw e;
       });

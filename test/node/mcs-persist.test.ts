@@ -168,6 +168,42 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('a clean close also compacts a journal a crash left behind its snapshot, and one holding chunks of a discarded message', async () => {
+    const dir = tempDir();
+    const journalPath = join(dir, 'journal.log');
+    const journal = () => (existsSync(journalPath) ? statSync(journalPath).size : 0);
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s1 = new Session(e1, 'CAE1');
+      await s1.register();
+      ok(await s1.create(s1.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(nodeCrypto.randomBytes(32)) } }), 2001, 'key');
+      ok(await s1.delete(s1.path('reg', 'm')), 2002, 'key deleted');
+      const before = readFileSync(journalPath);
+      await e1.close();
+      expect(journal(), 'compacted at close').toBe(0);
+      // A crash between the snapshot's rename and the journal's cut: the old journal is still there.
+      writeFileSync(journalPath, before);
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      fails(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/m`), 4004, 'the deleted key stays deleted');
+      await e2.close();
+      expect(journal(), 'the journal the snapshot covers is compacted away at the next clean close').toBe(0);
+
+      // A message of chunks only (no sealed part of its own), discarded: its chunks go at the clean close.
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s3 = new Session(e3, 'CAE1');
+      ok(await s3.create(s3.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash without a message');
+      await e3.close();
+      const e4 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s4 = new Session(e4, 'CAE1');
+      ok(await s4.update(s4.path('reg', 'h'), { 'senv:Hsh': { msg: b64(nodeCrypto.randomBytes(48)) } }), 2004, 'a chunk');
+      ok(await s4.update(s4.path('reg', 'h'), { 'senv:Hsh': { msg: null } }), 2004, 'discarded');
+      await e4.close();
+      expect(journal(), 'compacted at close').toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   // esi and kInf take any JSON: objects shaped like the store's own tags for
   // bytes, data, device objects and keys must come back as the client wrote them.
   it('client JSON shaped like the store\'s internal tags survives a restart unchanged', async () => {

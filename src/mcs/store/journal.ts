@@ -479,6 +479,10 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
     if (r.seq > state.seq) {
       superseded ||= supersedes(state, r);
       apply(state, r);
+    } else {
+      // A record the snapshot covers (a crash came between the snapshot's rename and the journal's cut):
+      // its sealed data may be a key deleted since, which a clean close's compaction removes.
+      superseded = true;
     }
   }
   // A torn tail was never acknowledged: cut it off so new records follow good ones.
@@ -799,7 +803,8 @@ async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void>
 function supersedes(state: Snapshot, r: JournalRecord): boolean {
   const se = state.resources[r.se];
   return r.op === 'remove'
-    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined))
+    // A put replaces the record's sealed part and the chunks appended to it (a message discarded, say).
+    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined || (se?.[rec.ri]?.appends?.length ?? 0) > 0))
     || (r.op === 'append' && se?.[r.ri]?.consumed === true);
 }
 
