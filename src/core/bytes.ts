@@ -1,5 +1,5 @@
 // Byte-array helpers shared by every layer.
-import { assertBytes, bytesArg, unreadableView } from './errors.ts';
+import { assertBytes, bytesArg, slotLength, stillReadable, unreadableView } from './errors.ts';
 
 /**
  * The one empty array, for defaults and results that stay inside senv (in a
@@ -76,22 +76,32 @@ export class SecretBuffer {
 }
 
 /**
+ * A private copy of a caller's Uint8Array that may be secret (a key, a
+ * message, a command carrying either), in memory secretBytes gives: never
+ * inside the JS heap, where a small array's bytes stay behind when V8 moves
+ * it. Its length is read from the typed-array slot and its bytes by
+ * TypedArray.prototype.set, neither of which reads the source's `buffer`:
+ * that read alone moves a small array out of the heap and leaves its bytes
+ * behind (bytesArg's view would, for the caller's own array).
+ */
+export function secretCopyArg(value: unknown, name: string): Uint8Array {
+  assertBytes(value, name);
+  const out = secretBytes(slotLength(value));
+  try {
+    out.set(value);
+  } catch {
+    throw unreadableView(value, name);
+  }
+  // A fixed-length view its resizable buffer shrank below measures 0: refused, not read as no data.
+  if (out.length === 0) stillReadable(value, name);
+  return out;
+}
+
+/**
  * A private copy of a caller's Uint8Array (EMPTY for EMPTY), made by the
  * constructor, which reads the source's internal slots: a Buffer's slice()
  * would be a view, and a subclass could lie about its length (see bytesArg).
  */
-/**
- * A private copy of a caller's Uint8Array that may be secret (a key, a
- * message, a command carrying either), in memory secretBytes gives: read
- * through the source's typed-array slots (bytesArg), and never inside the JS
- * heap, where a small array's bytes stay behind when V8 moves it (a garbage
- * collection, or the first read of its `buffer`, which the native bridge and
- * bytesArg make).
- */
-export function secretCopyArg(value: unknown, name: string): Uint8Array {
-  return secretCopy(bytesArg(value, name));
-}
-
 export function copyArg(value: unknown, name: string): Uint8Array {
   if (value === EMPTY) return EMPTY;
   assertBytes(value, name);

@@ -269,6 +269,7 @@ export function core(): Core {
 /**
  * Releases WASM contexts whose JS owner was garbage-collected without an
  * explicit digest()/destroy(): the context is zeroized and freed.
+ * @internal not published: its type would ask consumers for the ES2021 lib.
  */
 export const contextRegistry = new FinalizationRegistry<{ core: Core; ctx: number }>(({ core, ctx }) => {
   core.x.ctx_free(ctx);

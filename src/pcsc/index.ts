@@ -458,7 +458,7 @@ export class PcscCard {
   readonly #calls = new CallQueue();
   readonly #stall: Stall;
 
-  /** @internal created by PcscContext.connect */
+  /** Made by PcscContext.connect (a caller has no native card to give). */
   constructor(
     private readonly addon: NativeAddon,
     private readonly card: NativeCard,

@@ -57,6 +57,9 @@ describe('published declarations', () => {
     it(`root, a browser project without @types/node (${name})`, () => {
       expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
     });
+    it(`root, a browser project on the ES2020 lib (${name})`, () => {
+      expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2020.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
+    });
     it(`onem2m-senv/pcsc, a Node project without the DOM lib (${name})`, () => {
       expect(diagnostics(PCSC_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);
     });
