@@ -50,24 +50,31 @@ export function byteArg(x: unknown, name: string): number {
 }
 
 /**
- * A caller's command as the transport may read it: an object whose header
- * fields are bytes, whose Ne and `most` are counts, and whose data (when
- * given) is a plain view of the caller's bytes (bytesArg). Every layer takes
- * its command through this, so that a wrong one is refused with a typed
- * error before any layer reads a field of it.
+ * A caller's command as the transport may read it: a copy made of its fields,
+ * each read once (a getter cannot answer the next layer differently), whose
+ * header fields are bytes, whose Ne and `most` are counts, and whose data
+ * (when given) is a plain view of the caller's bytes (bytesArg). Every layer
+ * takes its command through this, so that a wrong one is refused with a
+ * typed error before any layer reads a field of it.
  */
 export function commandArg(cmd: unknown): CommandApdu {
   if (typeof cmd !== 'object' || cmd === null) throw new InvalidInputError(`a command APDU is an object { cla, ins, p1, p2, data?, ne? }, got ${shown(cmd)}`);
-  const c = cmd as CommandApdu;
-  byteArg(c.cla, 'CLA');
-  byteArg(c.ins, 'INS');
-  byteArg(c.p1, 'P1');
-  byteArg(c.p2, 'P2');
-  const ne = c.ne ?? 0;
-  if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${shown(ne)}`);
-  if (c.most !== undefined && !(Number.isSafeInteger(c.most) && c.most >= 0)) throw new InvalidInputError(`most must be a byte count, got ${shown(c.most)}`);
-  if (c.secret !== undefined && typeof c.secret !== 'boolean') throw new InvalidInputError(`secret must be true or false, got ${shown(c.secret)}`);
-  return c.data === undefined ? c : { ...c, data: bytesArg(c.data, 'command data') };
+  const { cla, ins, p1, p2, data, ne, most, secret } = cmd as CommandApdu;
+  const c: CommandApdu = { cla: byteArg(cla, 'CLA'), ins: byteArg(ins, 'INS'), p1: byteArg(p1, 'P1'), p2: byteArg(p2, 'P2') };
+  if (ne !== undefined && ne !== null) {
+    if (!Number.isInteger(ne) || ne < 0 || ne > EXTENDED_MAX_NE) throw new LengthError(`Ne must be 0..65536, got ${shown(ne)}`);
+    c.ne = ne;
+  }
+  if (most !== undefined) {
+    if (!(Number.isSafeInteger(most) && most >= 0)) throw new InvalidInputError(`most must be a byte count, got ${shown(most)}`);
+    c.most = most;
+  }
+  if (secret !== undefined) {
+    if (typeof secret !== 'boolean') throw new InvalidInputError(`secret must be true or false, got ${shown(secret)}`);
+    c.secret = secret;
+  }
+  if (data !== undefined) c.data = bytesArg(data, 'command data');
+  return c;
 }
 
 /** True when the command needs the extended form (Nc > 255 or Ne > 256). */

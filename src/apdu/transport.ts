@@ -384,7 +384,7 @@ export async function selectAid(t: ApduTransport, aid: Uint8Array): Promise<Uint
 }
 
 export interface StackOptions {
-  /** The card and reader accept extended-length APDUs (else long data is chained). */
+  /** The card and reader accept extended-length APDUs (else long data is chained); false when left out. */
   extended: boolean;
   /** Receives one line per APDU and response, secret data masked. */
   log?: (line: string) => void;

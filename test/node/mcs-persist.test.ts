@@ -1202,9 +1202,10 @@ describe('Mcs data directory: the store\'s guarantees', () => {
           name: 'StateError', message: expect.stringMatching(/ambiguous.*64 hex digits.*base64 of 32 bytes/),
         });
       }
-      // The same key in every form (the directory the first made opens with each), white space around it ignored.
+      // The same key in every form (the directory the first made opens with each), white space around it (Unicode's
+      // too, as String.prototype.trim takes it) and a UTF-8 byte order mark ignored.
       for (const key of [raw, Buffer.from(raw.toString('hex') + '\n'), Buffer.from(raw.toString('base64')), Buffer.from(`\t ${raw.toString('hex').toUpperCase()} \r\n`),
-        Buffer.from(` ${raw.toString('base64')}\n\n`)]) {
+        Buffer.from(` ${raw.toString('base64')}\n\n`), Buffer.from(`\uFEFF${raw.toString('hex')}\u00A0\r\n`), Buffer.from(`\u3000${raw.toString('base64')}`)]) {
         writeFileSync(file, key);
         await (await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file })).close();
       }
@@ -1329,7 +1330,19 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     try {
       writeFileSync(join(top, 'file'), 'x');
       const dataDir = join(top, 'file', 'data');
-      await expect(McsEngine.create({ dataDir, masterKey: KEY })).rejects.toMatchObject({ name: 'StateError', code: 'ERR_STATE', message: `the data directory ${dataDir} cannot be opened (ENOTDIR)` });
+      await expect(McsEngine.create({ dataDir, masterKey: KEY })).rejects.toMatchObject({
+        name: 'StateError', code: 'ERR_STATE', message: `the data directory ${dataDir} cannot be opened (ENOTDIR)`, cause: { code: 'ENOTDIR' },
+      });
+      // A defect's error (file operations that throw a TypeError) passes on as it is, and the lock is released.
+      const files = await openFiles();
+      const defect = new TypeError('a defect');
+      const dir = join(top, 'data');
+      const read: Files['read'] = async (path, ...rest) => {
+        if (path.endsWith('/lock')) return files.read(path, ...rest);
+        throw defect;
+      };
+      await expect(JournalStore.open({ dir, masterKey: KEY, files: { ...files, read } })).rejects.toBe(defect);
+      await (await JournalStore.open({ dir, masterKey: KEY })).close();
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

@@ -2336,6 +2336,25 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     expect(reader.store.keys.size).toBe(0);
   });
 
+  it('shared mode: a slot another application rewrote between the two reads of the new key\'s stamp keeps that application\'s key', async () => {
+    const reader = new InProcessReader();
+    const b = new PcscBackend({ reader: 'in-process', context: (reader as unknown as { context: never }).context, share: 'shared' });
+    await b.open();
+    let reads = 0;
+    reader.intercept = (a) => {
+      if (a[1] === INS.GET_DATA && a[2] === 0x01 && ++reads === 2) {
+        // Before the second read: the other application deleted the key and wrote its own there.
+        const slot = a[3]!;
+        reader.store.keys.set(slot, { ...reader.store.keys.get(slot)!, secret: new Uint8Array(32).fill(6), stamp: newStamp() });
+      }
+      return undefined;
+    };
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(5))).rejects.toThrow(/two key stamps/);
+    reader.intercept = undefined;
+    expect([...reader.store.keys.values()].map((k) => k.secret?.[0]), 'the other application\'s key stays').toEqual([6]);
+    await b.close();
+  });
+
   it('during a session too: an operation under a key whose slot was rewritten since (shared mode) is refused by the card (6A88), never run under the other key', async () => {
     const { reader, b } = await openedReader();
     const spec = { use: 'signature', algorithm: 25 } as const;

@@ -254,8 +254,9 @@ export class PcscBackend implements SecureEnvironmentBackend {
       // The command's copy of the key: the card has its own now, or refused it.
       data.fill(0);
     }
-    const { stamp, publicKey } = await this.orDelete(ref, async () => ({
-      stamp: await this.writtenStamp(ref),
+    const seen = {};
+    const { stamp, publicKey } = await this.orDelete(ref, seen, async () => ({
+      stamp: await this.writtenStamp(ref, seen),
       publicKey: !isEcdsa(spec) ? undefined : kind === 'public' ? copyArg(material, 'public key') : await this.readPublicKey(ref, alg),
     }));
     return this.track(new CardKey(spec, kind, ref, stamp, publicKey));
@@ -267,19 +268,21 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const { ref, r } = await this.inFreeSlot((slot) => ({
       cla: 0, ins: INS.GENERATE_KEY_PAIR, p1: 0x80, p2: 0, data: tlvs([TAG.ALGORITHM, u16(alg)], [TAG.KEY_REF, [slot]]), ne: 65536, most: PUBLIC_KEY_TEMPLATE_MAX,
     }));
-    const { stamp, publicKey } = await this.orDelete(ref, async () => {
+    const seen = {};
+    const { stamp, publicKey } = await this.orDelete(ref, seen, async () => {
       if (!isEcdsa(spec)) exactly(r.data, 0, 'data after generating a symmetric key');
-      return { publicKey: isEcdsa(spec) ? publicPoint(r.data, alg) : undefined, stamp: await this.writtenStamp(ref) };
+      return { publicKey: isEcdsa(spec) ? publicPoint(r.data, alg) : undefined, stamp: await this.writtenStamp(ref, seen) };
     });
     return this.track(new CardKey(spec, 'secret', ref, stamp, publicKey));
   }
 
   /** `fn` for the key the card now holds in `ref`; when it fails, no handle will ever name the slot, so the key is deleted rather than orphaned there. */
-  private async orDelete<T>(ref: number, fn: () => Promise<T>): Promise<T> {
+  private async orDelete<T>(ref: number, seen: { stamp?: Uint8Array }, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      await this.deleteSlot(ref).catch(() => this.shared || this.orphans.add(ref));
+      // In shared mode another application may have written the slot by now: only the key of the stamp read first goes.
+      await this.deleteSlot(ref, this.shared ? seen.stamp : undefined).catch(() => this.shared || this.orphans.add(ref));
       throw e;
     }
   }
@@ -639,21 +642,24 @@ export class PcscBackend implements SecureEnvironmentBackend {
     return k;
   }
 
-  /** GET DATA 01: the card's information on key slot `ref` (never secret material). */
   /**
    * The stamp the card drew for the key it just wrote into `ref`, read twice:
    * the key's uses and its deletion name it by this stamp, so one garbled
    * answer taken as its name would leave a key every use refuses and whose
    * deletion spares it (6A88, as for another application's key). Two reads
-   * that differ are a card fault; the caller then deletes the slot.
+   * that differ are a card fault (or, in shared mode, another application
+   * that rewrote the slot between them); the caller then deletes the slot,
+   * in shared mode only the key of the first stamp (`seen`).
    */
-  private async writtenStamp(ref: number): Promise<Uint8Array | undefined> {
+  private async writtenStamp(ref: number, seen: { stamp?: Uint8Array }): Promise<Uint8Array | undefined> {
     const first = stampOf(await this.keyInfo(ref), ref);
+    seen.stamp = first;
     const second = stampOf(await this.keyInfo(ref), ref);
     if ((first && hex(first)) !== (second && hex(second))) throw new ApduError(`the card gave two key stamps for the key it just wrote into slot ${ref}`);
     return first;
   }
 
+  /** GET DATA 01: the card's information on key slot `ref` (never secret material). */
   private async keyInfo(ref: number): Promise<Tlv[]> {
     return decodeTlvs((await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.KEY, p2: ref, ne: 256 }))).data);
   }

@@ -1,7 +1,7 @@
 // ECDSA signature algorithms 33, 34, 38 (TS-0016 table 9.9-1) on the core:
 // the message streams into the algorithm's hash (unless the caller sends the
 // digest itself), and the digest is signed or verified at the end.
-import { concatBytes } from '../../core/bytes.ts';
+import { concatBytes, secretBytes, secretCopyArg } from '../../core/bytes.ts';
 import { createHash, hash } from '../../core/hash.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
 import type { SignatureAlgorithm, SignatureOptions, SignatureStream } from '../backend.ts';
@@ -37,18 +37,27 @@ export function openEcdsa(algorithm: SignatureAlgorithm, key: SoftwareKey, optio
   const opts = { hash: hashName, prehashed: true, format: options.format } as const;
   return {
     update: async (data) => void s.update(data),
-    sign: (last) => curve.sign(s.finish(last), key.bytes, opts),
-    verify: (signature, last) => curve.verify(signature, s.finish(last), ecdsaPublicKey(algorithm, key), opts),
+    sign: (last) => withDigest(s.finish(last), (d) => curve.sign(d, key.bytes, opts)),
+    verify: (signature, last) => withDigest(s.finish(last), (d) => curve.verify(signature, d, ecdsaPublicKey(algorithm, key), opts)),
     abort: () => s.abort(),
   };
 }
 
-/** A prehashed message is the digest itself: the stream only collects it. */
+/** The digest (of the message, or the caller's own) used, then zeroized: it stands for the message. */
+function withDigest<T>(digest: Uint8Array, use: (d: Uint8Array) => T): T {
+  try {
+    return use(digest);
+  } finally {
+    digest.fill(0);
+  }
+}
+
+/** A prehashed message is the digest itself: the stream only collects it, outside the JS heap. */
 function collect(): LazyStream {
   const parts: Uint8Array[] = [];
   return new LazyStream(() => ({
-    update: (d: Uint8Array) => void parts.push(new Uint8Array(d)),
-    finish: () => concatBytes(parts),
+    update: (d: Uint8Array) => void parts.push(secretCopyArg(d, 'data')),
+    finish: () => concatBytes(parts, secretBytes),
     destroy: () => parts.splice(0).forEach((p) => p.fill(0)),
-  }), (data) => new Uint8Array(data));
+  }), (data) => secretCopyArg(data, 'data'));
 }

@@ -174,7 +174,7 @@ export class JournalStore implements Persistence {
     try {
       return await JournalStore.#open(options);
     } catch (e) {
-      throw e instanceof SenvError ? e : unopenable(options.dir, e);
+      throw e instanceof StoreFileError || fileSystemError(e) ? unopenable(options.dir, e) : e;
     }
   }
 
@@ -191,9 +191,10 @@ export class JournalStore implements Persistence {
       }
     }
     const lock = await takeLock(files, options.dir);
-    // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
-    const macKey = secretHmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
+    let macKey: Uint8Array | undefined;
     try {
+      // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
+      macKey = secretHmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
       const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
       // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
@@ -203,7 +204,7 @@ export class JournalStore implements Persistence {
       }
       return store;
     } catch (e) {
-      macKey.fill(0);
+      macKey?.fill(0);
       await releaseLock(files, options.dir, lock).catch(() => undefined);
       throw e;
     }
@@ -496,9 +497,19 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
  * directory needs; a refusal of the store's own keeps its words (a planted link or FIFO).
  */
 function unopenable(dir: string, e: unknown): StateError {
-  if (e instanceof StoreFileError) return new StateError(e.message);
   const kind = failureKind(e);
-  return new StateError(`the data directory ${dir} cannot be opened (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
+  const err = new StateError(e instanceof StoreFileError ? e.message
+    : `the data directory ${dir} cannot be opened (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
+  err.cause = e;
+  return err;
+}
+
+/** Whether `e` is the file system's refusal (an errno code on Node, one of Deno.errors), not a defect's error, which passes on as it is. */
+function fileSystemError(e: unknown): boolean {
+  if (e instanceof SenvError) return false;
+  if (typeof (e as { code?: unknown } | null)?.code === 'string') return true;
+  const errors = (globalThis as { Deno?: { errors?: Record<string, unknown> } }).Deno?.errors;
+  return errors !== undefined && Object.values(errors).some((C) => typeof C === 'function' && e instanceof (C as abstract new () => Error));
 }
 
 function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8Array): Meta {

@@ -60,8 +60,18 @@ function env(name: string): string | undefined {
 }
 
 
-/** The key `text` (a string, or a file's bytes) holds as hex or base64, checked; white space around it is ignored. */
-function decode(text: string | Uint8Array, what: string): Uint8Array {
+/**
+ * The key `text` (a string, or a file's bytes) holds as hex or base64, checked; white space around
+ * it is ignored as String.prototype.trim ignores it, and a file's UTF-8 byte order mark too.
+ */
+function decode(input: string | Uint8Array, what: string): Uint8Array {
+  let text: string | Uint8Array;
+  if (typeof input === 'string') text = input.trim();
+  else {
+    text = input.subarray(input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0);
+    // Non-ASCII around the key (a no-break space): such a file alone is read as a string, to trim it as one.
+    if (text.some((b) => b >= 0x80)) return decode(new TextDecoder().decode(text), what);
+  }
   const at = (i: number) => (typeof text === 'string' ? text.charCodeAt(i) : text[i]!);
   let from = 0, to = text.length;
   while (from < to && isSpace(at(from))) from++;
