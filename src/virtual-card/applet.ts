@@ -23,8 +23,8 @@ import { KeyStore, newStamp, NVM_CAPACITY, type KeyRecord } from './keystore.ts'
  */
 const AEAD_DECIPHER_MOST = 2 ** 26 + 16;
 
-// The algorithm tables are the Mcs layer's (TS-0016 clause 9): one source of
-// key lengths, curves and hashes for the host and the card.
+// The algorithm tables are the backends' (src/backends/algorithms.ts, TS-0016
+// clause 9): one source of key lengths, curves and hashes for the host and the card.
 const DIGESTS: Readonly<Record<number, HashName>> = Object.fromEntries(Object.entries(HASHES).map(([a, h]) => [a, h.coreName]));
 const bySignatureFamily = <T>(family: string, f: (info: SignatureInfo) => T): Readonly<Record<number, T>> =>
   Object.fromEntries(Object.entries(SIGNATURES).filter(([, i]) => i.family === family).map(([alg, i]) => [alg, f(i)]));
