@@ -5,7 +5,7 @@
 // (/proc/<pid>/mem; Linux, root or the right to trace it) for the secret's bytes. The secrets are
 // held XOR-masked here, so that this file's own copies never match; a control secret kept live
 // shows the scan finds what is there.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { McsClient, McsEngine } from '../../src/index.ts';
 import { secretCopyArg } from '../../src/core/bytes.ts';
+import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { setupPcsc } from './pcsc-helpers.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -118,4 +120,49 @@ describe.skipIf(!readable)(`no image of a released secret stays in memory${reada
     await collect();
     expect(images({ secret, control })).toEqual({ secret: 0, control: 1 });
   });
+});
+
+// The PC/SC path with the card in a process of its own (`senv virtual-card`): what this process's
+// memory holds after the keys and messages went to the card is the host's (transport, backend,
+// bridge), never the card's key store.
+const pcsc = readable ? await setupPcsc() : { ok: false as const, reason: 'memory not readable' };
+describe.skipIf(!pcsc.ok)(`no image of a released secret stays in memory: the PC/SC SE${pcsc.ok ? '' : ` (skipped: ${pcsc.reason})`}`, () => {
+  it('keys imported into a card, and short messages it encrypted and MACed, after deleteKey and close', async () => {
+    if (!pcsc.ok) return;
+    const { env } = pcsc;
+    const dir = mkdtempSync(join(tmpdir(), 'senv-images-card-'));
+    const bin = fileURLToPath(new URL('../../bin/senv.js', import.meta.url));
+    const card = spawn(process.execPath, [bin, 'virtual-card', '--port', String(env.slot.port), '--store', join(dir, 'store.json')], { stdio: 'ignore' });
+    try {
+      await env.waitFor((st) => st.present, 20_000);
+      const aes = masked(16), mac = masked(32), msg = masked(40);
+      const b = new PcscBackend({ reader: env.slot.reader });
+      await b.open();
+      let k = unmask(aes);
+      const key = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', k);
+      k.fill(0);
+      k = unmask(mac);
+      const hk = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', k);
+      k.fill(0);
+      const m = unmask(msg);
+      const c = await b.cipher(1001, key, 'encrypt', { nonce: new Uint8Array(12) });
+      await c.update(m.subarray(0, 16));
+      expect((await c.final(m.subarray(16))).length).toBe(56);
+      const sgn = await b.signature(25, hk, { format: 'raw', prehashed: false });
+      await sgn.update(m.subarray(0, 16));
+      expect((await sgn.sign(m.subarray(16))).length).toBe(32);
+      m.fill(0);
+      b.deleteKey(key);
+      b.deleteKey(hk);
+      await b.close();
+      await collect();
+      expect(images({ aes, mac, msg, control })).toEqual({ aes: 0, mac: 0, msg: 0, control: 1 });
+    } finally {
+      card.kill('SIGTERM');
+      await new Promise((r) => card.once('exit', r));
+      await env.waitFor((st) => st.empty, 20_000).catch(() => undefined);
+      await env.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
