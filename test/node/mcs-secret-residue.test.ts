@@ -58,6 +58,21 @@ function watchSets(pick: (src: Uint8Array) => boolean): Uint8Array[] {
   return seen;
 }
 
+/** Whether the in-process card is running a command now: its own copies are the device's business. */
+function watchCard(reader: InProcessReader): { readonly busy: boolean } {
+  const state = { busy: false };
+  const apdu = reader.os.apdu.bind(reader.os);
+  patch(reader.os, 'apdu', (bytes: Uint8Array) => {
+    state.busy = true;
+    try {
+      return apdu(bytes);
+    } finally {
+      state.busy = false;
+    }
+  });
+  return state;
+}
+
 const zero = (a: Uint8Array) => a.every((b) => b === 0);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-residue-'));
 const MASTER = new Uint8Array(32).fill(9);
@@ -372,29 +387,20 @@ describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor show
     await b.open();
     const aesKey = rnd(16), hmacKey = rnd(32), msg = rnd(40), digest = rnd(32), data = rnd(40), tag = rnd(32);
     const secrets = [aesKey, hmacKey, msg, digest, data, tag].map((x) => x.subarray(0, 12));
-    let onCard = false;
-    const apdu = reader.os.apdu.bind(reader.os);
-    patch(reader.os, 'apdu', (bytes: Uint8Array) => {
-      onCard = true;
-      try {
-        return apdu(bytes);
-      } finally {
-        onCard = false;
-      }
-    });
+    const card = watchCard(reader);
     // Arrays the host makes inside the heap: of 64 bytes or less, by length or as a copy (a view over a buffer is neither).
     const inHeap = new WeakSet<Uint8Array>();
     const found: string[] = [];
     const copies: Uint8Array[] = [];
     const secretIn = (a: ArrayLike<number>) => secrets.some((x) => holds(a as Uint8Array, x));
     watchNew((made, from) => {
-      if (onCard || made.length === 0 || made.length > 64 || from instanceof ArrayBuffer) return;
+      if (card.busy || made.length === 0 || made.length > 64 || from instanceof ArrayBuffer) return;
       inHeap.add(made);
       if (secretIn(made)) copies.push(made);
     });
     const set = RealUint8Array.prototype.set;
     patch(RealUint8Array.prototype, 'set', function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
-      if (!onCard && inHeap.has(this) && src instanceof RealUint8Array && secretIn(src)) found.push(`set into ${this.length} bytes`);
+      if (!card.busy && inHeap.has(this) && src instanceof RealUint8Array && secretIn(src)) found.push(`set into ${this.length} bytes`);
       return set.call(this, src, offset);
     });
     const nonce = rnd(12);
@@ -441,19 +447,10 @@ describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor show
       return undefined;
     };
     // Every array the host side makes meanwhile (the card's own copies are the device's business).
-    let onCard = false;
-    const apdu = reader.os.apdu.bind(reader.os);
-    patch(reader.os, 'apdu', (bytes: Uint8Array) => {
-      onCard = true;
-      try {
-        return apdu(bytes);
-      } finally {
-        onCard = false;
-      }
-    });
+    const card = watchCard(reader);
     const hostArrays: Uint8Array[] = [];
     watchNew((made) => {
-      if (!onCard) hostArrays.push(made);
+      if (!card.busy) hostArrays.push(made);
     });
 
     const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', aesKey);
