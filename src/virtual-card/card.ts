@@ -5,7 +5,7 @@
 import { decodeCommand, encodeResponse, hex, type DecodedCommand, type ResponseApdu } from '../apdu/apdu.ts';
 import { ApduError } from '../apdu/errors.ts';
 import { channelOfCla } from '../apdu/transport.ts';
-import { concatBytes } from '../core/bytes.ts';
+import { concatBytes, secretBytes } from '../core/bytes.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { CardHandler } from './vpcd.ts';
 
@@ -228,7 +228,8 @@ export class VirtualCardOs implements CardHandler {
       chain.parts.push(plain.data);
       return { data: new Uint8Array(0), sw: SW.OK };
     }
-    const whole = ch.chain ? { ...plain, data: concatBytes([...ch.chain.parts, plain.data]) } : plain;
+    // Joined outside the JS heap: a chain may carry a key to import.
+    const whole = ch.chain ? { ...plain, data: concatBytes([...ch.chain.parts, plain.data], secretBytes) } : plain;
     ch.chain = null;
     return this.answer(ch, plain, applet.process(whole, ch, true));
   }
