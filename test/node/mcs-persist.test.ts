@@ -6,7 +6,7 @@
 // nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -643,8 +643,14 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         } else expect(String(store), name).toMatch(/is a symbolic link/);
         expect(readFileSync(victim, 'utf8'), name).toBe('not the store\'s');
         expect(statSync(victim).mode & 0o777, name).toBe(0o644);
-        rmSync(join(dir, name));
+        // A clean close removes a temporary file's name left in the directory (the link itself, never what it points to).
+        if (store instanceof JournalStore && name === 'snapshot.json.tmp') expect(() => lstatSync(join(dir, name)), name).toThrow(/ENOENT/);
+        rmSync(join(dir, name), { force: true });
       }
+      // Temporary files a crash left (sealed state no file refers to) are gone after a clean close.
+      for (const name of ['snapshot.json.tmp', 'meta.json.tmp']) writeFileSync(join(dir, name), 'left by a crash');
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
       // A FIFO where a file should be.
       rmSync(join(dir, 'journal.log'), { force: true });
       execFileSync('mkfifo', [join(dir, 'journal.log')]);

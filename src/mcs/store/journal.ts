@@ -308,6 +308,8 @@ export class JournalStore implements Persistence {
       // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
       if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
       if (this.#superseded && this.#cutAt === undefined) await this.#compact();
+      // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to.
+      for (const name of ['snapshot.json.tmp', 'meta.json.tmp']) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
     });
     this.#closed = true;
     await last;
