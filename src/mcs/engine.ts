@@ -889,6 +889,8 @@ function checkOptions(o: McsEngineOptions): void {
   for (const name of ['masterKeyFile', 'masterKeyEnv'] as const) {
     if (o[name] !== undefined && (typeof o[name] !== 'string' || o[name] === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
   }
+  // A name no environment can hold (Node would say to set it, Deno that it needs --allow-env).
+  if (o.masterKeyEnv !== undefined && /[=\0]/.test(o.masterKeyEnv)) throw new InvalidInputError('masterKeyEnv must be a variable name, without "=" or NUL');
   if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
   // Without a data directory nothing is sealed: a caller who gave a key believes otherwise (in a browser above all).
   if (o.dataDir === undefined && (o.masterKey ?? o.masterKeyFile ?? o.masterKeyEnv) !== undefined) {

@@ -65,16 +65,36 @@ export const PCSC_INSTALL_HINT =
   '(npm 12 runs a dependency\'s install script only once approved: `npm install-scripts approve onem2m-senv` first; ' +
   'in a senv checkout: `node scripts/build-native.mjs`); to reach readers, pcscd must be running';
 
+type Permission = { name: 'env'; variable: string } | { name: 'read' | 'ffi'; path: string };
+
+/**
+ * Whether Deno grants `p` (always, elsewhere). Asked before each use: in a terminal, Deno would stop
+ * at a prompt for what is not granted and wait for an answer.
+ */
+function granted(p: Permission): boolean {
+  const deno = (globalThis as { Deno?: { permissions: { querySync(p: Permission): { state: string } } } }).Deno;
+  return !deno || deno.permissions.querySync(p).state === 'granted';
+}
+
+/** What Deno was not granted, as the flags to give. */
+class NotGranted extends Error {}
+
 // src/pcsc/ in a checkout, dist/src/pcsc/ once compiled: walk up to the package root.
 function findAddon(): string | null {
   // A relative path is the caller's, from the working directory, as for any path in the environment
   // (require() would take it from this module's directory, or "x.node" as a package name).
+  if (!granted({ name: 'env', variable: 'SENV_PCSC_ADDON' })) throw new NotGranted('--allow-env=SENV_PCSC_ADDON');
   if (process.env.SENV_PCSC_ADDON) return resolve(process.env.SENV_PCSC_ADDON);
   let dir = dirname(fileURLToPath(import.meta.url));
+  let refused: string | undefined;
   for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, ADDON))) return join(dir, ADDON);
+    const candidate = join(dir, ADDON);
+    // A place it may not look is no place it is; if it is found nowhere, the first such place is named.
+    if (!granted({ name: 'read', path: candidate })) refused ??= candidate;
+    else if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
+  if (refused) throw new NotGranted(`--allow-read=${refused}`);
   return null;
 }
 
@@ -93,11 +113,14 @@ function load(): NativeAddon | PcscUnavailableError {
     // Finding it reads the environment and the file system too: Deno refuses either without its permission.
     path = findAddon();
     if (!path) return new PcscUnavailableError(`the native PC/SC bridge is not built: ${PCSC_INSTALL_HINT}`);
+    const missing = (['read', 'ffi'] as const).filter((name) => !granted({ name, path: path! })).map((name) => `--allow-${name}=${path}`);
+    if (missing.length) throw new NotGranted(missing.join(' '));
     return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
     // Deno refuses a native addon without --allow-ffi: nothing to install or rebuild then. Node
     // appends the require stack on lines of its own: the first line names the cause.
     const where = path ? ` at ${path}` : '';
+    if (e instanceof NotGranted) return new PcscUnavailableError(`the native PC/SC bridge${where} needs permission to load: run Deno with ${e.message}`);
     return new PcscUnavailableError(
       ['NotCapable', 'PermissionDenied'].includes((e as Error).name)
         ? `the native PC/SC bridge${where} needs permission to load: run Deno with --allow-ffi, --allow-read and --allow-env`

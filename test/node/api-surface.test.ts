@@ -236,7 +236,7 @@ describe('public API surface', () => {
       [{ files: {} }, /files/], [{ store: { load: 1 } }, /store/],
       [{ dataDir: '/tmp/x', masterKey: 'deadbeef' }, /masterKey must be a Uint8Array/], [{ dataDir: '/tmp/x', masterKey: 42 }, /masterKey must be a Uint8Array/],
       // A master key without a data directory seals nothing: refused, not ignored.
-      [{ masterKey: new Uint8Array(32) }, /give dataDir too/], [{ masterKeyFile: '/nonexistent/key' }, /give dataDir too/], [{ masterKeyEnv: 'NOPE' }, /give dataDir too/],
+      [{ dataDir: '/tmp/x', masterKeyEnv: 'A=B' }, /masterKeyEnv must be a variable name/], [{ masterKey: new Uint8Array(32) }, /give dataDir too/], [{ masterKeyFile: '/nonexistent/key' }, /give dataDir too/], [{ masterKeyEnv: 'NOPE' }, /give dataDir too/],
     ];
     for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
     for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);

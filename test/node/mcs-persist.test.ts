@@ -1202,7 +1202,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const raw = nodeCrypto.randomBytes(32);
       raw[0] = 0x80;
       // Printable text includes spaces, tabs and CRLF line ends: a passphrase is never a raw key.
-      for (const text of [raw.subarray(0, 16).toString('hex'), raw.subarray(0, 24).toString('base64'), 'correct-horse-battery-staple-xy\n', 'correct horse battery staple xy\n', 'correct\thorse\tbattery\tstaple12\r\n']) {
+      for (const text of [raw.subarray(0, 16).toString('hex'), raw.subarray(0, 24).toString('base64'), 'correct-horse-battery-staple-xy\n', 'correct horse battery staple xy\n', 'correct\thorse\tbattery\tstaple12\r\n',
+        `\uFEFF${'a'.repeat(28)}\n`]) {
         writeFileSync(file, text);
         await expect(McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file }), JSON.stringify(text)).rejects.toMatchObject({
           name: 'StateError', message: expect.stringMatching(/ambiguous.*64 hex digits.*base64 of 32 bytes/),
@@ -1335,6 +1336,10 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     const top = tempDir();
     try {
       writeFileSync(join(top, 'file'), 'x');
+      // A regular file where the directory should be, or as one of its levels: ENOTDIR, as on Deno.
+      await expect(McsEngine.create({ dataDir: join(top, 'file'), masterKey: KEY })).rejects.toMatchObject({ message: `the data directory ${join(top, 'file')} cannot be opened (ENOTDIR)` });
+      // Below /proc/self a level exists and mkdir in it answers ENOENT: refused, where Node's recursive mkdir looped for ever.
+      await expect(McsEngine.create({ dataDir: '/proc/self/senv-data', masterKey: KEY })).rejects.toMatchObject({ message: 'the data directory /proc/self/senv-data cannot be opened (ENOENT)' });
       const dataDir = join(top, 'file', 'data');
       await expect(McsEngine.create({ dataDir, masterKey: KEY })).rejects.toMatchObject({
         name: 'StateError', code: 'ERR_STATE', message: `the data directory ${dataDir} cannot be opened (ENOTDIR)`, cause: { code: 'ENOTDIR' },
@@ -1363,16 +1368,21 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       writeFileSync(keyFile, '00'.repeat(32));
       // The sources may be read, the key file and the environment may not.
       const dataDir = join(top, 'data');
-      const { code, out } = await runChild(deno, ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))}`, fixture, keyFile, dataDir], { killMs: 20_000 });
-      expect({ code, lines: out.trim().split('\n') }).toEqual({
-        code: 0,
-        lines: [
-          'StateError: the master key variable SENV_MASTER_KEY cannot be read (NotCapable; on Deno: --allow-env=SENV_MASTER_KEY)',
-          expect.stringMatching(/^StateError: the master key variable A=B cannot be read \((NotCapable|TypeError); on Deno: --allow-env=A=B\)$/),
-          `StateError: the master key file ${keyFile} cannot be read (NotCapable; on Deno: --allow-read=${keyFile})`,
-          `StateError: the data directory ${dataDir} cannot be opened (NotCapable; on Deno: --allow-read=${dataDir} --allow-write=${dataDir})`,
-        ],
-      });
+      const args = ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))}`, fixture, keyFile, dataDir];
+      const expected = [
+        'StateError: the master key variable SENV_MASTER_KEY cannot be read (NotCapable; on Deno: --allow-env=SENV_MASTER_KEY)',
+        expect.stringMatching(/^StateError: the master key variable A=B cannot be read \((NotCapable|TypeError); on Deno: --allow-env=A=B\)$/),
+        `StateError: the master key file ${keyFile} cannot be read (NotCapable; on Deno: --allow-read=${keyFile})`,
+        `StateError: the data directory ${dataDir} cannot be opened (NotCapable; on Deno: --allow-read=${dataDir} --allow-write=${dataDir})`,
+      ];
+      const { code, out } = await runChild(deno, args, { killMs: 20_000 });
+      expect({ code, lines: out.trim().split('\n') }).toEqual({ code: 0, lines: expected });
+      // The same in a terminal (script(1) gives Deno one), where Deno would ask at a prompt for what is not
+      // granted and wait for good: senv asks Deno first and refuses alike.
+      if (existsSync('/usr/bin/script')) {
+        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { killMs: 20_000 });
+        expect({ code: tty.code, lines: tty.out.replace(/\r/g, '').trim().split('\n') }, 'in a terminal').toEqual({ code: 0, lines: expected });
+      }
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

@@ -5,6 +5,7 @@
 // wait, whose 'exit' event Deno.exit() does not dispatch (it dispatches
 // 'unload'). Without --allow-ffi the error is
 // test/deno/pcsc-permission.test.ts's.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mcsCases } from '../portable/mcs.ts';
@@ -34,13 +35,22 @@ async function runDeno(args: string[], reader: string, killMs: number, mark?: st
 
 describe('the PC/SC bridge under Deno with too few permissions', () => {
   // No pcscd needed: what is refused is the loading. test/deno/pcsc-permission.test.ts covers --allow-read --allow-env.
-  for (const granted of [[], ['--allow-ffi'], ['--allow-ffi', '--allow-env'], ['--allow-ffi', '--allow-read']]) {
-    it(`${granted.join(' ') || 'no permission'}: PcscUnavailableError naming the permissions, not Deno's own error`, async () => {
-      const r = await runChild(deno, ['run', ...granted, 'test/deno-pcsc/load-native.ts'], { cwd: root, env: {}, killMs: 30_000 });
+  // What is missing first: the environment variable that may name the addon, then the addon's path to read, then to load.
+  const addon = /--allow-(read|ffi)=\S+native\/build\/Release\/senv_pcsc\.node/;
+  for (const [granted, missing] of [[[], /--allow-env=SENV_PCSC_ADDON/], [['--allow-ffi'], /--allow-env=SENV_PCSC_ADDON/],
+    [['--allow-ffi', '--allow-env'], addon], [['--allow-read', '--allow-env'], addon]] as const) {
+    it(`${granted.join(' ') || 'no permission'}: PcscUnavailableError naming the permission it lacks, not Deno's own error, also in a terminal`, async () => {
+      const args = ['run', ...granted, 'test/deno-pcsc/load-native.ts'];
+      const r = await runChild(deno, args, { cwd: root, env: {}, killMs: 30_000 });
       const out = plain(r.out + r.err);
       expect(out, out).toContain('PcscUnavailableError: the native PC/SC bridge');
-      expect(out, out).toContain('needs permission to load: run Deno with --allow-ffi, --allow-read and --allow-env');
-    }, 40_000);
+      expect(out, out).toMatch(new RegExp(`needs permission to load: run Deno with ${missing.source}`));
+      // In a terminal (script(1) gives Deno one) Deno would ask at a prompt and wait: senv asks first.
+      if (existsSync('/usr/bin/script')) {
+        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { cwd: root, env: {}, killMs: 30_000 });
+        expect(plain(tty.out), 'in a terminal').toMatch(new RegExp(`needs permission to load: run Deno with ${missing.source}`));
+      }
+    }, 70_000);
   }
 });
 

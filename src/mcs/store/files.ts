@@ -94,8 +94,8 @@ interface DenoApi {
   stat(p: string): Promise<{ isFile: boolean }>;
   lstat(p: string): Promise<{ isSymlink: boolean; isFile: boolean }>;
   link(a: string, b: string): Promise<void>;
-  permissions: { query(d: { name: 'read'; path: string }): Promise<{ state: string }> };
-  errors: { NotFound: new () => Error; AlreadyExists: new () => Error };
+  permissions: { query(d: { name: 'read' | 'write'; path: string }): Promise<{ state: string }> };
+  errors: { NotFound: new () => Error; AlreadyExists: new () => Error; NotCapable?: new (message: string) => Error; PermissionDenied: new (message: string) => Error };
 }
 
 export async function openFiles(): Promise<Files> {
@@ -260,10 +260,29 @@ async function nodeFiles(): Promise<Files> {
       await f.sync();
     })),
     remove: (path) => unlessMissing(missing, () => fs.unlink(path)),
+    // Level by level, not `recursive: true`, which loops for ever where a level exists but mkdir in it
+    // answers ENOENT (below /proc/self): a level that is no directory is ENOTDIR, as on Deno.
     mkdir: async (path) => {
-      const created = await fs.mkdir(path, { recursive: true, mode: DIR_MODE });
-      if (created !== undefined) await fs.chmod(path, DIR_MODE);
-      return created;
+      const missingLevels: string[] = [];
+      for (let p = trimSlashes(path); ; p = parentOf(p)) {
+        try {
+          if (!(await fs.stat(p)).isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' });
+          break;
+        } catch (e) {
+          if (code(e) !== 'ENOENT' || parentOf(p) === p) throw e;
+          missingLevels.unshift(p);
+        }
+      }
+      for (const p of missingLevels) {
+        try {
+          await fs.mkdir(p, { mode: DIR_MODE });
+        } catch (e) {
+          // Made meanwhile by another opener: a directory is as good as one made here.
+          if (code(e) !== 'EEXIST' || !(await fs.stat(p).catch(() => undefined))?.isDirectory()) throw e;
+        }
+      }
+      if (missingLevels.length) await fs.chmod(path, DIR_MODE);
+      return missingLevels[0];
     },
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
     lockHeld: async (_path, pid, _osLocked, stamp) => {
@@ -320,7 +339,16 @@ function denoFiles(deno: DenoApi): Files {
     if (info.isSymlink) throw symbolicLink(path);
     if (!info.isFile) throw notRegular(path);
   };
-  const readable = async (path: string) => (await deno.permissions.query({ name: 'read', path })).state === 'granted';
+  const granted = async (name: 'read' | 'write', path: string) => (await deno.permissions.query({ name, path })).state === 'granted';
+  const readable = (path: string) => granted('read', path);
+  const Refused = deno.errors.NotCapable ?? deno.errors.PermissionDenied;
+  /**
+   * Refuses, as Deno itself does without a terminal, what the permissions do not grant: with one, Deno
+   * would stop at an interactive prompt and wait for an answer no engine can give.
+   */
+  const need = async (path: string, ...names: ('read' | 'write')[]) => {
+    for (const name of names) if (!(await granted(name, path))) throw new Refused(`Requires ${name} access to "${path}", run again with the --allow-${name} flag`);
+  };
   const exists = async (path: string) => {
     try {
       await deno.stat(path);
@@ -333,6 +361,7 @@ function denoFiles(deno: DenoApi): Files {
   return {
     pid: deno.pid,
     read: async (path, anyKind) => {
+      await need(path, 'read');
       try {
         if (!anyKind && !(await deno.stat(path)).isFile) throw notRegular(path);
         return await deno.readFile(path);
@@ -342,6 +371,7 @@ function denoFiles(deno: DenoApi): Files {
       }
     },
     append: async (path, data) => {
+      await need(path, 'read', 'write');
       let f: DenoFile;
       try {
         await notLink(path);
@@ -355,14 +385,18 @@ function denoFiles(deno: DenoApi): Files {
         await f.sync();
       });
     },
-    writeDurable: async (path, data) => use(await create(path, { write: true, truncate: true }), async (f) => {
-      await writeAll(f, data);
-      await f.sync();
-    }),
+    writeDurable: async (path, data) => {
+      await need(path, 'read', 'write');
+      await use(await create(path, { write: true, truncate: true }), async (f) => {
+        await writeAll(f, data);
+        await f.sync();
+      });
+    },
     // As on Node, written whole and linked in; the OS lock is taken on the file before the link,
     // so whoever finds the lock finds it locked.
     createLock: async (path, data) => {
       const tmp = `${path}.${deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+      await need(path, 'read', 'write');
       const f = await create(tmp, { write: true, createNew: true });
       let linked = false;
       try {
@@ -386,18 +420,27 @@ function denoFiles(deno: DenoApi): Files {
       return async () => f.close();
     },
     osLocks: true,
-    rename: (a, b) => deno.rename(a, b),
+    rename: async (a, b) => {
+      await need(a, 'read', 'write');
+      await need(b, 'read', 'write');
+      await deno.rename(a, b);
+    },
     truncate: (path, n) => unlessMissing(missing, async () => {
+      await need(path, 'read', 'write');
       await notLink(path);
       await withFile(path, { read: true, write: true }, async (f) => {
         await f.truncate(n);
         await f.sync();
       });
     }),
-    remove: (path) => unlessMissing(missing, () => deno.remove(path)),
+    remove: async (path) => {
+      await need(path, 'write');
+      await unlessMissing(missing, () => deno.remove(path));
+    },
     // The topmost missing level is looked for only where reading is granted already (asking for
     // more would stop at a prompt): above that, a level it made goes unreported.
     mkdir: async (path) => {
+      await need(path, 'read', 'write');
       if (await exists(path)) return undefined;
       let top = trimSlashes(path);
       for (let up = parentOf(top); up !== top && (await readable(up)) && !(await exists(up)); up = parentOf(up)) top = up;
@@ -415,6 +458,7 @@ function denoFiles(deno: DenoApi): Files {
     // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
     lockHeld: async (path, _pid, osLocked) => {
       if (!osLocked) return undefined;
+      await need(path, 'read');
       let f: DenoFile;
       try {
         f = await deno.open(path, { read: true });

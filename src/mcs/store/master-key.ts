@@ -33,8 +33,10 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
         raw.fill(0);
       }
     }
-    // 32 bytes of text are no raw key but an encoding too short for one (32 hex digits, base64 of 24 bytes, a passphrase and a newline).
-    if (raw.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
+    // 32 bytes of text are no raw key but an encoding too short for one (32 hex digits, base64 of 24 bytes, a passphrase and a newline),
+    // a UTF-8 byte order mark and what follows it too.
+    const bom = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
+    if (raw.subarray(bom).every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
       raw.fill(0);
       throw new StateError('the master key file holds 32 bytes of text, which is ambiguous: write the key as 64 hex digits or as base64 of 32 bytes (or as 32 raw binary bytes)');
     }
@@ -49,13 +51,19 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
 }
 
 function env(name: string): string | undefined {
-  const g = globalThis as { Deno?: { env: { get(n: string): string | undefined } }; process?: { env: Record<string, string | undefined> } };
+  const g = globalThis as {
+    Deno?: { env: { get(n: string): string | undefined }; permissions: { querySync(d: { name: 'env'; variable: string }): { state: string } } };
+    process?: { env: Record<string, string | undefined> };
+  };
   if (!g.Deno) return g.process?.env[name];
+  const refused = (kind: string) => new StateError(`the master key variable ${name} cannot be read (${kind}; on Deno: --allow-env=${name})`);
   try {
+    // Asked first: in a terminal, Deno would stop at a prompt for what is not granted. A name Deno
+    // refuses ("A=B") is a TypeError of either call.
+    if (g.Deno.permissions.querySync({ name: 'env', variable: name }).state !== 'granted') throw refused('NotCapable');
     return g.Deno.env.get(name);
   } catch (e) {
-    // Deno without --allow-env (NotCapable), or a name it refuses (a TypeError for "A=B").
-    throw new StateError(`the master key variable ${name} cannot be read (${failureKind(e)}; on Deno: --allow-env=${name})`);
+    throw e instanceof StateError ? e : refused(failureKind(e));
   }
 }
 
