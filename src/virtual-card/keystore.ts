@@ -10,7 +10,7 @@ import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdir
 import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
-import { failureKind, InvalidInputError, StateError } from '../core/errors.ts';
+import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
@@ -52,14 +52,19 @@ export class KeyStore {
   constructor(private readonly path?: string, newSerial: () => Uint8Array = () => new Uint8Array(8)) {
     this.serial = newSerial();
     if (!path) return;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.unlock = lockStore(path);
+    try {
+      denoGrants(dirname(path));
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      this.unlock = lockStore(path);
+    } catch (e) {
+      throw refused(path, e);
+    }
     try {
       sweepTemps(path);
       this.load(path);
     } catch (e) {
       this.close();
-      throw e;
+      throw refused(path, e);
     }
   }
 
@@ -186,7 +191,7 @@ export class KeyStore {
       } catch {
         // never created
       }
-      throw e;
+      throw refused(this.path, e);
     } finally {
       data.fill(0);
     }
@@ -231,9 +236,38 @@ function sweepTemps(path: string): void {
  * another start time: pids are reused) is taken over; a live holder's is a
  * StateError naming the process.
  */
+/**
+ * The file system's refusal (an errno code, Deno's permission error) as a StateError naming the
+ * store, the code and, on Deno, the permissions; senv's own errors as they are.
+ */
+function refused(path: string, e: unknown): unknown {
+  if (e instanceof SenvError) return e;
+  const kind = failureKind(e);
+  const dir = dirname(path);
+  return new StateError(`virtual card store ${path} cannot be used (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
+}
+
+type DenoPermissions = { permissions: { querySync(d: { name: 'read' | 'write'; path: string }): { state: string } } };
+const denoOf = () => (globalThis as { Deno?: DenoPermissions }).Deno;
+
+/** On Deno, refuses (as Deno does without a terminal) what is not granted: in a terminal Deno would prompt for it. */
+function denoGrants(dir: string): void {
+  for (const name of ['read', 'write'] as const) {
+    if (denoOf() && denoOf()!.permissions.querySync({ name, path: dir }).state !== 'granted') {
+      throw Object.assign(new Error(`Requires ${name} access to "${dir}"`), { name: 'NotCapable' });
+    }
+  }
+}
+
+/** A file's text, on Deno only where reading it is granted. */
+function readGranted(file: string): string {
+  if (denoOf() && denoOf()!.permissions.querySync({ name: 'read', path: file }).state !== 'granted') throw new StateError(`no read permission for ${file}`);
+  return readFileSync(file, 'utf8');
+}
+
 function lockStore(path: string): () => void {
   const lock = `${path}.lock`;
-  const stamp = (pid: number) => stampFrom((p) => readFileSync(p, 'utf8'), pid);
+  const stamp = (pid: number) => stampFrom(readGranted, pid);
   const mine = JSON.stringify({ pid: process.pid, stamp: stamp(process.pid) } satisfies LockHolder);
   const unique = `${lock}.${process.pid}.${Math.random().toString(36).slice(2)}`;
   const code = (e: unknown) => (e as { code?: string }).code;

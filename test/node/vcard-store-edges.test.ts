@@ -11,6 +11,8 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runChild } from './run-child.ts';
 import { encodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { DO, INS, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
@@ -90,6 +92,24 @@ function patchFs(wrap: Record<string, (orig: (...a: any[]) => any) => (...a: any
 
 describe('virtual card key store (its file, its lock)', () => {
   afterEach(() => vi.restoreAllMocks());
+
+  it('on Deno without write permission: a StateError naming the permission, also in a terminal (no prompt)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-deno-'));
+    try {
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-card-store.ts', import.meta.url));
+      const store = join(dir, 'vc', 'store.json');
+      const args = ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))},${dir}`, fixture, store];
+      const expected = `StateError: virtual card store ${store} cannot be used (NotCapable; on Deno: --allow-read=${join(dir, 'vc')} --allow-write=${join(dir, 'vc')})`;
+      expect((await runChild(deno, args, { killMs: 20_000 })).out.trim()).toBe(expected);
+      if (existsSync('/usr/bin/script')) {
+        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { killMs: 20_000 });
+        expect(tty.out.replace(/\r/g, '').trim(), 'in a terminal').toBe(expected);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 45_000);
 
   // docs/pcsc.md: default `$XDG_DATA_HOME/senv/virtual-card-<slot>.json`; a fresh user has no senv directory.
   it('a store whose directories do not exist yet is created, directories private (0700), the file written at once (0600)', () => withDir((dir) => {
