@@ -86,15 +86,16 @@ function findAddon(): string | null {
   if (!granted({ name: 'env', variable: 'SENV_PCSC_ADDON' })) throw new NotGranted('--allow-env=SENV_PCSC_ADDON');
   if (process.env.SENV_PCSC_ADDON) return resolve(process.env.SENV_PCSC_ADDON);
   let dir = dirname(fileURLToPath(import.meta.url));
-  let refused: string | undefined;
+  const refused: string[] = [];
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, ADDON);
-    // A place it may not look is no place it is; if it is found nowhere, the first such place is named.
-    if (!granted({ name: 'read', path: candidate })) refused ??= candidate;
+    // A place it may not look is no place it is; if it is found nowhere, every such place is named
+    // (one of them is the package root's, where a built addon is).
+    if (!granted({ name: 'read', path: candidate })) refused.push(candidate);
     else if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  if (refused) throw new NotGranted(`--allow-read=${refused}`);
+  if (refused.length) throw new NotGranted(`--allow-read=${refused.join(',')}`);
   return null;
 }
 

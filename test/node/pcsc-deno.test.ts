@@ -5,6 +5,7 @@
 // wait, whose 'exit' event Deno.exit() does not dispatch (it dispatches
 // 'unload'). Without --allow-ffi the error is
 // test/deno/pcsc-permission.test.ts's.
+import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,7 +37,8 @@ async function runDeno(args: string[], reader: string, killMs: number, mark?: st
 describe('the PC/SC bridge under Deno with too few permissions', () => {
   // No pcscd needed: what is refused is the loading. test/deno/pcsc-permission.test.ts covers --allow-read --allow-env.
   // What is missing first: the environment variable that may name the addon, then the addon's path to read, then to load.
-  const addon = /--allow-(read|ffi)=\S+native\/build\/Release\/senv_pcsc\.node/;
+  // Every place it may be, the package root's among them, or the one found.
+  const addon = new RegExp(`--allow-(read|ffi)=(\\S+,)?${join(root, 'native/build/Release/senv_pcsc.node').replace(/[.]/g, '\\.')}(,|\\s|$)`);
   for (const [granted, missing] of [[[], /--allow-env=SENV_PCSC_ADDON/], [['--allow-ffi'], /--allow-env=SENV_PCSC_ADDON/],
     [['--allow-ffi', '--allow-env'], addon], [['--allow-read', '--allow-env'], addon]] as const) {
     it(`${granted.join(' ') || 'no permission'}: PcscUnavailableError naming the permission it lacks, not Deno's own error, also in a terminal`, async () => {

@@ -397,6 +397,7 @@ function denoFiles(deno: DenoApi): Files {
     createLock: async (path, data) => {
       const tmp = `${path}.${deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       await need(path, 'read', 'write');
+      await need(tmp, 'read', 'write');
       const f = await create(tmp, { write: true, createNew: true });
       let linked = false;
       try {
@@ -422,7 +423,7 @@ function denoFiles(deno: DenoApi): Files {
     osLocks: true,
     rename: async (a, b) => {
       await need(a, 'read', 'write');
-      await need(b, 'read', 'write');
+      await need(b, 'write');
       await deno.rename(a, b);
     },
     truncate: (path, n) => unlessMissing(missing, async () => {
