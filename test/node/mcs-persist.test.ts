@@ -1338,6 +1338,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       writeFileSync(join(top, 'file'), 'x');
       // A regular file where the directory should be, or as one of its levels: ENOTDIR, as on Deno.
       await expect(McsEngine.create({ dataDir: join(top, 'file'), masterKey: KEY })).rejects.toMatchObject({ message: `the data directory ${join(top, 'file')} cannot be opened (ENOTDIR)` });
+      // A symbolic link to nothing in its place: ENOENT, not the EEXIST mkdir answers for the name.
+      symlinkSync(join(top, 'nowhere'), join(top, 'dangling'));
+      await expect(McsEngine.create({ dataDir: join(top, 'dangling'), masterKey: KEY })).rejects.toMatchObject({ message: `the data directory ${join(top, 'dangling')} cannot be opened (ENOENT)` });
       // Below /proc/self a level exists and mkdir in it answers ENOENT: refused, where Node's recursive mkdir looped for ever.
       await expect(McsEngine.create({ dataDir: '/proc/self/senv-data', masterKey: KEY })).rejects.toMatchObject({ message: 'the data directory /proc/self/senv-data cannot be opened (ENOENT)' });
       const dataDir = join(top, 'file', 'data');

@@ -277,8 +277,12 @@ async function nodeFiles(): Promise<Files> {
         try {
           await fs.mkdir(p, { mode: DIR_MODE });
         } catch (e) {
-          // Made meanwhile by another opener: a directory is as good as one made here.
-          if (code(e) !== 'EEXIST' || !(await fs.stat(p).catch(() => undefined))?.isDirectory()) throw e;
+          if (code(e) !== 'EEXIST') throw e;
+          // Made meanwhile by another opener: a directory is as good as one made here. A name that is there
+          // and yet reads as missing is a symbolic link to nothing: ENOENT, as the file system says of it.
+          const made = await fs.stat(p).catch(() => undefined);
+          if (!made) throw Object.assign(new Error(`${p} is a symbolic link to nothing`), { code: 'ENOENT' });
+          if (!made.isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' });
         }
       }
       if (missingLevels.length) await fs.chmod(path, DIR_MODE);
