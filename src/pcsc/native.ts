@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { granted } from '../core/permissions.ts';
 import { PcscUnavailableError } from './errors.ts';
 
 export interface NativeReaderState {
@@ -64,17 +65,6 @@ export const PCSC_INSTALL_HINT =
   'Fedora: dnf install pcsc-lite-devel gcc-c++ make), then build the bridge with `npm rebuild onem2m-senv` ' +
   '(npm 12 runs a dependency\'s install script only once approved: `npm install-scripts approve onem2m-senv` first; ' +
   'in a senv checkout: `node scripts/build-native.mjs`); to reach readers, pcscd must be running';
-
-type Permission = { name: 'env'; variable: string } | { name: 'read' | 'ffi'; path: string };
-
-/**
- * Whether Deno grants `p` (always, elsewhere). Asked before each use: in a terminal, Deno would stop
- * at a prompt for what is not granted and wait for an answer.
- */
-function granted(p: Permission): boolean {
-  const deno = (globalThis as { Deno?: { permissions: { querySync(p: Permission): { state: string } } } }).Deno;
-  return !deno || deno.permissions.querySync(p).state === 'granted';
-}
 
 /** What Deno was not granted, as the flags to give. */
 class NotGranted extends Error {}

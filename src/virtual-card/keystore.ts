@@ -11,6 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
+import { granted } from '../core/permissions.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
@@ -247,21 +248,16 @@ function refused(path: string, e: unknown): unknown {
   return new StateError(`virtual card store ${path} cannot be used (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
 }
 
-type DenoPermissions = { permissions: { querySync(d: { name: 'read' | 'write'; path: string }): { state: string } } };
-const denoOf = () => (globalThis as { Deno?: DenoPermissions }).Deno;
-
 /** On Deno, refuses (as Deno does without a terminal) what is not granted: in a terminal Deno would prompt for it. */
 function denoGrants(dir: string): void {
   for (const name of ['read', 'write'] as const) {
-    if (denoOf() && denoOf()!.permissions.querySync({ name, path: dir }).state !== 'granted') {
-      throw Object.assign(new Error(`Requires ${name} access to "${dir}"`), { name: 'NotCapable' });
-    }
+    if (!granted({ name, path: dir })) throw Object.assign(new Error(`Requires ${name} access to "${dir}"`), { name: 'NotCapable' });
   }
 }
 
 /** A file's text, on Deno only where reading it is granted. */
 function readGranted(file: string): string {
-  if (denoOf() && denoOf()!.permissions.querySync({ name: 'read', path: file }).state !== 'granted') throw new StateError(`no read permission for ${file}`);
+  if (!granted({ name: 'read', path: file })) throw new StateError(`no read permission for ${file}`);
   return readFileSync(file, 'utf8');
 }
 

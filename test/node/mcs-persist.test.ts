@@ -16,7 +16,7 @@ import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
-import { runChild, runModule } from './run-child.ts';
+import { runChild, runInTerminal, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
@@ -1319,7 +1319,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
       // script(1) gives Deno a terminal, where a permission it lacks is asked for and waits for an answer.
       const run = async (dir: string, perms: string) => {
-        const { code, out } = await runChild('script', ['-qec', `${deno} run ${perms} ${fixture} ${dir} ${top}`, '/dev/null'], { killMs: 15_000 });
+        const { code, out } = await runInTerminal(deno, ['run', ...perms.split(' '), fixture, dir, top], { killMs: 15_000 });
         return { code, asked: out.includes('Allow?'), out: out.trim() };
       };
       const only = (dir: string) => `--allow-read=${dir} --allow-write=${dir}`;
@@ -1382,10 +1382,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       expect({ code, lines: out.trim().split('\n') }).toEqual({ code: 0, lines: expected });
       // The same in a terminal (script(1) gives Deno one), where Deno would ask at a prompt for what is not
       // granted and wait for good: senv asks Deno first and refuses alike.
-      if (existsSync('/usr/bin/script')) {
-        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { killMs: 20_000 });
-        expect({ code: tty.code, lines: tty.out.replace(/\r/g, '').trim().split('\n') }, 'in a terminal').toEqual({ code: 0, lines: expected });
-      }
+      const tty = await runInTerminal(deno, args, { killMs: 20_000 });
+      expect({ code: tty.code, lines: tty.out.replace(/\r/g, '').trim().split('\n') }, 'in a terminal').toEqual({ code: 0, lines: expected });
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

@@ -6,14 +6,13 @@
 // 'unload'). Without --allow-ffi the error is
 // test/deno/pcsc-permission.test.ts's.
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mcsCases } from '../portable/mcs.ts';
 import { mcsCipherCases } from '../portable/mcs-cipher.ts';
 import { mcsRuleCases } from '../portable/mcs-rules.ts';
 import { setupPcsc, type PcscTestEnv } from './pcsc-helpers.ts';
-import { runChild } from './run-child.ts';
+import { runChild, runInTerminal } from './run-child.ts';
 
 const setup = await setupPcsc();
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,10 +47,8 @@ describe('the PC/SC bridge under Deno with too few permissions', () => {
       expect(out, out).toContain('PcscUnavailableError: the native PC/SC bridge');
       expect(out, out).toMatch(new RegExp(`needs permission to load: run Deno with ${missing.source}`));
       // In a terminal (script(1) gives Deno one) Deno would ask at a prompt and wait: senv asks first.
-      if (existsSync('/usr/bin/script')) {
-        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { cwd: root, env: {}, killMs: 30_000 });
-        expect(plain(tty.out), 'in a terminal').toMatch(new RegExp(`needs permission to load: run Deno with ${missing.source}`));
-      }
+      const tty = await runInTerminal(deno, args, { cwd: root, env: {}, killMs: 30_000 });
+      expect(plain(tty.out), 'in a terminal').toMatch(new RegExp(`needs permission to load: run Deno with ${missing.source}`));
     }, 70_000);
   }
 });

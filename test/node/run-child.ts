@@ -46,6 +46,14 @@ export function runChild(command: string, args: readonly string[], opts: ChildOp
   });
 }
 
+/**
+ * `command` run in a terminal of its own, which script(1) gives it: where a prompt would wait for an
+ * answer (Deno asking for a permission), the run waits too, until `killMs`.
+ */
+export function runInTerminal(command: string, args: readonly string[], opts?: ChildOptions): Promise<ChildRun> {
+  return runChild('script', ['-qec', [command, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], opts);
+}
+
 /** Node running `script` as an ES module. */
 export function runModule(script: string, opts?: ChildOptions): Promise<ChildRun> {
   return runChild(process.execPath, ['--input-type=module', '-e', script], opts);

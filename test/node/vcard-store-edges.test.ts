@@ -12,7 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runChild } from './run-child.ts';
+import { runChild, runInTerminal } from './run-child.ts';
 import { encodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { DO, INS, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
@@ -102,10 +102,8 @@ describe('virtual card key store (its file, its lock)', () => {
       const args = ['run', `--allow-read=${fileURLToPath(new URL('../../', import.meta.url))},${dir}`, fixture, store];
       const expected = `StateError: virtual card store ${store} cannot be used (NotCapable; on Deno: --allow-read=${join(dir, 'vc')} --allow-write=${join(dir, 'vc')})`;
       expect((await runChild(deno, args, { killMs: 20_000 })).out.trim()).toBe(expected);
-      if (existsSync('/usr/bin/script')) {
-        const tty = await runChild('/usr/bin/script', ['-qec', [deno, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { killMs: 20_000 });
-        expect(tty.out.replace(/\r/g, '').trim(), 'in a terminal').toBe(expected);
-      }
+      const tty = await runInTerminal(deno, args, { killMs: 20_000 });
+      expect(tty.out.replace(/\r/g, '').trim(), 'in a terminal').toBe(expected);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

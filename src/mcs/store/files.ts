@@ -11,6 +11,7 @@
 
 import { StateError } from '../../core/errors.ts';
 import { secretCopy } from '../../core/bytes.ts';
+import { granted } from '../../core/permissions.ts';
 
 export interface Files {
   /**
@@ -94,7 +95,6 @@ interface DenoApi {
   stat(p: string): Promise<{ isFile: boolean }>;
   lstat(p: string): Promise<{ isSymlink: boolean; isFile: boolean }>;
   link(a: string, b: string): Promise<void>;
-  permissions: { query(d: { name: 'read' | 'write'; path: string }): Promise<{ state: string }> };
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error; NotCapable?: new (message: string) => Error; PermissionDenied: new (message: string) => Error };
 }
 
@@ -343,15 +343,14 @@ function denoFiles(deno: DenoApi): Files {
     if (info.isSymlink) throw symbolicLink(path);
     if (!info.isFile) throw notRegular(path);
   };
-  const granted = async (name: 'read' | 'write', path: string) => (await deno.permissions.query({ name, path })).state === 'granted';
-  const readable = (path: string) => granted('read', path);
+  const readable = (path: string) => granted({ name: 'read', path });
   const Refused = deno.errors.NotCapable ?? deno.errors.PermissionDenied;
   /**
    * Refuses, as Deno itself does without a terminal, what the permissions do not grant: with one, Deno
    * would stop at an interactive prompt and wait for an answer no engine can give.
    */
-  const need = async (path: string, ...names: ('read' | 'write')[]) => {
-    for (const name of names) if (!(await granted(name, path))) throw new Refused(`Requires ${name} access to "${path}", run again with the --allow-${name} flag`);
+  const need = (path: string, ...names: ('read' | 'write')[]) => {
+    for (const name of names) if (!granted({ name, path })) throw new Refused(`Requires ${name} access to "${path}", run again with the --allow-${name} flag`);
   };
   const exists = async (path: string) => {
     try {
@@ -365,7 +364,7 @@ function denoFiles(deno: DenoApi): Files {
   return {
     pid: deno.pid,
     read: async (path, anyKind) => {
-      await need(path, 'read');
+      need(path, 'read');
       try {
         if (!anyKind && !(await deno.stat(path)).isFile) throw notRegular(path);
         return await deno.readFile(path);
@@ -375,7 +374,7 @@ function denoFiles(deno: DenoApi): Files {
       }
     },
     append: async (path, data) => {
-      await need(path, 'read', 'write');
+      need(path, 'read', 'write');
       let f: DenoFile;
       try {
         await notLink(path);
@@ -390,7 +389,7 @@ function denoFiles(deno: DenoApi): Files {
       });
     },
     writeDurable: async (path, data) => {
-      await need(path, 'read', 'write');
+      need(path, 'read', 'write');
       await use(await create(path, { write: true, truncate: true }), async (f) => {
         await writeAll(f, data);
         await f.sync();
@@ -400,8 +399,8 @@ function denoFiles(deno: DenoApi): Files {
     // so whoever finds the lock finds it locked.
     createLock: async (path, data) => {
       const tmp = `${path}.${deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      await need(path, 'read', 'write');
-      await need(tmp, 'read', 'write');
+      need(path, 'read', 'write');
+      need(tmp, 'read', 'write');
       const f = await create(tmp, { write: true, createNew: true });
       let linked = false;
       try {
@@ -426,12 +425,12 @@ function denoFiles(deno: DenoApi): Files {
     },
     osLocks: true,
     rename: async (a, b) => {
-      await need(a, 'read', 'write');
-      await need(b, 'write');
+      need(a, 'read', 'write');
+      need(b, 'write');
       await deno.rename(a, b);
     },
     truncate: (path, n) => unlessMissing(missing, async () => {
-      await need(path, 'read', 'write');
+      need(path, 'read', 'write');
       await notLink(path);
       await withFile(path, { read: true, write: true }, async (f) => {
         await f.truncate(n);
@@ -439,16 +438,16 @@ function denoFiles(deno: DenoApi): Files {
       });
     }),
     remove: async (path) => {
-      await need(path, 'write');
+      need(path, 'write');
       await unlessMissing(missing, () => deno.remove(path));
     },
     // The topmost missing level is looked for only where reading is granted already (asking for
     // more would stop at a prompt): above that, a level it made goes unreported.
     mkdir: async (path) => {
-      await need(path, 'read', 'write');
+      need(path, 'read', 'write');
       if (await exists(path)) return undefined;
       let top = trimSlashes(path);
-      for (let up = parentOf(top); up !== top && (await readable(up)) && !(await exists(up)); up = parentOf(up)) top = up;
+      for (let up = parentOf(top); up !== top && readable(up) && !(await exists(up)); up = parentOf(up)) top = up;
       await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
       await deno.chmod(path, DIR_MODE);
       return top;
@@ -456,14 +455,14 @@ function denoFiles(deno: DenoApi): Files {
     // Only where reading is granted already: opening a directory the permissions do not name would
     // stop at an interactive prompt (the journal flushes the data directory's parent, best effort).
     syncDir: async (path) => {
-      if (!(await readable(path))) throw new StoreFileError(`no read permission for ${path}`, 'EACCES');
+      if (!readable(path)) throw new StoreFileError(`no read permission for ${path}`, 'EACCES');
       await withFile(path, { read: true }, (f) => f.sync());
     },
     stamp: undefined,
     // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
     lockHeld: async (path, _pid, osLocked) => {
       if (!osLocked) return undefined;
-      await need(path, 'read');
+      need(path, 'read');
       let f: DenoFile;
       try {
         f = await deno.open(path, { read: true });

@@ -4,6 +4,7 @@
 // is text), 64 hex digits, or base64 of 32 bytes.
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
+import { granted } from '../../core/permissions.ts';
 import { fromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
@@ -52,7 +53,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
 
 function env(name: string): string | undefined {
   const g = globalThis as {
-    Deno?: { env: { get(n: string): string | undefined }; permissions: { querySync(d: { name: 'env'; variable: string }): { state: string } } };
+    Deno?: { env: { get(n: string): string | undefined } };
     process?: { env: Record<string, string | undefined> };
   };
   if (!g.Deno) return g.process?.env[name];
@@ -60,7 +61,7 @@ function env(name: string): string | undefined {
   try {
     // Asked first: in a terminal, Deno would stop at a prompt for what is not granted. A name Deno
     // refuses ("A=B") is a TypeError of either call.
-    if (g.Deno.permissions.querySync({ name: 'env', variable: name }).state !== 'granted') throw refused('NotCapable');
+    if (!granted({ name: 'env', variable: name })) throw refused('NotCapable');
     return g.Deno.env.get(name);
   } catch (e) {
     throw e instanceof StateError ? e : refused(failureKind(e));

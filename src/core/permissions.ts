@@ -1,0 +1,11 @@
+// Deno's permissions, asked before each use: in a terminal, Deno stops at an
+// interactive prompt for one that is not granted and waits for an answer no
+// engine or card process can give. Elsewhere everything is granted.
+
+export type Permission = { name: 'read' | 'write' | 'ffi'; path: string } | { name: 'env'; variable: string };
+
+/** Whether the runtime grants `p` (always, outside Deno). May throw Deno's TypeError for a name it refuses ("A=B"). */
+export function granted(p: Permission): boolean {
+  const deno = (globalThis as { Deno?: { permissions: { querySync(p: Permission): { state: string } } } }).Deno;
+  return !deno || deno.permissions.querySync(p).state === 'granted';
+}
