@@ -257,6 +257,8 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         // Of [deviceInfo] its owner may set acpi (TS-0001's common attribute), nothing else.
         ok(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { acpi: [trusted] } }), 2004, '[deviceInfo] acpi');
         fails(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:dvi': { fwv: 'x' } }), 4000, '[deviceInfo] fwv', /read-only/);
+        // By TS-0001's long names too (fwVersion, not firmwareVersion): a known attribute, refused as read-only.
+        for (const name of ['fwVersion', 'swVersion', 'hwVersion']) fails(await owner.update(owner.path('reg', 'deviceInfo'), { 'm2m:deviceInfo': { [name]: 'x' } }), 4000, `[deviceInfo] ${name}`, new RegExp(`${name}.*read-only|read-only.*${name}`));
         // Registering is a CREATE <SE> at the M2M-SE-ID: anywhere else an unregistered originator learns nothing.
         const reg = { 'senv:Senv': { sID: owner.seId, seL: engine.describe(owner.seId)!.description.securityLevel } };
         // A policy the originator may not retrieve is answered as an address that holds none, registered or not:

@@ -27,9 +27,9 @@ export const deviceInfoType: ResourceType = {
     { name: 'manufacturer', sn: 'man', ...RO, type: { kind: 'string' } },
     { name: 'model', sn: 'mod', ...RO, type: { kind: 'string' } },
     { name: 'deviceType', sn: 'dty', ...RO, type: { kind: 'string' } },
-    { name: 'firmwareVersion', sn: 'fwv', ...RO, type: { kind: 'string' } },
-    { name: 'softwareVersion', sn: 'swv', ...RO, type: { kind: 'string' } },
-    { name: 'hardwareVersion', sn: 'hwv', ...RO, type: { kind: 'string' } },
+    { name: 'fwVersion', sn: 'fwv', ...RO, type: { kind: 'string' } },
+    { name: 'swVersion', sn: 'swv', ...RO, type: { kind: 'string' } },
+    { name: 'hwVersion', sn: 'hwv', ...RO, type: { kind: 'string' } },
     // Where random bytes come from, per rngType: a software SE has no physical RNG and says so here.
     { name: 'description', sn: 'dc', ...RO, type: { kind: 'string' } },
   ],
@@ -56,8 +56,8 @@ function describeDevice(ctx: Context, res: Resource): void {
   const rng = Object.entries(d.rngSources).map(([t, s]) => `rngType ${t}: ${s}`).join('; ');
   for (const [k, v] of Object.entries({
     mgmtDefinition: 1007, deviceLabel: ctx.host.seId, manufacturer: d.manufacturer, model: d.model,
-    deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, firmwareVersion: d.firmwareVersion,
-    softwareVersion: d.softwareVersion, hardwareVersion: d.hardwareVersion ?? 'unknown', description: rng,
+    deviceType: `SEType ${d.seType}, security level ${d.securityLevel}`, fwVersion: d.firmwareVersion,
+    swVersion: d.softwareVersion, hwVersion: d.hardwareVersion ?? 'unknown', description: rng,
   })) res.attrs.set(k, v);
 }
 
