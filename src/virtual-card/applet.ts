@@ -193,7 +193,8 @@ export class SenvApplet implements Applet {
 
   private mse(cmd: DecodedCommand, ctx: ChannelContext): Uint8Array {
     if (cmd.p1 !== MSE_SET || !Object.values(CRT).includes(cmd.p2 as never)) throw new CardStatus(SW.WRONG_P1P2);
-    const tlv = template(cmd.data);
+    // Its own copy: the environment outlives the command, whose joined chain the card OS zeroizes.
+    const tlv = template(cmd.data.slice());
     const alg = must(findTlv(tlv, TAG.ALGORITHM), SW.WRONG_DATA);
     const ref = findTlv(tlv, TAG.KEY_REF);
     if (alg.length !== 2 || (ref && ref.length !== 1)) throw new CardStatus(SW.WRONG_DATA);

@@ -228,10 +228,15 @@ export class VirtualCardOs implements CardHandler {
       chain.parts.push(plain.data);
       return { data: new Uint8Array(0), sw: SW.OK };
     }
-    // Joined outside the JS heap: a chain may carry a key to import.
-    const whole = ch.chain ? { ...plain, data: concatBytes([...ch.chain.parts, plain.data], secretBytes) } : plain;
+    // Joined outside the JS heap, and zeroized once the applet is done with it (the applet copies what
+    // it keeps): a chain may carry a key to import.
+    const joined = ch.chain ? concatBytes([...ch.chain.parts, plain.data], secretBytes) : undefined;
     ch.chain = null;
-    return this.answer(ch, plain, applet.process(whole, ch, true));
+    try {
+      return this.answer(ch, plain, applet.process(joined ? { ...plain, data: joined } : plain, ch, true));
+    } finally {
+      joined?.fill(0);
+    }
   }
 
   private endChain(ch: Channel): void {

@@ -8,7 +8,7 @@ import { encodeCommand, hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { CRT, DO, INS, PSO, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv } from '../../src/apdu/tlv.ts';
 import { ecdsa, gcm, hmac, initSync, sha256 } from '../../src/core/index.ts';
-import { SHORT_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
+import { CardStatus, SHORT_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
 import { allZero, cmds, macWith, makeCard, pattern, publicPoint, slots, text } from './vcard-kit.ts';
 
@@ -449,6 +449,42 @@ describe('virtual card edges (mutation review)', () => {
     expect(raw('10 A4 04 00 05 F0 53 45 4E 56')).toBe('6884');
     expect(raw('10 70 00 00 01')).toBe('6884');
     expect(hex(c.ok(cmds.openChannel())), 'no channel was opened by the refused link').toBe('01');
+  });
+  it('15b. a joined chain (which may carry a key to import) is zeroized once the applet answered, or refused it', () => {
+    const seen: Uint8Array[] = [];
+    let refuse = false;
+    const applet = {
+      aid: SENV_AID, select: () => new Uint8Array(0), streams: () => false, dropChain: () => undefined, power: () => undefined,
+      process: (cmd: { data: Uint8Array }) => {
+        seen.push(cmd.data);
+        if (refuse) throw new CardStatus(0x6a80);
+        return Uint8Array.of(cmd.data.length);
+      },
+    };
+    const os = new VirtualCardOs([applet]);
+    os.power('cold');
+    const sw = (cmd: CommandApdu) => hex(os.apdu(encodeCommand(cmd)).subarray(-2));
+    expect(sw(cmds.select(SENV_AID))).toBe('9000');
+    const link = (data: Uint8Array, more: boolean): CommandApdu => ({ cla: more ? 0x10 : 0, ins: INS.PUT_DATA, p1: DO.KEY, p2: 0x10, data, ne: 256 });
+    for (const [i, last] of [[0, '9000'], [1, '6A80']] as const) {
+      refuse = i === 1;
+      expect(sw(link(pattern(200, 7), true))).toBe('9000');
+      expect(sw(link(pattern(100, 9), false)), `chain ${i}`).toBe(last);
+      const joined = seen.at(-1)!;
+      expect(joined.length, 'the applet saw the whole chain').toBe(300);
+      expect(allZero(joined), `chain ${i}: zeroized after the applet`).toBe(true);
+    }
+  });
+  it('15c. a chained MSE:SET (associated data longer than one short command) keeps what it set after the card OS zeroized the joined chain', () => {
+    const c = makeCard(SHORT_LIMITS);
+    const key = pattern(16, 3), nonce = pattern(12, 5), aad = pattern(600, 11), msg = pattern(40, 13);
+    c.ok(cmds.putKey(0x10, 1001, [1], key));
+    const data = cmds.mse(CRT.CT, 1001, [0x10], [[TAG.IV, nonce], [TAG.AAD, aad]]).data!;
+    for (let o = 0; o < data.length; o += 255) {
+      const more = o + 255 < data.length;
+      expect(c.send({ cla: more ? 0x10 : 0, ins: INS.MSE, p1: 0x41, p2: CRT.CT, data: data.subarray(o, o + 255) }).sw).toBe('9000');
+    }
+    expect(hex(c.ok({ ...cmds.pso(PSO.ENCIPHER, msg), ne: 256 }))).toBe(hex(gcm(key, nonce, aad).encrypt(msg)));
   });
   it('16. GENERATE checks P1-P2 before its data (6A86 before 6A80); GET CHALLENGE and the deleting PUT DATA take no data field (6700)', () => {
     const c = makeCard();
