@@ -144,12 +144,17 @@ function parse(raw: unknown): McsRequest {
   };
 }
 
-/** rt: every request over Mcs is blocking (TS-0016 7.2.2); flexBlocking lets the receiver choose, so it is too. */
+/**
+ * rt (TS-0004 m2m:responseType): every request over Mcs is blocking (TS-0016 7.2.2), rtv 3, the
+ * default; 4 flexBlocking lets the receiver choose, so it is blocking too. 1 and 2 (non-blocking,
+ * synchronous and asynchronous) and 5 (noResponse: the receiver would answer nothing) are modes Mcs
+ * does not have.
+ */
 function responseType(rt: unknown): void {
-  const rtv = typeof rt === 'object' && rt !== null ? (rt as { rtv?: unknown }).rtv : undefined;
-  if (rtv === 1 || rtv === 4) return;
-  if (rtv === 2 || rtv === 3) throw new McsError(RSC.NON_BLOCKING_REQUEST_NOT_SUPPORTED, 'only blocking requests are served over Mcs (rt rtv 1)');
-  throw badRequest('rt (responseType) must be { "rtv": 1 } (blocking)');
+  const rtv = typeof rt === 'object' && rt !== null ? member(rt, 'rtv', 'responseTypeValue') : undefined;
+  if (rtv === 3 || rtv === 4) return;
+  if (rtv === 1 || rtv === 2 || rtv === 5) throw new McsError(RSC.NON_BLOCKING_REQUEST_NOT_SUPPORTED, `only blocking requests are served over Mcs (rt rtv 3, not ${rtv})`);
+  throw badRequest('rt (responseType) must be { "rtv": 3 } (blocking)');
 }
 
 /** rcn: what this layer answers with, named; anything else is refused rather than ignored. */

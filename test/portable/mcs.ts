@@ -147,7 +147,9 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal((await engine.send({ ...base, rvi: '9' })).rvi, undefined, 'an unsupported rvi is not echoed');
         // Request parameters of TS-0001 table 8.1.2-3 this layer reads: rt, rcn, ot, rqet; others are refused by name.
         const parameters: [Record<string, unknown>, number, RegExp?][] = [
-          [{ rt: { rtv: 2 } }, 5206, /blocking/], [{ rt: { rtv: 3, nu: ['x'] } }, 5206], [{ rt: 1 }, 4000, /rt/], [{ rt: { rtv: 9 } }, 4000],
+          // TS-0004's responseType: 1 and 2 non-blocking (synchronous, asynchronous), 5 noResponse; 3 blocking, 4 flexBlocking.
+          [{ rt: { rtv: 1 } }, 5206, /blocking.*not 1/], [{ rt: { rtv: 2, nu: ['x'] } }, 5206], [{ rt: { rtv: 5 } }, 5206], [{ rt: { responseTypeValue: 1 } }, 5206],
+          [{ rt: 1 }, 4000, /rt/], [{ rt: { rtv: 9 } }, 4000], [{ rt: { rtv: 0 } }, 4000], [{ rt: { rtv: '3' } }, 4000], [{ rt: {} }, 4000],
           [{ rcn: 0 }, 4000, /rcn.*RETRIEVE/], [{ rcn: 4 }, 4000, /rcn/], [{ rcn: '1' }, 4000], [{ op: 4, rcn: 1 }, 4000, /DELETE/],
           [{ ot: 'yesterday' }, 4000, /ot/], [{ rqet: -5 }, 4000, /rqet/], [{ rqet: '2020' }, 4000],
           [{ fc: { lbl: ['x'] } }, 4000, /'fc' is not supported/], [{ drt: 1 }, 4000],
@@ -159,8 +161,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const r = await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L1', releaseVersionIndicator: '4' });
         ok(r, 2000, 'long names');
         equal(r.rvi, '4', 'rvi echoed');
-        ok(await engine.send({ ...base, rt: { rtv: 1 }, rcn: 1, ot: '20261122T120000', rqet: '29991231T000000' }), 2000, 'rt, rcn, ot, rqet');
-        ok(await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L2', responseType: { rtv: 4 }, resultContent: 1, originatingTimestamp: '20261122T120000', requestExpirationTimestamp: 60000 }), 2000, 'their long names; flexBlocking is served blocking');
+        ok(await engine.send({ ...base, rt: { rtv: 3 }, rcn: 1, ot: '20261122T120000', rqet: '29991231T000000' }), 2000, 'rt, rcn, ot, rqet');
+        ok(await engine.send({ operation: 2, to: seId, from: 'CAE1', requestIdentifier: 'L2', responseType: { responseTypeValue: 4 }, resultContent: 1, originatingTimestamp: '20261122T120000', requestExpirationTimestamp: 60000 }), 2000, 'their long names; flexBlocking is served blocking');
         fails(await engine.send({ ...base, rqet: '20200101T000000' }), 4008, 'expired rqet', /rqet/);
         fails(await engine.send({ ...base, rqet: 0 }), 4008, 'rqet of 0 ms');
         const quiet = await engine.send({ op: 1, to: seId, fr: 'CAE1', rqi: 'q', ty: 20004, rcn: 0, pc: { 'senv:Hsh': { rn: 'quiet', Halg: 4 } } });
