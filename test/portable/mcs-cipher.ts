@@ -90,7 +90,9 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         ct[ct.length - 1]! ^= 1;
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'genuine ciphertext');
         fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong AAD');
-        ok(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { aD: b64(p.aad), nc: b64(rnd(12)) } }), 2004, 'the right AAD, another nonce of the right length');
+        const written = body(ok(await s.update(s.path('reg', 'c', 'p'), { 'senv:algP': { aD: b64(p.aad), nc: b64(rnd(12)), Clab: 1 } }), 2004, 'the right AAD, another nonce of the right length'), 'senv:algP');
+        // docs/mcs.md "Responses": an UPDATE echoes what it wrote but byte values.
+        equal(JSON.stringify(Object.keys(written).sort()), JSON.stringify(['Clab', 'lt', 'ri']), 'UPDATE echoes Clab, not aD or nc');
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'genuine ciphertext again');
         fails(await s.retrieve(s.path('reg', 'c', 'decrypt')), 4102, 'wrong nonce');
         equal(body(await s.retrieve(s.path('reg', 'c')), 'senv:Cph').cD, undefined, 'no calculatedData after a wrong nonce');
