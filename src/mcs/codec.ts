@@ -1,5 +1,6 @@
 // Serialized forms of attribute values: base64 for bytes (RFC 4648, strict)
 // and oneM2M timestamps (ISO 8601 basic format, 'YYYYMMDDTHHMMSS,ffffff', UTC).
+import { secretBytes } from '../core/bytes.ts';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const ASCII = new TextEncoder().encode(ALPHABET);
@@ -7,28 +8,63 @@ const DECODE = new Int16Array(128).fill(-1);
 for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 const text = new TextDecoder();
 
+// A key's text (keyData, a key in the data directory, a master key file) is encoded and decoded by
+// arithmetic on each character, with no table indexed by it and no branch on it: which line of a
+// table a key's text reads shows in the cache (Sieck et al. 2021 recovered keys from PEM decoding
+// so; BoringSSL and libsodium decode this way). It takes about twice the table's time, and other
+// values, messages included, reached senv as text a JSON parser read by table already: they keep
+// the table.
+/** -1 where c >= lo, else 0 (c and lo below 2^31). */
+const atLeast = (c: number, lo: number) => (lo - 1 - c) >> 31;
+/** -1 where c <= hi, else 0. */
+const atMost = (c: number, hi: number) => (c - hi - 1) >> 31;
+
+/** A base64 character's value (0 to 63), -1 for any other character. */
+function secretCode(c: number): number {
+  const upper = atLeast(c, 65) & atMost(c, 90), lower = atLeast(c, 97) & atMost(c, 122), digit = atLeast(c, 48) & atMost(c, 57);
+  const plus = atLeast(c, 43) & atMost(c, 43), slash = atLeast(c, 47) & atMost(c, 47);
+  return (upper & (c - 65)) | (lower & (c - 71)) | (digit & (c + 4)) | (plus & 62) | (slash & 63) | ~(upper | lower | digit | plus | slash);
+}
+
+/** The base64 character of a value from 0 to 63. */
+function secretChar(v: number): number {
+  return v + 65 + (atLeast(v, 26) & 6) - (atLeast(v, 52) & 75) - (atLeast(v, 62) & 15) + (atLeast(v, 63) & 3);
+}
+
+/** A hex digit's value (either case), -1 for any other character: by arithmetic, as secretCode. */
+export function hexValue(c: number): number {
+  const digit = atLeast(c, 48) & atMost(c, 57);
+  const l = c | 0x20;
+  const letter = atLeast(l, 97) & atMost(l, 102);
+  return (digit & (c - 48)) | (letter & (l - 87)) | ~(digit | letter);
+}
+
+const tableCode = (c: number) => (c < 128 ? DECODE[c]! : -1);
+const tableChar = (v: number) => ASCII[v]!;
+
 /**
  * The characters go into a byte array decoded once: appending them to a
  * string slowed to 20-30 MB/s from 1 MiB up (ropes); bench/mcs.ts measures
  * this against Node's Buffer. The array holds a secret's encoding and is
- * zeroized (the string cannot be).
+ * zeroized (the string cannot be). A `key`'s text is made as secretCode says.
  */
-export function toBase64(bytes: Uint8Array): string {
+export function toBase64(bytes: Uint8Array, key = false): string {
+  const char = key ? secretChar : tableChar;
   const n = bytes.length;
   const out = new Uint8Array(Math.ceil(n / 3) * 4);
   let i = 0, o = 0;
   for (; i + 2 < n; i += 3, o += 4) {
     const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out[o] = ASCII[v >> 18]!;
-    out[o + 1] = ASCII[(v >> 12) & 63]!;
-    out[o + 2] = ASCII[(v >> 6) & 63]!;
-    out[o + 3] = ASCII[v & 63]!;
+    out[o] = char(v >> 18);
+    out[o + 1] = char((v >> 12) & 63);
+    out[o + 2] = char((v >> 6) & 63);
+    out[o + 3] = char(v & 63);
   }
   if (i < n) {
     const v = (bytes[i]! << 16) | (i + 1 < n ? bytes[i + 1]! << 8 : 0);
-    out[o] = ASCII[v >> 18]!;
-    out[o + 1] = ASCII[(v >> 12) & 63]!;
-    out[o + 2] = i + 1 < n ? ASCII[(v >> 6) & 63]! : 61;
+    out[o] = char(v >> 18);
+    out[o + 1] = char((v >> 12) & 63);
+    out[o + 2] = i + 1 < n ? char((v >> 6) & 63) : 61;
     out[o + 3] = 61;
   }
   try {
@@ -55,18 +91,21 @@ function padding(s: string | Uint8Array): number {
 /**
  * Strict decoding: padded, canonical (unused bits zero), no whitespace.
  * Returns undefined when invalid. The text may be given as ASCII bytes (a key
- * file's), which, unlike a string, its reader can zeroize.
+ * file's), which, unlike a string, its reader can zeroize. A 'secret' value
+ * is decoded into memory outside the JS heap (secretBytes), a 'key' so too
+ * and as secretCode says.
  */
-export function fromBase64(s: string | Uint8Array, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array | undefined {
+export function fromBase64(s: string | Uint8Array, use: 'public' | 'secret' | 'key' = 'public'): Uint8Array | undefined {
   if (s.length % 4 !== 0) return undefined;
+  const code = use === 'key' ? secretCode : tableCode;
   const pad = padding(s);
-  const out = alloc(base64Length(s));
+  const out = use === 'public' ? new Uint8Array(base64Length(s)) : secretBytes(base64Length(s));
   let o = 0;
   for (let i = 0; i < s.length; i += 4) {
     const last = i + 4 === s.length;
-    const c0 = code(s, i), c1 = code(s, i + 1);
-    const c2 = last && pad === 2 ? 0 : code(s, i + 2);
-    const c3 = last && pad >= 1 ? 0 : code(s, i + 3);
+    const c0 = code(charAt(s, i)), c1 = code(charAt(s, i + 1));
+    const c2 = last && pad === 2 ? 0 : code(charAt(s, i + 2));
+    const c3 = last && pad >= 1 ? 0 : code(charAt(s, i + 3));
     if ((c0 | c1 | c2 | c3) < 0 || (last && ((pad === 2 && (c1 & 15)) || (pad === 1 && (c2 & 3))))) {
       // The text may be a key: what was decoded before the bad group must not stay behind.
       out.fill(0, 0, o);
@@ -78,11 +117,6 @@ export function fromBase64(s: string | Uint8Array, alloc: (n: number) => Uint8Ar
     if (o < out.length) out[o++] = n & 255;
   }
   return out;
-}
-
-function code(s: string | Uint8Array, i: number): number {
-  const c = charAt(s, i);
-  return c < 128 ? DECODE[c]! : -1;
 }
 
 function charAt(s: string | Uint8Array, i: number): number {

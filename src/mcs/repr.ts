@@ -46,7 +46,7 @@ async function exported(res: Resource, a: AttributeDef, key: KeyHandle, backend:
   if (a.read !== 'exportable' || res.attrs.get('keyExportable') !== true || key.kind !== 'secret') return undefined;
   const bytes = await backend.exportKey(key);
   try {
-    return binary ? bytes.slice() : toBase64(bytes);
+    return binary ? bytes.slice() : toBase64(bytes, true);
   } finally {
     bytes.fill(0);
   }

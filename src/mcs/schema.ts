@@ -10,7 +10,7 @@ import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
 import { bytesArg, isBytes, unreadableView } from '../core/errors.ts';
-import { secretBytes, secretCopy } from '../core/bytes.ts';
+import { secretCopy } from '../core/bytes.ts';
 import { isDataObject, MAX_DEPTH } from './snapshot.ts';
 
 export type Access = 'RO' | 'WO' | 'RW';
@@ -49,6 +49,8 @@ export interface AttributeDef {
   always?: boolean;
   /** Sealed at rest (AES-256-GCM) by the persistent store. */
   secret?: boolean;
+  /** A key's bytes: its base64 text is read and written in constant time (codec.ts). */
+  key?: boolean;
   /** UPDATE appends to the value (clause 7.5.1.1.3); the data is streamed to the backend. */
   append?: boolean;
   /** The value's byte length may not exceed the number held in this attribute (maxByteSize). */
@@ -226,7 +228,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       // Refused before copying or decoding: an oversized value (a key, data) leaves no copy behind, and costs no decode.
       if (typeof v === 'string') {
         if (base64Length(v) > maxBytes) throw tooLarge(a, maxBytes);
-        const b = a.secret ? fromBase64(v, secretBytes) : fromBase64(v);
+        const b = fromBase64(v, a.key ? 'key' : a.secret ? 'secret' : 'public');
         if (!b) throw bad('base64 (RFC 4648, padded)');
         return b;
       }

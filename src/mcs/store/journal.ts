@@ -48,7 +48,7 @@ import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, failureKind, SenvError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, toBase64 } from '../codec.ts';
-import { secretBytes, secretCopy, toHex } from '../../core/bytes.ts';
+import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
@@ -994,7 +994,7 @@ async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
     } catch (e) {
       throw new BackendFailure(e);
     }
-    return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: wiping(s.bytes, toBase64) } : { ref: s.ref }) } };
+    return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: wiping(s.bytes, (b) => toBase64(b, true)) } : { ref: s.ref }) } };
   }
   // A client's own JSON object (esi, kInf, pv ...) is wrapped, so that no
   // member it has can pass for one of the tags above when it is read back.
@@ -1021,7 +1021,7 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
       || (typeof k.bytes !== 'string' && typeof k.ref !== 'string')) {
       throw new TypeError('a key record of another form');
     }
-    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes, secretBytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
+    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes, 'key')! } : { form: 'reference', kind: k.kind, ref: k.ref! };
     try {
       return await host.backend.loadKey(k.spec, stored);
     } finally {

@@ -5,7 +5,7 @@
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { granted } from '../../core/permissions.ts';
-import { fromBase64 } from '../codec.ts';
+import { fromBase64, hexValue } from '../codec.ts';
 import { openFiles } from './files.ts';
 
 export interface MasterKeyOptions {
@@ -86,10 +86,10 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
   while (from < to && isSpace(at(from))) from++;
   while (to > from && isSpace(at(to - 1))) to--;
   let hex = to - from === 64;
-  for (let i = from; hex && i < to; i++) hex = hexDigit(at(i)) >= 0;
-  if (!hex) return check(fromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to), secretBytes), what);
+  for (let i = from; hex && i < to; i++) hex = hexValue(at(i)) >= 0;
+  if (!hex) return check(fromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to), 'key'), what);
   const key = secretBytes(32);
-  for (let i = 0; i < 32; i++) key[i] = (hexDigit(at(from + 2 * i)) << 4) | hexDigit(at(from + 2 * i + 1));
+  for (let i = 0; i < 32; i++) key[i] = (hexValue(at(from + 2 * i)) << 4) | hexValue(at(from + 2 * i + 1));
   return check(key, what);
 }
 
@@ -97,12 +97,6 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
 /** A hex digit's value, or -1. */
-function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const l = c | 0x20;
-  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
-}
-
 /** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
 function check(key: Uint8Array | undefined, what: string): Uint8Array {
   if (!key) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);

@@ -5,7 +5,7 @@ import { McsError, RSC } from '../rsc.ts';
 import { AuthenticationError, InvalidValueError, LengthError, PaddingError } from '../../core/errors.ts';
 
 export const keyData: AttributeDef = {
-  name: 'keyData', sn: 'kDt', access: 'WO', create: 'O', update: 'NP', type: { kind: 'bytes' }, read: 'exportable', secret: true,
+  name: 'keyData', sn: 'kDt', access: 'WO', create: 'O', update: 'NP', type: { kind: 'bytes' }, read: 'exportable', secret: true, key: true,
 };
 
 /** senv extension: keyData may be read back (RETRIEVE) only when this was true at CREATE. */
