@@ -85,8 +85,10 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
   let from = 0, to = text.length;
   while (from < to && isSpace(at(from))) from++;
   while (to > from && isSpace(at(to - 1))) to--;
-  let hex = to - from === 64;
-  for (let i = from; hex && i < to; i++) hex = hexValue(at(i)) >= 0;
+  // Every character looked at, whatever it is: where the first that is no hex digit stands is the key's.
+  let digits = 0;
+  for (let i = from; i < to; i++) digits |= hexValue(at(i));
+  const hex = to - from === 64 && digits >= 0;
   if (!hex) return check(fromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to), 'key'), what);
   const key = secretBytes(32);
   for (let i = 0; i < 32; i++) key[i] = (hexValue(at(from + 2 * i)) << 4) | hexValue(at(from + 2 * i + 1));
