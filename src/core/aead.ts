@@ -2,7 +2,7 @@
 // streaming objects, over a mode's five core calls. Decryption never
 // releases plaintext before the tag verified: the one-shot form wipes its
 // output on failure, the streaming form holds everything until final().
-import { concatBytes, EMPTY, outputTarget, SecretBuffer, written } from './bytes.ts';
+import { concatBytes, EMPTY, outputTarget, SecretBuffer, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
@@ -24,9 +24,9 @@ export interface AeadMode {
 export interface Aead {
   readonly tagLength: number;
   /** Returns ciphertext followed by the tag. */
-  encrypt(plaintext: Uint8Array): Uint8Array;
+  encrypt(plaintext: Uint8Array): Bytes;
   /** Takes ciphertext followed by the tag; throws AuthenticationError (and releases nothing) when the tag is wrong. */
-  decrypt(ciphertext: Uint8Array): Uint8Array;
+  decrypt(ciphertext: Uint8Array): Bytes;
   /** Streaming encryption: update() returns ciphertext as it is produced, final() the rest and the tag. */
   encryptStream(): AeadEncryptStream;
   /** Streaming decryption: update() only absorbs; final() verifies the tag, then returns all plaintext. */
@@ -34,18 +34,24 @@ export interface Aead {
 }
 
 /**
- * `into` (optional, on every streaming update and final): an array the output
- * is written to, from its start, when it has room for it; the result is then
- * a view of `into` and nothing is allocated.
+ * `into` (optional, on the calls that return output as it is produced: an
+ * encryption stream's update and a decryption stream's final; the encryption
+ * stream's final, which returns the tag, takes none): an array the output is
+ * written to, from its start, when it has room for it; the result is then a
+ * view of `into` and nothing is allocated. Without `into` the result is an
+ * array of its own (Bytes); with it, a view of `into` or, where `into` was too
+ * short, an array of its own, so typed as the caller's Uint8Array.
  */
 export interface AeadEncryptStream {
+  update(plaintext: Uint8Array): Bytes;
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
-  final(): Uint8Array;
+  final(): Bytes;
   destroy(): void;
 }
 
 export interface AeadDecryptStream {
   update(ciphertext: Uint8Array): this;
+  final(): Bytes;
   final(into?: Uint8Array): Uint8Array;
   destroy(): void;
 }
@@ -78,7 +84,7 @@ function verified(c: Core, mode: AeadMode, op: number, tagPtr: number, plaintext
 // output and tag land side by side in the output half and leave it in one
 // slice (no zero-filled array, no views: each costs about as much as
 // encrypting a few hundred bytes).
-export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Uint8Array {
+export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
   data = bytesArg(data, 'plaintext');
   return withKey(key, (c, k) => {
     const n = data.length, out = outPtr(c);
@@ -97,7 +103,7 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   });
 }
 
-export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Uint8Array {
+export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
   data = bytesArg(data, 'ciphertext');
   const t = mode.tagLength;
   if (data.length < t) throw new LengthError(`${mode.name}: input of ${data.length} bytes is shorter than the ${t}-byte tag`);
@@ -189,6 +195,8 @@ function startStream(mode: AeadMode, key: KeyInput, aad: Uint8Array, decrypt: bo
 class EncryptStream extends AeadStream implements AeadEncryptStream {
   #seen = 0;
 
+  update(plaintext: Uint8Array): Bytes;
+  update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     plaintext = bytesArg(plaintext, 'plaintext');
     this.live();
@@ -202,7 +210,7 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
     return written(out, plaintext.length);
   }
 
-  final(): Uint8Array {
+  final(): Bytes {
     const c = coreOf(this), op = this.live();
     const { mode, declared } = specOf(this);
     if (mode.needsLength && this.#seen !== declared) {
@@ -236,6 +244,8 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     return this;
   }
 
+  final(): Bytes;
+  final(into?: Uint8Array): Uint8Array;
   final(into?: Uint8Array): Uint8Array {
     if (into !== undefined) into = bytesArg(into, 'into');
     const c = coreOf(this), op = this.live();
@@ -308,6 +318,8 @@ abstract class CollectingStream {
 }
 
 class CollectingEncryptStream extends CollectingStream implements AeadEncryptStream {
+  update(plaintext: Uint8Array): Bytes;
+  update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     const target = into === undefined ? undefined : bytesArg(into, 'into');
     this.add(plaintext, 'plaintext');
@@ -315,7 +327,7 @@ class CollectingEncryptStream extends CollectingStream implements AeadEncryptStr
     return target ? target.subarray(0, 0) : new Uint8Array(0);
   }
 
-  final(): Uint8Array {
+  final(): Bytes {
     return this.finish(oneShotEncrypt);
   }
 }
@@ -326,6 +338,8 @@ class CollectingDecryptStream extends CollectingStream implements AeadDecryptStr
     return this;
   }
 
+  final(): Bytes;
+  final(into?: Uint8Array): Uint8Array;
   final(into?: Uint8Array): Uint8Array {
     if (into !== undefined) into = bytesArg(into, 'into');
     return this.finish((mode, key, aad, all) => {
@@ -358,11 +372,11 @@ class AeadImpl implements Aead {
     this.#messageLength = messageLength;
   }
 
-  encrypt(data: Uint8Array): Uint8Array {
+  encrypt(data: Uint8Array): Bytes {
     return oneShotEncrypt(this.#mode, this.#key, this.#aad, data);
   }
 
-  decrypt(data: Uint8Array): Uint8Array {
+  decrypt(data: Uint8Array): Bytes {
     return oneShotDecrypt(this.#mode, this.#key, this.#aad, data);
   }
 

@@ -2,12 +2,23 @@
 import { assertBytes, bytesArg, slotLength, stillReadable, unreadableView } from './errors.ts';
 
 /**
+ * A fresh array senv hands out: over an ArrayBuffer of its own, never shared
+ * memory. Spelt through slice() so that one declaration reads on every
+ * TypeScript the README names: 5.7 and later, where Uint8Array is generic,
+ * see a Uint8Array over ArrayBuffer (which the DOM's BufferSource and
+ * BlobPart take, and a plain Uint8Array, over ArrayBuffer or
+ * SharedArrayBuffer, is not); 5.4 sees Uint8Array.
+ */
+export type Bytes = ReturnType<Uint8Array['slice']>;
+
+/**
  * The one empty array, for defaults and results that stay inside senv (in a
  * micro-benchmark V8 11 took about 0.2 µs to create a zero-length typed
  * array, as long as a 1 KiB copy). Never handed to a caller: one that
  * transferred it to a worker would detach it for every module.
  */
-export const EMPTY = new Uint8Array(0);
+// Typed, not inferred: the inferred type would be declared generic, which TypeScript 5.4 cannot read.
+export const EMPTY: Bytes = new Uint8Array(0);
 
 /**
  * A zeroed array for secret bytes (keys), its memory outside the JS heap: V8
@@ -15,12 +26,12 @@ export const EMPTY = new Uint8Array(0);
  * heap, and a garbage collection that moves it leaves the old bytes behind
  * where zeroization cannot reach them (a review found key images so).
  */
-export function secretBytes(n: number): Uint8Array {
+export function secretBytes(n: number): Bytes {
   return new Uint8Array(new ArrayBuffer(n));
 }
 
 /** A private copy of secret bytes in memory secretBytes gives. */
-export function secretCopy(src: Uint8Array): Uint8Array {
+export function secretCopy(src: Uint8Array): Bytes {
   const out = secretBytes(src.length);
   out.set(src);
   return out;
@@ -32,7 +43,7 @@ export function secretCopy(src: Uint8Array): Uint8Array {
  * about the message's size rather than an array (and its bookkeeping) per piece.
  */
 export class SecretBuffer {
-  #buf: Uint8Array = EMPTY;
+  #buf: Bytes = EMPTY;
   #n = 0;
 
   get length(): number {
@@ -58,7 +69,7 @@ export class SecretBuffer {
   }
 
   /** Everything held, in an array of its own of exactly that length (secretBytes memory); the buffer is emptied. */
-  take(): Uint8Array {
+  take(): Bytes {
     // Never EMPTY itself (see written()).
     const out = this.#buf.length === this.#n && this.#buf !== EMPTY ? this.#buf : secretCopy(this.#buf.subarray(0, this.#n));
     if (out !== this.#buf) this.#buf.fill(0);
@@ -84,7 +95,7 @@ export class SecretBuffer {
  * that read alone moves a small array out of the heap and leaves its bytes
  * behind (bytesArg's view would, for the caller's own array).
  */
-export function secretCopyArg(value: unknown, name: string): Uint8Array {
+export function secretCopyArg(value: unknown, name: string): Bytes {
   assertBytes(value, name);
   const out = secretBytes(slotLength(value));
   try {
@@ -152,6 +163,8 @@ export function wroteInto(result: Uint8Array, into: Uint8Array | undefined): boo
  * the call's own): never EMPTY, even for nothing, since a caller that
  * transfers a result would detach the empty array every module shares.
  */
+export function written(target: Bytes, n: number): Bytes;
+export function written(target: Uint8Array, n: number): Uint8Array;
 export function written(target: Uint8Array, n: number): Uint8Array {
   return n === target.length ? target : target.subarray(0, n);
 }

@@ -3,7 +3,7 @@
 // 'iso9797-m2' (23) or 'pkcs5' (24, PKCS#7 to 16 bytes). CBC is not
 // authenticated: decryption releases plaintext as it goes, and whether the
 // padding was valid is visible to the caller (docs/aes.md).
-import { copyArg, outputTarget, written } from './bytes.ts';
+import { copyArg, outputTarget, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf } from './context.ts';
 import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
@@ -23,18 +23,20 @@ export interface CbcStream {
   /**
    * Returns the output ready so far (whole blocks; decryption keeps the last
    * block back). With `into` of at least data.length + 16 bytes the output is
-   * written there and the result is a view of it (nothing allocated).
+   * written there and the result is a view of it (nothing allocated); with a
+   * shorter `into`, an array of its own, so typed as the caller's Uint8Array.
    */
+  update(data: Uint8Array): Bytes;
   update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   /** Returns the rest: padding added (encryption) or checked and removed (decryption). */
-  final(): Uint8Array;
+  final(): Bytes;
   destroy(): void;
 }
 
 export interface Cbc {
-  encrypt(plaintext: Uint8Array): Uint8Array;
+  encrypt(plaintext: Uint8Array): Bytes;
   /** Method 1 ('iso9797-m1') cannot be undone: its zero bytes stay in the output. */
-  decrypt(ciphertext: Uint8Array): Uint8Array;
+  decrypt(ciphertext: Uint8Array): Bytes;
   encryptStream(): CbcStream;
   decryptStream(): CbcStream;
 }
@@ -57,7 +59,7 @@ function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Ar
 // slice. Longer input is written straight into one array of the largest size
 // the output can have (the input plus a padding block): no array per pumped
 // chunk and no join.
-function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt: boolean): Uint8Array {
+function run(c: Core, op: number, data: Uint8Array, padding: CbcPadding, decrypt: boolean): Bytes {
   if (data.length <= CHUNK) {
     const dst = outPtr(c);
     const w = data.length ? status(c.x.cbc_update(op, input(c, data), dst, data.length), padding, decrypt, []) : 0;
@@ -106,6 +108,8 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     this.#decrypt = decrypt;
   }
 
+  update(data: Uint8Array): Bytes;
+  update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   update(data: Uint8Array, into?: Uint8Array): Uint8Array {
     data = bytesArg(data, this.#decrypt ? 'ciphertext' : 'plaintext');
     const c = coreOf(this), op = this.live();
@@ -118,7 +122,7 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     }
   }
 
-  final(): Uint8Array {
+  final(): Bytes {
     const c = coreOf(this), op = this.live();
     try {
       const w = status(c.x.cbc_final(op, outPtr(c)), this.#padding, this.#decrypt, []);
@@ -160,11 +164,11 @@ class CbcImpl implements Cbc {
     this.#padding = padding;
   }
 
-  encrypt(data: Uint8Array): Uint8Array {
+  encrypt(data: Uint8Array): Bytes {
     return this.#oneShot(data, false);
   }
 
-  decrypt(data: Uint8Array): Uint8Array {
+  decrypt(data: Uint8Array): Bytes {
     return this.#oneShot(data, true);
   }
 
@@ -176,7 +180,7 @@ class CbcImpl implements Cbc {
     return new CbcStreamImpl(this.#key, this.#iv, this.#padding, true);
   }
 
-  #oneShot(data: Uint8Array, decrypt: boolean): Uint8Array {
+  #oneShot(data: Uint8Array, decrypt: boolean): Bytes {
     const padding = this.#padding;
     data = bytesArg(data, decrypt ? 'ciphertext' : 'plaintext');
     checkLength(data.length, padding, decrypt);

@@ -2,6 +2,7 @@
 // SP 800-38B, RFC 4493) and cbcMac(key, data) is CBC-MAC with a zero IV over
 // a non-empty whole number of blocks (18, ALG_AES_MAC_128_NOPAD). Both give
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
+import type { Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, LengthError } from './errors.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
@@ -16,7 +17,7 @@ export interface Mac {
   readonly blockLen: number;
   update(data: Uint8Array): this;
   /** The 16-byte MAC; the object is finished afterwards. */
-  digest(): Uint8Array;
+  digest(): Bytes;
   destroy(): void;
 }
 
@@ -28,7 +29,7 @@ function final(status: number, alg: number): number {
   return check(status, alg === CMAC ? 'AES-CMAC' : 'AES CBC-MAC');
 }
 
-function oneShot(alg: number, key: KeyInput, data: Uint8Array): Uint8Array {
+function oneShot(alg: number, key: KeyInput, data: Uint8Array): Bytes {
   key = checkKeyInput(key);
   data = bytesArg(data, 'data');
   if (alg === CBC_MAC && (data.length === 0 || data.length % 16 !== 0)) final(-2, alg);
@@ -64,7 +65,7 @@ class MacContext extends CoreContext implements Mac {
     return this;
   }
 
-  digest(): Uint8Array {
+  digest(): Bytes {
     const c = coreOf(this), op = this.live();
     try {
       final(c.x.mac_final(op, outPtr(c)), this.#alg);
@@ -81,12 +82,12 @@ class MacContext extends CoreContext implements Mac {
 }
 
 /** AES-CMAC (RFC 4493) of `data` under a 16- or 32-byte key (or an AesKey). */
-export function cmac(key: KeyInput, data: Uint8Array): Uint8Array {
+export function cmac(key: KeyInput, data: Uint8Array): Bytes {
   return oneShot(CMAC, key, data);
 }
 
 /** CBC-MAC with a zero IV; `data` must be a non-empty multiple of 16 bytes. */
-export function cbcMac(key: KeyInput, data: Uint8Array): Uint8Array {
+export function cbcMac(key: KeyInput, data: Uint8Array): Bytes {
   return oneShot(CBC_MAC, key, data);
 }
 

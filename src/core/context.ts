@@ -3,6 +3,7 @@
 // or, failing that, when the JS object is garbage-collected).
 import { core, contextRegistry, type Core } from './loader.ts';
 import { bytesArg, StateError, statusError } from './errors.ts';
+import type { Bytes } from './bytes.ts';
 
 /**
  * Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized
@@ -25,7 +26,7 @@ export function feed(c: Core, data: Uint8Array, step: (ptr: number, len: number)
 }
 
 /** Reads `len` bytes of output at `ptr` into a new array and zeroizes `used` bytes there. */
-export function takeOutput(c: Core, ptr: number, len: number, used = len, secret = false): Uint8Array {
+export function takeOutput(c: Core, ptr: number, len: number, used = len, secret = false): Bytes {
   const out = c.read(ptr, len, secret);
   c.x.zeroize(ptr, used);
   return out;

@@ -3,7 +3,7 @@
 // from the runtime's CSPRNG (crypto.getRandomValues on Node, Deno and
 // browsers) unless a test supplies its own source.
 import { core, type Core } from './loader.ts';
-import { EMPTY, secretBytes, secretCopy } from './bytes.ts';
+import { EMPTY, secretBytes, secretCopy, type Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
@@ -43,7 +43,7 @@ const ERR_STATE = -7;
 const systemEntropy: EntropySource = (n) => {
   const out = secretBytes(n);
   // secretBytes' array is over an ArrayBuffer, never shared memory, which getRandomValues refuses.
-  globalThis.crypto.getRandomValues(out as Uint8Array<ArrayBuffer>);
+  globalThis.crypto.getRandomValues(out);
   return out;
 };
 
@@ -52,11 +52,12 @@ const systemEntropy: EntropySource = (n) => {
  * after use: the system source's own, or a copy of what a caller's source
  * returned (which may be a buffer it keeps, as a known-answer replay does).
  */
-function take(source: EntropySource, n: number, what: string): Uint8Array {
+function take(source: EntropySource, n: number, what: string): Bytes {
   const returned = source(n);
   const b = bytesArg(returned, what);
   if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
-  return source === systemEntropy ? b : secretCopy(b);
+  // The system source's array is secretBytes' own (over an ArrayBuffer).
+  return source === systemEntropy ? (b as Bytes) : secretCopy(b);
 }
 
 /**
@@ -162,7 +163,7 @@ export class HmacDrbg extends CoreContext {
   }
 
   /** Returns `n` pseudorandom bytes (at most 65536 per request, as SP 800-90A allows). */
-  generate(n: number, input: Uint8Array = EMPTY): Uint8Array {
+  generate(n: number, input: Uint8Array = EMPTY): Bytes {
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
     if (n > MAX_REQUEST_BYTES) throw new LengthError(`HMAC_DRBG request of ${n} bytes exceeds ${MAX_REQUEST_BYTES}`);
     const additionalInput = bytesArg(input, 'additionalInput');
@@ -212,7 +213,7 @@ function sharedDrbg(): HmacDrbg {
 }
 
 /** `n` cryptographically secure random bytes from the shared HMAC_DRBG. */
-export function randomBytes(n: number): Uint8Array {
+export function randomBytes(n: number): Bytes {
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('byte count must be a non-negative integer');
   return generateAll(sharedDrbg(), n);
 }
@@ -221,9 +222,9 @@ export function randomBytes(n: number): Uint8Array {
  * `n` bytes from `drbg` in as many requests as SP 800-90A's limit needs; each
  * piece is zeroized once copied (the result may become a key).
  */
-export function generateAll(drbg: HmacDrbg, n: number): Uint8Array {
+export function generateAll(drbg: HmacDrbg, n: number): Bytes {
   if (n <= MAX_REQUEST_BYTES) return drbg.generate(n);
-  let out: Uint8Array;
+  let out: Bytes;
   try {
     out = new Uint8Array(n);
   } catch {

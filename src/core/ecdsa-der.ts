@@ -2,6 +2,8 @@
 // the strict parser that accepts nothing else: no BER length forms, no
 // negative or zero-padded integers, no trailing bytes.
 
+import type { Bytes } from './bytes.ts';
+
 function derInteger(v: Uint8Array): Uint8Array {
   let i = 0;
   while (i < v.length - 1 && v[i] === 0) i++;
@@ -15,7 +17,7 @@ function derInteger(v: Uint8Array): Uint8Array {
 }
 
 /** DER-encodes a raw r || s signature (two big-endian halves of equal length). */
-export function rawToDer(raw: Uint8Array): Uint8Array {
+export function rawToDer(raw: Uint8Array): Bytes {
   const half = raw.length / 2;
   const r = derInteger(raw.subarray(0, half));
   const s = derInteger(raw.subarray(half));

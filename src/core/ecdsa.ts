@@ -2,7 +2,7 @@
 // signing and verification functions of one curve. Messages are hashed here
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
-import { copyArg, EMPTY } from './bytes.ts';
+import { copyArg, EMPTY, type Bytes } from './bytes.ts';
 import { core, type Core } from './loader.ts';
 import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
@@ -42,8 +42,8 @@ export interface SignOptions extends VerifyOptions {
 }
 
 export interface KeyPair {
-  secretKey: Uint8Array;
-  publicKey: Uint8Array;
+  secretKey: Bytes;
+  publicKey: Bytes;
 }
 
 export interface Ecdsa {
@@ -52,8 +52,8 @@ export interface Ecdsa {
   readonly scalarLength: number;
   keygen(): KeyPair;
   /** SEC1 public key: uncompressed (default) or compressed. */
-  getPublicKey(secretKey: Uint8Array, compressed?: boolean): Uint8Array;
-  sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Uint8Array;
+  getPublicKey(secretKey: Uint8Array, compressed?: boolean | null): Bytes;
+  sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Bytes;
   /**
    * Whether `publicKey` is a SEC1 point of this curve (uncompressed or compressed, on the curve,
    * not the identity): the check verify() makes, for a key received before any signature.
@@ -155,7 +155,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return format;
   }
 
-  function getPublicKey(key: Uint8Array, compressed?: boolean): Uint8Array {
+  function getPublicKey(key: Uint8Array, compressed?: boolean | null): Bytes {
     const secretKey = checkSecret(key);
     const form = flagArg(compressed, 'compressed', false);
     return inWindow((c) => {
@@ -180,7 +180,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     }
   }
 
-  function sign(message: Uint8Array, key: Uint8Array, options?: SignOptions | null): Uint8Array {
+  function sign(message: Uint8Array, key: Uint8Array, options?: SignOptions | null): Bytes {
     const opts = optionsOf(options, 'sign options');
     const secretKey = checkSecret(key);
     const { digest, hashName } = digestOf(message, opts);

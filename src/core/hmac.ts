@@ -1,5 +1,6 @@
 // HMAC over SHA-256/384/512: one-shot and streaming (a keyed context that can
 // be reused for many messages without redoing the key schedule).
+import type { Bytes } from './bytes.ts';
 import { core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { bytesArg, statusError } from './errors.ts';
@@ -30,7 +31,7 @@ function withKey<T>(name: HashName, key: Uint8Array, reserved: number, fn: (ptr:
   }
 }
 
-export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array): Uint8Array {
+export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array): Bytes {
   const id = hashId(hash);
   const key = bytesArg(keyBytes, 'key');
   const data = bytesArg(message, 'data');
@@ -50,7 +51,7 @@ export interface Hmac {
   readonly outputLen: number;
   readonly blockLen: number;
   update(data: Uint8Array): this;
-  digest(): Uint8Array;
+  digest(): Bytes;
   destroy(): void;
 }
 
@@ -74,16 +75,16 @@ class HmacContext extends CoreContext implements Hmac {
     return this;
   }
 
-  digest(): Uint8Array {
+  digest(): Bytes {
     return this.#finish(false);
   }
 
   /** The MAC of `data` in secretBytes memory: a key derived from `key` (the journal's MAC key). */
-  static secretMac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
+  static secretMac(hash: HashName, key: Uint8Array, data: Uint8Array): Bytes {
     return new HmacContext(hash, key).update(data).#finish(true);
   }
 
-  #finish(secret: boolean): Uint8Array {
+  #finish(secret: boolean): Bytes {
     const ctx = this.live();
     const c = coreOf(this);
     const status = c.x.hmac_final(ctx, c.io);
@@ -94,7 +95,7 @@ class HmacContext extends CoreContext implements Hmac {
   }
 }
 
-export const secretHmac = (hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array => HmacContext.secretMac(hash, key, data);
+export const secretHmac = (hash: HashName, key: Uint8Array, data: Uint8Array): Bytes => HmacContext.secretMac(hash, key, data);
 
 export function createHmac(hash: HashName, key: Uint8Array): Hmac {
   return new HmacContext(hash, key);

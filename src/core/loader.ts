@@ -6,7 +6,7 @@ import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './was
 import { ALLOCATING_EXPORTS, type CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
 import { CoreError, InvalidInputError, OutOfMemoryError, optionsArg, shown } from './errors.ts';
-import { secretCopy } from './bytes.ts';
+import { secretCopy, type Bytes } from './bytes.ts';
 
 /**
  * 'relaxed' is the SIMD build with Relaxed SIMD's swizzle in AES (Node 22+,
@@ -59,7 +59,7 @@ export class Core {
    * Copies `len` bytes out of linear memory; `secret` ones (plaintext, random bytes) into memory
    * outside V8's heap, whose collector moves arrays of up to 64 bytes and leaves their bytes behind.
    */
-  read(ptr: number, len: number, secret = false): Uint8Array {
+  read(ptr: number, len: number, secret = false): Bytes {
     return secret ? secretCopy(this.mem().subarray(ptr, ptr + len)) : this.mem().slice(ptr, ptr + len);
   }
 

@@ -12,6 +12,7 @@ import { McsError, RSC } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
 import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
+import type { Bytes } from '../core/bytes.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../backends/algorithms.ts';
 
 let counter = 0;
@@ -285,10 +286,13 @@ abstract class MessageResource extends McsResource {
   }
 }
 
+// A binary response's byte attributes are arrays of their own (the engine copies or hands over what
+// it made, never a view of shared memory): the results below are typed Bytes as their values are.
+
 export class HashResource extends MessageResource {
   protected readonly root = 'senv:Hsh';
-  async calculate(): Promise<Uint8Array> {
-    return (await this.serial(() => this.run('calculateHash'))).Hv as Uint8Array;
+  async calculate(): Promise<Bytes> {
+    return (await this.serial(() => this.run('calculateHash'))).Hv as Bytes;
   }
 }
 
@@ -297,15 +301,15 @@ export class CipherResource extends MessageResource {
   /** Whether the <algorithmSpecificParameter> child exists: unknown (undefined) for an object made from an address. */
   #hasParameters: boolean | undefined;
 
-  async encrypt(): Promise<Uint8Array> {
-    return (await this.serial(() => this.run('encrypt'))).cD as Uint8Array;
+  async encrypt(): Promise<Bytes> {
+    return (await this.serial(() => this.run('encrypt'))).cD as Bytes;
   }
-  async decrypt(): Promise<Uint8Array> {
-    return (await this.serial(() => this.run('decrypt'))).cD as Uint8Array;
+  async decrypt(): Promise<Bytes> {
+    return (await this.serial(() => this.run('decrypt'))).cD as Bytes;
   }
   /** Generates the key; returns it only when the cipher was created exportable. */
-  async generateKey(): Promise<Uint8Array | undefined> {
-    return (await this.serial(() => this.run('generateKey'))).kDt as Uint8Array | undefined;
+  async generateKey(): Promise<Bytes | undefined> {
+    return (await this.serial(() => this.run('generateKey'))).kDt as Bytes | undefined;
   }
   /**
    * Creates the <algorithmSpecificParameter> child (named `parameters`), or updates it once it
@@ -347,8 +351,8 @@ export class SignatureResource extends MessageResource {
     signatureInfo(algorithm);
     this.algorithm = algorithm;
   }
-  async sign(): Promise<Uint8Array> {
-    return (await this.serial(() => this.run('calculateSignature'))).Sgn as Uint8Array;
+  async sign(): Promise<Bytes> {
+    return (await this.serial(() => this.run('calculateSignature'))).Sgn as Bytes;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
     return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c) => {
@@ -362,19 +366,20 @@ export class SignatureResource extends MessageResource {
    * there, never a public key); `key`: the secret key, only when the
    * resource was created exportable.
    */
-  async generateKey(): Promise<{ publicKey?: Uint8Array; key?: Uint8Array }> {
+  async generateKey(): Promise<{ publicKey?: Bytes; key?: Bytes }> {
     const r = await this.serial(() => this.run('generateKey'));
     const point = SIGNATURES[this.algorithm].family === 'ecdsa' && typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined;
-    return omit({ publicKey: point, key: r.kDt }) as { publicKey?: Uint8Array; key?: Uint8Array };
+    // The point is fromBase64's new Uint8Array(n).
+    return omit({ publicKey: point, key: r.kDt }) as { publicKey?: Bytes; key?: Bytes };
   }
 }
 
 export class RandResource extends McsResource {
   protected readonly root = 'senv:Rnd';
-  generate(length: number): Promise<Uint8Array> {
+  generate(length: number): Promise<Bytes> {
     return this.serial(async () => {
       await this.patch({ Dsz: length });
-      return (await this.run('generateRand')).rndD as Uint8Array;
+      return (await this.run('generateRand')).rndD as Bytes;
     });
   }
 }
@@ -382,8 +387,8 @@ export class RandResource extends McsResource {
 export class SensitiveDataResource extends McsResource {
   protected readonly root = 'senv:Sdo';
   /** The data held (empty when there is none). */
-  async read(): Promise<Uint8Array> {
-    return ((await this.retrieve()).msg as Uint8Array | undefined) ?? new Uint8Array(0);
+  async read(): Promise<Bytes> {
+    return ((await this.retrieve()).msg as Bytes | undefined) ?? new Uint8Array(0);
   }
   async write(data: Uint8Array): Promise<void> {
     await this.set({ msg: bytesArg(data, 'data') });

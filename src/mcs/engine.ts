@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, InvalidInputError, isBytes, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -83,7 +83,9 @@ export class McsEngine {
   }
 
   /** Opens the backends (self tests), loads persisted resources and returns a ready engine. */
-  static async create(options: McsEngineOptions = {}): Promise<McsEngine> {
+  static async create(options?: McsEngineOptions | null): Promise<McsEngine> {
+    // An options argument is an object, null or left out (README), as everywhere else.
+    options = optionsArg(options, 'McsEngine options') ?? {};
     checkOptions(options);
     const quota = options.memoryQuota;
     if (options.dataDir && !options.store) {
@@ -149,7 +151,7 @@ export class McsEngine {
   }
 
   /** Serves one request primitive; resolves to its response primitive, never rejects. */
-  async send(request: unknown, options?: SendOptions): Promise<McsResponse> {
+  async send(request: unknown, options?: SendOptions | null): Promise<McsResponse> {
     let req: McsRequest;
     let binary: boolean;
     try {
@@ -804,7 +806,7 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
 }
 
 /** Whether the caller asked for binary results; options that cannot be read are the client's error (4000), like a request. */
-function readBinary(options: SendOptions | undefined): boolean {
+function readBinary(options: SendOptions | null | undefined): boolean {
   try {
     return options?.binary === true;
   } catch (e) {

@@ -21,6 +21,13 @@ export interface McsRequest {
   rcn?: 0 | 1;
   /** requestExpirationTimestamp: a oneM2M timestamp, or milliseconds from the time the request was sent. */
   rqet?: string | number;
+  /**
+   * responseType (TS-0004 m2m:responseType), by TS-0004's numbers: 3 blockingRequest (the default) and
+   * 4 flexBlocking are served (blocking); 1 and 2 (non-blocking) and 5 (noResponse) answer 5206.
+   */
+  rt?: { rtv: 1 | 2 | 3 | 4 | 5 };
+  /** originatingTimestamp: a oneM2M timestamp (checked, otherwise unused). */
+  ot?: string;
 }
 
 export interface McsResponse {

@@ -67,7 +67,9 @@ describe('public API surface', () => {
   });
 
   it('the root\'s declarations name no generic Uint8Array (README: TypeScript 5.4 reads them; 5.7 made Uint8Array generic)', () => {
+    // Fresh results are Bytes, spelt ReturnType<Uint8Array['slice']>, which names no type argument.
     expect(builtLinesMatching('index.d.ts', (s) => `${s}.d.ts`, /Uint8Array<|ArrayBufferLike/)).toEqual([]);
+    expect(builtLinesMatching('index.d.ts', (s) => `${s}.d.ts`, /^export type Bytes = /)).toEqual(["core/bytes.d.ts: export type Bytes = ReturnType<Uint8Array['slice']>;"]);
   });
 
   it('an AesKey exposes no handle, core or constructor: no caller can wrap a context it does not own', () => {
@@ -228,6 +230,14 @@ describe('public API surface', () => {
     expect(() => (ecKey as unknown as { bytes: Uint8Array }).bytes, 'released at close').toThrow(/released/);
   });
 
+  it('McsEngine.create and send take null for options, as left out', async () => {
+    const engine = await McsEngine.create(null);
+    const answer = await engine.send({ op: 2, to: engine.seIds[0]!, fr: 'C1', rqi: '1' }, null);
+    expect(answer.rsc).not.toBe(4000);
+    expect(answer.rqi).toBe('1');
+    await engine.close();
+  });
+
   it('McsEngine.create refuses options of the wrong kind, named', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],
@@ -240,6 +250,11 @@ describe('public API surface', () => {
     ];
     for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
     for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);
+    // An options argument is an object, null or left out (README): anything else is refused, named.
+    for (const options of [5, 'dataDir', true, [{ dataDir: '/tmp/x' }]]) {
+      await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(/McsEngine options must be an object/);
+      await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);
+    }
     // A key file that cannot be read (a directory here): a StateError with the code, not the runtime's own error.
     await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKeyFile: tmpdir() })).rejects.toMatchObject({ name: 'StateError', message: expect.stringMatching(/master key file .* cannot be read \(EISDIR\)/) });
   });

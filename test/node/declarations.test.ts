@@ -12,14 +12,27 @@ import ts from 'typescript';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const CONSUMER = `
-import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type Bytes, type McsRequest, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
 initSync();
 const tag: Uint8Array = gcm(aesKey(new Uint8Array(16)), new Uint8Array(12)).encrypt(sha256(new Uint8Array(0)));
 const e = ecdsa('P-256');
 const ok: boolean = e.verify(e.sign(tag, e.keygen().secretKey), tag, e.getPublicKey(e.keygen().secretKey));
-const engine: Promise<McsEngine> = McsEngine.create();
-export const answer: Promise<McsResponse> = engine.then((m) => m.send({ op: 2, to: m.seIds[0]!, fr: 'C1', rqi: '1' }));
-export { ok };
+// An options argument is an object, null or left out (README).
+const compressed: Bytes = e.getPublicKey(e.keygen().secretKey, null);
+const engine: Promise<McsEngine> = McsEngine.create(null);
+export const answer: Promise<McsResponse> = engine.then((m) => m.send({ op: 2, to: m.seIds[0]!, fr: 'C1', rqi: '1' }, null));
+// Every request parameter docs/mcs.md "Primitives" lists.
+const request: McsRequest = { op: 2, to: 'se/hash', fr: 'C1', rqi: '2', rvi: '4', rt: { rtv: 3 }, rcn: 1, ot: '20250101T000000', rqet: 5000 };
+export { ok, compressed, request };
+`;
+
+// Fresh results are arrays over an ArrayBuffer, which the DOM's BufferSource takes (TypeScript 5.7 made
+// Uint8Array generic: a plain Uint8Array is Uint8Array<ArrayBufferLike>, which it does not).
+const DOM_CONSUMER = `
+import * as senv from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+export const digest: Promise<ArrayBuffer> = crypto.subtle.digest('SHA-256', senv.sha256(new Uint8Array(0)));
+export const key: Promise<CryptoKey> = crypto.subtle.importKey('raw', senv.randomBytes(32), 'HKDF', false, ['deriveBits']);
+export const blob: Blob = new Blob([senv.gcm(new Uint8Array(16), new Uint8Array(12)).encrypt(new Uint8Array(1))]);
 `;
 
 const PCSC_CONSUMER = `
@@ -55,10 +68,10 @@ describe('published declarations', () => {
       expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);
     });
     it(`root, a browser project without @types/node (${name})`, () => {
-      expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
+      expect(diagnostics(CONSUMER + DOM_CONSUMER, { ...r, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
     });
     it(`root, a browser project on the ES2020 lib (${name})`, () => {
-      expect(diagnostics(CONSUMER, { ...r, lib: ['lib.es2020.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
+      expect(diagnostics(CONSUMER + DOM_CONSUMER, { ...r, lib: ['lib.es2020.d.ts', 'lib.dom.d.ts'], types: [] })).toEqual([]);
     });
     it(`onem2m-senv/pcsc, a Node project without the DOM lib (${name})`, () => {
       expect(diagnostics(PCSC_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);

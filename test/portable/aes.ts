@@ -530,7 +530,7 @@ aesCases.push({
         equalBytes(cat(es.update(pt.subarray(0, 37)), es.update(pt.subarray(37)), es.final()), whole, `${name} stream ${i}: encryption after the key went away`);
         const out = ds.update(whole.subarray(0, 50));
         const rest = ds.update(whole.subarray(50));
-        equalBytes(cat(...[out, rest, ds.final()].filter((x): x is Uint8Array => x instanceof Uint8Array)), pt, `${name} stream ${i}: decryption after the key went away`);
+        equalBytes(cat(...[out, rest, ds.final()].filter((x) => x instanceof Uint8Array)), pt, `${name} stream ${i}: decryption after the key went away`);
       }
       // The object itself reads the key array when it runs: a wiped array is the wiped key, a detached one refused.
       const held = bytes.slice(), obj = make(held);
