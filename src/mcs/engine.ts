@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -805,10 +805,13 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
   return owned;
 }
 
-/** Whether the caller asked for binary results; options that cannot be read are the client's error (4000), like a request. */
+/**
+ * Whether the caller asked for binary results; options that are no object (or null), a binary that
+ * is no boolean, or options that cannot be read are the client's error (4000), like a request.
+ */
 function readBinary(options: SendOptions | null | undefined): boolean {
   try {
-    return options?.binary === true;
+    return flagArg(optionsArg(options, 'send() options')?.binary, 'the send() option binary', false);
   } catch (e) {
     throw unreadable(e, 'the send() options');
   }

@@ -283,6 +283,10 @@ describe('Mcs: a request is read as it was sent', () => {
     }
     const options = Object.defineProperty({}, 'binary', { get: boom });
     fails(await s.engine.send(base(), options), 4000, 'send() options whose getter throws', /options cannot be read/);
+    // README: an options argument is an object, null or left out; a yes/no option true, false, null or left out.
+    fails(await s.engine.send(base(), 5 as never), 4000, 'send() options that are a number', /send\(\) options must be an object of options, got number/);
+    fails(await s.engine.send(base(), { binary: 'yes' } as never), 4000, 'binary that is a string', /binary must be true or false/);
+    expect((await s.engine.send(base(), { binary: null } as never)).rsc, 'binary: null is left out').toBe(2000);
     ok(await s.retrieve(s.seId), 2000, 'the SE goes on');
     await s.engine.close();
   });
