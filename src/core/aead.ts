@@ -373,11 +373,21 @@ class AeadImpl implements Aead {
   }
 
   encrypt(data: Uint8Array): Bytes {
+    if (this.#messageLength !== undefined) this.#declared(bytesArg(data, 'plaintext').length, 'plaintext');
     return oneShotEncrypt(this.#mode, this.#key, this.#aad, data);
   }
 
   decrypt(data: Uint8Array): Bytes {
+    if (this.#messageLength !== undefined) this.#declared(bytesArg(data, 'ciphertext').length - this.tagLength, 'ciphertext');
     return oneShotDecrypt(this.#mode, this.#key, this.#aad, data);
+  }
+
+  /** A one-shot call holds to the declared messageLength as the streams do: a message of another length is a mistake. */
+  #declared(length: number, what: string): void {
+    if (length !== this.#messageLength) {
+      const tag = what === 'ciphertext' ? ` plus the ${this.tagLength}-byte tag` : '';
+      throw new LengthError(`${this.#mode.name}: ${what} of ${length + (tag ? this.tagLength : 0)} bytes, not the declared messageLength of ${this.#messageLength}${tag}`);
+    }
   }
 
   encryptStream(): AeadEncryptStream {

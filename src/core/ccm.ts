@@ -14,7 +14,8 @@ export interface CcmOptions {
   /**
    * Plaintext length, when known before streaming: CCM authenticates it
    * first, so without it the streaming forms collect their input and
-   * produce everything in final(). One-shot calls do not need it.
+   * produce everything in final(). One-shot calls do not need it, and refuse
+   * a message of another length when it is given.
    */
   messageLength?: number;
 }

@@ -469,6 +469,13 @@ aesCases.push({
     throws(() => m.digest(), LengthError, 'CBC-MAC streaming 20 bytes');
     throws(() => gcm('key' as unknown as Uint8Array, n12), InvalidInputError, 'string key', /key must be a Uint8Array/);
     throws(() => gcm(k, n12).encrypt([1, 2] as unknown as Uint8Array), InvalidInputError, 'array data');
+    // The one-shot calls hold to it too: a message of another length is refused, not encrypted under a B0 that names it.
+    const declared = ccm(k, n12, undefined, { messageLength: 4 });
+    throws(() => declared.encrypt(new Uint8Array(5)), LengthError, 'CCM one-shot beyond messageLength', /plaintext of 5 bytes, not the declared messageLength of 4/);
+    throws(() => declared.encrypt(new Uint8Array(3)), LengthError, 'CCM one-shot short of messageLength', /messageLength/);
+    throws(() => declared.decrypt(new Uint8Array(21)), LengthError, 'CCM one-shot decryption beyond messageLength', /ciphertext of 21 bytes, not the declared messageLength of 4 plus the 16-byte tag/);
+    equal(declared.decrypt(declared.encrypt(new Uint8Array(4))).length, 4, 'the declared length itself');
+    equalBytes(declared.encrypt(Uint8Array.of(1, 2, 3, 4)), ccm(k, n12).encrypt(Uint8Array.of(1, 2, 3, 4)), 'the same result as without the declaration');
     const s = ccm(k, n12, undefined, { messageLength: 4 }).encryptStream();
     throws(() => s.update(new Uint8Array(5)), LengthError, 'CCM stream beyond messageLength', /messageLength/);
     const s2 = ccm(k, n12, undefined, { messageLength: 4 }).encryptStream();
