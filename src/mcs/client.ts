@@ -29,14 +29,14 @@ export interface CommonOptions {
   /** resourceName; the SE assigns one otherwise. */
   name?: string;
   /** accessControlPolicyIDs: resource IDs or addresses of <accessControlPolicy> resources of this SE. */
-  policies?: string[];
+  policies?: readonly string[];
   /** expirationTime as a oneM2M timestamp ('20261231T000000'). */
   expirationTime?: string;
 }
 
 /** An access control rule: originators (or 'all') and the operations granted (CREATE 1, RETRIEVE 2, UPDATE 4, DELETE 8). */
 export interface AccessRule {
-  originators: string[];
+  originators: readonly string[];
   operations: number;
 }
 
@@ -111,7 +111,7 @@ export class McsClient {
     await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true });
   }
 
-  async accessControlPolicy(options: { privileges: AccessRule[]; selfPrivileges: AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
+  async accessControlPolicy(options: { privileges: readonly AccessRule[]; selfPrivileges: readonly AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
     const opts = required(options, 'accessControlPolicy');
     return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges, 'privileges'), pvs: acr(opts.selfPrivileges, 'selfPrivileges') }, opts));
   }
@@ -398,7 +398,7 @@ export class SensitiveDataResource extends McsResource {
 export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */
-  async update(p: { privileges?: AccessRule[]; selfPrivileges?: AccessRule[] }): Promise<void> {
+  async update(p: { privileges?: readonly AccessRule[]; selfPrivileges?: readonly AccessRule[] }): Promise<void> {
     const o = required(p, 'policy update');
     await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }));
   }
@@ -412,7 +412,7 @@ function required<T extends object>(opts: T, what: string): T {
 }
 
 /** Rules as the primitive's acr; their content is the engine's to check (4000), their form the client's. */
-function acr(rules: AccessRule[], name: string): { acr: { acor: string[]; acop: number }[] } {
+function acr(rules: readonly AccessRule[], name: string): { acr: { acor: readonly string[]; acop: number }[] } {
   if (!Array.isArray(rules)) throw new InvalidInputError(`${name} must be an array of rules ({ originators, operations }), got ${shown(rules)}`);
   return {
     acr: rules.map((r, i) => {

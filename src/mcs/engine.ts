@@ -35,7 +35,7 @@ import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
   /** The SEs to host; by default one software SE. */
-  backends?: SecureEnvironmentBackend[];
+  backends?: readonly SecureEnvironmentBackend[];
   /** Largest byte attribute without a maxByteSize of its own (message, sensitiveData of <sensitiveDataObject>...). Default 16 MiB. */
   maxDataSize?: number;
   /**

@@ -12,7 +12,7 @@ import ts from 'typescript';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const CONSUMER = `
-import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type Bytes, type McsRequest, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type Bytes, type McsClient, type McsRequest, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
 initSync();
 const tag: Uint8Array = gcm(aesKey(new Uint8Array(16)), new Uint8Array(12)).encrypt(sha256(new Uint8Array(0)));
 const e = ecdsa('P-256');
@@ -23,6 +23,10 @@ const engine: Promise<McsEngine> = McsEngine.create(null);
 export const answer: Promise<McsResponse> = engine.then((m) => m.send({ op: 2, to: m.seIds[0]!, fr: 'C1', rqi: '1' }, null));
 // Every request parameter docs/mcs.md "Primitives" lists.
 const request: McsRequest = { op: 2, to: 'se/hash', fr: 'C1', rqi: '2', rvi: '4', rt: { rtv: 3 }, rcn: 1, ot: '20250101T000000', rqet: 5000 };
+// Lists may be readonly (as const): senv copies what it is given.
+const rules = [{ originators: ['C1', 'C2'], operations: 3 }] as const;
+export const grant = (c: McsClient) => c.accessControlPolicy({ privileges: rules, selfPrivileges: rules });
+export const noBackends = McsEngine.create({ backends: [] as const });
 export { ok, compressed, request };
 `;
 
