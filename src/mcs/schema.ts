@@ -4,7 +4,7 @@
 // (src/mcs/engine.ts) enforces these declarations for every type; a type's
 // module adds only what is special to it through the hooks below.
 import { badRequest, McsError } from './rsc.ts';
-import { base64Length, fromBase64, parseTimestamp } from './codec.ts';
+import { base64Length, fromBase64, keyFromBase64, parseTimestamp } from './codec.ts';
 import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
@@ -228,7 +228,7 @@ export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy 
       // Refused before copying or decoding: an oversized value (a key, data) leaves no copy behind, and costs no decode.
       if (typeof v === 'string') {
         if (base64Length(v) > maxBytes) throw tooLarge(a, maxBytes);
-        const b = fromBase64(v, a.key ? 'key' : a.secret ? 'secret' : 'public');
+        const b = a.key ? keyFromBase64(v) : fromBase64(v, a.secret ? 'secret' : 'public');
         if (!b) throw bad('base64 (RFC 4648, padded)');
         return b;
       }

@@ -47,7 +47,7 @@ import { hmac, secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, failureKind, SenvError, shown, StateError } from '../../core/errors.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
-import { base64Length, fromBase64, toBase64 } from '../codec.ts';
+import { base64Length, fromBase64, keyFromBase64, toBase64 } from '../codec.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence } from '../persist.ts';
@@ -1021,7 +1021,7 @@ async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
       || (typeof k.bytes !== 'string' && typeof k.ref !== 'string')) {
       throw new TypeError('a key record of another form');
     }
-    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: fromBase64(k.bytes, 'key')! } : { form: 'reference', kind: k.kind, ref: k.ref! };
+    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: keyFromBase64(k.bytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
     try {
       return await host.backend.loadKey(k.spec, stored);
     } finally {

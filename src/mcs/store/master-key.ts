@@ -5,7 +5,7 @@
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
 import { granted } from '../../core/permissions.ts';
-import { fromBase64, hexValue } from '../codec.ts';
+import { hexValue, keyFromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
 export interface MasterKeyOptions {
@@ -89,7 +89,7 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
   let digits = 0;
   for (let i = from; i < to; i++) digits |= hexValue(at(i));
   const hex = to - from === 64 && digits >= 0;
-  if (!hex) return check(fromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to), 'key'), what);
+  if (!hex) return check(keyFromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to)), what);
   const key = secretBytes(32);
   for (let i = 0; i < 32; i++) key[i] = (hexValue(at(from + 2 * i)) << 4) | hexValue(at(from + 2 * i + 1));
   return check(key, what);
