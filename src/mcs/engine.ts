@@ -590,6 +590,9 @@ export class McsEngine {
   #content(def: CompiledType, pc: Record<string, unknown>, when: 'create' | 'update'): { values: Map<string, unknown>; borrowed?: Uint8Array } {
     const values = new Map<string, unknown>();
     let borrowed: Uint8Array | undefined;
+    // A request sent before close() is served (close waits for it); only one whose own getter closed
+    // the engine while its content was read is refused below.
+    const closedBefore = this.#closed;
     try {
       const root = def.type.root;
       const keys = Object.keys(pc);
@@ -623,7 +626,7 @@ export class McsEngine {
         if (limit && limit > this.#maxData) throw new McsError(RSC.NOT_ACCEPTABLE, `${def.byName.get(a.maxFrom!)!.sn} exceeds this SE's limit of ${this.#maxData} bytes`);
       }
       // A getter of the content may have closed the engine, whose close waits for this turn: nothing is applied.
-      if (this.#closed) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
+      if (this.#closed && !closedBefore) throw new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed');
     } catch (e) {
       // Secrets decoded before the refusal are zeroized; the caller's own chunk is left alone.
       wipe(values, borrowed);

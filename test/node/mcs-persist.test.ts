@@ -22,6 +22,39 @@ const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
 
 describe('Mcs persistence', () => {
+  it('requests sent before close() are served, content and all, and what they wrote is there after a reopen (in memory too: served, not refused)', async () => {
+    for (const persisted of [false, true]) {
+      const dir = tempDir();
+      try {
+        const options = persisted ? { dataDir: dir, masterKey: KEY } : {};
+        let e = await McsEngine.create(options);
+        const s = new Session(e, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        const chunks = Array.from({ length: 60 }, (_, i) => nodeCrypto.randomBytes(1 + i * 37));
+        const sent = chunks.flatMap((c, i) => [
+          s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(c) } }),
+          ...(i % 10 ? [] : [s.create(s.seId, 20009, { 'senv:Sdo': { rn: `d${i}`, msg: b64(c) } })]),
+        ]);
+        const closing = e.close();
+        const late = await e.send({ op: 2, to: s.seId, fr: 'CAE1', rqi: 'late' });
+        expect(late.rsc, 'a request sent after close()').toBe(5000);
+        const answers = await Promise.all(sent);
+        await closing;
+        expect(answers.map((r) => r.rsc).filter((rsc) => rsc !== 2004 && rsc !== 2001), `persisted ${persisted}: every request sent before close() served`).toEqual([]);
+        if (!persisted) continue;
+        e = await McsEngine.create(options);
+        const t = new Session(e, 'CAE1');
+        const hv = unb64(body(ok(await t.retrieve(t.path('reg', 'h', 'calculateHash')), 2000, 'hash after reopen'), 'senv:Hsh').Hv);
+        expect(Buffer.from(hv).equals(nodeCrypto.createHash('sha256').update(Buffer.concat(chunks)).digest()), 'every chunk in the message').toBe(true);
+        for (let i = 0; i < 60; i += 10) ok(await t.retrieve(t.path('reg', `d${i}`)), 2000, `data object d${i}`);
+        await e.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('a restart keeps resources, keys, streamed data and registrations', async () => {
     const dir = tempDir();
     try {
