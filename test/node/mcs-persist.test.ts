@@ -497,6 +497,47 @@ function withMacs(dir: string, records: readonly Record<string, unknown>[], labe
 const resources = (f: Frame) => [f.json.res ?? []].flat() as Record<string, unknown>[];
 
 describe('Mcs data directory: the store\'s guarantees', () => {
+  it('by default a snapshot is written at 8 MiB of journal or at the last snapshot\'s size, whichever is larger: a large state is not rewritten for every 8 MiB', async () => {
+    const dir = tempDir();
+    try {
+      const real = await openFiles();
+      // Each snapshot's size, and how much journal was written before it.
+      const snapshots: { size: number; journal: number }[] = [];
+      let journal = 0;
+      const files: Files = {
+        ...real,
+        append: async (path, data) => {
+          journal += data.length;
+          return real.append(path, data);
+        },
+        writeDurable: async (path, data) => {
+          if (path.endsWith('snapshot.json.tmp')) snapshots.push({ size: data.length, journal });
+          journal = 0;
+          return real.writeDurable(path, data);
+        },
+      };
+      const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, maxDataSize: 16 << 20, memoryQuota: 64 << 20 });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      // About 10.7 MiB of journal (secrets are sealed base64 in base64): the first snapshot.
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'big', msg: b64(nodeCrypto.randomBytes(6 << 20)) } }), 2001, 'a 6 MiB data object');
+      expect(snapshots.length, 'the first snapshot at 8 MiB').toBe(1);
+      const first = snapshots[0]!.size;
+      expect(first).toBeGreaterThan(8 << 20);
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'small' } }), 2001, 'a second data object');
+      // Records of about 1.8 MiB each: a fixed 8 MiB would compact after the fifth.
+      let n = 0;
+      while (snapshots.length === 1) {
+        ok(await s.update(s.path('reg', 'small'), { 'senv:Sdo': { msg: b64(nodeCrypto.randomBytes(1 << 20)) } }), 2004, `update ${++n}`);
+        expect(n, 'a second snapshot comes at last').toBeLessThan(20);
+      }
+      expect(snapshots[1]!.journal, 'not before the journal had grown to the first snapshot\'s size').toBeGreaterThanOrEqual(first);
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a torn end is cut: zero bytes (the file grew before its data reached the disk), a half record, an unparsable record', async () => {
     const dir = tempDir();
     try {

@@ -61,7 +61,11 @@ export interface JournalOptions {
   dir: string;
   /** 32-byte AES-256 master key. */
   masterKey: Uint8Array;
-  /** Journal size (bytes) that triggers a snapshot; default 8 MiB. */
+  /**
+   * Journal size (bytes) that triggers a snapshot. By default 8 MiB or the last snapshot's size,
+   * whichever is larger: each rewrite of the whole state is then paid for by as many bytes of new
+   * records (a fixed 8 MiB rewrote a 48 MiB state for every 8 MiB written).
+   */
   compactAt?: number;
   /** The file operations (default: node:fs or Deno). */
   files?: Files;
@@ -109,6 +113,8 @@ interface Opened {
   meta: Meta;
   state: Snapshot;
   journalBytes: number;
+  /** The size of snapshot.json (0 without one). */
+  snapshotBytes: number;
   snapMac: Uint8Array;
   journalStart: Uint8Array;
   lastMac: Uint8Array;
@@ -123,6 +129,8 @@ const MAC_LEN = 32;
 /** The shortest frame body: `{}` and a MAC. Anything shorter (8 zero bytes: length 0, CRC 0) is no record. */
 const MIN_BODY = 2 + MAC_LEN;
 const LOCK = 'lock';
+/** The journal size that triggers a snapshot at least, by default (JournalOptions.compactAt). */
+const COMPACT_AT = 8 * 1024 * 1024;
 /** Tokens of the locks this process holds: a lock naming this pid is its own only if it is one of them. */
 const held = new Set<string>();
 
@@ -135,7 +143,8 @@ export class JournalStore implements Persistence {
   /** Whether the journal holds sealed data a later record made obsolete (see #appendRecord). */
   #superseded = false;
   #closing: Promise<void> | undefined;
-  readonly #compactAt: number;
+  readonly #compactAt: number | undefined;
+  #snapshotBytes: number;
   readonly #lock: Lock;
   #meta: Meta;
   /** The state as stored: per SE, records by ri (what a snapshot writes). */
@@ -158,7 +167,8 @@ export class JournalStore implements Persistence {
     this.#dir = options.dir;
     this.#key = secretCopy(options.masterKey);
     this.#macKey = macKey;
-    this.#compactAt = options.compactAt ?? 8 * 1024 * 1024;
+    this.#compactAt = options.compactAt;
+    this.#snapshotBytes = opened.snapshotBytes;
     this.#lock = lock;
     this.#meta = opened.meta;
     this.#state = opened.state;
@@ -384,7 +394,7 @@ export class JournalStore implements Persistence {
     this.#lastMac = recordMac;
     this.#superseded ||= supersedes(this.#state, r);
     apply(this.#state, r);
-    if (this.#journalBytes >= this.#compactAt) await this.#compact();
+    if (this.#journalBytes >= (this.#compactAt ?? Math.max(COMPACT_AT, this.#snapshotBytes))) await this.#compact();
   }
 
   /** Cuts the journal to `length`, remembering the cut until it succeeded. */
@@ -418,6 +428,7 @@ export class JournalStore implements Persistence {
       file.set(header);
       file.set(body, header.length);
       await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
+      this.#snapshotBytes = file.length;
     } catch {
       return;
     }
@@ -490,7 +501,7 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   }
   // A torn tail was never acknowledged: cut it off so new records follow good ones.
   if (off < journal.length) await files.truncate(`${dir}/journal.log`, off);
-  return { meta, state, journalBytes: off, snapMac, journalStart, lastMac: last, superseded };
+  return { meta, state, journalBytes: off, snapshotBytes: snapBytes?.length ?? 0, snapMac, journalStart, lastMac: last, superseded };
 }
 
 /**
