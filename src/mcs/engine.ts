@@ -667,16 +667,26 @@ export class McsEngine {
    * the tree. One whose removal could not be recorded stays, and stays due:
    * the request fails (5000) and the next one tries again.
    */
+  /**
+   * Removes every resource due, as one write to the store (each flushed record costs a disk's
+   * flush: thousands due after a restart took seconds one by one); one below another due goes
+   * with it. When the store refuses the write, all of them stay and are due again.
+   */
   async #expire(host: SeHost, ctx: Context): Promise<void> {
-    for (const r of host.expired(ctx.now)) {
-      if (!host.byRi.has(r.ri)) continue;
-      try {
-        await this.#remove(ctx, r);
-      } catch (e) {
-        host.watchExpiry(r);
-        throw e;
-      }
+    const due = new Set(host.expired(ctx.now).filter((r) => host.byRi.has(r.ri)));
+    const tops = [...due].filter((r) => {
+      for (let p = r.parent; p; p = p.parent) if (due.has(p)) return false;
+      return true;
+    });
+    if (!tops.length) return;
+    try {
+      for (const r of tops) await this.#beforeRemove(ctx, r);
+      if (this.#store) await durably(this.#store.remove(host, tops.flatMap((r) => host.subtree(r))));
+    } catch (e) {
+      for (const r of tops) host.watchExpiry(r);
+      throw e;
     }
+    for (const r of tops) host.remove(ctx, r);
   }
 
   /**

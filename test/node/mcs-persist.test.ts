@@ -497,6 +497,41 @@ function withMacs(dir: string, records: readonly Record<string, unknown>[], labe
 const resources = (f: Frame) => [f.json.res ?? []].flat() as Record<string, unknown>[];
 
 describe('Mcs data directory: the store\'s guarantees', () => {
+  it('resources due to expire together go in one write, nested ones with their parent, and stay gone after a reopen', async () => {
+    const dir = tempDir();
+    try {
+      const real = await openFiles();
+      let appends = 0;
+      const files: Files = { ...real, append: async (path, data) => {
+        appends++;
+        return real.append(path, data);
+      } };
+      const clock = { now: Date.UTC(2026, 10, 22, 12) };
+      const et = (ms: number) => new Date(clock.now + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+      const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: () => clock.now });
+      let e = await open();
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      for (let i = 0; i < 40; i++) ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: `d${i}`, Halg: 4, msg: b64(new Uint8Array(8).fill(i)), et: et(60_000) } }), 2001, `d${i}`);
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)), et: et(60_000) } }), 2001, 'a cipher');
+      ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', nc: b64(new Uint8Array(12)), et: et(30_000) } }), 2001, 'its parameters, due first');
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'stays', Halg: 4, et: et(600_000) } }), 2001, 'one due later');
+      clock.now += 120_000;
+      appends = 0;
+      ok(await s.retrieve(s.path('reg', 'stays')), 2000, 'a request after they all fell due');
+      expect(appends, 'one record removed all 42').toBe(1);
+      for (const rn of ['d0', 'd39', 'c', 'c/p']) fails(await s.retrieve(s.path('reg', ...rn.split('/'))), 4004, `${rn} expired`);
+      await e.close();
+      e = await open();
+      const t = new Session(e, 'CAE1');
+      for (const rn of ['d0', 'd17', 'c']) fails(await t.retrieve(t.path('reg', rn)), 4004, `${rn} gone after a reopen`);
+      ok(await t.retrieve(t.path('reg', 'stays')), 2000, 'the later one is there');
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('by default a snapshot is written at 8 MiB of journal or at the last snapshot\'s size, whichever is larger: a large state is not rewritten for every 8 MiB', async () => {
     const dir = tempDir();
     try {
