@@ -164,6 +164,14 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         ok(await s.create(s.path('reg', 'p5'), 20001, { 'senv:algP': { iV: b64(iv) } }), 2001, 'iv');
         ok(await s.update(s.path('reg', 'p5'), { 'senv:Cph': { msg: b64(cbc(key, iv, { padding: 'none' }).encrypt(rnd(32))) } }), 2004, 'unpadded ciphertext');
         fails(await s.retrieve(s.path('reg', 'p5', 'decrypt')), 4102, 'bad padding', /padding/);
+        // docs/mcs.md: a second operation with no UPDATE between runs over the consumed message again.
+        const once = rnd(40);
+        ok(await s.update(s.path('reg', 'p5'), { 'senv:Cph': { msg: b64(once) } }), 2004, 'a new message');
+        const first = body(ok(await s.retrieve(s.path('reg', 'p5', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD;
+        equal(body(await s.retrieve(s.path('reg', 'p5')), 'senv:Cph').cbs, 40, 'the consumed message is still held');
+        const again = body(ok(await s.retrieve(s.path('reg', 'p5', 'encrypt')), 2000, 'encrypt again'), 'senv:Cph').cD;
+        equalBytes(unb64(again), cbc(key, iv, { padding: 'pkcs5' }).encrypt(once), 'the same message encrypted once more');
+        equal(again, first, 'as the first time');
       },
     },
     {
