@@ -186,6 +186,9 @@ export class McsEngine {
         unreadable = { error };
       }
     }
+    // Open when send() began, with no await since: only this request's own code (a getter, the clock)
+    // closed it, and such a request is refused, whether it waits for its turn or not.
+    if (this.#closed) unreadable ??= { error: new McsError(RSC.INTERNAL_SERVER_ERROR, 'engine closed') };
     if (turn && deadline !== undefined && !unreadable && !(await servedBefore(turn, deadline - now))) {
       // Still waiting behind another request (a long operation, a hung SE) when its rqet passed: it
       // answers now and changes nothing; the place it held in the queue is handed on when it comes.
@@ -663,14 +666,11 @@ export class McsEngine {
   }
 
   /**
-   * Removes expired resources (zeroizing their keys) before a request sees
-   * the tree. One whose removal could not be recorded stays, and stays due:
-   * the request fails (5000) and the next one tries again.
-   */
-  /**
-   * Removes every resource due, as one write to the store (each flushed record costs a disk's
-   * flush: thousands due after a restart took seconds one by one); one below another due goes
-   * with it. When the store refuses the write, all of them stay and are due again.
+   * Removes expired resources (zeroizing their keys) before a request sees the tree: every one
+   * due, as one write to the store (each flushed record costs a disk's flush: thousands due after
+   * a restart took seconds one by one); one below another due goes with it. When the store
+   * refuses the write, all of them stay and stay due: the request fails (5000) and the next one
+   * tries again.
    */
   async #expire(host: SeHost, ctx: Context): Promise<void> {
     const due = new Set(host.expired(ctx.now).filter((r) => host.byRi.has(r.ri)));

@@ -7,6 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsEngine, RandResource, SignatureResource, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
 import { arraysMadeBy } from './uint8array-spy.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const engines: McsEngine[] = [];
 afterEach(async () => {
@@ -215,16 +218,33 @@ describe('McsEngine: caller code run inside send()', () => {
     expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
   });
 
-  it('so is one whose content getter closes the engine while the SE serves it: nothing of it is applied', async () => {
-    const engine = await McsEngine.create();
-    const se = engine.seIds[0]!;
-    await engine.send({ op: 1, to: se, fr: 'A', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } } });
-    await engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4 } } });
-    let closing: Promise<void> | undefined;
-    const body = { get msg() { closing = engine.close(); return 'AAEC'; } };
-    const r = await engine.send({ op: 3, to: `${se}/reg/h`, fr: 'A', rqi: '3', pc: { 'senv:Hsh': body } });
-    expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
-    await closing;
+  it('so is one whose content getter closes the engine while the SE serves it: nothing of it is applied, whether it waited for its turn, for an expiration or not at all', async () => {
+    for (const path of ['idle', 'behind another request', 'an expiration due'] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'senv-close-getter-'));
+      try {
+        let now = Date.UTC(2026, 10, 22, 12);
+        const options = { dataDir: dir, masterKey: new Uint8Array(32).fill(4), clock: () => now };
+        const engine = await McsEngine.create(options);
+        const se = engine.seIds[0]!;
+        await engine.send({ op: 1, to: se, fr: 'A', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: se, seL: 1 } } });
+        await engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4 } } });
+        await engine.send({ op: 1, to: se, fr: 'A', rqi: '2', ty: 20004, pc: { 'senv:Hsh': { rn: 'due', Halg: 4, et: '20261122T120100' } } });
+        if (path === 'an expiration due') now += 120_000;
+        const ahead = path === 'behind another request' ? engine.send({ op: 2, to: `${se}/reg/h`, fr: 'A', rqi: 'x' }) : undefined;
+        let closing: Promise<void> | undefined;
+        const body = { get msg() { closing ??= engine.close(); return 'AAEC'; } };
+        const r = await engine.send({ op: 3, to: `${se}/reg/h`, fr: 'A', rqi: '3', pc: { 'senv:Hsh': body } });
+        await ahead;
+        await closing;
+        expect([r.rsc, r.pc], path).toEqual([5000, { 'm2m:dbg': 'engine closed' }]);
+        const again = await McsEngine.create(options);
+        const h = await again.send({ op: 2, to: `${se}/reg/h`, fr: 'A', rqi: '4' });
+        expect([h.rsc, (h.pc!['senv:Hsh'] as { cbs?: number }).cbs ?? 0], `${path}: nothing of it applied`).toEqual([2000, 0]);
+        await again.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 
   it('with rcn 0 the representation the response leaves out is zeroized: an exported key\'s copy is not left behind', async () => {
