@@ -554,20 +554,20 @@ export class McsEngine {
     this.#authorize(ctx, res, 8);
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `DELETE is not allowed on virtual resource ${target.virtual.name}`);
     if (res.def.type.systemOnly) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `[${res.def.type.name}] is maintained by the SE`);
-    await this.#remove(ctx, res);
+    await this.#remove(ctx, [res]);
     return { rsc: RSC.DELETED, rqi: req.rqi };
   }
 
   /**
-   * Deletes a resource and everything below it: device-side clean-up first
-   * (it cannot be taken back, and is idempotent, so a DELETE whose write
-   * failed can be repeated), then the durable record, then the tree.
+   * Deletes resources (none below another) and everything below them: device-side clean-up first
+   * (it cannot be taken back, and is idempotent, so a DELETE whose write failed can be repeated),
+   * then one durable record of them all, then the tree.
    */
-  async #remove(ctx: Context, res: Resource): Promise<void> {
+  async #remove(ctx: Context, tops: readonly Resource[]): Promise<void> {
     const { host } = ctx;
-    await this.#beforeRemove(ctx, res);
-    if (this.#store) await durably(this.#store.remove(host, host.subtree(res)));
-    host.remove(ctx, res);
+    for (const r of tops) await this.#beforeRemove(ctx, r);
+    if (this.#store) await durably(this.#store.remove(host, tops.flatMap((r) => host.subtree(r))));
+    for (const r of tops) host.remove(ctx, r);
   }
 
   /** Runs the delete hooks of a resource and everything below it (device-side clean-up). */
@@ -680,13 +680,11 @@ export class McsEngine {
     });
     if (!tops.length) return;
     try {
-      for (const r of tops) await this.#beforeRemove(ctx, r);
-      if (this.#store) await durably(this.#store.remove(host, tops.flatMap((r) => host.subtree(r))));
+      await this.#remove(ctx, tops);
     } catch (e) {
-      for (const r of tops) host.watchExpiry(r);
+      for (const r of tops) if (host.byRi.has(r.ri)) host.watchExpiry(r);
       throw e;
     }
-    for (const r of tops) host.remove(ctx, r);
   }
 
   /**

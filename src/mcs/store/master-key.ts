@@ -98,7 +98,6 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
 /** White space as String.prototype.trim removes it from a key's ASCII text. */
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
-/** A hex digit's value, or -1. */
 /** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
 function check(key: Uint8Array | undefined, what: string): Uint8Array {
   if (!key) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
