@@ -16,7 +16,7 @@ export const CBC_PADDING_IDS: Readonly<Record<CbcPadding, number>> = Object.free
 
 export interface CbcOptions {
   /** Default 'pkcs5'. */
-  padding?: CbcPadding;
+  padding?: CbcPadding | undefined;
 }
 
 export interface CbcStream {

@@ -10,14 +10,14 @@ import { aead, type Aead, type AeadMode } from './aead.ts';
 
 export interface CcmOptions {
   /** Tag length in bytes: 4, 6, 8, 10, 12, 14 or 16 (default). */
-  tagLength?: number;
+  tagLength?: number | undefined;
   /**
    * Plaintext length, when known before streaming: CCM authenticates it
    * first, so without it the streaming forms collect their input and
    * produce everything in final(). One-shot calls do not need it, and refuse
    * a message of another length when it is given.
    */
-  messageLength?: number;
+  messageLength?: number | undefined;
 }
 
 // A class, not a literal of closures: a one-shot call creates one every time.

@@ -21,14 +21,14 @@ export type EntropySource = (n: number) => Uint8Array;
 
 export interface HmacDrbgOptions {
   /** 'SHA-256' (default), 'SHA-384' or 'SHA-512'. */
-  hash?: HashName;
-  personalization?: Uint8Array;
+  hash?: HashName | undefined;
+  personalization?: Uint8Array | undefined;
   /** Reseed from the entropy source before every generate (SP 800-90A section 9.3.1). */
-  predictionResistance?: boolean;
+  predictionResistance?: boolean | undefined;
   /** Generate requests between automatic reseeds (1 .. 2^48; default 2^48). */
-  reseedInterval?: number;
+  reseedInterval?: number | undefined;
   /** Replaces the runtime CSPRNG, e.g. to replay known-answer tests. */
-  entropy?: EntropySource;
+  entropy?: EntropySource | undefined;
 }
 
 /** Security strength 256 bits for every supported hash: entropy 32 bytes, nonce 16. */

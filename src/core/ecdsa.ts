@@ -25,11 +25,11 @@ export type SignatureFormat = 'der' | 'raw';
 
 export interface VerifyOptions {
   /** Hash applied to the message; default the curve's own (SHA-256, SHA-384, SHA-512). */
-  hash?: HashName;
+  hash?: HashName | undefined;
   /** 'der' (X9.62 ECDSA-Sig-Value, default) or 'raw' (r || s, fixed length). */
-  format?: SignatureFormat;
+  format?: SignatureFormat | undefined;
   /** The message is already a digest of `hash` (its length must match). */
-  prehashed?: boolean;
+  prehashed?: boolean | undefined;
 }
 
 export interface SignOptions extends VerifyOptions {
@@ -38,7 +38,7 @@ export interface SignOptions extends VerifyOptions {
    * bytes from the runtime CSPRNG in, false gives the purely deterministic
    * signature, bytes are used as the extra input as given.
    */
-  extraEntropy?: boolean | Uint8Array;
+  extraEntropy?: boolean | Uint8Array | undefined;
 }
 
 export interface KeyPair {

@@ -10,7 +10,7 @@ import { aead, type Aead, type AeadMode } from './aead.ts';
 
 export interface GcmOptions {
   /** Tag length in bytes: 16 (default), 15, 14, 13, 12, 8 or 4. */
-  tagLength?: number;
+  tagLength?: number | undefined;
 }
 
 const TAG_LENGTHS = [16, 15, 14, 13, 12, 8, 4];

@@ -20,7 +20,7 @@ export const CORE_BUILDS: readonly CoreBuild[] = Object.freeze(['relaxed', 'simd
 
 export interface InitOptions {
   /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
-  build?: CoreBuild | 'auto';
+  build?: CoreBuild | 'auto' | undefined;
 }
 
 export interface CoreInfo {

@@ -35,9 +35,9 @@ import { changeSize, treeSize } from './usage.ts';
 
 export interface McsEngineOptions extends MasterKeyOptions {
   /** The SEs to host; by default one software SE. */
-  backends?: readonly SecureEnvironmentBackend[];
+  backends?: readonly SecureEnvironmentBackend[] | undefined;
   /** Largest byte attribute without a maxByteSize of its own (message, sensitiveData of <sensitiveDataObject>...). Default 16 MiB. */
-  maxDataSize?: number;
+  maxDataSize?: number | undefined;
   /**
    * Bytes each SE whose data the host keeps (keyStorage 'host', e.g. the
    * software SE) may hold for its clients, counted as docs/mcs.md "Memory
@@ -45,18 +45,18 @@ export interface McsEngineOptions extends MasterKeyOptions {
    * Default: the total the backend reports (software SE: its storageQuota,
    * 64 MiB). An SE that keeps data on its device reports its own memory.
    */
-  memoryQuota?: number;
+  memoryQuota?: number | undefined;
   /**
    * Keeps SE-resources in this directory across restarts (Node and Deno),
    * secrets sealed under the master key; in memory when absent.
    */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** The file operations of the data directory (default: node:fs or Deno), e.g. to watch them or to make writes fail. */
-  files?: Files;
+  files?: Files | undefined;
   /** Another persistence than the data directory's journal. */
-  store?: Persistence;
+  store?: Persistence | undefined;
   /** Time source in ms (tests of expirationTime). */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
 }
 
 const SLASH = 47;

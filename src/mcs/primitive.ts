@@ -39,7 +39,7 @@ export interface McsResponse {
 
 export interface SendOptions {
   /** Byte attributes in the response as Uint8Array (in-process callers) instead of base64. */
-  binary?: boolean;
+  binary?: boolean | undefined;
 }
 
 /** Release versions whose primitives this layer accepts (TS-0004 releaseVersionIndicator). */

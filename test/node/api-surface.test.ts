@@ -238,6 +238,21 @@ describe('public API surface', () => {
     await engine.close();
   });
 
+  it('an option given as undefined is left out, everywhere its type says so (declarations.test.ts checks the types)', async () => {
+    const key = new Uint8Array(16).fill(2), nonce = new Uint8Array(12), msg = new Uint8Array(20).fill(5);
+    expect(initSync({ build: undefined }).build).toBe(initSync().build);
+    expect(gcm(key, nonce, undefined, { tagLength: undefined }).encrypt(msg)).toEqual(gcm(key, nonce).encrypt(msg));
+    expect(senv.ccm(key, nonce, undefined, { tagLength: undefined, messageLength: undefined }).encrypt(msg)).toEqual(senv.ccm(key, nonce).encrypt(msg));
+    expect(senv.cbc(key, new Uint8Array(16), { padding: undefined }).encrypt(msg)).toEqual(senv.cbc(key, new Uint8Array(16)).encrypt(msg));
+    const p256 = ecdsa('P-256'), { secretKey, publicKey } = p256.keygen();
+    const sig = p256.sign(msg, secretKey, { hash: undefined, format: undefined, prehashed: undefined, extraEntropy: undefined });
+    expect(p256.verify(sig, msg, publicKey, { hash: undefined, format: undefined, prehashed: undefined })).toBe(true);
+    expect(senv.hmacDrbg({ hash: undefined, personalization: undefined, predictionResistance: undefined, reseedInterval: undefined, entropy: undefined }).generate(8).length).toBe(8);
+    const engine = await McsEngine.create({ dataDir: undefined, masterKey: undefined, masterKeyFile: undefined, masterKeyEnv: undefined, clock: undefined, backends: undefined, maxDataSize: undefined, memoryQuota: undefined, files: undefined, store: undefined });
+    expect((await engine.send({ op: 2, to: engine.seIds[0]!, fr: 'C1', rqi: '1' }, { binary: undefined })).rqi).toBe('1');
+    await engine.close();
+  });
+
   it('McsEngine.create refuses options of the wrong kind, named', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],

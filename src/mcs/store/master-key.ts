@@ -9,10 +9,10 @@ import { hexValue, keyFromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
 export interface MasterKeyOptions {
-  masterKey?: Uint8Array;
-  masterKeyFile?: string;
+  masterKey?: Uint8Array | undefined;
+  masterKeyFile?: string | undefined;
   /** Name of the environment variable; default SENV_MASTER_KEY. */
-  masterKeyEnv?: string;
+  masterKeyEnv?: string | undefined;
 }
 
 export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array> {
