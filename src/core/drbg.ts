@@ -42,7 +42,6 @@ const ERR_STATE = -7;
 // collection, which leaves its bytes behind where no zero-fill reaches them.
 const systemEntropy: EntropySource = (n) => {
   const out = secretBytes(n);
-  // secretBytes' array is over an ArrayBuffer, never shared memory, which getRandomValues refuses.
   globalThis.crypto.getRandomValues(out);
   return out;
 };

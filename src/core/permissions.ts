@@ -2,10 +2,18 @@
 // interactive prompt for one that is not granted and waits for an answer no
 // engine or card process can give. Elsewhere everything is granted.
 
+import { failureKind } from './errors.ts';
+
 export type Permission = { name: 'read' | 'write' | 'ffi'; path: string } | { name: 'env'; variable: string };
 
 /** Whether the runtime grants `p` (always, outside Deno). May throw Deno's TypeError for a name it refuses ("A=B"). */
 export function granted(p: Permission): boolean {
   const deno = (globalThis as { Deno?: { permissions: { querySync(p: Permission): { state: string } } } }).Deno;
   return !deno || deno.permissions.querySync(p).state === 'granted';
+}
+
+/** What refused a file or variable: the failure's code or name and, where Deno refused it, the flags that grant it. */
+export function refusalOf(e: unknown, flags: string): string {
+  const kind = failureKind(e);
+  return kind === 'NotCapable' ? `${kind}; on Deno: ${flags}` : kind;
 }

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
-import { granted } from '../core/permissions.ts';
+import { granted, refusalOf } from '../core/permissions.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
@@ -232,20 +232,13 @@ function sweepTemps(path: string): void {
 }
 
 /**
- * Takes `<path>.lock` for this process and answers its release (also run at
- * exit). A lock whose holder is gone (its pid not running, or running under
- * another start time: pids are reused) is taken over; a live holder's is a
- * StateError naming the process.
- */
-/**
  * The file system's refusal (an errno code, Deno's permission error) as a StateError naming the
  * store, the code and, on Deno, the permissions; senv's own errors as they are.
  */
 function refused(path: string, e: unknown): unknown {
   if (e instanceof SenvError) return e;
-  const kind = failureKind(e);
   const dir = dirname(path);
-  return new StateError(`virtual card store ${path} cannot be used (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
+  return new StateError(`virtual card store ${path} cannot be used (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`)})`);
 }
 
 /** On Deno, refuses (as Deno does without a terminal) what is not granted: in a terminal Deno would prompt for it. */
@@ -261,6 +254,12 @@ function readGranted(file: string): string {
   return readFileSync(file, 'utf8');
 }
 
+/**
+ * Takes `<path>.lock` for this process and answers its release (also run at
+ * exit). A lock whose holder is gone (its pid not running, or running under
+ * another start time: pids are reused) is taken over; a live holder's is a
+ * StateError naming the process.
+ */
 function lockStore(path: string): () => void {
   const lock = `${path}.lock`;
   const stamp = (pid: number) => stampFrom(readGranted, pid);

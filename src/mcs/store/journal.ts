@@ -45,7 +45,8 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { gcm } from '../../core/gcm.ts';
 import { hmac, secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, failureKind, SenvError, shown, StateError } from '../../core/errors.ts';
+import { AuthenticationError, SenvError, shown, StateError } from '../../core/errors.ts';
+import { refusalOf } from '../../core/permissions.ts';
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { base64Length, fromBase64, keyFromBase64, toBase64 } from '../codec.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
@@ -510,9 +511,8 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
  * directory needs; a refusal of the store's own keeps its words (a planted link or FIFO).
  */
 function unopenable(dir: string, e: unknown): StateError {
-  const kind = failureKind(e);
   const err = new StateError(e instanceof StoreFileError ? e.message
-    : `the data directory ${dir} cannot be opened (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${dir} --allow-write=${dir}` : ''})`);
+    : `the data directory ${dir} cannot be opened (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`)})`);
   err.cause = e;
   return err;
 }

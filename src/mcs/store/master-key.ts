@@ -4,7 +4,7 @@
 // is text), 64 hex digits, or base64 of 32 bytes.
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
 import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
-import { granted } from '../../core/permissions.ts';
+import { granted, refusalOf } from '../../core/permissions.ts';
 import { hexValue, keyFromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
@@ -21,8 +21,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, true).catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
-      const kind = failureKind(e);
-      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${kind}${kind === 'NotCapable' ? `; on Deno: --allow-read=${o.masterKeyFile}` : ''})`);
+      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`)})`);
     });
     if (!raw) throw new StateError('master key file not found');
     if (raw.length !== 32) {
