@@ -5,6 +5,7 @@ import { ecdsaBench } from './ecdsa.ts';
 import { drbgBench } from './drbg.ts';
 import { aesBench } from './aes.ts';
 import { dudectAesBench } from './dudect-aes.ts';
+import { dudectEcBench } from './dudect-ec.ts';
 import { mcsBench } from './mcs.ts';
 import { apduBench } from './apdu.ts';
 
@@ -13,6 +14,7 @@ export const benchModules: Record<string, BenchModule> = {
   aes: aesBench,
   'dudect-aes': dudectAesBench,
   ecdsa: ecdsaBench,
+  'dudect-ec': dudectEcBench,
   drbg: drbgBench,
   mcs: mcsBench,
   apdu: apduBench,

@@ -170,10 +170,10 @@ describe('senv selftest', () => {
 describe('senv bench: options', () => {
   it('parseBenchArgs: --quick, the --only list, --filter and --out; unknown modules and bad regular expressions are usage errors', () => {
     expect(parseBenchArgs([])).toEqual({ quick: false });
-    expect(parseBenchArgs(['--quick', '--only', 'sha2,aes,dudect-aes,ecdsa,drbg,mcs,apdu', '--filter', 'GCM|CCM', '--out', 'r.json'])).toEqual({
-      quick: true, only: ['sha2', 'aes', 'dudect-aes', 'ecdsa', 'drbg', 'mcs', 'apdu'], filter: 'GCM|CCM', out: 'r.json',
+    expect(parseBenchArgs(['--quick', '--only', 'sha2,aes,dudect-aes,ecdsa,dudect-ec,drbg,mcs,apdu', '--filter', 'GCM|CCM', '--out', 'r.json'])).toEqual({
+      quick: true, only: ['sha2', 'aes', 'dudect-aes', 'ecdsa', 'dudect-ec', 'drbg', 'mcs', 'apdu'], filter: 'GCM|CCM', out: 'r.json',
     });
-    expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, drbg, mcs, apdu\)/);
+    expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu\)/);
     expect(() => parseBenchArgs(['--only', 'toString'])).toThrow(/unknown module 'toString'/);
     expect(() => parseBenchArgs(['--filter', '('])).toThrow(/--filter is not a regular expression: \(/);
     // --out is checked before the run (a review lost a run's results to a path only tried at its end).
