@@ -39,6 +39,40 @@ export function hexValue(c: number): number {
   return (digit & (c - 48)) | (letter & (l - 87)) | ~(digit | letter);
 }
 
+/** A key's bytes as upper-case hex text, by arithmetic as secretChar; the bytes behind the string are zeroized. */
+export function keyToHex(bytes: Uint8Array): string {
+  const out = new Uint8Array(2 * bytes.length);
+  const digit = (v: number) => 48 + v + (atLeast(v, 10) & 7);
+  for (let i = 0; i < bytes.length; i++) {
+    out[2 * i] = digit(bytes[i]! >> 4);
+    out[2 * i + 1] = digit(bytes[i]! & 15);
+  }
+  try {
+    return text.decode(out);
+  } finally {
+    out.fill(0);
+  }
+}
+
+/**
+ * Hex text (either case, no spaces) of a key: its bytes outside the JS heap
+ * (secretBytes), or undefined for an odd count or a character that is no hex
+ * digit, found after every character was read the same way.
+ */
+export function keyFromHex(s: string): Uint8Array | undefined {
+  if (s.length % 2) return undefined;
+  const out = secretBytes(s.length / 2);
+  let bad = 0;
+  for (let i = 0; i < out.length; i++) {
+    const hi = hexValue(s.charCodeAt(2 * i)), lo = hexValue(s.charCodeAt(2 * i + 1));
+    bad |= hi | lo;
+    out[i] = (hi << 4) | lo;
+  }
+  if (bad >= 0) return out;
+  out.fill(0);
+  return undefined;
+}
+
 // One function each way, the choice made inside it: a function chosen per call and passed on
 // would leave the loops below calling one they cannot inline (2-3 times slower, measured).
 const charOf = (v: number, key: boolean) => (key ? secretChar(v) : ASCII[v]!);

@@ -8,10 +8,10 @@
 // other's keys.
 import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fromHex, hex } from '../apdu/apdu.ts';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
 import { granted, refusalOf } from '../core/permissions.ts';
+import { keyFromHex, keyToHex } from '../mcs/codec.ts';
 import { stampFrom } from '../mcs/store/files.ts';
 
 export interface KeyRecord {
@@ -86,14 +86,13 @@ export class KeyStore {
       this.save();
       return;
     }
-    // The file holds secrets: a damaged one is reported by field, never by content.
+    // The file holds secrets: a damaged one is reported by field, never by content, and its hex is
+    // read as a key's text is (codec.ts): a regular expression and parseInt branch on each digit.
     const bytes = (v: unknown, what: string): Uint8Array => {
       if (typeof v !== 'string') throw new InvalidInputError(`virtual card store ${path}: ${what} is not a string`);
-      try {
-        return fromHex(v);
-      } catch (e) {
-        throw new InvalidInputError(`virtual card store ${path}: ${what}: ${(e as Error).message}`);
-      }
+      const b = keyFromHex(v);
+      if (!b) throw new InvalidInputError(`virtual card store ${path}: ${what} is not hex text of whole bytes (${v.length} characters)`);
+      return b;
     };
     const damaged = (what: string) => new InvalidInputError(`virtual card store ${path}: ${what}`);
     const record = (v: unknown, what: string): Record<string, unknown> => {
@@ -158,15 +157,15 @@ export class KeyStore {
   write(): void {
     if (!this.path) return;
     if (this.unlock === undefined) throw new StateError(`virtual card store ${this.path} was closed`);
-    const f: FileFormat = { serial: hex(this.serial), keys: {}, objects: {} };
+    const f: FileFormat = { serial: keyToHex(this.serial), keys: {}, objects: {} };
     for (const [ref, k] of this.keys) {
       f.keys[ref] = {
-        algorithm: k.algorithm, kind: k.kind, stamp: hex(k.stamp),
-        ...(k.secret ? { secret: hex(k.secret) } : {}),
-        ...(k.publicKey ? { publicKey: hex(k.publicKey) } : {}),
+        algorithm: k.algorithm, kind: k.kind, stamp: keyToHex(k.stamp),
+        ...(k.secret ? { secret: keyToHex(k.secret) } : {}),
+        ...(k.publicKey ? { publicKey: keyToHex(k.publicKey) } : {}),
       };
     }
-    for (const [id, v] of this.objects) f.objects[id] = hex(v);
+    for (const [id, v] of this.objects) f.objects[id] = keyToHex(v);
     const tmp = `${this.path}.${process.pid}.tmp`;
     const data = Buffer.from(JSON.stringify(f));
     try {

@@ -371,13 +371,17 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(drawn[0]!.every((b) => b === 0)).toBe(false);
   });
 
-  it('a damaged store is refused by field: a public key without its point, an algorithm past 16 bits, no serial, a secret not a string, another kind', () => withDir((dir) => {
+  it('a damaged store is refused by field: a public key without its point, an algorithm past 16 bits, no serial, a secret not a string or not hex, another kind', () => withDir((dir) => {
     const cases: [object, RegExp][] = [
       [{ serial: '0102030405060708', keys: { 1: { algorithm: 33, kind: 'public' } }, objects: {} }, /key 1 does not hold what a public key holds/],
       [{ serial: '0102030405060708', keys: { 1: { algorithm: 0x10000, kind: 'secret', secret: '00' } }, objects: {} }, /key 1 algorithm is not a TS-0016 algorithm number/],
       [{ keys: {}, objects: {} }, /serial is not a string/],
       [{ serial: '0102030405060708', keys: { 1: { algorithm: 33, kind: 'private', publicKey: '04' } }, objects: {} }, /key 1 kind is not 'secret' or 'public'/],
       [{ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: 12345 } }, objects: {} }, /key 1 secret is not a string/],
+      // Hex is read as a key's text: the refusal gives the length, never a digit or where it stands.
+      [{ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: '00112233445566778899aabbccddeeG' } }, objects: {} }, /^virtual card store .*: key 1 secret is not hex text of whole bytes \(31 characters\)$/],
+      [{ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: '00112233445566778899aabbccddeeZf' } }, objects: {} }, /^virtual card store .*: key 1 secret is not hex text of whole bytes \(32 characters\)$/],
+      [{ serial: '0102030405060708', keys: {}, objects: { 2: '0a 0b' } }, /object 2 is not hex text of whole bytes \(5 characters\)$/],
     ];
     for (const [i, [content, message]] of cases.entries()) {
       const store = join(dir, `card-${i}.json`);

@@ -3,7 +3,7 @@
 // and failure codes, results checked against known answers and the core.
 import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, CipherResource, SignatureResource, SoftwareBackend, StateError, type HashName, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
-import { fromBase64, hexValue, keyFromBase64, toBase64 } from '../../src/mcs/codec.ts';
+import { fromBase64, hexValue, keyFromBase64, keyFromHex, keyToHex, toBase64 } from '../../src/mcs/codec.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
 
 const HASH: Record<number, HashName> = { 4: 'SHA-256', 5: 'SHA-384', 6: 'SHA-512' };
@@ -792,7 +792,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
 /** The base64 of serialized byte attributes (RFC 4648 section 4, strict), on every runtime. */
 const codecCases: PortableCase[] = [
   {
-    name: 'base64: RFC 4648 section 10 vectors both ways, every length to 300 round trips, non-canonical text refused',
+    name: 'base64: RFC 4648 section 10 vectors both ways, every length to 300 round trips, non-canonical text refused; a key\'s hex both ways',
     run() {
       // Each way of reading: by table ('public', 'secret') and by arithmetic, for keys (keyFromBase64).
       for (const use of ['public', 'secret', 'key'] as const) {
@@ -833,6 +833,18 @@ const codecCases: PortableCase[] = [
         if (hexValue(c) !== (/^[0-9a-fA-F]$/.test(ch) ? parseInt(ch, 16) : -1)) wrongHex.push(c);
       }
       equal(wrongHex.length, 0, `hex digits read wrong: ${wrongHex.slice(0, 8).join(', ')}`);
+      // A key's hex both ways (the virtual card's store): every byte value, either case, and a text
+      // with one character that is no hex digit, at each place, refused.
+      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const upper = Array.from(all, (b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+      equal(keyToHex(all), upper, 'every byte value as hex');
+      equal(keyToHex(new Uint8Array(0)), '', 'no bytes');
+      for (const t of [upper, upper.toLowerCase()]) equal(Array.from(keyFromHex(t)!).join(), Array.from(all).join(), 'every byte value read back');
+      equal(keyFromHex('')!.length, 0, 'no text, no bytes');
+      equal(keyFromHex('abc'), undefined, 'an odd count');
+      for (const bad of ['g', ' ', '\u0660', '\0', ':', '@', '`', 'G']) {
+        for (let at = 0; at < 4; at++) equal(keyFromHex(`${'0a1B'.slice(0, at)}${bad}${'0a1B'.slice(at + 1)}`), undefined, `${JSON.stringify(bad)} at ${at}`);
+      }
     },
   },
 ];
