@@ -11,9 +11,9 @@ export interface CommandApdu {
   p1: number;
   p2: number;
   /** Command data (Nc = data.length); absent or empty for cases 1 and 2. */
-  data?: Uint8Array;
+  data?: Uint8Array | undefined;
   /** Expected response length Ne (0 or absent: none expected, cases 1 and 3). 256 / 65536 mean "as much as available". */
-  ne?: number;
+  ne?: number | undefined;
   /**
    * The most data the caller can take in all, when it knows (a cipher's
    * output for the message so far): with Ne 256 / 65536 ("as much as
@@ -21,13 +21,13 @@ export interface CommandApdu {
    * (GetResponseLayer), with another Ne it can only lower it, and the Le a
    * card asks for in 6Cxx may not exceed it.
    */
-  most?: number;
+  most?: number | undefined;
   /**
    * The data fields of this exchange are secret (PINs, keys, plaintext):
    * logging layers print their length only, and the copies the transport
    * makes of them (the encoded command, responses joined) are zeroized.
    */
-  secret?: boolean;
+  secret?: boolean | undefined;
 }
 
 export interface ResponseApdu {
@@ -87,7 +87,7 @@ export function needsExtended(cmd: CommandApdu): boolean {
  * or `extended` forces it; a command that needs it throws LengthError when
  * `allowExtended` is false (the transport must chain it instead).
  */
-export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean; allowExtended?: boolean }): Uint8Array {
+export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean | undefined; allowExtended?: boolean | undefined }): Uint8Array {
   const c = commandArg(cmd);
   const opts = optionsArg(options, 'the encoding options') ?? {};
   const data = c.data;

@@ -387,17 +387,17 @@ export interface StackOptions {
   /** The card and reader accept extended-length APDUs (else long data is chained); false when left out. */
   extended: boolean;
   /** Receives one line per APDU and response, secret data masked. */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
   /** Throw StatusWordError for anything but 9000 (default true). */
-  checkStatus?: boolean;
+  checkStatus?: boolean | undefined;
   /** Cap on GET RESPONSE rounds per command (default 64). */
-  maxGetResponseRounds?: number;
+  maxGetResponseRounds?: number | undefined;
   /** Most response data a command whose Ne is the maximum (256 or 65536: Le 00 / 0000) may collect (default 65536); any other Ne is its own cap. */
-  maxResponseTotal?: number;
+  maxResponseTotal?: number | undefined;
   /** Largest command data field the card accepts (its FCI says so): no APDU, chained link or not, carries more. */
-  maxCommandData?: number;
+  maxCommandData?: number | undefined;
   /** Largest response data field the card returns in one APDU (its FCI says so): the pieces GET RESPONSE rounds are counted in. */
-  maxResponseData?: number;
+  maxResponseData?: number | undefined;
 }
 
 /** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */

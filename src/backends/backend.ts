@@ -62,7 +62,7 @@ export interface BackendDescription {
    * What the SE runs on (deviceInfo `hwv`, with `fwv` and `swv` among TS-0001 D.8's identification attributes): a card's ATR, or that a
    * software SE has no hardware of its own. A backend without it shows "unknown".
    */
-  hardwareVersion?: string;
+  hardwareVersion?: string | undefined;
   /** Where the bytes of each supported rngType come from, in plain words (reported on <SE> deviceInfo). */
   rngSources: Partial<Record<RngType, string>>;
 }
@@ -163,11 +163,11 @@ export type StoredKey =
 
 export interface CipherParams {
   /** CBC modes: 16 bytes. */
-  iv?: Uint8Array;
+  iv?: Uint8Array | undefined;
   /** AEAD modes: the nonce. */
-  nonce?: Uint8Array;
+  nonce?: Uint8Array | undefined;
   /** AEAD modes: associated data. */
-  aad?: Uint8Array;
+  aad?: Uint8Array | undefined;
 }
 
 /**
@@ -232,7 +232,7 @@ export interface SecureEnvironmentBackend {
   readonly description: BackendDescription;
   readonly capabilities: BackendCapabilities;
   /** Present when <sensitiveDataObject> contents live on the device; otherwise the host keeps them (sealed at rest). */
-  readonly objectStore?: ObjectStore;
+  readonly objectStore?: ObjectStore | undefined;
 
   /** Brings the backend up (self test, card connection); called once before any other call. */
   open(): Promise<void>;

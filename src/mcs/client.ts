@@ -27,11 +27,11 @@ const PARAMETERS = 'parameters';
 /** What a CREATE may set besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
 export interface CommonOptions {
   /** resourceName; the SE assigns one otherwise. */
-  name?: string;
+  name?: string | undefined;
   /** accessControlPolicyIDs: resource IDs or addresses of <accessControlPolicy> resources of this SE. */
-  policies?: readonly string[];
+  policies?: readonly string[] | undefined;
   /** expirationTime as a oneM2M timestamp ('20261231T000000'). */
-  expirationTime?: string;
+  expirationTime?: string | undefined;
 }
 
 /** An access control rule: originators (or 'all') and the operations granted (CREATE 1, RETRIEVE 2, UPDATE 4, DELETE 8). */
@@ -126,7 +126,7 @@ export class McsClient {
    * aad is given (or later with setParameters). When the parameters are
    * refused the cipher is deleted again and the error thrown.
    */
-  async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array; exportable?: boolean; nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array } & CommonOptions): Promise<CipherResource> {
+  async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array | undefined; exportable?: boolean | undefined; nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined } & CommonOptions): Promise<CipherResource> {
     const opts = required(options, 'cipher');
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The parameters are sent after the CREATE: copied now.
@@ -153,7 +153,7 @@ export class McsClient {
    * curve, for a verify-only resource (another form is an InvalidInputError here: the SE would
    * keep it as free-form keyInformation and verify nothing).
    */
-  async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array; publicKey?: Uint8Array; exportable?: boolean; format?: 'der' | 'raw'; prehashed?: boolean } & CommonOptions): Promise<SignatureResource> {
+  async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array | undefined; publicKey?: Uint8Array | undefined; exportable?: boolean | undefined; format?: 'der' | 'raw' | undefined; prehashed?: boolean | undefined } & CommonOptions): Promise<SignatureResource> {
     const opts = required(options, 'signature');
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     const info = signatureInfo(opts.algorithm);
@@ -316,7 +316,7 @@ export class CipherResource extends MessageResource {
    * exists (a given value replaces the old one), whichever object or client created it: after a
    * restart a new nonce must replace the old one, never sit beside it.
    */
-  async setParameters(p: { nonce?: Uint8Array; iv?: Uint8Array; aad?: Uint8Array }): Promise<void> {
+  async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }): Promise<void> {
     const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content) => {
       if (this.#hasParameters === undefined && created.has(this)) this.#hasParameters = false;
@@ -398,7 +398,7 @@ export class SensitiveDataResource extends McsResource {
 export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */
-  async update(p: { privileges?: readonly AccessRule[]; selfPrivileges?: readonly AccessRule[] }): Promise<void> {
+  async update(p: { privileges?: readonly AccessRule[] | undefined; selfPrivileges?: readonly AccessRule[] | undefined }): Promise<void> {
     const o = required(p, 'policy update');
     await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }));
   }

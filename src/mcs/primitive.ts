@@ -14,20 +14,20 @@ export interface McsRequest {
   /** Originator: AE-ID or CSE-ID. */
   fr: string;
   rqi: string;
-  ty?: number;
-  pc?: Record<string, unknown>;
-  rvi?: string;
+  ty?: number | undefined;
+  pc?: Record<string, unknown> | undefined;
+  rvi?: string | undefined;
   /** resultContent: 0 nothing, 1 attributes (the default for CREATE, RETRIEVE, UPDATE; DELETE answers nothing). */
-  rcn?: 0 | 1;
+  rcn?: 0 | 1 | undefined;
   /** requestExpirationTimestamp: a oneM2M timestamp, or milliseconds from the time the request was sent. */
-  rqet?: string | number;
+  rqet?: string | number | undefined;
   /**
    * responseType (TS-0004 m2m:responseType), by TS-0004's numbers: 3 blockingRequest (the default) and
    * 4 flexBlocking are served (blocking); 1 and 2 (non-blocking) and 5 (noResponse) answer 5206.
    */
-  rt?: { rtv: 1 | 2 | 3 | 4 | 5 };
+  rt?: { rtv: 1 | 2 | 3 | 4 | 5 } | undefined;
   /** originatingTimestamp: a oneM2M timestamp (checked, otherwise unused). */
-  ot?: string;
+  ot?: string | undefined;
 }
 
 export interface McsResponse {

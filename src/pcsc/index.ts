@@ -87,9 +87,9 @@ function protocolMask(c: NativeAddon['constants'], list: readonly Protocol[]): n
 
 export interface ConnectOptions {
   /** Default 'shared': other applications may use the card between our transactions. */
-  share?: ShareMode;
+  share?: ShareMode | undefined;
   /** Default ['T0', 'T1']. */
-  protocols?: readonly Protocol[];
+  protocols?: readonly Protocol[] | undefined;
   /**
    * Longest wait in milliseconds for the connect itself and for each call on
    * the connection but disconnect(): the card's answer to transmit(),
@@ -99,7 +99,7 @@ export interface ConnectOptions {
    * establish() was given one (as long as the reader driver waits: vpcd, or
    * a driver that hangs, waits for good). See PcscCard.stalled.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** The longest finite wait pcsc-lite keeps finite: it passes the DWORD to poll() as an int. */
@@ -241,7 +241,7 @@ export interface EstablishOptions {
    * wait it was asked for, release), and the default of connect()'s.
    * Default Infinity. See PcscContext.stalled.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** The establish() of this process that outlived its timeout, if any (see PcscContext.establish). */
@@ -328,7 +328,7 @@ export class PcscContext {
    * it is cut to 2^31 - 1 ms (about 24.8 days), where a larger one would wrap
    * round to a negative value, which poll() takes as "forever".
    */
-  async getStatusChange(current: readonly { reader: string; state?: number }[], timeoutMs = Infinity): Promise<ReaderState[]> {
+  async getStatusChange(current: readonly { reader: string; state?: number | undefined }[], timeoutMs = Infinity): Promise<ReaderState[]> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) throw new InvalidInputError('getStatusChange: the timeout is a number of milliseconds, 0 or more');
     if (!Array.isArray(current)) throw new InvalidInputError(`getStatusChange: expected an array of { reader, state? }, got ${shown(current)}`);
     // pcsc-lite answers a wait for no reader at once, whatever the timeout: no wait at all.

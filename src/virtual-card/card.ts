@@ -105,7 +105,7 @@ export class VirtualCardOs implements CardHandler {
 
   constructor(
     private readonly applets: readonly Applet[],
-    opts: { atr?: Uint8Array; log?: (line: string) => void; limits?: CardLimits } = {},
+    opts: { atr?: Uint8Array | undefined; log?: ((line: string) => void) | undefined; limits?: CardLimits | undefined } = {},
   ) {
     this.atrBytes = opts.atr ?? makeAtr();
     this.log = opts.log;

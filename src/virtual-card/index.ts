@@ -15,17 +15,17 @@ export { KeyStore } from './keystore.ts';
 
 export interface VirtualCardOptions {
   /** vpcd slot: reader "Virtual PCD 00 0<slot>" on TCP 35963 + slot. */
-  slot?: number;
-  host?: string;
+  slot?: number | undefined;
+  host?: string | undefined;
   /** Overrides 35963 + slot. */
-  port?: number;
+  port?: number | undefined;
   /** JSON file of the persistent key store; memory only when absent. */
-  store?: string;
+  store?: string | undefined;
   /** Accept extended-length APDUs (default true); without, long data must be chained. */
-  extended?: boolean;
-  log?: (line: string) => void;
+  extended?: boolean | undefined;
+  log?: ((line: string) => void) | undefined;
   /** false: the connection to vpcd does not keep the process alive. */
-  keepAlive?: boolean;
+  keepAlive?: boolean | undefined;
 }
 
 export interface VirtualCard {

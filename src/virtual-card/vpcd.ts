@@ -42,7 +42,7 @@ export class VpcdCard {
    * `keepAlive: false` lets the process exit while the card is inserted (a
    * benchmark that tears the stack down at exit); the default keeps it running.
    */
-  constructor(private readonly handler: CardHandler, readonly opts: { host?: string; port?: number; keepAlive?: boolean } = {}) {}
+  constructor(private readonly handler: CardHandler, readonly opts: { host?: string | undefined; port?: number | undefined; keepAlive?: boolean | undefined } = {}) {}
 
   get inserted(): boolean {
     return this.socket !== null;

@@ -253,6 +253,53 @@ describe('public API surface', () => {
     await engine.close();
   });
 
+  it('McsClient, a request primitive and SoftwareBackend take a member given as undefined as left out (declarations.test.ts checks the types)', async () => {
+    const none = { name: undefined, policies: undefined, expirationTime: undefined };
+    const key = new Uint8Array(16).fill(7), nonce = new Uint8Array(12).fill(1), msg = new Uint8Array(24).fill(9);
+    const engine = await McsEngine.create({ backends: [new SoftwareBackend({ uniqueId: undefined, storageQuota: undefined })] });
+    const seId = engine.seIds[0]!;
+    const me = await new McsClient(engine, 'C1').register();
+    expect((await me.memory()).total).toBe(64 * 1024 * 1024);
+    const answer = await engine.send({ op: 2, to: seId, fr: 'C1', rqi: '1', ty: undefined, pc: undefined, rvi: undefined, rcn: undefined, rqet: undefined, rt: undefined, ot: undefined });
+    expect(answer.rsc).toBe(2000);
+    const h = await me.hash({ algorithm: 4, ...none });
+    expect(await (await h.update(msg)).calculate()).toEqual(senv.sha256(msg));
+    const c = await me.cipher({ algorithm: 1001, maxByteSize: 64, key, exportable: undefined, nonce: undefined, iv: undefined, aad: undefined, ...none });
+    await c.setParameters({ nonce, iv: undefined, aad: undefined });
+    expect(await (await c.update(msg)).encrypt()).toEqual(gcm(key, nonce).encrypt(msg));
+    const s = await me.signature({ algorithm: 33, key: undefined, publicKey: undefined, exportable: undefined, format: undefined, prehashed: undefined, ...none });
+    await s.generateKey();
+    const sig = await (await s.update(msg)).sign();
+    expect(await (await s.update(msg)).verify(sig)).toBe(true);
+    expect(await (await me.sensitiveData(msg, { name: undefined, policies: undefined })).read()).toEqual(msg);
+    const rules = [{ originators: ['C1'], operations: 63 }];
+    const acp = await me.accessControlPolicy({ privileges: rules, selfPrivileges: rules, name: undefined, expirationTime: undefined });
+    await acp.update({ privileges: undefined, selfPrivileges: [{ originators: ['C1', 'C2'], operations: 63 }] });
+    expect(await acp.retrieve()).toMatchObject({ pv: { acr: [{ acor: ['C1'] }] }, pvs: { acr: [{ acor: ['C1', 'C2'] }] } });
+    await engine.close();
+  });
+
+  it('the option types of onem2m-senv/pcsc take a member given as undefined as left out (declarations.test.ts checks the types)', async () => {
+    const pcsc = await import('../../src/pcsc/exports.ts');
+    const backend = new pcsc.PcscBackend({ reader: 'R', seType: undefined, context: undefined, share: undefined, commandTimeoutMs: undefined, log: undefined });
+    expect(backend.description.seType).toBe(2);
+    const card = pcsc.createVirtualCard({ slot: undefined, host: undefined, port: undefined, store: undefined, extended: undefined, log: undefined, keepAlive: undefined });
+    expect(card.vpcd.address).toBe('127.0.0.1:35963');
+    expect(new pcsc.VpcdCard(card.os, { host: undefined, port: undefined, keepAlive: undefined }).address).toBe('127.0.0.1:35963');
+    const os = new pcsc.VirtualCardOs([card.applet], { atr: undefined, log: undefined, limits: undefined });
+    expect(os.atr()).toEqual(new pcsc.VirtualCardOs([card.applet]).atr());
+    const select = { cla: 0, ins: 0xa4, p1: 4, p2: 0, data: pcsc.SENV_AID };
+    const wire = pcsc.encodeCommand(select);
+    expect(pcsc.encodeCommand({ ...select, ne: undefined, most: undefined, secret: undefined }, { extended: undefined, allowExtended: undefined })).toEqual(wire);
+    const sent: Uint8Array[] = [];
+    const { transport } = pcsc.createTransport({ transmit: async (apdu: Uint8Array) => (sent.push(apdu.slice()), Uint8Array.of(0x90, 0)) }, {
+      extended: false, log: undefined, checkStatus: undefined, maxGetResponseRounds: undefined, maxResponseTotal: undefined, maxCommandData: undefined, maxResponseData: undefined,
+    });
+    expect((await transport.transmit({ cla: 0, ins: 0xca, p1: 0, p2: 0x66, data: undefined, ne: 256 })).sw).toBe(0x9000);
+    expect(sent).toEqual([Uint8Array.of(0, 0xca, 0, 0x66, 0)]);
+    await card.close();
+  });
+
   it('McsEngine.create refuses options of the wrong kind, named', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],

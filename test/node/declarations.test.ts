@@ -40,11 +40,15 @@ export const blob: Blob = new Blob([senv.gcm(new Uint8Array(16), new Uint8Array(
 `;
 
 // A project with exactOptionalPropertyTypes passes an option it may not have as undefined: the
-// runtime takes undefined as left out, and so do the option types (api-surface.test.ts runs these).
+// runtime takes undefined as left out, and so do the option types of both entry points
+// (api-surface.test.ts runs these).
 const OPTIONAL_CONSUMER = `
-import { gcm, ccm, cbc, ecdsa, hmacDrbg, initSync, McsEngine } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+import { gcm, ccm, cbc, ecdsa, hmacDrbg, initSync, McsEngine, McsClient, SoftwareBackend, type McsRequest, type CipherResource, type PolicyResource } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
 declare const maybe: number | undefined;
 declare const maybePadding: 'pkcs5' | undefined;
+declare const maybeBytes: Uint8Array | undefined;
+declare const maybeText: string | undefined;
+declare const maybeFlag: boolean | undefined;
 initSync({ build: undefined });
 gcm(new Uint8Array(16), new Uint8Array(12), undefined, { tagLength: maybe });
 ccm(new Uint8Array(16), new Uint8Array(12), undefined, { tagLength: maybe, messageLength: maybe });
@@ -53,6 +57,36 @@ ecdsa('P-256').sign(new Uint8Array(1), new Uint8Array(32), { hash: undefined, fo
 hmacDrbg({ hash: undefined, personalization: undefined, predictionResistance: undefined, reseedInterval: maybe, entropy: undefined });
 export const engine = McsEngine.create({ dataDir: undefined, masterKey: undefined, masterKeyFile: undefined, clock: undefined, backends: undefined, maxDataSize: maybe });
 export const answer = engine.then((m) => m.send({ op: 2, to: 'x', fr: 'C', rqi: '1' }, { binary: undefined }));
+export const request: McsRequest = { op: 2, to: 'x', fr: 'C', rqi: '1', ty: maybe, pc: undefined, rvi: maybeText, rcn: undefined, rqet: maybe, rt: undefined, ot: maybeText };
+export const backend = new SoftwareBackend({ uniqueId: maybeText, storageQuota: maybe });
+declare const client: McsClient;
+const none = { name: maybeText, policies: undefined, expirationTime: maybeText };
+export const hashed = client.hash({ algorithm: 4, ...none });
+export const cipher = client.cipher({ algorithm: 1001, maxByteSize: 64, key: maybeBytes, exportable: maybeFlag, nonce: maybeBytes, iv: maybeBytes, aad: maybeBytes, ...none });
+export const signature = client.signature({ algorithm: 33, key: maybeBytes, publicKey: maybeBytes, exportable: maybeFlag, format: undefined, prehashed: maybeFlag, ...none });
+export const data = client.sensitiveData(new Uint8Array(1), { name: maybeText, policies: undefined });
+export const params = (c: CipherResource) => c.setParameters({ nonce: maybeBytes, iv: maybeBytes, aad: maybeBytes });
+export const policy = (p: PolicyResource) => p.update({ privileges: undefined, selfPrivileges: [] });
+`;
+
+const PCSC_OPTIONAL_CONSUMER = `
+import { PcscContext, PcscBackend, discoverPcscBackends, createVirtualCard, VpcdCard, VirtualCardOs, encodeCommand, createTransport, type CommandApdu } from ${JSON.stringify(join(root, 'dist/src/pcsc/exports.js'))};
+declare const maybe: number | undefined;
+declare const maybeText: string | undefined;
+declare const maybeFlag: boolean | undefined;
+declare const maybeLog: ((line: string) => void) | undefined;
+declare const maybeContext: PcscContext | undefined;
+export const ctx = PcscContext.establish({ timeoutMs: maybe });
+export const card = ctx.then((c) => c.connect('R', { share: undefined, protocols: undefined, timeoutMs: maybe }));
+export const changes = ctx.then((c) => c.getStatusChange([{ reader: 'R', state: maybe }]));
+export const backend = new PcscBackend({ reader: 'R', seType: undefined, context: maybeContext, share: undefined, commandTimeoutMs: maybe, log: maybeLog });
+export const found = discoverPcscBackends({ context: maybeContext, commandTimeoutMs: maybe });
+export const virtual = createVirtualCard({ slot: maybe, host: maybeText, port: maybe, store: maybeText, extended: maybeFlag, log: maybeLog, keepAlive: maybeFlag });
+export const vpcd = new VpcdCard(virtual.os, { host: maybeText, port: maybe, keepAlive: maybeFlag });
+export const os = new VirtualCardOs([virtual.applet], { atr: undefined, log: maybeLog, limits: undefined });
+const command: CommandApdu = { cla: 0, ins: 0xca, p1: 0, p2: 0, data: undefined, ne: maybe, most: maybe, secret: maybeFlag };
+export const wire = encodeCommand(command, { extended: maybeFlag, allowExtended: maybeFlag });
+export const stack = createTransport({ transmit: async () => new Uint8Array(2) }, { extended: false, log: maybeLog, checkStatus: maybeFlag, maxGetResponseRounds: maybe, maxResponseTotal: maybe, maxCommandData: maybe, maxResponseData: maybe });
 `;
 
 const PCSC_CONSUMER = `
@@ -98,6 +132,9 @@ describe('published declarations', () => {
     });
     it(`onem2m-senv/pcsc, a Node project without the DOM lib (${name})`, () => {
       expect(diagnostics(PCSC_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);
+    });
+    it(`onem2m-senv/pcsc, options given as undefined under exactOptionalPropertyTypes (${name})`, () => {
+      expect(diagnostics(PCSC_OPTIONAL_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'], exactOptionalPropertyTypes: true })).toEqual([]);
     });
   }
 });

@@ -35,18 +35,18 @@ export interface PcscBackendOptions {
   /** PC/SC reader name of the card. */
   reader: string;
   /** TS-0016 SEType: 2 GlobalPlatform SE (default) or 1 UICC. */
-  seType?: 1 | 2;
-  context?: PcscContext;
+  seType?: 1 | 2 | undefined;
+  context?: PcscContext | undefined;
   /** Default 'exclusive': no other application can slip APDUs between ours. */
-  share?: ShareMode;
+  share?: ShareMode | undefined;
   /**
    * Longest wait in milliseconds for the card's answer to one command, and
    * for a connection (default 30,000; Infinity: as long as the reader driver
    * waits). See docs/pcsc.md, "A card that stops answering".
    */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /** APDU trace (secret data masked). */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
 }
 
 /** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */

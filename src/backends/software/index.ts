@@ -26,9 +26,9 @@ export interface SoftwareBackendOptions {
    * with a data directory replaces with the one it keeps there, so that the
    * SE's resources come back at a restart.
    */
-  uniqueId?: string;
+  uniqueId?: string | undefined;
   /** Bytes reported as non-volatile memory of this SE: the quota of host storage it grants. */
-  storageQuota?: number;
+  storageQuota?: number | undefined;
 }
 
 /** Software SEs made without a uniqueId, until an engine with a data directory gives them the one it keeps. */
