@@ -110,7 +110,7 @@ export class RawTransport implements ApduTransport {
 }
 
 /** Passes everything through; layers implement send, which gets a command commandArg accepted. */
-abstract class Layer implements ApduTransport {
+export abstract class Layer implements ApduTransport {
   constructor(protected readonly inner: ApduTransport) {
     carrierArg(inner, 'the transport below a layer');
   }

@@ -45,6 +45,7 @@ export abstract class CoreContext {
   #ctx: number;
   readonly #what: string;
 
+  /** @internal its subclasses' own constructors are the published ones (Core is not published). */
   protected constructor(ctx: number, what: string, c: Core = core()) {
     this.#core = c;
     this.#ctx = ctx;

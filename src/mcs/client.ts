@@ -211,7 +211,8 @@ export class McsClient {
   }
 }
 
-abstract class McsResource {
+/** What every resource object of McsClient has: its address, RETRIEVE, UPDATE of attributes, DELETE. */
+export abstract class McsResource {
   readonly client: McsClient;
   /** Absolute address: `<M2M-SE-ID>/<resourceID>`. */
   readonly address: string;
@@ -272,7 +273,7 @@ abstract class McsResource {
 }
 
 /** The message of <hash>, <cipher> and <signature>: chunks appended by UPDATE until an operation ends it. */
-abstract class MessageResource extends McsResource {
+export abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
   async update(chunk: Uint8Array): Promise<this> {
     await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c) => this.patch(c));

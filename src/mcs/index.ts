@@ -2,8 +2,9 @@
 export { McsEngine, type McsEngineOptions } from './engine.ts';
 export { Operation, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 export { RSC, McsError, type ResponseStatusCode } from './rsc.ts';
-export { CIPHERS, SIGNATURES, HASHES } from '../backends/algorithms.ts';
-export type { Persistence } from './persist.ts';
+export { CIPHERS, SIGNATURES, HASHES, type CipherInfo, type SignatureInfo } from '../backends/algorithms.ts';
+export type { Persistence, PersistedSe, PersistedResource } from './persist.ts';
+export type { MasterKeyOptions } from './store/master-key.ts';
 export type { Files } from './store/files.ts';
 export { DataDirLockedError, DataDirDamagedError, DataDirFormatError } from './store/errors.ts';
-export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type AccessRule, type CommonOptions } from './client.ts';
+export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type McsResource, type MessageResource, type AccessRule, type CommonOptions } from './client.ts';

@@ -3,8 +3,11 @@
 // that resolves once it is durable, or rejects having stored nothing, and
 // then the engine applies nothing either (docs/mcs.md "Failed writes"). A
 // call after a failed one works normally once the storage does again.
-import type { SeHost } from './host.ts';
-import type { Resource } from './resource.ts';
+//
+// A store is handed the engine's own SE and resource objects; the types below
+// publish only what a store reads of them (the rest is the engine's internals,
+// which the package does not export).
+import type { SecureEnvironmentBackend } from '../backends/backend.ts';
 
 /**
  * What a store's write rejects with when the backend failed while the record was made (its
@@ -14,20 +17,44 @@ export class BackendFailure {
   constructor(readonly cause: unknown) {}
 }
 
+/** The SE a store's call is about: its M2M-SE-ID keys the records, its backend seals and loads keys (storeKey, loadKey). */
+export interface PersistedSe {
+  readonly seId: string;
+  readonly backend: SecureEnvironmentBackend;
+}
+
+/** A resource as a store reads it. */
+export interface PersistedResource {
+  readonly ri: string;
+  readonly rn: string;
+  readonly ty: number;
+  readonly parent: PersistedResource | undefined;
+  /** creationTime and lastModifiedTime, in ms since the epoch. */
+  readonly created: number;
+  readonly modified: number;
+  /** Attribute values by long name (the resource type's own: 'algorithm' of a <hash>), in the engine's form (bytes, numbers, ms timestamps, key handles, appended data). */
+  readonly attrs: ReadonlyMap<string, unknown>;
+  readonly children: ReadonlyMap<string, PersistedResource>;
+}
+
 export interface Persistence {
   /** A unique ID for the software SE of this data directory, the same on every run. */
   uniqueId(kind: string): Promise<string>;
-  /** Rebuilds the host's resource tree from what was stored for its M2M-SE-ID. */
-  load(host: SeHost): Promise<void>;
+  /**
+   * Rebuilds the host's resource tree from what was stored for its M2M-SE-ID.
+   * senv's journal does so through the engine's internals: a store of another
+   * kind gets the SE's identity only, and brings nothing back.
+   */
+  load(host: PersistedSe): Promise<void>;
   /**
    * Stores a resource's state (and its children's, for a new registration),
    * as one write. `res` may be a copy showing the state a change will leave
    * (its values are only read, and only until the call resolves).
    */
-  put(host: SeHost, res: Resource, withChildren: boolean): Promise<void>;
+  put(host: PersistedSe, res: PersistedResource, withChildren: boolean): Promise<void>;
   /** Stores a chunk appended to the resource's append attribute, and its new lastModifiedTime. */
-  append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array, modified: number): Promise<void>;
+  append(host: PersistedSe, res: PersistedResource, attr: string, chunk: Uint8Array, modified: number): Promise<void>;
   /** Removes resources (a resource and everything below it), as one write. */
-  remove(host: SeHost, ris: readonly string[]): Promise<void>;
+  remove(host: PersistedSe, ris: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

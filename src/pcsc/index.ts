@@ -247,6 +247,9 @@ export interface EstablishOptions {
 /** The establish() of this process that outlived its timeout, if any (see PcscContext.establish). */
 const establishing = new Stall('pcscd');
 
+/** PcscContext.connect's way to a PcscCard, whose constructor is private (set in PcscCard's static block). */
+let openedCard!: (addon: NativeAddon, card: NativeCard, reader: string, share: number, protocols: number, timeoutMs: number) => PcscCard;
+
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
  * connections (each on a context of its own, see native/senv_pcsc.cc).
@@ -418,7 +421,7 @@ export class PcscContext {
       },
       (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
     ));
-    return new PcscCard(this.addon, card, reader, share, protocols, timeoutMs);
+    return openedCard(this.addon, card, reader, share, protocols, timeoutMs);
   }
 
   /**
@@ -458,8 +461,8 @@ export class PcscCard {
   readonly #calls = new CallQueue();
   readonly #stall: Stall;
 
-  /** Made by PcscContext.connect (a caller has no native card to give). */
-  constructor(
+  /** Made by PcscContext.connect (a caller has no native card to give, and the bridge's types are not published). */
+  private constructor(
     private readonly addon: NativeAddon,
     private readonly card: NativeCard,
     readonly reader: string,
@@ -468,6 +471,10 @@ export class PcscCard {
     private readonly timeoutMs = Infinity,
   ) {
     this.#stall = new Stall(`the card in ${reader}`);
+  }
+
+  static {
+    openedCard = (...args) => new PcscCard(...args);
   }
 
   /**

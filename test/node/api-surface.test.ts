@@ -300,6 +300,21 @@ describe('public API surface', () => {
     await card.close();
   });
 
+  it('a store of its own gets what PersistedSe and PersistedResource publish of the engine\'s objects', async () => {
+    const puts: unknown[] = [];
+    const store: senv.Persistence = {
+      uniqueId: async () => 'u', load: async () => undefined, append: async () => undefined, remove: async () => undefined, close: async () => undefined,
+      put: async (se, res) => void puts.push({ se: se.seId, seType: se.backend.description.seType, ri: res.ri, rn: res.rn, ty: res.ty, parent: res.parent?.ri, algorithm: res.attrs.get('algorithm') }),
+    };
+    const engine = await McsEngine.create({ store });
+    const me = await new McsClient(engine, 'C1').register('me');
+    const h = await me.hash({ algorithm: 4, name: 'h' });
+    const [se, ri] = h.address.split('/');
+    expect(puts.at(-1)).toEqual({ se, seType: 4, ri, rn: 'h', ty: 20004, parent: expect.any(String), algorithm: 4 });
+    expect(puts.some((p) => (p as { ty: number; rn: string }).ty === 20011 && (p as { rn: string }).rn === 'me')).toBe(true);
+    await engine.close();
+  });
+
   it('McsEngine.create refuses options of the wrong kind, named', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],

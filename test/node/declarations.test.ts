@@ -12,7 +12,7 @@ import ts from 'typescript';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const CONSUMER = `
-import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type Bytes, type McsClient, type McsRequest, type McsResponse } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+import { McsEngine, gcm, sha256, ecdsa, aesKey, initSync, type Bytes, type McsClient, type McsRequest, type McsResponse, type McsResource, type Persistence, type PersistedSe, type PersistedResource } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
 initSync();
 const tag: Uint8Array = gcm(aesKey(new Uint8Array(16)), new Uint8Array(12)).encrypt(sha256(new Uint8Array(0)));
 const e = ecdsa('P-256');
@@ -28,6 +28,13 @@ const rules = [{ originators: ['C1', 'C2'], operations: 3 }] as const;
 export const grant = (c: McsClient) => c.accessControlPolicy({ privileges: rules, selfPrivileges: rules });
 export const noBackends = McsEngine.create({ backends: [] as const });
 export { ok, compressed, request };
+// The types a consumer is handed, by name: a resource object of McsClient, a store's arguments.
+export const drop = (r: McsResource) => r.delete();
+export const observer: Persistence = {
+  uniqueId: async () => 'u', load: async (se: PersistedSe) => void se.seId, remove: async () => undefined, close: async () => undefined,
+  put: async (se, res: PersistedResource) => void [se.backend.description.seType, res.ri, res.ty, res.attrs.size, res.parent?.rn],
+  append: async (_se, res, attr, chunk) => void [res.children.size, attr, chunk.length],
+};
 `;
 
 // Fresh results are arrays over an ArrayBuffer, which the DOM's BufferSource takes (TypeScript 5.7 made
@@ -110,12 +117,50 @@ function diagnostics(source: string, options: ts.CompilerOptions): string[] {
   }
 }
 
+/**
+ * The types the declarations of the entry points name (what a consumer is handed: signatures, members, base
+ * classes, a protected or private constructor's parameters left out as tsc leaves them out) that no entry
+ * point exports, as `name (file) <- the exported declaration that names it`, found by walking from every export.
+ */
+function unnameable(entries: string[]): string[] {
+  const program = ts.createProgram(entries, { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] });
+  const checker = program.getTypeChecker();
+  const target = (s: ts.Symbol) => (s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s);
+  const ours = (s: ts.Symbol) => (s.declarations ?? []).some((d) => d.getSourceFile().fileName.startsWith(join(root, 'dist/src/')));
+  const exported = new Set(entries.flatMap((e) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(e)!)!).map(target)));
+  const found = new Set<string>();
+  const seen = new Set<ts.Symbol>();
+  const queue = [...exported];
+  for (let s = queue.shift(); s; s = queue.shift()) {
+    if (seen.has(s)) continue;
+    seen.add(s);
+    const visit = (n: ts.Node): void => {
+      if (ts.isTypeReferenceNode(n) || ts.isExpressionWithTypeArguments(n) || ts.isTypeQueryNode(n)) {
+        const name = ts.isTypeReferenceNode(n) ? n.typeName : ts.isTypeQueryNode(n) ? n.exprName : n.expression;
+        const ref = checker.getSymbolAtLocation(ts.isQualifiedName(name) ? name.left : name);
+        const named = ref && target(ref);
+        if (named && ours(named) && !(named.flags & ts.SymbolFlags.TypeParameter)) {
+          if (!exported.has(named)) found.add(`${named.name} (${named.declarations![0]!.getSourceFile().fileName.slice(root.length)}) <- ${s.name}`);
+          queue.push(named);
+        }
+      }
+      ts.forEachChild(n, visit);
+    };
+    for (const d of s.declarations ?? []) if (ours(s)) visit(d);
+  }
+  return [...found];
+}
+
 const resolutions = [
   { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 },
   { module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler },
 ];
 
 describe('published declarations', () => {
+  it('name no type that neither entry point exports: a consumer can name every type it is handed', () => {
+    expect(unnameable([join(root, 'dist/src/index.d.ts'), join(root, 'dist/src/pcsc/exports.d.ts')])).toEqual([]);
+  });
+
   for (const r of resolutions) {
     const name = ts.ModuleResolutionKind[r.moduleResolution!];
     it(`root, a Node project without the DOM lib (${name})`, () => {

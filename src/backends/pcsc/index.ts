@@ -27,6 +27,7 @@ import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, type App
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
+import type { ObjectStore } from '../backend.ts';
 import { SENV_VERSION } from '../../version.ts';
 
 const SW_VERIFY_FAILED = 0x6300;
@@ -108,7 +109,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   /** Other applications use the card too (share 'shared'): a slot whose fate is unknown may become theirs. */
   private readonly shared: boolean;
   /** <sensitiveDataObject> contents live on the card (PUT DATA / GET DATA). */
-  readonly objectStore: CardObjectStore;
+  readonly objectStore: ObjectStore;
 
   constructor(opts: PcscBackendOptions) {
     const o = optionsArg(opts, 'PcscBackend options');
