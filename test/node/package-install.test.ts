@@ -133,6 +133,12 @@ describe('the packed package, installed into an empty project', () => {
     for (const p of paths) expect(WebAssembly.validate(readFileSync(p))).toBe(true);
   });
 
+  it('exports its package.json: a project or tool reads the installed version there (without the export, ERR_PACKAGE_PATH_NOT_EXPORTED)', async () => {
+    const r = ok(await runChild(process.execPath, ['--input-type=module', '-e',
+      `import { createRequire } from 'node:module'; console.log(createRequire(process.cwd() + '/')('onem2m-senv/package.json').version)`], { cwd: app }));
+    expect(r.out.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
   it('TypeScript finds the declarations through "exports" (nodenext, strict, skipLibCheck off)', () => {
     const file = join(app, 'consumer.mts');
     writeFileSync(file, `
