@@ -247,9 +247,6 @@ export interface EstablishOptions {
 /** The establish() of this process that outlived its timeout, if any (see PcscContext.establish). */
 const establishing = new Stall('pcscd');
 
-/** PcscContext.connect's way to a PcscCard, whose constructor is private (set in PcscCard's static block). */
-let openedCard!: (addon: NativeAddon, card: NativeCard, reader: string, share: number, protocols: number, timeoutMs: number) => PcscCard;
-
 /**
  * A PC/SC context: lists readers, waits for reader and card changes, and opens
  * connections (each on a context of its own, see native/senv_pcsc.cc).
@@ -421,7 +418,7 @@ export class PcscContext {
       },
       (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
     ));
-    return openedCard(this.addon, card, reader, share, protocols, timeoutMs);
+    return PcscCard.open(this.addon, card, reader, share, protocols, timeoutMs);
   }
 
   /**
@@ -473,8 +470,9 @@ export class PcscCard {
     this.#stall = new Stall(`the card in ${reader}`);
   }
 
-  static {
-    openedCard = (...args) => new PcscCard(...args);
+  /** @internal PcscContext.connect's way to a card (and the tests', over a stand-in bridge); left out of the declarations. */
+  static open(addon: NativeAddon, card: NativeCard, reader: string, share: number, protocols: number, timeoutMs?: number): PcscCard {
+    return new PcscCard(addon, card, reader, share, protocols, timeoutMs);
   }
 
   /**

@@ -1957,7 +1957,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       },
       get connected() { return true; },
     };
-    const card: PcscCard = Reflect.construct(PcscCard, [{ constants: { SCARD_LEAVE_CARD: 0 } }, handle, 'stand-in', 2, 2]);
+    const card = PcscCard.open({ constants: { SCARD_LEAVE_CARD: 0 } } as never, handle as never, 'stand-in', 2, 2);
     await expect(card.transaction(async () => {
       throw new PcscError('SCardTransmit', 0x8010000a);
     })).rejects.toThrow(/SCARD_E_TIMEOUT/);
@@ -1986,7 +1986,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
         get connected() { return open; },
       };
     };
-    const context = { connect: async (): Promise<PcscCard> => Reflect.construct(PcscCard, [{ constants }, handle(), 'stand-in', 2, 2]), release: async () => undefined };
+    const context = { connect: async () => PcscCard.open({ constants } as never, handle() as never, 'stand-in', 2, 2), release: async () => undefined };
     const b = new PcscBackend({ reader: 'stand-in', context: context as never, share: 'shared' });
     await b.open();
     const { s, others } = await holdingChannels(b);

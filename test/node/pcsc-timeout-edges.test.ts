@@ -55,11 +55,6 @@ function addon(): NativeAddon {
   };
 }
 
-/** A card over the stand-in bridge, as connect() makes one (PcscCard's constructor is private). */
-function scriptedCard(card: NativeCard, timeoutMs: number): PcscCard {
-  return Reflect.construct(PcscCard, [addon(), card, 'scripted', 2, 3, timeoutMs]);
-}
-
 /** Settles the oldest pending call named `name`. */
 function answer(name: string, value?: unknown): void {
   const i = bridge.pending.findIndex((p) => p.name === name);
@@ -152,7 +147,7 @@ async function released(ctx: PcscContext): Promise<void> {
 describe('PC/SC timeouts over a scripted bridge', () => {
   it('a call answered within its timeout is the caller\'s: nothing disposes of it once the timeout has passed, and no timer outlives it', async () => {
     reset();
-    const card = scriptedCard(nativeCard('c'), 30);
+    const card = PcscCard.open(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     // A finite timeout still runs out (30 s in the backend by default): a timer left behind holds the process that long.
     const before = timers();
     const sent = card.transmit(Uint8Array.of(0, 0x84, 0, 0, 8));
@@ -222,7 +217,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
 
   it('a call that outlives its timeout stops keeping the process alive (let go of), also a wait, a connect and a release started after its timeout; one answered in time never is', async () => {
     reset();
-    const card = scriptedCard(nativeCard('c'), 30);
+    const card = PcscCard.open(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     const inTime = card.status();
     await tick();
     answer('c status', { reader: 'scripted', state: 0x34, protocol: 2, atr: new Uint8Array(0) });
@@ -266,7 +261,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
 
   it('the copy of a command handed to the bridge is zeroized once the call is over, answered or not; the caller\'s bytes are left alone', async () => {
     reset();
-    const card = scriptedCard(nativeCard('c'), 30);
+    const card = PcscCard.open(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     // A command may carry a key (an import): no copy of it may outlive the exchange.
     const apdu = Uint8Array.of(0x80, 0xda, 1, 2, 3, 0xaa, 0xbb, 0xcc);
     const answered = card.transmit(apdu);
@@ -284,7 +279,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     answer('c control', Uint8Array.of(0x90, 0));
     await tick();
 
-    const silent = scriptedCard(nativeCard('d'), 30);
+    const silent = PcscCard.open(addon(), nativeCard('d'), 'scripted', 2, 3, 30);
     expect((await rejection(silent.transmit(apdu))).scardName).toBe('SCARD_E_TIMEOUT');
     expect(Array.from(bridge.sent[2]!)).toEqual(new Array(apdu.length).fill(0));
     answer('d transmit', Uint8Array.of(0x90, 0));
@@ -390,7 +385,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
 
   it('a beginTransaction() granted after its timeout is ended at once, while the connection is still stalled', async () => {
     reset();
-    const card = scriptedCard(nativeCard('c'), 30);
+    const card = PcscCard.open(addon(), nativeCard('c'), 'scripted', 2, 3, 30);
     expect((await rejection(card.transaction(async () => 1))).scardName).toBe('SCARD_E_TIMEOUT');
     expect(card.stalled).toBe(true);
     answer('c beginTransaction');
@@ -406,7 +401,7 @@ describe('PC/SC timeouts over a scripted bridge', () => {
   it('arguments pcsc-lite would take as something else are refused before anything is sent', async () => {
     reset();
     const ctx = await context('m');
-    const card = scriptedCard(nativeCard('c'), Infinity);
+    const card = PcscCard.open(addon(), nativeCard('c'), 'scripted', 2, 3, Infinity);
     const refused: [string, () => Promise<unknown>][] = [
       ['protocols as a string', () => ctx.connect('reader', { protocols: 'T1' as never })],
       ['no protocol', () => ctx.connect('reader', { protocols: [] })],

@@ -55,8 +55,7 @@ function scriptedNative() {
     protocol: 2,
     connected: true,
   };
-  // The constructor is private (connect() makes cards): built over the scripted bridge as connect() would.
-  const card = (timeoutMs: number): PcscCard => Reflect.construct(PcscCard, [{ constants: CONSTANTS, unrefCall: () => true } satisfies Partial<NativeAddon>, native, 'scripted', 2, 3, timeoutMs]);
+  const card = (timeoutMs: number) => PcscCard.open({ constants: CONSTANTS, unrefCall: () => true } as unknown as NativeAddon, native, 'scripted', 2, 3, timeoutMs);
   return { calls, pending, card };
 }
 
