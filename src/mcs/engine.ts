@@ -241,9 +241,11 @@ export class McsEngine {
       host.closed = true;
       try {
         // Keys and data a device keeps stay there when the store names them (the next run loads them).
-        if (!this.#store) await host.removeDeviceData();
+        // Data that could not be removed is reported once the keys are released and the backend closed.
+        const stays = this.#store ? undefined : await host.removeDeviceData().then(() => undefined, (e: unknown) => ({ e }));
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
         await host.backend.close();
+        if (stays) throw stays.e;
       } finally {
         host.release();
       }

@@ -11,6 +11,7 @@ import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
 import { toHex } from '../core/bytes.ts';
+import { failureKind, StateError } from '../core/errors.ts';
 import { randomBytes } from '../core/drbg.ts';
 
 /** What a `to` address names on this SE. */
@@ -239,15 +240,21 @@ export class SeHost {
   /**
    * Removes from the device the data its resources keep there (a card's data
    * objects): the engine closing without a store, after which nothing could
-   * name them again. A removal that fails leaves that object, as a failed key
-   * delete leaves its key.
+   * name them again. Every one is tried; then a StateError says how many stay
+   * (the device away or stalled), as the backend's close says of keys.
    */
   async removeDeviceData(): Promise<void> {
     const device = this.backend.objectStore;
     if (!device) return;
+    let left = 0, cause: unknown;
     for (const r of this.byRi.values()) {
-      if ([...r.attrs.values()].some((v) => v instanceof DeviceData)) await device.remove(r.ri).catch(() => undefined);
+      if (![...r.attrs.values()].some((v) => v instanceof DeviceData)) continue;
+      await device.remove(r.ri).catch((e: unknown) => {
+        left++;
+        cause ??= e;
+      });
     }
+    if (left) throw new StateError(`${left} data object${left === 1 ? '' : 's'} of <sensitiveDataObject>s stay${left === 1 ? 's' : ''} on the device: removing ${left === 1 ? 'it' : 'them'} failed (${failureKind(cause)})`);
   }
 
   /** The key's resource is gone: deleted from a device too. */

@@ -67,6 +67,11 @@ export class ShortResponseError extends SenvError {
     super('ERR_PCSC', `SCardTransmit: the card returned ${length} bytes, fewer than the two status bytes (card removed or reader failure)`);
     this.length = length;
   }
+
+  /** What an Mcs 5000 shows: no SCARD code to name, so what it most likely means. */
+  override get kind(): string {
+    return `${this.code} short response: card removed or reader failure`;
+  }
 }
 
 /** The native bridge is not built or cannot load; the message says what to install. */

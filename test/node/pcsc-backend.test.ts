@@ -741,6 +741,45 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  it('an engine without a data directory closed while the card is away: close() still closes, then rejects naming the keys and data objects left on the card; a response without status bytes reads as a removal in m2m:dbg', async () => {
+    const reader = new InProcessReader();
+    const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 500 })] });
+    const s = new Session(engine, 'CAWAY');
+    await s.register();
+    for (const rn of ['m1', 'm2']) ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn, Salg: 25, kDt: b64(new Uint8Array(32).fill(7)) } }), 2001, rn);
+    ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+    const keys = reader.store.keys.size, objects = reader.store.objects.size;
+    expect(keys).toBe(2);
+    // The card goes away: pcscd answers a transmit with no bytes, which PcscCard.transmit raises as this.
+    reader.intercept = () => {
+      throw new ShortResponseError(0);
+    };
+    // A data object is read from the card.
+    const r = await s.retrieve(s.path('reg', 'd'));
+    expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'internal error (ERR_PCSC short response: card removed or reader failure)' }]);
+    const e = await engine.close().then(() => undefined, (x: unknown) => x);
+    expect(e).toBeInstanceOf(StateError);
+    expect((e as Error).message).toMatch(/^closed, but the card keeps 2 keys it could not delete \(slot \d+, \d+\): delete them with the card present/);
+    expect([reader.store.keys.size, reader.store.objects.size], 'what the card still holds').toEqual([keys, objects]);
+    await expect(engine.close(), 'the same close').rejects.toBe(e);
+    await expect(s.retrieve(s.path('reg', 'm1')).then((x) => x.rsc), 'closed').resolves.toBe(5000);
+  });
+
+  it('a data object the engine without a data directory cannot remove at close is reported, after its keys are deleted and the backend closed', async () => {
+    const reader = new InProcessReader();
+    const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 500 })] });
+    const s = new Session(engine, 'CAWAY');
+    await s.register();
+    ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(new Uint8Array(32).fill(7)) } }), 2001, 'mac');
+    ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+    // Only the deletion of data objects fails (PUT DATA 04).
+    reader.intercept = (a) => (a[1] === 0xda && a[2] === 0x04 ? Uint8Array.of(0x6f, 0x00) : undefined);
+    const disconnects = reader.disconnects;
+    await expect(engine.close()).rejects.toThrow(new StateError('1 data object of <sensitiveDataObject>s stays on the device: removing it failed (ERR_CARD_STATUS)'));
+    expect(reader.store.keys.size, 'the key deleted').toBe(0);
+    expect(reader.disconnects, 'the backend closed').toBe(disconnects + 1);
+  });
+
   it('a new data object whose write, or whose directory update, lost its answer does not stay on the card unnamed: its bytes are deleted, the directory drops it, the next object takes the number', async () => {
     const secret = new Uint8Array(40).fill(0x5d);
     const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);
@@ -2210,7 +2249,7 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
         return lost && a[1] === SELECT ? resp([0x6f, 0x08, 0x84, 0x06, 0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01]) : undefined;
       }, async () => {
         const h = await (await c.hash({ algorithm: 4 })).update(Uint8Array.of(1));
-        await expect(h.calculate()).rejects.toMatchObject({ rsc: 5000, message: 'internal error (ERR_PCSC)' });
+        await expect(h.calculate()).rejects.toMatchObject({ rsc: 5000, message: 'internal error (ERR_PCSC short response: card removed or reader failure)' });
         return h.calculate();
       }],
     ];

@@ -189,13 +189,22 @@ export class PcscBackend implements SecureEnvironmentBackend {
     await this.session.reset(checkRebootType(type) === 1 ? 'cold' : 'warm');
   }
 
+  /**
+   * Deletes what no handle names any more and closes the session; rejects,
+   * once closed, when a key could still not be deleted (a card away or
+   * stalled): nothing of this backend could name it again, so the caller
+   * must hear that it stays on the card.
+   */
   async close(): Promise<void> {
+    let left: number[] = [];
     if (this.state !== 'closed') {
       await Promise.all(this.deleting);
       await this.sweepOrphans();
+      left = [...this.orphans];
     }
     this.state = 'closed';
     await this.session.close();
+    if (left.length) throw new StateError(`closed, but the card keeps ${left.length} key${left.length === 1 ? '' : 's'} it could not delete (slot ${left.join(', ')}): delete ${left.length === 1 ? 'it' : 'them'} with the card present (PUT DATA 03 of the slot, docs/apdu-profile.md)`);
   }
 
   async memoryInfo(): Promise<{ total: number; available: number }> {
