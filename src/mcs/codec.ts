@@ -39,13 +39,15 @@ export function hexValue(c: number): number {
   return (digit & (c - 48)) | (letter & (l - 87)) | ~(digit | letter);
 }
 
-/** A key's bytes as upper-case hex text, by arithmetic as secretChar; the bytes behind the string are zeroized. */
+/** The upper-case hex digit of a value from 0 to 15, by arithmetic as secretChar. */
+const hexChar = (v: number) => 48 + v + (atLeast(v, 10) & 7);
+
+/** A key's bytes as upper-case hex text (hexChar); the bytes behind the string are zeroized. */
 export function keyToHex(bytes: Uint8Array): string {
   const out = new Uint8Array(2 * bytes.length);
-  const digit = (v: number) => 48 + v + (atLeast(v, 10) & 7);
   for (let i = 0; i < bytes.length; i++) {
-    out[2 * i] = digit(bytes[i]! >> 4);
-    out[2 * i + 1] = digit(bytes[i]! & 15);
+    out[2 * i] = hexChar(bytes[i]! >> 4);
+    out[2 * i + 1] = hexChar(bytes[i]! & 15);
   }
   try {
     return text.decode(out);
