@@ -82,6 +82,11 @@ export class Accumulator {
   #fed = 0;
   /** False once a stream was dropped after data went into it: only a replay can follow. */
   #streamable = true;
+  /**
+   * The resource had no stream to give (a <cipher> without its key or nonce yet): not asked again
+   * at every UPDATE until a change that drops streams (new parameters, a generated key) may give one.
+   */
+  #declined = false;
   #sink: StreamSink | undefined;
   /**
    * Output the sink produced so far (cipher), held until the operation
@@ -163,7 +168,7 @@ export class Accumulator {
 
   /** Whether pump() would feed the sink now. */
   ready(batch: number): boolean {
-    return this.#streamable && this.#size - this.#fed >= batch;
+    return this.#streamable && !this.#declined && this.#size - this.#fed >= batch;
   }
 
   /**
@@ -177,7 +182,10 @@ export class Accumulator {
     try {
       if (!this.#sink) {
         this.#sink = await open();
-        if (!this.#sink) return;
+        if (!this.#sink) {
+          this.#declined = true;
+          return;
+        }
       }
       const data = this.#buf.subarray(this.#fed, this.#size);
       this.#fed = this.#size;
@@ -242,6 +250,7 @@ export class Accumulator {
 
   /** Aborts the speculative stream and zeroizes its output (key or parameters changed, reboot, release, failed operation). */
   dropStream(): void {
+    this.#declined = false;
     this.#out.fill(0, 0, this.#outLen);
     this.#outLen = 0;
     if (this.#sink === undefined && this.#fed === 0) return;

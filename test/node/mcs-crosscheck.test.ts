@@ -2,12 +2,13 @@
 // (OpenSSL) on random keys, parameters and messages of random lengths sent in
 // random chunks: ciphers both ways, hashes, HMAC, AES-CMAC and CBC-MAC (built
 // from node's AES as RFC 4493 and SP 800-38B describe), ECDSA both ways.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import { McsEngine } from '../../src/index.ts';
 import { prng } from '../portable/harness.ts';
 import { formatTimestamp, fromBase64, toBase64 } from '../../src/mcs/codec.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { cipherType } from '../../src/mcs/types/cipher.ts';
 
 const rnd = prng(20261122);
 const int = (n: number) => ((rnd(4)[0]! << 16) | (rnd(1)[0]! << 8) | rnd(1)[0]!) % n;
@@ -203,5 +204,28 @@ describe('Mcs against node:crypto', () => {
     ok(await s.delete(s.path('reg', 'm')), 2002, 'delete');
     expect(key.equals(keyCopy)).toBe(true);
     expect(msg.equals(msgCopy)).toBe(true);
+  });
+
+  it('a <cipher> without its nonce is asked for a stream once, not at every UPDATE; the nonce given later starts one, and the result equals OpenSSL', async () => {
+    const s = await session();
+    const open = vi.spyOn(cipherType.hooks!, 'stream');
+    try {
+      const key = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(12), msg = nodeCrypto.randomBytes(200_000);
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: msg.length, kDt: key } }), 2001, 'create');
+      // Past a batch (32 KiB) from the second chunk on: each UPDATE after it would ask again.
+      for (let off = 0; off < 100_000; off += 20_000) ok(await s.send(3, s.path('reg', 'c'), { 'senv:Cph': { msg: msg.subarray(off, off + 20_000) } }), 2004, 'chunk without a nonce');
+      expect(open).toHaveBeenCalledTimes(1);
+      expect(await open.mock.results[0]!.value).toBeUndefined();
+      ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { nc: nonce } }), 2001, 'nonce');
+      for (let off = 100_000; off < msg.length; off += 20_000) ok(await s.send(3, s.path('reg', 'c'), { 'senv:Cph': { msg: msg.subarray(off, off + 20_000) } }), 2004, 'chunk with a nonce');
+      expect(open).toHaveBeenCalledTimes(2);
+      expect(await open.mock.results[1]!.value).toBeDefined();
+      const c = nodeCrypto.createCipheriv('aes-128-gcm', key, nonce);
+      const expected = Buffer.concat([c.update(msg), c.final(), c.getAuthTag()]);
+      const cD = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD);
+      expect(Buffer.from(cD).equals(expected)).toBe(true);
+    } finally {
+      open.mockRestore();
+    }
   });
 });
