@@ -214,19 +214,33 @@ interface LockHolder { pid: number; stamp?: string }
 /**
  * Removes the temp files of earlier card processes that died in a save (`<store>.<pid>.tmp`): each
  * holds a whole copy of the keys it was writing, deleted ones included. The lock is this
- * process's by now, so no other process is writing one.
+ * process's by now, so no other process is writing one. Also what a process that died taking the
+ * lock left (`<store>.lock.<pid>.<random>.tmp` or `.stale`: a holder's pid and start time, no
+ * keys), when that pid no longer runs: a live one may be taking the lock this moment, and is refused.
  */
 function sweepTemps(path: string): void {
-  const dir = dirname(path), base = basename(path);
-  const temp = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d+\\.tmp$`);
+  const dir = dirname(path), base = basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const temp = new RegExp(`^${base}\\.\\d+\\.tmp$`);
+  const lockTemp = new RegExp(`^${base}\\.lock\\.(\\d+)\\.[0-9a-z]+\\.(?:tmp|stale)$`);
   for (const name of readdirSync(dir)) {
     const file = join(dir, name);
-    if (!temp.test(name) || !lstatSync(file).isFile()) continue;
+    const taker = lockTemp.exec(name)?.[1];
+    if (!(temp.test(name) || (taker !== undefined && gone(Number(taker)))) || !lstatSync(file).isFile()) continue;
     try {
       unlinkSync(file);
     } catch (e) {
       throw new InvalidInputError(`virtual card store temp file ${file} cannot be removed (${(e as { code?: string }).code ?? 'error'})`);
     }
+  }
+}
+
+/** Whether no process of this pid runs; one this process may not check (EPERM, Deno without --allow-run) may. */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === 'ESRCH';
   }
 }
 

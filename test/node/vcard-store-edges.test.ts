@@ -146,15 +146,22 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(readdirSync(dir)).toEqual(['card.json']);
   }));
 
-  it('the temp file of a card process killed in a save (a whole copy of its keys) is removed by the next card to open the store', () => withDir(async (dir) => {
+  it('the temp file of a card process killed in a save (a whole copy of its keys), and those of one killed taking the lock, are removed by the next card to open the store', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
     await createVirtualCard({ store }).close();
     writeFileSync(`${store}.4242.tmp`, '{"keys":"of a card killed mid-save"}', { mode: 0o600 });
     writeFileSync(join(dir, 'other.json.4242.tmp'), 'not this store\'s');
     // A directory of such a name is no temp file: left, and no reason to refuse the store.
     mkdirSync(`${store}.4243.tmp`);
+    // What a process that died taking the lock left goes; a live process's (this one's pid) may be
+    // taking it this moment, and stays. 2^22 + 1 is above Linux's largest pid: no process has it.
+    const dead = 4194305;
+    for (const end of ['tmp', 'stale']) {
+      writeFileSync(`${store}.lock.${dead}.k3x9.${end}`, JSON.stringify({ pid: dead }));
+      writeFileSync(`${store}.lock.${process.pid}.q7.${end}`, JSON.stringify({ pid: process.pid }));
+    }
     const card = createVirtualCard({ store });
-    expect(readdirSync(dir).sort()).toEqual(['card.json', 'card.json.4243.tmp', 'card.json.lock', 'other.json.4242.tmp']);
+    expect(readdirSync(dir).sort()).toEqual(['card.json', 'card.json.4243.tmp', 'card.json.lock', `card.json.lock.${process.pid}.q7.stale`, `card.json.lock.${process.pid}.q7.tmp`, 'other.json.4242.tmp']);
     await card.close();
   }));
 
