@@ -241,10 +241,13 @@ export class McsEngine {
       host.closed = true;
       try {
         // Keys and data a device keeps stay there when the store names them (the next run loads them).
-        // Data that could not be removed is reported once the keys are released and the backend closed.
+        // Data that could not be removed is reported once the keys are released and the backend closed,
+        // with what the backend's close reports (keys it could not delete): one error names both.
         const stays = this.#store ? undefined : await host.removeDeviceData().then(() => undefined, (e: unknown) => ({ e }));
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
-        await host.backend.close();
+        await host.backend.close().catch((e: unknown) => {
+          throw stays && e instanceof Error && stays.e instanceof Error ? new StateError(`${e.message}; and ${stays.e.message}`) : e;
+        });
         if (stays) throw stays.e;
       } finally {
         host.release();

@@ -246,15 +246,18 @@ export class SeHost {
   async removeDeviceData(): Promise<void> {
     const device = this.backend.objectStore;
     if (!device) return;
-    let left = 0, cause: unknown;
+    const left: string[] = [];
+    let cause: unknown;
     for (const r of this.byRi.values()) {
       if (![...r.attrs.values()].some((v) => v instanceof DeviceData)) continue;
       await device.remove(r.ri).catch((e: unknown) => {
-        left++;
+        left.push(r.ri);
         cause ??= e;
       });
     }
-    if (left) throw new StateError(`${left} data object${left === 1 ? '' : 's'} of <sensitiveDataObject>s stay${left === 1 ? 's' : ''} on the device: removing ${left === 1 ? 'it' : 'them'} failed (${failureKind(cause)})`);
+    const one = left.length === 1;
+    // Named by resource ID, the name the device's own directory keeps them under (a card's object FE).
+    if (left.length) throw new StateError(`${left.length} data object${one ? '' : 's'} of <sensitiveDataObject>s stay${one ? 's' : ''} on the device (resource ID ${left.join(', ')}): removing ${one ? 'it' : 'them'} failed (${failureKind(cause)}); remove ${one ? 'it' : 'them'} with the device present (a card: PUT DATA 04 of the object its directory, object FE, names for the ID)`);
   }
 
   /** The key's resource is gone: deleted from a device too. */

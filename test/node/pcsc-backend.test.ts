@@ -747,7 +747,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     const s = new Session(engine, 'CAWAY');
     await s.register();
     for (const rn of ['m1', 'm2']) ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn, Salg: 25, kDt: b64(new Uint8Array(32).fill(7)) } }), 2001, rn);
-    ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+    const sdo = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo'), 'senv:Sdo').ri as string;
     const keys = reader.store.keys.size, objects = reader.store.objects.size;
     expect(keys).toBe(2);
     // The card goes away: pcscd answers a transmit with no bytes, which PcscCard.transmit raises as this.
@@ -759,7 +759,8 @@ describe('PC/SC SE backend over an in-process card', () => {
     expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'internal error (ERR_PCSC short response: card removed or reader failure)' }]);
     const e = await engine.close().then(() => undefined, (x: unknown) => x);
     expect(e).toBeInstanceOf(StateError);
-    expect((e as Error).message).toMatch(/^closed, but the card keeps 2 keys it could not delete \(slot \d+, \d+\): delete them with the card present/);
+    // One error names both: the keys the backend could not delete, the data object the engine could not remove.
+    expect((e as Error).message).toMatch(new RegExp(String.raw`^closed, but the card keeps 2 keys \(slot \d+, \d+\) it could not delete: delete them with the card present \(PUT DATA 03 of the slot, docs\/apdu-profile.md\); and 1 data object of <sensitiveDataObject>s stays on the device \(resource ID ${sdo}\): removing it failed \(ERR_PCSC\); remove it with the device present \(a card: PUT DATA 04 of the object its directory, object FE, names for the ID\)$`));
     expect([reader.store.keys.size, reader.store.objects.size], 'what the card still holds').toEqual([keys, objects]);
     await expect(engine.close(), 'the same close').rejects.toBe(e);
     await expect(s.retrieve(s.path('reg', 'm1')).then((x) => x.rsc), 'closed').resolves.toBe(5000);
@@ -771,11 +772,11 @@ describe('PC/SC SE backend over an in-process card', () => {
     const s = new Session(engine, 'CAWAY');
     await s.register();
     ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(new Uint8Array(32).fill(7)) } }), 2001, 'mac');
-    ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+    const sdo = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo'), 'senv:Sdo').ri as string;
     // Only the deletion of data objects fails (PUT DATA 04).
     reader.intercept = (a) => (a[1] === 0xda && a[2] === 0x04 ? Uint8Array.of(0x6f, 0x00) : undefined);
     const disconnects = reader.disconnects;
-    await expect(engine.close()).rejects.toThrow(new StateError('1 data object of <sensitiveDataObject>s stays on the device: removing it failed (ERR_CARD_STATUS)'));
+    await expect(engine.close()).rejects.toThrow(new StateError(`1 data object of <sensitiveDataObject>s stays on the device (resource ID ${sdo}): removing it failed (ERR_CARD_STATUS); remove it with the device present (a card: PUT DATA 04 of the object its directory, object FE, names for the ID)`));
     expect(reader.store.keys.size, 'the key deleted').toBe(0);
     expect(reader.disconnects, 'the backend closed').toBe(disconnects + 1);
   });
@@ -805,6 +806,44 @@ describe('PC/SC SE backend over an in-process card', () => {
       expect(held(reader), `${what}: the next object in number 1`).toEqual([[1, '07']]);
       expect(directory(), what).toContain('next');
       await b.close();
+    }
+  });
+
+  it('a new data object whose write lost its answer and whose deletion failed too is not handed out again, is deleted before the next change, and close() names one the card still keeps', async () => {
+    const secret = new Uint8Array(40).fill(0x5d);
+    const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);
+    const written = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x02 && a[3] !== 0xfe;
+    const deletion = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x04;
+    for (const away of [false, true]) {
+      const { reader, b } = await openedReader();
+      // Written, the answer lost; the clean-up deletion lost too (the card pulled for a moment).
+      reader.intercept = (a) => {
+        if (written(a)) {
+          reader.os.apdu(a);
+          throw new ShortResponseError(0);
+        }
+        if (deletion(a)) throw new ShortResponseError(0);
+        return undefined;
+      };
+      await expect(b.objectStore.write('lost', secret)).rejects.toThrow(ShortResponseError);
+      expect(held(reader)).toEqual([[1, hex(secret)]]);
+      if (!away) {
+        // The card answers again: the next change deletes the orphan first, and its number is free.
+        reader.intercept = undefined;
+        await b.objectStore.write('next', Uint8Array.of(7));
+        expect(held(reader), 'the orphan deleted').toEqual([[1, '07']]);
+        await b.close();
+        continue;
+      }
+      // Deletions still refused: the next object does not take the orphan's number (it would be deleted with it).
+      reader.intercept = (a) => (deletion(a) ? Uint8Array.of(0x6f, 0x00) : undefined);
+      await b.objectStore.write('next', Uint8Array.of(7));
+      expect(held(reader)).toEqual([[1, hex(secret)], [2, '07']]);
+      // Still refused at close: the backend closes, then names the object left on the card.
+      const disconnects = reader.disconnects;
+      await expect(b.close()).rejects.toThrow(new StateError('closed, but the card keeps 1 data object (object 1) it could not delete: delete it with the card present (PUT DATA 04 of the object, docs/apdu-profile.md)'));
+      expect(reader.disconnects, 'the session closed').toBe(disconnects + 1);
+      expect(held(reader)).toEqual([[1, hex(secret)], [2, '07']]);
     }
   });
 

@@ -110,6 +110,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
   private readonly shared: boolean;
   /** <sensitiveDataObject> contents live on the card (PUT DATA / GET DATA). */
   readonly objectStore: ObjectStore;
+  /** The same store, for close() to sweep the objects nothing names. */
+  private readonly objects: CardObjectStore;
 
   constructor(opts: PcscBackendOptions) {
     const o = optionsArg(opts, 'PcscBackend options');
@@ -125,7 +127,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       ...(o.share ? { share: o.share } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
-    this.objectStore = new CardObjectStore(this.session);
+    this.objectStore = this.objects = new CardObjectStore(this.session);
   }
 
   /** APDUs sent so far (benchmarks and the batching rule's tests). */
@@ -191,20 +193,21 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   /**
    * Deletes what no handle names any more and closes the session; rejects,
-   * once closed, when a key could still not be deleted (a card away or
-   * stalled): nothing of this backend could name it again, so the caller
-   * must hear that it stays on the card.
+   * once closed, when a key or a data object nothing names could still not
+   * be deleted (a card away or stalled): nothing of this backend could name
+   * it again, so the caller must hear that it stays on the card.
    */
   async close(): Promise<void> {
-    let left: number[] = [];
+    let keys: number[] = [], objects: number[] = [];
     if (this.state !== 'closed') {
       await Promise.all(this.deleting);
       await this.sweepOrphans();
-      left = [...this.orphans];
+      keys = [...this.orphans];
+      objects = await this.objects.sweep();
     }
     this.state = 'closed';
     await this.session.close();
-    if (left.length) throw new StateError(`closed, but the card keeps ${left.length} key${left.length === 1 ? '' : 's'} it could not delete (slot ${left.join(', ')}): delete ${left.length === 1 ? 'it' : 'them'} with the card present (PUT DATA 03 of the slot, docs/apdu-profile.md)`);
+    if (keys.length || objects.length) throw new StateError(keptOnCard(keys, objects));
   }
 
   async memoryInfo(): Promise<{ total: number; available: number }> {
@@ -712,6 +715,14 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
  * same status word from MSE:SET, SELECT, a GET RESPONSE or any other command
  * is the card's failure (5000 over Mcs), not the client's.
  */
+/** What close() says of the keys and data objects the card still keeps: their numbers and how to delete them, never contents. */
+function keptOnCard(keys: number[], objects: number[]): string {
+  const kept = (n: number[], what: string, where: string) => (n.length ? [`${n.length} ${what}${n.length === 1 ? '' : 's'} (${where} ${n.join(', ')})`] : []);
+  const how = [...(keys.length ? ['PUT DATA 03 of the slot'] : []), ...(objects.length ? ['PUT DATA 04 of the object'] : [])];
+  return `closed, but the card keeps ${[...kept(keys, 'key', 'slot'), ...kept(objects, 'data object', 'object')].join(' and ')} it could not delete: `
+    + `delete ${keys.length + objects.length === 1 ? 'it' : 'them'} with the card present (${how.join(', ')}, docs/apdu-profile.md)`;
+}
+
 function dataError(e: unknown, padding: boolean): unknown {
   if (!(e instanceof StatusWordError && e.answering.ins === INS.PSO)) return e;
   const deciphered = e.answers(INS.PSO, PSO.DECIPHER);

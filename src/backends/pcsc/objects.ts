@@ -23,6 +23,12 @@ export class CardObjectStore implements ObjectStore {
   private directory: Map<string, number> | undefined;
   /** The card's directory still names an object that was deleted (its write failed): written again before the next change. */
   private stale = false;
+  /**
+   * Numbers of new objects whose write failed and whose deletion failed too: their bytes may be on
+   * the card with nothing naming them. Not handed out again, deleted before the next change and
+   * at close (sweep()), which reports those that stay.
+   */
+  private readonly orphans = new Set<number>();
 
   constructor(private readonly session: CardSession) {}
 
@@ -33,10 +39,11 @@ export class CardObjectStore implements ObjectStore {
         await this.save(dir);
         this.stale = false;
       }
+      await this.deleteOrphans();
       let n = dir.get(id);
       if (n === undefined) {
         if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
-        const used = new Set(dir.values());
+        const used = new Set([...dir.values(), ...this.orphans]);
         n = [...Array(DIRECTORY - 1).keys()].map((i) => i + 1).find((i) => !used.has(i));
         if (n === undefined) throw new DeviceFullError('the card has no room for another data object (every object number is in use)');
         try {
@@ -45,10 +52,10 @@ export class CardObjectStore implements ObjectStore {
           await this.save(dir);
         } catch (e) {
           // The object may be on the card with no directory entry naming it (an answer lost, or the
-          // directory's write failed): its bytes go now if the card lets them, and the directory
-          // drops the ID again; the next new object takes the number either way.
+          // directory's write failed): its bytes go now if the card lets them, else later (orphans),
+          // and the directory drops the ID again.
           dir.delete(id);
-          await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch(() => undefined);
+          await this.deleteObject(n).catch(() => this.orphans.add(n!));
           await this.save(dir).catch(() => undefined);
           throw e;
         }
@@ -97,16 +104,32 @@ export class CardObjectStore implements ObjectStore {
   remove(id: string): Promise<void> {
     return this.session.run(async () => {
       const dir = await this.load();
+      await this.deleteOrphans();
       const n = dir.get(id);
       if (n === undefined) return;
-      await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch((e: unknown) => {
-        // Nothing there (6A88 as the deletion's own answer): an earlier deletion whose answer was lost did it.
-        if (!(answeredBy(e, INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
-      });
+      await this.deleteObject(n);
       // The data is gone: the removal stands. A directory the card did not take still names the
       // object (its number stays taken): it is written again before the next change.
       dir.delete(id);
       await this.save(dir).then(() => void (this.stale = false), () => void (this.stale = true));
+    });
+  }
+
+  /** Deletes what orphans names; returns the numbers the card still keeps (closing: the caller must hear of them). */
+  async sweep(): Promise<number[]> {
+    // Nothing to delete takes no turn of the session (which would connect again after a reset took it).
+    if (this.orphans.size) await this.session.run(() => this.deleteOrphans()).catch(() => undefined);
+    return [...this.orphans];
+  }
+
+  private async deleteOrphans(): Promise<void> {
+    for (const n of [...this.orphans]) await this.deleteObject(n).then(() => this.orphans.delete(n), () => undefined);
+  }
+
+  private async deleteObject(n: number): Promise<void> {
+    await this.put(DO.DELETE_OBJECT, n, new Uint8Array(0)).catch((e: unknown) => {
+      // Nothing there (6A88 as the deletion's own answer): an earlier deletion whose answer was lost did it.
+      if (!(answeredBy(e, INS.PUT_DATA, (DO.DELETE_OBJECT << 8) | n) && e.sw === 0x6a88)) throw e;
     });
   }
 
