@@ -1242,7 +1242,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('the snapshot is authenticated, and the journal chains from it', async () => {
+  it('the snapshot is authenticated, the journal chains from it, and meta.json says there is one: a removed snapshot is refused, its journal empty or gone', async () => {
     const dir = tempDir();
     const compacted = tempDir();
     const work = tempDir();
@@ -1291,6 +1291,10 @@ describe('Mcs data directory: the store\'s guarantees', () => {
           writeFileSync(join(work, 'snapshot.json'), text.replace(/"attrs":\{/g, '"attrs":{"keyExportable":true,'));
         }],
         ['the snapshot removed, the journal after it kept', dir, () => rmSync(join(work, 'snapshot.json'))],
+        // The journal a compaction (or a clean close) emptied: nothing but meta.json's mark tells it had a snapshot.
+        ['the snapshot removed, the journal empty', compacted, () => rmSync(join(work, 'snapshot.json'))],
+        ['the snapshot and the journal removed', dir, () => ['snapshot.json', 'journal.log'].forEach((f) => rmSync(join(work, f)))],
+        ['the mark of a snapshot removed from meta.json', compacted, () => edit('meta.json', (m) => m.replace('"snapshot":true,', ''))],
       ];
       for (const [name, from, change] of attacks) {
         rmSync(work, { recursive: true, force: true });
@@ -1299,6 +1303,22 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
       await (await open(compacted)).close();
+      // A meta.json written before the mark (format 3 all the same) opens, and is marked at its next snapshot.
+      rmSync(work, { recursive: true, force: true });
+      cpSync(compacted, work, { recursive: true });
+      const { check, uniqueIds } = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
+      const unmarked = () => writeFileSync(join(work, 'meta.json'), JSON.stringify({ format: 3, uniqueIds, check, mac: mac('meta', Buffer.from(JSON.stringify([3, check, uniqueIds]))).toString('base64') }));
+      unmarked();
+      const e3 = await open(work);
+      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).snapshot, 'not marked at open').toBeUndefined();
+      const u = new Session(e3, 'CAE1');
+      let k = 0;
+      do ok(await u.create(u.seId, 20002, { 'senv:Cph': { rn: `n${k++}`, Calg: 1001, mbs: 64, kDt: b64(nodeCrypto.randomBytes(16)) } }), 2001, 'cipher');
+      while (statSync(join(work, 'journal.log')).size > 0 && k < 100);
+      await e3.close();
+      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).snapshot, 'marked by its snapshot').toBe(true);
+      rmSync(join(work, 'snapshot.json'));
+      await expect(open(work), 'its snapshot removed').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json' });
     } finally {
       for (const d of [dir, compacted, work, other]) rmSync(d, { recursive: true, force: true });
     }

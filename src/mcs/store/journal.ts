@@ -4,7 +4,8 @@
 //                    open: a second opener is refused, a stale lock taken over
 //   meta.json        format, unique IDs of the software SEs, a sealed check
 //                    value that tells a wrong master key from a damaged file,
-//                    and a MAC over the IDs
+//                    whether the directory has a snapshot (from its first on),
+//                    and a MAC over them
 //   snapshot.json    a header line (format, MAC, the chain value its journal
 //                    started from), then the full state up to sequence `seq`;
 //                    the MAC covers meta.json's check value too (format 3),
@@ -80,7 +81,13 @@ export interface JournalOptions {
 const FORMAT = 3;
 const UNBOUND = 2;
 
-interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
+/**
+ * `snapshot`: the directory has a snapshot.json. Without it in meta.json, under the MAC, a removed
+ * snapshot (with the journal a compaction emptied, or with the journal too) would open as an
+ * empty directory: with no snapshot the chain starts from the check value, which an empty journal
+ * matches.
+ */
+interface Meta { format: number; uniqueIds: Record<string, string>; check: string; snapshot?: true; mac: string }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -226,7 +233,7 @@ export class JournalStore implements Persistence {
       let id = this.#meta.uniqueIds[kind];
       if (!id) {
         id = toHex(randomBytes(16));
-        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
+        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format, this.#meta.snapshot);
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       }
@@ -435,17 +442,21 @@ export class JournalStore implements Persistence {
     }
     this.#snapMac = snapMac;
     this.#superseded = false;
-    await this.#cut(0).catch(() => undefined);
     // Only now that a bound snapshot replaced an unbound one: meta.json's format 3 refuses an unbound one.
-    if (this.#meta.format !== FORMAT) {
-      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds);
+    // And before the journal is cut: until meta.json says there is a snapshot, the journal keeps the
+    // records it holds, so removing the snapshot loses none (the first one's journal chains from the start).
+    if (this.#meta.format !== FORMAT || !this.#meta.snapshot) {
+      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, FORMAT, true);
       try {
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       } catch {
-        // Format 2 goes on: it reads bound snapshots too.
+        // Format 2 goes on (it reads bound snapshots too), the journal uncut: the next compaction, or close, tries again.
+        this.#superseded = true;
+        return;
       }
     }
+    await this.#cut(0).catch(() => undefined);
   }
 }
 
@@ -468,6 +479,7 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
   let state: Snapshot = { seq: 0, resources: table() };
+  if (meta.snapshot && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
@@ -542,16 +554,20 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
     throw e;
   }
   const stored = fromBase64(meta.mac);
-  if (!stored || !constantTimeEqual(fromBase64(newMeta(macKey, meta.check, meta.uniqueIds, meta.format).mac)!, stored)) {
+  // What the MAC covers, rebuilt: a member it does not cover (a snapshot mark in a format 2 meta.json) is not taken.
+  const verified = newMeta(macKey, meta.check, meta.uniqueIds, meta.format, meta.snapshot);
+  if (!stored || !constantTimeEqual(fromBase64(verified.mac)!, stored)) {
     throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'meta.json');
   }
-  return meta as Meta;
+  return verified;
 }
 
-function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format = FORMAT): Meta {
+function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format = FORMAT, snapshot?: unknown): Meta {
   // From format 3 the MAC covers the format: set back to 2, meta.json would let an unbound snapshot in.
-  const covered = format === UNBOUND ? [check, uniqueIds] : [format, check, uniqueIds];
-  return { format, uniqueIds, check, mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify(covered)))) };
+  // The snapshot mark only format 3 has, and only as `true`: a meta.json written before it (format 3 too) still verifies.
+  const marked = format !== UNBOUND && snapshot === true;
+  const covered = format === UNBOUND ? [check, uniqueIds] : marked ? [format, check, uniqueIds, 'snapshot'] : [format, check, uniqueIds];
+  return { format, uniqueIds, check, ...(marked ? { snapshot: true as const } : {}), mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify(covered)))) };
 }
 
 /**
