@@ -6,7 +6,7 @@
 // nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -729,33 +729,52 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('files planted in the data directory: a symbolic link is never written through, a FIFO never blocks the open', async () => {
+  it('files planted in the data directory: a link is never written through, a FIFO never blocks the open, a journal.log not the store\'s alone is refused', async () => {
     const dir = tempDir();
     const outside = tempDir();
     try {
       await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
-      // journal.log and a snapshot's temporary file pointing at a file outside: the open and the first
-      // write fail, naming the link, and the file it points to keeps its bytes and its mode.
       const victim = join(outside, 'victim');
-      for (const name of ['journal.log', 'snapshot.json.tmp']) {
-        writeFileSync(victim, 'not the store\'s', { mode: 0o644 });
-        rmSync(join(dir, name), { force: true });
-        symlinkSync(victim, join(dir, name));
-        // A snapshot after every record: the first write also writes snapshot.json.tmp.
-        const store = await JournalStore.open({ dir, masterKey: KEY, compactAt: 1 }).catch((x: unknown) => x);
-        if (store instanceof JournalStore) {
-          const e = await McsEngine.create({ store });
-          const s = new Session(e, 'CAE1');
-          const r = await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: 1 } });
-          if (name === 'journal.log') fails(r, 5000, `${name}: a write through the link`);
-          await e.close();
-        } else expect(String(store), name).toMatch(/is a symbolic link/);
+      const untouched = (name: string) => {
         expect(readFileSync(victim, 'utf8'), name).toBe('not the store\'s');
         expect(statSync(victim).mode & 0o777, name).toBe(0o644);
-        // A clean close removes a temporary file's name left in the directory (the link itself, never what it points to).
-        if (store instanceof JournalStore && name === 'snapshot.json.tmp') expect(() => lstatSync(join(dir, name)), name).toThrow(/ENOENT/);
-        rmSync(join(dir, name), { force: true });
+      };
+      // journal.log a link to a file outside, or with a second name there (or another owner: it is
+      // read and written through that name): the open is refused, naming it, and the file keeps its bytes and mode.
+      const refused: [string, (path: string) => void, RegExp][] = [
+        ['a symbolic link', (path) => symlinkSync(victim, path), /journal\.log is a symbolic link/],
+        ['a hard link', (path) => linkSync(victim, path), /journal\.log has 2 links/],
+      ];
+      // Root can give the file away, as an attacker who could write the directory once swaps in a file of its own.
+      if (process.geteuid?.() === 0) refused.push(['owned by another user', (path) => {
+        writeFileSync(path, 'not the store\'s', { mode: 0o644 });
+        chownSync(path, 65534, 65534);
+      }, /journal\.log is owned by user 65534/]);
+      for (const [what, plant, said] of refused) {
+        writeFileSync(victim, 'not the store\'s', { mode: 0o644 });
+        rmSync(join(dir, 'journal.log'), { force: true });
+        plant(join(dir, 'journal.log'));
+        await expect(JournalStore.open({ dir, masterKey: KEY }), what).rejects.toThrow(said);
+        untouched(what);
+        rmSync(join(dir, 'journal.log'));
       }
+      // A temporary file's name a symbolic or hard link: the file is made afresh, and a clean close removes it.
+      for (const plant of [symlinkSync, linkSync]) {
+        writeFileSync(victim, 'not the store\'s', { mode: 0o644 });
+        plant(victim, join(dir, 'snapshot.json.tmp'));
+        // A snapshot after every record: the first write also writes snapshot.json.tmp.
+        const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 1 }) });
+        const s = new Session(e, 'CAE1');
+        if (plant === symlinkSync) await s.register();
+        ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: plant.name, msg: b64(new Uint8Array(8)) } }), 2001, plant.name);
+        await e.close();
+        untouched(plant.name);
+        expect(() => lstatSync(join(dir, 'snapshot.json.tmp')), plant.name).toThrow(/ENOENT/);
+      }
+      // A journal.log of the store's own but readable by all is made 0600 at open.
+      chmodSync(join(dir, 'journal.log'), 0o666);
+      await (await JournalStore.open({ dir, masterKey: KEY })).close();
+      expect(statSync(join(dir, 'journal.log')).mode & 0o777).toBe(0o600);
       // Temporary files a crash left (sealed state no file refers to) are gone after a clean close.
       for (const name of ['snapshot.json.tmp', 'meta.json.tmp']) writeFileSync(join(dir, name), 'left by a crash');
       await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
@@ -766,11 +785,16 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const start = performance.now();
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toThrow(/journal\.log is not a regular file/);
       expect(performance.now() - start).toBeLessThan(5000);
-      // One where a file is written afresh (a new directory's meta.json.tmp): named, not a raw ENXIO.
-      const fresh = join(outside, 'fresh');
-      mkdirSync(fresh);
-      execFileSync('mkfifo', [join(fresh, 'meta.json.tmp')]);
-      await expect(McsEngine.create({ dataDir: fresh, masterKey: KEY })).rejects.toThrow(/meta\.json\.tmp is not a regular file/);
+      // One where a file is written afresh (a new directory's meta.json.tmp), or a hard link there: replaced.
+      for (const plant of [(path: string) => execFileSync('mkfifo', [path]), (path: string) => linkSync(victim, path)]) {
+        const fresh = join(outside, 'fresh');
+        rmSync(fresh, { recursive: true, force: true });
+        mkdirSync(fresh);
+        plant(join(fresh, 'meta.json.tmp'));
+        await (await McsEngine.create({ dataDir: fresh, masterKey: KEY })).close();
+        expect(readdirSync(fresh)).toEqual(['meta.json']);
+        untouched('meta.json.tmp');
+      }
       // The same on Deno, which checks by path (no O_NOFOLLOW there).
       const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
       const fixture = fileURLToPath(new URL('./fixtures/deno-planted-files.ts', import.meta.url));
@@ -778,7 +802,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const { code, out } = await runChild(deno, ['run', '--allow-read', '--allow-write', '--allow-run=mkfifo', fixture, denoDir, outside], { killMs: 20_000 });
       expect({ code, out: out.trim() }).toEqual({
         code: 0,
-        out: 'link: <dir>/journal.log is a symbolic link: the store writes no file through one; the linked file holds: not the store\nfifo: <dir>/journal.log is not a regular file\ntmp fifo: <fresh>/meta.json.tmp is not a regular file',
+        out: 'link: <dir>/journal.log is a symbolic link: the store writes no file through one; the linked file holds: not the store\nfifo: <dir>/journal.log is not a regular file\n'
+          + 'hard link: <dir>/journal.log has 2 links: the store keeps no file another name reaches; the linked file holds: not the store\n'
+          + 'tmp fifo: opened, meta.json\ntmp hard link: opened, meta.json; the linked file holds: not the store 0644\nmode: 600',
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -980,8 +1006,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const as = (pid: number, hooks: { read?: (p: string) => Promise<void>; remove?: (p: string) => Promise<void>; created?: (p: string, ok: boolean) => void }): Files => ({
         ...base, pid, stamp: undefined, osLocks: false,
         lockHeld: async (_p, hpid) => alive.has(hpid),
-        read: async (p) => {
-          const v = await base.read(p);
+        read: async (p, kind) => {
+          const v = await base.read(p, kind);
           await hooks.read?.(p);
           return v;
         },

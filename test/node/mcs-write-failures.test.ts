@@ -43,8 +43,8 @@ class FlakyFiles implements Files {
     this.#plan = undefined;
   }
 
-  read(path: string) {
-    return this.#real.read(path);
+  read(path: string, as?: 'lock' | 'key') {
+    return this.#real.read(path, as);
   }
 
   async append(path: string, data: Uint8Array) {

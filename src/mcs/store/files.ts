@@ -7,7 +7,9 @@
 //
 // What they create is private to the user: a directory 0700, files 0600,
 // whatever the umask (which could leave a secret-holding file readable, or a
-// file its own writer cannot reopen).
+// file its own writer cannot reopen). A file the store keeps is its own alone:
+// one it finds with a second link, or owned by another user, could be written
+// or read through a name outside the directory, and is refused.
 
 import { StateError } from '../../core/errors.ts';
 import { secretCopy } from '../../core/bytes.ts';
@@ -15,14 +17,17 @@ import { granted } from '../../core/permissions.ts';
 
 export interface Files {
   /**
-   * The whole file, or undefined when it does not exist. A file of the data
-   * directory must be a regular file (a FIFO would block the open for ever);
-   * `anyKind` reads what the path names, as a key file may be a pipe.
+   * The whole file, or undefined when it does not exist. By default a file
+   * the store keeps: regular (a FIFO would block the open for ever), not a
+   * symbolic link, with one link, owned by this user, made 0600. `'lock'`: a
+   * lock file, links followed and two links allowed (createLock links it in
+   * from a second name). `'key'` reads what the path names, as a key file may
+   * be a pipe or a link.
    */
-  read(path: string, anyKind?: boolean): Promise<Uint8Array | undefined>;
-  /** Appends and flushes to stable storage before resolving. */
+  read(path: string, as?: 'lock' | 'key'): Promise<Uint8Array | undefined>;
+  /** Appends and flushes to stable storage before resolving; the file is checked as read() checks one the store keeps. */
   append(path: string, data: Uint8Array): Promise<void>;
-  /** Writes a new file and flushes it (the caller renames it into place). */
+  /** Writes a new file and flushes it (the caller renames it into place): whatever has the name is removed first, and the file made afresh. */
   writeDurable(path: string, data: Uint8Array): Promise<void>;
   /**
    * Creates a lock file holding `data` unless one exists (then undefined),
@@ -47,7 +52,7 @@ export interface Files {
    */
   readonly stamp: string | undefined;
   rename(from: string, to: string): Promise<void>;
-  /** Cuts the file to `length` bytes and flushes it; a missing file has nothing to cut. */
+  /** Cuts the file to `length` bytes and flushes it, checked as append() checks it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
   remove(path: string): Promise<void>;
   /**
@@ -77,6 +82,7 @@ export function parentOf(path: string): string {
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
+interface DenoFileInfo { isSymlink: boolean; isFile: boolean; nlink: number | null; uid: number | null; mode: number | null }
 interface DenoFile {
   write(p: Uint8Array): Promise<number>;
   sync(): Promise<void>;
@@ -93,7 +99,7 @@ interface DenoApi {
   mkdir(p: string, o: { recursive: boolean; mode?: number }): Promise<void>;
   chmod(p: string, mode: number): Promise<void>;
   stat(p: string): Promise<{ isFile: boolean }>;
-  lstat(p: string): Promise<{ isSymlink: boolean; isFile: boolean }>;
+  lstat(p: string): Promise<DenoFileInfo>;
   link(a: string, b: string): Promise<void>;
   errors: { NotFound: new () => Error; AlreadyExists: new () => Error; NotCapable?: new (message: string) => Error; PermissionDenied: new (message: string) => Error };
 }
@@ -114,9 +120,21 @@ export class StoreFileError extends Error {
   }
 }
 
-// The two refusals of a planted file.
+// The refusals of a planted file.
 const symbolicLink = (path: string) => new StoreFileError(`${path} is a symbolic link: the store writes no file through one`, 'ELOOP');
 const notRegular = (path: string) => new StoreFileError(`${path} is not a regular file`, 'EFTYPE');
+
+/**
+ * Refuses a file the store keeps that is not its own alone: a second link (a name outside the
+ * directory that the store's writes would reach, or that keeps them readable), or another owner
+ * (`uid` undefined where the platform does not tell this process's). Answers whether its mode
+ * must be set to 0600.
+ */
+function mustChmod(path: string, info: { nlink: number | null; uid: number | null; mode: number | null }, uid: number | undefined): boolean {
+  if ((info.nlink ?? 1) > 1) throw new StoreFileError(`${path} has ${info.nlink} links: the store keeps no file another name reaches`, 'EMLINK');
+  if (uid !== undefined && info.uid !== null && info.uid !== uid) throw new StoreFileError(`${path} is owned by user ${info.uid}, not this process's ${uid}`, 'EPERM');
+  return info.mode !== null && (info.mode & 0o7777) !== FILE_MODE;
+}
 
 /** Runs op; a file that does not exist counts as done (truncating or removing it). */
 async function unlessMissing(missing: (e: unknown) => boolean, op: () => Promise<unknown>): Promise<void> {
@@ -154,14 +172,15 @@ async function nodeFiles(): Promise<Files> {
     }
   };
   const withFile = async (path: string, flags: string, fn: (f: Handle) => Promise<void>) => use(await fs.open(path, flags), fn);
+  const uid = process.geteuid?.();
   /**
    * Opens a regular file, never blocking on a FIFO (O_NONBLOCK, then fstat)
-   * and, to write, never through a symbolic link (O_NOFOLLOW): a link planted
-   * in the data directory would have the store overwrite or cut the file it
-   * points to. Reading follows links (a key file may be one, as mounted
-   * secrets are).
+   * and never through a symbolic link (O_NOFOLLOW): a link planted in the
+   * data directory would have the store overwrite or cut the file it points
+   * to. A lock is read through links, as before (`follow`). One the store
+   * keeps (`keep`) is checked by that fstat and made 0600.
    */
-  const regular = async (path: string, flags: number, follow = false, mode?: number) => {
+  const regular = async (path: string, flags: number, follow = false, mode?: number, keep = !follow) => {
     let f: Handle;
     try {
       f = await fs.open(path, flags | c.O_NONBLOCK | (follow ? 0 : c.O_NOFOLLOW), mode);
@@ -171,34 +190,26 @@ async function nodeFiles(): Promise<Files> {
       if (code(e) === 'ENXIO') throw notRegular(path);
       throw e;
     }
-    let file = false;
     try {
-      file = (await f.stat()).isFile();
-    } finally {
-      if (!file) await f.close();
-    }
-    if (!file) throw notRegular(path);
-    return f;
-  };
-  /** Opens a file it creates with mode 0600 exactly. */
-  const create = async (path: string, flags: number) => {
-    const f = await regular(path, flags | c.O_CREAT, false, FILE_MODE);
-    try {
-      await f.chmod(FILE_MODE);
+      const info = await f.stat();
+      if (!info.isFile()) throw notRegular(path);
+      if (keep && mustChmod(path, info, uid)) await f.chmod(FILE_MODE);
+      return f;
     } catch (e) {
       await f.close();
       throw e;
     }
-    return f;
   };
+  /** Opens a file it creates (or finds, without O_EXCL) with mode 0600 exactly. */
+  const create = (path: string, flags: number) => regular(path, flags | c.O_CREAT, false, FILE_MODE);
   return {
     pid: process.pid,
-    read: async (path, anyKind) => {
+    read: async (path, as) => {
       try {
         let b: Buffer;
-        if (anyKind) b = await fs.readFile(path);
+        if (as === 'key') b = await fs.readFile(path);
         else {
-          const f = await regular(path, c.O_RDONLY, true);
+          const f = await regular(path, c.O_RDONLY, as === 'lock');
           try {
             b = await f.readFile();
           } finally {
@@ -231,10 +242,14 @@ async function nodeFiles(): Promise<Files> {
         await f.datasync();
       });
     },
-    writeDurable: async (path, data) => use(await create(path, c.O_WRONLY | c.O_TRUNC), async (f) => {
-      await f.writeFile(data);
-      await f.sync();
-    }),
+    // Removed and made exclusively: a hard link planted under the name would have its file overwritten and chmodded.
+    writeDurable: async (path, data) => {
+      await unlessMissing(missing, () => fs.unlink(path));
+      await use(await create(path, c.O_WRONLY | c.O_EXCL), async (f) => {
+        await f.writeFile(data);
+        await f.sync();
+      });
+    },
     // Written whole under a private name, then linked in: the lock never exists without its content,
     // and link() fails where the name exists, as an exclusive create does.
     createLock: async (path, data) => {
@@ -331,9 +346,10 @@ function denoFiles(deno: DenoApi): Files {
   };
   // Deno opens no file with O_NOFOLLOW or O_NONBLOCK: the kind is checked by path first (as on Node,
   // no write through a symbolic link planted in the data directory, and no open of a FIFO, which
-  // would block for ever, writing as reading).
+  // would block for ever, writing as reading), and so are the links and mode of a file the store keeps.
+  // The owner is not: Deno tells this process's uid only with --allow-sys.
   const notLink = async (path: string) => {
-    let info: { isSymlink: boolean; isFile: boolean };
+    let info: DenoFileInfo;
     try {
       info = await deno.lstat(path);
     } catch (e) {
@@ -342,6 +358,7 @@ function denoFiles(deno: DenoApi): Files {
     }
     if (info.isSymlink) throw symbolicLink(path);
     if (!info.isFile) throw notRegular(path);
+    if (mustChmod(path, info, undefined)) await deno.chmod(path, FILE_MODE);
   };
   const readable = (path: string) => granted({ name: 'read', path });
   const Refused = deno.errors.NotCapable ?? deno.errors.PermissionDenied;
@@ -363,10 +380,11 @@ function denoFiles(deno: DenoApi): Files {
   };
   return {
     pid: deno.pid,
-    read: async (path, anyKind) => {
+    read: async (path, as) => {
       need(path, 'read');
       try {
-        if (!anyKind && !(await deno.stat(path)).isFile) throw notRegular(path);
+        if (as === undefined) await notLink(path);
+        else if (as === 'lock' && !(await deno.stat(path)).isFile) throw notRegular(path);
         return await deno.readFile(path);
       } catch (e) {
         if (missing(e)) return undefined;
@@ -390,7 +408,8 @@ function denoFiles(deno: DenoApi): Files {
     },
     writeDurable: async (path, data) => {
       need(path, 'read', 'write');
-      await use(await create(path, { write: true, truncate: true }), async (f) => {
+      await unlessMissing(missing, () => deno.remove(path));
+      await use(await create(path, { write: true, createNew: true }), async (f) => {
         await writeAll(f, data);
         await f.sync();
       });

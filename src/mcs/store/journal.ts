@@ -739,7 +739,7 @@ async function takeLock(files: Files, dir: string): Promise<Lock> {
 
 /** After a failed create: refuses a live lock, or removes a stale one for the next attempt. */
 async function takeOver(files: Files, dir: string, path: string, mine: Uint8Array): Promise<void> {
-  const found = await files.read(path);
+  const found = await files.read(path, 'lock');
   if (!found) return;
   // A lock appears with its content whole and flushed (Files.createLock): one that does not parse, or
   // names no process (pid 0), is damage, whose holder cannot be told. Refused, as a live one is: taking
@@ -769,7 +769,7 @@ async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, 
   const guard = `${path}.takeover`;
   const release = await files.createLock(guard, mine);
   if (!release) {
-    const other = await files.read(guard);
+    const other = await files.read(guard, 'lock');
     if (!other) return;
     // Guards appear whole, like locks: one that does not parse is damage, and stale.
     const taker = lockHolder(other);
@@ -785,7 +785,7 @@ async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, 
   // The guard names the lock's token, which takeLock keeps in `held` until it has the lock or gives
   // up, both after the guard is gone: until then an opener in this process sees the guard live.
   try {
-    const again = await files.read(path);
+    const again = await files.read(path, 'lock');
     if (again && constantTimeEqual(again, found)) await files.remove(path);
   } finally {
     try {
@@ -826,7 +826,7 @@ function lockHolder(bytes: Uint8Array): LockHolder | undefined {
  */
 async function releaseLock(files: Files, dir: string, lock: Lock): Promise<void> {
   try {
-    const found = await files.read(`${dir}/${LOCK}`);
+    const found = await files.read(`${dir}/${LOCK}`, 'lock');
     if (found && lockHolder(found)?.token === lock.token) await files.remove(`${dir}/${LOCK}`);
   } finally {
     held.delete(lock.token);

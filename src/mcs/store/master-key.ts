@@ -19,7 +19,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   // A copy, read through its typed-array slots: the engine zeroizes the key it was given once the store has derived its own.
   if (o.masterKey) return check(secretCopy(bytesArg(o.masterKey, 'masterKey')), 'masterKey');
   if (o.masterKeyFile) {
-    const raw = await (await openFiles()).read(o.masterKeyFile, true).catch((e: unknown) => {
+    const raw = await (await openFiles()).read(o.masterKeyFile, 'key').catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
       throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`)})`);
     });
