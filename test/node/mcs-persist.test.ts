@@ -119,6 +119,46 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('an ECDSA signature is sealed at rest beside its public key (it would confirm a guess of the message); one an earlier version kept in the clear still loads, and is sealed at open', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const msg = new TextEncoder().encode('PIN=4821');
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: 33, sgF: 'raw', msg: b64(msg) } }), 2001, 'ecdsa');
+      const pub = unb64(body(await s.retrieve(s.path('reg', 'e', 'gnK')), 'senv:Sgn').kInf);
+      const sig = unb64(body(await s.retrieve(s.path('reg', 'e', 'cSgn')), 'senv:Sgn').Sgn);
+      expect(ecdsa('P-256').verify(sig, msg, pub, { format: 'raw' })).toBe(true);
+      // A resource that only verifies: its public key, and (below) the signature an earlier version wrote in the clear.
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: 33, sgF: 'raw', kInf: b64(pub) } }), 2001, 'verifier');
+      await e1.close();
+      const traces = (bytes: Uint8Array) => [Buffer.from(bytes).subarray(0, 30), Buffer.from(Buffer.from(bytes).toString('base64').slice(0, 40))];
+      const clear = () => readdirSync(dir).some((f) => traces(sig).some((t) => readFileSync(join(dir, f)).includes(t)));
+      expect(clear(), 'the signature in the files').toBe(false);
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(unb64(body(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/e`), 'senv:Sgn').Sgn)).toEqual(sig);
+      await e2.close();
+      // The state as journal records, the verifier's with Sgn in its clear attributes as senv wrote it before,
+      // in a directory without a snapshot (meta.json unmarked, as then).
+      const snapshot = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+      const state = JSON.parse(snapshot.slice(snapshot.indexOf('\n') + 1)) as { resources: Record<string, Record<string, { rn: string; attrs: Record<string, unknown> }>> };
+      const records = Object.entries(state.resources).map(([se, recs], i) => ({ seq: i + 1, op: 'put', se, res: Object.values(recs) }));
+      for (const rec of records.flatMap((r) => r.res)) if (rec.rn === 'v') rec.attrs.signature = { $b: Buffer.from(sig).toString('base64') };
+      rmSync(join(dir, 'snapshot.json'));
+      const { check, uniqueIds } = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify({ format: 3, uniqueIds, check, mac: mac('meta', Buffer.from(JSON.stringify([3, check, uniqueIds]))).toString('base64') }));
+      writeFileSync(join(dir, 'journal.log'), withMacs(dir, records));
+      expect(clear(), 'the fixture holds it in the clear').toBe(true);
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(clear(), 'sealed by the snapshot written at open').toBe(false);
+      expect(unb64(body(await new Session(e3, 'CAE1').retrieve(`${e3.seIds[0]}/reg/v`), 'senv:Sgn').Sgn)).toEqual(sig);
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('snapshots (compaction) keep the same state', async () => {
     const dir = tempDir();
     try {

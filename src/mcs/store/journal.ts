@@ -216,10 +216,8 @@ export class JournalStore implements Persistence {
       const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
       // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
-      if (store.#meta.format !== FORMAT) {
-        sealClearSecrets(store.#state, store.#key);
-        await store.#compact();
-      }
+      // The same snapshot seals what an earlier version kept in the clear (format 2's Hv, a Sgn before it was sealed).
+      if (sealClearSecrets(store.#state, store.#key) || store.#meta.format !== FORMAT) await store.#compact();
       return store;
     } catch (e) {
       macKey?.fill(0);
@@ -928,11 +926,13 @@ function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
 }
 
 /**
- * Seals what format 2 kept in the clear and format 3 declares secret
- * (`<hash>`'s hashValue), so that the upgrade's snapshot holds none of it.
- * A record whose sealed part does not open is left for load() to report.
+ * Seals what an earlier version kept in the clear and this one declares
+ * secret (`<hash>`'s hashValue from format 3, `<signature>`'s signature
+ * since), so that the next snapshot holds none of it; answers whether there
+ * was any. A record whose sealed part does not open is left for load() to report.
  */
-function sealClearSecrets(state: Snapshot, key: Uint8Array): void {
+function sealClearSecrets(state: Snapshot, key: Uint8Array): boolean {
+  let sealed = false;
   const types = typesByRoot();
   for (const se of Object.values(state.resources)) {
     for (const rec of Object.values(se)) {
@@ -944,8 +944,10 @@ function sealClearSecrets(state: Snapshot, key: Uint8Array): void {
       for (const name of names) secret[name] = rec.attrs[name]!;
       rec.sealed = sealSecrets(key, secret, rec.ri);
       for (const name of names) delete rec.attrs[name];
+      sealed = true;
     }
   }
+  return sealed;
 }
 
 const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));

@@ -120,7 +120,8 @@ export const signatureType: ResourceType = {
     keyData,
     keyExportable,
     { name: 'keyInformation', sn: 'kInf', access: 'RW', create: 'O', update: 'O', type: { kind: 'any' } },
-    { name: 'signature', sn: 'Sgn', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' } },
+    // Sealed at rest like the message it signs: with the public key beside it, an ECDSA signature confirms a guess of a low-entropy message.
+    { name: 'signature', sn: 'Sgn', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true },
     { name: 'verificationResult', sn: 'vR', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bool' } },
     { name: 'signatureFormat', sn: 'sgF', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', values: ['der', 'raw'] } },
     { name: 'prehashed', sn: 'prH', access: 'WO', create: 'O', update: 'NP', type: { kind: 'bool' } },
