@@ -28,6 +28,7 @@ import { BackendFailure, type Persistence } from './persist.ts';
 import { JournalStore } from './store/journal.ts';
 import { resolveMasterKey, type MasterKeyOptions } from './store/master-key.ts';
 import { openFiles, type Files } from './store/files.ts';
+import type { RollbackAnchor } from './store/anchor.ts';
 import { setBytes } from './types/common.ts';
 import { snapshot } from './snapshot.ts';
 import { frozen } from '../core/frozen.ts';
@@ -53,6 +54,14 @@ export interface McsEngineOptions extends MasterKeyOptions {
   dataDir?: string | undefined;
   /** The file operations of the data directory (default: node:fs or Deno), e.g. to watch them or to make writes fail. */
   files?: Files | undefined;
+  /**
+   * Keeps the head of the data directory's journal where whoever can write
+   * the directory cannot set it back (a TPM NV index, a card's data object, a
+   * service), written before each write is answered: a directory cut back or
+   * put back to an older copy is refused at open (DataDirRolledBackError).
+   * docs/mcs.md "Rollback".
+   */
+  rollbackAnchor?: RollbackAnchor | undefined;
   /** Another persistence than the data directory's journal. */
   store?: Persistence | undefined;
   /** Time source in ms (tests of expirationTime). */
@@ -93,13 +102,13 @@ export class McsEngine {
       const files = options.files ?? (await openFiles());
       const masterKey = await resolveMasterKey(options);
       try {
-        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files }) };
+        options = { ...options, store: await JournalStore.open({ dir: options.dataDir, masterKey, files, rollbackAnchor: options.rollbackAnchor }) };
       } finally {
         masterKey.fill(0);
       }
       // The store opened here holds the directory's lock: an engine that does not come up must release it.
       const store = options.store!;
-      return McsEngine.create({ ...options, dataDir: undefined, masterKey: undefined, masterKeyFile: undefined, masterKeyEnv: undefined, store }).catch(async (e: unknown) => {
+      return McsEngine.create({ ...options, dataDir: undefined, masterKey: undefined, masterKeyFile: undefined, masterKeyEnv: undefined, rollbackAnchor: undefined, store }).catch(async (e: unknown) => {
         await store.close();
         throw e;
       });
@@ -920,6 +929,13 @@ function checkOptions(o: McsEngineOptions): void {
   const has = (v: unknown, methods: string[]) => typeof v === 'object' && v !== null && methods.every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
   if (o.files !== undefined && !has(o.files, ['read', 'append', 'writeDurable', 'createLock', 'lockHeld', 'rename', 'truncate', 'remove', 'mkdir', 'syncDir'])) throw new InvalidInputError('files must be a Files implementation (src/mcs/store/files.ts)');
   if (o.store !== undefined && !has(o.store, ['uniqueId', 'load', 'put', 'append', 'remove', 'close'])) throw new InvalidInputError('store must be a Persistence implementation (src/mcs/persist.ts)');
+  if (o.rollbackAnchor !== undefined) {
+    if (!has(o.rollbackAnchor, ['read', 'write']) || ![undefined, true, false].includes(o.rollbackAnchor.trustOnFirstUse)) {
+      throw new InvalidInputError('rollbackAnchor must be an object with read() and write(head), and trustOnFirstUse a boolean if given');
+    }
+    // Anchoring nothing would look like protection: a caller who gave one believes the directory guarded.
+    if (o.dataDir === undefined || o.store !== undefined) throw new InvalidInputError('rollbackAnchor keeps the head of a data directory\'s journal: give dataDir (and no store of your own)');
+  }
 }
 
 const expired = () => new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (rqet) before it was served');

@@ -6,5 +6,6 @@ export { CIPHERS, SIGNATURES, HASHES, type CipherInfo, type SignatureInfo } from
 export type { Persistence, PersistedSe, PersistedResource } from './persist.ts';
 export type { MasterKeyOptions } from './store/master-key.ts';
 export type { Files } from './store/files.ts';
-export { DataDirLockedError, DataDirDamagedError, DataDirFormatError } from './store/errors.ts';
+export type { RollbackAnchor } from './store/anchor.ts';
+export { DataDirLockedError, DataDirDamagedError, DataDirFormatError, DataDirRolledBackError, RollbackAnchorError } from './store/errors.ts';
 export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type McsResource, type MessageResource, type AccessRule, type CommonOptions } from './client.ts';

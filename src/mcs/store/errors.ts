@@ -43,6 +43,40 @@ export class DataDirFormatError extends StateError {
   }
 }
 
+/**
+ * The data directory's MAC chain does not end where its rollback anchor says
+ * (McsEngineOptions.rollbackAnchor): records were cut off the end of the
+ * journal, an older copy of the directory was put back, or the directory or
+ * the anchor is another engine's. Nothing was changed, on disk or in the anchor.
+ */
+export class DataDirRolledBackError extends StateError {
+  readonly dir: string;
+  /** The sequence number of the last record (or snapshot) the directory holds. */
+  readonly found: number;
+  /** The one the anchor names; undefined when it holds none. */
+  readonly anchored: number | undefined;
+  constructor(dir: string, found: number, anchored: number | undefined) {
+    super(`the data directory ${dir} ends at record ${found}, ${
+      anchored === undefined ? 'but its rollback anchor holds no head: its storage was lost or cleared, or it was never used with this directory (to anchor the directory as it is, open it once with trustOnFirstUse)'
+        : anchored > found ? `but its rollback anchor names record ${anchored}: records were cut off the journal, or an older copy of the directory was put back`
+          : `which its rollback anchor (at record ${anchored}) never named: an older copy of the directory, another engine's directory or anchor, or writes made without the anchor`}`);
+    this.dir = dir;
+    this.found = found;
+    this.anchored = anchored;
+  }
+}
+
+/** The rollback anchor could not be read or written at open, or holds a token that is no head senv writes. */
+export class RollbackAnchorError extends StateError {
+  readonly dir: string;
+  constructor(dir: string, what: string) {
+    super(`the rollback anchor of the data directory ${dir} ${what}`);
+    this.dir = dir;
+  }
+}
+
 errorName(DataDirLockedError, 'DataDirLockedError');
 errorName(DataDirDamagedError, 'DataDirDamagedError');
 errorName(DataDirFormatError, 'DataDirFormatError');
+errorName(DataDirRolledBackError, 'DataDirRolledBackError');
+errorName(RollbackAnchorError, 'RollbackAnchorError');

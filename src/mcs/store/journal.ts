@@ -28,7 +28,12 @@
 // derived from the master key, over the previous record's MAC and the
 // record: the chain starts from the snapshot's MAC (or, with no snapshot, a
 // value bound to meta.json's check), so an edited, inserted, duplicated,
-// reordered or removed record breaks it, and the store refuses to open.
+// reordered or removed record breaks it, and the store refuses to open. Not
+// records cut off its end, nor an older copy of the whole directory: nothing
+// in the directory tells how far the chain went. With a rollback anchor
+// (anchor.ts) the store writes the chain's head there after each record and
+// snapshot, before the engine answers, and refuses a directory that does not
+// end where the anchor says.
 //
 // A write that fails (ENOSPC, EIO, a read-only directory) is cut off at once,
 // or before the next record if the cut fails too, and the store's state stays
@@ -55,7 +60,8 @@ import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence } from '../persist.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { Accumulator, DeviceData, Resource } from '../resource.ts';
-import { DataDirDamagedError, DataDirFormatError, DataDirLockedError } from './errors.ts';
+import { anchoredRecords, anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
+import { DataDirDamagedError, DataDirFormatError, DataDirLockedError, DataDirRolledBackError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, type Files } from './files.ts';
 
 export interface JournalOptions {
@@ -71,6 +77,8 @@ export interface JournalOptions {
   compactAt?: number;
   /** The file operations (default: node:fs or Deno). */
   files?: Files;
+  /** Where the chain's head is kept out of reach of whoever can write the directory (anchor.ts); checked at open. */
+  rollbackAnchor?: RollbackAnchor | undefined;
 }
 
 /**
@@ -169,6 +177,9 @@ export class JournalStore implements Persistence {
   #lastMac: Uint8Array;
   /** Writes, compactions and cuts, one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #anchor: RollbackAnchor | undefined;
+  /** The last write of the anchor failed: it may hold a head the directory does not (a write that timed out yet took), until one succeeds. */
+  #anchorUnsure = false;
 
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
@@ -185,6 +196,7 @@ export class JournalStore implements Persistence {
     this.#journalStart = opened.journalStart;
     this.#lastMac = opened.lastMac;
     this.#superseded = opened.superseded;
+    this.#anchor = options.rollbackAnchor;
   }
 
   static async open(options: JournalOptions): Promise<JournalStore> {
@@ -210,10 +222,24 @@ export class JournalStore implements Persistence {
     }
     const lock = await takeLock(files, options.dir);
     let macKey: Uint8Array | undefined;
+    let store: JournalStore | undefined;
     try {
       // Not the sealing key: a MAC never shows a value computed under the key that encrypts.
       macKey = secretHmac('SHA-256', options.masterKey, enc.encode('senv journal mac'));
-      const store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey));
+      const anchor = options.rollbackAnchor;
+      const anchored = anchor && { head: await readHead(anchor, options.dir), trustOnFirstUse: anchor.trustOnFirstUse === true };
+      store = new JournalStore(files, options, lock, macKey, await readDir(files, options.dir, options.masterKey, macKey, anchored));
+      // A new directory's first head, a directory trusted on first use, or one whose anchor names the
+      // same state by another MAC (a snapshot and the records a crash left behind it): the anchor
+      // names the head the next record follows, as the one-record-past check at the next open needs.
+      const head = store.#head(), was = anchored?.head;
+      if (anchor && !(was && was.seq === head.seq && constantTimeEqual(was.mac, head.mac))) {
+        try {
+          await anchor.write(encodeHead(head));
+        } catch (e) {
+          throw anchorFailed(options.dir, 'write', e);
+        }
+      }
       // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
       // The same snapshot seals what an earlier version kept in the clear (format 2's Hv, a Sgn before it was sealed).
@@ -221,6 +247,8 @@ export class JournalStore implements Persistence {
       return store;
     } catch (e) {
       macKey?.fill(0);
+      // Its copy of the master key: the anchor's write at open can fail once the store is made.
+      if (store) store.#key.fill(0);
       await releaseLock(files, options.dir, lock).catch(() => undefined);
       throw e;
     }
@@ -323,7 +351,9 @@ export class JournalStore implements Persistence {
     const last = this.#serial(async () => {
       // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
       if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
-      if (this.#superseded && this.#cutAt === undefined) await this.#compact();
+      if (this.#anchorUnsure) await this.#anchorHead(this.#head()).catch(() => undefined);
+      // A snapshot must not replace the one an unsure anchor may name: the journal stays as it is.
+      if (this.#superseded && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
       // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to.
       for (const name of ['snapshot.json.tmp', 'meta.json.tmp']) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
     });
@@ -370,10 +400,11 @@ export class JournalStore implements Persistence {
   }
 
   /**
-   * Appends one record and flushes it; the store's state takes the record
-   * only once that succeeded. A failed append may have left part of the
-   * record (or all of it, when only the flush failed) in the file: it was
-   * never acknowledged, so it is cut off before anything follows it.
+   * Appends one record, flushes it and writes its head to the anchor; the
+   * store's state takes the record only once that succeeded. A failed append
+   * may have left part of the record (or all of it, when only the flush or
+   * the anchor failed) in the file: it was never acknowledged, so it is cut
+   * off before anything follows it.
    */
   async #appendRecord(r: JournalRecord): Promise<void> {
     if (this.#cutAt !== undefined) await this.#cut(this.#cutAt);
@@ -391,9 +422,14 @@ export class JournalStore implements Persistence {
       // The first record may have created the file: its directory entry is flushed before the write
       // is acknowledged (a power loss could otherwise take the whole journal). Once per emptied journal.
       if (this.#journalBytes === 0) await this.#files.syncDir(this.#dir);
+      if (this.#anchor) await this.#anchorHead({ seq: r.seq, mac: recordMac });
     } catch (e) {
       // Cut now if the disk lets us; otherwise the next write cuts first (and fails while it cannot).
       await this.#cut(this.#journalBytes).catch(() => undefined);
+      // An anchor that reported a failure may have taken the head all the same (a timeout): with the
+      // record cut, the next open would find the journal behind it. It names the last good head
+      // again, now if it lets us, else at the next write or close.
+      if (this.#anchorUnsure) await this.#anchorHead(this.#head()).catch(() => undefined);
       throw e;
     }
     this.#journalBytes += frame.length;
@@ -401,6 +437,17 @@ export class JournalStore implements Persistence {
     this.#superseded ||= supersedes(this.#state, r);
     apply(this.#state, r);
     if (this.#journalBytes >= (this.#compactAt ?? Math.max(COMPACT_AT, this.#snapshotBytes))) await this.#compact();
+  }
+
+  /** Where the chain ends: the next record's MAC covers this one. */
+  #head(): Head {
+    return { seq: this.#state.seq, mac: this.#lastMac };
+  }
+
+  async #anchorHead(head: Head): Promise<void> {
+    this.#anchorUnsure = true;
+    await this.#anchor!.write(encodeHead(head));
+    this.#anchorUnsure = false;
   }
 
   /** Cuts the journal to `length`, remembering the cut until it succeeded. */
@@ -419,7 +466,10 @@ export class JournalStore implements Persistence {
    * record, and a journal that could not be emptied only replays records the
    * snapshot holds (until the next write cuts it). A snapshot renamed into
    * place whose directory flush failed counts as not written: the journal
-   * goes on from its last record, which verifies after either snapshot.
+   * goes on from its last record, which verifies after either snapshot. So
+   * does one whose head the anchor did not take: the anchor still names the
+   * journal's last record, which names the same state (the next open takes
+   * either).
    */
   async #compact(): Promise<void> {
     let snapMac: Uint8Array;
@@ -435,6 +485,8 @@ export class JournalStore implements Persistence {
       file.set(body, header.length);
       await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
       this.#snapshotBytes = file.length;
+      // Before the journal is cut: the anchor must name a head the directory holds at every moment.
+      if (this.#anchor) await this.#anchorHead({ seq: this.#state.seq, mac: snapMac });
     } catch {
       return;
     }
@@ -459,16 +511,19 @@ export class JournalStore implements Persistence {
 }
 
 /**
- * Reads meta.json, snapshot.json and journal.log, verifying every MAC, and
- * cuts a torn record off the end of the journal.
+ * Reads meta.json, snapshot.json and journal.log, verifying every MAC and,
+ * given the rollback anchor's head, that the chain ends there; cuts a torn
+ * record off the end of the journal, and a record past the anchored head.
  */
-async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8Array): Promise<Opened> {
+async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8Array, anchor: { head: Head | undefined; trustOnFirstUse: boolean } | undefined): Promise<Opened> {
   const metaBytes = await files.read(`${dir}/meta.json`);
   const snapBytes = await files.read(`${dir}/snapshot.json`);
   const journal = (await files.read(`${dir}/journal.log`)) ?? new Uint8Array(0);
   let meta: Meta;
   if (metaBytes) meta = openMeta(dir, metaBytes, key, macKey);
   else if (snapBytes || journal.length) throw new DataDirDamagedError(dir, 'holds records but no meta.json', 'meta.json');
+  // A directory made now cannot be at a head its anchor names: refused before anything is written.
+  else if (anchor?.head) throw new DataDirRolledBackError(dir, 0, anchor.head.seq);
   else {
     meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {});
     await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
@@ -481,8 +536,9 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
-  let superseded = false;
   let off = 0;
+  // Verified first, applied once the anchor said how many to keep.
+  const records: { r: JournalRecord; at: number; mac: Uint8Array }[] = [];
   while (off < journal.length) {
     const frame = frameAt(journal, off);
     const r = frame && parseRecord(frame.payload);
@@ -499,8 +555,13 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
     if (!constantTimeEqual(recordMac, frame.mac)) {
       throw new DataDirDamagedError(dir, 'a record does not verify: records were altered, inserted, reordered or removed without the master key, or damaged', 'journal.log', off);
     }
+    records.push({ r, at: off, mac: recordMac });
     last = recordMac;
     off = frame.next;
+  }
+  const keep = anchor ? anchoredRecords(dir, anchor.head, anchor.trustOnFirstUse, [{ seq: state.seq, mac: snapMac }, ...records.map(({ r, mac }) => ({ seq: r.seq, mac }))]) : records.length;
+  let superseded = false;
+  for (const { r } of records.slice(0, keep)) {
     if (r.seq > state.seq) {
       superseded ||= supersedes(state, r);
       apply(state, r);
@@ -510,9 +571,11 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
       superseded = true;
     }
   }
-  // A torn tail was never acknowledged: cut it off so new records follow good ones.
-  if (off < journal.length) await files.truncate(`${dir}/journal.log`, off);
-  return { meta, state, journalBytes: off, snapshotBytes: snapBytes?.length ?? 0, snapMac, journalStart, lastMac: last, superseded };
+  // A torn tail, or a record the anchor does not name, was never acknowledged: cut off so new records follow good ones.
+  const end = keep < records.length ? records[keep]!.at : off;
+  if (end < journal.length) await files.truncate(`${dir}/journal.log`, end);
+  const lastMac = keep > 0 ? records[keep - 1]!.mac : journalStart;
+  return { meta, state, journalBytes: end, snapshotBytes: snapBytes?.length ?? 0, snapMac, journalStart, lastMac, superseded };
 }
 
 /**

@@ -1,0 +1,356 @@
+// Rollback detection of the data directory (docs/mcs.md "Rollback"): the MAC
+// chain refuses changes inside the journal, but not records cut off its end
+// nor an older copy of the whole directory. With a rollback anchor the store
+// keeps the chain's head outside the directory, written before each write is
+// answered, and refuses at open a directory that does not end there.
+import { describe, expect, it } from 'vitest';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { DataDirRolledBackError, InvalidInputError, McsEngine, RollbackAnchorError, type RollbackAnchor } from '../../src/index.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { Session, b64, ok } from '../portable/mcs-kit.ts';
+
+const KEY = new Uint8Array(32).fill(7);
+const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-rollback-'));
+const journalSize = (dir: string) => (existsSync(join(dir, 'journal.log')) ? statSync(join(dir, 'journal.log')).size : 0);
+
+/** An anchor in memory (what a TPM NV index or a card's data object would hold); `failing` makes writes throw, `taking` lets them store the token first (a timeout that took). */
+class MemoryAnchor implements RollbackAnchor {
+  token: Uint8Array | undefined;
+  writes = 0;
+  failing = 0;
+  taking = false;
+  trustOnFirstUse?: boolean;
+
+  read() {
+    return this.token?.slice();
+  }
+
+  write(head: Uint8Array) {
+    if (this.failing > 0) {
+      this.failing--;
+      if (this.taking) this.token = head.slice();
+      throw Object.assign(new Error('EIO: anchor i/o error'), { code: 'EIO' });
+    }
+    this.token = head.slice();
+    this.writes++;
+  }
+}
+
+/** The sequence number and MAC a token names (format byte, u64 big-endian, 32 bytes). */
+function named(token: Uint8Array | undefined): { seq: number; mac: Buffer } {
+  const b = Buffer.from(token!);
+  expect(b.length).toBe(41);
+  expect(b[0]).toBe(1);
+  return { seq: b.readUInt32BE(1) * 2 ** 32 + b.readUInt32BE(5), mac: b.subarray(9) };
+}
+
+const hash = (s: Session, rn: string) => s.create(s.seId, 20004, { 'senv:Hsh': { rn, Halg: 4 } });
+
+describe('rollback anchor of the data directory', () => {
+  it('a journal cut at a record boundary is refused with an anchor (a deleted resource would come back), and opens as before without one', async () => {
+    const dir = tempDir();
+    const cut = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      let s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'first hash');
+      const afterFirst = journalSize(dir);
+      ok(await hash(s, 'h2'), 2001, 'second hash');
+      ok(await s.delete(s.path('reg', 'h1')), 2002, 'the first deleted');
+      // A copy taken before close() compacts (a crash, or someone who waits for one), cut after the first <hash>.
+      cpSync(dir, cut, { recursive: true });
+      rmSync(join(cut, 'lock'));
+      truncateSync(join(cut, 'journal.log'), afterFirst);
+      await e.close();
+      const refused = McsEngine.create({ dataDir: cut, masterKey: KEY, rollbackAnchor: anchor });
+      await expect(refused).rejects.toBeInstanceOf(DataDirRolledBackError);
+      await expect(refused).rejects.toMatchObject({ name: 'DataDirRolledBackError', dir: cut, found: 2, anchored: 4, message: expect.stringContaining('records were cut off the journal') });
+      // The error names sequence numbers, never the MAC it compared.
+      const { mac } = named(anchor.token);
+      const message = ((await refused.catch((err: unknown) => err)) as Error).message;
+      for (const shown of [mac.toString('hex').slice(0, 16), mac.toString('base64').slice(0, 12)]) expect(message).not.toContain(shown);
+      expect(journalSize(cut), 'nothing changed on disk').toBe(afterFirst);
+
+      // The option is opt-in: without it the same cut opens, and the deleted <hash> is back (the limit docs/mcs.md states).
+      e = await McsEngine.create({ dataDir: cut, masterKey: KEY });
+      s = new Session(e, 'CAE1');
+      ok(await s.retrieve(s.path('reg', 'h1')), 2000, 'the deleted hash is back without an anchor');
+      ok(await s.retrieve(s.path('reg', 'h2')), 4004, 'the second hash is gone without a word');
+      await e.close();
+
+      // The directory itself opens with its anchor and holds exactly what was acknowledged.
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      ok(await s.retrieve(s.path('reg', 'h1')), 4004, 'deleted stays deleted');
+      ok(await s.retrieve(s.path('reg', 'h2')), 2000, 'second hash');
+      await e.close();
+    } finally {
+      for (const d of [dir, cut]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('an older copy of the whole directory, or another directory at the same sequence number, is refused', async () => {
+    const dir = tempDir();
+    const old = tempDir();
+    const other = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      let s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'hash');
+      await e.close();
+      cpSync(dir, old, { recursive: true });
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      ok(await s.delete(s.path('reg', 'h1')), 2002, 'delete');
+      await e.close();
+      // The same number of records under the same master key, in a directory of its own anchor.
+      e = await McsEngine.create({ dataDir: other, masterKey: KEY, rollbackAnchor: new MemoryAnchor() });
+      s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'x'), 2001, 'hash');
+      ok(await hash(s, 'y'), 2001, 'hash');
+      await e.close();
+
+      await expect(McsEngine.create({ dataDir: old, masterKey: KEY, rollbackAnchor: anchor })).rejects.toMatchObject({ name: 'DataDirRolledBackError', dir: old, found: 2, anchored: 3 });
+      await expect(McsEngine.create({ dataDir: other, masterKey: KEY, rollbackAnchor: anchor }))
+        .rejects.toMatchObject({ name: 'DataDirRolledBackError', dir: other, found: 3, anchored: 3, message: expect.stringContaining('never named') });
+      // A directory removed altogether is refused too, before anything is written in its place.
+      const gone = join(old, 'gone');
+      await expect(McsEngine.create({ dataDir: gone, masterKey: KEY, rollbackAnchor: anchor })).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: 0, anchored: 3 });
+      expect(existsSync(join(gone, 'meta.json'))).toBe(false);
+      // The refusals released the lock: the right directory opens.
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+    } finally {
+      for (const d of [dir, old, other]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a record one past the anchored head (flushed, its anchor write lost to a crash) is cut at open: it was never acknowledged', async () => {
+    const dir = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      let s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'hash');
+      const before = anchor.read()!;
+      const size = journalSize(dir);
+      ok(await hash(s, 'h2'), 2001, 'hash');
+      await e.close();
+      // The crash: h2's record is in journal.log, the anchor still names h1's.
+      anchor.token = before;
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      expect(journalSize(dir), 'the record past the anchor is cut').toBe(size);
+      ok(await s.retrieve(s.path('reg', 'h2')), 4004, 'the unacknowledged record is not applied');
+      ok(await s.retrieve(s.path('reg', 'h1')), 2000, 'the anchored state is');
+      ok(await hash(s, 'h3'), 2001, 'the next write follows the anchored head');
+      await e.close();
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      ok(await s.retrieve(s.path('reg', 'h3')), 2000, 'after a restart');
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an anchor write that fails fails the request with 5000, leaving memory, disk and anchor as before; a 5000 never comes back, even when its cut failed too', async () => {
+    const dir = tempDir();
+    try {
+      const real = await openFiles();
+      let refuseCut = false;
+      const files: Files = { ...real, truncate: async (path, length) => (refuseCut ? Promise.reject(Object.assign(new Error('EIO: i/o error, truncate'), { code: 'EIO' })) : real.truncate(path, length)) };
+      const anchor = new MemoryAnchor();
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, rollbackAnchor: anchor });
+      let s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'hash');
+      const size = journalSize(dir);
+      const head = anchor.read()!;
+
+      anchor.failing = 1;
+      const r = await hash(s, 'h2');
+      expect(r.rsc).toBe(5000);
+      expect(r.pc).toEqual({ 'm2m:dbg': 'storage write failed (EIO): nothing was changed' });
+      ok(await s.retrieve(s.path('reg', 'h2')), 4004, 'nothing applied');
+      expect(journalSize(dir), 'the record cut').toBe(size);
+      expect(Buffer.from(anchor.read()!).equals(Buffer.from(head)), 'the anchor as it was').toBe(true);
+      ok(await hash(s, 'h2'), 2001, 'the request again, once the anchor works');
+
+      // The anchor took the head and then reported a failure (a timeout): it is set back to the head the journal keeps.
+      anchor.failing = 1;
+      anchor.taking = true;
+      expect((await hash(s, 'h3')).rsc).toBe(5000);
+      expect(named(anchor.read()).seq, 'set back').toBe(named(head).seq + 1);
+
+      // The anchor fails and so does the cut, up to the end of the run: the record stays in the file,
+      // and without an anchor it would be replayed; the anchor names the head before it.
+      anchor.failing = 1;
+      anchor.taking = false;
+      refuseCut = true;
+      expect((await hash(s, 'h4')).rsc).toBe(5000);
+      await e.close();
+      expect(journalSize(dir), 'the failed record is still in the file').toBeGreaterThan(size);
+      refuseCut = false;
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      ok(await s.retrieve(s.path('reg', 'h2')), 2000, 'acknowledged');
+      for (const rn of ['h3', 'h4']) ok(await s.retrieve(s.path('reg', rn)), 4004, `${rn} answered 5000 and stays away`);
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('compaction keeps the anchor in step: it names the journal\'s last record or, the journal emptied, the snapshot; a directory set back to before a snapshot is refused', async () => {
+    const dir = tempDir();
+    const old = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      const open = async (files?: Files) => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, compactAt: 4096, rollbackAnchor: anchor, ...(files ? { files } : {}) }) });
+      let e = await open();
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h'), 2001, 'hash');
+      let compactions = 0;
+      let seq = named(anchor.token).seq;
+      for (let i = 0; i < 40; i++) {
+        if (i === 10) cpSync(dir, old, { recursive: true });
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(new Uint8Array(300).fill(i)) } }), 2004, 'chunk');
+        const { seq: now, mac } = named(anchor.token);
+        expect(now, 'one head per acknowledged write').toBe(++seq);
+        const journal = readFileSync(join(dir, 'journal.log'));
+        if (journal.length === 0) {
+          compactions++;
+          const header = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!) as { mac: string };
+          expect(mac.equals(Buffer.from(header.mac, 'base64')), 'the snapshot\'s MAC').toBe(true);
+        } else {
+          expect(mac.equals(journal.subarray(journal.length - 32)), 'the last record\'s MAC').toBe(true);
+        }
+      }
+      expect(compactions).toBeGreaterThan(2);
+      await e.close();
+      await (await open()).close();
+      rmSync(join(old, 'lock'), { force: true });
+      await expect(McsEngine.create({ dataDir: old, masterKey: KEY, rollbackAnchor: anchor })).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: seq - 30, anchored: seq });
+
+      // A snapshot renamed into place whose journal could not be cut (a crash between the two, or a
+      // refused cut up to the end of the run): the anchor names the snapshot, the journal's last
+      // record names the same state, and the directory opens.
+      const real = await openFiles();
+      let refuseCut = true;
+      e = await open({ ...real, truncate: async (path, length) => (refuseCut ? Promise.reject(Object.assign(new Error('EIO: i/o error, truncate'), { code: 'EIO' })) : real.truncate(path, length)) });
+      const t = new Session(e, 'CAE1');
+      const snapshotMac = () => (JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!) as { mac: string }).mac;
+      const was = snapshotMac();
+      // Up to the next snapshot only: the write after it would cut the journal first, and fail.
+      for (let i = 0; snapshotMac() === was; i++) {
+        expect(i).toBeLessThan(20);
+        ok(await t.update(t.path('reg', 'h'), { 'senv:Hsh': { msg: b64(new Uint8Array(300).fill(i)) } }), 2004, 'chunk');
+      }
+      await e.close();
+      expect(journalSize(dir), 'the journal the snapshot covers is still there').toBeGreaterThan(0);
+      expect(named(anchor.token).mac.equals(Buffer.from(snapshotMac(), 'base64')), 'the anchor names the snapshot').toBe(true);
+      refuseCut = false;
+      e = await open();
+      ok(await new Session(e, 'CAE1').update(t.path('reg', 'h'), { 'senv:Hsh': { msg: 'AAAA' } }), 2004, 'a write after it');
+      await e.close();
+      await (await open()).close();
+    } finally {
+      for (const d of [dir, old]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('an anchor that holds nothing: a new directory writes its first head; an existing one is refused unless trustOnFirstUse', async () => {
+    const dir = tempDir();
+    try {
+      const fresh = new MemoryAnchor();
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: fresh })).close();
+      expect(named(fresh.token).seq, 'a new directory\'s head').toBe(0);
+      // The feature enabled on a directory written without it (or an anchor whose storage was lost).
+      const e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'hash');
+      const size = journalSize(dir);
+      ok(await hash(s, 'h2'), 2001, 'hash');
+      await e.close();
+      const anchor = new MemoryAnchor();
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor }))
+        .rejects.toMatchObject({ name: 'DataDirRolledBackError', found: 3, anchored: undefined, message: expect.stringContaining('trustOnFirstUse') });
+      expect(anchor.writes).toBe(0);
+      // ... and the anchor of this directory's first open no longer names it.
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: fresh })).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: 3, anchored: 0 });
+
+      anchor.trustOnFirstUse = true;
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+      expect(named(anchor.token).seq, 'anchored as it was').toBe(3);
+      delete anchor.trustOnFirstUse;
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+      truncateSync(join(dir, 'journal.log'), size);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: 2, anchored: 3 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a token that does not parse, an anchor that cannot be read or written at open, and an anchor without a data directory are typed errors', async () => {
+    const dir = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+      const good = anchor.token!;
+      const damaged = (change: (t: Uint8Array) => Uint8Array) => ({ read: () => change(good.slice()), write: () => undefined });
+      const cases: [string, RollbackAnchor][] = [
+        ['one byte short', damaged((t) => t.subarray(1))],
+        ['one byte more', damaged((t) => Uint8Array.of(...t, 0))],
+        ['another format byte', damaged((t) => (t[0] = 2, t))],
+        ['a sequence number past 2^52', damaged((t) => (t[1] = 0x00, t[2] = 0x10, t))],
+        ['empty', damaged(() => new Uint8Array(0))],
+        ['a string', { read: () => 'AQ==' as unknown as Uint8Array, write: () => undefined }],
+      ];
+      for (const [what, a] of cases) {
+        const err = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: a }).catch((e: unknown) => e);
+        expect(err, what).toBeInstanceOf(RollbackAnchorError);
+        expect(err, what).toMatchObject({ name: 'RollbackAnchorError', dir });
+      }
+      const eio = Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: { read: () => Promise.reject(eio), write: () => undefined } }))
+        .rejects.toMatchObject({ name: 'RollbackAnchorError', cause: eio, message: expect.stringContaining('could not be read (EIO)') });
+      // That write comes once the store holds its copies of the master key: the failed open zeroizes them.
+      const key = new Uint8Array(randomBytes(32));
+      const held = (a: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).includes(Buffer.from(key));
+      const copies: Uint8Array[] = [];
+      const set = Uint8Array.prototype.set;
+      Uint8Array.prototype.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+        if (src instanceof Uint8Array && held(src)) copies.push(this);
+        return set.call(this, src, offset);
+      };
+      try {
+        await expect(McsEngine.create({ dataDir: join(dir, 'new'), masterKey: key, rollbackAnchor: { read: () => undefined, write: () => Promise.reject(eio) } }))
+          .rejects.toMatchObject({ name: 'RollbackAnchorError', message: expect.stringContaining('could not be written (EIO)') });
+      } finally {
+        Uint8Array.prototype.set = set;
+      }
+      expect(copies.length, 'the master key was copied').toBeGreaterThan(1);
+      for (const c of copies) expect(held(c), 'a copy of the master key left').toBe(false);
+      // Every refusal released the lock.
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+
+      await expect(McsEngine.create({ rollbackAnchor: anchor })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: { read: () => undefined } as unknown as RollbackAnchor })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: { read: () => undefined, write: () => undefined, trustOnFirstUse: 'yes' as unknown as boolean } })).rejects.toBeInstanceOf(InvalidInputError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
