@@ -2,10 +2,9 @@
 //
 //   lock             pid and start time of the process that has the directory
 //                    open: a second opener is refused, a stale lock taken over
-//   meta.json        format, unique IDs of the software SEs, a sealed check
-//                    value that tells a wrong master key from a damaged file,
-//                    whether the directory has a snapshot (from its first on),
-//                    and a MAC over them
+//   meta.json        format (4 once the directory has a snapshot), unique IDs
+//                    of the software SEs, a sealed check value that tells a
+//                    wrong master key from a damaged file, and a MAC over them
 //   snapshot.json    a header line (format, MAC, the chain value its journal
 //                    started from), then the full state up to sequence `seq`;
 //                    the MAC covers meta.json's check value too (format 3),
@@ -82,20 +81,20 @@ export interface JournalOptions {
 }
 
 /**
- * The layout this version writes (meta.json and snapshot.json say which they
- * have). Format 3 binds a snapshot to its directory; a format 2 directory
- * (snapshots not bound) is read, and upgraded by a snapshot written at open.
+ * The layouts (meta.json and snapshot.json say which they have). Format 3 binds a snapshot to its
+ * directory; a format 2 directory (snapshots not bound) is read, and upgraded by a snapshot written
+ * at open. A snapshot is format 3. meta.json says format 4 from the directory's first snapshot on:
+ * under its MAC, the directory has a snapshot.json. Without that, a removed snapshot (with the
+ * journal a compaction emptied, or with the journal too) would open as an empty directory: with no
+ * snapshot the chain starts from the check value, which an empty journal matches. A format number,
+ * not a member added to format 3: a version before it refuses the directory as a format it does not
+ * read, not as one altered without the master key (its MAC would not cover the member).
  */
-const FORMAT = 3;
 const UNBOUND = 2;
+const BOUND = 3;
+const MARKED = 4;
 
-/**
- * `snapshot`: the directory has a snapshot.json. Without it in meta.json, under the MAC, a removed
- * snapshot (with the journal a compaction emptied, or with the journal too) would open as an
- * empty directory: with no snapshot the chain starts from the check value, which an empty journal
- * matches.
- */
-interface Meta { format: number; uniqueIds: Record<string, string>; check: string; snapshot?: true; mac: string }
+interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -240,10 +239,10 @@ export class JournalStore implements Persistence {
           throw anchorFailed(options.dir, 'write', e);
         }
       }
-      // Upgrades a format 2 directory: its meta.json says format 3 once a bound snapshot holds
+      // Upgrades a format 2 directory: its meta.json says format 4 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
       // The same snapshot seals what an earlier version kept in the clear (format 2's Hv, a Sgn before it was sealed).
-      if (sealClearSecrets(store.#state, store.#key) || store.#meta.format !== FORMAT) await store.#compact();
+      if (sealClearSecrets(store.#state, store.#key) || store.#meta.format === UNBOUND) await store.#compact();
       return store;
     } catch (e) {
       macKey?.fill(0);
@@ -259,7 +258,7 @@ export class JournalStore implements Persistence {
       let id = this.#meta.uniqueIds[kind];
       if (!id) {
         id = toHex(randomBytes(16));
-        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format, this.#meta.snapshot);
+        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       }
@@ -478,8 +477,8 @@ export class JournalStore implements Persistence {
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
       const body = enc.encode(JSON.stringify(this.#state));
-      snapMac = snapshotMac(this.#macKey, FORMAT, this.#meta.check, this.#journalStart, body);
-      const header = enc.encode(`${JSON.stringify({ format: FORMAT, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
+      snapMac = snapshotMac(this.#macKey, BOUND, this.#meta.check, this.#journalStart, body);
+      const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
       const file = new Uint8Array(header.length + body.length);
       file.set(header);
       file.set(body, header.length);
@@ -492,16 +491,16 @@ export class JournalStore implements Persistence {
     }
     this.#snapMac = snapMac;
     this.#superseded = false;
-    // Only now that a bound snapshot replaced an unbound one: meta.json's format 3 refuses an unbound one.
+    // Only now that a bound snapshot replaced an unbound one: meta.json's format 4 refuses an unbound one.
     // And before the journal is cut: until meta.json says there is a snapshot, the journal keeps the
     // records it holds, so removing the snapshot loses none (the first one's journal chains from the start).
-    if (this.#meta.format !== FORMAT || !this.#meta.snapshot) {
-      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, FORMAT, true);
+    if (this.#meta.format !== MARKED) {
+      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, MARKED);
       try {
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       } catch {
-        // Format 2 goes on (it reads bound snapshots too), the journal uncut: the next compaction, or close, tries again.
+        // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: the next compaction, or close, tries again.
         this.#superseded = true;
         return;
       }
@@ -525,14 +524,14 @@ async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8
   // A directory made now cannot be at a head its anchor names: refused before anything is written.
   else if (anchor?.head) throw new DataDirRolledBackError(dir, 0, anchor.head.seq);
   else {
-    meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {});
+    meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {}, BOUND);
     await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
   }
   // Bound to this directory's check value: a journal copied from another directory does not verify.
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
   let state: Snapshot = { seq: 0, resources: table() };
-  if (meta.snapshot && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
+  if (meta.format === MARKED && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
@@ -604,7 +603,9 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
   if (meta.format === undefined) {
     throw new DataDirFormatError(dir, 'was written by an earlier version of senv, whose records carry no MAC; this version does not read it: start from an empty data directory');
   }
-  if (meta.format !== FORMAT && meta.format !== UNBOUND) throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} and ${FORMAT}`);
+  if (meta.format !== UNBOUND && meta.format !== BOUND && meta.format !== MARKED) {
+    throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} to ${MARKED}`);
+  }
   if (typeof meta.check !== 'string' || typeof meta.mac !== 'string' || typeof meta.uniqueIds !== 'object' || meta.uniqueIds === null) {
     throw new DataDirDamagedError(dir, 'lacks its check value, MAC or unique IDs', 'meta.json');
   }
@@ -615,20 +616,18 @@ function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey: Uint8
     throw e;
   }
   const stored = fromBase64(meta.mac);
-  // What the MAC covers, rebuilt: a member it does not cover (a snapshot mark in a format 2 meta.json) is not taken.
-  const verified = newMeta(macKey, meta.check, meta.uniqueIds, meta.format, meta.snapshot);
+  const verified = newMeta(macKey, meta.check, meta.uniqueIds, meta.format);
   if (!stored || !constantTimeEqual(fromBase64(verified.mac)!, stored)) {
     throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'meta.json');
   }
   return verified;
 }
 
-function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format = FORMAT, snapshot?: unknown): Meta {
-  // From format 3 the MAC covers the format: set back to 2, meta.json would let an unbound snapshot in.
-  // The snapshot mark only format 3 has, and only as `true`: a meta.json written before it (format 3 too) still verifies.
-  const marked = format !== UNBOUND && snapshot === true;
-  const covered = format === UNBOUND ? [check, uniqueIds] : marked ? [format, check, uniqueIds, 'snapshot'] : [format, check, uniqueIds];
-  return { format, uniqueIds, check, ...(marked ? { snapshot: true as const } : {}), mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify(covered)))) };
+function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format: number): Meta {
+  // From format 3 the MAC covers the format: set back to 2, meta.json would let an unbound snapshot
+  // in; set back from 4 to 3, a removed snapshot.
+  const covered = format === UNBOUND ? [check, uniqueIds] : [format, check, uniqueIds];
+  return { format, uniqueIds, check, mac: toBase64(mac(macKey, 'meta', enc.encode(JSON.stringify(covered)))) };
 }
 
 /**
@@ -650,7 +649,7 @@ function openSnapshot(dir: string, bytes: Uint8Array, macKey: Uint8Array, meta: 
   const from = typeof header?.from === 'string' ? fromBase64(header.from) : undefined;
   const stored = typeof header?.mac === 'string' ? fromBase64(header.mac) : undefined;
   const format = header?.format;
-  if ((format !== FORMAT && !(format === UNBOUND && meta.format === UNBOUND)) || from?.length !== MAC_LEN || !stored) {
+  if ((format !== BOUND && !(format === UNBOUND && meta.format === UNBOUND)) || from?.length !== MAC_LEN || !stored) {
     throw new DataDirDamagedError(dir, 'has no valid header', 'snapshot.json');
   }
   const body = bytes.subarray(nl + 1);
