@@ -6,7 +6,8 @@
 // a restart opens a store that holds exactly the acknowledged writes, also
 // when two SEs write at once or a snapshot was only half done.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import nodeCrypto from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, StateError, type McsResponse } from '../../src/index.ts';
@@ -429,6 +430,52 @@ describe('Mcs: a failed write changes nothing', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+  }, 60_000);
+  it('meta.json\'s format 4 cannot be written after a snapshot: the journal stays uncut, and the next snapshot waits for as much journal again, not for the next record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const real = await openFiles();
+    let failMeta = false;
+    let snapshots = 0;
+    const files: Files = {
+      ...real,
+      writeDurable: async (path, data) => {
+        if (path.endsWith('/snapshot.json.tmp')) snapshots++;
+        if (failMeta && path.endsWith('/meta.json.tmp')) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+        return real.writeDurable(path, data);
+      },
+    };
+    const clock = { now: Date.UTC(2026, 10, 22, 12) };
+    const rnd = prng(11);
+    const chunks: Uint8Array[] = [];
+    try {
+      // A new directory: its first snapshot is the one that writes format 4.
+      const engine = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files, compactAt: 4096 }), clock: () => (clock.now += 1000) });
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      failMeta = true;
+      for (let i = 0; i < 40; i++) {
+        chunks.push(rnd(500));
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(chunks[i]!) } }), 2004, `chunk ${i}`);
+      }
+      const journal = statSync(join(dir, 'journal.log')).size;
+      expect(journal, 'the journal kept every record').toBeGreaterThan(8 * 4096);
+      // One snapshot per 4096 bytes of journal at most (before, one after every record past the first: 38).
+      expect(snapshots, 'snapshots while meta.json cannot be written').toBeGreaterThan(0);
+      expect(snapshots).toBeLessThanOrEqual(Math.ceil(journal / 4096));
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(3);
+      // Once meta.json can be written, close() compacts and says format 4; the data survives.
+      failMeta = false;
+      await engine.close();
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(4);
+      expect(statSync(join(dir, 'journal.log')).size).toBe(0);
+      const again = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const hv = (await new Session(again, 'CAE1').retrieve(s.path('reg', 'h', 'calculateHash'))).pc as Record<string, { Hv?: string }>;
+      expect(hv['senv:Hsh']?.Hv).toBe(nodeCrypto.createHash('sha256').update(Buffer.concat(chunks)).digest('base64'));
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });

@@ -166,6 +166,12 @@ export class JournalStore implements Persistence {
   #state: Snapshot;
   /** Length of the journal up to its last good record. */
   #journalBytes: number;
+  /**
+   * Where the journal stood when a snapshot was written but meta.json's format 4 was not, so the
+   * journal was not cut (0 once it is): the next compaction waits for as many bytes again, or close.
+   * Otherwise every record would rewrite the whole state while meta.json's write keeps failing.
+   */
+  #compactFrom = 0;
   /** Where the journal must be cut before the next record: a failed write (or compaction) could not cut it yet. */
   #cutAt: number | undefined;
   /** The MAC of snapshot.json (without one, the chain's first value): an empty journal's chain starts there. */
@@ -435,7 +441,7 @@ export class JournalStore implements Persistence {
     this.#lastMac = recordMac;
     this.#superseded ||= supersedes(this.#state, r);
     apply(this.#state, r);
-    if (this.#journalBytes >= (this.#compactAt ?? Math.max(COMPACT_AT, this.#snapshotBytes))) await this.#compact();
+    if (this.#journalBytes - this.#compactFrom >= (this.#compactAt ?? Math.max(COMPACT_AT, this.#snapshotBytes))) await this.#compact();
   }
 
   /** Where the chain ends: the next record's MAC covers this one. */
@@ -454,7 +460,10 @@ export class JournalStore implements Persistence {
     this.#cutAt = length;
     await this.#files.truncate(`${this.#dir}/journal.log`, length);
     this.#journalBytes = length;
-    if (length === 0) this.#journalStart = this.#lastMac = this.#snapMac;
+    if (length === 0) {
+      this.#journalStart = this.#lastMac = this.#snapMac;
+      this.#compactFrom = 0;
+    }
     this.#cutAt = undefined;
   }
 
@@ -500,8 +509,9 @@ export class JournalStore implements Persistence {
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
       } catch {
-        // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: the next compaction, or close, tries again.
+        // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: a later compaction, or close, tries again.
         this.#superseded = true;
+        this.#compactFrom = this.#journalBytes;
         return;
       }
     }
