@@ -769,6 +769,26 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it.skipIf(process.geteuid?.() !== 0)('a data directory another user owns with its files (a service moved from its own user to root, a restored backup) opens', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(new TextEncoder().encode('kept')) } }), 2001, 'sdo');
+      await e1.close();
+      for (const p of [dir, ...readdirSync(dir).map((f) => join(dir, f))]) chownSync(p, 65534, 65534);
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const t = new Session(e2, 'CAE1');
+      expect(new TextDecoder().decode(unb64(body(await t.retrieve(t.path('reg', 'd')), 'senv:Sdo').msg))).toBe('kept');
+      ok(await t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'e' } }), 2001, 'a record appended to the journal of user 65534');
+      await e2.close();
+      expect(statSync(join(dir, 'journal.log')).uid).toBe(65534);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('files planted in the data directory: a link is never written through, a FIFO never blocks the open, a journal.log not the store\'s alone is refused', async () => {
     const dir = tempDir();
     const outside = tempDir();
@@ -789,7 +809,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       if (process.geteuid?.() === 0) refused.push(['owned by another user', (path) => {
         writeFileSync(path, 'not the store\'s', { mode: 0o644 });
         chownSync(path, 65534, 65534);
-      }, /journal\.log is owned by user 65534/]);
+      }, /journal\.log is owned by user 65534, neither this process's 0 nor the data directory's owner 0: chown it \(or the whole directory\) to the user the engine runs as/]);
       for (const [what, plant, said] of refused) {
         writeFileSync(victim, 'not the store\'s', { mode: 0o644 });
         rmSync(join(dir, 'journal.log'), { force: true });

@@ -82,7 +82,7 @@ export function parentOf(path: string): string {
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
-interface DenoFileInfo { isSymlink: boolean; isFile: boolean; nlink: number | null; uid: number | null; mode: number | null }
+interface DenoFileInfo { isSymlink: boolean; isFile: boolean; nlink: number | null; mode: number | null }
 interface DenoFile {
   write(p: Uint8Array): Promise<number>;
   sync(): Promise<void>;
@@ -125,14 +125,12 @@ const symbolicLink = (path: string) => new StoreFileError(`${path} is a symbolic
 const notRegular = (path: string) => new StoreFileError(`${path} is not a regular file`, 'EFTYPE');
 
 /**
- * Refuses a file the store keeps that is not its own alone: a second link (a name outside the
- * directory that the store's writes would reach, or that keeps them readable), or another owner
- * (`uid` undefined where the platform does not tell this process's). Answers whether its mode
- * must be set to 0600.
+ * Refuses a file the store keeps that another name reaches (a second link: outside the directory,
+ * the store's writes would reach it, or it keeps them readable). Answers whether its mode must be
+ * set to 0600.
  */
-function mustChmod(path: string, info: { nlink: number | null; uid: number | null; mode: number | null }, uid: number | undefined): boolean {
+function mustChmod(path: string, info: { nlink: number | null; mode: number | null }): boolean {
   if ((info.nlink ?? 1) > 1) throw new StoreFileError(`${path} has ${info.nlink} links: the store keeps no file another name reaches`, 'EMLINK');
-  if (uid !== undefined && info.uid !== null && info.uid !== uid) throw new StoreFileError(`${path} is owned by user ${info.uid}, not this process's ${uid}`, 'EPERM');
   return info.mode !== null && (info.mode & 0o7777) !== FILE_MODE;
 }
 
@@ -174,6 +172,19 @@ async function nodeFiles(): Promise<Files> {
   const withFile = async (path: string, flags: string, fn: (f: Handle) => Promise<void>) => use(await fs.open(path, flags), fn);
   const uid = process.geteuid?.();
   /**
+   * Takes a file of another user than this process's effective uid only if it is the directory's
+   * owner's, who can replace any file there anyway: a service moved from its own user to root, a
+   * backup restored by another user, a uid-mapped mount, NFS with root_squash. A third user's file
+   * is what someone allowed to write the directory could have swapped in, reading and steering
+   * the store's later writes.
+   */
+  const ownedByDirOwner = async (path: string, owner: number, euid: number) => {
+    const dirOwner = (await fs.stat(parentOf(path))).uid;
+    if (owner !== dirOwner) {
+      throw new StoreFileError(`${path} is owned by user ${owner}, neither this process's ${euid} nor the data directory's owner ${dirOwner}: chown it (or the whole directory) to the user the engine runs as`, 'EPERM');
+    }
+  };
+  /**
    * Opens a regular file, never blocking on a FIFO (O_NONBLOCK, then fstat)
    * and never through a symbolic link (O_NOFOLLOW): a link planted in the
    * data directory would have the store overwrite or cut the file it points
@@ -193,7 +204,11 @@ async function nodeFiles(): Promise<Files> {
     try {
       const info = await f.stat();
       if (!info.isFile()) throw notRegular(path);
-      if (keep && mustChmod(path, info, uid)) await f.chmod(FILE_MODE);
+      if (keep) {
+        const chmod = mustChmod(path, info);
+        if (uid !== undefined && info.uid !== uid) await ownedByDirOwner(path, info.uid, uid);
+        if (chmod) await f.chmod(FILE_MODE);
+      }
       return f;
     } catch (e) {
       await f.close();
@@ -358,7 +373,7 @@ function denoFiles(deno: DenoApi): Files {
     }
     if (info.isSymlink) throw symbolicLink(path);
     if (!info.isFile) throw notRegular(path);
-    if (mustChmod(path, info, undefined)) await deno.chmod(path, FILE_MODE);
+    if (mustChmod(path, info)) await deno.chmod(path, FILE_MODE);
   };
   const readable = (path: string) => granted({ name: 'read', path });
   const Refused = deno.errors.NotCapable ?? deno.errors.PermissionDenied;
