@@ -985,6 +985,41 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  // Review BV: each backend read the card's directory once, so two sharing the card took the same object number.
+  it('shared mode: two backends on one card read the object directory in each call: neither takes the other\'s object number, nor writes its directory over the other\'s entries', async () => {
+    const reader = new InProcessReader();
+    const shared = () => new PcscBackend({ reader: 'in-process', context: (reader as unknown as { context: never }).context, share: 'shared' });
+    const [a, b] = [shared(), shared()];
+    await a.open();
+    await b.open();
+    const data = { a1: randomBytes(32), b: randomBytes(32), a2: randomBytes(32), t: randomBytes(8) };
+    await a.objectStore.write('a1', data.a1);
+    await b.objectStore.write('b', data.b);
+    await a.objectStore.write('a2', data.a2);
+    expect(await b.objectStore.read('b', 32), 'b\'s own data, not a2').toEqual(data.b);
+    expect(await a.objectStore.read('a1', 32)).toEqual(data.a1);
+    // b removes its object (as an engine without a data directory does at close): a's entries stay.
+    await b.objectStore.remove('b');
+    await b.close();
+    const again = shared();
+    await again.open();
+    expect(await again.objectStore.read('a2', 32), 'a2 still named after b\'s removal').toEqual(data.a2);
+    await again.close();
+    // A removal whose directory write failed: the other backend's object written meanwhile keeps its entry.
+    await a.objectStore.write('t', data.t);
+    const directoryWrite = (x: Uint8Array) => x[1] === INS.PUT_DATA && x[2] === DO.OBJECT && x[3] === 0xfe;
+    reader.intercept = (x) => (directoryWrite(x) ? ((reader.intercept = undefined), Uint8Array.of(0x6f, 0x00)) : undefined);
+    await a.objectStore.remove('t');
+    const c = shared();
+    await c.open();
+    await c.objectStore.write('c', Uint8Array.of(7));
+    await a.objectStore.write('a1', data.a2);
+    expect(await c.objectStore.read('c', 1), 'c\'s entry outlives a\'s rewrite of its directory').toEqual(Uint8Array.of(7));
+    await expect(c.objectStore.read('t')).rejects.toThrow(/names no data object 't'/);
+    await a.close();
+    await c.close();
+  });
+
   // A review of the profile against the host: FCI fields and the key slot map were taken as given.
   it('a card whose FCI lacks the 8-byte serial, lists algorithms in an odd number of bytes or gives a limit in other than 2 bytes, or whose key slot map is not 32 bytes, is refused at connection', async () => {
     const fci = (fields: [number, number[]][]) => Uint8Array.of(...tlvs([0x6f, tlvs([0x84, [0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01]], [0xa5, tlvs(...fields)])]), 0x90, 0x00);

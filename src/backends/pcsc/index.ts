@@ -127,7 +127,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       ...(o.share ? { share: o.share } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
-    this.objectStore = this.objects = new CardObjectStore(this.session);
+    this.objectStore = this.objects = new CardObjectStore(this.session, this.shared);
   }
 
   /** APDUs sent so far (benchmarks and the batching rule's tests). */

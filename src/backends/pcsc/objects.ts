@@ -20,9 +20,13 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
 export class CardObjectStore implements ObjectStore {
+  /** The card's directory as this store last read or wrote it: what load() gives in exclusive mode. */
   private directory: Map<string, number> | undefined;
-  /** The card's directory still names an object that was deleted (its write failed): written again before the next change. */
-  private stale = false;
+  /**
+   * IDs the card's directory may still name though their objects were deleted (the directory's
+   * write failed): left out of every directory read, which is written again before the next change.
+   */
+  private readonly unsaved = new Set<string>();
   /**
    * Numbers of new objects whose write failed and whose deletion failed too: their bytes may be on
    * the card with nothing naming them. Not handed out again, deleted before the next change and
@@ -30,16 +34,21 @@ export class CardObjectStore implements ObjectStore {
    */
   private readonly orphans = new Set<number>();
 
-  constructor(private readonly session: CardSession) {}
+  /**
+   * `shared`: other applications use the card between this store's calls (share 'shared'), another
+   * senv engine's objects among them, so the directory is read again in each call (one PC/SC
+   * transaction): a remembered one would hand out numbers they took since and write their entries over.
+   */
+  constructor(private readonly session: CardSession, private readonly shared: boolean) {}
 
   write(id: string, data: Uint8Array): Promise<void> {
     return this.session.run(async () => {
       const dir = await this.load();
-      if (this.stale) {
+      if (this.unsaved.size) {
         await this.save(dir);
-        this.stale = false;
+        this.unsaved.clear();
       }
-      await this.deleteOrphans();
+      await this.deleteOrphans(dir);
       let n = dir.get(id);
       if (n === undefined) {
         if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
@@ -104,26 +113,31 @@ export class CardObjectStore implements ObjectStore {
   remove(id: string): Promise<void> {
     return this.session.run(async () => {
       const dir = await this.load();
-      await this.deleteOrphans();
+      await this.deleteOrphans(dir);
       const n = dir.get(id);
       if (n === undefined) return;
       await this.deleteObject(n);
       // The data is gone: the removal stands. A directory the card did not take still names the
       // object (its number stays taken): it is written again before the next change.
       dir.delete(id);
-      await this.save(dir).then(() => void (this.stale = false), () => void (this.stale = true));
+      await this.save(dir).then(() => this.unsaved.clear(), () => void this.unsaved.add(id));
     });
   }
 
   /** Deletes what orphans names; returns the numbers the card still keeps (closing: the caller must hear of them). */
   async sweep(): Promise<number[]> {
     // Nothing to delete takes no turn of the session (which would connect again after a reset took it).
-    if (this.orphans.size) await this.session.run(() => this.deleteOrphans()).catch(() => undefined);
+    if (this.orphans.size) await this.session.run(async () => this.deleteOrphans(await this.load())).catch(() => undefined);
     return [...this.orphans];
   }
 
-  private async deleteOrphans(): Promise<void> {
-    for (const n of [...this.orphans]) await this.deleteObject(n).then(() => this.orphans.delete(n), () => undefined);
+  private async deleteOrphans(dir: Map<string, number>): Promise<void> {
+    const named = new Set(dir.values());
+    for (const n of [...this.orphans]) {
+      // Shared mode: a number the directory names now is another engine's object, written since.
+      if (named.has(n)) this.orphans.delete(n);
+      else await this.deleteObject(n).then(() => this.orphans.delete(n), () => undefined);
+    }
   }
 
   private async deleteObject(n: number): Promise<void> {
@@ -134,7 +148,7 @@ export class CardObjectStore implements ObjectStore {
   }
 
   private async load(): Promise<Map<string, number>> {
-    if (this.directory) return this.directory;
+    if (this.directory && !this.shared) return this.directory;
     const dir = new Map<string, number>();
     try {
       // The host writes the directory, so it knows how large it can be: a card that sends more is stopped there.
@@ -150,6 +164,7 @@ export class CardObjectStore implements ObjectStore {
       // directory would hand out data objects other resources hold).
       if (!(answeredBy(e, INS.GET_DATA) && e.sw === 0x6a88)) throw e;
     }
+    for (const id of this.unsaved) dir.delete(id);
     this.directory = dir;
     return dir;
   }
