@@ -1142,6 +1142,22 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  // Review BV: a reset selected the applet again without the serial check a reconnect makes.
+  it('a card exchanged before an [SEReboot] is refused at the reset as at a reconnect: none of its objects is read under this card\'s directory; the own card back serves again', async () => {
+    const other = await openedReader();
+    await other.b.objectStore.write('theirs', new TextEncoder().encode('CARD-2-SECRET-16'));
+    await other.b.close();
+    const { reader, b } = await openedReader();
+    const mine = new TextEncoder().encode('card-1-mine-data');
+    await b.objectStore.write('d', mine);
+    reader.intercept = (a) => other.reader.os.apdu(a);
+    for (const type of [1, 2] as const) await expect(b.reboot(type), `reboot ${type}`).rejects.toThrow(/another card \(serial [0-9A-F]{16}\) is in the reader/);
+    await expect(b.objectStore.read('d', 16), 'the reconnect that follows').rejects.toThrow(/another card/);
+    reader.intercept = undefined;
+    expect(await b.objectStore.read('d', 16)).toEqual(mine);
+    await b.close();
+  });
+
   it('after close() calls fail with StateError and never connect again', async () => {
     const { reader, b } = await openedReader();
     const k = await b.generateKey({ use: 'signature', algorithm: 25 });

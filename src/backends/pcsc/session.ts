@@ -291,9 +291,11 @@ export class CardSession {
       await this.card!.reset(kind);
       this.invalidate();
       try {
-        await this.selectBasic();
+        // The reader may hold another card by now: reconnecting after a removal would find it the same way.
+        this.sameCard(parseFci(await this.selectBasic()));
       } catch (e) {
-        // A basic channel without the applet would answer every later call with 6D00: the next one reconnects.
+        // A basic channel without the applet would answer every later call with 6D00, another card's
+        // would serve it under this one's key references: the next call reconnects (and checks again).
         this.dropDue ??= 'leave';
         throw e;
       }
@@ -341,11 +343,7 @@ export class CardSession {
     try {
       // The extended-length decision needs the FCI: select over a short stack first.
       this.useStack(false);
-      const info = parseFci(await this.selectBasic());
-      // Key references and the M2M-SE-ID name one card: another card in the reader is never used in its place.
-      if (this.info && hex(info.serial) !== hex(this.info.serial)) {
-        throw new ApduError(`another card (serial ${hex(info.serial)}) is in the reader where card ${hex(this.info.serial)} was: put that card back`);
-      }
+      const info = this.sameCard(parseFci(await this.selectBasic()));
       this.useStack(info.maxCommandData > 255, info.maxCommandData, info.maxResponseData);
       this.info = info;
       // Descriptive only: a reader that cannot report it leaves the card as usable as before.
@@ -371,6 +369,15 @@ export class CardSession {
     this.stack = transport;
     this.raw = raw;
     this.basic = new AppletChannel(transport, 0);
+  }
+
+  /** `info`, when it names the card this session first connected to (or it is the first). */
+  private sameCard(info: CardInfo): CardInfo {
+    // Key references and the M2M-SE-ID name one card: another card in the reader is never used in its place.
+    if (this.info && hex(info.serial) !== hex(this.info.serial)) {
+      throw new ApduError(`another card (serial ${hex(info.serial)}) is in the reader where card ${hex(this.info.serial)} was: put that card back`);
+    }
+    return info;
   }
 
   private async selectBasic(): Promise<Uint8Array> {
