@@ -941,6 +941,33 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
+  // Review BV: entries were taken as the card gave them; one naming FE had the next write put a secret over the directory.
+  it('a directory entry naming object FE (or 00), a number or an ID named twice, or an entry without its number is refused at load, naming the entry; nothing is read or written', async () => {
+    const entry = (id: string, n: number[]) => [0xe0, tlvs([0x80, new TextEncoder().encode(id)], [0x81, n])] as [number, Uint8Array];
+    const cases: [string, [number, Uint8Array][], RegExp][] = [
+      ['FE', [entry('a', [0xfe]), entry('b', [2])], /entry 1 names object FE, outside 01-FD/],
+      ['00', [entry('a', [1]), entry('b', [0])], /entry 2 names object 00, outside 01-FD/],
+      ['number twice', [entry('a', [1]), entry('b', [1])], /entry 2 names object 01, which an earlier entry names/],
+      ['ID twice', [entry('b', [1]), entry('b', [2])], /entry 2 names an ID an earlier entry names/],
+      ['no number', [entry('a', [1]), [0xe0, tlvs([0x80, new TextEncoder().encode('b')])]], /entry 2 lacks its ID \(80\) or its one-byte number \(81\)/],
+    ];
+    for (const [what, entries, message] of cases) {
+      const { reader, b } = await openedReader();
+      await b.objectStore.write('a', new Uint8Array(16).fill(1));
+      await b.objectStore.write('b', new Uint8Array(16).fill(2));
+      await b.close();
+      reader.store.objects.set(0xfe, tlvs(...entries));
+      const before = new Map([...reader.store.objects].map(([n, o]) => [n, hex(o)]));
+      const again = reader.backend();
+      await again.open();
+      await expect(again.objectStore.read('b', 16), what).rejects.toThrow(message);
+      await expect(again.objectStore.write('a', new Uint8Array(16).fill(9)), what).rejects.toBeInstanceOf(ApduError);
+      await expect(again.objectStore.remove('a'), what).rejects.toBeInstanceOf(ApduError);
+      expect(new Map([...reader.store.objects].map(([n, o]) => [n, hex(o)])), `${what}: the card is unchanged`).toEqual(before);
+      await again.close();
+    }
+  });
+
   it('a card that keeps announcing more is stopped within a few APDUs: GET CHALLENGE of 256 bytes, and 6Cxx answers to GET RESPONSE', async () => {
     const { reader, b } = await openedReader(SHORT_LIMITS);
     const cases: [string, (a: Uint8Array) => Uint8Array | undefined, () => Promise<unknown>][] = [

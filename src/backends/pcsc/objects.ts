@@ -3,6 +3,7 @@
 // directory (object FE: E0 { 80 id, 81 number } per entry) maps one to the
 // other and survives host restarts with the card.
 import { DO, INS } from '../../apdu/profile.ts';
+import { hex } from '../../apdu/apdu.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { DeviceFullError, InvalidInputError } from '../../core/errors.ts';
@@ -152,12 +153,24 @@ export class CardObjectStore implements ObjectStore {
     const dir = new Map<string, number>();
     try {
       // The host writes the directory, so it knows how large it can be: a card that sends more is stopped there.
-      for (const e of decodeTlvs(await this.get(DIRECTORY, DIRECTORY_MOST))) {
-        if (e.tag !== ENTRY) continue;
+      const entries = decodeTlvs(await this.get(DIRECTORY, DIRECTORY_MOST)).filter((e) => e.tag === ENTRY);
+      for (const [i, e] of entries.entries()) {
         const t = decodeTlvs(e.value);
-        const id = findTlv(t, 0x80);
+        const idBytes = findTlv(t, 0x80);
         const n = findTlv(t, 0x81);
-        if (id && n?.length === 1) dir.set(fromUtf8.decode(id), n[0]!);
+        const id = idBytes && fromUtf8.decode(idBytes);
+        const number = n?.length === 1 ? n[0]! : undefined;
+        const object = `object ${hex(Uint8Array.of(number ?? 0))}`;
+        // Each entry is taken as the host writes it or not at all: a number outside 01-FD (FE would
+        // put an object's bytes over the directory), or one named twice, hands one object's contents
+        // to another resource. The message names the entry, never an ID (data of the card).
+        const wrong = id === undefined || number === undefined ? 'lacks its ID (80) or its one-byte number (81)'
+          : number < 1 || number >= DIRECTORY ? `names ${object}, outside 01-FD`
+          : [...dir.values()].includes(number) ? `names ${object}, which an earlier entry names`
+          : dir.has(id) ? 'names an ID an earlier entry names'
+          : undefined;
+        if (wrong !== undefined) throw new ApduError(`the card's data-object directory (object FE) is not one the host wrote: entry ${i + 1} ${wrong}`);
+        dir.set(id!, number!);
       }
     } catch (e) {
       // 6A88 means no directory yet only as the GET DATA's own answer (not a GET RESPONSE's: a lost
