@@ -809,6 +809,32 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  // Review BU: the clean-up's directory write failing was ignored, so the card's directory went on naming the failed ID.
+  it('a new data object whose directory write lost its answer and whose clean-up directory write failed: the directory is written again before the next change, even one that only replaces', async () => {
+    const { reader, b } = await openedReader();
+    await b.objectStore.write('d', Uint8Array.of(1));
+    let writes = 0;
+    reader.intercept = (a) => {
+      if (!(a[1] === INS.PUT_DATA && a[2] === DO.OBJECT && a[3] === 0xfe)) return undefined;
+      // The first taken with its answer lost, the clean-up's refused.
+      if (++writes === 1) reader.os.apdu(a);
+      else reader.intercept = undefined;
+      throw new ShortResponseError(0);
+    };
+    await expect(b.objectStore.write('lost', Uint8Array.of(9, 9, 9))).rejects.toBeInstanceOf(ShortResponseError);
+    expect(new TextDecoder().decode(reader.store.objects.get(0xfe)), 'the card names it until the next change').toContain('lost');
+    await b.objectStore.write('d', Uint8Array.of(2));
+    await b.close();
+    expect(new TextDecoder().decode(reader.store.objects.get(0xfe))).not.toContain('lost');
+    // A new process takes the number the failed object had.
+    const again = reader.backend();
+    await again.open();
+    await again.objectStore.write('x', Uint8Array.of(3));
+    expect([...reader.store.objects.keys()].sort((x, y) => x - y)).toEqual([1, 2, 0xfe]);
+    await expect(again.objectStore.read('lost')).rejects.toThrow(/names no data object 'lost'/);
+    await again.close();
+  });
+
   it('a new data object whose write lost its answer and whose deletion failed too is not handed out again, is deleted before the next change, and close() names one the card still keeps', async () => {
     const secret = new Uint8Array(40).fill(0x5d);
     const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);

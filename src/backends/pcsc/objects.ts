@@ -64,9 +64,8 @@ export class CardObjectStore implements ObjectStore {
           // The object may be on the card with no directory entry naming it (an answer lost, or the
           // directory's write failed): its bytes go now if the card lets them, else later (orphans),
           // and the directory drops the ID again.
-          dir.delete(id);
           await this.deleteObject(n).catch(() => this.orphans.add(n!));
-          await this.save(dir).catch(() => undefined);
+          await this.drop(dir, id);
           throw e;
         }
       } else {
@@ -118,11 +117,19 @@ export class CardObjectStore implements ObjectStore {
       const n = dir.get(id);
       if (n === undefined) return;
       await this.deleteObject(n);
-      // The data is gone: the removal stands. A directory the card did not take still names the
-      // object (its number stays taken): it is written again before the next change.
-      dir.delete(id);
-      await this.save(dir).then(() => this.unsaved.clear(), () => void this.unsaved.add(id));
+      // The data is gone: the removal stands.
+      await this.drop(dir, id);
     });
+  }
+
+  /**
+   * Writes the directory without `id`. One the card did not take still names the ID (its number
+   * stays taken there): it is written again before the next change (unsaved), never thrown, so the
+   * caller's outcome stands.
+   */
+  private async drop(dir: Map<string, number>, id: string): Promise<void> {
+    dir.delete(id);
+    await this.save(dir).then(() => this.unsaved.clear(), () => void this.unsaved.add(id));
   }
 
   /** Deletes what orphans names; returns the numbers the card still keeps (closing: the caller must hear of them). */
