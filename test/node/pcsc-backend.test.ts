@@ -2537,7 +2537,7 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     await b.close();
   });
 
-  it('during a session too: an operation under a key whose slot was rewritten since (shared mode) is refused by the card (6A88), never run under the other key', async () => {
+  it('during a session too: an operation under a key whose slot was rewritten or emptied since (shared mode) is refused by the card (6A88), never run under the other key: a StateError naming the slot, as a lost key\'s use after a restart', async () => {
     const { reader, b } = await openedReader();
     const spec = { use: 'signature', algorithm: 25 } as const;
     const mine = new Uint8Array(32).fill(5), theirs = new Uint8Array(32).fill(6), m = randomBytes(40);
@@ -2549,12 +2549,35 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     };
     expect(await sign()).toEqual(hmac('SHA-256', mine, m));
     const slot = Number(((await b.storeKey(key)) as { ref: string }).ref.split(':')[1]);
+    const ours = reader.store.keys.get(slot)!;
     // Another application deleted the key and wrote its own there; the channel's environment (MSE:SET) is the one set before.
-    reader.store.keys.set(slot, { ...reader.store.keys.get(slot)!, secret: theirs, stamp: newStamp() });
-    await expect(sign()).rejects.toMatchObject({ sw: 0x6a88 });
+    reader.store.keys.set(slot, { ...ours, secret: theirs, stamp: newStamp() });
+    const lost = new RegExp(`^card slot ${slot} no longer holds the key this reference names`);
+    await expect(sign()).rejects.toThrow(lost);
+    await expect(sign()).rejects.toBeInstanceOf(StateError);
+    // The card's answer decides each time (a garbled one must not end a key still there): ours back, it signs.
+    reader.store.keys.set(slot, ours);
+    expect(await sign()).toEqual(hmac('SHA-256', mine, m));
+    reader.store.keys.set(slot, { ...ours, secret: theirs, stamp: newStamp() });
+    // A 6A88 to a later link than the first, where the card looks the key up, stays the card's fault.
+    reader.intercept = (a) => (a[1] === INS.PSO && (a[0]! & 0x10) === 0 ? Uint8Array.of(0x6a, 0x88) : undefined);
+    const long = await b.signature(25, key, { format: 'raw', prehashed: false });
+    reader.store.keys.set(slot, ours);
+    await expect(long.sign(randomBytes(70_000)), 'two links').rejects.toMatchObject({ sw: 0x6a88 });
+    reader.intercept = undefined;
+    reader.store.keys.set(slot, { ...ours, secret: theirs, stamp: newStamp() });
     // Nor is the other application's key deleted with ours: the deletion carries the stamp too.
     const foreign = reader.store.keys.get(slot)!;
     b.deleteKey(key);
+    // A cipher and an ECDSA signature whose slots were emptied: the same error, whatever link the card refused at.
+    const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(1));
+    const ec = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const refs = [aes, ec].map(async (k) => Number(((await b.storeKey(k)) as { ref: string }).ref.split(':')[1]));
+    for (const ref of await Promise.all(refs)) reader.store.keys.delete(ref);
+    const enc = await b.cipher(1001, aes, 'encrypt', { nonce: new Uint8Array(12) });
+    await expect(enc.final(randomBytes(20))).rejects.toThrow(/no longer holds the key/);
+    const sig = await b.signature(33, ec, { format: 'raw', prehashed: false });
+    await expect(sig.sign(randomBytes(100))).rejects.toThrow(/no longer holds the key/);
     await b.close();
     expect(reader.store.keys.get(slot), 'the key another application wrote stays').toBe(foreign);
   });

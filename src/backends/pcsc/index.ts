@@ -83,6 +83,15 @@ class CardKey implements KeyHandle {
   holdsSlot = false;
 }
 
+/**
+ * The error for an operation the card refused because `key` is no longer in its slot (6A88 where it
+ * looks the key up): a StateError naming the slot, 4005 over Mcs, as loadKey's lost key gives after a
+ * restart. The handle is not marked lost: one forged or garbled answer must not end a key still there.
+ */
+function gone(key: CardKey): StateError {
+  return new StateError(`card slot ${key.ref} no longer holds the key this reference names (deleted, or another key written there since)`);
+}
+
 /** `key` as this backend's card key; for an operation (`use`), one still in its slot. */
 function asCardKey(key: KeyHandle, owner: PcscBackend, keys: WeakSet<CardKey>, use = true): CardKey {
   if (!(key instanceof CardKey) || !keys.has(key)) throw new StateError(`key handle does not belong to the PC/SC SE ${owner.reader}`);
@@ -475,6 +484,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const s = new LinkStream(this.session, this.maxPayload, {
       pso: direction === 'encrypt' ? PSO.ENCIPHER : PSO.DECIPHER,
       setup: (ch) => ch.setEnvironment(CRT.CT, algorithm, k, extra),
+      keyGone: () => gone(k),
       output: true,
       most: (n, last) => cipherOutput(CIPHERS[algorithm], direction, n, last).max,
     });
@@ -534,7 +544,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);
     // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
     // the last command decides between returning the MAC and verifying one.
-    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k), macLength(algorithm));
+    const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k), macLength(algorithm), k);
     return {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
@@ -601,7 +611,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
         parts.push(secretCopyArg(d, 'data'));
       },
       sign: async (last) => {
-        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format));
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format), k);
         await send(s, last);
         return await s.finish((out) => ecdsaSignature(algorithm, options.format === 'der', out));
       },
@@ -610,7 +620,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
           digest(last).fill(0);
           return false;
         }
-        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, 0);
+        const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, 0, k);
         await send(s, last);
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
       },
@@ -626,9 +636,9 @@ export class PcscBackend implements SecureEnvironmentBackend {
    * a card that sends more, or keeps announcing more, is refused at once rather than followed
    * through the GET RESPONSE rounds a large result would be allowed.
    */
-  private stream(pso: number, setup: (ch: AppletChannel) => Promise<void>, most: number): LinkStream {
+  private stream(pso: number, setup: (ch: AppletChannel) => Promise<void>, most: number, key?: CardKey): LinkStream {
     this.live();
-    return new LinkStream(this.session, this.maxPayload, { pso, setup, most: () => most });
+    return new LinkStream(this.session, this.maxPayload, { pso, setup, most: () => most, ...(key ? { keyGone: () => gone(key) } : {}) });
   }
 
   private supported(spec: KeySpec): number {

@@ -4,7 +4,7 @@
 // APDUs (at least one) plus a constant (MSE:SET when the environment changed,
 // MANAGE CHANNEL + SELECT the first time a stream needs a channel of its own).
 import { INS } from '../../apdu/profile.ts';
-import { ApduError } from '../../apdu/errors.ts';
+import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { joinParts, type ResponseApdu } from '../../apdu/apdu.ts';
 import { StateError } from '../../core/errors.ts';
 import { EMPTY, secretBytes, secretCopyArg } from '../../core/bytes.ts';
@@ -24,6 +24,12 @@ export interface LinkStreamOptions {
    * with the last link).
    */
   most?(received: number, last: boolean): number;
+  /**
+   * The error for the stream's first PSO command refused with 6A88, where the card looks the key up:
+   * the key the environment names is no longer in its slot (deleted, or another written there since:
+   * the stamp tells). Keyed streams only; a later command's 6A88 stays the card's fault.
+   */
+  keyGone?(): Error;
 }
 
 
@@ -39,6 +45,8 @@ export class LinkStream {
   private aborted = false;
   /** end()'s run owns the parts and the channel until it settles (abort() leaves them to it). */
   private ending = false;
+  /** PSO commands sent so far (the first is where the card looks the key up). */
+  private psoSent = 0;
 
   constructor(private readonly session: CardSession, private readonly max: number, private readonly opts: LinkStreamOptions) {}
 
@@ -175,7 +183,7 @@ export class LinkStream {
   async endWith(final: (ch: AppletChannel) => Promise<ResponseApdu>): Promise<Uint8Array> {
     return this.end(async (ch, rest) => {
       if (rest.length) await this.link(ch, rest, true);
-      return final(ch);
+      return this.pso(() => final(ch));
     });
   }
 
@@ -196,10 +204,20 @@ export class LinkStream {
    */
   private link(ch: AppletChannel, data: Uint8Array, chained: boolean): Promise<ResponseApdu> {
     const { pso } = this.opts;
-    return ch.transmit({
+    return this.pso(() => ch.transmit({
       cla: chained ? 0x10 : 0x00, ins: INS.PSO, p1: pso >> 8, p2: pso & 0xff, data,
       ne: chained && !this.opts.output ? 0 : 65536, most: this.opts.most?.(this.given, !chained), secret: true,
-    });
+    }));
+  }
+
+  /** Sends one PSO command of the stream: keyGone's error for the first's 6A88. */
+  private async pso(send: () => Promise<ResponseApdu>): Promise<ResponseApdu> {
+    const first = this.psoSent++ === 0;
+    try {
+      return await send();
+    } catch (e) {
+      throw first && this.opts.keyGone && e instanceof StatusWordError && e.answering.ins === INS.PSO && e.sw === 0x6a88 ? this.opts.keyGone() : e;
+    }
   }
 
   /** Sends the next `n` bytes of the message with `send`; their copy is zeroized once sent, as the buffered parts are in release(). */
