@@ -831,7 +831,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     await again.open();
     await again.objectStore.write('x', Uint8Array.of(3));
     expect([...reader.store.objects.keys()].sort((x, y) => x - y)).toEqual([1, 2, 0xfe]);
-    await expect(again.objectStore.read('lost')).rejects.toThrow(/names no data object 'lost'/);
+    await expect(again.objectStore.read('lost')).rejects.toThrow(/no data object 'lost'/);
     await again.close();
   });
 
@@ -1038,6 +1038,34 @@ describe('PC/SC SE backend over an in-process card', () => {
     }
   });
 
+  // Review BV: a data object gone from the card answered 5000 (ERR_APDU) where a key gone from its slot answers 4005.
+  it('a <sensitiveDataObject> whose data was deleted from the card since (object or directory entry, a wiped card) answers 4005 naming it, as a key gone from its slot does', async () => {
+    const reader = new InProcessReader();
+    const dataDir = await mkdtemp(join(tmpdir(), 'senv-sdo-'));
+    const masterKey = randomBytes(32);
+    try {
+      let engine = await McsEngine.create({ backends: [reader.backend()], dataDir, masterKey });
+      let s = new Session(engine, 'CAE1');
+      await s.register();
+      for (const rn of ['a', 'b']) ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn, msg: b64(randomBytes(20)) } }), 2001, rn);
+      await engine.close();
+      // Object 1 deleted with the directory left naming it; then the whole card wiped.
+      reader.store.objects.delete(1);
+      for (const wipe of [false, true]) {
+        if (wipe) reader.store.objects.clear();
+        engine = await McsEngine.create({ backends: [reader.backend()], dataDir, masterKey });
+        s = new Session(engine, 'CAE1');
+        for (const rn of wipe ? ['a', 'b'] : ['a']) {
+          const r = await s.retrieve(s.path('reg', rn));
+          expect([r.rsc, r.pc?.['m2m:dbg']], `${rn}${wipe ? ', card wiped' : ''}`).toEqual([4005, expect.stringMatching(/^the card holds no data object '\w+' any more: /)]);
+        }
+        await engine.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   // Review BV: each backend read the card's directory once, so two sharing the card took the same object number.
   it('shared mode: two backends on one card read the object directory in each call: neither takes the other\'s object number, nor writes its directory over the other\'s entries', async () => {
     const reader = new InProcessReader();
@@ -1068,7 +1096,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     await c.objectStore.write('c', Uint8Array.of(7));
     await a.objectStore.write('a1', data.a2);
     expect(await c.objectStore.read('c', 1), 'c\'s entry outlives a\'s rewrite of its directory').toEqual(Uint8Array.of(7));
-    await expect(c.objectStore.read('t')).rejects.toThrow(/names no data object 't'/);
+    await expect(c.objectStore.read('t')).rejects.toThrow(/no data object 't'/);
     await a.close();
     await c.close();
   });
@@ -2674,13 +2702,13 @@ describe('the card SE agrees with the software SE where a differential run found
     reader.intercept = (a) => (directoryWrite(a) ? ((reader.intercept = undefined), Uint8Array.of(0x6f, 0x00)) : undefined);
     await b.objectStore.remove('d');
     expect(reader.store.objects.size, 'the data object is gone from the card').toBe(2); // 'keep' and the directory
-    await expect(b.objectStore.read('d')).rejects.toBeInstanceOf(ApduError);
+    await expect(b.objectStore.read('d')).rejects.toBeInstanceOf(StateError);
     await b.objectStore.write('keep', new Uint8Array(8).fill(3));
     await b.close();
     // Another session reads the directory the card holds now: 'd' is no longer named there.
     const again = reader.backend();
     await again.open();
-    await expect(again.objectStore.read('d')).rejects.toThrow(/names no data object 'd'/);
+    await expect(again.objectStore.read('d')).rejects.toThrow(/no data object 'd'/);
     expect(await again.objectStore.read('keep', 8)).toEqual(new Uint8Array(8).fill(3));
     await again.close();
   });

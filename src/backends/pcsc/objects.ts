@@ -6,7 +6,7 @@ import { DO, INS } from '../../apdu/profile.ts';
 import { hex } from '../../apdu/apdu.ts';
 import { decodeTlvs, findTlv, tlvs } from '../../apdu/tlv.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
-import { DeviceFullError, InvalidInputError } from '../../core/errors.ts';
+import { DeviceFullError, InvalidInputError, StateError } from '../../core/errors.ts';
 import { ApduError } from '../../apdu/errors.ts';
 import type { ObjectStore } from '../backend.ts';
 import { answeredBy, exactly, mayHaveWritten, roomRefused, type CardSession } from './session.ts';
@@ -102,11 +102,19 @@ export class CardObjectStore implements ObjectStore {
   read(id: string, length?: number): Promise<Uint8Array> {
     return this.session.run(async () => {
       const n = (await this.load()).get(id);
-      // The host holds data of this ID on the card: a directory without it is the card's fault (5000), not the caller's.
-      if (n === undefined) throw new ApduError(`the card's directory names no data object '${id.slice(0, 80)}'`);
-      if (length === undefined) return this.get(n);
-      // What was written is what comes back: a card that sends more is stopped at the first piece beyond it.
-      return exactly(await this.get(n, length), length, `data object '${id.slice(0, 80)}'`);
+      // The host holds data of this ID on the card: a directory without it, or an object the card says
+      // is not there (6A88 as the GET DATA's own answer), was deleted from the card since (a wiped card,
+      // another application): as a key gone from its slot, the resource's state (StateError, 4005), named.
+      const gone = (why: string) => new StateError(`the card holds no data object '${id.slice(0, 80)}' any more: ${why}`);
+      if (n === undefined) throw gone('its directory does not name it (deleted since)');
+      try {
+        if (length === undefined) return await this.get(n);
+        // What was written is what comes back: a card that sends more is stopped at the first piece beyond it.
+        return exactly(await this.get(n, length), length, `data object '${id.slice(0, 80)}'`);
+      } catch (e) {
+        if (answeredBy(e, INS.GET_DATA, (DO.OBJECT << 8) | n) && e.sw === 0x6a88) throw gone(`object ${hex(Uint8Array.of(n))}, which its directory names, was deleted since`);
+        throw e;
+      }
     });
   }
 
