@@ -496,6 +496,9 @@ export class JournalStore implements Persistence {
       // Before the journal is cut: the anchor must name a head the directory holds at every moment.
       if (this.#anchor) await this.#anchorHead({ seq: this.#state.seq, mac: snapMac });
     } catch {
+      // Tried again once the journal has grown by as much again (or at close): while the disk refuses
+      // it, a retry after every record would rebuild the whole state for each.
+      this.#compactFrom = this.#journalBytes;
       return;
     }
     this.#snapMac = snapMac;
