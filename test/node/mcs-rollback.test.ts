@@ -303,6 +303,35 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('a snapshot written at open (a format 2 upgrade, its journal empty) whose head the anchor did not take opens again: the rewrite names the snapshot on disk, not the one it replaced', async () => {
+    for (const taking of [false, true]) {
+      const dir = tempDir();
+      try {
+        cpSync(join(import.meta.dirname, 'fixtures', 'format2-snapshot'), dir, { recursive: true });
+        // As an earlier senv leaves a directory after a compaction: its journal empty.
+        truncateSync(join(dir, 'journal.log'), 0);
+        const anchor = new MemoryAnchor();
+        anchor.trustOnFirstUse = true;
+        anchor.taking = taking;
+        // The first write names the directory as found, the second the upgrade's snapshot: that one fails.
+        const write = anchor.write.bind(anchor);
+        let calls = 0;
+        anchor.write = (head: Uint8Array) => {
+          if (++calls === 2) anchor.failing = 1;
+          write(head);
+        };
+        const masterKey = new Uint8Array(32).fill(0x4c);
+        await (await McsEngine.create({ dataDir: dir, masterKey, rollbackAnchor: anchor })).close();
+        expect([calls, anchor.failing], `taking ${taking}: the upgrade's anchor write failed, close() wrote the head again`).toEqual([3, 0]);
+        delete anchor.trustOnFirstUse;
+        await (await McsEngine.create({ dataDir: dir, masterKey, rollbackAnchor: anchor })).close();
+        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'upgraded by the second open').toBe(4);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('a token that does not parse, an anchor that cannot be read or written at open, and an anchor without a data directory are typed errors', async () => {
     const dir = tempDir();
     try {

@@ -470,8 +470,8 @@ export class JournalStore implements Persistence {
   /**
    * Writes the snapshot and empties the journal. The record that triggered
    * it is durable in the journal already, so a failure here does not fail
-   * the write: a snapshot that was not written is tried again after the next
-   * record, and a journal that could not be emptied only replays records the
+   * the write: a snapshot that was not written is tried again once the
+   * journal has grown by as much again (or at close), and a journal that could not be emptied only replays records the
    * snapshot holds (until the next write cuts it). A snapshot renamed into
    * place whose directory flush failed counts as not written: the journal
    * goes on from its last record, which verifies after either snapshot. So
@@ -493,6 +493,9 @@ export class JournalStore implements Persistence {
       file.set(body, header.length);
       await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
       this.#snapshotBytes = file.length;
+      // With no record in the journal (a compaction at open) the snapshot just renamed is the chain's head,
+      // the one it replaced gone: the next record, and the anchor's rewrite should this write fail, name it.
+      if (this.#journalBytes === 0) this.#snapMac = this.#journalStart = this.#lastMac = snapMac;
       // Before the journal is cut: the anchor must name a head the directory holds at every moment.
       if (this.#anchor) await this.#anchorHead({ seq: this.#state.seq, mac: snapMac });
     } catch {
