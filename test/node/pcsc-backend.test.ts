@@ -2713,6 +2713,24 @@ describe('the card SE agrees with the software SE where a differential run found
     await again.close();
   });
 
+  it('a DELETE of a data object whose directory write fails, with no change after it: close() writes the directory, which then no longer names the object', async () => {
+    for (const share of ['exclusive', 'shared'] as const) {
+      const reader = new InProcessReader();
+      const b = reader.backend(undefined, { share });
+      await b.open();
+      await b.objectStore.write('d', new Uint8Array(40).fill(1));
+      await b.objectStore.write('keep', new Uint8Array(8).fill(2));
+      const directoryWrite = (a: Uint8Array) => a[1] === INS.PUT_DATA && a[2] === DO.OBJECT && a[3] === 0xfe;
+      reader.intercept = (a) => (directoryWrite(a) ? ((reader.intercept = undefined), Uint8Array.of(0x6f, 0x00)) : undefined);
+      // An entry's ID: tag 80, its length, its UTF-8 bytes.
+      const names = (id: string) => Buffer.from(reader.store.objects.get(0xfe)!).includes(Buffer.from([0x80, id.length, ...Buffer.from(id)]));
+      await b.objectStore.remove('d');
+      expect(names('d'), `${share}: the card's directory still names it`).toBe(true);
+      await b.close();
+      expect([names('d'), names('keep')], `${share}: written at close`).toEqual([false, true]);
+    }
+  });
+
   it('a key slot a DELETE freed serves the next key at once (its deletion is waited for, not raced)', async () => {
     const reader = new InProcessReader();
     for (let ref = 2; ref < 255; ref++) reader.store.keys.set(ref, { algorithm: 25, kind: 'secret', secret: new Uint8Array(32), stamp: newStamp() });

@@ -45,11 +45,7 @@ export class CardObjectStore implements ObjectStore {
   write(id: string, data: Uint8Array): Promise<void> {
     return this.session.run(async () => {
       const dir = await this.load();
-      if (this.unsaved.size) {
-        await this.save(dir);
-        this.unsaved.clear();
-      }
-      await this.deleteOrphans(dir);
+      await this.catchUp(dir);
       let n = dir.get(id);
       if (n === undefined) {
         if (utf8.encode(id).length > MAX_ID) throw new InvalidInputError(`a data object ID has at most ${MAX_ID} bytes`);
@@ -140,11 +136,24 @@ export class CardObjectStore implements ObjectStore {
     await this.save(dir).then(() => this.unsaved.clear(), () => void this.unsaved.add(id));
   }
 
-  /** Deletes what orphans names; returns the numbers the card still keeps (closing: the caller must hear of them). */
+  /**
+   * At close: what catchUp() would do before a next change that will not come. Returns the numbers
+   * of objects the card still keeps (the caller must hear of them); a directory that still names a
+   * removed object holds no data, and a later engine's change writes it again.
+   */
   async sweep(): Promise<number[]> {
-    // Nothing to delete takes no turn of the session (which would connect again after a reset took it).
-    if (this.orphans.size) await this.session.run(async () => this.deleteOrphans(await this.load())).catch(() => undefined);
+    // Nothing to do takes no turn of the session (which would connect again after a reset took it).
+    if (this.orphans.size || this.unsaved.size) await this.session.run(async () => this.catchUp(await this.load())).catch(() => undefined);
     return [...this.orphans];
+  }
+
+  /** What earlier calls left to do: the orphans (each tried, never thrown), then the directory the card did not take (a failure fails the caller). */
+  private async catchUp(dir: Map<string, number>): Promise<void> {
+    await this.deleteOrphans(dir);
+    if (this.unsaved.size) {
+      await this.save(dir);
+      this.unsaved.clear();
+    }
   }
 
   private async deleteOrphans(dir: Map<string, number>): Promise<void> {
