@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, trunca
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import vm from 'node:vm';
 import { DataDirRolledBackError, InvalidInputError, McsEngine, RollbackAnchorError, type RollbackAnchor } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
@@ -329,6 +330,19 @@ describe('rollback anchor of the data directory', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+  });
+
+  it('a token read from another realm (a vm context, a binding) is a token like any other', async () => {
+    const dir = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
+      const foreign = { read: () => vm.runInNewContext('Uint8Array.from(t)', { t: [...anchor.token!] }) as Uint8Array, write: (h: Uint8Array) => anchor.write(h) };
+      expect(foreign.read()).not.toBeInstanceOf(Uint8Array);
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: foreign })).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

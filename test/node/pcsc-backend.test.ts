@@ -1069,7 +1069,7 @@ describe('PC/SC SE backend over an in-process card', () => {
   // Review BV: each backend read the card's directory once, so two sharing the card took the same object number.
   it('shared mode: two backends on one card read the object directory in each call: neither takes the other\'s object number, nor writes its directory over the other\'s entries', async () => {
     const reader = new InProcessReader();
-    const shared = () => new PcscBackend({ reader: 'in-process', context: (reader as unknown as { context: never }).context, share: 'shared' });
+    const shared = () => reader.backend(undefined, { share: 'shared' });
     const [a, b] = [shared(), shared()];
     await a.open();
     await b.open();

@@ -126,7 +126,7 @@ export class InProcessReader {
     } as unknown as PcscContext;
   }
 
-  backend(log?: (line: string) => void, opts: { commandTimeoutMs?: number } = {}): PcscBackend {
+  backend(log?: (line: string) => void, opts: { commandTimeoutMs?: number; share?: 'exclusive' | 'shared' } = {}): PcscBackend {
     return new PcscBackend({ reader: 'in-process', context: this.context, ...opts, ...(log ? { log } : {}) });
   }
 

@@ -10,7 +10,7 @@
 // Its holder learns nothing the directory does not show, and can forge
 // nothing: a record needs the master key.
 import { constantTimeEqual } from '../../core/compare.ts';
-import { failureKind, shown } from '../../core/errors.ts';
+import { bytesArg, failureKind, isBytes, shown } from '../../core/errors.ts';
 import { DataDirRolledBackError, RollbackAnchorError } from './errors.ts';
 
 /**
@@ -63,13 +63,20 @@ export async function readHead(anchor: RollbackAnchor, dir: string): Promise<Hea
     throw anchorFailed(dir, 'read', e);
   }
   if (token === undefined) return undefined;
-  if (!(token instanceof Uint8Array)) throw new RollbackAnchorError(dir, `answered read() with ${shown(token)}, not a Uint8Array or undefined`);
-  const view = new DataView(token.buffer, token.byteOffset, token.byteLength);
-  const seq = token.length === TOKEN_LENGTH ? view.getUint32(1) * 2 ** 32 + view.getUint32(5) : -1;
-  if (token[0] !== TOKEN_FORMAT || seq < 0 || seq >= MAX_SEQ) {
-    throw new RollbackAnchorError(dir, `holds ${token.length} bytes that are no head this version of senv writes (format ${TOKEN_FORMAT}, ${TOKEN_LENGTH} bytes)`);
+  // Any realm's Uint8Array (an anchor in a vm context or a binding), read through its own slots as every byte argument is.
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = isBytes(token) ? bytesArg(token, 'token') : undefined;
+  } catch {
+    // A view of a detached buffer: no token either.
   }
-  return { seq, mac: token.slice(9) };
+  if (!bytes) throw new RollbackAnchorError(dir, `answered read() with ${shown(token)}, not a readable Uint8Array or undefined`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const seq = bytes.length === TOKEN_LENGTH ? view.getUint32(1) * 2 ** 32 + view.getUint32(5) : -1;
+  if (bytes[0] !== TOKEN_FORMAT || seq < 0 || seq >= MAX_SEQ) {
+    throw new RollbackAnchorError(dir, `holds ${bytes.length} bytes that are no head this version of senv writes (format ${TOKEN_FORMAT}, ${TOKEN_LENGTH} bytes)`);
+  }
+  return { seq, mac: bytes.slice(9) };
 }
 
 /** An anchor that cannot be read or written at open fails the open, named, with its own error as the cause. */
