@@ -716,6 +716,14 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** What close() says of the keys and data objects the card still keeps: their numbers and how to delete them, never contents. */
+function keptOnCard(keys: number[], objects: number[]): string {
+  const kept = (n: number[], what: string, where: string) => (n.length ? [`${n.length} ${what}${n.length === 1 ? '' : 's'} (${where} ${n.join(', ')})`] : []);
+  const how = [...(keys.length ? ['PUT DATA 03 of the slot'] : []), ...(objects.length ? ['PUT DATA 04 of the object'] : [])];
+  return `closed, but the card keeps ${[...kept(keys, 'key', 'slot'), ...kept(objects, 'data object', 'object')].join(' and ')} it could not delete: `
+    + `delete ${keys.length + objects.length === 1 ? 'it' : 'them'} with the card present (${how.join(', ')}, docs/apdu-profile.md)`;
+}
+
 /**
  * The card's answers to bad input data, as the typed errors every backend
  * throws: only from the PSO that carried the data. A length the mode refuses
@@ -725,14 +733,6 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
  * same status word from MSE:SET, SELECT, a GET RESPONSE or any other command
  * is the card's failure (5000 over Mcs), not the client's.
  */
-/** What close() says of the keys and data objects the card still keeps: their numbers and how to delete them, never contents. */
-function keptOnCard(keys: number[], objects: number[]): string {
-  const kept = (n: number[], what: string, where: string) => (n.length ? [`${n.length} ${what}${n.length === 1 ? '' : 's'} (${where} ${n.join(', ')})`] : []);
-  const how = [...(keys.length ? ['PUT DATA 03 of the slot'] : []), ...(objects.length ? ['PUT DATA 04 of the object'] : [])];
-  return `closed, but the card keeps ${[...kept(keys, 'key', 'slot'), ...kept(objects, 'data object', 'object')].join(' and ')} it could not delete: `
-    + `delete ${keys.length + objects.length === 1 ? 'it' : 'them'} with the card present (${how.join(', ')}, docs/apdu-profile.md)`;
-}
-
 function dataError(e: unknown, padding: boolean): unknown {
   if (!(e instanceof StatusWordError && e.answering.ins === INS.PSO)) return e;
   const deciphered = e.answers(INS.PSO, PSO.DECIPHER);

@@ -167,9 +167,10 @@ export class JournalStore implements Persistence {
   /** Length of the journal up to its last good record. */
   #journalBytes: number;
   /**
-   * Where the journal stood when a snapshot was written but meta.json's format 4 was not, so the
-   * journal was not cut (0 once it is): the next compaction waits for as many bytes again, or close.
-   * Otherwise every record would rewrite the whole state while meta.json's write keeps failing.
+   * Where the journal stood when a compaction did not complete (the snapshot, its anchor write or
+   * meta.json's format 4 failed), so the journal was not cut (0 once it is): the next compaction
+   * waits for as many bytes again, or close. Otherwise every record would rebuild the whole state
+   * while the disk keeps refusing.
    */
   #compactFrom = 0;
   /** Where the journal must be cut before the next record: a failed write (or compaction) could not cut it yet. */
@@ -239,11 +240,9 @@ export class JournalStore implements Persistence {
       // names the head the next record follows, as the one-record-past check at the next open needs.
       const head = store.#head(), was = anchored?.head;
       if (anchor && !(was && was.seq === head.seq && constantTimeEqual(was.mac, head.mac))) {
-        try {
-          await anchor.write(encodeHead(head));
-        } catch (e) {
+        await store.#anchorHead(head).catch((e: unknown) => {
           throw anchorFailed(options.dir, 'write', e);
-        }
+        });
       }
       // Upgrades a format 2 directory: its meta.json says format 4 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
@@ -471,8 +470,9 @@ export class JournalStore implements Persistence {
    * Writes the snapshot and empties the journal. The record that triggered
    * it is durable in the journal already, so a failure here does not fail
    * the write: a snapshot that was not written is tried again once the
-   * journal has grown by as much again (or at close), and a journal that could not be emptied only replays records the
-   * snapshot holds (until the next write cuts it). A snapshot renamed into
+   * journal has grown by as much again (or at close), and a journal that
+   * could not be emptied only replays records the snapshot holds (until the
+   * next write cuts it). A snapshot renamed into
    * place whose directory flush failed counts as not written: the journal
    * goes on from its last record, which verifies after either snapshot. So
    * does one whose head the anchor did not take: the anchor still names the
