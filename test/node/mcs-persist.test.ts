@@ -14,6 +14,7 @@ import nodeCrypto from 'node:crypto';
 import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { takeLock } from '../../src/mcs/store/lock.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf } from './fixtures/mcs-writer-data.ts';
 import { runChild, runInTerminal, runModule } from './run-child.ts';
@@ -928,15 +929,16 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), JSON.stringify(held)).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.pid });
       }
       rmSync(join(dir, 'lock'));
-      // A second instance of the store's module (its own set of held locks), as a worker thread or a
+      // A second instance of the lock's module (its own set of held locks), as a worker thread or a
       // second copy of the package has: refused while this one holds the directory, not taken over.
-      const secondInstance = '../../src/mcs/store/journal.ts?second-instance';
-      const other = (await import(/* @vite-ignore */ secondInstance)) as typeof import('../../src/mcs/store/journal.ts');
-      expect(other.JournalStore).not.toBe(JournalStore);
+      const secondInstance = '../../src/mcs/store/lock.ts?second-instance';
+      const other = (await import(/* @vite-ignore */ secondInstance)) as typeof import('../../src/mcs/store/lock.ts');
+      expect(other.takeLock).not.toBe(takeLock);
+      const files = await openFiles();
       const holder = await McsEngine.create({ dataDir: dir, masterKey: KEY });
-      await expect(other.JournalStore.open({ dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.pid });
+      await expect(other.takeLock(files, dir)).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.pid });
       await holder.close();
-      await (await other.JournalStore.open({ dir, masterKey: KEY })).close();
+      await other.releaseLock(files, dir, await other.takeLock(files, dir));
       // A live one (the parent of this process) is not; the error says what to do if that is wrong.
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', pid: process.ppid, message: expect.stringContaining(`remove ${join(dir, 'lock')}`) });

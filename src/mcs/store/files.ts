@@ -79,6 +79,13 @@ export function parentOf(path: string): string {
   return cut > 0 ? trimSlashes(trimmed.slice(0, cut)) : cut === 0 ? '/' : '.';
 }
 
+/** Temp file, flush, rename over the old one, flush the directory. */
+export async function writeAtomic(files: Files, dir: string, name: string, data: Uint8Array): Promise<void> {
+  await files.writeDurable(`${dir}/${name}.tmp`, data);
+  await files.rename(`${dir}/${name}.tmp`, `${dir}/${name}`);
+  await files.syncDir(dir);
+}
+
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 

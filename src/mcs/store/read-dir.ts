@@ -1,0 +1,94 @@
+// A data directory read at open: every file verified, from meta.json to the
+// journal's last record, against the rollback anchor's head when there is one,
+// and the state rebuilt from them; a new directory gets its meta.json.
+import { constantTimeEqual } from '../../core/compare.ts';
+import { anchoredRecords, type Head } from './anchor.ts';
+import { DataDirDamagedError, DataDirRolledBackError } from './errors.ts';
+import { writeAtomic, type Files } from './files.ts';
+import { BOUND, CHECK, endsBeforeTheFile, frameAfter, frameAt, mac, MARKED, newMeta, openMeta, openSnapshot, parseRecord, type Meta } from './format.ts';
+import { apply, supersedes, table, type JournalRecord, type Snapshot } from './records.ts';
+import { seal } from './sealing.ts';
+
+const enc = new TextEncoder();
+
+/** What open() found: the state, and where the MAC chain stands. */
+export interface Opened {
+  meta: Meta;
+  state: Snapshot;
+  journalBytes: number;
+  /** The size of snapshot.json (0 without one). */
+  snapshotBytes: number;
+  snapMac: Uint8Array;
+  journalStart: Uint8Array;
+  lastMac: Uint8Array;
+  /** The journal holds sealed data a later record made obsolete (a run that ended without close(), or whose compaction failed). */
+  superseded: boolean;
+}
+
+/**
+ * Reads meta.json, snapshot.json and journal.log, verifying every MAC and,
+ * given the rollback anchor's head, that the chain ends there; cuts a torn
+ * record off the end of the journal, and a record past the anchored head.
+ */
+export async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8Array, anchor: { head: Head | undefined; trustOnFirstUse: boolean } | undefined): Promise<Opened> {
+  const metaBytes = await files.read(`${dir}/meta.json`);
+  const snapBytes = await files.read(`${dir}/snapshot.json`);
+  const journal = (await files.read(`${dir}/journal.log`)) ?? new Uint8Array(0);
+  let meta: Meta;
+  if (metaBytes) meta = openMeta(dir, metaBytes, key, macKey);
+  else if (snapBytes || journal.length) throw new DataDirDamagedError(dir, 'holds records but no meta.json', 'meta.json');
+  // A directory made now cannot be at a head its anchor names: refused before anything is written.
+  else if (anchor?.head) throw new DataDirRolledBackError(dir, 0, anchor.head.seq);
+  else {
+    meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {}, BOUND);
+    await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+  }
+  // Bound to this directory's check value: a journal copied from another directory does not verify.
+  let snapMac = mac(macKey, 'start', enc.encode(meta.check));
+  let from = snapMac;
+  let state: Snapshot = { seq: 0, resources: table() };
+  if (meta.format === MARKED && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
+  if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
+  let journalStart = snapMac;
+  let last = snapMac;
+  let off = 0;
+  // Verified first, applied once the anchor said how many to keep.
+  const records: { r: JournalRecord; at: number; mac: Uint8Array }[] = [];
+  while (off < journal.length) {
+    const frame = frameAt(journal, off);
+    const r = frame && parseRecord(frame.payload);
+    if (!frame || !r) {
+      // Only the last append can be torn: a bad record that something was written after was whole once.
+      if (endsBeforeTheFile(journal, off) || frameAfter(journal, off + 1)) {
+        throw new DataDirDamagedError(dir, 'a record fails its check and more was written after it: damage, not a record torn by a crash (the file was left as it is)', 'journal.log', off);
+      }
+      break;
+    }
+    // A journal a crash left behind its snapshot holds the records the snapshot covers, chained from where the snapshot says.
+    if (off === 0 && snapBytes && r.seq <= state.seq) journalStart = last = from;
+    const recordMac = mac(macKey, 'record', last, frame.payload);
+    if (!constantTimeEqual(recordMac, frame.mac)) {
+      throw new DataDirDamagedError(dir, 'a record does not verify: records were altered, inserted, reordered or removed without the master key, or damaged', 'journal.log', off);
+    }
+    records.push({ r, at: off, mac: recordMac });
+    last = recordMac;
+    off = frame.next;
+  }
+  const keep = anchor ? anchoredRecords(dir, anchor.head, anchor.trustOnFirstUse, [{ seq: state.seq, mac: snapMac }, ...records.map(({ r, mac }) => ({ seq: r.seq, mac }))]) : records.length;
+  let superseded = false;
+  for (const { r } of records.slice(0, keep)) {
+    if (r.seq > state.seq) {
+      superseded ||= supersedes(state, r);
+      apply(state, r);
+    } else {
+      // A record the snapshot covers (a crash came between the snapshot's rename and the journal's cut):
+      // its sealed data may be a key deleted since, which a clean close's compaction removes.
+      superseded = true;
+    }
+  }
+  // A torn tail, or a record the anchor does not name, was never acknowledged: cut off so new records follow good ones.
+  const end = keep < records.length ? records[keep]!.at : off;
+  if (end < journal.length) await files.truncate(`${dir}/journal.log`, end);
+  const lastMac = keep > 0 ? records[keep - 1]!.mac : journalStart;
+  return { meta, state, journalBytes: end, snapshotBytes: snapBytes?.length ?? 0, snapMac, journalStart, lastMac, superseded };
+}

@@ -1,0 +1,175 @@
+// What the store keeps of each SE's resources: the journal's records, the
+// state they build (what a snapshot holds), and what a compaction does to
+// that state before writing it.
+import { base64Length } from '../codec.ts';
+import { compiledType, TYPES } from '../registry.ts';
+import { joinSealed, open, seal, wiping } from './sealing.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+export interface ResourceRecord {
+  ri: string;
+  rn: string;
+  /** Parent ri, '' for a registration. */
+  pi: string;
+  root: string;
+  ct: number;
+  lt: number;
+  hint?: string;
+  attrs: Record<string, Json>;
+  /** base64(nonce || AES-256-GCM(JSON of the secret attributes)) with the ri as associated data. */
+  sealed?: string;
+  /** Chunks appended since the record was put, each sealed with `<ri>/<attr>` as associated data. */
+  appends?: { attr: string; sealed: string }[];
+  /** Its sealed part holds a consumed message, which the next chunk replaces (not secret: tells the store that chunk supersedes it). */
+  consumed?: true;
+}
+
+export type JournalRecord =
+  | { seq: number; op: 'put'; se: string; res: ResourceRecord[] }
+  | { seq: number; op: 'append'; se: string; ri: string; attr: string; sealed: string; lt?: number }
+  | { seq: number; op: 'remove'; se: string; ris: string[] };
+
+export interface Snapshot { seq: number; resources: Record<string, Record<string, ResourceRecord>> }
+
+/**
+ * A map from IDs read from the store to their records, with no prototype: an
+ * ID such as `__proto__` or `constructor` in a record (which only a holder of
+ * the master key can write) names an entry, never Object.prototype.
+ */
+export function table<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/**
+ * Whether record `r` makes sealed data of `state` obsolete: a deleted resource, a value replaced, a
+ * chunk after a consumed message. What it replaces stays readable in the journal, under the master
+ * key, until a compaction: a clean close makes one.
+ */
+export function supersedes(state: Snapshot, r: JournalRecord): boolean {
+  const se = state.resources[r.se];
+  return r.op === 'remove'
+    // A put replaces the record's sealed part and the chunks appended to it (a message discarded, say).
+    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined || (se?.[rec.ri]?.appends?.length ?? 0) > 0))
+    || (r.op === 'append' && se?.[r.ri]?.consumed === true);
+}
+
+export function apply(state: Snapshot, r: JournalRecord): void {
+  const se = (state.resources[r.se] ??= table());
+  state.seq = Math.max(state.seq, r.seq);
+  if (r.op === 'put') for (const rec of r.res) se[rec.ri] = rec;
+  else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
+  else {
+    const rec = se[r.ri];
+    if (!rec) return;
+    (rec.appends ??= []).push({ attr: r.attr, sealed: r.sealed });
+    // The first chunk after a consumed message starts a new one: the next supersedes nothing.
+    delete rec.consumed;
+    if (r.lt !== undefined) rec.lt = r.lt;
+  }
+}
+
+/**
+ * Joins each resource's appended chunks into a few sealed chunks, so that
+ * what a snapshot holds grows with the data, not with the number of UPDATEs
+ * that brought it (every chunk sealed alone took some 70 bytes of snapshot,
+ * an empty one included). Chunks join from the end while the last is at least
+ * half the one before it (sizes counted from 1 KiB), so the chunks left shrink
+ * geometrically, about log2 of the data in KiB of them, and a compaction
+ * re-seals what is new and what it joins, not a whole large message again.
+ * The same bytes in the same order: replaying the joined chunks does what
+ * replaying the run did (only a run's first chunk can start a new message,
+ * and what it joins into still comes first).
+ */
+export function mergeAppends(state: Snapshot, key: Uint8Array): void {
+  // Plain length of a sealed chunk: base64 of a 12-byte nonce, the data and a 16-byte tag. A
+  // group weighs its data, at least 1 KiB (so that many tiny chunks still join), never the sum of
+  // its chunks' floors (one-byte UPDATEs would weigh a KiB each and pull a large message in).
+  const plain = (sealed: string) => base64Length(sealed) - 28;
+  const weight = (bytes: number) => Math.max(1024, bytes);
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      const runs = rec.appends;
+      if (!runs || runs.length < 2) continue;
+      const groups: { attr: string; parts: string[]; bytes: number }[] = [];
+      for (const a of runs) {
+        groups.push({ attr: a.attr, parts: [a.sealed], bytes: plain(a.sealed) });
+        for (;;) {
+          const last = groups[groups.length - 1]!, before = groups[groups.length - 2];
+          if (!before || before.attr !== last.attr || weight(last.bytes) * 2 < weight(before.bytes)) break;
+          groups.pop();
+          before.parts.push(...last.parts);
+          before.bytes += last.bytes;
+        }
+      }
+      if (groups.length === runs.length) continue;
+      rec.appends = groups.map((g) => (g.parts.length === 1 ? { attr: g.attr, sealed: g.parts[0]! } : { attr: g.attr, sealed: joinSealed(key, `${rec.ri}/${g.attr}`, g.parts) }));
+    }
+  }
+}
+
+/**
+ * A message an operation consumed, held in a record's sealed part, that chunks appended since
+ * replace (the first chunk after a consumed message starts a new one: Accumulator.receive) is
+ * emptied there, so that a snapshot does not carry it on; replaying the chunks gives the same
+ * message. A record whose sealed part does not open is left for load() to report.
+ */
+export function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      if (!rec.appends?.length || !rec.sealed) continue;
+      const secret = openSecrets(key, rec.sealed, rec.ri);
+      if (!secret) continue;
+      let replaced = false;
+      for (const attr of new Set(rec.appends.map((a) => a.attr))) {
+        const held = secret[attr] as { $acc?: unknown; consumed?: unknown } | undefined;
+        if (typeof held === 'object' && held !== null && typeof held.$acc === 'string' && held.consumed === true) {
+          secret[attr] = { $acc: '', consumed: false };
+          replaced = true;
+        }
+      }
+      if (replaced) rec.sealed = sealSecrets(key, secret, rec.ri);
+    }
+  }
+}
+
+/**
+ * Seals what an earlier version kept in the clear and this one declares
+ * secret (`<hash>`'s hashValue from format 3, `<signature>`'s signature
+ * since), so that the next snapshot holds none of it; answers whether there
+ * was any. A record whose sealed part does not open is left for load() to report.
+ */
+export function sealClearSecrets(state: Snapshot, key: Uint8Array): boolean {
+  let sealed = false;
+  const types = typesByRoot();
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      const def = types.get(rec.root);
+      const names = Object.keys(rec.attrs).filter((name) => def?.byName.get(name)?.secret === true);
+      if (!names.length) continue;
+      const secret = rec.sealed ? openSecrets(key, rec.sealed, rec.ri) : {};
+      if (!secret) continue;
+      for (const name of names) secret[name] = rec.attrs[name]!;
+      rec.sealed = sealSecrets(key, secret, rec.ri);
+      for (const name of names) delete rec.attrs[name];
+      sealed = true;
+    }
+  }
+  return sealed;
+}
+
+export const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));
+
+/** A record's sealed secret attributes, or undefined where they do not open (left for load() to report). */
+export function openSecrets(key: Uint8Array, sealed: string, ri: string): Record<string, Json> | undefined {
+  try {
+    return wiping(open(key, sealed, ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>);
+  } catch {
+    return undefined;
+  }
+}
+
+export const sealSecrets = (key: Uint8Array, secret: Record<string, Json>, ri: string): string => wiping(enc.encode(JSON.stringify(secret)), (plain) => seal(key, plain, ri));

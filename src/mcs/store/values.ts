@@ -1,0 +1,58 @@
+// Attribute values as a record's JSON holds them: bytes, accumulated data,
+// device data and keys (stored through their backend) as tagged objects,
+// and a client's own JSON object wrapped so that it never reads back as one.
+import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
+import { fromBase64, keyFromBase64, toBase64 } from '../codec.ts';
+import type { SeHost } from '../host.ts';
+import { BackendFailure } from '../persist.ts';
+import { Accumulator, DeviceData } from '../resource.ts';
+import type { Json } from './records.ts';
+import { wiping } from './sealing.ts';
+
+export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
+  if (v instanceof Uint8Array) return { $b: toBase64(v) };
+  if (v instanceof Accumulator) return { $acc: toBase64(v.bytes()), consumed: v.consumed };
+  if (v instanceof DeviceData) return { $device: v.size };
+  if (isKeyHandle(v)) {
+    let s: StoredKey;
+    try {
+      s = await host.backend.storeKey(v);
+    } catch (e) {
+      throw new BackendFailure(e);
+    }
+    return { $key: { spec: v.spec as unknown as Json, kind: s.kind, ...(s.form === 'material' ? { bytes: wiping(s.bytes, (b) => toBase64(b, true)) } : { ref: s.ref }) } };
+  }
+  // A client's own JSON object (esi, kInf, pv ...) is wrapped, so that no
+  // member it has can pass for one of the tags above when it is read back.
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return { $j: v as Json };
+  return v as Json;
+}
+
+export async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  if ('$j' in v) return v.$j;
+  if (typeof v.$b === 'string') return fromBase64(v.$b);
+  if (typeof v.$device === 'number') return new DeviceData(v.$device);
+  if (typeof v.$acc === 'string') {
+    const acc = new Accumulator();
+    wiping(fromBase64(v.$acc)!, (data) => acc.append(data));
+    acc.consumed = v.consumed === true;
+    return acc;
+  }
+  const k = v.$key as { spec: KeySpec; kind: 'secret' | 'public'; bytes?: string; ref?: string } | undefined;
+  if (k) {
+    // Checked before the backend sees it: what it would make of another form is its own error, not damage.
+    const spec = k.spec as Partial<KeySpec> | null;
+    if (typeof spec !== 'object' || spec === null || typeof spec.use !== 'string' || typeof spec.algorithm !== 'number' || (k.kind !== 'secret' && k.kind !== 'public')
+      || (typeof k.bytes !== 'string' && typeof k.ref !== 'string')) {
+      throw new TypeError('a key record of another form');
+    }
+    const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: keyFromBase64(k.bytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
+    try {
+      return await host.backend.loadKey(k.spec, stored);
+    } finally {
+      if (stored.form === 'material') stored.bytes.fill(0);
+    }
+  }
+  return v;
+}
