@@ -696,7 +696,7 @@ export class McsEngine {
     try {
       await this.#remove(ctx, tops);
     } catch (e) {
-      for (const r of tops) if (host.byRi.has(r.ri)) host.watchExpiry(r);
+      for (const r of due) if (host.byRi.has(r.ri)) host.watchExpiry(r);
       throw e;
     }
   }

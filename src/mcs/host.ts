@@ -7,6 +7,7 @@ import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBac
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
 import { Accumulator, DeviceData, Resource } from './resource.ts';
+import { ExpiryQueue } from './expiry.ts';
 import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';
 import { resourceSize, treeSize } from './usage.ts';
@@ -33,9 +34,8 @@ export class SeHost {
   readonly top = new Map<string, Resource>();
   readonly byRi = new Map<string, Resource>();
   readonly byOriginator = new Map<string, Resource>();
-  /** Resources with an expirationTime, and the earliest of them. */
-  readonly expiring = new Map<Resource, number>();
-  nextExpiry = Infinity;
+  /** Resources with an expirationTime, in the order they fall due. */
+  readonly expiring = new ExpiryQueue<Resource>();
   failed: string | undefined;
   /** Set in the engine's close(), in this SE's turn: a request whose turn comes later is refused. */
   closed = false;
@@ -173,14 +173,13 @@ export class SeHost {
     for (const c of res.children.values()) this.#index(c);
   }
 
+  /** When the next resource falls due (or one removed since did: a sweep then finds nothing). */
+  get nextExpiry(): number {
+    return this.expiring.next;
+  }
+
   watchExpiry(res: Resource): void {
-    const et = res.attrs.get('expirationTime') as number | undefined;
-    if (et === undefined) {
-      this.expiring.delete(res);
-      return;
-    }
-    this.expiring.set(res, et);
-    if (et < this.nextExpiry) this.nextExpiry = et;
+    this.expiring.set(res, res.attrs.get('expirationTime') as number | undefined);
   }
 
   /** The resource IDs of a resource and everything below it: what remove() removes. */
@@ -279,17 +278,12 @@ export class SeHost {
     throw new McsError(RSC.NOT_ACCEPTABLE, `not enough memory on this SE: ${bytes} bytes needed, ${available} available`);
   }
 
-  /** Resources whose expirationTime has passed, all of them from one sweep. */
+  /**
+   * Resources whose expirationTime has passed, all of them from one sweep.
+   * They leave the queue: what cannot be removed is watched again.
+   */
   expired(now: number): Resource[] {
-    if (now < this.nextExpiry) return [];
-    const out: Resource[] = [];
-    let next = Infinity;
-    for (const [r, et] of this.expiring) {
-      if (et <= now) out.push(r);
-      else if (et < next) next = et;
-    }
-    this.nextExpiry = next;
-    return out;
+    return now < this.expiring.next ? [] : this.expiring.due(now);
   }
 
   /** [SEReboot]: drops every speculative stream (volatile state), then reboots the backend. */

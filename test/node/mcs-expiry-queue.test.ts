@@ -1,0 +1,121 @@
+// The expiry queue against a plain map scanned whole (what the engine did before the queue), on
+// random runs of times set, moved, removed and swept, and through the engine: resources falling
+// due among many that are not, a sweep whose removal the store refused.
+import { describe, it, expect } from 'vitest';
+import nodeCrypto from 'node:crypto';
+import { ExpiryQueue } from '../../src/mcs/expiry.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { McsEngine, SoftwareBackend } from '../../src/index.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
+
+describe('ExpiryQueue', () => {
+  it('agrees with a scan of every time on 25 random runs of 3,000 operations (sets, moves, removals, sweeps)', () => {
+    for (let run = 0; run < 25; run++) {
+      const q = new ExpiryQueue<number>();
+      const model = new Map<number, number>();
+      let now = 0;
+      const items = 1 + nodeCrypto.randomInt(200);
+      for (let op = 0; op < 3000; op++) {
+        const r = nodeCrypto.randomInt(100);
+        const item = nodeCrypto.randomInt(items);
+        if (r < 45) {
+          // Times close together (ties) and far apart; some already past.
+          const at = now + nodeCrypto.randomInt(-5, r < 30 ? 20 : 5000);
+          q.set(item, at);
+          model.set(item, at);
+        } else if (r < 55) {
+          q.set(item, undefined);
+          model.delete(item);
+        } else if (r < 65) {
+          q.delete(item);
+          model.delete(item);
+        } else {
+          now += nodeCrypto.randomInt(30);
+          const due = q.due(now);
+          const expected = [...model].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
+          expect(due.map((i) => model.get(i)), `run ${run} op ${op}: earliest first`).toEqual(expected.map(([, at]) => at));
+          expect(new Set(due), `run ${run} op ${op}`).toEqual(new Set(expected.map(([i]) => i)));
+          for (const i of due) model.delete(i);
+          // After a sweep the queue names the earliest live time exactly.
+          expect(q.next, `run ${run} op ${op}: next`).toBe(Math.min(Infinity, ...model.values()));
+        }
+        expect(q.size).toBe(model.size);
+        // Never later than the earliest live time (a removed one may stand in front: a sweep for nothing).
+        expect(q.next).toBeLessThanOrEqual(Math.min(Infinity, ...model.values()));
+      }
+    }
+  });
+
+  it('a time moved 100,000 times (the old entries rebuilt away): sweeps stay right', () => {
+    const q = new ExpiryQueue<string>();
+    for (let i = 0; i < 100_000; i++) q.set('kept alive', 1_000_000 + i);
+    q.set('soon', 10);
+    expect(q.due(10)).toEqual(['soon']);
+    expect(q.next).toBe(1_000_000 + 99_999);
+    expect(q.due(2_000_000)).toEqual(['kept alive']);
+    expect(q.next).toBe(Infinity);
+    expect(q.size).toBe(0);
+  });
+});
+
+describe('expirations through the engine', () => {
+  it('resources falling due one at a time among many that are not: each goes at its time, the others stay', async () => {
+    let now = Date.parse('2026-11-22T12:00:00Z');
+    const engine = await McsEngine.create({ backends: [new SoftwareBackend()], clock: () => now });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      const et = (ms: number) => new Date(now + ms).toISOString().replace(/[-:]/g, '').replace('.', ',').replace('Z', '');
+      for (let i = 0; i < 300; i++) ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: `far${i}`, Halg: 4, et: et(86_400_000 + i) } }), 2001, 'far');
+      for (let i = 0; i < 20; i++) ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: `soon${i}`, Halg: 4, et: et(1000 * (i + 1)) } }), 2001, 'soon');
+      for (let i = 0; i < 20; i++) {
+        now += 1000;
+        expect((await s.retrieve(s.path('reg', `soon${i}`))).rsc, `soon${i} at its time`).toBe(4004);
+        if (i + 1 < 20) ok(await s.retrieve(s.path('reg', `soon${i + 1}`)), 2000, `soon${i + 1} before its time`);
+      }
+      ok(await s.retrieve(s.path('reg', 'far299')), 2000, 'far');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a sweep the store refused leaves every due resource due, a child that went with its parent too: the parent kept (its et moved on), the child goes at its time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
+    try {
+      const real = await openFiles();
+      let failing = false;
+      const files: Files = { ...real, append: async (path, data) => {
+        if (failing) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+        return real.append(path, data);
+      } };
+      const start = Date.UTC(2026, 10, 22, 12);
+      let now = start;
+      const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
+      try {
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, et: et(60_000) } }), 2001, 'a cipher');
+        ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', nc: b64(new Uint8Array(12)), et: et(30_000) } }), 2001, 'its parameters, due first');
+        now = start + 120_000;
+        failing = true;
+        fails(await s.retrieve(s.seId), 5000, 'both due, the store refuses');
+        failing = false;
+        // Back before either was due: the cipher's et moves on, its parameters' stays.
+        now = start;
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { et: et(86_400_000) } }), 2004, 'cipher kept');
+        ok(await s.retrieve(s.path('reg', 'c', 'p')), 2000, 'parameters before their time');
+        now = start + 31_000;
+        fails(await s.retrieve(s.path('reg', 'c', 'p')), 4004, 'parameters at their time');
+        ok(await s.retrieve(s.path('reg', 'c')), 2000, 'cipher');
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
