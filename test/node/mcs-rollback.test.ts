@@ -212,6 +212,80 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('a record whose anchor write failed is cut only once the anchor names the last good head again: a crash in between leaves a directory that opens', async () => {
+    const dir = tempDir();
+    const anchor = new MemoryAnchor();
+    const copies: string[] = [];
+    /** The directory and the anchor as a SIGKILL at this moment would leave them (the lock of a process gone removed). */
+    const crash = () => {
+      const copy = tempDir();
+      copies.push(copy);
+      cpSync(dir, copy, { recursive: true });
+      rmSync(join(copy, 'lock'));
+      const token = new MemoryAnchor();
+      token.token = anchor.token!.slice();
+      return { copy, token };
+    };
+    try {
+      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      let s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await hash(s, 'h1'), 2001, 'hash');
+      const size = journalSize(dir);
+      const good = named(anchor.read());
+      // Per anchor write: 'took' stores the head and reports a failure (a timeout), 'refused' only reports one.
+      const plan: ('took' | 'refused' | 'crash' | undefined)[] = [];
+      const write = anchor.write.bind(anchor);
+      let atRewrite: ReturnType<typeof crash> | undefined;
+      const written: number[] = [];
+      anchor.write = (head: Uint8Array) => {
+        const step = plan.shift();
+        if (step === 'crash') atRewrite = crash();
+        if (step === 'took' || step === 'refused') {
+          if (step === 'took') anchor.token = head.slice();
+          throw Object.assign(new Error('ETIMEDOUT: anchor timed out'), { code: 'ETIMEDOUT' });
+        }
+        written.push(named(head).seq);
+        write(head);
+      };
+
+      // h2's head taken though reported as failed; the process dies as the store starts its rewrite.
+      plan.push('took', 'crash');
+      expect((await hash(s, 'h2')).rsc).toBe(5000);
+      ok(await s.retrieve(s.path('reg', 'h2')), 4004, 'nothing applied');
+      expect(journalSize(dir), 'cut once the rewrite succeeded').toBe(size);
+      expect(named(anchor.read()).seq, 'set back').toBe(good.seq);
+
+      // h3's head taken, and the rewrite refused: the record stays in the file while the anchor names it.
+      plan.push('took', 'refused');
+      expect((await hash(s, 'h3')).rsc).toBe(5000);
+      ok(await s.retrieve(s.path('reg', 'h3')), 4004, 'a failed write is never applied while the process lives');
+      expect(journalSize(dir), 'not cut while the anchor may name it').toBeGreaterThan(size);
+      expect(named(anchor.read()).seq).toBe(good.seq + 1);
+      const afterRefusal = crash();
+      // The next write sets the anchor back first, then cuts, then appends its own record.
+      written.length = 0;
+      ok(await hash(s, 'h4'), 2001, 'the anchor works again');
+      expect(written, 'the last good head again, then h4\'s').toEqual([good.seq, good.seq + 1]);
+      await e.close();
+      e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      s = new Session(e, 'CAE1');
+      for (const [rn, rsc] of [['h1', 2000], ['h2', 4004], ['h3', 4004], ['h4', 2000]] as const) ok(await s.retrieve(s.path('reg', rn)), rsc, rn);
+      await e.close();
+
+      // A crash while the anchor named the failed record: the directory opens, the record applied (an
+      // indeterminate outcome, as a timeout gives with any storage), never refused as rolled back.
+      for (const [at, rn] of [[atRewrite!, 'h2'], [afterRefusal, 'h3']] as const) {
+        e = await McsEngine.create({ dataDir: at.copy, masterKey: KEY, rollbackAnchor: at.token });
+        s = new Session(e, 'CAE1');
+        ok(await s.retrieve(s.path('reg', rn)), 2000, `${rn} as the anchor names it`);
+        await e.close();
+      }
+    } finally {
+      for (const d of [dir, ...copies]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('compaction keeps the anchor in step: it names the journal\'s last record or, the journal emptied, the snapshot; a directory set back to before a snapshot is refused', async () => {
     const dir = tempDir();
     const old = tempDir();

@@ -34,14 +34,16 @@
 // snapshot, before the engine answers, and refuses a directory that does not
 // end where the anchor says.
 //
-// A write that fails (ENOSPC, EIO, a read-only directory) is cut off at once,
-// or before the next record if the cut fails too, and the store's state stays
-// as it was: the engine applies nothing, and no later record ever follows the
-// debris of one that failed. When the journal grows, the state is written to
-// snapshot.json.tmp, flushed, renamed over snapshot.json (then the directory
-// is flushed) and the journal truncated. A journal that a crash left behind
-// the new snapshot holds records the snapshot covers: they verify from the
-// chain value the snapshot names, and are not applied again.
+// A write that fails (ENOSPC, EIO, a read-only directory, the anchor) is cut
+// off at once (with an anchor, once it names the last good head again: it may
+// have taken the failed one), or before the next record if that fails, and
+// the store's state stays as it was: the engine applies nothing, and no later
+// record ever follows the debris of one that failed. When the journal grows,
+// the state is written to snapshot.json.tmp, flushed, renamed over
+// snapshot.json (then the directory is flushed) and the journal truncated.
+// A journal that a crash left behind the new snapshot holds records the
+// snapshot covers: they verify from the chain value the snapshot names, and
+// are not applied again.
 //
 // Secrets (keys, sensitive data, messages, results: attributes declared
 // `secret`, and every key) are sealed with AES-256-GCM under the master key,
@@ -119,7 +121,7 @@ export class JournalStore implements Persistence {
    * while the disk keeps refusing.
    */
   #compactFrom = 0;
-  /** Where the journal must be cut before the next record: a failed write (or compaction) could not cut it yet. */
+  /** Where the journal must be cut before the next record: a failed write (or compaction) not cut yet (the cut, or the anchor's rewrite before it, failed). */
   #cutAt: number | undefined;
   /** The MAC of snapshot.json (without one, the chain's first value): an empty journal's chain starts there. */
   #snapMac: Uint8Array;
@@ -299,9 +301,10 @@ export class JournalStore implements Persistence {
   async #close(): Promise<void> {
     // The last task queued: writes queued before it still run, later ones are refused.
     const last = this.#serial(async () => {
-      // A record whose write failed must not be replayed by the next run: cut it now if the disk lets us.
-      if (this.#cutAt !== undefined) await this.#cut(this.#cutAt).catch(() => undefined);
+      // An anchor write that failed (a record's, a snapshot's) may have taken its head: the anchor names the store's head again.
       if (this.#anchorUnsure) await this.#anchorHead(this.#head()).catch(() => undefined);
+      // A record whose write failed must not be replayed by the next run: cut now, once the anchor no longer names it, if the disk lets us.
+      if (!this.#anchorUnsure) await this.#takeBack().catch(() => undefined);
       // A snapshot must not replace the one an unsure anchor may name: the journal stays as it is.
       if (this.#superseded && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
       // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to.
@@ -353,11 +356,11 @@ export class JournalStore implements Persistence {
    * Appends one record, flushes it and writes its head to the anchor; the
    * store's state takes the record only once that succeeded. A failed append
    * may have left part of the record (or all of it, when only the flush or
-   * the anchor failed) in the file: it was never acknowledged, so it is cut
-   * off before anything follows it.
+   * the anchor failed) in the file: it was never acknowledged, so it is taken
+   * back (#takeBack) before anything follows it.
    */
   async #appendRecord(r: JournalRecord): Promise<void> {
-    if (this.#cutAt !== undefined) await this.#cut(this.#cutAt);
+    await this.#takeBack();
     r.seq = this.#state.seq + 1;
     const payload = enc.encode(JSON.stringify(r));
     const recordMac = mac(this.#macKey, 'record', this.#lastMac, payload);
@@ -374,12 +377,9 @@ export class JournalStore implements Persistence {
       if (this.#journalBytes === 0) await this.#files.syncDir(this.#dir);
       if (this.#anchor) await this.#anchorHead({ seq: r.seq, mac: recordMac });
     } catch (e) {
-      // Cut now if the disk lets us; otherwise the next write cuts first (and fails while it cannot).
-      await this.#cut(this.#journalBytes).catch(() => undefined);
-      // An anchor that reported a failure may have taken the head all the same (a timeout): with the
-      // record cut, the next open would find the journal behind it. It names the last good head
-      // again, now if it lets us, else at the next write or close.
-      if (this.#anchorUnsure) await this.#anchorHead(this.#head()).catch(() => undefined);
+      // Now if the anchor and the disk let us; otherwise the next write takes it back first (and fails while it cannot).
+      this.#cutAt = this.#journalBytes;
+      await this.#takeBack().catch(() => undefined);
       throw e;
     }
     this.#journalBytes += frame.length;
@@ -398,6 +398,21 @@ export class JournalStore implements Persistence {
     this.#anchorUnsure = true;
     await this.#anchor!.write(encodeHead(head));
     this.#anchorUnsure = false;
+  }
+
+  /**
+   * Takes back a failed write still in the journal (#cutAt). An anchor that
+   * reported a failure may have taken its head all the same (a timeout), so
+   * the anchor names the last good head again first, and only once it did is
+   * the record cut: a crash between the two leaves the anchor one record
+   * behind the journal (that record is cut at open), never ahead of it (which
+   * the open refuses as a rollback). While the anchor refuses, the record
+   * stays where it is.
+   */
+  async #takeBack(): Promise<void> {
+    if (this.#cutAt === undefined) return;
+    if (this.#anchorUnsure) await this.#anchorHead(this.#head());
+    await this.#cut(this.#cutAt);
   }
 
   /** Cuts the journal to `length`, remembering the cut until it succeeded. */
