@@ -16,7 +16,15 @@ import { DataDirRolledBackError, RollbackAnchorError } from './errors.ts';
 /**
  * Storage for the journal's head that whoever can write the data directory
  * cannot set back. write() must store the token whole or not at all, and
- * durably before it resolves: the engine answers a write once it did.
+ * durably before it resolves: the engine answers a write once it did. A
+ * write() that rejects must not land later: cancel it, or wait for it to
+ * settle, before rejecting, or make the storage's writes conditional on the
+ * version they replace. The store sets the anchor back to its head after a
+ * rejected write; one landing after that leaves the anchor ahead of the
+ * directory (refused at the next open as a rollback) or, the store's own
+ * rewrite landing late, behind a write it answered (cut at the next open).
+ * close() reads the anchor back after any failed write of its run and sets it
+ * right, so only a write landing after close() does that harm.
  */
 export interface RollbackAnchor {
   /** The token last written, or undefined when none was. */

@@ -46,8 +46,10 @@ export class DataDirFormatError extends StateError {
 /**
  * The data directory's MAC chain does not end where its rollback anchor says
  * (McsEngineOptions.rollbackAnchor): records were cut off the end of the
- * journal, an older copy of the directory was put back, or the directory or
- * the anchor is another engine's. Nothing was changed, on disk or in the anchor.
+ * journal, an older copy of the directory was put back, the directory or the
+ * anchor is another engine's, or an anchor write that reported a failure
+ * landed after the store had set the anchor back (RollbackAnchor's contract
+ * forbids it). Nothing was changed, on disk or in the anchor.
  */
 export class DataDirRolledBackError extends StateError {
   readonly dir: string;
@@ -58,8 +60,8 @@ export class DataDirRolledBackError extends StateError {
   constructor(dir: string, found: number, anchored: number | undefined) {
     super(`the data directory ${dir} ends at record ${found}, ${
       anchored === undefined ? 'but its rollback anchor holds no head: its storage was lost or cleared, or it was never used with this directory (to anchor the directory as it is, open it once with trustOnFirstUse)'
-        : anchored > found ? `but its rollback anchor names record ${anchored}: records were cut off the journal, or an older copy of the directory was put back`
-          : `which its rollback anchor (at record ${anchored}) never named: an older copy of the directory, another engine's directory or anchor, or writes made without the anchor`}`);
+        : anchored > found ? `but its rollback anchor names record ${anchored}: records were cut off the journal, an older copy of the directory was put back, or an anchor write that reported a failure landed later`
+          : `which its rollback anchor (at record ${anchored}) never named: an older copy of the directory, another engine's directory or anchor, writes made without the anchor, or an anchor write that reported a failure landed later`}`);
     this.dir = dir;
     this.found = found;
     this.anchored = anchored;

@@ -134,6 +134,8 @@ export class JournalStore implements Persistence {
   readonly #anchor: RollbackAnchor | undefined;
   /** The last write of the anchor failed: it may hold a head the directory does not (a write that timed out yet took), until one succeeds. */
   #anchorUnsure = false;
+  /** An anchor write of this run failed: close() reads the anchor back (#settleAnchor), since such a write may still land. */
+  #anchorFailed = false;
 
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
@@ -302,7 +304,7 @@ export class JournalStore implements Persistence {
     // The last task queued: writes queued before it still run, later ones are refused.
     const last = this.#serial(async () => {
       // An anchor write that failed (a record's, a snapshot's) may have taken its head: the anchor names the store's head again.
-      if (this.#anchorUnsure) await this.#anchorHead(this.#head()).catch(() => undefined);
+      if (this.#anchorFailed) await this.#settleAnchor().catch(() => undefined);
       // A record whose write failed must not be replayed by the next run: cut now, once the anchor no longer names it, if the disk lets us.
       if (!this.#anchorUnsure) await this.#takeBack().catch(() => undefined);
       // A snapshot must not replace the one an unsure anchor may name: the journal stays as it is.
@@ -396,8 +398,28 @@ export class JournalStore implements Persistence {
 
   async #anchorHead(head: Head): Promise<void> {
     this.#anchorUnsure = true;
-    await this.#anchor!.write(encodeHead(head));
+    try {
+      await this.#anchor!.write(encodeHead(head));
+    } catch (e) {
+      this.#anchorFailed = true;
+      throw e;
+    }
     this.#anchorUnsure = false;
+  }
+
+  /**
+   * Reads the anchor back at close and writes the store's head again unless
+   * it names it. A write that reported a failure and landed later all the
+   * same (against RollbackAnchor's contract, yet what a client's timeout
+   * does) undoes the store's rewrite: left so, the next open would find the
+   * directory behind its anchor, or at a head it never named. One that lands
+   * after close() is beyond the store's reach.
+   */
+  async #settleAnchor(): Promise<void> {
+    const head = this.#head();
+    const held = await readHead(this.#anchor!, this.#dir).catch(() => undefined);
+    if (held?.seq === head.seq && constantTimeEqual(held.mac, head.mac)) this.#anchorUnsure = false;
+    else await this.#anchorHead(head);
   }
 
   /**
