@@ -142,12 +142,18 @@ export function isBytes(x: unknown): x is Uint8Array {
 
 /**
  * What failed, for a message: an errno-style code, else the error's name (Deno's permission errors
- * have no code), never its message, which may carry a path or data.
+ * have no code), never its message, which may carry a path or data. Any value may have been thrown
+ * (an anchor's or a file layer's): one whose inspection throws (a revoked proxy, a getter) is 'error'.
  */
 export function failureKind(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code)) return code;
-  return e instanceof Error && /^\w{1,40}$/.test(e.name) ? e.name : 'error';
+  try {
+    const code = (e as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,31}$/.test(code)) return code;
+    const name = e instanceof Error ? e.name : undefined;
+    return typeof name === 'string' && /^\w{1,40}$/.test(name) ? name : 'error';
+  } catch {
+    return 'error';
+  }
 }
 
 /**

@@ -804,7 +804,7 @@ async function persist(store: Persistence, host: SeHost, res: Resource, change: 
  */
 function durably(write: Promise<void>): Promise<void> {
   return write.catch((e: unknown) => {
-    if (e instanceof BackendFailure) throw e.cause;
+    if (BackendFailure.is(e)) throw e.cause;
     throw new McsError(RSC.INTERNAL_SERVER_ERROR, `storage write failed (${failureKind(e)}): nothing was changed`);
   });
 }

@@ -15,6 +15,15 @@ import type { SecureEnvironmentBackend } from '../backends/backend.ts';
  */
 export class BackendFailure {
   constructor(readonly cause: unknown) {}
+
+  /** Whether a store's rejection is one: a store may reject with any value (an anchor's own), and `instanceof` throws for some (a revoked proxy). */
+  static is(e: unknown): e is BackendFailure {
+    try {
+      return e instanceof BackendFailure;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** The SE a store's call is about: its M2M-SE-ID keys the records, its backend seals and loads keys (storeKey, loadKey). */

@@ -448,6 +448,39 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('an anchor that throws a value whose inspection throws (a revoked proxy, a code getter) fails the open with RollbackAnchorError and a request with 5000 storage write failed', async () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const thrown: [string, unknown][] = [['a revoked proxy', revoked.proxy], ['a code getter that throws', { get code(): never { throw new Error('text of the getter'); } }]];
+    for (const [what, value] of thrown) {
+      const dir = tempDir();
+      try {
+        for (const [op, anchor] of [['read', { read: () => { throw value; }, write: () => undefined }], ['written', { read: () => undefined, write: () => { throw value; } }]] as const) {
+          const err = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor }).catch((e: unknown) => e);
+          expect(err, `${what}, ${op}`).toBeInstanceOf(RollbackAnchorError);
+          // Compared by identity: an assertion's own inspection of a revoked proxy would throw.
+          expect((err as Error).cause === value, `${what}, ${op}: its cause`).toBe(true);
+          expect((err as Error).message, `${what}, ${op}`).toMatch(new RegExp(`could not be ${op} \\(error\\)$`));
+        }
+        const anchor = new MemoryAnchor();
+        const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+        const s = new Session(e, 'CAE1');
+        await s.register();
+        const write = anchor.write.bind(anchor);
+        anchor.write = () => {
+          anchor.write = write;
+          throw value;
+        };
+        const r = await hash(s, 'h1');
+        expect([r.rsc, r.pc], what).toEqual([5000, { 'm2m:dbg': 'storage write failed (error): nothing was changed' }]);
+        ok(await hash(s, 'h1'), 2001, 'the request again');
+        await e.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('a token read from another realm (a vm context, a binding) is a token like any other', async () => {
     const dir = tempDir();
     try {
