@@ -25,6 +25,11 @@ import { DataDirRolledBackError, RollbackAnchorError } from './errors.ts';
  * rewrite landing late, behind a write it answered (cut at the next open).
  * close() reads the anchor back after any failed write of its run and sets it
  * right, so only a write landing after close() does that harm.
+ *
+ * The store writes one thing at a time: every later write, and close(),
+ * waits for write() (and close(), after a failed write, for read()) to
+ * settle, so one that never settles holds them all for ever. Give the
+ * storage a timeout of its own, within the contract above.
  */
 export interface RollbackAnchor {
   /** The token last written, or undefined when none was. */
