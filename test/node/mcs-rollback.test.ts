@@ -448,6 +448,55 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('a snapshot that replaced one of the same state (at open, its journal empty) while the anchor still names the one replaced (its directory flush failed, or a crash before the anchor\'s write) opens', async () => {
+    for (const failing of ['the directory flush', 'every anchor write after the rename'] as const) {
+      const dir = tempDir();
+      try {
+        cpSync(join(import.meta.dirname, 'fixtures', 'format2-snapshot'), dir, { recursive: true });
+        truncateSync(join(dir, 'journal.log'), 0);
+        const anchor = new MemoryAnchor();
+        anchor.trustOnFirstUse = true;
+        const real = await openFiles();
+        let renamed = false;
+        const files: Files = {
+          ...real,
+          rename: async (from, to) => {
+            await real.rename(from, to);
+            if (!to.endsWith('/snapshot.json') || renamed) return;
+            renamed = true;
+            // A crash right after the rename: no anchor write of this run reaches the anchor any more.
+            if (failing !== 'the directory flush') anchor.failing = Infinity;
+          },
+          syncDir: async (path) => {
+            if (failing === 'the directory flush' && renamed) {
+              renamed = false;
+              throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+            }
+            return real.syncDir(path);
+          },
+        };
+        const masterKey = () => new Uint8Array(32).fill(0x4c);
+        await (await McsEngine.create({ dataDir: dir, masterKey: masterKey(), files, rollbackAnchor: anchor })).close();
+        const before = named(anchor.token);
+        expect(JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!).format, `${failing}: the new snapshot is in place`).toBe(3);
+        const { mac, from } = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!) as { mac: string; from: string };
+        expect(before.mac.toString('base64'), `${failing}: the anchor names the snapshot replaced`).toBe(from);
+        expect(from).not.toBe(mac);
+        anchor.failing = 0;
+        delete anchor.trustOnFirstUse;
+        const e = await McsEngine.create({ dataDir: dir, masterKey: masterKey(), rollbackAnchor: anchor });
+        const s = new Session(e, 'CAE1');
+        ok(await hash(s, 'h'), 2001, `${failing}: a write after it`);
+        await e.close();
+        const again = await McsEngine.create({ dataDir: dir, masterKey: masterKey(), rollbackAnchor: anchor });
+        ok(await new Session(again, 'CAE1').retrieve(s.path('reg', 'h')), 2000, `${failing}: kept`);
+        await again.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('an anchor that throws a value whose inspection throws (a revoked proxy, a code getter) fails the open with RollbackAnchorError and a request with 5000 storage write failed', async () => {
     const revoked = Proxy.revocable({}, {});
     revoked.revoke();

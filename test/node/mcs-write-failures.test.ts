@@ -7,7 +7,7 @@
 // when two SEs write at once or a snapshot was only half done.
 import { describe, expect, it } from 'vitest';
 import nodeCrypto from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, StateError, type McsResponse } from '../../src/index.ts';
@@ -432,6 +432,58 @@ describe('Mcs: a failed write changes nothing', () => {
       }
     }
   }, 60_000);
+  it('a snapshot that replaced one of the same state (at open, its journal empty) whose directory flush failed: the next record verifies after either snapshot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const fixture = join(import.meta.dirname, 'fixtures', 'format2-snapshot');
+    const masterKey = () => new Uint8Array(32).fill(0x4c);
+    try {
+      // A format 2 directory as an earlier senv leaves it after a compaction, upgraded by a snapshot at open.
+      cpSync(fixture, dir, { recursive: true });
+      truncateSync(join(dir, 'journal.log'), 0);
+      const real = await openFiles();
+      let renamed = false;
+      let failed = 0;
+      const files: Files = {
+        ...real,
+        rename: async (from, to) => {
+          await real.rename(from, to);
+          if (to.endsWith('/snapshot.json')) renamed = true;
+        },
+        syncDir: async (path) => {
+          if (renamed && failed++ === 0) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+          return real.syncDir(path);
+        },
+      };
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: masterKey(), files });
+      expect(failed, 'the flush after the snapshot\'s rename failed').toBe(1);
+      const s1 = new Session(e1, 'CAE1');
+      ok(await s1.create(s1.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'acknowledged after the failed flush');
+      await e1.close();
+      const reopened = async (what: string) => {
+        const e = await McsEngine.create({ dataDir: dir, masterKey: masterKey() });
+        const s = new Session(e, 'CAE1');
+        ok(await s.retrieve(s.path('reg', 'd0')), 2000, `${what}: the fixture's data`);
+        ok(await s.retrieve(s.path('reg', 'h')), 2000, `${what}: the acknowledged write`);
+        await e.close();
+      };
+      // The new snapshot on disk, as the rename left it; and the one it replaced, as a power cut that lost the rename would.
+      const journal = readFileSync(join(dir, 'journal.log'));
+      expect(JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'the new snapshot is in place').toBe(3);
+      const upgraded = readFileSync(join(dir, 'snapshot.json'));
+      await reopened('the new snapshot');
+      rmSync(dir, { recursive: true });
+      cpSync(fixture, dir, { recursive: true });
+      writeFileSync(join(dir, 'journal.log'), journal);
+      await reopened('the snapshot it replaced');
+      // And the new one with the same journal once more, before the reopens above compacted it.
+      writeFileSync(join(dir, 'snapshot.json'), upgraded);
+      writeFileSync(join(dir, 'journal.log'), journal);
+      await reopened('the new snapshot, its journal as the failed flush left it');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each(['meta.json', 'snapshot.json'])('a snapshot whose %s cannot be written: the journal stays uncut, and the next snapshot waits for as much journal again, not for the next record', async (failing) => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
     const real = await openFiles();

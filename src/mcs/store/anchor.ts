@@ -108,9 +108,13 @@ export function anchorFailed(dir: string, op: 'read' | 'write', e: unknown): Rol
  * a record flushed whose anchor write did not happen (a crash) or failed, so
  * never acknowledged. That record is dropped, as a torn one is: the anchor,
  * not the journal, says what was acknowledged, so a request answered 5000
- * never comes back. Anything else is refused.
+ * never comes back. Anything else is refused. `from`, the chain value the
+ * snapshot names, names its state too when the anchor gives it the snapshot's
+ * sequence number: the snapshot then replaced one of the same state (an empty
+ * journal's compaction), and the anchor still names the one replaced (a crash
+ * before its write, or a directory flush that failed).
  */
-export function anchoredRecords(dir: string, anchored: Head | undefined, trustOnFirstUse: boolean, chain: readonly Head[]): number {
+export function anchoredRecords(dir: string, anchored: Head | undefined, trustOnFirstUse: boolean, chain: readonly Head[], from?: Uint8Array): number {
   const records = chain.length - 1;
   const last = chain[records]!;
   // Records a crash left behind their snapshot come first and are not past it: the chain ends at the later of the two.
@@ -120,7 +124,7 @@ export function anchoredRecords(dir: string, anchored: Head | undefined, trustOn
     if (end === 0 || trustOnFirstUse) return records;
     throw new DataDirRolledBackError(dir, end, undefined);
   }
-  const named = (seq: number) => chain.some((p) => p.seq === seq && constantTimeEqual(p.mac, anchored.mac));
+  const named = (seq: number) => chain.some((p) => p.seq === seq && constantTimeEqual(p.mac, anchored.mac)) || (from !== undefined && seq === chain[0]!.seq && constantTimeEqual(from, anchored.mac));
   if (anchored.seq === end && named(end)) return records;
   if (last.seq > chain[0]!.seq && anchored.seq === end - 1 && named(end - 1)) return records - 1;
   throw new DataDirRolledBackError(dir, end, anchored.seq);

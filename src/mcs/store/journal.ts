@@ -457,7 +457,9 @@ export class JournalStore implements Persistence {
    * could not be emptied only replays records the snapshot holds (until the
    * next write cuts it). A snapshot renamed into
    * place whose directory flush failed counts as not written: the journal
-   * goes on from its last record, which verifies after either snapshot. So
+   * goes on from its last record, which verifies after either snapshot (an
+   * empty one from the snapshot replaced, whose MAC the new one names as
+   * its `from`: read-dir.ts takes a record chained from there). So
    * does one whose head the anchor did not take: the anchor still names the
    * journal's last record, which names the same state (the next open takes
    * either).

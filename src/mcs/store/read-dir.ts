@@ -64,8 +64,14 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
       }
       break;
     }
-    // A journal a crash left behind its snapshot holds the records the snapshot covers, chained from where the snapshot says.
-    if (off === 0 && snapBytes && r.seq <= state.seq) journalStart = last = from;
+    // The first record chains from the snapshot's MAC, or from the chain value the snapshot names: a
+    // journal a crash left behind its snapshot holds records the snapshot covers, and one that went on
+    // after an empty journal's compaction whose directory flush failed (the store, not sure which snapshot
+    // the disk keeps, went on from the one replaced, of the same state) its record seq + 1. Only a head of
+    // sequence n is followed by record n + 1: `from` then names the state this snapshot holds.
+    if (off === 0 && snapBytes && (r.seq <= state.seq || (r.seq === state.seq + 1 && !constantTimeEqual(mac(macKey, 'record', last, frame.payload), frame.mac)))) {
+      journalStart = last = from;
+    }
     const recordMac = mac(macKey, 'record', last, frame.payload);
     if (!constantTimeEqual(recordMac, frame.mac)) {
       throw new DataDirDamagedError(dir, 'a record does not verify: records were altered, inserted, reordered or removed without the master key, or damaged', 'journal.log', off);
@@ -74,7 +80,8 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
     last = recordMac;
     off = frame.next;
   }
-  const keep = anchor ? anchoredRecords(dir, anchor.head, anchor.trustOnFirstUse, [{ seq: state.seq, mac: snapMac }, ...records.map(({ r, mac }) => ({ seq: r.seq, mac }))]) : records.length;
+  const chain = [{ seq: state.seq, mac: snapMac }, ...records.map(({ r, mac }) => ({ seq: r.seq, mac }))];
+  const keep = anchor ? anchoredRecords(dir, anchor.head, anchor.trustOnFirstUse, chain, from) : records.length;
   let superseded = false;
   for (const { r } of records.slice(0, keep)) {
     if (r.seq > state.seq) {
