@@ -1587,6 +1587,36 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a software SE\'s unique ID that meta.json cannot take at the first open (a full disk; on Deno, write revoked) fails the open as the open\'s own refusals do, the lock released', async () => {
+    const top = tempDir();
+    try {
+      const dir = join(top, 'data');
+      // A directory whose meta.json names no SE yet: the engine's first open writes the software SE's ID.
+      await (await JournalStore.open({ dir, masterKey: KEY })).close();
+      const real = await openFiles();
+      const full: Files = {
+        ...real,
+        writeDurable: async (path, data) => {
+          if (path.endsWith('/meta.json.tmp')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          return real.writeDurable(path, data);
+        },
+      };
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, files: full })).rejects.toMatchObject({
+        name: 'StateError', message: `the data directory ${dir} cannot be opened (ENOSPC)`, cause: { code: 'ENOSPC' },
+      });
+      expect(existsSync(join(dir, 'lock')), 'the lock released').toBe(false);
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-unique-id.ts', import.meta.url));
+      const denoDir = join(top, 'deno-data');
+      const { code, out } = await runChild(deno, ['run', '--allow-read', `--allow-write=${top}`, fixture, denoDir], { killMs: 20_000 });
+      expect({ code, out: out.trim() }).toEqual({ code: 0, out: `StateError: the data directory ${denoDir} cannot be opened (NotCapable; on Deno: --allow-read=${denoDir} --allow-write=${denoDir})` });
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('on Deno, a master key or a data directory the permissions do not let it read is a StateError naming the permission, never Deno\'s raw NotCapable', async () => {
     const top = tempDir();
     try {

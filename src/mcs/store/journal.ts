@@ -160,7 +160,7 @@ export class JournalStore implements Persistence {
     try {
       return await JournalStore.#open(options);
     } catch (e) {
-      throw e instanceof StoreFileError || fileSystemError(e) ? unopenable(options.dir, e) : e;
+      throw openFailure(options.dir, e);
     }
   }
 
@@ -214,7 +214,10 @@ export class JournalStore implements Persistence {
       if (!id) {
         id = toHex(randomBytes(16));
         const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
-        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+        // Part of an SE's first open (McsEngine.create asks before it loads anything): refused as the open is.
+        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta))).catch((e: unknown) => {
+          throw openFailure(this.#dir, e);
+        });
         this.#meta = meta;
       }
       return id;
@@ -508,6 +511,11 @@ export class JournalStore implements Persistence {
     }
     await this.#cut(0).catch(() => undefined);
   }
+}
+
+/** What the open of `dir` throws for `e`: the file system's refusal, or the store's own, as unopenable; anything else as it is. */
+function openFailure(dir: string, e: unknown): unknown {
+  return e instanceof StoreFileError || fileSystemError(e) ? unopenable(dir, e) : e;
 }
 
 /**
