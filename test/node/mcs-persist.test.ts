@@ -5,7 +5,7 @@
 // refused, every record is authenticated, two SEs writing at once lose
 // nothing, one data directory has one engine, and the files are private.
 import { describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1584,6 +1584,36 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       await (await JournalStore.open({ dir, masterKey: KEY })).close();
     } finally {
       rmSync(top, { recursive: true, force: true });
+    }
+  });
+
+  it('a Deno holder\'s lock (an OS lock, no start time) is refused while Deno holds it, and taken over once it is gone though its pid runs again (reused)', async () => {
+    const dir = tempDir();
+    const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+    const fixture = fileURLToPath(new URL('./fixtures/deno-hold-lock.ts', import.meta.url));
+    const holder = spawn(deno, ['run', '--quiet', '--allow-read', `--allow-write=${dir}`, fixture, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const reused = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exited = (child: ChildProcess) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.on('exit', resolve)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
+        holder.on('exit', () => reject(new Error('the Deno holder exited')));
+      });
+      const lock = JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')) as { pid: number; osLocked: boolean; stamp?: string };
+      expect([lock.pid, lock.osLocked, lock.stamp]).toEqual([holder.pid, true, undefined]);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'Deno holds it').rejects.toMatchObject({ name: 'DataDirLockedError', pid: holder.pid });
+      holder.kill('SIGKILL');
+      await exited(holder);
+      // Its pid given to another process since: that one runs, but holds no lock on the file.
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ ...lock, pid: reused.pid }));
+      const e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
+      await e.close();
+    } finally {
+      holder.kill('SIGKILL');
+      reused.kill('SIGKILL');
+      await Promise.all([exited(holder), exited(reused)]);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

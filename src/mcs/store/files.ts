@@ -224,6 +224,21 @@ async function nodeFiles(): Promise<Files> {
   };
   /** Opens a file it creates (or finds, without O_EXCL) with mode 0600 exactly. */
   const create = (path: string, flags: number) => regular(path, flags | c.O_CREAT, false, FILE_MODE);
+  /**
+   * Linux: whether any process holds an OS lock on the file at `path`, as /proc/locks lists them (by
+   * device and inode); undefined where it cannot be read. Node takes no flock itself, but can tell
+   * a Deno holder's, which ends with its process. By inode alone: /proc/locks names the file system's
+   * own device, which stat reports otherwise on btrfs subvolumes and overlayfs, and matching it there
+   * would take a live lock; another device's file of the same inode number only keeps a lock held.
+   */
+  const osLockOn = async (path: string): Promise<boolean | undefined> => {
+    try {
+      const [{ ino }, locks] = await Promise.all([fs.stat(path, { bigint: true }), fs.readFile('/proc/locks', 'utf8')]);
+      return locks.split('\n').some((line) => / [0-9a-f]+:[0-9a-f]+:(\d+) /.exec(line)?.[1] === String(ino));
+    } catch {
+      return undefined;
+    }
+  };
   return {
     pid: process.pid,
     read: async (path, as) => {
@@ -326,7 +341,7 @@ async function nodeFiles(): Promise<Files> {
       return missingLevels[0];
     },
     syncDir: (path) => withFile(path, 'r', (f) => f.sync()),
-    lockHeld: async (_path, pid, _osLocked, stamp) => {
+    lockHeld: async (path, pid, osLocked, stamp) => {
       try {
         process.kill(pid, 0);
       } catch (e) {
@@ -335,7 +350,9 @@ async function nodeFiles(): Promise<Files> {
       }
       // A process of that pid runs: the holder only if it started when the holder did (pids are reused).
       const now = processStamp(pid);
-      return stamp === undefined || now === undefined || now === stamp;
+      if (stamp !== undefined && now !== undefined) return now === stamp;
+      // No start time (a Deno holder records none): one that kept an OS lock has it while the lock is there.
+      return !osLocked || ((await osLockOn(path)) ?? true);
     },
     stamp: processStamp(process.pid),
   };
