@@ -1563,9 +1563,16 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       writeFileSync(join(top, 'file'), 'x');
       // A regular file where the directory should be, or as one of its levels: ENOTDIR, as on Deno.
       await expect(McsEngine.create({ dataDir: join(top, 'file'), masterKey: KEY })).rejects.toMatchObject({ message: `the data directory ${join(top, 'file')} cannot be opened (ENOTDIR)` });
-      // A symbolic link to nothing in its place: ENOENT, not the EEXIST mkdir answers for the name.
+      // A symbolic link to nothing in its place, or in a level's: ENOENT, not the EEXIST mkdir answers for the name; on Deno too.
       symlinkSync(join(top, 'nowhere'), join(top, 'dangling'));
-      await expect(McsEngine.create({ dataDir: join(top, 'dangling'), masterKey: KEY })).rejects.toMatchObject({ message: `the data directory ${join(top, 'dangling')} cannot be opened (ENOENT)` });
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
+      for (const dataDir of [join(top, 'dangling'), join(top, 'dangling', 'data')]) {
+        const refusal = `the data directory ${dataDir} cannot be opened (ENOENT)`;
+        await expect(McsEngine.create({ dataDir, masterKey: KEY })).rejects.toMatchObject({ message: refusal, cause: { message: `${join(top, 'dangling')} is a symbolic link to nothing` } });
+        const { code, out } = await runChild(deno, ['run', '--allow-read', `--allow-write=${top}`, fixture, dataDir, top], { killMs: 20_000 });
+        expect({ code, out: out.trim() }, 'on Deno').toEqual({ code: 0, out: `StateError: ${refusal}: ${join(top, 'dangling')} is a symbolic link to nothing` });
+      }
       // Below /proc/self a level exists and mkdir in it answers ENOENT: refused, where Node's recursive mkdir looped for ever.
       await expect(McsEngine.create({ dataDir: '/proc/self/senv-data', masterKey: KEY })).rejects.toMatchObject({ message: 'the data directory /proc/self/senv-data cannot be opened (ENOENT)' });
       const dataDir = join(top, 'file', 'data');

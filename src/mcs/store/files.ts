@@ -127,6 +127,9 @@ export class StoreFileError extends Error {
   }
 }
 
+// A level of the data directory that is there and yet reads as missing: ENOENT, as the file system says of it.
+const linkToNothing = (path: string) => Object.assign(new Error(`${path} is a symbolic link to nothing`), { code: 'ENOENT' });
+
 // The refusals of a planted file.
 const symbolicLink = (path: string) => new StoreFileError(`${path} is a symbolic link: the store writes no file through one`, 'ELOOP');
 const notRegular = (path: string) => new StoreFileError(`${path} is not a regular file`, 'EFTYPE');
@@ -330,10 +333,9 @@ async function nodeFiles(): Promise<Files> {
           await fs.mkdir(p, { mode: DIR_MODE });
         } catch (e) {
           if (code(e) !== 'EEXIST') throw e;
-          // Made meanwhile by another opener: a directory is as good as one made here. A name that is there
-          // and yet reads as missing is a symbolic link to nothing: ENOENT, as the file system says of it.
+          // Made meanwhile by another opener: a directory is as good as one made here.
           const made = await fs.stat(p).catch(() => undefined);
-          if (!made) throw Object.assign(new Error(`${p} is a symbolic link to nothing`), { code: 'ENOENT' });
+          if (!made) throw linkToNothing(p);
           if (!made.isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' });
         }
       }
@@ -506,7 +508,13 @@ function denoFiles(deno: DenoApi): Files {
       if (await exists(path)) return undefined;
       let top = trimSlashes(path);
       for (let up = parentOf(top); up !== top && readable(up) && !(await exists(up)); up = parentOf(up)) top = up;
-      await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
+      try {
+        await deno.mkdir(path, { recursive: true, mode: DIR_MODE });
+      } catch (e) {
+        // The topmost level that reads as missing is the link (below it, nothing can be there), as Node names it.
+        if (e instanceof deno.errors.AlreadyExists && !(await exists(path))) throw linkToNothing(top);
+        throw e;
+      }
       await deno.chmod(path, DIR_MODE);
       return top;
     },
