@@ -28,14 +28,13 @@ export class ExpiryQueue<T> {
     }
     if (this.#times.get(item) === at) return;
     this.#times.set(item, at);
-    // Entries of times since moved or removed would pile up while they lie in the future (an et
-    // extended again and again): rebuilt from the live times when they outnumber them.
-    if (this.#heap.length >= 2 * this.#times.size + 64) this.#rebuild();
-    else this.#push({ at, item });
+    this.#push({ at, item });
+    this.#prune();
   }
 
   delete(item: T): void {
     this.#times.delete(item);
+    this.#prune();
   }
 
   /**
@@ -55,7 +54,14 @@ export class ExpiryQueue<T> {
     return out;
   }
 
-  #rebuild(): void {
+  /**
+   * Entries of times since moved or removed would pile up while they lie in
+   * the future (an et extended again and again; resources deleted, which
+   * their entries would keep in memory until their old times came): rebuilt
+   * from the live times when they outnumber them, amortized O(1).
+   */
+  #prune(): void {
+    if (this.#heap.length < 2 * this.#times.size + 64) return;
     this.#heap = [...this.#times].map(([item, at]) => ({ at, item }));
     for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
   }

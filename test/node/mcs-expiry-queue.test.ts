@@ -3,6 +3,8 @@
 // due among many that are not, a sweep whose removal the store refused.
 import { describe, it, expect } from 'vitest';
 import nodeCrypto from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { ExpiryQueue } from '../../src/mcs/expiry.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +51,28 @@ describe('ExpiryQueue', () => {
     }
   });
 
+  it('items removed before their time are not kept alive by the queue (deleted resources: their old entries go)', async () => {
+    const q = new ExpiryQueue<object>();
+    const refs: WeakRef<object>[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const item = {};
+      refs.push(new WeakRef(item));
+      q.set(item, 86_400_000 + i);
+    }
+    for (const r of refs) q.delete(r.deref()!);
+    // A WeakRef's target stays until the job that deref'd it ends: collected in later tasks.
+    let alive = refs.length;
+    for (let round = 0; round < 50 && alive > 64; round++) {
+      await new Promise((r) => setTimeout(r, 0));
+      gc();
+      alive = refs.filter((r) => r.deref() !== undefined).length;
+    }
+    expect(alive, 'items still reachable after their removal').toBeLessThanOrEqual(64);
+    // The few entries left name removed items: a sweep finds nothing and clears them.
+    expect(q.due(Infinity)).toEqual([]);
+    expect(q.next).toBe(Infinity);
+  });
+
   it('a time moved 100,000 times (the old entries rebuilt away): sweeps stay right', () => {
     const q = new ExpiryQueue<string>();
     for (let i = 0; i < 100_000; i++) q.set('kept alive', 1_000_000 + i);
@@ -60,6 +84,9 @@ describe('ExpiryQueue', () => {
     expect(q.size).toBe(0);
   });
 });
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 describe('expirations through the engine', () => {
   it('resources falling due one at a time among many that are not: each goes at its time, the others stay', async () => {
