@@ -497,6 +497,53 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('a snapshot written again for the same state (the first one\'s meta.json write failed; close() compacts again) whose anchor write fails, or a crash right after its rename, reopens: a snapshot of one state is the same bytes, so the anchor still names it', async () => {
+    for (const how of ['its anchor write fails', 'a crash right after its rename'] as const) {
+      const dir = tempDir();
+      const crash = tempDir();
+      try {
+        const anchor = new MemoryAnchor();
+        const real = await openFiles();
+        let failMeta = false;
+        let snapshots = 0;
+        let crashToken: Uint8Array | undefined;
+        const files: Files = {
+          ...real,
+          writeDurable: async (path, data) => {
+            if (failMeta && path.endsWith('/meta.json.tmp')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+            return real.writeDurable(path, data);
+          },
+          rename: async (from, to) => {
+            await real.rename(from, to);
+            if (to.endsWith('/snapshot.json') && ++snapshots === 2 && how !== 'its anchor write fails') {
+              cpSync(dir, crash, { recursive: true });
+              rmSync(join(crash, 'lock'));
+              crashToken = anchor.token?.slice();
+            }
+          },
+        };
+        const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, rollbackAnchor: anchor, compactAt: 2000, files }) });
+        const s = new Session(e, 'CAE1');
+        await s.register();
+        // meta.json cannot say format 4: the first snapshot stays with the journal uncut, and close() compacts again.
+        failMeta = true;
+        for (let i = 0; snapshots === 0; i++) ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: `d${i}`, msg: b64(new Uint8Array(300).fill(i)) } }), 2001, `d${i}`);
+        if (how === 'its anchor write fails') anchor.failing = Infinity;
+        await e.close();
+        expect(snapshots, how).toBe(2);
+        anchor.failing = 0;
+        const target = how === 'its anchor write fails' ? dir : crash;
+        if (crashToken) anchor.token = crashToken;
+        const again = await McsEngine.create({ dataDir: target, masterKey: KEY, rollbackAnchor: anchor });
+        ok(await new Session(again, 'CAE1').retrieve(s.path('reg', 'd0')), 2000, `${how}: kept`);
+        await again.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(crash, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('an anchor that throws a value whose inspection throws (a revoked proxy, a code getter) fails the open with RollbackAnchorError and a request with 5000 storage write failed', async () => {
     const revoked = Proxy.revocable({}, {});
     revoked.revoke();

@@ -473,6 +473,9 @@ export class JournalStore implements Persistence {
       dropReplacedMessages(this.#state, this.#key);
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
+      // Nothing in it may vary between two builds of one state (a time, a fresh nonce): a snapshot
+      // written again for the same state, whose anchor write then failed, is still the one the anchor
+      // names (the first one's meta.json write had failed).
       const body = enc.encode(JSON.stringify(this.#state));
       snapMac = snapshotMac(this.#macKey, BOUND, this.#meta.check, this.#journalStart, body);
       const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
