@@ -5,8 +5,9 @@
 //
 // One card process owns a store file at a time (`<store>.lock`): each writes
 // the whole file from its own copy, so two on one file would undo each
-// other's keys.
-import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+// other's keys. The file is the one the path resolves to at open, whatever
+// name (a symbolic link) a card was given for it.
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
@@ -49,23 +50,29 @@ export class KeyStore {
   readonly objects = new Map<number, Uint8Array>();
   serial: Uint8Array;
   private unlock: (() => void) | undefined;
+  /** The store's file, resolved at open: its lock, temp files and renames are all beside it. */
+  private readonly path: string | undefined;
 
-  constructor(private readonly path?: string, newSerial: () => Uint8Array = () => new Uint8Array(8)) {
+  constructor(path?: string, newSerial: () => Uint8Array = () => new Uint8Array(8)) {
     this.serial = newSerial();
     if (!path) return;
+    let file = path;
     try {
       denoGrants(dirname(path));
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.unlock = lockStore(path);
+      file = resolve(path);
+      denoGrants(dirname(file));
+      this.unlock = lockStore(file);
     } catch (e) {
-      throw refused(path, e);
+      throw refused(file, e);
     }
+    this.path = file;
     try {
-      sweepTemps(path);
-      this.load(path);
+      sweepTemps(file);
+      this.load(file);
     } catch (e) {
       this.close();
-      throw refused(path, e);
+      throw refused(file, e);
     }
   }
 
@@ -76,13 +83,8 @@ export class KeyStore {
   }
 
   private load(path: string): void {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      // Only a store that is not there starts empty: one that cannot be read (permissions, an I/O
-      // error) would be overwritten by an empty one, its keys lost.
-      if ((e as { code?: string }).code !== 'ENOENT') throw new InvalidInputError(`virtual card store ${path} cannot be read (${(e as { code?: string }).code ?? 'read error'})`);
+    const text = readStore(path);
+    if (text === undefined) {
       this.save();
       return;
     }
@@ -211,6 +213,59 @@ export class KeyStore {
 
 interface LockHolder { pid: number; stamp?: string }
 
+const code = (e: unknown) => (e as { code?: string }).code;
+const unreadable = (path: string, e: unknown) => new InvalidInputError(`virtual card store ${path} cannot be read (${code(e) ?? 'read error'})`);
+
+/**
+ * The file `path` names, as the file system names it (symbolic links followed, of the file and of
+ * the directories above it): the lock is taken on that name, so that a card given another name
+ * for one file is refused as in use, and the writes rename over the file itself, not over a link
+ * to it. A file not there yet is its directory's real path and its name; a symbolic link to
+ * nothing is refused, as writing there would replace the link.
+ */
+function resolve(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch (e) {
+    if (code(e) !== 'ENOENT') throw unreadable(path, e);
+  }
+  try {
+    lstatSync(path);
+  } catch (e) {
+    if (code(e) !== 'ENOENT') throw unreadable(path, e);
+    return join(realpathSync(dirname(path)), basename(path));
+  }
+  throw new InvalidInputError(`virtual card store ${path} cannot be read (ENOENT: a symbolic link to nothing)`);
+}
+
+/**
+ * The store's text, or undefined when there is no file: only a missing file starts an empty store,
+ * as one that cannot be read (permissions, an I/O error) would be overwritten by an empty one, its
+ * keys lost. Checked before it is read, on a descriptor opened without blocking: a FIFO would hold
+ * the read for ever and a device answer anything; a file with a second hard link would keep, under
+ * the other name, the keys that each write (a new file renamed over this one) replaces.
+ */
+function readStore(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    if (code(e) === 'ENOENT') return undefined;
+    throw unreadable(path, e);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw unreadable(path, { code: 'EISDIR' });
+    if (!st.isFile()) throw new InvalidInputError(`virtual card store ${path} is not a regular file`);
+    if (st.nlink > 1) throw new InvalidInputError(`virtual card store ${path} has ${st.nlink} links: a card keeps no file another name reaches (EMLINK)`);
+    return readFileSync(fd, 'utf8');
+  } catch (e) {
+    throw e instanceof SenvError ? e : unreadable(path, e);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Removes the temp files of earlier card processes that died in a save (`<store>.<pid>.tmp`): each
  * holds a whole copy of the keys it was writing, deleted ones included. The lock is this
@@ -278,7 +333,6 @@ function lockStore(path: string): () => void {
   const stamp = (pid: number) => stampFrom(readGranted, pid);
   const mine = JSON.stringify({ pid: process.pid, stamp: stamp(process.pid) } satisfies LockHolder);
   const unique = `${lock}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  const code = (e: unknown) => (e as { code?: string }).code;
   const read = (file: string): string | undefined => {
     try {
       return readFileSync(file, 'utf8');

@@ -6,7 +6,8 @@
 // docs/pcsc.md ("The virtual card") or docs/apdu-profile.md that a one-token
 // change to src/virtual-card/ (keystore, vpcd, index, cli) left unnoticed.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, fstatSync, lstatSync, readlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, fstatSync, linkSync, lstatSync, readlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -145,6 +146,61 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(lstatSync(store).isSymbolicLink() && readlinkSync(store)).toBe('card.json'); // still the loop, not a new file
     expect(readdirSync(dir)).toEqual(['card.json']);
   }));
+
+  // docs/pcsc.md: the store is the file its path resolves to at open.
+  it('a store named through a symbolic link (to the file, or to a directory above it) is that file: a second card is refused as in use, and a write replaces the file, never the link', () => withDir(async (dir) => {
+    const store = join(dir, 'real', 'card.json');
+    mkdirSync(join(dir, 'real'));
+    writeFileSync(store, JSON.stringify({ serial: '0102030405060708', keys: {}, objects: {} }));
+    symlinkSync('real/card.json', join(dir, 'link.json'));
+    symlinkSync('real', join(dir, 'linkdir'));
+    const first = selected(join(dir, 'link.json'));
+    for (const other of [store, join(dir, 'linkdir', 'card.json')]) {
+      const e = refusal(other);
+      expect(e, other).toBeInstanceOf(StateError);
+      expect(e.message).toBe(`virtual card store ${store} is in use by process ${process.pid} (${store}.lock)`);
+    }
+    expect(apdu(first, putKey(1, 25, 1, pattern(32, 1)))[1]).toBe('9000');
+    await first.close();
+    expect(readlinkSync(join(dir, 'link.json')), 'still the link').toBe('real/card.json');
+    expect(Object.keys(JSON.parse(readFileSync(store, 'utf8')).keys), 'the key in the file it names').toEqual(['1']);
+    expect(readdirSync(dir).sort()).toEqual(['link.json', 'linkdir', 'real']);
+    expect(readdirSync(join(dir, 'real'))).toEqual(['card.json']);
+    // A store not there yet, below a linked directory: made in the real one, locked there.
+    const fresh = selected(join(dir, 'linkdir', 'new.json'));
+    expect(refusal(join(dir, 'real', 'new.json'))).toBeInstanceOf(StateError);
+    await fresh.close();
+    expect(lstatSync(join(dir, 'real', 'new.json')).isFile()).toBe(true);
+  }));
+
+  it('a store that is a symbolic link to nothing, or a file with a second hard link, is refused and left as it was', () => withDir((dir) => {
+    const store = join(dir, 'card.json');
+    symlinkSync('gone.json', store);
+    const dangling = refusal(store);
+    expect(dangling).toBeInstanceOf(InvalidInputError);
+    expect(dangling.message).toBe(`virtual card store ${store} cannot be read (ENOENT: a symbolic link to nothing)`);
+    expect(readdirSync(dir), 'no file made at the link\'s target, the link kept').toEqual(['card.json']);
+    rmSync(store);
+    const content = JSON.stringify({ serial: '0102030405060708', keys: {}, objects: {} });
+    writeFileSync(store, content);
+    linkSync(store, join(dir, 'copy.json'));
+    const linked = refusal(store);
+    expect(linked).toBeInstanceOf(InvalidInputError);
+    expect(linked.message).toBe(`virtual card store ${store} has 2 links: a card keeps no file another name reaches (EMLINK)`);
+    expect(readFileSync(store, 'utf8')).toBe(content);
+    expect(statSync(store).nlink).toBe(2);
+    expect(readdirSync(dir).sort(), 'no lock left').toEqual(['card.json', 'copy.json']);
+  }));
+
+  // A FIFO held the read for ever (readFileSync blocks until a writer comes and goes): run as a child, killed if it hangs.
+  it('a store that is not a regular file (a FIFO) is refused before it is read', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    execFileSync('mkfifo', [store]);
+    const r = await runChild(process.execPath, [fileURLToPath(new URL('../../bin/senv.js', import.meta.url)), 'virtual-card', '--port', '1', '--store', store], { killMs: 10_000 });
+    expect(r.signal, 'not held by the FIFO').toBe(null);
+    expect([r.code, r.err]).toEqual([1, `senv: virtual card store ${store} is not a regular file\n`]);
+    expect(readdirSync(dir)).toEqual(['card.json']);
+  }), 15_000);
 
   it('the temp file of a card process killed in a save (a whole copy of its keys), and those of one killed taking the lock, are removed by the next card to open the store', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
