@@ -4,8 +4,8 @@
 // ratios, ranges and per-message figures over alternating rounds, and what `senv bench --out`
 // writes. Nothing here times anything: the figures come from a stand-in for benchmark.js, the
 // commands that would run a bench or connect to vpcd run with stand-ins for those.
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -315,6 +315,42 @@ describe('bin/senv.js (the compiled command, dist/)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  // A full disk: the command's output is lost, and the command says so (its status was 0, nothing written).
+  it.runIf(existsSync('/dev/full'))('a write of its output that fails is a failure: exit 1, said on stderr', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [['--version'], ['selftest', '--build', 'scalar']]) {
+        const r = spawnSync(process.execPath, [join(root, 'bin/senv.js'), ...args], { encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+        expect([r.status, r.stderr], args.join(' ')).toEqual([1, 'senv: cannot write to stdout (ENOSPC)\n']);
+      }
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  // `senv virtual-card | head -1`: the reader goes away; the command died of an unhandled EPIPE with a stack trace.
+  it('a reader that goes away ends the command quietly, with the status of a process SIGPIPE killed (141); a virtual card gives its store up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-cli-'));
+    const closed = (...args: string[]) => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [join(root, 'bin/senv.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.on('close', (code) => {
+        clearTimeout(killer);
+        resolve({ code, err });
+      });
+    });
+    try {
+      const store = join(dir, 'card.json');
+      const runs = [await closed('selftest', '--build', 'scalar'), await closed('virtual-card', '--port', '1', '--store', store)];
+      expect(runs).toEqual([{ code: 141, err: '' }, { code: 141, err: '' }]);
+      expect(readdirSync(dir), 'the store made, its lock gone').toEqual(['card.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 25_000);
 });
 
 describe('bench harness: refusals and titles', () => {
