@@ -33,9 +33,11 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
     ...(verbose ? { log: (l: string) => console.log(l) } : {}),
   });
   let stopping = false;
+  let closed: Promise<{ failed: unknown } | undefined> | undefined;
   const stop = () => {
     stopping = true;
-    void close();
+    // Settled here and thrown once the loop has stopped: a store the card cannot give up is the command's failure.
+    closed ??= close().then(() => undefined, (e: unknown) => ({ failed: e }));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -53,5 +55,7 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
       }
     }
   }
+  const failure = await closed;
+  if (failure) throw failure.failed;
   return 0;
 }

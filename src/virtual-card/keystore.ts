@@ -78,8 +78,10 @@ export class KeyStore {
 
   /** Gives the store file up to another card process; this store writes no more. */
   close(): void {
-    this.unlock?.();
+    // Closed even when the lock cannot be removed: it then names this process, taken over once it is gone.
+    const unlock = this.unlock;
     this.unlock = undefined;
+    unlock?.();
   }
 
   private load(path: string): void {
@@ -398,9 +400,23 @@ function lockStore(path: string): () => void {
     unlinkSync(`${unique}.tmp`);
   }
   const release = () => {
-    process.off('exit', release);
-    if (read(lock) === mine) unlinkSync(lock);
+    process.off('exit', atExit);
+    if (read(lock) !== mine) return;
+    try {
+      unlinkSync(lock);
+    } catch (e) {
+      throw new StateError(`virtual card store lock ${lock} cannot be removed (${refusalOf(e, `--allow-write=${dirname(lock)}`)})`);
+    }
   };
-  process.on('exit', release);
+  // At exit no caller is left to take the failure: it is said on stderr, and an exit that went well fails.
+  const atExit = () => {
+    try {
+      release();
+    } catch (e) {
+      process.stderr.write(`senv: ${(e as Error).message}\n`);
+      process.exitCode ||= 1;
+    }
+  };
+  process.on('exit', atExit);
   return release;
 }

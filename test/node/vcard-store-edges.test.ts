@@ -13,7 +13,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runChild, runInTerminal } from './run-child.ts';
+import { runChild, runInTerminal, runModule } from './run-child.ts';
 import { encodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { DO, INS, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
@@ -489,6 +489,20 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(e.message).toBe(`virtual card store ${store} is in use by process ${process.ppid} (${lock})`);
   }));
 
+  // At exit nobody is left to catch the failure: Node printed the exception's stack from the exit hook.
+  it('a lock the exit hook cannot give up (a directory in its place) is one line on stderr and exit status 1', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    const index = new URL('../../dist/src/virtual-card/index.js', import.meta.url).href;
+    const r = await runModule(`
+      import { mkdirSync, rmSync } from 'node:fs';
+      const { createVirtualCard } = await import(${JSON.stringify(index)});
+      createVirtualCard({ store: ${JSON.stringify(store)} });
+      rmSync(${JSON.stringify(`${store}.lock`)});
+      mkdirSync(${JSON.stringify(`${store}.lock`)});
+    `, { killMs: 10_000 });
+    expect([r.code, r.err]).toEqual([1, `senv: virtual card store lock ${store}.lock cannot be read (EISDIR)\n`]);
+  }));
+
   it('the lock goes with close() or at exit, once; a lock that is no longer this card\'s stays', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
     const lock = `${store}.lock`;
@@ -791,7 +805,7 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     } finally {
       process.emit(stop as 'SIGINT');
     }
-    const code = await Promise.race([running, sleep(3000).then(() => 'still running')]);
+    const code = await Promise.race([running.catch((e: Error) => e), sleep(3000).then(() => 'still running')]);
     if (code === 'still running') {
       process.emit('SIGINT');
       process.emit('SIGTERM');
@@ -803,6 +817,18 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     }
     return { code, out };
   }
+
+  // The card's close() at SIGINT rejected unhandled (Node printed its stack) and the command exited 0.
+  it('a store the card cannot give up when stopped (its lock unreadable) is the command\'s failure, naming the lock', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    const r = await cli(['--port', '1', '--store', store], async () => {
+      await until('the lock', () => existsSync(`${store}.lock`));
+      rmSync(`${store}.lock`);
+      mkdirSync(`${store}.lock`);
+    });
+    expect(r.code).toBeInstanceOf(InvalidInputError);
+    expect((r.code as Error).message).toBe(`virtual card store lock ${store}.lock cannot be read (EISDIR)`);
+  }));
 
   it('serves the card in a vpcd slot: default store under $XDG_DATA_HOME/senv, --no-extended, --host, re-insert after vpcd drops it, SIGTERM/SIGINT stop it', () => withDir(async (dir) => {
     const env = { XDG_DATA_HOME: process.env.XDG_DATA_HOME, HOME: process.env.HOME };
