@@ -39,8 +39,10 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
     // Settled here and thrown once the loop has stopped: a store the card cannot give up is the command's failure.
     closed ??= close().then(() => undefined, (e: unknown) => ({ failed: e }));
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // An interrupt, a kill and the end of the terminal it runs in stop the card, giving its store up. SIGQUIT
+  // keeps its default (ends the process at once, a core dump where enabled, for a card that hangs): the
+  // lock then names a process that is gone, which the next card takes over.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
   console.log(`senv virtual-card: key store ${store}; connecting to vpcd at ${vpcd.address}`);
   while (!stopping) {
     try {

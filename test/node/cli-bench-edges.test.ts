@@ -270,7 +270,7 @@ describe('senv virtual-card: what the options make', () => {
     expect((await virtualCard(['--slot', '40000', '--port', '1000'])).fake.opts[0]).toMatchObject({ slot: 40000, port: 1000 });
   });
 
-  it('stays while inserted, re-inserts when vpcd drops the card, retries a failed insert, and stops on SIGINT or SIGTERM', async () => {
+  it('stays while inserted, re-inserts when vpcd drops the card, retries a failed insert, and stops on SIGINT, SIGTERM or SIGHUP', async () => {
     const { r, fake } = await virtualCard([], [
       async (card) => {
         card.inserted = true;
@@ -285,7 +285,7 @@ describe('senv virtual-card: what the options make', () => {
       },
     ]);
     expect(r.code).toBe(0);
-    expect(fake.signals.sort()).toEqual(['SIGINT', 'SIGTERM']);
+    expect(fake.signals.sort()).toEqual(['SIGHUP', 'SIGINT', 'SIGTERM']);
     // Every insert finds the card out: the command waited for vpcd to drop it before inserting again.
     expect(fake.inserts).toEqual([false, false, false]);
     expect(r.out).toMatch(/inserted \(vpcd fake:1\)\n.*vpcd closed the connection; re-inserting\n/);

@@ -6,7 +6,7 @@
 // docs/pcsc.md ("The virtual card") or docs/apdu-profile.md that a one-token
 // change to src/virtual-card/ (keystore, vpcd, index, cli) left unnoticed.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, fstatSync, linkSync, lstatSync, readlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -798,7 +798,8 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     let out = '';
     vi.spyOn(console, 'log').mockImplementation((s: unknown) => void (out += `${String(s)}\n`));
     vi.spyOn(console, 'error').mockImplementation((s: unknown) => void (out += `${String(s)}\n`));
-    const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const before = Object.fromEntries(signals.map((sig) => [sig, process.listeners(sig)]));
     const running = runVirtualCard(argv);
     try {
       await during(() => out);
@@ -811,9 +812,9 @@ describe('createVirtualCard and `senv virtual-card`', () => {
       process.emit('SIGTERM');
       await Promise.race([running, sleep(2000)]);
     }
-    // the run's listener for the other signal stays registered (once): the next run must not see it
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.off(sig, l);
+    // the run's listeners for the other signals stay registered (once): the next run must not see them
+    for (const sig of signals) {
+      for (const l of process.listeners(sig)) if (!before[sig]!.includes(l)) process.off(sig, l);
     }
     return { code, out };
   }
@@ -829,6 +830,27 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     expect(r.code).toBeInstanceOf(InvalidInputError);
     expect((r.code as Error).message).toBe(`virtual card store lock ${store}.lock cannot be read (EISDIR)`);
   }));
+
+  // The terminal the card runs in closing (SIGHUP) killed it, its lock left and the card never removed from vpcd.
+  it('SIGHUP stops `senv virtual-card` as SIGINT and SIGTERM do: exit 0, the card removed from vpcd, the store given up', () => withDir(async (dir) => {
+    const store = join(dir, 'card.json');
+    const vpcd = new FakeVpcd();
+    await vpcd.listen();
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/senv.js', import.meta.url)), 'virtual-card', '--port', String(vpcd.port), '--store', store], { stdio: 'ignore' });
+    const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+    try {
+      const socket = await vpcd.connected(1);
+      vpcd.write(FakeVpcd.frame([0x04]));
+      await vpcd.next();
+      child.kill('SIGHUP');
+      expect(await Promise.race([exited, sleep(5000).then(() => 'still running')])).toEqual([0, null]);
+      await until('vpcd to see the card go', () => socket.destroyed || socket.readableEnded);
+      expect(readdirSync(dir)).toEqual(['card.json']);
+    } finally {
+      child.kill('SIGKILL');
+      await vpcd.close();
+    }
+  }), 15_000);
 
   it('serves the card in a vpcd slot: default store under $XDG_DATA_HOME/senv, --no-extended, --host, re-insert after vpcd drops it, SIGTERM/SIGINT stop it', () => withDir(async (dir) => {
     const env = { XDG_DATA_HOME: process.env.XDG_DATA_HOME, HOME: process.env.HOME };
