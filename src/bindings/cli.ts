@@ -22,7 +22,18 @@ commands:
                                        PC/SC packages with apt when run as root)
   virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
+
+exit status:
+  0    success; virtual-card: stopped by SIGINT, SIGTERM or SIGHUP, its store given up
+  1    failure: a known answer that failed, a store refused or not given up, output not written
+  2    usage error
+  3    not available here: a build the runtime does not take, bench outside a source checkout
+  141  the reader of its output went away (EPIPE), as for a process SIGPIPE ends
+  selftest and bench end as a signal ends a process (a shell reports 128 + its number: 130, Ctrl-C)
 `;
+
+/** Exit status 3: the command is right, but this runtime or installation cannot run it. */
+const UNAVAILABLE = 3;
 
 
 function runSelftest(argv: string[]): number {
@@ -33,7 +44,7 @@ function runSelftest(argv: string[]): number {
   const taken = coreBuilds();
   if (which !== 'all' && !taken.includes(which as CoreBuild)) {
     console.error(`selftest: this runtime does not take the ${which} build (it takes ${taken.join(', ')}${which === 'relaxed' ? '; on Node 20 run node --experimental-wasm-relaxed-simd' : ''})`);
-    return 2;
+    return UNAVAILABLE;
   }
   const builds: CoreBuild[] = which === 'all' ? taken : [which as CoreBuild];
   let failed = 0;
@@ -55,7 +66,7 @@ async function runBenchCommand(argv: string[]): Promise<number> {
     mod = await import('../../bench/run.ts');
   } catch (e) {
     console.error(`senv bench needs the bench/ sources and devDependencies of a senv checkout (${(e as Error).message})`);
-    return 2;
+    return UNAVAILABLE;
   }
   await mod.runBench(mod.parseBenchArgs(argv));
   return 0;

@@ -71,11 +71,14 @@ describe('senv: commands and options', () => {
     expect([r.code, r.out.trim()]).toEqual([0, JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version]);
   });
 
-  it('the usage names every command and every option the README documents', async () => {
+  it('the usage names every command and every option the README documents, and the exit status table README gives', async () => {
     const { out } = await run(['--help']);
     for (const word of ['selftest', '--build', 'bench', '--quick', '--only', '--filter', '--out', 'virtual-card', '--slot', '--host', '--port', '--store', '--no-extended', '--verbose']) {
       expect(out, word).toContain(word);
     }
+    const table = /\nexit status:\n((?: {2}.*\n)+)/.exec(out)?.[1];
+    expect(table).toMatch(/^ {2}0 {4}success/);
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(`\`\`\`\n${table}\`\`\``);
   });
 
   /**
@@ -156,12 +159,12 @@ describe('senv selftest', () => {
     expect(r.out).toBe('pass  scalar  SHA-256\nFAIL  scalar  AES-128 GCM: tag differs\nselftest: 1 failed\n');
   });
 
-  it('a build the runtime does not take exits 2 and says how to get Relaxed SIMD', async () => {
+  it('a build the runtime does not take exits 3 (not available here, no usage error) and says how to get Relaxed SIMD', async () => {
     const cli = await withMocks<{ main: typeof main }>({
       '../../src/core/loader.ts': async (orig) => ({ ...(await orig()), coreBuilds: () => ['simd', 'scalar'] }),
     }, '../../src/bindings/cli.ts');
     const r = await run(['selftest', '--build', 'relaxed'], cli);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.out).toBe('');
     expect(r.err).toMatch(/does not take the relaxed build \(it takes simd, scalar; on Node 20 run node --experimental-wasm-relaxed-simd\)/);
   });
@@ -183,7 +186,7 @@ describe('senv bench: options', () => {
     if (process.getuid?.() !== 0) expect(() => parseBenchArgs(['--out', '/proc/x.json'])).toThrow(/cannot be written/);
   });
 
-  it('senv bench hands its options to the run, and exits 2 without running on a usage error or without the bench sources', async () => {
+  it('senv bench hands its options to the run, and exits without running: 2 on a usage error, 3 without the bench sources', async () => {
     const runBench = vi.fn(async (_: BenchArgs) => []);
     const cli = await withMocks<{ main: typeof main }>({
       '../../bench/run.ts': async (orig) => ({ ...(await orig()), runBench }),
@@ -203,7 +206,7 @@ describe('senv bench: options', () => {
       },
     }, '../../src/bindings/cli.ts');
     const r = await run(['bench'], missing);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.err).toMatch(/senv bench needs the bench\/ sources and devDependencies of a senv checkout/);
   });
 });
