@@ -4,7 +4,7 @@
 
 import { failureKind } from './errors.ts';
 
-export type Permission = { name: 'read' | 'write' | 'ffi'; path: string } | { name: 'env'; variable: string };
+export type Permission = { name: 'read' | 'write' | 'ffi'; path: string } | { name: 'env'; variable: string } | { name: 'sys'; kind: 'homedir' };
 
 /** Whether the runtime grants `p` (always, outside Deno). May throw Deno's TypeError for a name it refuses ("A=B"). */
 export function granted(p: Permission): boolean {

@@ -4,8 +4,25 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parseOptions, UsageError } from '../bindings/args.ts';
+import { StateError } from '../core/errors.ts';
+import { granted } from '../core/permissions.ts';
 import { createVirtualCard } from './index.ts';
 import { VPCD_PORT } from './vpcd.ts';
+
+/**
+ * `$XDG_DATA_HOME/senv/virtual-card-<slot>.json`; `~/.local/share` for an unset, empty or relative
+ * $XDG_DATA_HOME (the XDG base directory rules), never the working directory. Computed only when no
+ * --store is given: on Deno it takes the variable and the home directory, which are asked for first,
+ * as the store asks for its files, so that a terminal never stops at Deno's prompt.
+ */
+function defaultStore(slot: number): string {
+  const refused = (flag: string) => new StateError(`virtual-card: the default store cannot be found (NotCapable; on Deno: ${flag}); or give --store FILE`);
+  if (!granted({ name: 'env', variable: 'XDG_DATA_HOME' })) throw refused('--allow-env=XDG_DATA_HOME');
+  const xdg = process.env.XDG_DATA_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'senv', `virtual-card-${slot}.json`);
+  if (!granted({ name: 'sys', kind: 'homedir' })) throw refused('--allow-sys=homedir');
+  return join(homedir(), '.local', 'share', 'senv', `virtual-card-${slot}.json`);
+}
 
 export async function runVirtualCard(argv: string[]): Promise<number> {
   const o = parseOptions(argv, { '--slot': 'value', '--host': 'value', '--port': 'value', '--store': 'value', '--no-extended': 'flag', '--verbose': 'flag' }, 'virtual-card');
@@ -21,10 +38,7 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   if (port === undefined && VPCD_PORT + slot > 65535) throw new UsageError(`virtual-card: --slot ${slot} would be port ${VPCD_PORT + slot}; give --port, or a slot up to ${65535 - VPCD_PORT}`);
   const host = o.get('--host') as string | undefined;
   if (host === '') throw new UsageError('virtual-card: --host takes a host name or address, not an empty string');
-  // The XDG base directory rules: an empty or relative $XDG_DATA_HOME is ignored, not taken as the working directory.
-  const xdg = process.env.XDG_DATA_HOME;
-  const dataHome = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
-  const store = (o.get('--store') as string | undefined) ?? join(dataHome, 'senv', `virtual-card-${slot}.json`);
+  const store = (o.get('--store') as string | undefined) ?? defaultStore(slot);
   const verbose = o.has('--verbose');
   const { vpcd, close } = createVirtualCard({
     slot, store, extended: !o.has('--no-extended'),

@@ -110,6 +110,30 @@ describe('virtual card key store (its file, its lock)', () => {
     }
   }, 45_000);
 
+  // The default store was computed even with --store, so a card given its file still needed --allow-env and --allow-sys.
+  it('on Deno, `senv virtual-card --store FILE` needs no env or sys access; the default store without them is refused naming the flag, also in a terminal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-deno-'));
+    try {
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const root = fileURLToPath(new URL('../../', import.meta.url));
+      const senv = [join(root, 'bin/senv.js'), 'virtual-card', '--port', '1'];
+      // A directory as the store: refused once opened, so the command ends there.
+      mkdirSync(join(dir, 'store'));
+      const given = await runChild(deno, ['run', `--allow-read=${root},${dir}`, `--allow-write=${dir}`, '--allow-net', ...senv, '--store', join(dir, 'store')], { killMs: 20_000 });
+      expect([given.code, given.err]).toEqual([1, `senv: virtual card store ${join(dir, 'store')} cannot be read (EISDIR)\n`]);
+      const refusal = (flag: string) => `senv: virtual-card: the default store cannot be found (NotCapable; on Deno: ${flag}); or give --store FILE`;
+      const noEnv = ['run', `--allow-read=${root}`, ...senv];
+      expect(await runChild(deno, noEnv, { killMs: 20_000 })).toMatchObject({ code: 1, err: `${refusal('--allow-env=XDG_DATA_HOME')}\n` });
+      const tty = await runInTerminal(deno, noEnv, { killMs: 20_000 });
+      expect(tty.out.replace(/\r/g, '').trim(), 'in a terminal').toBe(refusal('--allow-env=XDG_DATA_HOME'));
+      // An empty $XDG_DATA_HOME is ignored: the home directory is what it needs then.
+      const noSys = await runChild(deno, ['run', `--allow-read=${root}`, '--allow-env', ...senv], { env: { XDG_DATA_HOME: '' }, killMs: 20_000 });
+      expect([noSys.code, noSys.err]).toEqual([1, `${refusal('--allow-sys=homedir')}\n`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // docs/pcsc.md: default `$XDG_DATA_HOME/senv/virtual-card-<slot>.json`; a fresh user has no senv directory.
   it('a store whose directories do not exist yet is created, directories private (0700), the file written at once (0600)', () => withDir((dir) => {
     const store = join(dir, 'a', 'b', 'card.json');
