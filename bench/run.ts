@@ -51,9 +51,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   const args: BenchArgs = { quick: o.has('--quick') };
   const only = o.get('--only') as string | undefined;
   if (only !== undefined) {
-    args.only = only.split(',');
-    const unknown = args.only.find((m) => !Object.hasOwn(benchModules, m));
+    const modules = only.split(',');
+    const unknown = modules.find((m) => !Object.hasOwn(benchModules, m));
     if (unknown !== undefined) throw new UsageError(`bench: unknown module '${unknown}' (${Object.keys(benchModules).join(', ')})`);
+    const twice = modules.find((m, i) => modules.indexOf(m) !== i);
+    if (twice !== undefined) throw new UsageError(`bench: --only names '${twice}' twice`);
+    args.only = modules;
   }
   const filter = o.get('--filter') as string | undefined;
   if (filter !== undefined) {

@@ -47,12 +47,13 @@ function runSelftest(argv: string[]): number {
     return UNAVAILABLE;
   }
   const builds: CoreBuild[] = which === 'all' ? taken : [which as CoreBuild];
+  const width = Math.max(...builds.map((b) => b.length));
   let failed = 0;
   for (const build of builds) {
     initSync({ build });
     const r = selftest();
     for (const t of r.results) {
-      console.log(`${t.ok ? 'pass' : 'FAIL'}  ${build.padEnd(6)}  ${t.name}${t.error ? `: ${t.error}` : ''}`);
+      console.log(`${t.ok ? 'pass' : 'FAIL'}  ${build.padEnd(width)}  ${t.name}${t.error ? `: ${t.error}` : ''}`);
       if (!t.ok) failed++;
     }
   }
@@ -108,9 +109,14 @@ async function command(argv: string[]): Promise<number> {
     case '-h':
     case '--help':
     case 'help':
+      // `senv help <command>` asks for that command's help, which is the one usage text.
+      if (rest.length > 1 || (rest.length === 1 && !Object.hasOwn(COMMANDS, rest[0]!))) {
+        throw new UsageError(`${cmd} takes a command's name or nothing, not '${rest.join(' ')}'`);
+      }
       console.log(USAGE);
       return 0;
     case '--version':
+      if (rest.length) throw new UsageError(`--version takes nothing more, not '${rest.join(' ')}'`);
       console.log(version());
       return 0;
     default:

@@ -38,7 +38,9 @@ export async function runVirtualCard(argv: string[]): Promise<number> {
   if (port === undefined && VPCD_PORT + slot > 65535) throw new UsageError(`virtual-card: --slot ${slot} would be port ${VPCD_PORT + slot}; give --port, or a slot up to ${65535 - VPCD_PORT}`);
   const host = o.get('--host') as string | undefined;
   if (host === '') throw new UsageError('virtual-card: --host takes a host name or address, not an empty string');
-  const store = (o.get('--store') as string | undefined) ?? defaultStore(slot);
+  const given = o.get('--store') as string | undefined;
+  if (given === '') throw new UsageError('virtual-card: --store takes a file name, not an empty string');
+  const store = given ?? defaultStore(slot);
   const verbose = o.has('--verbose');
   const { vpcd, close } = createVirtualCard({
     slot, store, extended: !o.has('--no-extended'),

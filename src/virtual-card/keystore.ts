@@ -7,7 +7,7 @@
 // the whole file from its own copy, so two on one file would undo each
 // other's keys. The file is the one the path resolves to at open, whatever
 // name (a symbolic link) a card was given for it.
-import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
@@ -59,7 +59,7 @@ export class KeyStore {
     let file = path;
     try {
       denoGrants(dirname(path));
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      makeDir(dirname(path));
       file = resolve(path);
       denoGrants(dirname(file));
       this.unlock = lockStore(file);
@@ -217,6 +217,20 @@ interface LockHolder { pid: number; stamp?: string }
 
 const code = (e: unknown) => (e as { code?: string }).code;
 const unreadable = (path: string, e: unknown) => new InvalidInputError(`virtual card store ${path} cannot be read (${code(e) ?? 'read error'})`);
+
+/**
+ * Makes the store's directory and those above it (0700). Node's recursive mkdir answers EEXIST
+ * where the directory's own name is taken by a file, or by a symbolic link to nothing: stat says
+ * which (ENOTDIR, ENOENT).
+ */
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if (code(e) !== 'EEXIST' || statSync(dir).isDirectory()) throw e;
+    throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
+  }
+}
 
 /**
  * The file `path` names, as the file system names it (symbolic links followed, of the file and of

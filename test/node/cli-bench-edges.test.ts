@@ -159,6 +159,15 @@ describe('senv selftest', () => {
     expect(r.out).toBe('pass  scalar  SHA-256\nFAIL  scalar  AES-128 GCM: tag differs\nselftest: 1 failed\n');
   });
 
+  it('the table\'s columns line up whatever the builds\' names (relaxed is one letter longer than the others)', async () => {
+    const cli = await withMocks<{ main: typeof main }>({
+      '../../src/core/loader.ts': async (orig) => ({ ...(await orig()), coreBuilds: () => ['relaxed', 'scalar'], initSync: () => undefined }),
+      '../../src/core/selftest.ts': () => ({ selftest: () => ({ results: [{ name: 'SHA-256', ok: true }] }) }),
+    }, '../../src/bindings/cli.ts');
+    const r = await run(['selftest'], cli);
+    expect(r.out).toBe('pass  relaxed  SHA-256\npass  scalar   SHA-256\nselftest: all passed\n');
+  });
+
   it('a build the runtime does not take exits 3 (not available here, no usage error) and says how to get Relaxed SIMD', async () => {
     const cli = await withMocks<{ main: typeof main }>({
       '../../src/core/loader.ts': async (orig) => ({ ...(await orig()), coreBuilds: () => ['simd', 'scalar'] }),
@@ -178,6 +187,7 @@ describe('senv bench: options', () => {
     });
     expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu\)/);
     expect(() => parseBenchArgs(['--only', 'toString'])).toThrow(/unknown module 'toString'/);
+    expect(() => parseBenchArgs(['--only', 'sha2,aes,sha2'])).toThrow(/^bench: --only names 'sha2' twice$/);
     expect(() => parseBenchArgs(['--filter', '('])).toThrow(/--filter is not a regular expression: \(/);
     // --out is checked before the run (a review lost a run's results to a path only tried at its end).
     expect(() => parseBenchArgs(['--out', '/nonexistent-senv-dir/x.json'])).toThrow(/--out \/nonexistent-senv-dir\/x.json: there is no directory \/nonexistent-senv-dir/);

@@ -15,7 +15,7 @@ describe('senv command line', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('--help prints the usage and exits 0 for every command', async () => {
-    for (const argv of [['--help'], ['help'], ['selftest', '--help'], ['bench', '-h'], ['virtual-card', '--help']]) {
+    for (const argv of [['--help'], ['help'], ['help', 'selftest'], ['selftest', '--help'], ['bench', '-h'], ['virtual-card', '--help']]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(0);
       expect(r.out, argv.join(' ')).toMatch(/^usage: senv <command>/);
@@ -34,6 +34,10 @@ describe('senv command line', () => {
       [['virtual-card', '--port', '70000'], /--port takes a number/],
       [['virtual-card', '--port', '0'], /--port takes a number from 1 to 65535, not '0'/],
       [['virtual-card', '--host', ''], /--host takes a host name or address/],
+      [['virtual-card', '--store', ''], /virtual-card: --store takes a file name, not an empty string/],
+      [['help', 'bogus'], /help takes a command's name or nothing, not 'bogus'/],
+      [['--help', 'selftest', 'bench'], /--help takes a command's name or nothing, not 'selftest bench'/],
+      [['--version', 'bogus'], /--version takes nothing more, not 'bogus'/],
       [[], /^usage: senv <command>/],
       // vpcd's slot N listens on 35963 + N: a slot past 29572 has no port.
       [['virtual-card', '--slot', '40000'], /--slot 40000 would be port 75963/],

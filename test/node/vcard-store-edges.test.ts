@@ -148,6 +148,17 @@ describe('virtual card key store (its file, its lock)', () => {
     }
   }));
 
+  // Node's recursive mkdir answered EEXIST for a directory whose name a file holds.
+  it('a store below a regular file is refused with ENOTDIR, one level down or more', () => withDir((dir) => {
+    writeFileSync(join(dir, 'file'), '');
+    for (const store of [join(dir, 'file', 'card.json'), join(dir, 'file', 'a', 'card.json')]) {
+      const e = refusal(store);
+      expect(e, store).toBeInstanceOf(StateError);
+      expect(e.message).toBe(`virtual card store ${store} cannot be used (ENOTDIR)`);
+    }
+    expect(readdirSync(dir)).toEqual(['file']);
+  }));
+
   it('a store refused at open (damaged) gives its lock up: repaired, it opens in the same process', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
     writeFileSync(store, '{"serial":');
