@@ -156,7 +156,9 @@ export class McsClient {
   async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array | undefined; publicKey?: Uint8Array | undefined; exportable?: boolean | undefined; format?: 'der' | 'raw' | undefined; prehashed?: boolean | undefined } & CommonOptions): Promise<SignatureResource> {
     const opts = required(options, 'signature');
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
-    const info = signatureInfo(opts.algorithm);
+    // Read once: the caller may reuse the options object for its next call before this one resolved.
+    const algorithm = opts.algorithm;
+    const info = signatureInfo(algorithm);
     const pointLength = info.curve ? PUBLIC_KEY_LENGTHS[info.curve] : 0;
     if (publicKey && (info.family !== 'ecdsa' || publicKey.length !== pointLength || publicKey[0] !== 4)) {
       throw new InvalidInputError(info.family === 'ecdsa'
@@ -164,8 +166,8 @@ export class McsClient {
         : 'publicKey is for ECDSA algorithms: a MAC has no public key');
     }
     const kInf = publicKey && toBase64(publicKey);
-    const address = await this.#create(20012, 'senv:Sgn', { Salg: opts.algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts);
-    return new SignatureResource(this, address, opts.algorithm);
+    const address = await this.#create(20012, 'senv:Sgn', { Salg: algorithm, kDt: key, kInf, kExp: opts.exportable, sgF: opts.format, prH: opts.prehashed }, opts);
+    return new SignatureResource(this, address, algorithm);
   }
 
   async rand(options: { rngType: RngType } & CommonOptions): Promise<RandResource> {

@@ -95,6 +95,18 @@ describe('McsClient: each type\'s own options', () => {
     await expect(c.signature({ algorithm: 4 as never })).rejects.toThrow(/^algorithm must be a signature algorithm of table 9\.9-1 \(18, 25, 26, 27, 33, 34, 38, 49\), got 4$/);
   });
 
+  it('signature() reads its options when called: an options object reused for the next call before the first resolved changes nothing of the first', async () => {
+    const c = await client();
+    const opts: { algorithm: 33 | 25; name: string } = { algorithm: 33, name: 'ecdsa' };
+    const first = c.signature(opts);
+    opts.algorithm = 25;
+    opts.name = 'mac';
+    const [ec, mac] = await Promise.all([first, c.signature(opts)]);
+    expect([ec.algorithm, (await ec.retrieve()).Salg, (await ec.retrieve()).rn]).toEqual([33, 33, 'ecdsa']);
+    expect((await ec.generateKey()).publicKey?.length).toBe(65);
+    expect([mac.algorithm, (await mac.retrieve()).Salg]).toEqual([25, 25]);
+  });
+
   it('signature prehashed: the message given is the digest, signed as such', async () => {
     const c = await client();
     const msg = utf8('prehashed message');
