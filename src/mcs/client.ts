@@ -221,6 +221,9 @@ export abstract class McsResource {
   protected abstract readonly root: string;
 
   constructor(client: McsClient, address: string) {
+    // Checked here: a wrong client (the engine itself, by mistake) would otherwise fail at the first call with a TypeError.
+    if (!(client instanceof McsClient)) throw new InvalidInputError(`a resource object needs an McsClient, got ${shown(client)}`);
+    if (typeof address !== 'string' || address === '') throw new InvalidInputError(`a resource's address is a non-empty string, got ${shown(address)}`);
     this.client = client;
     this.address = address;
   }

@@ -4,7 +4,7 @@
 // alone), discard() on every message type, a policy's partial update, and
 // the zeroization of the copies the client makes of its byte arguments.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsEngine, RandResource, SignatureResource, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
+import { CipherResource, ecdsa, gcm, hash, hmac, HashResource, InvalidInputError, McsClient, McsEngine, RandResource, SensitiveDataResource, SignatureResource, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
 import { arraysMadeBy } from './uint8array-spy.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -88,6 +88,22 @@ describe('McsClient: each type\'s own options', () => {
     ] as const) {
       expect(make, what).toThrow(InvalidInputError);
     }
+  });
+
+  it('a resource object\'s constructor refuses what is no McsClient or no address with an InvalidInputError, before any call', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4 });
+    for (const [what, make] of [
+      ['the engine in place of the client', () => new HashResource(c.engine as never, h.address)],
+      ['no client', () => new RandResource(undefined as never, h.address)],
+      ['an object of the client\'s shape', () => new SensitiveDataResource({ engine: c.engine, request: c.request.bind(c) } as never, h.address)],
+      ['no address', () => new HashResource(c, undefined as never)],
+      ['an empty address', () => new CipherResource(c, '')],
+      ['the engine, for a SignatureResource', () => new SignatureResource(c.engine as never, h.address, 33)],
+    ] as const) {
+      expect(make, what).toThrow(InvalidInputError);
+    }
+    expect(await new HashResource(c, h.address).retrieve()).toMatchObject({ Halg: 4 });
   });
 
   it('signature of a hash algorithm is refused naming table 9.9-1, the signature algorithms', async () => {
