@@ -63,7 +63,8 @@ export class McsClient {
   async request(op: Operation, to: string, root?: string, content?: Record<string, unknown>, ty?: number): Promise<Record<string, unknown>> {
     const req: Record<string, unknown> = { op, to, fr: this.originator, rqi: `c${++counter}` };
     if (ty !== undefined) req.ty = ty;
-    if (root) req.pc = { [root]: content ?? {} };
+    // Content as given (null included, which the engine refuses); none is an empty element.
+    if (root) req.pc = { [root]: content === undefined ? {} : content };
     const r: McsResponse = await this.engine.send(req, { binary: true });
     if (r.rsc >= 4000) throw new McsError(r.rsc, String(r.pc?.['m2m:dbg'] ?? ''));
     return (root ? r.pc?.[root] : r.pc && Object.values(r.pc)[0]) as Record<string, unknown> ?? {};
@@ -90,8 +91,8 @@ export class McsClient {
   }
 
   /** UPDATE <SE>: srt (narrowed), esi, hcl, hal, acpi by short name. */
-  updateRegistration(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.request(3, this.seId, 'senv:Senv', attributes);
+  async updateRegistration(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request(3, this.seId, 'senv:Senv', attributesArg(attributes, 'updateRegistration'));
   }
 
   /** RETRIEVE [deviceInfo] of the registration. */
@@ -264,8 +265,8 @@ export abstract class McsResource {
   }
 
   /** UPDATE of attributes by short name (acpi and et where the type has them, or the type's own); null removes an optional one. */
-  set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.serialWith(attributes, (a) => this.patch(a));
+  async set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.serialWith(attributesArg(attributes, 'set'), (a) => this.patch(a));
   }
 
   protected patch(content: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -415,6 +416,15 @@ function required<T extends object>(opts: T, what: string): T {
   const o = optionsArg(opts, `${what} options`);
   if (o === undefined) throw new InvalidInputError(`${what} options must be an object of options, got ${String(opts)}`);
   return o;
+}
+
+/**
+ * An UPDATE's attributes: an object, as the primitive's content must be (anything else would go
+ * out as an empty UPDATE, which succeeds and moves lastModifiedTime).
+ */
+function attributesArg(attributes: Record<string, unknown>, what: string): Record<string, unknown> {
+  if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) throw new InvalidInputError(`${what} takes an object of attributes by short name, got ${shown(attributes)}`);
+  return attributes;
 }
 
 /** Rules as the primitive's acr; their content is the engine's to check (4000), their form the client's. */

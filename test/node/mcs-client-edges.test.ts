@@ -175,6 +175,21 @@ describe('McsClient: methods on resources', () => {
     expect((await mac.retrieve()).msg).toBeUndefined();
   });
 
+  it('set() and updateRegistration() of anything but an object of attributes reject with InvalidInputError, nothing sent; request() sends null content as given (4000)', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4 });
+    const before = await h.retrieve();
+    const registered = await c.registration();
+    await new Promise((r) => setTimeout(r, 5));
+    for (const bad of [null, undefined, [], 'msg']) {
+      await expect(h.set(bad as never), String(bad)).rejects.toThrow(InvalidInputError);
+      await expect(c.updateRegistration(bad as never), String(bad)).rejects.toThrow(InvalidInputError);
+    }
+    expect((await h.retrieve()).lt).toBe(before.lt);
+    expect((await c.registration()).lt).toBe(registered.lt);
+    await expect(c.request(3, h.address, 'senv:Hsh', null as never)).rejects.toMatchObject({ rsc: 4000 });
+  });
+
   it('memory(): available is what is left of the total once data is held', async () => {
     const c = await client();
     const before = await c.memory();
