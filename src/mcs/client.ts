@@ -19,7 +19,7 @@ let counter = 0;
 
 /** The last call queued on each resource of an engine, by the address resource objects were made with. */
 const queues = new WeakMap<McsEngine, Map<string, Promise<unknown>>>();
-/** The <cipher>s cipher() created (their parameters are known not to exist yet). */
+/** The <cipher>s cipher() created (they had no parameters then). */
 const created = new WeakSet<object>();
 /** The resource name of a <cipher>'s <algorithmSpecificParameter> as McsClient creates it: one address for every client. */
 const PARAMETERS = 'parameters';
@@ -133,7 +133,7 @@ export class McsClient {
     // The parameters are sent after the CREATE: copied now.
     return held({ nonce, iv, aad }, async (p) => {
       const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts));
-      // Just created: it has no parameters yet, so setParameters() creates them without asking first.
+      // Just created: it has no parameters yet, so setParameters() tries the CREATE first.
       created.add(c);
       if (p.nonce || p.iv || p.aad) {
         try {
@@ -208,7 +208,7 @@ export class McsClient {
     const cached = this.#registration;
     if (cached === undefined) return fresh();
     return send(cached).catch((e: unknown) => {
-      if (e instanceof McsError && e.rsc === 4004) return fresh();
+      if (isRsc(e, 4004)) return fresh();
       throw e;
     });
   }
@@ -305,7 +305,7 @@ export class HashResource extends MessageResource {
 
 export class CipherResource extends MessageResource {
   protected readonly root = 'senv:Cph';
-  /** Whether the <algorithmSpecificParameter> child exists: unknown (undefined) for an object made from an address. */
+  /** Whether the <algorithmSpecificParameter> child existed when this object last looked: unknown (undefined) for an object made from an address. */
   #hasParameters: boolean | undefined;
 
   async encrypt(): Promise<Bytes> {
@@ -326,23 +326,27 @@ export class CipherResource extends MessageResource {
   async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }): Promise<void> {
     const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content) => {
-      if (this.#hasParameters === undefined && created.has(this)) this.#hasParameters = false;
-      if (this.#hasParameters !== false) {
+      const update = () => this.client.request(3, `${this.address}/${PARAMETERS}`, 'senv:algP', content);
+      // Only a hint of which request to try first: another object or client may have created or deleted the child since.
+      if (this.#hasParameters ?? !created.has(this)) {
         try {
-          await this.client.request(3, `${this.address}/${PARAMETERS}`, 'senv:algP', content);
+          await update();
           this.#hasParameters = true;
           return;
         } catch (e) {
-          // Not there (4004): created below. Known to be there, any failure is the caller's.
-          if (this.#hasParameters || !(e instanceof McsError && e.rsc === 4004)) throw e;
+          if (!isRsc(e, 4004)) throw e;
+          this.#hasParameters = false;
         }
       }
       try {
         await this.client.createUnder(this.address, 20001, 'senv:algP', { ...content, rn: PARAMETERS });
       } catch (e) {
-        // A child of another name (made with primitives, or by an earlier senv's client) holds the parameters.
-        if (e instanceof McsError && e.rsc === 4105) throw new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`);
-        throw e;
+        if (!isRsc(e, 4105)) throw e;
+        // The child exists after all (made since by another object or client): updated. Not found under this
+        // name either, it is a child of another name (made with primitives) that holds the parameters.
+        await update().catch((u: unknown) => {
+          throw isRsc(u, 4004) ? new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`) : u;
+        });
       }
       this.#hasParameters = true;
     });
@@ -425,6 +429,10 @@ function required<T extends object>(opts: T, what: string): T {
 function attributesArg(attributes: Record<string, unknown>, what: string): Record<string, unknown> {
   if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) throw new InvalidInputError(`${what} takes an object of attributes by short name, got ${shown(attributes)}`);
   return attributes;
+}
+
+function isRsc(e: unknown, rsc: number): e is McsError {
+  return e instanceof McsError && e.rsc === rsc;
 }
 
 /** Rules as the primitive's acr; their content is the engine's to check (4000), their form the client's. */

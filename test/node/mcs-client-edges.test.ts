@@ -242,6 +242,35 @@ describe('McsClient: one resource shared by two originators', () => {
     expect(lengths.map((b) => b.length)).toEqual([16, 4096, 1]);
   });
 
+  it('setParameters() on the object cipher() returned updates a `parameters` child another client made since, and creates it again once deleted', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const owner = await new McsClient(engine, 'CAE1').register('r1');
+    const other = await new McsClient(engine, 'CAE2').register('r2');
+    const acp = await owner.accessControlPolicy({ privileges: [{ originators: ['CAE2'], operations: 1 | 2 | 4 }], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] });
+    const data = utf8('payload');
+    const nonceOf = (n: number) => new Uint8Array(12).fill(n);
+    const encrypted = async (c: CipherResource, n: number) => {
+      await c.update(data);
+      expect(hexOf(await c.encrypt()), `nonce ${n}`).toBe(hexOf(gcm(KEY, nonceOf(n)).encrypt(data)));
+    };
+    // Another client creates the child first: the factory's object, which made none, tries the CREATE (4105) and then updates it.
+    const shared = await owner.cipher({ algorithm: 1001, maxByteSize: 1024, key: KEY, policies: [acp.address] });
+    await new CipherResource(other, shared.address).setParameters({ nonce: nonceOf(1) });
+    await shared.setParameters({ nonce: nonceOf(2) });
+    await encrypted(shared, 2);
+    // The child the factory's object made is deleted (to drop aD): its UPDATE answers 4004, and the child is created again, without aD.
+    const own = await owner.cipher({ algorithm: 1001, maxByteSize: 1024, key: KEY, nonce: nonceOf(0), aad: utf8('header') });
+    await owner.request(4, `${own.address}/parameters`);
+    await own.setParameters({ nonce: nonceOf(3) });
+    expect(await owner.request(2, `${own.address}/parameters`, 'senv:algP')).not.toHaveProperty('aD');
+    await encrypted(own, 3);
+    // Under another name, the CREATE's 4105 and the UPDATE's 4004 say so.
+    const named = await owner.cipher({ algorithm: 1001, maxByteSize: 1024, key: KEY });
+    await owner.createUnder(named.address, 20001, 'senv:algP', { rn: 'mine', nc: nonceOf(4) });
+    await expect(named.setParameters({ nonce: nonceOf(5) })).rejects.toMatchObject({ rsc: 4105, message: expect.stringMatching(/created under another name than 'parameters'/) });
+  });
+
   it('cipher() whose parameters fail and whose clean-up DELETE fails too says so and names the <cipher> left', async () => {
     const engine = await McsEngine.create();
     const me = await new McsClient(engine, 'CAE1').register('r1');
