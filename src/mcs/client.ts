@@ -387,11 +387,37 @@ export class SignatureResource extends MessageResource {
 
 export class RandResource extends McsResource {
   protected readonly root = 'senv:Rnd';
-  generate(length: number): Promise<Bytes> {
+  /** The Dsz this object last saw the resource hold: unknown (undefined) until it generated. */
+  #size: number | undefined;
+
+  /**
+   * RETRIEVE generateRand: `length` bytes, or the resource's Dsz when left out. Dsz is UPDATEd only
+   * where the resource holds another length or none, so an originator granted RETRIEVE alone can
+   * generate the length the resource holds.
+   */
+  async generate(length?: number): Promise<Bytes> {
+    if (length !== undefined && !(Number.isSafeInteger(length) && length >= 0)) throw new InvalidInputError(`length must be a whole number of bytes, got ${shown(length)}`);
     return this.serial(async () => {
+      if (length === undefined) return this.#generate();
+      // What this object saw is a hint: another object or originator may have changed Dsz since, which the result's length tells.
+      if (this.#size === undefined || this.#size === length) {
+        // 4005: the resource has no Dsz yet.
+        const data = await this.#generate().catch((e: unknown) => {
+          if (isRsc(e, 4005)) return undefined;
+          throw e;
+        });
+        if (data?.length === length) return data;
+        data?.fill(0);
+      }
       await this.patch({ Dsz: length });
-      return (await this.run('generateRand')).rndD as Bytes;
+      return this.#generate();
     });
+  }
+
+  async #generate(): Promise<Bytes> {
+    const data = (await this.run('generateRand')).rndD as Bytes;
+    this.#size = data.length;
+    return data;
   }
 }
 

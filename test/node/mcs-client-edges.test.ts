@@ -242,6 +242,31 @@ describe('McsClient: one resource shared by two originators', () => {
     expect(lengths.map((b) => b.length)).toEqual([16, 4096, 1]);
   });
 
+  it('generate() of an originator granted RETRIEVE alone gets the length the <rand> holds; only another length is UPDATEd (4103 for it)', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const owner = await new McsClient(engine, 'CAE1').register('r1');
+    const reader = await new McsClient(engine, 'CAE2').register('r2');
+    const acp = await owner.accessControlPolicy({ privileges: [{ originators: ['CAE2'], operations: 2 }], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] });
+    const rand = await owner.rand({ rngType: 1, policies: [acp.address] });
+    await expect(rand.generate()).rejects.toMatchObject({ rsc: 4005 });
+    expect((await rand.generate(16)).length).toBe(16);
+    const ops: unknown[] = [];
+    const send = engine.send.bind(engine);
+    engine.send = (req, options) => (ops.push((req as { op: number }).op), send(req, options));
+    const theirs = new RandResource(reader, rand.address);
+    const got = [await theirs.generate(16), await theirs.generate(), await rand.generate(16)];
+    expect(got.map((b) => b.length)).toEqual([16, 16, 16]);
+    expect(new Set(got.map(hexOf)).size).toBe(3);
+    // The same length is no UPDATE: three RETRIEVEs of generateRand.
+    expect(ops).toEqual([2, 2, 2]);
+    await expect(theirs.generate(8)).rejects.toMatchObject({ rsc: 4103 });
+    // Changed by another object since this one generated: the result's length tells, and Dsz is written again.
+    await new RandResource(owner, rand.address).generate(32);
+    expect((await rand.generate(16)).length).toBe(16);
+    await expect(rand.generate(-1)).rejects.toThrow(InvalidInputError);
+  });
+
   it('setParameters() on the object cipher() returned updates a `parameters` child another client made since, and creates it again once deleted', async () => {
     const engine = await McsEngine.create();
     engines.push(engine);
