@@ -13,19 +13,30 @@ import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
 import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
 import type { Bytes } from '../core/bytes.ts';
+import { LONGEST_TIMER } from '../core/timers.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../backends/algorithms.ts';
 
 let counter = 0;
 
 /** The last call queued on each resource of an engine, by the address resource objects were made with. */
 const queues = new WeakMap<McsEngine, Map<string, Promise<unknown>>>();
-/** The <cipher>s cipher() created (they had no parameters then). */
+/** The <cipher>s cipher() created without parameters. */
 const created = new WeakSet<object>();
 /** The resource name of a <cipher>'s <algorithmSpecificParameter> as McsClient creates it: one address for every client. */
 const PARAMETERS = 'parameters';
 
-/** What a CREATE may set besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
-export interface CommonOptions {
+/** How long a call of McsClient may wait: given to the constructor for every call, to a factory or request() for that call. */
+export interface RequestOptions {
+  /**
+   * Milliseconds from the call by which each of its requests must be served (the primitive's rqet, sent
+   * as what is left of them): a request still waiting then, behind another or an SE that stopped
+   * answering, answers 4008 (McsError) and changes nothing; one served before runs to its end.
+   */
+  requestExpiration?: number | undefined;
+}
+
+/** What a factory takes besides the type's own attributes (<sensitiveDataObject> has no et, <accessControlPolicy> no acpi). */
+export interface CommonOptions extends RequestOptions {
   /** resourceName; the SE assigns one otherwise. */
   name?: string | undefined;
   /** accessControlPolicyIDs: resource IDs or addresses of <accessControlPolicy> resources of this SE. */
@@ -45,24 +56,29 @@ export class McsClient {
   readonly engine: McsEngine;
   readonly originator: string;
   readonly seId: string;
+  /** The requestExpiration of a call that gives none (undefined: no expiration). */
+  readonly requestExpiration: number | undefined;
   #registration: string | undefined;
 
-  constructor(engine: McsEngine, originator: string, seId?: string) {
+  constructor(engine: McsEngine, originator: string, seId?: string, options?: RequestOptions | null) {
     // By shape: the engine module imports this one's types, not the other way round.
     const e = engine as { send?: unknown; seIds?: unknown } | null;
     if (typeof e !== 'object' || e === null || typeof e.send !== 'function' || !Array.isArray(e.seIds)) throw new InvalidInputError(`McsClient needs an McsEngine, got ${shown(engine)}`);
     if (typeof originator !== 'string' || originator === '') throw new InvalidInputError(`the originator is a non-empty string, got ${shown(originator)}`);
     seId ??= engine.seIds[0]!;
     if (typeof seId !== 'string') throw new InvalidInputError(`an M2M-SE-ID is a string, got ${shown(seId)}`);
+    this.requestExpiration = expirationArg(optionsArg(options, 'McsClient options')?.requestExpiration);
     this.engine = engine;
     this.originator = originator;
     this.seId = seId;
   }
 
   /** Sends one primitive; resolves to the body of its content, or throws the response's McsError. */
-  async request(op: Operation, to: string, root?: string, content?: Record<string, unknown>, ty?: number): Promise<Record<string, unknown>> {
+  async request(op: Operation, to: string, root?: string, content?: Record<string, unknown>, ty?: number, options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    const rqet = expirationArg(optionsArg(options, 'request options')?.requestExpiration) ?? this.requestExpiration;
     const req: Record<string, unknown> = { op, to, fr: this.originator, rqi: `c${++counter}` };
     if (ty !== undefined) req.ty = ty;
+    if (rqet !== undefined) req.rqet = rqet;
     // Content as given (null included, which the engine refuses); none is an empty element.
     if (root) req.pc = { [root]: content === undefined ? {} : content };
     const r: McsResponse = await this.engine.send(req, { binary: true });
@@ -84,8 +100,12 @@ export class McsClient {
   }
 
   /** RETRIEVE <SE>: this originator's registration (seT, sID, seL, srt, esi, hcl, hal, acpi). */
-  async registration(): Promise<Record<string, unknown>> {
-    const r = await this.request(2, this.seId, 'senv:Senv');
+  registration(): Promise<Record<string, unknown>> {
+    return this.#lookUp(deadline(this.requestExpiration));
+  }
+
+  async #lookUp(until: Deadline): Promise<Record<string, unknown>> {
+    const r = await this.request(2, this.seId, 'senv:Senv', undefined, undefined, within(until));
     this.#registration = r.ri as string;
     return r;
   }
@@ -130,14 +150,16 @@ export class McsClient {
   async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array | undefined; exportable?: boolean | undefined; nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined } & CommonOptions): Promise<CipherResource> {
     const opts = required(options, 'cipher');
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
+    // The CREATE and the parameters' requests are one call: one deadline.
+    const until = deadline(expirationArg(opts.requestExpiration) ?? this.requestExpiration);
     // The parameters are sent after the CREATE: copied now.
-    return held({ nonce, iv, aad }, async (p) => {
-      const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts));
-      // Just created: it has no parameters yet, so setParameters() tries the CREATE first.
-      created.add(c);
-      if (p.nonce || p.iv || p.aad) {
+    return held(omit({ nc: nonce, iV: iv, aD: aad }), async (parameters) => {
+      const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts, this.seId, within(until)));
+      // Just created, with no parameters yet: setParameters() tries the CREATE first.
+      if (Object.keys(parameters).length === 0) created.add(c);
+      else {
         try {
-          await c.setParameters(p);
+          await putParameters(this, c.address, parameters, false, () => within(until));
         } catch (e) {
           const left = await c.delete().then(() => undefined, (d: unknown) => d);
           // The caller holds no object for it: the address, so that it can delete it later.
@@ -183,17 +205,17 @@ export class McsClient {
     return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, common));
   }
 
-  async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId): Promise<string> {
+  async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId, options: RequestOptions | null | undefined = common): Promise<string> {
     // The common options only where given: content's own rn (createUnder's) stays otherwise.
-    const body = await this.request(1, to, root, omit({ ...content, ...omit({ rn: common.name, acpi: common.policies, et: common.expirationTime }) }), ty);
+    const body = await this.request(1, to, root, omit({ ...content, ...omit({ rn: common.name, acpi: common.policies, et: common.expirationTime }) }), ty, options);
     // Only the address is kept: the representation's byte copies (an exportable key, the data) must not linger unreferenced.
     for (const v of Object.values(body)) if (v instanceof Uint8Array) v.fill(0);
     return `${this.seId}/${body.ri as string}`;
   }
 
   /** Creates a child of `parent` (an <algorithmSpecificParameter> of a cipher). */
-  createUnder(parent: string, ty: number, root: string, content: Record<string, unknown>): Promise<string> {
-    return this.#create(ty, root, content, {}, parent);
+  createUnder(parent: string, ty: number, root: string, content: Record<string, unknown>, options?: RequestOptions | null): Promise<string> {
+    return this.#create(ty, root, content, {}, parent, options);
   }
 
   /**
@@ -203,8 +225,9 @@ export class McsClient {
    * originator may have registered again meanwhile, through another client).
    */
   async #below(op: Operation, name: string, root: string, content?: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const send = (ri: string) => this.request(op, `${this.seId}/${ri}/${name}`, root, content);
-    const fresh = async () => send((await this.registration()).ri as string);
+    const until = deadline(this.requestExpiration);
+    const send = (ri: string) => this.request(op, `${this.seId}/${ri}/${name}`, root, content, undefined, within(until));
+    const fresh = async () => send((await this.#lookUp(until)).ri as string);
     const cached = this.#registration;
     if (cached === undefined) return fresh();
     return send(cached).catch((e: unknown) => {
@@ -233,18 +256,37 @@ export abstract class McsResource {
    * Runs `fn` after every earlier call on this resource has finished: on this
    * object, another object for the same address, or one of another client
    * (two originators sharing a <signature> would otherwise see each other's
-   * Sgn verified).
+   * Sgn verified). `fn` gives each request it sends `limit()`, what is left of
+   * the client's requestExpiration, which runs from this call.
    */
-  protected serial<T>(fn: () => Promise<T>): Promise<T> {
+  protected serial<T>(fn: (limit: () => RequestOptions) => Promise<T>): Promise<T> {
+    const until = deadline(this.client.requestExpiration);
     let byAddress = queues.get(this.client.engine);
     if (!byAddress) queues.set(this.client.engine, (byAddress = new Map()));
-    const run = (byAddress.get(this.address) ?? Promise.resolve()).then(fn);
+    const before = byAddress.get(this.address) ?? Promise.resolve();
+    let expired = false;
+    const run = before.then(() => {
+      if (expired) throw waitExpired();
+      return fn(() => within(until));
+    });
     const settled = run.then(() => undefined, () => undefined);
     byAddress.set(this.address, settled);
     void settled.then(() => {
       if (byAddress.get(this.address) === settled) byAddress.delete(this.address);
     });
-    return run;
+    // The engine bounds a request once sent; the wait for an earlier call that never ends (a hung SE) is
+    // bounded here, and the call then never runs. A deadline beyond the longest timer is the engine's to check.
+    if (until === undefined || until - Date.now() > LONGEST_TIMER) return run;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        expired = true;
+        reject(waitExpired());
+      }, Math.max(0, until - Date.now()));
+      void before.then(() => {
+        clearTimeout(timer);
+        if (!expired) run.then(resolve, reject);
+      });
+    });
   }
 
   /**
@@ -252,29 +294,29 @@ export abstract class McsResource {
    * now, as engine.send() reads a request when it is called (the caller may
    * reuse or wipe its arrays at once), and the copies zeroized once sent.
    */
-  protected serialWith<C, T>(content: C, fn: (content: C) => Promise<T>): Promise<T> {
-    return held(content, (c) => this.serial(() => fn(c)));
+  protected serialWith<C, T>(content: C, fn: (content: C, limit: () => RequestOptions) => Promise<T>): Promise<T> {
+    return held(content, (c) => this.serial((limit) => fn(c, limit)));
   }
 
   retrieve(): Promise<Record<string, unknown>> {
-    return this.serial(() => this.client.request(2, this.address, this.root));
+    return this.serial((limit) => this.client.request(2, this.address, this.root, undefined, undefined, limit()));
   }
 
   delete(): Promise<void> {
-    return this.serial(async () => void (await this.client.request(4, this.address)));
+    return this.serial(async (limit) => void (await this.client.request(4, this.address, undefined, undefined, undefined, limit())));
   }
 
   /** UPDATE of attributes by short name (acpi and et where the type has them, or the type's own); null removes an optional one. */
   async set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.serialWith(attributesArg(attributes, 'set'), (a) => this.patch(a));
+    return this.serialWith(attributesArg(attributes, 'set'), (a, limit) => this.patch(a, limit));
   }
 
-  protected patch(content: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.client.request(3, this.address, this.root, content);
+  protected patch(content: Record<string, unknown>, limit: () => RequestOptions): Promise<Record<string, unknown>> {
+    return this.client.request(3, this.address, this.root, content, undefined, limit());
   }
 
-  protected async run(virtual: string): Promise<Record<string, unknown>> {
-    return this.client.request(2, `${this.address}/${virtual}`, this.root);
+  protected async run(virtual: string, limit: () => RequestOptions): Promise<Record<string, unknown>> {
+    return this.client.request(2, `${this.address}/${virtual}`, this.root, undefined, undefined, limit());
   }
 }
 
@@ -282,13 +324,13 @@ export abstract class McsResource {
 export abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
   async update(chunk: Uint8Array): Promise<this> {
-    await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c) => this.patch(c));
+    await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c, limit) => this.patch(c, limit));
     return this;
   }
 
   /** Discards the data held (cbs: 0 on <cipher>, msg: null elsewhere). */
   async discard(): Promise<this> {
-    await this.serial(() => this.patch(this.root === 'senv:Cph' ? { cbs: 0 } : { msg: null }));
+    await this.serial((limit) => this.patch(this.root === 'senv:Cph' ? { cbs: 0 } : { msg: null }, limit));
     return this;
   }
 }
@@ -299,7 +341,7 @@ export abstract class MessageResource extends McsResource {
 export class HashResource extends MessageResource {
   protected readonly root = 'senv:Hsh';
   async calculate(): Promise<Bytes> {
-    return (await this.serial(() => this.run('calculateHash'))).Hv as Bytes;
+    return (await this.serial((limit) => this.run('calculateHash', limit))).Hv as Bytes;
   }
 }
 
@@ -309,14 +351,14 @@ export class CipherResource extends MessageResource {
   #hasParameters: boolean | undefined;
 
   async encrypt(): Promise<Bytes> {
-    return (await this.serial(() => this.run('encrypt'))).cD as Bytes;
+    return (await this.serial((limit) => this.run('encrypt', limit))).cD as Bytes;
   }
   async decrypt(): Promise<Bytes> {
-    return (await this.serial(() => this.run('decrypt'))).cD as Bytes;
+    return (await this.serial((limit) => this.run('decrypt', limit))).cD as Bytes;
   }
   /** Generates the key; returns it only when the cipher was created exportable. */
   async generateKey(): Promise<Bytes | undefined> {
-    return (await this.serial(() => this.run('generateKey'))).kDt as Bytes | undefined;
+    return (await this.serial((limit) => this.run('generateKey', limit))).kDt as Bytes | undefined;
   }
   /**
    * Creates the <algorithmSpecificParameter> child (named `parameters`), or updates it once it
@@ -325,29 +367,10 @@ export class CipherResource extends MessageResource {
    */
   async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }): Promise<void> {
     const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
-    return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content) => {
-      const update = () => this.client.request(3, `${this.address}/${PARAMETERS}`, 'senv:algP', content);
-      // Only a hint of which request to try first: another object or client may have created or deleted the child since.
-      if (this.#hasParameters ?? !created.has(this)) {
-        try {
-          await update();
-          this.#hasParameters = true;
-          return;
-        } catch (e) {
-          if (!isRsc(e, 4004)) throw e;
-          this.#hasParameters = false;
-        }
-      }
-      try {
-        await this.client.createUnder(this.address, 20001, 'senv:algP', { ...content, rn: PARAMETERS });
-      } catch (e) {
-        if (!isRsc(e, 4105)) throw e;
-        // The child exists after all (made since by another object or client): updated. Not found under this
-        // name either, it is a child of another name (made with primitives) that holds the parameters.
-        await update().catch((u: unknown) => {
-          throw isRsc(u, 4004) ? new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`) : u;
-        });
-      }
+    return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content, limit) => {
+      const exists = this.#hasParameters ?? !created.has(this);
+      this.#hasParameters = undefined;
+      await putParameters(this.client, this.address, content, exists, limit);
       this.#hasParameters = true;
     });
   }
@@ -363,12 +386,12 @@ export class SignatureResource extends MessageResource {
     this.algorithm = algorithm;
   }
   async sign(): Promise<Bytes> {
-    return (await this.serial(() => this.run('calculateSignature'))).Sgn as Bytes;
+    return (await this.serial((limit) => this.run('calculateSignature', limit))).Sgn as Bytes;
   }
   async verify(signature: Uint8Array): Promise<boolean> {
-    return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c) => {
-      await this.patch(c);
-      return (await this.run('verifySignature')).vR === true;
+    return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c, limit) => {
+      await this.patch(c, limit);
+      return (await this.run('verifySignature', limit)).vR === true;
     });
   }
   /**
@@ -378,7 +401,7 @@ export class SignatureResource extends MessageResource {
    * resource was created exportable.
    */
   async generateKey(): Promise<{ publicKey?: Bytes; key?: Bytes }> {
-    const r = await this.serial(() => this.run('generateKey'));
+    const r = await this.serial((limit) => this.run('generateKey', limit));
     const point = SIGNATURES[this.algorithm].family === 'ecdsa' && typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined;
     // The point is fromBase64's new Uint8Array(n).
     return omit({ publicKey: point, key: r.kDt }) as { publicKey?: Bytes; key?: Bytes };
@@ -397,25 +420,25 @@ export class RandResource extends McsResource {
    */
   async generate(length?: number): Promise<Bytes> {
     if (length !== undefined && !(Number.isSafeInteger(length) && length >= 0)) throw new InvalidInputError(`length must be a whole number of bytes, got ${shown(length)}`);
-    return this.serial(async () => {
-      if (length === undefined) return this.#generate();
+    return this.serial(async (limit) => {
+      if (length === undefined) return this.#generate(limit);
       // What this object saw is a hint: another object or originator may have changed Dsz since, which the result's length tells.
       if (this.#size === undefined || this.#size === length) {
         // 4005: the resource has no Dsz yet.
-        const data = await this.#generate().catch((e: unknown) => {
+        const data = await this.#generate(limit).catch((e: unknown) => {
           if (isRsc(e, 4005)) return undefined;
           throw e;
         });
         if (data?.length === length) return data;
         data?.fill(0);
       }
-      await this.patch({ Dsz: length });
-      return this.#generate();
+      await this.patch({ Dsz: length }, limit);
+      return this.#generate(limit);
     });
   }
 
-  async #generate(): Promise<Bytes> {
-    const data = (await this.run('generateRand')).rndD as Bytes;
+  async #generate(limit: () => RequestOptions): Promise<Bytes> {
+    const data = (await this.run('generateRand', limit)).rndD as Bytes;
     this.#size = data.length;
     return data;
   }
@@ -456,6 +479,53 @@ function attributesArg(attributes: Record<string, unknown>, what: string): Recor
   if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) throw new InvalidInputError(`${what} takes an object of attributes by short name, got ${shown(attributes)}`);
   return attributes;
 }
+
+/**
+ * Writes a <cipher>'s parameters to its child named `parameters`: UPDATE where `exists` says the
+ * child is, CREATE otherwise. `exists` is only a hint of which to try first (another object or
+ * client may have created or deleted the child since): a 4004 from the UPDATE falls back to the
+ * CREATE, a 4105 from the CREATE to the UPDATE.
+ */
+async function putParameters(client: McsClient, cipher: string, content: Record<string, unknown>, exists: boolean, limit: () => RequestOptions): Promise<void> {
+  const update = () => client.request(3, `${cipher}/${PARAMETERS}`, 'senv:algP', content, undefined, limit());
+  if (exists) {
+    try {
+      await update();
+      return;
+    } catch (e) {
+      if (!isRsc(e, 4004)) throw e;
+    }
+  }
+  try {
+    await client.createUnder(cipher, 20001, 'senv:algP', { ...content, rn: PARAMETERS }, limit());
+  } catch (e) {
+    if (!isRsc(e, 4105)) throw e;
+    // A child exists: this one, made since, or, when the UPDATE finds none by this name, one of another name (made with primitives).
+    await update().catch((u: unknown) => {
+      throw isRsc(u, 4004) ? new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`) : u;
+    });
+  }
+}
+
+/** When a call's requests expire, in Date.now() milliseconds; undefined: never. */
+type Deadline = number | undefined;
+
+function deadline(ms: number | undefined): Deadline {
+  return ms === undefined ? undefined : Date.now() + ms;
+}
+
+/** The request options of a request sent now for a call that expires at `until`: what is left of its time. */
+function within(until: Deadline): RequestOptions {
+  return until === undefined ? {} : { requestExpiration: Math.max(0, until - Date.now()) };
+}
+
+/** A requestExpiration as the primitive's rqet takes it: a whole number of milliseconds. */
+function expirationArg(ms: unknown): number | undefined {
+  if (ms !== undefined && !(Number.isSafeInteger(ms) && (ms as number) >= 0)) throw new InvalidInputError(`requestExpiration must be a whole number of milliseconds, got ${shown(ms)}`);
+  return ms as number | undefined;
+}
+
+const waitExpired = () => new McsError(RSC.REQUEST_TIMEOUT, 'the request expired (requestExpiration) while an earlier call on this resource was under way; nothing was sent');
 
 function isRsc(e: unknown, rsc: number): e is McsError {
   return e instanceof McsError && e.rsc === rsc;

@@ -254,12 +254,13 @@ describe('public API surface', () => {
   });
 
   it('McsClient, a request primitive and SoftwareBackend take a member given as undefined as left out (declarations.test.ts checks the types)', async () => {
-    const none = { name: undefined, policies: undefined, expirationTime: undefined };
+    const none = { name: undefined, policies: undefined, expirationTime: undefined, requestExpiration: undefined };
     const key = new Uint8Array(16).fill(7), nonce = new Uint8Array(12).fill(1), msg = new Uint8Array(24).fill(9);
     const engine = await McsEngine.create({ backends: [new SoftwareBackend({ uniqueId: undefined, storageQuota: undefined })] });
     const seId = engine.seIds[0]!;
-    const me = await new McsClient(engine, 'C1').register();
+    const me = await new McsClient(engine, 'C1', undefined, { requestExpiration: undefined }).register();
     expect((await me.memory()).total).toBe(64 * 1024 * 1024);
+    expect((await me.request(2, seId, 'senv:Senv', undefined, undefined, { requestExpiration: undefined })).ri).toBe((await me.registration()).ri);
     const answer = await engine.send({ op: 2, to: seId, fr: 'C1', rqi: '1', ty: undefined, pc: undefined, rvi: undefined, rcn: undefined, rqet: undefined, rt: undefined, ot: undefined });
     expect(answer.rsc).toBe(2000);
     const h = await me.hash({ algorithm: 4, ...none });

@@ -67,7 +67,8 @@ export const answer = engine.then((m) => m.send({ op: 2, to: 'x', fr: 'C', rqi: 
 export const request: McsRequest = { op: 2, to: 'x', fr: 'C', rqi: '1', ty: maybe, pc: undefined, rvi: maybeText, rcn: undefined, rqet: maybe, rt: undefined, ot: maybeText };
 export const backend = new SoftwareBackend({ uniqueId: maybeText, storageQuota: maybe });
 declare const client: McsClient;
-const none = { name: maybeText, policies: undefined, expirationTime: maybeText };
+const none = { name: maybeText, policies: undefined, expirationTime: maybeText, requestExpiration: maybe };
+export const bounded = engine.then((m) => new McsClient(m, 'C', maybeText, { requestExpiration: maybe }).request(2, 'x', undefined, undefined, maybe, { requestExpiration: maybe }));
 export const hashed = client.hash({ algorithm: 4, ...none });
 export const cipher = client.cipher({ algorithm: 1001, maxByteSize: 64, key: maybeBytes, exportable: maybeFlag, nonce: maybeBytes, iv: maybeBytes, aad: maybeBytes, ...none });
 export const signature = client.signature({ algorithm: 33, key: maybeBytes, publicKey: maybeBytes, exportable: maybeFlag, format: undefined, prehashed: maybeFlag, ...none });

@@ -305,6 +305,69 @@ describe('McsClient: one resource shared by two originators', () => {
   });
 });
 
+describe('McsClient: requestExpiration bounds a call behind an SE that stopped answering', () => {
+  /** A software SE whose RNG stops answering while `stuck`, until released. */
+  class Stuck extends SoftwareBackend {
+    stuck = false;
+    calls = 0;
+    #release: (() => void)[] = [];
+    override async random(type: 1 | 2, length: number): Promise<Uint8Array> {
+      this.calls++;
+      if (this.stuck) await new Promise<void>((r) => this.#release.push(r));
+      return super.random(type, length);
+    }
+    release(): void {
+      this.stuck = false;
+      for (const r of this.#release.splice(0)) r();
+    }
+  }
+  const sleep = (ms: number) => new Promise<string>((r) => setTimeout(r, ms, 'still pending'));
+  const outcome = (p: Promise<unknown>) => Promise.race([p.then(() => 'answered', (e: unknown) => e), sleep(600)]);
+
+  it('the constructor\'s for every call, a factory\'s or request()\'s for that call: 4008 (McsError) where they would wait for ever, and a call that expired while queued never runs', async () => {
+    const b = new Stuck();
+    const engine = await McsEngine.create({ backends: [b] });
+    engines.push(engine);
+    const me = await new McsClient(engine, 'CAE1', undefined, { requestExpiration: 150 }).register('me');
+    const patient = new McsClient(engine, 'CAE1');
+    const r = await me.rand({ rngType: 1 });
+    await r.generate(16);
+    b.stuck = true;
+    const hung = r.generate(16);
+    try {
+      await new Promise((res) => setTimeout(res, 20));
+      const t0 = Date.now();
+      // Behind the hung request on the SE: the engine answers 4008.
+      const [memory, registration, retrieved] = await Promise.all([outcome(me.memory()), outcome(me.registration()), outcome(r.retrieve())]);
+      for (const e of [memory, registration, retrieved]) expect(e).toMatchObject({ name: 'McsError', rsc: 4008 });
+      expect(Date.now() - t0).toBeLessThan(600);
+      // A call's own option, on a client of none.
+      expect(await outcome(patient.hash({ algorithm: 4, requestExpiration: 50 }))).toMatchObject({ rsc: 4008 });
+      expect(await outcome(patient.request(2, me.seId, 'senv:Senv', undefined, undefined, { requestExpiration: 0 }))).toMatchObject({ rsc: 4008 });
+      expect(await outcome(patient.registration())).toBe('still pending');
+      // Queued behind the hung call on the same <rand>: never sent, and it does not run once the SE answers again.
+      expect(await outcome(r.generate(16))).toMatchObject({ name: 'McsError', rsc: 4008 });
+    } finally {
+      b.release();
+    }
+    const calls = b.calls;
+    expect((await hung).length).toBe(16);
+    expect((await r.generate(16)).length).toBe(16);
+    expect(b.calls).toBe(calls + 1);
+    expect(me.requestExpiration).toBe(150);
+  });
+
+  it('a requestExpiration that is no whole number of milliseconds is an InvalidInputError', async () => {
+    const c = await client();
+    for (const bad of [-1, 1.5, '100', null, Number.NaN]) {
+      expect(() => new McsClient(c.engine, 'CAE1', undefined, { requestExpiration: bad as never }), String(bad)).toThrow(InvalidInputError);
+      await expect(c.hash({ algorithm: 4, requestExpiration: bad as never }), String(bad)).rejects.toThrow(InvalidInputError);
+      await expect(c.request(2, c.seId, 'senv:Senv', undefined, undefined, { requestExpiration: bad as never }), String(bad)).rejects.toThrow(InvalidInputError);
+    }
+    expect(() => new McsClient(c.engine, 'CAE1', undefined, 5 as never)).toThrow(InvalidInputError);
+  });
+});
+
 describe('McsEngine: caller code run inside send()', () => {
   it('a request whose getter closes the engine is refused (5000), not served on the closed SE\'s zeroized data', async () => {
     const engine = await McsEngine.create();
