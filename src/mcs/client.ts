@@ -423,7 +423,8 @@ export class RandResource extends McsResource {
     return this.serial(async (limit) => {
       if (length === undefined) return this.#generate(limit);
       // What this object saw is a hint: another object or originator may have changed Dsz since, which the result's length tells.
-      if (this.#size === undefined || this.#size === length) {
+      const first = this.#size === undefined || this.#size === length;
+      if (first) {
         // 4005: the resource has no Dsz yet.
         const data = await this.#generate(limit).catch((e: unknown) => {
           if (isRsc(e, 4005)) return undefined;
@@ -432,7 +433,16 @@ export class RandResource extends McsResource {
         if (data?.length === length) return data;
         data?.fill(0);
       }
-      await this.patch({ Dsz: length }, limit);
+      try {
+        await this.patch({ Dsz: length }, limit);
+      } catch (e) {
+        // A reader not allowed to UPDATE, whose hint is stale, still gets the length the resource holds by now.
+        if (first || !isRsc(e, 4103)) throw e;
+        const data = await this.#generate(limit);
+        if (data.length === length) return data;
+        data.fill(0);
+        throw e;
+      }
       return this.#generate(limit);
     });
   }
@@ -516,7 +526,8 @@ function deadline(ms: number | undefined): Deadline {
 
 /** The request options of a request sent now for a call that expires at `until`: what is left of its time. */
 function within(until: Deadline): RequestOptions {
-  return until === undefined ? {} : { requestExpiration: Math.max(0, until - Date.now()) };
+  // Date.now() + ms rounds above 2^53 for the largest limits: what is left stays a limit the caller could give.
+  return until === undefined ? {} : { requestExpiration: Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, until - Date.now())) };
 }
 
 /** A requestExpiration as the primitive's rqet takes it: a whole number of milliseconds. */

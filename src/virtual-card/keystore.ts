@@ -58,6 +58,8 @@ export class KeyStore {
     if (!path) return;
     let file = path;
     try {
+      // A name ending in / (or . or ..) names a directory, which the store would become a file in place of.
+      if (/(^|\/)(\.\.?)?\/*$/.test(path)) throw new InvalidInputError(`virtual card store ${path} cannot be read (EISDIR: the name of a directory, not of a file)`);
       denoGrants(dirname(path));
       makeDir(dirname(path));
       file = resolve(path);

@@ -265,6 +265,19 @@ describe('McsClient: one resource shared by two originators', () => {
     await new RandResource(owner, rand.address).generate(32);
     expect((await rand.generate(16)).length).toBe(16);
     await expect(rand.generate(-1)).rejects.toThrow(InvalidInputError);
+    // The reader saw 16; the owner moved Dsz to 32 and back to 8: a reader asking for 8 is not allowed the UPDATE its
+    // stale hint calls for, and gets the 8 the resource holds.
+    await new RandResource(owner, rand.address).generate(32);
+    await new RandResource(owner, rand.address).generate(8);
+    expect((await theirs.generate(8)).length).toBe(8);
+  });
+
+  it('a requestExpiration as large as a safe integer is sent on every call, never refused as one the caller did not give', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const client = new McsClient(engine, 'CAE1', undefined, { requestExpiration: Number.MAX_SAFE_INTEGER });
+    await client.register('r1');
+    for (let i = 0; i < 40; i++) expect((await client.registration()).rn, `call ${i}`).toBe('r1');
   });
 
   it('setParameters() on the object cipher() returned updates a `parameters` child another client made since, and creates it again once deleted', async () => {

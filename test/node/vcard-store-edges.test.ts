@@ -159,6 +159,15 @@ describe('virtual card key store (its file, its lock)', () => {
     expect(readdirSync(dir)).toEqual(['file']);
   }));
 
+  it('a store named as a directory (ending in /, . or ..) that is not there is refused, not made a file under the directory\'s name', () => withDir((dir) => {
+    for (const store of [`${dir}/newdir/`, `${dir}/newdir/.`, `${dir}/newdir/..`]) {
+      const e = refusal(store);
+      expect(e, store).toBeInstanceOf(InvalidInputError);
+      expect(e.message, store).toContain('EISDIR');
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  }));
+
   it('a store refused at open (damaged) gives its lock up: repaired, it opens in the same process', () => withDir(async (dir) => {
     const store = join(dir, 'card.json');
     writeFileSync(store, '{"serial":');
