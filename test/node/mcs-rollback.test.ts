@@ -51,16 +51,31 @@ function named(token: Uint8Array | undefined): { seq: number; mac: Buffer } {
 
 const hash = (s: Session, rn: string) => s.create(s.seId, 20004, { 'senv:Hsh': { rn, Halg: 4 } });
 
+/** A format 2 directory as an earlier senv leaves it after a compaction (its journal empty), and an anchor to adopt it with. */
+function compactedFormat2(dir: string): MemoryAnchor {
+  cpSync(join(import.meta.dirname, 'fixtures', 'format2-snapshot'), dir, { recursive: true });
+  truncateSync(join(dir, 'journal.log'), 0);
+  const anchor = new MemoryAnchor();
+  anchor.trustOnFirstUse = true;
+  return anchor;
+}
+
+/** An engine on `dir` with `anchor`, CAE1 registered and a first <hash> `h1` made. */
+async function started(dir: string, anchor: MemoryAnchor, files?: Files): Promise<{ e: McsEngine; s: Session }> {
+  const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor, ...(files ? { files } : {}) });
+  const s = new Session(e, 'CAE1');
+  await s.register();
+  ok(await hash(s, 'h1'), 2001, 'h1');
+  return { e, s };
+}
+
 describe('rollback anchor of the data directory', () => {
   it('a journal cut at a record boundary is refused with an anchor (a deleted resource would come back), and opens as before without one', async () => {
     const dir = tempDir();
     const cut = tempDir();
     try {
       const anchor = new MemoryAnchor();
-      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-      let s = new Session(e, 'CAE1');
-      await s.register();
-      ok(await hash(s, 'h1'), 2001, 'first hash');
+      let { e, s } = await started(dir, anchor);
       const afterFirst = journalSize(dir);
       ok(await hash(s, 'h2'), 2001, 'second hash');
       ok(await s.delete(s.path('reg', 'h1')), 2002, 'the first deleted');
@@ -102,10 +117,7 @@ describe('rollback anchor of the data directory', () => {
     const other = tempDir();
     try {
       const anchor = new MemoryAnchor();
-      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-      let s = new Session(e, 'CAE1');
-      await s.register();
-      ok(await hash(s, 'h1'), 2001, 'hash');
+      let { e, s } = await started(dir, anchor);
       await e.close();
       cpSync(dir, old, { recursive: true });
       e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
@@ -138,10 +150,7 @@ describe('rollback anchor of the data directory', () => {
     const dir = tempDir();
     try {
       const anchor = new MemoryAnchor();
-      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-      let s = new Session(e, 'CAE1');
-      await s.register();
-      ok(await hash(s, 'h1'), 2001, 'hash');
+      let { e, s } = await started(dir, anchor);
       const before = anchor.read()!;
       const size = journalSize(dir);
       ok(await hash(s, 'h2'), 2001, 'hash');
@@ -171,10 +180,7 @@ describe('rollback anchor of the data directory', () => {
       let refuseCut = false;
       const files: Files = { ...real, truncate: async (path, length) => (refuseCut ? Promise.reject(Object.assign(new Error('EIO: i/o error, truncate'), { code: 'EIO' })) : real.truncate(path, length)) };
       const anchor = new MemoryAnchor();
-      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, rollbackAnchor: anchor });
-      let s = new Session(e, 'CAE1');
-      await s.register();
-      ok(await hash(s, 'h1'), 2001, 'hash');
+      let { e, s } = await started(dir, anchor, files);
       const size = journalSize(dir);
       const head = anchor.read()!;
 
@@ -227,10 +233,7 @@ describe('rollback anchor of the data directory', () => {
       return { copy, token };
     };
     try {
-      let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-      let s = new Session(e, 'CAE1');
-      await s.register();
-      ok(await hash(s, 'h1'), 2001, 'hash');
+      let { e, s } = await started(dir, anchor);
       const size = journalSize(dir);
       const good = named(anchor.read());
       // Per anchor write: 'took' stores the head and reports a failure (a timeout), 'refused' only reports one.
@@ -291,10 +294,7 @@ describe('rollback anchor of the data directory', () => {
       const dir = tempDir();
       try {
         const anchor = new MemoryAnchor();
-        let e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-        let s = new Session(e, 'CAE1');
-        await s.register();
-        ok(await hash(s, 'h1'), 2001, 'hash');
+        let { e, s } = await started(dir, anchor);
         const good = named(anchor.read());
         // h2's head: the client times out, the write lands later (an operator's anchor against its contract).
         let land: (() => void) | undefined;
@@ -422,11 +422,7 @@ describe('rollback anchor of the data directory', () => {
     for (const taking of [false, true]) {
       const dir = tempDir();
       try {
-        cpSync(join(import.meta.dirname, 'fixtures', 'format2-snapshot'), dir, { recursive: true });
-        // As an earlier senv leaves a directory after a compaction: its journal empty.
-        truncateSync(join(dir, 'journal.log'), 0);
-        const anchor = new MemoryAnchor();
-        anchor.trustOnFirstUse = true;
+        const anchor = compactedFormat2(dir);
         anchor.taking = taking;
         // The first write names the directory as found, the second the upgrade's snapshot: that one fails.
         const write = anchor.write.bind(anchor);
@@ -452,10 +448,7 @@ describe('rollback anchor of the data directory', () => {
     for (const failing of ['the directory flush', 'every anchor write after the rename'] as const) {
       const dir = tempDir();
       try {
-        cpSync(join(import.meta.dirname, 'fixtures', 'format2-snapshot'), dir, { recursive: true });
-        truncateSync(join(dir, 'journal.log'), 0);
-        const anchor = new MemoryAnchor();
-        anchor.trustOnFirstUse = true;
+        const anchor = compactedFormat2(dir);
         const real = await openFiles();
         let renamed = false;
         const files: Files = {
