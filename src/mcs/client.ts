@@ -414,9 +414,10 @@ export class RandResource extends McsResource {
   #size: number | undefined;
 
   /**
-   * RETRIEVE generateRand: `length` bytes, or the resource's Dsz when left out. Dsz is UPDATEd only
-   * where the resource holds another length or none, so an originator granted RETRIEVE alone can
-   * generate the length the resource holds.
+   * RETRIEVE generateRand: `length` bytes, or the resource's Dsz when left out (4005 while it has
+   * none). Dsz is UPDATEd where the resource holds none or, as this object last saw it, another
+   * length; an originator granted RETRIEVE alone, whose UPDATE answers 4103, still gets the length
+   * the resource holds.
    */
   async generate(length?: number): Promise<Bytes> {
     if (length !== undefined && !(Number.isSafeInteger(length) && length >= 0)) throw new InvalidInputError(`length must be a whole number of bytes, got ${shown(length)}`);
@@ -426,21 +427,19 @@ export class RandResource extends McsResource {
       const first = this.#size === undefined || this.#size === length;
       if (first) {
         // 4005: the resource has no Dsz yet.
-        const data = await this.#generate(limit).catch((e: unknown) => {
+        const data = await this.#generateAs(length, limit).catch((e: unknown) => {
           if (isRsc(e, 4005)) return undefined;
           throw e;
         });
-        if (data?.length === length) return data;
-        data?.fill(0);
+        if (data) return data;
       }
       try {
         await this.patch({ Dsz: length }, limit);
       } catch (e) {
         // A reader not allowed to UPDATE, whose hint is stale, still gets the length the resource holds by now.
         if (first || !isRsc(e, 4103)) throw e;
-        const data = await this.#generate(limit);
-        if (data.length === length) return data;
-        data.fill(0);
+        const data = await this.#generateAs(length, limit);
+        if (data) return data;
         throw e;
       }
       return this.#generate(limit);
@@ -451,6 +450,14 @@ export class RandResource extends McsResource {
     const data = (await this.run('generateRand', limit)).rndD as Bytes;
     this.#size = data.length;
     return data;
+  }
+
+  /** generateRand's bytes if they are `length` long (the resource holds that Dsz); others are zeroized. */
+  async #generateAs(length: number, limit: () => RequestOptions): Promise<Bytes | undefined> {
+    const data = await this.#generate(limit);
+    if (data.length === length) return data;
+    data.fill(0);
+    return undefined;
   }
 }
 

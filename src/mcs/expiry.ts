@@ -22,10 +22,7 @@ export class ExpiryQueue<T> {
 
   /** Sets, moves (`at` another time) or removes (`at` undefined) the item's time. */
   set(item: T, at: number | undefined): void {
-    if (at === undefined) {
-      this.#times.delete(item);
-      return;
-    }
+    if (at === undefined) return this.delete(item);
     if (this.#times.get(item) === at) return;
     this.#times.set(item, at);
     this.#push({ at, item });

@@ -69,10 +69,11 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
     // after an empty journal's compaction whose directory flush failed (the store, not sure which snapshot
     // the disk keeps, went on from the one replaced, of the same state) its record seq + 1. Only a head of
     // sequence n is followed by record n + 1: `from` then names the state this snapshot holds.
-    if (off === 0 && snapBytes && (r.seq <= state.seq || (r.seq === state.seq + 1 && !constantTimeEqual(mac(macKey, 'record', last, frame.payload), frame.mac)))) {
+    let recordMac = mac(macKey, 'record', last, frame.payload);
+    if (off === 0 && snapBytes && (r.seq <= state.seq || (r.seq === state.seq + 1 && !constantTimeEqual(recordMac, frame.mac)))) {
       journalStart = last = from;
+      recordMac = mac(macKey, 'record', last, frame.payload);
     }
-    const recordMac = mac(macKey, 'record', last, frame.payload);
     if (!constantTimeEqual(recordMac, frame.mac)) {
       throw new DataDirDamagedError(dir, 'a record does not verify: records were altered, inserted, reordered or removed without the master key, or damaged', 'journal.log', off);
     }
