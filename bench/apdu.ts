@@ -1,22 +1,34 @@
-// The APDU path: round-trip latency through pcscd, vpcd and the senv virtual
-// card (median and p99 of a plain loop), then Mcs operations per second on
-// the PC/SC SE next to the software SE in the same engine, with the number of
-// APDUs each operation costs. Skips (and says why) without a PC/SC stack.
+// The APDU path: round-trip latency through pcscd to a card (median and p99 of
+// a plain loop), then Mcs operations per second on the PC/SC SE next to the
+// software SE in the same engine, with the number of APDUs each operation
+// costs. The card is senv's virtual card in the module's own pcscd and vpcd,
+// or with --reader whatever card answers the senv profile in that reader.
+// Skips (and says why) without a PC/SC stack of its own.
 import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
 import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex } from '../src/apdu/apdu.ts';
 import { toBase64 } from '../src/mcs/codec.ts';
-import { PcscContext, type PcscCard, type ReaderState } from '../src/pcsc/index.ts';
+import { PcscContext, type PcscCard } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
-import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule } from './harness.ts';
+import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
 
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 
-async function waitPresent(ctx: PcscContext, reader: string): Promise<void> {
-  let s: ReaderState | undefined;
-  do [s] = await ctx.getStatusChange([{ reader, state: s?.state ?? 0 }], 10_000);
-  while (s && !s.present);
+/** Whether a card is in `reader` within `ms`. */
+async function waitPresent(ctx: PcscContext, reader: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  let [s] = await ctx.getStatusChange([{ reader, state: 0 }], 0);
+  while (s && !s.present) {
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    try {
+      [s] = await ctx.getStatusChange([{ reader, state: s.state }], left);
+    } catch (e) {
+      if ((e as { scardName?: string }).scardName !== 'SCARD_E_TIMEOUT') throw e;
+    }
+  }
+  return s !== undefined;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -83,93 +95,171 @@ async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')
   return (await import(new URL('scripts/pcsc-stack.mjs', CHECKOUT).href)) as typeof import('../scripts/pcsc-stack.mjs');
 }
 
-const ROUND_TRIP = 'APDU round trip through pcscd + vpcd + senv virtual card';
 const RANDOM_GROUP = 'PcscBackend.random(8): one GET CHALLENGE';
 
-export const apduBench: BenchModule = async (opts) => {
-  // The PC/SC stack comes up only for a table or report the filter selects.
-  if (![ROUND_TRIP, groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...OPS.map((op) => groupTitle({ algorithm: op.name, size: op.size }))].some((t) => selects(opts, t))) return [];
+/** The round trip's title names the path measured: the module's own stack, or the reader given. */
+function roundTripTitle(reader?: string): string {
+  return `APDU round trip through pcscd + ${reader ?? 'vpcd + senv virtual card'}`;
+}
+
+/** A reader with a card in it, and what gives them back once the module's groups ran. */
+interface Target {
+  ctx: PcscContext;
+  reader: string;
+  release(): Promise<void>;
+}
+
+/** pcscd, a vpcd slot and senv's virtual card, all the module's own; a string says why not. */
+async function ownStack(): Promise<Target | string> {
   const { acquireSlot, acquireStack } = await stackScript();
   const stack = await acquireStack();
-  if (!stack.ok) {
-    console.log(`\napdu: skipped, no PC/SC stack (${stack.reason})`);
-    return [];
-  }
+  if (!stack.ok) return stack.reason;
   const slot = await acquireSlot();
   const card = createVirtualCard({ port: slot.port, keepAlive: false });
   const ctx = await PcscContext.establish();
-  let engine: McsEngine | undefined;
-  // The groups run after this function returned: the stack comes down at exit.
+  const release = async () => {
+    await card.vpcd.remove();
+    await ctx.release();
+    await slot.release();
+    await stack.release();
+  };
+  try {
+    await card.vpcd.insert();
+    if (!(await waitPresent(ctx, slot.reader, 10_000))) throw new Error(`apdu: the virtual card did not appear in ${slot.reader} within 10 s`);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { ctx, reader: slot.reader, release };
+}
+
+/**
+ * `--reader`: a card that answers the senv card profile (docs/apdu-profile.md) in a reader of the
+ * running pcscd, such as a hardware SE or a `senv virtual-card` elsewhere; nothing is started.
+ */
+async function existingReader(reader: string): Promise<Target> {
+  let ctx: PcscContext;
+  try {
+    ctx = await PcscContext.establish();
+  } catch (e) {
+    throw new Error(`bench --reader: no PC/SC service to reach ${reader} through (${(e as Error).message})`);
+  }
+  try {
+    const readers = await ctx.listReaders();
+    if (!readers.includes(reader)) throw new Error(`bench --reader: pcscd has no reader named '${reader}' (${readers.length ? readers.map((r) => `'${r}'`).join(', ') : 'it lists none'})`);
+    if (!(await waitPresent(ctx, reader, 5_000))) throw new Error(`bench --reader: no card in '${reader}' (waited 5 s)`);
+  } catch (e) {
+    await ctx.release();
+    throw e;
+  }
+  return { ctx, reader, release: () => ctx.release() };
+}
+
+/**
+ * Measures the card in `target.reader`: the round trip, then each Mcs operation on it beside the
+ * software SE in one engine. `close()` ends the engine (without a data directory that deletes
+ * every key the run left on the card; a card that keeps one makes it reject, naming the slots).
+ */
+async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string): Promise<{ groups: BenchGroup[]; close(): Promise<void> }> {
+  const raw = await ctx.connect(reader);
+  const title = roundTripTitle(opts.reader);
+  try {
+    if (selects(opts, title)) {
+      const n = opts.quick ? 500 : 5000;
+      const select = fromHex('00A4040006F053454E560100');
+      await raw.transmit(select);
+      console.log(`\n${title} (${n} samples, ${reader})`);
+      console.log('  APDU                                  median ms      p99 ms');
+      const cases: [string, Uint8Array][] = [
+        ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
+        ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
+      ];
+      for (const [label, apdu] of cases) {
+        const l = await latency(raw, apdu, n);
+        console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+        opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
+      }
+    }
+  } finally {
+    await raw.disconnect();
+  }
+
+  const pc = new PcscBackend({ reader, context: ctx });
+  const engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });
+  try {
+    let rq = 0;
+    const send: Send = (op, to, pcontent, ty) =>
+      engine.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pcontent ? { pc: pcontent } : {}) });
+    const [pcId, swId] = engine.seIds as [string, string];
+    const groups: BenchGroup[] = [{
+      algorithm: RANDOM_GROUP, size: 0, randomized: true,
+      valid: (r) => r instanceof Uint8Array && r.length === 8,
+      cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
+    }];
+    for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
+    console.log(`\nAPDUs per Mcs operation on the PC/SC SE in ${reader} (RETRIEVE of the virtual resource)`);
+    for (const op of OPS) {
+      if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
+      const onCard = await op.prepare(send, pcId);
+      const inSoftware = await op.prepare(send, swId);
+      // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
+      const answered = (where: string) => async (to: string) => {
+        const r = await send(2, to);
+        if (r.rsc !== 2000) throw new Error(`${op.name} on the ${where} failed: rsc ${r.rsc} ${JSON.stringify(r.pc)}`);
+      };
+      const onPcsc = answered('PC/SC SE'), onSoftware = answered('software SE');
+      await onPcsc(onCard);
+      await onSoftware(inSoftware);
+      const before = pc.apdus;
+      for (let i = 0; i < 20; i++) await send(2, onCard);
+      console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
+      opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, apdus: (pc.apdus - before) / 20 });
+      // Both are senv; the software SE is listed as the peer so the ratio column reads "PC/SC vs software".
+      groups.push({
+        algorithm: op.name, size: op.size,
+        cases: [
+          // Checked by their rsc on every call (answered), not by their bytes: some are random (keys, ECDSA).
+          { impl: 'senv PC/SC SE', async: true, fn: () => onPcsc(onCard), output: false },
+          { impl: 'software SE', async: true, fn: () => onSoftware(inSoftware), output: false },
+        ],
+      });
+    }
+    return { groups, close: () => engine.close() };
+  } catch (e) {
+    await engine.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+export const apduBench: BenchModule = async (opts) => {
+  // The PC/SC stack comes up only for a table or report the filter selects.
+  const titles = [roundTripTitle(opts.reader), groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...OPS.map((op) => groupTitle({ algorithm: op.name, size: op.size }))];
+  if (!titles.some((t) => selects(opts, t))) return [];
+  const target = opts.reader === undefined ? await ownStack() : await existingReader(opts.reader);
+  if (typeof target === 'string') {
+    console.log(`\napdu: skipped, no PC/SC stack (${target})`);
+    return [];
+  }
+  let measured;
+  try {
+    measured = await measureCard(opts, target.ctx, target.reader);
+  } catch (e) {
+    await target.release();
+    throw e;
+  }
+  const { groups, close } = measured;
+  // The groups run after this function returned: the card and the stack are given back at exit,
+  // and what the card could not delete is said there (a hardware SE keeps it).
   process.once('beforeExit', () => {
     void (async () => {
-      await engine?.close();
-      await card.vpcd.remove();
-      await ctx.release();
-      await slot.release();
-      await stack.release();
+      try {
+        await close();
+      } catch (e) {
+        console.error(`apdu: ${(e as Error).message}`);
+        process.exitCode ||= 1;
+      }
+      await target.release();
     })();
   });
-
-  await card.vpcd.insert();
-  await waitPresent(ctx, slot.reader);
-  const raw = await ctx.connect(slot.reader);
-  if (selects(opts, ROUND_TRIP)) {
-    const n = opts.quick ? 500 : 5000;
-    const select = fromHex('00A4040006F053454E560100');
-    await raw.transmit(select);
-    console.log(`\n${ROUND_TRIP} (${n} samples, ${slot.reader})`);
-    console.log('  APDU                                  median ms      p99 ms');
-    const cases: [string, Uint8Array][] = [
-      ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
-      ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
-    ];
-    for (const [label, apdu] of cases) {
-      const l = await latency(raw, apdu, n);
-      console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
-      opts.finding?.('apdu', { check: 'round trip', apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
-    }
-  }
-  await raw.disconnect();
-
-  const pc = new PcscBackend({ reader: slot.reader, context: ctx });
-  engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });
-  const e = engine;
-  let rq = 0;
-  const send: Send = (op, to, pcontent, ty) =>
-    e.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pcontent ? { pc: pcontent } : {}) });
-  const [pcId, swId] = e.seIds as [string, string];
-  const groups: BenchGroup[] = [{
-    algorithm: RANDOM_GROUP, size: 0, randomized: true,
-    valid: (r) => r instanceof Uint8Array && r.length === 8,
-    cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
-  }];
-  for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: e.describe(id)!.description.securityLevel } }, 20011);
-  console.log('\nAPDUs per Mcs operation on the PC/SC SE (RETRIEVE of the virtual resource)');
-  for (const op of OPS) {
-    if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
-    const onCard = await op.prepare(send, pcId);
-    const inSoftware = await op.prepare(send, swId);
-    // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
-    const answered = (where: string) => async (to: string) => {
-      const r = await send(2, to);
-      if (r.rsc !== 2000) throw new Error(`${op.name} on the ${where} failed: rsc ${r.rsc} ${JSON.stringify(r.pc)}`);
-    };
-    const onPcsc = answered('PC/SC SE'), onSoftware = answered('software SE');
-    await onPcsc(onCard);
-    await onSoftware(inSoftware);
-    const before = pc.apdus;
-    for (let i = 0; i < 20; i++) await send(2, onCard);
-    console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
-    opts.finding?.('apdu', { check: 'APDUs per operation', operation: op.name, apdus: (pc.apdus - before) / 20 });
-    // Both are senv; the software SE is listed as the peer so the ratio column reads "PC/SC vs software".
-    groups.push({
-      algorithm: op.name, size: op.size,
-      cases: [
-        // Checked by their rsc on every call (answered), not by their bytes: some are random (keys, ECDSA).
-        { impl: 'senv PC/SC SE', async: true, fn: () => onPcsc(onCard), output: false },
-        { impl: 'software SE', async: true, fn: () => onSoftware(inSoftware), output: false },
-      ],
-    });
-  }
   return groups;
 };

@@ -51,6 +51,11 @@ export interface BenchOptions {
    * memory figures): bench/run.ts writes them to the JSON under `findings`.
    */
   finding?: (module: string, data: Record<string, unknown>) => void;
+  /**
+   * The apdu module measures the card in this reader of the running pcscd instead of starting
+   * its own stack with senv's virtual card (`senv bench --reader`).
+   */
+  reader?: string;
 }
 
 export interface BenchRecord {

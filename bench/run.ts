@@ -43,11 +43,12 @@ export interface BenchArgs {
   only?: string[];
   filter?: string;
   out?: string;
+  reader?: string;
 }
 
 /** Checked before the start-up measurement spends seconds on child processes. */
 export function parseBenchArgs(argv: string[]): BenchArgs {
-  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value' }, 'bench');
+  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value', '--reader': 'value' }, 'bench');
   const args: BenchArgs = { quick: o.has('--quick') };
   const only = o.get('--only') as string | undefined;
   if (only !== undefined) {
@@ -69,6 +70,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   }
   const out = o.get('--out') as string | undefined;
   if (out !== undefined) args.out = checkOut(out);
+  const reader = o.get('--reader') as string | undefined;
+  if (reader !== undefined) {
+    if (reader === '') throw new UsageError('bench: --reader needs a reader name (as pcsc_scan or `pcsc.listReaders()` print it)');
+    if (args.only && !args.only.includes('apdu')) throw new UsageError('bench: --reader is for the apdu module, which --only leaves out');
+    args.reader = reader;
+  }
   return args;
 }
 
@@ -98,6 +105,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   const opts: BenchOptions = {
     quick: args.quick,
     ...(args.filter ? { filter: new RegExp(args.filter) } : {}),
+    ...(args.reader !== undefined ? { reader: args.reader } : {}),
     finding: (module, data) => void findings.push({ module, ...data }),
   };
   // The default place for the results exists before the run, not only after it.
@@ -126,7 +134,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     versions: versions(),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
     execArgv: process.execArgv,
-    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
+    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.reader !== undefined ? { reader: args.reader } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
     units: { opsPerSec: 'calls per second', msgsPerSec: 'messages per second (batch calls)', mbPerSec: '10^6 bytes per second', rme: 'percent (relative margin of error of the median round)', ratios: 'senv opsPerSec / the peer\'s, median of the rounds' },
     quick: args.quick,
     core: startup,

@@ -16,10 +16,11 @@ commands:
   selftest [--build all|relaxed|simd|scalar]
                                        known answers of every core algorithm family, both directions,
                                        on each build the runtime takes (all, the default) or on one
-  bench [--quick] [--only m1,m2] [--filter regex] [--out file]
+  bench [--quick] [--only m1,m2] [--filter regex] [--out file] [--reader name]
                                        senv against its peers (needs a source checkout with devDependencies;
                                        the apdu module starts pcscd with a virtual card, installing the
-                                       PC/SC packages with apt when run as root)
+                                       PC/SC packages with apt when run as root, or with --reader
+                                       measures the senv-profile card in that reader of the running pcscd)
   virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
 

@@ -196,6 +196,14 @@ describe('senv bench: options', () => {
     if (process.getuid?.() !== 0) expect(() => parseBenchArgs(['--out', '/proc/x.json'])).toThrow(/cannot be written/);
   });
 
+  it('parseBenchArgs: --reader names a reader for the apdu module, which --only must then include', () => {
+    expect(parseBenchArgs(['--reader', 'ACS ACR39U 00 00'])).toEqual({ quick: false, reader: 'ACS ACR39U 00 00' });
+    expect(parseBenchArgs(['--only', 'mcs,apdu', '--reader', 'r'])).toEqual({ quick: false, only: ['mcs', 'apdu'], reader: 'r' });
+    expect(() => parseBenchArgs(['--reader', ''])).toThrow(/^bench: --reader needs a reader name/);
+    expect(() => parseBenchArgs(['--only', 'sha2,mcs', '--reader', 'r'])).toThrow(/^bench: --reader is for the apdu module, which --only leaves out$/);
+    expect(() => parseBenchArgs(['--reader'])).toThrow(/--reader/);
+  });
+
   it('senv bench hands its options to the run, and exits without running: 2 on a usage error, 3 without the bench sources', async () => {
     const runBench = vi.fn(async (_: BenchArgs) => []);
     const cli = await withMocks<{ main: typeof main }>({
