@@ -35,7 +35,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function latency(card: PcscCard, apdu: Uint8Array, n: number): Promise<{ median: number; p99: number }> {
+/** The round trip's median and p99 in ms, or the status word of a card that refuses the command. */
+async function latency(card: PcscCard, apdu: Uint8Array, n: number): Promise<{ median: number; p99: number } | { refused: string }> {
+  // A card without extended length (`--reader`) answers 6700 at once: that is no round trip of it.
+  const r = await card.transmit(apdu);
+  const sw = (r[r.length - 2]! << 8) | r[r.length - 1]!;
+  if (sw !== 0x9000) return { refused: sw.toString(16).toUpperCase().padStart(4, '0') };
   for (let i = 0; i < 50; i++) await card.transmit(apdu);
   const t: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -114,23 +119,25 @@ async function ownStack(): Promise<Target | string> {
   const { acquireSlot, acquireStack } = await stackScript();
   const stack = await acquireStack();
   if (!stack.ok) return stack.reason;
-  const slot = await acquireSlot();
-  const card = createVirtualCard({ port: slot.port, keepAlive: false });
-  const ctx = await PcscContext.establish();
+  // Given back last taken first, also when a later step of the set-up fails.
+  const taken: (() => Promise<void>)[] = [() => stack.release()];
   const release = async () => {
-    await card.vpcd.remove();
-    await ctx.release();
-    await slot.release();
-    await stack.release();
+    for (const give of taken.reverse()) await give();
   };
   try {
+    const slot = await acquireSlot();
+    taken.push(() => slot.release());
+    const card = createVirtualCard({ port: slot.port, keepAlive: false });
+    taken.push(() => card.vpcd.remove());
+    const ctx = await PcscContext.establish();
+    taken.push(() => ctx.release());
     await card.vpcd.insert();
     if (!(await waitPresent(ctx, slot.reader, 10_000))) throw new Error(`apdu: the virtual card did not appear in ${slot.reader} within 10 s`);
+    return { ctx, reader: slot.reader, release };
   } catch (e) {
     await release();
     throw e;
   }
-  return { ctx, reader: slot.reader, release };
 }
 
 /**
@@ -156,7 +163,7 @@ async function existingReader(reader: string): Promise<Target> {
 }
 
 /**
- * Measures the card in `target.reader`: the round trip, then each Mcs operation on it beside the
+ * Measures the card in `reader`: the round trip, then each Mcs operation on it beside the
  * software SE in one engine. `close()` ends the engine (without a data directory that deletes
  * every key the run left on the card; a card that keeps one makes it reject, naming the slots).
  */
@@ -176,6 +183,11 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
       ];
       for (const [label, apdu] of cases) {
         const l = await latency(raw, apdu, n);
+        if ('refused' in l) {
+          console.log(`  ${label.padEnd(36)} refused by the card (SW ${l.refused}), not measured`);
+          opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, refusedSw: l.refused });
+          continue;
+        }
         console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
         opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
       }
