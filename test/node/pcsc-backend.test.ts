@@ -766,6 +766,41 @@ describe('PC/SC SE backend over an in-process card', () => {
     await expect(s.retrieve(s.path('reg', 'm1')).then((x) => x.rsc), 'closed').resolves.toBe(5000);
   });
 
+  it('a key write pcsc-lite refused on a stale connection (a removal or another application\'s reset since the last command) reached no card: close() with the card away names no key for it; one refused at its GET RESPONSE did reach it, and is named', async () => {
+    // Responses of at most 16 bytes: a P-256 public key comes in pieces, by GET RESPONSE.
+    const reader = new InProcessReader({ maxCommandData: 255, maxResponseData: 16 });
+    const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 500 })] });
+    const s = new Session(engine, 'CSTALE');
+    await s.register();
+    // pcsc-lite's answer to the next command of that INS (once one with INS `after` went), once.
+    const stale = (ins: number, code: number, after = ins) => {
+      let armed = false;
+      reader.intercept = (apdu) => {
+        armed ||= apdu[1] === after;
+        if (!armed || apdu[1] !== ins) return undefined;
+        reader.intercept = undefined;
+        throw new PcscError('SCardTransmit', code);
+      };
+    };
+    for (const [scard, code] of [['SCARD_W_REMOVED_CARD', 0x80100069], ['SCARD_W_RESET_CARD', 0x80100068]] as const) {
+      stale(INS.PUT_DATA, code);
+      const r = await s.create(s.seId, 20012, { 'senv:Sgn': { rn: `m${code}`, Salg: 25, kDt: b64(new Uint8Array(32).fill(7)) } });
+      expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': `internal error (ERR_PCSC ${scard})` }]);
+    }
+    expect(reader.store.keys.size).toBe(0);
+    // The card generated the key pair; the answer's second piece was refused.
+    stale(0xc0, 0x80100069, INS.GENERATE_KEY_PAIR);
+    const g = await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: 33 } }).then(() => s.retrieve(s.path('reg', 'e', 'gnK')));
+    expect([g.rsc, g.pc]).toEqual([5000, { 'm2m:dbg': 'internal error (ERR_PCSC SCARD_W_REMOVED_CARD)' }]);
+    expect(reader.store.keys.size).toBe(1);
+    reader.intercept = () => {
+      throw new ShortResponseError(0);
+    };
+    const e = await engine.close().then(() => undefined, (x: unknown) => x);
+    expect((e as Error).message).toMatch(/^closed, but the card keeps 1 key \(slot \d+\) it could not delete/);
+    expect(reader.store.keys.size).toBe(1);
+  });
+
   it('a data object the engine without a data directory cannot remove at close is reported, after its keys are deleted and the backend closed', async () => {
     const reader = new InProcessReader();
     const engine = await McsEngine.create({ backends: [reader.backend(undefined, { commandTimeoutMs: 500 })] });

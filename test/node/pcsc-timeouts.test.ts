@@ -368,6 +368,51 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
     });
   }
 
+  it('an [SEReboot] while a command past its timeout is outstanding waits for it (commandTimeoutMs at most), then resets the card: the SE serves on; a card that outlasts the wait leaves it out of service, as before', async () => {
+    const pc = new PcscBackend({ reader: env.slot.reader, commandTimeoutMs: 600 });
+    const engine = await McsEngine.create({ backends: [pc] });
+    try {
+      const s = new Session(engine, 'CREBOOT');
+      await s.register();
+      const key = Uint8Array.from({ length: 32 }, (_, i) => 3 * i);
+      const msg = new TextEncoder().encode('through a reboot');
+      const want = b64(createHmac('sha256', key).update(msg).digest());
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(key), msg: b64(msg) } }), 2001, 'HMAC key on the card');
+      const reboot = () => s.update(s.path('reg', 'warmReset'), { 'senv:Srbt': { rb: true } });
+      const timesOut = async () => {
+        card.control.hold = true;
+        const r = await s.retrieve(s.path('reg', 'm', 'cSgn'));
+        expect([r.rsc, (r.pc as Record<string, unknown>)['m2m:dbg']]).toEqual([5000, 'internal error (ERR_PCSC SCARD_E_TIMEOUT)']);
+      };
+
+      await timesOut();
+      const warm = card.vpcd.counters.warm;
+      setTimeout(() => card.release(), 200);
+      const t0 = Date.now();
+      ok(await reboot(), 2004, 'the reboot, once the card answered');
+      expect(Date.now() - t0).toBeLessThan(600);
+      // The reset disconnect after the late answer, then the reboot's own.
+      expect(card.vpcd.counters.warm).toBe(warm + 2);
+      expect(body(ok(await s.retrieve(s.path('reg', 'm', 'cSgn')), 2000, 'MAC after the reboot'), 'senv:Sgn').Sgn).toBe(want);
+
+      await timesOut();
+      const r = await reboot();
+      expect([r.rsc, (r.pc as Record<string, unknown>)['m2m:dbg']]).toEqual([5000, 'SE reboot failed (ERR_PCSC SCARD_E_NOT_READY): the request\'s change took effect, the SE is out of service']);
+      card.release();
+      const back = Date.now() + 5_000;
+      let again = await reboot();
+      while (again.rsc !== 2004 && Date.now() < back) {
+        await new Promise((res) => setTimeout(res, 50));
+        again = await reboot();
+      }
+      ok(again, 2004, 'a reboot once the card answered brings it back');
+      expect(body(ok(await s.retrieve(s.path('reg', 'm', 'cSgn')), 2000, 'MAC after the second reboot'), 'senv:Sgn').Sgn).toBe(want);
+    } finally {
+      card.release();
+      await engine.close();
+    }
+  });
+
   it('close() during a stall returns without waiting for the card; the reset disconnect follows the late answer', async () => {
     const pc = new PcscBackend({ reader: env.slot.reader, commandTimeoutMs: 300 });
     await pc.open();

@@ -23,7 +23,7 @@ import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
-import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, type AppletChannel, type CardInfo } from './session.ts';
+import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, staleConnection, type AppletChannel, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
@@ -325,9 +325,17 @@ export class PcscBackend implements SecureEnvironmentBackend {
       const cmd = command(ref);
       let sent = false;
       try {
-        const r = await this.session.run(() => {
+        const r = await this.session.run(async () => {
+          const first = this.session.apdus + 1;
           sent = true;
-          return this.session.channel0.transmit(cmd);
+          try {
+            return await this.session.channel0.transmit(cmd);
+          } catch (e) {
+            // pcsc-lite refuses a command on a connection a removal or a reset made stale before
+            // anything goes out: when that was the command's first APDU, the card never saw it.
+            if (staleConnection(e) && this.session.apdus === first) sent = false;
+            throw e;
+          }
         });
         return { ref, r };
       } catch (e) {

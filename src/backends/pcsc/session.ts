@@ -287,6 +287,11 @@ export class CardSession {
 
   /** ISO/IEC 7816-3 cold or warm reset, then the applet is selected again. */
   async reset(kind: 'cold' | 'warm'): Promise<void> {
+    // A reboot is what an operator sends a card that stopped answering. While its command past the
+    // timeout is outstanding no connect may go to the reader, so the reset would fail at once and
+    // leave the SE out of service; it waits instead for that command and the reset disconnect after
+    // it, for commandTimeoutMs at most.
+    if (this.lingering) await within(this.lingering, this.opts.commandTimeoutMs);
     await this.run(async () => {
       await this.card!.reset(kind);
       this.invalidate();
@@ -321,14 +326,7 @@ export class CardSession {
     const ending = this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave').then(() => ctx?.release());
     // A pcscd that stopped answering holds the disconnect and the release: close() returns after the
     // command timeout, and they end whenever pcscd does.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      ending.catch(() => undefined),
-      new Promise<void>((resolve) => {
-        if (this.opts.commandTimeoutMs !== Infinity) timer = setTimeout(resolve, this.opts.commandTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await within(ending.catch(() => undefined), this.opts.commandTimeoutMs);
   }
 
   private async connect(): Promise<void> {
@@ -412,6 +410,18 @@ export class CardSession {
   }
 }
 
+/** Waits for `p`, which never rejects, for `ms` at most (Infinity: for as long as it takes). */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    p,
+    new Promise<void>((resolve) => {
+      if (ms !== Infinity) timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 /**
  * Runs `send` once more when the card answered 6883: a chain left open on the
  * channel (an aborted stream's links, or another application's in shared
@@ -453,6 +463,14 @@ export function roomRefused(e: unknown, ins: number, what: string): unknown {
 /** A command the card never answered (the reader or the connection's timeout): it may still hold a chain the command was part of. */
 export function unanswered(e: unknown): boolean {
   return e instanceof PcscError && e.scardName === 'SCARD_E_TIMEOUT';
+}
+
+/**
+ * pcsc-lite's answer to a call on a connection the card's removal or a reset by another application
+ * made stale: SCardTransmit checks for those events before it sends, and says so with nothing sent.
+ */
+export function staleConnection(e: unknown): boolean {
+  return e instanceof PcscError && (e.scardName === 'SCARD_W_REMOVED_CARD' || e.scardName === 'SCARD_W_RESET_CARD');
 }
 
 /** The card went away or was reset behind our back: the next call reconnects. */
