@@ -1,6 +1,7 @@
 // The dudect-style timing-leak probes of the AES core (bench/dudect.ts runs
-// them): the AES block function, the key schedule, GHASH and the serial modes'
-// chains (CBC encryption, CMAC, CCM), on every core build.
+// them): the AES block function, the key schedule, GHASH, the serial modes'
+// chains (CBC encryption, CMAC, CCM) and CBC's padding removal, on every core
+// build; with them the core's tag comparison (ct_equal) and HMAC's key.
 // `senv bench --only dudect-aes`.
 import { type Core } from '../src/core/loader.ts';
 import type { BenchModule } from './harness.ts';
@@ -88,6 +89,42 @@ export function probes(c: Core): ProbeSet {
         const op = c.x.ccm_create(fixedKey, c.io + NONCE_AT, 12, 16, 0n, BigInt(256 * RUN.repeat), 0, 1);
         c.mem().set(secret, c.io);
         return () => c.x.ccm_update(op, c.io, c.io + OUT_AT, 256);
+      },
+    },
+    {
+      // A padding oracle needs only this: PKCS#7 removal after CBC decryption (cbc_final) must not
+      // take a time that depends on the last plaintext block (its padding valid or not, where it
+      // goes wrong). The fixed class's block is invalid (last byte 0x5a), the random class's
+      // almost always invalid in ever other ways.
+      name: 'CBC PKCS#7 padding removal, fixed vs random last plaintext block', size: 16, ...RUN,
+      prepare(c, secret) {
+        // With an IV of zeros, the ciphertext block that decrypts to `secret` is E(K, secret).
+        c.mem().fill(0, c.io + NONCE_AT, c.io + NONCE_AT + 16);
+        c.mem().set(secret, c.io);
+        c.x.aes_encrypt_blocks(fixedKey, c.io, c.io + KEY_AT + 32, 16);
+        return () => {
+          const op = c.x.cbc_create(fixedKey, c.io + NONCE_AT, 24, 1, 1);
+          c.x.cbc_update(op, c.io + KEY_AT + 32, c.io + OUT_AT, 16);
+          return c.x.cbc_final(op, c.io + OUT_AT);
+        };
+      },
+    },
+    {
+      // Received tags and MACs are compared with ct_equal (the facade's constantTimeEqual):
+      // equal (the fixed class) against different from the first byte on (the random class).
+      name: 'ct_equal over 64 bytes, fixed vs random operand against the fixed bytes', size: 64, ...RUN,
+      prepare(c, secret) {
+        c.mem().fill(0x5a, c.io + KEY_AT + 64, c.io + KEY_AT + 128);
+        c.mem().set(secret, c.io);
+        return () => c.x.ct_equal(c.io, c.io + KEY_AT + 64, 64);
+      },
+    },
+    {
+      // HMAC's key schedule (the ipad and opad states) and one message block under the key.
+      name: 'HMAC-SHA-256 key + 64-byte message, fixed vs random key', size: 32, ...RUN,
+      prepare(c, secret) {
+        c.mem().set(secret, c.io + KEY_AT);
+        return () => c.x.hmac_oneshot(4, c.io + KEY_AT, 32, c.io, 64, c.io + OUT_AT);
       },
     },
     {

@@ -1,7 +1,9 @@
 // The timing-leak check's parts that are not timing (bench/dudect.ts and the
-// probes of dudect-ec.ts): the classes it compares are what each probe says,
-// the statistic tells equal from shifted samples, and every EC probe times
-// the operation it names, not an error path. No timing is asserted here.
+// probes): the classes it compares are what each probe says, the statistic
+// tells equal from shifted samples, and every EC probe, as the AES module's
+// padding, ct_equal and HMAC probes, times the operation it names, not an
+// error path it did not mean. No timing is asserted here.
+import { createHmac } from 'node:crypto';
 import { describe, it, expect } from 'vitest';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { initSync } from '../../src/index.ts';
@@ -101,7 +103,38 @@ describe('dudect-ec probes compute what they name, on every build', () => {
     initSync({ build: coreBuilds()[0]! });
     const { list, release } = aesProbes(core());
     release();
-    expect(list.length).toBe(10);
+    expect(list.length).toBe(13);
     for (const p of list) expect([p.repeat, p.samples], p.name).toEqual([8, 200_000]);
   });
+
+  for (const build of coreBuilds()) {
+    it(`the padding removal, ct_equal and HMAC probes time what they name (${build})`, () => {
+      initSync({ build });
+      const c = core();
+      const { list, release } = aesProbes(c);
+      try {
+        const probe = (start: string) => list.find((p) => p.name.startsWith(start))!;
+        const fixed = new Uint8Array(64).fill(0x5a);
+        // PKCS#7 removal: a block that ends in 0x5a is refused (ERR_PADDING), one that ends in 01 gives 15 bytes.
+        const unpad = probe('CBC PKCS#7 padding removal');
+        expect(unpad.prepare(c, fixed.subarray(0, 16))()).toBe(-6);
+        const valid = Uint8Array.from({ length: 16 }, (_, i) => (i === 15 ? 1 : 0x30 + i));
+        expect(unpad.prepare(c, valid)()).toBe(15);
+        expect(Buffer.from(c.mem().subarray(c.io + 2048, c.io + 2048 + 15))).toEqual(Buffer.from(valid.subarray(0, 15)));
+        // ct_equal: the fixed class equals the bytes it is compared with; another operand does not.
+        const eq = probe('ct_equal');
+        expect(eq.prepare(c, fixed)()).toBe(1);
+        expect(eq.prepare(c, Uint8Array.from(fixed, (v, i) => (i === 63 ? v ^ 1 : v)))()).toBe(0);
+        // HMAC-SHA-256 under the secret key over the 64 bytes at the window's start.
+        const mac = probe('HMAC-SHA-256');
+        const key = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
+        const run = mac.prepare(c, key);
+        c.mem().set(fixed, c.io);
+        expect(run()).toBe(32);
+        expect(hex(c.mem().subarray(c.io + 2048, c.io + 2048 + 32))).toBe(createHmac('sha256', key).update(fixed).digest('hex'));
+      } finally {
+        release();
+      }
+    });
+  }
 });
