@@ -555,7 +555,13 @@ function acr(rules: readonly AccessRule[], name: string): { acr: { acor: readonl
   return {
     acr: rules.map((r, i) => {
       if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new InvalidInputError(`${name}[${i}] must be a rule ({ originators, operations }), got ${shown(r)}`);
-      return { acor: r.originators, acop: r.operations };
+      const { originators, operations } = r;
+      // A rule written with the primitive's names (acor, acop) would reach the engine without its members,
+      // whose 4000 then asks for acor and acop: the names the client takes are said here instead.
+      for (const [member, value] of [['originators', originators], ['operations', operations]] as const) {
+        if (value === undefined) throw new InvalidInputError(`${name}[${i}] has no ${member}: a rule is { originators, operations } (acor and acop are their names in the primitive)`);
+      }
+      return { acor: originators, acop: operations };
     }),
   };
 }

@@ -3,8 +3,8 @@
 // it stands for (name, expirationTime, rngType, format, prehashed, aad
 // alone), discard() on every message type, a policy's partial update, and
 // the zeroization of the copies the client makes of its byte arguments.
-import { afterEach, describe, expect, it } from 'vitest';
-import { CipherResource, ecdsa, gcm, hash, hmac, HashResource, InvalidInputError, McsClient, McsEngine, RandResource, SensitiveDataResource, SignatureResource, SoftwareBackend, type McsResponse, type ObjectStore } from '../../src/index.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CipherResource, ecdsa, gcm, hash, hmac, HashResource, InvalidInputError, McsClient, McsEngine, RandResource, SensitiveDataResource, SignatureResource, SoftwareBackend, type AccessRule, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
 import { arraysMadeBy } from './uint8array-spy.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -214,6 +214,17 @@ describe('McsClient: methods on resources', () => {
     expect((await other.request(2, shared.address, 'senv:Hsh')).Halg).toBe(4);
     await acp.update({ privileges: [{ originators: ['CAE2'], operations: 16 }] });
     expect((await acp.retrieve()).pvs).toEqual({ acr: [{ acor: ['CAE1', 'CAE3'], acop: 63 }] });
+  });
+
+  it('a rule written with the primitive\'s names (acor, acop) is an InvalidInputError naming the client\'s, nothing sent', async () => {
+    const c = await client();
+    const sent = vi.spyOn(c.engine, 'send');
+    const wire = [{ acor: ['CAE2'], acop: 2 }] as unknown as AccessRule[];
+    await expect(c.accessControlPolicy({ privileges: wire, selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] }))
+      .rejects.toThrow(new InvalidInputError('privileges[0] has no originators: a rule is { originators, operations } (acor and acop are their names in the primitive)'));
+    await expect(c.accessControlPolicy({ privileges: [{ originators: ['CAE2'] }] as unknown as AccessRule[], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] }))
+      .rejects.toThrow(/^privileges\[0\] has no operations: /);
+    expect(sent).not.toHaveBeenCalled();
   });
 });
 
