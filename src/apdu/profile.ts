@@ -2,8 +2,11 @@
 // the PC/SC backend (host) and the virtual card. ISO/IEC 7816-4/-8 commands
 // wherever they exist; proprietary only for what those standards leave open.
 
+import type { Bytes } from '../core/bytes.ts';
+
 /** Application identifier: 'F0' (proprietary, unregistered) + "SENV" + version 01. */
-export const SENV_AID = Uint8Array.of(0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01);
+// Typed, not inferred: TypeScript 5.7+ would declare Uint8Array<ArrayBuffer>, which 5.4 cannot read (README).
+export const SENV_AID: Bytes = Uint8Array.of(0xf0, 0x53, 0x45, 0x4e, 0x56, 0x01);
 
 export const INS = {
   MSE: 0x22, PSO: 0x2a, GENERATE_KEY_PAIR: 0x47, MANAGE_CHANNEL: 0x70, GET_CHALLENGE: 0x84, INTERNAL_AUTHENTICATE: 0x88,

@@ -11,7 +11,7 @@ import {
 } from '../core/index.ts';
 import { CIPHERS, HASHES, keyLengthAllowed, SIGNATURES, type CipherInfo, type SignatureInfo } from '../backends/algorithms.ts';
 import type { CipherAlgorithm, SignatureAlgorithm } from '../backends/backend.ts';
-import { concatBytes, secretCopy } from '../core/bytes.ts';
+import { concatBytes, secretCopy, type Bytes } from '../core/bytes.ts';
 import { DIGEST_LENGTHS } from '../core/hash.ts';
 import { CardStatus, SW, type Applet, type CardLimits, type ChannelContext } from './card.ts';
 import { KeyStore, newStamp, NVM_CAPACITY, type KeyRecord } from './keystore.ts';
@@ -118,7 +118,7 @@ export interface SenvAppletOptions {
 }
 
 export class SenvApplet implements Applet {
-  readonly aid = SENV_AID;
+  readonly aid: Bytes = SENV_AID;
   readonly counters = { cold: 0, warm: 0, off: 0 };
   private readonly store: KeyStore;
   private readonly random: (n: number) => Uint8Array;

@@ -47,7 +47,7 @@ export const NVM_CAPACITY = 256 * 1024;
 
 export class KeyStore {
   readonly keys = new Map<number, KeyRecord>();
-  readonly objects = new Map<number, Uint8Array>();
+  readonly objects: Map<number, Uint8Array> = new Map();
   serial: Uint8Array;
   private unlock: (() => void) | undefined;
   /** The store's file, resolved at open: its lock, temp files and renames are all beside it. */
