@@ -14,6 +14,7 @@ import { resourceSize, treeSize } from './usage.ts';
 import { toHex } from '../core/bytes.ts';
 import { failureKind, StateError } from '../core/errors.ts';
 import { randomBytes } from '../core/drbg.ts';
+import { zeroize } from './handed.ts';
 
 /** What a `to` address names on this SE. */
 export interface Target {
@@ -221,18 +222,19 @@ export class SeHost {
    */
   releaseResource(res: Resource, keepDeviceKeys = false): void {
     for (const [name, v] of res.attrs) {
-      if (isKeyHandle(v)) {
-        // A backend that throws here (breaking its contract) must not stop a removal half way: the
-        // store has recorded it, and the indexes must follow. The key is the backend's to clean up.
-        try {
+      // A backend that throws here (breaking its contract: releaseKey, a stream's abort) must not
+      // stop a removal half way: the store has recorded it, and the indexes must follow. The key or
+      // stream is the backend's to clean up; every other value is still released.
+      try {
+        if (isKeyHandle(v)) {
           if (keepDeviceKeys) this.backend.releaseKey(v);
           else this.deleteKey(v);
-        } catch {
-          // nothing to undo
         }
+        else if (v instanceof Accumulator) v.clear();
+        else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) zeroize(v);
+      } catch {
+        // nothing to undo
       }
-      else if (v instanceof Accumulator) v.clear();
-      else if (v instanceof Uint8Array && res.def.byName.get(name)?.secret) v.fill(0);
     }
   }
 

@@ -5,6 +5,10 @@ import { isKeyHandle, type KeyHandle, type SecureEnvironmentBackend } from '../b
 import { formatTimestamp, toBase64 } from './codec.ts';
 import { Accumulator, DeviceData, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
+import { broken, checked, zeroize } from './handed.ts';
+import { CIPHERS, describeKeyLengths, keyLengthAllowed, SIGNATURES } from '../backends/algorithms.ts';
+import { secretCopy } from '../core/bytes.ts';
+import { isBytes } from '../core/errors.ts';
 
 export interface ReprOptions {
   /** Byte attributes as Uint8Array instead of base64 strings. */
@@ -44,11 +48,15 @@ export function represent(seId: string, res: Resource, backend: SecureEnvironmen
 
 async function exported(res: Resource, a: AttributeDef, key: KeyHandle, backend: SecureEnvironmentBackend, binary: boolean): Promise<unknown> {
   if (a.read !== 'exportable' || res.attrs.get('keyExportable') !== true || key.kind !== 'secret') return undefined;
-  const bytes = await backend.exportKey(key);
+  const given = await backend.exportKey(key);
   try {
-    return binary ? bytes.slice() : toBase64(bytes, true);
+    const rule = key.spec.use === 'cipher' ? CIPHERS[key.spec.algorithm].keyLengths : SIGNATURES[key.spec.algorithm].keyLengths;
+    const bytes = checked(given, 'an exported key', 1, Infinity);
+    if (!keyLengthAllowed(rule, bytes.length)) throw broken(`an exported key of ${bytes.length} bytes, ${describeKeyLengths(rule)} expected`);
+    return binary ? secretCopy(bytes) : toBase64(bytes, true);
   } finally {
-    bytes.fill(0);
+    // Handed over (backend.ts exportKey): the engine's to zeroize, even when refused.
+    if (isBytes(given)) zeroize(given);
   }
 }
 
@@ -63,7 +71,8 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   }
   if (a.sizeOf) return byteSize(res.attrs.get(a.sizeOf));
   if (raw instanceof DeviceData) return undefined;
-  if (a.read === 'never') return undefined;
+  // A key is shown through exported() only: a value there that is no registered handle stays unseen.
+  if (a.read === 'never' || a.key) return undefined;
   let v = raw;
   if (v === undefined) return undefined;
   if (v instanceof Accumulator) {

@@ -2,6 +2,7 @@
 import { isKeyHandle, type KeyHandle } from '../backends/backend.ts';
 import { EMPTY, secretBytes, wroteInto } from '../core/bytes.ts';
 import type { CompiledType, StreamSink } from './schema.ts';
+import { checked, zeroize } from './handed.ts';
 
 export class Resource {
   readonly def: CompiledType;
@@ -209,12 +210,17 @@ export class Accumulator {
     return this.#out.subarray(this.#outLen);
   }
 
-  /** Takes output the sink returned for `room`: written there already, or copied in (the sink's array is zeroized). */
+  /**
+   * Takes output the sink returned for `room`: written there already, or copied in (the sink's array
+   * zeroized). Checked first (handed.ts): all output of a message is at most its data and 32 bytes
+   * (a padding block, a tag), however the stream spread it (CCM gives it all at the end).
+   */
   keep(out: Uint8Array, room: Uint8Array): void {
+    checked(out, 'cipher output', 0, this.#size + 32 - this.#outLen);
     if (out.length === 0) return;
     if (!wroteInto(out, room)) {
       this.room(out.length).set(out);
-      out.fill(0);
+      zeroize(out);
     }
     this.#outLen += out.length;
   }
@@ -254,9 +260,15 @@ export class Accumulator {
     this.#out.fill(0, 0, this.#outLen);
     this.#outLen = 0;
     if (this.#sink === undefined && this.#fed === 0) return;
-    this.#sink?.abort();
+    const sink = this.#sink;
     this.#sink = undefined;
     this.#streamable = false;
+    // abort() must not throw (backend.ts); one that does must not stop a removal or a close half way.
+    try {
+      sink?.abort();
+    } catch {
+      // the stream is the backend's to clean up
+    }
   }
 
   /** Zeroizes the data; the accumulator is empty and can stream again. */

@@ -8,6 +8,7 @@ import { BackendFailure } from '../persist.ts';
 import { Accumulator, DeviceData } from '../resource.ts';
 import type { Json } from './records.ts';
 import { wiping } from './sealing.ts';
+import { keyHandle } from '../handed.ts';
 
 export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Uint8Array) return { $b: toBase64(v) };
@@ -49,7 +50,7 @@ export async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
     }
     const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: keyFromBase64(k.bytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
     try {
-      return await host.backend.loadKey(k.spec, stored);
+      return keyHandle(host.backend, await host.backend.loadKey(k.spec, stored));
     } finally {
       if (stored.form === 'material') stored.bytes.fill(0);
     }

@@ -8,6 +8,7 @@ import type { Resource } from '../resource.ts';
 import { badRequest, McsError, RSC } from '../rsc.ts';
 import { notAllowed } from './common.ts';
 import { InvalidValueError } from '../../core/errors.ts';
+import { keyHandle } from '../handed.ts';
 
 /**
  * keyExportable and keyData at CREATE. An SE that keeps keys on the device
@@ -24,7 +25,7 @@ export async function keyAtCreate(ctx: Context, res: Resource, spec: KeySpec, in
     if (!keyLengthAllowed(info.keyLengths, bytes.length)) {
       throw badRequest(`kDt (keyData) must be ${describeKeyLengths(info.keyLengths)} for ${info.name}`);
     }
-    res.attrs.set('keyData', await ctx.host.backend.importKey(spec, 'secret', bytes));
+    res.attrs.set('keyData', keyHandle(ctx.host.backend, await ctx.host.backend.importKey(spec, 'secret', bytes)));
   } catch (e) {
     res.attrs.delete('keyData');
     throw e instanceof InvalidValueError ? badRequest(`kDt (keyData) is not a valid ${info.name} key`) : e;
@@ -36,7 +37,7 @@ export async function keyAtCreate(ctx: Context, res: Resource, spec: KeySpec, in
 /** A new key for a resource that has none yet; the caller puts it into the operation's change. */
 export async function generateKey(ctx: Context, res: Resource, spec: KeySpec): Promise<KeyHandle> {
   if (res.key()) throw notAllowed('keyData is write-once and already set: create a new resource for a new key');
-  return ctx.host.backend.generateKey(spec);
+  return keyHandle(ctx.host.backend, await ctx.host.backend.generateKey(spec));
 }
 
 export function requireKey(res: Resource) {

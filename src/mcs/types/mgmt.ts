@@ -11,6 +11,7 @@ import type { Context } from '../context.ts';
 import type { Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
 import { notImplemented } from './common.ts';
+import { memoryFigures } from '../handed.ts';
 
 const MGMT = 13;
 const RO = { access: 'RO', create: 'NP', update: 'NP' } as const;
@@ -82,7 +83,7 @@ export const memoryType: ResourceType = {
     async retrieve(ctx, res) {
       const { host } = ctx;
       // used exceeds the quota only when a data directory was opened with a smaller quota than it holds.
-      const m = host.quota === undefined ? await host.backend.memoryInfo() : { total: host.quota, available: Math.max(0, host.quota - host.used) };
+      const m = host.quota === undefined ? memoryFigures(await host.backend.memoryInfo()) : { total: host.quota, available: Math.max(0, host.quota - host.used) };
       res.attrs.set('memAvailable', m.available);
       res.attrs.set('memTotal', m.total);
     },

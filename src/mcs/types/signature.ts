@@ -7,8 +7,8 @@
 // default as on Java Card, or 'raw' r||s) and prehashed (message is already
 // the digest). For ECDSA, keyInformation holds the public key as base64 of
 // the uncompressed SEC1 point; with it alone a resource can verify.
-import type { MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
-import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../backends/algorithms.ts';
+import type { KeyHandle, MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
+import { HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../backends/algorithms.ts';
 import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
@@ -19,6 +19,7 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
 import { after, always, mapFailure } from '../settle.ts';
+import { checked, keyHandle, ownCopy, verdict, zeroize } from '../handed.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -61,7 +62,9 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
   const { host } = ctx;
   const secret = res.key();
   if (secret) return host.backend.signature(algorithm(res), secret, options(res));
-  return host.backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then(async (key) => {
+  const backend = host.backend;
+  return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then(async (given) => {
+    const key = keyHandle(backend, given);
     const gone = () => host.deleteKey(key);
     let s: SignatureStream;
     try {
@@ -75,8 +78,11 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
       sign: (last) => always(() => s.sign(last), gone),
       verify: (sig, last) => always(() => s.verify(sig, last), gone),
       abort: () => {
-        s.abort();
-        gone();
+        try {
+          s.abort();
+        } finally {
+          gone();
+        }
       },
     };
   });
@@ -98,6 +104,34 @@ function finish<T>(ctx: Context, res: Resource, change: Change, result: 'signatu
     return dataError(e);
   };
   return mapFailure(() => (taken ? end((taken.sink as SignatureSink).stream, taken.rest) : after(open(ctx, res), (s) => end(s, data?.bytes()))), failed);
+}
+
+/**
+ * What sign() may give (handed.ts): a MAC has its algorithm's length, a raw ECDSA signature twice the
+ * curve's coordinate, a DER one (two INTEGERs of up to a coordinate and a sign byte, with their
+ * headers and the SEQUENCE's) lies between the shortest such encoding and the longest.
+ */
+function signatureLengths(res: Resource): [number, number] {
+  const i = info(res);
+  if (i.family === 'ecdsa') {
+    const n = i.generatedKeyLength;
+    return options(res).format === 'raw' ? [2 * n, 2 * n] : [8, 2 * (n + 3) + 3];
+  }
+  const mac = i.hash ? HASHES[i.hash].outputLength : 16;
+  return [mac, mac];
+}
+
+/** The uncompressed point of an ECDSA key, base64 as keyInformation holds it; undefined for another key. */
+async function publicKeyOf(ctx: Context, res: Resource, key: KeyHandle): Promise<string | undefined> {
+  const pub = await ctx.host.backend.publicKey(key);
+  const curve = info(res).curve;
+  if (!curve) return undefined;
+  const point = checked(pub, 'a public key', PUBLIC_KEY_LENGTHS[curve], PUBLIC_KEY_LENGTHS[curve]);
+  try {
+    return toBase64(point);
+  } finally {
+    zeroize(point);
+  }
 }
 
 /** A new signature, message or key makes an earlier verificationResult stale. */
@@ -133,7 +167,7 @@ export const signatureType: ResourceType = {
       run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
         return after(finish(ctx, res, change, 'signature', (s, last) => s.sign(last)), (signature) => {
-          change.attrs.set('signature', signature);
+          change.attrs.set('signature', ownCopy(signature, 'a signature', ...signatureLengths(res)));
           staleResult(res, change.attrs);
         });
       },
@@ -143,22 +177,22 @@ export const signatureType: ResourceType = {
       run(ctx, res, change) {
         const sig = res.attrs.get('signature');
         if (!(sig instanceof Uint8Array)) throw notAllowed('no signature to verify: UPDATE Sgn first');
-        return after(finish(ctx, res, change, 'verificationResult', (s, last) => s.verify(sig, last)), (ok) => void change.attrs.set('verificationResult', ok));
+        return after(finish(ctx, res, change, 'verificationResult', (s, last) => s.verify(sig, last)), (ok) => void change.attrs.set('verificationResult', verdict(ok)));
       },
     },
     {
       name: 'generateKey', sn: 'gnK', result: ['keyInformation', 'keyData'],
       async run(ctx, res, change) {
         const key = await generateKey(ctx, res, { use: 'signature', algorithm: algorithm(res) });
-        let pub: Uint8Array | undefined;
+        let pub: string | undefined;
         try {
-          pub = await ctx.host.backend.publicKey(key);
+          pub = await publicKeyOf(ctx, res, key);
         } catch (e) {
           ctx.host.deleteKey(key);
           throw e;
         }
         change.attrs.set('keyData', key);
-        if (pub) change.attrs.set('keyInformation', toBase64(pub));
+        if (pub) change.attrs.set('keyInformation', pub);
         staleResult(res, change.attrs);
         // A verification-only stream ran under the key of kInf.
         ctx.effects.push(() => (res.attrs.get('message') as Accumulator | undefined)?.dropStream());
@@ -177,8 +211,8 @@ export const signatureType: ResourceType = {
       checkPublicPoint(res, res.attrs.get('keyInformation'));
       const key = res.key();
       if (key && i.family === 'ecdsa' && !res.attrs.has('keyInformation')) {
-        const pub = await ctx.host.backend.publicKey(key);
-        if (pub) res.attrs.set('keyInformation', toBase64(pub));
+        const pub = await publicKeyOf(ctx, res, key);
+        if (pub) res.attrs.set('keyInformation', pub);
       }
     },
     update(ctx, res, changes) {
