@@ -8,7 +8,9 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, SenvError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
+import { memoryFigures } from './handed.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
@@ -21,7 +23,7 @@ import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
 import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
-import { SE_TY } from './types/se.ts';
+import { SE_TY, seType as SE_TYPE } from './types/se.ts';
 import { seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
 import { BackendFailure, type Persistence } from './persist.ts';
@@ -116,6 +118,7 @@ export class McsEngine {
     const engine = new McsEngine(options);
     const own = options.backends === undefined;
     const backends = options.backends ?? [new SoftwareBackend()];
+    engage(backends);
     try {
       // Software SEs made without an ID take the ones the data directory keeps, in order ('software',
       // 'software-2', ...): with a random one each run, their resources would stay behind unseen.
@@ -127,10 +130,11 @@ export class McsEngine {
         await b.open();
         const { uniqueId } = b.description;
         checkUniqueId(uniqueId, `the unique ID of SE backend ${engine.#hosts.size + 1}`);
+        checkBackend(b);
         const id = `${b.description.seType}-${uniqueId}`;
         if (engine.#hosts.has(id)) throw new StateError(`two backends share the M2M-SE-ID ${id}`);
         const hostKeeps = b.capabilities.keyStorage === 'host';
-        engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await b.memoryInfo()).total : undefined));
+        engine.#hosts.set(id, new SeHost(id, b, hostKeeps ? quota ?? (await backendMemory(b)).total : undefined));
       }
       if (options.store) {
         for (const host of engine.#hosts.values()) await options.store.load(host);
@@ -141,6 +145,7 @@ export class McsEngine {
       // stay open for a retry (a closed PcscBackend cannot be opened again), theirs to close.
       for (const host of engine.#hosts.values()) for (const r of host.byRi.values()) host.releaseResource(r, true);
       if (own) await Promise.allSettled(backends.map((b) => b.close()));
+      for (const b of backends) engaged.delete(b);
       throw e;
     }
     engine.#schedule();
@@ -254,11 +259,18 @@ export class McsEngine {
         // with what the backend's close reports (keys it could not delete): one error names both.
         const stays = this.#store ? undefined : await host.removeDeviceData().then(() => undefined, (e: unknown) => ({ e }));
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
-        await host.backend.close().catch((e: unknown) => {
-          throw stays && e instanceof Error && stays.e instanceof Error ? new StateError(`${e.message}; and ${stays.e.message}`) : e;
-        });
+        // The backend's close is reached whatever failed before; what it throws is told as a typed
+        // error (a backend's own TypeError would say nothing of which SE or step failed), with its
+        // message: close() answers the engine's owner, not a remote originator.
+        const closing = await host.backend.close().then(() => undefined, (e: unknown) => ({
+          e: isA(e, SenvError) ? e : new StateError(`SE ${host.seId}: its backend's close() failed (${failureKind(e)}${e instanceof Error ? `: ${e.message}` : ''})`),
+        }));
+        if (closing && stays) throw new StateError(`${closing.e.message}; and ${stays.e instanceof Error ? stays.e.message : failureKind(stays.e)}`);
+        if (closing) throw closing.e;
         if (stays) throw stays.e;
       } finally {
+        // Closed, or failed closing: either way this engine is done with it, and another may take it.
+        engaged.delete(host.backend);
         host.release();
       }
     }));
@@ -901,6 +913,75 @@ function copyInto(into: Uint8Array, bytes: Uint8Array): Uint8Array {
 
 function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown> | Promise<Record<string, unknown>>): McsResponse | Promise<McsResponse> {
   return pc instanceof Promise ? pc.then((content) => ({ rsc, rqi, pc: content })) : { rsc, rqi, pc };
+}
+
+/**
+ * Backends an open engine hosts (or one being created): a backend is opened once per use and its
+ * close() ends every engine's SE on it, so a second engine must not take one another still uses.
+ */
+const engaged = new WeakSet<SecureEnvironmentBackend>();
+
+function engage(backends: readonly SecureEnvironmentBackend[]): void {
+  const mine = new Set<SecureEnvironmentBackend>();
+  backends.forEach((b, i) => {
+    if (engaged.has(b) || mine.has(b)) {
+      throw new InvalidInputError(`SE backend ${i + 1} (${named(b)}) is ${mine.has(b) ? 'given twice' : 'used by another open McsEngine'}: one backend instance serves one engine at a time (close that engine first, or give another instance)`);
+    }
+    mine.add(b);
+  });
+  for (const b of mine) engaged.add(b);
+}
+
+/** A backend as a message names it: its unique ID when it has a valid one already (a card's comes at open()). */
+function named(b: SecureEnvironmentBackend): string {
+  try {
+    const id = b.description?.uniqueId;
+    return typeof id === 'string' && /^[A-Za-z0-9._~-]{1,64}$/.test(id) ? `'${id}'` : 'its unique ID not known yet';
+  } catch {
+    return 'its description unreadable';
+  }
+}
+
+const enumValues = (name: string) => (SE_TYPE.attributes.find((a) => a.name === name)!.type as { values: readonly number[] }).values;
+
+/**
+ * What the engine reads of a backend's description and capabilities, checked once at create (after
+ * open(): a card's are known then) against the TS-0016 tables, so that a wrong value fails there,
+ * named, and not as every request's 4004, an M2M-SE-ID of 'undefined-…' or an unusable quota.
+ */
+function checkBackend(b: SecureEnvironmentBackend): void {
+  const d = b.description;
+  const c = b.capabilities;
+  const fail = (field: string, must: string, got: unknown) => {
+    throw new InvalidInputError(`SE backend '${d.uniqueId}': ${field} must be ${must}, got ${shown(got)}`);
+  };
+  const oneOf = (field: string, v: unknown, values: readonly unknown[], table: string) => {
+    if (!values.includes(v)) fail(field, `one of ${values.join(', ')} (${table})`, v);
+  };
+  const listOf = (field: string, v: unknown, values: readonly unknown[], table: string) => {
+    const must = `an array of values of ${table} (${values.join(', ')})`;
+    if (!Array.isArray(v)) fail(field, must, v);
+    for (const x of v as unknown[]) if (!values.includes(x)) fail(field, must, x);
+  };
+  const count = (field: string, v: unknown, min: number) => {
+    if (!(Number.isSafeInteger(v) && (v as number) >= min)) fail(field, `an integer from ${min}`, v);
+  };
+  oneOf('description.seType', d.seType, enumValues('SEType'), 'TS-0016 table 9.2-1');
+  oneOf('description.securityLevel', d.securityLevel, enumValues('securityLevel'), 'TS-0016 table 9.3-1');
+  if (typeof c !== 'object' || c === null) fail('capabilities', 'an object', c);
+  listOf('capabilities.cipherAlgorithms', c.cipherAlgorithms, Object.keys(CIPHERS).map(Number), 'TS-0016 table 9.6-1');
+  listOf('capabilities.hashAlgorithms', c.hashAlgorithms, Object.keys(HASHES).map(Number), 'TS-0016 table 9.8-1');
+  listOf('capabilities.signatureAlgorithms', c.signatureAlgorithms, Object.keys(SIGNATURES).map(Number), 'TS-0016 table 9.9-1');
+  listOf('capabilities.rngTypes', c.rngTypes, Object.keys(RNG_TYPES).map(Number), 'TS-0016 table 9.7-1');
+  listOf('capabilities.rebootTypes', c.rebootTypes, [1, 2], 'TS-0016 table 9.4-1');
+  count('capabilities.preferredBatchSize', c.preferredBatchSize, 1);
+  count('capabilities.maxRandomLength', c.maxRandomLength, 0);
+  oneOf('capabilities.keyStorage', c.keyStorage, ['host', 'device'], "'host' or 'device'");
+}
+
+/** memoryInfo() at create, where its total becomes the quota: a figure that is no count fails the create, named. */
+async function backendMemory(b: SecureEnvironmentBackend): Promise<{ total: number; available: number }> {
+  return memoryFigures(await b.memoryInfo(), (what) => new InvalidInputError(`SE backend '${b.description.uniqueId}': memoryInfo() gave ${what}`));
 }
 
 /** Options of the wrong kind fail here, named, rather than as a TypeError at the first request. */
