@@ -10,18 +10,9 @@
 // can carry them into its own protocol (e.g. an MSE:SET algorithm reference)
 // without a translation table in between.
 //
-// Conventions that keep backends interchangeable:
-// - A backend throws the typed errors of src/core/errors.ts: AuthenticationError
-//   for a tag or MAC that does not verify, PaddingError, LengthError for a bad
-//   key/nonce/data length, UnknownAlgorithmError for an algorithm it does not
-//   support, StateError for a stream used after it finished. Messages never
-//   contain key or data bytes. Anything else is reported by the Mcs layer as an
-//   internal error (5000), so an I/O failure must not masquerade as bad input.
-// - Streams are fed in the order of the data; `final` may carry the last chunk
-//   so that a short message costs one call. A stream is finished by `final`,
-//   `sign`, `verify` or `abort`, exactly once; abort never throws.
-// - Secret material handed to a backend (key bytes, sensitive data) may be
-//   zeroized by the caller as soon as the call returned.
+// The contract a backend author needs is on SecureEnvironmentBackend below (it goes to the
+// declarations) and in docs/mcs.md "Writing a backend"; the engine checks it at the boundary
+// (src/mcs/handed.ts).
 import { InvalidInputError, LengthError, shown } from '../core/errors.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
@@ -93,7 +84,12 @@ export type KeySpec =
 /** 'secret': a symmetric or private key; 'public': an ECDSA public point only (verification). */
 export type KeyKind = 'secret' | 'public';
 
-/** An opaque key held by the backend that created it (made with markKeyHandle). */
+/**
+ * An opaque key held by the backend that created it. A backend makes every handle it returns from
+ * importKey, generateKey and loadKey with markKeyHandle (exported by the package root, beside
+ * SoftwareBackend): the engine takes only such objects as keys, and answers 5000 (releasing it)
+ * for any other, or for a size that is not a non-negative integer.
+ */
 export interface KeyHandle {
   readonly spec: KeySpec;
   readonly kind: KeyKind;
@@ -142,7 +138,11 @@ export function checkStoredKey(stored: unknown): StoredKey {
   return stored as StoredKey;
 }
 
-/** Registers a handle a backend hands out; only registered objects are treated as keys. */
+/**
+ * Registers a handle a backend hands out; only registered objects are treated as keys (by identity:
+ * a Proxy or a copy of a marked handle is not one). Exported by the package root for backends
+ * written outside senv.
+ */
 export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   if (typeof handle !== 'object' || handle === null) throw new InvalidInputError(`a key handle is an object, got ${shown(handle)}`);
   keyHandles.add(handle);
@@ -186,21 +186,25 @@ export type MaybePromise<T> = T | Promise<T>;
  * batch. A backend that does not returns its own array; callers handle both.
  */
 export interface CipherStream {
-  /** Feeds input; returns output that is final already (possibly empty). */
+  /** Feeds input; returns output that is final already (possibly empty), in `into` or an array handed over. */
   update(data: Uint8Array, into?: Uint8Array): Promise<Uint8Array>;
   /**
    * Ends the message and returns the remaining output (AEAD encryption: with
    * the tag appended). AEAD decryption verifies the tag here; a caller must
    * not release output of earlier updates before this resolved. One that
-   * fails leaves none of its output in `into` (the caller keeps that room).
+   * fails leaves none of its output in `into` (the caller keeps that room). All output of a
+   * message is at most its length plus 32 bytes; more answers 5000.
    */
   final(last?: Uint8Array, into?: Uint8Array): MaybePromise<Uint8Array>;
+  /** Ends the stream without a result; must not throw (the engine ignores a throw and goes on). */
   abort(): void;
 }
 
 export interface DigestStream {
   update(data: Uint8Array): Promise<void>;
+  /** The digest, handed over: the hash's output length exactly (32, 48 or 64 bytes). */
   final(last?: Uint8Array): MaybePromise<Uint8Array>;
+  /** Ends the stream without a result; must not throw (the engine ignores a throw and goes on). */
   abort(): void;
 }
 
@@ -214,9 +218,17 @@ export interface SignatureOptions {
 /** Absorbs the message, then either signs (or MACs) it or verifies a signature over it. */
 export interface SignatureStream {
   update(data: Uint8Array): Promise<void>;
+  /**
+   * The signature or MAC, handed over: a MAC of its algorithm's length, a raw ECDSA signature of
+   * twice the coordinate length, a DER one a strict ECDSA-Sig-Value of the curve.
+   */
   sign(last?: Uint8Array): MaybePromise<Uint8Array>;
-  /** Resolves false for a well-formed signature that does not verify (MACs compare in constant time). */
+  /**
+   * Resolves false for a well-formed signature that does not verify (MACs compare in constant time).
+   * A boolean only: anything else (a string "false", 1) answers 5000. `signature` is lent.
+   */
   verify(signature: Uint8Array, last?: Uint8Array): MaybePromise<boolean>;
+  /** Ends the stream without a result; must not throw (the engine ignores a throw and goes on). */
   abort(): void;
 }
 
@@ -228,34 +240,73 @@ export interface ObjectStore {
   remove(id: string): Promise<void>;
 }
 
+/**
+ * A secure environment the Mcs engine hosts (McsEngine.create({ backends })). The contract, which
+ * the engine checks where it can (docs/mcs.md "Writing a backend"):
+ *
+ * - Arguments are lent for the call: key material, data chunks, `into`, a signature to verify. The
+ *   engine may zeroize or reuse them once the call settled, so a backend copies what it keeps.
+ * - Results are handed over: each byte result (digest, MAC or signature, random bytes, exported or
+ *   public key, cipher output not written into `into`) is an array the backend no longer uses. The
+ *   engine checks it (a Uint8Array, readable, of the length the algorithm or request fixes), copies
+ *   what it keeps into its own memory and zeroizes the array it was handed. A view of memory the
+ *   backend reuses (a WASM memory, a random pool) is fine, as the engine is done with it when the
+ *   call's promise settled; a result that fails the check answers 5000 naming what was wrong.
+ * - Key handles are made with markKeyHandle (see KeyHandle).
+ * - Errors are the typed errors of senv (exported by the package root): AuthenticationError (a
+ *   tag or MAC that does not verify), PaddingError, LengthError or InvalidValueError (bad key,
+ *   nonce or data) answer 4102; StateError 4005; UnknownAlgorithmError 5001; DeviceFullError 5207.
+ *   Their messages go into the response's m2m:dbg as they are: messages must not carry key or data
+ *   bytes. Anything else (an I/O failure, a plain Error) answers 5000 showing only its kind.
+ * - A stream's abort() must not throw; the engine tolerates one that does.
+ * - description and capabilities are read after open() and checked at McsEngine.create against
+ *   the TS-0016 tables (InvalidInputError naming the unique ID and the field).
+ */
 export interface SecureEnvironmentBackend {
   readonly description: BackendDescription;
   readonly capabilities: BackendCapabilities;
   /** Present when <sensitiveDataObject> contents live on the device; otherwise the host keeps them (sealed at rest). */
   readonly objectStore?: ObjectStore | undefined;
 
-  /** Brings the backend up (self test, card connection); called once before any other call. */
+  /**
+   * Brings the backend up (self test, card connection); called by McsEngine.create before any
+   * other call. One open engine uses a backend instance at a time: create refuses an instance
+   * another open engine hosts. After that engine closed (and called close()), or after a create
+   * that failed, the instance may be given to create again, which calls open() again: a backend
+   * left open by a failed create (create does not close the caller's backends) must accept that.
+   */
   open(): Promise<void>;
   /** [SEReboot]: drops volatile state (open streams, session keys) and reruns the start-up checks. */
   reboot(type: RebootType): Promise<void>;
-  /** Releases everything; further calls fail. */
+  /**
+   * Releases everything; further calls fail. engine.close() calls it once per engine, whatever
+   * failed before; a rejection is reported by engine.close() as a typed error naming the SE.
+   */
   close(): Promise<void>;
   /**
    * Non-volatile memory in bytes, for the [memory] mgmtObj. With keyStorage
    * 'host' its total is the default quota of what the host may keep for the
-   * SE (McsEngineOptions.memoryQuota); the engine counts that itself.
+   * SE (McsEngineOptions.memoryQuota); the engine counts that itself. Non-negative integers
+   * (at create an invalid figure fails the create; later, it answers 5000).
    */
   memoryInfo(): Promise<{ total: number; available: number }>;
 
+  /** `length` random bytes exactly, handed over. */
   random(type: RngType, length: number): Promise<Uint8Array>;
 
-  /** Imports a key: AES key bytes, HMAC key, ECDSA private scalar ('secret') or SEC1 point ('public'). */
+  /**
+   * Imports a key: AES key bytes, HMAC key, ECDSA private scalar ('secret') or SEC1 point ('public').
+   * `material` is lent: the engine zeroizes it once this settled, so a backend copies it.
+   */
   importKey(spec: KeySpec, kind: KeyKind, material: Uint8Array): Promise<KeyHandle>;
   /** Generates a secret key of the size the algorithm fixes (HMAC: the hash's output length). */
   generateKey(spec: KeySpec): Promise<KeyHandle>;
-  /** ECDSA keys: the uncompressed SEC1 public point; undefined for symmetric keys. */
+  /** ECDSA keys: the uncompressed SEC1 public point, handed over; undefined for symmetric keys. */
   publicKey(key: KeyHandle): Promise<Uint8Array | undefined>;
-  /** The key's bytes for a caller that created it exportable; a device may refuse (StateError). */
+  /**
+   * The key's bytes for a caller that created it exportable; a device may refuse (StateError).
+   * Handed over: a copy, never the array the backend keys with, since the engine zeroizes it.
+   */
   exportKey(key: KeyHandle): Promise<Uint8Array>;
   /** Material it returns is a copy the caller owns: the host zeroizes it once sealed. */
   storeKey(key: KeyHandle): Promise<StoredKey>;
