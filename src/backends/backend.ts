@@ -258,7 +258,9 @@ export interface ObjectStore {
  *   nonce or data) answer 4102; StateError 4005; UnknownAlgorithmError 5001; DeviceFullError 5207.
  *   Their messages go into the response's m2m:dbg as they are: messages must not carry key or data
  *   bytes. Anything else (an I/O failure, a plain Error) answers 5000 showing only its kind.
- * - A stream's abort() must not throw; the engine tolerates one that does.
+ * - Streams are fed in the order of the data; `final` may carry the last chunk so that a short
+ *   message costs one call. A stream is finished by final, sign, verify or abort, exactly once;
+ *   abort() must not throw (the engine tolerates one that does).
  * - description and capabilities are read after open() and checked at McsEngine.create against
  *   the TS-0016 tables (InvalidInputError naming the unique ID and the field).
  */
