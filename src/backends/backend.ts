@@ -247,11 +247,11 @@ export interface ObjectStore {
  * - Arguments are lent for the call: key material, data chunks, `into`, a signature to verify. The
  *   engine may zeroize or reuse them once the call settled, so a backend copies what it keeps.
  * - Results are handed over: each byte result (digest, MAC or signature, random bytes, exported or
- *   public key, cipher output not written into `into`) is an array the backend no longer uses. The
- *   engine checks it (a Uint8Array, readable, of the length the algorithm or request fixes), copies
- *   what it keeps into its own memory and zeroizes the array it was handed. A view of memory the
- *   backend reuses (a WASM memory, a random pool) is fine, as the engine is done with it when the
- *   call's promise settled; a result that fails the check answers 5000 naming what was wrong.
+ *   public key, cipher output not written into `into`) is a fresh array over memory of its own that
+ *   the backend no longer uses, never a view of memory it reuses (a WASM library's memory, a random
+ *   pool). The engine checks it (a Uint8Array, readable, of the length the algorithm or request
+ *   fixes), then keeps it as it is (in the resource, or given to the client of a binary response)
+ *   and zeroizes it when done; a result that fails the check answers 5000 naming what was wrong.
  * - Key handles are made with markKeyHandle (see KeyHandle).
  * - Errors are the typed errors of senv (exported by the package root): AuthenticationError (a
  *   tag or MAC that does not verify), PaddingError, LengthError or InvalidValueError (bad key,

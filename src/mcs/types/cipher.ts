@@ -16,7 +16,7 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate, requireKey } from './keys.ts';
 import { after, mapFailure } from '../settle.ts';
-import { ownCopy } from '../handed.ts';
+import { checked } from '../handed.ts';
 
 export const CIPHER_TY = 20002;
 export const ALG_PARAM_TY = 20001;
@@ -79,16 +79,16 @@ function operation(direction: Direction) {
       return dataError(e);
     };
     return mapFailure(() => {
-      // No message: the output is at most an AEAD tag or a padding block.
-      if (!data) return after(after(open(ctx, res, direction, needs), (s) => s.final()), (out) => void change.attrs.set('calculatedData', ownCopy(out, 'cipher output', 0, 32)));
-      // The stream's output so far (none when the message is replayed) is in the accumulator; the rest goes behind it.
-      const rest = taken ? taken.rest : data.bytes();
-      const room = data.room(rest.length + 32);
-      const end = (s: CipherStream) => after(s.final(rest, room), (out) => {
+      // A message replayed, or none: the backend's output is taken over, all of it at most the message and a tag or padding block.
+      if (!data || !taken) {
+        return after(after(open(ctx, res, direction, needs), (s) => s.final(data?.bytes())), (out) => void change.attrs.set('calculatedData', checked(out, 'cipher output', 0, (data?.size ?? 0) + 32)));
+      }
+      // The stream's output so far is in the accumulator; the rest goes behind it.
+      const room = data.room(taken.rest.length + 32);
+      return after((taken.sink as CipherSink).stream.final(taken.rest, room), (out) => {
         data.keep(out, room);
         change.attrs.set('calculatedData', new Borrowed(data.output()));
       });
-      return taken ? end((taken.sink as CipherSink).stream) : after(open(ctx, res, direction, needs), end);
     }, failed);
   };
 }

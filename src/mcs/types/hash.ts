@@ -6,7 +6,7 @@ import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';
 import { after, mapFailure } from '../settle.ts';
-import { ownCopy } from '../handed.ts';
+import { checked } from '../handed.ts';
 
 interface DigestSink extends StreamSink { readonly stream: DigestStream }
 
@@ -35,7 +35,7 @@ export const hashType: ResourceType = {
         const taken = data?.take('digest');
         return mapFailure(() => after(
           taken ? (taken.sink as DigestSink).stream.final(taken.rest) : after(ctx.host.backend.digest(algorithm(res)), (s) => s.final(data?.bytes())),
-          (digest) => void change.attrs.set('hashValue', ownCopy(digest, 'a digest', HASHES[algorithm(res)].outputLength)),
+          (digest) => void change.attrs.set('hashValue', checked(digest, 'a digest', HASHES[algorithm(res)].outputLength)),
         ), dataError);
       },
     },

@@ -7,7 +7,7 @@ import { McsError, RSC } from '../rsc.ts';
 import type { Context } from '../context.ts';
 import type { ResourceType } from '../schema.ts';
 import { notAllowed, notImplemented } from './common.ts';
-import { ownCopy } from '../handed.ts';
+import { checked } from '../handed.ts';
 
 export const randType: ResourceType = {
   ty: 20007,
@@ -30,7 +30,7 @@ export const randType: ResourceType = {
         if (size === undefined) throw notAllowed('set Dsz (requestedDataSize) first');
         // Checked here too: the limits may have shrunk since Dsz was written (another maxDataSize after a restart).
         checkSize(ctx, res.attrs);
-        change.attrs.set('randomData', ownCopy(await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size), 'random bytes', size));
+        change.attrs.set('randomData', checked(await ctx.host.backend.random(res.attrs.get('rngType') as RngType, size), 'random bytes', size));
       },
     },
   ],

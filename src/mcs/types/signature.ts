@@ -19,7 +19,7 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
 import { after, always, mapFailure } from '../settle.ts';
-import { checked, keyHandle, ownCopy, verdict, zeroize } from '../handed.ts';
+import { checked, keyHandle, verdict, zeroize } from '../handed.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -167,7 +167,7 @@ export const signatureType: ResourceType = {
       run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
         return after(finish(ctx, res, change, 'signature', (s, last) => s.sign(last)), (signature) => {
-          change.attrs.set('signature', ownCopy(signature, 'a signature', ...signatureLengths(res)));
+          change.attrs.set('signature', checked(signature, 'a signature', ...signatureLengths(res)));
           staleResult(res, change.attrs);
         });
       },
