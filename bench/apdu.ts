@@ -7,9 +7,9 @@
 import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
 import { McsEngine } from '../src/mcs/index.ts';
-import { fromHex } from '../src/apdu/apdu.ts';
+import { fromHex, hex } from '../src/apdu/apdu.ts';
 import { toBase64 } from '../src/mcs/codec.ts';
-import { PcscContext, type PcscCard } from '../src/pcsc/index.ts';
+import { PcscContext, PcscError, type PcscCard } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
 import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
 
@@ -60,6 +60,13 @@ interface McsOp {
 }
 type Send = (op: number, to: string, pc?: object, ty?: number) => Promise<{ rsc: number; pc?: unknown }>;
 
+/** `send` for setting a resource up: a request that did not succeed stops the run, with its own answer. */
+const strictly = (send: Send): Send => async (op, to, pc, ty) => {
+  const r = await send(op, to, pc, ty);
+  if (r.rsc >= 3000) throw new Error(`setting up ${to} failed: rsc ${r.rsc} ${JSON.stringify((r.pc as Record<string, unknown> | undefined)?.['m2m:dbg'] ?? '')}`);
+  return r;
+};
+
 const OPS: McsOp[] = [
   {
     name: 'Mcs SHA-256', size: 1024,
@@ -101,6 +108,7 @@ async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')
 }
 
 const RANDOM_GROUP = 'PcscBackend.random(8): one GET CHALLENGE';
+const SELECT_SENV = fromHex('00A4040006F053454E560100');
 
 /** The round trip's title names the path measured: the module's own stack, or the reader given. */
 function roundTripTitle(reader?: string): string {
@@ -122,7 +130,9 @@ async function ownStack(): Promise<Target | string> {
   // Given back last taken first, also when a later step of the set-up fails.
   const taken: (() => Promise<void>)[] = [() => stack.release()];
   const release = async () => {
-    for (const give of taken.reverse()) await give();
+    let failed: unknown;
+    for (const give of taken.reverse()) await give().catch((e: unknown) => void (failed ??= e));
+    if (failed !== undefined) throw failed;
   };
   try {
     const slot = await acquireSlot();
@@ -168,13 +178,18 @@ async function existingReader(reader: string): Promise<Target> {
  * every key the run left on the card; a card that keeps one makes it reject, naming the slots).
  */
 async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string): Promise<{ groups: BenchGroup[]; close(): Promise<void> }> {
-  const raw = await ctx.connect(reader);
+  // Exclusive, as the backend's own connection is: a card another application uses would be measured with its traffic.
+  const raw = await ctx.connect(reader, { share: 'exclusive' }).catch((e: unknown) => {
+    throw e instanceof PcscError && e.scardName === 'SCARD_E_SHARING_VIOLATION' ? new Error(`another application holds the card in '${reader}' (${e.scardName})`) : e;
+  });
   const title = roundTripTitle(opts.reader);
   try {
+    // A card of another profile answers GET CHALLENGE too: it is not measured as if it were senv's.
+    const selected = await raw.transmit(SELECT_SENV);
+    const sw = hex(selected.subarray(selected.length - 2));
+    if (sw !== '9000') throw new Error(`the card in '${reader}' has no senv applet (SELECT answered ${sw})`);
     if (selects(opts, title)) {
       const n = opts.quick ? 500 : 5000;
-      const select = fromHex('00A4040006F053454E560100');
-      await raw.transmit(select);
       console.log(`\n${title} (${n} samples, ${reader})`);
       console.log('  APDU                                  median ms      p99 ms');
       const cases: [string, Uint8Array][] = [
@@ -208,12 +223,12 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
       valid: (r) => r instanceof Uint8Array && r.length === 8,
       cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
     }];
-    for (const id of [pcId, swId]) await send(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
+    for (const id of [pcId, swId]) await strictly(send)(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
     console.log(`\nAPDUs per Mcs operation on the PC/SC SE in ${reader} (RETRIEVE of the virtual resource)`);
     for (const op of OPS) {
       if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
-      const onCard = await op.prepare(send, pcId);
-      const inSoftware = await op.prepare(send, swId);
+      const onCard = await op.prepare(strictly(send), pcId);
+      const inSoftware = await op.prepare(strictly(send), swId);
       // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
       const answered = (where: string) => async (to: string) => {
         const r = await send(2, to);
@@ -238,8 +253,9 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
     }
     return { groups, close: () => engine.close() };
   } catch (e) {
-    await engine.close().catch(() => undefined);
-    throw e;
+    // A key the card kept is said with the failure that ended the set-up, never dropped.
+    const kept = await engine.close().then(() => undefined, (c: unknown) => c as Error);
+    throw kept ? new Error(`${(e as Error).message}; ${kept.message}`) : e;
   }
 }
 
@@ -260,18 +276,30 @@ export const apduBench: BenchModule = async (opts) => {
     throw e;
   }
   const { groups, close } = measured;
-  // The groups run after this function returned: the card and the stack are given back at exit,
-  // and what the card could not delete is said there (a hardware SE keeps it).
-  process.once('beforeExit', () => {
-    void (async () => {
-      try {
-        await close();
-      } catch (e) {
-        console.error(`apdu: ${(e as Error).message}`);
-        process.exitCode ||= 1;
-      }
-      await target.release();
-    })();
-  });
+  // The groups run after this function returned: the card and the stack are given back once, at exit
+  // or at a signal that ends the run (a hardware SE would keep the run's keys otherwise), and what
+  // the card could not delete is said then.
+  let finishing: Promise<void> | undefined;
+  const finish = () => (finishing ??= (async () => {
+    for (const sig of SIGNALS) process.off(sig, onSignal);
+    try {
+      await close();
+    } catch (e) {
+      console.error(`apdu: ${(e as Error).message}`);
+      process.exitCode ||= 1;
+    }
+    await target.release().catch((e: unknown) => console.error(`apdu: ${(e as Error).message}`));
+  })());
+  // Ends as the signal would have, once the card is given back.
+  const onSignal = (sig: NodeJS.Signals) => void finish().then(() => process.kill(process.pid, sig));
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  process.once('beforeExit', () => void finish());
   return groups;
 };
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** `--reader`'s checks (pcscd, the reader, a card in it), which bench/run.ts makes before any module runs. */
+export async function checkReader(reader: string): Promise<void> {
+  await (await existingReader(reader)).release();
+}

@@ -92,10 +92,10 @@ export function probes(c: Core): ProbeSet {
       },
     },
     {
-      // A padding oracle needs only this: PKCS#7 removal after CBC decryption (cbc_final) must not
-      // take a time that depends on the last plaintext block (its padding valid or not, where it
-      // goes wrong). The fixed class's block is invalid (last byte 0x5a), the random class's
-      // almost always invalid in ever other ways.
+      // PKCS#7 removal after CBC decryption (cbc_final) must not take a time that depends on where
+      // an invalid padding goes wrong: the fixed class's block is invalid one way (last byte 0x5a),
+      // the random class's in ever other ways (valid in about 0.4 % of them). Valid or not is the
+      // answer itself, which unauthenticated CBC cannot hide (docs/aes.md).
       name: 'CBC PKCS#7 padding removal, fixed vs random last plaintext block', size: 16, ...RUN,
       prepare(c, secret) {
         // With an IV of zeros, the ciphertext block that decrypts to `secret` is E(K, secret).

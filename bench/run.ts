@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
+import { checkReader } from './apdu.ts';
 import { CHECKOUT, ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
@@ -111,6 +112,9 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   // The default place for the results exists before the run, not only after it.
   const dir = new URL('bench/results/', CHECKOUT);
   if (args.out === undefined) await mkdir(dir, { recursive: true });
+  const names = args.only ?? Object.keys(benchModules);
+  // A reader that is not there fails the run now, not after the modules before apdu ran for minutes.
+  if (args.reader !== undefined && names.includes('apdu')) await checkReader(args.reader);
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
@@ -118,7 +122,6 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     console.log('  relaxed not taken by this runtime (Relaxed SIMD; on Node 20: node --experimental-wasm-relaxed-simd bin/senv.js bench)');
   }
   initSync();
-  const names = args.only ?? Object.keys(benchModules);
   const records: BenchRecord[] = [];
   for (const name of names) {
     const mod = benchModules[name]!;

@@ -1,13 +1,14 @@
 // `senv bench --reader`: the apdu module measures a card in a reader of the running pcscd that
 // it did not start (a hardware SE in use; here senv's virtual card served from this process), and
 // gives back what it made on the card at the end.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KeyStore } from '../../src/virtual-card/keystore.ts';
-import type { VirtualCard } from '../../src/virtual-card/index.ts';
+import { VirtualCardOs, VpcdCard, type VirtualCard } from '../../src/virtual-card/index.ts';
 import { runChild } from './run-child.ts';
 import { setupPcsc } from './pcsc-helpers.ts';
 
@@ -65,11 +66,46 @@ describe.skipIf(!setup.ok)(`senv bench --reader${setup.ok ? '' : ` (skipped: ${s
     await env.remove(card);
   }, 150_000);
 
-  it('refuses a reader pcscd does not list, naming those it does, and an empty reader, before anything runs', async () => {
-    const none = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'apdu', '--reader', 'No Such Reader 00 00', '--out', join(dir, 'n.json')], { killMs: 60_000 });
+  it('refuses a reader pcscd does not list, naming those it does, and an empty reader, before anything runs (before the modules ahead of apdu too)', async () => {
+    const none = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'sha2,apdu', '--reader', 'No Such Reader 00 00', '--out', join(dir, 'n.json')], { killMs: 60_000 });
     expect(none.code).toBe(1);
     expect(none.err).toMatch(new RegExp(`^senv: bench --reader: pcscd has no reader named 'No Such Reader 00 00' \\(.*'${env.slot.reader}'.*\\)\\n$`));
+    expect(none.out).not.toMatch(/SHA-256/);
     const empty = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'apdu', '--reader', env.slot.reader, '--out', join(dir, 'e.json')], { killMs: 60_000 });
     expect([empty.code, empty.err]).toEqual([1, `senv: bench --reader: no card in '${env.slot.reader}' (waited 5 s)\n`]);
   }, 150_000);
+
+  it('a card without the senv applet is refused before anything is timed, naming the reader and the SELECT\'s answer', async () => {
+    const os = new VirtualCardOs([]);
+    const vpcd = new VpcdCard({ atr: () => os.atr(), power: (e) => os.power(e), apdu: (c) => os.apdu(c) }, { port: env.slot.port });
+    await vpcd.insert();
+    await env.waitFor((st) => st.present);
+    try {
+      const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'apdu', '--reader', env.slot.reader, '--out', join(dir, 'a.json')], { killMs: 60_000 });
+      expect([r.code, r.err]).toEqual([1, `senv: the card in '${env.slot.reader}' has no senv applet (SELECT answered 6A82)\n`]);
+      expect(r.out).not.toMatch(/round trip/);
+    } finally {
+      await vpcd.remove();
+      await env.waitFor((st) => st.empty);
+    }
+  }, 90_000);
+
+  it('a signal during the run gives the card back first: the run\'s keys are deleted, then the command ends as the signal ends it', async () => {
+    const card = env.newCard();
+    await env.insert(card);
+    const child = spawn(process.execPath, [senv, 'bench', '--only', 'apdu', '--filter', 'ECDSA', '--reader', env.slot.reader, '--out', join(dir, 's.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    // The ECDSA group is being timed: its key pair is on the card.
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/Mcs ECDSA P-256 sign +[\d.]+ APDUs/.test(out)) resolve();
+    }));
+    expect(keysOn(card)).toBe(1);
+    child.kill('SIGINT');
+    expect(await ended, err).toEqual({ code: null, signal: 'SIGINT' });
+    expect(keysOn(card)).toBe(0);
+    await env.remove(card);
+  }, 120_000);
 });
