@@ -69,14 +69,19 @@ export class Change {
   }
 }
 
+/** A resource as a change will leave it, and which messages the change leaves as they were (PersistedResource.unchangedMessages). */
+export class Prospect extends Resource {
+  unchangedMessages: ReadonlySet<string> | undefined;
+}
+
 /**
  * The resource as the change will leave it, for a store to write before the
  * change is applied: a copy that shares every value the change leaves alone.
  * `dispose()` zeroizes what only the copy holds (a borrowed result, the copied
  * data of the append attribute).
  */
-export function prospect(res: Resource, change: Change, now: number): { res: Resource; dispose(): void } {
-  const next = new Resource(res.def, res.ri, res.rn, res.parent, res.created);
+export function prospect(res: Resource, change: Change, now: number): { res: Prospect; dispose(): void } {
+  const next = new Prospect(res.def, res.ri, res.rn, res.parent, res.created);
   next.modified = now;
   next.hint = change.hint ?? res.hint;
   for (const [name, v] of res.attrs) next.attrs.set(name, v);
@@ -94,11 +99,14 @@ export function prospect(res: Resource, change: Change, now: number): { res: Res
   let held: Accumulator | undefined;
   const acc = append === undefined ? undefined : (res.attrs.get(append) as Accumulator | undefined);
   const chunk = append === undefined ? undefined : (change.attrs.get(append) as Uint8Array | null | undefined);
-  // As the engine applies it: the data held changes with a chunk or the end of the message, and exists once a chunk came.
-  if ((acc && (chunk !== undefined || change.consumed)) || chunk) {
+  // As the engine applies it: the data held changes with a chunk, ends with an operation, and exists once a chunk came.
+  if (chunk !== undefined && (acc || chunk)) {
     held = acc ? acc.copy() : new Accumulator();
     held.receive(chunk, change.consumed);
     next.attrs.set(append!, held);
+  } else if (acc) {
+    next.unchangedMessages = new Set([append!]);
+    if (change.consumed) next.attrs.set(append!, acc.consumedView());
   }
   return {
     res: next,

@@ -44,6 +44,13 @@ export interface PersistedResource {
   /** Attribute values by long name (the resource type's own: 'algorithm' of a <hash>), in the engine's form (bytes, numbers, ms timestamps, key handles, appended data). */
   readonly attrs: ReadonlyMap<string, unknown>;
   readonly children: ReadonlyMap<string, PersistedResource>;
+  /**
+   * In a put of a change: the append attributes whose data (not whether it was consumed) the
+   * change leaves as it was, i.e. as the store's last write of this resource left it (the engine
+   * applies only what was written). A store may keep what it holds of them instead of writing
+   * the data again. Absent for a new resource.
+   */
+  readonly unchangedMessages?: ReadonlySet<string>;
 }
 
 export interface Persistence {

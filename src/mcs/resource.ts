@@ -162,6 +162,18 @@ export class Accumulator {
     return c;
   }
 
+  /**
+   * The data marked consumed, in this one's buffer (not copied: a store reads a large message at
+   * most once). Only read, and only while this one is neither appended to nor cleared.
+   */
+  consumedView(): Accumulator {
+    const v = new Accumulator();
+    v.#buf = this.#buf;
+    v.#size = this.#size;
+    v.consumed = true;
+    return v;
+  }
+
   /** The whole data: a view (or the buffer itself when full), valid until the next append or clear. */
   bytes(): Uint8Array {
     return this.#size === this.#buf.length ? this.#buf : this.#buf.subarray(0, this.#size);

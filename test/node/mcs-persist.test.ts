@@ -1182,9 +1182,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const meta = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8'));
       writeFileSync(join(work, 'meta.json'), JSON.stringify({ uniqueIds: meta.uniqueIds, check: meta.check }));
       await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringMatching(/earlier version/) });
-      // A later format, as an earlier version finds this one's format 4: a format it does not read, not damage.
-      writeFileSync(join(work, 'meta.json'), JSON.stringify({ ...meta, format: 5 }));
-      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringContaining('has format 5; this version of senv reads formats 2 to 4') });
+      // A later format, as an earlier version finds this one's format 5: a format it does not read, not damage.
+      writeFileSync(join(work, 'meta.json'), JSON.stringify({ ...meta, format: 6 }));
+      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringContaining('has format 6; this version of senv reads formats 2 to 5') });
     } finally {
       for (const d of [dir, work, other]) rmSync(d, { recursive: true, force: true });
     }
@@ -1197,7 +1197,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       cpSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), dir, { recursive: true });
     };
     const upgraded = () => {
-      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'meta.json').toBe(4);
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'meta.json').toBe(5);
       expect(JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'snapshot.json').toBe(3);
     };
     const reopen = async (key: number, check: (s: Session) => Promise<void>) => {
@@ -1367,7 +1367,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ["another directory's snapshot and journal, under the same master key", compacted, () => {
           for (const f of ['snapshot.json', 'journal.log']) cpSync(join(other, f), join(work, f));
         }],
-        ['meta.json set back to format 2 (whose snapshots are not bound)', compacted, () => edit('meta.json', (m) => m.replace('"format":4', '"format":2'))],
+        ['meta.json set back to format 2 (whose snapshots are not bound)', compacted, () => edit('meta.json', (m) => m.replace('"format":5', '"format":2'))],
+        ['meta.json set back to format 4 (whose records never keep a message)', compacted, () => edit('meta.json', (m) => m.replace('"format":5', '"format":4'))],
         ["the snapshot's header set back to format 2", compacted, () => edit('snapshot.json', (m) => m.replace('{"format":3', '{"format":2'))],
         ["another directory's snapshot as format 2 (unbound) would have it, MAC and all", compacted, () => {
           const text = readFileSync(join(other, 'snapshot.json'), 'utf8');
@@ -1387,7 +1388,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['the snapshot removed, the journal empty', compacted, () => rmSync(join(work, 'snapshot.json'))],
         ['the snapshot and the journal removed', dir, () => ['snapshot.json', 'journal.log'].forEach((f) => rmSync(join(work, f)))],
         ['meta.json set back to format 3 (no snapshot yet), the snapshot removed', compacted, () => {
-          edit('meta.json', (m) => m.replace('"format":4', '"format":3'));
+          edit('meta.json', (m) => m.replace('"format":5', '"format":3'));
           rmSync(join(work, 'snapshot.json'));
         }],
       ];
@@ -1398,7 +1399,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
       await (await open(compacted)).close();
-      // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 4 from its next snapshot on.
+      // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 5 from its next snapshot on.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
       const { check, uniqueIds } = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
@@ -1411,7 +1412,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       do ok(await u.create(u.seId, 20002, { 'senv:Cph': { rn: `n${k++}`, Calg: 1001, mbs: 64, kDt: b64(nodeCrypto.randomBytes(16)) } }), 2001, 'cipher');
       while (statSync(join(work, 'journal.log')).size > 0 && k < 100);
       await e3.close();
-      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).format, 'format 4 from its snapshot on').toBe(4);
+      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).format, 'format 5 from its snapshot on').toBe(5);
       expect(JSON.parse(readFileSync(join(work, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'a snapshot stays format 3').toBe(3);
       rmSync(join(work, 'snapshot.json'));
       await expect(open(work), 'its snapshot removed').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json' });

@@ -19,10 +19,15 @@ import { open } from './sealing.ts';
  * snapshot the chain starts from the check value, which an empty journal matches. A format number,
  * not a member added to format 3: a version before it refuses the directory as a format it does not
  * read, not as one altered without the master key (its MAC would not cover the member).
+ *
+ * Format 5 says what 4 says, and that every message is in its record's appends, none in a sealed
+ * part, so that a record may keep the message of the one before it (ResourceRecord.kept): a version
+ * before it, which would read such a record as one without its message, refuses the directory.
  */
 export const UNBOUND = 2;
 export const BOUND = 3;
 export const MARKED = 4;
+export const KEEPS = 5;
 
 export interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
 
@@ -39,8 +44,8 @@ export function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey
   if (meta.format === undefined) {
     throw new DataDirFormatError(dir, 'was written by an earlier version of senv, whose records carry no MAC; this version does not read it: start from an empty data directory');
   }
-  if (meta.format !== UNBOUND && meta.format !== BOUND && meta.format !== MARKED) {
-    throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} to ${MARKED}`);
+  if (meta.format !== UNBOUND && meta.format !== BOUND && meta.format !== MARKED && meta.format !== KEEPS) {
+    throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} to ${KEEPS}`);
   }
   if (typeof meta.check !== 'string' || typeof meta.mac !== 'string' || typeof meta.uniqueIds !== 'object' || meta.uniqueIds === null) {
     throw new DataDirDamagedError(dir, 'lacks its check value, MAC or unique IDs', 'meta.json');
@@ -154,7 +159,7 @@ export function parseRecord(payload: Uint8Array): JournalRecord | undefined {
   const r = parseJson(payload) as Record<string, unknown> | undefined;
   if (!r || !Number.isSafeInteger(r.seq) || (r.seq as number) < 1 || (r.seq as number) >= MAX_SEQ || typeof r.se !== 'string') return undefined;
   const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-  const shaped = r.op === 'put' ? Array.isArray(r.res) && r.res.every((x) => typeof x === 'object' && x !== null && typeof (x as ResourceRecord).ri === 'string')
+  const shaped = r.op === 'put' ? Array.isArray(r.res) && r.res.every((x) => typeof x === 'object' && x !== null && typeof (x as ResourceRecord).ri === 'string' && ((x as ResourceRecord).kept === undefined || strings((x as ResourceRecord).kept)))
     : r.op === 'remove' ? strings(r.ris)
       : r.op === 'append' && typeof r.ri === 'string' && typeof r.attr === 'string' && typeof r.sealed === 'string' && (r.lt === undefined || Number.isSafeInteger(r.lt));
   return shaped ? (r as unknown as JournalRecord) : undefined;

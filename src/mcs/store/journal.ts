@@ -2,7 +2,7 @@
 //
 //   lock             pid and start time of the process that has the directory
 //                    open: a second opener is refused, a stale lock taken over
-//   meta.json        format (4 once the directory has a snapshot), unique IDs
+//   meta.json        format (4 or 5 once the directory has a snapshot), unique IDs
 //                    of the software SEs, a sealed check value that tells a
 //                    wrong master key from a damaged file, and a MAC over them
 //   snapshot.json    a header line (format, MAC, the chain value its journal
@@ -48,6 +48,12 @@
 // Secrets (keys, sensitive data, messages, results: attributes declared
 // `secret`, and every key) are sealed with AES-256-GCM under the master key,
 // a fresh 12-byte nonce per record and the resource ID as associated data.
+// A message is sealed apart, in chunks (`<ri>/<attr>`), and written once:
+// a chunk UPDATE records the chunk, and a put whose change left the message
+// as it was (PersistedResource.unchangedMessages) keeps the one the state
+// holds (ResourceRecord.kept) from format 5 on. An earlier format's state is
+// moved to that shape at open and written as a snapshot at once; until a
+// snapshot has been written (meta.json says 5), nothing is kept.
 //
 // This file is the store itself (writes, cuts, compactions, the anchor's
 // writes); the rest is beside it: lock.ts (the lock), format.ts (what each
@@ -63,15 +69,15 @@ import { isKeyHandle } from '../../backends/backend.ts';
 import { toBase64 } from '../codec.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
-import type { Persistence } from '../persist.ts';
+import type { Persistence, PersistedResource } from '../persist.ts';
 import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { BOUND, crc32, mac, MAC_LEN, MARKED, newMeta, snapshotMac, type Meta, UNBOUND } from './format.ts';
+import { BOUND, crc32, KEEPS, mac, MAC_LEN, newMeta, snapshotMac, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
-import { apply, dropReplacedMessages, mergeAppends, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
+import { apply, mergeAppends, moveMessages, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
 import { open, seal, wiping } from './sealing.ts';
 import { decodeValue, encodeValue } from './values.ts';
 
@@ -94,6 +100,8 @@ export interface JournalOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** A message a put's change left as it was: its record keeps it, or, before format 5, seals it again. */
+interface Unchanged { rec: ResourceRecord; attr: string; acc: Accumulator }
 /** The journal size that triggers a snapshot at least, by default (JournalOptions.compactAt). */
 const COMPACT_AT = 8 * 1024 * 1024;
 
@@ -116,7 +124,7 @@ export class JournalStore implements Persistence {
   #journalBytes: number;
   /**
    * Where the journal stood when a compaction did not complete (the snapshot, its anchor write or
-   * meta.json's format 4 failed), so the journal was not cut (0 once it is): the next compaction
+   * meta.json's format 5 failed), so the journal was not cut (0 once it is): the next compaction
    * waits for as many bytes again, or close. Otherwise every record would rebuild the whole state
    * while the disk keeps refusing.
    */
@@ -194,10 +202,13 @@ export class JournalStore implements Persistence {
           throw anchorFailed(options.dir, 'write', e);
         });
       }
-      // Upgrades a format 2 directory: its meta.json says format 4 once a bound snapshot holds
+      // Upgrades a format 2 directory: its meta.json says format 5 once a bound snapshot holds
       // everything. Should that fail, the store goes on in format 2 and tries at its next snapshot.
-      // The same snapshot seals what an earlier version kept in the clear (format 2's Hv, a Sgn before it was sealed).
-      if (sealClearSecrets(store.#state, store.#key) || store.#meta.format === UNBOUND) await store.#compact();
+      // The same snapshot seals what an earlier version kept in the clear (format 2's Hv, a Sgn before
+      // it was sealed), and holds the messages an earlier format kept in sealed parts in appends: until
+      // it is written, no record may keep a message (a replay would find it in the sealed part).
+      const moved = store.#meta.format < KEEPS && moveMessages(store.#state, store.#key);
+      if (sealClearSecrets(store.#state, store.#key) || moved || store.#meta.format === UNBOUND) await store.#compact();
       return store;
     } catch (e) {
       macKey?.fill(0);
@@ -264,6 +275,8 @@ export class JournalStore implements Persistence {
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
         wiping(unseal(a.sealed, rec.ri, `${rec.ri}/${a.attr}`), (chunk) => (acc as Accumulator).receive(chunk, false));
       }
+      // Once all of it is in: a chunk taken after it was marked would start a new message.
+      if (rec.consumed) for (const a of rec.appends ?? []) (res.attrs.get(a.attr) as Accumulator).consumed = true;
       if (parent) parent.children.set(res.rn, res);
       built.set(rec.ri, res);
       return res;
@@ -280,14 +293,26 @@ export class JournalStore implements Persistence {
     for (const res of built.values()) if (!res.parent) host.link(res);
   }
 
-  async put(host: SeHost, res: Resource, withChildren: boolean): Promise<void> {
+  async put(host: SeHost, res: Resource & Pick<PersistedResource, 'unchangedMessages'>, withChildren: boolean): Promise<void> {
     const recs: ResourceRecord[] = [];
-    const walk = async (r: Resource) => {
-      recs.push(await this.#record(host, r));
-      if (withChildren) for (const c of r.children.values()) await walk(c);
+    const unchanged: Unchanged[] = [];
+    const walk = async (r: Resource, keep: ReadonlySet<string> | undefined) => {
+      recs.push(await this.#record(host, r, keep, unchanged));
+      if (withChildren) for (const c of r.children.values()) await walk(c, undefined);
     };
-    await walk(res);
-    await this.#write({ seq: 0, op: 'put', se: host.seId, res: recs });
+    await walk(res, res.unchangedMessages);
+    await this.#serial(async () => {
+      // The first message a directory of an earlier format could keep: the snapshot that makes it format 5 first
+      // (not while an earlier snapshot is waiting for the journal to grow, nor while the anchor may name another head).
+      if (unchanged.length && this.#meta.format < KEEPS && this.#compactFrom === 0 && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
+      const se = this.#state.resources[host.seId];
+      // What the state holds of the resource is the message (the engine applies only what was written).
+      for (const { rec, attr, acc } of unchanged) {
+        if (this.#meta.format === KEEPS && se?.[rec.ri]) (rec.kept ??= []).push(attr);
+        else (rec.appends ??= []).push({ attr, sealed: seal(this.#key, acc.bytes(), `${rec.ri}/${attr}`) });
+      }
+      await this.#appendRecord({ seq: 0, op: 'put', se: host.seId, res: recs });
+    });
   }
 
   async append(host: SeHost, res: Resource, attr: string, chunk: Uint8Array, modified: number): Promise<void> {
@@ -323,17 +348,24 @@ export class JournalStore implements Persistence {
     this.#macKey.fill(0);
   }
 
-  async #record(host: SeHost, res: Resource): Promise<ResourceRecord> {
+  /**
+   * The record of `res`, its messages as sealed chunks but those of `keep` (left as they were by
+   * the change), which go to `unchanged`: put() decides whether the record keeps them.
+   */
+  async #record(host: SeHost, res: Resource, keep: ReadonlySet<string> | undefined, unchanged: Unchanged[]): Promise<ResourceRecord> {
     const attrs: Record<string, Json> = {};
     const secret: Record<string, Json> = {};
-    let consumed = false;
+    const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
     for (const [name, v] of res.attrs) {
+      if (v instanceof Accumulator) {
+        if (v.consumed) rec.consumed = true;
+        if (keep?.has(name)) unchanged.push({ rec, attr: name, acc: v });
+        else (rec.appends ??= []).push({ attr: name, sealed: seal(this.#key, v.bytes(), `${res.ri}/${name}`) });
+        continue;
+      }
       const isSecret = isKeyHandle(v) || res.def.byName.get(name)?.secret === true;
       (isSecret ? secret : attrs)[name] = await encodeValue(host, v);
-      if (isSecret && v instanceof Accumulator && v.consumed && v.size > 0) consumed = true;
     }
-    const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
-    if (consumed) rec.consumed = true;
     if (res.hint) rec.hint = res.hint;
     if (Object.keys(secret).length) rec.sealed = sealSecrets(this.#key, secret, res.ri);
     return rec;
@@ -470,7 +502,6 @@ export class JournalStore implements Persistence {
   async #compact(): Promise<void> {
     let snapMac: Uint8Array;
     try {
-      dropReplacedMessages(this.#state, this.#key);
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
       // Nothing in it may vary between two builds of one state (a time, a fresh nonce): a snapshot
@@ -497,11 +528,12 @@ export class JournalStore implements Persistence {
     }
     this.#snapMac = snapMac;
     this.#superseded = false;
-    // Only now that a bound snapshot replaced an unbound one: meta.json's format 4 refuses an unbound one.
+    // Only now that a bound snapshot replaced an unbound one: meta.json's format 5 refuses an unbound one.
     // And before the journal is cut: until meta.json says there is a snapshot, the journal keeps the
     // records it holds, so removing the snapshot loses none (the first one's journal chains from the start).
-    if (this.#meta.format !== MARKED) {
-      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, MARKED);
+    // From format 5 on records may keep messages: the snapshot holds every message in appends.
+    if (this.#meta.format !== KEEPS) {
+      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, KEEPS);
       try {
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;

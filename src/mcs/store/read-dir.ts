@@ -6,7 +6,7 @@ import { anchoredRecords, type Head } from './anchor.ts';
 import { DataDirDamagedError, DataDirRolledBackError } from './errors.ts';
 import { writeAtomic, type Files } from './files.ts';
 import { BOUND, CHECK, endsBeforeTheFile, frameAfter, frameAt, mac, MARKED, newMeta, openMeta, openSnapshot, parseRecord, type Meta } from './format.ts';
-import { apply, supersedes, table, type JournalRecord, type Snapshot } from './records.ts';
+import { apply, keptWithoutPrior, supersedes, table, type JournalRecord, type Snapshot } from './records.ts';
 import { seal } from './sealing.ts';
 
 const enc = new TextEncoder();
@@ -47,7 +47,7 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
   let state: Snapshot = { seq: 0, resources: table() };
-  if (meta.format === MARKED && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
+  if (meta.format >= MARKED && !snapBytes) throw new DataDirDamagedError(dir, 'is missing, though meta.json says the directory has one: removed (with or without the journal)', 'snapshot.json');
   if (snapBytes) ({ state, snapMac, from } = openSnapshot(dir, snapBytes, macKey, meta));
   let journalStart = snapMac;
   let last = snapMac;
@@ -86,6 +86,9 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   let superseded = false;
   for (const { r } of records.slice(0, keep)) {
     if (r.seq > state.seq) {
+      // Never an empty message: the record names bytes that a record before it holds.
+      const orphan = keptWithoutPrior(state, r);
+      if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps the message of resource ${orphan}, which no record before it holds`, 'journal.log');
       superseded ||= supersedes(state, r);
       apply(state, r);
     } else {

@@ -1,7 +1,11 @@
 // What the store keeps of each SE's resources: the journal's records, the
 // state they build (what a snapshot holds), and what a compaction does to
-// that state before writing it.
-import { base64Length } from '../codec.ts';
+// that state before writing it. From format 5 a message (the append
+// attribute's data) is only ever in a record's appends, never in its sealed
+// part: a put that leaves it as it was keeps it (`kept`) instead of writing
+// it again, and the first chunk after a consumed message drops the old one
+// from the state. moveMessages() brings an earlier format's state there.
+import { base64Length, fromBase64 } from '../codec.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { joinSealed, open, seal, wiping } from './sealing.ts';
 
@@ -22,10 +26,21 @@ export interface ResourceRecord {
   attrs: Record<string, Json>;
   /** base64(nonce || AES-256-GCM(JSON of the secret attributes)) with the ri as associated data. */
   sealed?: string;
-  /** Chunks appended since the record was put, each sealed with `<ri>/<attr>` as associated data. */
+  /**
+   * The message, in chunks each sealed with `<ri>/<attr>` as associated data: what the put wrote,
+   * then the chunks appended since. (Before format 5 a put wrote it in the sealed part, as `$acc`.)
+   */
   appends?: { attr: string; sealed: string }[];
-  /** Its sealed part holds a consumed message, which the next chunk replaces (not secret: tells the store that chunk supersedes it). */
+  /**
+   * The message was consumed: the next chunk replaces it (not secret: tells the store that chunk
+   * supersedes it). Before format 5, the consumed message of the sealed part.
+   */
   consumed?: true;
+  /**
+   * In a put only: the attributes whose message is the one the state's record of this ri holds,
+   * carried over by apply() (the state's records never have it). Written from format 5 on.
+   */
+  kept?: string[];
 }
 
 export type JournalRecord =
@@ -52,21 +67,37 @@ export function table<T>(): Record<string, T> {
 export function supersedes(state: Snapshot, r: JournalRecord): boolean {
   const se = state.resources[r.se];
   return r.op === 'remove'
-    // A put replaces the record's sealed part and the chunks appended to it (a message discarded, say).
-    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined || (se?.[rec.ri]?.appends?.length ?? 0) > 0))
+    // A put replaces the record's sealed part and its message (a message discarded, say), unless it keeps it.
+    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined || (se?.[rec.ri]?.appends ?? []).some((a) => !rec.kept?.includes(a.attr))))
     || (r.op === 'append' && se?.[r.ri]?.consumed === true);
+}
+
+/** The ri of a resource whose message `r` keeps though the state holds no record of it (damage: apply() would make it empty). */
+export function keptWithoutPrior(state: Snapshot, r: JournalRecord): string | undefined {
+  return r.op === 'put' ? r.res.find((rec) => rec.kept?.length && !state.resources[r.se]?.[rec.ri])?.ri : undefined;
 }
 
 export function apply(state: Snapshot, r: JournalRecord): void {
   const se = (state.resources[r.se] ??= table());
   state.seq = Math.max(state.seq, r.seq);
-  if (r.op === 'put') for (const rec of r.res) se[rec.ri] = rec;
-  else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
+  if (r.op === 'put') {
+    for (const rec of r.res) {
+      const kept = rec.kept;
+      if (kept) {
+        // The message first, as it came; the record's own `consumed` says whether it still is.
+        const carried = se[rec.ri]?.appends?.filter((a) => kept.includes(a.attr)) ?? [];
+        rec.appends = [...carried, ...(rec.appends ?? [])];
+        delete rec.kept;
+      }
+      se[rec.ri] = rec;
+    }
+  } else if (r.op === 'remove') for (const ri of r.ris) delete se[ri];
   else {
     const rec = se[r.ri];
     if (!rec) return;
+    // The first chunk after a consumed message starts a new one: the old one's chunks are superseded, and the next chunk supersedes nothing.
+    if (rec.consumed) rec.appends = rec.appends?.filter((a) => a.attr !== r.attr);
     (rec.appends ??= []).push({ attr: r.attr, sealed: r.sealed });
-    // The first chunk after a consumed message starts a new one: the next supersedes nothing.
     delete rec.consumed;
     if (r.lt !== undefined) rec.lt = r.lt;
   }
@@ -112,28 +143,45 @@ export function mergeAppends(state: Snapshot, key: Uint8Array): void {
 }
 
 /**
- * A message an operation consumed, held in a record's sealed part, that chunks appended since
- * replace (the first chunk after a consumed message starts a new one: Accumulator.receive) is
- * emptied there, so that a snapshot does not carry it on; replaying the chunks gives the same
- * message. A record whose sealed part does not open is left for load() to report.
+ * Moves the messages an earlier format held in a record's sealed part (`$acc`) out into the record's
+ * appends, before the chunks appended since (format 5 holds them nowhere else); one consumed and
+ * replaced by those chunks is dropped instead, as a snapshot dropped it before. Answers whether
+ * there was any. A record whose sealed part does not open is left for load() to report.
  */
-export function dropReplacedMessages(state: Snapshot, key: Uint8Array): void {
+export function moveMessages(state: Snapshot, key: Uint8Array): boolean {
+  let moved = false;
   for (const se of Object.values(state.resources)) {
     for (const rec of Object.values(se)) {
-      if (!rec.appends?.length || !rec.sealed) continue;
+      if (!rec.sealed) continue;
       const secret = openSecrets(key, rec.sealed, rec.ri);
       if (!secret) continue;
-      let replaced = false;
-      for (const attr of new Set(rec.appends.map((a) => a.attr))) {
-        const held = secret[attr] as { $acc?: unknown; consumed?: unknown } | undefined;
-        if (typeof held === 'object' && held !== null && typeof held.$acc === 'string' && held.consumed === true) {
-          secret[attr] = { $acc: '', consumed: false };
-          replaced = true;
+      const messages: { attr: string; sealed: string }[] = [];
+      let found = false;
+      for (const [attr, held] of Object.entries(secret)) {
+        const acc = held as { $acc?: unknown; consumed?: unknown } | null;
+        if (typeof acc !== 'object' || acc === null || typeof acc.$acc !== 'string') continue;
+        delete secret[attr];
+        const replaced = acc.consumed === true && rec.appends?.some((a) => a.attr === attr);
+        const bytes = fromBase64(acc.$acc);
+        // Not base64: left in place, for load() to report as the damage it is.
+        if (!bytes) {
+          secret[attr] = held;
+          continue;
         }
+        wiping(bytes, (data) => {
+          if (!replaced) messages.push({ attr, sealed: seal(key, data, `${rec.ri}/${attr}`) });
+        });
+        if (!replaced && acc.consumed === true) rec.consumed = true;
+        found = true;
       }
-      if (replaced) rec.sealed = sealSecrets(key, secret, rec.ri);
+      if (!found) continue;
+      moved = true;
+      rec.appends = [...messages, ...(rec.appends ?? [])];
+      if (Object.keys(secret).length) rec.sealed = sealSecrets(key, secret, rec.ri);
+      else delete rec.sealed;
     }
   }
+  return moved;
 }
 
 /**

@@ -1,6 +1,8 @@
-// Attribute values as a record's JSON holds them: bytes, accumulated data,
-// device data and keys (stored through their backend) as tagged objects,
-// and a client's own JSON object wrapped so that it never reads back as one.
+// Attribute values as a record's JSON holds them: bytes, device data and keys
+// (stored through their backend) as tagged objects, and a client's own JSON
+// object wrapped so that it never reads back as one. Accumulated data (a
+// message) is the record's appends; the `$acc` an earlier format wrote in a
+// sealed part is still read.
 import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backend.ts';
 import { fromBase64, keyFromBase64, toBase64 } from '../codec.ts';
 import type { SeHost } from '../host.ts';
@@ -12,7 +14,6 @@ import { keyHandle } from '../handed.ts';
 
 export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Uint8Array) return { $b: toBase64(v) };
-  if (v instanceof Accumulator) return { $acc: toBase64(v.bytes()), consumed: v.consumed };
   if (v instanceof DeviceData) return { $device: v.size };
   if (isKeyHandle(v)) {
     let s: StoredKey;

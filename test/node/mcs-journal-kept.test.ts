@@ -1,0 +1,178 @@
+// A message is written to the data directory once (format 5): a change that
+// leaves it as it was (an `et` or `acpi` UPDATE, an operation that consumes
+// it) records the resource without it, and a restart, a compaction or an
+// upgrade from format 4 gives back every byte and whether it was consumed.
+import { describe, expect, it } from 'vitest';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nodeCrypto from 'node:crypto';
+import { McsEngine, gcm } from '../../src/index.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+
+const KEY = new Uint8Array(32).fill(9);
+const MIB = 1 << 20;
+const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-kept-'));
+const sha256 = (b: Uint8Array) => new Uint8Array(nodeCrypto.createHash('sha256').update(b).digest());
+const format = (dir: string) => (JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { format: number }).format;
+
+/** An engine on `dir` whose store counts the bytes it appends to journal.log. */
+async function open(dir: string, masterKey: Uint8Array, compactAt: number) {
+  const real = await openFiles();
+  const written = { journal: 0 };
+  const files: Files = {
+    ...real,
+    append: async (path, data) => {
+      if (path.endsWith('/journal.log')) written.journal += data.length;
+      return real.append(path, data);
+    },
+  };
+  const engine = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey, files, compactAt }) });
+  return { engine, s: new Session(engine, 'CAE1', engine.seIds[0]), written };
+}
+
+/** The JSON of each record in journal.log ([length u32][CRC-32 u32][JSON][MAC 32 bytes]). */
+function records(dir: string): Record<string, unknown>[] {
+  const buf = readFileSync(join(dir, 'journal.log'));
+  const out: Record<string, unknown>[] = [];
+  for (let at = 0; at < buf.length;) {
+    const len = buf.readUInt32LE(at);
+    out.push(JSON.parse(buf.subarray(at + 8, at + 8 + len - 32).toString()) as Record<string, unknown>);
+    at += 8 + len;
+  }
+  return out;
+}
+
+/** The sealed parts of the snapshot's records, opened (AES-256-GCM, the ri as associated data). */
+function sealedParts(dir: string, key: Uint8Array): string[] {
+  const text = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+  const state = JSON.parse(text.slice(text.indexOf('\n') + 1)) as { resources: Record<string, Record<string, { ri: string; sealed?: string }>> };
+  return Object.values(state.resources).flatMap((se) => Object.values(se)).filter((r) => r.sealed).map((r) => {
+    const b = Buffer.from(r.sealed!, 'base64');
+    const d = nodeCrypto.createDecipheriv('aes-256-gcm', key, b.subarray(0, 12));
+    d.setAAD(Buffer.from(r.ri));
+    d.setAuthTag(b.subarray(b.length - 16));
+    return Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString();
+  });
+}
+
+describe('a message is written once', () => {
+  it.each([['a restart', 1 << 30], ['a compaction after every record', 1]])('an et or acpi UPDATE, calculateHash and encrypt of 1 MiB add a few hundred bytes of journal and the result, and %s gives back every byte and whether it was consumed', async (_, compactAt) => {
+    const dir = tempDir();
+    try {
+      const message = nodeCrypto.randomBytes(MIB);
+      const aesKey = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(12);
+      let { engine, s, written } = await open(dir, KEY, 1 << 30);
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 2 * MIB, kDt: b64(aesKey) } }), 2001, 'cipher');
+      ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { nc: b64(nonce) } }), 2001, 'nonce');
+      for (let off = 0; off < MIB; off += 64 * 1024) {
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(message.subarray(off, off + 64 * 1024)) } }), 2004, 'hash chunk');
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(message.subarray(off, off + 64 * 1024)) } }), 2004, 'cipher chunk');
+      }
+      expect(format(dir), 'a new directory before its first snapshot').toBe(3);
+      // What each resource holds, as a restart must give it back.
+      const held = { h: message as Uint8Array, c: message as Uint8Array };
+      const et = { h: undefined as string | undefined, c: undefined as string | undefined };
+      const reopen = async () => {
+        await engine.close();
+        ({ engine, s, written } = await open(dir, KEY, compactAt));
+        for (const [rn, root] of [['h', 'senv:Hsh'], ['c', 'senv:Cph']] as const) {
+          const pc = body(ok(await s.retrieve(s.path('reg', rn)), 2000, `${rn} after the restart`), root);
+          expect(Buffer.from(unb64(pc.msg)).equals(Buffer.from(held[rn])), `${rn}'s message (${unb64(pc.msg).length} bytes)`).toBe(true);
+          if (et[rn]) expect(pc.et, `${rn}'s et`).toBe(et[rn]);
+        }
+      };
+      const figures: string[] = [];
+      const step = async (what: string, run: () => Promise<void>, bound: number) => {
+        const before = written.journal;
+        await run();
+        const grew = written.journal - before;
+        figures.push(`${what}: ${grew} bytes`);
+        expect(grew, what).toBeLessThan(bound);
+        await reopen();
+      };
+      const small = MIB / 10;
+      await step('et UPDATE of the <hash>', async () => {
+        et.h = '20990101T000000,000000';
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: et.h } }), 2004, 'et');
+      }, small);
+      expect(format(dir), 'format 5 from the snapshot the first kept message made').toBe(5);
+      await step('acpi UPDATE of the <hash>', async () => void ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { acpi: [] } }), 2004, 'acpi'), small);
+      await step('calculateHash', async () => {
+        const hv = unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'calculateHash'), 'senv:Hsh').Hv);
+        expect(hv).toEqual(sha256(message));
+      }, small);
+      // Consumed across the restart: the next chunk starts a new message.
+      const next = nodeCrypto.randomBytes(100);
+      await step('a chunk after the consumed message', async () => {
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(next) } }), 2004, 'chunk');
+        held.h = next;
+      }, small);
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'calculateHash'), 'senv:Hsh').Hv)).toEqual(sha256(next));
+      await step('et UPDATE of the <cipher>', async () => {
+        et.c = '20980101T000000,000000';
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { et: et.c } }), 2004, 'et');
+      }, small);
+      await step('acpi UPDATE of the <cipher>', async () => void ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { acpi: [] } }), 2004, 'acpi'), small);
+      // The result is written (sealed, as JSON's base64 in base64: about 1.8 bytes a byte), the message not again.
+      const result = gcm(aesKey, nonce).encrypt(message);
+      await step('encrypt', async () => {
+        const cd = unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD);
+        expect(Buffer.from(cd).equals(Buffer.from(result))).toBe(true);
+      }, 1.8 * result.length + small);
+      await step('a chunk after the encrypted message', async () => {
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(next) } }), 2004, 'chunk');
+        held.c = next;
+      }, small);
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD)).toEqual(gcm(aesKey, nonce).encrypt(next));
+      await engine.close();
+      console.log(`journal written per change (1 MiB message, compactAt ${compactAt}):\n  ${figures.join('\n  ')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('a format 4 directory (messages in sealed parts) opens with its messages intact, says format 5, and its next et UPDATE does not write the message again', async () => {
+    const dir = tempDir();
+    const key = new Uint8Array(32).fill(0x4d);
+    // The data fixtures/format4-messages/README.md's script wrote (write number `seed` of `n` bytes).
+    const data = (seed: number, n: number) => Uint8Array.from({ length: n }, (_, k) => (seed * 31 + k * 17) & 0xff);
+    const cat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+    try {
+      cpSync(fileURLToPath(new URL('./fixtures/format4-messages', import.meta.url)), dir, { recursive: true });
+      expect(format(dir)).toBe(4);
+      expect(sealedParts(dir, key).filter((p) => p.includes('"$acc"')).length, 'the fixture holds messages in sealed parts').toBeGreaterThan(0);
+      let { engine, s, written } = await open(dir, key, 1 << 30);
+      expect(format(dir), 'upgraded at open').toBe(5);
+      expect(sealedParts(dir, key).filter((p) => p.includes('"$acc"')), 'no message left in a sealed part').toEqual([]);
+      const msg = async (rn: string, root: string) => unb64(body(ok(await s.retrieve(s.path('reg', rn)), 2000, rn), root).msg);
+      const h1 = cat(data(1, 3000), data(2, 2000), data(3, 1000));
+      expect(await msg('h1', 'senv:Hsh'), 'chunks, a put, a chunk after it').toEqual(h1);
+      expect(await msg('h2', 'senv:Hsh'), 'a consumed message a chunk replaced').toEqual(data(5, 700));
+      expect(await msg('h3', 'senv:Hsh'), 'a consumed message').toEqual(data(6, 900));
+      expect(await msg('c', 'senv:Cph'), 'a <cipher>\'s, its last chunk in the journal after the snapshot').toEqual(cat(data(9, 4000), data(10, 1500)));
+      const before = written.journal;
+      ok(await s.update(s.path('reg', 'h1'), { 'senv:Hsh': { et: '20970101T000000' } }), 2004, 'et');
+      const last = records(dir).at(-1) as { res: { kept?: string[]; appends?: unknown }[] };
+      expect(last.res[0]!.kept, 'the record keeps the message').toEqual(['message']);
+      expect(last.res[0]!.appends).toBeUndefined();
+      expect(written.journal - before, 'bytes written').toBeLessThan(h1.length / 10);
+      await engine.close();
+      ({ engine, s } = await open(dir, key, 1 << 30));
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h1', 'cHsh')), 2000, 'h1'), 'senv:Hsh').Hv)).toEqual(sha256(h1));
+      // Still consumed: the next chunk starts a new message.
+      const z = new Uint8Array([1, 2, 3]);
+      ok(await s.update(s.path('reg', 'h3'), { 'senv:Hsh': { msg: b64(z) } }), 2004, 'chunk');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h3', 'cHsh')), 2000, 'h3'), 'senv:Hsh').Hv)).toEqual(sha256(z));
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD)).toEqual(gcm(data(7, 16), data(8, 12)).encrypt(cat(data(9, 4000), data(10, 1500))));
+      await engine.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
