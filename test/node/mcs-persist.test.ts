@@ -770,6 +770,36 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a record that keeps a message no record before it holds is damage, never an empty message', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const message = nodeCrypto.randomBytes(3000);
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(message) } }), 2001, 'hash');
+      await e1.close();
+      expect(existsSync(join(dir, 'snapshot.json')), 'the journal holds everything').toBe(false);
+      const journal = join(dir, 'journal.log');
+      const records = frames(readFileSync(journal)).map((f) => f.json);
+      const se = records[0]!.se as string;
+      const hash = records.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).find((r) => r.root === 'senv:Hsh')!;
+      const keeping = (ri: string, kept: unknown) => ({ seq: records.length + 1, op: 'put', se, res: [{ ...hash, ri, appends: undefined, lt: (hash.lt as number) + 1, kept }] });
+      // As the store writes it: the message is the one the hash's record holds.
+      writeFileSync(journal, withMacs(dir, [...records, keeping(hash.ri as string, ['message'])]));
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(unb64(body(ok(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/h`), 2000, 'kept'), 'senv:Hsh').msg)).toEqual(new Uint8Array(message));
+      await e2.close();
+      writeFileSync(journal, withMacs(dir, [...records, keeping('Hsh0000nowhere', ['message'])]));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'no record before it').rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining('keeps the message of resource Hsh0000nowhere') });
+      // A good record after it, as a torn end would be cut.
+      writeFileSync(journal, withMacs(dir, [...records, keeping(hash.ri as string, 'message'), { ...records.at(-1)!, seq: records.length + 2 }]));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'kept not a list').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.skipIf(process.geteuid?.() !== 0)('a data directory another user owns with its files (a service moved from its own user to root, a restored backup) opens', async () => {
     const dir = tempDir();
     try {
