@@ -16,7 +16,7 @@ import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
-import { chunkOf } from './fixtures/mcs-writer-data.ts';
+import { chunkOf, etOf, G_MESSAGE, indexOfEt } from './fixtures/mcs-writer-data.ts';
 import { runChild, runInTerminal, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
@@ -421,6 +421,8 @@ describe('Mcs persistence', () => {
     const writer = fileURLToPath(new URL('./fixtures/mcs-writer.ts', import.meta.url));
     const acked = new Set<number>();
     const appended: number[] = [];
+    const ets: number[] = [];
+    let hashed = 0;
     let next = 0;
     let ready = 0;
     try {
@@ -445,6 +447,8 @@ describe('Mcs persistence', () => {
                 setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 200 + Math.floor(Math.random() * 800));
               } else if (kind === 'sdo') acked.add(Number(n));
               else if (kind === 'app') appended.push(Number(n));
+              else if (kind === 'et') ets.push(Number(n));
+              else if (kind === 'cg') hashed++;
             }
           });
           child.on('exit', () => resolve());
@@ -473,6 +477,18 @@ describe('Mcs persistence', () => {
         off += unb64(chunkOf(i)).length;
       }
       expect(msg.length - off).toBeLessThanOrEqual(3001);
+      // The et records keep h's message (checked above); the last one written is the last acknowledged or
+      // one written but not acknowledged after it (the next run starts past it).
+      expect(ets.length + hashed, 'et UPDATEs and calculateHash acknowledged').toBeGreaterThan(2);
+      const et = body(await s.retrieve(s.path('reg', 'h')), 'senv:Hsh').et as string;
+      expect(indexOfEt(et)).toBeGreaterThanOrEqual(Math.max(...ets));
+      expect(indexOfEt(et)).toBeLessThan(next);
+      expect(et.startsWith(etOf(indexOfEt(et)))).toBe(true);
+      // g's message, kept by every calculateHash record, and consumed: the next chunk starts a new one.
+      expect(body(await s.retrieve(s.path('reg', 'g')), 'senv:Hsh').msg).toBe(G_MESSAGE);
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cHsh')), 2000, 'g'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(nodeCrypto.createHash('sha256').update(unb64(G_MESSAGE)).digest()));
+      ok(await s.update(s.path('reg', 'g'), { 'senv:Hsh': { msg: chunkOf(1) } }), 2004, 'a chunk after the consumed message');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cHsh')), 2000, 'g'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(nodeCrypto.createHash('sha256').update(unb64(chunkOf(1))).digest()));
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
