@@ -112,8 +112,8 @@ export function apply(state: Snapshot, r: JournalRecord): void {
  * geometrically, about log2 of the data in KiB of them, and a compaction
  * re-seals what is new and what it joins, not a whole large message again.
  * The same bytes in the same order: replaying the joined chunks does what
- * replaying the run did (only a run's first chunk can start a new message,
- * and what it joins into still comes first).
+ * replaying the run did (a record's appends are one message: the chunk that
+ * started a new one dropped the chunks before it, apply()).
  */
 export function mergeAppends(state: Snapshot, key: Uint8Array): void {
   // Plain length of a sealed chunk: base64 of a 12-byte nonce, the data and a 16-byte tag. A
