@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
-import { McsEngine, gcm } from '../../src/index.ts';
+import { McsEngine, gcm, type Persistence } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { Accumulator } from '../../src/mcs/resource.ts';
 
 const KEY = new Uint8Array(32).fill(9);
 const MIB = 1 << 20;
@@ -137,6 +138,33 @@ describe('a message is written once', () => {
     }
   }, 120_000);
 
+  it('a store of another kind is told which messages a put leaves as they were, and sees the state the change leaves (an operation\'s consumed message)', async () => {
+    const puts: { rn: string; unchanged: string[] | undefined; msg: Uint8Array | undefined; consumed: boolean | undefined }[] = [];
+    const store: Persistence = {
+      uniqueId: async () => 'u', load: async () => undefined, append: async () => undefined, remove: async () => undefined, close: async () => undefined,
+      put: async (_, res) => {
+        const acc = res.attrs.get('message') as Accumulator | undefined;
+        puts.push({ rn: res.rn, unchanged: res.unchangedMessages && [...res.unchangedMessages], msg: acc?.bytes().slice(), consumed: acc?.consumed });
+      },
+    };
+    const engine = await McsEngine.create({ store });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    const message = nodeCrypto.randomBytes(5000);
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(message) } }), 2001, 'hash');
+    ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: '20990101T000000' } }), 2004, 'et');
+    ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'calculateHash');
+    ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(message.subarray(0, 10)), et: '20990102T000000' } }), 2004, 'a chunk with et');
+    const m = new Uint8Array(message);
+    expect(puts.filter((p) => p.rn === 'h')).toEqual([
+      { rn: 'h', unchanged: undefined, msg: m, consumed: false },
+      { rn: 'h', unchanged: ['message'], msg: m, consumed: false },
+      { rn: 'h', unchanged: ['message'], msg: m, consumed: true },
+      { rn: 'h', unchanged: undefined, msg: m.subarray(0, 10), consumed: false },
+    ]);
+    await engine.close();
+  });
+
   it('a format 4 directory (messages in sealed parts) opens with its messages intact, says format 5, and its next et UPDATE does not write the message again', async () => {
     const dir = tempDir();
     const key = new Uint8Array(32).fill(0x4d);
@@ -170,6 +198,25 @@ describe('a message is written once', () => {
       ok(await s.update(s.path('reg', 'h3'), { 'senv:Hsh': { msg: b64(z) } }), 2004, 'chunk');
       expect(unb64(body(ok(await s.retrieve(s.path('reg', 'h3', 'cHsh')), 2000, 'h3'), 'senv:Hsh').Hv)).toEqual(sha256(z));
       expect(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD)).toEqual(gcm(data(7, 16), data(8, 12)).encrypt(cat(data(9, 4000), data(10, 1500))));
+      await engine.close();
+
+      // An upgrade whose snapshot cannot be written: format 4 goes on, writing messages whole (never kept), and the next open upgrades.
+      rmSync(dir, { recursive: true, force: true });
+      cpSync(fileURLToPath(new URL('./fixtures/format4-messages', import.meta.url)), dir, { recursive: true });
+      const real = await openFiles();
+      const failing: Files = { ...real, rename: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' })) };
+      const e1 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: key, files: failing }) });
+      expect(format(dir), 'not upgraded').toBe(4);
+      const t = new Session(e1, 'CAE1', e1.seIds[0]);
+      ok(await t.update(t.path('reg', 'h1'), { 'senv:Hsh': { et: '20960101T000000' } }), 2004, 'et');
+      const whole = records(dir).at(-1) as { res: { kept?: string[]; appends?: { attr: string }[] }[] };
+      expect(whole.res[0]!.kept, 'nothing kept').toBeUndefined();
+      expect(whole.res[0]!.appends?.map((a) => a.attr), 'the message written whole').toEqual(['message']);
+      await e1.close();
+      ({ engine, s } = await open(dir, key, 1 << 30));
+      expect(format(dir), 'upgraded by the next open').toBe(5);
+      expect(await msg('h1', 'senv:Hsh')).toEqual(h1);
+      expect(await msg('h3', 'senv:Hsh')).toEqual(data(6, 900));
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
