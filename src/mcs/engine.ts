@@ -795,7 +795,8 @@ function modified(def: CompiledType, changes: Map<string, unknown>): readonly At
 /**
  * Writes a change to the store before it is applied: a chunk alone as an
  * append (the hot path: not the whole message again), anything else as the
- * resource the change will leave.
+ * resource the change will leave, which names the message when the change
+ * leaves its bytes as they were (the journal then does not write it again).
  */
 async function persist(store: Persistence, host: SeHost, res: Resource, change: Change, now: number): Promise<void> {
   const append = res.def.appendAttr?.name;
