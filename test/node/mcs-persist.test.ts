@@ -781,6 +781,17 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         writeFileSync(journal, withMacs(dir, [...records, { seq: 10, op: 'put', se, res: [res] }]));
         await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
+      // Replayed over at open, before anything loads: a put keeping the message, or a chunk, after appends that
+      // are no list; a put keeping a message whose own appends are no list.
+      const replayed: [string, Record<string, unknown>[]][] = [
+        ['a kept put after appends that are no list', [{ seq: 10, op: 'put', se, res: [resource({ appends: 5 })] }, { seq: 11, op: 'put', se, res: [resource({ kept: ['x'] })] }]],
+        ['a chunk after consumed appends that are no list', [{ seq: 10, op: 'put', se, res: [resource({ appends: 'xyz', consumed: true })] }, { seq: 11, op: 'append', se, ri: 'Rnd9', attr: 'x', sealed: 'AAAA' }]],
+        ['a kept put whose own appends are no list', [{ seq: 10, op: 'put', se, res: [resource({})] }, { seq: 11, op: 'put', se, res: [resource({ kept: ['x'], appends: 7 })] }]],
+      ];
+      for (const [what, recs] of replayed) {
+        writeFileSync(journal, withMacs(dir, [...records, ...recs]));
+        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining("holds a record that is not a resource's (TypeError)") });
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

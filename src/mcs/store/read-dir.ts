@@ -89,8 +89,15 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
       // Never an empty message: the record names bytes that a record before it holds.
       const orphan = keptWithoutPrior(state, r);
       if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps the message of resource ${orphan}, which no record before it holds`, 'journal.log');
-      superseded ||= supersedes(state, r);
-      apply(state, r);
+      try {
+        superseded ||= supersedes(state, r);
+        apply(state, r);
+      } catch (e) {
+        // A record (or the snapshot's record it changes) of the right MAC but not of a resource's shape:
+        // appends that are no list, say. Only the master key's holder could write it; damage, named so.
+        if (e instanceof TypeError || e instanceof RangeError) throw new DataDirDamagedError(dir, `holds a record that is not a resource's (${e.name})`, 'journal.log');
+        throw e;
+      }
     } else {
       // A record the snapshot covers (a crash came between the snapshot's rename and the journal's cut):
       // its sealed data may be a key deleted since, which a clean close's compaction removes.
