@@ -58,7 +58,9 @@ function mangle(answer: Uint8Array, rand: Chooser): Uint8Array {
     case 5: return noise(rand(300));
     case 6: return Uint8Array.of(...noise(rand(64)), 0x90, 0x00);
     case 7: throw new PcscError('SCardTransmit', 0x8010000a); // SCARD_E_TIMEOUT: no answer
-    default: throw new PcscError('SCardTransmit', 0x80100069); // SCARD_W_REMOVED_CARD
+    // The card gone once it had the command: pcsc-lite's transmit to the reader fails (SCARD_E_NO_SMARTCARD).
+    // Its SCARD_W_REMOVED_CARD comes from a check before anything is sent: campaign() throws that one.
+    default: throw new PcscError('SCardTransmit', 0x8010000c);
   }
 }
 
@@ -165,6 +167,9 @@ async function campaign(engine: McsEngine, rand: Chooser, count: number, card: (
     setWrong((apdu) => {
       if (rand(share)) return undefined;
       mangled++;
+      // A connection a removal or another application's reset made stale: pcsc-lite refuses the command before it
+      // sends it, so the card never sees it (SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD).
+      if (rand(10) === 0) throw new PcscError('SCardTransmit', rand(2) ? 0x80100069 : 0x80100068);
       const right = card(apdu);
       const answer = wrong(right, rand);
       if (deniedKeyWrite(apdu, right, answer)) denied++;
