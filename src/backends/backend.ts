@@ -129,12 +129,24 @@ export function checkCipherParams(params: unknown): CipherParams {
   return params as CipherParams;
 }
 
-/** loadKey()'s stored key, checked alike by every backend: an object of one of the two forms (what storeKey gave). */
+/**
+ * What is wrong with a stored key's form, as a noun phrase ('a stored key of form …'), or undefined:
+ * the one rule for loadKey()'s argument and the engine's check of what storeKey gave.
+ * @internal
+ */
+export function storedKeyFault(stored: unknown): string | undefined {
+  if (typeof stored !== 'object' || stored === null) return `a stored key that is ${shown(stored)}, an object expected`;
+  const { form, kind, ref } = stored as Record<string, unknown>;
+  if (form !== 'material' && form !== 'reference') return `a stored key of form ${shown(form)}, 'material' or 'reference' expected`;
+  if (kind !== 'secret' && kind !== 'public') return `a stored key of kind ${shown(kind)}, 'secret' or 'public' expected`;
+  if (form === 'reference' && !(typeof ref === 'string' && ref !== '')) return `a stored key reference that is ${shown(ref)}, a non-empty string expected`;
+  return undefined;
+}
+
+/** loadKey()'s stored key, checked alike by every backend: what storeKey gives (storedKeyFault's rules). */
 export function checkStoredKey(stored: unknown): StoredKey {
-  if (typeof stored !== 'object' || stored === null) throw new InvalidInputError(`a stored key is an object (what storeKey gave), got ${shown(stored)}`);
-  const { form, ref } = stored as Record<string, unknown>;
-  if (form !== 'material' && form !== 'reference') throw new InvalidInputError(`a stored key's form is 'material' or 'reference', got ${shown(form)}`);
-  if (form === 'reference' && typeof ref !== 'string') throw new InvalidInputError(`a stored key reference is a string, got ${shown(ref)}`);
+  const fault = storedKeyFault(stored);
+  if (fault !== undefined) throw new InvalidInputError(`loadKey() takes what storeKey gave, not ${fault}`);
   return stored as StoredKey;
 }
 

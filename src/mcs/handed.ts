@@ -5,7 +5,9 @@
 // engine's own (an ArrayBuffer per result: 0.3 us for a digest, 0.65 us for 1 KiB, 7-12 % of an
 // UPDATE + RETRIEVE pair) would not pay for a backend that broke it. A result that fails the check
 // answers 5000, naming what was wrong (never the bytes), before anything changed.
-import { isKeyHandle, type KeyHandle, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS } from '../backends/algorithms.ts';
+import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type SecureEnvironmentBackend, type StoredKey } from '../backends/backend.ts';
+import { specInfo } from '../backends/key-material.ts';
 import { InvalidInputError, isBytes, shown, stillReadable } from '../core/errors.ts';
 import { McsError, RSC } from './rsc.ts';
 
@@ -45,19 +47,51 @@ export function verdict(v: unknown): boolean {
 /**
  * A key importKey, generateKey or loadKey gave: a handle registered with markKeyHandle, whose size
  * the memory quota can count. Anything else is released (the backend may hold something for it)
- * and answers 5000: an unregistered object would be kept and shown as a plain value.
+ * and answers `wrong(what it was)`, by default the 5000: an unregistered object would be kept and
+ * shown as a plain value.
  */
-export function keyHandle(backend: SecureEnvironmentBackend, v: unknown): KeyHandle {
-  let wrong: string | undefined;
-  if (!isKeyHandle(v)) wrong = `a key handle not made with markKeyHandle (${shown(v)})`;
-  else if (!(Number.isSafeInteger(v.size) && v.size >= 0)) wrong = `a key whose size is ${shown(v.size)}, a non-negative integer expected`;
-  if (wrong === undefined) return v as KeyHandle;
+export function keyHandle(backend: SecureEnvironmentBackend, v: unknown, wrong: (what: string) => Error = broken): KeyHandle {
+  let what: string | undefined;
+  if (!isKeyHandle(v)) what = `a key handle not made with markKeyHandle (${shown(v)})`;
+  else if (!(Number.isSafeInteger(v.size) && v.size >= 0)) what = `a key whose size is ${shown(v.size)}, a non-negative integer expected`;
+  if (what === undefined) return v as KeyHandle;
   try {
     backend.releaseKey(v as KeyHandle);
   } catch {
     // the backend's to clean up: the engine keeps nothing of it
   }
-  throw broken(wrong);
+  throw wrong(what);
+}
+
+/**
+ * What storeKey gave for `key`, checked before the journal seals it: a record that loadKey or the
+ * next open cannot read would fail McsEngine.create for every SE of the directory. Its form is the
+ * one keyStorage names, its kind the key's, its material a readable array of a length the key's
+ * algorithm takes (the table's rule: validating a public point on every write would cost more
+ * than it finds). Refused material is zeroized.
+ */
+export function storedKey(key: KeyHandle, keyStorage: BackendCapabilities['keyStorage'], v: unknown): StoredKey {
+  const material = (v as { bytes?: unknown } | null)?.bytes;
+  try {
+    const fault = storedKeyFault(v);
+    if (fault !== undefined) throw broken(fault);
+    const s = v as StoredKey;
+    if (s.kind !== key.kind) throw broken(`a stored key of kind '${s.kind}' for a key of another kind`);
+    const form = keyStorage === 'host' ? 'material' : 'reference';
+    if (s.form !== form) throw broken(`a stored key of form '${s.form}', '${form}' expected (keyStorage '${keyStorage}')`);
+    if (s.form === 'material') {
+      const n = checked(s.bytes, "a stored key's material", 0, Infinity).length;
+      const info = specInfo(key.spec);
+      const curve = 'curve' in info ? info.curve : undefined;
+      if (s.kind === 'public' ? !curve || n !== PUBLIC_KEY_LENGTHS[curve] : !keyLengthAllowed(info.keyLengths, n)) {
+        throw broken(`a stored key's material of ${n} bytes, ${s.kind === 'public' ? (curve ? `${PUBLIC_KEY_LENGTHS[curve]} bytes` : 'none (no public key)') : describeKeyLengths(info.keyLengths)} expected`);
+      }
+    }
+    return s;
+  } catch (e) {
+    if (isBytes(material)) zeroize(material);
+    throw e;
+  }
 }
 
 /** memoryInfo()'s answer: two non-negative integers; else `wrong(what it was)`, by default the 5000. */

@@ -11,7 +11,9 @@ import type { SecureEnvironmentBackend } from '../backends/backend.ts';
 
 /**
  * What a store's write rejects with when the backend failed while the record was made (its
- * storeKey), before anything was written: the engine answers the backend's error, not a disk's.
+ * storeKey, or what it gave), before anything was written: the engine answers the backend's error,
+ * not a disk's. The journal marks a failing loadKey so too while it loads, and throws the cause:
+ * a backend's own TypeError is no damaged record.
  */
 export class BackendFailure {
   constructor(readonly cause: unknown) {}

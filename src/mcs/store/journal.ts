@@ -69,7 +69,7 @@ import { isKeyHandle } from '../../backends/backend.ts';
 import { toBase64 } from '../codec.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
-import type { Persistence, PersistedResource } from '../persist.ts';
+import { BackendFailure, type Persistence, type PersistedResource } from '../persist.ts';
 import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError } from './errors.ts';
@@ -285,8 +285,10 @@ export class JournalStore implements Persistence {
       for (const rec of records) await build(rec);
     } catch (e) {
       for (const res of made) host.releaseResource(res, true);
-      // A record of the right MAC but not of a resource's shape (a TypeError or RangeError reading it): damage,
-      // named so. A backend's own failure to load a key (a device gone) stays what it is.
+      // A backend's own failure to load a key (a device gone, a TypeError of its own) stays what it is. A
+      // record of the right MAC but not of a resource's shape (a TypeError or RangeError reading it): damage,
+      // named so.
+      if (BackendFailure.is(e)) throw e.cause;
       if (e instanceof TypeError || e instanceof RangeError) throw new DataDirDamagedError(this.#dir, `holds a record that is not a resource's (${e.name})`);
       throw e;
     }

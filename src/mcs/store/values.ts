@@ -10,7 +10,8 @@ import { BackendFailure } from '../persist.ts';
 import { Accumulator, DeviceData } from '../resource.ts';
 import type { Json } from './records.ts';
 import { wiping } from './sealing.ts';
-import { keyHandle } from '../handed.ts';
+import { keyHandle, storedKey } from '../handed.ts';
+import { InvalidInputError } from '../../core/errors.ts';
 
 export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Uint8Array) return { $b: toBase64(v) };
@@ -18,7 +19,7 @@ export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (isKeyHandle(v)) {
     let s: StoredKey;
     try {
-      s = await host.backend.storeKey(v);
+      s = storedKey(v, host.backend.capabilities.keyStorage, await host.backend.storeKey(v));
     } catch (e) {
       throw new BackendFailure(e);
     }
@@ -50,11 +51,17 @@ export async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
       throw new TypeError('a key record of another form');
     }
     const stored: StoredKey = k.bytes !== undefined ? { form: 'material', kind: k.kind, bytes: keyFromBase64(k.bytes)! } : { form: 'reference', kind: k.kind, ref: k.ref! };
+    let loaded: unknown;
     try {
-      return keyHandle(host.backend, await host.backend.loadKey(k.spec, stored));
+      loaded = await host.backend.loadKey(k.spec, stored);
+    } catch (e) {
+      // The backend's failure as it is (a device gone), never taken for a damaged record.
+      throw new BackendFailure(e);
     } finally {
       if (stored.form === 'material') stored.bytes.fill(0);
     }
+    // Named like the other failures of McsEngine.create: the answer goes to the engine's owner.
+    return keyHandle(host.backend, loaded, (what) => new InvalidInputError(`SE backend '${host.backend.description.uniqueId}': loadKey() gave ${what}`));
   }
   return v;
 }
