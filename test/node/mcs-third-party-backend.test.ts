@@ -9,7 +9,7 @@ import * as nc from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, markKeyHandle, McsEngine, PaddingError, SoftwareBackend, StateError, UnknownAlgorithmError,
-  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
+  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type ObjectStore, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../../src/index.ts';
 
 type Patch = (b: SoftwareBackend) => void;
@@ -447,6 +447,40 @@ describe('a third-party backend', () => {
       expect((await again.send({ rqi: 'z', fr: 'C1', op: 2, to: `${seId}/r/c` })).rsc).toBe(2000);
       await again.close();
     });
+  });
+
+  it('11: an objectStore read of the wrong type or length answers 5000 naming it, and a refused array is zeroized', async () => {
+    const held = new Map<string, Uint8Array>();
+    let read: ObjectStore['read'] = async (id) => held.get(id)!.slice();
+    const cases: [() => unknown, string][] = [
+      [() => new Uint8Array(3).fill(7), 'sensitive data of 3 bytes, 8 expected'],
+      [() => new Uint8Array(20).fill(7), 'sensitive data of 20 bytes, 8 expected'],
+      [() => new Uint16Array(8), 'sensitive data that is a value of type Uint16Array, a Uint8Array expected'],
+      [() => 'deadbeef', 'sensitive data that is a string of 8 characters, a Uint8Array expected'],
+      [() => undefined, 'sensitive data that is undefined, a Uint8Array expected'],
+      [() => detached(8), 'sensitive data that is a view of a detached or shrunk buffer'],
+    ];
+    const { engine, seId, send } = await setup((b) => {
+      b.capabilities.keyStorage = 'device';
+      (b as { objectStore?: ObjectStore }).objectStore = {
+        write: async (id, data) => void held.set(id, data.slice()),
+        read: (id, length) => read(id, length),
+        remove: async (id) => void held.delete(id),
+      };
+    });
+    expect((await send({ op: 1, to: `${seId}/r`, ty: 20009, pc: { 'senv:Sdo': { rn: 'o', msg: new Uint8Array([0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]) } } })).rsc).toBe(2001);
+    for (const [give, what] of cases) {
+      const v = give();
+      read = async () => v as Uint8Array;
+      for (const binary of [true, false]) {
+        const r = await send({ op: 2, to: `${seId}/r/o` }, binary);
+        expect([r.rsc, dbg(r)], what).toEqual([5000, `internal error (backend gave ${what})`]);
+      }
+      if (v instanceof Uint8Array && v.buffer.byteLength > 0) expect(v.every((x) => x === 0), `${what}: zeroized`).toBe(true);
+    }
+    read = async (id) => held.get(id)!.slice();
+    expect(hex(pc(await send({ op: 2, to: `${seId}/r/o` }), 'senv:Sdo').msg)).toBe('deadbeef01020304');
+    await engine.close();
   });
 
   it('the software SE and every resource type answer as before (results equal node:crypto, no backend array kept)', async () => {

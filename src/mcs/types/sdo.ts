@@ -3,7 +3,9 @@
 // although table 7.4.1-2 marks them mandatory at CREATE: a client does not
 // send them. A backend with an objectStore keeps the data itself (a card:
 // PUT DATA / GET DATA); the host then holds only its size.
+import { isBytes } from '../../core/errors.ts';
 import type { Context } from '../context.ts';
+import { checked, zeroize } from '../handed.ts';
 import { DeviceData, type Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
 
@@ -44,7 +46,14 @@ export const sensitiveDataObjectType: ResourceType = {
     async retrieve(ctx, res) {
       const held = res.attrs.get('sensitiveData');
       if (!(held instanceof DeviceData)) return;
-      return new Map([['sensitiveData', await ctx.host.backend.objectStore!.read(res.ri, held.size)]]);
+      const data: unknown = await ctx.host.backend.objectStore!.read(res.ri, held.size);
+      try {
+        return new Map([['sensitiveData', checked(data, 'sensitive data', held.size)]]);
+      } catch (e) {
+        // The device's secret, refused: nothing of it is left behind.
+        if (isBytes(data)) zeroize(data);
+        throw e;
+      }
     },
     async delete(ctx, res) {
       if (res.attrs.get('sensitiveData') instanceof DeviceData) await ctx.host.backend.objectStore!.remove(res.ri);
