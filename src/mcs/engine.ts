@@ -262,7 +262,8 @@ export class McsEngine {
         // The backend's close is reached whatever failed before; what it throws is told as a typed
         // error (a backend's own TypeError would say nothing of which SE or step failed), with its
         // message: close() answers the engine's owner, not a remote originator.
-        const closing = await host.backend.close().then(() => undefined, (e: unknown) => ({
+        // A close() that throws at once is a failure like a rejection; one that returns no promise has closed.
+        const closing = await Promise.resolve().then(() => host.backend.close()).then(() => undefined, (e: unknown) => ({
           e: isA(e, SenvError) ? e : new StateError(`SE ${host.seId}: its backend's close() failed (${failureKind(e)}${e instanceof Error ? `: ${e.message}` : ''})`),
         }));
         if (closing && stays) throw new StateError(`${closing.e.message}; and ${stays.e instanceof Error ? stays.e.message : failureKind(stays.e)}`);

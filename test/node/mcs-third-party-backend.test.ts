@@ -483,6 +483,26 @@ describe('a third-party backend', () => {
     await engine.close();
   });
 
+  it('12: a backend close() that throws at once is reported as a rejecting one is (StateError naming the SE, the other backend closed); one that returns no promise has closed', async () => {
+    const a = new SoftwareBackend(), b = new SoftwareBackend(), c = new SoftwareBackend();
+    let bClosed = 0, cClosed = 0;
+    a.close = () => {
+      throw new Error('reader gone');
+    };
+    const closeB = b.close.bind(b);
+    b.close = () => (bClosed++, closeB());
+    const closeC = c.close.bind(c);
+    c.close = (() => void (cClosed++, closeC())) as unknown as () => Promise<void>;
+    const engine = await McsEngine.create({ backends: [a, b, c] });
+    const err = await engine.close().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(StateError);
+    expect((err as Error).message).toBe(`SE ${engine.seIds[0]}: its backend's close() failed (Error: reader gone)`);
+    expect([bClosed, cClosed]).toEqual([1, 1]);
+    const quiet = new SoftwareBackend();
+    quiet.close = (() => undefined) as unknown as () => Promise<void>;
+    await expect((await McsEngine.create({ backends: [quiet] })).close()).resolves.toBeUndefined();
+  });
+
   it('the software SE and every resource type answer as before (results equal node:crypto, no backend array kept)', async () => {
     const { engine, seId, send } = await setup();
     await send({ op: 1, to: `${seId}/r`, ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4, msg: Buffer.from('abc') } } });
