@@ -12,7 +12,9 @@
 //
 // The contract a backend author needs is on SecureEnvironmentBackend below (it goes to the
 // declarations) and in docs/mcs.md "Writing a backend"; the engine checks it at the boundary
-// (src/mcs/handed.ts).
+// (src/mcs/handed.ts). The check* helpers are senv's own backends' (@internal, left out of the
+// declarations): the root re-exports this module's types only, and a backend author needs none of
+// them, since the engine checks what it passes before a backend sees it.
 import { InvalidInputError, LengthError, shown } from '../core/errors.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
@@ -31,6 +33,7 @@ export type HashAlgorithm = 4 | 5 | 6;
 export type SignatureAlgorithm = 49 | 18 | 33 | 34 | 38 | 25 | 26 | 27;
 
 /**
+ * @internal
  * Refuses a unique ID the M2M-SE-ID could not carry into every address (the first segment of
  * `to`): it is 1 to 64 characters a path segment keeps as they are.
  */
@@ -101,20 +104,20 @@ export interface KeyHandle {
 // (e2eSecInfo, keyInformation) may well have `spec` and `kind` members.
 const keyHandles = new WeakSet<object>();
 
-/** random()'s length, checked alike by every backend: a whole number of bytes up to the backend's maxRandomLength. */
+/** @internal random()'s length, checked alike by every backend: a whole number of bytes up to the backend's maxRandomLength. */
 export function checkRandomLength(length: unknown, capabilities: BackendCapabilities): number {
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) throw new InvalidInputError(`byte count must be a non-negative integer, got ${shown(length)}`);
   if (length > capabilities.maxRandomLength) throw new LengthError(`${length} random bytes exceed this SE's largest request (${capabilities.maxRandomLength})`);
   return length;
 }
 
-/** reboot()'s type, checked alike by every backend (TS-0016 table 9.4-1). */
+/** @internal reboot()'s type, checked alike by every backend (TS-0016 table 9.4-1). */
 export function checkRebootType(type: unknown): RebootType {
   if (type !== 1 && type !== 2) throw new InvalidInputError(`reboot type must be 1 (cold reset) or 2 (warm reset), got ${shown(type)}`);
   return type;
 }
 
-/** signature()'s options, checked alike by every backend: a caller outside TypeScript may pass anything. */
+/** @internal signature()'s options, checked alike by every backend: a caller outside TypeScript may pass anything. */
 export function checkSignatureOptions(options: unknown): SignatureOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidInputError(`signature options must be an object, got ${shown(options)}`);
   const { format, prehashed } = options as Record<string, unknown>;
@@ -123,7 +126,7 @@ export function checkSignatureOptions(options: unknown): SignatureOptions {
   return { format, prehashed };
 }
 
-/** cipher()'s params, checked alike by every backend: an object (its members are checked by the mode). */
+/** @internal cipher()'s params, checked alike by every backend: an object (its members are checked by the mode). */
 export function checkCipherParams(params: unknown): CipherParams {
   if (typeof params !== 'object' || params === null) throw new InvalidInputError(`cipher params must be an object ({ iv } or { nonce, aad? }), got ${shown(params)}`);
   return params as CipherParams;
@@ -143,7 +146,7 @@ export function storedKeyFault(stored: unknown): string | undefined {
   return undefined;
 }
 
-/** loadKey()'s stored key, checked alike by every backend: what storeKey gives (storedKeyFault's rules). */
+/** @internal loadKey()'s stored key, checked alike by every backend: what storeKey gives (storedKeyFault's rules). */
 export function checkStoredKey(stored: unknown): StoredKey {
   const fault = storedKeyFault(stored);
   if (fault !== undefined) throw new InvalidInputError(`loadKey() takes what storeKey gave, not ${fault}`);
@@ -161,6 +164,7 @@ export function markKeyHandle<T extends KeyHandle>(handle: T): T {
   return handle;
 }
 
+/** @internal the engine's test for a key (the contract asks backends to mark theirs, not to test). */
 export function isKeyHandle(v: unknown): v is KeyHandle {
   return typeof v === 'object' && v !== null && keyHandles.has(v);
 }

@@ -117,6 +117,14 @@ describe('public API surface', () => {
     for (const name of ['isBytes', 'assertBytes', 'shown', 'statusError']) expect(name in senv, name).toBe(false);
   });
 
+  it('the backends\' own argument checks are not published: the root re-exports backend.ts\'s types only, so a declared helper would be undefined at run time', () => {
+    const helpers = ['checkRandomLength', 'checkRebootType', 'checkSignatureOptions', 'checkCipherParams', 'checkStoredKey', 'storedKeyFault', 'checkUniqueId', 'isKeyHandle'];
+    for (const name of helpers) expect(name in senv, name).toBe(false);
+    expect(builtLinesMatching('index.d.ts', (s) => `${s}.d.ts`, new RegExp(`\\b(${helpers.join('|')})\\(`))).toEqual([]);
+    // What a backend author does need is a value.
+    expect(typeof senv.markKeyHandle).toBe('function');
+  });
+
   it('McsClient takes bytes only, and McsError is a SenvError with its rsc', async () => {
     const engine = await McsEngine.create();
     const c = await new McsClient(engine, 'CAE1').register();
