@@ -250,8 +250,13 @@ export interface SignatureStream {
 
 /** Sensitive data kept by the device itself (e.g. PUT DATA / GET DATA on a card). */
 export interface ObjectStore {
+  /** `data` is lent: the engine zeroizes it once this settled, so a device that keeps it in memory copies it. */
   write(id: string, data: Uint8Array): Promise<void>;
-  /** `length`: how many bytes were written, when the caller knows; a device that answers otherwise fails the read. */
+  /**
+   * The data, handed over: a fresh array of exactly `length` bytes (how many were written), which
+   * the engine zeroizes once it answered with it, so never the array the device keeps. Any other
+   * type or length answers 5000 (and a wrong array is zeroized).
+   */
   read(id: string, length?: number): Promise<Uint8Array>;
   remove(id: string): Promise<void>;
 }
@@ -326,9 +331,19 @@ export interface SecureEnvironmentBackend {
    * Handed over: a copy, never the array the backend keys with, since the engine zeroizes it.
    */
   exportKey(key: KeyHandle): Promise<Uint8Array>;
-  /** Material it returns is a copy the caller owns: the host zeroizes it once sealed. */
+  /**
+   * The key in the form the journal keeps, of the key's kind: with keyStorage 'host' its material
+   * (a copy the caller owns, of a length the key's algorithm takes; the host zeroizes it once
+   * sealed), with 'device' a reference (a non-empty string). Anything else answers 5000 and
+   * nothing is written: a record loadKey could not read would fail the next McsEngine.create.
+   */
   storeKey(key: KeyHandle): Promise<StoredKey>;
-  /** Takes its own copy of material: the host zeroizes `stored.bytes` once this settled. */
+  /**
+   * Takes its own copy of material: the host zeroizes `stored.bytes` once this settled. Called by
+   * McsEngine.create for each key of the data directory: what it throws fails the create as it is
+   * (the caller's to retry), and a result that is no key handle fails it with an InvalidInputError
+   * naming the backend's unique ID.
+   */
   loadKey(spec: KeySpec, stored: StoredKey): Promise<KeyHandle>;
   /**
    * Forgets the handle: zeroizes the host's copy of the material (software);

@@ -88,6 +88,11 @@ describe('a third-party backend', () => {
     expect(doc('importKey(spec')).toMatch(/cop(y|ies)/);
     expect(doc('exportKey(key')).toMatch(/handed over/i);
     expect(src).toMatch(/Arguments are lent/);
+    expect(doc('write(id: string')).toMatch(/lent/);
+    expect(doc('read(id: string')).toMatch(/handed over: a fresh array of exactly `length` bytes/);
+    expect(doc('storeKey(key')).toMatch(/keyStorage 'host' its material[\s\S]*'device' a reference/);
+    expect(doc('loadKey(spec')).toMatch(/fails the create/);
+    expect(readFileSync(new URL('../../docs/mcs.md', import.meta.url), 'utf8')).toMatch(/\*\*Stored keys\*\*[\s\S]*`loadKey` runs in `McsEngine.create`[\s\S]*\*\*An `objectStore`\*\*[\s\S]*is lent[\s\S]*hands over a fresh array/);
     expect(readFileSync(new URL('../../docs/mcs.md', import.meta.url), 'utf8')).toMatch(/### Writing a backend[\s\S]*lent[\s\S]*handed over/);
     // A backend that follows it (copies the material, hands over a fresh export) encrypts under the real key.
     const exported: Uint8Array[] = [];
