@@ -34,11 +34,17 @@ export type SignatureAlgorithm = 49 | 18 | 33 | 34 | 38 | 25 | 26 | 27;
 
 /**
  * @internal
- * Refuses a unique ID the M2M-SE-ID could not carry into every address (the first segment of
- * `to`): it is 1 to 64 characters a path segment keeps as they are.
+ * A unique ID the M2M-SE-ID can carry into every address (the first segment of `to`): 1 to 64
+ * characters a path segment keeps as they are.
+ */
+export const UNIQUE_ID = /^[A-Za-z0-9._~-]{1,64}$/;
+
+/**
+ * @internal
+ * Refuses a unique ID that is not one (UNIQUE_ID).
  */
 export function checkUniqueId(value: unknown, name: string): asserts value is string {
-  if (!(typeof value === 'string' && /^[A-Za-z0-9._~-]{1,64}$/.test(value))) {
+  if (!(typeof value === 'string' && UNIQUE_ID.test(value))) {
     throw new InvalidInputError(`${name} must be 1 to 64 of A-Z a-z 0-9 . _ ~ - (it is part of every address), got ${shown(value)}`);
   }
 }
@@ -296,14 +302,16 @@ export interface SecureEnvironmentBackend {
    * other call. One open engine uses a backend instance at a time: create refuses an instance
    * another open engine hosts. After that engine closed (and called close()), or after a create
    * that failed, the instance may be given to create again, which calls open() again: a backend
-   * left open by a failed create (create does not close the caller's backends) must accept that.
+   * left open by a failed create (create does not close the caller's backends) must accept that;
+   * one the engine closed may refuse.
    */
   open(): Promise<void>;
   /** [SEReboot]: drops volatile state (open streams, session keys) and reruns the start-up checks. */
   reboot(type: RebootType): Promise<void>;
   /**
    * Releases everything; further calls fail. engine.close() calls it once per engine, whatever
-   * failed before; a rejection is reported by engine.close() as a typed error naming the SE.
+   * failed before, and rejects afterwards with a senv error as thrown (its message should name the
+   * device) or a StateError naming the SE for anything else.
    */
   close(): Promise<void>;
   /**

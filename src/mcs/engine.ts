@@ -6,7 +6,7 @@
 // failure becomes a response (never an exception), and a failed request
 // leaves no trace in the resource tree: not even one whose change could not
 // be written to the data directory.
-import { checkUniqueId, isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { checkUniqueId, isKeyHandle, UNIQUE_ID, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
 import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, SenvError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
@@ -100,6 +100,8 @@ export class McsEngine {
     checkOptions(options);
     const quota = options.memoryQuota;
     if (options.dataDir && !options.store) {
+      // Before the directory is locked, upgraded or snapshotted for an engine that would not come up.
+      if (options.backends) refuseEngaged(options.backends);
       // Files first: in a browser, "no files here" is the answer, not advice on where to put a master key.
       const files = options.files ?? (await openFiles());
       const masterKey = await resolveMasterKey(options);
@@ -128,6 +130,8 @@ export class McsEngine {
       }
       for (const b of backends) {
         await b.open();
+        const d: unknown = b.description;
+        if (typeof d !== 'object' || d === null) throw new InvalidInputError(`the description of SE backend ${engine.#hosts.size + 1} must be an object, got ${shown(d)}`);
         const { uniqueId } = b.description;
         checkUniqueId(uniqueId, `the unique ID of SE backend ${engine.#hosts.size + 1}`);
         checkBackend(b);
@@ -923,7 +927,8 @@ function reply(rsc: ResponseStatusCode, rqi: string, pc: Record<string, unknown>
  */
 const engaged = new WeakSet<SecureEnvironmentBackend>();
 
-function engage(backends: readonly SecureEnvironmentBackend[]): void {
+/** Refuses a backend instance given twice or used by another open engine: one serves one engine at a time. */
+function refuseEngaged(backends: readonly SecureEnvironmentBackend[]): void {
   const mine = new Set<SecureEnvironmentBackend>();
   backends.forEach((b, i) => {
     if (engaged.has(b) || mine.has(b)) {
@@ -931,14 +936,18 @@ function engage(backends: readonly SecureEnvironmentBackend[]): void {
     }
     mine.add(b);
   });
-  for (const b of mine) engaged.add(b);
+}
+
+function engage(backends: readonly SecureEnvironmentBackend[]): void {
+  refuseEngaged(backends);
+  for (const b of backends) engaged.add(b);
 }
 
 /** A backend as a message names it: its unique ID when it has a valid one already (a card's comes at open()). */
 function named(b: SecureEnvironmentBackend): string {
   try {
     const id = b.description?.uniqueId;
-    return typeof id === 'string' && /^[A-Za-z0-9._~-]{1,64}$/.test(id) ? `'${id}'` : 'its unique ID not known yet';
+    return typeof id === 'string' && UNIQUE_ID.test(id) ? `'${id}'` : 'its unique ID not known yet';
   } catch {
     return 'its description unreadable';
   }
@@ -979,6 +988,15 @@ function checkBackend(b: SecureEnvironmentBackend): void {
   count('capabilities.preferredBatchSize', c.preferredBatchSize, 1);
   count('capabilities.maxRandomLength', c.maxRandomLength, 0);
   oneOf('capabilities.keyStorage', c.keyStorage, ['host', 'device'], "'host' or 'device'");
+  // Shown by [deviceInfo] as they are, whose attributes are strings.
+  for (const f of ['manufacturer', 'model', 'firmwareVersion', 'softwareVersion'] as const) if (typeof d[f] !== 'string') fail(`description.${f}`, 'a string', d[f]);
+  if (d.hardwareVersion !== undefined && typeof d.hardwareVersion !== 'string') fail('description.hardwareVersion', 'a string or absent', d.hardwareVersion);
+  const sources: unknown = d.rngSources;
+  if (typeof sources !== 'object' || sources === null) fail('description.rngSources', 'an object', sources);
+  for (const t of c.rngTypes) {
+    const said = (sources as Record<number, unknown>)[t];
+    if (typeof said !== 'string') fail(`description.rngSources[${t}]`, 'a string saying where that rngType\'s bytes come from', said);
+  }
 }
 
 /** memoryInfo() at create, where its total becomes the quota: a figure that is no count fails the create, named. */

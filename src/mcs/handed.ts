@@ -6,9 +6,10 @@
 // UPDATE + RETRIEVE pair) would not pay for a backend that broke it. A result that fails the check
 // answers 5000, naming what was wrong (never the bytes), before anything changed.
 import { describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS } from '../backends/algorithms.ts';
-import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type SecureEnvironmentBackend, type StoredKey } from '../backends/backend.ts';
+import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type StoredKey } from '../backends/backend.ts';
 import { specInfo } from '../backends/key-material.ts';
 import { InvalidInputError, isBytes, shown, stillReadable } from '../core/errors.ts';
+import type { SeHost } from './host.ts';
 import { McsError, RSC } from './rsc.ts';
 
 /** The 5000 of a result that breaks the contract: `what` says what it was, never its bytes. */
@@ -25,7 +26,7 @@ export function zeroize(bytes: Uint8Array): void {
 
 /**
  * `v` when it is a readable Uint8Array of `min` to `max` bytes; else the 5000 naming `what` (a noun
- * with its article: 'a digest').
+ * with its article: 'a digest'), an array of the wrong length zeroized.
  */
 export function checked(v: unknown, what: string, min: number, max = min): Uint8Array {
   if (!isBytes(v)) throw broken(`${what} that is ${shown(v)}, a Uint8Array expected`);
@@ -34,7 +35,11 @@ export function checked(v: unknown, what: string, min: number, max = min): Uint8
   } catch (e) {
     throw e instanceof InvalidInputError ? broken(`${what} that is a view of a detached or shrunk buffer`) : e;
   }
-  if (v.length < min || v.length > max) throw broken(`${what} of ${v.length} bytes, ${min === max ? min : max === Infinity ? `at least ${min}` : `${min} to ${max}`} expected`);
+  if (v.length < min || v.length > max) {
+    // Handed over all the same: a refused plaintext or random bytes are the engine's to zeroize.
+    zeroize(v);
+    throw broken(`${what} of ${v.length} bytes, ${min === max ? min : max === Infinity ? `at least ${min}` : `${min} to ${max}`} expected`);
+  }
   return v;
 }
 
@@ -46,21 +51,23 @@ export function verdict(v: unknown): boolean {
 
 /**
  * A key importKey, generateKey or loadKey gave: a handle registered with markKeyHandle, whose size
- * the memory quota can count. Anything else is released (the backend may hold something for it)
- * and answers `wrong(what it was)`, by default the 5000: an unregistered object would be kept and
- * shown as a plain value.
+ * the memory quota can count. Anything else answers 5000 (an unregistered object would be kept and
+ * shown as a plain value), or for a key loaded at open fails the create naming the backend; a key
+ * just made is deleted (a device would keep it in a slot nothing names), one loaded only released
+ * (the directory still names it).
  */
-export function keyHandle(backend: SecureEnvironmentBackend, v: unknown, wrong: (what: string) => Error = broken): KeyHandle {
+export function keyHandle(host: SeHost, v: unknown, origin: 'made' | 'loaded'): KeyHandle {
   let what: string | undefined;
   if (!isKeyHandle(v)) what = `a key handle not made with markKeyHandle (${shown(v)})`;
   else if (!(Number.isSafeInteger(v.size) && v.size >= 0)) what = `a key whose size is ${shown(v.size)}, a non-negative integer expected`;
   if (what === undefined) return v as KeyHandle;
   try {
-    backend.releaseKey(v as KeyHandle);
+    if (origin === 'made') host.deleteKey(v as KeyHandle);
+    else host.backend.releaseKey(v as KeyHandle);
   } catch {
     // the backend's to clean up: the engine keeps nothing of it
   }
-  throw wrong(what);
+  throw origin === 'made' ? broken(what) : new InvalidInputError(`SE backend '${host.backend.description.uniqueId}': loadKey() gave ${what}`);
 }
 
 /**

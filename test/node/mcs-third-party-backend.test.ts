@@ -2,14 +2,14 @@
 // backend"): the engine takes a backend's results over as handed, refuses results that break
 // the contract (5000, named, nothing kept), survives a stream's abort() that throws, checks the
 // description and capabilities at create, and lets one engine at a time use a backend instance.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as nc from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, markKeyHandle, McsEngine, PaddingError, SoftwareBackend, StateError, UnknownAlgorithmError,
-  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type ObjectStore, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
+  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type ObjectStore, type RngType, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../../src/index.ts';
 
 type Patch = (b: SoftwareBackend) => void;
@@ -197,19 +197,23 @@ describe('a third-party backend', () => {
     await engine.close();
   });
 
-  it('4: a marked key handle of a size that is no byte count is released and answered 5000; the quota stays whole', async () => {
+  it('4: a marked key handle of a size that is no byte count is deleted (a device would keep it in a slot nothing names) and answered 5000; the quota stays whole', async () => {
     for (const size of [-1e6, '16', NaN]) {
+      const deleted: KeyHandle[] = [];
+      let given: KeyHandle | undefined;
       const { engine, seId, send } = await setup((b) => {
         const imp = b.importKey.bind(b);
         b.importKey = async (s: KeySpec, k: KeyKind, m: Uint8Array) => {
           const h = await imp(s, k, m);
-          return markKeyHandle(Object.assign(Object.create(h) as KeyHandle, { size }));
+          return (given = markKeyHandle(Object.assign(Object.create(h) as KeyHandle, { size })));
         };
+        (b as { deleteKey?: (k: KeyHandle) => void }).deleteKey = (k) => void deleted.push(k);
       });
       const before = pc(await send({ op: 2, to: `${seId}/r/memory` }), 'm2m:mem');
       const r = await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 's', Salg: 25, kDt: new Uint8Array(32) } } });
       expect(r.rsc).toBe(5000);
       expect(dbg(r)).toMatch(/^internal error \(backend gave a key whose size is /);
+      expect(deleted).toEqual([given]);
       expect(pc(await send({ op: 2, to: `${seId}/r/memory` }), 'm2m:mem')).toEqual(before);
       // A 1 MiB object does not fit in a quota of 1 MiB less what the registration takes.
       const big = await send({ op: 1, to: `${seId}/r`, ty: 20009, pc: { 'senv:Sdo': { msg: new Uint8Array(Number(before.mma) + 1) } } });
@@ -249,6 +253,12 @@ describe('a third-party backend', () => {
       ['capabilities.rngTypes', (b) => void ((b.capabilities as { rngTypes: unknown }).rngTypes = [3])],
       ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: '1M' as unknown as number, available: 5 }))],
       ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: -5, available: 5 }))],
+      // Read by every registration and [deviceInfo]: refused at create, not as every <SE> CREATE's 5000.
+      ['description.rngSources', (b) => void delete (b.description as { rngSources?: unknown }).rngSources],
+      ['description.rngSources[2]', (b) => void ((b.description as { rngSources: Record<number, unknown> }).rngSources = { 1: 'a DRBG' })],
+      ['description.manufacturer', (b) => void ((b.description as { manufacturer: unknown }).manufacturer = 42)],
+      ['description.firmwareVersion', (b) => void ((b.description as { firmwareVersion: unknown }).firmwareVersion = { x: 1 })],
+      ['description.hardwareVersion', (b) => void ((b.description as { hardwareVersion: unknown }).hardwareVersion = 7)],
     ];
     for (const [field, patch] of cases) {
       const b = new SoftwareBackend({ uniqueId: 'third-party' });
@@ -259,6 +269,9 @@ describe('a third-party backend', () => {
       // A failed create leaves the backend for a retry.
       await b.close();
     }
+    const none = new SoftwareBackend({ uniqueId: 'third-party' });
+    Object.defineProperty(none, 'description', { value: undefined });
+    await expect(McsEngine.create({ backends: [none] })).rejects.toThrow(new InvalidInputError('the description of SE backend 1 must be an object, got undefined'));
     // On a device SE the figures are asked at RETRIEVE [memory]: 5000, not "NaN available".
     const { engine, seId, send } = await setup((b) => {
       b.capabilities.keyStorage = 'device';
@@ -544,5 +557,36 @@ describe('a third-party backend', () => {
     await send({ op: 1, to: `${seId}/r`, ty: 20007, pc: { 'senv:Rnd': { rn: 'x', rgT: 1, Dsz: 77 } } });
     expect((pc(await send({ op: 2, to: `${seId}/r/x/gnR` }), 'senv:Rnd').rndD as Uint8Array).length).toBe(77);
     await engine.close();
+  });
+
+  it('14: a result of the wrong length is zeroized when refused (random bytes, a decrypted plaintext): handed over all the same', async () => {
+    const refused: Uint8Array[] = [];
+    const { engine, seId, send } = await setup((b) => {
+      const rnd = b.random.bind(b);
+      b.random = async (t: RngType, n: number) => {
+        const r = (await rnd(t, n + 1)) as Uint8Array;
+        refused.push(r);
+        return r;
+      };
+    });
+    await send({ op: 1, to: `${seId}/r`, ty: 20007, pc: { 'senv:Rnd': { rn: 'x', rgT: 1, Dsz: 32 } } });
+    const r = await send({ op: 2, to: `${seId}/r/x/gnR` });
+    expect([r.rsc, dbg(r)]).toEqual([5000, 'internal error (backend gave random bytes of 33 bytes, 32 expected)']);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.every((x) => x === 0)).toBe(true);
+    await engine.close();
+  });
+
+  it('15: with a data directory, a backend another open engine uses is refused before the directory is opened (no lock taken, nothing written)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-engaged-'));
+    try {
+      const b = new SoftwareBackend();
+      const first = await McsEngine.create({ backends: [b] });
+      await expect(McsEngine.create({ backends: [b], dataDir: dir, masterKey: new Uint8Array(32).fill(1) })).rejects.toThrow(/used by another open McsEngine/);
+      expect(readdirSync(dir)).toEqual([]);
+      await first.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

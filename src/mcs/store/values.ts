@@ -11,7 +11,6 @@ import { Accumulator, DeviceData } from '../resource.ts';
 import type { Json } from './records.ts';
 import { wiping } from './sealing.ts';
 import { keyHandle, storedKey } from '../handed.ts';
-import { InvalidInputError } from '../../core/errors.ts';
 
 export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Uint8Array) return { $b: toBase64(v) };
@@ -61,7 +60,7 @@ export async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
       if (stored.form === 'material') stored.bytes.fill(0);
     }
     // Named like the other failures of McsEngine.create: the answer goes to the engine's owner.
-    return keyHandle(host.backend, loaded, (what) => new InvalidInputError(`SE backend '${host.backend.description.uniqueId}': loadKey() gave ${what}`));
+    return keyHandle(host, loaded, 'loaded');
   }
   return v;
 }

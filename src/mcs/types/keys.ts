@@ -25,7 +25,7 @@ export async function keyAtCreate(ctx: Context, res: Resource, spec: KeySpec, in
     if (!keyLengthAllowed(info.keyLengths, bytes.length)) {
       throw badRequest(`kDt (keyData) must be ${describeKeyLengths(info.keyLengths)} for ${info.name}`);
     }
-    res.attrs.set('keyData', keyHandle(ctx.host.backend, await ctx.host.backend.importKey(spec, 'secret', bytes)));
+    res.attrs.set('keyData', keyHandle(ctx.host, await ctx.host.backend.importKey(spec, 'secret', bytes), 'made'));
   } catch (e) {
     res.attrs.delete('keyData');
     throw e instanceof InvalidValueError ? badRequest(`kDt (keyData) is not a valid ${info.name} key`) : e;
@@ -37,7 +37,7 @@ export async function keyAtCreate(ctx: Context, res: Resource, spec: KeySpec, in
 /** A new key for a resource that has none yet; the caller puts it into the operation's change. */
 export async function generateKey(ctx: Context, res: Resource, spec: KeySpec): Promise<KeyHandle> {
   if (res.key()) throw notAllowed('keyData is write-once and already set: create a new resource for a new key');
-  return keyHandle(ctx.host.backend, await ctx.host.backend.generateKey(spec));
+  return keyHandle(ctx.host, await ctx.host.backend.generateKey(spec), 'made');
 }
 
 export function requireKey(res: Resource) {

@@ -64,7 +64,7 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
   if (secret) return host.backend.signature(algorithm(res), secret, options(res));
   const backend = host.backend;
   return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then(async (given) => {
-    const key = keyHandle(backend, given);
+    const key = keyHandle(host, given, 'made');
     const gone = () => host.deleteKey(key);
     let s: SignatureStream;
     try {
