@@ -96,8 +96,9 @@ export type KeyKind = 'secret' | 'public';
 /**
  * An opaque key held by the backend that created it. A backend makes every handle it returns from
  * importKey, generateKey and loadKey with markKeyHandle (exported by the package root, beside
- * SoftwareBackend): the engine takes only such objects as keys, and answers 5000 (releasing it)
- * for any other, or for a size that is not a non-negative integer.
+ * SoftwareBackend): the engine takes only such objects as keys. Any other, or one whose size is not a
+ * non-negative integer, answers 5000 and is deleted (deleteKey, else releaseKey) when importKey or
+ * generateKey gave it; from loadKey it is released and McsEngine.create fails naming the backend.
  */
 export interface KeyHandle {
   readonly spec: KeySpec;

@@ -324,6 +324,17 @@ describe('a third-party backend', () => {
       expect(pc(await send({ op: 2, to: `${seId}/r/s` }, false), 'senv:Sgn').Sgn).toBeUndefined();
       await engine.close();
     }
+    // A DER ECDSA signature of a length within the curve's bounds but no ECDSA-Sig-Value: clients parse it strictly.
+    for (const junk of [new Uint8Array(70).fill(0xaa), Uint8Array.of(0x30, 6, 2, 1, 0x80, 2, 1, 1)]) {
+      const { engine, seId, send } = await setup((b) => patchSignature(b, { sign: async () => junk.slice() }));
+      await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 'e', Salg: 33 } } });
+      expect((await send({ op: 2, to: `${seId}/r/e/gnK` })).rsc).toBe(2000);
+      await send({ op: 3, to: `${seId}/r/e`, pc: { 'senv:Sgn': { msg: new Uint8Array([1]) } } });
+      const r = await send({ op: 2, to: `${seId}/r/e/cSgn` });
+      expect([r.rsc, dbg(r)]).toEqual([5000, 'internal error (backend gave a signature that is no DER ECDSA-Sig-Value of the curve)']);
+      expect(pc(await send({ op: 2, to: `${seId}/r/e` }, false), 'senv:Sgn').Sgn).toBeUndefined();
+      await engine.close();
+    }
   });
 
   it('8: a backend instance serves one open engine at a time; once it closed, or its create failed, another may use it', async () => {

@@ -19,7 +19,8 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
 import { after, always, mapFailure } from '../settle.ts';
-import { checked, keyHandle, verdict, zeroize } from '../handed.ts';
+import { broken, checked, keyHandle, verdict, zeroize } from '../handed.ts';
+import { derToRaw } from '../../core/ecdsa-der.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
 
@@ -107,18 +108,19 @@ function finish<T>(ctx: Context, res: Resource, change: Change, result: 'signatu
 }
 
 /**
- * What sign() may give (handed.ts): a MAC has its algorithm's length, a raw ECDSA signature twice the
- * curve's coordinate, a DER one (two INTEGERs of up to a coordinate and a sign byte, with their
- * headers and the SEQUENCE's) lies between the shortest such encoding and the longest.
+ * What sign() gave, checked (handed.ts): a MAC of its algorithm's length, a raw ECDSA signature of
+ * twice the curve's coordinate, a DER one a strict ECDSA-Sig-Value whose integers fit the curve
+ * (ecdsa-der.ts parses it: clients read it with the same strict rules).
  */
-function signatureLengths(res: Resource): [number, number] {
+function signed(res: Resource, v: unknown): Uint8Array {
   const i = info(res);
-  if (i.family === 'ecdsa') {
-    const n = i.generatedKeyLength;
-    return options(res).format === 'raw' ? [2 * n, 2 * n] : [8, 2 * (n + 3) + 3];
-  }
-  const mac = i.hash ? HASHES[i.hash].outputLength : 16;
-  return [mac, mac];
+  if (i.family !== 'ecdsa') return checked(v, 'a signature', i.hash ? HASHES[i.hash].outputLength : 16);
+  const n = i.generatedKeyLength;
+  if (options(res).format === 'raw') return checked(v, 'a signature', 2 * n);
+  // Two INTEGERs of up to a coordinate and a sign byte, with their headers and the SEQUENCE's.
+  const der = checked(v, 'a signature', 8, 2 * (n + 3) + 3);
+  if (!derToRaw(der, n)) throw broken('a signature that is no DER ECDSA-Sig-Value of the curve');
+  return der;
 }
 
 /** The uncompressed point of an ECDSA key, base64 as keyInformation holds it; undefined for another key. */
@@ -167,7 +169,7 @@ export const signatureType: ResourceType = {
       run(ctx, res, change) {
         if (!res.key()) throw notAllowed('no secret key: give kDt at CREATE or RETRIEVE generateKey first');
         return after(finish(ctx, res, change, 'signature', (s, last) => s.sign(last)), (signature) => {
-          change.attrs.set('signature', checked(signature, 'a signature', ...signatureLengths(res)));
+          change.attrs.set('signature', signed(res, signature));
           staleResult(res, change.attrs);
         });
       },
