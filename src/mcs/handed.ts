@@ -6,7 +6,7 @@
 // UPDATE + RETRIEVE pair) would not pay for a backend that broke it. A result that fails the check
 // answers 5000, naming what was wrong (never the bytes), before anything changed.
 import { describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS } from '../backends/algorithms.ts';
-import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type StoredKey } from '../backends/backend.ts';
+import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type KeyKind, type KeySpec, type StoredKey } from '../backends/backend.ts';
 import { specInfo } from '../backends/key-material.ts';
 import { InvalidInputError, isBytes, shown, stillReadable } from '../core/errors.ts';
 import type { SeHost } from './host.ts';
@@ -73,9 +73,8 @@ export function keyHandle(host: SeHost, v: unknown, origin: 'made' | 'loaded'): 
 /**
  * What storeKey gave for `key`, checked before the journal seals it: a record that loadKey or the
  * next open cannot read would fail McsEngine.create for every SE of the directory. Its form is the
- * one keyStorage names, its kind the key's, its material a readable array of a length the key's
- * algorithm takes (the table's rule: validating a public point on every write would cost more
- * than it finds). Refused material is zeroized.
+ * one keyStorage names, its kind the key's, its material as keyBytes() takes it. Refused material
+ * is zeroized.
  */
 export function storedKey(key: KeyHandle, keyStorage: BackendCapabilities['keyStorage'], v: unknown): StoredKey {
   const material = (v as { bytes?: unknown } | null)?.bytes;
@@ -86,19 +85,27 @@ export function storedKey(key: KeyHandle, keyStorage: BackendCapabilities['keySt
     if (s.kind !== key.kind) throw broken(`a stored key of kind '${s.kind}' for a key of another kind`);
     const form = keyStorage === 'host' ? 'material' : 'reference';
     if (s.form !== form) throw broken(`a stored key of form '${s.form}', '${form}' expected (keyStorage '${keyStorage}')`);
-    if (s.form === 'material') {
-      const n = checked(s.bytes, "a stored key's material", 0, Infinity).length;
-      const info = specInfo(key.spec);
-      const curve = 'curve' in info ? info.curve : undefined;
-      if (s.kind === 'public' ? !curve || n !== PUBLIC_KEY_LENGTHS[curve] : !keyLengthAllowed(info.keyLengths, n)) {
-        throw broken(`a stored key's material of ${n} bytes, ${s.kind === 'public' ? (curve ? `${PUBLIC_KEY_LENGTHS[curve]} bytes` : 'none (no public key)') : describeKeyLengths(info.keyLengths)} expected`);
-      }
-    }
+    if (s.form === 'material') keyBytes(s.bytes, "a stored key's material", key.spec, s.kind);
     return s;
   } catch (e) {
     if (isBytes(material)) zeroize(material);
     throw e;
   }
+}
+
+/**
+ * Key material a backend gave (a stored key's, an exported key): a readable array of a length the
+ * key's algorithm takes for its kind (the table's rule: validating a public point on every write
+ * would cost more than it finds).
+ */
+export function keyBytes(v: unknown, what: string, spec: KeySpec, kind: KeyKind): Uint8Array {
+  const bytes = checked(v, what, 0, Infinity);
+  const info = specInfo(spec);
+  const curve = 'curve' in info ? info.curve : undefined;
+  if (kind === 'public' ? !curve || bytes.length !== PUBLIC_KEY_LENGTHS[curve] : !keyLengthAllowed(info.keyLengths, bytes.length)) {
+    throw broken(`${what} of ${bytes.length} bytes, ${kind === 'public' ? (curve ? `${PUBLIC_KEY_LENGTHS[curve]} bytes` : 'none (no public key)') : describeKeyLengths(info.keyLengths)} expected`);
+  }
+  return bytes;
 }
 
 /** memoryInfo()'s answer: two non-negative integers; else `wrong(what it was)`, by default the 5000. */

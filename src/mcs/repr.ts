@@ -5,8 +5,7 @@ import { isKeyHandle, type KeyHandle, type SecureEnvironmentBackend } from '../b
 import { formatTimestamp, toBase64 } from './codec.ts';
 import { Accumulator, DeviceData, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
-import { broken, checked, zeroize } from './handed.ts';
-import { CIPHERS, describeKeyLengths, keyLengthAllowed, SIGNATURES } from '../backends/algorithms.ts';
+import { keyBytes, zeroize } from './handed.ts';
 import { secretCopy } from '../core/bytes.ts';
 import { isBytes } from '../core/errors.ts';
 
@@ -50,9 +49,7 @@ async function exported(res: Resource, a: AttributeDef, key: KeyHandle, backend:
   if (a.read !== 'exportable' || res.attrs.get('keyExportable') !== true || key.kind !== 'secret') return undefined;
   const given = await backend.exportKey(key);
   try {
-    const rule = key.spec.use === 'cipher' ? CIPHERS[key.spec.algorithm].keyLengths : SIGNATURES[key.spec.algorithm].keyLengths;
-    const bytes = checked(given, 'an exported key', 1, Infinity);
-    if (!keyLengthAllowed(rule, bytes.length)) throw broken(`an exported key of ${bytes.length} bytes, ${describeKeyLengths(rule)} expected`);
+    const bytes = keyBytes(given, 'an exported key', key.spec, 'secret');
     return binary ? secretCopy(bytes) : toBase64(bytes, true);
   } finally {
     // Handed over (backend.ts exportKey): the engine's to zeroize, even when refused.

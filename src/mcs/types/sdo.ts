@@ -3,9 +3,8 @@
 // although table 7.4.1-2 marks them mandatory at CREATE: a client does not
 // send them. A backend with an objectStore keeps the data itself (a card:
 // PUT DATA / GET DATA); the host then holds only its size.
-import { isBytes } from '../../core/errors.ts';
 import type { Context } from '../context.ts';
-import { checked, zeroize } from '../handed.ts';
+import { checked } from '../handed.ts';
 import { DeviceData, type Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
 
@@ -46,14 +45,8 @@ export const sensitiveDataObjectType: ResourceType = {
     async retrieve(ctx, res) {
       const held = res.attrs.get('sensitiveData');
       if (!(held instanceof DeviceData)) return;
-      const data: unknown = await ctx.host.backend.objectStore!.read(res.ri, held.size);
-      try {
-        return new Map([['sensitiveData', checked(data, 'sensitive data', held.size)]]);
-      } catch (e) {
-        // The device's secret, refused: nothing of it is left behind.
-        if (isBytes(data)) zeroize(data);
-        throw e;
-      }
+      // One of the wrong length, refused, is zeroized there: nothing of the device's secret is left behind.
+      return new Map([['sensitiveData', checked(await ctx.host.backend.objectStore!.read(res.ri, held.size), 'sensitive data', held.size)]]);
     },
     async delete(ctx, res) {
       if (res.attrs.get('sensitiveData') instanceof DeviceData) await ctx.host.backend.objectStore!.remove(res.ri);
