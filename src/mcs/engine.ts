@@ -223,7 +223,9 @@ export class McsEngine {
       if (turn) now = this.#clock();
       if (unreadable) throw unreadable.error;
       const ctx = this.#context(host, req.fr, now);
-      if (deadline !== undefined && now >= deadline) throw expired();
+      // Milliseconds count from send() in real time, which servedBefore timed; only a timestamp is read on the engine's
+      // clock at the turn (an injected clock that jumped ahead would expire a request that was never late).
+      if (deadline !== undefined && (typeof req.rqet === 'number' ? req.rqet <= 0 : now >= deadline)) throw expired();
       if (ctx.now >= host.nextExpiry) await this.#expire(host, ctx);
       // An UPDATE of a chunk answers synchronously; awaiting a plain value would still cost a turn.
       const handled = this.#handle(ctx, req, binary);

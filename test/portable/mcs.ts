@@ -402,6 +402,42 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
+      name: 'rqet on an injected clock: milliseconds are timed in real time while a request waits, a timestamp is read on the engine\'s clock at its turn',
+      async run() {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        let now = Date.UTC(2026, 10, 22, 12);
+        const engine = await engineWith(() => {
+          const b = backend();
+          const random = b.random.bind(b);
+          b.random = async (type, length) => {
+            await gate;
+            return random(type, length);
+          };
+          return b;
+        }, { clock: () => now });
+        try {
+          const s = new Session(engine, 'CAE1');
+          await s.register();
+          ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rand');
+          ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+          const slow = s.retrieve(s.path('reg', 'rng', 'generateRand'));
+          const relative = engine.send({ op: 3, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'ms', rqet: 60_000, pc: { 'senv:Sdo': { msg: 'REVG' } } });
+          const stamp = engine.send({ op: 2, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'stamp', rqet: '20261122T120100' });
+          // Two minutes pass on the engine's clock, a few milliseconds in real time.
+          now += 120_000;
+          open();
+          ok(await slow, 2000, 'the held request');
+          ok(await relative, 2004, 'a 60 s rqet served within real time, though the injected clock moved 120 s');
+          fails(await stamp, 4008, 'a timestamp the engine\'s clock passed', /rqet/);
+          equal(body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'after'), 'senv:Sdo').msg, 'REVG', 'the UPDATE took effect');
+        } finally {
+          open();
+          await engine.close();
+        }
+      },
+    },
+    {
       name: '<sensitiveDataObject>: stored, read back by its creator, replaced by UPDATE; cbs computed',
       async run() {
         const s = await registered(backend);
