@@ -1,7 +1,7 @@
 // Why a data directory cannot be opened. Each is a StateError (the store is
 // in no state to be used), with the directory and what a person needs to
 // look at; never a key, a secret or record content.
-import { StateError, errorName } from '../../core/errors.ts';
+import { StateError, errorName, failureKind } from '../../core/errors.ts';
 
 /** Another engine (this process or another one) has the data directory open. */
 export class DataDirLockedError extends StateError {
@@ -77,8 +77,29 @@ export class RollbackAnchorError extends StateError {
   }
 }
 
+/**
+ * A master key rotation (McsEngine.rotateMasterKey) whose writes failed. `committed` says which key
+ * the data directory is under, and the engine goes on with: the old one (false: the failure came
+ * before the commit point, meta.json's rename, and nothing of the rotation counts), or the new one
+ * (true: a write after it failed, and what it left, the new snapshot's rename or the anchor's head,
+ * is finished by the next write, close or open). The message names the failure by its code only.
+ */
+export class MasterKeyRotationError extends StateError {
+  readonly dir: string;
+  readonly committed: boolean;
+  constructor(dir: string, committed: boolean, cause: unknown) {
+    super(committed
+      ? `the data directory ${dir} is under the new master key, but a write after the rotation's commit failed (${failureKind(cause)}): the old key no longer opens it`
+      : `the master key of the data directory ${dir} was not rotated (${failureKind(cause)}): it is still under the old key`);
+    this.dir = dir;
+    this.committed = committed;
+    this.cause = cause;
+  }
+}
+
 errorName(DataDirLockedError, 'DataDirLockedError');
 errorName(DataDirDamagedError, 'DataDirDamagedError');
 errorName(DataDirFormatError, 'DataDirFormatError');
 errorName(DataDirRolledBackError, 'DataDirRolledBackError');
 errorName(RollbackAnchorError, 'RollbackAnchorError');
+errorName(MasterKeyRotationError, 'MasterKeyRotationError');

@@ -34,6 +34,8 @@ export interface Meta { format: number; uniqueIds: Record<string, string>; check
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 export const CHECK = 'senv master key check';
+/** A master key rotation's new snapshot until it is renamed over snapshot.json (journal.ts rotateMasterKey). */
+export const ROTATED = 'snapshot.json.rotated';
 export const MAC_LEN = 32;
 /** The shortest frame body: `{}` and a MAC. Anything shorter (8 zero bytes: length 0, CRC 0) is no record. */
 const MIN_BODY = 2 + MAC_LEN;

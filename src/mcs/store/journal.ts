@@ -63,7 +63,7 @@
 import { constantTimeEqual } from '../../core/compare.ts';
 import { secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
-import { AuthenticationError, SenvError, StateError } from '../../core/errors.ts';
+import { AuthenticationError, InvalidInputError, SenvError, StateError } from '../../core/errors.ts';
 import { refusalOf } from '../../core/permissions.ts';
 import { isKeyHandle } from '../../backends/backend.ts';
 import { toBase64 } from '../codec.ts';
@@ -72,12 +72,12 @@ import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence, type PersistedResource } from '../persist.ts';
 import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
-import { DataDirDamagedError } from './errors.ts';
+import { DataDirDamagedError, MasterKeyRotationError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { BOUND, crc32, KEEPS, mac, MAC_LEN, newMeta, snapshotMac, type Meta, UNBOUND } from './format.ts';
+import { BOUND, CHECK, crc32, KEEPS, mac, MAC_LEN, newMeta, ROTATED, snapshotMac, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
-import { apply, mergeAppends, moveMessages, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
+import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
 import { open, seal, wiping } from './sealing.ts';
 import { decodeValue, encodeValue } from './values.ts';
 
@@ -108,8 +108,9 @@ const COMPACT_AT = 8 * 1024 * 1024;
 export class JournalStore implements Persistence {
   readonly #files: Files;
   readonly #dir: string;
-  readonly #key: Uint8Array;
-  readonly #macKey: Uint8Array;
+  /** Replaced, and the old one zeroized, by a master key rotation's commit. */
+  #key: Uint8Array;
+  #macKey: Uint8Array;
   #closed = false;
   /** Whether the journal holds sealed data a later record made obsolete (see #appendRecord). */
   #superseded = false;
@@ -144,6 +145,8 @@ export class JournalStore implements Persistence {
   #anchorUnsure = false;
   /** An anchor write of this run failed: close() reads the anchor back (#settleAnchor), since such a write may still land. */
   #anchorFailed = false;
+  /** A rotation committed whose new snapshot (ROTATED) is not renamed over snapshot.json yet: the open would roll it forward. */
+  #rotatedPending = false;
 
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
@@ -339,8 +342,11 @@ export class JournalStore implements Persistence {
       if (!this.#anchorUnsure) await this.#takeBack().catch(() => undefined);
       // A snapshot must not replace the one an unsure anchor may name: the journal stays as it is.
       if (this.#superseded && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
-      // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to.
-      for (const name of ['snapshot.json.tmp', 'meta.json.tmp']) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
+      // A rotation's snapshot whose rename failed: put in place now if the disk lets us (the open would do it otherwise).
+      if (this.#rotatedPending) await this.#finishRotation().catch(() => undefined);
+      // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to
+      // (a rotation's snapshot only once no open needs it).
+      for (const name of ['snapshot.json.tmp', 'meta.json.tmp', ...(this.#rotatedPending ? [] : [ROTATED])]) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
     });
     this.#closed = true;
     await last;
@@ -501,7 +507,7 @@ export class JournalStore implements Persistence {
    * journal's last record, which names the same state (the next open takes
    * either).
    */
-  async #compact(): Promise<void> {
+  async #compact(strict = false): Promise<void> {
     let snapMac: Uint8Array;
     try {
       mergeAppends(this.#state, this.#key);
@@ -516,16 +522,19 @@ export class JournalStore implements Persistence {
       file.set(header);
       file.set(body, header.length);
       await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
+      // A rotation's snapshot still waiting for its rename holds an older state than this one: no longer to be put in place.
+      this.#rotatedPending = false;
       this.#snapshotBytes = file.length;
       // With no record in the journal (a compaction at open) the snapshot just renamed is the chain's head,
       // the one it replaced gone: the next record, and the anchor's rewrite should this write fail, name it.
       if (this.#journalBytes === 0) this.#snapMac = this.#journalStart = this.#lastMac = snapMac;
       // Before the journal is cut: the anchor must name a head the directory holds at every moment.
       if (this.#anchor) await this.#anchorHead({ seq: this.#state.seq, mac: snapMac });
-    } catch {
+    } catch (e) {
       // Tried again once the journal has grown by as much again (or at close): while the disk refuses
       // it, a retry after every record would rebuild the whole state for each.
       this.#compactFrom = this.#journalBytes;
+      if (strict) throw e;
       return;
     }
     this.#snapMac = snapMac;
@@ -539,14 +548,93 @@ export class JournalStore implements Persistence {
       try {
         await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
         this.#meta = meta;
-      } catch {
+      } catch (e) {
         // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: a later compaction, or close, tries again.
         this.#superseded = true;
         this.#compactFrom = this.#journalBytes;
+        if (strict) throw e;
         return;
       }
     }
-    await this.#cut(0).catch(() => undefined);
+    const cut = this.#cut(0);
+    await (strict ? cut : cut.catch(() => undefined));
+  }
+
+  /**
+   * Moves the directory to `masterKey` (docs/mcs.md "Rotating the master key"), in the write queue:
+   * the engine calls it with no write of its own under way. The journal is first emptied by a
+   * compaction under the old key; then the state, every sealed value opened and sealed again, is
+   * written as the new key's snapshot under a name of its own (ROTATED), and the new meta.json (a
+   * new check value) renamed into place: that rename is the commit point. The open tells a rotation
+   * cut short by the snapshot in place (read-dir.ts settleRotation): one that verifies under
+   * meta.json means the rename did not happen (ROTATED is removed), one that does not means it did
+   * (ROTATED, which does verify, is renamed over it). The new snapshot names the old head as the
+   * chain value its journal starts from, so that an anchor still naming it is taken at the next open,
+   * as after a compaction whose anchor write did not happen.
+   */
+  rotateMasterKey(masterKey: Uint8Array): Promise<void> {
+    return this.#serial(() => this.#rotate(masterKey));
+  }
+
+  async #rotate(newKey: Uint8Array): Promise<void> {
+    if (!(newKey instanceof Uint8Array) || newKey.length !== 32) throw new InvalidInputError('the master key must be 32 bytes (AES-256)');
+    // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
+    if (constantTimeEqual(newKey, this.#key)) throw new InvalidInputError('the new master key is the one the data directory is under already: give another key');
+    try {
+      // The old key's journal emptied, a failed record taken back first (the anchor naming the head again).
+      if (this.#anchorUnsure) await this.#anchorHead(this.#head());
+      await this.#takeBack();
+      if (this.#journalBytes > 0 || this.#meta.format !== KEEPS) await this.#compact(true);
+    } catch (e) {
+      throw new MasterKeyRotationError(this.#dir, false, e);
+    }
+    const key = secretCopy(newKey);
+    const macKey = secretHmac('SHA-256', key, enc.encode('senv journal mac'));
+    let committed = false;
+    try {
+      const { state, unopened } = resealed(this.#state, this.#key, key);
+      if (unopened !== undefined) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${unopened} that does not open under that resource's ID (moved from another resource, or altered)`);
+      const meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), this.#meta.uniqueIds, KEEPS);
+      const body = enc.encode(JSON.stringify(state));
+      const snapMac = snapshotMac(macKey, BOUND, meta.check, this.#lastMac, body);
+      const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(this.#lastMac), mac: toBase64(snapMac) })}\n`);
+      const file = new Uint8Array(header.length + body.length);
+      file.set(header);
+      file.set(body, header.length);
+      await this.#files.writeDurable(`${this.#dir}/${ROTATED}`, file);
+      await this.#files.syncDir(this.#dir);
+      await this.#files.writeDurable(`${this.#dir}/meta.json.tmp`, enc.encode(JSON.stringify(meta)));
+      await this.#files.rename(`${this.#dir}/meta.json.tmp`, `${this.#dir}/meta.json`);
+      // Committed: meta.json opens with the new key only, and the open puts ROTATED in place.
+      committed = true;
+      this.#key.fill(0);
+      this.#macKey.fill(0);
+      this.#key = key;
+      this.#macKey = macKey;
+      this.#meta = meta;
+      this.#state = state;
+      this.#snapMac = this.#journalStart = this.#lastMac = snapMac;
+      this.#snapshotBytes = file.length;
+      this.#superseded = false;
+      this.#rotatedPending = true;
+      await this.#files.syncDir(this.#dir);
+      await this.#finishRotation();
+      if (this.#anchor) await this.#anchorHead(this.#head());
+    } catch (e) {
+      if (committed) throw new MasterKeyRotationError(this.#dir, true, e);
+      key.fill(0);
+      macKey.fill(0);
+      // The new key's files of a rotation that did not happen (the open, or close, removes them otherwise).
+      for (const name of [ROTATED, 'meta.json.tmp']) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
+      throw e instanceof DataDirDamagedError ? e : new MasterKeyRotationError(this.#dir, false, e);
+    }
+  }
+
+  /** Renames a committed rotation's snapshot over the old key's, which leaves the directory. */
+  async #finishRotation(): Promise<void> {
+    await this.#files.rename(`${this.#dir}/${ROTATED}`, `${this.#dir}/snapshot.json`);
+    this.#rotatedPending = false;
+    await this.#files.syncDir(this.#dir);
   }
 }
 

@@ -5,7 +5,7 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { anchoredRecords, type Head } from './anchor.ts';
 import { DataDirDamagedError, DataDirRolledBackError } from './errors.ts';
 import { writeAtomic, type Files } from './files.ts';
-import { BOUND, CHECK, endsBeforeTheFile, frameAfter, frameAt, mac, MARKED, newMeta, openMeta, openSnapshot, parseRecord, type Meta } from './format.ts';
+import { BOUND, CHECK, endsBeforeTheFile, frameAfter, frameAt, mac, MARKED, newMeta, openMeta, openSnapshot, parseRecord, ROTATED, type Meta } from './format.ts';
 import { apply, keptWithoutPrior, supersedes, table, type JournalRecord, type Snapshot } from './records.ts';
 import { seal } from './sealing.ts';
 
@@ -32,7 +32,7 @@ export interface Opened {
  */
 export async function readDir(files: Files, dir: string, key: Uint8Array, macKey: Uint8Array, anchor: { head: Head | undefined; trustOnFirstUse: boolean } | undefined): Promise<Opened> {
   const metaBytes = await files.read(`${dir}/meta.json`);
-  const snapBytes = await files.read(`${dir}/snapshot.json`);
+  let snapBytes = await files.read(`${dir}/snapshot.json`);
   const journal = (await files.read(`${dir}/journal.log`)) ?? new Uint8Array(0);
   let meta: Meta;
   if (metaBytes) meta = openMeta(dir, metaBytes, key, macKey);
@@ -43,6 +43,8 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
     meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {}, BOUND);
     await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
   }
+  const rotated = await files.read(`${dir}/${ROTATED}`);
+  if (rotated) snapBytes = await settleRotation(files, dir, macKey, meta, snapBytes, rotated);
   // Bound to this directory's check value: a journal copied from another directory does not verify.
   let snapMac = mac(macKey, 'start', enc.encode(meta.check));
   let from = snapMac;
@@ -109,4 +111,32 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   if (end < journal.length) await files.truncate(`${dir}/journal.log`, end);
   const lastMac = keep > 0 ? records[keep - 1]!.mac : journalStart;
   return { meta, state, journalBytes: end, snapshotBytes: snapBytes?.length ?? 0, snapMac, journalStart, lastMac, superseded };
+}
+
+/**
+ * A master key rotation cut short (journal.ts rotateMasterKey) left its new snapshot under ROTATED:
+ * rolled back or forward by what meta.json, which opened with the key given, says. A snapshot in
+ * place that verifies under it means meta.json is the old key's (the commit, its rename, did not
+ * happen): ROTATED is removed. One that does not, with a ROTATED that does, means meta.json is the
+ * new key's: ROTATED is renamed over it. Neither verifying is left for the checks that follow, which
+ * report snapshot.json damaged. Answers the snapshot now in place.
+ */
+async function settleRotation(files: Files, dir: string, macKey: Uint8Array, meta: Meta, snapBytes: Uint8Array | undefined, rotated: Uint8Array): Promise<Uint8Array | undefined> {
+  const verifies = (bytes: Uint8Array) => {
+    try {
+      openSnapshot(dir, bytes, macKey, meta);
+      return true;
+    } catch (e) {
+      if (e instanceof DataDirDamagedError) return false;
+      throw e;
+    }
+  };
+  if (snapBytes && verifies(snapBytes)) {
+    await files.remove(`${dir}/${ROTATED}`);
+    return snapBytes;
+  }
+  if (!verifies(rotated)) return snapBytes;
+  await files.rename(`${dir}/${ROTATED}`, `${dir}/snapshot.json`);
+  await files.syncDir(dir);
+  return rotated;
 }

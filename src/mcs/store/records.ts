@@ -209,6 +209,35 @@ export function sealClearSecrets(state: Snapshot, key: Uint8Array): boolean {
   return sealed;
 }
 
+/**
+ * The state with every sealed value (a record's sealed part, each chunk of its messages) opened
+ * under `from` and sealed again under `to`, a fresh nonce each and the same associated data, for a
+ * master key rotation; `state` is left as it is. `unopened` names a resource whose sealed data does
+ * not open under `from` (only the key's holder could have made its record verify: damage).
+ */
+export function resealed(state: Snapshot, from: Uint8Array, to: Uint8Array): { state: Snapshot; unopened: string | undefined } {
+  let unopened: string | undefined;
+  const reseal = (sealed: string, ri: string, ad: string) => {
+    try {
+      return wiping(open(from, sealed, ad), (plain) => seal(to, plain, ad));
+    } catch {
+      unopened ??= ri;
+      return sealed;
+    }
+  };
+  const resources = table<Record<string, ResourceRecord>>();
+  for (const [se, records] of Object.entries(state.resources)) {
+    const out = (resources[se] = table<ResourceRecord>());
+    for (const [ri, rec] of Object.entries(records)) {
+      const copy: ResourceRecord = { ...rec };
+      if (rec.sealed !== undefined) copy.sealed = reseal(rec.sealed, rec.ri, rec.ri);
+      if (rec.appends) copy.appends = rec.appends.map((a) => ({ attr: a.attr, sealed: reseal(a.sealed, rec.ri, `${rec.ri}/${a.attr}`) }));
+      out[ri] = copy;
+    }
+  }
+  return { state: { seq: state.seq, resources }, unopened };
+}
+
 export const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));
 
 /** A record's sealed secret attributes, or undefined where they do not open (left for load() to report). */
