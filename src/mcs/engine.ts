@@ -244,6 +244,33 @@ export class McsEngine {
     return versioned(response, req.rvi);
   }
 
+  /**
+   * Moves the data directory to a new master key, given as McsEngine.create takes one (masterKey,
+   * masterKeyFile, or the variable masterKeyEnv, SENV_MASTER_KEY by default), and resolves once it is
+   * durably under it: from then on only the new key opens it. Requests wait meanwhile (one snapshot
+   * write), and close() waits for it. docs/mcs.md "Rotating the master key".
+   */
+  async rotateMasterKey(options: MasterKeyOptions): Promise<void> {
+    const o = optionsArg(options, 'rotateMasterKey options') ?? {};
+    checkMasterKeyOptions(o);
+    if (this.#closed) throw new StateError('engine closed');
+    const store = this.#store;
+    if (!store) throw new StateError('this engine has no data directory (its state is in memory): no master key to rotate');
+    if (typeof store.rotateMasterKey !== 'function') throw new StateError('this engine\'s store (McsEngineOptions.store) cannot rotate a master key: it has no rotateMasterKey()');
+    const key = await resolveMasterKey(o);
+    // Every SE's turn: no request is between building its record and writing it (sealed under the old
+    // key) while the store rotates. Taken at once, in one order: a request holds one turn at most.
+    const hosts = [...this.#hosts.values()];
+    const turns = hosts.map((h) => h.acquire());
+    try {
+      await Promise.all(turns);
+      await store.rotateMasterKey(key);
+    } finally {
+      for (const h of hosts) h.release();
+      key.fill(0);
+    }
+  }
+
   /** Releases every key and stream, closes the backends and the store. */
   close(): Promise<void> {
     // Every call resolves when the closing has finished, not only the first.
@@ -1006,6 +1033,16 @@ async function backendMemory(b: SecureEnvironmentBackend): Promise<{ total: numb
   return memoryFigures(await b.memoryInfo(), (what) => new InvalidInputError(`SE backend '${b.description.uniqueId}': memoryInfo() gave ${what}`));
 }
 
+/** The master key options of McsEngine.create and rotateMasterKey. */
+function checkMasterKeyOptions(o: MasterKeyOptions): void {
+  for (const name of ['masterKeyFile', 'masterKeyEnv'] as const) {
+    if (o[name] !== undefined && (typeof o[name] !== 'string' || o[name] === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
+  }
+  // A name no environment can hold (Node would say to set it, Deno that it needs --allow-env).
+  if (o.masterKeyEnv !== undefined && /[=\0]/.test(o.masterKeyEnv)) throw new InvalidInputError('masterKeyEnv must be a variable name, without "=" or NUL');
+  if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
+}
+
 /** Options of the wrong kind fail here, named, rather than as a TypeError at the first request. */
 function checkOptions(o: McsEngineOptions): void {
   if (typeof o !== 'object' || o === null) throw new InvalidInputError('McsEngine options must be an object');
@@ -1019,12 +1056,7 @@ function checkOptions(o: McsEngineOptions): void {
   }
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new InvalidInputError('dataDir must be a directory path (a non-empty string)');
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidInputError('clock must be a function returning milliseconds');
-  for (const name of ['masterKeyFile', 'masterKeyEnv'] as const) {
-    if (o[name] !== undefined && (typeof o[name] !== 'string' || o[name] === '')) throw new InvalidInputError(`${name} must be a non-empty string`);
-  }
-  // A name no environment can hold (Node would say to set it, Deno that it needs --allow-env).
-  if (o.masterKeyEnv !== undefined && /[=\0]/.test(o.masterKeyEnv)) throw new InvalidInputError('masterKeyEnv must be a variable name, without "=" or NUL');
-  if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
+  checkMasterKeyOptions(o);
   // Without a data directory nothing is sealed: a caller who gave a key believes otherwise (in a browser above all).
   if (o.dataDir === undefined && (o.masterKey ?? o.masterKeyFile ?? o.masterKeyEnv) !== undefined) {
     throw new InvalidInputError('masterKey, masterKeyFile and masterKeyEnv seal a data directory: give dataDir too (without one the state is in memory and nothing is sealed)');

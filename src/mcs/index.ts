@@ -7,5 +7,5 @@ export type { Persistence, PersistedSe, PersistedResource } from './persist.ts';
 export type { MasterKeyOptions } from './store/master-key.ts';
 export type { Files } from './store/files.ts';
 export type { RollbackAnchor } from './store/anchor.ts';
-export { DataDirLockedError, DataDirDamagedError, DataDirFormatError, DataDirRolledBackError, RollbackAnchorError } from './store/errors.ts';
+export { DataDirLockedError, DataDirDamagedError, DataDirFormatError, DataDirRolledBackError, MasterKeyRotationError, RollbackAnchorError } from './store/errors.ts';
 export { McsClient, HashResource, CipherResource, SignatureResource, RandResource, SensitiveDataResource, PolicyResource, type McsResource, type MessageResource, type AccessRule, type CommonOptions, type RequestOptions } from './client.ts';

@@ -74,5 +74,11 @@ export interface Persistence {
   append(host: PersistedSe, res: PersistedResource, attr: string, chunk: Uint8Array, modified: number): Promise<void>;
   /** Removes resources (a resource and everything below it), as one write. */
   remove(host: PersistedSe, ris: readonly string[]): Promise<void>;
+  /**
+   * Moves what is stored to a new 32-byte master key (McsEngine.rotateMasterKey), resolving once it
+   * is durably under it; the engine calls it with none of its writes under way, and zeroizes `masterKey`
+   * after. A store without it cannot rotate.
+   */
+  rotateMasterKey?(masterKey: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
