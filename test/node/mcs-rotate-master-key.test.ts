@@ -1,0 +1,464 @@
+// Master key rotation of the data directory (docs/mcs.md "Rotating the master
+// key"): after engine.rotateMasterKey the directory opens with the new key only,
+// holding everything it held (keys, secret values, messages in progress, several
+// SEs), and no file holds anything sealed under the old key. A crash before any
+// step of the rotation (a copy of the directory taken there) and a write that
+// fails at any step leave a directory that opens with exactly one of the two keys,
+// with every acknowledged write; a SIGKILL at random moments of rotations too.
+import { describe, expect, it } from 'vitest';
+import nodeCrypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidInputError, LengthError, MasterKeyRotationError, McsEngine, SoftwareBackend, StateError, type Persistence, type RollbackAnchor } from '../../src/index.ts';
+import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { open } from '../../src/mcs/store/sealing.ts';
+import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+
+const OLD = new Uint8Array(32).fill(7);
+const NEW = new Uint8Array(32).fill(9);
+const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-rotate-'));
+const WRONG_KEY = /master key does not open the data directory/;
+
+const GCM_KEY = Uint8Array.from({ length: 16 }, (_, i) => i);
+const NONCE = Uint8Array.from({ length: 12 }, (_, i) => 0x10 + i);
+const AAD = Uint8Array.of(0xfe, 0xed, 0xfa, 0xce);
+const te = new TextEncoder();
+
+/** An anchor in memory (a TPM NV index, a card's data object); `failing` makes the next writes throw. */
+class MemoryAnchor implements RollbackAnchor {
+  token: Uint8Array | undefined;
+  failing = 0;
+  trustOnFirstUse?: boolean | undefined;
+  onWrite: (() => void) | undefined;
+
+  read() {
+    return this.token?.slice();
+  }
+
+  write(head: Uint8Array) {
+    this.onWrite?.();
+    if (this.failing > 0) {
+      this.failing--;
+      throw Object.assign(new Error('EIO: anchor i/o error'), { code: 'EIO' });
+    }
+    this.token = head.slice();
+  }
+}
+
+const WRITES = new Set(['append', 'writeDurable', 'rename', 'truncate', 'remove', 'syncDir']);
+
+/**
+ * The real file operations, counting each write (and the anchor's writes, through `step`) once
+ * armed: `before(i, what)` runs before the i-th, and with `failAt` that one throws EIO without
+ * doing anything (a refused write: the process goes on).
+ */
+class Steps {
+  armed = false;
+  steps: string[] = [];
+  failAt: number | undefined;
+  before: ((i: number, what: string) => void) | undefined;
+  files!: Files;
+
+  static async make(): Promise<Steps> {
+    const s = new Steps();
+    const real = await openFiles();
+    s.files = new Proxy(real, {
+      get(t, k) {
+        const v = Reflect.get(t, k) as unknown;
+        if (typeof v !== 'function') return v;
+        if (!WRITES.has(k as string)) return (v as (...a: unknown[]) => unknown).bind(t);
+        return (...a: string[]) => {
+          s.step(k === 'syncDir' ? 'syncDir' : `${String(k)} ${a[0]!.replace(/.*\//, '')}${k === 'rename' ? ` ${a[1]!.replace(/.*\//, '')}` : ''}`);
+          return (v as (...a: unknown[]) => unknown).apply(t, a);
+        };
+      },
+    });
+    return s;
+  }
+
+  step(what: string): void {
+    if (!this.armed) return;
+    const i = this.steps.length;
+    this.steps.push(what);
+    this.before?.(i, what);
+    if (i === this.failAt) throw Object.assign(new Error(`EIO: injected at ${what}`), { code: 'EIO' });
+  }
+
+  /** The index of the rotation's commit: the rename of its new meta.json, after its new snapshot was written. */
+  commit(): number {
+    const from = this.steps.indexOf('writeDurable snapshot.json.rotated');
+    return this.steps.findIndex((w, i) => i > from && w === 'rename meta.json.tmp meta.json');
+  }
+}
+
+/** An anchor whose writes are steps of `steps`; `adopt` for an open that trusts the directory as it is. */
+function anchorOf(steps: Steps, adopt = false): MemoryAnchor {
+  const a = new MemoryAnchor();
+  a.trustOnFirstUse = adopt;
+  a.onWrite = () => steps.step('anchor');
+  return a;
+}
+
+async function start(dir: string, masterKey: Uint8Array, extra: { files?: Files; rollbackAnchor?: RollbackAnchor } = {}): Promise<McsEngine> {
+  return McsEngine.create({ dataDir: dir, masterKey, backends: [new SoftwareBackend(), new SoftwareBackend()], ...extra });
+}
+
+/** The resources `seed` makes, by path under each SE. */
+const PATHS = [['reg', 'reg/gcm', 'reg/gcm/params', 'reg/gen', 'reg/gen/params', 'reg/mac', 'reg/sha', 'reg/secret', 'reg/rng'], ['reg2', 'reg2/sha2', 'reg2/secret2', 'reg2/later']] as const;
+
+/**
+ * On the first SE: a <cipher> with its key given (not exportable) and a message in two chunks not
+ * yet consumed, one with a generated exportable key (answered: the key), an HMAC <signature> with
+ * its message, a <hash> mid-stream, a <sensitiveDataObject> and a <rand> holding random data; on
+ * the second a <hash> and a <sensitiveDataObject>. Answers the exported key.
+ */
+async function seed(e: McsEngine): Promise<Uint8Array> {
+  const [a, b] = [new Session(e, 'CAE1', e.seIds[0]), new Session(e, 'CAE2', e.seIds[1])];
+  await a.register();
+  ok(await a.create(a.seId, 20002, { 'senv:Cph': { rn: 'gcm', Calg: 1001, mbs: 65536, kDt: b64(GCM_KEY) } }), 2001, 'gcm');
+  ok(await a.create(a.path('reg', 'gcm'), 20001, { 'senv:algP': { rn: 'params', nc: b64(NONCE), aD: b64(AAD) } }), 2001, 'params');
+  ok(await a.update(a.path('reg', 'gcm'), { 'senv:Cph': { msg: b64(te.encode('Hello, ')) } }), 2004, 'chunk 1');
+  ok(await a.update(a.path('reg', 'gcm'), { 'senv:Cph': { msg: b64(te.encode('Mcs!')) } }), 2004, 'chunk 2');
+  ok(await a.create(a.seId, 20002, { 'senv:Cph': { rn: 'gen', Calg: 1001, mbs: 1024, kExp: true } }), 2001, 'gen');
+  const exported = unb64(body(ok(await a.retrieve(a.path('reg', 'gen', 'generateKey')), 2000, 'generateKey'), 'senv:Cph').kDt);
+  ok(await a.create(a.path('reg', 'gen'), 20001, { 'senv:algP': { rn: 'params', nc: b64(NONCE), aD: b64(AAD) } }), 2001, 'gen params');
+  ok(await a.update(a.path('reg', 'gen'), { 'senv:Cph': { msg: b64(te.encode('xyz')) } }), 2004, 'gen message');
+  ok(await a.create(a.seId, 20012, { 'senv:Sgn': { rn: 'mac', Salg: 25, kDt: b64(te.encode('Jefe')), msg: b64(te.encode('what do ya want for nothing?')) } }), 2001, 'mac');
+  ok(await a.create(a.seId, 20004, { 'senv:Hsh': { rn: 'sha', Halg: 4, msg: b64(te.encode('ab')) } }), 2001, 'sha');
+  ok(await a.update(a.path('reg', 'sha'), { 'senv:Hsh': { msg: b64(te.encode('c')) } }), 2004, 'sha chunk');
+  ok(await a.create(a.seId, 20009, { 'senv:Sdo': { rn: 'secret', msg: b64(te.encode('secret data')) } }), 2001, 'sdo');
+  ok(await a.create(a.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rng');
+  ok(await a.retrieve(a.path('reg', 'rng', 'generateRand')), 2000, 'generateRand');
+  await b.register('reg2');
+  ok(await b.create(b.seId, 20004, { 'senv:Hsh': { rn: 'sha2', Halg: 4, msg: b64(te.encode('second SE')) } }), 2001, 'sha2');
+  ok(await b.create(b.seId, 20009, { 'senv:Sdo': { rn: 'secret2', msg: b64(te.encode('second secret')) } }), 2001, 'sdo2');
+  return exported;
+}
+
+/** RETRIEVE of every resource `seed` made, as JSON. */
+async function contents(e: McsEngine): Promise<string> {
+  const out: unknown[] = [];
+  for (const [n, paths] of PATHS.entries()) {
+    const s = new Session(e, n === 0 ? 'CAE1' : 'CAE2', e.seIds[n]);
+    for (const p of paths) out.push(ok(await s.retrieve(s.path(...p.split('/'))), 2000, p).pc);
+  }
+  return JSON.stringify(out);
+}
+
+/** An operation with each key, checked against node:crypto (each consumes what it works on). */
+async function cryptoChecks(e: McsEngine, exported: Uint8Array): Promise<void> {
+  const s = new Session(e, 'CAE1', e.seIds[0]);
+  const gcm = (key: Uint8Array, text: string) => {
+    const c = nodeCrypto.createCipheriv('aes-128-gcm', key, NONCE);
+    c.setAAD(AAD);
+    return Buffer.concat([c.update(text), c.final(), c.getAuthTag()]).toString('base64');
+  };
+  expect(body(ok(await s.retrieve(s.path('reg', 'gcm', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD).toBe(gcm(GCM_KEY, 'Hello, Mcs!'));
+  expect(body(ok(await s.retrieve(s.path('reg', 'gen', 'encrypt')), 2000, 'encrypt (generated key)'), 'senv:Cph').cD).toBe(gcm(exported, 'xyz'));
+  expect(body(ok(await s.retrieve(s.path('reg', 'mac', 'calculateSignature')), 2000, 'HMAC'), 'senv:Sgn').Sgn)
+    .toBe(nodeCrypto.createHmac('sha256', 'Jefe').update('what do ya want for nothing?').digest('base64'));
+  expect(body(ok(await s.retrieve(s.path('reg', 'sha', 'calculateHash')), 2000, 'hash'), 'senv:Hsh').Hv).toBe(nodeCrypto.createHash('sha256').update('abc').digest('base64'));
+}
+
+/**
+ * Opens `dir` with the old key, then the new: exactly one opens (the other is refused as a wrong
+ * key), and it holds `expected`. Answers which.
+ */
+async function opensWithOne(dir: string, expected: string, anchor?: RollbackAnchor): Promise<'old' | 'new'> {
+  const opened: ('old' | 'new')[] = [];
+  for (const [name, key] of [['old', OLD], ['new', NEW]] as const) {
+    try {
+      const e = await start(dir, key, anchor ? { rollbackAnchor: anchor } : {});
+      try {
+        expect(await contents(e), `${dir} with the ${name} key`).toBe(expected);
+      } finally {
+        await e.close();
+      }
+      opened.push(name);
+    } catch (err) {
+      if (!(err instanceof StateError) || !WRONG_KEY.test(err.message)) throw err;
+    }
+  }
+  expect(opened, dir).toHaveLength(1);
+  return opened[0]!;
+}
+
+/** A directory seeded under the old key and closed, and what it holds. */
+async function template(): Promise<{ dir: string; expected: string; exported: Uint8Array }> {
+  const dir = tempDir();
+  let e = await start(dir, OLD);
+  const exported = await seed(e);
+  await e.close();
+  // A record in the journal beside the snapshot (a clean close left it): the rotation compacts it first.
+  e = await start(dir, OLD);
+  const b = new Session(e, 'CAE2', e.seIds[1]);
+  ok(await b.create(b.seId, 20009, { 'senv:Sdo': { rn: 'later', msg: b64(te.encode('later')) } }), 2001, 'later');
+  const expected = await contents(e);
+  await e.close();
+  expect(readFileSync(join(dir, 'journal.log')).length).toBeGreaterThan(0);
+  return { dir, expected, exported };
+}
+
+/** Every sealed value of the directory's files (snapshot.json's records and meta.json's check), with its associated data. */
+function sealedValues(dir: string): { sealed: string; ad: string }[] {
+  const out: { sealed: string; ad: string }[] = [{ sealed: JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).check, ad: 'meta' }];
+  const text = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+  const state = JSON.parse(text.slice(text.indexOf('\n') + 1)) as { resources: Record<string, Record<string, { ri: string; sealed?: string; appends?: { attr: string; sealed: string }[] }>> };
+  for (const se of Object.values(state.resources)) {
+    for (const rec of Object.values(se)) {
+      if (rec.sealed) out.push({ sealed: rec.sealed, ad: rec.ri });
+      for (const a of rec.appends ?? []) out.push({ sealed: a.sealed, ad: `${rec.ri}/${a.attr}` });
+    }
+  }
+  return out;
+}
+
+const opens = (key: Uint8Array, v: { sealed: string; ad: string }) => {
+  try {
+    open(key, v.sealed, v.ad).fill(0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('master key rotation', () => {
+  it('keeps keys, secret values, messages in progress and several SEs; the old key is refused; no file opens under it', async () => {
+    const { dir, expected, exported } = await template();
+    try {
+      const e = await start(dir, OLD);
+      await e.rotateMasterKey({ masterKey: NEW });
+      // Served as before by the engine that rotated, then across a restart with the new key.
+      expect(await contents(e)).toBe(expected);
+      await e.close();
+      expect(readdirSync(dir).sort()).toEqual(['journal.log', 'meta.json', 'snapshot.json']);
+      expect(readFileSync(join(dir, 'journal.log')).length).toBe(0);
+      const values = sealedValues(dir);
+      expect(values.length).toBeGreaterThan(10);
+      expect(values.filter((v) => opens(OLD, v))).toEqual([]);
+      expect(values.every((v) => opens(NEW, v))).toBe(true);
+      await expect(start(dir, OLD)).rejects.toThrow(WRONG_KEY);
+      const e2 = await start(dir, NEW);
+      expect(await contents(e2)).toBe(expected);
+      await cryptoChecks(e2, exported);
+      // And on: a write after the rotation, a second rotation back, a restart.
+      ok(await new Session(e2, 'CAE1', e2.seIds[0]).update(`${e2.seIds[0]}/reg/secret`, { 'senv:Sdo': { msg: b64(te.encode('after')) } }), 2004, 'write under the new key');
+      await e2.rotateMasterKey({ masterKey: OLD });
+      await e2.close();
+      await expect(start(dir, NEW)).rejects.toThrow(WRONG_KEY);
+      const e3 = await start(dir, OLD);
+      expect(body(ok(await new Session(e3, 'CAE1', e3.seIds[0]).retrieve(`${e3.seIds[0]}/reg/secret`), 2000, 'after'), 'senv:Sdo').msg).toBe(b64(te.encode('after')));
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([false, true])('a crash before any step of the rotation (anchor: %s) leaves a directory that opens with exactly one key, the old before the commit, holding everything', async (anchored) => {
+    const { dir, expected } = await template();
+    const crashes = tempDir();
+    try {
+      const steps = await Steps.make();
+      // Adopted as the directory is at this open.
+      const anchor = anchored ? anchorOf(steps, true) : undefined;
+      const tokens: (Uint8Array | undefined)[] = [];
+      const e = await start(dir, OLD, { files: steps.files, ...(anchor ? { rollbackAnchor: anchor } : {}) });
+      if (anchor) anchor.trustOnFirstUse = undefined;
+      // A copy of the directory before each write of the rotation: what a kill -9 there leaves.
+      steps.before = (i) => {
+        cpSync(dir, join(crashes, String(i)), { recursive: true, filter: (src) => !src.endsWith('/lock') });
+        tokens[i] = anchor?.token?.slice();
+      };
+      steps.armed = true;
+      await e.rotateMasterKey({ masterKey: NEW });
+      steps.armed = false;
+      const commit = steps.commit();
+      expect(commit).toBeGreaterThan(0);
+      // After the commit: its directory flush, the new snapshot put in place, the anchor's new head.
+      expect(steps.steps.slice(commit)).toEqual(['rename meta.json.tmp meta.json', 'syncDir', 'rename snapshot.json.rotated snapshot.json', 'syncDir', ...(anchor ? ['anchor'] : [])]);
+      await e.close();
+      for (let i = 0; i < steps.steps.length; i++) {
+        const copy = join(crashes, String(i));
+        const at = anchor ? Object.assign(new MemoryAnchor(), { token: tokens[i] }) : undefined;
+        expect(await opensWithOne(copy, expected, at), `a crash before step ${i} (${steps.steps[i]})`).toBe(i <= commit ? 'old' : 'new');
+        // Opened once, it is settled: no rotation's file is left behind.
+        expect(readdirSync(copy).filter((f) => f.includes('rotated')), `step ${i}`).toEqual([]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(crashes, { recursive: true, force: true });
+    }
+  });
+
+  it('a write that fails at any step of the rotation rejects with MasterKeyRotationError saying which key the directory is under; the engine goes on with that key', async () => {
+    const { dir: base, expected } = await template();
+    const dirs: string[] = [];
+    try {
+      // How many steps a rotation with an anchor takes.
+      const count = await Steps.make();
+      const probe = tempDir();
+      dirs.push(probe);
+      cpSync(base, probe, { recursive: true });
+      const pa = anchorOf(count, true);
+      const ep = await start(probe, OLD, { files: count.files, rollbackAnchor: pa });
+      count.armed = true;
+      await ep.rotateMasterKey({ masterKey: NEW });
+      count.armed = false;
+      await ep.close();
+      const commit = count.commit();
+      console.log(`rotation steps (with an anchor): ${count.steps.join(', ')}; commit at ${commit}`);
+      let committedSeen = 0;
+      for (let i = 0; i < count.steps.length; i++) {
+        const dir = tempDir();
+        dirs.push(dir);
+        cpSync(base, dir, { recursive: true });
+        const steps = await Steps.make();
+        const anchor = anchorOf(steps, true);
+        const e = await start(dir, OLD, { files: steps.files, rollbackAnchor: anchor });
+        anchor.trustOnFirstUse = undefined;
+        steps.failAt = i;
+        steps.armed = true;
+        const err = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+        steps.armed = false;
+        expect(steps.steps[i], `step ${i}`).toBe(count.steps[i]);
+        expect(err, `a failure at step ${i} (${count.steps[i]})`).toBeInstanceOf(MasterKeyRotationError);
+        const committed = (err as MasterKeyRotationError).committed;
+        expect(committed, `step ${i} (${count.steps[i]})`).toBe(i > commit);
+        if (committed) committedSeen++;
+        // Served on with the key the directory is under: a write, acknowledged, survives the restart.
+        const s = new Session(e, 'CAE1', e.seIds[0]);
+        ok(await s.update(s.path('reg', 'secret'), { 'senv:Sdo': { msg: b64(te.encode(`after ${i}`)) } }), 2004, `write after a failure at step ${i}`);
+        const now = await contents(e);
+        expect(now).not.toBe(expected);
+        await e.close();
+        expect(await opensWithOne(dir, now, anchor), `after a failure at step ${i}`).toBe(committed ? 'new' : 'old');
+      }
+      expect(committedSeen).toBeGreaterThan(0);
+    } finally {
+      for (const d of [base, ...dirs]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('requests sent during the rotation wait for it and are served; close() during a rotation waits for it', async () => {
+    const { dir, expected } = await template();
+    try {
+      const e = await start(dir, OLD);
+      const s = new Session(e, 'CAE1', e.seIds[0]);
+      const t = new Session(e, 'CAE2', e.seIds[1]);
+      const chunks = Array.from({ length: 20 }, (_, i) => `chunk ${i};`);
+      const rotation = e.rotateMasterKey({ masterKey: NEW });
+      const requests = [
+        ...chunks.map((c) => s.update(s.path('reg', 'sha'), { 'senv:Hsh': { msg: b64(te.encode(c)) } })),
+        ...chunks.map((_, i) => t.create(t.seId, 20009, { 'senv:Sdo': { rn: `d${i}`, msg: b64(te.encode(`d${i}`)) } })),
+      ];
+      await rotation;
+      for (const r of await Promise.all(requests)) expect([2001, 2004]).toContain(r.rsc);
+      // A second rotation, with close() called while it runs.
+      const back = e.rotateMasterKey({ masterKey: OLD });
+      const closing = e.close();
+      await back;
+      await closing;
+      await expect(start(dir, NEW)).rejects.toThrow(WRONG_KEY);
+      const e2 = await start(dir, OLD);
+      const s2 = new Session(e2, 'CAE1', e2.seIds[0]);
+      const t2 = new Session(e2, 'CAE2', e2.seIds[1]);
+      for (let i = 0; i < chunks.length; i++) expect(body(ok(await t2.retrieve(t2.path('reg2', `d${i}`)), 2000, `d${i}`), 'senv:Sdo').msg).toBe(b64(te.encode(`d${i}`)));
+      expect(body(ok(await s2.retrieve(s2.path('reg', 'sha', 'calculateHash')), 2000, 'hash'), 'senv:Hsh').Hv)
+        .toBe(nodeCrypto.createHash('sha256').update(`abc${chunks.join('')}`).digest('base64'));
+      expect(expected).toContain('senv:Hsh');
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refused with a typed error: no data directory, a store that cannot rotate, the same key, an unreadable or missing key file, a key of the wrong length', async () => {
+    const memory = await McsEngine.create();
+    await expect(memory.rotateMasterKey({ masterKey: NEW })).rejects.toThrow(StateError);
+    await expect(memory.rotateMasterKey({ masterKey: NEW })).rejects.toThrow(/no data directory/);
+    await memory.close();
+    const store: Persistence = { uniqueId: async () => 'u', load: async () => undefined, put: async () => undefined, append: async () => undefined, remove: async () => undefined, close: async () => undefined };
+    const custom = await McsEngine.create({ store });
+    await expect(custom.rotateMasterKey({ masterKey: NEW })).rejects.toThrow(/cannot rotate a master key/);
+    await custom.close();
+    const { dir, expected } = await template();
+    try {
+      const e = await start(dir, OLD);
+      await expect(e.rotateMasterKey({ masterKey: OLD.slice() })).rejects.toThrow(InvalidInputError);
+      await expect(e.rotateMasterKey({ masterKeyFile: dir })).rejects.toThrow(/master key file .* cannot be read/);
+      await expect(e.rotateMasterKey({ masterKeyFile: join(dir, 'none') })).rejects.toThrow('master key file not found');
+      await expect(e.rotateMasterKey({ masterKey: new Uint8Array(16) })).rejects.toThrow(LengthError);
+      await expect(e.rotateMasterKey(7 as never)).rejects.toThrow(InvalidInputError);
+      await expect(e.rotateMasterKey({ masterKeyEnv: 'A=B' })).rejects.toThrow(InvalidInputError);
+      // The same key from a file, as hex: refused too, and the engine goes on under the old key.
+      const file = join(dir, '..', `${dir.replace(/.*\//, '')}.key`);
+      writeFileSync(file, Buffer.from(OLD).toString('hex'));
+      await expect(e.rotateMasterKey({ masterKeyFile: file })).rejects.toThrow(/the new master key is the one/);
+      writeFileSync(file, Buffer.from(NEW).toString('hex'));
+      process.env.SENV_ROTATE_TEST_KEY = Buffer.from(NEW).toString('base64');
+      await e.rotateMasterKey({ masterKeyEnv: 'SENV_ROTATE_TEST_KEY' });
+      await e.rotateMasterKey({ masterKeyFile: file }).then(() => expect.unreachable(), (x: unknown) => expect(x).toBeInstanceOf(InvalidInputError));
+      rmSync(file);
+      delete process.env.SENV_ROTATE_TEST_KEY;
+      await e.close();
+      await expect(e.rotateMasterKey({ masterKey: OLD })).rejects.toThrow(/engine closed/);
+      expect(await opensWithOne(dir, expected)).toBe('new');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SIGKILL at random moments of rotations: the directory opens with exactly one key, holding every acknowledged write', async () => {
+    const dir = tempDir();
+    const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+    const rotator = fileURLToPath(new URL('./fixtures/mcs-rotator.ts', import.meta.url));
+    const acked = new Set<number>();
+    let rotations = 0;
+    let next = 0;
+    try {
+      for (let round = 0; round < 4; round++) {
+        const child = spawn(deno, ['run', '--quiet', '--allow-read', '--allow-write', rotator, dir, String(next), Buffer.from(OLD).toString('hex'), Buffer.from(NEW).toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let buf = '';
+        await new Promise<void>((resolve) => {
+          let killing = false;
+          child.stdout.on('data', (d: Buffer) => {
+            buf += d.toString();
+            let nl;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+              const [kind, n] = buf.slice(0, nl).split(' ');
+              buf = buf.slice(nl + 1);
+              if (kind === 'ready' && !killing) {
+                killing = true;
+                setTimeout(() => child.kill('SIGKILL'), 300 + Math.floor(Math.random() * 1200));
+              } else if (kind === 'sdo') acked.add(Number(n));
+              else if (kind === 'rotated') rotations++;
+            }
+          });
+          child.on('exit', () => resolve());
+        });
+        next = Math.max(next, ...acked) + 1;
+      }
+      expect(rotations).toBeGreaterThan(4);
+      expect(acked.size).toBeGreaterThan(4);
+      let e: McsEngine | undefined;
+      let refused = 0;
+      for (const key of [OLD, NEW]) {
+        try {
+          e = await McsEngine.create({ dataDir: dir, masterKey: key });
+        } catch (err) {
+          expect((err as Error).message).toMatch(WRONG_KEY);
+          refused++;
+        }
+      }
+      expect(refused).toBe(1);
+      const s = new Session(e!, 'CROT');
+      for (const i of acked) expect(body(ok(await s.retrieve(s.path('reg', `d${i}`)), 2000, `d${i}`), 'senv:Sdo').msg).toBe(b64(te.encode(`d${i}`)));
+      await e!.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
