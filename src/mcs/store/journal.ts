@@ -11,6 +11,10 @@
 //                    so another directory's snapshot does not verify here
 //   journal.log      records after the snapshot:
 //                    [length u32][crc32 u32][JSON][MAC 32 bytes]
+//   snapshot.json.rotated
+//                    a master key rotation's new snapshot, until it is renamed
+//                    over snapshot.json (rotateMasterKey: the open finishes or
+//                    drops a rotation a crash cut short)
 //
 // Every request's change is one journal record (a registration with its
 // children included), appended and flushed (fdatasync) before the engine
