@@ -59,6 +59,8 @@ class Steps {
   armed = false;
   steps: string[] = [];
   failAt: number | undefined;
+  /** Fails the first write of this label instead. */
+  failOn: string | undefined;
   before: ((i: number, what: string) => void) | undefined;
   files!: Files;
 
@@ -84,6 +86,7 @@ class Steps {
     const i = this.steps.length;
     this.steps.push(what);
     this.before?.(i, what);
+    if (what === this.failOn) this.failAt = i;
     if (i === this.failAt) throw Object.assign(new Error(`EIO: injected at ${what}`), { code: 'EIO' });
   }
 
@@ -342,6 +345,29 @@ describe('master key rotation', () => {
     }
   });
 
+  it('a rotation after one whose new snapshot could not be renamed puts that snapshot in place first', async () => {
+    const { dir, expected } = await template();
+    try {
+      const steps = await Steps.make();
+      const e = await start(dir, OLD, { files: steps.files });
+      steps.armed = true;
+      steps.failOn = 'rename snapshot.json.rotated snapshot.json';
+      const first = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+      expect((first as MasterKeyRotationError).committed).toBe(true);
+      // The next one fails before its commit: the directory stays under the first one's key, whole.
+      steps.failAt = undefined;
+      steps.failOn = 'rename meta.json.tmp meta.json';
+      const second = await e.rotateMasterKey({ masterKey: new Uint8Array(32).fill(11) }).then(() => undefined, (x: unknown) => x);
+      expect((second as MasterKeyRotationError).committed).toBe(false);
+      steps.armed = false;
+      expect(await contents(e)).toBe(expected);
+      await e.close();
+      expect(await opensWithOne(dir, expected)).toBe('new');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('requests sent during the rotation wait for it and are served; close() during a rotation waits for it', async () => {
     const { dir, expected } = await template();
     try {
@@ -443,20 +469,24 @@ describe('master key rotation', () => {
       }
       expect(rotations).toBeGreaterThan(4);
       expect(acked.size).toBeGreaterThan(4);
-      let e: McsEngine | undefined;
-      let refused = 0;
+      let opened = 0;
       for (const key of [OLD, NEW]) {
+        let e: McsEngine;
         try {
           e = await McsEngine.create({ dataDir: dir, masterKey: key });
         } catch (err) {
           expect((err as Error).message).toMatch(WRONG_KEY);
-          refused++;
+          continue;
+        }
+        opened++;
+        const s = new Session(e, 'CROT');
+        try {
+          for (const i of acked) expect(body(ok(await s.retrieve(s.path('reg', `d${i}`)), 2000, `d${i}`), 'senv:Sdo').msg).toBe(b64(te.encode(`d${i}`)));
+        } finally {
+          await e.close();
         }
       }
-      expect(refused).toBe(1);
-      const s = new Session(e!, 'CROT');
-      for (const i of acked) expect(body(ok(await s.retrieve(s.path('reg', `d${i}`)), 2000, `d${i}`), 'senv:Sdo').msg).toBe(b64(te.encode(`d${i}`)));
-      await e!.close();
+      expect(opened).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

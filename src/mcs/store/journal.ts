@@ -585,6 +585,8 @@ export class JournalStore implements Persistence {
     // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
     if (constantTimeEqual(newKey, this.#key)) throw new InvalidInputError('the new master key is the one the data directory is under already: give another key');
     try {
+      // An earlier rotation's snapshot not renamed yet: its name is about to be reused, and the open needs it in place.
+      if (this.#rotatedPending) await this.#finishRotation();
       // The old key's journal emptied, a failed record taken back first (the anchor naming the head again).
       if (this.#anchorUnsure) await this.#anchorHead(this.#head());
       await this.#takeBack();
