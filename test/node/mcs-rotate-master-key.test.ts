@@ -16,6 +16,8 @@ import { InvalidInputError, LengthError, MasterKeyRotationError, McsEngine, Soft
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { open } from '../../src/mcs/store/sealing.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { holds } from '../portable/harness.ts';
+import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
 
 const OLD = new Uint8Array(32).fill(7);
 const NEW = new Uint8Array(32).fill(9);
@@ -345,17 +347,40 @@ describe('master key rotation', () => {
     }
   });
 
-  it('a rotation after one whose new snapshot could not be renamed puts that snapshot in place first', async () => {
+  it('a committed rotation whose new snapshot could not be renamed: a crash then rolls it forward, and the next rotation puts it in place first', async () => {
     const { dir, expected } = await template();
-    try {
+    const other = tempDir();
+    cpSync(dir, other, { recursive: true });
+    /** An engine on `d` whose rotation to NEW committed, its new snapshot's rename refused. */
+    const renameRefused = async (d: string) => {
       const steps = await Steps.make();
-      const e = await start(dir, OLD, { files: steps.files });
+      const e = await start(d, OLD, { files: steps.files });
       steps.armed = true;
       steps.failOn = 'rename snapshot.json.rotated snapshot.json';
-      const first = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
-      expect((first as MasterKeyRotationError).committed).toBe(true);
-      // The next one fails before its commit: the directory stays under the first one's key, whole.
-      steps.failAt = undefined;
+      const err = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+      expect((err as MasterKeyRotationError).committed).toBe(true);
+      steps.failAt = steps.failOn = undefined;
+      expect(readdirSync(d)).toContain('snapshot.json.rotated');
+      return { e, steps };
+    };
+    try {
+      // A record under the new key, then a crash (a copy of the directory): the open renames the new snapshot into
+      // place, and the record verifies from it.
+      const { e: e1 } = await renameRefused(other);
+      const b = new Session(e1, 'CAE2', e1.seIds[1]);
+      ok(await b.update(b.path('reg2', 'later'), { 'senv:Sdo': { msg: b64(te.encode('after the commit')) } }), 2004, 'a write after the commit');
+      const written = await contents(e1);
+      const crashed = tempDir();
+      cpSync(other, crashed, { recursive: true, filter: (src) => !src.endsWith('/lock') });
+      await e1.close();
+      try {
+        expect(await opensWithOne(crashed, written)).toBe('new');
+      } finally {
+        rmSync(crashed, { recursive: true, force: true });
+      }
+      // The next rotation, with the journal still empty, fails before its commit: the directory stays under the
+      // first one's key, whole.
+      const { e, steps } = await renameRefused(dir);
       steps.failOn = 'rename meta.json.tmp meta.json';
       const second = await e.rotateMasterKey({ masterKey: new Uint8Array(32).fill(11) }).then(() => undefined, (x: unknown) => x);
       expect((second as MasterKeyRotationError).committed).toBe(false);
@@ -364,6 +389,42 @@ describe('master key rotation', () => {
       await e.close();
       expect(await opensWithOne(dir, expected)).toBe('new');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('the old key and the MAC key derived from it are zeroized at the commit; the new key is copied outside the JS heap only', async () => {
+    const { dir } = await template();
+    const macKey = (k: Uint8Array) => nodeCrypto.createHmac('sha256', k).update('senv journal mac').digest();
+    const [oldMac, newMac] = [macKey(OLD), macKey(NEW)];
+    // Every array a key or MAC key is copied into by set() (secretCopy; the core's results), and every copy of one the
+    // Uint8Array constructor makes (inside the JS heap).
+    const copies: Uint8Array[] = [];
+    const set = RealUint8Array.prototype.set;
+    const old = { key: OLD.slice(), mac: oldMac };
+    RealUint8Array.prototype.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+      set.call(this, src, offset);
+      if (src instanceof RealUint8Array && src.length >= 32 && [old.key, oldMac, NEW, newMac].some((k) => holds(src, k))) copies.push(this);
+    } as typeof set;
+    const onHeap: Uint8Array[] = [];
+    const spy = spyUint8Arrays((copy, from) => {
+      if (copy.length <= 64 && !(from instanceof ArrayBuffer) && (holds(copy, NEW) || holds(copy, newMac))) onHeap.push(copy);
+    });
+    try {
+      const e = await start(dir, old.key);
+      const held = (k: Uint8Array) => copies.filter((c) => holds(c, k)).length;
+      expect(held(old.key) + held(oldMac), 'the store holds the old key and its MAC key').toBeGreaterThan(0);
+      await e.rotateMasterKey({ masterKey: NEW });
+      // Before close(): the engine runs on, under the new key.
+      expect(held(old.key), 'copies of the old key').toBe(0);
+      expect(held(oldMac), 'copies of its MAC key').toBe(0);
+      expect(held(NEW) + held(newMac), 'the store holds the new key and its MAC key').toBeGreaterThan(0);
+      expect(onHeap, 'copies of the new key, or its MAC key, inside the JS heap').toEqual([]);
+      await e.close();
+    } finally {
+      RealUint8Array.prototype.set = set;
+      spy.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
