@@ -82,6 +82,17 @@ export function snapshotMac(macKey: Uint8Array, format: number, check: string, f
   return format === UNBOUND ? mac(macKey, 'snapshot', from, body) : mac(macKey, 'boundSnapshot', enc.encode(check), from, body);
 }
 
+/** snapshot.json's bytes for `state` (format 3, bound to the check value), and its MAC. */
+export function snapshotFile(macKey: Uint8Array, check: string, from: Uint8Array, state: Snapshot): { file: Uint8Array; snapMac: Uint8Array } {
+  const body = enc.encode(JSON.stringify(state));
+  const snapMac = snapshotMac(macKey, BOUND, check, from, body);
+  const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(from), mac: toBase64(snapMac) })}\n`);
+  const file = new Uint8Array(header.length + body.length);
+  file.set(header);
+  file.set(body, header.length);
+  return { file, snapMac };
+}
+
 /**
  * snapshot.json: a header line `{"format","from","mac"}`, then the state's JSON, which the MAC covers with `from`
  * (and the check value from format 3). A format 2 directory may have either kind: its upgrade writes the bound one first.

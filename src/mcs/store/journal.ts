@@ -70,7 +70,6 @@ import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, InvalidInputError, SenvError, StateError } from '../../core/errors.ts';
 import { refusalOf } from '../../core/permissions.ts';
 import { isKeyHandle } from '../../backends/backend.ts';
-import { toBase64 } from '../codec.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence, type PersistedResource } from '../persist.ts';
@@ -78,7 +77,7 @@ import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError, MasterKeyRotationError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { BOUND, CHECK, crc32, KEEPS, mac, MAC_LEN, newMeta, ROTATED, snapshotMac, type Meta, UNBOUND } from './format.ts';
+import { CHECK, crc32, KEEPS, mac, MAC_LEN, newMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
 import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
@@ -519,12 +518,8 @@ export class JournalStore implements Persistence {
       // Nothing in it may vary between two builds of one state (a time, a fresh nonce): a snapshot
       // written again for the same state, whose anchor write then failed, is still the one the anchor
       // names (the first one's meta.json write had failed).
-      const body = enc.encode(JSON.stringify(this.#state));
-      snapMac = snapshotMac(this.#macKey, BOUND, this.#meta.check, this.#journalStart, body);
-      const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(this.#journalStart), mac: toBase64(snapMac) })}\n`);
-      const file = new Uint8Array(header.length + body.length);
-      file.set(header);
-      file.set(body, header.length);
+      let file: Uint8Array;
+      ({ file, snapMac } = snapshotFile(this.#macKey, this.#meta.check, this.#journalStart, this.#state));
       await writeAtomic(this.#files, this.#dir, 'snapshot.json', file);
       // A rotation's snapshot still waiting for its rename holds an older state than this one: no longer to be put in place.
       this.#rotatedPending = false;
@@ -581,7 +576,6 @@ export class JournalStore implements Persistence {
   }
 
   async #rotate(newKey: Uint8Array): Promise<void> {
-    if (!(newKey instanceof Uint8Array) || newKey.length !== 32) throw new InvalidInputError('the master key must be 32 bytes (AES-256)');
     // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
     if (constantTimeEqual(newKey, this.#key)) throw new InvalidInputError('the new master key is the one the data directory is under already: give another key');
     try {
@@ -601,12 +595,7 @@ export class JournalStore implements Persistence {
       const { state, unopened } = resealed(this.#state, this.#key, key);
       if (unopened !== undefined) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${unopened} that does not open under that resource's ID (moved from another resource, or altered)`);
       const meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), this.#meta.uniqueIds, KEEPS);
-      const body = enc.encode(JSON.stringify(state));
-      const snapMac = snapshotMac(macKey, BOUND, meta.check, this.#lastMac, body);
-      const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(this.#lastMac), mac: toBase64(snapMac) })}\n`);
-      const file = new Uint8Array(header.length + body.length);
-      file.set(header);
-      file.set(body, header.length);
+      const { file, snapMac } = snapshotFile(macKey, meta.check, this.#lastMac, state);
       await this.#files.writeDurable(`${this.#dir}/${ROTATED}`, file);
       await this.#files.syncDir(this.#dir);
       await this.#files.writeDurable(`${this.#dir}/meta.json.tmp`, enc.encode(JSON.stringify(meta)));
