@@ -394,6 +394,29 @@ describe('master key rotation', () => {
     }
   });
 
+  it('a commit whose directory flush failed: the new snapshot is renamed into place only after a later flush succeeded', async () => {
+    const { dir, expected } = await template();
+    try {
+      const steps = await Steps.make();
+      const e = await start(dir, OLD, { files: steps.files });
+      steps.before = (i, what) => {
+        if (what === 'syncDir' && steps.steps[i - 1] === 'rename meta.json.tmp meta.json' && steps.steps.includes('writeDurable snapshot.json.rotated')) steps.failAt = i;
+      };
+      steps.armed = true;
+      const err = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+      expect((err as MasterKeyRotationError).committed).toBe(true);
+      const failed = steps.steps.length;
+      steps.before = undefined;
+      steps.failAt = undefined;
+      await e.close();
+      // A power loss keeps the old meta.json unless that flush happened: the old key's snapshot stays until it did.
+      expect(steps.steps.slice(failed, failed + 3)).toEqual(['syncDir', 'rename snapshot.json.rotated snapshot.json', 'syncDir']);
+      expect(await opensWithOne(dir, expected)).toBe('new');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the old key and the MAC key derived from it are zeroized at the commit; the new key is copied outside the JS heap only', async () => {
     const { dir } = await template();
     const macKey = (k: Uint8Array) => nodeCrypto.createHmac('sha256', k).update('senv journal mac').digest();

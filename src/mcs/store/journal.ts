@@ -612,7 +612,6 @@ export class JournalStore implements Persistence {
       this.#snapshotBytes = file.length;
       this.#superseded = false;
       this.#rotatedPending = true;
-      await this.#files.syncDir(this.#dir);
       await this.#finishRotation();
       if (this.#anchor) await this.#anchorHead(this.#head());
     } catch (e) {
@@ -625,8 +624,13 @@ export class JournalStore implements Persistence {
     }
   }
 
-  /** Renames a committed rotation's snapshot over the old key's, which leaves the directory. */
+  /**
+   * Renames a committed rotation's snapshot over the old key's, which leaves the directory. The
+   * directory is flushed first: the new meta.json's rename must be on the disk before the new
+   * snapshot's, or a power loss could keep the old meta.json with the new snapshot, which neither key opens.
+   */
   async #finishRotation(): Promise<void> {
+    await this.#files.syncDir(this.#dir);
     await this.#files.rename(`${this.#dir}/${ROTATED}`, `${this.#dir}/snapshot.json`);
     this.#rotatedPending = false;
     await this.#files.syncDir(this.#dir);
