@@ -169,12 +169,13 @@ async function cryptoChecks(e: McsEngine, exported: Uint8Array): Promise<void> {
 }
 
 /**
- * Opens `dir` with the old key, then the new: exactly one opens (the other is refused as a wrong
- * key), and it holds `expected`. Answers which.
+ * Opens `dir` with the old key, then the new (`newFirst`: the other way round): exactly one opens
+ * (the other is refused as a wrong key), and it holds `expected`. Answers which.
  */
-async function opensWithOne(dir: string, expected: string, anchor?: RollbackAnchor): Promise<'old' | 'new'> {
+async function opensWithOne(dir: string, expected: string, anchor?: RollbackAnchor, newFirst = false): Promise<'old' | 'new'> {
   const opened: ('old' | 'new')[] = [];
-  for (const [name, key] of [['old', OLD], ['new', NEW]] as const) {
+  const keys = [['old', OLD], ['new', NEW]] as const;
+  for (const [name, key] of newFirst ? [...keys].reverse() : keys) {
     try {
       const e = await start(dir, key, anchor ? { rollbackAnchor: anchor } : {});
       try {
@@ -288,7 +289,8 @@ describe('master key rotation', () => {
       for (let i = 0; i < steps.steps.length; i++) {
         const copy = join(crashes, String(i));
         const at = anchor ? Object.assign(new MemoryAnchor(), { token: tokens[i] }) : undefined;
-        expect(await opensWithOne(copy, expected, at), `a crash before step ${i} (${steps.steps[i]})`).toBe(i <= commit ? 'old' : 'new');
+        // The wrong key tried first: its refusal leaves the directory as it is, for the right one.
+        expect(await opensWithOne(copy, expected, at, i <= commit), `a crash before step ${i} (${steps.steps[i]})`).toBe(i <= commit ? 'old' : 'new');
         // Opened once, it is settled: no rotation's file is left behind.
         expect(readdirSync(copy).filter((f) => f.includes('rotated')), `step ${i}`).toEqual([]);
       }
