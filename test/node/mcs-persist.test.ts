@@ -415,6 +415,36 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('backups (docs/mcs.md "Backups and moving a directory"): a closed directory copied elsewhere opens there with its M2M-SE-IDs; a copy taken while its engine runs holds that engine\'s lock, and once it is removed opens as after a crash', async () => {
+    const top = tempDir();
+    const live = join(top, 'live');
+    try {
+      const e = await McsEngine.create({ dataDir: live, masterKey: KEY });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      const part = nodeCrypto.randomBytes(100);
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(part) } }), 2001, 'hash');
+      // An engine idle between requests: what a file system snapshot (LVM, ZFS, btrfs) of the directory would hold.
+      cpSync(live, join(top, 'running'), { recursive: true });
+      await expect(McsEngine.create({ dataDir: join(top, 'running'), masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError' });
+      ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(part) } }), 2004, 'after the copy');
+      await e.close();
+      // The copy's lock names this process, which still runs: taken over only once it is gone, so removed by hand.
+      await expect(McsEngine.create({ dataDir: join(top, 'running'), masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError' });
+      rmSync(join(top, 'running', 'lock'));
+      cpSync(live, join(top, 'closed'), { recursive: true });
+      for (const [copy, parts] of [['closed', 2], ['running', 1]] as const) {
+        const c = await McsEngine.create({ dataDir: join(top, copy), masterKey: KEY });
+        expect(c.seIds, copy).toEqual(e.seIds);
+        const hv = unb64(body(ok(await new Session(c, 'CAE1').retrieve(s.path('reg', 'h', 'calculateHash')), 2000, copy), 'senv:Hsh').Hv);
+        expect(Buffer.from(hv).equals(nodeCrypto.createHash('sha256').update(Buffer.concat(Array(parts).fill(part))).digest()), `${copy}: the message as it was when copied`).toBe(true);
+        await c.close();
+      }
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('SIGKILL at random moments: every acknowledged write survives and the store opens', async () => {
     const dir = tempDir();
     const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
