@@ -257,17 +257,21 @@ export class McsEngine {
     const store = this.#store;
     if (!store) throw new StateError('this engine has no data directory (its state is in memory): no master key to rotate');
     if (typeof store.rotateMasterKey !== 'function') throw new StateError('this engine\'s store (McsEngineOptions.store) cannot rotate a master key: it has no rotateMasterKey()');
-    const key = await resolveMasterKey(o);
     // Every SE's turn: no request is between building its record and writing it (sealed under the old
-    // key) while the store rotates. Taken at once, in one order: a request holds one turn at most.
+    // key) while the store rotates. Taken at once, in one order (a request holds one turn at most), and
+    // before the key is read: a close() called meanwhile queues behind the rotation, as documented.
     const hosts = [...this.#hosts.values()];
     const turns = hosts.map((h) => h.acquire());
+    let key: Uint8Array | undefined;
     try {
+      key = await resolveMasterKey(o);
       await Promise.all(turns);
       await store.rotateMasterKey(key);
     } finally {
+      // A turn is released only once it came, the key unreadable or not.
+      await Promise.all(turns);
       for (const h of hosts) h.release();
-      key.fill(0);
+      key?.fill(0);
     }
   }
 

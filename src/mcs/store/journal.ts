@@ -150,6 +150,12 @@ export class JournalStore implements Persistence {
   #anchorFailed = false;
   /** A rotation committed whose new snapshot (ROTATED) is not renamed over snapshot.json yet: the open would roll it forward. */
   #rotatedPending = false;
+  /**
+   * A rotation's commit (meta.json's rename) not yet known to be on the disk: no file may change after it
+   * until a directory flush succeeded, or a power loss could keep the old meta.json beside a record or
+   * snapshot under the new key, which neither key opens.
+   */
+  #commitUnflushed = false;
 
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
@@ -409,6 +415,8 @@ export class JournalStore implements Persistence {
    */
   async #appendRecord(r: JournalRecord): Promise<void> {
     await this.#takeBack();
+    // Before anything is appended: a request whose flush fails here fails with nothing written.
+    await this.#flushCommit();
     r.seq = this.#state.seq + 1;
     const payload = enc.encode(JSON.stringify(r));
     const recordMac = mac(this.#macKey, 'record', this.#lastMac, payload);
@@ -513,6 +521,7 @@ export class JournalStore implements Persistence {
   async #compact(strict = false): Promise<void> {
     let snapMac: Uint8Array;
     try {
+      await this.#flushCommit();
       mergeAppends(this.#state, this.#key);
       // Building the snapshot can fail too (memory, V8's longest string): everything is in the try.
       // Nothing in it may vary between two builds of one state (a time, a fresh nonce): a snapshot
@@ -602,6 +611,7 @@ export class JournalStore implements Persistence {
       await this.#files.rename(`${this.#dir}/meta.json.tmp`, `${this.#dir}/meta.json`);
       // Committed: meta.json opens with the new key only, and the open puts ROTATED in place.
       committed = true;
+      this.#commitUnflushed = true;
       this.#key.fill(0);
       this.#macKey.fill(0);
       this.#key = key;
@@ -626,14 +636,20 @@ export class JournalStore implements Persistence {
 
   /**
    * Renames a committed rotation's snapshot over the old key's, which leaves the directory. The
-   * directory is flushed first: the new meta.json's rename must be on the disk before the new
+   * commit is flushed first: the new meta.json's rename must be on the disk before the new
    * snapshot's, or a power loss could keep the old meta.json with the new snapshot, which neither key opens.
    */
   async #finishRotation(): Promise<void> {
-    await this.#files.syncDir(this.#dir);
+    await this.#flushCommit();
     await this.#files.rename(`${this.#dir}/${ROTATED}`, `${this.#dir}/snapshot.json`);
     this.#rotatedPending = false;
     await this.#files.syncDir(this.#dir);
+  }
+
+  async #flushCommit(): Promise<void> {
+    if (!this.#commitUnflushed) return;
+    await this.#files.syncDir(this.#dir);
+    this.#commitUnflushed = false;
   }
 }
 
