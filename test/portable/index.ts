@@ -9,6 +9,7 @@ import { mcsSuite } from './mcs.ts';
 import { mcsCipherSuite } from './mcs-cipher.ts';
 import { mcsRuleSuite } from './mcs-rules.ts';
 import { mcsQuotaCases } from './mcs-quota.ts';
+import { mcsBackendContractCases } from './mcs-backend-contract.ts';
 import { wycheproofCases, wycheproofMcsCases } from './wycheproof.ts';
 
 export const suites: Record<string, PortableCase[]> = {
@@ -22,5 +23,6 @@ export const suites: Record<string, PortableCase[]> = {
   'mcs cipher': mcsCipherSuite,
   'mcs rules': mcsRuleSuite,
   'mcs quota': mcsQuotaCases,
+  'mcs backend contract': mcsBackendContractCases,
   'mcs wycheproof': wycheproofMcsCases,
 };
