@@ -157,7 +157,7 @@ export const mcsBackendContractCases: PortableCase[] = [
             final: async (last) => {
               const d = (await s.final(last)) as Uint8Array;
               // Later, once the engine has it (a worker that pools or logs it).
-              setTimeout(() => structuredClone(d.buffer, { transfer: [d.buffer] }), 0);
+              setTimeout(() => structuredClone(d.buffer, { transfer: [d.buffer as ArrayBuffer] }), 0);
               return d;
             },
             abort: () => {
