@@ -17,7 +17,7 @@ import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { chunkOf, etOf, G_MESSAGE, indexOfEt } from './fixtures/mcs-writer-data.ts';
-import { runChild, runInTerminal, runModule } from './run-child.ts';
+import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
@@ -461,25 +461,18 @@ describe('Mcs persistence', () => {
           env: { ...process.env, SENV_MASTER_KEY: Buffer.from(KEY).toString('hex') },
           stdio: ['ignore', 'pipe', 'inherit'],
         });
-        let buf = '';
         const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
         await new Promise<void>((resolve) => {
           let killAt = -1;
-          child.stdout.on('data', (d: Buffer) => {
-            buf += d.toString();
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const [kind, n] = buf.slice(0, nl).split(' ');
-              buf = buf.slice(nl + 1);
-              if (kind === 'ready' && killAt < 0) {
-                killAt = 1;
-                ready++;
-                setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 200 + Math.floor(Math.random() * 800));
-              } else if (kind === 'sdo') acked.add(Number(n));
-              else if (kind === 'app') appended.push(Number(n));
-              else if (kind === 'et') ets.push(Number(n));
-              else if (kind === 'cg') hashed++;
-            }
+          onLines(child, ([kind, n]) => {
+            if (kind === 'ready' && killAt < 0) {
+              killAt = 1;
+              ready++;
+              setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 200 + Math.floor(Math.random() * 800));
+            } else if (kind === 'sdo') acked.add(Number(n));
+            else if (kind === 'app') appended.push(Number(n));
+            else if (kind === 'et') ets.push(Number(n));
+            else if (kind === 'cg') hashed++;
           });
           child.on('exit', () => resolve());
         });

@@ -18,6 +18,7 @@ import { open } from '../../src/mcs/store/sealing.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { holds } from '../portable/harness.ts';
 import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
+import { onLines } from './run-child.ts';
 
 const OLD = new Uint8Array(32).fill(7);
 const NEW = new Uint8Array(32).fill(9);
@@ -542,21 +543,14 @@ describe('master key rotation', () => {
     try {
       for (let round = 0; round < 4; round++) {
         const child = spawn(deno, ['run', '--quiet', '--allow-read', '--allow-write', rotator, dir, String(next), Buffer.from(OLD).toString('hex'), Buffer.from(NEW).toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let buf = '';
         await new Promise<void>((resolve) => {
           let killing = false;
-          child.stdout.on('data', (d: Buffer) => {
-            buf += d.toString();
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const [kind, n] = buf.slice(0, nl).split(' ');
-              buf = buf.slice(nl + 1);
-              if (kind === 'ready' && !killing) {
-                killing = true;
-                setTimeout(() => child.kill('SIGKILL'), 300 + Math.floor(Math.random() * 1200));
-              } else if (kind === 'sdo') acked.add(Number(n));
-              else if (kind === 'rotated') rotations++;
-            }
+          onLines(child, ([kind, n]) => {
+            if (kind === 'ready' && !killing) {
+              killing = true;
+              setTimeout(() => child.kill('SIGKILL'), 300 + Math.floor(Math.random() * 1200));
+            } else if (kind === 'sdo') acked.add(Number(n));
+            else if (kind === 'rotated') rotations++;
           });
           child.on('exit', () => resolve());
         });

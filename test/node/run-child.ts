@@ -1,7 +1,7 @@
 // Runs a child process to its end for a test: its output collected, and a
 // time limit, past which it is killed, so that a child held for good (what
 // many of these tests guard against) fails the test instead of outliving it.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface ChildRun {
   code: number | null;
@@ -57,4 +57,17 @@ export function runInTerminal(command: string, args: readonly string[], opts?: C
 /** Node running `script` as an ES module. */
 export function runModule(script: string, opts?: ChildOptions): Promise<ChildRun> {
   return runChild(process.execPath, ['--input-type=module', '-e', script], opts);
+}
+
+/** Calls `line` with each whole line the child writes to its standard output, as it comes (the kill -9 harnesses' protocol). */
+export function onLines(child: ChildProcess, line: (words: string[]) => void): void {
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const text = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      line(text.split(' '));
+    }
+  });
 }

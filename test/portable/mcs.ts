@@ -1,7 +1,7 @@
 // Mcs conformance (TS-0016 clauses 7.2 to 7.5) through request and response
 // primitives: registration and addressing, every procedure with its success
 // and failure codes, results checked against known answers and the core.
-import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, CipherResource, SignatureResource, SoftwareBackend, StateError, type HashName, type ObjectStore } from '../../src/index.ts';
+import { ecdsa, gcm, hash, hmac, InvalidInputError, McsClient, McsError, McsEngine, CipherResource, SignatureResource, SoftwareBackend, StateError, type HashName, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, utf8, type PortableCase } from './harness.ts';
 import { fromBase64, hexValue, keyFromBase64, keyFromHex, keyToHex, toBase64 } from '../../src/mcs/codec.ts';
 import { b64, body, createExportable, exportsKeys, fails, ok, Session, softwareSe, engineWith, unb64, type BackendFactory } from './mcs-kit.ts';
@@ -23,6 +23,34 @@ const ECDSA: Record<number, { curve: 'P-256' | 'P-384' | 'P-521'; hash: HashName
   34: { curve: 'P-384', hash: 'SHA-384', key: 48 },
   38: { curve: 'P-521', hash: 'SHA-512', key: 66 },
 };
+
+/**
+ * An engine whose SE holds its turn: its random source waits for `open()`, and `slow`, a generateRand of the
+ * <rand> 'rng', is under way. The SE also has a <sensitiveDataObject> 'd' holding 'ABC' (QUJD).
+ */
+async function heldTurn(backend: BackendFactory, clock?: () => number): Promise<{ engine: McsEngine; s: Session; slow: Promise<McsResponse>; open: () => void }> {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const engine = await engineWith(() => {
+    const b = backend();
+    const random = b.random.bind(b);
+    b.random = async (type, length) => {
+      await gate;
+      return random(type, length);
+    };
+    return b;
+  }, clock ? { clock } : {});
+  try {
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rand');
+    ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
+    return { engine, s, slow: s.retrieve(s.path('reg', 'rng', 'generateRand')), open };
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+}
 
 async function registered(backend: BackendFactory, fr = 'CAE1'): Promise<Session> {
   const s = new Session(await engineWith(backend), fr);
@@ -359,24 +387,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
     {
       name: 'rqet: a request still waiting for its turn when its deadline passes answers 4008 then and changes nothing; the queue goes on in order',
       async run() {
-        let open!: () => void;
-        const gate = new Promise<void>((resolve) => (open = resolve));
-        // The SE's random source waits for the gate: a generateRand holds the SE's turn until then.
-        const engine = await engineWith(() => {
-          const b = backend();
-          const random = b.random.bind(b);
-          b.random = async (type, length) => {
-            await gate;
-            return random(type, length);
-          };
-          return b;
-        });
+        const { engine, s, slow, open } = await heldTurn(backend);
         try {
-          const s = new Session(engine, 'CAE1');
-          await s.register();
-          ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rand');
-          ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
-          const slow = s.retrieve(s.path('reg', 'rng', 'generateRand'));
           const t0 = Date.now();
           const late = await engine.send({ op: 3, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'late', rqet: 50, pc: { 'senv:Sdo': { msg: 'REVG' } } });
           fails(late, 4008, 'rqet passed while waiting for the turn', /rqet/);
@@ -404,24 +416,9 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
     {
       name: 'rqet on an injected clock: milliseconds are timed in real time while a request waits, a timestamp is read on the engine\'s clock at its turn',
       async run() {
-        let open!: () => void;
-        const gate = new Promise<void>((resolve) => (open = resolve));
         let now = Date.UTC(2026, 10, 22, 12);
-        const engine = await engineWith(() => {
-          const b = backend();
-          const random = b.random.bind(b);
-          b.random = async (type, length) => {
-            await gate;
-            return random(type, length);
-          };
-          return b;
-        }, { clock: () => now });
+        const { engine, s, slow, open } = await heldTurn(backend, () => now);
         try {
-          const s = new Session(engine, 'CAE1');
-          await s.register();
-          ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'rng', rgT: 1, Dsz: 16 } }), 2001, 'rand');
-          ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: 'QUJD' } }), 2001, 'sdo');
-          const slow = s.retrieve(s.path('reg', 'rng', 'generateRand'));
           const relative = engine.send({ op: 3, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'ms', rqet: 60_000, pc: { 'senv:Sdo': { msg: 'REVG' } } });
           const stamp = engine.send({ op: 2, to: s.path('reg', 'd'), fr: 'CAE1', rqi: 'stamp', rqet: '20261122T120100' });
           // Two minutes pass on the engine's clock, a few milliseconds in real time.
