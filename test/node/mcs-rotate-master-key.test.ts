@@ -414,8 +414,14 @@ describe('master key rotation', () => {
       // A power loss keeps the old meta.json unless that flush happened: a record under the new key beside it,
       // or the new snapshot in place, would open with neither key.
       const s = new Session(e, 'CAE1', e.seIds[0]);
-      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'after', msg: b64(te.encode('after')) } }), 2001, 'a write after the failed flush');
-      expect(steps.steps.slice(failed, failed + 2)).toEqual(['syncDir', 'append journal.log']);
+      const create = () => s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'after', msg: b64(te.encode('after')) } });
+      steps.failOn = 'syncDir';
+      const refused = await create();
+      expect([refused.rsc, refused.pc?.['m2m:dbg']], 'a write while the flush still fails').toEqual([5000, 'storage write failed (EIO): nothing was changed']);
+      expect(steps.steps.slice(failed), 'nothing appended').toEqual(['syncDir']);
+      steps.failOn = steps.failAt = undefined;
+      ok(await create(), 2001, 'a write once the flush succeeds');
+      expect(steps.steps.slice(failed + 1, failed + 3)).toEqual(['syncDir', 'append journal.log']);
       const written = steps.steps.length;
       await e.close();
       expect(steps.steps.slice(written)).toContain('rename snapshot.json.rotated snapshot.json');
