@@ -8,12 +8,10 @@ import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
 import { McsEngine } from '../src/mcs/index.ts';
 import { fromHex, hex } from '../src/apdu/apdu.ts';
-import { toBase64 } from '../src/mcs/codec.ts';
 import { PcscContext, PcscError, type PcscCard } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
-import { CHECKOUT, groupTitle, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
-
-const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
+import { CHECKOUT, giveBackAtExit, groupTitle, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
+import { opTitles, workloadGroups } from './se-workload.ts';
 
 /** Whether a card is in `reader` within `ms`. */
 async function waitPresent(ctx: PcscContext, reader: string, ms: number): Promise<boolean> {
@@ -51,56 +49,6 @@ async function latency(card: PcscCard, apdu: Uint8Array, n: number): Promise<{ m
   t.sort((a, b) => a - b);
   return { median: percentile(t, 50), p99: percentile(t, 99) };
 }
-
-interface McsOp {
-  name: string;
-  size: number;
-  /** Creates the resource on an SE; returns the virtual resource to RETRIEVE per operation. */
-  prepare(send: Send, se: string): Promise<string>;
-}
-type Send = (op: number, to: string, pc?: object, ty?: number) => Promise<{ rsc: number; pc?: unknown }>;
-
-/** `send` for setting a resource up: a request that did not succeed stops the run, with its own answer. */
-const strictly = (send: Send): Send => async (op, to, pc, ty) => {
-  const r = await send(op, to, pc, ty);
-  if (r.rsc >= 3000) throw new Error(`setting up ${to} failed: rsc ${r.rsc} ${JSON.stringify((r.pc as Record<string, unknown> | undefined)?.['m2m:dbg'] ?? '')}`);
-  return r;
-};
-
-const OPS: McsOp[] = [
-  {
-    name: 'Mcs SHA-256', size: 1024,
-    async prepare(send, se) {
-      await send(1, se, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: toBase64(bytes(1024)) } }, 20004);
-      return `${se}/reg/h/cHsh`;
-    },
-  },
-  {
-    name: 'Mcs HMAC-SHA-256', size: 1024,
-    async prepare(send, se) {
-      await send(1, se, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: toBase64(bytes(32)), msg: toBase64(bytes(1024)) } }, 20012);
-      return `${se}/reg/m/cSgn`;
-    },
-  },
-  {
-    name: 'Mcs AES-128-GCM encrypt', size: 1024,
-    async prepare(send, se) {
-      await send(1, se, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: toBase64(bytes(16)) } }, 20002);
-      await send(1, `${se}/reg/c`, { 'senv:algP': { rn: 'p', nc: toBase64(bytes(12)), aD: toBase64(bytes(16)) } }, 20001);
-      await send(3, `${se}/reg/c`, { 'senv:Cph': { msg: toBase64(bytes(1024)) } });
-      return `${se}/reg/c/encrypt`;
-    },
-  },
-  {
-    name: 'Mcs ECDSA P-256 sign', size: 0,
-    async prepare(send, se) {
-      await send(1, se, { 'senv:Sgn': { rn: 'e', Salg: 33 } }, 20012);
-      await send(2, `${se}/reg/e/gnK`);
-      await send(3, `${se}/reg/e`, { 'senv:Sgn': { msg: toBase64(bytes(64)) } });
-      return `${se}/reg/e/cSgn`;
-    },
-  },
-];
 
 // scripts/ of the checkout (tsc does not copy .mjs files into dist/).
 async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')> {
@@ -214,43 +162,22 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
   const pc = new PcscBackend({ reader, context: ctx });
   const engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });
   try {
-    let rq = 0;
-    const send: Send = (op, to, pcontent, ty) =>
-      engine.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pcontent ? { pc: pcontent } : {}) });
     const [pcId, swId] = engine.seIds as [string, string];
     const groups: BenchGroup[] = [{
       algorithm: RANDOM_GROUP, size: 0, randomized: true,
       valid: (r) => r instanceof Uint8Array && r.length === 8,
       cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
     }];
-    for (const id of [pcId, swId]) await strictly(send)(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
     console.log(`\nAPDUs per Mcs operation on the PC/SC SE in ${reader} (RETRIEVE of the virtual resource)`);
-    for (const op of OPS) {
-      if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
-      const onCard = await op.prepare(strictly(send), pcId);
-      const inSoftware = await op.prepare(strictly(send), swId);
-      // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
-      const answered = (where: string) => async (to: string) => {
-        const r = await send(2, to);
-        if (r.rsc !== 2000) throw new Error(`${op.name} on the ${where} failed: rsc ${r.rsc} ${JSON.stringify(r.pc)}`);
-      };
-      const onPcsc = answered('PC/SC SE'), onSoftware = answered('software SE');
-      await onPcsc(onCard);
-      await onSoftware(inSoftware);
-      const before = pc.apdus;
-      for (let i = 0; i < 20; i++) await send(2, onCard);
-      console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
-      opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, apdus: (pc.apdus - before) / 20 });
-      // Both are senv; the software SE is listed as the peer so the ratio column reads "PC/SC vs software".
-      groups.push({
-        algorithm: op.name, size: op.size,
-        cases: [
-          // Checked by their rsc on every call (answered), not by their bytes: some are random (keys, ECDSA).
-          { impl: 'senv PC/SC SE', async: true, fn: () => onPcsc(onCard), output: false },
-          { impl: 'software SE', async: true, fn: () => onSoftware(inSoftware), output: false },
-        ],
-      });
-    }
+    groups.push(...(await workloadGroups(opts, engine, { seId: pcId, impl: 'senv PC/SC SE', where: 'the PC/SC SE' }, swId, {
+      async prepared(op, retrieve) {
+        const before = pc.apdus;
+        for (let i = 0; i < 20; i++) await retrieve();
+        console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
+        opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, apdus: (pc.apdus - before) / 20 });
+      },
+      notOffered: (op, reason) => opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, offered: false, reason }),
+    })));
     return { groups, close: () => engine.close() };
   } catch (e) {
     // A key the card kept is said with the failure that ended the set-up, never dropped.
@@ -261,7 +188,7 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
 
 export const apduBench: BenchModule = async (opts) => {
   // The PC/SC stack comes up only for a table or report the filter selects.
-  const titles = [roundTripTitle(opts.reader), groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...OPS.map((op) => groupTitle({ algorithm: op.name, size: op.size }))];
+  const titles = [roundTripTitle(opts.reader), groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...opTitles()];
   if (!titles.some((t) => selects(opts, t))) return [];
   const target = opts.reader === undefined ? await ownStack() : await existingReader(opts.reader);
   if (typeof target === 'string') {
@@ -275,29 +202,11 @@ export const apduBench: BenchModule = async (opts) => {
     await target.release();
     throw e;
   }
-  const { groups, close } = measured;
-  // The groups run after this function returned: the card and the stack are given back once, at exit
-  // or at a signal that ends the run (a hardware SE would keep the run's keys otherwise), and what
-  // the card could not delete is said then.
-  let finishing: Promise<void> | undefined;
-  const finish = () => (finishing ??= (async () => {
-    for (const sig of SIGNALS) process.off(sig, onSignal);
-    try {
-      await close();
-    } catch (e) {
-      console.error(`apdu: ${(e as Error).message}`);
-      process.exitCode ||= 1;
-    }
-    await target.release().catch((e: unknown) => console.error(`apdu: ${(e as Error).message}`));
-  })());
-  // Ends as the signal would have, once the card is given back.
-  const onSignal = (sig: NodeJS.Signals) => void finish().then(() => process.kill(process.pid, sig));
-  for (const sig of SIGNALS) process.on(sig, onSignal);
-  process.once('beforeExit', () => void finish());
-  return groups;
+  // The groups run after this function returned: the card and the stack are given back at exit or
+  // at a signal that ends the run (a hardware SE would keep the run's keys otherwise).
+  giveBackAtExit('apdu', [measured.close, target.release]);
+  return measured.groups;
 };
-
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** `--reader`'s checks (pcscd, the reader, a card in it), which bench/run.ts makes before any module runs. */
 export async function checkReader(reader: string): Promise<void> {

@@ -14,6 +14,11 @@ import Benchmark from 'benchmark';
 export interface BenchCase {
   /** 'senv' (or 'senv simd' / 'senv scalar') for ours; the peer's name otherwise. */
   impl: string;
+  /**
+   * The row measured against the group's peers (ratios beside it), whatever its name: a backend of
+   * the user's own (`senv bench --backend`). Without it, the rows named 'senv…' are.
+   */
+  subject?: boolean;
   fn: () => unknown;
   /** fn returns a promise: measured per resolved call (benchmark.js `defer`). */
   async?: boolean;
@@ -68,9 +73,9 @@ export interface BenchRecord {
   mbPerSec: number;
   rme: number;
   samples: number;
-  /** senv records only: senv ops/s divided by each peer's ops/s in this run (the median of the rounds' ratios). */
+  /** The measured rows' records only (senv's, or a subject's): its ops/s divided by each peer's ops/s in this run (the median of the rounds' ratios). */
   ratios: Record<string, number>;
-  /** senv records only: the lowest and highest of the rounds' ratios behind each median. */
+  /** The measured rows' records only: the lowest and highest of the rounds' ratios behind each median. */
   ratioRanges: Record<string, [number, number]>;
 }
 
@@ -131,6 +136,8 @@ async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   return { hz: bench.hz, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
+const isSubject = (c: BenchCase) => c.subject ?? c.impl.startsWith('senv');
+
 function asBytes(x: unknown): Uint8Array | undefined {
   if (x instanceof Uint8Array) return x;
   if (x instanceof ArrayBuffer) return new Uint8Array(x);
@@ -160,7 +167,7 @@ async function probe(c: BenchCase, g: BenchGroup, title: string): Promise<Uint8A
   c.setup?.();
   const out = c.async ? await (c.fn() as Promise<unknown>) : c.fn();
   if (out === false) throw new Error(`bench: ${c.impl} answered false before timing: its row would time a failing call`);
-  if (g.valid && c.impl.startsWith('senv') && !g.valid(out)) throw new Error(`bench: ${title}: ${c.impl} gave an invalid result before timing`);
+  if (g.valid && isSubject(c) && !g.valid(out)) throw new Error(`bench: ${title}: ${c.impl} gave an invalid result before timing`);
   return c.output === false ? undefined : c.output ? c.output(out) : asBytes(out);
 }
 
@@ -217,10 +224,10 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
       const ms = runs[i]!;
       return { c, runs: ms, hz: median(ms.map((m) => m.hz)), rme: medianRoundRme(ms), samples: ms.reduce((n, m) => n + m.samples, 0) };
     });
-    const peers = rows.filter((r) => !r.c.impl.startsWith('senv'));
+    const peers = rows.filter((r) => !isSubject(r.c));
     log(`\n${title}`);
     for (const r of rows) {
-      const ours = r.c.impl.startsWith('senv');
+      const ours = isSubject(r.c);
       const ratios: Record<string, number> = {};
       const ratioRanges: Record<string, [number, number]> = {};
       if (ours) {
@@ -245,4 +252,30 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
     }
   }
   return records;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Gives back what a module holds (an engine with the run's keys, a card, a stack) once, when the
+ * run ends: its groups run after the module returned, so at exit, or at a signal that ends the run,
+ * which then ends the process as it would have. Each step runs also when one before failed; a
+ * failure is said on stderr, naming the module, and fails the run (a device may keep a key).
+ */
+export function giveBackAtExit(module: string, steps: readonly (() => Promise<void>)[]): void {
+  let finishing: Promise<void> | undefined;
+  const finish = () => (finishing ??= (async () => {
+    for (const sig of SIGNALS) process.off(sig, onSignal);
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (e) {
+        console.error(`${module}: ${(e as Error).message}`);
+        process.exitCode ||= 1;
+      }
+    }
+  })());
+  const onSignal = (sig: NodeJS.Signals) => void finish().then(() => process.kill(process.pid, sig));
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  process.once('beforeExit', () => void finish());
 }
