@@ -10,6 +10,7 @@
 // group must compute the same bytes there, or the table would compare
 // different operations.
 import Benchmark from 'benchmark';
+import type { LoadedBackend } from './backend.ts';
 
 export interface BenchCase {
   /** 'senv' (or 'senv simd' / 'senv scalar') for ours; the peer's name otherwise. */
@@ -61,6 +62,8 @@ export interface BenchOptions {
    * its own stack with senv's virtual card (`senv bench --reader`).
    */
   reader?: string;
+  /** The backend module measures this backend of the user's own, loaded by bench/run.ts (`senv bench --backend`). */
+  backend?: LoadedBackend;
 }
 
 export interface BenchRecord {

@@ -8,6 +8,7 @@ import { dudectAesBench } from './dudect-aes.ts';
 import { dudectEcBench } from './dudect-ec.ts';
 import { mcsBench } from './mcs.ts';
 import { apduBench } from './apdu.ts';
+import { backendBench } from './backend.ts';
 
 export const benchModules: Record<string, BenchModule> = {
   sha2: sha2Bench,
@@ -18,4 +19,5 @@ export const benchModules: Record<string, BenchModule> = {
   drbg: drbgBench,
   mcs: mcsBench,
   apdu: apduBench,
+  backend: backendBench,
 };

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
 import { checkReader } from './apdu.ts';
+import { backendRecord, loadBackend } from './backend.ts';
 import { CHECKOUT, ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
@@ -45,11 +46,12 @@ export interface BenchArgs {
   filter?: string;
   out?: string;
   reader?: string;
+  backend?: string;
 }
 
 /** Checked before the start-up measurement spends seconds on child processes. */
 export function parseBenchArgs(argv: string[]): BenchArgs {
-  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value', '--reader': 'value' }, 'bench');
+  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value', '--reader': 'value', '--backend': 'value' }, 'bench');
   const args: BenchArgs = { quick: o.has('--quick') };
   const only = o.get('--only') as string | undefined;
   if (only !== undefined) {
@@ -76,6 +78,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     if (reader === '') throw new UsageError('bench: --reader needs a reader name (as pcsc_scan or `pcsc.listReaders()` print it)');
     if (args.only && !args.only.includes('apdu')) throw new UsageError('bench: --reader is for the apdu module, which --only leaves out');
     args.reader = reader;
+  }
+  const backend = o.get('--backend') as string | undefined;
+  if (backend !== undefined) {
+    if (backend === '') throw new UsageError('bench: --backend needs an ES module (a file or a package specifier) whose default export or createBackend gives a SecureEnvironmentBackend');
+    if (args.only && !args.only.includes('backend')) throw new UsageError('bench: --backend is for the backend module, which --only leaves out');
+    args.backend = backend;
   }
   return args;
 }
@@ -115,6 +123,8 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   const names = args.only ?? Object.keys(benchModules);
   // A reader that is not there fails the run now, not after the modules before apdu ran for minutes.
   if (args.reader !== undefined && names.includes('apdu')) await checkReader(args.reader);
+  // So does a backend module that gives no backend; the one it gives serves the whole run.
+  if (args.backend !== undefined && names.includes('backend')) opts.backend = await loadBackend(args.backend);
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
@@ -137,7 +147,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     versions: versions(),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
     execArgv: process.execArgv,
-    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.reader !== undefined ? { reader: args.reader } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
+    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.reader !== undefined ? { reader: args.reader } : {}), ...(opts.backend ? { backend: backendRecord(opts.backend) } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
     units: { opsPerSec: 'calls per second', msgsPerSec: 'messages per second (batch calls)', mbPerSec: '10^6 bytes per second', rme: 'percent (relative margin of error of the median round)', ratios: 'senv opsPerSec / the peer\'s, median of the rounds' },
     quick: args.quick,
     core: startup,

@@ -182,10 +182,10 @@ describe('senv selftest', () => {
 describe('senv bench: options', () => {
   it('parseBenchArgs: --quick, the --only list, --filter and --out; unknown modules and bad regular expressions are usage errors', () => {
     expect(parseBenchArgs([])).toEqual({ quick: false });
-    expect(parseBenchArgs(['--quick', '--only', 'sha2,aes,dudect-aes,ecdsa,dudect-ec,drbg,mcs,apdu', '--filter', 'GCM|CCM', '--out', 'r.json'])).toEqual({
-      quick: true, only: ['sha2', 'aes', 'dudect-aes', 'ecdsa', 'dudect-ec', 'drbg', 'mcs', 'apdu'], filter: 'GCM|CCM', out: 'r.json',
+    expect(parseBenchArgs(['--quick', '--only', 'sha2,aes,dudect-aes,ecdsa,dudect-ec,drbg,mcs,apdu,backend', '--filter', 'GCM|CCM', '--out', 'r.json'])).toEqual({
+      quick: true, only: ['sha2', 'aes', 'dudect-aes', 'ecdsa', 'dudect-ec', 'drbg', 'mcs', 'apdu', 'backend'], filter: 'GCM|CCM', out: 'r.json',
     });
-    expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu\)/);
+    expect(() => parseBenchArgs(['--only', 'sha2,nope'])).toThrow(/bench: unknown module 'nope' \(sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu, backend\)/);
     expect(() => parseBenchArgs(['--only', 'toString'])).toThrow(/unknown module 'toString'/);
     expect(() => parseBenchArgs(['--only', 'sha2,aes,sha2'])).toThrow(/^bench: --only names 'sha2' twice$/);
     expect(() => parseBenchArgs(['--filter', '('])).toThrow(/--filter is not a regular expression: \(/);
@@ -202,6 +202,13 @@ describe('senv bench: options', () => {
     expect(() => parseBenchArgs(['--reader', ''])).toThrow(/^bench: --reader needs a reader name/);
     expect(() => parseBenchArgs(['--only', 'sha2,mcs', '--reader', 'r'])).toThrow(/^bench: --reader is for the apdu module, which --only leaves out$/);
     expect(() => parseBenchArgs(['--reader'])).toThrow(/--reader/);
+  });
+
+  it('parseBenchArgs: --backend names a module for the backend module, which --only must then include', () => {
+    expect(parseBenchArgs(['--backend', './my-hsm.mjs'])).toEqual({ quick: false, backend: './my-hsm.mjs' });
+    expect(parseBenchArgs(['--only', 'backend', '--backend', '@team/hsm-backend'])).toEqual({ quick: false, only: ['backend'], backend: '@team/hsm-backend' });
+    expect(() => parseBenchArgs(['--backend', ''])).toThrow(/^bench: --backend needs an ES module/);
+    expect(() => parseBenchArgs(['--only', 'apdu', '--backend', 'x'])).toThrow(/^bench: --backend is for the backend module, which --only leaves out$/);
   });
 
   it('senv bench hands its options to the run, and exits without running: 2 on a usage error, 3 without the bench sources', async () => {

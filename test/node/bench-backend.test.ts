@@ -1,0 +1,146 @@
+// `senv bench --backend <module>`: a backend of the user's own measured with the Mcs workload of
+// senv's own SEs, beside the software SE, through the command as a team would run it (short runs
+// of the fixture, test/node/fixtures/bench-backend.mjs, which logs its deleteKey and close calls).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { benchModules } from '../../bench/index.ts';
+import { runChild } from './run-child.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const senv = join(root, 'bin/senv.js');
+const FIXTURE = 'test/node/fixtures/bench-backend.mjs';
+const fixtureUrl = new URL('fixtures/bench-backend.mjs', import.meta.url).href;
+const dir = mkdtempSync(join(tmpdir(), 'senv-bench-backend-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+/** A fresh file for the fixture's log, and what it logged so far. */
+function logFile(): { env: Record<string, string>; lines: () => string[] } {
+  const file = join(dir, `log-${++n}`);
+  writeFileSync(file, '');
+  return { env: { SENV_BENCH_BACKEND_LOG: file }, lines: () => readFileSync(file, 'utf8').split('\n').filter(Boolean) };
+}
+
+interface Output {
+  options: { only: string[]; backend?: { module: string; description: Record<string, unknown> } };
+  records: { implementation: string; algorithm: string; opsPerSec: number; ratios: Record<string, number> }[];
+  findings: { module: string; check: string; backend: unknown; operation: string; offered: boolean; reason?: string }[];
+}
+
+describe('senv bench --backend', () => {
+  it('measures each operation the backend offers beside the software SE, says which it does not offer, records the backend, and deletes its keys and closes it', async () => {
+    const log = logFile();
+    const out = join(dir, 'run.json');
+    // A path, resolved against the current directory.
+    const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'backend', '--backend', FIXTURE, '--out', out], { cwd: root, env: log.env, killMs: 120_000 });
+    expect([r.code, r.err], r.out).toEqual([0, '']);
+    expect(r.out).toContain('\nMcs operations on bench-backend.mjs (Fixture Labs HSM-1) beside the software SE (RETRIEVE of the virtual resource)\n');
+    expect(r.out).toMatch(/\n {2}Mcs AES-128-GCM encrypt +not offered by bench-backend\.mjs \(1001 is not among its cipherAlgorithms\)\n/);
+    for (const title of ['Mcs SHA-256 1 KiB', 'Mcs HMAC-SHA-256 1 KiB', 'Mcs ECDSA P-256 sign -']) {
+      // The backend's row with its ratio to the software SE's, then the software SE's.
+      expect(r.out, title).toMatch(new RegExp(`\\n${title}\\n {2}bench-backend\\.mjs +[\\d.]+ op/s .* [\\d.]+x software SE\\n {2}software SE +[\\d.]+ op/s`));
+    }
+    expect(r.out).not.toMatch(/\nMcs AES-128-GCM encrypt 1 KiB\n/);
+
+    const o = JSON.parse(readFileSync(out, 'utf8')) as Output;
+    const backend = { module: FIXTURE, description: expect.objectContaining({ manufacturer: 'Fixture Labs', model: 'HSM-1', seType: 4 }) };
+    expect(o.options).toMatchObject({ only: ['backend'], backend });
+    expect(o.records.map((x) => `${x.algorithm} / ${x.implementation}`)).toEqual([
+      'Mcs SHA-256 / bench-backend.mjs', 'Mcs SHA-256 / software SE',
+      'Mcs HMAC-SHA-256 / bench-backend.mjs', 'Mcs HMAC-SHA-256 / software SE',
+      'Mcs ECDSA P-256 sign / bench-backend.mjs', 'Mcs ECDSA P-256 sign / software SE',
+    ]);
+    for (const x of o.records) {
+      expect(x.opsPerSec).toBeGreaterThan(0);
+      // The backend's rows are the ones measured against the software SE, whatever their name.
+      expect(Object.keys(x.ratios)).toEqual(x.implementation === 'software SE' ? [] : ['software SE']);
+    }
+    expect(o.findings).toEqual([
+      { module: 'backend', check: 'operation', backend, operation: 'Mcs SHA-256', offered: true },
+      { module: 'backend', check: 'operation', backend, operation: 'Mcs HMAC-SHA-256', offered: true },
+      { module: 'backend', check: 'operation', backend, operation: 'Mcs AES-128-GCM encrypt', offered: false, reason: '1001 is not among its cipherAlgorithms' },
+      { module: 'backend', check: 'operation', backend, operation: 'Mcs ECDSA P-256 sign', offered: true },
+    ]);
+    // The HMAC key imported and the P-256 key generated on the backend went, then the backend closed.
+    expect(log.lines()).toEqual(['deleteKey', 'deleteKey', 'close']);
+  }, 150_000);
+
+  it('a module that gives no backend fails the run before any module runs, naming the module and the reason', async () => {
+    const log = logFile();
+    const modules: Record<string, [string, string]> = {
+      'throws.mjs': ["throw new Error('no PKCS#11 library');", 'cannot be loaded (Error: no PKCS#11 library)'],
+      'nothing.mjs': ['export const backend = 42;', 'exports no function giving a backend (a default export or createBackend; it exports backend)'],
+      'fails.mjs': ["export default async () => { throw new TypeError('HSM offline'); };", 'its function failed (TypeError: HSM offline)'],
+      'object.mjs': ["export function createBackend() { return { name: 'hsm' }; }", 'its function gave a value of type Object, not a SecureEnvironmentBackend (docs/mcs.md "Writing a backend")'],
+      // McsEngine.create's typed error, and the backend it refused is closed.
+      'refused.mjs': [
+        `import make from ${JSON.stringify(fixtureUrl)};\nexport default () => { const b = make(); b.description.seType = 9; return b; };`,
+        "McsEngine.create refused it (InvalidInputError: SE backend '",
+      ],
+    };
+    for (const [file, [text]] of Object.entries(modules)) writeFileSync(join(dir, file), text);
+    const run = (spec: string) => runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'sha2,backend', '--backend', spec, '--out', join(dir, 'x.json')], { cwd: dir, env: log.env, killMs: 60_000 });
+    for (const [file, [, reason]] of Object.entries(modules)) {
+      const r = await run(`./${file}`);
+      expect([r.code, r.err.startsWith(`senv: bench --backend ./${file}: ${reason}`)], `${file}: ${r.err}`).toEqual([1, true]);
+      // Before the start-up figures and the modules ahead of backend.
+      expect(r.out, file).toBe('');
+    }
+    expect(log.lines()).toEqual(['close']);
+    const missing = await run('./no-such-backend.mjs');
+    expect([missing.code, missing.out]).toEqual([1, '']);
+    expect(missing.err).toMatch(/^senv: bench --backend \.\/no-such-backend\.mjs: cannot be loaded \(Error: Cannot find module '.*no-such-backend\.mjs'/);
+    const pkg = await run('no-such-senv-backend');
+    expect([pkg.code, pkg.out]).toEqual([1, '']);
+    expect(pkg.err).toMatch(/^senv: bench --backend no-such-senv-backend: cannot be loaded \(Error: Cannot find package 'no-such-senv-backend'/);
+  }, 120_000);
+
+  it('--backend needs a module and the backend module', async () => {
+    const empty = await runChild(process.execPath, [senv, 'bench', '--only', 'backend', '--backend', ''], { cwd: dir });
+    expect([empty.code, empty.err.split('\n')[0]]).toEqual([2, 'senv: bench: --backend needs an ES module (a file or a package specifier) whose default export or createBackend gives a SecureEnvironmentBackend']);
+    const left = await runChild(process.execPath, [senv, 'bench', '--only', 'sha2', '--backend', FIXTURE], { cwd: root });
+    expect([left.code, left.err.split('\n')[0]]).toEqual([2, 'senv: bench: --backend is for the backend module, which --only leaves out']);
+    const help = await runChild(process.execPath, [senv, 'bench', '--help']);
+    expect(help.out).toMatch(/\[--backend module\]/);
+    // The modules --only takes, the backend module among them.
+    expect(/\bmodules ([\w, -]+)\./.exec(help.out)?.[1]!.split(', ')).toEqual(Object.keys(benchModules));
+  });
+
+  it('a backend that fails while timed fails the run (it is not timed as a fast one), and its keys are deleted and it is closed all the same', async () => {
+    const log = logFile();
+    const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'backend', '--backend', FIXTURE, '--out', join(dir, 'f.json')], {
+      cwd: root, env: { ...log.env, SENV_BENCH_BACKEND_FAIL_AFTER: '20' }, killMs: 120_000,
+    });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^senv: Mcs SHA-256 on bench-backend\.mjs failed: rsc 5000 /);
+    expect(r.out).not.toMatch(/\n {2}bench-backend\.mjs +[\d.]+ op\/s/);
+    expect(log.lines()).toEqual(['deleteKey', 'deleteKey', 'close']);
+  }, 150_000);
+
+  it('a signal during the run closes the backend first (its keys deleted), then ends the command as the signal ends it', async () => {
+    const log = logFile();
+    const child = spawn(process.execPath, [senv, 'bench', '--only', 'backend', '--filter', 'ECDSA', '--backend', FIXTURE, '--out', join(dir, 's.json')], {
+      cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...log.env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    // The ECDSA group is set up (its key pair is on the backend) and being timed.
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/Mcs ECDSA P-256 sign +offered, timed below\n/.test(out)) resolve();
+      });
+      // A run that ended before is this test's failure, said below.
+      child.on('exit', () => resolve());
+    });
+    expect(out).toMatch(/Mcs ECDSA P-256 sign +offered, timed below\n/);
+    expect(log.lines()).toEqual([]);
+    child.kill('SIGINT');
+    expect(await ended).toEqual({ code: null, signal: 'SIGINT' });
+    expect(log.lines()).toEqual(['deleteKey', 'close']);
+  }, 60_000);
+});
