@@ -69,9 +69,10 @@ export class Change {
   }
 }
 
-/** A resource as a change will leave it, and which messages the change leaves as they were (PersistedResource.unchangedMessages). */
+/** A resource as a change will leave it, and what of its stored values the change leaves as they were (PersistedResource.unchangedMessages, unchangedSecrets). */
 export class Prospect extends Resource {
   unchangedMessages: ReadonlySet<string> | undefined;
+  unchangedSecrets = false;
 }
 
 /**
@@ -87,6 +88,8 @@ export function prospect(res: Resource, change: Change, now: number): { res: Pro
   for (const [name, v] of res.attrs) next.attrs.set(name, v);
   const own: Uint8Array[] = [];
   const append = res.def.appendAttr?.name;
+  // A secret value set, replaced or removed (a generated key, a result, new sensitive data) must be written; the message is told apart below.
+  next.unchangedSecrets = [...change.attrs].every(([name, v]) => name === append || !(res.seals(name, v) || res.seals(name, res.attrs.get(name))));
   for (const [name, v] of change.attrs) {
     if (name === append) continue;
     if (v === null) next.attrs.delete(name);

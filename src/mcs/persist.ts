@@ -53,6 +53,15 @@ export interface PersistedResource {
    * the data again. Absent for a new resource.
    */
   readonly unchangedMessages?: ReadonlySet<string>;
+  /**
+   * In a put of a change: true when the change leaves every secret value (each key, and each
+   * attribute declared secret but the append attribute's message, which unchangedMessages covers)
+   * as the store's last write of this resource left it. A store may keep what it holds of them
+   * instead of writing them again, and need not encode them (no storeKey call on the backend for
+   * a key). Absent (or false) for a new resource, and for a change that sets, replaces or removes
+   * a secret value.
+   */
+  readonly unchangedSecrets?: boolean;
 }
 
 export interface Persistence {

@@ -50,6 +50,11 @@ export class Resource {
     const v = this.attrs.get('keyData');
     return isKeyHandle(v) ? v : undefined;
   }
+
+  /** Whether `v`, as attribute `name`'s value, is one a store seals: a key, or a value of an attribute declared secret. */
+  seals(name: string, v: unknown): boolean {
+    return isKeyHandle(v) || this.def.byName.get(name)?.secret === true;
+  }
 }
 
 /** Stands for sensitive data the device keeps itself (backend objectStore): only its size is on the host. */

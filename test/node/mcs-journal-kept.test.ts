@@ -102,7 +102,7 @@ describe('a message is written once', () => {
         et.h = '20990101T000000,000000';
         ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { et: et.h } }), 2004, 'et');
       }, small);
-      expect(format(dir), 'format 5 from the snapshot the first kept message made').toBe(5);
+      expect(format(dir), 'format 6 from the snapshot the first kept message made').toBe(6);
       await step('acpi UPDATE of the <hash>', async () => void ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { acpi: [] } }), 2004, 'acpi'), small);
       await step('calculateHash', async () => {
         const hv = unb64(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'calculateHash'), 'senv:Hsh').Hv);
@@ -165,7 +165,7 @@ describe('a message is written once', () => {
     await engine.close();
   });
 
-  it('a format 4 directory (messages in sealed parts) opens with its messages intact, says format 5, and its next et UPDATE does not write the message again', async () => {
+  it('a format 4 directory (messages in sealed parts) opens with its messages intact, says format 6, and its next et UPDATE does not write the message again', async () => {
     const dir = tempDir();
     const key = new Uint8Array(32).fill(0x4d);
     // The data fixtures/format4-messages/README.md's script wrote (write number `seed` of `n` bytes).
@@ -176,7 +176,7 @@ describe('a message is written once', () => {
       expect(format(dir)).toBe(4);
       expect(sealedParts(dir, key).filter((p) => p.includes('"$acc"')).length, 'the fixture holds messages in sealed parts').toBeGreaterThan(0);
       let { engine, s, written } = await open(dir, key, 1 << 30);
-      expect(format(dir), 'upgraded at open').toBe(5);
+      expect(format(dir), 'upgraded at open').toBe(6);
       expect(sealedParts(dir, key).filter((p) => p.includes('"$acc"')), 'no message left in a sealed part').toEqual([]);
       const msg = async (rn: string, root: string) => unb64(body(ok(await s.retrieve(s.path('reg', rn)), 2000, rn), root).msg);
       const h1 = cat(data(1, 3000), data(2, 2000), data(3, 1000));
@@ -214,7 +214,7 @@ describe('a message is written once', () => {
       expect(whole.res[0]!.appends?.map((a) => a.attr), 'the message written whole').toEqual(['message']);
       await e1.close();
       ({ engine, s } = await open(dir, key, 1 << 30));
-      expect(format(dir), 'upgraded by the next open').toBe(5);
+      expect(format(dir), 'upgraded by the next open').toBe(6);
       expect(await msg('h1', 'senv:Hsh')).toEqual(h1);
       expect(await msg('h3', 'senv:Hsh')).toEqual(data(6, 900));
       await engine.close();

@@ -820,7 +820,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('a record that keeps a message no record before it holds is damage, never an empty message', async () => {
+  it('a record that keeps a message or a sealed part no record before it holds is damage, never an empty message or a resource without its secrets', async () => {
     const dir = tempDir();
     try {
       const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
@@ -845,6 +845,28 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       // A good record after it, as a torn end would be cut.
       writeFileSync(journal, withMacs(dir, [...records, keeping(hash.ri as string, 'message'), { ...records.at(-1)!, seq: records.length + 2 }]));
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'kept not a list').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
+
+      // Format 6: a record that keeps the sealed part of the record before it, never a resource without its secrets.
+      writeFileSync(journal, withMacs(dir, records));
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const t = new Session(e3, 'CAE1');
+      ok(await t.create(t.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(message) } }), 2001, 'sdo');
+      await e3.close();
+      const withSdo = frames(readFileSync(journal)).map((f) => f.json);
+      const sdo = withSdo.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).find((r) => r.root === 'senv:Sdo')!;
+      const keepingSealed = (rec: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ seq: withSdo.length + 1, op: 'put', se, res: [{ ...rec, sealed: undefined, lt: (rec.lt as number) + 1, keptSealed: true, ...extra }] });
+      writeFileSync(journal, withMacs(dir, [...withSdo, keepingSealed(sdo)]));
+      const e4 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(unb64(body(ok(await new Session(e4, 'CAE1').retrieve(`${e4.seIds[0]}/reg/d`), 2000, 'kept sealed'), 'senv:Sdo').msg)).toEqual(new Uint8Array(message));
+      await e4.close();
+      writeFileSync(journal, withMacs(dir, [...withSdo, keepingSealed({ ...sdo, ri: 'Sdo0000nowhere' })]));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'no record before it').rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining('keeps the secret values of resource Sdo0000nowhere') });
+      // The hash's record has no sealed part (no Hv yet): nothing to keep.
+      writeFileSync(journal, withMacs(dir, [...withSdo, keepingSealed({ ...hash, appends: undefined })]));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'no sealed part before it').rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining(`keeps the secret values of resource ${String(hash.ri)}`) });
+      // Kept and its own at once, and a good record after it, as a torn end would be cut.
+      writeFileSync(journal, withMacs(dir, [...withSdo, keepingSealed(sdo, { sealed: sdo.sealed }), { ...withSdo.at(-1)!, seq: withSdo.length + 2 }]));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), 'kept and sealed').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -1262,9 +1284,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       const meta = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8'));
       writeFileSync(join(work, 'meta.json'), JSON.stringify({ uniqueIds: meta.uniqueIds, check: meta.check }));
       await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringMatching(/earlier version/) });
-      // A later format, as an earlier version finds this one's format 5: a format it does not read, not damage.
-      writeFileSync(join(work, 'meta.json'), JSON.stringify({ ...meta, format: 6 }));
-      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringContaining('has format 6; this version of senv reads formats 2 to 5') });
+      // A later format, as an earlier version finds this one's format 6: a format it does not read, not damage.
+      writeFileSync(join(work, 'meta.json'), JSON.stringify({ ...meta, format: 7 }));
+      await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirFormatError', message: expect.stringContaining('has format 7; this version of senv reads formats 2 to 6') });
     } finally {
       for (const d of [dir, work, other]) rmSync(d, { recursive: true, force: true });
     }
@@ -1277,7 +1299,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       cpSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), dir, { recursive: true });
     };
     const upgraded = () => {
-      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'meta.json').toBe(5);
+      expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'meta.json').toBe(6);
       expect(JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'snapshot.json').toBe(3);
     };
     const reopen = async (key: number, check: (s: Session) => Promise<void>) => {
@@ -1447,8 +1469,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ["another directory's snapshot and journal, under the same master key", compacted, () => {
           for (const f of ['snapshot.json', 'journal.log']) cpSync(join(other, f), join(work, f));
         }],
-        ['meta.json set back to format 2 (whose snapshots are not bound)', compacted, () => edit('meta.json', (m) => m.replace('"format":5', '"format":2'))],
-        ['meta.json set back to format 4 (whose records never keep a message)', compacted, () => edit('meta.json', (m) => m.replace('"format":5', '"format":4'))],
+        ['meta.json set back to format 2 (whose snapshots are not bound)', compacted, () => edit('meta.json', (m) => m.replace('"format":6', '"format":2'))],
+        ['meta.json set back to format 4 (whose records never keep a message)', compacted, () => edit('meta.json', (m) => m.replace('"format":6', '"format":4'))],
+        ['meta.json set back to format 5 (whose records never keep a sealed part)', compacted, () => edit('meta.json', (m) => m.replace('"format":6', '"format":5'))],
         ["the snapshot's header set back to format 2", compacted, () => edit('snapshot.json', (m) => m.replace('{"format":3', '{"format":2'))],
         ["another directory's snapshot as format 2 (unbound) would have it, MAC and all", compacted, () => {
           const text = readFileSync(join(other, 'snapshot.json'), 'utf8');
@@ -1468,7 +1491,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['the snapshot removed, the journal empty', compacted, () => rmSync(join(work, 'snapshot.json'))],
         ['the snapshot and the journal removed', dir, () => ['snapshot.json', 'journal.log'].forEach((f) => rmSync(join(work, f)))],
         ['meta.json set back to format 3 (no snapshot yet), the snapshot removed', compacted, () => {
-          edit('meta.json', (m) => m.replace('"format":5', '"format":3'));
+          edit('meta.json', (m) => m.replace('"format":6', '"format":3'));
           rmSync(join(work, 'snapshot.json'));
         }],
       ];
@@ -1479,7 +1502,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
       await (await open(compacted)).close();
-      // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 5 from its next snapshot on.
+      // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 6 from its next snapshot on.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
       const { check, uniqueIds } = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
@@ -1492,7 +1515,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       do ok(await u.create(u.seId, 20002, { 'senv:Cph': { rn: `n${k++}`, Calg: 1001, mbs: 64, kDt: b64(nodeCrypto.randomBytes(16)) } }), 2001, 'cipher');
       while (statSync(join(work, 'journal.log')).size > 0 && k < 100);
       await e3.close();
-      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).format, 'format 5 from its snapshot on').toBe(5);
+      expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).format, 'format 6 from its snapshot on').toBe(6);
       expect(JSON.parse(readFileSync(join(work, 'snapshot.json'), 'utf8').split('\n')[0]!).format, 'a snapshot stays format 3').toBe(3);
       rmSync(join(work, 'snapshot.json'));
       await expect(open(work), 'its snapshot removed').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json' });

@@ -437,7 +437,7 @@ describe('rollback anchor of the data directory', () => {
         expect([calls, anchor.failing], `taking ${taking}: the upgrade's anchor write failed, close() wrote the head again if it had to`).toEqual([taking ? 2 : 3, 0]);
         delete anchor.trustOnFirstUse;
         await (await McsEngine.create({ dataDir: dir, masterKey, rollbackAnchor: anchor })).close();
-        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'upgraded by the second open').toBe(5);
+        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'upgraded by the second open').toBe(6);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -518,7 +518,7 @@ describe('rollback anchor of the data directory', () => {
         const e = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, rollbackAnchor: anchor, compactAt: 2000, files }) });
         const s = new Session(e, 'CAE1');
         await s.register();
-        // meta.json cannot say format 5: the first snapshot stays with the journal uncut, and close() compacts again.
+        // meta.json cannot say format 6: the first snapshot stays with the journal uncut, and close() compacts again.
         failMeta = true;
         for (let i = 0; snapshots === 0; i++) ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: `d${i}`, msg: b64(new Uint8Array(300).fill(i)) } }), 2001, `d${i}`);
         if (how === 'its anchor write fails') anchor.failing = Infinity;

@@ -501,7 +501,7 @@ describe('Mcs: a failed write changes nothing', () => {
     const rnd = prng(11);
     const chunks: Uint8Array[] = [];
     try {
-      // A new directory: its first snapshot is the one that writes format 5.
+      // A new directory: its first snapshot is the one that writes format 6.
       const engine = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: KEY, files, compactAt: 4096 }), clock: () => (clock.now += 1000) });
       const s = new Session(engine, 'CAE1');
       await s.register();
@@ -517,12 +517,12 @@ describe('Mcs: a failed write changes nothing', () => {
       expect(snapshots, `snapshots while ${failing} cannot be written`).toBeGreaterThan(0);
       expect(snapshots).toBeLessThanOrEqual(Math.ceil(journal / 4096));
       expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(3);
-      // Once it can be written: a snapshot whose mark is missing is made again at close() (format 5, the
+      // Once it can be written: a snapshot whose mark is missing is made again at close() (format 6, the
       // journal emptied); one that was never written waits for the next compaction. The data survives.
       failMeta = false;
       await engine.close();
       if (failing === 'meta.json') {
-        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(5);
+        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(6);
         expect(statSync(join(dir, 'journal.log')).size).toBe(0);
       }
       const again = await McsEngine.create({ dataDir: dir, masterKey: KEY });

@@ -23,11 +23,17 @@ import { open } from './sealing.ts';
  * Format 5 says what 4 says, and that every message is in its record's appends, none in a sealed
  * part, so that a record may keep the message of the one before it (ResourceRecord.kept): a version
  * before it, which would read such a record as one without its message, refuses the directory.
+ *
+ * Format 6 says what 5 says, and that a record may keep the sealed part of the one before it
+ * (ResourceRecord.keptSealed): a version before it would read such a record as a resource without
+ * its keys and secrets. It needs no snapshot of its own: a format 5 directory holds no such record,
+ * so meta.json says 6 from the open on; an earlier format becomes 6 with the snapshot that makes it 5.
  */
 export const UNBOUND = 2;
 export const BOUND = 3;
 export const MARKED = 4;
 export const KEEPS = 5;
+export const KEEPS_SEALED = 6;
 
 export interface Meta { format: number; uniqueIds: Record<string, string>; check: string; mac: string }
 
@@ -46,8 +52,8 @@ export function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey
   if (meta.format === undefined) {
     throw new DataDirFormatError(dir, 'was written by an earlier version of senv, whose records carry no MAC; this version does not read it: start from an empty data directory');
   }
-  if (meta.format !== UNBOUND && meta.format !== BOUND && meta.format !== MARKED && meta.format !== KEEPS) {
-    throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} to ${KEEPS}`);
+  if (meta.format !== UNBOUND && meta.format !== BOUND && meta.format !== MARKED && meta.format !== KEEPS && meta.format !== KEEPS_SEALED) {
+    throw new DataDirFormatError(dir, `has format ${shown(meta.format)}; this version of senv reads formats ${UNBOUND} to ${KEEPS_SEALED}`);
   }
   if (typeof meta.check !== 'string' || typeof meta.mac !== 'string' || typeof meta.uniqueIds !== 'object' || meta.uniqueIds === null) {
     throw new DataDirDamagedError(dir, 'lacks its check value, MAC or unique IDs', 'meta.json');
@@ -172,7 +178,9 @@ export function parseRecord(payload: Uint8Array): JournalRecord | undefined {
   const r = parseJson(payload) as Record<string, unknown> | undefined;
   if (!r || !Number.isSafeInteger(r.seq) || (r.seq as number) < 1 || (r.seq as number) >= MAX_SEQ || typeof r.se !== 'string') return undefined;
   const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-  const shaped = r.op === 'put' ? Array.isArray(r.res) && r.res.every((x) => typeof x === 'object' && x !== null && typeof (x as ResourceRecord).ri === 'string' && ((x as ResourceRecord).kept === undefined || strings((x as ResourceRecord).kept)))
+  const shaped = r.op === 'put' ? Array.isArray(r.res) && r.res.every((x) => typeof x === 'object' && x !== null && typeof (x as ResourceRecord).ri === 'string' && ((x as ResourceRecord).kept === undefined || strings((x as ResourceRecord).kept))
+    // A record keeps the sealed part or holds its own, never both.
+    && ((x as ResourceRecord).keptSealed === undefined || ((x as ResourceRecord).keptSealed === true && (x as ResourceRecord).sealed === undefined)))
     : r.op === 'remove' ? strings(r.ris)
       : r.op === 'append' && typeof r.ri === 'string' && typeof r.attr === 'string' && typeof r.sealed === 'string' && (r.lt === undefined || Number.isSafeInteger(r.lt));
   return shaped ? (r as unknown as JournalRecord) : undefined;

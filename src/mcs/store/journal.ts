@@ -2,7 +2,7 @@
 //
 //   lock             pid and start time of the process that has the directory
 //                    open: a second opener is refused, a stale lock taken over
-//   meta.json        format (4 or 5 once the directory has a snapshot), unique IDs
+//   meta.json        format (4 to 6 once the directory has a snapshot), unique IDs
 //                    of the software SEs, a sealed check value that tells a
 //                    wrong master key from a damaged file, and a MAC over them
 //   snapshot.json    a header line (format, MAC, the chain value its journal
@@ -57,7 +57,11 @@
 // as it was (PersistedResource.unchangedMessages) keeps the one the state
 // holds (ResourceRecord.kept) from format 5 on. An earlier format's state is
 // moved to that shape at open and written as a snapshot at once; until a
-// snapshot has been written (meta.json says 5), nothing is kept.
+// snapshot has been written (meta.json says 5), nothing is kept. Likewise
+// the secret values (PersistedResource.unchangedSecrets): from format 6 the
+// record keeps the sealed part the state holds (ResourceRecord.keptSealed),
+// and they are not even encoded (no storeKey); before it, that sealed part
+// is written again as it is.
 //
 // This file is the store itself (writes, cuts, compactions, the anchor's
 // writes); the rest is beside it: lock.ts (the lock), format.ts (what each
@@ -69,7 +73,6 @@ import { secretHmac } from '../../core/hmac.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError, InvalidInputError, SenvError, StateError } from '../../core/errors.ts';
 import { refusalOf } from '../../core/permissions.ts';
-import { isKeyHandle } from '../../backends/backend.ts';
 import { secretCopy, toHex } from '../../core/bytes.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure, type Persistence, type PersistedResource } from '../persist.ts';
@@ -77,7 +80,7 @@ import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError, MasterKeyRotationError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { CHECK, crc32, KEEPS, mac, MAC_LEN, newMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
+import { CHECK, crc32, KEEPS, KEEPS_SEALED, mac, MAC_LEN, newMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
 import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
@@ -221,6 +224,9 @@ export class JournalStore implements Persistence {
       // it is written, no record may keep a message (a replay would find it in the sealed part).
       const moved = store.#meta.format < KEEPS && moveMessages(store.#state, store.#key);
       if (sealClearSecrets(store.#state, store.#key) || moved || store.#meta.format === UNBOUND) await store.#compact();
+      // Format 5 holds no record that keeps a sealed part: meta.json alone says 6. Should its write fail,
+      // the directory stays 5 (sealed parts are written again, never kept) until a compaction writes 6.
+      else if (store.#meta.format === KEEPS) await store.#writeMeta(KEEPS_SEALED).catch(() => undefined);
       return store;
     } catch (e) {
       macKey?.fill(0);
@@ -236,15 +242,20 @@ export class JournalStore implements Persistence {
       let id = this.#meta.uniqueIds[kind];
       if (!id) {
         id = toHex(randomBytes(16));
-        const meta = newMeta(this.#macKey, this.#meta.check, { ...this.#meta.uniqueIds, [kind]: id }, this.#meta.format);
         // Part of an SE's first open (McsEngine.create asks before it loads anything): refused as the open is.
-        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta))).catch((e: unknown) => {
+        await this.#writeMeta(this.#meta.format, { ...this.#meta.uniqueIds, [kind]: id }).catch((e: unknown) => {
           throw openFailure(this.#dir, e);
         });
-        this.#meta = meta;
       }
       return id;
     });
+  }
+
+  /** Writes meta.json saying `format` (and the unique IDs given), and takes it once written. */
+  async #writeMeta(format: number, uniqueIds = this.#meta.uniqueIds): Promise<void> {
+    const meta = newMeta(this.#macKey, this.#meta.check, uniqueIds, format);
+    await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
+    this.#meta = meta;
   }
 
   async load(host: SeHost): Promise<void> {
@@ -307,23 +318,36 @@ export class JournalStore implements Persistence {
     for (const res of built.values()) if (!res.parent) host.link(res);
   }
 
-  async put(host: SeHost, res: Resource & Pick<PersistedResource, 'unchangedMessages'>, withChildren: boolean): Promise<void> {
+  async put(host: SeHost, res: Resource & Pick<PersistedResource, 'unchangedMessages' | 'unchangedSecrets'>, withChildren: boolean): Promise<void> {
     const recs: ResourceRecord[] = [];
     const unchanged: Unchanged[] = [];
-    const walk = async (r: Resource, keep: ReadonlySet<string> | undefined) => {
-      recs.push(await this.#record(host, r, keep, unchanged));
-      if (withChildren) for (const c of r.children.values()) await walk(c, undefined);
+    const walk = async (r: Resource, keep: ReadonlySet<string> | undefined, keepSealed: boolean) => {
+      recs.push(await this.#record(host, r, keep, unchanged, keepSealed));
+      if (withChildren) for (const c of r.children.values()) await walk(c, undefined, false);
     };
-    await walk(res, res.unchangedMessages);
+    // What the state holds of the resource is its secret values (the engine applies only what was written,
+    // one request of an SE at a time): left out of the record, not encoded.
+    const keepSealed = res.unchangedSecrets === true && this.#state.resources[host.seId]?.[res.ri] !== undefined;
+    await walk(res, res.unchangedMessages, keepSealed);
     await this.#serial(async () => {
-      // The first message a directory of an earlier format could keep: the snapshot that makes it format 5 first
-      // (not while an earlier snapshot is waiting for the journal to grow, nor while the anchor may name another head).
-      if (unchanged.length && this.#meta.format < KEEPS && this.#compactFrom === 0 && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
+      // The first message or sealed part a directory of an earlier format could keep: the snapshot that makes
+      // it format 6 first (not while an earlier snapshot is waiting for the journal to grow, nor while the
+      // anchor may name another head).
+      if ((unchanged.length || keepSealed) && this.#meta.format < KEEPS && this.#compactFrom === 0 && this.#cutAt === undefined && !this.#anchorUnsure) await this.#compact();
       const se = this.#state.resources[host.seId];
       // What the state holds of the resource is the message (the engine applies only what was written).
       for (const { rec, attr, acc } of unchanged) {
-        if (this.#meta.format === KEEPS && se?.[rec.ri]) (rec.kept ??= []).push(attr);
+        if (this.#meta.format >= KEEPS && se?.[rec.ri]) (rec.kept ??= []).push(attr);
         else (rec.appends ??= []).push({ attr, sealed: seal(this.#key, acc.bytes(), `${rec.ri}/${attr}`) });
+      }
+      if (keepSealed) {
+        // Looked up again in the queue: a master key rotation may have sealed the state again meanwhile.
+        const prior = se?.[res.ri];
+        if (!prior) throw new StateError(`the store of ${this.#dir} lost its record of resource ${res.ri} while a change of it was written`);
+        if (prior.sealed !== undefined) {
+          if (this.#meta.format === KEEPS_SEALED) recs[0]!.keptSealed = true;
+          else recs[0]!.sealed = prior.sealed;
+        }
       }
       await this.#appendRecord({ seq: 0, op: 'put', se: host.seId, res: recs });
     });
@@ -367,9 +391,10 @@ export class JournalStore implements Persistence {
 
   /**
    * The record of `res`, its messages as sealed chunks but those of `keep` (left as they were by
-   * the change), which go to `unchanged`: put() decides whether the record keeps them.
+   * the change), which go to `unchanged`: put() decides whether the record keeps them. With
+   * `keepSealed`, its secret values are left out: put() keeps or copies the state's sealed part.
    */
-  async #record(host: SeHost, res: Resource, keep: ReadonlySet<string> | undefined, unchanged: Unchanged[]): Promise<ResourceRecord> {
+  async #record(host: SeHost, res: Resource, keep: ReadonlySet<string> | undefined, unchanged: Unchanged[], keepSealed: boolean): Promise<ResourceRecord> {
     const attrs: Record<string, Json> = {};
     const secret: Record<string, Json> = {};
     const rec: ResourceRecord = { ri: res.ri, rn: res.rn, pi: res.parent?.ri ?? '', root: res.def.type.root, ct: res.created, lt: res.modified, attrs };
@@ -380,7 +405,8 @@ export class JournalStore implements Persistence {
         else (rec.appends ??= []).push({ attr: name, sealed: seal(this.#key, v.bytes(), `${res.ri}/${name}`) });
         continue;
       }
-      const isSecret = isKeyHandle(v) || res.def.byName.get(name)?.secret === true;
+      const isSecret = res.seals(name, v);
+      if (isSecret && keepSealed) continue;
       (isSecret ? secret : attrs)[name] = await encodeValue(host, v);
     }
     if (res.hint) rec.hint = res.hint;
@@ -550,12 +576,10 @@ export class JournalStore implements Persistence {
     // Only now that a bound snapshot replaced an unbound one: meta.json's format 5 refuses an unbound one.
     // And before the journal is cut: until meta.json says there is a snapshot, the journal keeps the
     // records it holds, so removing the snapshot loses none (the first one's journal chains from the start).
-    // From format 5 on records may keep messages: the snapshot holds every message in appends.
-    if (this.#meta.format !== KEEPS) {
-      const meta = newMeta(this.#macKey, this.#meta.check, this.#meta.uniqueIds, KEEPS);
+    // From format 5 on records may keep messages: the snapshot holds every message in appends (and from 6 sealed parts).
+    if (this.#meta.format !== KEEPS_SEALED) {
       try {
-        await writeAtomic(this.#files, this.#dir, 'meta.json', enc.encode(JSON.stringify(meta)));
-        this.#meta = meta;
+        await this.#writeMeta(KEEPS_SEALED);
       } catch (e) {
         // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: a later compaction, or close, tries again.
         this.#superseded = true;
@@ -593,7 +617,7 @@ export class JournalStore implements Persistence {
       // The old key's journal emptied, a failed record taken back first (the anchor naming the head again).
       if (this.#anchorUnsure) await this.#anchorHead(this.#head());
       await this.#takeBack();
-      if (this.#journalBytes > 0 || this.#meta.format !== KEEPS) await this.#compact(true);
+      if (this.#journalBytes > 0 || this.#meta.format !== KEEPS_SEALED) await this.#compact(true);
     } catch (e) {
       throw new MasterKeyRotationError(this.#dir, false, e);
     }
@@ -603,7 +627,7 @@ export class JournalStore implements Persistence {
     try {
       const { state, unopened } = resealed(this.#state, this.#key, key);
       if (unopened !== undefined) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${unopened} that does not open under that resource's ID (moved from another resource, or altered)`);
-      const meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), this.#meta.uniqueIds, KEEPS);
+      const meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), this.#meta.uniqueIds, KEEPS_SEALED);
       const { file, snapMac } = snapshotFile(macKey, meta.check, this.#lastMac, state);
       await this.#files.writeDurable(`${this.#dir}/${ROTATED}`, file);
       await this.#files.syncDir(this.#dir);

@@ -88,9 +88,9 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   let superseded = false;
   for (const { r } of records.slice(0, keep)) {
     if (r.seq > state.seq) {
-      // Never an empty message: the record names bytes that a record before it holds.
+      // Never an empty message, nor a resource without its key: the record names what a record before it holds.
       const orphan = keptWithoutPrior(state, r);
-      if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps the message of resource ${orphan}, which no record before it holds`, 'journal.log');
+      if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps ${orphan}, which no record before it holds`, 'journal.log');
       try {
         superseded ||= supersedes(state, r);
         apply(state, r);

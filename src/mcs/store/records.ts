@@ -5,6 +5,8 @@
 // part: a put that leaves it as it was keeps it (`kept`) instead of writing
 // it again, and the first chunk after a consumed message drops the old one
 // from the state. moveMessages() brings an earlier format's state there.
+// From format 6 a put whose change left every secret value as it was keeps
+// the sealed part of the record before it (`keptSealed`) instead.
 import { base64Length, fromBase64 } from '../codec.ts';
 import { compiledType, TYPES } from '../registry.ts';
 import { joinSealed, open, seal, wiping } from './sealing.ts';
@@ -41,6 +43,12 @@ export interface ResourceRecord {
    * carried over by apply() (the state's records never have it). Written from format 5 on.
    */
   kept?: string[];
+  /**
+   * In a put only, instead of `sealed`: the sealed part is the one the state's record of this ri
+   * holds (the change left every secret value as it was), carried over by apply(). Written from
+   * format 6 on, only where that record has a sealed part.
+   */
+  keptSealed?: true;
 }
 
 export type JournalRecord =
@@ -67,14 +75,28 @@ export function table<T>(): Record<string, T> {
 export function supersedes(state: Snapshot, r: JournalRecord): boolean {
   const se = state.resources[r.se];
   return r.op === 'remove'
-    // A put replaces the record's sealed part and its message (a message discarded, say), unless it keeps it.
-    || (r.op === 'put' && r.res.some((rec) => se?.[rec.ri]?.sealed !== undefined || (se?.[rec.ri]?.appends ?? []).some((a) => !rec.kept?.includes(a.attr))))
+    // A put replaces the record's sealed part and its message (a message discarded, say), unless it keeps them
+    // (or writes the same sealed part again: a directory not yet format 6).
+    || (r.op === 'put' && r.res.some((rec) => {
+      const prior = se?.[rec.ri];
+      return (prior?.sealed !== undefined && !rec.keptSealed && rec.sealed !== prior.sealed) || (prior?.appends ?? []).some((a) => !rec.kept?.includes(a.attr));
+    }))
     || (r.op === 'append' && se?.[r.ri]?.consumed === true);
 }
 
-/** The ri of a resource whose message `r` keeps though the state holds no record of it (damage: apply() would make it empty). */
+/**
+ * What `r` keeps that no record before it holds, named (damage: apply() would make a resource
+ * without its message, or without its keys and secrets): a message of a resource the state holds
+ * no record of, a sealed part of one whose record has none.
+ */
 export function keptWithoutPrior(state: Snapshot, r: JournalRecord): string | undefined {
-  return r.op === 'put' ? r.res.find((rec) => rec.kept?.length && !state.resources[r.se]?.[rec.ri])?.ri : undefined;
+  if (r.op !== 'put') return undefined;
+  for (const rec of r.res) {
+    const prior = state.resources[r.se]?.[rec.ri];
+    if (rec.kept?.length && !prior) return `the message of resource ${rec.ri}`;
+    if (rec.keptSealed && prior?.sealed === undefined) return `the secret values of resource ${rec.ri}`;
+  }
+  return undefined;
 }
 
 export function apply(state: Snapshot, r: JournalRecord): void {
@@ -82,6 +104,11 @@ export function apply(state: Snapshot, r: JournalRecord): void {
   state.seq = Math.max(state.seq, r.seq);
   if (r.op === 'put') {
     for (const rec of r.res) {
+      if (rec.keptSealed) {
+        // There is one: keptWithoutPrior() at open, put() when written.
+        rec.sealed = se[rec.ri]!.sealed;
+        delete rec.keptSealed;
+      }
       const kept = rec.kept;
       if (kept) {
         // The message first, as it came; the record's own `consumed` says whether it still is.
