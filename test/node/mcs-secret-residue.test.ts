@@ -109,8 +109,9 @@ describe('Mcs: no copy of a secret stays behind', () => {
       const s = new Session(e1, 'CAE1');
       await s.register();
       ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1024, kDt: b64(key) } }), 2001, 'cipher with a key');
-      // An UPDATE writes the resource again, key included.
-      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { et: '20991231T000000' } }), 2004, 'et');
+      // A change that sets a key writes the resource again, its key stored (an et UPDATE keeps the sealed part it wrote).
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'g', Calg: 1001, mbs: 1024 } }), 2001, 'cipher without a key');
+      ok(await s.retrieve(s.path('reg', 'g', 'generateKey')), 2000, 'generateKey');
       await e1.close();
       expect(stored.length, 'storeKey was called').toBeGreaterThanOrEqual(2);
       for (const k of stored) expect(k.form === 'material' && zero(k.bytes), 'the stored key bytes are zeroized').toBe(true);
