@@ -16,7 +16,7 @@ import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
-import { chunkOf, etOf, G_MESSAGE, indexOfEt } from './fixtures/mcs-writer-data.ts';
+import { ACPS, chunkOf, CIPHER_KEY, etOf, G_MESSAGE, indexOfEt, MAC_KEY, MESSAGE, NONCE, SDO_DATA } from './fixtures/mcs-writer-data.ts';
 import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
@@ -452,6 +452,8 @@ describe('Mcs persistence', () => {
     const acked = new Set<number>();
     const appended: number[] = [];
     const ets: number[] = [];
+    // The et of the <cipher> c and the <signature> m, and the acpi of the <sensitiveDataObject> s, acknowledged.
+    const kept: Record<'cet' | 'met' | 'acpi', number[]> = { cet: [], met: [], acpi: [] };
     let hashed = 0;
     let next = 0;
     let ready = 0;
@@ -473,6 +475,7 @@ describe('Mcs persistence', () => {
             else if (kind === 'app') appended.push(Number(n));
             else if (kind === 'et') ets.push(Number(n));
             else if (kind === 'cg') hashed++;
+            else if (kind === 'cet' || kind === 'met' || kind === 'acpi') kept[kind].push(Number(n));
           });
           child.on('exit', () => resolve());
         });
@@ -512,6 +515,30 @@ describe('Mcs persistence', () => {
       expect(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cHsh')), 2000, 'g'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(nodeCrypto.createHash('sha256').update(unb64(G_MESSAGE)).digest()));
       ok(await s.update(s.path('reg', 'g'), { 'senv:Hsh': { msg: chunkOf(1) } }), 2004, 'a chunk after the consumed message');
       expect(unb64(body(ok(await s.retrieve(s.path('reg', 'g', 'cHsh')), 2000, 'g'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(nodeCrypto.createHash('sha256').update(unb64(chunkOf(1))).digest()));
+      // c, m and s were written once, before the first kill; their et or acpi records since keep the sealed part.
+      expect(Object.values(kept).map((k) => k.length), 'cipher et, signature et and acpi UPDATEs acknowledged').not.toContain(0);
+      const keptSealed = frames(readFileSync(join(dir, 'journal.log'))).flatMap(resources).filter((r) => r.keptSealed === true).map((r) => r.rn);
+      for (const rn of ['c', 'm', 's']) expect(keptSealed, `records of ${rn} that keep its sealed part`).toContain(rn);
+      // The last et or acpi written: the last acknowledged, or one written after it but not acknowledged.
+      const since = (k: number[]) => Array.from({ length: next - Math.max(...k) }, (_, d) => Math.max(...k) + d);
+      for (const [rn, root, k] of [['c', 'senv:Cph', kept.cet], ['m', 'senv:Sgn', kept.met]] as const) {
+        expect(since(k).map(etOf), `${rn}'s et`).toContain((body(ok(await s.retrieve(s.path('reg', rn)), 2000, rn), root).et as string).slice(0, 15));
+      }
+      const acpRi = await Promise.all(ACPS.map(async (rn) => body(ok(await s.retrieve(s.path('reg', rn)), 2000, rn), 'm2m:acp').ri as string));
+      expect(since(kept.acpi).map((i) => [acpRi[i % 2]]), 's\'s acpi').toContainEqual(body(ok(await s.retrieve(s.path('reg', 's')), 2000, 's'), 'senv:Sdo').acpi);
+      expect(body(ok(await s.retrieve(s.path('reg', 's')), 2000, 's'), 'senv:Sdo').msg, 's\'s data').toBe(SDO_DATA);
+      // The keys given at CREATE: the results computed before the first kill, and new ones, are node:crypto's.
+      const aesGcm = (data: Uint8Array) => {
+        const c = nodeCrypto.createCipheriv('aes-128-gcm', unb64(CIPHER_KEY), unb64(NONCE));
+        return new Uint8Array(Buffer.concat([c.update(data), c.final(), c.getAuthTag()]));
+      };
+      const hmacOf = (data: Uint8Array) => new Uint8Array(nodeCrypto.createHmac('sha256', unb64(MAC_KEY)).update(data).digest());
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'c')), 2000, 'c'), 'senv:Cph').cD), 'c\'s cD').toEqual(aesGcm(unb64(MESSAGE)));
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'm')), 2000, 'm'), 'senv:Sgn').Sgn), 'm\'s Sgn').toEqual(hmacOf(unb64(MESSAGE)));
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: chunkOf(2) } }), 2004, 'c: a new message');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD), 'encrypted again').toEqual(aesGcm(unb64(chunkOf(2))));
+      ok(await s.update(s.path('reg', 'm'), { 'senv:Sgn': { msg: chunkOf(2) } }), 2004, 'm: a new message');
+      expect(unb64(body(ok(await s.retrieve(s.path('reg', 'm', 'cSgn')), 2000, 'HMAC'), 'senv:Sgn').Sgn), 'HMAC again').toEqual(hmacOf(unb64(chunkOf(2))));
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
