@@ -3,7 +3,8 @@
 // or `acpi` UPDATE, an operation whose result is no secret) records the
 // resource without its sealed part and without asking the backend to store
 // its keys, and a restart, a compaction, a master key rotation or an upgrade
-// from format 5 gives back every key and value.
+// from format 5 gives back every key and value; on the PC/SC SE (an
+// in-process card) too, whose card keeps the keys and the sensitive data.
 import { describe, expect, it } from 'vitest';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,9 @@ import nodeCrypto from 'node:crypto';
 import { McsEngine, SoftwareBackend, gcm } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
+import { InProcessReader } from './pcsc-helpers.ts';
 
 const KEY = new Uint8Array(32).fill(11);
 const MIB = 1 << 20;
@@ -24,10 +27,13 @@ const format = (dir: string) => (JSON.parse(readFileSync(join(dir, 'meta.json'),
 
 type Rec = { ri: string; rn: string; sealed?: string; keptSealed?: true };
 
-/** An engine on `dir` whose store counts the bytes it appends to journal.log and whose software SE counts storeKey calls. */
-async function open(dir: string, compactAt: number, options: { masterKey?: Uint8Array; files?: Partial<Files> } = {}) {
+/**
+ * An engine on `dir` whose store counts the bytes it appends to journal.log and whose SE (the
+ * software SE unless `backend` is given) counts storeKey calls and data objects written to the device.
+ */
+async function open(dir: string, compactAt: number, options: { masterKey?: Uint8Array; files?: Partial<Files>; backend?: SecureEnvironmentBackend } = {}) {
   const real = await openFiles();
-  const written = { journal: 0, storeKey: 0 };
+  const written = { journal: 0, storeKey: 0, objects: 0 };
   const files: Files = {
     ...real,
     append: async (path, data) => {
@@ -36,12 +42,20 @@ async function open(dir: string, compactAt: number, options: { masterKey?: Uint8
     },
     ...options.files,
   };
-  const se = new SoftwareBackend();
+  const se: SecureEnvironmentBackend = options.backend ?? new SoftwareBackend();
   const storeKey = se.storeKey.bind(se);
   se.storeKey = (k) => {
     written.storeKey++;
     return storeKey(k);
   };
+  const device = se.objectStore;
+  if (device) {
+    const write = device.write.bind(device);
+    device.write = (id, data) => {
+      written.objects++;
+      return write(id, data);
+    };
+  }
   const engine = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: options.masterKey ?? KEY, files, compactAt }), backends: [se] });
   return { engine, s: new Session(engine, 'CAE1', engine.seIds[0]), written };
 }
@@ -201,6 +215,63 @@ describe('secret values are written when a change sets them, not again', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('on the PC/SC SE, whose card holds the keys and the sensitive data: an et or acpi UPDATE writes a record that keeps the sealed part and sends the card nothing, and after a restart the keys and the data still work', async () => {
+    const dir = tempDir();
+    // The senv virtual card in-process, no pcscd: each run's backend connects to the same card.
+    const reader = new InProcessReader();
+    try {
+      let { engine, s, written } = await open(dir, 1 << 30, { backend: reader.backend() });
+      await s.register();
+      const aesKey = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(12), macKey = nodeCrypto.randomBytes(32);
+      const message = nodeCrypto.randomBytes(2000), sdoData = nodeCrypto.randomBytes(3000);
+      const aesGcm = (data: Uint8Array) => {
+        const c = nodeCrypto.createCipheriv('aes-128-gcm', aesKey, nonce);
+        return new Uint8Array(Buffer.concat([c.update(data), c.final(), c.getAuthTag()]));
+      };
+      const reg = (...p: string[]) => s.path('reg', ...p);
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 4096, kDt: b64(aesKey), msg: b64(message) } }), 2001, 'cipher');
+      ok(await s.create(reg('c'), 20001, { 'senv:algP': { nc: b64(nonce) } }), 2001, 'nonce');
+      expect(unb64(body(ok(await s.retrieve(reg('c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD)).toEqual(aesGcm(message));
+      ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(macKey), msg: b64(message) } }), 2001, 'HMAC');
+      expect(unb64(body(ok(await s.retrieve(reg('m', 'cSgn')), 2000, 'Sgn'), 'senv:Sgn').Sgn)).toEqual(hmac(macKey, message));
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'sdo', msg: b64(sdoData) } }), 2001, 'sdo');
+      const card = () => ({ keys: [...reader.store.keys.keys()], objects: [...reader.store.objects.entries()].map(([n, v]) => [n, Buffer.from(v).toString('hex')]) });
+      const held = card();
+      expect([held.keys.length, held.objects.some(([, v]) => v === sdoData.toString('hex'))], 'two keys and the data on the card').toEqual([2, true]);
+
+      const et = { c: '20990101T000000', m: '20990102T000000' };
+      const changes: [string, string, Record<string, unknown>][] = [
+        ['c', 'senv:Cph', { et: et.c }], ['sdo', 'senv:Sdo', { acpi: [] }], ['m', 'senv:Sgn', { et: et.m }], ['c', 'senv:Cph', { acpi: [] }], ['m', 'senv:Sgn', { acpi: [] }],
+      ];
+      for (const [rn, root, pc] of changes) {
+        const before = { ...written, apdus: reader.sent.length };
+        ok(await s.update(reg(rn), { [root]: pc }), 2004, `${rn} UPDATE of ${Object.keys(pc)[0]}`);
+        expect([written.storeKey - before.storeKey, written.objects - before.objects, reader.sent.length - before.apdus], `${rn}: storeKey calls, data objects written, APDUs`).toEqual([0, 0, 0]);
+        const last = puts(dir).at(-1)!;
+        expect([last.rn, last.keptSealed, last.sealed], `${rn}: the record keeps the sealed part`).toEqual([rn, true, undefined]);
+      }
+      expect(card(), 'the card as it was').toEqual(held);
+      await engine.close();
+      expect(card(), 'a persisted engine leaves its keys and data on the card').toEqual(held);
+
+      ({ engine, s } = await open(dir, 1 << 30, { backend: reader.backend() }));
+      const c = body(ok(await s.retrieve(reg('c')), 2000, 'c after the restart'), 'senv:Cph');
+      expect([unb64(c.cD), c.et, c.acpi], 'c: cD, et, acpi').toEqual([aesGcm(message), `${et.c},000000`, []]);
+      const m = body(ok(await s.retrieve(reg('m')), 2000, 'm after the restart'), 'senv:Sgn');
+      expect([unb64(m.Sgn), m.et], 'm: Sgn, et').toEqual([hmac(macKey, message), `${et.m},000000`]);
+      expect(unb64(body(ok(await s.retrieve(reg('sdo')), 2000, 'sdo after the restart'), 'senv:Sdo').msg), 'the data read from the card').toEqual(new Uint8Array(sdoData));
+      // The keys on the card, through the references the kept records carried: new results are node:crypto's.
+      const next = nodeCrypto.randomBytes(500);
+      ok(await s.update(reg('c'), { 'senv:Cph': { msg: b64(next) } }), 2004, 'c: a new message');
+      expect(unb64(body(ok(await s.retrieve(reg('c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD), 'encrypted on the card again').toEqual(aesGcm(next));
+      ok(await s.update(reg('m'), { 'senv:Sgn': { msg: b64(next) } }), 2004, 'm: a new message');
+      expect(unb64(body(ok(await s.retrieve(reg('m', 'cSgn')), 2000, 'Sgn'), 'senv:Sgn').Sgn), 'MAC on the card again').toEqual(hmac(macKey, next));
+      await engine.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('a store of another kind is told whether a put leaves every secret value as it was', async () => {
     const puts: [string, boolean | undefined][] = [];
