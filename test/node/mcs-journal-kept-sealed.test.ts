@@ -6,7 +6,7 @@
 // from format 5 gives back every key and value; on the PC/SC SE (an
 // in-process card) too, whose card keeps the keys and the sensitive data.
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -342,6 +342,21 @@ describe('secret values are written when a change sets them, not again', () => {
       ({ engine, s } = await open(dir, 1 << 30, { masterKey: key }));
       expect(format(dir), 'upgraded by the next open').toBe(6);
       expect(await check()).toEqual(c2Key);
+      await engine.close();
+
+      // Only meta.json refused: compactions still cut the journal, so a clean close leaves no deleted key in it.
+      fixture();
+      const real = await openFiles();
+      const metaRefused: Partial<Files> = {
+        writeDurable: async (path, bytes) => path.endsWith('/meta.json.tmp') ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeDurable(path, bytes),
+      };
+      ({ engine, s } = await open(dir, 1 << 30, { masterKey: key, files: metaRefused }));
+      ok(await s.delete(s.path('reg', 's1')), 2002, 'delete s1');
+      await engine.close();
+      expect([format(dir), statSync(join(dir, 'journal.log')).size], 'format 5, the journal emptied by the compaction at close').toEqual([5, 0]);
+      ({ engine, s } = await open(dir, 1 << 30, { masterKey: key }));
+      ok(await s.retrieve(s.path('reg', 'c1')), 2000, 'c1 after');
+      expect((await s.retrieve(s.path('reg', 's1'))).rsc, 's1 stays deleted').toBe(4004);
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -802,11 +802,13 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['sequence number 0', { seq: 0, op: 'remove', se, ris: [] }],
       ];
       for (const [what, bad] of odd) {
-        // The odd record in the middle (a good one after it): refused, the file left as it is.
-        writeFileSync(journal, withMacs(dir, [...records, bad, { ...records.at(-1)!, seq: 11 }]));
-        const before = readFileSync(journal);
-        await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), what).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
-        expect(readFileSync(journal).equals(before), what).toBe(true);
+        // The odd record in the middle (a good one after it), or last (it verifies: no torn end): refused, the file left as it is.
+        for (const after of [[{ ...records.at(-1)!, seq: 11 }], []]) {
+          writeFileSync(journal, withMacs(dir, [...records, bad, ...after]));
+          const before = readFileSync(journal);
+          await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), `${what}, ${after.length ? 'in the middle' : 'last'}`).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
+          expect(readFileSync(journal).equals(before), what).toBe(true);
+        }
       }
       // IDs that name Object.prototype's members are entries like any other.
       for (const id of ['__proto__', 'constructor', 'toString']) {

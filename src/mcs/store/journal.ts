@@ -581,11 +581,15 @@ export class JournalStore implements Persistence {
       try {
         await this.#writeMeta(KEEPS_SEALED);
       } catch (e) {
-        // Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: a later compaction, or close, tries again.
-        this.#superseded = true;
-        this.#compactFrom = this.#journalBytes;
-        if (strict) throw e;
-        return;
+        // Format 5's meta.json says there is a snapshot already: it stays 5 (nothing kept sealed) and the journal is cut
+        // all the same. Format 2 or 3 goes on (2 reads bound snapshots too), the journal uncut: a later compaction, or
+        // close, tries again; so does 4, which would keep no message.
+        if (this.#meta.format < KEEPS) {
+          this.#superseded = true;
+          this.#compactFrom = this.#journalBytes;
+          if (strict) throw e;
+          return;
+        }
       }
     }
     const cut = this.#cut(0);

@@ -54,6 +54,7 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   let journalStart = snapMac;
   let last = snapMac;
   let off = 0;
+  const verifies = (f: { payload: Uint8Array; mac: Uint8Array }, prev: Uint8Array) => constantTimeEqual(mac(macKey, 'record', prev, f.payload), f.mac);
   // Verified first, applied once the anchor said how many to keep.
   const records: { r: JournalRecord; at: number; mac: Uint8Array }[] = [];
   while (off < journal.length) {
@@ -63,6 +64,10 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
       // Only the last append can be torn: a bad record that something was written after was whole once.
       if (endsBeforeTheFile(journal, off) || frameAfter(journal, off + 1)) {
         throw new DataDirDamagedError(dir, 'a record fails its check and more was written after it: damage, not a record torn by a crash (the file was left as it is)', 'journal.log', off);
+      }
+      // Nor is a whole one the chain verifies: only the master key's holder wrote it, in a shape this version does not write.
+      if (frame && (verifies(frame, last) || (off === 0 && snapBytes !== undefined && verifies(frame, from)))) {
+        throw new DataDirDamagedError(dir, 'a record that verifies is not of a shape this version writes (the file was left as it is)', 'journal.log', off);
       }
       break;
     }
@@ -86,11 +91,11 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   const chain = [{ seq: state.seq, mac: snapMac }, ...records.map(({ r, mac }) => ({ seq: r.seq, mac }))];
   const keep = anchor ? anchoredRecords(dir, anchor.head, anchor.trustOnFirstUse, chain, from) : records.length;
   let superseded = false;
-  for (const { r } of records.slice(0, keep)) {
+  for (const { r, at } of records.slice(0, keep)) {
     if (r.seq > state.seq) {
       // Never an empty message, nor a resource without its key: the record names what a record before it holds.
       const orphan = keptWithoutPrior(state, r);
-      if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps ${orphan}, which no record before it holds`, 'journal.log');
+      if (orphan !== undefined) throw new DataDirDamagedError(dir, `holds a record that keeps ${orphan}, which no record before it holds`, 'journal.log', at);
       try {
         superseded ||= supersedes(state, r);
         apply(state, r);
