@@ -125,7 +125,8 @@ async function existingReader(reader: string): Promise<Target> {
  * software SE in one engine. `close()` ends the engine (without a data directory that deletes
  * every key the run left on the card; a card that keeps one makes it reject, naming the slots).
  */
-async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string): Promise<{ groups: BenchGroup[]; close(): Promise<void> }> {
+/** `held.close` closes the engine (the run's keys deleted) from the moment the card may hold one of them. */
+async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string, held: { close?: () => Promise<void> }): Promise<BenchGroup[]> {
   // Exclusive, as the backend's own connection is: a card another application uses would be measured with its traffic.
   const raw = await ctx.connect(reader, { share: 'exclusive' }).catch((e: unknown) => {
     throw e instanceof PcscError && e.scardName === 'SCARD_E_SHARING_VIOLATION' ? new Error(`another application holds the card in '${reader}' (${e.scardName})`) : e;
@@ -161,6 +162,7 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
 
   const pc = new PcscBackend({ reader, context: ctx });
   const engine = await McsEngine.create({ backends: [pc, new SoftwareBackend()] });
+  held.close = () => engine.close();
   try {
     const [pcId, swId] = engine.seIds as [string, string];
     const groups: BenchGroup[] = [{
@@ -178,9 +180,10 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string)
       },
       notOffered: (op, reason) => opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, offered: false, reason }),
     })));
-    return { groups, close: () => engine.close() };
+    return groups;
   } catch (e) {
-    // A key the card kept is said with the failure that ended the set-up, never dropped.
+    // A key the card kept is said with the failure that ended the set-up, never dropped (nor said twice).
+    held.close = undefined;
     const kept = await engine.close().then(() => undefined, (c: unknown) => c as Error);
     throw kept ? new Error(`${(e as Error).message}; ${kept.message}`) : e;
   }
@@ -195,17 +198,17 @@ export const apduBench: BenchModule = async (opts) => {
     console.log(`\napdu: skipped, no PC/SC stack (${target})`);
     return [];
   }
-  let measured;
+  // The card and the stack are given back at exit or at a signal that ends the run (a hardware SE
+  // would keep the run's keys otherwise): armed before the first key is made, since without a
+  // listener a signal ends the process at once, and the groups run after this function returned.
+  const held: { close?: () => Promise<void> } = {};
+  const giveBack = giveBackAtExit('apdu', [() => held.close?.() ?? Promise.resolve(), target.release]);
   try {
-    measured = await measureCard(opts, target.ctx, target.reader);
+    return await measureCard(opts, target.ctx, target.reader, held);
   } catch (e) {
-    await target.release();
+    await giveBack();
     throw e;
   }
-  // The groups run after this function returned: the card and the stack are given back at exit or
-  // at a signal that ends the run (a hardware SE would keep the run's keys otherwise).
-  giveBackAtExit('apdu', [measured.close, target.release]);
-  return measured.groups;
 };
 
 /** `--reader`'s checks (pcscd, the reader, a card in it), which bench/run.ts makes before any module runs. */

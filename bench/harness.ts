@@ -262,10 +262,11 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /**
  * Gives back what a module holds (an engine with the run's keys, a card, a stack) once, when the
  * run ends: its groups run after the module returned, so at exit, or at a signal that ends the run,
- * which then ends the process as it would have. Each step runs also when one before failed; a
+ * which then ends the process as it would have; or when the module calls the function returned
+ * (its set-up failed). Each step runs also when one before failed; a
  * failure is said on stderr, naming the module, and fails the run (a device may keep a key).
  */
-export function giveBackAtExit(module: string, steps: readonly (() => Promise<void>)[]): void {
+export function giveBackAtExit(module: string, steps: readonly (() => Promise<void>)[]): () => Promise<void> {
   let finishing: Promise<void> | undefined;
   const finish = () => (finishing ??= (async () => {
     for (const sig of SIGNALS) process.off(sig, onSignal);
@@ -281,4 +282,5 @@ export function giveBackAtExit(module: string, steps: readonly (() => Promise<vo
   const onSignal = (sig: NodeJS.Signals) => void finish().then(() => process.kill(process.pid, sig));
   for (const sig of SIGNALS) process.on(sig, onSignal);
   process.once('beforeExit', () => void finish());
+  return finish;
 }
