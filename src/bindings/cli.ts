@@ -30,7 +30,8 @@ commands:
 
 exit status:
   0    success; virtual-card: stopped by SIGINT, SIGTERM or SIGHUP, its store given up
-  1    failure: a known answer that failed, a store refused or not given up, output not written
+  1    failure: a known answer that failed, a bench run that failed (a --backend module that gives
+       no backend, an operation answering an error), a store refused or not given up, output not written
   2    usage error
   3    not available here: a build the runtime does not take, bench outside a source checkout
   141  the reader of its output went away (EPIPE), as for a process SIGPIPE ends
