@@ -64,8 +64,9 @@ export async function loadBackend(spec: string): Promise<LoadedBackend> {
     engine = await McsEngine.create({ backends: [se, software] });
   } catch (e) {
     // A create that fails leaves the backends open (for a retry): the run made them, so it closes them.
-    const closed = await Promise.allSettled([se.close(), software.close()]);
-    const kept = closed[0].status === 'rejected' ? `; closing it failed too (${failure(closed[0].reason)})` : '';
+    // A close() that throws at once is told as one that rejects (the engine does the same).
+    const [closed] = await Promise.allSettled([se, software].map((b) => Promise.resolve().then(() => b.close())));
+    const kept = closed!.status === 'rejected' ? `; closing it failed too (${failure(closed!.reason)})` : '';
     throw fail(`McsEngine.create refused it (${failure(e)})${kept}`);
   }
   giveBackAtExit('backend', [() => engine.close()]);

@@ -259,17 +259,27 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** Every module's give-back of this run: a signal waits for all of them before it ends the process. */
+const giveBacks: (() => Promise<void>)[] = [];
+
+function onSignal(sig: NodeJS.Signals): void {
+  void Promise.all(giveBacks.map((finish) => finish())).then(() => {
+    for (const s of SIGNALS) process.off(s, onSignal);
+    process.kill(process.pid, sig);
+  });
+}
+
 /**
  * Gives back what a module holds (an engine with the run's keys, a card, a stack) once, when the
  * run ends: its groups run after the module returned, so at exit, or at a signal that ends the run,
- * which then ends the process as it would have; or when the module calls the function returned
- * (its set-up failed). Each step runs also when one before failed; a
- * failure is said on stderr, naming the module, and fails the run (a device may keep a key).
+ * which then ends the process as it would have once every module gave back what it holds (two
+ * modules may hold keys: apdu's card and --backend's device); or when the module calls the function
+ * returned (its set-up failed). Each step runs also when one before failed; a failure is said on
+ * stderr, naming the module, and fails the run (a device may keep a key).
  */
 export function giveBackAtExit(module: string, steps: readonly (() => Promise<void>)[]): () => Promise<void> {
   let finishing: Promise<void> | undefined;
   const finish = () => (finishing ??= (async () => {
-    for (const sig of SIGNALS) process.off(sig, onSignal);
     for (const step of steps) {
       try {
         await step();
@@ -279,8 +289,7 @@ export function giveBackAtExit(module: string, steps: readonly (() => Promise<vo
       }
     }
   })());
-  const onSignal = (sig: NodeJS.Signals) => void finish().then(() => process.kill(process.pid, sig));
-  for (const sig of SIGNALS) process.on(sig, onSignal);
+  if (giveBacks.push(finish) === 1) for (const sig of SIGNALS) process.on(sig, onSignal);
   process.once('beforeExit', () => void finish());
   return finish;
 }

@@ -89,7 +89,9 @@ export class McsEngine {
 
   private constructor(options: McsEngineOptions) {
     this.#maxData = options.maxDataSize ?? 16 * 1024 * 1024;
-    this.#clock = options.clock ?? Date.now;
+    // Whole milliseconds, as the journal keeps times (a fraction written would not read back).
+    const clock = options.clock;
+    this.#clock = clock ? () => Math.floor(clock()) : Date.now;
     this.#store = options.store;
   }
 

@@ -81,6 +81,11 @@ describe('senv bench --backend', () => {
         `import make from ${JSON.stringify(fixtureUrl)};\nexport default () => { const b = make(); b.description.seType = 9; return b; };`,
         "McsEngine.create refused it (InvalidInputError: SE backend '",
       ],
+      // One whose close() throws at once: told beside the refusal, not in its place.
+      'closes-badly.mjs': [
+        `import make from ${JSON.stringify(fixtureUrl)};\nexport default () => { const b = make(); b.description.seType = 9; b.close = () => { throw new TypeError('close is not ready'); }; return b; };`,
+        "McsEngine.create refused it (InvalidInputError: SE backend '",
+      ],
     };
     for (const [file, [text]] of Object.entries(modules)) writeFileSync(join(dir, file), text);
     const run = (spec: string) => runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'sha2,backend', '--backend', spec, '--out', join(dir, 'x.json')], { cwd: dir, env: log.env, killMs: 60_000 });
@@ -91,6 +96,7 @@ describe('senv bench --backend', () => {
       expect(r.out, file).toBe('');
     }
     expect(log.lines()).toEqual(['close']);
+    expect((await run('./closes-badly.mjs')).err, 'the close that threw at once').toMatch(/; closing it failed too \(TypeError: close is not ready\)\n$/);
     const missing = await run('./no-such-backend.mjs');
     expect([missing.code, missing.out]).toEqual([1, '']);
     expect(missing.err).toMatch(/^senv: bench --backend \.\/no-such-backend\.mjs: cannot be loaded \(Error: Cannot find module '.*no-such-backend\.mjs'/);

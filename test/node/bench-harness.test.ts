@@ -1,7 +1,7 @@
 // The benchmark harness refuses, before timing anything, a group whose rows
 // compute different bytes: such a table would compare different operations.
 // Only the refusals are run here (they happen before any timing).
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { runGroups, type BenchCase } from '../../bench/harness.ts';
 
 const quiet = () => {};
@@ -78,5 +78,25 @@ describe('bench harness: rows of a group must agree', () => {
     // The probe's call succeeds; a later, timed one rejects with nothing.
     await expect(run([{ impl: 'senv', async: true, fn: () => (++calls > 3 ? Promise.reject(undefined) : Promise.resolve(bytes)) }]))
       .rejects.toThrow(/senv rejected \(with undefined\) while timed/);
+  });
+});
+
+describe('bench harness: giving back what modules hold', () => {
+  it('a signal ends the run only once every module gave back what it holds (two modules may hold keys)', async () => {
+    const { giveBackAtExit } = await import('../../bench/harness.ts');
+    const done: string[] = [];
+    const slow = (what: string, ms: number) => () => new Promise<void>((resolve) => setTimeout(() => resolve(void done.push(what)), ms));
+    const killed = new Promise<string>((resolve) => {
+      const kill = vi.spyOn(process, 'kill').mockImplementation((_pid, sig) => {
+        kill.mockRestore();
+        resolve(`${done.join(', ')} then ${String(sig)}`);
+        return true;
+      });
+    });
+    giveBackAtExit('apdu', [slow('card', 5)]);
+    giveBackAtExit('backend', [slow('hsm keys', 60)]);
+    process.emit('SIGINT', 'SIGINT');
+    expect(await killed).toBe('card, hsm keys then SIGINT');
+    expect(process.listenerCount('SIGINT'), 'its listeners removed before the signal is raised again').toBe(0);
   });
 });

@@ -445,6 +445,25 @@ describe('Mcs persistence', () => {
     }
   });
 
+  it('a clock that gives fractions of a millisecond: what it times is written in whole milliseconds and reads back (a chunk\'s lt was refused at open)', async () => {
+    const dir = tempDir();
+    try {
+      const options = { dataDir: dir, masterKey: KEY, clock: () => Date.UTC(2026, 10, 22, 12) + 0.5 };
+      let e = await McsEngine.create(options);
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+      ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(new Uint8Array([1, 2, 3])) } }), 2004, 'chunk');
+      await e.close();
+      e = await McsEngine.create(options);
+      const h = body(ok(await new Session(e, 'CAE1').retrieve(s.path('reg', 'h')), 2000, 'after the restart'), 'senv:Hsh');
+      expect([h.msg, h.lt]).toEqual([b64(new Uint8Array([1, 2, 3])), '20261122T120000,000000']);
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('SIGKILL at random moments: every acknowledged write survives and the store opens', async () => {
     const dir = tempDir();
     const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
