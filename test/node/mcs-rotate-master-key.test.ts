@@ -431,6 +431,47 @@ describe('master key rotation', () => {
     }
   });
 
+  it('a commit whose rename reports a failure: meta.json read back says whether it landed; when that cannot be told, nothing more is written and the next open settles it', async () => {
+    // [the rename happened, meta.json readable afterwards, what the store tells: true is a rotation that completed]
+    for (const [landed, readable, told] of [[true, true, true], [false, true, false], [true, false, undefined]] as const) {
+      const { dir, expected } = await template();
+      try {
+        const real = await openFiles();
+        // Armed once the rotation's snapshot is written: the compaction before it renames a meta.json.tmp too.
+        let armed = false, unreadable = false;
+        const eio = () => Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+        const files: Files = {
+          ...real,
+          writeDurable: async (path, bytes) => {
+            armed ||= path.endsWith('/snapshot.json.rotated');
+            return real.writeDurable(path, bytes);
+          },
+          rename: async (from, to) => {
+            if (!armed || !from.endsWith('/meta.json.tmp')) return real.rename(from, to);
+            armed = false;
+            if (landed) await real.rename(from, to);
+            unreadable = !readable;
+            throw eio();
+          },
+          read: async (path, as) => (unreadable && path.endsWith('/meta.json') ? Promise.reject(eio()) : real.read(path, as)),
+        };
+        const e = await start(dir, OLD, { files });
+        const err = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+        // One that landed and reads back is a rotation like any other: it resolves.
+        if (told === true) expect(err, 'landed and read back').toBeUndefined();
+        else expect([err instanceof MasterKeyRotationError, (err as MasterKeyRotationError).committed], (err as Error).message).toEqual([true, told]);
+        unreadable = false;
+        const s = new Session(e, 'CAE1', e.seIds[0]);
+        const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'after', msg: b64(te.encode('after')) } });
+        expect(r.rsc, 'a write after it').toBe(told === undefined ? 5000 : 2001);
+        await e.close();
+        expect(await opensWithOne(dir, expected), 'the key the directory is under').toBe(landed ? 'new' : 'old');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('the old key and the MAC key derived from it are zeroized at the commit; the new key is copied outside the JS heap only', async () => {
     const { dir } = await template();
     const macKey = (k: Uint8Array) => nodeCrypto.createHmac('sha256', k).update('senv journal mac').digest();

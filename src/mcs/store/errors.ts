@@ -82,15 +82,20 @@ export class RollbackAnchorError extends StateError {
  * the data directory is under, and the engine goes on with: the old one (false: the failure came
  * before the commit point, meta.json's rename, and nothing of the rotation counts), or the new one
  * (true: a write after it failed, and what it left, the new snapshot's rename or the anchor's head,
- * is finished by the next write, close or open). The message names the failure by its code only.
+ * is finished by the next write, close or open). Undefined when the commit's rename failed and
+ * meta.json, read back, could not be told to open under either key: the store then writes nothing
+ * more (every write answers 5000), and the next open, with the key meta.json opens under, settles
+ * the rotation. The message names the failure by its code only.
  */
 export class MasterKeyRotationError extends StateError {
   readonly dir: string;
-  readonly committed: boolean;
-  constructor(dir: string, committed: boolean, cause: unknown) {
+  readonly committed: boolean | undefined;
+  constructor(dir: string, committed: boolean | undefined, cause: unknown) {
     super(committed
       ? `the data directory ${dir} is under the new master key, but a write after the rotation's commit failed (${failureKind(cause)}): the old key no longer opens it`
-      : `the master key of the data directory ${dir} was not rotated (${failureKind(cause)}): it is still under the old key`);
+      : committed === false
+        ? `the master key of the data directory ${dir} was not rotated (${failureKind(cause)}): it is still under the old key`
+        : `the rotation's commit in the data directory ${dir} failed (${failureKind(cause)}) and meta.json, read back, could not be told to open under either key: nothing more is written; reopen the directory with the key meta.json opens under`);
     this.dir = dir;
     this.committed = committed;
     this.cause = cause;

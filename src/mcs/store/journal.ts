@@ -80,7 +80,7 @@ import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError, MasterKeyRotationError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { CHECK, crc32, KEEPS, KEEPS_SEALED, mac, MAC_LEN, newMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
+import { CHECK, crc32, KEEPS, KEEPS_SEALED, mac, MAC_LEN, newMeta, openMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
 import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
@@ -159,6 +159,8 @@ export class JournalStore implements Persistence {
    * snapshot under the new key, which neither key opens.
    */
   #commitUnflushed = false;
+  /** A rotation whose commit neither key can be told to have: every write refused (#flushCommit), ROTATED kept for the next open. */
+  #unsettled: MasterKeyRotationError | undefined;
 
   private constructor(files: Files, options: JournalOptions, lock: Lock, macKey: Uint8Array, opened: Opened) {
     this.#files = files;
@@ -379,7 +381,7 @@ export class JournalStore implements Persistence {
       if (this.#rotatedPending) await this.#finishRotation().catch(() => undefined);
       // What a crashed or refused write of this run or an earlier one left: sealed state no file refers to
       // (a rotation's snapshot only once no open needs it).
-      for (const name of ['snapshot.json.tmp', 'meta.json.tmp', ...(this.#rotatedPending ? [] : [ROTATED])]) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
+      for (const name of ['snapshot.json.tmp', 'meta.json.tmp', ...(this.#rotatedPending || this.#unsettled ? [] : [ROTATED])]) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
     });
     this.#closed = true;
     await last;
@@ -614,6 +616,7 @@ export class JournalStore implements Persistence {
 
   async #rotate(newKey: Uint8Array): Promise<void> {
     // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
+    if (this.#unsettled) throw this.#unsettled;
     if (constantTimeEqual(newKey, this.#key)) throw new InvalidInputError('the new master key is the one the data directory is under already: give another key');
     try {
       // An earlier rotation's snapshot not renamed yet: its name is about to be reused, and the open needs it in place.
@@ -627,7 +630,8 @@ export class JournalStore implements Persistence {
     }
     const key = secretCopy(newKey);
     const macKey = secretHmac('SHA-256', key, enc.encode('senv journal mac'));
-    let committed = false;
+    // Unknown (undefined) when the commit's rename failed and meta.json, read back, opens under neither key.
+    let committed: boolean | undefined = false;
     try {
       const { state, unopened } = resealed(this.#state, this.#key, key);
       if (unopened !== undefined) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${unopened} that does not open under that resource's ID (moved from another resource, or altered)`);
@@ -636,7 +640,14 @@ export class JournalStore implements Persistence {
       await this.#files.writeDurable(`${this.#dir}/${ROTATED}`, file);
       await this.#files.syncDir(this.#dir);
       await this.#files.writeDurable(`${this.#dir}/meta.json.tmp`, enc.encode(JSON.stringify(meta)));
-      await this.#files.rename(`${this.#dir}/meta.json.tmp`, `${this.#dir}/meta.json`);
+      try {
+        await this.#files.rename(`${this.#dir}/meta.json.tmp`, `${this.#dir}/meta.json`);
+      } catch (e) {
+        // A rename that reports a failure may have happened all the same (a network file system that
+        // retried it, a Files whose rename timed out after it): meta.json, read back, tells.
+        committed = await this.#metaUnder(key, macKey);
+        if (!committed) throw e;
+      }
       // Committed: meta.json opens with the new key only, and the open puts ROTATED in place.
       committed = true;
       this.#commitUnflushed = true;
@@ -656,6 +667,12 @@ export class JournalStore implements Persistence {
       if (committed) throw new MasterKeyRotationError(this.#dir, true, e);
       key.fill(0);
       macKey.fill(0);
+      if (committed === undefined) {
+        // Neither key may write now (a record under the wrong one would be damage): the next open, with the key
+        // meta.json opens under, settles the rotation by its MACs, so ROTATED stays.
+        this.#unsettled = new MasterKeyRotationError(this.#dir, undefined, e);
+        throw this.#unsettled;
+      }
       // The new key's files of a rotation that did not happen (the open, or close, removes them otherwise).
       for (const name of [ROTATED, 'meta.json.tmp']) await this.#files.remove(`${this.#dir}/${name}`).catch(() => undefined);
       throw e instanceof DataDirDamagedError ? e : new MasterKeyRotationError(this.#dir, false, e);
@@ -674,7 +691,23 @@ export class JournalStore implements Persistence {
     await this.#files.syncDir(this.#dir);
   }
 
+  /** Whether meta.json opens under the new key (true) or the old one (false); undefined when it opens under neither or cannot be read. */
+  async #metaUnder(key: Uint8Array, macKey: Uint8Array): Promise<boolean | undefined> {
+    const bytes = await this.#files.read(`${this.#dir}/meta.json`).catch(() => undefined);
+    if (!bytes) return undefined;
+    const opens = (k: Uint8Array, m: Uint8Array) => {
+      try {
+        openMeta(this.#dir, bytes, k, m);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    return opens(key, macKey) ? true : opens(this.#key, this.#macKey) ? false : undefined;
+  }
+
   async #flushCommit(): Promise<void> {
+    if (this.#unsettled) throw this.#unsettled;
     if (!this.#commitUnflushed) return;
     await this.#files.syncDir(this.#dir);
     this.#commitUnflushed = false;
