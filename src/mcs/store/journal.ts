@@ -615,8 +615,8 @@ export class JournalStore implements Persistence {
   }
 
   async #rotate(newKey: Uint8Array): Promise<void> {
-    // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
     if (this.#unsettled) throw this.#unsettled;
+    // An operator's mistake (the old key file given again): a "rotation" that leaves a leaked key in use.
     if (constantTimeEqual(newKey, this.#key)) throw new InvalidInputError('the new master key is the one the data directory is under already: give another key');
     try {
       // An earlier rotation's snapshot not renamed yet: its name is about to be reused, and the open needs it in place.
