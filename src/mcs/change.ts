@@ -88,10 +88,11 @@ export function prospect(res: Resource, change: Change, now: number): { res: Pro
   for (const [name, v] of res.attrs) next.attrs.set(name, v);
   const own: Uint8Array[] = [];
   const append = res.def.appendAttr?.name;
-  // A secret value set, replaced or removed (a generated key, a result, new sensitive data) must be written; the message is told apart below.
-  next.unchangedSecrets = [...change.attrs].every(([name, v]) => name === append || !(res.seals(name, v) || res.seals(name, res.attrs.get(name))));
+  next.unchangedSecrets = true;
   for (const [name, v] of change.attrs) {
     if (name === append) continue;
+    // A secret value set, replaced or removed (a generated key, a result, new sensitive data) must be written; the message is told apart below.
+    if (res.seals(name, v) || res.seals(name, res.attrs.get(name))) next.unchangedSecrets = false;
     if (v === null) next.attrs.delete(name);
     else if (v instanceof Borrowed) {
       const copy = v.bytes.slice();

@@ -8,7 +8,7 @@ import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import { DataDirDamagedError, DataDirFormatError } from './errors.ts';
 import { table, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
-import { open } from './sealing.ts';
+import { open, seal } from './sealing.ts';
 
 /**
  * The layouts (meta.json and snapshot.json say which they have). Format 3 binds a snapshot to its
@@ -39,7 +39,7 @@ export interface Meta { format: number; uniqueIds: Record<string, string>; check
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-export const CHECK = 'senv master key check';
+const CHECK = 'senv master key check';
 /** A master key rotation's new snapshot until it is renamed over snapshot.json (journal.ts rotateMasterKey). */
 export const ROTATED = 'snapshot.json.rotated';
 export const MAC_LEN = 32;
@@ -70,6 +70,11 @@ export function openMeta(dir: string, bytes: Uint8Array, key: Uint8Array, macKey
     throw new DataDirDamagedError(dir, 'does not verify: altered without the master key, or damaged', 'meta.json');
   }
   return verified;
+}
+
+/** meta.json for a directory made, or a master key rotated into, under `key`: a new check value sealed under it. */
+export function freshMeta(key: Uint8Array, macKey: Uint8Array, uniqueIds: Record<string, string>, format: number): Meta {
+  return newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), uniqueIds, format);
 }
 
 export function newMeta(macKey: Uint8Array, check: string, uniqueIds: Record<string, string>, format: number): Meta {

@@ -80,7 +80,7 @@ import { Accumulator, Resource } from '../resource.ts';
 import { anchorFailed, encodeHead, readHead, type Head, type RollbackAnchor } from './anchor.ts';
 import { DataDirDamagedError, MasterKeyRotationError } from './errors.ts';
 import { openFiles, parentOf, StoreFileError, trimSlashes, writeAtomic, type Files } from './files.ts';
-import { CHECK, crc32, KEEPS, KEEPS_SEALED, mac, MAC_LEN, newMeta, openMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
+import { crc32, freshMeta, KEEPS, KEEPS_SEALED, mac, MAC_LEN, newMeta, openMeta, ROTATED, snapshotFile, type Meta, UNBOUND } from './format.ts';
 import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
 import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
@@ -635,7 +635,7 @@ export class JournalStore implements Persistence {
     try {
       const { state, unopened } = resealed(this.#state, this.#key, key);
       if (unopened !== undefined) throw new DataDirDamagedError(this.#dir, `holds sealed data of resource ${unopened} that does not open under that resource's ID (moved from another resource, or altered)`);
-      const meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), this.#meta.uniqueIds, KEEPS_SEALED);
+      const meta = freshMeta(key, macKey, this.#meta.uniqueIds, KEEPS_SEALED);
       const { file, snapMac } = snapshotFile(macKey, meta.check, this.#lastMac, state);
       await this.#files.writeDurable(`${this.#dir}/${ROTATED}`, file);
       await this.#files.syncDir(this.#dir);

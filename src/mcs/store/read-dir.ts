@@ -5,9 +5,8 @@ import { constantTimeEqual } from '../../core/compare.ts';
 import { anchoredRecords, type Head } from './anchor.ts';
 import { DataDirDamagedError, DataDirRolledBackError } from './errors.ts';
 import { writeAtomic, type Files } from './files.ts';
-import { BOUND, CHECK, endsBeforeTheFile, frameAfter, frameAt, mac, MARKED, newMeta, openMeta, openSnapshot, parseRecord, ROTATED, type Meta } from './format.ts';
+import { BOUND, endsBeforeTheFile, frameAfter, frameAt, freshMeta, mac, MARKED, openMeta, openSnapshot, parseRecord, ROTATED, type Meta } from './format.ts';
 import { apply, keptWithoutPrior, supersedes, table, type JournalRecord, type Snapshot } from './records.ts';
-import { seal } from './sealing.ts';
 
 const enc = new TextEncoder();
 
@@ -40,7 +39,7 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   // A directory made now cannot be at a head its anchor names: refused before anything is written.
   else if (anchor?.head) throw new DataDirRolledBackError(dir, 0, anchor.head.seq);
   else {
-    meta = newMeta(macKey, seal(key, enc.encode(CHECK), 'meta'), {}, BOUND);
+    meta = freshMeta(key, macKey, {}, BOUND);
     await writeAtomic(files, dir, 'meta.json', enc.encode(JSON.stringify(meta)));
   }
   const rotated = await files.read(`${dir}/${ROTATED}`);
