@@ -25,7 +25,10 @@ const created = new WeakSet<object>();
 /** The resource name of a <cipher>'s <algorithmSpecificParameter> as McsClient creates it: one address for every client. */
 const PARAMETERS = 'parameters';
 
-/** How long a call of McsClient may wait: given to the constructor for every call, to a factory or request() for that call. */
+/**
+ * How long a call of McsClient may wait: given to the constructor for every call, and to any method for
+ * that call (its last argument; a factory's options), where it replaces the client's.
+ */
 export interface RequestOptions {
   /**
    * Milliseconds from the call by which each of its requests must be served (the primitive's rqet, sent
@@ -75,7 +78,7 @@ export class McsClient {
 
   /** Sends one primitive; resolves to the body of its content, or throws the response's McsError. */
   async request(op: Operation, to: string, root?: string, content?: Record<string, unknown>, ty?: number, options?: RequestOptions | null): Promise<Record<string, unknown>> {
-    const rqet = expirationArg(optionsArg(options, 'request options')?.requestExpiration) ?? this.requestExpiration;
+    const rqet = expirationOf(this, options);
     const req: Record<string, unknown> = { op, to, fr: this.originator, rqi: `c${++counter}` };
     if (ty !== undefined) req.ty = ty;
     if (rqet !== undefined) req.rqet = rqet;
@@ -87,49 +90,52 @@ export class McsClient {
   }
 
   /** CREATE <SE>: registers this originator (required before anything else). */
-  async register(name?: string): Promise<this> {
+  async register(name?: string, options?: RequestOptions | null): Promise<this> {
     const level = this.engine.describe(this.seId)?.description.securityLevel;
-    this.#registration = (await this.request(1, this.seId, 'senv:Senv', omit({ sID: this.seId, seL: level, rn: name }), 20011)).ri as string;
+    this.#registration = (await this.request(1, this.seId, 'senv:Senv', omit({ sID: this.seId, seL: level, rn: name }), 20011, options)).ri as string;
     return this;
   }
 
   /** DELETE <SE>: deregisters, deleting every resource created under the registration. */
-  async deregister(): Promise<void> {
-    await this.request(4, this.seId);
+  async deregister(options?: RequestOptions | null): Promise<void> {
+    await this.request(4, this.seId, undefined, undefined, undefined, options);
     this.#registration = undefined;
   }
 
   /** RETRIEVE <SE>: this originator's registration (seT, sID, seL, srt, esi, hcl, hal, acpi). */
-  registration(): Promise<Record<string, unknown>> {
-    return this.#lookUp(deadline(this.requestExpiration));
+  registration(options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    return this.#lookUp(options);
   }
 
-  async #lookUp(until: Deadline): Promise<Record<string, unknown>> {
-    const r = await this.request(2, this.seId, 'senv:Senv', undefined, undefined, within(until));
+  async #lookUp(options: RequestOptions | null | undefined): Promise<Record<string, unknown>> {
+    const r = await this.request(2, this.seId, 'senv:Senv', undefined, undefined, options);
     this.#registration = r.ri as string;
     return r;
   }
 
   /** UPDATE <SE>: srt (narrowed), esi, hcl, hal, acpi by short name. */
-  async updateRegistration(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.request(3, this.seId, 'senv:Senv', attributesArg(attributes, 'updateRegistration'));
+  async updateRegistration(attributes: Record<string, unknown>, options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    return this.request(3, this.seId, 'senv:Senv', attributesArg(attributes, 'updateRegistration'), undefined, options);
   }
 
   /** RETRIEVE [deviceInfo] of the registration. */
-  deviceInfo(): Promise<Record<string, unknown>> {
-    return this.#below(2, 'deviceInfo', 'm2m:dvi');
+  deviceInfo(options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    return this.#below(2, 'deviceInfo', 'm2m:dvi', undefined, options);
   }
 
   /** RETRIEVE [memory]: mma (available) and mmt (total), in bytes. */
-  async memory(): Promise<{ available: number; total: number }> {
-    const m = await this.#below(2, 'memory', 'm2m:mem');
+  async memory(options?: RequestOptions | null): Promise<{ available: number; total: number }> {
+    const m = await this.#below(2, 'memory', 'm2m:mem', undefined, options);
     return { available: m.mma as number, total: m.mmt as number };
   }
 
-  /** UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type). */
-  async reboot(type: RebootType = 1): Promise<void> {
+  /**
+   * UPDATE [SEReboot] rb = true: rebootType 1 cold reset, 2 warm reset (the SE's [SEReboot] of that type).
+   * The options come last, as on every method: `reboot(undefined, options)` is a cold reset.
+   */
+  async reboot(type: RebootType = 1, options?: RequestOptions | null): Promise<void> {
     if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${shown(type)}`);
-    await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true });
+    await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true }, options);
   }
 
   async accessControlPolicy(options: { privileges: readonly AccessRule[]; selfPrivileges: readonly AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
@@ -151,7 +157,7 @@ export class McsClient {
     const opts = required(options, 'cipher');
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The CREATE and the parameters' requests are one call: one deadline.
-    const until = deadline(expirationArg(opts.requestExpiration) ?? this.requestExpiration);
+    const until = deadline(expirationOf(this, opts));
     // The parameters are sent after the CREATE: copied now.
     return held(omit({ nc: nonce, iV: iv, aD: aad }), async (parameters) => {
       const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts, this.seId, within(until)));
@@ -224,10 +230,11 @@ export class McsClient {
    * after a 4004 it is looked up again and the request sent once more (the
    * originator may have registered again meanwhile, through another client).
    */
-  async #below(op: Operation, name: string, root: string, content?: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const until = deadline(this.requestExpiration);
+  async #below(op: Operation, name: string, root: string, content: Record<string, unknown> | undefined, options: RequestOptions | null | undefined): Promise<Record<string, unknown>> {
+    // The look-up and the request are one call: one deadline.
+    const until = deadline(expirationOf(this, options));
     const send = (ri: string) => this.request(op, `${this.seId}/${ri}/${name}`, root, content, undefined, within(until));
-    const fresh = async () => send((await this.#lookUp(until)).ri as string);
+    const fresh = async () => send((await this.#lookUp(within(until))).ri as string);
     const cached = this.#registration;
     if (cached === undefined) return fresh();
     return send(cached).catch((e: unknown) => {
@@ -257,10 +264,12 @@ export abstract class McsResource {
    * object, another object for the same address, or one of another client
    * (two originators sharing a <signature> would otherwise see each other's
    * Sgn verified). `fn` gives each request it sends `limit()`, what is left of
-   * the client's requestExpiration, which runs from this call.
+   * the call's requestExpiration (`options`', or the client's), which runs from
+   * this call. Async, so that bad options reject as request()'s do; the call
+   * still takes its place in the queue when made.
    */
-  protected serial<T>(fn: (limit: () => RequestOptions) => Promise<T>): Promise<T> {
-    const until = deadline(this.client.requestExpiration);
+  protected async serial<T>(fn: (limit: () => RequestOptions) => Promise<T>, options: RequestOptions | null | undefined): Promise<T> {
+    const until = deadline(expirationOf(this.client, options));
     let byAddress = queues.get(this.client.engine);
     if (!byAddress) queues.set(this.client.engine, (byAddress = new Map()));
     const before = byAddress.get(this.address) ?? Promise.resolve();
@@ -294,21 +303,21 @@ export abstract class McsResource {
    * now, as engine.send() reads a request when it is called (the caller may
    * reuse or wipe its arrays at once), and the copies zeroized once sent.
    */
-  protected serialWith<C, T>(content: C, fn: (content: C, limit: () => RequestOptions) => Promise<T>): Promise<T> {
-    return held(content, (c) => this.serial((limit) => fn(c, limit)));
+  protected serialWith<C, T>(content: C, fn: (content: C, limit: () => RequestOptions) => Promise<T>, options: RequestOptions | null | undefined): Promise<T> {
+    return held(content, (c) => this.serial((limit) => fn(c, limit), options));
   }
 
-  retrieve(): Promise<Record<string, unknown>> {
-    return this.serial((limit) => this.client.request(2, this.address, this.root, undefined, undefined, limit()));
+  retrieve(options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    return this.serial((limit) => this.client.request(2, this.address, this.root, undefined, undefined, limit()), options);
   }
 
-  delete(): Promise<void> {
-    return this.serial(async (limit) => void (await this.client.request(4, this.address, undefined, undefined, undefined, limit())));
+  delete(options?: RequestOptions | null): Promise<void> {
+    return this.serial(async (limit) => void (await this.client.request(4, this.address, undefined, undefined, undefined, limit())), options);
   }
 
   /** UPDATE of attributes by short name (acpi and et where the type has them, or the type's own); null removes an optional one. */
-  async set(attributes: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.serialWith(attributesArg(attributes, 'set'), (a, limit) => this.patch(a, limit));
+  async set(attributes: Record<string, unknown>, options?: RequestOptions | null): Promise<Record<string, unknown>> {
+    return this.serialWith(attributesArg(attributes, 'set'), (a, limit) => this.patch(a, limit), options);
   }
 
   protected patch(content: Record<string, unknown>, limit: () => RequestOptions): Promise<Record<string, unknown>> {
@@ -323,14 +332,14 @@ export abstract class McsResource {
 /** The message of <hash>, <cipher> and <signature>: chunks appended by UPDATE until an operation ends it. */
 export abstract class MessageResource extends McsResource {
   /** Appends to the message (a new message after the operation that ends one). */
-  async update(chunk: Uint8Array): Promise<this> {
-    await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c, limit) => this.patch(c, limit));
+  async update(chunk: Uint8Array, options?: RequestOptions | null): Promise<this> {
+    await this.serialWith({ msg: bytesArg(chunk, 'chunk') }, (c, limit) => this.patch(c, limit), options);
     return this;
   }
 
   /** Discards the data held (cbs: 0 on <cipher>, msg: null elsewhere). */
-  async discard(): Promise<this> {
-    await this.serial((limit) => this.patch(this.root === 'senv:Cph' ? { cbs: 0 } : { msg: null }, limit));
+  async discard(options?: RequestOptions | null): Promise<this> {
+    await this.serial((limit) => this.patch(this.root === 'senv:Cph' ? { cbs: 0 } : { msg: null }, limit), options);
     return this;
   }
 }
@@ -340,8 +349,8 @@ export abstract class MessageResource extends McsResource {
 
 export class HashResource extends MessageResource {
   protected readonly root = 'senv:Hsh';
-  async calculate(): Promise<Bytes> {
-    return (await this.serial((limit) => this.run('calculateHash', limit))).Hv as Bytes;
+  async calculate(options?: RequestOptions | null): Promise<Bytes> {
+    return (await this.serial((limit) => this.run('calculateHash', limit), options)).Hv as Bytes;
   }
 }
 
@@ -350,29 +359,29 @@ export class CipherResource extends MessageResource {
   /** Whether the <algorithmSpecificParameter> child existed when this object last looked: unknown (undefined) for an object made from an address. */
   #hasParameters: boolean | undefined;
 
-  async encrypt(): Promise<Bytes> {
-    return (await this.serial((limit) => this.run('encrypt', limit))).cD as Bytes;
+  async encrypt(options?: RequestOptions | null): Promise<Bytes> {
+    return (await this.serial((limit) => this.run('encrypt', limit), options)).cD as Bytes;
   }
-  async decrypt(): Promise<Bytes> {
-    return (await this.serial((limit) => this.run('decrypt', limit))).cD as Bytes;
+  async decrypt(options?: RequestOptions | null): Promise<Bytes> {
+    return (await this.serial((limit) => this.run('decrypt', limit), options)).cD as Bytes;
   }
   /** Generates the key; returns it only when the cipher was created exportable. */
-  async generateKey(): Promise<Bytes | undefined> {
-    return (await this.serial((limit) => this.run('generateKey', limit))).kDt as Bytes | undefined;
+  async generateKey(options?: RequestOptions | null): Promise<Bytes | undefined> {
+    return (await this.serial((limit) => this.run('generateKey', limit), options)).kDt as Bytes | undefined;
   }
   /**
    * Creates the <algorithmSpecificParameter> child (named `parameters`), or updates it once it
    * exists (a given value replaces the old one), whichever object or client created it: after a
    * restart a new nonce must replace the old one, never sit beside it.
    */
-  async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }): Promise<void> {
+  async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }, options?: RequestOptions | null): Promise<void> {
     const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content, limit) => {
       const exists = this.#hasParameters ?? !created.has(this);
       this.#hasParameters = undefined;
       await putParameters(this.client, this.address, content, exists, limit);
       this.#hasParameters = true;
-    });
+    }, options);
   }
 }
 
@@ -385,14 +394,14 @@ export class SignatureResource extends MessageResource {
     signatureInfo(algorithm);
     this.algorithm = algorithm;
   }
-  async sign(): Promise<Bytes> {
-    return (await this.serial((limit) => this.run('calculateSignature', limit))).Sgn as Bytes;
+  async sign(options?: RequestOptions | null): Promise<Bytes> {
+    return (await this.serial((limit) => this.run('calculateSignature', limit), options)).Sgn as Bytes;
   }
-  async verify(signature: Uint8Array): Promise<boolean> {
+  async verify(signature: Uint8Array, options?: RequestOptions | null): Promise<boolean> {
     return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c, limit) => {
       await this.patch(c, limit);
       return (await this.run('verifySignature', limit)).vR === true;
-    });
+    }, options);
   }
   /**
    * Generates the key. `publicKey`: ECDSA's uncompressed SEC1 point (kept
@@ -400,8 +409,8 @@ export class SignatureResource extends MessageResource {
    * there, never a public key); `key`: the secret key, only when the
    * resource was created exportable.
    */
-  async generateKey(): Promise<{ publicKey?: Bytes; key?: Bytes }> {
-    const r = await this.serial((limit) => this.run('generateKey', limit));
+  async generateKey(options?: RequestOptions | null): Promise<{ publicKey?: Bytes; key?: Bytes }> {
+    const r = await this.serial((limit) => this.run('generateKey', limit), options);
     const point = SIGNATURES[this.algorithm].family === 'ecdsa' && typeof r.kInf === 'string' ? fromBase64(r.kInf) : undefined;
     // The point is fromBase64's new Uint8Array(n).
     return omit({ publicKey: point, key: r.kDt }) as { publicKey?: Bytes; key?: Bytes };
@@ -417,9 +426,10 @@ export class RandResource extends McsResource {
    * RETRIEVE generateRand: `length` bytes, or the resource's Dsz when left out (4005 while it has
    * none). Dsz is UPDATEd where the resource holds none or, as this object last saw it, another
    * length; an originator granted RETRIEVE alone, whose UPDATE answers 4103, still gets the length
-   * the resource holds.
+   * the resource holds. The length stays first, so that `generate(16)` reads as before: `generate(undefined, options)`
+   * is the Dsz held, within those options.
    */
-  async generate(length?: number): Promise<Bytes> {
+  async generate(length?: number, options?: RequestOptions | null): Promise<Bytes> {
     if (length !== undefined && !(Number.isSafeInteger(length) && length >= 0)) throw new InvalidInputError(`length must be a whole number of bytes, got ${shown(length)}`);
     return this.serial(async (limit) => {
       if (length === undefined) return this.#generate(limit);
@@ -443,7 +453,7 @@ export class RandResource extends McsResource {
         throw e;
       }
       return this.#generate(limit);
-    });
+    }, options);
   }
 
   async #generate(limit: () => RequestOptions): Promise<Bytes> {
@@ -464,20 +474,20 @@ export class RandResource extends McsResource {
 export class SensitiveDataResource extends McsResource {
   protected readonly root = 'senv:Sdo';
   /** The data held (empty when there is none). */
-  async read(): Promise<Bytes> {
-    return ((await this.retrieve()).msg as Bytes | undefined) ?? new Uint8Array(0);
+  async read(options?: RequestOptions | null): Promise<Bytes> {
+    return ((await this.retrieve(options)).msg as Bytes | undefined) ?? new Uint8Array(0);
   }
-  async write(data: Uint8Array): Promise<void> {
-    await this.set({ msg: bytesArg(data, 'data') });
+  async write(data: Uint8Array, options?: RequestOptions | null): Promise<void> {
+    await this.set({ msg: bytesArg(data, 'data') }, options);
   }
 }
 
 export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */
-  async update(p: { privileges?: readonly AccessRule[] | undefined; selfPrivileges?: readonly AccessRule[] | undefined }): Promise<void> {
+  async update(p: { privileges?: readonly AccessRule[] | undefined; selfPrivileges?: readonly AccessRule[] | undefined }, options?: RequestOptions | null): Promise<void> {
     const o = required(p, 'policy update');
-    await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }));
+    await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }), options);
   }
 }
 
@@ -535,6 +545,11 @@ function deadline(ms: number | undefined): Deadline {
 function within(until: Deadline): RequestOptions {
   // Date.now() + ms rounds above 2^53 for the largest limits: what is left stays a limit the caller could give.
   return until === undefined ? {} : { requestExpiration: Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, until - Date.now())) };
+}
+
+/** A call's requestExpiration: its options' (an object, null or left out, as request() takes them), or the client's where they give none. */
+function expirationOf(client: McsClient, options: RequestOptions | null | undefined): number | undefined {
+  return expirationArg(optionsArg(options, 'request options')?.requestExpiration) ?? client.requestExpiration;
 }
 
 /** A requestExpiration as the primitive's rqet takes it: a whole number of milliseconds. */

@@ -268,12 +268,12 @@ describe('public API surface', () => {
     const engine = await McsEngine.create({ backends: [new SoftwareBackend({ uniqueId: undefined, storageQuota: undefined })] });
     const seId = engine.seIds[0]!;
     const me = await new McsClient(engine, 'C1', undefined, { requestExpiration: undefined }).register();
-    expect((await me.memory()).total).toBe(64 * 1024 * 1024);
+    expect((await me.memory({ requestExpiration: undefined })).total).toBe(64 * 1024 * 1024);
     expect((await me.request(2, seId, 'senv:Senv', undefined, undefined, { requestExpiration: undefined })).ri).toBe((await me.registration()).ri);
     const answer = await engine.send({ op: 2, to: seId, fr: 'C1', rqi: '1', ty: undefined, pc: undefined, rvi: undefined, rcn: undefined, rqet: undefined, rt: undefined, ot: undefined });
     expect(answer.rsc).toBe(2000);
     const h = await me.hash({ algorithm: 4, ...none });
-    expect(await (await h.update(msg)).calculate()).toEqual(senv.sha256(msg));
+    expect(await (await h.update(msg, { requestExpiration: undefined })).calculate({ requestExpiration: undefined })).toEqual(senv.sha256(msg));
     const c = await me.cipher({ algorithm: 1001, maxByteSize: 64, key, exportable: undefined, nonce: undefined, iv: undefined, aad: undefined, ...none });
     await c.setParameters({ nonce, iv: undefined, aad: undefined });
     expect(await (await c.update(msg)).encrypt()).toEqual(gcm(key, nonce).encrypt(msg));

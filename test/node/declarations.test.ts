@@ -50,7 +50,7 @@ export const blob: Blob = new Blob([senv.gcm(new Uint8Array(16), new Uint8Array(
 // runtime takes undefined as left out, and so do the option types of both entry points
 // (api-surface.test.ts runs these).
 const OPTIONAL_CONSUMER = `
-import { gcm, ccm, cbc, ecdsa, hmacDrbg, initSync, McsEngine, McsClient, SoftwareBackend, type McsRequest, type CipherResource, type PolicyResource } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+import { gcm, ccm, cbc, ecdsa, hmacDrbg, initSync, McsEngine, McsClient, SoftwareBackend, type McsRequest, type CipherResource, type HashResource, type PolicyResource, type RandResource, type SensitiveDataResource, type SignatureResource } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
 declare const maybe: number | undefined;
 declare const maybePadding: 'pkcs5' | undefined;
 declare const maybeBytes: Uint8Array | undefined;
@@ -75,6 +75,14 @@ export const signature = client.signature({ algorithm: 33, key: maybeBytes, publ
 export const data = client.sensitiveData(new Uint8Array(1), { name: maybeText, policies: undefined });
 export const params = (c: CipherResource) => c.setParameters({ nonce: maybeBytes, iv: maybeBytes, aad: maybeBytes });
 export const policy = (p: PolicyResource) => p.update({ privileges: undefined, selfPrivileges: [] });
+// Every method's last argument: that call's request options (docs/mcs.md, McsClient), an object or null.
+const call = { requestExpiration: maybe };
+export const perCall = (h: HashResource, c: CipherResource, s: SignatureResource, r: RandResource, d: SensitiveDataResource, p: PolicyResource) => [
+  client.register(maybeText, call), client.deregister(null), client.registration(call), client.updateRegistration({}, call), client.deviceInfo(call),
+  client.memory(call), client.reboot(undefined, call), h.retrieve(call), h.delete(call), h.set({}, call), h.update(new Uint8Array(1), call), h.discard(call),
+  h.calculate(call), c.encrypt(call), c.decrypt(call), c.generateKey(call), c.setParameters({ nonce: maybeBytes }, call), s.sign(call),
+  s.verify(new Uint8Array(1), call), s.generateKey(call), r.generate(maybe, call), d.read(call), d.write(new Uint8Array(1), call), p.update({ privileges: undefined }, call),
+];
 `;
 
 const PCSC_OPTIONAL_CONSUMER = `
