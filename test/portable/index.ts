@@ -9,6 +9,7 @@ import { mcsSuite } from './mcs.ts';
 import { mcsCipherSuite } from './mcs-cipher.ts';
 import { mcsRuleSuite } from './mcs-rules.ts';
 import { mcsQuotaCases } from './mcs-quota.ts';
+import { mcsClientOptionCases } from './mcs-client-options.ts';
 import { mcsBackendContractCases } from './mcs-backend-contract.ts';
 import { wycheproofCases, wycheproofMcsCases } from './wycheproof.ts';
 
@@ -23,6 +24,7 @@ export const suites: Record<string, PortableCase[]> = {
   'mcs cipher': mcsCipherSuite,
   'mcs rules': mcsRuleSuite,
   'mcs quota': mcsQuotaCases,
+  'mcs client options': mcsClientOptionCases,
   'mcs backend contract': mcsBackendContractCases,
   'mcs wycheproof': wycheproofMcsCases,
 };
