@@ -4,14 +4,16 @@
 // SEs), and no file holds anything sealed under the old key. A crash before any
 // step of the rotation (a copy of the directory taken there) and a write that
 // fails at any step leave a directory that opens with exactly one of the two keys,
-// with every acknowledged write; a SIGKILL at random moments of rotations too.
+// with every acknowledged write; a SIGKILL at random moments of rotations too, and
+// before each write of one by Deno or Node, the other runtime opening what it left.
+// On Deno with narrowed permissions, and a directory moved between the runtimes.
 import { describe, expect, it } from 'vitest';
 import nodeCrypto from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InvalidInputError, LengthError, MasterKeyRotationError, McsEngine, SoftwareBackend, StateError, type Persistence, type RollbackAnchor } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { open } from '../../src/mcs/store/sealing.ts';
@@ -19,6 +21,7 @@ import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { holds } from '../portable/harness.ts';
 import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
 import { onLines } from './run-child.ts';
+import { ROTATOR, runSteps, spawnIn, type Runtime } from './mcs-runtimes.ts';
 
 const OLD = new Uint8Array(32).fill(7);
 const NEW = new Uint8Array(32).fill(9);
@@ -582,14 +585,12 @@ describe('master key rotation', () => {
 
   it('SIGKILL at random moments of rotations: the directory opens with exactly one key, holding every acknowledged write', async () => {
     const dir = tempDir();
-    const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
-    const rotator = fileURLToPath(new URL('./fixtures/mcs-rotator.ts', import.meta.url));
     const acked = new Set<number>();
     let rotations = 0;
     let next = 0;
     try {
       for (let round = 0; round < 4; round++) {
-        const child = spawn(deno, ['run', '--quiet', '--allow-read', '--allow-write', rotator, dir, String(next), Buffer.from(OLD).toString('hex'), Buffer.from(NEW).toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawnIn('deno', ROTATOR, [dir, String(next), Buffer.from(OLD).toString('hex'), Buffer.from(NEW).toString('hex')], { write: [dir] });
         await new Promise<void>((resolve) => {
           let killing = false;
           onLines(child, ([kind, n]) => {
@@ -627,4 +628,128 @@ describe('master key rotation', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('a rotation killed (SIGKILL) before each of its writes, by Deno with its permissions narrowed to the directory and opened by Node, by Node and opened by Deno, with a rollback anchor: one key opens, the old one until the commit, holding every acknowledged write', async () => {
+    const top = tempDir();
+    const keys = [OLD, NEW].map((k) => Buffer.from(k).toString('hex'));
+    const at = (name: string) => ({ dir: join(top, name, 'data'), anchor: join(top, name, 'anchor') });
+    /** The writer in `runtime` from record `start` on, killed before its stopAt-th write: what it printed last, and which key it opened with. */
+    const write = (runtime: Runtime, name: string, start: number, stopAt: number) => new Promise<{ last: string; opened: number }>((resolve, reject) => {
+      const { dir, anchor } = at(name);
+      const child = spawnIn(runtime, ROTATOR, [dir, String(start), ...keys, `stopAt=${stopAt}`, `anchor=${anchor}`], { write: [dir, anchor, `${anchor}.tmp`] });
+      let last = '';
+      let opened = -1;
+      onLines(child, (words) => {
+        last = words.join(' ');
+        if (words[0] === 'ready') opened = Number(words[1]);
+        if (words[0] === 'at') child.kill('SIGKILL');
+      });
+      child.on('exit', (code, signal) => (code === 0 || signal === 'SIGKILL' ? resolve({ last, opened }) : reject(new Error(`the ${runtime} writer exited ${code} after ${last}`))));
+    });
+    /** For each key, what the directory holds opened by `runtime` (d0 and d1), or the open's refusal. */
+    const opensAs = async (runtime: Runtime, name: string) => {
+      const { dir, anchor } = at(name);
+      const lines = await runSteps(runtime, dir, [`anchor:${anchor}`, 'from:CROT', ...keys.flatMap((key) => [`open:hex:${key}`, 'get:d0', 'get:d1', 'close'])], { write: [anchor, `${anchor}.tmp`] });
+      return keys.map((_, i) => {
+        const [open, ...gets] = lines.slice(2 + 4 * i, 5 + 4 * i);
+        return open!.startsWith('ok open') ? gets.map((l) => l.replace(/^ok get:\S+ /, '')).join(' ') : open!.replace(/^\S+ /, '');
+      });
+    };
+    const wrongKey = (name: string) => `StateError: the master key does not open the data directory ${at(name).dir} (a wrong master key, or meta.json's check value damaged)`;
+    let kills = 0;
+    try {
+      for (const [writer, opener] of [['deno', 'node'], ['node', 'deno']] as const) {
+        // The template: d0 written and the directory rotated once, then closed.
+        const template = `${writer}-template`;
+        expect((await write(writer, template, 0, Infinity)).last).toBe('done');
+        const committed: boolean[] = [];
+        for (let n = 1; ; n++) {
+          const name = `${writer}-${n}`;
+          cpSync(join(top, template), join(top, name), { recursive: true });
+          const { last, opened } = await write(writer, name, 1, n);
+          if (last === 'done') break;
+          kills++;
+          expect(last, `${writer} stopped at write ${n}`).toMatch(new RegExp(`^at ${n} `));
+          if (opener === 'deno') {
+            // A Node holder's lock: Deno cannot tell that it is gone (docs/mcs.md "Concurrency"), so it is removed by hand.
+            if (n === 1) expect(await opensAs(opener, name)).toEqual(keys.map(() => expect.stringMatching(/^DataDirLockedError: .* whether it still runs cannot be told here/)));
+            rmSync(join(at(name).dir, 'lock'));
+          }
+          const found = await opensAs(opener, name);
+          const under = found.indexOf('d0 d1');
+          expect(found, `${writer} killed before ${last}, opened by ${opener}`).toEqual(keys.map((_, i) => (i === under ? 'd0 d1' : wrongKey(name))));
+          // The key the writer opened with until the commit (meta.json's rename), then the other one for good.
+          committed.push(under !== opened);
+          if (last.endsWith('rename meta.json.tmp meta.json')) expect(under, 'killed before the commit').toBe(opened);
+        }
+        expect(committed.indexOf(true), `${writer}: the old key until the commit`).toBe(committed.lastIndexOf(false) + 1);
+      }
+      expect(kills, 'the compaction\'s 5 writes, the rotation\'s 8, each runtime').toBe(26);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('on Deno with permissions naming only the data directory: a new key from a variable or a file it may not read is a StateError naming the permission, the directory untouched; granted the variable alone, a key file, a link to one or a pipe, the rotation goes through', async () => {
+    const top = tempDir();
+    const dir = join(top, 'data');
+    const keyDir = join(top, 'keys');
+    const [K3, K4, K5] = [0x33, 0x44, 0x55].map((b) => Buffer.alloc(32, b));
+    const hex = (k: Uint8Array) => Buffer.from(k).toString('hex');
+    try {
+      mkdirSync(keyDir);
+      writeFileSync(join(keyDir, 'k4'), `${K4!.toString('base64')}\r\n`);
+      symlinkSync(join(keyDir, 'k4'), join(keyDir, 'link'));
+      execFileSync('mkfifo', [join(keyDir, 'pipe')]);
+      expect(await runSteps('deno', dir, [`open:hex:${hex(OLD)}`, 'sdo:a', 'close'])).toEqual([`ok open:hex:${hex(OLD)}`, 'ok sdo:a 2001', 'ok close']);
+      const files = () => readdirSync(dir).map((f) => `${f} ${readFileSync(join(dir, f)).toString('base64')}`);
+      const before = files();
+      const env = { SENV_ROTATE_KEY: hex(NEW) };
+      expect(await runSteps('deno', dir, [`open:hex:${hex(OLD)}`, 'rotate:env:SENV_ROTATE_KEY', `rotate:file:${join(keyDir, 'k4')}`, `rotate:file:${join(keyDir, 'link')}`, 'get:a', 'close'], {}, env)).toEqual([
+        `ok open:hex:${hex(OLD)}`,
+        'rotate:env:SENV_ROTATE_KEY StateError: the master key variable SENV_ROTATE_KEY cannot be read (NotCapable; on Deno: --allow-env=SENV_ROTATE_KEY)',
+        `rotate:file:${join(keyDir, 'k4')} StateError: the master key file ${join(keyDir, 'k4')} cannot be read (NotCapable; on Deno: --allow-read=${join(keyDir, 'k4')})`,
+        `rotate:file:${join(keyDir, 'link')} StateError: the master key file ${join(keyDir, 'link')} cannot be read (NotCapable; on Deno: --allow-read=${join(keyDir, 'link')})`,
+        'ok get:a data of a',
+        'ok close',
+      ]);
+      expect(files(), 'the directory untouched').toEqual(before);
+      // Granted: the variable alone (no other), then the key files; the pipe's key is written as Deno reads it.
+      const piped = writeFile(join(keyDir, 'pipe'), hex(K5!));
+      const rotated = await runSteps('deno', dir, [`open:hex:${hex(OLD)}`, 'rotate:env:SENV_ROTATE_KEY', `rotate:file:${join(keyDir, 'k4')}`, `rotate:hex:${hex(K3!)}`, `rotate:file:${join(keyDir, 'link')}`, `rotate:file:${join(keyDir, 'pipe')}`, 'get:a', 'close'], { read: [keyDir], env: ['SENV_ROTATE_KEY'] }, env);
+      await piped;
+      expect(rotated).toEqual([
+        `ok open:hex:${hex(OLD)}`, 'ok rotate:env:SENV_ROTATE_KEY', `ok rotate:file:${join(keyDir, 'k4')}`, `ok rotate:hex:${hex(K3!)}`, `ok rotate:file:${join(keyDir, 'link')}`, `ok rotate:file:${join(keyDir, 'pipe')}`, 'ok get:a data of a', 'ok close',
+      ]);
+      for (const key of [OLD, NEW, K3!, K4!]) await expect(McsEngine.create({ dataDir: dir, masterKey: key }), hex(key)).rejects.toThrow(WRONG_KEY);
+      const e = await McsEngine.create({ dataDir: dir, masterKey: K5! });
+      expect(Buffer.from(unb64(body(ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/a`), 2000, 'a'), 'senv:Sdo').msg)).toString()).toBe('data of a');
+      await e.close();
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
+  it('a directory moves between runtimes with its anchor: written and rotated by Node, then opened, written and rotated by Deno, then by Node again, each finding every write', async () => {
+    const top = tempDir();
+    const dir = join(top, 'data');
+    const anchor = join(top, 'anchor');
+    const keys = [0x01, 0x02, 0x03, 0x04].map((b) => Buffer.alloc(32, b).toString('hex'));
+    const grants = { write: [anchor, `${anchor}.tmp`] };
+    try {
+      const run = (runtime: Runtime, key: number, made: string, gets: string[]) => runSteps(runtime, dir, [`anchor:${anchor}`, `open:hex:${keys[key - 1]}`, `open:hex:${keys[key]}`, ...gets.map((n) => `get:${n}`), `sdo:${made}`, `acpi:${made}`, `rotate:hex:${keys[key + 1]}`, `sdo:${made}2`, 'close'], grants);
+      const expected = (key: number, made: string, gets: string[]) => [
+        `ok anchor:${anchor}`,
+        `open:hex:${keys[key - 1]} StateError: the master key does not open the data directory ${dir} (a wrong master key, or meta.json's check value damaged)`,
+        `ok open:hex:${keys[key]}`, ...gets.map((n) => `ok get:${n} data of ${n}`), `ok sdo:${made} 2001`, `ok acpi:${made} 2004`, `ok rotate:hex:${keys[key + 1]}`, `ok sdo:${made}2 2001`, 'ok close',
+      ];
+      expect(await runSteps('node', dir, [`anchor:${anchor}`, `open:hex:${keys[0]}`, 'sdo:a', 'acpi:a', `rotate:hex:${keys[1]}`, 'sdo:a2', 'close'], grants)).toEqual([
+        `ok anchor:${anchor}`, `ok open:hex:${keys[0]}`, 'ok sdo:a 2001', 'ok acpi:a 2004', `ok rotate:hex:${keys[1]}`, 'ok sdo:a2 2001', 'ok close',
+      ]);
+      expect(await run('deno', 1, 'b', ['a', 'a2'])).toEqual(expected(1, 'b', ['a', 'a2']));
+      expect(await run('node', 2, 'c', ['a', 'a2', 'b', 'b2'])).toEqual(expected(2, 'c', ['a', 'a2', 'b', 'b2']));
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
 });
