@@ -17,6 +17,7 @@ import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
+import { runSteps } from './mcs-runtimes.ts';
 
 const KEY = new Uint8Array(32).fill(11);
 const MIB = 1 << 20;
@@ -58,6 +59,26 @@ async function open(dir: string, compactAt: number, options: { masterKey?: Uint8
   }
   const engine = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: options.masterKey ?? KEY, files, compactAt }), backends: [se] });
   return { engine, s: new Session(engine, 'CAE1', engine.seIds[0]), written };
+}
+
+/** The master key of fixtures/format5-secrets. */
+const FORMAT5_KEY = new Uint8Array(32).fill(0x5e);
+
+/** `dir` made afresh as a copy of fixtures/format5-secrets. */
+function format5(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(fileURLToPath(new URL('./fixtures/format5-secrets', import.meta.url)), dir, { recursive: true });
+}
+
+/** Checks the values fixtures/format5-secrets/README.md's script wrote (write number `seed` of `n` bytes); answers c2's generated key. */
+async function format5Values(s: Session): Promise<Uint8Array> {
+  const data = (seed: number, n: number) => Uint8Array.from({ length: n }, (_, k) => (seed * 31 + k * 17) & 0xff);
+  const reg = (...p: string[]) => s.path('reg', ...p);
+  expect(unb64(body(ok(await s.retrieve(reg('c1')), 2000, 'c1'), 'senv:Cph').cD)).toEqual(gcm(data(7, 16), data(8, 12)).encrypt(data(9, 4000)));
+  expect(unb64(body(ok(await s.retrieve(reg('s1')), 2000, 's1'), 'senv:Sgn').Sgn)).toEqual(hmac(data(11, 32), data(12, 100)));
+  expect(unb64(body(ok(await s.retrieve(reg('h')), 2000, 'h'), 'senv:Hsh').Hv)).toEqual(sha256(data(13, 5000)));
+  expect(unb64(body(ok(await s.retrieve(reg('sdo')), 2000, 'sdo'), 'senv:Sdo').msg)).toEqual(data(14, 3000));
+  return unb64(body(ok(await s.retrieve(reg('c2')), 2000, 'c2'), 'senv:Cph').kDt);
 }
 
 /** The records of resources in journal.log's puts ([length u32][CRC-32 u32][JSON][MAC 32 bytes]). */
@@ -296,13 +317,8 @@ describe('secret values are written when a change sets them, not again', () => {
 
   it('a format 5 directory opens with every value, says format 6 without a snapshot, and keeps sealed parts from then on; a failed meta.json write leaves it format 5, the sealed part written again as it was', async () => {
     const dir = tempDir();
-    const key = new Uint8Array(32).fill(0x5e);
-    // The data fixtures/format5-secrets/README.md's script wrote (write number `seed` of `n` bytes).
-    const data = (seed: number, n: number) => Uint8Array.from({ length: n }, (_, k) => (seed * 31 + k * 17) & 0xff);
-    const fixture = () => {
-      rmSync(dir, { recursive: true, force: true });
-      cpSync(fileURLToPath(new URL('./fixtures/format5-secrets', import.meta.url)), dir, { recursive: true });
-    };
+    const key = FORMAT5_KEY;
+    const fixture = () => format5(dir);
     try {
       fixture();
       expect(format(dir)).toBe(5);
@@ -310,14 +326,7 @@ describe('secret values are written when a change sets them, not again', () => {
       let { engine, s, written } = await open(dir, 1 << 30, { masterKey: key });
       expect(format(dir), 'upgraded at open').toBe(6);
       expect(readFileSync(join(dir, 'snapshot.json')).equals(snapshot), 'no snapshot written').toBe(true);
-      const check = async () => {
-        const reg = (...p: string[]) => s.path('reg', ...p);
-        expect(unb64(body(ok(await s.retrieve(reg('c1')), 2000, 'c1'), 'senv:Cph').cD)).toEqual(gcm(data(7, 16), data(8, 12)).encrypt(data(9, 4000)));
-        expect(unb64(body(ok(await s.retrieve(reg('s1')), 2000, 's1'), 'senv:Sgn').Sgn)).toEqual(hmac(data(11, 32), data(12, 100)));
-        expect(unb64(body(ok(await s.retrieve(reg('h')), 2000, 'h'), 'senv:Hsh').Hv)).toEqual(sha256(data(13, 5000)));
-        expect(unb64(body(ok(await s.retrieve(reg('sdo')), 2000, 'sdo'), 'senv:Sdo').msg)).toEqual(data(14, 3000));
-        return unb64(body(ok(await s.retrieve(reg('c2')), 2000, 'c2'), 'senv:Cph').kDt);
-      };
+      const check = () => format5Values(s);
       const c2Key = await check();
       expect(c2Key.length).toBe(16);
       for (const rn of ['c1', 'c2']) ok(await s.update(s.path('reg', rn), { 'senv:Cph': { et: '20980101T000000' } }), 2004, `${rn} et`);
@@ -357,6 +366,30 @@ describe('secret values are written when a change sets them, not again', () => {
       ({ engine, s } = await open(dir, 1 << 30, { masterKey: key }));
       ok(await s.retrieve(s.path('reg', 'c1')), 2000, 'c1 after');
       expect((await s.retrieve(s.path('reg', 's1'))).rsc, 's1 stays deleted').toBe(4004);
+      await engine.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a format 5 directory opened by Deno, its permissions narrowed to it: format 6 without a snapshot, a change keeps the sealed part, and rotated there, Node opens it with every value under the new key', async () => {
+    const dir = tempDir();
+    const hex = (k: Uint8Array) => Buffer.from(k).toString('hex');
+    const next = new Uint8Array(32).fill(0x6f);
+    try {
+      format5(dir);
+      const snapshot = readFileSync(join(dir, 'snapshot.json'));
+      // Ended without close(): the journal stays as the open and the UPDATE left it (the lock, Deno's, is taken over below).
+      expect(await runSteps('deno', dir, [`open:hex:${hex(FORMAT5_KEY)}`, 'acpi:sdo'])).toEqual([`ok open:hex:${hex(FORMAT5_KEY)}`, 'ok acpi:sdo 2004']);
+      expect(format(dir), 'upgraded at open').toBe(6);
+      expect(readFileSync(join(dir, 'snapshot.json')).equals(snapshot), 'no snapshot written').toBe(true);
+      expect(puts(dir).slice(-1).map((r) => [r.rn, r.keptSealed, r.sealed]), 'kept by Deno\'s record').toEqual([['sdo', true, undefined]]);
+      expect(await runSteps('deno', dir, [`open:hex:${hex(FORMAT5_KEY)}`, 'acpi:sdo', `rotate:hex:${hex(next)}`, 'acpi:sdo', 'close'])).toEqual([
+        `ok open:hex:${hex(FORMAT5_KEY)}`, 'ok acpi:sdo 2004', `ok rotate:hex:${hex(next)}`, 'ok acpi:sdo 2004', 'ok close',
+      ]);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: FORMAT5_KEY })).rejects.toThrow(/master key does not open/);
+      const { engine, s } = await open(dir, 1 << 30, { masterKey: next });
+      expect((await format5Values(s)).length).toBe(16);
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
