@@ -5,12 +5,13 @@
 export class UsageError extends Error {}
 
 /**
- * Parses `argv` against `spec` (option name -> 'flag' or 'value'); a value
- * option given twice keeps the last. Throws UsageError for an unknown option
- * or a value option without a value.
+ * Parses `argv` against `spec` (option name -> 'flag', 'value' or 'values'); a
+ * 'value' option given twice keeps the last, a 'values' option keeps each, in
+ * order, as a list. Throws UsageError for an unknown option or a value option
+ * without a value.
  */
-export function parseOptions(argv: readonly string[], spec: Readonly<Record<string, 'flag' | 'value'>>, command: string): Map<string, string | true> {
-  const out = new Map<string, string | true>();
+export function parseOptions(argv: readonly string[], spec: Readonly<Record<string, 'flag' | 'value' | 'values'>>, command: string): Map<string, string | string[] | true> {
+  const out = new Map<string, string | string[] | true>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const kind = Object.hasOwn(spec, a) ? spec[a] : undefined;
@@ -21,7 +22,7 @@ export function parseOptions(argv: readonly string[], spec: Readonly<Record<stri
     }
     const v = argv[++i];
     if (v === undefined || v.startsWith('--')) throw new UsageError(`${command}: ${a} needs a value`);
-    out.set(a, v);
+    out.set(a, kind === 'values' ? [...((out.get(a) as string[] | undefined) ?? []), v] : v);
   }
   return out;
 }

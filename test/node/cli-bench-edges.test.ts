@@ -119,6 +119,10 @@ describe('senv: commands and options', () => {
     }
     const o = parseOptions(['--a', '1', '--f', '--a', '-2'], { '--a': 'value', '--f': 'flag' }, 'c');
     expect([...o]).toEqual([['--a', '-2'], ['--f', true]]);
+    // A 'values' option keeps each value, in order, as a list (one given once too).
+    const many = parseOptions(['--m', 'x', '--a', '1', '--m', 'y', '--m', 'x', '--n', 'z'], { '--a': 'value', '--m': 'values', '--n': 'values' }, 'c');
+    expect([...many]).toEqual([['--m', ['x', 'y', 'x']], ['--a', '1'], ['--n', ['z']]]);
+    expect(() => parseOptions(['--m', 'x', '--m'], { '--m': 'values' }, 'c')).toThrow(/^c: --m needs a value$/);
   });
 
   it('a failure that is not a usage error is no usage error: it rejects (bin/senv.js exits 1)', async () => {
