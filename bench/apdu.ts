@@ -1,33 +1,19 @@
 // The APDU path: round-trip latency through pcscd to a card (median and p99 of
-// a plain loop), then Mcs operations per second on the PC/SC SE next to the
-// software SE in the same engine, with the number of APDUs each operation
-// costs. The card is senv's virtual card in the module's own pcscd and vpcd,
-// or with --reader whatever card answers the senv profile in that reader.
-// Skips (and says why) without a PC/SC stack of its own.
+// a plain loop) and GET CHALLENGE through the PC/SC SE; on senv's virtual card
+// in the module's own pcscd and vpcd, also Mcs operations per second on the
+// PC/SC SE next to the software SE in the same engine, with the number of APDUs
+// each operation costs. With --reader (bench/ses.ts) it measures each card
+// named instead, whose Mcs operations the backend module measures beside the
+// run's other SEs. Skips (and says why) without a PC/SC stack of its own.
 import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
 import { McsEngine } from '../src/mcs/index.ts';
-import { fromHex, hex } from '../src/apdu/apdu.ts';
-import { PcscContext, PcscError, type PcscCard } from '../src/pcsc/index.ts';
+import { fromHex } from '../src/apdu/apdu.ts';
+import { PcscContext, type PcscCard } from '../src/pcsc/index.ts';
 import { createVirtualCard } from '../src/virtual-card/index.ts';
 import { CHECKOUT, giveBackAtExit, groupTitle, selects, type BenchGroup, type BenchModule, type BenchOptions } from './harness.ts';
-import { opTitles, workloadGroups } from './se-workload.ts';
-
-/** Whether a card is in `reader` within `ms`. */
-async function waitPresent(ctx: PcscContext, reader: string, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  let [s] = await ctx.getStatusChange([{ reader, state: 0 }], 0);
-  while (s && !s.present) {
-    const left = deadline - Date.now();
-    if (left <= 0) return false;
-    try {
-      [s] = await ctx.getStatusChange([{ reader, state: s.state }], left);
-    } catch (e) {
-      if ((e as { scardName?: string }).scardName !== 'SCARD_E_TIMEOUT') throw e;
-    }
-  }
-  return s !== undefined;
-}
+import { opTitles, perOperation, workloadGroups } from './se-workload.ts';
+import { selectSenv, waitPresent, type NamedSe } from './ses.ts';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -56,22 +42,14 @@ async function stackScript(): Promise<typeof import('../scripts/pcsc-stack.mjs')
 }
 
 const RANDOM_GROUP = 'PcscBackend.random(8): one GET CHALLENGE';
-const SELECT_SENV = fromHex('00A4040006F053454E560100');
 
 /** The round trip's title names the path measured: the module's own stack, or the reader given. */
 function roundTripTitle(reader?: string): string {
   return `APDU round trip through pcscd + ${reader ?? 'vpcd + senv virtual card'}`;
 }
 
-/** A reader with a card in it, and what gives them back once the module's groups ran. */
-interface Target {
-  ctx: PcscContext;
-  reader: string;
-  release(): Promise<void>;
-}
-
-/** pcscd, a vpcd slot and senv's virtual card, all the module's own; a string says why not. */
-async function ownStack(): Promise<Target | string> {
+/** pcscd, a vpcd slot and senv's virtual card, all the module's own, and what gives them back; a string says why not. */
+async function ownStack(): Promise<{ ctx: PcscContext; reader: string; release(): Promise<void> } | string> {
   const { acquireSlot, acquireStack } = await stackScript();
   const stack = await acquireStack();
   if (!stack.ok) return stack.reason;
@@ -98,64 +76,48 @@ async function ownStack(): Promise<Target | string> {
   }
 }
 
-/**
- * `--reader`: a card that answers the senv card profile (docs/apdu-profile.md) in a reader of the
- * running pcscd, such as a hardware SE or a `senv virtual-card` elsewhere; nothing is started.
- */
-async function existingReader(reader: string): Promise<Target> {
-  let ctx: PcscContext;
-  try {
-    ctx = await PcscContext.establish();
-  } catch (e) {
-    throw new Error(`bench --reader: no PC/SC service to reach ${reader} through (${(e as Error).message})`);
+/** The round trips through pcscd to the card on `card` (a connection of its own), when --filter selects them. */
+async function roundTrips(opts: BenchOptions, card: PcscCard, reader: string, title: string): Promise<void> {
+  if (!selects(opts, title)) return;
+  const n = opts.quick ? 500 : 5000;
+  console.log(`\n${title} (${n} samples, ${reader})`);
+  console.log('  APDU                                  median ms      p99 ms');
+  const cases: [string, Uint8Array][] = [
+    ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
+    ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
+  ];
+  for (const [label, apdu] of cases) {
+    const l = await latency(card, apdu, n);
+    if ('refused' in l) {
+      console.log(`  ${label.padEnd(36)} refused by the card (SW ${l.refused}), not measured`);
+      opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, refusedSw: l.refused });
+      continue;
+    }
+    console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+    opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
   }
-  try {
-    const readers = await ctx.listReaders();
-    if (!readers.includes(reader)) throw new Error(`bench --reader: pcscd has no reader named '${reader}' (${readers.length ? readers.map((r) => `'${r}'`).join(', ') : 'it lists none'})`);
-    if (!(await waitPresent(ctx, reader, 5_000))) throw new Error(`bench --reader: no card in '${reader}' (waited 5 s)`);
-  } catch (e) {
-    await ctx.release();
-    throw e;
-  }
-  return { ctx, reader, release: () => ctx.release() };
+}
+
+/** GET CHALLENGE through each backend given, a row each (named as the row's name). */
+function randomGroup(rows: readonly [string, PcscBackend][]): BenchGroup {
+  return {
+    algorithm: RANDOM_GROUP, size: 0, randomized: true,
+    valid: (r) => r instanceof Uint8Array && r.length === 8,
+    cases: rows.map(([impl, pc]) => ({ impl, subject: true, async: true, fn: () => pc.random(2, 8) })),
+  };
 }
 
 /**
- * Measures the card in `reader`: the round trip, then each Mcs operation on it beside the
- * software SE in one engine. `close()` ends the engine (without a data directory that deletes
- * every key the run left on the card; a card that keeps one makes it reject, naming the slots).
+ * Measures senv's virtual card of the module's own stack: the round trip, then each Mcs operation
+ * on it beside the software SE in one engine, with the APDUs each costs. `held.close` closes the
+ * engine (the run's keys deleted) from the moment the card may hold one of them.
  */
-/** `held.close` closes the engine (the run's keys deleted) from the moment the card may hold one of them. */
-async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string, held: { close?: () => Promise<void> }): Promise<BenchGroup[]> {
-  // Exclusive, as the backend's own connection is: a card another application uses would be measured with its traffic.
-  const raw = await ctx.connect(reader, { share: 'exclusive' }).catch((e: unknown) => {
-    throw e instanceof PcscError && e.scardName === 'SCARD_E_SHARING_VIOLATION' ? new Error(`another application holds the card in '${reader}' (${e.scardName})`) : e;
-  });
-  const title = roundTripTitle(opts.reader);
+async function measureOwnCard(opts: BenchOptions, ctx: PcscContext, reader: string, held: { close?: () => Promise<void> }): Promise<BenchGroup[]> {
+  // Exclusive, as the backend's own connection is: nothing else may slip APDUs in between.
+  const raw = await ctx.connect(reader, { share: 'exclusive' });
   try {
-    // A card of another profile answers GET CHALLENGE too: it is not measured as if it were senv's.
-    const selected = await raw.transmit(SELECT_SENV);
-    const sw = hex(selected.subarray(selected.length - 2));
-    if (sw !== '9000') throw new Error(`the card in '${reader}' has no senv applet (SELECT answered ${sw})`);
-    if (selects(opts, title)) {
-      const n = opts.quick ? 500 : 5000;
-      console.log(`\n${title} (${n} samples, ${reader})`);
-      console.log('  APDU                                  median ms      p99 ms');
-      const cases: [string, Uint8Array][] = [
-        ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
-        ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
-      ];
-      for (const [label, apdu] of cases) {
-        const l = await latency(raw, apdu, n);
-        if ('refused' in l) {
-          console.log(`  ${label.padEnd(36)} refused by the card (SW ${l.refused}), not measured`);
-          opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, refusedSw: l.refused });
-          continue;
-        }
-        console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
-        opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
-      }
-    }
+    await selectSenv(raw, reader);
+    await roundTrips(opts, raw, reader, roundTripTitle());
   } finally {
     await raw.disconnect();
   }
@@ -165,20 +127,15 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string,
   held.close = () => engine.close();
   try {
     const [pcId, swId] = engine.seIds as [string, string];
-    const groups: BenchGroup[] = [{
-      algorithm: RANDOM_GROUP, size: 0, randomized: true,
-      valid: (r) => r instanceof Uint8Array && r.length === 8,
-      cases: [{ impl: 'senv PC/SC SE', async: true, fn: () => pc.random(2, 8) }],
-    }];
+    const groups: BenchGroup[] = [randomGroup([['senv PC/SC SE', pc]])];
     console.log(`\nAPDUs per Mcs operation on the PC/SC SE in ${reader} (RETRIEVE of the virtual resource)`);
-    groups.push(...(await workloadGroups(opts, engine, { seId: pcId, impl: 'senv PC/SC SE', where: 'the PC/SC SE' }, swId, {
-      async prepared(op, retrieve) {
-        const before = pc.apdus;
-        for (let i = 0; i < 20; i++) await retrieve();
-        console.log(`  ${op.name.padEnd(28)} ${((pc.apdus - before) / 20).toFixed(1)} APDUs`);
-        opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, apdus: (pc.apdus - before) / 20 });
+    groups.push(...(await workloadGroups(opts, engine, [{ seId: pcId, impl: 'senv PC/SC SE', where: 'the PC/SC SE' }], swId, {
+      async prepared(op, _subject, retrieve) {
+        const apdus = await perOperation(() => pc.apdus, retrieve);
+        console.log(`  ${op.name.padEnd(28)} ${apdus.toFixed(1)} APDUs`);
+        opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, apdus });
       },
-      notOffered: (op, reason) => opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, offered: false, reason }),
+      notOffered: (op, _subject, reason) => opts.finding?.('apdu', { check: 'APDUs per operation', reader, operation: op.name, offered: false, reason }),
     })));
     return groups;
   } catch (e) {
@@ -189,29 +146,38 @@ async function measureCard(opts: BenchOptions, ctx: PcscContext, reader: string,
   }
 }
 
+/**
+ * The cards the run names (`--reader`, bench/ses.ts): each one's round trips, over the connection
+ * its SE's backend holds, and a GET CHALLENGE row each. Their Mcs operations, with the APDUs each
+ * costs, are the backend module's, beside the run's other SEs.
+ */
+async function measureNamedCards(opts: BenchOptions, cards: readonly NamedSe[]): Promise<BenchGroup[]> {
+  for (const { card } of cards) await roundTrips(opts, card!.connection(), card!.reader, roundTripTitle(card!.reader));
+  return [randomGroup(cards.map((se) => [se.name, se.card!.backend]))];
+}
+
 export const apduBench: BenchModule = async (opts) => {
+  const cards = opts.ses?.ses.filter((se) => se.card) ?? [];
   // The PC/SC stack comes up only for a table or report the filter selects.
-  const titles = [roundTripTitle(opts.reader), groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...opTitles()];
+  const titles = cards.length
+    ? [...cards.map((se) => roundTripTitle(se.card!.reader)), groupTitle({ algorithm: RANDOM_GROUP, size: 0 })]
+    : [roundTripTitle(), groupTitle({ algorithm: RANDOM_GROUP, size: 0 }), ...opTitles()];
   if (!titles.some((t) => selects(opts, t))) return [];
-  const target = opts.reader === undefined ? await ownStack() : await existingReader(opts.reader);
+  if (cards.length) return measureNamedCards(opts, cards);
+  const target = await ownStack();
   if (typeof target === 'string') {
     console.log(`\napdu: skipped, no PC/SC stack (${target})`);
     return [];
   }
-  // The card and the stack are given back at exit or at a signal that ends the run (a hardware SE
-  // would keep the run's keys otherwise): armed before the first key is made, since without a
-  // listener a signal ends the process at once, and the groups run after this function returned.
+  // The card and the stack are given back at exit or at a signal that ends the run: armed before
+  // the first key is made, since without a listener a signal ends the process at once, and the
+  // groups run after this function returned.
   const held: { close?: () => Promise<void> } = {};
   const giveBack = giveBackAtExit('apdu', [() => held.close?.() ?? Promise.resolve(), target.release]);
   try {
-    return await measureCard(opts, target.ctx, target.reader, held);
+    return await measureOwnCard(opts, target.ctx, target.reader, held);
   } catch (e) {
     await giveBack();
     throw e;
   }
 };
-
-/** `--reader`'s checks (pcscd, the reader, a card in it), which bench/run.ts makes before any module runs. */
-export async function checkReader(reader: string): Promise<void> {
-  await (await existingReader(reader)).release();
-}

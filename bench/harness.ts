@@ -10,14 +10,14 @@
 // group must compute the same bytes there, or the table would compare
 // different operations.
 import Benchmark from 'benchmark';
-import type { LoadedBackend } from './backend.ts';
+import type { NamedSes } from './ses.ts';
 
 export interface BenchCase {
   /** 'senv' (or 'senv simd' / 'senv scalar') for ours; the peer's name otherwise. */
   impl: string;
   /**
-   * The row measured against the group's peers (ratios beside it), whatever its name: a backend of
-   * the user's own (`senv bench --backend`). Without it, the rows named 'senv…' are.
+   * A row measured against the group's peers (ratios beside it), whatever its name: an SE the run
+   * names (`senv bench --backend`, `--reader`). Without it, the rows named 'senv…' are.
    */
   subject?: boolean;
   fn: () => unknown;
@@ -58,12 +58,11 @@ export interface BenchOptions {
    */
   finding?: (module: string, data: Record<string, unknown>) => void;
   /**
-   * The apdu module measures the card in this reader of the running pcscd instead of starting
-   * its own stack with senv's virtual card (`senv bench --reader`).
+   * The SEs the run names (`senv bench --backend`, `--reader`), made by bench/run.ts: the backend
+   * module measures them side by side, and the apdu module the cards among them instead of
+   * starting its own stack with senv's virtual card.
    */
-  reader?: string;
-  /** The backend module measures this backend of the user's own, loaded by bench/run.ts (`senv bench --backend`). */
-  backend?: LoadedBackend;
+  ses?: NamedSes;
 }
 
 export interface BenchRecord {
@@ -270,12 +269,13 @@ function onSignal(sig: NodeJS.Signals): void {
 }
 
 /**
- * Gives back what a module holds (an engine with the run's keys, a card, a stack) once, when the
- * run ends: its groups run after the module returned, so at exit, or at a signal that ends the run,
- * which then ends the process as it would have once every module gave back what it holds (two
- * modules may hold keys: apdu's card and --backend's device); or when the module calls the function
- * returned (its set-up failed). Each step runs also when one before failed; a failure is said on
- * stderr, naming the module, and fails the run (a device may keep a key).
+ * Gives back what a module, or the run, holds (an engine with the run's keys, a card, a stack) once,
+ * when the run ends: groups run after their module returned, so at exit, or at a signal that ends
+ * the run, which then ends the process as it would have once every holder gave back what it holds
+ * (two may hold keys: the apdu module's own virtual card, and the engine of the SEs the run names,
+ * bench/ses.ts); or when the holder calls the function returned (its set-up failed). Each step runs
+ * also when one before failed; a failure is said on stderr, naming the holder, and fails the run (a
+ * device may keep a key).
  */
 export function giveBackAtExit(module: string, steps: readonly (() => Promise<void>)[]): () => Promise<void> {
   let finishing: Promise<void> | undefined;

@@ -7,8 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
-import { checkReader } from './apdu.ts';
-import { backendRecord, loadBackend } from './backend.ts';
+import { openNamedSes } from './ses.ts';
 import { CHECKOUT, ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
@@ -45,13 +44,15 @@ export interface BenchArgs {
   only?: string[];
   filter?: string;
   out?: string;
-  reader?: string;
-  backend?: string;
+  /** Each --reader, in the order given. */
+  readers?: string[];
+  /** Each --backend, in the order given. */
+  backends?: string[];
 }
 
 /** Checked before the start-up measurement spends seconds on child processes. */
 export function parseBenchArgs(argv: string[]): BenchArgs {
-  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value', '--reader': 'value', '--backend': 'value' }, 'bench');
+  const o = parseOptions(argv, { '--quick': 'flag', '--only': 'value', '--filter': 'value', '--out': 'value', '--reader': 'values', '--backend': 'values' }, 'bench');
   const args: BenchArgs = { quick: o.has('--quick') };
   const only = o.get('--only') as string | undefined;
   if (only !== undefined) {
@@ -73,17 +74,20 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   }
   const out = o.get('--out') as string | undefined;
   if (out !== undefined) args.out = checkOut(out);
-  const reader = o.get('--reader') as string | undefined;
-  if (reader !== undefined) {
-    if (reader === '') throw new UsageError('bench: --reader needs a reader name (as pcsc_scan or `pcsc.listReaders()` print it)');
-    if (args.only && !args.only.includes('apdu')) throw new UsageError('bench: --reader is for the apdu module, which --only leaves out');
-    args.reader = reader;
+  const readers = o.get('--reader') as string[] | undefined;
+  if (readers !== undefined) {
+    if (readers.includes('')) throw new UsageError('bench: --reader needs a reader name (as pcsc_scan or `pcsc.listReaders()` print it)');
+    // One run's SE holds its card over an exclusive connection: a second could not have it.
+    const twice = readers.find((r, i) => readers.indexOf(r) !== i);
+    if (twice !== undefined) throw new UsageError(`bench: --reader names '${twice}' twice (a card is one SE)`);
+    if (args.only && !args.only.includes('apdu') && !args.only.includes('backend')) throw new UsageError('bench: --reader is for the apdu and backend modules, which --only leaves out');
+    args.readers = readers;
   }
-  const backend = o.get('--backend') as string | undefined;
-  if (backend !== undefined) {
-    if (backend === '') throw new UsageError('bench: --backend needs an ES module (a file or a package specifier) whose default export or createBackend gives a SecureEnvironmentBackend');
+  const backends = o.get('--backend') as string[] | undefined;
+  if (backends !== undefined) {
+    if (backends.includes('')) throw new UsageError('bench: --backend needs an ES module (a file or a package specifier) whose default export or createBackend gives a SecureEnvironmentBackend');
     if (args.only && !args.only.includes('backend')) throw new UsageError('bench: --backend is for the backend module, which --only leaves out');
-    args.backend = backend;
+    args.backends = backends;
   }
   return args;
 }
@@ -114,17 +118,16 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   const opts: BenchOptions = {
     quick: args.quick,
     ...(args.filter ? { filter: new RegExp(args.filter) } : {}),
-    ...(args.reader !== undefined ? { reader: args.reader } : {}),
     finding: (module, data) => void findings.push({ module, ...data }),
   };
   // The default place for the results exists before the run, not only after it.
   const dir = new URL('bench/results/', CHECKOUT);
   if (args.out === undefined) await mkdir(dir, { recursive: true });
   const names = args.only ?? Object.keys(benchModules);
-  // A reader that is not there fails the run now, not after the modules before apdu ran for minutes.
-  if (args.reader !== undefined && names.includes('apdu')) await checkReader(args.reader);
-  // So does a backend module that gives no backend; the one it gives serves the whole run.
-  if (args.backend !== undefined && names.includes('backend')) opts.backend = await loadBackend(args.backend);
+  // A reader without a senv card, or a module that gives no backend, fails the run now, not after
+  // the modules before apdu and backend ran for minutes; the SEs they give serve the whole run.
+  if (args.readers || args.backends) opts.ses = await openNamedSes(args.backends ?? [], args.readers ?? []);
+  const named = (key: 'module' | 'reader') => opts.ses?.ses.map((se) => se.record).filter((r) => key in r) ?? [];
   const startup = coreBuilds().map(coldInstantiation);
   console.log('senv core (fresh process, median of 3):');
   for (const s of startup) console.log(`  ${s.build.padEnd(7)} ${s.moduleBytes} bytes, instantiated in ${s.instantiateMs.toFixed(2)} ms`);
@@ -147,7 +150,7 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
     versions: versions(),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
     execArgv: process.execArgv,
-    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.reader !== undefined ? { reader: args.reader } : {}), ...(opts.backend ? { backend: backendRecord(opts.backend) } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
+    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.backends ? { backends: named('module') } : {}), ...(args.readers ? { readers: named('reader') } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
     units: { opsPerSec: 'calls per second', msgsPerSec: 'messages per second (batch calls)', mbPerSec: '10^6 bytes per second', rme: 'percent (relative margin of error of the median round)', ratios: 'senv opsPerSec / the peer\'s, median of the rounds' },
     quick: args.quick,
     core: startup,

@@ -1,7 +1,7 @@
-// The Mcs workload an SE is measured with beside senv's software SE in one engine: each
-// operation set up on both, then one RETRIEVE of its virtual resource timed on each. The apdu
-// module runs it on a PC/SC card, the backend module on a backend of the user's own, so the
-// two tables compare the same operations.
+// The Mcs workload SEs are measured with beside senv's software SE in one engine: each
+// operation set up on every one, then one RETRIEVE of its virtual resource timed on each. The
+// apdu module runs it on its own virtual card, the backend module on the SEs a run names (backends
+// of the user's own, cards in readers), so that every table compares the same operations.
 import type { BackendCapabilities } from '../src/backends/backend.ts';
 import type { McsEngine } from '../src/mcs/index.ts';
 import { toBase64 } from '../src/mcs/codec.ts';
@@ -68,7 +68,10 @@ export const OPS: readonly McsOp[] = [
 /** The titles of OPS' groups, which --filter matches (a module sets nothing up when it selects none). */
 export const opTitles = (): string[] => OPS.map((op) => groupTitle({ algorithm: op.name, size: op.size }));
 
-/** The SE measured: its M2M-SE-ID in the engine, its row's name, and how lines and errors name it ('the PC/SC SE'). */
+/** The software SE's rows' name, which no other row of the workload may take. */
+export const SOFTWARE_ROW = 'software SE';
+
+/** An SE measured: its M2M-SE-ID in the engine, its rows' name, and how lines and errors name it ('the PC/SC SE'). */
 export interface Subject {
   seId: string;
   impl: string;
@@ -76,51 +79,59 @@ export interface Subject {
 }
 
 export interface WorkloadHooks {
-  /** An operation set up on both SEs and answered once by each; `retrieve` runs it on the subject, checked. */
-  prepared?(op: McsOp, retrieve: () => Promise<void>): Promise<void>;
-  /** An operation the subject's capabilities leave out: reported, not set up, not timed. */
-  notOffered?(op: McsOp, reason: string): void;
+  /** An operation set up on a subject and on the software SE and answered once by each; `retrieve` runs it on the subject, checked. */
+  prepared?(op: McsOp, subject: Subject, retrieve: () => Promise<void>): Promise<void>;
+  /** An operation a subject's capabilities leave out: reported, not set up there, not timed. */
+  notOffered?(op: McsOp, subject: Subject, reason: string): void;
+}
+
+/** What an operation costs on a counter (the APDUs a card's backend sent): its mean over 20 RETRIEVEs. */
+export async function perOperation(count: () => number, retrieve: () => Promise<void>): Promise<number> {
+  const before = count();
+  for (let i = 0; i < 20; i++) await retrieve();
+  return (count() - before) / 20;
 }
 
 /**
- * Registers with the subject and the software SE of `engine`, sets up each operation of OPS that
- * --filter selects on both, and returns a group per operation the subject offers: its row
- * (measured against the software SE's, the ratio column) and the software SE's, each timing one
- * RETRIEVE of the virtual resource.
+ * Registers with each subject and the software SE of `engine`, sets up each operation of OPS that
+ * --filter selects on every subject that offers it and on the software SE, and returns a group per
+ * operation some subject offers: a row per such subject (each measured against the software SE's,
+ * the ratio column), then the software SE's, each timing one RETRIEVE of the virtual resource.
  */
-export async function workloadGroups(opts: BenchOptions, engine: McsEngine, subject: Subject, softwareId: string, hooks: WorkloadHooks = {}): Promise<BenchGroup[]> {
+export async function workloadGroups(opts: BenchOptions, engine: McsEngine, subjects: readonly Subject[], softwareId: string, hooks: WorkloadHooks = {}): Promise<BenchGroup[]> {
   let rq = 0;
   const send: Send = (op, to, pc, ty) =>
     engine.send({ op, to, fr: 'Cbench', rqi: `b${++rq}`, rvi: '3', ...(ty ? { ty } : {}), ...(pc ? { pc } : {}) });
-  for (const id of [subject.seId, softwareId]) await strictly(send)(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
-  const capabilities = engine.describe(subject.seId)!.capabilities;
+  for (const id of [...subjects.map((s) => s.seId), softwareId]) await strictly(send)(1, id, { 'senv:Senv': { rn: 'reg', sID: id, seL: engine.describe(id)!.description.securityLevel } }, 20011);
   const groups: BenchGroup[] = [];
   for (const op of OPS) {
     if (!selects(opts, groupTitle({ algorithm: op.name, size: op.size }))) continue;
     const [list, value] = op.needs;
-    if (!(capabilities[list] as readonly number[]).includes(value)) {
+    const offering = subjects.filter((s) => {
+      if ((engine.describe(s.seId)!.capabilities[list] as readonly number[]).includes(value)) return true;
       const reason = `${value} is not among its ${list}`;
-      console.log(`  ${op.name.padEnd(28)} not offered by ${subject.where} (${reason})`);
-      hooks.notOffered?.(op, reason);
-      continue;
-    }
-    const onSubject = await op.prepare(strictly(send), subject.seId);
-    const inSoftware = await op.prepare(strictly(send), softwareId);
+      console.log(`  ${op.name.padEnd(28)} not offered by ${s.where} (${reason})`);
+      hooks.notOffered?.(op, s, reason);
+      return false;
+    });
+    if (offering.length === 0) continue;
     // A failing request must not be timed as if it succeeded: every timed call checks its rsc.
     const answered = (where: string, to: string) => async () => {
       const r = await send(2, to);
       if (r.rsc !== 2000) throw new Error(`${op.name} on ${where} failed: rsc ${r.rsc} ${JSON.stringify(r.pc)}`);
     };
-    const timedSubject = answered(subject.where, onSubject), timedSoftware = answered('the software SE', inSoftware);
-    await timedSubject();
+    const timed: (() => Promise<void>)[] = [];
+    for (const s of offering) timed.push(answered(s.where, await op.prepare(strictly(send), s.seId)));
+    const timedSoftware = answered('the software SE', await op.prepare(strictly(send), softwareId));
+    for (const t of timed) await t();
     await timedSoftware();
-    await hooks.prepared?.(op, timedSubject);
+    for (const [i, s] of offering.entries()) await hooks.prepared?.(op, s, timed[i]!);
     groups.push({
       algorithm: op.name, size: op.size,
       cases: [
         // Checked by their rsc on every call (answered), not by their bytes: some are random (keys, ECDSA).
-        { impl: subject.impl, subject: true, async: true, fn: timedSubject, output: false },
-        { impl: 'software SE', async: true, fn: timedSoftware, output: false },
+        ...offering.map((s, i) => ({ impl: s.impl, subject: true, async: true, fn: timed[i]!, output: false as const })),
+        { impl: SOFTWARE_ROW, async: true, fn: timedSoftware, output: false },
       ],
     });
   }

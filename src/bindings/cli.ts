@@ -16,15 +16,17 @@ commands:
   selftest [--build all|relaxed|simd|scalar]
                                        known answers of every core algorithm family, both directions,
                                        on each build the runtime takes (all, the default) or on one
-  bench [--quick] [--only m1,m2] [--filter regex] [--out file] [--reader name] [--backend module]
+  bench [--quick] [--only m1,m2] [--filter regex] [--out file] [--reader name]... [--backend module]...
                                        senv against its peers (needs a source checkout with devDependencies);
                                        modules sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu, backend.
                                        The apdu module starts pcscd with a virtual card, installing the
                                        PC/SC packages with apt when run as root, or with --reader
                                        measures the senv-profile card in that reader of the running pcscd.
-                                       The backend module measures a SecureEnvironmentBackend of your own
-                                       beside the software SE: --backend names an ES module (a file, or a
-                                       package specifier) whose default export or createBackend gives it
+                                       --backend names an ES module (a file, or a package specifier) whose
+                                       default export or createBackend gives a SecureEnvironmentBackend of
+                                       your own. Each flag may be given several times: the backend module
+                                       measures every SE named (modules, then cards) side by side beside
+                                       the software SE, a row each; the apdu module each card's round trips
   virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
 

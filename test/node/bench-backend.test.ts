@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { benchModules } from '../../bench/index.ts';
+import { rowNames } from '../../bench/ses.ts';
 import { runChild } from './run-child.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const senv = join(root, 'bin/senv.js');
 const FIXTURE = 'test/node/fixtures/bench-backend.mjs';
 const fixtureUrl = new URL('fixtures/bench-backend.mjs', import.meta.url).href;
+const fixtureFile = fileURLToPath(fixtureUrl);
 const dir = mkdtempSync(join(tmpdir(), 'senv-bench-backend-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -25,10 +27,39 @@ function logFile(): { env: Record<string, string>; lines: () => string[] } {
   return { env: { SENV_BENCH_BACKEND_LOG: file }, lines: () => readFileSync(file, 'utf8').split('\n').filter(Boolean) };
 }
 
+interface SeRecord { name: string; module?: string; reader?: string; description: Record<string, unknown> }
 interface Output {
-  options: { only: string[]; backend?: { module: string; description: Record<string, unknown> } };
+  options: { only: string[]; backends?: SeRecord[] };
   records: { implementation: string; algorithm: string; opsPerSec: number; ratios: Record<string, number> }[];
-  findings: { module: string; check: string; backend: unknown; operation: string; offered: boolean; reason?: string }[];
+  findings: { module: string; check: string; se: SeRecord; operation: string; offered: boolean; reason?: string }[];
+}
+
+/** A module of the test's own: the fixture under another model name. */
+function otherModule(file: string, model: string): string {
+  writeFileSync(join(dir, file), `import make from ${JSON.stringify(fixtureUrl)};\nexport default () => { const b = make(); b.description.model = ${JSON.stringify(model)}; return b; };`);
+  return join(dir, file);
+}
+
+/**
+ * Runs `senv bench args` until its output matches `ready`, calls `atReady` then (what the run holds
+ * by that point), sends SIGINT and resolves to how the command ended.
+ */
+async function interrupted(args: string[], env: Record<string, string>, ready: RegExp, atReady: () => void): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const child = spawn(process.execPath, [senv, 'bench', ...args], { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (ready.test(out)) resolve();
+    });
+    // A run that ended before is this test's failure, said below.
+    child.on('exit', () => resolve());
+  });
+  expect(out).toMatch(ready);
+  atReady();
+  child.kill('SIGINT');
+  return ended;
 }
 
 describe('senv bench --backend', () => {
@@ -47,8 +78,9 @@ describe('senv bench --backend', () => {
     expect(r.out).not.toMatch(/\nMcs AES-128-GCM encrypt 1 KiB\n/);
 
     const o = JSON.parse(readFileSync(out, 'utf8')) as Output;
-    const backend = { module: FIXTURE, description: expect.objectContaining({ manufacturer: 'Fixture Labs', model: 'HSM-1', seType: 4 }) };
-    expect(o.options).toMatchObject({ only: ['backend'], backend });
+    const se = { name: 'bench-backend.mjs', module: FIXTURE, description: expect.objectContaining({ manufacturer: 'Fixture Labs', model: 'HSM-1', seType: 4 }) };
+    expect(o.options).toMatchObject({ only: ['backend'], backends: [se] });
+    expect(o.options).not.toHaveProperty('readers');
     expect(o.records.map((x) => `${x.algorithm} / ${x.implementation}`)).toEqual([
       'Mcs SHA-256 / bench-backend.mjs', 'Mcs SHA-256 / software SE',
       'Mcs HMAC-SHA-256 / bench-backend.mjs', 'Mcs HMAC-SHA-256 / software SE',
@@ -60,14 +92,85 @@ describe('senv bench --backend', () => {
       expect(Object.keys(x.ratios)).toEqual(x.implementation === 'software SE' ? [] : ['software SE']);
     }
     expect(o.findings).toEqual([
-      { module: 'backend', check: 'operation', backend, operation: 'Mcs SHA-256', offered: true },
-      { module: 'backend', check: 'operation', backend, operation: 'Mcs HMAC-SHA-256', offered: true },
-      { module: 'backend', check: 'operation', backend, operation: 'Mcs AES-128-GCM encrypt', offered: false, reason: '1001 is not among its cipherAlgorithms' },
-      { module: 'backend', check: 'operation', backend, operation: 'Mcs ECDSA P-256 sign', offered: true },
+      { module: 'backend', check: 'operation', se, operation: 'Mcs SHA-256', offered: true },
+      { module: 'backend', check: 'operation', se, operation: 'Mcs HMAC-SHA-256', offered: true },
+      { module: 'backend', check: 'operation', se, operation: 'Mcs AES-128-GCM encrypt', offered: false, reason: '1001 is not among its cipherAlgorithms' },
+      { module: 'backend', check: 'operation', se, operation: 'Mcs ECDSA P-256 sign', offered: true },
     ]);
     // The HMAC key imported and the P-256 key generated on the backend went, then the backend closed.
     expect(log.lines()).toEqual(['deleteKey', 'deleteKey', 'close']);
   }, 150_000);
+
+  it('two modules in one run: a row each in every table, beside the software SE, each recorded with its description; an operation neither offers has no table', async () => {
+    const log = logFile();
+    const other = otherModule('other-hsm.mjs', 'HSM-2');
+    const out = join(dir, 'two.json');
+    // Mcs SHA-256 (no key), AES-128-GCM (offered by neither) and ECDSA (a key pair on each).
+    const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'backend', '--filter', '^Mcs (SHA-256|AES|ECDSA)', '--backend', FIXTURE, '--backend', other, '--out', out], { cwd: root, env: log.env, killMs: 120_000 });
+    expect([r.code, r.err], r.out).toEqual([0, '']);
+    expect(r.out).toContain('\nMcs operations on bench-backend.mjs (Fixture Labs HSM-1), other-hsm.mjs (Fixture Labs HSM-2) beside the software SE (RETRIEVE of the virtual resource)\n');
+    for (const name of ['bench-backend\\.mjs', 'other-hsm\\.mjs']) {
+      expect(r.out).toMatch(new RegExp(`\\n {2}Mcs AES-128-GCM encrypt +not offered by ${name} \\(1001 is not among its cipherAlgorithms\\)\\n`));
+      expect(r.out).toMatch(new RegExp(`\\n {2}Mcs ECDSA P-256 sign +offered by ${name}, timed below\\n`));
+    }
+    for (const title of ['Mcs SHA-256 1 KiB', 'Mcs ECDSA P-256 sign -']) {
+      expect(r.out, title).toMatch(new RegExp(`\\n${title}\\n {2}bench-backend\\.mjs +[\\d.]+ op/s .* [\\d.]+x software SE\\n {2}other-hsm\\.mjs +[\\d.]+ op/s .* [\\d.]+x software SE\\n {2}software SE +[\\d.]+ op/s`));
+    }
+    expect(r.out).not.toMatch(/\nMcs AES-128-GCM encrypt 1 KiB\n/);
+
+    const o = JSON.parse(readFileSync(out, 'utf8')) as Output;
+    const first = { name: 'bench-backend.mjs', module: FIXTURE, description: expect.objectContaining({ manufacturer: 'Fixture Labs', model: 'HSM-1' }) };
+    const second = { name: 'other-hsm.mjs', module: other, description: expect.objectContaining({ manufacturer: 'Fixture Labs', model: 'HSM-2' }) };
+    expect(o.options.backends).toEqual([first, second]);
+    // Two SEs, two M2M-SE-IDs: their descriptions say which is which.
+    expect(o.options.backends![0]!.description['uniqueId']).not.toBe(o.options.backends![1]!.description['uniqueId']);
+    expect(o.records.map((x) => `${x.algorithm} / ${x.implementation} / ${Object.keys(x.ratios).join()}`)).toEqual([
+      'Mcs SHA-256 / bench-backend.mjs / software SE', 'Mcs SHA-256 / other-hsm.mjs / software SE', 'Mcs SHA-256 / software SE / ',
+      'Mcs ECDSA P-256 sign / bench-backend.mjs / software SE', 'Mcs ECDSA P-256 sign / other-hsm.mjs / software SE', 'Mcs ECDSA P-256 sign / software SE / ',
+    ]);
+    const reason = '1001 is not among its cipherAlgorithms';
+    const found = (se: object, operation: string, more: object) => ({ module: 'backend', check: 'operation', se, operation, ...more });
+    expect(o.findings).toEqual([
+      found(first, 'Mcs SHA-256', { offered: true }), found(second, 'Mcs SHA-256', { offered: true }),
+      found(first, 'Mcs AES-128-GCM encrypt', { offered: false, reason }), found(second, 'Mcs AES-128-GCM encrypt', { offered: false, reason }),
+      found(first, 'Mcs ECDSA P-256 sign', { offered: true }), found(second, 'Mcs ECDSA P-256 sign', { offered: true }),
+    ]);
+    // Each backend's P-256 key went, and each backend closed.
+    expect(log.lines().sort()).toEqual(['close', 'close', 'deleteKey', 'deleteKey']);
+  }, 150_000);
+
+  it('the same module twice is two SEs, whose rows and records are told apart by #1 and #2', async () => {
+    const log = logFile();
+    const out = join(dir, 'twice.json');
+    const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'backend', '--filter', '^Mcs SHA-256', '--backend', FIXTURE, '--backend', FIXTURE, '--out', out], { cwd: root, env: log.env, killMs: 120_000 });
+    expect([r.code, r.err], r.out).toEqual([0, '']);
+    expect(r.out).toMatch(/\nMcs SHA-256 1 KiB\n {2}bench-backend\.mjs #1 +[\d.]+ op\/s .* [\d.]+x software SE\n {2}bench-backend\.mjs #2 +[\d.]+ op\/s .* [\d.]+x software SE\n {2}software SE +/);
+    const o = JSON.parse(readFileSync(out, 'utf8')) as Output;
+    expect(o.options.backends!.map((b) => [b.name, b.module])).toEqual([['bench-backend.mjs #1', FIXTURE], ['bench-backend.mjs #2', FIXTURE]]);
+    expect(o.records.map((x) => x.implementation)).toEqual(['bench-backend.mjs #1', 'bench-backend.mjs #2', 'software SE']);
+    expect(o.findings.map((f) => [f.se.name, f.operation, f.offered])).toEqual([['bench-backend.mjs #1', 'Mcs SHA-256', true], ['bench-backend.mjs #2', 'Mcs SHA-256', true]]);
+    expect(log.lines()).toEqual(['close', 'close']);
+  }, 150_000);
+
+  it('rows are named by file, specifier or reader; a name several SEs share, or the software SE\'s, gets #n in the order given', () => {
+    expect(rowNames(['hsm.mjs', '@team/hsm', 'Reader 00 00'])).toEqual(['hsm.mjs', '@team/hsm', 'Reader 00 00']);
+    expect(rowNames(['hsm.mjs', 'tee.mjs', 'hsm.mjs', 'software SE', 'hsm.mjs'])).toEqual(['hsm.mjs #1', 'tee.mjs', 'hsm.mjs #2', 'software SE #1', 'hsm.mjs #3']);
+  });
+
+  it('a bad second --backend fails the run before anything is measured, naming it; one McsEngine.create refuses names every one, and each is closed', async () => {
+    const log = logFile();
+    writeFileSync(join(dir, 'throws-too.mjs'), "throw new Error('no PKCS#11 library');");
+    writeFileSync(join(dir, 'refused-too.mjs'), `import make from ${JSON.stringify(fixtureUrl)};\nexport default () => { const b = make(); b.description.seType = 9; return b; };`);
+    const run = (second: string) => runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'sha2,backend', '--backend', fixtureFile, '--backend', second, '--out', join(dir, 'x.json')], { cwd: dir, env: log.env, killMs: 60_000 });
+    const thrown = await run('./throws-too.mjs');
+    expect([thrown.code, thrown.out, thrown.err]).toEqual([1, '', 'senv: bench --backend ./throws-too.mjs: cannot be loaded (Error: no PKCS#11 library)\n']);
+    // The first module's backend was made, but no engine opened it: nothing to close.
+    expect(log.lines()).toEqual([]);
+    const refused = await run('./refused-too.mjs');
+    expect([refused.code, refused.out]).toEqual([1, '']);
+    expect(refused.err).toMatch(new RegExp(`^senv: bench --backend ${fixtureFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, --backend \\./refused-too\\.mjs: McsEngine\\.create refused them \\(InvalidInputError: SE backend '`));
+    expect(log.lines()).toEqual(['close', 'close']);
+  }, 120_000);
 
   it('a module that gives no backend fails the run before any module runs, naming the module and the reason', async () => {
     const log = logFile();
@@ -127,26 +230,22 @@ describe('senv bench --backend', () => {
     expect(log.lines()).toEqual(['deleteKey', 'deleteKey', 'close']);
   }, 150_000);
 
+  it('a signal during a run of two modules gives back every one: the keys of each deleted, and each closed', async () => {
+    const log = logFile();
+    const other = otherModule('signal-hsm.mjs', 'HSM-3');
+    // Both SEs' ECDSA key pairs are made once the second one's line is out.
+    const ended = await interrupted(['--only', 'backend', '--filter', 'ECDSA', '--backend', FIXTURE, '--backend', other, '--out', join(dir, 's2.json')], log.env,
+      /Mcs ECDSA P-256 sign +offered by signal-hsm\.mjs, timed below\n/, () => expect(log.lines()).toEqual([]));
+    expect(ended).toEqual({ code: null, signal: 'SIGINT' });
+    expect(log.lines().sort()).toEqual(['close', 'close', 'deleteKey', 'deleteKey']);
+  }, 60_000);
+
   it('a signal during the run closes the backend first (its keys deleted), then ends the command as the signal ends it', async () => {
     const log = logFile();
-    const child = spawn(process.execPath, [senv, 'bench', '--only', 'backend', '--filter', 'ECDSA', '--backend', FIXTURE, '--out', join(dir, 's.json')], {
-      cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...log.env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     // The ECDSA group is set up (its key pair is on the backend) and being timed.
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (/Mcs ECDSA P-256 sign +offered, timed below\n/.test(out)) resolve();
-      });
-      // A run that ended before is this test's failure, said below.
-      child.on('exit', () => resolve());
-    });
-    expect(out).toMatch(/Mcs ECDSA P-256 sign +offered, timed below\n/);
-    expect(log.lines()).toEqual([]);
-    child.kill('SIGINT');
-    expect(await ended).toEqual({ code: null, signal: 'SIGINT' });
+    const ended = await interrupted(['--only', 'backend', '--filter', 'ECDSA', '--backend', FIXTURE, '--out', join(dir, 's.json')], log.env,
+      /Mcs ECDSA P-256 sign +offered by bench-backend\.mjs, timed below\n/, () => expect(log.lines()).toEqual([]));
+    expect(ended).toEqual({ code: null, signal: 'SIGINT' });
     expect(log.lines()).toEqual(['deleteKey', 'close']);
   }, 60_000);
 });

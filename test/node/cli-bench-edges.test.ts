@@ -200,18 +200,24 @@ describe('senv bench: options', () => {
     if (process.getuid?.() !== 0) expect(() => parseBenchArgs(['--out', '/proc/x.json'])).toThrow(/cannot be written/);
   });
 
-  it('parseBenchArgs: --reader names a reader for the apdu module, which --only must then include', () => {
-    expect(parseBenchArgs(['--reader', 'ACS ACR39U 00 00'])).toEqual({ quick: false, reader: 'ACS ACR39U 00 00' });
-    expect(parseBenchArgs(['--only', 'mcs,apdu', '--reader', 'r'])).toEqual({ quick: false, only: ['mcs', 'apdu'], reader: 'r' });
+  it('parseBenchArgs: --reader names readers, each once, for the apdu and backend modules, one of which --only must then include', () => {
+    expect(parseBenchArgs(['--reader', 'ACS ACR39U 00 00'])).toEqual({ quick: false, readers: ['ACS ACR39U 00 00'] });
+    expect(parseBenchArgs(['--only', 'mcs,apdu', '--reader', 'r', '--reader', 's'])).toEqual({ quick: false, only: ['mcs', 'apdu'], readers: ['r', 's'] });
+    expect(parseBenchArgs(['--only', 'backend', '--reader', 'r'])).toEqual({ quick: false, only: ['backend'], readers: ['r'] });
     expect(() => parseBenchArgs(['--reader', ''])).toThrow(/^bench: --reader needs a reader name/);
-    expect(() => parseBenchArgs(['--only', 'sha2,mcs', '--reader', 'r'])).toThrow(/^bench: --reader is for the apdu module, which --only leaves out$/);
+    expect(() => parseBenchArgs(['--reader', 'r', '--reader', ''])).toThrow(/^bench: --reader needs a reader name/);
+    expect(() => parseBenchArgs(['--reader', 'r', '--reader', 's', '--reader', 'r'])).toThrow(/^bench: --reader names 'r' twice \(a card is one SE\)$/);
+    expect(() => parseBenchArgs(['--only', 'sha2,mcs', '--reader', 'r'])).toThrow(/^bench: --reader is for the apdu and backend modules, which --only leaves out$/);
     expect(() => parseBenchArgs(['--reader'])).toThrow(/--reader/);
   });
 
-  it('parseBenchArgs: --backend names a module for the backend module, which --only must then include', () => {
-    expect(parseBenchArgs(['--backend', './my-hsm.mjs'])).toEqual({ quick: false, backend: './my-hsm.mjs' });
-    expect(parseBenchArgs(['--only', 'backend', '--backend', '@team/hsm-backend'])).toEqual({ quick: false, only: ['backend'], backend: '@team/hsm-backend' });
+  it('parseBenchArgs: --backend names modules, the same one twice too, for the backend module, which --only must then include', () => {
+    expect(parseBenchArgs(['--backend', './my-hsm.mjs'])).toEqual({ quick: false, backends: ['./my-hsm.mjs'] });
+    expect(parseBenchArgs(['--only', 'backend', '--backend', '@team/hsm-backend', '--backend', './a.mjs', '--backend', './a.mjs', '--reader', 'r'])).toEqual({
+      quick: false, only: ['backend'], backends: ['@team/hsm-backend', './a.mjs', './a.mjs'], readers: ['r'],
+    });
     expect(() => parseBenchArgs(['--backend', ''])).toThrow(/^bench: --backend needs an ES module/);
+    expect(() => parseBenchArgs(['--backend', 'x', '--backend', ''])).toThrow(/^bench: --backend needs an ES module/);
     expect(() => parseBenchArgs(['--only', 'apdu', '--backend', 'x'])).toThrow(/^bench: --backend is for the backend module, which --only leaves out$/);
   });
 
