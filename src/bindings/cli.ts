@@ -20,13 +20,14 @@ commands:
                                        senv against its peers (needs a source checkout with devDependencies);
                                        modules sha2, aes, dudect-aes, ecdsa, dudect-ec, drbg, mcs, apdu, backend.
                                        The apdu module starts pcscd with a virtual card, installing the
-                                       PC/SC packages with apt when run as root, or with --reader
-                                       measures the senv-profile card in that reader of the running pcscd.
+                                       PC/SC packages with apt when run as root; --reader names instead
+                                       a reader of the running pcscd with a senv-profile card in it.
                                        --backend names an ES module (a file, or a package specifier) whose
                                        default export or createBackend gives a SecureEnvironmentBackend of
-                                       your own. Each flag may be given several times: the backend module
-                                       measures every SE named (modules, then cards) side by side beside
-                                       the software SE, a row each; the apdu module each card's round trips
+                                       your own. Each may be given several times, and together: the
+                                       backend module measures every SE named (modules, then cards) in one
+                                       engine, a row each beside the software SE; the apdu module times
+                                       each card's round trips and GET CHALLENGE
   virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
 
