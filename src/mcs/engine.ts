@@ -288,7 +288,8 @@ export class McsEngine {
     clearTimeout(this.#timer);
     // Every SE at once, each in its own turn (a request under way finishes first): one busy or hung
     // SE must not keep the others' keys live. Then the store (its lock released, its keys zeroized),
-    // whatever failed on the way; the first failure is thrown at the end.
+    // whatever failed on the way; what failed is thrown at the end, every failure of it (two cards may
+    // each keep a key, and the caller must hear of both).
     const closed = await Promise.allSettled([...this.#hosts.values()].map(async (host) => {
       await host.acquire();
       host.closed = true;
@@ -314,9 +315,13 @@ export class McsEngine {
         host.release();
       }
     }));
-    await this.#store?.close();
-    const failure = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected');
-    if (failure) throw failure.reason;
+    const failures = closed.filter((c): c is PromiseRejectedResult => c.status === 'rejected').map((c) => c.reason as unknown);
+    await this.#store?.close().catch((e: unknown) => void failures.push(e));
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) {
+      // Each message names its SE or device (docs/mcs.md "Writing a backend") or the data directory.
+      throw new StateError(`close() failed ${failures.length} times: ${failures.map((e, i) => `(${i + 1}) ${e instanceof Error ? e.message : failureKind(e)}`).join('; ')}`);
+    }
   }
 
   /**

@@ -760,7 +760,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     const e = await engine.close().then(() => undefined, (x: unknown) => x);
     expect(e).toBeInstanceOf(StateError);
     // One error names both: the keys the backend could not delete, the data object the engine could not remove.
-    expect((e as Error).message).toMatch(new RegExp(String.raw`^closed, but the card keeps 2 keys \(slot \d+, \d+\) it could not delete: delete them with the card present \(PUT DATA 03 of the slot, docs\/apdu-profile.md\); and 1 data object of <sensitiveDataObject>s stays on the device \(resource ID ${sdo}\): removing it failed \(ERR_PCSC\); remove it with the device present \(a card: PUT DATA 04 of the object its directory, object FE, names for the ID\)$`));
+    expect((e as Error).message).toMatch(new RegExp(String.raw`^closed, but the card in 'in-process' keeps 2 keys \(slot \d+, \d+\) it could not delete: delete them with the card present \(PUT DATA 03 of the slot, docs\/apdu-profile.md\); and 1 data object of <sensitiveDataObject>s stays on the device \(resource ID ${sdo}\): removing it failed \(ERR_PCSC\); remove it with the device present \(a card: PUT DATA 04 of the object its directory, object FE, names for the ID\)$`));
     expect([reader.store.keys.size, reader.store.objects.size], 'what the card still holds').toEqual([keys, objects]);
     await expect(engine.close(), 'the same close').rejects.toBe(e);
     await expect(s.retrieve(s.path('reg', 'm1')).then((x) => x.rsc), 'closed').resolves.toBe(5000);
@@ -797,7 +797,7 @@ describe('PC/SC SE backend over an in-process card', () => {
       throw new ShortResponseError(0);
     };
     const e = await engine.close().then(() => undefined, (x: unknown) => x);
-    expect((e as Error).message).toMatch(/^closed, but the card keeps 1 key \(slot \d+\) it could not delete/);
+    expect((e as Error).message).toMatch(/^closed, but the card in 'in-process' keeps 1 key \(slot \d+\) it could not delete/);
     expect(reader.store.keys.size).toBe(1);
   });
 
@@ -902,7 +902,7 @@ describe('PC/SC SE backend over an in-process card', () => {
       expect(held(reader)).toEqual([[1, hex(secret)], [2, '07']]);
       // Still refused at close: the backend closes, then names the object left on the card.
       const disconnects = reader.disconnects;
-      await expect(b.close()).rejects.toThrow(new StateError('closed, but the card keeps 1 data object (object 1) it could not delete: delete it with the card present (PUT DATA 04 of the object, docs/apdu-profile.md)'));
+      await expect(b.close()).rejects.toThrow(new StateError("closed, but the card in 'in-process' keeps 1 data object (object 1) it could not delete: delete it with the card present (PUT DATA 04 of the object, docs/apdu-profile.md)"));
       expect(reader.disconnects, 'the session closed').toBe(disconnects + 1);
       expect(held(reader)).toEqual([[1, hex(secret)], [2, '07']]);
     }

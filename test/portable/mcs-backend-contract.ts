@@ -207,6 +207,27 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: two backends whose close() fails are both reported, each naming its SE or device, in one StateError; every backend closed',
+    async run() {
+      const a = new SoftwareBackend(), b = new SoftwareBackend(), c = new SoftwareBackend();
+      a.close = async () => {
+        throw new Error('reader gone');
+      };
+      // A senv error as the backend threw it, its message naming the device (as the PC/SC SE's does).
+      b.close = async () => {
+        throw new StateError("closed, but the card in 'Reader B' keeps 1 key (slot 4)");
+      };
+      const cClosed = countClose(c);
+      const engine = await McsEngine.create({ backends: [a, b, c] });
+      const [idA] = engine.seIds;
+      const err = await rejection(engine.close(), 'close');
+      assert(err instanceof StateError, `a StateError, got ${String(err)}`);
+      equal(err.message, `close() failed 2 times: (1) SE ${idA}: its backend's close() failed (Error: reader gone); (2) closed, but the card in 'Reader B' keeps 1 key (slot 4)`, 'message');
+      equal(cClosed(), 1, 'the third backend closed');
+      await rejection(engine.close(), 'the same close again');
+    },
+  },
+  {
     name: 'backend contract: a backend close() that throws at once is reported as a rejecting one is (the other backends closed); one that returns no promise has closed',
     async run() {
       const a = new SoftwareBackend(), b = new SoftwareBackend(), c = new SoftwareBackend();

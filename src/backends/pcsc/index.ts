@@ -216,7 +216,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     }
     this.state = 'closed';
     await this.session.close();
-    if (keys.length || objects.length) throw new StateError(keptOnCard(keys, objects));
+    if (keys.length || objects.length) throw new StateError(keptOnCard(this.reader, keys, objects));
   }
 
   async memoryInfo(): Promise<{ total: number; available: number }> {
@@ -724,11 +724,14 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
-/** What close() says of the keys and data objects the card still keeps: their numbers and how to delete them, never contents. */
-function keptOnCard(keys: number[], objects: number[]): string {
+/**
+ * What close() says of the keys and data objects the card still keeps: the reader (an engine may host
+ * several cards), their numbers and how to delete them, never contents.
+ */
+function keptOnCard(reader: string, keys: number[], objects: number[]): string {
   const kept = (n: number[], what: string, where: string) => (n.length ? [`${n.length} ${what}${n.length === 1 ? '' : 's'} (${where} ${n.join(', ')})`] : []);
   const how = [...(keys.length ? ['PUT DATA 03 of the slot'] : []), ...(objects.length ? ['PUT DATA 04 of the object'] : [])];
-  return `closed, but the card keeps ${[...kept(keys, 'key', 'slot'), ...kept(objects, 'data object', 'object')].join(' and ')} it could not delete: `
+  return `closed, but the card in '${reader}' keeps ${[...kept(keys, 'key', 'slot'), ...kept(objects, 'data object', 'object')].join(' and ')} it could not delete: `
     + `delete ${keys.length + objects.length === 1 ? 'it' : 'them'} with the card present (${how.join(', ')}, docs/apdu-profile.md)`;
 }
 
