@@ -368,6 +368,63 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         ok(await timed.create(timed.seId, 20004, { 'senv:Hsh': { Halg: 4, et: formatTimestamp(now + 1) } }), 2001, 'et 1 ms later');
       },
     },
+    {
+      name: 'rules a second mutation review found unpinned: RETRIEVE in pvs is no repointing, any policy of an acpi grants, acpi given at CREATE kept, no child named as a virtual resource, hcl and rn lengths, . and .., rn write-once, rqet -1, cr null, booleans, bytes as bytes up to maxDataSize, a long name quoted',
+      async run() {
+        const engine = await engineWith(backend, { maxDataSize: 1000 });
+        const owner = new Session(engine, 'CAE1');
+        const grantee = new Session(engine, 'CAE2');
+        await owner.register();
+        await grantee.register('reg2');
+        // pvs granting the grantee RETRIEVE (it may name the policy in an acpi) but not UPDATE: no repointing by it.
+        const readable = body(ok(await owner.create(owner.seId, 1, {
+          'm2m:acp': { rn: 'readable', pv: ACP(['CAE2'], 63), pvs: { acr: [{ acor: ['CAE1'], acop: 63 }, { acor: ['CAE2'], acop: 2 }] } },
+        }), 2001, 'policy readable by the grantee'), 'm2m:acp').ri as string;
+        const mine = body(ok(await grantee.create(grantee.seId, 1, { 'm2m:acp': { rn: 'mine', pv: ACP(['CAE2'], 63), pvs: ACP(['CAE2'], 63) } }), 2001, 'grantee policy'), 'm2m:acp').ri as string;
+        ok(await owner.create(owner.seId, 20009, { 'senv:Sdo': { rn: 'sdo', msg: 'c2VjcmV0', acpi: [readable] } }), 2001, 'data under that policy');
+        fails(await grantee.update(owner.path('reg', 'sdo'), { 'senv:Sdo': { acpi: [mine] } }), 4103, 'acpi changed with RETRIEVE only in pvs', /pvs/);
+        ok(await grantee.update(owner.path('reg', 'sdo'), { 'senv:Sdo': { msg: 'bmV3' } }), 2004, 'UPDATE of the data, which pv grants');
+        // Of several policies in an acpi, one that grants is enough.
+        const none = body(ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'none', pv: ACP(['CAE1'], 2), pvs: ACP(['CAE1'], 63) } }), 2001, 'policy granting the grantee nothing'), 'm2m:acp').ri as string;
+        const reads = body(ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'reads', pv: ACP(['CAE2'], 2), pvs: ACP(['CAE1'], 63) } }), 2001, 'policy granting RETRIEVE'), 'm2m:acp').ri as string;
+        ok(await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, acpi: [none, reads] } }), 2001, 'hash under two policies');
+        ok(await grantee.retrieve(owner.path('reg', 'h')), 2000, 'the second policy grants RETRIEVE');
+        fails(await grantee.delete(owner.path('reg', 'h')), 4103, 'and neither grants DELETE');
+        // acpi given at CREATE is the resource's own: a parent's is copied only when none is given.
+        ok(await owner.update(owner.seId, { 'senv:Senv': { acpi: [reads] } }), 2004, 'registration policy');
+        ok(await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn: 'own', Halg: 4, acpi: [none] } }), 2001, 'hash with a policy of its own');
+        equal(JSON.stringify(body(await owner.retrieve(owner.path('reg', 'own')), 'senv:Hsh').acpi), JSON.stringify([none]), 'its own acpi kept');
+        fails(await grantee.retrieve(owner.path('reg', 'own')), 4103, 'its own policy applies, not the parent\'s');
+        // A child may not take the name of a virtual resource of its parent (by long or short name): the address would mean both.
+        ok(await owner.create(owner.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64 } }), 2001, 'cipher');
+        for (const rn of ['encrypt', 'Enc']) fails(await owner.create(owner.path('reg', 'c'), 20001, { 'senv:algP': { rn, nc: b64(rnd(12)) } }), 4105, `parameters named ${rn}`, /exists/);
+        // A string without a pattern or a fixed list (hcl): 1 to 1,024 characters.
+        for (const [hcl, rsc] of [['', 4000], ['c'.repeat(1024), 2004], ['c'.repeat(1025), 4000]] as const) {
+          const r = await owner.update(owner.seId, { 'senv:Senv': { hcl } });
+          if (rsc === 2004) ok(r, rsc, `hcl of ${hcl.length}`);
+          else fails(r, rsc, `hcl of ${hcl.length}`, /hcl/);
+        }
+        // Bytes given as a Uint8Array (an in-process caller) have the limit of base64 text: maxDataSize fits, one byte more is 5207.
+        ok(await owner.create(owner.seId, 20009, { 'senv:Sdo': { rn: 'full', msg: new Uint8Array(1000) } }), 2001, 'bytes of maxDataSize');
+        fails(await owner.create(owner.seId, 20009, { 'senv:Sdo': { rn: 'over', msg: new Uint8Array(1001) } }), 5207, 'bytes one past maxDataSize', /exceeds 1000 bytes/);
+        // A resourceName is one path segment of 1 to 64 characters, and neither . nor .. (which would read as a step of a path).
+        for (const [rn, rsc] of [['.', 4000], ['..', 4000], ['...', 2001], ['n'.repeat(64), 2001], ['n'.repeat(65), 4000]] as const) {
+          const r = await owner.create(owner.seId, 20004, { 'senv:Hsh': { rn, Halg: 4 } });
+          if (rsc === 2001) ok(r, rsc, `rn of ${rn.length}`);
+          else fails(r, rsc, `rn '${rn.slice(0, 8)}' (${rn.length})`, /rn/);
+        }
+        fails(await owner.update(owner.path('reg', 'n'.repeat(64)), { 'senv:Hsh': { rn: 'renamed' } }), 4000, 'rn at UPDATE', /rn.*write-once/);
+        // rqet in milliseconds counts from 0: -1 is no deadline but a malformed one (4000, not an expired request's 4008).
+        fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'neg', rqet: -1 }), 4000, 'rqet -1', /rqet/);
+        // cr null at CREATE asks the SE to fill in the creator (TS-0004), named here rather than read from the declarations.
+        equal(body(ok(await grantee.create(grantee.seId, 20004, { 'senv:Hsh': { Halg: 4, cr: null } }), 2001, 'cr null'), 'senv:Hsh').cr, 'CAE2', 'cr filled in');
+        // A boolean is true or false, not a value JavaScript would take as one.
+        for (const kExp of [1, 'true']) fails(await owner.create(owner.seId, 20002, { 'senv:Cph': { Calg: 1001, mbs: 64, kExp } }), 4000, `kExp ${JSON.stringify(kExp)}`, /kExp.*boolean/);
+        // A caller's text in an m2m:dbg: at most 64 characters of it, then an ellipsis.
+        fails(await owner.update(owner.seId, { 'senv:Senv': { [`a${'b'.repeat(63)}`]: 1 } }), 4000, 'unknown name of 64', new RegExp(`'ab{63}' for`));
+        fails(await owner.update(owner.seId, { 'senv:Senv': { [`a${'b'.repeat(64)}`]: 1 } }), 4000, 'unknown name of 65', new RegExp(`'ab{63}…' for`));
+      },
+    },
   ];
 }
 
