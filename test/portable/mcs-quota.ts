@@ -163,6 +163,37 @@ export const mcsQuotaCases: PortableCase[] = [
     },
   },
   {
+    name: 'memory quota: a result over 64 bytes that a binary caller takes as it is (not copied for the response) counts as one answered in base64',
+    async run() {
+      const Q = 100_000;
+      const rnd = prng(63);
+      const { s, used } = await withQuota(Q);
+      const c = s.path('reg', 'c');
+      ok(await s.send(1, s.seId, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 4096, kDt: rnd(16) } }, 20002, true), 2001, 'cipher');
+      ok(await s.send(1, c, { 'senv:algP': { nc: rnd(12) } }, 20001, true), 2001, 'nonce');
+      ok(await s.send(3, c, { 'senv:Cph': { msg: rnd(100) } }, undefined, true), 2004, 'data');
+      const r = ok(await s.send(2, `${c}/encrypt`, undefined, undefined, true), 2000, 'encrypt, binary');
+      equal((body(r, 'senv:Cph').cD as Uint8Array).length, 116, 'ciphertext and tag');
+      equal((await memory(s)).mma, Q - used - (16 + 12 + 100 + 116), 'key, nonce, data held and the 116-byte result');
+    },
+  },
+  {
+    name: 'memory quota: a resource and its child falling due in the same sweep free what they held once',
+    async run() {
+      const Q = 100_000;
+      let now = Date.UTC(2026, 10, 22, 12);
+      const rnd = prng(64);
+      const { s, used } = await withQuota(Q, () => now);
+      const et = '20261122T120100';
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(rnd(16)), et } }), 2001, 'cipher');
+      ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { nc: b64(rnd(12)), aD: b64(rnd(5)), et } }), 2001, 'parameters due with it');
+      equal((await memory(s)).mma, Q - used - 33, 'key and parameters');
+      now += 120_000;
+      equal((await memory(s)).mma, Q - used, 'both gone, each counted off once');
+      fails(await s.retrieve(s.path('reg', 'c')), 4004, 'expired');
+    },
+  },
+  {
     name: 'memory quota: memoryQuota overrides what the backend reports (software SE: storageQuota, 64 MiB by default); a bad value is refused',
     async run() {
       const mmt = async (engine: McsEngine) => {
