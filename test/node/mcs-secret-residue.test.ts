@@ -164,6 +164,29 @@ describe('Mcs: no copy of a secret stays behind', () => {
     await s.engine.close();
   });
 
+  it('a message that outgrows its buffer: each buffer it leaves behind is zeroized as it moves to a larger one', async () => {
+    const spaces: Uint8Array[] = [];
+    const spaceFor = Accumulator.prototype.spaceFor;
+    patch(Accumulator.prototype, 'spaceFor', function (this: Accumulator, chunk: Uint8Array | null | undefined, restart?: boolean) {
+      const space = spaceFor.call(this, chunk, restart);
+      spaces.push(space);
+      return space;
+    });
+    const s = new Session(await McsEngine.create(), 'CAE1');
+    await s.register();
+    const h = s.path('reg', 'h');
+    ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+    const rnd = prng(704);
+    const chunks = [rnd(100), rnd(100), rnd(300)];
+    for (const msg of chunks) ok(await s.send(3, h, { 'senv:Hsh': { msg } }, undefined, true), 2004, `a chunk of ${msg.length}`);
+    const buffers = new Set(spaces.map((b) => b.buffer));
+    expect(buffers.size, 'the data moved to a larger buffer twice').toBe(3);
+    // The discard zeroizes the buffer in use; the ones left before must have been zeroized when they were left.
+    ok(await s.update(h, { 'senv:Hsh': { msg: null } }), 2004, 'discard');
+    for (const buffer of buffers) expect(holds(new RealUint8Array(buffer), chunks[0]!.subarray(0, 16)), 'the first chunk').toBe(false);
+    await s.engine.close();
+  });
+
   it('a short message and its result are held outside the JS heap (a garbage collection moves a small array there, leaving its bytes behind)', async () => {
     const s = new Session(await McsEngine.create(), 'CAE1');
     await s.register();
