@@ -93,7 +93,7 @@ describe('an engine with several SEs', () => {
     await closing;
   });
 
-  it('an SE out of service answers 5000 to all but an [SEReboot], registered or not, while the other serves; a reboot brings it back; a backend StateError is 4005', async () => {
+  it('an SE out of service answers 5000 to all but an UPDATE of an [SEReboot], registered or not, while the other serves; a reboot brings it back; a backend StateError is 4005', async () => {
     const flaky = new Flaky({ uniqueId: '33'.repeat(16) });
     const engine = await McsEngine.create({ backends: [flaky, new SoftwareBackend({ uniqueId: '44'.repeat(16) })] });
     const [se1, se2] = engine.seIds as [string, string];
@@ -112,6 +112,10 @@ describe('an engine with several SEs', () => {
     expect([failed.rsc, dbg(failed)]).toEqual([5000, "SE reboot failed (ERR_CORE self test): the request's change took effect, the SE is out of service"]);
     // Out of service comes first, also for an originator that is not registered (not 4106).
     for (const r of [await s1.retrieve(`${se1}/reg/r/generateRand`), await stranger.retrieve(se1), await stranger.create(se1, 20004, { 'senv:Hsh': { Halg: 4 } })]) {
+      expect([r.rsc, dbg(r)]).toEqual([5000, 'SE out of service (ERR_CORE self test): UPDATE an [SEReboot] (rb: true) to bring it back']);
+    }
+    // Of the [SEReboot] it takes an UPDATE only: reading or deleting it is refused like any other request.
+    for (const r of [await s1.retrieve(`${se1}/reg/warmReset`), await s1.delete(`${se1}/reg/warmReset`)]) {
       expect([r.rsc, dbg(r)]).toEqual([5000, 'SE out of service (ERR_CORE self test): UPDATE an [SEReboot] (rb: true) to bring it back']);
     }
     // Only the kind of what failed, as for every 5000: a backend's own message may say more than a remote originator should read.
