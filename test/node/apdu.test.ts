@@ -49,6 +49,9 @@ describe('command APDU codec', () => {
   it('rejects what does not fit and malformed input', () => {
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(256) }, { allowExtended: false })).toThrow(LengthError);
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, ne: 65537 })).toThrow(LengthError);
+    // 65536 bytes would go out as Lc 00 0000, which says none.
+    expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(65536) })).toThrow(/^command data must be at most 65535 bytes, got 65536$/);
+    expect(encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(65535) }).length).toBe(7 + 65535);
     expect(() => encodeCommand({ cla: 256, ins: 0, p1: 0, p2: 0 })).toThrow(/CLA must be a byte/);
     // A caller's string (a key in hex, say) is shown by its length, never quoted; a symbol is no TypeError.
     const hexText = '00112233445566778899aabbccddeeff';
@@ -60,6 +63,7 @@ describe('command APDU codec', () => {
       ['decodeCommand(null)', () => decodeCommand(null as never)], ['decodeResponse(5)', () => decodeResponse(5 as never)],
       ['encodeResponse(undefined)', () => encodeResponse(undefined as never)], ['encodeResponse of a huge length', () => encodeResponse({ data: { length: 2 ** 32 } as never, sw: 0x9000 })],
       ['encodeResponse with sw -1', () => encodeResponse({ data: new Uint8Array(0), sw: -1 })],
+      ['encodeResponse with sw 0x10000', () => encodeResponse({ data: new Uint8Array(0), sw: 0x10000 })],
       ['hex(undefined)', () => hex(undefined as never)], ['fromHex(5)', () => fromHex(5 as never)],
     ] as const) {
       expect(call, what).toThrow(InvalidInputError);
@@ -178,6 +182,15 @@ describe('transport layers', () => {
     ch.done();
   });
 
+  it('raw: a secret command\'s encoding is zeroized once the channel settled, answered or not; another is left as sent', async () => {
+    for (const [secret, fails] of [[true, false], [true, true], [false, false]] as const) {
+      const sent: Uint8Array[] = [];
+      const t = raw({ transmit: async (a) => (sent.push(a), fails ? Promise.reject(new Error('the card was removed')) : fromHex('9000')) });
+      await t.transmit({ cla: 0, ins: 0xda, p1: 1, p2: 2, data: fromHex('31323334'), secret }).catch(() => undefined);
+      expect(hex(sent[0]!), `secret ${secret}, fails ${fails}`).toBe(secret ? '00'.repeat(9) : '00DA01020431323334');
+    }
+  });
+
   it('GET RESPONSE collects 61xx chains, on the command\'s channel', async () => {
     const ch = scripted([
       ['01CA010000', 'AAAA6102'],
@@ -266,6 +279,13 @@ describe('transport layers', () => {
     expect(got).toEqual(cases.map(([what, script, error]) => [what, error, script.filter(([, a]) => typeof a === 'string').map(() => '00'.repeat(16))]));
   });
 
+  it('a command\'s `most` allows the GET RESPONSE rounds its data takes, a 6Cxx to one of them included, whatever maxRounds says', async () => {
+    const ch = scripted([['00CA010000', '6100'], ['00C0000000', '6C10'], ['00C0000010', `${'11'.repeat(16)}9000`]]);
+    const r = await new GetResponseLayer(raw(ch), 0).transmit({ cla: 0, ins: 0xca, p1: 1, p2: 0, ne: 256, most: 16 });
+    expect([hex(r.data), r.sw]).toEqual(['11'.repeat(16), 0x9000]);
+    ch.done();
+  });
+
   it('6Cxx to a GET RESPONSE repeats the GET RESPONSE with that Le and keeps the data, never re-running the command', async () => {
     const ch = scripted([
       ['00478000038401 0100', `${'AA'.repeat(16)}6100`],
@@ -289,6 +309,7 @@ describe('transport layers', () => {
   it('6Cxx cannot raise what a command allows: a larger Le than its Ne or its `most` is refused, nothing re-sent', async () => {
     for (const [cmd, sw, allowed] of [
       [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 16 }, '6C20', 16],
+      [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 16, most: 8 }, '6C0C', 8], // `most` lowers an exact Ne
       [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256, most: 32 }, '6C00', 32],
       [{ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 65536, most: 64 }, '6CFF', 64],
     ] as const) {
@@ -379,6 +400,17 @@ describe('transport layers', () => {
     expect((err as Error).message).toMatch(/MANAGE SECURITY ENVIRONMENT.*6982.*security status not satisfied/);
     const warn = scripted([['00B0000001', '006282']]);
     expect((await new StatusLayer(raw(warn), true).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 })).sw).toBe(0x6282);
+  });
+
+  it('a status word a GET RESPONSE gave is its own, not the command\'s result: named so, and no warning passes as the command\'s', async () => {
+    for (const [sw, allowWarnings] of [['6A82', false], ['6281', true]] as const) {
+      const ch = scripted([['00CA010000', 'AAAA6102'], ['00C0000002', `BBBB${sw}`]]);
+      const err = await new StatusLayer(new GetResponseLayer(raw(ch)), allowWarnings).transmit({ cla: 0, ins: 0xca, p1: 1, p2: 0, ne: 256 }).catch((e: unknown) => e);
+      ch.done();
+      expect(err, sw).toBeInstanceOf(StatusWordError);
+      const e = err as StatusWordError;
+      expect([e.command, e.sw, e.answers(0xca), e.answers(0xc0)]).toEqual(['GET RESPONSE', parseInt(sw, 16), false, true]);
+    }
   });
 
   it('logical channels: MANAGE CHANNEL open/close and CLA encoding', async () => {
@@ -492,6 +524,8 @@ describe('transport layers', () => {
       await expect(selectAid(wire, aid as never), String(aid)).rejects.toBeInstanceOf(InvalidInputError);
     }
     await expect(selectAid(undefined as never, fromHex('A000000151'))).rejects.toBeInstanceOf(InvalidInputError);
+    // 7816-4 AIDs are 5 to 16 bytes: a shorter or longer one is refused before the card sees it.
+    for (const n of [4, 17]) await expect(selectAid(wire, bytes(n)), `${n} bytes`).rejects.toThrow(new RegExp(`^an AID is 5\\.\\.16 bytes, got ${n}$`));
     await expect(LogicalChannel.open(undefined as never)).rejects.toBeInstanceOf(InvalidInputError);
     // A caller's text is shown by its length only: it may be a secret passed by mistake.
     expect(() => claForChannel(0, 'hunter2' as never)).toThrow(/got a string of 7 characters/);
