@@ -1,6 +1,7 @@
 // The public surface: what a caller can reach cannot corrupt the engine or the core, and bad
 // arguments are typed errors (SenvError subclasses with a code).
 import { describe, expect, it } from 'vitest';
+import { createCipheriv } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -205,6 +206,8 @@ describe('public API surface', () => {
     expect(() => senv.markKeyHandle(5 as never)).toThrow(InvalidInputError);
     const aes = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16));
     expect(() => b.signature(25, aes, { format: 'der', prehashed: false })).toThrow(/made for cipher algorithm 1001/);
+    // Nor for another algorithm of its use: a GCM key does not become a CBC key.
+    expect(() => b.cipher(24, aes, 'encrypt', { iv: new Uint8Array(16) })).toThrow(/^the key was made for cipher algorithm 1001, not cipher algorithm 24$/);
     expect(() => b.signature(33, aes, { format: 'der', prehashed: false })).toThrow(InvalidInputError);
     expect(() => b.cipher(1001, aes, 'sideways' as 'encrypt', { nonce: new Uint8Array(12) })).toThrow(InvalidInputError);
     for (const bad of [undefined, null, 'nonce']) expect(() => b.cipher(1001, aes, 'encrypt', bad as never), String(bad)).toThrow(InvalidInputError);
@@ -215,6 +218,31 @@ describe('public API surface', () => {
     const s = b.signature(25, mac, { format: 'der', prehashed: false });
     await s.update(Uint8Array.of(1, 2, 3));
     expect(await s.sign()).toEqual(hmac('SHA-256', new Uint8Array(20).fill(7), Uint8Array.of(1, 2, 3)));
+    await b.close();
+  });
+
+  it('SoftwareBackend cipher streams: a last chunk\'s output in `into` is joined with the tag where `into` has no room for both; a last chunk refused releases the stream\'s core context', async () => {
+    const b = new SoftwareBackend();
+    await b.open();
+    const key = new Uint8Array(16).fill(3), nonce = new Uint8Array(12).fill(4), pt = Uint8Array.from({ length: 32 }, (_, i) => i);
+    const node = createCipheriv('aes-128-gcm', key, nonce);
+    const expected = Buffer.concat([node.update(pt), node.final(), node.getAuthTag()]);
+    const k = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', key);
+    const enc = b.cipher(1001, k, 'encrypt', { nonce });
+    const head = await enc.update(pt.subarray(0, 16));
+    const into = new Uint8Array(16);
+    const rest = await enc.final(pt.subarray(16), into);
+    expect(Buffer.concat([head, rest]).equals(expected)).toBe(true);
+    // CBC decryption, its last chunk refused (`into` detached): the stream's context and key copy go at once.
+    const cbcKey = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key);
+    const dec = b.cipher(24, cbcKey, 'decrypt', { iv: new Uint8Array(16) });
+    const base = senv.coreMemoryStats().inUseBytes;
+    await dec.update(new Uint8Array(16));
+    expect(senv.coreMemoryStats().inUseBytes).toBeGreaterThan(base);
+    const gone = new ArrayBuffer(64), into2 = new Uint8Array(gone);
+    structuredClone(gone, { transfer: [gone] });
+    expect(() => dec.final(new Uint8Array(16), into2)).toThrow(/^into is a view of a detached ArrayBuffer$/);
+    expect(senv.coreMemoryStats().inUseBytes).toBe(base);
     await b.close();
   });
 

@@ -386,6 +386,38 @@ describe('Mcs: no copy of a secret stays behind', () => {
 });
 
 describe('software SE: a released key leaves nothing; an unknown rngType is refused', () => {
+  it('a software cipher stream that ends with data zeroizes the pieces it joined into its result', async () => {
+    const se = new SoftwareBackend();
+    await se.open();
+    const rnd = prng(703);
+    const key = rnd(16), iv = rnd(16), plain = rnd(40);
+    const enc = createCipheriv('aes-128-cbc', key, iv);
+    const ct = new Uint8Array(Buffer.concat([enc.update(plain), enc.final()]));
+    const k = await se.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key);
+    const s = se.cipher(24, k, 'decrypt', { iv });
+    expect((await s.update(ct.subarray(0, 16))).length, 'decryption keeps its last block back').toBe(0);
+    const made = watchNew();
+    // The last chunk's output (the first two blocks) and what finishing gave (the unpadded third) are joined.
+    const out = await s.final(ct.subarray(16));
+    expect(Buffer.from(out).equals(Buffer.from(plain))).toBe(true);
+    for (const [what, part] of [['the last chunk\'s output', plain.subarray(0, 32)], ['the final block', plain.subarray(32)]] as const) {
+      expect(made.filter((a) => a.buffer !== out.buffer && holds(new RealUint8Array(a.buffer), part)).length, what).toBe(0);
+    }
+    await se.close();
+  });
+
+  it('generateKey zeroizes the bytes it drew once the key holds its own copy (random and ECDSA keys)', async () => {
+    const se = new SoftwareBackend();
+    await se.open();
+    const made = watchNew();
+    for (const spec of [{ use: 'cipher', algorithm: 1002 }, { use: 'signature', algorithm: 33 }] as const) {
+      const held = ((await se.generateKey(spec)) as SoftwareKey).bytes;
+      const copies = made.filter((a) => a.buffer !== held.buffer && a.buffer.byteLength <= 4096 && holds(new RealUint8Array(a.buffer), held));
+      expect(copies.length, `${spec.use} ${spec.algorithm}`).toBe(0);
+    }
+    await se.close();
+  });
+
   it('releaseKey zeroizes the key\'s private copy of its material', async () => {
     const se = new SoftwareBackend();
     await se.open();
