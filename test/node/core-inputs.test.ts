@@ -4,13 +4,14 @@
 // core's I/O window or in the facade's private copies when a call ends or fails.
 import { describe, it, expect } from 'vitest';
 import {
-  gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
+  aesKey, gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
   coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, UnknownAlgorithmError, SoftwareBackend, StateError, CoreError,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
 import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
 import { arraysMade, isFreshBuffer } from './uint8array-spy.ts';
+import nodeCrypto from 'node:crypto';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
@@ -131,6 +132,29 @@ describe('byte arguments are read through their typed-array slots', () => {
 });
 
 describe('nothing is left behind', () => {
+  it('raw AES key bytes, a nonce or IV beside an empty message, and a MAC over nothing are not left in the I/O window', () => {
+    const key = rnd(32);
+    const calls: [string, () => unknown][] = [
+      ['aesKey', () => aesKey(key).destroy()],
+      ['gcm encrypt', () => gcm(key, rnd(12)).encrypt(rnd(20))],
+      ['cmac', () => cmac(key, rnd(20))],
+    ];
+    for (const [what, call] of calls) {
+      call();
+      expect(found(key), what).toEqual([]);
+    }
+    // The window is wiped as far as its longest content: a nonce or IV beside an empty message too.
+    for (const [what, nonce, call] of [
+      ['gcm nonce', rnd(16), (n: Uint8Array) => gcm(key, n).encrypt(new Uint8Array(0))],
+      ['cbc iv', rnd(16), (n: Uint8Array) => cbc(key, n).encrypt(new Uint8Array(0))],
+    ] as const) {
+      call(nonce);
+      expect(found(nonce), what).toEqual([]);
+    }
+    // A MAC over no data wrote its tag to the output half all the same.
+    expect(found(cmac(key, new Uint8Array(0))), 'the tag of a CMAC over nothing').toEqual([]);
+  });
+
   it('hash and HMAC inputs and outputs do not stay in the I/O window', () => {
     const msg = rnd(48), key = rnd(32);
     // Checked after each call (a later call overwrites the start of the window), for the message's
@@ -146,6 +170,7 @@ describe('nothing is left behind', () => {
     for (const [what, call] of calls) {
       const results = call();
       expect(found(msg.subarray(32)), `${what}: the message`).toEqual([]);
+      expect(found(key), `${what}: the key`).toEqual([]);
       for (const r of results) expect(found(r), `${what}: a digest or MAC`).toEqual([]);
     }
   });
@@ -344,6 +369,17 @@ describe('hashMany measures what it packs', () => {
     expect(hex(d0!), 'the digest of what the view held when it was measured').toBe(hex(sha256(new Uint8Array(rab))));
     expect(hex(live.digest()), 'a stream opened before is intact').toBe(hex(sha256(new Uint8Array(3).fill(1))));
     expect(c.mem().subarray(c.io, c.io + c.ioSize).some((b) => b === 0x7e), 'nothing left in the window').toBe(false);
+  });
+
+  it('packs only what fits beside its offsets and digests: a message that would reach the first digest by 4 bytes goes in the next round', () => {
+    const { ioSize } = core();
+    // With the first message (10 bytes) packed, a second fits when 3 offsets, both messages and 2 digests fit in the window.
+    const first = rnd(10);
+    for (const n of [ioSize - 86, ioSize - 85, ioSize - 82]) {
+      const second = rnd(n);
+      const digests = hashMany('SHA-256', [first, second]);
+      expect(digests.map(hex), `a second message of ioSize - ${ioSize - n} bytes`).toEqual([first, second].map((m) => nodeCrypto.createHash('sha256').update(m).digest('hex')));
+    }
   });
 });
 
@@ -651,6 +687,11 @@ describe('streaming objects have no property that reaches the core', () => {
 });
 
 describe('behaviour pinned by mutation testing (core facade)', () => {
+  it('HMAC of a short key and data that fill the I/O window exactly uses the key as it is (RFC 2104 hashes only a key longer than the block)', () => {
+    const key = rnd(32), data = rnd(core().ioSize - 32);
+    expect(hex(hmac('SHA-256', key, data))).toBe(nodeCrypto.createHmac('sha256', key).update(data).digest('hex'));
+  });
+
   it('randomBytes reseeds its shared generator from the runtime every 4096 requests', () => {
     const real = globalThis.crypto.getRandomValues.bind(globalThis.crypto);
     let draws = 0;
@@ -677,6 +718,10 @@ describe('behaviour pinned by mutation testing (core facade)', () => {
     const big = rnd(48 * 1024);
     expect(constantTimeEqual(big, Uint8Array.from(big))).toBe(true);
     expect(hex(h.update(msg.subarray(50)).digest())).toBe(hex(hmac('SHA-256', key, msg)));
+    // Neither input stays in the I/O window: one of them may be the MAC a verifier computed.
+    const mac = rnd(32);
+    expect(constantTimeEqual(mac, Uint8Array.from(mac))).toBe(true);
+    expect(found(mac), 'a compared MAC').toEqual([]);
   });
 
   it('a createHmac context is released by digest(), and each hash states its block length', () => {
