@@ -70,6 +70,11 @@ function transform(c: Core, mode: AeadMode, op: number, data: Uint8Array, out: U
   });
 }
 
+/** The refusal of a decryption given less than a tag. */
+function shorterThanTag(mode: AeadMode, n: number): LengthError {
+  return new LengthError(`${mode.name}: input of ${n} bytes is shorter than the ${mode.tagLength}-byte tag`);
+}
+
 /** Checks the tag at `tagPtr` in the core; on failure wipes `plaintext` and throws. */
 function verified(c: Core, mode: AeadMode, op: number, tagPtr: number, plaintext: Uint8Array[]): void {
   const status = mode.verify(c, op, tagPtr);
@@ -106,7 +111,7 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
 export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
   data = bytesArg(data, 'ciphertext');
   const t = mode.tagLength;
-  if (data.length < t) throw new LengthError(`${mode.name}: input of ${data.length} bytes is shorter than the ${t}-byte tag`);
+  if (data.length < t) throw shorterThanTag(mode, data.length);
   return withKey(key, (c, k) => {
     const n = data.length - t;
     const op = mode.create(c, k, true, true, n);
@@ -252,7 +257,7 @@ class DecryptStream extends AeadStream implements AeadDecryptStream {
     const { mode, declared } = specOf(this);
     const t = mode.tagLength, n = this.#held.length;
     // Refused before the stream ends, as a rejected call changes nothing (more input may follow).
-    if (this.#tail.length < t) throw new LengthError(`${mode.name}: input of ${this.#tail.length} bytes is shorter than the ${t}-byte tag`);
+    if (this.#tail.length < t) throw shorterThanTag(mode, this.#tail.length);
     if (mode.needsLength && n !== declared) throw new LengthError(`${mode.name}: ${n} bytes of ciphertext before the tag, ${declared} declared`);
     try {
       c.mem().set(this.#tail, outPtr(c));
@@ -297,9 +302,14 @@ abstract class CollectingStream {
     this.#parts.append(bytes);
   }
 
-  /** Runs `fn` over everything collected with the stream's mode, key and AAD, then destroys the stream. */
-  protected finish<T>(fn: (mode: AeadMode, key: AesKey, aad: Uint8Array, all: Uint8Array) => T): T {
+  /**
+   * Runs `fn` over everything collected with the stream's mode, key and AAD, then destroys the
+   * stream. A decryption given less than a tag is refused first and changes nothing, as
+   * DecryptStream's is: more input may follow.
+   */
+  protected finish<T>(fn: (mode: AeadMode, key: AesKey, aad: Uint8Array, all: Uint8Array) => T, decrypt = false): T {
     if (this.#done) throw new StateError(`${this.#mode.name} stream already finished or destroyed`);
+    if (decrypt && this.#parts.length < this.#mode.tagLength) throw shorterThanTag(this.#mode, this.#parts.length);
     const all = this.#parts.take();
     try {
       return fn(this.#mode, this.#key, this.#aad, all);
@@ -348,7 +358,7 @@ class CollectingDecryptStream extends CollectingStream implements AeadDecryptStr
       into.set(plain);
       plain.fill(0);
       return written(into, plain.length);
-    });
+    }, true);
   }
 }
 

@@ -428,7 +428,11 @@ aesCases.push({
         throws(() => make(badAad).decrypt(good), AuthenticationError, `${name} AAD bit ${bit}`);
       }
       throws(() => make(aad).decrypt(good.subarray(0, good.length - 1)), AuthenticationError, `${name} truncated by one byte`);
-      throws(() => make(aad).decrypt(good.subarray(0, 3)), LengthError, `${name} shorter than the tag`);
+      throws(() => make(aad).decrypt(good.subarray(0, 3)), LengthError, `${name} shorter than the tag`, /: input of 3 bytes is shorter than the \d+-byte tag$/);
+      // A stream ended before a whole tag arrived, nothing at all included, is refused and stays usable.
+      const early = make(aad).decryptStream();
+      throws(() => early.final(), LengthError, `${name} stream ended before any input`, /: input of 0 bytes is shorter than the \d+-byte tag$/);
+      ok(hex(early.update(good).final()) === hex(pt), `${name} stream after its early final()`);
       throws(() => make(new Uint8Array(0)).decrypt(good), AuthenticationError, `${name} AAD dropped`);
     }
   },
