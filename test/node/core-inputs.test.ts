@@ -292,6 +292,20 @@ describe('nothing is left behind', () => {
     expect(() => d.final()).toThrow(/5 bytes of ciphertext before the tag, 100 declared/);
     expect(() => gcm(key, rnd(12), undefined, { tagLength: 16n as unknown as number })).toThrow(/got 16n/);
   });
+
+  it('a CCM stream with messageLength refuses a final() short of it and a chunk one byte beyond it, and goes on as if neither was made', () => {
+    const key = rnd(16), nonce = rnd(13), pt = rnd(16);
+    const mode = ccm(key, nonce, undefined, { messageLength: 16 });
+    const sealed = mode.encrypt(pt);
+    const e = mode.encryptStream();
+    const head = e.update(pt.subarray(0, 10));
+    expect(() => e.final()).toThrow(/^AES-CCM: 10 bytes of plaintext, 16 declared$/);
+    const rest = e.update(pt.subarray(10));
+    expect(hex(new Uint8Array([...head, ...rest, ...e.final()]))).toBe(hex(sealed));
+    const d = mode.decryptStream();
+    expect(() => d.update(new Uint8Array([...sealed, 0]))).toThrow(/^AES-CCM: more ciphertext than the declared messageLength of 16 plus the 16-byte tag$/);
+    expect(hex(d.update(sealed).final())).toBe(hex(pt));
+  });
 });
 
 describe('refusals name what was given', () => {
