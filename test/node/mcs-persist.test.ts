@@ -817,6 +817,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['an unknown op', { seq: 10, op: 'drop', se }],
         ['ris of numbers', { seq: 10, op: 'remove', se, ris: [1] }],
         ['an append without its data', { seq: 10, op: 'append', se, ri: 'x' }],
+        ['an append whose lastModifiedTime is no integer', { seq: 10, op: 'append', se, ri: 'x', attr: 'a', sealed: 'AAAA', lt: 1.5 }],
         ['the last safe sequence number', { seq: Number.MAX_SAFE_INTEGER, op: 'remove', se, ris: [] }],
         ['sequence number 0', { seq: 0, op: 'remove', se, ris: [] }],
       ];
