@@ -1551,6 +1551,26 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
       await (await open(compacted)).close();
+      // A snapshot the master key MACed at a sequence number no record could follow (or below 0): no state this
+      // version writes. At its own number the same tool's snapshot opens: it writes what the store writes.
+      const snapshotAt = (seq: number | undefined) => {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(compacted, work, { recursive: true });
+        const text = readFileSync(join(work, 'snapshot.json'), 'utf8');
+        const nl = text.indexOf('\n');
+        const from = JSON.parse(text.slice(0, nl)).from as string;
+        const state = JSON.parse(text.slice(nl + 1)) as { seq: number };
+        const stateJson = Buffer.from(JSON.stringify({ ...state, seq: seq ?? state.seq }));
+        const check = Buffer.from(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).check as string);
+        const header = { format: 3, from, mac: mac('bound snapshot', check, Buffer.from(from, 'base64'), stateJson).toString('base64') };
+        writeFileSync(join(work, 'snapshot.json'), Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), stateJson]));
+      };
+      for (const seq of [2 ** 52, -1]) {
+        snapshotAt(seq);
+        await expect(open(work), `seq ${seq}`).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json', message: expect.stringContaining('verifies but holds no state') });
+      }
+      snapshotAt(undefined);
+      await (await open(work)).close();
       // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 6 from its next snapshot on.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
