@@ -6,10 +6,11 @@
 // looks at them afterwards.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { McsClient, McsEngine, SoftwareBackend } from '../../src/index.ts';
+import { JournalStore } from '../../src/mcs/store/journal.ts';
 import type { RngType, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
@@ -121,6 +122,31 @@ describe('Mcs: no copy of a secret stays behind', () => {
       const e2 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
       expect(unsealedPlain.length, 'secrets were unsealed').toBeGreaterThan(0);
       for (const p of unsealedPlain) expect(zero(p), 'the plaintext unsealed is zeroized').toBe(true);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a data directory\'s compaction: the plaintext of the chunks it joins into one sealed chunk is zeroized', async () => {
+    const dir = tempDir();
+    try {
+      const chunks = [prng(711)(100), prng(712)(100)];
+      // A snapshot after every record: the second chunk's joins the two chunks into one.
+      const e1 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: MASTER, compactAt: 1 }) });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1024, kDt: b64(prng(713)(16)) } }), 2001, 'cipher');
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(chunks[0]!) } }), 2004, 'first chunk');
+      const made = watchNew();
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(chunks[1]!) } }), 2004, 'second chunk');
+      const chunkSized = made.filter((a) => a.length === 100);
+      expect(chunkSized.length, 'the chunks were opened to be joined').toBeGreaterThanOrEqual(2);
+      for (const a of chunkSized) expect(chunks.some((c) => c.every((b, i) => a[i] === b)), 'a chunk\'s plaintext left behind').toBe(false);
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      const snapshot = readFileSync(join(dir, 'snapshot.json'), 'utf8');
+      expect((snapshot.match(/"attr":"/g) ?? []).length, 'one sealed chunk').toBe(1);
       await e2.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
