@@ -375,6 +375,31 @@ describe('rollback anchor of the data directory', () => {
       await e.close();
       expect(journalSize(dir), 'the journal the snapshot covers is still there').toBeGreaterThan(0);
       expect(named(anchor.token).mac.equals(Buffer.from(snapshotMac(), 'base64')), 'the anchor names the snapshot').toBe(true);
+      // Beside a snapshot and the records it covers, an anchor naming the record before the last (one behind
+      // the snapshot's state, which no record can be cut to undo), or the snapshot's sequence number under
+      // another MAC, is no crash's: refused.
+      const held = anchor.token!;
+      const S = named(held).seq;
+      const journal = readFileSync(join(dir, 'journal.log'));
+      const ends: number[] = [];
+      for (let at = 0; at < journal.length; at += 8 + journal.readUInt32LE(at)) ends.push(at + 8 + journal.readUInt32LE(at));
+      expect(ends.length, 'records the snapshot covers').toBeGreaterThanOrEqual(2);
+      const token = (seq: number, mac: Uint8Array) => {
+        const b = Buffer.alloc(41);
+        b[0] = 1;
+        b.writeUInt32BE(Math.floor(seq / 2 ** 32), 1);
+        b.writeUInt32BE(seq >>> 0, 5);
+        b.set(mac, 9);
+        return new Uint8Array(b);
+      };
+      for (const [what, t, anchored] of [
+        ['the record before the last', token(S - 1, journal.subarray(ends.at(-2)! - 32, ends.at(-2)!)), S - 1],
+        ["the snapshot's sequence number under another MAC", token(S, new Uint8Array(32).fill(0xa5)), S],
+      ] as const) {
+        anchor.token = t;
+        await expect(open(), what).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: S, anchored });
+      }
+      anchor.token = held;
       refuseCut = false;
       e = await open();
       ok(await new Session(e, 'CAE1').update(t.path('reg', 'h'), { 'senv:Hsh': { msg: 'AAAA' } }), 2004, 'a write after it');
