@@ -155,6 +155,12 @@ describe('rollback anchor of the data directory', () => {
       const size = journalSize(dir);
       ok(await hash(s, 'h2'), 2001, 'hash');
       await e.close();
+      // One behind at another head than h1's (the MAC of another history at that sequence number): no crash's, refused.
+      const elsewhere = before.slice();
+      elsewhere[40]! ^= 1;
+      anchor.token = elsewhere;
+      const { seq } = named(before);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).rejects.toMatchObject({ name: 'DataDirRolledBackError', found: seq + 1, anchored: seq });
       // The crash: h2's record is in journal.log, the anchor still names h1's.
       anchor.token = before;
       e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
