@@ -1198,6 +1198,22 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     expect(out.trim(), err).toBe('[true,false,true]');
   });
 
+  it('a lock whose holder the platform cannot tell alive or gone (lockHeld answers undefined) is refused and left as it is, never taken over', async () => {
+    const dir = tempDir();
+    try {
+      const base = await openFiles();
+      await (await JournalStore.open({ dir, masterKey: KEY, files: base })).close();
+      const lock = join(dir, 'lock');
+      const held = JSON.stringify({ pid: 100, since: '2026-01-01T00:00:00.000Z', token: 'untold100', osLocked: false });
+      writeFileSync(lock, held);
+      const files: Files = { ...base, pid: 200, stamp: undefined, lockHeld: async () => undefined };
+      await expect(JournalStore.open({ dir, masterKey: KEY, files })).rejects.toMatchObject({ name: 'DataDirLockedError', message: expect.stringContaining('whether it still runs cannot be told here') });
+      expect(readFileSync(lock, 'utf8')).toBe(held);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a stale takeover guard beside a stale lock (a taker killed mid-takeover): exactly one of two openers opens', async () => {
     const dir = tempDir();
     try {
