@@ -1592,6 +1592,11 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       cpSync(compacted, work, { recursive: true });
       const { check, uniqueIds } = JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
       const unmarked = () => writeFileSync(join(work, 'meta.json'), JSON.stringify({ format: 3, uniqueIds, check, mac: mac('meta', Buffer.from(JSON.stringify([3, check, uniqueIds]))).toString('base64') }));
+      // Format 4, MACed with the master key (an earlier senv's directory with a snapshot), its snapshot removed: refused as 6's is.
+      writeFileSync(join(work, 'meta.json'), JSON.stringify({ format: 4, uniqueIds, check, mac: mac('meta', Buffer.from(JSON.stringify([4, check, uniqueIds]))).toString('base64') }));
+      rmSync(join(work, 'snapshot.json'));
+      await expect(open(work), 'format 4 without its snapshot').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json' });
+      cpSync(join(compacted, 'snapshot.json'), join(work, 'snapshot.json'));
       unmarked();
       const e3 = await open(work);
       expect(JSON.parse(readFileSync(join(work, 'meta.json'), 'utf8')).format, 'not upgraded at open').toBe(3);
