@@ -60,6 +60,8 @@ describe('core ABI', () => {
     for (const [status, cls, text] of table) {
       const e = statusError(status, 'op');
       expect(e.constructor, String(status)).toBe(cls);
+      // Set on each prototype (errorName), not inherited from SenvError: what a minified bundle's caller reads.
+      expect(e.name, String(status)).toBe(cls.name);
       expect(e.message).toBe(`op: ${text}`);
     }
   });
