@@ -648,6 +648,20 @@ describe('what a decryption stream holds until its tag verified', () => {
     }
   });
 
+  it('final(into) leaves the verified plaintext in into alone: the buffer that held it is zeroized', () => {
+    const key = rnd(16), nonce = rnd(12), plain = rnd(4096);
+    for (const [what, seal, open] of [
+      ['GCM', () => gcm(key, nonce).encrypt(plain), () => gcm(key, nonce).decryptStream()],
+      ['CCM', () => ccm(key, nonce).encrypt(plain), () => ccm(key, nonce).decryptStream()],
+    ] as const) {
+      const sealed = seal(), into = new Uint8Array(plain.length);
+      const held = secretArrays(() => void open().update(sealed).final(into));
+      expect(hex(into), what).toBe(hex(plain));
+      expect(held.length, `${what}: the held bytes are in secretBytes memory`).toBeGreaterThan(0);
+      for (const h of held) expect(h.every((b) => b === 0), `${what}: zeroized`).toBe(true);
+    }
+  });
+
   it('a final() refused for too little input leaves the stream usable, as a refused update() does', () => {
     const key = rnd(16), nonce = rnd(12), plain = rnd(40);
     const sealed = gcm(key, nonce).encrypt(plain);
