@@ -473,6 +473,33 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: a device SE refuses kExp: true (5001) before it makes a key, and the data an objectStore write was lent is zeroized once written',
+    async run() {
+      const held = new Map<string, Uint8Array>(), lent: Uint8Array[] = [];
+      let keys = 0;
+      const { engine, seId, send } = await setup((b) => {
+        b.capabilities.keyStorage = 'device';
+        const importKey = b.importKey.bind(b);
+        b.importKey = (...a: Parameters<typeof importKey>) => (keys++, importKey(...a));
+        (b as { objectStore?: ObjectStore }).objectStore = {
+          write: async (id, data) => void (lent.push(data), held.set(id, data.slice())),
+          read: async (id) => held.get(id)!.slice(),
+          remove: async (id) => void held.delete(id),
+        };
+      });
+      const r = await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kExp: true, kDt: new Uint8Array(16).fill(1) } } });
+      equal(r.rsc, 5001, 'kExp on a device SE');
+      equal(dbg(r), 'kExp (keyExportable): this SE keeps keys on the device and never exports them', 'kExp: m2m:dbg');
+      equal(keys, 0, 'no key imported');
+      equal((await send({ op: 2, to: `${seId}/r/c` })).rsc, 4004, 'no <cipher> created');
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20009, pc: { 'senv:Sdo': { rn: 'o', msg: unhex('deadbeef01020304') } } })).rsc, 2001, 'sdo');
+      equal(lent.length, 1, 'one write');
+      assert(zeroized(lent[0]!), 'the written data zeroized once the device holds it');
+      equalHex(pc(await send({ op: 2, to: `${seId}/r/o` }), 'senv:Sdo').msg as Uint8Array, 'deadbeef01020304', 'the device holds it');
+      await engine.close();
+    },
+  },
+  {
     name: 'backend contract: a result of the wrong length is zeroized when refused (random bytes): handed over all the same',
     async run() {
       const refusedBytes: Uint8Array[] = [];
