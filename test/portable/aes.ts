@@ -390,10 +390,11 @@ aesCases.push({
           let threw = false;
           try {
             bs.final(untouched);
-          } catch {
-            threw = true;
+          } catch (e) {
+            // The message says what may be wrong: a bare status text would not.
+            threw = e instanceof AuthenticationError && e.message.endsWith('authentication failed (wrong key, nonce, associated data, ciphertext or tag)');
           }
-          ok(threw && untouched.every((b) => b === 0x5a), `${name} len ${len}: a wrong tag writes nothing into the array`);
+          ok(threw && untouched.every((b) => b === 0x5a), `${name} len ${len}: a wrong tag is an AuthenticationError saying what may be wrong, and writes nothing into the array`);
         }
       }
     }
@@ -566,6 +567,10 @@ aesCases.push({
     const got = ds.final(into);
     ok(got.buffer === into.buffer && got.byteOffset === 0, 'CCM collecting final(into) writes into the array');
     equalBytes(got, pt, 'CCM collecting final(into) result');
+    const exact = new Uint8Array(pt.length);
+    const gotExact = c.decryptStream().update(whole).final(exact);
+    ok(gotExact.buffer === exact.buffer && gotExact.length === pt.length, 'CCM collecting final(into) writes into an array of exactly the plaintext\'s length');
+    equalBytes(exact, pt, 'CCM collecting final(into) of exactly the plaintext\'s length');
     for (const [name, a] of [['GCM', gcm(key, nonce)], ['CCM with messageLength', ccm(key, nonce, undefined, { messageLength: pt.length })], ['CCM', c]] as const) {
       const es = a.encryptStream();
       throws(() => es.update(pt.subarray(0, 20), [] as unknown as Uint8Array), InvalidInputError, `${name} into as an Array`, /into must be a Uint8Array, got array/);
