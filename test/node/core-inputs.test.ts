@@ -357,6 +357,11 @@ describe('the I/O window after ECDSA, streaming MACs and AEAD streams', () => {
     ds.update(forged);
     expect(() => ds.final()).toThrow();
     expect(found(forged.subarray(-16)), 'the refused tag').toEqual([]);
+    const iv = rnd(16), plain = rnd(40);
+    const dc = cbc(key, iv).decryptStream();
+    dc.update(cbc(key, iv).encrypt(plain));
+    expect(hex(dc.final())).toBe(hex(plain.subarray(32)));
+    expect(found(plain.subarray(32)), 'a CBC stream\'s last plaintext block, from final()').toEqual([]);
   });
 });
 
