@@ -116,6 +116,8 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: (1 << 22) + 1 } }), 5207, 'mbs beyond the SE limit');
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, cD: 'AAAA' } }), 4000, 'cD read-only', /read-only/);
         fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, msg: b64(rnd(11)) } }), 5207, 'msg beyond mbs at CREATE');
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, cbs: 3 } }), 4000, 'cbs other than 0 at CREATE', /cbs.*only be set to 0/);
+        fails(await s.create(s.seId, 20002, { 'senv:Cph': { Calg: 13, mbs: 10, cbs: 0, msg: b64(rnd(5)) } }), 4000, 'cbs 0 with data at CREATE', /contradict/);
         const exportable = await createExportable(s, 20002, 'senv:Cph', { rn: 'c', Calg: 13, mbs: 64 }, 'no key');
         fails(await s.retrieve(s.path('reg', 'c', 'encrypt')), 4005, 'no key yet', /keyData/);
         const kDt = body(ok(await s.retrieve(s.path('reg', 'c', 'generateKey')), 2000, 'gnK'), 'senv:Cph').kDt;

@@ -170,6 +170,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         ok(await owner.update(owner.path('reg', 'acp'), { 'm2m:acp': { pvs: ACP(['CAE2'], 4) } }), 2004, 'grant pvs');
         ok(await other.update(owner.path('reg', 'acp'), { 'm2m:acp': { pv: ACP(['CAE2'], 63) } }), 2004, 'in pvs');
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: [], acop: 2 }] }, pvs: ACP(['CAE1'], 1) } }), 4000, 'empty acor', /pv/);
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: ['CAE2', ''], acop: 2 }] }, pvs: ACP(['CAE1'], 1) } }), 4000, 'an empty originator in acor', /pv/);
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: ACP(['CAE1'], 64), pvs: ACP(['CAE1'], 1) } }), 4000, 'acop range', /pv/);
         equal((await other.retrieve(other.seId)).rsc, 2000, 'each originator sees its own registration at the M2M-SE-ID');
         // Rule parts this SE does not evaluate are refused, never dropped (the rule would grant more).
