@@ -5,7 +5,7 @@
 // backend instance. What needs a data directory or reads the docs is in
 // test/node/mcs-third-party-backend.test.ts.
 import {
-  InvalidInputError, markKeyHandle, McsEngine, SoftwareBackend, StateError,
+  ecdsa, InvalidInputError, markKeyHandle, McsEngine, SoftwareBackend, StateError,
   type KeyHandle, type KeyKind, type KeySpec, type McsResponse, type ObjectStore, type RngType,
 } from '../../src/index.ts';
 import { AssertionError, equal, equalBytes, equalHex, hex, ok as assert, prng, unhex, utf8, type PortableCase } from './harness.ts';
@@ -496,6 +496,50 @@ export const mcsBackendContractCases: PortableCase[] = [
       equal(lent.length, 1, 'one write');
       assert(zeroized(lent[0]!), 'the written data zeroized once the device holds it');
       equalHex(pc(await send({ op: 2, to: `${seId}/r/o` }), 'senv:Sdo').msg as Uint8Array, 'deadbeef01020304', 'the device holds it');
+      await engine.close();
+    },
+  },
+  {
+    name: 'backend contract: a key the engine makes for one operation (kInf\'s public key, a key whose public key cannot be read) is deleted after a verification, a stream the backend refused, or a generateKey that failed',
+    async run() {
+      const made: KeyHandle[] = [], deleted = new Set<KeyHandle>();
+      let failSignature = false, failPublicKey = false;
+      const { engine, seId, send } = await setup((b) => {
+        const importKey = b.importKey.bind(b), generateKey = b.generateKey.bind(b), releaseKey = b.releaseKey.bind(b);
+        const signature = b.signature.bind(b), publicKey = b.publicKey.bind(b);
+        b.importKey = async (...a: Parameters<typeof importKey>) => (made.push(await importKey(...a)), made.at(-1)!);
+        b.generateKey = async (...a: Parameters<typeof generateKey>) => (made.push(await generateKey(...a)), made.at(-1)!);
+        // The software SE has no deleteKey: the engine deletes its keys with releaseKey.
+        b.releaseKey = (k: KeyHandle) => void (deleted.add(k), releaseKey(k));
+        b.signature = (...a: Parameters<typeof signature>) => {
+          if (failSignature) throw new StateError('no signature now');
+          return signature(...a);
+        };
+        b.publicKey = (...a: Parameters<typeof publicKey>) => {
+          if (failPublicKey) throw new StateError('no public key now');
+          return publicKey(...a);
+        };
+      });
+      const p256 = ecdsa('P-256'), msg = utf8('verified with the key of kInf');
+      const pairs = [p256.keygen(), p256.keygen()];
+      const kInf = (i: number) => btoa(String.fromCharCode(...pairs[i]!.publicKey));
+      const live = (what: string) => equal(made.filter((k) => !deleted.has(k)).length, 0, `${what}: every key made was deleted`);
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 'v', Salg: 33, kInf: kInf(0), Sgn: p256.sign(msg, pairs[0]!.secretKey) } } })).rsc, 2001, 'verify-only');
+      equal((await send({ op: 3, to: `${seId}/r/v`, pc: { 'senv:Sgn': { msg } } })).rsc, 2004, 'message streamed under kInf');
+      equal(pc(await send({ op: 2, to: `${seId}/r/v/vSgn` }), 'senv:Sgn').vR, true, 'verified');
+      live('after a verification');
+      equal((await send({ op: 3, to: `${seId}/r/v`, pc: { 'senv:Sgn': { msg } } })).rsc, 2004, 'a new message');
+      equal((await send({ op: 3, to: `${seId}/r/v`, pc: { 'senv:Sgn': { kInf: kInf(1) } } })).rsc, 2004, 'a new kInf');
+      live('after a new kInf');
+      failSignature = true;
+      await send({ op: 2, to: `${seId}/r/v/vSgn` });
+      failSignature = false;
+      live('after the backend refused the stream');
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 'g', Salg: 33 } } })).rsc, 2001, 'no key yet');
+      failPublicKey = true;
+      equal((await send({ op: 2, to: `${seId}/r/g/gnK` })).rsc, 4005, 'no public key for the new key (a StateError)');
+      live('after generateKey failed');
+      assert(made.length >= 3, 'keys were made');
       await engine.close();
     },
   },
