@@ -544,6 +544,26 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: a resource whose algorithm, rngType or rebootType the backend does not offer is refused at CREATE (5001)',
+    async run() {
+      const { engine, seId, send } = await setup((b) => {
+        b.capabilities.cipherAlgorithms = [13];
+        b.capabilities.hashAlgorithms = [4];
+        b.capabilities.rngTypes = [1];
+        b.capabilities.rebootTypes = [1];
+      });
+      for (const [ty, root, content, what] of [
+        [20002, 'senv:Cph', { Calg: 1001, mbs: 16 }, /1001/], [20004, 'senv:Hsh', { Halg: 5 }, /\(5\)/],
+        [20007, 'senv:Rnd', { rgT: 2 }, /rngType 2/], [20010, 'senv:Srbt', { rbT: 2 }, /rebootType 2/],
+      ] as const) {
+        const r = await send({ op: 1, to: `${seId}/r`, ty, pc: { [root]: content } });
+        equal(r.rsc, 5001, root);
+        assert(what.test(String(dbg(r))), `${root}: ${String(dbg(r))}`);
+      }
+      await engine.close();
+    },
+  },
+  {
     name: 'backend contract: a result of the wrong length is zeroized when refused (random bytes): handed over all the same',
     async run() {
       const refusedBytes: Uint8Array[] = [];
