@@ -326,6 +326,16 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').kInf, another, 'the refused UPDATE left kInf as it was');
         ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(pair.publicKey) } }), 2004, 'the right public key again');
         equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify again'), 'senv:Sgn').vR, true, 'verifies again');
+        // A message long enough to stream (past the backend's batch) into a verification under one kInf:
+        // a new kInf restarts it, so the old key's signature does not verify under the new one.
+        const long = prng(alg + 100)(40_000);
+        const longSig = ec.sign(long, pair.secretKey, { format: 'raw' });
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'w', Salg: alg, kInf: b64(pair.publicKey), sgF: 'raw' } }), 2001, 'verify-only, streamed');
+        for (let at = 0; at < long.length; at += 8192) ok(await s.update(s.path('reg', 'w'), { 'senv:Sgn': { msg: b64(long.subarray(at, at + 8192)) } }), 2004, 'streamed chunk');
+        ok(await s.update(s.path('reg', 'w'), { 'senv:Sgn': { kInf: another, Sgn: b64(longSig) } }), 2004, 'another key after the message streamed');
+        equal(body(ok(await s.retrieve(s.path('reg', 'w', 'vSgn')), 2000, 'verify streamed'), 'senv:Sgn').vR, false, 'the old key\'s signature fails under the new kInf');
+        ok(await s.update(s.path('reg', 'w'), { 'senv:Sgn': { kInf: b64(pair.publicKey) } }), 2004, 'the signing key again');
+        equal(body(ok(await s.retrieve(s.path('reg', 'w', 'vSgn')), 2000, 'verify streamed again'), 'senv:Sgn').vR, true, 'verifies under its own key');
         ok(await s.retrieve(s.path('reg', 'v', 'gnK')), 2000, 'a key generated over it');
         equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').vR, undefined, 'no stale vR after generateKey');
         raw[raw.length - 1]! ^= 1;
