@@ -591,4 +591,26 @@ describe('virtual card edges (mutation review)', () => {
     }
     expect(() => new VirtualCardOs([], { limits: SHORT_LIMITS })).not.toThrow();
   });
+
+  it('25. a key named by its stamp (83 08): DELETE KEY takes only 83 08 and the slot\'s own stamp; MSE:SET with a stamp that is not the whole of it uses no key', () => {
+    const c = makeCard();
+    c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+    const stamp = findTlv(decodeTlvs(c.ok(cmds.getData(DO.KEY, 0x10))), TAG.KEY_STAMP)!;
+    expect(stamp.length).toBe(8);
+    const del = (data: number[]) => c.sw({ ...cmds.deleteKey(0x10), data: Uint8Array.from(data) });
+    // The profile's one form: tag 83, length 08. Another tag or length byte of the same size is wrong data, not read as a stamp.
+    expect(del([0x84, 0x08, ...stamp])).toBe('6A80');
+    expect(del([TAG.KEY_STAMP, 0x07, ...stamp])).toBe('6A80');
+    expect(del([TAG.KEY_STAMP, 0x08, ...stamp.map((b, i) => (i === 7 ? b ^ 1 : b))]), 'another key\'s stamp').toBe('6A88');
+    expect(c.store.keys.has(0x10), 'none of them deleted the key').toBe(true);
+    // A stamp that is a prefix of the key's (or longer than it) names no key of this slot.
+    for (const given of [stamp.subarray(0, 4), Uint8Array.of(...stamp, 0)]) {
+      c.ok(cmds.mse(CRT.DST, 25, [0x10], [[TAG.KEY_STAMP, given]]));
+      expect(c.sw(cmds.pso(PSO.COMPUTE_SIGNATURE, text('m'))), `stamp of ${given.length} bytes`).toBe('6A88');
+    }
+    c.ok(cmds.mse(CRT.DST, 25, [0x10], [[TAG.KEY_STAMP, stamp]]));
+    expect(hex(c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, text('m'))))).toBe(hex(hmac('SHA-256', pattern(32, 1), text('m'))));
+    expect(del([TAG.KEY_STAMP, 0x08, ...stamp])).toBe('9000');
+    expect(c.store.keys.has(0x10)).toBe(false);
+  });
 });
