@@ -2033,6 +2033,19 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(reader.store.keys.size, 'close() waits for the deletion it was given').toBe(0);
   });
 
+  it('a key written whose stamp cannot be read and whose deletion fails too is deleted later (before the next slot is taken): no key is left that no handle names', async () => {
+    const { reader, b } = await openedReader();
+    const keyInfo = (a: Uint8Array) => a[1] === 0xca && a[2] === DO.KEY;
+    const deletion = (a: Uint8Array) => a[1] === 0xda && a[2] === DO.DELETE_KEY;
+    reader.intercept = (a) => (keyInfo(a) || deletion(a) ? Uint8Array.of(0x6f, 0x00) : undefined);
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(7))).rejects.toThrow(StatusWordError);
+    reader.intercept = undefined;
+    expect([...reader.store.keys.values()].map((key) => key.secret?.[0]), 'the deletion failed: still on the card').toEqual([7]);
+    await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(8));
+    expect([...reader.store.keys.values()].map((key) => key.secret?.[0]), 'the next import deleted it first').toEqual([8]);
+    await b.close();
+  });
+
   it('a key write answered 6F00, 63xx, 65xx (memory may have changed) or a status word no ISO class defines (garbled) may have left the key: the next import deletes its slot first; 6A80, 6700, 6A84, 6D00 or 6400 wrote nothing and the slot is free at once', async () => {
     const got: [string, number, number[]][] = [];
     // [the write's answer, whether the card wrote the key before giving it]

@@ -613,4 +613,17 @@ describe('virtual card edges (mutation review)', () => {
     expect(del([TAG.KEY_STAMP, 0x08, ...stamp])).toBe('9000');
     expect(c.store.keys.has(0x10)).toBe(false);
   });
+
+  it('26. a store over its capacity (written by hand, or another build) still deletes keys and objects: only a change that adds is refused 6A84', () => {
+    const c = makeCard();
+    c.ok(cmds.putKey(0x10, 25, [1], pattern(32, 1)));
+    c.ok(cmds.putObject(8, pattern(16, 2)));
+    c.store.objects.set(9, new Uint8Array(NVM_CAPACITY + 1000));
+    expect(c.sw(cmds.putObject(7, pattern(4, 3))), 'an addition').toBe('6A84');
+    c.ok(cmds.deleteKey(0x10), 'key deletion');
+    c.ok(cmds.deleteObject(8), 'object deletion');
+    c.ok(cmds.deleteObject(9), 'deletion of the object that overfilled it');
+    expect([c.store.keys.size, c.store.objects.size]).toEqual([0, 0]);
+    c.ok(cmds.putObject(7, pattern(4, 3)), 'room again');
+  });
 });
