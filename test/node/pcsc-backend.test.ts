@@ -2046,6 +2046,16 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('a key information whose stamp is not 8 bytes is the card\'s fault: the import fails naming it, and the key it wrote is deleted', async () => {
+    const { reader, b } = await openedReader();
+    const keyInfo = (a: Uint8Array) => a[1] === 0xca && a[2] === DO.KEY;
+    reader.intercept = (a) => (keyInfo(a) ? Uint8Array.of(...tlvs([0x80, u16(25)], [0x81, [1]], [0x83, [1, 2, 3, 4, 5, 6, 7]]), 0x90, 0x00) : undefined);
+    await expect(b.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(7))).rejects.toThrow(/key stamp of 7 bytes, not 8/);
+    reader.intercept = undefined;
+    expect(reader.store.keys.size, 'deleted').toBe(0);
+    await b.close();
+  });
+
   it('a key write answered 6F00, 63xx, 65xx (memory may have changed) or a status word no ISO class defines (garbled) may have left the key: the next import deletes its slot first; 6A80, 6700, 6A84, 6D00 or 6400 wrote nothing and the slot is free at once', async () => {
     const got: [string, number, number[]][] = [];
     // [the write's answer, whether the card wrote the key before giving it]

@@ -326,6 +326,10 @@ describe('senv virtual card', () => {
         JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: -5, kind: 'secret', secret } }, objects: {} }),
         JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret: '' } }, objects: {} }),
         JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 33, kind: 'public', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 33, kind: 'public', publicKey: '04AB', secret } }, objects: {} }),
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 0x10000, kind: 'secret', secret } }, objects: {} }),
+        // A key stamp of another length than the profile's 8 bytes names no key the host could give back.
+        JSON.stringify({ serial: '0102030405060708', keys: { 1: { algorithm: 25, kind: 'secret', secret, stamp: '01020304050607' } }, objects: {} }),
       ];
       for (const [i, text] of damaged.entries()) {
         const store = join(dir, `card-${i}.json`);
