@@ -15,7 +15,7 @@ import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
   AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
-import { tlvs, u16 } from '../../src/apdu/tlv.ts';
+import { decodeTlvs, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { DO, INS } from '../../src/apdu/profile.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
@@ -2422,6 +2422,16 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
     const verifyOnly = await b.loadKey(ec, stored);
     reader.intercept = undefined;
     await expect(use(verifyOnly)).rejects.toThrow(/holds a public key, the reference names a secret one/);
+    // Nor one whose information has no stamp where the reference names one (a card that forgot it, or another card's key).
+    reader.intercept = (a) => {
+      if (!info(a)) return undefined;
+      const r = reader.os.apdu(a);
+      const unstamped = decodeTlvs(r.subarray(0, r.length - 2)).filter((t) => t.tag !== 0x83);
+      return Uint8Array.of(...tlvs(...unstamped.map((t) => [t.tag, t.value] as [number, Uint8Array])), 0x90, 0x00);
+    };
+    const unstamped = await b.loadKey(ec, stored);
+    reader.intercept = undefined;
+    await expect(use(unstamped)).rejects.toThrow(/holds another key than the one this reference names/);
     reader.intercept = undefined;
     await expect(b.loadKey(ec, stored), 'the real slot loads').resolves.toBeTruthy();
     for (const data of [[], [0, 0, 1, 0], new Array(7).fill(0), new Array(9).fill(0), [0, 0, 0, 1, 0, 0, 0, 2]]) {
