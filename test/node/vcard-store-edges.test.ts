@@ -135,6 +135,28 @@ describe('virtual card key store (its file, its lock)', () => {
   }, 60_000);
 
   // docs/pcsc.md: default `$XDG_DATA_HOME/senv/virtual-card-<slot>.json`; a fresh user has no senv directory.
+  it('a save leaves no copy of the keys in memory: the file text it wrote is zeroized once written', () => withDir((dir) => {
+    const store = new KeyStore(join(dir, 'card.json'));
+    try {
+      const secret = pattern(32, 5);
+      store.keys.set(1, { algorithm: 25, kind: 'secret', secret, stamp: new Uint8Array(8) });
+      const from = vi.spyOn(Buffer, 'from');
+      let made: Buffer[];
+      try {
+        store.save();
+      } finally {
+        // Read before the restore, which clears them.
+        made = from.mock.results.map((r) => r.value as Buffer);
+        from.mockRestore();
+      }
+      expect(made.length, 'the file text went through a Buffer').toBeGreaterThan(0);
+      for (const b of made) expect(b.every((x) => x === 0), `a buffer of ${b.length} bytes`).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'card.json'), 'utf8')).keys['1'].secret, 'the file holds the key').toBe(hex(secret));
+    } finally {
+      store.close();
+    }
+  }));
+
   it('a store whose directories do not exist yet is created, directories private (0700), the file written at once (0600)', () => withDir((dir) => {
     const store = join(dir, 'a', 'b', 'card.json');
     const card = createVirtualCard({ store });
