@@ -626,4 +626,15 @@ describe('virtual card edges (mutation review)', () => {
     expect([c.store.keys.size, c.store.objects.size]).toEqual([0, 0]);
     c.ok(cmds.putObject(7, pattern(4, 3)), 'room again');
   });
+
+  it('27. a command data field one byte beyond the card\'s limit is refused 6700 and writes nothing; one at the limit is served', () => {
+    for (const limits of [{ maxCommandData: 300, maxResponseData: 256 }, undefined]) {
+      const c = makeCard(limits);
+      const most = limits?.maxCommandData ?? 0xff00;
+      expect(c.send(cmds.putObject(7, new Uint8Array(most + 1).fill(1)), true).sw, `${most + 1} bytes`).toBe('6700');
+      expect(c.store.objects.has(7)).toBe(false);
+      expect(c.send(cmds.putObject(7, new Uint8Array(most).fill(1)), true).sw, `${most} bytes`).toBe('9000');
+      expect(c.store.objects.get(7)?.length).toBe(most);
+    }
+  });
 });
