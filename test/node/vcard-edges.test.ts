@@ -637,4 +637,17 @@ describe('virtual card edges (mutation review)', () => {
       expect(c.store.objects.get(7)?.length).toBe(most);
     }
   });
+
+  it('28. ECDSA over a digest given as input (C0 01) takes the digest\'s length exactly: one byte beyond it is refused 6700 at that link', () => {
+    const c = makeCard();
+    c.ok(cmds.generate(33, [3]));
+    const digest = sha256(text('message'));
+    c.ok(cmds.mse(CRT.DST, 33, [3], [[TAG.INPUT_IS_DIGEST, [1]]]));
+    c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, digest, true));
+    expect(c.sw(cmds.pso(PSO.COMPUTE_SIGNATURE, Uint8Array.of(0), true)), 'the 33rd byte').toBe('6700');
+    expect(c.streams().size, 'the refused link ended the stream').toBe(0);
+    c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, digest.subarray(0, 16), true));
+    const sig = c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, digest.subarray(16)));
+    expect(ecdsa('P-256').verify(sig, digest, publicPoint(c, 3), { format: 'raw', prehashed: true })).toBe(true);
+  });
 });
