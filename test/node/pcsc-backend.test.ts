@@ -870,6 +870,22 @@ describe('PC/SC SE backend over an in-process card', () => {
     await again.close();
   });
 
+  it('a removal whose directory write failed is settled by the next directory write that succeeds: close() then has nothing left to write', async () => {
+    const { reader, b } = await openedReader();
+    const directory = () => new TextDecoder().decode(reader.store.objects.get(0xfe));
+    await b.objectStore.write('a', Uint8Array.of(1));
+    await b.objectStore.write('b', Uint8Array.of(2));
+    reader.failOnce((x) => x[1] === INS.PUT_DATA && x[2] === DO.OBJECT && x[3] === 0xfe, 0x6f00);
+    await b.objectStore.remove('a');
+    expect(directory(), 'the card names it until the next change').toContain('a');
+    await b.objectStore.remove('b');
+    expect(reader.store.objects.size, 'only the directory is left').toBe(1);
+    expect(directory()).not.toMatch(/a|b/);
+    const before = reader.sent.length;
+    await b.close();
+    expect(reader.sent.slice(before).map((x) => hex(x.subarray(0, 4))), 'no directory read or written again at close').toEqual([]);
+  });
+
   it('a new data object whose write lost its answer and whose deletion failed too is not handed out again, is deleted before the next change, and close() names one the card still keeps', async () => {
     const secret = new Uint8Array(40).fill(0x5d);
     const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);
