@@ -10,6 +10,7 @@ import { decodeTlvs, findTlv } from '../../src/apdu/tlv.ts';
 import { ecdsa, gcm, hmac, initSync, sha256 } from '../../src/core/index.ts';
 import { CardStatus, SHORT_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
+import { spyUint8Arrays } from './uint8array-spy.ts';
 import { allZero, cmds, macWith, makeCard, pattern, publicPoint, slots, text } from './vcard-kit.ts';
 
 initSync();
@@ -649,5 +650,27 @@ describe('virtual card edges (mutation review)', () => {
     c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, digest.subarray(0, 16), true));
     const sig = c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, digest.subarray(16)));
     expect(ecdsa('P-256').verify(sig, digest, publicPoint(c, 3), { format: 'raw', prehashed: true })).toBe(true);
+  });
+
+  it('29. an ECDSA signature stream ended without its last link zeroizes its own copy of the private scalar', () => {
+    for (const end of ['broken', 'reset'] as const) {
+      const c = makeCard();
+      c.ok(cmds.generate(33, [3]));
+      const scalar = c.store.keys.get(3)!.secret!.slice();
+      c.ok(cmds.mse(CRT.DST, 33, [3]));
+      const spy = spyUint8Arrays();
+      try {
+        c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, text('part'), true));
+      } finally {
+        spy.stop();
+      }
+      const copies = spy.made.filter((a) => hex(a) === hex(scalar));
+      expect(copies.length, 'the stream holds a copy').toBeGreaterThan(0);
+      // Any other command breaks the chain (6883), which frees the stream.
+      if (end === 'broken') expect(c.sw(cmds.select(SENV_AID))).toBe('6883');
+      else c.os.power('warm');
+      expect(c.streams().size).toBe(0);
+      for (const a of copies) expect(allZero(a), end).toBe(true);
+    }
   });
 });
