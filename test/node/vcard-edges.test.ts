@@ -673,4 +673,19 @@ describe('virtual card edges (mutation review)', () => {
       for (const a of copies) expect(allZero(a), end).toBe(true);
     }
   });
+
+  it('30. INTERNAL AUTHENTICATE without a challenge is 6700; a VERIFY whose last link holds more than 9E <signature> is 6A80, never checked', () => {
+    const c = makeCard();
+    const key = pattern(32, 1);
+    c.ok(cmds.putKey(0x10, 25, [1], key));
+    c.ok(cmds.mse(CRT.AT, 25, [0x10]));
+    expect(c.sw({ cla: 0, ins: INS.INTERNAL_AUTHENTICATE, p1: 0, p2: 0, ne: 256 })).toBe('6700');
+    c.ok(cmds.mse(CRT.DST, 25, [0x10]));
+    const msg = text('message');
+    const mac = hmac('SHA-256', key, msg);
+    c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, msg, true));
+    expect(c.sw(cmds.pso(PSO.VERIFY_SIGNATURE, Uint8Array.of(TAG.SIGNATURE, mac.length, ...mac, TAG.SIGNATURE, 1, 0)))).toBe('6A80');
+    c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, msg, true));
+    c.ok(cmds.pso(PSO.VERIFY_SIGNATURE, Uint8Array.of(TAG.SIGNATURE, mac.length, ...mac)), 'the right MAC alone verifies');
+  });
 });
