@@ -964,6 +964,14 @@ describe('PC/SC SE backend over an in-process card', () => {
     reader.intercept = undefined;
     expect(reader.sent.slice(sent).filter(getObject)).toEqual([]);
     expect(hex(await b.objectStore.read('d', old.length))).toBe(hex(old));
+    // So does any other answer of the checking class (6700, 6A80): refused before it ran.
+    for (const sw of [0x6700, 0x6a80]) {
+      const before = reader.sent.length;
+      reader.intercept = (a) => (putObject(a) ? Uint8Array.of(sw >> 8, sw & 0xff) : undefined);
+      await expect(b.objectStore.write('d', next)).rejects.toMatchObject({ sw });
+      reader.intercept = undefined;
+      expect(reader.sent.slice(before).filter(getObject), sw.toString(16)).toEqual([]);
+    }
     // A read-back that fails too leaves the write in doubt: it fails, with the write's own error.
     reader.intercept = (a) => {
       if (!putObject(a)) return undefined;
