@@ -1265,12 +1265,13 @@ describe('Mcs data directory: the store\'s guarantees', () => {
           await aGuard.p;
         },
       });
-      const outcome = (store: Promise<JournalStore>) => store.then(async (s) => {
-        await s.close();
-        return 'open';
-      }, (e: Error) => e.name);
-      const [a, b] = await Promise.all([outcome(JournalStore.open({ dir, masterKey: KEY, files: A })), outcome(JournalStore.open({ dir, masterKey: KEY, files: B }).finally(() => bDone.fire()))]);
-      expect([a, b].filter((o) => o === 'open'), `${a}, ${b}`).toHaveLength(1);
+      // A store that opened stays open until both have settled: two that open one after the other
+      // (a slow machine can run them so) would be no double hold.
+      const outcome = (store: Promise<JournalStore>) => store.then((s) => s, (e: Error) => e.name);
+      const settled = await Promise.all([outcome(JournalStore.open({ dir, masterKey: KEY, files: A })), outcome(JournalStore.open({ dir, masterKey: KEY, files: B }).finally(() => bDone.fire()))]);
+      const opened = settled.filter((o): o is JournalStore => o instanceof JournalStore);
+      for (const s of opened) await s.close();
+      expect(opened, settled.map((o) => (typeof o === 'string' ? o : 'open')).join(', ')).toHaveLength(1);
       expect(existsSync(guard)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
