@@ -1100,11 +1100,23 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       // Several processes taking over one stale lock at once: exactly one opens the directory.
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: gone.pid!, since: '2026-01-01T00:00:00.000Z', token: 'x', osLocked: false }));
       const dist = new URL('../../dist/src/index.js', import.meta.url).href;
+      // One that opened holds the directory until the others have answered (30 s at most): on a loaded
+      // machine a fixed hold could end before the last opener starts, which would then open in turn.
+      const release = join(tempDir(), 'release');
       const opener = `const { McsEngine } = await import('${dist}');
+        const { existsSync } = await import('node:fs');
         try { const e = await McsEngine.create({ dataDir: ${JSON.stringify(dir)}, masterKey: new Uint8Array(32).fill(7) });
-          console.log('open'); await new Promise((r) => setTimeout(r, 3000)); await e.close(); }
+          console.log('open');
+          for (let i = 0; i < 1500 && !existsSync(${JSON.stringify(release)}); i++) await new Promise((r) => setTimeout(r, 20));
+          await e.close(); }
         catch (e) { console.log(e.name); }`;
-      const outcomes = await Promise.all(Array.from({ length: 4 }, async () => (await runModule(opener)).out.trim()));
+      let answered = 0;
+      const outcomes = await Promise.all(Array.from({ length: 4 }, async () => {
+        const out = (await runModule(opener)).out.trim();
+        if (++answered === 3) writeFileSync(release, '');
+        return out;
+      }));
+      rmSync(join(release, '..'), { recursive: true, force: true });
       expect(outcomes.filter((o) => o === 'open').length, outcomes.join()).toBe(1);
       expect(outcomes.filter((o) => o === 'DataDirLockedError').length, outcomes.join()).toBe(3);
       expect(existsSync(join(dir, 'lock'))).toBe(false);
