@@ -80,20 +80,21 @@ async function ownStack(): Promise<{ ctx: PcscContext; reader: string; release()
 async function roundTrips(opts: BenchOptions, card: PcscCard, reader: string, title: string): Promise<void> {
   if (!selects(opts, title)) return;
   const n = opts.quick ? 500 : 5000;
-  console.log(`\n${title} (${n} samples, ${reader})`);
-  console.log('  APDU                                  median ms      p99 ms');
   const cases: [string, Uint8Array][] = [
     ['GET CHALLENGE, 8 B response', fromHex('0084000008')],
     ['GET CHALLENGE, 1 KiB extended response', fromHex('00840000000400')],
   ];
+  const width = Math.max(...cases.map(([label]) => label.length));
+  console.log(`\n${title} (${n} samples, ${reader})`);
+  console.log(`  ${'APDU'.padEnd(width)}  median ms      p99 ms`);
   for (const [label, apdu] of cases) {
     const l = await latency(card, apdu, n);
     if ('refused' in l) {
-      console.log(`  ${label.padEnd(36)} refused by the card (SW ${l.refused}), not measured`);
+      console.log(`  ${label.padEnd(width)} refused by the card (SW ${l.refused}), not measured`);
       opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, refusedSw: l.refused });
       continue;
     }
-    console.log(`  ${label.padEnd(36)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
+    console.log(`  ${label.padEnd(width)} ${l.median.toFixed(3).padStart(10)} ${l.p99.toFixed(3).padStart(11)}`);
     opts.finding?.('apdu', { check: 'round trip', reader, apdu: label, samples: n, medianMs: l.median, p99Ms: l.p99 });
   }
 }

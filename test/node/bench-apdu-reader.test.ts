@@ -97,6 +97,14 @@ describe.skipIf(!setup.ok)(`senv bench --reader${setup.ok ? '' : ` (skipped: ${s
       ], { cwd: root, killMs: 150_000 });
       expect([r.code, r.err], r.out).toEqual([0, '']);
       if (env.latencyFixed) for (const reader of [a, b]) expect(r.out).toContain(`APDU round trip through pcscd + ${reader} (500 samples, ${reader})`);
+      if (env.latencyFixed) {
+        // The longest label sets the first column's width: every timed row ends where its header ends.
+        const lines = r.out.split('\n');
+        const header = lines.find((l) => l.startsWith('  APDU '))!;
+        const timed = lines.filter((l) => /^ {2}GET CHALLENGE.* \d+\.\d{3}$/.test(l));
+        expect(timed).toHaveLength(3);
+        expect(timed.map((l) => l.length)).toEqual(timed.map(() => header.length));
+      }
       const o = JSON.parse(readFileSync(out, 'utf8')) as Output;
       const card = (reader: string) => ({ name: reader, reader, description: expect.objectContaining({ manufacturer: 'senv card profile', model: `card in ${reader}` }) });
       const module = { name: 'bench-backend.mjs', module: FIXTURE, description: expect.objectContaining({ manufacturer: 'Fixture Labs' }) };
