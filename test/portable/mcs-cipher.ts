@@ -1,7 +1,7 @@
 // <cipher> (clause 7.5.1) for every algorithm of table 9.6-1, and the AES
 // MACs of table 9.9-1: results equal the core's one-shot functions for any
 // chunking of the UPDATEs, decryption round-trips, and every failure code.
-import { cbc, cbcMac, ccm, cmac, gcm, sha256, type CbcPadding } from '../../src/index.ts';
+import { cbc, cbcMac, ccm, cmac, gcm, hmac, sha256, type CbcPadding } from '../../src/index.ts';
 import { equal, equalBytes, equalHex, ok as assert, prng, type PortableCase } from './harness.ts';
 import { b64, body, createExportable, engineWith, fails, ok, Session, softwareSe, unb64, type BackendFactory } from './mcs-kit.ts';
 
@@ -80,6 +80,9 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         const key = rnd(a.key);
         const p = { nonce: rnd(12), iv: rnd(16), aad: rnd(20) };
         await cipherResource(s, a, 'c', key, p);
+        // A result of an earlier message must not survive the failure of the next one.
+        ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(rnd(40)) } }), 2004, 'a message');
+        equal(unb64(body(ok(await s.retrieve(s.path('reg', 'c', 'encrypt')), 2000, 'encrypt'), 'senv:Cph').cD).length, 40 + a.tag!, 'its calculatedData');
         const ct = coreCipher(a, key, p).encrypt(rnd(70000));
         ct[ct.length - 1]! ^= 1;
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(ct) } }), 2004, 'tampered');
@@ -204,6 +207,12 @@ export function mcsCipherCases(backend: BackendFactory = softwareSe): PortableCa
         fails(await s.retrieve(`${m}/calculateSignature`), 4005, 'no key to sign with', /no secret key/);
         ok(await s.update(m, { 'senv:Sgn': { msg: b64(second) } }), 2004, 'second chunk');
         equalBytes(unb64(body(await s.retrieve(m), 'senv:Sgn').msg), whole, 'the message kept both chunks');
+        // A key but no signature to verify yet: the chunk before the refusal is still part of the message the MAC covers.
+        const h = s.path('reg', 'h');
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'h', Salg: 25, kDt: b64(key), msg: b64(first) } }), 2001, 'HMAC without a signature');
+        fails(await s.retrieve(`${h}/verifySignature`), 4005, 'no signature to verify', /^no signature to verify: UPDATE Sgn first$/);
+        ok(await s.update(h, { 'senv:Sgn': { msg: b64(second), Sgn: b64(hmac('SHA-256', key, whole)) } }), 2004, 'second chunk and the MAC of both');
+        equal(body(ok(await s.retrieve(`${h}/verifySignature`), 2000, 'verify'), 'senv:Sgn').vR, true, 'the MAC of both chunks verifies');
       },
     },
     {
