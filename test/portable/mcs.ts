@@ -324,6 +324,15 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.retrieve(s.path('reg', 'bad')), 4004, 'nothing created');
         fails(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(offCurve) } }), 4000, 'off-curve kInf at UPDATE', /kInf.*not a point/);
         equal(body(await s.retrieve(s.path('reg', 'v')), 'senv:Sgn').kInf, another, 'the refused UPDATE left kInf as it was');
+        // Only 04 and two coordinates is that form: the same length behind another first byte is free-form information, and no key.
+        const notAPoint = pair.publicKey.slice();
+        notAPoint[0] = 5;
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'info', Salg: alg, kInf: b64(notAPoint), Sgn: b64(raw) } }), 2001, 'kInf of a point\'s length without 04');
+        fails(await s.retrieve(s.path('reg', 'info', 'vSgn')), 4005, 'free-form kInf is no key', /^no key/);
+        // Beside a secret key kInf is information only (docs/mcs.md): even an off-curve point is kept as written, and the secret key still verifies.
+        ok(await s.update(s.path('reg', 'e'), { 'senv:Sgn': { kInf: b64(offCurve) } }), 2004, 'off-curve kInf beside a secret key');
+        equal(body(await s.retrieve(s.path('reg', 'e')), 'senv:Sgn').kInf, b64(offCurve), 'kept as written');
+        equal(body(ok(await s.retrieve(s.path('reg', 'e', 'vSgn')), 2000, 'verify with the secret key'), 'senv:Sgn').vR, true, 'the secret key verifies, not kInf');
         ok(await s.update(s.path('reg', 'v'), { 'senv:Sgn': { kInf: b64(pair.publicKey) } }), 2004, 'the right public key again');
         equal(body(ok(await s.retrieve(s.path('reg', 'v', 'vSgn')), 2000, 'verify again'), 'senv:Sgn').vR, true, 'verifies again');
         // A message long enough to stream (past the backend's batch) into a verification under one kInf:
