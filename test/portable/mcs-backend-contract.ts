@@ -6,7 +6,7 @@
 // test/node/mcs-third-party-backend.test.ts.
 import {
   ecdsa, InvalidInputError, markKeyHandle, McsEngine, SoftwareBackend, StateError,
-  type KeyHandle, type KeyKind, type KeySpec, type McsResponse, type ObjectStore, type RngType,
+  type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type McsResponse, type ObjectStore, type RngType,
 } from '../../src/index.ts';
 import { AssertionError, equal, equalBytes, equalHex, hex, ok as assert, prng, unhex, utf8, type PortableCase } from './harness.ts';
 import { unb64 } from './mcs-kit.ts';
@@ -401,6 +401,28 @@ export const mcsBackendContractCases: PortableCase[] = [
         equal(pc(await send({ op: 2, to: `${seId}/r/s` }, false), 'senv:Sgn').Sgn, undefined, 'sign: no Sgn kept');
         await engine.close();
       }
+      // A cipher's output is at most its input and 32 bytes (a padding block, a tag), also when the operation replays the data held.
+      for (const extra of [32, 33]) {
+        const { engine, seId, send } = await setup((b) => {
+          const cipher = b.cipher.bind(b);
+          b.cipher = (...a: Parameters<typeof cipher>) => {
+            const s = cipher(...a) as CipherStream;
+            return { ...s, final: async (last?: Uint8Array) => (s.abort(), new Uint8Array((last?.length ?? 0) + extra).fill(1)) };
+          };
+        });
+        await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kDt: new Uint8Array(16), msg: new Uint8Array(16) } } });
+        await send({ op: 1, to: `${seId}/r/c`, ty: 20001, pc: { 'senv:algP': { nc: new Uint8Array(12) } } });
+        const r = await send({ op: 2, to: `${seId}/r/c/Enc` });
+        const cD = pc(await send({ op: 2, to: `${seId}/r/c` }), 'senv:Cph').cD as Uint8Array | undefined;
+        if (extra === 32) {
+          equal(r.rsc, 2000, 'cipher output of the message and 32 bytes: rsc');
+          equalHex(cD!, '01'.repeat(48), 'taken over');
+        } else {
+          refused(r, 'cipher output of 49 bytes, 0 to 48 expected', 'cipher output one byte longer');
+          equal(cD, undefined, 'cipher: no cD kept');
+        }
+        await engine.close();
+      }
       // A DER ECDSA signature of a length within the curve's bounds but no ECDSA-Sig-Value: clients parse it strictly.
       for (const junk of [new Uint8Array(70).fill(0xaa), Uint8Array.of(0x30, 6, 2, 1, 0x80, 2, 1, 1)]) {
         const { engine, seId, send } = await setup((b) => patchSignature(b, { sign: async () => junk.slice() }));
@@ -505,6 +527,8 @@ export const mcsBackendContractCases: PortableCase[] = [
       const made: KeyHandle[] = [], deleted = new Set<KeyHandle>();
       let failSignature = false, failPublicKey = false;
       const { engine, seId, send } = await setup((b) => {
+        // Every chunk streams: a new kInf then aborts a stream open under the old kInf's key.
+        b.capabilities.preferredBatchSize = 1;
         const importKey = b.importKey.bind(b), generateKey = b.generateKey.bind(b), releaseKey = b.releaseKey.bind(b);
         const signature = b.signature.bind(b), publicKey = b.publicKey.bind(b);
         b.importKey = async (...a: Parameters<typeof importKey>) => (made.push(await importKey(...a)), made.at(-1)!);
@@ -540,6 +564,28 @@ export const mcsBackendContractCases: PortableCase[] = [
       equal((await send({ op: 2, to: `${seId}/r/g/gnK` })).rsc, 4005, 'no public key for the new key (a StateError)');
       live('after generateKey failed');
       assert(made.length >= 3, 'keys were made');
+      await engine.close();
+    },
+  },
+  {
+    name: 'backend contract: a <cipher> that had no key to stream with is asked for a stream again once generateKey gave it one (docs/mcs.md "Data in chunks")',
+    async run() {
+      let opened = 0;
+      const { engine, seId, send } = await setup((b) => {
+        b.capabilities.preferredBatchSize = 16;
+        const cipher = b.cipher.bind(b);
+        b.cipher = (...a: Parameters<typeof cipher>) => (opened++, cipher(...a));
+      });
+      const c = `${seId}/r/c`, nonce = prng(12)(12), m = prng(13)(48);
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kExp: true } } })).rsc, 2001, 'no key yet');
+      equal((await send({ op: 1, to: c, ty: 20001, pc: { 'senv:algP': { nc: nonce } } })).rsc, 2001, 'nonce');
+      equal((await send({ op: 3, to: c, pc: { 'senv:Cph': { msg: m.subarray(0, 16) } } })).rsc, 2004, 'a batch without a key');
+      const kDt = pc(await send({ op: 2, to: `${c}/gnK` }), 'senv:Cph').kDt as Uint8Array;
+      equal(opened, 0, 'no stream without a key');
+      equal((await send({ op: 3, to: c, pc: { 'senv:Cph': { msg: m.subarray(16) } } })).rsc, 2004, 'a batch with the key');
+      equal(opened, 1, 'the stream opened as that batch arrived');
+      equalHex(pc(await send({ op: 2, to: `${c}/Enc` }), 'senv:Cph').cD as Uint8Array, await aes('AES-GCM', kDt, nonce, m), 'the streamed encryption');
+      equal(opened, 1, 'the operation finished that stream');
       await engine.close();
     },
   },
