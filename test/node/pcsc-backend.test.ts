@@ -2080,11 +2080,11 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
-  it('a key write answered 6F00, 63xx, 65xx (memory may have changed) or a status word no ISO class defines (garbled) may have left the key: the next import deletes its slot first; 6A80, 6700, 6A84, 6D00 or 6400 wrote nothing and the slot is free at once', async () => {
+  it('a key write answered 6F00, 63xx, 65xx (memory may have changed) or a status word no ISO class defines (garbled) may have left the key: the next import deletes its slot first; 6A80, 6700, 6A84, 6D00, 6E00 or 6400 wrote nothing and the slot is free at once', async () => {
     const got: [string, number, number[]][] = [];
     // [the write's answer, whether the card wrote the key before giving it]
     for (const [sw, wrote] of [
-      [0x6f00, true], [0x6f00, false], [0x6581, true], [0x63c0, true], [0x9001, true], [0x1234, true], [0x6a80, false], [0x6700, false], [0x6a84, false], [0x6d00, false], [0x6400, false],
+      [0x6f00, true], [0x6f00, false], [0x6581, true], [0x63c0, true], [0x9001, true], [0x1234, true], [0x6a80, false], [0x6700, false], [0x6a84, false], [0x6d00, false], [0x6e00, false], [0x6400, false],
     ] as const) {
       const { reader, b } = await openedReader();
       reader.intercept = (a) => {
@@ -2103,7 +2103,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(got).toEqual([
       ['6f00 after the write', 1, [1]], ['6f00', 1, [1]], ['6581 after the write', 1, [1]], ['63c0 after the write', 1, [1]],
       ['9001 after the write', 1, [1]], ['1234 after the write', 1, [1]],
-      ['6a80', 0, [1]], ['6700', 0, [1]], ['6a84', 0, [1]], ['6d00', 0, [1]], ['6400', 0, [1]],
+      ['6a80', 0, [1]], ['6700', 0, [1]], ['6a84', 0, [1]], ['6d00', 0, [1]], ['6e00', 0, [1]], ['6400', 0, [1]],
     ]);
   });
 
