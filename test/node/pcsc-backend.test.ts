@@ -1725,7 +1725,7 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect(cardChannels(reader), 'close() gives the pooled channel back').toEqual([]);
   });
 
-  it('after a timeout, a logical channel that neither SELECT nor MANAGE CHANNEL can clean makes the card reset: all three channels serve again', async () => {
+  it('after a timeout, a logical channel that neither SELECT nor MANAGE CHANNEL can clean makes the card reset: all three channels serve again, and no fourth is asked for', async () => {
     const { reader, b } = await openedReader();
     const s = await b.digest(4);
     await s.update(new Uint8Array(200_000).fill(7));
@@ -1742,6 +1742,12 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     }
     expect(cardChannels(reader), 'three streams, three channels').toEqual([1, 2, 3]);
     expect(reader.sent.slice(mark).filter((a) => a[1] === 0x2a && (a[0]! & 0x03) === 0)).toEqual([]);
+    // The profile promises three channels: with those held, a fourth stream buffers without asking the card for one.
+    const fourth = await b.digest(4);
+    const asked = reader.sent.length;
+    await fourth.update(new Uint8Array(200_000));
+    expect(reader.sent.slice(asked).map(hex), 'a fourth stream sends nothing before its final()').toEqual([]);
+    fourth.abort();
     for (const o of held) o.abort();
     await b.close();
     expect({ channels: cardChannels(reader), streams: reader.streamsOpen() }).toEqual({ channels: [], streams: 0 });
