@@ -676,7 +676,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     await b.close();
   });
 
-  it('a data object comes back at the length written: a card that sends more is stopped at the first piece beyond it, one that sends less refused', async () => {
+  it('a data object comes back at the length written: a card that sends more is stopped at the first piece beyond it, one that sends less refused and its bytes zeroized', async () => {
     const { reader, b } = await openedReader({ maxCommandData: 255, maxResponseData: 256 });
     const data = new Uint8Array(40).fill(0x5c);
     await b.objectStore.write('x', data);
@@ -689,10 +689,13 @@ describe('PC/SC SE backend over an in-process card', () => {
     ];
     for (const [what, answer] of cases) {
       const before = reader.sent.length;
-      reader.intercept = (a) => (getObject(a) || a[1] === 0xc0 ? answer() : undefined);
+      let given: Uint8Array | undefined;
+      reader.intercept = (a) => (getObject(a) || a[1] === 0xc0 ? (given = answer()) : undefined);
       await expect(b.objectStore.read('x', 40), what).rejects.toThrow(ApduError);
       reader.intercept = undefined;
       expect(reader.sent.length - before, `${what}: APDUs`).toBeLessThan(4);
+      // The short answer's data (a view of what the card gave) is refused as the object's bytes and goes to no one.
+      if (what === 'shorter') expect(hex(given!), 'the bytes of the short answer').toBe('00'.repeat(39) + '9000');
     }
     await b.close();
     // Through Mcs: a RETRIEVE of the <sensitiveDataObject> answers 5000 with a short dbg and none of the bytes.
