@@ -16,7 +16,7 @@ import {
   AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
 import { decodeTlvs, tlvs, u16 } from '../../src/apdu/tlv.ts';
-import { DO, INS } from '../../src/apdu/profile.ts';
+import { CRT, DO, INS } from '../../src/apdu/profile.ts';
 import { prng } from '../portable/harness.ts';
 import { decodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
@@ -2345,6 +2345,24 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await expect(s.end(async () => ({ data: new Uint8Array(0), sw: 0x9000 }))).rejects.toThrow();
     s.abort();
     expect(parts.every((p) => p.every((x) => x === 0)), 'the buffered message is zeroized').toBe(true);
+  });
+
+  it('the message bytes a link takes from the buffered parts are zeroized there: a part taken whole, and the front of one taken in part', async () => {
+    const { LinkStream } = await import('../../src/backends/pcsc/streams.ts');
+    const { b } = await openedReader();
+    const session = (b as unknown as { session: ConstructorParameters<typeof LinkStream>[0] }).session;
+    const s = new LinkStream(session, 1000, { pso: 0x9080, setup: (ch) => ch.setEnvironment(CRT.HT, 4) });
+    const parts = () => (s as unknown as { parts: Uint8Array[] }).parts;
+    await s.update(new Uint8Array(500).fill(0x55));
+    const [whole] = parts();
+    // The copy is buffered before the link goes out in the session's turn: caught here, whole.
+    const sending = s.update(new Uint8Array(600).fill(0x66));
+    const split = parts()[1]!;
+    await sending;
+    expect(hex(whole!), 'the part the link took whole').toBe('00'.repeat(500));
+    expect(hex(split), 'the part the link took the first 500 bytes of').toBe('00'.repeat(500) + '66'.repeat(100));
+    expect(hex(await s.finish())).toBe(hex(sha256(Uint8Array.of(...new Uint8Array(500).fill(0x55), ...new Uint8Array(600).fill(0x66)))));
+    await b.close();
   });
 });
 
