@@ -2744,19 +2744,24 @@ describe('an answer the host refuses ends the chain it belongs to', () => {
     const bare = () => {
       reader.intercept = (a) => (lastLink(a) ? ((reader.intercept = undefined), Uint8Array.of(0x90, 0x00)) : undefined);
     };
+    // Ended on the card by the failed call itself, not left for the next command there (whose 6883 and retry would hide it).
+    const chainOn0 = () => (reader.os as unknown as { channels: { chain: unknown }[] }).channels[0]!.chain;
     const key = randomBytes(16), iv = randomBytes(16), m = randomBytes(32);
     const cbcKey = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', key);
     bare();
     await expect((await b.cipher(24, cbcKey, 'encrypt', { iv })).final(randomBytes(600))).rejects.toBeInstanceOf(ApduError);
+    expect(chainOn0(), 'chain on channel 0 after the refused encryption').toBeNull();
     expect(await (await b.cipher(24, cbcKey, 'encrypt', { iv })).final(m), 'the next encryption').toEqual(cbc(key, iv).encrypt(m));
     bare();
     await expect((async () => { const d = await b.digest(4); await d.update(randomBytes(600)); return d.final(); })()).rejects.toBeInstanceOf(ApduError);
+    expect(chainOn0(), 'chain on channel 0 after the refused digest').toBeNull();
     const d = await b.digest(4);
     await d.update(m);
     expect(await d.final(), 'the next digest').toEqual(sha256(m));
     const macKey = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', key);
     bare();
     await expect((async () => { const s = await b.signature(25, macKey, { format: 'der', prehashed: false }); await s.update(randomBytes(600)); return s.sign(); })()).rejects.toBeInstanceOf(ApduError);
+    expect(chainOn0(), 'chain on channel 0 after the refused MAC').toBeNull();
     const s = await b.signature(25, macKey, { format: 'der', prehashed: false });
     await s.update(m);
     expect(await s.sign(), 'the next MAC').toEqual(hmac('SHA-256', key, m));
