@@ -371,6 +371,15 @@ describe('virtual card edges (mutation review)', () => {
     expect(c.sw(cmds.putKey(0x10, 25, [1, 0], pattern(32, 1)))).toBe('6A80');
   });
 
+  it('9. an empty key material (82 00) is a malformed template (6A80) for every algorithm, before the card looks the algorithm up (6A81)', () => {
+    const c = makeCard();
+    for (const alg of [25, 49, 24, 33]) expect(c.sw(cmds.putKey(0x10, alg, [1], new Uint8Array(0))), `alg ${alg}`).toBe('6A80');
+    // An algorithm the card does not implement: refused as such with material, as malformed without.
+    expect(c.sw(cmds.putKey(0x10, 0x7777, [1], pattern(32, 1)))).toBe('6A81');
+    expect(c.sw(cmds.putKey(0x10, 0x7777, [1], new Uint8Array(0)))).toBe('6A80');
+    expect(slots(c)).toEqual([]);
+  });
+
   // 10. SELECT: "A prefix of at least 5 bytes selects it"; 6A82 otherwise, and a failed SELECT leaves
   // the channel's selection as it was (as on 7816-4 / Java Card cards: the current application stays selected).
   it('10. SELECT by a prefix of 5 or 6 bytes selects; a shorter (or longer, or other) AID does not, and keeps the old selection', () => {
