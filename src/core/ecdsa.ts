@@ -2,7 +2,7 @@
 // signing and verification functions of one curve. Messages are hashed here
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
-import { copyArg, EMPTY, type Bytes } from './bytes.ts';
+import { copyArg, EMPTY, secretBytes, type Bytes } from './bytes.ts';
 import { core, type Core } from './loader.ts';
 import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
@@ -187,7 +187,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     const format = formatOf(opts);
     const hedge = opts.extraEntropy ?? true;
     let extra: Uint8Array;
-    if (hedge === true) extra = globalThis.crypto.getRandomValues(new Uint8Array(sb));
+    // Made outside V8's heap (secretBytes), as the DRBG's seed material is: the zero-fill below must reach every copy.
+    if (hedge === true) extra = globalThis.crypto.getRandomValues(secretBytes(sb));
     else if (hedge === false) extra = EMPTY;
     else {
       extra = bytesArg(hedge, 'extraEntropy');

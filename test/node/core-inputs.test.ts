@@ -6,6 +6,7 @@ import { describe, it, expect } from 'vitest';
 import {
   aesKey, gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
   coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, UnknownAlgorithmError, SoftwareBackend, StateError, CoreError,
+  ecdsa,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { CHUNK } from '../../src/core/aes.ts';
@@ -236,6 +237,17 @@ describe('nothing is left behind', () => {
       const digests = arraysMade(offHeap([dl]), () => hmac(name, key, rnd(40)));
       expect(digests.length, `${name}: the key's digest in secretBytes memory`).toBeGreaterThan(0);
       for (const d of digests) expect(d.every((b) => b === 0), `${name}: the key's digest zeroized`).toBe(true);
+    }
+  });
+
+  it('ECDSA\'s hedging entropy is made outside the JS heap (secretBytes) and zeroized once the signature is made', () => {
+    for (const [curve, sb] of [['P-256', 32], ['P-521', 66]] as const) {
+      const e = ecdsa(curve), { secretKey } = e.keygen(), digest = rnd(64);
+      const sign = () => void e.sign(digest, secretKey, { prehashed: true, hash: 'SHA-512', format: 'raw' });
+      expect(arraysMade((from) => from === sb, sign), `${curve}: no ${sb}-byte array in the JS heap`).toEqual([]);
+      const held = arraysMade((from) => isFreshBuffer(from) && (from as ArrayBuffer).byteLength === sb, sign);
+      expect(held.length, `${curve}: the hedge in secretBytes memory`).toBe(1);
+      expect(held[0]!.every((b) => b === 0), `${curve}: zeroized`).toBe(true);
     }
   });
 
