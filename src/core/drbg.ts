@@ -206,8 +206,14 @@ let shared: { drbg: HmacDrbg; core: Core } | undefined;
 
 function sharedDrbg(): HmacDrbg {
   const c = core();
-  // A different core build (initSync with another build) has its own memory.
-  if (shared?.core !== c) shared = { drbg: new HmacDrbg({ hash: 'SHA-256', reseedInterval: SHARED_RESEED_INTERVAL }), core: c };
+  // A different core build (initSync with another build) has its own memory, so its own generator;
+  // the one it replaces is destroyed (its state zeroized) at once, not left to the garbage collector.
+  // Made first: a new generator that cannot be made leaves the one in use intact.
+  if (shared?.core !== c) {
+    const drbg = new HmacDrbg({ hash: 'SHA-256', reseedInterval: SHARED_RESEED_INTERVAL });
+    shared?.drbg.destroy();
+    shared = { drbg, core: c };
+  }
   return shared.drbg;
 }
 

@@ -6,9 +6,10 @@ import { describe, it, expect } from 'vitest';
 import {
   aesKey, gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
   coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, UnknownAlgorithmError, SoftwareBackend, StateError, CoreError,
-  ecdsa,
+  ecdsa, initSync,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
+import { coreOf } from '../../src/core/context.ts';
 import { CHUNK } from '../../src/core/aes.ts';
 import { KNOWN_ANSWERS, selftest } from '../../src/core/selftest.ts';
 import { arraysMade, isFreshBuffer } from './uint8array-spy.ts';
@@ -219,15 +220,20 @@ describe('nothing is left behind', () => {
     const onHeap = (lengths: number[]) => (from: unknown) => (typeof from === 'number' && lengths.includes(from)) || (from instanceof RealU8 && lengths.includes(from.length) && !(from.buffer instanceof ArrayBuffer && from.buffer.byteLength > 2 ** 16));
     const offHeap = (lengths: number[]) => (from: unknown) => isFreshBuffer(from) && lengths.includes((from as ArrayBuffer).byteLength);
     const source = rnd(32);
-    for (const [what, make] of [
-      ['the system source', () => new HmacDrbg().destroy()],
-      ['a caller\'s source', () => new HmacDrbg({ entropy: () => source }).destroy()],
+    const reseeded = [new HmacDrbg(), new HmacDrbg({ entropy: () => source })];
+    // A reseed draws entropy input only; instantiation draws a nonce too.
+    for (const [what, make, draws] of [
+      ['the system source', () => new HmacDrbg().destroy(), 2],
+      ['a caller\'s source', () => new HmacDrbg({ entropy: () => source }).destroy(), 2],
+      ['a reseed from the system source', () => void reseeded[0]!.reseed(), 1],
+      ['a reseed from a caller\'s source', () => void reseeded[1]!.reseed(), 1],
     ] as const) {
       expect(arraysMade(onHeap([16, 32]), make), `${what}: no seed array in the JS heap`).toEqual([]);
       const held = arraysMade(offHeap([16, 32]), make);
-      expect(held.length, `${what}: entropy and nonce in secretBytes memory`).toBeGreaterThanOrEqual(2);
+      expect(held.length, `${what}: seed material in secretBytes memory`).toBeGreaterThanOrEqual(draws);
       for (const h of held) expect(h.every((b) => b === 0), `${what}: zeroized`).toBe(true);
     }
+    for (const d of reseeded) d.destroy();
     const key = new RealU8(core().ioSize + 1).fill(7);
     for (const [name, dl] of [['SHA-256', 32], ['SHA-512', 64]] as const) {
       let mac: Uint8Array = new RealU8(0);
@@ -335,6 +341,19 @@ describe('refusals name what was given', () => {
     expect(() => sha256(named('A'.repeat(41)))).toThrow(/got object$/);
     expect(() => sha256(named('Uint8Array'))).toThrow(/got object$/);
     expect(() => sha256(named('00ff'))).toThrow(/got object$/);
+  });
+  it('an entropy source one byte short is refused by the facade, naming the input it fell short on', () => {
+    // The core refuses these lengths too, but only as 'length not allowed'.
+    for (const [short, what, n] of [[0, 'entropy input', 32], [1, 'nonce', 16]] as const) {
+      let draw = 0;
+      expect(() => new HmacDrbg({ entropy: (k) => rnd(draw++ === short ? k - 1 : k) }), what)
+        .toThrow(new RegExp(`^entropy source returned ${n - 1} bytes of ${what}, at least ${n} required$`));
+    }
+    let armed = false;
+    const d = new HmacDrbg({ entropy: (k) => rnd(armed ? k - 1 : k) });
+    armed = true;
+    expect(() => d.reseed()).toThrow(/^entropy source returned 31 bytes of entropy input, at least 32 required$/);
+    d.destroy();
   });
   it('a function given as options is refused like any other non-object', () => {
     const key = rnd(16);
@@ -750,6 +769,31 @@ describe('behaviour pinned by mutation testing (core facade)', () => {
       globalThis.crypto.getRandomValues = real;
     }
     expect(draws, 'fresh entropy within 4097 requests').toBeGreaterThan(0);
+  });
+
+  it('randomBytes draws from a generator in the loaded core: another build gets its own, and the one it replaces is destroyed at once', () => {
+    const before = core(), build = before.info.build;
+    const used: HmacDrbg[] = [];
+    const generate = HmacDrbg.prototype.generate;
+    HmacDrbg.prototype.generate = function (this: HmacDrbg, n: number, addin?: Uint8Array) {
+      used.push(this);
+      return generate.call(this, n, addin);
+    };
+    let after = before;
+    try {
+      randomBytes(1);
+      initSync({ build: build === 'scalar' ? 'simd' : 'scalar' });
+      after = core();
+      randomBytes(1);
+    } finally {
+      HmacDrbg.prototype.generate = generate;
+      initSync({ build });
+    }
+    expect(after, 'another build loaded').not.toBe(before);
+    const [first, second] = used;
+    expect(coreOf(first!), 'the first generator').toBe(before);
+    expect(coreOf(second!), 'the generator after the switch lives in the core now loaded').toBe(after);
+    expect(() => first!.generate(1), 'the replaced generator').toThrow(/^HMAC_DRBG already finished or destroyed$/);
   });
 
   it('constantTimeEqual: a prefix is not equal, either way round; inputs up to the whole window leave live contexts intact', () => {
