@@ -4,7 +4,7 @@ import { describe, it, expect, vi } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
-import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual } from '../../src/index.ts';
+import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual, HmacDrbg } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { InvalidValueError, LengthError, OutOfMemoryError, statusError, UnknownAlgorithmError } from '../../src/core/errors.ts';
 
@@ -783,6 +783,13 @@ describe('core ABI', () => {
     h.update(new Uint8Array(10));
     h.destroy();
     expect(() => h.digest()).toThrow(StateError);
+    // Refused by the facade, naming the object, before the core is called or an entropy source drawn from.
+    expect(() => h.update(new Uint8Array(1))).toThrow(/^hmac already finished or destroyed$/);
+    let draws = 0;
+    const d = new HmacDrbg({ predictionResistance: true, entropy: (n) => (draws++, nodeCrypto.randomBytes(n)) });
+    d.destroy();
+    expect(() => d.generate(8)).toThrow(/^HMAC_DRBG already finished or destroyed$/);
+    expect(draws, 'entropy input and nonce, nothing after destroy()').toBe(2);
   });
 
   it('loads the build asked for, sync and async, and rejects unknown builds', async () => {

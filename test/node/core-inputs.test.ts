@@ -421,6 +421,13 @@ describe('hashMany measures what it packs', () => {
     expect(c.mem().subarray(c.io, c.io + c.ioSize).some((b) => b === 0x7e), 'nothing left in the window').toBe(false);
   });
 
+  it('wipes its offsets table with the messages: no message length stays in the window', () => {
+    const c = core();
+    c.x.zeroize(c.io, c.ioSize);
+    hashMany('SHA-256', [rnd(5), rnd(7)]);
+    expect(c.mem().subarray(c.io, c.io + c.ioSize).every((b) => b === 0)).toBe(true);
+  });
+
   it('packs only what fits beside its offsets and digests: a message that would reach the first digest by 4 bytes goes in the next round', () => {
     const { ioSize } = core();
     // With the first message (10 bytes) packed, a second fits when 3 offsets, both messages and 2 digests fit in the window.
