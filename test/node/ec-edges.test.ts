@@ -7,7 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { ecdsa, initSync, coreBuilds, type CurveName } from '../../src/index.ts';
+import { ecdsa, initSync, coreBuilds, HmacDrbg, type CurveName } from '../../src/index.ts';
 
 // Scalars are limbs of the order's field: 8, 12 and 17 words of 32 bits.
 // The digest is the curve's own hash, whose length the prehashed digest must have.
@@ -81,6 +81,32 @@ for (const build of coreBuilds()) {
     }
   });
 }
+
+describe('P-521 key generation', () => {
+  // FIPS 186-5 A.2.2: a candidate is the draw's low 521 bits, redrawn only when it is not below n.
+  it('keeps the low 521 bits of a 66-byte draw whose top byte has higher bits set, instead of drawing again', () => {
+    const draw = new Uint8Array(66).fill(0x5a);
+    draw[0] = 0xfe;
+    let draws = 0;
+    const generate = HmacDrbg.prototype.generate;
+    HmacDrbg.prototype.generate = function (this: HmacDrbg, n: number, addin?: Uint8Array) {
+      const out = generate.call(this, n, addin);
+      if (n === 66 && draws++ === 0) out.set(draw);
+      return out;
+    };
+    let pair: { secretKey: Uint8Array; publicKey: Uint8Array };
+    try {
+      pair = ecdsa('P-521').keygen();
+    } finally {
+      HmacDrbg.prototype.generate = generate;
+    }
+    const expected = Uint8Array.from(draw);
+    expected[0] = 0; // 0xfe & 0x01
+    expect(draws, 'one draw').toBe(1);
+    expect(Buffer.from(pair.secretKey).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
+    expect(Buffer.from(pair.publicKey).toString('hex')).toBe(Buffer.from(p521.getPublicKey(expected, false)).toString('hex'));
+  });
+});
 
 describe('ECDSA verify reads a DER signature once', () => {
   it('the DER parser is given a private copy, never a view of the caller\'s buffer (shared memory another thread may write between the checks and the copy)', async () => {

@@ -464,6 +464,10 @@ aesCases.push({
       throws(() => cbc(k, iv, { padding }).decryptStream().final(), LengthError, `CBC ${padding} stream decrypt empty`, /non-zero multiple of 16/);
     }
     equal(cbc(k, iv, { padding: 'none' }).decrypt(new Uint8Array(0)).length, 0, 'CBC none decrypts empty to empty');
+    // A ciphertext length is refused before the key is reached: empty as 5 bytes, under a key destroyed since.
+    const gone = aesKey(k), underGone = cbc(gone, iv);
+    gone.destroy();
+    for (const len of [0, 5]) throws(() => underGone.decrypt(new Uint8Array(len)), LengthError, `CBC decrypt ${len} under a destroyed key`, /non-zero multiple of 16/);
     throws(() => cbc(k, iv, { padding: 'iso9797-m2' }).decrypt(new Uint8Array(33)), LengthError, 'CBC m2 decrypt 33');
     const es = cbc(k, iv, { padding: 'none' }).encryptStream();
     es.update(new Uint8Array(20));
