@@ -175,6 +175,38 @@ describe('McsClient: methods on resources', () => {
     expect((await mac.retrieve()).msg).toBeUndefined();
   });
 
+  it('setParameters() the object knows made a child is one UPDATE; an UPDATE refused for its values is not tried again as a CREATE', async () => {
+    const c = await client();
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY });
+    await cph.setParameters({ nonce: NONCE });
+    const ops: number[] = [];
+    const send = c.engine.send.bind(c.engine);
+    c.engine.send = (req, options) => (ops.push((req as { op: number }).op), send(req, options));
+    await cph.setParameters({ nonce: NONCE.map((b) => b ^ 1) });
+    await expect(cph.setParameters({ nonce: new Uint8Array(5) })).rejects.toMatchObject({ rsc: 4000, message: expect.stringContaining('nc (nonce) must be 12 bytes') });
+    expect(ops).toEqual([3, 3]);
+  });
+
+  it('verify() is true only where the answer\'s vR is true: none, or one of another type, is no verification', async () => {
+    const c = await client();
+    const mac = await c.signature({ algorithm: 25, key: KEY });
+    const msg = utf8('signed');
+    await mac.update(msg);
+    const tag = hmac('SHA-256', KEY, msg);
+    const send = c.engine.send.bind(c.engine);
+    for (const vR of [undefined, 'true', 1]) {
+      c.engine.send = async (req, options) => {
+        const r = await send(req, options);
+        const body = r.pc?.['senv:Sgn'] as Record<string, unknown> | undefined;
+        if (body && 'vR' in body) body.vR = vR;
+        return r;
+      };
+      expect(await mac.verify(tag), String(vR)).toBe(false);
+    }
+    c.engine.send = send;
+    expect(await mac.verify(tag)).toBe(true);
+  });
+
   it('set() and updateRegistration() of anything but an object of attributes reject with InvalidInputError, nothing sent; request() sends null content as given (4000)', async () => {
     const c = await client();
     const h = await c.hash({ algorithm: 4 });
@@ -251,6 +283,16 @@ describe('McsClient: one resource shared by two originators', () => {
     const rand = await owner.rand({ rngType: 1, policies: [acp.address] });
     const lengths = await Promise.all([rand.generate(16), new RandResource(other, rand.address).generate(4096), rand.generate(1)]);
     expect(lengths.map((b) => b.length)).toEqual([16, 4096, 1]);
+    // A call made while the second runs (the first settled) waits for it: the first's settling leaves the second's place in the queue.
+    let third: Promise<boolean> | undefined;
+    const send = engine.send.bind(engine);
+    engine.send = (req, options) => {
+      const { fr, op } = req as { fr: string; op: number };
+      if (!third && fr === 'CAE2' && op === 3) third = sig.verify(good);
+      return send(req, options);
+    };
+    const verdicts = await Promise.all([sig.verify(good), theirs.verify(forged)]);
+    expect([...verdicts, await third]).toEqual([true, false, true]);
   });
 
   it('generate() of an originator granted RETRIEVE alone gets the length the <rand> holds; only another length is UPDATEd (4103 for it)', async () => {
@@ -261,6 +303,8 @@ describe('McsClient: one resource shared by two originators', () => {
     const acp = await owner.accessControlPolicy({ privileges: [{ originators: ['CAE2'], operations: 2 }], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] });
     const rand = await owner.rand({ rngType: 1, policies: [acp.address] });
     await expect(rand.generate()).rejects.toMatchObject({ rsc: 4005 });
+    // No Dsz yet, and the reader may not UPDATE one: the UPDATE's 4103 says so, not the 4005 of another try.
+    await expect(new RandResource(reader, rand.address).generate(16)).rejects.toMatchObject({ rsc: 4103 });
     expect((await rand.generate(16)).length).toBe(16);
     const ops: unknown[] = [];
     const send = engine.send.bind(engine);
@@ -354,6 +398,9 @@ describe('McsClient: requestExpiration bounds a call behind an SE that stopped a
     engines.push(engine);
     const me = await new McsClient(engine, 'CAE1', undefined, { requestExpiration: 150 }).register('me');
     const patient = new McsClient(engine, 'CAE1');
+    let sent = 0;
+    const send = engine.send.bind(engine);
+    engine.send = (req, options) => (sent++, send(req, options));
     const r = await me.rand({ rngType: 1 });
     await r.generate(16);
     b.stuck = true;
@@ -374,10 +421,12 @@ describe('McsClient: requestExpiration bounds a call behind an SE that stopped a
     } finally {
       b.release();
     }
-    const calls = b.calls;
+    const calls = b.calls, sentBefore = sent;
     expect((await hung).length).toBe(16);
     expect((await r.generate(16)).length).toBe(16);
     expect(b.calls).toBe(calls + 1);
+    // Not even sent for the engine to refuse as expired: the one request is the last generate()'s.
+    expect(sent - sentBefore).toBe(1);
     expect(me.requestExpiration).toBe(150);
   });
 
@@ -573,6 +622,26 @@ describe('no copy of a secret stays behind (McsClient\'s argument copies, an exp
     expect((text.pc!['senv:Cph'] as Record<string, unknown>).kDt).toBe(Buffer.from(KEY).toString('base64'));
     expect(exported.length).toBeGreaterThanOrEqual(2);
     for (const k of exported) expect(k.every((b) => b === 0), 'the exported copy is zeroized').toBe(true);
+  });
+
+  it('generate() zeroizes a result of another length than asked (Dsz moved by another object) before it UPDATEs Dsz', async () => {
+    const c = await client();
+    const rand = await c.rand({ rngType: 1 });
+    await rand.generate(16);
+    await new RandResource(c, rand.address).generate(32);
+    const drawn: Uint8Array[] = [];
+    const send = c.engine.send.bind(c.engine);
+    c.engine.send = async (req, options) => {
+      const r = await send(req, options);
+      const d = (r.pc?.['senv:Rnd'] as Record<string, unknown> | undefined)?.rndD;
+      if (d instanceof Uint8Array) drawn.push(d);
+      return r;
+    };
+    const got = await rand.generate(16);
+    expect(drawn.map((d) => d.length)).toEqual([32, 16]);
+    expect(drawn[0]!.every((b) => b === 0)).toBe(true);
+    expect(drawn[1]).toBe(got);
+    expect(got.some((b) => b !== 0)).toBe(true);
   });
 
   it('the chunk, signature and data copies sent are zeroized once answered; the caller\'s arrays are left alone', async () => {

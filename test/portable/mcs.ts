@@ -767,7 +767,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const { key: macKey, publicKey } = await mac.generateKey();
         equal(publicKey, undefined, 'HMAC has no public key');
         // A MAC's keyInformation is whatever the client wrote there, never a public key; the publicKey option is ECDSA's.
-        for (const [what, publicKey, algorithm] of [['publicKey on an HMAC', utf8('cert'), 25], ['a compressed point', new Uint8Array(33).fill(2), 33]] as const) {
+        // A hybrid point (06) has the uncompressed length: the SE would keep it as free-form keyInformation.
+        for (const [what, publicKey, algorithm] of [['publicKey on an HMAC', utf8('cert'), 25], ['a compressed point', new Uint8Array(33).fill(2), 33], ['a point of 65 bytes not starting with 04', new Uint8Array(65).fill(6), 33]] as const) {
           const e = await c.signature({ algorithm, publicKey }).then(() => undefined, (x: unknown) => x);
           assert(e instanceof InvalidInputError && /publicKey/.test(e.message), `${what}: ${String(e)}`);
         }
