@@ -772,6 +772,13 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         name: 'DataDirDamagedError', file: 'journal.log', offset: third, message: expect.stringContaining('more was written after it'),
       });
       expect(readFileSync(journal).equals(bad), 'left as it is').toBe(true);
+      // A torn record followed by the least whole one ({} and a MAC, a valid CRC) ending the file exactly.
+      const least = Buffer.concat([good.subarray(0, third! + 20), frame(Buffer.concat([Buffer.from('{}'), Buffer.alloc(32)]))]);
+      writeFileSync(journal, least);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({
+        name: 'DataDirDamagedError', file: 'journal.log', offset: third, message: expect.stringContaining('more was written after it'),
+      });
+      expect(readFileSync(journal).equals(least), 'left as it is').toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -1600,6 +1607,17 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       }
       snapshotAt(undefined);
       await (await open(work)).close();
+      // A first record chained from the chain value the snapshot names (a journal that went on after an empty journal's
+      // compaction) that verifies is damage whatever its shape, as one chained from the snapshot's MAC is: never a torn end.
+      rmSync(work, { recursive: true, force: true });
+      cpSync(compacted, work, { recursive: true });
+      const snapshotText = readFileSync(join(work, 'snapshot.json'), 'utf8');
+      const named = Buffer.from(JSON.parse(snapshotText.slice(0, snapshotText.indexOf('\n'))).from as string, 'base64');
+      const shapeless = Buffer.from(JSON.stringify({ seq: 'x' }));
+      const journalText = frame(Buffer.concat([shapeless, mac('record', named, shapeless)]));
+      writeFileSync(join(work, 'journal.log'), journalText);
+      await expect(open(work)).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log', offset: 0, message: expect.stringContaining('not of a shape this version writes') });
+      expect(readFileSync(join(work, 'journal.log')).equals(journalText), 'left as it is').toBe(true);
       // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 6 from its next snapshot on.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
