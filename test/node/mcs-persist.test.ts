@@ -827,6 +827,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['an append whose lastModifiedTime is no integer', { seq: 10, op: 'append', se, ri: 'x', attr: 'a', sealed: 'AAAA', lt: 1.5 }],
         ['the last safe sequence number', { seq: Number.MAX_SAFE_INTEGER, op: 'remove', se, ris: [] }],
         ['sequence number 0', { seq: 0, op: 'remove', se, ris: [] }],
+        // Shorter than the least record ({} and its MAC): whole by its CRC, written by the key's holder.
+        ['a record of one byte', 5 as never],
       ];
       for (const [what, bad] of odd) {
         // The odd record in the middle (a good one after it), or last (it verifies: no torn end): refused, the file left as it is.

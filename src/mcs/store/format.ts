@@ -134,7 +134,9 @@ export function frameAt(buf: Uint8Array, off: number): { payload: Uint8Array; ma
   if (off + 8 > buf.length) return undefined;
   const view = new DataView(buf.buffer, buf.byteOffset + off, 8);
   const len = view.getUint32(0, true);
-  if (len < MIN_BODY || off + 8 + len > buf.length) return undefined;
+  // Down to a bare MAC: a body shorter than `{}` and its MAC that the chain verifies was still written
+  // whole by the master key's holder, damage rather than a torn end to cut (read-dir.ts).
+  if (len < MAC_LEN || off + 8 + len > buf.length) return undefined;
   const body = buf.subarray(off + 8, off + 8 + len);
   if (crc32(body) !== view.getUint32(4, true)) return undefined;
   return { payload: body.subarray(0, len - MAC_LEN), mac: body.subarray(len - MAC_LEN), next: off + 8 + len };
