@@ -128,6 +128,25 @@ describe('Mcs: no copy of a secret stays behind', () => {
     }
   });
 
+  it('a data directory: the copy of an operation\'s result that its record is written from is zeroized once written', async () => {
+    const dir = tempDir();
+    try {
+      const e = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      const rand = await (await new McsClient(e, 'CAE1').register('me')).rand({ rngType: 1 });
+      // A result over 64 bytes is handed to the response; the store writes the record from a copy (slice()) of it.
+      const made: [Uint8Array, unknown][] = [];
+      watchNew((a, from) => made.push([a, from]));
+      const got = await rand.generate(100);
+      const copies = made.filter(([a, from]) => from === got && a.length === got.length).map(([a]) => a);
+      expect(copies.length, 'the result was copied').toBeGreaterThan(0);
+      for (const c of copies) expect(zero(c), 'a copy of the result').toBe(true);
+      expect(zero(got), 'the result itself').toBe(false);
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a data directory\'s compaction: the plaintext of the chunks it joins into one sealed chunk is zeroized', async () => {
     const dir = tempDir();
     try {
