@@ -90,6 +90,13 @@ describe('Mcs: no copy of a secret stays behind', () => {
         stored.push(s);
         return s;
       });
+      // And the key material each record gives back at open, decoded for the backend to load.
+      const loaded: StoredKey[] = [];
+      const loadKey = SoftwareBackend.prototype.loadKey;
+      patch(SoftwareBackend.prototype, 'loadKey', async function (this: SoftwareBackend, spec, k) {
+        loaded.push(k);
+        return loadKey.call(this, spec, k);
+      });
       // The sealed secrets are JSON holding `keyData`: the UTF-8 arrays made of it, and those read back.
       const sealedPlain: Uint8Array[] = [];
       const encode = TextEncoder.prototype.encode;
@@ -122,6 +129,8 @@ describe('Mcs: no copy of a secret stays behind', () => {
       const e2 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
       expect(unsealedPlain.length, 'secrets were unsealed').toBeGreaterThan(0);
       for (const p of unsealedPlain) expect(zero(p), 'the plaintext unsealed is zeroized').toBe(true);
+      expect(loaded.length, 'keys were loaded').toBeGreaterThanOrEqual(2);
+      for (const k of loaded) expect(k.form === 'material' && zero(k.bytes), 'the key bytes loaded are zeroized').toBe(true);
       await e2.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
