@@ -549,6 +549,16 @@ describe('representations (repr.ts) as McsClient receives them', () => {
     expect(refused).toMatchObject({ rsc: 4103 });
   });
 
+  it('a result over 64 bytes (handed to the response, copied into the resource) of another length than the one held: the resource holds exactly it', async () => {
+    const c = await client();
+    const rand = await c.rand({ rngType: 1 });
+    for (const n of [100, 200, 100]) {
+      const got = await rand.generate(n);
+      expect(got.length, `generate(${n})`).toBe(n);
+      expect(hexOf((await rand.retrieve()).rndD as Uint8Array), `rndD after generate(${n})`).toBe(hexOf(got));
+    }
+  });
+
   it('lastModifiedTime moves with an UPDATE, creationTime stays', async () => {
     let now = Date.UTC(2026, 10, 22, 12, 0, 0);
     const engine = await McsEngine.create({ clock: () => now });
