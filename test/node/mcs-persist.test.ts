@@ -485,16 +485,39 @@ describe('Mcs persistence', () => {
         const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
         await new Promise<void>((resolve) => {
           let killAt = -1;
+          // At a random moment 200-1000 ms after 'ready', but not before this run acknowledged a whole round
+          // of writes and the next one's first (a loaded machine's writer may acknowledge none in 200 ms, and
+          // the counts checked below would then fail with the store right): then at the next line. 20 s
+          // past the moment, a writer that still has not is killed all the same.
+          let due = false;
+          let killed = false;
+          let sdos = 0;
+          let rounds = 0;
+          const kill = (now: boolean) => {
+            if (killed || !due || !(now || (sdos >= 2 && rounds >= 1))) return;
+            killed = true;
+            child.kill('SIGKILL');
+            resolve();
+          };
           onLines(child, ([kind, n]) => {
             if (kind === 'ready' && killAt < 0) {
               killAt = 1;
               ready++;
-              setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 200 + Math.floor(Math.random() * 800));
-            } else if (kind === 'sdo') acked.add(Number(n));
-            else if (kind === 'app') appended.push(Number(n));
+              setTimeout(() => {
+                due = true;
+                kill(false);
+                setTimeout(() => kill(true), 20_000).unref();
+              }, 200 + Math.floor(Math.random() * 800));
+            } else if (kind === 'sdo') {
+              acked.add(Number(n));
+              sdos++;
+            } else if (kind === 'app') appended.push(Number(n));
             else if (kind === 'et') ets.push(Number(n));
-            else if (kind === 'cg') hashed++;
-            else if (kind === 'cet' || kind === 'met' || kind === 'acpi') kept[kind].push(Number(n));
+            else if (kind === 'cg') {
+              hashed++;
+              rounds++;
+            } else if (kind === 'cet' || kind === 'met' || kind === 'acpi') kept[kind].push(Number(n));
+            kill(false);
           });
           child.on('exit', () => resolve());
         });
