@@ -291,7 +291,8 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
         await gone;
         // Both connections are given back: the late one too, or this exclusive connect would be refused
         // (SCARD_E_NOT_READY until the late connect has returned, SHARING_VIOLATION until it is given back).
-        const deadline = Date.now() + 5_000;
+        // (The polls here and below wait up to 20 s for what either comes or never does: a loaded pcscd may be slow.)
+        const deadline = Date.now() + 20_000;
         let b: PcscCard | undefined;
         while (!b) {
           try {
@@ -347,7 +348,7 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
         let warm = card.vpcd.counters.warm;
         await timesOut();
         card.release();
-        const resetSeen = Date.now() + 5_000;
+        const resetSeen = Date.now() + 20_000;
         while (card.vpcd.counters.warm === warm && Date.now() < resetSeen) await new Promise((r) => setTimeout(r, 20));
         expect(card.vpcd.counters.warm).toBeGreaterThan(warm);
         expect(body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash after a late answer'), 'senv:Hsh').Hv).toBe(abc);
@@ -365,7 +366,7 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
         expect(body(ok(await sw2.retrieve(sw2.path('reg', 'h', 'cHsh')), 2000, 'software SE meanwhile'), 'senv:Hsh').Hv).toBe(abc);
 
         card.release();
-        const deadline = Date.now() + 5_000;
+        const deadline = Date.now() + 20_000;
         let r = await s.retrieve(s.path('reg', 'h', 'cHsh'));
         while (r.rsc !== 2000 && Date.now() < deadline) {
           await new Promise((res) => setTimeout(res, 50));
@@ -415,7 +416,7 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
       const r = await reboot();
       expect([r.rsc, (r.pc as Record<string, unknown>)['m2m:dbg']]).toEqual([5000, 'SE reboot failed (ERR_PCSC SCARD_E_NOT_READY): the request\'s change took effect, the SE is out of service']);
       card.release();
-      const back = Date.now() + 5_000;
+      const back = Date.now() + 20_000;
       let again = await reboot();
       while (again.rsc !== 2004 && Date.now() < back) {
         await new Promise((res) => setTimeout(res, 50));
@@ -442,7 +443,7 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
       expect((await byTimer(1_500, () => pc.close())).early, 'close() did not wait out commandTimeoutMs').toBe(true);
       expect(card.vpcd.counters.warm).toBe(warm);
       card.release();
-      const seen = Date.now() + 5_000;
+      const seen = Date.now() + 20_000;
       while (card.vpcd.counters.warm === warm && Date.now() < seen) await new Promise((r) => setTimeout(r, 20));
       expect(card.vpcd.counters.warm).toBe(warm + 1);
     } finally {
