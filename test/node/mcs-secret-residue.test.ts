@@ -264,10 +264,13 @@ describe('Mcs: no copy of a secret stays behind', () => {
     const s = new Session(await McsEngine.create(), 'CAE1');
     await s.register();
     ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 8 } }), 2001, 'rand');
-    // The request ahead holds the SE for 100 ms.
+    // The request ahead holds the SE for 100 ms, or until `held` settles: the request behind whose rqet
+    // must pass while it waits is let through only once it was answered (20 s at most, which only an
+    // rqet never applied reaches), not raced against a fixed hold a loaded machine may outlast.
+    let held: Promise<unknown> | undefined;
     const random = SoftwareBackend.prototype.random;
     patch(SoftwareBackend.prototype, 'random', async function (this: SoftwareBackend, type: RngType, length: number) {
-      await new Promise((r) => setTimeout(r, 100));
+      await (held ?? new Promise((r) => setTimeout(r, 100)));
       return random.call(this, type, length);
     });
     const rnd = prng(703);
@@ -277,11 +280,17 @@ describe('Mcs: no copy of a secret stays behind', () => {
     const onHeap: unknown[] = [];
     watchNew((_made, from) => copies.has(from) && onHeap.push(from));
     const sets = watchSets((src) => [...copies.keys()].some((k) => k instanceof RealUint8Array && k.buffer === src.buffer && k.byteOffset === src.byteOffset));
-    const waitFor = async (req: Record<string, unknown>, key: Uint8Array) => {
+    const waitFor = async (req: Record<string, unknown>, key: Uint8Array, holdUntilAnswered = false) => {
       copies.set(key, []);
       sets.length = 0;
+      let answered!: () => void;
+      let cap: ReturnType<typeof setTimeout> | undefined;
+      held = holdUntilAnswered ? Promise.race([new Promise<void>((r) => (answered = r)), new Promise((r) => (cap = setTimeout(r, 20_000)))]) : undefined;
       const ahead = s.retrieve(s.path('reg', 'r', 'gnR'));
       const r = await s.engine.send({ op: 1, to: s.seId, fr: 'CAE1', rqi: 'q', rvi: '3', ty: 20002, ...req }, { binary: true });
+      answered?.();
+      clearTimeout(cap);
+      held = undefined;
       ok(await ahead, 2000, 'the request ahead');
       return { r, copies: sets.filter((_, i) => i % 2 === 0) };
     };
@@ -292,7 +301,7 @@ describe('Mcs: no copy of a secret stays behind', () => {
     expect(zero(a.copies[0]!), 'and the copy zeroized').toBe(true);
     expect(zero(served), 'the caller\'s own array is left alone').toBe(false);
     const late = rnd(16);
-    const b = await waitFor({ rqet: 20, pc: { 'senv:Cph': { rn: 'c2', Calg: 1001, mbs: 1024, kDt: late } } }, late);
+    const b = await waitFor({ rqet: 20, pc: { 'senv:Cph': { rn: 'c2', Calg: 1001, mbs: 1024, kDt: late } } }, late, true);
     fails(b.r, 4008, 'expired while it waited');
     expect(b.copies).toHaveLength(1);
     expect(zero(b.copies[0]!), 'the expired request\'s copy zeroized').toBe(true);
