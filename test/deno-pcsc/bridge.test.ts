@@ -66,7 +66,9 @@ Deno.test('cancel() ends an endless wait with SCARD_E_CANCELLED; a wait asked fo
     const t0 = Date.now();
     ctx.cancel();
     check(await scardError(waiting) === 'SCARD_E_CANCELLED', 'SCARD_E_CANCELLED');
-    check(Date.now() - t0 < 2_000, 'cancelled at once');
+    // A cancel that is lost leaves the wait endless (scardError fails it at 10 s); a loaded pcscd may take
+    // more than the moment an idle one does to answer the one that lands.
+    check(Date.now() - t0 < 8_000, 'cancelled at once');
     check(await scardError(ctx.getStatusChange([{ reader, state }], 100)) === 'SCARD_E_TIMEOUT', 'the next wait times out');
   }));
 
