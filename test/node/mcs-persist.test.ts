@@ -1697,6 +1697,23 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a key text of hex digits is hex only at exactly 64 of them: one digit pair short or over is refused, 48 are base64 of 36 bytes', async () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir, 'key');
+      const digits = nodeCrypto.randomBytes(33).toString('hex');
+      // Read as hex whatever their count, 62 digits would make a key of their 31 bytes and a 32nd read past the text's end.
+      for (const [text, name] of [[digits.slice(0, 62), 'InvalidInputError'], [digits.slice(0, 66), 'InvalidInputError'], [digits.slice(0, 48), 'LengthError']] as const) {
+        writeFileSync(file, `${text}\n`);
+        await expect(McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file }), `${text.length} digits`).rejects.toMatchObject({
+          name, message: expect.stringMatching(/must hold a 32-byte AES-256 key/),
+        });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the data directory is 0700 and its files 0600, whatever the umask', async () => {
     const top = tempDir();
     const was = process.umask(0o022);

@@ -334,6 +334,25 @@ describe('Mcs: no copy of a secret stays behind', () => {
       expect(made.filter((a) => a.length === 33).length, 'the key was decoded').toBeGreaterThan(0);
       expect(made.some((a) => holds(a, tooLong)), 'the refused key is zeroized').toBe(false);
 
+      // 32 bytes of text are refused as ambiguous before any decoding: what was read of them is zeroized all the same.
+      const ambiguous = new TextEncoder().encode(`${keyHex.slice(0, 31)}\n`);
+      writeFileSync(join(dir, 'short.key'), ambiguous, { mode: 0o600 });
+      const shortReads = watchSets((src) => holds(src, ambiguous));
+      await expect(McsEngine.create({ dataDir: join(dir, 'data4'), masterKeyFile: join(dir, 'short.key') })).rejects.toThrow(/ambiguous/);
+      expect(shortReads.length, 'the ambiguous key file was read').toBeGreaterThan(0);
+      for (const r of shortReads) expect(zero(r), 'the ambiguous text is zeroized').toBe(true);
+
+      // A UTF-8 byte order mark is cut from the bytes: left on, it would send the text through a string, which nothing can zeroize.
+      writeFileSync(join(dir, 'bom.key'), `\uFEFF${keyHex}\n`, { mode: 0o600 });
+      const decoded: Uint8Array[] = [];
+      const decode = TextDecoder.prototype.decode;
+      patch(TextDecoder.prototype, 'decode', function (this: TextDecoder, input?: AllowSharedBufferSource, options?: TextDecodeOptions) {
+        if (input instanceof RealUint8Array && holds(input, text)) decoded.push(input);
+        return decode.call(this, input, options);
+      });
+      await (await McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: join(dir, 'bom.key') })).close();
+      expect(decoded, 'key text decoded into a string').toEqual([]);
+
       // A raw key file: 32 binary bytes, read into memory outside the JS heap and zeroized once used.
       const raw = Uint8Array.from(prng(706)(32), (b) => b | 0x80);
       writeFileSync(join(dir, 'raw.key'), raw, { mode: 0o600 });
