@@ -349,11 +349,13 @@ describe('Mcs persistence', () => {
       const u = new Session(e3, 'CAE1');
       expect(await memory(u)).toEqual({ mma: 0, mmt: 1000 });
       fails(await u.create(u.seId, 20009, { 'senv:Sdo': { rn: 'one', msg: 'AA==' } }), 5207, 'over the quota');
+      // Still over the quota after it: what frees memory is accepted all the same.
+      ok(await u.update(u.path('reg', 'c'), { 'senv:Cph': { msg: null } }), 2004, 'an UPDATE that frees less than the excess');
       ok(await u.delete(u.path('reg', 'big')), 2002, 'delete');
       ok(await u.delete(u.path('reg', 'h')), 2002, 'delete');
       await e3.close();
       const e4 = await open(Q);
-      expect((await memory(new Session(e4, 'CAE1'))).mma).toBe(1000 + before.mma + 2100);
+      expect((await memory(new Session(e4, 'CAE1'))).mma).toBe(1000 + before.mma + 2100 + 70);
       await e4.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
