@@ -297,6 +297,24 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: the key of a deleted resource is deleted by a backend that has deleteKey, not only released (a device would keep it in a slot nothing names)',
+    async run() {
+      let made: KeyHandle | undefined;
+      const deleted: KeyHandle[] = [], released: KeyHandle[] = [];
+      const { engine, seId, send } = await setup((b) => {
+        const imp = b.importKey.bind(b), release = b.releaseKey.bind(b);
+        b.importKey = async (s: KeySpec, k: KeyKind, m: Uint8Array) => (made = await imp(s, k, m));
+        b.releaseKey = (k: KeyHandle) => void (released.push(k), release(k));
+        (b as { deleteKey?: (k: KeyHandle) => void }).deleteKey = (k) => void (deleted.push(k), release(k));
+      });
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kDt: new Uint8Array(16).fill(0xab) } } })).rsc, 2001, 'cipher with a key');
+      equal((await send({ op: 4, to: `${seId}/r/c` })).rsc, 2002, 'delete');
+      assert(made !== undefined && deleted.length === 1 && deleted[0] === made, 'the key deleted');
+      equal(released.length, 0, 'released only through deleteKey');
+      await engine.close();
+    },
+  },
+  {
     name: 'backend contract: each error class a backend throws answers its rsc and m2m:dbg (the docs/mcs.md table); any other error answers 5000 and shows nothing of its message',
     async run() {
       const sign = async (e: Error) => {
@@ -330,6 +348,7 @@ export const mcsBackendContractCases: PortableCase[] = [
         ['capabilities.rngTypes', (b) => void ((b.capabilities as { rngTypes: unknown }).rngTypes = [3])],
         ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: '1M' as unknown as number, available: 5 }))],
         ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: -5, available: 5 }))],
+        ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: 5, available: -1 }))],
         // Read by every registration and [deviceInfo]: refused at create, not as every <SE> CREATE's 5000.
         ['description.rngSources', (b) => void delete (b.description as { rngSources?: unknown }).rngSources],
         ['description.rngSources[2]', (b) => void ((b.description as { rngSources: Record<number, unknown> }).rngSources = { 1: 'a DRBG' })],
