@@ -250,6 +250,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { Hv: 'AAAA' } }), 4000, 'Hv is read-only', /read-only/);
         fails(await s.update(s.path('reg', 'h', 'cHsh'), { 'senv:Hsh': {} }), 4005, 'UPDATE on a virtual resource');
         fails(await s.delete(s.path('reg', 'h', 'cHsh')), 4005, 'DELETE on a virtual resource');
+        fails(await s.retrieve(`${s.path('reg', 'h', 'cHsh')}/x`), 4004, 'nothing below a virtual resource');
         ok(await s.delete(s.path('reg', 'h')), 2002, 'delete');
         fails(await s.retrieve(s.path('reg', 'h', 'cHsh')), 4004, 'gone');
       },
