@@ -371,8 +371,8 @@ describe('Mcs: no copy of a secret stays behind', () => {
     }
   });
 
-  it('a key in invalid base64 is refused without leaving the bytes decoded before the bad character', async () => {
-    const key = prng(705)(32);
+  it('a key or a secret value in invalid base64 is refused without leaving the bytes decoded before the bad character', async () => {
+    const key = prng(705)(32), sig = prng(707)(64);
     const good = b64(key);
     const bad = `${good.slice(0, 40)}AA!=`;
     const s = new Session(await McsEngine.create(), 'CAE1');
@@ -381,6 +381,9 @@ describe('Mcs: no copy of a secret stays behind', () => {
     fails(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1002, mbs: 64, kDt: bad } }), 4000, 'bad base64', /base64/);
     expect(made.filter((a) => a.length === 32).length, 'the text was decoded').toBeGreaterThan(0);
     expect(made.some((a) => holds(a, key.subarray(0, 30))), 'the decoded part is zeroized').toBe(false);
+    // A secret value that is no key is read by table (fromBase64), not by keyFromBase64: a signature given to be verified.
+    fails(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'v', Salg: 33, Sgn: `${b64(sig).slice(0, 84)}AA!=` } }), 4000, 'bad base64 signature', /base64/);
+    expect(made.some((a) => holds(a, sig.subarray(0, 60))), 'the decoded part of the signature is zeroized').toBe(false);
     await s.engine.close();
   });
 
