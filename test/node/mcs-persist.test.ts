@@ -216,8 +216,10 @@ describe('Mcs persistence', () => {
       const e4 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       const s4 = new Session(e4, 'CAE1');
       ok(await s4.retrieve(s4.path('reg', 'h', 'cHsh')), 2000, 'consumed');
-      const next = nodeCrypto.randomBytes(100);
+      const next = nodeCrypto.randomBytes(100), more = nodeCrypto.randomBytes(50);
       ok(await s4.update(s4.path('reg', 'h'), { 'senv:Hsh': { msg: b64(next) } }), 2004, 'a new message replaces it');
+      // Only the first chunk after the consumption starts a new message: the next one appends to it.
+      ok(await s4.update(s4.path('reg', 'h'), { 'senv:Hsh': { msg: b64(more) } }), 2004, 'a second chunk');
       await e4.close();
       expect(journal(), 'compacted at close').toBe(0);
       expect(statSync(join(dir, 'snapshot.json')).size, 'the replaced 60 KB message is not in the snapshot').toBeLessThan(20_000);
@@ -235,7 +237,7 @@ describe('Mcs persistence', () => {
       expect(journal(), 'compacted by the next clean close').toBe(0);
       const e5 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       const s5 = new Session(e5, 'CAE1');
-      expect(unb64(body(ok(await s5.retrieve(s5.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(sha256(next)));
+      expect(unb64(body(ok(await s5.retrieve(s5.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(sha256(Buffer.concat([next, more]))));
       await e5.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
