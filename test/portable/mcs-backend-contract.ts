@@ -315,6 +315,20 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: a family of resource types with no algorithm on the backend (here no reboot type) is left out of srt',
+    async run() {
+      const srt = async (patch?: Patch) => {
+        const { engine, seId, send } = await setup(patch);
+        const types = pc(await send({ op: 2, to: `${seId}/r` }), 'senv:Senv').srt as number[];
+        await engine.close();
+        return types;
+      };
+      const all = await srt();
+      assert(all.includes(20010), `srt of a backend with reboot types: ${all.join()}`);
+      equal((await srt((b) => void ((b.capabilities as { rebootTypes: unknown }).rebootTypes = []))).join(), all.filter((ty) => ty !== 20010).join(), 'srt without 20010');
+    },
+  },
+  {
     name: 'backend contract: each error class a backend throws answers its rsc and m2m:dbg (the docs/mcs.md table); any other error answers 5000 and shows nothing of its message',
     async run() {
       const sign = async (e: Error) => {
