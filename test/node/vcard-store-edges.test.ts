@@ -752,6 +752,9 @@ describe('vpcd client (against a local stand-in for vpcd)', () => {
     vpcd.write(FakeVpcd.frame(long));
     await vpcd.next();
     expect(hex(Buffer.concat(raw).subarray(0, 2))).toBe('012E');
+    // An empty frame is whole once its header is in: answered at once, not left waiting for the next message.
+    vpcd.write(FakeVpcd.frame([]));
+    expect(await vpcd.next()).toEqual(Uint8Array.of(0x90, 0));
   });
 
   it('answers leave in request order even when the card answers the first APDU last', async () => {
@@ -785,11 +788,13 @@ describe('vpcd client (against a local stand-in for vpcd)', () => {
     expect(card.counters.apdus).toBe(2);
   });
 
-  it('a response longer than a vpcd frame is 6F00; a card whose power() throws is one that failed: vpcd sees it removed, the process goes on', async () => {
-    const { handler } = recorder(() => new Uint8Array(0x10000));
+  it('a response longer than a vpcd frame is 6F00, the longest one (FFFF bytes) goes whole; a card whose power() throws is one that failed: vpcd sees it removed, the process goes on', async () => {
+    const { handler } = recorder((c) => new Uint8Array(c[0] === 1 ? 0xffff : 0x10000).fill(0x5a));
     const { vpcd } = await inserted(handler);
     vpcd.write(FakeVpcd.frame([0, 0xa4, 4, 0]));
     expect(await vpcd.next()).toEqual(Uint8Array.of(0x6f, 0x00));
+    vpcd.write(FakeVpcd.frame([1, 0xa4, 4, 0]));
+    expect(await vpcd.next()).toEqual(new Uint8Array(0xffff).fill(0x5a));
     handler.power = () => {
       throw new Error('power fault');
     };
@@ -819,6 +824,31 @@ describe('vpcd client (against a local stand-in for vpcd)', () => {
     await until('power events', () => events.length === 4);
     await card.remove();
     expect(events).toEqual(['cold', 'off', 'cold', 'off']);
+  });
+
+  // A benchmark that tears the stack down at exit would otherwise wait for good on a card vpcd keeps polling.
+  it('keepAlive: false lets the process end while the card is inserted; by default the card keeps it running', async () => {
+    const vpcd = new FakeVpcd();
+    await vpcd.listen();
+    const index = new URL('../../dist/src/virtual-card/vpcd.js', import.meta.url).href;
+    try {
+      const runs = [false, undefined].map(async (keepAlive, i) => {
+        const child = runModule(`
+          const { VpcdCard } = await import(${JSON.stringify(index)});
+          const card = new VpcdCard({ atr: () => Uint8Array.of(0x3b, 0), power: () => undefined, apdu: () => Uint8Array.of(0x90, 0) },
+            { port: ${vpcd.port}, keepAlive: ${String(keepAlive)} });
+          await card.insert(5000);
+          console.log('inserted', card.inserted);
+        `, { killMs: 3000 });
+        (await vpcd.connected(i + 1)).write(FakeVpcd.frame([0x04]));
+        return child;
+      });
+      const [unref, kept] = [await runs[0]!, await runs[1]!];
+      expect([unref.code, unref.signal, unref.out]).toEqual([0, null, 'inserted true\n']);
+      expect([kept.signal, kept.out]).toEqual(['SIGKILL', 'inserted true\n']);
+    } finally {
+      await vpcd.close();
+    }
   });
 
   it('insert() while inserted keeps the one connection; remove() powers the card off', async () => {
