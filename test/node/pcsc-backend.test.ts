@@ -2250,19 +2250,27 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
-  it('PcscCard.transaction reports fn\'s failure when ending the transaction fails too (a lost card)', async () => {
+  it('PcscCard.transaction ends the transaction when fn fails, as asked, and reports fn\'s failure when ending fails too (a lost card); a bad disposition begins none', async () => {
+    const calls: string[] = [];
     const handle = {
-      beginTransaction: async () => undefined,
-      endTransaction: async () => {
+      beginTransaction: async () => void calls.push('begin'),
+      endTransaction: async (d: number) => {
+        calls.push(`end ${d}`);
         throw new PcscError('SCardEndTransaction', 0x80100003);
       },
       get connected() { return true; },
     };
-    const card = PcscCard.open({ constants: { SCARD_LEAVE_CARD: 0 } } as never, handle as never, 'stand-in', 2, 2);
+    const card = PcscCard.open({ constants: { SCARD_LEAVE_CARD: 0, SCARD_RESET_CARD: 1, SCARD_UNPOWER_CARD: 2, SCARD_EJECT_CARD: 3 } } as never, handle as never, 'stand-in', 2, 2);
     await expect(card.transaction(async () => {
       throw new PcscError('SCardTransmit', 0x8010000a);
-    })).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    }, 'reset')).rejects.toThrow(/SCARD_E_TIMEOUT/);
+    // Left begun, the card would stay locked against every other application.
+    expect(calls).toEqual(['begin', 'end 1']);
     await expect(card.transaction(async () => 1), 'after a success, the failure to end is reported').rejects.toThrow(/SCARD_E_INVALID_HANDLE/);
+    // Checked only at the end, the disposition would fail there with the card still locked and fn run.
+    let ran = false;
+    await expect(card.transaction(async () => void (ran = true), 'unpowr' as never)).rejects.toThrow(InvalidInputError);
+    expect([calls.slice(2), ran]).toEqual([['begin', 'end 0'], false]);
   });
 
   it('shared mode: a timeout whose clean-up drops the session is reported as the timeout; the transaction ends before the disconnect', async () => {
