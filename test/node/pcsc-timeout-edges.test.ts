@@ -9,7 +9,7 @@
 // where PC/SC does not).
 import { describe, expect, it, vi } from 'vitest';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
-import { PcscCard, PcscContext, PcscError } from '../../src/pcsc/index.ts';
+import { PcscCard, PcscContext, PcscError, ReaderFlag } from '../../src/pcsc/index.ts';
 import { InvalidInputError } from '../../src/core/errors.ts';
 import type { NativeAddon, NativeCard, NativeMonitor } from '../../src/pcsc/native.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
@@ -30,6 +30,8 @@ const bridge = vi.hoisted(() => ({
   letGo: [] as string[],
   /** The timeout each status-change wait was handed. */
   waitTimeouts: [] as number[],
+  /** What each connect was handed: reader, share mode, protocol mask. */
+  connects: [] as [string, number, number][],
 }));
 
 function held<T>(name: string): Promise<T> {
@@ -98,7 +100,10 @@ function monitor(tag: string): NativeMonitor {
     cancel: () => {
       bridge.cancels++;
     },
-    connect: () => held(`${tag} connect`),
+    connect: (reader: string, share: number, protocols: number) => {
+      bridge.connects.push([reader, share, protocols]);
+      return held(`${tag} connect`);
+    },
     release: () => held(`${tag} release`),
   };
 }
@@ -125,6 +130,7 @@ function reset(): void {
   bridge.cancels = 0;
   bridge.letGo.length = 0;
   bridge.waitTimeouts.length = 0;
+  bridge.connects.length = 0;
   expect(bridge.pending.map((p) => p.name), 'a call left pending by the previous test').toEqual([]);
 }
 
@@ -166,12 +172,16 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     await tick();
     answer('m connect', nativeCard('d'));
     await connecting;
+    // A wait is bounded by its own timeout plus the context's (pcscd's answer before the wait), not by the context's alone.
+    const waiting = ctx.getStatusChange([{ reader: 'r' }], 100);
     await sleep(80);
+    answer('m getStatusChange', [{ reader: 'r', eventState: 0x10, atr: new Uint8Array(0) }]);
+    expect((await waiting).map((s) => s.empty)).toEqual([true]);
     // Past every timeout: the answer, the context and the connection made in time are all left alone.
     expect(Array.from(r)).toEqual([1, 2, 0x90, 0]);
     expect(card.stalled).toBe(false);
     expect(ctx.stalled).toBe(false);
-    expect(bridge.calls).toEqual(['c transmit', 'c status', 'establish', 'm connect']);
+    expect(bridge.calls).toEqual(['c transmit', 'c status', 'establish', 'm connect', 'm getStatusChange']);
     await released(ctx);
   });
 
@@ -204,6 +214,9 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     const e = await rejection(ctx.listReaders());
     expect([e.scardName, e.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardListReaders']);
     expect(ctx.stalled).toBe(true);
+    // A connect makes a pcsc-lite context of its own, whose establish would wait on the silent pcscd too.
+    const c = await rejection(ctx.connect('r'));
+    expect([c.scardName, c.operation]).toEqual(['SCARD_E_NOT_READY', 'SCardConnect']);
     const r = await rejection(ctx.release());
     expect([r.scardName, r.operation]).toEqual(['SCARD_E_TIMEOUT', 'SCardReleaseContext']);
     // Released under a call still inside pcsc-lite, the library would read freed memory.
@@ -316,6 +329,8 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     await tick();
     // The wait's call is still inside pcsc-lite: releasing its context now would free memory that call reads.
     expect(bridge.calls).toEqual(['establish', 'm getStatusChange']);
+    // Not cancelled, an endless wait would hold the release for good.
+    expect(bridge.cancels).toBeGreaterThan(0);
     fail('m getStatusChange', 0x80100002);
     expect((await rejection(wait)).scardName).toBe('SCARD_E_CANCELLED');
     await tick();
@@ -416,6 +431,8 @@ describe('PC/SC timeouts over a scripted bridge', () => {
       ['a status list that is no array', () => ctx.getStatusChange({} as never)],
       ['a state that is no number', () => ctx.getStatusChange([{ reader: 'r', state: '1' as never }])],
       ['a state above a DWORD', () => ctx.getStatusChange([{ reader: 'r', state: 2 ** 32 }])],
+      // As a DWORD, -1 is INFINITE: a wait for good.
+      ['a negative wait', () => ctx.getStatusChange([{ reader: 'r' }], -1)],
       ['a list item that is null', () => ctx.getStatusChange([null as never])],
       ['a control code that wraps', () => card.control(0xbe000000)],
     ];
@@ -433,16 +450,73 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     await tick();
     answer('c control', Uint8Array.of(0x90, 0));
     await control;
-    // A wait past 2^31 - 1 ms is handed to pcsc-lite as that (poll() takes an int).
-    const waits = [ctx.getStatusChange([{ reader: 'r' }], 2 ** 32 - 2), ctx.getStatusChange([{ reader: 'r' }], 2 ** 31 - 1)];
-    for (let i = 0; i < 2; i++) {
+    // A wait past 2^31 - 1 ms is handed to pcsc-lite as that (poll() takes an int), an endless one as INFINITE;
+    // the largest state and no wait at all are taken.
+    const waits = [ctx.getStatusChange([{ reader: 'r' }], 2 ** 32 - 2), ctx.getStatusChange([{ reader: 'r' }], 2 ** 31 - 1),
+      ctx.getStatusChange([{ reader: 'r', state: 2 ** 32 - 1 }], 0), ctx.getStatusChange([{ reader: 'r' }])];
+    for (let i = 0; i < 4; i++) {
       await tick();
       answer('m getStatusChange', [{ reader: 'r', eventState: 0, atr: new Uint8Array(0) }]);
     }
     await Promise.all(waits);
-    expect(bridge.waitTimeouts).toEqual([2 ** 31 - 1, 2 ** 31 - 1]);
+    expect(bridge.waitTimeouts).toEqual([2 ** 31 - 1, 2 ** 31 - 1, 0, CONSTANTS.INFINITE]);
     await released(ctx);
   });
+  it('a bridge failure is a PcscError by its code: a LONG of 32 bits (negative) names the same code, one pcsc-lite does not define its hex', async () => {
+    reset();
+    const ctx = await context('m');
+    const failures: [number, number, string][] = [
+      [0x80100069 | 0, 0x80100069, 'SCARD_W_REMOVED_CARD'], [0x8010fffe, 0x8010fffe, 'SCARD_0x8010FFFE'], [1, 1, 'SCARD_0x00000001'],
+    ];
+    for (const [code, scode, name] of failures) {
+      const listing = ctx.listReaders();
+      await tick();
+      fail('m listReaders', code);
+      const e = await rejection(listing);
+      expect([e.scode, e.scardName, e.operation, e.message]).toEqual([scode, name, 'm listReaders', `m listReaders failed: ${name} (0x${scode.toString(16).toUpperCase()})`]);
+    }
+    await released(ctx);
+  });
+
+  it('share modes and protocols reach pcsc-lite as their own SCARD_* values, by default shared, T0 or T1; the protocol in use is named back', async () => {
+    reset();
+    const ctx = await context('m');
+    const { SCARD_SHARE_SHARED: SHARED, SCARD_SHARE_EXCLUSIVE: EXCLUSIVE, SCARD_SHARE_DIRECT: DIRECT, SCARD_PROTOCOL_T0: T0, SCARD_PROTOCOL_T1: T1, SCARD_PROTOCOL_RAW: RAW } = CONSTANTS;
+    const options: [Parameters<PcscContext['connect']>[1], number, number, number, string][] = [
+      [undefined, SHARED, T0 | T1, T0, 'T0'], [{ share: 'exclusive', protocols: ['RAW'] }, EXCLUSIVE, RAW, RAW, 'RAW'],
+      [{ share: 'direct', protocols: ['T1', 'RAW'] }, DIRECT, T1 | RAW, T1, 'T1'], [{ share: 'shared', protocols: ['T0'] }, SHARED, T0, T0, 'T0'],
+    ];
+    const named: string[] = [];
+    for (const [opts, , , protocol] of options) {
+      const connecting = ctx.connect('r', opts);
+      await tick();
+      answer('m connect', { ...nativeCard('d'), protocol });
+      named.push((await connecting).protocol);
+    }
+    expect(bridge.connects).toEqual(options.map(([, share, protocols]) => ['r', share, protocols]));
+    expect(named).toEqual(options.map(([, , , , name]) => name));
+    await released(ctx);
+  });
+
+  it('a reader state is read bit by bit: each SCARD_STATE_* flag sets its own field, the event counter and the other flags none', async () => {
+    reset();
+    const ctx = await context('m');
+    const flags: [number, string | undefined][] = [
+      [ReaderFlag.CHANGED, 'changed'], [ReaderFlag.PRESENT, 'present'], [ReaderFlag.EMPTY, 'empty'],
+      // A reader that went away (UNKNOWN) is as unavailable as one pcscd cannot query.
+      [ReaderFlag.UNKNOWN, 'unavailable'], [ReaderFlag.UNAVAILABLE, 'unavailable'],
+      [ReaderFlag.INUSE, 'inUse'], [ReaderFlag.EXCLUSIVE, 'exclusive'], [ReaderFlag.MUTE, 'mute'],
+      [0xffff0000 | ReaderFlag.IGNORE | ReaderFlag.ATRMATCH | ReaderFlag.UNPOWERED, undefined],
+    ];
+    const wait = ctx.getStatusChange(flags.map((_, i) => ({ reader: `r${i}` })));
+    await tick();
+    answer('m getStatusChange', flags.map(([eventState], i) => ({ reader: `r${i}`, eventState, atr: Uint8Array.of(i) })));
+    const fields = ['changed', 'present', 'empty', 'unavailable', 'inUse', 'exclusive', 'mute'] as const;
+    const got = (await wait).map((r) => [r.reader, r.state, Array.from(r.atr), fields.filter((f) => r[f])]);
+    expect(got).toEqual(flags.map(([eventState, field], i) => [`r${i}`, eventState, [i], field ? [field] : []]));
+    await released(ctx);
+  });
+
   it('discoverPcscBackends lists the readers again when one went away between the listing and the status query (SCARD_E_UNKNOWN_READER)', async () => {
     reset();
     const ctx = await context('m');
