@@ -15,6 +15,7 @@ import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm, type McsRespons
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
+import { open as openSealed, seal } from '../../src/mcs/store/sealing.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
 import { ACPS, chunkOf, CIPHER_KEY, etOf, G_MESSAGE, indexOfEt, MAC_KEY, MESSAGE, NONCE, SDO_DATA } from './fixtures/mcs-writer-data.ts';
 import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
@@ -154,6 +155,70 @@ describe('Mcs persistence', () => {
       const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
       expect(clear(), 'sealed by the snapshot written at open').toBe(false);
       expect(unb64(body(await new Session(e3, 'CAE1').retrieve(`${e3.seIds[0]}/reg/v`), 'senv:Sgn').Sgn)).toEqual(sig);
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('messages a senv before format 5 kept in sealed parts ($acc), with chunks appended after them, read back as written: a chunk extends a message, replaces a consumed one, and one left consumed stays so across restarts', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const data = (n: number, seed: number) => new Uint8Array(Buffer.from(Array.from({ length: n }, (_, k) => (seed * 31 + k * 17) & 0xff)));
+      const cat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+      const put = { h1: data(3000, 1), h2: data(500, 2), h3: data(900, 3), h4: data(700, 4) };
+      for (const [rn, msg] of Object.entries(put)) ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn, Halg: 4, msg: b64(msg) } }), 2001, rn);
+      await e1.close();
+      expect(existsSync(join(dir, 'snapshot.json')), 'the journal holds everything').toBe(false);
+      // The records as senv before format 5 wrote them (the README of fixtures/format4-messages names its
+      // commit): the message in the sealed part as { $acc, consumed }, and from commit 935e3a5 on the record
+      // marked `consumed` too where that message is consumed and not empty; before it, only the sealed part
+      // said so (h4). A chunk appended later is an append record. A directory with no snapshot says format 3.
+      const records = frames(readFileSync(join(dir, 'journal.log'))).map((f) => f.json);
+      const se = records[0]!.se as string;
+      const hashes = new Map(records.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).filter((r) => r.root === 'senv:Hsh').map((r) => [r.rn as string, r]));
+      const asBefore = (rn: keyof typeof put, consumed: boolean, marked: boolean) => {
+        const rec = hashes.get(rn)!;
+        const ri = rec.ri as string;
+        const secret = rec.sealed ? JSON.parse(new TextDecoder().decode(openSealed(KEY, rec.sealed as string, ri))) as Record<string, unknown> : {};
+        secret.message = { $acc: b64(put[rn]), consumed };
+        Object.assign(rec, { sealed: seal(KEY, new TextEncoder().encode(JSON.stringify(secret)), ri) }, marked ? { consumed: true } : {});
+        delete rec.appends;
+      };
+      asBefore('h1', false, false);
+      asBefore('h2', true, true);
+      asBefore('h3', true, true);
+      asBefore('h4', true, false);
+      const more = { h1: data(1000, 5), h2: data(600, 6) };
+      const appended = Object.entries(more).map(([rn, chunk], i) => {
+        const ri = hashes.get(rn)!.ri as string;
+        return { seq: records.length + 1 + i, op: 'append', se, ri, attr: 'message', sealed: seal(KEY, chunk, `${ri}/message`) };
+      });
+      const { check, uniqueIds } = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { check: string; uniqueIds: Record<string, string> };
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify({ format: 3, uniqueIds, check, mac: mac('meta', Buffer.from(JSON.stringify([3, check, uniqueIds]))).toString('base64') }));
+      writeFileSync(join(dir, 'journal.log'), withMacs(dir, [...records, ...appended]));
+      const msg = async (t: Session, rn: string) => unb64(body(ok(await t.retrieve(t.path('reg', rn)), 2000, rn), 'senv:Hsh').msg);
+      const expected = { h1: cat(put.h1, more.h1), h2: more.h2, h3: put.h3, h4: put.h4 };
+      // Moved out of the sealed parts at open (a snapshot written), then read back from that snapshot.
+      for (let i = 0; i < 2; i++) {
+        const e = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+        expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format, 'upgraded').toBe(6);
+        const t = new Session(e, 'CAE1');
+        for (const [rn, m] of Object.entries(expected)) expect(await msg(t, rn), `${rn}, open ${i + 1}`).toEqual(m);
+        await e.close();
+      }
+      // Whether each is consumed: a chunk after a consumed message starts a new one, after any other extends it.
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const t = new Session(e3, 'CAE1');
+      const z = new Uint8Array([1, 2, 3]);
+      for (const rn of Object.keys(expected)) ok(await t.update(t.path('reg', rn), { 'senv:Hsh': { msg: b64(z) } }), 2004, rn);
+      expect(await msg(t, 'h1'), 'h1: not consumed').toEqual(cat(expected.h1, z));
+      expect(await msg(t, 'h2'), 'h2: replaced by a chunk, which no operation consumed').toEqual(cat(expected.h2, z));
+      expect(await msg(t, 'h3'), 'h3: consumed').toEqual(z);
+      expect(await msg(t, 'h4'), 'h4: consumed, the record not marked').toEqual(z);
       await e3.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
