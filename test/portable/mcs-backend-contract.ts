@@ -192,6 +192,39 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: a reboot ends the backend\'s streams (reboot() drops volatile state): a message streamed before it is replayed on a new stream, never finished on the one the reboot ended',
+    async run() {
+      // A card's session, say: a stream opened before a reboot fails once the reboot happened.
+      let reboots = 0, opened = 0;
+      const { engine, seId, send } = await setup((b) => {
+        b.capabilities.preferredBatchSize = 4;
+        const digest = b.digest.bind(b);
+        b.digest = (a) => {
+          opened++;
+          const s = digest(a) as Awaited<ReturnType<typeof digest>>, born = reboots;
+          const live = () => {
+            if (reboots !== born) throw new StateError('stream ended by a reboot');
+          };
+          return { update: (d) => (live(), s.update(d)), final: (last) => (live(), s.final(last)), abort: () => s.abort() };
+        };
+        const reboot = b.reboot.bind(b);
+        b.reboot = (t) => (reboots++, reboot(t));
+      });
+      const types = engine.describe(seId)!.capabilities.rebootTypes;
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20010, pc: { 'senv:Srbt': { rn: 'b', rbT: types[0] } } })).rsc, 2001, 'SEReboot');
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4 } } })).rsc, 2001, 'hash');
+      equal((await send({ op: 3, to: `${seId}/r/h`, pc: { 'senv:Hsh': { msg: utf8('abcd') } } })).rsc, 2004, 'a batch that opens a stream');
+      equal(opened, 1, 'streamed');
+      equal((await send({ op: 3, to: `${seId}/r/b`, pc: { 'senv:Srbt': { rb: true } } })).rsc, 2004, 'reboot');
+      equal(reboots, 1, 'rebooted');
+      const r = await send({ op: 2, to: `${seId}/r/h/cHsh` });
+      equal(r.rsc, 2000, `calculateHash after the reboot: ${JSON.stringify(dbg(r))}`);
+      equalHex(pc(r, 'senv:Hsh').Hv as Uint8Array, hex(new Uint8Array(await subtle.digest('SHA-256', buf(utf8('abcd'))))), 'Hv of the message replayed');
+      equal(opened, 2, 'a new stream for the replay');
+      await engine.close();
+    },
+  },
+  {
     name: "backend contract: a backend close() that rejects with a plain error: every backend is still closed, and close() rejects with a StateError naming the SE",
     async run() {
       const a = new SoftwareBackend(), b = new SoftwareBackend();
