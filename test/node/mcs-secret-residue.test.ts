@@ -404,6 +404,9 @@ describe('Mcs: no copy of a secret stays behind', () => {
     expect(copiesOf(base64Key).length, 'nothing decoded').toBe(0);
     // Exactly the limit is accepted.
     ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 's3', Salg: 25, kDt: b64(base64Key.subarray(0, maxDataSize)) } }), 2001, 'kDt of maxDataSize');
+    // The size is read from the text's whole groups (base64Length): a text whose length alone makes it no base64, its
+    // whole groups holding 63 bytes, is told as what it is (4000), not as a size it does not have (66 bytes, 5207).
+    fails(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 's4', Salg: 25, kDt: `${b64(base64Key.subarray(0, maxDataSize - 1))}A` } }), 4000, 'kDt of bad length', /base64/);
     await s.engine.close();
   });
 
