@@ -1022,6 +1022,40 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('sealed data of an SE the engine does not host that does not open under its resource\'s ID is damage to a master key rotation: refused, the directory left under the old key', async () => {
+    const dir = tempDir();
+    const NEW = new Uint8Array(32).fill(8);
+    const two = () => McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new SoftwareBackend(), new SoftwareBackend()] });
+    try {
+      const e1 = await two();
+      const [a, b] = [new Session(e1, 'CAE1', e1.seIds[0]), new Session(e1, 'CAE2', e1.seIds[1])];
+      await a.register();
+      await b.register();
+      for (const rn of ['d1', 'd2']) ok(await b.create(b.seId, 20009, { 'senv:Sdo': { rn, msg: b64(new TextEncoder().encode(`secret ${rn}`)) } }), 2001, rn);
+      await e1.close();
+      expect(existsSync(join(dir, 'snapshot.json')), 'the journal holds everything').toBe(false);
+      // d2's record with d1's sealed part: only a holder of the master key can write it (its MAC verifies).
+      const journal = join(dir, 'journal.log');
+      const records = frames(readFileSync(journal)).map((f) => f.json);
+      const sdo = (rn: string) => records.flatMap((r) => [r.res ?? []].flat() as Record<string, unknown>[]).find((r) => r.rn === rn)!;
+      sdo('d2').sealed = sdo('d1').sealed;
+      writeFileSync(journal, withMacs(dir, records));
+      await expect(two(), 'the SE hosted: load() refuses it').rejects.toMatchObject({ name: 'DataDirDamagedError' });
+      // Hosting the first SE only, nothing opens the second's records but the rotation: resealing the rest and
+      // leaving d2's as it was would move the directory to the new key with d2 under the old one, for the
+      // second SE's next open to find as damage no key mends.
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(e2.seIds).toEqual([a.seId]);
+      await expect(e2.rotateMasterKey({ masterKey: NEW })).rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining(`sealed data of resource ${String(sdo('d2').ri)} that does not open`) });
+      await e2.close();
+      const e3 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      ok(await new Session(e3, 'CAE1', e3.seIds[0]).retrieve(`${e3.seIds[0]}/reg`), 2000, 'still under the old key');
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.skipIf(process.geteuid?.() !== 0)('a data directory another user owns with its files (a service moved from its own user to root, a restored backup) opens', async () => {
     const dir = tempDir();
     try {
