@@ -222,4 +222,42 @@ describe('a message is written once', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a format 5 directory whose meta.json cannot say 6 writes the sealed part the state holds again, as it is: that record makes nothing obsolete, and a clean close does not compact for it', async () => {
+    const dir = tempDir();
+    const key = new Uint8Array(32).fill(0x5e);
+    const real = await openFiles();
+    const files: Files = {
+      ...real,
+      writeDurable: async (path, bytes) => (path.endsWith('/meta.json.tmp') ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeDurable(path, bytes)),
+    };
+    const start = async () => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: key, files }) });
+    const snapshot = () => readFileSync(join(dir, 'snapshot.json'));
+    try {
+      // fixtures/format5-secrets (its README has the script): its journal wrote sealed parts again under fresh
+      // nonces, which supersedes them, so the first clean close compacts (the journal cut, the format still 5).
+      cpSync(fileURLToPath(new URL('./fixtures/format5-secrets', import.meta.url)), dir, { recursive: true });
+      await (await start()).close();
+      expect(format(dir)).toBe(5);
+      expect(readFileSync(join(dir, 'journal.log')).length, 'compacted at close').toBe(0);
+      const compacted = snapshot();
+      const e = await start();
+      const s = new Session(e, 'CAE1', e.seIds[0]);
+      const cD = body(ok(await s.retrieve(s.path('reg', 'c1')), 2000, 'c1'), 'senv:Cph').cD;
+      ok(await s.update(s.path('reg', 'c1'), { 'senv:Cph': { et: '20980101T000000' } }), 2004, 'et');
+      const written = records(dir) as { res: { rn: string; sealed?: string; keptSealed?: true }[] }[];
+      const state = JSON.parse(compacted.toString().slice(compacted.indexOf('\n') + 1)) as { resources: Record<string, Record<string, { rn: string; sealed?: string }>> };
+      const prior = Object.values(state.resources).flatMap((se) => Object.values(se)).find((r) => r.rn === 'c1')!;
+      expect(written.map((r) => [r.res[0]!.rn, r.res[0]!.keptSealed, r.res[0]!.sealed]), 'the sealed part as the state holds it').toEqual([['c1', undefined, prior.sealed]]);
+      await e.close();
+      expect(snapshot().equals(compacted), 'no snapshot written at close').toBe(true);
+      expect(records(dir).length, 'the record left in the journal').toBe(1);
+      const again = await start();
+      const t = new Session(again, 'CAE1', again.seIds[0]);
+      expect(body(ok(await t.retrieve(t.path('reg', 'c1')), 2000, 'c1'), 'senv:Cph').cD, 'read back').toBe(cD);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
