@@ -166,6 +166,13 @@ const within = (p: Promise<unknown>, ms: number): Promise<Outcome> => Promise.ra
 
 const shown = (o: Outcome) => (o === 'still pending' ? o : 'e' in o ? String(o.e) : 'answered');
 
+/** The calls whose outcome `ok` refuses, each named by its method (in METHODS' order, round after round) with what it gave: '' when none. */
+const misses = (outcomes: readonly Outcome[], ok: (o: Outcome, m: Method) => boolean): string =>
+  outcomes.flatMap((o, i) => {
+    const m = METHODS[i % METHODS.length]!;
+    return ok(o, m) ? [] : [`${m.name}: ${shown(o)}`];
+  }).join('; ');
+
 export const mcsClientOptionCases: PortableCase[] = [
   {
     name: 'McsClient: every method\'s own requestExpiration, tighter than the client\'s, bounds it behind an SE that stopped answering: 4008 (McsError), nothing changed',
@@ -187,8 +194,7 @@ export const mcsClientOptionCases: PortableCase[] = [
           await release();
         }
         await Promise.all(ahead);
-        const wrong = outcomes.flatMap((o, i) => (typeof o === 'object' && 'e' in o && o.e instanceof McsError && o.e.rsc === 4008 ? [] : [`${METHODS[i % METHODS.length]!.name}: ${shown(o)}`]));
-        equal(wrong.join('; '), '', 'calls that did not expire');
+        equal(misses(outcomes, (o) => typeof o === 'object' && 'e' in o && o.e instanceof McsError && o.e.rsc === 4008), '', 'calls that did not expire');
         equal(await state(f), before, 'what the SE holds');
       } finally {
         await f.engine.close();
@@ -209,11 +215,9 @@ export const mcsClientOptionCases: PortableCase[] = [
         } finally {
           await release();
         }
-        const settled = early.flatMap((o, i) => (o === 'still pending' ? [] : [`${METHODS[i]!.name}: ${shown(o)}`]));
-        equal(settled.join('; '), '', 'calls settled while the SE was held');
+        equal(misses(early, (o) => o === 'still pending'), '', 'calls settled while the SE was held');
         const results = await Promise.all(calls.map((c) => within(c, 10_000)));
-        const wrong = results.flatMap((o, i) => (typeof o === 'object' && 'v' in o && METHODS[i]!.answers(o.v, f) ? [] : [`${METHODS[i]!.name}: ${shown(o)}`]));
-        equal(wrong.join('; '), '', 'calls without their known answer');
+        equal(misses(results, (o, m) => typeof o === 'object' && 'v' in o && m.answers(o.v, f)), '', 'calls without their known answer');
       } finally {
         await f.engine.close();
       }
