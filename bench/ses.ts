@@ -7,14 +7,12 @@
 // drift). The backend module times the Mcs workload on every one of them, the apdu module each
 // card's round trips and GET CHALLENGE. The engine is closed (the run's keys deleted on every SE)
 // at exit or at a signal that ends the run.
-import { existsSync } from 'node:fs';
-import { basename, isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { basename } from 'node:path';
 import { fromHex, hex } from '../src/apdu/apdu.ts';
 import type { BackendDescription, SecureEnvironmentBackend } from '../src/backends/backend.ts';
 import { PcscBackend } from '../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../src/backends/software/index.ts';
-import { shown } from '../src/core/errors.ts';
+import { failure, loadFactoryModule, moduleFile } from '../src/bindings/factory-module.ts';
 import { McsEngine } from '../src/mcs/index.ts';
 import { PcscContext, PcscError, type PcscCard } from '../src/pcsc/index.ts';
 import { giveBackAtExit } from './harness.ts';
@@ -47,8 +45,6 @@ export interface NamedSes {
   /** The --backend SEs in the order given, then the --reader cards. */
   ses: NamedSe[];
 }
-
-const failure = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : shown(e));
 
 /** Whether a card is in `reader` within `ms`. */
 export async function waitPresent(ctx: PcscContext, reader: string, ms: number): Promise<boolean> {
@@ -93,41 +89,13 @@ async function checkReader(ctx: PcscContext, listed: readonly string[], reader: 
   }
 }
 
-/** The file a --backend value names, or undefined for a package specifier. */
-function moduleFile(spec: string): string | undefined {
-  const file = resolve(spec);
-  return existsSync(file) || isAbsolute(spec) || /^\.\.?[\\/]/.test(spec) ? file : undefined;
-}
-
-/**
- * Imports `spec` (a file, resolved against the current directory, or a package specifier, resolved
- * as senv's own imports are, so that the module shares this senv's key handles) and calls its
- * default export or `createBackend`. Each way that fails throws an error naming the module and the reason.
- */
-async function loadModule(spec: string): Promise<SecureEnvironmentBackend> {
-  const fail = (reason: string) => new Error(`bench --backend ${spec}: ${reason}`);
-  const file = moduleFile(spec);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(file ? pathToFileURL(file).href : spec)) as Record<string, unknown>;
-  } catch (e) {
-    throw fail(`cannot be loaded (${failure(e)})`);
-  }
-  const make = typeof mod['default'] === 'function' ? mod['default'] : mod['createBackend'];
-  if (typeof make !== 'function') {
-    const names = Object.keys(mod);
-    throw fail(`exports no function giving a backend (a default export or createBackend; it exports ${names.length ? names.join(', ') : 'nothing'})`);
-  }
-  let backend: unknown;
-  try {
-    backend = await (make as () => unknown)();
-  } catch (e) {
-    throw fail(`its function failed (${failure(e)})`);
-  }
-  if (typeof (backend as Partial<SecureEnvironmentBackend> | null)?.open !== 'function') {
-    throw fail(`its function gave ${shown(backend)}, not a SecureEnvironmentBackend (docs/mcs.md "Writing a backend")`);
-  }
-  return backend as SecureEnvironmentBackend;
+/** Makes the backend a --backend module gives (src/bindings/factory-module.ts says how and how it fails). */
+function loadModule(spec: string): Promise<SecureEnvironmentBackend> {
+  return loadFactoryModule(spec, {
+    option: 'bench --backend', factory: 'createBackend', noun: 'a backend',
+    type: 'a SecureEnvironmentBackend (docs/mcs.md "Writing a backend")',
+    accepts: (b): b is SecureEnvironmentBackend => typeof (b as Partial<SecureEnvironmentBackend> | null)?.open === 'function',
+  });
 }
 
 /**
