@@ -30,11 +30,20 @@ commands:
                                        each card's round trips and GET CHALLENGE
   virtual-card [--slot N] [--host H] [--port P] [--store FILE] [--no-extended] [--verbose]
                                        a senv card in pcscd's vpcd reader (docs/pcsc.md)
+  rotate-master-key --data-dir DIR (--new-key-file F | --new-key-env V) [--key-file F | --key-env V]
+                    [--rollback-anchor module]
+                                       moves a data directory no engine has open to a new master key
+                                       (docs/mcs.md "Rotating the master key"). Keys come from files or
+                                       variables as McsEngine.create reads them (the current one from
+                                       SENV_MASTER_KEY by default), never from the command line. A
+                                       directory kept with a rollback anchor needs it: an ES module whose
+                                       default export or createRollbackAnchor gives the RollbackAnchor
 
 exit status:
   0    success; virtual-card: stopped by SIGINT, SIGTERM or SIGHUP, its store given up
   1    failure: a known answer that failed, a bench run that failed (a --backend module that gives
-       no backend, an operation answering an error), a store refused or not given up, output not written
+       no backend, an operation answering an error), a store refused or not given up, output not written,
+       a rotation refused or failed (its message says which key the directory is under)
   2    usage error
   3    not available here: a build the runtime does not take, bench outside a source checkout
   141  the reader of its output went away (EPIPE), as for a process SIGPIPE ends
@@ -97,6 +106,7 @@ const COMMANDS: Readonly<Record<string, (args: string[]) => number | Promise<num
   selftest: runSelftest,
   bench: runBenchCommand,
   'virtual-card': async (args) => (await import('../virtual-card/cli.ts')).runVirtualCard(args),
+  'rotate-master-key': async (args) => (await import('./rotate-master-key.ts')).runRotateMasterKey(args),
 };
 
 async function command(argv: string[]): Promise<number> {

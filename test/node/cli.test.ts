@@ -1,8 +1,15 @@
 // The `senv` command line: usage errors exit 2 naming the problem, --help works for every command,
-// and a vpcd port out of range is a usage error rather than a card that claims to be inserted.
+// a vpcd port out of range is a usage error rather than a card that claims to be inserted, and
+// rotate-master-key moves a closed data directory to a new key or changes nothing.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createCipheriv } from 'node:crypto';
 import { main } from '../../src/bindings/cli.ts';
 import { VpcdCard, type CardHandler } from '../../src/virtual-card/index.ts';
+import { CipherResource, McsClient, McsEngine, SensitiveDataResource, SoftwareBackend, type RollbackAnchor } from '../../src/index.ts';
 
 function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -41,6 +48,15 @@ describe('senv command line', () => {
       [[], /^usage: senv <command>/],
       // vpcd's slot N listens on 35963 + N: a slot past 29572 has no port.
       [['virtual-card', '--slot', '40000'], /--slot 40000 would be port 75963/],
+      [['rotate-master-key', '--new-key-env', 'K'], /rotate-master-key: --data-dir names the data directory/],
+      [['rotate-master-key', '--data-dir', 'd'], /rotate-master-key: --new-key-file or --new-key-env gives the new master key/],
+      [['rotate-master-key', '--data-dir', 'd', '--new-key-file', 'f', '--new-key-env', 'K'], /--new-key-file and --new-key-env name the same key: give one/],
+      [['rotate-master-key', '--data-dir', 'd', '--key-file', 'f', '--key-env', 'K', '--new-key-env', 'N'], /--key-file and --key-env name the same key: give one/],
+      [['rotate-master-key', '--data-dir', 'd', '--new-key-env', ''], /--new-key-env takes a variable name, not an empty string/],
+      [['rotate-master-key', '--data-dir', 'd', '--key-file', '', '--new-key-env', 'N'], /--key-file takes a file name, not an empty string/],
+      [['rotate-master-key', '--data-dir', 'd', '--new-key-env', 'N', '--rollback-anchor', ''], /--rollback-anchor takes a module, not an empty string/],
+      // A key is never an argument: `ps` and the shell's history would show it.
+      [['rotate-master-key', '--data-dir', 'd', '--new-key', '00'.repeat(32)], /rotate-master-key: unknown option '--new-key'/],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);
@@ -56,4 +72,153 @@ describe('senv command line', () => {
     expect(card.inserted).toBe(false);
     await expect(card.insert(1000)).rejects.toThrow(/cannot reach vpcd/);
   });
+});
+
+describe('senv rotate-master-key', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+  });
+  const OLD = new Uint8Array(32).fill(0x11);
+  const NEW = new Uint8Array(32).fill(0x22);
+  const KEY = new Uint8Array(16).fill(0x33);
+  const NONCE = new Uint8Array(12).fill(0x44);
+  const hex = (k: Uint8Array) => Buffer.from(k).toString('hex');
+  const MESSAGE = new TextEncoder().encode('sealed under the master key');
+  const SECRET = new TextEncoder().encode('kept in a sensitive data object');
+  const gcmByNode = () => {
+    const c = createCipheriv('aes-128-gcm', KEY, NONCE);
+    return new Uint8Array(Buffer.concat([c.update(MESSAGE), c.final(), c.getAuthTag()]));
+  };
+
+  /** A data directory under OLD holding a secret and a cipher's key, on two SEs; the addresses to read them back. */
+  async function directory(top: string, rollbackAnchor?: RollbackAnchor): Promise<{ dir: string; seIds: string[]; sdo: string; cipher: string }> {
+    const dir = join(top, 'data');
+    const e = await McsEngine.create({ dataDir: dir, masterKey: OLD, backends: [new SoftwareBackend({ uniqueId: 'a1' }), new SoftwareBackend({ uniqueId: 'b2' })], rollbackAnchor });
+    const a = await new McsClient(e, 'CAE1', e.seIds[0]).register();
+    const b = await new McsClient(e, 'CAE2', e.seIds[1]).register();
+    const sdo = (await b.sensitiveData(SECRET)).address;
+    const cipher = await a.cipher({ algorithm: 1001, maxByteSize: 1024, key: KEY, nonce: NONCE });
+    await cipher.update(MESSAGE);
+    expect(await cipher.encrypt()).toEqual(gcmByNode());
+    const seIds = e.seIds;
+    await e.close();
+    return { dir, seIds, sdo, cipher: cipher.address };
+  }
+
+  /** Both SEs' values read back under `masterKey`, the cipher's key used once more. */
+  async function readBack(d: { dir: string; seIds: string[]; sdo: string; cipher: string }, masterKey: Uint8Array, rollbackAnchor?: RollbackAnchor): Promise<void> {
+    const e = await McsEngine.create({ dataDir: d.dir, masterKey, backends: [new SoftwareBackend({ uniqueId: 'a1' }), new SoftwareBackend({ uniqueId: 'b2' })], rollbackAnchor });
+    try {
+      expect(e.seIds).toEqual(d.seIds);
+      expect(await new SensitiveDataResource(new McsClient(e, 'CAE2', e.seIds[1]), d.sdo).read()).toEqual(SECRET);
+      const cipher = new CipherResource(new McsClient(e, 'CAE1', e.seIds[0]), d.cipher);
+      await cipher.update(MESSAGE);
+      expect(await cipher.encrypt()).toEqual(gcmByNode());
+    } finally {
+      await e.close();
+    }
+  }
+
+  function withTop<T>(fn: (top: string) => Promise<T>): Promise<T> {
+    const top = mkdtempSync(join(tmpdir(), 'senv-rotate-cli-'));
+    return fn(top).finally(() => rmSync(top, { recursive: true, force: true }));
+  }
+
+  it('moves a closed directory to the key a file gives: every SE\'s values open under it, the old key is refused, no SE is added', () => withTop(async (top) => {
+    const d = await directory(top);
+    const uniqueIds = () => (JSON.parse(readFileSync(join(d.dir, 'meta.json'), 'utf8')) as { uniqueIds: unknown }).uniqueIds;
+    const ids = uniqueIds();
+    writeFileSync(join(top, 'old.key'), hex(OLD));
+    writeFileSync(join(top, 'new.key'), hex(NEW));
+    const r = await run(['rotate-master-key', '--data-dir', d.dir, '--key-file', join(top, 'old.key'), '--new-key-file', join(top, 'new.key')]);
+    expect([r.code, r.err]).toEqual([0, '']);
+    expect(r.out).toBe(`rotate-master-key: ${d.dir} is under the new master key; the old one no longer opens it (copies taken before stay under the old one)\n`);
+    await expect(McsEngine.create({ dataDir: d.dir, masterKey: OLD, backends: [] })).rejects.toMatchObject({ name: 'StateError', message: expect.stringContaining('the master key does not open the data directory') });
+    await readBack(d, NEW);
+    // The engine it opened hosted no SE: a software SE of its own would have taken a unique ID of the directory.
+    expect(uniqueIds()).toEqual(ids);
+    expect(readdirSync(d.dir).sort()).toEqual(['journal.log', 'meta.json', 'snapshot.json']);
+  }));
+
+  it('takes the keys from variables, the current one from SENV_MASTER_KEY when no option names it', () => withTop(async (top) => {
+    const d = await directory(top);
+    vi.stubEnv('SENV_MASTER_KEY', hex(OLD));
+    vi.stubEnv('SENV_TEST_NEW_KEY', hex(NEW));
+    expect((await run(['rotate-master-key', '--data-dir', d.dir, '--new-key-env', 'SENV_TEST_NEW_KEY'])).code).toBe(0);
+    await readBack(d, NEW);
+    // And back, both named.
+    vi.stubEnv('SENV_MASTER_KEY', 'not this one');
+    vi.stubEnv('SENV_TEST_OLD_KEY', hex(OLD));
+    expect((await run(['rotate-master-key', '--data-dir', d.dir, '--key-env', 'SENV_TEST_NEW_KEY', '--new-key-env', 'SENV_TEST_OLD_KEY'])).code).toBe(0);
+    await readBack(d, OLD);
+  }));
+
+  it('refuses with status 1 and changes nothing: no directory (none made), a wrong key, the same key, a directory an engine has open, a key file missing', () => withTop(async (top) => {
+    const d = await directory(top);
+    const files = () => Object.fromEntries(readdirSync(d.dir).map((f) => [f, readFileSync(join(d.dir, f)).toString('hex')]));
+    const before = files();
+    writeFileSync(join(top, 'old.key'), hex(OLD));
+    writeFileSync(join(top, 'new.key'), hex(NEW));
+    const rotate = (...more: string[]) => run(['rotate-master-key', '--key-file', join(top, 'old.key'), '--new-key-file', join(top, 'new.key'), ...more]);
+    const nowhere = join(top, 'mistyped');
+    const cases: [string[], string][] = [
+      [['--data-dir', nowhere], `rotate-master-key: ${nowhere} is no senv data directory (it holds no meta.json): nothing was changed\n`],
+      [['--data-dir', top], `rotate-master-key: ${top} is no senv data directory (it holds no meta.json): nothing was changed\n`],
+      [['--data-dir', d.dir, '--key-file', join(top, 'new.key')], 'rotate-master-key: StateError: the master key does not open the data directory'],
+      [['--data-dir', d.dir, '--new-key-file', join(top, 'old.key')], 'rotate-master-key: InvalidInputError: the new master key is the one the data directory is under already: give another key\n'],
+      [['--data-dir', d.dir, '--new-key-file', join(top, 'no.key')], 'rotate-master-key: StateError: '],
+    ];
+    for (const [more, message] of cases) {
+      const r = await rotate(...more);
+      expect([r.code, r.out, r.err.startsWith(message)], `${more.join(' ')}: ${r.err}`).toEqual([1, '', true]);
+    }
+    expect(existsSync(nowhere)).toBe(false);
+    const open = await McsEngine.create({ dataDir: d.dir, masterKey: OLD, backends: [] });
+    try {
+      const r = await rotate('--data-dir', d.dir);
+      expect([r.code, r.err], r.err).toEqual([1, expect.stringMatching(/^rotate-master-key: DataDirLockedError: /)]);
+    } finally {
+      await open.close();
+    }
+    expect(files()).toEqual(before);
+    await readBack(d, OLD);
+  }));
+
+  it('rotates a directory kept with a rollback anchor through the module --rollback-anchor names, which then opens it; a bad module changes nothing', () => withTop(async (top) => {
+    const token = join(top, 'anchor.bin');
+    const anchor: RollbackAnchor = {
+      read: () => (existsSync(token) ? new Uint8Array(readFileSync(token)) : undefined),
+      write: (head) => writeFileSync(token, head),
+    };
+    writeFileSync(join(top, 'anchor.mjs'), `import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+const token = ${JSON.stringify(token)};
+export function createRollbackAnchor() {
+  return { read: () => (existsSync(token) ? new Uint8Array(readFileSync(token)) : undefined), write: (head) => writeFileSync(token, head) };
+}`);
+    writeFileSync(join(top, 'none.mjs'), 'export const anchor = 1;');
+    const d = await directory(top, anchor);
+    writeFileSync(join(top, 'old.key'), hex(OLD));
+    writeFileSync(join(top, 'new.key'), hex(NEW));
+    const rotate = (...more: string[]) => run(['rotate-master-key', '--data-dir', d.dir, '--key-file', join(top, 'old.key'), '--new-key-file', join(top, 'new.key'), ...more]);
+    const headBefore = readFileSync(token);
+    const bad = await rotate('--rollback-anchor', join(top, 'none.mjs'));
+    expect([bad.code, bad.err]).toEqual([1, `rotate-master-key: Error: rotate-master-key --rollback-anchor ${join(top, 'none.mjs')}: exports no function giving an anchor (a default export or createRollbackAnchor; it exports anchor)\n`]);
+    expect(readFileSync(token)).toEqual(headBefore);
+    const r = await rotate('--rollback-anchor', join(top, 'anchor.mjs'));
+    expect([r.code, r.err]).toEqual([0, '']);
+    expect(readFileSync(token)).not.toEqual(headBefore);
+    await readBack(d, NEW, anchor);
+  }));
+
+  it('runs as the installed command does (bin/senv.js over dist/)', () => withTop(async (top) => {
+    const d = await directory(top);
+    writeFileSync(join(top, 'new.key'), hex(NEW));
+    const senv = new URL('../../bin/senv.js', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [senv, 'rotate-master-key', '--data-dir', 'data', '--key-env', 'OLD_KEY', '--new-key-file', 'new.key'], {
+      cwd: top, encoding: 'utf8', env: { ...process.env, OLD_KEY: hex(OLD) },
+    });
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', 'rotate-master-key: data is under the new master key; the old one no longer opens it (copies taken before stay under the old one)\n']);
+    await readBack(d, NEW);
+  }));
 });
