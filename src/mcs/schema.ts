@@ -209,7 +209,8 @@ const MAX_LIST = 256;
 /**
  * An attribute's value sits two levels below pc (the root element, then the
  * attribute): an 'any' value may nest objects as deep as a queued request's
- * copy allows below it (snapshot.ts), so both paths refuse the same content.
+ * copy reads below it (snapshot.ts), so both paths refuse the same content,
+ * here, with the same text.
  */
 const ANY_DEPTH = MAX_DEPTH - 2;
 

@@ -9,11 +9,16 @@ import { badRequest } from './rsc.ts';
 
 /**
  * Levels of objects and arrays a request's content may nest, pc at level 0:
- * deeper than any content the resource types accept. Deeper content is
- * refused (4000) here, and by decodeValue on the path that reads a request
- * without this copy, so that it is never read later than it was sent.
+ * deeper than any content the resource types accept. The copy does not read
+ * below it (what it left would be read later than it was sent): an object
+ * there becomes TOO_DEEP, which the checks refuse where they refuse the
+ * content of a request read at once (decodeValue: any object this deep,
+ * naming its attribute), so both paths answer the same 4000.
  */
 export const MAX_DEPTH = 16;
+
+/** An object or array nested deeper than MAX_DEPTH, not read: no data object (isDataObject), so no check can take it for one. */
+const TOO_DEEP: object = Object.freeze({ [Symbol.toStringTag]: 'nested deeper than the request content may be' });
 /**
  * Far more values than any content the types accept (a policy of 64 rules of
  * 256 originators is some 16,000): content shared many times over, or
@@ -22,9 +27,9 @@ export const MAX_DEPTH = 16;
 const MAX_VALUES = 100_000;
 
 /**
- * The copy (own enumerable members only, each read once). Throws a
- * BAD_REQUEST (4000) for content with more than MAX_VALUES values or nested
- * deeper than MAX_DEPTH, InvalidInputError for a byte value that is a view
+ * The copy (own enumerable members only, each read once; TOO_DEEP below
+ * MAX_DEPTH). Throws a BAD_REQUEST (4000) for content with more than
+ * MAX_VALUES values, InvalidInputError for a byte value that is a view
  * of a detached buffer (named by its member), and whatever a getter or proxy
  * trap of the content throws.
  */
@@ -43,7 +48,7 @@ function copy<T>(value: T, copies: Uint8Array[], depth: number, budget: { left: 
     return c as T;
   }
   if (typeof value !== 'object' || value === null) return value;
-  if (depth >= MAX_DEPTH) throw badRequest(`request content nested deeper than ${MAX_DEPTH} levels`);
+  if (depth >= MAX_DEPTH) return TOO_DEEP as T;
   if (Array.isArray(value)) {
     // Its length read once, and bounded before the walk (a sparse array may claim billions of members).
     const n = value.length;
