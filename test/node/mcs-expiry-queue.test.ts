@@ -1,7 +1,7 @@
 // The expiry queue against a plain map scanned whole (what the engine did before the queue), on
 // random runs of times set, moved, removed and swept, and through the engine: resources falling
 // due among many that are not, a sweep whose removal the store refused.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -106,6 +106,23 @@ describe('expirations through the engine', () => {
       ok(await s.retrieve(s.path('reg', 'far299')), 2000, 'far');
     } finally {
       await engine.close();
+    }
+  });
+
+  it('close() takes the expiry timer down: no timer keeps a closed engine reachable until the next expirationTime', async () => {
+    const engine = await McsEngine.create({ backends: [new SoftwareBackend()] });
+    const s = new Session(engine, 'CAE1');
+    await s.register();
+    const et = new Date(Date.now() + 3_600_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    // Fake timers count the engine's (which are unref'd, and so not among the process's active resources).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et } }), 2001, 'due in an hour');
+      expect(vi.getTimerCount(), 'armed for it').toBe(1);
+      await engine.close();
+      expect(vi.getTimerCount(), 'after close()').toBe(0);
+    } finally {
+      vi.useRealTimers();
     }
   });
 

@@ -750,6 +750,67 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('close() with a data directory lets go of the keys a device keeps (releaseKey), never deletes them: the directory names them for the next open', async () => {
+    const dir = tempDir();
+    try {
+      const calls: string[] = [];
+      class Device extends SoftwareBackend {
+        override releaseKey(key: Parameters<SoftwareBackend['releaseKey']>[0]): void {
+          calls.push('release');
+          super.releaseKey(key);
+        }
+        deleteKey(key: Parameters<SoftwareBackend['releaseKey']>[0]): void {
+          calls.push('delete');
+          super.releaseKey(key);
+        }
+      }
+      const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new Device({ uniqueId: 'de' })] });
+      const e1 = await open();
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)) } }), 2001, 'a cipher with a key');
+      await e1.close();
+      expect(calls).toEqual(['release']);
+      const e2 = await open();
+      ok(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/c`), 2000, 'there after a reopen');
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('resources a reopened directory holds go at their time with no request to wake the engine: the expiry timer is armed at open', async () => {
+    const dir = tempDir();
+    try {
+      const real = await openFiles();
+      let appends = 0;
+      const files: Files = { ...real, append: async (path, data) => {
+        appends++;
+        return real.append(path, data);
+      } };
+      const clock = { now: Date.UTC(2026, 10, 22, 12) };
+      const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: () => clock.now });
+      const e1 = await open();
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const et = new Date(clock.now + 60_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)), et } }), 2001, 'a cipher with an et');
+      await e1.close();
+      // Reopened after its time: no request comes, so only the engine's own timer can remove it.
+      clock.now += 120_000;
+      const e2 = await open();
+      appends = 0;
+      for (const end = Date.now() + 20_000; appends === 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+      expect(appends, 'the removal written without a request').toBe(1);
+      await e2.close();
+      const e3 = await open();
+      fails(await new Session(e3, 'CAE1').retrieve(`${e3.seIds[0]}/reg/c`), 4004, 'gone after a reopen');
+      await e3.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('by default a snapshot is written at 8 MiB of journal or at the last snapshot\'s size, whichever is larger: a large state is not rewritten for every 8 MiB', async () => {
     const dir = tempDir();
     try {

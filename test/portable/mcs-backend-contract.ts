@@ -344,7 +344,13 @@ export const mcsBackendContractCases: PortableCase[] = [
       equal((await send({ op: 4, to: `${seId}/r/c` })).rsc, 2002, 'delete');
       assert(made !== undefined && deleted.length === 1 && deleted[0] === made, 'the key deleted');
       equal(released.length, 0, 'released only through deleteKey');
+      // Closing an engine without a store ends every resource: nothing could name a key kept on the device.
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'd', Calg: 1001, mbs: 100, kDt: new Uint8Array(16).fill(0xcd) } } })).rsc, 2001, 'a cipher left at close()');
+      const left = made;
       await engine.close();
+      equal(deleted.length, 2, 'keys deleted');
+      assert(deleted[1] === left, 'its key deleted at close()');
+      equal(released.length, 0, 'released only through deleteKey at close() too');
     },
   },
   {
@@ -525,6 +531,26 @@ export const mcsBackendContractCases: PortableCase[] = [
       const again = await McsEngine.create({ backends: [be] });
       equal(again.seIds.join(), a.seIds.join(), 'the same SE again');
       await again.close();
+    },
+  },
+  {
+    name: 'backend contract: two backends with one M2M-SE-ID are refused, naming it; a create that fails leaves the caller\'s backends open for a retry',
+    async run() {
+      const closes: string[] = [];
+      const made = (id: string, tag: string) => {
+        const b = new SoftwareBackend({ uniqueId: id });
+        const close = b.close.bind(b);
+        b.close = () => (closes.push(tag), close());
+        return b;
+      };
+      const [first, second] = [made('5e', 'first'), made('5e', 'second')];
+      const err = await rejection(McsEngine.create({ backends: [first, second] }), 'one M2M-SE-ID twice');
+      assert(err instanceof StateError && err.message === 'two backends share the M2M-SE-ID 4-5e', `one M2M-SE-ID twice: ${String(err)}`);
+      equal(closes.join(), '', 'the caller\'s backends are its own to close');
+      const engine = await McsEngine.create({ backends: [first, made('6f', 'third')] });
+      equal(engine.seIds.join(), '4-5e,4-6f', 'the retry');
+      await engine.close();
+      equal([...closes].sort().join(), 'first,third', 'closed by the engine that served them');
     },
   },
   {
