@@ -2,7 +2,7 @@
 // open (a service stopped for it), as McsEngine.rotateMasterKey moves it while one runs. The
 // engine it opens hosts no SE, so that it loads no backend and adds no SE to the directory: the
 // rotation seals every SE's data again all the same (docs/mcs.md "Rotating the master key").
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { McsEngine } from '../mcs/engine.ts';
 import type { RollbackAnchor } from '../mcs/store/anchor.ts';
@@ -37,11 +37,14 @@ export async function runRotateMasterKey(argv: string[]): Promise<number> {
   if (anchorSpec === '') throw new UsageError(`${NAME}: --rollback-anchor takes a module, not an empty string`);
 
   // McsEngine.create makes a directory it does not find: a mistyped name must not become a new one.
-  if (!existsSync(join(dir, 'meta.json')) || !statSync(dir).isDirectory()) {
+  if (!existsSync(join(dir, 'meta.json'))) {
     console.error(`${NAME}: ${dir} is no senv data directory (it holds no meta.json): nothing was changed`);
     return 1;
   }
+  // The errors name the directory and which key it is under, never a key's bytes.
+  const fail = (e: unknown, what = '') => void console.error(`${NAME}: ${what}${failure(e)}`);
   let engine: McsEngine | undefined;
+  let failed = false;
   try {
     // A directory kept with a rollback anchor is rotated with it: without, the anchor would go on
     // naming a head the rotation replaced, and its next open would be refused as rolled back.
@@ -52,13 +55,16 @@ export async function runRotateMasterKey(argv: string[]): Promise<number> {
     });
     engine = await McsEngine.create({ dataDir: dir, ...key, rollbackAnchor, backends: [] });
     await engine.rotateMasterKey(newKey);
-    await engine.close();
   } catch (e) {
-    // The errors name the directory and which key it is under, never a key's bytes.
-    console.error(`${NAME}: ${failure(e)}`);
-    await engine?.close().catch((c: unknown) => console.error(`${NAME}: closing the data directory failed too (${failure(c)})`));
-    return 1;
+    fail(e);
+    failed = true;
   }
+  // Closed whatever happened: the lock released, a committed rotation's last renames done.
+  await engine?.close().catch((e: unknown) => {
+    fail(e, 'closing the data directory failed: ');
+    failed = true;
+  });
+  if (failed) return 1;
   console.log(`${NAME}: ${dir} is under the new master key; the old one no longer opens it (copies taken before stay under the old one)`);
   return 0;
 }
