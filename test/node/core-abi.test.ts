@@ -497,6 +497,42 @@ describe('core ABI', () => {
       expect(x.hash_oneshot!(4, io, 3, floor + 16), 'a block\'s own memory is writable').toBe(32);
     });
 
+    // docs/wasm-abi.md: a tag written must lie in the I/O window or the heap, a tag
+    // compared only in memory; docs/wasm-abi-aes.md: gcm_final and ccm_final write tagLen bytes.
+    it(`${build}: gcm_final and ccm_final write the tag (4 to 16 bytes) and nothing after it; gcm_verify and ccm_verify read the tag to compare in the static data too`, () => {
+      const x = raw(build) as unknown as Raw;
+      const io = x.io_ptr!(), end = io + x.io_size!();
+      const mem = () => new Uint8Array(x.memory.buffer);
+      const key = nodeCrypto.randomBytes(16), nonce = nodeCrypto.randomBytes(13);
+      mem().set(key, io);
+      mem().set(nonce, io + 32);
+      const k = x.aes_key_create!(io, 16, 0);
+      const modes = [
+        ['gcm', [4, 8, 12, 13, 14, 15, 16], (t: number, d: number) => x.gcm_create!(k, io + 32, 12, t, d, 0), x.gcm_final!, x.gcm_verify!],
+        ['ccm', [4, 6, 8, 10, 12, 14, 16], (t: number, d: number) => x.ccm_create!(k, io + 32, 13, t, 0n, 0n, d, 0), x.ccm_final!, x.ccm_verify!],
+      ] as const;
+      for (const [mode, tags, create, final, verify] of modes) {
+        for (const t of tags) {
+          const nc = nodeCrypto.createCipheriv(`aes-128-${mode}` as 'aes-128-gcm', key, nonce.subarray(0, mode === 'gcm' ? 12 : 13), { authTagLength: t });
+          nc.update(Buffer.alloc(0));
+          nc.final();
+          const expected = nc.getAuthTag();
+          mem().fill(0xee, io + 256, io + 288);
+          expect(final(create(t, 0), io + 256), `${mode} tag ${t}`).toBe(t);
+          expect(Buffer.from(mem().slice(io + 256, io + 256 + t)).equals(expected), `${mode} tag ${t}: node:crypto's`).toBe(true);
+          expect(mem().slice(io + 256 + t, io + 288).every((b) => b === 0xee), `${mode} tag ${t}: nothing written after it`).toBe(true);
+          // The expected tag at the start of the static data (restored after: it is the module's own).
+          const kept = mem().slice(end, end + 16);
+          for (const flip of [0, 1]) {
+            mem().set(expected, end);
+            mem()[end + t - 1]! ^= flip;
+            expect(verify(create(t, 1), end), `${mode} tag ${t} in static data, ${flip ? 'last bit flipped' : 'as computed'}`).toBe(flip ? -5 : 0);
+          }
+          mem().set(kept, end);
+        }
+      }
+    });
+
     it(`${build}: cbc_update checks what it writes, which bytes pending from an earlier call make longer than len; a refusal changes nothing`, () => {
       const mod = new WebAssembly.Module(wasm(build));
       const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
