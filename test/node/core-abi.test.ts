@@ -533,6 +533,44 @@ describe('core ABI', () => {
       }
     });
 
+    it(`${build}: decrypt and scratch take any non-zero value as 1 (docs/wasm-abi-aes.md), in gcm_create, ccm_create and cbc_create`, () => {
+      const x = raw(build) as unknown as Raw;
+      const io = x.io_ptr!();
+      const mem = () => new Uint8Array(x.memory.buffer);
+      const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), ct = nodeCrypto.randomBytes(32);
+      mem().set(key, io);
+      mem().set(iv, io + 32);
+      mem().set(ct, io + 64);
+      const k = x.aes_key_create!(io, 16, 0);
+      const creates = {
+        gcm: (d: number, s: number) => x.gcm_create!(k, io + 32, 12, 16, d, s),
+        ccm: (d: number, s: number) => x.ccm_create!(k, io + 32, 13, 16, 0n, 0n, d, s),
+        cbc: (d: number, s: number) => x.cbc_create!(k, io + 32, 13, d, s),
+      };
+      const base = x.mem_in_use!();
+      for (const flag of [2, 0x100, 0x80000000]) {
+        for (const [mode, create] of Object.entries(creates)) {
+          const slot = create(0, 1);
+          expect(create(0, flag), `${mode}: scratch ${flag} is the one-shot slot`).toBe(slot);
+          expect(x.mem_in_use!(), `${mode}: scratch ${flag} allocates nothing`).toBe(base);
+        }
+        // gcm and ccm: the tag of an encryption verifies on an operation created with decrypt = flag, which refuses final.
+        for (const [mode, final, verify] of [['gcm', x.gcm_final!, x.gcm_verify!], ['ccm', x.ccm_final!, x.ccm_verify!]] as const) {
+          const [enc, dec, dec2] = [creates[mode](0, 0), creates[mode](flag, 0), creates[mode](flag, 0)];
+          expect(final(enc, io + 256)).toBe(16);
+          expect(final(dec, io + 512), `${mode}: final on decrypt = ${flag}`).toBe(-7);
+          expect(verify(dec2, io + 256), `${mode}: verify on decrypt = ${flag}`).toBe(0);
+          [enc, dec, dec2].forEach((op) => x.ctx_free!(op));
+        }
+        const op = creates.cbc(flag, 0);
+        expect(x.cbc_update!(op, io + 64, io + 128, 32), `cbc: decrypt = ${flag} holds the last block back`).toBe(16);
+        expect(x.cbc_final!(op, io + 144)).toBe(16);
+        x.ctx_free!(op);
+        const d = nodeCrypto.createDecipheriv('aes-128-cbc', key, iv).setAutoPadding(false);
+        expect(Buffer.from(mem().slice(io + 128, io + 160)).equals(Buffer.concat([d.update(ct), d.final()])), `cbc: decrypt = ${flag} decrypts`).toBe(true);
+      }
+    });
+
     it(`${build}: cbc_update checks what it writes, which bytes pending from an earlier call make longer than len; a refusal changes nothing`, () => {
       const mod = new WebAssembly.Module(wasm(build));
       const key = nodeCrypto.randomBytes(16), iv = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
