@@ -157,6 +157,50 @@ describe('the AES exports keep their rules at the ABI', () => {
     x.ctx_free(k);
   });
 
+  // 4 GiB of AAD or 2^56 bytes of payload cannot be passed in a test: the
+  // context's counts (u64 at op + 48 and op + 56, assembly/ccm.ts AADSEEN and
+  // MSGSEEN) are set to the declared lengths instead, so the tag is that of B0
+  // and the AAD length prefix alone (SP 800-38C A.2), built here from AES-ECB.
+  it('CCM: B0 carries all q bytes of the payload length and the AAD prefix takes its 6- and 10-byte forms up to their last values (RFC 3610 2.2)', () => {
+    const c = core(), x = c.x, io = c.io;
+    const key = nodeCrypto.randomBytes(16);
+    const ecb = (block: Uint8Array) => {
+      const e = nodeCrypto.createCipheriv('aes-128-ecb', key, null).setAutoPadding(false);
+      return new Uint8Array(Buffer.concat([e.update(block), e.final()]));
+    };
+    const xor = (a: Uint8Array, b: Uint8Array) => a.map((v, i) => v ^ b[i]!);
+    const be = (v: bigint, n: number) => Uint8Array.from({ length: n }, (_, i) => Number((v >> BigInt(8 * (n - 1 - i))) & 0xffn));
+    const prefix = (a: bigint) => (a < 0xff00n ? be(a, 2) : a < 1n << 32n ? Uint8Array.from([0xff, 0xfe, ...be(a, 4)]) : Uint8Array.from([0xff, 0xff, ...be(a, 8)]));
+    c.mem().set(key, io);
+    const k = x.aes_key_create(io, 16, 0);
+    const cases: [number, bigint, bigint][] = [
+      [13, 0xfffffffen, 0n], [13, 0xffffffffn, 0n], [13, 1n << 32n, 0n], [13, (1n << 32n) + 0x0102n, 0n], [13, (1n << 64n) - 1n, 0n],
+      [7, 0n, 0x0102030405060708n], [7, 0n, (1n << 64n) - 1n], [7, 0xff00n, 0xff00000000000000n], [8, 0n, 0x00ffeeddccbbaa99n], [11, 1n << 32n, 0xfedcba98n],
+    ];
+    for (const [nonceLen, aadLen, msgLen] of cases) {
+      const nonce = nodeCrypto.randomBytes(nonceLen), q = 15 - nonceLen, t = 8;
+      c.mem().set(nonce, io + 32);
+      const op = x.ccm_create(k, io + 32, nonceLen, t, aadLen, msgLen, 0, 0);
+      const view = new DataView(c.mem().buffer);
+      view.setBigUint64(op + 48, aadLen, true);
+      view.setBigUint64(op + 56, msgLen, true);
+      const what = `nonce ${nonceLen}, AAD ${aadLen.toString(16)}, payload ${msgLen.toString(16)}`;
+      expect(x.ccm_final(op, io + 256), what).toBe(t);
+      const b0 = Uint8Array.from([(aadLen ? 0x40 : 0) | (((t - 2) / 2) << 3) | (q - 1), ...nonce, ...be(msgLen, q)]);
+      let mac = ecb(b0);
+      if (aadLen) {
+        const block = new Uint8Array(16);
+        block.set(prefix(aadLen));
+        mac = ecb(xor(mac, block));
+      }
+      const tag = xor(mac, ecb(Uint8Array.from([q - 1, ...nonce, ...new Uint8Array(q)]))).subarray(0, t);
+      expect(Buffer.from(c.read(io + 256, t)).toString('hex'), what).toBe(Buffer.from(tag).toString('hex'));
+      x.ctx_free(op);
+    }
+    x.ctx_free(k);
+    x.zeroize(io, 512);
+  });
+
   it('GCM and CCM refuse calls out of order: AAD after data, update or a second final after final, verify on an encryption and final on a decryption', () => {
     const c = core(), x = c.x, io = c.io;
     c.mem().set(nodeCrypto.randomBytes(16), io);
