@@ -129,6 +129,9 @@ describe('the AES exports keep their rules at the ABI', () => {
     expect(range.filter((t) => ok(x.ccm_create(k, io, 12, t, 0n, 0n, 0, 0))), 'CCM tag lengths').toEqual([4, 6, 8, 10, 12, 14, 16]);
     expect(range.filter((n) => ok(x.ccm_create(k, io, n, 16, 0n, 0n, 0, 0))), 'CCM nonce lengths').toEqual([7, 8, 9, 10, 11, 12, 13]);
     expect(range.filter((pad) => ok(x.cbc_create(k, io, pad, 0, 0))), 'CBC paddings below 20').toEqual([13]);
+    const ids = [...Array(256).keys(), 0x100 + 49, 0x10000 + 18];
+    expect(ids.filter((alg) => ok(x.cbc_create(k, io, alg, 0, 0))), 'CBC padding ids').toEqual([13, 22, 23, 24]);
+    expect(ids.filter((alg) => ok(x.mac_create(k, alg, 0))), 'MAC algorithm ids').toEqual([18, 49]);
     for (const len of [1, 15, 17, 31]) {
       expect(x.aes_encrypt_blocks(k, io, io + 128, len), `ECB ${len} bytes`).toBe(ERR_LENGTH);
       expect(x.aes_decrypt_blocks(k, io, io + 128, len), `ECB ${len} bytes`).toBe(ERR_LENGTH);
