@@ -88,12 +88,13 @@ export function mac_final(op: usize, out: usize): i32 {
   const err = live(op);
   if (err) return err;
   if (!writable(out, 16)) return ERR_LENGTH;
-  store<u32>(op, 1, DONE);
   const part = <usize>load<u32>(op, PARTLEN);
   const x = op + X;
-  if (load<u32>(op, ALG) == ALG_CBC_MAC) {
-    if (part != 0 || !load<u32>(op, SEEN)) return ERR_LENGTH;
-  } else {
+  const cbcMac = load<u32>(op, ALG) == ALG_CBC_MAC;
+  // Refused before the context finishes, as every refused call here: the rest of the blocks may follow.
+  if (cbcMac && (part != 0 || !load<u32>(op, SEEN))) return ERR_LENGTH;
+  store<u32>(op, 1, DONE);
+  if (!cbcMac) {
     const p = op + PART;
     let sub = op + K1;
     if (part < 16) {

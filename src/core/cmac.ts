@@ -67,8 +67,11 @@ class MacContext extends CoreContext implements Mac {
 
   digest(): Bytes {
     const c = coreOf(this), op = this.live();
+    const status = c.x.mac_final(op, outPtr(c));
+    // A CBC-MAC short of a whole block changed nothing in the core: the rest of the data may follow.
+    if (status === -2) throw new LengthError(CBC_MAC_LENGTH);
     try {
-      final(c.x.mac_final(op, outPtr(c)), this.#alg);
+      final(status, this.#alg);
       return takeOutput(c, outPtr(c), 16);
     } finally {
       this.destroy();

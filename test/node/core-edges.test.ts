@@ -5,7 +5,7 @@
 // the same calls with two different secrets and comparing all of memory.
 import { describe, it, expect, beforeEach } from 'vitest';
 import nodeCrypto from 'node:crypto';
-import { initSync, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, ecdsa, hmac, hashMany, HmacDrbg, PaddingError, type CoreBuild } from '../../src/index.ts';
+import { initSync, CORE_BUILDS, gcm, ccm, cbc, cmac, createCbcMac, aesKey, ecdsa, hmac, hashMany, HmacDrbg, LengthError, PaddingError, StateError, type CoreBuild } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { p256, p384 } from '@noble/curves/nist.js';
 
@@ -416,17 +416,33 @@ describe('CBC and the MACs at their empty and partial edges', () => {
     x.zeroize(io, 256);
   });
 
-  it('CBC-MAC is refused over no input, also after empty updates', () => {
+  it('CBC-MAC is refused over no input or a partial block, also after empty updates, with the context as it was: the rest of the blocks may follow', () => {
     const c = core(), x = c.x, io = c.io;
-    c.mem().set(nodeCrypto.randomBytes(16), io);
+    const key = nodeCrypto.randomBytes(16), data = nodeCrypto.randomBytes(32);
+    const byNode = () => {
+      const e = nodeCrypto.createCipheriv('aes-128-cbc', key, Buffer.alloc(16)).setAutoPadding(false);
+      return Buffer.concat([e.update(data), e.final()]).subarray(16);
+    };
+    c.mem().set(key, io);
+    c.mem().set(data, io + 64);
     const k = x.aes_key_create(io, 16, 0);
-    for (const updates of [0, 1, 2]) {
+    for (const [updates, first] of [[0, 0], [1, 0], [2, 0], [0, 15], [1, 17]] as const) {
       const op = x.mac_create(k, 18, 0);
       for (let i = 0; i < updates; i++) expect(x.mac_update(op, io + 64, 0)).toBe(0);
-      expect(x.mac_final(op, io + 128), `${updates} empty updates`).toBe(ERR_LENGTH);
+      expect(x.mac_update(op, io + 64, first)).toBe(0);
+      expect(x.mac_final(op, io + 128), `${updates} empty updates, ${first} bytes`).toBe(ERR_LENGTH);
+      expect(x.mac_update(op, io + 64 + first, 32 - first), `${first} bytes: the rest after the refusal`).toBe(0);
+      expect(x.mac_final(op, io + 128)).toBe(16);
+      expect(Buffer.from(c.read(io + 128, 16)).equals(byNode()), `${updates} empty updates, ${first} bytes: the MAC of the whole`).toBe(true);
       x.ctx_free(op);
     }
     x.ctx_free(k);
+    x.zeroize(io, 160);
+    // The facade's stream likewise: a digest() short of a whole block is a LengthError that ends nothing.
+    const mac = createCbcMac(key).update(data.subarray(0, 20));
+    expect(() => mac.digest()).toThrow(LengthError);
+    expect(Buffer.from(mac.update(data.subarray(20)).digest()).equals(byNode())).toBe(true);
+    expect(() => mac.update(data), 'finished by the digest() that gave the MAC').toThrow(StateError);
   });
 });
 
