@@ -72,3 +72,18 @@ describe('the core builds agree', () => {
     for (const build of coreBuilds()) expect(run(build), build).toEqual(simd);
   });
 });
+
+// FIPS 180-4 5.1: the length field is the message length in bits as a 64-bit (SHA-256) or
+// 128-bit (SHA-384/512) integer; 2^29 bytes is 2^32 bits, past which a 32-bit count would wrap.
+describe('the length field past 2^32 bits', () => {
+  it('a message of 2^29 + 77 bytes, streamed in 1 MiB pieces, equals node:crypto (SHA-256 and SHA-512)', () => {
+    initSync();
+    const piece = nodeCrypto.randomBytes(1 << 20), tail = nodeCrypto.randomBytes(77);
+    for (const [name, node] of [['SHA-256', 'sha256'], ['SHA-512', 'sha512']] as const) {
+      const ours = createHash(name), theirs = nodeCrypto.createHash(node);
+      for (let i = 0; i < 512; i++) { ours.update(piece); theirs.update(piece); }
+      ours.update(tail); theirs.update(tail);
+      expect(Buffer.from(ours.digest()).toString('hex'), name).toBe(theirs.digest('hex'));
+    }
+  }, 120_000);
+});
