@@ -100,8 +100,27 @@ describe('core ABI', () => {
       expect(Buffer.from(mem.subarray(io + 200, io + 264)).toString('hex')).toBe(
         nodeCrypto.createHash('sha256').update('ab').digest('hex') + nodeCrypto.createHash('sha256').update('cd').digest('hex'),
       );
+      // Empty messages share no byte with out, wherever src points.
+      [0, 0, 0].forEach((v, i) => offsets.setUint32(i * 4, v, true));
+      expect(x.hash_many!(4, io + 240, io + 100, 2, io + 200), 'empty messages at a pointer inside out').toBe(2);
+      expect(Buffer.from(mem.subarray(io + 200, io + 264)).toString('hex')).toBe(nodeCrypto.createHash('sha256').digest('hex').repeat(2));
+      // A count whose offsets table ((count + 1) * 4 bytes) passes 2^32 is not in memory: refused, not wrapped round to 4 bytes.
+      x.memory.grow(1); // a page of zeros at the end: offsets that never go backwards
+      const end = x.memory.buffer.byteLength;
+      expect(x.hash_many!(4, io, end - 8, 2 ** 30, io + 200), 'a table of 2^32 + 4 bytes').toBe(-2);
     });
   }
+
+  it('hash_many: digests of count * 64 bytes past 2^32 are not in memory: refused, not wrapped round to 0 bytes', () => {
+    const x = raw('scalar');
+    // 2^26 SHA-512 digests are 2^32 bytes; their 2^26 + 1 offsets (zeros that never go backwards) are in memory.
+    const offsets = x.mem_alloc!(2 ** 28);
+    expect(offsets).toBeGreaterThan(0);
+    x.memory.grow(1); // the last offset may lie past the block, at what was the end of memory
+    new Uint8Array(x.memory.buffer).fill(0, offsets, offsets + 2 ** 28 + 4); // the allocator's words from before
+    const end = x.memory.buffer.byteLength;
+    expect(x.hash_many!(6, x.io_ptr!(), offsets, 2 ** 26, end - 128)).toBe(-2);
+  });
 
   for (const build of CORE_BUILDS) {
     it(`${build}: drbg_generate refuses an output that shares a byte with its additional input (ERR_LENGTH), the state unchanged`, () => {
@@ -118,6 +137,7 @@ describe('core ABI', () => {
       expect(x.drbg_generate!(b, io + 300, 32, io + 48, 32)).toBe(0);
       expect(Buffer.from(mem.subarray(io + 200, io + 232)).equals(Buffer.from(mem.subarray(io + 300, io + 332)))).toBe(true);
       expect(x.drbg_generate!(a, io + 80, 16, io + 48, 32), 'just after it').toBe(0);
+      expect(x.drbg_generate!(a, io + 100, 16, io + 104, 0), 'an empty additional input inside out shares no byte').toBe(0);
     });
   }
 
