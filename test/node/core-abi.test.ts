@@ -692,6 +692,11 @@ describe('core ABI', () => {
     core().free(p, 1000);
     objs.forEach((o) => o.destroy());
     expect(coreMemoryStats().inUseBytes).toBe(base);
+    const x = core().x;
+    const z = x.mem_alloc(0);
+    expect(x.mem_in_use() - base, 'a block of 0 bytes counted as 1 (docs/wasm-abi.md)').toBe(1);
+    x.mem_free(z, 0);
+    expect(x.mem_in_use(), 'and released by mem_free(ptr, 0)').toBe(base);
   });
 
   // CBC in place too (docs/wasm-abi-aes.md: dst = src while every call passes whole blocks):

@@ -260,6 +260,8 @@ describe('the core at the end of its memory', () => {
       const end = c.mem().byteLength;
       expect(end, 'memory grown to its limit').toBeGreaterThan(2 ** 32 - 2 ** 20);
       expect(held.reduce((n, [, size]) => n + size, 0), 'bytes held').toBeGreaterThan(0.99 * end);
+      // docs/wasm-abi.md: mem_alloc refuses only sizes above 2^28 bytes; fill() asks 2^28 first.
+      expect(held.filter(([, size]) => size === 2 ** 28).length, 'blocks of 2^28 bytes, the largest mem_alloc gives').toBeGreaterThan(0);
       const blocks = held.map(([p, size]) => [p >>> 0, size] as const).sort((a, b) => a[0] - b[0]);
       for (const [i, [p, size]] of blocks.entries()) {
         expect(p + size, `block at ${p}`).toBeLessThanOrEqual(end);
