@@ -229,6 +229,10 @@ describe('core ABI', () => {
         }
       }
       for (const [kind, call] of Object.entries(calls)) if (call(stale) !== -3 && !Object.values(contexts).includes(stale)) accepted.push(`${kind} at a freed handle`);
+      // A live handle of another kind, at its own address (e.g. a DRBG context, kind 0x305, for HMAC: 0x100 | alg).
+      for (const [owner, ctx] of Object.entries(contexts)) {
+        for (const [kind, call] of Object.entries(calls)) if (kind !== owner && call(ctx) !== -3) accepted.push(`${kind} at the ${owner} handle`);
+      }
       expect(accepted).toEqual([]);
       // The contexts scanned are intact: each still answers as itself.
       expect(x.hmac_update!(contexts.hmac, io, 0)).toBe(0);
@@ -467,18 +471,18 @@ describe('core ABI', () => {
     // Outputs go to the I/O window or the heap. The module's static data
     // starts right after the window (the SHA-2 initial values among it): an
     // output range there would change every later digest.
-    it(`${build}: every output of every export aimed at the module's static data, or across the end of the I/O window, is refused and nothing changes`, () => {
+    it(`${build}: every output of every export aimed at the module's static data, or across the start or the end of the I/O window, is refused and nothing changes`, () => {
       const mod = new WebAssembly.Module(wasm(build));
       const problems: string[] = [];
       const outputs = exportPointers.filter((e) => e.param === 'dst' || e.param === 'out' || e.name === 'zeroize');
       expect(outputs.map((e) => e.name).sort()).toEqual(['aes_decrypt_blocks', 'aes_encrypt_blocks', 'cbc_final', 'cbc_update', 'ccm_update', 'ccm_final', 'drbg_generate', 'ec_public_key', 'ec_sign', 'ec_sign_with_k', 'gcm_final', 'gcm_update', 'hash_final', 'hash_many', 'hash_oneshot', 'hmac_final', 'hmac_oneshot', 'mac_final', 'zeroize'].sort());
       for (const { name, param, returns } of outputs) {
-        for (const target of ['after the window', 'across its end']) {
+        for (const target of ['after the window', 'across its end', 'across its start']) {
           const x = new WebAssembly.Instance(mod, {}).exports as unknown as Raw;
           const io = x.io_ptr!();
           new Uint8Array(x.memory.buffer).set(nodeCrypto.randomBytes(256), io);
           const call = RANGE_CASES[name]!(x, io);
-          const at: At = (p, fine) => (p === param ? io + x.io_size!() - (target === 'after the window' ? 0 : 8) : fine);
+          const at: At = (p, fine) => (p !== param ? fine : target === 'across its start' ? io - 8 : io + x.io_size!() - (target === 'after the window' ? 0 : 8));
           const before = new Uint8Array(x.memory.buffer).slice();
           const where = `${name}(${param}) ${target}`;
           const result = call(at);
