@@ -388,9 +388,9 @@ describe('CBC and the MACs at their empty and partial edges', () => {
     }
   });
 
-  it('a finished MAC, HMAC or hash context refuses further input and a second final (ERR_STATE); reset reopens HMAC', () => {
+  it('a finished MAC, HMAC or hash context refuses further input and a second final (ERR_STATE); reset reopens HMAC and hash contexts for a new message', () => {
     const c = core(), x = c.x, io = c.io;
-    c.mem().set(nodeCrypto.randomBytes(64), io);
+    c.mem().set(nodeCrypto.randomBytes(200), io);
     const k = x.aes_key_create(io, 16, 0);
     for (const alg of [49, 18]) {
       const op = x.mac_create(k, alg, 0);
@@ -413,7 +413,25 @@ describe('CBC and the MACs at their empty and partial edges', () => {
     expect(x.hmac_final(h, io + 128)).toBe(32);
     expect(Buffer.from(c.read(io + 128, 32)).equals(mac), 'the same MAC after reset').toBe(true);
     x.ctx_free(h);
-    x.zeroize(io, 256);
+    // hash_reset starts a new message (docs/wasm-abi.md), from a finished context and from a partly fed one.
+    for (const [alg, name, dl] of [[4, 'sha256', 32], [5, 'sha384', 48], [6, 'sha512', 64]] as const) {
+      const ctx = x.hash_create(alg);
+      expect(x.hash_update(ctx, io, 40)).toBe(0);
+      expect(x.hash_final(ctx, io + c.ioSize - dl + 16), `${name}: a digest across the end of the window`).toBe(ERR_LENGTH);
+      expect(x.hash_final(ctx, io + 128)).toBe(dl);
+      expect(x.hash_update(ctx, io, 16), `${name}: hash_update after final`).toBe(ERR_STATE);
+      expect(x.hash_final(ctx, io + 128), `${name}: second hash_final`).toBe(ERR_STATE);
+      for (const fed of ['finished', 'fed 150 bytes']) {
+        if (fed !== 'finished') { expect(x.hash_reset(ctx)).toBe(0); expect(x.hash_update(ctx, io, 150)).toBe(0); }
+        expect(x.hash_reset(ctx)).toBe(0);
+        expect(x.hash_update(ctx, io + 3, 20)).toBe(0);
+        expect(x.hash_final(ctx, io + 200)).toBe(dl);
+        const want = nodeCrypto.createHash(name).update(c.read(io + 3, 20)).digest();
+        expect(Buffer.from(c.read(io + 200, dl)).equals(want), `${name}: the digest of the new message alone after reset (${fed})`).toBe(true);
+      }
+      x.ctx_free(ctx);
+    }
+    x.zeroize(io, 512);
   });
 
   it('CBC-MAC is refused over no input or a partial block, also after empty updates, with the context as it was: the rest of the blocks may follow', () => {
