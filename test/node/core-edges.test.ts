@@ -115,6 +115,41 @@ describe('the AES exports keep their rules at the ABI', () => {
     }
   });
 
+  it('a one-shot operation (scratch = 1) starts clean after one of any mode left unfinished without aes_scratch_clear: it equals a heap operation', () => {
+    for (const build of CORE_BUILDS) {
+      initSync({ build });
+      const c = core(), x = c.x, io = c.io;
+      c.mem().set(nodeCrypto.randomBytes(512), io);
+      const k = x.aes_key_create(io, 16, 0);
+      const out = io + 1024;
+      // Each mode's calls over the same inputs, writing at out; the bytes they wrote.
+      const modes: Record<string, (scratch: number) => Buffer> = {
+        'GCM, 16-byte nonce': (s) => { const op = x.gcm_create(k, io, 16, 16, 0, s); x.gcm_aad(op, io + 16, 7); x.gcm_update(op, io + 32, out, 37); x.gcm_final(op, out + 37); return Buffer.from(c.read(out, 53)); },
+        'GCM, 12-byte nonce': (s) => { const op = x.gcm_create(k, io, 12, 16, 0, s); x.gcm_aad(op, io + 16, 7); x.gcm_update(op, io + 32, out, 37); x.gcm_final(op, out + 37); return Buffer.from(c.read(out, 53)); },
+        CCM: (s) => { const op = x.ccm_create(k, io, 13, 16, 7n, 37n, 0, s); x.ccm_aad(op, io + 16, 7); x.ccm_update(op, io + 32, out, 37); x.ccm_final(op, out + 37); return Buffer.from(c.read(out, 53)); },
+        CBC: (s) => { const op = x.cbc_create(k, io, 24, 0, s); const w = x.cbc_update(op, io + 32, out, 37); x.cbc_final(op, out + w); return Buffer.from(c.read(out, 48)); },
+        CMAC: (s) => { const op = x.mac_create(k, 49, s); x.mac_update(op, io + 32, 37); x.mac_final(op, out); return Buffer.from(c.read(out, 16)); },
+      };
+      // Left unfinished in the static operation slot, part of a block pending.
+      const dirty: Record<string, () => void> = {
+        GCM: () => { const op = x.gcm_create(k, io + 100, 16, 12, 1, 1); x.gcm_aad(op, io + 200, 19); x.gcm_update(op, io + 250, out + 200, 21); },
+        CCM: () => { const op = x.ccm_create(k, io + 100, 7, 8, 19n, 60n, 1, 1); x.ccm_aad(op, io + 200, 19); x.ccm_update(op, io + 250, out + 200, 21); },
+        CBC: () => { const op = x.cbc_create(k, io + 100, 23, 1, 1); x.cbc_update(op, io + 250, out + 200, 37); },
+        'CBC-MAC': () => { const op = x.mac_create(k, 18, 1); x.mac_update(op, io + 250, 21); },
+      };
+      for (const [name, run] of Object.entries(modes)) {
+        const heap = run(0);
+        for (const [before, left] of Object.entries(dirty)) {
+          left();
+          expect(run(1).equals(heap), `${build}: ${name} after ${before}`).toBe(true);
+        }
+      }
+      x.aes_scratch_clear();
+      x.ctx_free(k);
+      x.zeroize(io, 2048);
+    }
+  });
+
   it('key, nonce and tag lengths: exactly the ones SP 800-38C/D and docs/wasm-abi-aes.md list', () => {
     const c = core(), x = c.x, io = c.io;
     c.mem().set(nodeCrypto.randomBytes(64), io);
@@ -136,6 +171,14 @@ describe('the AES exports keep their rules at the ABI', () => {
       expect(x.aes_encrypt_blocks(k, io, io + 128, len), `ECB ${len} bytes`).toBe(ERR_LENGTH);
       expect(x.aes_decrypt_blocks(k, io, io + 128, len), `ECB ${len} bytes`).toBe(ERR_LENGTH);
     }
+    // aes_key_copy: 0 for anything but a key context (docs/wasm-abi-aes.md), nothing allocated.
+    const h = x.hmac_create(4, io, 16), op = x.cbc_create(k, io, 13, 0, 0), held = x.mem_in_use();
+    for (const [what, handle] of [['null', 0], ['the I/O window', io], ['an HMAC context', h], ['a CBC context', op], ['a key context plus 8', k + 8]] as const) {
+      expect(x.aes_key_copy(handle), `aes_key_copy of ${what}`).toBe(0);
+    }
+    expect(x.mem_in_use()).toBe(held);
+    x.ctx_free(op);
+    x.ctx_free(h);
     x.ctx_free(k);
   });
 
