@@ -752,84 +752,77 @@ describe('core ABI', () => {
     });
   }
 
-  // The ABI lets ccm_update write over its input; the facade never does, so
-  // the raw calls check it (the SIMD builds encrypt the counter block and
-  // MAC the plaintext of the same block side by side).
-  for (const build of CORE_BUILDS) {
-    it(`${build}: CCM in place (dst = src) in odd pieces, both directions, equals node:crypto`, () => {
-      initSync({ build });
-      const c = core(), x = c.x;
-      for (const len of [5, 16, 33, 160, 1000]) {
-        const key = nodeCrypto.randomBytes(len % 2 ? 32 : 16), nonce = nodeCrypto.randomBytes(13 - (len % 7));
-        const pt = nodeCrypto.randomBytes(len);
+  // The ABI lets ccm_update and gcm_update write over their input (docs/wasm-abi-aes.md: dst may
+  // equal src); the facade never does, so the raw calls check it: the SIMD builds encrypt CCM's
+  // counter block and MAC the plaintext of the same block side by side, and GCM decryption must
+  // hash each piece of ciphertext before its plaintext overwrites it.
+  type CoreExports = ReturnType<typeof core>['x'];
+  const inPlace = {
+    ccm: {
+      lengths: [5, 16, 33, 160, 1000], pieces: [1, 16, 7, 48, 3],
+      // No AAD: its length is declared at create, and the in-place path is the payload's.
+      nonce: (len: number) => 13 - (len % 7), aad: () => 0,
+      cipher: (key: Buffer, nonce: Buffer, aad: Buffer, len: number) => {
         const nc = nodeCrypto.createCipheriv(key.length === 16 ? 'aes-128-ccm' : 'aes-256-ccm', key, nonce, { authTagLength: 16 });
-        nc.setAAD(Buffer.alloc(0), { plaintextLength: len });
-        const expected = Buffer.concat([nc.update(pt), nc.final(), nc.getAuthTag()]);
-        const buf = c.alloc(len + 16);
-        const run = (input: Uint8Array, decrypt: number): Buffer => {
-          c.mem().set(key, c.io);
-          c.mem().set(nonce, c.io + 32);
-          const k = x.aes_key_create(c.io, key.length, 0);
-          const op = x.ccm_create(k, c.io + 32, nonce.length, 16, 0n, BigInt(len), decrypt, 0);
-          c.mem().set(input, buf);
-          for (let off = 0, i = 0; off < len; i++) {
-            const n = Math.min(len - off, [1, 16, 7, 48, 3][i % 5]!);
-            expect(x.ccm_update(op, buf + off, buf + off, n)).toBe(n);
-            off += n;
-          }
-          c.mem().set(expected.subarray(len), c.io + 64);
-          const status = decrypt ? x.ccm_verify(op, c.io + 64) : x.ccm_final(op, buf + len);
-          x.ctx_free(op);
-          x.ctx_free(k);
-          expect(status).toBe(decrypt ? 0 : 16);
-          return Buffer.from(c.read(buf, decrypt ? len : len + 16));
-        };
-        expect(run(pt, 0).equals(expected), `encrypt ${len}`).toBe(true);
-        expect(run(expected.subarray(0, len), 1).equals(pt), `decrypt ${len}`).toBe(true);
-        c.free(buf, len + 16);
-      }
-    });
-  }
-
-  // The ABI lets gcm_update write over its input, as the facade never does
-  // (docs/wasm-abi-aes.md: dst may equal src): decryption must hash each
-  // piece of ciphertext before its plaintext overwrites it.
-  for (const build of CORE_BUILDS) {
-    it(`${build}: GCM in place (dst = src) in odd pieces, with AAD and 12- and 16-byte nonces, both directions, equals node:crypto`, () => {
-      initSync({ build });
-      const c = core(), x = c.x;
-      for (const len of [5, 16, 33, 160, 1000, 9000]) {
-        const key = nodeCrypto.randomBytes(len % 2 ? 32 : 16), nonce = nodeCrypto.randomBytes(len % 3 ? 12 : 16), aad = nodeCrypto.randomBytes(len % 37);
-        const pt = nodeCrypto.randomBytes(len);
+        nc.setAAD(aad, { plaintextLength: len });
+        return nc;
+      },
+      create: (x: CoreExports, k: number, nonce: number, nonceLen: number, _aad: number, _aadLen: number, len: number, decrypt: number) =>
+        x.ccm_create(k, nonce, nonceLen, 16, 0n, BigInt(len), decrypt, 0),
+      update: (x: CoreExports) => x.ccm_update, verify: (x: CoreExports) => x.ccm_verify, final: (x: CoreExports) => x.ccm_final,
+    },
+    gcm: {
+      lengths: [5, 16, 33, 160, 1000, 9000], pieces: [1, 16, 7, 4100, 48, 3],
+      nonce: (len: number) => (len % 3 ? 12 : 16), aad: (len: number) => len % 37,
+      cipher: (key: Buffer, nonce: Buffer, aad: Buffer) => {
         const nc = nodeCrypto.createCipheriv(key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm', key, nonce);
         nc.setAAD(aad);
-        const expected = Buffer.concat([nc.update(pt), nc.final(), nc.getAuthTag()]);
-        const buf = c.alloc(len + 16);
-        const run = (input: Uint8Array, decrypt: number): Buffer => {
-          c.mem().set(key, c.io);
-          c.mem().set(nonce, c.io + 32);
-          c.mem().set(aad, c.io + 64);
-          const k = x.aes_key_create(c.io, key.length, 0);
-          const op = x.gcm_create(k, c.io + 32, nonce.length, 16, decrypt, 0);
-          expect(x.gcm_aad(op, c.io + 64, aad.length)).toBe(0);
-          c.mem().set(input, buf);
-          for (let off = 0, i = 0; off < len; i++) {
-            const n = Math.min(len - off, [1, 16, 7, 4100, 48, 3][i % 6]!);
-            expect(x.gcm_update(op, buf + off, buf + off, n)).toBe(n);
-            off += n;
-          }
-          c.mem().set(expected.subarray(len), c.io + 128);
-          const status = decrypt ? x.gcm_verify(op, c.io + 128) : x.gcm_final(op, buf + len);
-          x.ctx_free(op);
-          x.ctx_free(k);
-          expect(status, `${decrypt ? 'decrypt' : 'encrypt'} ${len}: status`).toBe(decrypt ? 0 : 16);
-          return Buffer.from(c.read(buf, decrypt ? len : len + 16));
-        };
-        expect(run(pt, 0).equals(expected), `encrypt ${len}`).toBe(true);
-        expect(run(expected.subarray(0, len), 1).equals(pt), `decrypt ${len}`).toBe(true);
-        c.free(buf, len + 16);
-      }
-    });
+        return nc;
+      },
+      create: (x: CoreExports, k: number, nonce: number, nonceLen: number, aad: number, aadLen: number, _len: number, decrypt: number) => {
+        const op = x.gcm_create(k, nonce, nonceLen, 16, decrypt, 0);
+        expect(x.gcm_aad(op, aad, aadLen)).toBe(0);
+        return op;
+      },
+      update: (x: CoreExports) => x.gcm_update, verify: (x: CoreExports) => x.gcm_verify, final: (x: CoreExports) => x.gcm_final,
+    },
+  };
+  for (const build of CORE_BUILDS) {
+    for (const [mode, m] of Object.entries(inPlace)) {
+      it(`${build}: ${mode.toUpperCase()} in place (dst = src) in odd pieces, with ${mode === 'gcm' ? 'AAD and 12- and 16-byte nonces' : '7- to 13-byte nonces'}, both directions, equals node:crypto`, () => {
+        initSync({ build });
+        const c = core(), x = c.x;
+        for (const len of m.lengths) {
+          const key = nodeCrypto.randomBytes(len % 2 ? 32 : 16), nonce = nodeCrypto.randomBytes(m.nonce(len)), aad = nodeCrypto.randomBytes(m.aad(len));
+          const pt = nodeCrypto.randomBytes(len);
+          const nc = m.cipher(key, nonce, aad, len);
+          const expected = Buffer.concat([nc.update(pt), nc.final(), nc.getAuthTag()]);
+          const buf = c.alloc(len + 16);
+          const run = (input: Uint8Array, decrypt: number): Buffer => {
+            c.mem().set(key, c.io);
+            c.mem().set(nonce, c.io + 32);
+            c.mem().set(aad, c.io + 64);
+            const k = x.aes_key_create(c.io, key.length, 0);
+            const op = m.create(x, k, c.io + 32, nonce.length, c.io + 64, aad.length, len, decrypt);
+            c.mem().set(input, buf);
+            for (let off = 0, i = 0; off < len; i++) {
+              const n = Math.min(len - off, m.pieces[i % m.pieces.length]!);
+              expect(m.update(x)(op, buf + off, buf + off, n)).toBe(n);
+              off += n;
+            }
+            c.mem().set(expected.subarray(len), c.io + 128);
+            const status = decrypt ? m.verify(x)(op, c.io + 128) : m.final(x)(op, buf + len);
+            x.ctx_free(op);
+            x.ctx_free(k);
+            expect(status, `${decrypt ? 'decrypt' : 'encrypt'} ${len}: status`).toBe(decrypt ? 0 : 16);
+            return Buffer.from(c.read(buf, decrypt ? len : len + 16));
+          };
+          expect(run(pt, 0).equals(expected), `encrypt ${len}`).toBe(true);
+          expect(run(expected.subarray(0, len), 1).equals(pt), `decrypt ${len}`).toBe(true);
+          c.free(buf, len + 16);
+        }
+      });
+    }
   }
 
   // In place while a block is held back, a call may end on a partial block:

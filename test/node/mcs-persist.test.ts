@@ -23,6 +23,15 @@ import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
 
+/** A data directory left holding a registration of CAE1 with a <cipher> 'c' under a key (`extra` beside it), closed. */
+async function keptCipher(open: () => Promise<McsEngine>, extra: Record<string, unknown> = {}): Promise<void> {
+  const e = await open();
+  const s = new Session(e, 'CAE1');
+  await s.register();
+  ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)), ...extra } }), 2001, 'a cipher with a key');
+  await e.close();
+}
+
 describe('Mcs persistence', () => {
   it('requests sent before close() are served, content and all, and what they wrote is there after a reopen (in memory too: served, not refused)', async () => {
     for (const persisted of [false, true]) {
@@ -765,11 +774,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         }
       }
       const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new Device({ uniqueId: 'de' })] });
-      const e1 = await open();
-      const s = new Session(e1, 'CAE1');
-      await s.register();
-      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)) } }), 2001, 'a cipher with a key');
-      await e1.close();
+      await keptCipher(open);
       expect(calls).toEqual(['release']);
       const e2 = await open();
       ok(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/c`), 2000, 'there after a reopen');
@@ -790,12 +795,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       } };
       const clock = { now: Date.UTC(2026, 10, 22, 12) };
       const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: () => clock.now });
-      const e1 = await open();
-      const s = new Session(e1, 'CAE1');
-      await s.register();
-      const et = new Date(clock.now + 60_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
-      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(3)), et } }), 2001, 'a cipher with an et');
-      await e1.close();
+      await keptCipher(open, { et: new Date(clock.now + 60_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '') });
       // Reopened after its time: no request comes, so only the engine's own timer can remove it.
       clock.now += 120_000;
       const e2 = await open();
