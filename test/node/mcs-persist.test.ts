@@ -23,6 +23,16 @@ import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
 
+/** The real file operations with the journal's appends counted (`count.appends`, which a case sets back to 0). */
+async function countingAppends(): Promise<{ files: Files; count: { appends: number } }> {
+  const real = await openFiles();
+  const count = { appends: 0 };
+  return { files: { ...real, append: async (path, data) => {
+    count.appends++;
+    return real.append(path, data);
+  } }, count };
+}
+
 /** A data directory left holding a registration of CAE1 with a <cipher> 'c' under a key (`extra` beside it), closed. */
 async function keptCipher(open: () => Promise<McsEngine>, extra: Record<string, unknown> = {}): Promise<void> {
   const e = await open();
@@ -727,12 +737,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
   it('resources due to expire together go in one write, nested ones with their parent, and stay gone after a reopen', async () => {
     const dir = tempDir();
     try {
-      const real = await openFiles();
-      let appends = 0;
-      const files: Files = { ...real, append: async (path, data) => {
-        appends++;
-        return real.append(path, data);
-      } };
+      const { files, count } = await countingAppends();
       const clock = { now: Date.UTC(2026, 10, 22, 12) };
       const et = (ms: number) => new Date(clock.now + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
       const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: () => clock.now });
@@ -744,9 +749,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', nc: b64(new Uint8Array(12)), et: et(30_000) } }), 2001, 'its parameters, due first');
       ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'stays', Halg: 4, et: et(600_000) } }), 2001, 'one due later');
       clock.now += 120_000;
-      appends = 0;
+      count.appends = 0;
       ok(await s.retrieve(s.path('reg', 'stays')), 2000, 'a request after they all fell due');
-      expect(appends, 'one record removed all 42').toBe(1);
+      expect(count.appends, 'one record removed all 42').toBe(1);
       for (const rn of ['d0', 'd39', 'c', 'c/p']) fails(await s.retrieve(s.path('reg', ...rn.split('/'))), 4004, `${rn} expired`);
       await e.close();
       e = await open();
@@ -787,21 +792,16 @@ describe('Mcs data directory: the store\'s guarantees', () => {
   it('resources a reopened directory holds go at their time with no request to wake the engine: the expiry timer is armed at open', async () => {
     const dir = tempDir();
     try {
-      const real = await openFiles();
-      let appends = 0;
-      const files: Files = { ...real, append: async (path, data) => {
-        appends++;
-        return real.append(path, data);
-      } };
+      const { files, count } = await countingAppends();
       const clock = { now: Date.UTC(2026, 10, 22, 12) };
       const open = () => McsEngine.create({ dataDir: dir, masterKey: KEY, files, clock: () => clock.now });
       await keptCipher(open, { et: new Date(clock.now + 60_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '') });
       // Reopened after its time: no request comes, so only the engine's own timer can remove it.
       clock.now += 120_000;
       const e2 = await open();
-      appends = 0;
-      for (const end = Date.now() + 20_000; appends === 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
-      expect(appends, 'the removal written without a request').toBe(1);
+      count.appends = 0;
+      for (const end = Date.now() + 20_000; count.appends === 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+      expect(count.appends, 'the removal written without a request').toBe(1);
       await e2.close();
       const e3 = await open();
       fails(await new Session(e3, 'CAE1').retrieve(`${e3.seIds[0]}/reg/c`), 4004, 'gone after a reopen');
