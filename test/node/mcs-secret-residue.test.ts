@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { McsClient, McsEngine, SoftwareBackend } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
-import type { RngType, StoredKey } from '../../src/backends/backend.ts';
+import type { CipherAlgorithm, CipherParams, KeyHandle, RngType, SignatureAlgorithm, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { Accumulator } from '../../src/mcs/resource.ts';
 import { holds } from '../portable/harness.ts';
 import { SoftwareKey } from '../../src/backends/software/keys.ts';
+import { core } from '../../src/core/loader.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
@@ -502,6 +503,45 @@ describe('software SE: a released key leaves nothing; an unknown rngType is refu
       const held = ((await se.generateKey(spec)) as SoftwareKey).bytes;
       const copies = made.filter((a) => a.buffer !== held.buffer && a.buffer.byteLength <= 4096 && holds(new RealUint8Array(a.buffer), held));
       expect(copies.length, `${spec.use} ${spec.algorithm}`).toBe(0);
+    }
+    await se.close();
+  });
+
+  it('an aborted stream frees its core context: no piece of its message stays in WASM memory or in an array it collected', async () => {
+    const se = new SoftwareBackend();
+    await se.open();
+    const rnd = prng(711);
+    const aesKey = rnd(16), nonce = rnd(12), iv = rnd(16);
+    const signing = (algorithm: SignatureAlgorithm, key: Uint8Array | undefined, prehashed: boolean) => async () => {
+      const k = key ? await se.importKey({ use: 'signature', algorithm }, 'secret', key) : await se.generateKey({ use: 'signature', algorithm });
+      return { stream: se.signature(algorithm, k, { format: 'raw', prehashed }), key: k };
+    };
+    const ciphering = (algorithm: CipherAlgorithm, direction: 'encrypt' | 'decrypt', params: CipherParams) => async () => {
+      const k = await se.importKey({ use: 'cipher', algorithm }, 'secret', aesKey);
+      return { stream: se.cipher(algorithm, k, direction, params), key: k };
+    };
+    // The part each stream is fed, and what of it must not stay: the part itself, or the plaintext it decrypts to.
+    const gcmPlain = rnd(12);
+    const gcmPart = createCipheriv('aes-128-gcm', aesKey, nonce).update(gcmPlain);
+    const cases: [string, () => Promise<{ stream: { update(d: Uint8Array): Promise<unknown>; abort(): void }; key?: KeyHandle }>, Uint8Array, Uint8Array?][] = [
+      ['HMAC-SHA-256 (the part waits in its hash\'s block)', signing(25, rnd(32), false), rnd(12)],
+      ['AES-CMAC (a partial block)', signing(49, aesKey, false), rnd(12)],
+      ['CBC-MAC', signing(18, aesKey, false), rnd(12)],
+      ['ECDSA P-256 hashing the message', signing(33, undefined, false), rnd(12)],
+      ['ECDSA over the caller\'s digest (collected)', signing(33, undefined, true), rnd(12)],
+      ['SHA-256', async () => ({ stream: se.digest(4) }), rnd(12)],
+      ['CBC encryption (a partial block)', ciphering(13, 'encrypt', { iv }), rnd(12)],
+      ['GCM decryption (plaintext held until the tag)', ciphering(1001, 'decrypt', { nonce }), new Uint8Array(gcmPart), gcmPlain],
+    ];
+    for (const [what, open, part, secret = part] of cases) {
+      const { stream, key } = await open();
+      const made = watchNew();
+      await stream.update(part);
+      stream.abort();
+      expect(holds(core().mem(), secret), `${what}: in WASM memory`).toBe(false);
+      // Views of the caller's own array (a subarray to feed it) are not copies.
+      expect(made.filter((a) => a.buffer !== part.buffer && holds(new RealUint8Array(a.buffer), secret)).length, `${what}: in an array`).toBe(0);
+      if (key) se.releaseKey(key);
     }
     await se.close();
   });
