@@ -166,29 +166,32 @@ export class SenvApplet implements Applet {
     return cardCall(() => this.dispatch(cmd, ctx, last));
   }
 
+  refuses(cmd: DecodedCommand): number | undefined {
+    if (cmd.cla !== 0x00) return SW.CLA_UNSUPPORTED;
+    if (!Object.hasOwn(this.instructions, cmd.ins)) return SW.INS_UNSUPPORTED;
+    return undefined;
+  }
+
+  /** The applet's instructions: refuses() and dispatch() read this one table. */
+  private readonly instructions: Readonly<Record<number, (cmd: DecodedCommand, ctx: ChannelContext, last: boolean) => Uint8Array>> = {
+    [INS.GET_CHALLENGE]: (cmd) => {
+      if (cmd.p1 || cmd.p2) throw new CardStatus(SW.WRONG_P1P2);
+      // Case 2: a data field is a wrong length (ISO/IEC 7816-4), as a missing Le.
+      if (cmd.ne === 0 || cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
+      return this.random(cmd.ne);
+    },
+    [INS.MSE]: (cmd, ctx) => this.mse(cmd, ctx),
+    [INS.PSO]: (cmd, ctx, last) => this.pso(cmd, ctx, last),
+    [INS.GENERATE_KEY_PAIR]: (cmd) => this.generate(cmd),
+    [INS.PUT_DATA]: (cmd) => this.putData(cmd),
+    [INS.GET_DATA]: (cmd) => this.getData(cmd),
+    [INS.INTERNAL_AUTHENTICATE]: (cmd, ctx) => this.internalAuthenticate(cmd, ctx),
+  };
+
   private dispatch(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array {
-    if (cmd.cla !== 0x00) throw new CardStatus(SW.CLA_UNSUPPORTED);
-    switch (cmd.ins) {
-      case INS.GET_CHALLENGE:
-        if (cmd.p1 || cmd.p2) throw new CardStatus(SW.WRONG_P1P2);
-        // Case 2: a data field is a wrong length (ISO/IEC 7816-4), as a missing Le.
-        if (cmd.ne === 0 || cmd.data.length) throw new CardStatus(SW.WRONG_LENGTH);
-        return this.random(cmd.ne);
-      case INS.MSE:
-        return this.mse(cmd, ctx);
-      case INS.PSO:
-        return this.pso(cmd, ctx, last);
-      case INS.GENERATE_KEY_PAIR:
-        return this.generate(cmd);
-      case INS.PUT_DATA:
-        return this.putData(cmd);
-      case INS.GET_DATA:
-        return this.getData(cmd);
-      case INS.INTERNAL_AUTHENTICATE:
-        return this.internalAuthenticate(cmd, ctx);
-      default:
-        throw new CardStatus(SW.INS_UNSUPPORTED);
-    }
+    const sw = this.refuses(cmd);
+    if (sw !== undefined) throw new CardStatus(sw);
+    return this.instructions[cmd.ins]!(cmd, ctx, last);
   }
 
   private mse(cmd: DecodedCommand, ctx: ChannelContext): Uint8Array {

@@ -47,6 +47,12 @@ export interface Applet {
   select(ctx: ChannelContext): Uint8Array;
   /** Whether chained links of this command go to process() one by one (streaming) instead of being joined. */
   streams(cmd: DecodedCommand): boolean;
+  /**
+   * The status word for a command the applet refuses before reading it (a class or instruction it
+   * has not), else undefined. When given, the card OS refuses such a command at once, a chain's
+   * first link too, which it would otherwise buffer (9000 for each link) and refuse only at the last.
+   */
+  refuses?(cmd: DecodedCommand): number | undefined;
   /** `last` is false for a link of a chain (CLA b5 set). Throw CardStatus to refuse. */
   process(cmd: DecodedCommand, ctx: ChannelContext, last: boolean): Uint8Array;
   /**
@@ -206,6 +212,8 @@ export class VirtualCardOs implements CardHandler {
 
     const applet = ch.applet;
     if (!applet) throw new CardStatus(SW.INS_UNSUPPORTED);
+    const early = applet.refuses?.(plain);
+    if (early !== undefined) refuse(early);
     if (streamed) {
       ch.chain = more ? { key, parts: [], size: 0 } : null;
       try {

@@ -697,4 +697,20 @@ describe('virtual card edges (mutation review)', () => {
     c.ok(cmds.pso(PSO.COMPUTE_SIGNATURE, msg, true));
     c.ok(cmds.pso(PSO.VERIFY_SIGNATURE, Uint8Array.of(TAG.SIGNATURE, mac.length, ...mac)), 'the right MAC alone verifies');
   });
+
+  it('31. an instruction or class the applet has not is refused at a chain\'s first link (6D00, 6E00), not buffered to the last; a chain it has is joined as before', () => {
+    const c = makeCard();
+    const raw = (h: string) => c.raw(Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'))).sw;
+    expect(raw('10 99 00 00 02 AB CD'), 'unknown INS, first link').toBe('6D00');
+    expect(raw('00 99 00 00 02 AB CD'), 'its last link: no chain was kept, so it is refused as a command of its own').toBe('6D00');
+    expect(raw('90 CA DF 03 02 AB CD'), 'proprietary class, first link').toBe('6E00');
+    // Nothing of them was kept: GET DATA runs at once (a kept chain would answer 6883).
+    expect(raw('00 CA DF 03 08')).toBe('9000');
+    // A joined chain of an instruction the applet has: 9000 for the first link, the object written by the last.
+    const obj = pattern(6, 4);
+    expect(raw(`10 DA 02 07 03 ${hex(obj.subarray(0, 3))}`)).toBe('9000');
+    expect(c.store.objects.has(7), 'not before the last link').toBe(false);
+    expect(raw(`00 DA 02 07 03 ${hex(obj.subarray(3))}`)).toBe('9000');
+    expect(hex(c.store.objects.get(7)!)).toBe(hex(obj));
+  });
 });
