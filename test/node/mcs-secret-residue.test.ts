@@ -564,6 +564,46 @@ describe('software SE: a released key leaves nothing; an unknown rngType is refu
 });
 
 describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor shows in the APDU log', () => {
+  it('PC/SC: a stream whose final() finds the session closed zeroizes the message it buffered', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const msg = prng(713)(40);
+    const made = watchNew();
+    const d = await b.digest(4);
+    await d.update(msg);
+    const copies = made.filter((a) => a.buffer !== msg.buffer && holds(new RealUint8Array(a.buffer), msg));
+    expect(copies.length, 'the stream holds its own copy').toBeGreaterThan(0);
+    await b.close();
+    await expect(d.final()).rejects.toThrow(/closed/);
+    expect(copies.every(zero), 'zeroized').toBe(true);
+  });
+
+  it('PC/SC: an environment the card already holds is not sent again, and the MSE:SET data built for it (the IV) is zeroized; one replaced by another IV is zeroized then', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const rnd = prng(714);
+    const iv = rnd(16), other = rnd(16), msg = rnd(32);
+    const k = await b.importKey({ use: 'cipher', algorithm: 13 }, 'secret', rnd(16));
+    const encrypt = async (v: Uint8Array) => (await b.cipher(13, k, 'encrypt', { iv: v })).final(msg);
+    const card = watchCard(reader);
+    const made: Uint8Array[] = [];
+    watchNew((a) => void (card.busy || made.push(a)));
+    // By buffer (a view over one counts with it); the reader's record of what was sent stands for the card's side.
+    const copies = () => [...new Set(made.filter((a) => !reader.sent.includes(a)).map((a) => a.buffer))]
+      .map((buf) => new RealUint8Array(buf)).filter((a) => a.buffer !== iv.buffer && holds(a, iv));
+    const first = await encrypt(iv);
+    expect(copies().filter((a) => !zero(a)).length, 'the environment in force, remembered').toBe(1);
+    const mark = reader.sent.length;
+    expect(await encrypt(iv)).toEqual(first);
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0x22).length, 'no MSE:SET').toBe(0);
+    expect(copies().filter((a) => !zero(a)).length, 'only the one remembered: the data built again is zeroized').toBe(1);
+    await encrypt(other);
+    expect(copies().filter((a) => !zero(a)).length, 'replaced: zeroized').toBe(0);
+    await b.close();
+  });
+
   it('PC/SC: keys and messages of 64 bytes or less are never copied into an array inside the JS heap (V8 leaves its bytes behind when it moves one)', async () => {
     const rnd = prng(709);
     const reader = new InProcessReader();

@@ -1171,6 +1171,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     const cases: [string, [number, number[]][], RegExp][] = [
       ['no serial', without(0x83), /no serial \(tag 83\)/],
       ['a 3-byte serial', [...without(0x83), [0x83, [1, 2, 3]]], /a serial of 3 bytes/],
+      ['a 9-byte serial', [...without(0x83), [0x83, [1, 2, 3, 4, 5, 6, 7, 8, 9]]], /a serial of 9 bytes/],
       ['algorithms in 3 bytes', [...without(0x82), [0x82, [0x03, 0xe9, 0x04]]], /algorithms in 3 bytes/],
       ['a 1-byte command limit', [...without(0x81), [0x81, [0xff]]], /tag 81 limit as 1 bytes/],
       ['a response limit of 0', [...without(0x85), [0x85, [0, 0]]], /tag 85 limit as 2 bytes worth 0/],
@@ -1187,6 +1188,19 @@ describe('PC/SC SE backend over an in-process card', () => {
     const b = ok.backend();
     await b.open();
     await b.close();
+    // Without limits (tags 81 and 85) the profile's short ones hold: 255-byte command fields in short APDUs, 256-byte answers.
+    const plain = new InProcessReader(SHORT_LIMITS);
+    plain.intercept = answering(plain, [...good.filter(([t]) => t !== 0x81 && t !== 0x85 && t !== 0x82), [0x82, [0x00, 0x04]]]);
+    const p = plain.backend();
+    await p.open();
+    const mark = plain.sent.length;
+    await servesDigest(p, 1000);
+    const links = plain.sent.slice(mark).filter((a) => a[1] === 0x2a);
+    expect(links.map((a) => [a[4], a.length - 5]), 'short Lc, 255 bytes a link').toEqual([[255, 255], [255, 255], [255, 255], [235, 236]]);
+    const challenges = plain.sent.length;
+    expect((await p.random(1, 512)).length).toBe(512);
+    expect(plain.sent.length - challenges, 'GET CHALLENGE of 256 bytes twice').toBe(2);
+    await p.close();
     const short = new InProcessReader();
     short.intercept = (a) => (a[1] === 0xca && a[2] === 0xdf && a[3] === 0x04 ? Uint8Array.of(0x80, 0x90, 0x00) : undefined);
     await expect(short.backend().open()).rejects.toThrow(/1 bytes of the key slot map \(DF04\) instead of 32/);
@@ -1332,6 +1346,9 @@ describe('PC/SC SE backend over an in-process card', () => {
     reader.failOnce((a) => a[1] === SELECT && (a[0]! & 0x03) !== 0, 0x6a82);
     const failed = await b.digest(4);
     await expect(failed.update(randomBytes(300))).rejects.toBeInstanceOf(StatusWordError);
+    // The failed update ended the stream: no later part of the message is taken, nor a final() over what is left.
+    await expect(failed.update(randomBytes(8))).rejects.toThrow(/already finished/);
+    await expect(failed.final()).rejects.toThrow(/already finished/);
     failed.abort();
     expect(reader.sent.map(hex)).toContain('00708001');
     // the channel is the card's again: the next stream gets it
@@ -1698,6 +1715,128 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       reader.intercept = undefined;
       expect(reader.sent.slice(mark).filter((a) => a[1] === 0xa4), `no SELECT (${size} bytes)`).toEqual([]);
     }
+    await b.close();
+  });
+
+  it('a final() on channel 0 whose last link fails zeroizes what its chained links answered: a decryption\'s plaintext goes to no one', async () => {
+    const { reader, b } = await openedReader();
+    const { others } = await holdingChannels(b);
+    const key = await b.importKey({ use: 'cipher', algorithm: 13 }, 'secret', new Uint8Array(16).fill(3));
+    const s = await b.cipher(13, key, 'decrypt', { iv: new Uint8Array(16) });
+    const max = EXTENDED_LIMITS.maxCommandData;
+    expect((await s.update(new Uint8Array(2 * max + 16).fill(0x5a))).length, 'no channel free: buffered').toBe(0);
+    const decipherOn0 = (a: Uint8Array) => a[1] === 0x2a && ((a[2]! << 8) | a[3]!) === 0x8086 && (a[0]! & 0x03) === 0;
+    const answers: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      if (!decipherOn0(apdu)) return undefined;
+      if (!(apdu[0]! & 0x10)) return Uint8Array.of(0x6f, 0x00);
+      const answer = reader.os.apdu(apdu);
+      answers.push(answer);
+      return answer;
+    };
+    await expect(s.final()).rejects.toBeInstanceOf(StatusWordError);
+    reader.intercept = undefined;
+    expect(answers.length, 'chained links on channel 0').toBe(2);
+    for (const a of answers) {
+      const data = a.subarray(0, -2);
+      expect(data.length, 'plaintext answered').toBeGreaterThan(0);
+      expect(data.every((x) => x === 0), 'zeroized').toBe(true);
+    }
+    for (const o of others) o.abort();
+    await b.close();
+  });
+
+  it('after a card\'s error answer to an operation on channel 0, the next operation there sets its environment again (a card may drop it on an error)', async () => {
+    const { reader, b } = await openedReader();
+    const abc = new TextEncoder().encode('abc');
+    const mse = () => reader.sent.filter((a) => a[1] === 0x22).length;
+    expect(hex(await (await b.digest(4)).final(abc))).toBe(hex(sha256(abc)));
+    let before = mse();
+    expect(hex(await (await b.digest(4)).final(abc)), 'the same environment again').toBe(hex(sha256(abc)));
+    expect(mse() - before, 'kept: no MSE:SET').toBe(0);
+    reader.failOnce((a) => a[1] === 0x2a && (a[0]! & 0x10) === 0, 0x6f00);
+    await expect((await b.digest(4)).final(abc)).rejects.toBeInstanceOf(StatusWordError);
+    before = mse();
+    expect(hex(await (await b.digest(4)).final(abc))).toBe(hex(sha256(abc)));
+    expect(mse() - before, 'MSE:SET sent again').toBe(1);
+    await b.close();
+  });
+
+  it('an environment that extends the one the channel holds (the same key and nonce, now with AAD) is set again, not taken for it', async () => {
+    const { b } = await openedReader();
+    const keyBytes = new Uint8Array(16).fill(4), nonce = new Uint8Array(12).fill(1), aad = new Uint8Array(5).fill(2), msg = new Uint8Array(20).fill(3);
+    const key = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', keyBytes);
+    const encrypt = async (params: { nonce: Uint8Array; aad?: Uint8Array }) => (await b.cipher(1001, key, 'encrypt', params)).final(msg);
+    expect(hex(await encrypt({ nonce }))).toBe(hex(gcm(keyBytes, nonce).encrypt(msg)));
+    expect(hex(await encrypt({ nonce, aad }))).toBe(hex(gcm(keyBytes, nonce, aad).encrypt(msg)));
+    await b.close();
+  });
+
+  it('a MAC verified over an empty message sends the VERIFY alone: no empty COMPUTE link before it', async () => {
+    const { reader, b } = await openedReader();
+    const key = new Uint8Array(32).fill(8);
+    const k = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', key);
+    const mark = reader.sent.length;
+    const s = await b.signature(25, k, { format: 'raw', prehashed: false });
+    expect(await s.verify(hmac('SHA-256', key, new Uint8Array(0)))).toBe(true);
+    expect(reader.sent.slice(mark).filter((a) => a[1] === 0x2a).map((a) => hex(a.subarray(0, 4))), 'PSO commands').toEqual(['002A00A8']);
+    await b.close();
+  });
+
+  it('an update whose second link fails zeroizes what the first link answered: a decryption\'s plaintext goes to no one', async () => {
+    const { reader, b } = await openedReader();
+    const key = await b.importKey({ use: 'cipher', algorithm: 13 }, 'secret', new Uint8Array(16).fill(3));
+    const s = await b.cipher(13, key, 'decrypt', { iv: new Uint8Array(16) });
+    const answers: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      if (apdu[1] !== 0x2a || (apdu[0]! & 0x10) === 0) return undefined;
+      if (answers.length) return Uint8Array.of(0x6f, 0x00);
+      const answer = reader.os.apdu(apdu);
+      answers.push(answer);
+      return answer;
+    };
+    const max = EXTENDED_LIMITS.maxCommandData;
+    await expect(s.update(new Uint8Array(2 * max + 16).fill(0x5a))).rejects.toBeInstanceOf(StatusWordError);
+    reader.intercept = undefined;
+    const data = answers[0]!.subarray(0, -2);
+    expect(data.length, 'the first link answered plaintext').toBeGreaterThan(0);
+    expect(data.every((x) => x === 0), 'zeroized').toBe(true);
+    await b.close();
+  });
+
+  it('a stream aborted while a reset waits in the queue sends nothing after it: the reset ended its chain, and no SELECT meets a channel the card no longer has', async () => {
+    const { reader, b } = await openedReader();
+    const s = await b.digest(4);
+    await s.update(new Uint8Array(200_000));
+    const reboot = b.reboot(2);
+    s.abort();
+    await reboot;
+    const mark = reader.sent.length, connects = reader.connects;
+    await servesDigest(b, 200_000);
+    expect({
+      // The new stream's own channel: opened and selected once.
+      opens: reader.sent.slice(mark).filter((a) => a[1] === 0x70 && a[2] === 0x00).length,
+      selects: reader.sent.slice(mark).filter((a) => a[1] === 0xa4).length,
+      closes: reader.sent.slice(mark).filter((a) => a[1] === 0x70 && a[2] === 0x80).length,
+      connects: reader.connects - connects,
+    }).toEqual({ opens: 1, selects: 1, closes: 0, connects: 0 });
+    await b.close();
+  });
+
+  it('a stream whose channel a reset ended sends no more links: a new stream holding that channel number keeps its own message', async () => {
+    const { reader, b } = await openedReader();
+    const first = await b.digest(4);
+    await first.update(new Uint8Array(200_000).fill(1));
+    const held = reader.sent.filter((a) => a[1] === 0x2a && (a[0]! & 0x03) !== 0).map((a) => a[0]! & 0x03);
+    expect(held.length, 'links on a channel of its own').toBeGreaterThan(0);
+    await b.reboot(2);
+    const second = await b.digest(4);
+    const msg = new Uint8Array(200_000).fill(2);
+    await second.update(msg);
+    const now = reader.sent.filter((a) => a[1] === 0x2a && (a[0]! & 0x03) !== 0).map((a) => a[0]! & 0x03);
+    expect(now.at(-1), 'the new stream has the old one\'s channel number').toBe(held[0]);
+    await expect(first.update(new Uint8Array(200_000).fill(1))).rejects.toThrow(/reset or removed/);
+    expect(hex(await second.final())).toBe(hex(sha256(msg)));
     await b.close();
   });
 
@@ -2187,6 +2326,19 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     expect({ deletions: deletions(), slots: [...reader.store.keys.keys()] }, 'nothing deleted yet').toEqual({ deletions: 0, slots: [1] });
     await b.close();
     expect({ deletions: deletions(), slots: [...reader.store.keys.keys()] }, 'close() deleted it').toEqual({ deletions: 1, slots: [] });
+  });
+
+  it('a card that refuses to open a channel (6A81) is not asked again until a reset: later streams end on channel 0', async () => {
+    const { reader, b } = await openedReader();
+    reader.failOnce((a) => a[1] === 0x70 && a[2] === 0x00, 0x6a81);
+    await servesDigest(b, 70_000);
+    await servesDigest(b, 70_000);
+    const opens = () => reader.sent.filter((a) => a[1] === 0x70 && a[2] === 0x00).length;
+    expect(opens(), 'asked once').toBe(1);
+    await b.reboot(2);
+    await servesDigest(b, 70_000);
+    expect(opens(), 'asked again after the reset').toBe(2);
+    await b.close();
   });
 
   it('a MANAGE CHANNEL open the card carried out (61 01) whose GET RESPONSE failed is no refusal: the stream fails, no channel is asked for again, and close() resets the card, which holds the channel', async () => {
