@@ -5,8 +5,10 @@
 // the same calls with two different secrets and comparing all of memory.
 import { describe, it, expect, beforeEach } from 'vitest';
 import nodeCrypto from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { initSync, CORE_BUILDS, gcm, ccm, cbc, cmac, createCbcMac, aesKey, ecdsa, hmac, hashMany, HmacDrbg, LengthError, PaddingError, StateError, type CoreBuild } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
+import type { CoreExports } from '../../src/core/exports.ts';
 import { p256, p384 } from '@noble/curves/nist.js';
 
 /**
@@ -97,6 +99,47 @@ const ERR_LENGTH = -2, ERR_STATE = -7;
 
 describe('the AES exports keep their rules at the ABI', () => {
   beforeEach(() => void initSync()); // the best build (a test above may have left another loaded)
+  // The modes call the block function on their own scratch; only the raw ECB exports hand it
+  // the caller's pointers and any block count. 1 to 20 blocks cover every tail of both batch
+  // sizes (8 and 4 blocks) and the SIMD builds' one-block path (up to 3 blocks); ranges at
+  // the last byte of memory show a batch that reads or writes past its n blocks.
+  it('aes_encrypt_blocks and aes_decrypt_blocks equal node:crypto AES-ECB for 1 to 20 blocks, in and out of place, nothing written past dst, up to the last byte of memory', () => {
+    const ecb = (key: Uint8Array, data: Uint8Array) => {
+      const e = nodeCrypto.createCipheriv(key.length === 16 ? 'aes-128-ecb' : 'aes-256-ecb', key, null).setAutoPadding(false);
+      return Buffer.concat([e.update(data), e.final()]);
+    };
+    for (const build of CORE_BUILDS) {
+      const mod = new WebAssembly.Module(readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url)));
+      const x = new WebAssembly.Instance(mod, {}).exports as unknown as CoreExports & { memory: WebAssembly.Memory };
+      const io = x.io_ptr();
+      const mem = () => new Uint8Array(x.memory.buffer);
+      const keys = [nodeCrypto.randomBytes(16), nodeCrypto.randomBytes(32)];
+      const handles = keys.map((key) => (mem().set(key, io), x.aes_key_create(io, key.length, 0)));
+      x.memory.grow(1); // a page no allocator block lies in: the ranges below may end at its last byte
+      const end = x.memory.buffer.byteLength, guarded = io + 4096;
+      for (const [i, key] of keys.entries()) {
+        for (let n = 1; n <= 20; n++) {
+          const len = 16 * n, pt = nodeCrypto.randomBytes(len), ct = ecb(key, pt);
+          const places = { 'out of place': [io + 64, guarded], 'in place': [io + 64, io + 64], 'in place at the end': [end - len, end - len], 'src at the end': [end - len, guarded], 'dst at the end': [io + 64, end - len] };
+          for (const [where, [src, dst]] of Object.entries(places) as [string, [number, number]][]) {
+            for (const decrypt of [false, true]) {
+              const what = `${build}, ${key.length}-byte key, ${n} blocks, ${decrypt ? 'decrypt' : 'encrypt'} ${where}`;
+              mem().fill(0xa5, guarded - 16, guarded + len + 16);
+              mem().set(decrypt ? ct : pt, src);
+              expect((decrypt ? x.aes_decrypt_blocks : x.aes_encrypt_blocks)(handles[i]!, src, dst, len), what).toBe(0);
+              expect(Buffer.from(mem().subarray(dst, dst + len)).toString('hex'), what).toBe((decrypt ? pt : ct).toString('hex'));
+              if (dst === guarded) {
+                const around = [...mem().subarray(guarded - 16, guarded), ...mem().subarray(guarded + len, guarded + len + 16)];
+                expect(around.every((b) => b === 0xa5), `${what}: the bytes around dst`).toBe(true);
+              }
+            }
+          }
+        }
+      }
+      handles.forEach((k) => x.ctx_free(k));
+    }
+  });
+
   it('the one-shot key slot holds nothing of a key replaced without aes_scratch_clear', () => {
     for (const build of CORE_BUILDS) {
       const diff = residue(build, (s) => {
