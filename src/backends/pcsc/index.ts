@@ -830,12 +830,6 @@ function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: num
 }
 
 /**
- * One backend per reader whose card answers SELECT of the senv applet, each
- * already open. Readers without a card, or with another card, are skipped.
- * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are. The
- * options are checked as the backend checks them, before anything reaches pcscd.
- */
-/**
  * The readers and their states. A reader removed between the listing and the
  * status query fails the query for all (SCARD_E_UNKNOWN_READER): listed again,
  * a few times, rather than failing the discovery of the others.
@@ -851,6 +845,12 @@ async function readerStates(ctx: PcscContext): Promise<ReaderState[]> {
   }
 }
 
+/**
+ * One backend per reader whose card answers SELECT of the senv applet, each
+ * already open. Readers without a card, or with another card, are skipped.
+ * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are. The
+ * options are checked as the backend checks them, before anything reaches pcscd.
+ */
 export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
   const o = optionsArg(opts, 'discoverPcscBackends options') ?? {};
   const commandTimeoutMs = checkOptions(o);
