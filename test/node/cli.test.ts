@@ -10,6 +10,7 @@ import { createCipheriv } from 'node:crypto';
 import { main } from '../../src/bindings/cli.ts';
 import { VpcdCard, type CardHandler } from '../../src/virtual-card/index.ts';
 import { CipherResource, McsClient, McsEngine, SensitiveDataResource, SoftwareBackend, type RollbackAnchor } from '../../src/index.ts';
+import { core, coreBuilds, initSync } from '../../src/core/loader.ts';
 
 function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -22,7 +23,9 @@ describe('senv command line', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('--help prints the usage and exits 0 for every command', async () => {
-    for (const argv of [['--help'], ['help'], ['help', 'selftest'], ['selftest', '--help'], ['bench', '-h'], ['virtual-card', '--help']]) {
+    for (const argv of [['--help'], ['help'], ['help', 'selftest'], ['selftest', '--help'], ['bench', '-h'], ['virtual-card', '--help'],
+      // --help anywhere among a command's options, not only first.
+      ['rotate-master-key', '--data-dir', 'd', '--help']]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(0);
       expect(r.out, argv.join(' ')).toMatch(/^usage: senv <command>/);
@@ -34,22 +37,30 @@ describe('senv command line', () => {
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['frobnicate', '--help'], /unknown command 'frobnicate'/],
       [['frobnicate', '-h'], /unknown command 'frobnicate'/],
-      [['selftest', '--bogus'], /selftest: unknown option '--bogus'/],
+      // The options the command does know are named.
+      [['selftest', '--bogus'], /selftest: unknown option '--bogus' \(--build\)/],
+      [['rotate-master-key', '--new-key', 'f'], /unknown option '--new-key' \(--data-dir, --key-file, --key-env, --new-key-file, --new-key-env, --rollback-anchor\)/],
       [['selftest', '--build'], /--build needs a value/],
       [['selftest', '--build', 'fast'], /--build takes all, .*not 'fast'/],
+      [['selftest', '--build', ''], /--build takes all, relaxed, simd, scalar, not ''/],
       [['virtual-card', '--slot', 'x'], /--slot takes a number from 0 to 65535, not 'x'/],
       [['virtual-card', '--port', '70000'], /--port takes a number/],
       [['virtual-card', '--port', '0'], /--port takes a number from 1 to 65535, not '0'/],
       [['virtual-card', '--host', ''], /--host takes a host name or address/],
       [['virtual-card', '--store', ''], /virtual-card: --store takes a file name, not an empty string/],
       [['help', 'bogus'], /help takes a command's name or nothing, not 'bogus'/],
+      // A name every object inherits is no command.
+      [['help', 'toString'], /help takes a command's name or nothing, not 'toString'/],
       [['--help', 'selftest', 'bench'], /--help takes a command's name or nothing, not 'selftest bench'/],
       [['--version', 'bogus'], /--version takes nothing more, not 'bogus'/],
       [[], /^usage: senv <command>/],
       // vpcd's slot N listens on 35963 + N: a slot past 29572 has no port.
       [['virtual-card', '--slot', '40000'], /--slot 40000 would be port 75963/],
       [['rotate-master-key', '--new-key-env', 'K'], /rotate-master-key: --data-dir names the data directory/],
+      [['rotate-master-key', '--data-dir', '', '--new-key-env', 'N'], /rotate-master-key: --data-dir names the data directory/],
       [['rotate-master-key', '--data-dir', 'd'], /rotate-master-key: --new-key-file or --new-key-env gives the new master key/],
+      // The current key named is no new one.
+      [['rotate-master-key', '--data-dir', 'd', '--key-env', 'K'], /rotate-master-key: --new-key-file or --new-key-env gives the new master key/],
       [['rotate-master-key', '--data-dir', 'd', '--new-key-file', 'f', '--new-key-env', 'K'], /--new-key-file and --new-key-env name the same key: give one/],
       [['rotate-master-key', '--data-dir', 'd', '--key-file', 'f', '--key-env', 'K', '--new-key-env', 'N'], /--key-file and --key-env name the same key: give one/],
       [['rotate-master-key', '--data-dir', 'd', '--new-key-env', ''], /--new-key-env takes a variable name, not an empty string/],
@@ -63,6 +74,26 @@ describe('senv command line', () => {
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.err, argv.join(' ')).toMatch(message);
     }
+  });
+
+  it('selftest --build runs the known answers on the build it names, not on the one loaded before', async () => {
+    const builds = coreBuilds();
+    try {
+      for (const build of builds) {
+        initSync({ build: builds.find((b) => b !== build) ?? build });
+        const r = await run(['selftest', '--build', build]);
+        expect([r.code, r.err, r.out.endsWith('selftest: all passed\n')], build).toEqual([0, '', true]);
+        expect(core().info.build, build).toBe(build);
+      }
+    } finally {
+      initSync();
+    }
+  });
+
+  it('bin/senv.js --version prints the package\'s version (dist/ finds package.json further up than src/ does)', () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = spawnSync(process.execPath, [new URL('../../bin/senv.js', import.meta.url).pathname, '--version'], { encoding: 'utf8' });
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', `${version}\n`]);
   });
 
   it('a card whose port cannot be connected to is not inserted, and a second insert tries again', async () => {
