@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import { main } from '../../src/bindings/cli.ts';
 import { VpcdCard, type CardHandler } from '../../src/virtual-card/index.ts';
-import { CipherResource, McsClient, McsEngine, SensitiveDataResource, SoftwareBackend, type RollbackAnchor } from '../../src/index.ts';
+import { CipherResource, McsClient, McsEngine, SensitiveDataResource, SoftwareBackend, StateError, type RollbackAnchor } from '../../src/index.ts';
 import { core, coreBuilds, initSync } from '../../src/core/loader.ts';
 
 function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -228,6 +228,10 @@ export function createRollbackAnchor() {
   return { read: () => (existsSync(token) ? new Uint8Array(readFileSync(token)) : undefined), write: (head) => writeFileSync(token, head) };
 }`);
     writeFileSync(join(top, 'none.mjs'), 'export const anchor = 1;');
+    writeFileSync(join(top, 'empty.mjs'), '');
+    writeFileSync(join(top, 'read-only.mjs'), 'export default () => ({ read: () => undefined });');
+    writeFileSync(join(top, 'throws-string.mjs'), "export function createRollbackAnchor() { throw 'key 00112233'; }");
+    writeFileSync(join(top, 'default-value.mjs'), 'export default 1;\nexport const createRollbackAnchor = () => ({ write: () => undefined });');
     const d = await directory(top, anchor);
     writeFileSync(join(top, 'old.key'), hex(OLD));
     writeFileSync(join(top, 'new.key'), hex(NEW));
@@ -235,11 +239,41 @@ export function createRollbackAnchor() {
     const headBefore = readFileSync(token);
     const bad = await rotate('--rollback-anchor', join(top, 'none.mjs'));
     expect([bad.code, bad.err]).toEqual([1, `rotate-master-key: Error: rotate-master-key --rollback-anchor ${join(top, 'none.mjs')}: exports no function giving an anchor (a default export or createRollbackAnchor; it exports anchor)\n`]);
+    const refused = (file: string, reason: string) => `rotate-master-key: Error: rotate-master-key --rollback-anchor ${file}: ${reason}`;
+    const empty = await rotate('--rollback-anchor', join(top, 'empty.mjs'));
+    expect([empty.code, empty.err]).toEqual([1, `${refused(join(top, 'empty.mjs'), 'exports no function giving an anchor (a default export or createRollbackAnchor; it exports nothing)')}\n`]);
+    // An anchor that can be read but not written would leave the head it names behind the rotation.
+    const readOnly = await rotate('--rollback-anchor', join(top, 'read-only.mjs'));
+    expect([readOnly.code, readOnly.err]).toEqual([1, `${refused(join(top, 'read-only.mjs'), 'its function gave a value of type Object, not a RollbackAnchor (docs/mcs.md "Rollback")')}\n`]);
+    // A value thrown that is no Error is shown by its type only (it may be anything, a key too).
+    const thrown = await rotate('--rollback-anchor', join(top, 'throws-string.mjs'));
+    expect([thrown.code, thrown.err]).toEqual([1, `${refused(join(top, 'throws-string.mjs'), 'its function failed (a string of 12 characters)')}\n`]);
+    // A default export that is no function leaves the named one to be taken.
+    const named = await rotate('--rollback-anchor', join(top, 'default-value.mjs'));
+    expect([named.code, named.err]).toEqual([1, `${refused(join(top, 'default-value.mjs'), 'its function gave a value of type Object, not a RollbackAnchor (docs/mcs.md "Rollback")')}\n`]);
+    // A relative file is resolved against the current directory, also when it is not there (the message names where it was looked for).
+    const missing = await rotate('--rollback-anchor', './no-such-anchor.mjs');
+    expect([missing.code, missing.err.startsWith(`${refused('./no-such-anchor.mjs', 'cannot be loaded (')}`), missing.err.includes(join(process.cwd(), 'no-such-anchor.mjs'))], missing.err).toEqual([1, true, true]);
     expect(readFileSync(token)).toEqual(headBefore);
     const r = await rotate('--rollback-anchor', join(top, 'anchor.mjs'));
     expect([r.code, r.err]).toEqual([0, '']);
     expect(readFileSync(token)).not.toEqual(headBefore);
     await readBack(d, NEW, anchor);
+  }));
+
+  it('a close that fails after the rotation is the command\'s failure: status 1, said on stderr, no success message', () => withTop(async (top) => {
+    const d = await directory(top);
+    writeFileSync(join(top, 'old.key'), hex(OLD));
+    writeFileSync(join(top, 'new.key'), hex(NEW));
+    const close = McsEngine.prototype.close;
+    vi.spyOn(McsEngine.prototype, 'close').mockImplementationOnce(async function (this: McsEngine) {
+      await close.call(this);
+      throw new StateError('the lock of the data directory could not be removed');
+    });
+    const r = await run(['rotate-master-key', '--data-dir', d.dir, '--key-file', join(top, 'old.key'), '--new-key-file', join(top, 'new.key')]);
+    expect([r.code, r.out, r.err]).toEqual([1, '', 'rotate-master-key: closing the data directory failed: StateError: the lock of the data directory could not be removed\n']);
+    // The rotation was committed before the close.
+    await readBack(d, NEW);
   }));
 
   it('runs as the installed command does (bin/senv.js over dist/)', () => withTop(async (top) => {
