@@ -73,6 +73,8 @@ describe('senv command line', () => {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.err, argv.join(' ')).toMatch(message);
+      // The problem, then the usage text, on stderr; nothing on stdout.
+      expect([r.out, /^(senv: .*\n)?usage: senv <command>/.test(r.err)], argv.join(' ')).toEqual(['', true]);
     }
   });
 
