@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { McsClient, McsEngine, SoftwareBackend } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
-import type { CipherAlgorithm, CipherParams, KeyHandle, RngType, SignatureAlgorithm, StoredKey } from '../../src/backends/backend.ts';
+import type { CipherAlgorithm, CipherParams, KeyHandle, RngType, SignatureAlgorithm, SignatureStream, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { Accumulator } from '../../src/mcs/resource.ts';
@@ -21,6 +21,7 @@ import { core } from '../../src/core/loader.ts';
 import { prng } from '../portable/harness.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 import { InProcessReader } from './pcsc-helpers.ts';
+import { SHORT_LIMITS } from '../../src/virtual-card/card.ts';
 import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
 
 const undo: (() => void)[] = [];
@@ -564,6 +565,48 @@ describe('software SE: a released key leaves nothing; an unknown rngType is refu
 });
 
 describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor shows in the APDU log', () => {
+  it('PC/SC: the public key a handle gives is a copy; the host\'s copies of an ECDSA message are zeroized however the stream ends', async () => {
+    const reader = new InProcessReader();
+    const b = reader.backend();
+    await b.open();
+    const k = await b.generateKey({ use: 'signature', algorithm: 33 });
+    const point = (await b.publicKey(k))!;
+    const kept = hex(point);
+    point.fill(0);
+    expect(hex((await b.publicKey(k))!), 'the handle\'s point unchanged by the caller').toBe(kept);
+    // The host collects and hashes an ECDSA message: its copies go however the stream ends.
+    const msg = prng(715)(33);
+    const ends: [string, boolean, (s: SignatureStream) => Promise<unknown>][] = [
+      ['a prehashed message of the wrong length', true, (s) => expect(s.sign(msg.subarray(20))).rejects.toThrow(/32-byte SHA-256 digest, got 33 bytes/)],
+      ['signed', false, async (s) => s.sign(msg.subarray(20))],
+      ['a signature longer than any', false, async (s) => expect(await s.verify(new Uint8Array(200), msg.subarray(20))).toBe(false)],
+      ['aborted', false, async (s) => s.abort()],
+    ];
+    for (const [what, prehashed, end] of ends) {
+      const made = watchNew();
+      const s = await b.signature(33, k, { format: 'raw', prehashed });
+      await s.update(msg.subarray(0, 20));
+      await end(s);
+      const copies = made.filter((a) => a.buffer !== msg.buffer && holds(new RealUint8Array(a.buffer), msg.subarray(0, 12)));
+      expect(copies.filter((a) => !zero(new RealUint8Array(a.buffer))).length, `${what}: a copy of the message left`).toBe(0);
+    }
+    await b.close();
+  });
+
+  it('PC/SC: random bytes the card answered are zeroized where they arrived once copied into the result', async () => {
+    const reader = new InProcessReader(SHORT_LIMITS);
+    const b = reader.backend();
+    await b.open();
+    const answers: Uint8Array[] = [];
+    reader.intercept = (apdu) => (apdu[1] === 0x84 ? (answers.push(reader.os.apdu(apdu)), answers.at(-1)) : undefined);
+    const out = await b.random(1, 600);
+    reader.intercept = undefined;
+    expect(answers.map((a) => a.length - 2), 'three GET CHALLENGEs').toEqual([256, 256, 88]);
+    expect(answers.every((a) => zero(a.subarray(0, -2))), 'the answers zeroized').toBe(true);
+    expect(zero(out), 'the result is not').toBe(false);
+    await b.close();
+  });
+
   it('PC/SC: a stream whose final() finds the session closed zeroizes the message it buffered', async () => {
     const reader = new InProcessReader();
     const b = reader.backend();
@@ -656,8 +699,9 @@ describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor show
     const lines: string[] = [];
     const b = reader.backend((line) => lines.push(line));
     await b.open();
-    const aesKey = rnd(16), hmacKey = rnd(32), msg = rnd(300), digest = rnd(32);
-    const secrets = [aesKey, hmacKey, msg, digest];
+    // `tag`: a candidate MAC to verify, as secret as a MAC over a secret message.
+    const aesKey = rnd(16), hmacKey = rnd(32), msg = rnd(300), digest = rnd(32), tag = rnd(32);
+    const secrets = [aesKey, hmacKey, msg, digest, tag];
     // What the backend hands the APDU stack, and the encoded commands that reach the card.
     const commands: Uint8Array[] = [];
     const transmit = AppletChannel.prototype.transmit;
@@ -681,12 +725,13 @@ describe('PC/SC SE (in-process card): no copy of a secret stays behind, nor show
     await (await b.cipher(1001, k, 'encrypt', { nonce: rnd(12) })).final(msg);
     const h = await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', hmacKey);
     await (await b.signature(25, h, { format: 'raw', prehashed: false })).sign(msg);
+    expect(await (await b.signature(25, h, { format: 'raw', prehashed: false })).verify(tag, msg)).toBe(false);
     await (await b.digest(4)).final(msg);
     const e = await b.generateKey({ use: 'signature', algorithm: 33 });
     await (await b.signature(33, e, { format: 'raw', prehashed: true })).sign(digest);
     await b.close();
 
-    expect(commands.length, 'commands carried the secrets').toBeGreaterThanOrEqual(6);
+    expect(commands.length, 'commands carried the secrets').toBeGreaterThanOrEqual(7);
     for (const c of commands) expect(zero(c), 'a command\'s data is zeroized once sent').toBe(true);
     expect(wire.length).toBe(commands.length);
     for (const w of wire) expect(zero(w), 'an encoded command is zeroized once sent').toBe(true);

@@ -1804,6 +1804,28 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     await b.close();
   });
 
+  it('6700 is a length the mode refuses only as a PSO\'s answer: from the MSE:SET that sets the IV it is the card\'s fault, not the caller\'s', async () => {
+    const { reader, b } = await openedReader();
+    const key = await b.importKey({ use: 'cipher', algorithm: 13 }, 'secret', new Uint8Array(16).fill(1));
+    reader.failOnce((a) => a[1] === 0x22, 0x6700);
+    const refused = await outcome((async () => (await b.cipher(13, key, 'encrypt', { iv: new Uint8Array(16) })).final(new Uint8Array(32)))());
+    expect(refused).toMatchObject({ error: 'StatusWordError', sw: 0x6700 });
+    reader.failOnce((a) => a[1] === 0x2a, 0x6700);
+    const byPso = await outcome((async () => (await b.cipher(13, key, 'encrypt', { iv: new Uint8Array(16) })).final(new Uint8Array(32)))());
+    expect(byPso).toMatchObject({ error: 'LengthError' });
+    await b.close();
+  });
+
+  it('6A80 is bad key material only as the PUT DATA\'s own answer: from the SELECT of a reconnection it is the card\'s fault, not the caller\'s', async () => {
+    const { reader, b } = await openedReader();
+    await loseCard(reader, b);
+    reader.failOnce((a) => a[1] === 0xa4, 0x6a80);
+    const refused = await outcome(b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(1)));
+    expect(refused).toMatchObject({ error: 'StatusWordError', sw: 0x6a80 });
+    await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(1));
+    await b.close();
+  });
+
   it('a stream aborted while a reset waits in the queue sends nothing after it: the reset ended its chain, and no SELECT meets a channel the card no longer has', async () => {
     const { reader, b } = await openedReader();
     const s = await b.digest(4);
@@ -2753,6 +2775,10 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     await expect(mac(lostKey, b2)).rejects.toThrow(/holds no key/);
     const fresh = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(9)))) as { ref: string };
     expect(Number(fresh.ref.split(':')[1]), 'another slot').not.toBe(slot);
+    // A second handle of the same lost key (a second resource naming it): deleting it leaves the slot held by the first.
+    b2.deleteKey(await b2.loadKey(hmacSpec, stored));
+    const still = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(11)))) as { ref: string };
+    expect(Number(still.ref.split(':')[1]), 'still another slot while the first handle lives').not.toBe(slot);
     // Once the lost key's resource is gone, the emptied slot takes keys again in the same run.
     b2.deleteKey(lostKey);
     const after = (await b2.storeKey(await b2.importKey(hmacSpec, 'secret', new Uint8Array(32).fill(10)))) as { ref: string };
