@@ -984,12 +984,13 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['a record of one byte', 5 as never],
       ];
       for (const [what, bad] of odd) {
-        // The odd record in the middle (a good one after it), or last (it verifies: no torn end): refused, the file left as it is.
-        for (const after of [[{ ...records.at(-1)!, seq: 11 }], []]) {
-          writeFileSync(journal, withMacs(dir, [...records, bad, ...after]));
+        // The odd record in the middle (a good one after it), last (it verifies: no torn end), or the journal's only
+        // record (chained from the chain's start): refused, the file left as it is.
+        for (const [where, list] of [['in the middle', [...records, bad, { ...records.at(-1)!, seq: 11 }]], ['last', [...records, bad]], ['first and only', [bad]]] as const) {
+          writeFileSync(journal, withMacs(dir, list));
           const before = readFileSync(journal);
-          await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), `${what}, ${after.length ? 'in the middle' : 'last'}`).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
-          expect(readFileSync(journal).equals(before), what).toBe(true);
+          await expect(McsEngine.create({ dataDir: dir, masterKey: KEY }), `${what}, ${where}`).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log' });
+          expect(readFileSync(journal).equals(before), `${what}, ${where}`).toBe(true);
         }
       }
       // IDs that name Object.prototype's members are entries like any other.
@@ -1798,16 +1799,18 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       snapshotAt(undefined);
       await (await open(work)).close();
       // A first record chained from the chain value the snapshot names (a journal that went on after an empty journal's
-      // compaction) that verifies is damage whatever its shape, as one chained from the snapshot's MAC is: never a torn end.
+      // compaction) or from the snapshot's own MAC that verifies is damage whatever its shape: never a torn end.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
       const snapshotText = readFileSync(join(work, 'snapshot.json'), 'utf8');
-      const named = Buffer.from(JSON.parse(snapshotText.slice(0, snapshotText.indexOf('\n'))).from as string, 'base64');
+      const snapshotHeader = JSON.parse(snapshotText.slice(0, snapshotText.indexOf('\n'))) as { from: string; mac: string };
       const shapeless = Buffer.from(JSON.stringify({ seq: 'x' }));
-      const journalText = frame(Buffer.concat([shapeless, mac('record', named, shapeless)]));
-      writeFileSync(join(work, 'journal.log'), journalText);
-      await expect(open(work)).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log', offset: 0, message: expect.stringContaining('not of a shape this version writes') });
-      expect(readFileSync(join(work, 'journal.log')).equals(journalText), 'left as it is').toBe(true);
+      for (const [chained, value] of [['the chain value the snapshot names', snapshotHeader.from], ["the snapshot's MAC", snapshotHeader.mac]]) {
+        const journalText = frame(Buffer.concat([shapeless, mac('record', Buffer.from(value!, 'base64'), shapeless)]));
+        writeFileSync(join(work, 'journal.log'), journalText);
+        await expect(open(work), chained).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'journal.log', offset: 0, message: expect.stringContaining('not of a shape this version writes') });
+        expect(readFileSync(join(work, 'journal.log')).equals(journalText), `${chained}: left as it is`).toBe(true);
+      }
       // A format 3 meta.json (an earlier senv, or a directory before its first snapshot) opens, and says format 6 from its next snapshot on.
       rmSync(work, { recursive: true, force: true });
       cpSync(compacted, work, { recursive: true });
