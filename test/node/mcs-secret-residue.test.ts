@@ -158,6 +158,32 @@ describe('Mcs: no copy of a secret stays behind', () => {
     }
   });
 
+  it('a data directory: the copy of the message a chunk UPDATE with another attribute writes its record from is zeroized once written', async () => {
+    const dir = tempDir();
+    try {
+      const e = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      const message = prng(721)(100);
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: b64(message) } }), 2001, 'hash');
+      // A chunk with an et is a put of the resource the change leaves: the store writes it from a copy of the message
+      // (Accumulator.copy(); the data it holds, seen through a view of its buffer taken as it is made).
+      const copies: Uint8Array[] = [];
+      const copy = Accumulator.prototype.copy;
+      patch(Accumulator.prototype, 'copy', function (this: Accumulator) {
+        const c = copy.call(this);
+        copies.push(c.bytes());
+        return c;
+      });
+      ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: '', et: '20991231T000000' } }), 2004, 'an empty chunk and an et');
+      expect(copies.filter((c) => c.length === message.length).length, 'the message was copied').toBeGreaterThan(0);
+      for (const c of copies) expect(zero(c), 'a copy of the message').toBe(true);
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a data directory\'s compaction: the plaintext of the chunks it joins into one sealed chunk is zeroized', async () => {
     const dir = tempDir();
     try {
