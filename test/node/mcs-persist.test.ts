@@ -94,6 +94,9 @@ describe('Mcs persistence', () => {
       ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h2', Halg: 6, msg: b64(data.subarray(0, 5)) } }), 2001, 'hash kept with its value');
       const hv = sha512(data.subarray(0, 5));
       expect(unb64(body(await s.retrieve(s.path('reg', 'h2', 'cHsh')), 'senv:Hsh').Hv)).toEqual(hv);
+      // The first chunk of a resource that holds no data, with another attribute: a put of the resource, message and all.
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h3', Halg: 4 } }), 2001, 'hash without data');
+      ok(await s.update(s.path('reg', 'h3'), { 'senv:Hsh': { msg: b64(data.subarray(30, 40)), et: '20991231T000000' } }), 2004, 'first chunk and an et');
       const seId = s.seId;
       await e1.close();
 
@@ -120,6 +123,7 @@ describe('Mcs persistence', () => {
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'h', 'cHsh')), 'senv:Hsh').Hv)).equals(Buffer.from(sha256(data.subarray(0, 20))))).toBe(true);
       expect(Buffer.from(unb64(body(await t.retrieve(t.path('reg', 'd')), 'senv:Sdo').msg)).equals(data.subarray(0, 99))).toBe(true);
       expect(unb64(body(await t.retrieve(t.path('reg', 'h2')), 'senv:Hsh').Hv), 'a hash value kept sealed comes back').toEqual(hv);
+      expect(unb64(body(ok(await t.retrieve(t.path('reg', 'h3', 'cHsh')), 2000, 'the first chunk came with an et'), 'senv:Hsh').Hv)).toEqual(new Uint8Array(sha256(data.subarray(30, 40))));
       fails4106(await new Session(e2, 'CAE2').retrieve(seId));
       // A binary response takes the result itself; what is stored (and persisted) is a copy.
       const small = new Uint8Array(nodeCrypto.randomBytes(300));
