@@ -1015,6 +1015,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['an append of nothing', resource({ appends: [null] })],
         ['streamed data that is no base64', resource({ attrs: { rgT: 1, x: { $acc: '!!' } } })],
         ['a key without its spec', resource({ attrs: { rgT: 1, x: { $key: { spec: null, kind: 'secret', bytes: 'AAAA' } } } })],
+        ['a key with neither its bytes nor a reference', resource({ attrs: { rgT: 1, x: { $key: { spec: { use: 'cipher', algorithm: 1001 }, kind: 'secret' } } } })],
       ];
       for (const [what, res] of forged) {
         writeFileSync(journal, withMacs(dir, [...records, { seq: 10, op: 'put', se, res: [res] }]));
