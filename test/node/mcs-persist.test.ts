@@ -1555,6 +1555,11 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       [a.sealed, b.sealed] = [b.sealed, a.sealed];
       writeFileSync(join(work, 'journal.log'), withMacs(work, records));
       await expect(McsEngine.create({ dataDir: work, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining(`resource ${String(a.ri)}`) });
+      // Sealed data cut shorter than a nonce and a tag (20 bytes): the same, not the cipher's LengthError.
+      [a.sealed, b.sealed] = [b.sealed, a.sealed];
+      a.sealed = Buffer.from(a.sealed as string, 'base64').subarray(0, 20).toString('base64');
+      writeFileSync(join(work, 'journal.log'), withMacs(work, records));
+      await expect(McsEngine.create({ dataDir: work, masterKey: KEY }), 'sealed data of 20 bytes').rejects.toMatchObject({ name: 'DataDirDamagedError', message: expect.stringContaining(`resource ${String(a.ri)}`) });
       // ... and that re-chaining alone is accepted: the tool above writes what the store writes.
       writeFileSync(join(work, 'journal.log'), withMacs(work, good.map((f) => f.json)));
       await (await McsEngine.create({ dataDir: work, masterKey: KEY })).close();
