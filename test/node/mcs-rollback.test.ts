@@ -601,6 +601,27 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('an anchor whose write fails with an error that has a cause (a client wrapping its reason) fails the request with 5000 storage write failed, not with the cause', async () => {
+    const dir = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+      const s = new Session(e, 'CAE1');
+      await s.register();
+      const write = anchor.write.bind(anchor);
+      anchor.write = () => {
+        anchor.write = write;
+        throw Object.assign(new Error('the anchor service did not answer', { cause: new Error('socket hang up') }), { code: 'ETIMEDOUT' });
+      };
+      const r = await hash(s, 'h1');
+      expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'storage write failed (ETIMEDOUT): nothing was changed' }]);
+      ok(await hash(s, 'h1'), 2001, 'the request again');
+      await e.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a token read from another realm (a vm context, a binding) is a token like any other', async () => {
     const dir = tempDir();
     try {
