@@ -484,6 +484,38 @@ describe('master key rotation', () => {
     }
   });
 
+  it('a rotation refused before its commit zeroizes its copies of the new key and of the MAC key derived from it', async () => {
+    const { dir } = await template();
+    const newMac = nodeCrypto.createHmac('sha256', NEW).update('senv journal mac').digest();
+    const copies: Uint8Array[] = [];
+    const set = RealUint8Array.prototype.set;
+    RealUint8Array.prototype.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+      set.call(this, src, offset);
+      if (src instanceof RealUint8Array && src.length >= 32 && (holds(src, NEW) || holds(src, newMac))) copies.push(this);
+    } as typeof set;
+    try {
+      const real = await openFiles();
+      // The new snapshot's write refused: the rotation's keys were made, and the commit never came.
+      const files: Files = {
+        ...real,
+        writeDurable: async (path, bytes) => {
+          if (path.endsWith('/snapshot.json.rotated')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+          return real.writeDurable(path, bytes);
+        },
+      };
+      const e = await start(dir, OLD, { files });
+      const err = await e.rotateMasterKey({ masterKey: NEW }).then(() => undefined, (x: unknown) => x);
+      expect([err instanceof MasterKeyRotationError, (err as MasterKeyRotationError).committed]).toEqual([true, false]);
+      expect(copies.length, 'the new key and its MAC key were copied').toBeGreaterThan(0);
+      // Before close(): the engine runs on, under the old key.
+      expect(copies.filter((c) => holds(c, NEW) || holds(c, newMac)).length, 'copies of the new key or its MAC key').toBe(0);
+      await e.close();
+    } finally {
+      RealUint8Array.prototype.set = set;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the old key and the MAC key derived from it are zeroized at the commit; the new key is copied outside the JS heap only', async () => {
     const { dir } = await template();
     const macKey = (k: Uint8Array) => nodeCrypto.createHmac('sha256', k).update('senv journal mac').digest();
