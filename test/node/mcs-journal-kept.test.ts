@@ -227,9 +227,10 @@ describe('a message is written once', () => {
     const dir = tempDir();
     const key = new Uint8Array(32).fill(0x5e);
     const real = await openFiles();
+    let refused = true;
     const files: Files = {
       ...real,
-      writeDurable: async (path, bytes) => (path.endsWith('/meta.json.tmp') ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeDurable(path, bytes)),
+      writeDurable: async (path, bytes) => (refused && path.endsWith('/meta.json.tmp') ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeDurable(path, bytes)),
     };
     const start = async () => McsEngine.create({ store: await JournalStore.open({ dir, masterKey: key, files }) });
     const snapshot = () => readFileSync(join(dir, 'snapshot.json'));
@@ -255,7 +256,12 @@ describe('a message is written once', () => {
       const again = await start();
       const t = new Session(again, 'CAE1', again.seIds[0]);
       expect(body(ok(await t.retrieve(t.path('reg', 'c1')), 2000, 'c1'), 'senv:Cph').cD, 'read back').toBe(cD);
+      // Once meta.json can be written again (after the open, which still could not), the next compaction says 6.
+      refused = false;
+      ok(await t.delete(t.path('reg', 'c1')), 2002, 'a delete, which a clean close compacts for');
+      expect(format(dir)).toBe(5);
       await again.close();
+      expect(format(dir), 'said by the compaction at close').toBe(6);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
