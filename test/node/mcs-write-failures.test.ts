@@ -517,6 +517,12 @@ describe('Mcs: a failed write changes nothing', () => {
       expect(snapshots, `snapshots while ${failing} cannot be written`).toBeGreaterThan(0);
       expect(snapshots).toBeLessThanOrEqual(Math.ceil(journal / 4096));
       expect(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).format).toBe(3);
+      // An et UPDATE could keep the message, which takes the snapshot that makes format 6 first: not while one that
+      // failed waits for the journal to grow (five records of a small message cross 4096 bytes once at most).
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'small', Halg: 4, msg: 'AAAA' } }), 2001, 'a hash of a small message');
+      const before = snapshots;
+      for (let i = 0; i < 5; i++) ok(await s.update(s.path('reg', 'small'), { 'senv:Hsh': { et: `2098010${i + 1}T000000` } }), 2004, `et ${i}`);
+      expect(snapshots - before, 'snapshots tried for five et UPDATEs').toBeLessThanOrEqual(1);
       // Once it can be written: a snapshot whose mark is missing is made again at close() (format 6, the
       // journal emptied); one that was never written waits for the next compaction. The data survives.
       failMeta = false;
