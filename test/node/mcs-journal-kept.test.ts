@@ -238,6 +238,16 @@ describe('a message is written once', () => {
       // fixtures/format5-secrets (its README has the script): its journal wrote sealed parts again under fresh
       // nonces, which supersedes them, so the first clean close compacts (the journal cut, the format still 5).
       cpSync(fileURLToPath(new URL('./fixtures/format5-secrets', import.meta.url)), dir, { recursive: true });
+      // Where meta.json can be written, the open itself says 6 (one small write, no snapshot).
+      refused = false;
+      const fixtureSnapshot = snapshot();
+      const open = await start();
+      expect(format(dir), 'said by the open, before close').toBe(6);
+      expect(snapshot().equals(fixtureSnapshot), 'no snapshot written for it').toBe(true);
+      await open.close();
+      rmSync(dir, { recursive: true, force: true });
+      cpSync(fileURLToPath(new URL('./fixtures/format5-secrets', import.meta.url)), dir, { recursive: true });
+      refused = true;
       await (await start()).close();
       expect(format(dir)).toBe(5);
       expect(readFileSync(join(dir, 'journal.log')).length, 'compacted at close').toBe(0);
