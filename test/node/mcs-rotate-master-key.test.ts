@@ -471,6 +471,12 @@ describe('master key rotation', () => {
         if (told === true) expect(err, 'landed and read back').toBeUndefined();
         else expect([err instanceof MasterKeyRotationError, (err as MasterKeyRotationError).committed], (err as Error).message).toEqual([true, told]);
         unreadable = false;
+        if (told === undefined) {
+          // Nor another rotation: it would write its new snapshot over the one the next open needs to settle this one.
+          const rotated = readFileSync(join(dir, 'snapshot.json.rotated'));
+          await expect(e.rotateMasterKey({ masterKey: new Uint8Array(32).fill(0x33) }), 'a second rotation').rejects.toBeInstanceOf(MasterKeyRotationError);
+          expect(readFileSync(join(dir, 'snapshot.json.rotated')).equals(rotated), 'the new snapshot left as it was').toBe(true);
+        }
         const s = new Session(e, 'CAE1', e.seIds[0]);
         const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'after', msg: b64(te.encode('after')) } });
         expect(r.rsc, 'a write after it').toBe(told === undefined ? 5000 : 2001);
