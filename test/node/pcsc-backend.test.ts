@@ -13,7 +13,7 @@ import type { SecureEnvironmentBackend } from '../../src/backends/backend.ts';
 import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index.ts';
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
-  AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, randomBytes, SenvError, sha256, StateError,
+  AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, PaddingError, randomBytes, SenvError, sha256, StateError,
 } from '../../src/index.ts';
 import { decodeTlvs, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { CRT, DO, INS } from '../../src/apdu/profile.ts';
@@ -1715,6 +1715,31 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
       reader.intercept = undefined;
       expect(reader.sent.slice(mark).filter((a) => a[1] === 0xa4), `no SELECT (${size} bytes)`).toEqual([]);
     }
+    await b.close();
+  });
+
+  it('a final() whose message fails at its end (bad padding) zeroizes the plaintext its last chunk\'s links answered', async () => {
+    const { reader, b } = await openedReader();
+    const keyBytes = new Uint8Array(16).fill(3), iv = new Uint8Array(16);
+    const key = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', keyBytes);
+    // A last block that decrypts to zeros: no PKCS#5 padding.
+    const plain = new Uint8Array(EXTENDED_LIMITS.maxCommandData + 32).fill(0x41);
+    plain.fill(0, -16);
+    const ct = cbc(keyBytes, iv, { padding: 'none' }).encrypt(plain);
+    const answers: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      if (apdu[1] !== 0x2a || (apdu[0]! & 0x10) === 0) return undefined;
+      const answer = reader.os.apdu(apdu);
+      answers.push(answer);
+      return answer;
+    };
+    const s = await b.cipher(24, key, 'decrypt', { iv });
+    await expect(s.final(ct)).rejects.toBeInstanceOf(PaddingError);
+    reader.intercept = undefined;
+    expect(answers.length, 'a chained link answered').toBe(1);
+    const data = answers[0]!.subarray(0, -2);
+    expect(data.length, 'plaintext answered').toBeGreaterThan(0);
+    expect(data.every((x) => x === 0), 'zeroized').toBe(true);
     await b.close();
   });
 
