@@ -508,7 +508,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     };
     return {
       update: async (d) => {
-        const out = await dataCall(s.update(d), direction === 'decrypt');
+        const out = await dataCall(s.update(d));
         try {
           return checked(out, false);
         } catch (e) {
@@ -524,8 +524,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
         finishing = true;
         let head: Uint8Array = new Uint8Array(0);
         try {
-          if (last) head = checked(await dataCall(s.update(last), direction === 'decrypt'), false);
-          const tail = await dataCall(s.finish((out) => checked(out, true)), direction === 'decrypt');
+          if (last) head = checked(await dataCall(s.update(last)), false);
+          const tail = await dataCall(s.finish((out) => checked(out, true)));
           return head.length ? joinParts([head, tail], true) : tail;
         } catch (e) {
           // Plaintext of a message that failed at its end (tag, padding, an output of the wrong length) is released to no one.
@@ -720,7 +720,7 @@ async function verified(p: Promise<unknown>): Promise<boolean> {
     return true;
   } catch (e) {
     if (answeredBy(e, INS.PSO, PSO.VERIFY_SIGNATURE) && e.sw === SW_VERIFY_FAILED) return false;
-    throw dataError(e, false);
+    throw dataError(e);
   }
 }
 
@@ -744,20 +744,20 @@ function keptOnCard(reader: string, keys: number[], objects: number[]): string {
  * same status word from MSE:SET, SELECT, a GET RESPONSE or any other command
  * is the card's failure (5000 over Mcs), not the client's.
  */
-function dataError(e: unknown, padding: boolean): unknown {
+function dataError(e: unknown): unknown {
   if (!(e instanceof StatusWordError && e.answering.ins === INS.PSO)) return e;
   const deciphered = e.answers(INS.PSO, PSO.DECIPHER);
   if (deciphered && e.sw === SW_VERIFY_FAILED) return new AuthenticationError('the card could not verify the authentication tag');
-  if (deciphered && padding && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
+  if (deciphered && e.sw === 0x6a80) return new PaddingError('the card found invalid padding');
   if (e.sw === 0x6700) return new LengthError('the card refused a length (an IV or nonce the mode does not take, or data that is not a non-empty multiple of 16 bytes without padding)');
   return e;
 }
 
-async function dataCall(p: Promise<Uint8Array>, padding = false): Promise<Uint8Array> {
+async function dataCall(p: Promise<Uint8Array>): Promise<Uint8Array> {
   try {
     return await p;
   } catch (e) {
-    throw dataError(e, padding);
+    throw dataError(e);
   }
 }
 
