@@ -534,6 +534,28 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange']);
     await released(ctx);
   });
+  it('discoverPcscBackends closes a backend whose card it cannot open, and releases its listing context: every context it established is released', async () => {
+    reset();
+    /** Settles the call named `name` once it is pending (the discovery makes its calls a few turns apart). */
+    const settle = async (name: string, value?: unknown) => {
+      for (let i = 0; i < 50 && !bridge.pending.some((p) => p.name === name); i++) await tick();
+      answer(name, value);
+    };
+    const found = discoverPcscBackends({ commandTimeoutMs: 1000 });
+    await settle('establish', monitor('m'));
+    await settle('m listReaders', ['A']);
+    await settle('m getStatusChange', [{ reader: 'A', eventState: ReaderFlag.PRESENT, atr: new Uint8Array(0) }]);
+    // The backend's own context: its card refuses the senv applet (6A82).
+    await settle('establish', monitor('b'));
+    await settle('b connect', nativeCard('c'));
+    await settle('c transmit', Uint8Array.of(0x6a, 0x82));
+    await settle('c disconnect 0');
+    await settle('b release');
+    await settle('m release');
+    expect(await found).toEqual([]);
+    expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'establish', 'b connect', 'c transmit', 'c disconnect 0', 'b release', 'm release']);
+  });
+
   it('a connect that outlived its timeout makes later connects to that reader on the context fail at once (SCARD_E_NOT_READY) until it returned; other readers go on', async () => {
     reset();
     const ctx = await context('m');
