@@ -69,6 +69,20 @@ async function started(dir: string, anchor: MemoryAnchor, files?: Files): Promis
   return { e, s };
 }
 
+/** An engine on `dir` with CAE1 registered, whose anchor's next write throws `value` (once). */
+async function anchorFailingOnce(dir: string, value: unknown): Promise<{ e: McsEngine; s: Session }> {
+  const anchor = new MemoryAnchor();
+  const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
+  const s = new Session(e, 'CAE1');
+  await s.register();
+  const write = anchor.write.bind(anchor);
+  anchor.write = () => {
+    anchor.write = write;
+    throw value;
+  };
+  return { e, s };
+}
+
 describe('rollback anchor of the data directory', () => {
   it('a journal cut at a record boundary is refused with an anchor (a deleted resource would come back), and opens as before without one', async () => {
     const dir = tempDir();
@@ -582,15 +596,7 @@ describe('rollback anchor of the data directory', () => {
           expect((err as Error).cause === value, `${what}, ${op}: its cause`).toBe(true);
           expect((err as Error).message, `${what}, ${op}`).toMatch(new RegExp(`could not be ${op} \\(error\\)$`));
         }
-        const anchor = new MemoryAnchor();
-        const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-        const s = new Session(e, 'CAE1');
-        await s.register();
-        const write = anchor.write.bind(anchor);
-        anchor.write = () => {
-          anchor.write = write;
-          throw value;
-        };
+        const { e, s } = await anchorFailingOnce(dir, value);
         const r = await hash(s, 'h1');
         expect([r.rsc, r.pc], what).toEqual([5000, { 'm2m:dbg': 'storage write failed (error): nothing was changed' }]);
         ok(await hash(s, 'h1'), 2001, 'the request again');
@@ -604,15 +610,7 @@ describe('rollback anchor of the data directory', () => {
   it('an anchor whose write fails with an error that has a cause (a client wrapping its reason) fails the request with 5000 storage write failed, not with the cause', async () => {
     const dir = tempDir();
     try {
-      const anchor = new MemoryAnchor();
-      const e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
-      const s = new Session(e, 'CAE1');
-      await s.register();
-      const write = anchor.write.bind(anchor);
-      anchor.write = () => {
-        anchor.write = write;
-        throw Object.assign(new Error('the anchor service did not answer', { cause: new Error('socket hang up') }), { code: 'ETIMEDOUT' });
-      };
+      const { e, s } = await anchorFailingOnce(dir, Object.assign(new Error('the anchor service did not answer', { cause: new Error('socket hang up') }), { code: 'ETIMEDOUT' }));
       const r = await hash(s, 'h1');
       expect([r.rsc, r.pc]).toEqual([5000, { 'm2m:dbg': 'storage write failed (ETIMEDOUT): nothing was changed' }]);
       ok(await hash(s, 'h1'), 2001, 'the request again');

@@ -1544,6 +1544,31 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
   const cardChannels = (r: InProcessReader) =>
     (r.os as unknown as { channels: (unknown | null)[] }).channels.flatMap((c, i) => (c && i > 0 ? [i] : []));
   const chainedOn0 = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0 && (apdu[0]! & 0x03) === 0;
+  const chainedPso = (apdu: Uint8Array) => apdu[1] === 0x2a && (apdu[0]! & 0x10) !== 0;
+  /**
+   * The card's own answers to the PSO links `pick` keeps (the arrays the host receives, to look at
+   * afterwards); the ones it refuses are answered 6F00 in the card's place. `kept`: answers so far.
+   */
+  function keepAnswers(reader: InProcessReader, pick: (apdu: Uint8Array, kept: number) => 'keep' | 'refuse' | undefined): Uint8Array[] {
+    const answers: Uint8Array[] = [];
+    reader.intercept = (apdu) => {
+      const what = pick(apdu, answers.length);
+      if (what === 'refuse') return Uint8Array.of(0x6f, 0x00);
+      if (what !== 'keep') return undefined;
+      const answer = reader.os.apdu(apdu);
+      answers.push(answer);
+      return answer;
+    };
+    return answers;
+  }
+  /** Each answer brought plaintext, and it is zeroized now. */
+  function expectZeroized(answers: Uint8Array[]): void {
+    for (const a of answers) {
+      const data = a.subarray(0, -2);
+      expect(data.length, 'plaintext answered').toBeGreaterThan(0);
+      expect(data.every((x) => x === 0), 'zeroized').toBe(true);
+    }
+  }
   /** The last PSO link on a logical channel gets no answer, and the SELECT that would end its chain fails (the MANAGE CHANNEL close too, with `closeFails`). */
   function timeoutOnOwnChannel(reader: InProcessReader, closeFails: boolean) {
     reader.intercept = (apdu) => {
@@ -1726,20 +1751,12 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     const plain = new Uint8Array(EXTENDED_LIMITS.maxCommandData + 32).fill(0x41);
     plain.fill(0, -16);
     const ct = cbc(keyBytes, iv, { padding: 'none' }).encrypt(plain);
-    const answers: Uint8Array[] = [];
-    reader.intercept = (apdu) => {
-      if (apdu[1] !== 0x2a || (apdu[0]! & 0x10) === 0) return undefined;
-      const answer = reader.os.apdu(apdu);
-      answers.push(answer);
-      return answer;
-    };
+    const answers = keepAnswers(reader, (a) => (chainedPso(a) ? 'keep' : undefined));
     const s = await b.cipher(24, key, 'decrypt', { iv });
     await expect(s.final(ct)).rejects.toBeInstanceOf(PaddingError);
     reader.intercept = undefined;
     expect(answers.length, 'a chained link answered').toBe(1);
-    const data = answers[0]!.subarray(0, -2);
-    expect(data.length, 'plaintext answered').toBeGreaterThan(0);
-    expect(data.every((x) => x === 0), 'zeroized').toBe(true);
+    expectZeroized(answers);
     await b.close();
   });
 
@@ -1751,22 +1768,12 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     const max = EXTENDED_LIMITS.maxCommandData;
     expect((await s.update(new Uint8Array(2 * max + 16).fill(0x5a))).length, 'no channel free: buffered').toBe(0);
     const decipherOn0 = (a: Uint8Array) => a[1] === 0x2a && ((a[2]! << 8) | a[3]!) === 0x8086 && (a[0]! & 0x03) === 0;
-    const answers: Uint8Array[] = [];
-    reader.intercept = (apdu) => {
-      if (!decipherOn0(apdu)) return undefined;
-      if (!(apdu[0]! & 0x10)) return Uint8Array.of(0x6f, 0x00);
-      const answer = reader.os.apdu(apdu);
-      answers.push(answer);
-      return answer;
-    };
+    // The chained links run; the last one (unchained) fails.
+    const answers = keepAnswers(reader, (a) => (!decipherOn0(a) ? undefined : a[0]! & 0x10 ? 'keep' : 'refuse'));
     await expect(s.final()).rejects.toBeInstanceOf(StatusWordError);
     reader.intercept = undefined;
     expect(answers.length, 'chained links on channel 0').toBe(2);
-    for (const a of answers) {
-      const data = a.subarray(0, -2);
-      expect(data.length, 'plaintext answered').toBeGreaterThan(0);
-      expect(data.every((x) => x === 0), 'zeroized').toBe(true);
-    }
+    expectZeroized(answers);
     for (const o of others) o.abort();
     await b.close();
   });
@@ -1812,20 +1819,12 @@ describe('PC/SC link streams that fail or are aborted part way', () => {
     const { reader, b } = await openedReader();
     const key = await b.importKey({ use: 'cipher', algorithm: 13 }, 'secret', new Uint8Array(16).fill(3));
     const s = await b.cipher(13, key, 'decrypt', { iv: new Uint8Array(16) });
-    const answers: Uint8Array[] = [];
-    reader.intercept = (apdu) => {
-      if (apdu[1] !== 0x2a || (apdu[0]! & 0x10) === 0) return undefined;
-      if (answers.length) return Uint8Array.of(0x6f, 0x00);
-      const answer = reader.os.apdu(apdu);
-      answers.push(answer);
-      return answer;
-    };
+    const answers = keepAnswers(reader, (a, kept) => (!chainedPso(a) ? undefined : kept ? 'refuse' : 'keep'));
     const max = EXTENDED_LIMITS.maxCommandData;
     await expect(s.update(new Uint8Array(2 * max + 16).fill(0x5a))).rejects.toBeInstanceOf(StatusWordError);
     reader.intercept = undefined;
-    const data = answers[0]!.subarray(0, -2);
-    expect(data.length, 'the first link answered plaintext').toBeGreaterThan(0);
-    expect(data.every((x) => x === 0), 'zeroized').toBe(true);
+    expect(answers.length, 'the first link answered').toBe(1);
+    expectZeroized(answers);
     await b.close();
   });
 
