@@ -14,6 +14,7 @@ import { discoverPcscBackends, PcscBackend } from '../../src/backends/pcsc/index
 import { SoftwareBackend } from '../../src/backends/software/index.ts';
 import {
   AuthenticationError, cbc, DeviceFullError, ecdsa, gcm, hash, hmac, initSync, LengthError, McsEngine, PaddingError, randomBytes, SenvError, sha256, StateError,
+  UnknownAlgorithmError,
 } from '../../src/index.ts';
 import { decodeTlvs, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { CRT, DO, INS, PSO } from '../../src/apdu/profile.ts';
@@ -1328,6 +1329,46 @@ describe('PC/SC SE backend over an in-process card', () => {
     await expect(b.objectStore.remove('x')).rejects.toBeInstanceOf(StateError);
     await new Promise((r) => setTimeout(r, 20));
     expect([reader.connects, reader.sent.length]).toEqual([1, sent]);
+  });
+
+  it('called directly: a key of another SE or a released one, an algorithm or rngType the card does not offer, and a closed backend are refused, typed and named, before anything is sent', async () => {
+    const { reader, b } = await openedReader();
+    const other = await openedReader();
+    const mine = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    const theirs = await other.b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    const sw = new SoftwareBackend();
+    await sw.open();
+    const software = await sw.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    const released = await b.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', randomBytes(16));
+    b.releaseKey(released);
+    const sent = reader.sent.length;
+    const params = { nonce: randomBytes(12) };
+    for (const [k, what] of [[theirs, 'another card SE'], [software, 'the software SE'], [{}, 'no handle']] as const) {
+      await expect(b.cipher(1001, k as never, 'encrypt', params), what).rejects.toThrow(new StateError('key handle does not belong to the PC/SC SE in-process'));
+      await expect(b.storeKey(k as never), what).rejects.toThrow(/does not belong to the PC\/SC SE in-process/);
+      // Neither released nor deleted here: the handle is another SE's to release.
+      b.releaseKey(k as never);
+      b.deleteKey(k as never);
+    }
+    await expect(b.cipher(1001, released, 'encrypt', params)).rejects.toThrow(new StateError('key was released'));
+    await expect(b.signature(25, released, { format: 'raw', prehashed: false })).rejects.toThrow(new StateError('key was released'));
+    // A released handle's slot is the data directory's: a later deleteKey() of it deletes nothing.
+    b.deleteKey(released);
+    await expect(b.digest(7 as never)).rejects.toThrow(new UnknownAlgorithmError('hash algorithm 7'));
+    await expect(b.cipher(9999 as never, mine, 'encrypt', params)).rejects.toThrow(new UnknownAlgorithmError('cipher algorithm 9999'));
+    await expect(b.random(3 as never, 8)).rejects.toThrow(new UnknownAlgorithmError('rngType 3'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reader.sent.length, 'nothing sent').toBe(sent);
+    expect(reader.store.keys.size, 'the released key stays on the card').toBe(2);
+    // The key of the other SE is still its own.
+    expect((await (await other.b.cipher(1001, theirs, 'encrypt', params)).final(Uint8Array.of(1))).length).toBe(17);
+    await other.b.close();
+    await b.close();
+    await expect(b.open()).rejects.toThrow(new StateError('backend closed'));
+    await expect(b.reboot(1)).rejects.toThrow(new StateError('backend closed'));
+    await expect(b.memoryInfo()).rejects.toThrow(new StateError('PC/SC SE in-process is closed'));
+    await expect(b.random(1, 8)).rejects.toThrow(new StateError('PC/SC SE in-process is closed'));
+    expect([reader.connects, reader.sent.length], 'close() deletes no released key; nothing after it connects').toEqual([1, sent]);
   });
 
   it('an ECDSA secret whose public key cannot be read back is deleted from the card', async () => {
@@ -2678,6 +2719,9 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
     const verifyOnly = await b.loadKey(ec, stored);
     reader.intercept = undefined;
     await expect(use(verifyOnly)).rejects.toThrow(/holds a public key, the reference names a secret one/);
+    // And the other way round: a reference naming a public key where the slot holds a secret one.
+    const asPublic = await b.loadKey(ec, { ...stored, kind: 'public' });
+    await expect(use(asPublic)).rejects.toThrow(/holds a secret key, the reference names a public one/);
     // Nor one whose information has no stamp where the reference names one (a card that forgot it, or another card's key).
     reader.intercept = (a) => {
       if (!info(a)) return undefined;
@@ -2789,6 +2833,7 @@ describe('a card key reference names one key: the slot, and the stamp the card d
     await expect(again.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), 'a reference of an earlier senv: slot only').resolves.toBeTruthy();
     reader.store.keys.delete(slot);
     await expect(mac(await again.loadKey(hmacSpec, stored), again)).rejects.toThrow(new RegExp(`^card slot ${slot} holds no key: the key this reference names was deleted`));
+    await expect(mac(await again.loadKey(hmacSpec, { ...stored, ref: ref.split(':').slice(0, 2).join(':') }), again), 'slot only').rejects.toThrow(/holds no key/);
     // The emptied slot takes no new key while the lost handle lives (a backend opened after the deletion
     // sees it free): on a card without stamps the next run would load that key by the old reference.
     await again.close();
