@@ -2688,6 +2688,44 @@ describe('PC/SC answers that the card cannot have meant are card faults (ApduErr
     await b.close();
   });
 
+  it('cipher output running ahead of the input sent so far is refused at the update, zeroized, and ends the stream: no later link, no final()', async () => {
+    const { reader, b } = await openedReader(SHORT_LIMITS);
+    const ck = await b.importKey({ use: 'cipher', algorithm: 24 }, 'secret', randomBytes(16));
+    const chainedPso = (a: Uint8Array) => a[1] === 0x2a && (a[0]! & 0x10) !== 0;
+    const extra = new Uint8Array(200).fill(7);
+    const holdsExtra = (a: Uint8Array) => a.some((_, i) => i + 16 <= a.length && a.subarray(i, i + 16).every((x) => x === 7));
+    for (const direction of ['encrypt', 'decrypt'] as const) {
+      const given: Uint8Array[] = [];
+      // The first of the update's two links answered with 200 bytes more than the card gave (496 in all):
+      // within what one link may bring back, beyond what the 600 bytes given allow in all.
+      reader.intercept = (a) => {
+        if (!chainedPso(a) || given.length) return undefined;
+        const r = reader.os.apdu(a);
+        given.push(Uint8Array.of(...r.subarray(0, r.length - 2), ...extra, 0x90, 0x00));
+        return given[0];
+      };
+      const s = await b.cipher(24, ck, direction, { iv: randomBytes(16) });
+      const what = direction === 'encrypt' ? 'ciphertext' : 'plaintext';
+      const spy = spyUint8Arrays();
+      try {
+        await expect(s.update(new Uint8Array(600)), direction).rejects.toThrow(new ApduError(`the card returned 696 bytes of ${what} so far for 600 bytes of input (0 to 600 expected)`));
+      } finally {
+        spy.stop();
+      }
+      expect(spy.made.filter(holdsExtra).length, `${direction}: no copy of the refused output kept`).toBe(0);
+      reader.intercept = undefined;
+      expect(given[0]!.subarray(0, given[0]!.length - 2).every((x) => x === 0), `${direction}: zeroized`).toBe(true);
+      const sent = reader.sent.length;
+      await expect(s.update(new Uint8Array(600)), `${direction}: a later update`).rejects.toThrow(/already finished/);
+      await expect(s.final(new Uint8Array(16)), `${direction}: final()`).rejects.toThrow(/already finished/);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(reader.sent.slice(sent).filter((a) => a[1] === 0x2a), `${direction}: no PSO after the refusal`).toEqual([]);
+      expect(reader.streamsOpen(), `${direction}: the card's context ended`).toBe(0);
+    }
+    await servesDigest(b, 600);
+    await b.close();
+  });
+
   it('keys without a usable public point and memory figures that cannot be are refused; a generated key is not left in its slot', async () => {
     const { reader, b } = await openedReader();
     const template = (point: number[]) => [0x7f, 0x49, point.length + 2, 0x86, point.length, ...point];
