@@ -3160,6 +3160,40 @@ describe('the card SE agrees with the software SE where a differential run found
     await b.close();
   });
 
+  it('a signature stream ends at sign(), verify() or abort(): a later update(), sign() or verify() is a StateError on either SE; an aborted MAC chain leaves no context on the card', async () => {
+    const card = await openedReader(SHORT_LIMITS);
+    const soft = new SoftwareBackend();
+    await soft.open();
+    const pair = ecdsa('P-256').keygen();
+    const msg = randomBytes(600);
+    for (const b of [card.b, soft] as SecureEnvironmentBackend[]) {
+      const keys = {
+        33: await b.importKey({ use: 'signature', algorithm: 33 }, 'secret', pair.secretKey),
+        25: await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', randomBytes(32)),
+      };
+      for (const alg of [33, 25] as const) {
+        const what = `${b.description.seType}, algorithm ${alg}`;
+        const ends = [
+          async (s: Awaited<ReturnType<typeof b.signature>>) => void (await s.sign(msg)),
+          async (s: Awaited<ReturnType<typeof b.signature>>) => void (await s.verify(new Uint8Array(alg === 33 ? 64 : 32), msg)),
+          async (s: Awaited<ReturnType<typeof b.signature>>) => void (await s.update(msg), s.abort()),
+        ];
+        for (const [i, end] of ends.entries()) {
+          const s = await b.signature(alg, keys[alg], { format: 'raw', prehashed: false });
+          await end(s);
+          await expect((async () => s.update(msg))(), `${what}, end ${i}: update`).rejects.toThrow(/already finished/);
+          await expect((async () => s.sign())(), `${what}, end ${i}: sign`).rejects.toThrow(/already finished/);
+          await expect((async () => s.verify(new Uint8Array(32)))(), `${what}, end ${i}: verify`).rejects.toThrow(/already finished/);
+        }
+      }
+      if (b === card.b) {
+        await new Promise((r) => setTimeout(r, 20));
+        expect(card.reader.streamsOpen(), 'the aborted MAC chain ended on the card').toBe(0);
+      }
+      await b.close();
+    }
+  });
+
   it('CBC-MAC verification of a message it cannot take is a LengthError, also with a signature longer than any MAC', async () => {
     const key = randomBytes(16);
     const card = await openedReader();
@@ -3171,6 +3205,10 @@ describe('the card SE agrees with the software SE where a differential run found
         const s = await b.signature(18, k, { format: 'raw', prehashed: false });
         // The software SE's verify() answers at once (it may throw), the card's later: both refuse alike.
         await expect((async () => s.verify(signature, message))(), `${b.description.seType}: ${message.length} bytes, signature ${signature.length}`).rejects.toBeInstanceOf(LengthError);
+        // The message given in update() and verify() given no last part: the same.
+        const u = await b.signature(18, k, { format: 'raw', prehashed: false });
+        await u.update(message);
+        await expect((async () => u.verify(signature))(), `${b.description.seType}: ${message.length} bytes by update(), signature ${signature.length}`).rejects.toBeInstanceOf(LengthError);
       }
       await b.close();
     }
