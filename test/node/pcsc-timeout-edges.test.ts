@@ -534,6 +534,42 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange']);
     await released(ctx);
   });
+  it('discoverPcscBackends finds nothing, without a status query, where no reader is listed; lists the readers three times at most; fails at once on another error', async () => {
+    reset();
+    const ctx = await context('m');
+    const none = discoverPcscBackends({ context: ctx });
+    await tick();
+    answer('m listReaders', []);
+    expect(await none).toEqual([]);
+    expect(bridge.calls).toEqual(['establish', 'm listReaders']);
+    // Readers that keep going away: the third SCARD_E_UNKNOWN_READER is the caller's.
+    bridge.calls.length = 0;
+    const gone = rejection(discoverPcscBackends({ context: ctx }));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await tick();
+      answer('m listReaders', ['A']);
+      await tick();
+      fail('m getStatusChange', 0x80100009);
+      await tick();
+    }
+    await tick();
+    expect(bridge.pending.map((c) => c.name), 'no fourth listing').toEqual([]);
+    expect((await gone).scardName).toBe('SCARD_E_UNKNOWN_READER');
+    expect(bridge.calls).toEqual(['m listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange', 'm listReaders', 'm getStatusChange']);
+    // Any other failure of the query is not retried.
+    bridge.calls.length = 0;
+    const failed = rejection(discoverPcscBackends({ context: ctx }));
+    await tick();
+    answer('m listReaders', ['A']);
+    await tick();
+    fail('m getStatusChange', 0x80100017); // SCARD_E_READER_UNAVAILABLE
+    await tick();
+    expect(bridge.pending.map((c) => c.name), 'no second listing').toEqual([]);
+    expect((await failed).scardName).toBe('SCARD_E_READER_UNAVAILABLE');
+    expect(bridge.calls).toEqual(['m listReaders', 'm getStatusChange']);
+    await released(ctx);
+  });
+
   it('discoverPcscBackends closes a backend whose card it cannot open, and releases its listing context: every context it established is released', async () => {
     reset();
     /** Settles the call named `name` once it is pending (the discovery makes its calls a few turns apart). */
