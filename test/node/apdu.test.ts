@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeCommand, decodeResponse, encodeCommand, encodeResponse, fromHex, hex, joinParts, type CommandApdu } from '../../src/apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
 import {
-  ChainingLayer, claForChannel, channelOfCla, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
+  ChainingLayer, claForChannel, channelOfCla, commandName, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
   LogicalChannel, RawTransport, selectAid, StatusLayer, type ByteChannel,
 } from '../../src/apdu/transport.ts';
 import { decodeTlvs, encodeTlv } from '../../src/apdu/tlv.ts';
@@ -443,6 +443,44 @@ describe('transport layers', () => {
       await expect(LogicalChannel.open(raw(bad))).rejects.toBeInstanceOf(ApduError);
       bad.done();
     }
+  });
+
+  it('a refused MANAGE CHANNEL or SELECT is a StatusWordError named after it; an open answering other than one byte is an ApduError; a refused close still closes the channel here', async () => {
+    const cases: [string[][], (t: RawTransport) => Promise<unknown>, string, number][] = [
+      [[['0070000001', '6A81']], (t) => LogicalChannel.open(t), 'MANAGE CHANNEL (open)', 0x6a81],
+      [[['0070000001', '059000'], ['00708005', '6881']], async (t) => (await LogicalChannel.open(t)).close(), 'MANAGE CHANNEL (close)', 0x6881],
+      [[['00A4040006F053454E560100', '6A82']], (t) => selectAid(t, fromHex('F053454E5601')), 'SELECT', 0x6a82],
+    ];
+    for (const [script, run, name, sw] of cases) {
+      const ch = scripted(script as [string, string][]);
+      const err = await run(raw(ch)).catch((e: unknown) => e);
+      ch.done();
+      expect(err, name).toBeInstanceOf(StatusWordError);
+      expect([(err as StatusWordError).command, (err as StatusWordError).sw], name).toEqual([name, sw]);
+    }
+    for (const answer of ['9000', '05069000']) {
+      const ch = scripted([['0070000001', answer]]);
+      await expect(LogicalChannel.open(raw(ch)), answer).rejects.toThrow(new ApduError(`MANAGE CHANNEL (open) returned ${(answer.length - 4) / 2} bytes instead of the channel number`));
+      ch.done();
+    }
+    const ch = scripted([['0070000001', '059000'], ['00708005', '6881']]);
+    const lc = await LogicalChannel.open(raw(ch));
+    await expect(lc.close()).rejects.toBeInstanceOf(StatusWordError);
+    await lc.close();
+    await expect(lc.transmit({ cla: 0, ins: 0xca, p1: 0, p2: 0 })).rejects.toThrow(/logical channel 5 is closed/);
+    ch.done();
+  });
+
+  it('commandName names an instruction it does not know by its INS, and refuses what is no command', () => {
+    expect(commandName({ ins: 0xa4 })).toBe('SELECT');
+    expect(commandName({ ins: 0x0e })).toBe('INS 0E');
+    for (const bad of [undefined, null, 0xa4, 'SELECT']) expect(() => commandName(bad as never), String(bad)).toThrow(InvalidInputError);
+    expect(() => commandName({ ins: 256 })).toThrow(InvalidInputError);
+  });
+
+  it('a chaining layer takes command data up to the extended maximum, whatever the layer below carries in one APDU', () => {
+    expect(new ChainingLayer(raw(scripted([]))).maxCommandData).toBe(65535);
+    expect(raw(scripted([])).maxCommandData).toBe(255);
   });
 
   it('logging masks secret data and names commands and status words', async () => {
