@@ -926,6 +926,30 @@ describe('PC/SC SE backend over an in-process card', () => {
       expect(reader.disconnects, 'the session closed').toBe(disconnects + 1);
       expect(held(reader)).toEqual([[1, hex(secret)], [2, '07']]);
     }
+    // Shared mode: another engine's SE took the orphan's number meanwhile (its directory did not name it).
+    // That object is theirs now: dropped from the orphans, never deleted.
+    const reader = new InProcessReader();
+    const [mine, theirs] = [reader.backend(undefined, { share: 'shared' }), reader.backend(undefined, { share: 'shared' })];
+    await mine.open();
+    await theirs.open();
+    reader.intercept = (a) => {
+      if (written(a)) {
+        reader.os.apdu(a);
+        throw new ShortResponseError(0);
+      }
+      if (deletion(a)) throw new ShortResponseError(0);
+      return undefined;
+    };
+    await expect(mine.objectStore.write('lost', secret)).rejects.toThrow(ShortResponseError);
+    reader.intercept = undefined;
+    await theirs.objectStore.write('theirs', Uint8Array.of(9));
+    expect(held(reader)).toEqual([[1, '09']]);
+    await mine.objectStore.write('next', Uint8Array.of(7));
+    expect(held(reader), 'their object kept').toEqual([[1, '09'], [2, '07']]);
+    expect(reader.sent.filter(deletion), 'no deletion of object 1 once it was named').toHaveLength(1);
+    await mine.close();
+    expect(await theirs.objectStore.read('theirs')).toEqual(Uint8Array.of(9));
+    await theirs.close();
   });
 
   it('new contents of a data object whose answer left the write in doubt are read back: there, the write is done; not there, it failed and the old contents stand; a clear refusal is not asked about', async () => {
@@ -3106,6 +3130,20 @@ describe('a full card', () => {
     await expect(fresh.b.generateKey({ use: 'signature', algorithm: 33 })).rejects.toBeInstanceOf(DeviceFullError);
     fresh.reader.intercept = undefined;
     await fresh.b.close();
+    // Every data object number (01-FD) named: another object is refused; a named one is still replaced, and a removal frees its number.
+    const objects = await openedReader();
+    const store = objects.b.objectStore;
+    for (let i = 1; i <= 0xfd; i++) await store.write(`o${i}`, Uint8Array.of(i));
+    const sent = objects.reader.sent.length;
+    await expect(store.write('one more', Uint8Array.of(0))).rejects.toThrow(new DeviceFullError('the card has no room for another data object (every object number is in use)'));
+    await store.remove('never written');
+    expect(objects.reader.sent.length, 'nothing sent for either').toBe(sent);
+    await store.write('o7', Uint8Array.of(70));
+    expect(await store.read('o7')).toEqual(Uint8Array.of(70));
+    await store.remove('o1');
+    await store.write('one more', Uint8Array.of(0));
+    expect(await store.read('one more')).toEqual(Uint8Array.of(0));
+    await objects.b.close();
   });
 });
 
