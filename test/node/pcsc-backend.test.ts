@@ -3148,6 +3148,25 @@ describe('a full card', () => {
 });
 
 describe('the card SE agrees with the software SE where a differential run found it did not', () => {
+  it('a cipher without its IV (CBC) or nonce (AEAD) is an InvalidInputError naming it on either SE; the card is sent nothing', async () => {
+    const { reader, b } = await openedReader();
+    const soft = new SoftwareBackend();
+    await soft.open();
+    for (const [alg, name, other] of [[24, 'iv', { nonce: new Uint8Array(16) }], [1001, 'nonce', { iv: new Uint8Array(12) }], [1003, 'nonce', {}]] as const) {
+      for (const be of [b, soft] as SecureEnvironmentBackend[]) {
+        const k = await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', new Uint8Array(16).fill(3));
+        const sent = reader.sent.length;
+        // The parameter of the other mode does not stand in for it.
+        const err = await (async () => (await be.cipher(alg, k, 'encrypt', other)).final(new Uint8Array(16)))().catch((e: unknown) => e);
+        expect(err, `${be.description.seType}, ${alg}`).toBeInstanceOf(InvalidInputError);
+        expect((err as Error).message, `${be.description.seType}, ${alg}`).toBe(`${name} must be a Uint8Array, got undefined`);
+        expect(reader.sent.length, `${alg}: nothing sent`).toBe(sent);
+      }
+    }
+    await soft.close();
+    await b.close();
+  });
+
   it('a DELETE of a data object whose directory write fails stands (the data is gone); the directory is written again before the next change', async () => {
     const { reader, b } = await openedReader();
     await b.objectStore.write('d', new Uint8Array(40).fill(1));

@@ -481,12 +481,13 @@ export class PcscBackend implements SecureEnvironmentBackend {
     params = checkCipherParams(params);
     const k = asCardKey(key, this, this.keys);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
-    // The mode says which one it takes (as in the software SE): CBC the IV, an AEAD the nonce.
-    const iv = CIPHERS[algorithm].mode === 'cbc' ? params.iv && copyArg(params.iv, 'iv') : params.nonce && copyArg(params.nonce, 'nonce');
+    // The mode says which one it takes, and one left out is refused here, as the software SE refuses it:
+    // CBC the IV, an AEAD the nonce.
+    const iv = CIPHERS[algorithm].mode === 'cbc' ? copyArg(params.iv, 'iv') : copyArg(params.nonce, 'nonce');
     const aad = params.aad && copyArg(params.aad, 'aad');
-    const extra: [number, Uint8Array][] = [...(iv ? [[TAG.IV, iv] as [number, Uint8Array]] : []), ...(aad?.length ? [[TAG.AAD, aad] as [number, Uint8Array]] : [])];
+    const extra: [number, Uint8Array][] = [[TAG.IV, iv], ...(aad?.length ? [[TAG.AAD, aad] as [number, Uint8Array]] : [])];
     const dropParams = () => {
-      iv?.fill(0);
+      iv.fill(0);
       aad?.fill(0);
     };
     const s = new LinkStream(this.session, this.maxPayload, {
