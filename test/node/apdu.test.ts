@@ -1,7 +1,7 @@
 // APDU codec and every transport layer against scripted card responses.
 import { describe, expect, it } from 'vitest';
 import { decodeCommand, decodeResponse, encodeCommand, encodeResponse, fromHex, hex, joinParts, type CommandApdu } from '../../src/apdu/apdu.ts';
-import { ApduError, StatusWordError } from '../../src/apdu/errors.ts';
+import { ApduError, StatusWordError, statusWordMeaning } from '../../src/apdu/errors.ts';
 import {
   ChainingLayer, claForChannel, channelOfCla, commandName, createTransport, GetResponseLayer, LeCorrectionLayer, LoggingLayer,
   LogicalChannel, RawTransport, selectAid, StatusLayer, type ByteChannel,
@@ -121,6 +121,8 @@ describe('command APDU codec', () => {
     expect(decodeTlvs(fromHex('00FF8001AA0000DF2001BBFFFF')).map((t) => [t.tag, hex(t.value)])).toEqual([[0x80, 'AA'], [0xdf20, 'BB']]);
     // DF 81 01: a three-byte tag (b8 of the second byte says more follow) whose value holds what looks like objects.
     expect(() => decodeTlvs(fromHex('DF810103810101'))).toThrow(/more than two bytes/);
+    // A first tag byte that announces a second one, at the end of the data: refused, not read as a one-byte tag.
+    for (const w of ['DF', '8001AA5F']) expect(() => decodeTlvs(fromHex(w)), w).toThrow(/^truncated TLV tag$/);
     // Second bytes below 1F are tags of their own in 7816-4 and EMV practice (the profile's DF01).
     expect(decodeTlvs(fromHex('DF0101009F1F0100')).map((t) => t.tag)).toEqual([0xdf01, 0x9f1f]);
     for (const tag of [0x5f8101, 0, -1, 1.5]) expect(() => encodeTlv(tag, bytes(1)), String(tag)).toThrow(RangeError);
@@ -400,6 +402,13 @@ describe('transport layers', () => {
     expect((err as Error).message).toMatch(/MANAGE SECURITY ENVIRONMENT.*6982.*security status not satisfied/);
     const warn = scripted([['00B0000001', '006282']]);
     expect((await new StatusLayer(raw(warn), true).transmit({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 })).sw).toBe(0x6282);
+  });
+
+  it('61xx and 6Cxx are named with their byte count, and xx = 00 stands for 256 (7816-4), not for none', () => {
+    expect(statusWordMeaning(0x6110)).toBe('16 more response bytes available');
+    expect(statusWordMeaning(0x6100)).toBe('256 more response bytes available');
+    expect(statusWordMeaning(0x6c08)).toBe('wrong Le, 8 bytes available');
+    expect(statusWordMeaning(0x6c00)).toBe('wrong Le, 256 bytes available');
   });
 
   it('a status word a GET RESPONSE gave is its own, not the command\'s result: named so, and no warning passes as the command\'s', async () => {
