@@ -521,6 +521,18 @@ aesCases.push({
     const es = gcm(rand(16), rand(12)).encryptStream();
     es.final();
     throws(() => es.update(new Uint8Array(1)), StateError, 'GCM stream after final');
+    // CCM without messageLength collects its input until final(): ended, it refuses more and a second final() alike.
+    const ccmStreams = ccm(rand(16), rand(12));
+    const ce = ccmStreams.encryptStream();
+    ce.update(rand(5));
+    const sealed = ce.final();
+    throws(() => ce.update(new Uint8Array(1)), StateError, 'collecting CCM stream update after final', /^AES-CCM stream already finished or destroyed$/);
+    throws(() => ce.final(), StateError, 'collecting CCM stream final after final', /^AES-CCM stream already finished or destroyed$/);
+    const cd = ccmStreams.decryptStream();
+    cd.update(sealed);
+    cd.destroy();
+    throws(() => cd.update(sealed), StateError, 'collecting CCM stream update after destroy', /^AES-CCM stream already finished or destroyed$/);
+    throws(() => cd.final(), StateError, 'collecting CCM stream final after destroy', /^AES-CCM stream already finished or destroyed$/);
   },
 });
 
