@@ -478,6 +478,14 @@ describe('hashMany takes the list length once, as it is', () => {
     const c = core();
     expect(c.mem().subarray(c.io, c.io + c.ioSize).some((x) => x === 0x7e || x === 0x7d)).toBe(false);
   });
+
+  it('a list that is no array is refused, also one that looks like an array of messages', () => {
+    const arrayLike = { length: 1, 0: Uint8Array.of(1) };
+    for (const [what, list] of [['an array-like object', arrayLike], ['a message itself', Uint8Array.of(1, 2)], ['a string', 'ab'], ['undefined', undefined]] as const) {
+      expect(() => hashMany('SHA-256', list as never), what).toThrow(new InvalidInputError('messages must be an array of Uint8Array'));
+      expect(() => hashMany('SHA-256', list as never), what).toThrow(InvalidInputError);
+    }
+  });
 });
 
 describe('an AEAD stream\'s associated data', () => {
