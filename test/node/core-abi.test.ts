@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import nodeCrypto from 'node:crypto';
 import { init, initSync, coreBuilds, CORE_BUILDS, gcm, ccm, cbc, cmac, aesKey, hmac, sha256, AuthenticationError, PaddingError, CoreError, InvalidInputError, StateError, createHmac, createHash, coreMemoryStats, constantTimeEqual, HmacDrbg } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
-import { InvalidValueError, LengthError, OutOfMemoryError, statusError, UnknownAlgorithmError } from '../../src/core/errors.ts';
+import { failureKind, InvalidValueError, LengthError, OutOfMemoryError, statusError, UnknownAlgorithmError } from '../../src/core/errors.ts';
 
 const wasm = (build: string) => readFileSync(new URL(`../../build/senv.${build}.wasm`, import.meta.url));
 
@@ -64,6 +64,22 @@ describe('core ABI', () => {
       expect(e.name, String(status)).toBe(cls.name);
       expect(e.message).toBe(`op: ${text}`);
     }
+  });
+
+  it('failureKind names a failure by its code or its Error name only; anything else thrown is \'error\', never its text', () => {
+    expect(failureKind(Object.assign(new Error('/secret/path'), { code: 'ENOENT' }))).toBe('ENOENT');
+    expect(failureKind(new RangeError('/secret/path'))).toBe('RangeError');
+    // Not an Error: its name is the thrower's text, not a class.
+    for (const thrown of ['ENOENT: /secret/path', 42, null, undefined, { name: 'Leak', message: 'x' }, { code: 'not a code' }]) {
+      expect(failureKind(thrown), String(thrown)).toBe('error');
+    }
+    // An Error whose name is text rather than a class name.
+    for (const name of ['key 00112233', '', 'x'.repeat(41), 7]) {
+      expect(failureKind(Object.assign(new Error('m'), { name })), String(name)).toBe('error');
+    }
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(failureKind(proxy), 'a revoked proxy').toBe('error');
   });
 
   it('returns status codes instead of trapping on bad ids and handles', () => {
