@@ -123,6 +123,14 @@ describe('the loader (paths the other files never take)', () => {
       await expect(L1.init({ build: 'relaxed' })).rejects.toMatchObject({ name: 'CoreError' });
       expect(L1.initSync().build).toBe('simd');
     });
+    // A runtime without SIMD at all: the SIMD build is refused naming SIMD (not Relaxed SIMD); auto takes the scalar one.
+    const L0 = await freshLoader();
+    const probes0 = (await import('../../src/core/feature-probes.ts')).FEATURE_PROBES;
+    await stubbed('validate', (b: Uint8Array<ArrayBuffer>) => b !== probes0.relaxed && b !== probes0.simd && validate(b), () => {
+      expect(L0.coreBuilds()).toEqual(['scalar']);
+      expect(() => L0.initSync({ build: 'simd' })).toThrow(/^this runtime does not support the 'simd' core build \(WebAssembly SIMD\)$/);
+      expect(L0.initSync().build).toBe('scalar');
+    });
     // An unknown build is named only as far as it cannot carry a secret: a long string or a huge bigint by its type.
     expect(() => L1.initSync({ build: 'k'.repeat(64) as never })).toThrow(/^unknown core build \(got a string of 64 characters\): use 'auto', /);
     expect(() => L1.initSync({ build: 2n ** 100n as never })).toThrow(/^unknown core build \(got a bigint of more than 32 bits\): /);
