@@ -106,6 +106,34 @@ describe('P-521 key generation', () => {
     expect(Buffer.from(pair.secretKey).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
     expect(Buffer.from(pair.publicKey).toString('hex')).toBe(Buffer.from(p521.getPublicKey(expected, false)).toString('hex'));
   });
+
+  it('on every curve, a draw that is no scalar in [1, n-1] (all ones, not below n; zero) is wiped and drawn again', () => {
+    for (const { curve, noble, bytes } of CURVES) {
+      const drawn: Uint8Array[] = [];
+      const generate = HmacDrbg.prototype.generate;
+      HmacDrbg.prototype.generate = function (this: HmacDrbg, n: number, addin?: Uint8Array) {
+        const out = generate.call(this, n, addin);
+        if (n === bytes) {
+          // All ones is not below n (P-521's too, once its top byte keeps one bit); then zero; then the draw as it came.
+          if (drawn.length === 0) out.fill(0xff);
+          else if (drawn.length === 1) out.fill(0);
+          drawn.push(out);
+        }
+        return out;
+      };
+      let pair: { secretKey: Uint8Array; publicKey: Uint8Array };
+      try {
+        pair = ecdsa(curve).keygen();
+      } finally {
+        HmacDrbg.prototype.generate = generate;
+      }
+      expect(drawn.length, `${curve}: three draws`).toBe(3);
+      expect(drawn.slice(0, 2).map((d) => d.every((b) => b === 0)), `${curve}: the refused draws are wiped`).toEqual([true, true]);
+      expect(pair.secretKey, `${curve}: the key is the third draw`).toBe(drawn[2]);
+      expect(pair.secretKey.some((b) => b !== 0)).toBe(true);
+      expect(Buffer.from(pair.publicKey).toString('hex'), curve).toBe(Buffer.from(noble.getPublicKey(pair.secretKey, false)).toString('hex'));
+    }
+  });
 });
 
 describe('ECDSA verify reads a DER signature once', () => {
