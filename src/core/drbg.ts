@@ -77,9 +77,9 @@ function withInputs<T>(c: Core, reserved: number, inputs: Uint8Array[], fn: (ptr
         ptrs.push(at);
         at += b.length;
       } else {
-        const n = b.length || 1;
-        ptrs.push(c.alloc(n, b));
-        allocated.push([ptrs[ptrs.length - 1]!, n]);
+        // An empty input gets a block too (the core counts a size of 0 as 1, docs/wasm-abi.md).
+        ptrs.push(c.alloc(b.length, b));
+        allocated.push([ptrs[ptrs.length - 1]!, b.length]);
       }
     }
     return fn(ptrs);
