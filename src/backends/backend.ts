@@ -133,6 +133,12 @@ export function checkSignatureOptions(options: unknown): SignatureOptions {
   return { format, prehashed };
 }
 
+/** @internal cipher()'s direction, checked alike by every backend: any other text would be taken for one of the two. */
+export function checkDirection(direction: unknown): 'encrypt' | 'decrypt' {
+  if (direction !== 'encrypt' && direction !== 'decrypt') throw new InvalidInputError(`direction must be 'encrypt' or 'decrypt', got ${shown(direction)}`);
+  return direction;
+}
+
 /** @internal cipher()'s params, checked alike by every backend: an object (its members are checked by the mode). */
 export function checkCipherParams(params: unknown): CipherParams {
   if (typeof params !== 'object' || params === null) throw new InvalidInputError(`cipher params must be an object ({ iv } or { nonce, aad? }), got ${shown(params)}`);

@@ -3148,6 +3148,24 @@ describe('a full card', () => {
 });
 
 describe('the card SE agrees with the software SE where a differential run found it did not', () => {
+  it('a cipher direction other than encrypt or decrypt is an InvalidInputError on either SE, never taken for one of them; the card is sent nothing', async () => {
+    const { reader, b } = await openedReader();
+    const soft = new SoftwareBackend();
+    await soft.open();
+    for (const be of [b, soft] as SecureEnvironmentBackend[]) {
+      const k = await be.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(3));
+      const sent = reader.sent.length;
+      for (const direction of ['Encrypt', 'decipher', undefined, 1]) {
+        const err = await (async () => be.cipher(1001, k, direction as never, { nonce: new Uint8Array(12) }))().catch((e: unknown) => e);
+        expect(err, `${be.description.seType}, ${String(direction)}`).toBeInstanceOf(InvalidInputError);
+        expect((err as Error).message).toMatch(/^direction must be 'encrypt' or 'decrypt', got /);
+      }
+      expect(reader.sent.length, 'nothing sent').toBe(sent);
+    }
+    await soft.close();
+    await b.close();
+  });
+
   it('a cipher without its IV (CBC) or nonce (AEAD) is an InvalidInputError naming it on either SE; the card is sent nothing', async () => {
     const { reader, b } = await openedReader();
     const soft = new SoftwareBackend();

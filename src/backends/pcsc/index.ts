@@ -8,7 +8,7 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
+import { checkCipherParams, checkDirection, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
 import { checkMaterial } from '../key-material.ts';
 import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
@@ -478,6 +478,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
    */
   async cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): Promise<CipherStream> {
     if (!this.capabilities.cipherAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${shown(algorithm)}`);
+    checkDirection(direction);
     params = checkCipherParams(params);
     const k = asCardKey(key, this, this.keys);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.

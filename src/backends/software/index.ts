@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkCipherParams, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkCipherParams, checkDirection, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -186,8 +186,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): CipherStream {
     this.#live();
     if (!CIPHER_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`cipher algorithm ${shown(algorithm)}`);
-    if (direction !== 'encrypt' && direction !== 'decrypt') throw new InvalidInputError("direction must be 'encrypt' or 'decrypt'");
-    return openCipher(algorithm, keyFor(key, 'cipher', algorithm), direction, checkCipherParams(params));
+    return openCipher(algorithm, keyFor(key, 'cipher', algorithm), checkDirection(direction), checkCipherParams(params));
   }
 
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
@@ -195,9 +194,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     if (!MAC_ALGORITHMS.includes(algorithm) && !ECDSA_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
     options = checkSignatureOptions(options);
     const k = keyFor(key, 'signature', algorithm);
-    if (MAC_ALGORITHMS.includes(algorithm)) return openMac(algorithm, k);
-    if (ECDSA_ALGORITHMS.includes(algorithm)) return openEcdsa(algorithm, k, options);
-    throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
+    return MAC_ALGORITHMS.includes(algorithm) ? openMac(algorithm, k) : openEcdsa(algorithm, k, options);
   }
 
   #check(): void {
