@@ -361,6 +361,26 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const rules = (n: number) => ({ acr: Array.from({ length: n }, (_, i) => ({ acor: [`C${i}`], acop: 2 })) });
         ok(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(64), pvs: ACP(['CAE1'], 63) } }), 2001, '64 rules');
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(65), pvs: ACP(['CAE1'], 63) } }), 4000, '65 rules', /pv/);
+        // (coverage gaps) An attribute given by its short and its long name is refused, as a parameter is;
+        // a timestamp given as a number or a list holding one (not read as its text), an srt entry that is no non-negative integer, and a JSON value of
+        // more than 64 Ki values (an array counted before it is walked, members one by one) are refused;
+        // so is an rcn that is no number, named by its type; a CREATE addressed to a virtual resource is 4005.
+        fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et: FUTURE, expirationTime: FUTURE } }), 4000, 'et and expirationTime', /^et \(expirationTime\) given twice$/);
+        equal(body(ok(await owner.retrieve(owner.path('reg', 'r')), 2000, 'after et twice'), 'senv:Rnd').et, undefined, 'nothing applied of the refused UPDATE');
+        for (const et of [20991231, [FUTURE]]) fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et } }), 4000, `et ${JSON.stringify(et)}`, /^et \(expirationTime\) must be a timestamp like/);
+        for (const srt of [[-1], ['20004'], [1.5]]) fails(await owner.update(owner.seId, { 'senv:Senv': { srt } }), 4000, `srt ${JSON.stringify(srt)}`, /^srt \(supportedResourceType\) must be a list of at most 256 non-negative integers/);
+        // The walk of a JSON value stops at its budget: members past it are never read, an array too long is not walked.
+        let reads = 0;
+        const members: Record<string, unknown> = {};
+        for (let i = 0; i < 70000; i++) Object.defineProperty(members, `m${i}`, { enumerable: true, get: () => (reads++, 0) });
+        fails(await owner.update(owner.seId, { 'senv:Senv': { esi: members } }), 4000, 'esi of 70000 members', /^esi \(e2eSecInfo\) must be a JSON value of at most 64 KiB$/);
+        assert(reads <= 65536, `members read past the budget: ${reads}`);
+        reads = 0;
+        const long = new Proxy(new Array(70000).fill(0), { get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) && reads++, Reflect.get(t, k)) });
+        fails(await owner.update(owner.seId, { 'senv:Senv': { esi: { a: long } } }), 4000, 'esi holding an array of 70000', /^esi \(e2eSecInfo\) must be a JSON value of at most 64 KiB$/);
+        equal(reads, 0, 'an array longer than the budget is not walked');
+        fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'rcn', rcn: '1' }), 4000, 'rcn as a string', /^rcn \(resultContent\) string is not supported for RETRIEVE/);
+        fails(await owner.create(owner.path('reg', 'r', 'generateRand'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4005, 'CREATE on a virtual resource', /^CREATE is not allowed on virtual resource generateRand$/);
         // expirationTime must lie after the request's time: equal to it is already past.
         const now = Date.UTC(2026, 10, 22, 12);
         const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
