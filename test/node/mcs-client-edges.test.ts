@@ -434,6 +434,27 @@ describe('McsClient: requestExpiration bounds a call behind an SE that stopped a
     expect(me.requestExpiration).toBe(150);
   });
 
+  it('an rqet further off than a timer holds (2^31 - 1 ms) is no deadline that passed: queued behind a hung call, the request waits for it and is served (coverage gap)', async () => {
+    const b = new Stuck();
+    const engine = await McsEngine.create({ backends: [b] });
+    engines.push(engine);
+    const me = await new McsClient(engine, 'CAE1').register('me');
+    const r = await me.rand({ rngType: 1 });
+    b.stuck = true;
+    const hung = r.generate(16);
+    try {
+      await new Promise((res) => setTimeout(res, 20));
+      // A timestamp centuries off, and a duration in ms past the longest timer (which would fire at once).
+      const queued = ['29991231T000000', 2 ** 31 + 1000].map((rqet) => engine.send({ op: 2, to: me.seId, fr: 'CAE1', rqi: `far ${rqet}`, rqet }));
+      expect(await Promise.race([Promise.all(queued).then((x) => x.map((q) => q.rsc)), sleep(100)])).toBe('still pending');
+      b.release();
+      expect((await hung).length).toBe(16);
+      expect((await Promise.all(queued)).map((q) => q.rsc)).toEqual([2000, 2000]);
+    } finally {
+      b.release();
+    }
+  });
+
   it('a requestExpiration that is no whole number of milliseconds is an InvalidInputError', async () => {
     const c = await client();
     for (const bad of [-1, 1.5, '100', null, Number.NaN]) {

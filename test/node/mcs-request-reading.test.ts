@@ -426,6 +426,15 @@ describe('Mcs: a request is read as it was sent', () => {
     await s.engine.close();
   });
 
+  it('a queued request\'s content of more than 100,000 values is refused as its copy is made, with the copy\'s own text, not the JSON attribute\'s (coverage gap)', async () => {
+    const s = await session();
+    const esi = Object.fromEntries(Array.from({ length: 120_000 }, (_, i) => [`m${i}`, 0]));
+    const r = await onPath(s, true, () => s.update(s.seId, { 'senv:Senv': { esi } }));
+    expect([r.rsc, r.pc?.['m2m:dbg']]).toEqual([4000, 'request content too large to be read (shared or cyclic values?)']);
+    expect(body(ok(await s.retrieve(s.seId), 2000, 'read'), 'senv:Senv').esi).toBeUndefined();
+    await s.engine.close();
+  });
+
   it('a JSON attribute takes data only, alike on both paths: bytes, Dates, boxed values, Maps, bigints, NaN and toJSON are refused, never stored as something else', async () => {
     const s = await session();
     const refused: [string, () => unknown, RegExp][] = [
