@@ -613,6 +613,20 @@ describe('master key rotation', () => {
       await expect(e.rotateMasterKey({ masterKeyFile: join(dir, 'none') })).rejects.toThrow('master key file not found');
       await expect(e.rotateMasterKey({ masterKey: new Uint8Array(16) })).rejects.toThrow(LengthError);
       await expect(e.rotateMasterKey(7 as never)).rejects.toThrow(InvalidInputError);
+      // (coverage gap) No options, or a variable that is not set: a StateError naming the variable read.
+      const saved = process.env.SENV_MASTER_KEY;
+      delete process.env.SENV_MASTER_KEY;
+      delete process.env.SENV_ROTATE_UNSET;
+      try {
+        const refusal = (options: unknown) => e.rotateMasterKey(options as never).then(() => 'rotated', (x: unknown) => x);
+        for (const [options, name] of [[null, 'SENV_MASTER_KEY'], [undefined, 'SENV_MASTER_KEY'], [{ masterKeyEnv: 'SENV_ROTATE_UNSET' }, 'SENV_ROTATE_UNSET']] as const) {
+          const x = await refusal(options);
+          expect(x, String(options)).toBeInstanceOf(StateError);
+          expect((x as Error).message).toBe(`a data directory needs a master key: pass masterKey or masterKeyFile, or set ${name}`);
+        }
+      } finally {
+        if (saved !== undefined) process.env.SENV_MASTER_KEY = saved;
+      }
       await expect(e.rotateMasterKey({ masterKeyEnv: 'A=B' })).rejects.toThrow(InvalidInputError);
       // The same key from a file, as hex: refused too, and the engine goes on under the old key.
       const file = join(dir, '..', `${dir.replace(/.*\//, '')}.key`);
