@@ -261,6 +261,33 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract (coverage gaps): a close() that rejects with no Error is named by its kind; a store whose close() rejects is reported beside it; data objects a device keeps are counted in the plural',
+    async run() {
+      // A backend's close() rejecting with a string, and a store's close() rejecting with one: both told, neither's text invented.
+      const a = new SoftwareBackend();
+      a.close = () => Promise.reject('reader gone');
+      const store = { uniqueId: async () => 'u', load: async () => undefined, put: async () => undefined, append: async () => undefined, remove: async () => undefined, close: () => Promise.reject('disk gone') };
+      const engine = await McsEngine.create({ backends: [a], store });
+      const err = await rejection(engine.close(), 'close');
+      assert(err instanceof StateError, `a StateError, got ${String(err)}`);
+      equal(err.message, `close() failed 2 times: (1) SE ${engine.seIds[0]}: its backend's close() failed (error); (2) error`, 'message');
+      // The store's alone is close()'s rejection as it is.
+      const failing = new Error('disk gone');
+      const alone = await McsEngine.create({ backends: [new SoftwareBackend()], store: { ...store, close: () => Promise.reject(failing) } });
+      equal(await rejection(alone.close(), 'the store\'s close'), failing, 'the store\'s error');
+      // Two data objects a device could not remove at close: both named.
+      const { engine: kept, seId, send } = await setup((b) => {
+        b.capabilities.keyStorage = 'device';
+        (b as { objectStore?: ObjectStore }).objectStore = { write: async () => undefined, read: async () => new Uint8Array(1), remove: () => Promise.reject(new Error('card gone')) };
+      });
+      const ris = [];
+      for (const rn of ['o1', 'o2']) ris.push(pc(await send({ op: 1, to: `${seId}/r`, ty: 20009, pc: { 'senv:Sdo': { rn, msg: new Uint8Array([1]) } } }), 'senv:Sdo').ri);
+      const stays = await rejection(kept.close(), 'close with data on the device');
+      assert(stays instanceof StateError, `a StateError, got ${String(stays)}`);
+      equal(stays.message, `2 data objects of <sensitiveDataObject>s stay on the device (resource ID ${ris.join(', ')}): removing them failed (Error); remove them with the device present (a card: PUT DATA 04 of the object its directory, object FE, names for the ID)`, 'message');
+    },
+  },
+  {
     name: 'backend contract: a backend close() that throws at once is reported as a rejecting one is (the other backends closed); one that returns no promise has closed',
     async run() {
       const a = new SoftwareBackend(), b = new SoftwareBackend(), c = new SoftwareBackend();
