@@ -145,6 +145,19 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract (coverage gap): an exported key that is no Uint8Array answers 5000 naming it, and is not zeroized (it cannot be)',
+    async run() {
+      const { engine, seId, send } = await setup((b) => {
+        b.exportKey = async () => 'deadbeef' as unknown as Uint8Array;
+      });
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'g', Calg: 1001, mbs: 100, kExp: true } } })).rsc, 2001, 'cipher');
+      const gave = 'an exported key that is a string of 8 characters, a Uint8Array expected';
+      refused(await send({ op: 2, to: `${seId}/r/g/gnK` }), gave, 'generateKey');
+      for (const binary of [true, false]) refused(await send({ op: 2, to: `${seId}/r/g` }, binary), gave, `RETRIEVE (binary ${binary})`);
+      await engine.close();
+    },
+  },
+  {
     name: 'backend contract: a stream whose abort() throws, or a result detached after it was given, never half-removes a registration; close() reaches the backend',
     async run() {
       const { be, engine, seId, send } = await setup((b) => {
@@ -417,7 +430,7 @@ export const mcsBackendContractCases: PortableCase[] = [
   {
     name: 'backend contract: description, capabilities and memory figures outside their tables are refused at create, naming the backend and the field',
     async run() {
-      const cases: [string, Patch][] = [
+      const cases: [string, Patch, string?][] = [
         ['description.seType', (b) => void ((b.description as { seType: unknown }).seType = '4/x')],
         ['description.seType', (b) => void ((b.description as { seType: unknown }).seType = 9)],
         ['description.seType', (b) => void delete (b.description as { seType?: unknown }).seType],
@@ -426,6 +439,9 @@ export const mcsBackendContractCases: PortableCase[] = [
         ['capabilities.preferredBatchSize', (b) => void ((b.capabilities as { preferredBatchSize: unknown }).preferredBatchSize = -1)],
         ['capabilities.maxRandomLength', (b) => void ((b.capabilities as { maxRandomLength: unknown }).maxRandomLength = 'big')],
         ['capabilities.rngTypes', (b) => void ((b.capabilities as { rngTypes: unknown }).rngTypes = [3])],
+        // (coverage gaps) A list that is no array (named whole, not by a character), and capabilities that are no object.
+        ['capabilities.cipherAlgorithms', (b) => void ((b.capabilities as { cipherAlgorithms: unknown }).cipherAlgorithms = '1001'), 'got a string of 4 characters'],
+        ['capabilities', (b) => void Object.defineProperty(b, 'capabilities', { value: null }), 'capabilities must be an object, got null'],
         ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: '1M' as unknown as number, available: 5 }))],
         ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: -5, available: 5 }))],
         ['memoryInfo()', (b) => void (b.memoryInfo = async () => ({ total: 5, available: -1 }))],
@@ -436,12 +452,13 @@ export const mcsBackendContractCases: PortableCase[] = [
         ['description.firmwareVersion', (b) => void ((b.description as { firmwareVersion: unknown }).firmwareVersion = { x: 1 })],
         ['description.hardwareVersion', (b) => void ((b.description as { hardwareVersion: unknown }).hardwareVersion = 7)],
       ];
-      for (const [field, patch] of cases) {
+      for (const [field, patch, end] of cases) {
         const b = new SoftwareBackend({ uniqueId: 'third-party' });
         patch(b);
         const err = await McsEngine.create({ backends: [b] }).then(async (e) => (await e.close(), undefined), (e: unknown) => e);
         assert(err instanceof InvalidInputError, `${field}: an InvalidInputError, got ${String(err)}`);
         assert(err.message.includes(`SE backend 'third-party': ${field}`), `${field}: ${err.message}`);
+        if (end) assert(err.message.endsWith(end), `${field}: ${err.message}`);
         // A failed create leaves the backend for a retry.
         await b.close();
       }
