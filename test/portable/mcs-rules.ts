@@ -358,6 +358,10 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await owner.update(owner.seId, { 'senv:Senv': { srt: [20004, 20008] } }), 4000, 'srt with an unsupported type', /srt/);
         for (const et of ['20991231T000000xyz', '20991231T120060', '20991231T126000']) fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et } }), 4000, `et ${et}`, /et/);
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: ACP(['CAE2'], 0), pvs: ACP(['CAE1'], 63) } }), 4000, 'acop 0', /pv/);
+        // (coverage gap) A rule that is no object: a number, null, a list.
+        for (const rule of [5, null, [{ acor: ['CAE2'], acop: 2 }]]) {
+          fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: { acr: [rule] }, pvs: ACP(['CAE1'], 63) } }), 4000, `rule ${JSON.stringify(rule)}`, /^pv must be \{ "acr": \[\{ "acor": \[originator, \.\.\.\], "acop": 1\.\.63 \}\] \}$/);
+        }
         const rules = (n: number) => ({ acr: Array.from({ length: n }, (_, i) => ({ acor: [`C${i}`], acop: 2 })) });
         ok(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(64), pvs: ACP(['CAE1'], 63) } }), 2001, '64 rules');
         fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(65), pvs: ACP(['CAE1'], 63) } }), 4000, '65 rules', /pv/);
