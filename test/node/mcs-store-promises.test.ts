@@ -15,7 +15,7 @@ import { createHmac } from 'node:crypto';
 import { McsEngine } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import type { SeHost } from '../../src/mcs/host.ts';
-import { openFiles, stampFrom, type Files } from '../../src/mcs/store/files.ts';
+import { openFiles, parentOf, stampFrom, type Files } from '../../src/mcs/store/files.ts';
 import { Session, fails, ok } from '../portable/mcs-kit.ts';
 
 const KEY = new Uint8Array(32).fill(7);
@@ -223,10 +223,23 @@ describe('Mcs data directory: what the store promises, pinned', () => {
     };
     expect(stampFrom(read, 42)).toBe('boot-1:22');
     expect(stampFrom(read, 43)).toBeUndefined();
+    // (coverage gap) A stat line cut short before field 22 has no start time to tell.
+    files['/proc/44/stat'] = `44 (a) ${fields.split(' ').slice(0, 10).join(' ')}\n`;
+    expect(stampFrom(read, 44)).toBeUndefined();
     // And this process's own, as /proc has it.
     const own = readFileSync('/proc/self/stat', 'utf8');
     const start = own.slice(own.lastIndexOf(')') + 2).split(' ')[22 - 3];
     expect(stampFrom((p) => readFileSync(p, 'utf8'), process.pid)).toBe(`${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${start}`);
+  });
+  it('parentOf: the directory holding a path, \'/\' for one at the root, \'.\' for a relative name without one; trailing slashes ignored (coverage gap)', () => {
+    expect(parentOf('/a/b/c')).toBe('/a/b');
+    expect(parentOf('/a/b//')).toBe('/a');
+    expect(parentOf('a/b')).toBe('a');
+    expect(parentOf('/a')).toBe('/');
+    expect(parentOf('/a/')).toBe('/');
+    expect(parentOf('/')).toBe('/');
+    expect(parentOf('a')).toBe('.');
+    expect(parentOf('a/')).toBe('.');
   });
   it('createLock answers "held" only where the lock exists: any other failure is thrown, and leaves no temp file', async () => {
     const dir = tempDir();
