@@ -1787,6 +1787,21 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         change();
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError' });
       }
+      // (coverage gaps) A meta.json that is no JSON object; a snapshot with no header line, or a header whose from or mac is no text.
+      const header = (text: string) => text.slice(0, text.indexOf('\n'));
+      const named: [string, string, string, () => void][] = [
+        ['meta.json that is a JSON list', 'meta.json', 'is not a JSON object', () => edit('meta.json', () => '[6]')],
+        ['the snapshot\'s header line with no newline after it (and a byte more)', 'snapshot.json', 'has no valid header', () => edit('snapshot.json', (t) => `${header(t)}x`)],
+        ['a snapshot beginning with its newline', 'snapshot.json', 'has no valid header', () => edit('snapshot.json', (t) => `\n${t}`)],
+        ['the snapshot\'s from a number', 'snapshot.json', 'has no valid header', () => edit('snapshot.json', (t) => t.replace(/"from":"[^"]*"/, '"from":1'))],
+        ['the snapshot\'s mac a number', 'snapshot.json', 'has no valid header', () => edit('snapshot.json', (t) => t.replace(/"mac":"[^"]*"/, '"mac":1'))],
+      ];
+      for (const [name, file, says, change] of named) {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(compacted, work, { recursive: true });
+        change();
+        await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError', file, message: expect.stringContaining(says) });
+      }
       await (await open(compacted)).close();
       // A snapshot the master key MACed at a sequence number no record could follow (or below 0): no state this
       // version writes. At its own number the same tool's snapshot opens: it writes what the store writes.
