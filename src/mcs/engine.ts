@@ -1056,7 +1056,6 @@ function checkMasterKeyOptions(o: MasterKeyOptions): void {
 
 /** Options of the wrong kind fail here, named, rather than as a TypeError at the first request. */
 function checkOptions(o: McsEngineOptions): void {
-  if (typeof o !== 'object' || o === null) throw new InvalidInputError('McsEngine options must be an object');
   const bytes = (v: unknown, what: string, min: number) => {
     if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= min)) throw new InvalidInputError(`${what} must be a number of bytes (an integer from ${min})`);
   };
