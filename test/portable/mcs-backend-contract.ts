@@ -566,6 +566,17 @@ export const mcsBackendContractCases: PortableCase[] = [
       const dup = await rejection(McsEngine.create({ backends: [twice, twice] }), 'given twice');
       assert(dup instanceof Error && /SE backend 2 \('[0-9a-f]+'\) is given twice/.test(dup.message), `given twice: ${String(dup)}`);
       equal(opened, 1, 'opened once');
+      // (coverage gaps) One with no valid unique ID yet (a card's comes at open()), or whose description cannot be read, is named so,
+      // never by what its description holds.
+      const unnamed = new SoftwareBackend();
+      Object.defineProperty(unnamed, 'description', { value: { ...unnamed.description, uniqueId: 'reader <1>' } });
+      const unreadable = new SoftwareBackend();
+      Object.defineProperty(unreadable, 'description', { get: () => { throw new Error('card removed'); } });
+      for (const [b, name] of [[unnamed, 'its unique ID not known yet'], [unreadable, 'its description unreadable']] as const) {
+        const e = await rejection(McsEngine.create({ backends: [b, b] }), name);
+        assert(e instanceof InvalidInputError, `${name}: an InvalidInputError, got ${String(e)}`);
+        equal(e.message, `SE backend 2 (${name}) is given twice: one backend instance serves one engine at a time (close that engine first, or give another instance)`, name);
+      }
       // A failed create gives the backend back: a retry (here after the other engine closed) may use it.
       const flaky = new SoftwareBackend();
       flaky.open = async () => { throw new StateError('reader not ready'); };
