@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
-import { McsEngine, SoftwareBackend, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
+import { McsEngine, SoftwareBackend, StateError, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
@@ -1488,6 +1488,31 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       for (const s of opened) await s.close();
       expect(opened, settled.map((o) => (typeof o === 'string' ? o : 'open')).join(', ')).toHaveLength(1);
       expect(existsSync(guard)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stale takeover guards piled up past four levels (takers killed one after another) are refused, naming them, and left for their owner to remove (coverage gap)', async () => {
+    const dir = tempDir();
+    try {
+      const base = await openFiles();
+      await (await JournalStore.open({ dir, masterKey: KEY, files: base })).close();
+      const holder = (pid: number) => JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: `dead${pid}`, osLocked: false });
+      const lock = join(dir, 'lock');
+      writeFileSync(lock, holder(100));
+      for (let level = 1; level <= 4; level++) writeFileSync(lock + '.takeover'.repeat(level), holder(100 + level));
+      const before = readdirSync(dir).sort();
+      // Every holder is gone (their pids run no more).
+      const files: Files = { ...base, lockHeld: async () => false };
+      const inner = lock + '.takeover'.repeat(3);
+      await expect(JournalStore.open({ dir, masterKey: KEY, files })).rejects.toThrow(new StateError(`stale takeover guards pile up beside ${inner}: remove ${inner}.takeover* if no engine has the directory open`));
+      await expect(JournalStore.open({ dir, masterKey: KEY, files })).rejects.toBeInstanceOf(StateError);
+      expect(readdirSync(dir).sort()).toEqual(before);
+      // Removed as the message says, the next opener takes the rest over.
+      rmSync(inner + '.takeover');
+      await (await JournalStore.open({ dir, masterKey: KEY, files })).close();
+      expect(readdirSync(dir).filter((f) => f.startsWith('lock'))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
