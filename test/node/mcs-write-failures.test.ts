@@ -329,6 +329,35 @@ describe('Mcs: a failed write changes nothing', () => {
     it(`${mode}: every kind of mutating request answers 5000 and leaves state, WASM memory and the store as they were`, () => scenario(mode), 60_000);
   }
 
+  it('a best-effort step that fails changes no outcome: a new directory\'s parent flush at open, the lock\'s removal at close and after a failed open (coverage gaps)', async () => {
+    const top = mkdtempSync(join(tmpdir(), 'senv-best-effort-'));
+    try {
+      const files = new FlakyFiles(await openFiles());
+      // The first flush of an open of a new directory is its parent's: it fails, and the open goes on.
+      const dir = join(top, 'new', 'data');
+      files.fail('EIO', 0, 1, ['syncDir']);
+      const store = await JournalStore.open({ dir, masterKey: KEY, files });
+      expect(files.failed).toBe(1);
+      const engine = await McsEngine.create({ store });
+      await new Session(engine, 'CAE1').register();
+      // At close the lock cannot be removed (nor the temp files): close() resolves all the same, the lock left for the next opener.
+      files.fail('EROFS', 0, Infinity, ['remove']);
+      await expect(engine.close()).resolves.toBeUndefined();
+      expect(files.failed).toBeGreaterThan(1);
+      expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
+      files.heal();
+      rmSync(join(dir, 'lock'));
+      // An open refused (a damaged meta.json) whose lock then cannot be removed: the refusal is the open's own.
+      writeFileSync(join(dir, 'meta.json'), '[6]');
+      files.fail('EROFS', 0, Infinity, ['remove']);
+      const failedBefore = files.failed;
+      await expect(JournalStore.open({ dir, masterKey: KEY, files })).rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'meta.json' });
+      expect(files.failed).toBe(failedBefore + 1);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('the Nth write of a snapshot or of a journal cut fails: the write that triggered it stands, the store stays consistent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
     const files = new FlakyFiles(await openFiles());
