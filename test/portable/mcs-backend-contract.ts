@@ -5,7 +5,7 @@
 // backend instance. What needs a data directory or reads the docs is in
 // test/node/mcs-third-party-backend.test.ts.
 import {
-  ecdsa, InvalidInputError, markKeyHandle, McsEngine, SoftwareBackend, StateError,
+  ecdsa, hmac, InvalidInputError, markKeyHandle, McsEngine, SoftwareBackend, StateError,
   type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type McsResponse, type ObjectStore, type RngType,
 } from '../../src/index.ts';
 import { AssertionError, equal, equalBytes, equalHex, hex, ok as assert, prng, unhex, utf8, type PortableCase } from './harness.ts';
@@ -154,6 +154,26 @@ export const mcsBackendContractCases: PortableCase[] = [
       const gave = 'an exported key that is a string of 8 characters, a Uint8Array expected';
       refused(await send({ op: 2, to: `${seId}/r/g/gnK` }), gave, 'generateKey');
       for (const binary of [true, false]) refused(await send({ op: 2, to: `${seId}/r/g` }, binary), gave, `RETRIEVE (binary ${binary})`);
+      await engine.close();
+    },
+  },
+  {
+    name: 'backend contract (coverage gap): a <signature> with no key yet holds its message and opens no stream for it (no key imported to stream under) until it has one',
+    async run() {
+      let imports = 0, streams = 0;
+      const { engine, seId, send } = await setup((b) => {
+        b.capabilities.preferredBatchSize = 4;
+        const importKey = b.importKey.bind(b), signature = b.signature.bind(b);
+        b.importKey = (...a: Parameters<typeof importKey>) => (imports++, importKey(...a));
+        b.signature = (...a: Parameters<typeof signature>) => (streams++, signature(...a));
+      });
+      equal((await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 's', Salg: 25, kExp: true } } })).rsc, 2001, 'HMAC <signature> without a key');
+      const m = prng(5)(48);
+      for (let i = 0; i < 3; i++) equal((await send({ op: 3, to: `${seId}/r/s`, pc: { 'senv:Sgn': { msg: m.slice(16 * i, 16 * i + 16) } } })).rsc, 2004, `chunk ${i}`);
+      equal(`${imports},${streams}`, '0,0', 'no key imported, no stream opened');
+      const key = pc(await send({ op: 2, to: `${seId}/r/s/gnK` }), 'senv:Sgn').kDt as Uint8Array;
+      equalHex(pc(await send({ op: 2, to: `${seId}/r/s/cSgn` }), 'senv:Sgn').Sgn as Uint8Array, hex(hmac('SHA-256', key, m)), 'the HMAC of the message held');
+      equal(`${imports},${streams}`, '0,1', 'one stream, under the generated key');
       await engine.close();
     },
   },
