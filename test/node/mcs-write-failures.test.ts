@@ -358,6 +358,39 @@ describe('Mcs: a failed write changes nothing', () => {
     }
   });
 
+  it('a binary generateRand whose write fails: 5000, and the random bytes the backend handed over (lent to the answer) are zeroized (coverage gap)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const handed: Uint8Array[] = [];
+    class Watched extends SoftwareBackend {
+      override async random(type: 1 | 2, length: number): Promise<Uint8Array> {
+        const r = await super.random(type, length);
+        handed.push(r);
+        return r;
+      }
+    }
+    try {
+      const files = new FlakyFiles(await openFiles());
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, backends: [new Watched()] });
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 100 } }), 2001, '<rand>');
+      const gnR = { op: 2, to: s.path('reg', 'r', 'generateRand'), fr: 'CAE1' } as const;
+      files.fail('EROFS', 0, Infinity, ['append']);
+      const r = await engine.send({ ...gnR, rqi: 'failing' }, { binary: true });
+      expect(r.rsc).toBe(5000);
+      expect(handed.length).toBe(1);
+      expect(handed[0]!.length).toBe(100);
+      expect(handed[0]!.every((b) => b === 0), 'the handed random bytes zeroized').toBe(true);
+      files.heal();
+      const good = await engine.send({ ...gnR, rqi: 'ok' }, { binary: true });
+      expect(good.rsc).toBe(2000);
+      expect((good.pc!['senv:Rnd'] as { rndD: Uint8Array }).rndD.length).toBe(100);
+      await engine.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the Nth write of a snapshot or of a journal cut fails: the write that triggered it stands, the store stays consistent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
     const files = new FlakyFiles(await openFiles());
