@@ -10,7 +10,7 @@ import nodeCrypto from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, StateError, type McsResponse } from '../../src/index.ts';
+import { coreMemoryStats, gcm, McsEngine, SoftwareBackend, StateError, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { prng } from '../portable/harness.ts';
@@ -385,6 +385,35 @@ describe('Mcs: a failed write changes nothing', () => {
       const good = await engine.send({ ...gnR, rqi: 'ok' }, { binary: true });
       expect(good.rsc).toBe(2000);
       expect((good.pc!['senv:Rnd'] as { rndD: Uint8Array }).rndD.length).toBe(100);
+      await engine.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a CREATE of a <sensitiveDataObject> whose write fails after its data went to the device: the write\'s failure is the answer, also when taking the data back off the device fails too (coverage gap)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+    const objects = new Map<string, Uint8Array>();
+    let removals = 0;
+    const device: ObjectStore = {
+      write: async (id, d) => void objects.set(id, d.slice()),
+      read: async (id) => objects.get(id)!.slice(),
+      remove: async () => {
+        removals++;
+        throw new Error('card gone');
+      },
+    };
+    try {
+      const files = new FlakyFiles(await openFiles());
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, backends: [Object.assign(new SoftwareBackend(), { objectStore: device })] });
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      files.fail('EROFS', 0, Infinity, ['append']);
+      const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(new Uint8Array([1, 2, 3])) } });
+      files.heal();
+      expect([r.rsc, r.pc?.['m2m:dbg']]).toEqual([5000, 'storage write failed (EROFS): nothing was changed']);
+      expect(removals, 'taking the data back was tried').toBe(1);
+      expect((await s.retrieve(s.path('reg', 'd'))).rsc).toBe(4004);
       await engine.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
