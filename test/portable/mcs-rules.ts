@@ -386,6 +386,19 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'rcn', rcn: '1' }), 4000, 'rcn as a string', /^rcn \(resultContent\) string is not supported for RETRIEVE/);
         fails(await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn', rcn: 2, pc: { 'senv:Rnd': { Dsz: 8 } } }), 4000, 'rcn 2 on UPDATE', /^rcn \(resultContent\) 2 is not supported for UPDATE: 0 \(nothing\) or 1 \(attributes\)$/);
         fails(await owner.create(owner.path('reg', 'r', 'generateRand'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4005, 'CREATE on a virtual resource', /^CREATE is not allowed on virtual resource generateRand$/);
+        // The attributes an UPDATE answers with are remembered per order of attribute names, at most 64 orders a type:
+        // a client sending ever new orders grows nothing, and each still answers with what it changed.
+        const values: Record<string, unknown> = { acpi: [], srt: [20004], esi: { x: 1 }, hcl: 'CSE1', hal: ['AE1'] };
+        const orders: string[][] = [];
+        for (const a of Object.keys(values)) for (const b of Object.keys(values)) if (a !== b) {
+          orders.push([a, b]);
+          for (const c of Object.keys(values)) if (c !== a && c !== b) orders.push([a, b, c]);
+        }
+        for (const order of orders) {
+          const r = body(ok(await owner.update(owner.seId, { 'senv:Senv': Object.fromEntries(order.map((k) => [k, values[k]])) }), 2004, `UPDATE ${order}`), 'senv:Senv');
+          equal(Object.keys(r).filter((k) => k in values).sort().join(), [...order].sort().join(), `UPDATE ${order} answers with what it changed`);
+        }
+        assert(orders.length === 80 && compiledType(TYPES.find((t) => t.root === 'senv:Senv')!).replies.size <= 64, `replies remembered: ${compiledType(TYPES.find((t) => t.root === 'senv:Senv')!).replies.size}`);
         // expirationTime must lie after the request's time: equal to it is already past.
         const now = Date.UTC(2026, 10, 22, 12);
         const timed = new Session(await engineWith(backend, { clock: () => now }), 'CAE1');
