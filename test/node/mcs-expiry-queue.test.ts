@@ -126,6 +126,70 @@ describe('expirations through the engine', () => {
     }
   });
 
+  it('the expiry timer\'s sweep that the store refuses is tried again a second later, not at once (no busy loop on a failing disk), and goes through once the disk works (coverage gap)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
+    const real = await openFiles();
+    let failing = false, refused = 0;
+    const files: Files = { ...real, append: async (path, data) => {
+      if (failing) {
+        refused++;
+        throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      }
+      await real.append(path, data);
+      written++;
+    } };
+    let written = 0;
+    const start = Date.UTC(2026, 10, 22, 12);
+    let now = start;
+    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    // Lets what the sweep started run (its writes are real file operations; setImmediate is not faked): until `done`
+    // (for at most 10 s of real time), or without one for 2,000 turns of the event loop.
+    const settle = async (done?: () => boolean) => {
+      const until = Date.now() + 10_000;
+      for (let i = 0; done ? !done() && Date.now() < until : i < 2000; i++) await new Promise((r) => setImmediate(r));
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
+      try {
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
+        failing = true;
+        now = start + 5_000;
+        await vi.advanceTimersByTimeAsync(5_000);
+        await settle(() => refused === 1 && vi.getTimerCount() === 1);
+        expect(refused, 'the sweep at its time, refused').toBe(1);
+        // Not before a second has passed, however long the disk keeps failing.
+        now += 999;
+        await vi.advanceTimersByTimeAsync(999);
+        await settle();
+        expect(refused, 'no retry within the second').toBe(1);
+        now += 1;
+        await vi.advanceTimersByTimeAsync(1);
+        await settle(() => refused === 2 && vi.getTimerCount() === 1);
+        expect(refused, 'retried a second later').toBe(2);
+        failing = false;
+        const before = written;
+        now += 1_000;
+        await vi.advanceTimersByTimeAsync(1_000);
+        await settle(() => written > before);
+        await settle();
+        expect(`${refused},${written - before}`, 'the removal written').toBe('2,1');
+        expect(vi.getTimerCount(), 'nothing left to wait for').toBe(0);
+        failing = true;
+        fails(await s.retrieve(s.path('reg', 'h')), 4004, 'gone, with no request to remove it');
+        expect(refused, 'and that RETRIEVE wrote nothing').toBe(2);
+      } finally {
+        failing = false;
+        await engine.close();
+      }
+    } finally {
+      vi.useRealTimers();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a sweep the store refused leaves every due resource due, a child that went with its parent too: the parent kept (its et moved on), the child goes at its time', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
     try {
