@@ -190,6 +190,62 @@ describe('expirations through the engine', () => {
     }
   });
 
+  it('the expiry timer\'s sweep waits for a request that holds the SE; close() called meanwhile, it removes nothing (coverage gap)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
+    /** A software SE whose RNG stops answering while `stuck`, until released. */
+    class Stuck extends SoftwareBackend {
+      stuck = false;
+      #release: (() => void)[] = [];
+      override async random(type: 1 | 2, length: number): Promise<Uint8Array> {
+        if (this.stuck) await new Promise<void>((r) => this.#release.push(r));
+        return super.random(type, length);
+      }
+      release(): void {
+        this.stuck = false;
+        for (const r of this.#release.splice(0)) r();
+      }
+    }
+    const real = await openFiles();
+    let removals = 0;
+    const files: Files = { ...real, append: async (path, data) => {
+      if (Buffer.from(data).includes('"op":"remove"')) removals++;
+      return real.append(path, data);
+    } };
+    const start = Date.UTC(2026, 10, 22, 12);
+    let now = start;
+    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    const b = new Stuck();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, backends: [b], clock: () => now });
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 8 } }), 2001, '<rand>');
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
+      b.stuck = true;
+      const hung = s.retrieve(s.path('reg', 'r', 'generateRand'));
+      now = start + 5_000;
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(vi.getTimerCount(), 'the sweep waits for its turn').toBe(0);
+      const closing = engine.close();
+      b.release();
+      ok(await hung, 2000, 'the request that held the SE');
+      await closing;
+      expect(removals, 'no removal written once close() was called').toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+    // The next run finds it, and removes it at the first request past its time.
+    try {
+      const again = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
+      fails(await new Session(again, 'CAE1').retrieve(`${again.seIds[0]}/reg/h`), 4004, 'expired');
+      expect(removals).toBe(1);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a sweep the store refused leaves every due resource due, a child that went with its parent too: the parent kept (its et moved on), the child goes at its time', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
     try {
