@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import nodeCrypto from 'node:crypto';
 import { McsEngine, SoftwareBackend, StateError, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
+import { endsBeforeTheFile, frameAt } from '../../src/mcs/store/format.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
 import { open as openSealed, seal } from '../../src/mcs/store/sealing.ts';
@@ -856,7 +857,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
-  it('a torn end is cut: zero bytes (the file grew before its data reached the disk), a half record, an unparsable record', async () => {
+  it('a torn end is cut: zero bytes (the file grew before its data reached the disk), a half record, an unparsable record, part of a header', async () => {
     const dir = tempDir();
     try {
       const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
@@ -872,6 +873,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         'half a record': good.subarray(last.at, last.at + ((good.length - last.at) >> 1)),
         'a record of unparsable JSON with a valid CRC': frame(Buffer.concat([Buffer.from('{"seq":'), Buffer.alloc(40)])),
         'a record of length 0 and CRC 0, then zeros': Buffer.concat([Buffer.alloc(8), Buffer.alloc(100)]),
+        // (coverage gap) Fewer bytes than a record's header: no length to read.
+        'five bytes of a record\'s header': good.subarray(last.at, last.at + 5),
       };
       for (const [what, tail] of Object.entries(tails)) {
         writeFileSync(journal, good);
@@ -880,6 +883,12 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/d`), 2000, `acknowledged record before ${what}`);
         expect(readFileSync(journal).equals(good), what).toBe(true);
         await e.close();
+      }
+      // The reader itself, on an array with no bytes past its end (the store's reads may have some): a header cut short is no record.
+      for (let n = 0; n < 8; n++) {
+        const cut = new Uint8Array(good.subarray(last.at, last.at + n));
+        expect(frameAt(cut, 0), `${n} bytes`).toBeUndefined();
+        expect(endsBeforeTheFile(cut, 0), `${n} bytes`).toBe(false);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
