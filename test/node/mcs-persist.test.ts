@@ -1836,6 +1836,15 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         change();
         await expect(open(work), name).rejects.toMatchObject({ name: 'DataDirDamagedError', file, message: expect.stringContaining(says) });
       }
+      // (coverage gap) A rotation's snapshot left beside a snapshot, neither verifying: refused as snapshot.json's damage, neither file touched.
+      rmSync(work, { recursive: true, force: true });
+      cpSync(compacted, work, { recursive: true });
+      edit('snapshot.json', (t) => t.replace('"seq":', '"seq": '));
+      writeFileSync(join(work, 'snapshot.json.rotated'), `${header(readFileSync(join(work, 'snapshot.json'), 'utf8'))}\n{}`);
+      const left = () => ['snapshot.json', 'snapshot.json.rotated'].map((f) => readFileSync(join(work, f), 'utf8'));
+      const files = left();
+      await expect(open(work), 'neither snapshot verifies').rejects.toMatchObject({ name: 'DataDirDamagedError', file: 'snapshot.json', message: expect.stringContaining('does not verify') });
+      expect(left()).toEqual(files);
       await (await open(compacted)).close();
       // A snapshot the master key MACed at a sequence number no record could follow (or below 0): no state this
       // version writes. At its own number the same tool's snapshot opens: it writes what the store writes.
