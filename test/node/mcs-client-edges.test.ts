@@ -162,6 +162,14 @@ describe('McsClient: each type\'s own options', () => {
 });
 
 describe('McsClient: methods on resources', () => {
+  it('request() without a root element answers the body of the response\'s one element, and {} for a DELETE, which answers none (coverage gap)', async () => {
+    const c = await client();
+    const h = await c.hash({ algorithm: 4, name: 'h' });
+    const read = await c.request(2, h.address);
+    expect(read).toMatchObject({ ri: h.address.split('/').pop(), rn: 'h', Halg: 4 });
+    expect(await c.request(4, h.address)).toEqual({});
+  });
+
   it('discard() on <hash> and <signature> drops the message held (msg: null), as on <cipher>', async () => {
     const c = await client();
     const h = await c.hash({ algorithm: 4 });
