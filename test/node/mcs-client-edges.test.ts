@@ -195,6 +195,18 @@ describe('McsClient: methods on resources', () => {
     expect(ops).toEqual([3, 3]);
   });
 
+  it('setParameters() of a new <cipher> whose parameters another made meanwhile: the CREATE finds them (4105), and what the UPDATE of them answers is the answer, a refusal of its values too (coverage gap)', async () => {
+    const c = await client();
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY });
+    const made = await c.engine.send({ op: 1, to: cph.address, fr: 'CAE1', rqi: 'other', ty: 20001, pc: { 'senv:algP': { rn: 'parameters', nc: NONCE } } });
+    expect(made.rsc).toBe(2001);
+    const ops: number[] = [];
+    const send = c.engine.send.bind(c.engine);
+    c.engine.send = (req, options) => (ops.push((req as { op: number }).op), send(req, options));
+    await expect(cph.setParameters({ nonce: new Uint8Array(5) })).rejects.toMatchObject({ name: 'McsError', rsc: 4000, message: expect.stringContaining('nc (nonce) must be 12 bytes') });
+    expect(ops).toEqual([1, 3]);
+  });
+
   it('verify() is true only where the answer\'s vR is true: none, or one of another type, is no verification', async () => {
     const c = await client();
     const mac = await c.signature({ algorithm: 25, key: KEY });
