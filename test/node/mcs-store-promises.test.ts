@@ -7,7 +7,8 @@
 // and a lock names its holder by the start time of the process (/proc field
 // 22), whatever its name holds.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,6 +254,24 @@ describe('Mcs data directory: what the store promises, pinned', () => {
       await expect(files.createLock(join(dir, 'l'.repeat(250)), data)).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
       await expect(files.createLock(join(dir, 'gone', 'lock'), data)).rejects.toMatchObject({ code: 'ENOENT' });
       expect((await fsp.readdir(dir)).sort()).toEqual(['lock']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('append refuses what is no regular file of its own, named: a FIFO no one reads (never blocking), a symbolic link, a directory; the file behind is left as it was (coverage gap)', async () => {
+    const dir = tempDir();
+    try {
+      const files = await openFiles();
+      const data = new TextEncoder().encode('record');
+      execFileSync('mkfifo', [join(dir, 'fifo')]);
+      await expect(files.append(join(dir, 'fifo'), data)).rejects.toMatchObject({ code: 'EFTYPE', message: `${join(dir, 'fifo')} is not a regular file` });
+      writeFileSync(join(dir, 'target'), 'kept');
+      symlinkSync(join(dir, 'target'), join(dir, 'link'));
+      await expect(files.append(join(dir, 'link'), data)).rejects.toMatchObject({ code: 'ELOOP', message: `${join(dir, 'link')} is a symbolic link: the store writes no file through one` });
+      expect(readFileSync(join(dir, 'target'), 'utf8')).toBe('kept');
+      mkdirSync(join(dir, 'sub'));
+      await expect(files.append(join(dir, 'sub'), data)).rejects.toMatchObject({ code: 'EISDIR' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
