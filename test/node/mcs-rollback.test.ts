@@ -310,7 +310,8 @@ describe('rollback anchor of the data directory', () => {
   });
 
   it('an anchor write that reported a failure and landed after the store set the anchor back, before close(), is set right by close()', async () => {
-    for (const thenWrite of [false, true]) {
+    // (coverage gap) And when close() cannot read the anchor back: its head is written again all the same.
+    for (const [thenWrite, unreadable] of [[false, false], [true, false], [false, true]] as const) {
       const dir = tempDir();
       try {
         const anchor = new MemoryAnchor();
@@ -330,7 +331,19 @@ describe('rollback anchor of the data directory', () => {
         // With a write after it, the late head is another record's at the directory's own sequence number.
         if (thenWrite) ok(await hash(s, 'h3'), 2001, 'the next write');
         land!();
+        const read = anchor.read.bind(anchor);
+        if (unreadable) {
+          anchor.read = () => {
+            anchor.read = read;
+            throw Object.assign(new Error('EIO: anchor i/o error'), { code: 'EIO' });
+          };
+        }
+        const writes = anchor.writes;
         await e.close();
+        if (unreadable) {
+          expect(anchor.read, 'close() read the anchor').toBe(read);
+          expect(anchor.writes, 'the head written again').toBe(writes + 1);
+        }
         e = await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor });
         s = new Session(e, 'CAE1');
         ok(await s.retrieve(s.path('reg', 'h2')), 4004, `${thenWrite}: answered 5000, stays away`);
