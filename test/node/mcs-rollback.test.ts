@@ -238,6 +238,29 @@ describe('rollback anchor of the data directory', () => {
     }
   });
 
+  it('a master key rotation after an anchor write failed and so did setting the anchor back: the anchor names the head first, and the directory opens under the new key without the failed record (coverage gap)', async () => {
+    const dir = tempDir();
+    try {
+      const anchor = new MemoryAnchor();
+      const { e, s } = await started(dir, anchor);
+      anchor.failing = 2;
+      expect((await hash(s, 'h2')).rsc).toBe(5000);
+      expect(anchor.failing, 'the record\'s write and the setting back both failed').toBe(0);
+      const writes = anchor.writes;
+      const NEW = new Uint8Array(32).fill(9);
+      await e.rotateMasterKey({ masterKey: NEW });
+      expect(anchor.writes).toBeGreaterThan(writes);
+      await e.close();
+      const again = await McsEngine.create({ dataDir: dir, masterKey: NEW, rollbackAnchor: anchor });
+      const t = new Session(again, 'CAE1');
+      ok(await t.retrieve(t.path('reg', 'h1')), 2000, 'acknowledged');
+      ok(await t.retrieve(t.path('reg', 'h2')), 4004, 'answered 5000, stays away');
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a record whose anchor write failed is cut only once the anchor names the last good head again: a crash in between leaves a directory that opens', async () => {
     const dir = tempDir();
     const anchor = new MemoryAnchor();
