@@ -15,7 +15,7 @@
 // (src/mcs/handed.ts). The check* helpers are senv's own backends' (@internal, left out of the
 // declarations): the root re-exports this module's types only, and a backend author needs none of
 // them, since the engine checks what it passes before a backend sees it.
-import { InvalidInputError, LengthError, shown } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, LengthError, shown } from '../core/errors.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
 export type SeType = 1 | 2 | 3 | 4;
@@ -131,6 +131,21 @@ export function checkSignatureOptions(options: unknown): SignatureOptions {
   if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`signature format must be 'der' or 'raw', got ${shown(format)}`);
   if (typeof prehashed !== 'boolean') throw new InvalidInputError(`prehashed must be a boolean, got ${shown(prehashed)}`);
   return { format, prehashed };
+}
+
+/** @internal A key serves the use and algorithm it was made for only, checked alike by every backend: an AES key does not become an HMAC key. */
+export function checkKeyUse(spec: KeySpec, use: KeySpec['use'], algorithm: number): void {
+  if (spec.use !== use || spec.algorithm !== algorithm) throw new InvalidInputError(`the key was made for ${spec.use} algorithm ${spec.algorithm}, not ${use} algorithm ${algorithm}`);
+}
+
+/** @internal sign() needs the secret half, checked alike by every backend before the message is taken: a public key only verifies. */
+export function checkSigningKey(kind: KeyKind): void {
+  if (kind !== 'secret') throw new InvalidInputError('a public key only verifies: sign() needs a secret key');
+}
+
+/** @internal verify()'s signature, checked alike by every backend before the message is taken. */
+export function checkSignatureArg(signature: unknown): Uint8Array {
+  return bytesArg(signature, 'signature');
 }
 
 /** @internal cipher()'s direction, checked alike by every backend: any other text would be taken for one of the two. */

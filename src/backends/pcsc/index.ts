@@ -8,8 +8,8 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { checkCipherParams, checkDirection, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
-import { checkMaterial } from '../key-material.ts';
+import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkSignatureArg, checkSigningKey, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
+import { checkMaterial, specInfo } from '../key-material.ts';
 import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, KEY_STAMP_LENGTH, PSO, TAG } from '../../apdu/profile.ts';
@@ -481,6 +481,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     checkDirection(direction);
     params = checkCipherParams(params);
     const k = asCardKey(key, this, this.keys);
+    checkKeyUse(k.spec, 'cipher', algorithm);
     // Copies: the card learns them only at the first link, and the caller may reuse its arrays before that.
     // The mode says which one it takes, and one left out is refused here, as the software SE refuses it:
     // CBC the IV, an AEAD the nonce.
@@ -550,6 +551,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (!this.capabilities.signatureAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`signature algorithm ${shown(algorithm)}`);
     options = checkSignatureOptions(options);
     const k = asCardKey(key, this, this.keys);
+    checkKeyUse(k.spec, 'signature', algorithm);
     const info = SIGNATURES[algorithm];
     if (info.family === 'ecdsa') return this.ecdsaStream(algorithm, k, options);
     // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
@@ -561,7 +563,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
         if (last) await s.update(last);
         return await dataCall(s.finish((out) => exactly(out, macLength(algorithm), `${info.name} MAC`)));
       },
-      verify: async (signature, last) => {
+      verify: async (given, last) => {
+        const signature = checkSignatureArg(given);
         if (signature.length > longestSignature(algorithm, options.format)) {
           // No MAC is that long, but a message CBC-MAC cannot take is refused first, as the software SE refuses it.
           const total = s.received + (last?.length ?? 0);
@@ -621,11 +624,13 @@ export class PcscBackend implements SecureEnvironmentBackend {
         parts.push(secretCopyArg(d, 'data'));
       },
       sign: async (last) => {
+        checkSigningKey(k.kind);
         const s = this.stream(PSO.COMPUTE_SIGNATURE, setup, longestSignature(algorithm, options.format), k);
         await send(s, last);
         return await s.finish((out) => ecdsaSignature(algorithm, options.format === 'der', out));
       },
-      verify: async (signature, last) => {
+      verify: async (given, last) => {
+        const signature = checkSignatureArg(given);
         if (signature.length > longestSignature(algorithm, options.format)) {
           digest(last).fill(0);
           return false;
@@ -653,6 +658,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
 
   private supported(spec: KeySpec): number {
     this.live();
+    specInfo(spec);
     const ok = spec.use === 'signature'
       ? this.capabilities.signatureAlgorithms.includes(spec.algorithm)
       : this.capabilities.cipherAlgorithms.includes(spec.algorithm);

@@ -4,7 +4,7 @@
 import { concatBytes, secretBytes, secretCopyArg } from '../../core/bytes.ts';
 import { createHash, hash } from '../../core/hash.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
-import type { SignatureAlgorithm, SignatureOptions, SignatureStream } from '../backend.ts';
+import { checkSignatureArg, checkSigningKey, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../backend.ts';
 import { HASHES, SIGNATURES } from '../algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
 import { LazyStream } from './stream.ts';
@@ -37,8 +37,14 @@ export function openEcdsa(algorithm: SignatureAlgorithm, key: SoftwareKey, optio
   const opts = { hash: hashName, prehashed: true, format: options.format } as const;
   return {
     update: async (data) => void s.update(data),
-    sign: (last) => withDigest(s.finish(last), (d) => curve.sign(d, key.bytes, opts)),
-    verify: (signature, last) => withDigest(s.finish(last), (d) => curve.verify(signature, d, ecdsaPublicKey(algorithm, key), opts)),
+    sign: (last) => {
+      checkSigningKey(key.kind);
+      return withDigest(s.finish(last), (d) => curve.sign(d, key.bytes, opts));
+    },
+    verify: (signature, last) => {
+      const candidate = checkSignatureArg(signature);
+      return withDigest(s.finish(last), (d) => curve.verify(candidate, d, ecdsaPublicKey(algorithm, key), opts));
+    },
     abort: () => s.abort(),
   };
 }

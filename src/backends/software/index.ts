@@ -2,7 +2,7 @@
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
 import {
-  checkCipherParams, checkDirection, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
+  checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
@@ -223,9 +223,8 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   }
 }
 
-/** A key is used for the algorithm it was made for only: an AES key does not become an HMAC key. */
 function keyFor(key: KeyHandle, use: KeySpec['use'], algorithm: number): SoftwareKey {
   const k = asSoftwareKey(key);
-  if (k.spec.use !== use || k.spec.algorithm !== algorithm) throw new InvalidInputError(`the key was made for ${k.spec.use} algorithm ${k.spec.algorithm}, not ${use} algorithm ${algorithm}`);
+  checkKeyUse(k.spec, use, algorithm);
   return k;
 }

@@ -5,7 +5,7 @@ import { createHmac, hmac } from '../../core/hmac.ts';
 import { cbcMac, cmac, createCbcMac, createCmac } from '../../core/cmac.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { HASHES } from '../algorithms.ts';
-import type { SignatureAlgorithm, SignatureStream } from '../backend.ts';
+import { checkSignatureArg, type SignatureAlgorithm, type SignatureStream } from '../backend.ts';
 import { LazyStream, type CoreStream } from './stream.ts';
 import type { SoftwareKey } from './keys.ts';
 
@@ -50,7 +50,10 @@ export function openMac(algorithm: SignatureAlgorithm, key: SoftwareKey): Signat
   return {
     update: async (data) => void s.update(data),
     sign: (last) => s.finish(last),
-    verify: (signature, last) => constantTimeEqual(s.finish(last), signature),
+    verify: (signature, last) => {
+      const candidate = checkSignatureArg(signature);
+      return constantTimeEqual(s.finish(last), candidate);
+    },
     abort: () => s.abort(),
   };
 }
