@@ -15,7 +15,7 @@ import { LONGEST_TIMER } from '../core/timers.ts';
 import { isAllowed, mayRepoint, OP_BITS } from './access.ts';
 import { Borrowed, Change, prospect, stage, type Staged } from './change.ts';
 import type { Context } from './context.ts';
-import { SeHost, type Target } from './host.ts';
+import { keepsDeviceData, SeHost, type Target } from './host.ts';
 import { parseTimestamp } from './codec.ts';
 import { parseRequest, releaseVersion, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
@@ -294,10 +294,11 @@ export class McsEngine {
       await host.acquire();
       host.closed = true;
       try {
-        // Keys and data a device keeps stay there when the store names them (the next run loads them).
+        // Keys and data a device keeps stay there when the store names them (the next run loads them);
+        // data no resource names (a failed CREATE's, see #abandon) goes either way.
         // Data that could not be removed is reported once the keys are released and the backend closed,
         // with what the backend's close reports (keys it could not delete): one error names both.
-        const stays = this.#store ? undefined : await host.removeDeviceData().then(() => undefined, (e: unknown) => ({ e }));
+        const stays = await host.removeDeviceData(!this.#store).then(() => undefined, (e: unknown) => ({ e }));
         for (const r of host.byRi.values()) host.releaseResource(r, this.#store !== undefined);
         // The backend's close is reached whatever failed before; what it throws is told as a typed
         // error (a backend's own TypeError would say nothing of which SE or step failed), with its
@@ -441,8 +442,12 @@ export class McsEngine {
 
   /** Undoes what the hooks of a CREATE that fails did outside the new resource (data written to the device) and releases it. */
   async #abandon(ctx: Context, res: Resource): Promise<void> {
-    // Best effort: the request fails anyway, with the error that made it fail.
-    await this.#beforeRemove(ctx, res).catch(() => undefined);
+    // Best effort: the request fails anyway, with the error that made it fail. Data the device still
+    // keeps is named by no resource: close() removes it, or says it stays.
+    await this.#beforeRemove(ctx, res).catch(() => {
+      // A new resource: no children.
+      if (keepsDeviceData(res)) ctx.host.strays.add(res.ri);
+    });
     ctx.host.discard(res);
   }
 

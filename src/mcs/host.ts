@@ -47,6 +47,12 @@ export class SeHost {
    */
   readonly quota: number | undefined;
   used = 0;
+  /**
+   * Resource IDs whose data a CREATE that failed had written to the device and could not take back
+   * (the device away or stalled): no resource names them, so the engine's close() removes them, or
+   * names those that stay.
+   */
+  readonly strays = new Set<string>();
   /** Resolved addresses; emptied by every change of the tree. */
   readonly #addresses = new Map<string, Target>();
   #busy = false;
@@ -239,20 +245,20 @@ export class SeHost {
   }
 
   /**
-   * Removes from the device the data its resources keep there (a card's data
-   * objects): the engine closing without a store, after which nothing could
-   * name them again. Every one is tried; then a StateError says how many stay
-   * (the device away or stalled), as the backend's close says of keys.
+   * Removes from the device the data nothing will name again: the strays, and with `all` the data
+   * every resource keeps there (a card's data objects; the engine closing without a store). Every
+   * one is tried; then a StateError says how many stay (the device away or stalled), as the
+   * backend's close says of keys.
    */
-  async removeDeviceData(): Promise<void> {
+  async removeDeviceData(all: boolean): Promise<void> {
     const device = this.backend.objectStore;
     if (!device) return;
     const left: string[] = [];
     let cause: unknown;
-    for (const r of this.byRi.values()) {
-      if (![...r.attrs.values()].some((v) => v instanceof DeviceData)) continue;
-      await device.remove(r.ri).catch((e: unknown) => {
-        left.push(r.ri);
+    const ris = [...this.strays, ...(all ? [...this.byRi.values()].filter(keepsDeviceData).map((r) => r.ri) : [])];
+    for (const ri of ris) {
+      await device.remove(ri).catch((e: unknown) => {
+        left.push(ri);
         cause ??= e;
       });
     }
@@ -302,4 +308,9 @@ export class SeHost {
       throw new McsError(RSC.INTERNAL_SERVER_ERROR, `SE reboot failed (${this.failed}): the request's change took effect, the SE is out of service`);
     }
   }
+}
+
+/** Whether `r` keeps data on the device (a `<sensitiveDataObject>` of an SE with an objectStore). */
+export function keepsDeviceData(r: Resource): boolean {
+  return [...r.attrs.values()].some((v) => v instanceof DeviceData);
 }

@@ -391,32 +391,48 @@ describe('Mcs: a failed write changes nothing', () => {
     }
   });
 
-  it('a CREATE of a <sensitiveDataObject> whose write fails after its data went to the device: the write\'s failure is the answer, also when taking the data back off the device fails too (coverage gap)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
-    const objects = new Map<string, Uint8Array>();
-    let removals = 0;
-    const device: ObjectStore = {
-      write: async (id, d) => void objects.set(id, d.slice()),
-      read: async (id) => objects.get(id)!.slice(),
-      remove: async () => {
-        removals++;
-        throw new Error('card gone');
-      },
-    };
-    try {
-      const files = new FlakyFiles(await openFiles());
-      const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, backends: [Object.assign(new SoftwareBackend(), { objectStore: device })] });
-      const s = new Session(engine, 'CAE1');
-      await s.register();
-      files.fail('EROFS', 0, Infinity, ['append']);
-      const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(new Uint8Array([1, 2, 3])) } });
-      files.heal();
-      expect([r.rsc, r.pc?.['m2m:dbg']]).toEqual([5000, 'storage write failed (EROFS): nothing was changed']);
-      expect(removals, 'taking the data back was tried').toBe(1);
-      expect((await s.retrieve(s.path('reg', 'd'))).rsc).toBe(4004);
-      await engine.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+  it('a CREATE of a <sensitiveDataObject> whose write fails after its data went to the device: the write\'s failure is the answer, also when taking the data back off the device fails too; close() removes that data, or names it when it still cannot', async () => {
+    for (const healed of [true, false]) {
+      const dir = mkdtempSync(join(tmpdir(), 'senv-mcs-fail-'));
+      const objects = new Map<string, Uint8Array>();
+      let removals = 0;
+      let removable = false;
+      const device: ObjectStore = {
+        write: async (id, d) => void objects.set(id, d.slice()),
+        read: async (id) => objects.get(id)!.slice(),
+        remove: async (id) => {
+          removals++;
+          if (!removable) throw new Error('card gone');
+          objects.delete(id);
+        },
+      };
+      try {
+        const files = new FlakyFiles(await openFiles());
+        const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY, files, backends: [Object.assign(new SoftwareBackend(), { objectStore: device })] });
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'kept', msg: b64(new Uint8Array([9])) } });
+        files.fail('EROFS', 0, Infinity, ['append']);
+        const r = await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(new Uint8Array([1, 2, 3])) } });
+        files.heal();
+        expect([r.rsc, r.pc?.['m2m:dbg']]).toEqual([5000, 'storage write failed (EROFS): nothing was changed']);
+        expect(removals, 'taking the data back was tried').toBe(1);
+        expect((await s.retrieve(s.path('reg', 'd'))).rsc).toBe(4004);
+        // The stray, named by no resource: the data of the resource that stands stays with the store.
+        const [kept, stray] = [...objects.keys()] as [string, string];
+        expect(objects.size).toBe(2);
+        removable = healed;
+        if (healed) {
+          await engine.close();
+          expect([...objects.keys()], 'the stray removed at close, the stored resource\'s data kept').toEqual([kept]);
+        } else {
+          await expect(engine.close()).rejects.toThrow(new RegExp(`^1 data object of <sensitiveDataObject>s stays on the device \\(resource ID ${stray}\\): removing it failed`));
+          expect([...objects.keys()]).toEqual([kept, stray]);
+        }
+        expect(removals, 'close() tried the stray only').toBe(2);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   });
 
