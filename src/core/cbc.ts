@@ -99,6 +99,8 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
   readonly #key: AesKey;
   readonly #padding: CbcPadding;
   readonly #decrypt: boolean;
+  /** Input taken so far, for final()'s length check (the one the one-shot calls make). */
+  #seen = 0;
 
   constructor(key: KeyInput, iv: Uint8Array, padding: CbcPadding, decrypt: boolean) {
     const { k, op } = underOwnedKey(key, (c, h) => c.x.cbc_create(h, param(c, iv), CBC_PADDING_IDS[padding], decrypt ? 1 : 0, 0));
@@ -116,7 +118,9 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
     // At most the input and the (up to 16) bytes held back from earlier updates.
     const out = outputTarget(into, data.length + 16, this.#decrypt);
     try {
-      return written(out, update(c, op, data, out, this.#padding, this.#decrypt));
+      const n = update(c, op, data, out, this.#padding, this.#decrypt);
+      this.#seen += data.length;
+      return written(out, n);
     } finally {
       wipeIo(c);
     }
@@ -124,6 +128,9 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
 
   final(): Bytes {
     const c = coreOf(this), op = this.live();
+    // Refused before the core, whose final ends the operation whatever it answers: a length short of a
+    // whole block (or no ciphertext at all) changes nothing, as a CBC-MAC digest()'s does (more may follow).
+    checkLength(this.#seen, this.#padding, this.#decrypt);
     try {
       const w = status(c.x.cbc_final(op, outPtr(c)), this.#padding, this.#decrypt, []);
       return c.read(outPtr(c), w, this.#decrypt);

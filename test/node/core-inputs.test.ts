@@ -860,3 +860,47 @@ describe('a failing known answer', () => {
     expect(selftest().ok).toBe(true);
   });
 });
+
+// Found by calling the one-shot and streaming forms side by side with the same wrong arguments.
+describe('the one-shot and streaming forms refuse alike', () => {
+  it('a CBC stream final() refused for its length (a partial block, no ciphertext) leaves the stream usable, as the AEAD streams and createCbcMac do', () => {
+    const key = rnd(16), iv = rnd(16), plain = rnd(40);
+    for (const padding of ['none', 'pkcs5', 'iso9797-m1', 'iso9797-m2'] as const) {
+      const c = cbc(key, iv, { padding });
+      const msg = padding === 'none' ? plain.subarray(0, 32) : plain;
+      const sealed = c.encrypt(msg);
+      // Decryption: nothing yet, then part of a block; each final() the one-shot decrypt's refusal, the stream going on.
+      const d = c.decryptStream();
+      const parts: Uint8Array[] = [];
+      if (padding !== 'none') expect(() => d.final(), `${padding}: empty`).toThrow(new LengthError('AES-CBC: ciphertext length must be a non-zero multiple of 16 bytes'));
+      parts.push(d.update(sealed.subarray(0, 20)));
+      expect(() => d.final(), `${padding}: 20 bytes`).toThrow(captured(() => c.decrypt(sealed.subarray(0, 20))));
+      parts.push(d.update(sealed.subarray(20)), d.final());
+      expect(hex(concat(parts)), padding).toBe(hex(c.decrypt(sealed)));
+      if (padding !== 'none') continue;
+      // Encryption without padding: a partial block refused as the one-shot call refuses it, then completed.
+      const e = c.encryptStream();
+      const out = [e.update(msg.subarray(0, 20))];
+      expect(() => e.final()).toThrow(captured(() => c.encrypt(msg.subarray(0, 20))));
+      out.push(e.update(msg.subarray(20)), e.final());
+      expect(hex(concat(out))).toBe(hex(sealed));
+    }
+  });
+});
+
+/** What `call` threw (for toThrow, which compares class and message). */
+function captured(call: () => unknown): Error {
+  try {
+    call();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a refusal');
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) out.set(p, o), (o += p.length);
+  return out;
+}
