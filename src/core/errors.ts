@@ -190,11 +190,32 @@ function typeName(value: unknown): string {
 /**
  * An options argument: undefined or null (none), or an object. Anything else
  * would be read as no options at all, so that `cbc(k, iv, 'none')` padded.
+ * Binary data is no object of options either: `cbc(k, iv, aad)`,
+ * `hmacDrbg(personalization)` or `sign(m, k, extraEntropy)` would otherwise
+ * drop the bytes unread.
  */
 export function optionsArg<T extends object>(opts: T | null | undefined, name: string): T | undefined {
   if (opts === undefined || opts === null) return undefined;
-  if (typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
+  if (typeof opts !== 'object' || Array.isArray(opts) || isBinary(opts)) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
   return opts;
+}
+
+// ArrayBuffer.prototype's byteLength getter reads the internal slot (no Proxy trap runs), and throws for anything else.
+const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+const sharedBufferLength = typeof SharedArrayBuffer === 'function' ? Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')?.get : undefined;
+
+/** Whether `x` is a typed array, a DataView or an (Shared)ArrayBuffer: read through internal slots. */
+function isBinary(x: object): boolean {
+  if (ArrayBuffer.isView(x)) return true;
+  for (const length of [arrayBufferLength, sharedBufferLength]) {
+    try {
+      length?.call(x);
+      return true;
+    } catch {
+      // not this kind of buffer
+    }
+  }
+  return false;
 }
 
 /** A yes/no option: absent (undefined or null) is `absent`; anything but true or false is refused, not read as truthy. */

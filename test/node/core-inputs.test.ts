@@ -888,6 +888,29 @@ describe('the one-shot and streaming forms refuse alike', () => {
   });
 });
 
+describe('binary data is no object of options', () => {
+  it('bytes, a DataView or an ArrayBuffer where options go (AAD to cbc(), a personalization to hmacDrbg(), extra entropy to sign()) are refused, not read as no options', () => {
+    const key = rnd(16), p256 = ecdsa('P-256'), { secretKey, publicKey } = p256.keygen();
+    // A Buffer is named by its typed-array slot, as every message names one.
+    const binary: [string, object][] = [['Uint8Array', rnd(16)], ['Uint8Array', Buffer.from(rnd(4))], ['DataView', new DataView(new ArrayBuffer(4))], ['ArrayBuffer', new ArrayBuffer(4)], ['Uint32Array', new Uint32Array(1)]];
+    for (const [type, opts] of binary) {
+      const calls: [string, () => unknown][] = [
+        ['cbc options', () => cbc(key, rnd(16), opts as never)],
+        ['gcm options', () => gcm(key, rnd(12), undefined, opts as never)],
+        ['ccm options', () => ccm(key, rnd(12), undefined, opts as never)],
+        ['HmacDrbg options', () => new HmacDrbg(opts as never)],
+        ['sign options', () => p256.sign(rnd(32), secretKey, opts as never)],
+        ['verify options', () => p256.verify(rnd(64), rnd(32), publicKey, opts as never)],
+      ];
+      for (const [name, call] of calls) expect(call, `${name}: ${type}`).toThrow(new InvalidInputError(`${name} must be an object of options, got ${type}`));
+    }
+    // A Proxy (whose traps would throw) and an object inheriting from a typed array's prototype are objects, as before.
+    expect(cbc(key, rnd(16), Object.create(Uint8Array.prototype) as never).encrypt(rnd(16)).length).toBe(32);
+    const trap = () => { throw new Error('trap'); };
+    expect(() => cbc(key, rnd(16), new Proxy({}, { getPrototypeOf: trap, get: () => undefined }) as never)).not.toThrow();
+  });
+});
+
 /** What `call` threw (for toThrow, which compares class and message). */
 function captured(call: () => unknown): Error {
   try {
