@@ -204,12 +204,13 @@ class EncryptStream extends AeadStream implements AeadEncryptStream {
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array {
     plaintext = bytesArg(plaintext, 'plaintext');
+    // `into` is checked with the other argument, before the state (as a collecting CCM stream's is).
+    const out = outputTarget(into, plaintext.length);
     this.live();
     const { mode, declared } = specOf(this);
     if (mode.needsLength && this.#seen + plaintext.length > declared) {
       throw new LengthError(`${mode.name}: more plaintext than the declared messageLength of ${declared}`);
     }
-    const out = outputTarget(into, plaintext.length);
     this.#seen += plaintext.length;
     this.step(plaintext, out);
     return written(out, plaintext.length);

@@ -114,9 +114,9 @@ class CbcStreamImpl extends CoreContext implements CbcStream {
   update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   update(data: Uint8Array, into?: Uint8Array): Uint8Array {
     data = bytesArg(data, this.#decrypt ? 'ciphertext' : 'plaintext');
-    const c = coreOf(this), op = this.live();
-    // At most the input and the (up to 16) bytes held back from earlier updates.
+    // At most the input and the (up to 16) bytes held back from earlier updates. Checked before the state.
     const out = outputTarget(into, data.length + 16, this.#decrypt);
+    const c = coreOf(this), op = this.live();
     try {
       const n = update(c, op, data, out, this.#padding, this.#decrypt);
       this.#seen += data.length;

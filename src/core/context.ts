@@ -59,10 +59,11 @@ export abstract class CoreContext {
     return this.#ctx;
   }
 
-  protected feed(data: Uint8Array, step: (ptr: number, len: number) => number): void {
+  /** Feeds `data` to `step(ctx, ptr, len)`: the argument is checked before the state, as every stream does. */
+  protected feed(data: Uint8Array, step: (ctx: number, ptr: number, len: number) => number): void {
     const bytes = bytesArg(data, 'data');
-    this.live();
-    feed(this.#core, bytes, step, this.#what);
+    const ctx = this.live();
+    feed(this.#core, bytes, (p, n) => step(ctx, p, n), this.#what);
   }
 
   /** Zeroizes and frees the context; further use throws StateError. Idempotent. */

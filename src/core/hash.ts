@@ -71,9 +71,8 @@ class HashContext extends CoreContext implements Hash {
   }
 
   update(data: Uint8Array): this {
-    const ctx = this.live();
     const x = coreOf(this).x;
-    this.feed(data, (p, n) => x.hash_update(ctx, p, n));
+    this.feed(data, (ctx, p, n) => x.hash_update(ctx, p, n));
     return this;
   }
 

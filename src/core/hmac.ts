@@ -69,9 +69,8 @@ class HmacContext extends CoreContext implements Hmac {
   }
 
   update(data: Uint8Array): this {
-    const ctx = this.live();
     const x = coreOf(this).x;
-    this.feed(data, (p, n) => x.hmac_update(ctx, p, n));
+    this.feed(data, (ctx, p, n) => x.hmac_update(ctx, p, n));
     return this;
   }
 

@@ -888,6 +888,29 @@ describe('the one-shot and streaming forms refuse alike', () => {
   });
 });
 
+describe('a wrong argument to a finished stream', () => {
+  it('is named before the state, by every stream alike: hash, HMAC, MACs, AEAD (GCM, CCM streaming or collecting) and CBC', () => {
+    const key = rnd(16);
+    const finished = <T extends { destroy(): void }>(s: T): T => (s.destroy(), s);
+    const calls: [string, () => unknown, string][] = [
+      ['createHash', () => finished(createHash('SHA-256')).update('x' as never), 'data must be a Uint8Array, got string'],
+      ['createHmac', () => finished(createHmac('SHA-256', key)).update('x' as never), 'data must be a Uint8Array, got string'],
+      ['createCmac', () => finished(createCmac(key)).update('x' as never), 'data must be a Uint8Array, got string'],
+      ['gcm encryptStream into', () => finished(gcm(key, rnd(12)).encryptStream()).update(rnd(4), 'x' as never), 'into must be a Uint8Array, got string'],
+      ['ccm encryptStream into', () => finished(ccm(key, rnd(12)).encryptStream()).update(rnd(4), 'x' as never), 'into must be a Uint8Array, got string'],
+      ['ccm messageLength encryptStream into', () => finished(ccm(key, rnd(12), undefined, { messageLength: 4 }).encryptStream()).update(rnd(4), 'x' as never), 'into must be a Uint8Array, got string'],
+      ['cbc encryptStream into', () => finished(cbc(key, rnd(16)).encryptStream()).update(rnd(4), 'x' as never), 'into must be a Uint8Array, got string'],
+      ['cbc decryptStream into', () => finished(cbc(key, rnd(16)).decryptStream()).update(rnd(16), new DataView(new ArrayBuffer(32)) as never), 'into must be a Uint8Array, got DataView'],
+      ['gcm decryptStream into', () => finished(gcm(key, rnd(12)).decryptStream()).final('x' as never), 'into must be a Uint8Array, got string'],
+    ];
+    for (const [what, call, message] of calls) expect(call, what).toThrow(new InvalidInputError(message));
+    // A CCM stream with messageLength refuses a bad `into` before a chunk beyond it, as without one.
+    const s = ccm(key, rnd(12), undefined, { messageLength: 4 }).encryptStream();
+    expect(() => s.update(rnd(5), 'x' as never)).toThrow(new InvalidInputError('into must be a Uint8Array, got string'));
+    expect(s.update(rnd(4)).length).toBe(4);
+  });
+});
+
 describe('binary data is no object of options', () => {
   it('bytes, a DataView or an ArrayBuffer where options go (AAD to cbc(), a personalization to hmacDrbg(), extra entropy to sign()) are refused, not read as no options', () => {
     const key = rnd(16), p256 = ecdsa('P-256'), { secretKey, publicKey } = p256.keygen();
