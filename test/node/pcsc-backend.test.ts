@@ -895,9 +895,8 @@ describe('PC/SC SE backend over an in-process card', () => {
     const held = (reader: InProcessReader) => [...reader.store.objects.entries()].filter(([n]) => n !== 0xfe).map(([n, v]) => [n, hex(v)]);
     const written = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x02 && a[3] !== 0xfe;
     const deletion = (a: Uint8Array) => a[1] === 0xda && a[2] === 0x04;
-    for (const away of [false, true]) {
-      const { reader, b } = await openedReader();
-      // Written, the answer lost; the clean-up deletion lost too (the card pulled for a moment).
+    /** A new object written, the answer lost; the clean-up deletion lost too (the card pulled for a moment). */
+    const loseWriteAndDeletion = (reader: InProcessReader) => {
       reader.intercept = (a) => {
         if (written(a)) {
           reader.os.apdu(a);
@@ -906,6 +905,10 @@ describe('PC/SC SE backend over an in-process card', () => {
         if (deletion(a)) throw new ShortResponseError(0);
         return undefined;
       };
+    };
+    for (const away of [false, true]) {
+      const { reader, b } = await openedReader();
+      loseWriteAndDeletion(reader);
       await expect(b.objectStore.write('lost', secret)).rejects.toThrow(ShortResponseError);
       expect(held(reader)).toEqual([[1, hex(secret)]]);
       if (!away) {
@@ -932,14 +935,7 @@ describe('PC/SC SE backend over an in-process card', () => {
     const [mine, theirs] = [reader.backend(undefined, { share: 'shared' }), reader.backend(undefined, { share: 'shared' })];
     await mine.open();
     await theirs.open();
-    reader.intercept = (a) => {
-      if (written(a)) {
-        reader.os.apdu(a);
-        throw new ShortResponseError(0);
-      }
-      if (deletion(a)) throw new ShortResponseError(0);
-      return undefined;
-    };
+    loseWriteAndDeletion(reader);
     await expect(mine.objectStore.write('lost', secret)).rejects.toThrow(ShortResponseError);
     reader.intercept = undefined;
     await theirs.objectStore.write('theirs', Uint8Array.of(9));
