@@ -10,5 +10,13 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     execArgv: WebAssembly.validate(FEATURE_PROBES.relaxed) ? [] : ['--experimental-wasm-relaxed-simd'],
+    // `npm run coverage`: what the Node suite runs of src/ in its own processes (docs/testing.md).
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      exclude: ['src/core/wasm-binaries.generated.ts'],
+      reporter: ['text-summary', 'json', 'html'],
+      reportsDirectory: 'coverage',
+    },
   },
 });
