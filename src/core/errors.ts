@@ -204,9 +204,17 @@ export function optionsArg<T extends object>(opts: T | null | undefined, name: s
 const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
 const sharedBufferLength = typeof SharedArrayBuffer === 'function' ? Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')?.get : undefined;
 
-/** Whether `x` is a typed array, a DataView or an (Shared)ArrayBuffer: read through internal slots. */
+const tagOf = Object.prototype.toString;
+
+/**
+ * Whether `x` is a typed array, a DataView or an (Shared)ArrayBuffer: read through internal slots.
+ * The buffers' getters throw for anything else, and a throw costs microseconds (its stack): only an
+ * object whose tag says buffer is asked, so options objects, on every request's path, never throw.
+ */
 function isBinary(x: object): boolean {
   if (ArrayBuffer.isView(x)) return true;
+  const tag = tagOf.call(x);
+  if (tag !== '[object ArrayBuffer]' && tag !== '[object SharedArrayBuffer]') return false;
   for (const length of [arrayBufferLength, sharedBufferLength]) {
     try {
       length?.call(x);
