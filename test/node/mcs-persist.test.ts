@@ -23,6 +23,8 @@ import { onLines, runChild, runInTerminal, runModule } from './run-child.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const tempDir = () => mkdtempSync(join(tmpdir(), 'senv-mcs-'));
+/** A lock file's text naming `pid` as its holder, as a process long gone left it. */
+const deadHolder = (pid: number) => JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: `dead${pid}`, osLocked: false });
 
 /** The real file operations with the journal's appends counted (`count.appends`, which a case sets back to 0). */
 async function countingAppends(): Promise<{ files: Files; count: { appends: number } }> {
@@ -1443,10 +1445,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     try {
       const base = await openFiles();
       await (await JournalStore.open({ dir, masterKey: KEY, files: base })).close();
-      const holder = (pid: number) => JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: `dead${pid}`, osLocked: false });
       const lock = join(dir, 'lock'), guard = `${lock}.takeover`;
-      writeFileSync(lock, holder(100));
-      writeFileSync(guard, holder(101));
+      writeFileSync(lock, deadHolder(100));
+      writeFileSync(guard, deadHolder(101));
       // Two processes (pids 200 and 300) through the Files interface. The interleaving that let both
       // open: B reads the dead taker's guard, A meanwhile removes it and takes a fresh guard, B then
       // judges what it read stale; A's removal of the stale lock is slow.
@@ -1507,10 +1508,9 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     try {
       const base = await openFiles();
       await (await JournalStore.open({ dir, masterKey: KEY, files: base })).close();
-      const holder = (pid: number) => JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: `dead${pid}`, osLocked: false });
       const lock = join(dir, 'lock');
-      writeFileSync(lock, holder(100));
-      for (let level = 1; level <= 4; level++) writeFileSync(lock + '.takeover'.repeat(level), holder(100 + level));
+      writeFileSync(lock, deadHolder(100));
+      for (let level = 1; level <= 4; level++) writeFileSync(lock + '.takeover'.repeat(level), deadHolder(100 + level));
       const before = readdirSync(dir).sort();
       // Every holder is gone (their pids run no more).
       const files: Files = { ...base, lockHeld: async () => false };
