@@ -82,6 +82,8 @@ export function needsExtended(cmd: CommandApdu): boolean {
   return (cmd.data?.length ?? 0) > SHORT_MAX_NC || (cmd.ne ?? 0) > SHORT_MAX_NE;
 }
 
+const ENCODING_OPTIONS = { extended: true, allowExtended: true } as const;
+
 /**
  * Encodes a command APDU. Short form unless a field needs the extended form
  * or `extended` forces it; a command that needs it throws LengthError when
@@ -89,7 +91,7 @@ export function needsExtended(cmd: CommandApdu): boolean {
  */
 export function encodeCommand(cmd: CommandApdu, options?: { extended?: boolean | undefined; allowExtended?: boolean | undefined }): Uint8Array {
   const c = commandArg(cmd);
-  const opts = optionsArg(options, 'the encoding options') ?? {};
+  const opts = optionsArg(options, 'the encoding options', ENCODING_OPTIONS) ?? {};
   const data = c.data;
   const nc = data?.length ?? 0;
   const ne = c.ne ?? 0;

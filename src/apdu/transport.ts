@@ -2,7 +2,7 @@
 // PC/SC card, a scripted test double, a socket). Each layer does one job of
 // ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
 // configured (the apdu4j / GlobalPlatformPro idea).
-import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
+import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
 import {
   byteArg, commandArg, decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,
@@ -89,7 +89,7 @@ export class RawTransport implements ApduTransport {
 
   constructor(private readonly channel: ByteChannel, opts: { extended: boolean }) {
     carrierArg(channel, 'the byte channel');
-    this.opts = { extended: flagArg(optionsArg(opts, 'the wire options')?.extended, 'extended', false) };
+    this.opts = { extended: flagArg(optionsArg(opts, 'the wire options', WIRE_OPTIONS)?.extended, 'extended', false) };
     this.maxCommandData = this.opts.extended ? EXTENDED_MAX_NC : SHORT_MAX_NC;
     this.maxResponseData = this.opts.extended ? EXTENDED_MAX_NE : SHORT_MAX_NE;
   }
@@ -400,9 +400,12 @@ export interface StackOptions {
   maxResponseData?: number | undefined;
 }
 
+const STACK_OPTIONS: OptionNames<StackOptions> = { extended: true, log: true, checkStatus: true, maxGetResponseRounds: true, maxResponseTotal: true, maxCommandData: true, maxResponseData: true };
+const WIRE_OPTIONS = { extended: true } as const;
+
 /** The usual stack: status → chaining → 6Cxx → 61xx/9Fxx → logging → wire. */
 export function createTransport(channel: ByteChannel, options: StackOptions): { transport: ApduTransport; raw: RawTransport } {
-  const opts: Partial<StackOptions> = optionsArg(options, 'the transport options') ?? {};
+  const opts: Partial<StackOptions> = optionsArg(options, 'the transport options', STACK_OPTIONS) ?? {};
   const raw = new RawTransport(channel, { extended: opts.extended! });
   let t: ApduTransport = raw;
   if (opts.log) t = new LoggingLayer(t, opts.log);

@@ -6,7 +6,7 @@
 import { copyArg, outputTarget, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf } from './context.ts';
-import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError, type OptionNames } from './errors.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
@@ -18,6 +18,8 @@ export interface CbcOptions {
   /** Default 'pkcs5'. */
   padding?: CbcPadding | undefined;
 }
+
+const CBC_OPTIONS: OptionNames<CbcOptions> = { padding: true };
 
 export interface CbcStream {
   /**
@@ -151,7 +153,7 @@ export function cbc(key: KeyInput, iv: Uint8Array, opts?: CbcOptions | null): Cb
   key = checkKeyInput(key);
   iv = copyArg(iv, 'iv');
   if (iv.length !== 16) throw new LengthError(`AES-CBC IV must be 16 bytes, got ${iv.length}`);
-  const padding = optionsArg(opts, 'cbc options')?.padding ?? 'pkcs5';
+  const padding = optionsArg(opts, 'cbc options', CBC_OPTIONS)?.padding ?? 'pkcs5';
   // A string only: another value would pass Object.hasOwn through its string conversion, and read differently later.
   if (typeof padding !== 'string' || !Object.hasOwn(CBC_PADDING_IDS, padding)) {
     throw new UnknownAlgorithmError(`unknown CBC padding (got ${shown(padding)}): expected one of ${Object.keys(CBC_PADDING_IDS).join(', ')}`);

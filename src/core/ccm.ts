@@ -4,7 +4,7 @@
 // Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
 import type { Core } from './loader.ts';
 import { copyArg, EMPTY } from './bytes.ts';
-import { LengthError, optionsArg, shown } from './errors.ts';
+import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
@@ -19,6 +19,8 @@ export interface CcmOptions {
    */
   messageLength?: number | undefined;
 }
+
+const CCM_OPTIONS: OptionNames<CcmOptions> = { tagLength: true, messageLength: true };
 
 // A class, not a literal of closures: a one-shot call creates one every time.
 class CcmMode implements AeadMode {
@@ -64,7 +66,7 @@ export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   nonce = copyArg(nonce, 'nonce');
   aad = copyArg(aad, 'aad');
   if (nonce.length < 7 || nonce.length > 13) throw new LengthError(`AES-CCM nonce must be 7 to 13 bytes, got ${nonce.length}`);
-  const o = optionsArg(opts, 'ccm options');
+  const o = optionsArg(opts, 'ccm options', CCM_OPTIONS);
   const tagLength = o?.tagLength ?? 16;
   if (!Number.isInteger(tagLength) || tagLength < 4 || tagLength > 16 || tagLength % 2) {
     throw new LengthError(`AES-CCM tag length must be an even number of bytes from 4 to 16, got ${shown(tagLength)}`);

@@ -5,7 +5,7 @@
 import { core, type Core } from './loader.ts';
 import { EMPTY, secretBytes, secretCopy, type Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
-import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable } from './errors.ts';
+import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable, type OptionNames } from './errors.ts';
 import { hashId, type HashName } from './hash.ts';
 
 export interface DrbgExports {
@@ -30,6 +30,8 @@ export interface HmacDrbgOptions {
   /** Replaces the runtime CSPRNG, e.g. to replay known-answer tests. */
   entropy?: EntropySource | undefined;
 }
+
+const DRBG_OPTIONS: OptionNames<HmacDrbgOptions> = { hash: true, personalization: true, predictionResistance: true, reseedInterval: true, entropy: true };
 
 /** Security strength 256 bits for every supported hash: entropy 32 bytes, nonce 16. */
 const ENTROPY_BYTES = 32;
@@ -97,7 +99,7 @@ export class HmacDrbg extends CoreContext {
 
   constructor(opts?: HmacDrbgOptions | null) {
     // Everything that can fail runs before the context exists.
-    const options = optionsArg(opts, 'HmacDrbg options') ?? {};
+    const options = optionsArg(opts, 'HmacDrbg options', DRBG_OPTIONS) ?? {};
     const hash = options.hash ?? 'SHA-256';
     const id = hashId(hash);
     const pers = bytesArg(options.personalization ?? EMPTY, 'personalization');

@@ -4,7 +4,7 @@
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { copyArg, EMPTY, secretBytes, type Bytes } from './bytes.ts';
 import { core, type Core } from './loader.ts';
-import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError, type OptionNames } from './errors.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';
@@ -40,6 +40,10 @@ export interface SignOptions extends VerifyOptions {
    */
   extraEntropy?: boolean | Uint8Array | undefined;
 }
+
+const VERIFY_OPTIONS: OptionNames<VerifyOptions> = { hash: true, format: true, prehashed: true };
+// Hedging is the signer's: a verify given extraEntropy is refused, not left to ignore it.
+const SIGN_OPTIONS: OptionNames<SignOptions> = { ...VERIFY_OPTIONS, extraEntropy: true };
 
 export interface KeyPair {
   secretKey: Bytes;
@@ -134,8 +138,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   // Every option is read once, before any byte argument is: an options getter runs no later than
   // this, so it cannot detach or shrink a buffer whose view the call has already taken.
-  function optionsOf(options: SignOptions | null | undefined, what: string): SignOptions {
-    const o = optionsArg(options, what);
+  function optionsOf(options: SignOptions | null | undefined, what: string, known: OptionNames<VerifyOptions>): SignOptions {
+    const o = optionsArg(options, what, known);
     return { hash: o?.hash, format: o?.format, prehashed: o?.prehashed, extraEntropy: o?.extraEntropy };
   }
 
@@ -181,7 +185,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
   }
 
   function sign(message: Uint8Array, key: Uint8Array, options?: SignOptions | null): Bytes {
-    const opts = optionsOf(options, 'sign options');
+    const opts = optionsOf(options, 'sign options', SIGN_OPTIONS);
     const secretKey = checkSecret(key);
     const { digest, hashName } = digestOf(message, opts);
     const format = formatOf(opts);
@@ -212,7 +216,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
   }
 
   function verify(sig: Uint8Array, message: Uint8Array, key: Uint8Array, options?: VerifyOptions | null): boolean {
-    const opts = optionsOf(options, 'verify options');
+    const opts = optionsOf(options, 'verify options', VERIFY_OPTIONS);
     // A private copy: the DER checks and the bytes verified must be the same (a caller's buffer may be
     // shared memory another thread writes meanwhile).
     const signature = copyArg(sig, 'signature');

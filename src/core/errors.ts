@@ -187,17 +187,33 @@ function typeName(value: unknown): string {
   return typeof name === 'string' && /^[A-Za-z_$][\w$]{0,39}$/.test(name) && !/^(Big)?(Int|Uint|Float)\d+(Clamped)?Array$/.test(name) ? name : 'object';
 }
 
+/** The names an options argument may carry, declared once beside its type: every key of `T` and no other. */
+export type OptionNames<T> = { readonly [K in keyof Required<T>]: true };
+
+const hasOwn = Object.hasOwn;
+
 /**
  * An options argument: undefined or null (none), or an object. Anything else
  * would be read as no options at all, so that `cbc(k, iv, 'none')` padded.
  * Binary data is no object of options either: `cbc(k, iv, aad)`,
  * `hmacDrbg(personalization)` or `sign(m, k, extraEntropy)` would otherwise
- * drop the bytes unread.
+ * drop the bytes unread. A name the function does not know is refused too: a
+ * misspelt option (`{ datadir }`, `{ tagLenght: 8 }`) would otherwise be
+ * ignored and its default taken in silence (an engine in memory, a 16-byte tag).
  */
-export function optionsArg<T extends object>(opts: T | null | undefined, name: string): T | undefined {
+export function optionsArg<T extends object>(opts: T | null | undefined, name: string, known: { readonly [K in keyof T]?: true }): T | undefined {
   if (opts === undefined || opts === null) return undefined;
   if (typeof opts !== 'object' || Array.isArray(opts) || isBinary(opts)) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
+  // Own names only: inherited ones would take a walk up the prototype chain (a Proxy's trap).
+  for (const k of Object.keys(opts)) {
+    if (!hasOwn(known, k)) throw new InvalidInputError(`unknown option ${optionName(k)} in ${name} (known: ${Object.keys(known).join(', ')})`);
+  }
   return opts;
+}
+
+/** An unknown option's name for a message: a name as code spells one, else only its length (it may be anything). */
+function optionName(k: string): string {
+  return /^[A-Za-z_$][\w$]{0,39}$/.test(k) ? `'${k}'` : `named by ${shown(k)}`;
 }
 
 // ArrayBuffer.prototype's byteLength getter reads the internal slot (no Proxy trap runs), and throws for anything else.

@@ -4,7 +4,7 @@
 // tag lengths SP 800-38D allows (12-16 bytes, and 8 or 4) are accepted.
 import type { Core } from './loader.ts';
 import { copyArg, EMPTY } from './bytes.ts';
-import { LengthError, optionsArg, shown } from './errors.ts';
+import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
 import { checkKeyInput, param, MAX_NONCE, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
@@ -13,6 +13,7 @@ export interface GcmOptions {
   tagLength?: number | undefined;
 }
 
+const GCM_OPTIONS: OptionNames<GcmOptions> = { tagLength: true };
 const TAG_LENGTHS = [16, 15, 14, 13, 12, 8, 4];
 
 // A class, not a literal of closures: a one-shot call creates one every time.
@@ -59,7 +60,7 @@ export function gcm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   nonce = copyArg(nonce, 'nonce');
   aad = copyArg(aad, 'aad');
   if (nonce.length < 1 || nonce.length > MAX_NONCE) throw new LengthError(`AES-GCM nonce must be 1 to ${MAX_NONCE} bytes (12 recommended), got ${nonce.length}`);
-  const tagLength = optionsArg(opts, 'gcm options')?.tagLength ?? 16;
+  const tagLength = optionsArg(opts, 'gcm options', GCM_OPTIONS)?.tagLength ?? 16;
   if (!TAG_LENGTHS.includes(tagLength)) throw new LengthError(`AES-GCM tag length must be one of ${TAG_LENGTHS.join(', ')} bytes, got ${shown(tagLength)}`);
   return aead(new GcmMode(nonce, tagLength), key, aad);
 }

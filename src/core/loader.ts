@@ -5,7 +5,7 @@
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
 import { ALLOCATING_EXPORTS, type CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
-import { CoreError, InvalidInputError, OutOfMemoryError, optionsArg, shown } from './errors.ts';
+import { CoreError, InvalidInputError, OutOfMemoryError, optionsArg, shown, type OptionNames } from './errors.ts';
 import { secretCopy, type Bytes } from './bytes.ts';
 
 /**
@@ -22,6 +22,8 @@ export interface InitOptions {
   /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
   build?: CoreBuild | 'auto' | undefined;
 }
+
+const INIT_OPTIONS: OptionNames<InitOptions> = { build: true };
 
 export interface CoreInfo {
   build: CoreBuild;
@@ -139,7 +141,7 @@ export function coreBuilds(): CoreBuild[] {
 }
 
 function pick(options: InitOptions | null | undefined): CoreBuild {
-  const want = optionsArg(options, 'init options')?.build ?? 'auto';
+  const want = optionsArg(options, 'init options', INIT_OPTIONS)?.build ?? 'auto';
   if (want === 'auto') return coreBuilds()[0]!;
   if (!CORE_BUILDS.includes(want)) {
     throw new InvalidInputError(`unknown core build (got ${shown(want)}): use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);

@@ -11,7 +11,7 @@ import type { McsResponse, Operation } from './primitive.ts';
 import { McsError, RSC } from './rsc.ts';
 import { fromBase64, toBase64 } from './codec.ts';
 import { snapshot } from './snapshot.ts';
-import { bytesArg, InvalidInputError, optionsArg, shown } from '../core/errors.ts';
+import { bytesArg, InvalidInputError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
 import type { Bytes } from '../core/bytes.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../backends/algorithms.ts';
@@ -70,7 +70,7 @@ export class McsClient {
     if (typeof originator !== 'string' || originator === '') throw new InvalidInputError(`the originator is a non-empty string, got ${shown(originator)}`);
     seId ??= engine.seIds[0]!;
     if (typeof seId !== 'string') throw new InvalidInputError(`an M2M-SE-ID is a string, got ${shown(seId)}`);
-    this.requestExpiration = expirationArg(optionsArg(options, 'McsClient options')?.requestExpiration);
+    this.requestExpiration = expirationArg(optionsArg(options, 'McsClient options', REQUEST_OPTIONS)?.requestExpiration);
     this.engine = engine;
     this.originator = originator;
     this.seId = seId;
@@ -139,12 +139,12 @@ export class McsClient {
   }
 
   async accessControlPolicy(options: { privileges: readonly AccessRule[]; selfPrivileges: readonly AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
-    const opts = required(options, 'accessControlPolicy');
+    const opts = required(options, 'accessControlPolicy', POLICY_OPTIONS);
     return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges, 'privileges'), pvs: acr(opts.selfPrivileges, 'selfPrivileges') }, opts));
   }
 
   async hash(options: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
-    const opts = required(options, 'hash');
+    const opts = required(options, 'hash', HASH_OPTIONS);
     return new HashResource(this, await this.#create(20004, 'senv:Hsh', { Halg: opts.algorithm }, opts));
   }
 
@@ -154,10 +154,10 @@ export class McsClient {
    * refused the cipher is deleted again and the error thrown.
    */
   async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array | undefined; exportable?: boolean | undefined; nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined } & CommonOptions): Promise<CipherResource> {
-    const opts = required(options, 'cipher');
+    const opts = required(options, 'cipher', CIPHER_OPTIONS);
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The CREATE and the parameters' requests are one call: one deadline.
-    const until = deadline(expirationOf(this, opts));
+    const until = deadline(expirationOf(this, requestPart(opts)));
     // The parameters are sent after the CREATE: copied now.
     return held(omit({ nc: nonce, iV: iv, aD: aad }), async (parameters) => {
       const c = new CipherResource(this, await this.#create(20002, 'senv:Cph', { Calg: opts.algorithm, mbs: opts.maxByteSize, kDt: key, kExp: opts.exportable }, opts, this.seId, within(until)));
@@ -183,7 +183,7 @@ export class McsClient {
    * keep it as free-form keyInformation and verify nothing).
    */
   async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array | undefined; publicKey?: Uint8Array | undefined; exportable?: boolean | undefined; format?: 'der' | 'raw' | undefined; prehashed?: boolean | undefined } & CommonOptions): Promise<SignatureResource> {
-    const opts = required(options, 'signature');
+    const opts = required(options, 'signature', SIGNATURE_OPTIONS);
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     // Read once: the caller may reuse the options object for its next call before this one resolved.
     const algorithm = opts.algorithm;
@@ -200,18 +200,18 @@ export class McsClient {
   }
 
   async rand(options: { rngType: RngType } & CommonOptions): Promise<RandResource> {
-    const opts = required(options, 'rand');
+    const opts = required(options, 'rand', RAND_OPTIONS);
     return new RandResource(this, await this.#create(20007, 'senv:Rnd', { rgT: opts.rngType }, opts));
   }
 
   /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
   async sensitiveData(data: Uint8Array, opts?: string | Omit<CommonOptions, 'expirationTime'> | null): Promise<SensitiveDataResource> {
     const msg = bytesArg(data, 'data');
-    const common = typeof opts === 'string' ? { name: opts } : optionsArg(opts, 'sensitiveData options');
+    const common = typeof opts === 'string' ? { name: opts } : optionsArg(opts, 'sensitiveData options', DATA_OPTIONS);
     return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, common));
   }
 
-  async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId, options: RequestOptions | null | undefined = common): Promise<string> {
+  async #create(ty: number, root: string, content: Record<string, unknown>, common: CommonOptions = {}, to = this.seId, options: RequestOptions | null | undefined = requestPart(common)): Promise<string> {
     // The common options only where given: content's own rn (createUnder's) stays otherwise.
     const body = await this.request(1, to, root, omit({ ...content, ...omit({ rn: common.name, acpi: common.policies, et: common.expirationTime }) }), ty, options);
     // Only the address is kept: the representation's byte copies (an exportable key, the data) must not linger unreferenced.
@@ -375,7 +375,7 @@ export class CipherResource extends MessageResource {
    * restart a new nonce must replace the old one, never sit beside it.
    */
   async setParameters(p: { nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined }, options?: RequestOptions | null): Promise<void> {
-    const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters'), 'nonce', 'iv', 'aad');
+    const { nonce, iv, aad } = optionalBytes(required(p, 'setParameters', PARAMETER_OPTIONS), 'nonce', 'iv', 'aad');
     return this.serialWith(omit({ nc: nonce, iV: iv, aD: aad }), async (content, limit) => {
       const exists = this.#hasParameters ?? !created.has(this);
       this.#hasParameters = undefined;
@@ -486,14 +486,34 @@ export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */
   async update(p: { privileges?: readonly AccessRule[] | undefined; selfPrivileges?: readonly AccessRule[] | undefined }, options?: RequestOptions | null): Promise<void> {
-    const o = required(p, 'policy update');
+    const o = required(p, 'policy update', POLICY_UPDATE);
     await this.set(omit({ pv: o.privileges && acr(o.privileges, 'privileges'), pvs: o.selfPrivileges && acr(o.selfPrivileges, 'selfPrivileges') }), options);
   }
 }
 
+const REQUEST_OPTIONS: OptionNames<RequestOptions> = { requestExpiration: true };
+const COMMON_OPTIONS: OptionNames<CommonOptions> = { ...REQUEST_OPTIONS, name: true, policies: true, expirationTime: true };
+const POLICY_OPTIONS: OptionNames<Parameters<McsClient['accessControlPolicy']>[0]> = { ...REQUEST_OPTIONS, name: true, expirationTime: true, privileges: true, selfPrivileges: true };
+const HASH_OPTIONS: OptionNames<Parameters<McsClient['hash']>[0]> = { ...COMMON_OPTIONS, algorithm: true };
+const CIPHER_OPTIONS: OptionNames<Parameters<McsClient['cipher']>[0]> = {
+  ...COMMON_OPTIONS, algorithm: true, maxByteSize: true, key: true, exportable: true, nonce: true, iv: true, aad: true,
+};
+const SIGNATURE_OPTIONS: OptionNames<Parameters<McsClient['signature']>[0]> = {
+  ...COMMON_OPTIONS, algorithm: true, key: true, publicKey: true, exportable: true, format: true, prehashed: true,
+};
+const RAND_OPTIONS: OptionNames<Parameters<McsClient['rand']>[0]> = { ...COMMON_OPTIONS, rngType: true };
+const DATA_OPTIONS: OptionNames<Omit<CommonOptions, 'expirationTime'>> = { ...REQUEST_OPTIONS, name: true, policies: true };
+const PARAMETER_OPTIONS: OptionNames<Parameters<CipherResource['setParameters']>[0]> = { nonce: true, iv: true, aad: true };
+const POLICY_UPDATE: OptionNames<Parameters<PolicyResource['update']>[0]> = { privileges: true, selfPrivileges: true };
+
+/** The request options among a factory's, whose names the factory checked. */
+function requestPart(o: RequestOptions): RequestOptions {
+  return { requestExpiration: o.requestExpiration };
+}
+
 /** A factory's options: an object (InvalidInputError otherwise, as for every options argument of senv). */
-function required<T extends object>(opts: T, what: string): T {
-  const o = optionsArg(opts, `${what} options`);
+function required<T extends object>(opts: T, what: string, known: OptionNames<T>): T {
+  const o = optionsArg(opts, `${what} options`, known);
   if (o === undefined) throw new InvalidInputError(`${what} options must be an object of options, got ${String(opts)}`);
   return o;
 }
@@ -549,7 +569,7 @@ function within(until: Deadline): RequestOptions {
 
 /** A call's requestExpiration: its options' (an object, null or left out, as request() takes them), or the client's where they give none. */
 function expirationOf(client: McsClient, options: RequestOptions | null | undefined): number | undefined {
-  return expirationArg(optionsArg(options, 'request options')?.requestExpiration) ?? client.requestExpiration;
+  return expirationArg(optionsArg(options, 'request options', REQUEST_OPTIONS)?.requestExpiration) ?? client.requestExpiration;
 }
 
 /** A requestExpiration as the primitive's rqet takes it: a whole number of milliseconds. */

@@ -8,7 +8,7 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, UNIQUE_ID, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, SenvError, shown, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, SenvError, shown, StateError, UnknownAlgorithmError, type OptionNames } from '../core/errors.ts';
 import { CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
 import { memoryFigures } from './handed.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
@@ -70,6 +70,12 @@ export interface McsEngineOptions extends MasterKeyOptions {
   clock?: (() => number) | undefined;
 }
 
+const MASTER_KEY_OPTIONS: OptionNames<MasterKeyOptions> = { masterKey: true, masterKeyFile: true, masterKeyEnv: true };
+const OPTIONS: OptionNames<McsEngineOptions> = {
+  ...MASTER_KEY_OPTIONS, backends: true, maxDataSize: true, memoryQuota: true, dataDir: true, files: true, rollbackAnchor: true, store: true, clock: true,
+};
+const SEND_OPTIONS: OptionNames<SendOptions> = { binary: true };
+
 const SLASH = 47;
 /** A registration's name already in use as the first segment of an address (a registration's name or a resource ID). */
 const TAKEN = (rn: string) => `the name '${rn}' is taken on this SE`;
@@ -98,7 +104,7 @@ export class McsEngine {
   /** Opens the backends (self tests), loads persisted resources and returns a ready engine. */
   static async create(options?: McsEngineOptions | null): Promise<McsEngine> {
     // An options argument is an object, null or left out (README), as everywhere else.
-    options = optionsArg(options, 'McsEngine options') ?? {};
+    options = optionsArg(options, 'McsEngine options', OPTIONS) ?? {};
     checkOptions(options);
     const quota = options.memoryQuota;
     if (options.dataDir && !options.store) {
@@ -253,7 +259,7 @@ export class McsEngine {
    * write), and close() waits for it. docs/mcs.md "Rotating the master key".
    */
   async rotateMasterKey(options: MasterKeyOptions): Promise<void> {
-    const o = optionsArg(options, 'rotateMasterKey options') ?? {};
+    const o = optionsArg(options, 'rotateMasterKey options', MASTER_KEY_OPTIONS) ?? {};
     checkMasterKeyOptions(o);
     if (this.#closed) throw new StateError('engine closed');
     const store = this.#store;
@@ -899,7 +905,7 @@ function handOver(change: Change, shown: readonly AttributeDef[]): Map<string, U
  */
 function readBinary(options: SendOptions | null | undefined): boolean {
   try {
-    return flagArg(optionsArg(options, 'send() options')?.binary, 'the send() option binary', false);
+    return flagArg(optionsArg(options, 'send() options', SEND_OPTIONS)?.binary, 'the send() option binary', false);
   } catch (e) {
     throw unreadable(e, 'the send() options');
   }

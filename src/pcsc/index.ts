@@ -2,7 +2,7 @@
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
 import { secretCopyArg } from '../core/bytes.ts';
-import { InvalidInputError, optionsArg, shown } from '../core/errors.ts';
+import { InvalidInputError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
 } from './errors.ts';
@@ -245,6 +245,8 @@ export interface EstablishOptions {
 }
 
 /** The establish() of this process that outlived its timeout, if any (see PcscContext.establish). */
+const ESTABLISH_OPTIONS: OptionNames<EstablishOptions> = { timeoutMs: true };
+const CONNECT_OPTIONS: OptionNames<ConnectOptions> = { share: true, protocols: true, timeoutMs: true };
 const establishing = new Stall('pcscd');
 
 /**
@@ -299,7 +301,7 @@ export class PcscContext {
    * behind it on a bridge thread).
    */
   static async establish(opts: EstablishOptions = {}): Promise<PcscContext> {
-    const timeoutMs = checkTimeout(optionsArg(opts, 'establish options')?.timeoutMs, 'timeoutMs');
+    const timeoutMs = checkTimeout(optionsArg(opts, 'establish options', ESTABLISH_OPTIONS)?.timeoutMs, 'timeoutMs');
     const addon = loadNative();
     const monitor = await call(establishing.call(addon, 'SCardEstablishContext', () => addon.Monitor.establish(), timeoutMs,
       (late) => void late.release().catch(() => undefined)));
@@ -392,7 +394,7 @@ export class PcscContext {
    */
   async connect(reader: string, options?: ConnectOptions | null): Promise<PcscCard> {
     checkReader(reader);
-    const opts = optionsArg(options, 'connect options') ?? {};
+    const opts = optionsArg(options, 'connect options', CONNECT_OPTIONS) ?? {};
     checkShare(opts.share);
     checkProtocols(opts.protocols);
     const timeoutMs = opts.timeoutMs === undefined ? this.timeoutMs : checkTimeout(opts.timeoutMs, 'timeoutMs');

@@ -2,7 +2,7 @@
 // a vpcd reader slot of pcscd. `senv virtual-card` runs one; the tests and the
 // APDU benchmark run theirs in-process.
 import { initSync, randomBytes } from '../core/index.ts';
-import { InvalidInputError, optionsArg, shown } from '../core/errors.ts';
+import { InvalidInputError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
 import { SenvApplet } from './applet.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs } from './card.ts';
 import { KeyStore } from './keystore.ts';
@@ -36,9 +36,11 @@ export interface VirtualCard {
   close(): Promise<void>;
 }
 
+const OPTIONS: OptionNames<VirtualCardOptions> = { slot: true, host: true, port: true, store: true, extended: true, log: true, keepAlive: true };
+
 /** The options, typed: what a JS caller passes is checked before a store is opened. */
 function checkOptions(options: VirtualCardOptions | null | undefined): VirtualCardOptions {
-  const o = (optionsArg(options, 'createVirtualCard options') ?? {}) as Record<string, unknown>;
+  const o = (optionsArg(options, 'createVirtualCard options', OPTIONS) ?? {}) as Record<string, unknown>;
   const bad = (name: string, what: string) => new InvalidInputError(`createVirtualCard: ${name} must be ${what}, got ${shown(o[name])}`);
   if (o.store !== undefined && (typeof o.store !== 'string' || o.store === '')) throw bad('store', 'a file path');
   for (const n of ['slot', 'port'] as const) if (o[n] !== undefined && (!Number.isSafeInteger(o[n]) || (o[n] as number) < 0)) throw bad(n, 'a non-negative integer');

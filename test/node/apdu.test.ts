@@ -53,6 +53,10 @@ describe('command APDU codec', () => {
     expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(65536) })).toThrow(/^command data must be at most 65535 bytes, got 65536$/);
     expect(encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(65535) }).length).toBe(7 + 65535);
     expect(() => encodeCommand({ cla: 256, ins: 0, p1: 0, p2: 0 })).toThrow(/CLA must be a byte/);
+    // A misspelt option would leave the short form or a forbidden extended one in silence.
+    expect(() => encodeCommand({ cla: 0, ins: 0, p1: 0, p2: 0, data: bytes(256) }, { allowExtend: false } as never)).toThrow(/^unknown option 'allowExtend' in the encoding options \(known: extended, allowExtended\)$/);
+    const ch: ByteChannel = { transmit: async () => fromHex('9000') };
+    expect(() => createTransport(ch, { extended: false, maxResponseTotl: 10 } as never)).toThrow(/^unknown option 'maxResponseTotl' in the transport options \(known: extended, log, checkStatus, /);
     // A caller's string (a key in hex, say) is shown by its length, never quoted; a symbol is no TypeError.
     const hexText = '00112233445566778899aabbccddeeff';
     expect(() => encodeCommand({ cla: hexText as never, ins: 0, p1: 0, p2: 0 })).toThrow(/^CLA must be a byte \(0\.\.255\), got a string of 32 characters$/);

@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import {
   aesKey, gcm, ccm, cbc, cmac, createCmac, sha256, hash, hmac, createHash, createHmac, hashMany, constantTimeEqual, HmacDrbg, randomBytes,
   coreMemoryStats, InvalidInputError, LengthError, PaddingError, AuthenticationError, UnknownAlgorithmError, SoftwareBackend, StateError, CoreError,
-  ecdsa, initSync,
+  ecdsa, init, initSync, hmacDrbg,
 } from '../../src/index.ts';
 import { core } from '../../src/core/loader.ts';
 import { coreOf } from '../../src/core/context.ts';
@@ -931,6 +931,34 @@ describe('binary data is no object of options', () => {
     expect(cbc(key, rnd(16), Object.create(Uint8Array.prototype) as never).encrypt(rnd(16)).length).toBe(32);
     const trap = () => { throw new Error('trap'); };
     expect(() => cbc(key, rnd(16), new Proxy({}, { getPrototypeOf: trap, get: () => undefined }) as never)).not.toThrow();
+  });
+});
+
+describe('an option name the function does not know', () => {
+  it('is refused by every options argument of the core, named, with the names it knows: a misspelt option is not left at its default', async () => {
+    const key = rnd(16), p256 = ecdsa('P-256'), { secretKey, publicKey } = p256.keygen();
+    const calls: [string, string, (opts: object) => unknown][] = [
+      ['gcm options', 'tagLength', (o) => gcm(key, rnd(12), undefined, o as never).encrypt(rnd(3))],
+      ['ccm options', 'tagLength, messageLength', (o) => ccm(key, rnd(12), undefined, o as never).encrypt(rnd(3))],
+      ['cbc options', 'padding', (o) => cbc(key, rnd(16), o as never).encrypt(rnd(3))],
+      ['HmacDrbg options', 'hash, personalization, predictionResistance, reseedInterval, entropy', (o) => hmacDrbg(o as never).generate(4)],
+      ['sign options', 'hash, format, prehashed, extraEntropy', (o) => p256.sign(rnd(32), secretKey, o as never)],
+      ['verify options', 'hash, format, prehashed', (o) => p256.verify(rnd(64), rnd(32), publicKey, o as never)],
+      ['init options', 'build', (o) => initSync(o as never)],
+    ];
+    for (const [name, known, call] of calls) {
+      // Each call works with its known names (all given as undefined) and no others.
+      const none = Object.fromEntries(known.split(', ').map((k) => [k, undefined]));
+      expect(() => call(none), name).not.toThrow();
+      for (const [options, shownAs] of [[{ ...none, tagLenght: 8 }, "'tagLenght'"], [{ 'not a name': 1 }, 'named by a string of 10 characters']] as const) {
+        expect(() => call(options), name).toThrow(new InvalidInputError(`unknown option ${shownAs} in ${name} (known: ${known})`));
+      }
+    }
+    // Verification has no nonce to hedge: extraEntropy there is a mistake, not an option.
+    expect(() => p256.verify(rnd(64), rnd(32), publicKey, { extraEntropy: true } as never)).toThrow(/unknown option 'extraEntropy' in verify options/);
+    await expect(init({ biuld: 'scalar' } as never)).rejects.toThrow(/unknown option 'biuld' in init options/);
+    // Names are the object's own: symbols and what it inherits are not options (as Object.keys reads them).
+    expect(gcm(key, rnd(12), undefined, Object.assign(Object.create({ stray: 1 }), { [Symbol('x')]: 1, tagLength: 12 })).encrypt(rnd(3)).length).toBe(15);
   });
 });
 

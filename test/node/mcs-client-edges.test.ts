@@ -7,9 +7,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CipherResource, ecdsa, gcm, hash, hmac, HashResource, InvalidInputError, McsClient, McsEngine, RandResource, SensitiveDataResource, SignatureResource, SoftwareBackend, type AccessRule, type McsResponse, type ObjectStore } from '../../src/index.ts';
 import { fromBase64, parseTimestamp, toBase64 } from '../../src/mcs/codec.ts';
 import { arraysMadeBy } from './uint8array-spy.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const engines: McsEngine[] = [];
 afterEach(async () => {
@@ -772,6 +772,59 @@ describe('request primitives (primitive.ts) the client\'s engine reads', () => {
       expect(r.rsc, String(rqet)).toBe(4000);
       expect(String(r.pc?.['m2m:dbg'])).toMatch(/rqet/);
     }
+  });
+});
+
+describe('an option name nothing knows is refused before anything is sent or made', () => {
+  const unknown = (name: string, where: string) => new RegExp(`^unknown option '${name}' in ${where.replace(/[()]/g, '\\$&')} \\(known: `);
+
+  it('McsEngine.create, rotateMasterKey, send() and SoftwareBackend: a misspelt dataDir would have left the state in memory', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'senv-opt-')), 'data');
+    try {
+      await expect(McsEngine.create({ datadir: dir } as never)).rejects.toThrow(unknown('datadir', 'McsEngine options'));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), memoryquota: 1 } as never)).rejects.toThrow(unknown('memoryquota', 'McsEngine options'));
+      expect(() => new SoftwareBackend({ uniqueID: 'x' } as never)).toThrow(unknown('uniqueID', 'SoftwareBackend options'));
+      // Nothing was opened for the refused engines: the directory is made by the first that comes up.
+      expect(existsSync(dir)).toBe(false);
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7) });
+      engines.push(engine);
+      await expect(engine.rotateMasterKey({ masterkey: new Uint8Array(32).fill(8) } as never)).rejects.toThrow(unknown('masterkey', 'rotateMasterKey options'));
+      const r = await engine.send({ op: 2, to: engine.seIds[0]!, fr: 'C1', rqi: 'b' }, { bianry: true } as never);
+      expect(r.rsc).toBe(4000);
+      expect(String(r.pc?.['m2m:dbg'])).toMatch(/unknown option 'bianry' in send\(\) options/);
+      // The key was not rotated: the directory opens under the old one.
+      await engine.close();
+      engines.pop();
+      engines.push(await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7) }));
+    } finally {
+      rmSync(dirname(dir), { recursive: true, force: true });
+    }
+  });
+
+  it('McsClient: its own options, each factory\'s, each call\'s; the resource stays as it was', async () => {
+    const c = await client();
+    expect(() => new McsClient(c.engine, 'C2', undefined, { requestExpiry: 5 } as never)).toThrow(unknown('requestExpiry', 'McsClient options'));
+    await expect(c.hash({ algorithm: 4, name: 'h1', nmae: 'h' } as never)).rejects.toThrow(unknown('nmae', 'hash options'));
+    await expect(c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY, name: 'c1', nonse: NONCE } as never)).rejects.toThrow(unknown('nonse', 'cipher options'));
+    await expect(c.signature({ algorithm: 25, name: 's1', prehash: true } as never)).rejects.toThrow(unknown('prehash', 'signature options'));
+    await expect(c.rand({ rngType: 1, name: 'r1', expirationtime: '20991231T000000' } as never)).rejects.toThrow(unknown('expirationtime', 'rand options'));
+    await expect(c.accessControlPolicy({ privileges: [], selfPrivileges: [], name: 'p1', policies: [] } as never)).rejects.toThrow(unknown('policies', 'accessControlPolicy options'));
+    await expect(c.sensitiveData(utf8('s'), { name: 'd1', expirationTime: '20991231T000000' } as never)).rejects.toThrow(unknown('expirationTime', 'sensitiveData options'));
+    // None of them was created: each name is free.
+    await c.hash({ algorithm: 4, name: 'h1' });
+    await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY, name: 'c1' });
+    await c.signature({ algorithm: 25, name: 's1' });
+    await c.rand({ rngType: 1, name: 'r1' });
+    await c.accessControlPolicy({ privileges: [], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }], name: 'p1' });
+    await c.sensitiveData(utf8('s'), 'd1');
+    const h = await c.hash({ algorithm: 4 });
+    await h.update(utf8('abc'));
+    await expect(h.update(utf8('def'), { requestExpiraton: 100 } as never)).rejects.toThrow(unknown('requestExpiraton', 'request options'));
+    expect(hexOf(await h.calculate())).toBe(hexOf(hash('SHA-256', utf8('abc'))));
+    const cph = await c.cipher({ algorithm: 1001, maxByteSize: 64, key: KEY });
+    await expect(cph.setParameters({ nounce: NONCE } as never)).rejects.toThrow(unknown('nounce', 'setParameters options'));
+    const acp = await c.accessControlPolicy({ privileges: [], selfPrivileges: [{ originators: ['CAE1'], operations: 63 }] });
+    await expect(acp.update({ privilege: [] } as never)).rejects.toThrow(unknown('privilege', 'policy update options'));
   });
 });
 

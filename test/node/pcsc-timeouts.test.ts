@@ -197,6 +197,8 @@ describe('PcscCard timeouts over a scripted native connection', () => {
       [{ reader: 'r', commandTimeoutMs: -5 }, /commandTimeoutMs .* got -5/],
       [{ reader: 'r', commandTimeoutMs: Number.NaN }, /got NaN/],
       [{ reader: 'r', commandTimeoutMs: '500' }, /got a string of 3 characters$/],
+      // A misspelt option would otherwise leave its default in silence (30 s where 500 ms was meant).
+      [{ reader: 'r', comandTimeoutMs: 500 }, /^unknown option 'comandTimeoutMs' in (PcscBackend|discoverPcscBackends) options \(known: seType, context, share, commandTimeoutMs, log/],
     ];
     for (const [opts, msg] of bad) {
       expect(() => new PcscBackend(opts as never), JSON.stringify(opts)).toThrow(InvalidInputError);
@@ -261,6 +263,8 @@ describe.skipIf(!setup.ok)(`a card that stops answering, through pcscd and vpcd$
       await expect(PcscContext.establish({ timeoutMs: timeoutMs as number })).rejects.toThrow(InvalidInputError);
     }
     await expect(PcscContext.establish(300 as never)).rejects.toThrow(/establish options must be an object/);
+    await expect(PcscContext.establish({ timeout: 100 } as never)).rejects.toThrow(/^unknown option 'timeout' in establish options \(known: timeoutMs\)$/);
+    await expect(env.ctx.connect(env.slot.reader, { timeout: 100 } as never)).rejects.toThrow(/^unknown option 'timeout' in connect options \(known: share, protocols, timeoutMs\)$/);
   });
 
   it('a transmit without an answer times out; a shared connect behind it times out too, and the connection it made late is given back', async () => {

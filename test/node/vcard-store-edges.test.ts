@@ -890,6 +890,26 @@ describe('createVirtualCard and `senv virtual-card`', () => {
     await b.close();
   });
 
+  it('createVirtualCard refuses options of the wrong kind, and names it does not know, before a store is opened', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-vc-opts-'));
+    try {
+      const store = join(dir, 'card.json');
+      const bad: [Record<string, unknown>, RegExp][] = [
+        [{ store: '' }, /^createVirtualCard: store must be a file path, got a string of 0 characters$/],
+        [{ slot: -1 }, /^createVirtualCard: slot must be a non-negative integer, got -1$/],
+        [{ port: 1.5 }, /^createVirtualCard: port must be a non-negative integer, got 1.5$/],
+        [{ host: 1 }, /^createVirtualCard: host must be a string, got 1$/],
+        [{ keepAlive: 'yes' }, /^createVirtualCard: keepAlive must be a boolean, got a string of 3 characters$/],
+        // A misspelt store would give a card whose keys vanish at exit.
+        [{ stor: store }, /^unknown option 'stor' in createVirtualCard options \(known: slot, host, port, store, extended, log, keepAlive\)$/],
+      ];
+      for (const [opts, msg] of bad) expect(() => createVirtualCard({ store, ...opts } as never), JSON.stringify(opts)).toThrow(msg);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   /** Runs `senv virtual-card argv` until `stop` is sent; what it printed, its exit code. */
   async function cli(argv: string[], during: (out: () => string) => Promise<void>, stop: 'SIGINT' | 'SIGTERM' = 'SIGINT') {
     let out = '';

@@ -17,7 +17,7 @@ import { CBC_MAC_LENGTH } from '../../core/cmac.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { secretDigest } from '../../core/hash.ts';
 import {
-  AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError,
+  AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError, type OptionNames,
 } from '../../core/errors.ts';
 import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
@@ -52,6 +52,9 @@ export interface PcscBackendOptions {
 
 /** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+const DISCOVER_OPTIONS: OptionNames<Omit<PcscBackendOptions, 'reader'>> = { seType: true, context: true, share: true, commandTimeoutMs: true, log: true };
+const OPTIONS: OptionNames<PcscBackendOptions> = { ...DISCOVER_OPTIONS, reader: true };
 
 /** Every option but the reader, checked (InvalidInputError); answers the command timeout. */
 function checkOptions(o: Omit<PcscBackendOptions, 'reader'>): number {
@@ -123,7 +126,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
   private readonly objects: CardObjectStore;
 
   constructor(opts: PcscBackendOptions) {
-    const o = optionsArg(opts, 'PcscBackend options');
+    const o = optionsArg(opts, 'PcscBackend options', OPTIONS);
     if (!o) throw new InvalidInputError('PcscBackend options must name the reader ({ reader })');
     this.reader = checkReader(o.reader);
     const commandTimeoutMs = checkOptions(o);
@@ -860,7 +863,7 @@ async function readerStates(ctx: PcscContext): Promise<ReaderState[]> {
  * options are checked as the backend checks them, before anything reaches pcscd.
  */
 export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
-  const o = optionsArg(opts, 'discoverPcscBackends options') ?? {};
+  const o = optionsArg(opts, 'discoverPcscBackends options', DISCOVER_OPTIONS) ?? {};
   const commandTimeoutMs = checkOptions(o);
   const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeoutMs }));
   try {

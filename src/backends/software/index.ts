@@ -6,7 +6,7 @@ import {
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
-import { InvalidInputError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { InvalidInputError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError, type OptionNames } from '../../core/errors.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
@@ -30,6 +30,8 @@ export interface SoftwareBackendOptions {
   /** Bytes reported as non-volatile memory of this SE: the quota of host storage it grants. */
   storageQuota?: number | undefined;
 }
+
+const OPTIONS: OptionNames<SoftwareBackendOptions> = { uniqueId: true, storageQuota: true };
 
 /** Software SEs made without a uniqueId, until an engine with a data directory gives them the one it keeps. */
 const unnamed = new WeakSet<SoftwareBackend>();
@@ -56,7 +58,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
   readonly #keys = new Set<SoftwareKey>();
 
   constructor(opts?: SoftwareBackendOptions | null) {
-    const options = optionsArg(opts, 'SoftwareBackend options') ?? {};
+    const options = optionsArg(opts, 'SoftwareBackend options', OPTIONS) ?? {};
     const { uniqueId, storageQuota } = options;
     if (uniqueId !== undefined) checkUniqueId(uniqueId, 'uniqueId');
     if (storageQuota !== undefined && !(Number.isSafeInteger(storageQuota) && storageQuota >= 0)) {
