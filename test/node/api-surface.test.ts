@@ -372,6 +372,9 @@ describe('public API surface', () => {
     }
     // A key file that cannot be read (a directory here): a StateError with the code, not the runtime's own error.
     await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKeyFile: tmpdir() })).rejects.toMatchObject({ name: 'StateError', message: expect.stringMatching(/master key file .* cannot be read \(EISDIR\)/) });
+    // A missing key file is named too (senv rotate-master-key reads two: the message must say which).
+    const missing = join(tmpdir(), `senv-nokey-${process.pid}`, 'no-such-key');
+    await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKeyFile: missing })).rejects.toMatchObject({ name: 'StateError', message: `the master key file ${missing} does not exist` });
   });
 });
 

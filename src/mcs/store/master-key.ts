@@ -23,7 +23,8 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
       throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`)})`);
     });
-    if (!raw) throw new StateError('master key file not found');
+    // Named, as when it cannot be read: `senv rotate-master-key` reads two key files, and either may be the missing one.
+    if (!raw) throw new StateError(`the master key file ${o.masterKeyFile} does not exist`);
     if (raw.length !== 32) {
       // The text is the key too, decoded from its bytes (a string could not be zeroized): only the decoded copy,
       // which the engine zeroizes after use, may outlive this call.
