@@ -133,8 +133,11 @@ function parse(raw: unknown): McsRequest {
   if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
     throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
   }
-  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest('ty (resource type) is mandatory for CREATE');
-  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
+  // Absent and of the wrong kind are told apart: a CSE that sent ty as a string ("20004") did send it.
+  if (op === 1 && ty === undefined) throw badRequest('ty (resource type) is mandatory for CREATE');
+  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest(`ty (resource type) must be a whole number (table 9.1-1), got ${kindOf(ty)}`);
+  if ((op === 1 || op === 3) && pc === undefined) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
+  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest(`pc (content) must be an object holding one element, got ${kindOf(pc)}`);
   if (rt !== undefined) responseType(rt);
   if (ot !== undefined && (typeof ot !== 'string' || parseTimestamp(ot) === undefined)) throw badRequest('ot (originatingTimestamp) must be a oneM2M timestamp');
   if (rqet !== undefined && !(typeof rqet === 'string' ? parseTimestamp(rqet) !== undefined : Number.isSafeInteger(rqet) && (rqet as number) >= 0)) {
@@ -169,6 +172,11 @@ function resultContent(op: Operation, rcn: unknown): 0 | 1 {
   if (rcn === 1 && op !== 4) return 1;
   if (rcn === 0 && op !== 2) return 0;
   throw badRequest(`rcn (resultContent) ${typeof rcn === 'number' ? rcn : typeof rcn} is not supported for ${OP_NAMES[op]}: ${op === 2 ? '1 (attributes)' : op === 4 ? '0 (nothing)' : '0 (nothing) or 1 (attributes)'}`);
+}
+
+/** A parameter of the wrong kind, shown as README says: a number or boolean by its value, anything else by its kind only. */
+function kindOf(v: unknown): string {
+  return typeof v === 'number' || typeof v === 'boolean' ? String(v) : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 const OP_NAMES = { 1: 'CREATE', 2: 'RETRIEVE', 3: 'UPDATE', 4: 'DELETE' } as const;

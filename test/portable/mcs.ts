@@ -156,6 +156,17 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
           fails(r, rsc, `request ${JSON.stringify(req)}`);
         }
         equal((await engine.send({ ...base, rqi: 'echo-me', op: 9 })).rqi, 'echo-me', 'rqi echoed on failure');
+        // ty and pc absent, or present but of the wrong kind, are told apart (a CSE that sent ty as a string did send it).
+        const named: [Record<string, unknown>, string][] = [
+          [{ op: 1, pc: {} }, 'ty (resource type) is mandatory for CREATE'],
+          [{ op: 1, ty: '20004', pc: {} }, 'ty (resource type) must be a whole number (table 9.1-1), got a string'],
+          [{ op: 1, ty: 20004.5, pc: {} }, 'ty (resource type) must be a whole number (table 9.1-1), got 20004.5'],
+          [{ op: 1, ty: 20004 }, 'pc (content) is mandatory for CREATE and UPDATE'],
+          [{ op: 3, pc: 'senv:Hsh' }, 'pc (content) must be an object holding one element, got a string'],
+          [{ op: 3, pc: [] }, 'pc (content) must be an object holding one element, got a list'],
+          [{ op: 3, pc: null }, 'pc (content) must be an object holding one element, got null'],
+        ];
+        for (const [extra, message] of named) fails(await engine.send({ ...base, ...extra }), 4000, `request ${JSON.stringify(extra)}`, new RegExp(`^${message.replace(/[().]/g, '\\$&')}$`));
         const longRqi = await engine.send({ ...base, rqi: 'q'.repeat(1025) });
         fails(longRqi, 4000, 'an rqi of 1025 characters', /rqi \(request identifier\) must be a string of 1 to 1024 characters/);
         equal(longRqi.rqi, '', 'an rqi refused for its length is not echoed');
