@@ -86,7 +86,10 @@ export class McsClient {
     if (root) req.pc = { [root]: content === undefined ? {} : content };
     const r: McsResponse = await this.engine.send(req, { binary: true });
     if (r.rsc >= 4000) throw new McsError(r.rsc, String(r.pc?.['m2m:dbg'] ?? ''));
-    return (root ? r.pc?.[root] : r.pc && Object.values(r.pc)[0]) as Record<string, unknown> ?? {};
+    // A response names its element by the type's short name whatever the request named it by: a long root
+    // ('senv:hash', which the engine accepts) must still find the body, not an empty object.
+    const pc = r.pc as Record<string, unknown> | undefined;
+    return (pc && (root && Object.hasOwn(pc, root) ? pc[root] : Object.values(pc)[0])) as Record<string, unknown> ?? {};
   }
 
   /** CREATE <SE>: registers this originator (required before anything else). */

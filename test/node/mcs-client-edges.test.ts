@@ -170,6 +170,19 @@ describe('McsClient: methods on resources', () => {
     expect(await c.request(4, h.address)).toEqual({});
   });
 
+  it('request() and createUnder() with a long root element (\'senv:hash\', which the engine accepts) answer the body the response names by its short one', async () => {
+    const c = await client();
+    const seId = c.engine.seIds[0]!;
+    const made = await c.request(1, seId, 'senv:hash', { rn: 'h', algorithm: 4 }, 20004);
+    expect(made).toMatchObject({ rn: 'h', Halg: 4 });
+    const address = `${seId}/${made.ri as string}`;
+    expect(await c.request(2, address, 'senv:hash')).toMatchObject({ ri: made.ri, rn: 'h' });
+    expect(await c.request(3, address, 'senv:hash', { message: utf8('abc') })).toMatchObject({ ri: made.ri });
+    const child = await c.createUnder(`${seId}/me`, 20004, 'senv:hash', { rn: 'h2', algorithm: 4 });
+    expect(child).toMatch(new RegExp(`^${seId}/Hsh[0-9a-z]+$`));
+    expect(await c.request(2, child)).toMatchObject({ rn: 'h2' });
+  });
+
   it('discard() on <hash> and <signature> drops the message held (msg: null), as on <cipher>', async () => {
     const c = await client();
     const h = await c.hash({ algorithm: 4 });
