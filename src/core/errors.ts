@@ -170,10 +170,22 @@ export function shown(value: unknown): string {
   return `a value of type ${typeName(value)}`;
 }
 
+/**
+ * Array.isArray that answers false where it would throw: for a revoked Proxy it throws a
+ * TypeError, which would escape in place of the typed refusal of what was given.
+ */
+export function isArraySafe(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
 /** The type of a value for a message: its own name for built-ins and classes, never text the value carries. */
 function typeName(value: unknown): string {
   if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
+  if (isArraySafe(value)) return 'array';
   if (typeof value !== 'object') return typeof value;
   const typed = typedArrayName.call(value);
   if (typed) return typed;

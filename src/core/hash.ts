@@ -2,7 +2,7 @@
 import { core } from './loader.ts';
 import type { Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
-import { assertBytes, bytesArg, fixedBytes, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
@@ -110,7 +110,7 @@ export function createHash(name: HashName): Hash {
 export function hashMany(name: HashName, list: readonly Uint8Array[]): Bytes[] {
   const id = hashId(name);
   const dl = DIGEST_LENGTHS[name];
-  if (!Array.isArray(list)) throw new InvalidInputError('messages must be an array of Uint8Array');
+  if (!isArraySafe(list)) throw new InvalidInputError('messages must be an array of Uint8Array');
   // Each element read once by index, and all of them before any is measured (a getter of the list is
   // caller code that could resize a buffer): what is packed is what was measured.
   // Read once and not converted: a length object's valueOf would be caller code run at every use.

@@ -214,6 +214,25 @@ describe('nothing is left behind', () => {
     }
   });
 
+  it('a revoked Proxy given as bytes, a name or a list is a typed refusal, not the TypeError Array.isArray throws for it', () => {
+    const revoked = () => {
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      return proxy as never;
+    };
+    const p256 = ecdsa('P-256');
+    for (const [what, call, type] of [
+      ['sha256', () => sha256(revoked()), InvalidInputError], ['hmac key', () => hmac('SHA-256', revoked(), rnd(3)), InvalidInputError],
+      ['gcm key', () => gcm(revoked(), rnd(12)), InvalidInputError], ['gcm nonce', () => gcm(rnd(16), revoked()), InvalidInputError],
+      ['aesKey', () => aesKey(revoked()), InvalidInputError], ['cmac', () => cmac(revoked(), rnd(16)), InvalidInputError],
+      ['hashMany list', () => hashMany('SHA-256', revoked()), InvalidInputError], ['hashMany element', () => hashMany('SHA-256', [revoked()]), InvalidInputError],
+      ['constantTimeEqual', () => constantTimeEqual(revoked(), rnd(3)), InvalidInputError], ['sign message', () => p256.sign(revoked(), p256.keygen().secretKey), InvalidInputError],
+      ['hash name', () => hash(revoked(), rnd(3)), UnknownAlgorithmError], ['curve name', () => ecdsa(revoked()), UnknownAlgorithmError],
+    ] as const) {
+      expect(call, what).toThrow(type);
+    }
+  });
+
   it('seed material and a long HMAC key\'s digest are made outside the JS heap (secretBytes) and zeroized after use', () => {
     const RealU8 = Uint8Array;
     // A small array inside V8's heap is moved by a collection, which leaves its bytes where no zero-fill reaches.
