@@ -11,6 +11,7 @@ import { specInfo } from '../backends/key-material.ts';
 import { InvalidInputError, isBytes, shown, stillReadable } from '../core/errors.ts';
 import type { SeHost } from './host.ts';
 import { McsError, RSC } from './rsc.ts';
+import { unawaited } from './settle.ts';
 
 /** The 5000 of a result that breaks the contract: `what` says what it was, never its bytes. */
 export const broken = (what: string) => new McsError(RSC.INTERNAL_SERVER_ERROR, `internal error (backend gave ${what})`);
@@ -63,7 +64,7 @@ export function keyHandle(host: SeHost, v: unknown, origin: 'made' | 'loaded'): 
   if (what === undefined) return v as KeyHandle;
   try {
     if (origin === 'made') host.deleteKey(v as KeyHandle);
-    else host.backend.releaseKey(v as KeyHandle);
+    else unawaited(host.backend.releaseKey(v as KeyHandle));
   } catch {
     // the backend's to clean up: the engine keeps nothing of it
   }

@@ -15,6 +15,7 @@ import { toHex } from '../core/bytes.ts';
 import { failureKind, StateError } from '../core/errors.ts';
 import { randomBytes } from '../core/drbg.ts';
 import { zeroize } from './handed.ts';
+import { unawaited } from './settle.ts';
 
 /** What a `to` address names on this SE. */
 export interface Target {
@@ -233,7 +234,7 @@ export class SeHost {
       // stream is the backend's to clean up; every other value is still released.
       try {
         if (isKeyHandle(v)) {
-          if (keepDeviceKeys) this.backend.releaseKey(v);
+          if (keepDeviceKeys) unawaited(this.backend.releaseKey(v));
           else this.deleteKey(v);
         }
         else if (v instanceof Accumulator) v.clear();
@@ -269,8 +270,8 @@ export class SeHost {
 
   /** The key's resource is gone: deleted from a device too. */
   deleteKey(key: KeyHandle): void {
-    if (this.backend.deleteKey) this.backend.deleteKey(key);
-    else this.backend.releaseKey(key);
+    if (this.backend.deleteKey) unawaited(this.backend.deleteKey(key));
+    else unawaited(this.backend.releaseKey(key));
   }
 
   /** Releases a resource whose CREATE failed, with the children it was being created with (never in the tree: nothing else saw them). */

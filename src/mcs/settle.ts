@@ -24,6 +24,15 @@ function pending<T>(v: MaybePromise<T>): Promise<T> | undefined {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function' ? Promise.resolve(v) : undefined;
 }
 
+/**
+ * What a backend method the contract types `void` returned (releaseKey, deleteKey, a stream's abort):
+ * a promise it gave anyway (an `async` method, which TypeScript accepts for `void`) has its rejection
+ * ignored, as the engine ignores a throw there, instead of left unhandled, which ends a Node process.
+ */
+export function unawaited(v: unknown): void {
+  pending(v)?.catch(() => {});
+}
+
 /** Runs fn; a failure, thrown now or rejected later, is replaced by map(failure). */
 export function mapFailure<R>(fn: () => MaybePromise<R>, map: (e: unknown) => unknown): MaybePromise<R> {
   let r: MaybePromise<R>;

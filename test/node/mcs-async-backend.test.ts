@@ -189,3 +189,55 @@ describe('a backend whose releaseKey or deleteKey throws (breaking its contract)
     await engine.close();
   });
 });
+
+describe('a backend whose releaseKey, deleteKey or stream abort is async and rejects (breaking its contract)', () => {
+  it('leaves no unhandled rejection (which would end a Node process): the removals go on, the SE serves on', async () => {
+    class Rejecting extends SoftwareBackend {
+      // `async` methods where the contract says void: TypeScript accepts them, so a backend may well have them.
+      override async releaseKey(key: KeyHandle): Promise<void> {
+        super.releaseKey(key);
+        throw new Error('release failed');
+      }
+      override digest(algorithm: Parameters<SoftwareBackend['digest']>[0]): ReturnType<SoftwareBackend['digest']> {
+        const s = super.digest(algorithm);
+        return {
+          update: () => Promise.reject(new Error('lost')),
+          final: (last) => s.final(last),
+          abort: async () => {
+            s.abort();
+            throw new Error('abort failed');
+          },
+        };
+      }
+    }
+    class RejectingDelete extends SoftwareBackend {
+      async deleteKey(key: KeyHandle): Promise<void> {
+        this.releaseKey(key);
+        throw new Error('delete failed');
+      }
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const backend of [new Rejecting(), new RejectingDelete()]) {
+        const engine = await McsEngine.create({ backends: [backend] });
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, kDt: b64(new Uint8Array(16).fill(1)) } }), 2001, 'cipher');
+        ok(await s.delete(s.path('reg', 'c')), 2002, 'cipher deleted');
+        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'hash');
+        // Longer than a batch: it streams as it arrives, the update fails, and the stream is aborted.
+        const m = new Uint8Array(40000).map((_, i) => i * 7);
+        ok(await s.update(s.path('reg', 'h'), { 'senv:Hsh': { msg: b64(m) } }), 2004, 'message');
+        const hv = body(ok(await s.retrieve(s.path('reg', 'h', 'cHsh')), 2000, 'hash'), 'senv:Hsh').Hv;
+        expect(hv).toBe(b64(sha256(m)));
+        await engine.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled.map((e) => (e as Error).message)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});

@@ -15,7 +15,7 @@ import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate, requireKey } from './keys.ts';
-import { after, mapFailure } from '../settle.ts';
+import { after, mapFailure, unawaited } from '../settle.ts';
 import { checked } from '../handed.ts';
 
 export const CIPHER_TY = 20002;
@@ -138,7 +138,7 @@ export const cipherType: ResourceType = {
       if (!res.key() || !cipherParams(res)) return undefined;
       const tag = (res.hint ?? 'encrypt') as Direction;
       const stream = await open(ctx, res, tag);
-      const sink: CipherSink = { tag, stream, update: (d, into) => stream.update(d, into), abort: () => stream.abort() };
+      const sink: CipherSink = { tag, stream, update: (d, into) => stream.update(d, into), abort: () => unawaited(stream.abort()) };
       return sink;
     },
   },

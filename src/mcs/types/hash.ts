@@ -5,7 +5,7 @@ import { HASHES } from '../../backends/algorithms.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';
-import { after, mapFailure } from '../settle.ts';
+import { after, mapFailure, unawaited } from '../settle.ts';
 import { checked } from '../handed.ts';
 
 interface DigestSink extends StreamSink { readonly stream: DigestStream }
@@ -47,7 +47,7 @@ export const hashType: ResourceType = {
     },
     async stream(ctx, res) {
       const stream = await ctx.host.backend.digest(algorithm(res));
-      const sink: DigestSink = { tag: 'digest', stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      const sink: DigestSink = { tag: 'digest', stream, update: (d) => stream.update(d), abort: () => unawaited(stream.abort()) };
       return sink;
     },
   },

@@ -18,7 +18,7 @@ import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
-import { after, always, mapFailure } from '../settle.ts';
+import { after, always, mapFailure, unawaited } from '../settle.ts';
 import { broken, checked, keyHandle, verdict, zeroize } from '../handed.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 
@@ -80,7 +80,7 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
       verify: (sig, last) => always(() => s.verify(sig, last), gone),
       abort: () => {
         try {
-          s.abort();
+          unawaited(s.abort());
         } finally {
           gone();
         }
@@ -228,7 +228,7 @@ export const signatureType: ResourceType = {
     async stream(ctx, res) {
       if (!hasKey(res)) return undefined;
       const stream = await open(ctx, res);
-      const sink: SignatureSink = { tag: 'sig', stream, update: (d) => stream.update(d), abort: () => stream.abort() };
+      const sink: SignatureSink = { tag: 'sig', stream, update: (d) => stream.update(d), abort: () => unawaited(stream.abort()) };
       return sink;
     },
   },
