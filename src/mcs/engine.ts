@@ -1063,6 +1063,9 @@ function checkMasterKeyOptions(o: MasterKeyOptions): void {
   // A name no environment can hold (Node would say to set it, Deno that it needs --allow-env).
   if (o.masterKeyEnv !== undefined && /[=\0]/.test(o.masterKeyEnv)) throw new InvalidInputError('masterKeyEnv must be a variable name, without "=" or NUL');
   if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
+  // One source: of two, the one read first would win in silence, and the caller may believe the other in force.
+  const given = (['masterKey', 'masterKeyFile', 'masterKeyEnv'] as const).filter((name) => o[name] !== undefined);
+  if (given.length > 1) throw new InvalidInputError(`give one master key, not ${given.join(' and ')}`);
 }
 
 /** Options of the wrong kind fail here, named, rather than as a TypeError at the first request. */

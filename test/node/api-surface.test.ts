@@ -362,6 +362,9 @@ describe('public API surface', () => {
       [{ dataDir: '/tmp/x', masterKey: 'deadbeef' }, /masterKey must be a Uint8Array/], [{ dataDir: '/tmp/x', masterKey: 42 }, /masterKey must be a Uint8Array/],
       // A master key without a data directory seals nothing: refused, not ignored.
       [{ dataDir: '/tmp/x', masterKeyEnv: 'A=B' }, /masterKeyEnv must be a variable name/], [{ masterKey: new Uint8Array(32) }, /give dataDir too/], [{ masterKeyFile: '/nonexistent/key' }, /give dataDir too/], [{ masterKeyEnv: 'NOPE' }, /give dataDir too/],
+      // Two sources: the first read would win in silence (masterKey over a file the caller may believe in force).
+      [{ dataDir: '/tmp/x', masterKey: new Uint8Array(32), masterKeyFile: '/tmp/k' }, /^give one master key, not masterKey and masterKeyFile$/],
+      [{ dataDir: '/tmp/x', masterKeyFile: '/tmp/k', masterKeyEnv: 'K' }, /^give one master key, not masterKeyFile and masterKeyEnv$/],
     ];
     for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
     for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);

@@ -613,6 +613,9 @@ describe('master key rotation', () => {
       await expect(e.rotateMasterKey({ masterKeyFile: join(dir, 'none') })).rejects.toThrow(`the master key file ${join(dir, 'none')} does not exist`);
       await expect(e.rotateMasterKey({ masterKey: new Uint8Array(16) })).rejects.toThrow(LengthError);
       await expect(e.rotateMasterKey(7 as never)).rejects.toThrow(InvalidInputError);
+      // Two sources, or one misspelt: refused before anything is read, not the first found taken.
+      await expect(e.rotateMasterKey({ masterKey: NEW, masterKeyFile: join(dir, 'none') })).rejects.toThrow(/^give one master key, not masterKey and masterKeyFile$/);
+      await expect(e.rotateMasterKey({ masterkey: NEW } as never)).rejects.toThrow(/^unknown option 'masterkey' in rotateMasterKey options/);
       // (coverage gap) No options, or a variable that is not set: a StateError naming the variable read.
       const saved = process.env.SENV_MASTER_KEY;
       delete process.env.SENV_MASTER_KEY;
