@@ -215,9 +215,16 @@ const hasOwn = Object.hasOwn;
  */
 export function optionsArg<T extends object>(opts: T | null | undefined, name: string, known: { readonly [K in keyof T]?: true }): T | undefined {
   if (opts === undefined || opts === null) return undefined;
-  if (typeof opts !== 'object' || Array.isArray(opts) || isBinary(opts)) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
-  // Own names only: inherited ones would take a walk up the prototype chain (a Proxy's trap).
-  for (const k of Object.keys(opts)) {
+  let names: string[] | undefined;
+  try {
+    // Own names only: inherited ones would take a walk up the prototype chain (a Proxy's trap).
+    if (typeof opts === 'object' && !Array.isArray(opts) && !isBinary(opts)) names = Object.keys(opts);
+  } catch (e) {
+    // A revoked Proxy, or one whose ownKeys trap throws: the runtime's TypeError or the trap's own error otherwise.
+    throw new InvalidInputError(`${name} cannot be read (${failureKind(e)})`);
+  }
+  if (!names) throw new InvalidInputError(`${name} must be an object of options, got ${typeName(opts)}`);
+  for (const k of names) {
     if (!hasOwn(known, k)) throw new InvalidInputError(`unknown option ${optionName(k)} in ${name} (known: ${Object.keys(known).join(', ')})`);
   }
   return opts;

@@ -231,6 +231,13 @@ describe('nothing is left behind', () => {
     ] as const) {
       expect(call, what).toThrow(type);
     }
+    // As options, and a Proxy whose ownKeys trap throws: options that cannot be read, named as such.
+    const trapped = new Proxy({}, { ownKeys: () => { throw new RangeError('trap'); } }) as never;
+    for (const opts of [revoked(), trapped]) {
+      for (const [name, call] of [['gcm options', () => gcm(rnd(16), rnd(12), undefined, opts)], ['HmacDrbg options', () => hmacDrbg(opts)], ['init options', () => initSync(opts)]] as const) {
+        expect(call, name).toThrow(new InvalidInputError(`${name} cannot be read (${opts === trapped ? 'RangeError' : 'TypeError'})`));
+      }
+    }
   });
 
   it('seed material and a long HMAC key\'s digest are made outside the JS heap (secretBytes) and zeroized after use', () => {
