@@ -14,6 +14,9 @@ export interface AeadMode {
   readonly tagLength: number;
   /** CCM: the payload length must be declared before any data. */
   readonly needsLength: boolean;
+  /** CCM: the longest payload its nonce allows, and the error naming a longer one (a collecting stream refuses it as it arrives). */
+  readonly maxMessage?: number;
+  tooLong?(msgLen: number): Error;
   create(c: Core, k: number, decrypt: boolean, scratch: boolean, msgLen: number): number;
   aad(c: Core, op: number, src: number, len: number): number;
   update(c: Core, op: number, src: number, dst: number, len: number): number;
@@ -297,9 +300,12 @@ abstract class CollectingStream {
     this.#key = ownedKey(key);
   }
 
-  protected add(data: Uint8Array, name: string): void {
+  protected add(data: Uint8Array, name: string, decrypt = false): void {
     const bytes = bytesArg(data, name);
     if (this.#done) throw new StateError(`${this.#mode.name} stream already finished or destroyed`);
+    // More than the nonce allows is refused when it arrives, not collected up to final(); the stream takes no part of it.
+    const total = this.#parts.length + bytes.length - (decrypt ? this.#mode.tagLength : 0);
+    if (total > (this.#mode.maxMessage ?? Infinity)) throw this.#mode.tooLong!(total);
     this.#parts.append(bytes);
   }
 
@@ -345,7 +351,7 @@ class CollectingEncryptStream extends CollectingStream implements AeadEncryptStr
 
 class CollectingDecryptStream extends CollectingStream implements AeadDecryptStream {
   update(ciphertext: Uint8Array): this {
-    this.add(ciphertext, 'ciphertext');
+    this.add(ciphertext, 'ciphertext', true);
     return this;
   }
 

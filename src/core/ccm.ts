@@ -29,17 +29,25 @@ class CcmMode implements AeadMode {
   readonly #nonce: Uint8Array;
   readonly #aadLength: number;
   readonly tagLength: number;
+  /** The longest payload the nonce leaves room for: its length field is 15 - nonce length bytes (beyond any array from 8 up). */
+  readonly maxMessage: number;
 
   constructor(nonce: Uint8Array, aadLength: number, tagLength: number) {
     this.#nonce = nonce;
     this.#aadLength = aadLength;
     this.tagLength = tagLength;
+    this.maxMessage = nonce.length > 8 ? 2 ** (8 * (15 - nonce.length)) - 1 : Number.MAX_SAFE_INTEGER;
+  }
+
+  tooLong(msgLen: number): LengthError {
+    const n = this.#nonce.length;
+    return new LengthError(`AES-CCM: a ${n}-byte nonce leaves room for messages below 2^${8 * (15 - n)} bytes, got ${msgLen}`);
   }
 
   create(c: Core, k: number, decrypt: boolean, scratch: boolean, msgLen: number): number {
     const n = this.#nonce;
     const op = c.x.ccm_create(k, param(c, n), n.length, this.tagLength, BigInt(this.#aadLength), BigInt(msgLen), decrypt ? 1 : 0, scratch ? 1 : 0);
-    if (op === 0) throw new LengthError(`AES-CCM: a ${n.length}-byte nonce leaves room for messages below 2^${8 * (15 - n.length)} bytes, got ${msgLen}`);
+    if (op === 0) throw this.tooLong(msgLen);
     return op;
   }
 
@@ -73,5 +81,8 @@ export function ccm(key: KeyInput, nonce: Uint8Array, aad: Uint8Array = EMPTY, o
   }
   const m = o?.messageLength ?? undefined;
   if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new LengthError(`AES-CCM messageLength must be a non-negative integer, got ${shown(m)}`);
-  return aead(new CcmMode(nonce, aad.length, tagLength), key, aad, m);
+  const mode = new CcmMode(nonce, aad.length, tagLength);
+  // Known now: refused now, not at the first use of the object.
+  if (m !== undefined && m > mode.maxMessage) throw mode.tooLong(m);
+  return aead(mode, key, aad, m);
 }

@@ -455,6 +455,18 @@ aesCases.push({
     for (const len of [0, 6, 14, 16]) throws(() => ccm(k, new Uint8Array(len)), LengthError, `CCM nonce ${len}`, /nonce must be 7 to 13/);
     for (const t of [0, 2, 3, 5, 15, 17, 18]) throws(() => ccm(k, n12, undefined, { tagLength: t }), LengthError, `CCM tag ${t}`, /tag length/);
     throws(() => ccm(k, new Uint8Array(13)).encrypt(new Uint8Array(65536)), LengthError, 'CCM payload too long for L = 2', /2\^16/);
+    // A messageLength the nonce has no room for is known at once: refused by ccm(), not at the object's first use.
+    throws(() => ccm(k, new Uint8Array(13), undefined, { messageLength: 65536 }), LengthError, 'CCM messageLength 2^16 for L = 2', /13-byte nonce leaves room for messages below 2\^16 bytes, got 65536$/);
+    equal(ccm(k, new Uint8Array(13), undefined, { messageLength: 65535 }).tagLength, 16, 'CCM messageLength 2^16 - 1 for L = 2');
+    // A collecting stream refuses the update that passes the limit, as it arrives, and keeps what it had.
+    const collecting = ccm(k, new Uint8Array(13)).encryptStream();
+    collecting.update(new Uint8Array(65530));
+    throws(() => collecting.update(new Uint8Array(6)), LengthError, 'CCM collecting stream past 2^16 - 1', /below 2\^16 bytes, got 65536$/);
+    collecting.update(new Uint8Array(5));
+    equal(hex(collecting.final()), hex(ccm(k, new Uint8Array(13)).encrypt(new Uint8Array(65535))), 'CCM collecting stream after a refused update');
+    const opening = ccm(k, new Uint8Array(13)).decryptStream();
+    opening.update(new Uint8Array(65535 + 16));
+    throws(() => opening.update(new Uint8Array(1)), LengthError, 'CCM collecting decryption past 2^16 - 1 and the tag', /below 2\^16 bytes, got 65536$/);
     for (const len of [0, 15, 17, 32]) throws(() => cbc(k, new Uint8Array(len)), LengthError, `CBC IV ${len}`, /IV must be 16/);
     throws(() => cbc(k, iv, { padding: 'pkcs7' as CbcPadding }), UnknownAlgorithmError, 'unknown padding', /padding/);
     throws(() => cbc(k, iv, { padding: 'none' }).encrypt(new Uint8Array(17)), LengthError, 'CBC none, 17 bytes', /multiple of 16/);
