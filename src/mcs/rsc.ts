@@ -1,6 +1,6 @@
 // Response status codes (TS-0004 clause 6.6) used over Mcs, and the error
 // that carries one from anywhere in the layer to the response.
-import { InvalidInputError, SenvError, errorName } from '../core/errors.ts';
+import { failureKind, InvalidInputError, SenvError, errorName } from '../core/errors.ts';
 
 export const RSC = {
   OK: 2000,
@@ -77,9 +77,11 @@ export function isA<T>(e: unknown, C: abstract new (...args: never[]) => T): e i
 /**
  * What a 5000 shows of an error: its kind (the code, refined by what carries no data), never its
  * message; core messages carry no key or data bytes, but a backend's or an unexpected error's might.
+ * Of any other error its code or class name (failureKind: `TypeError`, `ENOENT`, a typed error of
+ * another copy of senv), which tells a backend's author where to look and carries no data.
  */
 export function kindOf(e: unknown): string {
-  return isA(e, SenvError) ? e.kind : 'internal error';
+  return isA(e, SenvError) ? e.kind : failureKind(e);
 }
 
 errorName(McsError, 'McsError');

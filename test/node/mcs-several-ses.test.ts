@@ -122,8 +122,8 @@ describe('an engine with several SEs', () => {
     }
     // Only the kind of what failed, as for every 5000: a backend's own message may say more than a remote originator should read.
     flaky.rebootFails = new Error(`card 4-${'ab'.repeat(16)} lost key 00112233445566778899aabbccddeeff`);
-    expect(dbg(await reboot())).toBe("SE reboot failed (internal error): the request's change took effect, the SE is out of service");
-    expect(dbg(await stranger.retrieve(se1))).toBe('SE out of service (internal error): UPDATE an [SEReboot] (rb: true) to bring it back');
+    expect(dbg(await reboot())).toBe("SE reboot failed (Error): the request's change took effect, the SE is out of service");
+    expect(dbg(await stranger.retrieve(se1))).toBe('SE out of service (Error): UPDATE an [SEReboot] (rb: true) to bring it back');
     ok(await s2.create(se2, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } }), 2001, 'the other SE serves');
     expect((await reboot()).rsc, 'an [SEReboot] is still taken').toBe(5000);
     flaky.rebootFails = undefined;

@@ -652,7 +652,7 @@ describe('a failure of the backend while a record is made is the backend\'s, not
   it('a storeKey that fails answers as any backend failure (no "storage write failed"), and nothing is created', async () => {
     for (const [error, rsc, dbg] of [
       [new StateError('card removed'), 4005, 'card removed'],
-      [new Error('unplugged'), 5000, 'internal error (internal error)'],
+      [new Error('unplugged'), 5000, 'internal error (Error)'],
     ] as const) {
       class Failing extends SoftwareBackend {
         override async storeKey(): Promise<never> {

@@ -444,7 +444,13 @@ export const mcsBackendContractCases: PortableCase[] = [
       }
       const r = await sign(new Error('HSM said: key 00112233'));
       equal(r.rsc, 5000, 'a plain Error: rsc');
-      equal(dbg(r), 'internal error (internal error)', 'a plain Error: m2m:dbg');
+      equal(dbg(r), 'internal error (Error)', 'a plain Error: m2m:dbg');
+      // Its class name or code, never its message: what a backend's author needs to look in the right place.
+      const named = await sign(Object.assign(new RangeError('HSM said: key 00112233'), { code: 'ERR_HSM_SLOT' }));
+      equal(dbg(named), 'internal error (ERR_HSM_SLOT)', 'an error with a code: m2m:dbg');
+      class HsmKeyError extends Error {}
+      Object.defineProperty(HsmKeyError.prototype, 'name', { value: 'HsmKeyError' });
+      equal(dbg(await sign(new HsmKeyError('key 00112233'))), 'internal error (HsmKeyError)', 'an error class of its own: m2m:dbg');
     },
   },
   {
