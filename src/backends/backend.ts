@@ -306,10 +306,15 @@ export interface ObjectStore {
  *   tag or MAC that does not verify), PaddingError, LengthError or InvalidValueError (bad key,
  *   nonce or data) answer 4102; StateError 4005; UnknownAlgorithmError 5001; DeviceFullError 5207.
  *   Their messages go into the response's m2m:dbg as they are: messages must not carry key or data
- *   bytes. Anything else (an I/O failure, a plain Error) answers 5000 showing only its kind.
+ *   bytes. They are told apart by class identity: the classes of the copy of senv the engine runs
+ *   (a typed error of another copy, as any other error, answers 5000 showing only its code or
+ *   class name, never its message).
  * - Streams are fed in the order of the data; `final` may carry the last chunk so that a short
  *   message costs one call. A stream is finished by final, sign, verify or abort, exactly once;
- *   abort() must not throw (the engine tolerates one that does).
+ *   abort() must not throw (the engine tolerates one that does, and ignores its rejection).
+ *   The streams fed while UPDATEs arrive are speculative: one whose factory or update() fails is
+ *   aborted and its message replayed on a new stream by the operation that ends it, where a
+ *   failure answers; a broken update() shows only as slower operations.
  * - description and capabilities are read after open() and checked at McsEngine.create against
  *   the TS-0016 tables (InvalidInputError naming the unique ID and the field).
  */
