@@ -130,6 +130,8 @@ function parse(raw: unknown): McsRequest {
   if (op !== 1 && op !== 2 && op !== 3 && op !== 4) throw badRequest('op must be 1 CREATE, 2 RETRIEVE, 3 UPDATE or 4 DELETE');
   if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be an address of 1 to 4096 characters');
   if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be an AE-ID or CSE-ID of 1 to 1024 characters');
+  // A release is a string (TS-0004 m2m:releaseVersion): a number is a malformed request, not an unknown release.
+  if (rvi !== undefined && typeof rvi !== 'string') throw badRequest(`rvi (releaseVersionIndicator) must be a string, one of ${RELEASE_VERSIONS.join(', ')}, got ${kindOf(rvi)}`);
   if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
     throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
   }

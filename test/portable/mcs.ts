@@ -146,7 +146,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const bad: [unknown, number][] = [
           [null, 4000], ['text', 4000], [[], 4000], [{ ...base, rqi: undefined }, 4000], [{ ...base, rqi: 7 }, 4000],
           [{ ...base, op: 0 }, 4000], [{ ...base, op: '2' }, 4000], [{ ...base, op: 5 }, 4005], [{ ...base, to: '' }, 4000],
-          [{ ...base, fr: undefined }, 4000], [{ ...base, rvi: '9' }, 4001], [{ ...base, extra: 1 }, 4000],
+          [{ ...base, fr: undefined }, 4000], [{ ...base, rvi: '9' }, 4001], [{ ...base, rvi: 3 }, 4000], [{ ...base, extra: 1 }, 4000],
           // names of Object.prototype's members are unknown parameters too
           [{ ...base, toString: 1 }, 4000], [{ ...base, constructor: 1 }, 4000], [JSON.parse(`{"op":2,"to":"${seId}","fr":"CAE1","rqi":"x","__proto__":1}`), 4000],
           [{ ...base, op: 1 }, 4000], [{ ...base, op: 1, ty: 20004 }, 4000], [{ ...base, op: 3 }, 4000], [{ ...base, op: 3, pc: [] }, 4000],
