@@ -99,6 +99,10 @@ export function loadNative(): NativeAddon {
 }
 
 function load(): NativeAddon | PcscUnavailableError {
+  // A browser (a bundler's stubs of node: modules let the import succeed): nothing to install or rebuild there.
+  if (typeof process !== 'object' || typeof process?.versions?.node !== 'string') {
+    return new PcscUnavailableError('the native PC/SC bridge is a Node-API addon: it runs on Node and Deno, not in this runtime (a browser)');
+  }
   let path: string | null = null;
   try {
     // Finding it reads the environment and the file system too: Deno refuses either without its permission.

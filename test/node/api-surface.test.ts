@@ -7,6 +7,7 @@ import { dirname, join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
+import { runModule } from './run-child.ts';
 import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, StateError, UnknownAlgorithmError } from '../../src/index.ts';
 
 describe('public API surface', () => {
@@ -35,6 +36,14 @@ describe('public API surface', () => {
     const classes = Object.entries(pcsc).filter(([, v]) => typeof v === 'function' && v.prototype instanceof SenvError);
     expect(classes.length).toBeGreaterThanOrEqual(3);
     for (const [exported, cls] of classes) expect(Object.getOwnPropertyDescriptor((cls as { prototype: Error }).prototype, 'name')?.value, exported).toBe(exported);
+  });
+
+  it('onem2m-senv/pcsc where no Node or Deno runs (a browser whose bundler stubbed node: modules) says so, not to install libpcsclite', async () => {
+    const pcsc = JSON.stringify(new URL('../../dist/src/pcsc/index.js', import.meta.url).href);
+    const r = await runModule(`Object.defineProperty(globalThis, 'process', { value: undefined, configurable: true });
+      const { PcscContext } = await import(${pcsc});
+      await PcscContext.establish().catch((e) => console.log(e.name + ': ' + e.message));`);
+    expect(r.out.trim()).toBe('PcscUnavailableError: the native PC/SC bridge is a Node-API addon: it runs on Node and Deno, not in this runtime (a browser)');
   });
 
   it('the root\'s modules name no Node built-in a bundler would follow into a browser bundle', () => {
