@@ -1064,7 +1064,7 @@ function checkMasterKeyOptions(o: MasterKeyOptions): void {
   if (o.masterKeyEnv !== undefined && /[=\0]/.test(o.masterKeyEnv)) throw new InvalidInputError('masterKeyEnv must be a variable name, without "=" or NUL');
   if (o.masterKey !== undefined && !isBytes(o.masterKey)) throw new InvalidInputError(`masterKey must be a Uint8Array of 32 bytes, got ${shown(o.masterKey)}`);
   // One source: of two, the one read first would win in silence, and the caller may believe the other in force.
-  const given = (['masterKey', 'masterKeyFile', 'masterKeyEnv'] as const).filter((name) => o[name] !== undefined);
+  const given = (Object.keys(MASTER_KEY_OPTIONS) as (keyof MasterKeyOptions)[]).filter((name) => o[name] !== undefined);
   if (given.length > 1) throw new InvalidInputError(`give one master key, not ${given.join(' and ')}`);
 }
 

@@ -45,6 +45,19 @@ async function openedReader(limits?: CardLimits): Promise<{ reader: InProcessRea
   return { reader, b };
 }
 
+/** The card's SE (behind an in-process reader) and a software SE, opened side by side and closed after `fn`, however it ends. */
+async function bothSes(fn: (reader: InProcessReader, b: PcscBackend, soft: SoftwareBackend) => Promise<void>): Promise<void> {
+  const { reader, b } = await openedReader();
+  const soft = new SoftwareBackend();
+  try {
+    await soft.open();
+    await fn(reader, b, soft);
+  } finally {
+    await soft.close();
+    await b.close();
+  }
+}
+
 
 describe.skipIf(!setup.ok)(`PC/SC SE backend${setup.ok ? '' : ` (skipped: ${setup.reason})`}`, () => {
   let env: PcscTestEnv;
@@ -1244,20 +1257,17 @@ describe('PC/SC SE backend over an in-process card', () => {
   });
 
   it('an AEAD takes the nonce and CBC the IV, whichever else the parameters hold (as in the software SE)', async () => {
-    const { b } = await openedReader();
-    const soft = new SoftwareBackend();
-    await soft.open();
-    const key = randomBytes(16), nonce = randomBytes(12), iv = randomBytes(16), data = randomBytes(40);
-    for (const alg of [1001, 1003, 24] as const) {
-      const params = { nonce, iv, aad: randomBytes(5) };
-      const run = async (be: SecureEnvironmentBackend) => {
-        const s = await be.cipher(alg, await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', key), 'encrypt', params);
-        return hex(await s.final(data));
-      };
-      expect(await run(b), `algorithm ${alg}`).toBe(await run(soft));
-    }
-    await soft.close();
-    await b.close();
+    await bothSes(async (_reader, b, soft) => {
+      const key = randomBytes(16), nonce = randomBytes(12), iv = randomBytes(16), data = randomBytes(40);
+      for (const alg of [1001, 1003, 24] as const) {
+        const params = { nonce, iv, aad: randomBytes(5) };
+        const run = async (be: SecureEnvironmentBackend) => {
+          const s = await be.cipher(alg, await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', key), 'encrypt', params);
+          return hex(await s.final(data));
+        };
+        expect(await run(b), `algorithm ${alg}`).toBe(await run(soft));
+      }
+    });
   });
 
   it('random(): GET CHALLENGE sized to what the stack returns; a short answer is an error, never zeros', async () => {
@@ -3145,89 +3155,80 @@ describe('a full card', () => {
 
 describe('the card SE agrees with the software SE where a differential run found it did not', () => {
   it('called directly, both SEs refuse alike, before the card is sent anything: a key spec that is no object, a key of another use or algorithm, a signature to verify that is no bytes, sign() with a public key (the stream still verifies after either)', async () => {
-    const { reader, b } = await openedReader();
-    const soft = new SoftwareBackend();
-    await soft.open();
-    const pair = ecdsa('P-256').keygen();
-    const msg = randomBytes(40);
-    const got: string[][] = [];
-    for (const be of [b, soft] as SecureEnvironmentBackend[]) {
-      const aes = await be.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(3));
-      const mac = await be.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(4));
-      const pub = await be.importKey({ use: 'signature', algorithm: 33 }, 'public', pair.publicKey);
-      const raw = { format: 'raw', prehashed: false } as const;
-      const sent = reader.sent.length;
-      const cases: [string, () => unknown][] = [
-        ['spec null', () => be.importKey(null as never, 'secret', new Uint8Array(16))],
-        ['spec of no use', () => be.generateKey({ use: 'mac', algorithm: 25 } as never)],
-        ['AES-128-GCM key for AES-256-GCM', () => be.cipher(1002, aes, 'encrypt', { nonce: new Uint8Array(12) })],
-        ['AES key for CMAC', () => be.signature(49, aes, raw)],
-        ['HMAC-SHA-256 key for HMAC-SHA-384', () => be.signature(26, mac, raw)],
-        ['HMAC verify of a text', async () => (await be.signature(25, mac, raw)).verify('x' as never, msg)],
-        ['ECDSA verify of a number', async () => (await be.signature(33, pub, raw)).verify(5 as never, msg)],
-        ['ECDSA sign with a public key', async () => (await be.signature(33, pub, raw)).sign(msg)],
-      ];
-      const errors: string[] = [];
-      for (const [, run] of cases) errors.push(await (async () => run())().then(() => 'no error', (e: Error) => `${e.name}: ${e.message}`));
-      got.push(errors);
-      expect(reader.sent.length, `${be.description.seType}: nothing sent`).toBe(sent);
-      // A refused sign() or verify() changes nothing: the same stream verifies.
-      const s = await be.signature(33, pub, raw);
-      await s.update(msg);
-      await expect((async () => s.sign())()).rejects.toBeInstanceOf(InvalidInputError);
-      await expect((async () => s.verify(5 as never))()).rejects.toBeInstanceOf(InvalidInputError);
-      expect(await s.verify(ecdsa('P-256').sign(msg, pair.secretKey, { format: 'raw' }))).toBe(true);
-    }
-    expect(got[0]).toEqual(got[1]);
-    expect(got[0]).toEqual([
-      'InvalidInputError: a key spec is an object { use, algorithm }, got null',
-      "InvalidInputError: a key's use is 'cipher' or 'signature', got a string of 3 characters",
-      'InvalidInputError: the key was made for cipher algorithm 1001, not cipher algorithm 1002',
-      'InvalidInputError: the key was made for cipher algorithm 1001, not signature algorithm 49',
-      'InvalidInputError: the key was made for signature algorithm 25, not signature algorithm 26',
-      'InvalidInputError: signature must be a Uint8Array, got string',
-      'InvalidInputError: signature must be a Uint8Array, got number',
-      'InvalidInputError: a public key only verifies: sign() needs a secret key',
-    ]);
-    await soft.close();
-    await b.close();
+    await bothSes(async (reader, b, soft) => {
+      const pair = ecdsa('P-256').keygen();
+      const msg = randomBytes(40);
+      const got: string[][] = [];
+      for (const be of [b, soft] as SecureEnvironmentBackend[]) {
+        const aes = await be.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(3));
+        const mac = await be.importKey({ use: 'signature', algorithm: 25 }, 'secret', new Uint8Array(32).fill(4));
+        const pub = await be.importKey({ use: 'signature', algorithm: 33 }, 'public', pair.publicKey);
+        const raw = { format: 'raw', prehashed: false } as const;
+        const sent = reader.sent.length;
+        const cases: [string, () => unknown][] = [
+          ['spec null', () => be.importKey(null as never, 'secret', new Uint8Array(16))],
+          ['spec of no use', () => be.generateKey({ use: 'mac', algorithm: 25 } as never)],
+          ['AES-128-GCM key for AES-256-GCM', () => be.cipher(1002, aes, 'encrypt', { nonce: new Uint8Array(12) })],
+          ['AES key for CMAC', () => be.signature(49, aes, raw)],
+          ['HMAC-SHA-256 key for HMAC-SHA-384', () => be.signature(26, mac, raw)],
+          ['HMAC verify of a text', async () => (await be.signature(25, mac, raw)).verify('x' as never, msg)],
+          ['ECDSA verify of a number', async () => (await be.signature(33, pub, raw)).verify(5 as never, msg)],
+          ['ECDSA sign with a public key', async () => (await be.signature(33, pub, raw)).sign(msg)],
+        ];
+        const errors: string[] = [];
+        for (const [, run] of cases) errors.push(await (async () => run())().then(() => 'no error', (e: Error) => `${e.name}: ${e.message}`));
+        got.push(errors);
+        expect(reader.sent.length, `${be.description.seType}: nothing sent`).toBe(sent);
+        // A refused sign() or verify() changes nothing: the same stream verifies.
+        const s = await be.signature(33, pub, raw);
+        await s.update(msg);
+        await expect((async () => s.sign())()).rejects.toBeInstanceOf(InvalidInputError);
+        await expect((async () => s.verify(5 as never))()).rejects.toBeInstanceOf(InvalidInputError);
+        expect(await s.verify(ecdsa('P-256').sign(msg, pair.secretKey, { format: 'raw' }))).toBe(true);
+      }
+      expect(got[0]).toEqual(got[1]);
+      expect(got[0]).toEqual([
+        'InvalidInputError: a key spec is an object { use, algorithm }, got null',
+        "InvalidInputError: a key's use is 'cipher' or 'signature', got a string of 3 characters",
+        'InvalidInputError: the key was made for cipher algorithm 1001, not cipher algorithm 1002',
+        'InvalidInputError: the key was made for cipher algorithm 1001, not signature algorithm 49',
+        'InvalidInputError: the key was made for signature algorithm 25, not signature algorithm 26',
+        'InvalidInputError: signature must be a Uint8Array, got string',
+        'InvalidInputError: signature must be a Uint8Array, got number',
+        'InvalidInputError: a public key only verifies: sign() needs a secret key',
+      ]);
+    });
   });
 
   it('a cipher direction other than encrypt or decrypt is an InvalidInputError on either SE, never taken for one of them; the card is sent nothing', async () => {
-    const { reader, b } = await openedReader();
-    const soft = new SoftwareBackend();
-    await soft.open();
-    for (const be of [b, soft] as SecureEnvironmentBackend[]) {
-      const k = await be.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(3));
-      const sent = reader.sent.length;
-      for (const direction of ['Encrypt', 'decipher', undefined, 1]) {
-        const err = await (async () => be.cipher(1001, k, direction as never, { nonce: new Uint8Array(12) }))().catch((e: unknown) => e);
-        expect(err, `${be.description.seType}, ${String(direction)}`).toBeInstanceOf(InvalidInputError);
-        expect((err as Error).message).toMatch(/^direction must be 'encrypt' or 'decrypt', got /);
+    await bothSes(async (reader, b, soft) => {
+      for (const be of [b, soft] as SecureEnvironmentBackend[]) {
+        const k = await be.importKey({ use: 'cipher', algorithm: 1001 }, 'secret', new Uint8Array(16).fill(3));
+        const sent = reader.sent.length;
+        for (const direction of ['Encrypt', 'decipher', undefined, 1]) {
+          const err = await (async () => be.cipher(1001, k, direction as never, { nonce: new Uint8Array(12) }))().catch((e: unknown) => e);
+          expect(err, `${be.description.seType}, ${String(direction)}`).toBeInstanceOf(InvalidInputError);
+          expect((err as Error).message).toMatch(/^direction must be 'encrypt' or 'decrypt', got /);
+        }
+        expect(reader.sent.length, 'nothing sent').toBe(sent);
       }
-      expect(reader.sent.length, 'nothing sent').toBe(sent);
-    }
-    await soft.close();
-    await b.close();
+    });
   });
 
   it('a cipher without its IV (CBC) or nonce (AEAD) is an InvalidInputError naming it on either SE; the card is sent nothing', async () => {
-    const { reader, b } = await openedReader();
-    const soft = new SoftwareBackend();
-    await soft.open();
-    for (const [alg, name, other] of [[24, 'iv', { nonce: new Uint8Array(16) }], [1001, 'nonce', { iv: new Uint8Array(12) }], [1003, 'nonce', {}]] as const) {
-      for (const be of [b, soft] as SecureEnvironmentBackend[]) {
-        const k = await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', new Uint8Array(16).fill(3));
-        const sent = reader.sent.length;
-        // The parameter of the other mode does not stand in for it.
-        const err = await (async () => (await be.cipher(alg, k, 'encrypt', other)).final(new Uint8Array(16)))().catch((e: unknown) => e);
-        expect(err, `${be.description.seType}, ${alg}`).toBeInstanceOf(InvalidInputError);
-        expect((err as Error).message, `${be.description.seType}, ${alg}`).toBe(`${name} must be a Uint8Array, got undefined`);
-        expect(reader.sent.length, `${alg}: nothing sent`).toBe(sent);
+    await bothSes(async (reader, b, soft) => {
+      for (const [alg, name, other] of [[24, 'iv', { nonce: new Uint8Array(16) }], [1001, 'nonce', { iv: new Uint8Array(12) }], [1003, 'nonce', {}]] as const) {
+        for (const be of [b, soft] as SecureEnvironmentBackend[]) {
+          const k = await be.importKey({ use: 'cipher', algorithm: alg }, 'secret', new Uint8Array(16).fill(3));
+          const sent = reader.sent.length;
+          // The parameter of the other mode does not stand in for it.
+          const err = await (async () => (await be.cipher(alg, k, 'encrypt', other)).final(new Uint8Array(16)))().catch((e: unknown) => e);
+          expect(err, `${be.description.seType}, ${alg}`).toBeInstanceOf(InvalidInputError);
+          expect((err as Error).message, `${be.description.seType}, ${alg}`).toBe(`${name} must be a Uint8Array, got undefined`);
+          expect(reader.sent.length, `${alg}: nothing sent`).toBe(sent);
+        }
       }
-    }
-    await soft.close();
-    await b.close();
+    });
   });
 
   it('a DELETE of a data object whose directory write fails stands (the data is gone); the directory is written again before the next change', async () => {
