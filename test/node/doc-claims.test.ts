@@ -99,4 +99,31 @@ describe('docs/mcs.md', () => {
     for (const ty of [20003, 20005, 20008]) fails(await s.create(s.seId, ty, { 'senv:x': {} }), 5001, `${ty}`, /not implemented/);
     await s.engine.close();
   });
+
+  it('"Originators sharing an SE": what one learns of another\'s resources and does with a grant', async () => {
+    let now = Date.UTC(2026, 10, 22, 12);
+    const a = await registered({ memoryQuota: 10000, clock: () => now });
+    const b = new Session(a.engine, 'CAE2');
+    await b.register('reg2');
+    const p = body(ok(await a.create(a.seId, 1, { 'm2m:acp': { pv: { acr: [{ acor: ['CAE2'], acop: 4 }] }, pvs: { acr: [{ acor: ['CAE1'], acop: 63 }] } } }), 2001, 'policy'), 'm2m:acp').ri as string;
+    ok(await a.create(a.seId, 20002, { 'senv:Cph': { rn: 'gcm', Calg: 1001, mbs: 64, acpi: [p] } }), 2001, 'cipher');
+    // 4004 where the address names nothing, 4103 where it names a resource: its name, type and parameters show.
+    fails(await b.retrieve(a.path('reg', 'nothing')), 4004, 'no such name');
+    fails(await b.retrieve(a.path('reg', 'gcm')), 4103, 'the name of a resource');
+    fails(await b.retrieve(a.path('reg', 'gcm', 'calculateHash')), 4004, 'a virtual resource of another type');
+    fails(await b.retrieve(a.path('reg', 'gcm', 'parameters')), 4004, 'no parameters yet');
+    ok(await a.create(a.path('reg', 'gcm'), 20001, { 'senv:algP': { rn: 'parameters', nc: 'AAAAAAAAAAAAAAAA' } }), 2001, 'parameters');
+    fails(await b.retrieve(a.path('reg', 'gcm', 'parameters')), 4103, 'parameters');
+    // The quota is the SE's: what A holds shows in B's [memory].
+    const available = async () => body(ok(await b.retrieve(b.path('reg2', 'memory')), 2000, '[memory]'), 'm2m:mem').mma as number;
+    const before = await available();
+    ok(await a.create(a.seId, 20009, { 'senv:Sdo': { msg: 'AAAAAAAAAAAAAAAAAAAAAA==' } }), 2001, 'sensitive data');
+    expect(before - (await available())).toBe(16);
+    // An UPDATE grant sets et, which deletes the resource when it falls due: as good as DELETE.
+    fails(await b.delete(a.path('reg', 'gcm')), 4103, 'DELETE without the privilege');
+    ok(await b.update(a.path('reg', 'gcm'), { 'senv:Cph': { et: '20261122T120001' } }), 2004, 'et by an UPDATE grant');
+    now += 1000;
+    fails(await a.retrieve(a.path('reg', 'gcm')), 4004, 'the cipher, expired');
+    await a.engine.close();
+  });
 });
