@@ -1373,6 +1373,46 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('an engine of this process that still has the directory (a restart that did not await close()) is named as such, with no advice to remove its lock', async () => {
+    const dir = tempDir();
+    try {
+      // An SE whose close() takes its time (a device's): the store is closed, and the lock released, after it.
+      let closed!: () => void;
+      const slow = new Promise<void>((resolve) => (closed = resolve));
+      class SlowToClose extends SoftwareBackend {
+        override async close(): Promise<void> {
+          await slow;
+          await super.close();
+        }
+      }
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY, backends: [new SlowToClose()] });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      const refusal = (p: Promise<unknown>) => p.then(async (e) => {
+        await (e as McsEngine).close();
+        return 'opened beside it';
+      }, (e: Error) => `${e.name}: ${e.message}`);
+      // Open, then closing with a request still being served: removing the lock by hand now would put
+      // two engines on one journal.
+      const open = await refusal(McsEngine.create({ dataDir: dir, masterKey: KEY }));
+      const served = s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4 } });
+      const closing = e1.close();
+      const whileClosing = await refusal(McsEngine.create({ dataDir: dir, masterKey: KEY }));
+      ok(await served, 2001, 'sent before the close');
+      closed();
+      await closing;
+      for (const told of [open, whileClosing]) {
+        expect(told).toMatch(/^DataDirLockedError: .* an McsEngine of this process has it open \(or is opening or closing it\): await its close\(\)/);
+        expect(told).not.toContain('remove');
+      }
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      ok(await new Session(e2, 'CAE1').retrieve(`${e2.seIds[0]}/reg/h`), 2000, 'kept');
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
 
   it('a chunk given as bytes is stored as sent, in memory and on disk alike, whatever the caller does to its array during the write', async () => {
     const dir = tempDir();

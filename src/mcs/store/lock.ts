@@ -55,6 +55,12 @@ async function takeOver(files: Files, dir: string, path: string, mine: Uint8Arra
   // it over could open the directory beside the engine that has it.
   const holder = lockHolder(found);
   if (!holder) throw new DataDirDamagedError(dir, `names no process it could belong to (damage): if no engine has the directory open, remove ${path}`, LOCK);
+  // A lock this module holds is an engine of this process, open or still closing (a restart that did
+  // not await close()): the holder is known, and removing the lock by hand would put two engines on
+  // one journal, so the refusal says to await the close instead.
+  if (held.has(holder.token)) {
+    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; an McsEngine of this process has it open (or is opening or closing it): await its close() before opening the directory again)`);
+  }
   const alive = await holderAlive(files, path, holder);
   if (alive !== false) {
     const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
