@@ -1989,6 +1989,23 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a key file whose content is refused is named, as one that cannot be read is: `senv rotate-master-key` reads two', async () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir, 'new-key');
+      // Too short, not hex nor base64, and 32 bytes of text: each refusal says which file to fix.
+      for (const [text, name] of [['abcd\n', 'LengthError'], [`${'7'.repeat(64)} x\n`, 'InvalidInputError'], [`${'a'.repeat(31)}\n`, 'StateError']] as const) {
+        writeFileSync(file, text);
+        await expect(McsEngine.create({ dataDir: join(dir, 'data'), masterKeyFile: file }), JSON.stringify(text)).rejects.toMatchObject({
+          name, message: expect.stringContaining(`the master key file ${file} `),
+        });
+      }
+      expect(existsSync(join(dir, 'data')), 'nothing made').toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the data directory is 0700 and its files 0600, whatever the umask', async () => {
     const top = tempDir();
     const was = process.umask(0o022);

@@ -23,13 +23,13 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
       throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`)})`);
     });
-    // Named, as when it cannot be read: `senv rotate-master-key` reads two key files, and either may be the missing one.
+    // Named, here and when its content is refused: `senv rotate-master-key` reads two key files, and either may be the wrong one.
     if (!raw) throw new StateError(`the master key file ${o.masterKeyFile} does not exist`);
     if (raw.length !== 32) {
       // The text is the key too, decoded from its bytes (a string could not be zeroized): only the decoded copy,
       // which the engine zeroizes after use, may outlive this call.
       try {
-        return decode(raw, 'master key file');
+        return decode(raw, `the master key file ${o.masterKeyFile}`);
       } finally {
         raw.fill(0);
       }
@@ -39,7 +39,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
     const bom = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
     if (raw.subarray(bom).every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
       raw.fill(0);
-      throw new StateError('the master key file holds 32 bytes of text, which is ambiguous: write the key as 64 hex digits or as base64 of 32 bytes (or as 32 raw binary bytes)');
+      throw new StateError(`the master key file ${o.masterKeyFile} holds 32 bytes of text, which is ambiguous: write the key as 64 hex digits or as base64 of 32 bytes (or as 32 raw binary bytes)`);
     }
     return raw;
   }
