@@ -1771,7 +1771,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       rmSync(join(dir, 'meta.json'));
       const before = readdirSync(dir).sort();
       await expect(JournalStore.open({ dir, masterKey: KEY })).rejects.toMatchObject({
-        name: 'DataDirDamagedError', file: 'meta.json', message: expect.stringContaining('holds records but no meta.json'),
+        name: 'DataDirDamagedError', file: 'meta.json', message: `meta.json in the data directory ${dir} is missing, though snapshot.json or journal.log holds records: removed or lost (the records do not open without it)`,
       });
       expect(readdirSync(dir).sort()).toEqual(before);
       expect(existsSync(join(dir, 'meta.json'))).toBe(false);

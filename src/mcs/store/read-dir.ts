@@ -35,7 +35,8 @@ export async function readDir(files: Files, dir: string, key: Uint8Array, macKey
   const journal = (await files.read(`${dir}/journal.log`)) ?? new Uint8Array(0);
   let meta: Meta;
   if (metaBytes) meta = openMeta(dir, metaBytes, key, macKey);
-  else if (snapBytes || journal.length) throw new DataDirDamagedError(dir, 'holds records but no meta.json', 'meta.json');
+  // The message is about the file named: the directory's records are there, the file that keys them is not.
+  else if (snapBytes || journal.length) throw new DataDirDamagedError(dir, 'is missing, though snapshot.json or journal.log holds records: removed or lost (the records do not open without it)', 'meta.json');
   // A directory made now cannot be at a head its anchor names: refused before anything is written.
   else if (anchor?.head) throw new DataDirRolledBackError(dir, 0, anchor.head.seq);
   else {
