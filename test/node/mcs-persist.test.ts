@@ -1267,6 +1267,25 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a directory this very process holds is refused saying so, without the advice to remove the lock, which would open a second engine beside the first', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      const ours = { name: 'DataDirLockedError', pid: process.pid, message: expect.stringMatching(/that is this process: .*await that engine's close\(\)/) };
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject(ours);
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.not.toMatchObject({ message: expect.stringContaining('remove') });
+      // Another instance of senv in this process (a worker thread), told by this process's start time.
+      await e1.close();
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.pid, since: '2026-01-01T00:00:00.000Z', token: 'worker', osLocked: false, stamp: (await openFiles()).stamp }));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject(ours);
+      // This pid with no start time to tell: maybe a pid reused after a crash, so removing the lock is the advice.
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.pid, since: '2026-01-01T00:00:00.000Z', token: 'unknown', osLocked: false }));
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', message: expect.stringContaining(`remove ${join(dir, 'lock')}`) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('one engine per data directory: a second opener is refused naming the holder, a stale lock is taken over', async () => {
     const dir = tempDir();
     try {
@@ -1402,7 +1421,7 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       closed();
       await closing;
       for (const told of [open, whileClosing]) {
-        expect(told).toMatch(/^DataDirLockedError: .* an McsEngine of this process has it open \(or is opening or closing it\): await its close\(\)/);
+        expect(told).toMatch(/^DataDirLockedError: .*that is this process: an McsEngine it opened, in this thread or another, has it open \(or is opening or closing it\): await that engine's close\(\)/);
         expect(told).not.toContain('remove');
       }
       const e2 = await McsEngine.create({ dataDir: dir, masterKey: KEY });

@@ -55,13 +55,12 @@ async function takeOver(files: Files, dir: string, path: string, mine: Uint8Arra
   // it over could open the directory beside the engine that has it.
   const holder = lockHolder(found);
   if (!holder) throw new DataDirDamagedError(dir, `names no process it could belong to (damage): if no engine has the directory open, remove ${path}`, LOCK);
-  // A lock this module holds is an engine of this process, open or still closing (a restart that did
-  // not await close()): the holder is known, and removing the lock by hand would put two engines on
-  // one journal, so the refusal says to await the close instead.
-  if (held.has(holder.token)) {
-    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; an McsEngine of this process has it open (or is opening or closing it): await its close() before opening the directory again)`);
-  }
   const alive = await holderAlive(files, path, holder);
+  if (alive === 'this process') {
+    // The holder is known: removing the lock by hand would put a second engine on the journal of this
+    // process's own (open, or still closing: a restart that did not await close()).
+    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; that is this process: an McsEngine it opened, in this thread or another, has it open (or is opening or closing it): await that engine's close() before opening the directory again)`);
+  }
   if (alive !== false) {
     const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
     throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${unknown}: if no engine has it open, remove ${path})`);
@@ -113,16 +112,16 @@ async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, 
 
 /**
  * Whether the process that wrote the lock at `path` still has it: one this
- * module holds is. One naming this pid may be another instance of senv in
+ * module holds is ('this process', as is one of another instance below). One naming this pid may be another instance of senv in
  * this process (a worker thread, a second copy of the package: each has its
  * own `held`) or a pid reused after a crash (a container's restart): the
  * start time tells them apart (Linux); else the OS lock (Deno) or nothing
  * (undefined: refused, never taken from a live holder). Any other pid: the
  * platform tells.
  */
-async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | undefined> {
-  if (held.has(holder.token)) return true;
-  if (holder.pid === files.pid && holder.stamp !== undefined && files.stamp !== undefined) return holder.stamp === files.stamp;
+async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | 'this process' | undefined> {
+  if (held.has(holder.token)) return 'this process';
+  if (holder.pid === files.pid && holder.stamp !== undefined && files.stamp !== undefined) return holder.stamp === files.stamp && 'this process';
   return files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
 }
 
