@@ -1154,6 +1154,28 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it.skipIf(process.geteuid?.() !== 0)('root writing in a directory another user owns gives the files it makes to that user, whose engine could not open root\'s (an operator\'s rotation run with sudo)', async () => {
+    const top = tempDir();
+    const dir = join(top, 'data');
+    const newKey = join(top, 'new-key');
+    try {
+      await keptCipher(async () => McsEngine.create({ dataDir: dir, masterKey: KEY }));
+      for (const p of [dir, ...readdirSync(dir).map((f) => join(dir, f))]) chownSync(p, 65534, 65534);
+      writeFileSync(newKey, Buffer.from(nodeCrypto.randomBytes(32)).toString('hex'), { mode: 0o600 });
+      // As root: a rotation writes a new meta.json and snapshot.json, a snapshot at close too.
+      const e1 = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      await e1.rotateMasterKey({ masterKeyFile: newKey });
+      const s = new Session(e1, 'CAE1');
+      ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'after' } }), 2001, 'a record after the rotation');
+      await e1.close();
+      // Each file the directory's own user, whose engine opens them (0600), not root's.
+      for (const f of readdirSync(dir)) expect({ f, uid: statSync(join(dir, f)).uid, gid: statSync(join(dir, f)).gid }).toEqual({ f, uid: 65534, gid: 65534 });
+      expect(readdirSync(dir).sort()).toEqual(['journal.log', 'meta.json', 'snapshot.json']);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('files planted in the data directory: a link is never written through, a FIFO never blocks the open, a journal.log not the store\'s alone is refused', async () => {
     const dir = tempDir();
     const outside = tempDir();

@@ -225,8 +225,26 @@ async function nodeFiles(): Promise<Files> {
       throw e;
     }
   };
-  /** Opens a file it creates (or finds, without O_EXCL) with mode 0600 exactly. */
-  const create = (path: string, flags: number) => regular(path, flags | c.O_CREAT, false, FILE_MODE);
+  /**
+   * Opens a file it creates (or finds, without O_EXCL) with mode 0600 exactly. Root making one in a
+   * directory another user owns gives it to that user: the service that runs as the owner opens the
+   * directory again after an operator ran an engine or `senv rotate-master-key` as root there, where a
+   * meta.json or snapshot.json of root's, 0600, would refuse it (EACCES).
+   */
+  const create = async (path: string, flags: number) => {
+    const f = await regular(path, flags | c.O_CREAT, false, FILE_MODE);
+    if (uid !== 0) return f;
+    try {
+      const [dir, info] = await Promise.all([fs.stat(parentOf(path)), f.stat()]);
+      // Best effort: where the owner cannot be given (root of a user namespace, the directory's uid unmapped:
+      // EINVAL), the file stays root's, as before, and an open by the owner names it (EACCES on …).
+      if (dir.uid !== 0 && info.uid === 0) await f.chown(dir.uid, dir.gid).catch(() => undefined);
+      return f;
+    } catch (e) {
+      await f.close();
+      throw e;
+    }
+  };
   /**
    * Linux: whether any process holds an OS lock on the file at `path`, as /proc/locks lists them (by
    * device and inode); undefined where it cannot be read. Node takes no flock itself, but can tell
