@@ -2255,6 +2255,31 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it('a file of the data directory the file system refuses is named beside the code: the one to chown or put back (a meta.json root copied in, 0600)', async () => {
+    const dir = tempDir();
+    try {
+      await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
+      const real = await openFiles();
+      // As Node's fs refuses a file this user may not read: the code, the call and the path.
+      const refusing: Files = {
+        ...real,
+        read: async (path, as) => {
+          if (path.endsWith('/meta.json')) throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES', errno: -13, syscall: 'open', path });
+          return real.read(path, as);
+        },
+      };
+      await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, files: refusing })).rejects.toMatchObject({
+        name: 'StateError', message: `the data directory ${dir} cannot be opened (EACCES on ${join(dir, 'meta.json')})`, cause: { code: 'EACCES' },
+      });
+      // A refusal about the directory or a level above it names no file: the directory is named already.
+      await expect(McsEngine.create({ dataDir: join(dir, 'meta.json', 'data'), masterKey: KEY })).rejects.toMatchObject({
+        message: `the data directory ${join(dir, 'meta.json', 'data')} cannot be opened (ENOTDIR)`,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('on Deno, a master key or a data directory the permissions do not let it read is a StateError naming the permission, never Deno\'s raw NotCapable', async () => {
     const top = tempDir();
     try {

@@ -721,12 +721,17 @@ function openFailure(dir: string, e: unknown): unknown {
 
 /**
  * A data directory the file operations refused (no permission, a parent that is no directory, a full
- * disk): a StateError naming what failed, by its code or name only, and on Deno the permissions the
- * directory needs; a refusal of the store's own keeps its words (a planted link or FIFO).
+ * disk): a StateError naming what failed, by its code or name and the file in the directory it was
+ * about, and on Deno the permissions the directory needs; a refusal of the store's own keeps its words
+ * (a planted link or FIFO).
  */
 function unopenable(dir: string, e: unknown): StateError {
+  // A file in the directory the refusal is about (Node's errors name it): the one to chown or put back, where
+  // the directory itself opens (a meta.json root copied in, 0600, refuses the service's user).
+  const path = (e as { path?: unknown } | null)?.path;
+  const file = typeof path === 'string' && path.startsWith(`${trimSlashes(dir)}/`) ? ` on ${path}` : '';
   const err = new StateError(e instanceof StoreFileError ? e.message
-    : `the data directory ${dir} cannot be opened (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`)})`);
+    : `the data directory ${dir} cannot be opened (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`)}${file})`);
   err.cause = e;
   return err;
 }
