@@ -73,8 +73,8 @@ function transform(c: Core, mode: AeadMode, op: number, data: Uint8Array, out: U
   });
 }
 
-/** The refusal of a decryption given less than a tag. */
-function shorterThanTag(mode: AeadMode, n: number): LengthError {
+/** The refusal of a decryption given less than a tag (a card's SE says it in the same words). */
+export function shorterThanTag(mode: Pick<AeadMode, 'name' | 'tagLength'>, n: number): LengthError {
   return new LengthError(`${mode.name}: input of ${n} bytes is shorter than the ${mode.tagLength}-byte tag`);
 }
 

@@ -49,12 +49,15 @@ function status(s: number, padding: CbcPadding, decrypt: boolean, sinks: Uint8Ar
   if (s >= 0) return s;
   for (const p of sinks) p.fill(0);
   if (s === -6) throw new PaddingError(`AES-CBC: invalid ${NAMES[padding]} padding`);
-  if (s === -2) {
-    throw new LengthError(decrypt
-      ? `AES-CBC: ciphertext length must be a ${padding === 'none' ? '' : 'non-zero '}multiple of 16 bytes`
-      : 'AES-CBC without padding: plaintext length must be a multiple of 16 bytes');
-  }
+  if (s === -2) throw cbcLengthError(padding, decrypt);
   return check(s, 'AES-CBC');
+}
+
+/** The refusal of a message length the padding cannot take (a card's SE says it in the same words). */
+export function cbcLengthError(padding: CbcPadding, decrypt: boolean): LengthError {
+  return new LengthError(decrypt
+    ? `AES-CBC: ciphertext length must be a ${padding === 'none' ? '' : 'non-zero '}multiple of 16 bytes`
+    : 'AES-CBC without padding: plaintext length must be a multiple of 16 bytes');
 }
 
 // Up to CHUNK bytes take one pass through the I/O window and leave it in one

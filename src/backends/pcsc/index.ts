@@ -14,6 +14,8 @@ import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '..
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';
 import { CRT, DO, INS, KEY_STAMP_LENGTH, PSO, TAG } from '../../apdu/profile.ts';
 import { CBC_MAC_LENGTH } from '../../core/cmac.ts';
+import { shorterThanTag } from '../../core/aead.ts';
+import { cbcLengthError } from '../../core/cbc.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { secretDigest } from '../../core/hash.ts';
 import {
@@ -531,6 +533,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
         let head: Uint8Array = new Uint8Array(0);
         try {
           if (last) head = checked(await dataCall(s.update(last)), false);
+          const refused = lengthRefusal(CIPHERS[algorithm], direction, s.received);
+          if (refused) throw refused;
           const tail = await dataCall(s.finish((out) => checked(out, true)));
           return head.length ? joinParts([head, tail], true) : tail;
         } catch (e) {
@@ -560,10 +564,17 @@ export class PcscBackend implements SecureEnvironmentBackend {
     // MACs: the message streams to the card in COMPUTE DIGITAL SIGNATURE links;
     // the last command decides between returning the MAC and verifying one.
     const s = this.stream(PSO.COMPUTE_SIGNATURE, (ch) => ch.setEnvironment(CRT.DST, algorithm, k), macLength(algorithm), k);
+    // A message CBC-MAC cannot take, once whole, is refused here in the software SE's words (the card's 6700 names no cause).
+    const refuseLength = () => {
+      if (info.family !== 'cbc-mac' || wholeBlocks(s.received)) return;
+      s.abort();
+      throw new LengthError(CBC_MAC_LENGTH);
+    };
     return {
       update: async (d) => void (await s.update(d)),
       sign: async (last) => {
         if (last) await s.update(last);
+        refuseLength();
         return await dataCall(s.finish((out) => exactly(out, macLength(algorithm), `${info.name} MAC`)));
       },
       verify: async (given, last) => {
@@ -572,10 +583,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
           // No MAC is that long, but a message CBC-MAC cannot take is refused first, as the software SE refuses it.
           const total = s.received + (last?.length ?? 0);
           s.abort();
-          if (info.family === 'cbc-mac' && (total === 0 || total % 16 !== 0)) throw new LengthError(CBC_MAC_LENGTH);
+          if (info.family === 'cbc-mac' && !wholeBlocks(total)) throw new LengthError(CBC_MAC_LENGTH);
           return false;
         }
         if (last) await s.update(last);
+        refuseLength();
         return verified(s.endWith((ch) => verifyCommand(ch, signature)));
       },
       abort: () => s.abort(),
@@ -832,12 +844,28 @@ function cipherOutput(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: num
   const blocks = n % 16 === 0;
   if (decrypt) {
     if (!blocks) return none;
-    if (info.padding === 'none' || info.padding === 'iso9797-m1') return exact(n); // method 1's zeros cannot be told from data
-    return n > 0 ? { min: n - 16, max: n - 1 } : none;
+    if (info.padding === 'none') return exact(n);
+    if (n === 0) return none; // every padding leaves a block at least
+    if (info.padding === 'iso9797-m1') return exact(n); // method 1's zeros cannot be told from data
+    return { min: n - 16, max: n - 1 };
   }
   if (info.padding === 'none') return blocks ? exact(n) : none;
   if (info.padding === 'iso9797-m1') return exact(Math.max(16, Math.ceil(n / 16) * 16));
   return exact(n - (n % 16) + 16);
+}
+
+/** What CBC-MAC (no padding) takes: a non-empty whole number of blocks. */
+const wholeBlocks = (n: number): boolean => n > 0 && n % 16 === 0;
+
+/**
+ * A message length the mode cannot take, refused on the host once the message is whole, in the
+ * software SE's words: the card's 6700 names no cause (an IV, a nonce or the data), and an SE of
+ * each kind must answer the same bad input alike.
+ */
+function lengthRefusal(info: CipherInfo, direction: 'encrypt' | 'decrypt', n: number): LengthError | undefined {
+  const { min, max } = cipherOutput(info, direction, n, true);
+  if (min <= max) return undefined;
+  return info.mode === 'cbc' ? cbcLengthError(info.padding!, direction === 'decrypt') : shorterThanTag({ name: `AES-${info.mode.toUpperCase()}`, tagLength: info.tagLength! }, n);
 }
 
 /**
