@@ -39,21 +39,22 @@ export interface ReaderState {
   mute: boolean;
 }
 
-async function call<T>(p: Promise<T>): Promise<T> {
+/** `detail` goes with a failure pcsc-lite reports (a connect's reader: an engine may host several cards). */
+async function call<T>(p: Promise<T>, detail?: string): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    throw toTyped(e);
+    throw toTyped(e, detail);
   }
 }
 
-function toTyped(e: unknown): unknown {
+function toTyped(e: unknown, detail?: string): unknown {
   // Already typed (a deadline's, a closed connection's): its own detail stays.
   if (e instanceof PcscError || e instanceof ShortResponseError) return e;
   if (e && typeof e === 'object') {
     const o = e as { scode?: number; shortResponse?: number; operation?: string };
     if (typeof o.shortResponse === 'number') return new ShortResponseError(o.shortResponse);
-    if (typeof o.scode === 'number') return new PcscError(o.operation ?? 'PC/SC', o.scode);
+    if (typeof o.scode === 'number') return new PcscError(o.operation ?? 'PC/SC', o.scode, detail);
   }
   return e;
 }
@@ -419,7 +420,7 @@ export class PcscContext {
         return new PcscError('SCardConnect', SCARD_E_TIMEOUT, `no connection to ${reader} within ${timeoutMs} ms`);
       },
       (late) => void late.disconnect(c.SCARD_LEAVE_CARD).catch(() => undefined),
-    ));
+    ), `reader '${reader}'`);
     return PcscCard.open(this.addon, card, reader, share, protocols, timeoutMs);
   }
 

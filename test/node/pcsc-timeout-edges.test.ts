@@ -592,6 +592,19 @@ describe('PC/SC timeouts over a scripted bridge', () => {
     expect(bridge.calls).toEqual(['establish', 'm listReaders', 'm getStatusChange', 'establish', 'b connect', 'c transmit', 'c disconnect 0', 'b release', 'm release']);
   });
 
+  it('a connect pcsc-lite refuses names the reader (an engine may host several cards): an unknown one, an empty one, one another application holds', async () => {
+    reset();
+    const ctx = await context('m');
+    for (const [scode, name] of [[0x80100009, 'SCARD_E_UNKNOWN_READER'], [0x8010000c, 'SCARD_E_NO_SMARTCARD'], [0x8010000b, 'SCARD_E_SHARING_VIOLATION']] as const) {
+      const connecting = ctx.connect('Lab Reader 00 01');
+      await tick();
+      fail('m connect', scode);
+      const e = await rejection(connecting);
+      expect([e.scardName, e.message]).toEqual([name, `m connect failed: ${name} (0x${scode.toString(16).toUpperCase()}): reader 'Lab Reader 00 01'`]);
+    }
+    await released(ctx);
+  });
+
   it('a connect that outlived its timeout makes later connects to that reader on the context fail at once (SCARD_E_NOT_READY) until it returned; other readers go on', async () => {
     reset();
     const ctx = await context('m');
