@@ -274,24 +274,64 @@ async function acquire({ log = () => {}, manual = false }) {
   });
 }
 
+// SCARD_STATE_PRESENT
+const PRESENT = 0x20;
+
 /**
- * Takes a free vpcd slot for this process (waits while both are taken).
+ * The slots whose reader pcscd shows with a card in it: one no process of the stack holds was
+ * inserted by someone else (a `senv virtual-card` of the user's own), and a card inserted there
+ * would wait in vpcd's backlog until it fails.
+ */
+async function occupied() {
+  const addon = loadAddon();
+  if (!addon) return new Set();
+  const readers = Array.from({ length: SLOTS }, (_, slot) => ({ reader: `${READER_PREFIX} 00 0${slot}`, currentState: 0 }));
+  const m = await addon.Monitor.establish();
+  try {
+    const states = await m.getStatusChange(readers, 0);
+    return new Set(states.flatMap((s, slot) => (s.eventState & PRESENT ? [slot] : [])));
+  } catch (e) {
+    // A reader gone, or pcscd busy: the insert's own wait reports what is wrong.
+    if (typeof e?.scode !== 'number') throw e;
+    return new Set();
+  } finally {
+    await m.release();
+  }
+}
+
+/**
+ * Takes a free vpcd slot for this process (waits while both are taken). A
+ * slot with a card the stack did not insert is passed over; when every slot
+ * no process holds has one, it fails at once, naming them.
  * Resolves to { slot, port, reader, release }.
  */
 export async function acquireSlot({ timeoutMs = 120_000 } = {}) {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
   for (;;) {
+    let foreign = [];
     const got = await withLock(async () => {
+      const cards = await occupied();
+      foreign = [];
       for (let slot = 0; slot < SLOTS; slot++) {
         const file = join(STATE, `slot-${slot}`);
         const owner = readPid(file);
         if (alive(owner)) continue;
+        if (cards.has(slot)) {
+          foreign.push(slot);
+          continue;
+        }
         const token = `${process.pid}`;
         writeFileSync(file, token);
         return slot;
       }
       return -1;
     });
+    // A card that just left may show for one more poll of pcscd (0.4 s): waited for as a held slot would be.
+    if (got < 0 && foreign.length === SLOTS && Date.now() - start > 1_000) {
+      throw new Error(`no free vpcd slot: ${foreign.map((s) => `'${READER_PREFIX} 00 0${s}'`).join(' and ')} hold cards the stack did not insert ` +
+        `(a senv virtual-card of your own?): stop one, or measure a card with senv bench --reader '<name>'`);
+    }
     if (got >= 0) {
       const file = join(STATE, `slot-${got}`);
       return {
