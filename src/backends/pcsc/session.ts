@@ -241,7 +241,7 @@ export class CardSession {
     );
   }
 
-  /** Gives a channel back for the next stream (its environment is kept and remembered). */
+  /** Gives a channel back for the next stream (the stream forgot its environment first: the next one sets its own). */
   returnChannel(ch: AppletChannel, epoch: number): void {
     if (epoch === this.epoch && ch !== this.basic) this.free.push(ch);
   }
