@@ -193,6 +193,12 @@ async function probeGroup(g: BenchGroup, title: string): Promise<void> {
   }
 }
 
+/**
+ * A ratio as the table prints it: two decimals, or two significant digits below 0.1, where two
+ * decimals left a card beside the software SE (100 to 1,000 times slower) at 0.00x or 0.01x.
+ */
+const ratio = (x: number): string => (x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
+
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -245,8 +251,8 @@ export async function runGroups(groups: BenchGroup[], opts: BenchOptions, log: (
         opsPerSec: r.hz, msgsPerSec: r.hz * batch, mbPerSec: mb, rme: r.rme, samples: r.samples, ratios, ratioRanges,
       });
       // The rounds' range beside each median ratio: what the ± of one round's timing cannot show.
-      const range = (p: string) => (opts.quick ? '' : ` [${ratioRanges[p]![0].toFixed(2)}-${ratioRanges[p]![1].toFixed(2)}]`);
-      const ratioText = Object.entries(ratios).map(([p, x]) => `${x.toFixed(2)}x${range(p)} ${p}`).join(', ');
+      const range = (p: string) => (opts.quick ? '' : ` [${ratio(ratioRanges[p]![0])}-${ratio(ratioRanges[p]![1])}]`);
+      const ratioText = Object.entries(ratios).map(([p, x]) => `${ratio(x)}x${range(p)} ${p}`).join(', ');
       log(
         `  ${r.c.impl.padEnd(22)} ${fmt(r.hz * batch).padStart(12)} ${batch > 1 ? 'msg/s' : 'op/s '} ` +
           `${g.size ? `${fmt(mb).padStart(9)} MB/s` : ''.padStart(14)}  ±${r.rme.toFixed(1)}%  ${ratioText}`,

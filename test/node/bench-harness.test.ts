@@ -73,6 +73,21 @@ describe('bench harness: rows of a group must agree', () => {
     expect(await randomized(bytes)).toHaveLength(2);
   });
 
+  it('prints a ratio far below 1 with two significant digits, never as 0.00x (a card beside a software SE is 100 to 1,000 times slower)', async () => {
+    const lines: string[] = [];
+    const spin = (n: number) => {
+      let x = 0;
+      for (let i = 0; i < n; i++) x = (x * 31 + i) | 0;
+      return new Uint8Array([x & 0]);
+    };
+    await runGroups([{ algorithm: 'probe', size: 16, cases: [
+      { impl: 'senv slow', fn: () => spin(200_000) },
+      { impl: 'fast', fn: () => spin(20) },
+    ] }], { quick: true }, (l) => lines.push(l));
+    const row = lines.find((l) => l.includes('senv slow'))!;
+    expect(row).toMatch(/ 0\.0\d*[1-9]\dx fast$/);
+  }, 30_000);
+
   it('a timed call that rejects, even with undefined, fails the run instead of recording 0 op/s', async () => {
     let calls = 0;
     // The probe's call succeeds; a later, timed one rejects with nothing.
