@@ -100,6 +100,13 @@ describe('docs/mcs.md', () => {
     await s.engine.close();
   });
 
+  it('"a CREATE of type 24 answers 4000 ... a CREATE of type 23 answers 4000 likewise" (the children table 7.3.1-1 gives an [SEReboot])', async () => {
+    const s = await registered();
+    fails(await s.create(s.path('reg', 'coldReset'), 24, { 'm2m:smd': {} }), 4000, '<semanticDescriptor>', /unknown resource type 24/);
+    fails(await s.create(s.path('reg', 'coldReset'), 23, { 'm2m:sub': { nu: ['CAE1'] } }), 4000, '<subscription>', /unknown resource type 23/);
+    await s.engine.close();
+  });
+
   it('"Originators sharing an SE": what one learns of another\'s resources and does with a grant', async () => {
     let now = Date.UTC(2026, 10, 22, 12);
     const a = await registered({ memoryQuota: 10000, clock: () => now });
