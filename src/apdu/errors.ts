@@ -4,6 +4,7 @@ import { SenvError, errorName } from '../core/errors.ts';
 
 /** A malformed APDU, or an exchange that broke the protocol (e.g. endless 61xx). */
 export class ApduError extends SenvError {
+  declare readonly code: 'ERR_APDU';
   constructor(message: string) {
     super('ERR_APDU', message);
   }
@@ -55,6 +56,7 @@ export interface AnsweringCommand {
 
 /** The card refused a command: `sw` is SW1 << 8 | SW2. */
 export class StatusWordError extends SenvError {
+  declare readonly code: 'ERR_CARD_STATUS';
   readonly sw: number;
   readonly command: string;
   readonly answering: AnsweringCommand;

@@ -46,6 +46,7 @@ export function errorName(cls: abstract new (...args: never[]) => Error, name: s
 
 /** An argument has the wrong type (e.g. a string where a Uint8Array is required). */
 export class InvalidInputError extends SenvError {
+  declare readonly code: 'ERR_INVALID_INPUT';
   constructor(message: string) {
     super('ERR_INVALID_INPUT', message);
   }
@@ -53,6 +54,7 @@ export class InvalidInputError extends SenvError {
 
 /** An algorithm, curve or mode name that the core does not implement. */
 export class UnknownAlgorithmError extends SenvError {
+  declare readonly code: 'ERR_UNKNOWN_ALGORITHM';
   constructor(message: string) {
     super('ERR_UNKNOWN_ALGORITHM', message);
   }
@@ -60,6 +62,7 @@ export class UnknownAlgorithmError extends SenvError {
 
 /** A key, nonce, IV, tag or data length that the algorithm does not allow. */
 export class LengthError extends SenvError {
+  declare readonly code: 'ERR_BAD_LENGTH';
   constructor(message: string) {
     super('ERR_BAD_LENGTH', message);
   }
@@ -67,6 +70,7 @@ export class LengthError extends SenvError {
 
 /** An object used after digest(), final() or destroy(). */
 export class StateError extends SenvError {
+  declare readonly code: 'ERR_STATE';
   constructor(message: string) {
     super('ERR_STATE', message);
   }
@@ -74,6 +78,7 @@ export class StateError extends SenvError {
 
 /** A tag or MAC did not verify; no plaintext is released. */
 export class AuthenticationError extends SenvError {
+  declare readonly code: 'ERR_AUTH';
   constructor(message: string) {
     super('ERR_AUTH', message);
   }
@@ -81,6 +86,7 @@ export class AuthenticationError extends SenvError {
 
 /** Padding that does not match the chosen padding method on decryption. */
 export class PaddingError extends SenvError {
+  declare readonly code: 'ERR_PADDING';
   constructor(message: string) {
     super('ERR_PADDING', message);
   }
@@ -88,6 +94,7 @@ export class PaddingError extends SenvError {
 
 /** A value of the right length but outside its range (scalar 0, point off the curve …). */
 export class InvalidValueError extends SenvError {
+  declare readonly code: 'ERR_INVALID_VALUE';
   constructor(message: string) {
     super('ERR_INVALID_VALUE', message);
   }
@@ -95,6 +102,7 @@ export class InvalidValueError extends SenvError {
 
 /** The WASM core could not be loaded, or failed in a way no input explains. */
 export class CoreError extends SenvError {
+  declare readonly code: 'ERR_CORE';
   constructor(message: string) {
     super('ERR_CORE', message);
   }
@@ -113,6 +121,7 @@ export class SelfTestError extends CoreError {
  * contexts or keys are released.
  */
 export class OutOfMemoryError extends SenvError {
+  declare readonly code: 'ERR_OUT_OF_MEMORY';
   constructor(message: string) {
     super('ERR_OUT_OF_MEMORY', message);
   }

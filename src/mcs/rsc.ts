@@ -32,6 +32,7 @@ export type ResponseStatusCode = (typeof RSC)[keyof typeof RSC];
  * data bytes.
  */
 export class McsError extends SenvError {
+  declare readonly code: 'ERR_MCS';
   readonly rsc: ResponseStatusCode;
   constructor(rsc: ResponseStatusCode, message: string) {
     // A refused request is an answer, not a bug: capturing a stack trace

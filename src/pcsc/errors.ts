@@ -40,6 +40,7 @@ export function scardName(code: number): string {
 
 /** A PC/SC call failed: `scode` is the SCARD_* value, `scardName` its name. */
 export class PcscError extends SenvError {
+  declare readonly code: 'ERR_PCSC';
   readonly scode: number;
   readonly scardName: string;
   readonly operation: string;
@@ -62,6 +63,7 @@ export class PcscError extends SenvError {
  * this usually means the card was removed or the reader failed.
  */
 export class ShortResponseError extends SenvError {
+  declare readonly code: 'ERR_PCSC';
   readonly length: number;
   constructor(length: number) {
     super('ERR_PCSC', `SCardTransmit: the card returned ${length} bytes, fewer than the two status bytes (card removed or reader failure)`);
@@ -76,6 +78,7 @@ export class ShortResponseError extends SenvError {
 
 /** The native bridge is not built or cannot load; the message says what to install. */
 export class PcscUnavailableError extends SenvError {
+  declare readonly code: 'ERR_PCSC_UNAVAILABLE';
   constructor(message: string) {
     super('ERR_PCSC_UNAVAILABLE', message);
   }

@@ -545,7 +545,7 @@ describe('transport layers', () => {
       wire, new LoggingLayer(wire, () => {}), new GetResponseLayer(wire), new LeCorrectionLayer(wire), new ChainingLayer(wire),
       new StatusLayer(wire), LogicalChannel.basic(wire), createTransport(ch, { extended: false }).transport,
     ];
-    const commands: Array<[unknown, typeof InvalidInputError]> = [
+    const commands: Array<[unknown, typeof InvalidInputError | typeof LengthError]> = [
       ...[undefined, null, 5, 'x', {}, { ...ok, cla: 256 }, { ...ok, ins: 'x' }, { ...ok, data: 5 }, { ...ok, data: 'A000000151' },
         { ...ok, most: 1.5 }, { ...ok, secret: 'yes' }].map((c) => [c, InvalidInputError] as [unknown, typeof InvalidInputError]),
       [{ ...ok, ne: -1 }, LengthError], [{ ...ok, ne: 65537 }, LengthError],

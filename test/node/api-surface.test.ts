@@ -1,12 +1,13 @@
 // The public surface: what a caller can reach cannot corrupt the engine or the core, and bad
 // arguments are typed errors (SenvError subclasses with a code).
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createCipheriv } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as senv from '../../src/index.ts';
+import type * as PcscExports from '../../src/pcsc/exports.ts';
 import { runModule } from './run-child.ts';
 import { AesKey, aesKey, createCmac, sha256Many, CIPHERS, CORE_BUILDS, ecdsa, gcm, HASHES, hmac, initSync, InvalidInputError, InvalidValueError, LengthError, McsClient, McsEngine, McsError, SenvError, SIGNATURES, SoftwareBackend, StateError, UnknownAlgorithmError } from '../../src/index.ts';
 
@@ -121,6 +122,32 @@ describe('public API surface', () => {
     const m = createCmac(new Uint8Array(16));
     expect([m.outputLen, m.blockLen]).toEqual([16, 16]);
     m.destroy();
+  });
+
+  it('each error class types its code as its own literal: instanceof narrows it, no comparison with the union needed', () => {
+    // The compiler checks the literals (tsc -p tsconfig.json covers this file); the run checks they are the codes thrown.
+    const root = [
+      [new senv.InvalidInputError('m').code, 'ERR_INVALID_INPUT'], [new senv.UnknownAlgorithmError('m').code, 'ERR_UNKNOWN_ALGORITHM'],
+      [new senv.LengthError('m').code, 'ERR_BAD_LENGTH'], [new senv.StateError('m').code, 'ERR_STATE'],
+      [new senv.AuthenticationError('m').code, 'ERR_AUTH'], [new senv.PaddingError('m').code, 'ERR_PADDING'],
+      [new senv.InvalidValueError('m').code, 'ERR_INVALID_VALUE'], [new senv.CoreError('m').code, 'ERR_CORE'],
+      [new senv.SelfTestError('m').code, 'ERR_CORE'], [new senv.OutOfMemoryError('m').code, 'ERR_OUT_OF_MEMORY'],
+      [new senv.DeviceFullError('m').code, 'ERR_OUT_OF_MEMORY'], [new senv.McsError(4000, 'm').code, 'ERR_MCS'],
+      [new senv.DataDirLockedError('/d', 1, '').code, 'ERR_STATE'],
+    ] as const;
+    for (const [code, expected] of root) expect(code).toBe(expected);
+    expectTypeOf<senv.AuthenticationError['code']>().toEqualTypeOf<'ERR_AUTH'>();
+    expectTypeOf<senv.LengthError['code']>().toEqualTypeOf<'ERR_BAD_LENGTH'>();
+    expectTypeOf<senv.DeviceFullError['code']>().toEqualTypeOf<'ERR_OUT_OF_MEMORY'>();
+    expectTypeOf<senv.DataDirLockedError['code']>().toEqualTypeOf<'ERR_STATE'>();
+    expectTypeOf<senv.McsError['code']>().toEqualTypeOf<'ERR_MCS'>();
+    expectTypeOf<PcscExports.PcscError['code']>().toEqualTypeOf<'ERR_PCSC'>();
+    expectTypeOf<PcscExports.ShortResponseError['code']>().toEqualTypeOf<'ERR_PCSC'>();
+    expectTypeOf<PcscExports.PcscUnavailableError['code']>().toEqualTypeOf<'ERR_PCSC_UNAVAILABLE'>();
+    expectTypeOf<PcscExports.ApduError['code']>().toEqualTypeOf<'ERR_APDU'>();
+    expectTypeOf<PcscExports.StatusWordError['code']>().toEqualTypeOf<'ERR_CARD_STATUS'>();
+    // The base class keeps the union, for a switch over any SenvError.
+    expectTypeOf<senv.SenvError['code']>().toEqualTypeOf<senv.SenvErrorCode>();
   });
 
   it('only the error classes are exported, not the internal helpers', () => {
