@@ -24,7 +24,9 @@ export interface AeadMode {
   verify(c: Core, op: number, tag: number): number;
 }
 
+/** An AEAD under one key, nonce and associated data (from gcm() or ccm()): one-shot and streaming, either direction. */
 export interface Aead {
+  /** Length of the tag in bytes (16 unless `tagLength` was given). */
   readonly tagLength: number;
   /** Returns ciphertext followed by the tag. */
   encrypt(plaintext: Uint8Array): Bytes;
@@ -46,16 +48,33 @@ export interface Aead {
  * short, an array of its own, so typed as the caller's Uint8Array.
  */
 export interface AeadEncryptStream {
+  /**
+   * The ciphertext of `plaintext`, as long as it (CCM without `messageLength`: empty, all comes from final()).
+   * @throws StateError after final() or destroy(); LengthError beyond the mode's or the declared length.
+   */
   update(plaintext: Uint8Array): Bytes;
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
+  /** The ciphertext not yet returned followed by the tag; the stream is finished (StateError afterwards). */
   final(): Bytes;
+  /** Zeroizes the stream's state and key copy without finishing; further use throws StateError. */
   destroy(): void;
 }
 
+/** An AEAD decryption stream: update() absorbs, final() verifies the tag and only then returns the plaintext. */
 export interface AeadDecryptStream {
+  /**
+   * Absorbs `ciphertext` (the tag is its last bytes); returns the stream, for chaining, and no plaintext.
+   * @throws StateError after final() or destroy(); LengthError beyond the mode's or the declared length.
+   */
   update(ciphertext: Uint8Array): this;
+  /**
+   * All plaintext, once the tag verified; the stream is finished (StateError afterwards).
+   * @throws AuthenticationError when the tag is wrong (nothing released; the stream is ended and zeroized);
+   * LengthError when less than the tag (or than `messageLength`) arrived, and more may follow.
+   */
   final(): Bytes;
   final(into?: Uint8Array): Uint8Array;
+  /** Zeroizes the stream's state, key copy and the plaintext it held; further use throws StateError. */
   destroy(): void;
 }
 

@@ -56,6 +56,7 @@ let internals!: {
 
 /** An expanded AES key in the core's memory (from aesKey()); `destroy()` zeroizes and frees it. */
 export class AesKey extends CoreContext {
+  /** Length of the key it was expanded from, in bytes: 16 or 32. */
   readonly keyLength: number;
 
   private constructor(token: symbol, handle: number, keyLength: number, c: Core) {
@@ -94,6 +95,7 @@ export function aesKey(key: Uint8Array): AesKey {
   return internals.make(expand(c, k, 0), k.length, c);
 }
 
+/** An AES key: its bytes (16 or 32) or an AesKey expanded from them. */
 export type KeyInput = Uint8Array | AesKey;
 
 /** `key` checked: a live AesKey as it is, key bytes as keyBytes() views them. */

@@ -9,11 +9,13 @@ import { CoreContext, coreOf } from './context.ts';
 import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError, type OptionNames } from './errors.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
+/** How CBC pads: 'pkcs5' (PKCS#7), ISO/IEC 9797-1 method 1 (zeros) or 2 (0x80 then zeros), or 'none'. */
 export type CbcPadding = 'none' | 'pkcs5' | 'iso9797-m1' | 'iso9797-m2';
 
 /** Core padding ids = TS-0016 cipher algorithm values. */
 export const CBC_PADDING_IDS: Readonly<Record<CbcPadding, number>> = Object.freeze({ none: 13, 'iso9797-m1': 22, 'iso9797-m2': 23, pkcs5: 24 });
 
+/** Options of cbc(). */
 export interface CbcOptions {
   /** Default 'pkcs5'. */
   padding?: CbcPadding | undefined;
@@ -21,6 +23,7 @@ export interface CbcOptions {
 
 const CBC_OPTIONS: OptionNames<CbcOptions> = { padding: true };
 
+/** A CBC encryption or decryption stream: update() as often as needed, then final() once. */
 export interface CbcStream {
   /**
    * Returns the output ready so far (whole blocks; decryption keeps the last
@@ -32,14 +35,27 @@ export interface CbcStream {
   update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   /** Returns the rest: padding added (encryption) or checked and removed (decryption). */
   final(): Bytes;
+  /** Zeroizes the stream's state and key copy without finishing; further use throws StateError. */
   destroy(): void;
 }
 
+/** AES-CBC under one key and IV (from cbc()): one-shot and streaming, either direction. */
 export interface Cbc {
+  /**
+   * The ciphertext of `plaintext`, padded.
+   * @throws LengthError when the padding is 'none' and `plaintext` is not a multiple of 16 bytes.
+   */
   encrypt(plaintext: Uint8Array): Bytes;
-  /** Method 1 ('iso9797-m1') cannot be undone: its zero bytes stay in the output. */
+  /**
+   * The plaintext of `ciphertext`, its padding checked and removed. Method 1 ('iso9797-m1') cannot
+   * be undone: its zero bytes stay in the output.
+   * @throws LengthError when `ciphertext` is not a multiple of 16 bytes (or empty, with padding);
+   * PaddingError when the padding is wrong.
+   */
   decrypt(ciphertext: Uint8Array): Bytes;
+  /** Streaming encryption: update() returns whole blocks as they are ready, final() the padded rest. */
   encryptStream(): CbcStream;
+  /** Streaming decryption: update() returns whole blocks but the last, final() the rest, its padding removed. */
   decryptStream(): CbcStream;
 }
 

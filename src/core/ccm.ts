@@ -8,6 +8,7 @@ import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
+/** Options of ccm(). */
 export interface CcmOptions {
   /** Tag length in bytes: 4, 6, 8, 10, 12, 14 or 16 (default). */
   tagLength?: number | undefined;

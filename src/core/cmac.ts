@@ -10,14 +10,23 @@ import { checkKeyInput, withKey, underOwnedKey, keyCore, check, pump, outPtr, wi
 const CMAC = 49;
 const CBC_MAC = 18;
 
+/** A streaming AES-CMAC or CBC-MAC (createCmac(), createCbcMac()): update() as often as needed, then digest() once. */
 export interface Mac {
   /** 16: the MAC's length (as Hash.outputLen). */
   readonly outputLen: number;
   /** 16: the AES block. */
   readonly blockLen: number;
+  /**
+   * Absorbs `data`; returns the object, for chaining.
+   * @throws InvalidInputError when `data` is not a Uint8Array; StateError after digest() or destroy().
+   */
   update(data: Uint8Array): this;
-  /** The 16-byte MAC; the object is finished afterwards. */
+  /**
+   * The 16-byte MAC; the object is finished afterwards.
+   * @throws LengthError for CBC-MAC when what was absorbed is not a non-empty multiple of 16 bytes (more may follow).
+   */
   digest(): Bytes;
+  /** Zeroizes the state and key copy without producing a MAC; further use throws StateError. */
   destroy(): void;
 }
 
@@ -94,10 +103,18 @@ export function cbcMac(key: KeyInput, data: Uint8Array): Bytes {
   return oneShot(CBC_MAC, key, data);
 }
 
+/**
+ * A streaming AES-CMAC (RFC 4493) under a 16- or 32-byte key (or an AesKey).
+ * @throws LengthError for a key of another length.
+ */
 export function createCmac(key: KeyInput): Mac {
   return new MacContext(CMAC, key);
 }
 
+/**
+ * A streaming CBC-MAC with a zero IV under a 16- or 32-byte key (or an AesKey); digest() needs a non-empty multiple of 16 bytes.
+ * @throws LengthError for a key of another length.
+ */
 export function createCbcMac(key: KeyInput): Mac {
   return new MacContext(CBC_MAC, key);
 }

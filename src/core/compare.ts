@@ -4,6 +4,11 @@
 import { core } from './loader.ts';
 import { bytesArg } from './errors.ts';
 
+/**
+ * Whether `a` and `b` hold the same bytes, in time that depends on their length only: compare MACs
+ * and tags with this. Arrays of different lengths are unequal (false at once: a length is not secret).
+ * @throws InvalidInputError when either is not a Uint8Array.
+ */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   a = bytesArg(a, 'a');
   b = bytesArg(b, 'b');

@@ -40,6 +40,7 @@ export let isCoreContext!: (x: unknown) => x is CoreContext;
 // The core and the handle are ES private fields: a TypeScript `protected` would still be an
 // ordinary property at run time, and the core it names reaches the whole WASM memory (every key),
 // while a handle copied into a lookalike object would operate under another caller's key.
+/** An object holding a context in the core (an AesKey, an HmacDrbg): `destroy()` zeroizes and frees it. */
 export abstract class CoreContext {
   readonly #core: Core;
   #ctx: number;

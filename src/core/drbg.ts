@@ -19,9 +19,11 @@ export interface DrbgExports {
 /** Returns `n` bytes of entropy input. */
 export type EntropySource = (n: number) => Uint8Array;
 
+/** Options of hmacDrbg() and new HmacDrbg(); every one may be left out. */
 export interface HmacDrbgOptions {
   /** 'SHA-256' (default), 'SHA-384' or 'SHA-512'. */
   hash?: HashName | undefined;
+  /** The personalization string mixed in at instantiation (SP 800-90A section 8.7.1); default none. */
   personalization?: Uint8Array | undefined;
   /** Reseed from the entropy source before every generate (SP 800-90A section 9.3.1). */
   predictionResistance?: boolean | undefined;
@@ -93,7 +95,9 @@ function withInputs<T>(c: Core, reserved: number, inputs: Uint8Array[], fn: (ptr
 
 /** An HMAC_DRBG instance; destroy() uninstantiates it (the state is zeroized). */
 export class HmacDrbg extends CoreContext {
+  /** The hash HMAC_DRBG runs on. */
   readonly hash: HashName;
+  /** Whether every generate() reseeds from the entropy source first. */
   readonly predictionResistance: boolean;
   readonly #entropy: EntropySource;
 

@@ -20,9 +20,12 @@ export interface EcExports {
   ec_verify(curve: number, pk: number, pkLen: number, digest: number, digestLen: number, sig: number): number;
 }
 
+/** The NIST curves senv signs on (FIPS 186-5). */
 export type CurveName = 'P-256' | 'P-384' | 'P-521';
+/** A signature's encoding: 'der' (X9.62 ECDSA-Sig-Value) or 'raw' (r || s, each half scalarLength bytes). */
 export type SignatureFormat = 'der' | 'raw';
 
+/** Options of verify(). */
 export interface VerifyOptions {
   /** Hash applied to the message; default the curve's own (SHA-256, SHA-384, SHA-512). */
   hash?: HashName | undefined;
@@ -32,6 +35,7 @@ export interface VerifyOptions {
   prehashed?: boolean | undefined;
 }
 
+/** Options of sign(): verify()'s and the nonce's hedging. */
 export interface SignOptions extends VerifyOptions {
   /**
    * Hedging of the RFC 6979 nonce (section 3.6): true (default) mixes fresh
@@ -45,18 +49,30 @@ const VERIFY_OPTIONS: OptionNames<VerifyOptions> = { hash: true, format: true, p
 // Hedging is the signer's: a verify given extraEntropy is refused, not left to ignore it.
 const SIGN_OPTIONS: OptionNames<SignOptions> = { ...VERIFY_OPTIONS, extraEntropy: true };
 
+/** A key pair from keygen(). */
 export interface KeyPair {
+  /** The private scalar, big-endian, scalarLength bytes (32, 48 or 66). */
   secretKey: Bytes;
+  /** The uncompressed SEC1 point: 0x04, then x and y of scalarLength bytes each. */
   publicKey: Bytes;
 }
 
+/** ECDSA on one curve (from ecdsa()). Messages come first, keys after them. */
 export interface Ecdsa {
+  /** The curve these functions work on. */
   readonly curve: CurveName;
   /** Length of a secret key and of each half of a raw signature. */
   readonly scalarLength: number;
+  /** A new key pair, its scalar drawn from randomBytes (rejection sampling, FIPS 186-5 A.2.2). */
   keygen(): KeyPair;
   /** SEC1 public key: uncompressed (default) or compressed. */
   getPublicKey(secretKey: Uint8Array, compressed?: boolean | null): Bytes;
+  /**
+   * The signature of `message` (hashed with the curve's own hash unless `opts` says otherwise) under
+   * `secretKey`: DER by default, hedged RFC 6979 nonce.
+   * @throws LengthError for a key or a prehashed digest of the wrong length, extraEntropy above 1,024 bytes;
+   * InvalidValueError for a key outside [1, n-1]; InvalidInputError or UnknownAlgorithmError for bad options.
+   */
   sign(message: Uint8Array, secretKey: Uint8Array, opts?: SignOptions | null): Bytes;
   /**
    * Whether `publicKey` is a SEC1 point of this curve (uncompressed or compressed, on the curve,

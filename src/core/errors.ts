@@ -1,6 +1,7 @@
 // Typed errors of the core. Messages name the problem and the parameter, and
 // never include key, nonce or data bytes.
 
+/** The `code` of every error senv throws; each error class has one (README, Errors). */
 export type SenvErrorCode =
   | 'ERR_INVALID_INPUT'
   | 'ERR_UNKNOWN_ALGORITHM'
@@ -19,7 +20,9 @@ export type SenvErrorCode =
   // A refused Mcs request (McsError, with its rsc)
   | 'ERR_MCS';
 
+/** The base of every error senv throws: its subclasses say what went wrong, `code` says it as a string. */
 export class SenvError extends Error {
+  /** What went wrong, as a string that stays the same across versions and bundlers (each subclass has its own). */
   readonly code: SenvErrorCode;
   constructor(code: SenvErrorCode, message: string) {
     super(message);

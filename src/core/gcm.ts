@@ -8,6 +8,7 @@ import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
 import { checkKeyInput, param, MAX_NONCE, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 
+/** Options of gcm(). */
 export interface GcmOptions {
   /** Tag length in bytes: 16 (default), 15, 14, 13, 12, 8 or 4. */
   tagLength?: number | undefined;

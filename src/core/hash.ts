@@ -4,6 +4,7 @@ import type { Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
 import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
+/** The hashes senv offers (SHA-2, FIPS 180-4). */
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
 /** Core algorithm ids: TS-0016 table 9.8-1 (Java Card) values. */
@@ -32,14 +33,26 @@ function oneshot(name: HashName, input: Uint8Array): Bytes {
   return new HashContext(name).update(data).digest();
 }
 
+/**
+ * The 32-byte SHA-256 digest of `data`.
+ * @throws InvalidInputError when `data` is not a Uint8Array.
+ */
 export function sha256(data: Uint8Array): Bytes {
   return oneshot('SHA-256', data);
 }
 
+/**
+ * The 48-byte SHA-384 digest of `data`.
+ * @throws InvalidInputError when `data` is not a Uint8Array.
+ */
 export function sha384(data: Uint8Array): Bytes {
   return oneshot('SHA-384', data);
 }
 
+/**
+ * The 64-byte SHA-512 digest of `data`.
+ * @throws InvalidInputError when `data` is not a Uint8Array.
+ */
 export function sha512(data: Uint8Array): Bytes {
   return oneshot('SHA-512', data);
 }
@@ -51,9 +64,19 @@ export function hash(name: HashName, data: Uint8Array): Bytes {
 
 /** A streaming hash: update() as often as needed, then digest() once. */
 export interface Hash {
+  /** Length of the digest in bytes: 32, 48 or 64. */
   readonly outputLen: number;
+  /** Length of the hash's block in bytes: 64 (SHA-256) or 128. */
   readonly blockLen: number;
+  /**
+   * Absorbs `data`; returns the object, for chaining.
+   * @throws InvalidInputError when `data` is not a Uint8Array; StateError after digest() or destroy().
+   */
   update(data: Uint8Array): this;
+  /**
+   * The digest of everything absorbed; the state is zeroized and the object finished.
+   * @throws StateError when called again, or after destroy().
+   */
   digest(): Bytes;
   /** Zeroizes the state without producing a digest. */
   destroy(): void;
@@ -98,6 +121,10 @@ class HashContext extends CoreContext implements Hash {
 
 export const secretDigest = (name: HashName, data: Uint8Array): Bytes => HashContext.secretDigest(name, data);
 
+/**
+ * A streaming hash of `name`.
+ * @throws UnknownAlgorithmError for a name other than 'SHA-256', 'SHA-384' or 'SHA-512'.
+ */
 export function createHash(name: HashName): Hash {
   return new HashContext(name);
 }
@@ -171,6 +198,7 @@ export function hashMany(name: HashName, list: readonly Uint8Array[]): Bytes[] {
   return result;
 }
 
+/** `hashMany('SHA-256', messages)`: the 32-byte digest of each message, in order, each an array of its own. */
 export function sha256Many(messages: readonly Uint8Array[]): Bytes[] {
   return hashMany('SHA-256', messages);
 }

@@ -31,6 +31,11 @@ function withKey<T>(name: HashName, key: Uint8Array, reserved: number, fn: (ptr:
   }
 }
 
+/**
+ * HMAC (RFC 2104) of `message` under `keyBytes` (any length), with `hash`: as many bytes as its digest.
+ * The key comes first, as in node:crypto's createHmac. Compare the result with constantTimeEqual.
+ * @throws UnknownAlgorithmError for an unknown hash; InvalidInputError when the key or message is not a Uint8Array.
+ */
 export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array): Bytes {
   const id = hashId(hash);
   const key = bytesArg(keyBytes, 'key');
@@ -47,11 +52,23 @@ export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array):
   return createHmac(hash, key).update(data).digest();
 }
 
+/** A streaming HMAC: update() as often as needed, then digest() once. */
 export interface Hmac {
+  /** Length of the MAC in bytes: the hash's digest, 32, 48 or 64. */
   readonly outputLen: number;
+  /** Length of the hash's block in bytes: 64 (SHA-256) or 128. */
   readonly blockLen: number;
+  /**
+   * Absorbs `data`; returns the object, for chaining.
+   * @throws InvalidInputError when `data` is not a Uint8Array; StateError after digest() or destroy().
+   */
   update(data: Uint8Array): this;
+  /**
+   * The MAC of everything absorbed; the state (and the key in it) is zeroized and the object finished.
+   * @throws StateError when called again, or after destroy().
+   */
   digest(): Bytes;
+  /** Zeroizes the state (and the key in it) without producing a MAC. */
   destroy(): void;
 }
 
@@ -96,6 +113,10 @@ class HmacContext extends CoreContext implements Hmac {
 
 export const secretHmac = (hash: HashName, key: Uint8Array, data: Uint8Array): Bytes => HmacContext.secretMac(hash, key, data);
 
+/**
+ * A streaming HMAC with `hash` under `key` (any length).
+ * @throws UnknownAlgorithmError for an unknown hash; InvalidInputError when the key is not a Uint8Array.
+ */
 export function createHmac(hash: HashName, key: Uint8Array): Hmac {
   return new HmacContext(hash, key);
 }

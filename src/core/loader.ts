@@ -18,6 +18,7 @@ export type CoreBuild = 'relaxed' | 'simd' | 'scalar';
 /** Every build, best first. */
 export const CORE_BUILDS: readonly CoreBuild[] = Object.freeze(['relaxed', 'simd', 'scalar'] as const);
 
+/** Options of init() and initSync(). */
 export interface InitOptions {
   /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
   build?: CoreBuild | 'auto' | undefined;
@@ -25,9 +26,13 @@ export interface InitOptions {
 
 const INIT_OPTIONS: OptionNames<InitOptions> = { build: true };
 
+/** What init() and initSync() loaded. */
 export interface CoreInfo {
+  /** The build now in use. */
   build: CoreBuild;
+  /** The version of the core's ABI (docs/wasm-abi.md). */
   abiVersion: number;
+  /** Size of the WASM module, in bytes. */
   moduleBytes: number;
   /** Milliseconds spent compiling and instantiating. */
   instantiateMs: number;
@@ -247,6 +252,7 @@ async function instantiate(build: CoreBuild): Promise<Core> {
   }
 }
 
+/** The loaded core's memory, in bytes (coreMemoryStats()). */
 export interface CoreMemoryStats {
   /** Size of the core's linear memory (it only grows). */
   memoryBytes: number;
