@@ -7,15 +7,21 @@ import type { HashName } from '../core/hash.ts';
 // The tables are the engine's rules, exported for reading: frozen all the way down.
 import { frozen } from '../core/frozen.ts';
 
+/** What CIPHERS says of a `<cipher>` algorithm. */
 export interface CipherInfo {
+  /** Its TS-0016 name (`ALG_AEAD_AES_128_GCM`). */
   readonly name: string;
+  /** The AES mode that runs it. */
   readonly mode: 'gcm' | 'ccm' | 'cbc';
+  /** The key lengths it takes, in bytes. */
   readonly keyLengths: readonly number[];
   /** Length generateKey produces. */
   readonly generatedKeyLength: number;
   /** AEAD: RFC 5116 / RFC 6655 fix a 12-byte nonce for every one of 1001-1019. */
   readonly nonceLength?: number;
+  /** AEAD: the tag's length in bytes. */
   readonly tagLength?: number;
+  /** CBC: its padding, as cbc() names it. */
   readonly padding?: 'none' | 'iso9797-m1' | 'iso9797-m2' | 'pkcs5';
 }
 
@@ -24,6 +30,7 @@ export interface CipherInfo {
 // take either, and generateKey picks AES-256 for them.
 const AES = Object.freeze([16, 32] as const);
 
+/** The `<cipher>` algorithms of TS-0016 table 9.6-1 senv implements, by value. */
 export const CIPHERS: Readonly<Record<CipherAlgorithm, CipherInfo>> = frozen({
   1001: { name: 'ALG_AEAD_AES_128_GCM', mode: 'gcm', keyLengths: [16], generatedKeyLength: 16, nonceLength: 12, tagLength: 16 },
   1002: { name: 'ALG_AEAD_AES_256_GCM', mode: 'gcm', keyLengths: [32], generatedKeyLength: 32, nonceLength: 12, tagLength: 16 },
@@ -37,16 +44,23 @@ export const CIPHERS: Readonly<Record<CipherAlgorithm, CipherInfo>> = frozen({
   24: { name: 'ALG_AES_CBC_PKCS5', mode: 'cbc', keyLengths: AES, generatedKeyLength: 32, padding: 'pkcs5' },
 });
 
+/** What SIGNATURES says of a `<signature>` algorithm. */
 export interface SignatureInfo {
+  /** Its TS-0016 name (`ALG_ECDSA_SHA_256`). */
   readonly name: string;
+  /** The kind of MAC or signature. */
   readonly family: 'cmac' | 'cbc-mac' | 'ecdsa' | 'hmac';
   /** Allowed secret key lengths (HMAC: a range). */
   readonly keyLengths: readonly number[] | { readonly min: number; readonly max: number };
+  /** Length generateKey produces, in bytes (ECDSA: the private scalar's). */
   readonly generatedKeyLength: number;
+  /** ECDSA: its curve. */
   readonly curve?: 'P-256' | 'P-384' | 'P-521';
+  /** ECDSA and HMAC: the hash it runs on. */
   readonly hash?: HashAlgorithm;
 }
 
+/** The `<signature>` algorithms of TS-0016 table 9.9-1 senv implements, by value. */
 export const SIGNATURES: Readonly<Record<SignatureAlgorithm, SignatureInfo>> = frozen({
   49: { name: 'ALG_AES_CMAC_128', family: 'cmac', keyLengths: AES, generatedKeyLength: 32 },
   18: { name: 'ALG_AES_MAC_128_NOPAD', family: 'cbc-mac', keyLengths: AES, generatedKeyLength: 32 },

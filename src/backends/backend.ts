@@ -23,13 +23,19 @@ export type SeType = 1 | 2 | 3 | 4;
 export type SecurityLevel = 1 | 2 | 3;
 /** TS-0016 table 9.4-1: 1 cold reset, 2 warm reset. */
 export type RebootType = 1 | 2;
-/** TS-0016 table 9.6-1. */
+/**
+ * TS-0016 table 9.6-1 (CIPHERS): 1001 / 1002 AES-128 / AES-256 GCM, 1003 / 1004 CCM, 1018 / 1019 CCM_8;
+ * AES-CBC with 13 no padding, 22 ISO 9797-1 method 1, 23 method 2, 24 PKCS#5.
+ */
 export type CipherAlgorithm = 1001 | 1002 | 1003 | 1004 | 1018 | 1019 | 13 | 22 | 23 | 24;
 /** TS-0016 table 9.7-1: 1 pseudo RNG, 2 true (physical) RNG. */
 export type RngType = 1 | 2;
 /** TS-0016 table 9.8-1: 4 SHA-256, 5 SHA-384, 6 SHA-512. */
 export type HashAlgorithm = 4 | 5 | 6;
-/** TS-0016 table 9.9-1. */
+/**
+ * TS-0016 table 9.9-1 (SIGNATURES): 49 AES-CMAC, 18 AES CBC-MAC, 33 / 34 / 38 ECDSA P-256 / P-384 / P-521,
+ * 25 / 26 / 27 HMAC-SHA-256 / 384 / 512.
+ */
 export type SignatureAlgorithm = 49 | 18 | 33 | 34 | 38 | 25 | 26 | 27;
 
 /**

@@ -50,14 +50,19 @@ export interface CommonOptions extends RequestOptions {
 
 /** An access control rule: originators (or 'all') and the operations granted (CREATE 1, RETRIEVE 2, UPDATE 4, DELETE 8). */
 export interface AccessRule {
+  /** accessControlOriginators: AE-IDs or CSE-IDs, or 'all'. */
   originators: readonly string[];
+  /** accessControlOperations: the sum of the bits granted (CREATE 1, RETRIEVE 2, UPDATE 4, DELETE 8). */
   operations: number;
 }
 
 /** An originator (AE-ID or CSE-ID) talking to one hosted SE. */
 export class McsClient {
+  /** The engine the requests go to. */
   readonly engine: McsEngine;
+  /** The originator (`fr`) of every request. */
   readonly originator: string;
+  /** The M2M-SE-ID of the SE the requests go to (the engine's first when none was given). */
   readonly seId: string;
   /** The requestExpiration of a call that gives none (undefined: no expiration). */
   readonly requestExpiration: number | undefined;
@@ -141,11 +146,13 @@ export class McsClient {
     await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true }, options);
   }
 
+  /** CREATE <accessControlPolicy> under the registration: `privileges` (pv) for the resources naming it, `selfPrivileges` (pvs) for itself. */
   async accessControlPolicy(options: { privileges: readonly AccessRule[]; selfPrivileges: readonly AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
     const opts = required(options, 'accessControlPolicy', POLICY_OPTIONS);
     return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges, 'privileges'), pvs: acr(opts.selfPrivileges, 'selfPrivileges') }, opts));
   }
 
+  /** CREATE <hash>: `algorithm` 4 SHA-256, 5 SHA-384, 6 SHA-512. */
   async hash(options: { algorithm: HashAlgorithm } & CommonOptions): Promise<HashResource> {
     const opts = required(options, 'hash', HASH_OPTIONS);
     return new HashResource(this, await this.#create(20004, 'senv:Hsh', { Halg: opts.algorithm }, opts));
@@ -156,7 +163,22 @@ export class McsClient {
    * aad is given (or later with setParameters). When the parameters are
    * refused the cipher is deleted again and the error thrown.
    */
-  async cipher(options: { algorithm: CipherAlgorithm; maxByteSize: number; key?: Uint8Array | undefined; exportable?: boolean | undefined; nonce?: Uint8Array | undefined; iv?: Uint8Array | undefined; aad?: Uint8Array | undefined } & CommonOptions): Promise<CipherResource> {
+  async cipher(options: {
+    /** TS-0016 table 9.6-1: 1001 / 1002 AES-128 / AES-256 GCM, 1003 / 1004 CCM, 1018 / 1019 CCM_8, 13, 22, 23, 24 AES-CBC. */
+    algorithm: CipherAlgorithm;
+    /** maxByteSize: the most data, in bytes, the <cipher> holds at a time. */
+    maxByteSize: number;
+    /** The key (16 or 32 bytes, as the algorithm takes); without it, generateKey() makes one. */
+    key?: Uint8Array | undefined;
+    /** Whether generateKey() may hand the key out (default false: never returned). */
+    exportable?: boolean | undefined;
+    /** AEAD: the nonce (12 bytes). */
+    nonce?: Uint8Array | undefined;
+    /** CBC: the 16-byte IV. */
+    iv?: Uint8Array | undefined;
+    /** AEAD: the associated data. */
+    aad?: Uint8Array | undefined;
+  } & CommonOptions): Promise<CipherResource> {
     const opts = required(options, 'cipher', CIPHER_OPTIONS);
     const { key, nonce, iv, aad } = optionalBytes(opts, 'key', 'nonce', 'iv', 'aad');
     // The CREATE and the parameters' requests are one call: one deadline.
@@ -185,7 +207,20 @@ export class McsClient {
    * curve, for a verify-only resource (another form is an InvalidInputError here: the SE would
    * keep it as free-form keyInformation and verify nothing).
    */
-  async signature(options: { algorithm: SignatureAlgorithm; key?: Uint8Array | undefined; publicKey?: Uint8Array | undefined; exportable?: boolean | undefined; format?: 'der' | 'raw' | undefined; prehashed?: boolean | undefined } & CommonOptions): Promise<SignatureResource> {
+  async signature(options: {
+    /** TS-0016 table 9.9-1: 49 AES-CMAC, 18 AES CBC-MAC, 33 / 34 / 38 ECDSA P-256 / P-384 / P-521, 25 / 26 / 27 HMAC-SHA-256 / 384 / 512. */
+    algorithm: SignatureAlgorithm;
+    /** The secret key (a MAC key, or ECDSA's private scalar); without it, generateKey() makes one. */
+    key?: Uint8Array | undefined;
+    /** ECDSA: the public key alone, for a resource that only verifies (the uncompressed SEC1 point). */
+    publicKey?: Uint8Array | undefined;
+    /** Whether generateKey() may hand the secret key out (default false: never returned). */
+    exportable?: boolean | undefined;
+    /** ECDSA: the signature's encoding, 'der' (default) or 'raw' (r || s). */
+    format?: 'der' | 'raw' | undefined;
+    /** ECDSA: the message is already its hash's digest. */
+    prehashed?: boolean | undefined;
+  } & CommonOptions): Promise<SignatureResource> {
     const opts = required(options, 'signature', SIGNATURE_OPTIONS);
     const { key, publicKey } = optionalBytes(opts, 'key', 'publicKey');
     // Read once: the caller may reuse the options object for its next call before this one resolved.
@@ -202,6 +237,7 @@ export class McsClient {
     return new SignatureResource(this, address, algorithm);
   }
 
+  /** CREATE <rand>: `rngType` 1 pseudo RNG, 2 true (physical) RNG, of those the SE offers (engine.describe()). */
   async rand(options: { rngType: RngType } & CommonOptions): Promise<RandResource> {
     const opts = required(options, 'rand', RAND_OPTIONS);
     return new RandResource(this, await this.#create(20007, 'senv:Rnd', { rgT: opts.rngType }, opts));
@@ -249,6 +285,7 @@ export class McsClient {
 
 /** What every resource object of McsClient has: its address, RETRIEVE, UPDATE of attributes, DELETE. */
 export abstract class McsResource {
+  /** The client whose originator sends this object's requests. */
   readonly client: McsClient;
   /** Absolute address: `<M2M-SE-ID>/<resourceID>`. */
   readonly address: string;
@@ -310,10 +347,12 @@ export abstract class McsResource {
     return held(content, (c) => this.serial((limit) => fn(c, limit), options));
   }
 
+  /** RETRIEVE: the resource's attributes by short name (byte values as Uint8Array). */
   retrieve(options?: RequestOptions | null): Promise<Record<string, unknown>> {
     return this.serial((limit) => this.client.request(2, this.address, this.root, undefined, undefined, limit()), options);
   }
 
+  /** DELETE: the resource and everything below it; its keys are zeroized. */
   delete(options?: RequestOptions | null): Promise<void> {
     return this.serial(async (limit) => void (await this.client.request(4, this.address, undefined, undefined, undefined, limit())), options);
   }
@@ -350,21 +389,26 @@ export abstract class MessageResource extends McsResource {
 // A binary response's byte attributes are arrays of their own (the engine copies or hands over what
 // it made, never a view of shared memory): the results below are typed Bytes as their values are.
 
+/** A <hash> (McsClient.hash()). */
 export class HashResource extends MessageResource {
   protected readonly root = 'senv:Hsh';
+  /** RETRIEVE calculateHash: the digest of the message held, which ends it (the next update() starts another). */
   async calculate(options?: RequestOptions | null): Promise<Bytes> {
     return (await this.serial((limit) => this.run('calculateHash', limit), options)).Hv as Bytes;
   }
 }
 
+/** A <cipher> (McsClient.cipher()). */
 export class CipherResource extends MessageResource {
   protected readonly root = 'senv:Cph';
   /** Whether the <algorithmSpecificParameter> child existed when this object last looked: unknown (undefined) for an object made from an address. */
   #hasParameters: boolean | undefined;
 
+  /** RETRIEVE encrypt: the ciphertext of the data held (AEAD: followed by the tag), which ends the message. */
   async encrypt(options?: RequestOptions | null): Promise<Bytes> {
     return (await this.serial((limit) => this.run('encrypt', limit), options)).cD as Bytes;
   }
+  /** RETRIEVE decrypt: the plaintext of the data held (AEAD: ciphertext and tag; 4102, no plaintext, when the tag is wrong). */
   async decrypt(options?: RequestOptions | null): Promise<Bytes> {
     return (await this.serial((limit) => this.run('decrypt', limit), options)).cD as Bytes;
   }
@@ -388,8 +432,10 @@ export class CipherResource extends MessageResource {
   }
 }
 
+/** A <signature> (McsClient.signature()): a MAC or an ECDSA key. */
 export class SignatureResource extends MessageResource {
   protected readonly root = 'senv:Sgn';
+  /** The resource's algorithm (TS-0016 table 9.9-1). */
   readonly algorithm: SignatureAlgorithm;
   constructor(client: McsClient, address: string, algorithm: SignatureAlgorithm) {
     super(client, address);
@@ -397,9 +443,14 @@ export class SignatureResource extends MessageResource {
     signatureInfo(algorithm);
     this.algorithm = algorithm;
   }
+  /** RETRIEVE calculateSignature: the MAC or signature of the message held, which ends it. */
   async sign(options?: RequestOptions | null): Promise<Bytes> {
     return (await this.serial((limit) => this.run('calculateSignature', limit), options)).Sgn as Bytes;
   }
+  /**
+   * UPDATE `Sgn`, then RETRIEVE verifySignature: whether `signature` is the message held's (false, not an
+   * error, for a wrong one). The two requests run one after the other on this resource.
+   */
   async verify(signature: Uint8Array, options?: RequestOptions | null): Promise<boolean> {
     return this.serialWith({ Sgn: bytesArg(signature, 'signature') }, async (c, limit) => {
       await this.patch(c, limit);
@@ -420,6 +471,7 @@ export class SignatureResource extends MessageResource {
   }
 }
 
+/** A <rand> (McsClient.rand()). */
 export class RandResource extends McsResource {
   protected readonly root = 'senv:Rnd';
   /** The Dsz this object last saw the resource hold: unknown (undefined) until it generated. */
@@ -474,17 +526,20 @@ export class RandResource extends McsResource {
   }
 }
 
+/** A <sensitiveDataObject> (McsClient.sensitiveData()). */
 export class SensitiveDataResource extends McsResource {
   protected readonly root = 'senv:Sdo';
   /** The data held (empty when there is none). */
   async read(options?: RequestOptions | null): Promise<Bytes> {
     return ((await this.retrieve(options)).msg as Bytes | undefined) ?? new Uint8Array(0);
   }
+  /** Replaces the data held with `data`. */
   async write(data: Uint8Array, options?: RequestOptions | null): Promise<void> {
     await this.set({ msg: bytesArg(data, 'data') }, options);
   }
 }
 
+/** An <accessControlPolicy> (McsClient.accessControlPolicy()). */
 export class PolicyResource extends McsResource {
   protected readonly root = 'm2m:acp';
   /** Replaces the privileges (pv) and/or the self privileges (pvs). */

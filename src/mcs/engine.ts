@@ -36,6 +36,7 @@ import { snapshot } from './snapshot.ts';
 import { frozen } from '../core/frozen.ts';
 import { changeSize, treeSize } from './usage.ts';
 
+/** Options of McsEngine.create(); every one may be left out (docs/mcs.md). */
 export interface McsEngineOptions extends MasterKeyOptions {
   /** The SEs to host; by default one software SE. */
   backends?: readonly SecureEnvironmentBackend[] | undefined;
@@ -82,6 +83,10 @@ const TAKEN = (rn: string) => `the name '${rn}' is taken on this SE`;
 /** How soon the expiration timer tries again when the store could not record a removal. */
 const EXPIRY_RETRY_MS = 1000;
 
+/**
+ * The Mcs reference point of TS-0016 in process: hosts one or more SEs and serves oneM2M request
+ * primitives to them (send()), or to McsClient's typed methods. Made by McsEngine.create().
+ */
 export class McsEngine {
   readonly #hosts = new Map<string, SeHost>();
   readonly #maxData: number;

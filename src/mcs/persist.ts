@@ -30,21 +30,29 @@ export class BackendFailure {
 
 /** The SE a store's call is about: its M2M-SE-ID keys the records, its backend seals and loads keys (storeKey, loadKey). */
 export interface PersistedSe {
+  /** The SE's M2M-SE-ID. */
   readonly seId: string;
+  /** The SE's backend. */
   readonly backend: SecureEnvironmentBackend;
 }
 
 /** A resource as a store reads it. */
 export interface PersistedResource {
+  /** resourceID. */
   readonly ri: string;
+  /** resourceName. */
   readonly rn: string;
+  /** resourceType. */
   readonly ty: number;
+  /** The parent resource; undefined for a registration (<SE>). */
   readonly parent: PersistedResource | undefined;
-  /** creationTime and lastModifiedTime, in ms since the epoch. */
+  /** creationTime, in ms since the epoch. */
   readonly created: number;
+  /** lastModifiedTime, in ms since the epoch. */
   readonly modified: number;
   /** Attribute values by long name (the resource type's own: 'algorithm' of a <hash>), in the engine's form (bytes, numbers, ms timestamps, key handles, appended data). */
   readonly attrs: ReadonlyMap<string, unknown>;
+  /** The child resources, by resourceName. */
   readonly children: ReadonlyMap<string, PersistedResource>;
   /**
    * In a put of a change: the append attributes whose data (not whether it was consumed) the
@@ -64,6 +72,10 @@ export interface PersistedResource {
   readonly unchangedSecrets?: boolean;
 }
 
+/**
+ * A store of SE-resources other than the data directory's journal (McsEngineOptions.store): the
+ * engine calls it before it applies each change (docs/mcs.md, "Failed writes").
+ */
 export interface Persistence {
   /** A unique ID for the software SE of this data directory, the same on every run. */
   uniqueId(kind: string): Promise<string>;
@@ -89,5 +101,6 @@ export interface Persistence {
    * after. A store without it cannot rotate.
    */
   rotateMasterKey?(masterKey: Uint8Array): Promise<void>;
+  /** Releases the store (McsEngine.close(), after every SE closed); no call follows. */
   close(): Promise<void>;
 }

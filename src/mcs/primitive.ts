@@ -4,18 +4,25 @@
 import { parseTimestamp } from './codec.ts';
 import { badRequest, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 
+/** The operations of a request primitive's `op` (TS-0004): 1 CREATE, 2 RETRIEVE, 3 UPDATE, 4 DELETE. */
 export const Operation = { CREATE: 1, RETRIEVE: 2, UPDATE: 3, DELETE: 4 } as const;
 export type Operation = (typeof Operation)[keyof typeof Operation];
 
+/** A request primitive (TS-0004 short names) as McsEngine.send() reads it; docs/mcs.md "Primitives". */
 export interface McsRequest {
+  /** operation: 1 CREATE, 2 RETRIEVE, 3 UPDATE, 4 DELETE (Operation). */
   op: Operation;
   /** Target address: `<M2M-SE-ID>[/<resourceID or resourceName path>[/<virtual resource>]]`, optionally with a leading '/'. */
   to: string;
   /** Originator: AE-ID or CSE-ID. */
   fr: string;
+  /** requestIdentifier, echoed in the response. */
   rqi: string;
+  /** resourceType of a CREATE: 1 <accessControlPolicy>, 20001-20012 the TS-0016 types. */
   ty?: number | undefined;
+  /** primitiveContent: one member named by the resource type's root (`senv:Cph`), holding its attributes. */
   pc?: Record<string, unknown> | undefined;
+  /** releaseVersionIndicator: '2a', '3', '4' or '5'. */
   rvi?: string | undefined;
   /** resultContent: 0 nothing, 1 attributes (the default for CREATE, RETRIEVE, UPDATE; DELETE answers nothing). */
   rcn?: 0 | 1 | undefined;
@@ -30,13 +37,19 @@ export interface McsRequest {
   ot?: string | undefined;
 }
 
+/** A response primitive, as McsEngine.send() resolves to it. */
 export interface McsResponse {
+  /** responseStatusCode (TS-0004): 2xxx success, 4xxx the request's fault, 5xxx the SE's (RSC). */
   rsc: ResponseStatusCode;
+  /** The request's requestIdentifier. */
   rqi: string;
+  /** primitiveContent: the resource or the operation's result, or on a failure `{ 'm2m:dbg': text }`. */
   pc?: Record<string, unknown>;
+  /** The request's releaseVersionIndicator, when it had a supported one. */
   rvi?: string;
 }
 
+/** Options of McsEngine.send(). */
 export interface SendOptions {
   /** Byte attributes in the response as Uint8Array (in-process callers) instead of base64. */
   binary?: boolean | undefined;

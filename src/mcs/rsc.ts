@@ -2,6 +2,7 @@
 // that carries one from anywhere in the layer to the response.
 import { failureKind, InvalidInputError, SenvError, errorName } from '../core/errors.ts';
 
+/** The response status codes (TS-0004 clause 6.6) the Mcs layer answers, by name. */
 export const RSC = {
   OK: 2000,
   CREATED: 2001,
@@ -24,6 +25,7 @@ export const RSC = {
   NOT_ACCEPTABLE: 5207,
 } as const;
 
+/** A response status code the Mcs layer answers (RSC's values). */
 export type ResponseStatusCode = (typeof RSC)[keyof typeof RSC];
 
 /**
@@ -33,6 +35,7 @@ export type ResponseStatusCode = (typeof RSC)[keyof typeof RSC];
  */
 export class McsError extends SenvError {
   declare readonly code: 'ERR_MCS';
+  /** The response status code of the refusal (4106 not registered, 4103 no privilege, …). */
   readonly rsc: ResponseStatusCode;
   constructor(rsc: ResponseStatusCode, message: string) {
     // A refused request is an answer, not a bug: capturing a stack trace

@@ -151,14 +151,14 @@ describe('public API surface', () => {
     expectTypeOf<senv.SenvError['code']>().toEqualTypeOf<senv.SenvErrorCode>();
   });
 
-  it('every export of the core facade, and every public member of its classes and interfaces, has JSDoc: what an editor shows on hover', () => {
+  it('every export of the core facade and the Mcs layer, and every public member of their classes and interfaces, has JSDoc: what an editor shows on hover', () => {
     const src = fileURLToPath(new URL('../../src/', import.meta.url));
-    const entry = join(src, 'core/index.ts');
-    const program = ts.createProgram([entry], { noEmit: true, strict: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: [] });
+    const entries = [join(src, 'core/index.ts'), join(src, 'mcs/index.ts')];
+    const program = ts.createProgram(entries, { noEmit: true, strict: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: [] });
     const checker = program.getTypeChecker();
     const documented = (s: ts.Symbol) => ts.displayPartsToString(s.getDocumentationComment(checker)).trim() !== '';
     const undocumented: string[] = [];
-    for (const exported of checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!)) {
+    for (const exported of entries.flatMap((entry) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!))) {
       const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
       if (!documented(sym)) undocumented.push(exported.name);
       if (!(sym.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface))) continue;

@@ -5,6 +5,7 @@ import { StateError, errorName, failureKind } from '../../core/errors.ts';
 
 /** Another engine (this process or another one) has the data directory open. */
 export class DataDirLockedError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
   /** The process holding the lock. */
   readonly pid: number;
@@ -21,6 +22,7 @@ export class DataDirLockedError extends StateError {
  * does not open. Nothing was changed on disk.
  */
 export class DataDirDamagedError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
   /** The file, when the damage is in one. */
   readonly file: string | undefined;
@@ -36,6 +38,7 @@ export class DataDirDamagedError extends StateError {
 
 /** The data directory was written by a version of senv whose format this one does not read. */
 export class DataDirFormatError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
   constructor(dir: string, what: string) {
     super(`the data directory ${dir} ${what}`);
@@ -52,6 +55,7 @@ export class DataDirFormatError extends StateError {
  * forbids it). Nothing was changed, on disk or in the anchor.
  */
 export class DataDirRolledBackError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
   /** The sequence number of the last record (or snapshot) the directory holds. */
   readonly found: number;
@@ -70,6 +74,7 @@ export class DataDirRolledBackError extends StateError {
 
 /** The rollback anchor could not be read or written at open, or holds a token that is no head senv writes. */
 export class RollbackAnchorError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
   constructor(dir: string, what: string) {
     super(`the rollback anchor of the data directory ${dir} ${what}`);
@@ -88,7 +93,9 @@ export class RollbackAnchorError extends StateError {
  * the rotation. The message names the failure by its code only.
  */
 export class MasterKeyRotationError extends StateError {
+  /** The data directory, as the engine was given it. */
   readonly dir: string;
+  /** Which key the directory is under: false the old, true the new, undefined neither can be told (see above). */
   readonly committed: boolean | undefined;
   constructor(dir: string, committed: boolean | undefined, cause: unknown) {
     super(committed

@@ -15,6 +15,7 @@ import { StateError } from '../../core/errors.ts';
 import { secretCopy } from '../../core/bytes.ts';
 import { granted } from '../../core/permissions.ts';
 
+/** The file operations a data directory's store makes (McsEngineOptions.files): node:fs's or Deno's by default. */
 export interface Files {
   /**
    * The whole file, or undefined when it does not exist. By default a file
@@ -51,9 +52,11 @@ export interface Files {
    * was given to another process; undefined where it cannot.
    */
   readonly stamp: string | undefined;
+  /** Renames `from` to `to`, replacing what `to` names (atomic on one file system). */
   rename(from: string, to: string): Promise<void>;
   /** Cuts the file to `length` bytes and flushes it, checked as append() checks it; a missing file has nothing to cut. */
   truncate(path: string, length: number): Promise<void>;
+  /** Removes the file; a missing file is no error. */
   remove(path: string): Promise<void>;
   /**
    * Makes the directory and any missing above it; answers the topmost one it

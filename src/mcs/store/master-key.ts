@@ -8,8 +8,11 @@ import { granted, refusalOf } from '../../core/permissions.ts';
 import { hexValue, keyFromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
 
+/** Where a data directory's master key comes from: one of the three, or SENV_MASTER_KEY when none is given. */
 export interface MasterKeyOptions {
+  /** The 32-byte key itself (copied; the caller may wipe its array once the call resolved). */
   masterKey?: Uint8Array | undefined;
+  /** A file holding the key: 32 raw bytes, 64 hex digits or the base64 of 32 bytes. */
   masterKeyFile?: string | undefined;
   /** Name of the environment variable; default SENV_MASTER_KEY. */
   masterKeyEnv?: string | undefined;
