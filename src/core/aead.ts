@@ -53,6 +53,7 @@ export interface AeadEncryptStream {
    * @throws StateError after final() or destroy(); LengthError beyond the mode's or the declared length.
    */
   update(plaintext: Uint8Array): Bytes;
+  /** update() writing into `into` when it has plaintext.length bytes: a view of it, else an array of its own. */
   update(plaintext: Uint8Array, into?: Uint8Array): Uint8Array;
   /** The ciphertext not yet returned followed by the tag; the stream is finished (StateError afterwards). */
   final(): Bytes;
@@ -73,6 +74,7 @@ export interface AeadDecryptStream {
    * LengthError when less than the tag (or than `messageLength`) arrived, and more may follow.
    */
   final(): Bytes;
+  /** final() writing the plaintext into `into` when it has room for all of it: a view of it, else an array of its own. */
   final(into?: Uint8Array): Uint8Array;
   /** Zeroizes the stream's state, key copy and the plaintext it held; further use throws StateError. */
   destroy(): void;

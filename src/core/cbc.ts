@@ -32,6 +32,7 @@ export interface CbcStream {
    * shorter `into`, an array of its own, so typed as the caller's Uint8Array.
    */
   update(data: Uint8Array): Bytes;
+  /** update() writing into `into` when it has data.length + 16 bytes: a view of it, else an array of its own. */
   update(data: Uint8Array, into?: Uint8Array): Uint8Array;
   /** Returns the rest: padding added (encryption) or checked and removed (decryption). */
   final(): Bytes;

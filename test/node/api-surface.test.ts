@@ -156,11 +156,17 @@ describe('public API surface', () => {
     const entries = [join(src, 'core/index.ts'), join(src, 'mcs/index.ts')];
     const program = ts.createProgram(entries, { noEmit: true, strict: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: [] });
     const checker = program.getTypeChecker();
-    const documented = (s: ts.Symbol) => ts.displayPartsToString(s.getDocumentationComment(checker)).trim() !== '';
+    const documented = (s: ts.Symbol | ts.Signature) => ts.displayPartsToString(s.getDocumentationComment(checker)).trim() !== '';
     const undocumented: string[] = [];
+    // An overload's own JSDoc is what the editor shows for a call that picks it.
+    const overloads = (name: string, s: ts.Symbol, at: ts.Node) => {
+      const sigs = checker.getTypeOfSymbolAtLocation(s, at).getCallSignatures();
+      if (sigs.length > 1) for (const [k, sig] of sigs.entries()) if (!documented(sig)) undocumented.push(`${name} (overload ${k + 1})`);
+    };
     for (const exported of entries.flatMap((entry) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!))) {
       const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
       if (!documented(sym)) undocumented.push(exported.name);
+      if (sym.flags & ts.SymbolFlags.Function) overloads(exported.name, sym, sym.declarations![0]!);
       if (!(sym.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface))) continue;
       for (const member of checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(sym))) {
         const decl = member.declarations?.[0];
@@ -168,6 +174,7 @@ describe('public API surface', () => {
         if (!decl || !decl.getSourceFile().fileName.startsWith(src) || member.name.startsWith('#')) continue;
         if (ts.getCombinedModifierFlags(decl) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
         if (!documented(member)) undocumented.push(`${exported.name}.${member.name}`);
+        overloads(`${exported.name}.${member.name}`, member, decl);
       }
     }
     expect(undocumented).toEqual([]);
