@@ -55,14 +55,21 @@ export function checkUniqueId(value: unknown, name: string): asserts value is st
   }
 }
 
+/** Who an SE is (McsEngine.describe(), the <SE> registration and [deviceInfo]). */
 export interface BackendDescription {
+  /** SEType (TS-0016 table 7.2.1-2): the first digit of the M2M-SE-ID; 4 for the software SE. */
   seType: SeType;
+  /** TS-0016 table 9.3-1: 1 low (the software SE), 2 medium, 3 high (a card). */
   securityLevel: SecurityLevel;
   /** Unique ID part of the M2M-SE-ID (clause 7.2.1), e.g. a card serial number. */
   uniqueId: string;
+  /** [deviceInfo] manufacturer. */
   manufacturer: string;
+  /** [deviceInfo] model. */
   model: string;
+  /** [deviceInfo] fwv. */
   firmwareVersion: string;
+  /** [deviceInfo] swv. */
   softwareVersion: string;
   /**
    * What the SE runs on (deviceInfo `hwv`, with `fwv` and `swv` among TS-0001 D.8's identification attributes): a card's ATR, or that a
@@ -73,11 +80,17 @@ export interface BackendDescription {
   rngSources: Partial<Record<RngType, string>>;
 }
 
+/** What an SE can do (McsEngine.describe()): the engine refuses what it does not offer. */
 export interface BackendCapabilities {
+  /** The <cipher> algorithms it runs (TS-0016 table 9.6-1). */
   cipherAlgorithms: readonly CipherAlgorithm[];
+  /** The <hash> algorithms it runs (table 9.8-1). */
   hashAlgorithms: readonly HashAlgorithm[];
+  /** The <signature> algorithms it runs (table 9.9-1). */
   signatureAlgorithms: readonly SignatureAlgorithm[];
+  /** The <rand> rngTypes it serves (table 9.7-1). */
   rngTypes: readonly RngType[];
+  /** The [SEReboot] types it performs (table 9.4-1). */
   rebootTypes: readonly RebootType[];
   /** Bytes per stream update that amortize the per-call cost best (WASM: tens of KiB; card: the largest command data). */
   preferredBatchSize: number;
@@ -107,7 +120,9 @@ export type KeyKind = 'secret' | 'public';
  * generateKey gave it; from loadKey it is released and McsEngine.create fails naming the backend.
  */
 export interface KeyHandle {
+  /** What the key is for. */
   readonly spec: KeySpec;
+  /** Secret (symmetric or private) or public. */
   readonly kind: KeyKind;
   /** Bytes of key material the host keeps for it (what counts against the SE's memory quota); 0 for a key kept on the device. */
   readonly size: number;
@@ -211,6 +226,7 @@ export type StoredKey =
   | { form: 'material'; kind: KeyKind; bytes: Uint8Array }
   | { form: 'reference'; kind: KeyKind; ref: string };
 
+/** A cipher stream's parameters: the IV (CBC) or the nonce and associated data (AEAD). */
 export interface CipherParams {
   /** CBC modes: 16 bytes. */
   iv?: Uint8Array | undefined;
@@ -250,7 +266,9 @@ export interface CipherStream {
   abort(): void;
 }
 
+/** A hash stream of a backend (SecureEnvironmentBackend.digest()). */
 export interface DigestStream {
+  /** Feeds `data` (lent). */
   update(data: Uint8Array): Promise<void>;
   /** The digest, handed over: the hash's output length exactly (32, 48 or 64 bytes). */
   final(last?: Uint8Array): MaybePromise<Uint8Array>;
@@ -258,6 +276,7 @@ export interface DigestStream {
   abort(): void;
 }
 
+/** How a <signature> resource signs and verifies (ECDSA only; a MAC ignores both). */
 export interface SignatureOptions {
   /** ECDSA: 'der' (X9.62 ECDSA-Sig-Value, strict) or 'raw' (r || s, fixed length). */
   format: 'der' | 'raw';
@@ -267,6 +286,7 @@ export interface SignatureOptions {
 
 /** Absorbs the message, then either signs (or MACs) it or verifies a signature over it. */
 export interface SignatureStream {
+  /** Feeds message data (lent). */
   update(data: Uint8Array): Promise<void>;
   /**
    * The signature or MAC, handed over: a MAC of its algorithm's length, a raw ECDSA signature of
@@ -292,6 +312,7 @@ export interface ObjectStore {
    * type or length answers 5000 (and a wrong array is zeroized).
    */
   read(id: string, length?: number): Promise<Uint8Array>;
+  /** Deletes the data kept under `id`. */
   remove(id: string): Promise<void>;
 }
 
@@ -325,7 +346,9 @@ export interface ObjectStore {
  *   the TS-0016 tables (InvalidInputError naming the unique ID and the field).
  */
 export interface SecureEnvironmentBackend {
+  /** Who the SE is; read after open(). */
   readonly description: BackendDescription;
+  /** What the SE can do; read after open(). */
   readonly capabilities: BackendCapabilities;
   /** Present when <sensitiveDataObject> contents live on the device; otherwise the host keeps them (sealed at rest). */
   readonly objectStore?: ObjectStore | undefined;
@@ -401,7 +424,10 @@ export interface SecureEnvironmentBackend {
    */
   deleteKey?(key: KeyHandle): void;
 
+  /** A new hash stream of `algorithm`. */
   digest(algorithm: HashAlgorithm): MaybePromise<DigestStream>;
+  /** A new encryption or decryption stream under `key`, whose spec names `algorithm`. */
   cipher(algorithm: CipherAlgorithm, key: KeyHandle, direction: 'encrypt' | 'decrypt', params: CipherParams): MaybePromise<CipherStream>;
+  /** A new stream that signs (or MACs) or verifies under `key`, whose spec names `algorithm`. */
   signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): MaybePromise<SignatureStream>;
 }

@@ -151,10 +151,10 @@ describe('public API surface', () => {
     expectTypeOf<senv.SenvError['code']>().toEqualTypeOf<senv.SenvErrorCode>();
   });
 
-  it('every export of the core facade and the Mcs layer, and every public member of their classes and interfaces, has JSDoc: what an editor shows on hover', () => {
+  it('every export of the package root, and every public member of its classes and interfaces, has JSDoc: what an editor shows on hover', () => {
     const src = fileURLToPath(new URL('../../src/', import.meta.url));
-    const entries = [join(src, 'core/index.ts'), join(src, 'mcs/index.ts')];
-    const program = ts.createProgram(entries, { noEmit: true, strict: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: [] });
+    const entry = join(src, 'index.ts');
+    const program = ts.createProgram([entry], { noEmit: true, strict: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: [] });
     const checker = program.getTypeChecker();
     const documented = (s: ts.Symbol | ts.Signature) => ts.displayPartsToString(s.getDocumentationComment(checker)).trim() !== '';
     const undocumented: string[] = [];
@@ -163,8 +163,10 @@ describe('public API surface', () => {
       const sigs = checker.getTypeOfSymbolAtLocation(s, at).getCallSignatures();
       if (sigs.length > 1) for (const [k, sig] of sigs.entries()) if (!documented(sig)) undocumented.push(`${name} (overload ${k + 1})`);
     };
-    for (const exported of entries.flatMap((entry) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!))) {
+    for (const exported of checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!)) {
       const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+      // What the build strips from the declarations (backend.ts's helpers, which `export type *` names) no caller sees.
+      if (sym.declarations?.some((d) => ts.getJSDocTags(d).some((t) => t.tagName.text === 'internal'))) continue;
       if (!documented(sym)) undocumented.push(exported.name);
       if (sym.flags & ts.SymbolFlags.Function) overloads(exported.name, sym, sym.declarations![0]!);
       if (!(sym.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface))) continue;

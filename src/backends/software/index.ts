@@ -20,6 +20,7 @@ import { secretCopy, toHex } from '../../core/bytes.ts';
 import { checkMaterial, specInfo } from '../key-material.ts';
 import { SENV_VERSION } from '../../version.ts';
 
+/** Options of new SoftwareBackend(); both may be left out. */
 export interface SoftwareBackendOptions {
   /**
    * Unique ID part of the M2M-SE-ID. Absent: a random one, which an engine
@@ -48,6 +49,7 @@ export function nameSoftware(b: SoftwareBackend, uniqueId: string): void {
 }
 
 
+/** The software SE (SEType 4, security level 1) on the WASM core: what McsEngine.create() hosts by default. */
 export class SoftwareBackend implements SecureEnvironmentBackend {
   readonly description: BackendDescription;
   readonly capabilities: BackendCapabilities;
