@@ -33,10 +33,15 @@ export interface VerifyOptions {
   format?: SignatureFormat | undefined;
   /** The message is already a digest of `hash` (its length must match). */
   prehashed?: boolean | undefined;
+  /**
+   * Not here: hedging is the signer's, and verify() refuses it (InvalidInputError). Typed `never` so
+   * that sign()'s options, reused for verify(), are refused when compiled rather than when run.
+   */
+  extraEntropy?: never;
 }
 
 /** Options of sign(): verify()'s and the nonce's hedging. */
-export interface SignOptions extends VerifyOptions {
+export interface SignOptions extends Omit<VerifyOptions, 'extraEntropy'> {
   /**
    * Hedging of the RFC 6979 nonce (section 3.6): true (default) mixes fresh
    * bytes from the runtime CSPRNG in, false gives the purely deterministic
@@ -45,7 +50,7 @@ export interface SignOptions extends VerifyOptions {
   extraEntropy?: boolean | Uint8Array | undefined;
 }
 
-const VERIFY_OPTIONS: OptionNames<VerifyOptions> = { hash: true, format: true, prehashed: true };
+const VERIFY_OPTIONS: OptionNames<Omit<VerifyOptions, 'extraEntropy'>> = { hash: true, format: true, prehashed: true };
 // Hedging is the signer's: a verify given extraEntropy is refused, not left to ignore it.
 const SIGN_OPTIONS: OptionNames<SignOptions> = { ...VERIFY_OPTIONS, extraEntropy: true };
 
@@ -154,12 +159,12 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   // Every option is read once, before any byte argument is: an options getter runs no later than
   // this, so it cannot detach or shrink a buffer whose view the call has already taken.
-  function optionsOf(options: SignOptions | null | undefined, what: string, known: OptionNames<VerifyOptions>): SignOptions {
+  function optionsOf(options: SignOptions | null | undefined, what: string, known: OptionNames<Omit<VerifyOptions, 'extraEntropy'>>): SignOptions {
     const o = optionsArg(options, what, known);
     return { hash: o?.hash, format: o?.format, prehashed: o?.prehashed, extraEntropy: o?.extraEntropy };
   }
 
-  function digestOf(input: Uint8Array, opts: VerifyOptions): { digest: Uint8Array; hashName: HashName } {
+  function digestOf(input: Uint8Array, opts: SignOptions): { digest: Uint8Array; hashName: HashName } {
     const message = bytesArg(input, 'message');
     const hashName = opts.hash ?? defaultHash;
     hashId(hashName);
@@ -169,7 +174,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     return { digest: message, hashName };
   }
 
-  function formatOf(opts: VerifyOptions): SignatureFormat {
+  function formatOf(opts: SignOptions): SignatureFormat {
     const format = opts.format ?? 'der';
     if (format !== 'der' && format !== 'raw') throw new InvalidInputError(`format must be 'der' or 'raw', got ${shown(format)}`);
     return format;

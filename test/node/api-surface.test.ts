@@ -182,6 +182,18 @@ describe('public API surface', () => {
     expect(undocumented).toEqual([]);
   }, 30_000);
 
+  it('sign()\'s options reused for verify() are refused by the compiler, as verify() refuses them when run', () => {
+    const p256 = ecdsa('P-256');
+    const { secretKey, publicKey } = p256.keygen();
+    const message = Uint8Array.of(1, 2, 3);
+    const signing: senv.SignOptions = { format: 'raw', extraEntropy: false };
+    const sig = p256.sign(message, secretKey, signing);
+    // @ts-expect-error extraEntropy is the signer's
+    expect(() => p256.verify(sig, message, publicKey, signing)).toThrow(InvalidInputError);
+    const { extraEntropy: _, ...shared } = signing;
+    expect(p256.verify(sig, message, publicKey, shared)).toBe(true);
+  });
+
   it('only the error classes are exported, not the internal helpers', () => {
     for (const name of ['isBytes', 'assertBytes', 'shown', 'statusError']) expect(name in senv, name).toBe(false);
   });
