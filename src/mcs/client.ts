@@ -147,7 +147,12 @@ export class McsClient {
   }
 
   /** CREATE <accessControlPolicy> under the registration: `privileges` (pv) for the resources naming it, `selfPrivileges` (pvs) for itself. */
-  async accessControlPolicy(options: { privileges: readonly AccessRule[]; selfPrivileges: readonly AccessRule[] } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
+  async accessControlPolicy(options: {
+    privileges: readonly AccessRule[];
+    selfPrivileges: readonly AccessRule[];
+    /** Not here: an <accessControlPolicy> has no acpi (InvalidInputError), typed so that shared CommonOptions are refused when compiled. */
+    policies?: never;
+  } & Omit<CommonOptions, 'policies'>): Promise<PolicyResource> {
     const opts = required(options, 'accessControlPolicy', POLICY_OPTIONS);
     return new PolicyResource(this, await this.#create(1, 'm2m:acp', { pv: acr(opts.privileges, 'privileges'), pvs: acr(opts.selfPrivileges, 'selfPrivileges') }, opts));
   }
@@ -244,7 +249,10 @@ export class McsClient {
   }
 
   /** CREATE <sensitiveDataObject>; `opts` may also be just the resourceName. */
-  async sensitiveData(data: Uint8Array, opts?: string | Omit<CommonOptions, 'expirationTime'> | null): Promise<SensitiveDataResource> {
+  async sensitiveData(data: Uint8Array, opts?: string | (Omit<CommonOptions, 'expirationTime'> & {
+    /** Not here: a <sensitiveDataObject> has no et (InvalidInputError), typed so that shared CommonOptions are refused when compiled. */
+    expirationTime?: never;
+  }) | null): Promise<SensitiveDataResource> {
     const msg = bytesArg(data, 'data');
     const common = typeof opts === 'string' ? { name: opts } : optionsArg(opts, 'sensitiveData options', DATA_OPTIONS);
     return new SensitiveDataResource(this, await this.#create(20009, 'senv:Sdo', { msg }, common));
@@ -551,7 +559,7 @@ export class PolicyResource extends McsResource {
 
 const REQUEST_OPTIONS: OptionNames<RequestOptions> = { requestExpiration: true };
 const COMMON_OPTIONS: OptionNames<CommonOptions> = { ...REQUEST_OPTIONS, name: true, policies: true, expirationTime: true };
-const POLICY_OPTIONS: OptionNames<Parameters<McsClient['accessControlPolicy']>[0]> = { ...REQUEST_OPTIONS, name: true, expirationTime: true, privileges: true, selfPrivileges: true };
+const POLICY_OPTIONS: OptionNames<Omit<Parameters<McsClient['accessControlPolicy']>[0], 'policies'>> = { ...REQUEST_OPTIONS, name: true, expirationTime: true, privileges: true, selfPrivileges: true };
 const HASH_OPTIONS: OptionNames<Parameters<McsClient['hash']>[0]> = { ...COMMON_OPTIONS, algorithm: true };
 const CIPHER_OPTIONS: OptionNames<Parameters<McsClient['cipher']>[0]> = {
   ...COMMON_OPTIONS, algorithm: true, maxByteSize: true, key: true, exportable: true, nonce: true, iv: true, aad: true,

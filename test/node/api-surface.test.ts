@@ -194,6 +194,18 @@ describe('public API surface', () => {
     expect(p256.verify(sig, message, publicKey, shared)).toBe(true);
   });
 
+  it('CommonOptions shared by McsClient\'s factories are refused by the compiler where the type has no such attribute, as they are when run', async () => {
+    const engine = await McsEngine.create();
+    const c = await new McsClient(engine, 'CAE1').register();
+    const shared: senv.CommonOptions = { expirationTime: '20991231T000000' };
+    // @ts-expect-error a <sensitiveDataObject> has no et
+    await expect(c.sensitiveData(Uint8Array.of(1), shared)).rejects.toThrow(/unknown option 'expirationTime'/);
+    const withPolicies: senv.CommonOptions = { policies: [] };
+    // @ts-expect-error an <accessControlPolicy> has no acpi
+    await expect(c.accessControlPolicy({ privileges: [], selfPrivileges: [], ...withPolicies })).rejects.toThrow(/unknown option 'policies'/);
+    await engine.close();
+  });
+
   it('only the error classes are exported, not the internal helpers', () => {
     for (const name of ['isBytes', 'assertBytes', 'shown', 'statusError']) expect(name in senv, name).toBe(false);
   });
