@@ -44,6 +44,31 @@ export function checked(v: unknown, what: string, min: number, max = min): Uint8
   return v;
 }
 
+/** The methods each stream a backend opens must have (backend.ts). */
+const STREAM_METHODS = {
+  'cipher stream': ['update', 'final', 'abort'],
+  'digest stream': ['update', 'final', 'abort'],
+  'signature stream': ['update', 'sign', 'verify', 'abort'],
+} as const;
+
+/**
+ * A stream cipher(), digest() or signature() opened: an object with the contract's methods. Anything
+ * else answers 5000 naming what it was or the method it lacks, where calling it would have thrown
+ * the runtime's TypeError (reported as nothing more than `internal error (TypeError)`).
+ */
+export function opened<T>(v: T, what: keyof typeof STREAM_METHODS): T {
+  if (typeof v !== 'object' || v === null) throw broken(`a ${what} that is ${shown(v)}, an object expected`);
+  const missing = STREAM_METHODS[what].find((m) => typeof (v as Record<string, unknown>)[m] !== 'function');
+  if (missing === undefined) return v;
+  try {
+    const abort = (v as { abort?: unknown }).abort;
+    if (typeof abort === 'function') abort.call(v);
+  } catch {
+    // abort() must not throw; the engine keeps nothing of this stream either way
+  }
+  throw broken(`a ${what} without ${missing}()`);
+}
+
 /** verify()'s answer: a boolean, nothing that merely looks like one ("false" is truthy). */
 export function verdict(v: unknown): boolean {
   if (typeof v !== 'boolean') throw broken(`a verification result that is ${shown(v)}, a boolean expected`);

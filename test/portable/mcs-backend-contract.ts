@@ -578,6 +578,50 @@ export const mcsBackendContractCases: PortableCase[] = [
     },
   },
   {
+    name: 'backend contract: a stream that is no object, or lacks a method of the contract, answers 5000 naming it (not the runtime\'s TypeError); what it has of abort() is called, a kInf key made for it deleted',
+    async run() {
+      {
+        const { engine, seId, send } = await setup((b) => void (b.digest = () => undefined as unknown as ReturnType<typeof b.digest>));
+        await send({ op: 1, to: `${seId}/r`, ty: 20004, pc: { 'senv:Hsh': { rn: 'h', Halg: 4, msg: new Uint8Array([1]) } } });
+        refused(await send({ op: 2, to: `${seId}/r/h/cHsh` }), 'a digest stream that is undefined, an object expected', 'digest');
+        await engine.close();
+      }
+      {
+        let aborted = 0;
+        const { engine, seId, send } = await setup((b) => {
+          b.cipher = () => ({ update: async () => new Uint8Array(0), abort: () => void aborted++ }) as unknown as CipherStream;
+        });
+        await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kDt: new Uint8Array(16), msg: new Uint8Array(16) } } });
+        await send({ op: 1, to: `${seId}/r/c`, ty: 20001, pc: { 'senv:algP': { nc: new Uint8Array(12) } } });
+        refused(await send({ op: 2, to: `${seId}/r/c/Enc` }), 'a cipher stream without final()', 'cipher');
+        equal(aborted, 1, 'cipher: its abort() called');
+        equal(pc(await send({ op: 2, to: `${seId}/r/c` }), 'senv:Cph').cD, undefined, 'cipher: no cD kept');
+        await engine.close();
+      }
+      {
+        const { engine, seId, send } = await setup((b) => void (b.signature = () => null as unknown as ReturnType<typeof b.signature>));
+        await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 's', Salg: 25, kDt: new Uint8Array(32), msg: new Uint8Array([1]) } } });
+        refused(await send({ op: 2, to: `${seId}/r/s/cSgn` }), 'a signature stream that is null, an object expected', 'HMAC');
+        await engine.close();
+      }
+      {
+        const made: KeyHandle[] = [], released = new Set<KeyHandle>();
+        const { engine, seId, send } = await setup((b) => {
+          const importKey = b.importKey.bind(b), releaseKey = b.releaseKey.bind(b), signature = b.signature.bind(b);
+          b.importKey = async (...a: Parameters<typeof importKey>) => (made.push(await importKey(...a)), made.at(-1)!);
+          b.releaseKey = (k: KeyHandle) => void (released.add(k), releaseKey(k));
+          b.signature = (...a: Parameters<typeof signature>) => ({ ...(signature(...a) as object), verify: 'yes' }) as unknown as ReturnType<typeof signature>;
+        });
+        const p256 = ecdsa('P-256'), msg = utf8('verified with the key of kInf'), pair = p256.keygen();
+        const kInf = btoa(String.fromCharCode(...pair.publicKey));
+        await send({ op: 1, to: `${seId}/r`, ty: 20012, pc: { 'senv:Sgn': { rn: 'v', Salg: 33, kInf, Sgn: p256.sign(msg, pair.secretKey), msg } } });
+        refused(await send({ op: 2, to: `${seId}/r/v/vSgn` }), 'a signature stream without verify()', 'ECDSA under kInf');
+        assert(made.length > 0 && made.every((k) => released.has(k)), 'the key imported from kInf was deleted');
+        await engine.close();
+      }
+    },
+  },
+  {
     name: 'backend contract: a backend instance serves one open engine at a time; once it closed, or its create failed, another may use it',
     async run() {
       const be = new SoftwareBackend();

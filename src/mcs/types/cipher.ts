@@ -16,7 +16,7 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate, requireKey } from './keys.ts';
 import { after, mapFailure, unawaited } from '../settle.ts';
-import { checked } from '../handed.ts';
+import { checked, opened } from '../handed.ts';
 
 export const CIPHER_TY = 20002;
 export const ALG_PARAM_TY = 20001;
@@ -59,7 +59,7 @@ function inputs(res: Resource): Inputs {
 }
 
 function open(ctx: Context, res: Resource, direction: Direction, { key, params }: Inputs = inputs(res)): MaybePromise<CipherStream> {
-  return ctx.host.backend.cipher(algorithm(res), key, direction, params);
+  return after(ctx.host.backend.cipher(algorithm(res), key, direction, params), (s) => opened(s, 'cipher stream'));
 }
 
 function operation(direction: Direction) {

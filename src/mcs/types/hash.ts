@@ -2,15 +2,17 @@
 // and stream into the backend's digest as they arrive.
 import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
 import { HASHES } from '../../backends/algorithms.ts';
+import type { Context } from '../context.ts';
 import type { Accumulator, Resource } from '../resource.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';
 import { after, mapFailure, unawaited } from '../settle.ts';
-import { checked } from '../handed.ts';
+import { checked, opened } from '../handed.ts';
 
 interface DigestSink extends StreamSink { readonly stream: DigestStream }
 
 const algorithm = (res: Resource) => res.attrs.get('algorithm') as HashAlgorithm;
+const digestStream = (ctx: Context, res: Resource) => after(ctx.host.backend.digest(algorithm(res)), (s) => opened(s, 'digest stream'));
 
 export const hashType: ResourceType = {
   ty: 20004,
@@ -34,7 +36,7 @@ export const hashType: ResourceType = {
         change.consumed = data !== undefined;
         const taken = data?.take('digest');
         return mapFailure(() => after(
-          taken ? (taken.sink as DigestSink).stream.final(taken.rest) : after(ctx.host.backend.digest(algorithm(res)), (s) => s.final(data?.bytes())),
+          taken ? (taken.sink as DigestSink).stream.final(taken.rest) : after(digestStream(ctx, res), (s) => s.final(data?.bytes())),
           (digest) => void change.attrs.set('hashValue', checked(digest, 'a digest', HASHES[algorithm(res)].outputLength)),
         ), dataError);
       },
@@ -46,7 +48,7 @@ export const hashType: ResourceType = {
       if (!ctx.host.backend.capabilities.hashAlgorithms.includes(alg)) throw notImplemented(`${HASHES[alg].name} (${alg})`);
     },
     async stream(ctx, res) {
-      const stream = await ctx.host.backend.digest(algorithm(res));
+      const stream = await digestStream(ctx, res);
       const sink: DigestSink = { tag: 'digest', stream, update: (d) => stream.update(d), abort: () => unawaited(stream.abort()) };
       return sink;
     },

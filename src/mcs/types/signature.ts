@@ -19,7 +19,7 @@ import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, message, notAllowed, notImplemented } from './common.ts';
 import { generateKey, keyAtCreate } from './keys.ts';
 import { after, always, mapFailure, unawaited } from '../settle.ts';
-import { broken, checked, keyHandle, verdict, zeroize } from '../handed.ts';
+import { broken, checked, keyHandle, opened, verdict, zeroize } from '../handed.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 
 interface SignatureSink extends StreamSink { readonly stream: SignatureStream }
@@ -62,14 +62,14 @@ const hasKey = (res: Resource) => res.key() !== undefined || publicPoint(res) !=
 function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
   const { host } = ctx;
   const secret = res.key();
-  if (secret) return host.backend.signature(algorithm(res), secret, options(res));
+  if (secret) return after(host.backend.signature(algorithm(res), secret, options(res)), (s) => opened(s, 'signature stream'));
   const backend = host.backend;
   return backend.importKey({ use: 'signature', algorithm: algorithm(res) }, 'public', publicPoint(res)!).then(async (given) => {
     const key = keyHandle(host, given, 'made');
     const gone = () => host.deleteKey(key);
     let s: SignatureStream;
     try {
-      s = await host.backend.signature(algorithm(res), key, options(res));
+      s = opened(await host.backend.signature(algorithm(res), key, options(res)), 'signature stream');
     } catch (e) {
       gone();
       throw e;
