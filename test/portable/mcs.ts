@@ -341,6 +341,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         notAPoint[0] = 5;
         ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'info', Salg: alg, kInf: b64(notAPoint), Sgn: b64(raw) } }), 2001, 'kInf of a point\'s length without 04');
         fails(await s.retrieve(s.path('reg', 'info', 'vSgn')), 4005, 'free-form kInf is no key', /^no key/);
+        // Nor is the compressed point of the same key (WebCrypto, node and OpenSSL all make one): the refusal names the form kInf must have.
+        const compressed = ec.getPublicKey(pair.secretKey, true);
+        ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'compressed', Salg: alg, kInf: b64(compressed), Sgn: b64(raw) } }), 2001, 'a compressed point in kInf');
+        fails(await s.retrieve(s.path('reg', 'compressed', 'vSgn')), 4005, 'a compressed kInf is no key', /^no key: .*kInf as base64 of its uncompressed SEC1 point/);
         // Beside a secret key kInf is information only (docs/mcs.md): even an off-curve point is kept as written, and the secret key still verifies.
         ok(await s.update(s.path('reg', 'e'), { 'senv:Sgn': { kInf: b64(offCurve) } }), 2004, 'off-curve kInf beside a secret key');
         equal(body(await s.retrieve(s.path('reg', 'e')), 'senv:Sgn').kInf, b64(offCurve), 'kept as written');

@@ -95,7 +95,7 @@ function open(ctx: Context, res: Resource): MaybePromise<SignatureStream> {
  * the next try, as for any refused request.
  */
 function finish<T>(ctx: Context, res: Resource, change: Change, result: 'signature' | 'verificationResult', end: (s: SignatureStream, last: Uint8Array | undefined) => MaybePromise<T>): MaybePromise<T> {
-  if (!hasKey(res)) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf');
+  if (!hasKey(res)) throw notAllowed('no key: give kDt at CREATE, RETRIEVE generateKey, or (ECDSA verification) put the public key in kInf as base64 of its uncompressed SEC1 point (04 || x || y)');
   const data = res.attrs.get('message') as Accumulator | undefined;
   change.consumed = data !== undefined;
   const taken = data?.take('sig');
