@@ -114,6 +114,12 @@ function inWindow<T>(fn: (c: Core) => T): T {
   }
 }
 
+/**
+ * What a secret key is, for the refusals of one of another length: keys from the PKI world come as
+ * PKCS#8 or SEC1 DER (or PEM, or JWK), whose length alone would not tell their holder what to send.
+ */
+export const SCALAR_FORM = 'the private scalar, big-endian: a PKCS#8, SEC1 or JWK key is converted first';
+
 const instances = new Map<CurveName, Ecdsa>();
 
 /** The ECDSA functions of one curve: 'P-256', 'P-384' or 'P-521'. */
@@ -145,14 +151,14 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   function checkSecret(key: Uint8Array): Uint8Array {
     const secretKey = bytesArg(key, 'secretKey');
-    if (secretKey.length !== sb) throw new LengthError(`secretKey must be ${sb} bytes for ${curve}, got ${secretKey.length}`);
+    if (secretKey.length !== sb) throw new LengthError(`secretKey must be ${sb} bytes for ${curve} (${SCALAR_FORM}), got ${secretKey.length}`);
     return secretKey;
   }
 
   function checkPublic(key: Uint8Array): Uint8Array {
     const publicKey = bytesArg(key, 'publicKey');
     if (publicKey.length !== 1 + 2 * sb && publicKey.length !== 1 + sb) {
-      throw new LengthError(`publicKey must be ${1 + 2 * sb} (uncompressed) or ${1 + sb} (compressed) bytes for ${curve}, got ${publicKey.length}`);
+      throw new LengthError(`publicKey must be a SEC1 point of ${curve}, ${1 + 2 * sb} (uncompressed) or ${1 + sb} (compressed) bytes (an SPKI key is converted first), got ${publicKey.length}`);
     }
     return publicKey;
   }

@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import nodeCrypto from 'node:crypto';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { ecdsa, initSync, coreBuilds, type CurveName, type HashName, type CoreBuild } from '../../src/index.ts';
+import { ecdsa, initSync, coreBuilds, LengthError, type CurveName, type HashName, type CoreBuild } from '../../src/index.ts';
 
 const NOBLE = { 'P-256': p256, 'P-384': p384, 'P-521': p521 } as const;
 const NODE_HASH: Record<HashName, string> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
@@ -65,3 +65,24 @@ for (const build of coreBuilds()) {
     }
   });
 }
+
+describe('keys in the PKI formats senv does not read', () => {
+  for (const curve of ['P-256', 'P-384', 'P-521'] as const) {
+    it(`${curve}: PKCS#8 and SEC1 DER for a secret key, SPKI DER for a public key: a LengthError that names the form wanted`, () => {
+      const e = ecdsa(curve);
+      const { privateKey, publicKey } = nodeCrypto.generateKeyPairSync('ec', { namedCurve: curve });
+      const msg = new Uint8Array(16);
+      for (const type of ['pkcs8', 'sec1'] as const) {
+        const der = new Uint8Array(privateKey.export({ format: 'der', type }));
+        for (const call of [() => e.sign(msg, der), () => e.getPublicKey(der)]) {
+          expect(call).toThrow(LengthError);
+          expect(call).toThrow(/secretKey must be \d+ bytes for P-\d+ \(the private scalar, big-endian: a PKCS#8, SEC1 or JWK key is converted first\)/);
+        }
+      }
+      const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
+      const verify = () => e.verify(new Uint8Array(8), msg, spki);
+      expect(verify).toThrow(LengthError);
+      expect(verify).toThrow(/publicKey must be a SEC1 point of P-\d+, .* \(an SPKI key is converted first\)/);
+    });
+  }
+});

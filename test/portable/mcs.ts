@@ -310,6 +310,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const { curve, hash: hashName, key: keyLen } = ECDSA[alg]!;
         const ec = ecdsa(curve);
         ok(await s.create(s.seId, 20012, { 'senv:Sgn': { rn: 'e', Salg: alg } }), 2001, 'create');
+        // A key of another length (a PKCS#8 or SEC1 DER key, say) is refused with the form wanted.
+        fails(await s.create(s.seId, 20012, { 'senv:Sgn': { Salg: alg, kDt: b64(new Uint8Array(keyLen + 1).fill(1)) } }), 4000, 'kDt of another length', /^kDt \(keyData\) must be \d+ bytes for ALG_ECDSA_SHA_\d+ \(the private scalar, big-endian: a PKCS#8, SEC1 or JWK key is converted first\)$/);
         const pub = unb64(body(ok(await s.retrieve(s.path('reg', 'e', 'gnK')), 2000, 'gnK'), 'senv:Sgn').kInf);
         equal(pub.length, 1 + 2 * keyLen, 'uncompressed public key');
         const m = prng(alg)(1000);

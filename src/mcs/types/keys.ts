@@ -8,6 +8,7 @@ import type { Resource } from '../resource.ts';
 import { badRequest, McsError, RSC } from '../rsc.ts';
 import { notAllowed } from './common.ts';
 import { InvalidValueError } from '../../core/errors.ts';
+import { SCALAR_FORM } from '../../core/ecdsa.ts';
 import { keyHandle } from '../handed.ts';
 
 /**
@@ -23,7 +24,8 @@ export async function keyAtCreate(ctx: Context, res: Resource, spec: KeySpec, in
   if (!(bytes instanceof Uint8Array)) return;
   try {
     if (!keyLengthAllowed(info.keyLengths, bytes.length)) {
-      throw badRequest(`kDt (keyData) must be ${describeKeyLengths(info.keyLengths)} for ${info.name}`);
+      const form = 'family' in info && info.family === 'ecdsa' ? ` (${SCALAR_FORM})` : '';
+      throw badRequest(`kDt (keyData) must be ${describeKeyLengths(info.keyLengths)} for ${info.name}${form}`);
     }
     res.attrs.set('keyData', keyHandle(ctx.host, await ctx.host.backend.importKey(spec, 'secret', bytes), 'made'));
   } catch (e) {
