@@ -5,6 +5,7 @@
 // here; the PC/SC example needs a reader: pcsc-backend.test.ts runs it.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import * as root from '../../src/index.ts';
 
 const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
@@ -28,6 +29,9 @@ const GIVEN: Record<string, () => unknown> = {
   personalization: () => rnd(16),
   additionalInput: () => rnd(16),
   expectedMac: () => rnd(32),
+  // docs/ecdsa.md's conversion recipe: keys as OpenSSL, node and Java write them (DER).
+  pkcs8Der: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'der', type: 'pkcs8' }),
+  spkiDer: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }),
 };
 
 interface Snippet {
