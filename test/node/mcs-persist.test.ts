@@ -2275,6 +2275,16 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       await expect(McsEngine.create({ dataDir: join(dir, 'meta.json', 'data'), masterKey: KEY })).rejects.toMatchObject({
         message: `the data directory ${join(dir, 'meta.json', 'data')} cannot be opened (ENOTDIR)`,
       });
+      // On Deno too, whose errors name the file in their message only: a meta.json.tmp the first open
+      // cannot replace (a directory with something in it, which root cannot remove either).
+      const denoDir = join(dir, 'deno-data');
+      mkdirSync(join(denoDir, 'meta.json.tmp', 'x'), { recursive: true });
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-open-store.ts', import.meta.url));
+      const { code, out } = await runChild(deno, ['run', '--allow-read', `--allow-write=${dir}`, fixture, denoDir, dir], { killMs: 20_000 });
+      expect({ code, out: out.trim().split(': ').slice(0, 2).join(': ') }, 'on Deno').toEqual({
+        code: 0, out: `StateError: the data directory ${denoDir} cannot be opened (ENOTEMPTY on ${join(denoDir, 'meta.json.tmp')})`,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

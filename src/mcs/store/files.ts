@@ -440,9 +440,22 @@ function denoFiles(deno: DenoApi): Files {
       throw e;
     }
   };
+  /**
+   * Deno's errors name the file in their message only, where Node's carry it as `path`: given it, so
+   * that a refusal at open names the file to chown or put back on Deno too (journal.ts, unopenable).
+   * A permission Deno does not grant names its flags instead, and the store's own refusals their file.
+   */
+  const about = <A extends unknown[], R>(op: (path: string, ...rest: A) => Promise<R>) => async (path: string, ...rest: A): Promise<R> => {
+    try {
+      return await op(path, ...rest);
+    } catch (e) {
+      if (!(e instanceof StoreFileError) && !(e instanceof Refused) && e instanceof Error && !('path' in e)) Object.assign(e, { path });
+      throw e;
+    }
+  };
   return {
     pid: deno.pid,
-    read: async (path, as) => {
+    read: about(async (path, as) => {
       need(path, 'read');
       try {
         if (as === undefined) await notLink(path);
@@ -452,8 +465,8 @@ function denoFiles(deno: DenoApi): Files {
         if (missing(e)) return undefined;
         throw e;
       }
-    },
-    append: async (path, data) => {
+    }),
+    append: about(async (path, data) => {
       need(path, 'read', 'write');
       let f: DenoFile;
       try {
@@ -467,18 +480,18 @@ function denoFiles(deno: DenoApi): Files {
         await writeAll(f, data);
         await f.sync();
       });
-    },
-    writeDurable: async (path, data) => {
+    }),
+    writeDurable: about(async (path, data) => {
       need(path, 'read', 'write');
       await unlessMissing(missing, () => deno.remove(path));
       await use(await create(path, { write: true, createNew: true }), async (f) => {
         await writeAll(f, data);
         await f.sync();
       });
-    },
+    }),
     // As on Node, written whole and linked in; the OS lock is taken on the file before the link,
     // so whoever finds the lock finds it locked.
-    createLock: async (path, data) => {
+    createLock: about(async (path, data) => {
       const tmp = `${path}.${deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       need(path, 'read', 'write');
       need(tmp, 'read', 'write');
@@ -503,28 +516,28 @@ function denoFiles(deno: DenoApi): Files {
         return undefined;
       }
       return async () => f.close();
-    },
+    }),
     osLocks: true,
-    rename: async (a, b) => {
+    rename: about(async (a, b) => {
       need(a, 'read', 'write');
       need(b, 'write');
       await deno.rename(a, b);
-    },
-    truncate: (path, n) => unlessMissing(missing, async () => {
+    }),
+    truncate: about((path, n: number) => unlessMissing(missing, async () => {
       need(path, 'read', 'write');
       await notLink(path);
       await withFile(path, { read: true, write: true }, async (f) => {
         await f.truncate(n);
         await f.sync();
       });
-    }),
-    remove: async (path) => {
+    })),
+    remove: about(async (path) => {
       need(path, 'write');
       await unlessMissing(missing, () => deno.remove(path));
-    },
+    }),
     // The topmost missing level is looked for only where reading is granted already (asking for
     // more would stop at a prompt): above that, a level it made goes unreported.
-    mkdir: async (path) => {
+    mkdir: about(async (path) => {
       need(path, 'read', 'write');
       if (await exists(path)) return undefined;
       let top = trimSlashes(path);
@@ -538,16 +551,16 @@ function denoFiles(deno: DenoApi): Files {
       }
       await deno.chmod(path, DIR_MODE);
       return top;
-    },
+    }),
     // Only where reading is granted already: opening a directory the permissions do not name would
     // stop at an interactive prompt (the journal flushes the data directory's parent, best effort).
-    syncDir: async (path) => {
+    syncDir: about(async (path) => {
       if (!readable(path)) throw new StoreFileError(`no read permission for ${path}`, 'EACCES');
       await withFile(path, { read: true }, (f) => f.sync());
-    },
+    }),
     stamp: undefined,
     // Deno.kill (--allow-run) takes no signal 0, and /proc needs --allow-all: only the OS lock tells.
-    lockHeld: async (path, _pid, osLocked) => {
+    lockHeld: about(async (path, _pid, osLocked) => {
       if (!osLocked) return undefined;
       need(path, 'read');
       let f: DenoFile;
@@ -562,7 +575,7 @@ function denoFiles(deno: DenoApi): Files {
       } finally {
         f.close();
       }
-    },
+    }),
   };
 }
 
