@@ -1303,6 +1303,14 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       // This pid with no start time to tell: maybe a pid reused after a crash, so removing the lock is the advice.
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.pid, since: '2026-01-01T00:00:00.000Z', token: 'unknown', osLocked: false }));
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY })).rejects.toMatchObject({ name: 'DataDirLockedError', message: expect.stringContaining(`remove ${join(dir, 'lock')}`) });
+      // On Deno, whose lock has no start time, a worker's: its OS lock held, and this pid, tell it.
+      rmSync(join(dir, 'lock'));
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const fixture = fileURLToPath(new URL('./fixtures/deno-worker-lock.ts', import.meta.url));
+      const { code, out } = await runChild(deno, ['run', '--allow-read', `--allow-write=${dir}`, fixture, dir], { killMs: 20_000 });
+      expect(code, out).toBe(0);
+      expect(out.trim(), 'on Deno').toMatch(/^DataDirLockedError: .*that is this process.*: an McsEngine it opened, in this thread or another, has it open .*await that engine's close\(\)/);
+      expect(out, 'on Deno').not.toContain('remove');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

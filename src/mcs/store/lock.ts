@@ -56,10 +56,15 @@ async function takeOver(files: Files, dir: string, path: string, mine: Uint8Arra
   const holder = lockHolder(found);
   if (!holder) throw new DataDirDamagedError(dir, `names no process it could belong to (damage): if no engine has the directory open, remove ${path}`, LOCK);
   const alive = await holderAlive(files, path, holder);
-  if (alive === 'this process') {
+  // A lock naming this pid, with no start time to compare (Deno's), whose OS lock is held: another
+  // instance of senv in this process has it (a worker), or a process of that pid in another PID
+  // namespace that shares the directory (the OS lock holds across them). Live either way.
+  const ownPid = alive === true && holder.osLocked && holder.pid === files.pid;
+  if (alive === 'this process' || ownPid) {
     // The holder is known: removing the lock by hand would put a second engine on the journal of this
     // process's own (open, or still closing: a restart that did not await close()).
-    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; that is this process: an McsEngine it opened, in this thread or another, has it open (or is opening or closing it): await that engine's close() before opening the directory again)`);
+    const who = ownPid ? 'that is this process (or one of that pid in another PID namespace), and its OS lock is held' : 'that is this process';
+    throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${who}: an McsEngine it opened, in this thread or another, has it open (or is opening or closing it): await that engine's close() before opening the directory again)`);
   }
   if (alive !== false) {
     const unknown = alive === undefined ? 'whether it still runs cannot be told here' : 'a process of that pid runs';
