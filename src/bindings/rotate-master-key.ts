@@ -2,7 +2,7 @@
 // open (a service stopped for it), as McsEngine.rotateMasterKey moves it while one runs. The
 // engine it opens hosts no SE, so that it loads no backend and adds no SE to the directory: the
 // rotation seals every SE's data again all the same (docs/mcs.md "Rotating the master key").
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { McsEngine } from '../mcs/engine.ts';
 import type { RollbackAnchor } from '../mcs/store/anchor.ts';
@@ -22,6 +22,21 @@ function keySource(o: Map<string, unknown>, file: string, env: string): { master
   return f !== undefined ? { masterKeyFile: f } : v !== undefined ? { masterKeyEnv: v } : undefined;
 }
 
+/**
+ * Whether nothing is at `path`. One that cannot be looked at (EACCES, or a permission Deno does not
+ * grant) is not missing: the open that follows cannot make a directory there either, and its error
+ * names the refusal (on Deno, the flags), where "holds no meta.json" would send the operator astray.
+ */
+function missing(path: string): boolean {
+  try {
+    statSync(path);
+    return false;
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  }
+}
+
 export async function runRotateMasterKey(argv: string[]): Promise<number> {
   const o = parseOptions(argv, {
     '--data-dir': 'value', '--key-file': 'value', '--key-env': 'value',
@@ -37,7 +52,7 @@ export async function runRotateMasterKey(argv: string[]): Promise<number> {
   if (anchorSpec === '') throw new UsageError(`${NAME}: --rollback-anchor takes a module, not an empty string`);
 
   // McsEngine.create makes a directory it does not find: a mistyped name must not become a new one.
-  if (!existsSync(join(dir, 'meta.json'))) {
+  if (missing(join(dir, 'meta.json'))) {
     console.error(`${NAME}: ${dir} is no senv data directory (it holds no meta.json): nothing was changed`);
     return 1;
   }

@@ -14,13 +14,14 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, syml
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InvalidInputError, LengthError, MasterKeyRotationError, McsEngine, SoftwareBackend, StateError, type Persistence, type RollbackAnchor } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { open } from '../../src/mcs/store/sealing.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
 import { holds } from '../portable/harness.ts';
 import { RealUint8Array, spyUint8Arrays } from './uint8array-spy.ts';
-import { onLines } from './run-child.ts';
+import { onLines, runChild } from './run-child.ts';
 import { ROTATOR, runSteps, spawnIn, type Runtime } from './mcs-runtimes.ts';
 
 const OLD = new Uint8Array(32).fill(7);
@@ -810,6 +811,28 @@ describe('master key rotation', () => {
       const e = await McsEngine.create({ dataDir: dir, masterKey: K5! });
       expect(Buffer.from(unb64(body(ok(await new Session(e, 'CAE1').retrieve(`${e.seIds[0]}/reg/a`), 2000, 'a'), 'senv:Sdo').msg)).toString()).toBe('data of a');
       await e.close();
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
+  it('senv rotate-master-key on a directory it may not read names the refusal (on Deno, the flags), never a meta.json the directory holds as missing', async () => {
+    const top = tempDir();
+    const dir = join(top, 'data');
+    try {
+      await (await McsEngine.create({ dataDir: dir, masterKey: OLD })).close();
+      writeFileSync(join(top, 'old'), Buffer.from(OLD).toString('hex'));
+      writeFileSync(join(top, 'new'), Buffer.from(NEW).toString('hex'));
+      const before = readdirSync(dir).map((f) => `${f} ${readFileSync(join(dir, f)).toString('base64')}`);
+      // The command's sources and the key files may be read, the data directory not.
+      const deno = fileURLToPath(new URL('../../node_modules/deno/deno', import.meta.url));
+      const repo = fileURLToPath(new URL('../../', import.meta.url));
+      const { code, err } = await runChild(deno, ['run', '--no-prompt', `--allow-read=${repo},${top}/old,${top}/new`, join(repo, 'bin/senv.js'),
+        'rotate-master-key', '--data-dir', dir, '--key-file', join(top, 'old'), '--new-key-file', join(top, 'new')], { killMs: 20_000 });
+      expect({ code, err: err.trim() }).toEqual({
+        code: 1, err: `rotate-master-key: StateError: the data directory ${dir} cannot be opened (NotCapable; on Deno: --allow-read=${dir} --allow-write=${dir})`,
+      });
+      expect(readdirSync(dir).map((f) => `${f} ${readFileSync(join(dir, f)).toString('base64')}`), 'the directory untouched').toEqual(before);
     } finally {
       rmSync(top, { recursive: true, force: true });
     }
