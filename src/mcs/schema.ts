@@ -3,7 +3,7 @@
 // name; its children and virtual resources. One generic engine
 // (src/mcs/engine.ts) enforces these declarations for every type; a type's
 // module adds only what is special to it through the hooks below.
-import { badRequest, McsError } from './rsc.ts';
+import { badRequest, McsError, RSC } from './rsc.ts';
 import { base64Length, fromBase64, keyFromBase64, parseTimestamp } from './codec.ts';
 import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
@@ -349,5 +349,5 @@ function listCopy(v: unknown): unknown[] | undefined {
 }
 
 export function tooLarge(a: AttributeDef, max: number): McsError {
-  return new McsError(5207, `${a.sn} (${a.name}) exceeds ${max} bytes`);
+  return new McsError(RSC.NOT_ACCEPTABLE, `${a.sn} (${a.name}) exceeds ${max} bytes`);
 }
