@@ -285,7 +285,7 @@ export class McsClient {
     const cached = this.#registration;
     if (cached === undefined) return fresh();
     return send(cached).catch((e: unknown) => {
-      if (isRsc(e, 4004)) return fresh();
+      if (isRsc(e, RSC.NOT_FOUND)) return fresh();
       throw e;
     });
   }
@@ -501,7 +501,7 @@ export class RandResource extends McsResource {
       if (first) {
         // 4005: the resource has no Dsz yet.
         const data = await this.#generateAs(length, limit).catch((e: unknown) => {
-          if (isRsc(e, 4005)) return undefined;
+          if (isRsc(e, RSC.OPERATION_NOT_ALLOWED)) return undefined;
           throw e;
         });
         if (data) return data;
@@ -510,7 +510,7 @@ export class RandResource extends McsResource {
         await this.patch({ Dsz: length }, limit);
       } catch (e) {
         // A reader not allowed to UPDATE, whose hint is stale, still gets the length the resource holds by now.
-        if (first || !isRsc(e, 4103)) throw e;
+        if (first || !isRsc(e, RSC.ORIGINATOR_HAS_NO_PRIVILEGE)) throw e;
         const data = await this.#generateAs(length, limit);
         if (data) return data;
         throw e;
@@ -606,16 +606,16 @@ async function putParameters(client: McsClient, cipher: string, content: Record<
       await update();
       return;
     } catch (e) {
-      if (!isRsc(e, 4004)) throw e;
+      if (!isRsc(e, RSC.NOT_FOUND)) throw e;
     }
   }
   try {
     await client.createUnder(cipher, 20001, 'senv:algP', { ...content, rn: PARAMETERS }, limit());
   } catch (e) {
-    if (!isRsc(e, 4105)) throw e;
+    if (!isRsc(e, RSC.CONFLICT)) throw e;
     // A child exists: this one, made since, or, when the UPDATE finds none by this name, one of another name (made with primitives).
     await update().catch((u: unknown) => {
-      throw isRsc(u, 4004) ? new McsError(4105, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`) : u;
+      throw isRsc(u, RSC.NOT_FOUND) ? new McsError(RSC.CONFLICT, `${e.message}: this <cipher>'s parameters were created under another name than '${PARAMETERS}'; UPDATE that <algorithmSpecificParameter> by its address`) : u;
     });
   }
 }
