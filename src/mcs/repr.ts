@@ -69,7 +69,7 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   if (a.sizeOf) return byteSize(res.attrs.get(a.sizeOf));
   if (raw instanceof DeviceData) return undefined;
   // A key is shown through exported() only: a value there that is no registered handle stays unseen.
-  if (a.read === 'never' || a.key) return undefined;
+  if (a.key) return undefined;
   let v = raw;
   if (v === undefined) return undefined;
   if (v instanceof Accumulator) {

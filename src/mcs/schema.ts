@@ -37,11 +37,8 @@ export interface AttributeDef {
   create: Optionality;
   update: Optionality;
   type: ValueType;
-  /**
-   * 'never': kept inside the SE (a secret key); 'exportable': shown only when
-   * the resource was created with keyExportable; default: shown.
-   */
-  read?: 'never' | 'exportable';
+  /** 'exportable': shown only when the resource was created with keyExportable; default: shown. */
+  read?: 'exportable';
   /**
    * Multiplicity 1, and filled in by the SE at CREATE when the client gives
    * none: an UPDATE may change the value but not remove it (null is a 4000).
