@@ -24,7 +24,7 @@ import { Accumulator, Resource } from './resource.ts';
 import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY, seType as SE_TYPE } from './types/se.ts';
-import { seRebootType } from './types/mgmt.ts';
+import { MGMT_TY, seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
 import { BackendFailure, type Persistence } from './persist.ts';
 import { JournalStore } from './store/journal.ts';
@@ -384,7 +384,7 @@ export class McsEngine {
     const parent = ty === SE_TY && !target.res ? undefined : target.res ?? host.registrationOf(ctx.originator)!;
     if (parent) this.#authorize(ctx, parent, 1);
     if (NOT_YET_IMPLEMENTED[ty]) throw new McsError(RSC.NOT_IMPLEMENTED, `<${NOT_YET_IMPLEMENTED[ty]}> is not implemented yet`);
-    if (ty === 13) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
+    if (ty === MGMT_TY) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
     const def = CREATABLE.get(ty);
     if (!def) throw badRequest(`unknown resource type ${ty}`);
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `CREATE is not allowed on virtual resource ${target.virtual.name}`);

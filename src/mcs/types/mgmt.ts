@@ -13,11 +13,12 @@ import type { ResourceType } from '../schema.ts';
 import { notImplemented } from './common.ts';
 import { memoryFigures } from '../handed.ts';
 
-const MGMT = 13;
+/** <mgmtObj>: [deviceInfo] and [memory] share it (the SE keeps them); [SEReboot] has a type of its own. */
+export const MGMT_TY = 13;
 const RO = { access: 'RO', create: 'NP', update: 'NP' } as const;
 
 export const deviceInfoType: ResourceType = {
-  ty: MGMT,
+  ty: MGMT_TY,
   name: 'deviceInfo',
   root: 'm2m:dvi',
   longRoot: 'm2m:deviceInfo',
@@ -63,7 +64,7 @@ function describeDevice(ctx: Context, res: Resource): void {
 }
 
 export const memoryType: ResourceType = {
-  ty: MGMT,
+  ty: MGMT_TY,
   name: 'memory',
   root: 'm2m:mem',
   longRoot: 'm2m:memory',
