@@ -113,7 +113,7 @@ function verified(c: Core, mode: AeadMode, op: number, tagPtr: number, plaintext
 // output and tag land side by side in the output half and leave it in one
 // slice (no zero-filled array, no views: each costs about as much as
 // encrypting a few hundred bytes).
-export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
+function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
   data = bytesArg(data, 'plaintext');
   return withKey(key, (c, k) => {
     const n = data.length, out = outPtr(c);
@@ -132,7 +132,7 @@ export function oneShotEncrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, d
   });
 }
 
-export function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
+function oneShotDecrypt(mode: AeadMode, key: KeyInput, aad: Uint8Array, data: Uint8Array): Bytes {
   data = bytesArg(data, 'ciphertext');
   const t = mode.tagLength;
   if (data.length < t) throw shorterThanTag(mode, data.length);

@@ -39,7 +39,7 @@ const DRBG_OPTIONS: OptionNames<HmacDrbgOptions> = { hash: true, personalization
 const ENTROPY_BYTES = 32;
 const NONCE_BYTES = 16;
 /** SP 800-90A table 2: at most 2^19 bits per generate request. */
-export const MAX_REQUEST_BYTES = 65536;
+const MAX_REQUEST_BYTES = 65536;
 const ERR_STATE = -7;
 
 // Seed material lives outside V8's heap (secretBytes): a small array there is moved by a

@@ -8,7 +8,7 @@ import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, In
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 
 /** Core algorithm ids: TS-0016 table 9.8-1 (Java Card) values. */
-export const HASH_IDS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 4, 'SHA-384': 5, 'SHA-512': 6 });
+const HASH_IDS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 4, 'SHA-384': 5, 'SHA-512': 6 });
 export const DIGEST_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 });
 export const BLOCK_LENGTHS: Readonly<Record<HashName, number>> = Object.freeze({ 'SHA-256': 64, 'SHA-384': 128, 'SHA-512': 128 });
 

@@ -38,7 +38,7 @@ export interface CoreInfo {
   instantiateMs: number;
 }
 
-export const ABI_VERSION = 1;
+const ABI_VERSION = 1;
 
 /** One instantiated core: its exports, its I/O window and views on its memory. */
 export class Core {

@@ -56,7 +56,7 @@ export interface SendOptions {
 }
 
 /** Release versions whose primitives this layer accepts (TS-0004 releaseVersionIndicator). */
-export const RELEASE_VERSIONS = ['2a', '3', '4', '5'] as const;
+const RELEASE_VERSIONS = ['2a', '3', '4', '5'] as const;
 
 const LONG: Readonly<Record<string, string>> = {
   operation: 'op', from: 'fr', requestIdentifier: 'rqi', resourceType: 'ty', primitiveContent: 'pc', content: 'pc',

@@ -146,7 +146,7 @@ export interface StreamSink {
 }
 
 // Universal and common attributes (TS-0001 clause 9.6.1.3, short names of TS-0004).
-export const COMMON: Readonly<Record<string, AttributeDef>> = {
+const COMMON: Readonly<Record<string, AttributeDef>> = {
   ty: { name: 'resourceType', sn: 'ty', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' } },
   ri: { name: 'resourceID', sn: 'ri', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' } },
   rn: { name: 'resourceName', sn: 'rn', access: 'WO', create: 'O', update: 'NP', type: { kind: 'string', pattern: { re: /^(?!\.\.?$)[A-Za-z0-9._~-]{1,64}$/, text: '1 to 64 of A-Z a-z 0-9 . _ ~ -, not . or ..' } } },

@@ -13,7 +13,7 @@ import { Borrowed, type Change } from './change.ts';
 import { Accumulator, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
 
-export function valueSize(a: AttributeDef | undefined, v: unknown): number {
+function valueSize(a: AttributeDef | undefined, v: unknown): number {
   if (a === undefined || v === undefined || v === null) return 0;
   if (a.type.kind === 'bytes') {
     if (v instanceof Uint8Array) return v.length;

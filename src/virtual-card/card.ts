@@ -98,7 +98,7 @@ function checkLimits(l: CardLimits): CardLimits {
 }
 
 /** T=1 ATR with the historical bytes "senv" (TS 3B, T0 84, TD1 80, TD2 01, 4 bytes, TCK). */
-export function makeAtr(): Uint8Array {
+function makeAtr(): Uint8Array {
   const historical = new TextEncoder().encode('senv');
   const body = [0x80 | historical.length, 0x80, 0x01, ...historical];
   const tck = body.reduce((a, b) => a ^ b, 0);

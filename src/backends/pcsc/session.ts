@@ -478,7 +478,7 @@ export function cardLost(e: unknown): boolean {
   return e instanceof ShortResponseError || (e instanceof PcscError && !unanswered(e));
 }
 
-export function parseFci(fci: Uint8Array): CardInfo {
+function parseFci(fci: Uint8Array): CardInfo {
   const top = findTlv(decodeTlvs(fci), TAG.FCI);
   const prop = top && findTlv(decodeTlvs(top), TAG.PROPRIETARY);
   // A card fault, not a request the caller may not make (StateError is 4005 over Mcs).

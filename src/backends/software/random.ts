@@ -17,7 +17,7 @@ export const RNG_SOURCES: Partial<Record<RngType, string>> = {
 
 export const SOFTWARE_RNG_TYPES = Object.keys(RNG_SOURCES).map(Number) as RngType[];
 
-export function osEntropy(length: number): Uint8Array {
+function osEntropy(length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let off = 0; off < length; off += GET_RANDOM_VALUES_LIMIT) {
     crypto.getRandomValues(out.subarray(off, Math.min(length, off + GET_RANDOM_VALUES_LIMIT)));

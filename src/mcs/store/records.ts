@@ -268,7 +268,7 @@ export function resealed(state: Snapshot, from: Uint8Array, to: Uint8Array): { s
 export const typesByRoot = () => new Map(TYPES.map((t) => [t.root, compiledType(t)]));
 
 /** A record's sealed secret attributes, or undefined where they do not open (left for load() to report). */
-export function openSecrets(key: Uint8Array, sealed: string, ri: string): Record<string, Json> | undefined {
+function openSecrets(key: Uint8Array, sealed: string, ri: string): Record<string, Json> | undefined {
   try {
     return wiping(open(key, sealed, ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>);
   } catch {

@@ -20,7 +20,7 @@ const UNSUPPORTED_RULE_PARTS: Readonly<Record<string, string>> = {
 };
 
 /** Validates and normalizes a privileges value: { acr: [{ acor: [...], acop: n }] }. */
-export function parsePrivileges(sn: string, v: unknown): AccessRule[] {
+function parsePrivileges(sn: string, v: unknown): AccessRule[] {
   const bad = () => badRequest(`${sn} must be { "acr": [{ "acor": [originator, ...], "acop": 1..63 }] }`);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
   for (const k of Object.keys(v)) if (k !== 'acr') throw bad();

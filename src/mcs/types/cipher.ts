@@ -27,7 +27,7 @@ interface CipherSink extends StreamSink { readonly stream: CipherStream }
 const algorithm = (res: Resource) => res.attrs.get('algorithm') as CipherAlgorithm;
 
 /** The parameters from the <algorithmSpecificParameter> child, checked against what the algorithm needs. */
-export function cipherParams(res: Resource): CipherParams | undefined {
+function cipherParams(res: Resource): CipherParams | undefined {
   const info = CIPHERS[algorithm(res)];
   const p = [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
   const params: CipherParams = {};
