@@ -144,15 +144,15 @@ function parse(raw: unknown): McsRequest {
   if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be an address of 1 to 4096 characters');
   if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be an AE-ID or CSE-ID of 1 to 1024 characters');
   // A release is a string (TS-0004 m2m:releaseVersion): a number is a malformed request, not an unknown release.
-  if (rvi !== undefined && typeof rvi !== 'string') throw badRequest(`rvi (releaseVersionIndicator) must be a string, one of ${RELEASE_VERSIONS.join(', ')}, got ${kindOf(rvi)}`);
+  if (rvi !== undefined && typeof rvi !== 'string') throw badRequest(`rvi (releaseVersionIndicator) must be a string, one of ${RELEASE_VERSIONS.join(', ')}, got ${shownParam(rvi)}`);
   if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
     throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
   }
   // Absent and of the wrong kind are told apart: a CSE that sent ty as a string ("20004") did send it.
   if (op === 1 && ty === undefined) throw badRequest('ty (resource type) is mandatory for CREATE');
-  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest(`ty (resource type) must be a whole number (table 9.1-1), got ${kindOf(ty)}`);
+  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest(`ty (resource type) must be a whole number (table 9.1-1), got ${shownParam(ty)}`);
   if ((op === 1 || op === 3) && pc === undefined) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
-  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest(`pc (content) must be an object holding one element, got ${kindOf(pc)}`);
+  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest(`pc (content) must be an object holding one element, got ${shownParam(pc)}`);
   if (rt !== undefined) responseType(rt);
   if (ot !== undefined && (typeof ot !== 'string' || parseTimestamp(ot) === undefined)) throw badRequest('ot (originatingTimestamp) must be a oneM2M timestamp');
   if (rqet !== undefined && !(typeof rqet === 'string' ? parseTimestamp(rqet) !== undefined : Number.isSafeInteger(rqet) && (rqet as number) >= 0)) {
@@ -190,7 +190,7 @@ function resultContent(op: Operation, rcn: unknown): 0 | 1 {
 }
 
 /** A parameter of the wrong kind, shown as README says: a number or boolean by its value, anything else by its kind only. */
-function kindOf(v: unknown): string {
+function shownParam(v: unknown): string {
   return typeof v === 'number' || typeof v === 'boolean' ? String(v) : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
