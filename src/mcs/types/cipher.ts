@@ -25,11 +25,13 @@ type Direction = 'encrypt' | 'decrypt';
 interface CipherSink extends StreamSink { readonly stream: CipherStream }
 
 const algorithm = (res: Resource) => res.attrs.get('algorithm') as CipherAlgorithm;
+/** The <algorithmSpecificParameter> child (at most one, maxPerParent). */
+const parametersChild = (res: Resource) => [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
 
 /** The parameters from the <algorithmSpecificParameter> child, checked against what the algorithm needs. */
 function cipherParams(res: Resource): CipherParams | undefined {
   const info = CIPHERS[algorithm(res)];
-  const p = [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
+  const p = parametersChild(res);
   const params: CipherParams = {};
   const iv = p?.bytes('initialVector'), nonce = p?.bytes('nonce'), aad = p?.bytes('associatedData');
   if (info.mode === 'cbc') {
@@ -52,7 +54,7 @@ function inputs(res: Resource): Inputs {
   if (!params) {
     const need = CIPHERS[algorithm(res)].mode === 'cbc' ? 'iV (16 bytes)' : 'nc (12 bytes)';
     // A child that is there lacks the value: it is set there (a second child is refused, 4105).
-    const child = [...res.children.values()].find((c) => c.ty === ALG_PARAM_TY);
+    const child = parametersChild(res);
     throw notAllowed(child ? `set ${need} in the algorithmSpecificParameter '${child.rn}' first` : `create an algorithmSpecificParameter child with ${need} first`);
   }
   return { key, params };
