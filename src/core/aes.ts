@@ -189,9 +189,7 @@ export function check(status: number, what: string): number {
 
 /** Copies a nonce or IV to the I/O window; it is consumed when the operation is created. */
 export function param(c: Core, bytes: Uint8Array): number {
-  c.mem().set(bytes, c.io);
-  ioUsed = Math.max(ioUsed, bytes.length);
-  return c.io;
+  return input(c, bytes);
 }
 
 // How much of each half of the I/O window holds data since the last wipe.
@@ -223,7 +221,7 @@ export function pump(c: Core, data: Uint8Array, step: (ptr: number, len: number)
  */
 export function wipeIo(c: Core): void {
   if (ioUsed) c.x.zeroize(c.io, ioUsed);
-  c.x.zeroize(c.io + 32768, Math.min(ioUsed + 16, 32768));
+  c.x.zeroize(outPtr(c), Math.min(ioUsed + 16, 32768));
   ioUsed = 0;
 }
 
