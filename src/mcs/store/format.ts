@@ -2,6 +2,7 @@
 // passes when read: meta.json and its MAC, snapshot.json's header and MAC,
 // journal.log's frames (length, CRC, record, MAC), and the labelled MAC that
 // keeps one kind of thing from passing for another.
+import { concatBytes } from '../../core/bytes.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { hmac } from '../../core/hmac.ts';
 import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
@@ -98,10 +99,7 @@ export function snapshotFile(macKey: Uint8Array, check: string, from: Uint8Array
   const body = enc.encode(JSON.stringify(state));
   const snapMac = snapshotMac(macKey, BOUND, check, from, body);
   const header = enc.encode(`${JSON.stringify({ format: BOUND, from: toBase64(from), mac: toBase64(snapMac) })}\n`);
-  const file = new Uint8Array(header.length + body.length);
-  file.set(header);
-  file.set(body, header.length);
-  return { file, snapMac };
+  return { file: concatBytes([header, body]), snapMac };
 }
 
 /**
@@ -214,15 +212,7 @@ const LABELS = {
 
 /** HMAC-SHA-256 over a label (one per kind of thing authenticated, so that none passes for another) and the parts. */
 export function mac(macKey: Uint8Array, label: keyof typeof LABELS, ...parts: Uint8Array[]): Uint8Array {
-  const l = LABELS[label];
-  const data = new Uint8Array(parts.reduce((n, p) => n + p.length, l.length));
-  data.set(l);
-  let at = l.length;
-  for (const p of parts) {
-    data.set(p, at);
-    at += p.length;
-  }
-  return hmac('SHA-256', macKey, data);
+  return hmac('SHA-256', macKey, concatBytes([LABELS[label], ...parts]));
 }
 
 const CRC_TABLE = (() => {

@@ -2,6 +2,7 @@
 // each time and the resource ID (`<ri>/<attr>` for an appended chunk) as
 // associated data, so that sealed data moved to another resource does not
 // open.
+import { concatBytes } from '../../core/bytes.ts';
 import { gcm } from '../../core/gcm.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError } from '../../core/errors.ts';
@@ -12,23 +13,15 @@ const enc = new TextEncoder();
 /** One sealed chunk holding the data of `parts` in order; the plaintext copies are zeroized. */
 export function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {
   const plain = parts.map((p) => open(key, p, aad));
-  const joined = new Uint8Array(plain.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of plain) {
-    joined.set(p, at);
-    at += p.length;
-    p.fill(0);
-  }
+  const joined = concatBytes(plain);
+  for (const p of plain) p.fill(0);
   return wiping(joined, (bytes) => seal(key, bytes, aad));
 }
 
 export function seal(key: Uint8Array, data: Uint8Array, ri: string): string {
   const nonce = randomBytes(12);
   const ct = gcm(key, nonce, enc.encode(ri)).encrypt(data);
-  const out = new Uint8Array(12 + ct.length);
-  out.set(nonce);
-  out.set(ct, 12);
-  return toBase64(out);
+  return toBase64(concatBytes([nonce, ct]));
 }
 
 /**
