@@ -209,6 +209,28 @@ describe('Mcs: no copy of a secret stays behind', () => {
     }
   });
 
+  it('a data directory\'s compaction: the joined plaintext of short chunks is held outside the JS heap', async () => {
+    const dir = tempDir();
+    try {
+      const e1 = await McsEngine.create({ store: await JournalStore.open({ dir, masterKey: MASTER, compactAt: 1 }) });
+      const s = new Session(e1, 'CAE1');
+      await s.register();
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1024, kDt: b64(prng(714)(16)) } }), 2001, 'cipher');
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(prng(715)(10)) } }), 2004, 'first chunk');
+      // Arrays made by length: V8 keeps those of up to 64 bytes inside its heap; the two chunks join into 20 bytes.
+      const joinedOnHeap: number[] = [];
+      watchNew((_made, from) => from === 20 && joinedOnHeap.push(from));
+      ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { msg: b64(prng(716)(10)) } }), 2004, 'second chunk');
+      expect(joinedOnHeap, 'the joined plaintext made inside the JS heap').toEqual([]);
+      await e1.close();
+      const e2 = await McsEngine.create({ dataDir: dir, masterKey: MASTER });
+      expect((readFileSync(join(dir, 'snapshot.json'), 'utf8').match(/"attr":"/g) ?? []).length, 'one sealed chunk').toBe(1);
+      await e2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('<cipher> CBC decryption failing on its padding leaves none of its plaintext in the resource\'s output buffer', async () => {
     const rooms: Uint8Array[] = [];
     const room = Accumulator.prototype.room;

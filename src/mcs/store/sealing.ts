@@ -2,7 +2,7 @@
 // each time and the resource ID (`<ri>/<attr>` for an appended chunk) as
 // associated data, so that sealed data moved to another resource does not
 // open.
-import { concatBytes } from '../../core/bytes.ts';
+import { concatBytes, secretBytes } from '../../core/bytes.ts';
 import { gcm } from '../../core/gcm.ts';
 import { randomBytes } from '../../core/drbg.ts';
 import { AuthenticationError } from '../../core/errors.ts';
@@ -13,7 +13,8 @@ const enc = new TextEncoder();
 /** One sealed chunk holding the data of `parts` in order; the plaintext copies are zeroized. */
 export function joinSealed(key: Uint8Array, aad: string, parts: string[]): string {
   const plain = parts.map((p) => open(key, p, aad));
-  const joined = concatBytes(plain);
+  // Outside the JS heap however short: a garbage collection that moved it would leave the plaintext behind.
+  const joined = concatBytes(plain, secretBytes);
   for (const p of plain) p.fill(0);
   return wiping(joined, (bytes) => seal(key, bytes, aad));
 }
