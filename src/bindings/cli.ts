@@ -2,13 +2,7 @@
 import { selftest } from '../core/selftest.ts';
 import { initSync, coreBuilds, CORE_BUILDS, type CoreBuild } from '../core/loader.ts';
 import { parseOptions, UsageError } from './args.ts';
-import { readFileSync } from 'node:fs';
-
-/** The package's version, from its package.json (beside src/ in a checkout, beside dist/ when installed). */
-function version(): string {
-  const up = import.meta.url.includes('/dist/src/') ? '../../../' : '../../';
-  return (JSON.parse(readFileSync(new URL(`${up}package.json`, import.meta.url), 'utf8')) as { version: string }).version;
-}
+import { SENV_VERSION } from '../version.ts';
 
 const USAGE = `usage: senv <command> [options]    (senv --version: the package's version)
 
@@ -136,7 +130,7 @@ async function command(argv: string[]): Promise<number> {
       return 0;
     case '--version':
       if (rest.length) throw new UsageError(`--version takes nothing more, not '${rest.join(' ')}'`);
-      console.log(version());
+      console.log(SENV_VERSION);
       return 0;
     default:
       console.error(`senv: unknown command '${cmd}'\n${USAGE}`);

@@ -98,6 +98,13 @@ describe('senv command line', () => {
     expect([r.status, r.stderr, r.stdout]).toEqual([0, '', `${version}\n`]);
   });
 
+  it('bin/senv.js --version under Deno needs no permission: the version is a constant, not package.json read at run time', () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const deno = new URL('../../node_modules/deno/deno', import.meta.url).pathname;
+    const r = spawnSync(deno, ['run', '--no-prompt', '--quiet', new URL('../../bin/senv.js', import.meta.url).pathname, '--version'], { encoding: 'utf8' });
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', `${version}\n`]);
+  });
+
   it('a card whose port cannot be connected to is not inserted, and a second insert tries again', async () => {
     const handler: CardHandler = { atr: () => new Uint8Array([0x3b, 0]), apdu: () => new Uint8Array([0x90, 0]), power: () => undefined };
     const card = new VpcdCard(handler, { port: 75963, keepAlive: false });
