@@ -4,12 +4,21 @@
 // of the user's own, cards in readers), so that every table compares the same operations.
 import type { BackendCapabilities } from '../src/backends/backend.ts';
 import type { McsEngine } from '../src/mcs/index.ts';
-import { toBase64 } from '../src/mcs/codec.ts';
+import { fromBase64, toBase64 } from '../src/mcs/codec.ts';
 import { groupTitle, selects, type BenchGroup, type BenchOptions } from './harness.ts';
 
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 
-type Send = (op: number, to: string, pc?: object, ty?: number) => Promise<{ rsc: number; pc?: unknown }>;
+type Answer = { rsc: number; pc?: unknown };
+type Send = (op: number, to: string, pc?: object, ty?: number) => Promise<Answer>;
+
+/** The bytes a RETRIEVE of an operation answers: its one attribute beside ri, base64 in the serialized form. */
+function result(answer: unknown): Uint8Array | undefined {
+  for (const attrs of Object.values(((answer as Answer).pc ?? {}) as Record<string, Record<string, unknown>>)) {
+    for (const [sn, v] of Object.entries(attrs)) if (sn !== 'ri' && typeof v === 'string') return fromBase64(v);
+  }
+  return undefined;
+}
 
 /** An algorithm list of the capabilities and the value an operation needs in it. */
 type Needs = [keyof Pick<BackendCapabilities, 'cipherAlgorithms' | 'hashAlgorithms' | 'signatureAlgorithms'>, number];
@@ -19,6 +28,12 @@ export interface McsOp {
   size: number;
   /** What an SE must list among its capabilities to be asked for the operation at all. */
   needs: Needs;
+  /**
+   * Whether every SE answers the same bytes (same key, nonce and message on each): then the rows
+   * are compared before timing, as a peer's are, so that an SE answering wrong bytes is not timed.
+   * ECDSA signatures are random and under each SE's own key: checked by their rsc only.
+   */
+  sameBytes: boolean;
   /** Creates the resource on an SE; returns the virtual resource to RETRIEVE per operation. */
   prepare(send: Send, se: string): Promise<string>;
 }
@@ -32,21 +47,21 @@ const strictly = (send: Send): Send => async (op, to, pc, ty) => {
 
 export const OPS: readonly McsOp[] = [
   {
-    name: 'Mcs SHA-256', size: 1024, needs: ['hashAlgorithms', 4],
+    name: 'Mcs SHA-256', size: 1024, needs: ['hashAlgorithms', 4], sameBytes: true,
     async prepare(send, se) {
       await send(1, se, { 'senv:Hsh': { rn: 'h', Halg: 4, msg: toBase64(bytes(1024)) } }, 20004);
       return `${se}/reg/h/cHsh`;
     },
   },
   {
-    name: 'Mcs HMAC-SHA-256', size: 1024, needs: ['signatureAlgorithms', 25],
+    name: 'Mcs HMAC-SHA-256', size: 1024, needs: ['signatureAlgorithms', 25], sameBytes: true,
     async prepare(send, se) {
       await send(1, se, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: toBase64(bytes(32)), msg: toBase64(bytes(1024)) } }, 20012);
       return `${se}/reg/m/cSgn`;
     },
   },
   {
-    name: 'Mcs AES-128-GCM encrypt', size: 1024, needs: ['cipherAlgorithms', 1001],
+    name: 'Mcs AES-128-GCM encrypt', size: 1024, needs: ['cipherAlgorithms', 1001], sameBytes: true,
     async prepare(send, se) {
       await send(1, se, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 1 << 20, kDt: toBase64(bytes(16)) } }, 20002);
       await send(1, `${se}/reg/c`, { 'senv:algP': { rn: 'p', nc: toBase64(bytes(12)), aD: toBase64(bytes(16)) } }, 20001);
@@ -55,7 +70,7 @@ export const OPS: readonly McsOp[] = [
     },
   },
   {
-    name: 'Mcs ECDSA P-256 sign', size: 0, needs: ['signatureAlgorithms', 33],
+    name: 'Mcs ECDSA P-256 sign', size: 0, needs: ['signatureAlgorithms', 33], sameBytes: false,
     async prepare(send, se) {
       await send(1, se, { 'senv:Sgn': { rn: 'e', Salg: 33 } }, 20012);
       await send(2, `${se}/reg/e/gnK`);
@@ -119,19 +134,21 @@ export async function workloadGroups(opts: BenchOptions, engine: McsEngine, subj
     const answered = (where: string, to: string) => async () => {
       const r = await send(2, to);
       if (r.rsc !== 2000) throw new Error(`${op.name} on ${where} failed: rsc ${r.rsc} ${JSON.stringify(r.pc)}`);
+      return r;
     };
-    const timed: (() => Promise<void>)[] = [];
+    const timed: (() => Promise<Answer>)[] = [];
     for (const s of offering) timed.push(answered(s.where, await op.prepare(strictly(send), s.seId)));
     const timedSoftware = answered('the software SE', await op.prepare(strictly(send), softwareId));
     for (const t of timed) await t();
     await timedSoftware();
-    for (const [i, s] of offering.entries()) await hooks.prepared?.(op, s, timed[i]!);
+    for (const [i, s] of offering.entries()) await hooks.prepared?.(op, s, async () => void (await timed[i]!()));
+    const output = op.sameBytes ? result : (false as const);
     groups.push({
       algorithm: op.name, size: op.size,
       cases: [
-        // Checked by their rsc on every call (answered), not by their bytes: some are random (keys, ECDSA).
-        ...offering.map((s, i) => ({ impl: s.impl, subject: true, async: true, fn: timed[i]!, output: false as const })),
-        { impl: SOFTWARE_ROW, async: true, fn: timedSoftware, output: false },
+        // Checked by their rsc on every call (answered), and by their bytes before timing where every SE computes the same.
+        ...offering.map((s, i) => ({ impl: s.impl, subject: true, async: true, fn: timed[i]!, output })),
+        { impl: SOFTWARE_ROW, async: true, fn: timedSoftware, output },
       ],
     });
   }

@@ -230,6 +230,28 @@ describe('senv bench --backend', () => {
     expect(log.lines()).toEqual(['deleteKey', 'deleteKey', 'close']);
   }, 150_000);
 
+  it('a backend answering other bytes than the software SE for the same digest fails the run before it is timed', async () => {
+    const log = logFile();
+    // SHA-256 with the last byte of every digest flipped: as fast as the software SE, but wrong.
+    writeFileSync(join(dir, 'wrong-hash.mjs'), `import make from ${JSON.stringify(fixtureUrl)};
+export default () => {
+  const b = make();
+  const digest = b.digest.bind(b);
+  b.digest = async (algorithm) => {
+    const s = await digest(algorithm);
+    const final = s.final.bind(s);
+    s.final = async (last) => { const d = await final(last); d[d.length - 1] ^= 1; return d; };
+    return s;
+  };
+  return b;
+};`);
+    const r = await runChild(process.execPath, [senv, 'bench', '--quick', '--only', 'backend', '--filter', '^Mcs SHA-256', '--backend', join(dir, 'wrong-hash.mjs'), '--out', join(dir, 'w.json')], { cwd: root, env: log.env, killMs: 120_000 });
+    expect(r.code, r.out).toBe(1);
+    expect(r.err).toMatch(/^senv: bench: Mcs SHA-256 1 KiB: software SE computes other bytes than wrong-hash\.mjs: its row would time another operation\n/);
+    expect(r.out).not.toMatch(/\n {2}wrong-hash\.mjs +[\d.]+ op\/s/);
+    expect(log.lines()).toEqual(['close']);
+  }, 150_000);
+
   it('a signal during a run of two modules gives back every one: the keys of each deleted, and each closed', async () => {
     const log = logFile();
     const other = otherModule('signal-hsm.mjs', 'HSM-3');
