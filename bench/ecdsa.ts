@@ -33,7 +33,8 @@ function reportColdStarts(opts: BenchOptions): void {
     const nobleName = name.replace('-', '').toLowerCase();
     const scripts: Record<string, string> = {
       senv: `const t0 = performance.now(); const { ecdsa } = await import('${senvUrl}'); const e = ecdsa('${name}'); const k = e.keygen(); e.sign(new Uint8Array(32), k.secretKey); console.log('cold=' + (performance.now() - t0));`,
-      '@noble/curves': `const t0 = performance.now(); const { ${nobleName} } = await import('@noble/curves/nist.js'); const sk = ${nobleName}.utils.randomSecretKey(); ${nobleName}.sign(new Uint8Array(32), sk); console.log('cold=' + (performance.now() - t0));`,
+      // A key pair, as senv's keygen and node's generateKeyPairSync make: the public key too.
+      '@noble/curves': `const t0 = performance.now(); const { ${nobleName} } = await import('@noble/curves/nist.js'); const sk = ${nobleName}.utils.randomSecretKey(); ${nobleName}.getPublicKey(sk, false); ${nobleName}.sign(new Uint8Array(32), sk); console.log('cold=' + (performance.now() - t0));`,
       'node:crypto': `const t0 = performance.now(); const c = await import('node:crypto'); const { privateKey } = c.generateKeyPairSync('ec', { namedCurve: '${name}' }); c.sign('${node}', new Uint8Array(32), privateKey); console.log('cold=' + (performance.now() - t0));`,
     };
     const medians: Record<string, number | null> = {};
@@ -56,18 +57,27 @@ export const ecdsaBench: BenchModule = async (opts) => {
     const { secretKey, publicKey } = e.keygen();
     const sig = e.sign(msg, secretKey);
     const rawSig = e.sign(msg, secretKey, { format: 'raw' });
-    const nodeKeys = nodeCrypto.generateKeyPairSync('ec', { namedCurve: name });
+    // Every row signs and verifies under senv's key pair, so that the sign table's check (a
+    // signature that verifies under publicKey) holds for each row: node:crypto and WebCrypto import
+    // it as a JWK.
+    const size = (publicKey.length - 1) / 2;
+    const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+    const publicJwk = { kty: 'EC', crv: name, x: b64u(publicKey.subarray(1, 1 + size)), y: b64u(publicKey.subarray(1 + size)) };
+    const jwk = { ...publicJwk, d: b64u(secretKey) };
+    const nodeKeys = { privateKey: nodeCrypto.createPrivateKey({ key: jwk, format: 'jwk' }), publicKey: nodeCrypto.createPublicKey({ key: publicJwk, format: 'jwk' }) };
     const nodeSig = nodeCrypto.sign(node, msg, nodeKeys.privateKey);
-    const nobleSk = noble.utils.randomSecretKey();
-    // Uncompressed, as senv's: a compressed key would make noble take a square root on every verify.
-    const noblePk = noble.getPublicKey(nobleSk, false);
-    const nobleSig = noble.sign(msg, nobleSk);
+    // DER, as senv's and node's signatures in the sign and verify tables (noble's default is raw r || s).
+    const nobleSig = noble.sign(msg, secretKey, { format: 'der' });
+    const nobleRawSig = noble.sign(msg, secretKey);
     // node:crypto and WebCrypto sign and verify with key objects made once, outside the loop (their
     // APIs' natural form, as in notes/peers.md); senv and noble take key bytes on every call, so the
     // ratios against them understate senv for a caller that imports a key per operation.
     // WebCrypto: one operation awaited at a time (sequential), as a caller without batching sees it.
     const webAlgo = { name: 'ECDSA', namedCurve: name };
-    const webPair = (await subtle.generateKey(webAlgo, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const webPair = {
+      privateKey: await subtle.importKey('jwk', jwk, webAlgo, false, ['sign']),
+      publicKey: await subtle.importKey('jwk', publicJwk, webAlgo, false, ['verify']),
+    };
     const webParams = { name: 'ECDSA', hash };
     const webSig = await subtle.sign(webParams, webPair.privateKey, msg);
     groups.push({
@@ -81,7 +91,8 @@ export const ecdsaBench: BenchModule = async (opts) => {
         ...senvCases(() => e.keygen()),
         { impl: 'node:crypto', fn: () => nodeCrypto.generateKeyPairSync('ec', { namedCurve: name }) },
         { impl: 'WebCrypto', async: true, fn: () => subtle.generateKey(webAlgo, true, ['sign']) },
-        { impl: '@noble/curves', fn: () => noble.getPublicKey(noble.utils.randomSecretKey()) },
+        // Both keys, the public one uncompressed, as senv's keygen gives them.
+        { impl: '@noble/curves', fn: () => { const sk = noble.utils.randomSecretKey(); return { secretKey: sk, publicKey: noble.getPublicKey(sk, false) }; } },
       ],
     });
     groups.push({
@@ -92,7 +103,7 @@ export const ecdsaBench: BenchModule = async (opts) => {
         ...senvCases(() => e.sign(msg, secretKey)),
         { impl: 'node:crypto', fn: () => nodeCrypto.sign(node, msg, nodeKeys.privateKey) },
         { impl: 'WebCrypto', async: true, fn: () => subtle.sign(webParams, webPair.privateKey, msg) },
-        { impl: '@noble/curves', fn: () => noble.sign(msg, nobleSk, { extraEntropy: true }) },
+        { impl: '@noble/curves', fn: () => noble.sign(msg, secretKey, { extraEntropy: true, format: 'der' }) },
       ],
     });
     groups.push({
@@ -100,13 +111,13 @@ export const ecdsaBench: BenchModule = async (opts) => {
         ...senvCases(() => e.verify(sig, msg, publicKey)),
         { impl: 'node:crypto', fn: () => nodeCrypto.verify(node, msg, nodeKeys.publicKey, nodeSig) },
         { impl: 'WebCrypto', async: true, fn: () => subtle.verify(webParams, webPair.publicKey, webSig, msg) },
-        { impl: '@noble/curves', fn: () => noble.verify(nobleSig, msg, noblePk) },
+        { impl: '@noble/curves', fn: () => noble.verify(nobleSig, msg, publicKey, { format: 'der' }) },
       ],
     });
     groups.push({
       algorithm: `ECDSA ${name} verify raw`, size: 0, cases: [
         ...senvCases(() => e.verify(rawSig, msg, publicKey, { format: 'raw' })),
-        { impl: '@noble/curves', fn: () => noble.verify(nobleSig, msg, noblePk) },
+        { impl: '@noble/curves', fn: () => noble.verify(nobleRawSig, msg, publicKey) },
       ],
     });
   }

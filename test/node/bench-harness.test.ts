@@ -115,3 +115,24 @@ describe('bench harness: giving back what modules hold', () => {
     expect(process.listenerCount('SIGINT'), 'its listeners removed before the signal is raised again').toBe(0);
   });
 });
+
+describe('bench ecdsa: the peers\' rows produce what senv\'s do', () => {
+  // A review found @noble/curves signing raw r || s (its default) in the DER sign table and
+  // returning a compressed public key alone in the keygen table, where senv gives DER and both keys.
+  it('@noble/curves and node:crypto sign DER signatures that the table\'s check accepts; noble\'s keygen gives both keys, uncompressed', async () => {
+    const { ecdsaBench } = await import('../../bench/ecdsa.ts');
+    // A filter that selects no cold-start report: the module only makes its groups.
+    const groups = await ecdsaBench({ quick: true, filter: /^ECDSA P-\d+ (sign|keygen) / });
+    for (const curve of ['P-256', 'P-384', 'P-521']) {
+      const sign = groups.find((g) => g.algorithm === `ECDSA ${curve} sign`)!;
+      for (const impl of ['@noble/curves', 'node:crypto']) {
+        const sig = sign.cases.find((c) => c.impl === impl)!.fn() as Uint8Array;
+        expect(sig[0], `${curve} ${impl}: a DER SEQUENCE`).toBe(0x30);
+        expect(sign.valid!(sig), `${curve} ${impl}`).toBe(true);
+      }
+      const keygen = groups.find((g) => g.algorithm === `ECDSA ${curve} keygen`)!;
+      const pair = keygen.cases.find((c) => c.impl === '@noble/curves')!.fn();
+      expect(keygen.valid!(pair), curve).toBe(true);
+    }
+  }, 30_000);
+});
