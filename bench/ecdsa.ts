@@ -26,6 +26,18 @@ function coldStart(script: string): number | undefined {
 
 const COLD_STARTS = 'ECDSA first signature in a cold process';
 
+const fromB64u = (s: string | undefined) => new Uint8Array(Buffer.from(s ?? '', 'base64url'));
+
+/** A keygen row's pair as bytes (uncompressed public key), whichever form the row returns it in. */
+async function keyBytes(r: unknown): Promise<{ secretKey: Uint8Array; publicKey: Uint8Array } | undefined> {
+  const { privateKey, secretKey, publicKey } = (r ?? {}) as { privateKey?: unknown; secretKey?: unknown; publicKey?: unknown };
+  let jwk: JsonWebKey;
+  if (privateKey instanceof nodeCrypto.KeyObject) jwk = privateKey.export({ format: 'jwk' });
+  else if (privateKey instanceof CryptoKey) jwk = await globalThis.crypto.subtle.exportKey('jwk', privateKey);
+  else return secretKey instanceof Uint8Array && publicKey instanceof Uint8Array ? { secretKey, publicKey } : undefined;
+  return { secretKey: fromB64u(jwk.d), publicKey: Uint8Array.of(4, ...fromB64u(jwk.x), ...fromB64u(jwk.y)) };
+}
+
 function reportColdStarts(opts: BenchOptions): void {
   const senvUrl = new URL('../src/index.js', import.meta.url).href;
   console.log(`\n${COLD_STARTS} (ms from the start of the import to the signature)`);
@@ -82,10 +94,10 @@ export const ecdsaBench: BenchModule = async (opts) => {
     const webSig = await subtle.sign(webParams, webPair.privateKey, msg);
     groups.push({
       algorithm: `ECDSA ${name} keygen`, size: 0, randomized: true,
-      // senv's pair, checked by noble: the point is noble's public key of the scalar.
-      valid: (r) => {
-        const pair = r as { secretKey: Uint8Array; publicKey: Uint8Array };
-        return Buffer.from(noble.getPublicKey(pair.secretKey, false)).equals(pair.publicKey);
+      // Every row's pair, checked by noble: the point is noble's public key of the scalar.
+      valid: async (r) => {
+        const pair = await keyBytes(r);
+        return pair !== undefined && Buffer.from(noble.getPublicKey(pair.secretKey, false)).equals(pair.publicKey);
       },
       cases: [
         ...senvCases(() => e.keygen()),
@@ -97,8 +109,11 @@ export const ecdsaBench: BenchModule = async (opts) => {
     });
     groups.push({
       algorithm: `ECDSA ${name} sign`, size: 0, randomized: true,
-      // lowS false: ECDSA's s and n - s both verify (noble refuses the high one by default).
-      valid: (der) => noble.verify(der as Uint8Array, msg, publicKey, { format: 'der', lowS: false }),
+      // lowS false: ECDSA's s and n - s both verify (noble refuses the high one by default). DER,
+      // but WebCrypto's ArrayBuffer, raw r || s (its only form); prehashed with the curve's hash.
+      valid: (sig) => sig instanceof ArrayBuffer
+        ? noble.verify(new Uint8Array(sig), msg, publicKey, { format: 'compact', lowS: false })
+        : noble.verify(sig as Uint8Array, msg, publicKey, { format: 'der', lowS: false }),
       cases: [
         ...senvCases(() => e.sign(msg, secretKey)),
         { impl: 'node:crypto', fn: () => nodeCrypto.sign(node, msg, nodeKeys.privateKey) },
