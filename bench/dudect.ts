@@ -117,8 +117,11 @@ export function runDudect(module: string, opts: BenchOptions, builds: readonly C
     initSync({ build });
     const c = core();
     const { list, release } = probes(c);
-    for (const p of list) {
-      if (opts.filter && !opts.filter.test(p.name)) continue;
+    // The control runs whenever a probe of its list does, whatever --filter says: without it, a
+    // filtered run's rows could not tell "no leak" from a measurement too coarse to show one.
+    const selected = list.filter((p) => !opts.filter || opts.filter.test(p.name));
+    const run = selected.some((p) => !p.name.startsWith(CONTROL)) ? list.filter((p) => selected.includes(p) || p.name.startsWith(CONTROL)) : selected;
+    for (const p of run) {
       const samples = opts.quick ? Math.ceil(p.samples / 10) : p.samples;
       const first = measure(c, p, samples);
       const again = worst(first) >= BAR ? measure(c, p, samples) : undefined;

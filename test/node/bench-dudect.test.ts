@@ -4,11 +4,11 @@
 // padding, ct_equal and HMAC probes, times the operation it names, not an
 // error path it did not mean. No timing is asserted here.
 import { createHmac } from 'node:crypto';
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { initSync } from '../../src/index.ts';
 import { core, coreBuilds } from '../../src/core/loader.ts';
-import { classInputs, tStatistics } from '../../bench/dudect.ts';
+import { classInputs, runDudect, tStatistics } from '../../bench/dudect.ts';
 import { probes as ecProbes } from '../../bench/dudect-ec.ts';
 import { probes as aesProbes } from '../../bench/dudect-aes.ts';
 
@@ -137,4 +137,26 @@ describe('dudect-ec probes compute what they name, on every build', () => {
       }
     });
   }
+});
+
+describe('dudect: a filtered run keeps its positive control', () => {
+  // A review found --filter dropping the control with the other probes: a filtered run then
+  // printed "no evidence of leakage" with nothing to show the measurement could see a leak.
+  it('measures the control beside any probe the filter selects, and nothing when it selects none of the list', () => {
+    const findings: Record<string, unknown>[] = [];
+    const probe = (name: string) => ({ name, size: 16, repeat: 1, samples: 200, prepare: () => () => 0 });
+    const list = () => ({ list: [probe('GHASH, fixed vs random input'), probe('CBC chain, fixed vs random plaintext'), probe('control: early-exit compare (should leak)')], release: () => {} });
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      const run = (filter: RegExp) => {
+        findings.length = 0;
+        runDudect('dudect-test', { quick: true, filter, finding: (_m, d) => void findings.push(d) }, ['scalar'], list);
+        return findings.filter((f) => 'probe' in f).map((f) => f['probe']);
+      };
+      expect(run(/GHASH/)).toEqual(['GHASH, fixed vs random input', 'control: early-exit compare (should leak)']);
+      expect(run(/nothing of this list/)).toEqual([]);
+    } finally {
+      log.mockRestore();
+    }
+  });
 });
