@@ -107,6 +107,9 @@ export function sizeLabel(n: number): string {
 
 export const ROUNDS = 7;
 
+/** benchmark.js's maxTime for one case in one round, in seconds: a quick run's one round is longer. */
+export const roundSeconds = (quick: boolean) => (quick ? 0.25 : 0.2);
+
 /** The checkout's root, whether bench/ runs from its sources or from dist/bench/. */
 export const CHECKOUT = new URL(import.meta.url.includes('/dist/bench/') ? '../../' : '../', import.meta.url);
 
@@ -114,7 +117,7 @@ interface Measured { hz: number; rme: number; samples: number }
 
 async function measure(c: BenchCase, quick: boolean): Promise<Measured> {
   c.setup?.();
-  const timing = { maxTime: quick ? 0.25 : 0.2, minSamples: 5, initCount: 1 };
+  const timing = { maxTime: roundSeconds(quick), minSamples: 5, initCount: 1 };
   let bench: Benchmark;
   if (c.async) {
     // Boxed: a promise may reject with undefined, which is a failure all the same.

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchModules } from './index.ts';
 import { openNamedSes } from './ses.ts';
-import { CHECKOUT, ROUNDS, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
+import { CHECKOUT, ROUNDS, roundSeconds, runGroups, type BenchRecord, type BenchOptions } from './harness.ts';
 import { initSync, coreBuilds, type CoreBuild, type CoreInfo } from '../src/index.ts';
 import { parseOptions, UsageError } from '../src/bindings/args.ts';
 
@@ -23,6 +23,18 @@ function versions(): Record<string, string> {
   };
   return Object.fromEntries([['senv', ''], ...['@noble/ciphers', '@noble/curves', '@noble/hashes', 'hash-wasm', 'benchmark'].map((p) => [p, `node_modules/${p}/`])]
     .map(([name, dir]) => [name, read(dir!)]));
+}
+
+/**
+ * The commit the checkout is at, and whether its tracked files differ from it: the package's
+ * version stays the same over many changes, so it alone does not say which code was measured.
+ * Left out where git or the repository is not there (a tarball of the checkout).
+ */
+function checkout(): { commit: string; modified: boolean } | undefined {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: fileURLToPath(CHECKOUT), encoding: 'utf8' });
+  const head = git('rev-parse', 'HEAD');
+  if (head.status !== 0) return undefined;
+  return { commit: head.stdout.trim(), modified: git('status', '--porcelain', '--untracked-files=no').stdout.trim() !== '' };
 }
 
 // What a user pays on first load, measured in a fresh process (median of
@@ -142,16 +154,29 @@ export async function runBench(args: BenchArgs): Promise<BenchRecord[]> {
   }
   // A timing-leak probe reports a finding, not a record.
   if (args.filter !== undefined && records.length === 0 && findings.length === 0) throw new Error(`bench: --filter ${args.filter} matched no group or probe of ${names.join(', ')}`);
+  const at = checkout();
   const result = {
     date: new Date().toISOString(),
     // OpenSSL is node:crypto's and WebCrypto's implementation: the peer behind those rows.
     runtime: `node ${process.versions.node} (V8 ${process.versions.v8}, OpenSSL ${process.versions.openssl})`,
     // What a machine comparing runs needs beside the figures: what ran, where, and how.
     versions: versions(),
+    ...(at ? { checkout: at } : {}),
     machine: { os: `${platform()} ${release()}`, arch: arch(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
     execArgv: process.execArgv,
-    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.backends ? { backends: named('module') } : {}), ...(args.readers ? { readers: named('reader') } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS },
-    units: { opsPerSec: 'calls per second', msgsPerSec: 'messages per second (batch calls)', mbPerSec: '10^6 bytes per second', rme: 'percent (relative margin of error of the median round)', ratios: 'senv opsPerSec / the peer\'s, median of the rounds' },
+    options: { quick: args.quick, only: names, ...(args.filter ? { filter: args.filter } : {}), ...(args.backends ? { backends: named('module') } : {}), ...(args.readers ? { readers: named('reader') } : {}), roundsPerRatio: args.quick ? 1 : ROUNDS, secondsPerRound: roundSeconds(args.quick) },
+    // Every field of a record, so that a figure published from the file says what it is.
+    units: {
+      size: 'bytes of data per message, the decoded bytes for base64 decoding (0: an operation whose input size means no throughput, as ECDSA\'s)',
+      batch: 'messages per call (1 but for batch APIs)',
+      opsPerSec: 'calls per second, of the median round',
+      msgsPerSec: 'messages per second (opsPerSec x batch)',
+      mbPerSec: '10^6 bytes per second (opsPerSec x batch x size)',
+      rme: 'percent (relative margin of error of the median round)',
+      samples: 'benchmark.js samples, summed over the rounds',
+      ratios: 'of a measured row (senv\'s, or an SE the run names): its opsPerSec / the peer\'s, each round\'s ratio, the median of the rounds',
+      ratioRanges: 'of a measured row: the lowest and highest of the rounds\' ratios behind each median (equal in a quick run\'s one round)',
+    },
     quick: args.quick,
     core: startup,
     records,

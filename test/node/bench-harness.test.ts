@@ -1,8 +1,14 @@
 // The benchmark harness refuses, before timing anything, a group whose rows
 // compute different bytes: such a table would compare different operations.
 // Only the refusals are run here (they happen before any timing).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it, expect, vi } from 'vitest';
 import { runGroups, type BenchCase } from '../../bench/harness.ts';
+import { runChild } from './run-child.ts';
 
 const quiet = () => {};
 const run = (cases: BenchCase[], randomized?: boolean) =>
@@ -159,4 +165,27 @@ describe('bench ecdsa: the peers\' rows produce what senv\'s do', () => {
       }
     }
   }, 60_000);
+});
+
+describe('bench JSON: what a published figure needs', () => {
+  // A review found ratioRanges, samples, size and batch without a unit, the length of a round
+  // unrecorded, and the measured code named only by the package's version, the same over many changes.
+  it('names a unit for every field of a record, the round\'s length, and the commit measured', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), 'senv-bench-json-'));
+    try {
+      const out = join(dir, 'run.json');
+      const r = await runChild(process.execPath, [join(root, 'bin/senv.js'), 'bench', '--quick', '--only', 'drbg', '--filter', '^randomBytes 32 B$', '--out', out], { cwd: root, killMs: 60_000 });
+      expect([r.code, r.err], r.out).toEqual([0, '']);
+      const o = JSON.parse(readFileSync(out, 'utf8')) as { units: Record<string, string>; options: Record<string, unknown>; checkout?: { commit: string; modified: boolean }; records: Record<string, unknown>[] };
+      expect(o.records.length).toBeGreaterThan(0);
+      const named = ['implementation', 'algorithm'];
+      for (const field of Object.keys(o.records[0]!)) if (!named.includes(field)) expect(o.units, field).toHaveProperty(field);
+      expect(o.options).toMatchObject({ quick: true, roundsPerRatio: 1, secondsPerRound: 0.25 });
+      const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' });
+      if (head.status === 0) expect(o.checkout).toEqual({ commit: head.stdout.trim(), modified: expect.any(Boolean) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
