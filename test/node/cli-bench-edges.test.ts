@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { main } from '../../src/bindings/cli.ts';
 import { parseOptions } from '../../src/bindings/args.ts';
 import { coreBuilds } from '../../src/core/loader.ts';
-import { runGroups, sizeLabel, type BenchCase, type BenchGroup, type BenchOptions, type BenchRecord } from '../../bench/harness.ts';
+import { roundSeconds, runGroups, sizeLabel, type BenchCase, type BenchGroup, type BenchOptions, type BenchRecord } from '../../bench/harness.ts';
 import { parseBenchArgs, type BenchArgs } from '../../bench/run.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -556,9 +556,11 @@ describe('senv bench --out (dist/bench/run.js, with stand-in modules and benchma
       const out = join(dir, 'r.json');
       await bench.runBench({ quick: false, only: ['tiny'], filter: '^keep', out });
       const json = JSON.parse(readFileSync(out, 'utf8'));
-      expect(Object.keys(json)).toEqual(['date', 'runtime', 'versions', 'machine', 'execArgv', 'options', 'units', 'quick', 'core', 'records', 'findings']);
+      expect(Object.keys(json)).toEqual(['date', 'runtime', 'versions', 'checkout', 'machine', 'execArgv', 'options', 'units', 'quick', 'core', 'records', 'findings']);
+      // The commit measured, from the checkout the run is in (left out where there is no git repository).
+      expect(json.checkout.commit).toBe(spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim());
       expect(json.quick).toBe(false);
-      expect(json.options).toEqual({ quick: false, only: ['tiny'], filter: '^keep', roundsPerRatio: 7 });
+      expect(json.options).toEqual({ quick: false, only: ['tiny'], filter: '^keep', roundsPerRatio: 7, secondsPerRound: roundSeconds(false) });
       expect(Object.keys(json.versions)).toEqual(['senv', '@noble/ciphers', '@noble/curves', '@noble/hashes', 'hash-wasm', 'benchmark']);
       expect(json.versions.senv).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
       expect(Object.keys(json.machine)).toEqual(['os', 'arch', 'cpu', 'cores']);
