@@ -50,7 +50,10 @@ export interface SignOptions extends Omit<VerifyOptions, 'extraEntropy'> {
   extraEntropy?: boolean | Uint8Array | undefined;
 }
 
-const VERIFY_OPTIONS: OptionNames<Omit<VerifyOptions, 'extraEntropy'>> = { hash: true, format: true, prehashed: true };
+/** The option names verify() reads (its `extraEntropy` is typed only to refuse sign()'s options). */
+type VerifyOptionNames = OptionNames<Omit<VerifyOptions, 'extraEntropy'>>;
+
+const VERIFY_OPTIONS: VerifyOptionNames = { hash: true, format: true, prehashed: true };
 // Hedging is the signer's: a verify given extraEntropy is refused, not left to ignore it.
 const SIGN_OPTIONS: OptionNames<SignOptions> = { ...VERIFY_OPTIONS, extraEntropy: true };
 
@@ -165,7 +168,7 @@ function makeEcdsa(curve: CurveName): Ecdsa {
 
   // Every option is read once, before any byte argument is: an options getter runs no later than
   // this, so it cannot detach or shrink a buffer whose view the call has already taken.
-  function optionsOf(options: SignOptions | null | undefined, what: string, known: OptionNames<Omit<VerifyOptions, 'extraEntropy'>>): SignOptions {
+  function optionsOf(options: SignOptions | null | undefined, what: string, known: VerifyOptionNames): SignOptions {
     const o = optionsArg(options, what, known);
     return { hash: o?.hash, format: o?.format, prehashed: o?.prehashed, extraEntropy: o?.extraEntropy };
   }

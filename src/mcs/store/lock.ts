@@ -56,14 +56,10 @@ async function takeOver(files: Files, dir: string, path: string, mine: Uint8Arra
   const holder = lockHolder(found);
   if (!holder) throw new DataDirDamagedError(dir, `names no process it could belong to (damage): if no engine has the directory open, remove ${path}`, LOCK);
   const alive = await holderAlive(files, path, holder);
-  // A lock naming this pid, with no start time to compare (Deno's), whose OS lock is held: another
-  // instance of senv in this process has it (a worker), or a process of that pid in another PID
-  // namespace that shares the directory (the OS lock holds across them). Live either way.
-  const ownPid = alive === true && holder.osLocked && holder.pid === files.pid;
-  if (alive === 'this process' || ownPid) {
+  if (alive === 'this process' || alive === 'this pid') {
     // The holder is known: removing the lock by hand would put a second engine on the journal of this
     // process's own (open, or still closing: a restart that did not await close()).
-    const who = ownPid ? 'that is this process (or one of that pid in another PID namespace), and its OS lock is held' : 'that is this process';
+    const who = alive === 'this pid' ? 'that is this process (or one of that pid in another PID namespace), and its OS lock is held' : 'that is this process';
     throw new DataDirLockedError(dir, holder.pid, ` (since ${holder.since}; ${who}: an McsEngine it opened, in this thread or another, has it open (or is opening or closing it): await that engine's close() before opening the directory again)`);
   }
   if (alive !== false) {
@@ -116,18 +112,21 @@ async function removeIfUnchanged(files: Files, path: string, found: Uint8Array, 
 }
 
 /**
- * Whether the process that wrote the lock at `path` still has it: one this
- * module holds is ('this process', as is one of another instance below). One naming this pid may be another instance of senv in
- * this process (a worker thread, a second copy of the package: each has its
- * own `held`) or a pid reused after a crash (a container's restart): the
- * start time tells them apart (Linux); else the OS lock (Deno) or nothing
- * (undefined: refused, never taken from a live holder). Any other pid: the
- * platform tells.
+ * Whether the process that wrote the lock at `path` still has it. One this module holds is 'this
+ * process'. One naming this pid may be another instance of senv in this process (a worker thread, a
+ * second copy of the package: each has its own `held`) or a pid reused after a crash (a container's
+ * restart): the start time tells them apart (Linux: 'this process' or false). Without a start time
+ * (Deno) a held OS lock on a lock naming this pid is 'this pid': such an instance, or a process of
+ * that pid in another PID namespace sharing the directory (the OS lock holds across them), live
+ * either way. Else the OS lock or nothing (undefined: refused, never taken from a live holder); any
+ * other pid: the platform tells.
  */
-async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | 'this process' | undefined> {
+async function holderAlive(files: Files, path: string, holder: LockHolder): Promise<boolean | 'this process' | 'this pid' | undefined> {
   if (held.has(holder.token)) return 'this process';
-  if (holder.pid === files.pid && holder.stamp !== undefined && files.stamp !== undefined) return holder.stamp === files.stamp && 'this process';
-  return files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
+  const ownPid = holder.pid === files.pid;
+  if (ownPid && holder.stamp !== undefined && files.stamp !== undefined) return holder.stamp === files.stamp && 'this process';
+  const alive = await files.lockHeld(path, holder.pid, holder.osLocked, holder.stamp);
+  return alive === true && ownPid && holder.osLocked ? 'this pid' : alive;
 }
 
 function lockHolder(bytes: Uint8Array): LockHolder | undefined {
