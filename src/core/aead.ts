@@ -4,7 +4,7 @@
 // output on failure, the streaming form holds everything until final().
 import { concatBytes, EMPTY, outputTarget, SecretBuffer, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
-import { CoreContext, coreOf, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
 import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
 import { withKey, ownedKey, underOwnedKey, keyCore, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
@@ -47,7 +47,7 @@ export interface Aead {
  * array of its own (Bytes); with it, a view of `into` or, where `into` was too
  * short, an array of its own, so typed as the caller's Uint8Array.
  */
-export interface AeadEncryptStream {
+export interface AeadEncryptStream extends Destroyable {
   /**
    * The ciphertext of `plaintext`, as long as it (CCM without `messageLength`: empty, all comes from final()).
    * @throws StateError after final() or destroy(); LengthError beyond the mode's or the declared length.
@@ -62,7 +62,7 @@ export interface AeadEncryptStream {
 }
 
 /** An AEAD decryption stream: update() absorbs, final() verifies the tag and only then returns the plaintext. */
-export interface AeadDecryptStream {
+export interface AeadDecryptStream extends Destroyable {
   /**
    * Absorbs `ciphertext` (the tag is its last bytes); returns the stream, for chaining, and no plaintext.
    * @throws StateError after final() or destroy(); LengthError beyond the mode's or the declared length.
@@ -352,6 +352,11 @@ abstract class CollectingStream {
     this.#done = true;
     this.#parts.wipe();
     this.#key.destroy();
+  }
+
+  /** destroy(), for `using x = ...`. */
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 }
 

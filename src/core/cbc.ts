@@ -5,7 +5,7 @@
 // padding was valid is visible to the caller (docs/aes.md).
 import { copyArg, outputTarget, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
-import { CoreContext, coreOf } from './context.ts';
+import { CoreContext, coreOf, type Destroyable } from './context.ts';
 import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError, type OptionNames } from './errors.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
@@ -24,7 +24,7 @@ export interface CbcOptions {
 const CBC_OPTIONS: OptionNames<CbcOptions> = { padding: true };
 
 /** A CBC encryption or decryption stream: update() as often as needed, then final() once. */
-export interface CbcStream {
+export interface CbcStream extends Destroyable {
   /**
    * Returns the output ready so far (whole blocks; decryption keeps the last
    * block back). With `into` of at least data.length + 16 bytes the output is

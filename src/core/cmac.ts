@@ -3,7 +3,7 @@
 // a non-empty whole number of blocks (18, ALG_AES_MAC_128_NOPAD). Both give
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
 import type { Bytes } from './bytes.ts';
-import { CoreContext, coreOf, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
 import { bytesArg, LengthError } from './errors.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
@@ -11,7 +11,7 @@ const CMAC = 49;
 const CBC_MAC = 18;
 
 /** A streaming AES-CMAC or CBC-MAC (createCmac(), createCbcMac()): update() as often as needed, then digest() once. */
-export interface Mac {
+export interface Mac extends Destroyable {
   /** 16: the MAC's length (as Hash.outputLen). */
   readonly outputLen: number;
   /** 16: the AES block. */

@@ -5,6 +5,24 @@ import { core, contextRegistry, type Core } from './loader.ts';
 import { bytesArg, StateError, statusError } from './errors.ts';
 import type { Bytes } from './bytes.ts';
 
+// Declared here, where the published declarations first name them, so that they type-check in a
+// project whose lib predates them (ES2023 without @types/node): TypeScript merges this with the
+// declaration of lib.esnext.disposable and of @types/node. The runtimes senv supports have both.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+    readonly asyncDispose: unique symbol;
+  }
+}
+
+/** An object holding secret state: `destroy()`, or the end of a `using` block, zeroizes it. */
+export interface Destroyable {
+  /** Zeroizes the object's secret state; further use throws StateError. Idempotent. */
+  destroy(): void;
+  /** destroy(), for `using x = ...` (TypeScript 5.2+, ES2026 explicit resource management). */
+  [Symbol.dispose](): void;
+}
+
 /**
  * Feeds `data` to `step(ptr, len)` through the I/O window, in window-sized
  * chunks, and zeroizes what it wrote there: a message may be as secret as a
@@ -41,7 +59,7 @@ export let isCoreContext!: (x: unknown) => x is CoreContext;
 // ordinary property at run time, and the core it names reaches the whole WASM memory (every key),
 // while a handle copied into a lookalike object would operate under another caller's key.
 /** An object holding a context in the core (an AesKey, an HmacDrbg): `destroy()` zeroizes and frees it. */
-export abstract class CoreContext {
+export abstract class CoreContext implements Destroyable {
   readonly #core: Core;
   #ctx: number;
   readonly #what: string;
@@ -73,6 +91,11 @@ export abstract class CoreContext {
     contextRegistry.unregister(this);
     this.#core.x.ctx_free(this.#ctx);
     this.#ctx = 0;
+  }
+
+  /** destroy(), for `using x = ...`. */
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 
   static {

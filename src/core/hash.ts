@@ -1,7 +1,7 @@
 // SHA-256, SHA-384 and SHA-512: one-shot, streaming and batch forms.
 import { core } from './loader.ts';
 import type { Bytes } from './bytes.ts';
-import { CoreContext, coreOf, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
 import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
 
 /** The hashes senv offers (SHA-2, FIPS 180-4). */
@@ -63,7 +63,7 @@ export function hash(name: HashName, data: Uint8Array): Bytes {
 }
 
 /** A streaming hash: update() as often as needed, then digest() once. */
-export interface Hash {
+export interface Hash extends Destroyable {
   /** Length of the digest in bytes: 32, 48 or 64. */
   readonly outputLen: number;
   /** Length of the hash's block in bytes: 64 (SHA-256) or 128. */

@@ -2,7 +2,7 @@
 // be reused for many messages without redoing the key schedule).
 import type { Bytes } from './bytes.ts';
 import { core } from './loader.ts';
-import { CoreContext, coreOf, takeOutput } from './context.ts';
+import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
 import { bytesArg, statusError } from './errors.ts';
 import { secretDigest, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
 
@@ -53,7 +53,7 @@ export function hmac(hash: HashName, keyBytes: Uint8Array, message: Uint8Array):
 }
 
 /** A streaming HMAC: update() as often as needed, then digest() once. */
-export interface Hmac {
+export interface Hmac extends Destroyable {
   /** Length of the MAC in bytes: the hash's digest, 32, 48 or 64. */
   readonly outputLen: number;
   /** Length of the hash's block in bytes: 64 (SHA-256) or 128. */

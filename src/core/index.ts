@@ -2,7 +2,7 @@
 export { init, initSync, coreBuilds, CORE_BUILDS, coreMemoryStats, type CoreBuild, type CoreInfo, type InitOptions, type CoreMemoryStats } from './loader.ts';
 export { constantTimeEqual } from './compare.ts';
 export type { Bytes } from './bytes.ts';
-export type { CoreContext } from './context.ts';
+export type { CoreContext, Destroyable } from './context.ts';
 export { SenvError, InvalidInputError, UnknownAlgorithmError, LengthError, StateError, AuthenticationError, PaddingError, InvalidValueError, CoreError, SelfTestError, OutOfMemoryError, DeviceFullError, type SenvErrorCode } from './errors.ts';
 export { sha256, sha384, sha512, hash, createHash, hashMany, sha256Many, type Hash, type HashName } from './hash.ts';
 export { hmac, createHmac, type Hmac } from './hmac.ts';

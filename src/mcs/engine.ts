@@ -294,6 +294,11 @@ export class McsEngine {
     return (this.#closing ??= this.#close());
   }
 
+  /** close(), for `await using x = ...`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async #close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);

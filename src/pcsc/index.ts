@@ -450,6 +450,11 @@ export class PcscContext {
     })();
     return this.#released;
   }
+
+  /** release(), for `await using x = ...`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
 }
 
 /**
@@ -584,5 +589,10 @@ export class PcscCard {
       await this.#stall.over;
       if (this.card.connected) await this.card.disconnect(d);
     });
+  }
+
+  /** disconnect(), for `await using x = ...`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.disconnect();
   }
 }

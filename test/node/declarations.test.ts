@@ -111,6 +111,38 @@ export const ctx: Promise<PcscContext> = PcscContext.establish();
 export type B = PcscBackend;
 `;
 
+// \`using\` and \`await using\` (TypeScript 5.2+ on a lib that has them) on what holds secrets or a connection;
+// the projects above, on libs without them, type-check the same declarations.
+const USING_CONSUMER = `
+import { aesKey, gcm, cbc, createHash, createHmac, createCmac, hmacDrbg, McsEngine, SoftwareBackend } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+export function scoped(): Uint8Array {
+  using key = aesKey(new Uint8Array(16));
+  using enc = gcm(key, new Uint8Array(12)).encryptStream();
+  using dec = gcm(key, new Uint8Array(12)).decryptStream();
+  using chain = cbc(key, new Uint8Array(16)).encryptStream();
+  using h = createHash('SHA-256');
+  using m = createHmac('SHA-256', new Uint8Array(32));
+  using c = createCmac(key);
+  using drbg = hmacDrbg();
+  return new Uint8Array([...enc.update(h.digest()), ...m.digest(), ...c.digest(), ...drbg.generate(1), dec.update(chain.final()) ? 1 : 0]);
+}
+export async function served(): Promise<void> {
+  await using backend = new SoftwareBackend();
+  await using engine = await McsEngine.create({ backends: [backend] });
+  void engine.seIds;
+}
+`;
+
+const PCSC_USING_CONSUMER = `
+import { PcscContext, PcscBackend } from ${JSON.stringify(join(root, 'dist/src/pcsc/exports.js'))};
+export async function scoped(): Promise<void> {
+  await using ctx = await PcscContext.establish();
+  await using card = await ctx.connect('R');
+  await using backend = new PcscBackend({ reader: 'R' });
+  void [card, backend];
+}
+`;
+
 function diagnostics(source: string, options: ts.CompilerOptions): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'senv-dts-'));
   const file = join(dir, 'consumer.mts');
@@ -183,6 +215,13 @@ describe('published declarations', () => {
     });
     it(`root, options given as undefined under exactOptionalPropertyTypes (${name})`, () => {
       expect(diagnostics(OPTIONAL_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'], exactOptionalPropertyTypes: true })).toEqual([]);
+    });
+    it(`root, \`using\` on keys, streams and the DRBG, \`await using\` on the engine and a backend (${name})`, () => {
+      expect(diagnostics(USING_CONSUMER, { ...r, lib: ['lib.esnext.d.ts'], types: [] })).toEqual([]);
+      expect(diagnostics(USING_CONSUMER, { ...r, lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'], types: ['node'] })).toEqual([]);
+    });
+    it(`onem2m-senv/pcsc, \`await using\` on a context, a card and a backend (${name})`, () => {
+      expect(diagnostics(PCSC_USING_CONSUMER, { ...r, lib: ['lib.esnext.d.ts'], types: ['node'] })).toEqual([]);
     });
     it(`onem2m-senv/pcsc, a Node project without the DOM lib (${name})`, () => {
       expect(diagnostics(PCSC_CONSUMER, { ...r, lib: ['lib.es2022.d.ts'], types: ['node'] })).toEqual([]);

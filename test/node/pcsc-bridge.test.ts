@@ -252,6 +252,17 @@ describe.skipIf(!setup.ok)(`PC/SC bridge${setup.ok ? '' : ` (skipped: ${setup.re
     await expect(env.ctx.getStatusChange([])).rejects.toThrow(/name at least one reader/);
   });
 
+  it('Symbol.asyncDispose (`await using`) disconnects a card and releases a context', async () => {
+    const ctx = await PcscContext.establish();
+    const c = await ctx.connect(env.slot.reader);
+    expect(sw(await c.transmit(SELECT))).toBe('9000');
+    await c[Symbol.asyncDispose]();
+    expect(c.connected).toBe(false);
+    await expectPcscError(c.transmit(SELECT), 'SCARD_E_INVALID_HANDLE');
+    await ctx[Symbol.asyncDispose]();
+    await expectPcscError(ctx.listReaders(), 'SCARD_E_INVALID_HANDLE');
+  });
+
   it('connect() on a context being released or released is SCARD_E_INVALID_HANDLE, as every other call on it', async () => {
     const ctx = await PcscContext.establish();
     const releasing = ctx.release();

@@ -150,4 +150,36 @@ export const errorCases: PortableCase[] = [
       throws(() => m.update(new Uint8Array(1)), StateError, 'hmac update after destroy');
     },
   },
+  {
+    name: 'Symbol.dispose (`using`) destroys whatever holds a key or a state; Symbol.asyncDispose closes the engine and an SE',
+    async run() {
+      const key = senv.aesKey(new Uint8Array(16)), n = new Uint8Array(12), iv = new Uint8Array(16), one = new Uint8Array(16);
+      const made: Record<string, senv.Destroyable> = {
+        aesKey: senv.aesKey(new Uint8Array(16)),
+        'GCM stream': gcm(key, n).encryptStream(),
+        'GCM decrypt stream': gcm(key, n).decryptStream(),
+        'collecting CCM stream': senv.ccm(key, n).encryptStream(),
+        'CBC stream': senv.cbc(key, iv).encryptStream(),
+        hash: createHash('SHA-384'),
+        HMAC: createHmac('SHA-256', one),
+        CMAC: senv.createCmac(key),
+        DRBG: senv.hmacDrbg(),
+      };
+      for (const [what, o] of Object.entries(made)) {
+        o[Symbol.dispose]();
+        o[Symbol.dispose]();
+        const use = o instanceof senv.HmacDrbg ? () => o.generate(1) : o instanceof senv.AesKey ? () => gcm(o, n).encrypt(one) : () => (o as unknown as { update(d: Uint8Array): unknown }).update(one);
+        throws(use, StateError, `${what} after Symbol.dispose`);
+      }
+      equal(gcm(key, n).encrypt(one).length, 32, 'the key the streams were made from lives on');
+      key[Symbol.dispose]();
+      const backend = new senv.SoftwareBackend();
+      const engine = await senv.McsEngine.create({ backends: [backend] });
+      await engine[Symbol.asyncDispose]();
+      const r = await engine.send({ op: 2, to: engine.seIds[0] ?? 'se', fr: 'C1', rqi: '1' });
+      equal(`${r.rsc} ${(r.pc as Record<string, unknown>)['m2m:dbg']}`, '5000 engine closed', 'a request after Symbol.asyncDispose');
+      await backend[Symbol.asyncDispose]();
+      await backend[Symbol.asyncDispose]();
+    },
+  },
 ];

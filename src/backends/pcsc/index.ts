@@ -224,6 +224,11 @@ export class PcscBackend implements SecureEnvironmentBackend {
     if (keys.length || objects.length) throw new StateError(keptOnCard(this.reader, keys, objects));
   }
 
+  /** close(), for `await using x = ...`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async memoryInfo(): Promise<{ total: number; available: number }> {
     this.live();
     const r = await this.session.run(() => this.session.channel0.transmit({ cla: 0, ins: INS.GET_DATA, p1: DO.MEMORY >> 8, p2: DO.MEMORY & 0xff, ne: 8 }));

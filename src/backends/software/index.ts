@@ -117,6 +117,11 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
     this.#keys.clear();
   }
 
+  /** close(), for `await using x = ...`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** The whole quota: the software SE itself stores nothing; the engine counts what the host keeps against it (McsEngineOptions.memoryQuota overrides it). */
   async memoryInfo(): Promise<{ total: number; available: number }> {
     return { total: this.#quota, available: this.#quota };
