@@ -18,7 +18,7 @@ import type { Context } from './context.ts';
 import { keepsDeviceData, SeHost, type Target } from './host.ts';
 import { parseTimestamp } from './codec.ts';
 import { parseRequest, releaseVersion, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
-import { CREATABLE, NOT_YET_IMPLEMENTED } from './registry.ts';
+import { CREATABLE, NOT_IMPLEMENTED } from './registry.ts';
 import { represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
 import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
@@ -388,16 +388,19 @@ export class McsEngine {
     // (a virtual resource's is its parent's), not even that an <SE> does not go there.
     const parent = ty === SE_TY && !target.res ? undefined : target.res ?? host.registrationOf(ctx.originator)!;
     if (parent) this.#authorize(ctx, parent, 1);
-    if (NOT_YET_IMPLEMENTED[ty]) throw new McsError(RSC.NOT_IMPLEMENTED, `<${NOT_YET_IMPLEMENTED[ty]}> is not implemented yet`);
-    if (ty === MGMT_TY) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
     const def = CREATABLE.get(ty);
-    if (!def) throw badRequest(`unknown resource type ${ty}`);
+    const name = def?.type.name ?? NOT_IMPLEMENTED[ty] ?? (ty === MGMT_TY ? 'mgmtObj' : undefined);
+    if (name === undefined) throw badRequest(`unknown resource type ${ty}`);
     if (target.virtual) throw new McsError(RSC.OPERATION_NOT_ALLOWED, `CREATE is not allowed on virtual resource ${target.virtual.name}`);
     if (parent && ty === SE_TY) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, '<SE> is created at the M2M-SE-ID only');
+    // A type the parent's table does not list is refused as such, implemented or not: the answer
+    // does not change when a later release implements it.
+    if (parent && !parent.def.type.children.includes(ty)) {
+      throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${name}> cannot be a child of <${parent.def.type.name}>`);
+    }
+    if (ty === MGMT_TY) throw new McsError(RSC.OPERATION_NOT_ALLOWED, '[deviceInfo] and [memory] are maintained by the SE');
+    if (!def) throw new McsError(RSC.NOT_IMPLEMENTED, `<${name}> is not implemented by this SE`);
     if (parent) {
-      if (!parent.def.type.children.includes(ty)) {
-        throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `<${def.type.name}> cannot be a child of <${parent.def.type.name}>`);
-      }
       const srt = parent.registration.attrs.get('supportedResourceType') as number[];
       if (!srt.includes(ty)) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `resource type ${ty} is not in this registration's srt`);
     }

@@ -88,6 +88,7 @@ export interface ResourceType {
   /** Whether the type has et, acpi, lbl, cr beyond the universal ty, ri, rn, pi, ct, lt. */
   common: readonly ('et' | 'acpi' | 'lbl' | 'cr')[];
   attributes: readonly AttributeDef[];
+  /** The child resource types its table lists, implemented or not (registry.ts NOT_IMPLEMENTED): any other is 4108. */
   children: readonly number[];
   /** Most instances under one parent (e.g. 0..1 in the spec's child tables). */
   maxPerParent?: number;

@@ -93,17 +93,21 @@ describe('docs/mcs.md', () => {
     await s.engine.close();
   });
 
-  it('"Type 20006 is unassigned (4000)", unlike the types not implemented yet (5001)', async () => {
+  it('"20006 is unassigned (CREATE: 4000 ...)", unlike the types the <SE>\'s table lists that are not implemented (5001); 20003 belongs below a <secureConnection> (4108)', async () => {
     const s = await registered();
     fails(await s.create(s.seId, 20006, { 'senv:x': {} }), 4000, '20006', /unknown resource type/);
-    for (const ty of [20003, 20005, 20008]) fails(await s.create(s.seId, ty, { 'senv:x': {} }), 5001, `${ty}`, /not implemented/);
+    fails(await s.create(s.seId, 3, { 'm2m:cnt': {} }), 4000, '<container>', /unknown resource type 3/);
+    for (const ty of [20005, 20008]) fails(await s.create(s.seId, ty, { 'senv:x': {} }), 5001, `${ty}`, /not implemented/);
+    fails(await s.create(s.seId, 20003, { 'senv:x': {} }), 4108, '20003', /<connectionInstance> cannot be a child of <SE>/);
     await s.engine.close();
   });
 
-  it('"a CREATE of type 24 answers 4000 ... a CREATE of type 23 answers 4000 likewise" (the children table 7.3.1-1 gives an [SEReboot])', async () => {
+  it('"<subscription> 23 and <semanticDescriptor> 24 below an [SEReboot]" answer 5001, and 4108 anywhere else', async () => {
     const s = await registered();
-    fails(await s.create(s.path('reg', 'coldReset'), 24, { 'm2m:smd': {} }), 4000, '<semanticDescriptor>', /unknown resource type 24/);
-    fails(await s.create(s.path('reg', 'coldReset'), 23, { 'm2m:sub': { nu: ['CAE1'] } }), 4000, '<subscription>', /unknown resource type 23/);
+    fails(await s.create(s.path('reg', 'coldReset'), 24, { 'm2m:smd': {} }), 5001, '<semanticDescriptor>', /<semanticDescriptor> is not implemented/);
+    fails(await s.create(s.path('reg', 'coldReset'), 23, { 'm2m:sub': { nu: ['CAE1'] } }), 5001, '<subscription>', /<subscription> is not implemented/);
+    fails(await s.create(s.seId, 23, { 'm2m:sub': { nu: ['CAE1'] } }), 4108, '<subscription> at the <SE>', /cannot be a child of <SE>/);
+    fails(await s.create(s.path('reg', 'coldReset'), 13, { 'm2m:mem': {} }), 4108, '<mgmtObj> below an [SEReboot]');
     await s.engine.close();
   });
 

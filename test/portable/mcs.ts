@@ -238,6 +238,44 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, acpi: ['nope'] } }), 4000, 'acpi to nothing', /acpi/);
       },
     },
+    {
+      name: 'CREATE under every parent: a type its table does not list 4108, one it lists that senv does not implement 5001, a number no spec has 4000',
+      async run() {
+        const s = await registered(backend);
+        const made = async (ty: number, pc: Record<string, unknown>, to = s.seId) => s.path(body(ok(await s.create(to, ty, pc), 2001, `parent ${ty}`), Object.keys(pc)[0]!).ri as string);
+        const cipher = await made(20002, { 'senv:Cph': { Calg: 1001, mbs: 64 } });
+        const parents: Record<string, { to: string; lists: Record<number, number> }> = {
+          // Table 7.3.0-1 (with [deviceInfo] and [memory], the SE's own <mgmtObj>s: 4005).
+          SE: { to: s.seId, lists: { 13: 4005, 20008: 5001, 20005: 5001 } },
+          // Table 7.3.1-1.
+          SEReboot: { to: s.path('reg', 'coldReset'), lists: { 23: 5001, 24: 5001 } },
+          deviceInfo: { to: s.path('reg', 'deviceInfo'), lists: {} },
+          memory: { to: s.path('reg', 'memory'), lists: {} },
+          accessControlPolicy: { to: await made(1, { 'm2m:acp': { pv: { acr: [{ acor: ['CAE1'], acop: 63 }] }, pvs: { acr: [{ acor: ['CAE1'], acop: 63 }] } } }), lists: {} },
+          sensitiveDataObject: { to: await made(20009, { 'senv:Sdo': {} }), lists: {} },
+          cipher: { to: cipher, lists: {} },
+          algorithmSpecificParameter: { to: await made(20001, { 'senv:algP': { nc: b64(new Uint8Array(12)) } }, cipher), lists: {} },
+          rand: { to: await made(20007, { 'senv:Rnd': { rgT: 1 } }), lists: {} },
+          hash: { to: await made(20004, { 'senv:Hsh': { Halg: 4 } }), lists: {} },
+          signature: { to: await made(20012, { 'senv:Sgn': { Salg: 25, kDt: 'a2V5' } }), lists: {} },
+        };
+        // Implemented children where their parent takes them go on to the content (tested elsewhere).
+        const takes: Record<string, number[]> = { SE: [1, 20010, 20009, 20002, 20007, 20004, 20012], cipher: [20001] };
+        let n = 0;
+        for (const [parent, { to, lists }] of Object.entries(parents)) {
+          for (const ty of [1, 13, 23, 24, 20001, 20002, 20003, 20004, 20005, 20007, 20008, 20009, 20010, 20012]) {
+            if (takes[parent]?.includes(ty)) continue;
+            const want = lists[ty] ?? 4108;
+            fails(await s.create(to, ty, { 'm2m:x': {} }), want, `ty ${ty} under ${parent}`, want === 4108 ? new RegExp(`cannot be a child of <${parent}>`) : want === 5001 ? /not implemented/ : undefined);
+            n++;
+          }
+          for (const ty of [0, 20000, 20006, 20013, 29999]) fails(await s.create(to, ty, { 'm2m:x': {} }), 4000, `ty ${ty} under ${parent}`, /unknown resource type/);
+        }
+        // The SE's answer to a <SE> below anything stays its own.
+        fails(await s.create(s.path('reg', 'coldReset'), 20011, { 'senv:Senv': {} }), 4108, '<SE> below an [SEReboot]', /M2M-SE-ID only/);
+        assert(n > 140, `covered ${n}`);
+      },
+    },
     ...[4, 5, 6].map((alg): PortableCase => ({
       name: `<hash> ${HASH[alg]} (Halg ${alg}): calculateHash over streamed UPDATEs equals the core`,
       async run() {

@@ -109,7 +109,8 @@ export const seRebootType: ResourceType = {
     // An action: writing true reboots; it reads false again afterwards.
     { name: 'SEReboot', sn: 'rb', access: 'RW', create: 'O', update: 'O', type: { kind: 'bool' }, always: true },
   ],
-  children: [],
+  // Table 7.3.1-1: <subscription> and <semanticDescriptor>, neither implemented (registry.ts).
+  children: [23, 24],
   hooks: {
     async create(ctx, res) {
       const type = res.attrs.get('rebootType') as RebootType;

@@ -25,7 +25,8 @@ export const seType: ResourceType = {
     { name: 'hostedCSELink', sn: 'hcl', access: 'RW', create: 'O', update: 'O', type: { kind: 'string' } },
     { name: 'hostedAELinks', sn: 'hal', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
   ],
-  children: [1, 13, 20010, 20009, 20002, 20007, 20004, 20012],
+  // Table 7.3.0-1's, by resource type; <secureConnection> and <identity> are not implemented yet (registry.ts).
+  children: [1, 13, 20010, 20009, 20002, 20007, 20004, 20012, 20008, 20005],
   hooks: {
     async create(ctx, res) {
       const host = ctx.host;
