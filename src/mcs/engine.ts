@@ -19,7 +19,7 @@ import { keepsDeviceData, SeHost, type Target } from './host.ts';
 import { parseTimestamp } from './codec.ts';
 import { parseRequest, releaseVersion, requestId, type McsRequest, type McsResponse, type SendOptions } from './primitive.ts';
 import { CREATABLE, NOT_IMPLEMENTED } from './registry.ts';
-import { represent } from './repr.ts';
+import { byteSize, represent } from './repr.ts';
 import { Accumulator, Resource } from './resource.ts';
 import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
@@ -405,6 +405,7 @@ export class McsEngine {
       if (!srt.includes(ty)) throw new McsError(RSC.INVALID_CHILD_RESOURCE_TYPE, `resource type ${ty} is not in this registration's srt`);
     }
     const { values } = this.#content(def, req.pc!, 'create');
+    const stated = takeStated(def, values);
     let ri: string, rn: string;
     try {
       for (const a of def.all) {
@@ -446,6 +447,8 @@ export class McsEngine {
         res.attrs.set(append.name, acc);
       }
       await def.type.hooks?.create?.(ctx, res);
+      // Once the hooks computed them (SEType, the size of the data the device now holds).
+      if (stated) checkStated(res, stated);
       host.reserve(treeSize(res));
       if (this.#store) await durably(this.#store.put(host, res, true));
     } catch (e) {
@@ -530,9 +533,11 @@ export class McsEngine {
     const content = this.#content(def, req.pc!, 'update');
     const changes = content.values;
     let borrowed = content.borrowed;
+    const stated = takeStated(def, changes);
     // What a refused UPDATE decoded is zeroized (past this point the commit does that).
     let checked: void | Promise<void> = undefined;
     try {
+      if (stated) checkStated(res, stated);
       if (changes.has('accessControlPolicyIDs') && !mayRepoint(res, ctx.originator, (ri) => host.byRi.get(ri))) {
         throw new McsError(RSC.ORIGINATOR_HAS_NO_PRIVILEGE, 'changing acpi needs UPDATE in the selfPrivileges (pvs) of the policies in force');
       }
@@ -704,7 +709,7 @@ export class McsEngine {
         if (values.has(a.name)) throw badRequest(`${a.sn} (${a.name}) given twice`);
         // The SE sets it at every CREATE: the request for it is met, and nothing is stored from it.
         if (v === null && when === 'create' && a.nullAsksAtCreate) continue;
-        if (a.access === 'RO') throw badRequest(`${a.sn} (${a.name}) is read-only`);
+        if (a.access === 'RO' && !a.stated) throw badRequest(`${a.sn} (${a.name}) is read-only`);
         if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
         if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
         if (v === null && when === 'create') throw badRequest(`${a.sn} (${a.name}) cannot be null at CREATE: leave it out (null removes a value at UPDATE)`);
@@ -843,6 +848,25 @@ export class McsEngine {
 }
 
 /** An UPDATE answers with what it changed: resourceID, lastModifiedTime and the attributes written (bulk data as its size). */
+/** The values of computed attributes a request stated (AttributeDef.stated), taken out of `values`: nothing is stored from them. */
+function takeStated(def: CompiledType, values: Map<string, unknown>): Map<AttributeDef, unknown> | undefined {
+  let stated: Map<AttributeDef, unknown> | undefined;
+  for (const a of def.stated) {
+    if (!values.has(a.name)) continue;
+    (stated ??= new Map()).set(a, values.get(a.name));
+    values.delete(a.name);
+  }
+  return stated;
+}
+
+/** A stated value is served when it is the one the SE computes for the resource. */
+function checkStated(res: Resource, stated: ReadonlyMap<AttributeDef, unknown>): void {
+  for (const [a, given] of stated) {
+    const actual = a.sizeOf ? byteSize(res.attrs.get(a.sizeOf)) : res.attrs.get(a.name);
+    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${String(actual)} here, not ${String(given)}`);
+  }
+}
+
 function modified(def: CompiledType, changes: Map<string, unknown>): readonly AttributeDef[] {
   // One attribute (the common UPDATE): its name is the key, without building a string.
   let names = '';

@@ -85,6 +85,7 @@ function value(seId: string, res: Resource, a: AttributeDef, raw: unknown, binar
   return v;
 }
 
-function byteSize(v: unknown): number {
+/** currentByteSize: the bytes held (in the host, a stream or on the device), 0 when none. */
+export function byteSize(v: unknown): number {
   return v instanceof Accumulator || v instanceof DeviceData ? v.size : v instanceof Uint8Array ? v.length : 0;
 }

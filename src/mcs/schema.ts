@@ -59,6 +59,13 @@ export interface AttributeDef {
    * creator); any other value there is still refused.
    */
   nullAsksAtCreate?: boolean;
+  /**
+   * Computed by the SE (RO), yet a table lists it in requests (currentByteSize M at CREATE of
+   * <sensitiveDataObject>, SEType O of <SE>): a request may state it where its optionality
+   * permits, and is refused (4000) unless the value is the one the SE computes. Nothing is
+   * stored from it.
+   */
+  stated?: boolean;
 }
 
 /** A virtual child (clause 7.5: encrypt, decrypt, generateKey, ...): a RETRIEVE that acts on its parent. */
@@ -175,6 +182,8 @@ export interface CompiledType {
   sizeOf: ReadonlyMap<string, AttributeDef>;
   /** Attributes whose length another attribute limits (maxFrom). */
   limited: readonly AttributeDef[];
+  /** Computed attributes a request may state (AttributeDef.stated). */
+  stated: readonly AttributeDef[];
   /** What an UPDATE of these attributes (names joined) answers with: filled as UPDATEs come. */
   replies: Map<string, AttributeDef[]>;
   appendAttr?: AttributeDef;
@@ -199,7 +208,7 @@ export function compile(type: ResourceType): CompiledType {
   const sizeOf = new Map(all.filter((a) => a.sizeOf).map((a) => [a.sizeOf!, a]));
   const appends = type.attributes.filter((a) => a.append);
   if (appends.length > 1) throw new Error(`${type.name}: at most one append attribute`);
-  return { type, all, bySn, byName, virtuals, results, sizeOf, limited: all.filter((a) => a.maxFrom), replies: new Map(), appendAttr: appends[0] };
+  return { type, all, bySn, byName, virtuals, results, sizeOf, limited: all.filter((a) => a.maxFrom), stated: all.filter((a) => a.stated), replies: new Map(), appendAttr: appends[0] };
 }
 
 const MAX_STRING = 1024;

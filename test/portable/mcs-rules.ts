@@ -50,6 +50,9 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const sample = samples(s, acpRi);
         const ecKey = b64(ecdsa('P-256').keygen().secretKey);
         sample['signature.kDt'] = ecKey;
+        // The true values of what the SE computes: its SEType, the size of no data.
+        sample['SE.seT'] = engine.describe(s.seId)!.description.seType;
+        sample['sensitiveDataObject.cbs'] = 0;
         const setups: Record<string, Setup> = {
           hash: { base: { Halg: 4 } },
           signature: { base: { Salg: 33, kDt: ecKey } },
@@ -78,8 +81,13 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
           for (const a of def.all) {
             const what = `${type.name}.${a.sn}`;
             const value = a.sn === 'rn' ? `v${++n}` : sample[`${type.name}.${a.sn}`] ?? sample[a.sn] ?? 'x';
+            // A value the SE computes that a table lists in requests is served when it is the true one (value here).
+            const other = a.type.kind === 'enum' ? a.type.values.find((x) => x !== value) : (value as number) + 1;
             // CREATE
-            if (a.access === 'RO') fails(await create(actor(), { [a.sn]: value }), 4000, `${what} at CREATE`, /read-only/);
+            if (a.stated && a.create !== 'NP') {
+              ok(await create(actor(), { [a.sn]: value }), 2001, `${what} stated at CREATE`);
+              fails(await create(actor(), { [a.sn]: other }), 4000, `${what} stated wrong at CREATE`, /computed by the SE/);
+            } else if (a.access === 'RO') fails(await create(actor(), { [a.sn]: value }), 4000, `${what} at CREATE`, /read-only/);
             else if (a.create === 'NP') fails(await create(actor(), { [a.sn]: value }), 4000, `${what} at CREATE`, /not permitted at CREATE/);
             else if (a.create === 'M') fails(await create(actor(), {}, a.sn), 4000, `${what} missing`, /mandatory at CREATE/);
             else if (!EXEMPT[what]) ok(await create(actor(), { [a.sn]: value }), 2001, `${what} at CREATE`);
@@ -93,7 +101,11 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
             const made = body(ok(await create(who, {}), 2001, `${type.name} base`), root);
             const to = type.name === 'SE' ? who.seId : s.path(made.ri as string);
             const upd = () => who.update(to, { [root]: { [a.sn]: value } });
-            if (a.access === 'RO') fails(await upd(), 4000, `${what} at UPDATE`, /read-only/);
+            if (a.stated && a.update !== 'NP') {
+              ok(await upd(), 2004, `${what} stated at UPDATE`);
+              fails(await who.update(to, { [root]: { [a.sn]: other } }), 4000, `${what} stated wrong at UPDATE`, /computed by the SE/);
+            } else if (a.stated) fails(await upd(), 4000, `${what} at UPDATE`, /not permitted at UPDATE/);
+            else if (a.access === 'RO') fails(await upd(), 4000, `${what} at UPDATE`, /read-only/);
             else if (a.access === 'WO') fails(await upd(), 4000, `${what} at UPDATE`, /write-once/);
             else if (a.update === 'NP') fails(await upd(), 4000, `${what} at UPDATE`, /not permitted at UPDATE/);
             else if (!EXEMPT[what]) ok(await upd(), 2004, `${what} at UPDATE`);

@@ -114,7 +114,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         for (const seL of [0, 4]) fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL } }), 4000, `seL ${seL}`, /one of 1, 2, 3 \(table 9\.3-1\)/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId } }), 4000, 'missing seL', /seL.*mandatory/);
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, srt: [20004, 99999] } }), 4000, 'srt widening', /srt/);
-        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, seT: 4 } }), 4000, 'RO seT', /read-only/);
+        const seT = engine.describe(s.seId)!.description.seType === 4 ? 1 : 4;
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { sID: s.seId, seL: level, seT } }), 4000, 'another SE\'s seT', /seT \(SEType\) is computed by the SE/);
         fails(await s.retrieve(s.seId), 4106, 'unregistered retrieve');
         fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4 } }), 4106, 'unregistered create');
         await s.register();
@@ -274,6 +275,28 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         // The SE's answer to a <SE> below anything stays its own.
         fails(await s.create(s.path('reg', 'coldReset'), 20011, { 'senv:Senv': {} }), 4108, '<SE> below an [SEReboot]', /M2M-SE-ID only/);
         assert(n > 140, `covered ${n}`);
+      },
+    },
+    {
+      name: 'cbs of a <sensitiveDataObject> (M at CREATE in table 7.4.1-2) and seT of an <SE> (O/O in table 7.3.0-3) are served when they state the true value, refused (4000) otherwise, and a refused one leaves nothing',
+      async run() {
+        const engine = await engineWith(backend);
+        const s = new Session(engine, 'CAE1');
+        const seT = engine.describe(s.seId)!.description.seType;
+        const seL = engine.describe(s.seId)!.description.securityLevel;
+        fails(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL, seT: seT === 4 ? 1 : 4 } }), 4000, 'another SEType', /seT \(SEType\) is computed by the SE/);
+        fails(await s.retrieve(s.seId), 4106, 'no registration left');
+        equal(body(ok(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL, seT } }), 2001, 'the true SEType'), 'senv:Senv').seT, seT, 'seT');
+        ok(await s.update(s.seId, { 'senv:Senv': { seT } }), 2004, 'seT stated at UPDATE');
+        const before = body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').mma;
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')), cbs: 4 } }), 4000, 'cbs not the size', /cbs \(currentByteSize\) is computed by the SE: 3 here, not 4/);
+        fails(await s.retrieve(s.path('reg', 'd')), 4004, 'nothing created');
+        equal(body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').mma, before, 'no memory held');
+        const d = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')), cbs: 3, cr: null } }), 2001, 'cbs the size'), 'senv:Sdo');
+        equal(d.cbs, 3, 'cbs');
+        equal(d.msg, b64(utf8('ABC')), 'the data');
+        ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'e', cbs: 0 } }), 2001, 'cbs 0 without data');
+        fails(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs at UPDATE (NP)', /not permitted at UPDATE/);
       },
     },
     ...[4, 5, 6].map((alg): PortableCase => ({
@@ -522,7 +545,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equalBytes(unb64(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').msg), data, 'read back');
         const r = body(ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(data.subarray(0, 10)) } }), 2004, 'replace'), 'senv:Sdo');
         equal(r.cbs, 10, 'cbs after replace');
-        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs read-only', /read-only/);
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs of no data', /cbs \(currentByteSize\) is computed by the SE: 0 here, not 3/);
         fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cr: 'CAE9' } }), 4000, 'cr read-only', /read-only/);
         ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: null } }), 2004, 'delete attribute');
         equal(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').cbs, 0, 'empty');

@@ -1,7 +1,8 @@
 // <sensitiveDataObject> (TS-0016 clause 7.4): sensitive data kept by the SE
 // for its creator. currentByteSize and creator are computed by the SE (RO),
-// although table 7.4.1-2 marks them mandatory at CREATE: a client does not
-// send them. A backend with an objectStore keeps the data itself (a card:
+// although table 7.4.1-2 marks them mandatory at CREATE: a client need not
+// send them, and one that does is served when it states the true values
+// (cbs the data's byte size, cr null as TS-0004 asks). A backend with an objectStore keeps the data itself (a card:
 // PUT DATA / GET DATA); the host then holds only its size.
 import type { Context } from '../context.ts';
 import { checked } from '../handed.ts';
@@ -35,7 +36,8 @@ export const sensitiveDataObjectType: ResourceType = {
   longRoot: 'senv:sensitiveDataObject',
   common: ['acpi', 'cr'],
   attributes: [
-    { name: 'currentByteSize', sn: 'cbs', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' }, sizeOf: 'sensitiveData' },
+    // M at CREATE in table 7.4.1-2, RO in table 7.4.1-1: a client built from either table is served.
+    { name: 'currentByteSize', sn: 'cbs', access: 'RO', create: 'O', update: 'NP', type: { kind: 'uint' }, sizeOf: 'sensitiveData', stated: true },
     { name: 'sensitiveData', sn: 'msg', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true },
   ],
   children: [],

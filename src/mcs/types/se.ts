@@ -16,8 +16,8 @@ export const seType: ResourceType = {
   longRoot: 'senv:SE',
   common: ['acpi', 'cr'],
   attributes: [
-    // O/O in table 7.3.0-3 but RO in table 7.3.0-2: the SE knows what it is.
-    { name: 'SEType', sn: 'seT', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'enum', values: [1, 2, 3, 4], table: 'table 9.2-1' } },
+    // O/O in table 7.3.0-3 but RO in table 7.3.0-2: the SE knows what it is, and a client may state it.
+    { name: 'SEType', sn: 'seT', access: 'RO', create: 'O', update: 'O', type: { kind: 'enum', values: [1, 2, 3, 4], table: 'table 9.2-1' }, stated: true },
     { name: 'm2mSeID', sn: 'sID', access: 'WO', create: 'M', update: 'NP', type: { kind: 'string' } },
     { name: 'securityLevel', sn: 'seL', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2, 3], table: 'table 9.3-1' } },
     { name: 'supportedResourceType', sn: 'srt', access: 'RW', create: 'O', update: 'O', type: { kind: 'uints', unique: true }, always: true },
