@@ -102,6 +102,16 @@ describe('docs/mcs.md', () => {
     await s.engine.close();
   });
 
+  it('"`Dsz: 0` is a valid size": generateRand answers `rndD: ""`, a RETRIEVE shows it, and a <rand> that never generated has no rndD', async () => {
+    const s = await registered();
+    const r = body(ok(await s.create(s.seId, 20007, { 'senv:Rnd': { rn: 'r', rgT: 1, Dsz: 0 } }), 2001, 'Dsz 0'), 'senv:Rnd');
+    expect(r.rndD).toBeUndefined();
+    expect(body(ok(await s.retrieve(s.path('reg', 'r', 'generateRand')), 2000, 'generateRand'), 'senv:Rnd').rndD).toBe('');
+    expect(body(ok(await s.retrieve(s.path('reg', 'r')), 2000, 'retrieve'), 'senv:Rnd').rndD).toBe('');
+    expect(body(ok(await s.send(2, s.path('reg', 'r', 'gnR'), undefined, undefined, true), 2000, 'binary'), 'senv:Rnd').rndD).toEqual(new Uint8Array(0));
+    await s.engine.close();
+  });
+
   it('"<subscription> 23 and <semanticDescriptor> 24 below an [SEReboot]" answer 5001, and 4108 anywhere else', async () => {
     const s = await registered();
     fails(await s.create(s.path('reg', 'coldReset'), 24, { 'm2m:smd': {} }), 5001, '<semanticDescriptor>', /<semanticDescriptor> is not implemented/);
