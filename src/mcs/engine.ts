@@ -863,7 +863,8 @@ function takeStated(def: CompiledType, values: Map<string, unknown>): Map<Attrib
 function checkStated(res: Resource, stated: ReadonlyMap<AttributeDef, unknown>): void {
   for (const [a, given] of stated) {
     const actual = a.sizeOf ? byteSize(res.attrs.get(a.sizeOf)) : res.attrs.get(a.name);
-    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${String(actual)} here, not ${String(given)}`);
+    const shown = (v: unknown) => (typeof v === 'string' ? `'${quoted(v)}'` : String(v));
+    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${shown(actual)} here, not ${shown(given)}`);
   }
 }
 

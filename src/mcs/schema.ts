@@ -153,6 +153,9 @@ export interface StreamSink {
   abort(): void;
 }
 
+/** creator (TS-0004): set by the SE at every CREATE; a CREATE may ask for it with null. */
+export const CREATOR: AttributeDef = { name: 'creator', sn: 'cr', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' }, nullAsksAtCreate: true };
+
 // Universal and common attributes (TS-0001 clause 9.6.1.3, short names of TS-0004).
 const COMMON: Readonly<Record<string, AttributeDef>> = {
   ty: { name: 'resourceType', sn: 'ty', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'uint' } },
@@ -164,7 +167,7 @@ const COMMON: Readonly<Record<string, AttributeDef>> = {
   et: { name: 'expirationTime', sn: 'et', access: 'RW', create: 'O', update: 'O', type: { kind: 'time' } },
   acpi: { name: 'accessControlPolicyIDs', sn: 'acpi', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
   lbl: { name: 'labels', sn: 'lbl', access: 'RW', create: 'O', update: 'O', type: { kind: 'ids' } },
-  cr: { name: 'creator', sn: 'cr', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'string' }, nullAsksAtCreate: true },
+  cr: CREATOR,
 };
 
 const UNIVERSAL = ['ty', 'ri', 'rn', 'pi', 'ct', 'lt'] as const;

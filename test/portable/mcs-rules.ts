@@ -53,6 +53,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         // The true values of what the SE computes: its SEType, the size of no data.
         sample['SE.seT'] = engine.describe(s.seId)!.description.seType;
         sample['sensitiveDataObject.cbs'] = 0;
+        sample['sensitiveDataObject.cr'] = s.fr;
         const setups: Record<string, Setup> = {
           hash: { base: { Halg: 4 } },
           signature: { base: { Salg: 33, kDt: ecKey } },
@@ -82,7 +83,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
             const what = `${type.name}.${a.sn}`;
             const value = a.sn === 'rn' ? `v${++n}` : sample[`${type.name}.${a.sn}`] ?? sample[a.sn] ?? 'x';
             // A value the SE computes that a table lists in requests is served when it is the true one (value here).
-            const other = a.type.kind === 'enum' ? a.type.values.find((x) => x !== value) : (value as number) + 1;
+            const other = a.type.kind === 'enum' ? a.type.values.find((x) => x !== value) : typeof value === 'string' ? `${value}-other` : (value as number) + 1;
             // CREATE
             if (a.stated && a.create !== 'NP') {
               ok(await create(actor(), { [a.sn]: value }), 2001, `${what} stated at CREATE`);

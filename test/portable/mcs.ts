@@ -278,7 +278,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
       },
     },
     {
-      name: 'cbs of a <sensitiveDataObject> (M at CREATE in table 7.4.1-2) and seT of an <SE> (O/O in table 7.3.0-3) are served when they state the true value, refused (4000) otherwise, and a refused one leaves nothing',
+      name: 'cbs and cr of a <sensitiveDataObject> (M at CREATE in table 7.4.1-2) and seT of an <SE> (O/O in table 7.3.0-3) are served when they state the true value, refused (4000) otherwise, and a refused one leaves nothing',
       async run() {
         const engine = await engineWith(backend);
         const s = new Session(engine, 'CAE1');
@@ -296,6 +296,10 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(d.cbs, 3, 'cbs');
         equal(d.msg, b64(utf8('ABC')), 'the data');
         ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'e', cbs: 0 } }), 2001, 'cbs 0 without data');
+        // Table 7.4.1-2 marks creator M too: the originator's own ID is served as null is.
+        equal(body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'f', cr: 'CAE1', cbs: 0 } }), 2001, 'cr stated'), 'senv:Sdo').cr, 'CAE1', 'cr');
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'g', cr: 'CAE2' } }), 4000, 'another creator', /cr \(creator\) is computed by the SE/);
+        fails(await s.create(s.seId, 20004, { 'senv:Hsh': { Halg: 4, cr: 'CAE1' } }), 4000, 'cr of a type whose table does not list it', /cr \(creator\) is read-only/);
         fails(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs at UPDATE (NP)', /not permitted at UPDATE/);
       },
     },
@@ -546,7 +550,7 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         const r = body(ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: b64(data.subarray(0, 10)) } }), 2004, 'replace'), 'senv:Sdo');
         equal(r.cbs, 10, 'cbs after replace');
         fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cbs: 3 } }), 4000, 'cbs of no data', /cbs \(currentByteSize\) is computed by the SE: 0 here, not 3/);
-        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cr: 'CAE9' } }), 4000, 'cr read-only', /read-only/);
+        fails(await s.create(s.seId, 20009, { 'senv:Sdo': { cr: 'CAE9' } }), 4000, 'another creator', /cr \(creator\) is computed by the SE: 'CAE1' here, not 'CAE9'/);
         ok(await s.update(s.path('reg', 'd'), { 'senv:Sdo': { msg: null } }), 2004, 'delete attribute');
         equal(body(await s.retrieve(s.path('reg', 'd')), 'senv:Sdo').cbs, 0, 'empty');
       },

@@ -2,12 +2,12 @@
 // for its creator. currentByteSize and creator are computed by the SE (RO),
 // although table 7.4.1-2 marks them mandatory at CREATE: a client need not
 // send them, and one that does is served when it states the true values
-// (cbs the data's byte size, cr null as TS-0004 asks). A backend with an objectStore keeps the data itself (a card:
+// (cbs the data's byte size, cr the originator or null as TS-0004 asks). A backend with an objectStore keeps the data itself (a card:
 // PUT DATA / GET DATA); the host then holds only its size.
 import type { Context } from '../context.ts';
 import { checked } from '../handed.ts';
 import { DeviceData, type Resource } from '../resource.ts';
-import type { ResourceType } from '../schema.ts';
+import { CREATOR, type ResourceType } from '../schema.ts';
 
 async function store(ctx: Context, res: Resource, values: Map<string, unknown>): Promise<void> {
   // No data, however it was sent (msg "" or an empty array), is held as none: no msg, cbs 0.
@@ -34,8 +34,10 @@ export const sensitiveDataObjectType: ResourceType = {
   name: 'sensitiveDataObject',
   root: 'senv:Sdo',
   longRoot: 'senv:sensitiveDataObject',
-  common: ['acpi', 'cr'],
+  common: ['acpi'],
   attributes: [
+    // M at CREATE in table 7.4.1-2: the originator's own ID is served as null is (TS-0004).
+    { ...CREATOR, create: 'O', stated: true },
     // M at CREATE in table 7.4.1-2, RO in table 7.4.1-1: a client built from either table is served.
     { name: 'currentByteSize', sn: 'cbs', access: 'RO', create: 'O', update: 'NP', type: { kind: 'uint' }, sizeOf: 'sensitiveData', stated: true },
     { name: 'sensitiveData', sn: 'msg', access: 'RW', create: 'O', update: 'O', type: { kind: 'bytes' }, secret: true },
