@@ -847,7 +847,6 @@ export class McsEngine {
   }
 }
 
-/** An UPDATE answers with what it changed: resourceID, lastModifiedTime and the attributes written (bulk data as its size). */
 /** The values of computed attributes a request stated (AttributeDef.stated), taken out of `values`: nothing is stored from them. */
 function takeStated(def: CompiledType, values: Map<string, unknown>): Map<AttributeDef, unknown> | undefined {
   let stated: Map<AttributeDef, unknown> | undefined;
@@ -868,6 +867,7 @@ function checkStated(res: Resource, stated: ReadonlyMap<AttributeDef, unknown>):
   }
 }
 
+/** An UPDATE answers with what it changed: resourceID, lastModifiedTime and the attributes written (bulk data as its size). */
 function modified(def: CompiledType, changes: Map<string, unknown>): readonly AttributeDef[] {
   // One attribute (the common UPDATE): its name is the key, without building a string.
   let names = '';

@@ -1,9 +1,10 @@
 // <sensitiveDataObject> (TS-0016 clause 7.4): sensitive data kept by the SE
 // for its creator. currentByteSize and creator are computed by the SE (RO),
 // although table 7.4.1-2 marks them mandatory at CREATE: a client need not
-// send them, and one that does is served when it states the true values
-// (cbs the data's byte size, cr the originator or null as TS-0004 asks). A backend with an objectStore keeps the data itself (a card:
-// PUT DATA / GET DATA); the host then holds only its size.
+// send them, and one that does is served when it states the true values (cbs
+// the data's byte size, cr the originator, or null as TS-0004 asks). A backend
+// with an objectStore keeps the data itself (a card: PUT DATA / GET DATA); the
+// host then holds only its size.
 import type { Context } from '../context.ts';
 import { checked } from '../handed.ts';
 import { DeviceData, type Resource } from '../resource.ts';
