@@ -66,7 +66,12 @@ export class DeviceData {
 }
 
 
-/** A buffer up to this size is kept for the next message; a larger one only while messages fill a quarter of it. */
+/**
+ * A buffer up to this size is kept for the next message; a larger one only when the next message's
+ * first chunk fills a quarter of it: the memory quota counts the message, not the buffer, so a
+ * large buffer kept for a small message (or none) would hold memory no quota bounds, up to twice
+ * maxDataSize per resource.
+ */
 const KEEP = 64 * 1024;
 
 /**
@@ -132,18 +137,17 @@ export class Accumulator {
    */
   spaceFor(chunk: Uint8Array | null | undefined, restart = this.consumed): Uint8Array {
     if (!chunk) return this.#buf;
-    const held = restart ? 0 : this.#size;
-    const room = restart && this.#shrinks() ? 0 : this.#buf.length;
-    const end = held + chunk.length;
+    const end = (restart ? 0 : this.#size) + chunk.length;
+    const room = restart && this.#oversized(this.#buf, end) ? 0 : this.#buf.length;
     // No room (a buffer clear() lets go): even an empty chunk must not bring that one back.
     // Outside the JS heap (secretBytes): a small array there is moved by a garbage collection, which leaves the old bytes behind.
     if (room === 0) return end === 0 ? EMPTY : secretBytes(end);
     return end <= room ? this.#buf : secretBytes(Math.max(end, 2 * room));
   }
 
-  /** Whether clear() lets the buffer go: one much larger than its message is not kept for the next. */
-  #shrinks(): boolean {
-    return this.#buf.length > KEEP && this.#size < this.#buf.length / 4;
+  /** Whether `buf` is too large to keep for `n` bytes (KEEP). */
+  #oversized(buf: Uint8Array, n: number): boolean {
+    return buf.length > KEEP && n < buf.length / 4;
   }
 
   /**
@@ -207,7 +211,7 @@ export class Accumulator {
       }
       const data = this.#buf.subarray(this.#fed, this.#size);
       this.#fed = this.#size;
-      const room = this.room(data.length + 32);
+      const room = this.#sink.output ? this.room(data.length + 32) : EMPTY;
       const out = await this.#sink.update(data, room);
       if (out) this.keep(out, room);
     } catch {
@@ -292,8 +296,9 @@ export class Accumulator {
   clear(): void {
     this.dropStream();
     this.#buf.fill(0, 0, this.#size);
-    if (this.#shrinks()) this.#buf = EMPTY;
-    if (this.#out.length > KEEP && this.#out.length > 4 * (this.#size + 32)) this.#out = EMPTY;
+    // Empty now: buffers beyond KEEP go (a new message whose first chunk fills a quarter of the data's takes it back in append()).
+    if (this.#oversized(this.#buf, 0)) this.#buf = EMPTY;
+    if (this.#oversized(this.#out, 0)) this.#out = EMPTY;
     this.#size = 0;
     this.#fed = 0;
     this.#streamable = true;

@@ -148,6 +148,8 @@ export interface TypeHooks {
 /** Where the engine feeds coalesced UPDATE chunks; `tag` tells the type what the stream was opened for. */
 export interface StreamSink {
   readonly tag: string;
+  /** Whether it gives output (a cipher's): only then is room for it made, which the quota does not count. */
+  readonly output?: true;
   /** Output, if any, may be written to `into` (see CipherStream). */
   update(data: Uint8Array, into: Uint8Array): Promise<Uint8Array | void>;
   abort(): void;

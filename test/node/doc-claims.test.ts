@@ -1,6 +1,8 @@
 // Claims of README.md, docs/aes.md, docs/drbg.md and docs/mcs.md that a
 // caller relies on and that no other test pinned down: each case quotes the
 // sentence it holds the code to.
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { gcm, HmacDrbg, InvalidInputError, LengthError, McsClient, McsEngine, McsError, UnknownAlgorithmError } from '../../src/index.ts';
 import { body, fails, ok, Session } from '../portable/mcs-kit.ts';
@@ -146,5 +148,37 @@ describe('docs/mcs.md', () => {
     now += 1000;
     fails(await a.retrieve(a.path('reg', 'gcm')), 4004, 'the cipher, expired');
     await a.engine.close();
+  });
+
+  it('"nor is the host memory their bookkeeping takes": a message\'s buffers are not kept beyond KEEP for a smaller one, or none', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const held = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return process.memoryUsage().arrayBuffers;
+    };
+    const s = await registered();
+    const big = new Uint8Array(2 << 20);
+    const send = (op: 1 | 2 | 3, to: string, pc?: Record<string, unknown>, ty?: number) => s.send(op, to, pc, ty, true);
+    const before = await held();
+    for (let i = 0; i < 4; i++) {
+      const h = s.path('reg', `h${i}`);
+      ok(await send(1, s.seId, { 'senv:Hsh': { rn: `h${i}`, Halg: 4 } }, 20004), 2001, 'hash');
+      ok(await send(3, h, { 'senv:Hsh': { msg: big } }), 2004, 'a large message');
+      ok(await send(2, `${h}/calculateHash`), 2000, 'hashed');
+      ok(await send(3, h, { 'senv:Hsh': { msg: new Uint8Array(1) } }), 2004, 'a small message after the large one');
+      const c = s.path('reg', `c${i}`);
+      ok(await send(1, s.seId, { 'senv:Cph': { rn: `c${i}`, Calg: 1001, mbs: 4 << 20, kDt: new Uint8Array(16) } }, 20002), 2001, 'cipher');
+      ok(await send(1, c, { 'senv:algP': { rn: 'parameters', nc: new Uint8Array(12) } }, 20001), 2001, 'parameters');
+      ok(await send(3, c, { 'senv:Cph': { msg: big } }), 2004, 'streamed: the encryption\'s output is made as it goes');
+      ok(await send(3, c, { 'senv:Cph': { msg: null } }), 2004, 'discarded');
+    }
+    // The quota counts 4 bytes of what is left. Before: each hash's 2 MiB buffer and the 2 MiB of output
+    // room its digest never used, each cipher's data and output buffers, 32 MiB in all.
+    expect((await held()) - before).toBeLessThan(1 << 20);
+    await s.engine.close();
   });
 });

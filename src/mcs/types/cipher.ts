@@ -140,7 +140,7 @@ export const cipherType: ResourceType = {
       if (!res.key() || !cipherParams(res)) return undefined;
       const tag = (res.hint ?? 'encrypt') as Direction;
       const stream = await open(ctx, res, tag);
-      const sink: CipherSink = { tag, stream, update: (d, into) => stream.update(d, into), abort: () => unawaited(stream.abort()) };
+      const sink: CipherSink = { tag, stream, output: true, update: (d, into) => stream.update(d, into), abort: () => unawaited(stream.abort()) };
       return sink;
     },
   },
