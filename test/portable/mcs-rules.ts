@@ -377,7 +377,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         }
         const rules = (n: number) => ({ acr: Array.from({ length: n }, (_, i) => ({ acor: [`C${i}`], acop: 2 })) });
         ok(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(64), pvs: ACP(['CAE1'], 63) } }), 2001, '64 rules');
-        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(65), pvs: ACP(['CAE1'], 63) } }), 4000, '65 rules', /pv/);
+        fails(await owner.create(owner.seId, 1, { 'm2m:acp': { pv: rules(65), pvs: ACP(['CAE1'], 63) } }), 4000, '65 rules', /^pv holds at most 64 rules \(acr\), got 65$/);
         // (coverage gaps) An attribute given by its short and its long name is refused, as a parameter is;
         // a timestamp given as a number or a list holding one (not read as its text), an srt entry that is no non-negative integer, and a JSON value of
         // more than 64 Ki values (an array counted before it is walked, members one by one) are refused;

@@ -8,6 +8,9 @@ import type { ResourceType } from '../schema.ts';
 
 export const ACP_TY = 1;
 
+/** Rules in one pv or pvs, at most. */
+const MAX_RULES = 64;
+
 export interface AccessRule { acor: string[]; acop: number }
 
 /**
@@ -25,7 +28,9 @@ function parsePrivileges(sn: string, v: unknown): AccessRule[] {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
   for (const k of Object.keys(v)) if (k !== 'acr') throw bad();
   const acr = (v as { acr?: unknown }).acr;
-  if (!Array.isArray(acr) || acr.length > 64) throw bad();
+  if (!Array.isArray(acr)) throw bad();
+  // Named apart: well-formed rules told only the form they already have would not say what to change.
+  if (acr.length > MAX_RULES) throw badRequest(`${sn} holds at most ${MAX_RULES} rules (acr), got ${acr.length}`);
   return acr.map((r: unknown) => {
     if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad();
     for (const k of Object.keys(r)) {
