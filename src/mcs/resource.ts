@@ -67,10 +67,9 @@ export class DeviceData {
 
 
 /**
- * A buffer up to this size is kept for the next message; a larger one only when the next message's
- * first chunk fills a quarter of it: the memory quota counts the message, not the buffer, so a
- * large buffer kept for a small message (or none) would hold memory no quota bounds, up to twice
- * maxDataSize per resource.
+ * A buffer up to this size is kept for the next message; a larger one only for a message that
+ * follows one that filled a quarter of it (a series of large messages allocates nothing), and
+ * never once the data is discarded: the memory quota counts the message, not the buffer.
  */
 const KEEP = 64 * 1024;
 
@@ -138,7 +137,7 @@ export class Accumulator {
   spaceFor(chunk: Uint8Array | null | undefined, restart = this.consumed): Uint8Array {
     if (!chunk) return this.#buf;
     const end = (restart ? 0 : this.#size) + chunk.length;
-    const room = restart && this.#oversized(this.#buf, end) ? 0 : this.#buf.length;
+    const room = restart && this.#oversized(this.#buf, this.#size) ? 0 : this.#buf.length;
     // No room (a buffer clear() lets go): even an empty chunk must not bring that one back.
     // Outside the JS heap (secretBytes): a small array there is moved by a garbage collection, which leaves the old bytes behind.
     if (room === 0) return end === 0 ? EMPTY : secretBytes(end);
@@ -158,7 +157,7 @@ export class Accumulator {
    * prospective state a store writes).
    */
   receive(chunk: Uint8Array | null | undefined, consumed: boolean, space: Uint8Array = this.spaceFor(chunk)): void {
-    if (chunk !== undefined && (this.consumed || chunk === null)) this.clear();
+    if (chunk !== undefined && (this.consumed || chunk === null)) this.clear(chunk !== null);
     if (chunk) this.append(chunk, space);
     if (consumed) this.consumed = true;
   }
@@ -292,13 +291,16 @@ export class Accumulator {
     }
   }
 
-  /** Zeroizes the data; the accumulator is empty and can stream again. */
-  clear(): void {
+  /**
+   * Zeroizes the data; the accumulator is empty and can stream again. Its buffers beyond KEEP go,
+   * unless a new message follows (`next`) one that filled a quarter of them.
+   */
+  clear(next = false): void {
     this.dropStream();
     this.#buf.fill(0, 0, this.#size);
-    // Empty now: buffers beyond KEEP go (a new message whose first chunk fills a quarter of the data's takes it back in append()).
-    if (this.#oversized(this.#buf, 0)) this.#buf = EMPTY;
-    if (this.#oversized(this.#out, 0)) this.#out = EMPTY;
+    const held = next ? this.#size : 0;
+    if (this.#oversized(this.#buf, held)) this.#buf = EMPTY;
+    if (this.#oversized(this.#out, held)) this.#out = EMPTY;
     this.#size = 0;
     this.#fed = 0;
     this.#streamable = true;
