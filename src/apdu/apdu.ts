@@ -2,7 +2,8 @@
 // short and extended length. Used by the host transport and, in reverse, by
 // the virtual card.
 import { concatBytes, secretBytes, toHex } from '../core/bytes.ts';
-import { bytesArg, InvalidInputError, LengthError, optionsArg, shown } from '../core/errors.ts';
+import { InvalidInputError, LengthError } from '../core/errors.ts';
+import { bytesArg, optionsArg, shown } from '../core/args.ts';
 import { ApduError } from './errors.ts';
 
 export interface CommandApdu {

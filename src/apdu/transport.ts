@@ -2,7 +2,8 @@
 // PC/SC card, a scripted test double, a socket). Each layer does one job of
 // ISO/IEC 7816-4 and is an ApduTransport itself, so stacks are composed, not
 // configured (the apdu4j / GlobalPlatformPro idea).
-import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
+import { InvalidInputError, LengthError } from '../core/errors.ts';
+import { bytesArg, flagArg, optionsArg, shown, type OptionNames } from '../core/args.ts';
 import {
   byteArg, commandArg, decodeResponse, encodeCommand, EXTENDED_MAX_NC, EXTENDED_MAX_NE, hex, joinParts, needsExtended, SHORT_MAX_NC, SHORT_MAX_NE,
   type CommandApdu, type ResponseApdu,

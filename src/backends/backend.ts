@@ -15,7 +15,8 @@
 // (src/mcs/handed.ts). The check* helpers are senv's own backends' (@internal, left out of the
 // declarations): the root re-exports this module's types only, and a backend author needs none of
 // them, since the engine checks what it passes before a backend sees it.
-import { bytesArg, InvalidInputError, LengthError, shown } from '../core/errors.ts';
+import { InvalidInputError, LengthError } from '../core/errors.ts';
+import { bytesArg, shown } from '../core/args.ts';
 
 /** TS-0016 table 9.2-1 / 7.2.1-2. */
 export type SeType = 1 | 2 | 3 | 4;

@@ -2,7 +2,8 @@
 // key: the same typed errors from the software SE and from a card, before
 // anything is stored or sent.
 import type { KeyKind, KeySpec } from './backend.ts';
-import { bytesArg, InvalidInputError, InvalidValueError, LengthError, shown, UnknownAlgorithmError } from '../core/errors.ts';
+import { InvalidInputError, InvalidValueError, LengthError, UnknownAlgorithmError } from '../core/errors.ts';
+import { bytesArg, shown } from '../core/args.ts';
 import { ecdsa } from '../core/ecdsa.ts';
 import { CIPHERS, describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS, SIGNATURES, type CipherInfo, type SignatureInfo } from './algorithms.ts';
 

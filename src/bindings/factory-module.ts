@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { shown } from '../core/errors.ts';
+import { shown } from '../core/args.ts';
 
 /** A thrown value as a message may show it: its class and message, never its other properties. */
 export const failure = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : shown(e));

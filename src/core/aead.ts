@@ -5,7 +5,8 @@
 import { concatBytes, EMPTY, outputTarget, SecretBuffer, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
-import { bytesArg, AuthenticationError, LengthError, StateError } from './errors.ts';
+import { AuthenticationError, LengthError, StateError } from './errors.ts';
+import { bytesArg } from './args.ts';
 import { withKey, ownedKey, underOwnedKey, keyCore, check, copyOutput, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** What a mode supplies to the driver; lengths are known when create() runs. */

@@ -4,7 +4,8 @@
 // core for many operations.
 import { core, type Core } from './loader.ts';
 import { CoreContext, coreOf, isCoreContext } from './context.ts';
-import { bytesArg, CoreError, InvalidInputError, isBytes, LengthError, shown, statusError } from './errors.ts';
+import { CoreError, InvalidInputError, LengthError, statusError } from './errors.ts';
+import { bytesArg, isBytes, shown } from './args.ts';
 
 /** The AES family's exports (docs/wasm-abi-aes.md). */
 export interface AesExports {

@@ -1,5 +1,5 @@
 // Byte-array helpers shared by every layer.
-import { assertBytes, bytesArg, slotLength, stillReadable, unreadableView } from './errors.ts';
+import { assertBytes, bytesArg, slotLength, stillReadable, unreadableView } from './args.ts';
 
 /**
  * A fresh array senv hands out: over an ArrayBuffer of its own, never shared

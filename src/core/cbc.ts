@@ -6,7 +6,8 @@
 import { copyArg, outputTarget, written, type Bytes } from './bytes.ts';
 import type { Core } from './loader.ts';
 import { CoreContext, coreOf, type Destroyable } from './context.ts';
-import { bytesArg, LengthError, optionsArg, PaddingError, shown, UnknownAlgorithmError, type OptionNames } from './errors.ts';
+import { LengthError, PaddingError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, optionsArg, shown, type OptionNames } from './args.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, copyOutput, param, input, pump, outPtr, wipeIo, CHUNK, type AesKey, type KeyInput } from './aes.ts';
 
 /** How CBC pads: 'pkcs5' (PKCS#7), ISO/IEC 9797-1 method 1 (zeros) or 2 (0x80 then zeros), or 'none'. */

@@ -4,7 +4,8 @@
 // Nonces of 7 to 13 bytes and even tags of 4 to 16 bytes are accepted.
 import type { Core } from './loader.ts';
 import { copyArg, EMPTY } from './bytes.ts';
-import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
+import { LengthError } from './errors.ts';
+import { optionsArg, shown, type OptionNames } from './args.ts';
 import { checkKeyInput, param, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 

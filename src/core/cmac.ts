@@ -4,7 +4,8 @@
 // 16 bytes; createCmac/createCbcMac take the data in pieces.
 import type { Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
-import { bytesArg, LengthError } from './errors.ts';
+import { LengthError } from './errors.ts';
+import { bytesArg } from './args.ts';
 import { checkKeyInput, withKey, underOwnedKey, keyCore, check, pump, outPtr, wipeIo, type AesKey, type KeyInput } from './aes.ts';
 
 const CMAC = 49;

@@ -2,7 +2,7 @@
 // (the Mcs layer, the virtual card): runs in the core, whose loop time
 // depends on the length only.
 import { core } from './loader.ts';
-import { bytesArg } from './errors.ts';
+import { bytesArg } from './args.ts';
 
 /**
  * Whether `a` and `b` hold the same bytes, in time that depends on their length only: compare MACs

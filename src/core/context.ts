@@ -2,7 +2,8 @@
 // WASM memory, fed through the I/O window, released exactly once (explicitly
 // or, failing that, when the JS object is garbage-collected).
 import { core, contextRegistry, type Core } from './loader.ts';
-import { bytesArg, StateError, statusError } from './errors.ts';
+import { StateError, statusError } from './errors.ts';
+import { bytesArg } from './args.ts';
 import type { Bytes } from './bytes.ts';
 
 // Declared here, where the published declarations first name them, so that they type-check in a

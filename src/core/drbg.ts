@@ -5,7 +5,8 @@
 import { core, type Core } from './loader.ts';
 import { EMPTY, secretBytes, secretCopy, type Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
-import { bytesArg, flagArg, InvalidInputError, LengthError, optionsArg, statusError, stillReadable, type OptionNames } from './errors.ts';
+import { InvalidInputError, LengthError, statusError } from './errors.ts';
+import { bytesArg, flagArg, optionsArg, stillReadable, type OptionNames } from './args.ts';
 import { hashId, type HashName } from './hash.ts';
 
 export interface DrbgExports {

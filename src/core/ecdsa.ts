@@ -4,7 +4,8 @@
 // with fresh randomness unless the caller asks for deterministic signatures.
 import { copyArg, EMPTY, secretBytes, type Bytes } from './bytes.ts';
 import { core, type Core } from './loader.ts';
-import { bytesArg, flagArg, InvalidInputError, InvalidValueError, LengthError, optionsArg, shown, statusError, UnknownAlgorithmError, type OptionNames } from './errors.ts';
+import { InvalidInputError, InvalidValueError, LengthError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { bytesArg, flagArg, optionsArg, shown, type OptionNames } from './args.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
 import { randomBytes } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';

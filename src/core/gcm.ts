@@ -4,7 +4,8 @@
 // tag lengths SP 800-38D allows (12-16 bytes, and 8 or 4) are accepted.
 import type { Core } from './loader.ts';
 import { copyArg, EMPTY } from './bytes.ts';
-import { LengthError, optionsArg, shown, type OptionNames } from './errors.ts';
+import { LengthError } from './errors.ts';
+import { optionsArg, shown, type OptionNames } from './args.ts';
 import { checkKeyInput, param, MAX_NONCE, type KeyInput } from './aes.ts';
 import { aead, type Aead, type AeadMode } from './aead.ts';
 

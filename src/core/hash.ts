@@ -2,7 +2,8 @@
 import { core } from './loader.ts';
 import type { Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
-import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, InvalidInputError, shown, statusError, UnknownAlgorithmError } from './errors.ts';
+import { InvalidInputError, statusError, UnknownAlgorithmError } from './errors.ts';
+import { assertBytes, bytesArg, fixedBytes, isArraySafe, isBytes, slotLength, shown } from './args.ts';
 
 /** The hashes senv offers (SHA-2, FIPS 180-4). */
 export type HashName = 'SHA-256' | 'SHA-384' | 'SHA-512';

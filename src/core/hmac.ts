@@ -3,7 +3,8 @@
 import type { Bytes } from './bytes.ts';
 import { core } from './loader.ts';
 import { CoreContext, coreOf, takeOutput, type Destroyable } from './context.ts';
-import { bytesArg, statusError } from './errors.ts';
+import { statusError } from './errors.ts';
+import { bytesArg } from './args.ts';
 import { secretDigest, hashId, DIGEST_LENGTHS, BLOCK_LENGTHS, type HashName } from './hash.ts';
 
 /**

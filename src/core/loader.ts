@@ -5,7 +5,8 @@
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
 import { ALLOCATING_EXPORTS, type CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
-import { CoreError, InvalidInputError, OutOfMemoryError, optionsArg, shown, type OptionNames } from './errors.ts';
+import { CoreError, InvalidInputError, OutOfMemoryError } from './errors.ts';
+import { optionsArg, shown, type OptionNames } from './args.ts';
 import { secretCopy, type Bytes } from './bytes.ts';
 
 /**

@@ -8,7 +8,8 @@
 // be written to the data directory.
 import { checkUniqueId, isKeyHandle, UNIQUE_ID, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
-import { DeviceFullError, failureKind, flagArg, InvalidInputError, isBytes, optionsArg, OutOfMemoryError, SenvError, shown, StateError, UnknownAlgorithmError, type OptionNames } from '../core/errors.ts';
+import { DeviceFullError, failureKind, InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
+import { flagArg, isBytes, optionsArg, shown, type OptionNames } from '../core/args.ts';
 import { CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
 import { memoryFigures } from './handed.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';

@@ -8,7 +8,8 @@
 import { describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS } from '../backends/algorithms.ts';
 import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type KeyKind, type KeySpec, type StoredKey } from '../backends/backend.ts';
 import { specInfo } from '../backends/key-material.ts';
-import { InvalidInputError, isBytes, shown, stillReadable } from '../core/errors.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { isBytes, shown, stillReadable } from '../core/args.ts';
 import type { SeHost } from './host.ts';
 import { McsError, RSC } from './rsc.ts';
 import { unawaited } from './settle.ts';

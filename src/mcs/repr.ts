@@ -7,7 +7,7 @@ import { Accumulator, DeviceData, type Resource } from './resource.ts';
 import type { AttributeDef } from './schema.ts';
 import { keyBytes, zeroize } from './handed.ts';
 import { secretCopy } from '../core/bytes.ts';
-import { isBytes } from '../core/errors.ts';
+import { isBytes } from '../core/args.ts';
 
 export interface ReprOptions {
   /** Byte attributes as Uint8Array instead of base64 strings. */

@@ -9,7 +9,7 @@ import type { Resource } from './resource.ts';
 import type { Context } from './context.ts';
 import type { Change } from './change.ts';
 import type { MaybePromise } from '../backends/backend.ts';
-import { bytesArg, isBytes, unreadableView } from '../core/errors.ts';
+import { bytesArg, isBytes, unreadableView } from '../core/args.ts';
 import { secretCopy } from '../core/bytes.ts';
 import { isDataObject, MAX_DEPTH } from './snapshot.ts';
 

@@ -4,7 +4,7 @@
 // byte values are copied (and listed, to be zeroized once the request was
 // served), objects and arrays too; strings and numbers are immutable.
 import { secretCopyArg } from '../core/bytes.ts';
-import { isBytes } from '../core/errors.ts';
+import { isBytes } from '../core/args.ts';
 import { badRequest } from './rsc.ts';
 
 /**

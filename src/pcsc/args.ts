@@ -1,6 +1,7 @@
 // Arguments as pcsc-lite and the bridge can take them, checked once for the
 // PC/SC API and for the backend's options.
-import { InvalidInputError, shown } from '../core/errors.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { shown } from '../core/args.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 
 /** pcsc-lite's MAX_READERNAME, its terminating NUL included. */

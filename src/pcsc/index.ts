@@ -2,7 +2,8 @@
 // native bridge, with every failure as a typed PcscError. Bytes in, bytes out;
 // APDU structure is src/apdu/'s business.
 import { secretCopyArg } from '../core/bytes.ts';
-import { InvalidInputError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { optionsArg, shown, type OptionNames } from '../core/args.ts';
 import {
   PcscError, SCARD_E_CANCELLED, SCARD_E_INVALID_HANDLE, SCARD_E_NOT_READY, SCARD_E_TIMEOUT, ShortResponseError,
 } from './errors.ts';

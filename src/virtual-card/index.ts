@@ -2,7 +2,8 @@
 // a vpcd reader slot of pcscd. `senv virtual-card` runs one; the tests and the
 // APDU benchmark run theirs in-process.
 import { initSync, randomBytes } from '../core/index.ts';
-import { InvalidInputError, optionsArg, shown, type OptionNames } from '../core/errors.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { optionsArg, shown, type OptionNames } from '../core/args.ts';
 import { SenvApplet } from './applet.ts';
 import { EXTENDED_LIMITS, SHORT_LIMITS, VirtualCardOs } from './card.ts';
 import { KeyStore } from './keystore.ts';

@@ -18,9 +18,8 @@ import { shorterThanTag } from '../../core/aead.ts';
 import { cbcLengthError } from '../../core/cbc.ts';
 import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { secretDigest } from '../../core/hash.ts';
-import {
-  AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, optionsArg, PaddingError, shown, StateError, UnknownAlgorithmError, type OptionNames,
-} from '../../core/errors.ts';
+import { AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
 import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';

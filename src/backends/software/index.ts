@@ -6,7 +6,8 @@ import {
   type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
   type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
 } from '../backend.ts';
-import { InvalidInputError, optionsArg, SelfTestError, shown, StateError, UnknownAlgorithmError, type OptionNames } from '../../core/errors.ts';
+import { InvalidInputError, SelfTestError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
+import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
 import { selftest } from '../../core/selftest.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';

@@ -6,7 +6,8 @@
 // system's CSPRNG fed by hardware noise) and says so in deviceInfo.
 import type { RngType } from '../backend.ts';
 import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
-import { shown, UnknownAlgorithmError } from '../../core/errors.ts';
+import { UnknownAlgorithmError } from '../../core/errors.ts';
+import { shown } from '../../core/args.ts';
 
 const GET_RANDOM_VALUES_LIMIT = 65536;
 

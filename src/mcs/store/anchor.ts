@@ -10,7 +10,8 @@
 // Its holder learns nothing the directory does not show, and can forge
 // nothing: a record needs the master key.
 import { constantTimeEqual } from '../../core/compare.ts';
-import { bytesArg, failureKind, isBytes, shown } from '../../core/errors.ts';
+import { failureKind } from '../../core/errors.ts';
+import { bytesArg, isBytes, shown } from '../../core/args.ts';
 import { DataDirRolledBackError, RollbackAnchorError } from './errors.ts';
 
 /**

@@ -5,7 +5,8 @@
 import { concatBytes } from '../../core/bytes.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { hmac } from '../../core/hmac.ts';
-import { AuthenticationError, shown, StateError } from '../../core/errors.ts';
+import { AuthenticationError, StateError } from '../../core/errors.ts';
+import { shown } from '../../core/args.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import { DataDirDamagedError, DataDirFormatError } from './errors.ts';
 import { table, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';

@@ -3,7 +3,8 @@
 // Accepted encodings: 32 raw bytes (file only, and not all printable: that
 // is text), 64 hex digits, or base64 of 32 bytes.
 import { secretBytes, secretCopy } from '../../core/bytes.ts';
-import { bytesArg, failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
+import { failureKind, InvalidInputError, LengthError, StateError } from '../../core/errors.ts';
+import { bytesArg } from '../../core/args.ts';
 import { granted, refusalOf } from '../../core/permissions.ts';
 import { hexValue, keyFromBase64 } from '../codec.ts';
 import { openFiles } from './files.ts';
