@@ -6,7 +6,8 @@
 // failure becomes a response (never an exception), and a failed request
 // leaves no trace in the resource tree: not even one whose change could not
 // be written to the data directory.
-import { checkUniqueId, isKeyHandle, UNIQUE_ID, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { isKeyHandle, type BackendCapabilities, type BackendDescription, type SecureEnvironmentBackend } from '../backends/backend.ts';
+import { checkUniqueId, UNIQUE_ID } from '../backends/checks.ts';
 import { nameSoftware, SoftwareBackend, unnamedSoftware } from '../backends/software/index.ts';
 import { DeviceFullError, failureKind, InvalidInputError, OutOfMemoryError, SenvError, StateError, UnknownAlgorithmError } from '../core/errors.ts';
 import { flagArg, isBytes, optionsArg, shown, type OptionNames } from '../core/args.ts';

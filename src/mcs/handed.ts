@@ -6,7 +6,8 @@
 // UPDATE + RETRIEVE pair) would not pay for a backend that broke it. A result that fails the check
 // answers 5000, naming what was wrong (never the bytes), before anything changed.
 import { describeKeyLengths, keyLengthAllowed, PUBLIC_KEY_LENGTHS } from '../backends/algorithms.ts';
-import { isKeyHandle, storedKeyFault, type BackendCapabilities, type KeyHandle, type KeyKind, type KeySpec, type StoredKey } from '../backends/backend.ts';
+import { isKeyHandle, type BackendCapabilities, type KeyHandle, type KeyKind, type KeySpec, type StoredKey } from '../backends/backend.ts';
+import { storedKeyFault } from '../backends/checks.ts';
 import { specInfo } from '../backends/key-material.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { isBytes, shown, stillReadable } from '../core/args.ts';

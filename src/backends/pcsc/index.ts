@@ -8,7 +8,8 @@ import type {
   KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions,
   SignatureStream, StoredKey,
 } from '../backend.ts';
-import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkSignatureArg, checkSigningKey, checkRebootType, checkSignatureOptions, checkStoredKey, markKeyHandle } from '../backend.ts';
+import { markKeyHandle } from '../backend.ts';
+import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkSignatureArg, checkSigningKey, checkRebootType, checkSignatureOptions, checkStoredKey } from '../checks.ts';
 import { checkMaterial, specInfo } from '../key-material.ts';
 import { fromHex, hex, joinParts, type CommandApdu, type ResponseApdu } from '../../apdu/apdu.ts';
 import { ApduError, StatusWordError } from '../../apdu/errors.ts';

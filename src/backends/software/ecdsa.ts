@@ -4,7 +4,8 @@
 import { concatBytes, secretBytes, secretCopyArg } from '../../core/bytes.ts';
 import { createHash, hash } from '../../core/hash.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
-import { checkSignatureArg, checkSigningKey, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../backend.ts';
+import { type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../backend.ts';
+import { checkSignatureArg, checkSigningKey } from '../checks.ts';
 import { HASHES, SIGNATURES } from '../algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
 import { LazyStream } from './stream.ts';

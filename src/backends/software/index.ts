@@ -1,11 +1,10 @@
 // The software SE (SEType 4, security level 1): every operation runs on the
 // WASM core in this process. Each algorithm family is one small adapter in
 // this folder; this class only routes and keeps keys.
-import {
-  checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId, type BackendCapabilities, type BackendDescription, type CipherAlgorithm, type CipherParams, type CipherStream,
-  type DigestStream, type HashAlgorithm, type KeyHandle, type KeyKind, type KeySpec, type RebootType, type RngType,
-  type SecureEnvironmentBackend, type SignatureAlgorithm, type SignatureOptions, type SignatureStream, type StoredKey,
+import type {
+  BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm, KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions, SignatureStream, StoredKey,
 } from '../backend.ts';
+import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId } from '../checks.ts';
 import { InvalidInputError, SelfTestError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
 import { selftest } from '../../core/selftest.ts';

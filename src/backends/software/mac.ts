@@ -5,7 +5,8 @@ import { createHmac, hmac } from '../../core/hmac.ts';
 import { cbcMac, cmac, createCbcMac, createCmac } from '../../core/cmac.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { HASHES } from '../algorithms.ts';
-import { checkSignatureArg, type SignatureAlgorithm, type SignatureStream } from '../backend.ts';
+import { type SignatureAlgorithm, type SignatureStream } from '../backend.ts';
+import { checkSignatureArg } from '../checks.ts';
 import { LazyStream, type CoreStream } from './stream.ts';
 import type { SoftwareKey } from './keys.ts';
 
