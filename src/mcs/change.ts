@@ -3,7 +3,8 @@
 // it against the SE's memory quota, makes it durable when there is a store,
 // and only then applies it to the resource: a request refused at either step
 // leaves the resource, its data and its keys exactly as they were.
-import { Accumulator, Resource } from './resource.ts';
+import { Resource } from './resource.ts';
+import { Accumulator } from './accumulator.ts';
 import { secretBytes } from '../core/bytes.ts';
 
 /**

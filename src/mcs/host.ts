@@ -6,7 +6,8 @@
 import { isKeyHandle, type KeyHandle, type RebootType, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import type { Context } from './context.ts';
 import { compiledType, REGISTRATION_TYPES } from './registry.ts';
-import { Accumulator, DeviceData, Resource } from './resource.ts';
+import { DeviceData, Resource } from './resource.ts';
+import { Accumulator } from './accumulator.ts';
 import { ExpiryQueue } from './expiry.ts';
 import { kindOf, McsError, RSC } from './rsc.ts';
 import type { ResourceType, VirtualDef } from './schema.ts';

@@ -3,7 +3,8 @@
 // copies), oneM2M timestamps, and never a secret the caller may not see.
 import { isKeyHandle, type KeyHandle, type SecureEnvironmentBackend } from '../backends/backend.ts';
 import { formatTimestamp, toBase64 } from './codec.ts';
-import { Accumulator, DeviceData, type Resource } from './resource.ts';
+import { DeviceData, type Resource } from './resource.ts';
+import { Accumulator } from './accumulator.ts';
 import type { AttributeDef } from './schema.ts';
 import { keyBytes, zeroize } from './handed.ts';
 import { secretCopy } from '../core/bytes.ts';

@@ -10,7 +10,8 @@
 // device keeps itself.
 import { isKeyHandle } from '../backends/backend.ts';
 import { Borrowed, type Change } from './change.ts';
-import { Accumulator, type Resource } from './resource.ts';
+import { type Resource } from './resource.ts';
+import { Accumulator } from './accumulator.ts';
 import type { AttributeDef } from './schema.ts';
 
 function valueSize(a: AttributeDef | undefined, v: unknown): number {

@@ -12,7 +12,7 @@ import { McsEngine, gcm, type Persistence } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, body, ok, unb64 } from '../portable/mcs-kit.ts';
-import { Accumulator } from '../../src/mcs/resource.ts';
+import { Accumulator } from '../../src/mcs/accumulator.ts';
 
 const KEY = new Uint8Array(32).fill(9);
 const MIB = 1 << 20;

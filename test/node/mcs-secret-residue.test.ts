@@ -14,7 +14,7 @@ import { JournalStore } from '../../src/mcs/store/journal.ts';
 import type { CipherAlgorithm, CipherParams, KeyHandle, RngType, SignatureAlgorithm, SignatureStream, StoredKey } from '../../src/backends/backend.ts';
 import { AppletChannel } from '../../src/backends/pcsc/session.ts';
 import { hex, type CommandApdu } from '../../src/apdu/apdu.ts';
-import { Accumulator } from '../../src/mcs/resource.ts';
+import { Accumulator } from '../../src/mcs/accumulator.ts';
 import { holds } from '../portable/harness.ts';
 import { SoftwareKey } from '../../src/backends/software/keys.ts';
 import { core } from '../../src/core/loader.ts';

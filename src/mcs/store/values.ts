@@ -7,7 +7,8 @@ import { isKeyHandle, type KeySpec, type StoredKey } from '../../backends/backen
 import { fromBase64, keyFromBase64, toBase64 } from '../codec.ts';
 import type { SeHost } from '../host.ts';
 import { BackendFailure } from '../persist.ts';
-import { Accumulator, DeviceData } from '../resource.ts';
+import { DeviceData } from '../resource.ts';
+import { Accumulator } from '../accumulator.ts';
 import type { Json } from './records.ts';
 import { wiping } from './sealing.ts';
 import { keyHandle, storedKey } from '../handed.ts';

@@ -6,7 +6,8 @@
 // (opened with the old parameters) once it took effect.
 import type { CipherAlgorithm } from '../../backends/backend.ts';
 import { CIPHERS } from '../../backends/algorithms.ts';
-import type { Accumulator, Resource } from '../resource.ts';
+import type { Resource } from '../resource.ts';
+import type { Accumulator } from '../accumulator.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType } from '../schema.ts';
 import { ALG_PARAM_TY } from './cipher.ts';

@@ -10,7 +10,8 @@ import type { CipherAlgorithm, CipherParams, CipherStream, KeyHandle, MaybePromi
 import { CIPHERS } from '../../backends/algorithms.ts';
 import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
-import type { Accumulator, Resource } from '../resource.ts';
+import type { Resource } from '../resource.ts';
+import type { Accumulator } from '../accumulator.ts';
 import { badRequest } from '../rsc.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, keyData, keyExportable, notAllowed, notImplemented } from './common.ts';

@@ -3,7 +3,8 @@
 import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
 import { HASHES } from '../../backends/algorithms.ts';
 import type { Context } from '../context.ts';
-import type { Accumulator, Resource } from '../resource.ts';
+import type { Resource } from '../resource.ts';
+import type { Accumulator } from '../accumulator.ts';
 import type { ResourceType, StreamSink } from '../schema.ts';
 import { dataError, message, notImplemented } from './common.ts';
 import { after, mapFailure, unawaited } from '../settle.ts';
