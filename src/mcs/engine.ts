@@ -24,7 +24,7 @@ import { byteSize, represent } from './repr.ts';
 import { Resource } from './resource.ts';
 import { Accumulator } from './accumulator.ts';
 import { badRequest, isA, kindOf, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
-import { decodeValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
+import { decodeRequestValue, tooLarge, type AttributeDef, type CompiledType, type VirtualDef } from './schema.ts';
 import { SE_TY } from './types/se.ts';
 import { MGMT_TY, seRebootType } from './types/mgmt.ts';
 import { ACP_TY } from './types/acp.ts';
@@ -713,11 +713,11 @@ export class McsEngine {
           if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
           values.set(a.name, null);
         } else if (when === 'update' && a.append) {
-          const chunk = decodeValue(a, v, this.#maxData, false) as Uint8Array;
+          const chunk = decodeRequestValue(a, v, this.#maxData, false) as Uint8Array;
           // Base64 was decoded into an array of the request's own; bytes are the view of the caller's.
           if (typeof v !== 'string') borrowed = chunk;
           values.set(a.name, chunk);
-        } else values.set(a.name, decodeValue(a, v, this.#maxData));
+        } else values.set(a.name, decodeRequestValue(a, v, this.#maxData));
       }
       // A limit attribute (maxByteSize) cannot promise more than the SE holds for one value.
       for (const a of def.limited) {

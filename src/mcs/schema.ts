@@ -233,7 +233,7 @@ const ANY_DEPTH = MAX_DEPTH - 2;
  * own property can make lie) and become a private copy; with `copy` false,
  * a plain view of the caller's bytes (for a caller that copies them itself).
  */
-export function decodeValue(a: AttributeDef, v: unknown, maxBytes: number, copy = true): unknown {
+export function decodeRequestValue(a: AttributeDef, v: unknown, maxBytes: number, copy = true): unknown {
   const bad = (what: string) => badRequest(`${a.sn} (${a.name}) must be ${what}`);
   const t = a.type;
   switch (t.kind) {

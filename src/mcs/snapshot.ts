@@ -12,7 +12,7 @@ import { badRequest } from './rsc.ts';
  * deeper than any content the resource types accept. The copy does not read
  * below it (what it left would be read later than it was sent): an object
  * there becomes TOO_DEEP, which the checks refuse where they refuse the
- * content of a request read at once (decodeValue: any object this deep,
+ * content of a request read at once (decodeRequestValue: any object this deep,
  * naming its attribute), so both paths answer the same 4000.
  */
 export const MAX_DEPTH = 16;

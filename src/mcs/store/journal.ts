@@ -86,7 +86,7 @@ import { releaseLock, takeLock, type Lock } from './lock.ts';
 import { readDir, type Opened } from './read-dir.ts';
 import { apply, mergeAppends, moveMessages, resealed, sealClearSecrets, sealSecrets, supersedes, typesByRoot, type Json, type JournalRecord, type ResourceRecord, type Snapshot } from './records.ts';
 import { open, seal, wiping } from './sealing.ts';
-import { decodeValue, encodeValue } from './values.ts';
+import { decodeStoredValue, encodeStoredValue } from './values.ts';
 
 export interface JournalOptions {
   /** The data directory (created if missing). */
@@ -295,7 +295,7 @@ export class JournalStore implements Persistence {
       res.modified = rec.lt;
       res.hint = rec.hint;
       const secret = rec.sealed ? wiping(unseal(rec.sealed, rec.ri, rec.ri), (plain) => JSON.parse(dec.decode(plain)) as Record<string, Json>) : {};
-      for (const [name, v] of Object.entries({ ...rec.attrs, ...secret })) res.attrs.set(name, await decodeValue(host, v));
+      for (const [name, v] of Object.entries({ ...rec.attrs, ...secret })) res.attrs.set(name, await decodeStoredValue(host, v));
       for (const a of rec.appends ?? []) {
         let acc = res.attrs.get(a.attr);
         if (!(acc instanceof Accumulator)) res.attrs.set(a.attr, (acc = new Accumulator()));
@@ -410,7 +410,7 @@ export class JournalStore implements Persistence {
       }
       const isSecret = res.seals(name, v);
       if (isSecret && keepSealed) continue;
-      (isSecret ? secret : attrs)[name] = await encodeValue(host, v);
+      (isSecret ? secret : attrs)[name] = await encodeStoredValue(host, v);
     }
     if (res.hint) rec.hint = res.hint;
     if (Object.keys(secret).length) rec.sealed = sealSecrets(this.#key, secret, res.ri);

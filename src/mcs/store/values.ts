@@ -13,7 +13,8 @@ import type { Json } from './records.ts';
 import { wiping } from './sealing.ts';
 import { keyHandle, storedKey } from '../handed.ts';
 
-export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
+/** An attribute's internal value as a record keeps it (a key through its backend's storeKey). */
+export async function encodeStoredValue(host: SeHost, v: unknown): Promise<Json> {
   if (v instanceof Uint8Array) return { $b: toBase64(v) };
   if (v instanceof DeviceData) return { $device: v.size };
   if (isKeyHandle(v)) {
@@ -31,7 +32,8 @@ export async function encodeValue(host: SeHost, v: unknown): Promise<Json> {
   return v as Json;
 }
 
-export async function decodeValue(host: SeHost, v: Json): Promise<unknown> {
+/** A record's value back in internal form (a key through its backend's loadKey): encodeStoredValue undone. */
+export async function decodeStoredValue(host: SeHost, v: Json): Promise<unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
   if ('$j' in v) return v.$j;
   if (typeof v.$b === 'string') return fromBase64(v.$b);
