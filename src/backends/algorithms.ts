@@ -2,7 +2,7 @@
 // make it usable: key lengths, generated key length, nonce/IV and tag sizes.
 // The same for every backend, so the Mcs layer validates once and a backend
 // only executes. Decisions on the spec's gaps are recorded in docs/mcs.md.
-import type { CipherAlgorithm, HashAlgorithm, RngType, SignatureAlgorithm } from './backend.ts';
+import type { CipherAlgorithm, HashAlgorithm, RebootType, RngType, SignatureAlgorithm } from './backend.ts';
 import type { HashName } from '../core/hash.ts';
 // The tables are the engine's rules, exported for reading: frozen all the way down.
 import { frozen } from '../core/frozen.ts';
@@ -82,6 +82,16 @@ export const HASHES: Readonly<Record<HashAlgorithm, { readonly name: string; rea
 });
 
 export const RNG_TYPES: Readonly<Record<RngType, string>> = frozen({ 1: 'Pseudo RNG', 2: 'True (physical) RNG' });
+
+/** TS-0016 table 9.4-1: the [SEReboot] rebootTypes, by value. */
+export const REBOOT_TYPES: Readonly<Record<RebootType, string>> = frozen({ 1: 'cold reset', 2: 'warm reset' });
+/**
+ * Every value of REBOOT_TYPES, in order: what an SE that performs both resets reports, and what a
+ * reboot type is checked against. Frozen: a backend's capabilities hand it out.
+ */
+export const ALL_REBOOT_TYPES: readonly RebootType[] = frozen(Object.keys(REBOOT_TYPES).map(Number) as RebootType[]);
+/** How a refusal names the reboot types: one wording wherever one is refused. */
+export const REBOOT_TYPES_TEXT = `${ALL_REBOOT_TYPES.map((t) => `${t} (${REBOOT_TYPES[t]})`).join(' or ')}, TS-0016 table 9.4-1`;
 
 /** SEC1 uncompressed point length per curve (public keys in keyInformation). */
 export const PUBLIC_KEY_LENGTHS = frozen({ 'P-256': 65, 'P-384': 97, 'P-521': 133 } as const);

@@ -5,6 +5,7 @@
 // engine checks what it passes before a backend sees it (src/mcs/handed.ts).
 import { InvalidInputError, LengthError } from '../core/errors.ts';
 import { bytesArg, shown } from '../core/args.ts';
+import { ALL_REBOOT_TYPES, REBOOT_TYPES_TEXT } from './algorithms.ts';
 import type { BackendCapabilities, CipherParams, KeyKind, KeySpec, RebootType, SignatureOptions, StoredKey } from './backend.ts';
 
 /**
@@ -31,10 +32,10 @@ export function checkRandomLength(length: unknown, capabilities: BackendCapabili
   return length;
 }
 
-/** @internal reboot()'s type, checked alike by every backend (TS-0016 table 9.4-1). */
+/** @internal reboot()'s type, checked alike by every backend and by McsClient.reboot (TS-0016 table 9.4-1). */
 export function checkRebootType(type: unknown): RebootType {
-  if (type !== 1 && type !== 2) throw new InvalidInputError(`reboot type must be 1 (cold reset) or 2 (warm reset), got ${shown(type)}`);
-  return type;
+  if (!(ALL_REBOOT_TYPES as readonly unknown[]).includes(type)) throw new InvalidInputError(`rebootType must be ${REBOOT_TYPES_TEXT}; got ${shown(type)}`);
+  return type as RebootType;
 }
 
 /** @internal signature()'s options, checked alike by every backend: a caller outside TypeScript may pass anything. */

@@ -16,6 +16,7 @@ import { bytesArg, optionsArg, shown, type OptionNames } from '../core/args.ts';
 import type { Bytes } from '../core/bytes.ts';
 import { LONGEST_TIMER } from '../core/timers.ts';
 import { PUBLIC_KEY_LENGTHS, SIGNATURES } from '../backends/algorithms.ts';
+import { checkRebootType } from '../backends/checks.ts';
 
 let counter = 0;
 
@@ -143,7 +144,7 @@ export class McsClient {
    * The options come last, as on every method: `reboot(undefined, options)` is a cold reset.
    */
   async reboot(type: RebootType = 1, options?: RequestOptions | null): Promise<void> {
-    if (type !== 1 && type !== 2) throw new InvalidInputError(`rebootType must be 1 (cold) or 2 (warm), table 9.4-1; got ${shown(type)}`);
+    checkRebootType(type);
     await this.#below(3, type === 1 ? 'coldReset' : 'warmReset', 'senv:Srbt', { rb: true }, options);
   }
 

@@ -3,7 +3,7 @@
 // tables, its memory figures), so that a wrong value fails there, named, and not at the first request.
 import type { SecureEnvironmentBackend } from '../backends/backend.ts';
 import { UNIQUE_ID } from '../backends/checks.ts';
-import { CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
+import { ALL_REBOOT_TYPES, CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { isBytes, optionsArg, shown, type OptionNames } from '../core/args.ts';
 import type { McsEngineOptions } from './engine.ts';
@@ -99,7 +99,7 @@ export function checkBackend(b: SecureEnvironmentBackend): void {
   listOf('capabilities.hashAlgorithms', c.hashAlgorithms, Object.keys(HASHES).map(Number), 'TS-0016 table 9.8-1');
   listOf('capabilities.signatureAlgorithms', c.signatureAlgorithms, Object.keys(SIGNATURES).map(Number), 'TS-0016 table 9.9-1');
   listOf('capabilities.rngTypes', c.rngTypes, Object.keys(RNG_TYPES).map(Number), 'TS-0016 table 9.7-1');
-  listOf('capabilities.rebootTypes', c.rebootTypes, [1, 2], 'TS-0016 table 9.4-1');
+  listOf('capabilities.rebootTypes', c.rebootTypes, ALL_REBOOT_TYPES, 'TS-0016 table 9.4-1');
   count('capabilities.preferredBatchSize', c.preferredBatchSize, 1);
   count('capabilities.maxRandomLength', c.maxRandomLength, 0);
   oneOf('capabilities.keyStorage', c.keyStorage, ['host', 'device'], "'host' or 'device'");

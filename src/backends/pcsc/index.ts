@@ -21,7 +21,7 @@ import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { secretDigest } from '../../core/hash.ts';
 import { AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
-import { CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
+import { ALL_REBOOT_TYPES, CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
@@ -172,7 +172,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
       hashAlgorithms: has([4, 5, 6] as HashAlgorithm[]),
       signatureAlgorithms: has([49, 18, 33, 34, 38, 25, 26, 27] as SignatureAlgorithm[]),
       rngTypes: [1, 2],
-      rebootTypes: [1, 2],
+      rebootTypes: ALL_REBOOT_TYPES,
       preferredBatchSize: this.maxPayload,
       maxRandomLength: 1 << 20,
       keyStorage: 'device',

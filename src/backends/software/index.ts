@@ -4,6 +4,7 @@
 import type {
   BackendCapabilities, BackendDescription, CipherAlgorithm, CipherParams, CipherStream, DigestStream, HashAlgorithm, KeyHandle, KeyKind, KeySpec, RebootType, RngType, SecureEnvironmentBackend, SignatureAlgorithm, SignatureOptions, SignatureStream, StoredKey,
 } from '../backend.ts';
+import { ALL_REBOOT_TYPES } from '../algorithms.ts';
 import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, checkRebootType, checkSignatureOptions, checkStoredKey, checkUniqueId } from '../checks.ts';
 import { InvalidInputError, SelfTestError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
@@ -82,7 +83,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       hashAlgorithms: HASH_ALGORITHMS,
       signatureAlgorithms: [...MAC_ALGORITHMS, ...ECDSA_ALGORITHMS],
       rngTypes: SOFTWARE_RNG_TYPES,
-      rebootTypes: [1, 2],
+      rebootTypes: ALL_REBOOT_TYPES,
       preferredBatchSize: 32 * 1024,
       maxRandomLength: 1 << 20,
       keyStorage: 'host',

@@ -7,6 +7,7 @@
 // start-up checks (the software SE: the core's self test); resources
 // persist, as on a card.
 import type { RebootType } from '../../backends/backend.ts';
+import { ALL_REBOOT_TYPES } from '../../backends/algorithms.ts';
 import type { Context } from '../context.ts';
 import type { Resource } from '../resource.ts';
 import type { ResourceType } from '../schema.ts';
@@ -105,7 +106,7 @@ export const seRebootType: ResourceType = {
     { name: 'objectPaths', sn: 'obps', access: 'WO', create: 'O', update: 'NP', type: { kind: 'ids' } },
     { name: 'description', sn: 'dc', access: 'RW', create: 'O', update: 'O', type: { kind: 'string' } },
     // RO in table 7.3.1-2 yet mandatory at CREATE: set once at CREATE.
-    { name: 'rebootType', sn: 'rbT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.4-1' } },
+    { name: 'rebootType', sn: 'rbT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: ALL_REBOOT_TYPES, table: 'table 9.4-1' } },
     // An action: writing true reboots; it reads false again afterwards.
     { name: 'SEReboot', sn: 'rb', access: 'RW', create: 'O', update: 'O', type: { kind: 'bool' }, always: true },
   ],
