@@ -189,7 +189,7 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
 
   digest(algorithm: HashAlgorithm): DigestStream {
     this.#live();
-    if (!this.capabilities.hashAlgorithms.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${shown(algorithm)}`);
+    if (!HASH_ALGORITHMS.includes(algorithm)) throw new UnknownAlgorithmError(`hash algorithm ${shown(algorithm)}`);
     return openDigest(algorithm);
   }
 
