@@ -2,6 +2,7 @@
 // clause 7 with TS-0016 clause 7.2.2: blocking requests only, no NOTIFY).
 // JSON uses the short names; the long names are accepted in requests too.
 import { parseTimestamp } from './codec.ts';
+import { shown } from '../core/args.ts';
 import { badRequest, McsError, quoted, RSC, unreadable, type ResponseStatusCode } from './rsc.ts';
 
 /** The operations of a request primitive's `op` (TS-0004): 1 CREATE, 2 RETRIEVE, 3 UPDATE, 4 DELETE. */
@@ -144,15 +145,15 @@ function parse(raw: unknown): McsRequest {
   if (typeof to !== 'string' || to.length === 0 || to.length > 4096) throw badRequest('to must be an address of 1 to 4096 characters');
   if (typeof fr !== 'string' || fr.length === 0 || fr.length > 1024) throw badRequest('fr (originator) must be an AE-ID or CSE-ID of 1 to 1024 characters');
   // A release is a string (TS-0004 m2m:releaseVersion): a number is a malformed request, not an unknown release.
-  if (rvi !== undefined && typeof rvi !== 'string') throw badRequest(`rvi (releaseVersionIndicator) must be a string, one of ${RELEASE_VERSIONS.join(', ')}, got ${shownParam(rvi)}`);
+  if (rvi !== undefined && typeof rvi !== 'string') throw badRequest(`rvi (releaseVersionIndicator) must be a string, one of ${RELEASE_VERSIONS.join(', ')}, got ${shown(rvi)}`);
   if (rvi !== undefined && !(RELEASE_VERSIONS as readonly unknown[]).includes(rvi)) {
     throw new McsError(RSC.RELEASE_VERSION_NOT_SUPPORTED, `rvi must be one of ${RELEASE_VERSIONS.join(', ')}`);
   }
   // Absent and of the wrong kind are told apart: a CSE that sent ty as a string ("20004") did send it.
   if (op === 1 && ty === undefined) throw badRequest('ty (resource type) is mandatory for CREATE');
-  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest(`ty (resource type) must be a whole number (table 9.1-1), got ${shownParam(ty)}`);
+  if (op === 1 && (typeof ty !== 'number' || !Number.isInteger(ty))) throw badRequest(`ty (resource type) must be a whole number (table 9.1-1), got ${shown(ty)}`);
   if ((op === 1 || op === 3) && pc === undefined) throw badRequest('pc (content) is mandatory for CREATE and UPDATE');
-  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest(`pc (content) must be an object holding one element, got ${shownParam(pc)}`);
+  if ((op === 1 || op === 3) && (typeof pc !== 'object' || pc === null || Array.isArray(pc))) throw badRequest(`pc (content) must be an object holding one element, got ${shown(pc)}`);
   if (rt !== undefined) responseType(rt);
   if (ot !== undefined && (typeof ot !== 'string' || parseTimestamp(ot) === undefined)) throw badRequest('ot (originatingTimestamp) must be a oneM2M timestamp');
   if (rqet !== undefined && !(typeof rqet === 'string' ? parseTimestamp(rqet) !== undefined : Number.isSafeInteger(rqet) && (rqet as number) >= 0)) {
@@ -186,12 +187,7 @@ function responseType(rt: unknown): void {
 function resultContent(op: Operation, rcn: unknown): 0 | 1 {
   if (rcn === 1 && op !== 4) return 1;
   if (rcn === 0 && op !== 2) return 0;
-  throw badRequest(`rcn (resultContent) ${typeof rcn === 'number' ? rcn : typeof rcn} is not supported for ${OP_NAMES[op]}: ${op === 2 ? '1 (attributes)' : op === 4 ? '0 (nothing)' : '0 (nothing) or 1 (attributes)'}`);
-}
-
-/** A parameter of the wrong kind, shown as README says: a number or boolean by its value, anything else by its kind only. */
-function shownParam(v: unknown): string {
-  return typeof v === 'number' || typeof v === 'boolean' ? String(v) : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  throw badRequest(`rcn (resultContent) ${shown(rcn)} is not supported for ${OP_NAMES[op]}: ${op === 2 ? '1 (attributes)' : op === 4 ? '0 (nothing)' : '0 (nothing) or 1 (attributes)'}`);
 }
 
 const OP_NAMES = { 1: 'CREATE', 2: 'RETRIEVE', 3: 'UPDATE', 4: 'DELETE' } as const;

@@ -381,7 +381,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         // (coverage gaps) An attribute given by its short and its long name is refused, as a parameter is;
         // a timestamp given as a number or a list holding one (not read as its text), an srt entry that is no non-negative integer, and a JSON value of
         // more than 64 Ki values (an array counted before it is walked, members one by one) are refused;
-        // so is an rcn that is no number, named by its type; a CREATE addressed to a virtual resource is 4005.
+        // so is an rcn that is no number, shown as shown() shows it (a string by its length); a CREATE addressed to a virtual resource is 4005.
         fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et: FUTURE, expirationTime: FUTURE } }), 4000, 'et and expirationTime', /^et \(expirationTime\) given twice$/);
         equal(body(ok(await owner.retrieve(owner.path('reg', 'r')), 2000, 'after et twice'), 'senv:Rnd').et, undefined, 'nothing applied of the refused UPDATE');
         for (const et of [20991231, [FUTURE]]) fails(await owner.update(owner.path('reg', 'r'), { 'senv:Rnd': { et } }), 4000, `et ${JSON.stringify(et)}`, /^et \(expirationTime\) must be a timestamp like/);
@@ -396,7 +396,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         const long = new Proxy(new Array(70000).fill(0), { get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) && reads++, Reflect.get(t, k)) });
         fails(await owner.update(owner.seId, { 'senv:Senv': { esi: { a: long } } }), 4000, 'esi holding an array of 70000', /^esi \(e2eSecInfo\) must be a JSON value of at most 64 KiB$/);
         equal(reads, 0, 'an array longer than the budget is not walked');
-        fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'rcn', rcn: '1' }), 4000, 'rcn as a string', /^rcn \(resultContent\) string is not supported for RETRIEVE/);
+        fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'rcn', rcn: '1' }), 4000, 'rcn as a string', /^rcn \(resultContent\) a string of 1 character is not supported for RETRIEVE/);
         fails(await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn', rcn: 2, pc: { 'senv:Rnd': { Dsz: 8 } } }), 4000, 'rcn 2 on UPDATE', /^rcn \(resultContent\) 2 is not supported for UPDATE: 0 \(nothing\) or 1 \(attributes\)$/);
         fails(await owner.create(owner.path('reg', 'r', 'generateRand'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4005, 'CREATE on a virtual resource', /^CREATE is not allowed on virtual resource generateRand$/);
         // The attributes an UPDATE answers with are remembered per order of attribute names, at most 64 orders a type:

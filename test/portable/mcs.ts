@@ -160,11 +160,11 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         // ty and pc absent, or present but of the wrong kind, are told apart (a CSE that sent ty as a string did send it).
         const named: [Record<string, unknown>, string][] = [
           [{ op: 1, pc: {} }, 'ty (resource type) is mandatory for CREATE'],
-          [{ op: 1, ty: '20004', pc: {} }, 'ty (resource type) must be a whole number (table 9.1-1), got a string'],
+          [{ op: 1, ty: '20004', pc: {} }, 'ty (resource type) must be a whole number (table 9.1-1), got a string of 5 characters'],
           [{ op: 1, ty: 20004.5, pc: {} }, 'ty (resource type) must be a whole number (table 9.1-1), got 20004.5'],
           [{ op: 1, ty: 20004 }, 'pc (content) is mandatory for CREATE and UPDATE'],
-          [{ op: 3, pc: 'senv:Hsh' }, 'pc (content) must be an object holding one element, got a string'],
-          [{ op: 3, pc: [] }, 'pc (content) must be an object holding one element, got a list'],
+          [{ op: 3, pc: 'senv:Hsh' }, 'pc (content) must be an object holding one element, got a string of 8 characters'],
+          [{ op: 3, pc: [] }, 'pc (content) must be an object holding one element, got a value of type array'],
           [{ op: 3, pc: null }, 'pc (content) must be an object holding one element, got null'],
         ];
         for (const [extra, message] of named) fails(await engine.send({ ...base, ...extra }), 4000, `request ${JSON.stringify(extra)}`, new RegExp(`^${message.replace(/[().]/g, '\\$&')}$`));
