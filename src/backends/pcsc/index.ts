@@ -169,7 +169,7 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const has = <T extends number>(v: readonly T[]) => v.filter((a) => algs.includes(a));
     return {
       cipherAlgorithms: has(Object.keys(CIPHERS).map(Number) as CipherAlgorithm[]),
-      hashAlgorithms: has([4, 5, 6] as HashAlgorithm[]),
+      hashAlgorithms: has(Object.keys(HASHES).map(Number) as HashAlgorithm[]),
       signatureAlgorithms: has([49, 18, 33, 34, 38, 25, 26, 27] as SignatureAlgorithm[]),
       rngTypes: [1, 2],
       rebootTypes: ALL_REBOOT_TYPES,

@@ -4,7 +4,7 @@ import { HASHES } from '../algorithms.ts';
 import type { DigestStream, HashAlgorithm } from '../backend.ts';
 import { LazyStream } from './stream.ts';
 
-export const HASH_ALGORITHMS: readonly HashAlgorithm[] = [4, 5, 6];
+export const HASH_ALGORITHMS: readonly HashAlgorithm[] = Object.keys(HASHES).map(Number) as HashAlgorithm[];
 
 export function openDigest(algorithm: HashAlgorithm): DigestStream {
   const name = HASHES[algorithm].coreName;

@@ -18,7 +18,7 @@ export const randType: ResourceType = {
   acpiFromParent: true,
   attributes: [
     { name: 'randomData', sn: 'rndD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
-    { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: [1, 2], table: 'table 9.7-1' } },
+    { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(RNG_TYPES).map(Number), table: 'table 9.7-1' } },
     { name: 'requestedDataSize', sn: 'Dsz', access: 'RW', create: 'O', update: 'O', type: { kind: 'uint' } },
   ],
   children: [],
