@@ -288,13 +288,16 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.retrieve(s.seId), 4106, 'no registration left');
         equal(body(ok(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL, seT } }), 2001, 'the true SEType'), 'senv:Senv').seT, seT, 'seT');
         ok(await s.update(s.seId, { 'senv:Senv': { seT } }), 2004, 'seT stated at UPDATE');
+        // A card keeps the directory of its data objects (object FE, docs/apdu-profile.md) once it has one: made before the count.
+        ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')) } }), 2001, 'a first data object');
+        ok(await s.delete(s.path('reg', 'd')), 2002, 'deleted');
         const before = body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').mma;
         fails(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')), cbs: 4 } }), 4000, 'cbs not the size', /cbs \(currentByteSize\) is computed by the SE: 3 here, not 4/);
         fails(await s.retrieve(s.path('reg', 'd')), 4004, 'nothing created');
         equal(body(ok(await s.retrieve(s.path('reg', 'memory')), 2000, 'memory'), 'm2m:mem').mma, before, 'no memory held');
         const d = body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')), cbs: 3, cr: null } }), 2001, 'cbs the size'), 'senv:Sdo');
         equal(d.cbs, 3, 'cbs');
-        equal(d.msg, b64(utf8('ABC')), 'the data');
+        equal(body(ok(await s.retrieve(s.path('reg', 'd')), 2000, 'read'), 'senv:Sdo').msg, b64(utf8('ABC')), 'the data');
         ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'e', cbs: 0 } }), 2001, 'cbs 0 without data');
         // Table 7.4.1-2 marks creator M too: the originator's own ID is served as null is.
         equal(body(ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'f', cr: 'CAE1', cbs: 0 } }), 2001, 'cr stated'), 'senv:Sdo').cr, 'CAE1', 'cr');
