@@ -81,6 +81,11 @@ export const HASHES: Readonly<Record<HashAlgorithm, { readonly name: string; rea
   6: { name: 'SHA512', outputLength: 64, coreName: 'SHA-512' },
 });
 
+/** The values a table keyed by them holds, as numbers, in ascending order (Object.keys' order for integer keys). */
+export function valuesOf<K extends number>(table: Readonly<Partial<Record<K, unknown>>>): K[] {
+  return Object.keys(table).map(Number) as K[];
+}
+
 export const RNG_TYPES: Readonly<Record<RngType, string>> = frozen({ 1: 'Pseudo RNG', 2: 'True (physical) RNG' });
 
 /** TS-0016 table 9.4-1: the [SEReboot] rebootTypes, by value. */
@@ -89,7 +94,7 @@ export const REBOOT_TYPES: Readonly<Record<RebootType, string>> = frozen({ 1: 'c
  * Every value of REBOOT_TYPES, in order: what an SE that performs both resets reports, and what a
  * reboot type is checked against. Frozen: a backend's capabilities hand it out.
  */
-export const ALL_REBOOT_TYPES: readonly RebootType[] = frozen(Object.keys(REBOOT_TYPES).map(Number) as RebootType[]);
+export const ALL_REBOOT_TYPES: readonly RebootType[] = frozen(valuesOf(REBOOT_TYPES));
 /** How a refusal names the reboot types: one wording wherever one is refused. */
 export const REBOOT_TYPES_TEXT = `${ALL_REBOOT_TYPES.map((t) => `${t} (${REBOOT_TYPES[t]})`).join(' or ')}, TS-0016 table 9.4-1`;
 

@@ -3,7 +3,7 @@
 // tables, its memory figures), so that a wrong value fails there, named, and not at the first request.
 import type { SecureEnvironmentBackend } from '../backends/backend.ts';
 import { UNIQUE_ID } from '../backends/checks.ts';
-import { ALL_REBOOT_TYPES, CIPHERS, HASHES, RNG_TYPES, SIGNATURES } from '../backends/algorithms.ts';
+import { ALL_REBOOT_TYPES, CIPHERS, HASHES, RNG_TYPES, SIGNATURES, valuesOf } from '../backends/algorithms.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { isBytes, optionsArg, shown, type OptionNames } from '../core/args.ts';
 import type { McsEngineOptions } from './engine.ts';
@@ -95,10 +95,10 @@ export function checkBackend(b: SecureEnvironmentBackend): void {
   oneOf('description.seType', d.seType, enumValues('SEType'), 'TS-0016 table 9.2-1');
   oneOf('description.securityLevel', d.securityLevel, enumValues('securityLevel'), 'TS-0016 table 9.3-1');
   if (typeof c !== 'object' || c === null) fail('capabilities', 'an object', c);
-  listOf('capabilities.cipherAlgorithms', c.cipherAlgorithms, Object.keys(CIPHERS).map(Number), 'TS-0016 table 9.6-1');
-  listOf('capabilities.hashAlgorithms', c.hashAlgorithms, Object.keys(HASHES).map(Number), 'TS-0016 table 9.8-1');
-  listOf('capabilities.signatureAlgorithms', c.signatureAlgorithms, Object.keys(SIGNATURES).map(Number), 'TS-0016 table 9.9-1');
-  listOf('capabilities.rngTypes', c.rngTypes, Object.keys(RNG_TYPES).map(Number), 'TS-0016 table 9.7-1');
+  listOf('capabilities.cipherAlgorithms', c.cipherAlgorithms, valuesOf(CIPHERS), 'TS-0016 table 9.6-1');
+  listOf('capabilities.hashAlgorithms', c.hashAlgorithms, valuesOf(HASHES), 'TS-0016 table 9.8-1');
+  listOf('capabilities.signatureAlgorithms', c.signatureAlgorithms, valuesOf(SIGNATURES), 'TS-0016 table 9.9-1');
+  listOf('capabilities.rngTypes', c.rngTypes, valuesOf(RNG_TYPES), 'TS-0016 table 9.7-1');
   listOf('capabilities.rebootTypes', c.rebootTypes, ALL_REBOOT_TYPES, 'TS-0016 table 9.4-1');
   count('capabilities.preferredBatchSize', c.preferredBatchSize, 1);
   count('capabilities.maxRandomLength', c.maxRandomLength, 0);

@@ -858,8 +858,9 @@ function takeStated(def: CompiledType, values: Map<string, unknown>): Map<Attrib
 function checkStated(res: Resource, stated: ReadonlyMap<AttributeDef, unknown>): void {
   for (const [a, given] of stated) {
     const actual = a.sizeOf ? byteSize(res.attrs.get(a.sizeOf)) : res.attrs.get(a.name);
-    const shown = (v: unknown) => (typeof v === 'string' ? `'${quoted(v)}'` : String(v));
-    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${shown(actual)} here, not ${shown(given)}`);
+    // Not args.ts's shown(), which gives a string by its length: these are a size, an SEType or an originator ID, no secret.
+    const text = (v: unknown) => (typeof v === 'string' ? `'${quoted(v)}'` : String(v));
+    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${text(actual)} here, not ${text(given)}`);
   }
 }
 

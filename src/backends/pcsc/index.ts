@@ -21,7 +21,7 @@ import { decodeTlvs, findTlv, tlvs, u16, type Tlv } from '../../apdu/tlv.ts';
 import { secretDigest } from '../../core/hash.ts';
 import { AuthenticationError, DeviceFullError, InvalidInputError, InvalidValueError, LengthError, PaddingError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
-import { ALL_REBOOT_TYPES, CIPHERS, HASHES, SIGNATURES, type CipherInfo } from '../algorithms.ts';
+import { ALL_REBOOT_TYPES, CIPHERS, HASHES, SIGNATURES, valuesOf, type CipherInfo } from '../algorithms.ts';
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
@@ -168,8 +168,8 @@ export class PcscBackend implements SecureEnvironmentBackend {
     const algs = this.session.info?.algorithms ?? [];
     const has = <T extends number>(v: readonly T[]) => v.filter((a) => algs.includes(a));
     return {
-      cipherAlgorithms: has(Object.keys(CIPHERS).map(Number) as CipherAlgorithm[]),
-      hashAlgorithms: has(Object.keys(HASHES).map(Number) as HashAlgorithm[]),
+      cipherAlgorithms: has(valuesOf(CIPHERS)),
+      hashAlgorithms: has(valuesOf(HASHES)),
       signatureAlgorithms: has([49, 18, 33, 34, 38, 25, 26, 27] as SignatureAlgorithm[]),
       rngTypes: [1, 2],
       rebootTypes: ALL_REBOOT_TYPES,

@@ -7,12 +7,12 @@ import { gcm } from '../../core/gcm.ts';
 import { ccm } from '../../core/ccm.ts';
 import { cbc } from '../../core/cbc.ts';
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../backend.ts';
-import { CIPHERS } from '../algorithms.ts';
+import { CIPHERS, valuesOf } from '../algorithms.ts';
 import type { SoftwareKey } from './keys.ts';
 import { EMPTY } from '../../core/bytes.ts';
 import { LazyStream } from './stream.ts';
 
-export const CIPHER_ALGORITHMS = Object.keys(CIPHERS).map(Number) as CipherAlgorithm[];
+export const CIPHER_ALGORITHMS = valuesOf(CIPHERS);
 
 interface Mode {
   encrypt(data: Uint8Array): Uint8Array;

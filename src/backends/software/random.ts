@@ -8,6 +8,7 @@ import type { RngType } from '../backend.ts';
 import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
 import { UnknownAlgorithmError } from '../../core/errors.ts';
 import { shown } from '../../core/args.ts';
+import { valuesOf } from '../algorithms.ts';
 
 const GET_RANDOM_VALUES_LIMIT = 65536;
 
@@ -16,7 +17,7 @@ export const RNG_SOURCES: Partial<Record<RngType, string>> = {
   2: 'operating system entropy via crypto.getRandomValues (the software SE has no physical RNG of its own)',
 };
 
-export const SOFTWARE_RNG_TYPES = Object.keys(RNG_SOURCES).map(Number) as RngType[];
+export const SOFTWARE_RNG_TYPES = valuesOf(RNG_SOURCES);
 
 function osEntropy(length: number): Uint8Array {
   const out = new Uint8Array(length);

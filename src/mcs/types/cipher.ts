@@ -7,7 +7,7 @@
 // previous operation (encrypt at first); the other direction replays the
 // held data, with the same result.
 import type { CipherAlgorithm, CipherParams, CipherStream, KeyHandle, MaybePromise } from '../../backends/backend.ts';
-import { CIPHERS } from '../../backends/algorithms.ts';
+import { CIPHERS, valuesOf } from '../../backends/algorithms.ts';
 import { Borrowed, type Change } from '../change.ts';
 import type { Context } from '../context.ts';
 import type { Resource } from '../resource.ts';
@@ -109,7 +109,7 @@ export const cipherType: ResourceType = {
     { name: 'currentByteSize', sn: 'cbs', access: 'RW', create: 'O', update: 'O', type: { kind: 'uint' }, sizeOf: 'sensitiveData' },
     // RO in the table yet mandatory at CREATE: set once at CREATE (spec trap 10).
     { name: 'maxByteSize', sn: 'mbs', access: 'WO', create: 'M', update: 'NP', type: { kind: 'uint' } },
-    { name: 'algorithm', sn: 'Calg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(CIPHERS).map(Number), table: 'table 9.6-1' } },
+    { name: 'algorithm', sn: 'Calg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: valuesOf(CIPHERS), table: 'table 9.6-1' } },
     keyData,
     keyExportable,
     { name: 'calculatedData', sn: 'cD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },

@@ -1,7 +1,7 @@
 // <hash> (TS-0016 clause 7.5.3) with <calculateHash>. message UPDATEs append
 // and stream into the backend's digest as they arrive.
 import type { DigestStream, HashAlgorithm } from '../../backends/backend.ts';
-import { HASHES } from '../../backends/algorithms.ts';
+import { HASHES, valuesOf } from '../../backends/algorithms.ts';
 import type { Context } from '../context.ts';
 import type { Resource } from '../resource.ts';
 import type { Accumulator } from '../accumulator.ts';
@@ -23,7 +23,7 @@ export const hashType: ResourceType = {
   common: ['et', 'acpi', 'cr'],
   acpiFromParent: true,
   attributes: [
-    { name: 'algorithm', sn: 'Halg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(HASHES).map(Number), table: 'table 9.8-1' } },
+    { name: 'algorithm', sn: 'Halg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: valuesOf(HASHES), table: 'table 9.8-1' } },
     message,
     // Sealed at rest like the message it digests: a digest of a low-entropy message gives the message away.
     { name: 'hashValue', sn: 'Hv', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },

@@ -2,7 +2,7 @@
 // from the RNG the rngType asks for; a backend without that RNG refuses the
 // <rand> at CREATE rather than substituting another source.
 import type { RngType } from '../../backends/backend.ts';
-import { RNG_TYPES } from '../../backends/algorithms.ts';
+import { RNG_TYPES, valuesOf } from '../../backends/algorithms.ts';
 import { McsError, RSC } from '../rsc.ts';
 import type { Context } from '../context.ts';
 import type { ResourceType } from '../schema.ts';
@@ -18,7 +18,7 @@ export const randType: ResourceType = {
   acpiFromParent: true,
   attributes: [
     { name: 'randomData', sn: 'rndD', access: 'RO', create: 'NP', update: 'NP', type: { kind: 'bytes' }, secret: true },
-    { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(RNG_TYPES).map(Number), table: 'table 9.7-1' } },
+    { name: 'rngType', sn: 'rgT', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: valuesOf(RNG_TYPES), table: 'table 9.7-1' } },
     { name: 'requestedDataSize', sn: 'Dsz', access: 'RW', create: 'O', update: 'O', type: { kind: 'uint' } },
   ],
   children: [],

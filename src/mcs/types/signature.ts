@@ -8,7 +8,7 @@
 // the digest). For ECDSA, keyInformation holds the public key as base64 of
 // the uncompressed SEC1 point; with it alone a resource can verify.
 import type { KeyHandle, MaybePromise, SignatureAlgorithm, SignatureOptions, SignatureStream } from '../../backends/backend.ts';
-import { HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES } from '../../backends/algorithms.ts';
+import { HASHES, PUBLIC_KEY_LENGTHS, SIGNATURES, valuesOf } from '../../backends/algorithms.ts';
 import type { Change } from '../change.ts';
 import { fromBase64, toBase64 } from '../codec.ts';
 import { ecdsa } from '../../core/ecdsa.ts';
@@ -153,7 +153,7 @@ export const signatureType: ResourceType = {
   acpiFromParent: true,
   attributes: [
     message,
-    { name: 'algorithm', sn: 'Salg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: Object.keys(SIGNATURES).map(Number), table: 'table 9.9-1' } },
+    { name: 'algorithm', sn: 'Salg', access: 'WO', create: 'M', update: 'NP', type: { kind: 'enum', values: valuesOf(SIGNATURES), table: 'table 9.9-1' } },
     keyData,
     keyExportable,
     { name: 'keyInformation', sn: 'kInf', access: 'RW', create: 'O', update: 'O', type: { kind: 'any' } },
