@@ -470,6 +470,11 @@ describe('public API surface', () => {
     // A missing key file is named too (senv rotate-master-key reads two: the message must say which).
     const missing = join(tmpdir(), `senv-nokey-${process.pid}`, 'no-such-key');
     await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKeyFile: missing })).rejects.toMatchObject({ name: 'StateError', message: `the master key file ${missing} does not exist` });
+    // Bytes of the wrong length: no hint at text encodings, which a key given as bytes has none of.
+    for (const length of [0, 31, 33, 64]) {
+      await expect(McsEngine.create({ dataDir: join(tmpdir(), `senv-nokey-${process.pid}`), masterKey: new Uint8Array(length).fill(7) }), `${length} bytes`)
+        .rejects.toMatchObject({ name: 'LengthError', message: 'masterKey must hold a 32-byte AES-256 key' });
+    }
   });
 });
 

@@ -21,7 +21,7 @@ export interface MasterKeyOptions {
 
 export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array> {
   // A copy, read through its typed-array slots: the engine zeroizes the key it was given once the store has derived its own.
-  if (o.masterKey) return check(secretCopy(bytesArg(o.masterKey, 'masterKey')), 'masterKey');
+  if (o.masterKey) return check(secretCopy(bytesArg(o.masterKey, 'masterKey')), 'masterKey', '');
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, 'key').catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
@@ -93,21 +93,26 @@ function decode(input: string | Uint8Array, what: string): Uint8Array {
   let digits = 0;
   for (let i = from; i < to; i++) digits |= hexValue(at(i));
   const hex = to - from === 64 && digits >= 0;
-  if (!hex) return check(keyFromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to)), what);
+  if (!hex) return check(keyFromBase64(typeof text === 'string' ? text.slice(from, to) : text.subarray(from, to)), what, TEXT_FORMS);
   const key = secretBytes(32);
   for (let i = 0; i < 32; i++) key[i] = (hexValue(at(from + 2 * i)) << 4) | hexValue(at(from + 2 * i + 1));
-  return check(key, what);
+  return check(key, what, TEXT_FORMS);
 }
 
 /** White space as String.prototype.trim removes it from a key's ASCII text. */
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
-/** The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused. */
-function check(key: Uint8Array | undefined, what: string): Uint8Array {
-  if (!key) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+const TEXT_FORMS = ' (64 hex digits or base64)';
+
+/**
+ * The key (resolveMasterKey's caller zeroizes it after use); one of the wrong length is zeroized before it is refused.
+ * `forms` names the encodings a text may use: none for bytes given as such, which no encoding would mend.
+ */
+function check(key: Uint8Array | undefined, what: string, forms: string): Uint8Array {
+  if (!key) throw new InvalidInputError(`${what} must hold a 32-byte AES-256 key${forms}`);
   if (key.length !== 32) {
     key.fill(0);
-    throw new LengthError(`${what} must hold a 32-byte AES-256 key (64 hex digits or base64)`);
+    throw new LengthError(`${what} must hold a 32-byte AES-256 key${forms}`);
   }
   return key;
 }
