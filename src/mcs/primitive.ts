@@ -25,8 +25,11 @@ export interface McsRequest {
   pc?: Record<string, unknown> | undefined;
   /** releaseVersionIndicator: '2a', '3', '4' or '5'. */
   rvi?: string | undefined;
-  /** resultContent: 0 nothing, 1 attributes (the default for CREATE, RETRIEVE, UPDATE; DELETE answers nothing). */
-  rcn?: 0 | 1 | undefined;
+  /**
+   * resultContent: 0 nothing, 1 attributes (the default for CREATE, RETRIEVE, UPDATE; DELETE answers nothing),
+   * 9 modifiedAttributes (UPDATE only: what an UPDATE answers either way, docs/mcs.md "Primitives").
+   */
+  rcn?: 0 | 1 | 9 | undefined;
   /** requestExpirationTimestamp: a oneM2M timestamp, or milliseconds from the time the request was sent. */
   rqet?: string | number | undefined;
   /**
@@ -183,11 +186,20 @@ function responseType(rt: unknown): void {
   throw badRequest('rt (responseType) must be { "rtv": 3 } (blocking)');
 }
 
-/** rcn: what this layer answers with, named; anything else is refused rather than ignored. */
-function resultContent(op: Operation, rcn: unknown): 0 | 1 {
+/**
+ * rcn: what this layer answers with, named; anything else is refused rather than ignored. An UPDATE
+ * answers the attributes it modified (with ri and lt) whichever of 1 and 9 (TS-0004's
+ * modifiedAttributes) was asked: a CSE that asks for exactly that is served, not refused.
+ */
+function resultContent(op: Operation, rcn: unknown): 0 | 1 | 9 {
   if (rcn === 1 && op !== 4) return 1;
   if (rcn === 0 && op !== 2) return 0;
-  throw badRequest(`rcn (resultContent) ${shown(rcn)} is not supported for ${OP_NAMES[op]}: ${op === 2 ? '1 (attributes)' : op === 4 ? '0 (nothing)' : '0 (nothing) or 1 (attributes)'}`);
+  if (rcn === 9 && op === 3) return 9;
+  throw badRequest(`rcn (resultContent) ${shown(rcn)} is not supported for ${OP_NAMES[op]}: ${RESULT_CONTENTS[op]}`);
 }
+
+const RESULT_CONTENTS = {
+  1: '0 (nothing) or 1 (attributes)', 2: '1 (attributes)', 3: '0 (nothing), 1 (attributes) or 9 (modified attributes)', 4: '0 (nothing)',
+} as const;
 
 const OP_NAMES = { 1: 'CREATE', 2: 'RETRIEVE', 3: 'UPDATE', 4: 'DELETE' } as const;

@@ -397,7 +397,7 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
         fails(await owner.update(owner.seId, { 'senv:Senv': { esi: { a: long } } }), 4000, 'esi holding an array of 70000', /^esi \(e2eSecInfo\) must be a JSON value of at most 64 KiB$/);
         equal(reads, 0, 'an array longer than the budget is not walked');
         fails(await engine.send({ op: 2, to: owner.seId, fr: 'CAE1', rqi: 'rcn', rcn: '1' }), 4000, 'rcn as a string', /^rcn \(resultContent\) a string of 1 character is not supported for RETRIEVE/);
-        fails(await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn', rcn: 2, pc: { 'senv:Rnd': { Dsz: 8 } } }), 4000, 'rcn 2 on UPDATE', /^rcn \(resultContent\) 2 is not supported for UPDATE: 0 \(nothing\) or 1 \(attributes\)$/);
+        fails(await engine.send({ op: 3, to: owner.path('reg', 'r'), fr: 'CAE1', rqi: 'rcn', rcn: 2, pc: { 'senv:Rnd': { Dsz: 8 } } }), 4000, 'rcn 2 on UPDATE', /^rcn \(resultContent\) 2 is not supported for UPDATE: 0 \(nothing\), 1 \(attributes\) or 9 \(modified attributes\)$/);
         fails(await owner.create(owner.path('reg', 'r', 'generateRand'), 20004, { 'senv:Hsh': { Halg: 4 } }), 4005, 'CREATE on a virtual resource', /^CREATE is not allowed on virtual resource generateRand$/);
         // The attributes an UPDATE answers with are remembered per order of attribute names, at most 64 orders a type:
         // a client sending ever new orders grows nothing, and each still answers with what it changed.

@@ -210,6 +210,13 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         equal(quiet.pc, undefined, 'rcn 0: no content');
         equal((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q2', rcn: 0, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc, undefined, 'rcn 0 on UPDATE');
         assert((await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q3', rcn: 1, pc: { 'senv:Hsh': { msg: 'QUJD' } } })).pc !== undefined, 'rcn 1 on UPDATE');
+        // TS-0004's modifiedAttributes (9) is what an UPDATE answers: asked for by name, it is served, the same content as rcn 1.
+        const modified = await engine.send({ op: 3, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q4', rcn: 9, pc: { 'senv:Hsh': { msg: 'QUJD' } } });
+        ok(modified, 2004, 'rcn 9 on UPDATE');
+        equal(Object.keys((modified.pc as Record<string, Record<string, unknown>>)['senv:Hsh']!).sort().join(), 'lt,ri', 'rcn 9: ri and lt, the message not echoed');
+        for (const [op, extra] of [[1, { ty: 20004, pc: { 'senv:Hsh': { rn: 'nine', Halg: 4 } } }], [2, {}], [4, {}]] as const) {
+          fails(await engine.send({ op, to: `${seId}/reg/quiet`, fr: 'CAE1', rqi: 'q5', rcn: 9, ...extra }), 4000, `rcn 9 on op ${op}`, /rcn \(resultContent\) 9 is not supported/);
+        }
         // Only own members are parameters: what a prototype holds is not read, with short names or long.
         const inherited = { fr: 'CAE1', pc: { 'senv:Sdo': { rn: 'proto', msg: 'c2VjcmV0' } } };
         for (const own of [{ op: 1, to: seId, rqi: 'p1', ty: 20009 }, { op: 1, to: seId, requestIdentifier: 'p2', ty: 20009 }]) {
