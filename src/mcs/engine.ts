@@ -709,8 +709,9 @@ export class McsEngine {
         if (when === 'update' && a.access === 'WO') throw badRequest(`${a.sn} (${a.name}) is write-once: set at CREATE only`);
         if ((when === 'create' ? a.create : a.update) === 'NP') throw badRequest(`${a.sn} (${a.name}) is not permitted at ${when.toUpperCase()}`);
         if (v === null && when === 'create') throw badRequest(`${a.sn} (${a.name}) cannot be null at CREATE: leave it out (null removes a value at UPDATE)`);
-        if (v === null && a.create !== 'M') {
-          if (a.always) throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
+        if (v === null) {
+          // Null removes a value (TS-0004); one the type makes mandatory (pv) or the SE fills in (srt) stays.
+          if (a.always || a.create === 'M') throw badRequest(`${a.sn} (${a.name}) always has a value: it can be changed, not removed`);
           values.set(a.name, null);
         } else if (when === 'update' && a.append) {
           const chunk = decodeRequestValue(a, v, this.#maxData, false) as Uint8Array;

@@ -110,13 +110,13 @@ export function mcsRuleCases(backend: BackendFactory = softwareSe): PortableCase
             else if (a.access === 'WO') fails(await upd(), 4000, `${what} at UPDATE`, /write-once/);
             else if (a.update === 'NP') fails(await upd(), 4000, `${what} at UPDATE`, /not permitted at UPDATE/);
             else if (!EXEMPT[what]) ok(await upd(), 2004, `${what} at UPDATE`);
-            // null removes an optional attribute, except one that always has a value.
-            if (a.access === 'RW' && a.update !== 'NP' && a.create !== 'M' && !a.sizeOf) {
+            // null removes an optional attribute, except one that always has a value: a mandatory one (pv) too.
+            if (a.access === 'RW' && a.update !== 'NP' && !a.sizeOf) {
               const cleared = await who.update(to, { [root]: { [a.sn]: null } });
-              if (a.always) fails(cleared, 4000, `${what} set to null`, /always has a value/);
+              if (a.always || a.create === 'M') fails(cleared, 4000, `${what} set to null`, /always has a value: it can be changed, not removed/);
               else ok(cleared, 2004, `${what} set to null`);
               const after = body(ok(await who.retrieve(to), 2000, `${what} after null`), root);
-              if (a.always) assert(after[a.sn] !== undefined, `${what} kept after a refused null`);
+              if (a.always || a.create === 'M') assert(after[a.sn] !== undefined, `${what} kept after a refused null`);
               // (an append attribute's data is discarded: it reads empty)
               else assert(after[a.sn] === undefined || (a.append && after[a.sn] === ''), `${what} removed by null: ${JSON.stringify(after[a.sn])}`);
             }
