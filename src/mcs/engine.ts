@@ -80,6 +80,13 @@ const SLASH = 47;
 const TAKEN = (rn: string) => `the name '${rn}' is taken on this SE`;
 /** How soon the expiration timer tries again when the store could not record a removal. */
 const EXPIRY_RETRY_MS = 1000;
+/**
+ * Longest wait of the expiration timer before it reads the clock again. Timers run on a monotonic
+ * clock, the expiration times on the wall clock: one stepped forward (NTP, an operator) or a host
+ * resumed from suspend (which stops the monotonic clock) would otherwise leave due keys live, with no
+ * traffic, until the time the timer was set for (hours, days) had passed on the monotonic clock.
+ */
+const EXPIRY_RECHECK_MS = 60_000;
 
 /**
  * The Mcs reference point of TS-0016 in process: hosts one or more SEs and serves oneM2M request
@@ -797,7 +804,7 @@ export class McsEngine {
     if (next === Infinity || this.#closed) return;
     let delay: number;
     try {
-      delay = Math.min(Math.max(notBefore, next - this.#clock()), LONGEST_TIMER);
+      delay = Math.min(Math.max(notBefore, next - this.#clock()), EXPIRY_RECHECK_MS);
     } catch {
       // A clock that failed (a caller's clock option) is asked again later; a timer must not throw.
       delay = EXPIRY_RETRY_MS;

@@ -126,6 +126,41 @@ describe('expirations through the engine', () => {
     }
   });
 
+  it('a clock stepped a day forward with no traffic: the timer reads it again within a minute and removes what fell due, not an hour later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
+    const real = await openFiles();
+    let written = 0;
+    const files: Files = { ...real, append: async (path, data) => {
+      await real.append(path, data);
+      written++;
+    } };
+    const start = Date.UTC(2026, 10, 22, 12);
+    let now = start;
+    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
+      try {
+        const s = new Session(engine, 'CAE1');
+        await s.register();
+        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 16, kDt: b64(new Uint8Array(16).fill(1)), et: et(3_600_000) } }), 2001, 'due in an hour');
+        const before = written;
+        // The wall clock steps forward (NTP, a host resumed from suspend); the timers' clock does not.
+        now += 86_400_000;
+        await vi.advanceTimersByTimeAsync(60_000);
+        for (let i = 0; i < 2000 && written === before; i++) await new Promise((r) => setImmediate(r));
+        expect(written - before, 'the removal written by the timer, with no request').toBe(1);
+        fails(await s.retrieve(s.path('reg', 'c')), 4004, 'gone');
+        expect(written - before, 'that RETRIEVE found nothing left to remove').toBe(1);
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      vi.useRealTimers();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the expiry timer\'s sweep that the store refuses is tried again a second later, not at once (no busy loop on a failing disk), and goes through once the disk works (coverage gap)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
     const real = await openFiles();
