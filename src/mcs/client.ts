@@ -335,12 +335,12 @@ export abstract class McsResource {
     });
     // The engine bounds a request once sent; the wait for an earlier call that never ends (a hung SE) is
     // bounded here, and the call then never runs. A deadline beyond the longest timer is the engine's to check.
-    if (until === undefined || until - Date.now() > LONGEST_TIMER) return run;
+    if (until === undefined || until - performance.now() > LONGEST_TIMER) return run;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         expired = true;
         reject(waitExpired());
-      }, Math.max(0, until - Date.now()));
+      }, Math.max(0, until - performance.now()));
       void before.then(() => {
         clearTimeout(timer);
         if (!expired) run.then(resolve, reject);
@@ -622,17 +622,22 @@ async function putParameters(client: McsClient, cipher: string, content: Record<
   }
 }
 
-/** When a call's requests expire, in Date.now() milliseconds; undefined: never. */
+/**
+ * When a call's requests expire, in performance.now() milliseconds; undefined: never. A limit is
+ * time that passes, not a wall-clock reading: a clock stepped a day forward between a call's
+ * requests would expire the rest of it, one stepped back would extend it.
+ */
 type Deadline = number | undefined;
 
 function deadline(ms: number | undefined): Deadline {
-  return ms === undefined ? undefined : Date.now() + ms;
+  return ms === undefined ? undefined : performance.now() + ms;
 }
 
 /** The request options of a request sent now for a call that expires at `until`: what is left of its time. */
 function within(until: Deadline): RequestOptions {
-  // Date.now() + ms rounds above 2^53 for the largest limits: what is left stays a limit the caller could give.
-  return until === undefined ? {} : { requestExpiration: Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, until - Date.now())) };
+  // now + ms rounds above 2^53 for the largest limits: what is left stays a limit the caller could give,
+  // in whole milliseconds (performance.now() has fractions).
+  return until === undefined ? {} : { requestExpiration: Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(until - performance.now()))) };
 }
 
 /** A call's requestExpiration: its options' (an object, null or left out, as request() takes them), or the client's where they give none. */

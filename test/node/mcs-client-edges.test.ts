@@ -467,6 +467,31 @@ describe('McsClient: requestExpiration bounds a call behind an SE that stopped a
     expect(me.requestExpiration).toBe(150);
   });
 
+  it('a call of two requests whose wall clock steps a day forward between them: its requestExpiration counts time that passed, and the second request is served', async () => {
+    const engine = await McsEngine.create();
+    engines.push(engine);
+    const me = await new McsClient(engine, 'CAE1', undefined, { requestExpiration: 60_000 }).register('me');
+    const sig = await me.signature({ algorithm: 25, key: KEY });
+    await sig.update(utf8('m'));
+    const mac = await sig.sign();
+    const sent: unknown[] = [];
+    const send = engine.send.bind(engine);
+    const realNow = Date.now;
+    engine.send = (req, options) => {
+      sent.push((req as { rqet?: unknown }).rqet);
+      // After verify()'s first request (UPDATE Sgn), NTP steps the wall clock a day forward.
+      if (sent.length === 1) vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 86_400_000);
+      return send(req, options);
+    };
+    try {
+      expect(await sig.verify(mac)).toBe(true);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(sent).toHaveLength(2);
+    expect(sent[1], 'what is left of the minute, not 0').toBeGreaterThan(50_000);
+  });
+
   it('an rqet further off than a timer holds (2^31 - 1 ms) is no deadline that passed: queued behind a hung call, the request waits for it and is served (coverage gap)', async () => {
     const b = new Stuck();
     const engine = await McsEngine.create({ backends: [b] });
