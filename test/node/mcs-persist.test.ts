@@ -14,7 +14,7 @@ import nodeCrypto from 'node:crypto';
 import { McsEngine, SoftwareBackend, StateError, sha256, sha512, ecdsa, gcm, type McsResponse } from '../../src/index.ts';
 import { JournalStore } from '../../src/mcs/store/journal.ts';
 import { endsBeforeTheFile, frameAt } from '../../src/mcs/store/format.ts';
-import { openFiles, type Files } from '../../src/mcs/store/files.ts';
+import { openFiles, stampFrom, type Files } from '../../src/mcs/store/files.ts';
 import { takeLock } from '../../src/mcs/store/lock.ts';
 import { open as openSealed, seal } from '../../src/mcs/store/sealing.ts';
 import { Session, b64, body, fails, ok, unb64 } from '../portable/mcs-kit.ts';
@@ -1491,6 +1491,31 @@ describe('Mcs data directory: the store\'s guarantees', () => {
       await (await McsEngine.create({ dataDir: dir, masterKey: KEY })).close();
       await first;
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // A holder killed with SIGKILL stays a zombie until its parent reaps it: kill(pid, 0) still finds it, with its own
+  // start time. In a soak, an engine process orphaned and then killed kept its directory locked so for a while; under
+  // a parent that never reaps (a shell that exec'd into another program, a PID 1 that does not reap) for ever.
+  it.skipIf(process.platform !== 'linux')('a lock whose holder was killed and is a zombie (not reaped yet) is taken over', async () => {
+    const dir = tempDir();
+    // The shell starts the holder and execs into a sleep, which never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; exec sleep 61'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString()))));
+      const stamp = stampFrom((p) => readFileSync(p, 'utf8'), pid);
+      expect(stamp, 'its start time').toBeDefined();
+      writeFileSync(join(dir, 'lock'), JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: 'z', osLocked: false, stamp }));
+      process.kill(pid, 'SIGKILL');
+      const state = () => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st[st.lastIndexOf(')') + 2]; };
+      for (let i = 0; i < 200 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(state(), 'a zombie').toBe('Z');
+      const engine = await McsEngine.create({ dataDir: dir, masterKey: KEY });
+      expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')).pid).toBe(process.pid);
+      await engine.close();
+    } finally {
+      parent.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

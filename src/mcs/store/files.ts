@@ -371,6 +371,9 @@ async function nodeFiles(): Promise<Files> {
         // EPERM: it runs, as another user (after a reboot, often a system daemon that got the pid).
         if (code(e) !== 'EPERM') return false;
       }
+      // A zombie has exited and holds nothing: a holder killed whose parent has not reaped it yet (or never
+      // will, an orphan under a PID 1 that does not reap), which kill(pid, 0) still finds.
+      if (exitedFrom((path) => readFileSync(path, 'utf8'), pid)) return false;
       // A process of that pid runs: the holder only if it started when the holder did (pids are reused).
       const now = processStamp(pid);
       if (stamp !== undefined && now !== undefined) return now === stamp;
@@ -577,6 +580,18 @@ function denoFiles(deno: DenoApi): Files {
       }
     }),
   };
+}
+
+/** Linux: whether the process of that pid has exited and waits only to be reaped (state Z or X in /proc); false where it cannot be told. */
+export function exitedFrom(read: (path: string) => string, pid: number): boolean {
+  try {
+    const stat = read(`/proc/${pid}/stat`);
+    // Field 3, the first after the command name's closing parenthesis (the name may hold spaces).
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
+  }
 }
 
 /** Linux: `<boot id>:<start time in clock ticks>` of a process, from /proc; undefined elsewhere. */
