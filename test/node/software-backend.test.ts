@@ -34,6 +34,26 @@ describe('SoftwareBackend life cycle', () => {
   });
 });
 
+describe('SoftwareBackend capabilities', () => {
+  it('the lists and rngSources every instance hands out refuse a write: one changed through an SE would change every other SE\'s', async () => {
+    const mine = new SoftwareBackend(), other = new SoftwareBackend();
+    await other.open();
+    const before = JSON.stringify([other.capabilities, other.description.rngSources]);
+    const { cipherAlgorithms, hashAlgorithms, signatureAlgorithms, rngTypes, rebootTypes } = mine.capabilities;
+    for (const [what, list] of Object.entries({ cipherAlgorithms, hashAlgorithms, signatureAlgorithms, rngTypes, rebootTypes })) {
+      expect(() => (list as number[]).splice(0), what).toThrow(TypeError);
+      expect(() => (list as number[]).push(99), what).toThrow(TypeError);
+    }
+    expect(() => void ((mine.description.rngSources as Record<number, string>)[1] = 'tampered')).toThrow(TypeError);
+    expect(JSON.stringify([other.capabilities, other.description.rngSources])).toBe(before);
+    const key = await other.generateKey({ use: 'cipher', algorithm: 1001 });
+    expect(await other.cipher(1001, key, 'encrypt', { nonce: new Uint8Array(12) }).final(new Uint8Array(4))).toHaveLength(20);
+    expect(await other.digest(4).final(Uint8Array.of(1))).toEqual(sha256(Uint8Array.of(1)));
+    await expect(other.reboot(3 as never)).rejects.toThrow(InvalidInputError);
+    await other.close();
+  });
+});
+
 describe('SoftwareBackend keys', () => {
   it('key material of a kind other than secret or public is refused; so is a public key for an algorithm that has none', async () => {
     const b = new SoftwareBackend();

@@ -8,11 +8,12 @@ import { ccm } from '../../core/ccm.ts';
 import { cbc } from '../../core/cbc.ts';
 import type { CipherAlgorithm, CipherParams, CipherStream } from '../backend.ts';
 import { CIPHERS, valuesOf } from '../algorithms.ts';
+import { frozen } from '../../core/frozen.ts';
 import type { SoftwareKey } from './keys.ts';
 import { EMPTY } from '../../core/bytes.ts';
 import { LazyStream } from './stream.ts';
 
-export const CIPHER_ALGORITHMS = valuesOf(CIPHERS);
+export const CIPHER_ALGORITHMS = frozen(valuesOf(CIPHERS));
 
 interface Mode {
   encrypt(data: Uint8Array): Uint8Array;

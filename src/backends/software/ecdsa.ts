@@ -7,10 +7,11 @@ import { ecdsa } from '../../core/ecdsa.ts';
 import { type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../backend.ts';
 import { checkSignatureArg, checkSigningKey } from '../checks.ts';
 import { HASHES, SIGNATURES } from '../algorithms.ts';
+import { frozen } from '../../core/frozen.ts';
 import type { SoftwareKey } from './keys.ts';
 import { LazyStream } from './stream.ts';
 
-export const ECDSA_ALGORITHMS: readonly SignatureAlgorithm[] = [33, 34, 38];
+export const ECDSA_ALGORITHMS: readonly SignatureAlgorithm[] = frozen([33, 34, 38]);
 
 function curveOf(algorithm: SignatureAlgorithm) {
   const info = SIGNATURES[algorithm];

@@ -9,6 +9,7 @@ import { checkCipherParams, checkDirection, checkKeyUse, checkRandomLength, chec
 import { InvalidInputError, SelfTestError, StateError, UnknownAlgorithmError } from '../../core/errors.ts';
 import { optionsArg, shown, type OptionNames } from '../../core/args.ts';
 import { selftest } from '../../core/selftest.ts';
+import { frozen } from '../../core/frozen.ts';
 import { core } from '../../core/loader.ts';
 import { HASH_ALGORITHMS, openDigest } from './digest.ts';
 import { MAC_ALGORITHMS, openMac } from './mac.ts';
@@ -78,10 +79,13 @@ export class SoftwareBackend implements SecureEnvironmentBackend {
       hardwareVersion: 'none: a software SE on the host CPU',
       rngSources: RNG_SOURCES,
     };
+    // Frozen (core/frozen.ts): the lists and rngSources above are this module's own, handed out by
+    // every instance and read by its checks, so a write through one SE would change them all (the
+    // signature list, made for each instance, is frozen alike).
     this.capabilities = {
       cipherAlgorithms: CIPHER_ALGORITHMS,
       hashAlgorithms: HASH_ALGORITHMS,
-      signatureAlgorithms: [...MAC_ALGORITHMS, ...ECDSA_ALGORITHMS],
+      signatureAlgorithms: frozen([...MAC_ALGORITHMS, ...ECDSA_ALGORITHMS]),
       rngTypes: SOFTWARE_RNG_TYPES,
       rebootTypes: ALL_REBOOT_TYPES,
       preferredBatchSize: 32 * 1024,

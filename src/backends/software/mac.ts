@@ -5,6 +5,7 @@ import { createHmac, hmac } from '../../core/hmac.ts';
 import { cbcMac, cmac, createCbcMac, createCmac } from '../../core/cmac.ts';
 import { constantTimeEqual } from '../../core/compare.ts';
 import { HASHES, valuesOf } from '../algorithms.ts';
+import { frozen } from '../../core/frozen.ts';
 import { type SignatureAlgorithm, type SignatureStream } from '../backend.ts';
 import { checkSignatureArg } from '../checks.ts';
 import { LazyStream, type CoreStream } from './stream.ts';
@@ -43,7 +44,7 @@ const MACS: Partial<Record<SignatureAlgorithm, MacFn>> = {
   18: aesMac(cbcMac, createCbcMac),
 };
 
-export const MAC_ALGORITHMS = valuesOf(MACS);
+export const MAC_ALGORITHMS = frozen(valuesOf(MACS));
 
 export function openMac(algorithm: SignatureAlgorithm, key: SoftwareKey): SignatureStream {
   const mac = MACS[algorithm]!;

@@ -9,15 +9,16 @@ import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
 import { UnknownAlgorithmError } from '../../core/errors.ts';
 import { shown } from '../../core/args.ts';
 import { valuesOf } from '../algorithms.ts';
+import { frozen } from '../../core/frozen.ts';
 
 const GET_RANDOM_VALUES_LIMIT = 65536;
 
-export const RNG_SOURCES: Partial<Record<RngType, string>> = {
+export const RNG_SOURCES: Partial<Record<RngType, string>> = frozen({
   1: 'HMAC_DRBG (SP 800-90A, SHA-512) in the senv WASM core, seeded from the operating system',
   2: 'operating system entropy via crypto.getRandomValues (the software SE has no physical RNG of its own)',
-};
+});
 
-export const SOFTWARE_RNG_TYPES = valuesOf(RNG_SOURCES);
+export const SOFTWARE_RNG_TYPES = frozen(valuesOf(RNG_SOURCES));
 
 function osEntropy(length: number): Uint8Array {
   const out = new Uint8Array(length);
