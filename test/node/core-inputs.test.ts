@@ -335,6 +335,11 @@ describe('nothing is left behind', () => {
     d.update(sealed);
     expect(() => d.final()).toThrow(/5 bytes of ciphertext before the tag, 100 declared/);
     expect(() => gcm(key, rnd(12), undefined, { tagLength: 16n as unknown as number })).toThrow(/got 16n/);
+    // One beyond 32 bits may be a key passed by mistake: its size is named, never its digits.
+    const big = 2n ** 32n + 1n;
+    expect(() => gcm(key, rnd(12), undefined, { tagLength: (2n ** 32n) as unknown as number })).toThrow(/got 4294967296n/);
+    expect(() => gcm(key, rnd(12), undefined, { tagLength: big as unknown as number })).toThrow(/got a bigint of more than 32 bits/);
+    expect(() => gcm(key, rnd(12), undefined, { tagLength: -big as unknown as number })).toThrow(/got a bigint of more than 32 bits/);
   });
 
   it('a CCM stream with messageLength refuses a final() short of it and a chunk one byte beyond it, and goes on as if neither was made', () => {
