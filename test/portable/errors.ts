@@ -1,7 +1,7 @@
 // Bad input to the hash, HMAC and AES API: typed errors that name the problem.
 import * as senv from '../../src/index.ts';
 import { sha256, createHash, createHmac, hmac, hashMany, gcm, InvalidInputError, UnknownAlgorithmError, StateError, type HashName } from '../../src/index.ts';
-import { type PortableCase, equal, hex, throws } from './harness.ts';
+import { type PortableCase, equal, hex, ok, throws } from './harness.ts';
 
 export const errorCases: PortableCase[] = [
   {
@@ -180,6 +180,12 @@ export const errorCases: PortableCase[] = [
       equal(`${r.rsc} ${(r.pc as Record<string, unknown>)['m2m:dbg']}`, '5000 engine closed', 'a request after Symbol.asyncDispose');
       await backend[Symbol.asyncDispose]();
       await backend[Symbol.asyncDispose]();
+      // An SE used on its own, without an engine to close it: its own asyncDispose closes it.
+      const alone = new senv.SoftwareBackend();
+      await alone.open();
+      await alone[Symbol.asyncDispose]();
+      const refusal = await alone.random(1, 8).then(() => undefined, (e: unknown) => e);
+      ok(refusal instanceof StateError && refusal.message === 'software SE is closed', `a random() after the SE's own Symbol.asyncDispose: ${String(refusal)}`);
     },
   },
 ];
