@@ -313,6 +313,32 @@ describe('public API surface', () => {
     await b.close();
   });
 
+  it('SoftwareBackend signature streams: a public key refused by sign(), a signature that is no Uint8Array by verify(), before the message is taken; the options read once', async () => {
+    const b = new SoftwareBackend();
+    await b.open();
+    const msg = Uint8Array.of(1, 2, 3);
+    const p256 = ecdsa('P-256');
+    const { secretKey, publicKey } = p256.keygen();
+    const pub = await b.importKey({ use: 'signature', algorithm: 33 }, 'public', publicKey);
+    const signed = p256.sign(msg, secretKey, { format: 'der' });
+    const s = b.signature(33, pub, { format: 'der', prehashed: false });
+    await s.update(msg);
+    expect(() => s.sign(), 'a public key').toThrow(new InvalidInputError('a public key only verifies: sign() needs a secret key'));
+    expect(await s.verify(signed), 'the message is still there to verify').toBe(true);
+    const macKey = new Uint8Array(20).fill(7);
+    const mac = b.signature(25, await b.importKey({ use: 'signature', algorithm: 25 }, 'secret', macKey), { format: 'der', prehashed: false });
+    await mac.update(msg);
+    for (const bad of ['abc', [1, 2, 3], undefined]) expect(() => mac.verify(bad as never), String(bad)).toThrow(/^signature must be a Uint8Array, got /);
+    expect(await mac.verify(hmac('SHA-256', macKey, msg)), 'the message is still there to verify').toBe(true);
+    // Options whose getters answer differently at each read: what was checked is what is used.
+    let reads = 0;
+    const shifty = { format: 'der', get prehashed() { return reads++ > 0; } };
+    const e = b.signature(33, await b.importKey({ use: 'signature', algorithm: 33 }, 'secret', secretKey), shifty as never);
+    await e.update(msg);
+    expect(p256.verify(await e.sign(), msg, publicKey, { format: 'der' }), 'signed over the message, hashed, as first read').toBe(true);
+    await b.close();
+  });
+
   it('SoftwareBackend cipher streams: a last chunk\'s output in `into` is joined with the tag where `into` has no room for both; a last chunk refused releases the stream\'s core context', async () => {
     const b = new SoftwareBackend();
     await b.open();
@@ -449,11 +475,13 @@ describe('public API surface', () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],
       [{ maxDataSize: Number.NaN }, /maxDataSize/], [{ maxDataSize: -5 }, /maxDataSize/], [{ memoryQuota: 'big' }, /memoryQuota/],
-      [{ masterKeyFile: 5 }, /masterKeyFile/], [{ masterKeyFile: '' }, /masterKeyFile/], [{ masterKeyEnv: {} }, /masterKeyEnv/],
+      // With dataDir: without one, any master key option is refused as sealing nothing, whose message names them all.
+      [{ dataDir: '/tmp/x', masterKeyFile: 5 }, /^masterKeyFile must be a non-empty string$/], [{ dataDir: '/tmp/x', masterKeyFile: '' }, /^masterKeyFile must be a non-empty string$/],
+      [{ dataDir: '/tmp/x', masterKeyEnv: {} }, /^masterKeyEnv must be a non-empty string$/], [{ dataDir: '/tmp/x', masterKeyEnv: '' }, /^masterKeyEnv must be a non-empty string$/],
       [{ files: {} }, /files/], [{ store: { load: 1 } }, /store/],
       [{ dataDir: '/tmp/x', masterKey: 'deadbeef' }, /masterKey must be a Uint8Array/], [{ dataDir: '/tmp/x', masterKey: 42 }, /masterKey must be a Uint8Array/],
       // A master key without a data directory seals nothing: refused, not ignored.
-      [{ dataDir: '/tmp/x', masterKeyEnv: 'A=B' }, /masterKeyEnv must be a variable name/], [{ masterKey: new Uint8Array(32) }, /give dataDir too/], [{ masterKeyFile: '/nonexistent/key' }, /give dataDir too/], [{ masterKeyEnv: 'NOPE' }, /give dataDir too/],
+      [{ dataDir: '/tmp/x', masterKeyEnv: 'A=B' }, /masterKeyEnv must be a variable name/], [{ dataDir: '/tmp/x', masterKeyEnv: 'A\0B' }, /masterKeyEnv must be a variable name/], [{ masterKey: new Uint8Array(32) }, /give dataDir too/], [{ masterKeyFile: '/nonexistent/key' }, /give dataDir too/], [{ masterKeyEnv: 'NOPE' }, /give dataDir too/],
       // Two sources: the first read would win in silence (masterKey over a file the caller may believe in force).
       [{ dataDir: '/tmp/x', masterKey: new Uint8Array(32), masterKeyFile: '/tmp/k' }, /^give one master key, not masterKey and masterKeyFile$/],
       [{ dataDir: '/tmp/x', masterKeyFile: '/tmp/k', masterKeyEnv: 'K' }, /^give one master key, not masterKeyFile and masterKeyEnv$/],
