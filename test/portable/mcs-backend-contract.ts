@@ -465,6 +465,12 @@ export const mcsBackendContractCases: PortableCase[] = [
         ['capabilities.preferredBatchSize', (b) => void ((b.capabilities as { preferredBatchSize: unknown }).preferredBatchSize = -1)],
         ['capabilities.maxRandomLength', (b) => void ((b.capabilities as { maxRandomLength: unknown }).maxRandomLength = 'big')],
         ['capabilities.rngTypes', (b) => void ((b.capabilities as { rngTypes: unknown }).rngTypes = [3])],
+        // (mutation review) Every list checked against its table, and a batch of at least one byte.
+        ['capabilities.cipherAlgorithms', (b) => void ((b.capabilities as { cipherAlgorithms: unknown }).cipherAlgorithms = [1001, 25]), 'got 25'],
+        ['capabilities.hashAlgorithms', (b) => void ((b.capabilities as { hashAlgorithms: unknown }).hashAlgorithms = [4, 7]), 'got 7'],
+        ['capabilities.signatureAlgorithms', (b) => void ((b.capabilities as { signatureAlgorithms: unknown }).signatureAlgorithms = [33, 1001]), 'got 1001'],
+        ['capabilities.rebootTypes', (b) => void ((b.capabilities as { rebootTypes: unknown }).rebootTypes = [1, 3]), 'got 3'],
+        ['capabilities.preferredBatchSize', (b) => void ((b.capabilities as { preferredBatchSize: unknown }).preferredBatchSize = 0), 'an integer from 1, got 0'],
         // (coverage gaps) A list that is no array (named whole, not by a character), and capabilities that are no object.
         ['capabilities.cipherAlgorithms', (b) => void ((b.capabilities as { cipherAlgorithms: unknown }).cipherAlgorithms = '1001'), 'got a string of 4 characters'],
         ['capabilities', (b) => void Object.defineProperty(b, 'capabilities', { value: null }), 'capabilities must be an object, got null'],
