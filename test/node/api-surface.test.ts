@@ -475,6 +475,10 @@ describe('public API surface', () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ backends: 'x' }, /backends/], [{ backends: [{}] }, /backends/], [{ dataDir: 5 }, /dataDir/], [{ clock: 5 }, /clock/],
       [{ maxDataSize: Number.NaN }, /maxDataSize/], [{ maxDataSize: -5 }, /maxDataSize/], [{ memoryQuota: 'big' }, /memoryQuota/],
+      [{ maxDataSize: 0 }, /^maxDataSize must be a number of bytes \(an integer from 1\)$/], [{ memoryQuota: -1 }, /^memoryQuota must be a number of bytes \(an integer from 0\)$/],
+      // An empty path would be read as none: an engine in memory for a caller who asked for a directory.
+      [{ dataDir: '' }, /^dataDir must be a directory path/],
+      [{ dataDir: '/nonexistent/senv', masterKey: 0 }, /^masterKey must be a Uint8Array of 32 bytes, got 0$/],
       // With dataDir: without one, any master key option is refused as sealing nothing, whose message names them all.
       [{ dataDir: '/tmp/x', masterKeyFile: 5 }, /^masterKeyFile must be a non-empty string$/], [{ dataDir: '/tmp/x', masterKeyFile: '' }, /^masterKeyFile must be a non-empty string$/],
       [{ dataDir: '/tmp/x', masterKeyEnv: {} }, /^masterKeyEnv must be a non-empty string$/], [{ dataDir: '/tmp/x', masterKeyEnv: '' }, /^masterKeyEnv must be a non-empty string$/],
@@ -488,6 +492,8 @@ describe('public API surface', () => {
     ];
     for (const [options, message] of bad) await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(message);
     for (const [options] of bad) await expect(McsEngine.create(options as never)).rejects.toBeInstanceOf(InvalidInputError);
+    // The bounds themselves are taken: a quota of 0 bytes, values of 1 byte.
+    await (await McsEngine.create({ memoryQuota: 0, maxDataSize: 1 })).close();
     // An options argument is an object, null or left out (README): anything else is refused, named.
     for (const options of [5, 'dataDir', true, [{ dataDir: '/tmp/x' }]]) {
       await expect(McsEngine.create(options as never), JSON.stringify(options)).rejects.toThrow(/McsEngine options must be an object/);
