@@ -294,7 +294,8 @@ export function mcsCases(backend: BackendFactory = softwareSe): PortableCase[] {
         fails(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL, seT: seT === 4 ? 1 : 4 } }), 4000, 'another SEType', /seT \(SEType\) is computed by the SE/);
         fails(await s.retrieve(s.seId), 4106, 'no registration left');
         equal(body(ok(await s.create(s.seId, 20011, { 'senv:Senv': { rn: 'reg', sID: s.seId, seL, seT } }), 2001, 'the true SEType'), 'senv:Senv').seT, seT, 'seT');
-        ok(await s.update(s.seId, { 'senv:Senv': { seT } }), 2004, 'seT stated at UPDATE');
+        // Nothing is written from a stated value: the reply names no attribute beyond ri and lt.
+        equal(Object.keys(body(ok(await s.update(s.seId, { 'senv:Senv': { seT } }), 2004, 'seT stated at UPDATE'), 'senv:Senv')).sort().join(), 'lt,ri', 'seT stated at UPDATE: the reply');
         // A card keeps the directory of its data objects (object FE, docs/apdu-profile.md) once it has one: made before the count.
         ok(await s.create(s.seId, 20009, { 'senv:Sdo': { rn: 'd', msg: b64(utf8('ABC')) } }), 2001, 'a first data object');
         ok(await s.delete(s.path('reg', 'd')), 2002, 'deleted');
