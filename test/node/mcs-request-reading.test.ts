@@ -578,6 +578,44 @@ describe('what a response and a failed start leave behind (store review)', () =>
     await backend.close();
   });
 
+  it('the data and output buffers grow by doubling and are kept up to 64 KiB or four times the message last held, given back once discarded (docs/mcs.md "Data in chunks")', () => {
+    const K = 1024;
+    const fill = (n: number) => new Uint8Array(n).fill(1);
+    const capacity = (a: Accumulator) => ({ data: a.bytes().buffer.byteLength, output: a.room(0).buffer.byteLength });
+    // Doubling, and a chunk that fills the buffer exactly stays in it.
+    const a = new Accumulator();
+    a.receive(fill(100), false);
+    a.receive(fill(1), false);
+    const grown = a.bytes().buffer;
+    a.receive(fill(99), false);
+    expect(a.bytes().buffer, 'filled exactly, in the same buffer').toBe(grown);
+    const room = a.room(100);
+    a.keep(room.subarray(0, 100), room);
+    a.room(1);
+    expect(capacity(a)).toEqual({ data: 200, output: 200 });
+    // 64 KiB is kept whatever follows; one byte more goes with the data, data and output buffer alike.
+    for (const [n, kept] of [[64 * K, 64 * K], [64 * K + 1, 0]] as const) {
+      const b = new Accumulator();
+      b.receive(fill(n), false);
+      b.room(n);
+      b.receive(null, false);
+      expect(capacity(b), `${n} bytes discarded`).toEqual({ data: kept, output: kept });
+    }
+    // A new message keeps both buffers when the last one filled a quarter of them, however it arrives.
+    const c = new Accumulator();
+    c.receive(fill(256 * K), true);
+    c.room(256 * K);
+    c.receive(fill(64 * K), true);
+    expect(capacity(c), 'after a message of a quarter').toEqual({ data: 256 * K, output: 256 * K });
+    c.receive(fill(16 * K), false);
+    c.receive(fill(16 * K), true);
+    expect(capacity(c), 'a message of two chunks after one of a quarter').toEqual({ data: 256 * K, output: 256 * K });
+    // The message before held 32 KiB, less than a quarter: both go.
+    c.receive(fill(10), true);
+    expect(capacity(c), 'after a message of an eighth').toEqual({ data: 10, output: 0 });
+    expect(c.bytes()).toEqual(fill(10));
+  });
+
   it('an empty chunk after a consumed message lets a buffer much larger than the message go, as a discard does', () => {
     const acc = new Accumulator();
     acc.append(new Uint8Array(200 * 1024).fill(1));
