@@ -571,6 +571,35 @@ export const mcsBackendContractCases: PortableCase[] = [
         }
         await engine.close();
       }
+      // (mutation review) So when the message was streamed as it arrived, the output spread over the stream's calls; arrays
+      // of the stream's own (not written into the room given) are copied, then zeroized.
+      for (const extra of [32, 33]) {
+        const own: Uint8Array[] = [];
+        const { engine, seId, send } = await setup((b) => {
+          b.capabilities.preferredBatchSize = 4;
+          const cipher = b.cipher.bind(b);
+          b.cipher = (...a: Parameters<typeof cipher>) => {
+            const s = cipher(...a) as CipherStream;
+            const give = (n: number, v: number) => (own.push(new Uint8Array(n).fill(v)), own[own.length - 1]!);
+            return { update: async (d: Uint8Array) => give(d.length, 2), final: async (last?: Uint8Array) => (s.abort(), give((last?.length ?? 0) + extra, 1)), abort: () => s.abort() };
+          };
+        });
+        await send({ op: 1, to: `${seId}/r`, ty: 20002, pc: { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 100, kDt: new Uint8Array(16) } } });
+        await send({ op: 1, to: `${seId}/r/c`, ty: 20001, pc: { 'senv:algP': { nc: new Uint8Array(12) } } });
+        equal((await send({ op: 3, to: `${seId}/r/c`, pc: { 'senv:Cph': { msg: new Uint8Array(16) } } })).rsc, 2004, 'streamed');
+        equal(own.length, 1, 'the stream was fed as the data arrived');
+        const r = await send({ op: 2, to: `${seId}/r/c/Enc` });
+        const cD = pc(await send({ op: 2, to: `${seId}/r/c` }), 'senv:Cph').cD as Uint8Array | undefined;
+        if (extra === 32) {
+          equal(r.rsc, 2000, 'streamed cipher output of the message and 32 bytes: rsc');
+          equalHex(cD!, '02'.repeat(16) + '01'.repeat(32), 'streamed output, joined');
+        } else {
+          refused(r, 'cipher output of 33 bytes, 0 to 32 expected', 'streamed cipher output one byte longer');
+          equal(cD, undefined, 'streamed cipher: no cD kept');
+        }
+        assert(own.slice(0, extra === 32 ? 2 : 1).every(zeroized), 'the stream\'s own arrays zeroized once copied');
+        await engine.close();
+      }
       // A DER ECDSA signature of a length within the curve's bounds but no ECDSA-Sig-Value: clients parse it strictly.
       for (const junk of [new Uint8Array(70).fill(0xaa), Uint8Array.of(0x30, 6, 2, 1, 0x80, 2, 1, 1)]) {
         const { engine, seId, send } = await setup((b) => patchSignature(b, { sign: async () => junk.slice() }));
