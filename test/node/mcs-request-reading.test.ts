@@ -616,6 +616,29 @@ describe('what a response and a failed start leave behind (store review)', () =>
     expect(c.bytes()).toEqual(fill(10));
   });
 
+  it('a stream handed over is not followed by another for the rest of its message; the next message streams again, from no output', async () => {
+    const fill = (n: number, v = 1) => new Uint8Array(n).fill(v);
+    let opened = 0;
+    const open = async () => {
+      opened++;
+      return { tag: 'encrypt', output: true as const, update: async (d: Uint8Array, into: Uint8Array) => into.fill(7, 0, d.length).subarray(0, d.length), abort: () => {} };
+    };
+    const acc = new Accumulator();
+    acc.receive(fill(8), false);
+    await acc.pump(4, open);
+    expect(acc.take('encrypt')?.rest, 'handed over, all of the data fed').toEqual(new Uint8Array(0));
+    // The operation's change not applied (its store write failed): the message is not consumed, and a chunk joins it.
+    acc.receive(fill(8), false);
+    await acc.pump(4, open);
+    expect(opened, 'no stream opened that would see only the end of the message (the operation replays it)').toBe(1);
+    expect(acc.bytes()).toEqual(fill(16));
+    acc.receive(undefined, true);
+    acc.receive(fill(5, 3), false);
+    await acc.pump(4, open);
+    expect(opened, 'the next message streams').toBe(2);
+    expect(acc.output(), 'its output only').toEqual(fill(5, 7));
+  });
+
   it('an empty chunk after a consumed message lets a buffer much larger than the message go, as a discard does', () => {
     const acc = new Accumulator();
     acc.append(new Uint8Array(200 * 1024).fill(1));
