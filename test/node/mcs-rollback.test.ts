@@ -713,6 +713,9 @@ describe('rollback anchor of the data directory', () => {
       await (await McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: anchor })).close();
 
       await expect(McsEngine.create({ rollbackAnchor: anchor })).rejects.toBeInstanceOf(InvalidInputError);
+      // A store of the caller's own keeps no journal of the directory: the anchor would guard nothing.
+      const own = { uniqueId: () => undefined, load: () => undefined, put: () => undefined, append: () => undefined, remove: () => undefined, close: () => undefined };
+      await expect(McsEngine.create({ dataDir: dir, store: own as never, rollbackAnchor: anchor })).rejects.toThrow(new InvalidInputError('rollbackAnchor keeps the head of a data directory\'s journal: give dataDir (and no store of your own)'));
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: { read: () => undefined } as unknown as RollbackAnchor })).rejects.toBeInstanceOf(InvalidInputError);
       await expect(McsEngine.create({ dataDir: dir, masterKey: KEY, rollbackAnchor: { read: () => undefined, write: () => undefined, trustOnFirstUse: 'yes' as unknown as boolean } })).rejects.toBeInstanceOf(InvalidInputError);
     } finally {
