@@ -1027,6 +1027,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
         ['streamed data that is no base64', resource({ attrs: { rgT: 1, x: { $acc: '!!' } } })],
         ['a key without its spec', resource({ attrs: { rgT: 1, x: { $key: { spec: null, kind: 'secret', bytes: 'AAAA' } } } })],
         ['a key with neither its bytes nor a reference', resource({ attrs: { rgT: 1, x: { $key: { spec: { use: 'cipher', algorithm: 1001 }, kind: 'secret' } } } })],
+        // Not the backend's refusal of a stored key (a failure of the device, not damage): refused before loadKey sees it.
+        ['a key of another kind', resource({ attrs: { rgT: 1, x: { $key: { spec: { use: 'cipher', algorithm: 1001 }, kind: 'private', bytes: 'AAAAAAAAAAAAAAAAAAAAAA==' } } } })],
       ];
       for (const [what, res] of forged) {
         writeFileSync(journal, withMacs(dir, [...records, { seq: 10, op: 'put', se, res: [res] }]));
