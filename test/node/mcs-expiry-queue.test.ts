@@ -13,6 +13,10 @@ import { McsEngine, SoftwareBackend } from '../../src/index.ts';
 import { openFiles, type Files } from '../../src/mcs/store/files.ts';
 import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 
+/** The engine clock's start in the cases on an injected clock, and the oneM2M timestamp `ms` after it. */
+const START = Date.UTC(2026, 10, 22, 12);
+const et = (ms: number) => new Date(START + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+
 describe('ExpiryQueue', () => {
   it('agrees with a scan of every time on 25 random runs of 3,000 operations (sets, moves, removals, sweeps)', () => {
     for (let run = 0; run < 25; run++) {
@@ -134,9 +138,7 @@ describe('expirations through the engine', () => {
       await real.append(path, data);
       written++;
     } };
-    const start = Date.UTC(2026, 10, 22, 12);
-    let now = start;
-    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    let now = START;
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
@@ -174,9 +176,7 @@ describe('expirations through the engine', () => {
       written++;
     } };
     let written = 0;
-    const start = Date.UTC(2026, 10, 22, 12);
-    let now = start;
-    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    let now = START;
     // Lets what the sweep started run (its writes are real file operations; setImmediate is not faked): until `done`
     // (for at most 10 s of real time), or without one for 2,000 turns of the event loop.
     const settle = async (done?: () => boolean) => {
@@ -191,7 +191,7 @@ describe('expirations through the engine', () => {
         await s.register();
         ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
         failing = true;
-        now = start + 5_000;
+        now = START + 5_000;
         await vi.advanceTimersByTimeAsync(5_000);
         await settle(() => refused === 1 && vi.getTimerCount() === 1);
         expect(refused, 'the sweep at its time, refused').toBe(1);
@@ -246,9 +246,7 @@ describe('expirations through the engine', () => {
       if (Buffer.from(data).includes('"op":"remove"')) removals++;
       return real.append(path, data);
     } };
-    const start = Date.UTC(2026, 10, 22, 12);
-    let now = start;
-    const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+    let now = START;
     const b = new Stuck();
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
@@ -259,7 +257,7 @@ describe('expirations through the engine', () => {
       ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
       b.stuck = true;
       const hung = s.retrieve(s.path('reg', 'r', 'generateRand'));
-      now = start + 5_000;
+      now = START + 5_000;
       await vi.advanceTimersByTimeAsync(5_000);
       expect(vi.getTimerCount(), 'the sweep waits for its turn').toBe(0);
       const closing = engine.close();
@@ -290,24 +288,22 @@ describe('expirations through the engine', () => {
         if (failing) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
         return real.append(path, data);
       } };
-      const start = Date.UTC(2026, 10, 22, 12);
-      let now = start;
-      const et = (ms: number) => new Date(start + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+      let now = START;
       const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
       try {
         const s = new Session(engine, 'CAE1');
         await s.register();
         ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 64, et: et(60_000) } }), 2001, 'a cipher');
         ok(await s.create(s.path('reg', 'c'), 20001, { 'senv:algP': { rn: 'p', nc: b64(new Uint8Array(12)), et: et(30_000) } }), 2001, 'its parameters, due first');
-        now = start + 120_000;
+        now = START + 120_000;
         failing = true;
         fails(await s.retrieve(s.seId), 5000, 'both due, the store refuses');
         failing = false;
         // Back before either was due: the cipher's et moves on, its parameters' stays.
-        now = start;
+        now = START;
         ok(await s.update(s.path('reg', 'c'), { 'senv:Cph': { et: et(86_400_000) } }), 2004, 'cipher kept');
         ok(await s.retrieve(s.path('reg', 'c', 'p')), 2000, 'parameters before their time');
-        now = start + 31_000;
+        now = START + 31_000;
         fails(await s.retrieve(s.path('reg', 'c', 'p')), 4004, 'parameters at their time');
         ok(await s.retrieve(s.path('reg', 'c')), 2000, 'cipher');
       } finally {
