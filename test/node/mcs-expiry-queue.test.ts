@@ -17,6 +17,16 @@ import { Session, b64, fails, ok } from '../portable/mcs-kit.ts';
 const START = Date.UTC(2026, 10, 22, 12);
 const et = (ms: number) => new Date(START + ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
 
+/**
+ * Lets what a sweep started run (its writes are real file operations; setImmediate is not faked): until `done`
+ * (for at most 10 s of real time: a loaded machine's fsync can outlast any count of turns), or without one for
+ * 2,000 turns of the event loop.
+ */
+async function settle(done?: () => boolean): Promise<void> {
+  const until = Date.now() + 10_000;
+  for (let i = 0; done ? !done() && Date.now() < until : i < 2000; i++) await new Promise((r) => setImmediate(r));
+}
+
 describe('ExpiryQueue', () => {
   it('agrees with a scan of every time on 25 random runs of 3,000 operations (sets, moves, removals, sweeps)', () => {
     for (let run = 0; run < 25; run++) {
@@ -150,7 +160,7 @@ describe('expirations through the engine', () => {
         // The wall clock steps forward (NTP, a host resumed from suspend); the timers' clock does not.
         now += 86_400_000;
         await vi.advanceTimersByTimeAsync(60_000);
-        for (let i = 0; i < 2000 && written === before; i++) await new Promise((r) => setImmediate(r));
+        await settle(() => written > before);
         expect(written - before, 'the removal written by the timer, with no request').toBe(1);
         fails(await s.retrieve(s.path('reg', 'c')), 4004, 'gone');
         expect(written - before, 'that RETRIEVE found nothing left to remove').toBe(1);
@@ -177,12 +187,6 @@ describe('expirations through the engine', () => {
     } };
     let written = 0;
     let now = START;
-    // Lets what the sweep started run (its writes are real file operations; setImmediate is not faked): until `done`
-    // (for at most 10 s of real time), or without one for 2,000 turns of the event loop.
-    const settle = async (done?: () => boolean) => {
-      const until = Date.now() + 10_000;
-      for (let i = 0; done ? !done() && Date.now() < until : i < 2000; i++) await new Promise((r) => setImmediate(r));
-    };
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
