@@ -866,11 +866,12 @@ function takeStated(def: CompiledType, values: Map<string, unknown>): Map<Attrib
 function checkStated(res: Resource, stated: ReadonlyMap<AttributeDef, unknown>): void {
   for (const [a, given] of stated) {
     const actual = a.sizeOf ? byteSize(res.attrs.get(a.sizeOf)) : res.attrs.get(a.name);
-    // Not args.ts's shown(), which gives a string by its length: these are a size, an SEType or an originator ID, no secret.
-    const text = (v: unknown) => (typeof v === 'string' ? `'${quoted(v)}'` : String(v));
-    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${text(actual)} here, not ${text(given)}`);
+    if (given !== actual) throw badRequest(`${a.sn} (${a.name}) is computed by the SE: ${statedText(actual)} here, not ${statedText(given)}`);
   }
 }
+
+/** Not args.ts's shown(), which gives a string by its length: a stated value is a size, an SEType or an originator ID, no secret. */
+const statedText = (v: unknown) => (typeof v === 'string' ? `'${quoted(v)}'` : String(v));
 
 /** An UPDATE answers with what it changed: resourceID, lastModifiedTime and the attributes written (bulk data as its size). */
 function modified(def: CompiledType, changes: Map<string, unknown>): readonly AttributeDef[] {

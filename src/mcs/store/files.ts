@@ -171,7 +171,8 @@ async function builtin<T>(id: string): Promise<T> {
 async function nodeFiles(): Promise<Files> {
   const fs = await builtin<typeof import('node:fs/promises')>('node:fs/promises');
   const { constants: c, readFileSync } = await builtin<typeof import('node:fs')>('node:fs');
-  const processStamp = (pid: number) => stampFrom((path) => readFileSync(path, 'utf8'), pid);
+  const readText = (path: string) => readFileSync(path, 'utf8');
+  const processStamp = (pid: number) => stampFrom(readText, pid);
   const code = (e: unknown) => (e as { code?: string }).code;
   const missing = (e: unknown) => code(e) === 'ENOENT';
   type Handle = Awaited<ReturnType<typeof fs.open>>;
@@ -373,7 +374,7 @@ async function nodeFiles(): Promise<Files> {
       }
       // A zombie has exited and holds nothing: a holder killed whose parent has not reaped it yet (or never
       // will, an orphan under a PID 1 that does not reap), which kill(pid, 0) still finds.
-      if (exitedFrom((path) => readFileSync(path, 'utf8'), pid)) return false;
+      if (exitedFrom(readText, pid)) return false;
       // A process of that pid runs: the holder only if it started when the holder did (pids are reused).
       const now = processStamp(pid);
       if (stamp !== undefined && now !== undefined) return now === stamp;
@@ -582,25 +583,30 @@ function denoFiles(deno: DenoApi): Files {
   };
 }
 
-/** Linux: whether the process of that pid has exited and waits only to be reaped (state Z or X in /proc); false where it cannot be told. */
-export function exitedFrom(read: (path: string) => string, pid: number): boolean {
+/**
+ * Linux: the fields of a process's /proc/<pid>/stat from field 3 on, counted after the command name's
+ * closing parenthesis (the name may hold spaces); undefined where there is none to read.
+ */
+function statFields(read: (path: string) => string, pid: number): string[] | undefined {
   try {
     const stat = read(`/proc/${pid}/stat`);
-    // Field 3, the first after the command name's closing parenthesis (the name may hold spaces).
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state === 'Z' || state === 'X';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** Linux: `<boot id>:<start time in clock ticks>` of a process, from /proc; undefined elsewhere. */
+/** Linux: whether the process of that pid has exited and waits only to be reaped (state Z or X, field 3); false where it cannot be told. */
+function exitedFrom(read: (path: string) => string, pid: number): boolean {
+  const state = statFields(read, pid)?.[0];
+  return state === 'Z' || state === 'X';
+}
+
+/** Linux: `<boot id>:<start time in clock ticks (field 22)>` of a process, from /proc; undefined elsewhere. */
 export function stampFrom(read: (path: string) => string, pid: number): string | undefined {
   try {
     const boot = read('/proc/sys/kernel/random/boot_id').trim();
-    const stat = read(`/proc/${pid}/stat`);
-    // Field 22, counted after the command name's closing parenthesis (the name may hold spaces).
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const start = statFields(read, pid)?.[19];
     return start ? `${boot}:${start}` : undefined;
   } catch {
     return undefined;
