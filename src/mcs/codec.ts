@@ -199,10 +199,11 @@ export function parseTimestamp(s: string): number | undefined {
   if (!m) return undefined;
   const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   const frac = m[7] ? Number(m[7].padEnd(6, '0')) / 1000 : 0;
-  const t = Date.UTC(y, mo - 1, d, h, mi, se);
-  const back = new Date(t);
+  // Not Date.UTC(y, ...): it reads years 0 to 99 as 1900 to 1999.
+  const back = new Date(Date.UTC(2000, 0, 1, h, mi, se));
+  back.setUTCFullYear(y, mo - 1, d);
   if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) return undefined;
-  return t + Math.floor(frac);
+  return back.getTime() + Math.floor(frac);
 }
 
 // Many responses in one millisecond carry the same lastModifiedTime, and a

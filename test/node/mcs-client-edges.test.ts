@@ -897,6 +897,11 @@ describe('codec: strict base64 and oneM2M timestamps', () => {
     // ISO 8601's UTC designator, as docs/mcs.md says.
     expect(parseTimestamp('20261122T120000Z')).toBe(Date.UTC(2026, 10, 22, 12));
     expect(parseTimestamp('20261122T120000,25Z')).toBe(Date.UTC(2026, 10, 22, 12, 0, 0, 250));
+    // Years 0 to 99 are those years, not 1900 to 1999 (Date.UTC's reading): 0000 is a leap year, 1900 is not.
+    const early = (y: number, mo: number, d: number, h = 0) => new Date(0).setUTCFullYear(y, mo, d) + h * 3_600_000;
+    expect(parseTimestamp('00500101T000000')).toBe(early(50, 0, 1));
+    expect(parseTimestamp('00000229T120000')).toBe(early(0, 1, 29, 12));
+    expect(parseTimestamp('00990229T000000')).toBeUndefined();
   });
 
   it('an impossible et is refused by McsClient (4000), not rolled into a later date', async () => {
