@@ -27,6 +27,29 @@ async function settle(done?: () => boolean): Promise<void> {
   for (let i = 0; done ? !done() && Date.now() < until : i < 2000; i++) await new Promise((r) => setImmediate(r));
 }
 
+/**
+ * An engine on a fresh data directory through `files`, its clock `clock.now` (START at first) and its timers faked,
+ * registered as CAE1 for `body`; closed, and the directory removed, after it.
+ */
+async function onInjectedClock(files: Files, body: (s: Session, clock: { now: number }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
+  const clock = { now: START };
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  try {
+    const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => clock.now });
+    try {
+      const s = new Session(engine, 'CAE1');
+      await s.register();
+      await body(s, clock);
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    vi.useRealTimers();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('ExpiryQueue', () => {
   it('agrees with a scan of every time on 25 random runs of 3,000 operations (sets, moves, removals, sweeps)', () => {
     for (let run = 0; run < 25; run++) {
@@ -141,42 +164,28 @@ describe('expirations through the engine', () => {
   });
 
   it('a clock stepped a day forward with no traffic: the timer reads it again within a minute and removes what fell due, not an hour later', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
     const real = await openFiles();
     let written = 0;
     const files: Files = { ...real, append: async (path, data) => {
       await real.append(path, data);
       written++;
     } };
-    let now = START;
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    try {
-      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
-      try {
-        const s = new Session(engine, 'CAE1');
-        await s.register();
-        ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 16, kDt: b64(new Uint8Array(16).fill(1)), et: et(3_600_000) } }), 2001, 'due in an hour');
-        const before = written;
-        // The wall clock steps forward (NTP, a host resumed from suspend); the timers' clock does not.
-        now += 86_400_000;
-        await vi.advanceTimersByTimeAsync(60_000);
-        await settle(() => written > before);
-        expect(written - before, 'the removal written by the timer, with no request').toBe(1);
-        fails(await s.retrieve(s.path('reg', 'c')), 4004, 'gone');
-        expect(written - before, 'that RETRIEVE found nothing left to remove').toBe(1);
-      } finally {
-        await engine.close();
-      }
-    } finally {
-      vi.useRealTimers();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await onInjectedClock(files, async (s, clock) => {
+      ok(await s.create(s.seId, 20002, { 'senv:Cph': { rn: 'c', Calg: 1001, mbs: 16, kDt: b64(new Uint8Array(16).fill(1)), et: et(3_600_000) } }), 2001, 'due in an hour');
+      const before = written;
+      // The wall clock steps forward (NTP, a host resumed from suspend); the timers' clock does not.
+      clock.now += 86_400_000;
+      await vi.advanceTimersByTimeAsync(60_000);
+      await settle(() => written > before);
+      expect(written - before, 'the removal written by the timer, with no request').toBe(1);
+      fails(await s.retrieve(s.path('reg', 'c')), 4004, 'gone');
+      expect(written - before, 'that RETRIEVE found nothing left to remove').toBe(1);
+    });
   });
 
   it('the expiry timer\'s sweep that the store refuses is tried again a second later, not at once (no busy loop on a failing disk), and goes through once the disk works (coverage gap)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'senv-expiry-'));
     const real = await openFiles();
-    let failing = false, refused = 0;
+    let failing = false, refused = 0, written = 0;
     const files: Files = { ...real, append: async (path, data) => {
       if (failing) {
         refused++;
@@ -185,48 +194,38 @@ describe('expirations through the engine', () => {
       await real.append(path, data);
       written++;
     } };
-    let written = 0;
-    let now = START;
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    try {
-      const engine = await McsEngine.create({ dataDir: dir, masterKey: new Uint8Array(32).fill(7), files, clock: () => now });
+    await onInjectedClock(files, async (s, clock) => {
+      ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
+      failing = true;
+      clock.now = START + 5_000;
+      await vi.advanceTimersByTimeAsync(5_000);
+      await settle(() => refused === 1 && vi.getTimerCount() === 1);
+      expect(refused, 'the sweep at its time, refused').toBe(1);
+      // Not before a second has passed, however long the disk keeps failing.
+      clock.now += 999;
+      await vi.advanceTimersByTimeAsync(999);
+      await settle();
+      expect(refused, 'no retry within the second').toBe(1);
+      clock.now += 1;
+      await vi.advanceTimersByTimeAsync(1);
+      await settle(() => refused === 2 && vi.getTimerCount() === 1);
+      expect(refused, 'retried a second later').toBe(2);
+      failing = false;
+      const before = written;
+      clock.now += 1_000;
+      await vi.advanceTimersByTimeAsync(1_000);
+      await settle(() => written > before);
+      await settle();
+      expect(`${refused},${written - before}`, 'the removal written').toBe('2,1');
+      expect(vi.getTimerCount(), 'nothing left to wait for').toBe(0);
+      failing = true;
       try {
-        const s = new Session(engine, 'CAE1');
-        await s.register();
-        ok(await s.create(s.seId, 20004, { 'senv:Hsh': { rn: 'h', Halg: 4, et: et(5_000) } }), 2001, 'due in 5 s');
-        failing = true;
-        now = START + 5_000;
-        await vi.advanceTimersByTimeAsync(5_000);
-        await settle(() => refused === 1 && vi.getTimerCount() === 1);
-        expect(refused, 'the sweep at its time, refused').toBe(1);
-        // Not before a second has passed, however long the disk keeps failing.
-        now += 999;
-        await vi.advanceTimersByTimeAsync(999);
-        await settle();
-        expect(refused, 'no retry within the second').toBe(1);
-        now += 1;
-        await vi.advanceTimersByTimeAsync(1);
-        await settle(() => refused === 2 && vi.getTimerCount() === 1);
-        expect(refused, 'retried a second later').toBe(2);
-        failing = false;
-        const before = written;
-        now += 1_000;
-        await vi.advanceTimersByTimeAsync(1_000);
-        await settle(() => written > before);
-        await settle();
-        expect(`${refused},${written - before}`, 'the removal written').toBe('2,1');
-        expect(vi.getTimerCount(), 'nothing left to wait for').toBe(0);
-        failing = true;
         fails(await s.retrieve(s.path('reg', 'h')), 4004, 'gone, with no request to remove it');
         expect(refused, 'and that RETRIEVE wrote nothing').toBe(2);
       } finally {
         failing = false;
-        await engine.close();
       }
-    } finally {
-      vi.useRealTimers();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('the expiry timer\'s sweep waits for a request that holds the SE; close() called meanwhile, it removes nothing (coverage gap)', async () => {
