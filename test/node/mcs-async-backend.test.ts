@@ -6,9 +6,10 @@
 // also when the verification fails (thrown now or rejected later). And a
 // stream that fails while the data arrives is dropped, not used half-fed.
 import { describe, expect, it } from 'vitest';
-import { cbc, ecdsa, InvalidInputError, McsEngine, sha256, SoftwareBackend, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
+import { cbc, ecdsa, hmac, InvalidInputError, McsEngine, sha256, SoftwareBackend, type McsResponse, type CipherAlgorithm, type CipherParams, type CipherStream, type KeyHandle, type KeyKind, type KeySpec, type SignatureAlgorithm, type SignatureOptions, type SignatureStream } from '../../src/index.ts';
 import { runInNewContext } from 'node:vm';
 import { b64, body, ok, Session } from '../portable/mcs-kit.ts';
+import { formatTimestamp } from '../../src/mcs/codec.ts';
 
 type Mode = 'at once' | 'promise' | 'promise of another realm';
 
@@ -240,4 +241,76 @@ describe('a backend whose releaseKey, deleteKey or stream abort is async and rej
       process.off('unhandledRejection', onUnhandled);
     }
   });
+});
+
+/** The software SE whose streams answer on a later turn of the event loop, as an HSM over the network does. */
+class Later extends SoftwareBackend {
+  override signature(algorithm: SignatureAlgorithm, key: KeyHandle, options: SignatureOptions): SignatureStream {
+    const s = super.signature(algorithm, key, options);
+    const later = <T>(fn: () => T | Promise<T>) => new Promise<T>((resolve, reject) => setTimeout(() => void Promise.resolve().then(fn).then(resolve, reject), 1));
+    return {
+      // The chunk is lent until the promise settles (docs/mcs.md "Writing a backend"): no copy needed.
+      update: (d) => later(() => s.update(d)),
+      sign: (last) => later(() => s.sign(last)),
+      verify: (sig, last) => s.verify(sig, last),
+      abort: () => s.abort(),
+    };
+  }
+}
+
+// docs/mcs.md "Data in chunks", changes between chunks: each chunk and the operation are checked
+// at their own turn, a change applies from the next request on, earlier chunks stay the resource's,
+// what would change the result drops the stream, so the operation replays the whole message, and
+// a request under way when the et passes runs to its end (docs/mcs.md expirationTime).
+describe('changes between the chunks of a message, with requests in flight', () => {
+  for (const backend of ['at once', 'later'] as const) {
+    it(`apply from the next request on, whoever sent the chunks (${backend})`, async () => {
+      let now = Date.UTC(2026, 10, 26, 12);
+      const engine = await McsEngine.create({ backends: [backend === 'later' ? new Later() : new SoftwareBackend()], clock: () => now });
+      const owner = new Session(engine, 'CAE1'), grantee = new Session(engine, 'CAE2'), third = new Session(engine, 'CAE3');
+      await owner.register();
+      await grantee.register('reg2');
+      await third.register('reg3');
+      const grant = (acor: string[]) => ({ 'm2m:acp': { pv: { acr: [{ acor, acop: 6 }] } } });
+      const policy = body(ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'p', ...grant(['CAE2', 'CAE3'])['m2m:acp'], pvs: { acr: [{ acor: ['CAE1'], acop: 63 }] } } }), 2001, 'policy'), 'm2m:acp').ri as string;
+      const key = new Uint8Array(32).fill(5);
+      const mac = owner.path('reg', 'm');
+      ok(await owner.create(owner.seId, 20012, { 'senv:Sgn': { rn: 'm', Salg: 25, kDt: b64(key), acpi: [policy], et: formatTimestamp(now + 60_000) } }), 2001, 'HMAC');
+      // Longer than a batch: each streams as it arrives.
+      const message = (k: number) => new Uint8Array(40000).map((_, i) => i * k);
+      const c1 = message(1), c2 = message(2), c3 = message(3), c4 = message(4);
+      const chunk = (s: Session, c: Uint8Array) => s.update(mac, { 'senv:Sgn': { msg: b64(c) } });
+      const rscs = (rs: McsResponse[]) => rs.map((r) => r.rsc);
+      ok(await chunk(grantee, c1), 2004, 'the grantee\'s first chunk');
+      // Sent together: the chunk before the narrowing is served under the grant, those after it are not.
+      let rs: McsResponse[] = await Promise.all([chunk(grantee, c2), owner.update(owner.path('reg', 'p'), grant(['CAE3'])), chunk(grantee, c3), grantee.retrieve(`${mac}/cSgn`), third.retrieve(`${mac}/cSgn`)]);
+      expect(rscs(rs), 'narrowed between chunks').toEqual([2004, 2004, 4103, 4103, 2000]);
+      expect(body(rs[4]!, 'senv:Sgn').Sgn, 'the grantee\'s chunks sent before stay the resource\'s').toBe(b64(hmac('SHA-256', key, new Uint8Array([...c1, ...c2]))));
+      // A reboot between chunks drops the stream: the operation replays the whole message.
+      ok(await chunk(third, c1), 2004, 'a new message');
+      rs = await Promise.all([owner.update(owner.path('reg', 'coldReset'), { 'senv:Srbt': { rb: true } }), chunk(third, c2), third.retrieve(`${mac}/cSgn`)]);
+      expect(rscs(rs), 'rebooted between chunks').toEqual([2004, 2004, 2000]);
+      expect(body(rs[2]!, 'senv:Sgn').Sgn).toBe(b64(hmac('SHA-256', key, new Uint8Array([...c1, ...c2]))));
+      // The policy deleted while the resource names it: nothing grants, and a new one of that name is another policy.
+      ok(await chunk(third, c3), 2004, 'a new message');
+      rs = await Promise.all([owner.delete(owner.path('reg', 'p')), chunk(third, c4), third.retrieve(`${mac}/cSgn`)]);
+      expect(rscs(rs), 'policy deleted between chunks').toEqual([2002, 4103, 4103]);
+      ok(await owner.create(owner.seId, 1, { 'm2m:acp': { rn: 'p', ...grant(['CAE3'])['m2m:acp'], pvs: { acr: [{ acor: ['CAE1'], acop: 63 }] } } }), 2001, 'a policy of the same name');
+      expect((await third.retrieve(`${mac}/cSgn`)).rsc, 'acpi keeps the resource ID of the policy that is gone').toBe(4103);
+      expect(body(ok(await owner.retrieve(`${mac}/cSgn`), 2000, 'the owner'), 'senv:Sgn').Sgn).toBe(b64(hmac('SHA-256', key, c3)));
+      // Deregistered, and expired, between chunks.
+      ok(await owner.update(mac, { 'senv:Sgn': { acpi: [body(await owner.retrieve(owner.path('reg', 'p')), 'm2m:acp').ri] } }), 2004, 'pointed at the new policy');
+      ok(await chunk(third, c1), 2004, 'a new message');
+      rs = await Promise.all([third.delete(third.seId), chunk(third, c2), third.retrieve(`${mac}/cSgn`)]);
+      expect(rscs(rs), 'deregistered between chunks').toEqual([2002, 4106, 4106]);
+      ok(await chunk(owner, c2), 2004, 'the owner goes on');
+      // The et passes while the operation is under way: it runs to its end, and the removal comes next.
+      const signing = owner.retrieve(`${mac}/cSgn`);
+      now += 60_000;
+      rs = await Promise.all([signing, chunk(owner, c3), owner.retrieve(`${mac}/cSgn`)]);
+      expect(rscs(rs), 'expired during an operation, before the next chunk').toEqual([2000, 4004, 4004]);
+      expect(body(rs[0]!, 'senv:Sgn').Sgn).toBe(b64(hmac('SHA-256', key, new Uint8Array([...c1, ...c2]))));
+      await engine.close();
+    });
+  }
 });
