@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hex } from '../../src/apdu/apdu.ts';
-import { PcscBackend } from '../../src/backends/pcsc/index.ts';
+import { discoverPcscBackends, PcscBackend, type CardConnection, type CardContext } from '../../src/backends/pcsc/index.ts';
 import { McsEngine, randomBytes, sha256 } from '../../src/index.ts';
 import { PcscError, type PcscContext } from '../../src/pcsc/index.ts';
 import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
@@ -12,7 +12,7 @@ import { SenvApplet } from '../../src/virtual-card/applet.ts';
 import { KeyStore } from '../../src/virtual-card/keystore.ts';
 
 /** The documented context: connect(); a connection with transmit, status, reset, disconnect. */
-function ownContext(opts: { atr?: boolean } = {}) {
+function ownContext(opts: { atr?: boolean; transaction?: boolean } = {}) {
   const applet = new SenvApplet({ store: new KeyStore(), random: randomBytes, limits: EXTENDED_LIMITS });
   const os = new VirtualCardOs([applet], { limits: EXTENDED_LIMITS });
   os.power('cold');
@@ -37,18 +37,20 @@ function ownContext(opts: { atr?: boolean } = {}) {
       calls.push(`disconnect ${end}`);
       if (end === 'reset') os.power('warm');
     },
-  };
+    // A link to one application only has nothing to keep others out with: run as is.
+    ...(opts.transaction ? { transaction: <T>(fn: () => Promise<T>) => (calls.push('transaction'), fn()) } : {}),
+  } satisfies CardConnection;
   const context = {
     connect: async (reader: string, o: { share: string; timeoutMs: number }) => {
       calls.push(`connect ${reader} ${o.share} ${o.timeoutMs}`);
       return connection;
     },
   };
-  return { os, calls, context: context as unknown as PcscContext, failNext: (e: Error) => (fail = e) };
+  return { os, calls, context: context satisfies CardContext, failNext: (e: Error) => (fail = e) };
 }
 
-async function engineOver(ctx: ReturnType<typeof ownContext>) {
-  const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: 'eSE on SPI', context: ctx.context, commandTimeoutMs: 5000 })] });
+async function engineOver(ctx: ReturnType<typeof ownContext>, share?: 'shared') {
+  const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: 'eSE on SPI', context: ctx.context, commandTimeoutMs: 5000, ...(share ? { share } : {}) })] });
   const seId = engine.seIds[0]!;
   let rqi = 0;
   const send = (r: Record<string, unknown>) => engine.send({ rqi: String(++rqi), fr: 'C1', ...r });
@@ -123,6 +125,28 @@ describe('PcscBackend over a context of your own (docs/pcsc.md)', () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it('share \'shared\' runs each call in the connection\'s transaction(); a connection without one is refused naming it, and disconnected', async () => {
+    const ctx = ownContext({ transaction: true });
+    const { engine, digest } = await engineOver(ctx, 'shared');
+    try {
+      expect((await digest()).rsc).toBe(2000);
+      expect(ctx.calls.filter((c) => c === 'transaction').length).toBeGreaterThan(1);
+    } finally {
+      await engine.close();
+    }
+    const bare = ownContext();
+    const b = new PcscBackend({ reader: 'eSE on SPI', context: bare.context, share: 'shared' });
+    await expect(b.open()).rejects.toThrow(/the connection to eSE on SPI has no transaction\(\), which share 'shared' needs/);
+    expect(bare.calls).toEqual(['connect eSE on SPI shared 30000', 'disconnect leave']);
+    await b.close();
+  });
+
+  it('discoverPcscBackends refuses a context that cannot list readers, naming the way to use it', async () => {
+    const ctx = ownContext();
+    await expect(discoverPcscBackends({ context: ctx.context as unknown as PcscContext })).rejects.toThrow(/needs a context that lists readers.*new PcscBackend\(\{ reader, context \}\)/);
+    expect(ctx.calls).toEqual([]);
   });
 
   it('the example of docs/pcsc.md runs as written, its `spi` driver over the virtual card', async () => {

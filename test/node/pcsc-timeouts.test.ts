@@ -191,7 +191,7 @@ describe('PcscCard timeouts over a scripted native connection', () => {
       [{ reader: 'A\0B' }, /must not contain NUL/],
       [{ reader: 'r', seType: 4 }, /seType must be 1 \(UICC\) or 2/],
       [{ reader: 'r', share: 'open' }, /share must be 'exclusive', 'shared' or 'direct', got a string of 4 characters$/],
-      [{ reader: 'r', context: {} }, /context must be a PcscContext/],
+      [{ reader: 'r', context: {} }, /context must be a PcscContext or an object with connect\(\)/],
       [{ reader: 'r', log: 'yes' }, /log must be a function/],
       [{ reader: 'r', commandTimeoutMs: 0 }, /commandTimeoutMs must be a number of milliseconds above 0, or Infinity, got 0/],
       [{ reader: 'r', commandTimeoutMs: -5 }, /commandTimeoutMs .* got -5/],

@@ -25,12 +25,14 @@ import { ALL_REBOOT_TYPES, CIPHERS, HASHES, SIGNATURES, valuesOf, type CipherInf
 import { derToRaw } from '../../core/ecdsa-der.ts';
 import { checkReader, checkShare, checkTimeout } from '../../pcsc/args.ts';
 import { PcscContext, PcscError, type ReaderState, type ShareMode } from '../../pcsc/index.ts';
-import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, staleConnection, type AppletChannel, type CardInfo } from './session.ts';
+import { answeredBy, CardSession, exactly, mayHaveWritten, roomRefused, staleConnection, type AppletChannel, type CardContext, type CardInfo } from './session.ts';
 import { LinkStream } from './streams.ts';
 import { fieldLength, longestSignature, macLength } from './signature-lengths.ts';
 import { CardObjectStore } from './objects.ts';
 import type { ObjectStore } from '../backend.ts';
 import { SENV_VERSION } from '../../version.ts';
+
+export type { CardConnection, CardContext } from './session.ts';
 
 const SW_VERIFY_FAILED = 0x6300;
 
@@ -39,7 +41,11 @@ export interface PcscBackendOptions {
   reader: string;
   /** TS-0016 SEType: 2 GlobalPlatform SE (default) or 1 UICC. */
   seType?: 1 | 2 | undefined;
-  context?: PcscContext | undefined;
+  /**
+   * The context to connect through: a `PcscContext`, or an object of one's own for a card that is not
+   * behind PC/SC (docs/pcsc.md, "A card that is not behind PC/SC"). Default: one of the backend's own.
+   */
+  context?: CardContext | undefined;
   /** Default 'exclusive': no other application can slip APDUs between ours. */
   share?: ShareMode | undefined;
   /**
@@ -55,14 +61,17 @@ export interface PcscBackendOptions {
 /** Long enough for a slow card's key generation, short enough that a hung SE answers its requests. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
-const DISCOVER_OPTIONS: OptionNames<Omit<PcscBackendOptions, 'reader'>> = { seType: true, context: true, share: true, commandTimeoutMs: true, log: true };
+/** discoverPcscBackends' options: a context given there must list readers too (a `PcscContext`). */
+export type DiscoverPcscOptions = Omit<PcscBackendOptions, 'reader' | 'context'> & { context?: PcscContext | undefined };
+
+const DISCOVER_OPTIONS: OptionNames<DiscoverPcscOptions> = { seType: true, context: true, share: true, commandTimeoutMs: true, log: true };
 const OPTIONS: OptionNames<PcscBackendOptions> = { ...DISCOVER_OPTIONS, reader: true };
 
 /** Every option but the reader, checked (InvalidInputError); answers the command timeout. */
 function checkOptions(o: Omit<PcscBackendOptions, 'reader'>): number {
   if (o.seType !== undefined && o.seType !== 1 && o.seType !== 2) throw new InvalidInputError(`seType must be 1 (UICC) or 2 (GlobalPlatform SE), got ${shown(o.seType)}`);
   checkShare(o.share);
-  if (o.context !== undefined && typeof (o.context as Partial<PcscContext> | null)?.connect !== 'function') throw new InvalidInputError(`context must be a PcscContext, got ${shown(o.context)}`);
+  if (o.context !== undefined && typeof (o.context as Partial<CardContext> | null)?.connect !== 'function') throw new InvalidInputError(`context must be a PcscContext or an object with connect(), got ${shown(o.context)}`);
   if (o.log !== undefined && typeof o.log !== 'function') throw new InvalidInputError(`log must be a function, got ${shown(o.log)}`);
   return o.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkTimeout(o.commandTimeoutMs, 'commandTimeoutMs');
 }
@@ -895,9 +904,12 @@ async function readerStates(ctx: PcscContext): Promise<ReaderState[]> {
  * pcscd's answers are bounded by `commandTimeoutMs` as the cards' are. The
  * options are checked as the backend checks them, before anything reaches pcscd.
  */
-export async function discoverPcscBackends(opts: Omit<PcscBackendOptions, 'reader'> = {}): Promise<PcscBackend[]> {
+export async function discoverPcscBackends(opts: DiscoverPcscOptions = {}): Promise<PcscBackend[]> {
   const o = optionsArg(opts, 'discoverPcscBackends options', DISCOVER_OPTIONS) ?? {};
   const commandTimeoutMs = checkOptions(o);
+  if (o.context && (typeof o.context.listReaders !== 'function' || typeof o.context.getStatusChange !== 'function')) {
+    throw new InvalidInputError('discoverPcscBackends needs a context that lists readers (a PcscContext); a card behind a context of your own is new PcscBackend({ reader, context })');
+  }
   const listing = o.context ?? (await PcscContext.establish({ timeoutMs: commandTimeoutMs }));
   try {
     const states = await readerStates(listing);

@@ -16,7 +16,7 @@ import { FCI, INS, MSE_SET, SENV_AID, TAG } from '../../apdu/profile.ts';
 import { createTransport, LogicalChannel, selectAid, type ApduTransport, type RawTransport } from '../../apdu/transport.ts';
 import { DeviceFullError, StateError } from '../../core/errors.ts';
 import { SCARD_E_NOT_READY } from '../../pcsc/errors.ts';
-import { PcscContext, PcscError, ShortResponseError, type PcscCard, type ShareMode } from '../../pcsc/index.ts';
+import { PcscContext, PcscError, ShortResponseError, type ShareMode } from '../../pcsc/index.ts';
 import { LARGEST_VERIFY } from './signature-lengths.ts';
 
 export interface CardInfo {
@@ -30,10 +30,33 @@ export interface CardInfo {
   algorithms: number[];
 }
 
+/**
+ * What the PC/SC SE uses of a connection to its card: a `PcscCard` has it, and so can a card of one's
+ * own that is not behind PC/SC (docs/pcsc.md, "A card that is not behind PC/SC").
+ */
+export interface CardConnection {
+  /** The response APDU (data, then SW1 SW2) to a command APDU. */
+  transmit(apdu: Uint8Array): Promise<Uint8Array>;
+  /** The card's answer to reset (deviceInfo's hardware version). */
+  status(): Promise<{ atr: Uint8Array }>;
+  /** [SEReboot]: channels, selections, environments and chains are gone afterwards. */
+  reset(kind: 'cold' | 'warm'): Promise<void>;
+  disconnect(end: 'leave' | 'reset'): Promise<void>;
+  /** Runs `fn` with no other application's APDUs in between: needed with share 'shared' only. */
+  transaction?<T>(fn: () => Promise<T>): Promise<T>;
+  /** True while a command that got no answer within the timeout is still outstanding. */
+  readonly stalled?: boolean;
+}
+
+/** What the PC/SC SE uses of a context: a `PcscContext` has it, and so can an object of one's own. */
+export interface CardContext {
+  connect(reader: string, options: { share: ShareMode; timeoutMs: number }): Promise<CardConnection>;
+}
+
 export interface SessionOptions {
   reader: string;
   /** A context to open the connection on; one of its own otherwise (released by close()). */
-  context?: PcscContext;
+  context?: CardContext;
   share?: ShareMode;
   /** Longest wait for the connect and for each command's answer (PcscCard.stalled); Infinity: none. */
   commandTimeoutMs: number;
@@ -85,9 +108,10 @@ export class CardSession {
   info: CardInfo | undefined;
   /** The card's answer to reset as the reader reported it at the last connection (deviceInfo's hardware version). */
   atr: Uint8Array | undefined;
-  private ctx: PcscContext | undefined;
-  private ownsContext = false;
-  private card: PcscCard | undefined;
+  private ctx: CardContext | undefined;
+  /** The context this session established (no `context` given), which close() releases. */
+  private owned: PcscContext | undefined;
+  private card: CardConnection | undefined;
   /** The APDU stack and its wire layer (which counts), rebuilt on every connection. */
   private stack: ApduTransport | undefined;
   private raw: RawTransport | undefined;
@@ -155,7 +179,7 @@ export class CardSession {
       }
       try {
         if (this.shared) {
-          return await this.card!.transaction(async () => {
+          return await this.card!.transaction!(async () => {
             this.basic!.forgetEnvironment();
             await this.selectBasic();
             return fn();
@@ -321,9 +345,9 @@ export class CardSession {
       }, false).catch(() => undefined);
     }
     await this.queue;
-    const ctx = this.ownsContext ? this.ctx : undefined;
-    this.ctx = undefined;
-    const ending = this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave').then(() => ctx?.release());
+    const owned = this.owned;
+    this.ctx = this.owned = undefined;
+    const ending = this.drop(this.numbers.size > 0 || this.stray ? 'reset' : 'leave').then(() => owned?.release());
     // A pcscd that stopped answering holds the disconnect and the release: close() returns after the
     // command timeout, and they end whenever pcscd does.
     await within(ending.catch(() => undefined), this.opts.commandTimeoutMs);
@@ -333,11 +357,13 @@ export class CardSession {
     if (this.lingering) {
       throw new PcscError('SCardConnect', SCARD_E_NOT_READY, `the card in ${this.opts.reader} has not yet answered a command that got no answer within ${this.opts.commandTimeoutMs} ms`);
     }
-    if (!this.ctx) {
-      this.ctx = this.opts.context ?? (await PcscContext.establish({ timeoutMs: this.opts.commandTimeoutMs }));
-      this.ownsContext = !this.opts.context;
-    }
+    this.ctx ??= this.opts.context ?? (this.owned = await PcscContext.establish({ timeoutMs: this.opts.commandTimeoutMs }));
     this.card = await this.ctx.connect(this.opts.reader, { share: this.opts.share ?? 'exclusive', timeoutMs: this.opts.commandTimeoutMs });
+    if (this.shared && typeof this.card.transaction !== 'function') {
+      await this.card.disconnect('leave').catch(() => undefined);
+      this.card = undefined;
+      throw new StateError(`the connection to ${this.opts.reader} has no transaction(), which share 'shared' needs (docs/pcsc.md, "A card that is not behind PC/SC")`);
+    }
     try {
       // The extended-length decision needs the FCI: select over a short stack first.
       this.useStack(false);
