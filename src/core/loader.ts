@@ -277,9 +277,15 @@ export function core(): Core {
 
 /**
  * Releases WASM contexts whose JS owner was garbage-collected without an
- * explicit digest()/destroy(): the context is zeroized and freed.
+ * explicit digest()/destroy(): the context is zeroized and freed. A runtime
+ * without FinalizationRegistry (Cloudflare workerd before compatibility date
+ * 2025-05-05) still loads senv: a ReferenceError at import would take every
+ * function with it, so there contexts are released by digest()/destroy() only.
  * @internal not published: its type would ask consumers for the ES2021 lib.
  */
-export const contextRegistry = new FinalizationRegistry<{ core: Core; ctx: number }>(({ core, ctx }) => {
-  core.x.ctx_free(ctx);
-});
+export const contextRegistry: Pick<FinalizationRegistry<{ core: Core; ctx: number }>, 'register' | 'unregister'> =
+  typeof FinalizationRegistry === 'function'
+    ? new FinalizationRegistry<{ core: Core; ctx: number }>(({ core, ctx }) => {
+        core.x.ctx_free(ctx);
+      })
+    : { register: () => undefined, unregister: () => false };

@@ -233,6 +233,26 @@ describe('the loader (paths the other files never take)', () => {
     for (const h of live) expect(h.digest()).toEqual(expected);
   });
 
+  it('loads on a runtime without FinalizationRegistry (workerd before 2025-05-05): streams and keys work, destroy() releases them', async () => {
+    const g = globalThis as { FinalizationRegistry?: unknown };
+    const registry = g.FinalizationRegistry;
+    delete g.FinalizationRegistry;
+    try {
+      vi.resetModules();
+      const senv = await import('../../src/index.ts');
+      const base = senv.coreMemoryStats().inUseBytes;
+      const h = senv.createHash('SHA-256').update(new TextEncoder().encode('abc'));
+      expect(Buffer.from(h.digest()).toString('hex')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+      const k = senv.aesKey(new Uint8Array(16));
+      expect(senv.coreMemoryStats().inUseBytes).toBeGreaterThan(base);
+      k.destroy();
+      expect(senv.coreMemoryStats().inUseBytes).toBe(base);
+    } finally {
+      g.FinalizationRegistry = registry;
+      vi.resetModules();
+    }
+  });
+
   it('constantTimeEqual leaves neither input in the I/O window, frees both blocks above it, and reads b through its slots', () => {
     const c = core();
     const rnd = (n: number) => globalThis.crypto.getRandomValues(new Uint8Array(n));
