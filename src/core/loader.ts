@@ -23,9 +23,16 @@ export const CORE_BUILDS: readonly CoreBuild[] = Object.freeze(['relaxed', 'simd
 export interface InitOptions {
   /** 'auto' (default) picks the first build of CORE_BUILDS that this runtime validates. */
   build?: CoreBuild | 'auto' | undefined;
+  /**
+   * The core compiled by the host: a `WebAssembly.Module` of one of the package's files
+   * (`onem2m-senv/wasm/relaxed`, `/simd`, `/scalar`), for runtimes that compile no WASM bytes at
+   * run time (Cloudflare workerd: a module import). Its build is read from the module; a `build`
+   * given with it must name that one. (Typed `object`: the WebAssembly types need the DOM lib.)
+   */
+  module?: object | undefined;
 }
 
-const INIT_OPTIONS: OptionNames<InitOptions> = { build: true };
+const INIT_OPTIONS: OptionNames<InitOptions> = { build: true, module: true };
 
 /** What init() and initSync() loaded. */
 export interface CoreInfo {
@@ -116,6 +123,12 @@ function bytesOf(build: CoreBuild): Uint8Array<ArrayBuffer> {
   return (decoded[build] ??= decodeBase64(BASE64[build]));
 }
 
+/** A build's size in bytes, from its base64 text: a module the host compiled is not decoded for it. */
+function moduleSize(build: CoreBuild): number {
+  const s = BASE64[build];
+  return (s.length / 4) * 3 - (s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0);
+}
+
 const supported: Partial<Record<CoreBuild, boolean>> = {};
 
 /** The runtime's WebAssembly API, or a CoreError saying there is none (Node --jitless, a runtime or page that leaves it out). */
@@ -134,7 +147,9 @@ function compileFailed(e: unknown, sync: boolean): CoreError {
   const cause = String((e as Error | null)?.message ?? e).split('\n')[0];
   const refused = e instanceof WebAssembly.CompileError;
   if (sync && !refused) return new CoreError(`synchronous WASM compilation failed (${cause}); call 'await init()' before using senv on this runtime`);
-  return new CoreError(`WASM compilation failed (${cause})${refused ? ": WebAssembly code refused (a page's Content Security Policy needs 'wasm-unsafe-eval')" : ''}`);
+  return new CoreError(
+    `WASM compilation failed (${cause})${refused ? ": WebAssembly code refused (a page's Content Security Policy needs 'wasm-unsafe-eval'; a runtime that compiles only the modules it was given, such as Cloudflare workerd, takes the core as one: init({ module }))" : ''}`,
+  );
 }
 
 function runs(build: CoreBuild): boolean {
@@ -146,14 +161,55 @@ export function coreBuilds(): CoreBuild[] {
   return CORE_BUILDS.filter(runs);
 }
 
-function pick(options: InitOptions | null | undefined): CoreBuild {
-  const want = optionsArg(options, 'init options', INIT_OPTIONS)?.build ?? 'auto';
-  if (want === 'auto') return coreBuilds()[0]!;
-  if (!CORE_BUILDS.includes(want)) {
+/** The options read and checked: the build asked for (a known name or 'auto') and a module given. */
+function readOptions(options: InitOptions | null | undefined): { want: CoreBuild | 'auto'; module: WebAssembly.Module | undefined } {
+  const opts = optionsArg(options, 'init options', INIT_OPTIONS);
+  const want = opts?.build ?? 'auto';
+  if (want !== 'auto' && !CORE_BUILDS.includes(want)) {
     throw new InvalidInputError(`unknown core build (got ${shown(want)}): use 'auto', ${CORE_BUILDS.map((b) => `'${b}'`).join(', ')}`);
   }
+  return { want, module: opts?.module === undefined ? undefined : givenModule(opts.module) };
+}
+
+function pick(want: CoreBuild | 'auto'): CoreBuild {
+  if (want === 'auto') return coreBuilds()[0]!;
   if (!runs(want)) throw new CoreError(`this runtime does not support the '${want}' core build (WebAssembly ${want === 'relaxed' ? 'Relaxed SIMD' : 'SIMD'})`);
   return want;
+}
+
+/**
+ * A module the host compiled, checked before it is instantiated: a senv core imports nothing and
+ * exports its ABI version and features. WebAssembly.Module.exports() reads the module's own slot
+ * (a module of another realm passes, an object dressed up as one does not).
+ */
+function givenModule(m: unknown): WebAssembly.Module {
+  let names: string[];
+  let imports: number;
+  try {
+    names = wasmApi().Module.exports(m as WebAssembly.Module).map((e) => e.name);
+    imports = wasmApi().Module.imports(m as WebAssembly.Module).length;
+  } catch (e) {
+    if (e instanceof CoreError) throw e;
+    throw new InvalidInputError(`module must be a WebAssembly.Module (got ${shown(m)})`);
+  }
+  if (imports !== 0 || !names.includes('abi_version') || !names.includes('features')) {
+    throw new InvalidInputError('module is not a senv core (onem2m-senv/wasm/relaxed, /simd or /scalar)');
+  }
+  return m as WebAssembly.Module;
+}
+
+/** The build a given module is, by its features() (docs/wasm-abi.md, Versioning), checked against the build asked for. */
+function buildOf(instance: WebAssembly.Instance, want: CoreBuild | 'auto'): CoreBuild {
+  const f = (instance.exports as unknown as CoreExports).features();
+  const build: CoreBuild = f & 2 ? 'relaxed' : f & 1 ? 'simd' : 'scalar';
+  if (want !== 'auto' && want !== build) throw new InvalidInputError(`the module given is the '${build}' core build, not the '${want}' build asked for`);
+  return build;
+}
+
+/** A given module's instance, or the one of its build already loaded (one instance per build). */
+function adopt(instance: WebAssembly.Instance, want: CoreBuild | 'auto', t0: number): Core {
+  const build = buildOf(instance, want);
+  return (loaded[build] ??= wrap(instance, build, t0));
 }
 
 /**
@@ -189,7 +245,7 @@ function wrap(instance: WebAssembly.Instance, build: CoreBuild, t0: number): Cor
   const abiVersion = x.abi_version();
   if (abiVersion !== ABI_VERSION) throw new CoreError(`core ABI version ${abiVersion}, facade expects ${ABI_VERSION}`);
   // One info per instance, handed to every caller of init(): frozen, so none can change what the others read.
-  return new Core(x, Object.freeze({ build, abiVersion, moduleBytes: bytesOf(build).length, instantiateMs: performance.now() - t0 }));
+  return new Core(x, Object.freeze({ build, abiVersion, moduleBytes: moduleSize(build), instantiateMs: performance.now() - t0 }));
 }
 
 // Each init()/initSync() call is a choice of build, and the latest choice
@@ -204,9 +260,9 @@ const pending: Partial<Record<CoreBuild, Promise<Core>>> = {};
  * which case call `await init()` first.
  */
 export function initSync(options?: InitOptions | null): CoreInfo {
-  const build = pick(options);
+  const { want, module } = readOptions(options);
   // A choice once the build loaded: an initSync() that failed leaves an init() under way to take over.
-  const c = loadSync(build);
+  const c = module ? loadGiven(module, want) : loadSync(pick(want));
   choice++;
   current = c;
   return c.info;
@@ -233,11 +289,22 @@ function loadSync(build: CoreBuild): Core {
  * one instance per build, also for calls made while it loads.
  */
 export async function init(options?: InitOptions | null): Promise<CoreInfo> {
-  const build = pick(options);
+  const { want, module } = readOptions(options);
+  const build = module ? undefined : pick(want);
   const mine = ++choice;
-  const c = loaded[build] ?? (await (pending[build] ??= instantiate(build)));
+  const c = build ? (loaded[build] ?? (await (pending[build] ??= instantiate(build)))) : await instantiateGiven(module!, want);
   if (choice === mine) current = c;
   return c.info;
+}
+
+function loadGiven(module: WebAssembly.Module, want: CoreBuild | 'auto'): Core {
+  const t0 = performance.now();
+  return adopt(new (wasmApi().Instance)(module, {}), want, t0);
+}
+
+async function instantiateGiven(module: WebAssembly.Module, want: CoreBuild | 'auto'): Promise<Core> {
+  const t0 = performance.now();
+  return adopt(await wasmApi().instantiate(module, {}), want, t0);
 }
 
 async function instantiate(build: CoreBuild): Promise<Core> {
@@ -272,7 +339,7 @@ export function coreMemoryStats(): CoreMemoryStats {
  * load is no one's choice of build: an init() under way still takes over.
  */
 export function core(): Core {
-  return (current ??= loadSync(pick(undefined)));
+  return (current ??= loadSync(pick('auto')));
 }
 
 /**

@@ -149,7 +149,7 @@ describe('the loader (paths the other files never take)', () => {
     await stubbed('Module', function () {
       throw csp();
     }, () => stubbed('instantiate', () => Promise.reject(csp()), async () => {
-      expect(() => L3.initSync({ build: 'scalar' })).toThrow(/^WASM compilation failed \(WebAssembly\.Module\(\): Refused .*\): WebAssembly code refused \(a page's Content Security Policy needs 'wasm-unsafe-eval'\)$/);
+      expect(() => L3.initSync({ build: 'scalar' })).toThrow(/^WASM compilation failed \(WebAssembly\.Module\(\): Refused .*\): WebAssembly code refused \(a page's Content Security Policy needs 'wasm-unsafe-eval'; a runtime that compiles only the modules it was given, such as Cloudflare workerd, takes the core as one: init\(\{ module \}\)\)$/);
       await expect(L3.init({ build: 'scalar' })).rejects.toMatchObject({ name: 'CoreError', code: 'ERR_CORE', message: expect.stringContaining("needs 'wasm-unsafe-eval'") });
     }));
     // No WebAssembly at all (Node --jitless): a CoreError from every entry point, not a ReferenceError.
@@ -164,6 +164,39 @@ describe('the loader (paths the other files never take)', () => {
     } finally {
       g.WebAssembly = api;
     }
+    vi.resetModules();
+  });
+
+  it('takes a module the host compiled where the runtime compiles no bytes (Cloudflare workerd), its build read from the module', async () => {
+    const file = (b: string) => readFileSync(new URL(`../../build/senv.${b}.wasm`, import.meta.url));
+    const modules = Object.fromEntries(['relaxed', 'simd', 'scalar'].map((b) => [b, new WebAssembly.Module(file(b))]));
+    // workerd's refusal: compiling bytes throws, instantiating a module it was given does not.
+    const disallowed = () => new WebAssembly.CompileError('WebAssembly.Module(): Wasm code generation disallowed by embedder');
+    const RealModule = WebAssembly.Module;
+    const realInstantiate = WebAssembly.instantiate;
+    const noCompile = new Proxy(RealModule, { construct: () => { throw disallowed(); } });
+    const instantiate = (m: unknown, i?: WebAssembly.Imports) => (m instanceof RealModule ? realInstantiate(m, i) : Promise.reject(disallowed()));
+    const L = await freshLoader();
+    await stubbed('Module', noCompile, () => stubbed('instantiate', instantiate, async () => {
+      expect(() => L.core()).toThrow(/disallowed by embedder.*init\(\{ module \}\)/);
+      await expect(L.init()).rejects.toMatchObject({ name: 'CoreError', message: expect.stringContaining('init({ module })') });
+      const info = await L.init({ module: modules.scalar });
+      expect(info).toMatchObject({ build: 'scalar', abiVersion: 1, moduleBytes: file('scalar').length });
+      expect(L.initSync({ module: modules.simd, build: 'simd' }).build).toBe('simd');
+      expect(L.core().info.build).toBe('simd');
+      const { sha256: digest } = await import('../../src/core/hash.ts');
+      expect(Buffer.from(digest(new TextEncoder().encode('abc'))).toString('hex')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+      expect((await L.init({ module: modules.relaxed })).build).toBe('relaxed');
+      // One instance per build: the scalar build given again is the instance loaded before.
+      expect(await L.init({ module: modules.scalar })).toBe(info);
+
+      // What is no senv core is refused before it is instantiated; a build asked for must be the module's.
+      const other = new RealModule(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
+      expect(() => L.initSync({ module: other })).toThrow(/^module is not a senv core/);
+      await expect(L.init({ module: file('simd') })).rejects.toMatchObject({ name: 'InvalidInputError', message: 'module must be a WebAssembly.Module (got a value of type Uint8Array)' });
+      expect(() => L.initSync({ module: modules.scalar, build: 'simd' })).toThrow(/^the module given is the 'scalar' core build, not the 'simd' build asked for$/);
+      expect(L.core().info.build, 'a refused module is no choice of build').toBe('scalar');
+    }));
     vi.resetModules();
   });
 
