@@ -47,6 +47,23 @@ const PAGES = {
     const info = await senv.init();
     window.plainResult = { lazy, build: info.build, abc: hex(senv.sha256(new TextEncoder().encode('abc'))) };
   </script>`,
+  // Under a strict Content Security Policy (no inline script, no eval): the lazy load, init(), and a
+  // core fetched from its URL and handed over compiled; without 'wasm-unsafe-eval', a CoreError.
+  '/csp.html': '<!doctype html><script type="module" src="/csp.js"></script>',
+  '/no-wasm-csp.html': '<!doctype html><script type="module" src="/csp.js"></script>',
+  '/csp.js': `import * as senv from '/dist/src/index.js';
+    const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    const abc = () => hex(senv.sha256(new TextEncoder().encode('abc')));
+    const outcome = async (f) => { try { return await f(); } catch (e) { return e.name + ': ' + e.message; } };
+    window.cspResult = {
+      lazy: await outcome(abc),
+      init: await outcome(async () => (await senv.init()).build + ' ' + abc()),
+      module: await outcome(async () => (await senv.init({ module: await WebAssembly.compileStreaming(fetch('/build/senv.scalar.wasm')) })).build + ' ' + abc()),
+    };`,
+};
+const CSP = {
+  '/csp.html': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'",
+  '/no-wasm-csp.html': "default-src 'self'; script-src 'self'",
 };
 const TYPES = { '.js': 'text/javascript', '.map': 'application/json', '.html': 'text/html', '.json': 'application/json', '.wasm': 'application/wasm' };
 
@@ -54,11 +71,12 @@ const server = createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   try {
     if (PAGES[url.pathname]) {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(PAGES[url.pathname]);
+      const csp = CSP[url.pathname] ? { 'content-security-policy': CSP[url.pathname] } : {};
+      res.writeHead(200, { 'content-type': url.pathname.endsWith('.js') ? 'text/javascript' : 'text/html', ...csp }).end(PAGES[url.pathname]);
       return;
     }
     const [, top, ...rest] = url.pathname.split('/');
-    const base = { bundle: out, vectors: join(root, 'test/vectors'), dist: join(root, 'dist') }[top];
+    const base = { bundle: out, vectors: join(root, 'test/vectors'), dist: join(root, 'dist'), build: join(root, 'build') }[top];
     const file = base && normalize(join(base, ...rest));
     if (!file || !file.startsWith(base)) throw new Error('not found');
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'text/plain' }).end(await readFile(file));
@@ -86,6 +104,18 @@ try {
   console.log(`${plainOk ? 'ok  ' : 'FAIL'} plain ESM import of dist/ (lazy sync load: ${plain.lazy === abc ? 'ok' : plain.lazy}; init() chose ${plain.build})`);
   if (!plainOk) failed++;
 
+  await page.goto(`${origin}/csp.html`);
+  const csp = await page.waitForFunction(() => window.cspResult, null, { timeout: 60_000 }).then((h) => h.jsonValue());
+  const cspOk = csp.lazy === abc && csp.init === `relaxed ${abc}` && csp.module === `scalar ${abc}`;
+  console.log(`${cspOk ? 'ok  ' : 'FAIL'} script-src 'self' 'wasm-unsafe-eval': lazy load, init(), init({ module }) from a URL (${cspOk ? 'all ok' : JSON.stringify(csp)})`);
+  if (!cspOk) failed++;
+  await page.goto(`${origin}/no-wasm-csp.html`);
+  const noWasm = await page.waitForFunction(() => window.cspResult, null, { timeout: 60_000 }).then((h) => h.jsonValue());
+  const refused = (r) => r.startsWith('CoreError: WASM compilation failed') && r.includes("needs 'wasm-unsafe-eval'");
+  const noWasmOk = refused(noWasm.lazy) && refused(noWasm.init);
+  console.log(`${noWasmOk ? 'ok  ' : 'FAIL'} script-src 'self' alone: a CoreError from the lazy load and from init() (${noWasmOk ? 'both' : JSON.stringify(noWasm)})`);
+  if (!noWasmOk) failed++;
+
   await page.goto(`${origin}/bundled.html`);
   await page.waitForFunction(() => typeof window.senvRun === 'function', null, { timeout: 60_000 });
   const plan = await page.evaluate(() => window.senvPlan());
@@ -101,7 +131,7 @@ try {
       console.log(`     ${r.error}`);
     }
   }
-  console.log(`\nChromium: ${results.length + 2 - failed} passed, ${failed} failed`);
+  console.log(`\nChromium: ${results.length + 4 - failed} passed, ${failed} failed`);
 } finally {
   await browser.close();
   server.close();
