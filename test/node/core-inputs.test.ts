@@ -975,7 +975,7 @@ describe('an option name the function does not know', () => {
       ['HmacDrbg options', 'hash, personalization, predictionResistance, reseedInterval, entropy', (o) => hmacDrbg(o as never).generate(4)],
       ['sign options', 'hash, format, prehashed, extraEntropy', (o) => p256.sign(rnd(32), secretKey, o as never)],
       ['verify options', 'hash, format, prehashed', (o) => p256.verify(rnd(64), rnd(32), publicKey, o as never)],
-      ['init options', 'build', (o) => initSync(o as never)],
+      ['init options', 'build, module', (o) => initSync(o as never)],
     ];
     for (const [name, known, call] of calls) {
       // Each call works with its known names (all given as undefined) and no others.
