@@ -5,7 +5,7 @@
 import { core, type Core } from './loader.ts';
 import { EMPTY, secretBytes, secretCopy, type Bytes } from './bytes.ts';
 import { CoreContext, coreOf, takeOutput } from './context.ts';
-import { InvalidInputError, LengthError, statusError } from './errors.ts';
+import { CoreError, failureKind, InvalidInputError, LengthError, statusError } from './errors.ts';
 import { bytesArg, flagArg, optionsArg, stillReadable, type OptionNames } from './args.ts';
 import { hashId, type HashName } from './hash.ts';
 
@@ -43,13 +43,53 @@ const NONCE_BYTES = 16;
 const MAX_REQUEST_BYTES = 65536;
 const ERR_STATE = -7;
 
-// Seed material lives outside V8's heap (secretBytes): a small array there is moved by a
-// collection, which leaves its bytes behind where no zero-fill reaches them.
-const systemEntropy: EntropySource = (n) => {
-  const out = secretBytes(n);
-  globalThis.crypto.getRandomValues(out);
-  return out;
-};
+/** crypto.getRandomValues fills at most this many bytes per call (Web Crypto's QuotaExceededError beyond). */
+const GET_RANDOM_VALUES_LIMIT = 65536;
+/** The shortest draw the health test below can judge: 16 equal bytes from a working source have probability 2^-120. */
+const HEALTH_TEST_BYTES = 16;
+
+/**
+ * `n` bytes from the runtime's CSPRNG (crypto.getRandomValues), in memory
+ * outside V8's heap (secretBytes: a small array there is moved by a
+ * collection, which leaves its bytes behind where no zero-fill reaches them).
+ * There is no other source to fall back on, so a runtime without one, a
+ * source that throws, or one that hands back its array unfilled (a stub or a
+ * broken polyfill: all zeros) is a CoreError, never weak seed material: every
+ * call of at least 16 bytes whose bytes are all one value fails (a
+ * repetition count test, SP 800-90B 4.4.1, with a cutoff no working source
+ * reaches); a shorter request is drawn as 16 bytes, tested, and cut.
+ */
+export function systemRandom(n: number): Bytes {
+  const getRandomValues = globalThis.crypto?.getRandomValues;
+  if (typeof getRandomValues !== 'function') {
+    throw new CoreError('this runtime has no crypto.getRandomValues: senv takes all its randomness from it and has no other source');
+  }
+  const out = secretBytes(Math.max(n, HEALTH_TEST_BYTES));
+  try {
+    for (let off = 0; off < out.length; off += GET_RANDOM_VALUES_LIMIT) {
+      const part = out.subarray(off, Math.min(out.length, off + GET_RANDOM_VALUES_LIMIT));
+      try {
+        getRandomValues.call(globalThis.crypto, part);
+      } catch (e) {
+        throw new CoreError(`the runtime's entropy source (crypto.getRandomValues) failed (${failureKind(e)})`);
+      }
+      // A last piece shorter than the test judges is tested with the bytes before it.
+      const tested = part.length >= HEALTH_TEST_BYTES ? part : out.subarray(out.length - HEALTH_TEST_BYTES);
+      if (tested.every((b) => b === tested[0])) {
+        throw new CoreError(`the runtime's entropy source (crypto.getRandomValues) returned ${tested.length} equal bytes: it is broken or stubbed`);
+      }
+    }
+  } catch (e) {
+    out.fill(0);
+    throw e;
+  }
+  if (out.length === n) return out;
+  const cut = secretCopy(out.subarray(0, n));
+  out.fill(0);
+  return cut;
+}
+
+const systemEntropy: EntropySource = systemRandom;
 
 /**
  * `n` or more bytes from the source, in an array the DRBG owns and zeroizes

@@ -2,12 +2,12 @@
 // signing and verification functions of one curve. Messages are hashed here
 // (or passed prehashed); the core signs digests with RFC 6979 nonces, hedged
 // with fresh randomness unless the caller asks for deterministic signatures.
-import { copyArg, EMPTY, secretBytes, type Bytes } from './bytes.ts';
+import { copyArg, EMPTY, type Bytes } from './bytes.ts';
 import { core, type Core } from './loader.ts';
 import { InvalidInputError, InvalidValueError, LengthError, statusError, UnknownAlgorithmError } from './errors.ts';
 import { bytesArg, flagArg, optionsArg, shown, type OptionNames } from './args.ts';
 import { hash, hashId, DIGEST_LENGTHS, type HashName } from './hash.ts';
-import { randomBytes } from './drbg.ts';
+import { randomBytes, systemRandom } from './drbg.ts';
 import { rawToDer, derToRaw } from './ecdsa-der.ts';
 
 export interface EcExports {
@@ -222,8 +222,8 @@ function makeEcdsa(curve: CurveName): Ecdsa {
     const format = formatOf(opts);
     const hedge = opts.extraEntropy ?? true;
     let extra: Uint8Array;
-    // Made outside V8's heap (secretBytes), as the DRBG's seed material is: the zero-fill below must reach every copy.
-    if (hedge === true) extra = globalThis.crypto.getRandomValues(secretBytes(sb));
+    // Outside V8's heap, as the DRBG's seed material is: the zero-fill below must reach every copy.
+    if (hedge === true) extra = systemRandom(sb);
     else if (hedge === false) extra = EMPTY;
     else {
       extra = bytesArg(hedge, 'extraEntropy');

@@ -5,13 +5,11 @@
 // runtime's entropy source (crypto.getRandomValues, i.e. the operating
 // system's CSPRNG fed by hardware noise) and says so in deviceInfo.
 import type { RngType } from '../backend.ts';
-import { generateAll, hmacDrbg, type HmacDrbg } from '../../core/drbg.ts';
+import { generateAll, hmacDrbg, systemRandom, type HmacDrbg } from '../../core/drbg.ts';
 import { UnknownAlgorithmError } from '../../core/errors.ts';
 import { shown } from '../../core/args.ts';
 import { valuesOf } from '../algorithms.ts';
 import { frozen } from '../../core/frozen.ts';
-
-const GET_RANDOM_VALUES_LIMIT = 65536;
 
 export const RNG_SOURCES: Partial<Record<RngType, string>> = frozen({
   1: 'HMAC_DRBG (SP 800-90A, SHA-512) in the senv WASM core, seeded from the operating system',
@@ -19,14 +17,6 @@ export const RNG_SOURCES: Partial<Record<RngType, string>> = frozen({
 });
 
 export const SOFTWARE_RNG_TYPES = frozen(valuesOf(RNG_SOURCES));
-
-function osEntropy(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let off = 0; off < length; off += GET_RANDOM_VALUES_LIMIT) {
-    crypto.getRandomValues(out.subarray(off, Math.min(length, off + GET_RANDOM_VALUES_LIMIT)));
-  }
-  return out;
-}
 
 export class SoftwareRng {
   #drbg: HmacDrbg | undefined;
@@ -38,7 +28,7 @@ export class SoftwareRng {
   }
 
   bytes(type: RngType, length: number): Uint8Array {
-    if (type === 2) return osEntropy(length);
+    if (type === 2) return systemRandom(length);
     if (type !== 1) throw new UnknownAlgorithmError(`rngType ${shown(type)} is not supported by the software SE`);
     return generateAll((this.#drbg ??= hmacDrbg({ hash: 'SHA-512' })), length);
   }
