@@ -244,11 +244,16 @@ export function hmacDrbg(options?: HmacDrbgOptions | null): HmacDrbg {
   return new HmacDrbg(options);
 }
 
+/**
+ * Generate requests between reseeds of senv's own long-lived generators (randomBytes' and each
+ * software SE's): well below SP 800-90A's 2^48, so that fresh OS entropy keeps flowing in and a
+ * state read out of memory once predicts at most this many requests, not the rest of the process.
+ */
+export const OWN_RESEED_INTERVAL = 4096;
+
 // The process-wide generator behind randomBytes(): HMAC_DRBG with SHA-256,
 // which in the core costs half as much per small request as SHA-512 and the
-// same per byte in bulk; a reseed every 4096 requests keeps fresh OS entropy
-// flowing in.
-const SHARED_RESEED_INTERVAL = 4096;
+// same per byte in bulk.
 let shared: { drbg: HmacDrbg; core: Core } | undefined;
 
 function sharedDrbg(): HmacDrbg {
@@ -257,7 +262,7 @@ function sharedDrbg(): HmacDrbg {
   // the one it replaces is destroyed (its state zeroized) at once, not left to the garbage collector.
   // Made first: a new generator that cannot be made leaves the one in use intact.
   if (shared?.core !== c) {
-    const drbg = new HmacDrbg({ hash: 'SHA-256', reseedInterval: SHARED_RESEED_INTERVAL });
+    const drbg = new HmacDrbg({ hash: 'SHA-256', reseedInterval: OWN_RESEED_INTERVAL });
     shared?.drbg.destroy();
     shared = { drbg, core: c };
   }

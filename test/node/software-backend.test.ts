@@ -34,6 +34,30 @@ describe('SoftwareBackend life cycle', () => {
   });
 });
 
+describe('SoftwareBackend randomness', () => {
+  it('rngType 1 and the keys it makes reseed the SE\'s HMAC_DRBG from the OS every 4096 requests, as randomBytes does', async () => {
+    const b = new SoftwareBackend();
+    await b.open();
+    await b.random(1, 1);
+    const real = globalThis.crypto.getRandomValues;
+    const sizes: number[] = [];
+    globalThis.crypto.getRandomValues = (<T extends ArrayBufferView | null>(a: T): T => {
+      sizes.push(a!.byteLength);
+      return real.call(globalThis.crypto, a as never) as T;
+    }) as typeof globalThis.crypto.getRandomValues;
+    try {
+      // The first request instantiated it: 4095 more use its counter up, the next one reseeds.
+      for (let i = 1; i < 4096; i++) await b.random(1, 1);
+      expect(sizes, 'no draw before the interval ran out').toEqual([]);
+      await b.generateKey({ use: 'cipher', algorithm: 1001 });
+      expect(sizes, 'one entropy input of 32 bytes').toEqual([32]);
+    } finally {
+      globalThis.crypto.getRandomValues = real;
+      await b.close();
+    }
+  });
+});
+
 describe('SoftwareBackend capabilities', () => {
   it('the lists and rngSources every instance hands out refuse a write: one changed through an SE would change every other SE\'s', async () => {
     const mine = new SoftwareBackend(), other = new SoftwareBackend();
