@@ -11,6 +11,7 @@ import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirS
 import { basename, dirname, join } from 'node:path';
 import { KEY_STAMP_LENGTH } from '../apdu/profile.ts';
 import { failureKind, InvalidInputError, SenvError, StateError } from '../core/errors.ts';
+import { systemRandom } from '../core/drbg.ts';
 import { granted, refusalOf } from '../core/permissions.ts';
 import { keyFromHex, keyToHex } from '../mcs/codec.ts';
 import { stampFrom } from '../mcs/store/files.ts';
@@ -37,9 +38,9 @@ interface FileFormat {
   objects: Record<string, string>;
 }
 
-/** A key stamp: random, so that no two keys a slot held share one. */
+/** A key stamp: random, so that no two keys a slot held share one (a broken source is a CoreError, not a stamp of zeros each time). */
 export function newStamp(): Uint8Array {
-  return globalThis.crypto.getRandomValues(new Uint8Array(KEY_STAMP_LENGTH));
+  return systemRandom(KEY_STAMP_LENGTH);
 }
 
 /** Capacity reported by GET DATA DF02 and enforced on writes. */

@@ -18,13 +18,13 @@ import { encodeCommand, hex } from '../../src/apdu/apdu.ts';
 import { DO, INS, SENV_AID, TAG } from '../../src/apdu/profile.ts';
 import { decodeTlvs, findTlv, tlvs, u16 } from '../../src/apdu/tlv.ts';
 import { initSync } from '../../src/core/index.ts';
-import { InvalidInputError, StateError } from '../../src/core/errors.ts';
+import { CoreError, InvalidInputError, StateError } from '../../src/core/errors.ts';
 import { stampFrom } from '../../src/mcs/store/files.ts';
 import { runVirtualCard } from '../../src/virtual-card/cli.ts';
 import { SenvApplet } from '../../src/virtual-card/applet.ts';
 import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { createVirtualCard, VpcdCard, type CardHandler, type VirtualCard } from '../../src/virtual-card/index.ts';
-import { KeyStore, NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
+import { KeyStore, newStamp, NVM_CAPACITY } from '../../src/virtual-card/keystore.ts';
 
 initSync();
 
@@ -94,6 +94,12 @@ function patchFs(wrap: Record<string, (orig: (...a: any[]) => any) => (...a: any
 
 describe('virtual card key store (its file, its lock)', () => {
   afterEach(() => vi.restoreAllMocks());
+
+  it('a key stamp comes from the checked OS source: one that returns zeros is a CoreError, not the same stamp for every key', () => {
+    expect(newStamp()).not.toEqual(newStamp());
+    vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation((a) => a);
+    expect(() => newStamp()).toThrow(CoreError);
+  });
 
   it('on Deno without write permission: a StateError naming the permission, also in a terminal (no prompt)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'senv-vcard-deno-'));
