@@ -67,16 +67,17 @@ export function systemRandom(n: number): Bytes {
   const out = secretBytes(Math.max(n, HEALTH_TEST_BYTES));
   try {
     for (let off = 0; off < out.length; off += GET_RANDOM_VALUES_LIMIT) {
-      const part = out.subarray(off, Math.min(out.length, off + GET_RANDOM_VALUES_LIMIT));
+      // A last piece shorter than the test judges is drawn over the end of the one before it,
+      // cleared first so that a source that leaves it unfilled shows.
+      const part = out.subarray(Math.min(off, out.length - HEALTH_TEST_BYTES), Math.min(out.length, off + GET_RANDOM_VALUES_LIMIT));
+      part.fill(0);
       try {
         getRandomValues.call(globalThis.crypto, part);
       } catch (e) {
         throw new CoreError(`the runtime's entropy source (crypto.getRandomValues) failed (${failureKind(e)})`);
       }
-      // A last piece shorter than the test judges is tested with the bytes before it.
-      const tested = part.length >= HEALTH_TEST_BYTES ? part : out.subarray(out.length - HEALTH_TEST_BYTES);
-      if (tested.every((b) => b === tested[0])) {
-        throw new CoreError(`the runtime's entropy source (crypto.getRandomValues) returned ${tested.length} equal bytes: it is broken or stubbed`);
+      if (part.every((b) => b === part[0])) {
+        throw new CoreError(`the runtime's entropy source (crypto.getRandomValues) returned ${part.length} equal bytes: it is broken or stubbed`);
       }
     }
   } catch (e) {
