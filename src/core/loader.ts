@@ -131,9 +131,12 @@ function moduleSize(build: CoreBuild): number {
 
 const supported: Partial<Record<CoreBuild, boolean>> = {};
 
-/** The runtime's WebAssembly API, or a CoreError saying there is none (Node --jitless, a runtime or page that leaves it out). */
+/**
+ * The runtime's WebAssembly API, or a CoreError saying there is none (Node --jitless, Node while
+ * it builds a startup snapshot, which defines none then, a runtime or page that leaves it out).
+ */
 function wasmApi(): typeof WebAssembly {
-  if (typeof WebAssembly === 'undefined') throw new CoreError('this runtime has no WebAssembly (Node with --jitless, or an engine built or configured without it): senv runs on its WASM core');
+  if (typeof WebAssembly === 'undefined') throw new CoreError('this runtime has no WebAssembly (Node with --jitless or while it builds a startup snapshot, or an engine built or configured without it): senv runs on its WASM core');
   return WebAssembly;
 }
 
