@@ -2352,6 +2352,33 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  // Node's permission model refuses even a stat of what its grants do not name: grants naming the data
+  // directory alone must do, as Deno's flags do. Node reads a grant of a path that does not exist yet as
+  // that path alone, not what is made in it: such a directory is granted as `dir/*`. Node 20's
+  // experimental model (--experimental-permission) refuses fs.promises.unlink whatever the grants
+  // ("Access to this API has been restricted"): this runs where --permission is stable (Node 22.13+, 23.5+).
+  it.skipIf(!process.allowedNodeEnvironmentFlags.has('--permission'))('on Node with --permission, grants naming only a data directory not made yet let the engine make it and use it', async () => {
+    const top = tempDir();
+    try {
+      const dataDir = join(top, 'data');
+      const script = `const { McsEngine } = await import(${JSON.stringify(new URL('../../dist/src/index.js', import.meta.url).href)});
+        const e = await McsEngine.create({ dataDir: ${JSON.stringify(dataDir)}, masterKey: new Uint8Array(32).fill(7) });
+        const r = await e.send({ op: 1, to: e.seIds[0], fr: 'CAE1', rqi: '1', ty: 20011, pc: { 'senv:Senv': { rn: 'reg', sID: e.seIds[0], seL: 1 } } });
+        await e.close();
+        console.log(r.rsc);`;
+      const run = (grant: string) => runChild(process.execPath, ['--permission', `--allow-fs-read=${fileURLToPath(new URL('../../', import.meta.url))}`,
+        `--allow-fs-read=${grant}`, `--allow-fs-write=${grant}`, '--input-type=module', '-e', script]);
+      const made = await run(`${dataDir}/*`);
+      expect({ code: made.code, out: made.out, err: made.err }).toEqual({ code: 0, out: '2001\n', err: '' });
+      expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+      // Opened again, the directory there now and named alone, it holds that registration.
+      const again = await run(dataDir);
+      expect({ code: again.code, out: again.out }).toEqual({ code: 0, out: '4117\n' });
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('a compaction re-seals what is new, not a large message held already', async () => {
     const dir = tempDir();
     try {

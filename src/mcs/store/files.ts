@@ -346,6 +346,10 @@ async function nodeFiles(): Promise<Files> {
           if (!(await fs.stat(p)).isDirectory()) throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' });
           break;
         } catch (e) {
+          // Node's permission model (--permission) refuses a level above the directory its grants do not
+          // name: the walk stops there, as Deno's does where reading is not granted, and a level missing
+          // above it fails at mkdir, by its own code.
+          if (code(e) === 'ERR_ACCESS_DENIED' && missingLevels.length) break;
           if (code(e) !== 'ENOENT' || parentOf(p) === p) throw e;
           missingLevels.unshift(p);
         }
