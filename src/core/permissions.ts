@@ -12,8 +12,12 @@ export function granted(p: Permission): boolean {
   return !deno || deno.permissions.querySync(p).state === 'granted';
 }
 
-/** What refused a file or variable: the failure's code or name and, where Deno refused it, the flags that grant it. */
-export function refusalOf(e: unknown, flags: string): string {
+/**
+ * What refused a file or variable: the failure's code or name and, where Deno's permissions or Node's
+ * (`--permission`, whose refusals are ERR_ACCESS_DENIED) refused it, the flags that grant it.
+ */
+export function refusalOf(e: unknown, denoFlags: string, nodeFlags?: string): string {
   const kind = failureKind(e);
-  return kind === 'NotCapable' ? `${kind}; on Deno: ${flags}` : kind;
+  if (kind === 'NotCapable') return `${kind}; on Deno: ${denoFlags}`;
+  return kind === 'ERR_ACCESS_DENIED' && nodeFlags ? `${kind}; on Node: ${nodeFlags}` : kind;
 }

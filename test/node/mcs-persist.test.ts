@@ -2379,6 +2379,31 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     }
   });
 
+  it.skipIf(!process.allowedNodeEnvironmentFlags.has('--permission'))('on Node with --permission, a data directory or master key file the grants do not name is a StateError naming the grants, which are enough', async () => {
+    const top = tempDir();
+    try {
+      const dataDir = join(top, 'data'), keyFile = join(top, 'key');
+      writeFileSync(keyFile, '07'.repeat(32));
+      const script = `const { McsEngine } = await import(${JSON.stringify(new URL('../../dist/src/index.js', import.meta.url).href)});
+        try {
+          await (await McsEngine.create({ dataDir: ${JSON.stringify(dataDir)}, masterKeyFile: ${JSON.stringify(keyFile)} })).close();
+          console.log('opened');
+        } catch (e) {
+          console.log(e.name + ': ' + e.message);
+        }`;
+      const run = (...grants: string[]) => runChild(process.execPath, ['--permission', `--allow-fs-read=${fileURLToPath(new URL('../../', import.meta.url))}`,
+        ...grants, '--input-type=module', '-e', script]);
+      const named = (r: { out: string }) => r.out.trim().match(/\(ERR_ACCESS_DENIED; on Node: (.*)\)$/)?.[1]?.split(' ') ?? [];
+      const noKey = await run(`--allow-fs-read=${dataDir}/*`, `--allow-fs-write=${dataDir}/*`);
+      expect(noKey.out.trim()).toBe(`StateError: the master key file ${keyFile} cannot be read (ERR_ACCESS_DENIED; on Node: --allow-fs-read=${keyFile})`);
+      const noDir = await run(...named(noKey));
+      expect(noDir.out.trim()).toBe(`StateError: the data directory ${dataDir} cannot be opened (ERR_ACCESS_DENIED; on Node: --allow-fs-read=${dataDir}/* --allow-fs-write=${dataDir}/*)`);
+      expect((await run(...named(noKey), ...named(noDir))).out.trim(), 'with the grants the errors named').toBe('opened');
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   it('a compaction re-seals what is new, not a large message held already', async () => {
     const dir = tempDir();
     try {

@@ -723,7 +723,7 @@ function openFailure(dir: string, e: unknown): unknown {
 /**
  * A data directory the file operations refused (no permission, a parent that is no directory, a full
  * disk): a StateError naming what failed, by its code or name and the file in the directory it was
- * about, and on Deno the permissions the directory needs; a refusal of the store's own keeps its words
+ * about, and on Deno or under Node's --permission the grants the directory needs; a refusal of the store's own keeps its words
  * (a planted link or FIFO).
  */
 function unopenable(dir: string, e: unknown): StateError {
@@ -732,9 +732,18 @@ function unopenable(dir: string, e: unknown): StateError {
   const path = (e as { path?: unknown } | null)?.path;
   const file = typeof path === 'string' && path.startsWith(`${trimSlashes(dir)}/`) ? ` on ${path}` : '';
   const err = new StateError(e instanceof StoreFileError ? e.message
-    : `the data directory ${dir} cannot be opened (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`)}${file})`);
+    : `the data directory ${dir} cannot be opened (${refusalOf(e, `--allow-read=${dir} --allow-write=${dir}`, nodeGrants(dir))}${file})`);
   err.cause = e;
   return err;
+}
+
+/**
+ * Node's grants for a data directory: a grant of a path that does not exist yet covers that path alone, not
+ * the files made in it, so the directory is named with its contents (which covers it too, made or not).
+ */
+function nodeGrants(dir: string): string {
+  const all = `${trimSlashes(dir)}/*`;
+  return `--allow-fs-read=${all} --allow-fs-write=${all}`;
 }
 
 /** Whether `e` is the file system's refusal (an errno code on Node, one of Deno.errors), not a defect's error, which passes on as it is. */

@@ -25,7 +25,7 @@ export async function resolveMasterKey(o: MasterKeyOptions): Promise<Uint8Array>
   if (o.masterKeyFile) {
     const raw = await (await openFiles()).read(o.masterKeyFile, 'key').catch((e: unknown) => {
       // A directory, no permission, ...: the code of what failed, typed (the path is the caller's own).
-      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`)})`);
+      throw new StateError(`the master key file ${o.masterKeyFile} cannot be read (${refusalOf(e, `--allow-read=${o.masterKeyFile}`, `--allow-fs-read=${o.masterKeyFile}`)})`);
     });
     // Named, here and when its content is refused: `senv rotate-master-key` reads two key files, and either may be the wrong one.
     if (!raw) throw new StateError(`the master key file ${o.masterKeyFile} does not exist`);
