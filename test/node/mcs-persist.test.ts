@@ -1506,6 +1506,8 @@ describe('Mcs data directory: the store\'s guarantees', () => {
     const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; exec sleep 61'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString()))));
+      // Killed before the exec, the holder is reaped by the shell (on a loaded machine, now and then): wait for the sleep.
+      for (let i = 0; i < 200 && readFileSync(`/proc/${parent.pid}/comm`, 'utf8') !== 'sleep\n'; i++) await new Promise((r) => setTimeout(r, 10));
       const stamp = stampFrom((p) => readFileSync(p, 'utf8'), pid);
       expect(stamp, 'its start time').toBeDefined();
       writeFileSync(join(dir, 'lock'), JSON.stringify({ pid, since: '2026-01-01T00:00:00.000Z', token: 'z', osLocked: false, stamp }));
