@@ -4,7 +4,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { gcm, HmacDrbg, InvalidInputError, LengthError, McsClient, McsEngine, McsError, UnknownAlgorithmError } from '../../src/index.ts';
+import { aesKey, createHash, gcm, HmacDrbg, InvalidInputError, LengthError, McsClient, McsEngine, McsError, SoftwareBackend, StateError, UnknownAlgorithmError } from '../../src/index.ts';
 import { body, fails, ok, Session } from '../portable/mcs-kit.ts';
 
 async function registered(options: Parameters<typeof McsEngine.create>[0] = {}): Promise<Session> {
@@ -55,6 +55,29 @@ describe('README.md', () => {
     expect(e.name).toBe('McsError');
     expect(e.stack ?? '').not.toMatch(/\n\s*at /);
     await engine.close();
+  });
+
+  // The syntax itself, not TypeScript's lowering of it: Node 24 parses both forms by default; Node 20 and 22 do
+  // not (22 only `using`, behind --js-explicit-resource-management), so this runs where the runtime has it.
+  const AsyncFunction = (async () => undefined).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<Record<string, unknown>>;
+  const parsesUsing = (() => {
+    try {
+      return !!new AsyncFunction('{ using a = null; await using b = null; }');
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!parsesUsing)('"`using key = aesKey(bytes)` destroys it at the end of the block ... and `await using` closes an McsEngine, a backend", in the runtime\'s own syntax', async () => {
+    const run = new AsyncFunction('aesKey', 'createHash', 'McsEngine', 'SoftwareBackend', `
+      const held = {};
+      { using key = aesKey(new Uint8Array(16)); using hash = createHash('SHA-256'); held.key = key; held.hash = hash; }
+      { await using backend = new SoftwareBackend(); await using engine = await McsEngine.create({ backends: [backend] }); held.engine = engine; held.backend = backend; }
+      return held;`);
+    const held = await run(aesKey, createHash, McsEngine, SoftwareBackend);
+    expect(() => gcm(held.key as ReturnType<typeof aesKey>, new Uint8Array(12)).encrypt(new Uint8Array(1))).toThrow(StateError);
+    expect(() => (held.hash as ReturnType<typeof createHash>).update(new Uint8Array(1))).toThrow(StateError);
+    expect(await (held.engine as McsEngine).send({ op: 2, to: '/x', fr: 'C', rqi: '1' })).toMatchObject({ rsc: 5000, pc: { 'm2m:dbg': 'engine closed' } });
+    await expect((held.backend as SoftwareBackend).random(1, 4)).rejects.toThrow(/software SE is closed/);
   });
 });
 
