@@ -43,7 +43,31 @@ async function collect(done: () => boolean, rounds = 100): Promise<void> {
   }
 }
 
+/**
+ * A module of a few bytes that is no senv core: `abi_version` (1) and `features` (0) exported as
+ * functions or as globals, and with `imported` a memory imported from `env`.
+ */
+function namedAlike(kind: 'function' | 'global', imported = false): WebAssembly.Module {
+  const section = (id: number, body: number[]) => [id, body.length, ...body];
+  const name = (s: string) => [s.length, ...new TextEncoder().encode(s)];
+  const k = kind === 'function' ? 0 : 3;
+  return new WebAssembly.Module(Uint8Array.from([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...(kind === 'function' ? section(1, [1, 0x60, 0, 1, 0x7f]) : []),
+    ...(imported ? section(2, [1, ...name('env'), ...name('m'), 2, 0, 1]) : []),
+    ...(kind === 'function' ? section(3, [2, 0, 0]) : section(6, [2, 0x7f, 0, 0x41, 1, 0x0b, 0x7f, 0, 0x41, 0, 0x0b])),
+    ...section(7, [2, ...name('abi_version'), k, 0, ...name('features'), k, 1]),
+    ...(kind === 'function' ? section(10, [2, 4, 0, 0x41, 1, 0x0b, 4, 0, 0x41, 0, 0x0b]) : []),
+  ]));
+}
+
 describe('the loader (paths the other files never take)', () => {
+  it('a call before any init() loads the best build this runtime validates', async () => {
+    const L = await freshLoader();
+    expect(L.core().info.build).toBe(L.coreBuilds()[0]);
+    vi.resetModules();
+  });
+
   it('an init() still instantiating when a later initSync() or init() chose another build does not take over', async () => {
     const L = await freshLoader();
     const late = L.init({ build: 'simd' });
@@ -162,6 +186,8 @@ describe('the loader (paths the other files never take)', () => {
       expect(() => L4.initSync()).toThrow(/^this runtime has no WebAssembly \(Node with --jitless or while it builds a startup snapshot, /);
       await expect(L4.init()).rejects.toMatchObject({ name: 'CoreError' });
       expect(() => L4.core()).toThrow(/no WebAssembly/);
+      // A module given there is no call to refuse as a module: the runtime is what is missing.
+      expect(() => L4.initSync({ module: {} })).toThrow(/^this runtime has no WebAssembly/);
     } finally {
       g.WebAssembly = api;
     }
@@ -171,6 +197,7 @@ describe('the loader (paths the other files never take)', () => {
   it('takes a module the host compiled where the runtime compiles no bytes (Cloudflare workerd), its build read from the module', async () => {
     const file = (b: string) => readFileSync(new URL(`../../build/senv.${b}.wasm`, import.meta.url));
     const modules = Object.fromEntries(['relaxed', 'simd', 'scalar'].map((b) => [b, new WebAssembly.Module(file(b))]));
+    const importing = namedAlike('function', true);
     // workerd's refusal: compiling bytes throws, instantiating a module it was given does not.
     const disallowed = () => new WebAssembly.CompileError('WebAssembly.Module(): Wasm code generation disallowed by embedder');
     const RealModule = WebAssembly.Module;
@@ -194,8 +221,12 @@ describe('the loader (paths the other files never take)', () => {
       // What is no senv core is refused before it is instantiated; a build asked for must be the module's.
       const other = new RealModule(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
       expect(() => L.initSync({ module: other })).toThrow(/^module is not a senv core/);
+      // A module that imports anything is none either, whatever it exports: refused before it is instantiated, not a LinkError.
+      expect(() => L.initSync({ module: importing })).toThrow(expect.objectContaining({ name: 'InvalidInputError', message: expect.stringMatching(/^module is not a senv core/) }));
       await expect(L.init({ module: file('simd') })).rejects.toMatchObject({ name: 'InvalidInputError', message: 'module must be a WebAssembly.Module (got a value of type Uint8Array)' });
-      expect(() => L.initSync({ module: modules.scalar, build: 'simd' })).toThrow(/^the module given is the 'scalar' core build, not the 'simd' build asked for$/);
+      // null is no module, not "no module": a failed import handed on is said, not met by compiling the embedded bytes.
+      for (const none of [null, 0, false, '']) expect(() => L.initSync({ module: none as never }), String(none)).toThrow(/^module must be a WebAssembly\.Module \(got /);
+      expect(() => L.initSync({ module: modules.scalar, build: 'simd' })).toThrow(expect.objectContaining({ name: 'InvalidInputError', message: "the module given is the 'scalar' core build, not the 'simd' build asked for" }));
       expect(L.core().info.build, 'a refused module is no choice of build').toBe('scalar');
     }));
     vi.resetModules();
