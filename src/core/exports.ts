@@ -20,6 +20,27 @@ export const ALLOCATING_EXPORTS = [
   'ec_precompute', 'ec_public_key', 'ec_sign', 'ec_sign_with_k', 'ec_verify',
 ] as const satisfies readonly (keyof CoreExports)[];
 
+const F = 'function';
+
+/**
+ * Every export the facade calls, by kind: a module the host compiled is checked against it before
+ * init({ module }) instantiates it. An older core of the same ABI version may lack an export added
+ * since (docs/wasm-abi.md, Versioning: adding exports keeps the version), and a module that only
+ * names a few alike is no core at all; either would fail later, at a call, with a TypeError. A
+ * record of CoreExports' keys: an export added to the interfaces must be added here too.
+ */
+export const CORE_EXPORT_KINDS: Readonly<Record<keyof CoreExports, 'function' | 'memory'>> = Object.freeze({
+  abi_version: F, features: F, io_ptr: F, io_size: F, mem_alloc: F, mem_free: F, mem_in_use: F, zeroize: F, ctx_free: F, ct_equal: F,
+  hash_digest_length: F, hash_block_length: F, hash_create: F, hash_update: F, hash_final: F, hash_reset: F, hash_oneshot: F, hash_many: F,
+  hmac_create: F, hmac_update: F, hmac_final: F, hmac_reset: F, hmac_oneshot: F,
+  aes_key_create: F, aes_key_copy: F, aes_scratch_clear: F, aes_encrypt_blocks: F, aes_decrypt_blocks: F,
+  gcm_create: F, gcm_aad: F, gcm_update: F, gcm_final: F, gcm_verify: F, ccm_create: F, ccm_aad: F, ccm_update: F, ccm_final: F, ccm_verify: F,
+  cbc_create: F, cbc_update: F, cbc_final: F, mac_create: F, mac_update: F, mac_final: F,
+  drbg_create: F, drbg_set_reseed_interval: F, drbg_instantiate: F, drbg_reseed: F, drbg_generate: F,
+  ec_scalar_length: F, ec_precompute: F, ec_public_key: F, ec_public_key_check: F, ec_sign: F, ec_sign_with_k: F, ec_verify: F,
+  memory: 'memory',
+});
+
 export interface BaseExports {
   // Structural, not WebAssembly.Memory: the published declarations must check in a Node project
   // without the DOM lib, and @types/node does not declare the WebAssembly namespace.

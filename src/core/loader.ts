@@ -3,7 +3,7 @@
 // build the runtime validates is chosen (Relaxed SIMD, then SIMD, then
 // scalar), unless the caller forces one.
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64, SCALAR_WASM_BASE64 } from './wasm-binaries.generated.ts';
-import { ALLOCATING_EXPORTS, type CoreExports } from './exports.ts';
+import { ALLOCATING_EXPORTS, CORE_EXPORT_KINDS, type CoreExports } from './exports.ts';
 import { FEATURE_PROBES } from './feature-probes.ts';
 import { CoreError, InvalidInputError, OutOfMemoryError } from './errors.ts';
 import { optionsArg, shown, type OptionNames } from './args.ts';
@@ -182,21 +182,24 @@ function pick(want: CoreBuild | 'auto'): CoreBuild {
 
 /**
  * A module the host compiled, checked before it is instantiated: a senv core imports nothing and
- * exports its ABI version and features. WebAssembly.Module.exports() reads the module's own slot
- * (a module of another realm passes, an object dressed up as one does not).
+ * exports everything the facade calls (CORE_EXPORT_KINDS). WebAssembly.Module.exports() reads the
+ * module's own slot (a module of another realm passes, an object dressed up as one does not).
  */
 function givenModule(m: unknown): WebAssembly.Module {
-  let names: string[];
+  let kinds: Map<string, string>;
   let imports: number;
   try {
-    names = wasmApi().Module.exports(m as WebAssembly.Module).map((e) => e.name);
+    kinds = new Map(wasmApi().Module.exports(m as WebAssembly.Module).map((e) => [e.name, e.kind]));
     imports = wasmApi().Module.imports(m as WebAssembly.Module).length;
   } catch (e) {
     if (e instanceof CoreError) throw e;
     throw new InvalidInputError(`module must be a WebAssembly.Module (got ${shown(m)})`);
   }
-  if (imports !== 0 || !names.includes('abi_version') || !names.includes('features')) {
-    throw new InvalidInputError('module is not a senv core (onem2m-senv/wasm/relaxed, /simd or /scalar)');
+  const lacking = Object.entries(CORE_EXPORT_KINDS).find(([name, kind]) => kinds.get(name) !== kind);
+  if (imports !== 0 || lacking) {
+    // Only names of the table are shown: the module's own are whatever its maker chose.
+    const why = imports !== 0 ? `it imports ${imports} value${imports === 1 ? '' : 's'}` : `it has no ${lacking![1]} export '${lacking![0]}'`;
+    throw new InvalidInputError(`module is not a senv core of this version (onem2m-senv/wasm/relaxed, /simd or /scalar): ${why}`);
   }
   return m as WebAssembly.Module;
 }

@@ -198,6 +198,10 @@ describe('the loader (paths the other files never take)', () => {
     const file = (b: string) => readFileSync(new URL(`../../build/senv.${b}.wasm`, import.meta.url));
     const modules = Object.fromEntries(['relaxed', 'simd', 'scalar'].map((b) => [b, new WebAssembly.Module(file(b))]));
     const importing = namedAlike('function', true);
+    // A build without an export added since (as an older senv's file of the same ABI version): aes_scratch_clear renamed.
+    const older = file('scalar');
+    older[older.indexOf('aes_scratch_clear') + 16] = 0x58;
+    const [olderModule, globals, functions] = [new WebAssembly.Module(older), namedAlike('global'), namedAlike('function')];
     // workerd's refusal: compiling bytes throws, instantiating a module it was given does not.
     const disallowed = () => new WebAssembly.CompileError('WebAssembly.Module(): Wasm code generation disallowed by embedder');
     const RealModule = WebAssembly.Module;
@@ -223,6 +227,11 @@ describe('the loader (paths the other files never take)', () => {
       expect(() => L.initSync({ module: other })).toThrow(/^module is not a senv core/);
       // A module that imports anything is none either, whatever it exports: refused before it is instantiated, not a LinkError.
       expect(() => L.initSync({ module: importing })).toThrow(expect.objectContaining({ name: 'InvalidInputError', message: expect.stringMatching(/^module is not a senv core/) }));
+      // Exports named alike are not enough: a module lacking any export the facade calls is refused
+      // before it is instantiated, not met by a TypeError at the first call that needs it.
+      expect(() => L.initSync({ module: globals })).toThrow(/^module is not a senv core of this version \(.*\): it has no function export 'abi_version'$/);
+      expect(() => L.initSync({ module: functions })).toThrow(/: it has no function export 'io_ptr'$/);
+      await expect(L.init({ module: olderModule })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/: it has no function export 'aes_scratch_clear'$/) });
       await expect(L.init({ module: file('simd') })).rejects.toMatchObject({ name: 'InvalidInputError', message: 'module must be a WebAssembly.Module (got a value of type Uint8Array)' });
       // null is no module, not "no module": a failed import handed on is said, not met by compiling the embedded bytes.
       for (const none of [null, 0, false, '']) expect(() => L.initSync({ module: none as never }), String(none)).toThrow(/^module must be a WebAssembly\.Module \(got /);
