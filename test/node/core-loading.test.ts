@@ -202,6 +202,16 @@ describe('the loader (paths the other files never take)', () => {
     const older = file('scalar');
     older[older.indexOf('aes_scratch_clear') + 16] = 0x58;
     const [olderModule, globals, functions] = [new WebAssembly.Module(older), namedAlike('global'), namedAlike('function')];
+    // Every export, and an import (a table from env) after the type section, whose length is a LEB128.
+    const scalar = file('scalar');
+    let at = 9;
+    let typeLength = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = scalar[at++]!;
+      typeLength |= (b & 127) << shift;
+      if (b < 128) break;
+    }
+    const withImport = new WebAssembly.Module(Buffer.concat([scalar.subarray(0, at + typeLength), Buffer.from([2, 11, 1, 3, ...Buffer.from('env'), 1, 0x74, 1, 0x70, 0, 0]), scalar.subarray(at + typeLength)]));
     // workerd's refusal: compiling bytes throws, instantiating a module it was given does not.
     const disallowed = () => new WebAssembly.CompileError('WebAssembly.Module(): Wasm code generation disallowed by embedder');
     const RealModule = WebAssembly.Module;
@@ -226,9 +236,10 @@ describe('the loader (paths the other files never take)', () => {
       const other = new RealModule(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
       expect(() => L.initSync({ module: other })).toThrow(/^module is not a senv core/);
       // A module that imports anything is none either, whatever it exports: refused before it is instantiated, not a LinkError.
-      expect(() => L.initSync({ module: importing })).toThrow(expect.objectContaining({ name: 'InvalidInputError', message: expect.stringMatching(/^module is not a senv core/) }));
+      expect(() => L.initSync({ module: importing })).toThrow(expect.objectContaining({ name: 'InvalidInputError', message: expect.stringMatching(/^module is not a senv core .*: it imports 1 value$/) }));
       // Exports named alike are not enough: a module lacking any export the facade calls is refused
       // before it is instantiated, not met by a TypeError at the first call that needs it.
+      expect(() => L.initSync({ module: withImport }), 'every export, and an import: not a LinkError').toThrow(/^module is not a senv core .*: it imports 1 value$/);
       expect(() => L.initSync({ module: globals })).toThrow(/^module is not a senv core of this version \(.*\): it has no function export 'abi_version'$/);
       expect(() => L.initSync({ module: functions })).toThrow(/: it has no function export 'io_ptr'$/);
       await expect(L.init({ module: olderModule })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/: it has no function export 'aes_scratch_clear'$/) });
