@@ -2,11 +2,11 @@
 // (an eSE on SPI, a UICC behind a modem's AT+CSIM), built from the members that section lists and
 // nothing else, with the senv card in process (no pcscd, no native bridge).
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hex } from '../../src/apdu/apdu.ts';
 import { discoverPcscBackends, PcscBackend, type CardConnection, type CardContext } from '../../src/backends/pcsc/index.ts';
-import { McsEngine, randomBytes, sha256 } from '../../src/index.ts';
-import { PcscError, type PcscContext } from '../../src/pcsc/index.ts';
+import { InvalidInputError, McsEngine, randomBytes, sha256, StateError } from '../../src/index.ts';
+import { PcscContext, PcscError } from '../../src/pcsc/index.ts';
 import { EXTENDED_LIMITS, VirtualCardOs } from '../../src/virtual-card/card.ts';
 import { SenvApplet } from '../../src/virtual-card/applet.ts';
 import { KeyStore } from '../../src/virtual-card/keystore.ts';
@@ -49,8 +49,10 @@ function ownContext(opts: { atr?: boolean; transaction?: boolean } = {}) {
   return { os, calls, context: context satisfies CardContext, failNext: (e: Error) => (fail = e) };
 }
 
-async function engineOver(ctx: ReturnType<typeof ownContext>, share?: 'shared') {
-  const engine = await McsEngine.create({ backends: [new PcscBackend({ reader: 'eSE on SPI', context: ctx.context, commandTimeoutMs: 5000, ...(share ? { share } : {}) })] });
+/** An engine over `ctx`'s card: through its context, or with `ownsContext` through one the backend establishes. */
+async function engineOver(ctx: ReturnType<typeof ownContext>, share?: 'shared', ownsContext = false) {
+  const backend = new PcscBackend({ reader: 'eSE on SPI', commandTimeoutMs: 5000, ...(ownsContext ? {} : { context: ctx.context }), ...(share ? { share } : {}) });
+  const engine = await McsEngine.create({ backends: [backend] });
   const seId = engine.seIds[0]!;
   let rqi = 0;
   const send = (r: Record<string, unknown>) => engine.send({ rqi: String(++rqi), fr: 'C1', ...r });
@@ -60,7 +62,7 @@ async function engineOver(ctx: ReturnType<typeof ownContext>, share?: 'shared') 
     expect((await send({ op: 3, to: `${seId}/r/h`, pc: { 'senv:Hsh': { msg: 'YWJj' } } })).rsc).toBe(2004);
     return send({ op: 2, to: `${seId}/r/h/calculateHash` });
   };
-  return { engine, seId, send, digest };
+  return { engine, backend, seId, send, digest };
 }
 
 const ABC = hex(sha256(new TextEncoder().encode('abc')));
@@ -68,6 +70,8 @@ const ABC = hex(sha256(new TextEncoder().encode('abc')));
 describe('PcscBackend over a context of your own (docs/pcsc.md)', () => {
   it('serves Mcs requests, reports the ATR from status(), reboots through reset() and closes with disconnect(), never release()', async () => {
     const ctx = ownContext();
+    // A context that has a release() of its own (a PcscContext shared with the rest of the application) keeps it.
+    Object.assign(ctx.context, { release: async () => void ctx.calls.push('release') });
     const { engine, seId, send, digest } = await engineOver(ctx);
     try {
       expect(ctx.calls).toEqual(['connect eSE on SPI exclusive 5000']);
@@ -81,6 +85,7 @@ describe('PcscBackend over a context of your own (docs/pcsc.md)', () => {
       await engine.close();
     }
     expect(ctx.calls.at(-1)).toMatch(/^disconnect /);
+    expect(ctx.calls).not.toContain('release');
   });
 
   it('a PcscError from transmit() is a lost card: 5000 naming its code, then the next request connects again', async () => {
@@ -138,14 +143,70 @@ describe('PcscBackend over a context of your own (docs/pcsc.md)', () => {
     }
     const bare = ownContext();
     const b = new PcscBackend({ reader: 'eSE on SPI', context: bare.context, share: 'shared' });
-    await expect(b.open()).rejects.toThrow(/the connection to eSE on SPI has no transaction\(\), which share 'shared' needs/);
-    expect(bare.calls).toEqual(['connect eSE on SPI shared 30000', 'disconnect leave']);
+    for (let i = 0; i < 2; i++) await expect(b.open()).rejects.toThrow(expect.objectContaining({ name: StateError.name, message: expect.stringMatching(/the connection to eSE on SPI has no transaction\(\), which share 'shared' needs/) }));
+    // Each attempt connects and disconnects once; the refused connection is not kept for close() to end again.
+    expect(bare.calls).toEqual(['connect eSE on SPI shared 30000', 'disconnect leave', 'connect eSE on SPI shared 30000', 'disconnect leave']);
     await b.close();
+    expect(bare.calls).toHaveLength(4);
+  });
+
+  it('a context that is no object with connect() is refused at construction, naming what it takes', () => {
+    for (const context of [{}, { connect: 'eSE' }, null]) {
+      expect(() => new PcscBackend({ reader: 'eSE', context: context as never })).toThrow(expect.objectContaining({ name: InvalidInputError.name, message: expect.stringMatching(/^context must be a PcscContext or an object with connect\(\), got /) }));
+    }
+  });
+
+  it('without a context, the backend\'s own (PcscContext.establish) serves every connection and is released once, after the disconnect', async () => {
+    const ctx = ownContext();
+    const establish = vi.spyOn(PcscContext, 'establish').mockImplementation(async () => ({ ...ctx.context, release: async () => void ctx.calls.push('release') }) as unknown as PcscContext);
+    try {
+      const { engine, backend, digest } = await engineOver(ctx, undefined, true);
+      // A lost card: the next call connects again through the same context.
+      ctx.failNext(new PcscError('SCardTransmit', 0x80100069));
+      expect((await digest()).rsc).toBe(5000);
+      expect((await digest()).rsc).toBe(2000);
+      expect(ctx.calls.filter((c) => c.startsWith('connect'))).toHaveLength(2);
+      expect(establish).toHaveBeenCalledTimes(1);
+      await engine.close();
+      await backend.close();
+      expect(ctx.calls.slice(-2)).toEqual(['disconnect leave', 'release']);
+      expect(ctx.calls.filter((c) => c === 'release')).toHaveLength(1);
+    } finally {
+      establish.mockRestore();
+    }
+  });
+
+  it('discoverPcscBackends without a context lists through one of its own and releases it; a card it finds gets a context of its own', async () => {
+    const ctx = ownContext();
+    const listing = {
+      listReaders: async () => ['eSE on SPI'],
+      getStatusChange: async () => [{ reader: 'eSE on SPI', present: true }],
+      release: async () => void ctx.calls.push('release listing'),
+    };
+    const contexts = [listing, { ...ctx.context, release: async () => void ctx.calls.push('release card') }];
+    const establish = vi.spyOn(PcscContext, 'establish').mockImplementation(async () => contexts.shift() as unknown as PcscContext);
+    try {
+      const found = await discoverPcscBackends({ commandTimeoutMs: 5000 });
+      expect(found.map((b) => b.reader)).toEqual(['eSE on SPI']);
+      expect(ctx.calls).toEqual(['connect eSE on SPI exclusive 5000', 'release listing']);
+      await found[0]!.close();
+      expect(ctx.calls.slice(-2)).toEqual(['disconnect leave', 'release card']);
+      expect(establish).toHaveBeenCalledTimes(2);
+    } finally {
+      establish.mockRestore();
+    }
   });
 
   it('discoverPcscBackends refuses a context that cannot list readers, naming the way to use it', async () => {
     const ctx = ownContext();
-    await expect(discoverPcscBackends({ context: ctx.context as unknown as PcscContext })).rejects.toThrow(/needs a context that lists readers.*new PcscBackend\(\{ reader, context \}\)/);
+    const refusal = expect.objectContaining({ name: InvalidInputError.name, message: expect.stringMatching(/needs a context that lists readers.*new PcscBackend\(\{ reader, context \}\)/) });
+    await expect(discoverPcscBackends({ context: ctx.context as unknown as PcscContext })).rejects.toThrow(refusal);
+    // Either member missing is enough: discovery calls both.
+    const listReaders = async () => [];
+    const getStatusChange = async () => [];
+    for (const half of [{ listReaders }, { getStatusChange }]) {
+      await expect(discoverPcscBackends({ context: { ...ctx.context, ...half } as unknown as PcscContext })).rejects.toThrow(refusal);
+    }
     expect(ctx.calls).toEqual([]);
   });
 
