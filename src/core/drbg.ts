@@ -90,7 +90,6 @@ export function systemRandom(n: number): Bytes {
   return cut;
 }
 
-const systemEntropy: EntropySource = systemRandom;
 
 /**
  * `n` or more bytes from the source, in an array the DRBG owns and zeroizes
@@ -102,7 +101,7 @@ function take(source: EntropySource, n: number, what: string): Bytes {
   const b = bytesArg(returned, what);
   if (b.length < n) throw new LengthError(`entropy source returned ${b.length} bytes of ${what}, at least ${n} required`);
   // The system source's array is secretBytes' own (over an ArrayBuffer).
-  return source === systemEntropy ? (b as Bytes) : secretCopy(b);
+  return source === systemRandom ? (b as Bytes) : secretCopy(b);
 }
 
 /**
@@ -153,7 +152,7 @@ export class HmacDrbg extends CoreContext {
     if (interval !== undefined && (!Number.isSafeInteger(interval) || interval < 1 || interval > 2 ** 48)) {
       throw new InvalidInputError('reseedInterval must be an integer from 1 to 2^48');
     }
-    const source = options.entropy ?? systemEntropy;
+    const source = options.entropy ?? systemRandom;
     if (typeof source !== 'function') throw new InvalidInputError('entropy must be a function (n) => Uint8Array');
     const pr = flagArg(options.predictionResistance, 'predictionResistance', false);
     const c = core();
